@@ -1,0 +1,15 @@
+// Jest runs the TypeScript sources through SWC (type stripping only; `npm run typecheck` is the
+// type check) as native ESM, which oidc-provider 9 requires (see .npmrc / --experimental-vm-modules).
+export default {
+  testEnvironment: 'node',
+  extensionsToTreatAsEsm: ['.ts'],
+  transform: {
+    '^.+\\.ts$': ['@swc/jest', {
+      jsc: { parser: { syntax: 'typescript' }, target: 'es2023' },
+      module: { type: 'es6' },
+    }],
+  },
+  testMatch: ['<rootDir>/test/**/*.test.ts'],
+  testTimeout: 60000,
+  globalSetup: '<rootDir>/test/support/global-setup.ts',
+};

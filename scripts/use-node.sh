@@ -1,0 +1,16 @@
+# Sourced by .ci/run and scripts/with-node.sh: puts Node 22.19+ on PATH.
+# oidc-provider 9 and undici 8 need a current Node LTS; machines that ship an older one get Node 24
+# from the npm registry's `node` package (a prebuilt binary inside a registry package).
+node_ok() {
+  command -v node >/dev/null 2>&1 || return 1
+  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>22||(a===22&&b>=19)?0:1)'
+}
+if ! node_ok; then
+  MOAT_NODE_HOME="${MOAT_NODE_HOME:-$HOME/.cache/moat/node24}"
+  if [ ! -x "$MOAT_NODE_HOME/node_modules/.bin/node" ]; then
+    echo "moat: installing Node 24 from the npm registry into $MOAT_NODE_HOME" >&2
+    npm install --silent --no-save --no-audit --no-fund --prefix "$MOAT_NODE_HOME" node@24 >&2
+  fi
+  export PATH="$MOAT_NODE_HOME/node_modules/.bin:$PATH"
+fi
+[ -n "${MOAT_QUIET_NODE:-}" ] || echo "moat: node $(node --version), npm $(npm --version)" >&2

@@ -1,0 +1,69 @@
+import Router from '@koa/router';
+import Koa from 'koa';
+import mount from 'koa-mount';
+import type Provider from 'oidc-provider';
+import type { MoatConfig } from './config/schema.ts';
+import type { CustomerDirectory } from './customers/customer-directory.ts';
+import { requestContextMiddleware } from './http/request-context-middleware.ts';
+import { securityHeaders } from './http/security-headers.ts';
+import { createInteractionRouter } from './interactions/routes.ts';
+import type { Views } from './interactions/views.ts';
+import type { Logger } from './observability/logger.ts';
+import type { Middleware } from 'koa';
+
+export interface AppDependencies {
+  config: MoatConfig;
+  provider: Provider;
+  customers: CustomerDirectory;
+  views: Views;
+  logger: Logger;
+  cookieKeys: string[];
+  /** Readiness: resolves when every backend answers and migrations are applied. */
+  ready: () => Promise<void>;
+  /** Middleware that runs before oidc-provider on its routes (registration policy, certificate logging). */
+  beforeProvider?: Middleware[];
+}
+
+/**
+ * The Koa application: Moat's own routes around oidc-provider. It never listens; main.ts (or a
+ * test) puts it behind the TLS server.
+ */
+export function createApp(deps: AppDependencies): Koa {
+  const app = new Koa();
+  // Signs oidc-provider's cookies too: when mounted, the outer app's keys are the ones used.
+  app.keys = deps.cookieKeys;
+  // Behind a gateway Moat speaks plain HTTP and learns the scheme from X-Forwarded-Proto.
+  app.proxy = !deps.config.tls.terminate;
+
+  app.use(requestContextMiddleware(deps.logger));
+  app.use(securityHeaders());
+
+  const own = new Router();
+  own.get('/healthz', (ctx) => { ctx.body = { status: 'ok' }; });
+  own.get('/readyz', async (ctx) => {
+    try {
+      await deps.ready();
+      ctx.body = { status: 'ready' };
+    } catch (err) {
+      deps.logger.warn({ err, event: 'readiness.failed' }, 'not ready');
+      ctx.status = 503;
+      ctx.body = { status: 'unavailable' };
+    }
+  });
+  own.get('/assets/moat.css', (ctx) => {
+    ctx.type = 'text/css';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = deps.views.stylesheet;
+  });
+  app.use(own.routes());
+
+  const interactions = createInteractionRouter({
+    provider: deps.provider, customers: deps.customers, views: deps.views, config: deps.config, logger: deps.logger,
+  });
+  app.use(interactions.routes());
+  app.use(interactions.allowedMethods());
+
+  for (const middleware of deps.beforeProvider ?? []) app.use(middleware);
+  app.use(mount(deps.provider.app));
+  return app;
+}

@@ -1,0 +1,50 @@
+import { fileURLToPath } from 'node:url';
+import { configValidateCommand } from './config-validate.ts';
+import { EXIT_USAGE, type CliIo } from './io.ts';
+import { keysCommand } from './keys.ts';
+import { migrateCommand } from './migrate.ts';
+import { sandboxTppCommand } from './sandbox-tpp.ts';
+import { startCommand } from './start.ts';
+
+const USAGE = `usage: moat <command> [options]
+
+commands:
+  start [--config FILE]                 run the server (what npm start does)
+  migrate [--config FILE]               apply pending database migrations
+  config validate [--config FILE]       validate the configuration and exit (for CI)
+  keys list [--config FILE]             list signing keys and their state
+  keys rotate [--stage] [--config FILE] rotate the signing keys (the old ones stay published until their tokens expire)
+  sandbox tpp --name NAME --out DIR     issue sandbox TPP credentials (certificate, keys, SSA)
+
+configuration: moat.yaml in the working directory, or --config / MOAT_CONFIG; MOAT_* environment
+variables override single keys (MOAT_STORAGE__POSTGRES_URL sets storage.postgresUrl).
+`;
+
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'start': return startCommand(rest, io);
+    case 'migrate': return migrateCommand(rest, io);
+    case 'config':
+      if (rest[0] === 'validate') return configValidateCommand(rest.slice(1), io);
+      break;
+    case 'keys': return keysCommand(rest, io);
+    case 'sandbox':
+      if (rest[0] === 'tpp') return sandboxTppCommand(rest.slice(1), io);
+      break;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      io.stdout.write(USAGE);
+      return command === undefined ? EXIT_USAGE : 0;
+    default:
+      break;
+  }
+  io.stderr.write(`moat: unknown command "${argv.join(' ')}"\n\n${USAGE}`);
+  return EXIT_USAGE;
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  process.exitCode = await runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() });
+}

@@ -1,0 +1,155 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type MoatConfig } from './schema.ts';
+
+/** A configuration that cannot be used; `problems` name each bad key and what was expected. */
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(source: string, problems: readonly string[]) {
+    super(`invalid configuration (${source}):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export interface LoadedConfig {
+  config: MoatConfig;
+  /** Where it came from, for the start-up banner and error messages. */
+  source: string;
+}
+
+const ENV_PREFIX = 'MOAT_';
+
+/**
+ * Loads the YAML file (if any), applies MOAT_* environment overrides and validates the result.
+ * `MOAT_STORAGE__POSTGRES_URL=…` sets `storage.postgresUrl`: `__` separates levels, the rest is
+ * SCREAMING_SNAKE of the camelCase key. Values that parse as JSON (numbers, booleans, arrays) are
+ * taken as such, anything else as a string.
+ */
+export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): LoadedConfig {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const explicit = options.file ?? env.MOAT_CONFIG;
+  const file = explicit !== undefined ? resolve(cwd, explicit) : resolve(cwd, 'moat.yaml');
+  let raw: unknown = {};
+  let source = 'defaults';
+  if (existsSync(file)) {
+    source = file;
+    try {
+      raw = parseYaml(readFileSync(file, 'utf8')) ?? {};
+    } catch (err) {
+      throw new ConfigError(file, [`the file is not valid YAML: ${(err as Error).message}`]);
+    }
+    if (typeof raw !== 'object' || Array.isArray(raw)) {
+      throw new ConfigError(file, ['the file must hold a mapping of configuration keys']);
+    }
+  } else if (explicit !== undefined) {
+    throw new ConfigError(file, ['the configuration file does not exist']);
+  }
+  const overridden = applyEnvOverrides(raw as Record<string, unknown>, env);
+  if (overridden.length > 0) source += ` + env ${overridden.join(', ')}`;
+  return { config: validateConfig(raw, source, dirname(file)), source };
+}
+
+/** Validates a raw configuration object; relative paths are resolved against `baseDir`. */
+export function validateConfig(raw: unknown, source: string, baseDir: string): MoatConfig {
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(source, parsed.error.issues.map(describeIssue));
+  const config = resolvePaths(parsed.data, baseDir);
+  const problems = crossFieldProblems(config);
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return config;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const key = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+  if (issue.code === 'unrecognized_keys') {
+    const where = issue.path.length > 0 ? `${key}.` : '';
+    return `${issue.keys.map((k) => where + k).join(', ')}: unknown key`;
+  }
+  return `${key}: ${issue.message}`;
+}
+
+/** Rules that span several keys: production refuses every sandbox shortcut. */
+function crossFieldProblems(config: MoatConfig): string[] {
+  const problems: string[] = [];
+  if (config.mode === 'production') {
+    if (config.storage.postgresUrl === undefined) {
+      problems.push('storage.postgresUrl: required in production (the embedded database is for the sandbox only)');
+    }
+    if (config.storage.redisUrl === undefined) {
+      problems.push('storage.redisUrl: required in production (the in-process store is for the sandbox only)');
+    }
+    if (config.tls.terminate && (config.tls.certFile === undefined || config.tls.keyFile === undefined)) {
+      problems.push('tls.certFile, tls.keyFile: required in production when Moat terminates TLS');
+    }
+    if (config.trustAnchors.length === 0) {
+      problems.push('trustAnchors: at least one CA is required in production for tls_client_auth');
+    }
+  }
+  if ((config.tls.certFile === undefined) !== (config.tls.keyFile === undefined)) {
+    problems.push('tls.certFile, tls.keyFile: set both or neither');
+  }
+  if (!config.tls.terminate && config.trustedProxies.addresses.length === 0) {
+    problems.push('trustedProxies.addresses: required when tls.terminate is false (a gateway must forward client certificates)');
+  }
+  const scopeNames = new Set(Object.keys(config.scopes));
+  config.resourceServers.forEach((rs, i) => {
+    for (const scope of rs.scopes) {
+      if (!scopeNames.has(scope)) problems.push(`resourceServers.${i}.scopes: unknown scope "${scope}" (not in scopes)`);
+    }
+  });
+  const names = config.directories.map((d) => d.issuer);
+  if (new Set(names).size !== names.length) problems.push('directories: two directories share an issuer');
+  for (const reserved of ['openid', 'offline_access']) {
+    if (scopeNames.has(reserved)) problems.push(`scopes.${reserved}: built in, do not configure it`);
+  }
+  return problems;
+}
+
+function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
+  const at = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const maybe = (p: string | undefined) => (p === undefined ? undefined : at(p));
+  return {
+    ...config,
+    dataDir: at(config.dataDir),
+    tls: { ...config.tls, certFile: maybe(config.tls.certFile), keyFile: maybe(config.tls.keyFile) },
+    trustAnchors: config.trustAnchors.map(at),
+    keys: { ...config.keys, dir: at(config.keys.dir) },
+    directories: config.directories.map((d) => ({ ...d, jwksFile: maybe(d.jwksFile) })),
+    resourceServers: config.resourceServers.map((rs) => (rs.client === undefined
+      ? rs
+      : { ...rs, client: { ...rs.client, jwksFile: maybe(rs.client.jwksFile) } })),
+  };
+}
+
+function applyEnvOverrides(target: Record<string, unknown>, env: NodeJS.ProcessEnv): string[] {
+  const applied: string[] = [];
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || name === 'MOAT_CONFIG' || value === undefined) continue;
+    const path = name.slice(ENV_PREFIX.length).split('__').map(snakeToCamel);
+    let node = target;
+    for (const segment of path.slice(0, -1)) {
+      const next = node[segment];
+      if (typeof next !== 'object' || next === null || Array.isArray(next)) node[segment] = {};
+      node = node[segment] as Record<string, unknown>;
+    }
+    node[path.at(-1)!] = parseEnvValue(value);
+    applied.push(name);
+  }
+  return applied;
+}
+
+function snakeToCamel(s: string): string {
+  return s.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+function parseEnvValue(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+}

@@ -1,0 +1,145 @@
+import { z } from 'zod';
+
+/*
+ * Moat's configuration, one schema for the YAML file and the MOAT_* environment overrides.
+ * Every key carries its default and the reason for it; `docs/configuration.md` is generated from
+ * nothing: the README's configuration reference points here.
+ */
+
+const seconds = (max: number) => z.number().int().positive().max(max);
+
+/** Algorithms FAPI 2.0 SP §5.4.1 allows for signing; nothing else is ever enabled. */
+export const SIGNING_ALGORITHMS = ['PS256', 'ES256', 'EdDSA'] as const;
+export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
+
+/** The profiles a client can be held to; `fapi2-security` is the default for every client. */
+export const FAPI_PROFILES = ['fapi2-security', 'fapi2-message-signing', 'fapi1-advanced'] as const;
+export type FapiProfile = (typeof FAPI_PROFILES)[number];
+
+/** Forms of the forwarded client certificate an mTLS-terminating gateway can send. */
+export const FORWARDED_CERT_FORMATS = ['rfc9440', 'nginx', 'envoy-xfcc'] as const;
+export type ForwardedCertFormat = (typeof FORWARDED_CERT_FORMATS)[number];
+
+const httpsUrl = z.url({ protocol: /^https$/, error: 'expected an https:// URL' });
+
+const directorySchema = z.strictObject({
+  /** Name used in logs and errors. */
+  name: z.string().min(1),
+  /** The `iss` the directory puts in its software statements. */
+  issuer: z.string().min(1),
+  /** Where its signing keys are: a JWKS file, or a jwks_uri fetched over TLS. Exactly one. */
+  jwksFile: z.string().min(1).optional(),
+  jwksUri: httpsUrl.optional(),
+  /** Which certificate subject attribute carries the SSA's org_id (UK OB: OU; eIDAS: 2.5.4.97). */
+  orgIdAttribute: z.string().min(1).default('OU'),
+  /** Maximum SSA age in seconds where the ecosystem sets one; unset means only `exp` counts. */
+  maxSsaAgeSeconds: z.number().int().positive().optional(),
+}).refine((d) => (d.jwksFile === undefined) !== (d.jwksUri === undefined), {
+  message: 'set exactly one of jwksFile or jwksUri',
+});
+
+const resourceServerSchema = z.strictObject({
+  /** The resource indicator (RFC 8707) clients ask for, and the `aud` of its tokens. */
+  identifier: z.url(),
+  /** Scopes this resource server accepts. */
+  scopes: z.array(z.string().min(1)).min(1),
+  /** Opaque tokens are introspected; JWT access tokens follow RFC 9068. */
+  accessTokenFormat: z.enum(['opaque', 'jwt']).default('opaque'),
+  /** Access token lifetime for this resource server in seconds. */
+  accessTokenTtl: seconds(86400).optional(),
+  /** How the resource server authenticates to introspection and revocation. */
+  client: z.strictObject({
+    clientId: z.string().min(1),
+    /** `tls_client_auth` with the subject DN of its certificate, or `private_key_jwt` with a JWKS file. */
+    tlsClientAuthSubjectDn: z.string().min(1).optional(),
+    jwksFile: z.string().min(1).optional(),
+  }).refine((c) => (c.tlsClientAuthSubjectDn === undefined) !== (c.jwksFile === undefined), {
+    message: 'set exactly one of tlsClientAuthSubjectDn or jwksFile',
+  }).optional(),
+});
+
+export const configSchema = z.strictObject({
+  /** `sandbox` creates test PKI and demo customers; `production` refuses every shortcut. */
+  mode: z.enum(['sandbox', 'production']).default('sandbox'),
+  /** The issuer identifier: https, no query or fragment (RFC 8414 §2). */
+  issuer: httpsUrl.default('https://localhost:8443').refine(
+    (u) => !u.includes('?') && !u.includes('#'), { message: 'the issuer has no query or fragment' },
+  ),
+  listen: z.strictObject({
+    host: z.string().min(1).default('0.0.0.0'),
+    port: z.number().int().min(0).max(65535).default(8443),
+  }).prefault({}),
+  /** Where Moat keeps sandbox material and the embedded database. */
+  dataDir: z.string().min(1).default('./data'),
+  tls: z.strictObject({
+    /** Terminate TLS in Moat (default) or take plain HTTP from a gateway on trusted addresses. */
+    terminate: z.boolean().default(true),
+    /** Server certificate and key (PEM). In sandbox mode, generated under dataDir when unset. */
+    certFile: z.string().min(1).optional(),
+    keyFile: z.string().min(1).optional(),
+    /** Origin of the mTLS endpoint aliases (RFC 8705 §5) when they live on another host. */
+    mtlsEndpointAliasOrigin: httpsUrl.optional(),
+  }).prefault({}),
+  /** CA certificates (PEM files) that TPP transport certificates must chain to. */
+  trustAnchors: z.array(z.string().min(1)).default([]),
+  trustedProxies: z.strictObject({
+    /** Addresses or CIDR ranges of gateways allowed to forward a client certificate. */
+    addresses: z.array(z.string().min(1)).default([]),
+    /** Which header form they send. */
+    format: z.enum(FORWARDED_CERT_FORMATS).default('rfc9440'),
+  }).prefault({}),
+  storage: z.strictObject({
+    /** Postgres URL; unset means the embedded PGlite database under dataDir (sandbox only). */
+    postgresUrl: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL').optional(),
+    /** Redis URL; unset means an in-process store (sandbox only, single instance). */
+    redisUrl: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL').optional(),
+    /** Prefix for every Redis key, so several deployments can share one Redis. */
+    redisKeyPrefix: z.string().default('moat:'),
+    /** Apply pending migrations at start (off: run `moat migrate` in the release pipeline). */
+    migrateOnStart: z.boolean().default(true),
+    /** How often expired rows are purged from Postgres, in seconds. */
+    purgeIntervalSeconds: seconds(86400).default(300),
+  }).prefault({}),
+  keys: z.strictObject({
+    /** Directory holding the signing JWKS and cookie keys. */
+    dir: z.string().min(1).default('./keys'),
+    /** Signing algorithms to keep keys for; the first signs ID tokens by default. */
+    algorithms: z.array(z.enum(SIGNING_ALGORITHMS)).min(1).default(['PS256', 'ES256', 'EdDSA']),
+  }).prefault({}),
+  fapi: z.strictObject({
+    /** The profile for clients that do not choose one at registration. */
+    defaultProfile: z.enum(FAPI_PROFILES).default('fapi2-security'),
+  }).prefault({}),
+  /** Scopes beyond `openid` and `offline_access`, each with the software roles allowed to ask for it. */
+  scopes: z.record(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope token (RFC 6749 §3.3)'), z.strictObject({
+    description: z.string().min(1),
+    roles: z.array(z.string().min(1)).min(1),
+  })).default({
+    accounts: { description: 'Read account information', roles: ['AISP'] },
+    payments: { description: 'Initiate payments', roles: ['PISP'] },
+    fundsconfirmations: { description: 'Confirm availability of funds', roles: ['CBPII'] },
+  }),
+  /** Directories whose software statements are trusted for registration. */
+  directories: z.array(directorySchema).default([]),
+  resourceServers: z.array(resourceServerSchema).default([]),
+  tokens: z.strictObject({
+    /** FAPI 2.0 SP §5.3.2.1: authorization codes live at most 60 s. */
+    authorizationCodeTtl: seconds(60).default(60),
+    accessTokenTtl: seconds(86400).default(300),
+    clientCredentialsTtl: seconds(86400).default(300),
+    idTokenTtl: seconds(86400).default(300),
+    refreshTokenTtl: seconds(400 * 86400).default(90 * 86400),
+    grantTtl: seconds(400 * 86400).default(90 * 86400),
+    sessionTtl: seconds(86400).default(3600),
+    interactionTtl: seconds(3600).default(600),
+    /** FAPI 2.0 SP §5.3.2.1 discourages rotation; when on, the old token is refused after use. */
+    refreshTokenRotation: z.boolean().default(false),
+  }).prefault({}),
+  logging: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  }).prefault({}),
+});
+
+export type MoatConfig = z.infer<typeof configSchema>;
+export type DirectoryConfig = MoatConfig['directories'][number];
+export type ResourceServerConfig = MoatConfig['resourceServers'][number];

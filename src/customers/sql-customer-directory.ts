@@ -1,0 +1,39 @@
+import type { SqlClient } from '../storage/sql/sql-client.ts';
+import type { Customer, CustomerDirectory } from './customer-directory.ts';
+import { hashPassword, verifyPassword } from './password-hash.ts';
+
+interface CustomerRow { id: string; name: string; password_hash: string }
+
+export function createSqlCustomerDirectory(sql: SqlClient): CustomerDirectory {
+  // Verified when the username is unknown, so the response time does not tell which part was wrong.
+  const dummyHash = hashPassword(crypto.randomUUID());
+  return {
+    async authenticate(username, password) {
+      const { rows } = await sql.query<CustomerRow>('SELECT id, name, password_hash FROM customer WHERE username = $1', [username]);
+      const row = rows[0];
+      const ok = await verifyPassword(password, row?.password_hash ?? await dummyHash);
+      return ok && row !== undefined ? { id: row.id, name: row.name } : undefined;
+    },
+    async findById(id) {
+      const { rows } = await sql.query<Customer>('SELECT id, name FROM customer WHERE id = $1', [id]);
+      return rows[0];
+    },
+  };
+}
+
+/** Sandbox demo customers: listed in the README and printed at start in sandbox mode. */
+export const SANDBOX_CUSTOMERS = [
+  { id: 'cust-alice', username: 'alice', password: 'alice-sandbox', name: 'Alice Example' },
+  { id: 'cust-bob', username: 'bob', password: 'bob-sandbox', name: 'Bob Example' },
+] as const;
+
+export async function seedSandboxCustomers(sql: SqlClient): Promise<void> {
+  for (const c of SANDBOX_CUSTOMERS) {
+    const { rows } = await sql.query<{ id: string }>('SELECT id FROM customer WHERE id = $1', [c.id]);
+    if (rows.length > 0) continue;
+    await sql.query(
+      'INSERT INTO customer (id, username, password_hash, name) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
+      [c.id, c.username, await hashPassword(c.password), c.name],
+    );
+  }
+}

@@ -1,0 +1,68 @@
+import { randomUUID } from 'node:crypto';
+import type { Middleware } from 'koa';
+import type { Logger } from '../observability/logger.ts';
+import { requestContext } from '../observability/request-context.ts';
+import { OAuthError } from './oauth-error.ts';
+import { StorageUnavailableError } from '../storage/model-store.ts';
+
+/** FAPI 1.0 Baseline §6.2.1 / FAPI 2.0: the interaction id is an RFC 4122 UUID. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const INTERACTION_ID_HEADER = 'x-fapi-interaction-id';
+
+/**
+ * The outermost middleware: request id and `x-fapi-interaction-id` (echoed when the client sent a
+ * UUID, generated otherwise), both on every log line through AsyncLocalStorage; one access-log
+ * line per request; and the last line of defence that turns anything unexpected into a generic
+ * error with the request id — never a stack trace.
+ */
+export function requestContextMiddleware(logger: Logger): Middleware {
+  return async (ctx, next) => {
+    const sent = ctx.get(INTERACTION_ID_HEADER);
+    const interactionId = UUID.test(sent) ? sent : randomUUID();
+    const store = { requestId: randomUUID(), interactionId };
+    ctx.state.requestContext = store;
+    ctx.set(INTERACTION_ID_HEADER, interactionId);
+    const started = process.hrtime.bigint();
+    await requestContext.run(store, async () => {
+      if (sent !== '' && sent !== interactionId) {
+        logger.warn({ event: 'interaction_id.replaced' }, 'x-fapi-interaction-id is not a UUID; a new one was generated');
+      }
+      try {
+        await next();
+      } catch (err) {
+        renderUnexpected(ctx, err, logger);
+      } finally {
+        logger.info({
+          event: 'request',
+          method: ctx.method,
+          path: ctx.path,
+          status: ctx.status,
+          durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+          ...(ctx.state.outcome === undefined ? {} : { outcome: ctx.state.outcome }),
+        }, 'request');
+      }
+    });
+  };
+}
+
+function renderUnexpected(ctx: Parameters<Middleware>[0], err: unknown, logger: Logger): void {
+  const { requestId } = ctx.state.requestContext as { requestId: string };
+  if (err instanceof OAuthError) {
+    ctx.status = err.status;
+    ctx.body = { error: err.code, error_description: err.description };
+    ctx.state.outcome = err.code;
+    return;
+  }
+  if (err instanceof StorageUnavailableError) {
+    logger.error({ err, event: 'storage.unavailable' }, 'storage unavailable');
+    ctx.status = 503;
+    ctx.set('Retry-After', '5');
+    ctx.body = { error: 'temporarily_unavailable', error_description: `a storage backend is unavailable; retry later (request ${requestId})` };
+    ctx.state.outcome = 'storage_unavailable';
+    return;
+  }
+  logger.error({ err, event: 'server_error' }, 'unexpected error');
+  ctx.status = 500;
+  ctx.body = { error: 'server_error', error_description: `an unexpected error occurred (request ${requestId})` };
+  ctx.state.outcome = 'server_error';
+}

@@ -1,0 +1,241 @@
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import Provider, { errors, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { MoatConfig, ResourceServerConfig } from '../config/schema.ts';
+import type { CustomerDirectory } from '../customers/customer-directory.ts';
+import type { PresentedCertificate } from '../tls/client-certificate.ts';
+import { distinguishedNamesEqual, parseDistinguishedName } from '../tls/distinguished-name.ts';
+import { FAPI_PROFILE_METADATA, isFapiProfile, providerProfileFor, requiresJarm, requiresSignedRequestObject } from './fapi-profile.ts';
+import { createResourceServerRegistry } from './resource-servers.ts';
+import { SIGNING_ALGORITHMS, type FapiProfile } from '../config/schema.ts';
+
+export interface ProviderDependencies {
+  config: MoatConfig;
+  adapter: NonNullable<Configuration['adapter']>;
+  jwks: { keys: object[] };
+  cookieKeys: string[];
+  dpopNonceSecret: Buffer;
+  customers: CustomerDirectory;
+  /** Which certificate the request presented (TLS or trusted forwarded header) and whether it chains. */
+  clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;
+  /** Renders an error page for errors that cannot be sent to the client's redirect_uri. */
+  renderError: NonNullable<Configuration['renderError']>;
+}
+
+/** Client authentication: FAPI 2.0 SP §5.3.2.1 — mTLS or private_key_jwt, never secrets or `none`. */
+export const CLIENT_AUTH_METHODS = ['tls_client_auth', 'self_signed_tls_client_auth', 'private_key_jwt'] as const;
+
+/** Extra client metadata Moat understands (RFC 7591 §2 allows extensions). */
+export const EXTRA_CLIENT_METADATA = [
+  FAPI_PROFILE_METADATA,
+  'software_id', 'software_version', 'software_statement', 'software_roles', 'org_id', 'org_name',
+] as const;
+
+/**
+ * oidc-provider configured for the FAPI profiles. This is the protocol policy in one place: which
+ * features are on, which algorithms, lifetimes, client authentication, sender constraining.
+ */
+export function createProvider(deps: ProviderDependencies): Provider {
+  const { config } = deps;
+  const resourceServers = createResourceServerRegistry(config);
+  const algs = [...SIGNING_ALGORITHMS];
+  const profileOf = (client: { [key: string]: unknown } | undefined): FapiProfile => {
+    const chosen = client?.[FAPI_PROFILE_METADATA];
+    return isFapiProfile(chosen) ? chosen : config.fapi.defaultProfile;
+  };
+
+  const configuration: Configuration = {
+    adapter: deps.adapter,
+    jwks: deps.jwks as Configuration['jwks'],
+    cookies: {
+      keys: deps.cookieKeys,
+      long: { signed: true, secure: true, sameSite: 'lax', httpOnly: true },
+      short: { signed: true, secure: true, sameSite: 'lax', httpOnly: true },
+    },
+    clients: config.resourceServers.flatMap((rs) => (rs.client === undefined ? [] : [resourceServerClient(rs)])),
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'private_key_jwt',
+      id_token_signed_response_alg: algs[0],
+      // RFC 8705 §3: certificate-bound access tokens unless the client registers DPoP instead.
+      tls_client_certificate_bound_access_tokens: true,
+    },
+    clientAuthMethods: [...CLIENT_AUTH_METHODS],
+    // FAPI 2.0 SP §5.4.1: PS256, ES256 and EdDSA only, everywhere a JWS is made or checked.
+    enabledJWA: {
+      clientAuthSigningAlgValues: algs,
+      idTokenSigningAlgValues: algs,
+      requestObjectSigningAlgValues: algs,
+      authorizationSigningAlgValues: algs,
+      introspectionSigningAlgValues: algs,
+      userinfoSigningAlgValues: algs,
+      dPoPSigningAlgValues: algs,
+    },
+    responseTypes: ['code'],
+    // FAPI 2.0 SP §5.3.2.2: PKCE with S256 for every request.
+    pkce: { required: () => true },
+    // FAPI 2.0 SP §5.3.2.1: accept iat/nbf up to 10 s in the future.
+    clockTolerance: 10,
+    // FAPI 2.0 SP §5.3.2.2: the redirect_uri is always sent in the PAR request.
+    allowOmittingSingleRegisteredRedirectUri: false,
+    scopes: ['openid', 'offline_access', ...Object.keys(config.scopes)],
+    claims: { openid: ['sub'], profile: ['name'] },
+    extraClientMetadata: {
+      properties: [...EXTRA_CLIENT_METADATA],
+      validator(_ctx, key, value, metadata) {
+        if (key === FAPI_PROFILE_METADATA) {
+          if (value === undefined) return;
+          if (!isFapiProfile(value)) {
+            throw new errors.InvalidClientMetadata(`${FAPI_PROFILE_METADATA} must be one of fapi2-security, fapi2-message-signing, fapi1-advanced`);
+          }
+        }
+        if (key === 'software_roles' && value !== undefined && !(Array.isArray(value) && value.every((r) => typeof r === 'string'))) {
+          throw new errors.InvalidClientMetadata('software_roles must be an array of strings');
+        }
+        if (key === FAPI_PROFILE_METADATA) applyProfileObligations(profileOf(metadata), metadata);
+      },
+    },
+    findAccount: async (_ctx, sub) => {
+      const customer = await deps.customers.findById(sub);
+      if (customer === undefined) return undefined;
+      return { accountId: customer.id, claims: () => ({ sub: customer.id, name: customer.name }) };
+    },
+    // Every authorization is a fresh consent in open banking: never reuse a grant silently.
+    loadExistingGrant: () => undefined,
+    issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    rotateRefreshToken: config.tokens.refreshTokenRotation,
+    ttl: {
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.tokens.accessTokenTtl,
+      AuthorizationCode: config.tokens.authorizationCodeTtl,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.tokens.clientCredentialsTtl,
+      IdToken: config.tokens.idTokenTtl,
+      Interaction: config.tokens.interactionTtl,
+      Session: config.tokens.sessionTtl,
+      Grant: config.tokens.grantTtl,
+      RefreshToken: config.tokens.refreshTokenTtl,
+    },
+    routes: {
+      authorization: '/authorize',
+      pushed_authorization_request: '/par',
+      token: '/token',
+      introspection: '/introspect',
+      revocation: '/revoke',
+      registration: '/register',
+      userinfo: '/userinfo',
+      jwks: '/jwks',
+      end_session: '/logout',
+    },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    renderError: deps.renderError,
+    discovery: discoveryExtras(config),
+    features: {
+      devInteractions: { enabled: false },
+      fapi: { enabled: true, profile: (_ctx, client) => providerProfileFor(profileOf(client as unknown as Record<string, unknown>)) },
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: true },
+      mTLS: {
+        enabled: true,
+        certificateBoundAccessTokens: true,
+        tlsClientAuth: true,
+        selfSignedTlsClientAuth: true,
+        getCertificate: (ctx) => deps.clientCertificate(ctx.req)?.certificate,
+        // RFC 8705 §2.1: the certificate must chain to a trust anchor Moat accepts.
+        certificateAuthorized: (ctx) => deps.clientCertificate(ctx.req)?.verification.trusted === true,
+        certificateSubjectMatches: (ctx, property, expected) => subjectMatches(deps.clientCertificate(ctx.req), property, expected),
+      },
+      dPoP: { enabled: true, nonceSecret: deps.dpopNonceSecret },
+      introspection: {
+        enabled: true,
+        // A resource server introspects tokens meant for it; a TPP only its own tokens.
+        allowedPolicy: (_ctx, client, token) => {
+          const rs = resourceServers.byClientId(client.clientId);
+          if (rs !== undefined) return tokenAudiences(token as Parameters<typeof tokenAudiences>[0]).includes(rs.identifier);
+          return token.clientId === client.clientId;
+        },
+      },
+      jwtIntrospection: { enabled: true },
+      revocation: { enabled: true },
+      jwtResponseModes: { enabled: true },
+      requestObjects: { enabled: true },
+      claimsParameter: { enabled: true },
+      clientCredentials: { enabled: true },
+      userinfo: { enabled: true },
+      registration: { enabled: true, initialAccessToken: false },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: (_ctx, _client, oneOf) => oneOf ?? resourceServers.defaultIndicator() ?? undefined!,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx, indicator) => resourceServers.info(indicator),
+      },
+      rpInitiatedLogout: { enabled: false },
+    },
+  };
+
+  return new Provider(config.issuer, configuration);
+}
+
+/** Profile obligations a client cannot opt out of by leaving metadata unset. */
+function applyProfileObligations(profile: FapiProfile, metadata: Record<string, unknown>): void {
+  if (requiresSignedRequestObject(profile)) metadata.require_signed_request_object = true;
+  if (requiresJarm(profile) && metadata.authorization_signed_response_alg === undefined) {
+    metadata.authorization_signed_response_alg = 'PS256';
+  }
+}
+
+/** RFC 4514 comparison, not string equality: `CN=a, O=b` and `cn=A,o=B` name the same subject. */
+function subjectMatches(presented: PresentedCertificate | undefined, property: string, expected: string): boolean {
+  if (presented === undefined) return false;
+  if (property === 'tls_client_auth_subject_dn') {
+    try {
+      return distinguishedNamesEqual(presented.subject, parseDistinguishedName(expected));
+    } catch {
+      return false;
+    }
+  }
+  const sanType = { tls_client_auth_san_dns: 'DNS', tls_client_auth_san_uri: 'URI', tls_client_auth_san_ip: 'IP Address', tls_client_auth_san_email: 'email' }[property];
+  if (sanType === undefined) return false;
+  const sans = (presented.certificate.subjectAltName ?? '').split(', ');
+  return sans.includes(`${sanType}:${expected}`);
+}
+
+function tokenAudiences(token: { aud?: string | string[]; resourceServer?: { audience?: string } }): string[] {
+  const aud = token.resourceServer?.audience ?? token.aud;
+  if (aud === undefined) return [];
+  return Array.isArray(aud) ? aud : [aud];
+}
+
+/** A resource server's client for introspection and revocation: it never runs a grant. */
+function resourceServerClient(rs: ResourceServerConfig): ClientMetadata {
+  const client = rs.client!;
+  const base: ClientMetadata = {
+    client_id: client.clientId,
+    grant_types: [],
+    response_types: [],
+    redirect_uris: [],
+  };
+  if (client.tlsClientAuthSubjectDn !== undefined) {
+    return { ...base, token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_subject_dn: client.tlsClientAuthSubjectDn };
+  }
+  const jwks = JSON.parse(readFileSync(client.jwksFile!, 'utf8')) as ClientMetadata['jwks'];
+  return { ...base, token_endpoint_auth_method: 'private_key_jwt', jwks };
+}
+
+/** RFC 8705 §5: mTLS endpoint aliases when mTLS lives on another host than the browser endpoints. */
+function discoveryExtras(config: MoatConfig): Record<string, unknown> {
+  const extras: Record<string, unknown> = {};
+  const origin = config.tls.mtlsEndpointAliasOrigin;
+  if (origin !== undefined) {
+    const base = origin.replace(/\/$/, '');
+    extras.mtls_endpoint_aliases = {
+      token_endpoint: `${base}/token`,
+      pushed_authorization_request_endpoint: `${base}/par`,
+      introspection_endpoint: `${base}/introspect`,
+      revocation_endpoint: `${base}/revoke`,
+      registration_endpoint: `${base}/register`,
+      userinfo_endpoint: `${base}/userinfo`,
+    };
+  }
+  return extras;
+}
+
+export type { KoaContextWithOIDC };

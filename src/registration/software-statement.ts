@@ -1,0 +1,99 @@
+import { decodeJwt, errors as joseErrors, jwtVerify } from 'jose';
+import { SIGNING_ALGORITHMS } from '../config/schema.ts';
+import { OAuthError } from '../http/oauth-error.ts';
+import type { TrustedDirectory } from './directories.ts';
+
+/** The claims Moat relies on from a software statement assertion (UK OB / Open Finance Brasil style). */
+export interface SoftwareStatement {
+  directory: TrustedDirectory;
+  softwareId: string;
+  orgId: string;
+  orgName?: string;
+  clientName?: string;
+  roles: string[];
+  redirectUris: string[];
+  /** The TPP's public keys, vouched for by the directory (not used to verify the SSA itself). */
+  jwks?: { keys: object[] };
+  jwksUri?: string;
+  claims: Record<string, unknown>;
+}
+
+/**
+ * Verifies an SSA against the keys of the directory named by its `iss` — only keys configured for
+ * that directory, never a `jwk`/`x5c`/`jku` carried in the statement (RFC 7591 §2.3).
+ */
+export async function verifySoftwareStatement(
+  ssa: unknown,
+  directories: ReadonlyMap<string, TrustedDirectory>,
+  now = new Date(),
+): Promise<SoftwareStatement> {
+  if (typeof ssa !== 'string' || ssa === '') {
+    throw new OAuthError('invalid_software_statement', 'software_statement is required and must be a signed JWT');
+  }
+  let unverified: Record<string, unknown>;
+  try {
+    unverified = decodeJwt(ssa);
+  } catch {
+    throw new OAuthError('invalid_software_statement', 'software_statement is not a JWT');
+  }
+  const directory = typeof unverified.iss === 'string' ? directories.get(unverified.iss) : undefined;
+  if (directory === undefined) {
+    throw new OAuthError('unapproved_software_statement', `software_statement issuer "${String(unverified.iss)}" is not a directory this server trusts`);
+  }
+  let claims: Record<string, unknown>;
+  try {
+    ({ payload: claims } = await jwtVerify(ssa, directory.keys, {
+      issuer: directory.issuer,
+      algorithms: [...SIGNING_ALGORITHMS],
+      currentDate: now,
+      clockTolerance: 10,
+      ...(directory.maxSsaAgeSeconds === undefined ? {} : { maxTokenAge: directory.maxSsaAgeSeconds }),
+    }));
+  } catch (err) {
+    throw new OAuthError('invalid_software_statement', describeJoseFailure(err, directory), { cause: err });
+  }
+  const softwareId = requiredString(claims, 'software_id');
+  const orgId = requiredString(claims, 'org_id');
+  const roles = requiredStringArray(claims, 'software_roles');
+  const redirectUris = requiredStringArray(claims, 'software_redirect_uris');
+  if (claims.org_status !== undefined && claims.org_status !== 'Active') {
+    throw new OAuthError('unapproved_software_statement', `the organisation's status in ${directory.name} is "${String(claims.org_status)}", not Active`);
+  }
+  const jwks = claims.software_jwks;
+  const jwksUri = claims.software_jwks_uri ?? claims.software_jwks_endpoint;
+  return {
+    directory, softwareId, orgId, roles, redirectUris, claims,
+    ...(typeof claims.org_name === 'string' ? { orgName: claims.org_name } : {}),
+    ...(typeof claims.software_client_name === 'string' ? { clientName: claims.software_client_name } : {}),
+    ...(isJwks(jwks) ? { jwks } : {}),
+    ...(typeof jwksUri === 'string' ? { jwksUri } : {}),
+  };
+}
+
+function describeJoseFailure(err: unknown, directory: TrustedDirectory): string {
+  if (err instanceof joseErrors.JWTExpired) return 'software_statement has expired';
+  if (err instanceof joseErrors.JWTClaimValidationFailed) return `software_statement claim check failed: ${err.claim} ${err.reason}`;
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return `software_statement is signed with a key ${directory.name} does not publish`;
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return `software_statement signature does not verify with ${directory.name}'s keys`;
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return 'software_statement must be signed with PS256, ES256 or EdDSA';
+  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JOSEError) return `software_statement could not be verified: ${err.message}`;
+  return 'software_statement could not be verified';
+}
+
+function requiredString(claims: Record<string, unknown>, name: string): string {
+  const value = claims[name];
+  if (typeof value !== 'string' || value === '') throw new OAuthError('invalid_software_statement', `software_statement lacks ${name}`);
+  return value;
+}
+
+function requiredStringArray(claims: Record<string, unknown>, name: string): string[] {
+  const value = claims[name];
+  if (!Array.isArray(value) || value.length === 0 || !value.every((v) => typeof v === 'string')) {
+    throw new OAuthError('invalid_software_statement', `software_statement ${name} must be a non-empty array of strings`);
+  }
+  return value as string[];
+}
+
+function isJwks(value: unknown): value is { keys: object[] } {
+  return typeof value === 'object' && value !== null && Array.isArray((value as { keys?: unknown }).keys);
+}

@@ -1,0 +1,57 @@
+import type { AdapterPayload } from 'oidc-provider';
+
+/**
+ * What the oidc-provider adapter needs from a backend: the seven adapter methods, keyed by model
+ * name, plus the two guarantees oidc-provider does not give by itself.
+ *
+ * - `consume` is an atomic compare-and-set: of any number of concurrent calls for one id, exactly
+ *   one returns `'consumed'`. oidc-provider reads `consumed` and then calls consume(), so without
+ *   this two racing token requests could both redeem one authorization code.
+ * - `revokeByGrantId` finds the grant's entries through an index, never a scan.
+ *
+ * Implemented by the Postgres store (pg and the embedded PGlite), the Redis store and the
+ * in-process store; test/storage/model-store.contract.ts runs against each.
+ */
+export interface ModelStore {
+  /** Creates or replaces an entry; `expiresIn` is in seconds, absent means no expiry. */
+  upsert(model: string, id: string, payload: AdapterPayload, expiresIn?: number): Promise<void>;
+  /** The entry, or undefined when absent or expired. */
+  find(model: string, id: string): Promise<AdapterPayload | undefined>;
+  /** Session lookup by its `uid`. */
+  findByUid(model: string, uid: string): Promise<AdapterPayload | undefined>;
+  /** Device-flow lookup by `userCode`. */
+  findByUserCode(model: string, userCode: string): Promise<AdapterPayload | undefined>;
+  /**
+   * Marks the entry consumed (sets `consumed` to the epoch seconds) if nobody did before.
+   * `'consumed'`: this call did it; `'already-consumed'`: someone else did; `'absent'`: no entry.
+   */
+  consume(model: string, id: string): Promise<ConsumeResult>;
+  destroy(model: string, id: string): Promise<void>;
+  /** Deletes every entry of `model` that carries this `grantId`. */
+  revokeByGrantId(model: string, grantId: string): Promise<void>;
+  /** Removes expired entries the backend does not expire by itself; returns how many. */
+  purgeExpired(): Promise<number>;
+  /** Readiness: resolves when the backend answers. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type ConsumeResult = 'consumed' | 'already-consumed' | 'absent';
+
+/** Raised by a store when its backend cannot be reached; mapped to a 503 at the edge. */
+export class StorageUnavailableError extends Error {
+  constructor(backend: string, options?: { cause?: unknown }) {
+    super(`${backend} is unavailable`, options);
+    this.name = 'StorageUnavailableError';
+  }
+}
+
+/** Models that belong to a grant and are found through the grant index. */
+export const GRANTABLE_MODELS = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+  'ClientCredentials',
+]);

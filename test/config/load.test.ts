@@ -1,0 +1,97 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig } from '../../src/config/load.ts';
+
+function dirWith(yaml?: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'moat-config-'));
+  if (yaml !== undefined) writeFileSync(join(dir, 'moat.yaml'), yaml);
+  return dir;
+}
+
+function problemsOf(fn: () => unknown): readonly string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration loading', () => {
+  it('runs the sandbox on the embedded default when there is no file and no environment', () => {
+    const { config, source } = loadConfig({ env: {}, cwd: dirWith() });
+    expect(source).toBe('defaults');
+    expect(config.mode).toBe('sandbox');
+    expect(config.issuer).toBe('https://localhost:8443');
+    expect(config.storage.postgresUrl).toBeUndefined();
+    expect(config.storage.redisUrl).toBeUndefined();
+    expect(config.tokens.authorizationCodeTtl).toBe(60);
+  });
+
+  it('reads moat.yaml and resolves relative paths against its directory', () => {
+    const cwd = dirWith('issuer: https://as.bank.example\ndataDir: ./state\ntrustAnchors: [certs/ca.pem]\n');
+    const { config } = loadConfig({ env: {}, cwd });
+    expect(config.issuer).toBe('https://as.bank.example');
+    expect(config.dataDir).toBe(join(cwd, 'state'));
+    expect(config.trustAnchors).toEqual([join(cwd, 'certs/ca.pem')]);
+  });
+
+  it('lets MOAT_* variables override single keys, parsing JSON values', () => {
+    const { config, source } = loadConfig({
+      env: { MOAT_LISTEN__PORT: '9443', MOAT_STORAGE__REDIS_URL: 'redis://127.0.0.1:6380', MOAT_KEYS__ALGORITHMS: '["ES256"]' },
+      cwd: dirWith('listen: { port: 1 }\n'),
+    });
+    expect(config.listen.port).toBe(9443);
+    expect(config.storage.redisUrl).toBe('redis://127.0.0.1:6380');
+    expect(config.keys.algorithms).toEqual(['ES256']);
+    expect(source).toContain('MOAT_LISTEN__PORT');
+  });
+
+  it('names every bad key and what was expected', () => {
+    const problems = problemsOf(() => loadConfig({
+      env: { MOAT_ISSUER: 'http://as.bank.example', MOAT_LISTEN__PORT: 'eighty' },
+      cwd: dirWith('tokens: { authorizationCodeTtl: 600 }\nstorage: { postgresUrl: mysql://x }\nbogus: 1\n'),
+    }));
+    expect(problems).toEqual(expect.arrayContaining([
+      'issuer: expected an https:// URL',
+      expect.stringMatching(/^listen\.port: .*expected number/),
+      expect.stringMatching(/^tokens\.authorizationCodeTtl: .*60/),
+      'storage.postgresUrl: expected a postgres:// URL',
+      'bogus: unknown key',
+    ]));
+  });
+
+  it('refuses the embedded default and generated TLS material in production', () => {
+    const problems = problemsOf(() => loadConfig({ env: { MOAT_MODE: 'production' }, cwd: dirWith() }));
+    expect(problems).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^storage\.postgresUrl: required in production/),
+      expect.stringMatching(/^storage\.redisUrl: required in production/),
+      expect.stringMatching(/^tls\.certFile, tls\.keyFile: required in production/),
+      expect.stringMatching(/^trustAnchors: /),
+    ]));
+  });
+
+  it('refuses algorithms outside PS256, ES256 and EdDSA (FAPI 2.0 SP §5.4.1)', () => {
+    const problems = problemsOf(() => loadConfig({ env: {}, cwd: dirWith('keys: { algorithms: [RS256] }\n') }));
+    expect(problems).toEqual([expect.stringMatching(/^keys\.algorithms\.0: /)]);
+  });
+
+  it('reports a file that is not YAML, and a --config file that does not exist', () => {
+    expect(problemsOf(() => loadConfig({ env: {}, cwd: dirWith('issuer: [unclosed\n') }))[0]).toMatch(/not valid YAML/);
+    expect(problemsOf(() => loadConfig({ env: {}, file: 'missing.yaml', cwd: dirWith() }))).toEqual(['the configuration file does not exist']);
+  });
+
+  it('requires trusted proxies when a gateway terminates TLS', () => {
+    const problems = problemsOf(() => loadConfig({ env: {}, cwd: dirWith('tls: { terminate: false }\n') }));
+    expect(problems).toEqual([expect.stringMatching(/^trustedProxies\.addresses: required when tls\.terminate is false/)]);
+  });
+
+  it('refuses a resource server scope that is not configured', () => {
+    const problems = problemsOf(() => loadConfig({
+      env: {}, cwd: dirWith('resourceServers: [{ identifier: "https://api.bank.example", scopes: [loans] }]\n'),
+    }));
+    expect(problems).toEqual(['resourceServers.0.scopes: unknown scope "loans" (not in scopes)']);
+  });
+});

@@ -1,0 +1,128 @@
+import { X509Certificate, createHash } from 'node:crypto';
+import * as oauth from 'oauth4webapi';
+import { startMoat, type Harness } from '../support/moat-harness.ts';
+import { authorizationCodeFlow, authorize, onboardTpp, tlsFetch, type RegisteredTpp } from '../support/tpp-client.ts';
+
+/*
+ * The core promise, end to end over real TLS with real client certificates: a sandbox TPP
+ * registers with its SSA, runs PAR → authorize → login → consent → token, and receives an access
+ * token bound to its certificate (RFC 8705 §3) that is useless with any other certificate.
+ */
+
+let h: Harness;
+let tpp: RegisteredTpp;
+let other: RegisteredTpp;
+
+beforeAll(async () => {
+  h = await startMoat();
+  tpp = await onboardTpp(h);
+  other = await onboardTpp(h);
+});
+
+afterAll(async () => {
+  await tpp?.close();
+  await other?.close();
+  await h?.close();
+});
+
+function thumbprint(pem: string): string {
+  return createHash('sha256').update(new X509Certificate(pem).raw).digest('base64url');
+}
+
+async function introspect(as: RegisteredTpp, token: string): Promise<Record<string, unknown>> {
+  const res = await oauth.introspectionRequest(as.as, as.client, oauth.TlsClientAuth(), token, { [oauth.customFetch]: as.fetch });
+  return oauth.processIntrospectionResponse(as.as, as.client, res) as Promise<Record<string, unknown>>;
+}
+
+describe('a certificate-bound access token (RFC 8705)', () => {
+  let tokens: oauth.TokenEndpointResponse;
+
+  beforeAll(async () => {
+    ({ tokens } = await authorizationCodeFlow(h, tpp));
+  });
+
+  it('is issued as a bearer-less token type with an ID token and a refresh token', () => {
+    expect(tokens.token_type.toLowerCase()).toBe('bearer');
+    expect(typeof tokens.access_token).toBe('string');
+    expect(typeof tokens.id_token).toBe('string');
+    expect(typeof tokens.refresh_token).toBe('string');
+    expect(tokens.scope?.split(' ')).toEqual(expect.arrayContaining(['openid', 'accounts']));
+  });
+
+  it('introspects as active with cnf.x5t#S256 of the TPP transport certificate', async () => {
+    const result = await introspect(tpp, tokens.access_token);
+    expect(result.active).toBe(true);
+    expect(result.client_id).toBe(tpp.client.client_id);
+    expect(result.cnf).toEqual({ 'x5t#S256': thumbprint(tpp.creds.certPem) });
+    expect(result.aud).toBe(`${h.issuer}/open-banking`);
+    expect(result.scope).toBe('accounts');
+  });
+
+  it('is refused at userinfo when presented over another TPP certificate', async () => {
+    const res = await other.fetch(`${h.issuer}/userinfo`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toMatch(/error="invalid_token"/);
+  });
+
+  it('is refused at userinfo when presented with no certificate at all', async () => {
+    const bare = tlsFetch(tpp.creds.serverCaPem);
+    try {
+      const res = await bare(`${h.issuer}/userinfo`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toMatch(/error="invalid_token"/);
+    } finally {
+      await bare.close();
+    }
+  });
+
+  it('works at userinfo over the certificate it is bound to', async () => {
+    const res = await tpp.fetch(`${h.issuer}/userinfo`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual(expect.objectContaining({ sub: 'cust-alice' }));
+  });
+
+  it('is not introspectable by another TPP (it learns nothing: active false)', async () => {
+    const result = await introspect(other, tokens.access_token);
+    expect(result.active).toBe(false);
+  });
+
+  it('refuses the refresh token from another client with invalid_grant', async () => {
+    const res = await oauth.refreshTokenGrantRequest(other.as, other.client, oauth.TlsClientAuth(), tokens.refresh_token!, { [oauth.customFetch]: other.fetch });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual(expect.objectContaining({ error: 'invalid_grant' }));
+  });
+
+  it('refreshes over the bound certificate into a new token bound to the same certificate', async () => {
+    const res = await oauth.refreshTokenGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), tokens.refresh_token!, { [oauth.customFetch]: tpp.fetch });
+    const refreshed = await oauth.processRefreshTokenResponse(tpp.as, tpp.client, res);
+    const result = await introspect(tpp, refreshed.access_token);
+    expect(result.cnf).toEqual({ 'x5t#S256': thumbprint(tpp.creds.certPem) });
+  });
+});
+
+describe('authorization codes (FAPI 2.0 SP §5.3.2.1: single use)', () => {
+  it('lets exactly one of 20 racing token requests redeem a code', async () => {
+    const { params, codeVerifier } = await authorize(h, tpp);
+    const results = await Promise.all(Array.from({ length: 20 }, () => oauth.authorizationCodeGrantRequest(
+      tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch },
+    )));
+    const statuses = results.map((r) => r.status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(1);
+    expect(statuses.filter((s) => s === 400)).toHaveLength(19);
+    for (const r of results.filter((x) => x.status === 400)) {
+      expect(await r.json()).toEqual(expect.objectContaining({ error: 'invalid_grant' }));
+    }
+  });
+
+  it('revokes the tokens issued from a code when the code is replayed', async () => {
+    const { params, codeVerifier } = await authorize(h, tpp);
+    const first = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch });
+    const tokens = await oauth.processAuthorizationCodeResponse(tpp.as, tpp.client, first);
+    expect((await introspect(tpp, tokens.access_token)).active).toBe(true);
+
+    const replay = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch });
+    expect(replay.status).toBe(400);
+    expect(await replay.json()).toEqual({ error: 'invalid_grant', error_description: 'grant request is invalid' });
+    expect((await introspect(tpp, tokens.access_token)).active).toBe(false);
+  });
+});

@@ -1,0 +1,88 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { validateConfig } from '../../src/config/load.ts';
+import type { MoatConfig } from '../../src/config/schema.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { createMoatServer, type MoatServer } from '../../src/server.ts';
+import { createThrowawayPostgres, embeddedOnly, redisTestPrefix } from './databases.ts';
+
+/*
+ * Starts a real Moat — real TLS on a loopback port, real storage — the way main.ts does, with a
+ * throwaway data directory, keys and database per harness. Backends: the embedded default, or the
+ * machine's Postgres and Redis (each harness in its own database and key prefix).
+ */
+
+export type Backend = 'embedded' | 'services';
+
+export interface Harness {
+  issuer: string;
+  port: number;
+  dataDir: string;
+  config: MoatConfig;
+  moat: MoatServer;
+  /** Every log line the server wrote, parsed. */
+  logs: Record<string, unknown>[];
+  close(): Promise<void>;
+}
+
+/** Which backend integration tests use: the services unless MOAT_TEST_EMBEDDED_ONLY=1. */
+export function defaultBackend(): Backend {
+  return embeddedOnly() ? 'embedded' : 'services';
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startMoat(options: { backend?: Backend; config?: Record<string, unknown> } = {}): Promise<Harness> {
+  const backend = options.backend ?? defaultBackend();
+  const dataDir = mkdtempSync(join(tmpdir(), 'moat-test-'));
+  const port = await freePort();
+  const cleanups: (() => Promise<void>)[] = [];
+  const storage: Record<string, unknown> = {};
+  if (backend === 'services') {
+    const pg = await createThrowawayPostgres();
+    const redis = redisTestPrefix();
+    cleanups.push(pg.drop, redis.cleanup);
+    Object.assign(storage, { postgresUrl: pg.url, redisUrl: redis.url, redisKeyPrefix: redis.prefix });
+  }
+  const issuer = `https://localhost:${port}`;
+  const raw = {
+    issuer,
+    listen: { host: '127.0.0.1', port },
+    dataDir,
+    keys: { dir: join(dataDir, 'keys') },
+    resourceServers: [{ identifier: `${issuer}/open-banking`, scopes: ['accounts', 'payments', 'fundsconfirmations'] }],
+    logging: { level: 'debug' },
+    ...options.config,
+    storage: { ...storage, ...(options.config?.storage as object | undefined) },
+  };
+  const config = validateConfig(raw, 'test harness', dataDir);
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const moat = await createMoatServer(config, createLogger(config.logging.level, sink));
+  await moat.listen();
+  return {
+    issuer, port, dataDir, config, moat, logs,
+    async close() {
+      await moat.close();
+      for (const cleanup of cleanups) await cleanup();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,224 @@
+import { readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { JWK } from 'jose';
+import * as oauth from 'oauth4webapi';
+import { Agent, fetch as undiciFetch, getSetCookies } from 'undici';
+import { issueSandboxTpp, writeSandboxTpp } from '../../src/sandbox/tpp-credentials.ts';
+import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
+import type { Harness } from './moat-harness.ts';
+
+/*
+ * A TPP as the tests drive it: sandbox credentials from Moat's own issuance code, a fetch that
+ * presents the transport certificate over real TLS, and oauth4webapi for the protocol.
+ */
+
+export interface TppCredentials {
+  dir: string;
+  certPem: string;
+  keyPem: string;
+  serverCaPem: string;
+  ssa: string;
+  signingJwks: { keys: (JWK & { kid: string; alg: string })[] };
+  registration: Record<string, unknown>;
+  summary: Record<string, unknown>;
+}
+
+export async function issueTpp(h: Harness, options: { name?: string; roles?: string[]; redirectUris?: string[] } = {}): Promise<TppCredentials> {
+  const material = await ensureSandboxMaterial(h.config.dataDir);
+  const tpp = await issueSandboxTpp(material, {
+    name: options.name ?? 'Test Fintech',
+    issuer: h.issuer,
+    ...(options.roles === undefined ? {} : { roles: options.roles }),
+    ...(options.redirectUris === undefined ? {} : { redirectUris: options.redirectUris }),
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'moat-tpp-'));
+  await writeSandboxTpp(tpp, dir);
+  const read = (f: string) => readFileSync(join(dir, f), 'utf8');
+  return {
+    dir,
+    certPem: read('transport.pem'),
+    keyPem: read('transport.key'),
+    serverCaPem: read('server-ca.pem'),
+    ssa: read('ssa.jwt').trim(),
+    signingJwks: JSON.parse(read('signing.jwks.json')) as TppCredentials['signingJwks'],
+    registration: JSON.parse(read('registration.json')) as Record<string, unknown>,
+    summary: JSON.parse(read('tpp.json')) as Record<string, unknown>,
+  };
+}
+
+export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
+
+/**
+ * fetch over TLS trusting the sandbox server CA, presenting `cert` when given. Responses are
+ * re-wrapped in the global Response class so oauth4webapi's checks hold inside jest's VM realm.
+ */
+export function tlsFetch(serverCaPem: string, cert?: { certPem: string; keyPem: string }): FetchLike & { close(): Promise<void> } {
+  const agent = new Agent({
+    connect: { ca: serverCaPem, ...(cert === undefined ? {} : { cert: cert.certPem, key: cert.keyPem }) },
+  });
+  const f = async (url: string | URL, init?: RequestInit) => {
+    const res = await undiciFetch(url, { ...(init as object), dispatcher: agent, redirect: 'manual' } as Parameters<typeof undiciFetch>[1]);
+    const body = await res.arrayBuffer();
+    return new Response([101, 204, 205, 304].includes(res.status) ? null : body, { status: res.status, statusText: res.statusText, headers: new Headers([...res.headers]) });
+  };
+  return Object.assign(f, { close: () => agent.close() });
+}
+
+export async function registerTpp(h: Harness, tpp: TppCredentials, overrides: Record<string, unknown> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+  const f = tlsFetch(tpp.serverCaPem, tpp);
+  try {
+    const res = await f(`${h.issuer}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...tpp.registration, ...overrides }),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  } finally {
+    await f.close();
+  }
+}
+
+/** A browser with a cookie jar: follows redirects on Moat's origin, stops at the TPP's redirect_uri. */
+export class Browser {
+  private readonly cookies = new Map<string, { value: string; path: string }>();
+  private readonly fetch: ReturnType<typeof tlsFetch>;
+  private readonly origin: string;
+  constructor(h: Harness, serverCaPem: string) {
+    this.fetch = tlsFetch(serverCaPem);
+    this.origin = h.issuer;
+  }
+
+  async request(url: string, init: { method?: string; form?: Record<string, string> } = {}): Promise<Response> {
+    const target = new URL(url, this.origin);
+    const cookie = [...this.cookies.entries()]
+      .filter(([, c]) => target.pathname.startsWith(c.path))
+      .map(([name, c]) => `${name}=${c.value}`).join('; ');
+    const res = await this.fetch(target, {
+      method: init.method ?? 'GET',
+      headers: {
+        ...(cookie === '' ? {} : { cookie }),
+        ...(init.form === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' }),
+      },
+      ...(init.form === undefined ? {} : { body: new URLSearchParams(init.form).toString() }),
+    });
+    for (const c of getSetCookies(res.headers as unknown as Parameters<typeof getSetCookies>[0])) {
+      if (c.value === '' || (c.expires !== undefined && new Date(c.expires).getTime() < Date.now()) || c.maxAge === 0) this.cookies.delete(c.name);
+      else this.cookies.set(c.name, { value: c.value, path: c.path ?? '/' });
+    }
+    return res;
+  }
+
+  /** Follows redirects while they stay on Moat; returns the last response and the URL it came from. */
+  async follow(url: string, init: { method?: string; form?: Record<string, string> } = {}): Promise<{ res: Response; url: string; location?: string }> {
+    let res = await this.request(url, init);
+    let current = url;
+    for (let hops = 0; hops < 10 && res.status >= 300 && res.status < 400; hops += 1) {
+      const location = new URL(res.headers.get('location')!, new URL(current, this.origin)).toString();
+      if (!location.startsWith(this.origin)) return { res, url: current, location };
+      current = location;
+      res = await this.request(current);
+    }
+    return { res, url: current };
+  }
+
+  close(): Promise<void> {
+    return this.fetch.close();
+  }
+}
+
+export interface RegisteredTpp {
+  creds: TppCredentials;
+  client: oauth.Client;
+  as: oauth.AuthorizationServer;
+  fetch: ReturnType<typeof tlsFetch>;
+  redirectUri: string;
+  close(): Promise<void>;
+}
+
+export async function discover(h: Harness, f: FetchLike): Promise<oauth.AuthorizationServer> {
+  const issuer = new URL(h.issuer);
+  const res = await oauth.discoveryRequest(issuer, { [oauth.customFetch]: f, algorithm: 'oidc' });
+  return oauth.processDiscoveryResponse(issuer, res);
+}
+
+/** Issues credentials, registers them, and returns a ready client. */
+export async function onboardTpp(h: Harness, options: { roles?: string[]; registration?: Record<string, unknown> } = {}): Promise<RegisteredTpp> {
+  const creds = await issueTpp(h, options.roles === undefined ? {} : { roles: options.roles });
+  const reg = await registerTpp(h, creds, options.registration);
+  if (reg.status !== 201) throw new Error(`registration failed: ${reg.status} ${JSON.stringify(reg.body)}`);
+  const f = tlsFetch(creds.serverCaPem, creds);
+  const as = await discover(h, f);
+  const client = reg.body as unknown as oauth.Client;
+  return {
+    creds, client, as, fetch: f, redirectUri: (reg.body.redirect_uris as string[])[0]!,
+    close: () => f.close(),
+  };
+}
+
+export interface FlowResult {
+  tokens: oauth.TokenEndpointResponse;
+  codeVerifier: string;
+  code: string;
+}
+
+/** PAR → authorize → login → consent → token, as a TPP and a customer would. */
+export async function authorizationCodeFlow(
+  h: Harness,
+  tpp: RegisteredTpp,
+  options: { scope?: string; customer?: { username: string; password: string }; extraParams?: Record<string, string> } = {},
+): Promise<FlowResult> {
+  const code = await authorize(h, tpp, options);
+  const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), code.params, tpp.redirectUri, code.codeVerifier, { [oauth.customFetch]: tpp.fetch });
+  const tokens = await oauth.processAuthorizationCodeResponse(tpp.as, tpp.client, res);
+  return { tokens, codeVerifier: code.codeVerifier, code: code.params.get('code')! };
+}
+
+/** Everything up to (not including) the token request. */
+export async function authorize(
+  h: Harness,
+  tpp: RegisteredTpp,
+  options: { scope?: string; customer?: { username: string; password: string }; extraParams?: Record<string, string>; decision?: 'approve' | 'deny' } = {},
+): Promise<{ params: URLSearchParams; codeVerifier: string; location: string }> {
+  const codeVerifier = oauth.generateRandomCodeVerifier();
+  const params = new URLSearchParams({
+    response_type: 'code',
+    redirect_uri: tpp.redirectUri,
+    scope: options.scope ?? 'openid accounts',
+    code_challenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: 'S256',
+    ...options.extraParams,
+  });
+  const par = await oauth.pushedAuthorizationRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, { [oauth.customFetch]: tpp.fetch });
+  const { request_uri: requestUri } = await oauth.processPushedAuthorizationResponse(tpp.as, tpp.client, par);
+  const location = await customerConsents(h, tpp, requestUri, options);
+  const callback = oauth.validateAuthResponse(tpp.as, tpp.client, new URL(location), oauth.skipStateCheck);
+  return { params: callback, codeVerifier, location };
+}
+
+/** The customer's part in a browser: returns the redirect to the TPP's redirect_uri. */
+export async function customerConsents(
+  h: Harness,
+  tpp: RegisteredTpp,
+  requestUri: string,
+  options: { customer?: { username: string; password: string }; decision?: 'approve' | 'deny' } = {},
+): Promise<string> {
+  const browser = new Browser(h, tpp.creds.serverCaPem);
+  try {
+    const customer = options.customer ?? { username: 'alice', password: 'alice-sandbox' };
+    const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
+    if (start.location !== undefined) return start.location;
+    const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
+    const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: customer });
+    if (login.location !== undefined) return login.location;
+    if (login.res.status !== 200) throw new Error(`login failed: ${login.res.status}`);
+    // The consent prompt is a new interaction with its own uid.
+    const consentUid = new URL(login.url, h.issuer).pathname.split('/')[2]!;
+    const consent = await browser.follow(`/interaction/${consentUid}/consent`, { method: 'POST', form: { decision: options.decision ?? 'approve' } });
+    if (consent.location === undefined) throw new Error(`consent did not redirect to the TPP: ${consent.res.status} ${await consent.res.text()}`);
+    return consent.location;
+  } finally {
+    await browser.close();
+  }
+}
