@@ -20,6 +20,8 @@ export interface AppDependencies {
   cookieKeys: string[];
   /** Readiness: resolves when every backend answers and migrations are applied. */
   ready: () => Promise<void>;
+  /** Further routers (the sandbox API). */
+  routers?: Router[];
   /** Middleware that runs before oidc-provider on its routes (registration policy, certificate logging). */
   beforeProvider?: Middleware[];
 }
@@ -63,6 +65,7 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
 
+  for (const router of deps.routers ?? []) app.use(router.routes()).use(router.allowedMethods());
   for (const middleware of deps.beforeProvider ?? []) app.use(middleware);
   app.use(mount(deps.provider.app));
   return app;

@@ -14,6 +14,7 @@ import { attachProviderEventLogging } from './observability/provider-events.ts';
 import { createProvider } from './provider/create-provider.ts';
 import { createRegistrationMiddleware } from './registration/registration-middleware.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
+import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
 import { ensureSandboxMaterial } from './sandbox/sandbox-material.ts';
 import { createAdapterFactory } from './storage/adapter.ts';
 import { createStorage } from './storage/create-storage.ts';
@@ -23,6 +24,16 @@ import { createClientCertificateResolver } from './tls/client-certificate.ts';
 import { createHttpServer, createHttpsServer } from './tls/https-server.ts';
 import { createRenderError } from './interactions/render-error.ts';
 import type { DirectoryConfig } from './config/schema.ts';
+
+/** In sandbox mode the built-in sandbox API is a resource server, so a first token has something to call. */
+function withSandboxApi(config: MoatConfig): MoatConfig {
+  const identifier = sandboxApiIdentifier(config.issuer);
+  if (config.resourceServers.some((rs) => rs.identifier === identifier)) return config;
+  return {
+    ...config,
+    resourceServers: [...config.resourceServers, { identifier, scopes: Object.keys(config.scopes), accessTokenFormat: 'opaque' }],
+  };
+}
 
 export interface MoatServer {
   server: Server;
@@ -39,8 +50,9 @@ export interface MoatServer {
  * Builds every part of a Moat process from a validated configuration: storage, keys, sandbox
  * material, trust, the provider, the Koa app and the TLS server. Nothing here reads process.env.
  */
-export async function createMoatServer(config: MoatConfig, logger: Logger): Promise<MoatServer> {
-  const sandbox = config.mode === 'sandbox' ? await ensureSandboxMaterial(config.dataDir) : undefined;
+export async function createMoatServer(configured: MoatConfig, logger: Logger): Promise<MoatServer> {
+  const sandbox = configured.mode === 'sandbox' ? await ensureSandboxMaterial(configured.dataDir) : undefined;
+  const config = sandbox === undefined ? configured : withSandboxApi(configured);
 
   const trustAnchorFiles = [...config.trustAnchors, ...(sandbox === undefined ? [] : [sandbox.tppCaCertFile])];
   const anchors = loadTrustAnchors(trustAnchorFiles);
@@ -62,7 +74,7 @@ export async function createMoatServer(config: MoatConfig, logger: Logger): Prom
       trustedProxies: config.trustedProxies.addresses,
       format: config.trustedProxies.format,
       anchors,
-      onIgnoredHeader: (info: Record<string, unknown>) => logger.warn({ event: 'forwarded_certificate.ignored', outcome: 'mtls_untrusted_forwarder', ...info }, 'forwarded client certificate ignored'),
+      onIgnoredHeader: (info) => logger.warn({ event: 'forwarded_certificate.ignored', outcome: 'mtls_untrusted_forwarder', ...info }, 'forwarded client certificate ignored'),
     });
     const customers = createSqlCustomerDirectory(storage.sql);
     const views = createViews({ bankName: 'Moat Bank', sandbox: sandbox !== undefined });
@@ -83,6 +95,7 @@ export async function createMoatServer(config: MoatConfig, logger: Logger): Prom
     });
     const app = createApp({
       config, provider, customers, views, logger, cookieKeys: secrets.cookieKeys,
+      routers: sandbox === undefined ? [] : [createSandboxApiRouter({ provider, issuer: config.issuer, clientCertificate })],
       beforeProvider: [registration],
       ready: async () => {
         await Promise.all([storage.durable.ping(), storage.shortLived.ping()]);

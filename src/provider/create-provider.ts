@@ -57,7 +57,10 @@ export function createProvider(deps: ProviderDependencies): Provider {
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'private_key_jwt',
+      // oidc-provider's defaults are RS256, which FAPI 2.0 SP §5.4.1 does not allow.
       id_token_signed_response_alg: algs[0],
+      authorization_signed_response_alg: algs[0],
+      introspection_signed_response_alg: algs[0],
       // RFC 8705 §3: certificate-bound access tokens unless the client registers DPoP instead.
       tls_client_certificate_bound_access_tokens: true,
     },
@@ -101,8 +104,12 @@ export function createProvider(deps: ProviderDependencies): Provider {
       if (customer === undefined) return undefined;
       return { accountId: customer.id, claims: () => ({ sub: customer.id, name: customer.name }) };
     },
-    // Every authorization is a fresh consent in open banking: never reuse a grant silently.
-    loadExistingGrant: () => undefined,
+    // Every authorization is a fresh consent in open banking: only the grant the customer gave in
+    // this very interaction counts, never one remembered in the session for the client.
+    loadExistingGrant: async (ctx) => {
+      const grantId = ctx.oidc.result?.consent?.grantId;
+      return grantId === undefined ? undefined : ctx.oidc.provider.Grant.find(grantId);
+    },
     issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     rotateRefreshToken: config.tokens.refreshTokenRotation,
     ttl: {

@@ -41,12 +41,13 @@ describe('a certificate-bound access token (RFC 8705)', () => {
     ({ tokens } = await authorizationCodeFlow(h, tpp));
   });
 
-  it('is issued as a bearer-less token type with an ID token and a refresh token', () => {
+  it('comes with an ID token and a refresh token, scoped to the resource server', () => {
     expect(tokens.token_type.toLowerCase()).toBe('bearer');
     expect(typeof tokens.access_token).toBe('string');
     expect(typeof tokens.id_token).toBe('string');
     expect(typeof tokens.refresh_token).toBe('string');
-    expect(tokens.scope?.split(' ')).toEqual(expect.arrayContaining(['openid', 'accounts']));
+    // RFC 8707: the access token is for the sandbox API; `openid` went into the ID token.
+    expect(tokens.scope).toBe('accounts');
   });
 
   it('introspects as active with cnf.x5t#S256 of the TPP transport certificate', async () => {
@@ -54,31 +55,34 @@ describe('a certificate-bound access token (RFC 8705)', () => {
     expect(result.active).toBe(true);
     expect(result.client_id).toBe(tpp.client.client_id);
     expect(result.cnf).toEqual({ 'x5t#S256': thumbprint(tpp.creds.certPem) });
-    expect(result.aud).toBe(`${h.issuer}/open-banking`);
+    expect(result.aud).toBe(`${h.issuer}/sandbox-api`);
     expect(result.scope).toBe('accounts');
   });
 
-  it('is refused at userinfo when presented over another TPP certificate', async () => {
-    const res = await other.fetch(`${h.issuer}/userinfo`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+  const callApi = (f: typeof tpp.fetch, token: string) => f(`${h.issuer}/sandbox-api/accounts`, { headers: { authorization: `Bearer ${token}` } });
+
+  it('is refused by the resource server when presented over another TPP certificate', async () => {
+    const res = await callApi(other.fetch, tokens.access_token);
     expect(res.status).toBe(401);
-    expect(res.headers.get('www-authenticate')).toMatch(/error="invalid_token"/);
+    expect(res.headers.get('www-authenticate')).toMatch(/^Bearer error="invalid_token", error_description="this access token is bound to a different client certificate/);
   });
 
-  it('is refused at userinfo when presented with no certificate at all', async () => {
+  it('is refused by the resource server when presented with no certificate at all', async () => {
     const bare = tlsFetch(tpp.creds.serverCaPem);
     try {
-      const res = await bare(`${h.issuer}/userinfo`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+      const res = await callApi(bare, tokens.access_token);
       expect(res.status).toBe(401);
-      expect(res.headers.get('www-authenticate')).toMatch(/error="invalid_token"/);
+      expect(await res.json()).toEqual({ error: 'invalid_token', error_description: 'this access token is bound to a client certificate; present it (RFC 8705 §3)' });
     } finally {
       await bare.close();
     }
   });
 
-  it('works at userinfo over the certificate it is bound to', async () => {
-    const res = await tpp.fetch(`${h.issuer}/userinfo`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+  it('works at the resource server over the certificate it is bound to', async () => {
+    const res = await callApi(tpp.fetch, tokens.access_token);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual(expect.objectContaining({ sub: 'cust-alice' }));
+    const body = await res.json() as { data: { accounts: { accountId: string }[] } };
+    expect(body.data.accounts.map((a) => a.accountId)).toEqual(['cust-alice-current', 'cust-alice-savings']);
   });
 
   it('is not introspectable by another TPP (it learns nothing: active false)', async () => {

@@ -62,7 +62,6 @@ export async function startMoat(options: { backend?: Backend; config?: Record<st
     listen: { host: '127.0.0.1', port },
     dataDir,
     keys: { dir: join(dataDir, 'keys') },
-    resourceServers: [{ identifier: `${issuer}/open-banking`, scopes: ['accounts', 'payments', 'fundsconfirmations'] }],
     logging: { level: 'debug' },
     ...options.config,
     storage: { ...storage, ...(options.config?.storage as object | undefined) },

@@ -1,0 +1,78 @@
+import { parseArgs } from 'node:util';
+import { ensureSandboxMaterial } from '../sandbox/sandbox-material.ts';
+import { issueSandboxTpp, writeSandboxTpp } from '../sandbox/tpp-credentials.ts';
+import type { CliIo } from './io.ts';
+import { loadConfigOrReport } from './load-config-or-report.ts';
+
+const USAGE = 'usage: moat sandbox tpp --name NAME --out DIR [--roles AISP,PISP,CBPII] [--redirect-uri URL ...] [--json] [--config FILE]\n';
+const KNOWN_ROLES = ['AISP', 'PISP', 'CBPII'];
+
+/**
+ * `moat sandbox tpp`: writes a sandbox TPP's credentials. It needs no running server and touches no
+ * database: only the sandbox CA and directory key under dataDir (created if this is the first use).
+ */
+export async function sandboxTppCommand(args: string[], io: CliIo): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        name: { type: 'string' }, out: { type: 'string' }, roles: { type: 'string' },
+        'redirect-uri': { type: 'string', multiple: true }, json: { type: 'boolean' }, config: { type: 'string' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    io.stderr.write(`moat: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (values.name === undefined || values.name.trim() === '' || values.out === undefined) {
+    io.stderr.write(`moat: --name and --out are required\n${USAGE}`);
+    return 2;
+  }
+  const roles = values.roles === undefined ? ['AISP', 'PISP'] : values.roles.split(',').map((r) => r.trim().toUpperCase()).filter(Boolean);
+  const unknown = roles.filter((r) => !KNOWN_ROLES.includes(r));
+  if (unknown.length > 0 || roles.length === 0) {
+    io.stderr.write(`moat: unknown role ${unknown.join(', ') || '(none)'}; roles are ${KNOWN_ROLES.join(', ')}\n`);
+    return 2;
+  }
+  for (const uri of values['redirect-uri'] ?? []) {
+    if (!URL.canParse(uri) || !uri.startsWith('https://')) {
+      io.stderr.write(`moat: --redirect-uri ${uri} must be an https URL (FAPI 2.0 SP §5.3.2.2)\n`);
+      return 2;
+    }
+  }
+  const loaded = loadConfigOrReport(values.config === undefined ? [] : ['--config', values.config], io);
+  if ('exitCode' in loaded) return loaded.exitCode;
+  const { config } = loaded.loaded;
+  if (config.mode !== 'sandbox') {
+    io.stderr.write('moat: sandbox credentials exist only in sandbox mode (this configuration is mode: production)\n');
+    return 1;
+  }
+  const material = await ensureSandboxMaterial(config.dataDir);
+  const tpp = await issueSandboxTpp(material, {
+    name: values.name.trim(), issuer: config.issuer, roles,
+    ...(values['redirect-uri'] === undefined ? {} : { redirectUris: values['redirect-uri'] }),
+  });
+  const summary = writeSandboxTpp(tpp, values.out);
+  if (values.json === true) {
+    io.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    return 0;
+  }
+  const files = summary.files as Record<string, string>;
+  io.stdout.write([
+    `Sandbox TPP "${tpp.name}" written to ${values.out}`,
+    `  org_id       ${tpp.orgId}`,
+    `  software_id  ${tpp.softwareId}`,
+    `  roles        ${roles.join(', ')}`,
+    `  subject DN   ${tpp.subjectDn}`,
+    `  x5t#S256     ${tpp.thumbprint}`,
+    '',
+    'Register the client (with the server running):',
+    `  ${(summary.next as string[])[0]}`,
+    '',
+    `Files: ${Object.values(files).join(', ')}`,
+    '',
+  ].join('\n'));
+  return 0;
+}

@@ -1,0 +1,155 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
+import { formatDistinguishedName, subjectOf } from '../tls/distinguished-name.ts';
+import { issueLeaf } from './pki.ts';
+import type { SandboxMaterial } from './sandbox-material.ts';
+
+/*
+ * Everything a sandbox TPP needs to register and get a token: a transport certificate from the
+ * sandbox TPP CA (UK Open Banking style subject: CN=software_id, OU=org_id), a signing key, and a
+ * software statement signed by the sandbox directory.
+ */
+
+/** Which scopes each software role may ask for in the sandbox (the defaults in config/schema.ts). */
+const ROLE_SCOPES: Record<string, string> = { AISP: 'accounts', PISP: 'payments', CBPII: 'fundsconfirmations' };
+
+export interface SandboxTppOptions {
+  name: string;
+  issuer: string;
+  roles?: string[];
+  redirectUris?: string[];
+  orgId?: string;
+  softwareId?: string;
+  now?: Date;
+}
+
+export interface SandboxTpp {
+  name: string;
+  issuer: string;
+  orgId: string;
+  softwareId: string;
+  roles: string[];
+  redirectUris: string[];
+  transportCertPem: string;
+  transportKeyPem: string;
+  subjectDn: string;
+  thumbprint: string;
+  signingJwks: { keys: (JWK & { kid: string })[] };
+  publicSigningJwks: { keys: JWK[] };
+  ssa: string;
+  serverCaPem: string;
+  registration: Record<string, unknown>;
+}
+
+function id(prefix: string): string {
+  return `${prefix}${randomBytes(9).toString('base64url').replace(/[-_]/g, 'x')}`;
+}
+
+export async function issueSandboxTpp(material: SandboxMaterial, options: SandboxTppOptions): Promise<SandboxTpp> {
+  const now = options.now ?? new Date();
+  const roles = options.roles ?? ['AISP', 'PISP'];
+  const redirectUris = options.redirectUris ?? ['https://localhost:3000/callback'];
+  const orgId = options.orgId ?? id('sbx-org-');
+  const softwareId = options.softwareId ?? id('sbx-sw-');
+
+  const transport = await issueLeaf({ certPem: material.tppCaPem, keyPem: material.tppCaKeyPem }, {
+    subject: [{ C: ['GB'] }, { O: [options.name] }, { OU: [orgId] }, { CN: [softwareId] }],
+    usage: 'clientAuth', now,
+  });
+  const subjectDn = formatDistinguishedName(subjectOf(transport.certificate));
+
+  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+  const signingJwk = await exportJWK(privateKey);
+  const kid = await calculateJwkThumbprint(signingJwk);
+  const privateSigning = { ...signingJwk, kid, alg: 'ES256', use: 'sig' };
+  const { d: _d, ...publicSigning } = privateSigning;
+
+  const directoryKey = await importJWK(material.directory.privateJwk, material.directory.privateJwk.alg);
+  const iat = Math.floor(now.getTime() / 1000);
+  const ssa = await new SignJWT({
+    software_id: softwareId,
+    software_client_id: softwareId,
+    software_client_name: options.name,
+    software_version: '1.0',
+    software_roles: roles,
+    software_redirect_uris: redirectUris,
+    software_jwks: { keys: [publicSigning] },
+    org_id: orgId,
+    org_name: options.name,
+    org_status: 'Active',
+  })
+    .setProtectedHeader({ alg: material.directory.privateJwk.alg, kid: material.directory.privateJwk.kid, typ: 'JWT' })
+    .setIssuer(material.directory.issuer)
+    .setIssuedAt(iat)
+    .setJti(randomBytes(16).toString('base64url'))
+    .setExpirationTime(iat + 365 * 86_400)
+    .sign(directoryKey);
+
+  const scopes = ['openid', ...roles.flatMap((r) => (ROLE_SCOPES[r] === undefined ? [] : [ROLE_SCOPES[r]]))];
+  return {
+    name: options.name, issuer: options.issuer, orgId, softwareId, roles, redirectUris,
+    transportCertPem: transport.certPem,
+    transportKeyPem: transport.keyPem,
+    subjectDn,
+    thumbprint: createHash('sha256').update(transport.certificate.raw).digest('base64url'),
+    signingJwks: { keys: [privateSigning] },
+    publicSigningJwks: { keys: [publicSigning] },
+    ssa,
+    serverCaPem: material.serverCaPem,
+    registration: {
+      software_statement: ssa,
+      redirect_uris: redirectUris,
+      token_endpoint_auth_method: 'tls_client_auth',
+      tls_client_auth_subject_dn: subjectDn,
+      grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+      response_types: ['code'],
+      scope: scopes.join(' '),
+      tls_client_certificate_bound_access_tokens: true,
+      id_token_signed_response_alg: 'PS256',
+    },
+  };
+}
+
+export const TPP_FILES = {
+  transportCert: 'transport.pem',
+  transportKey: 'transport.key',
+  signingJwks: 'signing.jwks.json',
+  publicSigningJwks: 'signing.public.jwks.json',
+  ssa: 'ssa.jwt',
+  serverCa: 'server-ca.pem',
+  registration: 'registration.json',
+  summary: 'tpp.json',
+} as const;
+
+/** Writes the credentials to `outDir` (private material 0600) and returns the summary written to tpp.json. */
+export function writeSandboxTpp(tpp: SandboxTpp, outDir: string): Record<string, unknown> {
+  const dir = resolve(outDir);
+  mkdirSync(dir, { recursive: true });
+  const put = (name: string, content: string, secret = false) => writeFileSync(join(dir, name), content, { mode: secret ? 0o600 : 0o644 });
+  put(TPP_FILES.transportCert, tpp.transportCertPem);
+  put(TPP_FILES.transportKey, tpp.transportKeyPem, true);
+  put(TPP_FILES.signingJwks, `${JSON.stringify(tpp.signingJwks, null, 2)}\n`, true);
+  put(TPP_FILES.publicSigningJwks, `${JSON.stringify(tpp.publicSigningJwks, null, 2)}\n`);
+  put(TPP_FILES.ssa, `${tpp.ssa}\n`);
+  put(TPP_FILES.serverCa, tpp.serverCaPem);
+  put(TPP_FILES.registration, `${JSON.stringify(tpp.registration, null, 2)}\n`);
+  const summary = {
+    name: tpp.name,
+    issuer: tpp.issuer,
+    registration_endpoint: `${tpp.issuer}/register`,
+    org_id: tpp.orgId,
+    software_id: tpp.softwareId,
+    software_roles: tpp.roles,
+    redirect_uris: tpp.redirectUris,
+    tls_client_auth_subject_dn: tpp.subjectDn,
+    'x5t#S256': tpp.thumbprint,
+    files: Object.fromEntries(Object.entries(TPP_FILES).map(([k, f]) => [k, join(dir, f)])),
+    next: [
+      `curl --cacert ${join(dir, TPP_FILES.serverCa)} --cert ${join(dir, TPP_FILES.transportCert)} --key ${join(dir, TPP_FILES.transportKey)} -H 'content-type: application/json' --data @${join(dir, TPP_FILES.registration)} ${tpp.issuer}/register`,
+    ],
+  };
+  put(TPP_FILES.summary, `${JSON.stringify(summary, null, 2)}\n`);
+  return summary;
+}

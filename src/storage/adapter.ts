@@ -1,0 +1,93 @@
+import type { Adapter, AdapterPayload, errors as ProviderErrors } from 'oidc-provider';
+import type { ModelStore } from './model-store.ts';
+
+/*
+ * The oidc-provider adapter: the only place that decides which model lives in which store, and the
+ * place where "exactly once" is enforced. oidc-provider checks `consumed` and then calls consume();
+ * two racing requests can both pass the check, so the store's atomic consume decides, and the loser
+ * is treated as the replay it is.
+ */
+
+/** Models that must survive a restart: Postgres. Everything else is short-lived: Redis. */
+export const DURABLE_MODELS = new Set(['Client', 'Grant', 'RefreshToken', 'RegistrationAccessToken', 'InitialAccessToken']);
+
+/** What a replayed redemption revokes: every token of the grant, and the grant itself. */
+const GRANT_TOKEN_MODELS = ['AccessToken', 'RefreshToken', 'AuthorizationCode', 'ClientCredentials'];
+
+export interface Stores {
+  durable: ModelStore;
+  shortLived: ModelStore;
+}
+
+type Errors = typeof ProviderErrors;
+
+export function storeFor(stores: Stores, model: string): ModelStore {
+  return DURABLE_MODELS.has(model) ? stores.durable : stores.shortLived;
+}
+
+/** Revokes every token of a grant and destroys the grant (introspection then answers inactive). */
+export async function revokeGrant(stores: Stores, grantId: string): Promise<void> {
+  await Promise.all([
+    ...GRANT_TOKEN_MODELS.map((model) => storeFor(stores, model).revokeByGrantId(model, grantId)),
+    storeFor(stores, 'Grant').destroy('Grant', grantId),
+  ]);
+}
+
+export function createAdapterFactory(stores: Stores, errors: Errors): new (model: string) => Adapter {
+  return class MoatAdapter implements Adapter {
+    private readonly model: string;
+    private readonly store: ModelStore;
+
+    constructor(model: string) {
+      this.model = model;
+      this.store = storeFor(stores, model);
+    }
+
+    async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+      await this.store.upsert(this.model, id, payload, expiresIn);
+    }
+
+    find(id: string): Promise<AdapterPayload | undefined> {
+      return this.store.find(this.model, id);
+    }
+
+    findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      return this.store.findByUid(this.model, uid);
+    }
+
+    findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      return this.store.findByUserCode(this.model, userCode);
+    }
+
+    async consume(id: string): Promise<void> {
+      const result = await this.store.consume(this.model, id);
+      if (result === 'consumed') return;
+      // 'already-consumed': a concurrent request redeemed it first, so this one is a replay.
+      // 'absent': it was revoked (by such a replay) or expired after oidc-provider read it.
+      switch (this.model) {
+        case 'AuthorizationCode':
+        case 'RefreshToken': {
+          if (result === 'already-consumed') {
+            // FAPI 2.0 SP §5.3.2.1 / RFC 9700 §4.14.2: a reused code or rotated refresh token revokes the grant.
+            const payload = await this.store.find(this.model, id);
+            if (payload?.grantId !== undefined) await revokeGrant(stores, payload.grantId);
+          }
+          throw new errors.InvalidGrant(this.model === 'AuthorizationCode' ? 'authorization code already consumed' : 'refresh token already used');
+        }
+        case 'PushedAuthorizationRequest':
+          // FAPI 2.0 SP §5.3.2.2: a request_uri is one-time.
+          throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');
+        default:
+          return;
+      }
+    }
+
+    destroy(id: string): Promise<void> {
+      return this.store.destroy(this.model, id);
+    }
+
+    revokeByGrantId(grantId: string): Promise<void> {
+      return this.store.revokeByGrantId(this.model, grantId);
+    }
+  };
+}

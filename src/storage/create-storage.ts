@@ -1,0 +1,114 @@
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { MoatConfig } from '../config/schema.ts';
+import type { Logger } from '../observability/logger.ts';
+import { createMemoryModelStore } from './embedded/memory-model-store.ts';
+import type { ModelStore } from './model-store.ts';
+import { createRedisClient, createRedisModelStore } from './redis/redis-model-store.ts';
+import { applyMigrations } from './sql/migrate.ts';
+import { createPostgresModelStore } from './sql/postgres-model-store.ts';
+import { createPgliteSqlClient, createPgSqlClient, type SqlClient } from './sql/sql-client.ts';
+
+export interface Storage {
+  durable: ModelStore;
+  shortLived: ModelStore;
+  sql: SqlClient;
+  kind: { durable: 'postgres' | 'pglite'; shortLived: 'redis' | 'memory' };
+  close(): Promise<void>;
+}
+
+/** PGlite is one process's database; a second process opening it would corrupt it. */
+export class EmbeddedDatabaseLockedError extends Error {
+  constructor(lockFile: string, pid: number) {
+    super(`the embedded database is in use by process ${pid} (${lockFile}); stop that Moat server, or point storage.postgresUrl at a Postgres server to run several processes`);
+    this.name = 'EmbeddedDatabaseLockedError';
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function lockEmbedded(dir: string): () => void {
+  mkdirSync(dir, { recursive: true });
+  const lockFile = join(dir, 'moat.lock');
+  for (let attempt = 0; attempt < 2; attempt += 1) {
+    try {
+      writeFileSync(lockFile, String(process.pid), { flag: 'wx' });
+      return () => rmSync(lockFile, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number(readFileSync(lockFile, 'utf8'));
+      if (Number.isInteger(holder) && holder !== process.pid && processAlive(holder)) throw new EmbeddedDatabaseLockedError(lockFile, holder);
+      // A stale lock left by a process that died: take it over.
+      rmSync(lockFile, { force: true });
+    }
+  }
+  throw new Error(`could not lock ${lockFile}`);
+}
+
+/**
+ * Opens the configured backends: Postgres or the embedded PGlite for durable models, Redis or the
+ * in-process store for short-lived ones; applies migrations when configured; purges expired rows
+ * periodically.
+ */
+export async function createStorage(config: MoatConfig, logger?: Logger): Promise<Storage> {
+  const closers: (() => Promise<void> | void)[] = [];
+  try {
+    let sql: SqlClient;
+    let durableKind: Storage['kind']['durable'];
+    if (config.storage.postgresUrl !== undefined) {
+      sql = createPgSqlClient(config.storage.postgresUrl);
+      durableKind = 'postgres';
+    } else {
+      const dir = join(config.dataDir, 'pglite');
+      const unlock = lockEmbedded(dir);
+      closers.push(unlock);
+      sql = await createPgliteSqlClient(dir);
+      durableKind = 'pglite';
+    }
+    closers.unshift(() => sql.close());
+    if (config.storage.migrateOnStart) {
+      const { applied } = await applyMigrations(sql);
+      if (applied.length > 0) logger?.info({ event: 'migrations.applied', applied }, 'migrations applied');
+    }
+    const durable = createPostgresModelStore(sql);
+
+    let shortLived: ModelStore;
+    let shortKind: Storage['kind']['shortLived'];
+    if (config.storage.redisUrl !== undefined) {
+      const redis = createRedisClient(config.storage.redisUrl);
+      shortLived = createRedisModelStore(redis, config.storage.redisKeyPrefix);
+      closers.unshift(() => shortLived.close());
+      shortKind = 'redis';
+    } else {
+      shortLived = createMemoryModelStore();
+      shortKind = 'memory';
+    }
+
+    const purge = setInterval(() => {
+      Promise.all([durable.purgeExpired(), shortLived.purgeExpired()]).then(([rows, entries]) => {
+        if (rows + entries > 0) logger?.debug({ event: 'storage.purged', rows, entries }, 'expired entries purged');
+      }, (err: unknown) => logger?.warn({ err, event: 'storage.purge_failed' }, 'purging expired entries failed'));
+    }, config.storage.purgeIntervalSeconds * 1000);
+    purge.unref();
+    closers.unshift(() => clearInterval(purge));
+
+    return {
+      durable, shortLived, sql,
+      kind: { durable: durableKind, shortLived: shortKind },
+      async close() {
+        for (const close of closers.splice(0)) await close();
+      },
+    };
+  } catch (err) {
+    for (const close of closers) await close();
+    throw err;
+  }
+}
+

@@ -1,0 +1,144 @@
+import { mkdirSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+import { StorageUnavailableError } from '../model-store.ts';
+
+/**
+ * The SQL surface Moat's Postgres code needs, implemented over a `pg` pool and over PGlite (the
+ * embedded default), so one store and one migration runner serve both.
+ */
+export interface SqlClient {
+  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<{ rows: T[]; rowCount: number }>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(script: string): Promise<void>;
+  /** Runs `fn` in a transaction on one connection; rolls back if it throws. */
+  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** Errors that mean "the database is not there right now" rather than "this query is wrong". */
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH',
+  '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006', '53300',
+]);
+
+export function isUnavailable(err: unknown): boolean {
+  const e = err as { code?: string; message?: string } | undefined;
+  if (e?.code !== undefined && UNAVAILABLE_CODES.has(e.code)) return true;
+  const message = e?.message ?? '';
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message);
+}
+
+function mapError(err: unknown): never {
+  if (isUnavailable(err)) throw new StorageUnavailableError('postgres', { cause: err });
+  throw err;
+}
+
+/** A pg pool that fails fast: a request during an outage gets a 503, never a hang. */
+export function createPgSqlClient(url: string, options: { max?: number } = {}): SqlClient {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 10,
+    connectionTimeoutMillis: 2000,
+    idleTimeoutMillis: 30_000,
+    // Protects the request path from a wedged server as well as from a dead one.
+    query_timeout: 10_000,
+  });
+  // An idle client losing its connection must not crash the process; the next query reconnects.
+  pool.on('error', () => {});
+  const over = (client: pg.PoolClient): SqlClient => ({
+    query: async <T>(text: string, params?: unknown[]) => {
+      try {
+        const r = await client.query(text, params);
+        return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+      } catch (err) {
+        return mapError(err);
+      }
+    },
+    exec: async (script) => {
+      try {
+        await client.query(script);
+      } catch (err) {
+        mapError(err);
+      }
+    },
+    transaction: (fn) => fn(over(client)),
+    close: async () => {},
+  });
+  return {
+    async query<T>(text: string, params?: unknown[]) {
+      try {
+        const r = await pool.query(text, params);
+        return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+      } catch (err) {
+        return mapError(err);
+      }
+    },
+    async exec(script) {
+      try {
+        await pool.query(script);
+      } catch (err) {
+        mapError(err);
+      }
+    },
+    async transaction(fn) {
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (err) {
+        return mapError(err);
+      }
+      let broken = false;
+      try {
+        await client.query('BEGIN');
+        const result = await fn(over(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        broken = isUnavailable(err) || isUnavailable((err as { cause?: unknown }).cause);
+        if (!broken) await client.query('ROLLBACK').catch(() => { broken = true; });
+        if (isUnavailable(err)) throw new StorageUnavailableError('postgres', { cause: err });
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+/**
+ * PGlite persisted under `dataDir`: real Postgres in this process. It has one connection, so
+ * transactions are serialised here, and queries outside one wait for it.
+ */
+export async function createPgliteSqlClient(dataDir: string): Promise<SqlClient> {
+  mkdirSync(dataDir, { recursive: true });
+  const db = await PGlite.create(dataDir);
+  let tail: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = tail.then(fn, fn);
+    tail = run.catch(() => {});
+    return run;
+  };
+  const raw = async <T>(text: string, params?: unknown[]) => {
+    const r = await db.query<T>(text, params);
+    return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+  };
+  return {
+    query: (text, params) => exclusive(() => raw(text, params)),
+    exec: (script) => exclusive(async () => { await db.exec(script); }),
+    transaction: (fn) => exclusive(() => db.transaction(async (tx) => {
+      const txClient: SqlClient = {
+        query: async <T>(text: string, params?: unknown[]) => {
+          const r = await tx.query<T>(text, params);
+          return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+        },
+        exec: async (script) => { await tx.exec(script); },
+        transaction: (inner) => inner(txClient),
+        close: async () => {},
+      };
+      return fn(txClient);
+    })),
+    close: () => exclusive(() => db.close()),
+  };
+}

@@ -1,0 +1,66 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+
+/*
+ * Throwaway databases for tests: each caller gets its own Postgres database and its own Redis key
+ * prefix, created here and dropped by the caller's cleanup. Never the shared data of other tests.
+ */
+
+export const POSTGRES_ADMIN_URL = process.env.MOAT_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const REDIS_URL = process.env.MOAT_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** True when the run is the embedded-default pass (or no services were found). */
+export function embeddedOnly(): boolean {
+  return process.env.MOAT_TEST_EMBEDDED_ONLY === '1';
+}
+
+/** `describe` for suites that need the real Postgres and Redis; skipped, visibly, on the embedded pass. */
+export const describeWithServices: jest.Describe = embeddedOnly() ? describe.skip : describe;
+
+export async function createThrowawayPostgres(): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `moat_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(POSTGRES_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+      await c.connect();
+      try {
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+export function redisTestPrefix(): { url: string; prefix: string; cleanup(): Promise<void> } {
+  const prefix = `moat-test:${randomBytes(6).toString('hex')}:`;
+  return {
+    url: REDIS_URL,
+    prefix,
+    async cleanup() {
+      const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      await redis.connect();
+      try {
+        let cursor = '0';
+        do {
+          const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+          cursor = next;
+          if (keys.length > 0) await redis.del(...keys);
+        } while (cursor !== '0');
+      } finally {
+        redis.disconnect();
+      }
+    },
+  };
+}
