@@ -4,7 +4,7 @@ import type { MoatConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { createMemoryModelStore } from './embedded/memory-model-store.ts';
 import type { ModelStore } from './model-store.ts';
-import { createRedisClient, createRedisModelStore } from './redis/redis-model-store.ts';
+import { connectRedis, createRedisModelStore } from './redis/redis-model-store.ts';
 import { applyMigrations } from './sql/migrate.ts';
 import { createPostgresModelStore } from './sql/postgres-model-store.ts';
 import { createPgliteSqlClient, createPgSqlClient, type SqlClient } from './sql/sql-client.ts';
@@ -82,7 +82,7 @@ export async function createStorage(config: MoatConfig, logger?: Logger): Promis
     let shortLived: ModelStore;
     let shortKind: Storage['kind']['shortLived'];
     if (config.storage.redisUrl !== undefined) {
-      const redis = createRedisClient(config.storage.redisUrl);
+      const redis = await connectRedis(config.storage.redisUrl);
       shortLived = createRedisModelStore(redis, config.storage.redisKeyPrefix);
       closers.unshift(() => shortLived.close());
       shortKind = 'redis';

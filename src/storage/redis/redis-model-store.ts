@@ -72,6 +72,23 @@ export function createRedisClient(url: string): Redis {
   return redis;
 }
 
+/** A client that is connected: start-up fails clearly when Redis is not there at all. */
+export async function connectRedis(url: string, timeoutMs = 5000): Promise<Redis> {
+  const redis = createRedisClient(url);
+  if (redis.status === 'ready') return redis;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      redis.disconnect();
+      reject(new StorageUnavailableError(`redis at ${new URL(url).host}`));
+    }, timeoutMs);
+    const onReady = () => { cleanup(); resolve(); };
+    const cleanup = () => { clearTimeout(timer); redis.off('ready', onReady); };
+    redis.on('ready', onReady);
+  });
+  return redis;
+}
+
 function unavailable(err: unknown): never {
   if (err instanceof ReplyError) throw err;
   throw new StorageUnavailableError('redis', { cause: err });

@@ -29,10 +29,20 @@ async function appliedVersions(sql: SqlClient): Promise<Set<string>> {
   return new Set(rows.map((r) => r.version));
 }
 
+/** Runs `fn` holding the migration lock, with the bookkeeping table in place. */
+function locked<T>(sql: SqlClient, fn: (tx: SqlClient) => Promise<T>): Promise<T> {
+  return sql.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
+    // Inside the lock: concurrent CREATE TABLE IF NOT EXISTS still collide in pg_type.
+    await ensureTable(tx);
+    return fn(tx);
+  });
+}
+
 /** Versions on disk not yet applied (readiness fails while there are any). */
 export async function pendingMigrations(sql: SqlClient, dir = MIGRATIONS_DIR): Promise<string[]> {
-  await ensureTable(sql);
-  const applied = await appliedVersions(sql);
+  const { rows } = await sql.query<{ exists: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS exists");
+  const applied = rows[0]?.exists === true ? await appliedVersions(sql) : new Set<string>();
   return migrationFiles(dir).map((m) => m.version).filter((v) => !applied.has(v));
 }
 
@@ -42,11 +52,9 @@ export async function pendingMigrations(sql: SqlClient, dir = MIGRATIONS_DIR): P
  * applied once it holds the lock.
  */
 export async function applyMigrations(sql: SqlClient, dir = MIGRATIONS_DIR): Promise<{ applied: string[] }> {
-  await ensureTable(sql);
   const applied: string[] = [];
   for (const migration of migrationFiles(dir)) {
-    const done = await sql.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
+    const done = await locked(sql, async (tx) => {
       const { rows } = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [migration.version]);
       if (rows.length > 0) return false;
       await tx.exec(readFileSync(migration.file, 'utf8'));

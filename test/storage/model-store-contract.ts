@@ -1,0 +1,117 @@
+import type { AdapterPayload } from 'oidc-provider';
+import type { ModelStore } from '../../src/storage/model-store.ts';
+
+/**
+ * The storage contract every backend honours (test/storage/model-store.test.ts runs it against
+ * Postgres, PGlite, Redis and the in-process store). Expiry is checked with short real lifetimes:
+ * the stores read the clock of their backend, which a test cannot freeze.
+ */
+export function describeModelStoreContract(name: string, open: () => Promise<{ store: ModelStore; close(): Promise<void> }>): void {
+  describe(`${name} model store`, () => {
+    let store: ModelStore;
+    let close: () => Promise<void>;
+    let n = 0;
+    const id = () => `id-${name}-${Date.now()}-${(n += 1)}`;
+
+    beforeAll(async () => {
+      ({ store, close } = await open());
+    });
+    afterAll(async () => {
+      await close?.();
+    });
+
+    it('finds what was upserted, and nothing for an unknown id', async () => {
+      const key = id();
+      const payload: AdapterPayload = { jti: key, kind: 'AccessToken', grantId: 'g1', scope: 'openid accounts', extra: { nested: [1, 2] } };
+      await store.upsert('AccessToken', key, payload, 60);
+      expect(await store.find('AccessToken', key)).toEqual(payload);
+      expect(await store.find('AccessToken', `${key}-missing`)).toBeUndefined();
+      expect(await store.find('RefreshToken', key)).toBeUndefined();
+    });
+
+    it('keeps empty arrays and objects intact', async () => {
+      const key = id();
+      await store.upsert('Grant', key, { jti: key, kind: 'Grant', openid: { scope: 'openid' }, resources: {}, rejected: [] } as AdapterPayload);
+      expect(await store.find('Grant', key)).toEqual({ jti: key, kind: 'Grant', openid: { scope: 'openid' }, resources: {}, rejected: [] });
+    });
+
+    it('replaces an entry on a second upsert', async () => {
+      const key = id();
+      await store.upsert('Session', key, { jti: key, uid: `${key}-uid`, accountId: 'a' }, 60);
+      await store.upsert('Session', key, { jti: key, uid: `${key}-uid`, accountId: 'b' }, 60);
+      expect((await store.find('Session', key))?.accountId).toBe('b');
+    });
+
+    it('forgets an entry once its lifetime has passed', async () => {
+      const key = id();
+      await store.upsert('AuthorizationCode', key, { jti: key, grantId: 'g-exp' }, 1);
+      expect(await store.find('AuthorizationCode', key)).toBeDefined();
+      await new Promise((r) => setTimeout(r, 1300));
+      expect(await store.find('AuthorizationCode', key)).toBeUndefined();
+      expect(await store.consume('AuthorizationCode', key)).toBe('absent');
+    });
+
+    it('finds a session by its uid and a device code by its user code', async () => {
+      const key = id();
+      await store.upsert('Session', key, { jti: key, uid: `uid-${key}` }, 60);
+      await store.upsert('DeviceCode', key, { jti: key, userCode: `UC-${key}` }, 60);
+      expect((await store.findByUid('Session', `uid-${key}`))?.jti).toBe(key);
+      expect((await store.findByUserCode('DeviceCode', `UC-${key}`))?.jti).toBe(key);
+      expect(await store.findByUid('Session', 'uid-unknown')).toBeUndefined();
+    });
+
+    it('destroys an entry and its index entries', async () => {
+      const key = id();
+      await store.upsert('Session', key, { jti: key, uid: `uid-${key}` }, 60);
+      await store.destroy('Session', key);
+      expect(await store.find('Session', key)).toBeUndefined();
+      expect(await store.findByUid('Session', `uid-${key}`)).toBeUndefined();
+    });
+
+    it('revokes by grant id only the entries of that grant and model', async () => {
+      const grant = id();
+      const [a, b, c, d] = [id(), id(), id(), id()];
+      await store.upsert('AccessToken', a, { jti: a, grantId: grant }, 60);
+      await store.upsert('AccessToken', b, { jti: b, grantId: grant });
+      await store.upsert('AccessToken', c, { jti: c, grantId: `${grant}-other` }, 60);
+      await store.upsert('RefreshToken', d, { jti: d, grantId: grant }, 60);
+      await store.revokeByGrantId('AccessToken', grant);
+      expect(await store.find('AccessToken', a)).toBeUndefined();
+      expect(await store.find('AccessToken', b)).toBeUndefined();
+      expect(await store.find('AccessToken', c)).toBeDefined();
+      expect(await store.find('RefreshToken', d)).toBeDefined();
+    });
+
+    it('marks an entry consumed with the epoch time, once', async () => {
+      const key = id();
+      await store.upsert('AuthorizationCode', key, { jti: key, grantId: 'g' }, 60);
+      const before = Math.floor(Date.now() / 1000);
+      expect(await store.consume('AuthorizationCode', key)).toBe('consumed');
+      const consumed = (await store.find('AuthorizationCode', key))?.consumed as number;
+      expect(consumed).toBeGreaterThanOrEqual(before - 1);
+      expect(consumed).toBeLessThanOrEqual(before + 2);
+      expect(await store.consume('AuthorizationCode', key)).toBe('already-consumed');
+      expect(await store.consume('AuthorizationCode', `${key}-missing`)).toBe('absent');
+    });
+
+    it('lets exactly one of 20 concurrent consume calls win', async () => {
+      const key = id();
+      await store.upsert('AuthorizationCode', key, { jti: key, grantId: 'g' }, 60);
+      const results = await Promise.all(Array.from({ length: 20 }, () => store.consume('AuthorizationCode', key)));
+      expect(results.filter((r) => r === 'consumed')).toHaveLength(1);
+      expect(results.filter((r) => r === 'already-consumed')).toHaveLength(19);
+    });
+
+    it('purges expired entries', async () => {
+      const key = id();
+      await store.upsert('RefreshToken', key, { jti: key }, 1);
+      await new Promise((r) => setTimeout(r, 1300));
+      await store.purgeExpired();
+      expect(await store.find('RefreshToken', key)).toBeUndefined();
+    });
+
+    it('answers a ping', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+  });
+}
