@@ -67,6 +67,7 @@ export function createApp(deps: AppDependencies): Koa {
 
   for (const router of deps.routers ?? []) app.use(router.routes()).use(router.allowedMethods());
   for (const middleware of deps.beforeProvider ?? []) app.use(middleware);
-  app.use(mount(deps.provider.app));
+  // oidc-provider 9 is itself a Koa app; mounting composes its middleware into this one.
+  app.use(mount(deps.provider));
   return app;
 }

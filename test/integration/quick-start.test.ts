@@ -1,0 +1,81 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { freePort } from '../support/moat-harness.ts';
+
+/*
+ * The README, literally: `npm start` (here: the same `node src/main.ts`, with MOAT_* overrides for a
+ * free port and a private data directory) runs the sandbox on the embedded default, and the TPP
+ * quick start script gets a certificate-bound token from it with the CLI and curl.
+ */
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const run = promisify(execFile);
+
+let server: ChildProcess;
+let output = '';
+let dir: string;
+let env: NodeJS.ProcessEnv;
+let issuer: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'moat-quickstart-'));
+  const port = await freePort();
+  issuer = `https://localhost:${port}`;
+  env = {
+    ...process.env,
+    MOAT_ISSUER: issuer,
+    MOAT_LISTEN__PORT: String(port),
+    MOAT_LISTEN__HOST: '127.0.0.1',
+    MOAT_DATA_DIR: join(dir, 'data'),
+    MOAT_KEYS__DIR: join(dir, 'keys'),
+  };
+  server = spawn(process.execPath, ['src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  server.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
+  server.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
+  const deadline = Date.now() + 30_000;
+  while (!output.includes('listening on port') && Date.now() < deadline) {
+    if (server.exitCode !== null) throw new Error(`moat exited: ${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!output.includes('listening on port')) throw new Error(`moat did not start: ${output}`);
+});
+
+afterAll(async () => {
+  if (server.exitCode === null) server.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('npm start on a fresh checkout', () => {
+  it('says it runs on the embedded default and prints the sandbox customers', () => {
+    expect(output).toContain(`Moat sandbox listening on port ${new URL(issuer).port} — issuer ${issuer}`);
+    expect(output).toMatch(/storage: pglite \+ memory \(embedded default/);
+    expect(output).toContain('alice / alice-sandbox');
+  });
+
+  it('gets a TPP from zero to a certificate-bound token with the quick start script', async () => {
+    const out = join(dir, 'acme');
+    const { stdout } = await run('bash', ['scripts/sandbox-quick-start.sh', issuer, out], { cwd: ROOT, env, timeout: 60_000 });
+    const summary = JSON.parse(readFileSync(join(out, 'tpp.json'), 'utf8')) as Record<string, string>;
+    const introspection = JSON.parse(/introspection: (.*)/.exec(stdout)![1]!) as Record<string, unknown>;
+    expect(introspection).toEqual(expect.objectContaining({ active: true, sub: 'cust-alice', cnf: { 'x5t#S256': summary['x5t#S256'] } }));
+    expect(JSON.parse(/sandbox API: +(.*)/.exec(stdout)![1]!)).toEqual({ data: { accounts: expect.any(Array) } });
+  });
+
+  it('refuses a second server on the same embedded database, naming the process that holds it', async () => {
+    const port = await freePort();
+    const second = await run(process.execPath, ['src/main.ts'], { cwd: ROOT, env: { ...env, MOAT_LISTEN__PORT: String(port) }, timeout: 30_000 })
+      .then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => err);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toContain(`the embedded database is in use by process ${server.pid}`);
+  });
+
+  it('drains and exits 0 on SIGTERM', async () => {
+    const exited = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
+    server.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+});
