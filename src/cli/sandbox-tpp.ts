@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureSandboxMaterial } from '../sandbox/sandbox-material.ts';
 import { issueSandboxTpp, writeSandboxTpp } from '../sandbox/tpp-credentials.ts';
@@ -54,7 +55,7 @@ export async function sandboxTppCommand(args: string[], io: CliIo): Promise<numb
     name: values.name.trim(), issuer: config.issuer, roles,
     ...(values['redirect-uri'] === undefined ? {} : { redirectUris: values['redirect-uri'] }),
   });
-  const summary = writeSandboxTpp(tpp, values.out);
+  const summary = writeSandboxTpp(tpp, resolve(io.cwd, values.out));
   if (values.json === true) {
     io.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     return 0;

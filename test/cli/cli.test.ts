@@ -1,0 +1,112 @@
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { X509Certificate } from 'node:crypto';
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { runCli } from '../../src/cli/main.ts';
+
+/** Runs `moat …` in-process in a fresh working directory, capturing what it prints. */
+async function moat(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  const cwd = options.cwd ?? mkdtempSync(join(tmpdir(), 'moat-cli-'));
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  const code = await runCli(args, { stdout, stderr, env: options.env ?? {}, cwd });
+  return { code, out, err, cwd };
+}
+
+describe('moat config validate', () => {
+  it('accepts a valid configuration and names its source', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));
+    writeFileSync(join(cwd, 'moat.yaml'), 'issuer: https://as.bank.example\n');
+    const r = await moat(['config', 'validate'], { cwd });
+    expect(r.code).toBe(0);
+    expect(r.out).toBe(`configuration valid (${join(cwd, 'moat.yaml')}): mode sandbox, issuer https://as.bank.example\n`);
+  });
+
+  it('exits 1 naming each bad key', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));
+    writeFileSync(join(cwd, 'prod.yaml'), 'mode: production\nlisten: { port: 99999 }\n');
+    const r = await moat(['config', 'validate', '--config', 'prod.yaml'], { cwd });
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('listen.port: ');
+  });
+});
+
+describe('moat keys', () => {
+  it('lists the generated keys and rotates them, keeping the old ones published', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));
+    writeFileSync(join(cwd, 'moat.yaml'), 'keys: { algorithms: [ES256] }\ntokens: { idTokenTtl: 600 }\n');
+    const list = await moat(['keys', 'list'], { cwd });
+    expect(list.code).toBe(0);
+    const [kid] = list.out.split(' ');
+    expect(list.out).toMatch(/ES256\s+active/);
+    const rotate = await moat(['keys', 'rotate'], { cwd });
+    expect(rotate.code).toBe(0);
+    expect(rotate.out).toContain(`retired: ${kid} (ES256), published for verification for 660 s more`);
+    const after = await moat(['keys', 'list'], { cwd });
+    expect(after.out.trim().split('\n')).toHaveLength(2);
+    expect(after.out).toMatch(new RegExp(`${kid}\\s+ES256\\s+retired`));
+    expect(statSync(join(cwd, 'keys', 'jwks.json')).mode & 0o777).toBe(0o600);
+  });
+
+  it('explains its usage when the subcommand is unknown', async () => {
+    const r = await moat(['keys', 'spin']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^usage: moat keys list/);
+  });
+});
+
+describe('moat sandbox tpp', () => {
+  it('writes the credentials without a running server', async () => {
+    const r = await moat(['sandbox', 'tpp', '--name', 'Acme Fintech', '--out', 'acme', '--roles', 'AISP', '--json']);
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.out) as Record<string, unknown>;
+    const dir = join(r.cwd, 'acme');
+    const cert = new X509Certificate(readFileSync(join(dir, 'transport.pem')));
+    expect(cert.verify(new X509Certificate(readFileSync(join(r.cwd, 'data', 'sandbox', 'tpp-ca.pem'))).publicKey)).toBe(true);
+    expect(cert.verify(new X509Certificate(readFileSync(join(dir, 'server-ca.pem'))).publicKey)).toBe(false);
+    expect(summary.tls_client_auth_subject_dn).toBe(`CN=${String(summary.software_id)}, OU=${String(summary.org_id)}, O=Acme Fintech, C=GB`);
+    expect(statSync(join(dir, 'transport.key')).mode & 0o777).toBe(0o600);
+    const directory = JSON.parse(readFileSync(join(r.cwd, 'data', 'sandbox', 'directory.public.jwks.json'), 'utf8'));
+    const { payload } = await jwtVerify(readFileSync(join(dir, 'ssa.jwt'), 'utf8').trim(), createLocalJWKSet(directory), { issuer: 'moat-sandbox-directory' });
+    expect(payload).toEqual(expect.objectContaining({ software_roles: ['AISP'], org_status: 'Active', software_client_name: 'Acme Fintech' }));
+    const registration = JSON.parse(readFileSync(join(dir, 'registration.json'), 'utf8'));
+    expect(registration.scope).toBe('openid accounts');
+  });
+
+  it('exits 2 without --name, and refuses an http redirect URI', async () => {
+    expect((await moat(['sandbox', 'tpp', '--out', 'x'])).code).toBe(2);
+    const r = await moat(['sandbox', 'tpp', '--name', 'x', '--out', 'x', '--redirect-uri', 'http://tpp.example/cb']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('must be an https URL');
+  });
+
+  it('refuses in production mode', async () => {
+    const r = await moat(['sandbox', 'tpp', '--name', 'x', '--out', 'x'], {
+      env: { MOAT_MODE: 'production', MOAT_STORAGE__POSTGRES_URL: 'postgres://x@h/db', MOAT_STORAGE__REDIS_URL: 'redis://h', MOAT_TLS__CERT_FILE: 'a', MOAT_TLS__KEY_FILE: 'b', MOAT_TRUST_ANCHORS: '["ca.pem"]' },
+    });
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('sandbox credentials exist only in sandbox mode');
+  });
+});
+
+describe('moat migrate', () => {
+  it('applies the migrations to the embedded database, then finds it up to date', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));
+    expect((await moat(['migrate'], { cwd })).out).toMatch(/^migrations applied: 20261124150000_oidc_models/);
+    expect((await moat(['migrate'], { cwd })).out).toBe('migrations: up to date\n');
+  });
+});
+
+describe('moat', () => {
+  it('prints its usage for an unknown command and exits 2', async () => {
+    const r = await moat(['frobnicate']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('unknown command "frobnicate"');
+  });
+});
