@@ -184,9 +184,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
 /** Profile obligations a client cannot opt out of by leaving metadata unset. */
 function applyProfileObligations(profile: FapiProfile, metadata: Record<string, unknown>): void {
   if (requiresSignedRequestObject(profile)) metadata.require_signed_request_object = true;
-  if (requiresJarm(profile) && metadata.authorization_signed_response_alg === undefined) {
-    metadata.authorization_signed_response_alg = 'PS256';
-  }
+  // Only JARM response modes: a plain query response is refused with invalid_request.
+  if (requiresJarm(profile)) metadata.response_modes = ['jwt', 'query.jwt'];
 }
 
 /** RFC 4514 comparison, not string equality: `CN=a, O=b` and `cn=A,o=B` name the same subject. */
