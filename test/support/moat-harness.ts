@@ -77,7 +77,7 @@ export async function startMoat(options: { backend?: Backend; config?: Record<st
   const moat = await createMoatServer(config, createLogger(config.logging.level, sink));
   await moat.listen();
   return {
-    issuer, port, dataDir, config, moat, logs,
+    issuer: config.issuer, port, dataDir, config, moat, logs,
     async close() {
       await moat.close();
       for (const cleanup of cleanups) await cleanup();
