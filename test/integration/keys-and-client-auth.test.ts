@@ -1,0 +1,151 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { webcrypto } from 'node:crypto';
+import { decodeProtectedHeader, importJWK } from 'jose';
+import * as oauth from 'oauth4webapi';
+import { loadOrCreateSigningKeys, rotateSigningKeys } from '../../src/keys/signing-keys.ts';
+import { startMoat, type Harness } from '../support/moat-harness.ts';
+import { authorizationCodeFlow, onboardTpp } from '../support/tpp-client.ts';
+
+describe('signing key rotation', () => {
+  let h: Harness;
+  let oldKid: string;
+  let newKid: string;
+
+  beforeAll(async () => {
+    const keysDir = mkdtempSync(join(tmpdir(), 'moat-keys-'));
+    const { keys } = await loadOrCreateSigningKeys(keysDir, ['PS256', 'ES256', 'EdDSA']);
+    oldKid = keys.find((k) => k.alg === 'PS256')!.kid;
+    const rotation = await rotateSigningKeys(keysDir, ['PS256', 'ES256', 'EdDSA'], { retainSeconds: 600 });
+    newKid = rotation.activated.find((k) => k.alg === 'PS256')!.kid;
+    h = await startMoat({ config: { keys: { dir: keysDir } } });
+  });
+
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('publishes the retired key for verification next to the new one, without private members', async () => {
+    const tpp = await onboardTpp(h);
+    try {
+      const { keys } = await (await tpp.fetch(`${h.issuer}/jwks`)).json() as { keys: Record<string, unknown>[] };
+      expect(keys).toHaveLength(6);
+      expect(keys.find((k) => k.kid === newKid)).not.toHaveProperty('key_ops');
+      expect(keys.find((k) => k.kid === oldKid)).toEqual(expect.objectContaining({ key_ops: ['verify'] }));
+      expect(keys.some((k) => 'd' in k || 'p' in k)).toBe(false);
+      expect(new Set(keys.map((k) => k.kid)).size).toBe(6);
+    } finally {
+      await tpp.close();
+    }
+  });
+
+  it('signs new ID tokens with the new key only', async () => {
+    const tpp = await onboardTpp(h);
+    try {
+      const { tokens } = await authorizationCodeFlow(h, tpp);
+      expect(decodeProtectedHeader(tokens.id_token!)).toEqual(expect.objectContaining({ alg: 'PS256', kid: newKid }));
+    } finally {
+      await tpp.close();
+    }
+  });
+});
+
+describe('private_key_jwt client authentication (FAPI 2.0 SP §5.3.2.1)', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startMoat();
+  });
+
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('authenticates with a client assertion signed by the key from the software statement; the token is still certificate-bound', async () => {
+    const tpp = await onboardTpp(h, { registration: { token_endpoint_auth_method: 'private_key_jwt', tls_client_auth_subject_dn: undefined } });
+    try {
+      const jwk = tpp.creds.signingJwks.keys[0]!;
+      const key = { key: await importJWK(jwk, 'ES256') as webcrypto.CryptoKey, kid: jwk.kid };
+      const auth = oauth.PrivateKeyJwt(key);
+      const { params, codeVerifier } = await authorizeWith(tpp, auth);
+      const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, auth, params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch });
+      const tokens = await oauth.processAuthorizationCodeResponse(tpp.as, tpp.client, res);
+      const introspection = await oauth.processIntrospectionResponse(tpp.as, tpp.client,
+        await oauth.introspectionRequest(tpp.as, tpp.client, auth, tokens.access_token, { [oauth.customFetch]: tpp.fetch }));
+      expect(introspection).toEqual(expect.objectContaining({ active: true, cnf: { 'x5t#S256': tpp.creds.summary['x5t#S256'] } }));
+
+      // The same client cannot fall back to mTLS client authentication.
+      const wrong = await oauth.introspectionRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), tokens.access_token, { [oauth.customFetch]: tpp.fetch });
+      expect(wrong.status).toBe(401);
+      expect(await wrong.json()).toEqual(expect.objectContaining({ error: 'invalid_client' }));
+    } finally {
+      await tpp.close();
+    }
+  });
+
+  async function authorizeWith(tpp: Awaited<ReturnType<typeof onboardTpp>>, auth: oauth.ClientAuth) {
+    const codeVerifier = oauth.generateRandomCodeVerifier();
+    const params = new URLSearchParams({
+      response_type: 'code', redirect_uri: tpp.redirectUri, scope: 'openid accounts',
+      code_challenge: await oauth.calculatePKCECodeChallenge(codeVerifier), code_challenge_method: 'S256',
+    });
+    const par = await oauth.pushedAuthorizationRequest(tpp.as, tpp.client, auth, params, { [oauth.customFetch]: tpp.fetch });
+    const { request_uri: requestUri } = await oauth.processPushedAuthorizationResponse(tpp.as, tpp.client, par);
+    const { customerConsents } = await import('../support/tpp-client.ts');
+    const location = await customerConsents(h, tpp, requestUri);
+    return { params: oauth.validateAuthResponse(tpp.as, tpp.client, new URL(location), oauth.skipStateCheck), codeVerifier };
+  }
+});
+
+describe('refresh token rotation, when a bank turns it on', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startMoat({ config: { tokens: { refreshTokenRotation: true } } });
+  });
+
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('lets exactly one of 20 racing refreshes use a refresh token, and a replay revokes the grant', async () => {
+    const tpp = await onboardTpp(h);
+    try {
+      const { tokens } = await authorizationCodeFlow(h, tpp);
+      const results = await Promise.all(Array.from({ length: 20 }, () => oauth.refreshTokenGrantRequest(
+        tpp.as, tpp.client, oauth.TlsClientAuth(), tokens.refresh_token!, { [oauth.customFetch]: tpp.fetch },
+      )));
+      const ok = results.filter((r) => r.status === 200);
+      expect(ok).toHaveLength(1);
+      for (const r of results.filter((x) => x.status !== 200)) {
+        expect(r.status).toBe(400);
+        expect(await r.json()).toEqual(expect.objectContaining({ error: 'invalid_grant' }));
+      }
+      const rotated = await oauth.processRefreshTokenResponse(tpp.as, tpp.client, ok[0]!);
+      const introspection = await oauth.processIntrospectionResponse(tpp.as, tpp.client,
+        await oauth.introspectionRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), rotated.access_token, { [oauth.customFetch]: tpp.fetch }));
+      expect(introspection.active).toBe(false);
+    } finally {
+      await tpp.close();
+    }
+  });
+});
+
+describe('mTLS endpoint aliases (RFC 8705 §5)', () => {
+  it('are published when the mTLS endpoints live on another host', async () => {
+    const h = await startMoat({ backend: 'embedded', config: { tls: { mtlsEndpointAliasOrigin: 'https://mtls.bank.example' } } });
+    try {
+      const tpp = await onboardTpp(h);
+      expect(tpp.as.mtls_endpoint_aliases).toEqual(expect.objectContaining({
+        token_endpoint: 'https://mtls.bank.example/token',
+        pushed_authorization_request_endpoint: 'https://mtls.bank.example/par',
+        introspection_endpoint: 'https://mtls.bank.example/introspect',
+      }));
+      await tpp.close();
+    } finally {
+      await h.close();
+    }
+  });
+});
+
