@@ -6,11 +6,11 @@ node_ok() {
   node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>22||(a===22&&b>=19)?0:1)'
 }
 if ! node_ok; then
-  MOAT_NODE_HOME="${MOAT_NODE_HOME:-$HOME/.cache/moat/node24}"
-  if [ ! -x "$MOAT_NODE_HOME/node_modules/.bin/node" ]; then
-    echo "moat: installing Node 24 from the npm registry into $MOAT_NODE_HOME" >&2
-    npm install --silent --no-save --no-audit --no-fund --prefix "$MOAT_NODE_HOME" node@24 >&2
+  NODE_FOR_MOAT="${NODE_FOR_MOAT:-$HOME/.cache/moat/node24}"
+  if [ ! -x "$NODE_FOR_MOAT/node_modules/.bin/node" ]; then
+    echo "moat: installing Node 24 from the npm registry into $NODE_FOR_MOAT" >&2
+    npm install --silent --no-save --no-audit --no-fund --prefix "$NODE_FOR_MOAT" node@24 >&2
   fi
-  export PATH="$MOAT_NODE_HOME/node_modules/.bin:$PATH"
+  export PATH="$NODE_FOR_MOAT/node_modules/.bin:$PATH"
 fi
-[ -n "${MOAT_QUIET_NODE:-}" ] || echo "moat: node $(node --version), npm $(npm --version)" >&2
+[ -n "${QUIET_NODE_FOR_MOAT:-}" ] || echo "moat: node $(node --version), npm $(npm --version)" >&2

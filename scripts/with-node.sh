@@ -2,6 +2,6 @@
 # Runs node with the given arguments on Node 22.19+, fetching Node 24 from the npm registry first
 # when the machine's Node is older (npm start / npm test work on a fresh machine either way).
 set -e
-MOAT_QUIET_NODE=1
+QUIET_NODE_FOR_MOAT=1
 . "$(dirname "$0")/use-node.sh"
 exec node "$@"

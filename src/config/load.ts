@@ -26,7 +26,8 @@ const ENV_PREFIX = 'MOAT_';
  * Loads the YAML file (if any), applies MOAT_* environment overrides and validates the result.
  * `MOAT_STORAGE__POSTGRES_URL=…` sets `storage.postgresUrl`: `__` separates levels, the rest is
  * SCREAMING_SNAKE of the camelCase key. Values that parse as JSON (numbers, booleans, arrays) are
- * taken as such, anything else as a string.
+ * taken as such, anything else as a string. An unknown MOAT_* name is an error like an unknown YAML
+ * key, so a typo in a deployment's environment cannot go unnoticed.
  */
 export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): LoadedConfig {
   const env = options.env ?? process.env;

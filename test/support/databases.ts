@@ -7,12 +7,12 @@ import pg from 'pg';
  * prefix, created here and dropped by the caller's cleanup. Never the shared data of other tests.
  */
 
-export const POSTGRES_ADMIN_URL = process.env.MOAT_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-export const REDIS_URL = process.env.MOAT_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const POSTGRES_ADMIN_URL = process.env.TEST_MOAT_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const REDIS_URL = process.env.TEST_MOAT_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** True when the run is the embedded-default pass (or no services were found). */
 export function embeddedOnly(): boolean {
-  return process.env.MOAT_TEST_EMBEDDED_ONLY === '1';
+  return process.env.TEST_MOAT_EMBEDDED_ONLY === '1';
 }
 
 /** `describe` for suites that need the real Postgres and Redis; skipped, visibly, on the embedded pass. */

@@ -3,7 +3,7 @@ import { createConnection } from 'node:net';
 /*
  * Decides once per `npm test` which backends the integration tests use. On a machine with Postgres
  * and Redis (CI, a developer's laptop) everything runs against them; on a fresh machine without
- * them the suite runs on the embedded default and says so. CI sets MOAT_TEST_REQUIRE_SERVICES=1 so
+ * them the suite runs on the embedded default and says so. CI sets TEST_MOAT_REQUIRE_SERVICES=1 so
  * a missing service fails the run instead of quietly skipping.
  */
 function reachable(url: string): Promise<boolean> {
@@ -16,21 +16,21 @@ function reachable(url: string): Promise<boolean> {
 }
 
 export default async function globalSetup(): Promise<void> {
-  if (process.env.MOAT_TEST_EMBEDDED_ONLY === '1') {
+  if (process.env.TEST_MOAT_EMBEDDED_ONLY === '1') {
     process.stdout.write('\nmoat tests: embedded default only (PGlite + in-process store)\n');
     return;
   }
-  const pg = process.env.MOAT_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-  const redis = process.env.MOAT_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const pg = process.env.TEST_MOAT_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const redis = process.env.TEST_MOAT_REDIS_URL ?? 'redis://127.0.0.1:6379';
   const [pgUp, redisUp] = await Promise.all([reachable(pg), reachable(redis)]);
   if (pgUp && redisUp) {
     process.stdout.write('\nmoat tests: real Postgres and Redis, plus the embedded default where a test names it\n');
     return;
   }
   const missing = [pgUp ? undefined : `Postgres (${new URL(pg).host})`, redisUp ? undefined : `Redis (${new URL(redis).host})`].filter(Boolean).join(' and ');
-  if (process.env.MOAT_TEST_REQUIRE_SERVICES === '1') {
-    throw new Error(`MOAT_TEST_REQUIRE_SERVICES=1 but ${missing} is not reachable`);
+  if (process.env.TEST_MOAT_REQUIRE_SERVICES === '1') {
+    throw new Error(`TEST_MOAT_REQUIRE_SERVICES=1 but ${missing} is not reachable`);
   }
-  process.stdout.write(`\nmoat tests: ${missing} not reachable — running on the embedded default only (set MOAT_TEST_POSTGRES_URL / MOAT_TEST_REDIS_URL to point at yours)\n`);
-  process.env.MOAT_TEST_EMBEDDED_ONLY = '1';
+  process.stdout.write(`\nmoat tests: ${missing} not reachable — running on the embedded default only (set TEST_MOAT_POSTGRES_URL / TEST_MOAT_REDIS_URL to point at yours)\n`);
+  process.env.TEST_MOAT_EMBEDDED_ONLY = '1';
 }

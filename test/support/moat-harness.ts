@@ -28,7 +28,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** Which backend integration tests use: the services unless MOAT_TEST_EMBEDDED_ONLY=1. */
+/** Which backend integration tests use: the services unless TEST_MOAT_EMBEDDED_ONLY=1. */
 export function defaultBackend(): Backend {
   return embeddedOnly() ? 'embedded' : 'services';
 }
