@@ -53,6 +53,14 @@ function renderUnexpected(ctx: Parameters<Middleware>[0], err: unknown, logger: 
     ctx.state.outcome = err.code;
     return;
   }
+  // oidc-provider's own errors raised in Moat's routes (an unknown or expired interaction, say):
+  // their status and OAuth code are meant for the client.
+  if (isProviderError(err)) {
+    ctx.status = err.status;
+    ctx.body = { error: err.error, error_description: err.error_description ?? err.error };
+    ctx.state.outcome = err.error;
+    return;
+  }
   if (err instanceof StorageUnavailableError) {
     logger.error({ err, event: 'storage.unavailable' }, 'storage unavailable');
     ctx.status = 503;
@@ -65,4 +73,11 @@ function renderUnexpected(ctx: Parameters<Middleware>[0], err: unknown, logger: 
   ctx.status = 500;
   ctx.body = { error: 'server_error', error_description: `an unexpected error occurred (request ${requestId})` };
   ctx.state.outcome = 'server_error';
+}
+
+interface ExposedProviderError { status: number; error: string; error_description?: string; expose: true }
+
+function isProviderError(err: unknown): err is ExposedProviderError {
+  const e = err as Partial<ExposedProviderError> | undefined;
+  return e?.expose === true && typeof e.error === 'string' && typeof e.status === 'number' && e.status >= 400 && e.status < 500;
 }

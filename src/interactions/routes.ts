@@ -4,6 +4,7 @@ import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import { SANDBOX_CUSTOMERS } from '../customers/sql-customer-directory.ts';
+import { OAuthError } from '../http/oauth-error.ts';
 import { readForm } from '../http/read-body.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Views } from './views.ts';
@@ -28,6 +29,28 @@ export function createInteractionRouter(deps: Deps): Router {
   const { provider, views, customers, config, logger } = deps;
   const router = new Router();
   const sandbox = config.mode === 'sandbox';
+
+  // A customer's browser gets a page, not JSON: an expired or unknown interaction, a form posted
+  // without its cookies, a body that is not a form.
+  router.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch (err) {
+      const own = err instanceof OAuthError ? { status: err.status, error: err.code, description: err.description } : undefined;
+      const provider = err as { status?: number; error?: string; error_description?: string; expose?: boolean };
+      const shown = own ?? (provider.expose === true && (provider.status ?? 500) < 500
+        ? { status: provider.status!, error: provider.error, description: provider.error_description } : undefined);
+      if (shown === undefined) throw err;
+      ctx.status = shown.status;
+      ctx.type = 'html';
+      ctx.body = views.render('error', {
+        error: shown.error,
+        description: shown.description ?? 'The sign-in session has expired or is not valid. Return to the application and start again.',
+        interactionId: ctx.response.get('x-fapi-interaction-id'),
+      });
+      logger.info({ event: 'interaction.error', outcome: shown.error, status: shown.status }, 'interaction error');
+    }
+  });
 
   const clientView = async (clientId: string) => {
     const client = await provider.Client.find(clientId);
@@ -91,7 +114,7 @@ export function createInteractionRouter(deps: Deps): Router {
     if (decision !== 'approve' && decision !== 'deny') {
       ctx.status = 400;
       ctx.type = 'html';
-      ctx.body = views.render('error', { error: 'invalid_request', description: 'decision must be approve or deny', interactionId: '' });
+      ctx.body = views.render('error', { error: 'invalid_request', description: 'decision must be approve or deny', interactionId: ctx.response.get('x-fapi-interaction-id') });
       return;
     }
     if (decision === 'deny') {
@@ -105,7 +128,7 @@ export function createInteractionRouter(deps: Deps): Router {
     if (details.prompt.name !== 'consent' || details.session?.accountId === undefined) {
       ctx.status = 400;
       ctx.type = 'html';
-      ctx.body = views.render('error', { error: 'invalid_request', description: 'sign in before approving', interactionId: '' });
+      ctx.body = views.render('error', { error: 'invalid_request', description: 'sign in before approving', interactionId: ctx.response.get('x-fapi-interaction-id') });
       return;
     }
     const grantId = await grantRequested(provider, details);
