@@ -38,6 +38,7 @@ export function requestContextMiddleware(logger: Logger): Middleware {
           path: ctx.path,
           status: ctx.status,
           durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+          ...clientOf(ctx),
           ...(ctx.state.outcome === undefined ? {} : { outcome: ctx.state.outcome }),
         }, 'request');
       }
@@ -80,4 +81,10 @@ interface ExposedProviderError { status: number; error: string; error_descriptio
 function isProviderError(err: unknown): err is ExposedProviderError {
   const e = err as Partial<ExposedProviderError> | undefined;
   return e?.expose === true && typeof e.error === 'string' && typeof e.status === 'number' && e.status >= 400 && e.status < 500;
+}
+
+/** The client oidc-provider authenticated or identified for this request, when there was one. */
+function clientOf(ctx: Parameters<Middleware>[0]): { clientId?: string } {
+  const clientId = (ctx as { oidc?: { client?: { clientId?: string } } }).oidc?.client?.clientId;
+  return clientId === undefined ? {} : { clientId };
 }
