@@ -1,0 +1,162 @@
+import { SignJWT, generateKeyPair, importJWK } from 'jose';
+import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
+import { createCa } from '../../src/sandbox/pki.ts';
+import { startMoat, type Harness } from '../support/moat-harness.ts';
+import { issueTpp, registerTpp, tlsFetch, type TppCredentials } from '../support/tpp-client.ts';
+
+/*
+ * Dynamic client registration (RFC 7591) with a software statement: every refusal is an RFC 7591
+ * §3.2.2 error precise enough for a TPP to fix its request.
+ */
+
+let h: Harness;
+let tpp: TppCredentials;
+
+beforeAll(async () => {
+  h = await startMoat();
+  tpp = await issueTpp(h, { roles: ['AISP'] });
+});
+
+afterAll(async () => {
+  await h?.close();
+});
+
+async function register(body: Record<string, unknown>, cert: { certPem: string; keyPem: string } | null = tpp) {
+  const f = tlsFetch(tpp.serverCaPem, cert ?? undefined);
+  try {
+    const res = await f(`${h.issuer}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return { status: res.status, body: await res.json() as Record<string, unknown> };
+  } finally {
+    await f.close();
+  }
+}
+
+/** An SSA with the sandbox directory's own key, for claims the CLI would never write. */
+async function sandboxSsa(claims: Record<string, unknown>): Promise<string> {
+  const material = await ensureSandboxMaterial(h.config.dataDir);
+  const key = await importJWK(material.directory.privateJwk, 'ES256');
+  return new SignJWT({
+    software_id: tpp.summary.software_id, org_id: tpp.summary.org_id, org_status: 'Active', software_roles: ['AISP'],
+    software_redirect_uris: ['https://localhost:3000/callback'], software_client_name: 'x', exp: Math.floor(Date.now() / 1000) + 3600, ...claims,
+  }).setProtectedHeader({ alg: 'ES256', kid: material.directory.privateJwk.kid }).setIssuer('moat-sandbox-directory')
+    .setIssuedAt().sign(key);
+}
+
+describe('registration with a software statement (RFC 7591)', () => {
+  it('registers a client from the SSA: name, roles, organisation and the TPP keys come from the directory', async () => {
+    const { status, body } = await registerTpp(h, tpp);
+    expect(status).toBe(201);
+    expect(body).toEqual(expect.objectContaining({
+      client_name: 'Test Fintech', software_id: tpp.summary.software_id, org_id: tpp.summary.org_id, software_roles: ['AISP'],
+      scope: 'openid accounts', token_endpoint_auth_method: 'tls_client_auth', tls_client_certificate_bound_access_tokens: true,
+      jwks: { keys: [expect.objectContaining({ kid: tpp.signingJwks.keys[0]!.kid })] },
+    }));
+    expect(body).not.toHaveProperty('client_secret');
+    expect(JSON.stringify(body.jwks)).not.toContain('"d"');
+  });
+
+  it('accepts the subject DN written differently but naming the same subject (RFC 4514)', async () => {
+    const dn = String(tpp.registration.tls_client_auth_subject_dn).toLowerCase().replace(/, /g, ',').replace(/cn=/, 'CN = ');
+    expect((await register({ ...tpp.registration, tls_client_auth_subject_dn: dn })).status).toBe(201);
+  });
+
+  it('refuses a request without software_statement', async () => {
+    const { software_statement: _s, ...rest } = tpp.registration;
+    expect(await register(rest)).toEqual({ status: 400, body: { error: 'invalid_software_statement', error_description: 'software_statement is required and must be a signed JWT' } });
+  });
+
+  it('refuses a statement signed with a key the directory does not publish, even one carried in the statement', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const { exportJWK } = await import('jose');
+    const forged = await new SignJWT({ software_id: 'x', org_id: 'y', software_roles: ['AISP'], software_redirect_uris: ['https://localhost:3000/callback'] })
+      .setProtectedHeader({ alg: 'ES256', jwk: await exportJWK(publicKey) }).setIssuer('moat-sandbox-directory').setIssuedAt().setExpirationTime('1h').sign(privateKey);
+    const { status, body } = await register({ ...tpp.registration, software_statement: forged });
+    expect(status).toBe(400);
+    expect(body.error).toBe('invalid_software_statement');
+  });
+
+  it('refuses a statement from a directory this server does not trust', async () => {
+    const { privateKey } = await generateKeyPair('ES256');
+    const other = await new SignJWT({ software_id: 'x', org_id: 'y' }).setProtectedHeader({ alg: 'ES256' }).setIssuer('Some Other Directory').sign(privateKey);
+    expect(await register({ ...tpp.registration, software_statement: other })).toEqual({
+      status: 400, body: { error: 'unapproved_software_statement', error_description: 'software_statement issuer "Some Other Directory" is not a directory this server trusts' },
+    });
+  });
+
+  it('refuses an expired statement', async () => {
+    const expired = await sandboxSsa({ exp: Math.floor(Date.now() / 1000) - 120 });
+    expect(await register({ ...tpp.registration, software_statement: expired })).toEqual({ status: 400, body: { error: 'invalid_software_statement', error_description: 'software_statement has expired' } });
+  });
+
+  it('refuses an organisation whose directory status is not Active', async () => {
+    const revoked = await sandboxSsa({ org_status: 'Revoked' });
+    expect(await register({ ...tpp.registration, software_statement: revoked })).toEqual({
+      status: 400, body: { error: 'unapproved_software_statement', error_description: 'the organisation\'s status in Moat sandbox directory is "Revoked", not Active' },
+    });
+  });
+
+  it('refuses registration without a client certificate with invalid_client', async () => {
+    const { status, body } = await register(tpp.registration, null);
+    expect(status).toBe(401);
+    expect(body.error).toBe('invalid_client');
+  });
+
+  it('refuses a certificate that does not chain to a trust anchor', async () => {
+    const selfSigned = await createCa([{ OU: [String(tpp.summary.org_id)] }, { CN: ['self'] }], new Date());
+    const { status, body } = await register(tpp.registration, selfSigned);
+    expect(status).toBe(401);
+    expect(body).toEqual({ error: 'invalid_client', error_description: expect.stringMatching(/^the transport certificate is not trusted: no path from the certificate/) });
+  });
+
+  it('refuses a transport certificate of another organisation', async () => {
+    const other = await issueTpp(h);
+    const { status, body } = await register(tpp.registration, other);
+    expect(status).toBe(400);
+    expect(body).toEqual({
+      error: 'unapproved_software_statement',
+      error_description: `the transport certificate belongs to organisation "${String(other.summary.org_id)}" (OU) but the software statement's org_id is "${String(tpp.summary.org_id)}"`,
+    });
+  });
+
+  it('refuses a redirect_uri that is not in the statement', async () => {
+    expect(await register({ ...tpp.registration, redirect_uris: ['https://evil.example/cb'] })).toEqual({
+      status: 400, body: { error: 'invalid_redirect_uri', error_description: "redirect_uri https://evil.example/cb is not among the software statement's software_redirect_uris" },
+    });
+  });
+
+  it('refuses a scope the statement\'s roles do not allow', async () => {
+    expect(await register({ ...tpp.registration, scope: 'openid payments' })).toEqual({
+      status: 400, body: { error: 'invalid_client_metadata', error_description: 'scope payments requires one of the roles PISP; the software statement grants AISP' },
+    });
+  });
+
+  it.each(['client_secret_basic', 'client_secret_post', 'none'])('refuses token_endpoint_auth_method %s (FAPI 2.0 SP §5.3.2.1)', async (method) => {
+    const { status, body } = await register({ ...tpp.registration, token_endpoint_auth_method: method });
+    expect(status).toBe(400);
+    expect(body).toEqual({ error: 'invalid_client_metadata', error_description: 'token_endpoint_auth_method must be one of tls_client_auth, self_signed_tls_client_auth, private_key_jwt (FAPI 2.0 SP §5.3.2.1)' });
+  });
+
+  it('refuses tls_client_auth without a subject DN, and with one that is not the certificate\'s', async () => {
+    const { tls_client_auth_subject_dn: _dn, ...rest } = tpp.registration;
+    expect((await register(rest)).body.error).toBe('invalid_client_metadata');
+    const wrong = await register({ ...tpp.registration, tls_client_auth_subject_dn: 'CN=someone-else,OU=x,O=y,C=GB' });
+    expect(wrong.status).toBe(400);
+    expect(wrong.body.error_description).toMatch(/^tls_client_auth_subject_dn does not match the presented certificate's subject CN=.* \(expected CN=someone-else, the certificate has CN=/);
+  });
+
+  it('refuses keys sent beside the statement', async () => {
+    const { body } = await register({ ...tpp.registration, jwks_uri: 'https://tpp.example/jwks' });
+    expect(body).toEqual({ error: 'invalid_client_metadata', error_description: 'jwks and jwks_uri come from the software statement (software_jwks / software_jwks_endpoint); do not send them' });
+  });
+
+  it('refuses a body that is not JSON with invalid_request', async () => {
+    const f = tlsFetch(tpp.serverCaPem, tpp);
+    try {
+      const res = await f(`${h.issuer}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{not json' });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({ error: 'invalid_request', error_description: 'the request body is not valid JSON' });
+    } finally {
+      await f.close();
+    }
+  });
+});
