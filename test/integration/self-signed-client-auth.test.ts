@@ -1,0 +1,72 @@
+import { X509Certificate } from 'node:crypto';
+import { importJWK, SignJWT } from 'jose';
+import * as oauth from 'oauth4webapi';
+import { createCa } from '../../src/sandbox/pki.ts';
+import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
+import { startMoat, type Harness } from '../support/moat-harness.ts';
+import { discover, issueTpp, registerTpp, tlsFetch, customerConsents, type RegisteredTpp } from '../support/tpp-client.ts';
+
+/*
+ * self_signed_tls_client_auth (RFC 8705 §2.2): the client authenticates with a self-signed
+ * certificate whose key its directory vouched for (x5c in the software statement's JWKS).
+ */
+
+let h: Harness;
+
+beforeAll(async () => {
+  h = await startMoat({ backend: 'embedded' });
+});
+
+afterAll(async () => {
+  await h?.close();
+});
+
+it('authenticates a client by a self-signed certificate registered in its JWKS, and binds its tokens to it', async () => {
+  const creds = await issueTpp(h);
+  const selfSigned = await createCa([{ CN: ['tpp self-signed'] }], new Date());
+  const cert = new X509Certificate(selfSigned.certPem);
+  const certJwk = { ...cert.publicKey.export({ format: 'jwk' }), kid: 'self-signed', use: 'sig', x5c: [cert.raw.toString('base64')] };
+  const material = await ensureSandboxMaterial(h.config.dataDir);
+  const ssa = await new SignJWT({
+    software_id: creds.summary.software_id, org_id: creds.summary.org_id, org_status: 'Active', software_roles: ['AISP', 'PISP'],
+    software_redirect_uris: ['https://localhost:3000/callback'], software_client_name: 'Self-signed TPP',
+    software_jwks: { keys: [...creds.signingJwks.keys.map(({ d: _d, ...pub }) => pub), certJwk] },
+  }).setProtectedHeader({ alg: 'ES256', kid: material.directory.privateJwk.kid }).setIssuer('moat-sandbox-directory')
+    .setIssuedAt().setExpirationTime('1h').sign(await importJWK(material.directory.privateJwk, 'ES256'));
+
+  const reg = await registerTpp(h, creds, { software_statement: ssa, token_endpoint_auth_method: 'self_signed_tls_client_auth', tls_client_auth_subject_dn: undefined });
+  expect(reg).toEqual(expect.objectContaining({ status: 201 }));
+
+  const f = tlsFetch(creds.serverCaPem, selfSigned);
+  const tpp: RegisteredTpp = {
+    creds, client: reg.body as unknown as oauth.Client, as: await discover(h, f), fetch: f,
+    redirectUri: 'https://localhost:3000/callback', close: () => f.close(),
+  };
+  try {
+    const verifier = oauth.generateRandomCodeVerifier();
+    const par = await oauth.pushedAuthorizationRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({
+      response_type: 'code', redirect_uri: tpp.redirectUri, scope: 'openid accounts',
+      code_challenge: await oauth.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    }), { [oauth.customFetch]: f });
+    const { request_uri: requestUri } = await oauth.processPushedAuthorizationResponse(tpp.as, tpp.client, par);
+    const params = oauth.validateAuthResponse(tpp.as, tpp.client, new URL(await customerConsents(h, tpp, requestUri)), oauth.skipStateCheck);
+    const tokens = await oauth.processAuthorizationCodeResponse(tpp.as, tpp.client,
+      await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, verifier, { [oauth.customFetch]: f }));
+    const introspection = await oauth.processIntrospectionResponse(tpp.as, tpp.client,
+      await oauth.introspectionRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), tokens.access_token, { [oauth.customFetch]: f }));
+    expect(introspection.cnf).toEqual({ 'x5t#S256': Buffer.from(cert.fingerprint256.replace(/:/g, ''), 'hex').toString('base64url') });
+
+    // Another self-signed certificate is not this client.
+    const stranger = await createCa([{ CN: ['stranger'] }], new Date());
+    const g = tlsFetch(creds.serverCaPem, stranger);
+    try {
+      const res = await oauth.introspectionRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), tokens.access_token, { [oauth.customFetch]: g });
+      expect(res.status).toBe(401);
+      expect(await res.json()).toEqual(expect.objectContaining({ error: 'invalid_client' }));
+    } finally {
+      await g.close();
+    }
+  } finally {
+    await tpp.close();
+  }
+});
