@@ -1,6 +1,6 @@
 import * as oauth from 'oauth4webapi';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { authorize, Browser, customerConsents, onboardTpp, tlsFetch, type RegisteredTpp } from '../support/tpp-client.ts';
+import { authorize, Browser, customerConsents, onboardTpp, pushAuthorization, tlsFetch, type RegisteredTpp } from '../support/tpp-client.ts';
 
 /*
  * The authorization endpoint rules of FAPI 2.0 SP §5.3.2.2 (and RFC 9126, RFC 7636, RFC 9207),
@@ -126,9 +126,8 @@ describe('the authorization endpoint (FAPI 2.0 SP §5.3.2.2)', () => {
   it('redirects to the client with 303, never 307 (FAPI 2.0 SP §5.3.2.2)', async () => {
     const browser = new Browser(h, tpp.creds.serverCaPem);
     try {
-      const par = await oauth.processPushedAuthorizationResponse(tpp.as, tpp.client,
-        await oauth.pushedAuthorizationRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams(await goodParams()), { [oauth.customFetch]: tpp.fetch }));
-      const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: par.request_uri })}`);
+      const { requestUri } = await pushAuthorization(tpp);
+      const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
       const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
       const login = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox' } });
       expect(login.status).toBe(303);
@@ -138,13 +137,12 @@ describe('the authorization endpoint (FAPI 2.0 SP §5.3.2.2)', () => {
   });
 
   it('uses a request_uri once: a second authorization with it is refused', async () => {
-    const par = await oauth.processPushedAuthorizationResponse(tpp.as, tpp.client,
-      await oauth.pushedAuthorizationRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams(await goodParams()), { [oauth.customFetch]: tpp.fetch }));
-    const first = new URL(await customerConsents(h, tpp, par.request_uri));
+    const { requestUri } = await pushAuthorization(tpp);
+    const first = new URL(await customerConsents(h, tpp, requestUri));
     expect(first.searchParams.get('code')).not.toBeNull();
     const browser = new Browser(h, tpp.creds.serverCaPem);
     try {
-      const again = await browser.request(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: par.request_uri })}`);
+      const again = await browser.request(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
       expect(again.status).toBe(400);
       expect(await again.text()).toContain('invalid_request_uri');
     } finally {
@@ -153,9 +151,8 @@ describe('the authorization endpoint (FAPI 2.0 SP §5.3.2.2)', () => {
   });
 
   it('returns access_denied to the client when the customer denies', async () => {
-    const par = await oauth.processPushedAuthorizationResponse(tpp.as, tpp.client,
-      await oauth.pushedAuthorizationRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams(await goodParams()), { [oauth.customFetch]: tpp.fetch }));
-    const location = new URL(await customerConsents(h, tpp, par.request_uri, { decision: 'deny' }));
+    const { requestUri } = await pushAuthorization(tpp);
+    const location = new URL(await customerConsents(h, tpp, requestUri, { decision: 'deny' }));
     expect(location.searchParams.get('error')).toBe('access_denied');
     expect(location.searchParams.get('iss')).toBe(h.issuer);
   });

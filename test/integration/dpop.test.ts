@@ -1,7 +1,7 @@
 import { webcrypto } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { customerConsents, onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
+import { authorize, onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
 
 /*
  * DPoP (RFC 9449) as the alternative sender constraint: the authorization code is bound to the key
@@ -26,17 +26,7 @@ async function dpopKey() {
 }
 
 async function codeFor(keyPair: webcrypto.CryptoKeyPair) {
-  const codeVerifier = oauth.generateRandomCodeVerifier();
-  const params = new URLSearchParams({
-    response_type: 'code', redirect_uri: tpp.redirectUri, scope: 'openid accounts',
-    code_challenge: await oauth.calculatePKCECodeChallenge(codeVerifier), code_challenge_method: 'S256',
-  });
-  // The DPoP proof on the PAR request binds the code to the key (the server records dpop_jkt).
-  const par = await oauth.pushedAuthorizationRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params,
-    { [oauth.customFetch]: tpp.fetch, DPoP: oauth.DPoP(tpp.client, keyPair) });
-  const { request_uri: requestUri } = await oauth.processPushedAuthorizationResponse(tpp.as, tpp.client, par);
-  const location = await customerConsents(h, tpp, requestUri);
-  return { params: oauth.validateAuthResponse(tpp.as, tpp.client, new URL(location), oauth.skipStateCheck), codeVerifier };
+  return authorize(h, tpp, { dpop: oauth.DPoP(tpp.client, keyPair) });
 }
 
 describe('a DPoP-bound client', () => {

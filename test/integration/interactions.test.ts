@@ -1,6 +1,5 @@
 import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { Browser, onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
-import * as oauth from 'oauth4webapi';
+import { Browser, onboardTpp, pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
 
 /*
  * The customer's pages: the documented form contract, and clear pages (never a 500 or a stack
@@ -21,12 +20,7 @@ afterAll(async () => {
 });
 
 async function startAuthorization(browser: Browser): Promise<string> {
-  const params = new URLSearchParams({
-    response_type: 'code', redirect_uri: tpp.redirectUri, scope: 'openid accounts',
-    code_challenge: await oauth.calculatePKCECodeChallenge(oauth.generateRandomCodeVerifier()), code_challenge_method: 'S256',
-  });
-  const par = await oauth.pushedAuthorizationRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, { [oauth.customFetch]: tpp.fetch });
-  const { request_uri: requestUri } = await oauth.processPushedAuthorizationResponse(tpp.as, tpp.client, par);
+  const { requestUri } = await pushAuthorization(tpp);
   const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
   return new URL(start.url, h.issuer).pathname.split('/')[2]!;
 }

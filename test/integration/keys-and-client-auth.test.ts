@@ -6,7 +6,7 @@ import { decodeProtectedHeader, importJWK } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { loadOrCreateSigningKeys, rotateSigningKeys } from '../../src/keys/signing-keys.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { authorizationCodeFlow, onboardTpp } from '../support/tpp-client.ts';
+import { authorizationCodeFlow, authorize, onboardTpp } from '../support/tpp-client.ts';
 
 describe('signing key rotation', () => {
   let h: Harness;
@@ -68,7 +68,7 @@ describe('private_key_jwt client authentication (FAPI 2.0 SP §5.3.2.1)', () => 
       const jwk = tpp.creds.signingJwks.keys[0]!;
       const key = { key: await importJWK(jwk, 'ES256') as webcrypto.CryptoKey, kid: jwk.kid };
       const auth = oauth.PrivateKeyJwt(key);
-      const { params, codeVerifier } = await authorizeWith(tpp, auth);
+      const { params, codeVerifier } = await authorize(h, tpp, { auth });
       const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, auth, params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch });
       const tokens = await oauth.processAuthorizationCodeResponse(tpp.as, tpp.client, res);
       const introspection = await oauth.processIntrospectionResponse(tpp.as, tpp.client,
@@ -84,18 +84,6 @@ describe('private_key_jwt client authentication (FAPI 2.0 SP §5.3.2.1)', () => 
     }
   });
 
-  async function authorizeWith(tpp: Awaited<ReturnType<typeof onboardTpp>>, auth: oauth.ClientAuth) {
-    const codeVerifier = oauth.generateRandomCodeVerifier();
-    const params = new URLSearchParams({
-      response_type: 'code', redirect_uri: tpp.redirectUri, scope: 'openid accounts',
-      code_challenge: await oauth.calculatePKCECodeChallenge(codeVerifier), code_challenge_method: 'S256',
-    });
-    const par = await oauth.pushedAuthorizationRequest(tpp.as, tpp.client, auth, params, { [oauth.customFetch]: tpp.fetch });
-    const { request_uri: requestUri } = await oauth.processPushedAuthorizationResponse(tpp.as, tpp.client, par);
-    const { customerConsents } = await import('../support/tpp-client.ts');
-    const location = await customerConsents(h, tpp, requestUri);
-    return { params: oauth.validateAuthResponse(tpp.as, tpp.client, new URL(location), oauth.skipStateCheck), codeVerifier };
-  }
 });
 
 describe('refresh token rotation, when a bank turns it on', () => {

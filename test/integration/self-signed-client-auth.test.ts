@@ -4,7 +4,7 @@ import * as oauth from 'oauth4webapi';
 import { createCa } from '../../src/sandbox/pki.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { discover, issueTpp, registerTpp, tlsFetch, customerConsents, type RegisteredTpp } from '../support/tpp-client.ts';
+import { authorize, discover, issueTpp, registerTpp, tlsFetch, type RegisteredTpp } from '../support/tpp-client.ts';
 
 /*
  * self_signed_tls_client_auth (RFC 8705 §2.2): the client authenticates with a self-signed
@@ -43,15 +43,9 @@ it('authenticates a client by a self-signed certificate registered in its JWKS, 
     redirectUri: 'https://localhost:3000/callback', close: () => f.close(),
   };
   try {
-    const verifier = oauth.generateRandomCodeVerifier();
-    const par = await oauth.pushedAuthorizationRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({
-      response_type: 'code', redirect_uri: tpp.redirectUri, scope: 'openid accounts',
-      code_challenge: await oauth.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
-    }), { [oauth.customFetch]: f });
-    const { request_uri: requestUri } = await oauth.processPushedAuthorizationResponse(tpp.as, tpp.client, par);
-    const params = oauth.validateAuthResponse(tpp.as, tpp.client, new URL(await customerConsents(h, tpp, requestUri)), oauth.skipStateCheck);
+    const { params, codeVerifier } = await authorize(h, tpp);
     const tokens = await oauth.processAuthorizationCodeResponse(tpp.as, tpp.client,
-      await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, verifier, { [oauth.customFetch]: f }));
+      await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: f }));
     const introspection = await oauth.processIntrospectionResponse(tpp.as, tpp.client,
       await oauth.introspectionRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), tokens.access_token, { [oauth.customFetch]: f }));
     expect(introspection.cnf).toEqual({ 'x5t#S256': Buffer.from(cert.fingerprint256.replace(/:/g, ''), 'hex').toString('base64url') });

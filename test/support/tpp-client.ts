@@ -164,23 +164,26 @@ export interface FlowResult {
 }
 
 /** PAR → authorize → login → consent → token, as a TPP and a customer would. */
-export async function authorizationCodeFlow(
-  h: Harness,
-  tpp: RegisteredTpp,
-  options: { scope?: string; customer?: { username: string; password: string }; extraParams?: Record<string, string> } = {},
-): Promise<FlowResult> {
+export async function authorizationCodeFlow(h: Harness, tpp: RegisteredTpp, options: AuthorizeOptions = {}): Promise<FlowResult> {
   const code = await authorize(h, tpp, options);
   const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), code.params, tpp.redirectUri, code.codeVerifier, { [oauth.customFetch]: tpp.fetch });
   const tokens = await oauth.processAuthorizationCodeResponse(tpp.as, tpp.client, res);
   return { tokens, codeVerifier: code.codeVerifier, code: code.params.get('code')! };
 }
 
-/** Everything up to (not including) the token request. */
-export async function authorize(
-  h: Harness,
-  tpp: RegisteredTpp,
-  options: { scope?: string; customer?: { username: string; password: string }; extraParams?: Record<string, string>; decision?: 'approve' | 'deny' } = {},
-): Promise<{ params: URLSearchParams; codeVerifier: string; location: string }> {
+export interface AuthorizeOptions {
+  scope?: string;
+  extraParams?: Record<string, string>;
+  customer?: { username: string; password: string };
+  decision?: 'approve' | 'deny';
+  /** Client authentication at PAR; mTLS by default. */
+  auth?: oauth.ClientAuth;
+  /** A DPoP proof on the PAR request binds the code to the key (dpop_jkt). */
+  dpop?: oauth.DPoPHandle;
+}
+
+/** PAR with PKCE S256: returns the request_uri and the verifier for the token request. */
+export async function pushAuthorization(tpp: RegisteredTpp, options: AuthorizeOptions = {}): Promise<{ requestUri: string; codeVerifier: string }> {
   const codeVerifier = oauth.generateRandomCodeVerifier();
   const params = new URLSearchParams({
     response_type: 'code',
@@ -190,8 +193,20 @@ export async function authorize(
     code_challenge_method: 'S256',
     ...options.extraParams,
   });
-  const par = await oauth.pushedAuthorizationRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, { [oauth.customFetch]: tpp.fetch });
+  const par = await oauth.pushedAuthorizationRequest(tpp.as, tpp.client, options.auth ?? oauth.TlsClientAuth(), params, {
+    [oauth.customFetch]: tpp.fetch, ...(options.dpop === undefined ? {} : { DPoP: options.dpop }),
+  });
   const { request_uri: requestUri } = await oauth.processPushedAuthorizationResponse(tpp.as, tpp.client, par);
+  return { requestUri, codeVerifier };
+}
+
+/** Everything up to (not including) the token request. */
+export async function authorize(
+  h: Harness,
+  tpp: RegisteredTpp,
+  options: AuthorizeOptions = {},
+): Promise<{ params: URLSearchParams; codeVerifier: string; location: string }> {
+  const { requestUri, codeVerifier } = await pushAuthorization(tpp, options);
   const location = await customerConsents(h, tpp, requestUri, options);
   const callback = oauth.validateAuthResponse(tpp.as, tpp.client, new URL(location), oauth.skipStateCheck);
   return { params: callback, codeVerifier, location };
