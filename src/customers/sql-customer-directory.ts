@@ -1,3 +1,4 @@
+import { storableText } from '../storage/sql/postgres-model-store.ts';
 import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { Customer, CustomerDirectory } from './customer-directory.ts';
 import { hashPassword, verifyPassword } from './password-hash.ts';
@@ -9,12 +10,17 @@ export function createSqlCustomerDirectory(sql: SqlClient): CustomerDirectory {
   const dummyHash = hashPassword(crypto.randomUUID());
   return {
     async authenticate(username, password) {
+      if (!storableText(username)) {
+        await verifyPassword(password, await dummyHash);
+        return undefined;
+      }
       const { rows } = await sql.query<CustomerRow>('SELECT id, name, password_hash FROM customer WHERE username = $1', [username]);
       const row = rows[0];
       const ok = await verifyPassword(password, row?.password_hash ?? await dummyHash);
       return ok && row !== undefined ? { id: row.id, name: row.name } : undefined;
     },
     async findById(id) {
+      if (!storableText(id)) return undefined;
       const { rows } = await sql.query<Customer>('SELECT id, name FROM customer WHERE id = $1', [id]);
       return rows[0];
     },

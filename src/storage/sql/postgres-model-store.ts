@@ -2,6 +2,14 @@ import type { AdapterPayload } from 'oidc-provider';
 import type { ConsumeResult, ModelStore } from '../model-store.ts';
 import type { SqlClient } from './sql-client.ts';
 
+/**
+ * Postgres text cannot hold NUL, so no stored id contains one and a lookup with one would fail
+ * with an encoding error; such input is simply not found.
+ */
+export function storableText(...values: string[]): boolean {
+  return values.every((v) => !v.includes('\u0000'));
+}
+
 /** Rows purged per statement, so a large backlog never holds long locks. */
 const PURGE_BATCH = 1000;
 
@@ -12,7 +20,8 @@ const PURGE_BATCH = 1000;
  */
 export function createPostgresModelStore(sql: SqlClient): ModelStore {
   const live = 'AND (expires_at IS NULL OR expires_at > now())';
-  const one = async (where: string, params: unknown[]): Promise<AdapterPayload | undefined> => {
+  const one = async (where: string, params: string[]): Promise<AdapterPayload | undefined> => {
+    if (!storableText(...params)) return undefined;
     const { rows } = await sql.query<{ payload: AdapterPayload }>(`SELECT payload FROM oidc_model WHERE ${where} ${live} LIMIT 1`, params);
     return rows[0]?.payload;
   };
@@ -30,6 +39,7 @@ export function createPostgresModelStore(sql: SqlClient): ModelStore {
     findByUid: (model, uid) => one('model = $1 AND uid = $2', [model, uid]),
     findByUserCode: (model, userCode) => one('model = $1 AND user_code = $2', [model, userCode]),
     async consume(model, id): Promise<ConsumeResult> {
+      if (!storableText(id)) return 'absent';
       const now = Math.floor(Date.now() / 1000);
       const { rowCount } = await sql.query(
         `UPDATE oidc_model SET consumed_at = now(), payload = jsonb_set(payload, '{consumed}', to_jsonb($3::int))
@@ -41,9 +51,11 @@ export function createPostgresModelStore(sql: SqlClient): ModelStore {
       return rows.length > 0 ? 'already-consumed' : 'absent';
     },
     async destroy(model, id) {
+      if (!storableText(id)) return;
       await sql.query('DELETE FROM oidc_model WHERE model = $1 AND id = $2', [model, id]);
     },
     async revokeByGrantId(model, grantId) {
+      if (!storableText(grantId)) return;
       await sql.query('DELETE FROM oidc_model WHERE model = $1 AND grant_id = $2', [model, grantId]);
     },
     async purgeExpired() {
