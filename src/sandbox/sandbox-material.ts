@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { createCa, issueLeaf } from './pki.ts';
@@ -47,7 +48,7 @@ async function generate(dataDir: string, dir: string, now: Date): Promise<void> 
   mkdirSync(dataDir, { recursive: true });
   // Built in a private directory and renamed into place: of two processes starting at once, one
   // rename wins and the other's material is discarded, so nobody ever sees half a sandbox.
-  const staging = join(dataDir, `.sandbox-${process.pid}-${Date.now()}`);
+  const staging = join(dataDir, `.sandbox-${process.pid}-${randomBytes(6).toString('hex')}`);
   mkdirSync(staging, { recursive: true, mode: 0o700 });
   try {
     const serverCa = await createCa([{ C: ['GB'] }, { O: ['Moat Sandbox'] }, { CN: ['Moat Sandbox Server CA'] }], now);

@@ -92,6 +92,12 @@ describe('pushed authorization requests (RFC 9126, FAPI 2.0 SP §5.3.2.2)', () =
     expect(body.error).toBe('invalid_scope');
   });
 
+  it('refuses a request_uri inside a pushed request (RFC 9126 §2.1)', async () => {
+    const { status, body } = await rawPar({ ...await goodParams(), request_uri: 'urn:ietf:params:oauth:request_uri:abc' });
+    expect(status).toBe(400);
+    expect(body.error).toBe('request_uri_not_supported');
+  });
+
   it('accepts a nonce of 64 characters', async () => {
     const { status } = await rawPar({ ...await goodParams(), nonce: 'n'.repeat(64) });
     expect(status).toBe(201);

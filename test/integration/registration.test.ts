@@ -55,6 +55,19 @@ describe('registration with a software statement (RFC 7591)', () => {
     expect(JSON.stringify(body.jwks)).not.toContain('"d"');
   });
 
+  it('records the organisation, its transport certificate and the client in the TPP registry', async () => {
+    const other = await issueTpp(h, { roles: ['AISP'] });
+    const { body } = await registerTpp(h, other);
+    const { rows } = await h.moat.storage.sql.query<Record<string, string>>(
+      `SELECT o.org_id, o.directory_issuer, c.subject_dn, c.thumbprint, t.software_id
+         FROM client_tpp t JOIN tpp_organisation o USING (org_id) JOIN tpp_certificate c ON c.thumbprint = t.transport_cert_thumbprint
+        WHERE t.client_id = $1`, [String(body.client_id)]);
+    expect(rows).toEqual([{
+      org_id: other.summary.org_id, directory_issuer: 'moat-sandbox-directory', subject_dn: other.summary.tls_client_auth_subject_dn,
+      thumbprint: other.summary['x5t#S256'], software_id: other.summary.software_id,
+    }]);
+  });
+
   it('accepts the subject DN written differently but naming the same subject (RFC 4514)', async () => {
     const dn = String(tpp.registration.tls_client_auth_subject_dn).toLowerCase().replace(/, /g, ',').replace(/cn=/, 'CN = ');
     expect((await register({ ...tpp.registration, tls_client_auth_subject_dn: dn })).status).toBe(201);
