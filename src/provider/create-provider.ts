@@ -170,7 +170,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
       registration: { enabled: true, initialAccessToken: false },
       resourceIndicators: {
         enabled: true,
-        defaultResource: (_ctx, _client, oneOf) => oneOf ?? resourceServers.defaultIndicator() ?? undefined!,
+        // undefined means "no default" (the token is then for userinfo only); the typings omit it.
+        defaultResource: (_ctx, _client, oneOf) => (oneOf ?? resourceServers.defaultIndicator()) as string,
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx, indicator) => resourceServers.info(indicator),
       },

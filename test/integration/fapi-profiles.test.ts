@@ -115,3 +115,25 @@ describe('a FAPI 2.0 Security Profile client (the default)', () => {
       .rejects.toThrow('registration failed: 400 {"error":"invalid_client_metadata","error_description":"fapi_profile must be one of fapi2-security, fapi2-message-signing, fapi1-advanced"}');
   });
 });
+
+describe('the profile oidc-provider applies', () => {
+  it('is FAPI 1.0 Advanced for fapi1-advanced clients: an openid request without nonce is refused there, accepted under FAPI 2.0 Message Signing', async () => {
+    const fapi1 = await onboardTpp(h, { registration: { fapi_profile: 'fapi1-advanced' } });
+    const fapi2 = await onboardTpp(h, { registration: { fapi_profile: 'fapi2-message-signing' } });
+    try {
+      for (const [tpp, expected] of [[fapi1, 400], [fapi2, 201]] as const) {
+        const { challenge } = await pkce();
+        const request = await oauth.issueRequestObject(tpp.as, tpp.client, new URLSearchParams({
+          response_type: 'code', redirect_uri: tpp.redirectUri, scope: 'openid accounts', code_challenge: challenge,
+          code_challenge_method: 'S256', response_mode: 'jwt', state: 's',
+        }), await signingKey(tpp));
+        const res = await par(tpp, new URLSearchParams({ request }));
+        expect(res.status).toBe(expected);
+        if (expected === 400) expect(await res.json()).toEqual({ error: 'invalid_request', error_description: "missing required parameter 'nonce'" });
+      }
+    } finally {
+      await fapi1.close();
+      await fapi2.close();
+    }
+  });
+});
