@@ -32,6 +32,8 @@ export function requestContextMiddleware(logger: Logger): Middleware {
       } catch (err) {
         renderUnexpected(ctx, err, logger);
       } finally {
+        // RFC 9110 §10.2.3: tell a client when an outage answer is worth retrying.
+        if (ctx.status === 503 && !ctx.headerSent && ctx.response.headers['retry-after'] === undefined) ctx.set('Retry-After', '5');
         logger.info({
           event: 'request',
           method: ctx.method,
@@ -65,7 +67,6 @@ function renderUnexpected(ctx: Parameters<Middleware>[0], err: unknown, logger: 
   if (err instanceof StorageUnavailableError) {
     logger.error({ err, event: 'storage.unavailable' }, 'storage unavailable');
     ctx.status = 503;
-    ctx.set('Retry-After', '5');
     ctx.body = { error: 'temporarily_unavailable', error_description: `a storage backend is unavailable; retry later (request ${requestId})` };
     ctx.state.outcome = 'storage_unavailable';
     return;
@@ -80,7 +81,7 @@ interface ExposedProviderError { status: number; error: string; error_descriptio
 
 function isProviderError(err: unknown): err is ExposedProviderError {
   const e = err as Partial<ExposedProviderError> | undefined;
-  return e?.expose === true && typeof e.error === 'string' && typeof e.status === 'number' && e.status >= 400 && e.status < 500;
+  return e?.expose === true && typeof e.error === 'string' && typeof e.status === 'number' && e.status >= 400 && e.status < 600;
 }
 
 /** The client oidc-provider authenticated or identified for this request, when there was one. */

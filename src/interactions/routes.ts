@@ -5,6 +5,7 @@ import type { MoatConfig } from '../config/schema.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import { SANDBOX_CUSTOMERS } from '../customers/sql-customer-directory.ts';
 import { OAuthError } from '../http/oauth-error.ts';
+import { StorageUnavailableError } from '../storage/model-store.ts';
 import { readForm } from '../http/read-body.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Views } from './views.ts';
@@ -36,9 +37,12 @@ export function createInteractionRouter(deps: Deps): Router {
     try {
       await next();
     } catch (err) {
-      const own = err instanceof OAuthError ? { status: err.status, error: err.code, description: err.description } : undefined;
+      const own = err instanceof OAuthError ? { status: err.status, error: err.code, description: err.description }
+        : err instanceof StorageUnavailableError
+          ? { status: 503, error: 'temporarily_unavailable', description: 'The service is briefly unavailable. Try again in a moment.' }
+          : undefined;
       const provider = err as { status?: number; error?: string; error_description?: string; expose?: boolean };
-      const shown = own ?? (provider.expose === true && (provider.status ?? 500) < 500
+      const shown = own ?? (provider.expose === true && typeof provider.status === 'number'
         ? { status: provider.status!, error: provider.error, description: provider.error_description } : undefined);
       if (shown === undefined) throw err;
       ctx.status = shown.status;

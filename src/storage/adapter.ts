@@ -1,5 +1,5 @@
 import type { Adapter, AdapterPayload, errors as ProviderErrors } from 'oidc-provider';
-import type { ModelStore } from './model-store.ts';
+import { StorageUnavailableError, type ModelStore } from './model-store.ts';
 
 /*
  * The oidc-provider adapter: the only place that decides which model lives in which store, and the
@@ -33,6 +33,26 @@ export async function revokeGrant(stores: Stores, grantId: string): Promise<void
   ]);
 }
 
+/**
+ * oidc-provider renders anything that is not one of its errors as a 500 server_error. A storage
+ * outage is not a bug: it becomes a 503 `temporarily_unavailable` (RFC 6749 §4.1.2.1) the client may
+ * retry, rendered by oidc-provider like any of its errors.
+ */
+function unavailable(errors: Errors, err: StorageUnavailableError): Error {
+  const mapped = new errors.CustomOIDCProviderError('temporarily_unavailable', 'a storage backend is unavailable; retry shortly', { cause: err });
+  return Object.assign(mapped, { status: 503, statusCode: 503, expose: true });
+}
+
+/** Runs a store call, turning an outage into the error oidc-provider renders as a 503. */
+async function guarded<T>(errors: Errors, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof StorageUnavailableError) throw unavailable(errors, err);
+    throw err;
+  }
+}
+
 export function createAdapterFactory(stores: Stores, errors: Errors): new (model: string) => Adapter {
   return class MoatAdapter implements Adapter {
     private readonly model: string;
@@ -43,24 +63,24 @@ export function createAdapterFactory(stores: Stores, errors: Errors): new (model
       this.store = storeFor(stores, model);
     }
 
-    async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
-      await this.store.upsert(this.model, id, payload, expiresIn);
+    upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+      return guarded(errors, () => this.store.upsert(this.model, id, payload, expiresIn));
     }
 
     find(id: string): Promise<AdapterPayload | undefined> {
-      return this.store.find(this.model, id);
+      return guarded(errors, () => this.store.find(this.model, id));
     }
 
     findByUid(uid: string): Promise<AdapterPayload | undefined> {
-      return this.store.findByUid(this.model, uid);
+      return guarded(errors, () => this.store.findByUid(this.model, uid));
     }
 
     findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-      return this.store.findByUserCode(this.model, userCode);
+      return guarded(errors, () => this.store.findByUserCode(this.model, userCode));
     }
 
     async consume(id: string): Promise<void> {
-      const result = await this.store.consume(this.model, id);
+      const result = await guarded(errors, () => this.store.consume(this.model, id));
       if (result === 'consumed') return;
       // 'already-consumed': a concurrent request redeemed it first, so this one is a replay.
       // 'absent': it was revoked (by such a replay) or expired after oidc-provider read it.
@@ -69,8 +89,8 @@ export function createAdapterFactory(stores: Stores, errors: Errors): new (model
         case 'RefreshToken': {
           if (result === 'already-consumed') {
             // FAPI 2.0 SP §5.3.2.1 / RFC 9700 §4.14.2: a reused code or rotated refresh token revokes the grant.
-            const payload = await this.store.find(this.model, id);
-            if (payload?.grantId !== undefined) await revokeGrant(stores, payload.grantId);
+            const payload = await guarded(errors, () => this.store.find(this.model, id));
+            if (payload?.grantId !== undefined) await guarded(errors, () => revokeGrant(stores, payload.grantId!));
           }
           throw new errors.InvalidGrant(this.model === 'AuthorizationCode' ? 'authorization code already consumed' : 'refresh token already used');
         }
@@ -83,11 +103,11 @@ export function createAdapterFactory(stores: Stores, errors: Errors): new (model
     }
 
     destroy(id: string): Promise<void> {
-      return this.store.destroy(this.model, id);
+      return guarded(errors, () => this.store.destroy(this.model, id));
     }
 
     revokeByGrantId(grantId: string): Promise<void> {
-      return this.store.revokeByGrantId(this.model, grantId);
+      return guarded(errors, () => this.store.revokeByGrantId(this.model, grantId));
     }
   };
 }

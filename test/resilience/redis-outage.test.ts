@@ -1,0 +1,77 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { freePort, startMoat, type Harness } from '../support/moat-harness.ts';
+import { onboardTpp, pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
+
+/*
+ * Redis going away while TPPs call: requests fail fast with a 503 temporarily_unavailable (never a
+ * hang or a 500), and succeed again once Redis is back, without restarting Moat. The test runs its
+ * own redis-server on a free port, never the shared one.
+ */
+
+const redisServer = spawnSync('redis-server', ['--version']).error === undefined ? 'redis-server' : undefined;
+
+async function startRedis(port: number): Promise<ChildProcess> {
+  const child = spawn(redisServer!, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('Ready to accept connections')) resolve(); });
+    child.once('exit', (code) => reject(new Error(`redis-server exited with ${String(code)}: ${out}`)));
+  });
+  return child;
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+(redisServer === undefined ? describe.skip : describe)('a Redis outage', () => {
+  let port: number;
+  let redis: ChildProcess;
+  let h: Harness;
+  let tpp: RegisteredTpp;
+
+  beforeAll(async () => {
+    port = await freePort();
+    redis = await startRedis(port);
+    h = await startMoat({ config: { storage: { redisUrl: `redis://127.0.0.1:${port}`, redisKeyPrefix: 'outage:' } } });
+    tpp = await onboardTpp(h);
+  });
+
+  afterAll(async () => {
+    await tpp?.close();
+    await h?.close();
+    if (redis !== undefined) await stop(redis);
+  });
+
+  it('answers PAR with 503 temporarily_unavailable and Retry-After while Redis is down, within seconds', async () => {
+    await pushAuthorization(tpp);
+    await stop(redis);
+    const started = Date.now();
+    const res = await tpp.fetch(`${h.issuer}/par`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ client_id: tpp.client.client_id, response_type: 'code', redirect_uri: tpp.redirectUri, scope: 'openid', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' }).toString(),
+    });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('5');
+    expect(await res.json()).toEqual({ error: 'temporarily_unavailable', error_description: 'a storage backend is unavailable; retry shortly' });
+  });
+
+  it('serves again within 5 s of Redis coming back, without a restart', async () => {
+    redis = await startRedis(port);
+    const deadline = Date.now() + 5000;
+    let ok = false;
+    while (!ok && Date.now() < deadline) {
+      ok = await pushAuthorization(tpp).then(() => true, () => false);
+      if (!ok) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(ok).toBe(true);
+  });
+});
+
+if (redisServer === undefined) {
+  it.skip('Redis outage test: no redis-server binary on this machine', () => {});
+}
