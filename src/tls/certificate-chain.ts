@@ -1,70 +1,157 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { formatDistinguishedName, issuerOf, subjectOf } from './distinguished-name.ts';
+import * as x509 from './x509.ts';
 
 /*
- * Trust anchors for TPP certificates and the one chain-verification policy both certificate paths
- * share (a direct TLS handshake and a gateway's forwarded header). Signatures and issuer matching
- * are node:crypto's (OpenSSL); Moat decides only the policy: validity, CA flags, depth, clientAuth.
+ * Trust anchors for TPP transport certificates, and the one chain-verification policy both ways a
+ * certificate reaches Moat share (the TLS handshake, and a gateway's forwarded header). Signatures
+ * and issuer/subject matching are node:crypto's (OpenSSL); extensions node does not expose (basic
+ * constraints' path length) are read with @peculiar/x509. Moat decides only the policy
+ * of RFC 5280 §6.1 that matters here: validity, CA flags, path length, depth and clientAuth.
+ * Revocation (CRL, OCSP) is not checked here: it needs the issuer's responders, which this
+ * synchronous, offline check does not reach.
  */
 
+/** The CAs TPP certificates must chain to. */
 export interface TrustAnchors {
   certificates: X509Certificate[];
   /** Concatenated PEM, for the TLS server's `ca` option (the CertificateRequest's CA list). */
   pem: string;
 }
 
+/** Why a presented certificate is not trusted (a closed set, so callers can map each to an error). */
+export type ChainFailure = 'untrusted-chain' | 'expired' | 'not-yet-valid' | 'not-for-client-auth';
+
+/** The outcome of `verifyCertificateChain`; `description` is fit for an error message to the TPP. */
 export type ChainVerification =
   | { trusted: true; anchor: X509Certificate }
-  | { trusted: false; reason: 'untrusted-chain' | 'expired' | 'not-yet-valid' | 'not-for-client-auth'; description: string };
+  | { trusted: false; reason: ChainFailure; description: string };
 
-/** RFC 5280 paths in open banking PKIs are short; this bounds the work an attacker can ask for. */
-const MAX_CHAIN_DEPTH = 5;
+/**
+ * At most this many certificates below the trust anchor: the leaf and up to four intermediates.
+ * Open banking PKIs use one or two; the bound limits the path search an attacker can cause.
+ */
+export const MAX_CHAIN_DEPTH = 5;
+/**
+ * Only this many of the certificates sent along are considered as intermediates: with the depth
+ * bound it caps the path search (10 candidates, 4 levels) whatever a client puts in its handshake.
+ */
+const MAX_INTERMEDIATES = 10;
+/** RFC 5280 §4.2.1.12 id-kp-clientAuth, and anyExtendedKeyUsage. */
 const CLIENT_AUTH_EKU = '1.3.6.1.5.5.7.3.2';
 const ANY_EKU = '2.5.29.37.0';
 
 const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
-export function splitPemCertificates(pem: string): X509Certificate[] {
+/** Every PEM certificate in a text, in order. Throws when a block is not a certificate. */
+function splitPemCertificates(pem: string): X509Certificate[] {
   return (pem.match(PEM_BLOCK) ?? []).map((block) => new X509Certificate(block));
 }
 
+/** A certificate's subject as RFC 4514 text, for messages. */
+function describe(cert: X509Certificate): string {
+  return formatDistinguishedName(subjectOf(cert));
+}
+
+/**
+ * Reads the trust anchors from PEM files (each may hold several certificates). Refuses, naming the
+ * file, one that cannot be read, holds no certificate, or holds a certificate that is not a CA.
+ */
 export function loadTrustAnchors(pemFiles: readonly string[]): TrustAnchors {
   const certificates: X509Certificate[] = [];
   for (const file of pemFiles) {
-    let text: string;
+    let found: X509Certificate[];
     try {
-      text = readFileSync(file, 'utf8');
+      found = splitPemCertificates(readFileSync(file, 'utf8'));
     } catch (err) {
-      throw new Error(`trust anchor ${file}: ${(err as Error).message}`);
+      throw new Error(`trust anchor ${file}: ${(err as Error).message}`, { cause: err });
     }
-    const found = splitPemCertificates(text);
     if (found.length === 0) throw new Error(`trust anchor ${file}: no PEM certificate in the file`);
     for (const cert of found) {
-      if (!cert.ca) throw new Error(`trust anchor ${file}: ${cert.subject.replace(/\n/g, ', ')} is not a CA certificate`);
-      certificates.push(cert);
+      if (!cert.ca) throw new Error(`trust anchor ${file}: ${describe(cert)} is not a CA certificate`);
+      if (!certificates.some((c) => c.raw.equals(cert.raw))) certificates.push(cert);
     }
   }
   return { certificates, pem: certificates.map((c) => c.toString()).join('') };
 }
 
-function within(cert: X509Certificate, now: Date): 'expired' | 'not-yet-valid' | undefined {
-  if (now.getTime() > new Date(cert.validTo).getTime()) return 'expired';
-  if (now.getTime() < new Date(cert.validFrom).getTime()) return 'not-yet-valid';
+const pathLengthCache = new WeakMap<X509Certificate, number | null>();
+/** RFC 5280 §4.2.1.9 pathLenConstraint (node does not expose it); undefined when unlimited. */
+function pathLengthOf(cert: X509Certificate): number | undefined {
+  let found = pathLengthCache.get(cert);
+  if (found === undefined) {
+    found = new x509.X509Certificate(cert.raw).getExtension(x509.BasicConstraintsExtension)?.pathLength ?? null;
+    pathLengthCache.set(cert, found);
+  }
+  return found ?? undefined;
+}
+
+function validityProblem(cert: X509Certificate, now: Date): 'expired' | 'not-yet-valid' | undefined {
+  if (now.getTime() > cert.validToDate.getTime()) return 'expired';
+  if (now.getTime() < cert.validFromDate.getTime()) return 'not-yet-valid';
   return undefined;
 }
 
-function issues(issuer: X509Certificate, cert: X509Certificate): boolean {
-  return cert.checkIssued(issuer) && cert.verify(issuer.publicKey);
+/**
+ * Candidate paths `[leaf, …intermediates, anchor]` in which each certificate names the next as its
+ * issuer and carries its signature, depth first. `checkIssued` is OpenSSL's X509_check_issued: names
+ * and key identifiers match, and the issuer's key usage, if present, includes keyCertSign (RFC 5280
+ * §4.2.1.3). Issued-by checks are memoised, so each pair's signature is verified at most once.
+ */
+function* candidatePaths(leaf: X509Certificate, intermediates: readonly X509Certificate[], anchors: readonly X509Certificate[], depth: { exceeded: boolean }): Generator<X509Certificate[]> {
+  const memo = new Map<X509Certificate, Map<X509Certificate, boolean>>();
+  const issuedBy = (cert: X509Certificate, issuer: X509Certificate): boolean => {
+    let row = memo.get(cert);
+    if (row === undefined) memo.set(cert, row = new Map());
+    let answer = row.get(issuer);
+    if (answer === undefined) row.set(issuer, answer = cert.checkIssued(issuer) && cert.verify(issuer.publicKey));
+    return answer;
+  };
+  function* extend(path: X509Certificate[]): Generator<X509Certificate[]> {
+    const last = path[path.length - 1]!;
+    for (const anchor of anchors) if (issuedBy(last, anchor)) yield [...path, anchor];
+    const next = intermediates.filter((c) => c.ca && !path.some((p) => p.raw.equals(c.raw)) && issuedBy(last, c));
+    if (next.length > 0 && path.length >= MAX_CHAIN_DEPTH) {
+      depth.exceeded = true;
+      return;
+    }
+    for (const c of next) yield* extend([...path, c]);
+  }
+  yield* extend([leaf]);
 }
 
-function oneLine(cert: X509Certificate): string {
-  return cert.subject.replace(/\n/g, ', ');
+/** The first policy failure on a path whose signatures hold, or undefined when it is acceptable. */
+function checkPath(path: X509Certificate[], now: Date): Extract<ChainVerification, { trusted: false }> | undefined {
+  const anchorIndex = path.length - 1;
+  for (const [i, cert] of path.entries()) {
+    const problem = validityProblem(cert, now);
+    if (problem === undefined) continue;
+    const who = i === 0 ? 'the certificate' : i === anchorIndex ? `the trust anchor ${describe(cert)}` : `the issuing CA ${describe(cert)}`;
+    const when = problem === 'expired' ? `expired on ${cert.validToDate.toISOString()}` : `is not valid before ${cert.validFromDate.toISOString()}`;
+    return { trusted: false, reason: problem, description: `${who} ${when}` };
+  }
+  for (const [i, cert] of path.entries()) {
+    if (i === 0) continue;
+    const pathLength = pathLengthOf(cert);
+    // Intermediates between this CA and the leaf (RFC 5280 §4.2.1.9 counts the leaf out).
+    if (pathLength !== undefined && i - 1 > pathLength) {
+      return { trusted: false, reason: 'untrusted-chain', description: `the issuing CA ${describe(cert)} allows ${pathLength} intermediate CA(s) below it, the chain has ${i - 1}` };
+    }
+  }
+  const eku = path[0]!.keyUsage;
+  if (eku !== undefined && eku.length > 0 && !eku.includes(CLIENT_AUTH_EKU) && !eku.includes(ANY_EKU)) {
+    return { trusted: false, reason: 'not-for-client-auth', description: `the certificate's extended key usage does not include clientAuth (${CLIENT_AUTH_EKU})` };
+  }
+  return undefined;
 }
 
 /**
- * Builds a path from `leaf` through `intermediates` to one of `anchors`, checking every
- * certificate's validity at `now`, that every issuer is a CA, and that the leaf may be used for TLS
- * client authentication (RFC 5280 §4.2.1.12: an EKU extension, if present, must allow it).
+ * Verifies that `leaf` chains through `intermediates` (as the client or gateway sent them, any
+ * order) to one of `anchors`, and that the path is acceptable at `now`: every certificate within its
+ * validity, every issuer a CA allowed to sign certificates within its path length, no more than
+ * `MAX_CHAIN_DEPTH` certificates below the anchor, and a leaf whose extended key usage, when
+ * present, allows TLS client authentication (RFC 5280 §4.2.1.12, RFC 8705 §2.1).
  */
 export function verifyCertificateChain(
   leaf: X509Certificate,
@@ -72,35 +159,24 @@ export function verifyCertificateChain(
   anchors: TrustAnchors,
   now = new Date(),
 ): ChainVerification {
-  const eku = leaf.keyUsage;
-  if (eku !== undefined && eku.length > 0 && !eku.includes(CLIENT_AUTH_EKU) && !eku.includes(ANY_EKU)) {
-    return { trusted: false, reason: 'not-for-client-auth', description: `the certificate's extended key usage does not include clientAuth (${CLIENT_AUTH_EKU})` };
+  const depth = { exceeded: false };
+  let firstFailure: Extract<ChainVerification, { trusted: false }> | undefined;
+  for (const path of candidatePaths(leaf, intermediates.slice(0, MAX_INTERMEDIATES), anchors.certificates, depth)) {
+    const failure = checkPath(path, now);
+    if (failure === undefined) return { trusted: true, anchor: path[path.length - 1]! };
+    firstFailure ??= failure;
   }
-  let current = leaf;
-  for (let depth = 0; depth <= MAX_CHAIN_DEPTH; depth += 1) {
-    const time = within(current, now);
-    if (time !== undefined) {
-      const when = time === 'expired' ? `expired on ${new Date(current.validTo).toISOString()}` : `is not valid before ${new Date(current.validFrom).toISOString()}`;
-      return { trusted: false, reason: time, description: `${depth === 0 ? 'the certificate' : `the issuing CA ${oneLine(current)}`} ${when}` };
-    }
-    const anchor = anchors.certificates.find((a) => issues(a, current));
-    if (anchor !== undefined) {
-      const anchorTime = within(anchor, now);
-      if (anchorTime !== undefined) return { trusted: false, reason: anchorTime, description: `the trust anchor ${oneLine(anchor)} is ${anchorTime === 'expired' ? 'expired' : 'not yet valid'}` };
-      return { trusted: true, anchor };
-    }
-    const next = intermediates.find((c) => c !== current && c.ca && issues(c, current));
-    if (next === undefined) break;
-    current = next;
-  }
+  if (firstFailure !== undefined) return firstFailure;
   return {
     trusted: false,
     reason: 'untrusted-chain',
-    description: `no path from the certificate (issuer ${leaf.issuer.replace(/\n/g, ', ')}) to a trust anchor this server accepts`,
+    description: depth.exceeded
+      ? `no path from the certificate to a trust anchor within ${MAX_CHAIN_DEPTH} certificates`
+      : `no path from the certificate (issuer ${formatDistinguishedName(issuerOf(leaf))}) to a trust anchor this server accepts`,
   };
 }
 
-/** RFC 8705 §3.1 `x5t#S256`: base64url SHA-256 of the DER certificate. */
+/** RFC 8705 §3.1 `x5t#S256`: the base64url SHA-256 of the DER certificate. */
 export function certificateThumbprint(cert: X509Certificate): string {
   return createHash('sha256').update(cert.raw).digest('base64url');
 }

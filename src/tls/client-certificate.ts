@@ -7,94 +7,151 @@ import { certificateThumbprint, verifyCertificateChain, type ChainVerification, 
 import { subjectOf, type DistinguishedName } from './distinguished-name.ts';
 import { ALL_FORWARDED_CERT_HEADERS, FORWARDED_CERT_HEADERS, readForwardedCertificate } from './forwarded-certificate.ts';
 
+/*
+ * The one place that answers "which client certificate did this request present, and is it
+ * trusted?" (RFC 8705 §2 client authentication, §3 certificate-bound tokens). A certificate comes
+ * from the TLS handshake when Moat terminates TLS, or from a gateway's header when the connection
+ * comes from a trusted proxy address. Both go through the same `verifyCertificateChain` policy:
+ * the handshake runs with `rejectUnauthorized: false` (see https-server.ts), so `socket.authorized`
+ * is not the decision, and a forwarded certificate has no handshake of ours at all.
+ */
+
 /** The client certificate a request presented, and what Moat makes of it. */
 export interface PresentedCertificate {
   certificate: X509Certificate;
+  /** The intermediates sent with it (by the client in its handshake, or by the gateway). */
   chain: X509Certificate[];
   via: 'tls' | 'forwarded';
   verification: ChainVerification;
-  /** RFC 8705 `x5t#S256`. */
+  /** RFC 8705 §3.1 `x5t#S256`. */
   thumbprint: string;
   subject: DistinguishedName;
 }
 
+/** A forwarded-certificate header Moat did not use, reported so it is logged. */
 export interface IgnoredHeader {
+  /** `untrusted-sender`: the connection is not from a trusted proxy; `malformed`: it is, but the header is unreadable. */
   reason: 'untrusted-sender' | 'malformed';
   remoteAddress: string | undefined;
   header: string;
+  /** Why a trusted proxy's header was unreadable (never the header's content). */
   detail?: string;
 }
 
+/** Options of `createClientCertificateResolver`. */
 export interface ClientCertificateOptions {
-  /** IPs or CIDR ranges of gateways allowed to forward a certificate. */
+  /** IPs or CIDR ranges of gateways allowed to forward a certificate (`trustedProxies.addresses`). */
   trustedProxies: readonly string[];
+  /** The header form those gateways send (`trustedProxies.format`). */
   format: ForwardedCertFormat;
   anchors: TrustAnchors;
   onIgnoredHeader?: (info: IgnoredHeader) => void;
+  /** The clock certificates are checked against; injectable for tests. */
   now?: () => Date;
 }
 
-/** Accepts `10.0.0.0/8`, `192.0.2.7`, `::1`, `2001:db8::/32`; throws naming the bad entry. */
+/** Answers, once per request, which client certificate it presented; undefined when none. */
+export type ClientCertificateResolver = (req: IncomingMessage) => PresentedCertificate | undefined;
+
+/**
+ * A `BlockList` of the trusted proxies. Accepts `10.0.0.0/8`, `192.0.2.7`, `::1`, `2001:db8::/32`;
+ * throws naming the entry for anything else, so a typo stops start-up instead of trusting nobody
+ * (or, worse, everybody).
+ */
 export function createProxyAllowList(entries: readonly string[]): BlockList {
   const list = new BlockList();
   for (const entry of entries) {
-    const [address, prefix] = entry.split('/');
-    const family = isIP(address ?? '');
+    const slash = entry.indexOf('/');
+    const address = normaliseAddress(slash === -1 ? entry.trim() : entry.slice(0, slash).trim());
+    const family = isIP(address);
     if (family === 0) throw new Error(`trustedProxies.addresses: "${entry}" is not an IP address or CIDR range`);
     const type = family === 4 ? 'ipv4' : 'ipv6';
-    if (prefix === undefined) list.addAddress(address!, type);
-    else {
-      const bits = Number(prefix);
-      if (!Number.isInteger(bits) || bits < 0 || bits > (family === 4 ? 32 : 128)) throw new Error(`trustedProxies.addresses: "${entry}" has an invalid prefix length`);
-      list.addSubnet(address!, bits, type);
+    if (slash === -1) {
+      list.addAddress(address, type);
+      continue;
     }
+    const prefix = entry.slice(slash + 1).trim();
+    const bits = Number(prefix);
+    if (!/^\d{1,3}$/.test(prefix) || bits > (family === 4 ? 32 : 128)) {
+      throw new Error(`trustedProxies.addresses: "${entry}" has an invalid prefix length`);
+    }
+    list.addSubnet(address, bits, type);
   }
   return list;
 }
 
-function isTrusted(list: BlockList, remote: string | undefined): boolean {
-  if (remote === undefined) return false;
-  // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(remote);
-  const address = mapped?.[1] ?? remote;
-  return list.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
+/**
+ * A dual-stack socket reports an IPv4 peer as `::ffff:a.b.c.d`; Moat checks and logs it as
+ * `a.b.c.d`, the form trusted proxies are configured in (BlockList would match either form).
+ */
+function normaliseAddress(address: string): string {
+  return /^::ffff:(\d{1,3}(\.\d{1,3}){3})$/i.exec(address)?.[1] ?? address;
+}
+
+function isTrustedProxy(list: BlockList, address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const family = isIP(address);
+  return family !== 0 && list.check(address, family === 4 ? 'ipv4' : 'ipv6');
 }
 
 /**
- * One answer per request to "which client certificate did this request present, and does it
- * chain to a trust anchor?" — from the TLS handshake, or from a gateway's header when (and only
- * when) the connection comes from a trusted proxy address. Memoised per request.
+ * The intermediates the client sent in its handshake (RFC 8446 §4.4.2 certificate_list), as node
+ * links them from the leaf; https-server.ts makes sure node always does (see PLACEHOLDER_CRL). A
+ * trust anchor OpenSSL found in `ca` may end the list; the path search copes with that.
  */
-export function createClientCertificateResolver(options: ClientCertificateOptions): (req: IncomingMessage) => PresentedCertificate | undefined {
+function handshakeChain(leaf: X509Certificate): X509Certificate[] {
+  const chain: X509Certificate[] = [];
+  for (let cert = leaf.issuerCertificate; cert !== undefined && chain.length < 10; cert = cert.issuerCertificate) {
+    if (cert.raw.equals(leaf.raw) || chain.some((c) => c.raw.equals(cert!.raw))) break;
+    chain.push(cert);
+  }
+  return chain;
+}
+
+/**
+ * Builds the resolver used by every endpoint that authenticates or binds to a client certificate.
+ *
+ * - From a trusted proxy address, the configured forwarded header is the certificate (absent header:
+ *   no certificate; malformed header: no certificate, reported as `malformed`).
+ * - From any other address, forwarded-certificate headers are ignored and reported as
+ *   `untrusted-sender` (someone trying to smuggle a certificate past the gateway), and the TLS
+ *   handshake's certificate, if any, is used.
+ * Results are memoised per request, since several steps of one request ask.
+ */
+export function createClientCertificateResolver(options: ClientCertificateOptions): ClientCertificateResolver {
   const proxies = createProxyAllowList(options.trustedProxies);
   const memo = new WeakMap<IncomingMessage, PresentedCertificate | null>();
   const now = options.now ?? (() => new Date());
   const headerName = FORWARDED_CERT_HEADERS[options.format];
 
-  const present = (certificate: X509Certificate, chain: X509Certificate[], via: 'tls' | 'forwarded'): PresentedCertificate => ({
-    certificate, chain, via,
+  const present = (certificate: X509Certificate, chain: X509Certificate[], via: PresentedCertificate['via']): PresentedCertificate => ({
+    certificate,
+    chain,
+    via,
     verification: verifyCertificateChain(certificate, chain, options.anchors, now()),
     thumbprint: certificateThumbprint(certificate),
     subject: subjectOf(certificate),
   });
 
   const resolve = (req: IncomingMessage): PresentedCertificate | undefined => {
-    const remote = req.socket.remoteAddress;
-    if (isTrusted(proxies, remote)) {
+    const remote = req.socket.remoteAddress === undefined ? undefined : normaliseAddress(req.socket.remoteAddress);
+    if (isTrustedProxy(proxies, remote)) {
       try {
-        const forwarded = readForwardedCertificate(options.format, req.headers);
+        const forwarded = readForwardedCertificate(options.format, req.headersDistinct);
         return forwarded === undefined ? undefined : present(forwarded.certificate, forwarded.chain, 'forwarded');
       } catch (err) {
         options.onIgnoredHeader?.({ reason: 'malformed', remoteAddress: remote, header: headerName, detail: (err as Error).message });
         return undefined;
       }
     }
-    const smuggled = ALL_FORWARDED_CERT_HEADERS.find((h) => req.headers[h] !== undefined);
-    if (smuggled !== undefined) options.onIgnoredHeader?.({ reason: 'untrusted-sender', remoteAddress: remote, header: smuggled });
+    for (const header of ALL_FORWARDED_CERT_HEADERS) {
+      if (req.headers[header] !== undefined) options.onIgnoredHeader?.({ reason: 'untrusted-sender', remoteAddress: remote, header });
+    }
     const socket = req.socket as Partial<TLSSocket>;
-    const peer = typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate() : undefined;
+    if (typeof socket.getPeerX509Certificate !== 'function') return undefined;
+    const peer = socket.getPeerX509Certificate();
     if (peer === undefined) return undefined;
-    return present(peer, peerChain(peer), 'tls');
+    return present(peer, handshakeChain(peer), 'tls');
   };
 
   return (req) => {
@@ -104,16 +161,4 @@ export function createClientCertificateResolver(options: ClientCertificateOption
     memo.set(req, result ?? null);
     return result;
   };
-}
-
-/** The intermediates the client sent in its handshake, as node exposes them. */
-function peerChain(leaf: X509Certificate): X509Certificate[] {
-  const chain: X509Certificate[] = [];
-  let current = leaf.issuerCertificate;
-  for (let i = 0; current !== undefined && i < 5; i += 1) {
-    if (current.raw.equals(leaf.raw) || chain.some((c) => c.raw.equals(current!.raw))) break;
-    chain.push(current);
-    current = current.issuerCertificate;
-  }
-  return chain;
 }

@@ -1,204 +1,276 @@
-import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import { request } from 'node:https';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import { Agent, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { connect } from 'node:tls';
-import { createCa, issueLeaf, type IssuedCertificate } from '../../src/sandbox/pki.ts';
-import { loadTrustAnchors, type TrustAnchors } from '../../src/tls/certificate-chain.ts';
-import { createClientCertificateResolver, createProxyAllowList, type IgnoredHeader, type PresentedCertificate } from '../../src/tls/client-certificate.ts';
-import { formatDistinguishedName } from '../../src/tls/distinguished-name.ts';
-import { createHttpsServer, tlsServerOptions } from '../../src/tls/https-server.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { certificateThumbprint, loadTrustAnchors, type TrustAnchors } from '../../src/tls/certificate-chain.ts';
+import {
+  createClientCertificateResolver, createProxyAllowList, type ClientCertificateOptions, type IgnoredHeader, type PresentedCertificate,
+} from '../../src/tls/client-certificate.ts';
+import { formatDistinguishedName } from '../../src/tls/distinguished-name.ts';
+import { createHttpServer, createHttpsServer } from '../../src/tls/https-server.ts';
+import {
+  byteSequence, createIntermediateCa, createSelfSignedLeaf, createTestCa, issueLeaf, type TestCa, type TestCertificate,
+} from '../support/pki.ts';
 
 /*
- * Real TLS on loopback: what the server learns about the client certificate, from the handshake or
- * from a gateway's header, and what the handshake refuses (FAPI 2.0 SP §5.2.1, BCP 195).
+ * What Moat learns about a request's client certificate (RFC 8705 §2), over real connections on
+ * loopback: from the TLS handshake of Moat's own listener, or from a gateway's header on the plain
+ * HTTP listener of gateway mode, believed only from trusted proxy addresses.
  */
 
-const NOW = new Date();
-let serverCa: IssuedCertificate;
-let server: IssuedCertificate;
-let tppCa: IssuedCertificate;
-let tpp: IssuedCertificate;
+const DAY = 86_400_000;
+let dir: string;
+let serverCa: TestCa;
+let server: TestCertificate;
+let tppRoot: TestCa;
+let tppIssuing: TestCa;
+let tpp: TestCertificate;
+let tppViaIssuing: TestCertificate;
 let anchors: TrustAnchors;
 
 beforeAll(async () => {
-  serverCa = await createCa([{ CN: ['Server CA'] }], NOW);
-  server = await issueLeaf(serverCa, { subject: [{ CN: ['localhost'] }], usage: 'serverAuth', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], now: NOW });
-  tppCa = await createCa([{ CN: ['TPP CA'] }], NOW);
-  tpp = await issueLeaf(tppCa, { subject: [{ C: ['GB'] }, { OU: ['org-1'] }, { CN: ['sw-1'] }], usage: 'clientAuth', now: NOW });
-  const dir = mkdtempSync(join(tmpdir(), 'moat-tls-'));
-  writeFileSync(join(dir, 'tpp-ca.pem'), tppCa.certPem);
-  anchors = loadTrustAnchors([join(dir, 'tpp-ca.pem')]);
+  dir = mkdtempSync(join(tmpdir(), 'moat-client-cert-'));
+  serverCa = await createTestCa([{ CN: ['Server CA'] }]);
+  server = await issueLeaf(serverCa, { subject: [{ CN: ['localhost'] }], eku: ['serverAuth'], san: { dns: ['localhost'], ip: ['127.0.0.1', '::1'] } });
+  tppRoot = await createTestCa([{ C: ['GB'] }, { O: ['OpenBanking'] }, { CN: ['TPP Root CA'] }]);
+  tppIssuing = await createIntermediateCa(tppRoot, [{ C: ['GB'] }, { O: ['OpenBanking'] }, { CN: ['TPP Issuing CA'] }]);
+  tpp = await issueLeaf(tppRoot, { subject: [{ C: ['GB'] }, { O: ['OpenBanking'] }, { OU: ['org-1'] }, { CN: ['sw-1'] }] });
+  tppViaIssuing = await issueLeaf(tppIssuing, { subject: [{ C: ['GB'] }, { O: ['OpenBanking'] }, { OU: ['org-2'] }, { CN: ['sw-2'] }] });
+  writeFileSync(join(dir, 'anchors.pem'), tppRoot.certPem);
+  anchors = loadTrustAnchors([join(dir, 'anchors.pem')]);
 });
 
-async function serve(options: { trustedProxies?: string[]; format?: 'rfc9440' | 'nginx' | 'envoy-xfcc' } = {}) {
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Harness {
+  port: number;
+  /** What `resolve` returned, one entry per request. */
+  seen: (PresentedCertificate | undefined)[];
+  ignored: IgnoredHeader[];
+  close(): Promise<void>;
+}
+
+/** Starts Moat's HTTPS listener (or, with `plain`, the gateway-mode HTTP one) with a resolver. */
+async function start(options: Partial<ClientCertificateOptions> & { plain?: boolean; host?: string; resolveTimes?: number } = {}): Promise<Harness> {
   const ignored: IgnoredHeader[] = [];
   const seen: (PresentedCertificate | undefined)[] = [];
   const resolve = createClientCertificateResolver({
-    trustedProxies: options.trustedProxies ?? [], format: options.format ?? 'rfc9440', anchors, onIgnoredHeader: (i) => ignored.push(i),
+    trustedProxies: [], format: 'rfc9440', anchors, onIgnoredHeader: (info) => ignored.push(info), ...options,
   });
-  const srv: Server = createHttpsServer({
-    cert: server.certPem, key: server.keyPem, ca: anchors.pem,
-    handler: (req, res) => {
-      seen.push(resolve(req));
-      res.end('ok');
-    },
-  });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as AddressInfo).port;
-  const get = (opts: { cert?: IssuedCertificate; headers?: Record<string, string> } = {}) => new Promise<number>((resolveStatus, reject) => {
-    const req = request({
-      host: '127.0.0.1', port, path: '/', ca: serverCa.certPem, servername: 'localhost', agent: false,
-      ...(opts.cert === undefined ? {} : { cert: opts.cert.certPem, key: opts.cert.keyPem }),
-      headers: opts.headers ?? {},
-    }, (res) => { res.resume(); res.on('end', () => resolveStatus(res.statusCode ?? 0)); });
+  const handler = (req: IncomingMessage, res: import('node:http').ServerResponse) => {
+    const answers = Array.from({ length: options.resolveTimes ?? 1 }, () => resolve(req));
+    // Memoised: every call for one request returns the very same answer.
+    expect(new Set(answers).size).toBe(1);
+    seen.push(answers[0]);
+    res.end('ok');
+  };
+  const srv: Server = options.plain === true
+    ? createHttpServer(handler)
+    : createHttpsServer({ cert: server.certPem, key: server.keyPem, ca: anchors.pem, handler });
+  await new Promise<void>((r) => srv.listen(0, options.host ?? '127.0.0.1', r));
+  return {
+    port: (srv.address() as AddressInfo).port,
+    seen,
+    ignored,
+    close: () => new Promise<void>((r) => { srv.closeAllConnections(); srv.close(() => r()); }),
+  };
+}
+
+/** An HTTPS request presenting `cert` (with `chain` after it, as a client sends intermediates). */
+function getTls(h: Harness, options: { cert?: TestCertificate; chain?: TestCertificate[]; headers?: Record<string, string>; agent?: Agent } = {}) {
+  return new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
+    const req = httpsRequest({
+      host: '127.0.0.1', port: h.port, path: '/', servername: 'localhost', ca: serverCa.certPem, agent: options.agent ?? false,
+      headers: options.headers ?? {},
+      ...(options.cert === undefined ? {} : {
+        cert: [options.cert, ...(options.chain ?? [])].map((c) => c.certPem).join(''), key: options.cert.keyPem,
+      }),
+    }, (res) => {
+      const reused = (res.socket as TLSSocket).isSessionReused();
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, reused }));
+    });
     req.on('error', reject);
     req.end();
   });
-  return { get, seen, ignored, port, close: () => new Promise<void>((r) => { srv.closeAllConnections(); srv.close(() => r()); }) };
 }
 
-describe('the client certificate from the TLS handshake (RFC 8705 §2)', () => {
-  it('is requested but not required: a browser without one still gets a response', async () => {
-    const s = await serve();
-    try {
-      expect(await s.get()).toBe(200);
-      expect(s.seen).toEqual([undefined]);
-    } finally {
-      await s.close();
-    }
-  });
-
-  it('is read with its subject, thumbprint and a trusted chain', async () => {
-    const s = await serve();
-    try {
-      await s.get({ cert: tpp });
-      const presented = s.seen[0]!;
-      expect(presented.via).toBe('tls');
-      expect(presented.verification.trusted).toBe(true);
-      expect(formatDistinguishedName(presented.subject)).toBe('CN=sw-1, OU=org-1, C=GB');
-      expect(presented.certificate.raw.equals(new X509Certificate(tpp.certPem).raw)).toBe(true);
-    } finally {
-      await s.close();
-    }
-  });
-
-  it('is read but marked untrusted when it does not chain to a trust anchor', async () => {
-    const s = await serve();
-    try {
-      const stranger = await createCa([{ CN: ['self-signed tpp'] }], NOW);
-      await s.get({ cert: stranger });
-      expect(s.seen[0]?.verification).toEqual(expect.objectContaining({ trusted: false, reason: 'untrusted-chain' }));
-    } finally {
-      await s.close();
-    }
-  });
-});
-
-describe('the TLS handshake (FAPI 2.0 SP §5.2.1, BCP 195)', () => {
-  const handshake = (port: number, options: { maxVersion?: 'TLSv1.1' | 'TLSv1.2'; ciphers?: string }) => new Promise<string>((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ca: serverCa.certPem, minVersion: 'TLSv1', ...options }, () => {
-      resolve(`ok ${socket.getProtocol()} ${socket.getCipher().name}`);
-      socket.destroy();
+/** A plain HTTP request, as a gateway sends it to Moat in gateway mode. */
+function getPlain(h: Harness, headers: Record<string, string | string[]>, host = '127.0.0.1') {
+  return new Promise<number>((resolve, reject) => {
+    const req = httpRequest({ host, port: h.port, path: '/', headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
     });
-    socket.on('error', (err) => resolve(`refused: ${err.message}`));
+    req.on('error', reject);
+    req.end();
   });
+}
 
-  it('refuses TLS 1.1', async () => {
-    // This machine's OpenSSL refuses TLS 1.1 client-side too, so the option is asserted as well.
-    expect(tlsServerOptions({ cert: '', key: '' })).toEqual(expect.objectContaining({ minVersion: 'TLSv1.2', requestCert: true, rejectUnauthorized: false }));
-    const s = await serve();
-    try {
-      expect(await handshake(s.port, { maxVersion: 'TLSv1.1' })).toMatch(/^refused/);
-    } finally {
-      await s.close();
-    }
-  });
+async function using<T>(h: Promise<Harness>, test: (h: Harness) => Promise<T>): Promise<T> {
+  const harness = await h;
+  try {
+    return await test(harness);
+  } finally {
+    await harness.close();
+  }
+}
 
-  it('refuses TLS 1.2 with a CBC cipher or RSA key exchange', async () => {
-    const s = await serve();
-    try {
-      expect(await handshake(s.port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA256' })).toMatch(/^refused/);
-      expect(await handshake(s.port, { maxVersion: 'TLSv1.2', ciphers: 'AES128-GCM-SHA256' })).toMatch(/^refused/);
-    } finally {
-      await s.close();
-    }
-  });
+describe('the client certificate of the TLS handshake (RFC 8705 §2)', () => {
+  it('is absent for a client without one, whose request still gets through', () => using(start(), async (h) => {
+    expect(await getTls(h)).toEqual({ status: 200, reused: false });
+    expect(h.seen).toEqual([undefined]);
+  }));
 
-  it('accepts TLS 1.2 with ECDHE and AES-GCM, and TLS 1.3', async () => {
-    const s = await serve();
+  it('is read with its subject, thumbprint and a trusted chain to the anchor', () => using(start(), async (h) => {
+    await getTls(h, { cert: tpp });
+    const presented = h.seen[0]!;
+    expect(presented.via).toBe('tls');
+    expect(presented.certificate.raw.equals(tpp.certificate.raw)).toBe(true);
+    expect(presented.thumbprint).toBe(certificateThumbprint(tpp.certificate));
+    expect(formatDistinguishedName(presented.subject)).toBe('CN=sw-1, OU=org-1, O=OpenBanking, C=GB');
+    expect(presented.verification.trusted && presented.verification.anchor.raw.equals(tppRoot.certificate.raw)).toBe(true);
+  }));
+
+  it('is trusted through an intermediate the client sends, which only the trust anchor vouches for', () => using(start(), async (h) => {
+    await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing] });
+    const presented = h.seen[0]!;
+    expect(presented.verification.trusted).toBe(true);
+    expect(presented.chain.map((c) => c.subject)).toContain(tppIssuing.certificate.subject);
+  }));
+
+  it('is not trusted when the client leaves out its intermediate', () => using(start(), async (h) => {
+    await getTls(h, { cert: tppViaIssuing });
+    expect(h.seen[0]?.verification).toEqual(expect.objectContaining({ trusted: false, reason: 'untrusted-chain' }));
+  }));
+
+  it('is verified again on every connection: sessions are not resumed, so the chain is always there', () => using(start(), async (h) => {
+    const agent = new Agent({ keepAlive: false, maxCachedSessions: 10 });
     try {
-      expect(await handshake(s.port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' })).toBe('ok TLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256');
-      expect(await handshake(s.port, {})).toMatch(/^ok TLSv1\.3 /);
+      const first = await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing], agent });
+      const second = await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing], agent });
+      expect([first.reused, second.reused]).toEqual([false, false]);
+      expect(h.seen.map((p) => p?.verification.trusted)).toEqual([true, true]);
     } finally {
-      await s.close();
+      agent.destroy();
     }
-  });
+  }));
+
+  it('is read but not trusted when self-signed, expired, or not for client authentication', () => using(start(), async (h) => {
+    const selfSigned = await createSelfSignedLeaf([{ CN: ['self-signed tpp'] }]);
+    const expired = await issueLeaf(tppRoot, { subject: [{ CN: ['expired'] }], notBefore: new Date(Date.now() - 30 * DAY), notAfter: new Date(Date.now() - DAY) });
+    const serverOnly = await issueLeaf(tppRoot, { subject: [{ CN: ['server only'] }], eku: ['serverAuth'] });
+    for (const cert of [selfSigned, expired, serverOnly]) expect((await getTls(h, { cert })).status).toBe(200);
+    expect(h.seen.map((p) => p?.verification.trusted === false && p.verification.reason)).toEqual(['untrusted-chain', 'expired', 'not-for-client-auth']);
+  }));
+
+  it('is checked against the injected clock', () => using(start({ now: () => new Date(Date.now() + 20 * 365 * DAY) }), async (h) => {
+    await getTls(h, { cert: tpp });
+    expect(h.seen[0]?.verification).toEqual(expect.objectContaining({ trusted: false, reason: 'expired' }));
+  }));
+
+  it('is memoised per request', () => using(start({ resolveTimes: 3 }), async (h) => {
+    await getTls(h, { cert: tpp, headers: { 'client-cert': byteSequence(tpp) } });
+    expect(h.seen).toHaveLength(1);
+    expect(h.ignored).toHaveLength(1);
+  }));
 });
 
-describe('a client certificate forwarded by a gateway', () => {
-  const der = () => new X509Certificate(tpp.certPem).raw.toString('base64');
+describe('a client certificate forwarded by a gateway (gateway mode)', () => {
+  it('is taken from Client-Cert (RFC 9440) when the sender is a trusted proxy', () => using(start({ plain: true, trustedProxies: ['127.0.0.1'] }), async (h) => {
+    await getPlain(h, { 'client-cert': byteSequence(tpp) });
+    expect(h.seen[0]).toEqual(expect.objectContaining({ via: 'forwarded', thumbprint: certificateThumbprint(tpp.certificate) }));
+    expect(h.seen[0]?.verification.trusted).toBe(true);
+    expect(h.ignored).toEqual([]);
+  }));
 
-  it('is taken from Client-Cert (RFC 9440) when the sender is a trusted proxy', async () => {
-    const s = await serve({ trustedProxies: ['127.0.0.1'] });
-    try {
-      await s.get({ headers: { 'client-cert': `:${der()}:` } });
-      expect(s.seen[0]).toEqual(expect.objectContaining({ via: 'forwarded' }));
-      expect(s.seen[0]?.verification.trusted).toBe(true);
-      expect(s.ignored).toEqual([]);
-    } finally {
-      await s.close();
-    }
+  it('is trusted through the intermediate in Client-Cert-Chain', () => using(start({ plain: true, trustedProxies: ['127.0.0.0/8'] }), async (h) => {
+    await getPlain(h, { 'client-cert': byteSequence(tppViaIssuing), 'client-cert-chain': byteSequence(tppIssuing) });
+    await getPlain(h, { 'client-cert': byteSequence(tppViaIssuing) });
+    expect(h.seen.map((p) => p?.verification.trusted)).toEqual([true, false]);
+  }));
+
+  it('is taken from nginx X-SSL-Client-Cert and from Envoy XFCC in those formats', async () => {
+    await using(start({ plain: true, trustedProxies: ['127.0.0.1'], format: 'nginx' }), async (h) => {
+      await getPlain(h, { 'x-ssl-client-cert': encodeURIComponent(tpp.certPem) });
+      expect(h.seen[0]?.verification.trusted).toBe(true);
+    });
+    await using(start({ plain: true, trustedProxies: ['127.0.0.1'], format: 'envoy-xfcc' }), async (h) => {
+      await getPlain(h, { 'x-forwarded-client-cert': `By=spiffe://edge;Hash=00,By=spiffe://gw;Hash=ab;Cert="${encodeURIComponent(tppViaIssuing.certPem)}";Chain="${encodeURIComponent(tppViaIssuing.certPem + tppIssuing.certPem)}";Subject="CN=sw-2,OU=org-2"` });
+      expect(h.seen[0]?.verification.trusted).toBe(true);
+      expect(formatDistinguishedName(h.seen[0]!.subject)).toBe('CN=sw-2, OU=org-2, O=OpenBanking, C=GB');
+    });
   });
 
-  it('is taken from nginx X-SSL-Client-Cert (escaped PEM) and from Envoy XFCC', async () => {
-    const nginx = await serve({ trustedProxies: ['127.0.0.0/8'], format: 'nginx' });
-    const envoy = await serve({ trustedProxies: ['::1', '127.0.0.1'], format: 'envoy-xfcc' });
-    try {
-      await nginx.get({ headers: { 'x-ssl-client-cert': encodeURIComponent(tpp.certPem) } });
-      expect(nginx.seen[0]?.verification.trusted).toBe(true);
-      await envoy.get({ headers: { 'x-forwarded-client-cert': `By=spiffe://a;Hash=abc,By=spiffe://gw;Hash=def;Cert="${encodeURIComponent(tpp.certPem)}";Subject="CN=sw-1,OU=org-1"` } });
-      expect(envoy.seen[0]?.verification.trusted).toBe(true);
-      expect(formatDistinguishedName(envoy.seen[0]!.subject)).toBe('CN=sw-1, OU=org-1, C=GB');
-    } finally {
-      await nginx.close();
-      await envoy.close();
-    }
-  });
+  it('is absent, and nothing reported, when a trusted proxy forwards no certificate', () => using(start({ plain: true, trustedProxies: ['127.0.0.1'] }), async (h) => {
+    await getPlain(h, {});
+    expect(h.seen).toEqual([undefined]);
+    expect(h.ignored).toEqual([]);
+  }));
 
-  it('is ignored, and reported, when the sender is not a trusted proxy', async () => {
-    const s = await serve({ trustedProxies: ['10.0.0.0/8'] });
-    try {
-      await s.get({ headers: { 'client-cert': `:${der()}:` } });
-      expect(s.seen).toEqual([undefined]);
-      expect(s.ignored).toEqual([expect.objectContaining({ reason: 'untrusted-sender', header: 'client-cert' })]);
-    } finally {
-      await s.close();
-    }
-  });
+  it('is ignored, and reported, when the sender is not a trusted proxy', () => using(start({ plain: true, trustedProxies: ['10.0.0.0/8'] }), async (h) => {
+    await getPlain(h, { 'client-cert': byteSequence(tpp), 'client-cert-chain': byteSequence(tppRoot) });
+    expect(h.seen).toEqual([undefined]);
+    expect(h.ignored).toEqual([
+      { reason: 'untrusted-sender', remoteAddress: '127.0.0.1', header: 'client-cert' },
+      { reason: 'untrusted-sender', remoteAddress: '127.0.0.1', header: 'client-cert-chain' },
+    ]);
+  }));
 
-  it('is treated as absent, and reported, when a trusted proxy sends it malformed', async () => {
-    const s = await serve({ trustedProxies: ['127.0.0.1'] });
-    try {
-      await s.get({ headers: { 'client-cert': 'not a byte sequence' } });
-      expect(s.seen).toEqual([undefined]);
-      expect(s.ignored).toEqual([expect.objectContaining({ reason: 'malformed' })]);
-    } finally {
-      await s.close();
-    }
-  });
+  it('is ignored in favour of the handshake\'s own certificate when a TLS client sends one', () => using(start({ trustedProxies: ['10.0.0.0/8'], format: 'nginx' }), async (h) => {
+    await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing], headers: { 'x-ssl-client-cert': encodeURIComponent(tpp.certPem) } });
+    expect(h.seen[0]?.via).toBe('tls');
+    expect(h.seen[0]?.certificate.raw.equals(tppViaIssuing.certificate.raw)).toBe(true);
+    expect(h.ignored).toEqual([{ reason: 'untrusted-sender', remoteAddress: '127.0.0.1', header: 'x-ssl-client-cert' }]);
+  }));
+
+  it('is treated as absent, and reported, when a trusted proxy sends it malformed', () => using(start({ plain: true, trustedProxies: ['127.0.0.1'] }), async (h) => {
+    await getPlain(h, { 'client-cert': 'not a byte sequence' });
+    await getPlain(h, { 'client-cert': [byteSequence(tpp), byteSequence(tppViaIssuing)] });
+    expect(h.seen).toEqual([undefined, undefined]);
+    expect(h.ignored).toEqual([
+      { reason: 'malformed', remoteAddress: '127.0.0.1', header: 'client-cert', detail: 'Client-Cert is not a Structured Field Byte Sequence (RFC 9440 §2.2)' },
+      { reason: 'malformed', remoteAddress: '127.0.0.1', header: 'client-cert', detail: 'client-cert appears more than once' },
+    ]);
+  }));
+
+  it('is honoured from an IPv4 client of a dual-stack listener (::ffff:127.0.0.1) when 127.0.0.1 is trusted', () => using(start({ plain: true, host: '::', trustedProxies: ['127.0.0.1'] }), async (h) => {
+    await getPlain(h, { 'client-cert': byteSequence(tpp) });
+    expect(h.seen[0]?.via).toBe('forwarded');
+  }));
+
+  it('is reported with the IPv4 form of an IPv4-mapped sender address', () => using(start({ plain: true, host: '::', trustedProxies: ['10.0.0.0/8'] }), async (h) => {
+    await getPlain(h, { 'client-cert': byteSequence(tpp) });
+    expect(h.ignored).toEqual([{ reason: 'untrusted-sender', remoteAddress: '127.0.0.1', header: 'client-cert' }]);
+  }));
+
+  it('is honoured from an IPv6 proxy address', () => using(start({ plain: true, host: '::1', trustedProxies: ['::1/128'] }), async (h) => {
+    await getPlain(h, { 'client-cert': byteSequence(tpp) }, '::1');
+    expect(h.seen[0]?.via).toBe('forwarded');
+  }));
 });
 
 describe('trusted proxy addresses', () => {
-  it('accept addresses and CIDR ranges of both families and name a bad entry', () => {
-    const list = createProxyAllowList(['10.0.0.0/8', '192.0.2.7', '2001:db8::/32']);
+  it('accept addresses and CIDR ranges of both families', () => {
+    const list = createProxyAllowList(['10.0.0.0/8', '192.0.2.7', '2001:db8::/32', '::ffff:198.51.100.1']);
     expect(list.check('10.1.2.3', 'ipv4')).toBe(true);
+    expect(list.check('11.0.0.1', 'ipv4')).toBe(false);
+    expect(list.check('192.0.2.7', 'ipv4')).toBe(true);
     expect(list.check('192.0.2.8', 'ipv4')).toBe(false);
     expect(list.check('2001:db8::1', 'ipv6')).toBe(true);
-    expect(() => createProxyAllowList(['gateway.local'])).toThrow('trustedProxies.addresses: "gateway.local" is not an IP address or CIDR range');
-    expect(() => createProxyAllowList(['10.0.0.0/40'])).toThrow(/invalid prefix length/);
+    expect(list.check('198.51.100.1', 'ipv4')).toBe(true);
+  });
+
+  it.each([
+    ['gateway.local', 'trustedProxies.addresses: "gateway.local" is not an IP address or CIDR range'],
+    ['10.0.0.0/40', 'trustedProxies.addresses: "10.0.0.0/40" has an invalid prefix length'],
+    ['10.0.0.0/', 'trustedProxies.addresses: "10.0.0.0/" has an invalid prefix length'],
+    ['10.0.0.0/8/9', 'trustedProxies.addresses: "10.0.0.0/8/9" has an invalid prefix length'],
+    ['::/129', 'trustedProxies.addresses: "::/129" has an invalid prefix length'],
+  ])('refuse %j, naming it', (entry, message) => {
+    expect(() => createProxyAllowList([entry])).toThrow(message);
   });
 });
