@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { resolveAttributeType } from '../tls/distinguished-name.ts';
 import { configSchema, type MoatConfig } from './schema.ts';
 
 /** A configuration that cannot be used; `problems` name each bad key and what was expected. */
@@ -100,6 +101,13 @@ function crossFieldProblems(config: MoatConfig): string[] {
   config.resourceServers.forEach((rs, i) => {
     for (const scope of rs.scopes) {
       if (!scopeNames.has(scope)) problems.push(`resourceServers.${i}.scopes: unknown scope "${scope}" (not in scopes)`);
+    }
+  });
+  config.directories.forEach((d, i) => {
+    try {
+      resolveAttributeType(d.orgIdAttribute);
+    } catch {
+      problems.push(`directories.${i}.orgIdAttribute: "${d.orgIdAttribute}" is not a known attribute name or dotted OID`);
     }
   });
   const names = config.directories.map((d) => d.issuer);

@@ -88,6 +88,13 @@ describe('configuration loading', () => {
     expect(problems).toEqual([expect.stringMatching(/^trustedProxies\.addresses: required when tls\.terminate is false/)]);
   });
 
+  it('refuses a directory whose organisation attribute is not a known attribute', () => {
+    const problems = problemsOf(() => loadConfig({
+      env: {}, cwd: dirWith('directories: [{ name: d, issuer: i, jwksFile: k.json, orgIdAttribute: orgnum }]\n'),
+    }));
+    expect(problems).toEqual(['directories.0.orgIdAttribute: "orgnum" is not a known attribute name or dotted OID']);
+  });
+
   it('refuses a resource server scope that is not configured', () => {
     const problems = problemsOf(() => loadConfig({
       env: {}, cwd: dirWith('resourceServers: [{ identifier: "https://api.bank.example", scopes: [loans] }]\n'),
