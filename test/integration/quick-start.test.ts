@@ -73,6 +73,13 @@ describe('npm start on a fresh checkout', () => {
     expect(second.stderr).toContain(`the embedded database is in use by process ${server.pid}`);
   });
 
+  it('has CLI commands that touch the embedded database refuse clearly while the server holds it', async () => {
+    const migrate = await run(process.execPath, ['src/cli/main.ts', 'migrate'], { cwd: ROOT, env, timeout: 30_000 })
+      .then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => err);
+    expect(migrate.code).toBe(1);
+    expect(migrate.stderr).toContain(`the embedded database is in use by process ${server.pid}`);
+  });
+
   it('drains and exits 0 on SIGTERM', async () => {
     const exited = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
     server.kill('SIGTERM');
