@@ -1,6 +1,6 @@
 import * as oauth from 'oauth4webapi';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { authorize, Browser, customerConsents, onboardTpp, pushAuthorization, tlsFetch, type RegisteredTpp } from '../support/tpp-client.ts';
+import { authorize, Browser, customerConsents, onboardTpp, pushAuthorization, type RegisteredTpp, tlsFetch, useMoatWithTpp } from '../support/tpp-client.ts';
 
 /*
  * The authorization endpoint rules of FAPI 2.0 SP §5.3.2.2 (and RFC 9126, RFC 7636, RFC 9207),
@@ -9,16 +9,7 @@ import { authorize, Browser, customerConsents, onboardTpp, pushAuthorization, tl
 
 let h: Harness;
 let tpp: RegisteredTpp;
-
-beforeAll(async () => {
-  h = await startMoat();
-  tpp = await onboardTpp(h);
-});
-
-afterAll(async () => {
-  await tpp?.close();
-  await h?.close();
-});
+useMoatWithTpp((started) => ({ h, tpp } = started));
 
 async function pkce() {
   const verifier = oauth.generateRandomCodeVerifier();

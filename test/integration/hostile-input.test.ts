@@ -1,5 +1,5 @@
-import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { onboardTpp, tlsFetch, type RegisteredTpp } from '../support/tpp-client.ts';
+import type { Harness } from '../support/moat-harness.ts';
+import { type RegisteredTpp, tlsFetch, useMoatWithTpp } from '../support/tpp-client.ts';
 
 /*
  * Malformed and hostile input to every endpoint gets a standard error: never a 5xx, a stack trace
@@ -9,16 +9,7 @@ import { onboardTpp, tlsFetch, type RegisteredTpp } from '../support/tpp-client.
 
 let h: Harness;
 let tpp: RegisteredTpp;
-
-beforeAll(async () => {
-  h = await startMoat();
-  tpp = await onboardTpp(h);
-});
-
-afterAll(async () => {
-  await tpp?.close();
-  await h?.close();
-});
+useMoatWithTpp((started) => ({ h, tpp } = started));
 
 const ENDPOINTS = ['/par', '/token', '/introspect', '/revoke', '/register', '/userinfo', '/interaction/x/login', '/interaction/x/consent'];
 const BODIES: [string, string][] = [

@@ -1,5 +1,5 @@
-import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { Browser, onboardTpp, pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
+import type { Harness } from '../support/moat-harness.ts';
+import { Browser, pushAuthorization, type RegisteredTpp, useMoatWithTpp } from '../support/tpp-client.ts';
 
 /*
  * The customer's pages: the documented form contract, and clear pages (never a 500 or a stack
@@ -8,16 +8,7 @@ import { Browser, onboardTpp, pushAuthorization, type RegisteredTpp } from '../s
 
 let h: Harness;
 let tpp: RegisteredTpp;
-
-beforeAll(async () => {
-  h = await startMoat();
-  tpp = await onboardTpp(h);
-});
-
-afterAll(async () => {
-  await tpp?.close();
-  await h?.close();
-});
+useMoatWithTpp((started) => ({ h, tpp } = started));
 
 async function startAuthorization(browser: Browser): Promise<string> {
   const { requestUri } = await pushAuthorization(tpp);

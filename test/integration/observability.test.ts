@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { authorizationCodeFlow, onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
+import type { Harness } from '../support/moat-harness.ts';
+import { authorizationCodeFlow, type RegisteredTpp, useMoatWithTpp } from '../support/tpp-client.ts';
 
 /*
  * x-fapi-interaction-id (FAPI 2.0 SP / FAPI 1.0 Baseline §6.2.1) and what the logs may contain.
@@ -8,16 +8,7 @@ import { authorizationCodeFlow, onboardTpp, type RegisteredTpp } from '../suppor
 
 let h: Harness;
 let tpp: RegisteredTpp;
-
-beforeAll(async () => {
-  h = await startMoat();
-  tpp = await onboardTpp(h);
-});
-
-afterAll(async () => {
-  await tpp?.close();
-  await h?.close();
-});
+useMoatWithTpp((started) => ({ h, tpp } = started));
 
 describe('x-fapi-interaction-id', () => {
   it('is echoed when the client sends one, and put on every log line of that request', async () => {

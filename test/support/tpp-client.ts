@@ -7,7 +7,7 @@ import * as oauth from 'oauth4webapi';
 import { Agent, fetch as undiciFetch, getSetCookies } from 'undici';
 import { issueSandboxTpp, writeSandboxTpp } from '../../src/sandbox/tpp-credentials.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
-import type { Harness } from './moat-harness.ts';
+import { startMoat, type Harness } from './moat-harness.ts';
 
 /*
  * A TPP as the tests drive it: sandbox credentials from Moat's own issuance code, a fetch that
@@ -236,4 +236,21 @@ export async function customerConsents(
   } finally {
     await browser.close();
   }
+}
+
+/**
+ * One Moat with one registered TPP for a test file: started before its tests, closed after them.
+ * `ready` receives both once they are up.
+ */
+export function useMoatWithTpp(ready: (started: { h: Harness; tpp: RegisteredTpp }) => void, options?: Parameters<typeof startMoat>[0]): void {
+  let started: { h: Harness; tpp?: RegisteredTpp } | undefined;
+  beforeAll(async () => {
+    started = { h: await startMoat(options) };
+    started.tpp = await onboardTpp(started.h);
+    ready({ h: started.h, tpp: started.tpp });
+  });
+  afterAll(async () => {
+    await started?.tpp?.close();
+    await started?.h.close();
+  });
 }
