@@ -1,0 +1,70 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
+import { embeddedOnly } from '../support/databases.ts';
+import { startMoat, type Harness } from '../support/moat-harness.ts';
+import { tlsFetch } from '../support/tpp-client.ts';
+
+/*
+ * Production mode: real storage required, no sandbox shortcut anywhere — no generated PKI, no
+ * sandbox directory, no demo customers, no sandbox API.
+ */
+
+(embeddedOnly() ? describe.skip : describe)('Moat in production mode', () => {
+  let h: Harness;
+  let serverCaPem: string;
+
+  beforeAll(async () => {
+    // The "bank's" PKI for this test comes from a sandbox made elsewhere, as files an operator provides.
+    const pki = await ensureSandboxMaterial(mkdtempSync(join(tmpdir(), 'moat-bank-pki-')));
+    serverCaPem = pki.serverCaPem;
+    h = await startMoat({
+      config: {
+        mode: 'production',
+        tls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile },
+        trustAnchors: [pki.tppCaCertFile],
+        directories: [{ name: 'Directory', issuer: 'OpenBanking Ltd', jwksFile: pki.directory.jwksFile }],
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('creates no sandbox material in its data directory', async () => {
+    const { readdirSync } = await import('node:fs');
+    expect(readdirSync(h.dataDir)).not.toContain('sandbox');
+  });
+
+  it('has no sandbox API', async () => {
+    const f = tlsFetch(serverCaPem);
+    try {
+      expect((await f(`${h.issuer}/sandbox-api/accounts`)).status).toBe(404);
+      const metadata = await (await f(`${h.issuer}/.well-known/openid-configuration`)).json() as Record<string, unknown>;
+      expect(metadata.issuer).toBe(h.issuer);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('trusts no sandbox directory: a sandbox SSA is an unapproved software statement', async () => {
+    const f = tlsFetch(serverCaPem);
+    try {
+      const sandboxSsa = `${Buffer.from(JSON.stringify({ alg: 'ES256' })).toString('base64url')}.${Buffer.from(JSON.stringify({ iss: 'moat-sandbox-directory' })).toString('base64url')}.sig`;
+      const res = await f(`${h.issuer}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ software_statement: sandboxSsa }) });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({ error: 'unapproved_software_statement', error_description: 'software_statement issuer "moat-sandbox-directory" is not a directory this server trusts' });
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('has no demo customers', async () => {
+    const { rows } = await h.moat.storage.sql.query('SELECT id FROM customer');
+    expect(rows).toEqual([]);
+  });
+});
+
+if (embeddedOnly()) it.skip('production mode needs Postgres and Redis (embedded-only run)', () => {});
