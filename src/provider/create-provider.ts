@@ -7,6 +7,7 @@ import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import { distinguishedNamesEqual, parseDistinguishedName } from '../tls/distinguished-name.ts';
 import { FAPI_PROFILE_METADATA, isFapiProfile, providerProfileFor, requiresJarm, requiresSignedRequestObject } from './fapi-profile.ts';
 import { createResourceServerRegistry } from './resource-servers.ts';
+import { isRegistrationApproved } from '../registration/approval.ts';
 import { SIGNING_ALGORITHMS, type FapiProfile } from '../config/schema.ts';
 
 export interface ProviderDependencies {
@@ -86,7 +87,12 @@ export function createProvider(deps: ProviderDependencies): Provider {
     claims: { openid: ['sub'], profile: ['name'] },
     extraClientMetadata: {
       properties: [...EXTRA_CLIENT_METADATA],
-      validator(_ctx, key, value, metadata) {
+      validator(ctx, key, value, metadata) {
+        // Defence in depth: a registration request (ctx is given only for those) that Moat's
+        // software-statement policy did not approve never creates a client, whatever path reached it.
+        if (key === EXTRA_CLIENT_METADATA[0] && ctx !== undefined && ctx.oidc?.route === 'registration' && !isRegistrationApproved(ctx.req)) {
+          throw new errors.InvalidSoftwareStatement('registration requires a software statement verified by this server');
+        }
         if (key === FAPI_PROFILE_METADATA) {
           if (value === undefined) return;
           if (!isFapiProfile(value)) {

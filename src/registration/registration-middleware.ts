@@ -8,6 +8,7 @@ import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import { formatDistinguishedName, issuerOf } from '../tls/distinguished-name.ts';
 import type { TrustedDirectory } from './directories.ts';
+import { markRegistrationApproved } from './approval.ts';
 import { registrationMetadata } from './registration-policy.ts';
 import { verifySoftwareStatement, type SoftwareStatement } from './software-statement.ts';
 import { recordRegisteredTpp } from './tpp-records.ts';
@@ -26,9 +27,17 @@ interface Deps {
  * then hand oidc-provider the metadata Moat allows. After a successful registration the TPP, its
  * certificate and the client are recorded in the registry.
  */
+/**
+ * oidc-provider's router matches its paths case-insensitively and with a trailing slash
+ * (`/Register/` is the registration endpoint too), so this guard matches the same way; the
+ * provider's metadata validator refuses any registration this middleware did not approve, should
+ * the two ever disagree.
+ */
+const REGISTRATION_PATH = /^\/register\/*$/i;
+
 export function createRegistrationMiddleware(deps: Deps): Middleware {
   return async (ctx, next) => {
-    if (ctx.path !== '/register' || ctx.method !== 'POST') return next();
+    if (!REGISTRATION_PATH.test(ctx.path) || ctx.method !== 'POST') return next();
     if (!ctx.is('application/json')) {
       throw new OAuthError('invalid_request', 'registration requests are application/json with a software_statement');
     }
@@ -38,6 +47,7 @@ export function createRegistrationMiddleware(deps: Deps): Middleware {
     const metadata = registrationMetadata(body, ssa, presented, deps.config);
     // oidc-provider reads an already-parsed body from ctx.request.body.
     (ctx.request as { body?: unknown }).body = metadata;
+    markRegistrationApproved(ctx.req);
     await next();
     const created = ctx.body as { client_id?: string } | undefined;
     if (ctx.status === 201 && typeof created?.client_id === 'string') {

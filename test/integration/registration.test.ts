@@ -73,6 +73,25 @@ describe('registration with a software statement (RFC 7591)', () => {
     expect((await register({ ...tpp.registration, tls_client_auth_subject_dn: dn })).status).toBe(201);
   });
 
+  it.each(['/register/', '/REGISTER', '/Register', '/register//', '/register?x=1'])(
+    'applies the software-statement policy on every spelling of the endpoint (%s)', async (path) => {
+      const f = tlsFetch(tpp.serverCaPem, tpp);
+      try {
+        const forged = await f(`${h.issuer}${path}`, {
+          method: 'POST', headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ redirect_uris: ['https://evil.example/cb'], token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [] } }),
+        });
+        expect(forged.status).toBeGreaterThanOrEqual(400);
+        expect(forged.status).toBeLessThan(500);
+        const body = await forged.json() as { error: string; client_id?: string };
+        expect(body.client_id).toBeUndefined();
+        if (forged.status === 400) expect(body.error).toBe('invalid_software_statement');
+      } finally {
+        await f.close();
+      }
+    },
+  );
+
   it('refuses a request without software_statement', async () => {
     const { software_statement: _s, ...rest } = tpp.registration;
     expect(await register(rest)).toEqual({ status: 400, body: { error: 'invalid_software_statement', error_description: 'software_statement is required and must be a signed JWT' } });
