@@ -90,6 +90,12 @@ describe('a certificate-bound access token (RFC 8705)', () => {
     expect(result.active).toBe(false);
   });
 
+  it('cannot be revoked by another TPP (RFC 7009 §2.1: only the client it was issued to)', async () => {
+    const res = await oauth.revocationRequest(other.as, other.client, oauth.TlsClientAuth(), tokens.access_token, { [oauth.customFetch]: other.fetch });
+    expect(res.status).toBeGreaterThanOrEqual(200);
+    expect((await introspect(tpp, tokens.access_token)).active).toBe(true);
+  });
+
   it('refuses the refresh token from another client with invalid_grant', async () => {
     const res = await oauth.refreshTokenGrantRequest(other.as, other.client, oauth.TlsClientAuth(), tokens.refresh_token!, { [oauth.customFetch]: other.fetch });
     expect(res.status).toBe(400);
