@@ -12,6 +12,11 @@ interface Entry {
  * `consume` atomic as long as nothing awaits between the check and the set, and nothing does.
  * One process only — which is why production refuses it.
  */
+/** Payloads go through JSON, as they do in Postgres and Redis, so every backend returns the same shapes. */
+function copy(payload: AdapterPayload): AdapterPayload {
+  return JSON.parse(JSON.stringify(payload)) as AdapterPayload;
+}
+
 export function createMemoryModelStore(now: () => number = Date.now): ModelStore {
   const entries = new Map<string, Entry>();
   const byGrant = new Map<string, Set<string>>();
@@ -44,7 +49,7 @@ export function createMemoryModelStore(now: () => number = Date.now): ModelStore
     async upsert(model, id, payload, expiresIn) {
       const k = key(model, id);
       remove(k);
-      entries.set(k, { payload: structuredClone(payload), ...(expiresIn === undefined ? {} : { expiresAt: now() + expiresIn * 1000 }) });
+      entries.set(k, { payload: copy(payload), ...(expiresIn === undefined ? {} : { expiresAt: now() + expiresIn * 1000 }) });
       if (payload.grantId !== undefined) {
         const g = `${model}:${payload.grantId}`;
         if (!byGrant.has(g)) byGrant.set(g, new Set());
@@ -55,17 +60,17 @@ export function createMemoryModelStore(now: () => number = Date.now): ModelStore
     },
     async find(model, id) {
       const entry = live(key(model, id));
-      return entry === undefined ? undefined : structuredClone(entry.payload);
+      return entry === undefined ? undefined : copy(entry.payload);
     },
     async findByUid(model, uid) {
       const k = byUid.get(`${model}:${uid}`);
       const entry = k === undefined ? undefined : live(k);
-      return entry === undefined ? undefined : structuredClone(entry.payload);
+      return entry === undefined ? undefined : copy(entry.payload);
     },
     async findByUserCode(model, userCode) {
       const k = byUserCode.get(`${model}:${userCode}`);
       const entry = k === undefined ? undefined : live(k);
-      return entry === undefined ? undefined : structuredClone(entry.payload);
+      return entry === undefined ? undefined : copy(entry.payload);
     },
     async consume(model, id): Promise<ConsumeResult> {
       const entry = live(key(model, id));

@@ -1,0 +1,172 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from '../observability/logger.ts';
+import type { GrantDecision, GrantedDetail, RequestedDetail } from './authorization-details.ts';
+import {
+  ConsentNotFound, ConsentStateConflict, IdempotencyConflict, kindOf, newConsentId,
+  type Consent, type ConsentActor, type ConsentEvent, type ConsentStatus,
+} from './consent.ts';
+import type { ConsentStore } from './consent-store.ts';
+
+/**
+ * The consent lifecycle as one service: the consent API, the interaction routes, the customer's
+ * dashboard and the expiry sweep all go through it, so every transition is checked, recorded and —
+ * where it ends an authorised consent — takes the consent's tokens with it.
+ */
+export interface ConsentService {
+  /** A TPP lodges an intent through the consent API (AwaitingAuthorisation). */
+  lodgeIntent(input: { clientId: string; detail: RequestedDetail; scope: string; idempotencyKey?: string }): Promise<{ consent: Consent; replayed: boolean }>;
+  /** The consent, only for the TPP that created it. */
+  getForClient(id: string, clientId: string): Promise<Consent>;
+  /** The consent, only for the customer it is bound to. */
+  getForCustomer(id: string, customerId: string): Promise<Consent>;
+  findByGrantId(grantId: string): Promise<Consent | undefined>;
+  listForCustomer(customerId: string): Promise<Consent[]>;
+  events(id: string): Promise<ConsentEvent[]>;
+  /**
+   * The customer approved in the interaction: an intent moves to Authorised, bound to them and to
+   * the grant; authorization_details and scope requests become a new Authorised consent.
+   */
+  authorise(input: AuthoriseInput): Promise<Consent>;
+  /** The customer denied: an intent becomes Rejected; other requests are recorded as Rejected. */
+  reject(input: Omit<AuthoriseInput, 'granted' | 'grantId' | 'expiresAt'>): Promise<Consent>;
+  revoke(id: string, by: { actor: Exclude<ConsentActor, 'system'>; actorId: string; reason?: string }): Promise<Consent>;
+  /** The TPP withdraws an intent nobody has authorised yet (it becomes Rejected). */
+  withdraw(id: string, clientId: string): Promise<Consent>;
+  consume(id: string, by: { actor: ConsentActor; actorId?: string }): Promise<Consent>;
+  /** Expires every authorised consent past its expiry; returns how many. */
+  expireDue(now?: Date): Promise<number>;
+}
+
+export interface AuthoriseInput {
+  /** An intent's id, or undefined for consents created at the decision (RAR, scopes). */
+  intentId?: string;
+  clientId: string;
+  customerId: string;
+  requested?: RequestedDetail;
+  granted?: GrantDecision;
+  scope: string;
+  grantId: string;
+  expiresAt?: Date;
+  /** The id to give a consent created at the decision (so the grant can name it before it exists). */
+  newConsentId?: string;
+}
+
+export interface ConsentServiceDeps {
+  store: ConsentStore;
+  /** Kills every token of the grant and the grant itself. */
+  revokeGrant: (grantId: string) => Promise<void>;
+  logger: Logger;
+}
+
+const ENDS_TOKENS: ReadonlySet<ConsentStatus> = new Set(['Revoked', 'Expired']);
+
+export function createConsentService(deps: ConsentServiceDeps): ConsentService {
+  const { store, logger } = deps;
+
+  const afterTransition = async (consent: Consent, actor: ConsentActor) => {
+    logger.info({ event: `consent.${consent.status.toLowerCase()}`, outcome: `consent_${consent.status.toLowerCase()}`, consentId: consent.id, clientId: consent.clientId, actor }, `consent ${consent.status}`);
+    // A revoked or expired consent's tokens die at once: introspection answers inactive, refresh fails.
+    if (ENDS_TOKENS.has(consent.status) && consent.grantId !== undefined) await deps.revokeGrant(consent.grantId);
+  };
+
+  const getForClient = async (id: string, clientId: string) => {
+    const consent = await store.find(id);
+    // Another TPP's consent is reported as absent: its existence is not theirs to learn.
+    if (consent === undefined || consent.clientId !== clientId) throw new ConsentNotFound(id);
+    return consent;
+  };
+
+  /**
+   * The consent a customer's decision applies to: the lodged intent (checked to be this TPP's), or
+   * for authorization_details and scope requests a new one, recorded as lodged by the TPP.
+   */
+  const consentAtDecision = async (input: Omit<AuthoriseInput, 'granted' | 'grantId' | 'expiresAt'>): Promise<string> => {
+    if (input.intentId !== undefined) return (await getForClient(input.intentId, input.clientId)).id;
+    const kind = input.requested === undefined ? 'scope' : kindOf(input.requested);
+    const created = await store.create({
+      id: input.newConsentId ?? newConsentId(kind), kind, origin: input.requested === undefined ? 'scope' : 'authorization_details',
+      clientId: input.clientId, status: 'AwaitingAuthorisation', ...(input.requested === undefined ? {} : { requested: input.requested }), scope: input.scope,
+    }, { actor: 'tpp', actorId: input.clientId });
+    return created.id;
+  };
+
+  const move = async (id: string, to: ConsentStatus, by: { actor: ConsentActor; actorId?: string; reason?: string }) => {
+    const consent = await store.transition(id, to, by);
+    await afterTransition(consent, by.actor);
+    return consent;
+  };
+
+  return {
+    async lodgeIntent({ clientId, detail, scope, idempotencyKey }) {
+      const requestHash = createHash('sha256').update(JSON.stringify(detail)).digest('base64url');
+      if (idempotencyKey !== undefined) {
+        const earlier = await store.findByIdempotencyKey(clientId, idempotencyKey);
+        if (earlier !== undefined) {
+          if (earlier.requestHash !== requestHash) throw new IdempotencyConflict(idempotencyKey);
+          return { consent: earlier.consent, replayed: true };
+        }
+      }
+      const kind = kindOf(detail);
+      const consent = await store.create({
+        id: newConsentId(kind), kind, origin: 'intent', clientId, status: 'AwaitingAuthorisation', requested: detail, scope,
+        ...(detail.type === 'account_information' && detail.expirationDateTime !== undefined ? { expiresAt: new Date(detail.expirationDateTime) } : {}),
+        ...(idempotencyKey === undefined ? {} : { idempotency: { key: idempotencyKey, requestHash } }),
+      }, { actor: 'tpp', actorId: clientId });
+      logger.info({ event: 'consent.lodged', consentId: consent.id, clientId, kind }, 'consent intent lodged');
+      return { consent, replayed: false };
+    },
+
+    getForClient,
+
+    async getForCustomer(id, customerId) {
+      const consent = await store.find(id);
+      if (consent === undefined || consent.customerId !== customerId) throw new ConsentNotFound(id);
+      return consent;
+    },
+
+    findByGrantId: (grantId) => store.findByGrantId(grantId),
+    listForCustomer: (customerId) => store.listForCustomer(customerId),
+    events: (id) => store.events(id),
+
+    async authorise(input) {
+      const id = await consentAtDecision(input);
+      const granted = input.granted === undefined ? undefined : { ...input.granted, consentId: id } as GrantedDetail;
+      const consent = await store.transition(id, 'Authorised', { actor: 'customer', actorId: input.customerId }, {
+        customerId: input.customerId, grantId: input.grantId, scope: input.scope,
+        ...(granted === undefined ? {} : { granted }),
+        ...(input.expiresAt === undefined ? {} : { expiresAt: input.expiresAt }),
+      });
+      await afterTransition(consent, 'customer');
+      return consent;
+    },
+
+    async reject(input) {
+      const id = await consentAtDecision(input);
+      const consent = await store.transition(id, 'Rejected', { actor: 'customer', actorId: input.customerId }, { customerId: input.customerId });
+      await afterTransition(consent, 'customer');
+      return consent;
+    },
+
+    revoke: (id, by) => move(id, 'Revoked', by),
+    withdraw: (id, clientId) => move(id, 'Rejected', { actor: 'tpp', actorId: clientId, reason: 'withdrawn by the TPP before authorisation' }),
+    consume: (id, by) => move(id, 'Consumed', by),
+
+    async expireDue(now = new Date()) {
+      let expired = 0;
+      for (;;) {
+        const due = await store.dueForExpiry(now, 100);
+        if (due.length === 0) return expired;
+        for (const consent of due) {
+          try {
+            await afterTransition(await store.transition(consent.id, 'Expired', { actor: 'system', reason: 'expiry reached' }), 'system');
+            expired += 1;
+          } catch (err) {
+            // Revoked by someone else in the meantime: nothing to expire.
+            if (!(err instanceof ConsentStateConflict)) throw err;
+          }
+        }
+        if (due.length < 100) return expired;
+      }
+    },
+  };
+}
