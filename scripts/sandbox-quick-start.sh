@@ -23,12 +23,17 @@ CHALLENGE=$(printf %s "$VERIFIER" | openssl dgst -sha256 -binary | openssl base6
 REQUEST_URI=$(curl "${TLS[@]}" -d client_id="$CLIENT_ID" -d response_type=code -d scope='openid accounts' \
   -d redirect_uri="$REDIRECT_URI" -d code_challenge="$CHALLENGE" -d code_challenge_method=S256 "$ISSUER/par" | json request_uri)
 
-# 4. The customer (alice) signs in and approves: what a browser does, with a cookie jar.
+# 4. The customer (alice) signs in and approves: what a browser does, with a cookie jar. Every form
+#    carries the hidden csrf field of the page it came from.
 JAR=$(mktemp)
-BROWSER=(--cacert "$OUT/server-ca.pem" -b "$JAR" -c "$JAR" -s -o /dev/null -w '%{redirect_url}')
+PAGE=(--cacert "$OUT/server-ca.pem" -b "$JAR" -c "$JAR" -s)
+BROWSER=("${PAGE[@]}" -o /dev/null -w '%{redirect_url}')
+csrf() { sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -n 1; }
 LOGIN=$(curl "${BROWSER[@]}" "$ISSUER/authorize?client_id=$CLIENT_ID&request_uri=$REQUEST_URI")
-CONSENT=$(curl "${BROWSER[@]}" "$(curl "${BROWSER[@]}" -d username=alice -d password=alice-sandbox "$LOGIN/login")")
-CALLBACK=$(curl "${BROWSER[@]}" "$(curl "${BROWSER[@]}" -d decision=approve "$CONSENT/consent")")
+LOGIN_CSRF=$(curl "${PAGE[@]}" "$LOGIN" | csrf)
+CONSENT=$(curl "${BROWSER[@]}" "$(curl "${BROWSER[@]}" -d csrf="$LOGIN_CSRF" -d username=alice -d password=alice-sandbox "$LOGIN/login")")
+CONSENT_CSRF=$(curl "${PAGE[@]}" "$CONSENT" | csrf)
+CALLBACK=$(curl "${BROWSER[@]}" "$(curl "${BROWSER[@]}" -d csrf="$CONSENT_CSRF" -d decision=approve "$CONSENT/consent")")
 rm -f "$JAR"
 CODE=$(node -e 'console.log(new URL(process.argv[1]).searchParams.get("code"))' "$CALLBACK")
 

@@ -4,6 +4,12 @@ import mount from 'koa-mount';
 import type Provider from 'oidc-provider';
 import type { MoatConfig } from './config/schema.ts';
 import type { CustomerDirectory } from './customers/customer-directory.ts';
+import type { AccountDirectory } from './customers/account-directory.ts';
+import type { LoginThrottle } from './customers/login-throttle.ts';
+import type { ConsentService } from './consents/consent-service.ts';
+import { createDashboardRouter } from './dashboard/routes.ts';
+import type { CustomerSessions } from './dashboard/customer-sessions.ts';
+import type { Csrf } from './http/csrf.ts';
 import { requestContextMiddleware } from './http/request-context-middleware.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { createInteractionRouter } from './interactions/routes.ts';
@@ -15,12 +21,17 @@ export interface AppDependencies {
   config: MoatConfig;
   provider: Provider;
   customers: CustomerDirectory;
+  accounts: AccountDirectory;
+  consents: ConsentService;
+  customerSessions: CustomerSessions;
+  csrf: Csrf;
+  loginThrottle: LoginThrottle;
   views: Views;
   logger: Logger;
   cookieKeys: string[];
   /** Readiness: resolves when every backend answers and migrations are applied. */
   ready: () => Promise<void>;
-  /** Further routers (the sandbox API). */
+  /** Further routers (the consent API, the sandbox API). */
   routers?: Router[];
   /** Middleware that runs before oidc-provider on its routes (registration policy, certificate logging). */
   beforeProvider?: Middleware[];
@@ -57,13 +68,35 @@ export function createApp(deps: AppDependencies): Koa {
     ctx.set('Cache-Control', 'public, max-age=3600');
     ctx.body = deps.views.stylesheet;
   });
+  own.get('/assets/brand.css', (ctx) => {
+    ctx.type = 'text/css';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = deps.views.brandStylesheet;
+  });
+  const { logo } = deps.views;
+  if (logo !== undefined) {
+    own.get('/assets/logo', (ctx) => {
+      ctx.type = logo.type;
+      ctx.set('Cache-Control', 'public, max-age=3600');
+      // An SVG opened directly must not run script on Moat's origin.
+      ctx.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; sandbox");
+      ctx.body = logo.body;
+    });
+  }
   app.use(own.routes());
 
   const interactions = createInteractionRouter({
-    provider: deps.provider, customers: deps.customers, views: deps.views, config: deps.config, logger: deps.logger,
+    provider: deps.provider, customers: deps.customers, accounts: deps.accounts, consents: deps.consents, views: deps.views,
+    config: deps.config, logger: deps.logger, csrf: deps.csrf, throttle: deps.loginThrottle,
   });
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
+  const dashboard = createDashboardRouter({
+    provider: deps.provider, customers: deps.customers, consents: deps.consents, sessions: deps.customerSessions, views: deps.views,
+    csrf: deps.csrf, throttle: deps.loginThrottle, config: deps.config, logger: deps.logger,
+  });
+  app.use(dashboard.routes());
+  app.use(dashboard.allowedMethods());
 
   for (const router of deps.routers ?? []) app.use(router.routes()).use(router.allowedMethods());
   for (const middleware of deps.beforeProvider ?? []) app.use(middleware);

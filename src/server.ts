@@ -6,6 +6,14 @@ import type Provider from 'oidc-provider';
 import { createApp } from './app.ts';
 import type { MoatConfig } from './config/schema.ts';
 import { createSqlCustomerDirectory, seedSandboxCustomers } from './customers/sql-customer-directory.ts';
+import { createSqlAccountDirectory, seedSandboxAccounts } from './customers/account-directory.ts';
+import { createLoginThrottle } from './customers/login-throttle.ts';
+import { createConsentApiRouter } from './consents/consent-api.ts';
+import { createConsentService, type ConsentService } from './consents/consent-service.ts';
+import { consentProviderMiddleware } from './consents/provider-middleware.ts';
+import { createSqlConsentStore } from './consents/sql-consent-store.ts';
+import { createCustomerSessions } from './dashboard/customer-sessions.ts';
+import { createCsrf } from './http/csrf.ts';
 import { createViews } from './interactions/views.ts';
 import { loadOrCreateSecrets } from './keys/secrets.ts';
 import { loadOrCreateSigningKeys, providerJwks } from './keys/signing-keys.ts';
@@ -16,7 +24,7 @@ import { createRegistrationMiddleware } from './registration/registration-middle
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
 import { ensureSandboxMaterial } from './sandbox/sandbox-material.ts';
-import { createAdapterFactory } from './storage/adapter.ts';
+import { createAdapterFactory, revokeGrant } from './storage/adapter.ts';
 import { createStorage } from './storage/create-storage.ts';
 import { pendingMigrations } from './storage/sql/migrate.ts';
 import { loadTrustAnchors } from './tls/certificate-chain.ts';
@@ -40,6 +48,7 @@ export interface MoatServer {
   provider: Provider;
   config: MoatConfig;
   storage: Awaited<ReturnType<typeof createStorage>>;
+  consents: ConsentService;
   /** Starts listening; resolves with the bound port (useful with port 0). */
   listen(): Promise<number>;
   /** Stops accepting connections, drains in-flight requests and closes storage. */
@@ -65,7 +74,10 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
 
   const storage = await createStorage(config, logger);
   try {
-    if (sandbox !== undefined) await seedSandboxCustomers(storage.sql);
+    if (sandbox !== undefined) {
+      await seedSandboxCustomers(storage.sql);
+      await seedSandboxAccounts(storage.sql);
+    }
     const { keys, created } = await loadOrCreateSigningKeys(config.keys.dir, config.keys.algorithms);
     for (const key of created) logger.info({ event: 'keys.generated', kid: key.kid, alg: key.alg }, 'signing key generated');
     const secrets = loadOrCreateSecrets(config.keys.dir);
@@ -77,7 +89,13 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       onIgnoredHeader: (info) => logger.warn({ event: 'forwarded_certificate.ignored', outcome: 'mtls_untrusted_forwarder', ...info }, 'forwarded client certificate ignored'),
     });
     const customers = createSqlCustomerDirectory(storage.sql);
-    const views = createViews({ bankName: 'Moat Bank', sandbox: sandbox !== undefined });
+    const accounts = createSqlAccountDirectory(storage.sql);
+    const consents = createConsentService({
+      store: createSqlConsentStore(storage.sql),
+      revokeGrant: (grantId) => revokeGrant({ durable: storage.durable, shortLived: storage.shortLived }, grantId),
+      logger,
+    });
+    const views = createViews({ branding: config.branding, sandbox: sandbox !== undefined });
     const provider = createProvider({
       config,
       adapter: createAdapterFactory({ durable: storage.durable, shortLived: storage.shortLived }, errors),
@@ -85,17 +103,25 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       cookieKeys: secrets.cookieKeys,
       dpopNonceSecret: secrets.dpopNonceSecret,
       customers,
+      consents,
       clientCertificate,
       renderError: createRenderError(views),
     });
     attachProviderEventLogging(provider, logger);
+    provider.use(consentProviderMiddleware(consents));
 
     const registration = createRegistrationMiddleware({
       config, directories: createDirectoryKeys(directories), clientCertificate, sql: storage.sql, logger,
     });
     const app = createApp({
-      config, provider, customers, views, logger, cookieKeys: secrets.cookieKeys,
-      routers: sandbox === undefined ? [] : [createSandboxApiRouter({ provider, issuer: config.issuer, clientCertificate })],
+      config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
+      csrf: createCsrf({ keys: secrets.cookieKeys, origin: new URL(config.issuer).origin }),
+      loginThrottle: createLoginThrottle(config.customers.loginThrottle, { ...(storage.redis === undefined ? {} : { redis: storage.redis }), keyPrefix: config.storage.redisKeyPrefix }),
+      customerSessions: createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl),
+      routers: [
+        createConsentApiRouter({ provider, consents, issuer: config.issuer, clientCertificate, logger }),
+        ...(sandbox === undefined ? [] : [createSandboxApiRouter({ provider, issuer: config.issuer, clientCertificate, consents })]),
+      ],
       beforeProvider: [registration],
       ready: async () => {
         await Promise.all([storage.durable.ping(), storage.shortLived.ping()]);
@@ -103,6 +129,15 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         if (pending.length > 0) throw new Error(`migrations pending: ${pending.join(', ')}`);
       },
     });
+
+    // Consents past their expiry become Expired and lose their tokens (introspection already
+    // answers inactive at the expiry itself: the grant's lifetime is capped by it).
+    const expirySweep = setInterval(() => {
+      consents.expireDue().then((expired) => {
+        if (expired > 0) logger.info({ event: 'consents.expired', expired }, 'consents expired');
+      }, (err: unknown) => logger.warn({ err, event: 'consents.expiry_failed' }, 'expiring consents failed'));
+    }, config.consents.expiryCheckSeconds * 1000);
+    expirySweep.unref();
 
     const handler = app.callback();
     const server = config.tls.terminate
@@ -123,7 +158,9 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
           resolvePort((server.address() as AddressInfo).port);
         });
       }),
+      consents,
       close: async () => {
+        clearInterval(expirySweep);
         await new Promise<void>((done) => {
           server.close(() => done());
           server.closeIdleConnections();

@@ -127,6 +127,7 @@ function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
     tls: { ...config.tls, certFile: maybe(config.tls.certFile), keyFile: maybe(config.tls.keyFile) },
     trustAnchors: config.trustAnchors.map(at),
     keys: { ...config.keys, dir: at(config.keys.dir) },
+    branding: { ...config.branding, logoFile: maybe(config.branding.logoFile) },
     directories: config.directories.map((d) => ({ ...d, jwksFile: maybe(d.jwksFile) })),
     resourceServers: config.resourceServers.map((rs) => (rs.client === undefined
       ? rs

@@ -20,6 +20,21 @@ export type FapiProfile = (typeof FAPI_PROFILES)[number];
 export const FORWARDED_CERT_FORMATS = ['rfc9440', 'nginx', 'envoy-xfcc'] as const;
 export type ForwardedCertFormat = (typeof FORWARDED_CERT_FORMATS)[number];
 
+const hexColor = z.string().regex(/^#[0-9a-fA-F]{6}$/, 'expected a colour like #0b3d5c');
+
+/** WCAG 2.1 contrast ratio of two #rrggbb colours (§1.4.3 asks 4.5:1 for text). */
+export function contrastRatio(a: string, b: string): number {
+  const luminance = (hex: string) => {
+    const [r, g, bl] = [1, 3, 5].map((i) => {
+      const c = Number.parseInt(hex.slice(i, i + 2), 16) / 255;
+      return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r! + 0.7152 * g! + 0.0722 * bl!;
+  };
+  const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+  return (hi! + 0.05) / (lo! + 0.05);
+}
+
 const httpsUrl = z.url({ protocol: /^https$/, error: 'expected an https:// URL' });
 
 const directorySchema = z.strictObject({
@@ -134,6 +149,37 @@ export const configSchema = z.strictObject({
     interactionTtl: seconds(3600).default(600),
     /** FAPI 2.0 SP §5.3.2.1 discourages rotation; when on, the old token is refused after use. */
     refreshTokenRotation: z.boolean().default(false),
+  }).prefault({}),
+  /** The bank's look on every customer page. */
+  branding: z.strictObject({
+    bankName: z.string().min(1).max(60).default('Moat Bank'),
+    /** PNG, JPEG or SVG shown in the page header; the bank name alone when unset. */
+    logoFile: z.string().regex(/\.(png|jpe?g|svg)$/i, 'expected a .png, .jpg or .svg file').optional(),
+    /** Header and button colour, and the text colour on it (WCAG 2.1 AA contrast is enforced). */
+    primaryColor: hexColor.default('#0b3d5c'),
+    primaryTextColor: hexColor.default('#ffffff'),
+  }).refine((b) => contrastRatio(b.primaryColor, b.primaryTextColor) >= 4.5, {
+    message: 'primaryTextColor on primaryColor must have a contrast ratio of at least 4.5:1 (WCAG 2.1 AA)',
+    path: ['primaryTextColor'],
+  }).prefault({}),
+  customers: z.strictObject({
+    loginThrottle: z.strictObject({
+      perAccount: z.strictObject({
+        failures: z.number().int().min(1).max(100).default(5),
+        lockSeconds: seconds(86400).default(900),
+      }).prefault({}),
+      perAddress: z.strictObject({
+        failures: z.number().int().min(1).max(100000).default(50),
+        windowSeconds: seconds(86400).default(900),
+        lockSeconds: seconds(86400).default(900),
+      }).prefault({}),
+    }).prefault({}),
+    /** Idle lifetime of a customer's consent-dashboard session, in seconds. */
+    dashboardSessionTtl: seconds(3600).default(900),
+  }).prefault({}),
+  consents: z.strictObject({
+    /** How often authorised consents past their expiry are expired (and their tokens revoked), in seconds. */
+    expiryCheckSeconds: seconds(3600).default(60),
   }).prefault({}),
   logging: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

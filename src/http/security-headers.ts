@@ -13,7 +13,8 @@ export function securityHeaders(): Middleware {
     await next();
     if (ctx.response.is('html') !== false) {
       // No form-action: browsers apply it to the redirect after the consent POST, which goes to the TPP.
-      ctx.set('Content-Security-Policy', "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'");
+      // img-src https: only for a TPP's registered logo_uri on the consent page; no script anywhere.
+      ctx.set('Content-Security-Policy', "default-src 'none'; style-src 'self'; img-src 'self' data: https:; frame-ancestors 'none'; base-uri 'none'");
       ctx.set('X-Frame-Options', 'DENY');
     }
   };

@@ -2,38 +2,75 @@ import Router from '@koa/router';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
+import {
+  parseRequestedDetail, PERMISSION_GROUPS, permissionsInGroups,
+  type GrantDecision, type GrantedAccount, type GrantedDetail, type RequestedDetail,
+} from '../consents/authorization-details.ts';
+import { ConsentNotFound, ConsentStateConflict, kindOf, newConsentId } from '../consents/consent.ts';
+import type { ConsentService } from '../consents/consent-service.ts';
+import { describeAccount, describeDetail } from '../consents/presentation.ts';
+import { intentIdFromClaims } from '../consents/provider-hooks.ts';
+import { intentProblem } from '../consents/provider-middleware.ts';
+import { sameAccount, type AccountDirectory, type CustomerAccount } from '../customers/account-directory.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
+import { lockedMessage, type LoginThrottle } from '../customers/login-throttle.ts';
 import { SANDBOX_CUSTOMERS } from '../customers/sql-customer-directory.ts';
+import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
 import { OAuthError } from '../http/oauth-error.ts';
-import { StorageUnavailableError } from '../storage/model-store.ts';
 import { readForm } from '../http/read-body.ts';
 import type { Logger } from '../observability/logger.ts';
+import { StorageUnavailableError } from '../storage/model-store.ts';
+import { getAttribute, parseDistinguishedName } from '../tls/distinguished-name.ts';
 import type { Views } from './views.ts';
 
 /*
  * The bank customer's side of an authorization: login and consent. The form fields are a documented,
- * stable contract that TPPs automate in their sandbox CI: the login form posts `username` and
- * `password`; the consent form posts `decision=approve` or `decision=deny`.
+ * stable contract that TPPs automate in their sandbox CI: every form carries the hidden `csrf` field
+ * of the page it came from; the login form posts `username` and `password`; the consent form posts
+ * `decision=approve|deny`, the chosen `accounts` (repeated; at least one for account access,
+ * exactly one for a payment) and, to narrow what is shared, `permission_choice=explicit` with the
+ * kept `permission_groups` (repeated).
  */
 
-interface Deps {
+export interface InteractionDeps {
   provider: Provider;
   customers: CustomerDirectory;
+  accounts: AccountDirectory;
+  consents: ConsentService;
   views: Views;
   config: MoatConfig;
   logger: Logger;
+  csrf: Csrf;
+  throttle: LoginThrottle;
 }
 
 type Ctx = ParameterizedContext;
+type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails']>>;
 
-export function createInteractionRouter(deps: Deps): Router {
-  const { provider, views, customers, config, logger } = deps;
+/** What the TPP asked for in this authorization, read from the pushed request. */
+interface PendingRequest {
+  clientId: string;
+  scope: string;
+  intentId?: string;
+  detail?: RequestedDetail;
+}
+
+/** A problem with the request itself: it goes back to the TPP, not to the customer's screen. */
+class RequestNotAuthorisable extends Error {}
+
+/** A choice the customer can correct on the same page. */
+class ChoiceInvalid extends Error {}
+
+export function createInteractionRouter(deps: InteractionDeps): Router {
+  const { provider, views, customers, accounts, consents, config, logger, csrf, throttle } = deps;
   const router = new Router();
   const sandbox = config.mode === 'sandbox';
 
   // A customer's browser gets a page, not JSON: an expired or unknown interaction, a form posted
   // without its cookies, a body that is not a form.
   router.use(async (ctx, next) => {
+    // Pages with personal data are never stored by a browser or a proxy.
+    ctx.set('Cache-Control', 'no-store');
     try {
       await next();
     } catch (err) {
@@ -41,9 +78,9 @@ export function createInteractionRouter(deps: Deps): Router {
         : err instanceof StorageUnavailableError
           ? { status: 503, error: 'temporarily_unavailable', description: 'The service is briefly unavailable. Try again in a moment.' }
           : undefined;
-      const provider = err as { status?: number; error?: string; error_description?: string; expose?: boolean };
-      const shown = own ?? (provider.expose === true && typeof provider.status === 'number'
-        ? { status: provider.status!, error: provider.error, description: provider.error_description } : undefined);
+      const provided = err as { status?: number; error?: string; error_description?: string; expose?: boolean };
+      const shown = own ?? (provided.expose === true && typeof provided.status === 'number'
+        ? { status: provided.status, error: provided.error, description: provided.error_description } : undefined);
       if (shown === undefined) throw err;
       ctx.status = shown.status;
       ctx.type = 'html';
@@ -58,10 +95,24 @@ export function createInteractionRouter(deps: Deps): Router {
 
   const clientView = async (clientId: string) => {
     const client = await provider.Client.find(clientId);
+    const metadata = (client?.metadata() ?? {}) as Record<string, unknown>;
+    let regulatorId: string | undefined;
+    if (typeof metadata.tls_client_auth_subject_dn === 'string') {
+      try {
+        // eIDAS QWACs carry the PSD2 authorisation number in organizationIdentifier (ETSI TS 119 495 §5.2.1).
+        regulatorId = getAttribute(parseDistinguishedName(metadata.tls_client_auth_subject_dn), '2.5.4.97');
+      } catch {
+        regulatorId = undefined;
+      }
+    }
+    const logoUri = typeof metadata.logo_uri === 'string' && metadata.logo_uri.startsWith('https://') ? metadata.logo_uri : undefined;
     return {
       clientName: client?.clientName ?? clientId,
-      orgName: (client?.metadata() as Record<string, unknown> | undefined)?.org_name as string | undefined,
+      orgName: typeof metadata.org_name === 'string' ? metadata.org_name : undefined,
+      orgId: typeof metadata.org_id === 'string' ? metadata.org_id : undefined,
+      regulatorId,
       clientUri: client?.clientUri,
+      logoUri,
     };
   };
 
@@ -69,8 +120,70 @@ export function createInteractionRouter(deps: Deps): Router {
     ctx.type = 'html';
     ctx.body = views.render('login', {
       uid, ...(await clientView(clientId)), ...extra,
+      csrf: csrf.token(ctx, `interaction:${uid}`),
       demoCustomers: sandbox ? SANDBOX_CUSTOMERS : [],
     });
+  };
+
+  const pendingRequest = async (details: InteractionDetails): Promise<PendingRequest> => {
+    const clientId = String(details.params.client_id);
+    const scope = String(details.params.scope ?? '');
+    if (typeof details.params.authorization_details === 'string') {
+      // oidc-provider validated it at PAR against the same schema; parse for its typed shape.
+      const [first] = JSON.parse(details.params.authorization_details) as unknown[];
+      return { clientId, scope, detail: parseRequestedDetail(first, 'authorization_details[0]') };
+    }
+    const intentId = intentIdFromClaims(details.params.claims);
+    if (intentId === undefined) return { clientId, scope };
+    // Checked again here: the consent may have been revoked or authorised since the PAR.
+    const problem = await intentProblem(consents, intentId, clientId);
+    if (problem !== undefined) throw new RequestNotAuthorisable(problem);
+    const consent = await consents.getForClient(intentId, clientId);
+    return { clientId, scope, intentId, ...(consent.requested === undefined ? {} : { detail: consent.requested }) };
+  };
+
+  /** The customer's accounts this request may use: all, or those the TPP named. */
+  const offeredAccounts = async (customerId: string, detail: RequestedDetail | undefined): Promise<CustomerAccount[]> => {
+    if (detail === undefined) return [];
+    const own = await accounts.listForCustomer(customerId);
+    const named = detail.type === 'account_information' ? detail.accounts : detail.debtorAccount === undefined ? undefined : [detail.debtorAccount];
+    const currency = detail.type === 'payment_initiation' ? detail.instructedAmount.currency : undefined;
+    return own.filter((a) => (named === undefined || named.some((ref) => sameAccount(a, ref))) && (currency === undefined || a.currency === currency));
+  };
+
+  const renderConsent = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, extra: { error?: string; chosen?: string[] } = {}) => {
+    const customerId = details.session!.accountId;
+    const customer = await customers.findById(customerId);
+    const offered = await offeredAccounts(customerId, request.detail);
+    const view = request.detail === undefined ? undefined : describeDetail(request.detail);
+    ctx.type = 'html';
+    ctx.body = views.render('consent', {
+      uid: details.uid,
+      csrf: csrf.token(ctx, `interaction:${details.uid}`),
+      ...(await clientView(request.clientId)),
+      customerName: customer?.name ?? customerId,
+      scopes: request.detail === undefined ? describeScopes(request.scope, config) : describeScopes(request.scope, config, { openidOnly: true }),
+      detail: view,
+      accounts: offered.map((a) => ({ ...describeAccount(a), checked: extra.chosen?.includes(a.id) ?? offered.length === 1 })),
+      selection: request.detail === undefined ? 'none' : request.detail.type === 'account_information' ? 'many' : 'one',
+      error: extra.error,
+    });
+  };
+
+  const finishWithError = async (ctx: Ctx, error: string, description: string) => {
+    await provider.interactionFinished(ctx.req, ctx.res, { error, error_description: description }, { mergeWithLastSubmission: false });
+    ctx.respond = false;
+  };
+
+  /** The pending request, or undefined after sending the TPP an error it can act on. */
+  const pendingRequestOrFinish = async (ctx: Ctx, details: InteractionDetails): Promise<PendingRequest | undefined> => {
+    try {
+      return await pendingRequest(details);
+    } catch (err) {
+      if (!(err instanceof RequestNotAuthorisable)) throw err;
+      await finishWithError(ctx, 'invalid_request', err.message);
+      return undefined;
+    }
   };
 
   router.get('/interaction/:uid', async (ctx) => {
@@ -80,63 +193,86 @@ export function createInteractionRouter(deps: Deps): Router {
       await renderLogin(ctx, details.uid, clientId);
       return;
     }
-    const accountId = details.session?.accountId;
-    const customer = accountId === undefined ? undefined : await customers.findById(accountId);
-    const scopeDescriptions = describeScopes(String(details.params.scope ?? ''), config);
-    ctx.type = 'html';
-    ctx.body = views.render('consent', {
-      uid: details.uid, ...(await clientView(clientId)), customerName: customer?.name ?? accountId, scopes: scopeDescriptions,
-    });
+    const request = await pendingRequestOrFinish(ctx, details);
+    if (request !== undefined) await renderConsent(ctx, details, request);
   });
 
   router.post('/interaction/:uid/login', async (ctx) => {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     const form = await readForm(ctx.req);
+    csrf.verify(ctx, `interaction:${details.uid}`, form.get(CSRF_FIELD) ?? undefined);
+    const clientId = String(details.params.client_id);
     const username = form.get('username') ?? '';
     const password = form.get('password') ?? '';
     if (details.prompt.name !== 'login') {
       ctx.status = 400;
-      await renderLogin(ctx, details.uid, String(details.params.client_id), { error: 'This sign-in step is already complete.' });
+      await renderLogin(ctx, details.uid, clientId, { error: 'This sign-in step is already complete.' });
       return;
     }
-    const customer = username === '' || password === '' ? undefined : await customers.authenticate(username, password);
-    if (customer === undefined) {
-      logger.info({ event: 'login.failed', outcome: 'login_failed' }, 'customer login failed');
-      ctx.status = 401;
-      await renderLogin(ctx, details.uid, String(details.params.client_id), { error: 'The username or password is incorrect.', username });
+    const signedIn = await signIn(ctx, { customers, throttle, logger }, username, password);
+    if (!signedIn.ok) {
+      ctx.status = signedIn.status;
+      await renderLogin(ctx, details.uid, clientId, { error: signedIn.message, username });
       return;
     }
-    logger.info({ event: 'login.succeeded', accountId: customer.id }, 'customer logged in');
-    await provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: customer.id } }, { mergeWithLastSubmission: false });
+    await provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: signedIn.customerId } }, { mergeWithLastSubmission: false });
     ctx.respond = false;
   });
 
   router.post('/interaction/:uid/consent', async (ctx) => {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     const form = await readForm(ctx.req);
+    csrf.verify(ctx, `interaction:${details.uid}`, form.get(CSRF_FIELD) ?? undefined);
     const decision = form.get('decision');
-    if (decision !== 'approve' && decision !== 'deny') {
-      ctx.status = 400;
-      ctx.type = 'html';
-      ctx.body = views.render('error', { error: 'invalid_request', description: 'decision must be approve or deny', interactionId: ctx.response.get('x-fapi-interaction-id') });
+    if (decision !== 'approve' && decision !== 'deny') throw new OAuthError('invalid_request', 'decision must be approve or deny');
+    const customerId = details.session?.accountId;
+    if (decision === 'deny' && (details.prompt.name !== 'consent' || customerId === undefined)) {
+      // Cancelled at the login page: nothing to record, the customer is not known yet.
+      await finishWithError(ctx, 'access_denied', 'the customer cancelled the request');
+      logger.info({ event: 'consent.cancelled', outcome: 'consent_denied', clientId: details.params.client_id }, 'customer cancelled at sign-in');
       return;
     }
+    if (details.prompt.name !== 'consent' || customerId === undefined) throw new OAuthError('invalid_request', 'sign in before approving');
+
+    const request = await pendingRequestOrFinish(ctx, details);
+    if (request === undefined) return;
+
     if (decision === 'deny') {
-      logger.info({ event: 'consent.denied', outcome: 'consent_denied', clientId: details.params.client_id }, 'customer denied consent');
-      await provider.interactionFinished(ctx.req, ctx.res, {
-        error: 'access_denied', error_description: 'the customer denied the request',
-      }, { mergeWithLastSubmission: false });
-      ctx.respond = false;
+      await consents.reject({ ...(request.intentId === undefined ? {} : { intentId: request.intentId }), clientId: request.clientId, customerId, ...(request.detail === undefined ? {} : { requested: request.detail }), scope: request.scope });
+      await finishWithError(ctx, 'access_denied', 'the customer denied the request');
       return;
     }
-    if (details.prompt.name !== 'consent' || details.session?.accountId === undefined) {
+
+    const chosen = form.getAll('accounts');
+    let granted: GrantDecision | undefined;
+    try {
+      granted = request.detail === undefined ? undefined : grantedDetail(request.detail, await offeredAccounts(customerId, request.detail), chosen, form);
+    } catch (err) {
+      if (!(err instanceof ChoiceInvalid)) throw err;
       ctx.status = 400;
-      ctx.type = 'html';
-      ctx.body = views.render('error', { error: 'invalid_request', description: 'sign in before approving', interactionId: ctx.response.get('x-fapi-interaction-id') });
+      await renderConsent(ctx, details, request, { error: err.message, chosen });
       return;
     }
-    const grantId = await grantRequested(provider, details);
-    logger.info({ event: 'consent.granted', outcome: 'consent_granted', clientId: details.params.client_id }, 'customer granted consent');
+
+    const consentId = request.intentId ?? newConsentId(request.detail === undefined ? 'scope' : kindOf(request.detail));
+    const grantId = await saveGrant(provider, details, granted === undefined ? undefined : { ...granted, consentId } as GrantedDetail);
+    try {
+      await consents.authorise({
+        ...(request.intentId === undefined ? { newConsentId: consentId } : { intentId: request.intentId }),
+        clientId: request.clientId, customerId, scope: request.scope, grantId,
+        ...(request.detail === undefined ? {} : { requested: request.detail }),
+        ...(granted === undefined ? {} : { granted }),
+        ...(granted?.type === 'account_information' && granted.expirationDateTime !== undefined ? { expiresAt: new Date(granted.expirationDateTime) } : {}),
+      });
+    } catch (err) {
+      // Authorised in another tab, or revoked meanwhile: the grant must not outlive the failure.
+      await provider.Grant.find(grantId).then((g) => g?.destroy());
+      if (err instanceof ConsentStateConflict || err instanceof ConsentNotFound) {
+        await finishWithError(ctx, 'invalid_request', err.message);
+        return;
+      }
+      throw err;
+    }
     await provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });
     ctx.respond = false;
   });
@@ -144,13 +280,66 @@ export function createInteractionRouter(deps: Deps): Router {
   return router;
 }
 
-type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails']>>;
+type SignInResult = { ok: true; customerId: string } | { ok: false; status: number; message: string };
 
-/** Records what the consent prompt says is missing as granted (the rich, narrowing consent is a later issue). */
-async function grantRequested(provider: Provider, details: InteractionDetails): Promise<string> {
-  const accountId = details.session!.accountId;
-  const clientId = String(details.params.client_id);
-  const grant = new provider.Grant({ accountId, clientId });
+/** Sign-in with brute-force protection; shared by the interaction and the consent dashboard. */
+export async function signIn(
+  ctx: Ctx,
+  deps: { customers: CustomerDirectory; throttle: LoginThrottle; logger: Logger },
+  username: string,
+  password: string,
+): Promise<SignInResult> {
+  const address = ctx.ip;
+  const before = await deps.throttle.check(username, address);
+  if (before.locked) {
+    deps.logger.warn({ event: 'login.locked', outcome: 'login_locked', by: before.by }, 'customer sign-in locked');
+    ctx.set('Retry-After', String(before.retryAfterSeconds));
+    return { ok: false, status: 429, message: lockedMessage(before) };
+  }
+  const customer = username === '' || password === '' ? undefined : await deps.customers.authenticate(username, password);
+  if (customer === undefined) {
+    const after = await deps.throttle.failed(username, address);
+    deps.logger.info({ event: 'login.failed', outcome: 'login_failed' }, 'customer login failed');
+    if (after.locked) {
+      ctx.set('Retry-After', String(after.retryAfterSeconds));
+      return { ok: false, status: 429, message: lockedMessage(after) };
+    }
+    return { ok: false, status: 401, message: 'The username or password is incorrect.' };
+  }
+  await deps.throttle.succeeded(username);
+  deps.logger.info({ event: 'login.succeeded', accountId: customer.id }, 'customer logged in');
+  return { ok: true, customerId: customer.id };
+}
+
+/** What the customer granted: the request narrowed to the chosen accounts and permission groups. */
+function grantedDetail(
+  requested: RequestedDetail,
+  offered: CustomerAccount[],
+  chosenIds: string[],
+  form: URLSearchParams,
+): GrantDecision {
+  const unknown = chosenIds.filter((id) => !offered.some((a) => a.id === id));
+  if (unknown.length > 0) throw new ChoiceInvalid('Choose from the accounts listed.');
+  const chosen: GrantedAccount[] = offered.filter((a) => chosenIds.includes(a.id))
+    .map((a) => ({ accountId: a.id, schemeName: a.schemeName, identification: a.identification }));
+  if (requested.type === 'payment_initiation') {
+    if (chosen.length !== 1) throw new ChoiceInvalid('Choose the one account to pay from.');
+    return { ...requested, debtorAccount: chosen[0]! };
+  }
+  if (chosen.length === 0) throw new ChoiceInvalid('Choose at least one account to share.');
+  let permissions = requested.permissions;
+  if (form.get('permission_choice') === 'explicit') {
+    const kept = form.getAll('permission_groups').filter((g) => PERMISSION_GROUPS.some((known) => known.key === g));
+    permissions = permissionsInGroups(requested.permissions, kept);
+    if (permissions.length === 0) throw new ChoiceInvalid('Keep at least one kind of information to share, or choose Deny.');
+  }
+  const { accounts: _requestedAccounts, ...rest } = requested;
+  return { ...rest, permissions, accounts: chosen };
+}
+
+/** The grant for this authorization: what the prompt says is missing, plus the granted details. */
+async function saveGrant(provider: Provider, details: InteractionDetails, granted: GrantedDetail | undefined): Promise<string> {
+  const grant = new provider.Grant({ accountId: details.session!.accountId, clientId: String(details.params.client_id) });
   const missing = details.prompt.details as {
     missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]>;
   };
@@ -159,13 +348,15 @@ async function grantRequested(provider: Provider, details: InteractionDetails): 
   for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
     grant.addResourceScope(indicator, scopes.join(' '));
   }
+  if (granted !== undefined) grant.addRar(granted as unknown as Parameters<typeof grant.addRar>[0]);
   return grant.save();
 }
 
-function describeScopes(scope: string, config: MoatConfig): string[] {
+function describeScopes(scope: string, config: MoatConfig, options: { openidOnly?: boolean } = {}): string[] {
   return scope.split(' ').filter(Boolean).flatMap((s) => {
     if (s === 'openid') return ['Confirm who you are to the application'];
     if (s === 'offline_access') return ['Keep access while you are not using the application'];
+    if (options.openidOnly === true) return [];
     const configured = config.scopes[s];
     return configured === undefined ? [] : [configured.description];
   });

@@ -1,20 +1,42 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { extname, join } from 'node:path';
 import { Eta } from 'eta';
+import type { MoatConfig } from '../config/schema.ts';
 
 /** The top-level views/ folder: server-rendered pages, escaped by default (`<%= %>`). */
 export const VIEWS_DIR = join(import.meta.dirname, '..', '..', 'views');
 
+export type ViewName = 'login' | 'consent' | 'error' | 'dashboard-login' | 'dashboard' | 'revoke-confirm';
+
 export interface Views {
-  render(name: 'login' | 'consent' | 'error', data: Record<string, unknown>): string;
+  render(name: ViewName, data: Record<string, unknown>): string;
   /** The stylesheet, served from /assets/moat.css (CSP allows only same-origin styles). */
   stylesheet: string;
+  /** The bank's colours as CSS custom properties, served from /assets/brand.css. */
+  brandStylesheet: string;
+  /** The bank's logo, served from /assets/logo, when configured. */
+  logo?: { body: Buffer; type: string };
 }
 
-export function createViews(common: { bankName: string; sandbox: boolean }): Views {
+const LOGO_TYPES: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.svg': 'image/svg+xml' };
+
+export function createViews(options: { branding: MoatConfig['branding']; sandbox: boolean }): Views {
+  const { branding } = options;
   const eta = new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true });
+  let logo: Views['logo'];
+  if (branding.logoFile !== undefined) {
+    try {
+      logo = { body: readFileSync(branding.logoFile), type: LOGO_TYPES[extname(branding.logoFile).toLowerCase()]! };
+    } catch (err) {
+      throw new Error(`branding.logoFile: cannot read ${branding.logoFile} (${(err as Error).message})`);
+    }
+  }
+  const common = { bankName: branding.bankName, sandbox: options.sandbox, hasLogo: logo !== undefined };
   return {
     render: (name, data) => eta.render(`./${name}`, { ...common, ...data }),
     stylesheet: readFileSync(join(VIEWS_DIR, 'assets', 'moat.css'), 'utf8'),
+    // Colours were validated as #rrggbb at start-up, so they are safe to write into CSS.
+    brandStylesheet: `:root { --brand: ${branding.primaryColor}; --brand-text: ${branding.primaryTextColor}; }\n`,
+    ...(logo === undefined ? {} : { logo }),
   };
 }

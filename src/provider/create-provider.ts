@@ -3,6 +3,8 @@ import type { IncomingMessage } from 'node:http';
 import Provider, { errors, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { MoatConfig, ResourceServerConfig } from '../config/schema.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
+import type { ConsentService } from '../consents/consent-service.ts';
+import { cappedByConsent, consentTokenClaims, INTENT_CLAIM, richAuthorizationRequestsFeature } from '../consents/provider-hooks.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import { distinguishedNamesEqual, parseDistinguishedName } from '../tls/distinguished-name.ts';
 import { FAPI_PROFILE_METADATA, isFapiProfile, providerProfileFor, requiresJarm, requiresSignedRequestObject } from './fapi-profile.ts';
@@ -17,6 +19,7 @@ export interface ProviderDependencies {
   cookieKeys: string[];
   dpopNonceSecret: Buffer;
   customers: CustomerDirectory;
+  consents: ConsentService;
   /** Which certificate the request presented (TLS or trusted forwarded header) and whether it chains. */
   clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;
   /** Renders an error page for errors that cannot be sent to the client's redirect_uri. */
@@ -84,7 +87,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
     // FAPI 2.0 SP §5.3.2.2: the redirect_uri is always sent in the PAR request.
     allowOmittingSingleRegisteredRedirectUri: false,
     scopes: ['openid', 'offline_access', ...Object.keys(config.scopes)],
-    claims: { openid: ['sub'], profile: ['name'] },
+    // openbanking_intent_id stands alone (requested through the claims parameter, UK OB style).
+    claims: { openid: ['sub'], profile: ['name'], [INTENT_CLAIM]: null },
+    extraTokenClaims: consentTokenClaims(deps.consents),
     extraClientMetadata: {
       properties: [...EXTRA_CLIENT_METADATA],
       validator(ctx, key, value, metadata) {
@@ -105,10 +110,17 @@ export function createProvider(deps: ProviderDependencies): Provider {
         if (key === FAPI_PROFILE_METADATA) applyProfileObligations(profileOf(metadata), metadata);
       },
     },
-    findAccount: async (_ctx, sub) => {
+    findAccount: async (ctx, sub, token) => {
       const customer = await deps.customers.findById(sub);
       if (customer === undefined) return undefined;
-      return { accountId: customer.id, claims: () => ({ sub: customer.id, name: customer.name }) };
+      // The ID token names the intent the customer authorised, when the TPP lodged one.
+      const grantId = (token as { grantId?: string } | undefined)?.grantId ?? ctx.oidc?.entities.Grant?.jti;
+      const consent = grantId === undefined ? undefined : await deps.consents.findByGrantId(grantId);
+      const intentId = consent?.origin === 'intent' ? consent.id : undefined;
+      return {
+        accountId: customer.id,
+        claims: () => ({ sub: customer.id, name: customer.name, ...(intentId === undefined ? {} : { [INTENT_CLAIM]: intentId }) }),
+      };
     },
     // Every authorization is a fresh consent in open banking: only the grant the customer gave in
     // this very interaction counts, never one remembered in the session for the client.
@@ -119,14 +131,15 @@ export function createProvider(deps: ProviderDependencies): Provider {
     issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     rotateRefreshToken: config.tokens.refreshTokenRotation,
     ttl: {
-      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.tokens.accessTokenTtl,
+      // No token outlives the consent it was issued under.
+      AccessToken: (_ctx, token) => cappedByConsent(token.resourceServer?.accessTokenTTL ?? config.tokens.accessTokenTtl, token),
       AuthorizationCode: config.tokens.authorizationCodeTtl,
       ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.tokens.clientCredentialsTtl,
       IdToken: config.tokens.idTokenTtl,
       Interaction: config.tokens.interactionTtl,
       Session: config.tokens.sessionTtl,
-      Grant: config.tokens.grantTtl,
-      RefreshToken: config.tokens.refreshTokenTtl,
+      Grant: (_ctx, grant) => cappedByConsent(config.tokens.grantTtl, grant),
+      RefreshToken: (_ctx, token) => cappedByConsent(config.tokens.refreshTokenTtl, token),
     },
     routes: {
       authorization: '/authorize',
@@ -182,6 +195,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
         getResourceServerInfo: (_ctx, indicator) => resourceServers.info(indicator),
       },
       rpInitiatedLogout: { enabled: false },
+      // RFC 9396: account_information and payment_initiation, validated by schema and role.
+      // Cast: the typings' conditional union cannot see that an object with `types` is the active form.
+      richAuthorizationRequests: richAuthorizationRequestsFeature() as never,
     },
   };
 

@@ -1,3 +1,4 @@
+import { AUTHORIZATION_DETAILS_TYPES, ROLE_FOR_TYPE } from '../consents/authorization-details.ts';
 import type { MoatConfig } from '../config/schema.ts';
 import { OAuthError } from '../http/oauth-error.ts';
 import { CLIENT_AUTH_METHODS } from '../provider/create-provider.ts';
@@ -70,6 +71,18 @@ export function registrationMetadata(
     }
   }
   metadata.scope = scopes.join(' ');
+
+  // RFC 9396 §10: which authorization_details types the client may use follows from its roles.
+  const allowedTypes = AUTHORIZATION_DETAILS_TYPES.filter((type) => ssa.roles.includes(ROLE_FOR_TYPE[type]));
+  const detailTypes = stringArray(request, 'authorization_details_types') ?? allowedTypes;
+  for (const type of detailTypes) {
+    if (!(allowedTypes as string[]).includes(type)) {
+      throw new OAuthError('invalid_client_metadata', (AUTHORIZATION_DETAILS_TYPES as readonly string[]).includes(type)
+        ? `authorization_details_types ${type} requires the ${ROLE_FOR_TYPE[type as keyof typeof ROLE_FOR_TYPE]} role; the software statement grants ${ssa.roles.join(', ')}`
+        : `authorization_details_types ${type} is not supported (supported: ${AUTHORIZATION_DETAILS_TYPES.join(', ')})`);
+    }
+  }
+  metadata.authorization_details_types = detailTypes;
 
   const grantTypes = stringArray(request, 'grant_types') ?? ['authorization_code', 'refresh_token', 'client_credentials'];
   const badGrant = grantTypes.find((g) => !ALLOWED_GRANT_TYPES.has(g));

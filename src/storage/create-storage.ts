@@ -4,6 +4,7 @@ import type { MoatConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { createMemoryModelStore } from './embedded/memory-model-store.ts';
 import type { ModelStore } from './model-store.ts';
+import type { Redis } from 'ioredis';
 import { connectRedis, createRedisModelStore } from './redis/redis-model-store.ts';
 import { applyMigrations } from './sql/migrate.ts';
 import { createPostgresModelStore } from './sql/postgres-model-store.ts';
@@ -13,6 +14,8 @@ export interface Storage {
   durable: ModelStore;
   shortLived: ModelStore;
   sql: SqlClient;
+  /** The Redis connection when one is configured (shared state such as rate limits lives there too). */
+  redis?: Redis;
   kind: { durable: 'postgres' | 'pglite'; shortLived: 'redis' | 'memory' };
   close(): Promise<void>;
 }
@@ -81,8 +84,9 @@ export async function createStorage(config: MoatConfig, logger?: Logger): Promis
 
     let shortLived: ModelStore;
     let shortKind: Storage['kind']['shortLived'];
+    let redis: Redis | undefined;
     if (config.storage.redisUrl !== undefined) {
-      const redis = await connectRedis(config.storage.redisUrl);
+      redis = await connectRedis(config.storage.redisUrl);
       shortLived = createRedisModelStore(redis, config.storage.redisKeyPrefix);
       closers.unshift(() => shortLived.close());
       shortKind = 'redis';
@@ -101,6 +105,7 @@ export async function createStorage(config: MoatConfig, logger?: Logger): Promis
 
     return {
       durable, shortLived, sql,
+      ...(redis === undefined ? {} : { redis }),
       kind: { durable: durableKind, shortLived: shortKind },
       async close() {
         for (const close of closers.splice(0)) await close();

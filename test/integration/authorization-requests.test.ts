@@ -1,6 +1,6 @@
 import * as oauth from 'oauth4webapi';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { authorize, Browser, customerConsents, onboardTpp, pushAuthorization, type RegisteredTpp, tlsFetch, useMoatWithTpp } from '../support/tpp-client.ts';
+import { authorize, Browser, customerConsents, onboardTpp, pushAuthorization, type RegisteredTpp, tlsFetch, useMoatWithTpp, hiddenField } from '../support/tpp-client.ts';
 
 /*
  * The authorization endpoint rules of FAPI 2.0 SP §5.3.2.2 (and RFC 9126, RFC 7636, RFC 9207),
@@ -126,7 +126,8 @@ describe('the authorization endpoint (FAPI 2.0 SP §5.3.2.2)', () => {
       const { requestUri } = await pushAuthorization(tpp);
       const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
       const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
-      const login = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox' } });
+      const csrf = hiddenField(await start.res.text(), 'csrf');
+      const login = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf } });
       expect(login.status).toBe(303);
     } finally {
       await browser.close();

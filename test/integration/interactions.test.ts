@@ -1,107 +1,205 @@
-import type { Harness } from '../support/moat-harness.ts';
-import { Browser, pushAuthorization, type RegisteredTpp, useMoatWithTpp } from '../support/tpp-client.ts';
+import { startMoat, type Harness } from '../support/moat-harness.ts';
+import { Browser, hiddenField, onboardTpp, pushAuthorization, type RegisteredTpp, useMoatWithTpp } from '../support/tpp-client.ts';
 
 /*
- * The customer's pages: the documented form contract, and clear pages (never a 500 or a stack
- * trace) for what a browser can get wrong.
+ * The customer's pages: the documented form contract (every form carries its page's `csrf` field),
+ * clear pages (never a 500 or a stack trace) for what a browser can get wrong, CSRF protection and
+ * brute-force protection on sign-in.
  */
 
 let h: Harness;
 let tpp: RegisteredTpp;
 useMoatWithTpp((started) => ({ h, tpp } = started));
 
-async function startAuthorization(browser: Browser): Promise<string> {
-  const { requestUri } = await pushAuthorization(tpp);
-  const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
-  return new URL(start.url, h.issuer).pathname.split('/')[2]!;
+async function startAuthorization(browser: Browser, target: { h: Harness; tpp: RegisteredTpp } = { h, tpp }): Promise<{ uid: string; csrf: string }> {
+  const { requestUri } = await pushAuthorization(target.tpp);
+  const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: target.tpp.client.client_id, request_uri: requestUri })}`);
+  return { uid: new URL(start.url, target.h.issuer).pathname.split('/')[2]!, csrf: hiddenField(await start.res.text(), 'csrf') };
+}
+
+async function withBrowser<T>(fn: (browser: Browser) => Promise<T>, target: { h: Harness; tpp: RegisteredTpp } = { h, tpp }): Promise<T> {
+  const browser = new Browser(target.h, target.tpp.creds.serverCaPem);
+  try {
+    return await fn(browser);
+  } finally {
+    await browser.close();
+  }
 }
 
 describe('the login page', () => {
-  it('shows who is asking, the form fields of the contract, and the sandbox customers', async () => {
-    const browser = new Browser(h, tpp.creds.serverCaPem);
-    try {
-      const uid = await startAuthorization(browser);
-      const res = await browser.request(`/interaction/${uid}`);
-      expect(res.status).toBe(200);
-      expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
-      expect(res.headers.get('strict-transport-security')).toMatch(/max-age=\d+/);
-      const html = await res.text();
-      expect(html).toContain('<strong>Test Fintech</strong> wants to connect to your account');
-      expect(html).toContain(`action="/interaction/${uid}/login"`);
-      expect(html).toContain('name="username"');
-      expect(html).toContain('name="password"');
-      expect(html).toContain('<code>alice</code>');
-    } finally {
-      await browser.close();
-    }
-  });
+  it('shows who is asking, the form fields of the contract, and the sandbox customers', () => withBrowser(async (browser) => {
+    const { uid } = await startAuthorization(browser);
+    const res = await browser.request(`/interaction/${uid}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
+    expect(res.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    expect(res.headers.get('strict-transport-security')).toMatch(/max-age=\d+/);
+    // Pages with personal data are never cached.
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    const html = await res.text();
+    expect(html).toContain('<strong>Test Fintech</strong> wants to connect to your account');
+    expect(html).toContain(`action="/interaction/${uid}/login"`);
+    expect(html).toMatch(/<label for="username">Username<\/label>\s*<input id="username" name="username"/);
+    expect(html).toMatch(/<label for="password">Password<\/label>\s*<input id="password" name="password" type="password"/);
+    expect(html).toContain('<code>alice</code>');
+  }));
 
-  it('answers wrong credentials with 401 and a message, without saying which part was wrong', async () => {
-    const browser = new Browser(h, tpp.creds.serverCaPem);
-    try {
-      const uid = await startAuthorization(browser);
-      const res = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'wrong' } });
-      expect(res.status).toBe(401);
-      expect(await res.text()).toContain('The username or password is incorrect.');
-      const unknown = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'mallory', password: 'x' } });
-      expect(unknown.status).toBe(401);
-    } finally {
-      await browser.close();
-    }
-  });
+  it('answers wrong credentials with 401 and a message, without saying which part was wrong', () => withBrowser(async (browser) => {
+    const { uid, csrf } = await startAuthorization(browser);
+    const res = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'wrong', csrf } });
+    expect(res.status).toBe(401);
+    expect(await res.text()).toContain('The username or password is incorrect.');
+    const unknown = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'mallory', password: 'x', csrf } });
+    expect(unknown.status).toBe(401);
+    expect(await unknown.text()).toContain('The username or password is incorrect.');
+  }));
 
-  it('escapes what it echoes back', async () => {
-    const browser = new Browser(h, tpp.creds.serverCaPem);
-    try {
-      const uid = await startAuthorization(browser);
-      const res = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: '<script>alert(1)</script>', password: 'x' } });
-      const html = await res.text();
-      expect(html).not.toContain('<script>alert(1)</script>');
-      expect(html).toContain('&lt;script&gt;');
-    } finally {
-      await browser.close();
-    }
-  });
+  it('escapes what it echoes back', () => withBrowser(async (browser) => {
+    const { uid, csrf } = await startAuthorization(browser);
+    const res = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: '<script>alert(1)</script>', password: 'x', csrf } });
+    const html = await res.text();
+    expect(html).not.toContain('<script>alert(1)</script>');
+    expect(html).toContain('&lt;script&gt;');
+  }));
+});
+
+describe('the consent page', () => {
+  it('shows who asks, what in plain words, the customer\'s accounts to choose from, and the form of the contract', () => withBrowser(async (browser) => {
+    const { requestUri } = await pushAuthorization(tpp, { extraParams: { authorization_details: JSON.stringify([{
+      type: 'account_information', permissions: ['ReadBalances', 'ReadStatementsDetail'], expirationDateTime: '2031-03-01T00:00:00Z',
+    }]) } });
+    const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
+    const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
+    const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf: hiddenField(await start.res.text(), 'csrf') } });
+    const html = await login.res.text();
+    expect(login.res.headers.get('cache-control')).toBe('no-store');
+    expect(html).toContain('Test Fintech is asking for access');
+    expect(html).toContain('Your account details');
+    expect(html).toContain('Your statements');
+    expect(html).not.toContain('ReadBalances');
+    expect(html).toContain('Access lasts until <strong>1 March 2031</strong>');
+    expect(html).toContain('Everyday current account');
+    expect(html).toContain('••••5678');
+    expect(html).not.toContain('40001712345678');
+    expect(html).toMatch(/<input type="checkbox" name="accounts" id="account-0" value="acc-alice-current"/);
+    expect(html).toMatch(/<label for="account-0">/);
+    expect(html).toContain('name="decision" value="approve"');
+    expect(html).toContain('name="decision" value="deny"');
+  }));
+
+  it('shows the exact amount, payee and reference of a payment, with one account to choose', () => withBrowser(async (browser) => {
+    const { requestUri } = await pushAuthorization(tpp, { scope: 'openid payments', extraParams: { authorization_details: JSON.stringify([{
+      type: 'payment_initiation', instructedAmount: { amount: '1234.5', currency: 'GBP' }, creditorName: 'Acme & Sons',
+      creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '11223344556677' }, remittanceInformation: { reference: 'INV 7' },
+    }]) } });
+    const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
+    const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
+    const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf: hiddenField(await start.res.text(), 'csrf') } });
+    const html = await login.res.text();
+    expect(html).toContain('£1,234.50');
+    expect(html).toContain('Acme &amp; Sons');
+    expect(html).toContain('sort code 11-22-33, account 44556677');
+    expect(html).toContain('INV 7');
+    expect(html).toMatch(/<input type="radio" name="accounts"/);
+    // Only accounts in the payment's currency.
+    expect(html).not.toContain('acc-alice-euro');
+  }));
+});
+
+describe('CSRF protection on every form', () => {
+  it('refuses a login form without its csrf field, with a foreign token, or from another origin', () => withBrowser(async (browser) => {
+    const { uid, csrf } = await startAuthorization(browser);
+    const missing = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox' } });
+    expect(missing.status).toBe(400);
+    expect(await missing.text()).toContain('the form has expired or was not sent from this page');
+    // A token rendered for another browser (another CSRF cookie) is worthless here.
+    const otherToken = await withBrowser(async (other) => (await startAuthorization(other)).csrf);
+    const foreign = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf: otherToken } });
+    expect(foreign.status).toBe(400);
+    const crossSite = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf }, headers: { origin: 'https://evil.example' } });
+    expect(crossSite.status).toBe(400);
+    expect(await crossSite.text()).toContain('the form was posted from another site');
+    const ok = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf }, headers: { origin: h.issuer } });
+    expect(ok.res.status).toBe(200);
+  }));
+
+  it('refuses a consent decision without the consent page\'s token', () => withBrowser(async (browser) => {
+    const { uid, csrf } = await startAuthorization(browser);
+    const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf } });
+    const consentUid = new URL(login.url, h.issuer).pathname.split('/')[2]!;
+    // The login page's token names the login interaction, not this one.
+    const res = await browser.request(`/interaction/${consentUid}/consent`, { method: 'POST', form: { decision: 'approve', csrf } });
+    expect(res.status).toBe(400);
+  }));
 });
 
 describe('what a browser can get wrong', () => {
-  it('gets a 400 page, not a 500, for an interaction that does not exist or lacks its cookie', async () => {
-    const browser = new Browser(h, tpp.creds.serverCaPem);
-    try {
-      const res = await browser.request('/interaction/does-not-exist');
-      expect(res.status).toBe(400);
-      expect(res.headers.get('content-type')).toMatch(/^text\/html/);
-      expect(await res.text()).toContain('<code>invalid_request</code>');
-      const post = await browser.request('/interaction/does-not-exist/login', { method: 'POST', form: { username: 'alice', password: 'alice-sandbox' } });
-      expect(post.status).toBe(400);
-    } finally {
-      await browser.close();
-    }
+  it('gets a 400 page, not a 500, for an interaction that does not exist or lacks its cookie', () => withBrowser(async (browser) => {
+    const res = await browser.request('/interaction/does-not-exist');
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await res.text()).toContain('<code>invalid_request</code>');
+    const post = await browser.request('/interaction/does-not-exist/login', { method: 'POST', form: { username: 'alice', password: 'alice-sandbox' } });
+    expect(post.status).toBe(400);
+  }));
+
+  it('gets a 400 page for a consent decision outside the contract', () => withBrowser(async (browser) => {
+    const { uid, csrf } = await startAuthorization(browser);
+    const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf } });
+    const consentUid = new URL(login.url, h.issuer).pathname.split('/')[2]!;
+    const consentCsrf = hiddenField(await login.res.text(), 'csrf');
+    const res = await browser.request(`/interaction/${consentUid}/consent`, { method: 'POST', form: { decision: 'maybe', csrf: consentCsrf } });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain('decision must be approve or deny');
+  }));
+
+  it('gets a 400 page for a form that is not form-encoded', () => withBrowser(async (browser) => {
+    const { uid } = await startAuthorization(browser);
+    const res = await browser.request(`/interaction/${uid}/login`, { method: 'POST' });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain('expected an application/x-www-form-urlencoded body');
+  }));
+});
+
+describe('brute-force protection on sign-in', () => {
+  let locked: Harness;
+  let lockedTpp: RegisteredTpp;
+  beforeAll(async () => {
+    locked = await startMoat({ config: { customers: { loginThrottle: { perAccount: { failures: 3, lockSeconds: 600 }, perAddress: { failures: 8, windowSeconds: 600, lockSeconds: 600 } } } } });
+    lockedTpp = await onboardTpp(locked);
+  });
+  afterAll(async () => {
+    await lockedTpp.close();
+    await locked.close();
   });
 
-  it('gets a 400 page for a consent decision outside the contract', async () => {
-    const browser = new Browser(h, tpp.creds.serverCaPem);
-    try {
-      const uid = await startAuthorization(browser);
-      const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox' } });
-      const consentUid = new URL(login.url, h.issuer).pathname.split('/')[2]!;
-      const res = await browser.request(`/interaction/${consentUid}/consent`, { method: 'POST', form: { decision: 'maybe' } });
-      expect(res.status).toBe(400);
-      expect(await res.text()).toContain('decision must be approve or deny');
-    } finally {
-      await browser.close();
-    }
-  });
+  it('locks a username after consecutive failures, even for the right password, and says so with 429 and Retry-After', () => withBrowser(async (browser) => {
+    const { uid, csrf } = await startAuthorization(browser, { h: locked, tpp: lockedTpp });
+    const attempt = (password: string) => browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'bob', password, csrf } });
+    expect((await attempt('wrong-1')).status).toBe(401);
+    expect((await attempt('wrong-2')).status).toBe(401);
+    const third = await attempt('wrong-3');
+    expect(third.status).toBe(429);
+    const right = await attempt('bob-sandbox');
+    expect(right.status).toBe(429);
+    expect(Number(right.headers.get('retry-after'))).toBeGreaterThan(500);
+    expect(await right.text()).toContain('Too many incorrect attempts for this username. For your security, sign-in is paused. Try again in 10 minutes');
+    // Another customer is not locked out by bob's lock.
+    const alice = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf } });
+    expect(alice.res.status).toBe(200);
+  }, { h: locked, tpp: lockedTpp }));
 
-  it('gets a 400 page for a form that is not form-encoded', async () => {
-    const browser = new Browser(h, tpp.creds.serverCaPem);
-    try {
-      const uid = await startAuthorization(browser);
-      const res = await browser.request(`/interaction/${uid}/login`, { method: 'POST' });
-      expect(res.status).toBe(400);
-      expect(await res.text()).toContain('expected an application/x-www-form-urlencoded body');
-    } finally {
-      await browser.close();
+  it('locks an address that tries many usernames (credential stuffing)', () => withBrowser(async (browser) => {
+    const { uid, csrf } = await startAuthorization(browser, { h: locked, tpp: lockedTpp });
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i += 1) {
+      statuses.push((await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: `user-${i}`, password: 'guess', csrf } })).status);
     }
-  });
+    // 3 failures in the test before + 5 here reach the address limit of 8.
+    expect(statuses.slice(0, 4)).toEqual([401, 401, 401, 401]);
+    expect(statuses.at(-1)).toBe(429);
+    const res = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf } });
+    expect(res.status).toBe(429);
+    expect(await res.text()).toContain('Too many sign-in attempts from your network.');
+  }, { h: locked, tpp: lockedTpp }));
 });

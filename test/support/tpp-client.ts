@@ -81,6 +81,23 @@ export async function registerTpp(h: Harness, tpp: TppCredentials, overrides: Re
 }
 
 /** A browser with a cookie jar: follows redirects on Moat's origin, stops at the TPP's redirect_uri. */
+/** Form fields; pairs when a name repeats (accounts, permission_groups). */
+export type FormFields = Record<string, string> | [string, string][];
+
+/** The value of a hidden input in a rendered page (the CSRF token). */
+export function hiddenField(html: string, name: string): string {
+  const match = new RegExp(`<input type="hidden" name="${name}" value="([^"]*)"`).exec(html);
+  if (match === null) throw new Error(`no hidden ${name} field in the page`);
+  return match[1]!;
+}
+
+/** The account choices a consent page offers: their input type and values. */
+export function accountChoices(html: string): { type: 'checkbox' | 'radio' | 'none'; values: string[] } {
+  const inputs = [...html.matchAll(/<input type="(checkbox|radio)" name="accounts" id="[^"]*" value="([^"]*)"/g)];
+  if (inputs.length === 0) return { type: 'none', values: [] };
+  return { type: inputs[0]![1] as 'checkbox' | 'radio', values: inputs.map((m) => m[2]!) };
+}
+
 export class Browser {
   private readonly cookies = new Map<string, { value: string; path: string }>();
   private readonly fetch: ReturnType<typeof tlsFetch>;
@@ -90,7 +107,7 @@ export class Browser {
     this.origin = h.issuer;
   }
 
-  async request(url: string, init: { method?: string; form?: Record<string, string> } = {}): Promise<Response> {
+  async request(url: string, init: { method?: string; form?: FormFields; headers?: Record<string, string> } = {}): Promise<Response> {
     const target = new URL(url, this.origin);
     const cookie = [...this.cookies.entries()]
       .filter(([, c]) => target.pathname.startsWith(c.path))
@@ -100,6 +117,7 @@ export class Browser {
       headers: {
         ...(cookie === '' ? {} : { cookie }),
         ...(init.form === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' }),
+        ...init.headers,
       },
       ...(init.form === undefined ? {} : { body: new URLSearchParams(init.form).toString() }),
     });
@@ -111,7 +129,7 @@ export class Browser {
   }
 
   /** Follows redirects while they stay on Moat; returns the last response and the URL it came from. */
-  async follow(url: string, init: { method?: string; form?: Record<string, string> } = {}): Promise<{ res: Response; url: string; location?: string }> {
+  async follow(url: string, init: { method?: string; form?: FormFields; headers?: Record<string, string> } = {}): Promise<{ res: Response; url: string; location?: string }> {
     let res = await this.request(url, init);
     let current = url;
     for (let hops = 0; hops < 10 && res.status >= 300 && res.status < 400; hops += 1) {
@@ -171,11 +189,9 @@ export async function authorizationCodeFlow(h: Harness, tpp: RegisteredTpp, opti
   return { tokens, codeVerifier: code.codeVerifier, code: code.params.get('code')! };
 }
 
-export interface AuthorizeOptions {
+export interface AuthorizeOptions extends CustomerChoices {
   scope?: string;
   extraParams?: Record<string, string>;
-  customer?: { username: string; password: string };
-  decision?: 'approve' | 'deny';
   /** Client authentication at PAR; mTLS by default. */
   auth?: oauth.ClientAuth;
   /** A DPoP proof on the PAR request binds the code to the key (dpop_jkt). */
@@ -217,7 +233,7 @@ export async function customerConsents(
   h: Harness,
   tpp: RegisteredTpp,
   requestUri: string,
-  options: { customer?: { username: string; password: string }; decision?: 'approve' | 'deny' } = {},
+  options: CustomerChoices = {},
 ): Promise<string> {
   const browser = new Browser(h, tpp.creds.serverCaPem);
   try {
@@ -225,17 +241,37 @@ export async function customerConsents(
     const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
     if (start.location !== undefined) return start.location;
     const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
-    const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: customer });
+    const loginPage = await start.res.text();
+    const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { ...customer, csrf: hiddenField(loginPage, 'csrf') } });
     if (login.location !== undefined) return login.location;
     if (login.res.status !== 200) throw new Error(`login failed: ${login.res.status}`);
     // The consent prompt is a new interaction with its own uid.
     const consentUid = new URL(login.url, h.issuer).pathname.split('/')[2]!;
-    const consent = await browser.follow(`/interaction/${consentUid}/consent`, { method: 'POST', form: { decision: options.decision ?? 'approve' } });
+    const consentPage = await login.res.text();
+    const form: [string, string][] = [['csrf', hiddenField(consentPage, 'csrf')], ['decision', options.decision ?? 'approve']];
+    const offered = accountChoices(consentPage);
+    // By default: every account offered for account access, the first for a payment.
+    const accounts = options.accounts ?? (offered.type === 'radio' ? offered.values.slice(0, 1) : offered.values);
+    for (const id of accounts) form.push(['accounts', id]);
+    if (options.permissionGroups !== undefined) {
+      form.push(['permission_choice', 'explicit']);
+      for (const g of options.permissionGroups) form.push(['permission_groups', g]);
+    }
+    const consent = await browser.follow(`/interaction/${consentUid}/consent`, { method: 'POST', form });
     if (consent.location === undefined) throw new Error(`consent did not redirect to the TPP: ${consent.res.status} ${await consent.res.text()}`);
     return consent.location;
   } finally {
     await browser.close();
   }
+}
+
+export interface CustomerChoices {
+  customer?: { username: string; password: string };
+  decision?: 'approve' | 'deny';
+  /** Account ids to select; by default all offered (account access) or the first (payment). */
+  accounts?: string[];
+  /** Permission groups to keep (narrowing); all by default. */
+  permissionGroups?: string[];
 }
 
 /**

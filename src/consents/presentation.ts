@@ -1,0 +1,79 @@
+import { maskedIdentification, type CustomerAccount } from '../customers/account-directory.ts';
+import { groupsOf, type AccountReference, type GrantedDetail, type RequestedDetail } from './authorization-details.ts';
+import type { Consent } from './consent.ts';
+
+/*
+ * Consents in plain language, for the consent screen and the dashboard: permission groups instead
+ * of codes, amounts in the customer's locale, dates a person reads, account numbers masked.
+ */
+
+const DATE = new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
+
+export function formatDate(date: Date | string | undefined): string | undefined {
+  if (date === undefined) return undefined;
+  return DATE.format(typeof date === 'string' ? new Date(date) : date);
+}
+
+export function formatAmount(amount: { amount: string; currency: string }): string {
+  try {
+    return new Intl.NumberFormat('en-GB', { style: 'currency', currency: amount.currency }).format(Number(amount.amount));
+  } catch {
+    return `${amount.amount} ${amount.currency}`;
+  }
+}
+
+export function describeAccountReference(ref: AccountReference): string {
+  if (ref.schemeName === 'UK.OBIE.SortCodeAccountNumber') {
+    const id = ref.identification;
+    return `sort code ${id.slice(0, 2)}-${id.slice(2, 4)}-${id.slice(4, 6)}, account ${id.slice(6)}`;
+  }
+  return `IBAN ${ref.identification.replace(/(.{4})/g, '$1 ').trim()}`;
+}
+
+export function describeAccount(account: CustomerAccount): { id: string; label: string; detail: string } {
+  return { id: account.id, label: account.nickname, detail: `${account.accountType} · ${account.currency} · ${maskedIdentification(account.identification)}` };
+}
+
+export interface DetailView {
+  kind: 'account_access' | 'domestic_payment';
+  groups?: { key: string; title: string; explains: string }[];
+  until?: string;
+  transactionsFrom?: string;
+  transactionsTo?: string;
+  payment?: { amount: string; payee: string; payeeAccount: string; reference?: string };
+}
+
+export function describeDetail(detail: RequestedDetail | GrantedDetail): DetailView {
+  if (detail.type === 'account_information') {
+    return {
+      kind: 'account_access',
+      groups: groupsOf(detail.permissions).map(({ key, title, explains }) => ({ key, title, explains })),
+      ...(detail.expirationDateTime === undefined ? {} : { until: formatDate(detail.expirationDateTime)! }),
+      ...(detail.transactionFromDateTime === undefined ? {} : { transactionsFrom: formatDate(detail.transactionFromDateTime)! }),
+      ...(detail.transactionToDateTime === undefined ? {} : { transactionsTo: formatDate(detail.transactionToDateTime)! }),
+    };
+  }
+  const reference = detail.remittanceInformation?.reference ?? detail.remittanceInformation?.unstructured;
+  return {
+    kind: 'domestic_payment',
+    payment: {
+      amount: formatAmount(detail.instructedAmount),
+      payee: detail.creditorName,
+      payeeAccount: describeAccountReference(detail.creditorAccount),
+      ...(reference === undefined ? {} : { reference }),
+    },
+  };
+}
+
+const STATUS_WORDS: Record<Consent['status'], string> = {
+  AwaitingAuthorisation: 'Waiting for you',
+  Authorised: 'Active',
+  Rejected: 'Refused',
+  Revoked: 'Stopped',
+  Expired: 'Expired',
+  Consumed: 'Payment made',
+};
+
+export function statusWords(status: Consent['status']): string {
+  return STATUS_WORDS[status];
+}

@@ -1,0 +1,105 @@
+import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
+import { errors } from 'oidc-provider';
+import {
+  AUTHORIZATION_DETAILS_TYPES, AuthorizationDetailsInvalid, parseRequestedDetail, ROLE_FOR_TYPE,
+  type GrantedDetail,
+} from './authorization-details.ts';
+import type { ConsentService } from './consent-service.ts';
+
+/*
+ * Where consents meet oidc-provider: RFC 9396 type validation, the authorization_details a code,
+ * token and introspection carry, the consent id on every access token, the intent id in the ID
+ * token and token response, and token lifetimes that never outlive the consent.
+ */
+
+/** The claim a UK OB TPP names its lodged intent with, in the `claims` request parameter. */
+export const INTENT_CLAIM = 'openbanking_intent_id';
+
+/** The intent id requested in a `claims` parameter (id_token or userinfo member), if any. */
+export function intentIdFromClaims(claims: unknown): string | undefined {
+  let parsed = claims;
+  if (typeof claims === 'string') {
+    try {
+      parsed = JSON.parse(claims);
+    } catch {
+      return undefined;
+    }
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  for (const member of ['id_token', 'userinfo'] as const) {
+    const request = (parsed as Record<string, Record<string, { value?: unknown } | null> | undefined>)[member]?.[INTENT_CLAIM];
+    if (typeof request?.value === 'string' && request.value !== '') return request.value;
+  }
+  return undefined;
+}
+
+interface RarFeature {
+  enabled: true;
+  types: Record<string, { validate: (ctx: KoaContextWithOIDC, detail: unknown, client: { metadata(): Record<string, unknown> }) => void }>;
+  authorizationDetailsForGrantSource: (ctx: KoaContextWithOIDC) => unknown;
+  authorizationDetailsForAccessToken: (ctx: KoaContextWithOIDC, token: unknown, source?: { rar?: unknown }) => unknown;
+  authorizationDetailsForIntrospection: (ctx: KoaContextWithOIDC, token: { rar?: unknown }) => unknown;
+}
+
+/** features.richAuthorizationRequests: Moat's two types, validated by schema and by the TPP's roles. */
+export function richAuthorizationRequestsFeature(): RarFeature {
+  const validate = (ctx: KoaContextWithOIDC, detail: unknown, client: { metadata(): Record<string, unknown> }) => {
+    const all = JSON.parse(String(ctx.oidc.params?.authorization_details ?? '[]')) as unknown[];
+    // One consent per authorization: several details would need several consents the customer
+    // could not tell apart on one screen.
+    if (Array.isArray(all) && all.length > 1) throw new errors.InvalidAuthorizationDetails('send one authorization detail per request');
+    if (intentIdFromClaims(ctx.oidc.params?.claims) !== undefined) {
+      throw new errors.InvalidAuthorizationDetails(`use either authorization_details or the ${INTENT_CLAIM} claim, not both`);
+    }
+    let parsed;
+    try {
+      parsed = parseRequestedDetail(detail, 'authorization_details[0]');
+    } catch (err) {
+      if (err instanceof AuthorizationDetailsInvalid) throw new errors.InvalidAuthorizationDetails(err.message);
+      throw err;
+    }
+    const roles = client.metadata().software_roles;
+    const needed = ROLE_FOR_TYPE[parsed.type];
+    if (Array.isArray(roles) && !roles.includes(needed)) {
+      throw new errors.InvalidAuthorizationDetails(`${parsed.type} needs the ${needed} role; this client's software statement grants ${roles.join(', ') || 'no roles'}`);
+    }
+  };
+  return {
+    enabled: true,
+    types: Object.fromEntries(AUTHORIZATION_DETAILS_TYPES.map((type) => [type, { validate }])),
+    // What the code carries is what the customer granted (stored on the grant), not what was asked.
+    authorizationDetailsForGrantSource: (ctx) => ctx.oidc.grant?.rar ?? [],
+    authorizationDetailsForAccessToken: (_ctx, _token, source) => source?.rar ?? [],
+    authorizationDetailsForIntrospection: (_ctx, token) => token.rar ?? [],
+  };
+}
+
+/** Seconds until the consent a grant or token carries expires, if it has an expiry. */
+export function secondsUntilConsentExpiry(rar: unknown): number | undefined {
+  if (!Array.isArray(rar)) return undefined;
+  const expiries = (rar as Partial<GrantedDetail>[])
+    .map((d) => ('expirationDateTime' in d && typeof d.expirationDateTime === 'string' ? Date.parse(d.expirationDateTime) : Number.NaN))
+    .filter((t) => Number.isFinite(t));
+  if (expiries.length === 0) return undefined;
+  return Math.max(1, Math.floor((Math.min(...expiries) - Date.now()) / 1000));
+}
+
+/** A lifetime that never outlives the consent: oidc-provider ttl functions receive the token. */
+export function cappedByConsent(configured: number, token: { rar?: unknown } | undefined): number {
+  const left = secondsUntilConsentExpiry(token?.rar);
+  return left === undefined ? configured : Math.min(configured, left);
+}
+
+/** extraTokenClaims: every access token names its consent, so the bank's APIs can enforce it. */
+export function consentTokenClaims(consents: ConsentService): NonNullable<Configuration['extraTokenClaims']> {
+  return async (_ctx, token) => {
+    const grantId = (token as { grantId?: string }).grantId;
+    if (grantId === undefined) return undefined;
+    const consent = await consents.findByGrantId(grantId);
+    if (consent === undefined) return undefined;
+    return {
+      consent_id: consent.id,
+      ...(consent.origin === 'intent' ? { [INTENT_CLAIM]: consent.id } : {}),
+    };
+  };
+}

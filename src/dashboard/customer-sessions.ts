@@ -1,0 +1,53 @@
+import { randomBytes } from 'node:crypto';
+import type { ParameterizedContext } from 'koa';
+import type { ModelStore } from '../storage/model-store.ts';
+
+/*
+ * The consent dashboard's own sign-in session, separate from oidc-provider's: a random id in a
+ * __Host- cookie (Secure, HttpOnly, SameSite=Strict), the session in the short-lived store (Redis
+ * when configured, so any instance serves it), an idle timeout refreshed on each request, and a new
+ * id at every sign-in so a planted id is worthless.
+ */
+
+export const SESSION_COOKIE = '__Host-moat-customer';
+const MODEL = 'CustomerSession';
+
+export interface CustomerSessions {
+  start(ctx: ParameterizedContext, customerId: string): Promise<void>;
+  /** The signed-in customer, refreshing the idle timeout; undefined when signed out or expired. */
+  current(ctx: ParameterizedContext): Promise<string | undefined>;
+  end(ctx: ParameterizedContext): Promise<void>;
+}
+
+export function createCustomerSessions(store: ModelStore, idleSeconds: number): CustomerSessions {
+  const idOf = (ctx: ParameterizedContext) => {
+    const id = ctx.cookies.get(SESSION_COOKIE);
+    return id !== undefined && /^[A-Za-z0-9_-]{43}$/.test(id) ? id : undefined;
+  };
+  const setCookie = (ctx: ParameterizedContext, id: string | null) => ctx.cookies.set(SESSION_COOKIE, id, {
+    httpOnly: true, secure: true, sameSite: 'strict', path: '/', signed: false, overwrite: true,
+    ...(id === null ? { maxAge: 0 } : {}),
+  });
+  return {
+    async start(ctx, customerId) {
+      const previous = idOf(ctx);
+      if (previous !== undefined) await store.destroy(MODEL, previous);
+      const id = randomBytes(32).toString('base64url');
+      await store.upsert(MODEL, id, { accountId: customerId }, idleSeconds);
+      setCookie(ctx, id);
+    },
+    async current(ctx) {
+      const id = idOf(ctx);
+      if (id === undefined) return undefined;
+      const session = await store.find(MODEL, id);
+      if (typeof session?.accountId !== 'string') return undefined;
+      await store.upsert(MODEL, id, session, idleSeconds);
+      return session.accountId;
+    },
+    async end(ctx) {
+      const id = idOf(ctx);
+      if (id !== undefined) await store.destroy(MODEL, id);
+      setCookie(ctx, null);
+    },
+  };
+}
