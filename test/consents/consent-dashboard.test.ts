@@ -1,0 +1,142 @@
+import type { Harness } from '../support/moat-harness.ts';
+import { authorize, Browser, hiddenField, useMoatWithTpp, type RegisteredTpp } from '../support/tpp-client.ts';
+import { introspect, redeem, refresh } from '../support/consents.ts';
+
+/*
+ * The customer's consent dashboard: sign in, see every consent by TPP, stop one with one
+ * confirmation — and its tokens stop working at once.
+ */
+
+let h: Harness;
+let tpp: RegisteredTpp;
+useMoatWithTpp((started) => ({ h, tpp } = started));
+
+async function signedIn(username = 'alice', password = `${username}-sandbox`): Promise<Browser> {
+  const browser = new Browser(h, tpp.creds.serverCaPem);
+  const page = await browser.request('/account/login');
+  const res = await browser.request('/account/login', { method: 'POST', form: { username, password, csrf: hiddenField(await page.text(), 'csrf') } });
+  if (res.status !== 302 || res.headers.get('location') !== '/account/consents') throw new Error(`sign-in failed: ${res.status}`);
+  return browser;
+}
+
+const accountInformation = JSON.stringify([{ type: 'account_information', permissions: ['ReadBalances', 'ReadStatementsBasic'], expirationDateTime: '2032-02-29T00:00:00Z' }]);
+
+describe('the consent dashboard', () => {
+  let tokens: Record<string, any>;
+  beforeAll(async () => {
+    tokens = (await redeem(tpp, await authorize(h, tpp, { extraParams: { authorization_details: accountInformation }, accounts: ['acc-alice-savings'] }))).body;
+  });
+
+  it('sends a visitor without a session to sign in', async () => {
+    const browser = new Browser(h, tpp.creds.serverCaPem);
+    try {
+      const res = await browser.request('/account/consents');
+      expect(res.status).toBe(302);
+      expect(res.headers.get('location')).toBe('/account/login');
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it('keeps its session in a __Host- cookie: Secure, HttpOnly, SameSite=Strict', async () => {
+    const browser = new Browser(h, tpp.creds.serverCaPem);
+    try {
+      const page = await browser.request('/account/login');
+      const res = await browser.request('/account/login', { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf: hiddenField(await page.text(), 'csrf') } });
+      const cookie = res.headers.getSetCookie().find((c) => c.startsWith('__Host-moat-customer='))!;
+      expect(cookie).toMatch(/; path=\//);
+      expect(cookie).toMatch(/; secure/);
+      expect(cookie).toMatch(/; httponly/);
+      expect(cookie).toMatch(/; samesite=strict/);
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it('lists the consent under the TPP with what it shares, the masked account and the dates', async () => {
+    const browser = await signedIn();
+    try {
+      const res = await browser.request('/account/consents');
+      expect(res.status).toBe(200);
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      const html = await res.text();
+      expect(html).toContain('<h3>Test Fintech');
+      expect(html).toContain('Your account details');
+      expect(html).toContain('Your statements');
+      expect(html).toContain('Account ••••4321');
+      expect(html).not.toContain('40001787654321');
+      expect(html).toContain('29 February 2032');
+      expect(html).toContain(`href="/account/consents/${tokens.consent_id}/revoke"`);
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it('shows another customer none of alice\'s consents, and cannot revoke them', async () => {
+    const bob = await signedIn('bob');
+    try {
+      const html = await (await bob.request('/account/consents')).text();
+      expect(html).not.toContain(tokens.consent_id);
+      const res = await bob.request(`/account/consents/${tokens.consent_id}/revoke`);
+      expect(res.status).toBe(404);
+      expect(await res.text()).toContain('There is no such consent in your account.');
+    } finally {
+      await bob.close();
+    }
+  });
+
+  it('refuses a revocation without the confirmation page\'s CSRF token', async () => {
+    const browser = await signedIn();
+    try {
+      const res = await browser.request(`/account/consents/${tokens.consent_id}/revoke`, { method: 'POST', form: {} });
+      expect(res.status).toBe(400);
+      expect((await introspect(tpp, tokens.access_token as string)).active).toBe(true);
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it('stops a consent after one confirmation: its tokens die at once and it moves to history', async () => {
+    const browser = await signedIn();
+    try {
+      const confirm = await browser.request(`/account/consents/${tokens.consent_id}/revoke`);
+      const page = await confirm.text();
+      expect(page).toContain('Stop sharing with Test Fintech?');
+      const res = await browser.request(`/account/consents/${tokens.consent_id}/revoke`, { method: 'POST', form: { csrf: hiddenField(page, 'csrf') } });
+      expect(res.status).toBe(302);
+      expect(res.headers.get('location')).toBe('/account/consents?done=revoked');
+      expect((await introspect(tpp, tokens.access_token as string)).active).toBe(false);
+      expect((await refresh(tpp, tokens.refresh_token as string)).body.error).toBe('invalid_grant');
+      const api = await tpp.fetch(`${h.issuer}/sandbox-api/accounts`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+      expect(api.status).toBe(401);
+      const html = await (await browser.request('/account/consents?done=revoked')).text();
+      expect(html).toContain('Done: that application can no longer use this consent.');
+      expect(html).toMatch(/<h2>History<\/h2>[\s\S]*Stopped/);
+      const events = await h.moat.consents.events(tokens.consent_id as string);
+      expect(events.at(-1)).toEqual(expect.objectContaining({ toStatus: 'Revoked', actor: 'customer', actorId: 'cust-alice' }));
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it('signs out: the session is gone on the server, not only in the browser', async () => {
+    const browser = await signedIn();
+    try {
+      const page = await (await browser.request('/account/consents')).text();
+      const cookie = (browser as unknown as { cookies: Map<string, { value: string }> }).cookies.get('__Host-moat-customer')!.value;
+      const out = await browser.request('/account/logout', { method: 'POST', form: { csrf: hiddenField(page, 'csrf') } });
+      expect(out.status).toBe(302);
+      // Replaying the old session id after sign-out gets the sign-in page.
+      const replay = new Browser(h, tpp.creds.serverCaPem);
+      try {
+        const res = await replay.request('/account/consents', { headers: { cookie: `__Host-moat-customer=${cookie}` } });
+        expect(res.status).toBe(302);
+        expect(res.headers.get('location')).toBe('/account/login');
+      } finally {
+        await replay.close();
+      }
+    } finally {
+      await browser.close();
+    }
+  });
+});

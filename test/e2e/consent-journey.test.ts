@@ -1,0 +1,209 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import * as oauth from 'oauth4webapi';
+import type { BrowserContext, Page, Browser as Chromium } from 'playwright-core';
+import type { Harness } from '../support/moat-harness.ts';
+import { pushAuthorization, useMoatWithTpp, type RegisteredTpp } from '../support/tpp-client.ts';
+import { introspect, redeem } from '../support/consents.ts';
+import { chromiumAvailable, launchChromium, SCREENSHOT_DIR, VIEWPORTS } from '../support/chromium.ts';
+
+/*
+ * The customer's journey in a real browser (headless Chromium): sign in, choose accounts, narrow
+ * what is shared, approve or deny; then the consent dashboard, where stopping a consent kills its
+ * tokens. Every page is screenshotted at desktop and phone widths, checked for a keyboard-only
+ * path, labelled inputs, contrast and no horizontal scrolling on a phone.
+ */
+
+const describeInBrowser = chromiumAvailable() ? describe : describe.skip;
+
+let h: Harness;
+let tpp: RegisteredTpp;
+useMoatWithTpp((started) => ({ h, tpp } = started));
+
+let chromium: Chromium;
+beforeAll(async () => {
+  if (!chromiumAvailable()) return;
+  chromium = await launchChromium();
+  mkdirSync(SCREENSHOT_DIR, { recursive: true });
+});
+afterAll(async () => {
+  await chromium?.close();
+});
+
+const ACCOUNT_INFORMATION = JSON.stringify([{
+  type: 'account_information',
+  permissions: ['ReadAccountsDetail', 'ReadBalances', 'ReadTransactionsDetail', 'ReadTransactionsCredits', 'ReadTransactionsDebits', 'ReadParty'],
+  expirationDateTime: '2031-06-30T00:00:00Z',
+}]);
+
+interface Journey { context: BrowserContext; page: Page; visited: string[]; callback: Promise<URL> }
+
+/** A fresh browser profile; the TPP's redirect_uri is answered in the browser, where the code lands. */
+async function openJourney(viewport: keyof typeof VIEWPORTS = 'desktop'): Promise<Journey> {
+  const context = await chromium.newContext({ viewport: VIEWPORTS[viewport], ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  const visited: string[] = [];
+  page.on('request', (req) => visited.push(req.url()));
+  let resolveCallback: (url: URL) => void;
+  const callback = new Promise<URL>((resolve) => { resolveCallback = resolve; });
+  await context.route(`${new URL(tpp.redirectUri).origin}/**`, async (route) => {
+    resolveCallback(new URL(route.request().url()));
+    await route.fulfill({ status: 200, contentType: 'text/html', body: '<title>TPP</title><p>Back at the TPP</p>' });
+  });
+  return { context, page, visited, callback };
+}
+
+async function shoot(page: Page, name: string): Promise<void> {
+  for (const [label, size] of Object.entries(VIEWPORTS)) {
+    await page.setViewportSize(size);
+    await page.screenshot({ path: join(SCREENSHOT_DIR, `${name}-${label}.png`), fullPage: true });
+    // Usable on a phone: nothing wider than the screen.
+    if (label === 'phone') expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+  }
+  await page.setViewportSize(VIEWPORTS.desktop);
+}
+
+/** Every visible form control has a label; every text the page shows keeps WCAG AA contrast. */
+async function checkAccessible(page: Page): Promise<void> {
+  const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input:not([type=hidden])')]
+    .filter((input) => !(input.id !== '' && document.querySelector(`label[for="${input.id}"]`)) && !input.getAttribute('aria-label'))
+    .map((input) => input.outerHTML));
+  expect(unlabelled).toEqual([]);
+  const lowContrast = await page.evaluate(() => {
+    const parse = (c: string) => (c.match(/[\d.]+/g) ?? []).map(Number);
+    const lum = ([r, g, b]: number[]) => [r!, g!, b!].map((v) => { const c = v / 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; })
+      .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i]!, 0);
+    const background = (el: Element | null): number[] => {
+      for (let e = el; e !== null; e = e.parentElement) {
+        const bg = parse(getComputedStyle(e).backgroundColor);
+        if (bg.length >= 3 && (bg[3] ?? 1) > 0) return bg;
+      }
+      return [255, 255, 255];
+    };
+    return [...document.querySelectorAll('h1, h2, h3, h4, p, label, legend, dt, dd, li, button, a, span')]
+      .filter((el) => (el as HTMLElement).offsetParent !== null && (el.textContent ?? '').trim() !== '')
+      .map((el) => {
+        const [a, b] = [lum(parse(getComputedStyle(el).color)), lum(background(el))].sort((x, y) => y - x);
+        return { text: (el.textContent ?? '').trim().slice(0, 40), ratio: (a! + 0.05) / (b! + 0.05) };
+      })
+      .filter((r) => r.ratio < 4.5);
+  });
+  expect(lowContrast).toEqual([]);
+}
+
+async function signIn(page: Page, username: string, password: string): Promise<void> {
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByLabel('Password').press('Enter');
+}
+
+describeInBrowser('the customer in a real browser', () => {
+  it('signs in, chooses accounts, narrows what is shared, approves — and the token carries exactly that', async () => {
+    const journey = await openJourney();
+    const { page } = journey;
+    try {
+      const { requestUri, codeVerifier } = await pushAuthorization(tpp, { scope: 'openid accounts', extraParams: { authorization_details: ACCOUNT_INFORMATION } });
+      await page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
+      await expect(page.getByRole('heading', { name: 'Sign in to continue' }).isVisible()).resolves.toBe(true);
+      await checkAccessible(page);
+      await shoot(page, '01-login');
+
+      // Keyboard only: the focus order is username, password, the sign-in button.
+      await page.getByLabel('Username').focus();
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate(() => document.activeElement?.id)).toBe('password');
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Sign in');
+
+      await signIn(page, 'alice', 'wrong-password');
+      await expect(page.getByRole('alert').textContent()).resolves.toContain('The username or password is incorrect.');
+      await shoot(page, '02-login-error');
+      await signIn(page, 'alice', 'alice-sandbox');
+
+      await page.getByRole('heading', { name: 'Test Fintech is asking for access' }).waitFor();
+      await checkAccessible(page);
+      await shoot(page, '03-consent-account-access');
+      // Approving with nothing selected is refused on the page, not sent to the TPP.
+      await page.getByRole('button', { name: 'Allow' }).click();
+      await expect(page.getByRole('alert').textContent()).resolves.toContain('Choose at least one account to share.');
+      await shoot(page, '04-consent-error');
+
+      await page.getByLabel(/Rainy day saver/).check();
+      await page.getByLabel(/Your contact and party details/).uncheck();
+      await page.getByRole('button', { name: 'Allow' }).click();
+      const callback = await journey.callback;
+      expect(callback.searchParams.get('error')).toBeNull();
+
+      const { body: tokens } = await redeem(tpp, { params: oauth.validateAuthResponse(tpp.as, tpp.client, callback, oauth.skipStateCheck), codeVerifier });
+      expect(tokens.authorization_details[0].accounts.map((a: { accountId: string }) => a.accountId)).toEqual(['acc-alice-savings']);
+      expect(tokens.authorization_details[0].permissions).not.toContain('ReadParty');
+      // No customer data or credential ever travels in a URL Moat serves.
+      const moatUrls = journey.visited.filter((u) => u.startsWith(h.issuer));
+      expect(moatUrls.filter((u) => /alice|password|acc-alice|4000/i.test(u))).toEqual([]);
+    } finally {
+      await journey.context.close();
+    }
+  });
+
+  it('shows a payment\'s amount, payee and reference on a phone, and a denial returns access_denied', async () => {
+    const journey = await openJourney('phone');
+    const { page } = journey;
+    try {
+      const { requestUri } = await pushAuthorization(tpp, { scope: 'openid payments', extraParams: { authorization_details: JSON.stringify([{
+        type: 'payment_initiation', instructedAmount: { amount: '249.99', currency: 'GBP' }, creditorName: 'Green Energy Co',
+        creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '20003012345678' }, remittanceInformation: { reference: 'ACCT 5531' },
+      }]) } });
+      await page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
+      await signIn(page, 'alice', 'alice-sandbox');
+      await page.getByRole('heading', { name: 'Payment to approve' }).waitFor();
+      expect(await page.locator('dd.amount').textContent()).toBe('£249.99');
+      await expect(page.getByText('Green Energy Co').isVisible()).resolves.toBe(true);
+      await expect(page.getByText('ACCT 5531').isVisible()).resolves.toBe(true);
+      await checkAccessible(page);
+      await shoot(page, '05-consent-payment');
+      await page.getByRole('button', { name: 'Deny' }).click();
+      const callback = await journey.callback;
+      expect(callback.searchParams.get('error')).toBe('access_denied');
+    } finally {
+      await journey.context.close();
+    }
+  });
+
+  it('stops a consent from the dashboard with one confirmation, and its token introspects inactive', async () => {
+    const approve = await openJourney();
+    let accessToken: string;
+    try {
+      const { requestUri, codeVerifier } = await pushAuthorization(tpp, { extraParams: { authorization_details: ACCOUNT_INFORMATION } });
+      await approve.page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
+      await signIn(approve.page, 'bob', 'bob-sandbox');
+      await approve.page.getByRole('button', { name: 'Allow' }).click();
+      const callback = await approve.callback;
+      accessToken = (await redeem(tpp, { params: oauth.validateAuthResponse(tpp.as, tpp.client, callback, oauth.skipStateCheck), codeVerifier })).body.access_token as string;
+    } finally {
+      await approve.context.close();
+    }
+    expect((await introspect(tpp, accessToken)).active).toBe(true);
+
+    const journey = await openJourney();
+    const { page } = journey;
+    try {
+      await page.goto(`${h.issuer}/account`);
+      await page.getByRole('heading', { name: 'Connected apps' }).waitFor();
+      await shoot(page, '06-dashboard-login');
+      await signIn(page, 'bob', 'bob-sandbox');
+      await page.getByRole('heading', { name: 'Active', exact: true }).waitFor();
+      await checkAccessible(page);
+      await shoot(page, '07-dashboard');
+      await page.getByRole('link', { name: 'Stop sharing with Test Fintech' }).first().click();
+      await page.getByRole('heading', { name: 'Stop sharing with Test Fintech?' }).waitFor();
+      await checkAccessible(page);
+      await shoot(page, '08-revoke-confirm');
+      await page.getByRole('button', { name: 'Yes, stop sharing' }).click();
+      await page.getByRole('status').waitFor();
+      await shoot(page, '09-dashboard-after-revoke');
+      expect((await introspect(tpp, accessToken)).active).toBe(false);
+    } finally {
+      await journey.context.close();
+    }
+  });
+});

@@ -1,0 +1,34 @@
+import { existsSync } from 'node:fs';
+import { chromium, type Browser } from 'playwright-core';
+
+/*
+ * A real browser for the end-to-end tests: Debian's Chromium driven by playwright-core. Where it is
+ * not installed the tests say so and skip — except in CI (TEST_MOAT_REQUIRE_SERVICES=1), where a
+ * missing browser is a failure, never a silent skip.
+ */
+
+export const CHROMIUM_PATH = process.env.TEST_MOAT_CHROMIUM ?? '/usr/bin/chromium';
+
+export function chromiumAvailable(): boolean {
+  if (existsSync(CHROMIUM_PATH)) return true;
+  if (process.env.TEST_MOAT_REQUIRE_SERVICES === '1') {
+    throw new Error(`Chromium is required for the browser tests in CI and is not at ${CHROMIUM_PATH} (apt-get install chromium)`);
+  }
+  process.stderr.write(`moat tests: no Chromium at ${CHROMIUM_PATH}; the browser tests are skipped (apt-get install chromium)\n`);
+  return false;
+}
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+}
+
+/** Where screenshots go: look at them after a run (they are not committed). */
+export const SCREENSHOT_DIR = process.env.TEST_MOAT_SCREENSHOTS ?? 'test-output/screenshots';
+
+export const VIEWPORTS = {
+  desktop: { width: 1280, height: 800 },
+  phone: { width: 390, height: 844 },
+} as const;
