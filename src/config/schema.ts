@@ -20,7 +20,8 @@ export type FapiProfile = (typeof FAPI_PROFILES)[number];
 export const FORWARDED_CERT_FORMATS = ['rfc9440', 'nginx', 'envoy-xfcc'] as const;
 export type ForwardedCertFormat = (typeof FORWARDED_CERT_FORMATS)[number];
 
-const hexColor = z.string().regex(/^#[0-9a-fA-F]{6}$/, 'expected a colour like #0b3d5c');
+const HEX_COLOR = /^#[0-9a-fA-F]{6}$/;
+const hexColor = z.string().regex(HEX_COLOR, 'expected a colour like #0b3d5c');
 
 /** WCAG 2.1 contrast ratio of two #rrggbb colours (§1.4.3 asks 4.5:1 for text). */
 export function contrastRatio(a: string, b: string): number {
@@ -158,7 +159,8 @@ export const configSchema = z.strictObject({
     /** Header and button colour, and the text colour on it (WCAG 2.1 AA contrast is enforced). */
     primaryColor: hexColor.default('#0b3d5c'),
     primaryTextColor: hexColor.default('#ffffff'),
-  }).refine((b) => contrastRatio(b.primaryColor, b.primaryTextColor) >= 4.5, {
+  // (A malformed colour is reported by its own key; the contrast is judged only between valid ones.)
+  }).refine((b) => !HEX_COLOR.test(b.primaryColor) || !HEX_COLOR.test(b.primaryTextColor) || contrastRatio(b.primaryColor, b.primaryTextColor) >= 4.5, {
     message: 'primaryTextColor on primaryColor must have a contrast ratio of at least 4.5:1 (WCAG 2.1 AA)',
     path: ['primaryTextColor'],
   }).prefault({}),

@@ -101,4 +101,24 @@ describe('configuration loading', () => {
     }));
     expect(problems).toEqual(['resourceServers.0.scopes: unknown scope "loans" (not in scopes)']);
   });
+
+  it('takes the bank\'s branding, resolving the logo path, and refuses colours a customer could not read (WCAG 2.1 AA)', () => {
+    const { config } = loadConfig({ env: {}, cwd: dirWith('branding: { bankName: "Northwind Bank", logoFile: logo.svg, primaryColor: "#5b2a86" }\n') });
+    expect(config.branding).toEqual(expect.objectContaining({ bankName: 'Northwind Bank', primaryColor: '#5b2a86', primaryTextColor: '#ffffff' }));
+    expect(config.branding.logoFile).toMatch(/\/logo\.svg$/);
+    const problems = problemsOf(() => loadConfig({ env: {}, cwd: dirWith('branding: { primaryColor: "#ffd700", logoFile: logo.gif }\n') }));
+    expect(problems).toEqual(expect.arrayContaining([
+      'branding.logoFile: expected a .png, .jpg or .svg file',
+    ]));
+    const contrast = problemsOf(() => loadConfig({ env: {}, cwd: dirWith('branding: { primaryColor: "#ffd700" }\n') }));
+    expect(contrast).toEqual(['branding.primaryTextColor: primaryTextColor on primaryColor must have a contrast ratio of at least 4.5:1 (WCAG 2.1 AA)']);
+    expect(problemsOf(() => loadConfig({ env: {}, cwd: dirWith('branding: { primaryColor: red }\n') }))).toEqual(['branding.primaryColor: expected a colour like #0b3d5c']);
+  });
+
+  it('takes the sign-in throttling policy and refuses nonsense', () => {
+    const { config } = loadConfig({ env: { MOAT_CUSTOMERS__LOGIN_THROTTLE__PER_ACCOUNT__FAILURES: '3' }, cwd: dirWith() });
+    expect(config.customers.loginThrottle.perAccount).toEqual({ failures: 3, lockSeconds: 900 });
+    expect(problemsOf(() => loadConfig({ env: { MOAT_CUSTOMERS__LOGIN_THROTTLE__PER_ACCOUNT__FAILURES: '0' }, cwd: dirWith() })))
+      .toEqual(['customers.loginThrottle.perAccount.failures: Too small: expected number to be >=1']);
+  });
 });
