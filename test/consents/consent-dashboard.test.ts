@@ -139,4 +139,13 @@ describe('the consent dashboard', () => {
       await browser.close();
     }
   });
+
+  it('never writes a password, a customer\'s name, an account number or a token into a log line', async () => {
+    const logged = JSON.stringify(h.logs);
+    for (const secret of ['alice-sandbox', 'bob-sandbox', 'Alice Example', 'Bob Example', '40001787654321', '40001722334455', tokens.access_token, tokens.refresh_token]) {
+      expect(logged).not.toContain(secret);
+    }
+    // The log does record what happened, by consent and client id.
+    expect(h.logs.some((l) => l.event === 'consent.revoked' && l.consentId === tokens.consent_id)).toBe(true);
+  });
 });
