@@ -14,6 +14,13 @@ import { chromiumAvailable, launchChromium, SCREENSHOT_DIR, VIEWPORTS } from '..
  * path, labelled inputs, contrast and no horizontal scrolling on a phone.
  */
 
+// The page functions below run in the browser; Moat's TypeScript has no DOM library, so the few
+// browser globals they use are declared here.
+/* eslint-disable @typescript-eslint/no-explicit-any */
+declare const document: any;
+declare const window: any;
+declare function getComputedStyle(element: any): any;
+
 const describeInBrowser = chromiumAvailable() ? describe : describe.skip;
 
 let h: Harness;
@@ -66,14 +73,14 @@ async function shoot(page: Page, name: string): Promise<void> {
 /** Every visible form control has a label; every text the page shows keeps WCAG AA contrast. */
 async function checkAccessible(page: Page): Promise<void> {
   const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input:not([type=hidden])')]
-    .filter((input) => !(input.id !== '' && document.querySelector(`label[for="${input.id}"]`)) && !input.getAttribute('aria-label'))
-    .map((input) => input.outerHTML));
+    .filter((input: any) => !(input.id !== '' && document.querySelector(`label[for="${input.id}"]`)) && !input.getAttribute('aria-label'))
+    .map((input: any) => input.outerHTML));
   expect(unlabelled).toEqual([]);
   const lowContrast = await page.evaluate(() => {
     const parse = (c: string) => (c.match(/[\d.]+/g) ?? []).map(Number);
     const lum = ([r, g, b]: number[]) => [r!, g!, b!].map((v) => { const c = v / 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; })
       .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i]!, 0);
-    const background = (el: Element | null): number[] => {
+    const background = (el: any): number[] => {
       for (let e = el; e !== null; e = e.parentElement) {
         const bg = parse(getComputedStyle(e).backgroundColor);
         if (bg.length >= 3 && (bg[3] ?? 1) > 0) return bg;
@@ -81,8 +88,8 @@ async function checkAccessible(page: Page): Promise<void> {
       return [255, 255, 255];
     };
     return [...document.querySelectorAll('h1, h2, h3, h4, p, label, legend, dt, dd, li, button, a, span')]
-      .filter((el) => (el as HTMLElement).offsetParent !== null && (el.textContent ?? '').trim() !== '')
-      .map((el) => {
+      .filter((el: any) => el.offsetParent !== null && (el.textContent ?? '').trim() !== '')
+      .map((el: any) => {
         const [a, b] = [lum(parse(getComputedStyle(el).color)), lum(background(el))].sort((x, y) => y - x);
         return { text: (el.textContent ?? '').trim().slice(0, 40), ratio: (a! + 0.05) / (b! + 0.05) };
       })
