@@ -33,6 +33,8 @@ export interface AppDependencies {
   ready: () => Promise<void>;
   /** Further routers (the consent API, the sandbox API). */
   routers?: Router[];
+  /** Middleware at the edge, before every route (the certificate registry gate). */
+  edge?: Middleware[];
   /** Middleware that runs before oidc-provider on its routes (registration policy, certificate logging). */
   beforeProvider?: Middleware[];
 }
@@ -50,6 +52,7 @@ export function createApp(deps: AppDependencies): Koa {
 
   app.use(requestContextMiddleware(deps.logger));
   app.use(securityHeaders());
+  for (const middleware of deps.edge ?? []) app.use(middleware);
 
   const own = new Router();
   own.get('/healthz', (ctx) => { ctx.body = { status: 'ok' }; });

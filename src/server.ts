@@ -14,6 +14,11 @@ import { consentProviderMiddleware } from './consents/provider-middleware.ts';
 import { createSqlConsentStore } from './consents/sql-consent-store.ts';
 import { createCustomerSessions } from './dashboard/customer-sessions.ts';
 import { createCsrf } from './http/csrf.ts';
+import { createCertificateGate } from './certificates/certificate-gate.ts';
+import type { CertificateRegistry } from './certificates/certificate-registry.ts';
+import { createRevocationChecker } from './certificates/revocation-checker.ts';
+import { createRevocationMonitor, type RevocationMonitor } from './certificates/revocation-monitor.ts';
+import { createSqlCertificateRegistry } from './certificates/sql-certificate-registry.ts';
 import { createViews } from './interactions/views.ts';
 import { loadOrCreateSecrets } from './keys/secrets.ts';
 import { loadOrCreateSigningKeys, providerJwks } from './keys/signing-keys.ts';
@@ -49,6 +54,7 @@ export interface MoatServer {
   config: MoatConfig;
   storage: Awaited<ReturnType<typeof createStorage>>;
   consents: ConsentService;
+  certificates: { registry: CertificateRegistry; monitor: RevocationMonitor };
   /** Starts listening; resolves with the bound port (useful with port 0). */
   listen(): Promise<number>;
   /** Stops accepting connections, drains in-flight requests and closes storage. */
@@ -88,6 +94,16 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       anchors,
       onIgnoredHeader: (info) => logger.warn({ event: 'forwarded_certificate.ignored', outcome: 'mtls_untrusted_forwarder', ...info }, 'forwarded client certificate ignored'),
     });
+    // The TPP certificate lifecycle: registry, revocation checks (OCSP, then CRL), the gate that
+    // applies the registry's verdict to every request, and the background monitor.
+    const registry = createSqlCertificateRegistry(storage.sql);
+    const failMode = config.certificates.revocation.failMode ?? (config.mode === 'production' ? 'closed' : 'open');
+    const checker = createRevocationChecker({ timeoutMs: config.certificates.revocation.timeoutMs });
+    const certificateGate = createCertificateGate({ registry, clientCertificate, failMode });
+    const certificateMonitor = createRevocationMonitor({
+      registry, checker, logger, intervalSeconds: config.certificates.revocation.checkIntervalSeconds, expiryWarningDays: config.certificates.expiryWarningDays,
+    });
+
     const customers = createSqlCustomerDirectory(storage.sql);
     const accounts = createSqlAccountDirectory(storage.sql);
     const consents = createConsentService({
@@ -105,22 +121,24 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       customers,
       consents,
       clientCertificate,
+      certificateGate,
       renderError: createRenderError(views),
     });
     attachProviderEventLogging(provider, logger);
     provider.use(consentProviderMiddleware(consents));
 
     const registration = createRegistrationMiddleware({
-      config, directories: createDirectoryKeys(directories), clientCertificate, sql: storage.sql, logger,
+      config, directories: createDirectoryKeys(directories), clientCertificate, sql: storage.sql, registry, checker, failMode, logger,
     });
     const app = createApp({
       config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
       csrf: createCsrf({ keys: secrets.cookieKeys, origin: new URL(config.issuer).origin }),
       loginThrottle: createLoginThrottle(config.customers.loginThrottle, { ...(storage.redis === undefined ? {} : { redis: storage.redis }), keyPrefix: config.storage.redisKeyPrefix }),
       customerSessions: createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl),
+      edge: [certificateGate.middleware],
       routers: [
-        createConsentApiRouter({ provider, consents, issuer: config.issuer, clientCertificate, logger }),
-        ...(sandbox === undefined ? [] : [createSandboxApiRouter({ provider, issuer: config.issuer, clientCertificate, consents })]),
+        createConsentApiRouter({ provider, consents, issuer: config.issuer, clientCertificate, certificateRefusal: certificateGate.refusal, logger }),
+        ...(sandbox === undefined ? [] : [createSandboxApiRouter({ provider, issuer: config.issuer, clientCertificate, certificateRefusal: certificateGate.refusal, consents })]),
       ],
       beforeProvider: [registration],
       ready: async () => {
@@ -138,6 +156,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       }, (err: unknown) => logger.warn({ err, event: 'consents.expiry_failed' }, 'expiring consents failed'));
     }, config.consents.expiryCheckSeconds * 1000);
     expirySweep.unref();
+    certificateMonitor.start();
 
     const handler = app.callback();
     const server = config.tls.terminate
@@ -159,8 +178,10 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         });
       }),
       consents,
+      certificates: { registry, monitor: certificateMonitor },
       close: async () => {
         clearInterval(expirySweep);
+        certificateMonitor.stop();
         await new Promise<void>((done) => {
           server.close(() => done());
           server.closeIdleConnections();

@@ -151,6 +151,21 @@ export const configSchema = z.strictObject({
     /** FAPI 2.0 SP §5.3.2.1 discourages rotation; when on, the old token is refused after use. */
     refreshTokenRotation: z.boolean().default(false),
   }).prefault({}),
+  certificates: z.strictObject({
+    revocation: z.strictObject({
+      /** How often every active TPP certificate is re-checked (OCSP, then CRL), in seconds. */
+      checkIntervalSeconds: seconds(86400).default(300),
+      /** Per request to an OCSP responder or CRL server, in milliseconds. */
+      timeoutMs: z.number().int().min(100).max(60000).default(5000),
+      /**
+       * When revocation status cannot be learned (responders down, no pointers): `closed` refuses the
+       * certificate, `open` accepts it. Unset: closed in production, open in the sandbox.
+       */
+      failMode: z.enum(['open', 'closed']).optional(),
+    }).prefault({}),
+    /** Days before expiry at which a TPP certificate is reported (log, CLI, metrics). */
+    expiryWarningDays: z.array(z.number().int().positive().max(365)).default([30, 14, 7, 1]),
+  }).prefault({}),
   /** The bank's look on every customer page. */
   branding: z.strictObject({
     bankName: z.string().min(1).max(60).default('Moat Bank'),

@@ -80,6 +80,7 @@ interface Deps {
   consents: ConsentService;
   issuer: string;
   clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;
+  certificateRefusal?: (req: IncomingMessage) => string | undefined;
   logger: Logger;
 }
 
@@ -118,7 +119,7 @@ export function createConsentApiRouter(deps: Deps): Router {
       throw new TokenRejected('invalid_token', 'the access token is not active; the consent API takes a client_credentials token');
     }
     requireScope(token, scope);
-    await checkSenderConstraint(ctx, token as unknown as PresentedToken, value, deps.clientCertificate);
+    await checkSenderConstraint(ctx, token as unknown as PresentedToken, value, deps.clientCertificate, deps.certificateRefusal);
     return token.clientId!;
   };
 

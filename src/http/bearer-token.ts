@@ -49,12 +49,16 @@ export async function checkSenderConstraint(
   token: PresentedToken,
   value: string,
   clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined,
+  /** The registry's refusal of the presented certificate (revoked, retired), if any. */
+  certificateRefusal?: (req: IncomingMessage) => string | undefined,
 ): Promise<void> {
   const x5t = token['x5t#S256'];
   if (x5t !== undefined) {
     const presented = clientCertificate(ctx.req);
     if (presented === undefined) throw new TokenRejected('invalid_token', 'this access token is bound to a client certificate; present it (RFC 8705 §3)');
     if (presented.thumbprint !== x5t) throw new TokenRejected('invalid_token', 'this access token is bound to a different client certificate (RFC 8705 §3)');
+    const refusal = certificateRefusal?.(ctx.req);
+    if (refusal !== undefined) throw new TokenRejected('invalid_token', `this access token is bound to a certificate that can no longer be used: ${refusal}`);
   }
   if (token.jkt !== undefined) await checkDpopProof(ctx, value, token.jkt);
 }

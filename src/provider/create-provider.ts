@@ -6,6 +6,7 @@ import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
 import { cappedByConsent, consentTokenClaims, INTENT_CLAIM, richAuthorizationRequestsFeature } from '../consents/provider-hooks.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
+import type { CertificateGate } from '../certificates/certificate-gate.ts';
 import { distinguishedNamesEqual, parseDistinguishedName } from '../tls/distinguished-name.ts';
 import { FAPI_PROFILE_METADATA, isFapiProfile, providerProfileFor, requiresJarm, requiresSignedRequestObject } from './fapi-profile.ts';
 import { createResourceServerRegistry } from './resource-servers.ts';
@@ -22,6 +23,8 @@ export interface ProviderDependencies {
   consents: ConsentService;
   /** Which certificate the request presented (TLS or trusted forwarded header) and whether it chains. */
   clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;
+  /** The certificate registry's verdict on the presented certificate, and on a token's binding. */
+  certificateGate: CertificateGate;
   /** Renders an error page for errors that cannot be sent to the client's redirect_uri. */
   renderError: NonNullable<Configuration['renderError']>;
 }
@@ -165,15 +168,24 @@ export function createProvider(deps: ProviderDependencies): Provider {
         tlsClientAuth: true,
         selfSignedTlsClientAuth: true,
         getCertificate: (ctx) => deps.clientCertificate(ctx.req)?.certificate,
-        // RFC 8705 §2.1: the certificate must chain to a trust anchor Moat accepts.
-        certificateAuthorized: (ctx) => deps.clientCertificate(ctx.req)?.verification.trusted === true,
+        // RFC 8705 §2.1: the certificate must chain to a trust anchor Moat accepts, and must not be
+        // revoked or retired in the TPP certificate registry.
+        certificateAuthorized: (ctx) => {
+          if (deps.clientCertificate(ctx.req)?.verification.trusted !== true) return false;
+          const refusal = deps.certificateGate.refusal(ctx.req);
+          if (refusal !== undefined) throw new errors.InvalidClientAuth(refusal);
+          return true;
+        },
         certificateSubjectMatches: (ctx, property, expected) => subjectMatches(deps.clientCertificate(ctx.req), property, expected),
       },
       dPoP: { enabled: true, nonceSecret: deps.dpopNonceSecret },
       introspection: {
         enabled: true,
         // A resource server introspects tokens meant for it; a TPP only its own tokens.
-        allowedPolicy: (_ctx, client, token) => {
+        allowedPolicy: async (_ctx, client, token) => {
+          // A token bound to a revoked or retired certificate is inactive for everyone.
+          const x5t = (token as unknown as Record<string, string | undefined>)['x5t#S256'];
+          if (x5t !== undefined && !await deps.certificateGate.bindingAlive(x5t)) return false;
           const rs = resourceServers.byClientId(client.clientId);
           if (rs !== undefined) return tokenAudiences(token as Parameters<typeof tokenAudiences>[0]).includes(rs.identifier);
           return token.clientId === client.clientId;

@@ -1,38 +1,39 @@
+import type { X509Certificate } from 'node:crypto';
+import { certificateProfile } from '../certificates/certificate-profile.ts';
+import type { CertificateRegistry } from '../certificates/certificate-registry.ts';
 import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
-import { formatDistinguishedName, issuerOf } from '../tls/distinguished-name.ts';
 import type { SoftwareStatement } from './software-statement.ts';
 
 /**
- * The TPP registry's first rows: the organisation, its transport certificate and the client. The
- * certificate lifecycle issue extends these tables (QCStatements, revocation, rotation).
+ * The TPP registry's rows for a registration: the organisation, its transport certificate in the
+ * certificate registry (with its issuer, for revocation checks), and the client.
  */
 export async function recordRegisteredTpp(
   sql: SqlClient,
+  registry: CertificateRegistry,
   entry: { clientId: string; ssa: SoftwareStatement; certificate: PresentedCertificate },
 ): Promise<void> {
   const { ssa, certificate: presented } = entry;
-  const cert = presented.certificate;
-  await sql.transaction(async (tx) => {
-    await tx.query(
-      `INSERT INTO tpp_organisation (org_id, name, directory_issuer, status)
-       VALUES ($1, $2, $3, 'Active')
-       ON CONFLICT (org_id) DO UPDATE SET name = EXCLUDED.name, updated_at = now()`,
-      [ssa.orgId, ssa.orgName ?? ssa.orgId, ssa.directory.issuer],
-    );
-    await tx.query(
-      `INSERT INTO tpp_certificate (thumbprint, org_id, subject_dn, issuer_dn, serial, not_before, not_after, pem)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-       ON CONFLICT (thumbprint) DO NOTHING`,
-      [
-        presented.thumbprint, ssa.orgId, formatDistinguishedName(presented.subject), formatDistinguishedName(issuerOf(cert)),
-        cert.serialNumber, new Date(cert.validFrom), new Date(cert.validTo), cert.toString(),
-      ],
-    );
-    await tx.query(
-      `INSERT INTO client_tpp (client_id, org_id, software_id, transport_cert_thumbprint)
-       VALUES ($1, $2, $3, $4)`,
-      [entry.clientId, ssa.orgId, ssa.softwareId, presented.thumbprint],
-    );
+  await sql.query(
+    `INSERT INTO tpp_organisation (org_id, name, directory_issuer, status)
+     VALUES ($1, $2, $3, 'Active')
+     ON CONFLICT (org_id) DO UPDATE SET name = EXCLUDED.name, updated_at = now()`,
+    [ssa.orgId, ssa.orgName ?? ssa.orgId, ssa.directory.issuer],
+  );
+  const issuer = issuerOfPresented(presented);
+  await registry.register(certificateProfile(presented.certificate), {
+    orgId: ssa.orgId, usage: 'transport', clientId: entry.clientId, ...(issuer === undefined ? {} : { issuerPem: issuer.toString() }),
   });
+  await sql.query(
+    `INSERT INTO client_tpp (client_id, org_id, software_id, transport_cert_thumbprint)
+     VALUES ($1, $2, $3, $4) ON CONFLICT (client_id) DO NOTHING`,
+    [entry.clientId, ssa.orgId, ssa.softwareId, presented.thumbprint],
+  );
+}
+
+/** The certificate that signed the presented leaf: among what was sent with it, or the trust anchor. */
+export function issuerOfPresented(presented: PresentedCertificate): X509Certificate | undefined {
+  const candidates = [...presented.chain, ...(presented.verification.trusted ? [presented.verification.anchor] : [])];
+  return candidates.find((c) => presented.certificate.checkIssued(c) && presented.certificate.verify(c.publicKey));
 }

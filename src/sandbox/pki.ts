@@ -1,5 +1,6 @@
 import { createPrivateKey, KeyObject, randomBytes, webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
 import * as x509 from '../tls/x509.ts';
+import { encodePsd2QcStatements, QC_STATEMENTS_EXTENSION, type Psd2Role } from '../certificates/psd2-qc-statement.ts';
 
 /*
  * The few certificate operations the sandbox needs, on @peculiar/x509 with WebCrypto keys:
@@ -63,7 +64,13 @@ export async function createCa(subject: JsonName, now: Date, days = 3650): Promi
 
 export async function issueLeaf(
   ca: { certPem: string; keyPem: string },
-  options: { subject: JsonName; usage: 'serverAuth' | 'clientAuth'; dnsNames?: string[]; ipAddresses?: string[]; now: Date; days?: number },
+  options: {
+    subject: JsonName; usage: 'serverAuth' | 'clientAuth'; dnsNames?: string[]; ipAddresses?: string[]; now: Date; days?: number;
+    /** RFC 5280 §4.2.2.1 / §4.2.1.13: where relying parties ask about revocation. */
+    ocspUrl?: string; crlUrl?: string;
+    /** An eIDAS-style PSD2 QCStatement (ETSI TS 119 495). */
+    psd2?: { roles: Psd2Role[]; ncaName: string; ncaId: string };
+  },
 ): Promise<IssuedCertificate> {
   const keys = await newKeys();
   const caCert = new x509.X509Certificate(ca.certPem);
@@ -86,6 +93,9 @@ export async function issueLeaf(
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(caCert),
       ...(sans.length === 0 ? [] : [new x509.SubjectAlternativeNameExtension(sans)]),
+      ...(options.ocspUrl === undefined ? [] : [new x509.AuthorityInfoAccessExtension({ ocsp: [new x509.GeneralName('url', options.ocspUrl)] })]),
+      ...(options.crlUrl === undefined ? [] : [new x509.CRLDistributionPointsExtension([options.crlUrl])]),
+      ...(options.psd2 === undefined ? [] : [new x509.Extension(QC_STATEMENTS_EXTENSION, false, encodePsd2QcStatements(options.psd2))]),
     ],
   });
   return { certPem: cert.toString('pem'), keyPem: keyPem(keys.privateKey), certificate: new NodeX509(cert.toString('pem')) };

@@ -22,6 +22,7 @@ interface Deps {
   provider: Provider;
   issuer: string;
   clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;
+  certificateRefusal?: (req: IncomingMessage) => string | undefined;
   consents: ConsentService;
 }
 
@@ -44,7 +45,7 @@ export function createSandboxApiRouter(deps: Deps): Router {
     const aud = [token.aud ?? []].flat();
     if (!aud.includes(audience)) throw new TokenRejected('invalid_token', `the access token is not meant for ${audience}`);
     requireScope(token, scope);
-    await checkSenderConstraint(ctx, token as unknown as PresentedToken, value, deps.clientCertificate);
+    await checkSenderConstraint(ctx, token as unknown as PresentedToken, value, deps.clientCertificate, deps.certificateRefusal);
     return token;
   };
 

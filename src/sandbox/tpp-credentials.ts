@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
 import { formatDistinguishedName, subjectOf } from '../tls/distinguished-name.ts';
+import type { Psd2Role } from '../certificates/psd2-qc-statement.ts';
 import { issueLeaf } from './pki.ts';
 import type { SandboxMaterial } from './sandbox-material.ts';
 
@@ -23,7 +24,17 @@ export interface SandboxTppOptions {
   orgId?: string;
   softwareId?: string;
   now?: Date;
+  /**
+   * eIDAS style: the PSD2 QCStatement with the roles (AISP → PSP_AI, PISP → PSP_PI, CBPII → PSP_IC)
+   * and the organizationIdentifier in the subject, as a QWAC carries them.
+   */
+  eidas?: boolean;
+  /** Revocation pointers put in the transport certificate (the sandbox's own, or a test's). */
+  ocspUrl?: string;
+  crlUrl?: string;
 }
+
+const PSD2_ROLE_FOR: Record<string, Psd2Role> = { AISP: 'PSP_AI', PISP: 'PSP_PI', CBPII: 'PSP_IC' };
 
 export interface SandboxTpp {
   name: string;
@@ -55,8 +66,13 @@ export async function issueSandboxTpp(material: SandboxMaterial, options: Sandbo
   const softwareId = options.softwareId ?? id('sbx-sw-');
 
   const transport = await issueLeaf({ certPem: material.tppCaPem, keyPem: material.tppCaKeyPem }, {
-    subject: [{ C: ['GB'] }, { O: [options.name] }, { OU: [orgId] }, { CN: [softwareId] }],
+    subject: [{ C: ['GB'] }, { O: [options.name] }, { OU: [orgId] }, ...(options.eidas === true ? [{ '2.5.4.97': [`PSDGB-SBX-${orgId}`] }] : []), { CN: [softwareId] }],
     usage: 'clientAuth', now,
+    ...(options.ocspUrl === undefined ? {} : { ocspUrl: options.ocspUrl }),
+    ...(options.crlUrl === undefined ? {} : { crlUrl: options.crlUrl }),
+    ...(options.eidas === true ? { psd2: {
+      roles: roles.flatMap((r) => (PSD2_ROLE_FOR[r] === undefined ? [] : [PSD2_ROLE_FOR[r]])), ncaName: 'Moat Sandbox Authority', ncaId: 'GB-SBX',
+    } } : {}),
   });
   const subjectDn = formatDistinguishedName(subjectOf(transport.certificate));
 

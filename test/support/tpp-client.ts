@@ -25,13 +25,16 @@ export interface TppCredentials {
   summary: Record<string, unknown>;
 }
 
-export async function issueTpp(h: Harness, options: { name?: string; roles?: string[]; redirectUris?: string[] } = {}): Promise<TppCredentials> {
+export async function issueTpp(h: Harness, options: { name?: string; roles?: string[]; redirectUris?: string[]; eidas?: boolean; ocspUrl?: string; crlUrl?: string } = {}): Promise<TppCredentials> {
   const material = await ensureSandboxMaterial(h.config.dataDir);
   const tpp = await issueSandboxTpp(material, {
     name: options.name ?? 'Test Fintech',
     issuer: h.issuer,
     ...(options.roles === undefined ? {} : { roles: options.roles }),
     ...(options.redirectUris === undefined ? {} : { redirectUris: options.redirectUris }),
+    ...(options.eidas === undefined ? {} : { eidas: options.eidas }),
+    ...(options.ocspUrl === undefined ? {} : { ocspUrl: options.ocspUrl }),
+    ...(options.crlUrl === undefined ? {} : { crlUrl: options.crlUrl }),
   });
   const dir = mkdtempSync(join(tmpdir(), 'moat-tpp-'));
   await writeSandboxTpp(tpp, dir);
@@ -162,8 +165,8 @@ export async function discover(h: Harness, f: FetchLike): Promise<oauth.Authoriz
 }
 
 /** Issues credentials, registers them, and returns a ready client. */
-export async function onboardTpp(h: Harness, options: { roles?: string[]; registration?: Record<string, unknown> } = {}): Promise<RegisteredTpp> {
-  const creds = await issueTpp(h, options.roles === undefined ? {} : { roles: options.roles });
+export async function onboardTpp(h: Harness, options: { roles?: string[]; registration?: Record<string, unknown>; certificate?: { eidas?: boolean; ocspUrl?: string; crlUrl?: string } } = {}): Promise<RegisteredTpp> {
+  const creds = await issueTpp(h, { ...(options.roles === undefined ? {} : { roles: options.roles }), ...options.certificate });
   const reg = await registerTpp(h, creds, options.registration);
   if (reg.status !== 201) throw new Error(`registration failed: ${reg.status} ${JSON.stringify(reg.body)}`);
   const f = tlsFetch(creds.serverCaPem, creds);
