@@ -98,7 +98,9 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     // applies the registry's verdict to every request, and the background monitor.
     const registry = createSqlCertificateRegistry(storage.sql);
     const failMode = config.certificates.revocation.failMode ?? (config.mode === 'production' ? 'closed' : 'open');
-    const checker = createRevocationChecker({ timeoutMs: config.certificates.revocation.timeoutMs });
+    const checker = createRevocationChecker({
+      timeoutMs: config.certificates.revocation.timeoutMs, defaultCacheSeconds: config.certificates.revocation.checkIntervalSeconds,
+    });
     const certificateGate = createCertificateGate({ registry, clientCertificate, failMode });
     const certificateMonitor = createRevocationMonitor({
       registry, checker, logger, intervalSeconds: config.certificates.revocation.checkIntervalSeconds, expiryWarningDays: config.certificates.expiryWarningDays,

@@ -27,7 +27,10 @@ export interface RevocationChecker {
 export interface RevocationCheckerOptions {
   /** Per request to a responder or CRL server. */
   timeoutMs?: number;
-  /** How long an answer without nextUpdate is reused. */
+  /**
+   * The longest an answer is reused, even when its nextUpdate is later: the re-check interval, so
+   * that each periodic check learns of a revocation the CA published since the last one.
+   */
   defaultCacheSeconds?: number;
   now?: () => Date;
   fetch?: typeof fetch;
@@ -99,7 +102,7 @@ export function createRevocationChecker(options: RevocationCheckerOptions = {}):
     if (crl.issuer !== issuer.subject) throw new Error(`the CRL at ${url} is issued by ${crl.issuer}, not ${issuer.subject}`);
     if (!await crl.verify({ publicKey: issuer.publicKey })) throw new Error(`the CRL at ${url} is not signed by the issuer`);
     if (crl.nextUpdate !== undefined && crl.nextUpdate.getTime() < now().getTime()) throw new Error(`the CRL at ${url} is out of date`);
-    crls.set(url, { crl, until: crl.nextUpdate?.getTime() ?? now().getTime() + defaultCacheMs });
+    crls.set(url, { crl, until: Math.min(crl.nextUpdate?.getTime() ?? Number.POSITIVE_INFINITY, now().getTime() + defaultCacheMs) });
     return crl;
   };
 

@@ -29,6 +29,8 @@ export interface SandboxTppOptions {
    * and the organizationIdentifier in the subject, as a QWAC carries them.
    */
   eidas?: boolean;
+  /** The roles in the certificate's QCStatement, when they differ from the SSA's (the regulator's word). */
+  certificateRoles?: string[];
   /** Revocation pointers put in the transport certificate (the sandbox's own, or a test's). */
   ocspUrl?: string;
   crlUrl?: string;
@@ -71,7 +73,7 @@ export async function issueSandboxTpp(material: SandboxMaterial, options: Sandbo
     ...(options.ocspUrl === undefined ? {} : { ocspUrl: options.ocspUrl }),
     ...(options.crlUrl === undefined ? {} : { crlUrl: options.crlUrl }),
     ...(options.eidas === true ? { psd2: {
-      roles: roles.flatMap((r) => (PSD2_ROLE_FOR[r] === undefined ? [] : [PSD2_ROLE_FOR[r]])), ncaName: 'Moat Sandbox Authority', ncaId: 'GB-SBX',
+      roles: (options.certificateRoles ?? roles).flatMap((r) => (PSD2_ROLE_FOR[r] === undefined ? [] : [PSD2_ROLE_FOR[r]])), ncaName: 'Moat Sandbox Authority', ncaId: 'GB-SBX',
     } } : {}),
   });
   const subjectDn = formatDistinguishedName(subjectOf(transport.certificate));

@@ -25,7 +25,7 @@ export interface TppCredentials {
   summary: Record<string, unknown>;
 }
 
-export async function issueTpp(h: Harness, options: { name?: string; roles?: string[]; redirectUris?: string[]; eidas?: boolean; ocspUrl?: string; crlUrl?: string } = {}): Promise<TppCredentials> {
+export async function issueTpp(h: Harness, options: { name?: string; roles?: string[]; redirectUris?: string[]; eidas?: boolean; certificateRoles?: string[]; ocspUrl?: string; crlUrl?: string } = {}): Promise<TppCredentials> {
   const material = await ensureSandboxMaterial(h.config.dataDir);
   const tpp = await issueSandboxTpp(material, {
     name: options.name ?? 'Test Fintech',
@@ -33,6 +33,7 @@ export async function issueTpp(h: Harness, options: { name?: string; roles?: str
     ...(options.roles === undefined ? {} : { roles: options.roles }),
     ...(options.redirectUris === undefined ? {} : { redirectUris: options.redirectUris }),
     ...(options.eidas === undefined ? {} : { eidas: options.eidas }),
+    ...(options.certificateRoles === undefined ? {} : { certificateRoles: options.certificateRoles }),
     ...(options.ocspUrl === undefined ? {} : { ocspUrl: options.ocspUrl }),
     ...(options.crlUrl === undefined ? {} : { crlUrl: options.crlUrl }),
   });
