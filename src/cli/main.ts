@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import { certsCommand, tppsCommand } from './certs.ts';
 import { configValidateCommand } from './config-validate.ts';
 import { EXIT_USAGE, type CliIo } from './io.ts';
 import { keysCommand } from './keys.ts';
@@ -15,6 +16,8 @@ commands:
   keys list [--config FILE]             list signing keys and their state
   keys rotate [--stage] [--config FILE] rotate the signing keys (the old ones stay published until their tokens expire)
   sandbox tpp --name NAME --out DIR     issue sandbox TPP credentials (certificate, keys, SSA)
+  certs list|show|revoke|expiring       the TPP certificate registry (moat certs for details)
+  tpps list                             TPP organisations, their clients and certificates
 
 configuration: moat.yaml in the working directory, or --config / MOAT_CONFIG; MOAT_* environment
 variables override single keys (MOAT_STORAGE__POSTGRES_URL sets storage.postgresUrl).
@@ -29,6 +32,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       if (rest[0] === 'validate') return configValidateCommand(rest.slice(1), io);
       break;
     case 'keys': return keysCommand(rest, io);
+    case 'certs': return certsCommand(rest, io);
+    case 'tpps': return tppsCommand(rest, io);
     case 'sandbox':
       if (rest[0] === 'tpp') return sandboxTppCommand(rest.slice(1), io);
       break;

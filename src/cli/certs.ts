@@ -1,0 +1,165 @@
+import type { MoatConfig } from '../config/schema.ts';
+import type { RegisteredCertificate } from '../certificates/certificate-registry.ts';
+import { CERTIFICATE_STATUSES, type CertificateStatus } from '../certificates/certificate-registry.ts';
+import { createSqlCertificateRegistry } from '../certificates/sql-certificate-registry.ts';
+import { createStorage } from '../storage/create-storage.ts';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from './io.ts';
+import { loadConfigOrReport } from './load-config-or-report.ts';
+
+const USAGE = `usage:
+  moat certs list [--org ORG_ID] [--status active|retired|revoked] [--json]
+  moat certs show THUMBPRINT [--json]
+  moat certs revoke THUMBPRINT --reason TEXT
+  moat certs expiring [--within 30d] [--json]     (d, h or m; days when no unit)
+  moat tpps list [--json]
+`;
+
+/** `moat certs …`: the operator's view of the TPP certificate registry. */
+export async function certsCommand(args: string[], io: CliIo): Promise<number> {
+  const [sub, ...rest] = args;
+  const thumbprint = rest[0] !== undefined && !rest[0].startsWith('--') ? rest.shift() : undefined;
+  const options = {
+    json: { type: 'boolean' as const },
+    ...(sub === 'list' ? { org: { type: 'string' as const }, status: { type: 'string' as const } } : {}),
+    ...(sub === 'revoke' ? { reason: { type: 'string' as const } } : {}),
+    ...(sub === 'expiring' ? { within: { type: 'string' as const } } : {}),
+  };
+  if (!['list', 'show', 'revoke', 'expiring'].includes(sub ?? '') || ((sub === 'show' || sub === 'revoke') !== (thumbprint !== undefined))) {
+    io.stderr.write(USAGE);
+    return EXIT_USAGE;
+  }
+  const result = loadConfigOrReport(rest, io, options);
+  if ('exitCode' in result) return result.exitCode;
+  const { values } = result;
+  const json = values.json === true;
+
+  if (sub === 'list' && values.status !== undefined && !(CERTIFICATE_STATUSES as readonly string[]).includes(values.status as string)) {
+    io.stderr.write(`moat: --status must be one of ${CERTIFICATE_STATUSES.join(', ')}\n`);
+    return EXIT_USAGE;
+  }
+  let within: number | undefined;
+  if (sub === 'expiring') {
+    within = parseDuration(typeof values.within === 'string' ? values.within : '30d');
+    if (within === undefined) {
+      io.stderr.write('moat: --within takes a duration such as 30d, 12h or 90m\n');
+      return EXIT_USAGE;
+    }
+  }
+  if (sub === 'revoke' && (typeof values.reason !== 'string' || values.reason.trim() === '')) {
+    io.stderr.write('moat: certs revoke needs --reason TEXT (it is recorded in the certificate history)\n');
+    return EXIT_USAGE;
+  }
+
+  return withRegistry(result.loaded.config, io, async (registry) => {
+    if (sub === 'list') {
+      const list = await registry.list({
+        ...(typeof values.org === 'string' ? { orgId: values.org } : {}),
+        ...(typeof values.status === 'string' ? { status: values.status as CertificateStatus } : {}),
+      });
+      io.stdout.write(json ? `${JSON.stringify(list.map(summary), null, 2)}\n` : table(list));
+      return EXIT_OK;
+    }
+    if (sub === 'expiring') {
+      const list = await registry.expiring(new Date(Date.now() + within! * 1000));
+      io.stdout.write(json ? `${JSON.stringify(list.map(summary), null, 2)}\n` : list.length === 0 ? 'no active certificate expires in that window\n' : table(list));
+      return EXIT_OK;
+    }
+    const found = await registry.find(thumbprint!);
+    if (found === undefined) {
+      io.stderr.write(`moat: no certificate with thumbprint ${thumbprint}\n`);
+      return EXIT_FAILURE;
+    }
+    if (sub === 'show') {
+      const events = await registry.events(found.thumbprint);
+      io.stdout.write(json ? `${JSON.stringify({ ...summary(found), events }, null, 2)}\n` : describe(found, events));
+      return EXIT_OK;
+    }
+    const changed = await registry.revoke(found.thumbprint, { source: 'operator', reason: values.reason as string });
+    io.stdout.write(changed
+      ? `revoked ${found.thumbprint}: its clients (${found.clients.join(', ') || 'none'}) can no longer authenticate with it, and tokens bound to it are inactive\n`
+      : `${found.thumbprint} was already revoked\n`);
+    return EXIT_OK;
+  });
+}
+
+/** `moat tpps list`: organisations, their clients and certificates. */
+export async function tppsCommand(args: string[], io: CliIo): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== 'list') {
+    io.stderr.write(USAGE);
+    return EXIT_USAGE;
+  }
+  const result = loadConfigOrReport(rest, io, { json: { type: 'boolean' } });
+  if ('exitCode' in result) return result.exitCode;
+  return withRegistry(result.loaded.config, io, async (registry) => {
+    const orgs = await registry.organisations();
+    if (result.values.json === true) {
+      io.stdout.write(`${JSON.stringify(orgs, null, 2)}\n`);
+      return EXIT_OK;
+    }
+    for (const org of orgs) {
+      io.stdout.write(`${org.orgId}  ${org.name}  (${org.status}, directory ${org.directoryIssuer})\n`);
+      for (const c of org.clients) io.stdout.write(`  client ${c.clientId}  software ${c.softwareId}\n`);
+      for (const cert of await registry.list({ orgId: org.orgId })) io.stdout.write(`  cert   ${cert.thumbprint}  ${cert.status}  expires ${cert.notAfter.toISOString().slice(0, 10)}\n`);
+    }
+    if (orgs.length === 0) io.stdout.write('no TPP has registered\n');
+    return EXIT_OK;
+  });
+}
+
+async function withRegistry(config: MoatConfig, io: CliIo, fn: (registry: ReturnType<typeof createSqlCertificateRegistry>) => Promise<number>): Promise<number> {
+  let storage;
+  try {
+    storage = await createStorage(config);
+  } catch (err) {
+    io.stderr.write(`moat: ${(err as Error).message}\n`);
+    return EXIT_FAILURE;
+  }
+  try {
+    return await fn(createSqlCertificateRegistry(storage.sql));
+  } finally {
+    await storage.close();
+  }
+}
+
+export function parseDuration(text: string): number | undefined {
+  const match = /^(\d+)([dhm]?)$/.exec(text.trim());
+  if (match === null) return undefined;
+  const unit = { d: 86400, h: 3600, m: 60, '': 86400 }[match[2] as 'd' | 'h' | 'm' | ''];
+  return Number(match[1]) * unit;
+}
+
+function summary(c: RegisteredCertificate) {
+  const { pem: _pem, issuerPem: _issuer, ...rest } = c;
+  return { ...rest, daysLeft: Math.floor((c.notAfter.getTime() - Date.now()) / 86_400_000) };
+}
+
+function table(list: RegisteredCertificate[]): string {
+  if (list.length === 0) return 'no certificates\n';
+  return `${list.map((c) => [
+    c.thumbprint, c.status.padEnd(7), c.orgId, `expires ${c.notAfter.toISOString().slice(0, 10)} (${Math.floor((c.notAfter.getTime() - Date.now()) / 86_400_000)} d)`,
+    c.psd2 === undefined ? '' : `PSD2 ${c.psd2.roles.join('+')} ${c.psd2.ncaId}`, c.subjectDn,
+  ].filter(Boolean).join('  ')).join('\n')}\n`;
+}
+
+function describe(c: RegisteredCertificate, events: { event: string; detail: Record<string, unknown>; at: Date }[]): string {
+  const lines = [
+    `thumbprint   ${c.thumbprint} (x5t#S256)`,
+    `status       ${c.status}${c.revokedAt === undefined ? '' : ` since ${c.revokedAt.toISOString()} (${c.revocationSource}: ${c.revocationReason})`}`,
+    `organisation ${c.orgId}${c.organizationIdentifier === undefined ? '' : ` · organizationIdentifier ${c.organizationIdentifier}`}`,
+    `subject      ${c.subjectDn}`,
+    `issuer       ${c.issuerDn}`,
+    `serial       ${c.serial}`,
+    `valid        ${c.notBefore.toISOString()} → ${c.notAfter.toISOString()}`,
+    `key          ${c.keyType} ${c.keySize}`,
+    `usage        ${c.usage}`,
+    ...(c.sans.length === 0 ? [] : [`SANs         ${c.sans.join(', ')}`]),
+    ...(c.psd2 === undefined ? [] : [`PSD2         roles ${c.psd2.roles.join(', ')} · NCA ${c.psd2.ncaName} (${c.psd2.ncaId})`]),
+    `revocation   OCSP ${c.ocspUrls.join(', ') || '—'} · CRL ${c.crlUrls.join(', ') || '—'}`,
+    `last check   ${c.lastCheckedAt === undefined ? 'never' : `${c.lastCheckedAt.toISOString()} ${c.lastCheckResult ?? ''}`}`,
+    `clients      ${c.clients.join(', ') || 'none'}`,
+    'history:',
+    ...events.map((e) => `  ${e.at.toISOString()}  ${e.event}  ${JSON.stringify(e.detail)}`),
+  ];
+  return `${lines.join('\n')}\n`;
+}

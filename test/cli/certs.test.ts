@@ -1,0 +1,103 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import * as oauth from 'oauth4webapi';
+import { runCli } from '../../src/cli/main.ts';
+import { parseDuration } from '../../src/cli/certs.ts';
+import { describeWithServices } from '../support/databases.ts';
+import { startMoat, type Harness } from '../support/moat-harness.ts';
+import { onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
+
+/*
+ * The operator's certificate CLI against the registry a running Moat uses (Postgres, so the CLI and
+ * the server share it, as in production): list, show, expiring, revoke — and a revocation from the
+ * CLI stops the TPP at the running server at once.
+ */
+
+async function moat(args: string[], cwd: string) {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  const code = await runCli(args, { stdout, stderr, env: {}, cwd });
+  return { code, out, err };
+}
+
+it('reads durations in days, hours and minutes', () => {
+  expect(parseDuration('30d')).toBe(30 * 86400);
+  expect(parseDuration('12h')).toBe(12 * 3600);
+  expect(parseDuration('90m')).toBe(90 * 60);
+  expect(parseDuration('7')).toBe(7 * 86400);
+  expect(parseDuration('soon')).toBeUndefined();
+});
+
+it('explains its usage', async () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));
+  expect((await moat(['certs'], cwd)).code).toBe(2);
+  const noReason = await moat(['certs', 'revoke', 'abc'], cwd);
+  expect(noReason.code).toBe(2);
+  expect(noReason.err).toContain('needs --reason TEXT');
+  expect((await moat(['certs', 'expiring', '--within', 'soon'], cwd)).err).toContain('--within takes a duration');
+});
+
+describeWithServices('moat certs and moat tpps on a running deployment', () => {
+  let h: Harness;
+  let tpp: RegisteredTpp;
+  let cwd: string;
+  let thumbprint: string;
+  beforeAll(async () => {
+    h = await startMoat({ backend: 'services' });
+    tpp = await onboardTpp(h, { certificate: { eidas: true } });
+    thumbprint = tpp.creds.summary['x5t#S256'] as string;
+    cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));
+    writeFileSync(join(cwd, 'moat.yaml'), `dataDir: ${join(cwd, 'data')}\nstorage: { postgresUrl: "${h.config.storage.postgresUrl}" }\n`);
+  });
+  afterAll(async () => {
+    await tpp?.close();
+    await h?.close();
+  });
+
+  it('lists the certificate with its status, expiry and PSD2 roles', async () => {
+    const r = await moat(['certs', 'list'], cwd);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(new RegExp(`${thumbprint}\\s+active\\s+\\S+\\s+expires \\d{4}-\\d{2}-\\d{2} \\(36[45] d\\)\\s+PSD2 PSP_AI\\+PSP_PI GB-SBX`));
+    const json = JSON.parse((await moat(['certs', 'list', '--status', 'active', '--json'], cwd)).out) as { thumbprint: string; pem?: string }[];
+    expect(json.map((c) => c.thumbprint)).toContain(thumbprint);
+    expect(json[0]!.pem).toBeUndefined();
+  });
+
+  it('shows one certificate with its clients and history', async () => {
+    const r = await moat(['certs', 'show', thumbprint], cwd);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('PSD2         roles PSP_AI, PSP_PI · NCA Moat Sandbox Authority (GB-SBX)');
+    expect(r.out).toContain(`clients      ${tpp.client.client_id}`);
+    expect(r.out).toMatch(/history:\n.*registered/);
+    const unknown = await moat(['certs', 'show', 'no-such-thumbprint'], cwd);
+    expect(unknown.code).toBe(1);
+  });
+
+  it('reports certificates expiring within a window', async () => {
+    expect((await moat(['certs', 'expiring', '--within', '400d'], cwd)).out).toContain(thumbprint);
+    expect((await moat(['certs', 'expiring', '--within', '1d'], cwd)).out).toBe('no active certificate expires in that window\n');
+  });
+
+  it('lists TPP organisations with their clients and certificates', async () => {
+    const r = await moat(['tpps', 'list'], cwd);
+    expect(r.out).toContain(`client ${tpp.client.client_id}`);
+    expect(r.out).toContain(`cert   ${thumbprint}  active`);
+  });
+
+  it('revokes a certificate as the operator: the running server refuses the client at once', async () => {
+    const cc = () => oauth.clientCredentialsGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts' }), { [oauth.customFetch]: tpp.fetch });
+    expect((await cc()).status).toBe(200);
+    const r = await moat(['certs', 'revoke', thumbprint, '--reason', 'private key leaked'], cwd);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`revoked ${thumbprint}`);
+    expect((await cc()).status).toBe(401);
+    expect((await moat(['certs', 'show', thumbprint], cwd)).out).toMatch(/status\s+revoked since .* \(operator: private key leaked\)/);
+    expect((await moat(['certs', 'revoke', thumbprint, '--reason', 'again'], cwd)).out).toContain('was already revoked');
+  });
+});
