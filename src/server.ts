@@ -130,7 +130,8 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     provider.use(consentProviderMiddleware(consents));
 
     const registration = createRegistrationMiddleware({
-      config, directories: createDirectoryKeys(directories), clientCertificate, sql: storage.sql, registry, checker, failMode, logger,
+      config, provider, directories: createDirectoryKeys(directories), clientCertificate, sql: storage.sql, registry, checker, failMode,
+      consents, replay: storage.shortLived, logger,
     });
     const app = createApp({
       config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,

@@ -118,6 +118,8 @@ export function createConsentApiRouter(deps: Deps): Router {
     if (token === undefined || token.isExpired) {
       throw new TokenRejected('invalid_token', 'the access token is not active; the consent API takes a client_credentials token');
     }
+    // A deleted client's tokens are dead (RFC 7592 §2.3).
+    if (await deps.provider.Client.find(token.clientId!) === undefined) throw new TokenRejected('invalid_token', 'the client of this access token no longer exists');
     requireScope(token, scope);
     await checkSenderConstraint(ctx, token as unknown as PresentedToken, value, deps.clientCertificate, deps.certificateRefusal);
     return token.clientId!;

@@ -33,6 +33,8 @@ export interface ConsentService {
   /** The TPP withdraws an intent nobody has authorised yet (it becomes Rejected). */
   withdraw(id: string, clientId: string): Promise<Consent>;
   consume(id: string, by: { actor: ConsentActor; actorId?: string }): Promise<Consent>;
+  /** Revokes every authorised consent of a client (the client was deleted); returns how many. */
+  revokeAllForClient(clientId: string, reason: string): Promise<number>;
   /** Expires every authorised consent past its expiry; returns how many. */
   expireDue(now?: Date): Promise<number>;
 }
@@ -150,6 +152,19 @@ export function createConsentService(deps: ConsentServiceDeps): ConsentService {
     revoke: (id, by) => move(id, 'Revoked', by),
     withdraw: (id, clientId) => move(id, 'Rejected', { actor: 'tpp', actorId: clientId, reason: 'withdrawn by the TPP before authorisation' }),
     consume: (id, by) => move(id, 'Consumed', by),
+
+    async revokeAllForClient(clientId, reason) {
+      let ended = 0;
+      for (const consent of await store.listForClient(clientId, 'Authorised')) {
+        try {
+          await move(consent.id, 'Revoked', { actor: 'operator', actorId: clientId, reason });
+          ended += 1;
+        } catch (err) {
+          if (!(err instanceof ConsentStateConflict)) throw err;
+        }
+      }
+      return ended;
+    },
 
     async expireDue(now = new Date()) {
       let expired = 0;

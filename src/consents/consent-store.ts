@@ -11,6 +11,7 @@ export interface ConsentStore {
   findByGrantId(grantId: string): Promise<Consent | undefined>;
   findByIdempotencyKey(clientId: string, key: string): Promise<{ consent: Consent; requestHash: string } | undefined>;
   listForCustomer(customerId: string): Promise<Consent[]>;
+  listForClient(clientId: string, status?: ConsentStatus): Promise<Consent[]>;
   /**
    * Moves the consent to `to` if its current status allows it, applying `patch` and recording the
    * event. Throws ConsentNotFound or ConsentStateConflict.

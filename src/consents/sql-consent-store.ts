@@ -77,6 +77,12 @@ export function createSqlConsentStore(sql: SqlClient): ConsentStore {
       );
       return rows.map(toConsent);
     },
+    async listForClient(clientId, status) {
+      const { rows } = await sql.query<ConsentRow>(
+        `SELECT ${COLUMNS} FROM consent WHERE client_id = $1 AND ($2::text IS NULL OR status = $2) ORDER BY created_at, id`, [clientId, status ?? null],
+      );
+      return rows.map(toConsent);
+    },
     async transition(id, to, by, patch = {}) {
       return sql.transaction(async (tx) => {
         const current = await findOne('id = $1 FOR UPDATE', [id], tx);

@@ -98,7 +98,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       validator(ctx, key, value, metadata) {
         // Defence in depth: a registration request (ctx is given only for those) that Moat's
         // software-statement policy did not approve never creates a client, whatever path reached it.
-        if (key === EXTRA_CLIENT_METADATA[0] && ctx !== undefined && ctx.oidc?.route === 'registration' && !isRegistrationApproved(ctx.req)) {
+        if (key === EXTRA_CLIENT_METADATA[0] && ctx !== undefined && ['registration', 'client_update'].includes(ctx.oidc?.route ?? '') && !isRegistrationApproved(ctx.req)) {
           throw new errors.InvalidSoftwareStatement('registration requires a software statement verified by this server');
         }
         if (key === FAPI_PROFILE_METADATA) {
@@ -182,8 +182,10 @@ export function createProvider(deps: ProviderDependencies): Provider {
       introspection: {
         enabled: true,
         // A resource server introspects tokens meant for it; a TPP only its own tokens.
-        allowedPolicy: async (_ctx, client, token) => {
-          // A token bound to a revoked or retired certificate is inactive for everyone.
+        allowedPolicy: async (ctx, client, token) => {
+          // A deleted client's tokens, and a token bound to a revoked or retired certificate, are
+          // inactive for everyone.
+          if (await ctx.oidc.provider.Client.find(token.clientId!) === undefined) return false;
           const x5t = (token as unknown as Record<string, string | undefined>)['x5t#S256'];
           if (x5t !== undefined && !await deps.certificateGate.bindingAlive(x5t)) return false;
           const rs = resourceServers.byClientId(client.clientId);
@@ -199,6 +201,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
       clientCredentials: { enabled: true },
       userinfo: { enabled: true },
       registration: { enabled: true, initialAccessToken: false },
+      // RFC 7592: read, update (every check re-run, see registration-middleware.ts) and delete with
+      // the registration access token, which is rotated on every update.
+      registrationManagement: { enabled: true, rotateRegistrationAccessToken: true },
       resourceIndicators: {
         enabled: true,
         // undefined means "no default" (the token is then for userinfo only); the typings omit it.

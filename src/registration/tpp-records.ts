@@ -37,3 +37,9 @@ export function issuerOfPresented(presented: PresentedCertificate): X509Certific
   const candidates = [...presented.chain, ...(presented.verification.trusted ? [presented.verification.anchor] : [])];
   return candidates.find((c) => presented.certificate.checkIssued(c) && presented.certificate.verify(c.publicKey));
 }
+
+/** The organisation and software a client was registered for, if it was registered by Moat. */
+export async function registeredTppOf(sql: SqlClient, clientId: string): Promise<{ orgId: string; softwareId: string } | undefined> {
+  const { rows } = await sql.query<{ org_id: string; software_id: string }>('SELECT org_id, software_id FROM client_tpp WHERE client_id = $1', [clientId]);
+  return rows[0] === undefined ? undefined : { orgId: rows[0].org_id, softwareId: rows[0].software_id };
+}

@@ -42,6 +42,7 @@ export function createSandboxApiRouter(deps: Deps): Router {
     if (token === undefined || token.isExpired) throw new TokenRejected('invalid_token', 'the access token is not active');
     const grant = token.grantId === undefined ? undefined : await deps.provider.Grant.find(token.grantId);
     if (grant === undefined) throw new TokenRejected('invalid_token', 'the access token is not active');
+    if (await deps.provider.Client.find(token.clientId!) === undefined) throw new TokenRejected('invalid_token', 'the client of this access token no longer exists');
     const aud = [token.aud ?? []].flat();
     if (!aud.includes(audience)) throw new TokenRejected('invalid_token', `the access token is not meant for ${audience}`);
     requireScope(token, scope);
