@@ -28,6 +28,7 @@ import { createProvider } from './provider/create-provider.ts';
 import { createRegistrationMiddleware } from './registration/registration-middleware.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
+import { createSandboxPkiRouter } from './sandbox/sandbox-pki.ts';
 import { ensureSandboxMaterial } from './sandbox/sandbox-material.ts';
 import { createAdapterFactory, revokeGrant } from './storage/adapter.ts';
 import { createStorage } from './storage/create-storage.ts';
@@ -100,6 +101,8 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     const failMode = config.certificates.revocation.failMode ?? (config.mode === 'production' ? 'closed' : 'open');
     const checker = createRevocationChecker({
       timeoutMs: config.certificates.revocation.timeoutMs, defaultCacheSeconds: config.certificates.revocation.checkIntervalSeconds,
+      // The sandbox CA's OCSP responder and CRL are served by Moat itself, under the sandbox server CA.
+      ...(sandbox === undefined ? {} : { extraCaPem: sandbox.serverCaPem }),
     });
     const certificateGate = createCertificateGate({ registry, clientCertificate, failMode });
     const certificateMonitor = createRevocationMonitor({
@@ -141,7 +144,10 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       edge: [certificateGate.middleware],
       routers: [
         createConsentApiRouter({ provider, consents, issuer: config.issuer, clientCertificate, certificateRefusal: certificateGate.refusal, logger }),
-        ...(sandbox === undefined ? [] : [createSandboxApiRouter({ provider, issuer: config.issuer, clientCertificate, certificateRefusal: certificateGate.refusal, consents })]),
+        ...(sandbox === undefined ? [] : [
+          createSandboxApiRouter({ provider, issuer: config.issuer, clientCertificate, certificateRefusal: certificateGate.refusal, consents }),
+          createSandboxPkiRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
+        ]),
       ],
       beforeProvider: [registration],
       ready: async () => {

@@ -1,4 +1,7 @@
 import type { X509Certificate as NodeX509 } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { rootCertificates } from 'node:tls';
 import * as pkijs from 'pkijs';
 import * as x509 from '../tls/x509.ts';
 import { certificateThumbprint } from '../tls/certificate-chain.ts';
@@ -33,7 +36,11 @@ export interface RevocationCheckerOptions {
    */
   defaultCacheSeconds?: number;
   now?: () => Date;
-  fetch?: typeof fetch;
+  /**
+   * Extra CAs to trust for https revocation pointers, besides the system's (the sandbox server CA,
+   * so the sandbox's own OCSP responder and CRL are reachable).
+   */
+  extraCaPem?: string;
 }
 
 /** RFC 6960 §4.2.2.1: a response produced further in the future than this is not accepted. */
@@ -47,20 +54,38 @@ export function createRevocationChecker(options: RevocationCheckerOptions = {}):
   const timeoutMs = options.timeoutMs ?? 5000;
   const defaultCacheMs = (options.defaultCacheSeconds ?? 300) * 1000;
   const now = options.now ?? (() => new Date());
-  const doFetch = options.fetch ?? fetch;
+  const ca = options.extraCaPem === undefined ? undefined : [...rootCertificates, options.extraCaPem];
   const verdicts = new Map<string, { verdict: RevocationVerdict; until: number }>();
   const crls = new Map<string, { crl: x509.X509Crl; until: number }>();
   const crypto = new pkijs.CryptoEngine({ name: 'node', crypto: globalThis.crypto });
 
-  const download = async (url: string, init: RequestInit): Promise<Buffer> => {
-    const res = await doFetch(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
-    if (!res.ok) throw new Error(`${url} answered HTTP ${res.status}`);
-    const length = Number(res.headers.get('content-length') ?? 0);
-    if (length > MAX_CRL_BYTES) throw new Error(`${url} sent more than ${MAX_CRL_BYTES} bytes`);
-    const body = Buffer.from(await res.arrayBuffer());
-    if (body.length > MAX_CRL_BYTES) throw new Error(`${url} sent more than ${MAX_CRL_BYTES} bytes`);
-    return body;
-  };
+  /** One HTTP(S) exchange with a deadline and a size cap; no redirects (RFC 5019 §5 responders do not need them). */
+  const download = (url: string, init: { method: 'GET' | 'POST'; headers?: Record<string, string>; body?: Uint8Array }): Promise<Buffer> => new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const send = target.protocol === 'https:' ? httpsRequest : target.protocol === 'http:' ? httpRequest : undefined;
+    if (send === undefined) return reject(new Error(`${url} is not an http(s) URL`));
+    const req = send(target, { method: init.method, headers: init.headers ?? {}, timeout: timeoutMs, ...(ca === undefined ? {} : { ca }) }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        return reject(new Error(`${url} answered HTTP ${res.statusCode}`));
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_CRL_BYTES) {
+          req.destroy(new Error(`${url} sent more than ${MAX_CRL_BYTES} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on('end', () => resolve(Buffer.concat(chunks)));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${url} did not answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(init.body);
+  });
 
   const askOcsp = async (url: string, cert: pkijs.Certificate, issuer: pkijs.Certificate): Promise<{ verdict: RevocationVerdict; until: number }> => {
     const request = new pkijs.OCSPRequest();

@@ -4,6 +4,7 @@ import { configValidateCommand } from './config-validate.ts';
 import { EXIT_USAGE, type CliIo } from './io.ts';
 import { keysCommand } from './keys.ts';
 import { migrateCommand } from './migrate.ts';
+import { sandboxRevokeCommand } from './sandbox-revoke.ts';
 import { sandboxTppCommand } from './sandbox-tpp.ts';
 import { startCommand } from './start.ts';
 
@@ -16,6 +17,7 @@ commands:
   keys list [--config FILE]             list signing keys and their state
   keys rotate [--stage] [--config FILE] rotate the signing keys (the old ones stay published until their tokens expire)
   sandbox tpp --name NAME --out DIR     issue sandbox TPP credentials (certificate, keys, SSA)
+  sandbox revoke --cert F --key F       have the sandbox CA revoke a sandbox certificate
   certs list|show|revoke|expiring       the TPP certificate registry (moat certs for details)
   tpps list                             TPP organisations, their clients and certificates
 
@@ -36,6 +38,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     case 'tpps': return tppsCommand(rest, io);
     case 'sandbox':
       if (rest[0] === 'tpp') return sandboxTppCommand(rest.slice(1), io);
+      if (rest[0] === 'revoke') return sandboxRevokeCommand(rest.slice(1), io);
       break;
     case undefined:
     case 'help':

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureSandboxMaterial } from '../sandbox/sandbox-material.ts';
 import { issueSandboxTpp, writeSandboxTpp } from '../sandbox/tpp-credentials.ts';
+import { sandboxRevocationPointers } from '../sandbox/sandbox-pki.ts';
 import type { CliIo } from './io.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
 
@@ -53,6 +54,8 @@ export async function sandboxTppCommand(args: string[], io: CliIo): Promise<numb
   const material = await ensureSandboxMaterial(config.dataDir);
   const tpp = await issueSandboxTpp(material, {
     name: values.name.trim(), issuer: config.issuer, roles,
+    // eIDAS style, with the sandbox CA's OCSP responder and CRL: every lifecycle path can be rehearsed.
+    eidas: true, ...sandboxRevocationPointers(config.issuer),
     ...(values['redirect-uri'] === undefined ? {} : { redirectUris: values['redirect-uri'] }),
   });
   const summary = writeSandboxTpp(tpp, resolve(io.cwd, values.out));

@@ -70,7 +70,8 @@ describe('moat sandbox tpp', () => {
     const cert = new X509Certificate(readFileSync(join(dir, 'transport.pem')));
     expect(cert.verify(new X509Certificate(readFileSync(join(r.cwd, 'data', 'sandbox', 'tpp-ca.pem'))).publicKey)).toBe(true);
     expect(cert.verify(new X509Certificate(readFileSync(join(dir, 'server-ca.pem'))).publicKey)).toBe(false);
-    expect(summary.tls_client_auth_subject_dn).toBe(`CN=${String(summary.software_id)}, OU=${String(summary.org_id)}, O=Acme Fintech, C=GB`);
+    // eIDAS style: the PSD2 organizationIdentifier next to the UK OB OU.
+    expect(summary.tls_client_auth_subject_dn).toBe(`CN=${String(summary.software_id)}, organizationIdentifier=PSDGB-SBX-${String(summary.org_id)}, OU=${String(summary.org_id)}, O=Acme Fintech, C=GB`);
     expect(statSync(join(dir, 'transport.key')).mode & 0o777).toBe(0o600);
     const directory = JSON.parse(readFileSync(join(r.cwd, 'data', 'sandbox', 'directory.public.jwks.json'), 'utf8'));
     const { payload } = await jwtVerify(readFileSync(join(dir, 'ssa.jwt'), 'utf8').trim(), createLocalJWKSet(directory), { issuer: 'moat-sandbox-directory' });

@@ -1,0 +1,67 @@
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { SANDBOX_PKI_PATH } from '../sandbox/sandbox-pki.ts';
+import { ensureSandboxMaterial } from '../sandbox/sandbox-material.ts';
+import type { CliIo } from './io.ts';
+import { loadConfigOrReport } from './load-config-or-report.ts';
+
+const USAGE = 'usage: moat sandbox revoke --cert transport.pem --key transport.key [--issuer URL] [--ca server-ca.pem] [--config FILE]\n';
+
+/**
+ * `moat sandbox revoke`: asks the sandbox TPP CA to revoke a certificate, proving possession by
+ * presenting it over mutual TLS. Moat then learns of the revocation the way it would from a real CA:
+ * from the OCSP responder, at its next certificate check.
+ */
+export async function sandboxRevokeCommand(args: string[], io: CliIo): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({ args, options: { cert: { type: 'string' }, key: { type: 'string' }, issuer: { type: 'string' }, ca: { type: 'string' }, config: { type: 'string' } }, strict: true }));
+  } catch (err) {
+    io.stderr.write(`moat: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (values.cert === undefined || values.key === undefined) {
+    io.stderr.write(`moat: --cert and --key are required\n${USAGE}`);
+    return 2;
+  }
+  const loaded = loadConfigOrReport(values.config === undefined ? [] : ['--config', values.config], io);
+  if ('exitCode' in loaded) return loaded.exitCode;
+  const { config } = loaded.loaded;
+  const issuer = values.issuer ?? config.issuer;
+  let cert: string;
+  let key: string;
+  let ca: string;
+  try {
+    cert = readFileSync(resolve(io.cwd, values.cert), 'utf8');
+    key = readFileSync(resolve(io.cwd, values.key), 'utf8');
+    ca = values.ca === undefined ? (await ensureSandboxMaterial(config.dataDir)).serverCaPem : readFileSync(resolve(io.cwd, values.ca), 'utf8');
+  } catch (err) {
+    io.stderr.write(`moat: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const url = new URL(`${issuer.replace(/\/$/, '')}${SANDBOX_PKI_PATH}/revoke`);
+  try {
+    const { status, body } = await new Promise<{ status: number; body: string }>((done, fail) => {
+      const req = request(url, { method: 'POST', cert, key, ca, timeout: 10_000 }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => { text += d.toString(); });
+        res.on('end', () => done({ status: res.statusCode ?? 0, body: text }));
+      });
+      req.on('timeout', () => req.destroy(new Error(`${issuer} did not answer`)));
+      req.on('error', fail);
+      req.end();
+    });
+    if (status !== 200) {
+      io.stderr.write(`moat: the sandbox CA refused (HTTP ${status}): ${body}\n`);
+      return 1;
+    }
+    const answer = JSON.parse(body) as { revoked: string; thumbprint: string; note: string };
+    io.stdout.write(`revoked serial ${answer.revoked} (x5t#S256 ${answer.thumbprint}); ${answer.note}\n`);
+    return 0;
+  } catch (err) {
+    io.stderr.write(`moat: could not reach ${url.origin}: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
