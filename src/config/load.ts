@@ -105,7 +105,7 @@ function crossFieldProblems(config: MoatConfig): string[] {
   });
   config.directories.forEach((d, i) => {
     try {
-      resolveAttributeType(d.orgIdAttribute);
+      if (d.orgIdAttribute !== undefined) resolveAttributeType(d.orgIdAttribute);
     } catch {
       problems.push(`directories.${i}.orgIdAttribute: "${d.orgIdAttribute}" is not a known attribute name or dotted OID`);
     }

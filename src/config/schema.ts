@@ -46,8 +46,18 @@ const directorySchema = z.strictObject({
   /** Where its signing keys are: a JWKS file, or a jwks_uri fetched over TLS. Exactly one. */
   jwksFile: z.string().min(1).optional(),
   jwksUri: httpsUrl.optional(),
-  /** Which certificate subject attribute carries the SSA's org_id (UK OB: OU; eIDAS: 2.5.4.97). */
-  orgIdAttribute: z.string().min(1).default('OU'),
+  /**
+   * How the directory writes its software statements: `uk-ob` (OBIE: roles AISP/PISP/CBPII, org_id
+   * in the certificate's OU) or `brazil` (Open Finance Brasil: roles DADOS/PAGTO, org_id in the
+   * certificate's organizationIdentifier as OFBBR-<org_id>, SSAs at most 5 minutes old).
+   */
+  claimStyle: z.enum(['uk-ob', 'brazil']).default('uk-ob'),
+  /** Which certificate subject attribute carries the SSA's org_id (UK OB: OU; eIDAS / Brazil: 2.5.4.97). Default by claimStyle. */
+  orgIdAttribute: z.string().min(1).optional(),
+  /** What precedes the org_id in that attribute (Brazil: OFBBR-). Default by claimStyle. */
+  orgIdPrefix: z.string().optional(),
+  /** The directory's role names mapped to Moat's (AISP, PISP, CBPII). Default by claimStyle. */
+  roleMap: z.record(z.string().min(1), z.string().min(1)).optional(),
   /** Maximum SSA age in seconds where the ecosystem sets one; unset means only `exp` counts. */
   maxSsaAgeSeconds: z.number().int().positive().optional(),
 }).refine((d) => (d.jwksFile === undefined) !== (d.jwksUri === undefined), {

@@ -6,7 +6,11 @@ import type { DirectoryConfig } from '../config/schema.ts';
 export interface TrustedDirectory {
   name: string;
   issuer: string;
+  /** The certificate subject attribute holding `orgIdPrefix` + the SSA's org_id. */
   orgIdAttribute: string;
+  orgIdPrefix: string;
+  /** The directory's role names → Moat's; names not listed are kept as they are. */
+  roleMap: Readonly<Record<string, string>>;
   maxSsaAgeSeconds?: number;
   /** Its signing keys: a local JWKS, or its jwks_uri fetched over TLS and cached by jose. */
   keys: JWTVerifyGetKey;
@@ -16,16 +20,30 @@ export interface TrustedDirectory {
 const REMOTE_JWKS_CACHE_MS = 10 * 60 * 1000;
 const REMOTE_JWKS_COOLDOWN_MS = 30 * 1000;
 
+/** What each claim style implies unless the directory's configuration says otherwise. */
+const CLAIM_STYLES = {
+  'uk-ob': { orgIdAttribute: 'OU', orgIdPrefix: '', roleMap: {}, maxSsaAgeSeconds: undefined },
+  // Open Finance Brasil DCR: roles DADOS (data) and PAGTO (payments); organizationIdentifier
+  // OFBBR-<org_id> in the certificate; the directory's SSAs live 5 minutes.
+  brazil: { orgIdAttribute: '2.5.4.97', orgIdPrefix: 'OFBBR-', roleMap: { DADOS: 'AISP', PAGTO: 'PISP' }, maxSsaAgeSeconds: 300 },
+} as const;
+
 export function createDirectoryKeys(directories: readonly DirectoryConfig[]): Map<string, TrustedDirectory> {
-  return new Map(directories.map((d) => [d.issuer, {
+  return new Map(directories.map((d) => {
+    const style = CLAIM_STYLES[d.claimStyle ?? 'uk-ob'];
+    const maxAge = d.maxSsaAgeSeconds ?? style.maxSsaAgeSeconds;
+    return [d.issuer, {
     name: d.name,
     issuer: d.issuer,
-    orgIdAttribute: d.orgIdAttribute,
-    ...(d.maxSsaAgeSeconds === undefined ? {} : { maxSsaAgeSeconds: d.maxSsaAgeSeconds }),
+    orgIdAttribute: d.orgIdAttribute ?? style.orgIdAttribute,
+    orgIdPrefix: d.orgIdPrefix ?? style.orgIdPrefix,
+    roleMap: d.roleMap ?? style.roleMap,
+    ...(maxAge === undefined ? {} : { maxSsaAgeSeconds: maxAge }),
     keys: d.jwksFile !== undefined
       ? createLocalJWKSet(publicOnly(JSON.parse(readFileSync(d.jwksFile, 'utf8')) as JSONWebKeySet, d.jwksFile))
       : createRemoteJWKSet(new URL(d.jwksUri!), { cacheMaxAge: REMOTE_JWKS_CACHE_MS, cooldownDuration: REMOTE_JWKS_COOLDOWN_MS }),
-  }]));
+  }];
+  }));
 }
 
 /** A directory's key file holds public keys; a private one is a misconfiguration worth stopping for. */

@@ -125,8 +125,9 @@ function assertTransportCertificate(presented: PresentedCertificate | undefined,
     throw new OAuthError('invalid_client', `the transport certificate is not trusted: ${presented.verification.description}`);
   }
   const certOrg = getAttribute(presented.subject, ssa.directory.orgIdAttribute);
-  if (certOrg !== ssa.orgId) {
-    throw new OAuthError('unapproved_software_statement', `the transport certificate belongs to organisation ${certOrg === undefined ? '(none)' : `"${certOrg}"`} (${ssa.directory.orgIdAttribute}) but the software statement's org_id is "${ssa.orgId}"`);
+  const expected = `${ssa.directory.orgIdPrefix}${ssa.orgId}`;
+  if (certOrg !== expected) {
+    throw new OAuthError('unapproved_software_statement', `the transport certificate belongs to organisation ${certOrg === undefined ? '(none)' : `"${certOrg}"`} (${ssa.directory.orgIdAttribute}) but the software statement's org_id is "${ssa.orgId}"${expected === ssa.orgId ? '' : ` (expected "${expected}" in the certificate)`}`);
   }
 }
 

@@ -54,16 +54,18 @@ export async function verifySoftwareStatement(
   }
   const softwareId = requiredString(claims, 'software_id');
   const orgId = requiredString(claims, 'org_id');
-  const roles = requiredStringArray(claims, 'software_roles');
+  // The directory's role names in Moat's terms (Brazil's DADOS is an AISP, PAGTO a PISP).
+  const roles = [...new Set(requiredStringArray(claims, 'software_roles').map((role) => directory.roleMap[role] ?? role))];
   const redirectUris = requiredStringArray(claims, 'software_redirect_uris');
   if (claims.org_status !== undefined && claims.org_status !== 'Active') {
     throw new OAuthError('unapproved_software_statement', `the organisation's status in ${directory.name} is "${String(claims.org_status)}", not Active`);
   }
   const jwks = claims.software_jwks;
   const jwksUri = claims.software_jwks_uri ?? claims.software_jwks_endpoint;
+  const orgName = claims.org_name ?? claims.organisation_name;
   return {
     directory, softwareId, orgId, roles, redirectUris, claims,
-    ...(typeof claims.org_name === 'string' ? { orgName: claims.org_name } : {}),
+    ...(typeof orgName === 'string' ? { orgName } : {}),
     ...(typeof claims.software_client_name === 'string' ? { clientName: claims.software_client_name } : {}),
     ...(isJwks(jwks) ? { jwks } : {}),
     ...(typeof jwksUri === 'string' ? { jwksUri } : {}),
@@ -71,7 +73,11 @@ export async function verifySoftwareStatement(
 }
 
 function describeJoseFailure(err: unknown, directory: TrustedDirectory): string {
-  if (err instanceof joseErrors.JWTExpired) return 'software_statement has expired';
+  if (err instanceof joseErrors.JWTExpired) {
+    return err.claim === 'iat' && directory.maxSsaAgeSeconds !== undefined
+      ? `software_statement is older than the ${directory.maxSsaAgeSeconds} s ${directory.name} allows (iat); fetch a fresh one`
+      : 'software_statement has expired';
+  }
   if (err instanceof joseErrors.JWTClaimValidationFailed) return `software_statement claim check failed: ${err.claim} ${err.reason}`;
   if (err instanceof joseErrors.JWKSNoMatchingKey) return `software_statement is signed with a key ${directory.name} does not publish`;
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return `software_statement signature does not verify with ${directory.name}'s keys`;
