@@ -1,4 +1,4 @@
-import type { X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { certificateProfile } from '../certificates/certificate-profile.ts';
 import type { CertificateRegistry } from '../certificates/certificate-registry.ts';
 import type { SqlClient } from '../storage/sql/sql-client.ts';
@@ -25,6 +25,21 @@ export async function recordRegisteredTpp(
   await registry.register(certificateProfile(presented.certificate), {
     orgId: ssa.orgId, usage: 'transport', clientId: entry.clientId, ...(issuer === undefined ? {} : { issuerPem: issuer.toString() }),
   });
+  // Signing certificates the directory vouches for (x5c in the SSA's JWKS) are registered too.
+  for (const key of ssa.jwks?.keys ?? []) {
+    const chain = (key as { x5c?: unknown }).x5c;
+    if (!Array.isArray(chain) || typeof chain[0] !== 'string') continue;
+    try {
+      const certificate = new X509Certificate(Buffer.from(chain[0], 'base64'));
+      const signingIssuer = typeof chain[1] === 'string' ? new X509Certificate(Buffer.from(chain[1], 'base64'))
+        : (issuer !== undefined && certificate.checkIssued(issuer) && certificate.verify(issuer.publicKey) ? issuer : undefined);
+      await registry.register(certificateProfile(certificate), {
+        orgId: ssa.orgId, usage: 'signing', clientId: entry.clientId, ...(signingIssuer === undefined ? {} : { issuerPem: signingIssuer.toString() }),
+      });
+    } catch {
+      // A key whose x5c does not parse is still usable as a JWK; it is just not in the registry.
+    }
+  }
   await sql.query(
     `INSERT INTO client_tpp (client_id, org_id, software_id, transport_cert_thumbprint)
      VALUES ($1, $2, $3, $4) ON CONFLICT (client_id) DO NOTHING`,

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
+import { calculateJwkThumbprint, exportJWK, importJWK, importPKCS8, SignJWT, type JWK } from 'jose';
 import { formatDistinguishedName, subjectOf } from '../tls/distinguished-name.ts';
 import type { Psd2Role } from '../certificates/psd2-qc-statement.ts';
 import { issueLeaf } from './pki.ts';
@@ -78,10 +78,15 @@ export async function issueSandboxTpp(material: SandboxMaterial, options: Sandbo
   });
   const subjectDn = formatDistinguishedName(subjectOf(transport.certificate));
 
-  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
-  const signingJwk = await exportJWK(privateKey);
+  // The signing key comes with a signing certificate from the sandbox CA (x5c), as a QSealC would:
+  // the registry records signing certificates next to transport ones.
+  const signing = await issueLeaf({ certPem: material.tppCaPem, keyPem: material.tppCaKeyPem }, {
+    subject: [{ C: ['GB'] }, { O: [options.name] }, { OU: [orgId] }, { CN: [`${softwareId} signing`] }], usage: 'signing', now,
+  });
+  const signingJwk = await exportJWK(await importPKCS8(signing.keyPem, 'ES256', { extractable: true }));
   const kid = await calculateJwkThumbprint(signingJwk);
-  const privateSigning = { ...signingJwk, kid, alg: 'ES256', use: 'sig' };
+  const x5c = [Buffer.from(signing.certificate.raw).toString('base64')];
+  const privateSigning = { ...signingJwk, kid, alg: 'ES256', use: 'sig', x5c };
   const { d: _d, ...publicSigning } = privateSigning;
 
   const directoryKey = await importJWK(material.directory.privateJwk, material.directory.privateJwk.alg);

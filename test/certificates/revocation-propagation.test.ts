@@ -64,6 +64,9 @@ it('registers the certificate with its PSD2 roles, NCA, organisation identifier,
     organizationIdentifier: expect.stringMatching(/^PSDGB-SBX-/),
     ocspUrls: [authority.ocspUrl], crlUrls: [authority.crlUrl], clients: [tpp.client.client_id],
   }));
+  // The signing certificate of the key in the software statement (x5c) is registered beside it.
+  const signing = (await h.moat.certificates.registry.list({ clientId: tpp.client.client_id })).filter((c) => c.usage === 'signing');
+  expect(signing).toEqual([expect.objectContaining({ status: 'active', subjectDn: expect.stringMatching(/^CN=.* signing, /), keyType: 'ec', issuerDn: 'CN=Moat Sandbox TPP CA, O=Moat Sandbox, C=GB' })]);
 });
 
 it('limits the scopes to the roles the regulator authorised in the certificate', async () => {

@@ -151,7 +151,7 @@ describe('RFC 7592 management', () => {
     const update = await manage('PUT', rat, { ...creds.registration, client_id: clientId }, next);
     expect(update.status).toBe(200);
     const certificates = await h.moat.certificates.registry.list({ clientId });
-    expect(certificates).toHaveLength(2);
+    expect(certificates.filter((c) => c.usage === 'transport')).toHaveLength(2);
 
     const tppWith = async (cert: { certPem: string; keyPem: string }): Promise<RegisteredTpp> => {
       const f = tlsFetch(creds.serverCaPem, cert);
