@@ -113,3 +113,48 @@ it('refuses to register a client with a certificate its CA has revoked', async (
   expect(res.status).toBe(401);
   expect(res.body).toEqual({ error: 'invalid_client', error_description: expect.stringMatching(/^the transport certificate is revoked: revoked according to the OCSP responder/) });
 });
+
+describe('fail-closed (the production default)', () => {
+  let closed: Harness;
+  let closedAuthority: RevocationAuthority;
+  beforeAll(async () => {
+    closed = await startMoat({ config: { certificates: { revocation: { checkIntervalSeconds: 1, failMode: 'closed', timeoutMs: 500 } } } });
+    const material = await ensureSandboxMaterial(closed.config.dataDir);
+    closedAuthority = await startRevocationAuthority({ certPem: material.tppCaPem, keyPem: material.tppCaKeyPem });
+  });
+  afterAll(async () => {
+    await closedAuthority?.close();
+    await closed?.close();
+  });
+
+  it('refuses to register a certificate whose status nobody can vouch for', async () => {
+    closedAuthority.set('ocsp', 'down');
+    closedAuthority.set('crl', 'down');
+    const creds = await issueTpp(closed, { ocspUrl: closedAuthority.ocspUrl, crlUrl: closedAuthority.crlUrl });
+    const res = await registerTpp(closed, creds);
+    expect(res.status).toBe(401);
+    expect(res.body.error_description).toMatch(/^the revocation status of the transport certificate cannot be established \(OCSP .*HTTP 503.*CRL .*HTTP 503\)/);
+    const bare = await registerTpp(closed, await issueTpp(closed));
+    expect(bare.body.error_description).toMatch(/names no OCSP responder and no CRL/);
+  });
+
+  it('stops a registered client once its CA stops answering, and lets it back when the CA answers again', async () => {
+    closedAuthority.set('ocsp', 'up');
+    closedAuthority.set('crl', 'up');
+    const client = await onboardTpp(closed, { certificate: { ocspUrl: closedAuthority.ocspUrl, crlUrl: closedAuthority.crlUrl } });
+    try {
+      const cc = () => oauth.clientCredentialsGrantRequest(client.as, client.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts' }), { [oauth.customFetch]: client.fetch });
+      expect((await cc()).status).toBe(200);
+      closedAuthority.set('ocsp', 'down');
+      closedAuthority.set('crl', 'down');
+      const thumbprint = client.creds.summary['x5t#S256'] as string;
+      await waitFor(async () => (await closed.moat.certificates.registry.statusOf(thumbprint))?.lastCheckResult?.startsWith('unknown') === true, 5000);
+      expect((await cc()).status).toBe(401);
+      closedAuthority.set('ocsp', 'up');
+      await waitFor(async () => (await closed.moat.certificates.registry.statusOf(thumbprint))?.lastCheckResult === 'good', 5000);
+      expect((await cc()).status).toBe(200);
+    } finally {
+      await client.close();
+    }
+  });
+});
