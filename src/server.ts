@@ -75,7 +75,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
   const directories: DirectoryConfig[] = [...config.directories];
   if (sandbox !== undefined && !directories.some((d) => d.issuer === sandbox.directory.issuer)) {
     directories.push({
-      name: 'Moat sandbox directory', issuer: sandbox.directory.issuer, jwksFile: sandbox.directory.jwksFile, claimStyle: 'uk-ob', orgIdAttribute: sandbox.directory.orgIdAttribute,
+      name: 'Moat sandbox directory', issuer: sandbox.directory.issuer, jwksFile: sandbox.directory.jwksFile, claimStyle: 'uk-ob', orgIdAttribute: sandbox.directory.orgIdAttribute, jwksRefetchCooldownSeconds: 30,
     });
   }
 

@@ -128,7 +128,7 @@ function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
     trustAnchors: config.trustAnchors.map(at),
     keys: { ...config.keys, dir: at(config.keys.dir) },
     branding: { ...config.branding, logoFile: maybe(config.branding.logoFile) },
-    directories: config.directories.map((d) => ({ ...d, jwksFile: maybe(d.jwksFile) })),
+    directories: config.directories.map((d) => ({ ...d, jwksFile: maybe(d.jwksFile), jwksCaFile: maybe(d.jwksCaFile) })),
     resourceServers: config.resourceServers.map((rs) => (rs.client === undefined
       ? rs
       : { ...rs, client: { ...rs.client, jwksFile: maybe(rs.client.jwksFile) } })),

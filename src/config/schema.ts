@@ -46,6 +46,10 @@ const directorySchema = z.strictObject({
   /** Where its signing keys are: a JWKS file, or a jwks_uri fetched over TLS. Exactly one. */
   jwksFile: z.string().min(1).optional(),
   jwksUri: httpsUrl.optional(),
+  /** A CA (PEM file) to trust for jwksUri besides the system's (a private or sandbox directory). */
+  jwksCaFile: z.string().min(1).optional(),
+  /** After fetching jwksUri, how long an unknown kid waits before it triggers a refetch, in seconds. */
+  jwksRefetchCooldownSeconds: z.number().int().min(0).max(3600).default(30),
   /**
    * How the directory writes its software statements: `uk-ob` (OBIE: roles AISP/PISP/CBPII, org_id
    * in the certificate's OU) or `brazil` (Open Finance Brasil: roles DADOS/PAGTO, org_id in the

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { createLocalJWKSet, createRemoteJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { request } from 'node:https';
+import { rootCertificates } from 'node:tls';
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import type { DirectoryConfig } from '../config/schema.ts';
 
 /** A directory Moat trusts to vouch for software (OBIE, Open Finance Brasil, the sandbox). */
@@ -16,9 +18,8 @@ export interface TrustedDirectory {
   keys: JWTVerifyGetKey;
 }
 
-/** Directory signing keys rarely change; an unknown kid triggers a refetch after this cooldown. */
+/** Directory signing keys rarely change: reused this long; an unknown kid refetches sooner (after the cooldown). */
 const REMOTE_JWKS_CACHE_MS = 10 * 60 * 1000;
-const REMOTE_JWKS_COOLDOWN_MS = 30 * 1000;
 
 /** What each claim style implies unless the directory's configuration says otherwise. */
 const CLAIM_STYLES = {
@@ -41,7 +42,11 @@ export function createDirectoryKeys(directories: readonly DirectoryConfig[]): Ma
     ...(maxAge === undefined ? {} : { maxSsaAgeSeconds: maxAge }),
     keys: d.jwksFile !== undefined
       ? createLocalJWKSet(publicOnly(JSON.parse(readFileSync(d.jwksFile, 'utf8')) as JSONWebKeySet, d.jwksFile))
-      : createRemoteJWKSet(new URL(d.jwksUri!), { cacheMaxAge: REMOTE_JWKS_CACHE_MS, cooldownDuration: REMOTE_JWKS_COOLDOWN_MS }),
+      : createRemoteJWKSet(new URL(d.jwksUri!), {
+        cacheMaxAge: REMOTE_JWKS_CACHE_MS,
+        cooldownDuration: d.jwksRefetchCooldownSeconds * 1000,
+        ...(d.jwksCaFile === undefined ? {} : { [customFetch]: fetchTrusting(readFileSync(d.jwksCaFile, 'utf8')) }),
+      }),
   }];
   }));
 }
@@ -51,4 +56,25 @@ function publicOnly(jwks: JSONWebKeySet, file: string): JSONWebKeySet {
   if (!Array.isArray(jwks.keys)) throw new Error(`${file}: not a JWKS`);
   if (jwks.keys.some((k) => 'd' in k)) throw new Error(`${file}: holds private key material; configure the directory's public JWKS`);
   return jwks;
+}
+
+/**
+ * A fetch for jose's remote JWKS that also trusts `caPem` (global fetch takes no CA option): one
+ * GET over node:https, the system CAs plus this one, jose's own timeout signal honoured.
+ */
+function fetchTrusting(caPem: string): typeof fetch {
+  const ca = [...rootCertificates, caPem];
+  return ((url: string | URL, init?: RequestInit) => new Promise<Response>((resolve, reject) => {
+    const req = request(new URL(String(url)), { method: 'GET', ca, headers: Object.fromEntries(new Headers(init?.headers).entries()), ...(init?.signal ? { signal: init.signal } : {}) }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(new Response(Buffer.concat(chunks), {
+        status: res.statusCode ?? 502,
+        headers: Object.entries(res.headers).flatMap(([k, v]) => (v === undefined ? [] : [[k, Array.isArray(v) ? v.join(', ') : v] as [string, string]])),
+      })));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  })) as typeof fetch;
 }
