@@ -14,6 +14,8 @@ import { consentProviderMiddleware } from './consents/provider-middleware.ts';
 import { createSqlConsentStore } from './consents/sql-consent-store.ts';
 import { createCustomerSessions } from './dashboard/customer-sessions.ts';
 import { createCsrf } from './http/csrf.ts';
+import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
+import { attachProviderAudit } from './audit/provider-audit.ts';
 import { createCertificateGate } from './certificates/certificate-gate.ts';
 import type { CertificateRegistry } from './certificates/certificate-registry.ts';
 import { createRevocationChecker } from './certificates/revocation-checker.ts';
@@ -56,6 +58,7 @@ export interface MoatServer {
   storage: Awaited<ReturnType<typeof createStorage>>;
   consents: ConsentService;
   certificates: { registry: CertificateRegistry; monitor: RevocationMonitor };
+  audit: AuditLog;
   /** Starts listening; resolves with the bound port (useful with port 0). */
   listen(): Promise<number>;
   /** Stops accepting connections, drains in-flight requests and closes storage. */
@@ -97,7 +100,10 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     });
     // The TPP certificate lifecycle: registry, revocation checks (OCSP, then CRL), the gate that
     // applies the registry's verdict to every request, and the background monitor.
-    const registry = createSqlCertificateRegistry(storage.sql);
+    // The security audit log: every module that changes a TPP's, client's, customer's or
+    // certificate's standing writes to it.
+    const audit = createAuditLog(storage.sql, logger);
+    const registry = createSqlCertificateRegistry(storage.sql, audit);
     const failMode = config.certificates.revocation.failMode ?? (config.mode === 'production' ? 'closed' : 'open');
     const checker = createRevocationChecker({
       timeoutMs: config.certificates.revocation.timeoutMs, defaultCacheSeconds: config.certificates.revocation.checkIntervalSeconds,
@@ -115,6 +121,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       store: createSqlConsentStore(storage.sql),
       revokeGrant: (grantId) => revokeGrant({ durable: storage.durable, shortLived: storage.shortLived }, grantId),
       logger,
+      audit,
     });
     const views = createViews({ branding: config.branding, sandbox: sandbox !== undefined });
     const provider = createProvider({
@@ -130,11 +137,12 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       renderError: createRenderError(views),
     });
     attachProviderEventLogging(provider, logger);
+    attachProviderAudit(provider, audit);
     provider.use(consentProviderMiddleware(consents));
 
     const registration = createRegistrationMiddleware({
       config, provider, directories: createDirectoryKeys(directories), clientCertificate, sql: storage.sql, registry, checker, failMode,
-      consents, replay: storage.shortLived, logger,
+      consents, replay: storage.shortLived, audit, logger,
     });
     const app = createApp({
       config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
@@ -188,6 +196,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       }),
       consents,
       certificates: { registry, monitor: certificateMonitor },
+      audit,
       close: async () => {
         clearInterval(expirySweep);
         certificateMonitor.stop();

@@ -1,3 +1,4 @@
+import type { AuditLog } from '../audit/audit-log.ts';
 import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { CertificateEvent, CertificateRegistry, CertificateStatus, RegisteredCertificate, RevocationSource } from './certificate-registry.ts';
 
@@ -34,12 +35,13 @@ function toCertificate(r: Row): RegisteredCertificate {
 }
 
 /** The certificate registry on Postgres (pg or the embedded PGlite). */
-export function createSqlCertificateRegistry(sql: SqlClient): CertificateRegistry {
+export function createSqlCertificateRegistry(sql: SqlClient, audit?: AuditLog): CertificateRegistry {
   const event = (client: SqlClient, thumbprint: string, name: string, detail: Record<string, unknown> = {}) => client.query(
     'INSERT INTO tpp_certificate_event (thumbprint, event, detail) VALUES ($1, $2, $3)', [thumbprint, name, JSON.stringify(detail)],
   );
   return {
     async register(p, link) {
+      let registered = false;
       await sql.transaction(async (tx) => {
         const inserted = await tx.query(
           `INSERT INTO tpp_certificate (thumbprint, org_id, subject_dn, issuer_dn, serial, not_before, not_after, pem, usage, sans, key_type, key_size,
@@ -51,11 +53,18 @@ export function createSqlCertificateRegistry(sql: SqlClient): CertificateRegistr
             p.psd2?.ncaName ?? null, p.psd2?.ncaId ?? null, JSON.stringify(p.ocspUrls), JSON.stringify(p.crlUrls), link.issuerPem ?? null],
         );
         if (inserted.rowCount > 0) await event(tx, p.thumbprint, 'registered', { orgId: link.orgId, usage: link.usage });
+        registered = inserted.rowCount > 0;
         if (link.clientId !== undefined) {
           const linked = await tx.query('INSERT INTO client_certificate (client_id, thumbprint) VALUES ($1, $2) ON CONFLICT DO NOTHING', [link.clientId, p.thumbprint]);
           if (linked.rowCount > 0) await event(tx, p.thumbprint, 'linked', { clientId: link.clientId });
         }
       });
+      if (registered) {
+        await audit?.record({
+          type: 'certificate.registered', actor: 'tpp', orgId: link.orgId, ...(link.clientId === undefined ? {} : { clientId: link.clientId }),
+          subject: p.thumbprint, detail: { usage: link.usage, subjectDn: p.subjectDn, notAfter: p.notAfter.toISOString(), ...(p.psd2 === undefined ? {} : { psd2Roles: p.psd2.roles }) },
+        });
+      }
     },
     async statusOf(thumbprint) {
       const { rows } = await sql.query<{ status: CertificateStatus; last_check_result: string | null }>(
@@ -78,7 +87,7 @@ export function createSqlCertificateRegistry(sql: SqlClient): CertificateRegistr
       return rows.map(toCertificate);
     },
     async revoke(thumbprint, by) {
-      return sql.transaction(async (tx) => {
+      const changed = await sql.transaction(async (tx) => {
         const { rowCount } = await tx.query(
           `UPDATE tpp_certificate SET status = 'revoked', revoked_at = $2, revocation_source = $3, revocation_reason = $4
            WHERE thumbprint = $1 AND status <> 'revoked'`,
@@ -87,15 +96,21 @@ export function createSqlCertificateRegistry(sql: SqlClient): CertificateRegistr
         if (rowCount > 0) await event(tx, thumbprint, 'revoked', { source: by.source, reason: by.reason });
         return rowCount > 0;
       });
+      if (changed) {
+        await audit?.record({ type: 'certificate.revoked', actor: by.source === 'operator' ? 'operator' : 'system', subject: thumbprint, detail: { source: by.source, reason: by.reason } });
+      }
+      return changed;
     },
     async retire(thumbprint, reason) {
-      return sql.transaction(async (tx) => {
+      const changed = await sql.transaction(async (tx) => {
         const { rowCount } = await tx.query(
           "UPDATE tpp_certificate SET status = 'retired', retired_at = now() WHERE thumbprint = $1 AND status = 'active'", [thumbprint],
         );
         if (rowCount > 0) await event(tx, thumbprint, 'retired', { reason });
         return rowCount > 0;
       });
+      if (changed) await audit?.record({ type: 'certificate.retired', actor: 'operator', subject: thumbprint, detail: { reason } });
+      return changed;
     },
     async recordCheck(thumbprint, result) {
       await sql.transaction(async (tx) => {

@@ -2,6 +2,8 @@ import type { MoatConfig } from '../config/schema.ts';
 import type { RegisteredCertificate } from '../certificates/certificate-registry.ts';
 import { CERTIFICATE_STATUSES, type CertificateStatus } from '../certificates/certificate-registry.ts';
 import { createSqlCertificateRegistry } from '../certificates/sql-certificate-registry.ts';
+import { pino } from 'pino';
+import { createAuditLog } from '../audit/audit-log.ts';
 import { createStorage } from '../storage/create-storage.ts';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from './io.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
@@ -116,7 +118,8 @@ async function withRegistry(config: MoatConfig, io: CliIo, fn: (registry: Return
     return EXIT_FAILURE;
   }
   try {
-    return await fn(createSqlCertificateRegistry(storage.sql));
+    // The operator's actions are audited like everyone else's.
+    return await fn(createSqlCertificateRegistry(storage.sql, createAuditLog(storage.sql, pino({ level: 'silent' }))));
   } finally {
     await storage.close();
   }

@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import { auditCommand } from './audit.ts';
 import { certsCommand, tppsCommand } from './certs.ts';
 import { configValidateCommand } from './config-validate.ts';
 import { EXIT_USAGE, type CliIo } from './io.ts';
@@ -20,6 +21,7 @@ commands:
   sandbox revoke --cert F --key F       have the sandbox CA revoke a sandbox certificate
   certs list|show|revoke|expiring       the TPP certificate registry (moat certs for details)
   tpps list                             TPP organisations, their clients and certificates
+  audit verify | query [filters]        verify the audit log's hash chain; query it by TPP, customer, time
 
 configuration: moat.yaml in the working directory, or --config / MOAT_CONFIG; MOAT_* environment
 variables override single keys (MOAT_STORAGE__POSTGRES_URL sets storage.postgresUrl).
@@ -36,6 +38,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     case 'keys': return keysCommand(rest, io);
     case 'certs': return certsCommand(rest, io);
     case 'tpps': return tppsCommand(rest, io);
+    case 'audit': return auditCommand(rest, io);
     case 'sandbox':
       if (rest[0] === 'tpp') return sandboxTppCommand(rest.slice(1), io);
       if (rest[0] === 'revoke') return sandboxRevokeCommand(rest.slice(1), io);

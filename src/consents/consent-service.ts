@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { AuditEventType, AuditLog } from '../audit/audit-log.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GrantDecision, GrantedDetail, RequestedDetail } from './authorization-details.ts';
 import {
@@ -58,6 +59,24 @@ export interface ConsentServiceDeps {
   /** Kills every token of the grant and the grant itself. */
   revokeGrant: (grantId: string) => Promise<void>;
   logger: Logger;
+  audit?: AuditLog;
+}
+
+const AUDIT_TYPE: Record<ConsentStatus, AuditEventType> = {
+  AwaitingAuthorisation: 'consent.lodged',
+  Authorised: 'consent.granted',
+  Rejected: 'consent.denied',
+  Revoked: 'consent.revoked',
+  Expired: 'consent.expired',
+  Consumed: 'consent.consumed',
+};
+
+/** Granted less than was asked: fewer permissions, or fewer of the accounts the TPP named. */
+function narrowed(consent: Consent): boolean {
+  const { requested, granted } = consent;
+  if (requested?.type !== 'account_information' || granted?.type !== 'account_information') return false;
+  return granted.permissions.length < requested.permissions.length
+    || (requested.accounts !== undefined && granted.accounts.length < requested.accounts.length);
 }
 
 const ENDS_TOKENS: ReadonlySet<ConsentStatus> = new Set(['Revoked', 'Expired']);
@@ -65,7 +84,13 @@ const ENDS_TOKENS: ReadonlySet<ConsentStatus> = new Set(['Revoked', 'Expired']);
 export function createConsentService(deps: ConsentServiceDeps): ConsentService {
   const { store, logger } = deps;
 
-  const afterTransition = async (consent: Consent, actor: ConsentActor) => {
+  const afterTransition = async (consent: Consent, actor: ConsentActor, actorId?: string) => {
+    await deps.audit?.record({
+      type: consent.status === 'Authorised' && narrowed(consent) ? 'consent.narrowed' : AUDIT_TYPE[consent.status],
+      actor: actor === 'customer' ? 'customer' : actor, ...(actorId === undefined ? {} : { actorId }),
+      clientId: consent.clientId, ...(consent.customerId === undefined ? {} : { customerId: consent.customerId }), subject: consent.id,
+      detail: { kind: consent.kind, origin: consent.origin, status: consent.status, ...(consent.grantId === undefined ? {} : { grantId: consent.grantId }) },
+    });
     logger.info({ event: `consent.${consent.status.toLowerCase()}`, outcome: `consent_${consent.status.toLowerCase()}`, consentId: consent.id, clientId: consent.clientId, actor }, `consent ${consent.status}`);
     // A revoked or expired consent's tokens die at once: introspection answers inactive, refresh fails.
     if (ENDS_TOKENS.has(consent.status) && consent.grantId !== undefined) await deps.revokeGrant(consent.grantId);
@@ -94,7 +119,7 @@ export function createConsentService(deps: ConsentServiceDeps): ConsentService {
 
   const move = async (id: string, to: ConsentStatus, by: { actor: ConsentActor; actorId?: string; reason?: string }) => {
     const consent = await store.transition(id, to, by);
-    await afterTransition(consent, by.actor);
+    await afterTransition(consent, by.actor, by.actorId);
     return consent;
   };
 
@@ -114,6 +139,7 @@ export function createConsentService(deps: ConsentServiceDeps): ConsentService {
         ...(detail.type === 'account_information' && detail.expirationDateTime !== undefined ? { expiresAt: new Date(detail.expirationDateTime) } : {}),
         ...(idempotencyKey === undefined ? {} : { idempotency: { key: idempotencyKey, requestHash } }),
       }, { actor: 'tpp', actorId: clientId });
+      await deps.audit?.record({ type: 'consent.lodged', actor: 'tpp', actorId: clientId, clientId, subject: consent.id, detail: { kind, origin: 'intent' } });
       logger.info({ event: 'consent.lodged', consentId: consent.id, clientId, kind }, 'consent intent lodged');
       return { consent, replayed: false };
     },
@@ -138,14 +164,14 @@ export function createConsentService(deps: ConsentServiceDeps): ConsentService {
         ...(granted === undefined ? {} : { granted }),
         ...(input.expiresAt === undefined ? {} : { expiresAt: input.expiresAt }),
       });
-      await afterTransition(consent, 'customer');
+      await afterTransition(consent, 'customer', input.customerId);
       return consent;
     },
 
     async reject(input) {
       const id = await consentAtDecision(input);
       const consent = await store.transition(id, 'Rejected', { actor: 'customer', actorId: input.customerId }, { customerId: input.customerId });
-      await afterTransition(consent, 'customer');
+      await afterTransition(consent, 'customer', input.customerId);
       return consent;
     },
 

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Middleware, ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
+import type { AuditLog } from '../audit/audit-log.ts';
 import { certificateProfile, type CertificateProfile } from '../certificates/certificate-profile.ts';
 import type { CertificateRegistry } from '../certificates/certificate-registry.ts';
 import { SOFTWARE_ROLE_FOR_PSD2, type Psd2Role } from '../certificates/psd2-qc-statement.ts';
@@ -34,6 +35,7 @@ interface Deps {
   consents: ConsentService;
   /** Where signed requests' jti values are remembered until they expire. */
   replay: ModelStore;
+  audit?: AuditLog;
   logger: Logger;
 }
 
@@ -99,6 +101,10 @@ async function register(ctx: Ctx, next: () => Promise<unknown>, deps: Deps): Pro
   const created = ctx.body as { client_id?: string } | undefined;
   if (ctx.status === 201 && typeof created?.client_id === 'string') {
     await recordRegisteredTpp(deps.sql, deps.registry, { clientId: created.client_id, ssa, certificate: presented });
+    await deps.audit?.record({
+      type: 'client.registered', actor: 'tpp', actorId: ssa.softwareId, clientId: created.client_id, orgId: ssa.orgId, subject: created.client_id,
+      detail: { softwareId: ssa.softwareId, directory: ssa.directory.issuer, roles: ssa.roles, certificate: presented.thumbprint },
+    });
     deps.logger.info({
       event: 'tpp.registered', clientId: created.client_id, orgId: ssa.orgId, softwareId: ssa.softwareId,
       certificateThumbprint: presented.thumbprint, issuer: formatDistinguishedName(issuerOf(presented.certificate)),
@@ -130,6 +136,7 @@ async function update(ctx: Ctx, next: () => Promise<unknown>, deps: Deps, client
   await next();
   if (ctx.status === 200) {
     await recordRegisteredTpp(deps.sql, deps.registry, { clientId, ssa, certificate: presented });
+    await deps.audit?.record({ type: 'client.updated', actor: 'tpp', actorId: ssa.softwareId, clientId, orgId: ssa.orgId, subject: clientId, detail: { certificate: presented.thumbprint } });
     deps.logger.info({ event: 'tpp.updated', clientId, orgId: ssa.orgId, certificateThumbprint: presented.thumbprint }, 'TPP client registration updated');
   }
 }
@@ -139,6 +146,8 @@ async function remove(ctx: Ctx, next: () => Promise<unknown>, deps: Deps, client
   await next();
   if (ctx.status !== 204) return;
   const ended = await deps.consents.revokeAllForClient(clientId, 'the client was deleted by its owner (RFC 7592)');
+  const tpp = await registeredTppOf(deps.sql, clientId);
+  await deps.audit?.record({ type: 'client.deleted', actor: 'tpp', clientId, ...(tpp === undefined ? {} : { orgId: tpp.orgId }), subject: clientId, detail: { consentsRevoked: ended } });
   deps.logger.info({ event: 'tpp.deleted', clientId, consentsRevoked: ended }, 'TPP client deleted; its consents and tokens are revoked');
 }
 

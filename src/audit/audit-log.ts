@@ -1,0 +1,163 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from '../observability/logger.ts';
+import type { SqlClient } from '../storage/sql/sql-client.ts';
+
+/*
+ * The security audit log (Postgres `audit_event`): who did what to which TPP, client, customer or
+ * certificate, when. Append-only and hash-chained, so tampering shows: each record's hash covers the
+ * previous record's hash and its own canonical JSON, and `verify` recomputes the chain.
+ */
+
+export const AUDIT_EVENT_TYPES = [
+  'client.registered', 'client.updated', 'client.deleted',
+  'certificate.registered', 'certificate.revoked', 'certificate.retired',
+  'consent.lodged', 'consent.granted', 'consent.narrowed', 'consent.denied', 'consent.revoked', 'consent.expired', 'consent.consumed',
+  'token.issued', 'token.revoked',
+  'client.quarantined', 'client.released',
+  'admin.action',
+] as const;
+export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
+
+export interface AuditEvent {
+  type: AuditEventType;
+  actor: 'tpp' | 'customer' | 'operator' | 'system';
+  actorId?: string;
+  clientId?: string;
+  orgId?: string;
+  customerId?: string;
+  /** What the event is about: a consent id, a certificate thumbprint, a grant id. */
+  subject?: string;
+  detail?: Record<string, unknown>;
+}
+
+export interface AuditRecord extends AuditEvent {
+  seq: number;
+  at: Date;
+  prevHash: string;
+  hash: string;
+}
+
+export interface AuditQuery {
+  clientId?: string;
+  orgId?: string;
+  customerId?: string;
+  type?: string;
+  since?: Date;
+  until?: Date;
+  limit?: number;
+}
+
+export type ChainVerdict = { intact: true; records: number; head: string } | { intact: false; records: number; brokenAt: number; reason: string };
+
+export interface AuditLog {
+  /** Appends an event. Never throws: an audit failure is logged loudly, not turned into a failed request. */
+  record(event: AuditEvent): Promise<void>;
+  query(filter: AuditQuery): Promise<AuditRecord[]>;
+  /** Walks the whole chain from the first record. */
+  verify(): Promise<ChainVerdict>;
+}
+
+/** The hash of the (absent) record before the first one. */
+export const GENESIS_HASH = '0'.repeat(64);
+/** Serialises appends across every instance: the chain has one order. */
+const APPEND_LOCK = 0x6d6f6174_61756474n; // "moataudt"
+
+/** JSON with object keys sorted at every level, so the hash does not depend on insertion order. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value instanceof Date ? value.toISOString() : value);
+}
+
+export function chainHash(prevHash: string, record: Omit<AuditRecord, 'hash' | 'prevHash' | 'seq'>): string {
+  return createHash('sha256').update(prevHash).update(canonicalJson({ ...record, at: record.at.toISOString() })).digest('hex');
+}
+
+interface Row {
+  seq: string | number; at: Date | string; type: AuditEventType; actor: AuditEvent['actor']; actor_id: string | null; client_id: string | null;
+  org_id: string | null; customer_id: string | null; subject: string | null; detail: Record<string, unknown>; prev_hash: string; hash: string;
+}
+
+function toRecord(r: Row): AuditRecord {
+  return {
+    seq: Number(r.seq), at: new Date(r.at), type: r.type, actor: r.actor,
+    ...(r.actor_id === null ? {} : { actorId: r.actor_id }),
+    ...(r.client_id === null ? {} : { clientId: r.client_id }),
+    ...(r.org_id === null ? {} : { orgId: r.org_id }),
+    ...(r.customer_id === null ? {} : { customerId: r.customer_id }),
+    ...(r.subject === null ? {} : { subject: r.subject }),
+    detail: r.detail, prevHash: r.prev_hash, hash: r.hash,
+  };
+}
+
+/** What the hash covers: every field of the record but its sequence number and hashes. */
+function hashedFields(r: AuditRecord): Omit<AuditRecord, 'hash' | 'prevHash' | 'seq'> {
+  const { seq: _seq, hash: _hash, prevHash: _prev, ...fields } = r;
+  return { ...fields, detail: fields.detail ?? {} };
+}
+
+export function createAuditLog(sql: SqlClient, logger: Logger): AuditLog {
+  return {
+    async record(event) {
+      try {
+        await sql.transaction(async (tx) => {
+          await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [APPEND_LOCK.toString()]);
+          const { rows } = await tx.query<{ hash: string }>('SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1');
+          const prevHash = rows[0]?.hash ?? GENESIS_HASH;
+          // Millisecond precision: what Postgres stores round-trips to the same ISO string.
+          const at = new Date(Math.floor(Date.now()));
+          const fields = {
+            at, type: event.type, actor: event.actor,
+            ...(event.actorId === undefined ? {} : { actorId: event.actorId }),
+            ...(event.clientId === undefined ? {} : { clientId: event.clientId }),
+            ...(event.orgId === undefined ? {} : { orgId: event.orgId }),
+            ...(event.customerId === undefined ? {} : { customerId: event.customerId }),
+            ...(event.subject === undefined ? {} : { subject: event.subject }),
+            detail: event.detail ?? {},
+          };
+          const hash = chainHash(prevHash, fields);
+          await tx.query(
+            `INSERT INTO audit_event (at, type, actor, actor_id, client_id, org_id, customer_id, subject, detail, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+            [at, event.type, event.actor, event.actorId ?? null, event.clientId ?? null, event.orgId ?? null, event.customerId ?? null,
+              event.subject ?? null, JSON.stringify(event.detail ?? {}), prevHash, hash],
+          );
+        });
+      } catch (err) {
+        logger.error({ err, event: 'audit.write_failed', auditType: event.type }, 'an audit record could not be written');
+      }
+    },
+
+    async query(filter) {
+      const { rows } = await sql.query<Row>(
+        `SELECT * FROM audit_event
+         WHERE ($1::text IS NULL OR client_id = $1) AND ($2::text IS NULL OR org_id = $2) AND ($3::text IS NULL OR customer_id = $3)
+           AND ($4::text IS NULL OR type = $4) AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6)
+         ORDER BY seq LIMIT $7`,
+        [filter.clientId ?? null, filter.orgId ?? null, filter.customerId ?? null, filter.type ?? null, filter.since ?? null, filter.until ?? null, Math.min(filter.limit ?? 1000, 10000)],
+      );
+      return rows.map(toRecord);
+    },
+
+    async verify() {
+      let prev = GENESIS_HASH;
+      let records = 0;
+      let after = 0;
+      for (;;) {
+        const { rows } = await sql.query<Row>('SELECT * FROM audit_event WHERE seq > $1 ORDER BY seq LIMIT 1000', [after]);
+        if (rows.length === 0) return { intact: true, records, head: prev };
+        for (const row of rows) {
+          const record = toRecord(row);
+          if (record.prevHash !== prev) return { intact: false, records, brokenAt: record.seq, reason: 'prev_hash does not match the previous record (a record was removed or inserted)' };
+          if (chainHash(prev, hashedFields(record)) !== record.hash) return { intact: false, records, brokenAt: record.seq, reason: 'the record does not match its hash (it was changed)' };
+          prev = record.hash;
+          records += 1;
+          after = record.seq;
+        }
+      }
+    },
+  };
+}

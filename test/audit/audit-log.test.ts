@@ -1,0 +1,79 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { canonicalJson, createAuditLog, GENESIS_HASH, type AuditLog } from '../../src/audit/audit-log.ts';
+import { applyMigrations } from '../../src/storage/sql/migrate.ts';
+import { createPgliteSqlClient, createPgSqlClient, type SqlClient } from '../../src/storage/sql/sql-client.ts';
+import { createThrowawayPostgres, embeddedOnly } from '../support/databases.ts';
+
+/*
+ * The audit log on every SQL backend: append-only (the database refuses updates and deletes),
+ * hash-chained in one order even when instances write at once, and a verification that names the
+ * first record that was changed, removed or inserted.
+ */
+
+const backends: [string, () => Promise<{ sql: SqlClient; drop(): Promise<void> }>][] = [
+  ['PGlite', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moat-audit-'));
+    const sql = await createPgliteSqlClient(dir);
+    return { sql, drop: async () => { await sql.close(); rmSync(dir, { recursive: true, force: true }); } };
+  }],
+];
+if (!embeddedOnly()) {
+  backends.push(['Postgres', async () => {
+    const db = await createThrowawayPostgres();
+    const sql = createPgSqlClient(db.url);
+    return { sql, drop: async () => { await sql.close(); await db.drop(); } };
+  }]);
+}
+
+it('hashes canonical JSON: key order does not matter, values do', () => {
+  expect(canonicalJson({ b: 1, a: { d: [1, { f: 2, e: 3 }], c: 'x' } })).toBe('{"a":{"c":"x","d":[1,{"e":3,"f":2}]},"b":1}');
+  expect(canonicalJson({ a: undefined, b: null })).toBe('{"b":null}');
+});
+
+describe.each(backends)('the audit log on %s', (_name, open) => {
+  let sql: SqlClient;
+  let drop: () => Promise<void>;
+  let audit: AuditLog;
+  beforeAll(async () => {
+    ({ sql, drop } = await open());
+    await applyMigrations(sql);
+    audit = createAuditLog(sql, pino({ level: 'silent' }));
+  });
+  afterAll(() => drop());
+
+  it('chains records written at once into one verifiable order', async () => {
+    await Promise.all(Array.from({ length: 20 }, (_, i) => audit.record({
+      type: i % 2 === 0 ? 'consent.granted' : 'token.issued', actor: 'customer', clientId: `client-${i % 3}`, customerId: 'cust-alice', subject: `s-${i}`, detail: { i, nested: { z: 1, a: 2 } },
+    })));
+    const verdict = await audit.verify();
+    expect(verdict).toEqual({ intact: true, records: 20, head: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    const all = await audit.query({});
+    expect(all[0]!.prevHash).toBe(GENESIS_HASH);
+    for (let i = 1; i < all.length; i += 1) expect(all[i]!.prevHash).toBe(all[i - 1]!.hash);
+  });
+
+  it('is queried by TPP, customer, type and time', async () => {
+    expect((await audit.query({ clientId: 'client-1' })).every((r) => r.clientId === 'client-1')).toBe(true);
+    expect(await audit.query({ customerId: 'cust-alice', type: 'token.issued' })).toHaveLength(10);
+    expect(await audit.query({ since: new Date(Date.now() + 60_000) })).toEqual([]);
+    expect(await audit.query({ until: new Date(Date.now() + 60_000), limit: 3 })).toHaveLength(3);
+  });
+
+  it('refuses updates and deletes in the database itself', async () => {
+    await expect(sql.query("UPDATE audit_event SET type = 'admin.action' WHERE seq = 1")).rejects.toThrow(/append-only/);
+    await expect(sql.query('DELETE FROM audit_event WHERE seq = 1')).rejects.toThrow(/append-only/);
+  });
+
+  it('names the first record changed behind its back, and the first one removed', async () => {
+    // Someone with the power to disable the trigger (a DBA, an attacker with superuser) edits a record.
+    await sql.exec('ALTER TABLE audit_event DISABLE TRIGGER audit_event_no_update');
+    await sql.query(`UPDATE audit_event SET detail = '{"i": 999}' WHERE seq = 5`);
+    expect(await audit.verify()).toEqual({ intact: false, records: 4, brokenAt: 5, reason: 'the record does not match its hash (it was changed)' });
+    await sql.query('DELETE FROM audit_event WHERE seq = 5');
+    expect(await audit.verify()).toEqual({ intact: false, records: 4, brokenAt: 6, reason: 'prev_hash does not match the previous record (a record was removed or inserted)' });
+    await sql.exec('ALTER TABLE audit_event ENABLE TRIGGER audit_event_no_update');
+  });
+});
