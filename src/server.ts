@@ -14,6 +14,7 @@ import { consentProviderMiddleware } from './consents/provider-middleware.ts';
 import { createSqlConsentStore } from './consents/sql-consent-store.ts';
 import { createCustomerSessions } from './dashboard/customer-sessions.ts';
 import { createCsrf } from './http/csrf.ts';
+import { createRateLimitMiddleware } from './http/rate-limits.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
 import { attachProviderAudit } from './audit/provider-audit.ts';
 import { createCertificateGate } from './certificates/certificate-gate.ts';
@@ -31,6 +32,8 @@ import { createRegistrationMiddleware } from './registration/registration-middle
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
 import { createSandboxPkiRouter } from './sandbox/sandbox-pki.ts';
+import { createAdminServer } from './admin/admin-server.ts';
+import { createMetrics } from './observability/metrics.ts';
 import { ensureSandboxMaterial } from './sandbox/sandbox-material.ts';
 import { createAdapterFactory, revokeGrant } from './storage/adapter.ts';
 import { createStorage } from './storage/create-storage.ts';
@@ -59,6 +62,8 @@ export interface MoatServer {
   consents: ConsentService;
   certificates: { registry: CertificateRegistry; monitor: RevocationMonitor };
   audit: AuditLog;
+  /** The admin listener's port once listening (metrics), when it is enabled. */
+  adminPort?: number;
   /** Starts listening; resolves with the bound port (useful with port 0). */
   listen(): Promise<number>;
   /** Stops accepting connections, drains in-flight requests and closes storage. */
@@ -138,6 +143,14 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     });
     attachProviderEventLogging(provider, logger);
     attachProviderAudit(provider, audit);
+    const metrics = createMetrics({
+      activeConsents: async () => Number((await storage.sql.query<{ n: string }>("SELECT count(*) AS n FROM consent WHERE status = 'Authorised'")).rows[0]?.n ?? 0),
+      certificates: () => registry.list(),
+    });
+    metrics.attachProvider(provider);
+    const admin = config.admin.enabled
+      ? createAdminServer({ metrics: metrics.registry, logger, ...(config.admin.tokenFile === undefined ? {} : { token: readFileSync(config.admin.tokenFile, 'utf8').trim() }) })
+      : undefined;
     provider.use(consentProviderMiddleware(consents));
 
     const registration = createRegistrationMiddleware({
@@ -149,7 +162,13 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       csrf: createCsrf({ keys: secrets.cookieKeys, origin: new URL(config.issuer).origin }),
       loginThrottle: createLoginThrottle(config.customers.loginThrottle, { ...(storage.redis === undefined ? {} : { redis: storage.redis }), keyPrefix: config.storage.redisKeyPrefix }),
       customerSessions: createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl),
-      edge: [certificateGate.middleware],
+      edge: [
+        metrics.middleware,
+        certificateGate.middleware,
+        createRateLimitMiddleware({
+          limits: config.rateLimits, ...(storage.redis === undefined ? {} : { redis: storage.redis }), keyPrefix: config.storage.redisKeyPrefix, clientCertificate, logger,
+        }),
+      ],
       routers: [
         createConsentApiRouter({ provider, consents, issuer: config.issuer, clientCertificate, certificateRefusal: certificateGate.refusal, logger }),
         ...(sandbox === undefined ? [] : [
@@ -185,21 +204,25 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       })
       : createHttpServer(handler);
 
-    return {
-      server, provider, config, storage,
-      listen: () => new Promise((resolvePort, reject) => {
-        server.once('error', reject);
-        server.listen(config.listen.port, config.listen.host, () => {
-          server.off('error', reject);
-          resolvePort((server.address() as AddressInfo).port);
-        });
-      }),
-      consents,
+    const listenPublic = () => new Promise<number>((resolvePort, reject) => {
+      server.once('error', reject);
+      server.listen(config.listen.port, config.listen.host, () => {
+        server.off('error', reject);
+        resolvePort((server.address() as AddressInfo).port);
+      });
+    });
+
+    const moat: MoatServer = {
+      server, provider, config, storage, consents, audit,
       certificates: { registry, monitor: certificateMonitor },
-      audit,
+      async listen() {
+        if (admin !== undefined) moat.adminPort = await admin.listen(config.admin.host, config.admin.port);
+        return listenPublic();
+      },
       close: async () => {
         clearInterval(expirySweep);
         certificateMonitor.stop();
+        await admin?.close();
         await new Promise<void>((done) => {
           server.close(() => done());
           server.closeIdleConnections();
@@ -207,6 +230,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         await storage.close();
       },
     };
+    return moat;
   } catch (err) {
     await storage.close();
     throw err;

@@ -29,6 +29,7 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
   const lines = [
     `Moat ${config.mode} listening on port ${port} — issuer ${config.issuer}`,
     `configuration: ${source}`,
+    ...(moat.adminPort === undefined ? [] : [`admin listener (Prometheus metrics at /metrics): http://${config.admin.host}:${moat.adminPort}`]),
     `storage: ${moat.storage.kind.durable} + ${moat.storage.kind.shortLived}${embedded
       ? ` (embedded default under ${config.dataDir}: single instance, for the sandbox only; set storage.postgresUrl and storage.redisUrl for production)`
       : ''}`,
@@ -39,6 +40,7 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
       'sandbox customers (username / password):',
       ...SANDBOX_CUSTOMERS.map((c) => `  ${c.username} / ${c.password}  (${c.name})`),
       'issue TPP credentials: npm run moat -- sandbox tpp --name "My Fintech" --out ./my-fintech',
+      `customers' consent dashboard: ${config.issuer}/account`,
     );
   }
   io.stdout.write(`${lines.join('\n')}\n`);

@@ -90,6 +90,9 @@ function crossFieldProblems(config: MoatConfig): string[] {
     if (config.trustAnchors.length === 0) {
       problems.push('trustAnchors: at least one CA is required in production for tls_client_auth');
     }
+    if (config.admin.enabled && config.admin.tokenFile === undefined && !['127.0.0.1', '::1', 'localhost'].includes(config.admin.host)) {
+      problems.push('admin.tokenFile: required in production when the admin listener is not on loopback (admin.host)');
+    }
   }
   if ((config.tls.certFile === undefined) !== (config.tls.keyFile === undefined)) {
     problems.push('tls.certFile, tls.keyFile: set both or neither');
@@ -128,6 +131,7 @@ function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
     trustAnchors: config.trustAnchors.map(at),
     keys: { ...config.keys, dir: at(config.keys.dir) },
     branding: { ...config.branding, logoFile: maybe(config.branding.logoFile) },
+    admin: { ...config.admin, tokenFile: maybe(config.admin.tokenFile) },
     directories: config.directories.map((d) => ({ ...d, jwksFile: maybe(d.jwksFile), jwksCaFile: maybe(d.jwksCaFile) })),
     resourceServers: config.resourceServers.map((rs) => (rs.client === undefined
       ? rs

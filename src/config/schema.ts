@@ -36,6 +36,15 @@ export function contrastRatio(a: string, b: string): number {
   return (hi! + 0.05) / (lo! + 0.05);
 }
 
+const rateLimit = (requests: number) => z.strictObject({
+  requests: z.number().int().positive().max(1_000_000).default(requests),
+  perSeconds: seconds(3600).default(60),
+}).prefault({});
+const endpointLimits = (perClient: number, perAddress: number) => z.strictObject({
+  perClient: rateLimit(perClient),
+  perAddress: rateLimit(perAddress),
+}).prefault({});
+
 const httpsUrl = z.url({ protocol: /^https$/, error: 'expected an https:// URL' });
 
 const directorySchema = z.strictObject({
@@ -179,6 +188,21 @@ export const configSchema = z.strictObject({
     }).prefault({}),
     /** Days before expiry at which a TPP certificate is reported (log, CLI, metrics). */
     expiryWarningDays: z.array(z.number().int().positive().max(365)).default([30, 14, 7, 1]),
+  }).prefault({}),
+  /** Requests per window on the endpoints a TPP can hammer, per client certificate and per address. */
+  rateLimits: z.strictObject({
+    par: endpointLimits(60, 600),
+    token: endpointLimits(120, 1200),
+    registration: endpointLimits(10, 60),
+  }).prefault({}),
+  /** The admin listener (metrics; more admin endpoints to come), apart from the public one. */
+  admin: z.strictObject({
+    enabled: z.boolean().default(true),
+    /** Loopback by default: metrics are for the bank's monitoring, not the internet. */
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(9464),
+    /** A file holding the bearer token every admin request must carry (required off loopback in production). */
+    tokenFile: z.string().min(1).optional(),
   }).prefault({}),
   /** The bank's look on every customer page. */
   branding: z.strictObject({

@@ -41,7 +41,7 @@ export function requestContextMiddleware(logger: Logger): Middleware {
           status: ctx.status,
           durationMs: Number(process.hrtime.bigint() - started) / 1e6,
           ...clientOf(ctx),
-          ...(ctx.state.outcome === undefined ? {} : { outcome: ctx.state.outcome }),
+          outcome: outcomeOf(ctx),
         }, 'request');
       }
     });
@@ -75,6 +75,19 @@ function renderUnexpected(ctx: Parameters<Middleware>[0], err: unknown, logger: 
   ctx.status = 500;
   ctx.body = { error: 'server_error', error_description: `an unexpected error occurred (request ${requestId})` };
   ctx.state.outcome = 'server_error';
+}
+
+/**
+ * What became of a request, in one word: Moat's own class when a route set one (`rate_limited`,
+ * `storage_unavailable`, a consent outcome), else the OAuth error code of an error response, else
+ * `ok` or `redirect`.
+ */
+export function outcomeOf(ctx: Parameters<Middleware>[0]): string {
+  if (typeof ctx.state.outcome === 'string') return ctx.state.outcome;
+  const body = ctx.body as { error?: unknown } | undefined;
+  if (ctx.status >= 400 && typeof body?.error === 'string') return body.error;
+  if (ctx.status >= 400) return `http_${ctx.status}`;
+  return ctx.status >= 300 && ctx.status < 400 ? 'redirect' : 'ok';
 }
 
 interface ExposedProviderError { status: number; error: string; error_description?: string; expose: true }

@@ -100,4 +100,14 @@ describeWithServices('moat certs and moat tpps on a running deployment', () => {
     expect((await moat(['certs', 'show', thumbprint], cwd)).out).toMatch(/status\s+revoked since .* \(operator: private key leaked\)/);
     expect((await moat(['certs', 'revoke', thumbprint, '--reason', 'again'], cwd)).out).toContain('was already revoked');
   });
+
+  it('verifies the audit chain and finds the operator\'s revocation in it', async () => {
+    const verify = await moat(['audit', 'verify'], cwd);
+    expect(verify.code).toBe(0);
+    expect(verify.out).toMatch(/^audit chain intact: \d+ records, head [0-9a-f]{64}\n$/);
+    const query = await moat(['audit', 'query', '--type', 'certificate.revoked'], cwd);
+    const records = query.out.trim().split('\n').map((l) => JSON.parse(l) as { actor: string; subject: string; detail: { reason: string } });
+    expect(records).toEqual([expect.objectContaining({ actor: 'operator', subject: thumbprint, detail: { source: 'operator', reason: 'private key leaked' } })]);
+    expect((await moat(['audit', 'query', '--since', 'yesterday-ish'], cwd)).code).toBe(2);
+  });
 });

@@ -30,6 +30,7 @@ beforeAll(async () => {
     MOAT_ISSUER: issuer,
     MOAT_LISTEN__PORT: String(port),
     MOAT_LISTEN__HOST: '127.0.0.1',
+    MOAT_ADMIN__PORT: '0',
     MOAT_DATA_DIR: join(dir, 'data'),
     MOAT_KEYS__DIR: join(dir, 'keys'),
   };

@@ -63,6 +63,10 @@ export async function startMoat(options: { backend?: Backend; config?: Record<st
     dataDir,
     keys: { dir: join(dataDir, 'keys') },
     logging: { level: 'debug' },
+    // Test files register and redeem far faster than a TPP would; the limits have their own test.
+    rateLimits: generousRateLimits(),
+    // Any free port: test files run in parallel.
+    admin: { port: 0 },
     ...options.config,
     storage: { ...storage, ...(options.config?.storage as object | undefined) },
   };
@@ -84,4 +88,9 @@ export async function startMoat(options: { backend?: Backend; config?: Record<st
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+function generousRateLimits(): Record<string, unknown> {
+  const wide = { requests: 100_000, perSeconds: 60 };
+  return Object.fromEntries(['par', 'token', 'registration'].map((e) => [e, { perClient: wide, perAddress: wide }]));
 }

@@ -1,0 +1,97 @@
+import type { Middleware } from 'koa';
+import type Provider from 'oidc-provider';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { outcomeOf } from '../http/request-context-middleware.ts';
+
+/*
+ * Prometheus metrics (prom-client), served on the admin listener, never on the public one. Label
+ * values come from closed sets (endpoint names, outcome codes, token kinds), so a hostile client
+ * cannot blow up the series count with its own strings.
+ */
+
+export interface Metrics {
+  registry: Registry;
+  /** Counts and times every request by endpoint and outcome. Runs at the edge. */
+  middleware: Middleware;
+  /** Token issuance and revocation, and the PAR → code → token funnel, from oidc-provider events. */
+  attachProvider(provider: Provider): void;
+}
+
+export interface MetricSources {
+  activeConsents(): Promise<number>;
+  certificates(): Promise<{ thumbprint: string; orgId: string; notAfter: Date; status: string }[]>;
+}
+
+const ENDPOINTS: [RegExp, string][] = [
+  [/^\/par\/?$/i, 'par'], [/^\/authorize(\/|$)/i, 'authorize'], [/^\/token\/?$/i, 'token'], [/^\/introspect\/?$/i, 'introspect'],
+  [/^\/revoke\/?$/i, 'revoke'], [/^\/register(\/|$)/i, 'register'], [/^\/userinfo\/?$/i, 'userinfo'], [/^\/jwks\/?$/i, 'jwks'],
+  [/^\/\.well-known\//i, 'discovery'], [/^\/interaction\//i, 'interaction'], [/^\/account(\/|$)/i, 'dashboard'],
+  [/^\/open-banking\//i, 'consent_api'], [/^\/sandbox-api\//i, 'sandbox_api'], [/^\/sandbox\/pki\//i, 'sandbox_pki'],
+  [/^\/(healthz|readyz)$/i, 'health'], [/^\/assets\//i, 'assets'],
+];
+/** Outcome labels: OAuth error codes and Moat's own classes; anything else is folded into "other". */
+const OUTCOME = /^[a-z][a-z0-9_]{1,40}$/;
+
+export function endpointOf(path: string): string {
+  return ENDPOINTS.find(([pattern]) => pattern.test(path))?.[1] ?? 'other';
+}
+
+export function createMetrics(sources: MetricSources): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'moat_process_' });
+  const requests = new Counter({ name: 'moat_http_requests_total', help: 'Requests by endpoint, status class and outcome', labelNames: ['endpoint', 'status_class', 'outcome'], registers: [registry] });
+  const duration = new Histogram({
+    name: 'moat_http_request_duration_seconds', help: 'Request latency by endpoint', labelNames: ['endpoint'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry],
+  });
+  const tokens = new Counter({ name: 'moat_tokens_issued_total', help: 'Tokens issued by kind and sender constraint', labelNames: ['kind', 'binding'], registers: [registry] });
+  const revocations = new Counter({ name: 'moat_grants_revoked_total', help: 'Grants revoked (with every token of theirs)', registers: [registry] });
+  const funnel = new Counter({ name: 'moat_funnel_total', help: 'The authorization funnel: PAR accepted, code issued, code redeemed', labelNames: ['step'], registers: [registry] });
+  new Gauge({
+    name: 'moat_consents_active', help: 'Authorised consents', registers: [registry],
+    async collect() { this.set(await sources.activeConsents()); },
+  });
+  new Gauge({
+    name: 'moat_certificate_days_to_expiry', help: 'Days until each active TPP certificate expires', labelNames: ['thumbprint', 'org_id'], registers: [registry],
+    async collect() {
+      this.reset();
+      for (const c of await sources.certificates()) {
+        if (c.status === 'active') this.set({ thumbprint: c.thumbprint, org_id: c.orgId }, Math.floor((c.notAfter.getTime() - Date.now()) / 86_400_000));
+      }
+    },
+  });
+  new Gauge({
+    name: 'moat_certificates', help: 'TPP certificates by status', labelNames: ['status'], registers: [registry],
+    async collect() {
+      this.reset();
+      const counts = new Map<string, number>();
+      for (const c of await sources.certificates()) counts.set(c.status, (counts.get(c.status) ?? 0) + 1);
+      for (const [status, n] of counts) this.set({ status }, n);
+    },
+  });
+
+  return {
+    registry,
+    middleware: async (ctx, next) => {
+      const stop = duration.startTimer({ endpoint: endpointOf(ctx.path) });
+      try {
+        await next();
+      } finally {
+        stop();
+        const outcome = outcomeOf(ctx);
+        requests.inc({ endpoint: endpointOf(ctx.path), status_class: `${Math.floor(ctx.status / 100)}xx`, outcome: OUTCOME.test(outcome) ? outcome : 'other' });
+      }
+    },
+    attachProvider(provider) {
+      const emitter: NodeJS.EventEmitter = provider;
+      const issued = (token: { kind?: string; 'x5t#S256'?: string; jkt?: string }) => tokens.inc({
+        kind: token.kind ?? 'unknown', binding: token['x5t#S256'] !== undefined ? 'mtls' : token.jkt !== undefined ? 'dpop' : 'none',
+      });
+      for (const event of ['access_token.saved', 'access_token.issued', 'client_credentials.saved', 'client_credentials.issued', 'refresh_token.saved']) emitter.on(event, issued);
+      emitter.on('grant.revoked', () => revocations.inc());
+      emitter.on('pushed_authorization_request.success', () => funnel.inc({ step: 'par' }));
+      emitter.on('authorization_code.saved', () => funnel.inc({ step: 'code_issued' }));
+      emitter.on('authorization_code.consumed', () => funnel.inc({ step: 'code_redeemed' }));
+    },
+  };
+}
