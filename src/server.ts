@@ -34,6 +34,7 @@ import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-
 import { createSandboxPkiRouter } from './sandbox/sandbox-pki.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { createMetrics } from './observability/metrics.ts';
+import { createMtlsOutcomeMiddleware } from './observability/mtls-outcome.ts';
 import { ensureSandboxMaterial } from './sandbox/sandbox-material.ts';
 import { createAdapterFactory, revokeGrant } from './storage/adapter.ts';
 import { createStorage } from './storage/create-storage.ts';
@@ -165,6 +166,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       edge: [
         metrics.middleware,
         certificateGate.middleware,
+        createMtlsOutcomeMiddleware({ provider, clientCertificate, refusal: certificateGate.refusal }),
         createRateLimitMiddleware({
           limits: config.rateLimits, ...(storage.redis === undefined ? {} : { redis: storage.redis }), keyPrefix: config.storage.redisKeyPrefix, clientCertificate, logger,
         }),

@@ -55,10 +55,19 @@ export async function checkSenderConstraint(
   const x5t = token['x5t#S256'];
   if (x5t !== undefined) {
     const presented = clientCertificate(ctx.req);
-    if (presented === undefined) throw new TokenRejected('invalid_token', 'this access token is bound to a client certificate; present it (RFC 8705 §3)');
-    if (presented.thumbprint !== x5t) throw new TokenRejected('invalid_token', 'this access token is bound to a different client certificate (RFC 8705 §3)');
+    if (presented === undefined) {
+      ctx.state.outcome = 'mtls_no_certificate';
+      throw new TokenRejected('invalid_token', 'this access token is bound to a client certificate; present it (RFC 8705 §3)');
+    }
+    if (presented.thumbprint !== x5t) {
+      ctx.state.outcome = 'mtls_thumbprint_mismatch';
+      throw new TokenRejected('invalid_token', 'this access token is bound to a different client certificate (RFC 8705 §3)');
+    }
     const refusal = certificateRefusal?.(ctx.req);
-    if (refusal !== undefined) throw new TokenRejected('invalid_token', `this access token is bound to a certificate that can no longer be used: ${refusal}`);
+    if (refusal !== undefined) {
+      ctx.state.outcome = refusal.includes('revoked') ? 'mtls_certificate_revoked' : refusal.includes('retired') ? 'mtls_certificate_retired' : 'mtls_revocation_unknown';
+      throw new TokenRejected('invalid_token', `this access token is bound to a certificate that can no longer be used: ${refusal}`);
+    }
   }
   if (token.jkt !== undefined) await checkDpopProof(ctx, value, token.jkt);
 }
