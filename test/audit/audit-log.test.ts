@@ -1,11 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { pino } from 'pino';
 import { canonicalJson, createAuditLog, GENESIS_HASH, type AuditLog } from '../../src/audit/audit-log.ts';
 import { applyMigrations } from '../../src/storage/sql/migrate.ts';
-import { createPgliteSqlClient, createPgSqlClient, type SqlClient } from '../../src/storage/sql/sql-client.ts';
-import { createThrowawayPostgres, embeddedOnly } from '../support/databases.ts';
+import type { SqlClient } from '../../src/storage/sql/sql-client.ts';
+import { sqlBackends } from '../support/databases.ts';
 
 /*
  * The audit log on every SQL backend: append-only (the database refuses updates and deletes),
@@ -13,20 +10,7 @@ import { createThrowawayPostgres, embeddedOnly } from '../support/databases.ts';
  * first record that was changed, removed or inserted.
  */
 
-const backends: [string, () => Promise<{ sql: SqlClient; drop(): Promise<void> }>][] = [
-  ['PGlite', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'moat-audit-'));
-    const sql = await createPgliteSqlClient(dir);
-    return { sql, drop: async () => { await sql.close(); rmSync(dir, { recursive: true, force: true }); } };
-  }],
-];
-if (!embeddedOnly()) {
-  backends.push(['Postgres', async () => {
-    const db = await createThrowawayPostgres();
-    const sql = createPgSqlClient(db.url);
-    return { sql, drop: async () => { await sql.close(); await db.drop(); } };
-  }]);
-}
+const backends = sqlBackends();
 
 it('hashes canonical JSON: key order does not matter, values do', () => {
   expect(canonicalJson({ b: 1, a: { d: [1, { f: 2, e: 3 }], c: 'x' } })).toBe('{"a":{"c":"x","d":[1,{"e":3,"f":2}]},"b":1}');

@@ -1,13 +1,14 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import * as oauth from 'oauth4webapi';
-import { runCli } from '../../src/cli/main.ts';
 import { parseDuration } from '../../src/cli/certs.ts';
 import { describeWithServices } from '../support/databases.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
+import { runMoat } from '../support/cli.ts';
+
+const moat = (args: string[], cwd: string) => runMoat(args, { cwd });
 
 /*
  * The operator's certificate CLI against the registry a running Moat uses (Postgres, so the CLI and
@@ -15,16 +16,6 @@ import { onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
  * CLI stops the TPP at the running server at once.
  */
 
-async function moat(args: string[], cwd: string) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  stderr.on('data', (d: Buffer) => { err += d.toString(); });
-  const code = await runCli(args, { stdout, stderr, env: {}, cwd });
-  return { code, out, err };
-}
 
 it('reads durations in days, hours and minutes', () => {
   expect(parseDuration('30d')).toBe(30 * 86400);

@@ -1,23 +1,12 @@
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { X509Certificate } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import { runCli } from '../../src/cli/main.ts';
+import { runMoat } from '../support/cli.ts';
 
-/** Runs `moat …` in-process in a fresh working directory, capturing what it prints. */
-async function moat(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
-  const cwd = options.cwd ?? mkdtempSync(join(tmpdir(), 'moat-cli-'));
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  stderr.on('data', (d: Buffer) => { err += d.toString(); });
-  const code = await runCli(args, { stdout, stderr, env: options.env ?? {}, cwd });
-  return { code, out, err, cwd };
-}
+const moat = runMoat;
+
 
 describe('moat config validate', () => {
   it('accepts a valid configuration and names its source', async () => {

@@ -1,14 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { pino } from 'pino';
 import type { AccountInformationDetail } from '../../src/consents/authorization-details.ts';
 import { ConsentNotFound, ConsentStateConflict, IdempotencyConflict, TRANSITIONS, CONSENT_STATUSES } from '../../src/consents/consent.ts';
 import { createConsentService, type ConsentService } from '../../src/consents/consent-service.ts';
 import { createSqlConsentStore } from '../../src/consents/sql-consent-store.ts';
 import { applyMigrations } from '../../src/storage/sql/migrate.ts';
-import { createPgliteSqlClient, createPgSqlClient, type SqlClient } from '../../src/storage/sql/sql-client.ts';
-import { createThrowawayPostgres, embeddedOnly } from '../support/databases.ts';
+import type { SqlClient } from '../../src/storage/sql/sql-client.ts';
+import { sqlBackends } from '../support/databases.ts';
 
 /*
  * The consent lifecycle on every SQL backend Moat ships (Postgres and the embedded PGlite): which
@@ -16,20 +13,7 @@ import { createThrowawayPostgres, embeddedOnly } from '../support/databases.ts';
  * a consent ends, idempotent lodging and the expiry sweep.
  */
 
-const backends: [string, () => Promise<{ sql: SqlClient; drop(): Promise<void> }>][] = [
-  ['PGlite', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'moat-consents-'));
-    const sql = await createPgliteSqlClient(dir);
-    return { sql, drop: async () => { await sql.close(); rmSync(dir, { recursive: true, force: true }); } };
-  }],
-];
-if (!embeddedOnly()) {
-  backends.push(['Postgres', async () => {
-    const db = await createThrowawayPostgres();
-    const sql = createPgSqlClient(db.url);
-    return { sql, drop: async () => { await sql.close(); await db.drop(); } };
-  }]);
-}
+const backends = sqlBackends();
 
 const detail = (extra: Partial<AccountInformationDetail> = {}): AccountInformationDetail => ({ type: 'account_information', permissions: ['ReadBalances'], ...extra });
 

@@ -1,16 +1,15 @@
 import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import * as oauth from 'oauth4webapi';
 import * as pkijs from 'pkijs';
-import { runCli } from '../../src/cli/main.ts';
 import { createRevocationChecker } from '../../src/certificates/revocation-checker.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
 import { sandboxRevocationPointers } from '../../src/sandbox/sandbox-pki.ts';
 import * as x509 from '../../src/tls/x509.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { onboardTpp, tlsFetch, type RegisteredTpp } from '../support/tpp-client.ts';
+import { runMoat } from '../support/cli.ts';
 
 /*
  * The sandbox CA's own revocation services: a TPP revokes its sandbox certificate with
@@ -29,16 +28,8 @@ afterAll(async () => {
   await h?.close();
 });
 
-async function moat(args: string[]) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  stderr.on('data', (d: Buffer) => { err += d.toString(); });
-  const code = await runCli(args, { stdout, stderr, env: {}, cwd: tpp.creds.dir });
-  return { code, out, err };
-}
+const moat = (args: string[]) => runMoat(args, { cwd: tpp.creds.dir });
+
 
 it('publishes a CRL signed by the sandbox TPP CA, and answers OCSP for its certificates', async () => {
   const material = await ensureSandboxMaterial(h.config.dataDir);

@@ -1,24 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { applyMigrations, migrationFiles, pendingMigrations } from '../../src/storage/sql/migrate.ts';
-import { createPgliteSqlClient, createPgSqlClient, type SqlClient } from '../../src/storage/sql/sql-client.ts';
-import { createThrowawayPostgres, embeddedOnly } from '../support/databases.ts';
+import { sqlBackends } from '../support/databases.ts';
 
-const backends: [string, () => Promise<{ sql: SqlClient; drop(): Promise<void> }>][] = [
-  ['PGlite', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'moat-migrate-'));
-    const sql = await createPgliteSqlClient(dir);
-    return { sql, drop: async () => { await sql.close(); rmSync(dir, { recursive: true, force: true }); } };
-  }],
-];
-if (!embeddedOnly()) {
-  backends.push(['Postgres', async () => {
-    const db = await createThrowawayPostgres();
-    const sql = createPgSqlClient(db.url);
-    return { sql, drop: async () => { await sql.close(); await db.drop(); } };
-  }]);
-}
+const backends = sqlBackends();
 
 describe.each(backends)('migrations on %s', (_name, open) => {
   it('apply to an empty database, then find nothing to do on the migrated one', async () => {

@@ -1,4 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createPgliteSqlClient, createPgSqlClient, type SqlClient } from '../../src/storage/sql/sql-client.ts';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 
@@ -63,4 +67,26 @@ export function redisTestPrefix(): { url: string; prefix: string; cleanup(): Pro
       }
     },
   };
+}
+
+/**
+ * The SQL backends Moat ships, for contract suites: the embedded PGlite always, a throwaway Postgres
+ * database unless this is the embedded pass.
+ */
+export function sqlBackends(): [string, () => Promise<{ sql: SqlClient; drop(): Promise<void> }>][] {
+  const backends: [string, () => Promise<{ sql: SqlClient; drop(): Promise<void> }>][] = [
+    ['PGlite', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'moat-sql-'));
+      const sql = await createPgliteSqlClient(dir);
+      return { sql, drop: async () => { await sql.close(); rmSync(dir, { recursive: true, force: true }); } };
+    }],
+  ];
+  if (!embeddedOnly()) {
+    backends.push(['Postgres', async () => {
+      const db = await createThrowawayPostgres();
+      const sql = createPgSqlClient(db.url);
+      return { sql, drop: async () => { await sql.close(); await db.drop(); } };
+    }]);
+  }
+  return backends;
 }
