@@ -150,7 +150,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     });
     metrics.attachProvider(provider);
     const admin = config.admin.enabled
-      ? createAdminServer({ metrics: metrics.registry, logger, ...(config.admin.tokenFile === undefined ? {} : { token: readFileSync(config.admin.tokenFile, 'utf8').trim() }) })
+      ? createAdminServer({ metrics: metrics.registry, registry, consents, audit, logger, ...(config.admin.tokenFile === undefined ? {} : { token: readFileSync(config.admin.tokenFile, 'utf8').trim() }) })
       : undefined;
     provider.use(consentProviderMiddleware(consents));
 

@@ -22,6 +22,7 @@ export interface ConsentService {
   getForCustomer(id: string, customerId: string): Promise<Consent>;
   findByGrantId(grantId: string): Promise<Consent | undefined>;
   listForCustomer(customerId: string): Promise<Consent[]>;
+  listForClient(clientId: string): Promise<Consent[]>;
   events(id: string): Promise<ConsentEvent[]>;
   /**
    * The customer approved in the interaction: an intent moves to Authorised, bound to them and to
@@ -154,6 +155,7 @@ export function createConsentService(deps: ConsentServiceDeps): ConsentService {
 
     findByGrantId: (grantId) => store.findByGrantId(grantId),
     listForCustomer: (customerId) => store.listForCustomer(customerId),
+    listForClient: (clientId) => store.listForClient(clientId),
     events: (id) => store.events(id),
 
     async authorise(input) {
