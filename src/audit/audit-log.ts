@@ -132,6 +132,8 @@ export function createAuditLog(sql: SqlClient, logger: Logger): AuditLog {
     },
 
     async query(filter) {
+      const texts = [filter.clientId, filter.orgId, filter.customerId, filter.type].filter((v): v is string => v !== undefined);
+      if (texts.some((t) => t.includes('\u0000'))) return [];
       const { rows } = await sql.query<Row>(
         `SELECT * FROM audit_event
          WHERE ($1::text IS NULL OR client_id = $1) AND ($2::text IS NULL OR org_id = $2) AND ($3::text IS NULL OR customer_id = $3)

@@ -133,6 +133,8 @@ export class AuthorizationDetailsInvalid extends Error {
 
 /** Validates one requested detail; the `label` prefixes the field path in the message. */
 export function parseRequestedDetail(detail: unknown, label: string): RequestedDetail {
+  // Stored as Postgres jsonb, which cannot hold NUL characters.
+  if (JSON.stringify(detail ?? null).includes('\\u0000')) throw new AuthorizationDetailsInvalid(`${label === '' ? '' : `${label}: `}values must not contain NUL characters`);
   const result = requestSchema.safeParse(detail);
   if (result.success) return result.data;
   throw new AuthorizationDetailsInvalid(describeIssues(result.error, label));
