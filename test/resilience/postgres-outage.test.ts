@@ -1,0 +1,66 @@
+import * as oauth from 'oauth4webapi';
+import { startMoat, type Harness } from '../support/moat-harness.ts';
+import { postgresBinaries, startPrivatePostgres, type PrivatePostgres } from '../support/private-postgres.ts';
+import { authorize, onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
+import { clientCredentialsToken, consentApi, accountAccessBody, redeem, refresh } from '../support/consents.ts';
+
+/*
+ * Postgres crashing while TPPs call: requests that need it fail fast with a 503 (never a hang or a
+ * 500), succeed again within seconds of Postgres returning — without restarting Moat — and no write
+ * Moat acknowledged before the crash is lost. The test runs its own Postgres, never the shared one.
+ */
+
+const bin = postgresBinaries();
+if (bin === undefined && process.env.TEST_MOAT_REQUIRE_SERVICES === '1') throw new Error('the Postgres server binaries (initdb, pg_ctl) are required in CI');
+if (bin === undefined) process.stderr.write('moat tests: no Postgres server binaries; the Postgres outage test is skipped\n');
+
+(bin === undefined ? describe.skip : describe)('a Postgres outage', () => {
+  let pg: PrivatePostgres;
+  let h: Harness;
+  let tpp: RegisteredTpp;
+
+  beforeAll(async () => {
+    pg = await startPrivatePostgres(bin!);
+    h = await startMoat({ backend: 'embedded', config: { storage: { postgresUrl: pg.url } } });
+    tpp = await onboardTpp(h);
+  });
+  afterAll(async () => {
+    await tpp?.close();
+    await h?.close();
+    await pg?.destroy();
+  });
+
+  it('fails fast with 503 while Postgres is down, recovers without a restart, and loses no acknowledged write', async () => {
+    const { body: tokens } = await redeem(tpp, await authorize(h, tpp));
+    const ccToken = await clientCredentialsToken(tpp, 'accounts');
+    const lodged = await consentApi(tpp, 'POST', '/aisp/account-access-consents', { token: ccToken, body: accountAccessBody() });
+    expect(lodged.status).toBe(201);
+    // Acknowledged just before the crash: it must survive it.
+    const withdrawn = await consentApi(tpp, 'DELETE', `/aisp/account-access-consents/${lodged.body.Data.ConsentId}`, { token: ccToken });
+    expect(withdrawn.status).toBe(204);
+
+    await pg.stop('immediate');
+    const started = Date.now();
+    const during = await refresh(tpp, tokens.refresh_token as string);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(during.status).toBe(503);
+    expect(during.body.error).toBe('temporarily_unavailable');
+    const api = await consentApi(tpp, 'GET', `/aisp/account-access-consents/${lodged.body.Data.ConsentId}`, { token: ccToken });
+    expect(api.status).toBe(503);
+
+    await pg.start();
+    const back = Date.now();
+    let after = await refresh(tpp, tokens.refresh_token as string);
+    while (after.status !== 200 && Date.now() - back < 5000) {
+      await new Promise((r) => setTimeout(r, 200));
+      after = await refresh(tpp, tokens.refresh_token as string);
+    }
+    expect(after.status).toBe(200);
+    expect(Date.now() - back).toBeLessThan(5000);
+    const read = await consentApi(tpp, 'GET', `/aisp/account-access-consents/${lodged.body.Data.ConsentId}`, { token: ccToken });
+    expect(read.body.Data.Status).toBe('Rejected');
+    expect((await h.moat.consents.getForClient(tokens.consent_id as string, tpp.client.client_id)).status).toBe('Authorised');
+    const cc = await oauth.clientCredentialsGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts' }), { [oauth.customFetch]: tpp.fetch });
+    expect(cc.status).toBe(200);
+  });
+});
