@@ -35,6 +35,7 @@ import { createSandboxPkiRouter } from './sandbox/sandbox-pki.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { createMtlsOutcomeMiddleware } from './observability/mtls-outcome.ts';
+import { tracingMiddleware } from './observability/tracing.ts';
 import { ensureSandboxMaterial } from './sandbox/sandbox-material.ts';
 import { createAdapterFactory, revokeGrant } from './storage/adapter.ts';
 import { createStorage } from './storage/create-storage.ts';
@@ -164,6 +165,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       loginThrottle: createLoginThrottle(config.customers.loginThrottle, { ...(storage.redis === undefined ? {} : { redis: storage.redis }), keyPrefix: config.storage.redisKeyPrefix }),
       customerSessions: createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl),
       edge: [
+        tracingMiddleware(),
         metrics.middleware,
         certificateGate.middleware,
         createMtlsOutcomeMiddleware({ provider, clientCertificate, refusal: certificateGate.refusal }),

@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MoatConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
+import { tracedModelStore, tracedSql } from '../observability/tracing.ts';
 import { createMemoryModelStore } from './embedded/memory-model-store.ts';
 import type { ModelStore } from './model-store.ts';
 import type { Redis } from 'ioredis';
@@ -76,6 +77,8 @@ export async function createStorage(config: MoatConfig, logger?: Logger): Promis
       durableKind = 'pglite';
     }
     closers.unshift(() => sql.close());
+    // Every query a child span of the request's (a no-op unless an OpenTelemetry SDK is registered).
+    sql = tracedSql(sql, durableKind);
     if (config.storage.migrateOnStart) {
       const { applied } = await applyMigrations(sql);
       if (applied.length > 0) logger?.info({ event: 'migrations.applied', applied }, 'migrations applied');
@@ -87,7 +90,7 @@ export async function createStorage(config: MoatConfig, logger?: Logger): Promis
     let redis: Redis | undefined;
     if (config.storage.redisUrl !== undefined) {
       redis = await connectRedis(config.storage.redisUrl);
-      shortLived = createRedisModelStore(redis, config.storage.redisKeyPrefix);
+      shortLived = tracedModelStore(createRedisModelStore(redis, config.storage.redisKeyPrefix), 'redis');
       closers.unshift(() => shortLived.close());
       shortKind = 'redis';
     } else {
