@@ -108,6 +108,20 @@ function handshakeChain(leaf: X509Certificate): X509Certificate[] {
   return chain;
 }
 
+/** A connection's trusted certificate and how long that verdict holds. */
+interface VerifiedOnConnection {
+  raw: Buffer;
+  presented: PresentedCertificate;
+  /** Epoch ms: the earliest expiry among the leaf, the certificates sent with it and the anchor. */
+  validUntil: number;
+}
+
+function trustedUntil(presented: PresentedCertificate): number {
+  const certificates = [presented.certificate, ...presented.chain];
+  if (presented.verification.trusted) certificates.push(presented.verification.anchor);
+  return Math.min(...certificates.map((c) => new Date(c.validTo).getTime()));
+}
+
 /**
  * Builds the resolver used by every endpoint that authenticates or binds to a client certificate.
  *
@@ -116,11 +130,14 @@ function handshakeChain(leaf: X509Certificate): X509Certificate[] {
  * - From any other address, forwarded-certificate headers are ignored and reported as
  *   `untrusted-sender` (someone trying to smuggle a certificate past the gateway), and the TLS
  *   handshake's certificate, if any, is used.
- * Results are memoised per request, since several steps of one request ask.
+ * Results are memoised per request, since several steps of one request ask, and a trusted handshake
+ * certificate's verification per connection until the earliest expiry in its chain. Revocation is
+ * not part of this verdict: the certificate gate asks the registry on every request.
  */
 export function createClientCertificateResolver(options: ClientCertificateOptions): ClientCertificateResolver {
   const proxies = createProxyAllowList(options.trustedProxies);
   const memo = new WeakMap<IncomingMessage, PresentedCertificate | null>();
+  const perConnection = new WeakMap<TLSSocket, VerifiedOnConnection>();
   const now = options.now ?? (() => new Date());
   const headerName = FORWARDED_CERT_HEADERS[options.format];
 
@@ -151,7 +168,18 @@ export function createClientCertificateResolver(options: ClientCertificateOption
     if (typeof socket.getPeerX509Certificate !== 'function') return undefined;
     const peer = socket.getPeerX509Certificate();
     if (peer === undefined) return undefined;
-    return present(peer, handshakeChain(peer), 'tls');
+    // A keep-alive connection presents the same certificate on every request: parse and verify it
+    // once. The DER is compared because a TLS 1.2 renegotiation could swap the certificate.
+    const tlsSocket = socket as TLSSocket;
+    const earlier = perConnection.get(tlsSocket);
+    if (earlier !== undefined && earlier.raw.equals(peer.raw) && now().getTime() <= earlier.validUntil) return earlier.presented;
+    const presented = present(peer, handshakeChain(peer), 'tls');
+    if (presented.verification.trusted) {
+      perConnection.set(tlsSocket, { raw: peer.raw, presented, validUntil: trustedUntil(presented) });
+    } else {
+      perConnection.delete(tlsSocket);
+    }
+    return presented;
   };
 
   return (req) => {

@@ -172,6 +172,32 @@ describe('the client certificate of the TLS handshake (RFC 8705 §2)', () => {
     expect(h.seen[0]?.verification).toEqual(expect.objectContaining({ trusted: false, reason: 'expired' }));
   }));
 
+  it('is verified once per keep-alive connection, until the earliest expiry in its chain', async () => {
+    const shortLived = await issueLeaf(tppRoot, {
+      subject: [{ CN: ['short-lived'] }], notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + DAY),
+    });
+    let clock = Date.now();
+    await using(start({ now: () => new Date(clock) }), async (h) => {
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        for (let i = 0; i < 3; i += 1) await getTls(h, { cert: shortLived, agent });
+        // One connection, three requests: the same verdict object, not three parses of the chain.
+        expect(new Set(h.seen).size).toBe(1);
+        expect(h.seen[0]?.verification.trusted).toBe(true);
+        // Still the same connection, but the leaf has expired since: verified afresh, and refused.
+        clock += 2 * DAY;
+        await getTls(h, { cert: shortLived, agent });
+        expect(h.seen[3]).not.toBe(h.seen[0]);
+        expect(h.seen[3]?.verification).toEqual(expect.objectContaining({ trusted: false, reason: 'expired' }));
+        // A new connection with another certificate gets its own verdict.
+        await getTls(h, { cert: tpp });
+        expect(h.seen[4]?.thumbprint).toBe(certificateThumbprint(tpp.certificate));
+      } finally {
+        agent.destroy();
+      }
+    });
+  });
+
   it('is memoised per request', () => using(start({ resolveTimes: 3 }), async (h) => {
     await getTls(h, { cert: tpp, headers: { 'client-cert': byteSequence(tpp) } });
     expect(h.seen).toHaveLength(1);
