@@ -231,6 +231,8 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
           server.close(() => done());
           server.closeIdleConnections();
         });
+        // Tokens issued by the last requests may still be queued for the audit log.
+        await audit.drain();
         await storage.close();
       },
     };

@@ -50,8 +50,13 @@ export interface AuditQuery {
 export type ChainVerdict = { intact: true; records: number; head: string } | { intact: false; records: number; brokenAt: number; reason: string };
 
 export interface AuditLog {
-  /** Appends an event. Never throws: an audit failure is logged loudly, not turned into a failed request. */
+  /**
+   * Appends an event; resolves once it is written. Never throws: an audit failure is logged loudly,
+   * not turned into a failed request.
+   */
   record(event: AuditEvent): Promise<void>;
+  /** Resolves when every event recorded so far is written (at shutdown, before storage closes). */
+  drain(): Promise<void>;
   query(filter: AuditQuery): Promise<AuditRecord[]>;
   /** Walks the whole chain from the first record. */
   verify(): Promise<ChainVerdict>;
@@ -61,6 +66,8 @@ export interface AuditLog {
 export const GENESIS_HASH = '0'.repeat(64);
 /** Serialises appends across every instance: the chain has one order. */
 const APPEND_LOCK = 0x6d6f6174_61756474n; // "moataudt"
+/** Events appended in one transaction at most (11 parameters each, far below Postgres' 65535). */
+const MAX_BATCH = 500;
 
 /** JSON with object keys sorted at every level, so the hash does not depend on insertion order. */
 export function canonicalJson(value: unknown): string {
@@ -99,36 +106,89 @@ function hashedFields(r: AuditRecord): Omit<AuditRecord, 'hash' | 'prevHash' | '
   return { ...fields, detail: fields.detail ?? {} };
 }
 
+interface Pending {
+  fields: Omit<AuditRecord, 'hash' | 'prevHash' | 'seq'>;
+  written: () => void;
+}
+
+/**
+ * Appends are batched (group commit): events recorded while an append runs, or in the same turn of
+ * the event loop, go in together — one advisory lock, one read of the chain head, one multi-row
+ * INSERT with the hashes chained in queue order. A token endpoint under load records an event per
+ * token; one lock and five round trips each would serialise the whole deployment on the lock.
+ */
 export function createAuditLog(sql: SqlClient, logger: Logger): AuditLog {
-  return {
-    async record(event) {
-      try {
-        await sql.transaction(async (tx) => {
-          await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [APPEND_LOCK.toString()]);
-          const { rows } = await tx.query<{ hash: string }>('SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1');
-          const prevHash = rows[0]?.hash ?? GENESIS_HASH;
-          // Millisecond precision: what Postgres stores round-trips to the same ISO string.
-          const at = new Date(Math.floor(Date.now()));
-          const fields = {
-            at, type: event.type, actor: event.actor,
-            ...(event.actorId === undefined ? {} : { actorId: event.actorId }),
-            ...(event.clientId === undefined ? {} : { clientId: event.clientId }),
-            ...(event.orgId === undefined ? {} : { orgId: event.orgId }),
-            ...(event.customerId === undefined ? {} : { customerId: event.customerId }),
-            ...(event.subject === undefined ? {} : { subject: event.subject }),
-            detail: event.detail ?? {},
-          };
+  let queue: Pending[] = [];
+  let appending: Promise<void> | undefined;
+
+  const append = async (batch: Pending[]): Promise<void> => {
+    try {
+      await sql.transaction(async (tx) => {
+        await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [APPEND_LOCK.toString()]);
+        const { rows } = await tx.query<{ hash: string }>('SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1');
+        let prevHash = rows[0]?.hash ?? GENESIS_HASH;
+        const values: string[] = [];
+        const params: unknown[] = [];
+        for (const { fields } of batch) {
           const hash = chainHash(prevHash, fields);
-          await tx.query(
-            `INSERT INTO audit_event (at, type, actor, actor_id, client_id, org_id, customer_id, subject, detail, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-            [at, event.type, event.actor, event.actorId ?? null, event.clientId ?? null, event.orgId ?? null, event.customerId ?? null,
-              event.subject ?? null, JSON.stringify(event.detail ?? {}), prevHash, hash],
-          );
-        });
-      } catch (err) {
-        logger.error({ err, event: 'audit.write_failed', auditType: event.type }, 'an audit record could not be written');
+          const at = params.length;
+          values.push(`(${Array.from({ length: 11 }, (_, i) => `$${at + i + 1}`).join(', ')})`);
+          params.push(fields.at, fields.type, fields.actor, fields.actorId ?? null, fields.clientId ?? null, fields.orgId ?? null,
+            fields.customerId ?? null, fields.subject ?? null, JSON.stringify(fields.detail ?? {}), prevHash, hash);
+          prevHash = hash;
+        }
+        // One statement keeps the batch's order: seq is assigned row by row as listed.
+        await tx.query(
+          `INSERT INTO audit_event (at, type, actor, actor_id, client_id, org_id, customer_id, subject, detail, prev_hash, hash)
+           VALUES ${values.join(', ')}`,
+          params,
+        );
+      });
+      for (const p of batch) p.written();
+    } catch (err) {
+      if (batch.length > 1) {
+        // One unwritable event must not take the others with it: halve until it stands alone.
+        const half = Math.ceil(batch.length / 2);
+        await append(batch.slice(0, half));
+        await append(batch.slice(half));
+        return;
       }
+      logger.error({ err, event: 'audit.write_failed', auditType: batch[0]?.fields.type }, 'an audit record could not be written');
+      for (const p of batch) p.written();
+    }
+  };
+
+  const pump = async (): Promise<void> => {
+    // Let the rest of this turn's events join the first batch.
+    await new Promise<void>((r) => setImmediate(r));
+    while (queue.length > 0) {
+      const batch = queue.slice(0, MAX_BATCH);
+      queue = queue.slice(batch.length);
+      await append(batch);
+    }
+    appending = undefined;
+  };
+
+  return {
+    record(event) {
+      return new Promise<void>((written) => {
+        // Millisecond precision: what Postgres stores round-trips to the same ISO string.
+        const fields = {
+          at: new Date(Math.floor(Date.now())), type: event.type, actor: event.actor,
+          ...(event.actorId === undefined ? {} : { actorId: event.actorId }),
+          ...(event.clientId === undefined ? {} : { clientId: event.clientId }),
+          ...(event.orgId === undefined ? {} : { orgId: event.orgId }),
+          ...(event.customerId === undefined ? {} : { customerId: event.customerId }),
+          ...(event.subject === undefined ? {} : { subject: event.subject }),
+          detail: event.detail ?? {},
+        };
+        queue.push({ fields, written });
+        appending ??= pump();
+      });
+    },
+
+    async drain() {
+      while (appending !== undefined) await appending;
     },
 
     async query(filter) {

@@ -12,6 +12,17 @@ import { sqlBackends } from '../support/databases.ts';
 
 const backends = sqlBackends();
 
+/** The same client, counting the transactions run through it. */
+function countTransactions(sql: SqlClient): { sql: SqlClient; transactions: () => number } {
+  let count = 0;
+  const counted = Object.create(sql) as SqlClient;
+  counted.transaction = (fn) => {
+    count += 1;
+    return sql.transaction(fn);
+  };
+  return { sql: counted, transactions: () => count };
+}
+
 it('hashes canonical JSON: key order does not matter, values do', () => {
   expect(canonicalJson({ b: 1, a: { d: [1, { f: 2, e: 3 }], c: 'x' } })).toBe('{"a":{"c":"x","d":[1,{"e":3,"f":2}]},"b":1}');
   expect(canonicalJson({ a: undefined, b: null })).toBe('{"b":null}');
@@ -39,9 +50,33 @@ describe.each(backends)('the audit log on %s', (_name, open) => {
     for (let i = 1; i < all.length; i += 1) expect(all[i]!.prevHash).toBe(all[i - 1]!.hash);
   });
 
+  it('appends a burst in few transactions, and an unwritable event alone is lost', async () => {
+    const counted = countTransactions(sql);
+    const logged: unknown[] = [];
+    const burst = createAuditLog(counted.sql, pino({ level: 'error' }, { write: (line: string) => logged.push(JSON.parse(line)) }));
+    const other = createAuditLog(sql, pino({ level: 'silent' }));
+    const before = (await audit.verify()).records;
+    await Promise.all(Array.from({ length: 50 }, (_, i) => burst.record({ type: 'token.issued', actor: 'system', clientId: 'client-burst', subject: `b-${i}` })));
+    expect(counted.transactions()).toBeLessThan(5);
+    await Promise.all([
+      ...Array.from({ length: 50 }, (_, i) => burst.record({ type: 'token.issued', actor: 'system', clientId: 'client-burst', subject: `b-${50 + i}` })),
+      // Another instance appending at the same time: one chain still.
+      ...Array.from({ length: 20 }, (_, i) => other.record({ type: 'token.issued', actor: 'system', clientId: 'client-other', subject: `o-${i}` })),
+      // Postgres' JSON refuses a NUL: this event cannot be written, the rest of its batch must be.
+      burst.record({ type: 'admin.action', actor: 'operator', detail: { note: 'nul\u0000here' } }),
+    ]);
+    await burst.drain();
+    // The poisoned batch is halved until the NUL stands alone: a few more transactions, not one per event.
+    expect(counted.transactions()).toBeLessThan(20);
+    expect(await audit.verify()).toEqual(expect.objectContaining({ intact: true, records: before + 120 }));
+    expect((await audit.query({ clientId: 'client-burst' })).map((r) => r.subject)).toEqual(Array.from({ length: 100 }, (_, i) => `b-${i}`));
+    expect(logged).toEqual([expect.objectContaining({ event: 'audit.write_failed', auditType: 'admin.action' })]);
+  });
+
   it('is queried by TPP, customer, type and time', async () => {
     expect((await audit.query({ clientId: 'client-1' })).every((r) => r.clientId === 'client-1')).toBe(true);
     expect(await audit.query({ customerId: 'cust-alice', type: 'token.issued' })).toHaveLength(10);
+    expect(await audit.query({ clientId: 'client-other' })).toHaveLength(20);
     expect(await audit.query({ since: new Date(Date.now() + 60_000) })).toEqual([]);
     expect(await audit.query({ until: new Date(Date.now() + 60_000), limit: 3 })).toHaveLength(3);
   });
