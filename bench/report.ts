@@ -1,0 +1,113 @@
+import { cpus, release, totalmem } from 'node:os';
+import type { Ratio, ScenarioResult } from './scenarios/scenario.ts';
+import type { JwsRate } from './scenarios/jws.ts';
+import type { SoakResult } from './scenarios/soak.ts';
+import type { ProfileSummary } from './profile-summary.ts';
+import type { BenchOptions } from './options.ts';
+
+/*
+ * The results of a run: a table on stdout, and the same (with every latency percentile, the soak's
+ * samples and the CPU profiles' summaries) as JSON.
+ */
+
+export interface TargetCheck {
+  name: string;
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+export interface BenchReport {
+  startedAt: string;
+  finishedAt: string;
+  command: string;
+  machine: { cpus: number; cpuModel: string; memoryGiB: number; kernel: string; node: string; openssl: string };
+  options: BenchOptions;
+  storage: string;
+  scenarios: ScenarioResult[];
+  jws?: JwsRate[];
+  soak?: SoakResult;
+  targets: TargetCheck[];
+  profiles?: ProfileSummary[];
+}
+
+export function machine(): BenchReport['machine'] {
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(totalmem() / 1024 ** 3),
+    kernel: release(),
+    node: process.versions.node,
+    openssl: process.versions.openssl,
+  };
+}
+
+const percent = (r: number) => `${(100 * r).toFixed(1)} %`;
+
+/** The issue's targets, checked against what was measured. */
+export function checkTargets(scenarios: ScenarioResult[], soak: SoakResult | undefined): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const withTarget = (r: Ratio): r is Ratio & { target: number } => r.target !== undefined;
+  for (const scenario of scenarios) {
+    for (const r of scenario.ratios.filter(withTarget)) {
+      checks.push({ name: `${scenario.id}: ${r.label} (${r.kind})`, target: `≥ ${percent(r.target)}`, measured: percent(r.value), met: r.value >= r.target });
+    }
+  }
+  if (soak !== undefined) {
+    checks.push({
+      name: `soak ${soak.seconds} s: RSS after ${soak.steadyFromSeconds} s`,
+      target: 'flat (≤ 5 % growth)',
+      measured: `${soak.rssGrowthMiB >= 0 ? '+' : ''}${soak.rssGrowthMiB} MiB (${soak.rssSlopeMiBPerMinute} MiB/min; heap after GC ${soak.heapGrowthMiB >= 0 ? '+' : ''}${soak.heapGrowthMiB} MiB)`,
+      met: soak.flat,
+    });
+  }
+  return checks;
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export function formatReport(report: BenchReport): string {
+  const out: string[] = [];
+  const m = report.machine;
+  out.push(`Moat benchmark — ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Linux ${m.kernel}, node ${m.node}, OpenSSL ${m.openssl}`);
+  out.push(`Moat storage: ${report.storage}; ${report.options.durationSeconds} s measured per server after ${report.options.warmupSeconds} s warm-up; started ${report.startedAt}`);
+  out.push('');
+  const rows: string[][] = [];
+  for (const s of report.scenarios) {
+    for (const { server, measurement: r } of s.rows) {
+      rows.push([s.id, server, r.throughput.toFixed(1), r.latencyMs.p50.toFixed(2), r.latencyMs.p99.toFixed(2), r.serverCpuPercent.toFixed(0), r.serverCpuMsPerOp.toFixed(3), r.clientCpuPercent.toFixed(0),
+        r.rssMiB.toFixed(0), String(r.errors), r.handshakes === 0 ? '-' : `${r.resumedPercent.toFixed(0)}`]);
+    }
+  }
+  out.push(table(['scenario', 'server', 'ops/s', 'p50 ms', 'p99 ms', 'srv CPU %', 'srv CPU ms/op', 'gen CPU %', 'RSS MiB', 'errors', 'resumed %'], rows));
+  out.push('(srv/gen CPU %: server process / load generator, % of one core; srv CPU ms/op: server CPU time per operation)');
+  out.push('');
+  out.push('ratios (throughput: ops/s over ops/s; cpu-cost: the other side\'s server CPU per op over this side\'s):');
+  for (const s of report.scenarios) {
+    for (const r of s.ratios) out.push(`  ${s.id.padEnd(15)} ${r.label.padEnd(32)} ${r.kind.padEnd(10)} ${percent(r.value).padStart(8)}${r.target === undefined ? '' : `   target ≥ ${percent(r.target)}: ${r.value >= r.target ? 'met' : 'NOT met'}`}`);
+  }
+  for (const s of report.scenarios) {
+    for (const row of s.rows) if (row.measurement.firstError !== undefined) out.push(`  ! ${s.id} ${row.server}: ${row.measurement.errors} errors, first: ${row.measurement.firstError}`);
+  }
+  if (report.jws !== undefined) {
+    out.push('');
+    out.push(table(['JWS (jose)', 'default', 'signs/s, 1 at a time', 'signs/s, 8 at once'],
+      report.jws.map((j) => [j.alg, j.configured ? 'yes' : '', String(j.sequentialPerSecond), String(j.parallelPerSecond)])));
+  }
+  if (report.soak !== undefined) {
+    const s = report.soak;
+    out.push('');
+    out.push(`soak: ${s.seconds} s, ${s.tokenAndIntrospectionPairsPerSecond} client_credentials+introspection pairs/s and ${s.flowsPerSecond} flows/s, ${s.errors} errors`);
+    out.push(`  RSS MiB: ${s.samples.filter((_, i) => i % 6 === 0).map((x) => `${x.seconds.toFixed(0)}s=${x.rssMiB.toFixed(0)}`).join(' ')} … end=${s.samples.at(-1)?.rssMiB.toFixed(0)}`);
+    out.push(`  after ${s.steadyFromSeconds} s: RSS ${s.rssGrowthMiB >= 0 ? '+' : ''}${s.rssGrowthMiB} MiB (${s.rssSlopeMiBPerMinute} MiB/min), heap after GC ${s.heapGrowthMiB >= 0 ? '+' : ''}${s.heapGrowthMiB} MiB (${s.heapSlopeMiBPerMinute} MiB/min): ${s.flat ? 'flat' : 'GROWING'}`);
+  }
+  if (report.targets.length > 0) {
+    out.push('');
+    out.push(table(['target', 'wanted', 'measured', 'met'], report.targets.map((t) => [t.name, t.target, t.measured, t.met ? 'yes' : 'NO'])));
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,41 @@
+import { pino } from 'pino';
+import { validateConfig } from '../../src/config/load.ts';
+import { newConsentId } from '../../src/consents/consent.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { createMoatServer } from '../../src/server.ts';
+import type { BenchServer } from './bench-server.ts';
+import { createCodeMinter } from './code-minting.ts';
+
+/*
+ * Moat as `npm start` builds it (createMoatServer over a validated configuration), on whatever
+ * storage the configuration names: the embedded default, or Postgres and Redis.
+ */
+export async function startMoat(rawConfig: Record<string, unknown>, baseDir: string): Promise<BenchServer> {
+  const config = validateConfig(rawConfig, 'benchmark', baseDir);
+  // Moat's own log level (info: one access-log line per request) into /dev/null: the cost of
+  // logging is in the figures, the cost of a terminal is not. BENCH_SERVER_LOG=1 shows it (debugging).
+  const logger = createLogger(config.logging.level, pino.destination({ dest: process.env.BENCH_SERVER_LOG === '1' ? 2 : '/dev/null', sync: true }));
+  const moat = await createMoatServer(config, logger);
+  const port = await moat.listen();
+
+  // A code's consent is what makes Moat's token response carry consent_id: each clone gets one,
+  // recorded through the consent service exactly as the consent page does.
+  const templateScopes = new Map<string, string>();
+  const mintCodes = createCodeMinter(moat.provider, async ({ templateGrantId, grantId, clientId, accountId }) => {
+    let scope = templateScopes.get(templateGrantId);
+    if (scope === undefined) {
+      const consent = await moat.consents.findByGrantId(templateGrantId);
+      if (consent?.origin !== 'scope') throw new Error('the benchmark clones scope consents only');
+      scope = consent.scope;
+      templateScopes.set(templateGrantId, scope);
+    }
+    await moat.consents.authorise({ newConsentId: newConsentId('scope'), clientId, customerId: accountId, scope, grantId });
+  });
+
+  return {
+    ports: { public: port },
+    listeners: [moat.server],
+    mintCodes,
+    close: () => moat.close(),
+  };
+}
