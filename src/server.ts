@@ -16,6 +16,7 @@ import { createCustomerSessions } from './dashboard/customer-sessions.ts';
 import { createCsrf } from './http/csrf.ts';
 import { createRateLimitMiddleware } from './http/rate-limits.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
+import { clusterMetricsSource } from './cluster/cluster.ts';
 import { attachProviderAudit } from './audit/provider-audit.ts';
 import { createCertificateGate } from './certificates/certificate-gate.ts';
 import type { CertificateRegistry } from './certificates/certificate-registry.ts';
@@ -151,7 +152,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     });
     metrics.attachProvider(provider);
     const admin = config.admin.enabled
-      ? createAdminServer({ metrics: metrics.registry, registry, consents, audit, logger, ...(config.admin.tokenFile === undefined ? {} : { token: readFileSync(config.admin.tokenFile, 'utf8').trim() }) })
+      ? createAdminServer({ metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, logger, ...(config.admin.tokenFile === undefined ? {} : { token: readFileSync(config.admin.tokenFile, 'utf8').trim() }) })
       : undefined;
     provider.use(consentProviderMiddleware(consents));
 

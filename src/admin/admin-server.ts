@@ -2,8 +2,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import Router from '@koa/router';
 import Koa from 'koa';
-import type { Registry } from 'prom-client';
 import type { AuditLog } from '../audit/audit-log.ts';
+import type { MetricsSource } from '../cluster/cluster.ts';
 import { CERTIFICATE_STATUSES, type CertificateRegistry, type CertificateStatus } from '../certificates/certificate-registry.ts';
 import { ConsentNotFound, ConsentStateConflict } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
@@ -25,7 +25,7 @@ export interface AdminServer {
 }
 
 export interface AdminDependencies {
-  metrics: Registry;
+  metrics: MetricsSource;
   registry: CertificateRegistry;
   consents: ConsentService;
   audit: AuditLog;

@@ -1,4 +1,10 @@
+import cluster from 'node:cluster';
+import { resolveWorkerCount, runClusterPrimary } from '../cluster/cluster.ts';
+import type { MoatConfig } from '../config/schema.ts';
 import { SANDBOX_CUSTOMERS } from '../customers/sql-customer-directory.ts';
+import { loadOrCreateSecrets } from '../keys/secrets.ts';
+import { loadOrCreateSigningKeys } from '../keys/signing-keys.ts';
+import { ensureSandboxMaterial } from '../sandbox/sandbox-material.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createMoatServer } from '../server.ts';
 import type { CliIo } from './io.ts';
@@ -13,6 +19,22 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
   if ('exitCode' in result) return result.exitCode;
   const { config, source } = result.loaded;
   const logger = createLogger(config.logging.level);
+  const workers = resolveWorkerCount(config.workers);
+  if (workers > 1 && cluster.isPrimary) {
+    if (config.storage.postgresUrl === undefined || config.storage.redisUrl === undefined) {
+      io.stderr.write(`moat: workers: ${workers} processes need shared storage — set storage.postgresUrl and storage.redisUrl `
+        + '(the embedded database and in-process store belong to one process)\n');
+      return 2;
+    }
+    try {
+      await prepareSharedMaterial(config);
+    } catch (err) {
+      io.stderr.write(`moat: could not start: ${(err as Error).message}\n`);
+      return 1;
+    }
+    io.stdout.write(`Moat ${config.mode}: ${workers} worker processes on port ${config.listen.port} — issuer ${config.issuer}\n`);
+    return runClusterPrimary({ workers, logger, stopTimeoutMs: DRAIN_TIMEOUT_MS + 5_000 });
+  }
   let moat;
   try {
     moat = await createMoatServer(config, logger);
@@ -43,14 +65,24 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
       `customers' consent dashboard: ${config.issuer}/account`,
     );
   }
-  io.stdout.write(`${lines.join('\n')}\n`);
+  // In a cluster the primary has said where Moat listens; each worker says only that it is up.
+  if (cluster.isWorker) io.stdout.write(`worker ${process.pid} listening on port ${port}\n`);
+  else io.stdout.write(`${lines.join('\n')}\n`);
 
   return new Promise<number>((resolveExit) => {
+    let stopping = false;
     const stop = (signal: string) => {
+      // A terminal's Ctrl-C reaches a cluster worker twice: from the terminal and from the primary.
+      if (stopping) return;
+      stopping = true;
       logger.info({ event: 'stop', signal }, 'draining and stopping');
       const timer = setTimeout(() => moat.server.closeAllConnections(), DRAIN_TIMEOUT_MS);
       timer.unref();
-      moat.close().then(() => resolveExit(0), (err: unknown) => {
+      moat.close().then(() => {
+        // A worker's IPC channel to the primary would keep it alive after everything else closed.
+        cluster.worker?.disconnect();
+        resolveExit(0);
+      }, (err: unknown) => {
         logger.error({ err }, 'error while stopping');
         resolveExit(1);
       });
@@ -58,4 +90,14 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+}
+
+/**
+ * Keys, cookie secrets and sandbox material every worker must share, created once by the primary so
+ * that workers starting at the same instant never generate two different sets.
+ */
+async function prepareSharedMaterial(config: MoatConfig): Promise<void> {
+  if (config.mode === 'sandbox') await ensureSandboxMaterial(config.dataDir);
+  await loadOrCreateSigningKeys(config.keys.dir, config.keys.algorithms);
+  loadOrCreateSecrets(config.keys.dir);
 }

@@ -108,6 +108,11 @@ export const configSchema = z.strictObject({
     host: z.string().min(1).default('0.0.0.0'),
     port: z.number().int().min(0).max(65535).default(8443),
   }).prefault({}),
+  /**
+   * Server processes (node:cluster workers sharing the port): a number, or `auto` for one per core.
+   * More than one needs storage.postgresUrl and storage.redisUrl.
+   */
+  workers: z.union([z.number().int().min(1).max(64), z.literal('auto')]).default(1),
   /** Where Moat keeps sandbox material and the embedded database. */
   dataDir: z.string().min(1).default('./data'),
   tls: z.strictObject({

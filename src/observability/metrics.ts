@@ -47,12 +47,13 @@ export function createMetrics(sources: MetricSources): Metrics {
   const tokens = new Counter({ name: 'moat_tokens_issued_total', help: 'Tokens issued by kind and sender constraint', labelNames: ['kind', 'binding'], registers: [registry] });
   const revocations = new Counter({ name: 'moat_grants_revoked_total', help: 'Grants revoked (with every token of theirs)', registers: [registry] });
   const funnel = new Counter({ name: 'moat_funnel_total', help: 'The authorization funnel: PAR accepted, code issued, code redeemed', labelNames: ['step'], registers: [registry] });
+  // Gauges read from the database say the same in every worker: a cluster reports one (max), not the sum.
   new Gauge({
-    name: 'moat_consents_active', help: 'Authorised consents', registers: [registry],
+    name: 'moat_consents_active', help: 'Authorised consents', registers: [registry], aggregator: 'max',
     async collect() { this.set(await sources.activeConsents()); },
   });
   new Gauge({
-    name: 'moat_certificate_days_to_expiry', help: 'Days until each active TPP certificate expires', labelNames: ['thumbprint', 'org_id'], registers: [registry],
+    name: 'moat_certificate_days_to_expiry', help: 'Days until each active TPP certificate expires', labelNames: ['thumbprint', 'org_id'], registers: [registry], aggregator: 'max',
     async collect() {
       this.reset();
       for (const c of await sources.certificates()) {
@@ -61,7 +62,7 @@ export function createMetrics(sources: MetricSources): Metrics {
     },
   });
   new Gauge({
-    name: 'moat_certificates', help: 'TPP certificates by status', labelNames: ['status'], registers: [registry],
+    name: 'moat_certificates', help: 'TPP certificates by status', labelNames: ['status'], registers: [registry], aggregator: 'max',
     async collect() {
       this.reset();
       const counts = new Map<string, number>();

@@ -1,0 +1,166 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describeWithServices } from '../support/databases.ts';
+import { freePort, startMoat, type Harness } from '../support/moat-harness.ts';
+
+/*
+ * `workers: N` (node:cluster): N processes share the port; the primary makes the keys once so every
+ * worker signs with the same ones, sums the workers' metrics, replaces a worker that dies, and stops
+ * them all gracefully. More than one worker needs Postgres and Redis.
+ */
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+
+/** A GET on a new TLS connection (so the kernel may hand it to either worker). */
+function getFresh(url: string, ca: string): Promise<{ status: number; body: string }> {
+  return new Promise((done, fail) => {
+    const req = request(url, { ca, agent: false, headers: { connection: 'close' }, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => { body += d.toString(); });
+      res.on('end', () => done({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within 10 s`)));
+    req.on('error', fail);
+    req.end();
+  });
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return []; // pgrep exits 1 when there are none
+  }
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describeWithServices('cluster mode (workers: 2)', () => {
+  let shared: Harness;
+  let primary: ChildProcess;
+  let output = '';
+  let port: number;
+  let adminPort: number;
+  let keysDir: string;
+  let ca: string;
+
+  beforeAll(async () => {
+    // A running Moat only to provide a prepared database, Redis prefix and sandbox; the cluster gets
+    // a keys directory of its own, empty, so its primary must create the keys.
+    shared = await startMoat({ backend: 'services' });
+    keysDir = mkdtempSync(join(tmpdir(), 'moat-cluster-keys-'));
+    port = await freePort();
+    adminPort = await freePort();
+    ca = readFileSync(join(shared.config.dataDir, 'sandbox', 'server-ca.pem'), 'utf8');
+    primary = spawn(process.execPath, ['src/main.ts'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        MOAT_WORKERS: '2',
+        MOAT_ISSUER: `https://localhost:${port}`,
+        MOAT_LISTEN__HOST: '127.0.0.1',
+        MOAT_LISTEN__PORT: String(port),
+        MOAT_ADMIN__PORT: String(adminPort),
+        MOAT_DATA_DIR: shared.config.dataDir,
+        MOAT_KEYS__DIR: keysDir,
+        MOAT_STORAGE__POSTGRES_URL: shared.config.storage.postgresUrl!,
+        MOAT_STORAGE__REDIS_URL: shared.config.storage.redisUrl!,
+        MOAT_STORAGE__REDIS_KEY_PREFIX: shared.config.storage.redisKeyPrefix,
+        MOAT_LOGGING__LEVEL: 'warn',
+      },
+    });
+    primary.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
+    primary.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
+    await waitFor(() => (output.match(/^worker \d+ listening/gm) ?? []).length === 2 || primary.exitCode !== null, 'two workers');
+    if (primary.exitCode !== null) throw new Error(`the cluster did not start: ${output}`);
+  }, 60_000);
+
+  afterAll(async () => {
+    if (primary?.exitCode === null) primary.kill('SIGKILL');
+    rmSync(keysDir, { recursive: true, force: true });
+    await shared?.close();
+  });
+
+  it('runs two worker processes that publish the same signing keys', async () => {
+    expect(output).toMatch(/2 worker processes on port/);
+    expect(childrenOf(primary.pid!)).toHaveLength(2);
+    const jwks = new Set<string>();
+    for (let i = 0; i < 12; i += 1) jwks.add((await getFresh(`https://localhost:${port}/jwks`, ca)).body);
+    expect(jwks.size).toBe(1);
+    expect(JSON.parse([...jwks][0]!).keys.length).toBeGreaterThan(0);
+  });
+
+  it('answers /metrics with the sum over the workers, whichever worker the scrape reaches', async () => {
+    const counted = async () => {
+      const { body } = await new Promise<{ body: string }>((done, fail) => {
+        import('node:http').then(({ get }) => get(`http://127.0.0.1:${adminPort}/metrics`, { agent: false }, (res) => {
+          let text = '';
+          res.on('data', (d: Buffer) => { text += d.toString(); });
+          res.on('end', () => done({ body: text }));
+        }).on('error', fail), fail);
+      });
+      return body.split('\n').filter((l) => l.startsWith('moat_http_requests_total{') && l.includes('endpoint="discovery"'))
+        .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+    };
+    const before = await counted();
+    for (let i = 0; i < 20; i += 1) expect((await getFresh(`https://localhost:${port}/.well-known/openid-configuration`, ca)).status).toBe(200);
+    // Each worker saw only part of the 20 (connections are spread); every scrape must see all of them.
+    for (let i = 0; i < 4; i += 1) expect(await counted()).toBe(before + 20);
+  });
+
+  it('replaces a worker that dies, and keeps serving meanwhile', async () => {
+    const [victim, survivor] = childrenOf(primary.pid!);
+    process.kill(victim!, 'SIGKILL');
+    // node's cluster can hand a connection to a worker in the instant it dies, before the primary
+    // has noticed; a real client retries that one. Once noticed, the other worker takes everything.
+    await new Promise((r) => setTimeout(r, 300));
+    for (let i = 0; i < 5; i += 1) expect((await getFresh(`https://localhost:${port}/jwks`, ca)).status).toBe(200);
+    await waitFor(() => {
+      const now = childrenOf(primary.pid!);
+      return now.length === 2 && !now.includes(victim!) && now.includes(survivor!);
+    }, 'a replacement worker');
+    expect(output).toMatch(/a worker died; starting another/);
+  });
+
+  it('stops every worker gracefully on SIGTERM and exits 0', async () => {
+    const workers = childrenOf(primary.pid!);
+    const exited = new Promise<number | null>((r) => primary.once('exit', (code) => r(code)));
+    const asked = Date.now();
+    primary.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    // Drained, not killed at the primary's deadline (15 s).
+    expect(Date.now() - asked).toBeLessThan(8_000);
+    for (const pid of workers) expect(() => process.kill(pid, 0)).toThrow();
+  });
+});
+
+it('refuses more than one worker on the embedded database, naming the keys to set', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'moat-cluster-embedded-'));
+  try {
+    let stderr = '';
+    let status = 0;
+    try {
+      execFileSync(process.execPath, ['src/main.ts'], {
+        cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, MOAT_WORKERS: '2', MOAT_DATA_DIR: dataDir, MOAT_KEYS__DIR: join(dataDir, 'keys'), MOAT_LISTEN__PORT: '0', MOAT_ADMIN__PORT: '0' },
+      });
+    } catch (err) {
+      ({ stderr, status } = err as { stderr: string; status: number });
+    }
+    // `auto` on a one-core machine would be one worker and start; CI's machines have two cores.
+    expect(status).toBe(2);
+    expect(stderr).toMatch(/workers: \d+ processes need shared storage — set storage\.postgresUrl and storage\.redisUrl/);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
