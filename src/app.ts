@@ -17,6 +17,13 @@ import type { Views } from './interactions/views.ts';
 import type { Logger } from './observability/logger.ts';
 import type { Middleware } from 'koa';
 
+/**
+ * The public listener's health routes, for orchestrators: liveness answers as soon as the process
+ * serves; readiness only while Postgres and Redis answer and no migration is pending. The
+ * deployment manifests (deploy/helm, docker-compose.yml) probe exactly these.
+ */
+export const HEALTH_PATHS = { liveness: '/healthz', readiness: '/readyz' } as const;
+
 export interface AppDependencies {
   config: MoatConfig;
   provider: Provider;
@@ -55,8 +62,8 @@ export function createApp(deps: AppDependencies): Koa {
   for (const middleware of deps.edge ?? []) app.use(middleware);
 
   const own = new Router();
-  own.get('/healthz', (ctx) => { ctx.body = { status: 'ok' }; });
-  own.get('/readyz', async (ctx) => {
+  own.get(HEALTH_PATHS.liveness, (ctx) => { ctx.body = { status: 'ok' }; });
+  own.get(HEALTH_PATHS.readiness, async (ctx) => {
     try {
       await deps.ready();
       ctx.body = { status: 'ready' };

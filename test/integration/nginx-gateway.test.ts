@@ -32,7 +32,7 @@ const run = promisify(execFile);
     copyFileSync(material.serverKeyFile, join(dir, 'server.key'));
     const site = readFileSync(join(ROOT, 'deploy', 'nginx', 'moat.conf'), 'utf8')
       .replaceAll('/etc/nginx/certs', dir)
-      .replace('http://172.28.0.20:8080', `http://127.0.0.1:${h.port}`)
+      .replace('server moat:8080 resolve;', `server 127.0.0.1:${h.port};`)
       .replace('listen 443 ssl;', `listen 127.0.0.1:${gatewayPort} ssl;`)
       .replace(/^\s*http2 on;\n/m, '');
     writeFileSync(join(dir, 'site.conf'), site);
