@@ -1,0 +1,135 @@
+import { execFile } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import * as oauth from 'oauth4webapi';
+import { startMoat, type Harness } from '../support/moat-harness.ts';
+import { tlsFetch } from '../support/tpp-client.ts';
+
+/*
+ * examples/tpp-client, run as a TPP would run it: a real Moat over real TLS, sandbox credentials
+ * from the real `moat sandbox tpp` command, and the example as its own Node process. What it prints
+ * is checked against the certificate, and what it did is checked on the server — so the example
+ * in the README cannot rot without this failing.
+ */
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const EXAMPLE = 'examples/tpp-client/main.ts';
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `node ARGS` from the repository root, as `npm start` / scripts/with-node.sh run Moat's own entry points. */
+function node(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
+  return new Promise((done) => {
+    execFile(process.execPath, args, { cwd: ROOT, env, timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
+      done({ code, stdout, stderr });
+    });
+  });
+}
+
+/** The value printed after `label` on a line of the example's output. */
+function printed(stdout: string, label: string): string {
+  const line = stdout.split('\n').find((l) => l.trimStart().startsWith(label));
+  if (line === undefined) throw new Error(`the example printed no "${label}" line:\n${stdout}`);
+  return line.slice(line.indexOf(label) + label.length).trim();
+}
+
+let h: Harness;
+let work: string;
+let credentials: string;
+let run: Run;
+
+beforeAll(async () => {
+  h = await startMoat();
+  work = mkdtempSync(join(tmpdir(), 'moat-example-'));
+  credentials = join(work, 'acme');
+  // The README's step 1, through the CLI itself: the server's sandbox CA and directory key (its
+  // dataDir), credentials written for its issuer.
+  const issued = await node(['src/cli/main.ts', 'sandbox', 'tpp', '--name', 'Example Fintech', '--out', credentials], {
+    ...process.env, MOAT_DATA_DIR: h.dataDir, MOAT_ISSUER: h.issuer,
+  });
+  if (issued.code !== 0) throw new Error(`moat sandbox tpp failed: ${issued.stderr}`);
+  run = await node([EXAMPLE, '--issuer', h.issuer, '--credentials', credentials, '--print-token']);
+});
+
+afterAll(async () => {
+  await h?.close();
+  if (work !== undefined) rmSync(work, { recursive: true, force: true });
+});
+
+function certificateThumbprint(): string {
+  return createHash('sha256').update(new X509Certificate(readFileSync(join(credentials, 'transport.pem'))).raw).digest('base64url');
+}
+
+describe('the example TPP client against a running Moat', () => {
+  it('exits 0 after every step, saying each in plain words', () => {
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: expect.not.stringContaining('FAILED') });
+    const steps = run.stdout.split('\n').filter((l) => /^\d\. /.test(l)).map((l) => l.slice(0, l.indexOf(':')));
+    expect(steps).toEqual(['1. Discovery', '2. Registration', '3. Pushed authorization request', '4. The customer (sandbox customer helper, standing in for a browser)', '5. Token', '6. Introspection', '7. Sandbox API']);
+    expect(run.stdout).toContain('alice signed in and pressed Allow');
+    expect(run.stdout).toMatch(/7\. Sandbox API: GET \/sandbox-api\/accounts answered 200 with 3 account\(s\)/);
+    expect(run.stdout).toMatch(/\n {2}acc-alice-current \(40001712345678\): balance \d+\.\d{2}\n/);
+  });
+
+  it('prints a token bound to the transport certificate: cnf x5t#S256 = the certificate\'s SHA-256 thumbprint', () => {
+    const thumbprint = certificateThumbprint();
+    expect(JSON.parse(readFileSync(join(credentials, 'tpp.json'), 'utf8'))['x5t#S256']).toBe(thumbprint);
+    expect(printed(run.stdout, 'bound to certificate x5t#S256:')).toBe(thumbprint);
+    expect(printed(run.stdout, 'our certificate\'s x5t#S256:')).toBe(thumbprint);
+  });
+
+  it('registered a tls_client_auth client whose certificate the registry records as active', async () => {
+    const clientId = printed(run.stdout, 'client_id:');
+    const summary = JSON.parse(readFileSync(join(credentials, 'tpp.json'), 'utf8')) as Record<string, string>;
+    expect(printed(run.stdout, 'client authentication:')).toBe(`tls_client_auth as ${summary.tls_client_auth_subject_dn}`);
+    const certificate = await h.moat.certificates.registry.find(certificateThumbprint());
+    expect(certificate).toEqual(expect.objectContaining({ usage: 'transport', status: 'active', clients: [clientId] }));
+  });
+
+  it('left an active token on the server, bound to the certificate and refused without it', async () => {
+    const clientId = printed(run.stdout, 'client_id:');
+    const accessToken = printed(run.stdout, 'access token value:');
+    const serverCaPem = readFileSync(join(credentials, 'server-ca.pem'), 'utf8');
+    const withCertificate = tlsFetch(serverCaPem, { certPem: readFileSync(join(credentials, 'transport.pem'), 'utf8'), keyPem: readFileSync(join(credentials, 'transport.key'), 'utf8') });
+    const withoutCertificate = tlsFetch(serverCaPem);
+    try {
+      const issuer = new URL(h.issuer);
+      const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { [oauth.customFetch]: withCertificate, algorithm: 'oidc' }));
+      const client = { client_id: clientId };
+      const introspection = await oauth.processIntrospectionResponse(as, client,
+        await oauth.introspectionRequest(as, client, oauth.TlsClientAuth(), accessToken, { [oauth.customFetch]: withCertificate }));
+      expect(introspection).toEqual(expect.objectContaining({
+        active: true, client_id: clientId, sub: 'cust-alice', scope: 'accounts', aud: `${h.issuer}/sandbox-api`,
+        cnf: { 'x5t#S256': certificateThumbprint() }, consent_id: printed(run.stdout, 'consent:'),
+      }));
+      // RFC 8705 §3: the same token over a connection without the certificate is useless.
+      const stolen = await withoutCertificate(`${h.issuer}/sandbox-api/accounts`, { headers: { authorization: `Bearer ${accessToken}` } });
+      expect(stolen.status).toBe(401);
+    } finally {
+      await withCertificate.close();
+      await withoutCertificate.close();
+    }
+  });
+
+  it('left an account-access consent Authorised by alice for the accounts she shared', async () => {
+    const consent = await h.moat.consents.getForCustomer(printed(run.stdout, 'consent:'), 'cust-alice');
+    expect(consent).toEqual(expect.objectContaining({ status: 'Authorised', kind: 'account_access', origin: 'authorization_details', clientId: printed(run.stdout, 'client_id:') }));
+  });
+
+  it('exits 1 with the OAuth error and its description when Moat refuses a step', async () => {
+    const tampered = join(work, 'tampered');
+    cpSync(credentials, tampered, { recursive: true });
+    const registration = JSON.parse(readFileSync(join(tampered, 'registration.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(tampered, 'registration.json'), JSON.stringify({ ...registration, redirect_uris: ['https://attacker.example/callback'] }));
+    const refused = await node([EXAMPLE, '--issuer', h.issuer, '--credentials', tampered]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('FAILED at step 2 (registration): invalid_redirect_uri: redirect_uri https://attacker.example/callback is not among the software statement\'s software_redirect_uris');
+    expect(refused.stdout).not.toContain('3. Pushed authorization request');
+  });
+});
