@@ -4,6 +4,7 @@ import { createFixtures } from './fixtures.ts';
 import { parseOptions, USAGE, type ScenarioId } from './options.ts';
 import { formatProfileSummary, summariseProfile } from './profile-summary.ts';
 import { checkTargets, formatReport, machine, type BenchReport } from './report.ts';
+import { clusterScaling } from './scenarios/cluster.ts';
 import { fapiFlow } from './scenarios/fapi-flow.ts';
 import { keepAliveFloor } from './scenarios/floors.ts';
 import { introspection } from './scenarios/introspection.ts';
@@ -28,6 +29,7 @@ const COMPARISONS: Partial<Record<ScenarioId, (ctx: BenchContext) => Promise<Sce
   'fapi-flow': fapiFlow,
   introspect: introspection,
   floors: keepAliveFloor,
+  cluster: clusterScaling,
 };
 
 function log(message: string): void {

@@ -1,0 +1,104 @@
+import { spawn, execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { benchConfig, freePort } from '../fixtures.ts';
+import { clientCredentials } from '../load/fapi-client.ts';
+import { createTlsPool } from '../load/tls-pools.ts';
+import { MeasurementRecorder, type Measurement } from '../measure.ts';
+import type { ServerStats } from '../servers/protocol.ts';
+import type { ServerHandle } from '../servers/server-handle.ts';
+import { loop, ratio, type BenchContext, type ScenarioResult } from './scenario.ts';
+
+/*
+ * Scale-up on one machine: Moat started exactly as `npm start` starts it (src/main.ts), once with
+ * `workers: 1` and once with `workers: 2` (node:cluster), on the same Postgres and Redis, under the
+ * same client_credentials load over mTLS keep-alive connections (the kernel spreads connections over
+ * the workers). CPU and RSS are the whole process tree's, read from /proc. Needs --postgres and
+ * --redis: more than one worker refuses the embedded database.
+ */
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const TICKS_PER_SECOND = 100;
+
+function processTree(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    children = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+  } catch { /* none */ }
+  return [pid, ...children.flatMap(processTree)];
+}
+
+/** utime + stime of every process in the tree (µs), and their RSS. */
+function treeStats(pid: number): ServerStats {
+  let cpuMicros = 0;
+  let rssBytes = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+      // After the command name: field 14 (utime) and 15 (stime) of proc(5) are at 11 and 12 here.
+      cpuMicros += ((Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND) * 1e6;
+      rssBytes += Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+    } catch { /* exited meanwhile */ }
+  }
+  return { cpuMicros, rssBytes, heapUsedBytes: 0, handshakes: 0, resumedHandshakes: 0 };
+}
+
+async function startCluster(ctx: BenchContext, workers: number): Promise<{ handle: ServerHandle; origin: string }> {
+  const port = await freePort();
+  const config = { ...benchConfig(ctx.fixtures, port, { storage: true }), workers };
+  const file = join(ctx.fixtures.dir, `cluster-${workers}.yaml`);
+  writeFileSync(file, stringify(config));
+  const child = spawn(process.execPath, ['src/main.ts', '--config', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MOAT_LOGGING__LEVEL: 'warn' } });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { output += d.toString(); });
+  const deadline = Date.now() + 60_000;
+  while ((output.match(/listening on port/g) ?? []).length < workers) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`Moat with ${workers} workers did not start: ${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  const handle: ServerHandle = {
+    name: `moat ×${workers}`,
+    ports: { public: port },
+    stats: async () => treeStats(child.pid!),
+    registerClient: () => Promise.reject(new Error('not used')),
+    mintCodes: () => Promise.reject(new Error('not used')),
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+  return { handle, origin: `https://127.0.0.1:${port}` };
+}
+
+export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult> {
+  const title = 'Moat with 1 vs 2 worker processes (workers: N), client_credentials over mTLS keep-alive';
+  if (ctx.options.postgresUrl === undefined || ctx.options.redisUrl === undefined) {
+    return { id: 'cluster', title, operation: 'request', rows: [], ratios: [], notes: ['skipped: needs --postgres and --redis (several workers cannot share the embedded database)'] };
+  }
+  const rows: { server: string; measurement: Measurement }[] = [];
+  // Twice the keep-alive connections: enough for both workers to be busy.
+  const connections = ctx.options.concurrency.keepAlive * 2;
+  for (const workers of [1, 2]) {
+    const { handle, origin } = await startCluster(ctx, workers);
+    const pool = createTlsPool({ origin, serverCaPem: ctx.fixtures.sandbox.serverCaPem, identity: ctx.fixtures.tpp, connections });
+    try {
+      // The TPP registered with the main Moat target lives in the same Postgres: no registration here.
+      const run = loop(connections, async () => { await clientCredentials(pool, ctx.moat.client); });
+      if (ctx.options.warmupSeconds > 0) await run(ctx.options.warmupSeconds * 1000);
+      const recorder = new MeasurementRecorder();
+      await recorder.round(handle, () => run(ctx.options.durationSeconds * 1000));
+      rows.push({ server: handle.name, measurement: recorder.result() });
+    } finally {
+      await pool.close();
+      await handle.stop();
+    }
+  }
+  return {
+    id: 'cluster', title, operation: 'request', rows,
+    ratios: [ratio(rows, 'moat ×2', 'moat ×1')],
+    notes: ['srv CPU % is the whole process tree (primary + workers); the load generator shares the same 2 cores'],
+  };
+}
