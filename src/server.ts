@@ -17,6 +17,7 @@ import { createCsrf } from './http/csrf.ts';
 import { createRateLimitMiddleware } from './http/rate-limits.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
 import { clusterMetricsSource } from './cluster/cluster.ts';
+import { createThreatProtection, type ThreatProtection } from './threats/threat-protection.ts';
 import { attachProviderAudit } from './audit/provider-audit.ts';
 import { createCertificateGate } from './certificates/certificate-gate.ts';
 import type { CertificateRegistry } from './certificates/certificate-registry.ts';
@@ -28,7 +29,7 @@ import { loadOrCreateSecrets } from './keys/secrets.ts';
 import { loadOrCreateSigningKeys, providerJwks } from './keys/signing-keys.ts';
 import type { Logger } from './observability/logger.ts';
 import { attachProviderEventLogging } from './observability/provider-events.ts';
-import { createProvider } from './provider/create-provider.ts';
+import { createProvider, guardQuarantinedClients } from './provider/create-provider.ts';
 import { createRegistrationMiddleware } from './registration/registration-middleware.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
@@ -65,6 +66,7 @@ export interface MoatServer {
   consents: ConsentService;
   certificates: { registry: CertificateRegistry; monitor: RevocationMonitor };
   audit: AuditLog;
+  threats: ThreatProtection;
   /** The admin listener's port once listening (metrics), when it is enabled. */
   adminPort?: number;
   /** Starts listening; resolves with the bound port (useful with port 0). */
@@ -132,6 +134,16 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       audit,
     });
     const views = createViews({ branding: config.branding, sandbox: sandbox !== undefined });
+    const metrics = createMetrics({
+      activeConsents: async () => Number((await storage.sql.query<{ n: string }>("SELECT count(*) AS n FROM consent WHERE status = 'Authorised'")).rows[0]?.n ?? 0),
+      certificates: () => registry.list(),
+    });
+    // Threat detection: learned baselines per TPP, flags, step-up and quarantine.
+    const threats = createThreatProtection({
+      config, sql: storage.sql, ...(storage.redis === undefined ? {} : { redis: storage.redis }), audit, logger, metrics: metrics.registry,
+      revokeClientTokens: (clientId, reason) => consents.revokeAllForClient(clientId, reason),
+    });
+    await threats.restrictions.refresh();
     const provider = createProvider({
       config,
       adapter: createAdapterFactory({ durable: storage.durable, shortLived: storage.shortLived }, errors),
@@ -143,16 +155,14 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       clientCertificate,
       certificateGate,
       renderError: createRenderError(views),
+      clientStanding: threats.standing,
     });
+    guardQuarantinedClients(provider, threats.standing);
     attachProviderEventLogging(provider, logger);
     attachProviderAudit(provider, audit);
-    const metrics = createMetrics({
-      activeConsents: async () => Number((await storage.sql.query<{ n: string }>("SELECT count(*) AS n FROM consent WHERE status = 'Authorised'")).rows[0]?.n ?? 0),
-      certificates: () => registry.list(),
-    });
     metrics.attachProvider(provider);
     const admin = config.admin.enabled
-      ? createAdminServer({ metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, logger, ...(config.admin.tokenFile === undefined ? {} : { token: readFileSync(config.admin.tokenFile, 'utf8').trim() }) })
+      ? createAdminServer({ metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, logger, ...(config.admin.tokenFile === undefined ? {} : { token: readFileSync(config.admin.tokenFile, 'utf8').trim() }) })
       : undefined;
     provider.use(consentProviderMiddleware(consents));
 
@@ -168,6 +178,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       edge: [
         tracingMiddleware(),
         metrics.middleware,
+        threats.middleware,
         certificateGate.middleware,
         createMtlsOutcomeMiddleware({ provider, clientCertificate, refusal: certificateGate.refusal }),
         createRateLimitMiddleware({
@@ -198,6 +209,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     }, config.consents.expiryCheckSeconds * 1000);
     expirySweep.unref();
     certificateMonitor.start();
+    threats.start();
 
     const handler = app.callback();
     const server = config.tls.terminate
@@ -218,7 +230,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     });
 
     const moat: MoatServer = {
-      server, provider, config, storage, consents, audit,
+      server, provider, config, storage, consents, audit, threats,
       certificates: { registry, monitor: certificateMonitor },
       async listen() {
         if (admin !== undefined) moat.adminPort = await admin.listen(config.admin.host, config.admin.port);
@@ -227,12 +239,14 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       close: async () => {
         clearInterval(expirySweep);
         certificateMonitor.stop();
+        threats.stop();
         await admin?.close();
         await new Promise<void>((done) => {
           server.close(() => done());
           server.closeIdleConnections();
         });
-        // Tokens issued by the last requests may still be queued for the audit log.
+        // The last requests' observations, and the tokens they issued, may still be on their way.
+        await threats.settled();
         await audit.drain();
         await storage.close();
       },

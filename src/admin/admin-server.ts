@@ -4,6 +4,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { MetricsSource } from '../cluster/cluster.ts';
+import { RestrictionNotFound, type ClientRestrictions, type RestrictionKind } from '../threats/client-restrictions.ts';
 import { CERTIFICATE_STATUSES, type CertificateRegistry, type CertificateStatus } from '../certificates/certificate-registry.ts';
 import { ConsentNotFound, ConsentStateConflict } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
@@ -29,6 +30,7 @@ export interface AdminDependencies {
   registry: CertificateRegistry;
   consents: ConsentService;
   audit: AuditLog;
+  restrictions: ClientRestrictions;
   token?: string;
   logger: Logger;
 }
@@ -56,7 +58,7 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
       if (err instanceof OAuthError) {
         ctx.status = err.status;
         ctx.body = { error: err.code, error_description: err.description };
-      } else if (err instanceof ConsentNotFound) {
+      } else if (err instanceof ConsentNotFound || err instanceof RestrictionNotFound) {
         ctx.status = 404;
         ctx.body = { error: 'not_found', error_description: err.message };
       } else if (err instanceof ConsentStateConflict) {
@@ -72,11 +74,12 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
   });
 
   const adminAction = (action: string, detail: Record<string, unknown>) => deps.audit.record({ type: 'admin.action', actor: 'operator', actorId: 'admin-api', detail: { action, ...detail } });
-  const reasonOf = async (ctx: Koa.Context) => {
-    const body = ctx.get('content-length') === '' || ctx.get('content-length') === '0' ? {} : await readJsonObject(ctx.req);
+  const bodyOf = async (ctx: Koa.Context): Promise<Record<string, unknown>> => (ctx.get('content-length') === '' || ctx.get('content-length') === '0' ? {} : readJsonObject(ctx.req));
+  const reasonIn = (body: Record<string, unknown>) => {
     if (typeof body.reason !== 'string' || body.reason.trim() === '') throw new OAuthError('invalid_request', 'send {"reason": "..."}: it is recorded in the audit log');
     return body.reason.trim();
   };
+  const reasonOf = async (ctx: Koa.Context) => reasonIn(await bodyOf(ctx));
   const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
 
   router.get('/metrics', async (ctx) => {
@@ -131,6 +134,47 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
     const consent = await deps.consents.revoke(ctx.params.id!, { actor: 'operator', actorId: 'admin-api', reason });
     await adminAction('consent.revoke', { consentId: consent.id, reason });
     ctx.body = consent;
+  });
+
+  // Threat detection: what was flagged, and the restrictions on clients (quarantine, step-up).
+  router.get('/threats/flags', async (ctx) => {
+    const since = text(ctx.query.since);
+    if (since !== undefined && Number.isNaN(new Date(since).getTime())) throw new OAuthError('invalid_request', 'since must be an ISO 8601 date-time');
+    const limit = text(ctx.query.limit);
+    if (limit !== undefined && !/^\d{1,4}$/.test(limit)) throw new OAuthError('invalid_request', 'limit must be a number up to 9999');
+    ctx.body = await deps.restrictions.flags({
+      ...(text(ctx.query.client) === undefined ? {} : { clientId: text(ctx.query.client)! }),
+      ...(since === undefined ? {} : { since: new Date(since) }),
+      ...(limit === undefined ? {} : { limit: Number(limit) }),
+    });
+  });
+  router.get('/clients/restrictions', async (ctx) => {
+    ctx.body = await deps.restrictions.list({
+      ...(text(ctx.query.client) === undefined ? {} : { clientId: text(ctx.query.client)! }),
+      includeReleased: ctx.query.all === '1' || ctx.query.all === 'true',
+    });
+  });
+  router.post('/clients/:id/quarantine', async (ctx) => {
+    const reason = await reasonOf(ctx);
+    ctx.body = await deps.restrictions.quarantine(ctx.params.id!, reason, { actor: 'operator', actorId: 'admin-api' });
+  });
+  router.post('/clients/:id/step-up', async (ctx) => {
+    const body = await bodyOf(ctx);
+    const reason = reasonIn(body);
+    const seconds = body.seconds ?? 86_400;
+    if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 1 || seconds > 30 * 86_400) {
+      throw new OAuthError('invalid_request', 'seconds must be a whole number of seconds up to 30 days');
+    }
+    ctx.body = await deps.restrictions.stepUp(ctx.params.id!, reason, seconds, { actor: 'operator', actorId: 'admin-api' });
+  });
+  router.post('/clients/:id/release', async (ctx) => {
+    const body = await bodyOf(ctx);
+    const reason = reasonIn(body);
+    const kind = body.kind ?? 'quarantine';
+    if (kind !== 'quarantine' && kind !== 'step-up') throw new OAuthError('invalid_request', 'kind must be quarantine or step-up');
+    const released = await deps.restrictions.release(ctx.params.id!, kind as RestrictionKind, 'admin-api');
+    await adminAction(`client.release.${kind}`, { clientId: ctx.params.id, reason });
+    ctx.body = released;
   });
 
   router.get('/audit', async (ctx) => {

@@ -21,6 +21,7 @@ export const FORWARDED_CERT_FORMATS = ['rfc9440', 'nginx', 'envoy-xfcc'] as cons
 export type ForwardedCertFormat = (typeof FORWARDED_CERT_FORMATS)[number];
 
 const HEX_COLOR = /^#[0-9a-fA-F]{6}$/;
+const threatResponse = z.enum(['log', 'step-up', 'quarantine']);
 const hexColor = z.string().regex(HEX_COLOR, 'expected a colour like #0b3d5c');
 
 /** WCAG 2.1 contrast ratio of two #rrggbb colours (§1.4.3 asks 4.5:1 for text). */
@@ -199,6 +200,41 @@ export const configSchema = z.strictObject({
     par: endpointLimits(60, 600),
     token: endpointLimits(120, 1200),
     registration: endpointLimits(10, 60),
+  }).prefault({}),
+  /** TPP threat detection: learned baselines per client, flags with explanations, responses. */
+  threats: z.strictObject({
+    enabled: z.boolean().default(true),
+    /** The counting window: one count per signal per bucket is learned. */
+    bucketSeconds: z.number().int().min(1).max(3600).default(60),
+    /** Buckets learned before a client's baseline is judged (default: one day of minutes). */
+    warmupBuckets: z.number().int().min(1).default(1440),
+    /** Buckets over which the level and spread adapt (EWMA span). */
+    spanBuckets: z.number().int().min(2).default(60),
+    /** Buckets of an hour of the day seen before that hour's own level is expected (default: three days). */
+    hourlyMinimumBuckets: z.number().int().min(1).default(180),
+    /** Spreads above normal from which a bucket is flagged at each severity. */
+    scores: z.strictObject({
+      low: z.number().positive().default(6),
+      medium: z.number().positive().default(10),
+      high: z.number().positive().default(20),
+    }).prefault({}).refine((t) => t.low <= t.medium && t.medium <= t.high, 'expected low ≤ medium ≤ high'),
+    /** What happens to a client flagged at each severity. */
+    responses: z.strictObject({
+      low: threatResponse.default('log'),
+      medium: threatResponse.default('step-up'),
+      high: threatResponse.default('quarantine'),
+    }).prefault({}),
+    /** Fixed per-bucket thresholds (judged from the first request): a storm of invalid_grant is never normal. */
+    rules: z.strictObject({
+      invalidGrantPerBucket: z.number().int().min(1).default(20),
+      probingPerBucket: z.number().int().min(1).default(10),
+      certificateFailuresPerBucket: z.number().int().min(1).default(20),
+      loginFailuresPerRangePerBucket: z.number().int().min(1).default(30),
+    }).prefault({}),
+    stepUp: z.strictObject({
+      durationSeconds: seconds(30 * 86_400).default(86_400),
+      accessTokenTtl: seconds(3600).default(300),
+    }).prefault({}),
   }).prefault({}),
   /** The admin listener (metrics; more admin endpoints to come), apart from the public one. */
   admin: z.strictObject({

@@ -27,6 +27,16 @@ export interface ProviderDependencies {
   certificateGate: CertificateGate;
   /** Renders an error page for errors that cannot be sent to the client's redirect_uri. */
   renderError: NonNullable<Configuration['renderError']>;
+  /** Threat detection's restrictions on a client (quarantine, step-up); none when absent. */
+  clientStanding?: ClientStanding;
+}
+
+/** What oidc-provider must know, synchronously, of a client's standing with the bank's security team. */
+export interface ClientStanding {
+  /** Why the client may not authenticate (quarantined), or undefined. */
+  quarantined(clientId: string): string | undefined;
+  /** The access-token lifetime cap while the client is stepped up (no refresh meanwhile), or undefined. */
+  steppedUp(clientId: string): { accessTokenTtl: number; reason: string } | undefined;
 }
 
 /** Client authentication: FAPI 2.0 SP §5.3.2.1 — mTLS or private_key_jwt, never secrets or `none`. */
@@ -46,6 +56,10 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const { config } = deps;
   const resourceServers = createResourceServerRegistry(config);
   const algs = [...SIGNING_ALGORITHMS];
+  const steppedUpTtl = (ttl: number, clientId: string | undefined) => {
+    const cap = clientId === undefined ? undefined : deps.clientStanding?.steppedUp(clientId)?.accessTokenTtl;
+    return cap === undefined ? ttl : Math.min(ttl, cap);
+  };
   const profileOf = (client: { [key: string]: unknown } | undefined): FapiProfile => {
     const chosen = client?.[FAPI_PROFILE_METADATA];
     return isFapiProfile(chosen) ? chosen : config.fapi.defaultProfile;
@@ -92,7 +106,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     scopes: ['openid', 'offline_access', ...Object.keys(config.scopes)],
     // openbanking_intent_id stands alone (requested through the claims parameter, UK OB style).
     claims: { openid: ['sub'], profile: ['name'], [INTENT_CLAIM]: null },
-    extraTokenClaims: consentTokenClaims(deps.consents),
+    extraTokenClaims: steppedUpRefusesRefresh(consentTokenClaims(deps.consents), deps.clientStanding),
     extraClientMetadata: {
       properties: [...EXTRA_CLIENT_METADATA],
       validator(ctx, key, value, metadata) {
@@ -131,13 +145,13 @@ export function createProvider(deps: ProviderDependencies): Provider {
       const grantId = ctx.oidc.result?.consent?.grantId;
       return grantId === undefined ? undefined : ctx.oidc.provider.Grant.find(grantId);
     },
-    issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token') && deps.clientStanding?.steppedUp(client.clientId) === undefined,
     rotateRefreshToken: config.tokens.refreshTokenRotation,
     ttl: {
       // No token outlives the consent it was issued under.
-      AccessToken: (_ctx, token) => cappedByConsent(token.resourceServer?.accessTokenTTL ?? config.tokens.accessTokenTtl, token),
+      AccessToken: (_ctx, token) => steppedUpTtl(cappedByConsent(token.resourceServer?.accessTokenTTL ?? config.tokens.accessTokenTtl, token), token.clientId),
       AuthorizationCode: config.tokens.authorizationCodeTtl,
-      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.tokens.clientCredentialsTtl,
+      ClientCredentials: (_ctx, token) => steppedUpTtl(token.resourceServer?.accessTokenTTL ?? config.tokens.clientCredentialsTtl, token.clientId),
       IdToken: config.tokens.idTokenTtl,
       Interaction: config.tokens.interactionTtl,
       Session: config.tokens.sessionTtl,
@@ -185,6 +199,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
         allowedPolicy: async (ctx, client, token) => {
           // A deleted client's tokens, and a token bound to a revoked or retired certificate, are
           // inactive for everyone.
+          if (deps.clientStanding?.quarantined(token.clientId!) !== undefined) return false;
           if (await ctx.oidc.provider.Client.find(token.clientId!) === undefined) return false;
           const x5t = (token as unknown as Record<string, string | undefined>)['x5t#S256'];
           if (x5t !== undefined && !await deps.certificateGate.bindingAlive(x5t)) return false;
@@ -226,6 +241,45 @@ function applyProfileObligations(profile: FapiProfile, metadata: Record<string, 
   if (requiresSignedRequestObject(profile)) metadata.require_signed_request_object = true;
   // Only JARM response modes: a plain query response is refused with invalid_request.
   if (requiresJarm(profile)) metadata.response_modes = ['jwt', 'query.jwt'];
+}
+
+/**
+ * Step-up (threat detection): a refresh is refused, so the TPP must return to the customer for a
+ * fresh consent. extraTokenClaims runs for every access token a grant issues, before it is saved.
+ */
+function steppedUpRefusesRefresh(
+  claims: NonNullable<Configuration['extraTokenClaims']>,
+  standing: ClientStanding | undefined,
+): NonNullable<Configuration['extraTokenClaims']> {
+  if (standing === undefined) return claims;
+  return async (ctx, token) => {
+    const clientId = (token as { clientId?: string }).clientId;
+    const stepUp = clientId === undefined ? undefined : standing.steppedUp(clientId);
+    if (stepUp !== undefined && ctx.oidc.params?.grant_type === 'refresh_token') {
+      throw Object.assign(new errors.InvalidGrant('refresh refused while the client is stepped up'), {
+        // The reason stays with the bank's operators: a TPP is not told what the detector saw.
+        error_description: 'unusual activity was detected for this client: the bank requires fresh customer consent; start a new authorization',
+      });
+    }
+    return claims(ctx, token);
+  };
+}
+
+/**
+ * A quarantined client is refused wherever oidc-provider (or Moat's own APIs) look it up: client
+ * authentication for every method, the authorization endpoint, token introspection and the APIs.
+ */
+export function guardQuarantinedClients(provider: Provider, standing: ClientStanding): void {
+  const find = provider.Client.find.bind(provider.Client);
+  provider.Client.find = async (id: string, ...rest: unknown[]) => {
+    const reason = standing.quarantined(id);
+    if (reason !== undefined) {
+      throw Object.assign(new errors.InvalidClientAuth(`client quarantined: ${reason}`), {
+        error_description: "this client is quarantined by the bank's security team after unusual activity; contact the bank to have it released",
+      });
+    }
+    return (find as (id: string, ...rest: unknown[]) => ReturnType<typeof find>)(id, ...rest);
+  };
 }
 
 /** RFC 4514 comparison, not string equality: `CN=a, O=b` and `cn=A,o=B` name the same subject. */

@@ -67,6 +67,9 @@ export async function startMoat(options: { backend?: Backend; config?: Record<st
     rateLimits: generousRateLimits(),
     // Any free port: test files run in parallel.
     admin: { port: 0 },
+    // Tests hammer error paths on purpose (fuzzing, replay races): the detector flags and logs, but
+    // restricts a client only in the tests about restricting clients.
+    threats: { responses: { low: 'log', medium: 'log', high: 'log' } },
     ...options.config,
     storage: { ...storage, ...(options.config?.storage as object | undefined) },
   };
