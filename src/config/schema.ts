@@ -206,12 +206,12 @@ export const configSchema = z.strictObject({
     enabled: z.boolean().default(true),
     /** The counting window: one count per signal per bucket is learned. */
     bucketSeconds: z.number().int().min(1).max(3600).default(60),
-    /** Buckets learned before a client's baseline is judged (default: one day of minutes). */
-    warmupBuckets: z.number().int().min(1).default(1440),
+    /** Buckets learned before a client's baseline is judged (default: two days of minutes, so each hour of the day has its own level). */
+    warmupBuckets: z.number().int().min(1).default(2880),
     /** Buckets over which the level and spread adapt (EWMA span). */
     spanBuckets: z.number().int().min(2).default(60),
-    /** Buckets of an hour of the day seen before that hour's own level is expected (default: three days). */
-    hourlyMinimumBuckets: z.number().int().min(1).default(180),
+    /** Buckets of an hour of the day seen before that hour's own level is expected (default: two days of minutes). */
+    hourlyMinimumBuckets: z.number().int().min(1).default(120),
     /** Spreads above normal from which a bucket is flagged at each severity. */
     scores: z.strictObject({
       low: z.number().positive().default(6),

@@ -34,7 +34,7 @@ export interface DetectorSettings extends BaselineParameters {
   /** Scores from which a bucket is flagged at each severity. */
   scores: Record<Severity, number>;
   /** Fixed per-bucket thresholds judged from the first request, warm-up or not. */
-  rules: { signal: string; atLeast: number; severity: Severity; what: string }[];
+  rules: { signal: string; atLeast: number; severity: Severity; what: string; /** Only entities whose key starts so. */ entityPrefix?: string }[];
   /** Source ranges remembered per client (beyond it, new ranges are no longer reported). */
   maxRanges: number;
 }
@@ -43,6 +43,7 @@ export const DEFAULT_RULES: DetectorSettings['rules'] = [
   { signal: 'errors:invalid_grant', atLeast: 20, severity: 'high', what: 'a storm of invalid_grant (replayed authorization codes or refresh tokens)' },
   { signal: 'probing', atLeast: 10, severity: 'medium', what: 'requests for scopes, permissions or roles outside the registration' },
   { signal: 'errors:mtls', atLeast: 20, severity: 'medium', what: 'repeated client-certificate failures' },
+  { signal: 'login_failures', atLeast: 30, severity: 'high', what: 'failed customer sign-ins from one address range (credential stuffing)', entityPrefix: 'range:' },
 ];
 
 export interface ThreatDetector {
@@ -54,6 +55,8 @@ export interface ThreatDetector {
 }
 
 const SEVERITIES: Severity[] = ['high', 'medium', 'low'];
+/** Spreads above normal beyond which a bucket is not learned at face value. */
+const LEARNING_CAP = 2;
 
 export function createThreatDetector(deps: {
   state: ThreatState;
@@ -77,8 +80,9 @@ export function createThreatDetector(deps: {
   };
 
   const raise = async (bucket: number, flag: Omit<ThreatFlag, 'clientId'>) => {
-    // One flag per entity, signal and bucket across every instance.
-    if (!await state.claim(`flag:${flag.entity}:${flag.signal}:${bucket}`, settings.bucketSeconds * 3)) return;
+    // One flag per entity, signal, bucket and severity across every instance: a bucket that keeps
+    // growing escalates (low, then medium, then high) instead of being silenced by its first flag.
+    if (!await state.claim(`flag:${flag.entity}:${flag.signal}:${bucket}:${flag.severity}`, settings.bucketSeconds * 3)) return;
     const clientId = flag.entity.startsWith('client:') ? flag.entity.slice('client:'.length) : undefined;
     await deps.onFlag({ ...flag, ...(clientId === undefined ? {} : { clientId }) });
   };
@@ -101,7 +105,7 @@ export function createThreatDetector(deps: {
 
   const judgeRules = async (bucket: number, entity: string, signal: string, seen: number, at: Date) => {
     for (const rule of settings.rules) {
-      if (rule.signal !== signal || seen < rule.atLeast) continue;
+      if (rule.signal !== signal || seen < rule.atLeast || (rule.entityPrefix !== undefined && !entity.startsWith(rule.entityPrefix))) continue;
       await raise(bucket, {
         at, entity, signal, severity: rule.severity, expected: rule.atLeast - 1, seen, kind: 'rule',
         explanation: `${rule.what}: ${seen} in one ${settings.bucketSeconds} s bucket (the rule allows at most ${rule.atLeast - 1})`,
@@ -122,9 +126,10 @@ export function createThreatDetector(deps: {
       const seen = counts[signal] ?? 0;
       const e = expectationAt(learned, hourOf(bucket), settings);
       await judgeBaseline(bucket, entity, signal, seen, e, at, true);
-      // An anomalous bucket is learned only up to the alert line: the model adapts to growth
-      // without learning an attack as normal.
-      const capped = e.warmedUp ? Math.min(seen, countForScore(settings.scores.low, e)) : seen;
+      // Robust learning (a Huber-style EWMA): a bucket is learned at most two spreads above normal.
+      // The model still follows real growth, a spread at a time, but an attack neither becomes the
+      // new normal nor inflates the spread enough to hide the next one.
+      const capped = e.warmedUp ? Math.min(seen, countForScore(LEARNING_CAP, e)) : seen;
       model.signals[signal] = learn(learned, capped, hourOf(bucket), settings);
     }
     model.lastBucket = bucket;

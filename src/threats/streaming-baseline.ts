@@ -11,7 +11,8 @@
  * - Counts are at least Poisson-noisy: the spread used for scoring never falls below √expected (and
  *   1), so a TPP with very regular traffic is not flagged for one extra request.
  * - Warm-up: nothing is judged until `warmupBuckets` buckets have been learned.
- * - A bucket judged anomalous is not learned (it would teach the model that the attack is normal).
+ * - Learning is robust (see detector.ts): a bucket counts at most two spreads above normal, so an
+ *   attack is not learned as normal.
  */
 
 export interface BaselineState {

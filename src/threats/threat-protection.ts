@@ -43,7 +43,7 @@ export function detectorSettings(t: MoatConfig['threats']): DetectorSettings {
       { signal: 'errors:invalid_grant', atLeast: t.rules.invalidGrantPerBucket, severity: 'high', what: 'a storm of invalid_grant (replayed authorization codes or refresh tokens)' },
       { signal: 'probing', atLeast: t.rules.probingPerBucket, severity: 'medium', what: 'requests for scopes, permissions or roles outside the registration' },
       { signal: 'errors:mtls', atLeast: t.rules.certificateFailuresPerBucket, severity: 'medium', what: 'repeated client-certificate failures' },
-      { signal: 'login_failures', atLeast: t.rules.loginFailuresPerRangePerBucket, severity: 'high', what: 'failed customer sign-ins from one address range (credential stuffing)' },
+      { signal: 'login_failures', atLeast: t.rules.loginFailuresPerRangePerBucket, severity: 'high', what: 'failed customer sign-ins from one address range (credential stuffing)', entityPrefix: 'range:' },
     ],
   };
 }
