@@ -4,8 +4,30 @@ import { requestContext } from './request-context.ts';
 export type { Logger };
 
 /*
- * Redaction: request bodies, headers and query strings are never logged wholesale (the request log
- * picks named fields); these paths are a second line for objects handed to the logger by mistake.
+ * Redaction by allowlist: a log line keeps only fields named here — identifiers, classes, counts,
+ * Moat's own messages — and any other field is dropped, its name listed in `droppedFields` so the
+ * omission shows. Request bodies, headers and query strings are never logged wholesale (the request
+ * log picks named fields). A field added to a log call must be added here, deliberately.
+ */
+export const LOGGED_FIELDS: ReadonlySet<string> = new Set([
+  // every line: what request, what happened, how it ended
+  'reqId', 'interactionId', 'event', 'outcome', 'method', 'path', 'status', 'durationMs', 'endpoint', 'err',
+  // who: identifiers, never credentials (a customer appears by Moat's pseudonymous id only)
+  'clientId', 'orgId', 'softwareId', 'accountId', 'consentId', 'actor', 'by', 'entity', 'clients',
+  // certificates and keys: public facts
+  'certificateThumbprint', 'thumbprint', 'serial', 'notAfter', 'daysLeft', 'horizonDays', 'kid', 'alg', 'issuer',
+  // Moat's own words and classes
+  'reason', 'description', 'detail', 'kind', 'source', 'scope', 'header', 'remoteAddress', 'auditType', 'auditTypes', 'events',
+  'consentsRevoked', 'expired', 'until', 'applied', 'fields',
+  // threat detection
+  'signal', 'severity', 'expected', 'seen', 'score', 'response', 'flagId',
+  // the process
+  'mode', 'port', 'config', 'storage', 'pid', 'exitCode', 'workers', 'crashes',
+]);
+
+/*
+ * A second line behind the allowlist, for allowed fields that carry objects (an error's properties,
+ * a detail record): these paths are censored wherever they appear.
  */
 const REDACT_PATHS = [
   'password', '*.password',
@@ -24,10 +46,22 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     base: { service: 'moat' },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    formatters: { log: keepLoggedFields },
     // x-fapi-interaction-id and the request id on every line written while serving a request.
     mixin() {
       const ctx = requestContext.getStore();
       return ctx === undefined ? {} : { reqId: ctx.requestId, interactionId: ctx.interactionId, ...(ctx.clientId === undefined ? {} : { clientId: ctx.clientId }) };
     },
   }, destination);
+}
+
+function keepLoggedFields(object: Record<string, unknown>): Record<string, unknown> {
+  const kept: Record<string, unknown> = {};
+  const dropped: string[] = [];
+  for (const [name, value] of Object.entries(object)) {
+    if (LOGGED_FIELDS.has(name)) kept[name] = value;
+    else dropped.push(name);
+  }
+  if (dropped.length > 0) kept.droppedFields = dropped;
+  return kept;
 }

@@ -1,4 +1,6 @@
+import { mkdirSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { join } from 'node:path';
 
 /*
  * Decides once per `npm test` which backends the integration tests use. On a machine with Postgres
@@ -16,6 +18,10 @@ function reachable(url: string): Promise<boolean> {
 }
 
 export default async function globalSetup(): Promise<void> {
+  // Every Moat a test starts writes its log lines here too; global-teardown.ts searches them.
+  const logDir = join(process.cwd(), 'test-output', 'logs', new Date().toISOString().replace(/[:.]/g, '-'));
+  mkdirSync(logDir, { recursive: true });
+  process.env.TEST_MOAT_LOG_DIR = logDir;
   if (process.env.TEST_MOAT_EMBEDDED_ONLY === '1') {
     process.stdout.write('\nmoat tests: embedded default only (PGlite + in-process store)\n');
     return;

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,8 +75,10 @@ export async function startMoat(options: { backend?: Backend; config?: Record<st
   };
   const config = validateConfig(raw, 'test harness', dataDir);
   const logs: Record<string, unknown>[] = [];
+  const logFile = process.env.TEST_MOAT_LOG_DIR === undefined ? undefined : join(process.env.TEST_MOAT_LOG_DIR, `${process.pid}.jsonl`);
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
+      if (logFile !== undefined) appendFileSync(logFile, chunk);
       for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
       done();
     },
