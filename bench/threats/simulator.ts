@@ -54,6 +54,8 @@ export interface AttackOutcome extends Attack {
   firstFlag?: Pick<ThreatFlag, 'signal' | 'severity' | 'explanation'>;
   /** The most severe flag the attack drew: what Moat's responses would have done. */
   maxSeverity?: Severity;
+  /** Seconds from the attack's first request to its first flag of that severity. */
+  secondsToMostSevere?: number;
 }
 
 export interface SimulationReport {
@@ -63,7 +65,7 @@ export interface SimulationReport {
   tpps: number;
   requests: number;
   attacks: AttackOutcome[];
-  byKind: Record<string, { injected: number; detected: number; medianSecondsToDetect: number | null; severities: Record<Severity, number> }>;
+  byKind: Record<string, { injected: number; detected: number; medianSecondsToDetect: number | null; medianSecondsToMostSevere: number | null; severities: Record<Severity, number> }>;
   falsePositives: { total: number; bySeverity: Record<Severity, number>; perTppDay: number; examples: Pick<ThreatFlag, 'entity' | 'signal' | 'severity' | 'explanation'>[] };
   detectionRate: number;
 }
@@ -206,14 +208,16 @@ function report(options: SimulationOptions, flags: ThreatFlag[], requests: numbe
         secondsToDetect: Math.round((first.at.getTime() - from) / 1000),
         firstFlag: { signal: first.signal, severity: first.severity, explanation: first.explanation },
       }),
-      ...(maxSeverity === undefined ? {} : { maxSeverity }),
+      ...(maxSeverity === undefined ? {} : {
+        maxSeverity, secondsToMostSevere: Math.round((during.find((f) => f.severity === maxSeverity)!.at.getTime() - from) / 1000),
+      }),
     };
   });
   const explained = (f: ThreatFlag) => windows.some(({ attack, from, to }) => entityOf(attack)(f) && f.at.getTime() >= from && f.at.getTime() <= to);
   const falsePositives = flags.filter((f) => !explained(f));
   const byKind: SimulationReport['byKind'] = {};
   for (const o of outcomes) {
-    const k = byKind[o.kind] ?? { injected: 0, detected: 0, medianSecondsToDetect: null, severities: { low: 0, medium: 0, high: 0 } };
+    const k = byKind[o.kind] ?? { injected: 0, detected: 0, medianSecondsToDetect: null, medianSecondsToMostSevere: null, severities: { low: 0, medium: 0, high: 0 } };
     k.injected += 1;
     if (o.maxSeverity !== undefined) k.severities[o.maxSeverity] += 1;
     if (o.detected) k.detected += 1;
@@ -222,6 +226,8 @@ function report(options: SimulationOptions, flags: ThreatFlag[], requests: numbe
   for (const [kind, k] of Object.entries(byKind)) {
     const times = outcomes.filter((o) => o.kind === kind && o.secondsToDetect !== undefined).map((o) => o.secondsToDetect!).sort((a, b) => a - b);
     k.medianSecondsToDetect = times.length === 0 ? null : times[Math.floor((times.length - 1) / 2)]!;
+    const toWorst = outcomes.filter((o) => o.kind === kind && o.secondsToMostSevere !== undefined).map((o) => o.secondsToMostSevere!).sort((a, b) => a - b);
+    k.medianSecondsToMostSevere = toWorst.length === 0 ? null : toWorst[Math.floor((toWorst.length - 1) / 2)]!;
   }
   const bySeverity: Record<Severity, number> = { low: 0, medium: 0, high: 0 };
   for (const f of falsePositives) bySeverity[f.severity] += 1;
