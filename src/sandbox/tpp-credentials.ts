@@ -53,6 +53,8 @@ export interface SandboxTpp {
   publicSigningJwks: { keys: JWK[] };
   ssa: string;
   serverCaPem: string;
+  /** The sandbox directory's public keys, so a TPP (and `moat diagnose`) can check the SSA's signature. */
+  directoryJwks: { keys: JWK[] };
   registration: Record<string, unknown>;
 }
 
@@ -121,6 +123,7 @@ export async function issueSandboxTpp(material: SandboxMaterial, options: Sandbo
     publicSigningJwks: { keys: [publicSigning] },
     ssa,
     serverCaPem: material.serverCaPem,
+    directoryJwks: material.directory.publicJwks,
     registration: {
       software_statement: ssa,
       redirect_uris: redirectUris,
@@ -142,6 +145,7 @@ export const TPP_FILES = {
   publicSigningJwks: 'signing.public.jwks.json',
   ssa: 'ssa.jwt',
   serverCa: 'server-ca.pem',
+  directoryJwks: 'directory.public.jwks.json',
   registration: 'registration.json',
   summary: 'tpp.json',
 } as const;
@@ -157,6 +161,7 @@ export function writeSandboxTpp(tpp: SandboxTpp, outDir: string): Record<string,
   put(TPP_FILES.publicSigningJwks, `${JSON.stringify(tpp.publicSigningJwks, null, 2)}\n`);
   put(TPP_FILES.ssa, `${tpp.ssa}\n`);
   put(TPP_FILES.serverCa, tpp.serverCaPem);
+  put(TPP_FILES.directoryJwks, `${JSON.stringify(tpp.directoryJwks, null, 2)}\n`);
   put(TPP_FILES.registration, `${JSON.stringify(tpp.registration, null, 2)}\n`);
   const summary = {
     name: tpp.name,

@@ -1,6 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { AttributeValue, Certificate, type Name as AsnName } from '@peculiar/asn1-x509';
+import { AttributeValue, Certificate, Name as AsnName } from '@peculiar/asn1-x509';
 import * as x509 from './x509.ts';
 
 /*
@@ -258,6 +258,14 @@ export function subjectOf(cert: X509Certificate): DistinguishedName {
 /** The issuer of a certificate, read from its DER, in RFC 4514 order. */
 export function issuerOf(cert: X509Certificate): DistinguishedName {
   return fromAsnName(tbsOf(cert).issuer);
+}
+
+/**
+ * A DER-encoded X.501 Name, in RFC 4514 order: a CA name from a TLS CertificateRequest's
+ * certificate_authorities (RFC 5246 §7.4.4, RFC 8446 §4.2.4). Throws when the bytes are not a Name.
+ */
+export function distinguishedNameFromDer(der: Uint8Array): DistinguishedName {
+  return fromAsnName(AsnConvert.parse(der, AsnName));
 }
 
 /**
