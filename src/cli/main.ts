@@ -2,12 +2,14 @@ import { fileURLToPath } from 'node:url';
 import { auditCommand } from './audit.ts';
 import { certsCommand, tppsCommand } from './certs.ts';
 import { configValidateCommand } from './config-validate.ts';
+import { diagnoseCommand } from './diagnose.ts';
 import { EXIT_USAGE, type CliIo } from './io.ts';
 import { keysCommand } from './keys.ts';
 import { migrateCommand } from './migrate.ts';
 import { sandboxRevokeCommand } from './sandbox-revoke.ts';
 import { sandboxTppCommand } from './sandbox-tpp.ts';
 import { startCommand } from './start.ts';
+import { threatsCommand } from './threats.ts';
 
 const USAGE = `usage: moat <command> [options]
 
@@ -22,6 +24,10 @@ commands:
   certs list|show|revoke|expiring       the TPP certificate registry (moat certs for details)
   tpps list                             TPP organisations, their clients and certificates
   audit verify | query [filters]        verify the audit log's hash chain; query it by TPP, customer, time
+  threats flags|restrictions|quarantine|step-up|release
+                                        threat detection, through the running server's admin API
+  diagnose --issuer URL --cert F --key F  check a TPP's setup against a server, stopping at the first fault
+                                        (or --credentials DIR; moat diagnose --help for the options)
 
 configuration: moat.yaml in the working directory, or --config / MOAT_CONFIG; MOAT_* environment
 variables override single keys (MOAT_STORAGE__POSTGRES_URL sets storage.postgresUrl).
@@ -39,6 +45,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     case 'certs': return certsCommand(rest, io);
     case 'tpps': return tppsCommand(rest, io);
     case 'audit': return auditCommand(rest, io);
+    case 'threats': return threatsCommand(rest, io);
+    case 'diagnose': return diagnoseCommand(rest, io);
     case 'sandbox':
       if (rest[0] === 'tpp') return sandboxTppCommand(rest.slice(1), io);
       if (rest[0] === 'revoke') return sandboxRevokeCommand(rest.slice(1), io);
