@@ -35,6 +35,7 @@ import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
 import { createSandboxPkiRouter } from './sandbox/sandbox-pki.ts';
 import { createAdminServer } from './admin/admin-server.ts';
+import { loadAdminCredentials } from './admin/operator-authentication.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { createMtlsOutcomeMiddleware } from './observability/mtls-outcome.ts';
 import { tracingMiddleware } from './observability/tracing.ts';
@@ -162,7 +163,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     attachProviderAudit(provider, audit);
     metrics.attachProvider(provider);
     const admin = config.admin.enabled
-      ? createAdminServer({ metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, logger, ...(config.admin.tokenFile === undefined ? {} : { token: readFileSync(config.admin.tokenFile, 'utf8').trim() }) })
+      ? createAdminServer({ metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, logger, credentials: loadAdminCredentials(config.admin) })
       : undefined;
     provider.use(consentProviderMiddleware(consents));
 

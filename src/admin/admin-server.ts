@@ -1,26 +1,29 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { MetricsSource } from '../cluster/cluster.ts';
 import { RestrictionNotFound, type ClientRestrictions, type RestrictionKind } from '../threats/client-restrictions.ts';
-import { CERTIFICATE_STATUSES, type CertificateRegistry, type CertificateStatus } from '../certificates/certificate-registry.ts';
+import { CERTIFICATE_STATUSES, type CertificateRegistry, type CertificateStatus, type RegisteredCertificate } from '../certificates/certificate-registry.ts';
 import { ConsentNotFound, ConsentStateConflict } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
 import { readJsonObject } from '../http/read-body.ts';
 import { OAuthError } from '../http/oauth-error.ts';
 import type { Logger } from '../observability/logger.ts';
+import { tlsServerOptions } from '../tls/https-server.ts';
+import { AdminAuthenticationError, createOperatorAuthenticator, type AdminCredentials, type Operator } from './operator-authentication.ts';
 
 /*
  * The admin listener: operations' side of Moat, apart from the public one (Ory Hydra's
- * public/admin split). Loopback by default; with `admin.tokenFile` every request needs that bearer
- * token. Prometheus metrics, and a JSON API over TPPs, certificates, consents and the audit log;
- * every change made here is audited as the operator's.
+ * public/admin split). Loopback by default; with `admin.tokenFile` and/or `admin.tls` every request
+ * needs the bearer token or an operator certificate (operator-authentication.ts). Prometheus
+ * metrics, and a JSON API over TPPs, certificates, consents and the audit log; every change made
+ * here is audited under the operator's identity.
  */
 
 export interface AdminServer {
-  server: Server;
+  server: Server | TlsServer;
   listen(host: string, port: number): Promise<number>;
   close(): Promise<void>;
 }
@@ -31,26 +34,31 @@ export interface AdminDependencies {
   consents: ConsentService;
   audit: AuditLog;
   restrictions: ClientRestrictions;
-  token?: string;
+  /** Token and/or operator mTLS (`loadAdminCredentials`); with `tls` the listener serves HTTPS. */
+  credentials: AdminCredentials;
   logger: Logger;
 }
 
+interface AdminState {
+  operator: Operator;
+}
+
 export function createAdminServer(deps: AdminDependencies): AdminServer {
-  const expected = deps.token === undefined ? undefined : createHash('sha256').update(deps.token).digest();
-  const app = new Koa();
-  const router = new Router();
+  const authenticate = createOperatorAuthenticator(deps.credentials);
+  const app = new Koa<AdminState>();
+  const router = new Router<AdminState>();
 
   app.use(async (ctx, next) => {
     ctx.set('Cache-Control', 'no-store');
-    if (expected !== undefined) {
-      const [scheme, value] = ctx.get('authorization').split(' ');
-      const ok = scheme?.toLowerCase() === 'bearer' && value !== undefined && timingSafeEqual(createHash('sha256').update(value).digest(), expected);
-      if (!ok) {
-        ctx.status = 401;
-        ctx.set('WWW-Authenticate', 'Bearer realm="moat-admin"');
-        ctx.body = { error: 'invalid_token', error_description: 'the admin listener needs its bearer token' };
-        return;
-      }
+    try {
+      ctx.state.operator = authenticate(ctx.req);
+    } catch (err) {
+      if (!(err instanceof AdminAuthenticationError)) throw err;
+      deps.logger.warn({ event: 'admin.unauthorized', outcome: err.code, reason: err.description, remoteAddress: ctx.req.socket.remoteAddress, path: ctx.path }, 'admin request refused');
+      ctx.status = err.status;
+      if (deps.credentials.token !== undefined) ctx.set('WWW-Authenticate', 'Bearer realm="moat-admin"');
+      ctx.body = { error: err.code, error_description: err.description };
+      return;
     }
     try {
       await next();
@@ -73,13 +81,16 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
     if (ctx.status === 404 && ctx.body === undefined) ctx.body = { error: 'not_found', error_description: `no admin endpoint ${ctx.method} ${ctx.path}` };
   });
 
-  const adminAction = (action: string, detail: Record<string, unknown>) => deps.audit.record({ type: 'admin.action', actor: 'operator', actorId: 'admin-api', detail: { action, ...detail } });
-  const bodyOf = async (ctx: Koa.Context): Promise<Record<string, unknown>> => (ctx.get('content-length') === '' || ctx.get('content-length') === '0' ? {} : readJsonObject(ctx.req));
+  // Every change is audited as the operator who made it: certificate subject DN, or admin-token.
+  type Context = Koa.ParameterizedContext<AdminState>;
+  const by = (ctx: Context) => ({ actor: 'operator' as const, actorId: ctx.state.operator.id });
+  const adminAction = (ctx: Context, action: string, detail: Record<string, unknown>) => deps.audit.record({ type: 'admin.action', ...by(ctx), detail: { action, ...detail } });
+  const bodyOf = async (ctx: Context): Promise<Record<string, unknown>> => (ctx.get('content-length') === '' || ctx.get('content-length') === '0' ? {} : readJsonObject(ctx.req));
   const reasonIn = (body: Record<string, unknown>) => {
     if (typeof body.reason !== 'string' || body.reason.trim() === '') throw new OAuthError('invalid_request', 'send {"reason": "..."}: it is recorded in the audit log');
     return body.reason.trim();
   };
-  const reasonOf = async (ctx: Koa.Context) => reasonIn(await bodyOf(ctx));
+  const reasonOf = async (ctx: Context) => reasonIn(await bodyOf(ctx));
   const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
 
   router.get('/metrics', async (ctx) => {
@@ -95,31 +106,40 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
     if (status !== undefined && !(CERTIFICATE_STATUSES as readonly string[]).includes(status)) {
       throw new OAuthError('invalid_request', `status must be one of ${CERTIFICATE_STATUSES.join(', ')}`);
     }
+    const within = text(ctx.query.expiringWithin);
+    if (within !== undefined) {
+      // Active certificates expiring within that many seconds, soonest first (`moat certs expiring`).
+      if (!/^\d{1,10}$/.test(within)) throw new OAuthError('invalid_request', 'expiringWithin must be a number of seconds');
+      if (status !== undefined || text(ctx.query.org) !== undefined || text(ctx.query.client) !== undefined) {
+        throw new OAuthError('invalid_request', 'expiringWithin cannot be combined with other filters');
+      }
+      ctx.body = (await deps.registry.expiring(new Date(Date.now() + Number(within) * 1000))).map(withoutPem);
+      return;
+    }
     const list = await deps.registry.list({
       ...(text(ctx.query.org) === undefined ? {} : { orgId: text(ctx.query.org)! }),
       ...(text(ctx.query.client) === undefined ? {} : { clientId: text(ctx.query.client)! }),
       ...(status === undefined ? {} : { status: status as CertificateStatus }),
     });
-    ctx.body = list.map(({ pem: _pem, issuerPem: _issuer, ...c }) => c);
+    ctx.body = list.map(withoutPem);
   });
   router.get('/certificates/:thumbprint', async (ctx) => {
     const found = await deps.registry.find(ctx.params.thumbprint!);
     if (found === undefined) throw new OAuthError('not_found', `no certificate ${ctx.params.thumbprint}`);
-    const { pem: _pem, issuerPem: _issuer, ...certificate } = found;
-    ctx.body = { ...certificate, events: await deps.registry.events(found.thumbprint) };
+    ctx.body = { ...withoutPem(found), events: await deps.registry.events(found.thumbprint) };
   });
   router.post('/certificates/:thumbprint/revoke', async (ctx) => {
     const reason = await reasonOf(ctx);
     if (await deps.registry.find(ctx.params.thumbprint!) === undefined) throw new OAuthError('not_found', `no certificate ${ctx.params.thumbprint}`);
     const changed = await deps.registry.revoke(ctx.params.thumbprint!, { source: 'operator', reason });
-    await adminAction('certificate.revoke', { thumbprint: ctx.params.thumbprint, reason, changed });
+    await adminAction(ctx, 'certificate.revoke', { thumbprint: ctx.params.thumbprint, reason, changed });
     ctx.body = { thumbprint: ctx.params.thumbprint, status: 'revoked', changed };
   });
   router.post('/certificates/:thumbprint/retire', async (ctx) => {
     const reason = await reasonOf(ctx);
     const changed = await deps.registry.retire(ctx.params.thumbprint!, reason);
     if (!changed) throw new OAuthError('invalid_request', 'only an active certificate can be retired');
-    await adminAction('certificate.retire', { thumbprint: ctx.params.thumbprint, reason });
+    await adminAction(ctx, 'certificate.retire', { thumbprint: ctx.params.thumbprint, reason });
     ctx.body = { thumbprint: ctx.params.thumbprint, status: 'retired' };
   });
 
@@ -131,8 +151,8 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
   });
   router.post('/consents/:id/revoke', async (ctx) => {
     const reason = await reasonOf(ctx);
-    const consent = await deps.consents.revoke(ctx.params.id!, { actor: 'operator', actorId: 'admin-api', reason });
-    await adminAction('consent.revoke', { consentId: consent.id, reason });
+    const consent = await deps.consents.revoke(ctx.params.id!, { ...by(ctx), reason });
+    await adminAction(ctx, 'consent.revoke', { consentId: consent.id, reason });
     ctx.body = consent;
   });
 
@@ -156,7 +176,7 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
   });
   router.post('/clients/:id/quarantine', async (ctx) => {
     const reason = await reasonOf(ctx);
-    ctx.body = await deps.restrictions.quarantine(ctx.params.id!, reason, { actor: 'operator', actorId: 'admin-api' });
+    ctx.body = await deps.restrictions.quarantine(ctx.params.id!, reason, by(ctx));
   });
   router.post('/clients/:id/step-up', async (ctx) => {
     const body = await bodyOf(ctx);
@@ -165,15 +185,15 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
     if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 1 || seconds > 30 * 86_400) {
       throw new OAuthError('invalid_request', 'seconds must be a whole number of seconds up to 30 days');
     }
-    ctx.body = await deps.restrictions.stepUp(ctx.params.id!, reason, seconds, { actor: 'operator', actorId: 'admin-api' });
+    ctx.body = await deps.restrictions.stepUp(ctx.params.id!, reason, seconds, by(ctx));
   });
   router.post('/clients/:id/release', async (ctx) => {
     const body = await bodyOf(ctx);
     const reason = reasonIn(body);
     const kind = body.kind ?? 'quarantine';
     if (kind !== 'quarantine' && kind !== 'step-up') throw new OAuthError('invalid_request', 'kind must be quarantine or step-up');
-    const released = await deps.restrictions.release(ctx.params.id!, kind as RestrictionKind, 'admin-api');
-    await adminAction(`client.release.${kind}`, { clientId: ctx.params.id, reason });
+    const released = await deps.restrictions.release(ctx.params.id!, kind as RestrictionKind, ctx.state.operator.id);
+    await adminAction(ctx, `client.release.${kind}`, { clientId: ctx.params.id, reason });
     ctx.body = released;
   });
 
@@ -199,7 +219,10 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
   router.get('/audit/verify', async (ctx) => { ctx.body = await deps.audit.verify(); });
 
   app.use(router.routes()).use(router.allowedMethods());
-  const server = createServer(app.callback());
+  const tls = deps.credentials.tls;
+  // With operator mTLS: Moat's TLS policy, asking for a client certificate with the operator CAs as
+  // the CA list; the handshake never decides, the authenticator above does (and says why).
+  const server = tls === undefined ? createServer(app.callback()) : createTlsServer(tlsServerOptions({ cert: tls.cert, key: tls.key, ca: tls.anchors.pem }), app.callback());
   return {
     server,
     listen: (host, port) => new Promise((resolve, reject) => {
@@ -214,4 +237,9 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
       server.closeAllConnections();
     }),
   };
+}
+
+/** A certificate as the admin API shows it: never its PEM (nor its issuer's). */
+function withoutPem({ pem: _pem, issuerPem: _issuer, ...certificate }: RegisteredCertificate): Omit<RegisteredCertificate, 'pem' | 'issuerPem'> {
+  return certificate;
 }

@@ -1,20 +1,39 @@
 import type { MoatConfig } from '../config/schema.ts';
-import type { RegisteredCertificate } from '../certificates/certificate-registry.ts';
+import type { CertificateEvent, RegisteredCertificate, TppOrganisation } from '../certificates/certificate-registry.ts';
 import { CERTIFICATE_STATUSES, type CertificateStatus } from '../certificates/certificate-registry.ts';
 import { createSqlCertificateRegistry } from '../certificates/sql-certificate-registry.ts';
-import { pino } from 'pino';
-import { createAuditLog } from '../audit/audit-log.ts';
-import { createStorage } from '../storage/create-storage.ts';
+import { ADMIN_CLIENT_OPTIONS, ADMIN_CLIENT_USAGE, AdminApiError, withAdminClient, withoutAdminClientEnv, type AdminClient } from './admin-client.ts';
+import { withDirectDatabase } from './direct-database.ts';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from './io.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
 
-const USAGE = `usage:
+const USAGE = `usage (through the running server's admin listener, audited as your operator identity):
   moat certs list [--org ORG_ID] [--status active|retired|revoked] [--json]
   moat certs show THUMBPRINT [--json]
   moat certs revoke THUMBPRINT --reason TEXT
   moat certs expiring [--within 30d] [--json]     (d, h or m; days when no unit)
   moat tpps list [--json]
-`;
+options: --config FILE
+  --direct                 read and write the database itself, for when the server is NOT running
+                           (the embedded database is locked while it runs; no operator identity is audited)
+${ADMIN_CLIENT_USAGE}`;
+
+const SOURCE_OPTIONS = { direct: { type: 'boolean' as const }, ...ADMIN_CLIENT_OPTIONS };
+const OFFLINE_HINT = ' (with the server stopped, add --direct to use the database itself)';
+
+/** A certificate as the CLI shows it: the admin API never hands out the PEMs. */
+type CertificateView = Omit<RegisteredCertificate, 'pem' | 'issuerPem'>;
+
+/** What the certificate commands need of the registry, whether reached through the admin API or directly. */
+interface RegistryView {
+  list(filter?: { orgId?: string; status?: CertificateStatus }): Promise<CertificateView[]>;
+  find(thumbprint: string): Promise<CertificateView | undefined>;
+  expiring(before: Date): Promise<CertificateView[]>;
+  events(thumbprint: string): Promise<CertificateEvent[]>;
+  organisations(): Promise<TppOrganisation[]>;
+  /** As the operator; false when it already was revoked. */
+  revoke(thumbprint: string, by: { source: 'operator'; reason: string }): Promise<boolean>;
+}
 
 /** `moat certs …`: the operator's view of the TPP certificate registry. */
 export async function certsCommand(args: string[], io: CliIo): Promise<number> {
@@ -22,6 +41,7 @@ export async function certsCommand(args: string[], io: CliIo): Promise<number> {
   const thumbprint = rest[0] !== undefined && !rest[0].startsWith('--') ? rest.shift() : undefined;
   const options = {
     json: { type: 'boolean' as const },
+    ...SOURCE_OPTIONS,
     ...(sub === 'list' ? { org: { type: 'string' as const }, status: { type: 'string' as const } } : {}),
     ...(sub === 'revoke' ? { reason: { type: 'string' as const } } : {}),
     ...(sub === 'expiring' ? { within: { type: 'string' as const } } : {}),
@@ -30,7 +50,7 @@ export async function certsCommand(args: string[], io: CliIo): Promise<number> {
     io.stderr.write(USAGE);
     return EXIT_USAGE;
   }
-  const result = loadConfigOrReport(rest, io, options);
+  const result = loadConfigOrReport(rest, { ...io, env: withoutAdminClientEnv(io.env) }, options);
   if ('exitCode' in result) return result.exitCode;
   const { values } = result;
   const json = values.json === true;
@@ -52,7 +72,7 @@ export async function certsCommand(args: string[], io: CliIo): Promise<number> {
     return EXIT_USAGE;
   }
 
-  return withRegistry(result.loaded.config, io, async (registry) => {
+  return withRegistry(result.loaded.config, values, io, async (registry) => {
     if (sub === 'list') {
       const list = await registry.list({
         ...(typeof values.org === 'string' ? { orgId: values.org } : {}),
@@ -91,9 +111,9 @@ export async function tppsCommand(args: string[], io: CliIo): Promise<number> {
     io.stderr.write(USAGE);
     return EXIT_USAGE;
   }
-  const result = loadConfigOrReport(rest, io, { json: { type: 'boolean' } });
+  const result = loadConfigOrReport(rest, { ...io, env: withoutAdminClientEnv(io.env) }, { json: { type: 'boolean' }, ...SOURCE_OPTIONS });
   if ('exitCode' in result) return result.exitCode;
-  return withRegistry(result.loaded.config, io, async (registry) => {
+  return withRegistry(result.loaded.config, result.values, io, async (registry) => {
     const orgs = await registry.organisations();
     if (result.values.json === true) {
       io.stdout.write(`${JSON.stringify(orgs, null, 2)}\n`);
@@ -109,21 +129,46 @@ export async function tppsCommand(args: string[], io: CliIo): Promise<number> {
   });
 }
 
-async function withRegistry(config: MoatConfig, io: CliIo, fn: (registry: ReturnType<typeof createSqlCertificateRegistry>) => Promise<number>): Promise<number> {
-  let storage;
-  try {
-    storage = await createStorage(config);
-  } catch (err) {
-    io.stderr.write(`moat: ${(err as Error).message}\n`);
-    return EXIT_FAILURE;
-  }
-  try {
-    // The operator's actions are audited like everyone else's.
-    return await fn(createSqlCertificateRegistry(storage.sql, createAuditLog(storage.sql, pino({ level: 'silent' }))));
-  } finally {
-    await storage.close();
-  }
+/** The registry through the admin API, or with `--direct` from the database itself. */
+async function withRegistry(config: MoatConfig, values: Record<string, unknown>, io: CliIo, fn: (registry: RegistryView) => Promise<number>): Promise<number> {
+  if (values.direct === true) return withDirectDatabase(config, io, ({ sql, audit }) => fn(createSqlCertificateRegistry(sql, audit)));
+  return withAdminClient(config, values, io, (admin) => fn(adminRegistry(admin)), OFFLINE_HINT);
 }
+
+/** JSON dates back to `Date`s, so both sources print alike. */
+function reviveCertificate(c: CertificateView): CertificateView {
+  const date = (v: Date | undefined) => (v === undefined ? undefined : new Date(v));
+  const { revokedAt, lastCheckedAt, ...rest } = c;
+  return {
+    ...rest, notBefore: new Date(c.notBefore), notAfter: new Date(c.notAfter),
+    ...(revokedAt === undefined ? {} : { revokedAt: date(revokedAt)! }), ...(lastCheckedAt === undefined ? {} : { lastCheckedAt: date(lastCheckedAt)! }),
+  };
+}
+
+function adminRegistry(admin: AdminClient): RegistryView {
+  const path = (thumbprint: string) => `/certificates/${encodeURIComponent(thumbprint)}`;
+  const orUndefined = async <T>(pending: Promise<T>): Promise<T | undefined> => {
+    try {
+      return await pending;
+    } catch (err) {
+      if (err instanceof AdminApiError && err.status === 404) return undefined;
+      throw err;
+    }
+  };
+  const listed = async (query: Record<string, string>) => (await admin.request<CertificateView[]>('GET', `/certificates?${new URLSearchParams(query)}`)).map(reviveCertificate);
+  return {
+    list: (filter = {}) => listed({ ...(filter.orgId === undefined ? {} : { org: filter.orgId }), ...(filter.status === undefined ? {} : { status: filter.status }) }),
+    expiring: (before) => listed({ expiringWithin: String(Math.max(0, Math.ceil((before.getTime() - Date.now()) / 1000))) }),
+    find: async (thumbprint) => {
+      const found = await orUndefined(admin.request<CertificateView>('GET', path(thumbprint)));
+      return found === undefined ? undefined : reviveCertificate(found);
+    },
+    events: async (thumbprint) => (await admin.request<{ events: CertificateEvent[] }>('GET', path(thumbprint))).events.map((e) => ({ ...e, at: new Date(e.at) })),
+    organisations: () => admin.request<TppOrganisation[]>('GET', '/tpps'),
+    revoke: async (thumbprint, by) => (await admin.request<{ changed: boolean }>('POST', `${path(thumbprint)}/revoke`, { reason: by.reason })).changed,
+  };
+}
+
 
 export function parseDuration(text: string): number | undefined {
   const match = /^(\d+)([dhm]?)$/.exec(text.trim());
@@ -132,12 +177,12 @@ export function parseDuration(text: string): number | undefined {
   return Number(match[1]) * unit;
 }
 
-function summary(c: RegisteredCertificate) {
-  const { pem: _pem, issuerPem: _issuer, ...rest } = c;
+function summary(c: CertificateView) {
+  const { pem: _pem, issuerPem: _issuer, ...rest } = c as RegisteredCertificate;
   return { ...rest, daysLeft: Math.floor((c.notAfter.getTime() - Date.now()) / 86_400_000) };
 }
 
-function table(list: RegisteredCertificate[]): string {
+function table(list: CertificateView[]): string {
   if (list.length === 0) return 'no certificates\n';
   return `${list.map((c) => [
     c.thumbprint, c.status.padEnd(7), c.orgId, `expires ${c.notAfter.toISOString().slice(0, 10)} (${Math.floor((c.notAfter.getTime() - Date.now()) / 86_400_000)} d)`,
@@ -145,7 +190,7 @@ function table(list: RegisteredCertificate[]): string {
   ].filter(Boolean).join('  ')).join('\n')}\n`;
 }
 
-function describe(c: RegisteredCertificate, events: { event: string; detail: Record<string, unknown>; at: Date }[]): string {
+function describe(c: CertificateView, events: { event: string; detail: Record<string, unknown>; at: Date }[]): string {
   const lines = [
     `thumbprint   ${c.thumbprint} (x5t#S256)`,
     `status       ${c.status}${c.revokedAt === undefined ? '' : ` since ${c.revokedAt.toISOString()} (${c.revocationSource}: ${c.revocationReason})`}`,

@@ -1,6 +1,6 @@
 import type { StoredFlag, Restriction } from '../threats/client-restrictions.ts';
-import { AdminApiError, createAdminClient } from './admin-client.ts';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from './io.ts';
+import { ADMIN_CLIENT_OPTIONS, ADMIN_CLIENT_USAGE, withAdminClient, withoutAdminClientEnv } from './admin-client.ts';
+import { EXIT_OK, EXIT_USAGE, type CliIo } from './io.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
 
 const USAGE = `usage (through the running server's admin listener):
@@ -9,14 +9,13 @@ const USAGE = `usage (through the running server's admin listener):
   moat threats quarantine --client ID --reason TEXT                 lock a client out and revoke its tokens
   moat threats step-up --client ID --reason TEXT [--seconds N]      no refresh, short tokens for a while
   moat threats release --client ID --reason TEXT [--kind quarantine|step-up]
-options: --admin-url URL (or MOAT_ADMIN_URL; default: the configured admin listener),
-         --admin-token-file FILE (default: admin.tokenFile), --json, --config FILE
-`;
+options: --json, --config FILE
+${ADMIN_CLIENT_USAGE}`;
 
 const OPTIONS = {
   client: { type: 'string' as const }, since: { type: 'string' as const }, limit: { type: 'string' as const }, all: { type: 'boolean' as const },
   reason: { type: 'string' as const }, seconds: { type: 'string' as const }, kind: { type: 'string' as const },
-  'admin-url': { type: 'string' as const }, 'admin-token-file': { type: 'string' as const }, json: { type: 'boolean' as const },
+  json: { type: 'boolean' as const }, ...ADMIN_CLIENT_OPTIONS,
 };
 
 function describeRestriction(r: Restriction): string {
@@ -32,7 +31,7 @@ export async function threatsCommand(args: string[], io: CliIo): Promise<number>
     io.stderr.write(USAGE);
     return EXIT_USAGE;
   }
-  const result = loadConfigOrReport(rest, io, OPTIONS);
+  const result = loadConfigOrReport(rest, { ...io, env: withoutAdminClientEnv(io.env) }, OPTIONS);
   if ('exitCode' in result) return result.exitCode;
   const v = result.values as Record<string, string | boolean | undefined>;
   const str = (name: string) => (typeof v[name] === 'string' ? v[name] : undefined);
@@ -41,13 +40,9 @@ export async function threatsCommand(args: string[], io: CliIo): Promise<number>
     if (missing.length > 0) io.stderr.write(`moat: threats ${sub} needs ${missing.map((m) => `--${m}`).join(' and ')}\n`);
     return missing.length === 0;
   };
-  const url = str('admin-url') ?? io.env.MOAT_ADMIN_URL;
-  const admin = createAdminClient(result.loaded.config, {
-    ...(url === undefined ? {} : { url }), ...(str('admin-token-file') === undefined ? {} : { tokenFile: str('admin-token-file')! }),
-  });
   const print = (value: unknown, text: () => string) => io.stdout.write(v.json === true ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
   const client = encodeURIComponent(str('client') ?? '');
-  try {
+  return withAdminClient(result.loaded.config, v, io, async (admin) => {
     switch (sub) {
       case 'flags': {
         const q = new URLSearchParams({ ...(str('client') ? { client: str('client')! } : {}), ...(str('since') ? { since: str('since')! } : {}), ...(str('limit') ? { limit: str('limit')! } : {}) });
@@ -81,11 +76,5 @@ export async function threatsCommand(args: string[], io: CliIo): Promise<number>
         return EXIT_OK;
       }
     }
-  } catch (err) {
-    if (err instanceof AdminApiError) {
-      io.stderr.write(`moat: ${err.message}\n`);
-      return EXIT_FAILURE;
-    }
-    throw err;
-  }
+  });
 }

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { resolveAttributeType } from '../tls/distinguished-name.ts';
+import { parseDistinguishedName, resolveAttributeType } from '../tls/distinguished-name.ts';
 import { configSchema, type MoatConfig } from './schema.ts';
 
 /** A configuration that cannot be used; `problems` name each bad key and what was expected. */
@@ -90,8 +90,8 @@ function crossFieldProblems(config: MoatConfig): string[] {
     if (config.trustAnchors.length === 0) {
       problems.push('trustAnchors: at least one CA is required in production for tls_client_auth');
     }
-    if (config.admin.enabled && config.admin.tokenFile === undefined && !['127.0.0.1', '::1', 'localhost'].includes(config.admin.host)) {
-      problems.push('admin.tokenFile: required in production when the admin listener is not on loopback (admin.host)');
+    if (config.admin.enabled && config.admin.tokenFile === undefined && config.admin.tls === undefined && !['127.0.0.1', '::1', 'localhost'].includes(config.admin.host)) {
+      problems.push('admin.tokenFile or admin.tls: one is required in production when the admin listener is not on loopback (admin.host)');
     }
   }
   if ((config.tls.certFile === undefined) !== (config.tls.keyFile === undefined)) {
@@ -113,6 +113,13 @@ function crossFieldProblems(config: MoatConfig): string[] {
       problems.push(`directories.${i}.orgIdAttribute: "${d.orgIdAttribute}" is not a known attribute name or dotted OID`);
     }
   });
+  config.admin.tls?.allowedSubjects?.forEach((dn, i) => {
+    try {
+      parseDistinguishedName(dn);
+    } catch (err) {
+      problems.push(`admin.tls.allowedSubjects.${i}: "${dn}" is not an RFC 4514 distinguished name (${(err as Error).message})`);
+    }
+  });
   const names = config.directories.map((d) => d.issuer);
   if (new Set(names).size !== names.length) problems.push('directories: two directories share an issuer');
   for (const reserved of ['openid', 'offline_access']) {
@@ -131,7 +138,10 @@ function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
     trustAnchors: config.trustAnchors.map(at),
     keys: { ...config.keys, dir: at(config.keys.dir) },
     branding: { ...config.branding, logoFile: maybe(config.branding.logoFile) },
-    admin: { ...config.admin, tokenFile: maybe(config.admin.tokenFile) },
+    admin: {
+      ...config.admin, tokenFile: maybe(config.admin.tokenFile),
+      tls: config.admin.tls === undefined ? undefined : { ...config.admin.tls, certFile: at(config.admin.tls.certFile), keyFile: at(config.admin.tls.keyFile), clientCaFiles: config.admin.tls.clientCaFiles.map(at) },
+    },
     directories: config.directories.map((d) => ({ ...d, jwksFile: maybe(d.jwksFile), jwksCaFile: maybe(d.jwksCaFile) })),
     resourceServers: config.resourceServers.map((rs) => (rs.client === undefined
       ? rs

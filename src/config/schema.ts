@@ -244,6 +244,20 @@ export const configSchema = z.strictObject({
     port: z.number().int().min(0).max(65535).default(9464),
     /** A file holding the bearer token every admin request must carry (required off loopback in production). */
     tokenFile: z.string().min(1).optional(),
+    /**
+     * Operator-certificate mTLS: the admin listener serves HTTPS with this certificate and accepts a
+     * request whose client certificate chains to one of `clientCaFiles`, is within its validity and
+     * allows clientAuth. With `tokenFile` too, either the token or the certificate suffices (an
+     * operator's tooling need not carry both). Production off loopback needs this or `tokenFile`.
+     */
+    tls: z.strictObject({
+      certFile: z.string().min(1),
+      keyFile: z.string().min(1),
+      /** PEM files of the operator CAs; separate from `trustAnchors`, so no TPP certificate is an operator's. */
+      clientCaFiles: z.array(z.string().min(1)).min(1),
+      /** RFC 4514 subject DNs allowed in (compared by RFC 4517 distinguishedNameMatch); unset: any from the operator CAs. */
+      allowedSubjects: z.array(z.string().min(1)).min(1).optional(),
+    }).optional(),
   }).prefault({}),
   /** The bank's look on every customer page. */
   branding: z.strictObject({

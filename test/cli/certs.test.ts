@@ -11,9 +11,11 @@ import { runMoat } from '../support/cli.ts';
 const moat = (args: string[], cwd: string) => runMoat(args, { cwd });
 
 /*
- * The operator's certificate CLI against the registry a running Moat uses (Postgres, so the CLI and
- * the server share it, as in production): list, show, expiring, revoke — and a revocation from the
- * CLI stops the TPP at the running server at once.
+ * The operator's certificate CLI against a running Moat, through its admin listener (found from the
+ * configuration, as an operator's moat.yaml would say): list, show, expiring, revoke — and a
+ * revocation from the CLI stops the TPP at the running server at once. It runs on the embedded
+ * default too, whose database the CLI could not open while the server holds it. `--direct` reads
+ * the database itself, for when the server is stopped.
  */
 
 
@@ -34,17 +36,17 @@ it('explains its usage', async () => {
   expect((await moat(['certs', 'expiring', '--within', 'soon'], cwd)).err).toContain('--within takes a duration');
 });
 
-describeWithServices('moat certs and moat tpps on a running deployment', () => {
+describe('moat certs and moat tpps on a running deployment', () => {
   let h: Harness;
   let tpp: RegisteredTpp;
   let cwd: string;
   let thumbprint: string;
   beforeAll(async () => {
-    h = await startMoat({ backend: 'services' });
+    h = await startMoat();
     tpp = await onboardTpp(h, { certificate: { eidas: true } });
     thumbprint = tpp.creds.summary['x5t#S256'] as string;
     cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));
-    writeFileSync(join(cwd, 'moat.yaml'), `dataDir: ${join(cwd, 'data')}\nstorage: { postgresUrl: "${h.config.storage.postgresUrl}" }\n`);
+    writeFileSync(join(cwd, 'moat.yaml'), `issuer: ${h.issuer}\ndataDir: ${join(cwd, 'data')}\nadmin: { port: ${h.moat.adminPort} }\n`);
   });
   afterAll(async () => {
     await tpp?.close();
@@ -100,5 +102,36 @@ describeWithServices('moat certs and moat tpps on a running deployment', () => {
     const records = query.out.trim().split('\n').map((l) => JSON.parse(l) as { actor: string; subject: string; detail: { reason: string } });
     expect(records).toEqual([expect.objectContaining({ actor: 'operator', subject: thumbprint, detail: { source: 'operator', reason: 'private key leaked' } })]);
     expect((await moat(['audit', 'query', '--since', 'yesterday-ish'], cwd)).code).toBe(2);
+  });
+
+  it('says what to do when no server answers', async () => {
+    const r = await moat(['certs', 'list', '--admin-url', 'http://127.0.0.1:9'], cwd);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/the admin listener at http:\/\/127\.0\.0\.1:9 cannot be reached .*is Moat running.*add --direct to use the database itself/);
+  });
+});
+
+describeWithServices('moat certs --direct, reading the database itself', () => {
+  let h: Harness;
+  let tpp: RegisteredTpp;
+  let cwd: string;
+  beforeAll(async () => {
+    h = await startMoat({ backend: 'services' });
+    tpp = await onboardTpp(h);
+    cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));
+    // No admin listener where the configuration says: only --direct can answer.
+    writeFileSync(join(cwd, 'moat.yaml'), `issuer: ${h.issuer}\ndataDir: ${join(cwd, 'data')}\nstorage: { postgresUrl: "${h.config.storage.postgresUrl}" }\nadmin: { port: 9 }\n`);
+  });
+  afterAll(async () => {
+    await tpp?.close();
+    await h?.close();
+  });
+
+  it('lists certificates and TPPs and verifies the audit chain from the database', async () => {
+    const thumbprint = tpp.creds.summary['x5t#S256'] as string;
+    expect((await moat(['certs', 'list'], cwd)).code).toBe(1);
+    expect((await moat(['certs', 'list', '--direct'], cwd)).out).toContain(thumbprint);
+    expect((await moat(['tpps', 'list', '--direct'], cwd)).out).toContain(`client ${tpp.client.client_id}`);
+    expect((await moat(['audit', 'verify', '--direct'], cwd)).out).toMatch(/^audit chain intact: \d+ records/);
   });
 });

@@ -1,8 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as oauth from 'oauth4webapi';
+import { adminRequest } from '../support/admin-api.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { authorizationCodeFlow, onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
 import { introspect } from '../support/consents.ts';
@@ -27,19 +27,7 @@ afterAll(async () => {
 });
 
 function admin(method: 'GET' | 'POST', path: string, body?: unknown, token: string | null = TOKEN): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = request({
-      host: '127.0.0.1', port: h.moat.adminPort, path, method,
-      headers: { ...(token === null ? {} : { authorization: `Bearer ${token}` }), ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }) },
-    }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => { text += d.toString(); });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text === '' ? undefined : JSON.parse(text) }));
-    });
-    req.on('error', reject);
-    req.end(payload);
-  });
+  return adminRequest(h.moat.adminPort!, method, path, { ...(body === undefined ? {} : { body }), ...(token === null ? {} : { token }) });
 }
 
 it('refuses every admin request without the admin token', async () => {
@@ -56,6 +44,11 @@ it('lists TPPs and certificates, and shows one certificate with its history, nev
   const one = await admin('GET', `/certificates/${tpp.creds.summary['x5t#S256'] as string}`);
   expect(one.body.events.map((e: { event: string }) => e.event)).toEqual(expect.arrayContaining(['registered', 'linked']));
   expect((await admin('GET', '/certificates?status=lost')).status).toBe(400);
+  // Active certificates expiring within a window, as `moat certs expiring` asks.
+  const expiring = async (seconds: string) => (await admin('GET', `/certificates?expiringWithin=${seconds}`)).body.map((c: { thumbprint: string }) => c.thumbprint);
+  expect(await expiring(String(400 * 86_400))).toContain(tpp.creds.summary['x5t#S256']);
+  expect(await expiring('86400')).not.toContain(tpp.creds.summary['x5t#S256']);
+  expect((await admin('GET', '/certificates?expiringWithin=soon')).status).toBe(400);
   expect((await admin('GET', '/certificates/nope')).status).toBe(404);
 });
 
@@ -71,7 +64,8 @@ it('revokes a customer\'s consent as the operator: the token dies at once, and t
   expect((await introspect(tpp, tokens.access_token)).active).toBe(false);
   expect((await admin('POST', `/consents/${consentId}/revoke`, { reason: 'again' })).status).toBe(409);
   const audit = await admin('GET', '/audit?type=admin.action');
-  expect(audit.body).toEqual(expect.arrayContaining([expect.objectContaining({ actor: 'operator', detail: { action: 'consent.revoke', consentId, reason: 'fraud report 4711' } })]));
+  // Authenticated by the token, the operator is recorded as admin-token.
+  expect(audit.body).toEqual(expect.arrayContaining([expect.objectContaining({ actor: 'operator', actorId: 'admin-token', detail: { action: 'consent.revoke', consentId, reason: 'fraud report 4711' } })]));
   expect((await admin('GET', '/audit/verify')).body).toEqual(expect.objectContaining({ intact: true }));
 });
 

@@ -1,0 +1,132 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { MoatConfig } from '../config/schema.ts';
+import { loadTrustAnchors, type ChainFailure, type TrustAnchors } from '../tls/certificate-chain.ts';
+import { createClientCertificateResolver } from '../tls/client-certificate.ts';
+import { distinguishedNamesEqual, formatDistinguishedName, parseDistinguishedName, type DistinguishedName } from '../tls/distinguished-name.ts';
+
+/*
+ * Who is calling the admin listener: an operator with a certificate from an operator CA (mTLS), or
+ * one holding the admin token. With both configured either suffices, so a person's CLI can use a
+ * certificate while a monitoring scraper keeps a token; a request that passes neither is refused
+ * with the reason, never served. With neither configured the listener relies on being on loopback.
+ */
+
+/** The operator a request was authenticated as; `id` is what the audit log records as actorId. */
+export type Operator =
+  | { via: 'certificate'; id: string }
+  | { via: 'token'; id: 'admin-token' }
+  /** No authentication configured: whoever can reach the loopback listener. */
+  | { via: 'loopback'; id: 'admin-api' };
+
+export type AdminAuthenticationCode =
+  | 'invalid_token'
+  | 'certificate_required'
+  | 'certificate_untrusted'
+  | 'certificate_expired'
+  | 'certificate_not_yet_valid'
+  | 'certificate_not_for_client_auth'
+  | 'subject_not_allowed';
+
+/** A request the admin listener refuses (401); `description` is fit for the operator to read. */
+export class AdminAuthenticationError extends Error {
+  readonly code: AdminAuthenticationCode;
+  readonly status = 401;
+  readonly description: string;
+  constructor(code: AdminAuthenticationCode, description: string) {
+    super(`${code}: ${description}`);
+    this.name = 'AdminAuthenticationError';
+    this.code = code;
+    this.description = description;
+  }
+}
+
+const CHAIN_FAILURE_CODES: Record<ChainFailure, AdminAuthenticationCode> = {
+  'untrusted-chain': 'certificate_untrusted',
+  expired: 'certificate_expired',
+  'not-yet-valid': 'certificate_not_yet_valid',
+  'not-for-client-auth': 'certificate_not_for_client_auth',
+};
+
+/** The admin listener's credentials, read once at start-up. */
+export interface AdminCredentials {
+  token?: string;
+  tls?: {
+    cert: Buffer;
+    key: Buffer;
+    /** The operator CAs (never the TPP trust anchors). */
+    anchors: TrustAnchors;
+    /** Parsed `admin.tls.allowedSubjects`; undefined admits any subject the operator CAs issued. */
+    allowedSubjects?: DistinguishedName[];
+  };
+}
+
+/** Reads `admin.tokenFile` and `admin.tls`'s files; a file that cannot be used stops start-up naming its key. */
+export function loadAdminCredentials(admin: MoatConfig['admin']): AdminCredentials {
+  const read = (key: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new Error(`${key}: cannot read ${file} (${(err as Error).message})`, { cause: err });
+    }
+  };
+  const credentials: AdminCredentials = {};
+  if (admin.tokenFile !== undefined) credentials.token = read('admin.tokenFile', admin.tokenFile).toString('utf8').trim();
+  if (admin.tls !== undefined) {
+    let anchors: TrustAnchors;
+    try {
+      anchors = loadTrustAnchors(admin.tls.clientCaFiles);
+    } catch (err) {
+      throw new Error(`admin.tls.clientCaFiles: ${(err as Error).message}`, { cause: err });
+    }
+    credentials.tls = {
+      cert: read('admin.tls.certFile', admin.tls.certFile),
+      key: read('admin.tls.keyFile', admin.tls.keyFile),
+      anchors,
+      ...(admin.tls.allowedSubjects === undefined ? {} : { allowedSubjects: admin.tls.allowedSubjects.map((dn) => parseDistinguishedName(dn)) }),
+    };
+  }
+  return credentials;
+}
+
+/** Decides who a request is, or throws `AdminAuthenticationError` saying why it is refused. */
+export type OperatorAuthenticator = (req: IncomingMessage) => Operator;
+
+export function createOperatorAuthenticator(credentials: AdminCredentials): OperatorAuthenticator {
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  const expected = credentials.token === undefined ? undefined : digest(credentials.token);
+  const tls = credentials.tls;
+  // The same chain policy as TPP certificates (certificate-chain.ts), against the operator CAs; no
+  // gateway may forward an operator's certificate, so no proxy is trusted.
+  const presentedCertificate = tls === undefined ? undefined : createClientCertificateResolver({
+    trustedProxies: [], format: 'rfc9440', anchors: tls.anchors,
+  });
+
+  return (req) => {
+    if (expected === undefined && tls === undefined) return { via: 'loopback', id: 'admin-api' };
+    const [scheme, value] = (req.headers.authorization ?? '').split(' ');
+    const bearer = scheme?.toLowerCase() === 'bearer' && value !== undefined && value !== '' ? value : undefined;
+    if (expected !== undefined && bearer !== undefined && timingSafeEqual(digest(bearer), expected)) return { via: 'token', id: 'admin-token' };
+
+    const presented = presentedCertificate?.(req);
+    let certificateFailure: AdminAuthenticationError | undefined;
+    if (presented !== undefined && tls !== undefined) {
+      const subject = formatDistinguishedName(presented.subject);
+      if (!presented.verification.trusted) {
+        certificateFailure = new AdminAuthenticationError(CHAIN_FAILURE_CODES[presented.verification.reason], `operator certificate ${subject}: ${presented.verification.description}`);
+      } else if (tls.allowedSubjects !== undefined && !tls.allowedSubjects.some((dn) => distinguishedNamesEqual(dn, presented.subject))) {
+        certificateFailure = new AdminAuthenticationError('subject_not_allowed', `operator certificate ${subject} is not in admin.tls.allowedSubjects`);
+      } else {
+        return { via: 'certificate', id: subject };
+      }
+    }
+    // The most specific reason: a certificate presented says more than a token guessed.
+    if (certificateFailure !== undefined) throw certificateFailure;
+    if (bearer !== undefined && expected !== undefined) throw new AdminAuthenticationError('invalid_token', 'the bearer token is not the admin token');
+    if (tls === undefined) throw new AdminAuthenticationError('invalid_token', 'the admin listener needs its bearer token');
+    throw new AdminAuthenticationError('certificate_required', expected === undefined
+      ? 'the admin listener needs an operator client certificate (TLS) issued by an operator CA'
+      : 'the admin listener needs an operator client certificate (TLS) or its bearer token');
+  };
+}

@@ -1,0 +1,26 @@
+import { pino } from 'pino';
+import { createAuditLog, type AuditLog } from '../audit/audit-log.ts';
+import type { MoatConfig } from '../config/schema.ts';
+import { createStorage } from '../storage/create-storage.ts';
+import type { SqlClient } from '../storage/sql/sql-client.ts';
+import { EXIT_FAILURE, type CliIo } from './io.ts';
+
+/**
+ * For `--direct`: opens the configured database itself (when no server is running to ask), with an
+ * audit log on it so what the operator changes is audited like everyone else's, and closes it after.
+ * A database that cannot be opened (the embedded one held by a running server) is reported, exit 1.
+ */
+export async function withDirectDatabase(config: MoatConfig, io: CliIo, run: (db: { sql: SqlClient; audit: AuditLog }) => Promise<number>): Promise<number> {
+  let storage;
+  try {
+    storage = await createStorage(config);
+  } catch (err) {
+    io.stderr.write(`moat: ${(err as Error).message}\n`);
+    return EXIT_FAILURE;
+  }
+  try {
+    return await run({ sql: storage.sql, audit: createAuditLog(storage.sql, pino({ level: 'silent' })) });
+  } finally {
+    await storage.close();
+  }
+}
