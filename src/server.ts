@@ -93,7 +93,9 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     });
   }
 
-  const storage = await createStorage(config, logger);
+  // Before storage, so that a backend failing from the first call on is counted.
+  const metrics = createMetrics();
+  const storage = await createStorage(config, logger, metrics.storageErrors);
   try {
     if (sandbox !== undefined) {
       await seedSandboxCustomers(storage.sql);
@@ -135,9 +137,15 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       audit,
     });
     const views = createViews({ branding: config.branding, sandbox: sandbox !== undefined });
-    const metrics = createMetrics({
+    const ready = async () => {
+      await Promise.all([storage.durable.ping(), storage.shortLived.ping()]);
+      const pending = await pendingMigrations(storage.sql);
+      if (pending.length > 0) throw new Error(`migrations pending: ${pending.join(', ')}`);
+    };
+    metrics.attachSources({
       activeConsents: async () => Number((await storage.sql.query<{ n: string }>("SELECT count(*) AS n FROM consent WHERE status = 'Authorised'")).rows[0]?.n ?? 0),
       certificates: () => registry.list(),
+      ready,
     });
     // Threat detection: learned baselines per TPP, flags, step-up and quarantine.
     const threats = createThreatProtection({
@@ -194,11 +202,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         ]),
       ],
       beforeProvider: [registration],
-      ready: async () => {
-        await Promise.all([storage.durable.ping(), storage.shortLived.ping()]);
-        const pending = await pendingMigrations(storage.sql);
-        if (pending.length > 0) throw new Error(`migrations pending: ${pending.join(', ')}`);
-      },
+      ready,
     });
 
     // Consents past their expiry become Expired and lose their tokens (introspection already

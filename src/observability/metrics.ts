@@ -2,6 +2,7 @@ import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { outcomeOf } from '../http/request-context-middleware.ts';
+import { StorageUnavailableError, type StorageErrorListener } from '../storage/model-store.ts';
 
 /*
  * Prometheus metrics (prom-client), served on the admin listener, never on the public one. Label
@@ -13,6 +14,10 @@ export interface Metrics {
   registry: Registry;
   /** Counts and times every request by endpoint and outcome. Runs at the edge. */
   middleware: Middleware;
+  /** Counts storage calls failed by an unavailable backend; given to createStorage, so metrics come first. */
+  storageErrors: StorageErrorListener;
+  /** The gauges read from storage (consents, certificates, readiness), once storage is open. */
+  attachSources(sources: MetricSources): void;
   /** Token issuance and revocation, and the PAR → code → token funnel, from oidc-provider events. */
   attachProvider(provider: Provider): void;
 }
@@ -20,6 +25,8 @@ export interface Metrics {
 export interface MetricSources {
   activeConsents(): Promise<number>;
   certificates(): Promise<{ thumbprint: string; orgId: string; notAfter: Date; status: string }[]>;
+  /** The /readyz check: resolves when Moat can serve. */
+  ready(): Promise<void>;
 }
 
 const ENDPOINTS: [RegExp, string][] = [
@@ -36,7 +43,19 @@ export function endpointOf(path: string): string {
   return ENDPOINTS.find(([pattern]) => pattern.test(path))?.[1] ?? 'other';
 }
 
-export function createMetrics(sources: MetricSources): Metrics {
+/**
+ * Runs a gauge's read from storage so that a scrape during an outage still answers (the gauge keeps
+ * its last value) instead of failing whole: the outage itself shows on moat_storage_errors_total.
+ */
+export async function unlessStorageIsDown(read: () => Promise<void>): Promise<void> {
+  try {
+    await read();
+  } catch (err) {
+    if (!(err instanceof StorageUnavailableError)) throw err;
+  }
+}
+
+export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'moat_process_' });
   const requests = new Counter({ name: 'moat_http_requests_total', help: 'Requests by endpoint, status class and outcome', labelNames: ['endpoint', 'status_class', 'outcome'], registers: [registry] });
@@ -47,32 +66,51 @@ export function createMetrics(sources: MetricSources): Metrics {
   const tokens = new Counter({ name: 'moat_tokens_issued_total', help: 'Tokens issued by kind and sender constraint', labelNames: ['kind', 'binding'], registers: [registry] });
   const revocations = new Counter({ name: 'moat_grants_revoked_total', help: 'Grants revoked (with every token of theirs)', registers: [registry] });
   const funnel = new Counter({ name: 'moat_funnel_total', help: 'The authorization funnel: PAR accepted, code issued, code redeemed', labelNames: ['step'], registers: [registry] });
-  // Gauges read from the database say the same in every worker: a cluster reports one (max), not the sum.
-  new Gauge({
-    name: 'moat_consents_active', help: 'Authorised consents', registers: [registry], aggregator: 'max',
-    async collect() { this.set(await sources.activeConsents()); },
-  });
-  new Gauge({
-    name: 'moat_certificate_days_to_expiry', help: 'Days until each active TPP certificate expires', labelNames: ['thumbprint', 'org_id'], registers: [registry], aggregator: 'max',
-    async collect() {
-      this.reset();
-      for (const c of await sources.certificates()) {
-        if (c.status === 'active') this.set({ thumbprint: c.thumbprint, org_id: c.orgId }, Math.floor((c.notAfter.getTime() - Date.now()) / 86_400_000));
-      }
-    },
-  });
-  new Gauge({
-    name: 'moat_certificates', help: 'TPP certificates by status', labelNames: ['status'], registers: [registry], aggregator: 'max',
-    async collect() {
-      this.reset();
-      const counts = new Map<string, number>();
-      for (const c of await sources.certificates()) counts.set(c.status, (counts.get(c.status) ?? 0) + 1);
-      for (const [status, n] of counts) this.set({ status }, n);
-    },
+  // Counters are summed across cluster workers (prom-client's default), so this one is the cluster's.
+  const storageErrors = new Counter({
+    name: 'moat_storage_errors_total', help: 'Storage calls failed by an unavailable backend (each a 503 or a lost connection), by backend and operation',
+    labelNames: ['backend', 'operation'], registers: [registry],
   });
 
   return {
     registry,
+    storageErrors: (backend, operation) => storageErrors.inc({ backend, operation }),
+    attachSources(sources) {
+      // Gauges read from the database say the same in every worker: a cluster reports one (max), not the sum.
+      new Gauge({
+        name: 'moat_consents_active', help: 'Authorised consents', registers: [registry], aggregator: 'max',
+        collect() { return unlessStorageIsDown(async () => this.set(await sources.activeConsents())); },
+      });
+      new Gauge({
+        name: 'moat_certificate_days_to_expiry', help: 'Days until each active TPP certificate expires', labelNames: ['thumbprint', 'org_id'], registers: [registry], aggregator: 'max',
+        collect() {
+          return unlessStorageIsDown(async () => {
+            const certificates = await sources.certificates();
+            this.reset();
+            for (const c of certificates) {
+              if (c.status === 'active') this.set({ thumbprint: c.thumbprint, org_id: c.orgId }, Math.floor((c.notAfter.getTime() - Date.now()) / 86_400_000));
+            }
+          });
+        },
+      });
+      new Gauge({
+        name: 'moat_certificates', help: 'TPP certificates by status', labelNames: ['status'], registers: [registry], aggregator: 'max',
+        collect() {
+          return unlessStorageIsDown(async () => {
+            const counts = new Map<string, number>();
+            for (const c of await sources.certificates()) counts.set(c.status, (counts.get(c.status) ?? 0) + 1);
+            this.reset();
+            for (const [status, n] of counts) this.set({ status }, n);
+          });
+        },
+      });
+      // A cluster is ready only if every worker is (min).
+      new Gauge({
+        name: 'moat_ready', help: '1 when Moat is ready to serve (what GET /readyz answers: storage reachable, no migration pending), else 0',
+        registers: [registry], aggregator: 'min',
+        async collect() { this.set(await sources.ready().then(() => 1, () => 0)); },
+      });
+    },
     middleware: async (ctx, next) => {
       const stop = duration.startTimer({ endpoint: endpointOf(ctx.path) });
       try {

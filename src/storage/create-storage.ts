@@ -4,7 +4,7 @@ import type { MoatConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { tracedModelStore, tracedSql } from '../observability/tracing.ts';
 import { createMemoryModelStore } from './embedded/memory-model-store.ts';
-import type { ModelStore } from './model-store.ts';
+import type { ModelStore, StorageErrorListener } from './model-store.ts';
 import type { Redis } from 'ioredis';
 import { connectRedis, createRedisModelStore } from './redis/redis-model-store.ts';
 import { applyMigrations } from './sql/migrate.ts';
@@ -59,15 +59,15 @@ function lockEmbedded(dir: string): () => void {
 /**
  * Opens the configured backends: Postgres or the embedded PGlite for durable models, Redis or the
  * in-process store for short-lived ones; applies migrations when configured; purges expired rows
- * periodically.
+ * periodically. `onUnavailable` hears of every call Postgres or Redis failed for being unavailable.
  */
-export async function createStorage(config: MoatConfig, logger?: Logger): Promise<Storage> {
+export async function createStorage(config: MoatConfig, logger?: Logger, onUnavailable?: StorageErrorListener): Promise<Storage> {
   const closers: (() => Promise<void> | void)[] = [];
   try {
     let sql: SqlClient;
     let durableKind: Storage['kind']['durable'];
     if (config.storage.postgresUrl !== undefined) {
-      sql = createPgSqlClient(config.storage.postgresUrl);
+      sql = createPgSqlClient(config.storage.postgresUrl, { onUnavailable });
       durableKind = 'postgres';
     } else {
       const dir = join(config.dataDir, 'pglite');
@@ -89,8 +89,8 @@ export async function createStorage(config: MoatConfig, logger?: Logger): Promis
     let shortKind: Storage['kind']['shortLived'];
     let redis: Redis | undefined;
     if (config.storage.redisUrl !== undefined) {
-      redis = await connectRedis(config.storage.redisUrl);
-      shortLived = tracedModelStore(createRedisModelStore(redis, config.storage.redisKeyPrefix), 'redis');
+      redis = await connectRedis(config.storage.redisUrl, undefined, onUnavailable);
+      shortLived = tracedModelStore(createRedisModelStore(redis, config.storage.redisKeyPrefix, onUnavailable), 'redis');
       closers.unshift(() => shortLived.close());
       shortKind = 'redis';
     } else {

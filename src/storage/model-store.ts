@@ -46,6 +46,19 @@ export class StorageUnavailableError extends Error {
   }
 }
 
+/**
+ * What a backend call was doing when its backend failed: a model-store method, a kind of SQL call,
+ * or `connection` (a connection lost or refused outside any call). A closed set, so it can label a
+ * metric.
+ */
+export type StorageOperation = Exclude<keyof ModelStore, 'close'> | 'query' | 'script' | 'transaction' | 'connection';
+
+/**
+ * Told of every backend call that failed because the backend was unavailable (each one a
+ * StorageUnavailableError, or a lost connection); `moat_storage_errors_total` counts them.
+ */
+export type StorageErrorListener = (backend: 'postgres' | 'redis', operation: StorageOperation) => void;
+
 /** Models that belong to a grant and are found through the grant index. */
 export const GRANTABLE_MODELS = new Set([
   'AccessToken',

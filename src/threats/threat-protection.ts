@@ -4,7 +4,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { MoatConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
-import { endpointOf } from '../observability/metrics.ts';
+import { endpointOf, unlessStorageIsDown } from '../observability/metrics.ts';
 import { outcomeOf } from '../http/request-context-middleware.ts';
 import type { ClientStanding } from '../provider/create-provider.ts';
 import type { SqlClient } from '../storage/sql/sql-client.ts';
@@ -98,10 +98,12 @@ export function createThreatProtection(deps: {
   });
   new Gauge({
     name: 'moat_clients_restricted', help: 'Clients under a restriction in force, by kind', labelNames: ['kind'], registers: [deps.metrics], aggregator: 'max',
-    async collect() {
-      const all = await restrictions.list();
-      this.set({ kind: 'quarantine' }, all.filter((r) => r.kind === 'quarantine').length);
-      this.set({ kind: 'step-up' }, all.filter((r) => r.kind === 'step-up' && (r.until === undefined || r.until > new Date())).length);
+    collect() {
+      return unlessStorageIsDown(async () => {
+        const all = await restrictions.list();
+        this.set({ kind: 'quarantine' }, all.filter((r) => r.kind === 'quarantine').length);
+        this.set({ kind: 'step-up' }, all.filter((r) => r.kind === 'step-up' && (r.until === undefined || r.until > new Date())).length);
+      });
     },
   });
 

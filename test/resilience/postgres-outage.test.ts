@@ -1,4 +1,5 @@
 import * as oauth from 'oauth4webapi';
+import { sampleSum, scrapeMetrics } from '../support/admin-metrics.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { postgresBinaries, startPrivatePostgres, type PrivatePostgres } from '../support/private-postgres.ts';
 import { authorize, onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
@@ -7,7 +8,8 @@ import { clientCredentialsToken, consentApi, accountAccessBody, redeem, refresh 
 /*
  * Postgres crashing while TPPs call: requests that need it fail fast with a 503 (never a hang or a
  * 500), succeed again within seconds of Postgres returning — without restarting Moat — and no write
- * Moat acknowledged before the crash is lost. The test runs its own Postgres, never the shared one.
+ * Moat acknowledged before the crash is lost; the operator sees the outage on the admin listener's
+ * /metrics. The test runs its own Postgres, never the shared one.
  */
 
 const bin = postgresBinaries();
@@ -62,5 +64,29 @@ if (bin === undefined) process.stderr.write('moat tests: no Postgres server bina
     expect((await h.moat.consents.getForClient(tokens.consent_id as string, tpp.client.client_id)).status).toBe('Authorised');
     const cc = await oauth.clientCredentialsGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts' }), { [oauth.customFetch]: tpp.fetch });
     expect(cc.status).toBe(200);
+  });
+
+  it('shows the outage on the admin listener\'s /metrics: moat_storage_errors_total{backend="postgres"} rises, moat_ready drops to 0 and comes back', async () => {
+    const before = await scrapeMetrics(h);
+    expect(sampleSum(before, 'moat_ready')).toBe(1);
+    const ccToken = await clientCredentialsToken(tpp, 'accounts');
+
+    await pg.stop('immediate');
+    expect((await consentApi(tpp, 'POST', '/aisp/account-access-consents', { token: ccToken, body: accountAccessBody() })).status).toBe(503);
+    // The scrape itself still answers while Postgres is down.
+    const during = await scrapeMetrics(h);
+    expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'postgres' })).toBeGreaterThan(sampleSum(before, 'moat_storage_errors_total', { backend: 'postgres' }));
+    expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'postgres', operation: 'query' })).toBeGreaterThan(0);
+    expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'redis' })).toBe(0);
+    expect(sampleSum(during, 'moat_ready')).toBe(0);
+
+    await pg.start();
+    const back = Date.now();
+    let ready = 0;
+    while (ready !== 1 && Date.now() - back < 5000) {
+      ready = sampleSum(await scrapeMetrics(h), 'moat_ready');
+      if (ready !== 1) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(ready).toBe(1);
   });
 });

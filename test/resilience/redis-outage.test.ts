@@ -1,11 +1,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { sampleSum, scrapeMetrics } from '../support/admin-metrics.ts';
 import { freePort, startMoat, type Harness } from '../support/moat-harness.ts';
 import { onboardTpp, pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
 
 /*
  * Redis going away while TPPs call: requests fail fast with a 503 temporarily_unavailable (never a
- * hang or a 500), and succeed again once Redis is back, without restarting Moat. The test runs its
- * own redis-server on a free port, never the shared one.
+ * hang or a 500), and succeed again once Redis is back, without restarting Moat; the operator sees
+ * the outage on the admin listener's /metrics. The test runs its own redis-server on a free port,
+ * never the shared one.
  */
 
 const redisServer = spawnSync('redis-server', ['--version']).error === undefined ? 'redis-server' : undefined;
@@ -46,8 +48,10 @@ async function stop(child: ChildProcess): Promise<void> {
     if (redis !== undefined) await stop(redis);
   });
 
+  let before: string;
   it('answers PAR with 503 temporarily_unavailable and Retry-After while Redis is down, within seconds', async () => {
     await pushAuthorization(tpp);
+    before = await scrapeMetrics(h);
     await stop(redis);
     const started = Date.now();
     const res = await tpp.fetch(`${h.issuer}/par`, {
@@ -60,6 +64,16 @@ async function stop(child: ChildProcess): Promise<void> {
     expect(await res.json()).toEqual({ error: 'temporarily_unavailable', error_description: 'a storage backend is unavailable; retry shortly' });
   });
 
+  it('shows the outage on the admin listener\'s /metrics: moat_storage_errors_total{backend="redis"} rises and moat_ready is 0', async () => {
+    expect(sampleSum(before, 'moat_ready')).toBe(1);
+    const during = await scrapeMetrics(h);
+    expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'redis' })).toBeGreaterThan(sampleSum(before, 'moat_storage_errors_total', { backend: 'redis' }));
+    // The refused PAR was stored through the Redis model store, where its failure is counted.
+    expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'redis', operation: 'upsert' })).toBeGreaterThan(0);
+    expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'postgres' })).toBe(0);
+    expect(sampleSum(during, 'moat_ready')).toBe(0);
+  });
+
   it('serves again within 5 s of Redis coming back, without a restart', async () => {
     redis = await startRedis(port);
     const deadline = Date.now() + 5000;
@@ -69,6 +83,7 @@ async function stop(child: ChildProcess): Promise<void> {
       if (!ok) await new Promise((r) => setTimeout(r, 200));
     }
     expect(ok).toBe(true);
+    expect(sampleSum(await scrapeMetrics(h), 'moat_ready')).toBe(1);
   });
 });
 

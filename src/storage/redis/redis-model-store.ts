@@ -1,6 +1,6 @@
 import { Redis, ReplyError } from 'ioredis';
 import type { AdapterPayload } from 'oidc-provider';
-import { StorageUnavailableError, type ConsumeResult, type ModelStore } from '../model-store.ts';
+import { StorageUnavailableError, type ConsumeResult, type ModelStore, type StorageErrorListener, type StorageOperation } from '../model-store.ts';
 
 /*
  * oidc-provider's short-lived models in Redis. Each entry is a JSON string with Redis expiry; the
@@ -57,7 +57,7 @@ type ScriptedRedis = Redis & {
 };
 
 /** A Redis client for the request path: commands fail fast during an outage; it reconnects in the background. */
-export function createRedisClient(url: string): Redis {
+export function createRedisClient(url: string, onUnavailable?: StorageErrorListener): Redis {
   const redis = new Redis(url, {
     lazyConnect: false,
     enableOfflineQueue: false,
@@ -67,14 +67,15 @@ export function createRedisClient(url: string): Redis {
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
   });
   // Connection errors surface on commands (as StorageUnavailableError); an unhandled 'error' event
-  // would crash the process.
-  redis.on('error', () => {});
+  // would crash the process. Counted, so an outage shows even when nothing calls Redis (every
+  // user of this client, rate limits and threat state too, shares the connection).
+  redis.on('error', () => onUnavailable?.('redis', 'connection'));
   return redis;
 }
 
 /** A client that is connected: start-up fails clearly when Redis is not there at all. */
-export async function connectRedis(url: string, timeoutMs = 5000): Promise<Redis> {
-  const redis = createRedisClient(url);
+export async function connectRedis(url: string, timeoutMs = 5000, onUnavailable?: StorageErrorListener): Promise<Redis> {
+  const redis = createRedisClient(url, onUnavailable);
   if (redis.status === 'ready') return redis;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -89,12 +90,11 @@ export async function connectRedis(url: string, timeoutMs = 5000): Promise<Redis
   return redis;
 }
 
-function unavailable(err: unknown): never {
-  if (err instanceof ReplyError) throw err;
-  throw new StorageUnavailableError('redis', { cause: err });
-}
-
-export function createRedisModelStore(client: Redis, keyPrefix: string): ModelStore {
+/**
+ * The model store on a connected client. Every call that fails on an unavailable Redis is told to
+ * `onUnavailable`, in `guarded` and only there.
+ */
+export function createRedisModelStore(client: Redis, keyPrefix: string, onUnavailable?: StorageErrorListener): ModelStore {
   const redis = client as ScriptedRedis;
   if (typeof redis.moatUpsert !== 'function') {
     redis.defineCommand('moatUpsert', { numberOfKeys: 5, lua: UPSERT });
@@ -107,15 +107,18 @@ export function createRedisModelStore(client: Redis, keyPrefix: string): ModelSt
   const uidKey = (model: string, uid: string) => `${keyPrefix}u:${model}:${uid}`;
   const userCodeKey = (model: string, code: string) => `${keyPrefix}c:${model}:${code}`;
 
-  const guarded = async <T>(fn: () => Promise<T>): Promise<T> => {
+  const guarded = async <T>(operation: StorageOperation, fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();
     } catch (err) {
-      return unavailable(err);
+      // A script's own error is a bug, not an outage; an inner guarded call (destroy's find) was counted already.
+      if (err instanceof ReplyError || err instanceof StorageUnavailableError) throw err;
+      onUnavailable?.('redis', operation);
+      throw new StorageUnavailableError('redis', { cause: err });
     }
   };
 
-  const find = (model: string, id: string) => guarded(async () => {
+  const find = (model: string, id: string) => guarded('find', async () => {
     const [payload, consumed] = await redis.mget(entryKey(model, id), consumedKey(model, id));
     if (payload === null || payload === undefined) return undefined;
     const parsed = JSON.parse(payload) as AdapterPayload;
@@ -123,13 +126,13 @@ export function createRedisModelStore(client: Redis, keyPrefix: string): ModelSt
     return parsed;
   });
 
-  const byIndex = (key: string, model: string) => guarded(async () => {
+  const byIndex = (operation: 'findByUid' | 'findByUserCode', key: string, model: string) => guarded(operation, async () => {
     const id = await redis.get(key);
     return id === null ? undefined : find(model, id);
   });
 
   return {
-    upsert: (model, id, payload, expiresIn) => guarded(async () => {
+    upsert: (model, id, payload, expiresIn) => guarded('upsert', async () => {
       const { consumed: _consumed, ...stored } = payload;
       await redis.moatUpsert(
         entryKey(model, id),
@@ -144,13 +147,13 @@ export function createRedisModelStore(client: Redis, keyPrefix: string): ModelSt
       if (payload.consumed !== undefined) await redis.moatConsume(entryKey(model, id), consumedKey(model, id), String(payload.consumed));
     }),
     find,
-    findByUid: (model, uid) => byIndex(uidKey(model, uid), model),
-    findByUserCode: (model, userCode) => byIndex(userCodeKey(model, userCode), model),
-    consume: (model, id) => guarded(async (): Promise<ConsumeResult> => {
+    findByUid: (model, uid) => byIndex('findByUid', uidKey(model, uid), model),
+    findByUserCode: (model, userCode) => byIndex('findByUserCode', userCodeKey(model, userCode), model),
+    consume: (model, id) => guarded('consume', async (): Promise<ConsumeResult> => {
       const result = await redis.moatConsume(entryKey(model, id), consumedKey(model, id), String(Math.floor(Date.now() / 1000)));
       return result === 2 ? 'consumed' : result === 1 ? 'already-consumed' : 'absent';
     }),
-    destroy: (model, id) => guarded(async () => {
+    destroy: (model, id) => guarded('destroy', async () => {
       const payload = await find(model, id);
       const keys = [entryKey(model, id), consumedKey(model, id)];
       if (payload?.uid !== undefined) keys.push(uidKey(model, payload.uid));
@@ -159,12 +162,12 @@ export function createRedisModelStore(client: Redis, keyPrefix: string): ModelSt
       if (payload?.grantId !== undefined) multi.srem(grantKey(model, payload.grantId), id);
       await multi.exec();
     }),
-    revokeByGrantId: (model, grantId) => guarded(async () => {
+    revokeByGrantId: (model, grantId) => guarded('revokeByGrantId', async () => {
       await redis.moatRevokeGrant(grantKey(model, grantId), `${keyPrefix}m:${model}:`, `${keyPrefix}x:${model}:`);
     }),
     // Redis expires entries itself; grant sets expire with their longest member.
     purgeExpired: async () => 0,
-    ping: () => guarded(async () => { await redis.ping(); }),
+    ping: () => guarded('ping', async () => { await redis.ping(); }),
     close: async () => {
       redis.disconnect();
     },

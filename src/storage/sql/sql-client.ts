@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
-import { StorageUnavailableError } from '../model-store.ts';
+import { StorageUnavailableError, type StorageErrorListener, type StorageOperation } from '../model-store.ts';
 
 /**
  * The SQL surface Moat's Postgres code needs, implemented over a `pg` pool and over PGlite (the
@@ -29,13 +29,16 @@ export function isUnavailable(err: unknown): boolean {
   return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message);
 }
 
-function mapError(err: unknown): never {
-  if (isUnavailable(err)) throw new StorageUnavailableError('postgres', { cause: err });
-  throw err;
-}
-
-/** A pg pool that fails fast: a request during an outage gets a 503, never a hang. */
-export function createPgSqlClient(url: string, options: { max?: number } = {}): SqlClient {
+/**
+ * A pg pool that fails fast: a request during an outage gets a 503, never a hang. Every call that
+ * fails on an unavailable server is told to `onUnavailable`, here and only here.
+ */
+export function createPgSqlClient(url: string, options: { max?: number; onUnavailable?: StorageErrorListener } = {}): SqlClient {
+  const mapError = (err: unknown, operation: StorageOperation): never => {
+    if (!isUnavailable(err)) throw err;
+    options.onUnavailable?.('postgres', operation);
+    throw new StorageUnavailableError('postgres', { cause: err });
+  };
   const pool = new pg.Pool({
     connectionString: url,
     max: options.max ?? 10,
@@ -45,21 +48,21 @@ export function createPgSqlClient(url: string, options: { max?: number } = {}): 
     query_timeout: 10_000,
   });
   // An idle client losing its connection must not crash the process; the next query reconnects.
-  pool.on('error', () => {});
+  pool.on('error', () => options.onUnavailable?.('postgres', 'connection'));
   const over = (client: pg.PoolClient): SqlClient => ({
     query: async <T>(text: string, params?: unknown[]) => {
       try {
         const r = await client.query(text, params);
         return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
       } catch (err) {
-        return mapError(err);
+        return mapError(err, 'query');
       }
     },
     exec: async (script) => {
       try {
         await client.query(script);
       } catch (err) {
-        mapError(err);
+        mapError(err, 'script');
       }
     },
     transaction: (fn) => fn(over(client)),
@@ -71,14 +74,14 @@ export function createPgSqlClient(url: string, options: { max?: number } = {}): 
         const r = await pool.query(text, params);
         return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
       } catch (err) {
-        return mapError(err);
+        return mapError(err, 'query');
       }
     },
     async exec(script) {
       try {
         await pool.query(script);
       } catch (err) {
-        mapError(err);
+        mapError(err, 'script');
       }
     },
     async transaction(fn) {
@@ -86,7 +89,7 @@ export function createPgSqlClient(url: string, options: { max?: number } = {}): 
       try {
         client = await pool.connect();
       } catch (err) {
-        return mapError(err);
+        return mapError(err, 'transaction');
       }
       let broken = false;
       try {
@@ -97,8 +100,8 @@ export function createPgSqlClient(url: string, options: { max?: number } = {}): 
       } catch (err) {
         broken = isUnavailable(err) || isUnavailable((err as { cause?: unknown }).cause);
         if (!broken) await client.query('ROLLBACK').catch(() => { broken = true; });
-        if (isUnavailable(err)) throw new StorageUnavailableError('postgres', { cause: err });
-        throw err;
+        // A query inside `fn` was counted already (it throws StorageUnavailableError); BEGIN and COMMIT are not.
+        return mapError(err, 'transaction');
       } finally {
         client.release(broken);
       }
