@@ -16,13 +16,21 @@ import { SANDBOX_CUSTOMER, sandboxCustomerApproves } from './sandbox-customer.ts
  *   6. introspection                RFC 7662: active, and cnf.x5t#S256 = this certificate's thumbprint
  *   7. a first API call             the sandbox API, over the same certificate
  *
- * Usage: node examples/tpp-client/main.ts --issuer https://localhost:8443 --credentials ./acme
- * (see README.md next to this file).
+ * Usage: npm run first-call -- --credentials ./acme (through scripts/with-node.sh, which fetches
+ * Node 24 where the machine's Node is too old to run .ts), or node examples/tpp-client/main.ts
+ * --issuer https://localhost:8443 --credentials ./acme (see README.md next to this file).
+ *
+ * On success the last line of its output is one JSON object, for scripts (scripts/time-to-first-call.ts):
+ * {"firstCall":"done","certificateBound":true,"x5t#S256":…,"introspectedX5tS256":…,"apiStatus":200,…}.
  */
 
-const USAGE = `usage: node examples/tpp-client/main.ts --issuer URL --credentials DIR [--browser] [--print-token]
+/** `npm start`'s issuer; MOAT_ISSUER (the variable that moves the server and the CLI) moves it here too. */
+const DEFAULT_ISSUER = process.env.MOAT_ISSUER ?? 'https://localhost:8443';
 
-  --issuer URL        the authorization server (default https://localhost:8443)
+const USAGE = `usage: npm run first-call -- [--issuer URL] [--credentials DIR] [--browser] [--print-token]
+   or: node examples/tpp-client/main.ts [options]
+
+  --issuer URL        the authorization server (default $MOAT_ISSUER, else https://localhost:8443)
   --credentials DIR   what \`moat sandbox tpp --out DIR\` wrote (default ./acme)
   --browser           you sign in and approve in your browser instead of the sandbox customer helper
   --print-token       print the access token, to call the sandbox API yourself afterwards
@@ -48,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
     ({ values: options } = parseArgs({
       args: argv,
       options: {
-        issuer: { type: 'string', default: 'https://localhost:8443' },
+        issuer: { type: 'string', default: DEFAULT_ISSUER },
         credentials: { type: 'string', default: './acme' },
         browser: { type: 'boolean', default: false },
         'print-token': { type: 'boolean', default: false },
@@ -180,6 +188,11 @@ async function main(argv: string[]): Promise<number> {
     for (const a of accounts) say(`  ${a.accountId}${a.identification === undefined ? '' : ` (${a.identification})`}: balance ${String(a.balance)}`);
 
     say('Done: registered, consented, got a certificate-bound token and called the API with it.');
+    // One line for scripts: the thumbprint check's result, as checked in step 6.
+    say(JSON.stringify({
+      firstCall: 'done', certificateBound: bound === thumbprint, 'x5t#S256': thumbprint, introspectedX5tS256: bound,
+      clientId: client.client_id, apiStatus: api.status, accounts: accounts.length,
+    }));
     return 0;
   } catch (err) {
     process.stderr.write(`FAILED at step ${step}: ${describe(err)}\n`);

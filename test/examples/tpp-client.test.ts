@@ -84,6 +84,14 @@ describe('the example TPP client against a running Moat', () => {
     expect(printed(run.stdout, 'our certificate\'s x5t#S256:')).toBe(thumbprint);
   });
 
+  it('ends with one JSON line for scripts: the thumbprint check\'s result and the API call\'s status', () => {
+    const last = run.stdout.trimEnd().split('\n').at(-1)!;
+    expect(JSON.parse(last)).toEqual({
+      firstCall: 'done', certificateBound: true, 'x5t#S256': certificateThumbprint(), introspectedX5tS256: certificateThumbprint(),
+      clientId: printed(run.stdout, 'client_id:'), apiStatus: 200, accounts: 3,
+    });
+  });
+
   it('registered a tls_client_auth client whose certificate the registry records as active', async () => {
     const clientId = printed(run.stdout, 'client_id:');
     const summary = JSON.parse(readFileSync(join(credentials, 'tpp.json'), 'utf8')) as Record<string, string>;
