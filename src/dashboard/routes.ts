@@ -1,4 +1,5 @@
 import Router from '@koa/router';
+import { htmlErrorPages } from '../interactions/render-error.ts';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
@@ -9,12 +10,10 @@ import { maskedIdentification } from '../customers/account-directory.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import type { LoginThrottle } from '../customers/login-throttle.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
-import { OAuthError } from '../http/oauth-error.ts';
 import { readForm } from '../http/read-body.ts';
 import { signIn } from '../interactions/routes.ts';
 import type { Views } from '../interactions/views.ts';
 import type { Logger } from '../observability/logger.ts';
-import { StorageUnavailableError } from '../storage/model-store.ts';
 import type { CustomerSessions } from './customer-sessions.ts';
 
 /*
@@ -43,21 +42,10 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
   const { views, csrf, sessions, consents, logger } = deps;
   const router = new Router({ prefix: DASHBOARD_PATH });
 
-  router.use(async (ctx, next) => {
-    ctx.set('Cache-Control', 'no-store');
-    try {
-      await next();
-    } catch (err) {
-      const shown = err instanceof OAuthError ? { status: err.status, error: err.code, description: err.description }
-        : err instanceof StorageUnavailableError ? { status: 503, error: 'temporarily_unavailable', description: 'The service is briefly unavailable. Try again in a moment.' }
-          : err instanceof ConsentNotFound ? { status: 404, error: 'not_found', description: 'There is no such consent in your account.' }
-            : undefined;
-      if (shown === undefined) throw err;
-      ctx.status = shown.status;
-      ctx.type = 'html';
-      ctx.body = views.render('error', { ...shown, interactionId: ctx.response.get('x-fapi-interaction-id'), backLink: `${DASHBOARD_PATH}/consents` });
-    }
-  });
+  router.use(htmlErrorPages(views, {
+    back: { link: `${DASHBOARD_PATH}/consents`, label: 'Back to your consents' },
+    also: (err) => (err instanceof ConsentNotFound ? { status: 404, error: 'not_found', description: 'There is no such consent in your account.' } : undefined),
+  }));
 
   const renderLogin = (ctx: Ctx, extra: { error?: string; username?: string } = {}) => {
     ctx.type = 'html';

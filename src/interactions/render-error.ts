@@ -1,4 +1,7 @@
+import type { Middleware } from 'koa';
 import type { Configuration } from 'oidc-provider';
+import { OAuthError } from '../http/oauth-error.ts';
+import { StorageUnavailableError } from '../storage/model-store.ts';
 import type { Views } from './views.ts';
 
 /**
@@ -13,5 +16,41 @@ export function createRenderError(views: Views): NonNullable<Configuration['rend
       description: out.error_description,
       interactionId: ctx.response.get('x-fapi-interaction-id'),
     });
+  };
+}
+
+/** What an error page shows. */
+export interface ShownError { status: number; error: string | undefined; description: string | undefined }
+
+/**
+ * The error boundary of Moat's own browser pages: an OAuthError or a storage outage becomes the
+ * error page (never JSON, never a stack trace), with `backLink` when the page has a way back;
+ * `also` maps errors particular to a router. Pages are never stored by a browser or a proxy.
+ */
+export function htmlErrorPages(views: Views, options: {
+  back?: { link: string; label: string };
+  also?: (err: unknown) => ShownError | undefined;
+  onError?: (shown: ShownError) => void;
+  fallbackDescription?: string;
+} = {}): Middleware {
+  return async (ctx, next) => {
+    ctx.set('Cache-Control', 'no-store');
+    try {
+      await next();
+    } catch (err) {
+      const shown = err instanceof OAuthError ? { status: err.status, error: err.code, description: err.description }
+        : err instanceof StorageUnavailableError ? { status: 503, error: 'temporarily_unavailable', description: 'The service is briefly unavailable. Try again in a moment.' }
+          : options.also?.(err);
+      if (shown === undefined) throw err;
+      ctx.status = shown.status;
+      ctx.type = 'html';
+      ctx.body = views.render('error', {
+        error: shown.error,
+        description: shown.description ?? options.fallbackDescription,
+        interactionId: ctx.response.get('x-fapi-interaction-id'),
+        ...(options.back === undefined ? {} : { backLink: options.back.link, backLabel: options.back.label }),
+      });
+      options.onError?.(shown);
+    }
   };
 }

@@ -1,4 +1,5 @@
 import Router from '@koa/router';
+import { htmlErrorPages } from './render-error.ts';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
@@ -19,7 +20,6 @@ import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
 import { OAuthError } from '../http/oauth-error.ts';
 import { readForm } from '../http/read-body.ts';
 import type { Logger } from '../observability/logger.ts';
-import { StorageUnavailableError } from '../storage/model-store.ts';
 import { getAttribute, parseDistinguishedName } from '../tls/distinguished-name.ts';
 import type { Views } from './views.ts';
 
@@ -68,30 +68,16 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
 
   // A customer's browser gets a page, not JSON: an expired or unknown interaction, a form posted
   // without its cookies, a body that is not a form.
-  router.use(async (ctx, next) => {
-    // Pages with personal data are never stored by a browser or a proxy.
-    ctx.set('Cache-Control', 'no-store');
-    try {
-      await next();
-    } catch (err) {
-      const own = err instanceof OAuthError ? { status: err.status, error: err.code, description: err.description }
-        : err instanceof StorageUnavailableError
-          ? { status: 503, error: 'temporarily_unavailable', description: 'The service is briefly unavailable. Try again in a moment.' }
-          : undefined;
+  router.use(htmlErrorPages(views, {
+    // oidc-provider's own errors meant for the client (an unknown or expired interaction).
+    also: (err) => {
       const provided = err as { status?: number; error?: string; error_description?: string; expose?: boolean };
-      const shown = own ?? (provided.expose === true && typeof provided.status === 'number'
-        ? { status: provided.status, error: provided.error, description: provided.error_description } : undefined);
-      if (shown === undefined) throw err;
-      ctx.status = shown.status;
-      ctx.type = 'html';
-      ctx.body = views.render('error', {
-        error: shown.error,
-        description: shown.description ?? 'The sign-in session has expired or is not valid. Return to the application and start again.',
-        interactionId: ctx.response.get('x-fapi-interaction-id'),
-      });
-      logger.info({ event: 'interaction.error', outcome: shown.error, status: shown.status }, 'interaction error');
-    }
-  });
+      return provided.expose === true && typeof provided.status === 'number'
+        ? { status: provided.status, error: provided.error, description: provided.error_description } : undefined;
+    },
+    fallbackDescription: 'The sign-in session has expired or is not valid. Return to the application and start again.',
+    onError: (shown) => logger.info({ event: 'interaction.error', outcome: shown.error, status: shown.status }, 'interaction error'),
+  }));
 
   const clientView = async (clientId: string) => {
     const client = await provider.Client.find(clientId);

@@ -1,11 +1,11 @@
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import * as oauth from 'oauth4webapi';
 import type { BrowserContext, Page, Browser as Chromium } from 'playwright-core';
 import type { Harness } from '../support/moat-harness.ts';
 import { pushAuthorization, useMoatWithTpp, type RegisteredTpp } from '../support/tpp-client.ts';
 import { introspect, redeem } from '../support/consents.ts';
 import { chromiumAvailable, launchChromium, SCREENSHOT_DIR, VIEWPORTS } from '../support/chromium.ts';
+import { checkAccessible, shoot } from '../support/page-checks.ts';
 
 /*
  * The customer's journey in a real browser (headless Chromium): sign in, choose accounts, narrow
@@ -14,12 +14,9 @@ import { chromiumAvailable, launchChromium, SCREENSHOT_DIR, VIEWPORTS } from '..
  * path, labelled inputs, contrast and no horizontal scrolling on a phone.
  */
 
-// The page functions below run in the browser; Moat's TypeScript has no DOM library, so the few
-// browser globals they use are declared here.
-/* eslint-disable @typescript-eslint/no-explicit-any */
+
+// Runs in the browser (Moat's TypeScript has no DOM library).
 declare const document: any;
-declare const window: any;
-declare function getComputedStyle(element: any): any;
 
 const describeInBrowser = chromiumAvailable() ? describe : describe.skip;
 
@@ -58,44 +55,6 @@ async function openJourney(viewport: keyof typeof VIEWPORTS = 'desktop'): Promis
     await route.fulfill({ status: 200, contentType: 'text/html', body: '<title>TPP</title><p>Back at the TPP</p>' });
   });
   return { context, page, visited, callback };
-}
-
-async function shoot(page: Page, name: string): Promise<void> {
-  for (const [label, size] of Object.entries(VIEWPORTS)) {
-    await page.setViewportSize(size);
-    await page.screenshot({ path: join(SCREENSHOT_DIR, `${name}-${label}.png`), fullPage: true });
-    // Usable on a phone: nothing wider than the screen.
-    if (label === 'phone') expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
-  }
-  await page.setViewportSize(VIEWPORTS.desktop);
-}
-
-/** Every visible form control has a label; every text the page shows keeps WCAG AA contrast. */
-async function checkAccessible(page: Page): Promise<void> {
-  const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input:not([type=hidden])')]
-    .filter((input: any) => !(input.id !== '' && document.querySelector(`label[for="${input.id}"]`)) && !input.getAttribute('aria-label'))
-    .map((input: any) => input.outerHTML));
-  expect(unlabelled).toEqual([]);
-  const lowContrast = await page.evaluate(() => {
-    const parse = (c: string) => (c.match(/[\d.]+/g) ?? []).map(Number);
-    const lum = ([r, g, b]: number[]) => [r!, g!, b!].map((v) => { const c = v / 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; })
-      .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i]!, 0);
-    const background = (el: any): number[] => {
-      for (let e = el; e !== null; e = e.parentElement) {
-        const bg = parse(getComputedStyle(e).backgroundColor);
-        if (bg.length >= 3 && (bg[3] ?? 1) > 0) return bg;
-      }
-      return [255, 255, 255];
-    };
-    return [...document.querySelectorAll('h1, h2, h3, h4, p, label, legend, dt, dd, li, button, a, span')]
-      .filter((el: any) => el.offsetParent !== null && (el.textContent ?? '').trim() !== '')
-      .map((el: any) => {
-        const [a, b] = [lum(parse(getComputedStyle(el).color)), lum(background(el))].sort((x, y) => y - x);
-        return { text: (el.textContent ?? '').trim().slice(0, 40), ratio: (a! + 0.05) / (b! + 0.05) };
-      })
-      .filter((r) => r.ratio < 4.5);
-  });
-  expect(lowContrast).toEqual([]);
 }
 
 async function signIn(page: Page, username: string, password: string): Promise<void> {

@@ -1,0 +1,54 @@
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { SCREENSHOT_DIR, VIEWPORTS } from './chromium.ts';
+
+/*
+ * What every page Moat renders must pass in a real browser: usable at phone width, every control
+ * labelled, every text at WCAG 2.1 AA contrast. Shared by the customer journey and the portal.
+ */
+
+// The page functions below run in the browser; Moat's TypeScript has no DOM library, so the few
+// browser globals they use are declared here.
+/* eslint-disable @typescript-eslint/no-explicit-any */
+declare const document: any;
+declare const window: any;
+declare function getComputedStyle(element: any): any;
+
+/** Screenshots at desktop and phone widths (look at them after a run); no horizontal scrolling on a phone. */
+export async function shoot(page: Page, name: string): Promise<void> {
+  for (const [label, size] of Object.entries(VIEWPORTS)) {
+    await page.setViewportSize(size);
+    await page.screenshot({ path: join(SCREENSHOT_DIR, `${name}-${label}.png`), fullPage: true });
+    // Usable on a phone: nothing wider than the screen.
+    if (label === 'phone') expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+  }
+  await page.setViewportSize(VIEWPORTS.desktop);
+}
+
+/** Every visible form control has a label; every text the page shows keeps WCAG AA contrast. */
+export async function checkAccessible(page: Page): Promise<void> {
+  const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input:not([type=hidden]), textarea, select')]
+    .filter((input: any) => !(input.id !== '' && document.querySelector(`label[for="${input.id}"]`)) && !input.getAttribute('aria-label'))
+    .map((input: any) => input.outerHTML));
+  expect(unlabelled).toEqual([]);
+  const lowContrast = await page.evaluate(() => {
+    const parse = (c: string) => (c.match(/[\d.]+/g) ?? []).map(Number);
+    const lum = ([r, g, b]: number[]) => [r!, g!, b!].map((v) => { const c = v / 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; })
+      .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i]!, 0);
+    const background = (el: any): number[] => {
+      for (let e = el; e !== null; e = e.parentElement) {
+        const bg = parse(getComputedStyle(e).backgroundColor);
+        if (bg.length >= 3 && (bg[3] ?? 1) > 0) return bg;
+      }
+      return [255, 255, 255];
+    };
+    return [...document.querySelectorAll('h1, h2, h3, h4, p, label, legend, dt, dd, li, button, a, span, th, td, code')]
+      .filter((el: any) => el.offsetParent !== null && (el.textContent ?? '').trim() !== '')
+      .map((el: any) => {
+        const [a, b] = [lum(parse(getComputedStyle(el).color)), lum(background(el))].sort((x, y) => y - x);
+        return { text: (el.textContent ?? '').trim().slice(0, 40), ratio: (a! + 0.05) / (b! + 0.05) };
+      })
+      .filter((r) => r.ratio < 4.5);
+  });
+  expect(lowContrast).toEqual([]);
+}
