@@ -40,6 +40,8 @@ export interface AppDependencies {
   ready: () => Promise<void>;
   /** Further routers (the consent API, the sandbox API). */
   routers?: Router[];
+  /** Runs after every request, before its response is sent (the TPP call records). */
+  afterRequest?: (ctx: Parameters<Middleware>[0], outcome: string) => Promise<void>;
   /** Middleware at the edge, before every route (the certificate registry gate). */
   edge?: Middleware[];
   /** Middleware that runs before oidc-provider on its routes (registration policy, certificate logging). */
@@ -57,7 +59,7 @@ export function createApp(deps: AppDependencies): Koa {
   // Behind a gateway Moat speaks plain HTTP and learns the scheme from X-Forwarded-Proto.
   app.proxy = !deps.config.tls.terminate;
 
-  app.use(requestContextMiddleware(deps.logger));
+  app.use(requestContextMiddleware(deps.logger, deps.afterRequest));
   app.use(securityHeaders());
   for (const middleware of deps.edge ?? []) app.use(middleware);
 

@@ -38,6 +38,10 @@ import { createAdminServer } from './admin/admin-server.ts';
 import { loadAdminCredentials } from './admin/operator-authentication.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { createMtlsOutcomeMiddleware } from './observability/mtls-outcome.ts';
+import { createCallDiagnostics } from './diagnostics/call-diagnostics.ts';
+import { createMemoryCallJournal, createRedisCallJournal } from './diagnostics/call-journal.ts';
+import { createPortalRouter } from './portal/portal-routes.ts';
+import { createPortalSessions } from './portal/portal-sessions.ts';
 import { tracingMiddleware } from './observability/tracing.ts';
 import { ensureSandboxMaterial } from './sandbox/sandbox-material.ts';
 import { createAdapterFactory, revokeGrant } from './storage/adapter.ts';
@@ -175,13 +179,25 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       : undefined;
     provider.use(consentProviderMiddleware(consents));
 
+    // What each TPP call looked like to Moat, for the TPP to read back (sandbox by default).
+    const diagnostics = (config.diagnostics.enabled ?? config.mode === 'sandbox')
+      ? createCallDiagnostics({
+        journal: storage.redis === undefined
+          ? createMemoryCallJournal({ retentionSeconds: config.diagnostics.retentionSeconds, perOwner: config.diagnostics.recentPerOwner })
+          : createRedisCallJournal(storage.redis, config.storage.redisKeyPrefix, { retentionSeconds: config.diagnostics.retentionSeconds, perOwner: config.diagnostics.recentPerOwner }),
+        clientCertificate, refusal: certificateGate.refusal, registry, anchors, logger,
+      })
+      : undefined;
+    const csrf = createCsrf({ keys: secrets.cookieKeys, origin: new URL(config.issuer).origin });
+
     const registration = createRegistrationMiddleware({
       config, provider, directories: createDirectoryKeys(directories), clientCertificate, sql: storage.sql, registry, checker, failMode,
       consents, replay: storage.shortLived, audit, logger,
     });
     const app = createApp({
       config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
-      csrf: createCsrf({ keys: secrets.cookieKeys, origin: new URL(config.issuer).origin }),
+      csrf,
+      ...(diagnostics === undefined ? {} : { afterRequest: diagnostics.recordCall }),
       loginThrottle: createLoginThrottle(config.customers.loginThrottle, { ...(storage.redis === undefined ? {} : { redis: storage.redis }), keyPrefix: config.storage.redisKeyPrefix }),
       customerSessions: createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl),
       edge: [
@@ -199,7 +215,11 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         ...(sandbox === undefined ? [] : [
           createSandboxApiRouter({ provider, issuer: config.issuer, clientCertificate, certificateRefusal: certificateGate.refusal, consents }),
           createSandboxPkiRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
+          ...(config.portal.enabled ? [createPortalRouter({
+            config, material: sandbox, sessions: createPortalSessions(storage.shortLived), registry, views, csrf, logger, ...(diagnostics === undefined ? {} : { diagnostics }),
+          })] : []),
         ]),
+        ...(diagnostics === undefined ? [] : [diagnostics.router]),
       ],
       beforeProvider: [registration],
       ready,

@@ -62,6 +62,7 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
       'sandbox customers (username / password):',
       ...SANDBOX_CUSTOMERS.map((c) => `  ${c.username} / ${c.password}  (${c.name})`),
       'issue TPP credentials: npm run moat -- sandbox tpp --name "My Fintech" --out ./my-fintech',
+      ...(config.portal.enabled ? [`or in the browser, with your calls explained: ${config.issuer}/portal`] : []),
       `customers' consent dashboard: ${config.issuer}/account`,
     );
   }

@@ -291,6 +291,24 @@ export const configSchema = z.strictObject({
     /** How often authorised consents past their expiry are expired (and their tokens revoked), in seconds. */
     expiryCheckSeconds: seconds(3600).default(60),
   }).prefault({}),
+  /**
+   * TPP self-diagnosis: what Moat saw of each TPP call (certificate presented, which check failed,
+   * expected against got), readable by that TPP over mTLS at /diagnostics/calls.
+   */
+  diagnostics: z.strictObject({
+    /** Unset: on in sandbox mode, off in production (records hold certificate subjects and client ids). */
+    enabled: z.boolean().optional(),
+    /** How long a call record is kept, in seconds. */
+    retentionSeconds: seconds(7 * 86_400).default(86_400),
+    /** Calls kept per certificate and per client. */
+    recentPerOwner: z.number().int().min(1).max(1000).default(50),
+  }).prefault({}),
+  /** The sandbox's self-service developer portal at /portal (sandbox mode only). */
+  portal: z.strictObject({
+    enabled: z.boolean().default(true),
+    /** How long created credentials stay downloadable from the browser that created them, in seconds. */
+    downloadSeconds: seconds(86_400).default(3600),
+  }).prefault({}),
   logging: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }).prefault({}),

@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify, type JWK } from 'jose';
 import type { ParameterizedContext } from 'koa';
 import { SIGNING_ALGORITHMS } from '../config/schema.ts';
+import type { Finding } from '../diagnostics/call-record.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 
 /*
@@ -61,6 +62,7 @@ export async function checkSenderConstraint(
     }
     if (presented.thumbprint !== x5t) {
       ctx.state.outcome = 'mtls_thumbprint_mismatch';
+      ctx.state.finding = { expected: `x5t#S256 ${x5t}`, got: `x5t#S256 ${presented.thumbprint}` } satisfies Finding;
       throw new TokenRejected('invalid_token', 'this access token is bound to a different client certificate (RFC 8705 §3)');
     }
     const refusal = certificateRefusal?.(ctx.req);

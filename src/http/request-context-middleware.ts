@@ -15,7 +15,11 @@ export const INTERACTION_ID_HEADER = 'x-fapi-interaction-id';
  * line per request; and the last line of defence that turns anything unexpected into a generic
  * error with the request id — never a stack trace.
  */
-export function requestContextMiddleware(logger: Logger): Middleware {
+export function requestContextMiddleware(
+  logger: Logger,
+  /** Runs once the response is settled, before it is sent (the call record of src/diagnostics). */
+  afterRequest?: (ctx: Parameters<Middleware>[0], outcome: string) => Promise<void>,
+): Middleware {
   return async (ctx, next) => {
     const sent = ctx.get(INTERACTION_ID_HEADER);
     const interactionId = UUID.test(sent) ? sent : randomUUID();
@@ -34,6 +38,8 @@ export function requestContextMiddleware(logger: Logger): Middleware {
       } finally {
         // RFC 9110 §10.2.3: tell a client when an outage answer is worth retrying.
         if (ctx.status === 503 && !ctx.headerSent && ctx.response.headers['retry-after'] === undefined) ctx.set('Retry-After', '5');
+        const outcome = outcomeOf(ctx);
+        await afterRequest?.(ctx, outcome);
         logger.info({
           event: 'request',
           method: ctx.method,
@@ -41,7 +47,7 @@ export function requestContextMiddleware(logger: Logger): Middleware {
           status: ctx.status,
           durationMs: Number(process.hrtime.bigint() - started) / 1e6,
           ...clientOf(ctx),
-          outcome: outcomeOf(ctx),
+          outcome,
         }, 'request');
       }
     });

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
+import type { Finding } from '../diagnostics/call-record.ts';
 import { formatDistinguishedName } from '../tls/distinguished-name.ts';
 import { ALL_FORWARDED_CERT_HEADERS } from '../tls/forwarded-certificate.ts';
 
@@ -50,6 +51,14 @@ export function createMtlsOutcomeMiddleware(deps: {
     const cause = classify(ctx.req, presented, deps) ?? (method === 'tls_client_auth' ? subjectMismatch(presented!) : undefined);
     if (cause === undefined) return;
     ctx.state.outcome = cause.outcome;
+    if (cause.outcome === 'mtls_subject_mismatch') {
+      // For the call's record (src/diagnostics): the registered DN is client data, shown only to that client.
+      const registered = client?.metadata().tls_client_auth_subject_dn;
+      ctx.state.finding = {
+        got: formatDistinguishedName(presented!.subject),
+        ...(typeof registered === 'string' ? { expected: registered, expectedIsClientData: true } : {}),
+      } satisfies Finding;
+    }
     // A self-signed client's certificate never chains: only a missing or refused one is worth words.
     const selfSignedChain = method === 'self_signed_tls_client_auth' && presented?.verification.trusted === false;
     if (!selfSignedChain && body.error_description === FAILED) {

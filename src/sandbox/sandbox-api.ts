@@ -40,6 +40,8 @@ export function createSandboxApiRouter(deps: Deps): Router {
     const value = tokenFromHeader(ctx);
     const token = await deps.provider.AccessToken.find(value);
     if (token === undefined || token.isExpired) throw new TokenRejected('invalid_token', 'the access token is not active');
+    // The call is the token's client's, for its record (src/diagnostics), even when it then fails.
+    ctx.state.clientId = token.clientId;
     const grant = token.grantId === undefined ? undefined : await deps.provider.Grant.find(token.grantId);
     if (grant === undefined) throw new TokenRejected('invalid_token', 'the access token is not active');
     if (await deps.provider.Client.find(token.clientId!) === undefined) throw new TokenRejected('invalid_token', 'the client of this access token no longer exists');

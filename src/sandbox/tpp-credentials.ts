@@ -150,20 +150,31 @@ export const TPP_FILES = {
   summary: 'tpp.json',
 } as const;
 
-/** Writes the credentials to `outDir` (private material 0600) and returns the summary written to tpp.json. */
-export function writeSandboxTpp(tpp: SandboxTpp, outDir: string): Record<string, unknown> {
-  const dir = resolve(outDir);
-  mkdirSync(dir, { recursive: true });
-  const put = (name: string, content: string, secret = false) => writeFileSync(join(dir, name), content, { mode: secret ? 0o600 : 0o644 });
-  put(TPP_FILES.transportCert, tpp.transportCertPem);
-  put(TPP_FILES.transportKey, tpp.transportKeyPem, true);
-  put(TPP_FILES.signingJwks, `${JSON.stringify(tpp.signingJwks, null, 2)}\n`, true);
-  put(TPP_FILES.publicSigningJwks, `${JSON.stringify(tpp.publicSigningJwks, null, 2)}\n`);
-  put(TPP_FILES.ssa, `${tpp.ssa}\n`);
-  put(TPP_FILES.serverCa, tpp.serverCaPem);
-  put(TPP_FILES.directoryJwks, `${JSON.stringify(tpp.directoryJwks, null, 2)}\n`);
-  put(TPP_FILES.registration, `${JSON.stringify(tpp.registration, null, 2)}\n`);
-  const summary = {
+export interface TppFile {
+  name: string;
+  content: string;
+  /** Private key material: written 0600, served only to the browser that created it. */
+  secret: boolean;
+}
+
+/** The credential files, as `moat sandbox tpp` writes them and the portal serves them. */
+export function sandboxTppFiles(tpp: SandboxTpp): TppFile[] {
+  const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
+  return [
+    { name: TPP_FILES.transportCert, content: tpp.transportCertPem, secret: false },
+    { name: TPP_FILES.transportKey, content: tpp.transportKeyPem, secret: true },
+    { name: TPP_FILES.signingJwks, content: json(tpp.signingJwks), secret: true },
+    { name: TPP_FILES.publicSigningJwks, content: json(tpp.publicSigningJwks), secret: false },
+    { name: TPP_FILES.ssa, content: `${tpp.ssa}\n`, secret: false },
+    { name: TPP_FILES.serverCa, content: tpp.serverCaPem, secret: false },
+    { name: TPP_FILES.directoryJwks, content: json(tpp.directoryJwks), secret: false },
+    { name: TPP_FILES.registration, content: json(tpp.registration), secret: false },
+  ];
+}
+
+/** What tpp.json says: the TPP's identifiers, and where each file is (`locate` gives its path). */
+export function sandboxTppSummary(tpp: SandboxTpp, locate: (file: string) => string): Record<string, unknown> {
+  return {
     name: tpp.name,
     issuer: tpp.issuer,
     registration_endpoint: `${tpp.issuer}/register`,
@@ -173,11 +184,19 @@ export function writeSandboxTpp(tpp: SandboxTpp, outDir: string): Record<string,
     redirect_uris: tpp.redirectUris,
     tls_client_auth_subject_dn: tpp.subjectDn,
     'x5t#S256': tpp.thumbprint,
-    files: Object.fromEntries(Object.entries(TPP_FILES).map(([k, f]) => [k, join(dir, f)])),
+    files: Object.fromEntries(Object.entries(TPP_FILES).map(([k, f]) => [k, locate(f)])),
     next: [
-      `curl --cacert ${join(dir, TPP_FILES.serverCa)} --cert ${join(dir, TPP_FILES.transportCert)} --key ${join(dir, TPP_FILES.transportKey)} -H 'content-type: application/json' --data @${join(dir, TPP_FILES.registration)} ${tpp.issuer}/register`,
+      `curl --cacert ${locate(TPP_FILES.serverCa)} --cert ${locate(TPP_FILES.transportCert)} --key ${locate(TPP_FILES.transportKey)} -H 'content-type: application/json' --data @${locate(TPP_FILES.registration)} ${tpp.issuer}/register`,
     ],
   };
-  put(TPP_FILES.summary, `${JSON.stringify(summary, null, 2)}\n`);
+}
+
+/** Writes the credentials to `outDir` (private material 0600) and returns the summary written to tpp.json. */
+export function writeSandboxTpp(tpp: SandboxTpp, outDir: string): Record<string, unknown> {
+  const dir = resolve(outDir);
+  mkdirSync(dir, { recursive: true });
+  for (const file of sandboxTppFiles(tpp)) writeFileSync(join(dir, file.name), file.content, { mode: file.secret ? 0o600 : 0o644 });
+  const summary = sandboxTppSummary(tpp, (file) => join(dir, file));
+  writeFileSync(join(dir, TPP_FILES.summary), `${JSON.stringify(summary, null, 2)}\n`, { mode: 0o644 });
   return summary;
 }

@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
+import { issueSandboxTpp } from '../../src/sandbox/tpp-credentials.ts';
 import { embeddedOnly } from '../support/databases.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { tlsFetch } from '../support/tpp-client.ts';
@@ -49,6 +50,16 @@ import { tlsFetch } from '../support/tpp-client.ts';
     }
   });
 
+  it('has no developer portal, and no diagnostics view unless diagnostics.enabled says so', async () => {
+    const f = tlsFetch(serverCaPem);
+    try {
+      expect((await f(`${h.issuer}/portal`)).status).toBe(404);
+      expect((await f(`${h.issuer}/diagnostics/calls`)).status).toBe(404);
+    } finally {
+      await f.close();
+    }
+  });
+
   it('trusts no sandbox directory: a sandbox SSA is an unapproved software statement', async () => {
     const f = tlsFetch(serverCaPem);
     try {
@@ -64,6 +75,33 @@ import { tlsFetch } from '../support/tpp-client.ts';
   it('has no demo customers', async () => {
     const { rows } = await h.moat.storage.sql.query('SELECT id FROM customer');
     expect(rows).toEqual([]);
+  });
+});
+
+(embeddedOnly() ? describe.skip : describe)('production mode with diagnostics.enabled: true', () => {
+  it('serves the diagnostics view to a TPP over mutual TLS, still without a portal', async () => {
+    const pki = await ensureSandboxMaterial(mkdtempSync(join(tmpdir(), 'moat-bank-pki-')));
+    const h = await startMoat({
+      config: {
+        mode: 'production', diagnostics: { enabled: true },
+        tls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile },
+        trustAnchors: [pki.tppCaCertFile],
+        directories: [{ name: 'Directory', issuer: 'OpenBanking Ltd', jwksFile: pki.directory.jwksFile }],
+      },
+    });
+    const tpp = await issueSandboxTpp(pki, { name: 'Prod TPP', issuer: h.issuer });
+    const f = tlsFetch(pki.serverCaPem, { certPem: tpp.transportCertPem, keyPem: tpp.transportKeyPem });
+    try {
+      const refused = await f(`${h.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials&client_id=nobody' });
+      expect(refused.status).toBe(401);
+      const res = await f(`${h.issuer}/diagnostics/calls/${refused.headers.get('x-fapi-interaction-id')}`);
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { calls: { path: string }[] }).calls[0]!.path).toBe('/token');
+      expect((await f(`${h.issuer}/portal`)).status).toBe(404);
+    } finally {
+      await f.close();
+      await h.close();
+    }
   });
 });
 

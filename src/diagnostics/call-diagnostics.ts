@@ -1,0 +1,116 @@
+import type { IncomingMessage } from 'node:http';
+import Router from '@koa/router';
+import type { ParameterizedContext } from 'koa';
+import type { CertificateRegistry } from '../certificates/certificate-registry.ts';
+import { OAuthError } from '../http/oauth-error.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { TrustAnchors } from '../tls/certificate-chain.ts';
+import type { PresentedCertificate } from '../tls/client-certificate.ts';
+import type { CallJournal, CallOwners } from './call-journal.ts';
+import { buildCallRecord, isTppCall, type CallRecord } from './call-record.ts';
+
+/*
+ * The TPP's side of "why did my call fail": every TPP call is recorded as Moat saw it, and the TPP
+ * reads its own calls back over mutual TLS at /diagnostics/calls — by x-fapi-interaction-id, or the
+ * newest. A call is the caller's when it was made with the very certificate the caller presents
+ * (the TLS handshake proved it holds the key, even for a certificate Moat refused), or by a client
+ * that the caller's trusted, registered certificate belongs to. Anything else answers as if absent.
+ */
+
+export const DIAGNOSTICS_PATH = '/diagnostics';
+const CLIENT_ID = /^[\x21-\x7E]{1,200}$/;
+const MAX_LIMIT = 100;
+
+export interface CallDiagnostics {
+  /** Records the request just served, when it is a TPP call (called by the request-context middleware). */
+  recordCall(ctx: ParameterizedContext, outcome: string): Promise<void>;
+  /** The calls these owners may read, newest first, redacted for them. */
+  recentFor(owners: CallOwners, limit: number): Promise<CallRecord[]>;
+  router: Router;
+}
+
+interface Deps {
+  journal: CallJournal;
+  clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;
+  refusal: (req: IncomingMessage) => string | undefined;
+  registry: CertificateRegistry;
+  anchors: TrustAnchors;
+  logger: Logger;
+  now?: () => Date;
+}
+
+export function createCallDiagnostics(deps: Deps): CallDiagnostics {
+  const now = deps.now ?? (() => new Date());
+
+  const recordCall = async (ctx: ParameterizedContext, outcome: string) => {
+    if (!isTppCall(ctx.path)) return;
+    const presented = deps.clientCertificate(ctx.req);
+    const clientId = clientOf(ctx);
+    if (presented === undefined && clientId === undefined) return;
+    try {
+      await deps.journal.record(buildCallRecord({
+        ctx, outcome, presented, anchors: deps.anchors, now: now(), ...(clientId === undefined ? {} : { clientId }),
+      }));
+    } catch (err) {
+      // A lost diagnostic record must never fail the call it describes.
+      deps.logger.warn({ err, event: 'diagnostics.record_failed' }, 'call record not kept');
+    }
+  };
+
+  /** Who the caller is, for reading records: its certificate, and the clients that certificate is registered for. */
+  const ownersOf = async (ctx: ParameterizedContext): Promise<CallOwners> => {
+    const presented = deps.clientCertificate(ctx.req);
+    if (presented === undefined) {
+      throw new OAuthError('invalid_client', 'present your transport certificate (mutual TLS): call records are shown only to the certificate that made the call or to the client it belongs to');
+    }
+    const inGoodStanding = presented.verification.trusted && deps.refusal(ctx.req) === undefined;
+    const clientIds = inGoodStanding ? (await deps.registry.find(presented.thumbprint))?.clients ?? [] : [];
+    return { thumbprints: [presented.thumbprint], clientIds };
+  };
+
+  const recentFor = async (owners: CallOwners, limit: number) => (await deps.journal.recent(owners, limit)).map((r) => redactFor(r, owners));
+
+  const router = new Router({ prefix: `${DIAGNOSTICS_PATH}/calls` });
+  router.use(async (ctx, next) => {
+    ctx.set('Cache-Control', 'no-store');
+    await next();
+  });
+  router.get('/', async (ctx) => {
+    const limit = ctx.query.limit === undefined ? 20 : Number(ctx.query.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw new OAuthError('invalid_request', `limit must be a whole number from 1 to ${MAX_LIMIT}`);
+    const owners = await ownersOf(ctx);
+    ctx.body = { calls: await recentFor(owners, limit) };
+  });
+  router.get('/:interactionId', async (ctx) => {
+    const interactionId = ctx.params.interactionId!;
+    const owners = await ownersOf(ctx);
+    const calls = (await deps.journal.byInteractionId(interactionId)).filter((r) => ownedBy(r, owners)).map((r) => redactFor(r, owners));
+    // The same answer for "no such call" and "not yours": the endpoint must not tell whose calls exist.
+    if (calls.length === 0) {
+      throw new OAuthError('not_found', `no call with x-fapi-interaction-id ${interactionId.slice(0, 64)} made with this certificate or by a client it is registered for (calls are kept for a limited time)`);
+    }
+    ctx.body = { interactionId, calls };
+  });
+
+  return { recordCall, recentFor, router };
+}
+
+function ownedBy(record: CallRecord, owners: CallOwners): boolean {
+  const thumbprint = record.certificate?.['x5t#S256'];
+  return (thumbprint !== undefined && owners.thumbprints.includes(thumbprint)) || (record.clientId !== undefined && owners.clientIds.includes(record.clientId));
+}
+
+/** A client's registered data is shown only to a caller authenticated as that client. */
+function redactFor(record: CallRecord, owners: CallOwners): CallRecord {
+  const { failed } = record;
+  if (failed?.expectedIsClientData !== true || (record.clientId !== undefined && owners.clientIds.includes(record.clientId))) return record;
+  const { expected: _hidden, expectedIsClientData: _flag, ...rest } = failed;
+  return { ...record, failed: { ...rest, expected: `(registered for client ${record.clientId ?? '?'}: shown only when you call with a certificate registered for that client)` } };
+}
+
+/** The client the call was made by or for: the one oidc-provider identified, else the client_id it was sent. */
+function clientOf(ctx: ParameterizedContext): string | undefined {
+  const oidc = (ctx as { oidc?: { client?: { clientId?: string }; params?: { client_id?: unknown } } }).oidc;
+  const id = oidc?.client?.clientId ?? oidc?.params?.client_id ?? ctx.state.clientId;
+  return typeof id === 'string' && CLIENT_ID.test(id) ? id : undefined;
+}
