@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeJwt, importJWK, SignJWT } from 'jose';
+import { decodeJwt, exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
 import type { CheckResult } from '../../src/diagnose/checks.ts';
 import type { Diagnosis } from '../../src/diagnose/report.ts';
 import { importSigningKey } from '../../src/sandbox/pki.ts';
@@ -271,6 +271,48 @@ describe('moat diagnose', () => {
     expect(r.out).toContain(`the software statement has expired`);
     expect(r.out).toContain(`its exp is ${new Date(exp * 1000).toISOString()}`);
     expect(r.out).toContain('fetch a new software statement from your directory');
+  });
+
+  it('stops at a software statement whose signature does not verify with the directory\'s keys', async () => {
+    const jwt = readFileSync(join(healthy.dir, 'ssa.jwt'), 'utf8').trim();
+    const { privateKey } = await generateKeyPair('ES256');
+    // Same claims and kid, another key: what an edited or re-signed SSA looks like.
+    const forged = await new SignJWT(decodeJwt(jwt)).setProtectedHeader({ alg: 'ES256', kid: material.directory.privateJwk.kid, typ: 'JWT' }).sign(privateKey);
+    const file = join(mkdtempSync(join(tmpdir(), 'moat-diagnose-')), 'forged.jwt');
+    writeFileSync(file, forged);
+    const r = await diagnose(['--credentials', healthy.dir, '--client-id', healthy.clientId, '--ssa', file]);
+    expect(r.code).toBe(1);
+    expect(failedCheck(r.out)).toBe('software-statement');
+    expect(r.out).toContain('the software statement\'s signature does not verify');
+    expect(r.out).toContain('use the SSA exactly as the directory issued it');
+  });
+
+  it('stops at a scope the software statement\'s roles do not allow', async () => {
+    const r = await diagnose(['--credentials', healthy.dir, '--client-id', healthy.clientId, '--scope', 'openid fundsconfirmations']);
+    expect(r.code).toBe(1);
+    expect(failedCheck(r.out)).toBe('software-statement');
+    expect(r.out).toContain('the software statement\'s roles do not allow scope fundsconfirmations');
+    expect(r.out).toContain('scope fundsconfirmations needs the role CBPII');
+  });
+
+  it('stops at a signing key that is not among the software statement\'s keys', async () => {
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const file = join(mkdtempSync(join(tmpdir(), 'moat-diagnose-')), 'other.jwks.json');
+    writeFileSync(file, JSON.stringify({ keys: [{ ...await exportJWK(privateKey), kid: 'not-in-the-ssa', alg: 'ES256', use: 'sig' }] }));
+    const r = await diagnose(['--credentials', healthy.dir, '--client-id', healthy.clientId, '--signing-key', file]);
+    expect(r.code).toBe(1);
+    expect(failedCheck(r.out)).toBe('signing-key');
+    expect(r.out).toContain('the key not-in-the-ssa is not among the SSA\'s software_jwks');
+  });
+
+  it('stops at a scope the client did not register (registration metadata), with the PAR\'s answer', async () => {
+    const dir = await sandboxTpp('Accounts Only Fintech');
+    const { clientId } = await register(dir, { scope: 'openid accounts' });
+    const r = await diagnose(['--credentials', dir, '--client-id', clientId, '--scope', 'openid payments']);
+    expect(r.code).toBe(1);
+    expect(failedCheck(r.out)).toBe('pushed-authorization');
+    expect(r.out).toContain('the scope is not allowed for this client');
+    expect(r.out).toMatch(/PASS {2}software statement/);
   });
 
   it('stops at a redirect URI the software statement does not list', async () => {
