@@ -11,6 +11,9 @@ export default {
   },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   testTimeout: 60000,
+  // A suite that fails in beforeAll can leave a socket or timer behind; the run must end with its
+  // verdict, never wait on the leak until CI's time limit (it did once).
+  forceExit: true,
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
 };

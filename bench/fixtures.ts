@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -9,6 +8,7 @@ import { ensureSandboxMaterial, type SandboxMaterial } from '../src/sandbox/sand
 import { sandboxApiIdentifier } from '../src/sandbox/sandbox-api.ts';
 import { issueSandboxTpp } from '../src/sandbox/tpp-credentials.ts';
 import type { TlsIdentity } from './load/tls-pools.ts';
+export { freePort } from '../test/support/ports.ts';
 
 /*
  * What every server of a run shares: one sandbox (server certificate, TPP CA, directory key) and one
@@ -29,17 +29,6 @@ export interface BenchFixtures {
 }
 
 export const RESOURCE_SERVER_CLIENT_ID = 'bench-resource-server';
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 async function throwawayPostgres(adminUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `moat_bench_${randomBytes(6).toString('hex')}`;

@@ -1,5 +1,4 @@
 import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -8,6 +7,7 @@ import type { MoatConfig } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createMoatServer, type MoatServer } from '../../src/server.ts';
 import { createThrowawayPostgres, embeddedOnly, redisTestPrefix } from './databases.ts';
+import { freePort } from './ports.ts';
 
 /*
  * Starts a real Moat — real TLS on a loopback port, real storage — the way main.ts does, with a
@@ -33,21 +33,11 @@ export function defaultBackend(): Backend {
   return embeddedOnly() ? 'embedded' : 'services';
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export async function startMoat(options: { backend?: Backend; config?: Record<string, unknown> } = {}): Promise<Harness> {
   const backend = options.backend ?? defaultBackend();
   const dataDir = mkdtempSync(join(tmpdir(), 'moat-test-'));
-  const port = await freePort();
   const cleanups: (() => Promise<void>)[] = [];
   const storage: Record<string, unknown> = {};
   if (backend === 'services') {
@@ -56,6 +46,7 @@ export async function startMoat(options: { backend?: Backend; config?: Record<st
     cleanups.push(pg.drop, redis.cleanup);
     Object.assign(storage, { postgresUrl: pg.url, redisUrl: redis.url, redisKeyPrefix: redis.prefix });
   }
+  const port = await freePort();
   const issuer = `https://localhost:${port}`;
   const raw = {
     issuer,
@@ -83,14 +74,31 @@ export async function startMoat(options: { backend?: Backend; config?: Record<st
       done();
     },
   });
-  const moat = await createMoatServer(config, createLogger(config.logging.level, sink));
-  await moat.listen();
+  const cleanUp = async () => {
+    for (const cleanup of cleanups) await cleanup();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  let moat: MoatServer;
+  try {
+    moat = await createMoatServer(config, createLogger(config.logging.level, sink));
+  } catch (err) {
+    await cleanUp();
+    throw err;
+  }
+  // A server that started but could not listen still holds pools and timers: a test whose beforeAll
+  // throws never reaches the afterAll that would close it, and Jest would wait on them forever.
+  try {
+    await moat.listen();
+  } catch (err) {
+    await moat.close().catch(() => undefined);
+    await cleanUp();
+    throw err;
+  }
   return {
     issuer: config.issuer, port, dataDir, config, moat, logs,
     async close() {
       await moat.close();
-      for (const cleanup of cleanups) await cleanup();
-      rmSync(dataDir, { recursive: true, force: true });
+      await cleanUp();
     },
   };
 }

@@ -1,0 +1,39 @@
+import { createServer } from 'node:net';
+
+/*
+ * A loopback port for a server a test (or a benchmark) is about to start.
+ *
+ * Not port 0 and not a port the kernel handed out: the kernel picks those from its ephemeral range
+ * (32768–60999 on Linux), the same range it takes local ports from for every outgoing connection —
+ * to Postgres, Redis, the server under test. A port probed free there can be the local end of a
+ * client socket a moment later, and the server that wanted it fails with EADDRINUSE (seen in CI).
+ * Below that range only explicit listeners compete, so each Jest worker takes its own block of
+ * 1000 ports and walks it: nothing else in the run hands those ports out.
+ */
+
+const FIRST_PORT = 20_000;
+const BLOCK_SIZE = 1_000;
+const BLOCKS = 12; // 20000–31999, below the ephemeral range
+
+// Jest numbers its workers from 1; a benchmark or script outside Jest takes block 0.
+const worker = Number(process.env.JEST_WORKER_ID ?? 0);
+const blockStart = FIRST_PORT + (worker % BLOCKS) * BLOCK_SIZE;
+// Start somewhere different in the block each run, so a port left in TIME_WAIT by the last run is not first.
+let next = Math.floor(Math.random() * BLOCK_SIZE);
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+  });
+}
+
+export async function freePort(): Promise<number> {
+  for (let tried = 0; tried < BLOCK_SIZE; tried += 1) {
+    const port = blockStart + (next % BLOCK_SIZE);
+    next += 1;
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port in ${blockStart}–${blockStart + BLOCK_SIZE - 1}`);
+}
