@@ -1,7 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import { createPgliteSqlClient, createPgSqlClient, type SqlClient } from '../../src/storage/sql/sql-client.ts';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -45,6 +46,42 @@ export async function createThrowawayPostgres(): Promise<{ url: string; drop(): 
       }
     },
   };
+}
+
+const MIGRATIONS_DIR = join(process.cwd(), 'migrations');
+
+/** Changes whenever a migration or the PGlite build does, so a template is never stale. */
+function migrationSetKey(): string {
+  const hash = createHash('sha256');
+  for (const name of readdirSync(MIGRATIONS_DIR).sort()) hash.update(name).update(readFileSync(join(MIGRATIONS_DIR, name)));
+  hash.update(readFileSync(join(process.cwd(), 'node_modules', '@electric-sql', 'pglite', 'package.json')));
+  return hash.digest('hex').slice(0, 16);
+}
+
+/**
+ * Puts a migrated embedded database at `dir` (where Moat keeps it: `<dataDir>/pglite`). Creating a
+ * PGlite cluster runs initdb inside WebAssembly — seconds of CPU per test harness, most of what an
+ * embedded-pass suite spent — so one migrated cluster is made per migration set, kept in the temp
+ * directory and shared by every worker and run, and each harness gets a copy of its files. Moat then
+ * opens that copy and applies migrations as on any start (none pending); creating a cluster from
+ * nothing stays covered by the quick-start and migration tests.
+ */
+export async function copyMigratedEmbeddedDatabase(dir: string): Promise<void> {
+  const template = join(tmpdir(), `moat-pglite-template-${migrationSetKey()}`);
+  if (!existsSync(join(template, 'ready'))) {
+    const building = mkdtempSync(`${template}-building-`);
+    const sql = await createPgliteSqlClient(join(building, 'pglite'));
+    await applyMigrations(sql);
+    await sql.close();
+    writeFileSync(join(building, 'ready'), '');
+    try {
+      renameSync(building, template);
+    } catch {
+      // Another worker finished first: its template is as good.
+      rmSync(building, { recursive: true, force: true });
+    }
+  }
+  cpSync(join(template, 'pglite'), dir, { recursive: true });
 }
 
 export function redisTestPrefix(): { url: string; prefix: string; cleanup(): Promise<void> } {

@@ -6,7 +6,7 @@ import { validateConfig } from '../../src/config/load.ts';
 import type { MoatConfig } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createMoatServer, type MoatServer } from '../../src/server.ts';
-import { createThrowawayPostgres, embeddedOnly, redisTestPrefix } from './databases.ts';
+import { copyMigratedEmbeddedDatabase, createThrowawayPostgres, embeddedOnly, redisTestPrefix } from './databases.ts';
 import { freePort } from './ports.ts';
 
 /*
@@ -45,6 +45,8 @@ export async function startMoat(options: { backend?: Backend; config?: Record<st
     const redis = redisTestPrefix();
     cleanups.push(pg.drop, redis.cleanup);
     Object.assign(storage, { postgresUrl: pg.url, redisUrl: redis.url, redisKeyPrefix: redis.prefix });
+  } else if ((options.config?.storage as { postgresUrl?: string } | undefined)?.postgresUrl === undefined) {
+    await copyMigratedEmbeddedDatabase(join(dataDir, 'pglite'));
   }
   const port = await freePort();
   const issuer = `https://localhost:${port}`;
