@@ -3,6 +3,7 @@ import { StorageUnavailableError } from '../../src/storage/model-store.ts';
 import { connectRedis } from '../../src/storage/redis/redis-model-store.ts';
 import { createPostgresModelStore } from '../../src/storage/sql/postgres-model-store.ts';
 import { createPgSqlClient } from '../../src/storage/sql/sql-client.ts';
+import { createThrowawayPostgres, describeWithServices } from '../support/databases.ts';
 
 /** A loopback port with nothing listening on it. */
 async function closedPort(): Promise<number> {
@@ -29,5 +30,38 @@ describe('a backend that is not there', () => {
     const started = Date.now();
     await expect(connectRedis(`redis://127.0.0.1:${await closedPort()}`, 1000)).rejects.toBeInstanceOf(StorageUnavailableError);
     expect(Date.now() - started).toBeLessThan(5000);
+  });
+});
+
+describeWithServices('a Postgres connection lost in the middle of a transaction', () => {
+  it('fails the transaction with StorageUnavailableError, leaves the process standing and the pool usable', async () => {
+    const db = await createThrowawayPostgres();
+    const victimUrl = `${db.url}?application_name=moat-victim`;
+    const admin = createPgSqlClient(db.url);
+    const lost: string[] = [];
+    const sql = createPgSqlClient(victimUrl, { onUnavailable: (_backend, operation) => lost.push(operation) });
+    try {
+      let terminated!: () => void;
+      const afterTermination = new Promise<void>((resolve) => { terminated = resolve; });
+      const inFlight = sql.transaction(async (tx) => {
+        await tx.query('SELECT 1');
+        // Between two statements the connection is checked out and idle: a crash or failover now
+        // makes the client emit 'error' with no query to fail, which must not reach the process.
+        await afterTermination;
+        await tx.query('SELECT 2');
+      });
+      await new Promise((r) => setTimeout(r, 200));
+      const { rows } = await admin.query<{ ended: boolean }>("SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE application_name = 'moat-victim' AND state = 'idle in transaction'");
+      expect(rows).toEqual([{ ended: true }]);
+      await new Promise((r) => setTimeout(r, 300));
+      terminated();
+      await expect(inFlight).rejects.toBeInstanceOf(StorageUnavailableError);
+      expect(lost).toContain('connection');
+      expect((await sql.query<{ ok: number }>('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    } finally {
+      await sql.close();
+      await admin.close();
+      await db.drop();
+    }
   });
 });

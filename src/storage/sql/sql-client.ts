@@ -92,6 +92,13 @@ export function createPgSqlClient(url: string, options: { max?: number; onUnavai
         return mapError(err, 'transaction');
       }
       let broken = false;
+      // A checked-out client has no pool listener: if the server dies mid-transaction the client
+      // emits 'error', and unheard that event would crash the process (the query rejects as well).
+      const lost = () => {
+        broken = true;
+        options.onUnavailable?.('postgres', 'connection');
+      };
+      client.on('error', lost);
       try {
         await client.query('BEGIN');
         const result = await fn(over(client));
@@ -103,6 +110,8 @@ export function createPgSqlClient(url: string, options: { max?: number; onUnavai
         // A query inside `fn` was counted already (it throws StorageUnavailableError); BEGIN and COMMIT are not.
         return mapError(err, 'transaction');
       } finally {
+        // A broken client is destroyed and may still report its socket's end: keep listening then.
+        if (!broken) client.off('error', lost);
         client.release(broken);
       }
     },
