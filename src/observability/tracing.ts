@@ -72,6 +72,7 @@ export function tracedModelStore(store: ModelStore, system: 'redis' | 'memory'):
     findByUid: (model, uid) => span('findByUid', model, () => store.findByUid(model, uid)),
     findByUserCode: (model, code) => span('findByUserCode', model, () => store.findByUserCode(model, code)),
     consume: (model, id) => span('consume', model, () => store.consume(model, id)),
+    recordOnce: (model, id, payload, expiresIn) => span('recordOnce', model, () => store.recordOnce(model, id, payload, expiresIn)),
     destroy: (model, id) => span('destroy', model, () => store.destroy(model, id)),
     revokeByGrantId: (model, grantId) => span('revokeByGrantId', model, () => store.revokeByGrantId(model, grantId)),
     purgeExpired: () => store.purgeExpired(),

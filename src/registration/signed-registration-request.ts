@@ -46,12 +46,12 @@ export async function verifySignedRegistrationRequest(
   }
   const jti = claims.jti;
   if (typeof jti !== 'string' || jti === '' || jti.length > 256) throw new OAuthError('invalid_request', 'the registration request needs a jti of at most 256 characters');
-  const key = `${ssa.softwareId}:${jti}`;
-  if (await deps.replay.find(REPLAY_MODEL, key) !== undefined) {
+  // Remembered until the request could no longer verify anyway (exp plus the clock tolerance).
+  const exp = claims.exp as number;
+  const firstUse = await deps.replay.recordOnce(REPLAY_MODEL, `${ssa.softwareId}:${jti}`, { jti }, Math.max(1, exp - Math.floor(Date.now() / 1000)) + 10);
+  if (!firstUse) {
     throw new OAuthError('invalid_request', `the registration request with jti ${jti} was already used; sign each request with a new jti`);
   }
-  const exp = claims.exp as number;
-  await deps.replay.upsert(REPLAY_MODEL, key, { jti }, Math.max(1, exp - Math.floor(Date.now() / 1000)) + 10);
   const body = Object.fromEntries(Object.entries(claims).filter(([name]) => !JWT_CLAIMS.includes(name)));
   return { body, ssa };
 }

@@ -2,12 +2,15 @@ import type { AdapterPayload } from 'oidc-provider';
 
 /**
  * What the oidc-provider adapter needs from a backend: the seven adapter methods, keyed by model
- * name, plus the two guarantees oidc-provider does not give by itself.
+ * name, plus the guarantees oidc-provider does not give by itself.
  *
  * - `consume` is an atomic compare-and-set: of any number of concurrent calls for one id, exactly
  *   one returns `'consumed'`. oidc-provider reads `consumed` and then calls consume(), so without
  *   this two racing token requests could both redeem one authorization code.
  * - `revokeByGrantId` finds the grant's entries through an index, never a scan.
+ * - `recordOnce` is an atomic insert-if-absent, for one-time values (a signed request's jti): of
+ *   concurrent calls for one id exactly one returns true, so a replay cannot slip in between a
+ *   lookup and a write.
  *
  * Implemented by the Postgres store (pg and the embedded PGlite), the Redis store and the
  * in-process store; test/storage/model-store.contract.ts runs against each.
@@ -26,6 +29,11 @@ export interface ModelStore {
    * `'consumed'`: this call did it; `'already-consumed'`: someone else did; `'absent'`: no entry.
    */
   consume(model: string, id: string): Promise<ConsumeResult>;
+  /**
+   * Stores `payload` under `id` unless a live entry is there: true when this call stored it, false
+   * when the id was already taken. The entry expires after `expiresIn` seconds like any other.
+   */
+  recordOnce(model: string, id: string, payload: AdapterPayload, expiresIn: number): Promise<boolean>;
   destroy(model: string, id: string): Promise<void>;
   /** Deletes every entry of `model` that carries this `grantId`. */
   revokeByGrantId(model: string, grantId: string): Promise<void>;

@@ -55,6 +55,14 @@ describe('signed registration requests (UK OBIE DCR: application/jwt)', () => {
     expect(again.body.error_description).toMatch(/already used; sign each request with a new jti/);
   });
 
+  it('registers a request sent five times at once exactly once (the jti is claimed atomically)', async () => {
+    const creds = await issueTpp(h);
+    const jwt = await signedRequest(creds);
+    const results = await Promise.all(Array.from({ length: 5 }, () => post(creds, jwt)));
+    expect(results.map((r) => r.status).sort()).toEqual([201, 400, 400, 400, 400]);
+    for (const refused of results.filter((r) => r.status === 400)) expect(refused.body.error_description).toMatch(/already used/);
+  });
+
   it.each([
     ['signed with a key the software statement does not hold', async (creds: TppCredentials) => {
       const other = await issueTpp(h);

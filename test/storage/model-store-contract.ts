@@ -51,6 +51,21 @@ export function describeModelStoreContract(name: string, open: () => Promise<{ s
       expect(await store.consume('AuthorizationCode', key)).toBe('absent');
     });
 
+    it('records a one-time value for exactly one of many concurrent callers, and again once it expired', async () => {
+      const key = id();
+      const results = await Promise.all(Array.from({ length: 20 }, () => store.recordOnce('RegistrationRequestJti', key, { jti: key }, 1)));
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(await store.find('RegistrationRequestJti', key)).toEqual({ jti: key });
+      expect(await store.recordOnce('RegistrationRequestJti', key, { jti: key }, 60)).toBe(false);
+      // An id upserted the ordinary way counts as taken too.
+      const upserted = id();
+      await store.upsert('RegistrationRequestJti', upserted, { jti: upserted }, 60);
+      expect(await store.recordOnce('RegistrationRequestJti', upserted, { jti: upserted }, 60)).toBe(false);
+      await new Promise((r) => setTimeout(r, 1300));
+      expect(await store.recordOnce('RegistrationRequestJti', key, { jti: key, again: true }, 60)).toBe(true);
+      expect(await store.find('RegistrationRequestJti', key)).toEqual({ jti: key, again: true });
+    });
+
     it('finds a session by its uid and a device code by its user code', async () => {
       const key = id();
       await store.upsert('Session', key, { jti: key, uid: `uid-${key}` }, 60);

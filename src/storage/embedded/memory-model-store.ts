@@ -72,6 +72,12 @@ export function createMemoryModelStore(now: () => number = Date.now): ModelStore
       const entry = k === undefined ? undefined : live(k);
       return entry === undefined ? undefined : copy(entry.payload);
     },
+    async recordOnce(model, id, payload, expiresIn) {
+      const k = key(model, id);
+      if (live(k) !== undefined) return false;
+      entries.set(k, { payload: copy(payload), expiresAt: now() + expiresIn * 1000 });
+      return true;
+    },
     async consume(model, id): Promise<ConsumeResult> {
       const entry = live(key(model, id));
       if (entry === undefined) return 'absent';

@@ -149,6 +149,10 @@ export function createRedisModelStore(client: Redis, keyPrefix: string, onUnavai
     find,
     findByUid: (model, uid) => byIndex('findByUid', uidKey(model, uid), model),
     findByUserCode: (model, userCode) => byIndex('findByUserCode', userCodeKey(model, userCode), model),
+    recordOnce: (model, id, payload, expiresIn) => guarded('recordOnce', async () => {
+      const stored = await redis.set(entryKey(model, id), JSON.stringify(payload), 'PX', expiresIn * 1000, 'NX');
+      return stored === 'OK';
+    }),
     consume: (model, id) => guarded('consume', async (): Promise<ConsumeResult> => {
       const result = await redis.moatConsume(entryKey(model, id), consumedKey(model, id), String(Math.floor(Date.now() / 1000)));
       return result === 2 ? 'consumed' : result === 1 ? 'already-consumed' : 'absent';

@@ -38,6 +38,19 @@ export function createPostgresModelStore(sql: SqlClient): ModelStore {
     find: (model, id) => one('model = $1 AND id = $2', [model, id]),
     findByUid: (model, uid) => one('model = $1 AND uid = $2', [model, uid]),
     findByUserCode: (model, userCode) => one('model = $1 AND user_code = $2', [model, userCode]),
+    async recordOnce(model, id, payload, expiresIn) {
+      if (!storableText(id)) return false;
+      // The conflict branch only takes over an expired row (purgeExpired may not have run yet); a
+      // live one makes the statement change nothing, and Postgres serialises racing inserts on the key.
+      const { rowCount } = await sql.query(
+        `INSERT INTO oidc_model (model, id, payload, expires_at) VALUES ($1, $2, $3, now() + make_interval(secs => $4::int))
+         ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, grant_id = NULL, uid = NULL, user_code = NULL,
+           expires_at = EXCLUDED.expires_at, consumed_at = NULL
+         WHERE oidc_model.expires_at IS NOT NULL AND oidc_model.expires_at <= now()`,
+        [model, id, JSON.stringify(payload), expiresIn],
+      );
+      return rowCount === 1;
+    },
     async consume(model, id): Promise<ConsumeResult> {
       if (!storableText(id)) return 'absent';
       const now = Math.floor(Date.now() / 1000);
