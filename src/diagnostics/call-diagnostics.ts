@@ -6,7 +6,7 @@ import { OAuthError } from '../http/oauth-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { TrustAnchors } from '../tls/certificate-chain.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
-import type { CallJournal, CallOwners } from './call-journal.ts';
+import type { CallJournal, CallOwners, RecentCalls } from './call-journal.ts';
 import { buildCallRecord, isTppCall, type CallRecord } from './call-record.ts';
 
 /*
@@ -25,7 +25,9 @@ export interface CallDiagnostics {
   /** Records the request just served, when it is a TPP call (called by the request-context middleware). */
   recordCall(ctx: ParameterizedContext, outcome: string): Promise<void>;
   /** The calls these owners may read, newest first, redacted for them. */
-  recentFor(owners: CallOwners, limit: number): Promise<CallRecord[]>;
+  recentFor(owners: CallOwners, limit: number): Promise<RecentCalls>;
+  /** The kept calls with this interaction id that these owners may read, redacted for them. */
+  callsFor(owners: CallOwners, interactionId: string): Promise<CallRecord[]>;
   router: Router;
 }
 
@@ -48,8 +50,10 @@ export function createCallDiagnostics(deps: Deps): CallDiagnostics {
     const clientId = clientOf(ctx);
     if (presented === undefined && clientId === undefined) return;
     try {
+      const madeByClient = clientId !== undefined && presented !== undefined && presented.verification.trusted
+        && ((await deps.registry.find(presented.thumbprint))?.clients.includes(clientId) ?? false);
       await deps.journal.record(buildCallRecord({
-        ctx, outcome, presented, anchors: deps.anchors, now: now(), ...(clientId === undefined ? {} : { clientId }),
+        ctx, outcome, presented, anchors: deps.anchors, now: now(), ...(clientId === undefined ? {} : { clientId, madeByClient }),
       }));
     } catch (err) {
       // A lost diagnostic record must never fail the call it describes.
@@ -68,7 +72,12 @@ export function createCallDiagnostics(deps: Deps): CallDiagnostics {
     return { thumbprints: [presented.thumbprint], clientIds };
   };
 
-  const recentFor = async (owners: CallOwners, limit: number) => (await deps.journal.recent(owners, limit)).map((r) => redactFor(r, owners));
+  const recentFor = async (owners: CallOwners, limit: number): Promise<RecentCalls> => {
+    const { made, named } = await deps.journal.recent(owners, limit);
+    return { made: made.map((r) => redactFor(r, owners)), named: named.map((r) => redactFor(r, owners)) };
+  };
+  const callsFor = async (owners: CallOwners, interactionId: string) =>
+    (await deps.journal.byInteractionId(interactionId)).filter((r) => ownedBy(r, owners)).map((r) => redactFor(r, owners));
 
   const router = new Router({ prefix: `${DIAGNOSTICS_PATH}/calls` });
   router.use(async (ctx, next) => {
@@ -79,12 +88,15 @@ export function createCallDiagnostics(deps: Deps): CallDiagnostics {
     const limit = ctx.query.limit === undefined ? 20 : Number(ctx.query.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw new OAuthError('invalid_request', `limit must be a whole number from 1 to ${MAX_LIMIT}`);
     const owners = await ownersOf(ctx);
-    ctx.body = { calls: await recentFor(owners, limit) };
+    const { made, named } = await recentFor(owners, limit);
+    // Anyone can send a client's id; calls that only named it are listed apart, so they can never
+    // crowd out the calls the client made itself.
+    ctx.body = { calls: made, callsNamingYourClient: named };
   });
   router.get('/:interactionId', async (ctx) => {
     const interactionId = ctx.params.interactionId!;
     const owners = await ownersOf(ctx);
-    const calls = (await deps.journal.byInteractionId(interactionId)).filter((r) => ownedBy(r, owners)).map((r) => redactFor(r, owners));
+    const calls = await callsFor(owners, interactionId);
     // The same answer for "no such call" and "not yours": the endpoint must not tell whose calls exist.
     if (calls.length === 0) {
       throw new OAuthError('not_found', `no call with x-fapi-interaction-id ${interactionId.slice(0, 64)} made with this certificate or by a client it is registered for (calls are kept for a limited time)`);
@@ -92,7 +104,7 @@ export function createCallDiagnostics(deps: Deps): CallDiagnostics {
     ctx.body = { interactionId, calls };
   });
 
-  return { recordCall, recentFor, router };
+  return { recordCall, recentFor, callsFor, router };
 }
 
 function ownedBy(record: CallRecord, owners: CallOwners): boolean {

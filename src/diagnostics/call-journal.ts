@@ -6,6 +6,10 @@ import type { CallRecord } from './call-record.ts';
  * under its interaction id (a TPP may reuse one for related calls, so a few per id), under the
  * certificate that was presented and under the client — the owners who may read it back. Redis
  * when configured, so every instance answers for calls any instance served; in memory otherwise.
+ *
+ * A call made by the client (with a certificate registered for it) and a call that only names the
+ * client_id go to separate lists of their own size: anyone can send a client's id, and a flood of
+ * such calls must not push the client's own calls out of its view.
  */
 
 /** Records kept per interaction id: enough for a TPP that reuses one across a flow. */
@@ -20,8 +24,16 @@ export interface CallJournal {
   record(record: CallRecord): Promise<void>;
   /** Every kept call with this interaction id, newest first. */
   byInteractionId(interactionId: string): Promise<CallRecord[]>;
-  /** The newest calls made with these certificates or by these clients, newest first. */
-  recent(owners: CallOwners, limit: number): Promise<CallRecord[]>;
+  /**
+   * Newest first, up to `limit` each: `made`, the calls made with these certificates or by these
+   * clients; `named`, the calls that only named one of these clients (another certificate, or none).
+   */
+  recent(owners: CallOwners, limit: number): Promise<RecentCalls>;
+}
+
+export interface RecentCalls {
+  made: CallRecord[];
+  named: CallRecord[];
 }
 
 interface JournalOptions {
@@ -33,10 +45,11 @@ interface JournalOptions {
 const keysOf = (record: CallRecord) => [
   `call:${record.interactionId}`,
   ...(record.certificate === undefined ? [] : [`cert:${record.certificate['x5t#S256']}`]),
-  ...(record.clientId === undefined ? [] : [`client:${record.clientId}`]),
+  ...(record.clientId === undefined ? [] : [`${record.madeByClient === true ? 'client' : 'named'}:${record.clientId}`]),
 ];
 
-const ownerKeys = (owners: CallOwners) => [...owners.thumbprints.map((t) => `cert:${t}`), ...owners.clientIds.map((c) => `client:${c}`)];
+const madeKeys = (owners: CallOwners) => [...owners.thumbprints.map((t) => `cert:${t}`), ...owners.clientIds.map((c) => `client:${c}`)];
+const namedKeys = (owners: CallOwners) => owners.clientIds.map((c) => `named:${c}`);
 
 /** Newest first, each call once (it is filed under its certificate and its client). */
 function newestUnique(records: CallRecord[], limit: number): CallRecord[] {
@@ -45,6 +58,12 @@ function newestUnique(records: CallRecord[], limit: number): CallRecord[] {
     .sort((a, b) => b.at.localeCompare(a.at))
     .filter((r) => !seen.has(r.requestId) && seen.add(r.requestId))
     .slice(0, limit);
+}
+
+/** A call made with the caller's certificate in another client's name is in both lists; show it once, as made. */
+function withoutThoseIn(records: CallRecord[], shown: CallRecord[]): CallRecord[] {
+  const ids = new Set(shown.map((r) => r.requestId));
+  return records.filter((r) => !ids.has(r.requestId));
 }
 
 export function createRedisCallJournal(redis: Redis, prefix: string, options: JournalOptions): CallJournal {
@@ -62,8 +81,9 @@ export function createRedisCallJournal(redis: Redis, prefix: string, options: Jo
     },
     byInteractionId: (interactionId) => read(`call:${interactionId}`, PER_INTERACTION),
     async recent(owners, limit) {
-      const lists = await Promise.all(ownerKeys(owners).map((key) => read(key, limit)));
-      return newestUnique(lists.flat(), limit);
+      const newest = async (keys: string[]) => newestUnique((await Promise.all(keys.map((key) => read(key, limit)))).flat(), limit);
+      const [made, named] = await Promise.all([newest(madeKeys(owners)), newest(namedKeys(owners))]);
+      return { made, named: withoutThoseIn(named, made) };
     },
   };
 }
@@ -93,6 +113,9 @@ export function createMemoryCallJournal(options: JournalOptions, now: () => numb
       }
     },
     byInteractionId: async (interactionId) => live(`call:${interactionId}`),
-    recent: async (owners, limit) => newestUnique(ownerKeys(owners).flatMap((key) => live(key)), limit),
+    async recent(owners, limit) {
+      const made = newestUnique(madeKeys(owners).flatMap((key) => live(key)), limit);
+      return { made, named: withoutThoseIn(newestUnique(namedKeys(owners).flatMap((key) => live(key)), limit), made) };
+    },
   };
 }

@@ -57,6 +57,11 @@ export interface CallRecord {
   error?: string;
   errorDescription?: string;
   clientId?: string;
+  /**
+   * The certificate presented is registered for clientId: the call was made by that client, not
+   * merely in its name (anyone can send a client_id).
+   */
+  madeByClient?: boolean;
   certificate?: CertificateSeen;
   failed?: FailedCheck;
 }
@@ -87,12 +92,13 @@ interface RecordInputs {
   ctx: ParameterizedContext;
   outcome: string;
   clientId?: string;
+  madeByClient?: boolean;
   presented?: PresentedCertificate;
   anchors: TrustAnchors;
   now: Date;
 }
 
-export function buildCallRecord({ ctx, outcome, clientId, presented, anchors, now }: RecordInputs): CallRecord {
+export function buildCallRecord({ ctx, outcome, clientId, madeByClient, presented, anchors, now }: RecordInputs): CallRecord {
   const { requestId, interactionId } = ctx.state.requestContext as { requestId: string; interactionId: string };
   const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
   const error = ctx.status >= 400 && typeof body?.error === 'string' ? body.error : undefined;
@@ -101,7 +107,7 @@ export function buildCallRecord({ ctx, outcome, clientId, presented, anchors, no
     interactionId, requestId, at: now.toISOString(), method: ctx.method, path: ctx.path, status: ctx.status, outcome,
     ...(error === undefined ? {} : { error }),
     ...(errorDescription === undefined ? {} : { errorDescription }),
-    ...(clientId === undefined ? {} : { clientId }),
+    ...(clientId === undefined ? {} : { clientId, madeByClient: madeByClient ?? false }),
     ...(presented === undefined ? {} : { certificate: describeCertificate(presented) }),
   };
   const failed = failedCheck(outcome, { presented, anchors, now, finding: ctx.state.finding as Finding | undefined, error, errorDescription });

@@ -6,6 +6,7 @@ import type { CertificateRegistry } from '../certificates/certificate-registry.t
 import type { MoatConfig } from '../config/schema.ts';
 import { SANDBOX_CUSTOMERS } from '../customers/sql-customer-directory.ts';
 import type { CallDiagnostics } from '../diagnostics/call-diagnostics.ts';
+import type { RecentCalls } from '../diagnostics/call-journal.ts';
 import type { CallRecord } from '../diagnostics/call-record.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
 import { OAuthError } from '../http/oauth-error.ts';
@@ -64,7 +65,7 @@ export function createPortalRouter(deps: Deps): Router {
 
   const renderPortal = async (ctx: Ctx, form: { input?: FormInput; errors?: Record<string, string>; created?: string } = {}) => {
     const tpps = await sessions.tpps(ctx);
-    const calls = deps.diagnostics === undefined || tpps.length === 0 ? [] : await deps.diagnostics.recentFor(await ownersOf(tpps), RECENT_CALLS);
+    const calls = deps.diagnostics === undefined || tpps.length === 0 ? [] : newestOf(await deps.diagnostics.recentFor(await ownersOf(tpps), RECENT_CALLS), RECENT_CALLS);
     const now = Date.now();
     const newest = tpps[0];
     ctx.type = 'html';
@@ -140,7 +141,7 @@ export function createPortalRouter(deps: Deps): Router {
     const tpps = await sessions.tpps(ctx);
     const interactionId = ctx.params.interactionId!;
     const calls = deps.diagnostics === undefined || tpps.length === 0 ? []
-      : (await deps.diagnostics.recentFor(await ownersOf(tpps), 100)).filter((c) => c.interactionId === interactionId);
+      : await deps.diagnostics.callsFor(await ownersOf(tpps), interactionId);
     if (calls.length === 0) throw new OAuthError('not_found', 'No recent call with that interaction id was made with the credentials this browser created.');
     ctx.type = 'html';
     ctx.body = views.render('portal-call', { interactionId, calls: calls.map((c) => describeCall(c, tpps)) });
@@ -198,6 +199,11 @@ function quickStart(issuer: string, tpp: PortalTpp) {
 }
 
 /** A call as the portal shows it: which TPP, what happened, and why. */
+/** The portal shows one list: the sandbox TPPs are this browser's own, so a call in their name is theirs too. */
+function newestOf(recent: RecentCalls, limit: number): CallRecord[] {
+  return [...recent.made, ...recent.named].sort((a, b) => b.at.localeCompare(a.at)).slice(0, limit);
+}
+
 function describeCall(call: CallRecord, tpps: PortalTpp[]) {
   const tpp = tpps.find((t) => t.thumbprint === call.certificate?.['x5t#S256']);
   return {

@@ -155,11 +155,37 @@ describe('who may read a call record', () => {
     const { status, body } = await call(tpp.creds, '/diagnostics/calls?limit=50');
     expect(status).toBe(200);
     const calls = body.calls as Record<string, unknown>[];
-    expect(calls[0]).toMatchObject({ interactionId: ok.interactionId, status: 200, outcome: 'ok', path: '/token' });
-    expect(calls.find((c) => c.interactionId === interactionId)).toBeDefined();
+    expect(calls[0]).toMatchObject({ interactionId: ok.interactionId, status: 200, outcome: 'ok', path: '/token', clientId: tpp.client.client_id, madeByClient: true });
+    // The stranger's call only named the client: listed apart from the client's own calls.
+    expect(calls.find((c) => c.interactionId === interactionId)).toBeUndefined();
+    const named = body.callsNamingYourClient as Record<string, unknown>[];
+    expect(named.find((c) => c.interactionId === interactionId)).toMatchObject({ clientId: tpp.client.client_id, madeByClient: false, outcome: 'mtls_subject_mismatch' });
     // Newest first, and never a token or a secret in a record.
     expect(calls.map((c) => c.at)).toEqual([...calls.map((c) => c.at as string)].sort().reverse());
     expect(JSON.stringify(calls)).not.toMatch(/access_token|eyJ[A-Za-z0-9_-]{10,}\./);
+  });
+
+  it('keeps the client\'s own calls in view when others flood it with calls in its name', async () => {
+    const own = await call(tpp.creds, '/token', tokenRequest(tpp.client.client_id));
+    expect(own.status).toBe(200);
+    // More calls naming the client (without its certificate) than a list keeps (recentPerOwner, 50).
+    const anonymous = tlsFetch(tpp.creds.serverCaPem, undefined);
+    try {
+      for (let i = 0; i < 60; i += 1) {
+        const refused = await anonymous(`${h.issuer}/token`, tokenRequest(tpp.client.client_id));
+        await refused.arrayBuffer();
+        expect(refused.status).toBe(401);
+      }
+    } finally {
+      await anonymous.close();
+    }
+    const { body } = await call(tpp.creds, '/diagnostics/calls?limit=100');
+    expect((body.calls as Record<string, unknown>[]).find((c) => c.interactionId === own.interactionId)).toMatchObject({ status: 200, madeByClient: true });
+    const named = body.callsNamingYourClient as Record<string, unknown>[];
+    expect(named).toHaveLength(50);
+    expect(named.every((c) => c.outcome === 'mtls_no_certificate' && c.madeByClient === false)).toBe(true);
+    // Looked up by interaction id, the client's call is there as before.
+    expect((await lookUp(tpp.creds, own.interactionId)).body.calls![0]).toMatchObject({ status: 200 });
   });
 
   it('refuses a bad limit with invalid_request', async () => {
