@@ -51,7 +51,7 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
   app.use(async (ctx, next) => {
     ctx.set('Cache-Control', 'no-store');
     try {
-      ctx.state.operator = authenticate(ctx.req);
+      ctx.state.operator = await authenticate(ctx.req);
     } catch (err) {
       if (!(err instanceof AdminAuthenticationError)) throw err;
       deps.logger.warn({ event: 'admin.unauthorized', outcome: err.code, reason: err.description, remoteAddress: ctx.req.socket.remoteAddress, path: ctx.path }, 'admin request refused');

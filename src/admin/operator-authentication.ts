@@ -5,6 +5,7 @@ import type { MoatConfig } from '../config/schema.ts';
 import { loadTrustAnchors, type ChainFailure, type TrustAnchors } from '../tls/certificate-chain.ts';
 import { createClientCertificateResolver } from '../tls/client-certificate.ts';
 import { distinguishedNamesEqual, formatDistinguishedName, parseDistinguishedName, type DistinguishedName } from '../tls/distinguished-name.ts';
+import { loadOperatorRevocation, type OperatorRevocation } from './operator-revocation.ts';
 
 /*
  * Who is calling the admin listener: an operator with a certificate from an operator CA (mTLS), or
@@ -27,6 +28,8 @@ export type AdminAuthenticationCode =
   | 'certificate_expired'
   | 'certificate_not_yet_valid'
   | 'certificate_not_for_client_auth'
+  | 'certificate_revoked'
+  | 'certificate_status_unknown'
   | 'subject_not_allowed';
 
 /** A request the admin listener refuses (401); `description` is fit for the operator to read. */
@@ -59,11 +62,13 @@ export interface AdminCredentials {
     anchors: TrustAnchors;
     /** Parsed `admin.tls.allowedSubjects`; undefined admits any subject the operator CAs issued. */
     allowedSubjects?: DistinguishedName[];
+    /** From `admin.tls.crlFiles`; undefined when the operator CAs publish no CRL to Moat. */
+    revocation?: OperatorRevocation;
   };
 }
 
 /** Reads `admin.tokenFile` and `admin.tls`'s files; a file that cannot be used stops start-up naming its key. */
-export function loadAdminCredentials(admin: MoatConfig['admin']): AdminCredentials {
+export async function loadAdminCredentials(admin: MoatConfig['admin']): Promise<AdminCredentials> {
   const read = (key: string, file: string) => {
     try {
       return readFileSync(file);
@@ -85,13 +90,14 @@ export function loadAdminCredentials(admin: MoatConfig['admin']): AdminCredentia
       key: read('admin.tls.keyFile', admin.tls.keyFile),
       anchors,
       ...(admin.tls.allowedSubjects === undefined ? {} : { allowedSubjects: admin.tls.allowedSubjects.map((dn) => parseDistinguishedName(dn)) }),
+      ...(admin.tls.crlFiles === undefined ? {} : { revocation: await loadOperatorRevocation(admin.tls.crlFiles, anchors) }),
     };
   }
   return credentials;
 }
 
 /** Decides who a request is, or throws `AdminAuthenticationError` saying why it is refused. */
-export type OperatorAuthenticator = (req: IncomingMessage) => Operator;
+export type OperatorAuthenticator = (req: IncomingMessage) => Promise<Operator>;
 
 export function createOperatorAuthenticator(credentials: AdminCredentials): OperatorAuthenticator {
   const digest = (value: string) => createHash('sha256').update(value).digest();
@@ -103,7 +109,7 @@ export function createOperatorAuthenticator(credentials: AdminCredentials): Oper
     trustedProxies: [], format: 'rfc9440', anchors: tls.anchors,
   });
 
-  return (req) => {
+  return async (req) => {
     if (expected === undefined && tls === undefined) return { via: 'loopback', id: 'admin-api' };
     const [scheme, value] = (req.headers.authorization ?? '').split(' ');
     const bearer = scheme?.toLowerCase() === 'bearer' && value !== undefined && value !== '' ? value : undefined;
@@ -118,7 +124,9 @@ export function createOperatorAuthenticator(credentials: AdminCredentials): Oper
       } else if (tls.allowedSubjects !== undefined && !tls.allowedSubjects.some((dn) => distinguishedNamesEqual(dn, presented.subject))) {
         certificateFailure = new AdminAuthenticationError('subject_not_allowed', `operator certificate ${subject} is not in admin.tls.allowedSubjects`);
       } else {
-        return { via: 'certificate', id: subject };
+        const revocation = await tls.revocation?.check(presented.certificate);
+        if (revocation === undefined) return { via: 'certificate', id: subject };
+        certificateFailure = new AdminAuthenticationError(revocation.code, `operator certificate ${subject}: ${revocation.description}`);
       }
     }
     // The most specific reason: a certificate presented says more than a token guessed.

@@ -257,6 +257,12 @@ export const configSchema = z.strictObject({
       clientCaFiles: z.array(z.string().min(1)).min(1),
       /** RFC 4514 subject DNs allowed in (compared by RFC 4517 distinguishedNameMatch); unset: any from the operator CAs. */
       allowedSubjects: z.array(z.string().min(1)).min(1).optional(),
+      /**
+       * CRL files (PEM or DER) of the operator CAs, read again whenever a file changes: publishing a
+       * CRL that lists an operator's certificate locks them out without a restart. A CRL past its
+       * nextUpdate refuses its CA's certificates until a current one is published (fail closed).
+       */
+      crlFiles: z.array(z.string().min(1)).min(1).optional(),
     }).optional(),
   }).prefault({}),
   /** The bank's look on every customer page. */

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadAdminCredentials } from '../../src/admin/operator-authentication.ts';
@@ -8,6 +8,7 @@ import { runMoat } from '../support/cli.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { createTestCa, issueLeaf, type JsonName, type TestCa, type TestCertificate } from '../support/pki.ts';
 import { onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
+import * as x509 from '../../src/tls/x509.ts';
 
 /*
  * Operator-certificate mTLS on the admin listener (issue 5): HTTPS, a client certificate from an
@@ -27,7 +28,9 @@ let h: Harness;
 let tpp: RegisteredTpp;
 let dir: string;
 let serverCa: TestCa;
-const operator: Record<'alice' | 'otherCa' | 'expired' | 'mallory' | 'serverOnly', TestCertificate> = {} as never;
+let operatorCa: TestCa;
+let crlFile: string;
+const operator: Record<'alice' | 'aliceOldLaptop' | 'aliceNewLaptop' | 'otherCa' | 'expired' | 'notYetValid' | 'mallory' | 'serverOnly', TestCertificate> = {} as never;
 const file = (name: string, content: string) => {
   writeFileSync(join(dir, name), content);
   return join(dir, name);
@@ -37,13 +40,17 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'moat-admin-mtls-'));
   serverCa = await createTestCa([{ C: ['GB'] }, { O: ['Moat Bank'] }, { CN: ['Admin Listener CA'] }]);
   const serverCert = await issueLeaf(serverCa, { subject: [{ CN: ['moat-admin'] }], eku: ['serverAuth'], san: { ip: ['127.0.0.1'], dns: ['localhost'] } });
-  const operatorCa = await createTestCa([{ C: ['GB'] }, { O: ['Moat Bank'] }, { CN: ['Operator CA'] }]);
+  operatorCa = await createTestCa([{ C: ['GB'] }, { O: ['Moat Bank'] }, { CN: ['Operator CA'] }]);
   const otherCa = await createTestCa([{ C: ['GB'] }, { O: ['Somebody Else'] }, { CN: ['Other CA'] }]);
   operator.alice = await issueLeaf(operatorCa, { subject: ALICE });
   operator.otherCa = await issueLeaf(otherCa, { subject: ALICE });
   operator.expired = await issueLeaf(operatorCa, { subject: ALICE, notBefore: new Date(Date.now() - 400 * DAY), notAfter: new Date(Date.now() - DAY) });
+  operator.notYetValid = await issueLeaf(operatorCa, { subject: ALICE, notBefore: new Date(Date.now() + DAY), notAfter: new Date(Date.now() + 30 * DAY) });
   operator.mallory = await issueLeaf(operatorCa, { subject: [{ C: ['GB'] }, { O: ['Moat Bank'] }, { OU: ['Operations'] }, { CN: ['mallory'] }] });
   operator.serverOnly = await issueLeaf(operatorCa, { subject: ALICE, eku: ['serverAuth'] });
+  operator.aliceOldLaptop = await issueLeaf(operatorCa, { subject: ALICE });
+  operator.aliceNewLaptop = await issueLeaf(operatorCa, { subject: ALICE });
+  crlFile = file('operator-ca.crl', await operatorCrl([operator.aliceOldLaptop]));
   h = await startMoat({
     config: {
       admin: {
@@ -54,6 +61,7 @@ beforeAll(async () => {
           keyFile: file('admin.key', serverCert.keyPem),
           clientCaFiles: [file('operator-ca.pem', operatorCa.certPem)],
           allowedSubjects: [ALICE_LISTED],
+          crlFiles: [crlFile],
         },
       },
     },
@@ -64,6 +72,29 @@ afterAll(async () => {
   await tpp?.close();
   await h?.close();
 });
+
+/** A CRL of the operator CA listing these certificates (PEM), current unless `nextUpdate` says otherwise. */
+async function operatorCrl(revoked: TestCertificate[], options: { nextUpdate?: Date; signer?: TestCa } = {}): Promise<string> {
+  const signer = options.signer ?? operatorCa;
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: new x509.X509Certificate(signer.certificate.raw).subject,
+    thisUpdate: new Date(Date.now() - 3_600_000),
+    nextUpdate: options.nextUpdate ?? new Date(Date.now() + DAY),
+    entries: revoked.map((c) => ({ serialNumber: c.certificate.serialNumber, revocationDate: new Date(Date.now() - 60_000), reason: x509.X509CrlReason.keyCompromise })),
+    signingKey: signer.privateKey,
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+  });
+  return crl.toString('pem');
+}
+
+/** Publishes a new CRL the way a PKI's job would: the file is replaced and its mtime moves on. */
+let published = 0;
+function publishCrl(pem: string): void {
+  writeFileSync(crlFile, pem);
+  published += 1;
+  const at = new Date(Date.now() + published * 1000);
+  utimesSync(crlFile, at, at);
+}
 
 function admin(method: 'GET' | 'POST', path: string, as: { cert?: TestCertificate; token?: string } = {}, body?: unknown): Promise<{ status: number; body: any }> {
   return adminRequest(h.moat.adminPort!, method, path, {
@@ -83,8 +114,10 @@ describe('operator authentication on the admin listener', () => {
     ['no certificate and no token', 'certificate_required', {}, /operator client certificate \(TLS\) or its bearer token/],
     ['a certificate from a CA that is not an operator CA', 'certificate_untrusted', { cert: 'otherCa' }, /operator certificate CN=alice, OU=Operations, O=Moat Bank, C=GB: no path .* to a trust anchor/],
     ['an expired operator certificate', 'certificate_expired', { cert: 'expired' }, /the certificate expired on \d{4}-/],
+    ['an operator certificate that is not valid yet', 'certificate_not_yet_valid', { cert: 'notYetValid' }, /is not valid before \d{4}-/],
     ['an operator certificate whose subject is not listed', 'subject_not_allowed', { cert: 'mallory' }, /CN=mallory, OU=Operations, O=Moat Bank, C=GB is not in admin\.tls\.allowedSubjects/],
     ['an operator certificate not for client authentication', 'certificate_not_for_client_auth', { cert: 'serverOnly' }, /does not include clientAuth/],
+    ['an operator certificate on the operator CA\'s CRL', 'certificate_revoked', { cert: 'aliceOldLaptop' }, /operator certificate CN=alice, OU=Operations, O=Moat Bank, C=GB: serial [0-9a-f]+ was revoked on \d{4}-.* according to .*operator-ca\.crl/],
     ['a wrong token without a certificate', 'invalid_token', { token: 'guess' }, /not the admin token/],
   ] as const)('refuses %s with 401 %s', async (_case, error, as, description) => {
     const res = await admin('GET', '/tpps', { ...('cert' in as ? { cert: operator[as.cert] } : {}), ...('token' in as ? { token: as.token } : {}) });
@@ -110,6 +143,36 @@ describe('operator authentication on the admin listener', () => {
       expect.objectContaining({ type: 'client.quarantined', actor: 'operator', actorId: ALICE_DN }),
       expect.objectContaining({ type: 'client.released', actor: 'operator', actorId: 'admin-token' }),
     ]));
+  });
+});
+
+describe('operator certificate revocation (admin.tls.crlFiles)', () => {
+  afterEach(async () => {
+    publishCrl(await operatorCrl([operator.aliceOldLaptop]));
+  });
+
+  it('locks an operator out on their next request once a CRL listing them is published, and lets them back when it no longer does', async () => {
+    expect((await admin('GET', '/tpps', { cert: operator.aliceNewLaptop })).status).toBe(200);
+    publishCrl(await operatorCrl([operator.aliceOldLaptop, operator.aliceNewLaptop]));
+    const refused = await admin('GET', '/tpps', { cert: operator.aliceNewLaptop });
+    expect(refused).toEqual({ status: 401, body: { error: 'certificate_revoked', error_description: expect.stringContaining(`serial ${operator.aliceNewLaptop.certificate.serialNumber.toLowerCase()}`) } });
+    // Another certificate of the same operator CA is unaffected, and so is the token.
+    expect((await admin('GET', '/tpps', { cert: operator.alice })).status).toBe(200);
+    expect((await admin('GET', '/tpps', { token: TOKEN })).status).toBe(200);
+    publishCrl(await operatorCrl([operator.aliceOldLaptop]));
+    expect((await admin('GET', '/tpps', { cert: operator.aliceNewLaptop })).status).toBe(200);
+  });
+
+  it.each([
+    ['past its nextUpdate', async () => operatorCrl([], { nextUpdate: new Date(Date.now() - 60_000) }), /was due for renewal at \d{4}-/],
+    ['replaced by something that is not a CRL', async () => '-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n', /cannot be used/],
+    ['signed by another key', async () => operatorCrl([], { signer: { ...operatorCa, privateKey: (await createTestCa([{ CN: ['Impostor'] }])).privateKey } }), /signature does not verify/],
+  ])('fails closed when the CRL is %s: the CA\'s certificates are refused, the token still works', async (_case, crl, description) => {
+    publishCrl(await crl());
+    expect(await admin('GET', '/tpps', { cert: operator.alice })).toEqual({ status: 401, body: { error: 'certificate_status_unknown', error_description: expect.stringMatching(description) } });
+    expect((await admin('GET', '/tpps', { token: TOKEN })).status).toBe(200);
+    publishCrl(await operatorCrl([operator.aliceOldLaptop]));
+    expect((await admin('GET', '/tpps', { cert: operator.alice })).status).toBe(200);
   });
 });
 
@@ -173,11 +236,21 @@ describe('admin listener configuration', () => {
     expect(production({ host: '0.0.0.0', tls: { certFile: 'a.pem', keyFile: 'a.key', clientCaFiles: ['ca.pem'] } })).not.toContain(MESSAGE);
   });
 
-  it('stops start-up naming the key when an operator CA file holds no CA, or a file is missing', () => {
+  it('stops start-up naming the key when an operator CA file holds no CA, or a file is missing', async () => {
     const tls = { certFile: join(dir, 'admin.pem'), keyFile: join(dir, 'admin.key'), clientCaFiles: [join(dir, 'admin.pem')] };
-    expect(() => loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, tls })).toThrow(/^admin\.tls\.clientCaFiles: trust anchor .*admin\.pem: CN=moat-admin is not a CA certificate/);
-    expect(() => loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, tls: { ...tls, clientCaFiles: [join(dir, 'operator-ca.pem')], keyFile: join(dir, 'missing.key') } }))
-      .toThrow(/^admin\.tls\.keyFile: cannot read .*missing\.key/);
+    await expect(loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, tls })).rejects.toThrow(/^admin\.tls\.clientCaFiles: trust anchor .*admin\.pem: CN=moat-admin is not a CA certificate/);
+    await expect(loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, tls: { ...tls, clientCaFiles: [join(dir, 'operator-ca.pem')], keyFile: join(dir, 'missing.key') } }))
+      .rejects.toThrow(/^admin\.tls\.keyFile: cannot read .*missing\.key/);
+  });
+
+  it('stops start-up naming the key when an operator CRL is not a CRL, or not of an operator CA', async () => {
+    const tls = { certFile: join(dir, 'admin.pem'), keyFile: join(dir, 'admin.key'), clientCaFiles: [join(dir, 'operator-ca.pem')] };
+    const stranger = await createTestCa([{ C: ['GB'] }, { O: ['Somebody Else'] }, { CN: ['Stranger CA'] }]);
+    const foreign = file('foreign.crl', await operatorCrl([], { signer: stranger }));
+    await expect(loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, tls: { ...tls, crlFiles: [crlFile, foreign] } }))
+      .rejects.toThrow(/^admin\.tls\.crlFiles\.1: .*foreign\.crl: the CRL is issued by CN=Stranger CA, O=Somebody Else, C=GB, which is none of admin\.tls\.clientCaFiles/);
+    await expect(loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, tls: { ...tls, crlFiles: [join(dir, 'admin.pem')] } }))
+      .rejects.toThrow(/^admin\.tls\.crlFiles\.0: .*admin\.pem: /);
   });
 
   it('names an allowed subject that is not a distinguished name', () => {
