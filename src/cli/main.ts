@@ -29,6 +29,14 @@ commands:
   diagnose --issuer URL --cert F --key F  check a TPP's setup against a server, stopping at the first fault
                                         (or --credentials DIR; moat diagnose --help for the options)
 
+certs, tpps, audit and threats talk to the running server's admin listener (audited as you):
+  --admin-url URL                       default: the configured admin listener (https with admin.tls)
+  --admin-cert F --admin-key F          your operator certificate, when the listener has admin.tls
+  --admin-ca F                          the CA of the admin listener's own certificate
+  --admin-token-file FILE               the admin token instead (default: admin.tokenFile)
+                                        (or MOAT_ADMIN_URL, _CERT, _KEY, _CA, _TOKEN_FILE)
+  --direct                              certs, tpps, audit: read the database instead (server stopped)
+
 configuration: moat.yaml in the working directory, or --config / MOAT_CONFIG; MOAT_* environment
 variables override single keys (MOAT_STORAGE__POSTGRES_URL sets storage.postgresUrl).
 `;
