@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyMigrations } from '../../src/storage/sql/migrate.ts';
+import { applyMigrations, MIGRATIONS_DIR } from '../../src/storage/sql/migrate.ts';
 import { createPgliteSqlClient, createPgSqlClient, type SqlClient } from '../../src/storage/sql/sql-client.ts';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -48,13 +48,12 @@ export async function createThrowawayPostgres(): Promise<{ url: string; drop(): 
   };
 }
 
-const MIGRATIONS_DIR = join(process.cwd(), 'migrations');
-
-/** Changes whenever a migration or the PGlite build does, so a template is never stale. */
+/** Changes whenever a migration, the migration runner or the PGlite build does, so a template is never stale. */
 function migrationSetKey(): string {
   const hash = createHash('sha256');
   for (const name of readdirSync(MIGRATIONS_DIR).sort()) hash.update(name).update(readFileSync(join(MIGRATIONS_DIR, name)));
-  hash.update(readFileSync(join(process.cwd(), 'node_modules', '@electric-sql', 'pglite', 'package.json')));
+  hash.update(readFileSync(join(MIGRATIONS_DIR, '..', 'src', 'storage', 'sql', 'migrate.ts')));
+  hash.update(readFileSync(join(MIGRATIONS_DIR, '..', 'node_modules', '@electric-sql', 'pglite', 'package.json')));
   return hash.digest('hex').slice(0, 16);
 }
 
@@ -68,20 +67,29 @@ function migrationSetKey(): string {
  */
 export async function copyMigratedEmbeddedDatabase(dir: string): Promise<void> {
   const template = join(tmpdir(), `moat-pglite-template-${migrationSetKey()}`);
-  if (!existsSync(join(template, 'ready'))) {
-    const building = mkdtempSync(`${template}-building-`);
+  // Complete templates only: `ready` is written last, and the directory appears by an atomic rename.
+  if (existsSync(join(template, 'ready'))) {
+    cpSync(join(template, 'pglite'), dir, { recursive: true });
+    return;
+  }
+  const building = mkdtempSync(`${template}-building-`);
+  try {
     const sql = await createPgliteSqlClient(join(building, 'pglite'));
     await applyMigrations(sql);
     await sql.close();
     writeFileSync(join(building, 'ready'), '');
+    cpSync(join(building, 'pglite'), dir, { recursive: true });
+    // Left incomplete (a temp cleaner took `ready`): replaced. Taken by another worker meanwhile: ours is dropped.
+    if (existsSync(template) && !existsSync(join(template, 'ready'))) rmSync(template, { recursive: true, force: true });
     try {
       renameSync(building, template);
-    } catch {
-      // Another worker finished first: its template is as good.
-      rmSync(building, { recursive: true, force: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
     }
+  } finally {
+    rmSync(building, { recursive: true, force: true });
   }
-  cpSync(join(template, 'pglite'), dir, { recursive: true });
 }
 
 export function redisTestPrefix(): { url: string; prefix: string; cleanup(): Promise<void> } {

@@ -48,25 +48,6 @@ export async function startMoat(options: { backend?: Backend; config?: Record<st
   } else if ((options.config?.storage as { postgresUrl?: string } | undefined)?.postgresUrl === undefined) {
     await copyMigratedEmbeddedDatabase(join(dataDir, 'pglite'));
   }
-  const port = await freePort();
-  const issuer = `https://localhost:${port}`;
-  const raw = {
-    issuer,
-    listen: { host: '127.0.0.1', port },
-    dataDir,
-    keys: { dir: join(dataDir, 'keys') },
-    logging: { level: 'debug' },
-    // Test files register and redeem far faster than a TPP would; the limits have their own test.
-    rateLimits: generousRateLimits(),
-    // Any free port: test files run in parallel.
-    admin: { port: 0 },
-    // Tests hammer error paths on purpose (fuzzing, replay races): the detector flags and logs, but
-    // restricts a client only in the tests about restricting clients.
-    threats: { responses: { low: 'log', medium: 'log', high: 'log' } },
-    ...options.config,
-    storage: { ...storage, ...(options.config?.storage as object | undefined) },
-  };
-  const config = validateConfig(raw, 'test harness', dataDir);
   const logs: Record<string, unknown>[] = [];
   const logFile = process.env.TEST_MOAT_LOG_DIR === undefined ? undefined : join(process.env.TEST_MOAT_LOG_DIR, `${process.pid}.jsonl`);
   const sink = new Writable({
@@ -80,28 +61,55 @@ export async function startMoat(options: { backend?: Backend; config?: Record<st
     for (const cleanup of cleanups) await cleanup();
     rmSync(dataDir, { recursive: true, force: true });
   };
-  let moat: MoatServer;
-  try {
-    moat = await createMoatServer(config, createLogger(config.logging.level, sink));
-  } catch (err) {
-    await cleanUp();
-    throw err;
-  }
-  // A server that started but could not listen still holds pools and timers: a test whose beforeAll
-  // throws never reaches the afterAll that would close it, and Jest would wait on them forever.
-  try {
-    await moat.listen();
-  } catch (err) {
-    await moat.close().catch(() => undefined);
-    await cleanUp();
-    throw err;
-  }
-  return {
-    issuer: config.issuer, port, dataDir, config, moat, logs,
-    async close() {
-      await moat.close();
+  // The issuer names the port, so a port taken between probe and listen (by another test run on
+  // this host) means building the server again on another one.
+  for (let attempt = 1; ; attempt += 1) {
+    const port = await freePort();
+    let config: MoatConfig;
+    let moat: MoatServer;
+    try {
+      config = validateConfig(harnessConfig(port, dataDir, storage, options.config), 'test harness', dataDir);
+      moat = await createMoatServer(config, createLogger(config.logging.level, sink));
+    } catch (err) {
       await cleanUp();
-    },
+      throw err;
+    }
+    // A server that started but could not listen still holds pools and timers: a test whose beforeAll
+    // throws never reaches the afterAll that would close it, and Jest would wait on them forever.
+    try {
+      await moat.listen();
+    } catch (err) {
+      await moat.close().catch(() => undefined);
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 3) continue;
+      await cleanUp();
+      throw err;
+    }
+    return {
+      issuer: config.issuer, port, dataDir, config, moat, logs,
+      async close() {
+        await moat.close();
+        await cleanUp();
+      },
+    };
+  }
+}
+
+function harnessConfig(port: number, dataDir: string, storage: Record<string, unknown>, overrides: Record<string, unknown> | undefined): Record<string, unknown> {
+  return {
+    issuer: `https://localhost:${port}`,
+    listen: { host: '127.0.0.1', port },
+    dataDir,
+    keys: { dir: join(dataDir, 'keys') },
+    logging: { level: 'debug' },
+    // Test files register and redeem far faster than a TPP would; the limits have their own test.
+    rateLimits: generousRateLimits(),
+    // Any free port: test files run in parallel.
+    admin: { port: 0 },
+    // Tests hammer error paths on purpose (fuzzing, replay races): the detector flags and logs, but
+    // restricts a client only in the tests about restricting clients.
+    threats: { responses: { low: 'log', medium: 'log', high: 'log' } },
+    ...overrides,
+    storage: { ...storage, ...(overrides?.storage as object | undefined) },
   };
 }
 
