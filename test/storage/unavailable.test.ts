@@ -36,24 +36,30 @@ describe('a backend that is not there', () => {
 describeWithServices('a Postgres connection lost in the middle of a transaction', () => {
   it('fails the transaction with StorageUnavailableError, leaves the process standing and the pool usable', async () => {
     const db = await createThrowawayPostgres();
-    const victimUrl = `${db.url}?application_name=moat-victim`;
+    const victim = new URL(db.url);
+    victim.searchParams.set('application_name', 'moat-victim');
     const admin = createPgSqlClient(db.url);
     const lost: string[] = [];
-    const sql = createPgSqlClient(victimUrl, { onUnavailable: (_backend, operation) => lost.push(operation) });
+    const sql = createPgSqlClient(victim.toString(), { onUnavailable: (_backend, operation) => lost.push(operation) });
     try {
       let terminated!: () => void;
       const afterTermination = new Promise<void>((resolve) => { terminated = resolve; });
+      let begun!: () => void;
+      const idle = new Promise<void>((resolve) => { begun = resolve; });
       const inFlight = sql.transaction(async (tx) => {
         await tx.query('SELECT 1');
+        begun();
         // Between two statements the connection is checked out and idle: a crash or failover now
         // makes the client emit 'error' with no query to fail, which must not reach the process.
         await afterTermination;
         await tx.query('SELECT 2');
       });
-      await new Promise((r) => setTimeout(r, 200));
+      await idle;
       const { rows } = await admin.query<{ ended: boolean }>("SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE application_name = 'moat-victim' AND state = 'idle in transaction'");
       expect(rows).toEqual([{ ended: true }]);
-      await new Promise((r) => setTimeout(r, 300));
+      // The client hears of it asynchronously; wait until it has, then let the transaction go on.
+      const until = Date.now() + 5000;
+      while (!lost.includes('connection') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
       terminated();
       await expect(inFlight).rejects.toBeInstanceOf(StorageUnavailableError);
       expect(lost).toContain('connection');

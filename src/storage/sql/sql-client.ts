@@ -95,6 +95,8 @@ export function createPgSqlClient(url: string, options: { max?: number; onUnavai
       // A checked-out client has no pool listener: if the server dies mid-transaction the client
       // emits 'error', and unheard that event would crash the process (the query rejects as well).
       const lost = () => {
+        // Reported once, though pg emits twice (the server's FATAL message, then the socket's end).
+        if (broken) return;
         broken = true;
         options.onUnavailable?.('postgres', 'connection');
       };
@@ -105,7 +107,7 @@ export function createPgSqlClient(url: string, options: { max?: number; onUnavai
         await client.query('COMMIT');
         return result;
       } catch (err) {
-        broken = isUnavailable(err) || isUnavailable((err as { cause?: unknown }).cause);
+        broken ||= isUnavailable(err) || isUnavailable((err as { cause?: unknown }).cause);
         if (!broken) await client.query('ROLLBACK').catch(() => { broken = true; });
         // A query inside `fn` was counted already (it throws StorageUnavailableError); BEGIN and COMMIT are not.
         return mapError(err, 'transaction');
