@@ -55,6 +55,15 @@ describe('signed registration requests (UK OBIE DCR: application/jwt)', () => {
     expect(again.body.error_description).toMatch(/already used; sign each request with a new jti/);
   });
 
+  it('takes an exp with a fraction of a second (RFC 7519 NumericDate) and still refuses its replay', async () => {
+    const creds = await issueTpp(h);
+    const jwt = await signedRequest(creds, {}, { exp: Date.now() / 1000 + 300.25 });
+    expect((await post(creds, jwt)).status).toBe(201);
+    const again = await post(creds, jwt);
+    expect(again.status).toBe(400);
+    expect(again.body.error_description).toMatch(/already used/);
+  });
+
   it('registers a request sent five times at once exactly once (the jti is claimed atomically)', async () => {
     const creds = await issueTpp(h);
     const jwt = await signedRequest(creds);

@@ -53,7 +53,7 @@ export function describeModelStoreContract(name: string, open: () => Promise<{ s
 
     it('records a one-time value for exactly one of many concurrent callers, and again once it expired', async () => {
       const key = id();
-      const results = await Promise.all(Array.from({ length: 20 }, () => store.recordOnce('RegistrationRequestJti', key, { jti: key }, 1)));
+      const results = await Promise.all(Array.from({ length: 20 }, () => store.recordOnce('RegistrationRequestJti', key, { jti: key }, 60)));
       expect(results.filter(Boolean)).toHaveLength(1);
       expect(await store.find('RegistrationRequestJti', key)).toEqual({ jti: key });
       expect(await store.recordOnce('RegistrationRequestJti', key, { jti: key }, 60)).toBe(false);
@@ -61,9 +61,12 @@ export function describeModelStoreContract(name: string, open: () => Promise<{ s
       const upserted = id();
       await store.upsert('RegistrationRequestJti', upserted, { jti: upserted }, 60);
       expect(await store.recordOnce('RegistrationRequestJti', upserted, { jti: upserted }, 60)).toBe(false);
+      // Once its lifetime has passed (an expired row not yet purged, in Postgres) the id is free again.
+      const shortLived = id();
+      expect(await store.recordOnce('RegistrationRequestJti', shortLived, { jti: shortLived }, 1)).toBe(true);
       await new Promise((r) => setTimeout(r, 1300));
-      expect(await store.recordOnce('RegistrationRequestJti', key, { jti: key, again: true }, 60)).toBe(true);
-      expect(await store.find('RegistrationRequestJti', key)).toEqual({ jti: key, again: true });
+      expect(await store.recordOnce('RegistrationRequestJti', shortLived, { jti: shortLived, again: true }, 60)).toBe(true);
+      expect(await store.find('RegistrationRequestJti', shortLived)).toEqual({ jti: shortLived, again: true });
     });
 
     it('finds a session by its uid and a device code by its user code', async () => {

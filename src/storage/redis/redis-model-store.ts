@@ -150,7 +150,7 @@ export function createRedisModelStore(client: Redis, keyPrefix: string, onUnavai
     findByUid: (model, uid) => byIndex('findByUid', uidKey(model, uid), model),
     findByUserCode: (model, userCode) => byIndex('findByUserCode', userCodeKey(model, userCode), model),
     recordOnce: (model, id, payload, expiresIn) => guarded('recordOnce', async () => {
-      const stored = await redis.set(entryKey(model, id), JSON.stringify(payload), 'PX', expiresIn * 1000, 'NX');
+      const stored = await redis.set(entryKey(model, id), JSON.stringify(payload), 'PX', Math.ceil(expiresIn * 1000), 'NX');
       return stored === 'OK';
     }),
     consume: (model, id) => guarded('consume', async (): Promise<ConsumeResult> => {

@@ -47,7 +47,7 @@ export function createPostgresModelStore(sql: SqlClient): ModelStore {
          ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, grant_id = NULL, uid = NULL, user_code = NULL,
            expires_at = EXCLUDED.expires_at, consumed_at = NULL
          WHERE oidc_model.expires_at IS NOT NULL AND oidc_model.expires_at <= now()`,
-        [model, id, JSON.stringify(payload), expiresIn],
+        [model, id, JSON.stringify(payload), Math.ceil(expiresIn)],
       );
       return rowCount === 1;
     },
