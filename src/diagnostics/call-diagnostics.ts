@@ -44,13 +44,17 @@ interface Deps {
 export function createCallDiagnostics(deps: Deps): CallDiagnostics {
   const now = deps.now ?? (() => new Date());
 
+  /** Trusted and not refused (revoked, retired…): only such a certificate speaks for the clients it is registered for. */
+  const inGoodStanding = (ctx: ParameterizedContext, presented: PresentedCertificate) =>
+    presented.verification.trusted && deps.refusal(ctx.req) === undefined;
+
   const recordCall = async (ctx: ParameterizedContext, outcome: string) => {
     if (!isTppCall(ctx.path)) return;
     const presented = deps.clientCertificate(ctx.req);
     const clientId = clientOf(ctx);
     if (presented === undefined && clientId === undefined) return;
     try {
-      const madeByClient = clientId !== undefined && presented !== undefined && presented.verification.trusted
+      const madeByClient = clientId !== undefined && presented !== undefined && inGoodStanding(ctx, presented)
         && ((await deps.registry.find(presented.thumbprint))?.clients.includes(clientId) ?? false);
       await deps.journal.record(buildCallRecord({
         ctx, outcome, presented, anchors: deps.anchors, now: now(), ...(clientId === undefined ? {} : { clientId, madeByClient }),
@@ -67,8 +71,7 @@ export function createCallDiagnostics(deps: Deps): CallDiagnostics {
     if (presented === undefined) {
       throw new OAuthError('invalid_client', 'present your transport certificate (mutual TLS): call records are shown only to the certificate that made the call or to the client it belongs to');
     }
-    const inGoodStanding = presented.verification.trusted && deps.refusal(ctx.req) === undefined;
-    const clientIds = inGoodStanding ? (await deps.registry.find(presented.thumbprint))?.clients ?? [] : [];
+    const clientIds = inGoodStanding(ctx, presented) ? (await deps.registry.find(presented.thumbprint))?.clients ?? [] : [];
     return { thumbprints: [presented.thumbprint], clientIds };
   };
 
