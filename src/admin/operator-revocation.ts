@@ -1,5 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, type Stats } from 'node:fs';
 import type { TrustAnchors } from '../tls/certificate-chain.ts';
 import { distinguishedNameFromDer, formatDistinguishedName } from '../tls/distinguished-name.ts';
 import * as x509 from '../tls/x509.ts';
@@ -10,7 +10,9 @@ import * as x509 from '../tls/x509.ts';
  * out on their next request once the PKI team publishes the CRL — no restart. At start-up a CRL
  * that does not parse, or is not signed by one of the operator CAs, stops Moat naming its key.
  * Afterwards it fails closed: a CRL past its nextUpdate, or a file that stopped reading or
- * verifying, refuses that CA's certificates (the admin token still works) until a good one is back.
+ * verifying, refuses that CA's certificates (the admin token still works) until a good one is back;
+ * so does a certificate from a CA with no CRL here (an intermediate the client sent, say): with
+ * crlFiles configured, no operator certificate goes unchecked.
  */
 
 export interface OperatorRevocationFinding {
@@ -30,7 +32,8 @@ interface CrlFile {
   ca: x509.X509Certificate;
   /** The CA's subject for messages (RFC 4514, as every other message names a DN). */
   caName: string;
-  mtimeMs: number;
+  /** Which version of the file `crl` came from (a replaced file changes inode, size or times). */
+  version: string;
   crl?: x509.X509Crl;
   /** Why the current file cannot be used; set instead of `crl` after a failed re-read. */
   problem?: string;
@@ -39,6 +42,8 @@ interface CrlFile {
 
 /** RFC 4514 form of a DN that @peculiar/x509 parsed. */
 const nameOf = (name: x509.Name) => formatDistinguishedName(distinguishedNameFromDer(new Uint8Array(name.toArrayBuffer())));
+
+const versionOf = (stats: Stats) => `${stats.ino}:${stats.size}:${stats.mtimeMs}:${stats.ctimeMs}`;
 
 function parseCrl(bytes: Buffer): x509.X509Crl {
   const text = bytes.toString('latin1');
@@ -58,11 +63,13 @@ export async function loadOperatorRevocation(files: readonly string[], anchors: 
   for (const [index, file] of files.entries()) {
     const key = `admin.tls.crlFiles.${index}`;
     try {
+      // Stat first: a file replaced between the two is then read again on the first request.
+      const version = versionOf(statSync(file));
       const bytes = readFileSync(file);
       const parsed = parseCrl(bytes);
       const ca = cas.find((c) => c.subject === parsed.issuer);
       if (ca === undefined) throw new Error(`the CRL is issued by ${nameOf(parsed.issuerName)}, which is none of admin.tls.clientCaFiles`);
-      crlFiles.push({ file, issuer: parsed.issuer, ca, caName: nameOf(ca.subjectName), mtimeMs: statSync(file).mtimeMs, crl: await verifiedCrl(bytes, ca) });
+      crlFiles.push({ file, issuer: parsed.issuer, ca, caName: nameOf(ca.subjectName), version, crl: await verifiedCrl(bytes, ca) });
     } catch (err) {
       throw new Error(`${key}: ${file}: ${(err as Error).message}`, { cause: err });
     }
@@ -72,9 +79,9 @@ export async function loadOperatorRevocation(files: readonly string[], anchors: 
   const refresh = (entry: CrlFile): Promise<void> => {
     entry.reading ??= (async () => {
       try {
-        const mtimeMs = statSync(entry.file).mtimeMs;
-        if (mtimeMs === entry.mtimeMs && entry.problem === undefined) return;
-        entry.mtimeMs = mtimeMs;
+        const version = versionOf(statSync(entry.file));
+        if (version === entry.version && entry.problem === undefined) return;
+        entry.version = version;
         entry.crl = await verifiedCrl(readFileSync(entry.file), entry.ca);
         delete entry.problem;
       } catch (err) {
@@ -88,7 +95,11 @@ export async function loadOperatorRevocation(files: readonly string[], anchors: 
   return {
     async check(certificate) {
       const leaf = new x509.X509Certificate(certificate.raw);
-      for (const entry of crlFiles.filter((e) => e.issuer === leaf.issuer)) {
+      const covering = crlFiles.filter((e) => e.issuer === leaf.issuer);
+      if (covering.length === 0) {
+        return { code: 'certificate_status_unknown', description: `no CRL in admin.tls.crlFiles is of its issuer ${nameOf(leaf.issuerName)}, so its revocation status is unknown` };
+      }
+      for (const entry of covering) {
         await refresh(entry);
         const { crl } = entry;
         if (crl === undefined) {

@@ -35,7 +35,7 @@ certs, tpps, audit and threats talk to the running server's admin listener (audi
   --admin-ca F                          the CA of the admin listener's own certificate
   --admin-token-file FILE               the admin token instead (default: admin.tokenFile)
                                         (or MOAT_ADMIN_URL, _CERT, _KEY, _CA, _TOKEN_FILE)
-  --direct                              certs, tpps, audit: read the database instead (server stopped)
+  --direct                              certs, tpps, audit: work on the database directly (server stopped)
 
 configuration: moat.yaml in the working directory, or --config / MOAT_CONFIG; MOAT_* environment
 variables override single keys (MOAT_STORAGE__POSTGRES_URL sets storage.postgresUrl).

@@ -30,7 +30,7 @@ let dir: string;
 let serverCa: TestCa;
 let operatorCa: TestCa;
 let crlFile: string;
-const operator: Record<'alice' | 'aliceOldLaptop' | 'aliceNewLaptop' | 'otherCa' | 'expired' | 'notYetValid' | 'mallory' | 'serverOnly', TestCertificate> = {} as never;
+const operator: Record<'alice' | 'aliceOldLaptop' | 'aliceNewLaptop' | 'fromCaWithoutCrl' | 'otherCa' | 'expired' | 'notYetValid' | 'mallory' | 'serverOnly', TestCertificate> = {} as never;
 const file = (name: string, content: string) => {
   writeFileSync(join(dir, name), content);
   return join(dir, name);
@@ -51,6 +51,9 @@ beforeAll(async () => {
   operator.aliceOldLaptop = await issueLeaf(operatorCa, { subject: ALICE });
   operator.aliceNewLaptop = await issueLeaf(operatorCa, { subject: ALICE });
   crlFile = file('operator-ca.crl', await operatorCrl([operator.aliceOldLaptop]));
+  // A second operator CA that publishes no CRL to Moat.
+  const uncheckedCa = await createTestCa([{ C: ['GB'] }, { O: ['Moat Bank'] }, { CN: ['Operator CA 2'] }]);
+  operator.fromCaWithoutCrl = await issueLeaf(uncheckedCa, { subject: ALICE });
   h = await startMoat({
     config: {
       admin: {
@@ -59,7 +62,7 @@ beforeAll(async () => {
         tls: {
           certFile: file('admin.pem', serverCert.certPem),
           keyFile: file('admin.key', serverCert.keyPem),
-          clientCaFiles: [file('operator-ca.pem', operatorCa.certPem)],
+          clientCaFiles: [file('operator-ca.pem', operatorCa.certPem), file('operator-ca-2.pem', uncheckedCa.certPem)],
           allowedSubjects: [ALICE_LISTED],
           crlFiles: [crlFile],
         },
@@ -117,6 +120,7 @@ describe('operator authentication on the admin listener', () => {
     ['an operator certificate that is not valid yet', 'certificate_not_yet_valid', { cert: 'notYetValid' }, /is not valid before \d{4}-/],
     ['an operator certificate whose subject is not listed', 'subject_not_allowed', { cert: 'mallory' }, /CN=mallory, OU=Operations, O=Moat Bank, C=GB is not in admin\.tls\.allowedSubjects/],
     ['an operator certificate not for client authentication', 'certificate_not_for_client_auth', { cert: 'serverOnly' }, /does not include clientAuth/],
+    ['an operator certificate from an operator CA with no CRL configured', 'certificate_status_unknown', { cert: 'fromCaWithoutCrl' }, /no CRL in admin\.tls\.crlFiles is of its issuer CN=Operator CA 2, O=Moat Bank, C=GB/],
     ['an operator certificate on the operator CA\'s CRL', 'certificate_revoked', { cert: 'aliceOldLaptop' }, /operator certificate CN=alice, OU=Operations, O=Moat Bank, C=GB: serial [0-9a-f]+ was revoked on \d{4}-.* according to .*operator-ca\.crl/],
     ['a wrong token without a certificate', 'invalid_token', { token: 'guess' }, /not the admin token/],
   ] as const)('refuses %s with 401 %s', async (_case, error, as, description) => {
