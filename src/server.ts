@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { errors } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import { createApp } from './app.ts';
@@ -14,6 +13,7 @@ import { consentProviderMiddleware } from './consents/provider-middleware.ts';
 import { createSqlConsentStore } from './consents/sql-consent-store.ts';
 import { createCustomerSessions } from './dashboard/customer-sessions.ts';
 import { createCsrf } from './http/csrf.ts';
+import { listenOn } from './http/listen.ts';
 import { createRateLimitMiddleware } from './http/rate-limits.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
 import { clusterMetricsSource } from './cluster/cluster.ts';
@@ -246,13 +246,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       })
       : createHttpServer(handler);
 
-    const listenPublic = () => new Promise<number>((resolvePort, reject) => {
-      server.once('error', reject);
-      server.listen(config.listen.port, config.listen.host, () => {
-        server.off('error', reject);
-        resolvePort((server.address() as AddressInfo).port);
-      });
-    });
+    const listenPublic = () => listenOn(server, 'listen', config.listen.host, config.listen.port);
 
     const moat: MoatServer = {
       server, provider, config, storage, consents, audit, threats,

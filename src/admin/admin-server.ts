@@ -10,6 +10,7 @@ import { ConsentNotFound, ConsentStateConflict } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
 import { readJsonObject } from '../http/read-body.ts';
 import { OAuthError } from '../http/oauth-error.ts';
+import { listenOn } from '../http/listen.ts';
 import type { Logger } from '../observability/logger.ts';
 import { tlsServerOptions } from '../tls/https-server.ts';
 import { AdminAuthenticationError, createOperatorAuthenticator, type AdminCredentials, type Operator } from './operator-authentication.ts';
@@ -225,13 +226,7 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
   const server = tls === undefined ? createServer(app.callback()) : createTlsServer(tlsServerOptions({ cert: tls.cert, key: tls.key, ca: tls.anchors.pem }), app.callback());
   return {
     server,
-    listen: (host, port) => new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve((server.address() as { port: number }).port);
-      });
-    }),
+    listen: (host, port) => listenOn(server, 'admin', host, port),
     close: () => new Promise((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();

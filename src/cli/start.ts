@@ -43,7 +43,15 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
     io.stderr.write(`moat: could not start: ${(err as Error).message}\n`);
     return 1;
   }
-  const port = await moat.listen();
+  let port: number;
+  try {
+    port = await moat.listen();
+  } catch (err) {
+    await moat.close().catch(() => undefined);
+    logger.fatal({ err, event: 'start.failed' }, 'Moat could not listen');
+    io.stderr.write(`moat: could not start: ${(err as Error).message}\n`);
+    return 1;
+  }
   const embedded = moat.storage.kind.durable === 'pglite' || moat.storage.kind.shortLived === 'memory';
   logger.info({
     event: 'start', mode: config.mode, issuer: config.issuer, port, config: source, storage: moat.storage.kind,

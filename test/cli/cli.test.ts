@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify } from 'jose';
+import { createServer, type Server } from 'node:net';
 import { runMoat } from '../support/cli.ts';
+import { copyMigratedEmbeddedDatabase } from '../support/databases.ts';
+import { freePort } from '../support/ports.ts';
 
 const moat = runMoat;
 
@@ -82,6 +85,32 @@ describe('moat sandbox tpp', () => {
     });
     expect(r.code).toBe(1);
     expect(r.err).toContain('sandbox credentials exist only in sandbox mode');
+  });
+});
+
+describe('moat start', () => {
+  let taken: Server;
+  let takenPort: number;
+  beforeAll(async () => {
+    takenPort = await freePort();
+    taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(takenPort, '127.0.0.1', resolve));
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => taken.close(resolve));
+  });
+
+  it.each([
+    ['public', { MOAT_LISTEN__HOST: '127.0.0.1', MOAT_ADMIN__PORT: '0' }, 'listen.port', 'MOAT_LISTEN__PORT'],
+    ['admin', {}, 'admin.port', 'MOAT_ADMIN__PORT'],
+  ] as const)('exits 1 naming the key when the %s listener\'s port is taken, without a stack trace', async (_listener, env, key, variable) => {
+    const cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));
+    await copyMigratedEmbeddedDatabase(join(cwd, 'data', 'pglite'));
+    const port = String(takenPort);
+    const ports = key === 'listen.port' ? { MOAT_LISTEN__PORT: port } : { MOAT_LISTEN__PORT: String(await freePort()), MOAT_ADMIN__PORT: port };
+    const r = await moat(['start'], { cwd, env: { ...env, ...ports } });
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`moat: could not start: ${key} ${port} on 127.0.0.1 is already in use (another Moat, or another program?); set ${key} (or ${variable}) to a free port\n`);
   });
 });
 
