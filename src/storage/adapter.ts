@@ -11,6 +11,12 @@ import { StorageUnavailableError, type ModelStore } from './model-store.ts';
 /** Models that must survive a restart: Postgres. Everything else is short-lived: Redis. */
 export const DURABLE_MODELS = new Set(['Client', 'Grant', 'RefreshToken', 'RegistrationAccessToken', 'InitialAccessToken']);
 
+/**
+ * How long a claimed one-time id (see `find` for ReplayDetection) is held before oidc-provider's
+ * save replaces the claim with the real entry and lifetime.
+ */
+const REPLAY_CLAIM_SECONDS = 600;
+
 /** What a replayed redemption revokes: every token of the grant, and the grant itself. */
 const GRANT_TOKEN_MODELS = ['AccessToken', 'RefreshToken', 'AuthorizationCode', 'ClientCredentials'];
 
@@ -68,7 +74,22 @@ export function createAdapterFactory(stores: Stores, errors: Errors): new (model
     }
 
     find(id: string): Promise<AdapterPayload | undefined> {
+      if (this.model === 'ReplayDetection') return guarded(errors, () => this.claim(id));
       return guarded(errors, () => this.store.find(this.model, id));
+    }
+
+    /**
+     * oidc-provider's ReplayDetection.unique() — the jti check of client assertions (RFC 7523 §3)
+     * and DPoP proofs (RFC 9449 §11.1) — finds, then saves: two requests carrying one jti at once
+     * could both find nothing and both be accepted (seen in a test). So this find claims the id
+     * atomically: the first caller finds nothing and goes on to save the real entry over the
+     * claim; every other caller finds the claim, and oidc-provider refuses it as the replay it is.
+     */
+    private async claim(id: string): Promise<AdapterPayload | undefined> {
+      const now = Math.floor(Date.now() / 1000);
+      const claim: AdapterPayload = { jti: id, kind: 'ReplayDetection', iat: now, exp: now + REPLAY_CLAIM_SECONDS };
+      if (await this.store.recordOnce(this.model, id, claim, REPLAY_CLAIM_SECONDS)) return undefined;
+      return (await this.store.find(this.model, id)) ?? claim;
     }
 
     findByUid(uid: string): Promise<AdapterPayload | undefined> {

@@ -1,8 +1,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { webcrypto } from 'node:crypto';
-import { decodeProtectedHeader, importJWK } from 'jose';
+import { randomUUID, type webcrypto } from 'node:crypto';
+import { decodeProtectedHeader, importJWK, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { loadOrCreateSigningKeys, rotateSigningKeys } from '../../src/keys/signing-keys.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
@@ -79,6 +79,35 @@ describe('private_key_jwt client authentication (FAPI 2.0 SP §5.3.2.1)', () => 
       const wrong = await oauth.introspectionRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), tokens.access_token, { [oauth.customFetch]: tpp.fetch });
       expect(wrong.status).toBe(401);
       expect(await wrong.json()).toEqual(expect.objectContaining({ error: 'invalid_client' }));
+    } finally {
+      await tpp.close();
+    }
+  });
+
+  it('accepts one client assertion once, even sent five times at once (RFC 7523 §3 jti; FAPI 2.0 SP §5.3.2.1)', async () => {
+    const tpp = await onboardTpp(h, { registration: { token_endpoint_auth_method: 'private_key_jwt', tls_client_auth_subject_dn: undefined } });
+    try {
+      const jwk = tpp.creds.signingJwks.keys[0]!;
+      const now = Math.floor(Date.now() / 1000);
+      const assertion = await new SignJWT({})
+        .setProtectedHeader({ alg: 'ES256', kid: jwk.kid })
+        .setIssuer(tpp.client.client_id).setSubject(tpp.client.client_id).setAudience(h.issuer)
+        .setIssuedAt(now).setExpirationTime(now + 60).setJti(randomUUID())
+        .sign(await importJWK(jwk, 'ES256'));
+      const body = new URLSearchParams({
+        grant_type: 'client_credentials', scope: 'accounts',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion,
+      }).toString();
+      // Connections opened first, so the five requests reach the server together.
+      await Promise.all(Array.from({ length: 5 }, async () => (await tpp.fetch(`${h.issuer}/jwks`)).arrayBuffer()));
+      const results = await Promise.all(Array.from({ length: 5 }, async () => {
+        const res = await tpp.fetch(`${h.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+        return { status: res.status, body: await res.json() as Record<string, unknown> };
+      }));
+      expect(results.map((r) => r.status).sort()).toEqual([200, 401, 401, 401, 401]);
+      for (const refused of results.filter((r) => r.status === 401)) {
+        expect(refused.body).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
+      }
     } finally {
       await tpp.close();
     }
