@@ -1,4 +1,5 @@
-import { webcrypto } from 'node:crypto';
+import { randomUUID, webcrypto } from 'node:crypto';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { authorize, onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
@@ -85,5 +86,26 @@ describe('a DPoP-bound client', () => {
     const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch });
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual(expect.objectContaining({ error: 'invalid_grant' }));
+  });
+});
+
+describe('DPoP proof replay', () => {
+  it('accepts one proof once, even sent five times at once (RFC 9449 §11.1)', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const proof = await new SignJWT({ htm: 'POST', htu: `${h.issuer}/token`, jti: randomUUID() })
+      .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: await exportJWK(publicKey) })
+      .setIssuedAt()
+      .sign(privateKey);
+    const body = new URLSearchParams({ grant_type: 'client_credentials', client_id: tpp.client.client_id, scope: 'accounts' }).toString();
+    // Connections opened first, so the five requests reach the server together.
+    await Promise.all(Array.from({ length: 5 }, async () => (await tpp.fetch(`${h.issuer}/jwks`)).arrayBuffer()));
+    const results = await Promise.all(Array.from({ length: 5 }, async () => {
+      const res = await tpp.fetch(`${h.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: proof }, body });
+      return { status: res.status, body: await res.json() as Record<string, unknown> };
+    }));
+    expect(results.map((r) => r.status).sort()).toEqual([200, 400, 400, 400, 400]);
+    expect(results.find((r) => r.status === 200)!.body.token_type).toBe('DPoP');
+    // oidc-provider answers a replayed proof at the token endpoint as an invalid grant.
+    for (const refused of results.filter((r) => r.status === 400)) expect(refused.body).toEqual(expect.objectContaining({ error: 'invalid_grant' }));
   });
 });
