@@ -60,10 +60,15 @@ function newestUnique(records: CallRecord[], limit: number): CallRecord[] {
     .slice(0, limit);
 }
 
-/** A call made with the caller's certificate in another client's name is in both lists; show it once, as made. */
-function withoutThoseIn(records: CallRecord[], shown: CallRecord[]): CallRecord[] {
-  const ids = new Set(shown.map((r) => r.requestId));
-  return records.filter((r) => !ids.has(r.requestId));
+/**
+ * The owners' two lists from the lists under `keys`. A call made with the caller's certificate in
+ * another client's name is in both; it is shown once, as made.
+ */
+async function recentFrom(owners: CallOwners, limit: number, read: (keys: string[]) => Promise<CallRecord[]>): Promise<RecentCalls> {
+  const [madeRecords, namedRecords] = await Promise.all([read(madeKeys(owners)), read(namedKeys(owners))]);
+  const made = newestUnique(madeRecords, limit);
+  const shown = new Set(made.map((r) => r.requestId));
+  return { made, named: newestUnique(namedRecords.filter((r) => !shown.has(r.requestId)), limit) };
 }
 
 export function createRedisCallJournal(redis: Redis, prefix: string, options: JournalOptions): CallJournal {
@@ -80,11 +85,7 @@ export function createRedisCallJournal(redis: Redis, prefix: string, options: Jo
       await multi.exec();
     },
     byInteractionId: (interactionId) => read(`call:${interactionId}`, PER_INTERACTION),
-    async recent(owners, limit) {
-      const newest = async (keys: string[]) => newestUnique((await Promise.all(keys.map((key) => read(key, limit)))).flat(), limit);
-      const [made, named] = await Promise.all([newest(madeKeys(owners)), newest(namedKeys(owners))]);
-      return { made, named: withoutThoseIn(named, made) };
-    },
+    recent: (owners, limit) => recentFrom(owners, limit, async (keys) => (await Promise.all(keys.map((key) => read(key, limit)))).flat()),
   };
 }
 
@@ -113,9 +114,6 @@ export function createMemoryCallJournal(options: JournalOptions, now: () => numb
       }
     },
     byInteractionId: async (interactionId) => live(`call:${interactionId}`),
-    async recent(owners, limit) {
-      const made = newestUnique(madeKeys(owners).flatMap((key) => live(key)), limit);
-      return { made, named: withoutThoseIn(newestUnique(namedKeys(owners).flatMap((key) => live(key)), limit), made) };
-    },
+    recent: (owners, limit) => recentFrom(owners, limit, async (keys) => keys.flatMap((key) => live(key))),
   };
 }

@@ -198,12 +198,12 @@ function quickStart(issuer: string, tpp: PortalTpp) {
   };
 }
 
-/** A call as the portal shows it: which TPP, what happened, and why. */
 /** The portal shows one list: the sandbox TPPs are this browser's own, so a call in their name is theirs too. */
 function newestOf(recent: RecentCalls, limit: number): CallRecord[] {
   return [...recent.made, ...recent.named].sort((a, b) => b.at.localeCompare(a.at)).slice(0, limit);
 }
 
+/** A call as the portal shows it: which TPP, what happened, and why. */
 function describeCall(call: CallRecord, tpps: PortalTpp[]) {
   const tpp = tpps.find((t) => t.thumbprint === call.certificate?.['x5t#S256']);
   return {

@@ -46,9 +46,9 @@ export async function verifySignedRegistrationRequest(
   }
   const jti = claims.jti;
   if (typeof jti !== 'string' || jti === '' || jti.length > 256) throw new OAuthError('invalid_request', 'the registration request needs a jti of at most 256 characters');
-  // Remembered until the request could no longer verify anyway (exp plus the clock tolerance).
+  // Remembered until the request could no longer verify anyway (exp plus the clock tolerance), in
+  // whole seconds: an RFC 7519 NumericDate may carry a fraction.
   const exp = claims.exp as number;
-  // (RFC 7519 NumericDate may carry a fraction: whole seconds for the store.)
   const firstUse = await deps.replay.recordOnce(REPLAY_MODEL, `${ssa.softwareId}:${jti}`, { jti }, Math.max(1, Math.ceil(exp - Date.now() / 1000)) + 10);
   if (!firstUse) {
     throw new OAuthError('invalid_request', `the registration request with jti ${jti} was already used; sign each request with a new jti`);
