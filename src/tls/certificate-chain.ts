@@ -1,14 +1,23 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { explicitPolicyViolation, isSelfIssued, nameConstraintViolation, pathLengthConstraint, unknownCriticalExtension } from './certificate-extensions.ts';
 import { formatDistinguishedName, issuerOf, subjectOf } from './distinguished-name.ts';
-import * as x509 from './x509.ts';
 
 /*
  * Trust anchors for TPP transport certificates, and the one chain-verification policy both ways a
  * certificate reaches Moat share (the TLS handshake, and a gateway's forwarded header). Signatures
  * and issuer/subject matching are node:crypto's (OpenSSL); extensions node does not expose (basic
- * constraints' path length) are read with @peculiar/x509. Moat decides only the policy
- * of RFC 5280 §6.1 that matters here: validity, CA flags, path length, depth and clientAuth.
+ * constraints' path length, name and policy constraints) are read with @peculiar's ASN.1 stack
+ * (certificate-extensions.ts). Moat applies the policy of RFC 5280 §6.1: validity, CA flags and key
+ * usage, path length, name constraints, explicit policy, unknown critical extensions, depth, and
+ * clientAuth.
+ *
+ * Why path building is Moat's own and not pkijs's CertificateChainValidationEngine: it runs on every
+ * new TLS connection and must answer synchronously inside the handshake's request, where pkijs's is
+ * asynchronous (WebCrypto); it verifies signatures with OpenSSL through node:crypto; it bounds the
+ * search a client can cause (depth, candidates); and pkijs's engine accepts a critical extension
+ * it does not understand so long as it parses. What is left to us is the policy above, each rule
+ * tested in test/tls/certificate-chain.test.ts.
  * Revocation (CRL, OCSP) is not checked here: it needs the issuer's responders, which this
  * synchronous, offline check does not reach.
  */
@@ -76,17 +85,6 @@ export function loadTrustAnchors(pemFiles: readonly string[]): TrustAnchors {
   return { certificates, pem: certificates.map((c) => c.toString()).join('') };
 }
 
-const pathLengthCache = new WeakMap<X509Certificate, number | null>();
-/** RFC 5280 §4.2.1.9 pathLenConstraint (node does not expose it); undefined when unlimited. */
-function pathLengthOf(cert: X509Certificate): number | undefined {
-  let found = pathLengthCache.get(cert);
-  if (found === undefined) {
-    found = new x509.X509Certificate(cert.raw).getExtension(x509.BasicConstraintsExtension)?.pathLength ?? null;
-    pathLengthCache.set(cert, found);
-  }
-  return found ?? undefined;
-}
-
 function validityProblem(cert: X509Certificate, now: Date): 'expired' | 'not-yet-valid' | undefined {
   if (now.getTime() > cert.validToDate.getTime()) return 'expired';
   if (now.getTime() < cert.validFromDate.getTime()) return 'not-yet-valid';
@@ -121,23 +119,49 @@ function* candidatePaths(leaf: X509Certificate, intermediates: readonly X509Cert
   yield* extend([leaf]);
 }
 
+/** How a message names the certificate at `i` of a path (leaf first, anchor last). */
+function who(path: readonly X509Certificate[], i: number): string {
+  if (i === 0) return 'the certificate';
+  return i === path.length - 1 ? `the trust anchor ${describe(path[i]!)}` : `the issuing CA ${describe(path[i]!)}`;
+}
+
 /** The first policy failure on a path whose signatures hold, or undefined when it is acceptable. */
 function checkPath(path: X509Certificate[], now: Date): Extract<ChainVerification, { trusted: false }> | undefined {
   const anchorIndex = path.length - 1;
   for (const [i, cert] of path.entries()) {
     const problem = validityProblem(cert, now);
     if (problem === undefined) continue;
-    const who = i === 0 ? 'the certificate' : i === anchorIndex ? `the trust anchor ${describe(cert)}` : `the issuing CA ${describe(cert)}`;
+    const whom = who(path, i);
     const when = problem === 'expired' ? `expired on ${cert.validToDate.toISOString()}` : `is not valid before ${cert.validFromDate.toISOString()}`;
-    return { trusted: false, reason: problem, description: `${who} ${when}` };
+    return { trusted: false, reason: problem, description: `${whom} ${when}` };
   }
   for (const [i, cert] of path.entries()) {
     if (i === 0) continue;
-    const pathLength = pathLengthOf(cert);
+    const pathLength = pathLengthConstraint(cert);
     // Intermediates between this CA and the leaf (RFC 5280 §4.2.1.9 counts the leaf out).
     if (pathLength !== undefined && i - 1 > pathLength) {
       return { trusted: false, reason: 'untrusted-chain', description: `the issuing CA ${describe(cert)} allows ${pathLength} intermediate CA(s) below it, the chain has ${i - 1}` };
     }
+  }
+  for (const [i, cert] of path.entries()) {
+    if (i === anchorIndex) continue;
+    const oid = unknownCriticalExtension(cert);
+    // RFC 5280 §4.2: a critical extension the validator does not process makes the certificate unusable.
+    if (oid !== undefined) return { trusted: false, reason: 'untrusted-chain', description: `${who(path, i)} has a critical extension this server does not process (${oid})` };
+  }
+  // RFC 5280 §4.2.1.10, §6.1.3 (b)(c): a CA's name constraints bind every certificate below it, except
+  // self-issued intermediates. The anchor's own constraints are applied too: a bank that constrains
+  // a trust anchor means it.
+  for (let ca = 1; ca < path.length; ca += 1) {
+    for (let j = 0; j < ca; j += 1) {
+      if (j > 0 && isSelfIssued(path[j]!)) continue;
+      const violation = nameConstraintViolation(path[j]!, path[ca]!);
+      if (violation !== undefined) return { trusted: false, reason: 'untrusted-chain', description: `${who(path, j)}: ${violation} ${who(path, ca)}` };
+    }
+  }
+  const policyFailure = explicitPolicyViolation(path);
+  if (policyFailure !== undefined) {
+    return { trusted: false, reason: 'untrusted-chain', description: `${who(path, policyFailure)} asserts no certificate policy, and a CA on the path requires an explicit policy (RFC 5280 §4.2.1.11)` };
   }
   const eku = path[0]!.keyUsage;
   if (eku !== undefined && eku.length > 0 && !eku.includes(CLIENT_AUTH_EKU) && !eku.includes(ANY_EKU)) {

@@ -1,6 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { AttributeValue, Certificate, Name as AsnName } from '@peculiar/asn1-x509';
+import { asnCertificateOf } from './certificate-extensions.ts';
 import * as x509 from './x509.ts';
 
 /*
@@ -237,14 +238,8 @@ function fromAsnName(name: AsnName): DistinguishedName {
   return name.map((rdn) => rdn.map((atv) => ({ type: atv.type, ...fromAsnValue(atv.value) }))).reverse();
 }
 
-const tbsCache = new WeakMap<X509Certificate, Certificate['tbsCertificate']>();
 function tbsOf(cert: X509Certificate): Certificate['tbsCertificate'] {
-  let tbs = tbsCache.get(cert);
-  if (tbs === undefined) {
-    tbs = AsnConvert.parse(cert.raw, Certificate).tbsCertificate;
-    tbsCache.set(cert, tbs);
-  }
-  return tbs;
+  return asnCertificateOf(cert).tbsCertificate;
 }
 
 /**

@@ -78,6 +78,8 @@ export interface CaOptions extends CertificateOptions {
   pathLength?: number;
   /** Leave out keyCertSign from the key usage (a CA that must not be able to sign certificates). */
   withoutKeyCertSign?: boolean;
+  /** Further extensions (name or policy constraints, an unknown critical extension, …). */
+  extensions?: x509.Extension[];
 }
 
 function validity(options: CertificateOptions, years: number): { notBefore: Date; notAfter: Date } {
@@ -92,6 +94,7 @@ async function caExtensions(keys: CryptoKeyPair, options: CaOptions, issuer?: Te
     new x509.KeyUsagesExtension(usages, true),
     await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ...(issuer === undefined ? [] : [await x509.AuthorityKeyIdentifierExtension.create(new x509.X509Certificate(issuer.certPem))]),
+    ...(options.extensions ?? []),
   ];
 }
 
@@ -146,7 +149,9 @@ export interface LeafOptions extends CertificateOptions {
    */
   eku?: string[];
   /** subjectAltName entries. */
-  san?: { dns?: string[]; ip?: string[] };
+  san?: { dns?: string[]; ip?: string[]; email?: string[]; url?: string[] };
+  /** Further extensions (certificate policies, an unknown critical extension, …). */
+  extensions?: x509.Extension[];
 }
 
 /** An end-entity certificate signed by `ca`. */
@@ -155,6 +160,8 @@ export async function issueLeaf(ca: TestCa, options: LeafOptions): Promise<TestC
   const sans = [
     ...(options.san?.dns ?? []).map((value) => ({ type: 'dns' as const, value })),
     ...(options.san?.ip ?? []).map((value) => ({ type: 'ip' as const, value })),
+    ...(options.san?.email ?? []).map((value) => ({ type: 'email' as const, value })),
+    ...(options.san?.url ?? []).map((value) => ({ type: 'url' as const, value })),
   ];
   return issue(ca, options.subject, options, 1, async (keys) => [
     new x509.BasicConstraintsExtension(false, undefined, true),
@@ -163,6 +170,7 @@ export async function issueLeaf(ca: TestCa, options: LeafOptions): Promise<TestC
     await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     await x509.AuthorityKeyIdentifierExtension.create(new x509.X509Certificate(ca.certPem)),
     ...(sans.length === 0 ? [] : [new x509.SubjectAlternativeNameExtension(sans)]),
+    ...(options.extensions ?? []),
   ]);
 }
 
