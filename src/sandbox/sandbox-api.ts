@@ -1,10 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import Router from '@koa/router';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
-import { checkSenderConstraint, renderTokenRejected, requireScope, tokenFromHeader, TokenRejected, type PresentedToken } from '../http/bearer-token.ts';
-import type { PresentedCertificate } from '../tls/client-certificate.ts';
+import { checkSenderConstraint, renderTokenRejected, requireScope, tokenFromHeader, TokenRejected, type PresentedToken, type SenderConstraintChecks } from '../http/bearer-token.ts';
 import type { GrantedDetail } from '../consents/authorization-details.ts';
 import { ConsentStateConflict } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
@@ -21,8 +19,7 @@ export const SANDBOX_API_PATH = '/sandbox-api';
 interface Deps {
   provider: Provider;
   issuer: string;
-  clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;
-  certificateRefusal?: (req: IncomingMessage) => string | undefined;
+  senderConstraint: SenderConstraintChecks;
   consents: ConsentService;
 }
 
@@ -48,7 +45,7 @@ export function createSandboxApiRouter(deps: Deps): Router {
     const aud = [token.aud ?? []].flat();
     if (!aud.includes(audience)) throw new TokenRejected('invalid_token', `the access token is not meant for ${audience}`);
     requireScope(token, scope);
-    await checkSenderConstraint(ctx, token as unknown as PresentedToken, value, deps.clientCertificate, deps.certificateRefusal);
+    await checkSenderConstraint(ctx, token as unknown as PresentedToken, value, deps.senderConstraint);
     return token;
   };
 
