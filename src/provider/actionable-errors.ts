@@ -7,7 +7,8 @@ import { challengeParameter, describeProofFailure, DPOP_PROOF_REPLAYED } from '.
 /*
  * oidc-provider refuses rightly, but in places says too little for a TPP to act on: a replayed DPoP
  * proof is answered `invalid_grant` "grant request is invalid" at the token endpoint (the answer to
- * a wrong code_verifier too), a proof whose signature fails "invalid DPoP key binding". Here those answers are rewritten after
+ * a wrong code_verifier too), a proof whose signature fails "invalid DPoP key binding", an API
+ * token at userinfo "access token missing openid scope". Here those answers are rewritten after
  * oidc-provider rendered them: it hands the error it rendered to its `<endpoint>.error` listeners
  * within the request, and this middleware (provider.use) then rewrites the body and the
  * WWW-Authenticate challenge. The status stays oidc-provider's (400 at the token and PAR
@@ -19,6 +20,7 @@ const ERROR_EVENTS = ['grant.error', 'pushed_authorization_request.error', 'user
 
 /** oidc-provider's own wording (lib/helpers/validate_dpop.js, grant_common.js, sender_constraints.js, actions/userinfo.js). */
 const REPLAY_DETECTED = 'DPoP proof JWT Replay detected';
+const NOT_FOR_USERINFO = new Set(['access token missing openid scope', 'token audience prevents accessing the userinfo endpoint']);
 
 interface Answer { error: string; description: string }
 
@@ -54,6 +56,7 @@ function better(ctx: KoaContextWithOIDC, err: errors.OIDCProviderError): Answer 
   if (detail === REPLAY_DETECTED) return { error: 'invalid_dpop_proof', description: DPOP_PROOF_REPLAYED };
   if (err instanceof errors.InvalidDpopProof) return dpopProof(ctx, err);
   if (err instanceof errors.InvalidGrant) return boundGrant(err.error_detail);
+  if (ctx.oidc.route === 'userinfo' && NOT_FOR_USERINFO.has(detail ?? '')) return userinfoToken(ctx, err.error);
   return undefined;
 }
 
@@ -98,3 +101,17 @@ function boundGrant(detail: string | undefined): Answer | undefined {
   }
 }
 
+/**
+ * An access token userinfo cannot read: one issued for an API (RFC 8707), or without the openid
+ * scope. Says how to get one it can.
+ */
+function userinfoToken(ctx: KoaContextWithOIDC, error: string): Answer | undefined {
+  const token = ctx.oidc.entities.AccessToken as { aud?: string | string[]; scopes?: Set<string> } | undefined;
+  if (token === undefined) return undefined;
+  const aud = [token.aud ?? []].flat();
+  if (aud.length > 0) {
+    return { error, description: `this access token is for ${aud.join(' ')}, not for userinfo: get a userinfo access token with a refresh request that names scope=openid (RFC 6749 §6), and use the API token for the API` };
+  }
+  if (token.scopes?.has('openid') !== true) return { error, description: 'this access token was issued without the openid scope: userinfo needs an authorization that asked for scope openid' };
+  return undefined;
+}

@@ -43,6 +43,7 @@ export function createSandboxApiRouter(deps: Deps): Router {
     if (grant === undefined) throw new TokenRejected('invalid_token', 'the access token is not active');
     if (await deps.provider.Client.find(token.clientId!) === undefined) throw new TokenRejected('invalid_token', 'the client of this access token no longer exists');
     const aud = [token.aud ?? []].flat();
+    if (aud.length === 0) throw new TokenRejected('invalid_token', `this access token is for userinfo, not for ${audience}: call the API with the access token the code (or a refresh without scope=openid) gave`);
     if (!aud.includes(audience)) throw new TokenRejected('invalid_token', `the access token is not meant for ${audience}`);
     requireScope(token, scope);
     await checkSenderConstraint(ctx, token as unknown as PresentedToken, value, deps.senderConstraint);
