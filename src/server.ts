@@ -221,7 +221,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       routers: [
         createConsentApiRouter({ provider, consents, issuer: config.issuer, senderConstraint, logger }),
         ...(sandbox === undefined ? [] : [
-          createSandboxApiRouter({ provider, issuer: config.issuer, senderConstraint, consents }),
+          createSandboxApiRouter({ provider, issuer: config.issuer, senderConstraint, consents, accounts }),
           createSandboxPkiRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
           ...(config.portal.enabled ? [createPortalRouter({
             config, material: sandbox, sessions: createPortalSessions(storage.shortLived), registry, views, csrf, logger, ...(diagnostics === undefined ? {} : { diagnostics }),
