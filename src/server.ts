@@ -30,6 +30,8 @@ import { loadOrCreateSigningKeys, providerJwks } from './keys/signing-keys.ts';
 import type { Logger } from './observability/logger.ts';
 import { attachProviderEventLogging } from './observability/provider-events.ts';
 import { createProvider, guardQuarantinedClients } from './provider/create-provider.ts';
+import { actionableErrors } from './provider/actionable-errors.ts';
+import { createDpopNonces } from './provider/internals.ts';
 import { createRegistrationMiddleware } from './registration/registration-middleware.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
@@ -178,6 +180,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       ? createAdminServer({ metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, logger, credentials: await loadAdminCredentials(config.admin) })
       : undefined;
     provider.use(consentProviderMiddleware(consents));
+    provider.use(actionableErrors(provider));
 
     // What each TPP call looked like to Moat, for the TPP to read back (sandbox by default).
     const diagnostics = (config.diagnostics.enabled ?? config.mode === 'sandbox')
@@ -188,6 +191,11 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         clientCertificate, refusal: certificateGate.refusal, registry, anchors, logger,
       })
       : undefined;
+    // Moat's own APIs check certificates and DPoP proofs as the token endpoint does: one jti store,
+    // the token endpoint's nonces, htu against the issuer.
+    const senderConstraint = {
+      issuer: config.issuer, clientCertificate, certificateRefusal: certificateGate.refusal, replay: storage.shortLived, nonces: createDpopNonces(secrets.dpopNonceSecret),
+    };
     const csrf = createCsrf({ keys: secrets.cookieKeys, origin: new URL(config.issuer).origin });
 
     const registration = createRegistrationMiddleware({
@@ -211,9 +219,9 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         }),
       ],
       routers: [
-        createConsentApiRouter({ provider, consents, issuer: config.issuer, clientCertificate, certificateRefusal: certificateGate.refusal, logger }),
+        createConsentApiRouter({ provider, consents, issuer: config.issuer, senderConstraint, logger }),
         ...(sandbox === undefined ? [] : [
-          createSandboxApiRouter({ provider, issuer: config.issuer, clientCertificate, certificateRefusal: certificateGate.refusal, consents }),
+          createSandboxApiRouter({ provider, issuer: config.issuer, senderConstraint, consents, accounts }),
           createSandboxPkiRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
           ...(config.portal.enabled ? [createPortalRouter({
             config, material: sandbox, sessions: createPortalSessions(storage.shortLived), registry, views, csrf, logger, ...(diagnostics === undefined ? {} : { diagnostics }),

@@ -38,6 +38,16 @@ export const PERMISSION_GROUPS = [
 ] as const satisfies readonly { key: string; title: string; explains: string; permissions: readonly Permission[] }[];
 export type PermissionGroupKey = (typeof PERMISSION_GROUPS)[number]['key'];
 
+/** The scope that asks for account access by scopes alone, without an intent or authorization_details. */
+export const ACCOUNTS_SCOPE = 'accounts';
+
+/**
+ * What a consent asked for with the accounts scope alone grants, recorded in the same shape as
+ * authorization_details: the chosen accounts, their details and balances (the "Your account
+ * details" group without card numbers), which is what the sandbox API's /accounts shows.
+ */
+export const ACCOUNTS_SCOPE_PERMISSIONS: readonly Permission[] = ['ReadAccountsBasic', 'ReadAccountsDetail', 'ReadBalances'];
+
 export const ACCOUNT_SCHEMES = ['UK.OBIE.SortCodeAccountNumber', 'UK.OBIE.IBAN'] as const;
 
 const accountReference = z.strictObject({

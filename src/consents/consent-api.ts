@@ -1,13 +1,11 @@
-import type { IncomingMessage } from 'node:http';
 import Router from '@koa/router';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
-import { checkSenderConstraint, renderTokenRejected, requireScope, tokenFromHeader, TokenRejected, type PresentedToken } from '../http/bearer-token.ts';
+import { checkSenderConstraint, renderTokenRejected, requireScope, tokenFromHeader, TokenRejected, type PresentedToken, type SenderConstraintChecks } from '../http/bearer-token.ts';
 import { readJsonObject } from '../http/read-body.ts';
 import { OAuthError } from '../http/oauth-error.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import {
   ACCOUNT_SCHEMES, AuthorizationDetailsInvalid, describeIssues, parseRequestedDetail, PERMISSIONS, ROLE_FOR_TYPE,
   type AccountInformationDetail, type PaymentInitiationDetail,
@@ -79,8 +77,7 @@ interface Deps {
   provider: Provider;
   consents: ConsentService;
   issuer: string;
-  clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;
-  certificateRefusal?: (req: IncomingMessage) => string | undefined;
+  senderConstraint: SenderConstraintChecks;
   logger: Logger;
 }
 
@@ -121,7 +118,7 @@ export function createConsentApiRouter(deps: Deps): Router {
     // A deleted client's tokens are dead (RFC 7592 §2.3).
     if (await deps.provider.Client.find(token.clientId!) === undefined) throw new TokenRejected('invalid_token', 'the client of this access token no longer exists');
     requireScope(token, scope);
-    await checkSenderConstraint(ctx, token as unknown as PresentedToken, value, deps.clientCertificate, deps.certificateRefusal);
+    await checkSenderConstraint(ctx, token as unknown as PresentedToken, value, deps.senderConstraint);
     return token.clientId!;
   };
 

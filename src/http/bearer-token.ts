@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify, type JWK } from 'jose';
+import { calculateJwkThumbprint, EmbeddedJWK, errors as joseErrors, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import type { ParameterizedContext } from 'koa';
 import { SIGNING_ALGORITHMS } from '../config/schema.ts';
 import type { Finding } from '../diagnostics/call-record.ts';
@@ -9,14 +9,57 @@ import type { PresentedCertificate } from '../tls/client-certificate.ts';
 /*
  * What an API that Moat itself serves (the consent API, the sandbox API) checks of an access
  * token: it is active, and it is presented over the certificate (RFC 8705 §3) or with a proof of
- * the DPoP key (RFC 9449 §7) it is bound to. A bound token without its key is refused.
+ * the DPoP key (RFC 9449 §7) it is bound to. A bound token without its key is refused. A DPoP
+ * proof is checked as the token endpoint checks one: its htu against the issuer's URL of the API
+ * (never the Host header), its jti claimed once, its iat bounded, server nonces (RFC 9449 §9).
  */
 
-/** How far a DPoP proof's iat may be from now (RFC 9449 §11.1 leaves the window to the server). */
-const DPOP_WINDOW_SECONDS = 60;
+/** How far before the server's time a proof's iat may be without a nonce (RFC 9449 §11.1 leaves the window to the server). */
+const DPOP_IAT_WINDOW_SECONDS = 60;
+/**
+ * With a server nonce (RFC 9449 §9) the nonce bounds freshness, so a client whose clock is off can
+ * still make proofs; iat may then be as old as the oldest nonce still accepted (oidc-provider's
+ * nonces live five 60-second steps).
+ */
+const DPOP_NONCE_IAT_WINDOW_SECONDS = 300;
+/** How far after the server's time a proof's iat may be: clock skew, as FAPI 2.0 SP §5.3.2.1 allows for iat. */
+const DPOP_FUTURE_TOLERANCE_SECONDS = 10;
+/** A proof's jti is held for as long as the proof could be accepted at all. */
+const DPOP_JTI_RETENTION_SECONDS = DPOP_NONCE_IAT_WINDOW_SECONDS + DPOP_FUTURE_TOLERANCE_SECONDS;
+/** Claimed jtis of proofs at Moat's own APIs, apart from oidc-provider's ReplayDetection entries. */
+const DPOP_JTI_MODEL = 'ResourceDPoPProof';
+
+/** The description of a replayed proof, at the token endpoint, userinfo and Moat's own APIs alike. */
+export const DPOP_PROOF_REPLAYED = 'DPoP proof replayed: its jti was already used; make a new proof, with a new jti, for every request (RFC 9449 §11.1)';
+
+/** DPoP nonces a server hands out in DPoP-Nonce and accepts back in proofs (RFC 9449 §8, §9). */
+export interface DpopNonces {
+  /** The nonce to hand out now. */
+  next(): string;
+  /** Whether a proof's nonce is one handed out recently. */
+  check(nonce: string): boolean;
+}
+
+/** Where proofs' jtis are claimed: an atomic insert-if-absent (the short-lived store's recordOnce). */
+export interface ProofReplayStore {
+  recordOnce(model: string, id: string, payload: { jti: string }, expiresIn: number): Promise<boolean>;
+}
+
+/** What the sender-constraint checks of Moat's own APIs need. */
+export interface SenderConstraintChecks {
+  clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;
+  /** The registry's refusal of the presented certificate (revoked, retired), if any. */
+  certificateRefusal?: (req: IncomingMessage) => string | undefined;
+  /** The issuer: Moat's APIs are served on its URL, so a proof's htu is checked against it. */
+  issuer: string;
+  replay: ProofReplayStore;
+  nonces: DpopNonces;
+  /** Seconds since the epoch; a test may freeze it. */
+  now?: () => number;
+}
 
 export class TokenRejected extends Error {
-  readonly error: 'invalid_token' | 'insufficient_scope' | 'invalid_request' | 'invalid_dpop_proof';
+  readonly error: 'invalid_token' | 'insufficient_scope' | 'invalid_request' | 'invalid_dpop_proof' | 'use_dpop_nonce';
   readonly status: number;
   constructor(error: TokenRejected['error'], description: string, status = 401) {
     super(description);
@@ -45,17 +88,10 @@ export function tokenFromHeader(ctx: ParameterizedContext): string {
 }
 
 /** Throws TokenRejected unless the request presents the key the token is bound to. */
-export async function checkSenderConstraint(
-  ctx: ParameterizedContext,
-  token: PresentedToken,
-  value: string,
-  clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined,
-  /** The registry's refusal of the presented certificate (revoked, retired), if any. */
-  certificateRefusal?: (req: IncomingMessage) => string | undefined,
-): Promise<void> {
+export async function checkSenderConstraint(ctx: ParameterizedContext, token: PresentedToken, value: string, checks: SenderConstraintChecks): Promise<void> {
   const x5t = token['x5t#S256'];
   if (x5t !== undefined) {
-    const presented = clientCertificate(ctx.req);
+    const presented = checks.clientCertificate(ctx.req);
     if (presented === undefined) {
       ctx.state.outcome = 'mtls_no_certificate';
       throw new TokenRejected('invalid_token', 'this access token is bound to a client certificate; present it (RFC 8705 §3)');
@@ -65,13 +101,13 @@ export async function checkSenderConstraint(
       ctx.state.finding = { expected: `x5t#S256 ${x5t}`, got: `x5t#S256 ${presented.thumbprint}` } satisfies Finding;
       throw new TokenRejected('invalid_token', 'this access token is bound to a different client certificate (RFC 8705 §3)');
     }
-    const refusal = certificateRefusal?.(ctx.req);
+    const refusal = checks.certificateRefusal?.(ctx.req);
     if (refusal !== undefined) {
       ctx.state.outcome = refusal.includes('revoked') ? 'mtls_certificate_revoked' : refusal.includes('retired') ? 'mtls_certificate_retired' : 'mtls_revocation_unknown';
       throw new TokenRejected('invalid_token', `this access token is bound to a certificate that can no longer be used: ${refusal}`);
     }
   }
-  if (token.jkt !== undefined) await checkDpopProof(ctx, value, token.jkt);
+  if (token.jkt !== undefined) await checkDpopProof(ctx, value, token.jkt, checks);
 }
 
 export function requireScope(token: PresentedToken, scope: string): void {
@@ -81,25 +117,85 @@ export function requireScope(token: PresentedToken, scope: string): void {
 /** Writes a TokenRejected as RFC 6750 §3 / RFC 9449 §7.1 say: status, WWW-Authenticate and body. */
 export function renderTokenRejected(ctx: ParameterizedContext, err: TokenRejected): void {
   ctx.status = err.status;
-  const scheme = ctx.get('authorization').toLowerCase().startsWith('dpop') ? 'DPoP' : 'Bearer';
-  ctx.set('WWW-Authenticate', `${scheme} error="${err.error}", error_description="${err.message.replace(/["\\]/g, "'")}"`);
+  const dpop = err.error === 'invalid_dpop_proof' || err.error === 'use_dpop_nonce' || ctx.get('authorization').toLowerCase().startsWith('dpop');
+  const challenge = `error="${err.error}", error_description="${challengeParameter(err.message)}"`;
+  ctx.set('WWW-Authenticate', dpop ? `DPoP ${challenge}, algs="${SIGNING_ALGORITHMS.join(' ')}"` : `Bearer ${challenge}`);
   ctx.body = { error: err.error, error_description: err.message };
 }
 
-async function checkDpopProof(ctx: ParameterizedContext, accessToken: string, jkt: string): Promise<void> {
+/** A value fit for a challenge's error_description: RFC 6750 §3 allows printable ASCII without `"` and `\`. */
+export function challengeParameter(value: string): string {
+  return value.replace(/§/g, 'section ').replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?');
+}
+
+/** What was wrong with a proof that jose refused, in the words a TPP's developer needs. */
+export function describeProofFailure(err: unknown): string {
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'the signature does not verify with the jwk in its header';
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return `alg must be one of ${SIGNING_ALGORITHMS.join(', ')}`;
+  if (err instanceof joseErrors.JWTClaimValidationFailed && err.claim === 'typ') return 'typ must be dpop+jwt';
+  if (err instanceof joseErrors.JOSEError) return `not a valid DPoP proof JWT: ${err.message}`;
+  return 'not a valid DPoP proof JWT';
+}
+
+async function checkDpopProof(ctx: ParameterizedContext, accessToken: string, jkt: string, checks: SenderConstraintChecks): Promise<void> {
   if (!ctx.get('authorization').toLowerCase().startsWith('dpop ')) throw new TokenRejected('invalid_token', 'this access token is DPoP-bound; use the DPoP authorization scheme (RFC 9449 §7.1)');
   const proof = ctx.get('dpop');
   if (proof === '') throw new TokenRejected('invalid_dpop_proof', 'DPoP proof missing');
+  const rejected = (why: string) => new TokenRejected('invalid_dpop_proof', `DPoP proof rejected: ${why}`);
+  let payload: JWTPayload;
+  let jwk: JWK;
   try {
-    const { typ } = decodeProtectedHeader(proof);
-    if (typ !== 'dpop+jwt') throw new Error('typ must be dpop+jwt');
-    const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, { algorithms: [...SIGNING_ALGORITHMS], maxTokenAge: DPOP_WINDOW_SECONDS, clockTolerance: 10 });
-    const url = new URL(ctx.originalUrl, `https://${ctx.host}`);
-    if (payload.htm !== ctx.method) throw new Error('htm does not match the request method');
-    if (payload.htu !== `${url.origin}${url.pathname}`) throw new Error('htu does not match the request URL');
-    if (payload.ath !== createHash('sha256').update(accessToken).digest('base64url')) throw new Error('ath does not match the access token');
-    if (await calculateJwkThumbprint(protectedHeader.jwk as JWK) !== jkt) throw new Error('the proof key is not the key the token is bound to');
+    ({ payload, protectedHeader: { jwk } } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: [...SIGNING_ALGORITHMS] }) as { payload: JWTPayload; protectedHeader: { jwk: JWK } });
   } catch (err) {
-    throw new TokenRejected('invalid_dpop_proof', `DPoP proof rejected: ${(err as Error).message}`);
+    throw rejected(describeProofFailure(err));
   }
+  if (typeof payload.jti !== 'string' || payload.jti === '') throw rejected('it needs a jti (RFC 9449 §4.2)');
+  if (typeof payload.iat !== 'number') throw rejected('it needs an iat (RFC 9449 §4.2)');
+  if (payload.htm !== ctx.method) throw rejected(`htm must be ${ctx.method} (RFC 9449 §4.3)`);
+  // The API's URL as the issuer names it: the Host header is the client's to choose.
+  const expected = new URL(`${checks.issuer.replace(/\/$/, '')}${ctx.path}`).href;
+  if (withoutQuery(payload.htu) !== expected) throw rejected(`htu must be ${expected} (RFC 9449 §4.3), not ${String(payload.htu).slice(0, 200)}`);
+  if (payload.ath !== createHash('sha256').update(accessToken).digest('base64url')) throw rejected('ath does not match the access token');
+  if (await calculateJwkThumbprint(jwk) !== jkt) throw rejected('the proof key is not the key the token is bound to');
+  checkFreshness(ctx, payload as JWTPayload & { iat: number }, checks);
+  // RFC 9449 §11.1: each proof once. Claimed atomically, so of proofs sent at once one wins.
+  const id = createHash('sha256').update(`${jkt}:${payload.jti}`).digest('base64url');
+  if (!await checks.replay.recordOnce(DPOP_JTI_MODEL, id, { jti: id }, DPOP_JTI_RETENTION_SECONDS)) throw new TokenRejected('invalid_dpop_proof', DPOP_PROOF_REPLAYED);
+  // As the token endpoint does: the next nonce, for a client that keeps proofs fresh with one.
+  const next = checks.nonces.next();
+  if (payload.nonce !== next) ctx.set('DPoP-Nonce', next);
+}
+
+/**
+ * RFC 9449 §11.1: a proof is recent — its iat within a window around the server's time, or its
+ * nonce one this server handed out (§9). A stale proof without a nonce is answered
+ * `use_dpop_nonce` with a DPoP-Nonce, so a client with a wrong clock has a way in.
+ */
+function checkFreshness(ctx: ParameterizedContext, payload: JWTPayload & { iat: number }, checks: SenderConstraintChecks): void {
+  const now = checks.now?.() ?? Math.floor(Date.now() / 1000);
+  const offset = payload.iat - now;
+  const askForNonce = (why: string) => {
+    ctx.set('DPoP-Nonce', checks.nonces.next());
+    return new TokenRejected('use_dpop_nonce', `${why}: make a new proof with the nonce in the DPoP-Nonce header (RFC 9449 §9)`);
+  };
+  if (payload.nonce !== undefined) {
+    if (typeof payload.nonce !== 'string' || !checks.nonces.check(payload.nonce)) throw askForNonce('the DPoP proof nonce is not one this server handed out recently');
+    if (offset > DPOP_FUTURE_TOLERANCE_SECONDS || -offset > DPOP_NONCE_IAT_WINDOW_SECONDS) {
+      throw new TokenRejected('invalid_dpop_proof', `DPoP proof rejected: iat is ${Math.abs(offset)} s ${offset < 0 ? 'before' : 'after'} the server's time, beyond what its nonce allows`);
+    }
+    return;
+  }
+  if (offset > DPOP_FUTURE_TOLERANCE_SECONDS || -offset > DPOP_IAT_WINDOW_SECONDS + DPOP_FUTURE_TOLERANCE_SECONDS) {
+    throw askForNonce(`DPoP proof iat is ${Math.abs(offset)} s ${offset < 0 ? 'before' : 'after'} the server's time (without a nonce a proof may be ${DPOP_IAT_WINDOW_SECONDS} s old, with ${DPOP_FUTURE_TOLERANCE_SECONDS} s of clock skew either way)`);
+  }
+}
+
+/** An htu as RFC 9449 §4.3 compares it: parsed, without query and fragment. */
+function withoutQuery(htu: unknown): string | undefined {
+  if (typeof htu !== 'string') return undefined;
+  const url = URL.parse(htu);
+  if (url === null) return undefined;
+  url.search = '';
+  url.hash = '';
+  return url.href;
 }

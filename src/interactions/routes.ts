@@ -4,7 +4,7 @@ import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
 import {
-  parseRequestedDetail, PERMISSION_GROUPS, permissionsInGroups,
+  ACCOUNTS_SCOPE, ACCOUNTS_SCOPE_PERMISSIONS, parseRequestedDetail, PERMISSION_GROUPS, permissionsInGroups,
   type GrantDecision, type GrantedAccount, type GrantedDetail, type RequestedDetail,
 } from '../consents/authorization-details.ts';
 import { ConsentNotFound, ConsentStateConflict, kindOf, newConsentId } from '../consents/consent.ts';
@@ -29,7 +29,9 @@ import type { Views } from './views.ts';
  * of the page it came from; the login form posts `username` and `password`; the consent form posts
  * `decision=approve|deny`, the chosen `accounts` (repeated; at least one for account access,
  * exactly one for a payment) and, to narrow what is shared, `permission_choice=explicit` with the
- * kept `permission_groups` (repeated).
+ * kept `permission_groups` (repeated). For account access asked with the accounts scope alone the
+ * page carries `account_choice=explicit` beside the ticked `accounts`; a form with neither (a
+ * script that posts only `csrf` and `decision`) shares every account the customer has.
  */
 
 export interface InteractionDeps {
@@ -129,8 +131,9 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   };
 
   /** The customer's accounts this request may use: all, or those the TPP named. */
-  const offeredAccounts = async (customerId: string, detail: RequestedDetail | undefined): Promise<CustomerAccount[]> => {
-    if (detail === undefined) return [];
+  const offeredAccounts = async (customerId: string, request: PendingRequest): Promise<CustomerAccount[]> => {
+    const { detail } = request;
+    if (detail === undefined) return asksAccountsByScope(request) ? accounts.listForCustomer(customerId) : [];
     const own = await accounts.listForCustomer(customerId);
     const named = detail.type === 'account_information' ? detail.accounts : detail.debtorAccount === undefined ? undefined : [detail.debtorAccount];
     const currency = detail.type === 'payment_initiation' ? detail.instructedAmount.currency : undefined;
@@ -140,8 +143,9 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   const renderConsent = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, extra: { error?: string; chosen?: string[] } = {}) => {
     const customerId = details.session!.accountId;
     const customer = await customers.findById(customerId);
-    const offered = await offeredAccounts(customerId, request.detail);
+    const offered = await offeredAccounts(customerId, request);
     const view = request.detail === undefined ? undefined : describeDetail(request.detail);
+    const byScope = asksAccountsByScope(request);
     ctx.type = 'html';
     ctx.body = views.render('consent', {
       uid: details.uid,
@@ -150,8 +154,9 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       customerName: customer?.name ?? customerId,
       scopes: request.detail === undefined ? describeScopes(request.scope, config) : describeScopes(request.scope, config, { openidOnly: true }),
       detail: view,
-      accounts: offered.map((a) => ({ ...describeAccount(a), checked: extra.chosen?.includes(a.id) ?? offered.length === 1 })),
-      selection: request.detail === undefined ? 'none' : request.detail.type === 'account_information' ? 'many' : 'one',
+      // Asked by scope, nothing narrows the accounts: all ticked, the customer unticks what to keep back.
+      accounts: offered.map((a) => ({ ...describeAccount(a), checked: extra.chosen?.includes(a.id) ?? (byScope || offered.length === 1) })),
+      selection: request.detail === undefined ? (byScope ? 'many' : 'none') : request.detail.type === 'account_information' ? 'many' : 'one',
       error: extra.error,
     });
   };
@@ -232,7 +237,9 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const chosen = form.getAll('accounts');
     let granted: GrantDecision | undefined;
     try {
-      granted = request.detail === undefined ? undefined : grantedDetail(request.detail, await offeredAccounts(customerId, request.detail), chosen, form);
+      const offered = await offeredAccounts(customerId, request);
+      granted = request.detail !== undefined ? grantedDetail(request.detail, offered, chosen, form)
+        : asksAccountsByScope(request) ? accountsByScope(offered, chosen, form) : undefined;
     } catch (err) {
       if (!(err instanceof ChoiceInvalid)) throw err;
       ctx.status = 400;
@@ -241,7 +248,9 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     }
 
     const consentId = request.intentId ?? newConsentId(request.detail === undefined ? 'scope' : kindOf(request.detail));
-    const grantId = await saveGrant(provider, details, granted === undefined ? undefined : { ...granted, consentId } as GrantedDetail);
+    // Accounts shared by scope are recorded on the consent only: the tokens stay what the TPP asked
+    // for (no authorization_details it did not send), and the APIs read the consent.
+    const grantId = await saveGrant(provider, details, granted === undefined || request.detail === undefined ? undefined : { ...granted, consentId } as GrantedDetail);
     try {
       await consents.authorise({
         ...(request.intentId === undefined ? { newConsentId: consentId } : { intentId: request.intentId }),
@@ -321,6 +330,21 @@ function grantedDetail(
   }
   const { accounts: _requestedAccounts, ...rest } = requested;
   return { ...rest, permissions, accounts: chosen };
+}
+
+/** Account access asked for with the accounts scope alone (no intent, no authorization_details). */
+function asksAccountsByScope(request: PendingRequest): boolean {
+  return request.detail === undefined && request.scope.split(' ').includes(ACCOUNTS_SCOPE);
+}
+
+/**
+ * The accounts shared with a scope-only account consent, in the shape authorization_details use:
+ * those the customer left ticked (`account_choice=explicit` says the page's choice was sent), or
+ * every account they have when the form carried no choice at all.
+ */
+function accountsByScope(offered: CustomerAccount[], chosenIds: string[], form: URLSearchParams): GrantDecision {
+  const explicit = form.get('account_choice') === 'explicit' || chosenIds.length > 0;
+  return grantedDetail({ type: 'account_information', permissions: [...ACCOUNTS_SCOPE_PERMISSIONS] }, offered, explicit ? chosenIds : offered.map((a) => a.id), form);
 }
 
 /** The grant for this authorization: what the prompt says is missing, plus the granted details. */

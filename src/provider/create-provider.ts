@@ -219,11 +219,20 @@ export function createProvider(deps: ProviderDependencies): Provider {
       // RFC 7592: read, update (every check re-run, see registration-middleware.ts) and delete with
       // the registration access token, which is rotated on every update.
       registrationManagement: { enabled: true, rotateRegistrationAccessToken: true },
+      // RFC 8707. A request naming no resource is for the API its scopes belong to — unless it asks
+      // for OpenID Connect scopes alone: its access token is then for userinfo (OIDC Core §5.3).
       resourceIndicators: {
         enabled: true,
-        // undefined means "no default" (the token is then for userinfo only); the typings omit it.
-        defaultResource: (_ctx, _client, oneOf) => (oneOf ?? resourceServers.defaultIndicator()) as string,
-        useGrantedResource: () => true,
+        defaultResource: (ctx, _client, oneOf) => {
+          if (oneOf !== undefined) return oneOf;
+          const params = ctx.oidc.params ?? {};
+          if (params.authorization_details === undefined && resourceServers.onlyOidcScopes(params.scope)) return undefined;
+          return resourceServers.defaultIndicator();
+        },
+        // At the token endpoint the granted resource is used without being named (the README's flow:
+        // the code of `openid accounts` gives the API's token), except for a refresh that narrows the
+        // scope to OpenID Connect scopes (RFC 6749 §6): that asks for a userinfo token.
+        useGrantedResource: (ctx) => !resourceServers.onlyOidcScopes(ctx.oidc.params?.scope),
         getResourceServerInfo: (_ctx, indicator) => resourceServers.info(indicator),
       },
       rpInitiatedLogout: { enabled: false },

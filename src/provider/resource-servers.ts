@@ -13,11 +13,17 @@ export interface ResourceServerRegistry {
   defaultIndicator(): string | undefined;
   /** The resource server whose introspection client this is, if any. */
   byClientId(clientId: string): ResourceServerConfig | undefined;
+  /**
+   * Whether a `scope` value names OpenID Connect scopes only — none a resource server accepts. Such
+   * a request wants an access token for userinfo, which is no resource server.
+   */
+  onlyOidcScopes(scope: unknown): boolean;
 }
 
 export function createResourceServerRegistry(config: MoatConfig): ResourceServerRegistry {
   const byIndicator = new Map(config.resourceServers.map((rs) => [rs.identifier, rs]));
   const byClient = new Map(config.resourceServers.flatMap((rs) => (rs.client === undefined ? [] : [[rs.client.clientId, rs] as const])));
+  const apiScopes = new Set(config.resourceServers.flatMap((rs) => rs.scopes));
   const signingAlg = config.keys.algorithms[0];
   return {
     info(indicator) {
@@ -36,6 +42,11 @@ export function createResourceServerRegistry(config: MoatConfig): ResourceServer
     },
     byClientId(clientId) {
       return byClient.get(clientId);
+    },
+    onlyOidcScopes(scope) {
+      if (typeof scope !== 'string') return false;
+      const scopes = scope.split(' ').filter(Boolean);
+      return scopes.length > 0 && scopes.every((s) => !apiScopes.has(s));
     },
   };
 }

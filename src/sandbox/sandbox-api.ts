@@ -1,13 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import Router from '@koa/router';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
-import { checkSenderConstraint, renderTokenRejected, requireScope, tokenFromHeader, TokenRejected, type PresentedToken } from '../http/bearer-token.ts';
-import type { PresentedCertificate } from '../tls/client-certificate.ts';
+import { checkSenderConstraint, renderTokenRejected, requireScope, tokenFromHeader, TokenRejected, type PresentedToken, type SenderConstraintChecks } from '../http/bearer-token.ts';
 import type { GrantedDetail } from '../consents/authorization-details.ts';
 import { ConsentStateConflict } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
+import type { AccountDirectory, CustomerAccount } from '../customers/account-directory.ts';
 
 /*
  * A resource server inside the sandbox, so a TPP's first token has something to call — and so the
@@ -21,9 +20,10 @@ export const SANDBOX_API_PATH = '/sandbox-api';
 interface Deps {
   provider: Provider;
   issuer: string;
-  clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;
-  certificateRefusal?: (req: IncomingMessage) => string | undefined;
+  senderConstraint: SenderConstraintChecks;
   consents: ConsentService;
+  /** The customers' accounts: the same directory the consent screens offer them from. */
+  accounts: AccountDirectory;
 }
 
 type Ctx = ParameterizedContext;
@@ -46,9 +46,10 @@ export function createSandboxApiRouter(deps: Deps): Router {
     if (grant === undefined) throw new TokenRejected('invalid_token', 'the access token is not active');
     if (await deps.provider.Client.find(token.clientId!) === undefined) throw new TokenRejected('invalid_token', 'the client of this access token no longer exists');
     const aud = [token.aud ?? []].flat();
+    if (aud.length === 0) throw new TokenRejected('invalid_token', `this access token is for userinfo, not for ${audience}: call the API with the access token the code (or a refresh without scope=openid) gave`);
     if (!aud.includes(audience)) throw new TokenRejected('invalid_token', `the access token is not meant for ${audience}`);
     requireScope(token, scope);
-    await checkSenderConstraint(ctx, token as unknown as PresentedToken, value, deps.clientCertificate, deps.certificateRefusal);
+    await checkSenderConstraint(ctx, token as unknown as PresentedToken, value, deps.senderConstraint);
     return token;
   };
 
@@ -67,13 +68,17 @@ export function createSandboxApiRouter(deps: Deps): Router {
     }
   };
 
-  // What the customer granted decides what the API shows: the selected accounts, no others.
-  router.get('/accounts', handle('accounts', (token) => {
-    const granted = grantedDetails(token).find((d) => d.type === 'account_information');
-    if (granted?.type === 'account_information') {
-      return { data: { consentId: granted.consentId, permissions: granted.permissions, accounts: granted.accounts.map((a) => ({ ...a, balance: demoBalance(a.accountId) })) } };
+  // What the customer granted decides what the API shows: the accounts the consent records (an
+  // intent, authorization_details or scopes alone), as the account directory knows them, no others.
+  router.get('/accounts', handle('accounts', async (token) => {
+    const consent = await deps.consents.findByGrantId(token.grantId!);
+    const granted = consent?.granted;
+    if (consent === undefined || granted?.type !== 'account_information') {
+      throw new TokenRejected('insufficient_scope', 'this access token carries no consent to any account: ask the customer again, with scope accounts or an account_information consent', 403);
     }
-    return { data: { accounts: demoAccounts(token.accountId!) } };
+    const shared = new Set(granted.accounts.map((a) => a.accountId));
+    const accounts = (await deps.accounts.listForCustomer(token.accountId!)).filter((a) => shared.has(a.id));
+    return { data: { consentId: consent.id, permissions: granted.permissions, accounts: accounts.map(apiAccount) } };
   }));
 
   // A single-use payment consent is consumed by the payment it authorised.
@@ -99,14 +104,13 @@ function grantedDetails(token: AccessTokenOf): GrantedDetail[] {
   return Array.isArray(rar) ? rar as GrantedDetail[] : [];
 }
 
-function demoBalance(accountId: string): string {
-  return (createHash('sha256').update(accountId).digest().readUInt16BE(0) / 10).toFixed(2);
+function apiAccount(a: CustomerAccount) {
+  return {
+    accountId: a.id, schemeName: a.schemeName, identification: a.identification, currency: a.currency, nickname: a.nickname, accountType: a.accountType,
+    balance: demoBalance(a.id),
+  };
 }
 
-function demoAccounts(accountId: string): { accountId: string; currency: string; nickname: string; balance: string }[] {
-  const seed = createHash('sha256').update(accountId).digest();
-  return [
-    { accountId: `${accountId}-current`, currency: 'GBP', nickname: 'Current account', balance: (seed.readUInt16BE(0) / 10).toFixed(2) },
-    { accountId: `${accountId}-savings`, currency: 'GBP', nickname: 'Savings', balance: (seed.readUInt16BE(2) * 3 / 10).toFixed(2) },
-  ];
+function demoBalance(accountId: string): string {
+  return (createHash('sha256').update(accountId).digest().readUInt16BE(0) / 10).toFixed(2);
 }

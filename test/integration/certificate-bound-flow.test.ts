@@ -82,7 +82,7 @@ describe('a certificate-bound access token (RFC 8705)', () => {
     const res = await callApi(tpp.fetch, tokens.access_token);
     expect(res.status).toBe(200);
     const body = await res.json() as { data: { accounts: { accountId: string }[] } };
-    expect(body.data.accounts.map((a) => a.accountId)).toEqual(['cust-alice-current', 'cust-alice-savings']);
+    expect(body.data.accounts.map((a) => a.accountId)).toEqual(['acc-alice-current', 'acc-alice-euro', 'acc-alice-savings']);
   });
 
   it('is not introspectable by another TPP (it learns nothing: active false)', async () => {

@@ -63,7 +63,11 @@ describe('npm start on a fresh checkout', () => {
     const summary = JSON.parse(readFileSync(join(out, 'tpp.json'), 'utf8')) as Record<string, string>;
     const introspection = JSON.parse(/introspection: (.*)/.exec(stdout)![1]!) as Record<string, unknown>;
     expect(introspection).toEqual(expect.objectContaining({ active: true, sub: 'cust-alice', cnf: { 'x5t#S256': summary['x5t#S256'] } }));
-    expect(JSON.parse(/sandbox API: +(.*)/.exec(stdout)![1]!)).toEqual({ data: { accounts: expect.any(Array) } });
+    // Issue 14: the scope-only consent shares alice's own sandbox accounts (the script posts no
+    // account choice: all of them), as the account directory knows them — no made-up accounts.
+    const api = JSON.parse(/sandbox API: +(.*)/.exec(stdout)![1]!) as { data: { consentId: string; accounts: { accountId: string }[] } };
+    expect(api.data.consentId).toMatch(/^sc-/);
+    expect(api.data.accounts.map((a) => a.accountId)).toEqual(['acc-alice-current', 'acc-alice-euro', 'acc-alice-savings']);
   });
 
   it('refuses a second server on the same embedded database, naming the process that holds it', async () => {

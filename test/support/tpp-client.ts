@@ -261,6 +261,7 @@ export async function customerConsents(
       form.push(['permission_choice', 'explicit']);
       for (const g of options.permissionGroups) form.push(['permission_groups', g]);
     }
+    form.push(...options.extraFields ?? []);
     const consent = await browser.follow(`/interaction/${consentUid}/consent`, { method: 'POST', form });
     if (consent.location === undefined) throw new Error(`consent did not redirect to the TPP: ${consent.res.status} ${await consent.res.text()}`);
     return consent.location;
@@ -276,6 +277,8 @@ export interface CustomerChoices {
   accounts?: string[];
   /** Permission groups to keep (narrowing); all by default. */
   permissionGroups?: string[];
+  /** Further consent form fields, as a browser would send the page's hidden inputs. */
+  extraFields?: [string, string][];
 }
 
 /**
