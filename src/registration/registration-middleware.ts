@@ -59,10 +59,19 @@ export function createRegistrationMiddleware(deps: Deps): Middleware {
   return async (ctx, next) => {
     if (REGISTRATION_PATH.test(ctx.path) && ctx.method === 'POST') return register(ctx, next, deps);
     const client = CLIENT_PATH.exec(ctx.path);
-    if (client !== null && ctx.method === 'PUT') return update(ctx, next, deps, decodeURIComponent(client[1]!));
-    if (client !== null && ctx.method === 'DELETE') return remove(ctx, next, deps, decodeURIComponent(client[1]!));
+    if (client !== null && ctx.method === 'PUT') return update(ctx, next, deps, clientIdIn(client[1]!));
+    if (client !== null && ctx.method === 'DELETE') return remove(ctx, next, deps, clientIdIn(client[1]!));
     return next();
   };
+}
+
+/** The client id of a management path; a segment that is not percent-encoded UTF-8 names no client. */
+function clientIdIn(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new OAuthError('invalid_request', 'the client id in the path is not percent-encoded UTF-8 (RFC 3986 §2.1)');
+  }
 }
 
 /** RFC 7591 §3.1: a JSON body with a software_statement, or the same as a signed JWT. */

@@ -126,6 +126,18 @@ describe('RFC 7592 management', () => {
     }
   }
 
+  it.each(['PUT', 'DELETE'])('answers %s on a client path that is not percent-encoded UTF-8 with 400, without a certificate or token', async (method) => {
+    const bare = tlsFetch(creds.serverCaPem);
+    try {
+      const res = await bare(`${h.issuer}/register/%zz`, { method });
+      expect({ status: res.status, body: await res.json() }).toEqual({
+        status: 400, body: { error: 'invalid_request', error_description: 'the client id in the path is not percent-encoded UTF-8 (RFC 3986 §2.1)' },
+      });
+    } finally {
+      await bare.close();
+    }
+  });
+
   it('reads the registration with the registration access token, and nothing without it', async () => {
     const read = await manage('GET', rat);
     expect(read.status).toBe(200);
