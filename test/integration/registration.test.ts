@@ -35,11 +35,12 @@ async function register(body: Record<string, unknown>, cert: { certPem: string; 
 async function sandboxSsa(claims: Record<string, unknown>): Promise<string> {
   const material = await ensureSandboxMaterial(h.config.dataDir);
   const key = await importJWK(material.directory.privateJwk, 'ES256');
+  const now = Math.floor(Date.now() / 1000);
+  // A claim given as undefined is left out of the statement.
   return new SignJWT({
     software_id: tpp.summary.software_id, org_id: tpp.summary.org_id, org_status: 'Active', software_roles: ['AISP'],
-    software_redirect_uris: ['https://localhost:3000/callback'], software_client_name: 'x', exp: Math.floor(Date.now() / 1000) + 3600, ...claims,
-  }).setProtectedHeader({ alg: 'ES256', kid: material.directory.privateJwk.kid }).setIssuer('moat-sandbox-directory')
-    .setIssuedAt().sign(key);
+    software_redirect_uris: ['https://localhost:3000/callback'], software_client_name: 'x', iat: now, exp: now + 3600, ...claims,
+  }).setProtectedHeader({ alg: 'ES256', kid: material.directory.privateJwk.kid }).setIssuer('moat-sandbox-directory').sign(key);
 }
 
 describe('registration with a software statement (RFC 7591)', () => {
@@ -118,6 +119,34 @@ describe('registration with a software statement (RFC 7591)', () => {
   it('refuses an expired statement', async () => {
     const expired = await sandboxSsa({ exp: Math.floor(Date.now() / 1000) - 120 });
     expect(await register({ ...tpp.registration, software_statement: expired })).toEqual({ status: 400, body: { error: 'invalid_software_statement', error_description: 'software_statement has expired' } });
+  });
+
+  describe('freshness of the statement (RFC 7519 §4.1.4, §4.1.6)', () => {
+    it('refuses a statement without iat', async () => {
+      const undated = await sandboxSsa({ iat: undefined });
+      expect(await register({ ...tpp.registration, software_statement: undated })).toEqual({
+        status: 400, body: { error: 'invalid_software_statement', error_description: 'software_statement lacks iat, the time the directory issued it' },
+      });
+    });
+
+    it('refuses a statement dated an hour in the future (beyond the 10 s clock skew of FAPI 2.0 SP §5.3.2.1)', async () => {
+      const future = await sandboxSsa({ iat: Math.floor(Date.now() / 1000) + 3600, exp: Math.floor(Date.now() / 1000) + 7200 });
+      expect(await register({ ...tpp.registration, software_statement: future })).toEqual({
+        status: 400, body: { error: 'invalid_software_statement', error_description: 'software_statement is dated in the future (iat); a directory issues statements for now' },
+      });
+    });
+
+    it('accepts an iat a few seconds ahead of this server\'s clock', async () => {
+      const ahead = await sandboxSsa({ iat: Math.floor(Date.now() / 1000) + 5 });
+      expect((await register({ ...tpp.registration, software_statement: ahead })).status).toBe(201);
+    });
+
+    it('refuses a statement without exp from a directory whose statements must carry one (claimStyle uk-ob)', async () => {
+      const unbounded = await sandboxSsa({ exp: undefined });
+      expect(await register({ ...tpp.registration, software_statement: unbounded })).toEqual({
+        status: 400, body: { error: 'invalid_software_statement', error_description: 'software_statement lacks exp; statements of Moat sandbox directory must say when they expire' },
+      });
+    });
   });
 
   it('refuses an organisation whose directory status is not Active', async () => {
