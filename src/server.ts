@@ -15,6 +15,7 @@ import { createCustomerSessions } from './dashboard/customer-sessions.ts';
 import { createCsrf } from './http/csrf.ts';
 import { listenOn } from './http/listen.ts';
 import { createRateLimitMiddleware } from './http/rate-limits.ts';
+import { storableProviderInput } from './http/storable-input.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
 import { clusterMetricsSource } from './cluster/cluster.ts';
 import { createThreatProtection, type ThreatProtection } from './threats/threat-protection.ts';
@@ -30,6 +31,7 @@ import { loadOrCreateSigningKeys, providerJwks } from './keys/signing-keys.ts';
 import type { Logger } from './observability/logger.ts';
 import { attachProviderEventLogging } from './observability/provider-events.ts';
 import { createProvider, guardQuarantinedClients } from './provider/create-provider.ts';
+import { giveBackCodeOnServerError } from './provider/token-failure.ts';
 import { createRegistrationMiddleware } from './registration/registration-middleware.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
@@ -178,6 +180,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       ? createAdminServer({ metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, logger, credentials: await loadAdminCredentials(config.admin) })
       : undefined;
     provider.use(consentProviderMiddleware(consents));
+    provider.use(giveBackCodeOnServerError(logger));
 
     // What each TPP call looked like to Moat, for the TPP to read back (sandbox by default).
     const diagnostics = (config.diagnostics.enabled ?? config.mode === 'sandbox')
@@ -221,7 +224,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         ]),
         ...(diagnostics === undefined ? [] : [diagnostics.router]),
       ],
-      beforeProvider: [registration],
+      beforeProvider: [registration, storableProviderInput()],
       ready,
     });
 

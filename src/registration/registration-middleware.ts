@@ -8,7 +8,8 @@ import { SOFTWARE_ROLE_FOR_PSD2, type Psd2Role } from '../certificates/psd2-qc-s
 import type { RevocationChecker } from '../certificates/revocation-checker.ts';
 import type { MoatConfig } from '../config/schema.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
-import { readJsonObject, readRawBody } from '../http/read-body.ts';
+import { readJsonObject, readText } from '../http/read-body.ts';
+import { unstorableText } from '../http/storable-text.ts';
 import { OAuthError } from '../http/oauth-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ModelStore } from '../storage/model-store.ts';
@@ -77,7 +78,10 @@ function clientIdIn(segment: string): string {
 /** RFC 7591 §3.1: a JSON body with a software_statement, or the same as a signed JWT. */
 async function readRegistrationRequest(ctx: Ctx, deps: Deps): Promise<{ body: Record<string, unknown>; ssa: SoftwareStatement }> {
   if (ctx.is('application/jwt')) {
-    const jwt = (await readRawBody(ctx.req)).toString('utf8').trim();
+    const jwt = (await readText(ctx.req, 'invalid_client_metadata')).trim();
+    // Its claims, the software statement's included, are metadata to store.
+    const problem = unstorableText(jwt);
+    if (problem !== undefined) throw new OAuthError('invalid_client_metadata', problem);
     const verified = await verifySignedRegistrationRequest(jwt, { issuer: deps.config.issuer, directories: deps.directories, replay: deps.replay });
     // oidc-provider accepts only JSON on its registration endpoints; what it is handed from here on
     // is the verified request's metadata as JSON (set on ctx.request.body below).
@@ -87,7 +91,7 @@ async function readRegistrationRequest(ctx: Ctx, deps: Deps): Promise<{ body: Re
   if (!ctx.is('application/json')) {
     throw new OAuthError('invalid_request', 'registration requests are application/json with a software_statement, or a signed application/jwt');
   }
-  const body = await readJsonObject(ctx.req);
+  const body = await readJsonObject(ctx.req, 'invalid_client_metadata');
   return { body, ssa: await verifySoftwareStatement(body.software_statement, deps.directories) };
 }
 
