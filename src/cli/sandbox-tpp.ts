@@ -6,7 +6,7 @@ import { sandboxRevocationPointers } from '../sandbox/sandbox-pki.ts';
 import type { CliIo } from './io.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
 
-const USAGE = 'usage: moat sandbox tpp --name NAME --out DIR [--roles AISP,PISP,CBPII] [--redirect-uri URL ...] [--logo-uri URL] [--json] [--config FILE]\n';
+const USAGE = 'usage: moat sandbox tpp --name NAME --out DIR [--roles AISP,PISP,CBPII] [--redirect-uri URL ...] [--json] [--config FILE]\n';
 const KNOWN_ROLES = ['AISP', 'PISP', 'CBPII'];
 
 /**
@@ -20,7 +20,7 @@ export async function sandboxTppCommand(args: string[], io: CliIo): Promise<numb
       args,
       options: {
         name: { type: 'string' }, out: { type: 'string' }, roles: { type: 'string' },
-        'redirect-uri': { type: 'string', multiple: true }, 'logo-uri': { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' },
+        'redirect-uri': { type: 'string', multiple: true }, json: { type: 'boolean' }, config: { type: 'string' },
       },
       strict: true,
     }));
@@ -44,12 +44,6 @@ export async function sandboxTppCommand(args: string[], io: CliIo): Promise<numb
       return 2;
     }
   }
-  const logoUri = values['logo-uri'];
-  if (logoUri !== undefined && (!URL.canParse(logoUri) || !logoUri.startsWith('https://'))) {
-    // The consent page shows only https logos.
-    io.stderr.write(`moat: --logo-uri ${logoUri} must be an https URL\n`);
-    return 2;
-  }
   const loaded = loadConfigOrReport(values.config === undefined ? [] : ['--config', values.config], io);
   if ('exitCode' in loaded) return loaded.exitCode;
   const { config } = loaded.loaded;
@@ -63,7 +57,6 @@ export async function sandboxTppCommand(args: string[], io: CliIo): Promise<numb
     // eIDAS style, with the sandbox CA's OCSP responder and CRL: every lifecycle path can be rehearsed.
     eidas: true, ...sandboxRevocationPointers(config.issuer),
     ...(values['redirect-uri'] === undefined ? {} : { redirectUris: values['redirect-uri'] }),
-    ...(logoUri === undefined ? {} : { logoUri }),
   });
   const summary = writeSandboxTpp(tpp, resolve(io.cwd, values.out));
   if (values.json === true) {
