@@ -72,7 +72,7 @@ describe('the consent page', () => {
     }, { h, tpp: target });
   }
 
-  it('shows the logo the directory vouches for (software_logo_uri), never one the registration request sent', async () => {
+  it('shows the logo the directory vouches for (software_logo_uri, RFC 7591 §2.3), never one the registration request sent', async () => {
     const vouched = await onboardTpp(h, { roles: ['AISP'], logoUri: 'https://directory.example/logos/test-fintech.png' });
     const unsigned = await onboardTpp(h, { roles: ['AISP'], registration: { logo_uri: 'https://attacker.example/your-bank.png' } });
     try {
