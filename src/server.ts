@@ -15,6 +15,7 @@ import { createCustomerSessions } from './dashboard/customer-sessions.ts';
 import { createCsrf } from './http/csrf.ts';
 import { listenOn } from './http/listen.ts';
 import { createRateLimitMiddleware } from './http/rate-limits.ts';
+import { storableProviderInput } from './http/storable-input.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
 import { clusterMetricsSource } from './cluster/cluster.ts';
 import { createThreatProtection, type ThreatProtection } from './threats/threat-protection.ts';
@@ -32,6 +33,7 @@ import { attachProviderEventLogging } from './observability/provider-events.ts';
 import { createProvider, guardQuarantinedClients } from './provider/create-provider.ts';
 import { actionableErrors } from './provider/actionable-errors.ts';
 import { createDpopNonces } from './provider/internals.ts';
+import { giveBackCodeOnServerError } from './provider/token-failure.ts';
 import { createRegistrationMiddleware } from './registration/registration-middleware.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
@@ -181,6 +183,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       : undefined;
     provider.use(consentProviderMiddleware(consents));
     provider.use(actionableErrors(provider));
+    provider.use(giveBackCodeOnServerError(logger));
 
     // What each TPP call looked like to Moat, for the TPP to read back (sandbox by default).
     const diagnostics = (config.diagnostics.enabled ?? config.mode === 'sandbox')
@@ -229,7 +232,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         ]),
         ...(diagnostics === undefined ? [] : [diagnostics.router]),
       ],
-      beforeProvider: [registration],
+      beforeProvider: [registration, storableProviderInput()],
       ready,
     });
 

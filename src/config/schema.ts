@@ -72,8 +72,17 @@ const directorySchema = z.strictObject({
   orgIdPrefix: z.string().optional(),
   /** The directory's role names mapped to Moat's (AISP, PISP, CBPII). Default by claimStyle. */
   roleMap: z.record(z.string().min(1), z.string().min(1)).optional(),
-  /** Maximum SSA age in seconds where the ecosystem sets one; unset means only `exp` counts. */
+  /**
+   * Maximum SSA age (now − `iat`) in seconds where the ecosystem sets one. Default by claimStyle:
+   * 300 for `brazil` (Open Finance Brasil's rule), none for `uk-ob` (then `exp` bounds the statement).
+   */
   maxSsaAgeSeconds: z.number().int().positive().optional(),
+  /**
+   * Whether the directory's software statements must carry `exp`. Default by claimStyle: required
+   * for `uk-ob`, not for `brazil` (its SSAs carry none; their maximum age bounds them). A statement
+   * with neither `exp` nor a maximum age would be good forever, so `false` needs a maximum age.
+   */
+  requireSsaExp: z.boolean().optional(),
 }).refine((d) => (d.jwksFile === undefined) !== (d.jwksUri === undefined), {
   message: 'set exactly one of jwksFile or jwksUri',
 });

@@ -14,6 +14,8 @@ export interface TrustedDirectory {
   /** The directory's role names → Moat's; names not listed are kept as they are. */
   roleMap: Readonly<Record<string, string>>;
   maxSsaAgeSeconds?: number;
+  /** Whether its software statements must carry `exp`. */
+  requireSsaExp: boolean;
   /** Its signing keys: a local JWKS, or its jwks_uri fetched over TLS and cached by jose. */
   keys: JWTVerifyGetKey;
 }
@@ -23,10 +25,11 @@ const REMOTE_JWKS_CACHE_MS = 10 * 60 * 1000;
 
 /** What each claim style implies unless the directory's configuration says otherwise. */
 const CLAIM_STYLES = {
-  'uk-ob': { orgIdAttribute: 'OU', orgIdPrefix: '', roleMap: {}, maxSsaAgeSeconds: undefined },
+  // UK OB: no ecosystem-wide SSA age, so each statement must say when it expires.
+  'uk-ob': { orgIdAttribute: 'OU', orgIdPrefix: '', roleMap: {}, maxSsaAgeSeconds: undefined, requireSsaExp: true },
   // Open Finance Brasil DCR: roles DADOS (data) and PAGTO (payments); organizationIdentifier
-  // OFBBR-<org_id> in the certificate; the directory's SSAs live 5 minutes.
-  brazil: { orgIdAttribute: '2.5.4.97', orgIdPrefix: 'OFBBR-', roleMap: { DADOS: 'AISP', PAGTO: 'PISP' }, maxSsaAgeSeconds: 300 },
+  // OFBBR-<org_id> in the certificate; the directory's SSAs carry no exp and live 5 minutes from iat.
+  brazil: { orgIdAttribute: '2.5.4.97', orgIdPrefix: 'OFBBR-', roleMap: { DADOS: 'AISP', PAGTO: 'PISP' }, maxSsaAgeSeconds: 300, requireSsaExp: false },
 } as const;
 
 export function createDirectoryKeys(directories: readonly DirectoryConfig[]): Map<string, TrustedDirectory> {
@@ -39,6 +42,7 @@ export function createDirectoryKeys(directories: readonly DirectoryConfig[]): Ma
     orgIdAttribute: d.orgIdAttribute ?? style.orgIdAttribute,
     orgIdPrefix: d.orgIdPrefix ?? style.orgIdPrefix,
     roleMap: d.roleMap ?? style.roleMap,
+    requireSsaExp: d.requireSsaExp ?? style.requireSsaExp,
     ...(maxAge === undefined ? {} : { maxSsaAgeSeconds: maxAge }),
     keys: d.jwksFile !== undefined
       ? createLocalJWKSet(publicOnly(JSON.parse(readFileSync(d.jwksFile, 'utf8')) as JSONWebKeySet, d.jwksFile))

@@ -8,7 +8,8 @@ import { SOFTWARE_ROLE_FOR_PSD2, type Psd2Role } from '../certificates/psd2-qc-s
 import type { RevocationChecker } from '../certificates/revocation-checker.ts';
 import type { MoatConfig } from '../config/schema.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
-import { readJsonObject, readRawBody } from '../http/read-body.ts';
+import { readJsonObject, readText } from '../http/read-body.ts';
+import { unstorableText } from '../http/storable-text.ts';
 import { OAuthError } from '../http/oauth-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ModelStore } from '../storage/model-store.ts';
@@ -59,16 +60,28 @@ export function createRegistrationMiddleware(deps: Deps): Middleware {
   return async (ctx, next) => {
     if (REGISTRATION_PATH.test(ctx.path) && ctx.method === 'POST') return register(ctx, next, deps);
     const client = CLIENT_PATH.exec(ctx.path);
-    if (client !== null && ctx.method === 'PUT') return update(ctx, next, deps, decodeURIComponent(client[1]!));
-    if (client !== null && ctx.method === 'DELETE') return remove(ctx, next, deps, decodeURIComponent(client[1]!));
+    if (client !== null && ctx.method === 'PUT') return update(ctx, next, deps, clientIdIn(client[1]!));
+    if (client !== null && ctx.method === 'DELETE') return remove(ctx, next, deps, clientIdIn(client[1]!));
     return next();
   };
+}
+
+/** The client id of a management path; a segment that is not percent-encoded UTF-8 names no client. */
+function clientIdIn(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new OAuthError('invalid_request', 'the client id in the path is not percent-encoded UTF-8 (RFC 3986 §2.1)');
+  }
 }
 
 /** RFC 7591 §3.1: a JSON body with a software_statement, or the same as a signed JWT. */
 async function readRegistrationRequest(ctx: Ctx, deps: Deps): Promise<{ body: Record<string, unknown>; ssa: SoftwareStatement }> {
   if (ctx.is('application/jwt')) {
-    const jwt = (await readRawBody(ctx.req)).toString('utf8').trim();
+    const jwt = (await readText(ctx.req, 'invalid_client_metadata')).trim();
+    // Its claims, the software statement's included, are metadata to store.
+    const problem = unstorableText(jwt);
+    if (problem !== undefined) throw new OAuthError('invalid_client_metadata', problem);
     const verified = await verifySignedRegistrationRequest(jwt, { issuer: deps.config.issuer, directories: deps.directories, replay: deps.replay });
     // oidc-provider accepts only JSON on its registration endpoints; what it is handed from here on
     // is the verified request's metadata as JSON (set on ctx.request.body below).
@@ -78,7 +91,7 @@ async function readRegistrationRequest(ctx: Ctx, deps: Deps): Promise<{ body: Re
   if (!ctx.is('application/json')) {
     throw new OAuthError('invalid_request', 'registration requests are application/json with a software_statement, or a signed application/jwt');
   }
-  const body = await readJsonObject(ctx.req);
+  const body = await readJsonObject(ctx.req, 'invalid_client_metadata');
   return { body, ssa: await verifySoftwareStatement(body.software_statement, deps.directories) };
 }
 

@@ -95,25 +95,109 @@ export function registrationMetadata(
   metadata.dpop_bound_access_tokens = dpop;
   metadata.tls_client_certificate_bound_access_tokens = !dpop;
 
+  for (const from of FROM_STATEMENT) applyStatementValue(metadata, request, ssa, from);
   // The client's keys are the ones its directory vouches for.
-  if (request.jwks !== undefined || request.jwks_uri !== undefined) {
-    throw new OAuthError('invalid_client_metadata', 'jwks and jwks_uri come from the software statement (software_jwks / software_jwks_endpoint); do not send them');
-  }
-  delete metadata.jwks;
-  delete metadata.jwks_uri;
-  if (ssa.jwks !== undefined) metadata.jwks = ssa.jwks;
-  else if (ssa.jwksUri !== undefined) metadata.jwks_uri = ssa.jwksUri;
-  else if (method === 'private_key_jwt') {
+  if (metadata.jwks === undefined && metadata.jwks_uri === undefined && method === 'private_key_jwt') {
     throw new OAuthError('invalid_software_statement', 'private_key_jwt needs the TPP keys in the software statement (software_jwks or software_jwks_endpoint)');
   }
-
-  metadata.software_id = ssa.softwareId;
-  metadata.org_id = ssa.orgId;
-  metadata.software_roles = ssa.roles;
-  if (ssa.orgName !== undefined) metadata.org_name = ssa.orgName;
-  metadata.client_name = ssa.clientName ?? optionalString(request, 'client_name') ?? ssa.softwareId;
-  if (typeof ssa.claims.software_version === 'string') metadata.software_version = ssa.claims.software_version;
+  // What the customer is shown as the application's name is the directory's, else its software id.
+  metadata.client_name ??= ssa.softwareId;
   return metadata;
+}
+
+/**
+ * Client metadata the software statement supplies. RFC 7591 §2.3: the statement's values "MUST take
+ * precedence over those conveyed using plain JSON elements". Precedence is not prohibition: a
+ * request may repeat them (client libraries and conformance suites send the statement's jwks or
+ * jwks_uri; an RFC 7592 update sends back the registration it was given), but it may not contradict
+ * them: a different value is refused naming the field and the statement's value (UK OBIE DCR 3.2:
+ * "If specified, the software_id in the request MUST match the software_id specified in the SSA").
+ */
+interface FromStatement {
+  /** The client metadata field. */
+  field: string;
+  /** The statement claim it comes from, as errors name it. */
+  claim: (ssa: SoftwareStatement) => string;
+  /** What is registered from the statement; undefined when the statement is silent. */
+  value: (ssa: SoftwareStatement) => unknown;
+  /** The statement's own spelling of the same value, also accepted in a request (the directory's role names). */
+  raw?: (ssa: SoftwareStatement) => unknown;
+  /**
+   * Where the statement is silent: `request` keeps the request's value; `never` drops it (what the
+   * customer is shown about who asks comes from the directory or not at all, RFC 7591 §3.2.1 lets a
+   * server replace requested values); `refused` refuses it (keys come only from the directory).
+   */
+  whenSilent: 'request' | 'never' | 'refused';
+  /** Compared as sets (order carries no meaning). */
+  unordered?: boolean;
+}
+
+const claimOf = (name: string) => () => name;
+const stringClaim = (name: string) => (ssa: SoftwareStatement) => (typeof ssa.claims[name] === 'string' ? ssa.claims[name] : undefined);
+
+const JWKS_URI: FromStatement = {
+  field: 'jwks_uri', claim: (ssa) => (typeof ssa.claims.software_jwks_uri === 'string' ? 'software_jwks_uri' : 'software_jwks_endpoint'),
+  // A statement with both gives its keys once: by value.
+  value: (ssa) => (ssa.jwks === undefined ? ssa.jwksUri : undefined), whenSilent: 'refused',
+};
+
+const FROM_STATEMENT: readonly FromStatement[] = [
+  { field: 'software_id', claim: claimOf('software_id'), value: (ssa) => ssa.softwareId, whenSilent: 'never' },
+  { field: 'org_id', claim: claimOf('org_id'), value: (ssa) => ssa.orgId, whenSilent: 'never' },
+  { field: 'org_name', claim: claimOf('org_name'), value: (ssa) => ssa.orgName, whenSilent: 'never' },
+  { field: 'software_roles', claim: claimOf('software_roles'), value: (ssa) => ssa.roles, raw: (ssa) => ssa.claims.software_roles, whenSilent: 'never', unordered: true },
+  { field: 'client_name', claim: claimOf('software_client_name'), value: (ssa) => ssa.clientName, whenSilent: 'never' },
+  { field: 'logo_uri', claim: claimOf('software_logo_uri'), value: stringClaim('software_logo_uri'), whenSilent: 'never' },
+  { field: 'client_uri', claim: claimOf('software_client_uri'), value: stringClaim('software_client_uri'), whenSilent: 'never' },
+  { field: 'policy_uri', claim: claimOf('software_policy_uri'), value: stringClaim('software_policy_uri'), whenSilent: 'request' },
+  { field: 'tos_uri', claim: claimOf('software_tos_uri'), value: stringClaim('software_tos_uri'), whenSilent: 'request' },
+  { field: 'software_version', claim: claimOf('software_version'), value: stringClaim('software_version'), whenSilent: 'request' },
+  { field: 'jwks', claim: claimOf('software_jwks'), value: (ssa) => ssa.jwks, whenSilent: 'refused' },
+  JWKS_URI,
+];
+
+function applyStatementValue(metadata: Record<string, unknown>, request: Record<string, unknown>, ssa: SoftwareStatement, from: FromStatement): void {
+  const { field } = from;
+  const sent = request[field];
+  const vouched = from.value(ssa);
+  if (vouched === undefined) {
+    if (sent !== undefined && from.whenSilent === 'refused') {
+      throw new OAuthError('invalid_client_metadata', ssa.jwks === undefined && ssa.jwksUri === undefined
+        ? `${field}: the TPP's keys come only from the software statement (software_jwks or software_jwks_endpoint), and this one names none`
+        : `${field} conflicts with the software statement, which gives the TPP's keys ${ssa.jwks !== undefined ? 'by value (software_jwks)' : `at ${JWKS_URI.claim(ssa)} ${shown(ssa.jwksUri)}`}; leave ${field} out (RFC 7591 §2.3)`);
+    }
+    if (from.whenSilent !== 'request') delete metadata[field];
+    return;
+  }
+  if (sent !== undefined && !sameValue(sent, vouched, from.unordered) && !(from.raw !== undefined && sameValue(sent, from.raw(ssa), from.unordered))) {
+    throw new OAuthError('invalid_client_metadata', `${field} ${shown(sent)} differs from the software statement's ${from.claim(ssa)} ${shown(vouched)}; send the statement's value or leave ${field} out (RFC 7591 §2.3)`);
+  }
+  metadata[field] = vouched;
+}
+
+/** JSON equality: object members in any order; arrays in order unless `unordered`; a JWKS's keys in any order. */
+function sameValue(a: unknown, b: unknown, unordered = false): boolean {
+  return canonical(a, unordered) === canonical(b, unordered);
+}
+
+function canonical(value: unknown, unordered = false): string {
+  if (Array.isArray(value)) {
+    const members = value.map((v) => canonical(v));
+    return `[${(unordered ? members.sort() : members).join(',')}]`;
+  }
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v, k === 'keys')}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** A value as an error shows it: a JWKS by its key ids, anything else as JSON, never at length. */
+function shown(value: unknown): string {
+  const keys = (value as { keys?: unknown } | null)?.keys;
+  if (Array.isArray(keys)) return `(keys ${keys.map((k) => String((k as { kid?: unknown }).kid ?? '?')).join(', ') || 'none'})`;
+  const json = JSON.stringify(value) ?? String(value);
+  return json.length > 200 ? `${json.slice(0, 200)}…` : json;
 }
 
 /** Registration happens over mTLS with a trusted transport certificate of the SSA's organisation. */

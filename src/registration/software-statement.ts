@@ -18,9 +18,14 @@ export interface SoftwareStatement {
   claims: Record<string, unknown>;
 }
 
+/** FAPI 2.0 SP §5.3.2.1 (clock skew): an `iat` or `nbf` up to 10 s in the future is the clocks', not the issuer's. */
+const CLOCK_SKEW_SECONDS = 10;
+
 /**
  * Verifies an SSA against the keys of the directory named by its `iss` — only keys configured for
- * that directory, never a `jwk`/`x5c`/`jku` carried in the statement (RFC 7591 §2.3).
+ * that directory, never a `jwk`/`x5c`/`jku` carried in the statement (RFC 7591 §2.3). A statement
+ * must be fresh: `iat` present and not in the future, within the directory's maximum age, and
+ * with an `exp` where the directory requires one (RFC 7519 §4.1.4, §4.1.6).
  */
 export async function verifySoftwareStatement(
   ssa: unknown,
@@ -46,11 +51,16 @@ export async function verifySoftwareStatement(
       issuer: directory.issuer,
       algorithms: [...SIGNING_ALGORITHMS],
       currentDate: now,
-      clockTolerance: 10,
+      clockTolerance: CLOCK_SKEW_SECONDS,
+      requiredClaims: directory.requireSsaExp ? ['iat', 'exp'] : ['iat'],
       ...(directory.maxSsaAgeSeconds === undefined ? {} : { maxTokenAge: directory.maxSsaAgeSeconds }),
     }));
   } catch (err) {
     throw new OAuthError('invalid_software_statement', describeJoseFailure(err, directory), { cause: err });
+  }
+  // jose compares iat with the clock only when it checks an age; a statement from the future is never fresh.
+  if ((claims.iat as number) > now.getTime() / 1000 + CLOCK_SKEW_SECONDS) {
+    throw new OAuthError('invalid_software_statement', FUTURE_IAT);
   }
   const softwareId = requiredString(claims, 'software_id');
   const orgId = requiredString(claims, 'org_id');
@@ -72,13 +82,21 @@ export async function verifySoftwareStatement(
   };
 }
 
+const FUTURE_IAT = 'software_statement is dated in the future (iat); a directory issues statements for now';
+
 function describeJoseFailure(err: unknown, directory: TrustedDirectory): string {
   if (err instanceof joseErrors.JWTExpired) {
     return err.claim === 'iat' && directory.maxSsaAgeSeconds !== undefined
       ? `software_statement is older than the ${directory.maxSsaAgeSeconds} s ${directory.name} allows (iat); fetch a fresh one`
       : 'software_statement has expired';
   }
-  if (err instanceof joseErrors.JWTClaimValidationFailed) return `software_statement claim check failed: ${err.claim} ${err.reason}`;
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    if (err.claim === 'iat' && err.reason === 'missing') return 'software_statement lacks iat, the time the directory issued it';
+    if (err.claim === 'exp' && err.reason === 'missing') return `software_statement lacks exp; statements of ${directory.name} must say when they expire`;
+    if (err.claim === 'iat' && err.reason === 'check_failed') return FUTURE_IAT;
+    if (err.reason === 'invalid') return `software_statement ${err.claim} must be a NumericDate (seconds since the epoch)`;
+    return `software_statement claim check failed: ${err.claim} ${err.reason}`;
+  }
   if (err instanceof joseErrors.JWKSNoMatchingKey) return `software_statement is signed with a key ${directory.name} does not publish`;
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return `software_statement signature does not verify with ${directory.name}'s keys`;
   if (err instanceof joseErrors.JOSEAlgNotAllowed) return 'software_statement must be signed with PS256, ES256 or EdDSA';

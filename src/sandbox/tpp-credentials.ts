@@ -31,6 +31,8 @@ export interface SandboxTppOptions {
   eidas?: boolean;
   /** The roles in the certificate's QCStatement, when they differ from the SSA's (the regulator's word). */
   certificateRoles?: string[];
+  /** The TPP's logo, vouched for in the statement (software_logo_uri): the one the consent page shows. */
+  logoUri?: string;
   /** Revocation pointers put in the transport certificate (the sandbox's own, or a test's). */
   ocspUrl?: string;
   crlUrl?: string;
@@ -101,6 +103,7 @@ export async function issueSandboxTpp(material: SandboxMaterial, options: Sandbo
     software_roles: roles,
     software_redirect_uris: redirectUris,
     software_jwks: { keys: [publicSigning] },
+    ...(options.logoUri === undefined ? {} : { software_logo_uri: options.logoUri }),
     org_id: orgId,
     org_name: options.name,
     org_status: 'Active',

@@ -92,3 +92,11 @@ it('refuses an SSA older than the 5 minutes the Brazilian directory allows', asy
   expect(res.body.error).toBe('invalid_software_statement');
   expect(res.body.error_description).toBe('software_statement is older than the 300 s Open Finance Brasil (test) allows (iat); fetch a fresh one');
 });
+
+it('accepts an SSA without exp, bounded by its age (Open Finance Brasil), but not one dated in the future', async () => {
+  expect((await register(await brazilTpp())).status).toBe(201);
+  const res = await register(await brazilTpp({ iat: Math.floor(Date.now() / 1000) + 3600 }));
+  expect(res).toEqual({
+    status: 400, body: { error: 'invalid_software_statement', error_description: 'software_statement is dated in the future (iat); a directory issues statements for now' },
+  });
+});

@@ -124,6 +124,28 @@ describe('authorization codes (FAPI 2.0 SP §5.3.2.1: single use)', () => {
     }
   });
 
+  it('stays redeemable when the token request fails inside Moat after taking the code', async () => {
+    const { params, codeVerifier } = await authorize(h, tpp);
+    const redeem = () => oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch });
+    // A store refusing the refresh token's write (a real Postgres or PGlite error): the failure
+    // comes after oidc-provider has consumed the code and saved the access token.
+    await h.moat.storage.sql.query("ALTER TABLE oidc_model ADD CONSTRAINT test_refuses_refresh_tokens CHECK (model <> 'RefreshToken') NOT VALID");
+    let failed: Response;
+    try {
+      failed = await redeem();
+    } finally {
+      await h.moat.storage.sql.query('ALTER TABLE oidc_model DROP CONSTRAINT test_refuses_refresh_tokens');
+    }
+    expect(failed.status).toBe(500);
+    expect(h.logs).toContainEqual(expect.objectContaining({ event: 'token.code_given_back', clientId: tpp.client.client_id }));
+    const retried = await redeem();
+    expect(retried.status).toBe(200);
+    const tokens = await oauth.processAuthorizationCodeResponse(tpp.as, tpp.client, retried);
+    expect((await introspect(tpp, tokens.access_token)).active).toBe(true);
+    // And it is single-use again once redeemed.
+    expect((await redeem()).status).toBe(400);
+  });
+
   it('revokes the tokens issued from a code when the code is replayed', async () => {
     const { params, codeVerifier } = await authorize(h, tpp);
     const first = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch });

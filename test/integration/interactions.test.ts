@@ -64,6 +64,31 @@ describe('the login page', () => {
 });
 
 describe('the consent page', () => {
+  async function consentPageOf(target: RegisteredTpp): Promise<string> {
+    return withBrowser(async (browser) => {
+      const { uid, csrf } = await startAuthorization(browser, { h, tpp: target });
+      const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf } });
+      return login.res.text();
+    }, { h, tpp: target });
+  }
+
+  it('shows the logo the directory vouches for (software_logo_uri, RFC 7591 §2.3), never one the registration request sent', async () => {
+    const vouched = await onboardTpp(h, { roles: ['AISP'], logoUri: 'https://directory.example/logos/test-fintech.png' });
+    const unsigned = await onboardTpp(h, { roles: ['AISP'], registration: { logo_uri: 'https://attacker.example/your-bank.png' } });
+    try {
+      expect(vouched.client.logo_uri).toBe('https://directory.example/logos/test-fintech.png');
+      expect(await consentPageOf(vouched)).toContain('<img class="tpp-logo" src="https://directory.example/logos/test-fintech.png"');
+      // RFC 7591 §3.2.1: the server may replace a requested value; the response shows what was registered.
+      expect(unsigned.client.logo_uri).toBeUndefined();
+      const page = await consentPageOf(unsigned);
+      expect(page).toContain('Test Fintech is asking for access');
+      expect(page).not.toContain('attacker.example');
+    } finally {
+      await vouched.close();
+      await unsigned.close();
+    }
+  });
+
   it('shows who asks, what in plain words, the customer\'s accounts to choose from, and the form of the contract', () => withBrowser(async (browser) => {
     const { requestUri } = await pushAuthorization(tpp, { extraParams: { authorization_details: JSON.stringify([{
       type: 'account_information', permissions: ['ReadBalances', 'ReadStatementsDetail'], expirationDateTime: '2031-03-01T00:00:00Z',

@@ -126,6 +126,18 @@ describe('RFC 7592 management', () => {
     }
   }
 
+  it.each(['PUT', 'DELETE'])('answers %s on a client path that is not percent-encoded UTF-8 with 400, without a certificate or token', async (method) => {
+    const bare = tlsFetch(creds.serverCaPem);
+    try {
+      const res = await bare(`${h.issuer}/register/%zz`, { method });
+      expect({ status: res.status, body: await res.json() }).toEqual({
+        status: 400, body: { error: 'invalid_request', error_description: 'the client id in the path is not percent-encoded UTF-8 (RFC 3986 §2.1)' },
+      });
+    } finally {
+      await bare.close();
+    }
+  });
+
   it('reads the registration with the registration access token, and nothing without it', async () => {
     const read = await manage('GET', rat);
     expect(read.status).toBe(200);
@@ -141,6 +153,16 @@ describe('RFC 7592 management', () => {
     expect((await manage('GET', rat)).status).toBe(401);
     const bad = await manage('PUT', updated.body.registration_access_token as string, { ...creds.registration, client_id: clientId, redirect_uris: ['https://evil.example/cb'] });
     expect(bad).toEqual({ status: 400, body: { error: 'invalid_redirect_uri', error_description: "redirect_uri https://evil.example/cb is not among the software statement's software_redirect_uris" } });
+  });
+
+  it('accepts an update that sends back the registration it was given, the statement\'s values included (RFC 7592 §2.2, RFC 7591 §2.3)', async () => {
+    const read = await manage('GET', rat);
+    const { registration_access_token: _t, registration_client_uri: _u, client_id_issued_at: _i, client_secret_expires_at: _e, ...registered } = read.body;
+    expect(registered).toEqual(expect.objectContaining({ jwks: expect.any(Object), software_id: creds.summary.software_id, org_id: creds.summary.org_id, client_name: 'Test Fintech' }));
+    const updated = await manage('PUT', rat, { ...registered, software_statement: creds.ssa });
+    expect(updated.body.error_description).toBeUndefined();
+    expect(updated.status).toBe(200);
+    expect(updated.body.jwks).toEqual(registered.jwks);
   });
 
   it('refuses an update without the token, with another client\'s token, or for other software', async () => {

@@ -35,11 +35,12 @@ async function register(body: Record<string, unknown>, cert: { certPem: string; 
 async function sandboxSsa(claims: Record<string, unknown>): Promise<string> {
   const material = await ensureSandboxMaterial(h.config.dataDir);
   const key = await importJWK(material.directory.privateJwk, 'ES256');
+  const now = Math.floor(Date.now() / 1000);
+  // A claim given as undefined is left out of the statement.
   return new SignJWT({
     software_id: tpp.summary.software_id, org_id: tpp.summary.org_id, org_status: 'Active', software_roles: ['AISP'],
-    software_redirect_uris: ['https://localhost:3000/callback'], software_client_name: 'x', exp: Math.floor(Date.now() / 1000) + 3600, ...claims,
-  }).setProtectedHeader({ alg: 'ES256', kid: material.directory.privateJwk.kid }).setIssuer('moat-sandbox-directory')
-    .setIssuedAt().sign(key);
+    software_redirect_uris: ['https://localhost:3000/callback'], software_client_name: 'x', iat: now, exp: now + 3600, ...claims,
+  }).setProtectedHeader({ alg: 'ES256', kid: material.directory.privateJwk.kid }).setIssuer('moat-sandbox-directory').sign(key);
 }
 
 describe('registration with a software statement (RFC 7591)', () => {
@@ -120,6 +121,34 @@ describe('registration with a software statement (RFC 7591)', () => {
     expect(await register({ ...tpp.registration, software_statement: expired })).toEqual({ status: 400, body: { error: 'invalid_software_statement', error_description: 'software_statement has expired' } });
   });
 
+  describe('freshness of the statement (RFC 7519 §4.1.4, §4.1.6)', () => {
+    it('refuses a statement without iat', async () => {
+      const undated = await sandboxSsa({ iat: undefined });
+      expect(await register({ ...tpp.registration, software_statement: undated })).toEqual({
+        status: 400, body: { error: 'invalid_software_statement', error_description: 'software_statement lacks iat, the time the directory issued it' },
+      });
+    });
+
+    it('refuses a statement dated an hour in the future (beyond the 10 s clock skew of FAPI 2.0 SP §5.3.2.1)', async () => {
+      const future = await sandboxSsa({ iat: Math.floor(Date.now() / 1000) + 3600, exp: Math.floor(Date.now() / 1000) + 7200 });
+      expect(await register({ ...tpp.registration, software_statement: future })).toEqual({
+        status: 400, body: { error: 'invalid_software_statement', error_description: 'software_statement is dated in the future (iat); a directory issues statements for now' },
+      });
+    });
+
+    it('accepts an iat a few seconds ahead of this server\'s clock', async () => {
+      const ahead = await sandboxSsa({ iat: Math.floor(Date.now() / 1000) + 5 });
+      expect((await register({ ...tpp.registration, software_statement: ahead })).status).toBe(201);
+    });
+
+    it('refuses a statement without exp from a directory whose statements must carry one (claimStyle uk-ob)', async () => {
+      const unbounded = await sandboxSsa({ exp: undefined });
+      expect(await register({ ...tpp.registration, software_statement: unbounded })).toEqual({
+        status: 400, body: { error: 'invalid_software_statement', error_description: 'software_statement lacks exp; statements of Moat sandbox directory must say when they expire' },
+      });
+    });
+  });
+
   it('refuses an organisation whose directory status is not Active', async () => {
     const revoked = await sandboxSsa({ org_status: 'Revoked' });
     expect(await register({ ...tpp.registration, software_statement: revoked })).toEqual({
@@ -176,9 +205,56 @@ describe('registration with a software statement (RFC 7591)', () => {
     expect(wrong.body.error_description).toMatch(/^tls_client_auth_subject_dn does not match the presented certificate's subject CN=.* \(expected CN=someone-else, the certificate has CN=/);
   });
 
-  it('refuses keys sent beside the statement', async () => {
-    const { body } = await register({ ...tpp.registration, jwks_uri: 'https://tpp.example/jwks' });
-    expect(body).toEqual({ error: 'invalid_client_metadata', error_description: 'jwks and jwks_uri come from the software statement (software_jwks / software_jwks_endpoint); do not send them' });
+  describe('statement values take precedence over the request\'s (RFC 7591 §2.3)', () => {
+    const statementJwks = () => (JSON.parse(Buffer.from(tpp.ssa.split('.')[1]!, 'base64url').toString()) as { software_jwks: { keys: Record<string, unknown>[] } }).software_jwks;
+
+    it('accepts a request that repeats the statement\'s own jwks, members in any order', async () => {
+      const [key] = statementJwks().keys;
+      const reordered = { keys: [Object.fromEntries(Object.entries(key!).reverse())] };
+      const { status, body } = await register({ ...tpp.registration, jwks: reordered });
+      expect(status).toBe(201);
+      expect(body.jwks).toEqual(statementJwks());
+    });
+
+    it('accepts a jwks_uri equal to the statement\'s software_jwks_endpoint', async () => {
+      const ssa = await sandboxSsa({ software_jwks_endpoint: 'https://tpp.example/jwks' });
+      const { status, body } = await register({ ...tpp.registration, software_statement: ssa, jwks_uri: 'https://tpp.example/jwks' });
+      expect(status).toBe(201);
+      expect(body.jwks_uri).toBe('https://tpp.example/jwks');
+    });
+
+    it('accepts the statement\'s own values of software_id, client_name and software_roles', async () => {
+      const { status } = await register({ ...tpp.registration, software_id: tpp.summary.software_id, client_name: 'Test Fintech', software_roles: ['AISP'] });
+      expect(status).toBe(201);
+    });
+
+    it.each([
+      ['software_id', { software_id: 'someone-else' }, (): string => `software_id "someone-else" differs from the software statement's software_id "${String(tpp.summary.software_id)}"; send the statement's value or leave software_id out (RFC 7591 §2.3)`],
+      ['client_name', { client_name: 'Totally Your Bank' }, (): string => 'client_name "Totally Your Bank" differs from the software statement\'s software_client_name "Test Fintech"; send the statement\'s value or leave client_name out (RFC 7591 §2.3)'],
+      ['software_roles', { software_roles: ['AISP', 'PISP'] }, (): string => 'software_roles ["AISP","PISP"] differs from the software statement\'s software_roles ["AISP"]; send the statement\'s value or leave software_roles out (RFC 7591 §2.3)'],
+      ['jwks', { jwks: { keys: [{ kty: 'EC', crv: 'P-256', kid: 'mine', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0' }] } },
+        (): string => `jwks (keys mine) differs from the software statement's software_jwks (keys ${String(statementJwks().keys[0]!.kid)}); send the statement's value or leave jwks out (RFC 7591 §2.3)`],
+      ['jwks_uri', { jwks_uri: 'https://tpp.example/jwks' }, (): string => 'jwks_uri conflicts with the software statement, which gives the TPP\'s keys by value (software_jwks); leave jwks_uri out (RFC 7591 §2.3)'],
+    ])('refuses a %s that contradicts the statement, naming the field and the statement\'s value', async (_field, sent, description) => {
+      expect(await register({ ...tpp.registration, ...sent })).toEqual({ status: 400, body: { error: 'invalid_client_metadata', error_description: description() } });
+    });
+
+    it('refuses a jwks_uri other than the statement\'s software_jwks_endpoint', async () => {
+      const ssa = await sandboxSsa({ software_jwks_endpoint: 'https://tpp.example/jwks' });
+      expect(await register({ ...tpp.registration, software_statement: ssa, jwks_uri: 'https://attacker.example/jwks' })).toEqual({
+        status: 400, body: {
+          error: 'invalid_client_metadata',
+          error_description: 'jwks_uri "https://attacker.example/jwks" differs from the software statement\'s software_jwks_endpoint "https://tpp.example/jwks"; send the statement\'s value or leave jwks_uri out (RFC 7591 §2.3)',
+        },
+      });
+    });
+
+    it('refuses keys when the statement names none: they come only from the directory', async () => {
+      const ssa = await sandboxSsa({});
+      expect(await register({ ...tpp.registration, software_statement: ssa, jwks_uri: 'https://tpp.example/jwks' })).toEqual({
+        status: 400, body: { error: 'invalid_client_metadata', error_description: 'jwks_uri: the TPP\'s keys come only from the software statement (software_jwks or software_jwks_endpoint), and this one names none' },
+      });
+    });
   });
 
   it('refuses a body that is not JSON with invalid_request', async () => {

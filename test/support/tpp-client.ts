@@ -25,7 +25,7 @@ export interface TppCredentials {
   summary: Record<string, unknown>;
 }
 
-export async function issueTpp(h: Harness, options: { name?: string; roles?: string[]; redirectUris?: string[]; eidas?: boolean; certificateRoles?: string[]; ocspUrl?: string; crlUrl?: string } = {}): Promise<TppCredentials> {
+export async function issueTpp(h: Harness, options: { name?: string; roles?: string[]; redirectUris?: string[]; eidas?: boolean; certificateRoles?: string[]; ocspUrl?: string; crlUrl?: string; logoUri?: string } = {}): Promise<TppCredentials> {
   const material = await ensureSandboxMaterial(h.config.dataDir);
   const tpp = await issueSandboxTpp(material, {
     name: options.name ?? 'Test Fintech',
@@ -36,6 +36,7 @@ export async function issueTpp(h: Harness, options: { name?: string; roles?: str
     ...(options.certificateRoles === undefined ? {} : { certificateRoles: options.certificateRoles }),
     ...(options.ocspUrl === undefined ? {} : { ocspUrl: options.ocspUrl }),
     ...(options.crlUrl === undefined ? {} : { crlUrl: options.crlUrl }),
+    ...(options.logoUri === undefined ? {} : { logoUri: options.logoUri }),
   });
   const dir = mkdtempSync(join(tmpdir(), 'moat-tpp-'));
   await writeSandboxTpp(tpp, dir);
@@ -166,8 +167,10 @@ export async function discover(h: Harness, f: FetchLike): Promise<oauth.Authoriz
 }
 
 /** Issues credentials, registers them, and returns a ready client. */
-export async function onboardTpp(h: Harness, options: { roles?: string[]; registration?: Record<string, unknown>; certificate?: { eidas?: boolean; ocspUrl?: string; crlUrl?: string } } = {}): Promise<RegisteredTpp> {
-  const creds = await issueTpp(h, { ...(options.roles === undefined ? {} : { roles: options.roles }), ...options.certificate });
+export async function onboardTpp(h: Harness, options: { roles?: string[]; logoUri?: string; registration?: Record<string, unknown>; certificate?: { eidas?: boolean; ocspUrl?: string; crlUrl?: string } } = {}): Promise<RegisteredTpp> {
+  const creds = await issueTpp(h, {
+    ...(options.roles === undefined ? {} : { roles: options.roles }), ...(options.logoUri === undefined ? {} : { logoUri: options.logoUri }), ...options.certificate,
+  });
   const reg = await registerTpp(h, creds, options.registration);
   if (reg.status !== 201) throw new Error(`registration failed: ${reg.status} ${JSON.stringify(reg.body)}`);
   const f = tlsFetch(creds.serverCaPem, creds);
