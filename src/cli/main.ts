@@ -3,7 +3,7 @@ import { auditCommand } from './audit.ts';
 import { certsCommand, tppsCommand } from './certs.ts';
 import { configValidateCommand } from './config-validate.ts';
 import { diagnoseCommand } from './diagnose.ts';
-import { EXIT_USAGE, type CliIo } from './io.ts';
+import { EXIT_USAGE, escapingOutput, type CliIo } from './io.ts';
 import { keysCommand } from './keys.ts';
 import { migrateCommand } from './migrate.ts';
 import { sandboxRevokeCommand } from './sandbox-revoke.ts';
@@ -41,7 +41,10 @@ configuration: moat.yaml in the working directory, or --config / MOAT_CONFIG; MO
 variables override single keys (MOAT_STORAGE__POSTGRES_URL sets storage.postgresUrl).
 `;
 
-export async function runCli(argv: string[], io: CliIo): Promise<number> {
+export async function runCli(argv: string[], given: CliIo): Promise<number> {
+  // Every word the CLI prints passes here: no control character from a TPP's name, a server's answer
+  // or a file reaches the operator's terminal unescaped.
+  const io: CliIo = { ...given, stdout: escapingOutput(given.stdout), stderr: escapingOutput(given.stderr) };
   const [command, ...rest] = argv;
   switch (command) {
     case 'start': return startCommand(rest, io);

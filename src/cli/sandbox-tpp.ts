@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureSandboxMaterial } from '../sandbox/sandbox-material.ts';
-import { issueSandboxTpp, writeSandboxTpp } from '../sandbox/tpp-credentials.ts';
+import { issueSandboxTpp, sandboxTppNameProblem, writeSandboxTpp } from '../sandbox/tpp-credentials.ts';
 import { sandboxRevocationPointers } from '../sandbox/sandbox-pki.ts';
 import type { CliIo } from './io.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
@@ -30,6 +30,12 @@ export async function sandboxTppCommand(args: string[], io: CliIo): Promise<numb
   }
   if (values.name === undefined || values.name.trim() === '' || values.out === undefined) {
     io.stderr.write(`moat: --name and --out are required\n${USAGE}`);
+    return 2;
+  }
+  // The portal's rule: the name goes into the certificate, the SSA and every operator's view of the TPP.
+  const nameProblem = sandboxTppNameProblem(values.name.trim());
+  if (nameProblem !== undefined) {
+    io.stderr.write(`moat: --name: ${nameProblem}\n`);
     return 2;
   }
   const roles = values.roles === undefined ? ['AISP', 'PISP'] : values.roles.split(',').map((r) => r.trim().toUpperCase()).filter(Boolean);

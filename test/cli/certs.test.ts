@@ -104,6 +104,25 @@ describe('moat certs and moat tpps on a running deployment', () => {
     expect((await moat(['audit', 'query', '--since', 'yesterday-ish'], cwd)).code).toBe(2);
   });
 
+  it('prints what a TPP calls itself with its control characters escaped, never passing them to the terminal', async () => {
+    // Registered with the directory's word for its name: an ESC sequence retitling the terminal, colours, an 8-bit CSI.
+    const name = 'Evil\u001b]0;pwned\u0007\u001b[31m Fintech\u009b2J';
+    const hostile = await onboardTpp(h, { name });
+    try {
+      for (const args of [['tpps', 'list'], ['tpps', 'list', '--json'], ['certs', 'list'], ['certs', 'list', '--json']]) {
+        const r = await moat(args, cwd);
+        expect({ args, code: r.code }).toEqual({ args, code: 0 });
+        expect(r.out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+      }
+      expect((await moat(['tpps', 'list'], cwd)).out).toContain('Evil\\u001b]0;pwned\\u0007\\u001b[31m Fintech\\u009b2J');
+      // The escapes are JSON's: --json output still parses, to the name as registered.
+      const orgs = JSON.parse((await moat(['tpps', 'list', '--json'], cwd)).out) as { name: string }[];
+      expect(orgs.map((o) => o.name)).toContain(name);
+    } finally {
+      await hostile.close();
+    }
+  });
+
   it('says what to do when no server answers', async () => {
     const r = await moat(['certs', 'list', '--admin-url', 'http://127.0.0.1:9'], cwd);
     expect(r.code).toBe(1);

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
@@ -74,13 +74,22 @@ describe('moat sandbox tpp', () => {
 
   it('exits 2 without --name, and refuses an http redirect URI', async () => {
     expect((await moat(['sandbox', 'tpp', '--out', 'x'])).code).toBe(2);
-    const r = await moat(['sandbox', 'tpp', '--name', 'x', '--out', 'x', '--redirect-uri', 'http://tpp.example/cb']);
+    const r = await moat(['sandbox', 'tpp', '--name', 'Example', '--out', 'x', '--redirect-uri', 'http://tpp.example/cb']);
     expect(r.code).toBe(2);
     expect(r.err).toContain('must be an https URL');
   });
 
+  it('refuses a name with control characters, as the portal does, before writing anything', async () => {
+    for (const name of ['Evil\u001b]0;pwned\u0007 Fintech', 'Evil\u001b[31m Fintech', 'Evil\u009b2J Fintech', 'Two\nLines', 'Del\u007f Fintech']) {
+      const r = await moat(['sandbox', 'tpp', '--name', name, '--out', 'evil']);
+      expect({ name, code: r.code }).toEqual({ name, code: 2 });
+      expect(r.err).toBe('moat: --name: Give a name of 2 to 60 letters, digits, spaces or . , & \' ( ) -\n');
+      expect(existsSync(join(r.cwd, 'evil'))).toBe(false);
+    }
+  });
+
   it('refuses in production mode', async () => {
-    const r = await moat(['sandbox', 'tpp', '--name', 'x', '--out', 'x'], {
+    const r = await moat(['sandbox', 'tpp', '--name', 'Example', '--out', 'x'], {
       env: { MOAT_MODE: 'production', MOAT_STORAGE__POSTGRES_URL: 'postgres://x@h/db', MOAT_STORAGE__REDIS_URL: 'redis://h', MOAT_TLS__CERT_FILE: 'a', MOAT_TLS__KEY_FILE: 'b', MOAT_TRUST_ANCHORS: '["ca.pem"]' },
     });
     expect(r.code).toBe(1);
