@@ -10,6 +10,12 @@ import { createMoatServer } from '../server.ts';
 import type { CliIo } from './io.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
 
+export const USAGE = `usage: moat start [--config FILE] [--data-dir DIR]
+  runs the server until SIGINT or SIGTERM, then drains in-flight requests and stops (what npm start does)
+  --data-dir DIR    where the sandbox material, the embedded database and the sandbox's admin token live
+                    (default: dataDir, ./data)
+`;
+
 /** How long a graceful shutdown waits for in-flight requests before closing anyway. */
 const DRAIN_TIMEOUT_MS = 10_000;
 

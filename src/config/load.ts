@@ -28,9 +28,10 @@ const ENV_PREFIX = 'MOAT_';
  * `MOAT_STORAGE__POSTGRES_URL=…` sets `storage.postgresUrl`: `__` separates levels, the rest is
  * SCREAMING_SNAKE of the camelCase key. Values that parse as JSON (numbers, booleans, arrays) are
  * taken as such, anything else as a string. An unknown MOAT_* name is an error like an unknown YAML
- * key, so a typo in a deployment's environment cannot go unnoticed.
+ * key, so a typo in a deployment's environment cannot go unnoticed. `dataDir` (the CLI's
+ * `--data-dir`, an absolute path) wins over both.
  */
-export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): LoadedConfig {
+export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv; cwd?: string; dataDir?: string } = {}): LoadedConfig {
   const env = options.env ?? process.env;
   const cwd = options.cwd ?? process.cwd();
   const explicit = options.file ?? env.MOAT_CONFIG;
@@ -52,6 +53,10 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv; cw
   }
   const overridden = applyEnvOverrides(raw as Record<string, unknown>, env);
   if (overridden.length > 0) source += ` + env ${overridden.join(', ')}`;
+  if (options.dataDir !== undefined) {
+    (raw as Record<string, unknown>).dataDir = options.dataDir;
+    source += ' + --data-dir';
+  }
   return { config: validateConfig(raw, source, dirname(file)), source };
 }
 
