@@ -65,7 +65,8 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
   const lines = [
     `Moat ${config.mode} listening on port ${port} — issuer ${config.issuer}`,
     `configuration: ${source}`,
-    ...(moat.adminPort === undefined ? [] : [`admin listener (Prometheus metrics at /metrics): http://${config.admin.host}:${moat.adminPort}`]),
+    ...(moat.adminPort === undefined ? [] : [`admin listener (Prometheus metrics at /metrics): ${config.admin.tls === undefined ? 'http' : 'https'}://${config.admin.host}:${moat.adminPort}${
+      config.admin.tokenFile === undefined ? '' : `, bearer token in ${config.admin.tokenFile}`}`]),
     `storage: ${moat.storage.kind.durable} + ${moat.storage.kind.shortLived}${embedded
       ? ` (embedded default under ${config.dataDir}: single instance, for the sandbox only; set storage.postgresUrl and storage.redisUrl for production)`
       : ''}`,

@@ -46,7 +46,8 @@ describe('moat certs and moat tpps on a running deployment', () => {
     tpp = await onboardTpp(h, { certificate: { eidas: true } });
     thumbprint = tpp.creds.summary['x5t#S256'] as string;
     cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));
-    writeFileSync(join(cwd, 'moat.yaml'), `issuer: ${h.issuer}\ndataDir: ${join(cwd, 'data')}\nadmin: { port: ${h.moat.adminPort} }\n`);
+    // The operator's moat.yaml names the server's data directory: the CLI finds the admin token there.
+    writeFileSync(join(cwd, 'moat.yaml'), `issuer: ${h.issuer}\ndataDir: ${h.dataDir}\nadmin: { port: ${h.moat.adminPort} }\n`);
   });
   afterAll(async () => {
     await tpp?.close();
