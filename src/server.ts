@@ -179,7 +179,11 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     attachProviderAudit(provider, audit);
     metrics.attachProvider(provider);
     const admin = config.admin.enabled
-      ? createAdminServer({ metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, logger, credentials: await loadAdminCredentials(config.admin) })
+      ? createAdminServer({
+        metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, logger,
+        credentials: await loadAdminCredentials(config.admin, { createMissingToken: config.mode === 'sandbox' }),
+        hosts: { host: config.admin.host, allowedHosts: config.admin.allowedHosts },
+      })
       : undefined;
     provider.use(consentProviderMiddleware(consents));
     provider.use(actionableErrors(provider));

@@ -13,12 +13,14 @@ import { OAuthError } from '../http/oauth-error.ts';
 import { listenOn } from '../http/listen.ts';
 import type { Logger } from '../observability/logger.ts';
 import { tlsServerOptions } from '../tls/https-server.ts';
+import { createAdminRequestGuard, hasBody, type AdminHosts } from './admin-request-guard.ts';
 import { AdminAuthenticationError, createOperatorAuthenticator, type AdminCredentials, type Operator } from './operator-authentication.ts';
 
 /*
  * The admin listener: operations' side of Moat, apart from the public one (Ory Hydra's
- * public/admin split). Loopback by default; with `admin.tokenFile` and/or `admin.tls` every request
- * needs the bearer token or an operator certificate (operator-authentication.ts). Prometheus
+ * public/admin split). Loopback by default; every request needs the bearer token (`admin.tokenFile`,
+ * generated in the sandbox) or an operator certificate (`admin.tls`; operator-authentication.ts),
+ * and first passes the checks against browsers (admin-request-guard.ts). Prometheus
  * metrics, and a JSON API over TPPs, certificates, consents and the audit log; every change made
  * here is audited under the operator's identity.
  */
@@ -37,6 +39,8 @@ export interface AdminDependencies {
   restrictions: ClientRestrictions;
   /** Token and/or operator mTLS (`loadAdminCredentials`); with `tls` the listener serves HTTPS. */
   credentials: AdminCredentials;
+  /** The names the listener answers to (`admin.host`, `admin.allowedHosts`). */
+  hosts: AdminHosts;
   logger: Logger;
 }
 
@@ -49,6 +53,7 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
   const app = new Koa<AdminState>();
   const router = new Router<AdminState>();
 
+  app.use(createAdminRequestGuard(deps.hosts, deps.logger));
   app.use(async (ctx, next) => {
     ctx.set('Cache-Control', 'no-store');
     try {
@@ -86,7 +91,7 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
   type Context = Koa.ParameterizedContext<AdminState>;
   const by = (ctx: Context) => ({ actor: 'operator' as const, actorId: ctx.state.operator.id });
   const adminAction = (ctx: Context, action: string, detail: Record<string, unknown>) => deps.audit.record({ type: 'admin.action', ...by(ctx), detail: { action, ...detail } });
-  const bodyOf = async (ctx: Context): Promise<Record<string, unknown>> => (ctx.get('content-length') === '' || ctx.get('content-length') === '0' ? {} : readJsonObject(ctx.req));
+  const bodyOf = async (ctx: Context): Promise<Record<string, unknown>> => (hasBody(ctx) ? readJsonObject(ctx.req) : {});
   const reasonIn = (body: Record<string, unknown>) => {
     if (typeof body.reason !== 'string' || body.reason.trim() === '') throw new OAuthError('invalid_request', 'send {"reason": "..."}: it is recorded in the audit log');
     return body.reason.trim();

@@ -1,5 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import type { MoatConfig } from '../config/schema.ts';
 import { loadTrustAnchors, type ChainFailure, type TrustAnchors } from '../tls/certificate-chain.ts';
@@ -11,15 +12,14 @@ import { loadOperatorRevocation, type OperatorRevocation } from './operator-revo
  * Who is calling the admin listener: an operator with a certificate from an operator CA (mTLS), or
  * one holding the admin token. With both configured either suffices, so a person's CLI can use a
  * certificate while a monitoring scraper keeps a token; a request that passes neither is refused
- * with the reason, never served. With neither configured the listener relies on being on loopback.
+ * with the reason, never served. There is no listener without one of them: production requires it
+ * (config/load.ts) and the sandbox generates its token (`createMissingToken`).
  */
 
 /** The operator a request was authenticated as; `id` is what the audit log records as actorId. */
 export type Operator =
   | { via: 'certificate'; id: string }
-  | { via: 'token'; id: 'admin-token' }
-  /** No authentication configured: whoever can reach the loopback listener. */
-  | { via: 'loopback'; id: 'admin-api' };
+  | { via: 'token'; id: 'admin-token' };
 
 export type AdminAuthenticationCode =
   | 'invalid_token'
@@ -67,8 +67,33 @@ export interface AdminCredentials {
   };
 }
 
-/** Reads `admin.tokenFile` and `admin.tls`'s files; a file that cannot be used stops start-up naming its key. */
-export async function loadAdminCredentials(admin: MoatConfig['admin']): Promise<AdminCredentials> {
+/** Bytes of a generated admin token: 256 bits, as `openssl rand -hex 32` makes for production. */
+const GENERATED_TOKEN_BYTES = 32;
+
+/**
+ * Creates the admin token file with a random token unless it exists, mode 0600. Written aside and
+ * linked into place, so of several processes starting at once (cluster workers) one token wins and
+ * every process reads that one.
+ */
+function createTokenFileIfMissing(file: string): void {
+  if (existsSync(file)) return;
+  mkdirSync(dirname(file), { recursive: true });
+  const aside = `${file}.${process.pid}-${randomBytes(6).toString('hex')}`;
+  writeFileSync(aside, `${randomBytes(GENERATED_TOKEN_BYTES).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+  try {
+    linkSync(aside, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    unlinkSync(aside);
+  }
+}
+
+/**
+ * Reads `admin.tokenFile` and `admin.tls`'s files; a file that cannot be used stops start-up naming
+ * its key. With `createMissingToken` (the sandbox) a missing token file is created first.
+ */
+export async function loadAdminCredentials(admin: MoatConfig['admin'], options: { createMissingToken?: boolean } = {}): Promise<AdminCredentials> {
   const read = (key: string, file: string) => {
     try {
       return readFileSync(file);
@@ -77,7 +102,17 @@ export async function loadAdminCredentials(admin: MoatConfig['admin']): Promise<
     }
   };
   const credentials: AdminCredentials = {};
-  if (admin.tokenFile !== undefined) credentials.token = read('admin.tokenFile', admin.tokenFile).toString('utf8').trim();
+  if (admin.tokenFile !== undefined) {
+    if (options.createMissingToken === true) {
+      try {
+        createTokenFileIfMissing(admin.tokenFile);
+      } catch (err) {
+        throw new Error(`admin.tokenFile: cannot create ${admin.tokenFile} (${(err as Error).message})`, { cause: err });
+      }
+    }
+    credentials.token = read('admin.tokenFile', admin.tokenFile).toString('utf8').trim();
+    if (credentials.token === '') throw new Error(`admin.tokenFile: ${admin.tokenFile} is empty`);
+  }
   if (admin.tls !== undefined) {
     let anchors: TrustAnchors;
     try {
@@ -92,6 +127,9 @@ export async function loadAdminCredentials(admin: MoatConfig['admin']): Promise<
       ...(admin.tls.allowedSubjects === undefined ? {} : { allowedSubjects: admin.tls.allowedSubjects.map((dn) => parseDistinguishedName(dn)) }),
       ...(admin.tls.crlFiles === undefined ? {} : { revocation: await loadOperatorRevocation(admin.tls.crlFiles, anchors) }),
     };
+  }
+  if (credentials.token === undefined && credentials.tls === undefined) {
+    throw new Error('admin.tokenFile or admin.tls: the admin listener needs operator authentication (a token file or operator certificates)');
   }
   return credentials;
 }
@@ -110,7 +148,6 @@ export function createOperatorAuthenticator(credentials: AdminCredentials): Oper
   });
 
   return async (req) => {
-    if (expected === undefined && tls === undefined) return { via: 'loopback', id: 'admin-api' };
     const [scheme, value] = (req.headers.authorization ?? '').split(' ');
     const bearer = scheme?.toLowerCase() === 'bearer' && value !== undefined && value !== '' ? value : undefined;
     if (expected !== undefined && bearer !== undefined && timingSafeEqual(digest(bearer), expected)) return { via: 'token', id: 'admin-token' };

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { MoatConfig } from '../config/schema.ts';
@@ -54,7 +54,8 @@ export const ADMIN_CLIENT_USAGE = `admin listener options:
   --admin-cert FILE        your operator certificate (PEM), for an admin listener with admin.tls
   --admin-key FILE         its private key (PEM)
   --admin-ca FILE          the CA of the admin listener's own certificate, if not a system CA
-  --admin-token-file FILE  the admin token instead (default: admin.tokenFile)
+  --admin-token-file FILE  the admin token instead (default: admin.tokenFile; in the sandbox, admin.token
+                           in the server's data directory: run where the server runs, or give --data-dir DIR)
   (or MOAT_ADMIN_URL, MOAT_ADMIN_CERT, MOAT_ADMIN_KEY, MOAT_ADMIN_CA, MOAT_ADMIN_TOKEN_FILE)
 `;
 
@@ -104,8 +105,29 @@ function unreachable(url: string, err: Error & { code?: string }): AdminApiError
 }
 
 /** What to do about a refusal, after the server's own reason. */
-function refusalHint(status: number): string {
-  return status === 401 ? ' (give your operator certificate with --admin-cert FILE --admin-key FILE, or the admin token with --admin-token-file FILE)' : '';
+function refusalHint(status: number, missingToken: string | undefined): string {
+  if (status !== 401) return '';
+  return ` (${missingToken === undefined ? '' : `${missingToken}; or `}give your operator certificate with --admin-cert FILE --admin-key FILE, or the admin token with --admin-token-file FILE)`;
+}
+
+/**
+ * The admin token: from `--admin-token-file`, else `admin.tokenFile` of the configuration — in the
+ * sandbox the one the server generated in its data directory. A configured file that is not there
+ * is no error yet (no server may be running, or the operator presents a certificate): a refusal
+ * then says where the token was looked for (`missing`).
+ */
+function adminToken(config: MoatConfig, options: AdminClientOptions): { token?: string; missing?: string } {
+  if (options.tokenFile !== undefined) return { token: readCredential('the admin token file', options.tokenFile).toString('utf8').trim() };
+  const file = config.admin.tokenFile;
+  if (file === undefined) return {};
+  if (!existsSync(file)) {
+    return {
+      missing: `there is no admin token at ${file}${config.mode === 'sandbox'
+        ? ', where the sandbox server writes it when it starts: run this where the server runs, or pass its data directory with --data-dir DIR'
+        : ' (admin.tokenFile)'}`,
+    };
+  }
+  return { token: readCredential('the admin token file', file).toString('utf8').trim() };
 }
 
 /** `--admin-url` (or MOAT_ADMIN_URL) wins; otherwise the configured admin listener. */
@@ -113,9 +135,8 @@ export function createAdminClient(config: MoatConfig, options: AdminClientOption
   const host = config.admin.host === '0.0.0.0' || config.admin.host === '::' ? '127.0.0.1' : config.admin.host;
   const scheme = config.admin.tls === undefined ? 'http' : 'https';
   const url = (options.url ?? `${scheme}://${host.includes(':') ? `[${host}]` : host}:${config.admin.port}`).replace(/\/$/, '');
-  const tokenFile = options.tokenFile ?? config.admin.tokenFile;
-  const token = tokenFile === undefined ? undefined : readCredential('the admin token file', tokenFile).toString('utf8').trim();
   if ((options.certFile === undefined) !== (options.keyFile === undefined)) throw new AdminApiError(0, 'give both --admin-cert and --admin-key, or neither');
+  const { token, missing: missingToken } = adminToken(config, options);
   const tls = {
     ...(options.certFile === undefined ? {} : { cert: readCredential('the operator certificate', options.certFile) }),
     ...(options.keyFile === undefined ? {} : { key: readCredential('the operator key', options.keyFile) }),
@@ -161,7 +182,7 @@ export function createAdminClient(config: MoatConfig, options: AdminClientOption
       }
       if (res.status < 200 || res.status > 299) {
         const e = parsed as { error?: string; error_description?: string } | undefined;
-        throw new AdminApiError(res.status, `${res.status} ${e?.error ?? ''}: ${e?.error_description ?? res.text}${refusalHint(res.status)}`.trim());
+        throw new AdminApiError(res.status, `${res.status} ${e?.error ?? ''}: ${e?.error_description ?? res.text}${refusalHint(res.status, missingToken)}`.trim());
       }
       return parsed as T;
     },

@@ -5,10 +5,11 @@ import { withDirectDatabase } from './direct-database.ts';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from './io.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
 
-const USAGE = `usage (through the running server's admin listener):
+export const USAGE = `usage (through the running server's admin listener):
   moat audit verify                      walk the hash chain; exit 1 at the first broken record
   moat audit query [--client ID] [--org ID] [--customer ID] [--type TYPE] [--since ISO] [--until ISO] [--limit N]
 options: --config FILE
+  --data-dir DIR           the server's data directory (default: dataDir, ./data): its admin token, its embedded database
   --direct                 read the database itself, for when the server is NOT running
                            (the embedded database is locked while it runs)
 ${ADMIN_CLIENT_USAGE}`;

@@ -7,13 +7,14 @@ import { withDirectDatabase } from './direct-database.ts';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from './io.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
 
-const USAGE = `usage (through the running server's admin listener, audited as your operator identity):
+export const USAGE = `usage (through the running server's admin listener, audited as your operator identity):
   moat certs list [--org ORG_ID] [--status active|retired|revoked] [--json]
   moat certs show THUMBPRINT [--json]
   moat certs revoke THUMBPRINT --reason TEXT
   moat certs expiring [--within 30d] [--json]     (d, h or m; days when no unit)
   moat tpps list [--json]
 options: --config FILE
+  --data-dir DIR           the server's data directory (default: dataDir, ./data): its admin token, its embedded database
   --direct                 read and write the database itself, for when the server is NOT running
                            (the embedded database is locked while it runs; no operator identity is audited)
 ${ADMIN_CLIENT_USAGE}`;

@@ -4,7 +4,7 @@ import { resolveInputs } from '../diagnose/inputs.ts';
 import { jsonReport, textReport } from '../diagnose/report.ts';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from './io.ts';
 
-const USAGE = `usage: moat diagnose --issuer URL --cert PEM --key PEM [--ca PEM] [options]
+export const USAGE = `usage: moat diagnose --issuer URL --cert PEM --key PEM [--ca PEM] [options]
        moat diagnose --credentials DIR [--issuer URL] [options]
 
   --issuer URL              the server's issuer identifier (https://localhost:8443 for the sandbox)

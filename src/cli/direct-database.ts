@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { createAuditLog, type AuditLog } from '../audit/audit-log.ts';
 import type { MoatConfig } from '../config/schema.ts';
@@ -11,6 +13,11 @@ import { EXIT_FAILURE, type CliIo } from './io.ts';
  * A database that cannot be opened (the embedded one held by a running server) is reported, exit 1.
  */
 export async function withDirectDatabase(config: MoatConfig, io: CliIo, run: (db: { sql: SqlClient; audit: AuditLog }) => Promise<number>): Promise<number> {
+  // Opening a missing embedded database would make an empty one and answer from it.
+  if (config.storage.postgresUrl === undefined && !existsSync(join(config.dataDir, 'pglite'))) {
+    io.stderr.write(`moat: no embedded database under ${config.dataDir}: run this where the server runs, or pass its data directory with --data-dir DIR\n`);
+    return EXIT_FAILURE;
+  }
   let storage;
   try {
     storage = await createStorage(config);

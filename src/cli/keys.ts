@@ -15,11 +15,17 @@ export function retainSeconds(config: MoatConfig): number {
   return Math.max(...lifetimes) + 60;
 }
 
+export const USAGE = `usage: moat keys list | moat keys rotate [--stage] [--config FILE]
+  list                 the signing keys under keys.dir and their state
+  rotate               retire the active keys (still published until their tokens expire) and activate new ones
+  rotate --stage       publish the next keys without signing with them yet (roll the instances, then rotate)
+`;
+
 /** `moat keys list` and `moat keys rotate [--stage]`. */
 export async function keysCommand(args: string[], io: CliIo): Promise<number> {
   const [sub, ...rest] = args;
   if (sub !== 'list' && sub !== 'rotate') {
-    io.stderr.write('usage: moat keys list | moat keys rotate [--stage] [--config FILE]\n');
+    io.stderr.write(USAGE);
     return 2;
   }
   const result = loadConfigOrReport(rest, io, sub === 'rotate' ? { stage: { type: 'boolean' } } : {});

@@ -1,17 +1,17 @@
 import { fileURLToPath } from 'node:url';
-import { auditCommand } from './audit.ts';
-import { certsCommand, tppsCommand } from './certs.ts';
-import { configValidateCommand } from './config-validate.ts';
-import { diagnoseCommand } from './diagnose.ts';
-import { EXIT_USAGE, type CliIo } from './io.ts';
-import { keysCommand } from './keys.ts';
-import { migrateCommand } from './migrate.ts';
-import { sandboxRevokeCommand } from './sandbox-revoke.ts';
-import { sandboxTppCommand } from './sandbox-tpp.ts';
-import { startCommand } from './start.ts';
-import { threatsCommand } from './threats.ts';
+import { auditCommand, USAGE as AUDIT_USAGE } from './audit.ts';
+import { certsCommand, tppsCommand, USAGE as CERTS_USAGE } from './certs.ts';
+import { configValidateCommand, USAGE as CONFIG_USAGE } from './config-validate.ts';
+import { diagnoseCommand, USAGE as DIAGNOSE_USAGE } from './diagnose.ts';
+import { EXIT_OK, EXIT_USAGE, escapingOutput, type CliIo } from './io.ts';
+import { keysCommand, USAGE as KEYS_USAGE } from './keys.ts';
+import { migrateCommand, USAGE as MIGRATE_USAGE } from './migrate.ts';
+import { sandboxRevokeCommand, USAGE as SANDBOX_REVOKE_USAGE } from './sandbox-revoke.ts';
+import { sandboxTppCommand, USAGE as SANDBOX_TPP_USAGE } from './sandbox-tpp.ts';
+import { startCommand, USAGE as START_USAGE } from './start.ts';
+import { threatsCommand, USAGE as THREATS_USAGE } from './threats.ts';
 
-const USAGE = `usage: moat <command> [options]
+const USAGE = `usage: moat <command> [options]      (moat <command> --help for its options)
 
 commands:
   start [--config FILE]                 run the server (what npm start does)
@@ -33,43 +33,83 @@ certs, tpps, audit and threats talk to the running server's admin listener (audi
   --admin-url URL                       default: the configured admin listener (https with admin.tls)
   --admin-cert F --admin-key F          your operator certificate, when the listener has admin.tls
   --admin-ca F                          the CA of the admin listener's own certificate
-  --admin-token-file FILE               the admin token instead (default: admin.tokenFile)
+  --admin-token-file FILE               the admin token instead (default: admin.tokenFile; in the
+                                        sandbox, admin.token in the server's data directory)
                                         (or MOAT_ADMIN_URL, _CERT, _KEY, _CA, _TOKEN_FILE)
   --direct                              certs, tpps, audit: work on the database directly (server stopped)
 
 configuration: moat.yaml in the working directory, or --config / MOAT_CONFIG; MOAT_* environment
-variables override single keys (MOAT_STORAGE__POSTGRES_URL sets storage.postgresUrl).
+variables override single keys (MOAT_STORAGE__POSTGRES_URL sets storage.postgresUrl). Commands that
+read the server's data directory (sandbox material, the embedded database, the sandbox's admin
+token) take --data-dir DIR when run from another directory than the server (default: ./data).
 `;
 
-export async function runCli(argv: string[], io: CliIo): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case 'start': return startCommand(rest, io);
-    case 'migrate': return migrateCommand(rest, io);
-    case 'config':
-      if (rest[0] === 'validate') return configValidateCommand(rest.slice(1), io);
-      break;
-    case 'keys': return keysCommand(rest, io);
-    case 'certs': return certsCommand(rest, io);
-    case 'tpps': return tppsCommand(rest, io);
-    case 'audit': return auditCommand(rest, io);
-    case 'threats': return threatsCommand(rest, io);
-    case 'diagnose': return diagnoseCommand(rest, io);
-    case 'sandbox':
-      if (rest[0] === 'tpp') return sandboxTppCommand(rest.slice(1), io);
-      if (rest[0] === 'revoke') return sandboxRevokeCommand(rest.slice(1), io);
-      break;
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      io.stdout.write(USAGE);
-      return command === undefined ? EXIT_USAGE : 0;
-    default:
-      break;
+type Run = (args: string[], io: CliIo) => Promise<number>;
+
+/** A command: its usage, and how it runs with the arguments after its name. */
+interface Command {
+  usage: string;
+  run: Run;
+  /** Subcommands with a usage of their own (the others share the command's). */
+  subcommandUsage?: Record<string, string>;
+}
+
+/** A command made of subcommands, each with its own function; an unknown one gets the usage, exit 2. */
+function group(usage: string, subcommands: Record<string, Run>): Run {
+  return async (args, io) => {
+    const [sub, ...rest] = args;
+    const run = sub === undefined || !Object.hasOwn(subcommands, sub) ? undefined : subcommands[sub];
+    if (run !== undefined) return run(rest, io);
+    io.stderr.write(`moat: unknown command "${args.join(' ')}"\n\n${usage}`);
+    return EXIT_USAGE;
+  };
+}
+
+/** Every command of `moat`, by name; `--help` or `-h` anywhere in a command's arguments prints its usage. */
+export const COMMANDS: Readonly<Record<string, Command>> = {
+  start: { usage: START_USAGE, run: startCommand },
+  migrate: { usage: MIGRATE_USAGE, run: migrateCommand },
+  config: { usage: CONFIG_USAGE, run: group(CONFIG_USAGE, { validate: configValidateCommand }) },
+  keys: { usage: KEYS_USAGE, run: keysCommand },
+  sandbox: {
+    usage: `${SANDBOX_TPP_USAGE}\n${SANDBOX_REVOKE_USAGE}`,
+    run: group(`${SANDBOX_TPP_USAGE}\n${SANDBOX_REVOKE_USAGE}`, { tpp: sandboxTppCommand, revoke: sandboxRevokeCommand }),
+    subcommandUsage: { tpp: SANDBOX_TPP_USAGE, revoke: SANDBOX_REVOKE_USAGE },
+  },
+  certs: { usage: CERTS_USAGE, run: certsCommand },
+  tpps: { usage: CERTS_USAGE, run: tppsCommand },
+  audit: { usage: AUDIT_USAGE, run: auditCommand },
+  threats: { usage: THREATS_USAGE, run: threatsCommand },
+  diagnose: { usage: DIAGNOSE_USAGE, run: diagnoseCommand },
+};
+
+/** Whether the arguments ask for help (before a `--`, after which everything is a value). */
+function asksForHelp(args: string[]): boolean {
+  const end = args.indexOf('--');
+  return (end === -1 ? args : args.slice(0, end)).some((arg) => arg === '--help' || arg === '-h');
+}
+
+export async function runCli(argv: string[], given: CliIo): Promise<number> {
+  // Every word the CLI prints passes here: no control character from a TPP's name, a server's answer
+  // or a file reaches the operator's terminal unescaped.
+  const io: CliIo = { ...given, stdout: escapingOutput(given.stdout), stderr: escapingOutput(given.stderr) };
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    io.stdout.write(USAGE);
+    return name === undefined ? EXIT_USAGE : EXIT_OK;
   }
-  io.stderr.write(`moat: unknown command "${argv.join(' ')}"\n\n${USAGE}`);
-  return EXIT_USAGE;
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name]! : undefined;
+  if (command === undefined) {
+    io.stderr.write(`moat: unknown command "${argv.join(' ')}"\n\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+  // Help before anything runs: `moat start --help` must not start a server.
+  if (asksForHelp(rest)) {
+    const sub = rest[0];
+    io.stdout.write(sub !== undefined && command.subcommandUsage !== undefined && Object.hasOwn(command.subcommandUsage, sub) ? command.subcommandUsage[sub]! : command.usage);
+    return EXIT_OK;
+  }
+  return command.run(rest, io);
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {

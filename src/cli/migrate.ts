@@ -3,6 +3,11 @@ import { applyMigrations } from '../storage/sql/migrate.ts';
 import type { CliIo } from './io.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
 
+export const USAGE = `usage: moat migrate [--config FILE] [--data-dir DIR]
+  applies pending database migrations (for release pipelines with storage.migrateOnStart off)
+  --data-dir DIR    the server's data directory, for the embedded database (default: dataDir, ./data)
+`;
+
 /** `moat migrate`: applies pending migrations (for release pipelines with migrateOnStart off). */
 export async function migrateCommand(args: string[], io: CliIo): Promise<number> {
   const result = loadConfigOrReport(args, io);

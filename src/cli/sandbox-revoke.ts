@@ -3,11 +3,15 @@ import { request } from 'node:https';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SANDBOX_PKI_PATH } from '../sandbox/sandbox-pki.ts';
-import { ensureSandboxMaterial } from '../sandbox/sandbox-material.ts';
+import { ensureSandboxMaterial, sandboxMaterialExists } from '../sandbox/sandbox-material.ts';
 import type { CliIo } from './io.ts';
-import { loadConfigOrReport } from './load-config-or-report.ts';
+import { configArgs, loadConfigOrReport } from './load-config-or-report.ts';
 
-const USAGE = 'usage: moat sandbox revoke --cert transport.pem --key transport.key [--issuer URL] [--ca server-ca.pem] [--config FILE]\n';
+export const USAGE = `usage: moat sandbox revoke --cert transport.pem --key transport.key [--issuer URL] [--ca server-ca.pem]
+  has the sandbox TPP CA revoke a certificate, proving possession of its key over mutual TLS
+options: --config FILE
+  --data-dir DIR    the server's data directory (default: dataDir, ./data): its sandbox CA, unless --ca is given
+`;
 
 /**
  * `moat sandbox revoke`: asks the sandbox TPP CA to revoke a certificate, proving possession by
@@ -17,7 +21,7 @@ const USAGE = 'usage: moat sandbox revoke --cert transport.pem --key transport.k
 export async function sandboxRevokeCommand(args: string[], io: CliIo): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ args, options: { cert: { type: 'string' }, key: { type: 'string' }, issuer: { type: 'string' }, ca: { type: 'string' }, config: { type: 'string' } }, strict: true }));
+    ({ values } = parseArgs({ args, options: { cert: { type: 'string' }, key: { type: 'string' }, issuer: { type: 'string' }, ca: { type: 'string' }, config: { type: 'string' }, 'data-dir': { type: 'string' } }, strict: true }));
   } catch (err) {
     io.stderr.write(`moat: ${(err as Error).message}\n${USAGE}`);
     return 2;
@@ -26,10 +30,15 @@ export async function sandboxRevokeCommand(args: string[], io: CliIo): Promise<n
     io.stderr.write(`moat: --cert and --key are required\n${USAGE}`);
     return 2;
   }
-  const loaded = loadConfigOrReport(values.config === undefined ? [] : ['--config', values.config], io);
+  const loaded = loadConfigOrReport(configArgs(values), io);
   if ('exitCode' in loaded) return loaded.exitCode;
   const { config } = loaded.loaded;
   const issuer = values.issuer ?? config.issuer;
+  if (values.ca === undefined && !sandboxMaterialExists(config.dataDir)) {
+    io.stderr.write(`moat: no sandbox under ${config.dataDir} to take the server's CA from: run this where the server runs, `
+      + 'or pass its data directory with --data-dir DIR (or the CA with --ca server-ca.pem)\n');
+    return 1;
+  }
   let cert: string;
   let key: string;
   let ca: string;

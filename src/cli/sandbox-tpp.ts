@@ -1,12 +1,17 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ensureSandboxMaterial } from '../sandbox/sandbox-material.ts';
-import { issueSandboxTpp, writeSandboxTpp } from '../sandbox/tpp-credentials.ts';
+import { ensureSandboxMaterial, sandboxMaterialExists } from '../sandbox/sandbox-material.ts';
+import { issueSandboxTpp, sandboxTppNameProblem, writeSandboxTpp } from '../sandbox/tpp-credentials.ts';
 import { sandboxRevocationPointers } from '../sandbox/sandbox-pki.ts';
 import type { CliIo } from './io.ts';
-import { loadConfigOrReport } from './load-config-or-report.ts';
+import { configArgs, loadConfigOrReport } from './load-config-or-report.ts';
 
-const USAGE = 'usage: moat sandbox tpp --name NAME --out DIR [--roles AISP,PISP,CBPII] [--redirect-uri URL ...] [--json] [--config FILE]\n';
+export const USAGE = `usage: moat sandbox tpp --name NAME --out DIR [--roles AISP,PISP,CBPII] [--redirect-uri URL ...] [--json]
+  writes a sandbox TPP's certificate, keys and software statement (no running server needed)
+options: --config FILE
+  --data-dir DIR    the server's data directory (default: dataDir, ./data): the sandbox CA and directory key
+                    that issue the credentials, which the server must trust
+`;
 const KNOWN_ROLES = ['AISP', 'PISP', 'CBPII'];
 
 /**
@@ -20,7 +25,7 @@ export async function sandboxTppCommand(args: string[], io: CliIo): Promise<numb
       args,
       options: {
         name: { type: 'string' }, out: { type: 'string' }, roles: { type: 'string' },
-        'redirect-uri': { type: 'string', multiple: true }, json: { type: 'boolean' }, config: { type: 'string' },
+        'redirect-uri': { type: 'string', multiple: true }, json: { type: 'boolean' }, config: { type: 'string' }, 'data-dir': { type: 'string' },
       },
       strict: true,
     }));
@@ -30,6 +35,12 @@ export async function sandboxTppCommand(args: string[], io: CliIo): Promise<numb
   }
   if (values.name === undefined || values.name.trim() === '' || values.out === undefined) {
     io.stderr.write(`moat: --name and --out are required\n${USAGE}`);
+    return 2;
+  }
+  // The portal's rule: the name goes into the certificate, the SSA and every operator's view of the TPP.
+  const nameProblem = sandboxTppNameProblem(values.name.trim());
+  if (nameProblem !== undefined) {
+    io.stderr.write(`moat: --name: ${nameProblem}\n`);
     return 2;
   }
   const roles = values.roles === undefined ? ['AISP', 'PISP'] : values.roles.split(',').map((r) => r.trim().toUpperCase()).filter(Boolean);
@@ -44,12 +55,17 @@ export async function sandboxTppCommand(args: string[], io: CliIo): Promise<numb
       return 2;
     }
   }
-  const loaded = loadConfigOrReport(values.config === undefined ? [] : ['--config', values.config], io);
+  const loaded = loadConfigOrReport(configArgs(values), io);
   if ('exitCode' in loaded) return loaded.exitCode;
   const { config } = loaded.loaded;
   if (config.mode !== 'sandbox') {
     io.stderr.write('moat: sandbox credentials exist only in sandbox mode (this configuration is mode: production)\n');
     return 1;
+  }
+  // Credentials from a sandbox CA the server does not know are refused by it: say where they come from.
+  if (!sandboxMaterialExists(config.dataDir)) {
+    io.stderr.write(`moat: no sandbox under ${config.dataDir} yet: creating its CA and directory key there. A server started from `
+      + 'another directory will not trust these credentials: pass its data directory with --data-dir DIR.\n');
   }
   const material = await ensureSandboxMaterial(config.dataDir);
   const tpp = await issueSandboxTpp(material, {

@@ -10,6 +10,12 @@ import { createMoatServer } from '../server.ts';
 import type { CliIo } from './io.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
 
+export const USAGE = `usage: moat start [--config FILE] [--data-dir DIR]
+  runs the server until SIGINT or SIGTERM, then drains in-flight requests and stops (what npm start does)
+  --data-dir DIR    where the sandbox material, the embedded database and the sandbox's admin token live
+                    (default: dataDir, ./data)
+`;
+
 /** How long a graceful shutdown waits for in-flight requests before closing anyway. */
 const DRAIN_TIMEOUT_MS = 10_000;
 
@@ -59,7 +65,8 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
   const lines = [
     `Moat ${config.mode} listening on port ${port} — issuer ${config.issuer}`,
     `configuration: ${source}`,
-    ...(moat.adminPort === undefined ? [] : [`admin listener (Prometheus metrics at /metrics): http://${config.admin.host}:${moat.adminPort}`]),
+    ...(moat.adminPort === undefined ? [] : [`admin listener (Prometheus metrics at /metrics): ${config.admin.tls === undefined ? 'http' : 'https'}://${config.admin.host}:${moat.adminPort}${
+      config.admin.tokenFile === undefined ? '' : `, bearer token in ${config.admin.tokenFile}`}`]),
     `storage: ${moat.storage.kind.durable} + ${moat.storage.kind.shortLived}${embedded
       ? ` (embedded default under ${config.dataDir}: single instance, for the sandbox only; set storage.postgresUrl and storage.redisUrl for production)`
       : ''}`,

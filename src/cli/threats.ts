@@ -3,13 +3,14 @@ import { ADMIN_CLIENT_OPTIONS, ADMIN_CLIENT_USAGE, withAdminClient, withoutAdmin
 import { EXIT_OK, EXIT_USAGE, type CliIo } from './io.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
 
-const USAGE = `usage (through the running server's admin listener):
+export const USAGE = `usage (through the running server's admin listener):
   moat threats flags [--client ID] [--since ISO] [--limit N]       what the detector flagged, with why
   moat threats restrictions [--client ID] [--all]                  quarantines and step-ups in force (--all: history)
   moat threats quarantine --client ID --reason TEXT                 lock a client out and revoke its tokens
   moat threats step-up --client ID --reason TEXT [--seconds N]      no refresh, short tokens for a while
   moat threats release --client ID --reason TEXT [--kind quarantine|step-up]
 options: --json, --config FILE
+  --data-dir DIR           the server's data directory (default: dataDir, ./data): where the sandbox keeps its admin token
 ${ADMIN_CLIENT_USAGE}`;
 
 const OPTIONS = {

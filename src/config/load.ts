@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { parseDistinguishedName, resolveAttributeType } from '../tls/distinguished-name.ts';
@@ -28,9 +28,10 @@ const ENV_PREFIX = 'MOAT_';
  * `MOAT_STORAGE__POSTGRES_URL=…` sets `storage.postgresUrl`: `__` separates levels, the rest is
  * SCREAMING_SNAKE of the camelCase key. Values that parse as JSON (numbers, booleans, arrays) are
  * taken as such, anything else as a string. An unknown MOAT_* name is an error like an unknown YAML
- * key, so a typo in a deployment's environment cannot go unnoticed.
+ * key, so a typo in a deployment's environment cannot go unnoticed. `dataDir` (the CLI's
+ * `--data-dir`, an absolute path) wins over both.
  */
-export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): LoadedConfig {
+export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv; cwd?: string; dataDir?: string } = {}): LoadedConfig {
   const env = options.env ?? process.env;
   const cwd = options.cwd ?? process.cwd();
   const explicit = options.file ?? env.MOAT_CONFIG;
@@ -52,6 +53,10 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv; cw
   }
   const overridden = applyEnvOverrides(raw as Record<string, unknown>, env);
   if (overridden.length > 0) source += ` + env ${overridden.join(', ')}`;
+  if (options.dataDir !== undefined) {
+    (raw as Record<string, unknown>).dataDir = options.dataDir;
+    source += ' + --data-dir';
+  }
   return { config: validateConfig(raw, source, dirname(file)), source };
 }
 
@@ -62,7 +67,20 @@ export function validateConfig(raw: unknown, source: string, baseDir: string): M
   const config = resolvePaths(parsed.data, baseDir);
   const problems = crossFieldProblems(config);
   if (problems.length > 0) throw new ConfigError(source, problems);
-  return config;
+  return withSandboxAdminToken(config);
+}
+
+/** The file of the token the sandbox generates for its admin listener, under its data directory. */
+export const SANDBOX_ADMIN_TOKEN_FILE = 'admin.token';
+
+/**
+ * In sandbox mode the admin listener is never open to whoever reaches it: without `admin.tokenFile`
+ * or `admin.tls` its token lives in `<dataDir>/admin.token` (created at start), where the CLI,
+ * reading the same configuration or given `--data-dir`, finds it.
+ */
+function withSandboxAdminToken(config: MoatConfig): MoatConfig {
+  if (config.mode !== 'sandbox' || config.admin.tokenFile !== undefined || config.admin.tls !== undefined) return config;
+  return { ...config, admin: { ...config.admin, tokenFile: join(config.dataDir, SANDBOX_ADMIN_TOKEN_FILE) } };
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
@@ -90,8 +108,9 @@ function crossFieldProblems(config: MoatConfig): string[] {
     if (config.trustAnchors.length === 0) {
       problems.push('trustAnchors: at least one CA is required in production for tls_client_auth');
     }
-    if (config.admin.enabled && config.admin.tokenFile === undefined && config.admin.tls === undefined && !['127.0.0.1', '::1', 'localhost'].includes(config.admin.host)) {
-      problems.push('admin.tokenFile or admin.tls: one is required in production when the admin listener is not on loopback (admin.host)');
+    // On loopback too: a web page in a browser on the host can reach a loopback listener.
+    if (config.admin.enabled && config.admin.tokenFile === undefined && config.admin.tls === undefined) {
+      problems.push('admin.tokenFile or admin.tls: one is required in production — the admin listener needs operator authentication wherever it binds');
     }
   }
   if ((config.tls.certFile === undefined) !== (config.tls.keyFile === undefined)) {

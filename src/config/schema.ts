@@ -251,13 +251,24 @@ export const configSchema = z.strictObject({
     /** Loopback by default: metrics are for the bank's monitoring, not the internet. */
     host: z.string().min(1).default('127.0.0.1'),
     port: z.number().int().min(0).max(65535).default(9464),
-    /** A file holding the bearer token every admin request must carry (required off loopback in production). */
+    /**
+     * A file holding the bearer token every admin request must carry. Production needs this or
+     * `tls`, wherever the listener binds: on loopback too, any web page open in a browser on the
+     * host could otherwise drive it. Unset in sandbox mode (and no `tls`): `<dataDir>/admin.token`,
+     * created with a random token on first start (mode 0600), where the CLI finds it.
+     */
     tokenFile: z.string().min(1).optional(),
+    /**
+     * Host names the listener answers to besides loopback (localhost, 127.0.0.1, [::1]), `host`
+     * and the address a request came in on: a Service's DNS name, say. Any other Host header is
+     * refused (421), so a DNS-rebound name in a browser cannot read the listener.
+     */
+    allowedHosts: z.array(z.string().min(1).regex(/^[^\s/:@]+$|^\[[0-9a-fA-F:.]+\]$/, 'expected a host name or IP address, without a port')).default([]),
     /**
      * Operator-certificate mTLS: the admin listener serves HTTPS with this certificate and accepts a
      * request whose client certificate chains to one of `clientCaFiles`, is within its validity and
      * allows clientAuth. With `tokenFile` too, either the token or the certificate suffices (an
-     * operator's tooling need not carry both). Production off loopback needs this or `tokenFile`.
+     * operator's tooling need not carry both). Production needs this or `tokenFile`.
      */
     tls: z.strictObject({
       certFile: z.string().min(1),

@@ -40,12 +40,52 @@ const REDACT_PATHS = [
   'd', '*.d', 'p', '*.p', 'q', '*.q', 'privateKey', '*.privateKey', 'key', '*.key',
 ];
 
+/*
+ * What an error object may say in a log line: its class, message, stack, codes and where it came
+ * from — never the data it was working on. A driver's error carries that data: pg's and PGlite's
+ * `detail` ("Key (id)=(…) already exists") and `where`, PGlite's `query` and `params` (for a failed
+ * insert, the refresh token and its payload), ioredis's `command` (its arguments). Anything not
+ * named here is dropped and listed in the error's `droppedFields`, as for a line's own fields.
+ */
+const ERROR_FIELDS: ReadonlySet<string> = new Set([
+  'type', 'message', 'stack', 'code', 'errno', 'syscall', 'address', 'port', 'hostname',
+  'status', 'statusCode', 'expose', 'error', 'error_description',
+  'severity', 'routine', 'schema', 'table', 'column', 'constraint', 'dataType',
+]);
+
+/** How deep causes and aggregated errors are followed. */
+const MAX_ERROR_DEPTH = 5;
+
+/** The `err` serializer: an error through the allowlist above, its cause and aggregated errors too. */
+export function serializeError(err: unknown, depth = 0): unknown {
+  if (typeof err !== 'object' || err === null) return err;
+  const kept: Record<string, unknown> = {};
+  const dropped: string[] = [];
+  const source = err as Record<string, unknown>;
+  if (err instanceof Error) {
+    kept.type = err.constructor.name;
+    kept.message = err.message;
+    kept.stack = err.stack;
+  }
+  for (const [name, value] of Object.entries(source)) {
+    if (name === 'cause' || name === 'errors' || name in kept) continue;
+    if (ERROR_FIELDS.has(name)) kept[name] = value;
+    else dropped.push(name);
+  }
+  // `cause` is usually not enumerable (new Error(message, { cause })); read it either way.
+  if (source.cause !== undefined) kept.cause = depth < MAX_ERROR_DEPTH ? serializeError(source.cause, depth + 1) : '[cause omitted]';
+  if (Array.isArray(source.errors)) kept.errors = depth < MAX_ERROR_DEPTH ? source.errors.map((e) => serializeError(e, depth + 1)) : '[errors omitted]';
+  if (dropped.length > 0) kept.droppedFields = dropped;
+  return kept;
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino({
     level,
     base: { service: 'moat' },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    serializers: { err: serializeError },
     formatters: { log: keepLoggedFields },
     // x-fapi-interaction-id and the request id on every line written while serving a request.
     mixin() {

@@ -15,7 +15,7 @@ import type { Views } from '../interactions/views.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { SandboxMaterial } from '../sandbox/sandbox-material.ts';
 import { sandboxRevocationPointers } from '../sandbox/sandbox-pki.ts';
-import { issueSandboxTpp, sandboxTppFiles, sandboxTppSummary, TPP_FILES } from '../sandbox/tpp-credentials.ts';
+import { issueSandboxTpp, sandboxTppFiles, sandboxTppNameProblem, sandboxTppSummary, TPP_FILES } from '../sandbox/tpp-credentials.ts';
 import { MAX_TPPS_PER_SESSION, type PortalSessions, type PortalTpp } from './portal-sessions.ts';
 
 /*
@@ -152,8 +152,8 @@ export function createPortalRouter(deps: Deps): Router {
 
 function validate(input: FormInput, uris: string[]): Record<string, string> {
   const errors: Record<string, string> = {};
-  // Printable, no markup-looking characters: the name goes into a certificate subject and the SSA.
-  if (!/^[\p{L}\p{N} .,&'()-]{2,60}$/u.test(input.name)) errors.name = 'Give a name of 2 to 60 letters, digits, spaces or . , & \' ( ) -';
+  const nameProblem = sandboxTppNameProblem(input.name);
+  if (nameProblem !== undefined) errors.name = nameProblem;
   if (input.roles.length === 0 || input.roles.some((r) => !(ROLES as readonly string[]).includes(r))) errors.roles = 'Choose at least one role.';
   if (uris.length === 0 || uris.length > MAX_REDIRECT_URIS) errors.redirect_uris = `Give 1 to ${MAX_REDIRECT_URIS} redirect URIs, one per line.`;
   else {

@@ -38,9 +38,14 @@ const FILES = {
   tppCa: 'tpp-ca.pem', tppCaKey: 'tpp-ca.key', directoryPrivate: 'directory.jwks.json', directoryPublic: 'directory.public.jwks.json',
 } as const;
 
+/** Whether the sandbox material is under `dataDir` already (a server or `moat sandbox tpp` made it). */
+export function sandboxMaterialExists(dataDir: string): boolean {
+  return existsSync(join(dataDir, 'sandbox', FILES.directoryPublic));
+}
+
 export async function ensureSandboxMaterial(dataDir: string, options: { now?: Date } = {}): Promise<SandboxMaterial> {
   const dir = join(dataDir, 'sandbox');
-  if (!existsSync(join(dir, FILES.directoryPublic))) await generate(dataDir, dir, options.now ?? new Date());
+  if (!sandboxMaterialExists(dataDir)) await generate(dataDir, dir, options.now ?? new Date());
   return load(dir);
 }
 

@@ -38,6 +38,18 @@ export interface SandboxTppOptions {
   crlUrl?: string;
 }
 
+/*
+ * A sandbox TPP's name: printable, no control characters and nothing markup-looking. It goes into a
+ * certificate subject and the software statement, and from there into pages, logs and the
+ * operator's terminal. The portal's form and `moat sandbox tpp --name` both ask this.
+ */
+const TPP_NAME = /^[\p{L}\p{N} .,&'()-]{2,60}$/u;
+
+/** Why a sandbox TPP name is refused, in words for the person who typed it; undefined when it is fine. */
+export function sandboxTppNameProblem(name: string): string | undefined {
+  return TPP_NAME.test(name) ? undefined : 'Give a name of 2 to 60 letters, digits, spaces or . , & \' ( ) -';
+}
+
 const PSD2_ROLE_FOR: Record<string, Psd2Role> = { AISP: 'PSP_AI', PISP: 'PSP_PI', CBPII: 'PSP_IC' };
 
 export interface SandboxTpp {

@@ -46,7 +46,8 @@ describe('moat certs and moat tpps on a running deployment', () => {
     tpp = await onboardTpp(h, { certificate: { eidas: true } });
     thumbprint = tpp.creds.summary['x5t#S256'] as string;
     cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));
-    writeFileSync(join(cwd, 'moat.yaml'), `issuer: ${h.issuer}\ndataDir: ${join(cwd, 'data')}\nadmin: { port: ${h.moat.adminPort} }\n`);
+    // The operator's moat.yaml names the server's data directory: the CLI finds the admin token there.
+    writeFileSync(join(cwd, 'moat.yaml'), `issuer: ${h.issuer}\ndataDir: ${h.dataDir}\nadmin: { port: ${h.moat.adminPort} }\n`);
   });
   afterAll(async () => {
     await tpp?.close();
@@ -102,6 +103,25 @@ describe('moat certs and moat tpps on a running deployment', () => {
     const records = query.out.trim().split('\n').map((l) => JSON.parse(l) as { actor: string; subject: string; detail: { reason: string } });
     expect(records).toEqual([expect.objectContaining({ actor: 'operator', subject: thumbprint, detail: { source: 'operator', reason: 'private key leaked' } })]);
     expect((await moat(['audit', 'query', '--since', 'yesterday-ish'], cwd)).code).toBe(2);
+  });
+
+  it('prints what a TPP calls itself with its control characters escaped, never passing them to the terminal', async () => {
+    // Registered with the directory's word for its name: an ESC sequence retitling the terminal, colours, an 8-bit CSI.
+    const name = 'Evil\u001b]0;pwned\u0007\u001b[31m Fintech\u009b2J';
+    const hostile = await onboardTpp(h, { name });
+    try {
+      for (const args of [['tpps', 'list'], ['tpps', 'list', '--json'], ['certs', 'list'], ['certs', 'list', '--json']]) {
+        const r = await moat(args, cwd);
+        expect({ args, code: r.code }).toEqual({ args, code: 0 });
+        expect(r.out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+      }
+      expect((await moat(['tpps', 'list'], cwd)).out).toContain('Evil\\u001b]0;pwned\\u0007\\u001b[31m Fintech\\u009b2J');
+      // The escapes are JSON's: --json output still parses, to the name as registered.
+      const orgs = JSON.parse((await moat(['tpps', 'list', '--json'], cwd)).out) as { name: string }[];
+      expect(orgs.map((o) => o.name)).toContain(name);
+    } finally {
+      await hostile.close();
+    }
   });
 
   it('says what to do when no server answers', async () => {

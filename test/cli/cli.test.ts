@@ -1,9 +1,10 @@
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { createServer, type Server } from 'node:net';
+import { COMMANDS } from '../../src/cli/main.ts';
 import { runMoat } from '../support/cli.ts';
 import { copyMigratedEmbeddedDatabase } from '../support/databases.ts';
 import { freePort } from '../support/ports.ts';
@@ -74,14 +75,44 @@ describe('moat sandbox tpp', () => {
 
   it('exits 2 without --name, and refuses an http redirect URI', async () => {
     expect((await moat(['sandbox', 'tpp', '--out', 'x'])).code).toBe(2);
-    const r = await moat(['sandbox', 'tpp', '--name', 'x', '--out', 'x', '--redirect-uri', 'http://tpp.example/cb']);
+    const r = await moat(['sandbox', 'tpp', '--name', 'Example', '--out', 'x', '--redirect-uri', 'http://tpp.example/cb']);
     expect(r.code).toBe(2);
     expect(r.err).toContain('must be an https URL');
   });
 
+  it('refuses a name with control characters, as the portal does, before writing anything', async () => {
+    for (const name of ['Evil\u001b]0;pwned\u0007 Fintech', 'Evil\u001b[31m Fintech', 'Evil\u009b2J Fintech', 'Two\nLines', 'Del\u007f Fintech']) {
+      const r = await moat(['sandbox', 'tpp', '--name', name, '--out', 'evil']);
+      expect({ name, code: r.code }).toEqual({ name, code: 2 });
+      expect(r.err).toBe('moat: --name: Give a name of 2 to 60 letters, digits, spaces or . , & \' ( ) -\n');
+      expect(existsSync(join(r.cwd, 'evil'))).toBe(false);
+    }
+  });
+
+  it('issues from the server\'s sandbox CA with --data-dir, and says so when it has to make a new one', async () => {
+    const server = await moat(['sandbox', 'tpp', '--name', 'First Fintech', '--out', 'first']);
+    expect(server.err).toMatch(/^moat: no sandbox under .*data yet: creating its CA and directory key there\. .*pass its data directory with --data-dir DIR/);
+    const dataDir = join(server.cwd, 'data');
+    const elsewhere = await moat(['sandbox', 'tpp', '--name', 'Acme Fintech', '--out', 'acme', '--data-dir', dataDir]);
+    expect({ code: elsewhere.code, err: elsewhere.err }).toEqual({ code: 0, err: '' });
+    const cert = new X509Certificate(readFileSync(join(elsewhere.cwd, 'acme', 'transport.pem')));
+    expect(cert.verify(new X509Certificate(readFileSync(join(dataDir, 'sandbox', 'tpp-ca.pem'))).publicKey)).toBe(true);
+    expect(readdirSync(elsewhere.cwd)).toEqual(['acme']);
+  });
+
+  it('says where it looked when a command needing the server\'s data directory runs elsewhere', async () => {
+    const revoke = await moat(['sandbox', 'revoke', '--cert', 'transport.pem', '--key', 'transport.key']);
+    expect(revoke.code).toBe(1);
+    expect(revoke.err).toMatch(/^moat: no sandbox under \S+data to take the server's CA from: .*--data-dir DIR/);
+    const direct = await moat(['certs', 'list', '--direct']);
+    expect(direct.code).toBe(1);
+    expect(direct.err).toMatch(/^moat: no embedded database under \S+data: .*--data-dir DIR/);
+    expect(readdirSync(direct.cwd)).toEqual([]);
+  });
+
   it('refuses in production mode', async () => {
-    const r = await moat(['sandbox', 'tpp', '--name', 'x', '--out', 'x'], {
-      env: { MOAT_MODE: 'production', MOAT_STORAGE__POSTGRES_URL: 'postgres://x@h/db', MOAT_STORAGE__REDIS_URL: 'redis://h', MOAT_TLS__CERT_FILE: 'a', MOAT_TLS__KEY_FILE: 'b', MOAT_TRUST_ANCHORS: '["ca.pem"]' },
+    const r = await moat(['sandbox', 'tpp', '--name', 'Example', '--out', 'x'], {
+      env: { MOAT_MODE: 'production', MOAT_STORAGE__POSTGRES_URL: 'postgres://x@h/db', MOAT_STORAGE__REDIS_URL: 'redis://h', MOAT_TLS__CERT_FILE: 'a', MOAT_TLS__KEY_FILE: 'b', MOAT_TRUST_ANCHORS: '["ca.pem"]', MOAT_ADMIN__TOKEN_FILE: 'admin.token' },
     });
     expect(r.code).toBe(1);
     expect(r.err).toContain('sandbox credentials exist only in sandbox mode');
@@ -127,5 +158,36 @@ describe('moat', () => {
     const r = await moat(['frobnicate']);
     expect(r.code).toBe(2);
     expect(r.err).toContain('unknown command "frobnicate"');
+  });
+});
+
+describe('moat <command> --help', () => {
+  // Every command and subcommand; the first list must name every command `moat` has.
+  const SUBCOMMANDS: Record<string, string[]> = {
+    start: [], migrate: [], config: ['validate'], keys: ['list', 'rotate'], sandbox: ['tpp', 'revoke'],
+    certs: ['list', 'show', 'revoke', 'expiring'], tpps: ['list'], audit: ['verify', 'query'],
+    threats: ['flags', 'restrictions', 'quarantine', 'step-up', 'release'], diagnose: [],
+  };
+
+  it('knows every command there is', () => {
+    expect(Object.keys(SUBCOMMANDS).sort()).toEqual(Object.keys(COMMANDS).sort());
+  });
+
+  const invocations = Object.entries(SUBCOMMANDS).flatMap(([command, subs]) => [[command], ...subs.map((sub) => [command, sub])]);
+  it.each(invocations.flatMap((words) => [[...words, '--help'], [...words, '-h']]).map((args) => [args.join(' '), args]))(
+    'moat %s prints its usage and exits 0, doing nothing else',
+    async (_line, args) => {
+      const r = await moat(args as string[]);
+      expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: '' });
+      expect(r.out).toMatch(/^usage/);
+      // Nothing was run: no data directory, no keys, no configuration read.
+      expect(readdirSync(r.cwd)).toEqual([]);
+    },
+  );
+
+  it('answers with the subcommand\'s own usage where it has one', async () => {
+    expect((await moat(['sandbox', 'tpp', '--help'])).out).toMatch(/^usage: moat sandbox tpp --name NAME --out DIR/);
+    expect((await moat(['sandbox', 'revoke', '--help'])).out).toMatch(/^usage: moat sandbox revoke --cert/);
+    expect((await moat(['sandbox', 'tpp', '--name', 'Acme Fintech', '--help'])).code).toBe(0);
   });
 });

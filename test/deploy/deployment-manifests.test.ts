@@ -40,6 +40,8 @@ const SAMPLE_ENV: Record<string, string> = {
   MOAT_ISSUER: 'https://as.bank.example',
   MOAT_STORAGE__POSTGRES_URL: 'postgres://moat:secret@postgres.bank.example:5432/moat',
   MOAT_STORAGE__REDIS_URL: 'rediss://:secret@redis.bank.example:6380',
+  // What the moat.adminHosts helper renders for a release "moat" in namespace "banking".
+  MOAT_ADMIN__ALLOWED_HOSTS: '["moat-admin","moat-admin.banking","moat-admin.banking.svc","moat-admin.banking.svc.cluster.local"]',
 };
 
 /** Runs Moat's own loader (YAML file + MOAT_* overrides + validation) on a configuration. */
@@ -94,6 +96,11 @@ describe('the Helm chart (deploy/helm/moat)', () => {
     // Reachable by Prometheus through the admin Service, so the token is required.
     expect(['127.0.0.1', '::1', 'localhost']).not.toContain(config.admin.host);
     expect(config.admin.tokenFile).toBeDefined();
+    // Prometheus comes through the admin Service, whose names the admin listener must answer to (its Host check).
+    expect(deployment).toMatch(/- name: MOAT_ADMIN__ALLOWED_HOSTS\s+value: \{\{ include "moat\.adminHosts" \. \| quote \}\}/);
+    expect(read(CHART, 'templates', '_helpers.tpl')).toContain('$service := printf "%s-admin" (include "moat.fullname" .)');
+    expect(field(template('service-admin.yaml'), 'name')).toBe('{{ include "moat.fullname" . }}-admin');
+    expect(config.admin.allowedHosts).toContain('moat-admin.banking.svc');
     // MOAT_CONFIG names the ConfigMap's key where the ConfigMap is mounted.
     const configFile = /- name: MOAT_CONFIG\s+value: (\S+)/.exec(deployment)?.[1];
     expect(configFile).toBe(`${mounts.find((m) => configFile?.startsWith(`${m}/`))}/moat.yaml`);
@@ -294,6 +301,8 @@ function render(set: string[]): { status: number | null; objects: K8sObject[]; s
     const services = objects.filter((o) => o.kind === 'Service');
     const admin = services.find((s) => s.metadata.name === 'moat-admin')!;
     expect(admin.spec).toMatchObject({ type: 'ClusterIP', ports: [{ targetPort: 'admin' }] });
+    // The admin Service's names pass the admin listener's Host check.
+    expect(config.admin.allowedHosts).toEqual(['', '.openbanking', '.openbanking.svc', '.openbanking.svc.cluster.local'].map((s) => `${admin.metadata.name}${s}`));
     expect(objects.filter((o) => o.kind === 'PodDisruptionBudget').length).toBeGreaterThan(0);
     expect(objects.map((o) => o.kind)).not.toContain('HorizontalPodAutoscaler');
 

@@ -231,19 +231,23 @@ describe('admin listener configuration', () => {
       return (err as ConfigError).problems;
     }
   };
-  const MESSAGE = 'admin.tokenFile or admin.tls: one is required in production when the admin listener is not on loopback (admin.host)';
+  const MESSAGE = 'admin.tokenFile or admin.tls: one is required in production — the admin listener needs operator authentication wherever it binds';
 
-  it('refuses in production an admin listener off loopback with neither token nor operator mTLS', () => {
+  it('refuses in production an admin listener with neither token nor operator mTLS, on loopback too', () => {
     expect(production({ host: '0.0.0.0' })).toContain(MESSAGE);
-    expect(production({ host: '127.0.0.1' })).not.toContain(MESSAGE);
+    // A web page in a browser on the host reaches loopback as well.
+    expect(production({ host: '127.0.0.1' })).toContain(MESSAGE);
+    expect(production({ host: 'localhost' })).toContain(MESSAGE);
+    expect(production({ host: '127.0.0.1', enabled: false })).not.toContain(MESSAGE);
+    expect(production({ host: '127.0.0.1', tokenFile: 'admin.token' })).not.toContain(MESSAGE);
     expect(production({ host: '0.0.0.0', tokenFile: 'admin.token' })).not.toContain(MESSAGE);
     expect(production({ host: '0.0.0.0', tls: { certFile: 'a.pem', keyFile: 'a.key', clientCaFiles: ['ca.pem'] } })).not.toContain(MESSAGE);
   });
 
   it('stops start-up naming the key when an operator CA file holds no CA, or a file is missing', async () => {
     const tls = { certFile: join(dir, 'admin.pem'), keyFile: join(dir, 'admin.key'), clientCaFiles: [join(dir, 'admin.pem')] };
-    await expect(loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, tls })).rejects.toThrow(/^admin\.tls\.clientCaFiles: trust anchor .*admin\.pem: CN=moat-admin is not a CA certificate/);
-    await expect(loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, tls: { ...tls, clientCaFiles: [join(dir, 'operator-ca.pem')], keyFile: join(dir, 'missing.key') } }))
+    await expect(loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, allowedHosts: [], tls })).rejects.toThrow(/^admin\.tls\.clientCaFiles: trust anchor .*admin\.pem: CN=moat-admin is not a CA certificate/);
+    await expect(loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, allowedHosts: [], tls: { ...tls, clientCaFiles: [join(dir, 'operator-ca.pem')], keyFile: join(dir, 'missing.key') } }))
       .rejects.toThrow(/^admin\.tls\.keyFile: cannot read .*missing\.key/);
   });
 
@@ -251,9 +255,9 @@ describe('admin listener configuration', () => {
     const tls = { certFile: join(dir, 'admin.pem'), keyFile: join(dir, 'admin.key'), clientCaFiles: [join(dir, 'operator-ca.pem')] };
     const stranger = await createTestCa([{ C: ['GB'] }, { O: ['Somebody Else'] }, { CN: ['Stranger CA'] }]);
     const foreign = file('foreign.crl', await operatorCrl([], { signer: stranger }));
-    await expect(loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, tls: { ...tls, crlFiles: [crlFile, foreign] } }))
+    await expect(loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, allowedHosts: [], tls: { ...tls, crlFiles: [crlFile, foreign] } }))
       .rejects.toThrow(/^admin\.tls\.crlFiles\.1: .*foreign\.crl: the CRL is issued by CN=Stranger CA, O=Somebody Else, C=GB, which is none of admin\.tls\.clientCaFiles/);
-    await expect(loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, tls: { ...tls, crlFiles: [join(dir, 'admin.pem')] } }))
+    await expect(loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, allowedHosts: [], tls: { ...tls, crlFiles: [join(dir, 'admin.pem')] } }))
       .rejects.toThrow(/^admin\.tls\.crlFiles\.0: .*admin\.pem: /);
   });
 

@@ -1,9 +1,10 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
 import { issueSandboxTpp } from '../../src/sandbox/tpp-credentials.ts';
 import { embeddedOnly } from '../support/databases.ts';
+import { runMoat } from '../support/cli.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { tlsFetch } from '../support/tpp-client.ts';
 
@@ -11,6 +12,13 @@ import { tlsFetch } from '../support/tpp-client.ts';
  * Production mode: real storage required, no sandbox shortcut anywhere — no generated PKI, no
  * sandbox directory, no demo customers, no sandbox API.
  */
+
+/** Production requires the admin listener's authentication: a token file the operator made. */
+function adminWithToken(dir: string): Record<string, unknown> {
+  const tokenFile = join(dir, 'admin.token');
+  writeFileSync(tokenFile, 'production-admin-token-0123456789abcdef\n', { mode: 0o600 });
+  return { port: 0, tokenFile };
+}
 
 (embeddedOnly() ? describe.skip : describe)('Moat in production mode', () => {
   let h: Harness;
@@ -23,6 +31,7 @@ import { tlsFetch } from '../support/tpp-client.ts';
     h = await startMoat({
       config: {
         mode: 'production',
+        admin: adminWithToken(pki.dir),
         tls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile },
         trustAnchors: [pki.tppCaCertFile],
         directories: [{ name: 'Directory', issuer: 'OpenBanking Ltd', jwksFile: pki.directory.jwksFile }],
@@ -83,7 +92,7 @@ import { tlsFetch } from '../support/tpp-client.ts';
     const pki = await ensureSandboxMaterial(mkdtempSync(join(tmpdir(), 'moat-bank-pki-')));
     const h = await startMoat({
       config: {
-        mode: 'production', diagnostics: { enabled: true },
+        mode: 'production', diagnostics: { enabled: true }, admin: adminWithToken(pki.dir),
         tls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile },
         trustAnchors: [pki.tppCaCertFile],
         directories: [{ name: 'Directory', issuer: 'OpenBanking Ltd', jwksFile: pki.directory.jwksFile }],
@@ -106,3 +115,18 @@ import { tlsFetch } from '../support/tpp-client.ts';
 });
 
 if (embeddedOnly()) it.skip('production mode needs Postgres and Redis (embedded-only run)', () => {});
+
+describe('moat start in production mode', () => {
+  // Everything else production needs is there: only the admin listener's authentication is missing.
+  const env = {
+    MOAT_MODE: 'production', MOAT_STORAGE__POSTGRES_URL: 'postgres://moat@127.0.0.1:9/moat', MOAT_STORAGE__REDIS_URL: 'redis://127.0.0.1:9',
+    MOAT_TLS__CERT_FILE: 'server.pem', MOAT_TLS__KEY_FILE: 'server.key', MOAT_TRUST_ANCHORS: '["tpp-ca.pem"]',
+  };
+
+  it.each(['127.0.0.1', 'localhost', '0.0.0.0'])('refuses to start with an admin listener on %s without operator authentication, naming the keys', async (host) => {
+    const r = await runMoat(['start'], { env: { ...env, MOAT_ADMIN__HOST: host } });
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('admin.tokenFile or admin.tls: one is required in production');
+    expect(r.out).toBe('');
+  });
+});

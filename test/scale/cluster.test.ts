@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describeWithServices } from '../support/databases.ts';
 import { freePort, startMoat, type Harness } from '../support/moat-harness.ts';
+import { adminToken } from '../support/admin-metrics.ts';
 
 /*
  * `workers: N` (node:cluster): N processes share the port; the primary makes the keys once so every
@@ -103,7 +104,8 @@ describeWithServices('cluster mode (workers: 2)', () => {
   it('answers /metrics with the sum over the workers, whichever worker the scrape reaches', async () => {
     const counted = async () => {
       const { body } = await new Promise<{ body: string }>((done, fail) => {
-        import('node:http').then(({ get }) => get(`http://127.0.0.1:${adminPort}/metrics`, { agent: false }, (res) => {
+        // The sandbox admin token of the data directory the cluster shares with `shared`.
+        import('node:http').then(({ get }) => get(`http://127.0.0.1:${adminPort}/metrics`, { agent: false, headers: { authorization: `Bearer ${adminToken(shared)}` } }, (res) => {
           let text = '';
           res.on('data', (d: Buffer) => { text += d.toString(); });
           res.on('end', () => done({ body: text }));

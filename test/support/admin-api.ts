@@ -9,18 +9,23 @@ import { request as httpsRequest } from 'node:https';
 export interface AdminCall {
   token?: string;
   body?: unknown;
+  /** A body sent as it is, with `headers` saying its type (a browser's text/plain POST, say). */
+  rawBody?: string;
+  /** More headers, or others than Node would send (Host, Origin, Content-Type). */
+  headers?: Record<string, string>;
   /** For an `admin.tls` listener: the CA of its certificate, and the operator's certificate if any. */
   tls?: { ca: string; cert?: string; key?: string };
 }
 
 export function adminRequest(port: number, method: 'GET' | 'POST', path: string, call: AdminCall = {}): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
-    const payload = call.body === undefined ? undefined : JSON.stringify(call.body);
+    const payload = call.rawBody ?? (call.body === undefined ? undefined : JSON.stringify(call.body));
     const options = {
       host: '127.0.0.1', port, path, method,
       headers: {
         ...(call.token === undefined ? {} : { authorization: `Bearer ${call.token}` }),
         ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+        ...call.headers,
       },
     };
     const onResponse = (res: IncomingMessage) => {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Harness } from './moat-harness.ts';
 
 /*
@@ -6,9 +7,14 @@ import type { Harness } from './moat-harness.ts';
  * `# TYPE` lines) and what a counter or gauge reads.
  */
 
-/** The admin listener's /metrics body; throws unless it answered 200. */
-export async function scrapeMetrics(h: Harness, token?: string): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${h.moat.adminPort}/metrics`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
+/** The admin token a harness's Moat reads (in the sandbox, the one it generated in its data directory). */
+export function adminToken(h: Harness): string {
+  return readFileSync(h.config.admin.tokenFile!, 'utf8').trim();
+}
+
+/** The admin listener's /metrics body, scraped with the admin token; throws unless it answered 200. */
+export async function scrapeMetrics(h: Harness, token = adminToken(h)): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${h.moat.adminPort}/metrics`, { headers: { authorization: `Bearer ${token}` } });
   const body = await res.text();
   if (res.status !== 200) throw new Error(`/metrics answered ${res.status}: ${body}`);
   return body;

@@ -167,9 +167,10 @@ export async function discover(h: Harness, f: FetchLike): Promise<oauth.Authoriz
 }
 
 /** Issues credentials, registers them, and returns a ready client. */
-export async function onboardTpp(h: Harness, options: { roles?: string[]; logoUri?: string; registration?: Record<string, unknown>; certificate?: { eidas?: boolean; ocspUrl?: string; crlUrl?: string } } = {}): Promise<RegisteredTpp> {
+export async function onboardTpp(h: Harness, options: { name?: string; roles?: string[]; logoUri?: string; registration?: Record<string, unknown>; certificate?: { eidas?: boolean; ocspUrl?: string; crlUrl?: string } } = {}): Promise<RegisteredTpp> {
   const creds = await issueTpp(h, {
-    ...(options.roles === undefined ? {} : { roles: options.roles }), ...(options.logoUri === undefined ? {} : { logoUri: options.logoUri }), ...options.certificate,
+    ...(options.name === undefined ? {} : { name: options.name }), ...(options.roles === undefined ? {} : { roles: options.roles }),
+    ...(options.logoUri === undefined ? {} : { logoUri: options.logoUri }), ...options.certificate,
   });
   const reg = await registerTpp(h, creds, options.registration);
   if (reg.status !== 201) throw new Error(`registration failed: ${reg.status} ${JSON.stringify(reg.body)}`);

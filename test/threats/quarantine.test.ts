@@ -1,4 +1,5 @@
-import { request } from 'node:http';
+import { adminRequest } from '../support/admin-api.ts';
+import { adminToken } from '../support/admin-metrics.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { clientCredentialsToken, introspect, refresh } from '../support/consents.ts';
 import { authorizationCodeFlow, onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
@@ -32,20 +33,9 @@ afterAll(async () => {
   await h?.close();
 });
 
+/** The operator, with the admin token the sandbox generated. */
 function admin(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((done, fail) => {
-    const req = request({
-      host: '127.0.0.1', port: h.moat.adminPort, path, method,
-      headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
-    }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => { text += d.toString(); });
-      res.on('end', () => done({ status: res.statusCode ?? 0, body: text === '' ? undefined : JSON.parse(text) }));
-    });
-    req.on('error', fail);
-    req.end(payload);
-  });
+  return adminRequest(h.moat.adminPort!, method, path, { token: adminToken(h), ...(body === undefined ? {} : { body }) });
 }
 
 async function tokenRequest(tpp: RegisteredTpp, form: Record<string, string>) {
@@ -102,7 +92,7 @@ it('quarantines a client that replays codes, with the reason, until an operator 
   expect((await admin('POST', `/clients/${rogue.client.client_id}/release`, {})).status).toBe(400);
   const released = await admin('POST', `/clients/${rogue.client.client_id}/release`, { reason: 'false positive: the TPP redeployed with a bug, now fixed' });
   expect(released.status).toBe(200);
-  expect(released.body.releasedBy).toBe('admin-api');
+  expect(released.body.releasedBy).toBe('admin-token');
   expect((await tokenRequest(rogue, { grant_type: 'client_credentials', scope: 'accounts' })).status).toBe(200);
   expect((await admin('GET', `/audit?client=${rogue.client.client_id}&type=client.released`)).body).toHaveLength(1);
   expect((await admin('POST', `/clients/${rogue.client.client_id}/release`, { reason: 'again' })).status).toBe(404);

@@ -41,3 +41,14 @@ app.kubernetes.io/component: gateway
 {{- define "moat.existingSecret" -}}
 {{- required "existingSecret: name the Secret holding jwks.json, secrets.json, admin-token (and postgres-url, redis-url); the chart never generates one" .Values.existingSecret -}}
 {{- end -}}
+
+{{/*
+The admin listener's admin.allowedHosts as a JSON array: the admin Service's names (the Host headers
+Prometheus sends through it), then config.admin.allowedHosts (the environment replaces that key).
+*/}}
+{{- define "moat.adminHosts" -}}
+{{- $service := printf "%s-admin" (include "moat.fullname" .) -}}
+{{- $namespace := .Release.Namespace -}}
+{{- $names := list $service (printf "%s.%s" $service $namespace) (printf "%s.%s.svc" $service $namespace) (printf "%s.%s.svc.cluster.local" $service $namespace) -}}
+{{- concat $names (default (list) .Values.config.admin.allowedHosts) | toJson -}}
+{{- end -}}
