@@ -10,11 +10,13 @@ import type { ConsentService } from './consents/consent-service.ts';
 import { createDashboardRouter } from './dashboard/routes.ts';
 import type { CustomerSessions } from './dashboard/customer-sessions.ts';
 import type { Csrf } from './http/csrf.ts';
+import { answerForwardedHeadersBy, requireHttpsBehindGateway } from './http/forwarded-request.ts';
 import { requestContextMiddleware } from './http/request-context-middleware.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { createInteractionRouter } from './interactions/routes.ts';
 import type { Views } from './interactions/views.ts';
 import type { Logger } from './observability/logger.ts';
+import { createTrustedProxies } from './tls/trusted-proxies.ts';
 import type { Middleware } from 'koa';
 
 /**
@@ -56,12 +58,15 @@ export function createApp(deps: AppDependencies): Koa {
   const app = new Koa();
   // Signs oidc-provider's cookies too: when mounted, the outer app's keys are the ones used.
   app.keys = deps.cookieKeys;
-  // Behind a gateway Moat speaks plain HTTP and learns the scheme from X-Forwarded-Proto.
-  app.proxy = !deps.config.tls.terminate;
+  // The client's address and scheme: from a trusted proxy's forwarded headers, else the connection's.
+  const proxies = createTrustedProxies(deps.config.trustedProxies.addresses);
+  answerForwardedHeadersBy(app, proxies);
 
   app.use(requestContextMiddleware(deps.logger, deps.afterRequest));
   app.use(securityHeaders());
   for (const middleware of deps.edge ?? []) app.use(middleware);
+  // Behind a gateway Moat speaks plain HTTP; only what a trusted proxy forwarded as https is served.
+  if (!deps.config.tls.terminate) app.use(requireHttpsBehindGateway(proxies, Object.values(HEALTH_PATHS)));
 
   const own = new Router();
   own.get(HEALTH_PATHS.liveness, (ctx) => { ctx.body = { status: 'ok' }; });

@@ -49,6 +49,8 @@ import { createPortalSessions } from './portal/portal-sessions.ts';
 import { tracingMiddleware } from './observability/tracing.ts';
 import { ensureSandboxMaterial } from './sandbox/sandbox-material.ts';
 import { createAdapterFactory, revokeGrant } from './storage/adapter.ts';
+import { createMemoryAttemptCounterStore } from './storage/embedded/memory-attempt-counter-store.ts';
+import { createRedisAttemptCounterStore } from './storage/redis/redis-attempt-counter-store.ts';
 import { createStorage } from './storage/create-storage.ts';
 import { pendingMigrations } from './storage/sql/migrate.ts';
 import { loadTrustAnchors } from './tls/certificate-chain.ts';
@@ -203,6 +205,11 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     const senderConstraint = {
       issuer: config.issuer, clientCertificate, certificateRefusal: certificateGate.refusal, replay: storage.shortLived, nonces: createDpopNonces(secrets.dpopNonceSecret),
     };
+    // Sign-in attempts (and any other secret a customer types) are counted across instances in
+    // Redis; while it is away, per instance rather than not at all.
+    const attemptCounters = storage.redis === undefined
+      ? createMemoryAttemptCounterStore()
+      : createRedisAttemptCounterStore(storage.redis, config.storage.redisKeyPrefix, { fallback: createMemoryAttemptCounterStore(), onUnavailable: metrics.storageErrors });
     const csrf = createCsrf({ keys: secrets.cookieKeys, origin: new URL(config.issuer).origin });
 
     const registration = createRegistrationMiddleware({
@@ -213,7 +220,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
       csrf,
       ...(diagnostics === undefined ? {} : { afterRequest: diagnostics.recordCall }),
-      loginThrottle: createLoginThrottle(config.customers.loginThrottle, { ...(storage.redis === undefined ? {} : { redis: storage.redis }), keyPrefix: config.storage.redisKeyPrefix }),
+      loginThrottle: createLoginThrottle(config.customers.loginThrottle, attemptCounters),
       customerSessions: createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl),
       edge: [
         tracingMiddleware(),

@@ -1,4 +1,4 @@
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, webcrypto, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, fetch as undiciFetch } from 'undici';
@@ -39,6 +39,27 @@ export function readCredentials(dir: string): Credentials {
     serverCaPem: read('server-ca.pem'),
     registration,
   };
+}
+
+/**
+ * The TPP's signing key (`signing.jwks.json`, private), for `private_key_jwt`: its public half is in
+ * the software statement's `software_jwks`, which is where the bank takes the client's keys from, so
+ * a client assertion signed with it (and naming its `kid`) authenticates the client (RFC 7523).
+ */
+export async function readSigningKey(dir: string): Promise<{ key: webcrypto.CryptoKey; kid: string }> {
+  let jwks: { keys?: (webcrypto.JsonWebKey & { kid?: string; alg?: string })[] };
+  try {
+    jwks = JSON.parse(readFileSync(join(dir, 'signing.jwks.json'), 'utf8')) as typeof jwks;
+  } catch {
+    throw new Error(`${join(dir, 'signing.jwks.json')} is missing or not JSON: private_key_jwt needs the signing key \`moat sandbox tpp\` wrote`);
+  }
+  const jwk = jwks.keys?.[0];
+  if (jwk?.d === undefined || jwk.kid === undefined || jwk.kty !== 'EC' || jwk.crv !== 'P-256') {
+    throw new Error(`${join(dir, 'signing.jwks.json')} holds no private P-256 key with a kid (ES256)`);
+  }
+  const { kid, alg: _alg, ...material } = jwk;
+  const key = await webcrypto.subtle.importKey('jwk', material, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
+  return { key, kid };
 }
 
 /**

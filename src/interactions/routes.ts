@@ -284,24 +284,22 @@ export async function signIn(
   username: string,
   password: string,
 ): Promise<SignInResult> {
-  const address = ctx.ip;
-  const before = await deps.throttle.check(username, address);
-  if (before.locked) {
-    deps.logger.warn({ event: 'login.locked', outcome: 'login_locked', by: before.by }, 'customer sign-in locked');
-    ctx.set('Retry-After', String(before.retryAfterSeconds));
-    return { ok: false, status: 429, message: lockedMessage(before) };
+  const result = await deps.throttle.attempt(username, ctx.ip, () => (
+    username === '' || password === '' ? Promise.resolve(undefined) : deps.customers.authenticate(username, password)));
+  if (result.outcome === 'refused') {
+    deps.logger.warn({ event: 'login.locked', outcome: 'login_locked', by: result.locked.by }, 'customer sign-in locked');
+    ctx.set('Retry-After', String(result.locked.retryAfterSeconds));
+    return { ok: false, status: 429, message: lockedMessage(result.locked) };
   }
-  const customer = username === '' || password === '' ? undefined : await deps.customers.authenticate(username, password);
-  if (customer === undefined) {
-    const after = await deps.throttle.failed(username, address);
+  if (result.outcome === 'failed') {
     deps.logger.info({ event: 'login.failed', outcome: 'login_failed' }, 'customer login failed');
-    if (after.locked) {
-      ctx.set('Retry-After', String(after.retryAfterSeconds));
-      return { ok: false, status: 429, message: lockedMessage(after) };
+    if (result.locked !== undefined) {
+      ctx.set('Retry-After', String(result.locked.retryAfterSeconds));
+      return { ok: false, status: 429, message: lockedMessage(result.locked) };
     }
     return { ok: false, status: 401, message: 'The username or password is incorrect.' };
   }
-  await deps.throttle.succeeded(username);
+  const customer = result.value;
   deps.logger.info({ event: 'login.succeeded', accountId: customer.id }, 'customer logged in');
   return { ok: true, customerId: customer.id };
 }

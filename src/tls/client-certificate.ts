@@ -1,11 +1,11 @@
 import type { X509Certificate } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { BlockList, isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { ForwardedCertFormat } from '../config/schema.ts';
 import { certificateThumbprint, verifyCertificateChain, type ChainVerification, type TrustAnchors } from './certificate-chain.ts';
 import { subjectOf, type DistinguishedName } from './distinguished-name.ts';
 import { ALL_FORWARDED_CERT_HEADERS, FORWARDED_CERT_HEADERS, readForwardedCertificate } from './forwarded-certificate.ts';
+import { createTrustedProxies } from './trusted-proxies.ts';
 
 /*
  * The one place that answers "which client certificate did this request present, and is it
@@ -54,47 +54,6 @@ export interface ClientCertificateOptions {
 export type ClientCertificateResolver = (req: IncomingMessage) => PresentedCertificate | undefined;
 
 /**
- * A `BlockList` of the trusted proxies. Accepts `10.0.0.0/8`, `192.0.2.7`, `::1`, `2001:db8::/32`;
- * throws naming the entry for anything else, so a typo stops start-up instead of trusting nobody
- * (or, worse, everybody).
- */
-export function createProxyAllowList(entries: readonly string[]): BlockList {
-  const list = new BlockList();
-  for (const entry of entries) {
-    const slash = entry.indexOf('/');
-    const address = normaliseAddress(slash === -1 ? entry.trim() : entry.slice(0, slash).trim());
-    const family = isIP(address);
-    if (family === 0) throw new Error(`trustedProxies.addresses: "${entry}" is not an IP address or CIDR range`);
-    const type = family === 4 ? 'ipv4' : 'ipv6';
-    if (slash === -1) {
-      list.addAddress(address, type);
-      continue;
-    }
-    const prefix = entry.slice(slash + 1).trim();
-    const bits = Number(prefix);
-    if (!/^\d{1,3}$/.test(prefix) || bits > (family === 4 ? 32 : 128)) {
-      throw new Error(`trustedProxies.addresses: "${entry}" has an invalid prefix length`);
-    }
-    list.addSubnet(address, bits, type);
-  }
-  return list;
-}
-
-/**
- * A dual-stack socket reports an IPv4 peer as `::ffff:a.b.c.d`; Moat checks and logs it as
- * `a.b.c.d`, the form trusted proxies are configured in (BlockList would match either form).
- */
-function normaliseAddress(address: string): string {
-  return /^::ffff:(\d{1,3}(\.\d{1,3}){3})$/i.exec(address)?.[1] ?? address;
-}
-
-function isTrustedProxy(list: BlockList, address: string | undefined): boolean {
-  if (address === undefined) return false;
-  const family = isIP(address);
-  return family !== 0 && list.check(address, family === 4 ? 'ipv4' : 'ipv6');
-}
-
-/**
  * The intermediates the client sent in its handshake (RFC 8446 §4.4.2 certificate_list), as node
  * links them from the leaf; https-server.ts makes sure node always does (see PLACEHOLDER_CRL). A
  * trust anchor OpenSSL found in `ca` may end the list; the path search copes with that.
@@ -135,7 +94,7 @@ function trustedUntil(presented: PresentedCertificate): number {
  * not part of this verdict: the certificate gate asks the registry on every request.
  */
 export function createClientCertificateResolver(options: ClientCertificateOptions): ClientCertificateResolver {
-  const proxies = createProxyAllowList(options.trustedProxies);
+  const proxies = createTrustedProxies(options.trustedProxies);
   const memo = new WeakMap<IncomingMessage, PresentedCertificate | null>();
   const perConnection = new WeakMap<TLSSocket, VerifiedOnConnection>();
   const now = options.now ?? (() => new Date());
@@ -151,8 +110,8 @@ export function createClientCertificateResolver(options: ClientCertificateOption
   });
 
   const resolve = (req: IncomingMessage): PresentedCertificate | undefined => {
-    const remote = req.socket.remoteAddress === undefined ? undefined : normaliseAddress(req.socket.remoteAddress);
-    if (isTrustedProxy(proxies, remote)) {
+    const remote = proxies.peerAddress(req);
+    if (proxies.peerIsTrusted(req)) {
       try {
         const forwarded = readForwardedCertificate(options.format, req.headersDistinct);
         return forwarded === undefined ? undefined : present(forwarded.certificate, forwarded.chain, 'forwarded');

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { Browser, hiddenField, onboardTpp, pushAuthorization, type RegisteredTpp, useMoatWithTpp } from '../support/tpp-client.ts';
 
@@ -227,4 +229,64 @@ describe('brute-force protection on sign-in', () => {
     expect(res.status).toBe(429);
     expect(await res.text()).toContain('Too many sign-in attempts from your network.');
   }, { h: locked, tpp: lockedTpp }));
+});
+
+describe('sign-in attempts sent all at once (issue 14)', () => {
+  // Every password evaluated logs exactly one of these; a refused attempt logs login.locked instead.
+  const evaluations = (target: Harness) => target.logs.filter((l) => l.event === 'login.failed' || l.event === 'login.succeeded').length;
+  let burst: Harness;
+  beforeAll(async () => {
+    burst = await startMoat({ config: { customers: { loginThrottle: { perAccount: { failures: 5, lockSeconds: 600 }, perAddress: { failures: 10_000, windowSeconds: 600, lockSeconds: 600 } } } } });
+  });
+  afterAll(async () => {
+    await burst?.close();
+  });
+
+  /** 50 sign-ins to the consent dashboard, all sent before any is answered. */
+  async function signInAtOnce(browser: Browser, username: string, passwords: string[]): Promise<Response[]> {
+    const csrf = hiddenField(await (await browser.request('/account/login')).text(), 'csrf');
+    return Promise.all(passwords.map((password) => browser.request('/account/login', { method: 'POST', form: { username, password, csrf } })));
+  }
+
+  it('evaluates no more than the configured failures for 50 wrong passwords, then refuses the right one', async () => {
+    const browser = new Browser(burst, readFileSync(join(burst.dataDir, 'sandbox', 'server-ca.pem'), 'utf8'));
+    try {
+      const before = evaluations(burst);
+      const responses = await signInAtOnce(browser, 'alice', Array.from({ length: 50 }, (_, i) => `wrong-${i}`));
+      expect(evaluations(burst) - before).toBe(5);
+      expect(responses.filter((r) => r.status === 401)).toHaveLength(4);
+      expect(responses.filter((r) => r.status === 429)).toHaveLength(46);
+      // The lock holds against the right password, which is not even evaluated.
+      const csrf = hiddenField(await (await browser.request('/account/login')).text(), 'csrf');
+      const right = await browser.request('/account/login', { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf } });
+      expect(right.status).toBe(429);
+      expect(evaluations(burst) - before).toBe(5);
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it('evaluates no more than the configured failures when the right password is among 50 sent at once', async () => {
+    const browser = new Browser(burst, readFileSync(join(burst.dataDir, 'sandbox', 'server-ca.pem'), 'utf8'));
+    try {
+      const before = evaluations(burst);
+      const refusedBefore = burst.logs.filter((l) => l.event === 'login.locked').length;
+      const passwords = Array.from({ length: 50 }, (_, i) => (i === 20 ? 'bob-sandbox' : `wrong-${i}`));
+      const responses = await signInAtOnce(browser, 'bob', passwords);
+      const evaluated = evaluations(burst) - before;
+      expect(evaluated).toBeLessThanOrEqual(5);
+      const signedIn = responses.filter((r) => r.status === 302).length;
+      expect(signedIn).toBeLessThanOrEqual(1);
+      // Every attempt not evaluated was refused before its password was looked at.
+      expect(burst.logs.filter((l) => l.event === 'login.locked').length - refusedBefore).toBe(50 - evaluated);
+      expect(responses.filter((r) => r.status === 401 || r.status === 429)).toHaveLength(50 - signedIn);
+      if (signedIn === 0) {
+        // The right password came too late: five failures locked bob, and the lock holds against it.
+        const csrf = hiddenField(await (await browser.request('/account/login')).text(), 'csrf');
+        expect((await browser.request('/account/login', { method: 'POST', form: { username: 'bob', password: 'bob-sandbox', csrf } })).status).toBe(429);
+      }
+    } finally {
+      await browser.close();
+    }
+  });
 });

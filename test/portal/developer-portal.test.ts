@@ -1,5 +1,9 @@
+import { execFile } from 'node:child_process';
 import { X509Certificate, randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Browser as Chromium, BrowserContext, Page } from 'playwright-core';
 import { chromiumAvailable, launchChromium, SCREENSHOT_DIR } from '../support/chromium.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
@@ -18,6 +22,7 @@ import { tlsFetch } from '../support/tpp-client.ts';
 declare const document: any;
 
 const describeInBrowser = chromiumAvailable() ? describe : describe.skip;
+const run = promisify(execFile);
 
 let h: Harness;
 let chromium: Chromium;
@@ -150,6 +155,23 @@ describeInBrowser('the sandbox developer portal in a real browser', () => {
     expect(detail).toContain('O=Portal Fintech');
     await checkAccessible(page);
     await shoot(page, 'portal-05-call');
+  });
+
+  it('has a quick start for private_key_jwt with DPoP whose registration runs as written (issue 14)', async () => {
+    await page.goto(`${h.issuer}/portal#quick-start`);
+    const blocks = await page.locator('pre').allInnerTexts();
+    const tls = blocks[0]!.split('\n').find((line) => line.startsWith('TLS='))!;
+    const privateKeyJwt = blocks.find((b) => b.includes('"token_endpoint_auth_method": "private_key_jwt"'))!;
+    expect(blocks.join('\n')).toContain(`npm run first-call -- --issuer ${h.issuer} --credentials ./portal-fintech --auth private_key_jwt --dpop`);
+    const work = mkdtempSync(join(tmpdir(), 'moat-portal-'));
+    try {
+      mkdirSync(join(work, 'portal-fintech'));
+      for (const [name, content] of Object.entries(files)) writeFileSync(join(work, 'portal-fintech', name), content);
+      const { stdout } = await run('bash', ['-c', `${tls}\n${privateKeyJwt}`], { cwd: work, timeout: 30_000 });
+      expect(JSON.parse(stdout)).toMatchObject({ token_endpoint_auth_method: 'private_key_jwt', dpop_bound_access_tokens: true, tls_client_certificate_bound_access_tokens: false });
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 
   it('serves its pages with no script, a strict CSP, no caching, and a __Host- session cookie', async () => {

@@ -7,10 +7,11 @@ import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { certificateThumbprint, loadTrustAnchors, type TrustAnchors } from '../../src/tls/certificate-chain.ts';
 import {
-  createClientCertificateResolver, createProxyAllowList, type ClientCertificateOptions, type IgnoredHeader, type PresentedCertificate,
+  createClientCertificateResolver, type ClientCertificateOptions, type IgnoredHeader, type PresentedCertificate,
 } from '../../src/tls/client-certificate.ts';
 import { formatDistinguishedName } from '../../src/tls/distinguished-name.ts';
 import { createHttpServer, createHttpsServer } from '../../src/tls/https-server.ts';
+import { createProxyAllowList } from '../../src/tls/trusted-proxies.ts';
 import {
   byteSequence, createIntermediateCa, createSelfSignedLeaf, createTestCa, issueLeaf, type TestCa, type TestCertificate,
 } from '../support/pki.ts';
