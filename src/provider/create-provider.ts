@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import Provider, { errors, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
@@ -215,7 +216,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
       claimsParameter: { enabled: true },
       clientCredentials: { enabled: true },
       userinfo: { enabled: true },
-      registration: { enabled: true, initialAccessToken: false },
+      // Client ids are UUIDs (as UK OB directories issue): oidc-provider's default, a nanoid, can start
+      // with "-", which an operator's shell or the moat CLI then reads as an option.
+      registration: { enabled: true, initialAccessToken: false, idFactory: () => randomUUID() },
       // RFC 7592: read, update (every check re-run, see registration-middleware.ts) and delete with
       // the registration access token, which is rotated on every update.
       registrationManagement: { enabled: true, rotateRegistrationAccessToken: true },

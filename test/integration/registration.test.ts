@@ -56,6 +56,11 @@ describe('registration with a software statement (RFC 7591)', () => {
     expect(JSON.stringify(body.jwks)).not.toContain('"d"');
   });
 
+  it('issues a UUID client_id, which never starts with "-" (an operator passes it to the moat CLI)', async () => {
+    const { body } = await registerTpp(h, await issueTpp(h, { roles: ['AISP'] }));
+    expect(body.client_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+
   it('records the organisation, its transport certificate and the client in the TPP registry', async () => {
     const other = await issueTpp(h, { roles: ['AISP'] });
     const { body } = await registerTpp(h, other);
