@@ -48,6 +48,7 @@ import { createPortalRouter } from './portal/portal-routes.ts';
 import { createPortalSessions } from './portal/portal-sessions.ts';
 import { tracingMiddleware } from './observability/tracing.ts';
 import { ensureSandboxMaterial } from './sandbox/sandbox-material.ts';
+import { SANDBOX_SSA_LIFETIME_SECONDS } from './sandbox/tpp-credentials.ts';
 import { createAdapterFactory, revokeGrant } from './storage/adapter.ts';
 import { createMemoryAttemptCounterStore } from './storage/embedded/memory-attempt-counter-store.ts';
 import { createRedisAttemptCounterStore } from './storage/redis/redis-attempt-counter-store.ts';
@@ -100,6 +101,8 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
   if (sandbox !== undefined && !directories.some((d) => d.issuer === sandbox.directory.issuer)) {
     directories.push({
       name: 'Moat sandbox directory', issuer: sandbox.directory.issuer, jwksFile: sandbox.directory.jwksFile, claimStyle: 'uk-ob', orgIdAttribute: sandbox.directory.orgIdAttribute, jwksRefetchCooldownSeconds: 30,
+      // Its statements live with the credentials `moat sandbox tpp` wrote, and always carry exp.
+      requireSsaExp: true, maxSsaAgeSeconds: SANDBOX_SSA_LIFETIME_SECONDS,
     });
   }
 

@@ -131,10 +131,6 @@ function crossFieldProblems(config: MoatConfig): string[] {
     } catch {
       problems.push(`directories.${i}.orgIdAttribute: "${d.orgIdAttribute}" is not a known attribute name or dotted OID`);
     }
-    // claimStyle brazil brings a 300 s maximum age of its own.
-    if (d.requireSsaExp === false && d.maxSsaAgeSeconds === undefined && d.claimStyle !== 'brazil') {
-      problems.push(`directories.${i}.requireSsaExp: false needs maxSsaAgeSeconds, or a software statement without exp would be good forever`);
-    }
   });
   config.admin.tls?.allowedSubjects?.forEach((dn, i) => {
     try {

@@ -73,14 +73,15 @@ const directorySchema = z.strictObject({
   /** The directory's role names mapped to Moat's (AISP, PISP, CBPII). Default by claimStyle. */
   roleMap: z.record(z.string().min(1), z.string().min(1)).optional(),
   /**
-   * Maximum SSA age (now − `iat`) in seconds where the ecosystem sets one. Default by claimStyle:
-   * 300 for `brazil` (Open Finance Brasil's rule), none for `uk-ob` (then `exp` bounds the statement).
+   * Maximum SSA age (now − `iat`) in seconds. Default by claimStyle: 300 for `brazil` (Open Finance
+   * Brasil's rule); 86400 for `uk-ob` (the OB Directory's SSAs carry no exp and OB sets no SSA
+   * lifetime: a day to register one statement with every bank, then fetch a fresh one).
    */
   maxSsaAgeSeconds: z.number().int().positive().optional(),
   /**
-   * Whether the directory's software statements must carry `exp`. Default by claimStyle: required
-   * for `uk-ob`, not for `brazil` (its SSAs carry none; their maximum age bounds them). A statement
-   * with neither `exp` nor a maximum age would be good forever, so `false` needs a maximum age.
+   * Whether the directory's software statements must also carry `exp`. Default false for both claim
+   * styles: neither the OB Directory's nor Open Finance Brasil's SSAs carry one, and the maximum
+   * age bounds every statement. Set it for a directory whose statements do.
    */
   requireSsaExp: z.boolean().optional(),
 }).refine((d) => (d.jwksFile === undefined) !== (d.jwksUri === undefined), {

@@ -13,7 +13,8 @@ export interface TrustedDirectory {
   orgIdPrefix: string;
   /** The directory's role names → Moat's; names not listed are kept as they are. */
   roleMap: Readonly<Record<string, string>>;
-  maxSsaAgeSeconds?: number;
+  /** How old (now − `iat`) a software statement of this directory may be. */
+  maxSsaAgeSeconds: number;
   /** Whether its software statements must carry `exp`. */
   requireSsaExp: boolean;
   /** Its signing keys: a local JWKS, or its jwks_uri fetched over TLS and cached by jose. */
@@ -23,10 +24,17 @@ export interface TrustedDirectory {
 /** Directory signing keys rarely change: reused this long; an unknown kid refetches sooner (after the cooldown). */
 const REMOTE_JWKS_CACHE_MS = 10 * 60 * 1000;
 
+/** The default maximum age of a `uk-ob` directory's software statement: one day. */
+export const UK_OB_MAX_SSA_AGE_SECONDS = 86_400;
+
 /** What each claim style implies unless the directory's configuration says otherwise. */
 const CLAIM_STYLES = {
-  // UK OB: no ecosystem-wide SSA age, so each statement must say when it expires.
-  'uk-ob': { orgIdAttribute: 'OU', orgIdPrefix: '', roleMap: {}, maxSsaAgeSeconds: undefined, requireSsaExp: true },
+  // UK OB: the directory's SSAs carry iss, iat and jti but no exp, and the OB DCR specification sets
+  // no SSA lifetime (its freshness rule is the registration request's own exp). The directory issues
+  // a statement on demand, and the statement is its view of the software at that moment (roles,
+  // redirect URIs, organisation status): Moat takes one up to a day old — time to register one
+  // statement with every bank in a batch, not to keep reusing it after the directory changed.
+  'uk-ob': { orgIdAttribute: 'OU', orgIdPrefix: '', roleMap: {}, maxSsaAgeSeconds: UK_OB_MAX_SSA_AGE_SECONDS, requireSsaExp: false },
   // Open Finance Brasil DCR: roles DADOS (data) and PAGTO (payments); organizationIdentifier
   // OFBBR-<org_id> in the certificate; the directory's SSAs carry no exp and live 5 minutes from iat.
   brazil: { orgIdAttribute: '2.5.4.97', orgIdPrefix: 'OFBBR-', roleMap: { DADOS: 'AISP', PAGTO: 'PISP' }, maxSsaAgeSeconds: 300, requireSsaExp: false },
@@ -35,7 +43,6 @@ const CLAIM_STYLES = {
 export function createDirectoryKeys(directories: readonly DirectoryConfig[]): Map<string, TrustedDirectory> {
   return new Map(directories.map((d) => {
     const style = CLAIM_STYLES[d.claimStyle ?? 'uk-ob'];
-    const maxAge = d.maxSsaAgeSeconds ?? style.maxSsaAgeSeconds;
     return [d.issuer, {
     name: d.name,
     issuer: d.issuer,
@@ -43,7 +50,7 @@ export function createDirectoryKeys(directories: readonly DirectoryConfig[]): Ma
     orgIdPrefix: d.orgIdPrefix ?? style.orgIdPrefix,
     roleMap: d.roleMap ?? style.roleMap,
     requireSsaExp: d.requireSsaExp ?? style.requireSsaExp,
-    ...(maxAge === undefined ? {} : { maxSsaAgeSeconds: maxAge }),
+    maxSsaAgeSeconds: d.maxSsaAgeSeconds ?? style.maxSsaAgeSeconds,
     keys: d.jwksFile !== undefined
       ? createLocalJWKSet(publicOnly(JSON.parse(readFileSync(d.jwksFile, 'utf8')) as JSONWebKeySet, d.jwksFile))
       : createRemoteJWKSet(new URL(d.jwksUri!), {

@@ -53,7 +53,7 @@ export async function verifySoftwareStatement(
       currentDate: now,
       clockTolerance: CLOCK_SKEW_SECONDS,
       requiredClaims: directory.requireSsaExp ? ['iat', 'exp'] : ['iat'],
-      ...(directory.maxSsaAgeSeconds === undefined ? {} : { maxTokenAge: directory.maxSsaAgeSeconds }),
+      maxTokenAge: directory.maxSsaAgeSeconds,
     }));
   } catch (err) {
     throw new OAuthError('invalid_software_statement', describeJoseFailure(err, directory), { cause: err });
@@ -86,7 +86,7 @@ const FUTURE_IAT = 'software_statement is dated in the future (iat); a directory
 
 function describeJoseFailure(err: unknown, directory: TrustedDirectory): string {
   if (err instanceof joseErrors.JWTExpired) {
-    return err.claim === 'iat' && directory.maxSsaAgeSeconds !== undefined
+    return err.claim === 'iat'
       ? `software_statement is older than the ${directory.maxSsaAgeSeconds} s ${directory.name} allows (iat); fetch a fresh one`
       : 'software_statement has expired';
   }

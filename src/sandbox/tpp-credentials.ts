@@ -13,6 +13,12 @@ import type { SandboxMaterial } from './sandbox-material.ts';
  * software statement signed by the sandbox directory.
  */
 
+/**
+ * A sandbox software statement is issued once, with the credentials, and kept with them for every
+ * later registration: it carries an exp a year ahead, and the sandbox directory takes it that long.
+ */
+export const SANDBOX_SSA_LIFETIME_SECONDS = 365 * 86_400;
+
 /** Which scopes each software role may ask for in the sandbox (the defaults in config/schema.ts). */
 const ROLE_SCOPES: Record<string, string> = { AISP: 'accounts', PISP: 'payments', CBPII: 'fundsconfirmations' };
 
@@ -124,7 +130,7 @@ export async function issueSandboxTpp(material: SandboxMaterial, options: Sandbo
     .setIssuer(material.directory.issuer)
     .setIssuedAt(iat)
     .setJti(randomBytes(16).toString('base64url'))
-    .setExpirationTime(iat + 365 * 86_400)
+    .setExpirationTime(iat + SANDBOX_SSA_LIFETIME_SECONDS)
     .sign(directoryKey);
 
   const scopes = ['openid', ...roles.flatMap((r) => (ROLE_SCOPES[r] === undefined ? [] : [ROLE_SCOPES[r]]))];

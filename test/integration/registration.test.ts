@@ -146,7 +146,7 @@ describe('registration with a software statement (RFC 7591)', () => {
       expect((await register({ ...tpp.registration, software_statement: ahead })).status).toBe(201);
     });
 
-    it('refuses a statement without exp from a directory whose statements must carry one (claimStyle uk-ob)', async () => {
+    it('refuses a statement without exp from a directory whose statements must carry one (the sandbox directory: requireSsaExp)', async () => {
       const unbounded = await sandboxSsa({ exp: undefined });
       expect(await register({ ...tpp.registration, software_statement: unbounded })).toEqual({
         status: 400, body: { error: 'invalid_software_statement', error_description: 'software_statement lacks exp; statements of Moat sandbox directory must say when they expire' },

@@ -45,12 +45,13 @@ afterAll(async () => {
   server.close();
 });
 
-/** Sandbox credentials re-signed by the remote directory. */
-async function credsSignedBy(key: Awaited<ReturnType<typeof directoryKey>>) {
+/** Sandbox credentials re-signed by the remote directory; `obShaped`: as the OB Directory signs them (iss, iat, jti, no exp). */
+async function credsSignedBy(key: Awaited<ReturnType<typeof directoryKey>>, options: { obShaped?: boolean; iat?: number } = {}) {
   const creds = await issueTpp(h);
   const sandboxSsa = JSON.parse(Buffer.from(creds.ssa.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
   const { iss: _iss, iat: _iat, exp: _exp, jti: _jti, ...claims } = sandboxSsa;
-  const ssa = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: key.jwk.kid }).setIssuer(ISSUER).setIssuedAt().setExpirationTime('1h').setJti(randomUUID()).sign(key.privateKey);
+  const signed = new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: key.jwk.kid }).setIssuer(ISSUER).setIssuedAt(options.iat).setJti(randomUUID());
+  const ssa = await (options.obShaped === true ? signed : signed.setExpirationTime('1h')).sign(key.privateKey);
   return { ...creds, ssa, registration: { ...creds.registration, software_statement: ssa } };
 }
 
@@ -74,4 +75,23 @@ it('fetches the keys again when an SSA names an unknown kid, after the directory
   const stranger = await directoryKey();
   const refused = await registerTpp(h, await credsSignedBy(stranger));
   expect(refused).toEqual({ status: 400, body: { error: 'invalid_software_statement', error_description: 'software_statement is signed with a key Remote directory does not publish' } });
+});
+
+describe('a directory configured with the uk-ob defaults, as the real OB Directory (issue 14)', () => {
+  it('registers a statement shaped as the OB Directory signs them: iss, iat and jti, no exp', async () => {
+    const key = await directoryKey();
+    published = [key.jwk];
+    const res = await registerTpp(h, await credsSignedBy(key, { obShaped: true }));
+    expect(res.body.error_description).toBeUndefined();
+    expect(res.status).toBe(201);
+  });
+
+  it('refuses such a statement once it is more than a day old, saying how old it may be', async () => {
+    const key = await directoryKey();
+    published = [key.jwk];
+    const stale = await credsSignedBy(key, { obShaped: true, iat: Math.floor(Date.now() / 1000) - 86_400 - 60 });
+    expect(await registerTpp(h, stale)).toEqual({
+      status: 400, body: { error: 'invalid_software_statement', error_description: 'software_statement is older than the 86400 s Remote directory allows (iat); fetch a fresh one' },
+    });
+  });
 });
