@@ -33,7 +33,7 @@ import { attachProviderEventLogging } from './observability/provider-events.ts';
 import { createProvider, guardQuarantinedClients } from './provider/create-provider.ts';
 import { actionableErrors } from './provider/actionable-errors.ts';
 import { createDpopNonces } from './provider/internals.ts';
-import { giveBackCodeOnServerError } from './provider/token-failure.ts';
+import { giveBackCodeOnFailure } from './provider/token-failure.ts';
 import { createRegistrationMiddleware } from './registration/registration-middleware.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
@@ -192,7 +192,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       : undefined;
     provider.use(consentProviderMiddleware(consents));
     provider.use(actionableErrors(provider));
-    provider.use(giveBackCodeOnServerError(logger));
+    provider.use(giveBackCodeOnFailure(logger));
 
     // What each TPP call looked like to Moat, for the TPP to read back (sandbox by default).
     const diagnostics = (config.diagnostics.enabled ?? config.mode === 'sandbox')

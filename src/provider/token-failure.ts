@@ -4,19 +4,24 @@ import type { Logger } from '../observability/logger.ts';
 
 /**
  * oidc-provider spends an authorization code before it issues the tokens
- * (lib/actions/grants/authorization_code.js: consumeGrantSource, then issueTokens). When issuing
- * then fails inside Moat — a 5xx: a store refusing a write, an outage — the client did nothing
- * wrong and got no token, yet its code would be spent. So the code is given back: what was saved of
- * the tokens is destroyed (nobody received them) and the code is saved again, unconsumed, with the
- * lifetime it had left, for the client's retry. A 4xx is the client's doing: the code stays spent.
- * Runs as provider.use middleware, after oidc-provider rendered the error.
+ * (lib/actions/grants/authorization_code.js: consumeGrantSource, then issueTokens), and some of its
+ * checks come only after that, in issueTokens: the DPoP proof's jti not seen before (RFC 9449
+ * §11.1), the proof's key being the one the code is bound to (dpop_jkt), the account still there.
+ * A request refused there got no token, and its code must not be lost with it: a TPP told to make a
+ * new proof would otherwise retry into "authorization code already consumed" — a replay, which
+ * revokes the grant. Nor when issuing fails inside Moat (a 5xx: a store refusing a write, an
+ * outage). So whenever a token request fails after its code was spent, the code is given back:
+ * what was saved of the tokens is destroyed (nobody received them) and the code is saved again,
+ * unconsumed, with the lifetime it had left, for the client's retry. A request refused before the
+ * code was spent (a wrong code_verifier or redirect_uri, a code already redeemed) leaves it as it
+ * was. Runs as provider.use middleware, after oidc-provider rendered the error.
  */
-export function giveBackCodeOnServerError(logger: Logger): Middleware {
+export function giveBackCodeOnFailure(logger: Logger): Middleware {
   return async (koaCtx, next) => {
     await next();
     const ctx = koaCtx as unknown as KoaContextWithOIDC;
     const { oidc } = ctx;
-    if (oidc?.route !== 'token' || ctx.status < 500) return;
+    if (oidc?.route !== 'token' || ctx.status < 400) return;
     // Set only once this request has consumed the code.
     const code = oidc.entities.AuthorizationCode;
     if (code === undefined) return;
@@ -26,7 +31,7 @@ export function giveBackCodeOnServerError(logger: Logger): Middleware {
       }
       if (code.isExpired) return;
       await code.save();
-      logger.warn({ event: 'token.code_given_back', clientId: code.clientId, status: ctx.status }, 'the token request failed inside Moat; its authorization code stays redeemable');
+      logger.warn({ event: 'token.code_given_back', clientId: code.clientId, status: ctx.status }, 'the token request failed after spending its authorization code; the code stays redeemable');
     } catch (err) {
       logger.error({ err, event: 'token.code_give_back_failed', clientId: code.clientId }, 'the token request failed and its authorization code could not be given back');
     }

@@ -256,6 +256,27 @@ describe('DPoP proofs refused at the token endpoint say why (RFC 9449 §5, §11.
     expect(again.body).toEqual({ error: 'invalid_dpop_proof', error_description: REPLAYED });
   });
 
+  it('keeps the authorization code when its request is refused for a replayed proof: the retry with a fresh proof gets the tokens', async () => {
+    const keys = await dpopKey();
+    const { params, codeVerifier } = await codeFor(keys);
+    const redeem = (proof: string) => tpp.fetch(`${h.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: proof },
+      body: new URLSearchParams({ grant_type: 'authorization_code', client_id: tpp.client.client_id, code: params.get('code')!, redirect_uri: tpp.redirectUri, code_verifier: codeVerifier }).toString(),
+    }).then(answer);
+    // A proof of the code's key, already spent on another request.
+    const spent = await handMadeProof(keys, { htm: 'POST', htu: `${h.issuer}/token` });
+    expect((await tokenRequest(spent)).status).toBe(200);
+
+    const refused = await redeem(spent);
+    expect(refused).toEqual(expect.objectContaining({ status: 400, body: { error: 'invalid_dpop_proof', error_description: REPLAYED } }));
+    const retried = await redeem(await handMadeProof(keys, { htm: 'POST', htu: `${h.issuer}/token` }));
+    expect(retried.status).toBe(200);
+    expect(retried.body.token_type).toBe('DPoP');
+    // Redeemed now: the code is single-use again.
+    expect((await redeem(await handMadeProof(keys, { htm: 'POST', htu: `${h.issuer}/token` }))).status).toBe(400);
+  });
+
   it('accepts one proof once, even sent five times at once: the losers of the jti claim are told it was replayed', async () => {
     const proof = await handMadeProof(await dpopKey(), { htm: 'POST', htu: `${h.issuer}/token` });
     const results = await atOnce(5, () => tokenRequest(proof));
