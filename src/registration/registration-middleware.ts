@@ -100,7 +100,7 @@ async function approvedMetadata(ctx: Ctx, deps: Deps): Promise<{ metadata: Recor
   const { body, ssa: verified } = await readRegistrationRequest(ctx, deps);
   const presented = deps.clientCertificate(ctx.req);
   const ssa = presented === undefined ? verified : withCertificateRoles(verified, certificateProfile(presented.certificate));
-  const metadata = registrationMetadata(body, ssa, presented, deps.config);
+  const metadata = await registrationMetadata(body, ssa, presented, deps.config);
   await assertNotRevoked(deps, presented!);
   return { metadata, ssa, presented: presented! };
 }

@@ -1,3 +1,4 @@
+import { calculateJwkThumbprint, type JWK } from 'jose';
 import { AUTHORIZATION_DETAILS_TYPES, ROLE_FOR_TYPE } from '../consents/authorization-details.ts';
 import type { MoatConfig } from '../config/schema.ts';
 import { OAuthError } from '../http/oauth-error.ts';
@@ -18,12 +19,12 @@ const ALLOWED_GRANT_TYPES = new Set(['authorization_code', 'refresh_token', 'cli
 /** Scopes every client may have whatever its roles. */
 const BASE_SCOPES = ['openid', 'offline_access'];
 
-export function registrationMetadata(
+export async function registrationMetadata(
   request: Record<string, unknown>,
   ssa: SoftwareStatement,
   presented: PresentedCertificate | undefined,
   config: MoatConfig,
-): Record<string, unknown> {
+): Promise<Record<string, unknown>> {
   assertTransportCertificate(presented, ssa);
 
   const redirectUris = stringArray(request, 'redirect_uris') ?? ssa.redirectUris;
@@ -95,7 +96,7 @@ export function registrationMetadata(
   metadata.dpop_bound_access_tokens = dpop;
   metadata.tls_client_certificate_bound_access_tokens = !dpop;
 
-  for (const from of FROM_STATEMENT) applyStatementValue(metadata, request, ssa, from);
+  for (const from of FROM_STATEMENT) await applyStatementValue(metadata, request, ssa, from);
   // The client's keys are the ones its directory vouches for.
   if (metadata.jwks === undefined && metadata.jwks_uri === undefined && method === 'private_key_jwt') {
     throw new OAuthError('invalid_software_statement', 'private_key_jwt needs the TPP keys in the software statement (software_jwks or software_jwks_endpoint)');
@@ -120,8 +121,13 @@ interface FromStatement {
   claim: (ssa: SoftwareStatement) => string;
   /** What is registered from the statement; undefined when the statement is silent. */
   value: (ssa: SoftwareStatement) => unknown;
-  /** The statement's own spelling of the same value, also accepted in a request (the directory's role names). */
+  /**
+   * The statement's own spelling of the same value, also accepted in a request (the directory's role
+   * names; the software_jwks_endpoint of a statement that also gives its keys by value).
+   */
   raw?: (ssa: SoftwareStatement) => unknown;
+  /** Whether a sent value is the statement's; JSON equality (`sameValue`) unless said otherwise. */
+  same?: (sent: unknown, vouched: unknown) => Promise<boolean>;
   /**
    * Where the statement is silent: `request` keeps the request's value; `never` drops it (what the
    * customer is shown about who asks comes from the directory or not at all, RFC 7591 §3.2.1 lets a
@@ -137,8 +143,8 @@ const stringClaim = (name: string) => (ssa: SoftwareStatement) => (typeof ssa.cl
 
 const JWKS_URI: FromStatement = {
   field: 'jwks_uri', claim: (ssa) => (typeof ssa.claims.software_jwks_uri === 'string' ? 'software_jwks_uri' : 'software_jwks_endpoint'),
-  // A statement with both gives its keys once: by value.
-  value: (ssa) => (ssa.jwks === undefined ? ssa.jwksUri : undefined), whenSilent: 'refused',
+  // A statement with both gives its keys once: by value. A request may still repeat its endpoint.
+  value: (ssa) => (ssa.jwks === undefined ? ssa.jwksUri : undefined), raw: (ssa) => ssa.jwksUri, whenSilent: 'refused',
 };
 
 const FROM_STATEMENT: readonly FromStatement[] = [
@@ -152,16 +158,20 @@ const FROM_STATEMENT: readonly FromStatement[] = [
   { field: 'policy_uri', claim: claimOf('software_policy_uri'), value: stringClaim('software_policy_uri'), whenSilent: 'request' },
   { field: 'tos_uri', claim: claimOf('software_tos_uri'), value: stringClaim('software_tos_uri'), whenSilent: 'request' },
   { field: 'software_version', claim: claimOf('software_version'), value: stringClaim('software_version'), whenSilent: 'request' },
-  { field: 'jwks', claim: claimOf('software_jwks'), value: (ssa) => ssa.jwks, whenSilent: 'refused' },
+  { field: 'jwks', claim: claimOf('software_jwks'), value: (ssa) => ssa.jwks, whenSilent: 'refused', same: sameKeys },
   JWKS_URI,
 ];
 
-function applyStatementValue(metadata: Record<string, unknown>, request: Record<string, unknown>, ssa: SoftwareStatement, from: FromStatement): void {
+async function applyStatementValue(metadata: Record<string, unknown>, request: Record<string, unknown>, ssa: SoftwareStatement, from: FromStatement): Promise<void> {
   const { field } = from;
   const sent = request[field];
   const vouched = from.value(ssa);
+  const isStatements = async (value: unknown) => (from.same ?? sameValue)(sent, value, from.unordered);
+  const differs = (value: unknown) => new OAuthError('invalid_client_metadata', `${field} ${shown(sent)} differs from the software statement's ${from.claim(ssa)} ${shown(value)}; send the statement's value or leave ${field} out (RFC 7591 §2.3)`);
   if (vouched === undefined) {
-    if (sent !== undefined && from.whenSilent === 'refused') {
+    const raw = from.raw?.(ssa);
+    if (sent !== undefined && from.whenSilent === 'refused' && !(raw !== undefined && await isStatements(raw))) {
+      if (raw !== undefined) throw differs(raw);
       throw new OAuthError('invalid_client_metadata', ssa.jwks === undefined && ssa.jwksUri === undefined
         ? `${field}: the TPP's keys come only from the software statement (software_jwks or software_jwks_endpoint), and this one names none`
         : `${field} conflicts with the software statement, which gives the TPP's keys ${ssa.jwks !== undefined ? 'by value (software_jwks)' : `at ${JWKS_URI.claim(ssa)} ${shown(ssa.jwksUri)}`}; leave ${field} out (RFC 7591 §2.3)`);
@@ -169,15 +179,33 @@ function applyStatementValue(metadata: Record<string, unknown>, request: Record<
     if (from.whenSilent !== 'request') delete metadata[field];
     return;
   }
-  if (sent !== undefined && !sameValue(sent, vouched, from.unordered) && !(from.raw !== undefined && sameValue(sent, from.raw(ssa), from.unordered))) {
-    throw new OAuthError('invalid_client_metadata', `${field} ${shown(sent)} differs from the software statement's ${from.claim(ssa)} ${shown(vouched)}; send the statement's value or leave ${field} out (RFC 7591 §2.3)`);
-  }
+  if (sent !== undefined && !await isStatements(vouched) && !(from.raw !== undefined && await isStatements(from.raw(ssa)))) throw differs(vouched);
   metadata[field] = vouched;
 }
 
-/** JSON equality: object members in any order; arrays in order unless `unordered`; a JWKS's keys in any order. */
-function sameValue(a: unknown, b: unknown, unordered = false): boolean {
+/** JSON equality: object members in any order; arrays in order unless `unordered`. */
+async function sameValue(a: unknown, b: unknown, unordered = false): Promise<boolean> {
   return canonical(a, unordered) === canonical(b, unordered);
+}
+
+/**
+ * Two JWKS hold the same keys when their keys' RFC 7638 thumbprints are the same set: a key's other
+ * members (kid, alg, use, x5c) may be written differently, or left out, and it is still the key the
+ * directory vouches for (what is registered is the statement's JWKS, as it wrote it). Anything that
+ * is not a set of keys is not the same.
+ */
+async function sameKeys(a: unknown, b: unknown): Promise<boolean> {
+  const thumbprints = async (jwks: unknown): Promise<Set<string> | undefined> => {
+    const keys = (jwks as { keys?: unknown } | null)?.keys;
+    if (!Array.isArray(keys)) return undefined;
+    try {
+      return new Set(await Promise.all(keys.map((key) => calculateJwkThumbprint(key as JWK))));
+    } catch {
+      return undefined;
+    }
+  };
+  const [x, y] = await Promise.all([thumbprints(a), thumbprints(b)]);
+  return x !== undefined && y !== undefined && x.size === y.size && [...x].every((t) => y.has(t));
 }
 
 function canonical(value: unknown, unordered = false): string {
@@ -187,7 +215,7 @@ function canonical(value: unknown, unordered = false): string {
   }
   if (typeof value === 'object' && value !== null) {
     const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v, k === 'keys')}`).join(',')}}`;
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
   }
   return JSON.stringify(value) ?? 'null';
 }

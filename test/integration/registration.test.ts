@@ -228,6 +228,32 @@ describe('registration with a software statement (RFC 7591)', () => {
       expect(body.jwks_uri).toBe('https://tpp.example/jwks');
     });
 
+    it('accepts the statement\'s keys written with other members, or fewer: keys compare by RFC 7638 thumbprint', async () => {
+      const [key] = statementJwks().keys as { kty: string; crv: string; x: string; y: string }[];
+      for (const written of [{ kty: key!.kty, crv: key!.crv, x: key!.x, y: key!.y }, { ...key, alg: 'ES256', use: 'sig', key_ops: ['verify'] }]) {
+        const { status, body } = await register({ ...tpp.registration, jwks: { keys: [written] } });
+        expect({ status, jwks: body.jwks }).toEqual({ status: 201, jwks: statementJwks() });
+      }
+    });
+
+    it('accepts a jwks_uri equal to the software_jwks_endpoint of a statement that also gives its keys by value, and registers those keys', async () => {
+      const ssa = await sandboxSsa({ software_jwks: statementJwks(), software_jwks_endpoint: 'https://tpp.example/jwks' });
+      const { status, body } = await register({ ...tpp.registration, software_statement: ssa, jwks_uri: 'https://tpp.example/jwks' });
+      expect(status).toBe(201);
+      expect(body.jwks).toEqual(statementJwks());
+      expect(body.jwks_uri).toBeUndefined();
+    });
+
+    it('refuses another jwks_uri than the software_jwks_endpoint of a statement that gives both, naming the endpoint', async () => {
+      const ssa = await sandboxSsa({ software_jwks: statementJwks(), software_jwks_endpoint: 'https://tpp.example/jwks' });
+      expect(await register({ ...tpp.registration, software_statement: ssa, jwks_uri: 'https://attacker.example/jwks' })).toEqual({
+        status: 400, body: {
+          error: 'invalid_client_metadata',
+          error_description: 'jwks_uri "https://attacker.example/jwks" differs from the software statement\'s software_jwks_endpoint "https://tpp.example/jwks"; send the statement\'s value or leave jwks_uri out (RFC 7591 §2.3)',
+        },
+      });
+    });
+
     it('accepts the statement\'s own values of software_id, client_name and software_roles', async () => {
       const { status } = await register({ ...tpp.registration, software_id: tpp.summary.software_id, client_name: 'Test Fintech', software_roles: ['AISP'] });
       expect(status).toBe(201);
