@@ -32,7 +32,7 @@ import type { Logger } from './observability/logger.ts';
 import { attachProviderEventLogging } from './observability/provider-events.ts';
 import { createProvider, guardQuarantinedClients } from './provider/create-provider.ts';
 import { actionableErrors } from './provider/actionable-errors.ts';
-import { createDpopNonces } from './provider/internals.ts';
+import { createDpopNonces, PROVIDER_BODY } from './provider/internals.ts';
 import { giveBackCodeOnFailure } from './provider/token-failure.ts';
 import { createRegistrationMiddleware } from './registration/registration-middleware.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
@@ -246,7 +246,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         ]),
         ...(diagnostics === undefined ? [] : [diagnostics.router]),
       ],
-      beforeProvider: [registration, storableProviderInput()],
+      beforeProvider: [registration, storableProviderInput(PROVIDER_BODY)],
       ready,
     });
 

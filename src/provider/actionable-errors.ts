@@ -3,6 +3,7 @@ import { decodeJwt } from 'jose';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import { challengeParameter, describeProofFailure, DPOP_PROOF_REPLAYED } from '../http/bearer-token.ts';
+import { PROVIDER_WORDING } from './internals.ts';
 
 /*
  * oidc-provider refuses rightly, but in places says too little for a TPP to act on: a replayed DPoP
@@ -18,9 +19,8 @@ import { challengeParameter, describeProofFailure, DPOP_PROOF_REPLAYED } from '.
 /** The endpoints that check DPoP proofs or access tokens, by the event their errors are told to. */
 const ERROR_EVENTS = ['grant.error', 'pushed_authorization_request.error', 'userinfo.error'] as const;
 
-/** oidc-provider's own wording (lib/helpers/validate_dpop.js, grant_common.js, sender_constraints.js, actions/userinfo.js). */
-const REPLAY_DETECTED = 'DPoP proof JWT Replay detected';
-const NOT_FOR_USERINFO = new Set(['access token missing openid scope', 'token audience prevents accessing the userinfo endpoint']);
+/** What oidc-provider says to a token userinfo will not read (its wording: internals.ts). */
+const NOT_FOR_USERINFO = new Set<string>([PROVIDER_WORDING.userinfoWithoutOpenid, PROVIDER_WORDING.userinfoAudience]);
 
 interface Answer { error: string; description: string }
 
@@ -53,7 +53,7 @@ function better(ctx: KoaContextWithOIDC, err: errors.OIDCProviderError): Answer 
   const detail = err.error_detail ?? err.error_description;
   // RFC 9449 §11.1: a proof is used once. oidc-provider refuses a replay with the endpoint's
   // generic error (invalid_grant, invalid_request, invalid_token); RFC 9449 names it invalid_dpop_proof.
-  if (detail === REPLAY_DETECTED) return { error: 'invalid_dpop_proof', description: DPOP_PROOF_REPLAYED };
+  if (detail === PROVIDER_WORDING.dpopReplayed) return { error: 'invalid_dpop_proof', description: DPOP_PROOF_REPLAYED };
   if (err instanceof errors.InvalidDpopProof) return dpopProof(ctx, err);
   if (err instanceof errors.InvalidGrant) return boundGrant(err.error_detail);
   if (ctx.oidc.route === 'userinfo' && NOT_FOR_USERINFO.has(detail ?? '')) return userinfoToken(ctx, err.error);
@@ -64,9 +64,9 @@ function better(ctx: KoaContextWithOIDC, err: errors.OIDCProviderError): Answer 
 function dpopProof(ctx: KoaContextWithOIDC, err: errors.OIDCProviderError): Answer | undefined {
   const rejected = (why: string) => ({ error: 'invalid_dpop_proof', description: `DPoP proof rejected: ${why}` });
   switch (err.error_description) {
-    case 'invalid DPoP key binding':
+    case PROVIDER_WORDING.dpopKeyBinding:
       return rejected(describeProofFailure(err.cause));
-    case 'DPoP proof htu mismatch': {
+    case PROVIDER_WORDING.dpopHtuMismatch: {
       const expected = new URL(ctx.oidc.urlFor(ctx.oidc.route)).href;
       let htu: unknown;
       try {
@@ -76,7 +76,7 @@ function dpopProof(ctx: KoaContextWithOIDC, err: errors.OIDCProviderError): Answ
       }
       return rejected(`htu must be ${expected} (RFC 9449 §4.3), not ${String(htu).slice(0, 200)}`);
     }
-    case 'DPoP proof htm mismatch':
+    case PROVIDER_WORDING.dpopHtmMismatch:
       return rejected(`htm must be ${ctx.method} (RFC 9449 §4.3)`);
     default:
       return undefined;
@@ -90,11 +90,11 @@ function dpopProof(ctx: KoaContextWithOIDC, err: errors.OIDCProviderError): Answ
 function boundGrant(detail: string | undefined): Answer | undefined {
   const grant = (description: string) => ({ error: 'invalid_grant', description });
   switch (detail) {
-    case 'DPoP proof key thumbprint does not match dpop_jkt':
+    case PROVIDER_WORDING.dpopJktMismatch:
       return grant('the DPoP proof is signed with another key than the one this authorization code is bound to (dpop_jkt at the pushed authorization request, RFC 9449 §10)');
-    case 'missing DPoP proof JWT':
+    case PROVIDER_WORDING.dpopMissingForBoundCode:
       return grant('this authorization code is bound to a DPoP key (dpop_jkt, RFC 9449 §10): send a DPoP proof of that key');
-    case 'DPoP proof JWT not provided':
+    case PROVIDER_WORDING.dpopRequired:
       return grant('this client registered dpop_bound_access_tokens: send a DPoP proof with every token request (RFC 9449 §5)');
     default:
       return undefined;

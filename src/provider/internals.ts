@@ -1,10 +1,79 @@
+import type { Context } from 'koa';
+import type { AuthorizationCode, KoaContextWithOIDC } from 'oidc-provider';
 // @ts-expect-error -- oidc-provider publishes no types for its helpers; the one use below declares the shape it relies on.
 import ServerChallenge from 'oidc-provider/lib/helpers/challenge.js';
 import type { DpopNonces } from '../http/bearer-token.ts';
 
 /*
- * Every place Moat reaches into oidc-provider's insides, each with the reason no public API does.
+ * Every place Moat reaches into oidc-provider's insides, or relies on how they work, each with the
+ * reason no public API does. The files that do it import what they rely on from here, so an upgrade
+ * of oidc-provider is checked against this one file.
  */
+
+/**
+ * oidc-provider's own error descriptions, which actionable-errors.ts recognises to say more than
+ * they do. Its errors carry no code finer than the RFC's (a replayed DPoP proof and a wrong
+ * code_verifier are both `invalid_grant`), so its words are the only way to tell them apart; each
+ * names the file that says it. A changed wording only loses the better description.
+ */
+export const PROVIDER_WORDING = {
+  /** lib/helpers/validate_dpop.js (checkDpopReplay), at every endpoint that checks proofs. */
+  dpopReplayed: 'DPoP proof JWT Replay detected',
+  /** lib/helpers/validate_dpop.js: the proof did not verify (its signature, typ, alg); the cause says why. */
+  dpopKeyBinding: 'invalid DPoP key binding',
+  /** lib/helpers/validate_dpop.js. */
+  dpopHtuMismatch: 'DPoP proof htu mismatch',
+  /** lib/helpers/validate_dpop.js. */
+  dpopHtmMismatch: 'DPoP proof htm mismatch',
+  /** lib/helpers/grant_common.js (issueTokens): a proof of another key than the code's dpop_jkt. */
+  dpopJktMismatch: 'DPoP proof key thumbprint does not match dpop_jkt',
+  /** lib/helpers/grant_common.js (issueTokens): no proof for a code bound to a DPoP key. */
+  dpopMissingForBoundCode: 'missing DPoP proof JWT',
+  /** lib/helpers/sender_constraints.js: no proof from a client registered for DPoP-bound tokens. */
+  dpopRequired: 'DPoP proof JWT not provided',
+  /** lib/actions/userinfo.js: a token without the openid scope. */
+  userinfoWithoutOpenid: 'access token missing openid scope',
+  /** lib/actions/userinfo.js: a token issued for a resource server (RFC 8707). */
+  userinfoAudience: 'token audience prevents accessing the userinfo endpoint',
+} as const;
+
+/**
+ * The authorization code a failed token request spent, if it got that far (token-failure.ts).
+ * oidc-provider's authorization_code grant (lib/actions/grants/authorization_code.js) makes the code
+ * the request's `AuthorizationCode` entity right after consumeGrantSource spent it, and only then
+ * runs issueTokens (lib/helpers/grant_common.js), whose checks — the DPoP proof's replay and key,
+ * the account — can still refuse; a request refused earlier has no such entity. No public API says
+ * whether a failed request spent its code.
+ */
+export function spentAuthorizationCode(ctx: KoaContextWithOIDC): AuthorizationCode | undefined {
+  return ctx.oidc.route === 'token' ? ctx.oidc.entities.AuthorizationCode : undefined;
+}
+
+/**
+ * Undoes the spending of `code`, the instance the request read: AuthorizationCode#consume
+ * (lib/models/authorization_code.js) marks only the stored entry consumed, not the instance, and
+ * BaseToken#save (lib/models/base_token.js) stores it with the lifetime it has left; so saving it
+ * again stores it unconsumed, as it was before the request. oidc-provider emits
+ * `authorization_code.saved` for it, as for a code it issues.
+ */
+export async function unspendAuthorizationCode(code: AuthorizationCode): Promise<void> {
+  await code.save();
+}
+
+/**
+ * A request body read before oidc-provider sees it: storable-input.ts reads and checks it first,
+ * registration-middleware.ts hands on the metadata it approved. lib/shared/selective_body.js reads
+ * the request stream itself when it is still readable, within its 56 KiB limit; when an upstream
+ * middleware already read it, it falls back to `ctx.request.body` — a string is parsed as the
+ * endpoint's form or JSON, an object taken as the parsed JSON — and applies no limit of its own, so
+ * the reader applies the same limit.
+ */
+export const PROVIDER_BODY = {
+  limit: 56 * 1024,
+  handOn(ctx: Context, body: string | Record<string, unknown>): void {
+    (ctx.request as { body?: unknown }).body = body;
+  },
+};
 
 /** oidc-provider's nonce maker (lib/helpers/challenge.js), as its token endpoint uses it. */
 type Challenge = { nextChallenge(): string; checkChallenge(challenge: string): boolean };

@@ -1,12 +1,12 @@
 import type { Middleware } from 'koa';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from '../observability/logger.ts';
+import { spentAuthorizationCode, unspendAuthorizationCode } from './internals.ts';
 
 /**
- * oidc-provider spends an authorization code before it issues the tokens
- * (lib/actions/grants/authorization_code.js: consumeGrantSource, then issueTokens), and some of its
- * checks come only after that, in issueTokens: the DPoP proof's jti not seen before (RFC 9449
- * §11.1), the proof's key being the one the code is bound to (dpop_jkt), the account still there.
+ * oidc-provider spends an authorization code before it issues the tokens, and some of its checks
+ * come only after that (internals.ts, spentAuthorizationCode): the DPoP proof's jti not seen before
+ * (RFC 9449 §11.1), the proof's key being the one the code is bound to (dpop_jkt), the account.
  * A request refused there got no token, and its code must not be lost with it: a TPP told to make a
  * new proof would otherwise retry into "authorization code already consumed" — a replay, which
  * revokes the grant. Nor when issuing fails inside Moat (a 5xx: a store refusing a write, an
@@ -20,17 +20,16 @@ export function giveBackCodeOnFailure(logger: Logger): Middleware {
   return async (koaCtx, next) => {
     await next();
     const ctx = koaCtx as unknown as KoaContextWithOIDC;
-    const { oidc } = ctx;
-    if (oidc?.route !== 'token' || ctx.status < 400) return;
-    // Set only once this request has consumed the code.
-    const code = oidc.entities.AuthorizationCode;
+    if (ctx.oidc === undefined || ctx.status < 400) return;
+    const code = spentAuthorizationCode(ctx);
     if (code === undefined) return;
+    const { oidc } = ctx;
     try {
       for (const token of [oidc.entities.AccessToken, oidc.entities.RefreshToken]) {
         if (token?.jti !== undefined) await token.destroy();
       }
       if (code.isExpired) return;
-      await code.save();
+      await unspendAuthorizationCode(code);
       logger.warn({ event: 'token.code_given_back', clientId: code.clientId, status: ctx.status }, 'the token request failed after spending its authorization code; the code stays redeemable');
     } catch (err) {
       logger.error({ err, event: 'token.code_give_back_failed', clientId: code.clientId }, 'the token request failed and its authorization code could not be given back');

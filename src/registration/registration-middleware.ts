@@ -12,6 +12,7 @@ import { readJsonObject, readText } from '../http/read-body.ts';
 import { unstorableText } from '../http/storable-text.ts';
 import { OAuthError } from '../http/oauth-error.ts';
 import type { Logger } from '../observability/logger.ts';
+import { PROVIDER_BODY } from '../provider/internals.ts';
 import type { ModelStore } from '../storage/model-store.ts';
 import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
@@ -107,8 +108,7 @@ async function approvedMetadata(ctx: Ctx, deps: Deps): Promise<{ metadata: Recor
 
 async function register(ctx: Ctx, next: () => Promise<unknown>, deps: Deps): Promise<void> {
   const { metadata, ssa, presented } = await approvedMetadata(ctx, deps);
-  // oidc-provider reads an already-parsed body from ctx.request.body.
-  (ctx.request as { body?: unknown }).body = metadata;
+  PROVIDER_BODY.handOn(ctx, metadata);
   markRegistrationApproved(ctx.req);
   await next();
   const created = ctx.body as { client_id?: string } | undefined;
@@ -144,7 +144,7 @@ async function update(ctx: Ctx, next: () => Promise<unknown>, deps: Deps, client
   if (method !== undefined && metadata.token_endpoint_auth_method !== method) {
     throw new OAuthError('invalid_client_metadata', `token_endpoint_auth_method cannot change from ${method} in an update; register a new client`);
   }
-  (ctx.request as { body?: unknown }).body = { ...metadata, client_id: clientId };
+  PROVIDER_BODY.handOn(ctx, { ...metadata, client_id: clientId });
   markRegistrationApproved(ctx.req);
   await next();
   if (ctx.status === 200) {
