@@ -46,6 +46,16 @@ export function normaliseAddress(address: string): string {
   return /^::ffff:(\d{1,3}(\.\d{1,3}){3})$/i.exec(address)?.[1] ?? address;
 }
 
+/**
+ * An `X-Forwarded-For` entry without its port: `192.0.2.7:5678` → `192.0.2.7`, `[2001:db8::1]:443`
+ * and `[2001:db8::1]` → `2001:db8::1`. A bare IPv6 address (colons, no brackets) has no port.
+ */
+function withoutPort(entry: string): string {
+  const bracketed = /^\[([^\]]*)\](?::\d{1,5})?$/.exec(entry);
+  if (bracketed !== null) return bracketed[1]!;
+  return /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(entry)?.[1] ?? entry;
+}
+
 export interface TrustedProxies {
   /** The address of the connection's peer, normalised; undefined once the socket is gone. */
   peerAddress(req: IncomingMessage): string | undefined;
@@ -55,14 +65,17 @@ export interface TrustedProxies {
    * The client's address, for rate limits, sign-in throttling and threat signals: the peer's,
    * unless the peer is a trusted proxy; then `X-Forwarded-For` read from the right (the entry the
    * nearest proxy added) past every trusted proxy, to the first address that is not one. What lies
-   * further left was written by the client or proxies nobody vouches for. An entry that is not an
-   * IP address ends the walk at the last address vouched for.
+   * further left was written by the client or proxies nobody vouches for. A port on an entry
+   * (`192.0.2.7:5678`, `[2001:db8::1]:443`, as some gateways write them) is not part of the
+   * address; an entry that is not an IP address ends the walk at the last address vouched for.
    */
   clientAddress(req: IncomingMessage): string;
   /**
    * The scheme the client used: https on Moat's own TLS; from a trusted proxy its
-   * `X-Forwarded-Proto` (the first value), and https when it sends none — the gateway Moat is
-   * deployed behind terminates TLS; from anyone else on a plain connection, http.
+   * `X-Forwarded-Proto`, and https when it sends none — the gateway Moat is deployed behind
+   * terminates TLS; from anyone else on a plain connection, http. Of several values (proxies that
+   * append rather than replace) the last counts: the one the trusted proxy nearest Moat added, as
+   * for `X-Forwarded-For`; values further left came from hops nobody vouches for, or the client.
    */
   scheme(req: IncomingMessage): 'https' | 'http';
 }
@@ -88,7 +101,7 @@ export function createTrustedProxies(entries: readonly string[]): TrustedProxies
       let address = peer;
       const hops = listHeader(req, 'x-forwarded-for');
       for (let i = hops.length - 1; i >= 0; i -= 1) {
-        const hop = normaliseAddress(hops[i]!);
+        const hop = normaliseAddress(withoutPort(hops[i]!));
         if (isIP(hop) === 0) break;
         address = hop;
         if (!trusts(hop)) break;
@@ -98,7 +111,7 @@ export function createTrustedProxies(entries: readonly string[]): TrustedProxies
     scheme(req) {
       if ((req.socket as Partial<TLSSocket>).encrypted === true) return 'https';
       if (!trusts(peerAddress(req))) return 'http';
-      const proto = listHeader(req, 'x-forwarded-proto')[0]?.toLowerCase();
+      const proto = listHeader(req, 'x-forwarded-proto').at(-1)?.toLowerCase();
       return proto === undefined || proto === 'https' ? 'https' : 'http';
     },
   };

@@ -45,6 +45,10 @@ describe('a request from a trusted proxy', () => {
     ['a malformed entry left of the client: ignored', { 'x-forwarded-for': 'unknown, 198.51.100.7' }, '198.51.100.7'],
     ['a malformed entry from a trusted hop: the last address vouched for', { 'x-forwarded-for': '198.51.100.7, bogus' }, '127.0.0.1'],
     ['only trusted proxies: the leftmost of them', { 'x-forwarded-for': '10.9.9.9, 10.1.2.3' }, '10.9.9.9'],
+    ['an IPv4 address with a port', { 'x-forwarded-for': '198.51.100.7:5678' }, '198.51.100.7'],
+    ['an IPv6 address in brackets with a port', { 'x-forwarded-for': '[2001:db8::1]:443' }, '2001:db8::1'],
+    ['an IPv6 address in brackets', { 'x-forwarded-for': '[2001:db8::1]' }, '2001:db8::1'],
+    ['past trusted proxies written with ports', { 'x-forwarded-for': '203.0.113.9, 198.51.100.7:41000, 10.1.2.3:8080, [2001:db8:ffff::2]:443' }, '198.51.100.7'],
   ])('takes its address from X-Forwarded-For: %s', async (_what, headers, ip) => {
     expect((await s.ask(headers)).ip).toBe(ip);
   });
@@ -53,6 +57,11 @@ describe('a request from a trusted proxy', () => {
     expect((await s.ask({})).scheme).toBe('https');
     expect((await s.ask({ 'x-forwarded-proto': 'HTTPS' })).scheme).toBe('https');
     expect((await s.ask({ 'x-forwarded-proto': 'http' })).scheme).toBe('http');
+  });
+
+  it('takes the X-Forwarded-Proto value the nearest proxy added (the last), not one a client wrote before it', async () => {
+    expect((await s.ask({ 'x-forwarded-proto': 'https, http' })).scheme).toBe('http');
+    expect((await s.ask({ 'x-forwarded-proto': ['http', 'https'] })).scheme).toBe('https');
   });
 });
 
