@@ -1,5 +1,5 @@
 import type { AuditLog } from '../audit/audit-log.ts';
-import { storableText } from '../storage/sql/postgres-model-store.ts';
+import { containsNul } from '../storage/sql/postgres-model-store.ts';
 import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { CertificateEvent, CertificateRegistry, CertificateStatus, RegisteredCertificate, RevocationSource } from './certificate-registry.ts';
 
@@ -68,7 +68,7 @@ export function createSqlCertificateRegistry(sql: SqlClient, audit?: AuditLog): 
       }
     },
     async statusOf(thumbprint) {
-      if (!storableText(thumbprint)) return undefined;
+      if (containsNul(thumbprint)) return undefined;
       const { rows } = await sql.query<{ status: CertificateStatus; last_check_result: string | null }>(
         'SELECT status, last_check_result FROM tpp_certificate WHERE thumbprint = $1', [thumbprint],
       );
@@ -76,12 +76,12 @@ export function createSqlCertificateRegistry(sql: SqlClient, audit?: AuditLog): 
       return row === undefined ? undefined : { status: row.status, ...(row.last_check_result === null ? {} : { lastCheckResult: row.last_check_result }) };
     },
     async find(thumbprint) {
-      if (!storableText(thumbprint)) return undefined;
+      if (containsNul(thumbprint)) return undefined;
       const { rows } = await sql.query<Row>(`${SELECT} WHERE c.thumbprint = $1`, [thumbprint]);
       return rows[0] === undefined ? undefined : toCertificate(rows[0]);
     },
     async list(filter = {}) {
-      if (!storableText(...[filter.orgId, filter.clientId].filter((v): v is string => v !== undefined))) return [];
+      if (containsNul(...[filter.orgId, filter.clientId].filter((v): v is string => v !== undefined))) return [];
       const { rows } = await sql.query<Row>(
         `${SELECT} WHERE ($1::text IS NULL OR c.org_id = $1) AND ($2::text IS NULL OR c.status = $2)
            AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM client_certificate cc WHERE cc.thumbprint = c.thumbprint AND cc.client_id = $3))
@@ -91,7 +91,7 @@ export function createSqlCertificateRegistry(sql: SqlClient, audit?: AuditLog): 
       return rows.map(toCertificate);
     },
     async revoke(thumbprint, by) {
-      if (!storableText(thumbprint, by.reason)) return false;
+      if (containsNul(thumbprint, by.reason)) return false;
       const changed = await sql.transaction(async (tx) => {
         const { rowCount } = await tx.query(
           `UPDATE tpp_certificate SET status = 'revoked', revoked_at = $2, revocation_source = $3, revocation_reason = $4
@@ -107,7 +107,7 @@ export function createSqlCertificateRegistry(sql: SqlClient, audit?: AuditLog): 
       return changed;
     },
     async retire(thumbprint, reason) {
-      if (!storableText(thumbprint, reason)) return false;
+      if (containsNul(thumbprint, reason)) return false;
       const changed = await sql.transaction(async (tx) => {
         const { rowCount } = await tx.query(
           "UPDATE tpp_certificate SET status = 'retired', retired_at = now() WHERE thumbprint = $1 AND status = 'active'", [thumbprint],
@@ -134,7 +134,7 @@ export function createSqlCertificateRegistry(sql: SqlClient, audit?: AuditLog): 
       return rows.map(toCertificate);
     },
     async events(thumbprint) {
-      if (!storableText(thumbprint)) return [];
+      if (containsNul(thumbprint)) return [];
       const { rows } = await sql.query<{ thumbprint: string; event: string; detail: Record<string, unknown>; at: Date | string }>(
         'SELECT thumbprint, event, detail, at FROM tpp_certificate_event WHERE thumbprint = $1 ORDER BY id', [thumbprint],
       );

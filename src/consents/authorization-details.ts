@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { unstorableText } from '../http/storable-text.ts';
 
 /*
  * RFC 9396 authorization details for open banking: the two types Moat understands, each with a
@@ -143,8 +144,10 @@ export class AuthorizationDetailsInvalid extends Error {
 
 /** Validates one requested detail; the `label` prefixes the field path in the message. */
 export function parseRequestedDetail(detail: unknown, label: string): RequestedDetail {
-  // Stored as Postgres jsonb, which cannot hold NUL characters.
-  if (JSON.stringify(detail ?? null).includes('\\u0000')) throw new AuthorizationDetailsInvalid(`${label === '' ? '' : `${label}: `}values must not contain NUL characters`);
+  // Stored as Postgres jsonb. The edges refuse what it cannot hold (storable-input.ts, read-body.ts);
+  // a detail from anywhere else gets the same check.
+  const unstorable = unstorableText(detail, label);
+  if (unstorable !== undefined) throw new AuthorizationDetailsInvalid(unstorable);
   const result = requestSchema.safeParse(detail);
   if (result.success) return result.data;
   throw new AuthorizationDetailsInvalid(describeIssues(result.error, label));

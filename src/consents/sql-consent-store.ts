@@ -1,4 +1,4 @@
-import { storableText } from '../storage/sql/postgres-model-store.ts';
+import { containsNul } from '../storage/sql/postgres-model-store.ts';
 import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { GrantedDetail, RequestedDetail } from './authorization-details.ts';
 import { ConsentNotFound, ConsentStateConflict, TRANSITIONS, type Consent, type ConsentEvent, type ConsentStatus } from './consent.ts';
@@ -44,7 +44,7 @@ function toConsent(row: ConsentRow): Consent {
 export function createSqlConsentStore(sql: SqlClient): ConsentStore {
   const findOne = async (where: string, params: unknown[], client: SqlClient = sql) => {
     // Postgres text cannot hold NUL: such an id names nothing (and must not become a 500).
-    if (!storableText(...params.filter((p): p is string => typeof p === 'string'))) return undefined;
+    if (containsNul(...params.filter((p): p is string => typeof p === 'string'))) return undefined;
     const { rows } = await client.query<ConsentRow>(`SELECT ${COLUMNS} FROM consent WHERE ${where}`, params);
     return rows[0] === undefined ? undefined : toConsent(rows[0]);
   };
@@ -69,21 +69,21 @@ export function createSqlConsentStore(sql: SqlClient): ConsentStore {
     find: (id) => findOne('id = $1', [id]),
     findByGrantId: (grantId) => findOne('grant_id = $1', [grantId]),
     async findByIdempotencyKey(clientId, key) {
-      if (!storableText(clientId, key)) return undefined;
+      if (containsNul(clientId, key)) return undefined;
       const { rows } = await sql.query<ConsentRow & { request_hash: string }>(
         `SELECT ${COLUMNS}, request_hash FROM consent WHERE client_id = $1 AND idempotency_key = $2`, [clientId, key],
       );
       return rows[0] === undefined ? undefined : { consent: toConsent(rows[0]), requestHash: rows[0].request_hash };
     },
     async listForCustomer(customerId) {
-      if (!storableText(customerId)) return [];
+      if (containsNul(customerId)) return [];
       const { rows } = await sql.query<ConsentRow>(
         `SELECT ${COLUMNS} FROM consent WHERE customer_id = $1 ORDER BY status_updated_at DESC, id`, [customerId],
       );
       return rows.map(toConsent);
     },
     async listForClient(clientId, status) {
-      if (!storableText(clientId)) return [];
+      if (containsNul(clientId)) return [];
       const { rows } = await sql.query<ConsentRow>(
         `SELECT ${COLUMNS} FROM consent WHERE client_id = $1 AND ($2::text IS NULL OR status = $2) ORDER BY created_at, id`, [clientId, status ?? null],
       );

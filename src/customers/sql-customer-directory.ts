@@ -1,4 +1,4 @@
-import { storableText } from '../storage/sql/postgres-model-store.ts';
+import { containsNul } from '../storage/sql/postgres-model-store.ts';
 import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { Customer, CustomerDirectory } from './customer-directory.ts';
 import { hashPassword, verifyPassword } from './password-hash.ts';
@@ -10,7 +10,7 @@ export function createSqlCustomerDirectory(sql: SqlClient): CustomerDirectory {
   const dummyHash = hashPassword(crypto.randomUUID());
   return {
     async authenticate(username, password) {
-      if (!storableText(username)) {
+      if (containsNul(username)) {
         await verifyPassword(password, await dummyHash);
         return undefined;
       }
@@ -20,7 +20,7 @@ export function createSqlCustomerDirectory(sql: SqlClient): CustomerDirectory {
       return ok && row !== undefined ? { id: row.id, name: row.name } : undefined;
     },
     async findById(id) {
-      if (!storableText(id)) return undefined;
+      if (containsNul(id)) return undefined;
       const { rows } = await sql.query<Customer>('SELECT id, name FROM customer WHERE id = $1', [id]);
       return rows[0];
     },

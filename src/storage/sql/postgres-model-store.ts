@@ -3,11 +3,13 @@ import type { ConsumeResult, ModelStore } from '../model-store.ts';
 import type { SqlClient } from './sql-client.ts';
 
 /**
- * Postgres text cannot hold NUL, so no stored id contains one and a lookup with one would fail
- * with an encoding error; such input is simply not found.
+ * Whether any of the values contains a NUL: the guard of a lookup. Postgres text cannot hold NUL, so
+ * no stored key contains one, and a query with one would fail with an encoding error; a lookup by
+ * such a key is simply not found, without asking. (What is stored is checked at the edge:
+ * http/storable-text.ts.)
  */
-export function storableText(...values: string[]): boolean {
-  return values.every((v) => !v.includes('\u0000'));
+export function containsNul(...values: string[]): boolean {
+  return values.some((v) => v.includes('\u0000'));
 }
 
 /** Rows purged per statement, so a large backlog never holds long locks. */
@@ -21,7 +23,7 @@ const PURGE_BATCH = 1000;
 export function createPostgresModelStore(sql: SqlClient): ModelStore {
   const live = 'AND (expires_at IS NULL OR expires_at > now())';
   const one = async (where: string, params: string[]): Promise<AdapterPayload | undefined> => {
-    if (!storableText(...params)) return undefined;
+    if (containsNul(...params)) return undefined;
     const { rows } = await sql.query<{ payload: AdapterPayload }>(`SELECT payload FROM oidc_model WHERE ${where} ${live} LIMIT 1`, params);
     return rows[0]?.payload;
   };
@@ -39,7 +41,7 @@ export function createPostgresModelStore(sql: SqlClient): ModelStore {
     findByUid: (model, uid) => one('model = $1 AND uid = $2', [model, uid]),
     findByUserCode: (model, userCode) => one('model = $1 AND user_code = $2', [model, userCode]),
     async recordOnce(model, id, payload, expiresIn) {
-      if (!storableText(id)) return false;
+      if (containsNul(id)) return false;
       // The conflict branch only takes over an expired row (purgeExpired may not have run yet); a
       // live one makes the statement change nothing, and Postgres serialises racing inserts on the key.
       const { rowCount } = await sql.query(
@@ -52,7 +54,7 @@ export function createPostgresModelStore(sql: SqlClient): ModelStore {
       return rowCount === 1;
     },
     async consume(model, id): Promise<ConsumeResult> {
-      if (!storableText(id)) return 'absent';
+      if (containsNul(id)) return 'absent';
       const now = Math.floor(Date.now() / 1000);
       const { rowCount } = await sql.query(
         `UPDATE oidc_model SET consumed_at = now(), payload = jsonb_set(payload, '{consumed}', to_jsonb($3::int))
@@ -64,11 +66,11 @@ export function createPostgresModelStore(sql: SqlClient): ModelStore {
       return rows.length > 0 ? 'already-consumed' : 'absent';
     },
     async destroy(model, id) {
-      if (!storableText(id)) return;
+      if (containsNul(id)) return;
       await sql.query('DELETE FROM oidc_model WHERE model = $1 AND id = $2', [model, id]);
     },
     async revokeByGrantId(model, grantId) {
-      if (!storableText(grantId)) return;
+      if (containsNul(grantId)) return;
       await sql.query('DELETE FROM oidc_model WHERE model = $1 AND grant_id = $2', [model, grantId]);
     },
     async purgeExpired() {
