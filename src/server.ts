@@ -192,7 +192,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       : undefined;
     provider.use(consentProviderMiddleware(consents));
     provider.use(actionableErrors(provider));
-    provider.use(giveBackCodeOnFailure(logger));
+    provider.use(giveBackCodeOnFailure(provider, logger));
 
     // What each TPP call looked like to Moat, for the TPP to read back (sandbox by default).
     const diagnostics = (config.diagnostics.enabled ?? config.mode === 'sandbox')

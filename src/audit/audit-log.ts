@@ -12,7 +12,7 @@ export const AUDIT_EVENT_TYPES = [
   'client.registered', 'client.updated', 'client.deleted',
   'certificate.registered', 'certificate.revoked', 'certificate.retired',
   'consent.lodged', 'consent.granted', 'consent.narrowed', 'consent.denied', 'consent.revoked', 'consent.expired', 'consent.consumed',
-  'token.issued', 'token.revoked',
+  'token.issued', 'token.revoked', 'token.withdrawn', 'code.given_back',
   'client.quarantined', 'client.released',
   'admin.action',
 ] as const;

@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import type Provider from 'oidc-provider';
+import { TOKEN_REQUEST_UNDONE, type TokenRequestUndone } from '../observability/provider-events.ts';
 import type { AuditLog } from './audit-log.ts';
 
 /*
- * Tokens issued and revoked, from oidc-provider's events, into the audit log. Only identifiers and
- * kinds are recorded (grant, client, customer, binding) — never a token value. An opaque token's
- * value *is* its jti, so the jti is recorded only as a SHA-256 reference.
+ * Tokens issued, withdrawn and revoked, from oidc-provider's events (and Moat's own
+ * TOKEN_REQUEST_UNDONE), into the audit log. Only identifiers and kinds are recorded (grant,
+ * client, customer, binding) — never a token value. An opaque token's value *is* its jti, so the
+ * jti is recorded only as a SHA-256 reference.
  */
 
 interface TokenLike {
@@ -35,6 +37,21 @@ export function attachProviderAudit(provider: Provider, audit: AuditLog): void {
   for (const event of ['access_token.saved', 'access_token.issued', 'client_credentials.saved', 'client_credentials.issued', 'refresh_token.saved']) {
     emitter.on(event, issued);
   }
+  // A token request undone after it spent its code: its tokens were never received, its code is redeemable again.
+  emitter.on(TOKEN_REQUEST_UNDONE, (ctx: { status?: number }, undone: TokenRequestUndone) => {
+    for (const token of undone.withdrawn) {
+      void audit.record({ type: 'token.withdrawn', actor: 'system', ...ids(token), detail: { kind: token.kind, grantId: token.grantId, status: ctx?.status } });
+    }
+    if (undone.codeGivenBack) {
+      void audit.record({
+        type: 'code.given_back', actor: 'system',
+        ...(undone.code.clientId === undefined ? {} : { clientId: undone.code.clientId }),
+        ...(undone.code.accountId === undefined ? {} : { customerId: undone.code.accountId }),
+        ...(undone.code.grantId === undefined ? {} : { subject: undone.code.grantId }),
+        detail: { grantId: undone.code.grantId, status: ctx?.status, withdrawn: undone.withdrawn.flatMap((t) => (t.jti === undefined ? [] : [tokenReference(t.jti)])) },
+      });
+    }
+  });
   emitter.on('grant.revoked', (ctx: { oidc?: { client?: { clientId: string } } }, grantId: string) => {
     void audit.record({
       type: 'token.revoked', actor: 'tpp', ...(ctx?.oidc?.client?.clientId === undefined ? {} : { clientId: ctx.oidc.client.clientId, actorId: ctx.oidc.client.clientId }),

@@ -3,6 +3,7 @@ import type Provider from 'oidc-provider';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { outcomeOf } from '../http/request-context-middleware.ts';
 import { StorageUnavailableError, type StorageErrorListener } from '../storage/model-store.ts';
+import { TOKEN_REQUEST_UNDONE, type TokenRequestUndone } from './provider-events.ts';
 
 /*
  * Prometheus metrics (prom-client), served on the admin listener, never on the public one. Label
@@ -66,6 +67,8 @@ export function createMetrics(): Metrics {
   const tokens = new Counter({ name: 'moat_tokens_issued_total', help: 'Tokens issued by kind and sender constraint', labelNames: ['kind', 'binding'], registers: [registry] });
   const revocations = new Counter({ name: 'moat_grants_revoked_total', help: 'Grants revoked (with every token of theirs)', registers: [registry] });
   const funnel = new Counter({ name: 'moat_funnel_total', help: 'The authorization funnel: PAR accepted, code issued, code redeemed', labelNames: ['step'], registers: [registry] });
+  const withdrawn = new Counter({ name: 'moat_tokens_withdrawn_total', help: 'Tokens issued for a token request that then failed, destroyed before anyone received them, by kind and sender constraint', labelNames: ['kind', 'binding'], registers: [registry] });
+  const givenBack = new Counter({ name: 'moat_codes_given_back_total', help: 'Authorization codes given back, redeemable again, after their token request failed past spending them', registers: [registry] });
   // Counters are summed across cluster workers (prom-client's default), so this one is the cluster's.
   const storageErrors = new Counter({
     name: 'moat_storage_errors_total', help: 'Storage calls failed by an unavailable backend (each a 503 or a lost connection), by backend and operation',
@@ -123,14 +126,25 @@ export function createMetrics(): Metrics {
     },
     attachProvider(provider) {
       const emitter: NodeJS.EventEmitter = provider;
-      const issued = (token: { kind?: string; 'x5t#S256'?: string; jkt?: string }) => tokens.inc({
+      const labels = (token: { kind?: string; 'x5t#S256'?: string; jkt?: string }) => ({
         kind: token.kind ?? 'unknown', binding: token['x5t#S256'] !== undefined ? 'mtls' : token.jkt !== undefined ? 'dpop' : 'none',
       });
-      for (const event of ['access_token.saved', 'access_token.issued', 'client_credentials.saved', 'client_credentials.issued', 'refresh_token.saved']) emitter.on(event, issued);
+      for (const event of ['access_token.saved', 'access_token.issued', 'client_credentials.saved', 'client_credentials.issued', 'refresh_token.saved']) {
+        emitter.on(event, (token: { kind?: string }) => tokens.inc(labels(token)));
+      }
       emitter.on('grant.revoked', () => revocations.inc());
       emitter.on('pushed_authorization_request.success', () => funnel.inc({ step: 'par' }));
-      emitter.on('authorization_code.saved', () => funnel.inc({ step: 'code_issued' }));
-      emitter.on('authorization_code.consumed', () => funnel.inc({ step: 'code_redeemed' }));
+      // Counted where the client gets the code and where it gets the tokens for it — not on
+      // authorization_code.saved and .consumed, which a code given back after a failed token
+      // request (TOKEN_REQUEST_UNDONE) is told again.
+      emitter.on('authorization.success', () => funnel.inc({ step: 'code_issued' }));
+      emitter.on('grant.success', (ctx: { oidc?: { params?: { grant_type?: unknown } } }) => {
+        if (ctx.oidc?.params?.grant_type === 'authorization_code') funnel.inc({ step: 'code_redeemed' });
+      });
+      emitter.on(TOKEN_REQUEST_UNDONE, (_ctx: unknown, undone: TokenRequestUndone) => {
+        for (const token of undone.withdrawn) withdrawn.inc(labels(token));
+        if (undone.codeGivenBack) givenBack.inc();
+      });
     },
   };
 }

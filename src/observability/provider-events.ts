@@ -5,6 +5,23 @@ import type { Logger } from './logger.ts';
  * oidc-provider's events become structured log records. Error events carry the OAuth error code as
  * the outcome, so an `invalid_client` from a subject mismatch and a 500 are told apart in the logs.
  */
+
+/**
+ * An event Moat itself emits on the provider (provider/token-failure.ts): a token request that failed
+ * after spending its authorization code was undone. Listeners get `(ctx, undone)`. oidc-provider
+ * told `*.saved` for the tokens withdrawn (nobody received them) and, when the code was given back,
+ * `authorization_code.saved` for the code saved again; metrics and the audit log count those as
+ * what they were, not as tokens or codes issued.
+ */
+export const TOKEN_REQUEST_UNDONE = 'moat.token_request.undone';
+
+export interface TokenRequestUndone {
+  /** The code the request spent; saved again unconsumed when `codeGivenBack`. */
+  code: { clientId?: string; grantId?: string; accountId?: string };
+  codeGivenBack: boolean;
+  /** The tokens saved for the request and destroyed. */
+  withdrawn: { kind?: string; jti?: string; clientId?: string; accountId?: string; grantId?: string; 'x5t#S256'?: string; jkt?: string }[];
+}
 const ERROR_EVENTS = [
   'authorization.error', 'backchannel.error', 'grant.error', 'introspection.error', 'jwks.error',
   'pushed_authorization_request.error', 'registration_create.error', 'registration_read.error',

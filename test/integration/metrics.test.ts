@@ -2,8 +2,9 @@ import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:http';
+import * as oauth from 'oauth4webapi';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { authorizationCodeFlow, onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
+import { authorize, authorizationCodeFlow, onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
 
 /*
  * Prometheus metrics on the admin listener (never the public one): requests by endpoint and outcome,
@@ -63,4 +64,44 @@ it('counts requests by endpoint and outcome, tokens by binding, the funnel, cons
   expect(body).toMatch(new RegExp(`moat_certificate_days_to_expiry\\{thumbprint="${tpp.creds.summary['x5t#S256'] as string}",org_id="[^"]+"\\} 36[45]`));
   // No token, code or customer data in any label.
   expect(body).not.toMatch(/alice|nope/);
+});
+
+/** The value of one series in the exposition, 0 when it is not there yet. */
+function sample(body: string, series: string): number {
+  const line = body.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}
+
+it('counts a code given back after a failed token request once: issued once, redeemed once, its withdrawn tokens apart (issue 14)', async () => {
+  const series = ['moat_funnel_total{step="code_issued"}', 'moat_funnel_total{step="code_redeemed"}', 'moat_codes_given_back_total',
+    'moat_tokens_issued_total{kind="AccessToken",binding="mtls"}', 'moat_tokens_withdrawn_total{kind="AccessToken",binding="mtls"}'];
+  const read = async () => { const { body } = await admin('/metrics', TOKEN); return series.map((s) => sample(body, s)); };
+  const before = await read();
+
+  const { params, codeVerifier } = await authorize(h, tpp);
+  const redeem = () => oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch });
+  // The store refuses the refresh token's write after the code was spent and the access token saved.
+  await h.moat.storage.sql.query("ALTER TABLE oidc_model ADD CONSTRAINT test_refuses_refresh_tokens CHECK (model <> 'RefreshToken') NOT VALID");
+  try {
+    expect((await redeem()).status).toBe(500);
+  } finally {
+    await h.moat.storage.sql.query('ALTER TABLE oidc_model DROP CONSTRAINT test_refuses_refresh_tokens');
+  }
+  expect((await redeem()).status).toBe(200);
+
+  const after = await read();
+  expect(Object.fromEntries(series.map((s, i) => [s, after[i]! - before[i]!]))).toEqual({
+    'moat_funnel_total{step="code_issued"}': 1,
+    'moat_funnel_total{step="code_redeemed"}': 1,
+    'moat_codes_given_back_total': 1,
+    // The first request's access token was saved, then withdrawn; the retry's was received.
+    'moat_tokens_issued_total{kind="AccessToken",binding="mtls"}': 2,
+    'moat_tokens_withdrawn_total{kind="AccessToken",binding="mtls"}': 1,
+  });
+  const audited = await h.moat.audit.query({ clientId: tpp.client.client_id });
+  const withdrawn = audited.filter((r) => r.type === 'token.withdrawn');
+  expect(withdrawn).toEqual([expect.objectContaining({ actor: 'system', customerId: 'cust-alice', detail: expect.objectContaining({ kind: 'AccessToken', status: 500 }) })]);
+  expect(audited.filter((r) => r.type === 'code.given_back')).toEqual([expect.objectContaining({
+    actor: 'system', customerId: 'cust-alice', detail: expect.objectContaining({ status: 500, withdrawn: [withdrawn[0]!.subject] }),
+  })]);
 });
