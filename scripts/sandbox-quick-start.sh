@@ -24,7 +24,8 @@ REQUEST_URI=$(curl "${TLS[@]}" -d client_id="$CLIENT_ID" -d response_type=code -
   -d redirect_uri="$REDIRECT_URI" -d code_challenge="$CHALLENGE" -d code_challenge_method=S256 "$ISSUER/par" | json request_uri)
 
 # 4. The customer (alice) signs in and approves: what a browser does, with a cookie jar. Every form
-#    carries the hidden csrf field of the page it came from.
+#    carries the hidden csrf field of the page it came from; the consent form also sends the
+#    accounts to share (the page's ticked accounts checkboxes: here all of them).
 JAR=$(mktemp)
 PAGE=(--cacert "$OUT/server-ca.pem" -b "$JAR" -c "$JAR" -s)
 BROWSER=("${PAGE[@]}" -o /dev/null -w '%{redirect_url}')
@@ -32,8 +33,11 @@ csrf() { sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -n 1; }
 LOGIN=$(curl "${BROWSER[@]}" "$ISSUER/authorize?client_id=$CLIENT_ID&request_uri=$REQUEST_URI")
 LOGIN_CSRF=$(curl "${PAGE[@]}" "$LOGIN" | csrf)
 CONSENT=$(curl "${BROWSER[@]}" "$(curl "${BROWSER[@]}" -d csrf="$LOGIN_CSRF" -d username=alice -d password=alice-sandbox "$LOGIN/login")")
-CONSENT_CSRF=$(curl "${PAGE[@]}" "$CONSENT" | csrf)
-CALLBACK=$(curl "${BROWSER[@]}" "$(curl "${BROWSER[@]}" -d csrf="$CONSENT_CSRF" -d decision=approve "$CONSENT/consent")")
+CONSENT_PAGE=$(curl "${PAGE[@]}" "$CONSENT")
+CONSENT_CSRF=$(printf %s "$CONSENT_PAGE" | csrf)
+ACCOUNTS=()
+for ACCOUNT in $(printf %s "$CONSENT_PAGE" | sed -n 's/.*name="accounts" id="[^"]*" value="\([^"]*\)".*/\1/p'); do ACCOUNTS+=(-d accounts="$ACCOUNT"); done
+CALLBACK=$(curl "${BROWSER[@]}" "$(curl "${BROWSER[@]}" -d csrf="$CONSENT_CSRF" "${ACCOUNTS[@]}" -d decision=approve "$CONSENT/consent")")
 rm -f "$JAR"
 CODE=$(node -e 'console.log(new URL(process.argv[1]).searchParams.get("code"))' "$CALLBACK")
 

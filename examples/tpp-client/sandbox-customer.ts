@@ -32,7 +32,8 @@ export async function sandboxCustomerApproves(authorizationUrl: URL, fetch: Fetc
     throw new Error(`the sandbox customer could not sign in (HTTP ${page.status}): ${pageError(page.html)}`);
   }
 
-  // 3. Review and press Allow, sharing every account offered (one, for a payment).
+  // 3. Review and press Allow, sharing every account offered (one, for a payment). The form names
+  //    them (`accounts`, the page's ticked checkboxes): one that names none shares nothing.
   const consent = formOf(page.html, '/consent');
   if (!consent.fields.some(([name]) => name === 'accounts')) {
     const offered = consent.inputs.filter((i) => i.name === 'accounts');

@@ -29,9 +29,10 @@ import type { Views } from './views.ts';
  * of the page it came from; the login form posts `username` and `password`; the consent form posts
  * `decision=approve|deny`, the chosen `accounts` (repeated; at least one for account access,
  * exactly one for a payment) and, to narrow what is shared, `permission_choice=explicit` with the
- * kept `permission_groups` (repeated). For account access asked with the accounts scope alone the
- * page carries `account_choice=explicit` beside the ticked `accounts`; a form with neither (a
- * script that posts only `csrf` and `decision`) shares every account the customer has.
+ * kept `permission_groups` (repeated). Account access asked with the accounts scope alone is no
+ * different: the page offers the customer's accounts, all ticked, and shares only the `accounts`
+ * the form sends; a form without any (a script that posts only `csrf` and `decision`) shares
+ * nothing and gets the page back asking for a choice.
  */
 
 export interface InteractionDeps {
@@ -238,8 +239,9 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     let granted: GrantDecision | undefined;
     try {
       const offered = await offeredAccounts(customerId, request);
+      // Asked by scope alone: the accounts chosen, recorded in the shape authorization_details use.
       granted = request.detail !== undefined ? grantedDetail(request.detail, offered, chosen, form)
-        : asksAccountsByScope(request) ? accountsByScope(offered, chosen, form) : undefined;
+        : asksAccountsByScope(request) ? grantedDetail({ type: 'account_information', permissions: [...ACCOUNTS_SCOPE_PERMISSIONS] }, offered, chosen, form) : undefined;
     } catch (err) {
       if (!(err instanceof ChoiceInvalid)) throw err;
       ctx.status = 400;
@@ -333,16 +335,6 @@ function grantedDetail(
 /** Account access asked for with the accounts scope alone (no intent, no authorization_details). */
 function asksAccountsByScope(request: PendingRequest): boolean {
   return request.detail === undefined && request.scope.split(' ').includes(ACCOUNTS_SCOPE);
-}
-
-/**
- * The accounts shared with a scope-only account consent, in the shape authorization_details use:
- * those the customer left ticked (`account_choice=explicit` says the page's choice was sent), or
- * every account they have when the form carried no choice at all.
- */
-function accountsByScope(offered: CustomerAccount[], chosenIds: string[], form: URLSearchParams): GrantDecision {
-  const explicit = form.get('account_choice') === 'explicit' || chosenIds.length > 0;
-  return grantedDetail({ type: 'account_information', permissions: [...ACCOUNTS_SCOPE_PERMISSIONS] }, offered, explicit ? chosenIds : offered.map((a) => a.id), form);
 }
 
 /** The grant for this authorization: what the prompt says is missing, plus the granted details. */

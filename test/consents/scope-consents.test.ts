@@ -35,7 +35,6 @@ describe('a scope-only account consent (scope=openid accounts)', () => {
       const page = await login.res.text();
       const offered = [...page.matchAll(/<input type="checkbox" name="accounts" id="[^"]*" value="([^"]*)" checked>/g)].map((m) => m[1]);
       expect(offered).toEqual(own('cust-alice').map((a) => a.id).sort());
-      expect(hiddenField(page, 'account_choice')).toBe('explicit');
       expect(page).toContain('Rainy day saver');
     } finally {
       await browser.close();
@@ -43,7 +42,7 @@ describe('a scope-only account consent (scope=openid accounts)', () => {
   });
 
   it('shares the accounts the customer chose: the consent records them and the sandbox API shows them from the account directory', async () => {
-    const { tokens } = await authorizationCodeFlow(h, tpp, { accounts: ['acc-alice-savings', 'acc-alice-euro'], extraFields: [['account_choice', 'explicit']] });
+    const { tokens } = await authorizationCodeFlow(h, tpp, { accounts: ['acc-alice-savings', 'acc-alice-euro'] });
     const consent = await h.moat.consents.getForCustomer(String(tokens.consent_id), 'cust-alice');
     expect(consent).toEqual(expect.objectContaining({ kind: 'scope', origin: 'scope', status: 'Authorised' }));
     expect(consent.granted?.type === 'account_information' ? consent.granted.accounts.map((a) => a.accountId) : []).toEqual(['acc-alice-euro', 'acc-alice-savings']);
@@ -55,11 +54,14 @@ describe('a scope-only account consent (scope=openid accounts)', () => {
     ]);
   });
 
-  it('shares every account the customer has when the form carries no account choice (the quick start script posts only csrf and decision)', async () => {
-    const { tokens } = await authorizationCodeFlow(h, tpp, { accounts: [] });
+  it('shares nothing by default: a form without accounts (a script posting only csrf and decision) gets the page back, 400, asking for a choice', async () => {
+    await expect(authorizationCodeFlow(h, tpp, { accounts: [] })).rejects.toThrow(/^consent did not redirect to the TPP: 400 [\s\S]*Choose at least one account to share/);
+  });
+
+  it('shares every account when the form sends every one the page offers, as the page has them ticked', async () => {
+    const { tokens } = await authorizationCodeFlow(h, tpp);
     const { accounts } = await apiAccounts(tokens.access_token);
     expect(accounts.map((a) => a.accountId)).toEqual(own('cust-alice').map((a) => a.id).sort());
-    expect(accounts.map((a) => a.accountId)).not.toContain('cust-alice-current');
   });
 
   it('shows another customer only their own account', async () => {
@@ -68,16 +70,12 @@ describe('a scope-only account consent (scope=openid accounts)', () => {
     expect(accounts).toEqual([expect.objectContaining({ accountId: 'acc-bob-current', nickname: 'Current account', identification: '40001722334455' })]);
   });
 
-  it('asks the customer again when they untick every account', async () => {
-    await expect(authorizationCodeFlow(h, tpp, { accounts: [], extraFields: [['account_choice', 'explicit']] })).rejects.toThrow(/Choose at least one account to share/);
-  });
-
   it('refuses an account that is not the customer\'s', async () => {
-    await expect(authorizationCodeFlow(h, tpp, { accounts: ['acc-bob-current'], extraFields: [['account_choice', 'explicit']] })).rejects.toThrow(/Choose from the accounts listed/);
+    await expect(authorizationCodeFlow(h, tpp, { accounts: ['acc-bob-current'] })).rejects.toThrow(/Choose from the accounts listed/);
   });
 
   it('keeps the shared accounts across a refresh', async () => {
-    const { tokens } = await authorizationCodeFlow(h, tpp, { accounts: ['acc-alice-current'], extraFields: [['account_choice', 'explicit']] });
+    const { tokens } = await authorizationCodeFlow(h, tpp, { accounts: ['acc-alice-current'] });
     const refreshed = await oauth.processRefreshTokenResponse(tpp.as, tpp.client,
       await oauth.refreshTokenGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), tokens.refresh_token!, { [oauth.customFetch]: tpp.fetch }));
     expect((await apiAccounts(refreshed.access_token)).accounts.map((a) => a.accountId)).toEqual(['acc-alice-current']);

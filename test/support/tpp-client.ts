@@ -277,7 +277,7 @@ export async function customerConsents(
 export interface CustomerChoices {
   customer?: { username: string; password: string };
   decision?: 'approve' | 'deny';
-  /** Account ids to select; by default all offered (account access) or the first (payment). */
+  /** Account ids to send; by default all offered (account access) or the first (payment); [] sends none. */
   accounts?: string[];
   /** Permission groups to keep (narrowing); all by default. */
   permissionGroups?: string[];
