@@ -14,6 +14,14 @@ options: --config FILE
                            (the embedded database is locked while it runs)
 ${ADMIN_CLIENT_USAGE}`;
 
+/** What `moat audit query` takes to filter by. */
+const QUERY_OPTIONS = {
+  client: { type: 'string' as const }, org: { type: 'string' as const }, customer: { type: 'string' as const }, type: { type: 'string' as const },
+  since: { type: 'string' as const }, until: { type: 'string' as const }, limit: { type: 'string' as const },
+};
+/** Every option of `moat audit`, in parseArgs form. */
+export const OPTIONS = { direct: { type: 'boolean' as const }, ...ADMIN_CLIENT_OPTIONS, ...QUERY_OPTIONS };
+
 /** What the audit commands need of the log, whether reached through the admin API or directly. */
 type AuditReader = Pick<AuditLog, 'query' | 'verify'>;
 
@@ -24,13 +32,7 @@ export async function auditCommand(args: string[], io: CliIo): Promise<number> {
     io.stderr.write(USAGE);
     return EXIT_USAGE;
   }
-  const options: Record<string, { type: 'string' | 'boolean' }> = {
-    direct: { type: 'boolean' as const }, ...ADMIN_CLIENT_OPTIONS,
-    ...(sub === 'query' ? {
-      client: { type: 'string' as const }, org: { type: 'string' as const }, customer: { type: 'string' as const }, type: { type: 'string' as const },
-      since: { type: 'string' as const }, until: { type: 'string' as const }, limit: { type: 'string' as const },
-    } : {}),
-  };
+  const options: Record<string, { type: 'string' | 'boolean' }> = { direct: { type: 'boolean' as const }, ...ADMIN_CLIENT_OPTIONS, ...(sub === 'query' ? QUERY_OPTIONS : {}) };
   const result = loadConfigOrReport(rest, { ...io, env: withoutAdminClientEnv(io.env) }, options);
   if ('exitCode' in result) return result.exitCode;
   const v = result.values as Record<string, string | undefined>;

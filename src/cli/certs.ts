@@ -20,6 +20,14 @@ options: --config FILE
 ${ADMIN_CLIENT_USAGE}`;
 
 const SOURCE_OPTIONS = { direct: { type: 'boolean' as const }, ...ADMIN_CLIENT_OPTIONS };
+/** What each subcommand takes besides --json and the source options. */
+const SUBCOMMAND_OPTIONS = {
+  list: { org: { type: 'string' }, status: { type: 'string' } },
+  revoke: { reason: { type: 'string' } },
+  expiring: { within: { type: 'string' } },
+} as const;
+/** Every option of `moat certs` and `moat tpps`, in parseArgs form. */
+export const OPTIONS = { json: { type: 'boolean' as const }, ...SOURCE_OPTIONS, ...SUBCOMMAND_OPTIONS.list, ...SUBCOMMAND_OPTIONS.revoke, ...SUBCOMMAND_OPTIONS.expiring };
 const OFFLINE_HINT = ' (with the server stopped, add --direct to use the database itself)';
 
 /** A certificate as the CLI shows it: the admin API never hands out the PEMs. */
@@ -40,13 +48,7 @@ interface RegistryView {
 export async function certsCommand(args: string[], io: CliIo): Promise<number> {
   const [sub, ...rest] = args;
   const thumbprint = rest[0] !== undefined && !rest[0].startsWith('--') ? rest.shift() : undefined;
-  const options = {
-    json: { type: 'boolean' as const },
-    ...SOURCE_OPTIONS,
-    ...(sub === 'list' ? { org: { type: 'string' as const }, status: { type: 'string' as const } } : {}),
-    ...(sub === 'revoke' ? { reason: { type: 'string' as const } } : {}),
-    ...(sub === 'expiring' ? { within: { type: 'string' as const } } : {}),
-  };
+  const options = { json: { type: 'boolean' as const }, ...SOURCE_OPTIONS, ...(Object.hasOwn(SUBCOMMAND_OPTIONS, sub ?? '') ? SUBCOMMAND_OPTIONS[sub as keyof typeof SUBCOMMAND_OPTIONS] : {}) };
   if (!['list', 'show', 'revoke', 'expiring'].includes(sub ?? '') || ((sub === 'show' || sub === 'revoke') !== (thumbprint !== undefined))) {
     io.stderr.write(USAGE);
     return EXIT_USAGE;

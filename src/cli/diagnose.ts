@@ -23,7 +23,7 @@ export const USAGE = `usage: moat diagnose --issuer URL --cert PEM --key PEM [--
 exit status: 0 every check passed, 1 a check failed (the first fault stops the run), 2 bad usage
 `;
 
-const OPTIONS = {
+export const OPTIONS = {
   issuer: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' }, ca: { type: 'string' },
   'client-id': { type: 'string' }, 'signing-key': { type: 'string' }, ssa: { type: 'string' },
   'redirect-uri': { type: 'string' }, scope: { type: 'string' }, credentials: { type: 'string' },

@@ -1,15 +1,17 @@
 import { fileURLToPath } from 'node:url';
-import { auditCommand, USAGE as AUDIT_USAGE } from './audit.ts';
-import { certsCommand, tppsCommand, USAGE as CERTS_USAGE } from './certs.ts';
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+import { auditCommand, OPTIONS as AUDIT_OPTIONS, USAGE as AUDIT_USAGE } from './audit.ts';
+import { certsCommand, OPTIONS as CERTS_OPTIONS, tppsCommand, USAGE as CERTS_USAGE } from './certs.ts';
 import { configValidateCommand, USAGE as CONFIG_USAGE } from './config-validate.ts';
-import { diagnoseCommand, USAGE as DIAGNOSE_USAGE } from './diagnose.ts';
+import { diagnoseCommand, OPTIONS as DIAGNOSE_OPTIONS, USAGE as DIAGNOSE_USAGE } from './diagnose.ts';
 import { EXIT_OK, EXIT_USAGE, escapingOutput, type CliIo } from './io.ts';
 import { keysCommand, USAGE as KEYS_USAGE } from './keys.ts';
+import { CONFIG_OPTIONS } from './load-config-or-report.ts';
 import { migrateCommand, USAGE as MIGRATE_USAGE } from './migrate.ts';
-import { sandboxRevokeCommand, USAGE as SANDBOX_REVOKE_USAGE } from './sandbox-revoke.ts';
-import { sandboxTppCommand, USAGE as SANDBOX_TPP_USAGE } from './sandbox-tpp.ts';
+import { OPTIONS as SANDBOX_REVOKE_OPTIONS, sandboxRevokeCommand, USAGE as SANDBOX_REVOKE_USAGE } from './sandbox-revoke.ts';
+import { OPTIONS as SANDBOX_TPP_OPTIONS, sandboxTppCommand, USAGE as SANDBOX_TPP_USAGE } from './sandbox-tpp.ts';
 import { startCommand, USAGE as START_USAGE } from './start.ts';
-import { threatsCommand, USAGE as THREATS_USAGE } from './threats.ts';
+import { OPTIONS as THREATS_OPTIONS, threatsCommand, USAGE as THREATS_USAGE } from './threats.ts';
 
 const USAGE = `usage: moat <command> [options]      (moat <command> --help for its options)
 
@@ -52,6 +54,8 @@ interface Command {
   run: Run;
   /** Subcommands with a usage of their own (the others share the command's). */
   subcommandUsage?: Record<string, string>;
+  /** Every option it (any subcommand) takes, as parseArgs reads them: which ones take a value. */
+  options: ParseArgsOptionsConfig;
 }
 
 /** A command made of subcommands, each with its own function; an unknown one gets the usage, exit 2. */
@@ -65,28 +69,33 @@ function group(usage: string, subcommands: Record<string, Run>): Run {
   };
 }
 
-/** Every command of `moat`, by name; `--help` or `-h` anywhere in a command's arguments prints its usage. */
+/** Every command of `moat`, by name; a `--help` or `-h` option in a command's arguments prints its usage. */
 export const COMMANDS: Readonly<Record<string, Command>> = {
-  start: { usage: START_USAGE, run: startCommand },
-  migrate: { usage: MIGRATE_USAGE, run: migrateCommand },
-  config: { usage: CONFIG_USAGE, run: group(CONFIG_USAGE, { validate: configValidateCommand }) },
-  keys: { usage: KEYS_USAGE, run: keysCommand },
+  start: { usage: START_USAGE, run: startCommand, options: CONFIG_OPTIONS },
+  migrate: { usage: MIGRATE_USAGE, run: migrateCommand, options: CONFIG_OPTIONS },
+  config: { usage: CONFIG_USAGE, run: group(CONFIG_USAGE, { validate: configValidateCommand }), options: CONFIG_OPTIONS },
+  keys: { usage: KEYS_USAGE, run: keysCommand, options: { ...CONFIG_OPTIONS, stage: { type: 'boolean' } } },
   sandbox: {
     usage: `${SANDBOX_TPP_USAGE}\n${SANDBOX_REVOKE_USAGE}`,
     run: group(`${SANDBOX_TPP_USAGE}\n${SANDBOX_REVOKE_USAGE}`, { tpp: sandboxTppCommand, revoke: sandboxRevokeCommand }),
     subcommandUsage: { tpp: SANDBOX_TPP_USAGE, revoke: SANDBOX_REVOKE_USAGE },
+    options: { ...SANDBOX_TPP_OPTIONS, ...SANDBOX_REVOKE_OPTIONS },
   },
-  certs: { usage: CERTS_USAGE, run: certsCommand },
-  tpps: { usage: CERTS_USAGE, run: tppsCommand },
-  audit: { usage: AUDIT_USAGE, run: auditCommand },
-  threats: { usage: THREATS_USAGE, run: threatsCommand },
-  diagnose: { usage: DIAGNOSE_USAGE, run: diagnoseCommand },
+  certs: { usage: CERTS_USAGE, run: certsCommand, options: CERTS_OPTIONS },
+  tpps: { usage: CERTS_USAGE, run: tppsCommand, options: CERTS_OPTIONS },
+  audit: { usage: AUDIT_USAGE, run: auditCommand, options: AUDIT_OPTIONS },
+  threats: { usage: THREATS_USAGE, run: threatsCommand, options: THREATS_OPTIONS },
+  diagnose: { usage: DIAGNOSE_USAGE, run: diagnoseCommand, options: DIAGNOSE_OPTIONS },
 };
 
-/** Whether the arguments ask for help (before a `--`, after which everything is a value). */
-function asksForHelp(args: string[]): boolean {
-  const end = args.indexOf('--');
-  return (end === -1 ? args : args.slice(0, end)).some((arg) => arg === '--help' || arg === '-h');
+/**
+ * Whether the arguments ask for help: parseArgs, knowing which of the command's options take a
+ * value, finds a `--help` or `-h` option — not a value (`--reason -h`), nor anything after `--`.
+ * Not strict: an unknown option is the command's to refuse, after this.
+ */
+function asksForHelp(args: string[], options: ParseArgsOptionsConfig): boolean {
+  const { tokens } = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: false, allowPositionals: true, tokens: true });
+  return tokens.some((token) => token.kind === 'option' && token.name === 'help');
 }
 
 export async function runCli(argv: string[], given: CliIo): Promise<number> {
@@ -104,7 +113,7 @@ export async function runCli(argv: string[], given: CliIo): Promise<number> {
     return EXIT_USAGE;
   }
   // Help before anything runs: `moat start --help` must not start a server.
-  if (asksForHelp(rest)) {
+  if (asksForHelp(rest, command.options)) {
     const sub = rest[0];
     io.stdout.write(sub !== undefined && command.subcommandUsage !== undefined && Object.hasOwn(command.subcommandUsage, sub) ? command.subcommandUsage[sub]! : command.usage);
     return EXIT_OK;

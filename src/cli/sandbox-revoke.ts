@@ -13,6 +13,9 @@ options: --config FILE
   --data-dir DIR    the server's data directory (default: dataDir, ./data): its sandbox CA, unless --ca is given
 `;
 
+/** Every option of `moat sandbox revoke`, in parseArgs form. */
+export const OPTIONS = { cert: { type: 'string' }, key: { type: 'string' }, issuer: { type: 'string' }, ca: { type: 'string' }, config: { type: 'string' }, 'data-dir': { type: 'string' } } as const;
+
 /**
  * `moat sandbox revoke`: asks the sandbox TPP CA to revoke a certificate, proving possession by
  * presenting it over mutual TLS. Moat then learns of the revocation the way it would from a real CA:
@@ -21,7 +24,7 @@ options: --config FILE
 export async function sandboxRevokeCommand(args: string[], io: CliIo): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ args, options: { cert: { type: 'string' }, key: { type: 'string' }, issuer: { type: 'string' }, ca: { type: 'string' }, config: { type: 'string' }, 'data-dir': { type: 'string' } }, strict: true }));
+    ({ values } = parseArgs({ args, options: OPTIONS, strict: true }));
   } catch (err) {
     io.stderr.write(`moat: ${(err as Error).message}\n${USAGE}`);
     return 2;

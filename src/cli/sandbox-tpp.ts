@@ -14,6 +14,12 @@ options: --config FILE
 `;
 const KNOWN_ROLES = ['AISP', 'PISP', 'CBPII'];
 
+/** Every option of `moat sandbox tpp`, in parseArgs form. */
+export const OPTIONS = {
+  name: { type: 'string' }, out: { type: 'string' }, roles: { type: 'string' },
+  'redirect-uri': { type: 'string', multiple: true }, json: { type: 'boolean' }, config: { type: 'string' }, 'data-dir': { type: 'string' },
+} as const;
+
 /**
  * `moat sandbox tpp`: writes a sandbox TPP's credentials. It needs no running server and touches no
  * database: only the sandbox CA and directory key under dataDir (created if this is the first use).
@@ -21,14 +27,7 @@ const KNOWN_ROLES = ['AISP', 'PISP', 'CBPII'];
 export async function sandboxTppCommand(args: string[], io: CliIo): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        name: { type: 'string' }, out: { type: 'string' }, roles: { type: 'string' },
-        'redirect-uri': { type: 'string', multiple: true }, json: { type: 'boolean' }, config: { type: 'string' }, 'data-dir': { type: 'string' },
-      },
-      strict: true,
-    }));
+    ({ values } = parseArgs({ args, options: OPTIONS, strict: true }));
   } catch (err) {
     io.stderr.write(`moat: ${(err as Error).message}\n${USAGE}`);
     return 2;

@@ -13,7 +13,8 @@ options: --json, --config FILE
   --data-dir DIR           the server's data directory (default: dataDir, ./data): where the sandbox keeps its admin token
 ${ADMIN_CLIENT_USAGE}`;
 
-const OPTIONS = {
+/** Every option of `moat threats`, in parseArgs form. */
+export const OPTIONS = {
   client: { type: 'string' as const }, since: { type: 'string' as const }, limit: { type: 'string' as const }, all: { type: 'boolean' as const },
   reason: { type: 'string' as const }, seconds: { type: 'string' as const }, kind: { type: 'string' as const },
   json: { type: 'boolean' as const }, ...ADMIN_CLIENT_OPTIONS,

@@ -106,16 +106,17 @@ describe('moat certs and moat tpps on a running deployment', () => {
   });
 
   it('prints what a TPP calls itself with its control characters escaped, never passing them to the terminal', async () => {
-    // Registered with the directory's word for its name: an ESC sequence retitling the terminal, colours, an 8-bit CSI.
-    const name = 'Evil\u001b]0;pwned\u0007\u001b[31m Fintech\u009b2J';
+    // Registered with the directory's word for its name: an ESC sequence retitling the terminal, colours, an 8-bit CSI,
+    // a bidi override that shows what follows backwards, and a zero-width space.
+    const name = 'Evil\u001b]0;pwned\u0007\u001b[31m Fintech\u009b2J\u202egnp.exe\u200b';
     const hostile = await onboardTpp(h, { name });
     try {
       for (const args of [['tpps', 'list'], ['tpps', 'list', '--json'], ['certs', 'list'], ['certs', 'list', '--json']]) {
         const r = await moat(args, cwd);
         expect({ args, code: r.code }).toEqual({ args, code: 0 });
-        expect(r.out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+        expect(r.out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\p{Cf}]/u);
       }
-      expect((await moat(['tpps', 'list'], cwd)).out).toContain('Evil\\u001b]0;pwned\\u0007\\u001b[31m Fintech\\u009b2J');
+      expect((await moat(['tpps', 'list'], cwd)).out).toContain('Evil\\u001b]0;pwned\\u0007\\u001b[31m Fintech\\u009b2J\\u202egnp.exe\\u200b');
       // The escapes are JSON's: --json output still parses, to the name as registered.
       const orgs = JSON.parse((await moat(['tpps', 'list', '--json'], cwd)).out) as { name: string }[];
       expect(orgs.map((o) => o.name)).toContain(name);

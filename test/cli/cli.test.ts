@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { createServer, type Server } from 'node:net';
+import { escapeControlCharacters } from '../../src/cli/io.ts';
 import { COMMANDS } from '../../src/cli/main.ts';
 import { runMoat } from '../support/cli.ts';
 import { copyMigratedEmbeddedDatabase } from '../support/databases.ts';
@@ -189,5 +190,35 @@ describe('moat <command> --help', () => {
     expect((await moat(['sandbox', 'tpp', '--help'])).out).toMatch(/^usage: moat sandbox tpp --name NAME --out DIR/);
     expect((await moat(['sandbox', 'revoke', '--help'])).out).toMatch(/^usage: moat sandbox revoke --cert/);
     expect((await moat(['sandbox', 'tpp', '--name', 'Acme Fintech', '--help'])).code).toBe(0);
+  });
+
+  it('reads -h given as an option\'s value as that value, not as a help request: parseArgs decides (--reason -h)', async () => {
+    const r = await moat(['threats', 'quarantine', '--client', 'c', '--reason', '-h']);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('');
+    expect(r.err).toMatch(/Option '--reason' argument is ambiguous/);
+    expect((await moat(['certs', 'list', '--org', '--help'])).out).not.toMatch(/^usage/);
+    // Still help where it is an option: after a value, or a flag.
+    expect((await moat(['threats', 'quarantine', '--reason', 'x', '-h'])).code).toBe(0);
+    expect((await moat(['keys', 'rotate', '--stage', '--help'])).out).toMatch(/^usage/);
+  });
+});
+
+describe('what the CLI prints', () => {
+  it.each([
+    ['a bidi override, embedding and isolate, which reorder what follows (U+202A–U+202E, U+2066–U+2069)', 'acme\u202egnp.exe \u202aa\u202c \u2067b\u2069', 'acme\\u202egnp.exe \\u202aa\\u202c \\u2067b\\u2069'],
+    ['zero-width characters, which hide text', 'ac\u200bme\u200d\u2060\ufeff', 'ac\\u200bme\\u200d\\u2060\\ufeff'],
+    ['the Arabic letter mark and the line and paragraph separators', '\u061c\u2028\u2029', '\\u061c\\u2028\\u2029'],
+    ['an invisible tag beyond the BMP, as its surrogate pair', 'a\u{e0041}b', 'a\\udb40\\udc41b'],
+    ['an ESC sequence and C1, as before', '\u001b[31m\u009b', '\\u001b[31m\\u009b'],
+  ])('escapes %s', (_what, text, escaped) => {
+    expect(escapeControlCharacters(text)).toBe(escaped);
+    // The escapes are JSON's: a JSON string of the text still reads back as the text.
+    expect(JSON.parse(escapeControlCharacters(JSON.stringify(text)))).toBe(text);
+  });
+
+  it('leaves letters of every script, emoji and the line feed as they are', () => {
+    const text = 'Café Zürich — بنك 銀行 🏦\n';
+    expect(escapeControlCharacters(text)).toBe(text);
   });
 });
