@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
+import { addressBucket } from '../tls/trusted-proxies.ts';
 import { createAttemptThrottle, type AttemptCounterStore, type AttemptResult, type AttemptRule, type AttemptsLocked } from '../throttle/attempt-throttle.ts';
 
 /*
  * Brute-force protection for customer sign-in (OWASP Authentication cheat sheet): consecutive
- * failures lock one username for a while, and many failures from one address lock that address,
- * which stops credential stuffing across usernames. Built on the attempt throttle, so a password is
+ * failures lock one username for a while, and many failures from one address (an IPv6 client's
+ * whole /64: addressBucket) lock that address, which stops credential stuffing across usernames. Built on the attempt throttle, so a password is
  * evaluated only after a slot was reserved under both counters: however many sign-ins arrive at
  * once, at most `perAccount.failures` passwords of one username are evaluated before it locks.
  * Counters live in Redis when Moat has one, so every instance sees the same count; a Redis outage
@@ -37,7 +38,7 @@ export function createLoginThrottle(policy: LoginThrottlePolicy, store: AttemptC
   return {
     attempt: (username, from, authenticate) => throttle.attempt([
       // The address first: when both are locked, the page names the network.
-      { rule: address, key: hashed(from) },
+      { rule: address, key: hashed(addressBucket(from)) },
       { rule: account, key: hashed(username.trim().toLowerCase()) },
     ], authenticate),
   };

@@ -6,12 +6,13 @@ import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract, type Rat
 import type { MoatConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
+import { addressBucket } from '../tls/trusted-proxies.ts';
 
 /*
  * Rate limits on the endpoints a TPP (or someone pretending to be one) can hammer: PAR, token and
  * registration, per client and per source address. The client is its certificate (the transport
  * certificate is the TPP's identity on these endpoints, and cannot be claimed by anyone else); the
- * address catches the unauthenticated. Counters live in Redis when there is one, shared by every
+ * address (an IPv6 client's whole /64: addressBucket) catches the unauthenticated. Counters live in Redis when there is one, shared by every
  * instance, with per-instance memory as the fallback during a Redis outage.
  */
 
@@ -41,7 +42,7 @@ export function createRateLimitMiddleware(deps: {
     const endpoint = ctx.method === 'POST' ? ENDPOINTS[path as keyof typeof ENDPOINTS] : undefined;
     if (endpoint === undefined) return next();
     const presented = deps.clientCertificate(ctx.req);
-    const checks: [string, RateLimiterAbstract, string][] = [['address', limiters[endpoint].address, ctx.ip]];
+    const checks: [string, RateLimiterAbstract, string][] = [['address', limiters[endpoint].address, addressBucket(ctx.ip)]];
     if (presented !== undefined) checks.push(['client', limiters[endpoint].client, presented.thumbprint]);
     for (const [scope, limiter, key] of checks) {
       try {

@@ -56,6 +56,25 @@ function withoutPort(entry: string): string {
   return /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(entry)?.[1] ?? entry;
 }
 
+/**
+ * What a per-address counter (rate limits, the sign-in throttle) counts a client under: an IPv4
+ * address as itself, an IPv6 address by its /64. A /64 is one network — the smallest an ISP
+ * delegates (RFC 6177), where each host picks its own interface identifiers (RFC 8981 temporary
+ * addresses) — so one client has 2^64 addresses to rotate through, and counting each on its own
+ * would let it dodge every per-address limit. Written `2001:db8:0:1::/64`.
+ */
+export function addressBucket(address: string): string {
+  const plain = normaliseAddress(address);
+  if (isIP(plain) !== 6) return plain;
+  const [head = '', tail] = plain.split('%')[0]!.split('::');
+  const groups = (part: string) => (part === '' ? [] : part.split(':'));
+  // A dotted IPv4 tail is two groups, always in the last 64 bits.
+  const right = tail === undefined ? [] : groups(tail).flatMap((g) => (g.includes('.') ? ['0', '0'] : [g]));
+  const left = groups(head);
+  const all = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return `${all.slice(0, 4).map((g) => Number.parseInt(g, 16).toString(16)).join(':')}::/64`;
+}
+
 export interface TrustedProxies {
   /** The address of the connection's peer, normalised; undefined once the socket is gone. */
   peerAddress(req: IncomingMessage): string | undefined;

@@ -71,6 +71,18 @@ describe('Moat behind a trusted gateway', () => {
     expect(statuses[3]).toBe(429);
   });
 
+  it('counts an IPv6 client by its /64: rotating addresses within it does not escape the per-address limit (issue 14)', async () => {
+    const register = async (client: string) => (await plain(h.port, {
+      method: 'POST', path: '/register', body: '{}',
+      headers: { 'content-type': 'application/json', 'x-forwarded-proto': 'https', 'x-forwarded-for': `${client}, 127.0.0.1` },
+    })).status;
+    const statuses: number[] = [];
+    for (const suffix of ['a', 'b', 'c', 'd']) statuses.push(await register(`2001:db8:14:1::${suffix}`));
+    expect(statuses.slice(0, 3)).not.toContain(429);
+    expect(statuses[3]).toBe(429);
+    expect(await register('2001:db8:14:2::a')).not.toBe(429);
+  });
+
   it('assumes https for a trusted gateway that sends no X-Forwarded-Proto: the customer pages answer, with Secure cookies (issue 14)', async () => {
     const res = await plain(h.port, { path: '/account/login', headers: { 'x-forwarded-for': '198.51.100.8' } });
     expect(res.status).toBe(200);

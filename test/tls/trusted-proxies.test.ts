@@ -1,6 +1,6 @@
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createTrustedProxies } from '../../src/tls/trusted-proxies.ts';
+import { addressBucket, createTrustedProxies } from '../../src/tls/trusted-proxies.ts';
 
 /*
  * The client's address and scheme as Moat takes them (issue 14): from forwarded headers only when the
@@ -76,5 +76,20 @@ describe('a request from anyone else', () => {
 
   it('is http on a plain connection, whatever X-Forwarded-Proto says', async () => {
     expect((await s.ask({ 'x-forwarded-proto': 'https' })).scheme).toBe('http');
+  });
+});
+
+describe('the address a per-address counter counts (addressBucket)', () => {
+  it.each([
+    ['an IPv4 address: itself', '192.0.2.7', '192.0.2.7'],
+    ['an IPv4-mapped IPv6 address: the IPv4 address', '::ffff:192.0.2.7', '192.0.2.7'],
+    ['an IPv6 address: its /64', '2001:db8:14:1:abcd:ef01:2345:6789', '2001:db8:14:1::/64'],
+    ['another address of the same /64: the same', '2001:DB8:14:1::1', '2001:db8:14:1::/64'],
+    ['a compressed prefix', '2001:db8::1', '2001:db8:0:0::/64'],
+    ['leading zeros and a zone', 'fe80:0000:0000:0000::1%eth0', 'fe80:0:0:0::/64'],
+    ['the loopback address', '::1', '0:0:0:0::/64'],
+    ['a dotted IPv4 tail', '64:ff9b::192.0.2.7', '64:ff9b:0:0::/64'],
+  ])('%s', (_what, address, bucket) => {
+    expect(addressBucket(address)).toBe(bucket);
   });
 });
