@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import * as oauth from 'oauth4webapi';
 import { describeWithServices } from '../support/databases.ts';
 import { freePort, startMoat, type Harness } from '../support/moat-harness.ts';
-import { Browser, hiddenField, onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
+import { accountChoices, Browser, hiddenField, onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
 import { redeem } from '../support/consents.ts';
 
 /*
@@ -84,7 +84,11 @@ describeWithServices('an instance killed mid-flow', () => {
       const consentPage = await onSurvivor.follow(new URL(login.headers.get('location')!, survivor.issuer).pathname);
       expect(consentPage.res.status).toBe(200);
       const consentUid = new URL(consentPage.url, survivor.issuer).pathname.split('/')[2]!;
-      const done = await onSurvivor.follow(`/interaction/${consentUid}/consent`, { method: 'POST', form: { decision: 'approve', csrf: hiddenField(await consentPage.res.text(), 'csrf') } });
+      const consentHtml = await consentPage.res.text();
+      const form: [string, string][] = [['decision', 'approve'], ['csrf', hiddenField(consentHtml, 'csrf')]];
+      // The customer shares what the page offers: a scope consent names its accounts.
+      for (const id of accountChoices(consentHtml).values) form.push(['accounts', id]);
+      const done = await onSurvivor.follow(`/interaction/${consentUid}/consent`, { method: 'POST', form });
       const params = oauth.validateAuthResponse(tpp.as, tpp.client, new URL(done.location!), oauth.skipStateCheck);
       const { status } = await redeem(tpp, { params, codeVerifier });
       expect(status).toBe(200);

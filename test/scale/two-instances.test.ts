@@ -1,7 +1,7 @@
 import * as oauth from 'oauth4webapi';
 import { describeWithServices } from '../support/databases.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { Browser, hiddenField, onboardTpp, pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
+import { accountChoices, Browser, hiddenField, onboardTpp, pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
 import { introspect, redeem } from '../support/consents.ts';
 
 /*
@@ -41,7 +41,11 @@ describeWithServices('two instances serving one flow', () => {
       // The resume and the consent page on A.
       const consentPage = await onA.follow(new URL(login.headers.get('location')!, at(a)).pathname);
       const consentUid = new URL(consentPage.url, at(a)).pathname.split('/')[2]!;
-      const done = await onA.follow(`/interaction/${consentUid}/consent`, { method: 'POST', form: { decision: 'approve', csrf: hiddenField(await consentPage.res.text(), 'csrf') } });
+      const consentHtml = await consentPage.res.text();
+      const form: [string, string][] = [['decision', 'approve'], ['csrf', hiddenField(consentHtml, 'csrf')]];
+      // The customer shares what the page offers: a scope consent names its accounts.
+      for (const id of accountChoices(consentHtml).values) form.push(['accounts', id]);
+      const done = await onA.follow(`/interaction/${consentUid}/consent`, { method: 'POST', form });
       const callback = new URL(done.location!);
       const params = oauth.validateAuthResponse(tpp.as, tpp.client, callback, oauth.skipStateCheck);
       // The token from B (the code was issued by A).
