@@ -40,7 +40,8 @@ export type PasskeyRefusal =
   | 'unknown_credential'
   | 'already_enrolled'
   | 'counter_regressed'
-  | 'verification_failed';
+  | 'verification_failed'
+  | 'payment_changed';
 
 const REFUSAL_MESSAGES: Record<PasskeyRefusal, string> = {
   malformed_response: 'The passkey response could not be read. Try again.',
@@ -53,6 +54,7 @@ const REFUSAL_MESSAGES: Record<PasskeyRefusal, string> = {
   already_enrolled: 'This passkey is registered already.',
   counter_regressed: 'This passkey could not be trusted (its use counter went backwards). Contact the bank.',
   verification_failed: 'The passkey could not be verified. Try again.',
+  payment_changed: 'The payment details changed while you were approving. Check the amount and payee below, then use your passkey again.',
 };
 
 /** A passkey response Moat refuses; `message` is fit for the customer's page. */
@@ -78,6 +80,8 @@ export interface PasskeyAuthentication {
   deviceBound: boolean;
   /** The link hash the signed challenge carried (base64url), for a payment. */
   linkedHash?: string;
+  /** What the options were issued with (`authenticationOptions`' `context`), read back from the spent challenge. */
+  context: Record<string, string>;
   at: Date;
 }
 
@@ -86,6 +90,7 @@ interface ChallengeRecord {
   /** Where the challenge was issued: `interaction:<uid>`, `dashboard:<customer>`. */
   binding: string;
   customerId?: string;
+  context?: Record<string, string>;
   [key: string]: unknown;
 }
 
@@ -94,8 +99,11 @@ export interface PasskeyCeremonies {
   registrationOptions(input: { customerId: string; customerName: string; binding: string }): Promise<PublicKeyCredentialCreationOptionsJSON>;
   /** Verifies a registration response and stores the passkey; throws PasskeyRefused. */
   register(input: { customerId: string; binding: string; response: string; name: string }): Promise<Passkey>;
-  /** Options for navigator.credentials.get(); `link` (a link hash, base64url) is appended to the challenge. */
-  authenticationOptions(input: { binding: string; customerId?: string; link?: string }): Promise<PublicKeyCredentialRequestOptionsJSON>;
+  /**
+   * Options for navigator.credentials.get(); `link` (a link hash, base64url) is appended to the
+   * challenge; `context` is kept with the challenge and given back with the verified assertion.
+   */
+  authenticationOptions(input: { binding: string; customerId?: string; link?: string; context?: Record<string, string> }): Promise<PublicKeyCredentialRequestOptionsJSON>;
   /** Verifies an assertion; `customerId` when the customer is known already. Throws PasskeyRefused. */
   authenticate(input: { binding: string; response: string; customerId?: string }): Promise<PasskeyAuthentication>;
 }
@@ -237,9 +245,11 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
       return { ...passkey, createdAt: now() };
     },
 
-    async authenticationOptions({ binding, customerId, link }) {
+    async authenticationOptions({ binding, customerId, link, context }) {
       const allowed = customerId === undefined ? [] : await store.listForCustomer(customerId);
-      const challenge = await issueChallenge({ purpose: 'authentication', binding, ...(customerId === undefined ? {} : { customerId }) }, link);
+      const challenge = await issueChallenge({
+        purpose: 'authentication', binding, ...(customerId === undefined ? {} : { customerId }), ...(context === undefined ? {} : { context }),
+      }, link);
       return generateAuthenticationOptions({
         rpID: rpId,
         challenge: isoBase64URL.toBuffer(challenge),
@@ -283,6 +293,7 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
         userVerified: true,
         deviceBound: passkey.deviceType === 'singleDevice',
         ...(bytes.length > RANDOM_BYTES ? { linkedHash: isoBase64URL.fromBuffer(bytes.subarray(RANDOM_BYTES)) } : {}),
+        context: record.context ?? {},
         at,
       };
     },

@@ -135,12 +135,13 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
     const { device } = await enrolled('cust-pay');
     try {
       const link = Buffer.alloc(32, 7).toString('base64url');
-      const options = await ceremonies.authenticationOptions({ binding: 'interaction:pay', customerId: 'cust-pay', link });
+      const options = await ceremonies.authenticationOptions({ binding: 'interaction:pay', customerId: 'cust-pay', link, context: { consentId: 'pay-1' } });
       // 32 random bytes, then the link: 64 bytes in base64url.
       expect(Buffer.from(options.challenge, 'base64url').subarray(32).toString('base64url')).toBe(link);
       expect(options.allowCredentials).toHaveLength(1);
       const result = await ceremonies.authenticate({ binding: 'interaction:pay', customerId: 'cust-pay', response: await device.authenticate(options) });
       expect(result.linkedHash).toBe(link);
+      expect(result.context).toEqual({ consentId: 'pay-1' });
     } finally {
       await device.context.close();
     }
