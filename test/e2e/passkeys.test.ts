@@ -1,10 +1,16 @@
+import { randomUUID } from 'node:crypto';
+import { decodeJwt } from 'jose';
+import * as oauth from 'oauth4webapi';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { hashPassword } from '../../src/customers/password-hash.ts';
+import { paymentLinkHash, paymentLinkOf } from '../../src/sca/dynamic-linking.ts';
 import { adminRequest } from '../support/admin-api.ts';
 import { adminToken } from '../support/admin-metrics.ts';
 import { chromiumAvailable, launchChromium } from '../support/chromium.ts';
 import type { Harness } from '../support/moat-harness.ts';
 import { checkAccessible } from '../support/page-checks.ts';
-import { useMoatWithTpp } from '../support/tpp-client.ts';
+import { clientCredentialsToken, consentApi, domesticPaymentBody, intentClaims, redeem } from '../support/consents.ts';
+import { pushAuthorization, useMoatWithTpp, type RegisteredTpp } from '../support/tpp-client.ts';
 import { addVirtualAuthenticator, type AuthenticatorOptions, type VirtualAuthenticator } from '../support/virtual-authenticator.ts';
 
 /*
@@ -20,7 +26,8 @@ declare const document: any;
 const describeInBrowser = chromiumAvailable() ? describe : describe.skip;
 
 let h: Harness;
-useMoatWithTpp((started) => ({ h } = started));
+let tpp: RegisteredTpp;
+useMoatWithTpp((started) => ({ h, tpp } = started));
 
 let chromium: Browser;
 beforeAll(async () => {
@@ -44,6 +51,54 @@ async function signInToDashboard(page: Page, username: string, password: string)
   await page.getByLabel('Password').fill(password);
   await page.getByLabel('Password').press('Enter');
   await page.getByRole('heading', { name: 'Connected apps' }).waitFor();
+}
+
+/** A customer with a password, one GBP account and no second factor yet. */
+async function createCustomer(name: string): Promise<{ id: string; username: string; password: string }> {
+  const customer = { id: `cust-${name}`, username: name, password: `${name}-password-7Q` };
+  await h.moat.storage.sql.query('INSERT INTO customer (id, username, password_hash, name) VALUES ($1, $2, $3, $4)',
+    [customer.id, customer.username, await hashPassword(customer.password), `Test ${name}`]);
+  await h.moat.storage.sql.query(
+    `INSERT INTO customer_account (id, customer_id, nickname, account_type, currency, scheme_name, identification)
+     VALUES ($1, $2, 'Everyday', 'Personal', 'GBP', 'UK.OBIE.SortCodeAccountNumber', $3)`,
+    [`acc-${name}`, customer.id, `4000${String(Math.floor(Math.random() * 1e10)).padStart(10, '0')}`],
+  );
+  return customer;
+}
+
+/** The customer enrols a passkey on `device` from the dashboard. */
+async function enrol(device: Device, customer: { username: string; password: string }): Promise<void> {
+  await signInToDashboard(device.page, customer.username, customer.password);
+  await device.page.goto(`${h.issuer}/account/passkeys`);
+  await device.page.getByRole('button', { name: 'Add a passkey' }).click();
+  await device.page.getByRole('status').filter({ hasText: 'Passkey added.' }).waitFor();
+}
+
+/** A UK OB domestic payment consent lodged by the TPP. */
+async function lodgePayment(amount: string): Promise<string> {
+  const token = await clientCredentialsToken(tpp, 'payments');
+  const created = await consentApi(tpp, 'POST', '/pisp/domestic-payment-consents', {
+    token, body: domesticPaymentBody({ InstructedAmount: { Amount: amount, Currency: 'GBP' } }), headers: { 'x-idempotency-key': randomUUID() },
+  });
+  expect(created.status).toBe(201);
+  return created.body.Data.ConsentId as string;
+}
+
+/** Starts the authorization in the device's browser; resolves with where Moat sends the browser back to the TPP. */
+async function startAuthorization(device: Device, consentId: string): Promise<{ callback: Promise<URL>; codeVerifier: string }> {
+  let resolveCallback: (url: URL) => void;
+  const callback = new Promise<URL>((resolve) => { resolveCallback = resolve; });
+  await device.context.route(`${new URL(tpp.redirectUri).origin}/**`, async (route) => {
+    resolveCallback(new URL(route.request().url()));
+    await route.fulfill({ status: 200, contentType: 'text/html', body: '<title>TPP</title><p>Back at the TPP</p>' });
+  });
+  const { requestUri, codeVerifier } = await pushAuthorization(tpp, { scope: 'openid payments', extraParams: { claims: intentClaims(consentId) } });
+  await device.page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
+  return { callback, codeVerifier };
+}
+
+async function changeAmount(consentId: string, amount: string): Promise<void> {
+  await h.moat.storage.sql.query(`UPDATE consent SET requested = jsonb_set(requested, '{instructedAmount,amount}', to_jsonb($2::text)) WHERE id = $1`, [consentId, amount]);
 }
 
 async function passkeysOf(customerId: string): Promise<{ id: string }[]> {
