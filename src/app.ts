@@ -13,6 +13,7 @@ import type { Csrf } from './http/csrf.ts';
 import { answerForwardedHeadersBy, requireHttpsBehindGateway } from './http/forwarded-request.ts';
 import { requestContextMiddleware } from './http/request-context-middleware.ts';
 import { securityHeaders } from './http/security-headers.ts';
+import type { FederatedLogin } from './interactions/federated-login.ts';
 import { createInteractionRouter } from './interactions/routes.ts';
 import type { Views } from './interactions/views.ts';
 import type { Logger } from './observability/logger.ts';
@@ -38,6 +39,8 @@ export interface AppDependencies {
   views: Views;
   logger: Logger;
   cookieKeys: string[];
+  /** Sign-in at the bank's OpenID Provider (customers.source: oidc). */
+  federatedLogin?: FederatedLogin;
   /** Readiness: resolves when every backend answers and migrations are applied. */
   ready: () => Promise<void>;
   /** Further routers (the consent API, the sandbox API). */
@@ -105,7 +108,9 @@ export function createApp(deps: AppDependencies): Koa {
   const interactions = createInteractionRouter({
     provider: deps.provider, customers: deps.customers, accounts: deps.accounts, consents: deps.consents, views: deps.views,
     config: deps.config, logger: deps.logger, csrf: deps.csrf, throttle: deps.loginThrottle,
+    ...(deps.federatedLogin === undefined ? {} : { federated: deps.federatedLogin }),
   });
+  if (deps.federatedLogin !== undefined) app.use(deps.federatedLogin.router.routes()).use(deps.federatedLogin.router.allowedMethods());
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
   const dashboard = createDashboardRouter({
