@@ -8,12 +8,17 @@ import type { AccountDirectory } from './customers/account-directory.ts';
 import type { LoginThrottle } from './customers/login-throttle.ts';
 import type { ConsentService } from './consents/consent-service.ts';
 import { createDashboardRouter } from './dashboard/routes.ts';
+import { createPasskeyDashboardRouter } from './dashboard/passkey-routes.ts';
+import type { AuditLog } from './audit/audit-log.ts';
+import type { PasskeyCeremonies } from './passkeys/passkey-ceremonies.ts';
+import type { PasskeyStore } from './passkeys/passkey-store.ts';
 import type { CustomerSessions } from './dashboard/customer-sessions.ts';
 import type { Csrf } from './http/csrf.ts';
 import { answerForwardedHeadersBy, requireHttpsBehindGateway } from './http/forwarded-request.ts';
 import { requestContextMiddleware } from './http/request-context-middleware.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { createInteractionRouter, type InteractionSca } from './interactions/routes.ts';
+import type { FederatedLogin } from './interactions/federated-login.ts';
 import type { Views } from './interactions/views.ts';
 import type { Logger } from './observability/logger.ts';
 import { createTrustedProxies } from './tls/trusted-proxies.ts';
@@ -39,7 +44,11 @@ export interface AppDependencies {
   sca: InteractionSca;
   views: Views;
   logger: Logger;
+  audit: AuditLog;
+  passkeys: { store: PasskeyStore; ceremonies: PasskeyCeremonies };
   cookieKeys: string[];
+  /** Sign-in at the bank's OpenID Provider (customers.source: oidc). */
+  federatedLogin?: FederatedLogin;
   /** Readiness: resolves when every backend answers and migrations are applied. */
   ready: () => Promise<void>;
   /** Further routers (the consent API, the sandbox API). */
@@ -92,6 +101,11 @@ export function createApp(deps: AppDependencies): Koa {
     ctx.set('Cache-Control', 'public, max-age=3600');
     ctx.body = deps.views.brandStylesheet;
   });
+  own.get(deps.views.passkeyScript.path, (ctx) => {
+    ctx.type = 'application/javascript';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = deps.views.passkeyScript.body;
+  });
   const { logo } = deps.views;
   if (logo !== undefined) {
     own.get('/assets/logo', (ctx) => {
@@ -107,7 +121,9 @@ export function createApp(deps: AppDependencies): Koa {
   const interactions = createInteractionRouter({
     provider: deps.provider, customers: deps.customers, accounts: deps.accounts, consents: deps.consents, views: deps.views,
     config: deps.config, logger: deps.logger, csrf: deps.csrf, throttle: deps.loginThrottle, sca: deps.sca,
+    ...(deps.federatedLogin === undefined ? {} : { federated: deps.federatedLogin }),
   });
+  if (deps.federatedLogin !== undefined) app.use(deps.federatedLogin.router.routes()).use(deps.federatedLogin.router.allowedMethods());
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
   const dashboard = createDashboardRouter({
@@ -116,6 +132,12 @@ export function createApp(deps: AppDependencies): Koa {
   });
   app.use(dashboard.routes());
   app.use(dashboard.allowedMethods());
+  const passkeyDashboard = createPasskeyDashboardRouter({
+    customers: deps.customers, sessions: deps.customerSessions, ceremonies: deps.passkeys.ceremonies, store: deps.passkeys.store,
+    views: deps.views, csrf: deps.csrf, audit: deps.audit, logger: deps.logger,
+  });
+  app.use(passkeyDashboard.routes());
+  app.use(passkeyDashboard.allowedMethods());
 
   for (const router of deps.routers ?? []) app.use(router.routes()).use(router.allowedMethods());
   for (const middleware of deps.beforeProvider ?? []) app.use(middleware);

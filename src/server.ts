@@ -10,6 +10,10 @@ import { seedSandboxTotp } from './sca/sandbox-factors.ts';
 import { createSecretBox, loadEncryptionKey, TOTP_KEY_FILE } from './sca/secret-box.ts';
 import { createSqlTotpStore } from './sca/sql-totp-store.ts';
 import { createTotpFactor } from './sca/totp-factor.ts';
+import { createSqlFederatedCustomerDirectory } from './customers/sql-federated-customer-directory.ts';
+import { createSignInStates } from './federation/sign-in-states.ts';
+import { createUpstreamIdp } from './federation/upstream-idp.ts';
+import { createFederatedLogin } from './interactions/federated-login.ts';
 import { createSqlAccountDirectory, seedSandboxAccounts } from './customers/account-directory.ts';
 import { createLoginThrottle } from './customers/login-throttle.ts';
 import { createConsentApiRouter } from './consents/consent-api.ts';
@@ -31,6 +35,8 @@ import { createRevocationChecker } from './certificates/revocation-checker.ts';
 import { createRevocationMonitor, type RevocationMonitor } from './certificates/revocation-monitor.ts';
 import { createSqlCertificateRegistry } from './certificates/sql-certificate-registry.ts';
 import { createViews } from './interactions/views.ts';
+import { createPasskeyCeremonies } from './passkeys/passkey-ceremonies.ts';
+import { createSqlPasskeyStore } from './passkeys/sql-passkey-store.ts';
 import { loadOrCreateSecrets } from './keys/secrets.ts';
 import { loadOrCreateSigningKeys, providerJwks } from './keys/signing-keys.ts';
 import type { Logger } from './observability/logger.ts';
@@ -39,6 +45,7 @@ import { createProvider, guardQuarantinedClients } from './provider/create-provi
 import { actionableErrors } from './provider/actionable-errors.ts';
 import { createDpopNonces, PROVIDER_BODY } from './provider/internals.ts';
 import { giveBackCodeOnFailure } from './provider/token-failure.ts';
+import { openHsmSigning } from './provider/external-signing-keys.ts';
 import { createRegistrationMiddleware } from './registration/registration-middleware.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
@@ -120,13 +127,19 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
   // Before storage, so that a backend failing from the first call on is counted.
   const metrics = createMetrics();
   const storage = await createStorage(config, logger, metrics.storageErrors);
+  const closeOnFailure: (() => void)[] = [];
   try {
     if (sandbox !== undefined) {
       await seedSandboxCustomers(storage.sql);
       await seedSandboxAccounts(storage.sql);
     }
-    const { keys, created } = await loadOrCreateSigningKeys(config.keys.dir, config.keys.algorithms);
-    for (const key of created) logger.info({ event: 'keys.generated', kid: key.kid, alg: key.alg }, 'signing key generated');
+    // Signing keys from a JWKS file, or from the bank's HSM (which signs; Moat never holds the key).
+    const hsm = config.keys.source === 'pkcs11' ? await openHsmSigning(config.keys, logger, metrics.registry) : undefined;
+    if (hsm !== undefined) closeOnFailure.push(hsm.close);
+    const fileKeys = hsm === undefined ? await loadOrCreateSigningKeys(config.keys.dir, config.keys.algorithms) : undefined;
+    for (const key of hsm?.created ?? fileKeys?.created ?? []) {
+      logger.info({ event: 'keys.generated', kid: key.kid, alg: key.alg, source: config.keys.source }, 'signing key generated');
+    }
     const secrets = loadOrCreateSecrets(config.keys.dir);
     // One-time-code secrets are sealed with the configured key; the sandbox generates one under keys/.
     const totpStore = createSqlTotpStore(storage.sql);
@@ -160,7 +173,11 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       registry, checker, logger, intervalSeconds: config.certificates.revocation.checkIntervalSeconds, expiryWarningDays: config.certificates.expiryWarningDays,
     });
 
-    const customers = createSqlCustomerDirectory(storage.sql);
+    // customers.source: oidc — the bank's OpenID Provider signs customers in; Moat records who it vouched for.
+    const idpConfig = config.customers.oidc;
+    const upstreamIdp = config.customers.source === 'oidc' && idpConfig !== undefined ? createUpstreamIdp(idpConfig, config.issuer) : undefined;
+    const federatedCustomers = upstreamIdp === undefined ? undefined : createSqlFederatedCustomerDirectory(storage.sql);
+    const customers = federatedCustomers ?? createSqlCustomerDirectory(storage.sql);
     const accounts = createSqlAccountDirectory(storage.sql);
     const consents = createConsentService({
       store: createSqlConsentStore(storage.sql),
@@ -169,6 +186,9 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       audit,
     });
     const views = createViews({ branding: config.branding, sandbox: sandbox !== undefined });
+    // Passkeys: credentials in Postgres, single-use challenges in the short-lived store.
+    const passkeyStore = createSqlPasskeyStore(storage.sql);
+    const passkeys = { store: passkeyStore, ceremonies: createPasskeyCeremonies({ issuer: config.issuer, rpName: config.branding.bankName, store: passkeyStore, challenges: storage.shortLived }) };
     const ready = async () => {
       await Promise.all([storage.durable.ping(), storage.shortLived.ping()]);
       const pending = await pendingMigrations(storage.sql);
@@ -197,7 +217,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const provider = createProvider({
       config,
       adapter: createAdapterFactory({ durable: storage.durable, shortLived: storage.shortLived }, errors),
-      jwks: providerJwks(keys),
+      jwks: hsm?.jwks ?? providerJwks(fileKeys!.keys),
       cookieKeys: secrets.cookieKeys,
       dpopNonceSecret: secrets.dpopNonceSecret,
       customers,
@@ -214,7 +234,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     metrics.attachProvider(provider);
     const admin = config.admin.enabled
       ? createAdminServer({
-        metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, logger,
+        metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, passkeys: passkeyStore, logger,
         factors: { ...(totp === undefined ? {} : { totp }), customerExists: (id) => totpStore.customerExists(id) },
         credentials: await loadAdminCredentials(config.admin, { createMissingToken: config.mode === 'sandbox' }),
         hosts: { host: config.admin.host, allowedHosts: config.admin.allowedHosts },
@@ -244,9 +264,14 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       config, provider, directories: createDirectoryKeys(directories), clientCertificate, sql: storage.sql, registry, checker, failMode,
       consents, replay: storage.shortLived, audit, logger,
     });
+    const federatedLogin = upstreamIdp === undefined || idpConfig === undefined || federatedCustomers === undefined ? undefined : createFederatedLogin({
+      provider, idp: upstreamIdp, idpConfig, states: createSignInStates(storage.shortLived), customers: federatedCustomers,
+      views, csrf, logger, ttlSeconds: config.tokens.interactionTtl, onFailure: metrics.upstreamIdpFailure,
+    });
     const app = createApp({
       config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
-      csrf,
+      csrf, passkeys, audit,
+      ...(federatedLogin === undefined ? {} : { federatedLogin }),
       ...(diagnostics === undefined ? {} : { afterRequest: diagnostics.recordCall }),
       loginThrottle: createLoginThrottle(config.customers.loginThrottle, attemptCounters),
       sca: {
@@ -322,11 +347,14 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         // The last requests' observations, and the tokens they issued, may still be on their way.
         await threats.settled();
         await audit.drain();
+        hsm?.close();
+        await upstreamIdp?.close();
         await storage.close();
       },
     };
     return moat;
   } catch (err) {
+    for (const close of closeOnFailure) close();
     await storage.close();
     throw err;
   }

@@ -46,6 +46,32 @@ const endpointLimits = (perClient: number, perAddress: number) => z.strictObject
   perAddress: rateLimit(perAddress),
 }).prefault({});
 
+/** Where signing keys live: a JWKS file under keys.dir, or a PKCS#11 token (an HSM). */
+export const KEY_SOURCES = ['file', 'pkcs11'] as const;
+/** The algorithms Moat signs with through PKCS#11 (CKM_SHA256_RSA_PKCS_PSS, CKM_ECDSA on P-256). */
+export const PKCS11_ALGORITHMS = ['PS256', 'ES256'] as const;
+export type Pkcs11Algorithm = (typeof PKCS11_ALGORITHMS)[number];
+
+const pkcs11Schema = z.strictObject({
+  /** The vendor's PKCS#11 module (a shared library), e.g. /usr/lib/softhsm/libsofthsm2.so. */
+  library: z.string().min(1),
+  /** The label of the token holding Moat's keys (CKA_LABEL of the token, as `softhsm2-util --show-slots` lists it). */
+  tokenLabel: z.string().min(1).max(32, 'a PKCS#11 token label has at most 32 characters'),
+  /** The user PIN, best given as MOAT_KEYS__PKCS11__PIN; or `pinFile`, a file holding it. Exactly one. */
+  // A digits-only PIN given as MOAT_KEYS__PKCS11__PIN arrives as a number (overrides parse as JSON).
+  pin: z.union([z.string().min(1), z.number().int().nonnegative().transform(String)]).optional(),
+  pinFile: z.string().min(1).optional(),
+  /**
+   * Sessions Moat keeps open with the token, one signature at a time each: an HSM has a session limit
+   * shared by every application using it.
+   */
+  maxSessions: z.number().int().min(1).max(64).default(4),
+}).refine((p) => (p.pin === undefined) !== (p.pinFile === undefined), {
+  message: 'set exactly one of pin or pinFile',
+  path: ['pin'],
+});
+export type Pkcs11Config = z.infer<typeof pkcs11Schema>;
+
 const httpsUrl = z.url({ protocol: /^https$/, error: 'expected an https:// URL' });
 
 const directorySchema = z.strictObject({
@@ -108,6 +134,51 @@ const resourceServerSchema = z.strictObject({
   }).optional(),
 });
 
+/** Authentication methods Moat uses at the bank's IdP (FAPI 2.0 SP §5.3.3: mTLS or private_key_jwt). */
+export const UPSTREAM_CLIENT_AUTH_METHODS = ['private_key_jwt', 'tls_client_auth'] as const;
+
+const upstreamIdpSchema = z.strictObject({
+  /** The IdP's issuer identifier; its discovery document is read from `<issuer>/.well-known/openid-configuration`. */
+  issuer: httpsUrl,
+  /** The client id the bank's IdP gave Moat. Moat's redirect URI there is `<Moat issuer>/federation/callback`. */
+  clientId: z.string().min(1),
+  /** How Moat authenticates to the IdP's PAR and token endpoints. */
+  clientAuth: z.discriminatedUnion('method', [
+    z.strictObject({
+      method: z.literal('private_key_jwt'),
+      /** A private JWK (JSON file) with `kid` and `alg` (PS256, ES256 or EdDSA); its public half is registered at the IdP. */
+      jwkFile: z.string().min(1),
+    }),
+    z.strictObject({
+      method: z.literal('tls_client_auth'),
+      /** Moat's client certificate and key (PEM) for mutual TLS with the IdP (RFC 8705 §2.1). */
+      certFile: z.string().min(1),
+      keyFile: z.string().min(1),
+    }),
+  ]),
+  /** CA certificates (PEM file) to trust for the IdP's TLS besides the system's (a private CA). */
+  caFile: z.string().min(1).optional(),
+  /** Scopes asked of the IdP: openid, and whatever carries the claims below. */
+  scope: z.string().min(1).default('openid profile').refine((s) => s.split(' ').includes('openid'), 'must include openid'),
+  /** The ID token claim whose value is the customer's id in Moat (consents, accounts, the ID token Moat issues). */
+  customerIdClaim: z.string().min(1).default('sub'),
+  /** The ID token claim shown to the customer as their name on the consent page and the dashboard. */
+  nameClaim: z.string().min(1).default('name'),
+  /** `max_age` sent to the IdP (OIDC Core §3.1.2.1): an older IdP session makes the customer sign in again. Unset: none sent. */
+  maxAgeSeconds: z.number().int().min(0).max(86_400).optional(),
+  /** Each call to the IdP (discovery, PAR, token, JWKS) gives up after this many milliseconds. */
+  timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+  /** What counts as strong customer authentication (RTS Art. 4) among the IdP's answers. */
+  sca: z.strictObject({
+    /** Upstream `acr` values that mean SCA. */
+    acrValues: z.array(z.string().min(1)).default([]),
+    /** Upstream `amr` combinations (RFC 8176) that mean SCA: a login whose amr includes every value of one of them. */
+    amrCombinations: z.array(z.array(z.string().min(1)).min(1)).default([]),
+    /** `acr_values` sent to the IdP, asking for SCA up front. Unset: none sent. */
+    requestAcrValues: z.array(z.string().min(1)).min(1).optional(),
+  }).prefault({}),
+});
+
 export const configSchema = z.strictObject({
   /** `sandbox` creates test PKI and demo customers; `production` refuses every shortcut. */
   mode: z.enum(['sandbox', 'production']).default('sandbox'),
@@ -156,11 +227,31 @@ export const configSchema = z.strictObject({
     purgeIntervalSeconds: seconds(86400).default(300),
   }).prefault({}),
   keys: z.strictObject({
-    /** Directory holding the signing JWKS and cookie keys. */
+    /**
+     * Where the signing keys (ID tokens, JARM, signed introspection and userinfo, JWT access tokens)
+     * live: `file` — a JWKS under `dir`; `pkcs11` — in the bank's HSM, which signs and never hands
+     * Moat the private key (see `pkcs11`).
+     */
+    source: z.enum(KEY_SOURCES).default('file'),
+    /** Directory holding the signing JWKS (source `file`) and the cookie keys (always). */
     dir: z.string().min(1).default('./keys'),
-    /** Signing algorithms to keep keys for; the first signs ID tokens by default. */
-    algorithms: z.array(z.enum(SIGNING_ALGORITHMS)).min(1).default(['PS256', 'ES256', 'EdDSA']),
-  }).prefault({}),
+    /**
+     * Signing algorithms to keep keys for; the first signs ID tokens by default. Unset: PS256, ES256
+     * and EdDSA from a file, PS256 and ES256 from an HSM.
+     */
+    algorithms: z.array(z.enum(SIGNING_ALGORITHMS)).min(1).optional(),
+    pkcs11: pkcs11Schema.optional(),
+  }).superRefine((k, ctx) => {
+    if (k.source !== 'pkcs11') return;
+    if (k.pkcs11 === undefined) ctx.addIssue({ code: 'custom', path: ['pkcs11'], message: 'required when keys.source is pkcs11 (library, tokenLabel and pin or pinFile)' });
+    const unsupported = (k.algorithms ?? []).filter((a) => !PKCS11_ALGORITHMS.includes(a as Pkcs11Algorithm));
+    if (unsupported.length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['algorithms'], message: `${unsupported.join(', ')} cannot be kept in a PKCS#11 token by Moat; use ${PKCS11_ALGORITHMS.join(' and ')}` });
+    }
+  }).transform((k) => ({
+    ...k,
+    algorithms: k.algorithms ?? (k.source === 'pkcs11' ? [...PKCS11_ALGORITHMS] : [...SIGNING_ALGORITHMS]),
+  })).prefault({}),
   fapi: z.strictObject({
     /** The profile for clients that do not choose one at registration. */
     defaultProfile: z.enum(FAPI_PROFILES).default('fapi2-security'),
@@ -300,6 +391,13 @@ export const configSchema = z.strictObject({
     path: ['primaryTextColor'],
   }).prefault({}),
   customers: z.strictObject({
+    /**
+     * Who authenticates the bank's customers: `local` (the built-in customer table, the sandbox's
+     * demo customers) or `oidc` (the bank's own OpenID Provider, with Moat as its relying party).
+     */
+    source: z.enum(['local', 'oidc']).default('local'),
+    /** The bank's OpenID Provider; required when `source` is `oidc`. */
+    oidc: upstreamIdpSchema.optional(),
     loginThrottle: z.strictObject({
       perAccount: z.strictObject({
         failures: z.number().int().min(1).max(100).default(5),
@@ -375,3 +473,4 @@ export const configSchema = z.strictObject({
 export type MoatConfig = z.infer<typeof configSchema>;
 export type DirectoryConfig = MoatConfig['directories'][number];
 export type ResourceServerConfig = MoatConfig['resourceServers'][number];
+export type UpstreamIdpConfig = NonNullable<MoatConfig['customers']['oidc']>;
