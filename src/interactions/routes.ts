@@ -21,7 +21,7 @@ import { OAuthError } from '../http/oauth-error.ts';
 import { readForm } from '../http/read-body.ts';
 import type { Logger } from '../observability/logger.ts';
 import { getAttribute, parseDistinguishedName } from '../tls/distinguished-name.ts';
-import { ACR_SCA, authenticationFromSubmission, completedAuthentication, consentAuthentication, loginResult, passwordFactor, totpFactor } from '../sca/authentication.ts';
+import { ACR_SCA, authenticationFromLogin, authenticationFromSubmission, completedAuthentication, consentAuthentication, loginResult, passwordFactor, totpFactor } from '../sca/authentication.ts';
 import { AuthenticationRequirementsUnmet, shortfall } from '../sca/authentication-policy.ts';
 import { paymentLinkHash } from '../sca/dynamic-linking.ts';
 import { refusalStatus, type TotpFactor } from '../sca/totp-factor.ts';
@@ -383,7 +383,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
 
     // RTS Art. 4 and 5: the consent is authorised only with the SCA this authorization needs —
     // performed in this interaction and, for a payment, linked to exactly its values now.
-    const auth = authenticationFromSubmission(details.lastSubmission);
+    const auth = authenticationFromSubmission(details.lastSubmission) ?? authenticationFromLogin(details.lastSubmission);
     const consentId = request.intentId ?? auth?.link?.consentId ?? newConsentId(request.detail === undefined ? 'scope' : kindOf(request.detail));
     let requirement;
     try {
