@@ -17,7 +17,8 @@ import type { Csrf } from './http/csrf.ts';
 import { answerForwardedHeadersBy, requireHttpsBehindGateway } from './http/forwarded-request.ts';
 import { requestContextMiddleware } from './http/request-context-middleware.ts';
 import { securityHeaders } from './http/security-headers.ts';
-import { createInteractionRouter } from './interactions/routes.ts';
+import { createInteractionRouter, type InteractionSca } from './interactions/routes.ts';
+import type { FederatedLogin } from './interactions/federated-login.ts';
 import type { Views } from './interactions/views.ts';
 import type { Logger } from './observability/logger.ts';
 import { createTrustedProxies } from './tls/trusted-proxies.ts';
@@ -39,11 +40,15 @@ export interface AppDependencies {
   customerSessions: CustomerSessions;
   csrf: Csrf;
   loginThrottle: LoginThrottle;
+  /** Strong customer authentication for the interaction and the dashboard. */
+  sca: InteractionSca;
   views: Views;
   logger: Logger;
   audit: AuditLog;
   passkeys: { store: PasskeyStore; ceremonies: PasskeyCeremonies };
   cookieKeys: string[];
+  /** Sign-in at the bank's OpenID Provider (customers.source: oidc). */
+  federatedLogin?: FederatedLogin;
   /** Readiness: resolves when every backend answers and migrations are applied. */
   ready: () => Promise<void>;
   /** Further routers (the consent API, the sandbox API). */
@@ -115,13 +120,15 @@ export function createApp(deps: AppDependencies): Koa {
 
   const interactions = createInteractionRouter({
     provider: deps.provider, customers: deps.customers, accounts: deps.accounts, consents: deps.consents, views: deps.views,
-    config: deps.config, logger: deps.logger, csrf: deps.csrf, throttle: deps.loginThrottle,
+    config: deps.config, logger: deps.logger, csrf: deps.csrf, throttle: deps.loginThrottle, sca: deps.sca,
+    ...(deps.federatedLogin === undefined ? {} : { federated: deps.federatedLogin }),
   });
+  if (deps.federatedLogin !== undefined) app.use(deps.federatedLogin.router.routes()).use(deps.federatedLogin.router.allowedMethods());
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
   const dashboard = createDashboardRouter({
     provider: deps.provider, customers: deps.customers, consents: deps.consents, sessions: deps.customerSessions, views: deps.views,
-    csrf: deps.csrf, throttle: deps.loginThrottle, config: deps.config, logger: deps.logger,
+    csrf: deps.csrf, throttle: deps.loginThrottle, config: deps.config, logger: deps.logger, sca: deps.sca,
   });
   app.use(dashboard.routes());
   app.use(dashboard.allowedMethods());

@@ -1,10 +1,19 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { errors } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import { createApp } from './app.ts';
 import type { MoatConfig } from './config/schema.ts';
-import { createSqlCustomerDirectory, seedSandboxCustomers } from './customers/sql-customer-directory.ts';
+import { createSqlCustomerDirectory, SANDBOX_CUSTOMERS, seedSandboxCustomers } from './customers/sql-customer-directory.ts';
+import { seedSandboxTotp } from './sca/sandbox-factors.ts';
+import { createSecretBox, loadEncryptionKey, TOTP_KEY_FILE } from './sca/secret-box.ts';
+import { createSqlTotpStore } from './sca/sql-totp-store.ts';
+import { createTotpFactor } from './sca/totp-factor.ts';
+import { createSqlFederatedCustomerDirectory } from './customers/sql-federated-customer-directory.ts';
+import { createSignInStates } from './federation/sign-in-states.ts';
+import { createUpstreamIdp } from './federation/upstream-idp.ts';
+import { createFederatedLogin } from './interactions/federated-login.ts';
 import { createSqlAccountDirectory, seedSandboxAccounts } from './customers/account-directory.ts';
 import { createLoginThrottle } from './customers/login-throttle.ts';
 import { createConsentApiRouter } from './consents/consent-api.ts';
@@ -94,7 +103,13 @@ export interface MoatServer {
  * Builds every part of a Moat process from a validated configuration: storage, keys, sandbox
  * material, trust, the provider, the Koa app and the TLS server. Nothing here reads process.env.
  */
-export async function createMoatServer(configured: MoatConfig, logger: Logger): Promise<MoatServer> {
+export interface MoatServerOptions {
+  /** The clock for Moat's own time rules (the SCA re-authentication period); tests control it. */
+  now?: () => Date;
+}
+
+export async function createMoatServer(configured: MoatConfig, logger: Logger, options: MoatServerOptions = {}): Promise<MoatServer> {
+  const now = options.now ?? (() => new Date());
   const sandbox = configured.mode === 'sandbox' ? await ensureSandboxMaterial(configured.dataDir) : undefined;
   const config = sandbox === undefined ? configured : withSandboxApi(configured);
 
@@ -126,6 +141,14 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       logger.info({ event: 'keys.generated', kid: key.kid, alg: key.alg, source: config.keys.source }, 'signing key generated');
     }
     const secrets = loadOrCreateSecrets(config.keys.dir);
+    // One-time-code secrets are sealed with the configured key; the sandbox generates one under keys/.
+    const totpStore = createSqlTotpStore(storage.sql);
+    const totpBox = config.sca.totp.enabled ? createSecretBox(loadEncryptionKey({
+      ...(config.sca.totp.encryptionKey === undefined ? {} : { key: config.sca.totp.encryptionKey }),
+      ...(config.sca.totp.encryptionKeyFile === undefined ? {} : { keyFile: config.sca.totp.encryptionKeyFile }),
+      ...(sandbox === undefined ? {} : { generateAt: join(config.keys.dir, TOTP_KEY_FILE) }),
+    })) : undefined;
+    if (sandbox !== undefined && totpBox !== undefined) await seedSandboxTotp(totpStore, totpBox, SANDBOX_CUSTOMERS, now());
 
     const clientCertificate = createClientCertificateResolver({
       trustedProxies: config.trustedProxies.addresses,
@@ -150,7 +173,11 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       registry, checker, logger, intervalSeconds: config.certificates.revocation.checkIntervalSeconds, expiryWarningDays: config.certificates.expiryWarningDays,
     });
 
-    const customers = createSqlCustomerDirectory(storage.sql);
+    // customers.source: oidc — the bank's OpenID Provider signs customers in; Moat records who it vouched for.
+    const idpConfig = config.customers.oidc;
+    const upstreamIdp = config.customers.source === 'oidc' && idpConfig !== undefined ? createUpstreamIdp(idpConfig, config.issuer) : undefined;
+    const federatedCustomers = upstreamIdp === undefined ? undefined : createSqlFederatedCustomerDirectory(storage.sql);
+    const customers = federatedCustomers ?? createSqlCustomerDirectory(storage.sql);
     const accounts = createSqlAccountDirectory(storage.sql);
     const consents = createConsentService({
       store: createSqlConsentStore(storage.sql),
@@ -178,6 +205,15 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       revokeClientTokens: (clientId, reason) => consents.revokeAllForClient(clientId, reason),
     });
     await threats.restrictions.refresh();
+    // Sign-in attempts (and any other secret a customer types) are counted across instances in
+    // Redis; while it is away, per instance rather than not at all.
+    const attemptCounters = storage.redis === undefined
+      ? createMemoryAttemptCounterStore()
+      : createRedisAttemptCounterStore(storage.redis, config.storage.redisKeyPrefix, { fallback: createMemoryAttemptCounterStore(), onUnavailable: metrics.storageErrors });
+    const totp = totpBox === undefined ? undefined : createTotpFactor({
+      store: totpStore, box: totpBox, counters: attemptCounters, policy: config.sca.totp, audit, now,
+      ...(sandbox === undefined ? {} : { codesReusableFor: (customerId: string) => SANDBOX_CUSTOMERS.some((c) => c.id === customerId) }),
+    });
     const provider = createProvider({
       config,
       adapter: createAdapterFactory({ durable: storage.durable, shortLived: storage.shortLived }, errors),
@@ -190,6 +226,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       certificateGate,
       renderError: createRenderError(views),
       clientStanding: threats.standing,
+      now,
     });
     guardQuarantinedClients(provider, threats.standing);
     attachProviderEventLogging(provider, logger);
@@ -198,6 +235,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     const admin = config.admin.enabled
       ? createAdminServer({
         metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, passkeys: passkeyStore, logger,
+        factors: { ...(totp === undefined ? {} : { totp }), customerExists: (id) => totpStore.customerExists(id) },
         credentials: await loadAdminCredentials(config.admin, { createMissingToken: config.mode === 'sandbox' }),
         hosts: { host: config.admin.host, allowedHosts: config.admin.allowedHosts },
       })
@@ -220,22 +258,27 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     const senderConstraint = {
       issuer: config.issuer, clientCertificate, certificateRefusal: certificateGate.refusal, replay: storage.shortLived, nonces: createDpopNonces(secrets.dpopNonceSecret),
     };
-    // Sign-in attempts (and any other secret a customer types) are counted across instances in
-    // Redis; while it is away, per instance rather than not at all.
-    const attemptCounters = storage.redis === undefined
-      ? createMemoryAttemptCounterStore()
-      : createRedisAttemptCounterStore(storage.redis, config.storage.redisKeyPrefix, { fallback: createMemoryAttemptCounterStore(), onUnavailable: metrics.storageErrors });
     const csrf = createCsrf({ keys: secrets.cookieKeys, origin: new URL(config.issuer).origin });
 
     const registration = createRegistrationMiddleware({
       config, provider, directories: createDirectoryKeys(directories), clientCertificate, sql: storage.sql, registry, checker, failMode,
       consents, replay: storage.shortLived, audit, logger,
     });
+    const federatedLogin = upstreamIdp === undefined || idpConfig === undefined || federatedCustomers === undefined ? undefined : createFederatedLogin({
+      provider, idp: upstreamIdp, idpConfig, states: createSignInStates(storage.shortLived), customers: federatedCustomers,
+      views, csrf, logger, ttlSeconds: config.tokens.interactionTtl, onFailure: metrics.upstreamIdpFailure,
+    });
     const app = createApp({
       config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
       csrf, passkeys, audit,
+      ...(federatedLogin === undefined ? {} : { federatedLogin }),
       ...(diagnostics === undefined ? {} : { afterRequest: diagnostics.recordCall }),
       loginThrottle: createLoginThrottle(config.customers.loginThrottle, attemptCounters),
+      sca: {
+        ...(totp === undefined ? {} : { totp }),
+        steppedUp: (clientId) => threats.standing.steppedUp(clientId) !== undefined,
+        now,
+      },
       customerSessions: createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl),
       edge: [
         tracingMiddleware(),
@@ -305,6 +348,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         await threats.settled();
         await audit.drain();
         hsm?.close();
+        await upstreamIdp?.close();
         await storage.close();
       },
     };

@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import type { TotpFactor } from '../sca/totp-factor.ts';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import Router from '@koa/router';
 import Koa from 'koa';
@@ -38,6 +39,8 @@ export interface AdminDependencies {
   consents: ConsentService;
   audit: AuditLog;
   restrictions: ClientRestrictions;
+  /** Customers' authentication factors, for the operator's reset (a lost phone). */
+  factors?: { totp?: TotpFactor; customerExists(customerId: string): Promise<boolean> };
   passkeys: PasskeyStore;
   /** Token and/or operator mTLS (`loadAdminCredentials`); with `tls` the listener serves HTTPS. */
   credentials: AdminCredentials;
@@ -162,6 +165,21 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
     const consent = await deps.consents.revoke(ctx.params.id!, { ...by(ctx), reason });
     await adminAction(ctx, 'consent.revoke', { consentId: consent.id, reason });
     ctx.body = consent;
+  });
+
+  // A customer lost the device with their authenticator app: the operator removes the factor
+  // (audited as factor.reset with the operator and the reason) and the customer enrols a new one.
+  router.post('/customers/:id/factors/totp/reset', async (ctx) => {
+    const reason = await reasonOf(ctx);
+    const customerId = ctx.params.id!;
+    if (deps.factors?.totp === undefined) throw new OAuthError('invalid_request', 'one-time codes are not enabled (sca.totp.enabled)');
+    if (!(await deps.factors.customerExists(customerId))) {
+      ctx.status = 404;
+      ctx.body = { error: 'not_found', error_description: `customer ${customerId} does not exist` };
+      return;
+    }
+    const removed = await deps.factors.totp.remove(customerId, { ...by(ctx), reason });
+    ctx.body = { customerId, factor: 'totp', removed };
   });
 
   // A customer who lost their device: every passkey removed, so only the bank's recovery path signs them in.

@@ -92,6 +92,12 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return `${key}: ${issue.message}`;
 }
 
+/** Whether a factor that is SCA on its own (a user-verified passkey) is configured. */
+function passkeysEnabled(config: MoatConfig): boolean {
+  const passkeys = (config.sca as { passkeys?: { enabled?: boolean } }).passkeys;
+  return passkeys?.enabled === true;
+}
+
 /** Rules that span several keys: production refuses every sandbox shortcut. */
 function crossFieldProblems(config: MoatConfig): string[] {
   const problems: string[] = [];
@@ -107,6 +113,13 @@ function crossFieldProblems(config: MoatConfig): string[] {
     }
     if (config.trustAnchors.length === 0) {
       problems.push('trustAnchors: at least one CA is required in production for tls_client_auth');
+    }
+    // PSD2 Art. 97 / RTS Art. 4: a password alone is one factor; real customers need two.
+    if (!config.sca.totp.enabled && !passkeysEnabled(config)) {
+      problems.push('sca.totp.enabled: production refuses password-only customer authentication (not SCA under PSD2 RTS Art. 4) — enable sca.totp or passkeys');
+    }
+    if (config.sca.totp.enabled && config.sca.totp.encryptionKey === undefined && config.sca.totp.encryptionKeyFile === undefined) {
+      problems.push('sca.totp.encryptionKey or sca.totp.encryptionKeyFile: required in production (one-time-code secrets are encrypted at rest)');
     }
     // On loopback too: a web page in a browser on the host can reach a loopback listener.
     if (config.admin.enabled && config.admin.tokenFile === undefined && config.admin.tls === undefined) {
@@ -139,10 +152,26 @@ function crossFieldProblems(config: MoatConfig): string[] {
       problems.push(`admin.tls.allowedSubjects.${i}: "${dn}" is not an RFC 4514 distinguished name (${(err as Error).message})`);
     }
   });
+  problems.push(...upstreamIdpProblems(config));
   const names = config.directories.map((d) => d.issuer);
   if (new Set(names).size !== names.length) problems.push('directories: two directories share an issuer');
   for (const reserved of ['openid', 'offline_access']) {
     if (scopeNames.has(reserved)) problems.push(`scopes.${reserved}: built in, do not configure it`);
+  }
+  return problems;
+}
+
+/** customers.oidc: present exactly when the IdP is the source, and able to tell SCA apart. */
+function upstreamIdpProblems(config: MoatConfig): string[] {
+  const { source, oidc } = config.customers;
+  if (source === 'oidc' && oidc === undefined) return ['customers.oidc: required when customers.source is oidc (the bank\'s OpenID Provider)'];
+  if (source !== 'oidc' && oidc !== undefined) return ['customers.oidc: set customers.source to oidc to use it (it is ignored otherwise)'];
+  if (oidc === undefined) return [];
+  const problems: string[] = [];
+  if (new URL(oidc.issuer).origin === new URL(config.issuer).origin) problems.push('customers.oidc.issuer: the IdP cannot be Moat itself');
+  // An IdP login that cannot be SCA would refuse every customer (RTS Art. 4 needs it for every consent).
+  if (oidc.sca.acrValues.length === 0 && oidc.sca.amrCombinations.length === 0) {
+    problems.push('customers.oidc.sca: set acrValues or amrCombinations — which upstream logins count as strong customer authentication');
   }
   return problems;
 }
@@ -164,6 +193,7 @@ function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
       ...config.admin, tokenFile: maybe(config.admin.tokenFile),
       tls: config.admin.tls === undefined ? undefined : { ...config.admin.tls, certFile: at(config.admin.tls.certFile), keyFile: at(config.admin.tls.keyFile), clientCaFiles: config.admin.tls.clientCaFiles.map(at) },
     },
+    customers: { ...config.customers, oidc: resolveUpstreamIdpPaths(config.customers.oidc, at) },
     directories: config.directories.map((d) => ({ ...d, jwksFile: maybe(d.jwksFile), jwksCaFile: maybe(d.jwksCaFile) })),
     resourceServers: config.resourceServers.map((rs) => (rs.client === undefined
       ? rs
@@ -198,4 +228,12 @@ function parseEnvValue(value: string): unknown {
   } catch {
     return value;
   }
+}
+
+function resolveUpstreamIdpPaths(oidc: MoatConfig['customers']['oidc'], at: (p: string) => string): MoatConfig['customers']['oidc'] {
+  if (oidc === undefined) return undefined;
+  const clientAuth = oidc.clientAuth.method === 'private_key_jwt'
+    ? { ...oidc.clientAuth, jwkFile: at(oidc.clientAuth.jwkFile) }
+    : { ...oidc.clientAuth, certFile: at(oidc.clientAuth.certFile), keyFile: at(oidc.clientAuth.keyFile) };
+  return { ...oidc, clientAuth, ...(oidc.caFile === undefined ? {} : { caFile: at(oidc.caFile) }) };
 }
