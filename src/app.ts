@@ -8,7 +8,7 @@ import type { AccountDirectory } from './customers/account-directory.ts';
 import type { LoginThrottle } from './customers/login-throttle.ts';
 import type { ConsentService } from './consents/consent-service.ts';
 import { createDashboardRouter } from './dashboard/routes.ts';
-import { createPasskeyDashboardRouter } from './dashboard/passkey-routes.ts';
+import { createPasskeyDashboardRouter, dashboardPasskeyOffer } from './dashboard/passkey-routes.ts';
 import type { AuditLog } from './audit/audit-log.ts';
 import type { PasskeyCeremonies } from './passkeys/passkey-ceremonies.ts';
 import type { PasskeyStore } from './passkeys/passkey-store.ts';
@@ -120,7 +120,7 @@ export function createApp(deps: AppDependencies): Koa {
 
   const interactions = createInteractionRouter({
     provider: deps.provider, customers: deps.customers, accounts: deps.accounts, consents: deps.consents, views: deps.views,
-    config: deps.config, logger: deps.logger, csrf: deps.csrf, throttle: deps.loginThrottle, sca: deps.sca,
+    config: deps.config, logger: deps.logger, csrf: deps.csrf, throttle: deps.loginThrottle, sca: deps.sca, passkeys: deps.passkeys,
     ...(deps.federatedLogin === undefined ? {} : { federated: deps.federatedLogin }),
   });
   if (deps.federatedLogin !== undefined) app.use(deps.federatedLogin.router.routes()).use(deps.federatedLogin.router.allowedMethods());
@@ -129,12 +129,13 @@ export function createApp(deps: AppDependencies): Koa {
   const dashboard = createDashboardRouter({
     provider: deps.provider, customers: deps.customers, consents: deps.consents, sessions: deps.customerSessions, views: deps.views,
     csrf: deps.csrf, throttle: deps.loginThrottle, config: deps.config, logger: deps.logger, sca: deps.sca,
+    passkeyOffer: (ctx) => dashboardPasskeyOffer(ctx, { ceremonies: deps.passkeys.ceremonies, views: deps.views, csrf: deps.csrf }),
   });
   app.use(dashboard.routes());
   app.use(dashboard.allowedMethods());
   const passkeyDashboard = createPasskeyDashboardRouter({
     customers: deps.customers, sessions: deps.customerSessions, ceremonies: deps.passkeys.ceremonies, store: deps.passkeys.store,
-    views: deps.views, csrf: deps.csrf, audit: deps.audit, logger: deps.logger,
+    views: deps.views, csrf: deps.csrf, audit: deps.audit, logger: deps.logger, ...(deps.sca.totp === undefined ? {} : { totp: deps.sca.totp }),
   });
   app.use(passkeyDashboard.routes());
   app.use(passkeyDashboard.allowedMethods());

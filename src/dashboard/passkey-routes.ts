@@ -11,12 +11,16 @@ import type { Views } from '../interactions/views.ts';
 import type { Logger } from '../observability/logger.ts';
 import { PasskeyRefused, type PasskeyCeremonies } from '../passkeys/passkey-ceremonies.ts';
 import type { PasskeyStore } from '../passkeys/passkey-store.ts';
+import type { TotpFactor } from '../sca/totp-factor.ts';
 import type { CustomerSessions } from './customer-sessions.ts';
 
 /*
  * The customer's passkeys at /account/passkeys: list, add (WebAuthn registration, with the page's
- * one script), remove. Every change is audited. The form posts the authenticator's response as
- * `response` with a `name`; a refused response shows its reason on the page and enrols nothing.
+ * one script), remove; and signing in to the dashboard with one (SCA alone: a strong session).
+ * Adding or removing needs a strong session — unless the customer has no factor at all yet, when the
+ * password is all there is to ask (the same rule as a first authenticator app). Every change is
+ * audited. The forms post the authenticator's response as `response`; a refused response shows its
+ * reason on the page and enrols nothing.
  */
 
 export const PASSKEYS_PATH = '/account/passkeys';
@@ -30,7 +34,20 @@ export interface PasskeyDashboardDeps {
   csrf: Csrf;
   audit: AuditLog;
   logger: Logger;
+  /** The one-time-code factor, when enabled: a customer who has one needs SCA to change passkeys. */
+  totp?: TotpFactor;
 }
+
+/** The dashboard sign-in page's passkey form: bound to this browser (its CSRF secret), no customer named. */
+export async function dashboardPasskeyOffer(ctx: ParameterizedContext, deps: Pick<PasskeyDashboardDeps, 'ceremonies' | 'views' | 'csrf'>) {
+  const options = await deps.ceremonies.authenticationOptions({ binding: signInBinding(ctx, deps.csrf) });
+  return {
+    options: JSON.stringify(options),
+    script: { src: deps.views.passkeyScript.path, integrity: deps.views.passkeyScript.integrity, nonce: allowScript(ctx) },
+  };
+}
+
+const signInBinding = (ctx: ParameterizedContext, csrf: Csrf) => `dashboard-sign-in:${csrf.token(ctx, 'dashboard-passkey-sign-in')}`;
 
 type Ctx = ParameterizedContext;
 
@@ -45,6 +62,26 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
     const customerId = await sessions.current(ctx);
     if (customerId === undefined) ctx.redirect('/account/login');
     return customerId;
+  };
+
+  /** The customer, if this session may change their factors; otherwise the page says what is needed. */
+  const requireStrongEnough = async (ctx: Ctx): Promise<string | undefined> => {
+    const session = await sessions.currentWithStrength(ctx);
+    if (session === undefined) {
+      ctx.redirect('/account/login');
+      return undefined;
+    }
+    if (session.strength === 'strong') return session.customerId;
+    const hasFactor = (await store.listForCustomer(session.customerId)).length > 0 || await deps.totp?.status(session.customerId) === 'active';
+    if (!hasFactor) return session.customerId;
+    ctx.status = 403;
+    ctx.type = 'html';
+    ctx.body = views.render('error', {
+      error: 'sca_required',
+      description: 'To add or remove a passkey, sign in with a passkey, or with your password and a code from your authenticator app.',
+      backLink: PASSKEYS_PATH, backLabel: 'Back to your passkeys',
+    });
+    return undefined;
   };
 
   const render = async (ctx: Ctx, customerId: string, extra: { error?: string; notice?: string; name?: string } = {}) => {
@@ -74,7 +111,7 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
   });
 
   router.post('/', async (ctx) => {
-    const customerId = await requireCustomer(ctx);
+    const customerId = await requireStrongEnough(ctx);
     if (customerId === undefined) return;
     const form = await readForm(ctx.req);
     csrf.verify(ctx, 'dashboard-passkeys', form.get(CSRF_FIELD) ?? undefined);
@@ -84,7 +121,7 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
       added = await ceremonies.register({ customerId, binding: binding(customerId), response: form.get('response') ?? '', name });
     } catch (err) {
       if (!(err instanceof PasskeyRefused)) throw err;
-      logger.info({ event: 'passkey.refused', outcome: err.code, ceremony: 'registration' }, 'passkey registration refused');
+      logger.info({ event: 'passkey.refused', outcome: err.code, kind: 'registration' }, 'passkey registration refused');
       ctx.status = 400;
       await render(ctx, customerId, { error: err.message, name });
       return;
@@ -95,7 +132,7 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
   });
 
   router.post('/remove', async (ctx) => {
-    const customerId = await requireCustomer(ctx);
+    const customerId = await requireStrongEnough(ctx);
     if (customerId === undefined) return;
     const form = await readForm(ctx.req);
     csrf.verify(ctx, 'dashboard-passkeys', form.get(CSRF_FIELD) ?? undefined);
@@ -108,6 +145,26 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
     await audit.record({ type: 'factor.removed', actor: 'customer', actorId: customerId, customerId, subject: credentialId, detail: { factor: 'passkey' } });
     logger.info({ event: 'passkey.removed', accountId: customerId }, 'passkey removed');
     ctx.redirect(`${PASSKEYS_PATH}?done=removed`);
+  });
+
+  router.post('/sign-in', async (ctx) => {
+    const form = await readForm(ctx.req);
+    csrf.verify(ctx, 'dashboard-login', form.get(CSRF_FIELD) ?? undefined);
+    let verified;
+    try {
+      verified = await ceremonies.authenticate({ binding: signInBinding(ctx, csrf), response: form.get('response') ?? '' });
+    } catch (err) {
+      if (!(err instanceof PasskeyRefused)) throw err;
+      logger.info({ event: 'passkey.refused', outcome: err.code, kind: 'authentication' }, 'dashboard passkey sign-in refused');
+      ctx.status = 400;
+      ctx.type = 'html';
+      ctx.body = views.render('error', { error: 'passkey_refused', description: err.message, backLink: '/account/login', backLabel: 'Back to sign in' });
+      return;
+    }
+    // User verification was required: the passkey alone is SCA, so the session is strong.
+    await sessions.start(ctx, verified.customerId, 'strong');
+    logger.info({ event: 'login.succeeded', accountId: verified.customerId, method: 'passkey' }, 'customer signed in to the dashboard with a passkey');
+    ctx.redirect('/account/consents');
   });
 
   return router;

@@ -37,6 +37,8 @@ export interface DashboardDeps {
   config: MoatConfig;
   logger: Logger;
   sca: InteractionSca;
+  /** The sign-in page's passkey form (passkey-routes.ts), when passkeys are offered. */
+  passkeyOffer?: (ctx: ParameterizedContext) => Promise<{ options: string; script: { src: string; integrity: string; nonce: string } }>;
 }
 
 type Ctx = ParameterizedContext;
@@ -50,9 +52,10 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     also: (err) => (err instanceof ConsentNotFound ? { status: 404, error: 'not_found', description: 'There is no such consent in your account.' } : undefined),
   }));
 
-  const renderLogin = (ctx: Ctx, extra: { error?: string; username?: string } = {}) => {
+  const renderLogin = async (ctx: Ctx, extra: { error?: string; username?: string } = {}) => {
+    const passkey = await deps.passkeyOffer?.(ctx);
     ctx.type = 'html';
-    ctx.body = views.render('dashboard-login', { csrf: csrf.token(ctx, 'dashboard-login'), ...extra });
+    ctx.body = views.render('dashboard-login', { csrf: csrf.token(ctx, 'dashboard-login'), ...(passkey === undefined ? {} : { passkey }), ...extra });
   };
 
   /** The signed-in customer, or a redirect to sign in. */
@@ -75,7 +78,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
       ctx.redirect(`${DASHBOARD_PATH}/consents`);
       return;
     }
-    renderLogin(ctx);
+    await renderLogin(ctx);
   });
 
   router.post('/login', async (ctx) => {
@@ -85,7 +88,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     const result = await signIn(ctx, deps, username, form.get('password') ?? '');
     if (!result.ok) {
       ctx.status = result.status;
-      renderLogin(ctx, { error: result.message, username });
+      await renderLogin(ctx, { error: result.message, username });
       return;
     }
     if (deps.sca.totp !== undefined && await deps.sca.totp.status(result.customerId) === 'active') {
@@ -141,7 +144,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     ctx.type = 'html';
     ctx.body = views.render('error', {
       error: 'sca_required',
-      description: 'To stop an app or change how you sign in, sign in with your password and a code from your authenticator app. Set up an authenticator app under Sign-in security first if you have none.',
+      description: 'To stop an app or change how you sign in, sign in with a passkey, or with your password and a code from your authenticator app. Set up an authenticator app under Sign-in security first if you have none.',
       backLink: `${DASHBOARD_PATH}/security`, backLabel: 'Sign-in security',
     });
     return undefined;

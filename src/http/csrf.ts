@@ -11,6 +11,7 @@ import { OAuthError } from './oauth-error.ts';
 
 export const CSRF_COOKIE = '__Host-moat-csrf';
 export const CSRF_FIELD = 'csrf';
+const ISSUED_SECRET = 'moatCsrfIssuedSecret';
 
 export interface Csrf {
   /** The token to put in the form's hidden `csrf` field; sets the cookie when the browser has none. */
@@ -29,9 +30,11 @@ export function createCsrf(options: { keys: string[]; origin: string }): Csrf {
   };
   return {
     token(ctx, purpose) {
-      let secret = cookieSecret(ctx);
+      // A page with two forms asks twice before the browser has the cookie: one secret per response.
+      let secret = cookieSecret(ctx) ?? ctx.state[ISSUED_SECRET] as string | undefined;
       if (secret === undefined) {
         secret = randomBytes(32).toString('base64url');
+        ctx.state[ISSUED_SECRET] = secret;
         // Lax: the customer arrives at the first page by a redirect from the TPP's site.
         ctx.cookies.set(CSRF_COOKIE, secret, { httpOnly: true, secure: true, sameSite: 'lax', path: '/', signed: false, overwrite: true });
       }

@@ -29,6 +29,9 @@ import {
   linkedConsentId, pendingAuthenticationOf, requirementFor, savePendingAuthentication, type PendingAuthentication,
 } from './customer-authentication.ts';
 import type { FederatedLogin } from './federated-login.ts';
+import { passkeyOffer, passkeySignIn } from './passkey-sign-in.ts';
+import { PasskeyRefused, type PasskeyCeremonies } from '../passkeys/passkey-ceremonies.ts';
+import type { PasskeyStore } from '../passkeys/passkey-store.ts';
 import type { Views } from './views.ts';
 
 /*
@@ -55,6 +58,8 @@ export interface InteractionDeps {
   throttle: LoginThrottle;
   /** Strong customer authentication: the second factor, and what decides when SCA is needed. */
   sca: InteractionSca;
+  /** Passkeys: SCA in one gesture, offered on the login page (passkey-sign-in.ts). */
+  passkeys: { ceremonies: PasskeyCeremonies; store: PasskeyStore };
   /** Sign-in at the bank's OpenID Provider instead of the password form (customers.source: oidc). */
   federated?: FederatedLogin;
 }
@@ -91,7 +96,7 @@ class RequestNotAuthorisable extends Error {
 class ChoiceInvalid extends Error {}
 
 export function createInteractionRouter(deps: InteractionDeps): Router {
-  const { provider, views, customers, accounts, consents, config, logger, csrf, throttle, sca } = deps;
+  const { provider, views, customers, accounts, consents, config, logger, csrf, throttle, sca, passkeys } = deps;
   const router = new Router();
   const sandbox = config.mode === 'sandbox';
 
@@ -126,10 +131,12 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     };
   };
 
-  const renderLogin = async (ctx: Ctx, uid: string, clientId: string, extra: { error?: string; username?: string } = {}) => {
+  const renderLogin = async (ctx: Ctx, uid: string, clientId: string, extra: { error?: string; username?: string } = {}, details?: InteractionDetails) => {
+    const passkey = details === undefined ? undefined : await passkeyOfferFor(ctx, details);
     ctx.type = 'html';
     ctx.body = views.render('login', {
       uid, ...(await clientView(clientId)), ...extra,
+      ...(passkey === undefined ? {} : { passkey, payment: passkey.payment }),
       csrf: csrf.token(ctx, `interaction:${uid}`),
       demoCustomers: sandbox ? SANDBOX_CUSTOMERS : [],
     });
@@ -206,6 +213,34 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     });
   };
 
+  /**
+   * The login page's passkey form: options whose challenge, for a payment, is linked to its values
+   * (the consent id chosen here travels with the challenge). None when the request cannot go on.
+   */
+  const passkeyOfferFor = async (ctx: Ctx, details: InteractionDetails) => {
+    let request: PendingRequest;
+    try {
+      request = await pendingRequest(details);
+    } catch (err) {
+      if (err instanceof RequestNotAuthorisable) return undefined;
+      throw err;
+    }
+    const link = requirementWithConsent(details, request, linkedConsentId(request))?.link;
+    return {
+      ...(await passkeyOffer(ctx, passkeys.ceremonies, views, details.uid, link)),
+      ...(request.detail?.type === 'payment_initiation' ? { payment: describeDetail(request.detail).payment } : {}),
+    };
+  };
+
+  const requirementWithConsent = (details: InteractionDetails, request: PendingRequest, consentId: string | undefined) => {
+    try {
+      return requirementFor({ ...request, ...(consentId === undefined ? {} : { consentId }) }, details.params, sca.steppedUp(request.clientId));
+    } catch (err) {
+      if (err instanceof AuthenticationRequirementsUnmet) return undefined;
+      throw err;
+    }
+  };
+
   /** What this authorization needs; undefined when an essential acr cannot be met. */
   const requirementOf = (details: InteractionDetails, request: PendingRequest, pending: PendingAuthentication) => {
     try {
@@ -244,7 +279,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
         const request = await pendingRequestOrFinish(ctx, details);
         if (request !== undefined) await renderSecondStep(ctx, details, request, pending);
       } else if (deps.federated !== undefined) await deps.federated.begin(ctx, details.uid);
-      else await renderLogin(ctx, details.uid, clientId);
+      else await renderLogin(ctx, details.uid, clientId, {}, details);
       return;
     }
     const request = await pendingRequestOrFinish(ctx, details);
@@ -268,7 +303,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const signedIn = await signIn(ctx, { customers, throttle, logger }, username, password);
     if (!signedIn.ok) {
       ctx.status = signedIn.status;
-      await renderLogin(ctx, details.uid, clientId, { error: signedIn.message, username });
+      await renderLogin(ctx, details.uid, clientId, { error: signedIn.message, username }, details);
       return;
     }
     const request = await pendingRequestOrFinish(ctx, details);
@@ -288,6 +323,12 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       ctx.redirect(`/interaction/${details.uid}`);
       return;
     }
+    if (requirement.acr === ACR_SCA && (await passkeys.store.listForCustomer(signedIn.customerId)).length > 0) {
+      // A password and nothing else, from a customer whose second factor is a passkey: the passkey alone is SCA.
+      ctx.status = 401;
+      await renderLogin(ctx, details.uid, clientId, { error: 'This needs more than your password. Use your passkey below.', username }, details);
+      return;
+    }
     if (requirement.acr === ACR_SCA) {
       logger.info({ event: 'sca.unavailable', outcome: 'unmet_authentication_requirements', clientId }, 'customer has no second factor');
       await finishUnmet(ctx, `strong customer authentication is required (${requirement.reasons.join(', ')}) and the customer has no second factor set up`);
@@ -295,6 +336,44 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     }
     // Nothing but the customer's identity was asked: a password is customer authentication (acr ca), said as such.
     const auth = completedAuthentication({ customerId: signedIn.customerId, factors: [passwordFactor()], authTime: sca.now() });
+    await provider.interactionFinished(ctx.req, ctx.res, loginResult(auth), { mergeWithLastSubmission: false });
+    ctx.respond = false;
+  });
+
+  // Sign-in with a passkey: the assertion from the login page's passkey form, alone SCA.
+  router.post('/interaction/:uid/passkey', async (ctx) => {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const form = await readForm(ctx.req);
+    csrf.verify(ctx, `interaction:${details.uid}`, form.get(CSRF_FIELD) ?? undefined);
+    const clientId = String(details.params.client_id);
+    if (deps.federated !== undefined) throw new OAuthError('invalid_request', "this bank signs customers in at its own sign-in page: return to the application and start again");
+    if (details.prompt.name !== 'login') {
+      ctx.status = 400;
+      await renderLogin(ctx, details.uid, clientId, { error: 'This sign-in step is already complete.' });
+      return;
+    }
+    const request = await pendingRequestOrFinish(ctx, details);
+    if (request === undefined) return;
+    let auth;
+    try {
+      auth = await passkeySignIn(passkeys.ceremonies, details.uid, form.get('response') ?? '', (consentId) => {
+        // A challenge issued without a consent id was linked to nothing: a payment gets a fresh id, which no signed hash matches.
+        const requirement = requirementWithConsent(details, request, consentId ?? linkedConsentId(request));
+        if (requirement === undefined) throw new AuthenticationRequirementsUnmet('none of the requested acr values can be met by this server');
+        return requirement;
+      });
+    } catch (err) {
+      if (err instanceof AuthenticationRequirementsUnmet) {
+        await finishUnmet(ctx, err.message);
+        return;
+      }
+      if (!(err instanceof PasskeyRefused)) throw err;
+      logger.info({ event: 'passkey.refused', outcome: err.code, kind: 'authentication', clientId }, 'passkey sign-in refused');
+      ctx.status = err.code === 'payment_changed' ? 409 : 400;
+      await renderLogin(ctx, details.uid, clientId, { error: err.message }, details);
+      return;
+    }
+    logger.info({ event: 'sca.authenticated', outcome: 'sca', clientId, accountId: auth.customerId, amr: auth.amr, linked: auth.link !== undefined }, 'customer authenticated strongly');
     await provider.interactionFinished(ctx.req, ctx.res, loginResult(auth), { mergeWithLastSubmission: false });
     ctx.respond = false;
   });

@@ -45,6 +45,7 @@ async function openDevice(options: AuthenticatorOptions = {}): Promise<Device> {
   return addVirtualAuthenticator(context, page, options);
 }
 
+/** Password sign-in to /account, for a customer without an authenticator app. */
 async function signInToDashboard(page: Page, username: string, password: string): Promise<void> {
   await page.goto(`${h.issuer}/account/login`);
   await page.getByLabel('Username').fill(username);
@@ -106,12 +107,13 @@ async function passkeysOf(customerId: string): Promise<{ id: string }[]> {
   return rows;
 }
 
-describeInBrowser('passkeys in a real browser', () => {
-  it('enrols a passkey from the dashboard with the keyboard alone, under a CSP that allows exactly Moat\'s script', async () => {
+describeInBrowser('passkeys on the customer dashboard', () => {
+  it('enrols a passkey with the keyboard alone, under a CSP that allows exactly Moat\'s script; removing it needs SCA, which the passkey gives', async () => {
+    const customer = await createCustomer('pk-dash');
     const device = await openDevice();
     const { page } = device;
     try {
-      await signInToDashboard(page, 'bob', 'bob-sandbox');
+      await signInToDashboard(page, customer.username, customer.password);
       const [response] = await Promise.all([
         page.waitForResponse((r) => r.url().endsWith('/account/passkeys')),
         page.getByRole('link', { name: 'Your passkeys' }).click(),
@@ -129,7 +131,7 @@ describeInBrowser('passkeys in a real browser', () => {
       expect(again!.headers()['content-security-policy']).not.toContain(nonce);
       await checkAccessible(page);
 
-      // Keyboard only: the name field, then the button.
+      // Keyboard only: the name field, then the button. No factor yet: the password is enough to add the first.
       await page.getByLabel('Name it, so you can tell it apart later').focus();
       await page.keyboard.press('Control+A');
       await page.keyboard.type('Work laptop');
@@ -138,16 +140,26 @@ describeInBrowser('passkeys in a real browser', () => {
       await page.keyboard.press('Enter');
       await page.getByRole('status').filter({ hasText: 'Passkey added.' }).waitFor();
       await expect(page.getByRole('heading', { name: 'Work laptop' }).isVisible()).resolves.toBe(true);
-      expect(await passkeysOf('cust-bob')).toHaveLength(1);
+      expect(await passkeysOf(customer.id)).toHaveLength(1);
       expect(await device.credentialCount()).toBe(1);
       await checkAccessible(page);
 
-      // Removal: one button per passkey, named after it.
+      // Now the customer has a factor: a password-only session cannot remove it (issue 16 §4).
+      await page.getByRole('button', { name: 'Remove Work laptop' }).click();
+      await page.getByText('To add or remove a passkey, sign in with a passkey').waitFor();
+      expect(await passkeysOf(customer.id)).toHaveLength(1);
+
+      // Signed in again with the passkey alone: a strong session, which may.
+      await device.context.clearCookies();
+      await page.goto(`${h.issuer}/account/login`);
+      await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+      await page.getByRole('heading', { name: 'Connected apps' }).waitFor();
+      await page.goto(`${h.issuer}/account/passkeys`);
       await page.getByRole('button', { name: 'Remove Work laptop' }).click();
       await page.getByRole('status').filter({ hasText: 'Passkey removed.' }).waitFor();
-      expect(await passkeysOf('cust-bob')).toHaveLength(0);
+      expect(await passkeysOf(customer.id)).toHaveLength(0);
       await h.moat.audit.drain();
-      const audited = await h.moat.audit.query({ customerId: 'cust-bob' });
+      const audited = await h.moat.audit.query({ customerId: customer.id });
       expect(audited.map((e) => e.type)).toEqual(expect.arrayContaining(['factor.enrolled', 'factor.removed']));
     } finally {
       await device.context.close();
@@ -155,25 +167,27 @@ describeInBrowser('passkeys in a real browser', () => {
   });
 
   it('refuses an authenticator that cannot verify its user, with a message on the page, and enrols nothing', async () => {
+    const customer = await createCustomer('pk-no-uv');
     const device = await openDevice({ hasUserVerification: false, isUserVerified: false });
     const { page } = device;
     try {
-      await signInToDashboard(page, 'alice', 'alice-sandbox');
+      await signInToDashboard(page, customer.username, customer.password);
       await page.goto(`${h.issuer}/account/passkeys`);
       await page.getByRole('button', { name: 'Add a passkey' }).click();
       await page.getByText('your device could not verify you').waitFor();
       expect(await device.credentialCount()).toBe(0);
-      expect(await passkeysOf('cust-alice')).toHaveLength(0);
+      expect(await passkeysOf(customer.id)).toHaveLength(0);
     } finally {
       await device.context.close();
     }
   });
 
-  it('answers a malformed or replayed registration with the page and its reason, never a 500', async () => {
+  it('answers a malformed registration and a replayed sign-in with the page and its reason, never a 500', async () => {
+    const customer = await createCustomer('pk-bad');
     const device = await openDevice();
     const { page } = device;
     try {
-      await signInToDashboard(page, 'alice', 'alice-sandbox');
+      await signInToDashboard(page, customer.username, customer.password);
       await page.goto(`${h.issuer}/account/passkeys`);
       // The form as a script-less client would post it: no response, then one that is not JSON.
       for (const value of ['', '{not json']) {
@@ -184,18 +198,102 @@ describeInBrowser('passkeys in a real browser', () => {
         }, value);
         await page.getByRole('alert').filter({ hasText: 'The passkey response could not be read.' }).waitFor();
       }
-      // A real response, captured, then posted twice: the second finds its challenge spent.
-      await page.route('**/account/passkeys', async (route) => {
-        if (route.request().method() === 'POST') captured = route.request().postData() ?? '';
-        await route.continue();
-      });
-      let captured = '';
+      expect(await passkeysOf(customer.id)).toHaveLength(0);
       await page.getByRole('button', { name: 'Add a passkey' }).click();
       await page.getByRole('status').filter({ hasText: 'Passkey added.' }).waitFor();
-      const replay = await page.request.post(`${h.issuer}/account/passkeys`, { headers: { 'content-type': 'application/x-www-form-urlencoded', origin: h.issuer }, data: captured });
+
+      // A real sign-in, captured, then posted again: the second finds its challenge spent.
+      await device.context.clearCookies();
+      let captured = '';
+      await page.route('**/account/passkeys/sign-in', async (route) => {
+        captured = route.request().postData() ?? '';
+        await route.continue();
+      });
+      await page.goto(`${h.issuer}/account/login`);
+      await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+      await page.getByRole('heading', { name: 'Connected apps' }).waitFor();
+      const replay = await page.request.post(`${h.issuer}/account/passkeys/sign-in`, { headers: { 'content-type': 'application/x-www-form-urlencoded', origin: h.issuer }, data: captured });
       expect(replay.status()).toBe(400);
       expect(await replay.text()).toContain('This passkey response was used already.');
-      expect(await passkeysOf('cust-alice')).toHaveLength(1);
+    } finally {
+      await device.context.close();
+    }
+  });
+});
+
+describeInBrowser('a passkey at an authorization', () => {
+  it('signs in with the passkey alone and approves a payment whose challenge carries its values: acr sca, amr hwk user mfa (RTS Art. 4, 5; RFC 8176)', async () => {
+    const customer = await createCustomer('pk-pay');
+    const device = await openDevice();
+    try {
+      await enrol(device, customer);
+      const consentId = await lodgePayment('12.34');
+      const { callback, codeVerifier } = await startAuthorization(device, consentId);
+      const { page } = device;
+      // Art. 5(1)(a): the amount and payee beside the passkey button.
+      await page.getByRole('heading', { name: 'Or approve with a passkey' }).waitFor();
+      await expect(page.getByText('ACME Energy Ltd').isVisible()).resolves.toBe(true);
+      await checkAccessible(page);
+      // Keyboard: the passkey button is an ordinary button.
+      await page.getByRole('button', { name: 'Approve £12.34 with a passkey' }).focus();
+      await page.keyboard.press('Enter');
+      await page.getByRole('heading', { name: 'Payment to approve' }).waitFor();
+      await page.getByRole('button', { name: 'Allow' }).click();
+      const returned = await callback;
+      expect(returned.searchParams.get('error')).toBeNull();
+      const { body } = await redeem(tpp, { params: oauth.validateAuthResponse(tpp.as, tpp.client, returned, oauth.skipStateCheck), codeVerifier });
+      const idToken = decodeJwt(body.id_token as string);
+      expect(idToken.acr).toBe('urn:openbanking:psd2:sca');
+      expect(idToken.amr).toEqual(['hwk', 'user', 'mfa']);
+      // The consent records the SCA and what it was linked to: exactly this payment.
+      const { rows: [row] } = await h.moat.storage.sql.query<{ status: string; sca_link_hash: string; requested: never }>('SELECT status, sca_link_hash, requested FROM consent WHERE id = $1', [consentId]);
+      expect(row!.status).toBe('Authorised');
+      expect(row!.sca_link_hash).toBe(paymentLinkHash(paymentLinkOf(consentId, row!.requested)));
+    } finally {
+      await device.context.close();
+    }
+  });
+
+  it('refuses the payment when its amount changed between the passkey and the approval (RTS Art. 5(1)(d))', async () => {
+    const customer = await createCustomer('pk-tamper');
+    const device = await openDevice();
+    try {
+      await enrol(device, customer);
+      const consentId = await lodgePayment('20.00');
+      const { callback } = await startAuthorization(device, consentId);
+      const { page } = device;
+      await page.getByRole('button', { name: 'Approve £20.00 with a passkey' }).click();
+      await page.getByRole('heading', { name: 'Payment to approve' }).waitFor();
+      await changeAmount(consentId, '2000.00');
+      await page.getByRole('button', { name: 'Allow' }).click();
+      const returned = await callback;
+      expect(returned.searchParams.get('error')).toBe('access_denied');
+      expect(returned.searchParams.get('error_description')).toMatch(/RTS Art\. 5/);
+      const { rows: [row] } = await h.moat.storage.sql.query<{ status: string }>('SELECT status FROM consent WHERE id = $1', [consentId]);
+      expect(row!.status).toBe('AwaitingAuthorisation');
+    } finally {
+      await device.context.close();
+    }
+  });
+
+  it('refuses an assertion whose challenge was linked to other values, with the new values on the page', async () => {
+    const customer = await createCustomer('pk-relink');
+    const device = await openDevice();
+    try {
+      await enrol(device, customer);
+      const consentId = await lodgePayment('30.00');
+      const { callback } = await startAuthorization(device, consentId);
+      const { page } = device;
+      await page.getByRole('button', { name: 'Approve £30.00 with a passkey' }).waitFor();
+      // The page (and its challenge) were made for £30.00; the payment is now another.
+      await changeAmount(consentId, '300.00');
+      await page.getByRole('button', { name: 'Approve £30.00 with a passkey' }).click();
+      await page.getByRole('alert').filter({ hasText: 'The payment details changed while you were approving.' }).waitFor();
+      // The page now shows, and links its new challenge to, the payment as it is.
+      await page.getByRole('button', { name: 'Approve £300.00 with a passkey' }).click();
+      await page.getByRole('heading', { name: 'Payment to approve' }).waitFor();
+      await page.getByRole('button', { name: 'Allow' }).click();
+      expect((await callback).searchParams.get('error')).toBeNull();
     } finally {
       await device.context.close();
     }
