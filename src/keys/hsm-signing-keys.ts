@@ -201,3 +201,17 @@ export async function signWithHsmKey(token: Pkcs11Token, key: Pick<HsmKey, 'kid'
     });
   });
 }
+
+/** `moat keys generate`: a new key published as `next` (verify only) until it is activated. */
+export async function stageHsmKey(token: Pkcs11Token, alg: SigningAlgorithm, now = Math.floor(Date.now() / 1000)): Promise<HsmKey> {
+  return generateHsmKey(token, pkcs11Algorithm(alg), 'next', now);
+}
+
+/** Applies a lifecycle step (activateKey, retireKey) to the token's keys; returns the keys it changed. */
+export async function changeHsmKeys(token: Pkcs11Token, step: (keys: HsmKey[]) => HsmKey[]): Promise<HsmKey[]> {
+  const keys = await listHsmKeys(token);
+  const changed = step(keys);
+  checkKeySet(token, keys);
+  for (const key of changed) await storeLifecycle(token, key);
+  return changed;
+}
