@@ -26,6 +26,8 @@ import { createRevocationChecker } from './certificates/revocation-checker.ts';
 import { createRevocationMonitor, type RevocationMonitor } from './certificates/revocation-monitor.ts';
 import { createSqlCertificateRegistry } from './certificates/sql-certificate-registry.ts';
 import { createViews } from './interactions/views.ts';
+import { createPasskeyCeremonies } from './passkeys/passkey-ceremonies.ts';
+import { createSqlPasskeyStore } from './passkeys/sql-passkey-store.ts';
 import { loadOrCreateSecrets } from './keys/secrets.ts';
 import { loadOrCreateSigningKeys, providerJwks } from './keys/signing-keys.ts';
 import type { Logger } from './observability/logger.ts';
@@ -157,6 +159,9 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       audit,
     });
     const views = createViews({ branding: config.branding, sandbox: sandbox !== undefined });
+    // Passkeys: credentials in Postgres, single-use challenges in the short-lived store.
+    const passkeyStore = createSqlPasskeyStore(storage.sql);
+    const passkeys = { store: passkeyStore, ceremonies: createPasskeyCeremonies({ issuer: config.issuer, rpName: config.branding.bankName, store: passkeyStore, challenges: storage.shortLived }) };
     const ready = async () => {
       await Promise.all([storage.durable.ping(), storage.shortLived.ping()]);
       const pending = await pendingMigrations(storage.sql);
@@ -192,7 +197,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     metrics.attachProvider(provider);
     const admin = config.admin.enabled
       ? createAdminServer({
-        metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, logger,
+        metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, passkeys: passkeyStore, logger,
         credentials: await loadAdminCredentials(config.admin, { createMissingToken: config.mode === 'sandbox' }),
         hosts: { host: config.admin.host, allowedHosts: config.admin.allowedHosts },
       })
@@ -228,7 +233,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     });
     const app = createApp({
       config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
-      csrf,
+      csrf, passkeys, audit,
       ...(diagnostics === undefined ? {} : { afterRequest: diagnostics.recordCall }),
       loginThrottle: createLoginThrottle(config.customers.loginThrottle, attemptCounters),
       customerSessions: createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl),
