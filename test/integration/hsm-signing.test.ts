@@ -175,7 +175,7 @@ describeWithHsm('signing keys in the bank\'s HSM (keys.source: pkcs11)', () => {
       await h?.close();
     });
 
-    it('answers a token request 503 temporarily_unavailable (RFC 6749 §5.2) with a classified log line and metric, and the same code works once the token is back', async () => {
+    it('answers a token request 503 temporarily_unavailable (RFC 6749 §5.2) with a classified log line and metric, shows a JARM client\'s customer the error page, and the same code works once the token is back', async () => {
       const tpp = await onboardTpp(h);
       const putBack = hsm.removeToken(pkcs11.tokenLabel);
       let restored = false;
@@ -192,6 +192,10 @@ describeWithHsm('signing keys in the bank\'s HSM (keys.source: pkcs11)', () => {
         expect(sampleSum(await scrapeMetrics(h), 'moat_signing_failures_total', { reason: 'token_missing' })).toBeGreaterThanOrEqual(1);
         // The public keys are Moat's to publish: the JWKS still answers.
         expect((await tpp.fetch(`${h.issuer}/jwks`)).status).toBe(200);
+
+        // JARM §2.3: the authorization response must be signed; the customer gets the error page instead.
+        const { requestUri } = await pushAuthorization(tpp, { extraParams: { response_mode: 'jwt' } });
+        await expect(customerConsents(h, tpp, requestUri)).rejects.toThrow(/^consent did not redirect to the TPP: 503 [\s\S]*temporarily_unavailable/);
 
         putBack();
         restored = true;
