@@ -155,6 +155,7 @@ function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
     dataDir: at(config.dataDir),
     tls: { ...config.tls, certFile: maybe(config.tls.certFile), keyFile: maybe(config.tls.keyFile) },
     trustAnchors: config.trustAnchors.map(at),
+    certificates: { ...config.certificates, expiryNotices: { ...config.certificates.expiryNotices, caFile: maybe(config.certificates.expiryNotices.caFile) } },
     keys: { ...config.keys, dir: at(config.keys.dir) },
     branding: { ...config.branding, logoFile: maybe(config.branding.logoFile) },
     admin: {
