@@ -39,6 +39,7 @@ import { createProvider, guardQuarantinedClients } from './provider/create-provi
 import { actionableErrors } from './provider/actionable-errors.ts';
 import { createDpopNonces, PROVIDER_BODY } from './provider/internals.ts';
 import { giveBackCodeOnFailure } from './provider/token-failure.ts';
+import { openHsmSigning } from './provider/external-signing-keys.ts';
 import { createRegistrationMiddleware } from './registration/registration-middleware.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
@@ -114,13 +115,19 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
   // Before storage, so that a backend failing from the first call on is counted.
   const metrics = createMetrics();
   const storage = await createStorage(config, logger, metrics.storageErrors);
+  const closeOnFailure: (() => void)[] = [];
   try {
     if (sandbox !== undefined) {
       await seedSandboxCustomers(storage.sql);
       await seedSandboxAccounts(storage.sql);
     }
-    const { keys, created } = await loadOrCreateSigningKeys(config.keys.dir, config.keys.algorithms);
-    for (const key of created) logger.info({ event: 'keys.generated', kid: key.kid, alg: key.alg }, 'signing key generated');
+    // Signing keys from a JWKS file, or from the bank's HSM (which signs; Moat never holds the key).
+    const hsm = config.keys.source === 'pkcs11' ? await openHsmSigning(config.keys, logger, metrics.registry) : undefined;
+    if (hsm !== undefined) closeOnFailure.push(hsm.close);
+    const fileKeys = hsm === undefined ? await loadOrCreateSigningKeys(config.keys.dir, config.keys.algorithms) : undefined;
+    for (const key of hsm?.created ?? fileKeys?.created ?? []) {
+      logger.info({ event: 'keys.generated', kid: key.kid, alg: key.alg, source: config.keys.source }, 'signing key generated');
+    }
     const secrets = loadOrCreateSecrets(config.keys.dir);
 
     const clientCertificate = createClientCertificateResolver({
@@ -190,7 +197,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     const provider = createProvider({
       config,
       adapter: createAdapterFactory({ durable: storage.durable, shortLived: storage.shortLived }, errors),
-      jwks: providerJwks(keys),
+      jwks: hsm?.jwks ?? providerJwks(fileKeys!.keys),
       cookieKeys: secrets.cookieKeys,
       dpopNonceSecret: secrets.dpopNonceSecret,
       customers,
@@ -317,11 +324,13 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         // The last requests' observations, and the tokens they issued, may still be on their way.
         await threats.settled();
         await audit.drain();
+        hsm?.close();
         await storage.close();
       },
     };
     return moat;
   } catch (err) {
+    for (const close of closeOnFailure) close();
     await storage.close();
     throw err;
   }
