@@ -154,7 +154,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     const expiryNotices = noticeConfig.enabled
       ? createExpiryNotices({
         store: createSqlExpiryNoticeStore(storage.sql), registry, logger, issuer: config.issuer,
-        signer: await createJwsSigner(keys, config.keys.algorithms),
+        signer: await createJwsSigner(hsm?.jwks ?? providerJwks(fileKeys!.keys), config.keys.algorithms[0]),
         delivery: createHttpsNoticeDelivery({ timeoutMs: noticeConfig.timeoutMs, ...(noticeConfig.caFile === undefined ? {} : { caPem: readFileSync(noticeConfig.caFile, 'utf8') }) }),
         // Read when a notice is raised, after start-up: the provider exists by then.
         endpointOf: async (clientId) => {

@@ -10,7 +10,7 @@ import { createHttpsNoticeDelivery } from '../../src/certificates/notice-deliver
 import { createSqlCertificateRegistry } from '../../src/certificates/sql-certificate-registry.ts';
 import { createSqlExpiryNoticeStore } from '../../src/certificates/sql-expiry-notice-store.ts';
 import { createJwsSigner } from '../../src/keys/jws-signer.ts';
-import { generateSigningKey } from '../../src/keys/signing-keys.ts';
+import { generateSigningKey, providerJwks } from '../../src/keys/signing-keys.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { issueLeaf as issueSandboxLeaf } from '../../src/sandbox/pki.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
@@ -87,7 +87,7 @@ describe.each(sqlBackends())('expiry notices on %s', (_name, open) => {
   async function instance(endpointPath: string, options: { maxAttempts?: number } = {}): Promise<ExpiryNotices> {
     return createExpiryNotices({
       store: createSqlExpiryNoticeStore(sql), registry: createSqlCertificateRegistry(sql),
-      signer: await createJwsSigner([await generateSigningKey('ES256', 'active', 0)], ['ES256']),
+      signer: await createJwsSigner(providerJwks([await generateSigningKey('ES256', 'active', 0)])),
       delivery: createHttpsNoticeDelivery({ timeoutMs: 5000, caPem: receiverCa }),
       endpointOf: async () => `https://localhost:${receiverPort}${endpointPath}`,
       issuer: 'https://moat.example', logger: createLogger('silent', new Writable({ write: (_c, _e, done) => done() })),

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLocalJWKSet, jwtVerify } from 'jose';
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { CERTIFICATE_EXPIRING_EVENT } from '../../src/certificates/expiry-notices.ts';
 import { adminRequest } from '../support/admin-api.ts';
 import { adminToken } from '../support/admin-metrics.ts';
@@ -106,10 +106,10 @@ describe('an expiry notice (RFC 8417 SET, RFC 8935 push)', () => {
     expect(notices.map((n) => n.contentType)).toEqual(['application/secevent+jwt', 'application/secevent+jwt']);
 
     const f = tlsFetch(tpp.creds.serverCaPem);
-    let jwks;
+    let jwks: JSONWebKeySet;
     try {
       const discovery = await (await f(`${h.issuer}/.well-known/openid-configuration`)).json() as { jwks_uri: string };
-      jwks = await (await f(discovery.jwks_uri)).json();
+      jwks = await (await f(discovery.jwks_uri)).json() as JSONWebKeySet;
     } finally {
       await f.close();
     }
