@@ -31,6 +31,8 @@ import { createSqlExpiryNoticeStore } from './certificates/sql-expiry-notice-sto
 import { createExpiryNoticeDiagnosticsRouter } from './diagnostics/expiry-notice-diagnostics.ts';
 import { createJwsSigner } from './keys/jws-signer.ts';
 import { createViews } from './interactions/views.ts';
+import { createPasskeyCeremonies } from './passkeys/passkey-ceremonies.ts';
+import { createSqlPasskeyStore } from './passkeys/sql-passkey-store.ts';
 import { loadOrCreateSecrets } from './keys/secrets.ts';
 import { loadOrCreateSigningKeys, providerJwks } from './keys/signing-keys.ts';
 import type { Logger } from './observability/logger.ts';
@@ -178,6 +180,9 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       audit,
     });
     const views = createViews({ branding: config.branding, sandbox: sandbox !== undefined });
+    // Passkeys: credentials in Postgres, single-use challenges in the short-lived store.
+    const passkeyStore = createSqlPasskeyStore(storage.sql);
+    const passkeys = { store: passkeyStore, ceremonies: createPasskeyCeremonies({ issuer: config.issuer, rpName: config.branding.bankName, store: passkeyStore, challenges: storage.shortLived }) };
     const ready = async () => {
       await Promise.all([storage.durable.ping(), storage.shortLived.ping()]);
       const pending = await pendingMigrations(storage.sql);
@@ -213,7 +218,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     metrics.attachProvider(provider);
     const admin = config.admin.enabled
       ? createAdminServer({
-        metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, logger,
+        metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, passkeys: passkeyStore, logger,
         ...(expiryNotices === undefined ? {} : { notices: expiryNotices }), expiryWarningDays: config.certificates.expiryWarningDays,
         credentials: await loadAdminCredentials(config.admin, { createMissingToken: config.mode === 'sandbox' }),
         hosts: { host: config.admin.host, allowedHosts: config.admin.allowedHosts },
@@ -250,7 +255,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     });
     const app = createApp({
       config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
-      csrf,
+      csrf, passkeys, audit,
       ...(diagnostics === undefined ? {} : { afterRequest: diagnostics.recordCall }),
       loginThrottle: createLoginThrottle(config.customers.loginThrottle, attemptCounters),
       customerSessions: createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl),
