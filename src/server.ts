@@ -5,6 +5,10 @@ import type Provider from 'oidc-provider';
 import { createApp } from './app.ts';
 import type { MoatConfig } from './config/schema.ts';
 import { createSqlCustomerDirectory, seedSandboxCustomers } from './customers/sql-customer-directory.ts';
+import { createSqlFederatedCustomerDirectory } from './customers/sql-federated-customer-directory.ts';
+import { createSignInStates } from './federation/sign-in-states.ts';
+import { createUpstreamIdp } from './federation/upstream-idp.ts';
+import { createFederatedLogin } from './interactions/federated-login.ts';
 import { createSqlAccountDirectory, seedSandboxAccounts } from './customers/account-directory.ts';
 import { createLoginThrottle } from './customers/login-throttle.ts';
 import { createConsentApiRouter } from './consents/consent-api.ts';
@@ -171,7 +175,11 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       ...(expiryNotices === undefined ? {} : { onExpiring: expiryNotices.raise }),
     });
 
-    const customers = createSqlCustomerDirectory(storage.sql);
+    // customers.source: oidc — the bank's OpenID Provider signs customers in; Moat records who it vouched for.
+    const idpConfig = config.customers.oidc;
+    const upstreamIdp = config.customers.source === 'oidc' && idpConfig !== undefined ? createUpstreamIdp(idpConfig, config.issuer) : undefined;
+    const federatedCustomers = upstreamIdp === undefined ? undefined : createSqlFederatedCustomerDirectory(storage.sql);
+    const customers = federatedCustomers ?? createSqlCustomerDirectory(storage.sql);
     const accounts = createSqlAccountDirectory(storage.sql);
     const consents = createConsentService({
       store: createSqlConsentStore(storage.sql),
@@ -253,9 +261,14 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       config, provider, directories: createDirectoryKeys(directories), clientCertificate, sql: storage.sql, registry, checker, failMode,
       consents, replay: storage.shortLived, audit, logger,
     });
+    const federatedLogin = upstreamIdp === undefined || idpConfig === undefined || federatedCustomers === undefined ? undefined : createFederatedLogin({
+      provider, idp: upstreamIdp, idpConfig, states: createSignInStates(storage.shortLived), customers: federatedCustomers,
+      views, csrf, logger, ttlSeconds: config.tokens.interactionTtl, onFailure: metrics.upstreamIdpFailure,
+    });
     const app = createApp({
       config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
       csrf, passkeys, audit,
+      ...(federatedLogin === undefined ? {} : { federatedLogin }),
       ...(diagnostics === undefined ? {} : { afterRequest: diagnostics.recordCall }),
       loginThrottle: createLoginThrottle(config.customers.loginThrottle, attemptCounters),
       customerSessions: createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl),
@@ -330,6 +343,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         await threats.settled();
         await audit.drain();
         hsm?.close();
+        await upstreamIdp?.close();
         await storage.close();
       },
     };
