@@ -5,6 +5,10 @@ import type Provider from 'oidc-provider';
 import { createApp } from './app.ts';
 import type { MoatConfig } from './config/schema.ts';
 import { createSqlCustomerDirectory, seedSandboxCustomers } from './customers/sql-customer-directory.ts';
+import { createSqlFederatedCustomerDirectory } from './customers/sql-federated-customer-directory.ts';
+import { createSignInStates } from './federation/sign-in-states.ts';
+import { createUpstreamIdp } from './federation/upstream-idp.ts';
+import { createFederatedLogin } from './interactions/federated-login.ts';
 import { createSqlAccountDirectory, seedSandboxAccounts } from './customers/account-directory.ts';
 import { createLoginThrottle } from './customers/login-throttle.ts';
 import { createConsentApiRouter } from './consents/consent-api.ts';
@@ -25,6 +29,11 @@ import type { CertificateRegistry } from './certificates/certificate-registry.ts
 import { createRevocationChecker } from './certificates/revocation-checker.ts';
 import { createRevocationMonitor, type RevocationMonitor } from './certificates/revocation-monitor.ts';
 import { createSqlCertificateRegistry } from './certificates/sql-certificate-registry.ts';
+import { createExpiryNotices, NOTIFICATION_URI_METADATA, type ExpiryNotices } from './certificates/expiry-notices.ts';
+import { createHttpsNoticeDelivery } from './certificates/notice-delivery.ts';
+import { createSqlExpiryNoticeStore } from './certificates/sql-expiry-notice-store.ts';
+import { createExpiryNoticeDiagnosticsRouter } from './diagnostics/expiry-notice-diagnostics.ts';
+import { createJwsSigner } from './keys/jws-signer.ts';
 import { createViews } from './interactions/views.ts';
 import { createPasskeyCeremonies } from './passkeys/passkey-ceremonies.ts';
 import { createSqlPasskeyStore } from './passkeys/sql-passkey-store.ts';
@@ -79,7 +88,7 @@ export interface MoatServer {
   config: MoatConfig;
   storage: Awaited<ReturnType<typeof createStorage>>;
   consents: ConsentService;
-  certificates: { registry: CertificateRegistry; monitor: RevocationMonitor };
+  certificates: { registry: CertificateRegistry; monitor: RevocationMonitor; notices?: ExpiryNotices };
   audit: AuditLog;
   threats: ThreatProtection;
   /** The admin listener's port once listening (metrics), when it is enabled. */
@@ -146,11 +155,31 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       ...(sandbox === undefined ? {} : { extraCaPem: sandbox.serverCaPem }),
     });
     const certificateGate = createCertificateGate({ registry, clientCertificate, failMode });
+    // TPPs told before their certificates expire: a signed notice to the endpoint each client registered.
+    const noticeConfig = config.certificates.expiryNotices;
+    const expiryNotices = noticeConfig.enabled
+      ? createExpiryNotices({
+        store: createSqlExpiryNoticeStore(storage.sql), registry, logger, issuer: config.issuer,
+        signer: await createJwsSigner(hsm?.jwks ?? providerJwks(fileKeys!.keys), config.keys.algorithms[0]),
+        delivery: createHttpsNoticeDelivery({ timeoutMs: noticeConfig.timeoutMs, ...(noticeConfig.caFile === undefined ? {} : { caPem: readFileSync(noticeConfig.caFile, 'utf8') }) }),
+        // Read when a notice is raised, after start-up: the provider exists by then.
+        endpointOf: async (clientId) => {
+          const uri = (await provider.Client.find(clientId))?.metadata()[NOTIFICATION_URI_METADATA];
+          return typeof uri === 'string' ? uri : undefined;
+        },
+        maxAttempts: noticeConfig.maxAttempts, retryBaseSeconds: noticeConfig.retryBaseSeconds, intervalSeconds: noticeConfig.deliveryIntervalSeconds, timeoutMs: noticeConfig.timeoutMs,
+      })
+      : undefined;
     const certificateMonitor = createRevocationMonitor({
       registry, checker, logger, intervalSeconds: config.certificates.revocation.checkIntervalSeconds, expiryWarningDays: config.certificates.expiryWarningDays,
+      ...(expiryNotices === undefined ? {} : { onExpiring: expiryNotices.raise }),
     });
 
-    const customers = createSqlCustomerDirectory(storage.sql);
+    // customers.source: oidc — the bank's OpenID Provider signs customers in; Moat records who it vouched for.
+    const idpConfig = config.customers.oidc;
+    const upstreamIdp = config.customers.source === 'oidc' && idpConfig !== undefined ? createUpstreamIdp(idpConfig, config.issuer) : undefined;
+    const federatedCustomers = upstreamIdp === undefined ? undefined : createSqlFederatedCustomerDirectory(storage.sql);
+    const customers = federatedCustomers ?? createSqlCustomerDirectory(storage.sql);
     const accounts = createSqlAccountDirectory(storage.sql);
     const consents = createConsentService({
       store: createSqlConsentStore(storage.sql),
@@ -198,6 +227,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     const admin = config.admin.enabled
       ? createAdminServer({
         metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, passkeys: passkeyStore, logger,
+        ...(expiryNotices === undefined ? {} : { notices: expiryNotices }), expiryWarningDays: config.certificates.expiryWarningDays,
         credentials: await loadAdminCredentials(config.admin, { createMissingToken: config.mode === 'sandbox' }),
         hosts: { host: config.admin.host, allowedHosts: config.admin.allowedHosts },
       })
@@ -231,9 +261,14 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       config, provider, directories: createDirectoryKeys(directories), clientCertificate, sql: storage.sql, registry, checker, failMode,
       consents, replay: storage.shortLived, audit, logger,
     });
+    const federatedLogin = upstreamIdp === undefined || idpConfig === undefined || federatedCustomers === undefined ? undefined : createFederatedLogin({
+      provider, idp: upstreamIdp, idpConfig, states: createSignInStates(storage.shortLived), customers: federatedCustomers,
+      views, csrf, logger, ttlSeconds: config.tokens.interactionTtl, onFailure: metrics.upstreamIdpFailure,
+    });
     const app = createApp({
       config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
       csrf, passkeys, audit,
+      ...(federatedLogin === undefined ? {} : { federatedLogin }),
       ...(diagnostics === undefined ? {} : { afterRequest: diagnostics.recordCall }),
       loginThrottle: createLoginThrottle(config.customers.loginThrottle, attemptCounters),
       customerSessions: createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl),
@@ -257,6 +292,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
           })] : []),
         ]),
         ...(diagnostics === undefined ? [] : [diagnostics.router]),
+        ...(expiryNotices === undefined ? [] : [createExpiryNoticeDiagnosticsRouter({ clientCertificate, refusal: certificateGate.refusal, registry, notices: expiryNotices })]),
       ],
       beforeProvider: [registration, storableProviderInput(PROVIDER_BODY)],
       ready,
@@ -271,6 +307,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     }, config.consents.expiryCheckSeconds * 1000);
     expirySweep.unref();
     certificateMonitor.start();
+    expiryNotices?.start();
     threats.start();
 
     const handler = app.callback();
@@ -287,7 +324,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
 
     const moat: MoatServer = {
       server, provider, config, storage, consents, audit, threats,
-      certificates: { registry, monitor: certificateMonitor },
+      certificates: { registry, monitor: certificateMonitor, ...(expiryNotices === undefined ? {} : { notices: expiryNotices }) },
       async listen() {
         if (admin !== undefined) moat.adminPort = await admin.listen(config.admin.host, config.admin.port);
         return listenPublic();
@@ -295,6 +332,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       close: async () => {
         clearInterval(expirySweep);
         certificateMonitor.stop();
+        await expiryNotices?.stop();
         threats.stop();
         await admin?.close();
         await new Promise<void>((done) => {
@@ -305,6 +343,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         await threats.settled();
         await audit.drain();
         hsm?.close();
+        await upstreamIdp?.close();
         await storage.close();
       },
     };
