@@ -5,7 +5,8 @@ import type Provider from 'oidc-provider';
 import { createApp } from './app.ts';
 import type { MoatConfig } from './config/schema.ts';
 import { createSqlCustomerDirectory, seedSandboxCustomers } from './customers/sql-customer-directory.ts';
-import { createSqlAccountDirectory, seedSandboxAccounts } from './customers/account-directory.ts';
+import { seedSandboxAccounts } from './customers/account-directory.ts';
+import { createAccountSource } from './accounts/account-source.ts';
 import { createLoginThrottle } from './customers/login-throttle.ts';
 import { createConsentApiRouter } from './consents/consent-api.ts';
 import { createConsentService, type ConsentService } from './consents/consent-service.ts';
@@ -38,6 +39,7 @@ import { createRegistrationMiddleware } from './registration/registration-middle
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
 import { createSandboxPkiRouter } from './sandbox/sandbox-pki.ts';
+import { startSandboxAccountService } from './sandbox/sandbox-account-service.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { loadAdminCredentials } from './admin/operator-authentication.ts';
 import { createMetrics } from './observability/metrics.ts';
@@ -109,6 +111,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
   // Before storage, so that a backend failing from the first call on is counted.
   const metrics = createMetrics();
   const storage = await createStorage(config, logger, metrics.storageErrors);
+  let accountSource: Awaited<ReturnType<typeof createAccountSource>> | undefined;
   try {
     if (sandbox !== undefined) {
       await seedSandboxCustomers(storage.sql);
@@ -142,7 +145,9 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     });
 
     const customers = createSqlCustomerDirectory(storage.sql);
-    const accounts = createSqlAccountDirectory(storage.sql);
+    // accounts.source: the customer_account table, the bank's account service, or the sandbox's own.
+    accountSource = await createAccountSource({ config, sql: storage.sql, logger, registry: metrics.registry, startSandboxService: startSandboxAccountService });
+    const accounts = accountSource.directory;
     const consents = createConsentService({
       store: createSqlConsentStore(storage.sql),
       revokeGrant: (grantId) => revokeGrant({ durable: storage.durable, shortLived: storage.shortLived }, grantId),
@@ -292,11 +297,13 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         // The last requests' observations, and the tokens they issued, may still be on their way.
         await threats.settled();
         await audit.drain();
+        await accountSource?.close();
         await storage.close();
       },
     };
     return moat;
   } catch (err) {
+    await accountSource?.close();
     await storage.close();
     throw err;
   }

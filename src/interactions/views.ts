@@ -6,7 +6,7 @@ import type { MoatConfig } from '../config/schema.ts';
 /** The top-level views/ folder: server-rendered pages, escaped by default (`<%= %>`). */
 export const VIEWS_DIR = join(import.meta.dirname, '..', '..', 'views');
 
-export type ViewName = 'login' | 'consent' | 'error' | 'dashboard-login' | 'dashboard' | 'revoke-confirm' | 'portal' | 'portal-call';
+export type ViewName = 'login' | 'consent' | 'accounts-unavailable' | 'error' | 'dashboard-login' | 'dashboard' | 'revoke-confirm' | 'portal' | 'portal-call';
 
 export interface Views {
   render(name: ViewName, data: Record<string, unknown>): string;
