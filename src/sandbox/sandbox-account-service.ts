@@ -32,7 +32,9 @@ export async function startSandboxAccountService(directory: AccountDirectory): P
   // Port 0: the kernel's choice; nothing outside this process is told about it.
   const port = await new Promise<number>((resolve, reject) => {
     listener.once('error', reject);
-    listener.listen(0, '127.0.0.1', () => resolve((listener.address() as { port: number }).port));
+    // exclusive: in a cluster worker, a port of its own — not one the primary shares among the
+    // workers, each of which serves with certificates only its own client trusts.
+    listener.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => resolve((listener.address() as { port: number }).port));
   });
   return {
     url: `https://127.0.0.1:${port}`,
