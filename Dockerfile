@@ -1,9 +1,23 @@
 # Moat on the current Node LTS. The TypeScript sources run directly (Node's type stripping).
+#
+# keys.source pkcs11 (signing keys in the bank's HSM) needs the optional graphene-pk11 package,
+# whose pkcs11js binding is compiled at install: build with `--build-arg PKCS11=1` to include it
+# (the compiler stays in the build stage). The HSM vendor's PKCS#11 library is mounted at run time.
+FROM node:24-bookworm-slim AS dependencies
+ARG PKCS11=0
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN if [ "$PKCS11" = 1 ]; then \
+      apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*; \
+    fi \
+    && npm ci --omit=dev --no-audit --no-fund \
+    && if [ "$PKCS11" = 1 ]; then node -e "require('graphene-pk11')"; else rm -rf node_modules/graphene-pk11 node_modules/pkcs11js; fi
+
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+COPY --from=dependencies /app/node_modules ./node_modules
 COPY src ./src
 COPY migrations ./migrations
 COPY views ./views

@@ -8,6 +8,10 @@ import type { AccountDirectory } from './customers/account-directory.ts';
 import type { LoginThrottle } from './customers/login-throttle.ts';
 import type { ConsentService } from './consents/consent-service.ts';
 import { createDashboardRouter } from './dashboard/routes.ts';
+import { createPasskeyDashboardRouter } from './dashboard/passkey-routes.ts';
+import type { AuditLog } from './audit/audit-log.ts';
+import type { PasskeyCeremonies } from './passkeys/passkey-ceremonies.ts';
+import type { PasskeyStore } from './passkeys/passkey-store.ts';
 import type { CustomerSessions } from './dashboard/customer-sessions.ts';
 import type { Csrf } from './http/csrf.ts';
 import { answerForwardedHeadersBy, requireHttpsBehindGateway } from './http/forwarded-request.ts';
@@ -37,6 +41,8 @@ export interface AppDependencies {
   loginThrottle: LoginThrottle;
   views: Views;
   logger: Logger;
+  audit: AuditLog;
+  passkeys: { store: PasskeyStore; ceremonies: PasskeyCeremonies };
   cookieKeys: string[];
   /** Readiness: resolves when every backend answers and migrations are applied. */
   ready: () => Promise<void>;
@@ -90,6 +96,11 @@ export function createApp(deps: AppDependencies): Koa {
     ctx.set('Cache-Control', 'public, max-age=3600');
     ctx.body = deps.views.brandStylesheet;
   });
+  own.get(deps.views.passkeyScript.path, (ctx) => {
+    ctx.type = 'application/javascript';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = deps.views.passkeyScript.body;
+  });
   const { logo } = deps.views;
   if (logo !== undefined) {
     own.get('/assets/logo', (ctx) => {
@@ -114,6 +125,12 @@ export function createApp(deps: AppDependencies): Koa {
   });
   app.use(dashboard.routes());
   app.use(dashboard.allowedMethods());
+  const passkeyDashboard = createPasskeyDashboardRouter({
+    customers: deps.customers, sessions: deps.customerSessions, ceremonies: deps.passkeys.ceremonies, store: deps.passkeys.store,
+    views: deps.views, csrf: deps.csrf, audit: deps.audit, logger: deps.logger,
+  });
+  app.use(passkeyDashboard.routes());
+  app.use(passkeyDashboard.allowedMethods());
 
   for (const router of deps.routers ?? []) app.use(router.routes()).use(router.allowedMethods());
   for (const middleware of deps.beforeProvider ?? []) app.use(middleware);

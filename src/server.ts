@@ -27,6 +27,8 @@ import { createRevocationChecker } from './certificates/revocation-checker.ts';
 import { createRevocationMonitor, type RevocationMonitor } from './certificates/revocation-monitor.ts';
 import { createSqlCertificateRegistry } from './certificates/sql-certificate-registry.ts';
 import { createViews } from './interactions/views.ts';
+import { createPasskeyCeremonies } from './passkeys/passkey-ceremonies.ts';
+import { createSqlPasskeyStore } from './passkeys/sql-passkey-store.ts';
 import { loadOrCreateSecrets } from './keys/secrets.ts';
 import { loadOrCreateSigningKeys, providerJwks } from './keys/signing-keys.ts';
 import type { Logger } from './observability/logger.ts';
@@ -35,6 +37,7 @@ import { createProvider, guardQuarantinedClients } from './provider/create-provi
 import { actionableErrors } from './provider/actionable-errors.ts';
 import { createDpopNonces, PROVIDER_BODY } from './provider/internals.ts';
 import { giveBackCodeOnFailure } from './provider/token-failure.ts';
+import { openHsmSigning } from './provider/external-signing-keys.ts';
 import { createRegistrationMiddleware } from './registration/registration-middleware.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
@@ -111,14 +114,20 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
   // Before storage, so that a backend failing from the first call on is counted.
   const metrics = createMetrics();
   const storage = await createStorage(config, logger, metrics.storageErrors);
+  const closeOnFailure: (() => void)[] = [];
   let accountSource: Awaited<ReturnType<typeof createAccountSource>> | undefined;
   try {
     if (sandbox !== undefined) {
       await seedSandboxCustomers(storage.sql);
       await seedSandboxAccounts(storage.sql);
     }
-    const { keys, created } = await loadOrCreateSigningKeys(config.keys.dir, config.keys.algorithms);
-    for (const key of created) logger.info({ event: 'keys.generated', kid: key.kid, alg: key.alg }, 'signing key generated');
+    // Signing keys from a JWKS file, or from the bank's HSM (which signs; Moat never holds the key).
+    const hsm = config.keys.source === 'pkcs11' ? await openHsmSigning(config.keys, logger, metrics.registry) : undefined;
+    if (hsm !== undefined) closeOnFailure.push(hsm.close);
+    const fileKeys = hsm === undefined ? await loadOrCreateSigningKeys(config.keys.dir, config.keys.algorithms) : undefined;
+    for (const key of hsm?.created ?? fileKeys?.created ?? []) {
+      logger.info({ event: 'keys.generated', kid: key.kid, alg: key.alg, source: config.keys.source }, 'signing key generated');
+    }
     const secrets = loadOrCreateSecrets(config.keys.dir);
 
     const clientCertificate = createClientCertificateResolver({
@@ -155,6 +164,9 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       audit,
     });
     const views = createViews({ branding: config.branding, sandbox: sandbox !== undefined });
+    // Passkeys: credentials in Postgres, single-use challenges in the short-lived store.
+    const passkeyStore = createSqlPasskeyStore(storage.sql);
+    const passkeys = { store: passkeyStore, ceremonies: createPasskeyCeremonies({ issuer: config.issuer, rpName: config.branding.bankName, store: passkeyStore, challenges: storage.shortLived }) };
     const ready = async () => {
       await Promise.all([storage.durable.ping(), storage.shortLived.ping()]);
       const pending = await pendingMigrations(storage.sql);
@@ -174,7 +186,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     const provider = createProvider({
       config,
       adapter: createAdapterFactory({ durable: storage.durable, shortLived: storage.shortLived }, errors),
-      jwks: providerJwks(keys),
+      jwks: hsm?.jwks ?? providerJwks(fileKeys!.keys),
       cookieKeys: secrets.cookieKeys,
       dpopNonceSecret: secrets.dpopNonceSecret,
       customers,
@@ -190,7 +202,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     metrics.attachProvider(provider);
     const admin = config.admin.enabled
       ? createAdminServer({
-        metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, logger,
+        metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, passkeys: passkeyStore, logger,
         credentials: await loadAdminCredentials(config.admin, { createMissingToken: config.mode === 'sandbox' }),
         hosts: { host: config.admin.host, allowedHosts: config.admin.allowedHosts },
       })
@@ -226,7 +238,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     });
     const app = createApp({
       config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
-      csrf,
+      csrf, passkeys, audit,
       ...(diagnostics === undefined ? {} : { afterRequest: diagnostics.recordCall }),
       loginThrottle: createLoginThrottle(config.customers.loginThrottle, attemptCounters),
       customerSessions: createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl),
@@ -297,12 +309,14 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         // The last requests' observations, and the tokens they issued, may still be on their way.
         await threats.settled();
         await audit.drain();
+        hsm?.close();
         await accountSource?.close();
         await storage.close();
       },
     };
     return moat;
   } catch (err) {
+    for (const close of closeOnFailure) close();
     await accountSource?.close();
     await storage.close();
     throw err;

@@ -12,6 +12,7 @@ import { readJsonObject } from '../http/read-body.ts';
 import { OAuthError } from '../http/oauth-error.ts';
 import { listenOn } from '../http/listen.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { PasskeyStore } from '../passkeys/passkey-store.ts';
 import { tlsServerOptions } from '../tls/https-server.ts';
 import { createAdminRequestGuard, hasBody, type AdminHosts } from './admin-request-guard.ts';
 import { AdminAuthenticationError, createOperatorAuthenticator, type AdminCredentials, type Operator } from './operator-authentication.ts';
@@ -37,6 +38,7 @@ export interface AdminDependencies {
   consents: ConsentService;
   audit: AuditLog;
   restrictions: ClientRestrictions;
+  passkeys: PasskeyStore;
   /** Token and/or operator mTLS (`loadAdminCredentials`); with `tls` the listener serves HTTPS. */
   credentials: AdminCredentials;
   /** The names the listener answers to (`admin.host`, `admin.allowedHosts`). */
@@ -160,6 +162,15 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
     const consent = await deps.consents.revoke(ctx.params.id!, { ...by(ctx), reason });
     await adminAction(ctx, 'consent.revoke', { consentId: consent.id, reason });
     ctx.body = consent;
+  });
+
+  // A customer who lost their device: every passkey removed, so only the bank's recovery path signs them in.
+  router.post('/customers/:id/factors/passkeys/reset', async (ctx) => {
+    const reason = await reasonOf(ctx);
+    const customerId = ctx.params.id!;
+    const removed = await deps.passkeys.removeAll(customerId);
+    await deps.audit.record({ type: 'factor.reset', ...by(ctx), customerId, detail: { factor: 'passkey', removed, reason } });
+    ctx.body = { customerId, factor: 'passkey', removed };
   });
 
   // Threat detection: what was flagged, and the restrictions on clients (quarantine, step-up).

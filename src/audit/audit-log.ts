@@ -14,6 +14,7 @@ export const AUDIT_EVENT_TYPES = [
   'consent.lodged', 'consent.granted', 'consent.narrowed', 'consent.denied', 'consent.revoked', 'consent.expired', 'consent.consumed',
   'token.issued', 'token.revoked', 'token.withdrawn', 'code.given_back',
   'client.quarantined', 'client.released',
+  'factor.enrolled', 'factor.removed', 'factor.reset',
   'admin.action',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];

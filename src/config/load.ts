@@ -158,7 +158,10 @@ function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
     dataDir: at(config.dataDir),
     tls: { ...config.tls, certFile: maybe(config.tls.certFile), keyFile: maybe(config.tls.keyFile) },
     trustAnchors: config.trustAnchors.map(at),
-    keys: { ...config.keys, dir: at(config.keys.dir) },
+    keys: {
+      ...config.keys, dir: at(config.keys.dir),
+      pkcs11: config.keys.pkcs11 === undefined ? undefined : { ...config.keys.pkcs11, pinFile: maybe(config.keys.pkcs11.pinFile) },
+    },
     branding: { ...config.branding, logoFile: maybe(config.branding.logoFile) },
     admin: {
       ...config.admin, tokenFile: maybe(config.admin.tokenFile),

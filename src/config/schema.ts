@@ -47,6 +47,32 @@ const endpointLimits = (perClient: number, perAddress: number) => z.strictObject
   perAddress: rateLimit(perAddress),
 }).prefault({});
 
+/** Where signing keys live: a JWKS file under keys.dir, or a PKCS#11 token (an HSM). */
+export const KEY_SOURCES = ['file', 'pkcs11'] as const;
+/** The algorithms Moat signs with through PKCS#11 (CKM_SHA256_RSA_PKCS_PSS, CKM_ECDSA on P-256). */
+export const PKCS11_ALGORITHMS = ['PS256', 'ES256'] as const;
+export type Pkcs11Algorithm = (typeof PKCS11_ALGORITHMS)[number];
+
+const pkcs11Schema = z.strictObject({
+  /** The vendor's PKCS#11 module (a shared library), e.g. /usr/lib/softhsm/libsofthsm2.so. */
+  library: z.string().min(1),
+  /** The label of the token holding Moat's keys (CKA_LABEL of the token, as `softhsm2-util --show-slots` lists it). */
+  tokenLabel: z.string().min(1).max(32, 'a PKCS#11 token label has at most 32 characters'),
+  /** The user PIN, best given as MOAT_KEYS__PKCS11__PIN; or `pinFile`, a file holding it. Exactly one. */
+  // A digits-only PIN given as MOAT_KEYS__PKCS11__PIN arrives as a number (overrides parse as JSON).
+  pin: z.union([z.string().min(1), z.number().int().nonnegative().transform(String)]).optional(),
+  pinFile: z.string().min(1).optional(),
+  /**
+   * Sessions Moat keeps open with the token, one signature at a time each: an HSM has a session limit
+   * shared by every application using it.
+   */
+  maxSessions: z.number().int().min(1).max(64).default(4),
+}).refine((p) => (p.pin === undefined) !== (p.pinFile === undefined), {
+  message: 'set exactly one of pin or pinFile',
+  path: ['pin'],
+});
+export type Pkcs11Config = z.infer<typeof pkcs11Schema>;
+
 const httpsUrl = z.url({ protocol: /^https$/, error: 'expected an https:// URL' });
 
 const directorySchema = z.strictObject({
@@ -157,11 +183,31 @@ export const configSchema = z.strictObject({
     purgeIntervalSeconds: seconds(86400).default(300),
   }).prefault({}),
   keys: z.strictObject({
-    /** Directory holding the signing JWKS and cookie keys. */
+    /**
+     * Where the signing keys (ID tokens, JARM, signed introspection and userinfo, JWT access tokens)
+     * live: `file` — a JWKS under `dir`; `pkcs11` — in the bank's HSM, which signs and never hands
+     * Moat the private key (see `pkcs11`).
+     */
+    source: z.enum(KEY_SOURCES).default('file'),
+    /** Directory holding the signing JWKS (source `file`) and the cookie keys (always). */
     dir: z.string().min(1).default('./keys'),
-    /** Signing algorithms to keep keys for; the first signs ID tokens by default. */
-    algorithms: z.array(z.enum(SIGNING_ALGORITHMS)).min(1).default(['PS256', 'ES256', 'EdDSA']),
-  }).prefault({}),
+    /**
+     * Signing algorithms to keep keys for; the first signs ID tokens by default. Unset: PS256, ES256
+     * and EdDSA from a file, PS256 and ES256 from an HSM.
+     */
+    algorithms: z.array(z.enum(SIGNING_ALGORITHMS)).min(1).optional(),
+    pkcs11: pkcs11Schema.optional(),
+  }).superRefine((k, ctx) => {
+    if (k.source !== 'pkcs11') return;
+    if (k.pkcs11 === undefined) ctx.addIssue({ code: 'custom', path: ['pkcs11'], message: 'required when keys.source is pkcs11 (library, tokenLabel and pin or pinFile)' });
+    const unsupported = (k.algorithms ?? []).filter((a) => !PKCS11_ALGORITHMS.includes(a as Pkcs11Algorithm));
+    if (unsupported.length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['algorithms'], message: `${unsupported.join(', ')} cannot be kept in a PKCS#11 token by Moat; use ${PKCS11_ALGORITHMS.join(' and ')}` });
+    }
+  }).transform((k) => ({
+    ...k,
+    algorithms: k.algorithms ?? (k.source === 'pkcs11' ? [...PKCS11_ALGORITHMS] : [...SIGNING_ALGORITHMS]),
+  })).prefault({}),
   fapi: z.strictObject({
     /** The profile for clients that do not choose one at registration. */
     defaultProfile: z.enum(FAPI_PROFILES).default('fapi2-security'),

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AuditEventType, AuditLog } from '../audit/audit-log.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { ConsentAuthentication } from '../sca/authentication.ts';
 import type { GrantDecision, GrantedDetail, RequestedDetail } from './authorization-details.ts';
 import {
   ConsentNotFound, ConsentStateConflict, IdempotencyConflict, kindOf, newConsentId,
@@ -30,7 +31,7 @@ export interface ConsentService {
    */
   authorise(input: AuthoriseInput): Promise<Consent>;
   /** The customer denied: an intent becomes Rejected; other requests are recorded as Rejected. */
-  reject(input: Omit<AuthoriseInput, 'granted' | 'grantId' | 'expiresAt'>): Promise<Consent>;
+  reject(input: Omit<AuthoriseInput, 'granted' | 'grantId' | 'expiresAt' | 'authentication'>): Promise<Consent>;
   revoke(id: string, by: { actor: Exclude<ConsentActor, 'system'>; actorId: string; reason?: string }): Promise<Consent>;
   /** The TPP withdraws an intent nobody has authorised yet (it becomes Rejected). */
   withdraw(id: string, clientId: string): Promise<Consent>;
@@ -51,6 +52,8 @@ export interface AuthoriseInput {
   scope: string;
   grantId: string;
   expiresAt?: Date;
+  /** How the customer authenticated for this decision; recorded on the consent. */
+  authentication?: ConsentAuthentication;
   /** The id to give a consent created at the decision (so the grant can name it before it exists). */
   newConsentId?: string;
 }
@@ -108,7 +111,7 @@ export function createConsentService(deps: ConsentServiceDeps): ConsentService {
    * The consent a customer's decision applies to: the lodged intent (checked to be this TPP's), or
    * for authorization_details and scope requests a new one, recorded as lodged by the TPP.
    */
-  const consentAtDecision = async (input: Omit<AuthoriseInput, 'granted' | 'grantId' | 'expiresAt'>): Promise<string> => {
+  const consentAtDecision = async (input: Omit<AuthoriseInput, 'granted' | 'grantId' | 'expiresAt' | 'authentication'>): Promise<string> => {
     if (input.intentId !== undefined) return (await getForClient(input.intentId, input.clientId)).id;
     const kind = input.requested === undefined ? 'scope' : kindOf(input.requested);
     const created = await store.create({
@@ -165,6 +168,7 @@ export function createConsentService(deps: ConsentServiceDeps): ConsentService {
         customerId: input.customerId, grantId: input.grantId, scope: input.scope,
         ...(granted === undefined ? {} : { granted }),
         ...(input.expiresAt === undefined ? {} : { expiresAt: input.expiresAt }),
+        ...(input.authentication === undefined ? {} : { authentication: input.authentication }),
       });
       await afterTransition(consent, 'customer', input.customerId);
       return consent;

@@ -1,3 +1,4 @@
+import type { ConsentAuthentication } from '../sca/authentication.ts';
 import type { GrantedDetail, RequestedDetail } from './authorization-details.ts';
 import type { Consent, ConsentActor, ConsentEvent, ConsentKind, ConsentOrigin, ConsentStatus } from './consent.ts';
 
@@ -45,4 +46,5 @@ export interface ConsentPatch {
   granted?: GrantedDetail;
   scope?: string;
   expiresAt?: Date;
+  authentication?: ConsentAuthentication;
 }

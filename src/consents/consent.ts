@@ -1,3 +1,4 @@
+import type { ConsentAuthentication } from '../sca/authentication.ts';
 import type { GrantedDetail, RequestedDetail } from './authorization-details.ts';
 
 /*
@@ -48,6 +49,8 @@ export interface Consent {
   granted?: GrantedDetail;
   scope: string;
   expiresAt?: Date;
+  /** How and when the customer was authenticated when authorising it (RTS on SCA Art. 4, 5, 10a). */
+  authentication?: ConsentAuthentication;
   createdAt: Date;
   statusUpdatedAt: Date;
 }

@@ -1,5 +1,6 @@
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import { errors } from 'oidc-provider';
+import { claimsParameter } from '../http/claims-parameter.ts';
 import {
   AUTHORIZATION_DETAILS_TYPES, AuthorizationDetailsInvalid, parseRequestedDetail, ROLE_FOR_TYPE,
   type GrantedDetail,
@@ -17,15 +18,8 @@ export const INTENT_CLAIM = 'openbanking_intent_id';
 
 /** The intent id requested in a `claims` parameter (id_token or userinfo member), if any. */
 export function intentIdFromClaims(claims: unknown): string | undefined {
-  let parsed = claims;
-  if (typeof claims === 'string') {
-    try {
-      parsed = JSON.parse(claims);
-    } catch {
-      return undefined;
-    }
-  }
-  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  const parsed = claimsParameter(claims);
+  if (parsed === undefined) return undefined;
   for (const member of ['id_token', 'userinfo'] as const) {
     const request = (parsed as Record<string, Record<string, { value?: unknown } | null> | undefined>)[member]?.[INTENT_CLAIM];
     if (typeof request?.value === 'string' && request.value !== '') return request.value;

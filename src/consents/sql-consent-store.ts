@@ -1,5 +1,6 @@
 import { containsNul } from '../storage/sql/postgres-model-store.ts';
 import type { SqlClient } from '../storage/sql/sql-client.ts';
+import type { Acr, AuthenticationMethod } from '../sca/authentication.ts';
 import type { GrantedDetail, RequestedDetail } from './authorization-details.ts';
 import { ConsentNotFound, ConsentStateConflict, TRANSITIONS, type Consent, type ConsentEvent, type ConsentStatus } from './consent.ts';
 import type { ConsentStore } from './consent-store.ts';
@@ -18,9 +19,13 @@ interface ConsentRow {
   expires_at: Date | string | null;
   created_at: Date | string;
   status_updated_at: Date | string;
+  sca_acr: Acr | null;
+  sca_amr: AuthenticationMethod[] | null;
+  sca_auth_time: Date | string | null;
+  sca_link_hash: string | null;
 }
 
-const COLUMNS = 'id, kind, origin, client_id, status, customer_id, grant_id, requested, granted, scope, expires_at, created_at, status_updated_at';
+const COLUMNS = 'id, kind, origin, client_id, status, customer_id, grant_id, requested, granted, scope, expires_at, created_at, status_updated_at, sca_acr, sca_amr, sca_auth_time, sca_link_hash';
 
 function toConsent(row: ConsentRow): Consent {
   return {
@@ -35,6 +40,12 @@ function toConsent(row: ConsentRow): Consent {
     ...(row.granted === null ? {} : { granted: row.granted }),
     scope: row.scope,
     ...(row.expires_at === null ? {} : { expiresAt: new Date(row.expires_at) }),
+    ...(row.sca_acr === null || row.sca_auth_time === null ? {} : {
+      authentication: {
+        acr: row.sca_acr, amr: row.sca_amr ?? [], authTime: new Date(row.sca_auth_time),
+        ...(row.sca_link_hash === null ? {} : { linkHash: row.sca_link_hash }),
+      },
+    }),
     createdAt: new Date(row.created_at),
     statusUpdatedAt: new Date(row.status_updated_at),
   };
@@ -97,10 +108,15 @@ export function createSqlConsentStore(sql: SqlClient): ConsentStore {
         const { rows } = await tx.query<ConsentRow>(
           `UPDATE consent SET status = $2, status_updated_at = now(),
              customer_id = COALESCE($3, customer_id), grant_id = COALESCE($4, grant_id),
-             granted = COALESCE($5, granted), scope = COALESCE($6, scope), expires_at = COALESCE($7, expires_at)
+             granted = COALESCE($5, granted), scope = COALESCE($6, scope), expires_at = COALESCE($7, expires_at),
+             sca_acr = COALESCE($8, sca_acr), sca_amr = COALESCE($9, sca_amr), sca_auth_time = COALESCE($10, sca_auth_time),
+             sca_link = COALESCE($11, sca_link), sca_link_hash = COALESCE($12, sca_link_hash)
            WHERE id = $1 RETURNING ${COLUMNS}`,
           [id, to, patch.customerId ?? null, patch.grantId ?? null, patch.granted === undefined ? null : JSON.stringify(patch.granted),
-            patch.scope ?? null, patch.expiresAt ?? null],
+            patch.scope ?? null, patch.expiresAt ?? null,
+            patch.authentication?.acr ?? null, patch.authentication === undefined ? null : JSON.stringify(patch.authentication.amr),
+            patch.authentication?.authTime ?? null, patch.authentication?.link === undefined ? null : JSON.stringify(patch.authentication.link),
+            patch.authentication?.linkHash ?? null],
         );
         await recordEvent(tx, id, current.status, to, by);
         return toConsent(rows[0]!);

@@ -4,7 +4,7 @@ import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
 import {
-  ACCOUNTS_SCOPE, ACCOUNTS_SCOPE_PERMISSIONS, parseRequestedDetail, PERMISSION_GROUPS, permissionsInGroups,
+  ACCOUNTS_SCOPE, ACCOUNTS_SCOPE_PERMISSIONS, AuthorizationDetailsInvalid, parseRequestedDetail, PERMISSION_GROUPS, permissionsInGroups,
   type GrantDecision, type GrantedAccount, type GrantedDetail, type RequestedDetail,
 } from '../consents/authorization-details.ts';
 import { ConsentNotFound, ConsentStateConflict, kindOf, newConsentId } from '../consents/consent.ts';
@@ -59,7 +59,13 @@ interface PendingRequest {
 }
 
 /** A problem with the request itself: it goes back to the TPP, not to the customer's screen. */
-class RequestNotAuthorisable extends Error {}
+class RequestNotAuthorisable extends Error {
+  readonly error: 'invalid_request' | 'invalid_authorization_details';
+  constructor(message: string, error: RequestNotAuthorisable['error'] = 'invalid_request') {
+    super(message);
+    this.error = error;
+  }
+}
 
 /** A choice the customer can correct on the same page. */
 class ChoiceInvalid extends Error {}
@@ -139,9 +145,15 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const clientId = String(details.params.client_id);
     const scope = String(details.params.scope ?? '');
     if (typeof details.params.authorization_details === 'string') {
-      // oidc-provider validated it at PAR against the same schema; parse for its typed shape.
+      // oidc-provider validated it at PAR against the same schema; parse for its typed shape. It can
+      // have stopped being valid since (an expirationDateTime that passed while the customer signed in).
       const [first] = JSON.parse(details.params.authorization_details) as unknown[];
-      return { clientId, scope, detail: parseRequestedDetail(first, 'authorization_details[0]') };
+      try {
+        return { clientId, scope, detail: parseRequestedDetail(first, 'authorization_details[0]') };
+      } catch (err) {
+        if (!(err instanceof AuthorizationDetailsInvalid)) throw err;
+        throw new RequestNotAuthorisable(`${err.message} (no longer valid since the pushed authorization request)`, 'invalid_authorization_details');
+      }
     }
     const intentId = intentIdFromClaims(details.params.claims);
     if (intentId === undefined) return { clientId, scope };
@@ -200,7 +212,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       return await pendingRequest(details);
     } catch (err) {
       if (!(err instanceof RequestNotAuthorisable)) throw err;
-      await finishWithError(ctx, 'invalid_request', err.message);
+      await finishWithError(ctx, err.error, err.message);
       return undefined;
     }
   };

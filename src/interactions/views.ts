@@ -2,11 +2,12 @@ import { readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { Eta } from 'eta';
 import type { MoatConfig } from '../config/schema.ts';
+import { createPasskeyScript, type PasskeyScript } from '../passkeys/passkey-script.ts';
 
 /** The top-level views/ folder: server-rendered pages, escaped by default (`<%= %>`). */
 export const VIEWS_DIR = join(import.meta.dirname, '..', '..', 'views');
 
-export type ViewName = 'login' | 'consent' | 'accounts-unavailable' | 'error' | 'dashboard-login' | 'dashboard' | 'revoke-confirm' | 'portal' | 'portal-call';
+export type ViewName = 'login' | 'consent' | 'accounts-unavailable' | 'error' | 'dashboard-login' | 'dashboard' | 'revoke-confirm' | 'dashboard-passkeys' | 'portal' | 'portal-call';
 
 export interface Views {
   render(name: ViewName, data: Record<string, unknown>): string;
@@ -14,6 +15,8 @@ export interface Views {
   stylesheet: string;
   /** The bank's colours as CSS custom properties, served from /assets/brand.css. */
   brandStylesheet: string;
+  /** The passkey pages' script, served from its path; pages load it with a nonce and its SRI hash. */
+  passkeyScript: PasskeyScript;
   /** The bank's logo, served from /assets/logo, when configured. */
   logo?: { body: Buffer; type: string };
 }
@@ -35,6 +38,7 @@ export function createViews(options: { branding: MoatConfig['branding']; sandbox
   return {
     render: (name, data) => eta.render(`./${name}`, { ...common, ...data }),
     stylesheet: readFileSync(join(VIEWS_DIR, 'assets', 'moat.css'), 'utf8'),
+    passkeyScript: createPasskeyScript(VIEWS_DIR),
     // Colours were validated as #rrggbb at start-up, so they are safe to write into CSS.
     brandStylesheet: `:root { --brand: ${branding.primaryColor}; --brand-text: ${branding.primaryTextColor}; }\n`,
     ...(logo === undefined ? {} : { logo }),

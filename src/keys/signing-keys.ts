@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { SigningAlgorithm } from '../config/schema.ts';
+import { algorithmsWithoutActiveKey, isExpired, keySetProblems, rotateKeys, type KeyState, type LifecycleKey, type RotationOptions, type RotationResult } from './key-lifecycle.ts';
 
 /*
  * Moat's signing keys: a JWKS file under keys/ (private, mode 0600), one active key per configured
@@ -10,18 +11,10 @@ import type { SigningAlgorithm } from '../config/schema.ts';
  * oidc-provider from signing with it — until every token it signed has expired.
  */
 
-/** Lifecycle of a key: `next` is published ahead of use, `active` signs, `retired` only verifies. */
-export type KeyState = 'next' | 'active' | 'retired';
+export type { KeyState } from './key-lifecycle.ts';
 
 /** A JWK as stored: the private key plus Moat's lifecycle members (RFC 7517 §4 allows extra members). */
-export type StoredKey = JWK & {
-  kid: string;
-  alg: SigningAlgorithm;
-  moat_state: KeyState;
-  /** Epoch seconds. */
-  moat_created_at: number;
-  moat_retired_at?: number;
-};
+export type StoredKey = JWK & LifecycleKey;
 
 export const SIGNING_KEYS_FILE = 'jwks.json';
 
@@ -74,43 +67,27 @@ export async function loadOrCreateSigningKeys(
   const keys = existsSync(file) ? readKeys(file) : [];
   validateKeys(file, keys);
   const created: StoredKey[] = [];
-  for (const alg of algorithms) {
-    if (!keys.some((k) => k.alg === alg && k.moat_state === 'active')) {
-      const key = await generateSigningKey(alg, 'active', now);
-      keys.push(key);
-      created.push(key);
-    }
+  for (const alg of algorithmsWithoutActiveKey(keys, algorithms)) {
+    const key = await generateSigningKey(alg, 'active', now);
+    keys.push(key);
+    created.push(key);
   }
   if (created.length > 0) writeKeys(file, keys);
   return { file, keys, created };
 }
 
 function validateKeys(file: string, keys: readonly StoredKey[]): void {
-  const seen = new Set<string>();
   keys.forEach((k, i) => {
     if (typeof k.kid !== 'string' || k.kid === '') throw new Error(`${file}: keys[${i}] has no kid`);
-    // FAPI 2.0 SP §5.4: no duplicate kids, or verifiers cannot tell keys apart.
-    if (seen.has(k.kid)) throw new Error(`${file}: duplicate kid "${k.kid}"`);
-    seen.add(k.kid);
     if (!['PS256', 'ES256', 'EdDSA'].includes(k.alg)) {
       throw new Error(`${file}: keys[${i}] (${k.kid}) uses ${String(k.alg)}; only PS256, ES256 and EdDSA are allowed`);
-    }
-    if (!['next', 'active', 'retired'].includes(k.moat_state)) {
-      throw new Error(`${file}: keys[${i}] (${k.kid}) has an unknown moat_state`);
     }
     if (k.kty === 'RSA' && Buffer.from(k.n ?? '', 'base64url').length * 8 < RSA_MODULUS_LENGTH) {
       throw new Error(`${file}: keys[${i}] (${k.kid}) is an RSA key under ${RSA_MODULUS_LENGTH} bits`);
     }
   });
-  const active = keys.filter((k) => k.moat_state === 'active').map((k) => k.alg);
-  if (new Set(active).size !== active.length) throw new Error(`${file}: more than one active key for one algorithm`);
-}
-
-export interface RotationResult {
-  activated: StoredKey[];
-  retired: StoredKey[];
-  staged: StoredKey[];
-  pruned: StoredKey[];
+  const [problem] = keySetProblems(keys);
+  if (problem !== undefined) throw new Error(`${file}: ${problem}`);
 }
 
 /**
@@ -122,36 +99,11 @@ export interface RotationResult {
 export async function rotateSigningKeys(
   dir: string,
   algorithms: readonly SigningAlgorithm[],
-  options: { retainSeconds: number; stage?: boolean; now?: number },
-): Promise<RotationResult> {
+  options: RotationOptions,
+): Promise<RotationResult<StoredKey>> {
   const now = options.now ?? Math.floor(Date.now() / 1000);
   const { file, keys } = await loadOrCreateSigningKeys(dir, algorithms, now);
-  const result: RotationResult = { activated: [], retired: [], staged: [], pruned: [] };
-  for (const alg of algorithms) {
-    const active = keys.find((k) => k.alg === alg && k.moat_state === 'active');
-    if (active !== undefined) {
-      active.moat_state = 'retired';
-      active.moat_retired_at = now;
-      result.retired.push(active);
-    }
-    let next = keys.find((k) => k.alg === alg && k.moat_state === 'next');
-    if (next === undefined) {
-      next = await generateSigningKey(alg, 'active', now);
-      keys.push(next);
-    }
-    next.moat_state = 'active';
-    result.activated.push(next);
-    if (options.stage === true) {
-      const staged = await generateSigningKey(alg, 'next', now);
-      keys.push(staged);
-      result.staged.push(staged);
-    }
-  }
-  const kept = keys.filter((k) => {
-    const expired = k.moat_state === 'retired' && (k.moat_retired_at ?? 0) + options.retainSeconds <= now;
-    if (expired) result.pruned.push(k);
-    return !expired;
-  });
+  const { result, kept } = await rotateKeys(keys, algorithms, { ...options, now }, (alg, state) => generateSigningKey(alg, state, now));
   validateKeys(file, kept);
   writeKeys(file, kept);
   return result;
@@ -162,7 +114,7 @@ export function pruneRetiredKeys(dir: string, retainSeconds: number, now = Math.
   const file = join(dir, SIGNING_KEYS_FILE);
   if (!existsSync(file)) return [];
   const keys = readKeys(file);
-  const pruned = keys.filter((k) => k.moat_state === 'retired' && (k.moat_retired_at ?? 0) + retainSeconds <= now);
+  const pruned = keys.filter((k) => isExpired(k, retainSeconds, now));
   if (pruned.length > 0) writeKeys(file, keys.filter((k) => !pruned.includes(k)));
   return pruned;
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import Provider, { errors, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, ExternalSigningKey, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { MoatConfig, ResourceServerConfig } from '../config/schema.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
@@ -11,6 +11,7 @@ import type { CertificateGate } from '../certificates/certificate-gate.ts';
 import { distinguishedNamesEqual, parseDistinguishedName } from '../tls/distinguished-name.ts';
 import { FAPI_PROFILE_METADATA, isFapiProfile, providerProfileFor, requiresJarm, requiresSignedRequestObject } from './fapi-profile.ts';
 import { createResourceServerRegistry } from './resource-servers.ts';
+import { EXTERNAL_SIGNING_ACK } from './external-signing-keys.ts';
 import { isRegistrationApproved } from '../registration/approval.ts';
 import { SIGNING_ALGORITHMS, type FapiProfile } from '../config/schema.ts';
 
@@ -175,6 +176,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
     discovery: discoveryExtras(config),
     features: {
       devInteractions: { enabled: false },
+      // keys.source pkcs11: the keys are the HSM's, which signs (external-signing-keys.ts).
+      externalSigningSupport: deps.jwks.keys.some((k) => k instanceof ExternalSigningKey)
+        ? { enabled: true, ack: EXTERNAL_SIGNING_ACK } : { enabled: false },
       fapi: { enabled: true, profile: (_ctx, client) => providerProfileFor(profileOf(client as unknown as Record<string, unknown>)) },
       pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: true },
       mTLS: {

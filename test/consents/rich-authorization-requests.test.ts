@@ -1,5 +1,5 @@
 import type { Harness } from '../support/moat-harness.ts';
-import { authorize, onboardTpp, pushAuthorization, useMoatWithTpp, customerConsents, type RegisteredTpp } from '../support/tpp-client.ts';
+import { authorize, Browser, hiddenField, onboardTpp, pushAuthorization, useMoatWithTpp, customerConsents, type RegisteredTpp } from '../support/tpp-client.ts';
 import { introspect, parError, redeem, refresh } from '../support/consents.ts';
 
 /*
@@ -52,6 +52,33 @@ describe('authorization_details at PAR (RFC 9396 §5: invalid_authorization_deta
       expect(result).toEqual({ error: 'invalid_authorization_details', error_description: "authorization details type 'payment_initiation' is not allowed for this client" });
     } finally {
       await aisp.close();
+    }
+  });
+});
+
+describe('authorization_details that stop being valid while the customer signs in', () => {
+  it('send the TPP invalid_authorization_details (RFC 9396 §5), not a server error', async () => {
+    const expiry = Date.now() + 2_000;
+    const { requestUri } = await pushAuthorization(tpp, {
+      extraParams: { authorization_details: accountInformation({ expirationDateTime: new Date(expiry).toISOString() }) },
+    });
+    const browser = new Browser(h, tpp.creds.serverCaPem);
+    try {
+      const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
+      expect(start.location).toBeUndefined();
+      const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
+      const loginPage = await start.res.text();
+      // The customer takes longer than the TPP's expiry allowed.
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiry - Date.now()) + 50));
+      const login = await browser.follow(`/interaction/${uid}/login`, {
+        method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf: hiddenField(loginPage, 'csrf') },
+      });
+      expect(login.location).toBeDefined();
+      const callback = new URL(login.location!);
+      expect(callback.searchParams.get('error')).toBe('invalid_authorization_details');
+      expect(callback.searchParams.get('error_description')).toMatch(/expirationDateTime: the expiry is in the past/);
+    } finally {
+      await browser.close();
     }
   });
 });

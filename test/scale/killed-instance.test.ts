@@ -43,11 +43,11 @@ describeWithServices('an instance killed mid-flow', () => {
     let output = '';
     victim.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
     victim.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 120_000;
     while (!output.includes('listening on port') && Date.now() < deadline && victim.exitCode === null) await new Promise((r) => setTimeout(r, 100));
     if (!output.includes('listening on port')) throw new Error(`the second Moat did not start: ${output}`);
     tpp = await onboardTpp(survivor);
-  });
+  }, 150_000);
   afterAll(async () => {
     if (victim?.exitCode === null) victim.kill('SIGKILL');
     await tpp?.close();

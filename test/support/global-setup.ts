@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
+import { privateSoftHsmConfig } from './softhsm.ts';
 
 /*
  * Decides once per `npm test` which backends the integration tests use. On a machine with Postgres
@@ -22,6 +23,10 @@ export default async function globalSetup(): Promise<void> {
   const logDir = join(process.cwd(), 'test-output', 'logs', new Date().toISOString().replace(/[:.]/g, '-'));
   mkdirSync(logDir, { recursive: true });
   process.env.TEST_MOAT_LOG_DIR = logDir;
+  // The HSM tests' SoftHSM: a configuration and token directory of this run's own (softhsm.ts).
+  const softHsm = privateSoftHsmConfig();
+  process.env.SOFTHSM2_CONF = softHsm.conf;
+  process.env.TEST_MOAT_SOFTHSM_ROOT = softHsm.root;
   if (process.env.TEST_MOAT_EMBEDDED_ONLY === '1') {
     process.stdout.write('\nmoat tests: embedded default only (PGlite + in-process store)\n');
     return;

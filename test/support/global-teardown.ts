@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { secretsInLogLine } from './log-secrets.ts';
 
@@ -9,6 +9,8 @@ import { secretsInLogLine } from './log-secrets.ts';
  * run, naming the file and line.
  */
 export default async function globalTeardown(): Promise<void> {
+  const softHsmRoot = process.env.TEST_MOAT_SOFTHSM_ROOT;
+  if (softHsmRoot !== undefined) rmSync(softHsmRoot, { recursive: true, force: true });
   const dir = process.env.TEST_MOAT_LOG_DIR;
   if (dir === undefined || !existsSync(dir)) return;
   let lines = 0;
