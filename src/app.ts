@@ -17,6 +17,7 @@ import type { Csrf } from './http/csrf.ts';
 import { answerForwardedHeadersBy, requireHttpsBehindGateway } from './http/forwarded-request.ts';
 import { requestContextMiddleware } from './http/request-context-middleware.ts';
 import { securityHeaders } from './http/security-headers.ts';
+import type { FederatedLogin } from './interactions/federated-login.ts';
 import { createInteractionRouter } from './interactions/routes.ts';
 import type { Views } from './interactions/views.ts';
 import type { Logger } from './observability/logger.ts';
@@ -44,6 +45,8 @@ export interface AppDependencies {
   audit: AuditLog;
   passkeys: { store: PasskeyStore; ceremonies: PasskeyCeremonies };
   cookieKeys: string[];
+  /** Sign-in at the bank's OpenID Provider (customers.source: oidc). */
+  federatedLogin?: FederatedLogin;
   /** Readiness: resolves when every backend answers and migrations are applied. */
   ready: () => Promise<void>;
   /** Further routers (the consent API, the sandbox API). */
@@ -116,7 +119,9 @@ export function createApp(deps: AppDependencies): Koa {
   const interactions = createInteractionRouter({
     provider: deps.provider, customers: deps.customers, accounts: deps.accounts, consents: deps.consents, views: deps.views,
     config: deps.config, logger: deps.logger, csrf: deps.csrf, throttle: deps.loginThrottle,
+    ...(deps.federatedLogin === undefined ? {} : { federated: deps.federatedLogin }),
   });
+  if (deps.federatedLogin !== undefined) app.use(deps.federatedLogin.router.routes()).use(deps.federatedLogin.router.allowedMethods());
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
   const dashboard = createDashboardRouter({

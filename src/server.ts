@@ -5,6 +5,10 @@ import type Provider from 'oidc-provider';
 import { createApp } from './app.ts';
 import type { MoatConfig } from './config/schema.ts';
 import { createSqlCustomerDirectory, seedSandboxCustomers } from './customers/sql-customer-directory.ts';
+import { createSqlFederatedCustomerDirectory } from './customers/sql-federated-customer-directory.ts';
+import { createSignInStates } from './federation/sign-in-states.ts';
+import { createUpstreamIdp } from './federation/upstream-idp.ts';
+import { createFederatedLogin } from './interactions/federated-login.ts';
 import { seedSandboxAccounts } from './customers/account-directory.ts';
 import { createAccountSource } from './accounts/account-source.ts';
 import { createLoginThrottle } from './customers/login-throttle.ts';
@@ -153,7 +157,11 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       registry, checker, logger, intervalSeconds: config.certificates.revocation.checkIntervalSeconds, expiryWarningDays: config.certificates.expiryWarningDays,
     });
 
-    const customers = createSqlCustomerDirectory(storage.sql);
+    // customers.source: oidc — the bank's OpenID Provider signs customers in; Moat records who it vouched for.
+    const idpConfig = config.customers.oidc;
+    const upstreamIdp = config.customers.source === 'oidc' && idpConfig !== undefined ? createUpstreamIdp(idpConfig, config.issuer) : undefined;
+    const federatedCustomers = upstreamIdp === undefined ? undefined : createSqlFederatedCustomerDirectory(storage.sql);
+    const customers = federatedCustomers ?? createSqlCustomerDirectory(storage.sql);
     // accounts.source: the customer_account table, the bank's account service, or the sandbox's own.
     accountSource = await createAccountSource({ config, sql: storage.sql, logger, registry: metrics.registry, startSandboxService: startSandboxAccountService });
     const accounts = accountSource.directory;
@@ -236,9 +244,14 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       config, provider, directories: createDirectoryKeys(directories), clientCertificate, sql: storage.sql, registry, checker, failMode,
       consents, replay: storage.shortLived, audit, logger,
     });
+    const federatedLogin = upstreamIdp === undefined || idpConfig === undefined || federatedCustomers === undefined ? undefined : createFederatedLogin({
+      provider, idp: upstreamIdp, idpConfig, states: createSignInStates(storage.shortLived), customers: federatedCustomers,
+      views, csrf, logger, ttlSeconds: config.tokens.interactionTtl, onFailure: metrics.upstreamIdpFailure,
+    });
     const app = createApp({
       config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
       csrf, passkeys, audit,
+      ...(federatedLogin === undefined ? {} : { federatedLogin }),
       ...(diagnostics === undefined ? {} : { afterRequest: diagnostics.recordCall }),
       loginThrottle: createLoginThrottle(config.customers.loginThrottle, attemptCounters),
       customerSessions: createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl),
@@ -310,6 +323,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         await threats.settled();
         await audit.drain();
         hsm?.close();
+        await upstreamIdp?.close();
         await accountSource?.close();
         await storage.close();
       },

@@ -142,10 +142,26 @@ function crossFieldProblems(config: MoatConfig): string[] {
       problems.push(`admin.tls.allowedSubjects.${i}: "${dn}" is not an RFC 4514 distinguished name (${(err as Error).message})`);
     }
   });
+  problems.push(...upstreamIdpProblems(config));
   const names = config.directories.map((d) => d.issuer);
   if (new Set(names).size !== names.length) problems.push('directories: two directories share an issuer');
   for (const reserved of ['openid', 'offline_access']) {
     if (scopeNames.has(reserved)) problems.push(`scopes.${reserved}: built in, do not configure it`);
+  }
+  return problems;
+}
+
+/** customers.oidc: present exactly when the IdP is the source, and able to tell SCA apart. */
+function upstreamIdpProblems(config: MoatConfig): string[] {
+  const { source, oidc } = config.customers;
+  if (source === 'oidc' && oidc === undefined) return ['customers.oidc: required when customers.source is oidc (the bank\'s OpenID Provider)'];
+  if (source !== 'oidc' && oidc !== undefined) return ['customers.oidc: set customers.source to oidc to use it (it is ignored otherwise)'];
+  if (oidc === undefined) return [];
+  const problems: string[] = [];
+  if (new URL(oidc.issuer).origin === new URL(config.issuer).origin) problems.push('customers.oidc.issuer: the IdP cannot be Moat itself');
+  // An IdP login that cannot be SCA would refuse every customer (RTS Art. 4 needs it for every consent).
+  if (oidc.sca.acrValues.length === 0 && oidc.sca.amrCombinations.length === 0) {
+    problems.push('customers.oidc.sca: set acrValues or amrCombinations — which upstream logins count as strong customer authentication');
   }
   return problems;
 }
@@ -167,6 +183,7 @@ function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
       ...config.admin, tokenFile: maybe(config.admin.tokenFile),
       tls: config.admin.tls === undefined ? undefined : { ...config.admin.tls, certFile: at(config.admin.tls.certFile), keyFile: at(config.admin.tls.keyFile), clientCaFiles: config.admin.tls.clientCaFiles.map(at) },
     },
+    customers: { ...config.customers, oidc: resolveUpstreamIdpPaths(config.customers.oidc, at) },
     directories: config.directories.map((d) => ({ ...d, jwksFile: maybe(d.jwksFile), jwksCaFile: maybe(d.jwksCaFile) })),
     accounts: config.accounts.http === undefined ? config.accounts
       : { ...config.accounts, http: { ...config.accounts.http, clientCertFile: at(config.accounts.http.clientCertFile), clientKeyFile: at(config.accounts.http.clientKeyFile), caFile: maybe(config.accounts.http.caFile) } },
@@ -203,4 +220,12 @@ function parseEnvValue(value: string): unknown {
   } catch {
     return value;
   }
+}
+
+function resolveUpstreamIdpPaths(oidc: MoatConfig['customers']['oidc'], at: (p: string) => string): MoatConfig['customers']['oidc'] {
+  if (oidc === undefined) return undefined;
+  const clientAuth = oidc.clientAuth.method === 'private_key_jwt'
+    ? { ...oidc.clientAuth, jwkFile: at(oidc.clientAuth.jwkFile) }
+    : { ...oidc.clientAuth, certFile: at(oidc.clientAuth.certFile), keyFile: at(oidc.clientAuth.keyFile) };
+  return { ...oidc, clientAuth, ...(oidc.caFile === undefined ? {} : { caFile: at(oidc.caFile) }) };
 }

@@ -135,6 +135,51 @@ const resourceServerSchema = z.strictObject({
   }).optional(),
 });
 
+/** Authentication methods Moat uses at the bank's IdP (FAPI 2.0 SP §5.3.3: mTLS or private_key_jwt). */
+export const UPSTREAM_CLIENT_AUTH_METHODS = ['private_key_jwt', 'tls_client_auth'] as const;
+
+const upstreamIdpSchema = z.strictObject({
+  /** The IdP's issuer identifier; its discovery document is read from `<issuer>/.well-known/openid-configuration`. */
+  issuer: httpsUrl,
+  /** The client id the bank's IdP gave Moat. Moat's redirect URI there is `<Moat issuer>/federation/callback`. */
+  clientId: z.string().min(1),
+  /** How Moat authenticates to the IdP's PAR and token endpoints. */
+  clientAuth: z.discriminatedUnion('method', [
+    z.strictObject({
+      method: z.literal('private_key_jwt'),
+      /** A private JWK (JSON file) with `kid` and `alg` (PS256, ES256 or EdDSA); its public half is registered at the IdP. */
+      jwkFile: z.string().min(1),
+    }),
+    z.strictObject({
+      method: z.literal('tls_client_auth'),
+      /** Moat's client certificate and key (PEM) for mutual TLS with the IdP (RFC 8705 §2.1). */
+      certFile: z.string().min(1),
+      keyFile: z.string().min(1),
+    }),
+  ]),
+  /** CA certificates (PEM file) to trust for the IdP's TLS besides the system's (a private CA). */
+  caFile: z.string().min(1).optional(),
+  /** Scopes asked of the IdP: openid, and whatever carries the claims below. */
+  scope: z.string().min(1).default('openid profile').refine((s) => s.split(' ').includes('openid'), 'must include openid'),
+  /** The ID token claim whose value is the customer's id in Moat (consents, accounts, the ID token Moat issues). */
+  customerIdClaim: z.string().min(1).default('sub'),
+  /** The ID token claim shown to the customer as their name on the consent page and the dashboard. */
+  nameClaim: z.string().min(1).default('name'),
+  /** `max_age` sent to the IdP (OIDC Core §3.1.2.1): an older IdP session makes the customer sign in again. Unset: none sent. */
+  maxAgeSeconds: z.number().int().min(0).max(86_400).optional(),
+  /** Each call to the IdP (discovery, PAR, token, JWKS) gives up after this many milliseconds. */
+  timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+  /** What counts as strong customer authentication (RTS Art. 4) among the IdP's answers. */
+  sca: z.strictObject({
+    /** Upstream `acr` values that mean SCA. */
+    acrValues: z.array(z.string().min(1)).default([]),
+    /** Upstream `amr` combinations (RFC 8176) that mean SCA: a login whose amr includes every value of one of them. */
+    amrCombinations: z.array(z.array(z.string().min(1)).min(1)).default([]),
+    /** `acr_values` sent to the IdP, asking for SCA up front. Unset: none sent. */
+    requestAcrValues: z.array(z.string().min(1)).min(1).optional(),
+  }).prefault({}),
+});
+
 export const configSchema = z.strictObject({
   /** `sandbox` creates test PKI and demo customers; `production` refuses every shortcut. */
   mode: z.enum(['sandbox', 'production']).default('sandbox'),
@@ -347,6 +392,13 @@ export const configSchema = z.strictObject({
     path: ['primaryTextColor'],
   }).prefault({}),
   customers: z.strictObject({
+    /**
+     * Who authenticates the bank's customers: `local` (the built-in customer table, the sandbox's
+     * demo customers) or `oidc` (the bank's own OpenID Provider, with Moat as its relying party).
+     */
+    source: z.enum(['local', 'oidc']).default('local'),
+    /** The bank's OpenID Provider; required when `source` is `oidc`. */
+    oidc: upstreamIdpSchema.optional(),
     loginThrottle: z.strictObject({
       perAccount: z.strictObject({
         failures: z.number().int().min(1).max(100).default(5),
@@ -393,3 +445,4 @@ export const configSchema = z.strictObject({
 export type MoatConfig = z.infer<typeof configSchema>;
 export type DirectoryConfig = MoatConfig['directories'][number];
 export type ResourceServerConfig = MoatConfig['resourceServers'][number];
+export type UpstreamIdpConfig = NonNullable<MoatConfig['customers']['oidc']>;

@@ -22,6 +22,16 @@ export function createRenderError(views: Views): NonNullable<Configuration['rend
 /** What an error page shows. */
 export interface ShownError { status: number; error: string | undefined; description: string | undefined }
 
+/** oidc-provider's own errors meant for the client (an unknown or expired interaction), as a page shows them. */
+export function providerErrorShown(err: unknown): ShownError | undefined {
+  const provided = err as { status?: number; error?: string; error_description?: string; expose?: boolean };
+  return provided.expose === true && typeof provided.status === 'number'
+    ? { status: provided.status, error: provided.error, description: provided.error_description } : undefined;
+}
+
+/** What an interaction page says when its session expired or is not valid. */
+export const INTERACTION_EXPIRED = 'The sign-in session has expired or is not valid. Return to the application and start again.';
+
 /**
  * The error boundary of Moat's own browser pages: an OAuthError or a storage outage becomes the
  * error page (never JSON, never a stack trace), with `backLink` when the page has a way back;

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import { htmlErrorPages } from './render-error.ts';
+import { htmlErrorPages, INTERACTION_EXPIRED, providerErrorShown } from './render-error.ts';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
@@ -21,6 +21,7 @@ import { OAuthError } from '../http/oauth-error.ts';
 import { readForm } from '../http/read-body.ts';
 import type { Logger } from '../observability/logger.ts';
 import { getAttribute, parseDistinguishedName } from '../tls/distinguished-name.ts';
+import type { FederatedLogin } from './federated-login.ts';
 import type { Views } from './views.ts';
 
 /*
@@ -45,6 +46,8 @@ export interface InteractionDeps {
   logger: Logger;
   csrf: Csrf;
   throttle: LoginThrottle;
+  /** Sign-in at the bank's OpenID Provider instead of the password form (customers.source: oidc). */
+  federated?: FederatedLogin;
 }
 
 type Ctx = ParameterizedContext;
@@ -78,13 +81,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   // A customer's browser gets a page, not JSON: an expired or unknown interaction, a form posted
   // without its cookies, a body that is not a form.
   router.use(htmlErrorPages(views, {
-    // oidc-provider's own errors meant for the client (an unknown or expired interaction).
-    also: (err) => {
-      const provided = err as { status?: number; error?: string; error_description?: string; expose?: boolean };
-      return provided.expose === true && typeof provided.status === 'number'
-        ? { status: provided.status, error: provided.error, description: provided.error_description } : undefined;
-    },
-    fallbackDescription: 'The sign-in session has expired or is not valid. Return to the application and start again.',
+    also: providerErrorShown,
+    fallbackDescription: INTERACTION_EXPIRED,
     onError: (shown) => logger.info({ event: 'interaction.error', outcome: shown.error, status: shown.status }, 'interaction error'),
   }));
 
@@ -221,7 +219,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     const clientId = String(details.params.client_id);
     if (details.prompt.name === 'login') {
-      await renderLogin(ctx, details.uid, clientId);
+      if (deps.federated !== undefined) await deps.federated.begin(ctx, details.uid);
+      else await renderLogin(ctx, details.uid, clientId);
       return;
     }
     const request = await pendingRequestOrFinish(ctx, details);
@@ -235,6 +234,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const clientId = String(details.params.client_id);
     const username = form.get('username') ?? '';
     const password = form.get('password') ?? '';
+    // The bank's IdP signs its customers in; Moat holds no passwords for them.
+    if (deps.federated !== undefined) throw new OAuthError('invalid_request', "this bank signs customers in at its own sign-in page: return to the application and start again");
     if (details.prompt.name !== 'login') {
       ctx.status = 400;
       await renderLogin(ctx, details.uid, clientId, { error: 'This sign-in step is already complete.' });

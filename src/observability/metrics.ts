@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { outcomeOf } from '../http/request-context-middleware.ts';
 import { StorageUnavailableError, type StorageErrorListener } from '../storage/model-store.ts';
 import { TOKEN_REQUEST_UNDONE, type TokenRequestUndone } from './provider-events.ts';
+import { FEDERATION_FAILURE_KINDS, type FederationFailureKind } from '../federation/federation-failure.ts';
 
 /*
  * Prometheus metrics (prom-client), served on the admin listener, never on the public one. Label
@@ -21,6 +22,8 @@ export interface Metrics {
   attachSources(sources: MetricSources): void;
   /** Token issuance and revocation, and the PAR → code → token funnel, from oidc-provider events. */
   attachProvider(provider: Provider): void;
+  /** Counts a failed sign-in at the bank's OpenID Provider by its kind (customers.source: oidc). */
+  upstreamIdpFailure(kind: FederationFailureKind): void;
 }
 
 export interface MetricSources {
@@ -35,7 +38,7 @@ const ENDPOINTS: [RegExp, string][] = [
   [/^\/revoke\/?$/i, 'revoke'], [/^\/register(\/|$)/i, 'register'], [/^\/userinfo\/?$/i, 'userinfo'], [/^\/jwks\/?$/i, 'jwks'],
   [/^\/\.well-known\//i, 'discovery'], [/^\/interaction\//i, 'interaction'], [/^\/account(\/|$)/i, 'dashboard'],
   [/^\/open-banking\//i, 'consent_api'], [/^\/sandbox-api\//i, 'sandbox_api'], [/^\/sandbox\/pki\//i, 'sandbox_pki'],
-  [/^\/(healthz|readyz)$/i, 'health'], [/^\/assets\//i, 'assets'],
+  [/^\/federation\//i, 'federation'], [/^\/(healthz|readyz)$/i, 'health'], [/^\/assets\//i, 'assets'],
 ];
 /** Outcome labels: OAuth error codes and Moat's own classes; anything else is folded into "other". */
 const OUTCOME = /^[a-z][a-z0-9_]{1,40}$/;
@@ -75,8 +78,16 @@ export function createMetrics(): Metrics {
     labelNames: ['backend', 'operation'], registers: [registry],
   });
 
+  const upstreamIdpFailures = new Counter({
+    name: 'moat_upstream_idp_failures_total', help: "Sign-ins at the bank's OpenID Provider that failed, by kind (unreachable, timeout, error_response, wrong_issuer, …)",
+    labelNames: ['kind'], registers: [registry],
+  });
+  // Every kind from zero, so an alert on a rate sees the series before the first failure.
+  for (const kind of FEDERATION_FAILURE_KINDS) upstreamIdpFailures.inc({ kind }, 0);
+
   return {
     registry,
+    upstreamIdpFailure: (kind) => upstreamIdpFailures.inc({ kind }),
     storageErrors: (backend, operation) => storageErrors.inc({ backend, operation }),
     attachSources(sources) {
       // Gauges read from the database say the same in every worker: a cluster reports one (max), not the sum.

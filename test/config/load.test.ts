@@ -125,4 +125,35 @@ describe('configuration loading', () => {
     expect(problemsOf(() => loadConfig({ env: { MOAT_CUSTOMERS__LOGIN_THROTTLE__PER_ACCOUNT__FAILURES: '0' }, cwd: dirWith() })))
       .toEqual(['customers.loginThrottle.perAccount.failures: Too small: expected number to be >=1']);
   });
+
+  describe('customers.source: oidc (the bank\'s OpenID Provider)', () => {
+    const idp = (body: string) => `customers:\n  source: oidc\n  oidc:\n${body}`;
+    it('takes a complete IdP configuration, resolving its files against the configuration file', () => {
+      const { config } = loadConfig({ env: {}, cwd: dirWith(idp([
+        '    issuer: https://idp.bank.example', '    clientId: moat',
+        '    clientAuth: { method: private_key_jwt, jwkFile: moat-rp.jwk.json }', '    caFile: bank-ca.pem',
+        '    customerIdClaim: customer_number', '    sca: { acrValues: [urn:bank:loa:high], amrCombinations: [[pwd, otp]] }', '',
+      ].join('\n'))) });
+      const oidc = config.customers.oidc!;
+      expect(oidc).toEqual(expect.objectContaining({ issuer: 'https://idp.bank.example', clientId: 'moat', scope: 'openid profile', nameClaim: 'name', timeoutMs: 5000 }));
+      expect(oidc.clientAuth).toEqual({ method: 'private_key_jwt', jwkFile: expect.stringMatching(/^\/.*\/moat-rp\.jwk\.json$/) });
+      expect(oidc.caFile).toMatch(/^\/.*\/bank-ca\.pem$/);
+    });
+
+    it('names the missing IdP, a bad client authentication and an http issuer by their keys', () => {
+      expect(problemsOf(() => loadConfig({ env: {}, cwd: dirWith('customers: { source: oidc }\n') })))
+        .toEqual([expect.stringMatching(/^customers\.oidc: required when customers\.source is oidc/)]);
+      const problems = problemsOf(() => loadConfig({ env: {}, cwd: dirWith(idp([
+        '    issuer: http://idp.bank.example', '    clientId: moat', '    clientAuth: { method: client_secret_basic, secret: s }', '',
+      ].join('\n'))) }));
+      expect(problems).toEqual(expect.arrayContaining(['customers.oidc.issuer: expected an https:// URL', expect.stringMatching(/^customers\.oidc\.clientAuth\.method: /)]));
+      expect(problemsOf(() => loadConfig({ env: {}, cwd: dirWith(idp('    issuer: https://idp.bank.example\n    clientId: moat\n    clientAuth: { method: tls_client_auth, certFile: c.pem }\n')) })))
+        .toEqual(expect.arrayContaining(['customers.oidc.clientAuth.keyFile: Invalid input: expected string, received undefined']));
+    });
+
+    it('refuses an IdP configuration that cannot tell strong customer authentication apart (RTS Art. 4)', () => {
+      const problems = problemsOf(() => loadConfig({ env: {}, cwd: dirWith(idp('    issuer: https://idp.bank.example\n    clientId: moat\n    clientAuth: { method: private_key_jwt, jwkFile: k.json }\n')) }));
+      expect(problems).toEqual([expect.stringMatching(/^customers\.oidc\.sca: set acrValues or amrCombinations/)]);
+    });
+  });
 });

@@ -1,0 +1,190 @@
+import Router from '@koa/router';
+import type { ParameterizedContext } from 'koa';
+import type Provider from 'oidc-provider';
+import type { UpstreamIdpConfig } from '../config/schema.ts';
+import type { FederatedCustomerDirectory } from '../customers/sql-federated-customer-directory.ts';
+import { FederationFailure, type FederationFailureKind } from '../federation/federation-failure.ts';
+import { countsAsSca } from '../federation/sca-mapping.ts';
+import type { SignInStates } from '../federation/sign-in-states.ts';
+import { FEDERATION_CALLBACK_PATH, type FederatedIdentity, type UpstreamIdp } from '../federation/upstream-idp.ts';
+import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
+import { readForm } from '../http/read-body.ts';
+import type { Logger } from '../observability/logger.ts';
+import { htmlErrorPages, INTERACTION_EXPIRED, providerErrorShown } from './render-error.ts';
+import type { Views } from './views.ts';
+
+/*
+ * The customer signs in at the bank's own OpenID Provider (customers.source: oidc). The login
+ * prompt sends the browser to the IdP; the IdP sends it back to /federation/callback, where the
+ * answer is checked and its outcome kept for the interaction; /interaction/:uid/federated then
+ * resumes the interaction (its cookie proves it is the same browser): signed in with SCA, or a page
+ * that says what went wrong with a way to try again or to return to the TPP with the RFC 6749
+ * §4.1.2.1 error. A browser is tied to its sign-in by a signed cookie naming the interaction and
+ * state, so a callback from another browser (login CSRF) or a replayed one finds nothing.
+ */
+
+export const FEDERATION_COOKIE = 'moat-federation';
+
+/** The acr Moat reports (UK OB / Open Finance Brasil values) for an upstream login the mapping counts as SCA. */
+export const SCA_ACR = 'urn:openbanking:psd2:sca';
+
+export interface FederatedLoginDeps {
+  provider: Provider;
+  idp: UpstreamIdp;
+  idpConfig: UpstreamIdpConfig;
+  states: SignInStates;
+  customers: FederatedCustomerDirectory;
+  views: Views;
+  csrf: Csrf;
+  logger: Logger;
+  /** How long a sign-in may take at the IdP: the interaction's own lifetime. */
+  ttlSeconds: number;
+  /** Counts a failure for the operator's metric. */
+  onFailure(kind: FederationFailureKind): void;
+}
+
+export interface FederatedLogin {
+  /** The login prompt of interaction `uid`: off to the bank's IdP, or the page saying it is unavailable. */
+  begin(ctx: ParameterizedContext, uid: string): Promise<void>;
+  router: Router;
+}
+
+type Ctx = ParameterizedContext;
+
+export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
+  const { provider, idp, states, views, csrf, logger } = deps;
+  const router = new Router();
+  router.use(htmlErrorPages(views, { also: providerErrorShown, fallbackDescription: INTERACTION_EXPIRED }));
+
+  const failed = (failure: FederationFailure) => {
+    deps.onFailure(failure.kind);
+    logger.warn({ event: 'federation.failed', kind: failure.kind, outcome: failure.tppError, issuer: idp.issuer, reason: failure.message, err: failure.cause }, 'sign-in at the bank IdP failed');
+  };
+
+  /** The page for a sign-in that did not work: retry and cancel when the interaction is known. */
+  const renderProblem = (ctx: Ctx, uid: string | undefined, problem: { status: number; heading: string; message: string; tppError: string }) => {
+    ctx.status = problem.status;
+    ctx.type = 'html';
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = views.render('federated-sign-in', {
+      heading: problem.heading, message: problem.message, tppError: problem.tppError,
+      reference: ctx.response.get('x-fapi-interaction-id'),
+      ...(uid === undefined ? {} : { uid, retryLink: `/interaction/${uid}`, csrf: csrf.token(ctx, `interaction:${uid}`) }),
+    });
+  };
+
+  const unavailable = (ctx: Ctx, uid: string | undefined, failure: FederationFailure) => renderProblem(ctx, uid, {
+    status: failure.kind === 'unknown_state' ? 400 : 503,
+    heading: "Your bank's sign-in is unavailable",
+    message: failure.kind === 'unknown_state'
+      ? 'This sign-in link has already been used or has expired. Try signing in again.'
+      : "We could not complete your sign-in with the bank's sign-in service. This is usually brief: try again in a moment.",
+    tppError: failure.tppError,
+  });
+
+  const finish = async (ctx: Ctx, result: Parameters<Provider['interactionFinished']>[2]) => {
+    await provider.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+    ctx.respond = false;
+  };
+
+  const signedIn = async (ctx: Ctx, uid: string, identity: FederatedIdentity) => {
+    // RTS Art. 4: an upstream login the bank does not count as SCA is never accepted as one.
+    if (!countsAsSca(deps.idpConfig.sca, identity)) {
+      logger.info({ event: 'federation.not_sca', outcome: 'access_denied', accountId: identity.customerId, detail: { acr: identity.acr, amr: identity.amr } }, 'upstream login is not strong customer authentication');
+      renderProblem(ctx, uid, {
+        status: 403,
+        heading: 'A stronger sign-in is needed',
+        message: 'Your bank sign-in did not use two-factor authentication, which is required to share your accounts or make a payment. Try again and confirm with your second factor, or cancel.',
+        tppError: 'access_denied',
+      });
+      return;
+    }
+    await deps.customers.record({ id: identity.customerId, name: identity.name }, idp.issuer);
+    logger.info({ event: 'login.succeeded', accountId: identity.customerId, source: 'oidc', issuer: idp.issuer }, 'customer signed in at the bank IdP');
+    await finish(ctx, {
+      login: {
+        accountId: identity.customerId,
+        acr: SCA_ACR,
+        amr: identity.amr,
+        ...(identity.authTime === undefined ? {} : { ts: identity.authTime }),
+      },
+    });
+  };
+
+  const begin: FederatedLogin['begin'] = async (ctx, uid) => {
+    try {
+      const { authorizationUrl, pending } = await idp.begin();
+      await states.savePending({ ...pending, uid }, deps.ttlSeconds);
+      // Lax: the IdP sends the browser back with a top-level GET from its own site.
+      ctx.cookies.set(FEDERATION_COOKIE, `${uid}.${pending.state}`, { httpOnly: true, secure: true, sameSite: 'lax', path: FEDERATION_CALLBACK_PATH, signed: true, overwrite: true });
+      ctx.set('Cache-Control', 'no-store');
+      ctx.redirect(authorizationUrl.toString());
+    } catch (err) {
+      if (!(err instanceof FederationFailure)) throw err;
+      failed(err);
+      unavailable(ctx, uid, err);
+    }
+  };
+
+  router.get(FEDERATION_CALLBACK_PATH, async (ctx) => {
+    const bound = /^([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{1,128})$/.exec(ctx.cookies.get(FEDERATION_COOKIE, { signed: true }) ?? '');
+    const uid = bound?.[1];
+    const state = ctx.query.state;
+    ctx.cookies.set(FEDERATION_COOKIE, null, { path: FEDERATION_CALLBACK_PATH, signed: true, overwrite: true });
+    // RFC 6749 §10.12: the state must be this browser's, and pending: unknown or used, it is refused.
+    const pending = typeof state === 'string' && state === bound?.[2] ? await states.takePending(state) : undefined;
+    if (uid === undefined || pending === undefined || pending.uid !== uid) {
+      const failure = new FederationFailure('unknown_state', bound === null ? 'a callback without this browser\'s sign-in cookie' : 'a callback whose state is unknown, used or not this browser\'s');
+      failed(failure);
+      unavailable(ctx, uid, failure);
+      return;
+    }
+    let outcome: Parameters<SignInStates['saveOutcome']>[1];
+    try {
+      outcome = { ok: true, identity: await idp.complete(new URLSearchParams(ctx.querystring), pending) };
+    } catch (err) {
+      if (!(err instanceof FederationFailure)) throw err;
+      failed(err);
+      outcome = { ok: false, kind: err.kind };
+    }
+    await states.saveOutcome(uid, outcome, deps.ttlSeconds);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.redirect(`/interaction/${uid}/federated`);
+  });
+
+  router.get('/interaction/:uid/federated', async (ctx) => {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const outcome = details.prompt.name === 'login' ? await states.takeOutcome(details.uid) : undefined;
+    if (outcome === undefined) {
+      // Nothing to resume (reloaded, or reached directly): the interaction starts its prompt again.
+      ctx.redirect(`/interaction/${details.uid}`);
+      return;
+    }
+    if (outcome.ok) {
+      await signedIn(ctx, details.uid, outcome.identity);
+      return;
+    }
+    const failure = new FederationFailure(outcome.kind, 'the sign-in at the bank IdP failed');
+    // OIDC Core §3.1.2.6: the customer declined at their bank; the TPP hears it as access_denied.
+    if (failure.kind === 'customer_refused') {
+      await finish(ctx, { error: 'access_denied', error_description: 'the customer did not sign in at the bank' });
+      return;
+    }
+    unavailable(ctx, details.uid, failure);
+  });
+
+  router.post('/interaction/:uid/federated/abandon', async (ctx) => {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const form = await readForm(ctx.req);
+    csrf.verify(ctx, `interaction:${details.uid}`, form.get(CSRF_FIELD) ?? undefined);
+    // RFC 6749 §4.1.2.1: unavailable when the bank's sign-in failed, denied when the customer (or SCA) refused.
+    const error = form.get('error') === 'temporarily_unavailable' ? 'temporarily_unavailable' : 'access_denied';
+    logger.info({ event: 'federation.abandoned', outcome: error, clientId: details.params.client_id }, 'customer returned to the TPP without signing in');
+    await finish(ctx, {
+      error,
+      error_description: error === 'temporarily_unavailable' ? "the bank's sign-in service is unavailable; try again later" : 'the customer did not complete a strong sign-in at the bank',
+    });
+  });
+
+  return { begin, router };
+}
