@@ -30,6 +30,11 @@ import type { CertificateRegistry } from './certificates/certificate-registry.ts
 import { createRevocationChecker } from './certificates/revocation-checker.ts';
 import { createRevocationMonitor, type RevocationMonitor } from './certificates/revocation-monitor.ts';
 import { createSqlCertificateRegistry } from './certificates/sql-certificate-registry.ts';
+import { createExpiryNotices, NOTIFICATION_URI_METADATA, type ExpiryNotices } from './certificates/expiry-notices.ts';
+import { createHttpsNoticeDelivery } from './certificates/notice-delivery.ts';
+import { createSqlExpiryNoticeStore } from './certificates/sql-expiry-notice-store.ts';
+import { createExpiryNoticeDiagnosticsRouter } from './diagnostics/expiry-notice-diagnostics.ts';
+import { createJwsSigner } from './keys/jws-signer.ts';
 import { createViews } from './interactions/views.ts';
 import { createPasskeyCeremonies } from './passkeys/passkey-ceremonies.ts';
 import { createSqlPasskeyStore } from './passkeys/sql-passkey-store.ts';
@@ -85,7 +90,7 @@ export interface MoatServer {
   config: MoatConfig;
   storage: Awaited<ReturnType<typeof createStorage>>;
   consents: ConsentService;
-  certificates: { registry: CertificateRegistry; monitor: RevocationMonitor };
+  certificates: { registry: CertificateRegistry; monitor: RevocationMonitor; notices?: ExpiryNotices };
   audit: AuditLog;
   threats: ThreatProtection;
   /** The admin listener's port once listening (metrics), when it is enabled. */
@@ -153,8 +158,24 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       ...(sandbox === undefined ? {} : { extraCaPem: sandbox.serverCaPem }),
     });
     const certificateGate = createCertificateGate({ registry, clientCertificate, failMode });
+    // TPPs told before their certificates expire: a signed notice to the endpoint each client registered.
+    const noticeConfig = config.certificates.expiryNotices;
+    const expiryNotices = noticeConfig.enabled
+      ? createExpiryNotices({
+        store: createSqlExpiryNoticeStore(storage.sql), registry, logger, issuer: config.issuer,
+        signer: await createJwsSigner(hsm?.jwks ?? providerJwks(fileKeys!.keys), config.keys.algorithms[0]),
+        delivery: createHttpsNoticeDelivery({ timeoutMs: noticeConfig.timeoutMs, ...(noticeConfig.caFile === undefined ? {} : { caPem: readFileSync(noticeConfig.caFile, 'utf8') }) }),
+        // Read when a notice is raised, after start-up: the provider exists by then.
+        endpointOf: async (clientId) => {
+          const uri = (await provider.Client.find(clientId))?.metadata()[NOTIFICATION_URI_METADATA];
+          return typeof uri === 'string' ? uri : undefined;
+        },
+        maxAttempts: noticeConfig.maxAttempts, retryBaseSeconds: noticeConfig.retryBaseSeconds, intervalSeconds: noticeConfig.deliveryIntervalSeconds, timeoutMs: noticeConfig.timeoutMs,
+      })
+      : undefined;
     const certificateMonitor = createRevocationMonitor({
       registry, checker, logger, intervalSeconds: config.certificates.revocation.checkIntervalSeconds, expiryWarningDays: config.certificates.expiryWarningDays,
+      ...(expiryNotices === undefined ? {} : { onExpiring: expiryNotices.raise }),
     });
 
     // customers.source: oidc — the bank's OpenID Provider signs customers in; Moat records who it vouched for.
@@ -211,6 +232,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     const admin = config.admin.enabled
       ? createAdminServer({
         metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, passkeys: passkeyStore, logger,
+        ...(expiryNotices === undefined ? {} : { notices: expiryNotices }), expiryWarningDays: config.certificates.expiryWarningDays,
         credentials: await loadAdminCredentials(config.admin, { createMissingToken: config.mode === 'sandbox' }),
         hosts: { host: config.admin.host, allowedHosts: config.admin.allowedHosts },
       })
@@ -275,6 +297,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
           })] : []),
         ]),
         ...(diagnostics === undefined ? [] : [diagnostics.router]),
+        ...(expiryNotices === undefined ? [] : [createExpiryNoticeDiagnosticsRouter({ clientCertificate, refusal: certificateGate.refusal, registry, notices: expiryNotices })]),
       ],
       beforeProvider: [registration, storableProviderInput(PROVIDER_BODY)],
       ready,
@@ -289,6 +312,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     }, config.consents.expiryCheckSeconds * 1000);
     expirySweep.unref();
     certificateMonitor.start();
+    expiryNotices?.start();
     threats.start();
 
     const handler = app.callback();
@@ -305,7 +329,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
 
     const moat: MoatServer = {
       server, provider, config, storage, consents, audit, threats,
-      certificates: { registry, monitor: certificateMonitor },
+      certificates: { registry, monitor: certificateMonitor, ...(expiryNotices === undefined ? {} : { notices: expiryNotices }) },
       async listen() {
         if (admin !== undefined) moat.adminPort = await admin.listen(config.admin.host, config.admin.port);
         return listenPublic();
@@ -313,6 +337,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       close: async () => {
         clearInterval(expirySweep);
         certificateMonitor.stop();
+        await expiryNotices?.stop();
         threats.stop();
         await admin?.close();
         await new Promise<void>((done) => {
