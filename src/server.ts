@@ -14,7 +14,8 @@ import { createSqlFederatedCustomerDirectory } from './customers/sql-federated-c
 import { createSignInStates } from './federation/sign-in-states.ts';
 import { createUpstreamIdp } from './federation/upstream-idp.ts';
 import { createFederatedLogin } from './interactions/federated-login.ts';
-import { createSqlAccountDirectory, seedSandboxAccounts } from './customers/account-directory.ts';
+import { seedSandboxAccounts } from './customers/account-directory.ts';
+import { createAccountSource } from './accounts/account-source.ts';
 import { createLoginThrottle } from './customers/login-throttle.ts';
 import { createConsentApiRouter } from './consents/consent-api.ts';
 import { createConsentService, type ConsentService } from './consents/consent-service.ts';
@@ -34,6 +35,11 @@ import type { CertificateRegistry } from './certificates/certificate-registry.ts
 import { createRevocationChecker } from './certificates/revocation-checker.ts';
 import { createRevocationMonitor, type RevocationMonitor } from './certificates/revocation-monitor.ts';
 import { createSqlCertificateRegistry } from './certificates/sql-certificate-registry.ts';
+import { createExpiryNotices, NOTIFICATION_URI_METADATA, type ExpiryNotices } from './certificates/expiry-notices.ts';
+import { createHttpsNoticeDelivery } from './certificates/notice-delivery.ts';
+import { createSqlExpiryNoticeStore } from './certificates/sql-expiry-notice-store.ts';
+import { createExpiryNoticeDiagnosticsRouter } from './diagnostics/expiry-notice-diagnostics.ts';
+import { createJwsSigner } from './keys/jws-signer.ts';
 import { createViews } from './interactions/views.ts';
 import { createPasskeyCeremonies } from './passkeys/passkey-ceremonies.ts';
 import { createSqlPasskeyStore } from './passkeys/sql-passkey-store.ts';
@@ -50,6 +56,7 @@ import { createRegistrationMiddleware } from './registration/registration-middle
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
 import { createSandboxPkiRouter } from './sandbox/sandbox-pki.ts';
+import { startSandboxAccountService } from './sandbox/sandbox-account-service.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { loadAdminCredentials } from './admin/operator-authentication.ts';
 import { createMetrics } from './observability/metrics.ts';
@@ -88,7 +95,7 @@ export interface MoatServer {
   config: MoatConfig;
   storage: Awaited<ReturnType<typeof createStorage>>;
   consents: ConsentService;
-  certificates: { registry: CertificateRegistry; monitor: RevocationMonitor };
+  certificates: { registry: CertificateRegistry; monitor: RevocationMonitor; notices?: ExpiryNotices };
   audit: AuditLog;
   threats: ThreatProtection;
   /** The admin listener's port once listening (metrics), when it is enabled. */
@@ -128,6 +135,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
   const metrics = createMetrics();
   const storage = await createStorage(config, logger, metrics.storageErrors);
   const closeOnFailure: (() => void)[] = [];
+  let accountSource: Awaited<ReturnType<typeof createAccountSource>> | undefined;
   try {
     if (sandbox !== undefined) {
       await seedSandboxCustomers(storage.sql);
@@ -143,7 +151,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const secrets = loadOrCreateSecrets(config.keys.dir);
     // One-time-code secrets are sealed with the configured key; the sandbox generates one under keys/.
     const totpStore = createSqlTotpStore(storage.sql);
-    const totpBox = config.sca.totp.enabled ? createSecretBox(loadEncryptionKey({
+    const totpBox = config.sca.totp.enabled && config.customers.source === 'local' ? createSecretBox(loadEncryptionKey({
       ...(config.sca.totp.encryptionKey === undefined ? {} : { key: config.sca.totp.encryptionKey }),
       ...(config.sca.totp.encryptionKeyFile === undefined ? {} : { keyFile: config.sca.totp.encryptionKeyFile }),
       ...(sandbox === undefined ? {} : { generateAt: join(config.keys.dir, TOTP_KEY_FILE) }),
@@ -169,8 +177,24 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       ...(sandbox === undefined ? {} : { extraCaPem: sandbox.serverCaPem }),
     });
     const certificateGate = createCertificateGate({ registry, clientCertificate, failMode });
+    // TPPs told before their certificates expire: a signed notice to the endpoint each client registered.
+    const noticeConfig = config.certificates.expiryNotices;
+    const expiryNotices = noticeConfig.enabled
+      ? createExpiryNotices({
+        store: createSqlExpiryNoticeStore(storage.sql), registry, logger, issuer: config.issuer,
+        signer: await createJwsSigner(hsm?.jwks ?? providerJwks(fileKeys!.keys), config.keys.algorithms[0]),
+        delivery: createHttpsNoticeDelivery({ timeoutMs: noticeConfig.timeoutMs, ...(noticeConfig.caFile === undefined ? {} : { caPem: readFileSync(noticeConfig.caFile, 'utf8') }) }),
+        // Read when a notice is raised, after start-up: the provider exists by then.
+        endpointOf: async (clientId) => {
+          const uri = (await provider.Client.find(clientId))?.metadata()[NOTIFICATION_URI_METADATA];
+          return typeof uri === 'string' ? uri : undefined;
+        },
+        maxAttempts: noticeConfig.maxAttempts, retryBaseSeconds: noticeConfig.retryBaseSeconds, intervalSeconds: noticeConfig.deliveryIntervalSeconds, timeoutMs: noticeConfig.timeoutMs,
+      })
+      : undefined;
     const certificateMonitor = createRevocationMonitor({
       registry, checker, logger, intervalSeconds: config.certificates.revocation.checkIntervalSeconds, expiryWarningDays: config.certificates.expiryWarningDays,
+      ...(expiryNotices === undefined ? {} : { onExpiring: expiryNotices.raise }),
     });
 
     // customers.source: oidc — the bank's OpenID Provider signs customers in; Moat records who it vouched for.
@@ -178,7 +202,9 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const upstreamIdp = config.customers.source === 'oidc' && idpConfig !== undefined ? createUpstreamIdp(idpConfig, config.issuer) : undefined;
     const federatedCustomers = upstreamIdp === undefined ? undefined : createSqlFederatedCustomerDirectory(storage.sql);
     const customers = federatedCustomers ?? createSqlCustomerDirectory(storage.sql);
-    const accounts = createSqlAccountDirectory(storage.sql);
+    // accounts.source: the customer_account table, the bank's account service, or the sandbox's own.
+    accountSource = await createAccountSource({ config, sql: storage.sql, logger, registry: metrics.registry, startSandboxService: startSandboxAccountService });
+    const accounts = accountSource.directory;
     const consents = createConsentService({
       store: createSqlConsentStore(storage.sql),
       revokeGrant: (grantId) => revokeGrant({ durable: storage.durable, shortLived: storage.shortLived }, grantId),
@@ -236,6 +262,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       ? createAdminServer({
         metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, passkeys: passkeyStore, logger,
         factors: { ...(totp === undefined ? {} : { totp }), customerExists: (id) => totpStore.customerExists(id) },
+        ...(expiryNotices === undefined ? {} : { notices: expiryNotices }), expiryWarningDays: config.certificates.expiryWarningDays,
         credentials: await loadAdminCredentials(config.admin, { createMissingToken: config.mode === 'sandbox' }),
         hosts: { host: config.admin.host, allowedHosts: config.admin.allowedHosts },
       })
@@ -300,6 +327,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
           })] : []),
         ]),
         ...(diagnostics === undefined ? [] : [diagnostics.router]),
+        ...(expiryNotices === undefined ? [] : [createExpiryNoticeDiagnosticsRouter({ clientCertificate, refusal: certificateGate.refusal, registry, notices: expiryNotices })]),
       ],
       beforeProvider: [registration, storableProviderInput(PROVIDER_BODY)],
       ready,
@@ -314,6 +342,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     }, config.consents.expiryCheckSeconds * 1000);
     expirySweep.unref();
     certificateMonitor.start();
+    expiryNotices?.start();
     threats.start();
 
     const handler = app.callback();
@@ -330,7 +359,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
 
     const moat: MoatServer = {
       server, provider, config, storage, consents, audit, threats,
-      certificates: { registry, monitor: certificateMonitor },
+      certificates: { registry, monitor: certificateMonitor, ...(expiryNotices === undefined ? {} : { notices: expiryNotices }) },
       async listen() {
         if (admin !== undefined) moat.adminPort = await admin.listen(config.admin.host, config.admin.port);
         return listenPublic();
@@ -338,6 +367,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       close: async () => {
         clearInterval(expirySweep);
         certificateMonitor.stop();
+        await expiryNotices?.stop();
         threats.stop();
         await admin?.close();
         await new Promise<void>((done) => {
@@ -349,12 +379,14 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         await audit.drain();
         hsm?.close();
         await upstreamIdp?.close();
+        await accountSource?.close();
         await storage.close();
       },
     };
     return moat;
   } catch (err) {
     for (const close of closeOnFailure) close();
+    await accountSource?.close();
     await storage.close();
     throw err;
   }

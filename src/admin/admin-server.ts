@@ -9,6 +9,7 @@ import { RestrictionNotFound, type ClientRestrictions, type RestrictionKind } fr
 import { CERTIFICATE_STATUSES, type CertificateRegistry, type CertificateStatus, type RegisteredCertificate } from '../certificates/certificate-registry.ts';
 import { ConsentNotFound, ConsentStateConflict } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
+import type { ExpiryNotices } from '../certificates/expiry-notices.ts';
 import { readJsonObject } from '../http/read-body.ts';
 import { OAuthError } from '../http/oauth-error.ts';
 import { listenOn } from '../http/listen.ts';
@@ -41,6 +42,10 @@ export interface AdminDependencies {
   restrictions: ClientRestrictions;
   /** Customers' authentication factors, for the operator's reset (a lost phone). */
   factors?: { totp?: TotpFactor; customerExists(customerId: string): Promise<boolean> };
+  /** Expiry notices to TPPs, when enabled: `GET /renewals` lists the TPPs that have not renewed. */
+  notices?: ExpiryNotices;
+  /** The warning horizons; the widest is the default window of `GET /renewals`. */
+  expiryWarningDays?: readonly number[];
   passkeys: PasskeyStore;
   /** Token and/or operator mTLS (`loadAdminCredentials`); with `tls` the listener serves HTTPS. */
   credentials: AdminCredentials;
@@ -152,6 +157,16 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
     if (!changed) throw new OAuthError('invalid_request', 'only an active certificate can be retired');
     await adminAction(ctx, 'certificate.retire', { thumbprint: ctx.params.thumbprint, reason });
     ctx.body = { thumbprint: ctx.params.thumbprint, status: 'retired' };
+  });
+
+  // Which TPPs have not renewed: certificates expiring within the window (seconds; default the
+  // widest warning horizon) with no later one registered for their clients, and what each was told.
+  router.get('/renewals', async (ctx) => {
+    if (deps.notices === undefined) throw new OAuthError('not_found', 'expiry notices are disabled (certificates.expiryNotices.enabled)');
+    const within = text(ctx.query.within);
+    if (within !== undefined && !/^\d{1,10}$/.test(within)) throw new OAuthError('invalid_request', 'within must be a number of seconds');
+    const seconds = within === undefined ? Math.max(0, ...(deps.expiryWarningDays ?? [30])) * 86_400 : Number(within);
+    ctx.body = await deps.notices.unrenewed(new Date(Date.now() + seconds * 1000));
   });
 
   router.get('/consents', async (ctx) => {

@@ -25,6 +25,8 @@ export function createRevocationMonitor(deps: {
   logger: Logger;
   intervalSeconds: number;
   expiryWarningDays: readonly number[];
+  /** Told of each certificate crossing a horizon, before it is recorded: the TPP's expiry notices. */
+  onExpiring?: (certificate: RegisteredCertificate, horizonDays: number, daysLeft: number) => Promise<void>;
   now?: () => Date;
 }): RevocationMonitor {
   const { registry, checker, logger } = deps;
@@ -70,6 +72,13 @@ export function createRevocationMonitor(deps: {
       const name = `expiry-warning-${horizon}d`;
       const events = await registry.events(certificate.thumbprint);
       if (events.some((e) => e.event === name)) continue;
+      try {
+        await deps.onExpiring?.(certificate, horizon, daysLeft);
+      } catch (err) {
+        // Not recorded, so the next pass tries again.
+        logger.warn({ err, event: 'certificate.notice_raise_failed', thumbprint: certificate.thumbprint }, 'raising the expiry notice failed');
+        continue;
+      }
       logger.warn({
         event: 'certificate.expiring', thumbprint: certificate.thumbprint, orgId: certificate.orgId, clients: certificate.clients,
         notAfter: certificate.notAfter.toISOString(), daysLeft, horizonDays: horizon,

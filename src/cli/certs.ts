@@ -12,6 +12,8 @@ export const USAGE = `usage (through the running server's admin listener, audite
   moat certs show THUMBPRINT [--json]
   moat certs revoke THUMBPRINT --reason TEXT
   moat certs expiring [--within 30d] [--json]     (d, h or m; days when no unit)
+  moat certs unrenewed [--within 30d] [--json]    TPPs whose certificate expires with no later one registered,
+                                                  and the expiry notices sent to them (default: the widest horizon)
   moat tpps list [--json]
 options: --config FILE
   --data-dir DIR           the server's data directory (default: dataDir, ./data): its admin token, its embedded database
@@ -25,6 +27,7 @@ const SUBCOMMAND_OPTIONS = {
   list: { org: { type: 'string' }, status: { type: 'string' } },
   revoke: { reason: { type: 'string' } },
   expiring: { within: { type: 'string' } },
+  unrenewed: { within: { type: 'string' } },
 } as const;
 /** Every option of `moat certs` and `moat tpps`, in parseArgs form. */
 export const OPTIONS = { json: { type: 'boolean' as const }, ...SOURCE_OPTIONS, ...SUBCOMMAND_OPTIONS.list, ...SUBCOMMAND_OPTIONS.revoke, ...SUBCOMMAND_OPTIONS.expiring };
@@ -49,7 +52,7 @@ export async function certsCommand(args: string[], io: CliIo): Promise<number> {
   const [sub, ...rest] = args;
   const thumbprint = rest[0] !== undefined && !rest[0].startsWith('--') ? rest.shift() : undefined;
   const options = { json: { type: 'boolean' as const }, ...SOURCE_OPTIONS, ...(Object.hasOwn(SUBCOMMAND_OPTIONS, sub ?? '') ? SUBCOMMAND_OPTIONS[sub as keyof typeof SUBCOMMAND_OPTIONS] : {}) };
-  if (!['list', 'show', 'revoke', 'expiring'].includes(sub ?? '') || ((sub === 'show' || sub === 'revoke') !== (thumbprint !== undefined))) {
+  if (!['list', 'show', 'revoke', 'expiring', 'unrenewed'].includes(sub ?? '') || ((sub === 'show' || sub === 'revoke') !== (thumbprint !== undefined))) {
     io.stderr.write(USAGE);
     return EXIT_USAGE;
   }
@@ -63,6 +66,22 @@ export async function certsCommand(args: string[], io: CliIo): Promise<number> {
     return EXIT_USAGE;
   }
   let within: number | undefined;
+  if (sub === 'unrenewed') {
+    within = typeof values.within === 'string' ? parseDuration(values.within) : Math.max(0, ...result.loaded.config.certificates.expiryWarningDays) * 86_400;
+    if (within === undefined) {
+      io.stderr.write('moat: --within takes a duration such as 30d, 12h or 90m\n');
+      return EXIT_USAGE;
+    }
+    if (values.direct === true) {
+      io.stderr.write('moat: certs unrenewed asks the running server (its expiry notices); it has no --direct form\n');
+      return EXIT_USAGE;
+    }
+    return withAdminClient(result.loaded.config, values, io, async (admin) => {
+      const list = await admin.request<UnrenewedView[]>('GET', `/renewals?within=${within}`);
+      io.stdout.write(json ? `${JSON.stringify(list, null, 2)}\n` : unrenewedTable(list));
+      return EXIT_OK;
+    }, OFFLINE_HINT);
+  }
   if (sub === 'expiring') {
     within = parseDuration(typeof values.within === 'string' ? values.within : '30d');
     if (within === undefined) {
@@ -172,6 +191,25 @@ function adminRegistry(admin: AdminClient): RegistryView {
   };
 }
 
+
+/** A certificate nobody has renewed, as `GET /renewals` answers (dates as JSON strings). */
+interface UnrenewedView {
+  thumbprint: string; orgId: string; subjectDn: string; usage: string; notAfter: string; daysLeft: number;
+  clients: { clientId: string; notices: { horizonDays: number; status: string; attempts: number; lastError?: string; deliveredAt?: string }[] }[];
+}
+
+function unrenewedTable(list: UnrenewedView[]): string {
+  if (list.length === 0) return 'every certificate expiring in that window has a successor registered\n';
+  const lines: string[] = [];
+  for (const c of list) {
+    lines.push(`${c.thumbprint}  ${c.orgId}  ${c.usage}  expires ${c.notAfter.slice(0, 10)} (${c.daysLeft} d)  ${c.subjectDn}`);
+    for (const client of c.clients) {
+      const told = client.notices.map((n) => `${n.horizonDays}d ${n.status}${n.status === 'pending' || n.status === 'failed' ? ` after ${n.attempts} attempt(s)${n.lastError === undefined ? '' : `: ${n.lastError}`}` : ''}`);
+      lines.push(`  client ${client.clientId}  notices: ${told.join('; ') || 'none yet'}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
 
 export function parseDuration(text: string): number | undefined {
   const match = /^(\d+)([dhm]?)$/.exec(text.trim());

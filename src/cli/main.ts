@@ -8,6 +8,7 @@ import { EXIT_OK, EXIT_USAGE, escapingOutput, type CliIo } from './io.ts';
 import { keysCommand, USAGE as KEYS_USAGE } from './keys.ts';
 import { CONFIG_OPTIONS } from './load-config-or-report.ts';
 import { migrateCommand, USAGE as MIGRATE_USAGE } from './migrate.ts';
+import { OPTIONS as SANDBOX_RENEW_OPTIONS, sandboxRenewCommand, USAGE as SANDBOX_RENEW_USAGE } from './sandbox-renew.ts';
 import { OPTIONS as SANDBOX_REVOKE_OPTIONS, sandboxRevokeCommand, USAGE as SANDBOX_REVOKE_USAGE } from './sandbox-revoke.ts';
 import { OPTIONS as SANDBOX_TPP_OPTIONS, sandboxTppCommand, USAGE as SANDBOX_TPP_USAGE } from './sandbox-tpp.ts';
 import { startCommand, USAGE as START_USAGE } from './start.ts';
@@ -18,12 +19,15 @@ const USAGE = `usage: moat <command> [options]      (moat <command> --help for i
 commands:
   start [--config FILE]                 run the server (what npm start does)
   migrate [--config FILE]               apply pending database migrations
-  config validate [--config FILE]       validate the configuration and exit (for CI)
+  config validate [--config FILE] [--connect]
+                                        validate the configuration and exit (for CI); --connect reaches the bank's systems
   keys list [--config FILE]             list signing keys and their state
   keys rotate [--stage] [--config FILE] rotate the signing keys (the old ones stay published until their tokens expire)
   sandbox tpp --name NAME --out DIR     issue sandbox TPP credentials (certificate, keys, SSA)
   sandbox revoke --cert F --key F       have the sandbox CA revoke a sandbox certificate
-  certs list|show|revoke|expiring       the TPP certificate registry (moat certs for details)
+  sandbox renew --credentials DIR       issue the next transport certificate of sandbox TPP credentials
+  certs list|show|revoke|expiring|unrenewed
+                                        the TPP certificate registry (moat certs for details)
   tpps list                             TPP organisations, their clients and certificates
   audit verify | query [filters]        verify the audit log's hash chain; query it by TPP, customer, time
   threats flags|restrictions|quarantine|step-up|release
@@ -73,13 +77,13 @@ function group(usage: string, subcommands: Record<string, Run>): Run {
 export const COMMANDS: Readonly<Record<string, Command>> = {
   start: { usage: START_USAGE, run: startCommand, options: CONFIG_OPTIONS },
   migrate: { usage: MIGRATE_USAGE, run: migrateCommand, options: CONFIG_OPTIONS },
-  config: { usage: CONFIG_USAGE, run: group(CONFIG_USAGE, { validate: configValidateCommand }), options: CONFIG_OPTIONS },
+  config: { usage: CONFIG_USAGE, run: group(CONFIG_USAGE, { validate: configValidateCommand }), options: { ...CONFIG_OPTIONS, connect: { type: 'boolean' } } },
   keys: { usage: KEYS_USAGE, run: keysCommand, options: { ...CONFIG_OPTIONS, stage: { type: 'boolean' } } },
   sandbox: {
-    usage: `${SANDBOX_TPP_USAGE}\n${SANDBOX_REVOKE_USAGE}`,
-    run: group(`${SANDBOX_TPP_USAGE}\n${SANDBOX_REVOKE_USAGE}`, { tpp: sandboxTppCommand, revoke: sandboxRevokeCommand }),
-    subcommandUsage: { tpp: SANDBOX_TPP_USAGE, revoke: SANDBOX_REVOKE_USAGE },
-    options: { ...SANDBOX_TPP_OPTIONS, ...SANDBOX_REVOKE_OPTIONS },
+    usage: `${SANDBOX_TPP_USAGE}\n${SANDBOX_REVOKE_USAGE}\n${SANDBOX_RENEW_USAGE}`,
+    run: group(`${SANDBOX_TPP_USAGE}\n${SANDBOX_REVOKE_USAGE}\n${SANDBOX_RENEW_USAGE}`, { tpp: sandboxTppCommand, revoke: sandboxRevokeCommand, renew: sandboxRenewCommand }),
+    subcommandUsage: { tpp: SANDBOX_TPP_USAGE, revoke: SANDBOX_REVOKE_USAGE, renew: SANDBOX_RENEW_USAGE },
+    options: { ...SANDBOX_TPP_OPTIONS, ...SANDBOX_REVOKE_OPTIONS, ...SANDBOX_RENEW_OPTIONS },
   },
   certs: { usage: CERTS_USAGE, run: certsCommand, options: CERTS_OPTIONS },
   tpps: { usage: CERTS_USAGE, run: tppsCommand, options: CERTS_OPTIONS },

@@ -114,12 +114,17 @@ function crossFieldProblems(config: MoatConfig): string[] {
     if (config.trustAnchors.length === 0) {
       problems.push('trustAnchors: at least one CA is required in production for tls_client_auth');
     }
-    // PSD2 Art. 97 / RTS Art. 4: a password alone is one factor; real customers need two.
-    if (!config.sca.totp.enabled && !passkeysEnabled(config)) {
+    // PSD2 Art. 97 / RTS Art. 4: a password alone is one factor; real customers need two. (With
+    // customers.source: oidc the bank's IdP authenticates, and its acr is checked at each sign-in.)
+    const localCustomers = config.customers.source === 'local';
+    if (localCustomers && !config.sca.totp.enabled && !passkeysEnabled(config)) {
       problems.push('sca.totp.enabled: production refuses password-only customer authentication (not SCA under PSD2 RTS Art. 4) — enable sca.totp or passkeys');
     }
-    if (config.sca.totp.enabled && config.sca.totp.encryptionKey === undefined && config.sca.totp.encryptionKeyFile === undefined) {
+    if (localCustomers && config.sca.totp.enabled && config.sca.totp.encryptionKey === undefined && config.sca.totp.encryptionKeyFile === undefined) {
       problems.push('sca.totp.encryptionKey or sca.totp.encryptionKeyFile: required in production (one-time-code secrets are encrypted at rest)');
+    }
+    if (config.accounts.source === 'sandbox') {
+      problems.push('accounts.source: sandbox serves demo accounts; in production use http (the bank\'s account service) or database');
     }
     // On loopback too: a web page in a browser on the host can reach a loopback listener.
     if (config.admin.enabled && config.admin.tokenFile === undefined && config.admin.tls === undefined) {
@@ -184,6 +189,7 @@ function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
     dataDir: at(config.dataDir),
     tls: { ...config.tls, certFile: maybe(config.tls.certFile), keyFile: maybe(config.tls.keyFile) },
     trustAnchors: config.trustAnchors.map(at),
+    certificates: { ...config.certificates, expiryNotices: { ...config.certificates.expiryNotices, caFile: maybe(config.certificates.expiryNotices.caFile) } },
     keys: {
       ...config.keys, dir: at(config.keys.dir),
       pkcs11: config.keys.pkcs11 === undefined ? undefined : { ...config.keys.pkcs11, pinFile: maybe(config.keys.pkcs11.pinFile) },
@@ -195,6 +201,8 @@ function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
     },
     customers: { ...config.customers, oidc: resolveUpstreamIdpPaths(config.customers.oidc, at) },
     directories: config.directories.map((d) => ({ ...d, jwksFile: maybe(d.jwksFile), jwksCaFile: maybe(d.jwksCaFile) })),
+    accounts: config.accounts.http === undefined ? config.accounts
+      : { ...config.accounts, http: { ...config.accounts.http, clientCertFile: at(config.accounts.http.clientCertFile), clientKeyFile: at(config.accounts.http.clientKeyFile), caFile: maybe(config.accounts.http.caFile) } },
     resourceServers: config.resourceServers.map((rs) => (rs.client === undefined
       ? rs
       : { ...rs, client: { ...rs.client, jwksFile: maybe(rs.client.jwksFile) } })),

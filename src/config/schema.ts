@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { accountsSchema } from './accounts-schema.ts';
 
 /*
  * Moat's configuration, one schema for the YAML file and the MOAT_* environment overrides.
@@ -295,6 +296,23 @@ export const configSchema = z.strictObject({
     }).prefault({}),
     /** Days before expiry at which a TPP certificate is reported (log, CLI, metrics). */
     expiryWarningDays: z.array(z.number().int().positive().max(365)).default([30, 14, 7, 1]),
+    /**
+     * Expiry notices to TPPs: at each warning horizon, a Security Event Token (RFC 8417) signed with
+     * Moat's published keys is POSTed (RFC 8935) to the `moat_notification_uri` each client registered.
+     */
+    expiryNotices: z.strictObject({
+      enabled: z.boolean().default(true),
+      /** Per delivery attempt, in milliseconds: a hanging endpoint is given up on after this. */
+      timeoutMs: z.number().int().min(100).max(60000).default(5000),
+      /** Attempts before a notice is marked failed (the operator still sees it). */
+      maxAttempts: z.number().int().min(1).max(50).default(8),
+      /** The first retry waits this long, each next one twice as long (capped at six hours), in seconds. */
+      retryBaseSeconds: seconds(86400).default(60),
+      /** How often due notices are delivered, in seconds. */
+      deliveryIntervalSeconds: seconds(3600).default(30),
+      /** A CA (PEM file) to trust for notification endpoints besides the system's (a private or test receiver). */
+      caFile: z.string().min(1).optional(),
+    }).prefault({}),
   }).prefault({}),
   /** Requests per window on the endpoints a TPP can hammer, per client certificate and per address. */
   rateLimits: z.strictObject({
@@ -443,6 +461,8 @@ export const configSchema = z.strictObject({
       message: 'set encryptionKey or encryptionKeyFile, not both', path: ['encryptionKeyFile'],
     }).prefault({}),
   }).prefault({}),
+  /** Where the customer's accounts come from (src/config/accounts-schema.ts). */
+  accounts: accountsSchema,
   consents: z.strictObject({
     /** How often authorised consents past their expiry are expired (and their tokens revoked), in seconds. */
     expiryCheckSeconds: seconds(3600).default(60),

@@ -15,6 +15,7 @@ import { EXTERNAL_SIGNING_ACK } from './external-signing-keys.ts';
 import { isRegistrationApproved } from '../registration/approval.ts';
 import { ACR_VALUES_SUPPORTED } from '../sca/authentication.ts';
 import { authenticationTokenClaims, scaInteractionPolicy } from './sca-policy.ts';
+import { NOTIFICATION_URI_METADATA, notificationUriProblem } from '../certificates/expiry-notices.ts';
 import { SIGNING_ALGORITHMS, type FapiProfile } from '../config/schema.ts';
 
 export interface ProviderDependencies {
@@ -52,6 +53,7 @@ export const CLIENT_AUTH_METHODS = ['tls_client_auth', 'self_signed_tls_client_a
 export const EXTRA_CLIENT_METADATA = [
   FAPI_PROFILE_METADATA,
   'software_id', 'software_version', 'software_statement', 'software_roles', 'org_id', 'org_name',
+  NOTIFICATION_URI_METADATA,
 ] as const;
 
 /**
@@ -134,6 +136,10 @@ export function createProvider(deps: ProviderDependencies): Provider {
         }
         if (key === 'software_roles' && value !== undefined && !(Array.isArray(value) && value.every((r) => typeof r === 'string'))) {
           throw new errors.InvalidClientMetadata('software_roles must be an array of strings');
+        }
+        if (key === NOTIFICATION_URI_METADATA && value !== undefined) {
+          const problem = notificationUriProblem(value);
+          if (problem !== undefined) throw new errors.InvalidClientMetadata(`${NOTIFICATION_URI_METADATA} ${problem}`);
         }
         if (key === FAPI_PROFILE_METADATA) applyProfileObligations(profileOf(metadata), metadata);
       },

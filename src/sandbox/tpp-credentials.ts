@@ -1,9 +1,11 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, importJWK, importPKCS8, SignJWT, type JWK } from 'jose';
 import { formatDistinguishedName, subjectOf } from '../tls/distinguished-name.ts';
 import type { Psd2Role } from '../certificates/psd2-qc-statement.ts';
+import { certificateProfile } from '../certificates/certificate-profile.ts';
+import * as x509 from '../tls/x509.ts';
 import { issueLeaf } from './pki.ts';
 import type { SandboxMaterial } from './sandbox-material.ts';
 
@@ -220,4 +222,38 @@ export function writeSandboxTpp(tpp: SandboxTpp, outDir: string): Record<string,
   const summary = sandboxTppSummary(tpp, (file) => join(dir, file));
   writeFileSync(join(dir, TPP_FILES.summary), `${JSON.stringify(summary, null, 2)}\n`, { mode: 0o644 });
   return summary;
+}
+
+/** The sandbox TPP CA did not issue the certificate given for renewal. */
+export class NotASandboxCertificate extends Error {
+  constructor() {
+    super('this certificate was not issued by this sandbox\'s TPP CA; renew it with the CA that issued it');
+    this.name = 'NotASandboxCertificate';
+  }
+}
+
+export const NEXT_TRANSPORT_FILES = { cert: 'transport.next.pem', key: 'transport.next.key' } as const;
+
+/**
+ * The next transport certificate for a sandbox TPP: a new key, the same subject (so the client's
+ * tls_client_auth_subject_dn still matches) and PSD2 attributes, from the sandbox TPP CA. The TPP
+ * then presents it in an RFC 7592 update, which registers it beside the current one.
+ */
+export async function renewSandboxTransport(
+  material: SandboxMaterial, currentPem: string, options: { now?: Date; ocspUrl?: string; crlUrl?: string } = {},
+): Promise<{ certPem: string; keyPem: string; thumbprint: string; subjectDn: string; notAfter: Date }> {
+  const current = new X509Certificate(currentPem);
+  const ca = new X509Certificate(material.tppCaPem);
+  if (!current.checkIssued(ca) || !current.verify(ca.publicKey)) throw new NotASandboxCertificate();
+  const psd2 = certificateProfile(current).psd2;
+  const next = await issueLeaf({ certPem: material.tppCaPem, keyPem: material.tppCaKeyPem }, {
+    subject: new x509.X509Certificate(current.raw).subjectName.toJSON(), usage: 'clientAuth', now: options.now ?? new Date(),
+    ...(options.ocspUrl === undefined ? {} : { ocspUrl: options.ocspUrl }),
+    ...(options.crlUrl === undefined ? {} : { crlUrl: options.crlUrl }),
+    ...(psd2 === undefined ? {} : { psd2: { roles: psd2.roles as Psd2Role[], ncaName: psd2.ncaName, ncaId: psd2.ncaId } }),
+  });
+  return {
+    certPem: next.certPem, keyPem: next.keyPem, thumbprint: createHash('sha256').update(next.certificate.raw).digest('base64url'),
+    subjectDn: formatDistinguishedName(subjectOf(next.certificate)), notAfter: new Date(next.certificate.validTo),
+  };
 }

@@ -27,7 +27,7 @@ export interface TppCredentials {
   summary: Record<string, unknown>;
 }
 
-export async function issueTpp(h: Harness, options: { name?: string; roles?: string[]; redirectUris?: string[]; eidas?: boolean; certificateRoles?: string[]; ocspUrl?: string; crlUrl?: string; logoUri?: string } = {}): Promise<TppCredentials> {
+export async function issueTpp(h: Harness, options: { name?: string; roles?: string[]; redirectUris?: string[]; eidas?: boolean; certificateRoles?: string[]; ocspUrl?: string; crlUrl?: string; logoUri?: string; now?: Date } = {}): Promise<TppCredentials> {
   const material = await ensureSandboxMaterial(h.config.dataDir);
   const tpp = await issueSandboxTpp(material, {
     name: options.name ?? 'Test Fintech',
@@ -39,6 +39,7 @@ export async function issueTpp(h: Harness, options: { name?: string; roles?: str
     ...(options.ocspUrl === undefined ? {} : { ocspUrl: options.ocspUrl }),
     ...(options.crlUrl === undefined ? {} : { crlUrl: options.crlUrl }),
     ...(options.logoUri === undefined ? {} : { logoUri: options.logoUri }),
+    ...(options.now === undefined ? {} : { now: options.now }),
   });
   const dir = mkdtempSync(join(tmpdir(), 'moat-tpp-'));
   await writeSandboxTpp(tpp, dir);
