@@ -144,7 +144,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     ctx.type = 'html';
     ctx.body = views.render('error', {
       error: 'sca_required',
-      description: 'To stop an app or change how you sign in, sign in with a passkey, or with your password and a code from your authenticator app. Set up an authenticator app under Sign-in security first if you have none.',
+      description: 'To stop an app or change how you sign in, sign in with your password and a code from your authenticator app, or with a passkey. Set up an authenticator app under Sign-in security first if you have none.',
       backLink: `${DASHBOARD_PATH}/security`, backLabel: 'Sign-in security',
     });
     return undefined;
