@@ -127,6 +127,7 @@ describeInBrowser('passkeys on the customer dashboard', () => {
       expect(csp).not.toMatch(/unsafe-inline|unsafe-eval|script-src[^;]*'self'/);
       const scripts = await page.evaluate(() => [...document.querySelectorAll('script')].map((s: any) => ({ src: s.getAttribute('src'), integrity: s.getAttribute('integrity'), nonce: s.nonce, inline: s.textContent })));
       expect(scripts).toEqual([{ src: '/assets/passkey.js', integrity: expect.stringMatching(/^sha384-/), nonce, inline: '' }]);
+      await expect(page.getByText('Adding a passkey needs JavaScript').isVisible()).resolves.toBe(false);
       const again = await page.reload();
       expect(again!.headers()['content-security-policy']).not.toContain(nonce);
       await checkAccessible(page);
@@ -163,6 +164,23 @@ describeInBrowser('passkeys on the customer dashboard', () => {
       expect(audited.map((e) => e.type)).toEqual(expect.arrayContaining(['factor.enrolled', 'factor.removed']));
     } finally {
       await device.context.close();
+    }
+  });
+
+  it('hides the passkey forms from a browser without JavaScript, where the password path still works', async () => {
+    const customer = await createCustomer('pk-no-js');
+    const context = await chromium.newContext({ ignoreHTTPSErrors: true, javaScriptEnabled: false });
+    const page = await context.newPage();
+    try {
+      await page.goto(`${h.issuer}/account/login`);
+      await expect(page.getByRole('button', { name: 'Sign in with a passkey' }).isVisible()).resolves.toBe(false);
+      await signInToDashboard(page, customer.username, customer.password);
+      await page.goto(`${h.issuer}/account/passkeys`);
+      await expect(page.getByText('Adding a passkey needs JavaScript').isVisible()).resolves.toBe(true);
+      await expect(page.getByRole('button', { name: 'Add a passkey' }).isVisible()).resolves.toBe(false);
+      await checkAccessible(page);
+    } finally {
+      await context.close();
     }
   });
 

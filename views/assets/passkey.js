@@ -3,8 +3,8 @@
  * the same file. A form marked data-passkey="register" or "authenticate" carries its WebAuthn options
  * (JSON, from the server) in data-passkey-options; its submit button runs the ceremony, puts the
  * authenticator's response in the hidden "response" field and posts the form. The forms are hidden
- * until this script finds WebAuthn available, so a page without JavaScript shows only the password
- * and one-time code forms, which work without it.
+ * until this script finds WebAuthn available (and it hides the [data-passkey-fallback] notes), so a
+ * page without JavaScript shows only the password and one-time code forms, which work without it.
  */
 (function () {
   'use strict';
@@ -33,6 +33,8 @@
     (function (form) {
       if (!lib || !lib.browserSupportsWebAuthn()) return;
       form.hidden = false;
+      var fallback = document.querySelectorAll('[data-passkey-fallback]');
+      for (var j = 0; j < fallback.length; j += 1) fallback[j].hidden = true;
       var busy = false;
       form.addEventListener('submit', function (event) {
         event.preventDefault();
