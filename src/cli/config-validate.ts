@@ -1,16 +1,71 @@
-import type { CliIo } from './io.ts';
+import { Registry } from 'prom-client';
+import { accountSourceOf, createConfiguredAccountService } from '../accounts/account-source.ts';
+import type { MoatConfig } from '../config/schema.ts';
+import { AccountsUnavailable } from '../customers/account-directory.ts';
+import { createLogger } from '../observability/logger.ts';
+import { EXIT_FAILURE, EXIT_OK, type CliIo } from './io.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
 
-export const USAGE = `usage: moat config validate [--config FILE]
+export const USAGE = `usage: moat config validate [--config FILE] [--connect]
   validates the configuration (moat.yaml, or --config / MOAT_CONFIG, plus MOAT_* overrides) and exits:
   0 when it is valid, 1 naming every bad key
+  --connect  also reaches each of the bank's systems the configuration names (the account service, …)
+             and exits 1 naming the key of each one that cannot be reached
 `;
+
+/**
+ * A reachability check of one source of the bank's. `run` resolves with what was reached, or throws
+ * an Error whose message names the configuration key to look at; a source the configuration does
+ * not use is not checked.
+ */
+export interface ReachabilityCheck {
+  /** The configuration section it checks, as printed. */
+  name: string;
+  applies(config: MoatConfig): boolean;
+  run(config: MoatConfig): Promise<string>;
+}
+
+/** Each source of the bank's that `--connect` reaches; every source adds its check here. */
+export const REACHABILITY_CHECKS: readonly ReachabilityCheck[] = [
+  {
+    // One list request for a customer no bank has (the contract answers an empty list), without
+    // retries: the handshake with Moat's client certificate, the service's certificate against
+    // accounts.http.caFile, and an answer that keeps the contract.
+    name: 'accounts',
+    applies: (config) => accountSourceOf(config) === 'http',
+    async run(config) {
+      const http = config.accounts.http!;
+      const client = createConfiguredAccountService({ ...http, retries: 0 }, { logger: createLogger('silent'), registry: new Registry(), cacheSeconds: 0 });
+      try {
+        await client.check();
+        return `${http.url} reachable over mutual TLS, its answer keeps the contract`;
+      } catch (err) {
+        if (!(err instanceof AccountsUnavailable)) throw err;
+        const cause = err.cause as { code?: string; message?: string } | undefined;
+        const detail = cause === undefined ? '' : ` — ${cause.code ?? cause.message ?? ''}`;
+        throw new Error(`accounts.http.url ${http.url}: ${err.message}${detail}`, { cause: err });
+      } finally {
+        client.close();
+      }
+    },
+  },
+];
 
 /** `moat config validate`: exits non-zero with the bad keys named, for a bank's CI. */
 export async function configValidateCommand(args: string[], io: CliIo): Promise<number> {
-  const result = loadConfigOrReport(args, io);
+  const result = loadConfigOrReport(args, io, { connect: { type: 'boolean' } });
   if ('exitCode' in result) return result.exitCode;
   const { config } = result.loaded;
   io.stdout.write(`configuration valid (${result.loaded.source}): mode ${config.mode}, issuer ${config.issuer}\n`);
-  return 0;
+  if (result.values.connect !== true) return EXIT_OK;
+  let failed = false;
+  for (const check of REACHABILITY_CHECKS.filter((c) => c.applies(config))) {
+    try {
+      io.stdout.write(`${check.name}: ${await check.run(config)}\n`);
+    } catch (err) {
+      failed = true;
+      io.stderr.write(`moat: ${check.name}: ${(err as Error).message}\n`);
+    }
+  }
+  return failed ? EXIT_FAILURE : EXIT_OK;
 }

@@ -1,8 +1,8 @@
 import * as oauth from 'oauth4webapi';
 import { scrapeMetrics, sampleSum } from '../support/admin-metrics.ts';
-import { federatedCustomer, startBankIdp, type BankIdp } from '../support/bank-idp.ts';
-import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { Browser, hiddenField, onboardTpp, pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
+import { federatedCustomer, useMoatWithBankIdp, type BankIdp } from '../support/bank-idp.ts';
+import type { Harness } from '../support/moat-harness.ts';
+import { Browser, hiddenField, pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
 
 /*
  * customers.source: oidc — the customer signs in at the bank's own OpenID Provider (a second, real
@@ -15,18 +15,8 @@ let idp: BankIdp;
 let h: Harness;
 let tpp: RegisteredTpp;
 
-beforeAll(async () => {
-  idp = await startBankIdp();
-  // Generous for a loaded machine; the hanging IdP is held until the timeout fires, never raced.
-  h = await startMoat({ config: { customers: idp.moatCustomersConfig({ timeoutMs: 4000 }) } });
-  idp.registerMoat(h.issuer);
-  tpp = await onboardTpp(h);
-});
-afterAll(async () => {
-  await tpp?.close();
-  await h?.close();
-  await idp?.close();
-});
+// Generous for a loaded machine; the hanging IdP is held until the timeout fires, never raced.
+useMoatWithBankIdp((started) => ({ idp, h, tpp } = started), { oidc: { timeoutMs: 4000 } });
 afterEach(() => {
   for (const key of Object.keys(idp.misbehave)) delete idp.misbehave[key as keyof typeof idp.misbehave];
 });

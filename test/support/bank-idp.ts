@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { decodeJwt, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
 import Provider, { type Adapter, type AdapterPayload, type Configuration } from 'oidc-provider';
 import { createTestCa, issueLeaf, type TestCa, type TestCertificate } from './pki.ts';
-import type { Harness } from './moat-harness.ts';
+import { startMoat, type Harness } from './moat-harness.ts';
 import { freePort } from './ports.ts';
-import { accountChoices, Browser, hiddenField, type RegisteredTpp } from './tpp-client.ts';
+import { accountChoices, Browser, hiddenField, onboardTpp, type RegisteredTpp } from './tpp-client.ts';
 
 /*
  * "The bank's IdP" for the federation tests: a second, bare oidc-provider on a loopback port with its
@@ -52,6 +52,8 @@ export interface BankIdp {
   moatCustomersConfig(extra?: Record<string, unknown>): Record<string, unknown>;
   /** Every request the IdP received, as `METHOD /path`. */
   requests: string[];
+  /** The query of every front-channel authorization request (GET /auth). */
+  authorizationRequests: URLSearchParams[];
   /** Takes the IdP down (connections refused from now on). */
   stop(): Promise<void>;
   /** Brings it back on the same port. */
@@ -124,8 +126,10 @@ export async function startBankIdp(options: { clientAuth?: 'private_key_jwt' | '
 
   // The bank's own login page: username and password, or cancel; consent to Moat is implied.
   const requests: string[] = [];
+  const authorizationRequests: URLSearchParams[] = [];
   provider.use(async (ctx, next) => {
     requests.push(`${ctx.method} ${ctx.path}`);
+    if (ctx.method === 'GET' && ctx.path === '/auth') authorizationRequests.push(new URLSearchParams(ctx.querystring));
     const hang = misbehave.hangOn;
     if (hang !== undefined && ctx.path === hang) {
       await new Promise<void>((release) => { releaseHung.push(release); });
@@ -228,6 +232,7 @@ export async function startBankIdp(options: { clientAuth?: 'private_key_jwt' | '
       };
     },
     requests,
+    authorizationRequests,
     stop,
     async resume() {
       if (!stopped) return;
@@ -322,4 +327,30 @@ export async function federatedCustomer(
     await bank.close();
     if (options.keepBrowser !== true) await moat.close();
   }
+}
+
+/**
+ * A bank IdP and a Moat that signs its customers in there, with one registered TPP, for a test
+ * file: started before its tests, closed after them.
+ */
+export function useMoatWithBankIdp(
+  ready: (started: { idp: BankIdp; h: Harness; tpp: RegisteredTpp }) => void,
+  options: { idp?: Parameters<typeof startBankIdp>[0]; oidc?: Record<string, unknown>; when?: () => boolean } = {},
+): void {
+  let started: { idp?: BankIdp; h?: Harness; tpp?: RegisteredTpp } = {};
+  beforeAll(async () => {
+    if (options.when?.() === false) return;
+    const idp = await startBankIdp(options.idp);
+    started = { idp };
+    const h = await startMoat({ config: { customers: idp.moatCustomersConfig(options.oidc) } });
+    started.h = h;
+    idp.registerMoat(h.issuer);
+    started.tpp = await onboardTpp(h);
+    ready({ idp, h, tpp: started.tpp });
+  });
+  afterAll(async () => {
+    await started.tpp?.close();
+    await started.h?.close();
+    await started.idp?.close();
+  });
 }
