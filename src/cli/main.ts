@@ -19,7 +19,8 @@ const USAGE = `usage: moat <command> [options]      (moat <command> --help for i
 commands:
   start [--config FILE]                 run the server (what npm start does)
   migrate [--config FILE]               apply pending database migrations
-  config validate [--config FILE]       validate the configuration and exit (for CI)
+  config validate [--config FILE] [--connect]
+                                        validate the configuration (and reach the bank's systems) and exit
   keys list [--config FILE]             list signing keys and their state
   keys rotate [--stage] [--config FILE] rotate the signing keys (the old ones stay published until their tokens expire)
   sandbox tpp --name NAME --out DIR     issue sandbox TPP credentials (certificate, keys, SSA)
