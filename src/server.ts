@@ -9,7 +9,8 @@ import { createSqlFederatedCustomerDirectory } from './customers/sql-federated-c
 import { createSignInStates } from './federation/sign-in-states.ts';
 import { createUpstreamIdp } from './federation/upstream-idp.ts';
 import { createFederatedLogin } from './interactions/federated-login.ts';
-import { createSqlAccountDirectory, seedSandboxAccounts } from './customers/account-directory.ts';
+import { seedSandboxAccounts } from './customers/account-directory.ts';
+import { createAccountSource } from './accounts/account-source.ts';
 import { createLoginThrottle } from './customers/login-throttle.ts';
 import { createConsentApiRouter } from './consents/consent-api.ts';
 import { createConsentService, type ConsentService } from './consents/consent-service.ts';
@@ -50,6 +51,7 @@ import { createRegistrationMiddleware } from './registration/registration-middle
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
 import { createSandboxPkiRouter } from './sandbox/sandbox-pki.ts';
+import { startSandboxAccountService } from './sandbox/sandbox-account-service.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { loadAdminCredentials } from './admin/operator-authentication.ts';
 import { createMetrics } from './observability/metrics.ts';
@@ -122,6 +124,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
   const metrics = createMetrics();
   const storage = await createStorage(config, logger, metrics.storageErrors);
   const closeOnFailure: (() => void)[] = [];
+  let accountSource: Awaited<ReturnType<typeof createAccountSource>> | undefined;
   try {
     if (sandbox !== undefined) {
       await seedSandboxCustomers(storage.sql);
@@ -181,7 +184,9 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     if (upstreamIdp !== undefined) closeOnFailure.push(() => void upstreamIdp.close());
     const federatedCustomers = upstreamIdp === undefined ? undefined : createSqlFederatedCustomerDirectory(storage.sql);
     const customers = federatedCustomers ?? createSqlCustomerDirectory(storage.sql);
-    const accounts = createSqlAccountDirectory(storage.sql);
+    // accounts.source: the customer_account table, the bank's account service, or the sandbox's own.
+    accountSource = await createAccountSource({ config, sql: storage.sql, logger, registry: metrics.registry, startSandboxService: startSandboxAccountService });
+    const accounts = accountSource.directory;
     const consents = createConsentService({
       store: createSqlConsentStore(storage.sql),
       revokeGrant: (grantId) => revokeGrant({ durable: storage.durable, shortLived: storage.shortLived }, grantId),
@@ -345,12 +350,14 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         await audit.drain();
         hsm?.close();
         await upstreamIdp?.close();
+        await accountSource?.close();
         await storage.close();
       },
     };
     return moat;
   } catch (err) {
     for (const close of closeOnFailure) close();
+    await accountSource?.close();
     await storage.close();
     throw err;
   }

@@ -1,39 +1,70 @@
+import { Registry } from 'prom-client';
+import { accountSourceOf, createConfiguredAccountService } from '../accounts/account-source.ts';
 import type { MoatConfig } from '../config/schema.ts';
+import { AccountsUnavailable } from '../customers/account-directory.ts';
 import { FederationFailure } from '../federation/federation-failure.ts';
 import { createUpstreamIdp } from '../federation/upstream-idp.ts';
-import type { CliIo } from './io.ts';
+import { createLogger } from '../observability/logger.ts';
+import { EXIT_FAILURE, EXIT_OK, type CliIo } from './io.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
 
 export const USAGE = `usage: moat config validate [--config FILE] [--connect]
   validates the configuration (moat.yaml, or --config / MOAT_CONFIG, plus MOAT_* overrides) and exits:
   0 when it is valid, 1 naming every bad key
-  --connect  also reaches every system of the bank the configuration names (its identity
-             provider, …) and exits 1 naming the key of each that does not answer as expected
+  --connect  also reaches each of the bank's systems the configuration names (the account service,
+             the identity provider, …)
+             and exits 1 naming the key of each one that cannot be reached
 `;
 
 /**
- * A system of the bank Moat connects to, checked by `--connect`: one entry per source in moat.yaml.
- * `check` resolves with a line saying what answered, or rejects with what did not.
+ * A reachability check of one source of the bank's. `run` resolves with what was reached, or throws
+ * an Error whose message names the configuration key to look at; a source the configuration does
+ * not use is not checked.
  */
 export interface ReachabilityCheck {
-  /** The configuration key of the source (named in the report). */
-  key: string;
+  /** The configuration section it checks, as printed. */
+  name: string;
   applies(config: MoatConfig): boolean;
-  check(config: MoatConfig): Promise<string>;
+  run(config: MoatConfig): Promise<string>;
 }
 
-export const REACHABILITY_CHECKS: ReachabilityCheck[] = [
+/** Each source of the bank's that `--connect` reaches; every source adds its check here. */
+export const REACHABILITY_CHECKS: readonly ReachabilityCheck[] = [
   {
-    // customers.source: oidc — the bank's OpenID Provider: its metadata, read as a sign-in would.
-    key: 'customers.oidc',
+    // One list request for a customer no bank has (the contract answers an empty list), without
+    // retries: the handshake with Moat's client certificate, the service's certificate against
+    // accounts.http.caFile, and an answer that keeps the contract.
+    name: 'accounts',
+    applies: (config) => accountSourceOf(config) === 'http',
+    async run(config) {
+      const http = config.accounts.http!;
+      const client = createConfiguredAccountService({ ...http, retries: 0 }, { logger: createLogger('silent'), registry: new Registry(), cacheSeconds: 0 });
+      try {
+        await client.check();
+        return `${http.url} reachable over mutual TLS, its answer keeps the contract`;
+      } catch (err) {
+        if (!(err instanceof AccountsUnavailable)) throw err;
+        const cause = err.cause as { code?: string; message?: string } | undefined;
+        const detail = cause === undefined ? '' : ` — ${cause.code ?? cause.message ?? ''}`;
+        throw new Error(`accounts.http.url ${http.url}: ${err.message}${detail}`, { cause: err });
+      } finally {
+        client.close();
+      }
+    },
+  },
+  {
+    // customers.source: oidc — the bank's OpenID Provider: its metadata read as a sign-in would
+    // (over TLS trusting customers.oidc.caFile, with the client key or certificate loaded).
+    name: 'customers.oidc',
     applies: (config) => config.customers.source === 'oidc' && config.customers.oidc !== undefined,
-    async check(config) {
-      const idp = await createUpstreamIdp(config.customers.oidc!, config.issuer);
+    async run(config) {
+      const oidc = config.customers.oidc!;
+      const idp = await createUpstreamIdp(oidc, config.issuer);
       try {
         const offered = await idp.probe();
         return `${offered.issuer} answers: PAR ${offered.par ? 'offered (used)' : 'not offered'}, RFC 9207 iss ${offered.issParameter ? 'sent' : 'not sent'}`;
       } catch (err) {
-        if (err instanceof FederationFailure) throw new Error(`${config.customers.oidc!.issuer}: ${err.kind} (${err.message})`);
+        if (err instanceof FederationFailure) throw new Error(`customers.oidc.issuer ${oidc.issuer}: ${err.kind} (${err.message})`, { cause: err });
         throw err;
       } finally {
         await idp.close();
@@ -48,17 +79,15 @@ export async function configValidateCommand(args: string[], io: CliIo): Promise<
   if ('exitCode' in result) return result.exitCode;
   const { config } = result.loaded;
   io.stdout.write(`configuration valid (${result.loaded.source}): mode ${config.mode}, issuer ${config.issuer}\n`);
-  if (result.values.connect !== true) return 0;
-  let failed = 0;
-  const checks = REACHABILITY_CHECKS.filter((c) => c.applies(config));
-  if (checks.length === 0) io.stdout.write('nothing to connect to: no bank system is configured\n');
-  for (const reachability of checks) {
+  if (result.values.connect !== true) return EXIT_OK;
+  let failed = false;
+  for (const check of REACHABILITY_CHECKS.filter((c) => c.applies(config))) {
     try {
-      io.stdout.write(`${reachability.key}: ok — ${await reachability.check(config)}\n`);
+      io.stdout.write(`${check.name}: ${await check.run(config)}\n`);
     } catch (err) {
-      failed += 1;
-      io.stderr.write(`moat: ${reachability.key}: not reachable — ${(err as Error).message}\n`);
+      failed = true;
+      io.stderr.write(`moat: ${check.name}: ${(err as Error).message}\n`);
     }
   }
-  return failed === 0 ? 0 : 1;
+  return failed ? EXIT_FAILURE : EXIT_OK;
 }

@@ -20,7 +20,7 @@ commands:
   start [--config FILE]                 run the server (what npm start does)
   migrate [--config FILE]               apply pending database migrations
   config validate [--config FILE] [--connect]
-                                        validate the configuration (and reach the bank's systems) and exit
+                                        validate the configuration and exit (for CI); --connect reaches the bank's systems
   keys list [--config FILE]             list signing keys and their state
   keys rotate [--stage] [--config FILE] rotate the signing keys (the old ones stay published until their tokens expire)
   sandbox tpp --name NAME --out DIR     issue sandbox TPP credentials (certificate, keys, SSA)
@@ -77,7 +77,7 @@ function group(usage: string, subcommands: Record<string, Run>): Run {
 export const COMMANDS: Readonly<Record<string, Command>> = {
   start: { usage: START_USAGE, run: startCommand, options: CONFIG_OPTIONS },
   migrate: { usage: MIGRATE_USAGE, run: migrateCommand, options: CONFIG_OPTIONS },
-  config: { usage: CONFIG_USAGE, run: group(CONFIG_USAGE, { validate: configValidateCommand }), options: CONFIG_OPTIONS },
+  config: { usage: CONFIG_USAGE, run: group(CONFIG_USAGE, { validate: configValidateCommand }), options: { ...CONFIG_OPTIONS, connect: { type: 'boolean' } } },
   keys: { usage: KEYS_USAGE, run: keysCommand, options: { ...CONFIG_OPTIONS, stage: { type: 'boolean' } } },
   sandbox: {
     usage: `${SANDBOX_TPP_USAGE}\n${SANDBOX_REVOKE_USAGE}\n${SANDBOX_RENEW_USAGE}`,

@@ -108,6 +108,9 @@ function crossFieldProblems(config: MoatConfig): string[] {
     if (config.trustAnchors.length === 0) {
       problems.push('trustAnchors: at least one CA is required in production for tls_client_auth');
     }
+    if (config.accounts.source === 'sandbox') {
+      problems.push('accounts.source: sandbox serves demo accounts; in production use http (the bank\'s account service) or database');
+    }
     // On loopback too: a web page in a browser on the host can reach a loopback listener.
     if (config.admin.enabled && config.admin.tokenFile === undefined && config.admin.tls === undefined) {
       problems.push('admin.tokenFile or admin.tls: one is required in production — the admin listener needs operator authentication wherever it binds');
@@ -183,6 +186,8 @@ function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
     },
     customers: { ...config.customers, oidc: resolveUpstreamIdpPaths(config.customers.oidc, at) },
     directories: config.directories.map((d) => ({ ...d, jwksFile: maybe(d.jwksFile), jwksCaFile: maybe(d.jwksCaFile) })),
+    accounts: config.accounts.http === undefined ? config.accounts
+      : { ...config.accounts, http: { ...config.accounts.http, clientCertFile: at(config.accounts.http.clientCertFile), clientKeyFile: at(config.accounts.http.clientKeyFile), caFile: maybe(config.accounts.http.caFile) } },
     resourceServers: config.resourceServers.map((rs) => (rs.client === undefined
       ? rs
       : { ...rs, client: { ...rs.client, jwksFile: maybe(rs.client.jwksFile) } })),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { accountsSchema } from './accounts-schema.ts';
 
 /*
  * Moat's configuration, one schema for the YAML file and the MOAT_* environment overrides.
@@ -429,6 +430,8 @@ export const configSchema = z.strictObject({
     /** Idle lifetime of a customer's consent-dashboard session, in seconds. */
     dashboardSessionTtl: seconds(3600).default(900),
   }).prefault({}),
+  /** Where the customer's accounts come from (src/config/accounts-schema.ts). */
+  accounts: accountsSchema,
   consents: z.strictObject({
     /** How often authorised consents past their expiry are expired (and their tokens revoked), in seconds. */
     expiryCheckSeconds: seconds(3600).default(60),

@@ -14,8 +14,41 @@ export interface CustomerAccount {
   identification: string;
 }
 
+/** Who is asking: answers given during one interaction are reused for the rest of it. */
+export interface AccountLookup {
+  interactionId?: string;
+}
+
+/** A payment amount, as authorization_details and the payment intents carry it. */
+export interface PaymentAmount {
+  amount: string;
+  currency: string;
+}
+
+/**
+ * Where the customer's accounts come from: the `customer_account` table (`accounts.source:
+ * database`) or the bank's account service (`http`, and the sandbox's own, src/accounts).
+ */
 export interface AccountDirectory {
-  listForCustomer(customerId: string): Promise<CustomerAccount[]>;
+  listForCustomer(customerId: string, lookup?: AccountLookup): Promise<CustomerAccount[]>;
+  /** Whether the account can pay the amount now; false when it is not the customer's. */
+  canPay(customerId: string, accountId: string, amount: PaymentAmount, lookup?: AccountLookup): Promise<boolean>;
+}
+
+/** Why the accounts could not be had: each a failure of the account service, not of the request. */
+export type AccountsUnavailableReason = 'timeout' | 'connection_failed' | 'service_error' | 'malformed_answer' | 'unexpected_status' | 'circuit_open';
+
+/**
+ * The account directory cannot answer now. The customer sees a page saying so, with the
+ * interaction left open to try again; an API answers 503.
+ */
+export class AccountsUnavailable extends Error {
+  readonly reason: AccountsUnavailableReason;
+  constructor(reason: AccountsUnavailableReason, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AccountsUnavailable';
+    this.reason = reason;
+  }
 }
 
 interface AccountRow { id: string; nickname: string; account_type: string; currency: string; scheme_name: AccountReference['schemeName']; identification: string }
@@ -27,6 +60,12 @@ export function createSqlAccountDirectory(sql: SqlClient): AccountDirectory {
         'SELECT id, nickname, account_type, currency, scheme_name, identification FROM customer_account WHERE customer_id = $1 ORDER BY id', [customerId],
       );
       return rows.map((r) => ({ id: r.id, nickname: r.nickname, accountType: r.account_type, currency: r.currency, schemeName: r.scheme_name, identification: r.identification }));
+    },
+    // The table holds no balances: an account of the customer's in the payment's currency can pay,
+    // and the bank's payment system judges the funds when the payment is made.
+    async canPay(customerId, accountId, amount) {
+      const { rows } = await sql.query<{ currency: string }>('SELECT currency FROM customer_account WHERE customer_id = $1 AND id = $2', [customerId, accountId]);
+      return rows[0]?.currency === amount.currency;
     },
   };
 }

@@ -12,7 +12,7 @@ import type { ConsentService } from '../consents/consent-service.ts';
 import { describeAccount, describeDetail } from '../consents/presentation.ts';
 import { intentIdFromClaims } from '../consents/provider-hooks.ts';
 import { intentProblem } from '../consents/provider-middleware.ts';
-import { sameAccount, type AccountDirectory, type CustomerAccount } from '../customers/account-directory.ts';
+import { AccountsUnavailable, sameAccount, type AccountDirectory, type AccountLookup, type CustomerAccount } from '../customers/account-directory.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import { lockedMessage, type LoginThrottle } from '../customers/login-throttle.ts';
 import { SANDBOX_CUSTOMERS } from '../customers/sql-customer-directory.ts';
@@ -86,6 +86,27 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     onError: (shown) => logger.info({ event: 'interaction.error', outcome: shown.error, status: shown.status }, 'interaction error'),
   }));
 
+  // The account directory (the bank's account service) failing is no error of the customer's or the
+  // TPP's: the customer is told their accounts cannot be shown now, and the interaction stays open
+  // to try again or cancel (which tells the TPP access_denied).
+  router.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch (err) {
+      const uid = /^\/interaction\/([^/]+)/.exec(ctx.path)?.[1];
+      if (!(err instanceof AccountsUnavailable) || uid === undefined) throw err;
+      logger.warn({ event: 'consent.accounts_unavailable', outcome: 'accounts_unavailable', reason: err.reason }, 'consent page without accounts: the account directory is unavailable');
+      const details = await provider.interactionDetails(ctx.req, ctx.res);
+      ctx.status = 503;
+      ctx.set('Retry-After', '5');
+      ctx.type = 'html';
+      ctx.body = views.render('accounts-unavailable', {
+        uid: details.uid, csrf: csrf.token(ctx, `interaction:${details.uid}`), clientName: (await clientView(String(details.params.client_id))).clientName,
+        interactionId: ctx.response.get('x-fapi-interaction-id'),
+      });
+    }
+  });
+
   const clientView = async (clientId: string) => {
     const client = await provider.Client.find(clientId);
     const metadata = (client?.metadata() ?? {}) as Record<string, unknown>;
@@ -141,20 +162,26 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     return { clientId, scope, intentId, ...(consent.requested === undefined ? {} : { detail: consent.requested }) };
   };
 
-  /** The customer's accounts this request may use: all, or those the TPP named. */
-  const offeredAccounts = async (customerId: string, request: PendingRequest): Promise<CustomerAccount[]> => {
+  /**
+   * The customer's accounts this request may use: all, or those the TPP named; for a payment, those
+   * in its currency that the account directory says can pay it. Answers are kept for the interaction.
+   */
+  const offeredAccounts = async (customerId: string, request: PendingRequest, lookup: AccountLookup): Promise<CustomerAccount[]> => {
     const { detail } = request;
-    if (detail === undefined) return asksAccountsByScope(request) ? accounts.listForCustomer(customerId) : [];
-    const own = await accounts.listForCustomer(customerId);
+    if (detail === undefined) return asksAccountsByScope(request) ? accounts.listForCustomer(customerId, lookup) : [];
+    const own = await accounts.listForCustomer(customerId, lookup);
     const named = detail.type === 'account_information' ? detail.accounts : detail.debtorAccount === undefined ? undefined : [detail.debtorAccount];
     const currency = detail.type === 'payment_initiation' ? detail.instructedAmount.currency : undefined;
-    return own.filter((a) => (named === undefined || named.some((ref) => sameAccount(a, ref))) && (currency === undefined || a.currency === currency));
+    const matching = own.filter((a) => (named === undefined || named.some((ref) => sameAccount(a, ref))) && (currency === undefined || a.currency === currency));
+    if (detail.type !== 'payment_initiation') return matching;
+    const payable = await Promise.all(matching.map((a) => accounts.canPay(customerId, a.id, detail.instructedAmount, lookup)));
+    return matching.filter((_, i) => payable[i]);
   };
 
   const renderConsent = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, extra: { error?: string; chosen?: string[] } = {}) => {
     const customerId = details.session!.accountId;
     const customer = await customers.findById(customerId);
-    const offered = await offeredAccounts(customerId, request);
+    const offered = await offeredAccounts(customerId, request, { interactionId: details.uid });
     const view = request.detail === undefined ? undefined : describeDetail(request.detail);
     const byScope = asksAccountsByScope(request);
     ctx.type = 'html';
@@ -251,7 +278,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const chosen = form.getAll('accounts');
     let granted: GrantDecision | undefined;
     try {
-      const offered = await offeredAccounts(customerId, request);
+      const offered = await offeredAccounts(customerId, request, { interactionId: details.uid });
       // Asked by scope alone: the accounts chosen, recorded in the shape authorization_details use.
       granted = request.detail !== undefined ? grantedDetail(request.detail, offered, chosen, form)
         : asksAccountsByScope(request) ? grantedDetail({ type: 'account_information', permissions: [...ACCOUNTS_SCOPE_PERMISSIONS] }, offered, chosen, form) : undefined;

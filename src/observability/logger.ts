@@ -19,6 +19,8 @@ export const LOGGED_FIELDS: ReadonlySet<string> = new Set([
   // Moat's own words and classes
   'reason', 'description', 'detail', 'kind', 'source', 'scope', 'header', 'remoteAddress', 'auditType', 'auditTypes', 'events',
   'consentsRevoked', 'expired', 'until', 'applied', 'fields',
+  // calls to the bank's systems (src/accounts): which operation, which attempt, the breaker's state
+  'operation', 'attempt', 'circuit',
   // threat detection
   'signal', 'severity', 'expected', 'seen', 'score', 'response', 'flagId',
   // the process

@@ -6,7 +6,7 @@ import { checkSenderConstraint, renderTokenRejected, requireScope, tokenFromHead
 import type { GrantedDetail } from '../consents/authorization-details.ts';
 import { ConsentStateConflict } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
-import type { AccountDirectory, CustomerAccount } from '../customers/account-directory.ts';
+import { AccountsUnavailable, type AccountDirectory, type CustomerAccount } from '../customers/account-directory.ts';
 
 /*
  * A resource server inside the sandbox, so a TPP's first token has something to call — and so the
@@ -62,6 +62,12 @@ export function createSandboxApiRouter(deps: Deps): Router {
       if (err instanceof ConsentStateConflict) {
         ctx.status = 400;
         ctx.body = { error: 'invalid_request', error_description: err.message };
+        return;
+      }
+      if (err instanceof AccountsUnavailable) {
+        ctx.status = 503;
+        ctx.set('Retry-After', '5');
+        ctx.body = { error: 'temporarily_unavailable', error_description: 'the account directory is unavailable; try again shortly' };
         return;
       }
       throw err;
