@@ -1,6 +1,7 @@
 import { Registry } from 'prom-client';
 import { accountSourceOf, createConfiguredAccountService } from '../accounts/account-source.ts';
 import type { MoatConfig } from '../config/schema.ts';
+import { describeHsmToken } from '../keys/hsm-signing-keys.ts';
 import { AccountsUnavailable } from '../customers/account-directory.ts';
 import { FederationFailure } from '../federation/federation-failure.ts';
 import { createUpstreamIdp } from '../federation/upstream-idp.ts';
@@ -30,6 +31,12 @@ export interface ReachabilityCheck {
 
 /** Each source of the bank's that `--connect` reaches; every source adds its check here. */
 export const REACHABILITY_CHECKS: readonly ReachabilityCheck[] = [
+  {
+    // The HSM: the token is present, the PIN logs in, Moat's keys are listed (none generated).
+    name: 'keys.pkcs11',
+    applies: (config) => config.keys.source === 'pkcs11',
+    run: (config) => describeHsmToken(config.keys.pkcs11!),
+  },
   {
     // One list request for a customer no bank has (the contract answers an empty list), without
     // retries: the handshake with Moat's client certificate, the service's certificate against

@@ -15,7 +15,7 @@ export const LOGGED_FIELDS: ReadonlySet<string> = new Set([
   // who: identifiers, never credentials (a customer appears by Moat's pseudonymous id only)
   'clientId', 'orgId', 'softwareId', 'accountId', 'consentId', 'actor', 'by', 'entity', 'clients',
   // certificates and keys: public facts
-  'certificateThumbprint', 'thumbprint', 'serial', 'notAfter', 'daysLeft', 'horizonDays', 'kid', 'alg', 'issuer',
+  'certificateThumbprint', 'thumbprint', 'serial', 'notAfter', 'daysLeft', 'horizonDays', 'kid', 'alg', 'issuer', 'tokenLabel',
   // Moat's own words and classes
   'reason', 'description', 'detail', 'kind', 'source', 'scope', 'header', 'remoteAddress', 'auditType', 'auditTypes', 'events',
   'consentsRevoked', 'expired', 'until', 'applied', 'fields',

@@ -152,6 +152,15 @@ describe("accounts from the bank's account service (accounts.source: http)", () 
     expect(html).toContain('You have no account that can make this payment.');
   }));
 
+  it('answers the sandbox API 503 temporarily_unavailable, not a 500, while the service fails', async () => {
+    const { tokens } = await authorizationCodeFlow(h, tpp, { scope: 'openid accounts' });
+    service.behaviour = 'error';
+    const res = await tpp.fetch(`${h.issuer}/sandbox-api/accounts`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('5');
+    expect(await res.json()).toEqual({ error: 'temporarily_unavailable', error_description: 'the account directory is unavailable; try again shortly' });
+  });
+
   it('counts requests, outcomes and retries in moat_account_service_* metrics', async () => {
     service.queue = ['error'];
     await withBrowser(async (browser) => {
@@ -163,6 +172,49 @@ describe("accounts from the bank's account service (accounts.source: http)", () 
     expect(sampleSum(metrics, 'moat_account_service_retries_total', { operation: 'list_accounts' })).toBeGreaterThanOrEqual(1);
     expect(sampleSum(metrics, 'moat_account_service_requests_total', { operation: 'can_pay', outcome: 'ok' })).toBeGreaterThanOrEqual(1);
     expect(metrics).toMatch(/^moat_account_service_circuit_state 0$/m);
+  });
+});
+
+describe("the account service's circuit breaker in a running Moat", () => {
+  let guarded: Harness;
+  let guardedTpp: RegisteredTpp;
+  beforeAll(async () => {
+    guarded = await startMoat({
+      config: { accounts: { source: 'http', http: { url: service.url, ...service.files, retries: 0, circuitBreaker: { failureThreshold: 2, openSeconds: 3600 } } } },
+    });
+    guardedTpp = await onboardTpp(guarded);
+  });
+  afterAll(async () => {
+    await guardedTpp?.close();
+    await guarded?.close();
+  });
+
+  it('opens after consecutive failures: customers get the unavailable page without Moat reaching the service', async () => {
+    const consentStep = async () => {
+      const browser = new Browser(guarded, guardedTpp.creds.serverCaPem);
+      try {
+        const { requestUri } = await pushAuthorization(guardedTpp);
+        const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: guardedTpp.client.client_id, request_uri: requestUri })}`);
+        const uid = new URL(start.url, guarded.issuer).pathname.split('/')[2]!;
+        const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf: hiddenField(await start.res.text(), 'csrf') } });
+        return { status: login.res.status, html: await login.res.text() };
+      } finally {
+        await browser.close();
+      }
+    };
+    service.behaviour = 'error';
+    expect((await consentStep()).status).toBe(503);
+    expect((await consentStep()).status).toBe(503);
+    const before = service.requests.length;
+    service.behaviour = 'good';
+    const refused = await consentStep();
+    expect(refused.status).toBe(503);
+    expect(refused.html).toContain('Your accounts cannot be shown right now');
+    expect(service.requests.length).toBe(before);
+    expect(guarded.logs).toContainEqual(expect.objectContaining({ event: 'consent.accounts_unavailable', reason: 'circuit_open' }));
+    const metrics = await scrapeMetrics(guarded);
+    expect(metrics).toMatch(/^moat_account_service_circuit_state 2$/m);
+    expect(sampleSum(metrics, 'moat_account_service_circuit_refusals_total', { operation: 'list_accounts' })).toBe(1);
   });
 });
 
