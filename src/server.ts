@@ -184,7 +184,8 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
 
     // customers.source: oidc — the bank's OpenID Provider signs customers in; Moat records who it vouched for.
     const idpConfig = config.customers.oidc;
-    const upstreamIdp = config.customers.source === 'oidc' && idpConfig !== undefined ? createUpstreamIdp(idpConfig, config.issuer) : undefined;
+    const upstreamIdp = config.customers.source === 'oidc' && idpConfig !== undefined ? await createUpstreamIdp(idpConfig, config.issuer) : undefined;
+    if (upstreamIdp !== undefined) closeOnFailure.push(() => void upstreamIdp.close());
     const federatedCustomers = upstreamIdp === undefined ? undefined : createSqlFederatedCustomerDirectory(storage.sql);
     const customers = federatedCustomers ?? createSqlCustomerDirectory(storage.sql);
     // accounts.source: the customer_account table, the bank's account service, or the sandbox's own.
