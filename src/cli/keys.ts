@@ -1,5 +1,8 @@
-import type { MoatConfig } from '../config/schema.ts';
-import { loadOrCreateSigningKeys, rotateSigningKeys } from '../keys/signing-keys.ts';
+import { SIGNING_ALGORITHMS, type MoatConfig, type SigningAlgorithm } from '../config/schema.ts';
+import { changeHsmKeys, loadOrCreateHsmKeys, rotateHsmKeys, stageHsmKey } from '../keys/hsm-signing-keys.ts';
+import { activateKey, describeKey, KeyLifecycleError, retireKey, type LifecycleKey, type RotationResult } from '../keys/key-lifecycle.ts';
+import { HsmUnavailableError, openPkcs11Token } from '../keys/pkcs11-token.ts';
+import { changeSigningKeys, loadOrCreateSigningKeys, rotateSigningKeys, stageSigningKey } from '../keys/signing-keys.ts';
 import type { CliIo } from './io.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
 
@@ -15,36 +18,118 @@ export function retainSeconds(config: MoatConfig): number {
   return Math.max(...lifetimes) + 60;
 }
 
-export const USAGE = `usage: moat keys list | moat keys rotate [--stage] [--config FILE]
-  list                 the signing keys under keys.dir and their state
+export const USAGE = `usage: moat keys list | rotate [--stage] | generate --alg ALG | activate KID | retire KID  [--config FILE]
+  the signing keys where keys.source keeps them: the JWKS file under keys.dir, or the PKCS#11 token (keys.pkcs11)
+  list                 the signing keys and their state
   rotate               retire the active keys (still published until their tokens expire) and activate new ones
-  rotate --stage       publish the next keys without signing with them yet (roll the instances, then rotate)
+  rotate --stage       also publish the next keys without signing with them yet (roll the instances, then rotate)
+  generate --alg ALG   publish a new key of ALG as next (verify only); restart every instance before activating it
+  activate KID         the key signs from the next restart; the key it replaces is retired, still published
+  retire KID           a next key stops being offered (published until its retention ends)
 `;
 
-/** `moat keys list` and `moat keys rotate [--stage]`. */
+const SUBCOMMANDS = ['list', 'rotate', 'generate', 'activate', 'retire'] as const;
+type Subcommand = (typeof SUBCOMMANDS)[number];
+
+/** The same commands over either key source. */
+interface KeyStore {
+  list(): Promise<LifecycleKey[]>;
+  rotate(stage: boolean): Promise<RotationResult<LifecycleKey>>;
+  generate(alg: SigningAlgorithm): Promise<LifecycleKey>;
+  change(step: <K extends LifecycleKey>(keys: K[]) => K[]): Promise<LifecycleKey[]>;
+  close(): void;
+}
+
+async function openKeyStore(config: MoatConfig): Promise<KeyStore> {
+  const retain = retainSeconds(config);
+  if (config.keys.source === 'pkcs11') {
+    const token = await openPkcs11Token(config.keys.pkcs11!);
+    return {
+      list: async () => (await loadOrCreateHsmKeys(token, config.keys.algorithms)).keys,
+      rotate: (stage) => rotateHsmKeys(token, config.keys.algorithms, { retainSeconds: retain, stage }),
+      generate: (alg) => stageHsmKey(token, alg),
+      change: (step) => changeHsmKeys(token, step),
+      close: () => token.close(),
+    };
+  }
+  const { dir } = config.keys;
+  return {
+    list: async () => (await loadOrCreateSigningKeys(dir, config.keys.algorithms)).keys,
+    rotate: (stage) => rotateSigningKeys(dir, config.keys.algorithms, { retainSeconds: retain, stage }),
+    generate: (alg) => stageSigningKey(dir, alg),
+    change: async (step) => changeSigningKeys(dir, step),
+    close: () => undefined,
+  };
+}
+
+/** `moat keys …`: list, rotate, generate, activate and retire signing keys, in a file or in the HSM. */
 export async function keysCommand(args: string[], io: CliIo): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub !== 'list' && sub !== 'rotate') {
+  if (!SUBCOMMANDS.includes(sub as Subcommand)) {
     io.stderr.write(USAGE);
     return 2;
   }
-  const result = loadConfigOrReport(rest, io, sub === 'rotate' ? { stage: { type: 'boolean' } } : {});
+  const kid = sub === 'activate' || sub === 'retire' ? rest.shift() : undefined;
+  if ((sub === 'activate' || sub === 'retire') && (kid === undefined || kid.startsWith('-'))) {
+    io.stderr.write(`moat keys ${sub}: which key? give its kid (moat keys list shows them)\n`);
+    return 2;
+  }
+  const options: Record<string, { type: 'string' | 'boolean' }> = sub === 'rotate' ? { stage: { type: 'boolean' } } : sub === 'generate' ? { alg: { type: 'string' } } : {};
+  const result = loadConfigOrReport(rest, io, options);
   if ('exitCode' in result) return result.exitCode;
   const { config } = result.loaded;
-  if (sub === 'list') {
-    const { keys } = await loadOrCreateSigningKeys(config.keys.dir, config.keys.algorithms);
-    for (const k of keys) {
-      const retired = k.moat_retired_at === undefined ? '' : ` retired ${new Date(k.moat_retired_at * 1000).toISOString()}`;
-      io.stdout.write(`${k.kid}  ${k.alg.padEnd(6)} ${k.moat_state.padEnd(8)} created ${new Date(k.moat_created_at * 1000).toISOString()}${retired}\n`);
-    }
-    return 0;
+  const alg = result.values.alg as string | undefined;
+  if (sub === 'generate' && !config.keys.algorithms.includes(alg as SigningAlgorithm)) {
+    io.stderr.write(`moat keys generate: --alg must be one of keys.algorithms (${config.keys.algorithms.join(', ')}); ${SIGNING_ALGORITHMS.join(', ')} exist\n`);
+    return 2;
   }
-  const retain = retainSeconds(config);
-  const rotation = await rotateSigningKeys(config.keys.dir, config.keys.algorithms, { retainSeconds: retain, stage: result.values.stage === true });
-  for (const k of rotation.activated) io.stdout.write(`active:  ${k.kid} (${k.alg})\n`);
-  for (const k of rotation.retired) io.stdout.write(`retired: ${k.kid} (${k.alg}), published for verification for ${retain} s more\n`);
-  for (const k of rotation.staged) io.stdout.write(`staged:  ${k.kid} (${k.alg}), published, signs from the next rotation\n`);
-  for (const k of rotation.pruned) io.stdout.write(`removed: ${k.kid} (${k.alg}), its tokens have all expired\n`);
-  io.stdout.write('restart (or roll) every Moat instance to load the new key set.\n');
-  return 0;
+  let store: KeyStore;
+  try {
+    store = await openKeyStore(config);
+  } catch (err) {
+    if (!(err instanceof HsmUnavailableError)) throw err;
+    io.stderr.write(`moat: ${err.message}\n`);
+    return 1;
+  }
+  try {
+    await run(sub as Subcommand, store, { config, kid: kid ?? '', alg: alg as SigningAlgorithm, stage: result.values.stage === true }, io);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof KeyLifecycleError || err instanceof HsmUnavailableError)) throw err;
+    io.stderr.write(`moat: ${err.message}\n`);
+    return 1;
+  } finally {
+    store.close();
+  }
+}
+
+async function run(sub: Subcommand, store: KeyStore, args: { config: MoatConfig; kid: string; alg: SigningAlgorithm; stage: boolean }, io: CliIo): Promise<void> {
+  const now = Math.floor(Date.now() / 1000);
+  const restart = 'restart (or roll) every Moat instance to load the new key set.\n';
+  switch (sub) {
+    case 'list':
+      for (const k of await store.list()) io.stdout.write(`${describeKey(k)}\n`);
+      return;
+    case 'generate': {
+      const k = await store.generate(args.alg);
+      io.stdout.write(`next:    ${k.kid} (${k.alg}), published, signs once activated (moat keys activate ${k.kid})\n${restart}`);
+      return;
+    }
+    case 'activate':
+    case 'retire': {
+      const changed = await store.change((keys) => (sub === 'activate' ? activateKey(keys, args.kid, now) : retireKey(keys, args.kid, now)));
+      for (const k of changed) io.stdout.write(`${k.moat_state.padEnd(8)} ${k.kid} (${k.alg})\n`);
+      io.stdout.write(changed.length === 0 ? `${args.kid} is ${sub === 'activate' ? 'active' : 'retired'} already\n` : restart);
+      return;
+    }
+    case 'rotate': {
+      const retain = retainSeconds(args.config);
+      const rotation = await store.rotate(args.stage);
+      for (const k of rotation.activated) io.stdout.write(`active:  ${k.kid} (${k.alg})\n`);
+      for (const k of rotation.retired) io.stdout.write(`retired: ${k.kid} (${k.alg}), published for verification for ${retain} s more\n`);
+      for (const k of rotation.staged) io.stdout.write(`staged:  ${k.kid} (${k.alg}), published, signs from the next rotation\n`);
+      for (const k of rotation.pruned) io.stdout.write(`removed: ${k.kid} (${k.alg}), its tokens have all expired\n`);
+      io.stdout.write(restart);
+    }
+  }
 }

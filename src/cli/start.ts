@@ -4,6 +4,8 @@ import type { MoatConfig } from '../config/schema.ts';
 import { SANDBOX_CUSTOMERS } from '../customers/sql-customer-directory.ts';
 import { loadOrCreateSecrets } from '../keys/secrets.ts';
 import { loadOrCreateSigningKeys } from '../keys/signing-keys.ts';
+import { loadOrCreateHsmKeys } from '../keys/hsm-signing-keys.ts';
+import { openPkcs11Token } from '../keys/pkcs11-token.ts';
 import { ensureSandboxMaterial } from '../sandbox/sandbox-material.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createMoatServer } from '../server.ts';
@@ -114,6 +116,15 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
  */
 async function prepareSharedMaterial(config: MoatConfig): Promise<void> {
   if (config.mode === 'sandbox') await ensureSandboxMaterial(config.dataDir);
-  await loadOrCreateSigningKeys(config.keys.dir, config.keys.algorithms);
+  if (config.keys.source === 'pkcs11') {
+    const token = await openPkcs11Token(config.keys.pkcs11!);
+    try {
+      await loadOrCreateHsmKeys(token, config.keys.algorithms);
+    } finally {
+      token.close();
+    }
+  } else {
+    await loadOrCreateSigningKeys(config.keys.dir, config.keys.algorithms);
+  }
   loadOrCreateSecrets(config.keys.dir);
 }

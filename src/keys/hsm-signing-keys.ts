@@ -2,13 +2,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { fromBER, OctetString } from 'asn1js';
 import type * as Graphene from 'graphene-pk11';
 import { calculateJwkThumbprint, type JWK } from 'jose';
-import type { Pkcs11Algorithm, SigningAlgorithm } from '../config/schema.ts';
+import type { Pkcs11Algorithm, Pkcs11Config, SigningAlgorithm } from '../config/schema.ts';
 import { PKCS11_ALGORITHMS } from '../config/schema.ts';
 import {
   algorithmsWithoutActiveKey, isExpired, KEY_STATES, keySetProblems, rotateKeys,
   type KeyState, type LifecycleKey, type RotationOptions, type RotationResult,
 } from './key-lifecycle.ts';
-import { HsmUnavailableError, type Pkcs11Token } from './pkcs11-token.ts';
+import { HsmUnavailableError, openPkcs11Token, type Pkcs11Token } from './pkcs11-token.ts';
 
 /*
  * Moat's signing keys kept in a PKCS#11 token. Each key is a pair of token objects sharing CKA_ID
@@ -69,7 +69,7 @@ function objects<T extends Graphene.SessionObject>(session: Graphene.Session, te
   return Array.from({ length: found.length }, (_, i) => found.items(i).toType<T>());
 }
 
-/** Moat's keys in the token, oldest first. Objects that are not Moat's are left alone. */
+/** Moat's keys in the token, oldest first (then PS256 before ES256). Objects that are not Moat's are left alone. */
 export async function listHsmKeys(token: Pkcs11Token): Promise<HsmKey[]> {
   const { graphene } = token;
   return token.withSession(async (session) => {
@@ -82,7 +82,7 @@ export async function listHsmKeys(token: Pkcs11Token): Promise<HsmKey[]> {
       const jwk = publicJwkOf(publicKey, lifecycle.alg);
       keys.push({ kid, ...lifecycle, publicJwk: { ...jwk, kid, alg: lifecycle.alg, use: 'sig' } });
     }
-    return keys.sort((a, b) => a.moat_created_at - b.moat_created_at);
+    return keys.sort((a, b) => a.moat_created_at - b.moat_created_at || PKCS11_ALGORITHMS.indexOf(a.alg) - PKCS11_ALGORITHMS.indexOf(b.alg) || a.kid.localeCompare(b.kid));
   });
 }
 
@@ -200,4 +200,33 @@ export async function signWithHsmKey(token: Pkcs11Token, key: Pick<HsmKey, 'kid'
       signer.once(input, (err, signature) => (err ? reject(err) : resolve(signature)));
     });
   });
+}
+
+/** `moat keys generate`: a new key published as `next` (verify only) until it is activated. */
+export async function stageHsmKey(token: Pkcs11Token, alg: SigningAlgorithm, now = Math.floor(Date.now() / 1000)): Promise<HsmKey> {
+  return generateHsmKey(token, pkcs11Algorithm(alg), 'next', now);
+}
+
+/** Applies a lifecycle step (activateKey, retireKey) to the token's keys; returns the keys it changed. */
+export async function changeHsmKeys(token: Pkcs11Token, step: (keys: HsmKey[]) => HsmKey[]): Promise<HsmKey[]> {
+  const keys = await listHsmKeys(token);
+  const changed = step(keys);
+  checkKeySet(token, keys);
+  for (const key of changed) await storeLifecycle(token, key);
+  return changed;
+}
+
+/**
+ * `moat config validate --connect`: logs in to the token and lists Moat's keys in it, changing
+ * nothing. Throws the HsmUnavailableError naming the key to fix when the token cannot be used.
+ */
+export async function describeHsmToken(config: Pkcs11Config): Promise<string> {
+  const token = await openPkcs11Token(config);
+  try {
+    const keys = await listHsmKeys(token);
+    const states = keys.map((k) => `${k.alg} ${k.moat_state} ${k.kid}`);
+    return `token "${token.label}" present, PIN accepted, ${keys.length} Moat signing key${keys.length === 1 ? '' : 's'}${states.length === 0 ? ' (generated at first start)' : ` (${states.join(', ')})`}`;
+  } finally {
+    token.close();
+  }
 }

@@ -106,3 +106,54 @@ export function describeKey(k: LifecycleKey): string {
   const retired = k.moat_retired_at === undefined ? '' : ` retired ${new Date(k.moat_retired_at * 1000).toISOString()}`;
   return `${k.kid}  ${k.alg.padEnd(6)} ${k.moat_state.padEnd(8)} created ${new Date(k.moat_created_at * 1000).toISOString()}${retired}`;
 }
+
+/** A lifecycle step an operator asked for that cannot be taken, said in their terms. */
+export class KeyLifecycleError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KeyLifecycleError';
+  }
+}
+
+function findKey<K extends LifecycleKey>(keys: readonly K[], kid: string): K {
+  const key = keys.find((k) => k.kid === kid);
+  if (key === undefined) throw new KeyLifecycleError(`no signing key with kid ${kid} (moat keys list shows them)`);
+  return key;
+}
+
+/**
+ * Makes `kid` the active key of its algorithm; the key active until now is retired, still published
+ * for verification. Activate a key only once every instance publishes it (it was `next` through a
+ * restart of each), or a verifier holding the old JWKS meets a kid it does not know. Returns the
+ * keys whose state changed, the retired one first.
+ */
+export function activateKey<K extends LifecycleKey>(keys: K[], kid: string, now: number): K[] {
+  const key = findKey(keys, kid);
+  if (key.moat_state === 'active') return [];
+  const changed: K[] = [];
+  const current = keys.find((k) => k.alg === key.alg && k.moat_state === 'active');
+  if (current !== undefined) {
+    current.moat_state = 'retired';
+    current.moat_retired_at = now;
+    changed.push(current);
+  }
+  key.moat_state = 'active';
+  delete key.moat_retired_at;
+  changed.push(key);
+  return changed;
+}
+
+/**
+ * Retires a `next` key (it stays published until pruned). The active key is not retired alone — an
+ * algorithm would be left with nothing to sign — but by activating its successor.
+ */
+export function retireKey<K extends LifecycleKey>(keys: K[], kid: string, now: number): K[] {
+  const key = findKey(keys, kid);
+  if (key.moat_state === 'retired') return [];
+  if (key.moat_state === 'active') {
+    throw new KeyLifecycleError(`${kid} is the active ${key.alg} key: generate its successor and activate that (moat keys generate, moat keys activate KID) instead`);
+  }
+  key.moat_state = 'retired';
+  key.moat_retired_at = now;
+  return [key];
+}

@@ -226,7 +226,7 @@ export async function openPkcs11Token(config: Pkcs11Config): Promise<Pkcs11Token
       } catch (err) {
         open -= 1;
         // Another application took the token's last session: wait for one of ours, if we have one.
-        if (classifyPkcs11Error(err) !== 'session_limit' || open === 0) throw hsmFailure(err, 'opening a session');
+        if (classifyPkcs11Error(err) !== 'session_limit' || open === 0) throw hsmFailure(err, `opening a session with token "${config.tokenLabel}"`);
       }
     }
     return new Promise((resolve, reject) => waiting.push({ resolve, reject }));

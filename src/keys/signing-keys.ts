@@ -134,3 +134,25 @@ export function providerJwks(keys: readonly StoredKey[]): { keys: JWK[] } {
       )),
   };
 }
+
+/** `moat keys generate`: a new key published as `next` (verify only) until it is activated. */
+export async function stageSigningKey(dir: string, alg: SigningAlgorithm, now = Math.floor(Date.now() / 1000)): Promise<StoredKey> {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, SIGNING_KEYS_FILE);
+  const keys = existsSync(file) ? readKeys(file) : [];
+  const key = await generateSigningKey(alg, 'next', now);
+  keys.push(key);
+  validateKeys(file, keys);
+  writeKeys(file, keys);
+  return key;
+}
+
+/** Applies a lifecycle step (activateKey, retireKey) to the file's keys; returns the keys it changed. */
+export function changeSigningKeys(dir: string, step: (keys: StoredKey[]) => StoredKey[]): StoredKey[] {
+  const file = join(dir, SIGNING_KEYS_FILE);
+  const keys = existsSync(file) ? readKeys(file) : [];
+  const changed = step(keys);
+  validateKeys(file, keys);
+  if (changed.length > 0) writeKeys(file, keys);
+  return changed;
+}

@@ -15,7 +15,7 @@ export const LOGGED_FIELDS: ReadonlySet<string> = new Set([
   // who: identifiers, never credentials (a customer appears by Moat's pseudonymous id only)
   'clientId', 'orgId', 'softwareId', 'accountId', 'consentId', 'actor', 'by', 'entity', 'clients',
   // certificates and keys: public facts
-  'certificateThumbprint', 'thumbprint', 'serial', 'notAfter', 'daysLeft', 'horizonDays', 'kid', 'alg', 'issuer',
+  'certificateThumbprint', 'thumbprint', 'serial', 'notAfter', 'daysLeft', 'horizonDays', 'kid', 'alg', 'issuer', 'tokenLabel',
   // Moat's own words and classes
   'reason', 'description', 'detail', 'kind', 'source', 'scope', 'header', 'remoteAddress', 'auditType', 'auditTypes', 'events',
   'consentsRevoked', 'expired', 'until', 'applied', 'fields',
@@ -25,6 +25,8 @@ export const LOGGED_FIELDS: ReadonlySet<string> = new Set([
   'signal', 'severity', 'expected', 'seen', 'score', 'response', 'flagId',
   // the process
   'mode', 'port', 'config', 'storage', 'pid', 'exitCode', 'workers', 'crashes',
+  // lifecycle automation: trust files reloaded, notices delivered, the configuration's hash
+  'file', 'attempts', 'configHash',
 ]);
 
 /*

@@ -73,7 +73,7 @@ class HsmSigningKey extends ExternalSigningKey {
       this.#reporting.failures.inc({ reason: err.reason });
       this.#reporting.logger.error({
         event: 'keys.signing_unavailable', outcome: 'signing_unavailable', reason: err.reason, kid: this.#key.kid, alg: this.#key.alg,
-        token: this.#token.label, detail: err.message,
+        tokenLabel: this.#token.label, detail: err.message,
       }, 'the HSM could not sign; answering 503 temporarily_unavailable');
       throw signingUnavailable(err.reason, err);
     }

@@ -157,3 +157,30 @@ describe('configuration loading', () => {
     });
   });
 });
+
+describe('keys.source pkcs11 (signing keys in an HSM)', () => {
+  const hsm = 'keys:\n  source: pkcs11\n  pkcs11: { library: /usr/lib/softhsm/libsofthsm2.so, tokenLabel: moat }\n';
+
+  it('takes the PIN from MOAT_KEYS__PKCS11__PIN, a digits-only PIN included, and keeps PS256 and ES256 by default', () => {
+    const { config } = loadConfig({ env: { MOAT_KEYS__PKCS11__PIN: '0042' }, cwd: dirWith(hsm) });
+    expect(config.keys).toEqual(expect.objectContaining({ source: 'pkcs11', algorithms: ['PS256', 'ES256'] }));
+    expect(config.keys.pkcs11).toEqual(expect.objectContaining({ pin: '0042', maxSessions: 4 }));
+    expect(loadConfig({ env: { MOAT_KEYS__PKCS11__PIN: '123456' }, cwd: dirWith(hsm) }).config.keys.pkcs11?.pin).toBe('123456');
+  });
+
+  it('resolves pinFile against the configuration file and keeps the file default of three algorithms', () => {
+    const dir = dirWith('keys:\n  source: pkcs11\n  pkcs11: { library: /lib/p11.so, tokenLabel: moat, pinFile: secrets/pin }\n');
+    expect(loadConfig({ env: {}, cwd: dir }).config.keys.pkcs11?.pinFile).toBe(join(dir, 'secrets', 'pin'));
+    expect(loadConfig({ env: {}, cwd: dirWith() }).config.keys).toEqual(expect.objectContaining({ source: 'file', algorithms: ['PS256', 'ES256', 'EdDSA'] }));
+  });
+
+  it('names keys.pkcs11 when it is missing, the PIN when there is none or two, and EdDSA, which Moat does not keep in a token', () => {
+    expect(problemsOf(() => loadConfig({ env: {}, cwd: dirWith('keys: { source: pkcs11 }\n') }))).toEqual([
+      'keys.pkcs11: required when keys.source is pkcs11 (library, tokenLabel and pin or pinFile)',
+    ]);
+    expect(problemsOf(() => loadConfig({ env: {}, cwd: dirWith(hsm) }))).toEqual(['keys.pkcs11.pin: set exactly one of pin or pinFile']);
+    expect(problemsOf(() => loadConfig({ env: { MOAT_KEYS__ALGORITHMS: '["PS256","EdDSA"]', MOAT_KEYS__PKCS11__PIN: '1' }, cwd: dirWith(hsm) }))).toEqual([
+      'keys.algorithms: EdDSA cannot be kept in a PKCS#11 token by Moat; use PS256 and ES256',
+    ]);
+  });
+});
