@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import type { Server as TlsServer } from 'node:tls';
 import { errors } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import { createApp } from './app.ts';
@@ -70,7 +71,8 @@ import { createStorage } from './storage/create-storage.ts';
 import { pendingMigrations } from './storage/sql/migrate.ts';
 import { loadTrustAnchors } from './tls/certificate-chain.ts';
 import { createClientCertificateResolver } from './tls/client-certificate.ts';
-import { createHttpServer, createHttpsServer } from './tls/https-server.ts';
+import { createHttpServer, createHttpsServer, tlsServerOptions } from './tls/https-server.ts';
+import { createTrustFileReloader, type TrustFileReloader } from './trust/trust-file-reload.ts';
 import { createRenderError } from './interactions/render-error.ts';
 import type { DirectoryConfig } from './config/schema.ts';
 
@@ -91,6 +93,8 @@ export interface MoatServer {
   storage: Awaited<ReturnType<typeof createStorage>>;
   consents: ConsentService;
   certificates: { registry: CertificateRegistry; monitor: RevocationMonitor; notices?: ExpiryNotices };
+  /** Trust anchors, directory JWKS files and operator CRLs, re-read when they change. */
+  trustFiles: TrustFileReloader;
   audit: AuditLog;
   threats: ThreatProtection;
   /** The admin listener's port once listening (metrics), when it is enabled. */
@@ -180,7 +184,8 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
 
     // customers.source: oidc — the bank's OpenID Provider signs customers in; Moat records who it vouched for.
     const idpConfig = config.customers.oidc;
-    const upstreamIdp = config.customers.source === 'oidc' && idpConfig !== undefined ? createUpstreamIdp(idpConfig, config.issuer) : undefined;
+    const upstreamIdp = config.customers.source === 'oidc' && idpConfig !== undefined ? await createUpstreamIdp(idpConfig, config.issuer) : undefined;
+    if (upstreamIdp !== undefined) closeOnFailure.push(() => void upstreamIdp.close());
     const federatedCustomers = upstreamIdp === undefined ? undefined : createSqlFederatedCustomerDirectory(storage.sql);
     const customers = federatedCustomers ?? createSqlCustomerDirectory(storage.sql);
     // accounts.source: the customer_account table, the bank's account service, or the sandbox's own.
@@ -262,8 +267,9 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       : createRedisAttemptCounterStore(storage.redis, config.storage.redisKeyPrefix, { fallback: createMemoryAttemptCounterStore(), onUnavailable: metrics.storageErrors });
     const csrf = createCsrf({ keys: secrets.cookieKeys, origin: new URL(config.issuer).origin });
 
+    const directoryKeys = createDirectoryKeys(directories);
     const registration = createRegistrationMiddleware({
-      config, provider, directories: createDirectoryKeys(directories), clientCertificate, sql: storage.sql, registry, checker, failMode,
+      config, provider, directories: directoryKeys, clientCertificate, sql: storage.sql, registry, checker, failMode,
       consents, replay: storage.shortLived, audit, logger,
     });
     const federatedLogin = upstreamIdp === undefined || idpConfig === undefined || federatedCustomers === undefined ? undefined : createFederatedLogin({
@@ -316,20 +322,36 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     threats.start();
 
     const handler = app.callback();
-    const server = config.tls.terminate
-      ? createHttpsServer({
-        cert: readFileSync(config.tls.certFile ?? sandbox!.serverCertFile),
-        key: readFileSync(config.tls.keyFile ?? sandbox!.serverKeyFile),
-        ca: anchors.pem,
-        handler,
-      })
-      : createHttpServer(handler);
+    const serverIdentity = config.tls.terminate
+      ? { cert: readFileSync(config.tls.certFile ?? sandbox!.serverCertFile), key: readFileSync(config.tls.keyFile ?? sandbox!.serverKeyFile) }
+      : undefined;
+    const server = serverIdentity !== undefined ? createHttpsServer({ ...serverIdentity, ca: anchors.pem, handler }) : createHttpServer(handler);
+
+    // Trust files re-read when they change: the anchors object is shared by reference, so every
+    // check sees the new set; the TLS context is swapped for the CertificateRequest's CA list.
+    const trustFiles = createTrustFileReloader({
+      logger, metrics: metrics.registry, intervalSeconds: config.trustFiles.checkIntervalSeconds,
+      files: [
+        ...trustAnchorFiles.map((file) => ({
+          kind: 'trust_anchors' as const, file,
+          reload: () => {
+            const next = loadTrustAnchors(trustAnchorFiles);
+            Object.assign(anchors, next);
+            if (serverIdentity !== undefined) (server as unknown as TlsServer).setSecureContext(tlsServerOptions({ ...serverIdentity, ca: anchors.pem }));
+          },
+        })),
+        ...directories.flatMap((d) => (d.jwksFile === undefined ? [] : [{ kind: 'directory_jwks' as const, file: d.jwksFile, reload: () => directoryKeys.get(d.issuer)?.reloadKeys?.() }])),
+        ...(config.admin.tls?.crlFiles ?? []).map((file) => ({ kind: 'operator_crl' as const, file })),
+      ],
+    });
+    trustFiles.start();
 
     const listenPublic = () => listenOn(server, 'listen', config.listen.host, config.listen.port);
 
     const moat: MoatServer = {
       server, provider, config, storage, consents, audit, threats,
       certificates: { registry, monitor: certificateMonitor, ...(expiryNotices === undefined ? {} : { notices: expiryNotices }) },
+      trustFiles,
       async listen() {
         if (admin !== undefined) moat.adminPort = await admin.listen(config.admin.host, config.admin.port);
         return listenPublic();
@@ -337,6 +359,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       close: async () => {
         clearInterval(expirySweep);
         certificateMonitor.stop();
+        trustFiles.stop();
         await expiryNotices?.stop();
         threats.stop();
         await admin?.close();

@@ -3,6 +3,8 @@ import { accountSourceOf, createConfiguredAccountService } from '../accounts/acc
 import type { MoatConfig } from '../config/schema.ts';
 import { describeHsmToken } from '../keys/hsm-signing-keys.ts';
 import { AccountsUnavailable } from '../customers/account-directory.ts';
+import { FederationFailure } from '../federation/federation-failure.ts';
+import { createUpstreamIdp } from '../federation/upstream-idp.ts';
 import { createLogger } from '../observability/logger.ts';
 import { EXIT_FAILURE, EXIT_OK, type CliIo } from './io.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
@@ -10,7 +12,8 @@ import { loadConfigOrReport } from './load-config-or-report.ts';
 export const USAGE = `usage: moat config validate [--config FILE] [--connect]
   validates the configuration (moat.yaml, or --config / MOAT_CONFIG, plus MOAT_* overrides) and exits:
   0 when it is valid, 1 naming every bad key
-  --connect  also reaches each of the bank's systems the configuration names (the account service, …)
+  --connect  also reaches each of the bank's systems the configuration names (the account service,
+             the identity provider, …)
              and exits 1 naming the key of each one that cannot be reached
 `;
 
@@ -53,6 +56,25 @@ export const REACHABILITY_CHECKS: readonly ReachabilityCheck[] = [
         throw new Error(`accounts.http.url ${http.url}: ${err.message}${detail}`, { cause: err });
       } finally {
         client.close();
+      }
+    },
+  },
+  {
+    // customers.source: oidc — the bank's OpenID Provider: its metadata read as a sign-in would
+    // (over TLS trusting customers.oidc.caFile, with the client key or certificate loaded).
+    name: 'customers.oidc',
+    applies: (config) => config.customers.source === 'oidc' && config.customers.oidc !== undefined,
+    async run(config) {
+      const oidc = config.customers.oidc!;
+      const idp = await createUpstreamIdp(oidc, config.issuer);
+      try {
+        const offered = await idp.probe();
+        return `${offered.issuer} answers: PAR ${offered.par ? 'offered (used)' : 'not offered'}, RFC 9207 iss ${offered.issParameter ? 'sent' : 'not sent'}`;
+      } catch (err) {
+        if (err instanceof FederationFailure) throw new Error(`customers.oidc.issuer ${oidc.issuer}: ${err.kind} (${err.message})`, { cause: err });
+        throw err;
+      } finally {
+        await idp.close();
       }
     },
   },

@@ -50,7 +50,7 @@ describe('federated sign-in at the bank IdP (customers.source: oidc)', () => {
     expect(seen).toContain('POST /request');
     expect(seen).toContain('POST /token');
     const { rows } = await h.moat.storage.sql.query<{ id: string; name: string; issuer: string }>('SELECT id, name, issuer FROM federated_customer');
-    expect(rows).toEqual([{ id: 'cust-alice', name: 'Alice B. Example', issuer: `${idp.issuer}/` }]);
+    expect(rows).toEqual([{ id: 'cust-alice', name: 'Alice B. Example', issuer: idp.issuer }]);
   });
 
   it('sends the IdP a PKCE S256 request with state, nonce and Moat\'s callback as redirect_uri, authenticated by private_key_jwt', async () => {
