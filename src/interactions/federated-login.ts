@@ -4,7 +4,8 @@ import type Provider from 'oidc-provider';
 import type { UpstreamIdpConfig } from '../config/schema.ts';
 import type { FederatedCustomerDirectory } from '../customers/sql-federated-customer-directory.ts';
 import { FederationFailure, type FederationFailureKind } from '../federation/federation-failure.ts';
-import { countsAsSca } from '../federation/sca-mapping.ts';
+import { countsAsSca, federatedAuthentication } from '../federation/sca-mapping.ts';
+import { loginResult } from '../sca/authentication.ts';
 import type { SignInStates } from '../federation/sign-in-states.ts';
 import { FEDERATION_CALLBACK_PATH, type FederatedIdentity, type UpstreamIdp } from '../federation/upstream-idp.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
@@ -24,9 +25,6 @@ import type { Views } from './views.ts';
  */
 
 export const FEDERATION_COOKIE = 'moat-federation';
-
-/** The acr Moat reports (UK OB / Open Finance Brasil values) for an upstream login the mapping counts as SCA. */
-export const SCA_ACR = 'urn:openbanking:psd2:sca';
 
 export interface FederatedLoginDeps {
   provider: Provider;
@@ -101,14 +99,8 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
     }
     await deps.customers.record({ id: identity.customerId, name: identity.name }, idp.issuer);
     logger.info({ event: 'login.succeeded', accountId: identity.customerId, source: 'oidc', issuer: idp.issuer }, 'customer signed in at the bank IdP');
-    await finish(ctx, {
-      login: {
-        accountId: identity.customerId,
-        acr: SCA_ACR,
-        amr: identity.amr,
-        ...(identity.authTime === undefined ? {} : { ts: identity.authTime }),
-      },
-    });
+    // The SCA seam's login result: acr/amr/auth_time on the session, the authentication for the consent step.
+    await finish(ctx, loginResult(federatedAuthentication(identity.customerId, identity, new Date())));
   };
 
   const begin: FederatedLogin['begin'] = async (ctx, uid) => {
