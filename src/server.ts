@@ -7,6 +7,7 @@ import { createApp } from './app.ts';
 import type { MoatConfig } from './config/schema.ts';
 import { createSqlCustomerDirectory, seedSandboxCustomers } from './customers/sql-customer-directory.ts';
 import { createSqlFederatedCustomerDirectory } from './customers/sql-federated-customer-directory.ts';
+import { FEDERATION_FAILURE_KINDS } from './federation/federation-failure.ts';
 import { createSignInStates } from './federation/sign-in-states.ts';
 import { createUpstreamIdp } from './federation/upstream-idp.ts';
 import { createFederatedLogin } from './interactions/federated-login.ts';
@@ -281,9 +282,13 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       config, provider, directories: directoryKeys, clientCertificate, sql: storage.sql, registry, checker, failMode,
       consents, replay: storage.shortLived, audit, logger,
     });
+    const customerSessions = createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl);
+    // Every kind from zero, so an alert on a rate sees the series before the first failure.
+    if (upstreamIdp !== undefined) for (const kind of FEDERATION_FAILURE_KINDS) metrics.upstreamIdpFailures.inc({ kind }, 0);
     const federatedLogin = upstreamIdp === undefined || idpConfig === undefined || federatedCustomers === undefined ? undefined : createFederatedLogin({
       provider, idp: upstreamIdp, idpConfig, states: createSignInStates(storage.shortLived), customers: federatedCustomers,
-      views, csrf, logger, ttlSeconds: config.tokens.interactionTtl, onFailure: metrics.upstreamIdpFailure,
+      views, csrf, logger, ttlSeconds: config.tokens.interactionTtl, onFailure: (kind) => metrics.upstreamIdpFailures.inc({ kind }),
+      startDashboardSession: (ctx, customerId) => customerSessions.start(ctx, customerId),
     });
     const app = createApp({
       config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
@@ -291,7 +296,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       ...(federatedLogin === undefined ? {} : { federatedLogin }),
       ...(diagnostics === undefined ? {} : { afterRequest: diagnostics.recordCall }),
       loginThrottle: createLoginThrottle(config.customers.loginThrottle, attemptCounters),
-      customerSessions: createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl),
+      customerSessions,
       edge: [
         tracingMiddleware(),
         metrics.middleware,
