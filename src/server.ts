@@ -273,11 +273,13 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       config, provider, directories: directoryKeys, clientCertificate, sql: storage.sql, registry, checker, failMode,
       consents, replay: storage.shortLived, audit, logger,
     });
+    const customerSessions = createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl);
     // Every kind from zero, so an alert on a rate sees the series before the first failure.
     if (upstreamIdp !== undefined) for (const kind of FEDERATION_FAILURE_KINDS) metrics.upstreamIdpFailures.inc({ kind }, 0);
     const federatedLogin = upstreamIdp === undefined || idpConfig === undefined || federatedCustomers === undefined ? undefined : createFederatedLogin({
       provider, idp: upstreamIdp, idpConfig, states: createSignInStates(storage.shortLived), customers: federatedCustomers,
       views, csrf, logger, ttlSeconds: config.tokens.interactionTtl, onFailure: (kind) => metrics.upstreamIdpFailures.inc({ kind }),
+      startDashboardSession: (ctx, customerId) => customerSessions.start(ctx, customerId),
     });
     const app = createApp({
       config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
@@ -285,7 +287,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       ...(federatedLogin === undefined ? {} : { federatedLogin }),
       ...(diagnostics === undefined ? {} : { afterRequest: diagnostics.recordCall }),
       loginThrottle: createLoginThrottle(config.customers.loginThrottle, attemptCounters),
-      customerSessions: createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl),
+      customerSessions,
       edge: [
         tracingMiddleware(),
         metrics.middleware,

@@ -10,6 +10,7 @@ import { maskedIdentification } from '../customers/account-directory.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import type { LoginThrottle } from '../customers/login-throttle.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
+import { OAuthError } from '../http/oauth-error.ts';
 import { readForm } from '../http/read-body.ts';
 import { signIn } from '../interactions/routes.ts';
 import type { Views } from '../interactions/views.ts';
@@ -34,6 +35,8 @@ export interface DashboardDeps {
   throttle: LoginThrottle;
   config: MoatConfig;
   logger: Logger;
+  /** customers.source: oidc — the dashboard's sign-in goes to the bank's IdP instead of the password form. */
+  federatedSignIn?: (ctx: ParameterizedContext) => Promise<void>;
 }
 
 type Ctx = ParameterizedContext;
@@ -65,10 +68,13 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
       ctx.redirect(`${DASHBOARD_PATH}/consents`);
       return;
     }
-    renderLogin(ctx);
+    if (deps.federatedSignIn !== undefined) await deps.federatedSignIn(ctx);
+    else renderLogin(ctx);
   });
 
   router.post('/login', async (ctx) => {
+    // The bank's IdP signs its customers in; Moat holds no passwords for them.
+    if (deps.federatedSignIn !== undefined) throw new OAuthError('invalid_request', "this bank signs customers in at its own sign-in page: open the dashboard again");
     const form = await readForm(ctx.req);
     csrf.verify(ctx, 'dashboard-login', form.get(CSRF_FIELD) ?? undefined);
     const username = form.get('username') ?? '';
