@@ -74,6 +74,8 @@ import { loadTrustAnchors } from './tls/certificate-chain.ts';
 import { createClientCertificateResolver } from './tls/client-certificate.ts';
 import { createHttpServer, createHttpsServer, tlsServerOptions } from './tls/https-server.ts';
 import { createTrustFileReloader, type TrustFileReloader } from './trust/trust-file-reload.ts';
+import { configHash, describeConfig } from './config/config-description.ts';
+import { createInstanceHeartbeat, type InstanceHeartbeat } from './deployment/instance-heartbeat.ts';
 import { createRenderError } from './interactions/render-error.ts';
 import type { DirectoryConfig } from './config/schema.ts';
 
@@ -96,6 +98,8 @@ export interface MoatServer {
   certificates: { registry: CertificateRegistry; monitor: RevocationMonitor; notices?: ExpiryNotices };
   /** Trust anchors, directory JWKS files and operator CRLs, re-read when they change. */
   trustFiles: TrustFileReloader;
+  /** This instance's configuration hash, recorded with a heartbeat for drift detection. */
+  heartbeat: InstanceHeartbeat;
   audit: AuditLog;
   threats: ThreatProtection;
   /** The admin listener's port once listening (metrics), when it is enabled. */
@@ -138,6 +142,10 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     hsm?.close();
     throw err;
   }
+  // The hash of the configuration as loaded (file, MOAT_* overrides, defaults): every instance
+  // started from the same one logs and reports the same hash; `moat config plan` compares with it.
+  const heartbeat = createInstanceHeartbeat({ sql: storage.sql, configHash: configHash(configured), metrics: metrics.registry, logger });
+  logger.info({ event: 'config.loaded', configHash: heartbeat.configHash }, 'configuration loaded');
   let accountSource: Awaited<ReturnType<typeof createAccountSource>> | undefined;
   try {
     if (sandbox !== undefined) {
@@ -246,6 +254,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       ? createAdminServer({
         metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, passkeys: passkeyStore, logger,
         ...(expiryNotices === undefined ? {} : { notices: expiryNotices }), expiryWarningDays: config.certificates.expiryWarningDays,
+        configuration: { describe: () => describeConfig(configured), heartbeat },
         credentials: await loadAdminCredentials(config.admin, { createMissingToken: config.mode === 'sandbox' }),
         hosts: { host: config.admin.host, allowedHosts: config.admin.allowedHosts },
       })
@@ -357,13 +366,14 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       ],
     });
     trustFiles.start();
+    heartbeat.start();
 
     const listenPublic = () => listenOn(server, 'listen', config.listen.host, config.listen.port);
 
     const moat: MoatServer = {
       server, provider, config, storage, consents, audit, threats,
       certificates: { registry, monitor: certificateMonitor, ...(expiryNotices === undefined ? {} : { notices: expiryNotices }) },
-      trustFiles,
+      trustFiles, heartbeat,
       async listen() {
         if (admin !== undefined) moat.adminPort = await admin.listen(config.admin.host, config.admin.port);
         return listenPublic();
@@ -372,6 +382,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         clearInterval(expirySweep);
         certificateMonitor.stop();
         trustFiles.stop();
+        await heartbeat.stop();
         await expiryNotices?.stop();
         threats.stop();
         await admin?.close();
