@@ -131,21 +131,28 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
 
   // Before storage, so that a backend failing from the first call on is counted.
   const metrics = createMetrics();
-  const storage = await createStorage(config, logger, metrics.storageErrors);
+  // Signing keys in the bank's HSM (which signs; Moat never holds the key): a token that cannot be
+  // used stops the start here, before any storage is opened or migrated.
+  const hsm = config.keys.source === 'pkcs11' ? await openHsmSigning(config.keys, logger, metrics.registry) : undefined;
+  const closeOnFailure: (() => void)[] = hsm === undefined ? [] : [hsm.close];
+  let storage: Awaited<ReturnType<typeof createStorage>>;
+  try {
+    storage = await createStorage(config, logger, metrics.storageErrors);
+  } catch (err) {
+    hsm?.close();
+    throw err;
+  }
   // The hash of the configuration as loaded (file, MOAT_* overrides, defaults): every instance
   // started from the same one logs and reports the same hash; `moat config plan` compares with it.
   const heartbeat = createInstanceHeartbeat({ sql: storage.sql, configHash: configHash(configured), metrics: metrics.registry, logger });
   logger.info({ event: 'config.loaded', configHash: heartbeat.configHash }, 'configuration loaded');
-  const closeOnFailure: (() => void)[] = [];
   let accountSource: Awaited<ReturnType<typeof createAccountSource>> | undefined;
   try {
     if (sandbox !== undefined) {
       await seedSandboxCustomers(storage.sql);
       await seedSandboxAccounts(storage.sql);
     }
-    // Signing keys from a JWKS file, or from the bank's HSM (which signs; Moat never holds the key).
-    const hsm = config.keys.source === 'pkcs11' ? await openHsmSigning(config.keys, logger, metrics.registry) : undefined;
-    if (hsm !== undefined) closeOnFailure.push(hsm.close);
+    // Signing keys from a JWKS file, or from the HSM opened above.
     const fileKeys = hsm === undefined ? await loadOrCreateSigningKeys(config.keys.dir, config.keys.algorithms) : undefined;
     for (const key of hsm?.created ?? fileKeys?.created ?? []) {
       logger.info({ event: 'keys.generated', kid: key.kid, alg: key.alg, source: config.keys.source }, 'signing key generated');
