@@ -9,8 +9,12 @@ import type { MoatConfig } from './schema.ts';
  * carries a salted digest, so `moat config plan` can say changed or unchanged without seeing it.
  */
 
-/** Leaf keys whose values are secrets: by name, and the storage URLs (they may carry a password). */
-const SECRET_KEY = /(^|\.)(pin|password|passphrase|[a-zA-Z]*Secret|[a-zA-Z]*Password)$/;
+/**
+ * Leaf keys whose values are secrets: by name (a PIN, a password, a secret, a key or token given by
+ * value, such as sca.totp.encryptionKey — never a `…File` path), and the storage URLs (they may
+ * carry a password).
+ */
+const SECRET_KEY = /(^|\.)(pin|password|passphrase|secret|key|token|[a-zA-Z]*(Secret|Password|Key|Token))$/;
 const SECRET_KEYS = new Set(['storage.postgresUrl', 'storage.redisUrl']);
 
 export function isSecretKey(key: string): boolean {

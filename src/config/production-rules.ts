@@ -49,6 +49,14 @@ export const PRODUCTION_RULES: ProductionRule[] = [
       return i === -1 ? undefined : `directories.${i}: the sandbox directory is not trusted in production`;
     },
   },
+  {
+    name: 'sca-on',
+    // PSD2 RTS Art. 4: the customer's sign-in is strong (two factors). Read structurally: the `sca`
+    // section (sca.totp.enabled) comes with the SCA work; until it exists there is nothing to turn off.
+    check: (c) => ((c as { sca?: { totp?: { enabled?: boolean } } }).sca?.totp?.enabled === false
+      ? 'sca.totp.enabled: is false; customers would sign in with a password alone, which is not strong customer authentication'
+      : undefined),
+  },
 ];
 
 /** Every production rule the configuration breaks, as `rule: reason`. */

@@ -1,9 +1,10 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { configHash, describeConfig, flattenConfig, planConfig } from '../../src/config/config-description.ts';
+import { configHash, describeConfig, flattenConfig, isSecretKey, planConfig } from '../../src/config/config-description.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import { PRODUCTION_RULES, productionViolations } from '../../src/config/production-rules.ts';
+import type { MoatConfig } from '../../src/config/schema.ts';
 import { runMoat } from '../support/cli.ts';
 
 /*
@@ -37,6 +38,11 @@ it('hashes the same configuration alike and a changed one differently; a secret 
   expect(configHash(config({ ...PRODUCTION, storage: { ...PRODUCTION.storage, postgresUrl: 'postgres://moat:other@db/moat' } }))).toBe(configHash(a));
 });
 
+it('takes a PIN, a secret or a key given by value for a secret, never a file path', () => {
+  expect(['keys.pkcs11.pin', 'sca.totp.encryptionKey', 'storage.redisUrl', 'customers.oidc.clientSecret'].filter(isSecretKey)).toHaveLength(4);
+  expect(['keys.pkcs11.pinFile', 'tls.keyFile', 'admin.tokenFile', 'keys.pkcs11.tokenLabel', 'tokens.accessTokenTtl'].filter(isSecretKey)).toEqual([]);
+});
+
 it('describes a secret by a salted digest only, and plans it as changed or unchanged without its value', () => {
   const running = describeConfig(config(PRODUCTION));
   expect(JSON.stringify(running)).not.toContain('s3cret-password');
@@ -68,7 +74,9 @@ describe('production rules', () => {
       expect.stringMatching(/^no-sandbox-ca: trustAnchors: \/srv\/moat\/data\/sandbox\/tpp-ca.pem is a sandbox CA/),
       expect.stringMatching(/^no-sandbox-directory: directories.0:/),
     ]);
-    expect(PRODUCTION_RULES.map((r) => r.name)).toEqual(['production-mode', 'revocation-fails-closed', 'operator-authentication', 'no-sandbox-ca', 'no-sandbox-directory']);
+    // PSD2 RTS Art. 4: SCA off (the sca section's second factor) breaks the rule.
+    expect(productionViolations({ ...config(PRODUCTION), sca: { totp: { enabled: false } } } as MoatConfig)).toEqual([expect.stringMatching(/^sca-on: sca.totp.enabled: is false/)]);
+    expect(PRODUCTION_RULES.map((r) => r.name)).toEqual(['production-mode', 'revocation-fails-closed', 'operator-authentication', 'no-sandbox-ca', 'no-sandbox-directory', 'sca-on']);
   });
 
   it('is applied by `moat config validate --production`, exiting 1 with each broken rule named', async () => {
@@ -82,7 +90,7 @@ describe('production rules', () => {
     expect(kept.err).toBe('');
     expect(kept.code).toBe(0);
     expect(kept.out).toContain(`hash ${configHash(config(PRODUCTION))}`);
-    expect(kept.out).toContain('production rules: all 5 kept');
+    expect(kept.out).toContain('production rules: all 6 kept');
     // Without --production the sandbox default is valid, as before.
     expect((await runMoat(['config', 'validate'])).code).toBe(0);
   });
