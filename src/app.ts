@@ -130,6 +130,7 @@ export function createApp(deps: AppDependencies): Koa {
     provider: deps.provider, customers: deps.customers, consents: deps.consents, sessions: deps.customerSessions, views: deps.views,
     csrf: deps.csrf, throttle: deps.loginThrottle, config: deps.config, logger: deps.logger, sca: deps.sca,
     passkeyOffer: (ctx) => dashboardPasskeyOffer(ctx, { ceremonies: deps.passkeys.ceremonies, views: deps.views, csrf: deps.csrf }),
+    ...(deps.federatedLogin === undefined ? {} : { federatedSignIn: deps.federatedLogin.beginDashboard }),
   });
   app.use(dashboard.routes());
   app.use(dashboard.allowedMethods());

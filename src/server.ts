@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
+import type { Server as TlsServer } from 'node:tls';
 import { errors } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import { createApp } from './app.ts';
@@ -11,6 +12,7 @@ import { createSecretBox, loadEncryptionKey, TOTP_KEY_FILE } from './sca/secret-
 import { createSqlTotpStore } from './sca/sql-totp-store.ts';
 import { createTotpFactor } from './sca/totp-factor.ts';
 import { createSqlFederatedCustomerDirectory } from './customers/sql-federated-customer-directory.ts';
+import { FEDERATION_FAILURE_KINDS } from './federation/federation-failure.ts';
 import { createSignInStates } from './federation/sign-in-states.ts';
 import { createUpstreamIdp } from './federation/upstream-idp.ts';
 import { createFederatedLogin } from './interactions/federated-login.ts';
@@ -75,7 +77,10 @@ import { createStorage } from './storage/create-storage.ts';
 import { pendingMigrations } from './storage/sql/migrate.ts';
 import { loadTrustAnchors } from './tls/certificate-chain.ts';
 import { createClientCertificateResolver } from './tls/client-certificate.ts';
-import { createHttpServer, createHttpsServer } from './tls/https-server.ts';
+import { createHttpServer, createHttpsServer, tlsServerOptions } from './tls/https-server.ts';
+import { createTrustFileReloader, type TrustFileReloader } from './trust/trust-file-reload.ts';
+import { configHash, describeConfig } from './config/config-description.ts';
+import { createInstanceHeartbeat, type InstanceHeartbeat } from './deployment/instance-heartbeat.ts';
 import { createRenderError } from './interactions/render-error.ts';
 import type { DirectoryConfig } from './config/schema.ts';
 
@@ -96,6 +101,10 @@ export interface MoatServer {
   storage: Awaited<ReturnType<typeof createStorage>>;
   consents: ConsentService;
   certificates: { registry: CertificateRegistry; monitor: RevocationMonitor; notices?: ExpiryNotices };
+  /** Trust anchors, directory JWKS files and operator CRLs, re-read when they change. */
+  trustFiles: TrustFileReloader;
+  /** This instance's configuration hash, recorded with a heartbeat for drift detection. */
+  heartbeat: InstanceHeartbeat;
   audit: AuditLog;
   threats: ThreatProtection;
   /** The admin listener's port once listening (metrics), when it is enabled. */
@@ -133,17 +142,28 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
 
   // Before storage, so that a backend failing from the first call on is counted.
   const metrics = createMetrics();
-  const storage = await createStorage(config, logger, metrics.storageErrors);
-  const closeOnFailure: (() => void)[] = [];
+  // Signing keys in the bank's HSM (which signs; Moat never holds the key): a token that cannot be
+  // used stops the start here, before any storage is opened or migrated.
+  const hsm = config.keys.source === 'pkcs11' ? await openHsmSigning(config.keys, logger, metrics.registry) : undefined;
+  const closeOnFailure: (() => void)[] = hsm === undefined ? [] : [hsm.close];
+  let storage: Awaited<ReturnType<typeof createStorage>>;
+  try {
+    storage = await createStorage(config, logger, metrics.storageErrors);
+  } catch (err) {
+    hsm?.close();
+    throw err;
+  }
+  // The hash of the configuration as loaded (file, MOAT_* overrides, defaults): every instance
+  // started from the same one logs and reports the same hash; `moat config plan` compares with it.
+  const heartbeat = createInstanceHeartbeat({ sql: storage.sql, configHash: configHash(configured), metrics: metrics.registry, logger });
+  logger.info({ event: 'config.loaded', configHash: heartbeat.configHash }, 'configuration loaded');
   let accountSource: Awaited<ReturnType<typeof createAccountSource>> | undefined;
   try {
     if (sandbox !== undefined) {
       await seedSandboxCustomers(storage.sql);
       await seedSandboxAccounts(storage.sql);
     }
-    // Signing keys from a JWKS file, or from the bank's HSM (which signs; Moat never holds the key).
-    const hsm = config.keys.source === 'pkcs11' ? await openHsmSigning(config.keys, logger, metrics.registry) : undefined;
-    if (hsm !== undefined) closeOnFailure.push(hsm.close);
+    // Signing keys from a JWKS file, or from the HSM opened above.
     const fileKeys = hsm === undefined ? await loadOrCreateSigningKeys(config.keys.dir, config.keys.algorithms) : undefined;
     for (const key of hsm?.created ?? fileKeys?.created ?? []) {
       logger.info({ event: 'keys.generated', kid: key.kid, alg: key.alg, source: config.keys.source }, 'signing key generated');
@@ -199,7 +219,8 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
 
     // customers.source: oidc — the bank's OpenID Provider signs customers in; Moat records who it vouched for.
     const idpConfig = config.customers.oidc;
-    const upstreamIdp = config.customers.source === 'oidc' && idpConfig !== undefined ? createUpstreamIdp(idpConfig, config.issuer) : undefined;
+    const upstreamIdp = config.customers.source === 'oidc' && idpConfig !== undefined ? await createUpstreamIdp(idpConfig, config.issuer) : undefined;
+    if (upstreamIdp !== undefined) closeOnFailure.push(() => void upstreamIdp.close());
     const federatedCustomers = upstreamIdp === undefined ? undefined : createSqlFederatedCustomerDirectory(storage.sql);
     const customers = federatedCustomers ?? createSqlCustomerDirectory(storage.sql);
     // accounts.source: the customer_account table, the bank's account service, or the sandbox's own.
@@ -263,6 +284,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, passkeys: passkeyStore, logger,
         factors: { ...(totp === undefined ? {} : { totp }), customerExists: (id) => totpStore.customerExists(id) },
         ...(expiryNotices === undefined ? {} : { notices: expiryNotices }), expiryWarningDays: config.certificates.expiryWarningDays,
+        configuration: { describe: () => describeConfig(configured), heartbeat },
         credentials: await loadAdminCredentials(config.admin, { createMissingToken: config.mode === 'sandbox' }),
         hosts: { host: config.admin.host, allowedHosts: config.admin.allowedHosts },
       })
@@ -287,13 +309,18 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     };
     const csrf = createCsrf({ keys: secrets.cookieKeys, origin: new URL(config.issuer).origin });
 
+    const directoryKeys = createDirectoryKeys(directories);
     const registration = createRegistrationMiddleware({
-      config, provider, directories: createDirectoryKeys(directories), clientCertificate, sql: storage.sql, registry, checker, failMode,
+      config, provider, directories: directoryKeys, clientCertificate, sql: storage.sql, registry, checker, failMode,
       consents, replay: storage.shortLived, audit, logger,
     });
+    const customerSessions = createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl);
+    // Every kind from zero, so an alert on a rate sees the series before the first failure.
+    if (upstreamIdp !== undefined) for (const kind of FEDERATION_FAILURE_KINDS) metrics.upstreamIdpFailures.inc({ kind }, 0);
     const federatedLogin = upstreamIdp === undefined || idpConfig === undefined || federatedCustomers === undefined ? undefined : createFederatedLogin({
       provider, idp: upstreamIdp, idpConfig, states: createSignInStates(storage.shortLived), customers: federatedCustomers,
-      views, csrf, logger, ttlSeconds: config.tokens.interactionTtl, onFailure: metrics.upstreamIdpFailure,
+      views, csrf, logger, ttlSeconds: config.tokens.interactionTtl, onFailure: (kind) => metrics.upstreamIdpFailures.inc({ kind }),
+      startDashboardSession: (ctx, customerId) => customerSessions.start(ctx, customerId, 'strong'),
     });
     const app = createApp({
       config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
@@ -306,7 +333,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         steppedUp: (clientId) => threats.standing.steppedUp(clientId) !== undefined,
         now,
       },
-      customerSessions: createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl),
+      customerSessions,
       edge: [
         tracingMiddleware(),
         metrics.middleware,
@@ -346,20 +373,37 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     threats.start();
 
     const handler = app.callback();
-    const server = config.tls.terminate
-      ? createHttpsServer({
-        cert: readFileSync(config.tls.certFile ?? sandbox!.serverCertFile),
-        key: readFileSync(config.tls.keyFile ?? sandbox!.serverKeyFile),
-        ca: anchors.pem,
-        handler,
-      })
-      : createHttpServer(handler);
+    const serverIdentity = config.tls.terminate
+      ? { cert: readFileSync(config.tls.certFile ?? sandbox!.serverCertFile), key: readFileSync(config.tls.keyFile ?? sandbox!.serverKeyFile) }
+      : undefined;
+    const server = serverIdentity !== undefined ? createHttpsServer({ ...serverIdentity, ca: anchors.pem, handler }) : createHttpServer(handler);
+
+    // Trust files re-read when they change: the anchors object is shared by reference, so every
+    // check sees the new set; the TLS context is swapped for the CertificateRequest's CA list.
+    const trustFiles = createTrustFileReloader({
+      logger, metrics: metrics.registry, intervalSeconds: config.trustFiles.checkIntervalSeconds,
+      files: [
+        ...trustAnchorFiles.map((file) => ({
+          kind: 'trust_anchors' as const, file,
+          reload: () => {
+            const next = loadTrustAnchors(trustAnchorFiles);
+            Object.assign(anchors, next);
+            if (serverIdentity !== undefined) (server as unknown as TlsServer).setSecureContext(tlsServerOptions({ ...serverIdentity, ca: anchors.pem }));
+          },
+        })),
+        ...directories.flatMap((d) => (d.jwksFile === undefined ? [] : [{ kind: 'directory_jwks' as const, file: d.jwksFile, reload: () => directoryKeys.get(d.issuer)?.reloadKeys?.() }])),
+        ...(config.admin.tls?.crlFiles ?? []).map((file) => ({ kind: 'operator_crl' as const, file })),
+      ],
+    });
+    trustFiles.start();
+    heartbeat.start();
 
     const listenPublic = () => listenOn(server, 'listen', config.listen.host, config.listen.port);
 
     const moat: MoatServer = {
       server, provider, config, storage, consents, audit, threats,
       certificates: { registry, monitor: certificateMonitor, ...(expiryNotices === undefined ? {} : { notices: expiryNotices }) },
+      trustFiles, heartbeat,
       async listen() {
         if (admin !== undefined) moat.adminPort = await admin.listen(config.admin.host, config.admin.port);
         return listenPublic();
@@ -367,6 +411,8 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       close: async () => {
         clearInterval(expirySweep);
         certificateMonitor.stop();
+        trustFiles.stop();
+        await heartbeat.stop();
         await expiryNotices?.stop();
         threats.stop();
         await admin?.close();

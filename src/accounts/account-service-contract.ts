@@ -15,14 +15,29 @@ export const ACCOUNT_SERVICE_CONTRACT_VERSION = '1.0.0';
 /** ISO 4217 alphabetic code. */
 const currency = z.string().regex(/^[A-Z]{3}$/).describe('ISO 4217 currency code, like GBP');
 
-export const contractAccountSchema = z.object({
+const accountFields = {
   id: z.string().min(1).max(128).describe("The bank's own id of the account: what Moat records on the consent and passes back to the bank's APIs"),
   nickname: z.string().min(1).max(70).describe('The name the customer knows the account by, shown on the consent page'),
   type: z.string().min(1).max(70).describe('The kind of account, in words for the customer: "Personal current account"'),
   currency,
-  schemeName: z.enum(ACCOUNT_SCHEMES).describe('How `identification` names the account (UK Open Banking scheme names)'),
-  identification: z.string().min(1).max(256).describe('The account number in that scheme: 14 digits of sort code and account number, or an IBAN without spaces'),
-});
+};
+
+/*
+ * The identification's form depends on its scheme, as in a TPP's account reference
+ * (src/consents/authorization-details.ts): an account Moat shows must be one a TPP can name.
+ */
+export const contractAccountSchema = z.discriminatedUnion('schemeName', [
+  z.object({
+    ...accountFields,
+    schemeName: z.literal('UK.OBIE.SortCodeAccountNumber').describe('UK Open Banking scheme name: sort code and account number'),
+    identification: z.string().regex(/^\d{14}$/, 'a sort code and account number is 14 digits').describe('Sort code and account number, 14 digits without spaces'),
+  }),
+  z.object({
+    ...accountFields,
+    schemeName: z.literal('UK.OBIE.IBAN').describe('UK Open Banking scheme name: IBAN'),
+    identification: z.string().regex(/^[A-Z]{2}\d{2}[A-Z0-9]{11,30}$/, 'an IBAN is two letters, two check digits and up to 30 letters or digits, without spaces').describe('An IBAN without spaces'),
+  }),
+], { error: `expected one of ${ACCOUNT_SCHEMES.join(', ')}` });
 export type ContractAccount = z.infer<typeof contractAccountSchema>;
 
 /** GET /customers/{customerId}/accounts → 200. An unknown customer has no accounts: an empty list. */

@@ -10,6 +10,8 @@ import { CERTIFICATE_STATUSES, type CertificateRegistry, type CertificateStatus,
 import { ConsentNotFound, ConsentStateConflict } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
 import type { ExpiryNotices } from '../certificates/expiry-notices.ts';
+import type { ConfigDescription } from '../config/config-description.ts';
+import type { InstanceHeartbeat } from '../deployment/instance-heartbeat.ts';
 import { readJsonObject } from '../http/read-body.ts';
 import { OAuthError } from '../http/oauth-error.ts';
 import { listenOn } from '../http/listen.ts';
@@ -46,6 +48,8 @@ export interface AdminDependencies {
   notices?: ExpiryNotices;
   /** The warning horizons; the widest is the default window of `GET /renewals`. */
   expiryWarningDays?: readonly number[];
+  /** The effective configuration (secrets as digests) and the deployment's instances, for `moat config plan`. */
+  configuration?: { describe(): ConfigDescription; heartbeat: InstanceHeartbeat };
   passkeys: PasskeyStore;
   /** Token and/or operator mTLS (`loadAdminCredentials`); with `tls` the listener serves HTTPS. */
   credentials: AdminCredentials;
@@ -167,6 +171,18 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
     if (within !== undefined && !/^\d{1,10}$/.test(within)) throw new OAuthError('invalid_request', 'within must be a number of seconds');
     const seconds = within === undefined ? Math.max(0, ...(deps.expiryWarningDays ?? [30])) * 86_400 : Number(within);
     ctx.body = await deps.notices.unrenewed(new Date(Date.now() + seconds * 1000));
+  });
+
+  // Configuration as code: this instance's effective configuration, key by key (a secret as a
+  // digest salted per answer, never its value), and which configurations the deployment runs.
+  router.get('/config', (ctx) => {
+    if (deps.configuration === undefined) throw new OAuthError('not_found', 'no configuration description on this listener');
+    ctx.body = { instanceId: deps.configuration.heartbeat.instanceId, ...deps.configuration.describe() };
+  });
+  router.get('/config/instances', async (ctx) => {
+    if (deps.configuration === undefined) throw new OAuthError('not_found', 'no configuration description on this listener');
+    const instances = await deps.configuration.heartbeat.live();
+    ctx.body = { configHash: deps.configuration.heartbeat.configHash, drift: new Set(instances.map((i) => i.configHash)).size > 1, instances };
   });
 
   router.get('/consents', async (ctx) => {

@@ -209,6 +209,11 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   /** CA certificates (PEM files) that TPP transport certificates must chain to. */
   trustAnchors: z.array(z.string().min(1)).default([]),
+  /** Trust anchors, directory jwksFiles and admin.tls.crlFiles are re-read when they change. */
+  trustFiles: z.strictObject({
+    /** How often each file is checked for a change, in seconds. */
+    checkIntervalSeconds: seconds(3600).default(10),
+  }).prefault({}),
   trustedProxies: z.strictObject({
     /** Addresses or CIDR ranges of gateways allowed to forward a client certificate. */
     addresses: z.array(z.string().min(1)).default([]),

@@ -39,6 +39,8 @@ export interface DashboardDeps {
   sca: InteractionSca;
   /** The sign-in page's passkey form (passkey-routes.ts), when passkeys are offered. */
   passkeyOffer?: (ctx: ParameterizedContext) => Promise<{ options: string; script: { src: string; integrity: string; nonce: string } }>;
+  /** customers.source: oidc — the dashboard's sign-in goes to the bank's IdP instead of the password form. */
+  federatedSignIn?: (ctx: ParameterizedContext) => Promise<void>;
 }
 
 type Ctx = ParameterizedContext;
@@ -78,10 +80,13 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
       ctx.redirect(`${DASHBOARD_PATH}/consents`);
       return;
     }
-    await renderLogin(ctx);
+    if (deps.federatedSignIn !== undefined) await deps.federatedSignIn(ctx);
+    else await renderLogin(ctx);
   });
 
   router.post('/login', async (ctx) => {
+    // The bank's IdP signs its customers in; Moat holds no passwords for them.
+    if (deps.federatedSignIn !== undefined) throw new OAuthError('invalid_request', "this bank signs customers in at its own sign-in page: open the dashboard again");
     const form = await readForm(ctx.req);
     csrf.verify(ctx, 'dashboard-login', form.get(CSRF_FIELD) ?? undefined);
     const username = form.get('username') ?? '';

@@ -51,23 +51,27 @@ export interface UpstreamIdp {
   close(): Promise<void>;
 }
 
-export function createUpstreamIdp(config: UpstreamIdpConfig, moatIssuer: string): UpstreamIdp {
+/**
+ * Reads the files customers.oidc names (a missing or unusable one stops start-up, naming its key);
+ * the IdP itself is first contacted when a customer signs in.
+ */
+export async function createUpstreamIdp(config: UpstreamIdpConfig, moatIssuer: string): Promise<UpstreamIdp> {
   const issuer = new URL(config.issuer);
   const redirectUri = new URL(FEDERATION_CALLBACK_PATH, moatIssuer).toString();
   const mtls = config.clientAuth.method === 'tls_client_auth';
   const agent = new Agent({
     connect: {
       // A private CA is trusted besides the system's, never instead of them.
-      ...(config.caFile === undefined ? {} : { ca: [...rootCertificates, readFileSync(config.caFile, 'utf8')] }),
+      ...(config.caFile === undefined ? {} : { ca: [...rootCertificates, readConfiguredFile('customers.oidc.caFile', config.caFile).toString('utf8')] }),
       ...(config.clientAuth.method === 'tls_client_auth'
-        ? { cert: readFileSync(config.clientAuth.certFile), key: readFileSync(config.clientAuth.keyFile) }
+        ? { cert: readConfiguredFile('customers.oidc.clientAuth.certFile', config.clientAuth.certFile), key: readConfiguredFile('customers.oidc.clientAuth.keyFile', config.clientAuth.keyFile) }
         : {}),
     },
   });
   const customFetch = timedFetch(agent, config.timeoutMs);
   // RFC 8705 §5: with mTLS, the token and PAR endpoints may live at their aliases.
   const client: oauth.Client = { client_id: config.clientId, ...(mtls ? { use_mtls_endpoint_aliases: true } : {}) };
-  const clientAuth = mtls ? Promise.resolve(oauth.TlsClientAuth()) : privateKeyJwtAuth((config.clientAuth as { jwkFile: string }).jwkFile);
+  const clientAuth = config.clientAuth.method === 'tls_client_auth' ? oauth.TlsClientAuth() : await privateKeyJwtAuth(config.clientAuth.jwkFile);
   const options = { [oauth.customFetch]: customFetch };
   const jwksCache: oauth.JWKSCacheInput = {};
 
@@ -83,7 +87,7 @@ export function createUpstreamIdp(config: UpstreamIdpConfig, moatIssuer: string)
   };
 
   return {
-    issuer: issuer.toString(),
+    issuer: config.issuer,
     async begin() {
       const as = await discover();
       const pending: PendingSignIn = { state: oauth.generateRandomState(), nonce: oauth.generateRandomNonce(), codeVerifier: oauth.generateRandomCodeVerifier() };
@@ -104,8 +108,7 @@ export function createUpstreamIdp(config: UpstreamIdpConfig, moatIssuer: string)
       const authorizationUrl = new URL(as.authorization_endpoint!);
       if (advertisesPar(as)) {
         // RFC 9126: the request goes to the IdP over the back channel; the browser carries only its handle.
-        const auth = await clientAuth;
-        const pushed = await upstreamCall(async () => oauth.processPushedAuthorizationResponse(as, client, await oauth.pushedAuthorizationRequest(as, client, auth, params, options)));
+        const pushed = await upstreamCall(async () => oauth.processPushedAuthorizationResponse(as, client, await oauth.pushedAuthorizationRequest(as, client, clientAuth, params, options)));
         authorizationUrl.search = new URLSearchParams({ client_id: config.clientId, request_uri: pushed.request_uri }).toString();
       } else {
         authorizationUrl.search = params.toString();
@@ -120,8 +123,7 @@ export function createUpstreamIdp(config: UpstreamIdpConfig, moatIssuer: string)
       } catch (err) {
         throw classifyAuthorizationResponse(err);
       }
-      const auth = await clientAuth;
-      const response = await upstreamCall(() => oauth.authorizationCodeGrantRequest(as, client, auth, code, redirectUri, pending.codeVerifier, options));
+      const response = await upstreamCall(() => oauth.authorizationCodeGrantRequest(as, client, clientAuth, code, redirectUri, pending.codeVerifier, options));
       let claims: oauth.IDToken;
       try {
         const tokens = await oauth.processAuthorizationCodeResponse(as, client, response, {
@@ -178,11 +180,32 @@ function identityFrom(claims: oauth.IDToken, config: UpstreamIdpConfig): Federat
 }
 
 async function privateKeyJwtAuth(jwkFile: string): Promise<oauth.ClientAuth> {
-  const jwk = JSON.parse(readFileSync(jwkFile, 'utf8')) as JWK;
-  if (typeof jwk.alg !== 'string') throw new Error(`customers.oidc.clientAuth.jwkFile: the JWK in ${jwkFile} has no alg`);
-  const key = await importJWK(jwk, jwk.alg);
-  if (!(key instanceof CryptoKey) || key.type !== 'private') throw new Error(`customers.oidc.clientAuth.jwkFile: ${jwkFile} is not a private key`);
+  const where = 'customers.oidc.clientAuth.jwkFile';
+  let jwk: JWK;
+  try {
+    jwk = JSON.parse(readConfiguredFile(where, jwkFile).toString('utf8')) as JWK;
+  } catch (err) {
+    if (err instanceof SyntaxError) throw new Error(`${where}: ${jwkFile} is not a JSON Web Key (${err.message})`);
+    throw err;
+  }
+  // FAPI 2.0 SP §5.4.1: the assertion is signed with PS256, ES256 or EdDSA.
+  if (typeof jwk.alg !== 'string' || !['PS256', 'ES256', 'EdDSA'].includes(jwk.alg)) throw new Error(`${where}: the JWK in ${jwkFile} needs alg PS256, ES256 or EdDSA`);
+  let key: Awaited<ReturnType<typeof importJWK>>;
+  try {
+    key = await importJWK(jwk, jwk.alg);
+  } catch (err) {
+    throw new Error(`${where}: ${jwkFile} is not a usable ${jwk.alg} key (${(err as Error).message})`);
+  }
+  if (!(key instanceof CryptoKey) || key.type !== 'private') throw new Error(`${where}: ${jwkFile} holds no private key`);
   return oauth.PrivateKeyJwt({ key, ...(jwk.kid === undefined ? {} : { kid: jwk.kid }) });
+}
+
+function readConfiguredFile(key: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new Error(`${key}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
 }
 
 /**

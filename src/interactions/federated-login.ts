@@ -4,8 +4,9 @@ import type Provider from 'oidc-provider';
 import type { UpstreamIdpConfig } from '../config/schema.ts';
 import type { FederatedCustomerDirectory } from '../customers/sql-federated-customer-directory.ts';
 import { FederationFailure, type FederationFailureKind } from '../federation/federation-failure.ts';
-import { countsAsSca } from '../federation/sca-mapping.ts';
-import type { SignInStates } from '../federation/sign-in-states.ts';
+import { countsAsSca, federatedAuthentication } from '../federation/sca-mapping.ts';
+import { loginResult } from '../sca/authentication.ts';
+import type { FederatedOutcome, SignInStates } from '../federation/sign-in-states.ts';
 import { FEDERATION_CALLBACK_PATH, type FederatedIdentity, type UpstreamIdp } from '../federation/upstream-idp.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
 import { readForm } from '../http/read-body.ts';
@@ -25,9 +26,6 @@ import type { Views } from './views.ts';
 
 export const FEDERATION_COOKIE = 'moat-federation';
 
-/** The acr Moat reports (UK OB / Open Finance Brasil values) for an upstream login the mapping counts as SCA. */
-export const SCA_ACR = 'urn:openbanking:psd2:sca';
-
 export interface FederatedLoginDeps {
   provider: Provider;
   idp: UpstreamIdp;
@@ -41,13 +39,25 @@ export interface FederatedLoginDeps {
   ttlSeconds: number;
   /** Counts a failure for the operator's metric. */
   onFailure(kind: FederationFailureKind): void;
+  /** Starts the consent dashboard's session for a customer who signed in for it (dashboard/customer-sessions.ts). */
+  startDashboardSession(ctx: ParameterizedContext, customerId: string): Promise<void>;
 }
 
 export interface FederatedLogin {
   /** The login prompt of interaction `uid`: off to the bank's IdP, or the page saying it is unavailable. */
   begin(ctx: ParameterizedContext, uid: string): Promise<void>;
+  /** Sign-in to the consent dashboard (/account): off to the bank's IdP, back to the dashboard. */
+  beginDashboard(ctx: ParameterizedContext): Promise<void>;
   router: Router;
 }
+
+/**
+ * What a sign-in resumes, as the pending sign-in and the browser's cookie name it: an interaction by
+ * its uid (43 base64url characters), or the consent dashboard.
+ */
+const DASHBOARD_TARGET = 'account';
+const DASHBOARD_LOGIN = '/account/login';
+const DASHBOARD_HOME = '/account/consents';
 
 type Ctx = ParameterizedContext;
 
@@ -61,19 +71,21 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
     logger.warn({ event: 'federation.failed', kind: failure.kind, outcome: failure.tppError, issuer: idp.issuer, reason: failure.message, err: failure.cause }, 'sign-in at the bank IdP failed');
   };
 
-  /** The page for a sign-in that did not work: retry and cancel when the interaction is known. */
-  const renderProblem = (ctx: Ctx, uid: string | undefined, problem: { status: number; heading: string; message: string; tppError: string }) => {
+  /** The page for a sign-in that did not work: retry (and, in an interaction, cancel) when the target is known. */
+  const renderProblem = (ctx: Ctx, target: string | undefined, problem: { status: number; heading: string; message: string; tppError: string }) => {
     ctx.status = problem.status;
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
+    const where = target === undefined ? {}
+      : target === DASHBOARD_TARGET ? { retryLink: DASHBOARD_LOGIN }
+        : { uid: target, retryLink: `/interaction/${target}`, csrf: csrf.token(ctx, `interaction:${target}`) };
     ctx.body = views.render('federated-sign-in', {
       heading: problem.heading, message: problem.message, tppError: problem.tppError,
-      reference: ctx.response.get('x-fapi-interaction-id'),
-      ...(uid === undefined ? {} : { uid, retryLink: `/interaction/${uid}`, csrf: csrf.token(ctx, `interaction:${uid}`) }),
+      reference: ctx.response.get('x-fapi-interaction-id'), ...where,
     });
   };
 
-  const unavailable = (ctx: Ctx, uid: string | undefined, failure: FederationFailure) => renderProblem(ctx, uid, {
+  const unavailable = (ctx: Ctx, target: string | undefined, failure: FederationFailure) => renderProblem(ctx, target, {
     status: failure.kind === 'unknown_state' ? 400 : 503,
     heading: "Your bank's sign-in is unavailable",
     message: failure.kind === 'unknown_state'
@@ -82,48 +94,63 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
     tppError: failure.tppError,
   });
 
+  /** RTS Art. 4: an upstream login the bank does not count as SCA is never accepted as one. */
+  const refuseUnlessSca = (ctx: Ctx, target: string, identity: FederatedIdentity): boolean => {
+    if (countsAsSca(deps.idpConfig.sca, identity)) return false;
+    logger.info({ event: 'federation.not_sca', outcome: 'access_denied', accountId: identity.customerId, detail: { acr: identity.acr, amr: identity.amr } }, 'upstream login is not strong customer authentication');
+    renderProblem(ctx, target, {
+      status: 403,
+      heading: 'A stronger sign-in is needed',
+      message: 'Your bank sign-in did not use two-factor authentication, which is required to share your accounts, make a payment or manage connected apps. Try again and confirm with your second factor, or cancel.',
+      tppError: 'access_denied',
+    });
+    return true;
+  };
+
+  const recordSignIn = async (identity: FederatedIdentity, purpose: string) => {
+    await deps.customers.record({ id: identity.customerId, name: identity.name }, idp.issuer);
+    logger.info({ event: 'login.succeeded', accountId: identity.customerId, source: 'oidc', issuer: idp.issuer, detail: purpose }, 'customer signed in at the bank IdP');
+  };
+
   const finish = async (ctx: Ctx, result: Parameters<Provider['interactionFinished']>[2]) => {
     await provider.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
     ctx.respond = false;
   };
 
   const signedIn = async (ctx: Ctx, uid: string, identity: FederatedIdentity) => {
-    // RTS Art. 4: an upstream login the bank does not count as SCA is never accepted as one.
-    if (!countsAsSca(deps.idpConfig.sca, identity)) {
-      logger.info({ event: 'federation.not_sca', outcome: 'access_denied', accountId: identity.customerId, detail: { acr: identity.acr, amr: identity.amr } }, 'upstream login is not strong customer authentication');
-      renderProblem(ctx, uid, {
-        status: 403,
-        heading: 'A stronger sign-in is needed',
-        message: 'Your bank sign-in did not use two-factor authentication, which is required to share your accounts or make a payment. Try again and confirm with your second factor, or cancel.',
-        tppError: 'access_denied',
-      });
-      return;
-    }
-    await deps.customers.record({ id: identity.customerId, name: identity.name }, idp.issuer);
-    logger.info({ event: 'login.succeeded', accountId: identity.customerId, source: 'oidc', issuer: idp.issuer }, 'customer signed in at the bank IdP');
-    await finish(ctx, {
-      login: {
-        accountId: identity.customerId,
-        acr: SCA_ACR,
-        amr: identity.amr,
-        ...(identity.authTime === undefined ? {} : { ts: identity.authTime }),
-      },
-    });
+    if (refuseUnlessSca(ctx, uid, identity)) return;
+    await recordSignIn(identity, 'authorization');
+    // The SCA seam's login result: acr/amr/auth_time on the session, the authentication for the consent step.
+    await finish(ctx, loginResult(federatedAuthentication(identity.customerId, identity, new Date())));
   };
 
-  const begin: FederatedLogin['begin'] = async (ctx, uid) => {
+  /** Off to the IdP for `target` (an interaction's uid, or the dashboard). */
+  const startSignIn = async (ctx: Ctx, target: string) => {
     try {
       const { authorizationUrl, pending } = await idp.begin();
-      await states.savePending({ ...pending, uid }, deps.ttlSeconds);
+      await states.savePending({ ...pending, uid: target }, deps.ttlSeconds);
       // Lax: the IdP sends the browser back with a top-level GET from its own site.
-      ctx.cookies.set(FEDERATION_COOKIE, `${uid}.${pending.state}`, { httpOnly: true, secure: true, sameSite: 'lax', path: FEDERATION_CALLBACK_PATH, signed: true, overwrite: true });
+      ctx.cookies.set(FEDERATION_COOKIE, `${target}.${pending.state}`, { httpOnly: true, secure: true, sameSite: 'lax', path: FEDERATION_CALLBACK_PATH, signed: true, overwrite: true });
       ctx.set('Cache-Control', 'no-store');
       ctx.redirect(authorizationUrl.toString());
     } catch (err) {
       if (!(err instanceof FederationFailure)) throw err;
       failed(err);
-      unavailable(ctx, uid, err);
+      unavailable(ctx, target, err);
     }
+  };
+
+  /** The dashboard's sign-in, finished at the callback itself: there is no interaction to resume. */
+  const finishDashboardSignIn = async (ctx: Ctx, outcome: FederatedOutcome) => {
+    if (!outcome.ok) {
+      unavailable(ctx, DASHBOARD_TARGET, new FederationFailure(outcome.kind, 'the sign-in at the bank IdP failed'));
+      return;
+    }
+    if (refuseUnlessSca(ctx, DASHBOARD_TARGET, outcome.identity)) return;
+    await recordSignIn(outcome.identity, 'dashboard');
+    await deps.startDashboardSession(ctx, outcome.identity.customerId);
+    ctx.type = 'html';
+    ctx.body = views.render('federated-sign-in', { heading: 'Signed in', message: 'You are signed in. Taking you to your connected apps…', continueLink: DASHBOARD_HOME });
   };
 
   router.get(FEDERATION_CALLBACK_PATH, async (ctx) => {
@@ -139,13 +166,18 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
       unavailable(ctx, uid, failure);
       return;
     }
-    let outcome: Parameters<SignInStates['saveOutcome']>[1];
+    let outcome: FederatedOutcome;
     try {
       outcome = { ok: true, identity: await idp.complete(new URLSearchParams(ctx.querystring), pending) };
     } catch (err) {
       if (!(err instanceof FederationFailure)) throw err;
       failed(err);
       outcome = { ok: false, kind: err.kind };
+    }
+    ctx.set('Cache-Control', 'no-store');
+    if (uid === DASHBOARD_TARGET) {
+      await finishDashboardSignIn(ctx, outcome);
+      return;
     }
     await states.saveOutcome(uid, outcome, deps.ttlSeconds);
     ctx.set('Cache-Control', 'no-store');
@@ -186,5 +218,9 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
     });
   });
 
-  return { begin, router };
+  return {
+    begin: (ctx, uid) => startSignIn(ctx, uid),
+    beginDashboard: (ctx) => startSignIn(ctx, DASHBOARD_TARGET),
+    router,
+  };
 }

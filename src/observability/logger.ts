@@ -25,6 +25,8 @@ export const LOGGED_FIELDS: ReadonlySet<string> = new Set([
   'signal', 'severity', 'expected', 'seen', 'score', 'response', 'flagId',
   // the process
   'mode', 'port', 'config', 'storage', 'pid', 'exitCode', 'workers', 'crashes',
+  // lifecycle automation: trust files reloaded, notices delivered, the configuration's hash
+  'file', 'attempts', 'configHash',
 ]);
 
 /*

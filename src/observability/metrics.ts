@@ -4,7 +4,6 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { outcomeOf } from '../http/request-context-middleware.ts';
 import { StorageUnavailableError, type StorageErrorListener } from '../storage/model-store.ts';
 import { TOKEN_REQUEST_UNDONE, type TokenRequestUndone } from './provider-events.ts';
-import { FEDERATION_FAILURE_KINDS, type FederationFailureKind } from '../federation/federation-failure.ts';
 
 /*
  * Prometheus metrics (prom-client), served on the admin listener, never on the public one. Label
@@ -22,8 +21,11 @@ export interface Metrics {
   attachSources(sources: MetricSources): void;
   /** Token issuance and revocation, and the PAR → code → token funnel, from oidc-provider events. */
   attachProvider(provider: Provider): void;
-  /** Counts a failed sign-in at the bank's OpenID Provider by its kind (customers.source: oidc). */
-  upstreamIdpFailure(kind: FederationFailureKind): void;
+  /**
+   * Failed sign-ins at the bank's OpenID Provider by kind (customers.source: oidc); the kinds, a
+   * closed set, are federation's FederationFailureKind, declared at zero by server.ts.
+   */
+  upstreamIdpFailures: Counter<'kind'>;
 }
 
 export interface MetricSources {
@@ -82,12 +84,10 @@ export function createMetrics(): Metrics {
     name: 'moat_upstream_idp_failures_total', help: "Sign-ins at the bank's OpenID Provider that failed, by kind (unreachable, timeout, error_response, wrong_issuer, …)",
     labelNames: ['kind'], registers: [registry],
   });
-  // Every kind from zero, so an alert on a rate sees the series before the first failure.
-  for (const kind of FEDERATION_FAILURE_KINDS) upstreamIdpFailures.inc({ kind }, 0);
 
   return {
     registry,
-    upstreamIdpFailure: (kind) => upstreamIdpFailures.inc({ kind }),
+    upstreamIdpFailures,
     storageErrors: (backend, operation) => storageErrors.inc({ backend, operation }),
     attachSources(sources) {
       // Gauges read from the database say the same in every worker: a cluster reports one (max), not the sum.

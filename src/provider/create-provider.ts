@@ -235,6 +235,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
       claimsParameter: { enabled: true },
       clientCredentials: { enabled: true },
       userinfo: { enabled: true },
+      // OIDC Core §5.3.2: a client registering userinfo_signed_response_alg gets a signed JWT from
+      // userinfo, signed like ID tokens (in the HSM with keys.source pkcs11).
+      jwtUserinfo: { enabled: true },
       // Client ids are UUIDs (as UK OB directories issue): oidc-provider's default, a nanoid, can start
       // with "-", which an operator's shell or the moat CLI then reads as an option.
       registration: { enabled: true, initialAccessToken: false, idFactory: () => randomUUID() },

@@ -19,6 +19,8 @@ export interface TrustedDirectory {
   requireSsaExp: boolean;
   /** Its signing keys: a local JWKS, or its jwks_uri fetched over TLS and cached by jose. */
   keys: JWTVerifyGetKey;
+  /** For a JWKS file: reads it again and uses it from now on (throws, changing nothing, on a bad file). */
+  reloadKeys?: () => void;
 }
 
 /** Directory signing keys rarely change: reused this long; an unknown kid refetches sooner (after the cooldown). */
@@ -40,9 +42,17 @@ const CLAIM_STYLES = {
   brazil: { orgIdAttribute: '2.5.4.97', orgIdPrefix: 'OFBBR-', roleMap: { DADOS: 'AISP', PAGTO: 'PISP' }, maxSsaAgeSeconds: 300, requireSsaExp: false },
 } as const;
 
+/** A directory's JWKS file as a key set that `reload` replaces whole (a directory rotating its keys). */
+function reloadableJwksFile(file: string): { keys: JWTVerifyGetKey; reload(): void } {
+  const read = () => createLocalJWKSet(publicOnly(JSON.parse(readFileSync(file, 'utf8')) as JSONWebKeySet, file));
+  let current = read();
+  return { keys: (header, token) => current(header, token), reload() { current = read(); } };
+}
+
 export function createDirectoryKeys(directories: readonly DirectoryConfig[]): Map<string, TrustedDirectory> {
   return new Map(directories.map((d) => {
     const style = CLAIM_STYLES[d.claimStyle ?? 'uk-ob'];
+    const file = d.jwksFile === undefined ? undefined : reloadableJwksFile(d.jwksFile);
     return [d.issuer, {
     name: d.name,
     issuer: d.issuer,
@@ -51,8 +61,9 @@ export function createDirectoryKeys(directories: readonly DirectoryConfig[]): Ma
     roleMap: d.roleMap ?? style.roleMap,
     requireSsaExp: d.requireSsaExp ?? style.requireSsaExp,
     maxSsaAgeSeconds: d.maxSsaAgeSeconds ?? style.maxSsaAgeSeconds,
-    keys: d.jwksFile !== undefined
-      ? createLocalJWKSet(publicOnly(JSON.parse(readFileSync(d.jwksFile, 'utf8')) as JSONWebKeySet, d.jwksFile))
+    ...(file === undefined ? {} : { reloadKeys: file.reload }),
+    keys: file !== undefined
+      ? file.keys
       : createRemoteJWKSet(new URL(d.jwksUri!), {
         cacheMaxAge: REMOTE_JWKS_CACHE_MS,
         cooldownDuration: d.jwksRefetchCooldownSeconds * 1000,
@@ -64,7 +75,7 @@ export function createDirectoryKeys(directories: readonly DirectoryConfig[]): Ma
 
 /** A directory's key file holds public keys; a private one is a misconfiguration worth stopping for. */
 function publicOnly(jwks: JSONWebKeySet, file: string): JSONWebKeySet {
-  if (!Array.isArray(jwks.keys)) throw new Error(`${file}: not a JWKS`);
+  if (typeof jwks !== 'object' || jwks === null || !Array.isArray(jwks.keys)) throw new Error(`${file}: not a JWKS`);
   if (jwks.keys.some((k) => 'd' in k)) throw new Error(`${file}: holds private key material; configure the directory's public JWKS`);
   return jwks;
 }

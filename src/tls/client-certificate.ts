@@ -73,6 +73,8 @@ interface VerifiedOnConnection {
   presented: PresentedCertificate;
   /** Epoch ms: the earliest expiry among the leaf, the certificates sent with it and the anchor. */
   validUntil: number;
+  /** The anchor set it was verified against: a reloaded set (trust/trust-file-reload.ts) verifies again. */
+  anchors: X509Certificate[];
 }
 
 function trustedUntil(presented: PresentedCertificate): number {
@@ -131,10 +133,10 @@ export function createClientCertificateResolver(options: ClientCertificateOption
     // once. The DER is compared because a TLS 1.2 renegotiation could swap the certificate.
     const tlsSocket = socket as TLSSocket;
     const earlier = perConnection.get(tlsSocket);
-    if (earlier !== undefined && earlier.raw.equals(peer.raw) && now().getTime() <= earlier.validUntil) return earlier.presented;
+    if (earlier !== undefined && earlier.raw.equals(peer.raw) && now().getTime() <= earlier.validUntil && earlier.anchors === options.anchors.certificates) return earlier.presented;
     const presented = present(peer, handshakeChain(peer), 'tls');
     if (presented.verification.trusted) {
-      perConnection.set(tlsSocket, { raw: peer.raw, presented, validUntil: trustedUntil(presented) });
+      perConnection.set(tlsSocket, { raw: peer.raw, presented, validUntil: trustedUntil(presented), anchors: options.anchors.certificates });
     } else {
       perConnection.delete(tlsSocket);
     }

@@ -98,4 +98,18 @@ describeInBrowser('federated sign-in in a real browser', () => {
       await context.close();
     }
   });
+
+  it('signs the customer in to the consent dashboard at the bank, and the dashboard keeps them signed in', async () => {
+    const { page, context } = await openJourney();
+    try {
+      await page.goto(`${h.issuer}/account/login`);
+      await signInAtBank(page, 'alice', 'alice-bank');
+      // Back from the bank's site, the SameSite=Strict dashboard session must reach /account/consents.
+      await page.waitForURL(`${h.issuer}/account/consents`);
+      await page.getByText('Alice B. Example').first().waitFor();
+      await shoot(page, 'federated-03-dashboard');
+    } finally {
+      await context.close();
+    }
+  });
 });

@@ -1,6 +1,6 @@
 import * as oauth from 'oauth4webapi';
 import { federatedCustomer, useMoatWithBankIdp, type BankIdp } from '../support/bank-idp.ts';
-import type { Harness } from '../support/moat-harness.ts';
+import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
 
 /*
@@ -40,5 +40,10 @@ describe('federated sign-in with mTLS client authentication at the bank IdP (RFC
     expect(sent.get('nonce')).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(sent.get('redirect_uri')).toBe(`${h.issuer}/federation/callback`);
     expect(JSON.parse(sent.get('claims')!)).toEqual({ id_token: { customer_number: { essential: true }, name: null, acr: null, amr: null, auth_time: null } });
+  });
+
+  it('refuses to start when a file customers.oidc names cannot be read, naming its key', async () => {
+    const config = { customers: idp.moatCustomersConfig({ clientAuth: { method: 'tls_client_auth', certFile: '/nonexistent/moat-rp.pem', keyFile: '/nonexistent/moat-rp.key' } }) };
+    await expect(startMoat({ config })).rejects.toThrow('customers.oidc.clientAuth.certFile: cannot read /nonexistent/moat-rp.pem (ENOENT)');
   });
 });

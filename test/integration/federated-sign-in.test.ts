@@ -50,7 +50,7 @@ describe('federated sign-in at the bank IdP (customers.source: oidc)', () => {
     expect(seen).toContain('POST /request');
     expect(seen).toContain('POST /token');
     const { rows } = await h.moat.storage.sql.query<{ id: string; name: string; issuer: string }>('SELECT id, name, issuer FROM federated_customer');
-    expect(rows).toEqual([{ id: 'cust-alice', name: 'Alice B. Example', issuer: `${idp.issuer}/` }]);
+    expect(rows).toEqual([{ id: 'cust-alice', name: 'Alice B. Example', issuer: idp.issuer }]);
   });
 
   it('sends the IdP a PKCE S256 request with state, nonce and Moat\'s callback as redirect_uri, authenticated by private_key_jwt', async () => {
@@ -104,6 +104,57 @@ describe('federated sign-in at the bank IdP (customers.source: oidc)', () => {
       expect(rows).toEqual([]);
     } finally {
       await journey.moat.close();
+    }
+  });
+});
+
+describe('the consent dashboard for federated customers', () => {
+  /** /account/login → the bank's sign-in → back to the dashboard, in one browser per origin. */
+  async function dashboardSignIn(user: { username: string; password: string }): Promise<{ moat: Browser; landed: { status: number; html: string } }> {
+    const moat = new Browser(h, tpp.creds.serverCaPem);
+    const bank = new Browser({ issuer: idp.issuer } as Harness, idp.caPem);
+    try {
+      const start = await moat.follow('/account/login');
+      expect(start.location?.startsWith(idp.issuer)).toBe(true);
+      const loginPage = await bank.follow(start.location!);
+      const uid = new URL(loginPage.url, idp.issuer).pathname.split('/')[2]!;
+      const signedIn = await bank.follow(`/interaction/${uid}/login`, { method: 'POST', form: user });
+      const back = await moat.follow(signedIn.location!);
+      return { moat, landed: { status: back.res.status, html: await back.res.text() } };
+    } finally {
+      await bank.close();
+    }
+  }
+
+  it('signs the customer in at the bank and lists the consents they gave as a federated customer', async () => {
+    const { requestUri } = await pushAuthorization(tpp);
+    expect((await federatedCustomer(h, tpp, idp, requestUri)).tppLocation).toBeDefined();
+    const { moat, landed } = await dashboardSignIn({ username: 'alice', password: 'alice-bank' });
+    try {
+      expect(landed.status).toBe(200);
+      expect(landed.html).toContain('url=/account/consents');
+      const dashboard = await moat.request('/account/consents');
+      expect(dashboard.status).toBe(200);
+      const html = await dashboard.text();
+      expect(html).toContain('Alice B. Example');
+      expect(html).toContain('Test Fintech');
+    } finally {
+      await moat.close();
+    }
+  });
+
+  it('refuses a dashboard sign-in that is not SCA, and the password form', async () => {
+    const { moat, landed } = await dashboardSignIn({ username: 'bob', password: 'bob-bank' });
+    try {
+      expect(landed.status).toBe(403);
+      expect(landed.html).toContain('A stronger sign-in is needed');
+      expect(landed.html).toContain('href="/account/login"');
+      const dashboard = await moat.follow('/account/consents');
+      expect(dashboard.location?.startsWith(idp.issuer)).toBe(true);
+      const password = await moat.request('/account/login', { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf: 'x' } });
+      expect(password.status).toBe(400);
+    } finally {
+      await moat.close();
     }
   });
 });

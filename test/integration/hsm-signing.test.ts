@@ -86,8 +86,10 @@ describeWithHsm('signing keys in the bank\'s HSM (keys.source: pkcs11)', () => {
       }
     });
 
-    it('signs ES256 ID tokens, JARM responses (JARM §2.1) and introspection responses (RFC 9701) in the token for a client registered for ES256', async () => {
-      const tpp = await onboardTpp(h, { registration: { id_token_signed_response_alg: 'ES256', authorization_signed_response_alg: 'ES256', introspection_signed_response_alg: 'ES256' } });
+    it('signs ES256 ID tokens, JARM responses (JARM §2.1), introspection responses (RFC 9701) and userinfo responses (OIDC Core §5.3.2) in the token for a client registered for ES256', async () => {
+      const tpp = await onboardTpp(h, { registration: {
+        id_token_signed_response_alg: 'ES256', authorization_signed_response_alg: 'ES256', introspection_signed_response_alg: 'ES256', userinfo_signed_response_alg: 'ES256',
+      } });
       try {
         const jwks = createLocalJWKSet(await publishedJwks(h, tpp));
         const es256 = keys.find((k) => k.alg === 'ES256')!.kid;
@@ -109,6 +111,15 @@ describeWithHsm('signing keys in the bank\'s HSM (keys.source: pkcs11)', () => {
         const signed = await jwtVerify(await introspection.text(), jwks, { issuer: h.issuer, algorithms: ['ES256'], typ: 'token-introspection+jwt' });
         expect(signed.protectedHeader.kid).toBe(es256);
         expect(signed.payload.token_introspection).toEqual(expect.objectContaining({ active: true }));
+
+        // OpenID Connect scopes alone get a token for userinfo, which answers a JWT signed in the token.
+        const forUserinfo = await authorizationCodeFlow(h, tpp, { scope: 'openid' });
+        const userinfo = await tpp.fetch(`${h.issuer}/userinfo`, { headers: { authorization: `Bearer ${forUserinfo.tokens.access_token}` } });
+        expect(userinfo.status).toBe(200);
+        expect(userinfo.headers.get('content-type')).toMatch(/^application\/jwt/);
+        const claims = await jwtVerify(await userinfo.text(), jwks, { issuer: h.issuer, audience: tpp.client.client_id, algorithms: ['ES256'] });
+        expect(claims.protectedHeader.kid).toBe(es256);
+        expect(claims.payload.sub).toBe(idToken.payload.sub);
       } finally {
         await tpp.close();
       }
@@ -214,6 +225,15 @@ describeWithHsm('signing keys in the bank\'s HSM (keys.source: pkcs11)', () => {
       const pkcs11 = hsm.createToken('bad-pin');
       await expect(startMoat({ config: hsmKeys({ ...pkcs11, pin: '999999' }) }))
         .rejects.toThrow(/^keys\.pkcs11\.pin: the token refused the PIN while opening a session with token "bad-pin-[0-9a-f]+" \(CKR_PIN_INCORRECT\)/);
+    });
+
+    it('has moat start exit 1 saying why, the PIN given as MOAT_KEYS__PKCS11__PIN', async () => {
+      const { library, tokenLabel } = hsm.createToken('cli-pin');
+      const cwd = mkdtempSync(join(tmpdir(), 'moat-hsm-start-'));
+      writeFileSync(join(cwd, 'moat.yaml'), JSON.stringify({ keys: { source: 'pkcs11', pkcs11: { library, tokenLabel } }, admin: { enabled: false } }));
+      const r = await runMoat(['start'], { cwd, env: { MOAT_KEYS__PKCS11__PIN: '111111' } });
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(new RegExp(`^moat: could not start: keys\\.pkcs11\\.pin: the token refused the PIN while opening a session with token "${tokenLabel}"`));
     });
 
     it('refuses to start when the token is missing, naming keys.pkcs11.tokenLabel', async () => {

@@ -1,6 +1,6 @@
 import { compactVerify, importJWK } from 'jose';
 import { generateHsmKey, listHsmKeys, loadOrCreateHsmKeys, pruneRetiredHsmKeys, rotateHsmKeys, signWithHsmKey } from '../../src/keys/hsm-signing-keys.ts';
-import { HsmUnavailableError, openPkcs11Token, type Pkcs11Token } from '../../src/keys/pkcs11-token.ts';
+import { classifyPkcs11Error, HsmUnavailableError, hsmFailure, openPkcs11Token, type Pkcs11Token } from '../../src/keys/pkcs11-token.ts';
 import { softHsmAvailable, useSoftHsm, type SoftHsm } from '../support/softhsm.ts';
 
 const T0 = 1_800_000_000;
@@ -14,6 +14,23 @@ async function signedByToken(token: Pkcs11Token, key: { kid: string; alg: 'PS256
   const verified = await compactVerify(`${header}.${payload}.${Buffer.from(signature).toString('base64url')}`, await importJWK(key.publicJwk, key.alg));
   return JSON.parse(new TextDecoder().decode(verified.payload)).sub === 'alice';
 }
+
+describe('PKCS#11 failures, classified (PKCS#11 v2.40 §5.1 return values)', () => {
+  // SoftHSM has no session limit and no PIN lockout: these two are checked by their codes alone.
+  it('reads CKR_SESSION_COUNT as session_limit, naming keys.pkcs11.maxSessions', () => {
+    const err = hsmFailure(Object.assign(new Error('CKR_SESSION_COUNT'), { code: 0xb1 }), 'opening a session with token "moat"');
+    expect(err).toEqual(expect.objectContaining({ reason: 'session_limit', message: 'keys.pkcs11.maxSessions: the token has no session left while opening a session with token "moat" (CKR_SESSION_COUNT)' }));
+  });
+
+  it('reads CKR_PIN_LOCKED as pin_locked, naming keys.pkcs11.pin', () => {
+    expect(hsmFailure(Object.assign(new Error('CKR_PIN_LOCKED'), { code: 0xa4 }), 'logging in').message).toBe('keys.pkcs11.pin: the token\'s PIN is locked (too many wrong PINs) while logging in (CKR_PIN_LOCKED)');
+  });
+
+  it('reads a removed device, a lost login and a stale key handle for what they are, and anything else as a device error', () => {
+    expect([0x32, 0xe0, 0xb3, 0x101, 0x82, 0x30, 0x5].map((code) => classifyPkcs11Error({ code })))
+      .toEqual(['token_missing', 'token_missing', 'token_missing', 'not_logged_in', 'key_missing', 'device_error', 'device_error']);
+  });
+});
 
 describeWithHsm('signing keys in a PKCS#11 token (SoftHSM2)', () => {
   let hsm: SoftHsm;
@@ -82,6 +99,26 @@ describeWithHsm('signing keys in a PKCS#11 token (SoftHSM2)', () => {
       expect(pruned.map((k) => k.kid)).toEqual([first!.kid]);
       expect((await listHsmKeys(token)).map((k) => k.kid)).not.toContain(first!.kid);
       await expect(signWithHsmKey(token, first!, Buffer.from('x'))).rejects.toEqual(expect.objectContaining({ reason: 'key_missing' }));
+    } finally {
+      token.close();
+    }
+  });
+
+  it('signs on several sessions at once (the library initialised with CKF_OS_LOCKING_OK) and queues signatures beyond maxSessions, every one verifying', async () => {
+    const token = await openPkcs11Token({ ...hsm.createToken('pool'), maxSessions: 4 });
+    try {
+      const { keys } = await loadOrCreateHsmKeys(token, ['PS256', 'ES256'], T0);
+      // Without CKF_OS_LOCKING_OK SoftHSM crashed or hung the process under such load (not every run).
+      let next = 0;
+      const verified: boolean[] = [];
+      await Promise.all(Array.from({ length: 16 }, async () => {
+        while (next < 300) {
+          next += 1;
+          verified.push(await signedByToken(token, keys[next % 2]!));
+        }
+      }));
+      expect(verified).toEqual(Array(verified.length).fill(true));
+      expect(verified.length).toBeGreaterThanOrEqual(300);
     } finally {
       token.close();
     }

@@ -4,7 +4,7 @@ import { totpCode } from '../../src/sca/totp.ts';
 import { chromiumAvailable, launchChromium, SCREENSHOT_DIR } from '../support/chromium.ts';
 import type { Harness } from '../support/moat-harness.ts';
 import { checkAccessible, shoot } from '../support/page-checks.ts';
-import { useMoatWithTpp, type RegisteredTpp } from '../support/tpp-client.ts';
+import { useMoatWithTpp } from '../support/tpp-client.ts';
 
 /*
  * The SCA pages in real Chromium with JavaScript switched off (issue 16 §7: the one-time-code path
@@ -16,8 +16,7 @@ declare const document: { activeElement: { id?: string } | null };
 const describeInBrowser = chromiumAvailable() ? describe : describe.skip;
 
 let h: Harness;
-let tpp: RegisteredTpp;
-useMoatWithTpp((started) => ({ h, tpp } = started));
+useMoatWithTpp((started) => { h = started.h; });
 
 let chromium: Chromium;
 beforeAll(async () => {

@@ -64,7 +64,8 @@ export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Respo
  */
 export function tlsFetch(serverCaPem: string, cert?: { certPem: string; keyPem: string }): FetchLike & { close(): Promise<void> } {
   const agent = new Agent({
-    connect: { ca: serverCaPem, ...(cert === undefined ? {} : { cert: cert.certPem, key: cert.keyPem }) },
+    // 50 handshakes at once on a loaded 2-core CI machine can take longer than undici's 10 s default.
+    connect: { ca: serverCaPem, timeout: 60_000, ...(cert === undefined ? {} : { cert: cert.certPem, key: cert.keyPem }) },
   });
   const f = async (url: string | URL, init?: RequestInit) => {
     const res = await undiciFetch(url, { ...(init as object), dispatcher: agent, redirect: 'manual' } as Parameters<typeof undiciFetch>[1]);
