@@ -23,7 +23,7 @@ CHALLENGE=$(printf %s "$VERIFIER" | openssl dgst -sha256 -binary | openssl base6
 REQUEST_URI=$(curl "${TLS[@]}" -d client_id="$CLIENT_ID" -d response_type=code -d scope='openid accounts' \
   -d redirect_uri="$REDIRECT_URI" -d code_challenge="$CHALLENGE" -d code_challenge_method=S256 "$ISSUER/par" | json request_uri)
 
-# 4. The customer (alice) signs in and approves: what a browser does, with a cookie jar. Every form
+# 4. The customer (alice) signs in with password and code and approves: what a browser does, with a cookie jar. Every form
 #    carries the hidden csrf field of the page it came from; the consent form also sends the
 #    accounts to share (the page's ticked accounts checkboxes: here all of them).
 JAR=$(mktemp)
@@ -32,7 +32,13 @@ BROWSER=("${PAGE[@]}" -o /dev/null -w '%{redirect_url}')
 csrf() { sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -n 1; }
 LOGIN=$(curl "${BROWSER[@]}" "$ISSUER/authorize?client_id=$CLIENT_ID&request_uri=$REQUEST_URI")
 LOGIN_CSRF=$(curl "${PAGE[@]}" "$LOGIN" | csrf)
-CONSENT=$(curl "${BROWSER[@]}" "$(curl "${BROWSER[@]}" -d csrf="$LOGIN_CSRF" -d username=alice -d password=alice-sandbox "$LOGIN/login")")
+curl "${BROWSER[@]}" -d csrf="$LOGIN_CSRF" -d username=alice -d password=alice-sandbox "$LOGIN/login" > /dev/null
+#    Then the second factor (strong customer authentication): the 6-digit code an authenticator app
+#    shows, computed from alice's published TOTP secret (RFC 6238: SHA-1, 6 digits, 30 s; any TOTP
+#    library or `oathtool --totp -b SECRET` gives the same), posted as `code` with the page's csrf.
+CODE_CSRF=$(curl "${PAGE[@]}" "$LOGIN" | csrf)
+TOTP=$(node -e 'const { TOTP, Secret } = require("otpauth"); console.log(TOTP.generate({ secret: Secret.fromBase32(process.argv[1]) }))' MOATSANDBOXALICETOTPSECRET234567)
+CONSENT=$(curl "${BROWSER[@]}" "$(curl "${BROWSER[@]}" -d csrf="$CODE_CSRF" -d code="$TOTP" "$LOGIN/totp")")
 CONSENT_PAGE=$(curl "${PAGE[@]}" "$CONSENT")
 CONSENT_CSRF=$(printf %s "$CONSENT_PAGE" | csrf)
 ACCOUNTS=()

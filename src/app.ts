@@ -17,8 +17,8 @@ import type { Csrf } from './http/csrf.ts';
 import { answerForwardedHeadersBy, requireHttpsBehindGateway } from './http/forwarded-request.ts';
 import { requestContextMiddleware } from './http/request-context-middleware.ts';
 import { securityHeaders } from './http/security-headers.ts';
+import { createInteractionRouter, type InteractionSca } from './interactions/routes.ts';
 import type { FederatedLogin } from './interactions/federated-login.ts';
-import { createInteractionRouter } from './interactions/routes.ts';
 import type { Views } from './interactions/views.ts';
 import type { Logger } from './observability/logger.ts';
 import { createTrustedProxies } from './tls/trusted-proxies.ts';
@@ -40,6 +40,8 @@ export interface AppDependencies {
   customerSessions: CustomerSessions;
   csrf: Csrf;
   loginThrottle: LoginThrottle;
+  /** Strong customer authentication for the interaction and the dashboard. */
+  sca: InteractionSca;
   views: Views;
   logger: Logger;
   audit: AuditLog;
@@ -118,7 +120,7 @@ export function createApp(deps: AppDependencies): Koa {
 
   const interactions = createInteractionRouter({
     provider: deps.provider, customers: deps.customers, accounts: deps.accounts, consents: deps.consents, views: deps.views,
-    config: deps.config, logger: deps.logger, csrf: deps.csrf, throttle: deps.loginThrottle,
+    config: deps.config, logger: deps.logger, csrf: deps.csrf, throttle: deps.loginThrottle, sca: deps.sca,
     ...(deps.federatedLogin === undefined ? {} : { federated: deps.federatedLogin }),
   });
   if (deps.federatedLogin !== undefined) app.use(deps.federatedLogin.router.routes()).use(deps.federatedLogin.router.allowedMethods());
@@ -126,7 +128,7 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(interactions.allowedMethods());
   const dashboard = createDashboardRouter({
     provider: deps.provider, customers: deps.customers, consents: deps.consents, sessions: deps.customerSessions, views: deps.views,
-    csrf: deps.csrf, throttle: deps.loginThrottle, config: deps.config, logger: deps.logger,
+    csrf: deps.csrf, throttle: deps.loginThrottle, config: deps.config, logger: deps.logger, sca: deps.sca,
     ...(deps.federatedLogin === undefined ? {} : { federatedSignIn: deps.federatedLogin.beginDashboard }),
   });
   app.use(dashboard.routes());

@@ -1,11 +1,16 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Server } from 'node:http';
 import type { Server as TlsServer } from 'node:tls';
 import { errors } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import { createApp } from './app.ts';
 import type { MoatConfig } from './config/schema.ts';
-import { createSqlCustomerDirectory, seedSandboxCustomers } from './customers/sql-customer-directory.ts';
+import { createSqlCustomerDirectory, SANDBOX_CUSTOMERS, seedSandboxCustomers } from './customers/sql-customer-directory.ts';
+import { seedSandboxTotp } from './sca/sandbox-factors.ts';
+import { createSecretBox, loadEncryptionKey, TOTP_KEY_FILE } from './sca/secret-box.ts';
+import { createSqlTotpStore } from './sca/sql-totp-store.ts';
+import { createTotpFactor } from './sca/totp-factor.ts';
 import { createSqlFederatedCustomerDirectory } from './customers/sql-federated-customer-directory.ts';
 import { FEDERATION_FAILURE_KINDS } from './federation/federation-failure.ts';
 import { createSignInStates } from './federation/sign-in-states.ts';
@@ -74,6 +79,8 @@ import { loadTrustAnchors } from './tls/certificate-chain.ts';
 import { createClientCertificateResolver } from './tls/client-certificate.ts';
 import { createHttpServer, createHttpsServer, tlsServerOptions } from './tls/https-server.ts';
 import { createTrustFileReloader, type TrustFileReloader } from './trust/trust-file-reload.ts';
+import { configHash, describeConfig } from './config/config-description.ts';
+import { createInstanceHeartbeat, type InstanceHeartbeat } from './deployment/instance-heartbeat.ts';
 import { createRenderError } from './interactions/render-error.ts';
 import type { DirectoryConfig } from './config/schema.ts';
 
@@ -96,6 +103,8 @@ export interface MoatServer {
   certificates: { registry: CertificateRegistry; monitor: RevocationMonitor; notices?: ExpiryNotices };
   /** Trust anchors, directory JWKS files and operator CRLs, re-read when they change. */
   trustFiles: TrustFileReloader;
+  /** This instance's configuration hash, recorded with a heartbeat for drift detection. */
+  heartbeat: InstanceHeartbeat;
   audit: AuditLog;
   threats: ThreatProtection;
   /** The admin listener's port once listening (metrics), when it is enabled. */
@@ -110,7 +119,13 @@ export interface MoatServer {
  * Builds every part of a Moat process from a validated configuration: storage, keys, sandbox
  * material, trust, the provider, the Koa app and the TLS server. Nothing here reads process.env.
  */
-export async function createMoatServer(configured: MoatConfig, logger: Logger): Promise<MoatServer> {
+export interface MoatServerOptions {
+  /** The clock for Moat's own time rules (the SCA re-authentication period); tests control it. */
+  now?: () => Date;
+}
+
+export async function createMoatServer(configured: MoatConfig, logger: Logger, options: MoatServerOptions = {}): Promise<MoatServer> {
+  const now = options.now ?? (() => new Date());
   const sandbox = configured.mode === 'sandbox' ? await ensureSandboxMaterial(configured.dataDir) : undefined;
   const config = sandbox === undefined ? configured : withSandboxApi(configured);
 
@@ -127,22 +142,41 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
 
   // Before storage, so that a backend failing from the first call on is counted.
   const metrics = createMetrics();
-  const storage = await createStorage(config, logger, metrics.storageErrors);
-  const closeOnFailure: (() => void)[] = [];
+  // Signing keys in the bank's HSM (which signs; Moat never holds the key): a token that cannot be
+  // used stops the start here, before any storage is opened or migrated.
+  const hsm = config.keys.source === 'pkcs11' ? await openHsmSigning(config.keys, logger, metrics.registry) : undefined;
+  const closeOnFailure: (() => void)[] = hsm === undefined ? [] : [hsm.close];
+  let storage: Awaited<ReturnType<typeof createStorage>>;
+  try {
+    storage = await createStorage(config, logger, metrics.storageErrors);
+  } catch (err) {
+    hsm?.close();
+    throw err;
+  }
+  // The hash of the configuration as loaded (file, MOAT_* overrides, defaults): every instance
+  // started from the same one logs and reports the same hash; `moat config plan` compares with it.
+  const heartbeat = createInstanceHeartbeat({ sql: storage.sql, configHash: configHash(configured), metrics: metrics.registry, logger });
+  logger.info({ event: 'config.loaded', configHash: heartbeat.configHash }, 'configuration loaded');
   let accountSource: Awaited<ReturnType<typeof createAccountSource>> | undefined;
   try {
     if (sandbox !== undefined) {
       await seedSandboxCustomers(storage.sql);
       await seedSandboxAccounts(storage.sql);
     }
-    // Signing keys from a JWKS file, or from the bank's HSM (which signs; Moat never holds the key).
-    const hsm = config.keys.source === 'pkcs11' ? await openHsmSigning(config.keys, logger, metrics.registry) : undefined;
-    if (hsm !== undefined) closeOnFailure.push(hsm.close);
+    // Signing keys from a JWKS file, or from the HSM opened above.
     const fileKeys = hsm === undefined ? await loadOrCreateSigningKeys(config.keys.dir, config.keys.algorithms) : undefined;
     for (const key of hsm?.created ?? fileKeys?.created ?? []) {
       logger.info({ event: 'keys.generated', kid: key.kid, alg: key.alg, source: config.keys.source }, 'signing key generated');
     }
     const secrets = loadOrCreateSecrets(config.keys.dir);
+    // One-time-code secrets are sealed with the configured key; the sandbox generates one under keys/.
+    const totpStore = createSqlTotpStore(storage.sql);
+    const totpBox = config.sca.totp.enabled && config.customers.source === 'local' ? createSecretBox(loadEncryptionKey({
+      ...(config.sca.totp.encryptionKey === undefined ? {} : { key: config.sca.totp.encryptionKey }),
+      ...(config.sca.totp.encryptionKeyFile === undefined ? {} : { keyFile: config.sca.totp.encryptionKeyFile }),
+      ...(sandbox === undefined ? {} : { generateAt: join(config.keys.dir, TOTP_KEY_FILE) }),
+    })) : undefined;
+    if (sandbox !== undefined && totpBox !== undefined) await seedSandboxTotp(totpStore, totpBox, SANDBOX_CUSTOMERS, now());
 
     const clientCertificate = createClientCertificateResolver({
       trustedProxies: config.trustedProxies.addresses,
@@ -218,6 +252,15 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       revokeClientTokens: (clientId, reason) => consents.revokeAllForClient(clientId, reason),
     });
     await threats.restrictions.refresh();
+    // Sign-in attempts (and any other secret a customer types) are counted across instances in
+    // Redis; while it is away, per instance rather than not at all.
+    const attemptCounters = storage.redis === undefined
+      ? createMemoryAttemptCounterStore()
+      : createRedisAttemptCounterStore(storage.redis, config.storage.redisKeyPrefix, { fallback: createMemoryAttemptCounterStore(), onUnavailable: metrics.storageErrors });
+    const totp = totpBox === undefined ? undefined : createTotpFactor({
+      store: totpStore, box: totpBox, counters: attemptCounters, policy: config.sca.totp, audit, now,
+      ...(sandbox === undefined ? {} : { codesReusableFor: (customerId: string) => SANDBOX_CUSTOMERS.some((c) => c.id === customerId) }),
+    });
     const provider = createProvider({
       config,
       adapter: createAdapterFactory({ durable: storage.durable, shortLived: storage.shortLived }, errors),
@@ -230,6 +273,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       certificateGate,
       renderError: createRenderError(views),
       clientStanding: threats.standing,
+      now,
     });
     guardQuarantinedClients(provider, threats.standing);
     attachProviderEventLogging(provider, logger);
@@ -238,7 +282,9 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     const admin = config.admin.enabled
       ? createAdminServer({
         metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, passkeys: passkeyStore, logger,
+        factors: { ...(totp === undefined ? {} : { totp }), customerExists: (id) => totpStore.customerExists(id) },
         ...(expiryNotices === undefined ? {} : { notices: expiryNotices }), expiryWarningDays: config.certificates.expiryWarningDays,
+        configuration: { describe: () => describeConfig(configured), heartbeat },
         credentials: await loadAdminCredentials(config.admin, { createMissingToken: config.mode === 'sandbox' }),
         hosts: { host: config.admin.host, allowedHosts: config.admin.allowedHosts },
       })
@@ -261,11 +307,6 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     const senderConstraint = {
       issuer: config.issuer, clientCertificate, certificateRefusal: certificateGate.refusal, replay: storage.shortLived, nonces: createDpopNonces(secrets.dpopNonceSecret),
     };
-    // Sign-in attempts (and any other secret a customer types) are counted across instances in
-    // Redis; while it is away, per instance rather than not at all.
-    const attemptCounters = storage.redis === undefined
-      ? createMemoryAttemptCounterStore()
-      : createRedisAttemptCounterStore(storage.redis, config.storage.redisKeyPrefix, { fallback: createMemoryAttemptCounterStore(), onUnavailable: metrics.storageErrors });
     const csrf = createCsrf({ keys: secrets.cookieKeys, origin: new URL(config.issuer).origin });
 
     const directoryKeys = createDirectoryKeys(directories);
@@ -279,7 +320,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
     const federatedLogin = upstreamIdp === undefined || idpConfig === undefined || federatedCustomers === undefined ? undefined : createFederatedLogin({
       provider, idp: upstreamIdp, idpConfig, states: createSignInStates(storage.shortLived), customers: federatedCustomers,
       views, csrf, logger, ttlSeconds: config.tokens.interactionTtl, onFailure: (kind) => metrics.upstreamIdpFailures.inc({ kind }),
-      startDashboardSession: (ctx, customerId) => customerSessions.start(ctx, customerId),
+      startDashboardSession: (ctx, customerId) => customerSessions.start(ctx, customerId, 'strong'),
     });
     const app = createApp({
       config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
@@ -287,6 +328,11 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       ...(federatedLogin === undefined ? {} : { federatedLogin }),
       ...(diagnostics === undefined ? {} : { afterRequest: diagnostics.recordCall }),
       loginThrottle: createLoginThrottle(config.customers.loginThrottle, attemptCounters),
+      sca: {
+        ...(totp === undefined ? {} : { totp }),
+        steppedUp: (clientId) => threats.standing.steppedUp(clientId) !== undefined,
+        now,
+      },
       customerSessions,
       edge: [
         tracingMiddleware(),
@@ -350,13 +396,14 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
       ],
     });
     trustFiles.start();
+    heartbeat.start();
 
     const listenPublic = () => listenOn(server, 'listen', config.listen.host, config.listen.port);
 
     const moat: MoatServer = {
       server, provider, config, storage, consents, audit, threats,
       certificates: { registry, monitor: certificateMonitor, ...(expiryNotices === undefined ? {} : { notices: expiryNotices }) },
-      trustFiles,
+      trustFiles, heartbeat,
       async listen() {
         if (admin !== undefined) moat.adminPort = await admin.listen(config.admin.host, config.admin.port);
         return listenPublic();
@@ -365,6 +412,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger): 
         clearInterval(expirySweep);
         certificateMonitor.stop();
         trustFiles.stop();
+        await heartbeat.stop();
         await expiryNotices?.stop();
         threats.stop();
         await admin?.close();

@@ -168,7 +168,7 @@ async function main(argv: string[]): Promise<number> {
     authorizationUrl.searchParams.set('request_uri', requestUri);
     let callback: URL;
     if (options.browser) {
-      say('4. The customer: open this address in your browser, sign in (alice / alice-sandbox) and press Allow');
+      say('4. The customer: open this address in your browser, sign in (alice / alice-sandbox, then the code for TOTP secret MOATSANDBOXALICETOTPSECRET234567) and press Allow');
       say(`  ${authorizationUrl.href}`);
       callback = await askForCallback(redirectUri);
     } else {

@@ -1,3 +1,4 @@
+import { Secret, TOTP } from 'otpauth';
 import type { Fetch } from './credentials.ts';
 
 /*
@@ -9,11 +10,12 @@ import type { Fetch } from './credentials.ts';
  *
  * In the sandbox, so the whole flow can run unattended (in CI, say), this module does what the
  * browser and the demo customer would do, through Moat's documented form contract: follow the
- * redirects with a cookie jar, fill in the sign-in form, then press Allow on the consent form,
+ * redirects with a cookie jar, fill in the sign-in form and the one-time code, then press Allow on the consent form,
  * sending each form's hidden `csrf` field back with the cookies that came with the page.
  */
 
-export const SANDBOX_CUSTOMER = { username: 'alice', password: 'alice-sandbox' } as const;
+/** The sandbox's demo customer; `totpSecret` is her authenticator app's published secret (RFC 6238, base32). */
+export const SANDBOX_CUSTOMER = { username: 'alice', password: 'alice-sandbox', totpSecret: 'MOATSANDBOXALICETOTPSECRET234567' } as const;
 
 /** Signs in as the sandbox customer and approves; returns the URL Moat redirected the browser to. */
 export async function sandboxCustomerApproves(authorizationUrl: URL, fetch: Fetch): Promise<URL> {
@@ -32,7 +34,20 @@ export async function sandboxCustomerApproves(authorizationUrl: URL, fetch: Fetc
     throw new Error(`the sandbox customer could not sign in (HTTP ${page.status}): ${pageError(page.html)}`);
   }
 
-  // 3. Review and press Allow, sharing every account offered (one, for a payment). The form names
+  // 3. The second factor (strong customer authentication): the code her authenticator app would
+  //    show now, computed from the published secret. For a payment the form also carries the hidden
+  //    `payment_link` of the amount and payee shown beside the code field; it is sent back as is.
+  if (page.html.includes('/totp"')) {
+    const second = formOf(page.html, '/totp');
+    second.fields.push(['code', TOTP.generate({ secret: Secret.fromBase32(SANDBOX_CUSTOMER.totpSecret) })]);
+    page = await browser.submit(new URL(second.action, page.url), second.fields);
+    if (page.redirectedAway !== undefined) return page.redirectedAway;
+    if (page.status !== 200 || page.html.includes('/totp"')) {
+      throw new Error(`the sandbox customer's one-time code was refused (HTTP ${page.status}): ${pageError(page.html)}`);
+    }
+  }
+
+  // 4. Review and press Allow, sharing every account offered (one, for a payment). The form names
   //    them (`accounts`, the page's ticked checkboxes): one that names none shares nothing.
   const consent = formOf(page.html, '/consent');
   if (!consent.fields.some(([name]) => name === 'accounts')) {

@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import type { TotpFactor } from '../sca/totp-factor.ts';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import Router from '@koa/router';
 import Koa from 'koa';
@@ -9,6 +10,8 @@ import { CERTIFICATE_STATUSES, type CertificateRegistry, type CertificateStatus,
 import { ConsentNotFound, ConsentStateConflict } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
 import type { ExpiryNotices } from '../certificates/expiry-notices.ts';
+import type { ConfigDescription } from '../config/config-description.ts';
+import type { InstanceHeartbeat } from '../deployment/instance-heartbeat.ts';
 import { readJsonObject } from '../http/read-body.ts';
 import { OAuthError } from '../http/oauth-error.ts';
 import { listenOn } from '../http/listen.ts';
@@ -39,10 +42,14 @@ export interface AdminDependencies {
   consents: ConsentService;
   audit: AuditLog;
   restrictions: ClientRestrictions;
+  /** Customers' authentication factors, for the operator's reset (a lost phone). */
+  factors?: { totp?: TotpFactor; customerExists(customerId: string): Promise<boolean> };
   /** Expiry notices to TPPs, when enabled: `GET /renewals` lists the TPPs that have not renewed. */
   notices?: ExpiryNotices;
   /** The warning horizons; the widest is the default window of `GET /renewals`. */
   expiryWarningDays?: readonly number[];
+  /** The effective configuration (secrets as digests) and the deployment's instances, for `moat config plan`. */
+  configuration?: { describe(): ConfigDescription; heartbeat: InstanceHeartbeat };
   passkeys: PasskeyStore;
   /** Token and/or operator mTLS (`loadAdminCredentials`); with `tls` the listener serves HTTPS. */
   credentials: AdminCredentials;
@@ -166,6 +173,18 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
     ctx.body = await deps.notices.unrenewed(new Date(Date.now() + seconds * 1000));
   });
 
+  // Configuration as code: this instance's effective configuration, key by key (a secret as a
+  // digest salted per answer, never its value), and which configurations the deployment runs.
+  router.get('/config', (ctx) => {
+    if (deps.configuration === undefined) throw new OAuthError('not_found', 'no configuration description on this listener');
+    ctx.body = { instanceId: deps.configuration.heartbeat.instanceId, ...deps.configuration.describe() };
+  });
+  router.get('/config/instances', async (ctx) => {
+    if (deps.configuration === undefined) throw new OAuthError('not_found', 'no configuration description on this listener');
+    const instances = await deps.configuration.heartbeat.live();
+    ctx.body = { configHash: deps.configuration.heartbeat.configHash, drift: new Set(instances.map((i) => i.configHash)).size > 1, instances };
+  });
+
   router.get('/consents', async (ctx) => {
     const customer = text(ctx.query.customer);
     const client = text(ctx.query.client);
@@ -177,6 +196,21 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
     const consent = await deps.consents.revoke(ctx.params.id!, { ...by(ctx), reason });
     await adminAction(ctx, 'consent.revoke', { consentId: consent.id, reason });
     ctx.body = consent;
+  });
+
+  // A customer lost the device with their authenticator app: the operator removes the factor
+  // (audited as factor.reset with the operator and the reason) and the customer enrols a new one.
+  router.post('/customers/:id/factors/totp/reset', async (ctx) => {
+    const reason = await reasonOf(ctx);
+    const customerId = ctx.params.id!;
+    if (deps.factors?.totp === undefined) throw new OAuthError('invalid_request', 'one-time codes are not enabled (sca.totp.enabled)');
+    if (!(await deps.factors.customerExists(customerId))) {
+      ctx.status = 404;
+      ctx.body = { error: 'not_found', error_description: `customer ${customerId} does not exist` };
+      return;
+    }
+    const removed = await deps.factors.totp.remove(customerId, { ...by(ctx), reason });
+    ctx.body = { customerId, factor: 'totp', removed };
   });
 
   // A customer who lost their device: every passkey removed, so only the bank's recovery path signs them in.

@@ -7,14 +7,19 @@ import { FederationFailure } from '../federation/federation-failure.ts';
 import { createUpstreamIdp } from '../federation/upstream-idp.ts';
 import { createLogger } from '../observability/logger.ts';
 import { EXIT_FAILURE, EXIT_OK, type CliIo } from './io.ts';
+import { configHash } from '../config/config-description.ts';
+import { PRODUCTION_RULES, productionViolations } from '../config/production-rules.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
 
-export const USAGE = `usage: moat config validate [--config FILE] [--connect]
+export const USAGE = `usage: moat config validate [--config FILE] [--connect] [--production]
   validates the configuration (moat.yaml, or --config / MOAT_CONFIG, plus MOAT_* overrides) and exits:
   0 when it is valid, 1 naming every bad key
   --connect  also reaches each of the bank's systems the configuration names (the account service,
              the identity provider, …)
              and exits 1 naming the key of each one that cannot be reached
+  --production  also applies the production rules (mode production, revocation failing closed,
+             operator authentication, no sandbox CA or directory; src/config/production-rules.ts)
+             and exits 1 naming each rule broken
 `;
 
 /**
@@ -82,12 +87,18 @@ export const REACHABILITY_CHECKS: readonly ReachabilityCheck[] = [
 
 /** `moat config validate`: exits non-zero with the bad keys named, for a bank's CI. */
 export async function configValidateCommand(args: string[], io: CliIo): Promise<number> {
-  const result = loadConfigOrReport(args, io, { connect: { type: 'boolean' } });
+  const result = loadConfigOrReport(args, io, { connect: { type: 'boolean' }, production: { type: 'boolean' } });
   if ('exitCode' in result) return result.exitCode;
   const { config } = result.loaded;
-  io.stdout.write(`configuration valid (${result.loaded.source}): mode ${config.mode}, issuer ${config.issuer}\n`);
-  if (result.values.connect !== true) return EXIT_OK;
+  io.stdout.write(`configuration valid (${result.loaded.source}): mode ${config.mode}, issuer ${config.issuer}, hash ${configHash(config)}\n`);
   let failed = false;
+  if (result.values.production === true) {
+    const violations = productionViolations(config);
+    for (const violation of violations) io.stderr.write(`moat: production rule ${violation}\n`);
+    if (violations.length === 0) io.stdout.write(`production rules: all ${PRODUCTION_RULES.length} kept\n`);
+    failed = violations.length > 0;
+  }
+  if (result.values.connect !== true) return failed ? EXIT_FAILURE : EXIT_OK;
   for (const check of REACHABILITY_CHECKS.filter((c) => c.applies(config))) {
     try {
       io.stdout.write(`${check.name}: ${await check.run(config)}\n`);

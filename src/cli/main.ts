@@ -3,6 +3,7 @@ import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { auditCommand, OPTIONS as AUDIT_OPTIONS, USAGE as AUDIT_USAGE } from './audit.ts';
 import { certsCommand, OPTIONS as CERTS_OPTIONS, tppsCommand, USAGE as CERTS_USAGE } from './certs.ts';
 import { configValidateCommand, USAGE as CONFIG_USAGE } from './config-validate.ts';
+import { configPlanCommand, OPTIONS as CONFIG_PLAN_OPTIONS, USAGE as CONFIG_PLAN_USAGE } from './config-plan.ts';
 import { diagnoseCommand, OPTIONS as DIAGNOSE_OPTIONS, USAGE as DIAGNOSE_USAGE } from './diagnose.ts';
 import { EXIT_OK, EXIT_USAGE, escapingOutput, type CliIo } from './io.ts';
 import { keysCommand, USAGE as KEYS_USAGE } from './keys.ts';
@@ -19,8 +20,9 @@ const USAGE = `usage: moat <command> [options]      (moat <command> --help for i
 commands:
   start [--config FILE]                 run the server (what npm start does)
   migrate [--config FILE]               apply pending database migrations
-  config validate [--config FILE] [--connect]
+  config validate [--config FILE] [--connect] [--production]
                                         validate the configuration and exit (for CI); --connect reaches the bank's systems
+  config plan --against ADMIN_URL       what running the file would change on a running instance, key by key
   keys list [--config FILE]             list signing keys and their state
   keys rotate [--stage] [--config FILE] rotate the signing keys (the old ones stay published until their tokens expire)
   sandbox tpp --name NAME --out DIR     issue sandbox TPP credentials (certificate, keys, SSA)
@@ -77,7 +79,12 @@ function group(usage: string, subcommands: Record<string, Run>): Run {
 export const COMMANDS: Readonly<Record<string, Command>> = {
   start: { usage: START_USAGE, run: startCommand, options: CONFIG_OPTIONS },
   migrate: { usage: MIGRATE_USAGE, run: migrateCommand, options: CONFIG_OPTIONS },
-  config: { usage: CONFIG_USAGE, run: group(CONFIG_USAGE, { validate: configValidateCommand }), options: { ...CONFIG_OPTIONS, connect: { type: 'boolean' } } },
+  config: {
+    usage: `${CONFIG_USAGE}\n${CONFIG_PLAN_USAGE}`,
+    run: group(`${CONFIG_USAGE}\n${CONFIG_PLAN_USAGE}`, { validate: configValidateCommand, plan: configPlanCommand }),
+    subcommandUsage: { validate: CONFIG_USAGE, plan: CONFIG_PLAN_USAGE },
+    options: { ...CONFIG_OPTIONS, connect: { type: 'boolean' }, production: { type: 'boolean' }, ...CONFIG_PLAN_OPTIONS },
+  },
   keys: { usage: KEYS_USAGE, run: keysCommand, options: { ...CONFIG_OPTIONS, stage: { type: 'boolean' } } },
   sandbox: {
     usage: `${SANDBOX_TPP_USAGE}\n${SANDBOX_REVOKE_USAGE}\n${SANDBOX_RENEW_USAGE}`,

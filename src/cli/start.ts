@@ -76,8 +76,8 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
   if (config.mode === 'sandbox') {
     lines.push(
       `sandbox material: ${config.dataDir}/sandbox (trust server-ca.pem to reach the server)`,
-      'sandbox customers (username / password):',
-      ...SANDBOX_CUSTOMERS.map((c) => `  ${c.username} / ${c.password}  (${c.name})`),
+      'sandbox customers (username / password / TOTP secret for the one-time code: RFC 6238, SHA-1, 6 digits, 30 s):',
+      ...SANDBOX_CUSTOMERS.map((c) => `  ${c.username} / ${c.password} / ${c.totpSecret}  (${c.name})`),
       'issue TPP credentials: npm run moat -- sandbox tpp --name "My Fintech" --out ./my-fintech',
       ...(config.portal.enabled ? [`or in the browser, with your calls explained: ${config.issuer}/portal`] : []),
       `customers' consent dashboard: ${config.issuer}/account`,

@@ -92,6 +92,12 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return `${key}: ${issue.message}`;
 }
 
+/** Whether a factor that is SCA on its own (a user-verified passkey) is configured. */
+function passkeysEnabled(config: MoatConfig): boolean {
+  const passkeys = (config.sca as { passkeys?: { enabled?: boolean } }).passkeys;
+  return passkeys?.enabled === true;
+}
+
 /** Rules that span several keys: production refuses every sandbox shortcut. */
 function crossFieldProblems(config: MoatConfig): string[] {
   const problems: string[] = [];
@@ -107,6 +113,15 @@ function crossFieldProblems(config: MoatConfig): string[] {
     }
     if (config.trustAnchors.length === 0) {
       problems.push('trustAnchors: at least one CA is required in production for tls_client_auth');
+    }
+    // PSD2 Art. 97 / RTS Art. 4: a password alone is one factor; real customers need two. (With
+    // customers.source: oidc the bank's IdP authenticates, and its acr is checked at each sign-in.)
+    const localCustomers = config.customers.source === 'local';
+    if (localCustomers && !config.sca.totp.enabled && !passkeysEnabled(config)) {
+      problems.push('sca.totp.enabled: production refuses password-only customer authentication (not SCA under PSD2 RTS Art. 4) — enable sca.totp or passkeys');
+    }
+    if (localCustomers && config.sca.totp.enabled && config.sca.totp.encryptionKey === undefined && config.sca.totp.encryptionKeyFile === undefined) {
+      problems.push('sca.totp.encryptionKey or sca.totp.encryptionKeyFile: required in production (one-time-code secrets are encrypted at rest)');
     }
     if (config.accounts.source === 'sandbox') {
       problems.push('accounts.source: sandbox serves demo accounts; in production use http (the bank\'s account service) or database');

@@ -435,6 +435,37 @@ export const configSchema = z.strictObject({
     /** Idle lifetime of a customer's consent-dashboard session, in seconds. */
     dashboardSessionTtl: seconds(3600).default(900),
   }).prefault({}),
+  /**
+   * Strong customer authentication (PSD2 RTS on SCA, Commission Delegated Regulation (EU)
+   * 2018/389). README "Strong customer authentication (SCA)" says which factor counts as what.
+   */
+  sca: z.strictObject({
+    /**
+     * RTS Art. 10a: account access may go on without a new SCA for at most this many days after the
+     * last one; then the consent's refresh tokens are refused until the customer authenticates again.
+     */
+    accountAccessReauthDays: z.number().int().min(1).max(180).default(180),
+    /** RFC 6238 one-time codes from an authenticator app, the second factor after the password. */
+    totp: z.strictObject({
+      /** Off means customers sign in with a password alone (not SCA): production refuses to start. */
+      enabled: z.boolean().default(true),
+      /**
+       * 32 bytes, base64url: encrypts the shared secrets at rest (AES-256-GCM). Or encryptionKeyFile.
+       * Unset in sandbox mode: `<keys.dir>/totp-encryption.key`, generated on first start.
+       */
+      encryptionKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected 32 bytes, base64url-encoded (43 characters)').optional(),
+      encryptionKeyFile: z.string().min(1).optional(),
+      /** Time steps accepted either side of now (RFC 6238 §5.2 allows one for clock drift and typing time). */
+      window: z.number().int().min(0).max(2).default(1),
+      /** Wrong codes in a row before the second step locks for the customer (like passwords). */
+      failures: z.number().int().min(1).max(20).default(5),
+      lockSeconds: seconds(86400).default(900),
+      /** The name an authenticator app shows for the entry. */
+      issuerLabel: z.string().min(1).max(64).default('Moat'),
+    }).refine((t) => t.encryptionKey === undefined || t.encryptionKeyFile === undefined, {
+      message: 'set encryptionKey or encryptionKeyFile, not both', path: ['encryptionKeyFile'],
+    }).prefault({}),
+  }).prefault({}),
   /** Where the customer's accounts come from (src/config/accounts-schema.ts). */
   accounts: accountsSchema,
   consents: z.strictObject({

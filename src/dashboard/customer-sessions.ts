@@ -12,10 +12,19 @@ import type { ModelStore } from '../storage/model-store.ts';
 export const SESSION_COOKIE = '__Host-moat-customer';
 const MODEL = 'CustomerSession';
 
+/** How the session's customer signed in: `strong` after a password and a second factor (RTS on SCA Art. 4). */
+export type SessionStrength = 'strong' | 'password';
+
 export interface CustomerSessions {
-  start(ctx: ParameterizedContext, customerId: string): Promise<void>;
+  start(ctx: ParameterizedContext, customerId: string, strength: SessionStrength): Promise<void>;
+  /** The password was right; the second factor is still to come. Nobody is signed in yet. */
+  startPending(ctx: ParameterizedContext, customerId: string): Promise<void>;
+  /** The customer whose password was right and whose second factor is awaited. */
+  pending(ctx: ParameterizedContext): Promise<string | undefined>;
   /** The signed-in customer, refreshing the idle timeout; undefined when signed out or expired. */
   current(ctx: ParameterizedContext): Promise<string | undefined>;
+  /** The signed-in customer and how they signed in. */
+  currentWithStrength(ctx: ParameterizedContext): Promise<{ customerId: string; strength: SessionStrength } | undefined>;
   end(ctx: ParameterizedContext): Promise<void>;
 }
 
@@ -28,22 +37,31 @@ export function createCustomerSessions(store: ModelStore, idleSeconds: number): 
     httpOnly: true, secure: true, sameSite: 'strict', path: '/', signed: false, overwrite: true,
     ...(id === null ? { maxAge: 0 } : {}),
   });
+  const begin = async (ctx: ParameterizedContext, payload: Record<string, string>) => {
+    const previous = idOf(ctx);
+    if (previous !== undefined) await store.destroy(MODEL, previous);
+    const id = randomBytes(32).toString('base64url');
+    await store.upsert(MODEL, id, payload, idleSeconds);
+    setCookie(ctx, id);
+  };
+  const currentWithStrength = async (ctx: ParameterizedContext) => {
+    const id = idOf(ctx);
+    if (id === undefined) return undefined;
+    const session = await store.find(MODEL, id);
+    if (typeof session?.accountId !== 'string') return undefined;
+    await store.upsert(MODEL, id, session, idleSeconds);
+    return { customerId: session.accountId, strength: session.strength === 'strong' ? 'strong' as const : 'password' as const };
+  };
   return {
-    async start(ctx, customerId) {
-      const previous = idOf(ctx);
-      if (previous !== undefined) await store.destroy(MODEL, previous);
-      const id = randomBytes(32).toString('base64url');
-      await store.upsert(MODEL, id, { accountId: customerId }, idleSeconds);
-      setCookie(ctx, id);
-    },
-    async current(ctx) {
+    start: (ctx, customerId, strength) => begin(ctx, { accountId: customerId, strength }),
+    startPending: (ctx, customerId) => begin(ctx, { pendingAccountId: customerId }),
+    async pending(ctx) {
       const id = idOf(ctx);
-      if (id === undefined) return undefined;
-      const session = await store.find(MODEL, id);
-      if (typeof session?.accountId !== 'string') return undefined;
-      await store.upsert(MODEL, id, session, idleSeconds);
-      return session.accountId;
+      const session = id === undefined ? undefined : await store.find(MODEL, id);
+      return typeof session?.pendingAccountId === 'string' ? session.pendingAccountId : undefined;
     },
+    current: async (ctx) => (await currentWithStrength(ctx))?.customerId,
+    currentWithStrength,
     async end(ctx) {
       const id = idOf(ctx);
       if (id !== undefined) await store.destroy(MODEL, id);

@@ -12,8 +12,9 @@ import type { LoginThrottle } from '../customers/login-throttle.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
 import { OAuthError } from '../http/oauth-error.ts';
 import { readForm } from '../http/read-body.ts';
-import { signIn } from '../interactions/routes.ts';
+import { signIn, type InteractionSca } from '../interactions/routes.ts';
 import type { Views } from '../interactions/views.ts';
+import { refusalStatus, type CodeCheck } from '../sca/totp-factor.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { CustomerSessions } from './customer-sessions.ts';
 
@@ -35,6 +36,7 @@ export interface DashboardDeps {
   throttle: LoginThrottle;
   config: MoatConfig;
   logger: Logger;
+  sca: InteractionSca;
   /** customers.source: oidc — the dashboard's sign-in goes to the bank's IdP instead of the password form. */
   federatedSignIn?: (ctx: ParameterizedContext) => Promise<void>;
 }
@@ -62,6 +64,13 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     return customerId;
   };
 
+  /** The signed-in customer and how they signed in, or a redirect to sign in. */
+  const sessionOrSignIn = async (ctx: Ctx) => {
+    const session = await sessions.currentWithStrength(ctx);
+    if (session === undefined) ctx.redirect(`${DASHBOARD_PATH}/login`);
+    return session;
+  };
+
   router.get('/', (ctx) => ctx.redirect(`${DASHBOARD_PATH}/consents`));
   router.get('/login', async (ctx) => {
     if (await sessions.current(ctx) !== undefined) {
@@ -84,8 +93,131 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
       renderLogin(ctx, { error: result.message, username });
       return;
     }
-    await sessions.start(ctx, result.customerId);
+    if (deps.sca.totp !== undefined && await deps.sca.totp.status(result.customerId) === 'active') {
+      // RTS Art. 4: the second element on its own page; nobody is signed in until it is given.
+      await sessions.startPending(ctx, result.customerId);
+      ctx.redirect(`${DASHBOARD_PATH}/login/code`);
+      return;
+    }
+    await sessions.start(ctx, result.customerId, 'password');
     ctx.redirect(`${DASHBOARD_PATH}/consents`);
+  });
+
+  const renderCode = (ctx: Ctx, extra: { error?: string } = {}) => {
+    ctx.type = 'html';
+    ctx.body = views.render('dashboard-code', { csrf: csrf.token(ctx, 'dashboard-code'), ...extra });
+  };
+
+  router.get('/login/code', async (ctx) => {
+    if (await sessions.pending(ctx) === undefined) {
+      ctx.redirect(`${DASHBOARD_PATH}/login`);
+      return;
+    }
+    renderCode(ctx);
+  });
+
+  router.post('/login/code', async (ctx) => {
+    const form = await readForm(ctx.req);
+    csrf.verify(ctx, 'dashboard-code', form.get(CSRF_FIELD) ?? undefined);
+    const customerId = await sessions.pending(ctx);
+    if (customerId === undefined || deps.sca.totp === undefined) {
+      ctx.redirect(`${DASHBOARD_PATH}/login`);
+      return;
+    }
+    const checked = await deps.sca.totp.verify(customerId, form.get('code'), ctx.ip);
+    if (!checked.ok) {
+      answerRefusal(ctx, checked);
+      renderCode(ctx, { error: checked.message });
+      return;
+    }
+    await sessions.start(ctx, customerId, 'strong');
+    ctx.redirect(`${DASHBOARD_PATH}/consents`);
+  });
+
+  /**
+   * The signed-in customer if they signed in strongly; otherwise a page saying what is needed. Stopping
+   * a consent and changing factors need SCA (issue 16 §4): a stolen password alone changes nothing.
+   */
+  const requireStrongCustomer = async (ctx: Ctx): Promise<string | undefined> => {
+    const session = await sessionOrSignIn(ctx);
+    if (session === undefined) return undefined;
+    if (session.strength === 'strong') return session.customerId;
+    ctx.status = 403;
+    ctx.type = 'html';
+    ctx.body = views.render('error', {
+      error: 'sca_required',
+      description: 'To stop an app or change how you sign in, sign in with your password and a code from your authenticator app. Set up an authenticator app under Sign-in security first if you have none.',
+      backLink: `${DASHBOARD_PATH}/security`, backLabel: 'Sign-in security',
+    });
+    return undefined;
+  };
+
+  router.get('/security', async (ctx) => {
+    const session = await sessionOrSignIn(ctx);
+    if (session === undefined) return;
+    await renderSecurity(ctx, session.customerId, session.strength);
+  });
+
+  const renderSecurity = async (ctx: Ctx, customerId: string, strength: 'strong' | 'password', extra: Record<string, unknown> = {}) => {
+    ctx.type = 'html';
+    ctx.body = views.render('dashboard-security', {
+      csrf: csrf.token(ctx, 'dashboard-security'),
+      totpEnabled: deps.sca.totp !== undefined,
+      totp: deps.sca.totp === undefined ? 'none' : await deps.sca.totp.status(customerId),
+      strong: strength === 'strong',
+      notice: ctx.query.done === 'removed' ? 'Your authenticator app was removed.' : ctx.query.done === 'enrolled' ? 'Your authenticator app is set up. You will be asked for a code when you sign in.' : undefined,
+      ...extra,
+    });
+  };
+
+  /**
+   * Setting up the first authenticator app needs only the password (there is no second factor to
+   * ask for yet); replacing or removing one needs SCA.
+   */
+  router.post('/security/totp/start', async (ctx) => {
+    const session = await sessionOrSignIn(ctx);
+    if (session === undefined) return;
+    const form = await readForm(ctx.req);
+    csrf.verify(ctx, 'dashboard-security', form.get(CSRF_FIELD) ?? undefined);
+    if (deps.sca.totp === undefined) throw new OAuthError('invalid_request', 'one-time codes are not enabled');
+    const customer = await deps.customers.findById(session.customerId);
+    const started = await deps.sca.totp.beginEnrolment(session.customerId, customer?.name ?? session.customerId);
+    if ('refused' in started) {
+      ctx.status = 409;
+      await renderSecurity(ctx, session.customerId, session.strength, { error: 'An authenticator app is already set up. Remove it first to set up another.' });
+      return;
+    }
+    await renderSecurity(ctx, session.customerId, session.strength, { enrolment: started });
+  });
+
+  router.post('/security/totp/confirm', async (ctx) => {
+    const session = await sessionOrSignIn(ctx);
+    if (session === undefined) return;
+    const form = await readForm(ctx.req);
+    csrf.verify(ctx, 'dashboard-security', form.get(CSRF_FIELD) ?? undefined);
+    if (deps.sca.totp === undefined) throw new OAuthError('invalid_request', 'one-time codes are not enabled');
+    const checked = await deps.sca.totp.confirmEnrolment(session.customerId, form.get('code'), ctx.ip);
+    if (!checked.ok) {
+      answerRefusal(ctx, checked);
+      // The secret stays pending: the page shows the same one again so the customer can retry.
+      await renderSecurity(ctx, session.customerId, session.strength, { error: checked.message, retryEnrolment: checked.reason !== 'no_factor' });
+      return;
+    }
+    // Password and a code just given: the session is strong from now on.
+    await sessions.start(ctx, session.customerId, 'strong');
+    logger.info({ event: 'factor.enrolled', accountId: session.customerId, factor: 'totp' }, 'customer set up an authenticator app');
+    ctx.redirect(`${DASHBOARD_PATH}/security?done=enrolled`);
+  });
+
+  router.post('/security/totp/remove', async (ctx) => {
+    const customerId = await requireStrongCustomer(ctx);
+    if (customerId === undefined) return;
+    const form = await readForm(ctx.req);
+    csrf.verify(ctx, 'dashboard-security', form.get(CSRF_FIELD) ?? undefined);
+    await deps.sca.totp?.remove(customerId, { actor: 'customer', actorId: customerId });
+    // Signed in with the factor just removed: the session is no longer strong.
+    await sessions.start(ctx, customerId, 'password');
+    ctx.redirect(`${DASHBOARD_PATH}/security?done=removed`);
   });
 
   router.post('/logout', async (ctx) => {
@@ -125,7 +257,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
   });
 
   router.post('/consents/:id/revoke', async (ctx) => {
-    const customerId = await requireCustomer(ctx);
+    const customerId = await requireStrongCustomer(ctx);
     if (customerId === undefined) return;
     const form = await readForm(ctx.req);
     const id = ctx.params.id!;
@@ -182,6 +314,12 @@ async function describeConsent(provider: Provider, consent: Consent): Promise<Co
     ...(consent.status === 'Authorised' ? {} : { endedOn: formatDate(consent.statusUpdatedAt)! }),
     ...(consent.expiresAt === undefined ? {} : { expires: formatDate(consent.expiresAt)! }),
   };
+}
+
+function answerRefusal(ctx: Ctx, checked: Exclude<CodeCheck, { ok: true }>): void {
+  const { status, retryAfterSeconds } = refusalStatus(checked);
+  ctx.status = status;
+  if (retryAfterSeconds !== undefined) ctx.set('Retry-After', String(retryAfterSeconds));
 }
 
 function groupByTpp(cards: ConsentCard[]): { clientName: string; orgName?: string; consents: ConsentCard[] }[] {

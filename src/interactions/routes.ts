@@ -21,6 +21,13 @@ import { OAuthError } from '../http/oauth-error.ts';
 import { readForm } from '../http/read-body.ts';
 import type { Logger } from '../observability/logger.ts';
 import { getAttribute, parseDistinguishedName } from '../tls/distinguished-name.ts';
+import { ACR_SCA, authenticationFromLogin, authenticationFromSubmission, completedAuthentication, consentAuthentication, loginResult, passwordFactor, totpFactor } from '../sca/authentication.ts';
+import { AuthenticationRequirementsUnmet, shortfall } from '../sca/authentication-policy.ts';
+import { paymentLinkHash } from '../sca/dynamic-linking.ts';
+import { refusalStatus, type TotpFactor } from '../sca/totp-factor.ts';
+import {
+  linkedConsentId, pendingAuthenticationOf, requirementFor, savePendingAuthentication, type PendingAuthentication,
+} from './customer-authentication.ts';
 import type { FederatedLogin } from './federated-login.ts';
 import type { Views } from './views.ts';
 
@@ -46,8 +53,18 @@ export interface InteractionDeps {
   logger: Logger;
   csrf: Csrf;
   throttle: LoginThrottle;
+  /** Strong customer authentication: the second factor, and what decides when SCA is needed. */
+  sca: InteractionSca;
   /** Sign-in at the bank's OpenID Provider instead of the password form (customers.source: oidc). */
   federated?: FederatedLogin;
+}
+
+export interface InteractionSca {
+  /** The one-time-code factor; undefined when sca.totp is off (customers then sign in with a password alone). */
+  totp?: TotpFactor;
+  /** Whether threat detection has stepped a client up (then a fresh SCA is needed). */
+  steppedUp(clientId: string): boolean;
+  now(): Date;
 }
 
 type Ctx = ParameterizedContext;
@@ -74,7 +91,7 @@ class RequestNotAuthorisable extends Error {
 class ChoiceInvalid extends Error {}
 
 export function createInteractionRouter(deps: InteractionDeps): Router {
-  const { provider, views, customers, accounts, consents, config, logger, csrf, throttle } = deps;
+  const { provider, views, customers, accounts, consents, config, logger, csrf, throttle, sca } = deps;
   const router = new Router();
   const sandbox = config.mode === 'sandbox';
 
@@ -199,6 +216,36 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     });
   };
 
+  /** The one-time-code page: for a payment, the amount and payee beside the code field (RTS Art. 5(1)(a)). */
+  const renderSecondStep = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, pending: PendingAuthentication, extra: { error?: string } = {}) => {
+    const requirement = requirementOf(details, request, pending);
+    const payment = request.detail?.type === 'payment_initiation' ? describeDetail(request.detail).payment : undefined;
+    const customer = await customers.findById(pending.customerId);
+    ctx.type = 'html';
+    ctx.body = views.render('totp', {
+      uid: details.uid, ...(await clientView(request.clientId)),
+      csrf: csrf.token(ctx, `interaction:${details.uid}`),
+      customerName: customer?.name ?? pending.customerId,
+      payment,
+      paymentLink: requirement?.link === undefined ? undefined : paymentLinkHash(requirement.link),
+      demoCustomers: sandbox ? SANDBOX_CUSTOMERS : [],
+      ...extra,
+    });
+  };
+
+  /** What this authorization needs; undefined when an essential acr cannot be met. */
+  const requirementOf = (details: InteractionDetails, request: PendingRequest, pending: PendingAuthentication) => {
+    try {
+      return requirementFor({ ...request, ...(pending.consentId === undefined ? {} : { consentId: pending.consentId }) }, details.params, sca.steppedUp(request.clientId));
+    } catch (err) {
+      if (err instanceof AuthenticationRequirementsUnmet) return undefined;
+      throw err;
+    }
+  };
+
+  /** OpenID Connect Core Unmet Authentication Requirements 1.0: the TPP learns SCA could not be done. */
+  const finishUnmet = (ctx: Ctx, description: string) => finishWithError(ctx, 'unmet_authentication_requirements', description);
+
   const finishWithError = async (ctx: Ctx, error: string, description: string) => {
     await provider.interactionFinished(ctx.req, ctx.res, { error, error_description: description }, { mergeWithLastSubmission: false });
     ctx.respond = false;
@@ -219,7 +266,11 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     const clientId = String(details.params.client_id);
     if (details.prompt.name === 'login') {
-      if (deps.federated !== undefined) await deps.federated.begin(ctx, details.uid);
+      const pending = pendingAuthenticationOf(details);
+      if (pending !== undefined) {
+        const request = await pendingRequestOrFinish(ctx, details);
+        if (request !== undefined) await renderSecondStep(ctx, details, request, pending);
+      } else if (deps.federated !== undefined) await deps.federated.begin(ctx, details.uid);
       else await renderLogin(ctx, details.uid, clientId);
       return;
     }
@@ -247,7 +298,75 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       await renderLogin(ctx, details.uid, clientId, { error: signedIn.message, username });
       return;
     }
-    await provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: signedIn.customerId } }, { mergeWithLastSubmission: false });
+    const request = await pendingRequestOrFinish(ctx, details);
+    if (request === undefined) return;
+    const pending: PendingAuthentication = { customerId: signedIn.customerId, passwordAt: epochSeconds(sca.now()) };
+    const consentId = linkedConsentId(request);
+    if (consentId !== undefined) pending.consentId = consentId;
+    const requirement = requirementOf(details, request, pending);
+    if (requirement === undefined) {
+      await finishUnmet(ctx, 'none of the requested acr values can be met by this server');
+      return;
+    }
+    if (sca.totp !== undefined && await sca.totp.status(signedIn.customerId) === 'active') {
+      // RTS Art. 4: the second element, on its own page (post/redirect/get, so a reload does not resend the password).
+      await savePendingAuthentication(provider, details.uid, pending);
+      ctx.status = 303;
+      ctx.redirect(`/interaction/${details.uid}`);
+      return;
+    }
+    if (requirement.acr === ACR_SCA) {
+      logger.info({ event: 'sca.unavailable', outcome: 'unmet_authentication_requirements', clientId }, 'customer has no second factor');
+      await finishUnmet(ctx, `strong customer authentication is required (${requirement.reasons.join(', ')}) and the customer has no second factor set up`);
+      return;
+    }
+    // Nothing but the customer's identity was asked: a password is customer authentication (acr ca), said as such.
+    const auth = completedAuthentication({ customerId: signedIn.customerId, factors: [passwordFactor()], authTime: sca.now() });
+    await provider.interactionFinished(ctx.req, ctx.res, loginResult(auth), { mergeWithLastSubmission: false });
+    ctx.respond = false;
+  });
+
+  router.post('/interaction/:uid/totp', async (ctx) => {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const form = await readForm(ctx.req);
+    csrf.verify(ctx, `interaction:${details.uid}`, form.get(CSRF_FIELD) ?? undefined);
+    const clientId = String(details.params.client_id);
+    const pending = details.prompt.name === 'login' ? pendingAuthenticationOf(details) : undefined;
+    if (pending === undefined || sca.totp === undefined) {
+      ctx.status = 400;
+      await renderLogin(ctx, details.uid, clientId, { error: details.prompt.name === 'login' ? 'Sign in with your username and password first.' : 'This sign-in step is already complete.' });
+      return;
+    }
+    const request = await pendingRequestOrFinish(ctx, details);
+    if (request === undefined) return;
+    const requirement = requirementOf(details, request, pending);
+    if (requirement === undefined) {
+      await finishUnmet(ctx, 'none of the requested acr values can be met by this server');
+      return;
+    }
+    // RTS Art. 5(1)(a): the customer authenticates for the amount and payee shown on the page. If
+    // they changed since it was shown, the code the customer typed was not for these values.
+    const shown = form.get('payment_link') ?? '';
+    const link = requirement.link;
+    if (link !== undefined && shown !== paymentLinkHash(link)) {
+      ctx.status = 409;
+      await renderSecondStep(ctx, details, request, pending, { error: 'The payment details changed while you were signing in. Check the amount and payee below, then enter a new code.' });
+      return;
+    }
+    const checked = await sca.totp.verify(pending.customerId, form.get('code'), ctx.ip);
+    if (!checked.ok) {
+      logger.info({ event: 'sca.code_refused', outcome: `totp_${checked.reason}`, clientId }, 'one-time code refused');
+      const { status, retryAfterSeconds } = refusalStatus(checked);
+      ctx.status = status;
+      if (retryAfterSeconds !== undefined) ctx.set('Retry-After', String(retryAfterSeconds));
+      await renderSecondStep(ctx, details, request, pending, { error: checked.message });
+      return;
+    }
+    const auth = completedAuthentication({
+      customerId: pending.customerId, factors: [passwordFactor(), totpFactor()], authTime: sca.now(), ...(link === undefined ? {} : { link }),
+    });
+    logger.info({ event: 'sca.authenticated', outcome: 'sca', clientId, accountId: auth.customerId, amr: auth.amr, linked: link !== undefined }, 'customer authenticated strongly');
+    await provider.interactionFinished(ctx.req, ctx.res, loginResult(auth), { mergeWithLastSubmission: false });
     ctx.respond = false;
   });
 
@@ -289,7 +408,28 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       return;
     }
 
-    const consentId = request.intentId ?? newConsentId(request.detail === undefined ? 'scope' : kindOf(request.detail));
+    // RTS Art. 4 and 5: the consent is authorised only with the SCA this authorization needs —
+    // performed in this interaction and, for a payment, linked to exactly its values now.
+    const auth = authenticationFromSubmission(details.lastSubmission) ?? authenticationFromLogin(details.lastSubmission);
+    const consentId = request.intentId ?? auth?.link?.consentId ?? newConsentId(request.detail === undefined ? 'scope' : kindOf(request.detail));
+    let requirement;
+    try {
+      requirement = requirementFor({ ...request, consentId }, details.params, sca.steppedUp(request.clientId));
+    } catch (err) {
+      if (!(err instanceof AuthenticationRequirementsUnmet)) throw err;
+      await finishUnmet(ctx, err.message);
+      return;
+    }
+    const gap = shortfall(auth, requirement, { customerId });
+    if (gap !== undefined) {
+      logger.warn({ event: 'sca.refused', outcome: `sca_${gap}`, clientId: request.clientId, consentId }, 'consent refused: authentication does not meet the requirement');
+      if (gap === 'not_linked') {
+        await finishWithError(ctx, 'access_denied', 'the payment differs from what the customer authenticated (PSD2 RTS Art. 5): the authentication is not valid for it; start a new authorization');
+      } else {
+        await finishUnmet(ctx, `strong customer authentication is required (${requirement.reasons.join(', ')}) and was not performed for this authorization`);
+      }
+      return;
+    }
     // Accounts shared by scope are recorded on the consent only: the tokens stay what the TPP asked
     // for (no authorization_details it did not send), and the APIs read the consent.
     const grantId = await saveGrant(provider, details, granted === undefined || request.detail === undefined ? undefined : { ...granted, consentId } as GrantedDetail);
@@ -300,6 +440,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
         ...(request.detail === undefined ? {} : { requested: request.detail }),
         ...(granted === undefined ? {} : { granted }),
         ...(granted?.type === 'account_information' && granted.expirationDateTime !== undefined ? { expiresAt: new Date(granted.expirationDateTime) } : {}),
+        ...(auth === undefined ? {} : { authentication: consentAuthentication(auth) }),
       });
     } catch (err) {
       // Authorised in another tab, or revoked meanwhile: the grant must not outlive the failure.
@@ -390,6 +531,10 @@ async function saveGrant(provider: Provider, details: InteractionDetails, grante
   }
   if (granted !== undefined) grant.addRar(granted as unknown as Parameters<typeof grant.addRar>[0]);
   return grant.save();
+}
+
+function epochSeconds(at: Date): number {
+  return Math.floor(at.getTime() / 1000);
 }
 
 function describeScopes(scope: string, config: MoatConfig, options: { openidOnly?: boolean } = {}): string[] {

@@ -7,7 +7,7 @@ import { createPasskeyScript, type PasskeyScript } from '../passkeys/passkey-scr
 /** The top-level views/ folder: server-rendered pages, escaped by default (`<%= %>`). */
 export const VIEWS_DIR = join(import.meta.dirname, '..', '..', 'views');
 
-export type ViewName = 'login' | 'consent' | 'accounts-unavailable' | 'error' | 'federated-sign-in' | 'dashboard-login' | 'dashboard' | 'revoke-confirm' | 'dashboard-passkeys' | 'portal' | 'portal-call';
+export type ViewName = 'login' | 'totp' | 'consent' | 'accounts-unavailable' | 'error' | 'federated-sign-in' | 'dashboard-login' | 'dashboard-code' | 'dashboard-security' | 'dashboard' | 'revoke-confirm' | 'dashboard-passkeys' | 'portal' | 'portal-call';
 
 export interface Views {
   render(name: ViewName, data: Record<string, unknown>): string;

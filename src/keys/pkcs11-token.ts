@@ -47,8 +47,24 @@ const CKR = {
   KEY_HANDLE_INVALID: 0x60, OBJECT_HANDLE_INVALID: 0x82, PIN_INCORRECT: 0xa0, PIN_EXPIRED: 0xa3, PIN_LOCKED: 0xa4,
   SESSION_CLOSED: 0xb0, SESSION_COUNT: 0xb1, SESSION_HANDLE_INVALID: 0xb3, TOKEN_NOT_PRESENT: 0xe0,
   TOKEN_NOT_RECOGNIZED: 0xe1, USER_ALREADY_LOGGED_IN: 0x100, USER_NOT_LOGGED_IN: 0x101, SLOT_ID_INVALID: 0x03,
-  CRYPTOKI_NOT_INITIALIZED: 0x190,
+  CRYPTOKI_NOT_INITIALIZED: 0x190, CRYPTOKI_ALREADY_INITIALIZED: 0x191,
 } as const;
+
+/**
+ * PKCS#11 v2.40 §5.4 C_Initialize: CKF_OS_LOCKING_OK. pkcs11js signs on worker threads, one session
+ * each, so the library must lock for itself; without it SoftHSM crashes the process under
+ * concurrent signatures.
+ */
+const CKF_OS_LOCKING_OK = 0x2;
+
+function initialize(module: Graphene.Module): void {
+  try {
+    module.initialize({ flags: CKF_OS_LOCKING_OK });
+  } catch (err) {
+    // Initialised already in this process (a module registry of its own, as a test runner keeps).
+    if ((err as { code?: unknown }).code !== CKR.CRYPTOKI_ALREADY_INITIALIZED) throw err;
+  }
+}
 
 /** The reason behind a PKCS#11 error; anything unrecognised is a device error. */
 export function classifyPkcs11Error(err: unknown): HsmFailureReason {
@@ -122,7 +138,7 @@ async function acquireLibrary(path: string): Promise<LoadedLibrary> {
   let module: Graphene.Module;
   try {
     module = graphene.Module.load(path);
-    module.initialize();
+    initialize(module);
   } catch (err) {
     throw new HsmUnavailableError('library_unavailable', `${path} could not be loaded as a PKCS#11 library: ${(err as Error).message}`, { cause: err });
   }
@@ -287,7 +303,7 @@ export async function openPkcs11Token(config: Pkcs11Config): Promise<Pkcs11Token
       } catch {
         // Finalising a library whose token went away can fail; initialising again is what counts.
       }
-      library.module.initialize();
+      initialize(library.module);
       library.generation += 1;
     },
     close() {

@@ -13,6 +13,8 @@ import { FAPI_PROFILE_METADATA, isFapiProfile, providerProfileFor, requiresJarm,
 import { createResourceServerRegistry } from './resource-servers.ts';
 import { EXTERNAL_SIGNING_ACK } from './external-signing-keys.ts';
 import { isRegistrationApproved } from '../registration/approval.ts';
+import { ACR_VALUES_SUPPORTED } from '../sca/authentication.ts';
+import { authenticationTokenClaims, scaInteractionPolicy } from './sca-policy.ts';
 import { NOTIFICATION_URI_METADATA, notificationUriProblem } from '../certificates/expiry-notices.ts';
 import { SIGNING_ALGORITHMS, type FapiProfile } from '../config/schema.ts';
 
@@ -32,6 +34,8 @@ export interface ProviderDependencies {
   renderError: NonNullable<Configuration['renderError']>;
   /** Threat detection's restrictions on a client (quarantine, step-up); none when absent. */
   clientStanding?: ClientStanding;
+  /** The clock for Moat's own time rules (the SCA re-authentication period); tests control it. */
+  now?: () => Date;
 }
 
 /** What oidc-provider must know, synchronously, of a client's standing with the bank's security team. */
@@ -109,8 +113,13 @@ export function createProvider(deps: ProviderDependencies): Provider {
     allowOmittingSingleRegisteredRedirectUri: false,
     scopes: ['openid', 'offline_access', ...Object.keys(config.scopes)],
     // openbanking_intent_id stands alone (requested through the claims parameter, UK OB style).
-    claims: { openid: ['sub'], profile: ['name'], [INTENT_CLAIM]: null },
-    extraTokenClaims: steppedUpRefusesRefresh(consentTokenClaims(deps.consents), deps.clientStanding),
+    // Every ID token says how and when the customer authenticated (src/sca/authentication.ts): acr,
+    // amr and auth_time ride on the openid scope so no request has to ask for them.
+    claims: { openid: ['sub', 'acr', 'amr', 'auth_time'], profile: ['name'], [INTENT_CLAIM]: null },
+    acrValues: [...ACR_VALUES_SUPPORTED],
+    extraTokenClaims: authenticationTokenClaims(steppedUpRefusesRefresh(consentTokenClaims(deps.consents), deps.clientStanding), {
+      consents: deps.consents, reauthDays: config.sca.accountAccessReauthDays, now: deps.now ?? (() => new Date()),
+    }),
     extraClientMetadata: {
       properties: [...EXTRA_CLIENT_METADATA],
       validator(ctx, key, value, metadata) {
@@ -177,7 +186,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       jwks: '/jwks',
       end_session: '/logout',
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: scaInteractionPolicy(deps.clientStanding) },
     renderError: deps.renderError,
     discovery: discoveryExtras(config),
     features: {

@@ -160,6 +160,24 @@ export function authenticationFromSubmission(lastSubmission: unknown): CustomerA
   };
 }
 
+/**
+ * The authentication a login result reports without Moat's record: one performed elsewhere (the
+ * bank's own identity provider, `customers.source: oidc`), whose `acr` the bank's mapping already
+ * judged. Moat cannot see its factors, so their categories are taken from that judgement, and it is
+ * linked to no payment (the upstream authentication never saw one).
+ */
+export function authenticationFromLogin(lastSubmission: unknown): CustomerAuthentication | undefined {
+  const login = (lastSubmission as { login?: { accountId?: unknown; acr?: unknown; amr?: unknown; ts?: unknown } } | null | undefined)?.login;
+  if (typeof login?.accountId !== 'string' || (login.acr !== ACR_SCA && login.acr !== ACR_CA)) return undefined;
+  return {
+    customerId: login.accountId,
+    acr: login.acr,
+    amr: Array.isArray(login.amr) ? login.amr.filter((m): m is AuthenticationMethod => typeof m === 'string') : [],
+    categories: login.acr === ACR_SCA ? ['knowledge', 'possession'] : ['knowledge'],
+    authTime: new Date((typeof login.ts === 'number' ? login.ts : Math.floor(Date.now() / 1000)) * 1000),
+  };
+}
+
 /** What a consent records about how and when its customer was authenticated. */
 export interface ConsentAuthentication {
   acr: Acr;

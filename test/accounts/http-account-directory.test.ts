@@ -52,7 +52,9 @@ function client(overrides: Partial<AccountServiceClientOptions> = {}): Client {
   const directory = createHttpAccountDirectory({
     url: service.url,
     tls: { certPem: service.moatClient.certPem, keyPem: service.moatClient.keyPem, caPem: service.ca.certPem },
-    timeoutMs: 250, retries: 2, retryBackoffMs: 40, circuitBreaker: { failureThreshold: 100, openSeconds: 30 }, cacheSeconds: 600,
+    // Generous: a loaded CI machine can take a few hundred ms for one mTLS exchange, which must not
+    // count as the timeout (and retry) the tests below assert on their own terms.
+    timeoutMs: 3_000, retries: 2, retryBackoffMs: 40, circuitBreaker: { failureThreshold: 100, openSeconds: 30 }, cacheSeconds: 600,
     logger: createLogger('debug', sink), metrics: createAccountServiceMetrics(registry),
     now: () => clock.now, sleep: async (ms) => { sleeps.push(ms); },
     ...overrides,

@@ -1,5 +1,5 @@
 import type { Harness } from '../support/moat-harness.ts';
-import { authorize, Browser, hiddenField, useMoatWithTpp, type RegisteredTpp } from '../support/tpp-client.ts';
+import { authorize, Browser, hiddenField, useMoatWithTpp, type RegisteredTpp, signInToDashboard } from '../support/tpp-client.ts';
 import { introspect, redeem, refresh } from '../support/consents.ts';
 
 /*
@@ -13,9 +13,7 @@ useMoatWithTpp((started) => ({ h, tpp } = started));
 
 async function signedIn(username = 'alice', password = `${username}-sandbox`): Promise<Browser> {
   const browser = new Browser(h, tpp.creds.serverCaPem);
-  const page = await browser.request('/account/login');
-  const res = await browser.request('/account/login', { method: 'POST', form: { username, password, csrf: hiddenField(await page.text(), 'csrf') } });
-  if (res.status !== 302 || res.headers.get('location') !== '/account/consents') throw new Error(`sign-in failed: ${res.status}`);
+  await signInToDashboard(browser, username, password);
   return browser;
 }
 

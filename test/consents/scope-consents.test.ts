@@ -1,6 +1,6 @@
 import * as oauth from 'oauth4webapi';
 import { SANDBOX_ACCOUNTS } from '../../src/customers/account-directory.ts';
-import { authorizationCodeFlow, Browser, hiddenField, pushAuthorization, type RegisteredTpp, useMoatWithTpp } from '../support/tpp-client.ts';
+import { authorizationCodeFlow, Browser, hiddenField, pushAuthorization, type RegisteredTpp, useMoatWithTpp, signInAtInteraction } from '../support/tpp-client.ts';
 import type { Harness } from '../support/moat-harness.ts';
 
 /*
@@ -31,7 +31,7 @@ describe('a scope-only account consent (scope=openid accounts)', () => {
     try {
       const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
       const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
-      const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf: hiddenField(await start.res.text(), 'csrf') } });
+      const login = await signInAtInteraction(browser, uid, hiddenField(await start.res.text(), 'csrf'));
       const page = await login.res.text();
       const offered = [...page.matchAll(/<input type="checkbox" name="accounts" id="[^"]*" value="([^"]*)" checked>/g)].map((m) => m[1]);
       expect(offered).toEqual(own('cust-alice').map((a) => a.id).sort());

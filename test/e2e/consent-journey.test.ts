@@ -1,3 +1,5 @@
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
+import { totpCode } from '../../src/sca/totp.ts';
 import { mkdirSync } from 'node:fs';
 import * as oauth from 'oauth4webapi';
 import type { BrowserContext, Page, Browser as Chromium } from 'playwright-core';
@@ -61,6 +63,13 @@ async function signIn(page: Page, username: string, password: string): Promise<v
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(password);
   await page.getByLabel('Password').press('Enter');
+  const customer = SANDBOX_CUSTOMERS.find((c) => c.username === username);
+  if (customer === undefined || password !== customer.password) return;
+  // The second factor (RTS on SCA Art. 4), typed as a customer reads it off an authenticator app.
+  const code = page.getByLabel(/6-digit code/);
+  await code.waitFor();
+  await code.fill(totpCode(customer.totpSecret, new Date()));
+  await code.press('Enter');
 }
 
 describeInBrowser('the customer in a real browser', () => {

@@ -62,7 +62,8 @@ beforeAll(async () => {
   if (issued.code !== 0) throw new Error(`moat sandbox tpp failed: ${issued.stderr}`);
   run = await node([EXAMPLE, '--issuer', h.issuer, '--credentials', credentials, '--print-token']);
   dpopRun = await node([EXAMPLE, '--issuer', h.issuer, '--credentials', credentials, '--auth', 'private_key_jwt', '--dpop', '--print-token']);
-});
+  // Three child Node processes, each starting from source: minutes on a loaded 2-core CI machine.
+}, 240_000);
 
 afterAll(async () => {
   await h?.close();

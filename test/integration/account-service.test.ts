@@ -1,5 +1,6 @@
 import { scrapeMetrics, sampleSum } from '../support/admin-metrics.ts';
 import { bankAccounts, startAccountService, type TestAccountService } from '../support/account-service.ts';
+import { sandboxAccountsOf } from '../support/consents.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { accountChoices, authorizationCodeFlow, Browser, hiddenField, onboardTpp, pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
 
@@ -232,8 +233,29 @@ describe('the sandbox reads its demo accounts through the same contract', () => 
 
   it('serves the demo accounts on a loopback mTLS listener and lists them with the account service client', async () => {
     const { tokens } = await authorizationCodeFlow(sandbox, sandboxTpp, { scope: 'openid accounts' });
-    expect(tokens.access_token).toBeTruthy();
+    const res = await sandboxTpp.fetch(`${sandbox.issuer}/sandbox-api/accounts`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    expect(((await res.json()) as { data: { accounts: { accountId: string }[] } }).data.accounts.map((a) => a.accountId).sort()).toEqual(sandboxAccountsOf('alice').sort());
     const metrics = await scrapeMetrics(sandbox);
-    expect(sampleSum(metrics, 'moat_account_service_requests_total', { operation: 'list_accounts', outcome: 'ok' })).toBeGreaterThanOrEqual(1);
+    expect(sampleSum(metrics, 'moat_account_service_requests_total', { operation: 'list_accounts', outcome: 'ok' })).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('accounts.source: database', () => {
+  let direct: Harness;
+  let directTpp: RegisteredTpp;
+  beforeAll(async () => {
+    direct = await startMoat({ config: { accounts: { source: 'database' } } });
+    directTpp = await onboardTpp(direct);
+  });
+  afterAll(async () => {
+    await directTpp?.close();
+    await direct?.close();
+  });
+
+  it('reads the customer_account table directly, with no account service in between', async () => {
+    const { tokens } = await authorizationCodeFlow(direct, directTpp, { scope: 'openid accounts' });
+    const res = await directTpp.fetch(`${direct.issuer}/sandbox-api/accounts`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    expect(((await res.json()) as { data: { accounts: { accountId: string }[] } }).data.accounts.map((a) => a.accountId).sort()).toEqual(sandboxAccountsOf('alice').sort());
+    expect(sampleSum(await scrapeMetrics(direct), 'moat_account_service_requests_total')).toBe(0);
   });
 });

@@ -1,3 +1,5 @@
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
+import { totpCode } from '../../src/sca/totp.ts';
 import * as oauth from 'oauth4webapi';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { authorize, Browser, customerConsents, onboardTpp, pushAuthorization, type RegisteredTpp, tlsFetch, useMoatWithTpp, hiddenField } from '../support/tpp-client.ts';
@@ -129,6 +131,11 @@ describe('the authorization endpoint (FAPI 2.0 SP §5.3.2.2)', () => {
       const csrf = hiddenField(await start.res.text(), 'csrf');
       const login = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf } });
       expect(login.status).toBe(303);
+      // The second factor finishes the sign-in: that redirect too is a 303.
+      const codePage = await (await browser.request(`/interaction/${uid}`)).text();
+      const code = totpCode(SANDBOX_CUSTOMERS[0].totpSecret, new Date());
+      const finished = await browser.request(`/interaction/${uid}/totp`, { method: 'POST', form: { csrf: hiddenField(codePage, 'csrf'), code } });
+      expect(finished.status).toBe(303);
     } finally {
       await browser.close();
     }

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:https';
 import type { Socket } from 'node:net';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
@@ -187,6 +187,22 @@ describe('an expiry notice (RFC 8417 SET, RFC 8935 push)', () => {
     const res = await adminRequest(h.moat.adminPort!, 'GET', '/renewals?within=soon', { token: adminToken(h) });
     expect(res.status).toBe(400);
     expect(res.body).toEqual({ error: 'invalid_request', error_description: 'within must be a number of seconds' });
+  });
+});
+
+describe('moat sandbox renew', () => {
+  it('refuses credentials the sandbox CA did not issue, and a missing --credentials, saying why', async () => {
+    const foreign = join(dir, 'foreign');
+    mkdirSync(foreign);
+    const ca = await createTestCa([{ CN: ['Not The Sandbox CA'] }]);
+    writeFileSync(join(foreign, 'transport.pem'), (await issueLeaf(ca, { subject: [{ CN: ['someone'] }] })).certPem);
+    const refused = await runMoat(['sandbox', 'renew', '--credentials', foreign, '--data-dir', h.dataDir]);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain('was not issued by this sandbox\'s TPP CA');
+    const empty = await runMoat(['sandbox', 'renew', '--credentials', join(dir, 'nowhere'), '--data-dir', h.dataDir]);
+    expect(empty.code).toBe(1);
+    expect(empty.err).toContain('no transport.pem in');
+    expect((await runMoat(['sandbox', 'renew'])).code).toBe(2);
   });
 });
 

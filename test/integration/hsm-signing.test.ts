@@ -227,6 +227,15 @@ describeWithHsm('signing keys in the bank\'s HSM (keys.source: pkcs11)', () => {
         .rejects.toThrow(/^keys\.pkcs11\.pin: the token refused the PIN while opening a session with token "bad-pin-[0-9a-f]+" \(CKR_PIN_INCORRECT\)/);
     });
 
+    it('has moat start exit 1 saying why, the PIN given as MOAT_KEYS__PKCS11__PIN', async () => {
+      const { library, tokenLabel } = hsm.createToken('cli-pin');
+      const cwd = mkdtempSync(join(tmpdir(), 'moat-hsm-start-'));
+      writeFileSync(join(cwd, 'moat.yaml'), JSON.stringify({ keys: { source: 'pkcs11', pkcs11: { library, tokenLabel } }, admin: { enabled: false } }));
+      const r = await runMoat(['start'], { cwd, env: { MOAT_KEYS__PKCS11__PIN: '111111' } });
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(new RegExp(`^moat: could not start: keys\\.pkcs11\\.pin: the token refused the PIN while opening a session with token "${tokenLabel}"`));
+    });
+
     it('refuses to start when the token is missing, naming keys.pkcs11.tokenLabel', async () => {
       await expect(startMoat({ config: hsmKeys({ library: hsm.library, tokenLabel: 'never-initialised', pin: '123456' }) }))
         .rejects.toThrow(/^keys\.pkcs11\.tokenLabel: no token labelled "never-initialised"/);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { Browser, hiddenField, onboardTpp, pushAuthorization, type RegisteredTpp, useMoatWithTpp } from '../support/tpp-client.ts';
+import { Browser, hiddenField, onboardTpp, signInAtInteraction, pushAuthorization, type RegisteredTpp, useMoatWithTpp } from '../support/tpp-client.ts';
 
 /*
  * The customer's pages: the documented form contract (every form carries its page's `csrf` field),
@@ -69,7 +69,7 @@ describe('the consent page', () => {
   async function consentPageOf(target: RegisteredTpp): Promise<string> {
     return withBrowser(async (browser) => {
       const { uid, csrf } = await startAuthorization(browser, { h, tpp: target });
-      const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf } });
+      const login = await signInAtInteraction(browser, uid, csrf);
       return login.res.text();
     }, { h, tpp: target });
   }
@@ -97,7 +97,7 @@ describe('the consent page', () => {
     }]) } });
     const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
     const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
-    const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf: hiddenField(await start.res.text(), 'csrf') } });
+    const login = await signInAtInteraction(browser, uid, hiddenField(await start.res.text(), 'csrf'));
     const html = await login.res.text();
     expect(login.res.headers.get('cache-control')).toBe('no-store');
     expect(html).toContain('Test Fintech is asking for access');
@@ -121,7 +121,7 @@ describe('the consent page', () => {
     }]) } });
     const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
     const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
-    const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf: hiddenField(await start.res.text(), 'csrf') } });
+    const login = await signInAtInteraction(browser, uid, hiddenField(await start.res.text(), 'csrf'));
     const html = await login.res.text();
     expect(html).toContain('£1,234.50');
     expect(html).toContain('Acme &amp; Sons');
@@ -146,13 +146,13 @@ describe('CSRF protection on every form', () => {
     const crossSite = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf }, headers: { origin: 'https://evil.example' } });
     expect(crossSite.status).toBe(400);
     expect(await crossSite.text()).toContain('the form was posted from another site');
-    const ok = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf }, headers: { origin: h.issuer } });
+    const ok = await signInAtInteraction(browser, uid, csrf, undefined, { headers: { origin: h.issuer } });
     expect(ok.res.status).toBe(200);
   }));
 
   it('refuses a consent decision without the consent page\'s token', () => withBrowser(async (browser) => {
     const { uid, csrf } = await startAuthorization(browser);
-    const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf } });
+    const login = await signInAtInteraction(browser, uid, csrf);
     const consentUid = new URL(login.url, h.issuer).pathname.split('/')[2]!;
     // The login page's token names the login interaction, not this one.
     const res = await browser.request(`/interaction/${consentUid}/consent`, { method: 'POST', form: { decision: 'approve', csrf } });
@@ -172,7 +172,7 @@ describe('what a browser can get wrong', () => {
 
   it('gets a 400 page for a consent decision outside the contract', () => withBrowser(async (browser) => {
     const { uid, csrf } = await startAuthorization(browser);
-    const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf } });
+    const login = await signInAtInteraction(browser, uid, csrf);
     const consentUid = new URL(login.url, h.issuer).pathname.split('/')[2]!;
     const consentCsrf = hiddenField(await login.res.text(), 'csrf');
     const res = await browser.request(`/interaction/${consentUid}/consent`, { method: 'POST', form: { decision: 'maybe', csrf: consentCsrf } });
@@ -212,7 +212,7 @@ describe('brute-force protection on sign-in', () => {
     expect(Number(right.headers.get('retry-after'))).toBeGreaterThan(500);
     expect(await right.text()).toContain('Too many incorrect attempts for this username. For your security, sign-in is paused. Try again in 10 minutes');
     // Another customer is not locked out by bob's lock.
-    const alice = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf } });
+    const alice = await signInAtInteraction(browser, uid, csrf);
     expect(alice.res.status).toBe(200);
   }, { h: locked, tpp: lockedTpp }));
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,7 +32,7 @@ function adminWithToken(dir: string): Record<string, unknown> {
     h = await startMoat({
       config: {
         mode: 'production',
-        admin: adminWithToken(pki.dir),
+        admin: adminWithToken(pki.dir), sca: { totp: { encryptionKey: randomBytes(32).toString('base64url') } },
         tls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile },
         trustAnchors: [pki.tppCaCertFile],
         directories: [{ name: 'Directory', issuer: 'OpenBanking Ltd', jwksFile: pki.directory.jwksFile }],
@@ -92,7 +93,7 @@ function adminWithToken(dir: string): Record<string, unknown> {
     const pki = await ensureSandboxMaterial(mkdtempSync(join(tmpdir(), 'moat-bank-pki-')));
     const h = await startMoat({
       config: {
-        mode: 'production', diagnostics: { enabled: true }, admin: adminWithToken(pki.dir),
+        mode: 'production', diagnostics: { enabled: true }, admin: adminWithToken(pki.dir), sca: { totp: { encryptionKey: randomBytes(32).toString('base64url') } },
         tls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile },
         trustAnchors: [pki.tppCaCertFile],
         directories: [{ name: 'Directory', issuer: 'OpenBanking Ltd', jwksFile: pki.directory.jwksFile }],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import {
-  ACR_CA, ACR_SCA, acrOf, amrOf, authenticationFromSubmission, completedAuthentication, consentAuthentication, isStrong,
+  ACR_CA, ACR_SCA, acrOf, amrOf, authenticationFromLogin, authenticationFromSubmission, completedAuthentication, consentAuthentication, isStrong,
   loginResult, passkeyFactor, passwordFactor, totpFactor,
 } from '../../src/sca/authentication.ts';
 import { canonicalAmount, paymentLinkHash, paymentLinkOf, sameLink } from '../../src/sca/dynamic-linking.ts';
@@ -50,6 +50,12 @@ describe('the login result handed to oidc-provider', () => {
     const back = authenticationFromSubmission(JSON.parse(JSON.stringify(result)));
     expect(back).toEqual(auth);
     expect(consentAuthentication(back!)).toEqual({ acr: ACR_SCA, amr: ['pwd', 'otp', 'mfa'], authTime: auth.authTime, link, linkHash: paymentLinkHash(link) });
+  });
+
+  it('reads an upstream identity provider\'s login (acr judged by the bank\'s mapping) as unlinked', () => {
+    const upstream = authenticationFromLogin({ login: { accountId: 'cust-x', acr: ACR_SCA, amr: ['pwd', 'otp'], ts: 1796464800 } });
+    expect(upstream).toEqual({ customerId: 'cust-x', acr: ACR_SCA, amr: ['pwd', 'otp'], categories: ['knowledge', 'possession'], authTime: new Date(1796464800_000) });
+    expect(authenticationFromLogin({ login: { accountId: 'cust-x', acr: 'urn:other' } })).toBeUndefined();
   });
 
   it('finds no authentication in a submission that is not Moat\'s', () => {

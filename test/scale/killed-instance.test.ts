@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import * as oauth from 'oauth4webapi';
 import { describeWithServices } from '../support/databases.ts';
 import { freePort, startMoat, type Harness } from '../support/moat-harness.ts';
-import { accountChoices, Browser, hiddenField, onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
+import { accountChoices, Browser, hiddenField, onboardTpp, type RegisteredTpp, signInWithoutFollowing } from '../support/tpp-client.ts';
 import { redeem } from '../support/consents.ts';
 
 /*
@@ -73,7 +73,7 @@ describeWithServices('an instance killed mid-flow', () => {
     try {
       const start = await onVictim.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
       const uid = new URL(start.url, victimOrigin).pathname.split('/')[2]!;
-      const login = await onVictim.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf: hiddenField(await start.res.text(), 'csrf') } });
+      const login = await signInWithoutFollowing(onVictim, uid, hiddenField(await start.res.text(), 'csrf'));
       expect(login.status).toBe(303);
 
       const exited = new Promise((r) => victim.once('exit', r));

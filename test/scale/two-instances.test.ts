@@ -1,7 +1,7 @@
 import * as oauth from 'oauth4webapi';
 import { describeWithServices } from '../support/databases.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { accountChoices, Browser, hiddenField, onboardTpp, pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
+import { accountChoices, Browser, hiddenField, onboardTpp, pushAuthorization, type RegisteredTpp, signInWithoutFollowing } from '../support/tpp-client.ts';
 import { introspect, redeem } from '../support/consents.ts';
 
 /*
@@ -36,7 +36,7 @@ describeWithServices('two instances serving one flow', () => {
     try {
       const start = await onB.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
       const uid = new URL(start.url, at(b)).pathname.split('/')[2]!;
-      const login = await onB.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf: hiddenField(await start.res.text(), 'csrf') } });
+      const login = await signInWithoutFollowing(onB, uid, hiddenField(await start.res.text(), 'csrf'));
       expect(login.status).toBe(303);
       // The resume and the consent page on A.
       const consentPage = await onA.follow(new URL(login.headers.get('location')!, at(a)).pathname);

@@ -15,6 +15,7 @@ const FORBIDDEN: [string, RegExp][] = [
   ['a bearer credential', /\b(Bearer|DPoP) [A-Za-z0-9_.-]{20,}/],
   ['an authorization code in a URL', /[?&]code=[A-Za-z0-9_-]{20,}/],
   ...SANDBOX_CUSTOMERS.map((c): [string, RegExp] => [`the sandbox password of ${c.username}`, new RegExp(c.password.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))]),
+  ...SANDBOX_CUSTOMERS.map((c): [string, RegExp] => [`the sandbox TOTP secret of ${c.username}`, new RegExp(c.totpSecret)]),
 ];
 
 /**

@@ -7,6 +7,8 @@ import * as oauth from 'oauth4webapi';
 import { Agent, fetch as undiciFetch, getSetCookies } from 'undici';
 import { issueSandboxTpp, writeSandboxTpp } from '../../src/sandbox/tpp-credentials.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
+import { totpCode } from '../../src/sca/totp.ts';
 import { startMoat, type Harness } from './moat-harness.ts';
 
 /*
@@ -62,7 +64,8 @@ export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Respo
  */
 export function tlsFetch(serverCaPem: string, cert?: { certPem: string; keyPem: string }): FetchLike & { close(): Promise<void> } {
   const agent = new Agent({
-    connect: { ca: serverCaPem, ...(cert === undefined ? {} : { cert: cert.certPem, key: cert.keyPem }) },
+    // 50 handshakes at once on a loaded 2-core CI machine can take longer than undici's 10 s default.
+    connect: { ca: serverCaPem, timeout: 60_000, ...(cert === undefined ? {} : { cert: cert.certPem, key: cert.keyPem }) },
   });
   const f = async (url: string | URL, init?: RequestInit) => {
     const res = await undiciFetch(url, { ...(init as object), dispatcher: agent, redirect: 'manual' } as Parameters<typeof undiciFetch>[1]);
@@ -251,12 +254,11 @@ export async function customerConsents(
     if (start.location !== undefined) return start.location;
     const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
     const loginPage = await start.res.text();
-    const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { ...customer, csrf: hiddenField(loginPage, 'csrf') } });
+    const login = await signInAtInteraction(browser, uid, hiddenField(loginPage, 'csrf'), customer, options.totpCode === undefined ? {} : { totpCode: options.totpCode });
     if (login.location !== undefined) return login.location;
-    if (login.res.status !== 200) throw new Error(`login failed: ${login.res.status}`);
-    // The consent prompt is a new interaction with its own uid.
-    const consentUid = new URL(login.url, h.issuer).pathname.split('/')[2]!;
+    if (login.res.status !== 200) throw new Error(`sign-in failed: ${login.res.status} ${login.res.url}`);
     const consentPage = await login.res.text();
+    const consentUid = new URL(login.url, h.issuer).pathname.split('/')[2]!;
     const form: [string, string][] = [['csrf', hiddenField(consentPage, 'csrf')], ['decision', options.decision ?? 'approve']];
     const offered = accountChoices(consentPage);
     // By default: every account offered for account access, the first for a payment.
@@ -275,8 +277,60 @@ export async function customerConsents(
   }
 }
 
+/**
+ * The customer signs in at an interaction the way a browser does: the password form, then — when
+ * Moat asks for it (RTS on SCA Art. 4) — the one-time code an authenticator app would show,
+ * computed from the customer's TOTP secret and sent with the page's hidden fields (csrf and, for a
+ * payment, payment_link). Returns the last response, like Browser.follow.
+ */
+export async function signInAtInteraction(
+  browser: Browser,
+  uid: string,
+  csrf: string,
+  customer: { username: string; password: string; totpSecret?: string } = { username: 'alice', password: 'alice-sandbox' },
+  options: { totpCode?: string; headers?: Record<string, string> } = {},
+): Promise<{ res: Response; url: string; location?: string }> {
+  const login = await browser.follow(`/interaction/${uid}/login`, {
+    method: 'POST', form: { username: customer.username, password: customer.password, csrf }, ...(options.headers === undefined ? {} : { headers: options.headers }),
+  });
+  if (login.location !== undefined || login.res.status !== 200) return login;
+  const page = await login.res.text();
+  if (!page.includes(`/interaction/${uid}/totp"`)) return { ...login, res: new Response(page, { status: login.res.status, headers: login.res.headers }) };
+  const secret = customer.totpSecret ?? SANDBOX_CUSTOMERS.find((c) => c.username === customer.username)?.totpSecret;
+  if (secret === undefined) throw new Error(`no TOTP secret known for ${customer.username}`);
+  const fields: Record<string, string> = { csrf: hiddenField(page, 'csrf'), code: options.totpCode ?? totpCode(secret, new Date()) };
+  if (page.includes('name="payment_link"')) fields.payment_link = hiddenField(page, 'payment_link');
+  return browser.follow(`/interaction/${uid}/totp`, { method: 'POST', form: fields });
+}
+
+/**
+ * Password, then code, without following the last redirect: the response that finishes the sign-in
+ * (a 303 back to oidc-provider's resume), for tests that follow it elsewhere (another instance).
+ */
+export async function signInWithoutFollowing(browser: Browser, uid: string, csrf: string, username = 'alice'): Promise<Response> {
+  const customer = SANDBOX_CUSTOMERS.find((c) => c.username === username)!;
+  const login = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username, password: customer.password, csrf } });
+  if (login.status !== 303) return login;
+  const page = await (await browser.request(`/interaction/${uid}`)).text();
+  return browser.request(`/interaction/${uid}/totp`, { method: 'POST', form: { csrf: hiddenField(page, 'csrf'), code: totpCode(customer.totpSecret, new Date()) } });
+}
+
+/** Signs a sandbox customer in to the consent dashboard (/account) with password and code: a strong session. */
+export async function signInToDashboard(browser: Browser, username = 'alice', password = `${username}-sandbox`): Promise<void> {
+  const page = await browser.request('/account/login');
+  const res = await browser.request('/account/login', { method: 'POST', form: { username, password, csrf: hiddenField(await page.text(), 'csrf') } });
+  if (res.status !== 302 || res.headers.get('location') !== '/account/login/code') throw new Error(`sign-in failed: ${res.status}`);
+  const codePage = await (await browser.request('/account/login/code')).text();
+  const secret = SANDBOX_CUSTOMERS.find((c) => c.username === username)!.totpSecret;
+  const done = await browser.request('/account/login/code', { method: 'POST', form: { csrf: hiddenField(codePage, 'csrf'), code: totpCode(secret, new Date()) } });
+  if (done.status !== 302 || done.headers.get('location') !== '/account/consents') throw new Error(`code refused: ${done.status}`);
+}
+
 export interface CustomerChoices {
-  customer?: { username: string; password: string };
+  /** A sandbox customer by default; totpSecret defaults to the sandbox customer's published one. */
+  customer?: { username: string; password: string; totpSecret?: string };
+  /** The one-time code to type instead of the right one (bad-input tests). */
+  totpCode?: string;
   decision?: 'approve' | 'deny';
   /** Account ids to send; by default all offered (account access) or the first (payment); [] sends none. */
   accounts?: string[];
