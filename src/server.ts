@@ -53,7 +53,7 @@ import { createProvider, guardQuarantinedClients } from './provider/create-provi
 import { actionableErrors } from './provider/actionable-errors.ts';
 import { createDpopNonces, PROVIDER_BODY } from './provider/internals.ts';
 import { giveBackCodeOnFailure } from './provider/token-failure.ts';
-import { openHsmSigning } from './provider/external-signing-keys.ts';
+import { openHsmSigning, signingFailuresCounter } from './provider/external-signing-keys.ts';
 import { createRegistrationMiddleware } from './registration/registration-middleware.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
@@ -144,7 +144,8 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
   const metrics = createMetrics();
   // Signing keys in the bank's HSM (which signs; Moat never holds the key): a token that cannot be
   // used stops the start here, before any storage is opened or migrated.
-  const hsm = config.keys.source === 'pkcs11' ? await openHsmSigning(config.keys, logger, metrics.registry) : undefined;
+  const signingFailures = signingFailuresCounter(metrics.registry);
+  const hsm = config.keys.source === 'pkcs11' ? await openHsmSigning(config.keys, logger, signingFailures) : undefined;
   const closeOnFailure: (() => void)[] = hsm === undefined ? [] : [hsm.close];
   let storage: Awaited<ReturnType<typeof createStorage>>;
   try {

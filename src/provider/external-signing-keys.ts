@@ -96,19 +96,26 @@ export interface HsmSigning {
 }
 
 /**
+ * moat_signing_failures_total, registered whatever the key source: a dashboard and its alerts read 0
+ * from an instance signing with files rather than a missing series.
+ */
+export function signingFailuresCounter(registry: Registry): Counter<'reason'> {
+  return new Counter({
+    name: 'moat_signing_failures_total', help: 'Signatures the HSM could not make (each answered 503 temporarily_unavailable), by reason',
+    labelNames: ['reason'] as const, registers: [registry],
+  });
+}
+
+/**
  * Opens the token named by `keys.pkcs11`, loads Moat's keys (generating an active key for each
  * configured algorithm that has none) and wraps them for oidc-provider. A missing token, a wrong or
  * locked PIN, or no session left throws an HsmUnavailableError naming the configuration key: Moat
  * does not start without its signing keys.
  */
-export async function openHsmSigning(keys: MoatConfig['keys'], logger: Logger, registry: Registry): Promise<HsmSigning> {
+export async function openHsmSigning(keys: MoatConfig['keys'], logger: Logger, failures: Counter<'reason'>): Promise<HsmSigning> {
   const token = await openPkcs11Token(keys.pkcs11!);
   try {
     const { keys: hsmKeys, created } = await loadOrCreateHsmKeys(token, keys.algorithms);
-    const failures = new Counter({
-      name: 'moat_signing_failures_total', help: 'Signatures the HSM could not make (each answered 503 temporarily_unavailable), by reason',
-      labelNames: ['reason'] as const, registers: [registry],
-    });
     return { jwks: hsmProviderJwks(hsmKeys, token, { logger, failures }), created, close: () => token.close() };
   } catch (err) {
     token.close();

@@ -13,7 +13,7 @@ let idp: BankIdp;
 let h: Harness;
 let tpp: RegisteredTpp;
 
-useMoatWithBankIdp((started) => ({ idp, h, tpp } = started), { idp: { clientAuth: 'tls_client_auth', par: false } });
+useMoatWithBankIdp((started) => ({ idp, h, tpp } = started), { idp: { clientAuth: 'tls_client_auth', par: false }, oidc: { maxAgeSeconds: 300 } });
 
 describe('federated sign-in with mTLS client authentication at the bank IdP (RFC 8705)', () => {
   it('signs the customer in and issues the TPP tokens for the mapped customer id', async () => {
@@ -28,7 +28,7 @@ describe('federated sign-in with mTLS client authentication at the bank IdP (RFC
     expect(idp.requests).toContain('POST /token');
   });
 
-  it('puts PKCE S256, state, nonce and the claims Moat maps in the front-channel request when the IdP has no PAR', async () => {
+  it('puts PKCE S256, state, nonce, max_age and the claims Moat maps in the front-channel request when the IdP has no PAR', async () => {
     const { requestUri } = await pushAuthorization(tpp);
     await federatedCustomer(h, tpp, idp, requestUri, { consent: false });
     const authorize = idp.requests.filter((r) => r.startsWith('GET /auth'));
@@ -39,6 +39,8 @@ describe('federated sign-in with mTLS client authentication at the bank IdP (RFC
     expect(sent.get('state')).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(sent.get('nonce')).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(sent.get('redirect_uri')).toBe(`${h.issuer}/federation/callback`);
+    // OIDC Core §3.1.2.1: max_age is sent, so the ID token's auth_time is required and checked.
+    expect(sent.get('max_age')).toBe('300');
     expect(JSON.parse(sent.get('claims')!)).toEqual({ id_token: { customer_number: { essential: true }, name: null, acr: null, amr: null, auth_time: null } });
   });
 

@@ -108,6 +108,21 @@ describe('federated sign-in at the bank IdP (customers.source: oidc)', () => {
   });
 });
 
+describe('payments by a federated customer (RTS Art. 5: dynamic linking)', () => {
+  it('never authorises a payment on an upstream login that was not linked to its amount and payee: the TPP gets access_denied', async () => {
+    const payment = JSON.stringify([{
+      type: 'payment_initiation',
+      instructedAmount: { amount: '12.34', currency: 'GBP' },
+      creditorName: 'Corner Shop Ltd',
+      creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '11223344556677' },
+    }]);
+    const { requestUri } = await pushAuthorization(tpp, { scope: 'openid payments', extraParams: { authorization_details: payment } });
+    const journey = await federatedCustomer(h, tpp, idp, requestUri);
+    expect(tppError(journey.tppLocation!).error).toBe('access_denied');
+    expect(h.logs.some((l) => l.event === 'sca.refused' && l.outcome === 'sca_not_linked')).toBe(true);
+  });
+});
+
 describe('the consent dashboard for federated customers', () => {
   /** /account/login → the bank's sign-in → back to the dashboard, in one browser per origin. */
   async function dashboardSignIn(user: { username: string; password: string }): Promise<{ moat: Browser; landed: { status: number; html: string } }> {
