@@ -121,7 +121,7 @@ describe('the Helm chart (deploy/helm/moat)', () => {
   it('mounts every file the configuration names, read-only, from the operator\'s Secret and ConfigMap', () => {
     const config = validate(stringify(values.config), SAMPLE_ENV);
     const files = [
-      join(config.keys.dir, SIGNING_KEYS_FILE), join(config.keys.dir, SECRETS_FILE), config.admin.tokenFile!,
+      join(config.keys.dir, SIGNING_KEYS_FILE), join(config.keys.dir, SECRETS_FILE), config.admin.tokenFile!, config.sca.totp.encryptionKeyFile!,
       ...config.trustAnchors, ...config.directories.map((d) => d.jwksFile!),
     ];
     for (const file of files) {
@@ -144,7 +144,7 @@ describe('the Helm chart (deploy/helm/moat)', () => {
     expect(values.existingSecret).toBe('');
     expect(read(CHART, 'templates', '_helpers.tpl')).toMatch(/required "existingSecret: [^"]+" \.Values\.existingSecret/);
     const keys = new Set([...deployment.matchAll(/key: ([a-z0-9.-]+)$/gm)].map((m) => m[1]!));
-    expect([...keys].sort()).toEqual(['admin-token', 'jwks.json', 'postgres-url', 'redis-url', 'secrets.json']);
+    expect([...keys].sort()).toEqual(['admin-token', 'factor-encryption.key', 'jwks.json', 'postgres-url', 'redis-url', 'secrets.json']);
     const readme = read(CHART, 'README.md');
     for (const key of keys) expect(readme).toContain(`\`${key}\``);
   });
