@@ -200,15 +200,19 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
 
   // A customer lost the device with their authenticator app: the operator removes the factor
   // (audited as factor.reset with the operator and the reason) and the customer enrols a new one.
+  /** Answers 404 for a customer the bank does not have: a typo must not look like a reset that found nothing. */
+  const unknownCustomer = async (ctx: Koa.Context, customerId: string): Promise<boolean> => {
+    if (deps.factors === undefined || await deps.factors.customerExists(customerId)) return false;
+    ctx.status = 404;
+    ctx.body = { error: 'not_found', error_description: `customer ${customerId} does not exist` };
+    return true;
+  };
+
   router.post('/customers/:id/factors/totp/reset', async (ctx) => {
     const reason = await reasonOf(ctx);
     const customerId = ctx.params.id!;
     if (deps.factors?.totp === undefined) throw new OAuthError('invalid_request', 'one-time codes are not enabled (sca.totp.enabled)');
-    if (!(await deps.factors.customerExists(customerId))) {
-      ctx.status = 404;
-      ctx.body = { error: 'not_found', error_description: `customer ${customerId} does not exist` };
-      return;
-    }
+    if (await unknownCustomer(ctx, customerId)) return;
     const removed = await deps.factors.totp.remove(customerId, { ...by(ctx), reason });
     ctx.body = { customerId, factor: 'totp', removed };
   });
@@ -217,6 +221,7 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
   router.post('/customers/:id/factors/passkeys/reset', async (ctx) => {
     const reason = await reasonOf(ctx);
     const customerId = ctx.params.id!;
+    if (await unknownCustomer(ctx, customerId)) return;
     const removed = await deps.passkeys.removeAll(customerId);
     await deps.audit.record({ type: 'factor.reset', ...by(ctx), customerId, detail: { factor: 'passkey', removed, reason } });
     ctx.body = { customerId, factor: 'passkey', removed };

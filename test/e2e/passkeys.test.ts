@@ -320,6 +320,7 @@ describeInBrowser('a passkey at an authorization', () => {
 
 describe('operator reset of a customer\'s passkeys', () => {
   it('removes every passkey of the customer and audits who did it and why', async () => {
+    await h.moat.storage.sql.query(`INSERT INTO customer (id, username, password_hash, name) VALUES ('cust-reset', 'reset', 'x', 'Reset Example')`);
     await h.moat.storage.sql.query(
       `INSERT INTO passkey_credential (id, customer_id, public_key, device_type, backed_up, aaguid, name)
        VALUES ('reset-1', 'cust-reset', '\\x00', 'singleDevice', false, '00000000-0000-0000-0000-000000000000', 'Phone'),
@@ -330,6 +331,8 @@ describe('operator reset of a customer\'s passkeys', () => {
     const missingReason = await adminRequest(port, 'POST', '/customers/cust-reset/factors/passkeys/reset', { token: adminToken(h), body: {} });
     expect(missingReason).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
     expect(await passkeysOf('cust-reset')).toHaveLength(2);
+    const unknown = await adminRequest(port, 'POST', '/customers/cust-nobody/factors/passkeys/reset', { token: adminToken(h), body: { reason: 'typo' } });
+    expect(unknown).toMatchObject({ status: 404, body: { error: 'not_found', error_description: 'customer cust-nobody does not exist' } });
     const reset = await adminRequest(port, 'POST', '/customers/cust-reset/factors/passkeys/reset', { token: adminToken(h), body: { reason: 'lost phone, identity checked in branch' } });
     expect(reset).toEqual({ status: 200, body: { customerId: 'cust-reset', factor: 'passkey', removed: 2 } });
     expect(await passkeysOf('cust-reset')).toHaveLength(0);
