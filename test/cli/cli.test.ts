@@ -114,7 +114,7 @@ describe('moat sandbox tpp', () => {
 
   it('refuses in production mode', async () => {
     const r = await moat(['sandbox', 'tpp', '--name', 'Example', '--out', 'x'], {
-      env: { MOAT_MODE: 'production', MOAT_STORAGE__POSTGRES_URL: 'postgres://x@h/db', MOAT_STORAGE__REDIS_URL: 'redis://h', MOAT_TLS__CERT_FILE: 'a', MOAT_TLS__KEY_FILE: 'b', MOAT_TRUST_ANCHORS: '["ca.pem"]', MOAT_ADMIN__TOKEN_FILE: 'admin.token' },
+      env: { MOAT_MODE: 'production', MOAT_STORAGE__POSTGRES_URL: 'postgres://x@h/db', MOAT_STORAGE__REDIS_URL: 'redis://h', MOAT_TLS__CERT_FILE: 'a', MOAT_TLS__KEY_FILE: 'b', MOAT_TRUST_ANCHORS: '["ca.pem"]', MOAT_ADMIN__TOKEN_FILE: 'admin.token', MOAT_SCA__TOTP__ENCRYPTION_KEY_FILE: 'factor.key' },
     });
     expect(r.code).toBe(1);
     expect(r.err).toContain('sandbox credentials exist only in sandbox mode');

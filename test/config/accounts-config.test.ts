@@ -28,7 +28,7 @@ function problemsOf(fn: () => unknown): readonly string[] {
   throw new Error('expected a ConfigError');
 }
 
-const PRODUCTION = 'mode: production\nstorage: { postgresUrl: postgres://db/moat, redisUrl: redis://cache }\ntls: { certFile: s.pem, keyFile: s.key }\ntrustAnchors: [ca.pem]\nadmin: { tokenFile: admin.token }\n';
+const PRODUCTION = 'mode: production\nstorage: { postgresUrl: postgres://db/moat, redisUrl: redis://cache }\ntls: { certFile: s.pem, keyFile: s.key }\ntrustAnchors: [ca.pem]\nadmin: { tokenFile: admin.token }\nsca: { totp: { encryptionKeyFile: factor.key } }\n';
 
 describe('accounts configuration', () => {
   it('reads the sandbox demo accounts through the contract in sandbox mode, and the database in production, when no source is set', () => {

@@ -22,6 +22,7 @@ const PRODUCTION = {
   tls: { certFile: '/etc/moat/server.pem', keyFile: '/etc/moat/server.key' },
   trustAnchors: ['/etc/moat/tpp-ca.pem'],
   admin: { tokenFile: '/etc/moat/admin.token' },
+  sca: { totp: { encryptionKeyFile: '/etc/moat/factor-encryption.key' } },
 };
 
 it('flattens the configuration into dotted keys, lists by index, empty ones as leaves', () => {

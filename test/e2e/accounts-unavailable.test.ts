@@ -4,6 +4,8 @@ import { bankAccounts, startAccountService, type TestAccountService } from '../s
 import { chromiumAvailable, launchChromium, SCREENSHOT_DIR, VIEWPORTS } from '../support/chromium.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { checkAccessible, shoot } from '../support/page-checks.ts';
+import { totpCode } from '../../src/sca/totp.ts';
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
 import { onboardTpp, pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
 
 /*
@@ -50,6 +52,11 @@ describeInBrowser('accounts that cannot be shown, in a real browser', () => {
       await page.getByLabel('Username').fill('alice');
       await page.getByLabel('Password').fill('alice-sandbox');
       await page.getByLabel('Password').press('Enter');
+      // The second factor (RTS on SCA Art. 4), as read off an authenticator app.
+      const code = page.getByLabel(/6-digit code/);
+      await code.waitFor();
+      await code.fill(totpCode(SANDBOX_CUSTOMERS.find((c) => c.username === 'alice')!.totpSecret, new Date()));
+      await code.press('Enter');
       await page.getByRole('heading', { name: 'Your accounts cannot be shown right now' }).waitFor();
       await checkAccessible(page);
       await shoot(page, 'accounts-unavailable');

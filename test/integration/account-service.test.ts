@@ -2,7 +2,7 @@ import { scrapeMetrics, sampleSum } from '../support/admin-metrics.ts';
 import { bankAccounts, startAccountService, type TestAccountService } from '../support/account-service.ts';
 import { sandboxAccountsOf } from '../support/consents.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { accountChoices, authorizationCodeFlow, Browser, hiddenField, onboardTpp, pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
+import { accountChoices, authorizationCodeFlow, Browser, hiddenField, onboardTpp, pushAuthorization, signInAtInteraction, type RegisteredTpp } from '../support/tpp-client.ts';
 
 /*
  * Accounts from the bank's account service (issue 17 point 2), through a whole Moat: a real HTTPS
@@ -47,7 +47,8 @@ async function signInForConsent(browser: Browser, options: Parameters<typeof pus
   const { requestUri } = await pushAuthorization(tpp, options);
   const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
   const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
-  const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf: hiddenField(await start.res.text(), 'csrf') } });
+  // Password, then the one-time code (RTS on SCA Art. 4): the accounts are fetched for the consent step.
+  const login = await signInAtInteraction(browser, uid, hiddenField(await start.res.text(), 'csrf'));
   return { res: login.res, html: await login.res.text(), uid: new URL(login.url, h.issuer).pathname.split('/')[2]!, url: login.url };
 }
 
@@ -197,7 +198,7 @@ describe("the account service's circuit breaker in a running Moat", () => {
         const { requestUri } = await pushAuthorization(guardedTpp);
         const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: guardedTpp.client.client_id, request_uri: requestUri })}`);
         const uid = new URL(start.url, guarded.issuer).pathname.split('/')[2]!;
-        const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf: hiddenField(await start.res.text(), 'csrf') } });
+        const login = await signInAtInteraction(browser, uid, hiddenField(await start.res.text(), 'csrf'));
         return { status: login.res.status, html: await login.res.text() };
       } finally {
         await browser.close();
