@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { accountSourceOf, createConfiguredAccountService } from '../../src/accounts/account-source.ts';
-import { ConfigError, loadConfig } from '../../src/config/load.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import { problemsOf } from '../support/config-problems.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createTestCa, issueLeaf } from '../support/pki.ts';
 
@@ -16,16 +17,6 @@ function load(yaml: string) {
   const dir = mkdtempSync(join(tmpdir(), 'moat-config-'));
   writeFileSync(join(dir, 'moat.yaml'), yaml);
   return { dir, load: () => loadConfig({ env: {}, cwd: dir }) };
-}
-
-function problemsOf(fn: () => unknown): readonly string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
 }
 
 const PRODUCTION = 'mode: production\nstorage: { postgresUrl: postgres://db/moat, redisUrl: redis://cache }\ntls: { certFile: s.pem, keyFile: s.key }\ntrustAnchors: [ca.pem]\nadmin: { tokenFile: admin.token }\nsca: { totp: { encryptionKeyFile: factor.key } }\n';

@@ -1,12 +1,11 @@
 import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
 import { totpCode } from '../../src/sca/totp.ts';
-import { mkdirSync } from 'node:fs';
 import * as oauth from 'oauth4webapi';
-import type { BrowserContext, Page, Browser as Chromium } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import type { Harness } from '../support/moat-harness.ts';
 import { pushAuthorization, useMoatWithTpp, type RegisteredTpp } from '../support/tpp-client.ts';
 import { introspect, redeem } from '../support/consents.ts';
-import { chromiumAvailable, launchChromium, SCREENSHOT_DIR, VIEWPORTS } from '../support/chromium.ts';
+import { chromiumAvailable, useChromium, VIEWPORTS } from '../support/chromium.ts';
 import { checkAccessible, shoot } from '../support/page-checks.ts';
 
 /*
@@ -26,15 +25,7 @@ let h: Harness;
 let tpp: RegisteredTpp;
 useMoatWithTpp((started) => ({ h, tpp } = started));
 
-let chromium: Chromium;
-beforeAll(async () => {
-  if (!chromiumAvailable()) return;
-  chromium = await launchChromium();
-  mkdirSync(SCREENSHOT_DIR, { recursive: true });
-});
-afterAll(async () => {
-  await chromium?.close();
-});
+const chromium = useChromium();
 
 const ACCOUNT_INFORMATION = JSON.stringify([{
   type: 'account_information',
@@ -46,7 +37,7 @@ interface Journey { context: BrowserContext; page: Page; visited: string[]; call
 
 /** A fresh browser profile; the TPP's redirect_uri is answered in the browser, where the code lands. */
 async function openJourney(viewport: keyof typeof VIEWPORTS = 'desktop'): Promise<Journey> {
-  const context = await chromium.newContext({ viewport: VIEWPORTS[viewport], ignoreHTTPSErrors: true });
+  const context = await chromium().newContext({ viewport: VIEWPORTS[viewport], ignoreHTTPSErrors: true });
   const page = await context.newPage();
   const visited: string[] = [];
   page.on('request', (req) => visited.push(req.url()));

@@ -1,9 +1,8 @@
-import { mkdirSync } from 'node:fs';
 import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
-import type { Browser as Chromium, BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { useMoatWithBankIdp, type BankIdp } from '../support/bank-idp.ts';
-import { chromiumAvailable, launchChromium, SCREENSHOT_DIR } from '../support/chromium.ts';
+import { chromiumAvailable, useChromium } from '../support/chromium.ts';
 import { redeem } from '../support/consents.ts';
 import type { Harness } from '../support/moat-harness.ts';
 import { checkAccessible, shoot } from '../support/page-checks.ts';
@@ -22,22 +21,14 @@ const describeInBrowser = chromiumAvailable() ? describe : describe.skip;
 let idp: BankIdp;
 let h: Harness;
 let tpp: RegisteredTpp;
-let chromium: Chromium;
+const chromium = useChromium();
 
 useMoatWithBankIdp((started) => ({ idp, h, tpp } = started), { when: chromiumAvailable });
-beforeAll(async () => {
-  if (!chromiumAvailable()) return;
-  chromium = await launchChromium();
-  mkdirSync(SCREENSHOT_DIR, { recursive: true });
-});
-afterAll(async () => {
-  await chromium?.close();
-});
 
 interface Journey { context: BrowserContext; page: Page; callback: Promise<URL> }
 
 async function openJourney(): Promise<Journey> {
-  const context = await chromium.newContext({ ignoreHTTPSErrors: true });
+  const context = await chromium().newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();
   let resolveCallback: (url: URL) => void;
   const callback = new Promise<URL>((resolve) => { resolveCallback = resolve; });

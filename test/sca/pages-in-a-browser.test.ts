@@ -1,7 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import type { Browser as Chromium } from 'playwright-core';
 import { totpCode } from '../../src/sca/totp.ts';
-import { chromiumAvailable, launchChromium, SCREENSHOT_DIR } from '../support/chromium.ts';
+import { chromiumAvailable, useChromium } from '../support/chromium.ts';
 import type { Harness } from '../support/moat-harness.ts';
 import { checkAccessible, shoot } from '../support/page-checks.ts';
 import { useMoatWithTpp } from '../support/tpp-client.ts';
@@ -18,19 +16,11 @@ const describeInBrowser = chromiumAvailable() ? describe : describe.skip;
 let h: Harness;
 useMoatWithTpp((started) => { h = started.h; });
 
-let chromium: Chromium;
-beforeAll(async () => {
-  if (!chromiumAvailable()) return;
-  chromium = await launchChromium();
-  mkdirSync(SCREENSHOT_DIR, { recursive: true });
-});
-afterAll(async () => {
-  await chromium?.close();
-});
+const chromium = useChromium();
 
 describeInBrowser('the one-time-code pages without JavaScript', () => {
   it('set up an authenticator app at /account/security by keyboard', async () => {
-    const context = await chromium.newContext({ ignoreHTTPSErrors: true, javaScriptEnabled: false });
+    const context = await chromium().newContext({ ignoreHTTPSErrors: true, javaScriptEnabled: false });
     const page = await context.newPage();
     try {
       await h.moat.storage.sql.query('DELETE FROM customer_totp WHERE customer_id = $1', ['cust-bob']);
