@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import Router from '@koa/router';
 import type { CertificateRegistry } from '../certificates/certificate-registry.ts';
 import type { ExpiryNotices } from '../certificates/expiry-notices.ts';
-import { OAuthError } from '../http/oauth-error.ts';
+import { OAuthError } from '../kernel/oauth-error.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import { DIAGNOSTICS_PATH } from './call-diagnostics.ts';
 

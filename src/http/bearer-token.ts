@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { calculateJwkThumbprint, EmbeddedJWK, errors as joseErrors, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import type { ParameterizedContext } from 'koa';
 import { SIGNING_ALGORITHMS } from '../config/schema.ts';
-import type { Finding } from '../diagnostics/call-record.ts';
+import type { Finding } from '../kernel/finding.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 
 /*

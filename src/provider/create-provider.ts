@@ -1,3 +1,4 @@
+import { CLIENT_AUTH_METHODS } from '../kernel/client-authentication.ts';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
@@ -8,7 +9,7 @@ import type { ConsentService } from '../consents/consent-service.ts';
 import { cappedByConsent, consentOfTokenOnce, consentTokenClaims, INTENT_CLAIM, richAuthorizationRequestsFeature } from '../consents/provider-hooks.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import type { CertificateGate } from '../certificates/certificate-gate.ts';
-import { distinguishedNamesEqual, parseDistinguishedName } from '../tls/distinguished-name.ts';
+import { distinguishedNamesEqual, parseDistinguishedName } from '../pki/distinguished-name.ts';
 import { FAPI_PROFILE_METADATA, isFapiProfile, providerProfileFor, requiresJarm, requiresSignedRequestObject } from './fapi-profile.ts';
 import { createResourceServerRegistry } from './resource-servers.ts';
 import { EXTERNAL_SIGNING_ACK } from './external-signing-keys.ts';
@@ -46,8 +47,6 @@ export interface ClientStanding {
   steppedUp(clientId: string): { accessTokenTtl: number; reason: string } | undefined;
 }
 
-/** Client authentication: FAPI 2.0 SP §5.3.2.1 — mTLS or private_key_jwt, never secrets or `none`. */
-export const CLIENT_AUTH_METHODS = ['tls_client_auth', 'self_signed_tls_client_auth', 'private_key_jwt'] as const;
 
 /** Extra client metadata Moat understands (RFC 7591 §2 allows extensions). */
 export const EXTRA_CLIENT_METADATA = [

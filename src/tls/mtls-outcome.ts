@@ -1,10 +1,10 @@
 import type { IncomingMessage } from 'node:http';
 import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
-import type { PresentedCertificate } from '../tls/client-certificate.ts';
-import type { Finding } from '../diagnostics/call-record.ts';
-import { formatDistinguishedName } from '../tls/distinguished-name.ts';
-import { ALL_FORWARDED_CERT_HEADERS } from '../tls/forwarded-certificate.ts';
+import type { PresentedCertificate } from './client-certificate.ts';
+import type { Finding } from '../kernel/finding.ts';
+import { formatDistinguishedName } from '../pki/distinguished-name.ts';
+import { ALL_FORWARDED_CERT_HEADERS } from '../pki/forwarded-certificate.ts';
 
 /*
  * Why a TPP's call failed, in one word on its log line and in the metrics: a transport (mTLS)
