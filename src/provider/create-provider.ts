@@ -6,7 +6,7 @@ import Provider, { errors, ExternalSigningKey, type ClientMetadata, type Configu
 import type { MoatConfig, ResourceServerConfig } from '../config/schema.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
-import { cappedByConsent, consentTokenClaims, INTENT_CLAIM, richAuthorizationRequestsFeature } from '../consents/provider-hooks.ts';
+import { cappedByConsent, consentOfTokenOnce, consentTokenClaims, INTENT_CLAIM, richAuthorizationRequestsFeature } from '../consents/provider-hooks.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import type { CertificateGate } from '../certificates/certificate-gate.ts';
 import { distinguishedNamesEqual, parseDistinguishedName } from '../pki/distinguished-name.ts';
@@ -63,6 +63,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const { config } = deps;
   const resourceServers = createResourceServerRegistry(config);
   const algs = [...SIGNING_ALGORITHMS];
+  // The hooks that make up extraTokenClaims share one consent lookup per issued token.
+  const consentOf = consentOfTokenOnce(deps.consents);
   const steppedUpTtl = (ttl: number, clientId: string | undefined) => {
     const cap = clientId === undefined ? undefined : deps.clientStanding?.steppedUp(clientId)?.accessTokenTtl;
     return cap === undefined ? ttl : Math.min(ttl, cap);
@@ -116,8 +118,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
     // amr and auth_time ride on the openid scope so no request has to ask for them.
     claims: { openid: ['sub', 'acr', 'amr', 'auth_time'], profile: ['name'], [INTENT_CLAIM]: null },
     acrValues: [...ACR_VALUES_SUPPORTED],
-    extraTokenClaims: authenticationTokenClaims(steppedUpRefusesRefresh(consentTokenClaims(deps.consents), deps.clientStanding), {
-      consents: deps.consents, reauthDays: config.sca.accountAccessReauthDays, now: deps.now ?? (() => new Date()),
+    extraTokenClaims: authenticationTokenClaims(steppedUpRefusesRefresh(consentTokenClaims(consentOf), deps.clientStanding), {
+      consentOf, reauthDays: config.sca.accountAccessReauthDays, now: deps.now ?? (() => new Date()),
     }),
     extraClientMetadata: {
       properties: [...EXTRA_CLIENT_METADATA],
