@@ -208,7 +208,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
         certificateAuthorized: (ctx) => {
           if (deps.clientCertificate(ctx.req)?.verification.trusted !== true) return false;
           const refusal = deps.certificateGate.refusal(ctx.req);
-          if (refusal !== undefined) throw new errors.InvalidClientAuth(refusal);
+          if (refusal !== undefined) throw new errors.InvalidClientAuth(refusal.description);
           return true;
         },
         certificateSubjectMatches: (ctx, property, expected) => subjectMatches(deps.clientCertificate(ctx.req), property, expected),
