@@ -1,3 +1,4 @@
+import { FORWARDED_CERT_FORMATS } from '../pki/forwarded-certificate.ts';
 import { z } from 'zod';
 import { accountsSchema } from './accounts-schema.ts';
 
@@ -17,9 +18,7 @@ export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
 export const FAPI_PROFILES = ['fapi2-security', 'fapi2-message-signing', 'fapi1-advanced'] as const;
 export type FapiProfile = (typeof FAPI_PROFILES)[number];
 
-/** Forms of the forwarded client certificate an mTLS-terminating gateway can send. */
-export const FORWARDED_CERT_FORMATS = ['rfc9440', 'nginx', 'envoy-xfcc'] as const;
-export type ForwardedCertFormat = (typeof FORWARDED_CERT_FORMATS)[number];
+export { FORWARDED_CERT_FORMATS, type ForwardedCertFormat } from '../pki/forwarded-certificate.ts';
 
 const HEX_COLOR = /^#[0-9a-fA-F]{6}$/;
 const threatResponse = z.enum(['log', 'step-up', 'quarantine']);

@@ -1,3 +1,5 @@
+import { CLIENT_AUTH_METHODS } from '../kernel/client-authentication.ts';
+import { CIBA_GRANT_TYPE } from '../kernel/grant-types.ts';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
@@ -5,10 +7,10 @@ import Provider, { errors, ExternalSigningKey, type CIBAEnabledConfiguration, ty
 import type { MoatConfig, ResourceServerConfig } from '../config/schema.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
-import { cappedByConsent, consentTokenClaims, INTENT_CLAIM, richAuthorizationRequestsFeature } from '../consents/provider-hooks.ts';
+import { cappedByConsent, consentOfTokenOnce, consentTokenClaims, INTENT_CLAIM, richAuthorizationRequestsFeature } from '../consents/provider-hooks.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import type { CertificateGate } from '../certificates/certificate-gate.ts';
-import { distinguishedNamesEqual, parseDistinguishedName } from '../tls/distinguished-name.ts';
+import { distinguishedNamesEqual, parseDistinguishedName } from '../pki/distinguished-name.ts';
 import { FAPI_PROFILE_METADATA, isFapiProfile, providerProfileFor, requiresJarm, requiresSignedRequestObject } from './fapi-profile.ts';
 import { createResourceServerRegistry } from './resource-servers.ts';
 import { EXTERNAL_SIGNING_ACK } from './external-signing-keys.ts';
@@ -47,9 +49,6 @@ export interface CibaProviderHooks {
   expiresIn: (requestedExpiry: number | undefined) => number;
 }
 
-/** The CIBA grant type (CIBA Core §10.1). */
-export const CIBA_GRANT_TYPE = 'urn:openid:params:grant-type:ciba';
-
 /** What oidc-provider must know, synchronously, of a client's standing with the bank's security team. */
 export interface ClientStanding {
   /** Why the client may not authenticate (quarantined), or undefined. */
@@ -58,8 +57,6 @@ export interface ClientStanding {
   steppedUp(clientId: string): { accessTokenTtl: number; reason: string } | undefined;
 }
 
-/** Client authentication: FAPI 2.0 SP §5.3.2.1 — mTLS or private_key_jwt, never secrets or `none`. */
-export const CLIENT_AUTH_METHODS = ['tls_client_auth', 'self_signed_tls_client_auth', 'private_key_jwt'] as const;
 
 /** Extra client metadata Moat understands (RFC 7591 §2 allows extensions). */
 export const EXTRA_CLIENT_METADATA = [
@@ -76,6 +73,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const { config } = deps;
   const resourceServers = createResourceServerRegistry(config);
   const algs = [...SIGNING_ALGORITHMS];
+  // The hooks that make up extraTokenClaims share one consent lookup per issued token.
+  const consentOf = consentOfTokenOnce(deps.consents);
   const steppedUpTtl = (ttl: number, clientId: string | undefined) => {
     const cap = clientId === undefined ? undefined : deps.clientStanding?.steppedUp(clientId)?.accessTokenTtl;
     return cap === undefined ? ttl : Math.min(ttl, cap);
@@ -129,8 +128,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
     // amr and auth_time ride on the openid scope so no request has to ask for them.
     claims: { openid: ['sub', 'acr', 'amr', 'auth_time'], profile: ['name'], [INTENT_CLAIM]: null },
     acrValues: [...ACR_VALUES_SUPPORTED],
-    extraTokenClaims: authenticationTokenClaims(steppedUpRefusesRefresh(consentTokenClaims(deps.consents), deps.clientStanding), {
-      consents: deps.consents, reauthDays: config.sca.accountAccessReauthDays, now: deps.now ?? (() => new Date()),
+    extraTokenClaims: authenticationTokenClaims(steppedUpRefusesRefresh(consentTokenClaims(consentOf), deps.clientStanding), {
+      consentOf, reauthDays: config.sca.accountAccessReauthDays, now: deps.now ?? (() => new Date()),
     }),
     extraClientMetadata: {
       properties: [...EXTRA_CLIENT_METADATA],
@@ -222,7 +221,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
         certificateAuthorized: (ctx) => {
           if (deps.clientCertificate(ctx.req)?.verification.trusted !== true) return false;
           const refusal = deps.certificateGate.refusal(ctx.req);
-          if (refusal !== undefined) throw new errors.InvalidClientAuth(refusal);
+          if (refusal !== undefined) throw new errors.InvalidClientAuth(refusal.description);
           return true;
         },
         certificateSubjectMatches: (ctx, property, expected) => subjectMatches(deps.clientCertificate(ctx.req), property, expected),

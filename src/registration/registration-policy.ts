@@ -1,12 +1,13 @@
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { AUTHORIZATION_DETAILS_TYPES, ROLE_FOR_TYPE } from '../consents/authorization-details.ts';
 import type { MoatConfig } from '../config/schema.ts';
-import { OAuthError } from '../http/oauth-error.ts';
-import { CIBA_GRANT_TYPE, CLIENT_AUTH_METHODS } from '../provider/create-provider.ts';
+import { OAuthError } from '../kernel/oauth-error.ts';
+import { CLIENT_AUTH_METHODS } from '../kernel/client-authentication.ts';
+import { CIBA_GRANT_TYPE } from '../kernel/grant-types.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import {
   describeDifference, distinguishedNamesEqual, formatDistinguishedName, getAttribute, parseDistinguishedName,
-} from '../tls/distinguished-name.ts';
+} from '../pki/distinguished-name.ts';
 import type { SoftwareStatement } from './software-statement.ts';
 
 /*
