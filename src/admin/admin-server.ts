@@ -13,7 +13,7 @@ import type { ExpiryNotices } from '../certificates/expiry-notices.ts';
 import type { ConfigDescription } from '../config/config-description.ts';
 import type { InstanceHeartbeat } from '../deployment/instance-heartbeat.ts';
 import { readJsonObject } from '../http/read-body.ts';
-import { OAuthError } from '../http/oauth-error.ts';
+import { OAuthError } from '../kernel/oauth-error.ts';
 import { listenOn } from '../http/listen.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { PasskeyStore } from '../passkeys/passkey-store.ts';
