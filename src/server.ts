@@ -44,7 +44,7 @@ import { createExpiryNoticeDiagnosticsRouter } from './diagnostics/expiry-notice
 import { createFollowingJwsSigner } from './keys/jws-signer.ts';
 import { rotationPolicy } from './keys/key-rotation.ts';
 import { createSharedSigningKeys, signingKeyBox, type SharedSigningKeys } from './keys/shared-signing-keys.ts';
-import { createSqlSigningKeyStore } from './storage/sql/sql-signing-key-store.ts';
+import { createSqlSigningKeyStore } from './keys/sql-signing-key-store.ts';
 import { createViews } from './interactions/views.ts';
 import { createPasskeyCeremonies } from './passkeys/passkey-ceremonies.ts';
 import { createSqlPasskeyStore } from './passkeys/sql-passkey-store.ts';

@@ -6,7 +6,7 @@ import { retainSeconds, rotationPolicy, type KeyTransition, type SharedKey } fro
 import { HsmUnavailableError, openPkcs11Token } from '../keys/pkcs11-token.ts';
 import { rotateSharedKeys, signingKeyBox } from '../keys/shared-signing-keys.ts';
 import { changeSigningKeys, loadOrCreateSigningKeys, rotateSigningKeys, stageSigningKey } from '../keys/signing-keys.ts';
-import { createSqlSigningKeyStore } from '../storage/sql/sql-signing-key-store.ts';
+import { createSqlSigningKeyStore } from '../keys/sql-signing-key-store.ts';
 import { withDirectDatabase } from './direct-database.ts';
 import { EXIT_USAGE, type CliIo } from './io.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
