@@ -408,6 +408,16 @@ export const configSchema = z.strictObject({
     /** Header and button colour, and the text colour on it (WCAG 2.1 AA contrast is enforced). */
     primaryColor: hexColor.default('#0b3d5c'),
     primaryTextColor: hexColor.default('#ffffff'),
+    /**
+     * How customers reach the bank, on every error page (OBIE CEG: the customer is told whom to
+     * contact): a phone number or a web address. Unset: "the number on the back of your card".
+     */
+    contact: z.string().min(1).max(200).optional(),
+    /**
+     * What the bank charges for a payment a TPP initiates, shown before the customer confirms it
+     * (PSD2 Art. 45(1)(b), OBIE CEG payment screen). The default says the bank charges nothing.
+     */
+    paymentCharges: z.string().min(1).max(200).default('None'),
   // (A malformed colour is reported by its own key; the contrast is judged only between valid ones.)
   }).refine((b) => !HEX_COLOR.test(b.primaryColor) || !HEX_COLOR.test(b.primaryTextColor) || contrastRatio(b.primaryColor, b.primaryTextColor) >= 4.5, {
     message: 'primaryTextColor on primaryColor must have a contrast ratio of at least 4.5:1 (WCAG 2.1 AA)',

@@ -9,7 +9,8 @@ import {
 } from '../consents/authorization-details.ts';
 import { ConsentNotFound, ConsentStateConflict, kindOf, newConsentId } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
-import { describeAccount, describeDetail } from '../consents/presentation.ts';
+import { describeAccount, describeDetail, formatDate } from '../consents/presentation.ts';
+import { regulatorOf } from '../certificates/regulator-names.ts';
 import { intentIdFromClaims } from '../consents/provider-hooks.ts';
 import { intentProblem } from '../consents/provider-middleware.ts';
 import { AccountsUnavailable, sameAccount, type AccountDirectory, type AccountLookup, type CustomerAccount } from '../customers/account-directory.ts';
@@ -95,6 +96,12 @@ class RequestNotAuthorisable extends Error {
 /** A choice the customer can correct on the same page. */
 class ChoiceInvalid extends Error {}
 
+/** The accounts a request may use, and (for a payment) the customer's accounts left out and why. */
+interface AccountChoice {
+  offered: CustomerAccount[];
+  leftOut: { account: CustomerAccount; reason: 'currency' | 'cannot_pay' }[];
+}
+
 export function createInteractionRouter(deps: InteractionDeps): Router {
   const { provider, views, customers, accounts, consents, config, logger, csrf, throttle, sca, passkeys } = deps;
   const router = new Router();
@@ -142,11 +149,11 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       }
     }
     const logoUri = typeof metadata.logo_uri === 'string' && metadata.logo_uri.startsWith('https://') ? metadata.logo_uri : undefined;
+    // The regulator by name and the authorisation number; never the directory's internal org id.
     return {
       clientName: client?.clientName ?? clientId,
       orgName: typeof metadata.org_name === 'string' ? metadata.org_name : undefined,
-      orgId: typeof metadata.org_id === 'string' ? metadata.org_id : undefined,
-      regulatorId,
+      regulator: regulatorOf(regulatorId),
       clientUri: client?.clientUri,
       logoUri,
     };
@@ -189,25 +196,45 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   /**
    * The customer's accounts this request may use: all, or those the TPP named; for a payment, those
    * in its currency that the account directory says can pay it. Answers are kept for the interaction.
+   * The customer's own accounts left out of a payment are returned with the reason, for the page.
    */
-  const offeredAccounts = async (customerId: string, request: PendingRequest, lookup: AccountLookup): Promise<CustomerAccount[]> => {
+  const accountChoice = async (customerId: string, request: PendingRequest, lookup: AccountLookup): Promise<AccountChoice> => {
     const { detail } = request;
-    if (detail === undefined) return asksAccountsByScope(request) ? accounts.listForCustomer(customerId, lookup) : [];
+    if (detail === undefined) return { offered: asksAccountsByScope(request) ? await accounts.listForCustomer(customerId, lookup) : [], leftOut: [] };
     const own = await accounts.listForCustomer(customerId, lookup);
     const named = detail.type === 'account_information' ? detail.accounts : detail.debtorAccount === undefined ? undefined : [detail.debtorAccount];
-    const currency = detail.type === 'payment_initiation' ? detail.instructedAmount.currency : undefined;
-    const matching = own.filter((a) => (named === undefined || named.some((ref) => sameAccount(a, ref))) && (currency === undefined || a.currency === currency));
-    if (detail.type !== 'payment_initiation') return matching;
-    const payable = await Promise.all(matching.map((a) => accounts.canPay(customerId, a.id, detail.instructedAmount, lookup)));
-    return matching.filter((_, i) => payable[i]);
+    const nameMatches = own.filter((a) => named === undefined || named.some((ref) => sameAccount(a, ref)));
+    if (detail.type !== 'payment_initiation') return { offered: nameMatches, leftOut: [] };
+    const currency = detail.instructedAmount.currency;
+    const inCurrency = nameMatches.filter((a) => a.currency === currency);
+    const payable = await Promise.all(inCurrency.map((a) => accounts.canPay(customerId, a.id, detail.instructedAmount, lookup)));
+    return {
+      offered: inCurrency.filter((_, i) => payable[i]),
+      leftOut: [
+        ...nameMatches.filter((a) => a.currency !== currency).map((account) => ({ account, reason: 'currency' as const })),
+        ...inCurrency.filter((_, i) => !payable[i]).map((account) => ({ account, reason: 'cannot_pay' as const })),
+      ],
+    };
   };
+  const offeredAccounts = async (customerId: string, request: PendingRequest, lookup: AccountLookup): Promise<CustomerAccount[]> =>
+    (await accountChoice(customerId, request, lookup)).offered;
 
-  const renderConsent = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, extra: { error?: string; chosen?: string[] } = {}) => {
+  /**
+   * The consent page. Re-rendered after a choice it refuses, it keeps exactly what the customer
+   * chose — accounts, the account to pay from, the kinds of information kept back — never the defaults.
+   */
+  const renderConsent = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, extra: { error?: string; chosen?: string[]; keptGroups?: string[] } = {}) => {
     const customerId = details.session!.accountId;
     const customer = await customers.findById(customerId);
-    const offered = await offeredAccounts(customerId, request, { interactionId: details.uid });
+    const { offered, leftOut } = await accountChoice(customerId, request, { interactionId: details.uid });
     const view = request.detail === undefined ? undefined : describeDetail(request.detail);
     const byScope = asksAccountsByScope(request);
+    const payment = view?.payment === undefined ? undefined : {
+      ...view.payment,
+      // A single domestic payment is made straight away (Faster Payments): today, in the bank's time.
+      date: formatDate(sca.now()),
+      charges: config.branding.paymentCharges,
+    };
     ctx.type = 'html';
     ctx.body = views.render('consent', {
       uid: details.uid,
@@ -215,9 +242,18 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       ...(await clientView(request.clientId)),
       customerName: customer?.name ?? customerId,
       scopes: request.detail === undefined ? describeScopes(request.scope, config) : describeScopes(request.scope, config, { openidOnly: true }),
-      detail: view,
+      detail: view === undefined ? undefined : {
+        ...view,
+        ...(payment === undefined ? {} : { payment }),
+        groups: view.groups?.map((g) => ({ ...g, checked: extra.keptGroups?.includes(g.key) ?? true })),
+      },
       // Asked by scope, nothing narrows the accounts: all ticked, the customer unticks what to keep back.
       accounts: offered.map((a) => ({ ...describeAccount(a), checked: extra.chosen?.includes(a.id) ?? (byScope || offered.length === 1) })),
+      leftOut: leftOut.map(({ account, reason }) => ({
+        ...describeAccount(account),
+        why: reason === 'currency' ? `This account is in ${account.currency}; the payment is in ${request.detail?.type === 'payment_initiation' ? request.detail.instructedAmount.currency : ''}.`
+          : 'The bank cannot make this payment from this account right now, for example because there is not enough money available.',
+      })),
       selection: request.detail === undefined ? (byScope ? 'many' : 'none') : request.detail.type === 'account_information' ? 'many' : 'one',
       error: extra.error,
     });
@@ -483,7 +519,9 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     } catch (err) {
       if (!(err instanceof ChoiceInvalid)) throw err;
       ctx.status = 400;
-      await renderConsent(ctx, details, request, { error: err.message, chosen });
+      await renderConsent(ctx, details, request, {
+        error: err.message, chosen, ...(form.get('permission_choice') === 'explicit' ? { keptGroups: form.getAll('permission_groups') } : {}),
+      });
       return;
     }
 
