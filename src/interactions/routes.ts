@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import { htmlErrorPages, INTERACTION_EXPIRED, providerErrorShown } from './render-error.ts';
+import { htmlErrorPages, INTERACTION_EXPIRED, providerErrorShown, tppLinkOf } from './render-error.ts';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
@@ -109,10 +109,18 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
 
   // A customer's browser gets a page, not JSON: an expired or unknown interaction, a form posted
   // without its cookies, a body that is not a form.
+  // The customer reads plain words and a way back to the TPP; the technical text is logged.
   router.use(htmlErrorPages(views, {
     also: providerErrorShown,
     fallbackDescription: INTERACTION_EXPIRED,
-    onError: (shown) => logger.info({ event: 'interaction.error', outcome: shown.error, status: shown.status }, 'interaction error'),
+    interactionMinutes: Math.round(config.tokens.interactionTtl / 60),
+    tpp: async (ctx) => {
+      const uid = /^\/interaction\/([^/]+)/.exec(ctx.path)?.[1];
+      const interaction = uid === undefined ? undefined : await provider.Interaction.find(uid);
+      const clientId = interaction?.params.client_id;
+      return typeof clientId === 'string' ? tppLinkOf(await provider.Client.find(clientId)) : undefined;
+    },
+    onError: (shown) => logger.info({ event: 'interaction.error', outcome: shown.error, status: shown.status, description: shown.description }, 'interaction error'),
   }));
 
   // The account directory (the bank's account service) failing is no error of the customer's or the

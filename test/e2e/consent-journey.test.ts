@@ -123,7 +123,7 @@ describeInBrowser('the customer in a real browser', () => {
       await signIn(page, 'alice', 'alice-sandbox');
       await page.getByRole('heading', { name: 'Confirm payment of £249.99 to Green Energy Co' }).waitFor();
       expect(await page.locator('dd.amount').textContent()).toBe('£249.99');
-      await expect(page.getByText('Green Energy Co').isVisible()).resolves.toBe(true);
+      await expect(page.locator('dl.payment').getByText('Green Energy Co').isVisible()).resolves.toBe(true);
       await expect(page.getByText('ACCT 5531').isVisible()).resolves.toBe(true);
       await checkAccessible(page);
       await shoot(page, '05-consent-payment');
