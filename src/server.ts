@@ -54,7 +54,7 @@ import { actionableErrors } from './provider/actionable-errors.ts';
 import { createDpopNonces, PROVIDER_BODY } from './provider/internals.ts';
 import { giveBackCodeOnFailure } from './provider/token-failure.ts';
 import { openHsmSigning, signingFailuresCounter } from './provider/external-signing-keys.ts';
-import { createRegistrationMiddleware } from './registration/registration-middleware.ts';
+import { createRegistrationMiddleware } from './provider/registration-middleware.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
 import { createSandboxPkiRouter } from './sandbox/sandbox-pki.ts';
@@ -62,7 +62,7 @@ import { startSandboxAccountService } from './sandbox/sandbox-account-service.ts
 import { createAdminServer } from './admin/admin-server.ts';
 import { loadAdminCredentials } from './admin/operator-authentication.ts';
 import { createMetrics } from './observability/metrics.ts';
-import { createMtlsOutcomeMiddleware } from './observability/mtls-outcome.ts';
+import { createMtlsOutcomeMiddleware } from './tls/mtls-outcome.ts';
 import { createCallDiagnostics } from './diagnostics/call-diagnostics.ts';
 import { createMemoryCallJournal, createRedisCallJournal } from './diagnostics/call-journal.ts';
 import { createPortalRouter } from './portal/portal-routes.ts';
@@ -75,7 +75,7 @@ import { createMemoryAttemptCounterStore } from './storage/embedded/memory-attem
 import { createRedisAttemptCounterStore } from './storage/redis/redis-attempt-counter-store.ts';
 import { createStorage } from './storage/create-storage.ts';
 import { pendingMigrations } from './storage/sql/migrate.ts';
-import { loadTrustAnchors } from './tls/certificate-chain.ts';
+import { loadTrustAnchors } from './pki/certificate-chain.ts';
 import { createClientCertificateResolver } from './tls/client-certificate.ts';
 import { createHttpServer, createHttpsServer, tlsServerOptions } from './tls/https-server.ts';
 import { createTrustFileReloader, type TrustFileReloader } from './trust/trust-file-reload.ts';

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { parseDistinguishedName, resolveAttributeType } from '../tls/distinguished-name.ts';
+import { parseDistinguishedName, resolveAttributeType } from '../pki/distinguished-name.ts';
 import { configSchema, type MoatConfig } from './schema.ts';
 
 /** A configuration that cannot be used; `problems` name each bad key and what was expected. */

@@ -4,24 +4,25 @@ import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
 import {
-  ACCOUNTS_SCOPE, ACCOUNTS_SCOPE_PERMISSIONS, AuthorizationDetailsInvalid, parseRequestedDetail, PERMISSION_GROUPS, permissionsInGroups,
-  type GrantDecision, type GrantedAccount, type GrantedDetail, type RequestedDetail,
+  ACCOUNTS_SCOPE_PERMISSIONS, AuthorizationDetailsInvalid, parseRequestedDetail,
+  type GrantDecision, type GrantedDetail, type RequestedDetail,
 } from '../consents/authorization-details.ts';
 import { ConsentNotFound, ConsentStateConflict, kindOf, newConsentId } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
+import { accountChoice, asksAccountsByScope, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
 import { describeAccount, describeDetail, formatDate } from '../consents/presentation.ts';
 import { regulatorOf } from '../certificates/regulator-names.ts';
 import { intentIdFromClaims } from '../consents/provider-hooks.ts';
 import { intentProblem } from '../consents/provider-middleware.ts';
-import { AccountsUnavailable, sameAccount, type AccountDirectory, type AccountLookup, type CustomerAccount } from '../customers/account-directory.ts';
+import { AccountsUnavailable, type AccountDirectory } from '../customers/account-directory.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import { lockedMessage, type LoginThrottle } from '../customers/login-throttle.ts';
 import { SANDBOX_CUSTOMERS } from '../customers/sql-customer-directory.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
-import { OAuthError } from '../http/oauth-error.ts';
+import { OAuthError } from '../kernel/oauth-error.ts';
 import { readForm } from '../http/read-body.ts';
 import type { Logger } from '../observability/logger.ts';
-import { getAttribute, parseDistinguishedName } from '../tls/distinguished-name.ts';
+import { getAttribute, parseDistinguishedName } from '../pki/distinguished-name.ts';
 import { ACR_SCA, authenticationFromLogin, authenticationFromSubmission, completedAuthentication, consentAuthentication, loginResult, passwordFactor, totpFactor } from '../sca/authentication.ts';
 import { AuthenticationRequirementsUnmet, shortfall } from '../sca/authentication-policy.ts';
 import { paymentLinkHash } from '../sca/dynamic-linking.ts';
@@ -93,15 +94,6 @@ class RequestNotAuthorisable extends Error {
   }
 }
 
-/** A choice the customer can correct on the same page. */
-class ChoiceInvalid extends Error {}
-
-/** The accounts a request may use, and (for a payment) the customer's accounts left out and why. */
-interface AccountChoice {
-  offered: CustomerAccount[];
-  leftOut: { account: CustomerAccount; reason: 'currency' | 'cannot_pay' }[];
-}
-
 export function createInteractionRouter(deps: InteractionDeps): Router {
   const { provider, views, customers, accounts, consents, config, logger, csrf, throttle, sca, passkeys } = deps;
   const router = new Router();
@@ -147,21 +139,21 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   const clientView = async (clientId: string) => {
     const client = await provider.Client.find(clientId);
     const metadata = (client?.metadata() ?? {}) as Record<string, unknown>;
-    let regulatorId: string | undefined;
+    let organizationIdentifier: string | undefined;
     if (typeof metadata.tls_client_auth_subject_dn === 'string') {
       try {
         // eIDAS QWACs carry the PSD2 authorisation number in organizationIdentifier (ETSI TS 119 495 §5.2.1).
-        regulatorId = getAttribute(parseDistinguishedName(metadata.tls_client_auth_subject_dn), '2.5.4.97');
+        organizationIdentifier = getAttribute(parseDistinguishedName(metadata.tls_client_auth_subject_dn), '2.5.4.97');
       } catch {
-        regulatorId = undefined;
+        organizationIdentifier = undefined;
       }
     }
     const logoUri = typeof metadata.logo_uri === 'string' && metadata.logo_uri.startsWith('https://') ? metadata.logo_uri : undefined;
-    // The regulator by name and the authorisation number; never the directory's internal org id.
     return {
       clientName: client?.clientName ?? clientId,
       orgName: typeof metadata.org_name === 'string' ? metadata.org_name : undefined,
-      regulator: regulatorOf(regulatorId),
+      // The regulator by name and the authorisation number; never the directory's internal org id.
+      regulator: regulatorOf(organizationIdentifier),
       clientUri: client?.clientUri,
       logoUri,
     };
@@ -202,39 +194,13 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   };
 
   /**
-   * The customer's accounts this request may use: all, or those the TPP named; for a payment, those
-   * in its currency that the account directory says can pay it. Answers are kept for the interaction.
-   * The customer's own accounts left out of a payment are returned with the reason, for the page.
-   */
-  const accountChoice = async (customerId: string, request: PendingRequest, lookup: AccountLookup): Promise<AccountChoice> => {
-    const { detail } = request;
-    if (detail === undefined) return { offered: asksAccountsByScope(request) ? await accounts.listForCustomer(customerId, lookup) : [], leftOut: [] };
-    const own = await accounts.listForCustomer(customerId, lookup);
-    const named = detail.type === 'account_information' ? detail.accounts : detail.debtorAccount === undefined ? undefined : [detail.debtorAccount];
-    const nameMatches = own.filter((a) => named === undefined || named.some((ref) => sameAccount(a, ref)));
-    if (detail.type !== 'payment_initiation') return { offered: nameMatches, leftOut: [] };
-    const currency = detail.instructedAmount.currency;
-    const inCurrency = nameMatches.filter((a) => a.currency === currency);
-    const payable = await Promise.all(inCurrency.map((a) => accounts.canPay(customerId, a.id, detail.instructedAmount, lookup)));
-    return {
-      offered: inCurrency.filter((_, i) => payable[i]),
-      leftOut: [
-        ...nameMatches.filter((a) => a.currency !== currency).map((account) => ({ account, reason: 'currency' as const })),
-        ...inCurrency.filter((_, i) => !payable[i]).map((account) => ({ account, reason: 'cannot_pay' as const })),
-      ],
-    };
-  };
-  const offeredAccounts = async (customerId: string, request: PendingRequest, lookup: AccountLookup): Promise<CustomerAccount[]> =>
-    (await accountChoice(customerId, request, lookup)).offered;
-
-  /**
    * The consent page. Re-rendered after a choice it refuses, it keeps exactly what the customer
    * chose — accounts, the account to pay from, the kinds of information kept back — never the defaults.
    */
-  const renderConsent = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, extra: { error?: string; chosen?: string[]; keptGroups?: string[] } = {}) => {
+  const renderConsent = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, extra: { error?: string; chosen?: string[]; keptGroups?: string[] | undefined } = {}) => {
     const customerId = details.session!.accountId;
     const customer = await customers.findById(customerId);
-    const { offered, leftOut } = await accountChoice(customerId, request, { interactionId: details.uid });
+    const { offered, leftOut } = await accountChoice(accounts, customerId, request, { interactionId: details.uid });
     const view = request.detail === undefined ? undefined : describeDetail(request.detail);
     const byScope = asksAccountsByScope(request);
     const payment = view?.payment === undefined ? undefined : {
@@ -243,6 +209,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       date: formatDate(sca.now()),
       charges: config.branding.paymentCharges,
     };
+    const paymentCurrency = request.detail?.type === 'payment_initiation' ? request.detail.instructedAmount.currency : undefined;
     ctx.type = 'html';
     ctx.body = views.render('consent', {
       uid: details.uid,
@@ -259,7 +226,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       accounts: offered.map((a) => ({ ...describeAccount(a), checked: extra.chosen?.includes(a.id) ?? (byScope || offered.length === 1) })),
       leftOut: leftOut.map(({ account, reason }) => ({
         ...describeAccount(account),
-        why: reason === 'currency' ? `This account is in ${account.currency}; the payment is in ${request.detail?.type === 'payment_initiation' ? request.detail.instructedAmount.currency : ''}.`
+        why: reason === 'currency' ? `This account is in ${account.currency}; the payment is in ${paymentCurrency ?? ''}.`
           : 'The bank cannot make this payment from this account right now, for example because there is not enough money available.',
       })),
       selection: request.detail === undefined ? (byScope ? 'many' : 'none') : request.detail.type === 'account_information' ? 'many' : 'one',
@@ -520,16 +487,14 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const chosen = form.getAll('accounts');
     let granted: GrantDecision | undefined;
     try {
-      const offered = await offeredAccounts(customerId, request, { interactionId: details.uid });
+      const offered = await offeredAccounts(accounts, customerId, request, { interactionId: details.uid });
       // Asked by scope alone: the accounts chosen, recorded in the shape authorization_details use.
-      granted = request.detail !== undefined ? grantedDetail(request.detail, offered, chosen, form)
-        : asksAccountsByScope(request) ? grantedDetail({ type: 'account_information', permissions: [...ACCOUNTS_SCOPE_PERMISSIONS] }, offered, chosen, form) : undefined;
+      granted = request.detail !== undefined ? grantedDetail(request.detail, offered, chosen, keptGroups(form))
+        : asksAccountsByScope(request) ? grantedDetail({ type: 'account_information', permissions: [...ACCOUNTS_SCOPE_PERMISSIONS] }, offered, chosen, keptGroups(form)) : undefined;
     } catch (err) {
       if (!(err instanceof ChoiceInvalid)) throw err;
       ctx.status = 400;
-      await renderConsent(ctx, details, request, {
-        error: err.message, chosen, ...(form.get('permission_choice') === 'explicit' ? { keptGroups: form.getAll('permission_groups') } : {}),
-      });
+      await renderConsent(ctx, details, request, { error: err.message, chosen, keptGroups: keptGroups(form) });
       return;
     }
 
@@ -612,35 +577,9 @@ export async function signIn(
   return { ok: true, customerId: customer.id };
 }
 
-/** What the customer granted: the request narrowed to the chosen accounts and permission groups. */
-function grantedDetail(
-  requested: RequestedDetail,
-  offered: CustomerAccount[],
-  chosenIds: string[],
-  form: URLSearchParams,
-): GrantDecision {
-  const unknown = chosenIds.filter((id) => !offered.some((a) => a.id === id));
-  if (unknown.length > 0) throw new ChoiceInvalid('Choose from the accounts listed.');
-  const chosen: GrantedAccount[] = offered.filter((a) => chosenIds.includes(a.id))
-    .map((a) => ({ accountId: a.id, schemeName: a.schemeName, identification: a.identification }));
-  if (requested.type === 'payment_initiation') {
-    if (chosen.length !== 1) throw new ChoiceInvalid('Choose the one account to pay from.');
-    return { ...requested, debtorAccount: chosen[0]! };
-  }
-  if (chosen.length === 0) throw new ChoiceInvalid('Choose at least one account to share.');
-  let permissions = requested.permissions;
-  if (form.get('permission_choice') === 'explicit') {
-    const kept = form.getAll('permission_groups').filter((g) => PERMISSION_GROUPS.some((known) => known.key === g));
-    permissions = permissionsInGroups(requested.permissions, kept);
-    if (permissions.length === 0) throw new ChoiceInvalid('Keep at least one kind of information to share, or choose Deny.');
-  }
-  const { accounts: _requestedAccounts, ...rest } = requested;
-  return { ...rest, permissions, accounts: chosen };
-}
-
-/** Account access asked for with the accounts scope alone (no intent, no authorization_details). */
-function asksAccountsByScope(request: PendingRequest): boolean {
-  return request.detail === undefined && request.scope.split(' ').includes(ACCOUNTS_SCOPE);
+/** The permission groups kept, when the customer chose explicitly (`permission_choice=explicit`). */
+function keptGroups(form: URLSearchParams): string[] | undefined {
+  return form.get('permission_choice') === 'explicit' ? form.getAll('permission_groups') : undefined;
 }
 
 /** The grant for this authorization: what the prompt says is missing, plus the granted details. */
