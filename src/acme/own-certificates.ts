@@ -92,8 +92,8 @@ export async function createOwnCertificates(deps: { config: MoatConfig; logger: 
     ...(server === undefined ? {} : { server }),
     ...(accountServiceClient === undefined ? {} : { accountServiceClient }),
     challengePort,
-    start: () => {
-      for (const r of renewals) r.start();
+    start() {
+      for (const renewal of renewals) renewal.start();
     },
     async stop() {
       await Promise.all(renewals.map((r) => r.stop()));
