@@ -1,6 +1,7 @@
 import { FORWARDED_CERT_FORMATS } from '../pki/forwarded-certificate.ts';
 import { z } from 'zod';
 import { accountsSchema } from './accounts-schema.ts';
+import { acmeSchema } from './acme-schema.ts';
 
 /*
  * Moat's configuration, one schema for the YAML file and the MOAT_* environment overrides.
@@ -206,6 +207,8 @@ export const configSchema = z.strictObject({
     /** Origin of the mTLS endpoint aliases (RFC 8705 §5) when they live on another host. */
     mtlsEndpointAliasOrigin: httpsUrl.optional(),
   }).prefault({}),
+  /** Moat's own certificates (server, account service client) from the bank's CA by ACME, renewed while running (src/config/acme-schema.ts). */
+  acme: acmeSchema,
   /** CA certificates (PEM files) that TPP transport certificates must chain to. */
   trustAnchors: z.array(z.string().min(1)).default([]),
   /** Trust anchors, directory jwksFiles and admin.tls.crlFiles are re-read when they change. */
