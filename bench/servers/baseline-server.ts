@@ -13,7 +13,7 @@ import { loadOrCreateSecrets } from '../../src/keys/secrets.ts';
 import { loadOrCreateSigningKeys, providerJwks } from '../../src/keys/signing-keys.ts';
 import { createProvider } from '../../src/provider/create-provider.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
-import { loadTrustAnchors } from '../../src/tls/certificate-chain.ts';
+import { loadTrustAnchors } from '../../src/pki/certificate-chain.ts';
 import { createClientCertificateResolver } from '../../src/tls/client-certificate.ts';
 import { createHttpsServer } from '../../src/tls/https-server.ts';
 import type { BenchServer } from './bench-server.ts';

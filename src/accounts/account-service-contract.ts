@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ACCOUNT_SCHEMES } from '../consents/authorization-details.ts';
+import { ACCOUNT_SCHEMES } from '../kernel/account-reference.ts';
 
 /*
  * The contract a bank implements once so Moat can list a customer's accounts and ask whether one

@@ -3,9 +3,9 @@ import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSyn
 import { dirname } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import type { MoatConfig } from '../config/schema.ts';
-import { loadTrustAnchors, type ChainFailure, type TrustAnchors } from '../tls/certificate-chain.ts';
+import { loadTrustAnchors, type ChainFailure, type TrustAnchors } from '../pki/certificate-chain.ts';
 import { createClientCertificateResolver } from '../tls/client-certificate.ts';
-import { distinguishedNamesEqual, formatDistinguishedName, parseDistinguishedName, type DistinguishedName } from '../tls/distinguished-name.ts';
+import { distinguishedNamesEqual, formatDistinguishedName, parseDistinguishedName, type DistinguishedName } from '../pki/distinguished-name.ts';
 import { loadOperatorRevocation, type OperatorRevocation } from './operator-revocation.ts';
 
 /*

@@ -1,8 +1,8 @@
 import type { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync, type Stats } from 'node:fs';
-import type { TrustAnchors } from '../tls/certificate-chain.ts';
-import { distinguishedNameFromDer, formatDistinguishedName } from '../tls/distinguished-name.ts';
-import * as x509 from '../tls/x509.ts';
+import type { TrustAnchors } from '../pki/certificate-chain.ts';
+import { distinguishedNameFromDer, formatDistinguishedName } from '../pki/distinguished-name.ts';
+import * as x509 from '../pki/x509.ts';
 
 /*
  * Revocation of operator certificates by the bank's own PKI: the operator CAs' CRLs as files

@@ -1,7 +1,7 @@
 import type { X509Certificate as NodeX509 } from 'node:crypto';
-import * as x509 from '../tls/x509.ts';
-import { certificateThumbprint } from '../tls/certificate-chain.ts';
-import { formatDistinguishedName, getAttribute, issuerOf, subjectOf } from '../tls/distinguished-name.ts';
+import * as x509 from '../pki/x509.ts';
+import { certificateThumbprint } from '../pki/certificate-chain.ts';
+import { formatDistinguishedName, getAttribute, issuerOf, subjectOf } from '../pki/distinguished-name.ts';
 import { parsePsd2QcStatement, QC_STATEMENTS_EXTENSION, type Psd2Attributes } from './psd2-qc-statement.ts';
 
 /*

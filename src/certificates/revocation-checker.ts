@@ -3,8 +3,8 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import * as pkijs from 'pkijs';
-import * as x509 from '../tls/x509.ts';
-import { certificateThumbprint } from '../tls/certificate-chain.ts';
+import * as x509 from '../pki/x509.ts';
+import { certificateThumbprint } from '../pki/certificate-chain.ts';
 
 /*
  * Is this certificate revoked? Asked of the CA itself: OCSP (RFC 6960) at the responder named in the

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ACCOUNT_SCHEMES, accountReference, type AccountReference } from '../kernel/account-reference.ts';
 import { unstorableText } from '../http/storable-text.ts';
 
 /*
@@ -49,21 +50,7 @@ export const ACCOUNTS_SCOPE = 'accounts';
  */
 export const ACCOUNTS_SCOPE_PERMISSIONS: readonly Permission[] = ['ReadAccountsBasic', 'ReadAccountsDetail', 'ReadBalances'];
 
-export const ACCOUNT_SCHEMES = ['UK.OBIE.SortCodeAccountNumber', 'UK.OBIE.IBAN'] as const;
-
-const accountReference = z.strictObject({
-  schemeName: z.enum(ACCOUNT_SCHEMES, { error: `schemeName must be one of ${ACCOUNT_SCHEMES.join(', ')}` }),
-  identification: z.string().min(1).max(256),
-  name: z.string().min(1).max(350).optional(),
-}).superRefine((account, ctx) => {
-  if (account.schemeName === 'UK.OBIE.SortCodeAccountNumber' && !/^\d{14}$/.test(account.identification)) {
-    ctx.addIssue({ code: 'custom', path: ['identification'], message: 'a sort code and account number is 14 digits' });
-  }
-  if (account.schemeName === 'UK.OBIE.IBAN' && !/^[A-Z]{2}\d{2}[A-Z0-9]{11,30}$/.test(account.identification)) {
-    ctx.addIssue({ code: 'custom', path: ['identification'], message: 'an IBAN is two letters, two check digits and up to 30 letters or digits, without spaces' });
-  }
-});
-export type AccountReference = z.infer<typeof accountReference>;
+export { ACCOUNT_SCHEMES, type AccountReference };
 
 /** A granted account: the TPP-facing identification plus the bank's account id for its APIs. */
 const grantedAccount = accountReference.and(z.object({ accountId: z.string().min(1) }));

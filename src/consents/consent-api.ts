@@ -4,7 +4,7 @@ import type Provider from 'oidc-provider';
 import { z } from 'zod';
 import { checkSenderConstraint, renderTokenRejected, requireScope, tokenFromHeader, TokenRejected, type PresentedToken, type SenderConstraintChecks } from '../http/bearer-token.ts';
 import { readJsonObject } from '../http/read-body.ts';
-import { OAuthError } from '../http/oauth-error.ts';
+import { OAuthError } from '../kernel/oauth-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import {
   ACCOUNT_SCHEMES, AuthorizationDetailsInvalid, describeIssues, parseRequestedDetail, PERMISSIONS, ROLE_FOR_TYPE,

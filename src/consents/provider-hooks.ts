@@ -5,6 +5,7 @@ import {
   AUTHORIZATION_DETAILS_TYPES, AuthorizationDetailsInvalid, parseRequestedDetail, ROLE_FOR_TYPE,
   type GrantedDetail,
 } from './authorization-details.ts';
+import type { Consent } from './consent.ts';
 import type { ConsentService } from './consent-service.ts';
 
 /*
@@ -84,12 +85,31 @@ export function cappedByConsent(configured: number, token: { rar?: unknown } | u
   return left === undefined ? configured : Math.min(configured, left);
 }
 
+/** The consent an access token is issued under (by its grant), or undefined. */
+export type ConsentOfToken = (token: object) => Promise<Consent | undefined>;
+
+/**
+ * One consent lookup per token: extraTokenClaims is composed of several hooks (the consent id here,
+ * the SCA claims and the re-authentication rule in sca-policy.ts) that each need the consent of the
+ * token being issued. The promise is remembered per token object, so it is forgotten with the token.
+ */
+export function consentOfTokenOnce(consents: Pick<ConsentService, 'findByGrantId'>): ConsentOfToken {
+  const memo = new WeakMap<object, Promise<Consent | undefined>>();
+  return (token) => {
+    let found = memo.get(token);
+    if (found === undefined) {
+      const grantId = (token as { grantId?: string }).grantId;
+      found = grantId === undefined ? Promise.resolve(undefined) : consents.findByGrantId(grantId);
+      memo.set(token, found);
+    }
+    return found;
+  };
+}
+
 /** extraTokenClaims: every access token names its consent, so the bank's APIs can enforce it. */
-export function consentTokenClaims(consents: ConsentService): NonNullable<Configuration['extraTokenClaims']> {
+export function consentTokenClaims(consentOf: ConsentOfToken): NonNullable<Configuration['extraTokenClaims']> {
   return async (_ctx, token) => {
-    const grantId = (token as { grantId?: string }).grantId;
-    if (grantId === undefined) return undefined;
-    const consent = await consents.findByGrantId(grantId);
+    const consent = await consentOf(token);
     if (consent === undefined) return undefined;
     return {
       consent_id: consent.id,

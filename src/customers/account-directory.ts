@@ -1,5 +1,5 @@
 import type { SqlClient } from '../storage/sql/sql-client.ts';
-import type { AccountReference } from '../consents/authorization-details.ts';
+import type { AccountReference } from '../kernel/account-reference.ts';
 
 /**
  * The customer's accounts, offered on the consent screen. The sandbox keeps demo accounts in

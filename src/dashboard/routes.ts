@@ -10,7 +10,7 @@ import { maskedIdentification } from '../customers/account-directory.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import type { LoginThrottle } from '../customers/login-throttle.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
-import { OAuthError } from '../http/oauth-error.ts';
+import { OAuthError } from '../kernel/oauth-error.ts';
 import { readForm } from '../http/read-body.ts';
 import { signIn, type InteractionSca } from '../interactions/routes.ts';
 import type { Views } from '../interactions/views.ts';

@@ -1,7 +1,8 @@
 import type { ParameterizedContext } from 'koa';
+import type { Finding } from '../kernel/finding.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
-import type { TrustAnchors } from '../tls/certificate-chain.ts';
-import { formatDistinguishedName, issuerOf } from '../tls/distinguished-name.ts';
+import type { TrustAnchors } from '../pki/certificate-chain.ts';
+import { formatDistinguishedName, issuerOf } from '../pki/distinguished-name.ts';
 
 /*
  * What Moat saw of one TPP call, kept so the TPP can look it up by its x-fapi-interaction-id:
@@ -10,18 +11,10 @@ import { formatDistinguishedName, issuerOf } from '../tls/distinguished-name.ts'
  * (ctx.state.outcome, ctx.state.finding and the response), so no route has to know about it.
  */
 
+export type { Finding };
+
 const CLIENT_AUTH_EKU = '1.3.6.1.5.5.7.3.2';
 
-/** What a route that detects a failure knows beyond the outcome (set on ctx.state.finding). */
-export interface Finding {
-  expected?: string;
-  got?: string;
-  /**
-   * The expected value is the client's registration data (its registered subject DN): shown only
-   * to a caller authenticated as that client, never to whoever merely holds the failing certificate.
-   */
-  expectedIsClientData?: boolean;
-}
 
 export interface CertificateSeen {
   via: 'tls' | 'forwarded';

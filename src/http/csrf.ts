@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ParameterizedContext } from 'koa';
-import { OAuthError } from './oauth-error.ts';
+import { OAuthError } from '../kernel/oauth-error.ts';
 
 /*
  * CSRF protection for every form Moat renders: a signed double-submit token (OWASP CSRF cheat

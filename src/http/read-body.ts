@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { OAuthError, type OAuthErrorCode } from './oauth-error.ts';
+import { OAuthError, type OAuthErrorCode } from '../kernel/oauth-error.ts';
 import { strictUtf8, unstorableForm, unstorableText } from './storable-text.ts';
 
 /** Moat's own forms and JSON bodies are small; anything larger is refused before it is buffered. */

@@ -2,8 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { Middleware } from 'koa';
 import type { Logger } from '../observability/logger.ts';
 import { requestContext } from '../observability/request-context.ts';
-import { OAuthError } from './oauth-error.ts';
-import { StorageUnavailableError } from '../storage/model-store.ts';
+import { OAuthError } from '../kernel/oauth-error.ts';
+import { StorageUnavailableError } from '../kernel/storage-unavailable.ts';
+import { outcomeOf } from '../kernel/outcome.ts';
+
+export { outcomeOf };
 
 /** FAPI 1.0 Baseline §6.2.1 / FAPI 2.0: the interaction id is an RFC 4122 UUID. */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -83,18 +86,6 @@ function renderUnexpected(ctx: Parameters<Middleware>[0], err: unknown, logger: 
   ctx.state.outcome = 'server_error';
 }
 
-/**
- * What became of a request, in one word: Moat's own class when a route set one (`rate_limited`,
- * `storage_unavailable`, a consent outcome), else the OAuth error code of an error response, else
- * `ok` or `redirect`.
- */
-export function outcomeOf(ctx: Parameters<Middleware>[0]): string {
-  if (typeof ctx.state.outcome === 'string') return ctx.state.outcome;
-  const body = ctx.body as { error?: unknown } | undefined;
-  if (ctx.status >= 400 && typeof body?.error === 'string') return body.error;
-  if (ctx.status >= 400) return `http_${ctx.status}`;
-  return ctx.status >= 300 && ctx.status < 400 ? 'redirect' : 'ok';
-}
 
 interface ExposedProviderError { status: number; error: string; error_description?: string; expose: true }
 

@@ -1,5 +1,5 @@
 import type { Context, Middleware } from 'koa';
-import { OAuthError } from './oauth-error.ts';
+import { OAuthError } from '../kernel/oauth-error.ts';
 import { readText } from './read-body.ts';
 import { unstorableForm, unstorableText } from './storable-text.ts';
 

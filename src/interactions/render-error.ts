@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
 import type { Configuration } from 'oidc-provider';
-import { OAuthError } from '../http/oauth-error.ts';
+import { OAuthError } from '../kernel/oauth-error.ts';
 import { StorageUnavailableError } from '../storage/model-store.ts';
 import type { Views } from './views.ts';
 

@@ -1,8 +1,8 @@
 import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { outcomeOf } from '../http/request-context-middleware.ts';
-import { StorageUnavailableError, type StorageErrorListener } from '../storage/model-store.ts';
+import { outcomeOf } from '../kernel/outcome.ts';
+import { StorageUnavailableError } from '../kernel/storage-unavailable.ts';
 import { TOKEN_REQUEST_UNDONE, type TokenRequestUndone } from './provider-events.ts';
 
 /*
@@ -16,7 +16,7 @@ export interface Metrics {
   /** Counts and times every request by endpoint and outcome. Runs at the edge. */
   middleware: Middleware;
   /** Counts storage calls failed by an unavailable backend; given to createStorage, so metrics come first. */
-  storageErrors: StorageErrorListener;
+  storageErrors: (backend: 'postgres' | 'redis', operation: string) => void;
   /** The gauges read from storage (consents, certificates, readiness), once storage is open. */
   attachSources(sources: MetricSources): void;
   /** Token issuance and revocation, and the PAR → code → token funnel, from oidc-provider events. */

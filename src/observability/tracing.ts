@@ -1,8 +1,6 @@
-import { context, propagation, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Middleware } from 'koa';
-import type { ModelStore } from '../storage/model-store.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
-import { outcomeOf } from '../http/request-context-middleware.ts';
+import { outcomeOf } from '../kernel/outcome.ts';
 import { endpointOf } from './metrics.ts';
 
 /*
@@ -14,7 +12,7 @@ import { endpointOf } from './metrics.ts';
  * parameters.
  */
 
-const tracer = () => trace.getTracer('moat');
+export const tracer = () => trace.getTracer('moat');
 
 export function tracingMiddleware(): Middleware {
   return async (ctx, next) => {
@@ -33,50 +31,5 @@ export function tracingMiddleware(): Middleware {
         span.end();
       }
     });
-  };
-}
-
-async function inSpan<T>(name: string, attributes: Record<string, string>, fn: () => Promise<T>): Promise<T> {
-  return tracer().startActiveSpan(name, { kind: SpanKind.CLIENT, attributes }, async (span: Span) => {
-    try {
-      return await fn();
-    } catch (err) {
-      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).name });
-      throw err;
-    } finally {
-      span.end();
-    }
-  });
-}
-
-/** The SQL verb of a statement (SELECT, INSERT, …): enough to find the slow query, nothing of its data. */
-function verbOf(text: string): string {
-  return /^\s*(?:WITH\b[\s\S]*?\)\s*)?([A-Za-z]+)/.exec(text)?.[1]?.toUpperCase() ?? 'QUERY';
-}
-
-export function tracedSql(sql: SqlClient, system: 'postgres' | 'pglite'): SqlClient {
-  const wrap = (client: SqlClient): SqlClient => ({
-    query: (text, params) => inSpan(`${system} ${verbOf(text)}`, { 'db.system': 'postgresql', 'db.operation.name': verbOf(text), 'moat.db': system }, () => client.query(text, params)),
-    exec: (script) => inSpan(`${system} script`, { 'db.system': 'postgresql', 'moat.db': system }, () => client.exec(script)),
-    transaction: (fn) => inSpan(`${system} transaction`, { 'db.system': 'postgresql', 'moat.db': system }, () => client.transaction((tx) => fn(wrap(tx)))),
-    close: () => client.close(),
-  });
-  return wrap(sql);
-}
-
-export function tracedModelStore(store: ModelStore, system: 'redis' | 'memory'): ModelStore {
-  const span = <T>(operation: string, model: string, fn: () => Promise<T>) => inSpan(`${system} ${operation}`, { 'db.system': system, 'db.operation.name': operation, 'moat.model': model }, fn);
-  return {
-    upsert: (model, id, payload, expiresIn) => span('upsert', model, () => store.upsert(model, id, payload, expiresIn)),
-    find: (model, id) => span('find', model, () => store.find(model, id)),
-    findByUid: (model, uid) => span('findByUid', model, () => store.findByUid(model, uid)),
-    findByUserCode: (model, code) => span('findByUserCode', model, () => store.findByUserCode(model, code)),
-    consume: (model, id) => span('consume', model, () => store.consume(model, id)),
-    recordOnce: (model, id, payload, expiresIn) => span('recordOnce', model, () => store.recordOnce(model, id, payload, expiresIn)),
-    destroy: (model, id) => span('destroy', model, () => store.destroy(model, id)),
-    revokeByGrantId: (model, grantId) => span('revokeByGrantId', model, () => store.revokeByGrantId(model, grantId)),
-    purgeExpired: () => store.purgeExpired(),
-    ping: () => store.ping(),
-    close: () => store.close(),
   };
 }

@@ -9,7 +9,7 @@ import type { CallDiagnostics } from '../diagnostics/call-diagnostics.ts';
 import type { RecentCalls } from '../diagnostics/call-journal.ts';
 import type { CallRecord } from '../diagnostics/call-record.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
-import { OAuthError } from '../http/oauth-error.ts';
+import { OAuthError } from '../kernel/oauth-error.ts';
 import { readForm } from '../http/read-body.ts';
 import type { Views } from '../interactions/views.ts';
 import type { Logger } from '../observability/logger.ts';

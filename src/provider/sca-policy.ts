@@ -1,6 +1,5 @@
 import { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import type { ConsentService } from '../consents/consent-service.ts';
-import { intentIdFromClaims } from '../consents/provider-hooks.ts';
+import { intentIdFromClaims, type ConsentOfToken } from '../consents/provider-hooks.ts';
 import { accountAccessReauthDue, acrRequestOf, AuthenticationRequirementsUnmet, requiredAuthentication } from '../sca/authentication-policy.ts';
 import { ACR_SCA } from '../sca/authentication.ts';
 import type { ClientStanding } from './create-provider.ts';
@@ -58,11 +57,10 @@ function acrRequestParams(params: Record<string, unknown>) {
  */
 export function authenticationTokenClaims(
   claims: NonNullable<Configuration['extraTokenClaims']>,
-  deps: { consents: ConsentService; reauthDays: number; now: () => Date },
+  deps: { consentOf: ConsentOfToken; reauthDays: number; now: () => Date },
 ): NonNullable<Configuration['extraTokenClaims']> {
   return async (ctx, token) => {
-    const grantId = (token as { grantId?: string }).grantId;
-    const consent = grantId === undefined ? undefined : await deps.consents.findByGrantId(grantId);
+    const consent = await deps.consentOf(token);
     const auth = consent?.authentication;
     if (ctx.oidc.params?.grant_type === 'refresh_token' && consent !== undefined && consent.kind !== 'domestic_payment') {
       // RTS Art. 10a: without a new SCA, account access lasts at most reauthDays after the last one.

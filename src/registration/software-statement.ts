@@ -1,6 +1,6 @@
 import { decodeJwt, errors as joseErrors, jwtVerify } from 'jose';
 import { SIGNING_ALGORITHMS } from '../config/schema.ts';
-import { OAuthError } from '../http/oauth-error.ts';
+import { OAuthError } from '../kernel/oauth-error.ts';
 import type { TrustedDirectory } from './directories.ts';
 
 /** The claims Moat relies on from a software statement assertion (UK OB / Open Finance Brasil style). */

@@ -1,7 +1,7 @@
 import type { webcrypto } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import * as x509 from '../tls/x509.ts';
+import * as x509 from '../pki/x509.ts';
 
 /*
  * What a CA publishes about revocation, built with pkijs (OCSP, RFC 6960) and @peculiar/x509

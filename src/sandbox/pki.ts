@@ -1,5 +1,5 @@
 import { createPrivateKey, KeyObject, randomBytes, webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
-import * as x509 from '../tls/x509.ts';
+import * as x509 from '../pki/x509.ts';
 import { encodePsd2QcStatements, QC_STATEMENTS_EXTENSION, type Psd2Role } from '../certificates/psd2-qc-statement.ts';
 
 /*

@@ -2,10 +2,10 @@ import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, importJWK, importPKCS8, SignJWT, type JWK } from 'jose';
-import { formatDistinguishedName, subjectOf } from '../tls/distinguished-name.ts';
+import { formatDistinguishedName, subjectOf } from '../pki/distinguished-name.ts';
 import type { Psd2Role } from '../certificates/psd2-qc-statement.ts';
 import { certificateProfile } from '../certificates/certificate-profile.ts';
-import * as x509 from '../tls/x509.ts';
+import * as x509 from '../pki/x509.ts';
 import { issueLeaf } from './pki.ts';
 import type { SandboxMaterial } from './sandbox-material.ts';
 

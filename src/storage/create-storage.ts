@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MoatConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
-import { tracedModelStore, tracedSql } from '../observability/tracing.ts';
+import { tracedModelStore, tracedSql } from './traced-storage.ts';
 import { createMemoryModelStore } from './embedded/memory-model-store.ts';
 import type { ModelStore, StorageErrorListener } from './model-store.ts';
 import type { Redis } from 'ioredis';

@@ -1,3 +1,6 @@
+import { StorageUnavailableError } from '../kernel/storage-unavailable.ts';
+
+export { StorageUnavailableError };
 import type { AdapterPayload } from 'oidc-provider';
 
 /**
@@ -46,13 +49,6 @@ export interface ModelStore {
 
 export type ConsumeResult = 'consumed' | 'already-consumed' | 'absent';
 
-/** Raised by a store when its backend cannot be reached; mapped to a 503 at the edge. */
-export class StorageUnavailableError extends Error {
-  constructor(backend: string, options?: { cause?: unknown }) {
-    super(`${backend} is unavailable`, options);
-    this.name = 'StorageUnavailableError';
-  }
-}
 
 /**
  * What a backend call was doing when its backend failed: a model-store method, a kind of SQL call,

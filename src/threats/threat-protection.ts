@@ -5,7 +5,7 @@ import type { AuditLog } from '../audit/audit-log.ts';
 import type { MoatConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { endpointOf, unlessStorageIsDown } from '../observability/metrics.ts';
-import { outcomeOf } from '../http/request-context-middleware.ts';
+import { outcomeOf } from '../kernel/outcome.ts';
 import type { ClientStanding } from '../provider/create-provider.ts';
 import type { SqlClient } from '../storage/sql/sql-client.ts';
 import { createClientRestrictions, type ClientRestrictions } from './client-restrictions.ts';

@@ -1,10 +1,10 @@
 import type { X509Certificate } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { ForwardedCertFormat } from '../config/schema.ts';
-import { certificateThumbprint, verifyCertificateChain, type ChainVerification, type TrustAnchors } from './certificate-chain.ts';
-import { subjectOf, type DistinguishedName } from './distinguished-name.ts';
-import { ALL_FORWARDED_CERT_HEADERS, FORWARDED_CERT_HEADERS, readForwardedCertificate } from './forwarded-certificate.ts';
+import type { ForwardedCertFormat } from '../pki/forwarded-certificate.ts';
+import { certificateThumbprint, verifyCertificateChain, type ChainVerification, type TrustAnchors } from '../pki/certificate-chain.ts';
+import { subjectOf, type DistinguishedName } from '../pki/distinguished-name.ts';
+import { ALL_FORWARDED_CERT_HEADERS, FORWARDED_CERT_HEADERS, readForwardedCertificate } from '../pki/forwarded-certificate.ts';
 import { createTrustedProxies } from './trusted-proxies.ts';
 
 /*

@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import type { ForwardedCertFormat, MoatConfig } from '../../src/config/schema.ts';
 import { SECRETS_FILE } from '../../src/keys/secrets.ts';
 import { SIGNING_KEYS_FILE } from '../../src/keys/signing-keys.ts';
-import { FORWARDED_CERT_HEADERS } from '../../src/tls/forwarded-certificate.ts';
+import { FORWARDED_CERT_HEADERS } from '../../src/pki/forwarded-certificate.ts';
 
 /*
  * The deployment manifests against the code they deploy: probes on the routes Moat serves, a

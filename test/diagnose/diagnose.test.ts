@@ -7,7 +7,7 @@ import type { CheckResult } from '../../src/diagnose/checks.ts';
 import type { Diagnosis } from '../../src/diagnose/report.ts';
 import { importSigningKey } from '../../src/sandbox/pki.ts';
 import { ensureSandboxMaterial, type SandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
-import { formatDistinguishedName, parseDistinguishedName, toX509Name } from '../../src/tls/distinguished-name.ts';
+import { formatDistinguishedName, parseDistinguishedName, toX509Name } from '../../src/pki/distinguished-name.ts';
 import { runMoat } from '../support/cli.ts';
 import { freePort, startMoat, type Harness } from '../support/moat-harness.ts';
 import { createTestCa, issueLeaf, type JsonName, type LeafOptions, type TestCa } from '../support/pki.ts';

@@ -8,7 +8,7 @@ import { runMoat } from '../support/cli.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { createTestCa, issueLeaf, type JsonName, type TestCa, type TestCertificate } from '../support/pki.ts';
 import { onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
-import * as x509 from '../../src/tls/x509.ts';
+import * as x509 from '../../src/pki/x509.ts';
 
 /*
  * Operator-certificate mTLS on the admin listener (issue 5): HTTPS, a client certificate from an

@@ -1,7 +1,7 @@
 import * as oauth from 'oauth4webapi';
 import { importSigningKey } from '../../src/sandbox/pki.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
-import * as x509 from '../../src/tls/x509.ts';
+import * as x509 from '../../src/pki/x509.ts';
 import type { Harness } from '../support/moat-harness.ts';
 import { createTestCa, issueLeaf, type TestCa } from '../support/pki.ts';
 import { authorizationCodeFlow, onboardTpp, tlsFetch, useMoatWithTpp, type RegisteredTpp } from '../support/tpp-client.ts';

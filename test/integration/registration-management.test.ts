@@ -3,7 +3,7 @@ import { importJWK, SignJWT, type JWK } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { issueLeaf } from '../../src/sandbox/pki.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
-import * as x509 from '../../src/tls/x509.ts';
+import * as x509 from '../../src/pki/x509.ts';
 import { authorizationCodeFlow, discover, issueTpp, tlsFetch, type RegisteredTpp, type TppCredentials } from '../support/tpp-client.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
 import { issueSandboxTpp } from '../../src/sandbox/tpp-credentials.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
-import * as x509 from '../../src/tls/x509.ts';
+import * as x509 from '../../src/pki/x509.ts';
 import { scrapeMetrics } from '../support/admin-metrics.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { createTestCa, issueLeaf, type TestCa } from '../support/pki.ts';

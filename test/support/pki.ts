@@ -1,5 +1,5 @@
 import { KeyObject, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
-import * as x509 from '../../src/tls/x509.ts';
+import * as x509 from '../../src/pki/x509.ts';
 
 /*
  * Real certificates for tests, built with @peculiar/x509 and WebCrypto keys: CAs, intermediates

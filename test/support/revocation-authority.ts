@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { answerOcsp, buildCrl } from '../../src/sandbox/ca-services.ts';
 import { importSigningKey } from '../../src/sandbox/pki.ts';
-import * as x509 from '../../src/tls/x509.ts';
+import * as x509 from '../../src/pki/x509.ts';
 
 /*
  * A CA's revocation services on loopback, for tests: an OCSP responder (RFC 6960) and a CRL

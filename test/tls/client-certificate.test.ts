@@ -5,11 +5,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { certificateThumbprint, loadTrustAnchors, type TrustAnchors } from '../../src/tls/certificate-chain.ts';
+import { certificateThumbprint, loadTrustAnchors, type TrustAnchors } from '../../src/pki/certificate-chain.ts';
 import {
   createClientCertificateResolver, type ClientCertificateOptions, type IgnoredHeader, type PresentedCertificate,
 } from '../../src/tls/client-certificate.ts';
-import { formatDistinguishedName } from '../../src/tls/distinguished-name.ts';
+import { formatDistinguishedName } from '../../src/pki/distinguished-name.ts';
 import { createHttpServer, createHttpsServer } from '../../src/tls/https-server.ts';
 import { createProxyAllowList } from '../../src/tls/trusted-proxies.ts';
 import {

@@ -6,8 +6,8 @@ import {
 } from '@peculiar/asn1-x509';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { certificateThumbprint, loadTrustAnchors, MAX_CHAIN_DEPTH, verifyCertificateChain, type TrustAnchors } from '../../src/tls/certificate-chain.ts';
-import * as x509 from '../../src/tls/x509.ts';
+import { certificateThumbprint, loadTrustAnchors, MAX_CHAIN_DEPTH, verifyCertificateChain, type TrustAnchors } from '../../src/pki/certificate-chain.ts';
+import * as x509 from '../../src/pki/x509.ts';
 import { createIntermediateCa, createSelfSignedLeaf, createTestCa, issueLeaf, type JsonName, type TestCa, type TestCertificate } from '../support/pki.ts';
 
 /* Chain policy with a frozen clock: every certificate's validity is set relative to NOW. */

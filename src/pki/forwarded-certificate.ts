@@ -1,6 +1,9 @@
 import { X509Certificate } from 'node:crypto';
 import { isInnerList, parseItem, parseList } from 'structured-headers';
-import type { ForwardedCertFormat } from '../config/schema.ts';
+
+/** Forms of the forwarded client certificate an mTLS-terminating gateway can send. */
+export const FORWARDED_CERT_FORMATS = ['rfc9440', 'nginx', 'envoy-xfcc'] as const;
+export type ForwardedCertFormat = (typeof FORWARDED_CERT_FORMATS)[number];
 
 /*
  * The client certificate as an mTLS-terminating gateway forwards it. Three forms are in use:

@@ -1,8 +1,8 @@
-import * as x509 from '../../src/tls/x509.ts';
+import * as x509 from '../../src/pki/x509.ts';
 import {
   describeDifference, distinguishedNamesEqual, formatDistinguishedName, getAttribute, InvalidDistinguishedNameError,
   issuerOf, parseDistinguishedName, resolveAttributeType, subjectOf, toX509Name,
-} from '../../src/tls/distinguished-name.ts';
+} from '../../src/pki/distinguished-name.ts';
 import { createTestCa, issueLeaf, type JsonName, type TestCa } from '../support/pki.ts';
 
 const equal = (a: string, b: string) => distinguishedNamesEqual(parseDistinguishedName(a), parseDistinguishedName(b));

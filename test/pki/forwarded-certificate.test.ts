@@ -1,6 +1,6 @@
 import {
   ALL_FORWARDED_CERT_HEADERS, MalformedForwardedCertificateError, parseXfcc, readForwardedCertificate, type ForwardedCertificate,
-} from '../../src/tls/forwarded-certificate.ts';
+} from '../../src/pki/forwarded-certificate.ts';
 import { byteSequence, createIntermediateCa, createTestCa, issueLeaf, type TestCa, type TestCertificate } from '../support/pki.ts';
 
 let root: TestCa;

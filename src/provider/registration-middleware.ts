@@ -10,19 +10,19 @@ import type { MoatConfig } from '../config/schema.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
 import { readJsonObject, readText } from '../http/read-body.ts';
 import { unstorableText } from '../http/storable-text.ts';
-import { OAuthError } from '../http/oauth-error.ts';
+import { OAuthError } from '../kernel/oauth-error.ts';
 import type { Logger } from '../observability/logger.ts';
-import { PROVIDER_BODY } from '../provider/internals.ts';
+import { PROVIDER_BODY } from './internals.ts';
 import type { ModelStore } from '../storage/model-store.ts';
 import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
-import { formatDistinguishedName, issuerOf } from '../tls/distinguished-name.ts';
-import type { TrustedDirectory } from './directories.ts';
-import { markRegistrationApproved } from './approval.ts';
-import { registrationMetadata } from './registration-policy.ts';
-import { verifySignedRegistrationRequest } from './signed-registration-request.ts';
-import { verifySoftwareStatement, type SoftwareStatement } from './software-statement.ts';
-import { issuerOfPresented, recordRegisteredTpp, registeredTppOf } from './tpp-records.ts';
+import { formatDistinguishedName, issuerOf } from '../pki/distinguished-name.ts';
+import type { TrustedDirectory } from '../registration/directories.ts';
+import { markRegistrationApproved } from '../registration/approval.ts';
+import { registrationMetadata } from '../registration/registration-policy.ts';
+import { verifySignedRegistrationRequest } from '../registration/signed-registration-request.ts';
+import { verifySoftwareStatement, type SoftwareStatement } from '../registration/software-statement.ts';
+import { issuerOfPresented, recordRegisteredTpp, registeredTppOf } from '../registration/tpp-records.ts';
 
 interface Deps {
   config: MoatConfig;
