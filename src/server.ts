@@ -57,7 +57,7 @@ import { openHsmSigning, signingFailuresCounter } from './provider/external-sign
 import { createRegistrationMiddleware } from './provider/registration-middleware.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
-import { createSandboxPkiRouter } from './sandbox/sandbox-pki.ts';
+import { createSandboxPkiRouter } from './sandbox/revocation-services.ts';
 import { startSandboxAccountService } from './sandbox/sandbox-account-service.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { loadAdminCredentials } from './admin/operator-authentication.ts';

@@ -8,7 +8,7 @@ import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import * as x509 from '../pki/x509.ts';
 import { answerOcsp, buildCrl, type CaSigner } from './ca-services.ts';
-import { importSigningKey } from './pki.ts';
+import { importSigningKey } from './certificate-issuing.ts';
 import type { SandboxMaterial } from './sandbox-material.ts';
 
 /*
