@@ -24,7 +24,7 @@ export function sandboxRevocationPointers(issuer: string): { ocspUrl: string; cr
   return { ocspUrl: `${base}/ocsp`, crlUrl: `${base}/tpp-ca.crl` };
 }
 
-export function createSandboxPkiRouter(deps: {
+export function createSandboxRevocationRouter(deps: {
   material: SandboxMaterial;
   sql: SqlClient;
   clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;
