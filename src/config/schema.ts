@@ -177,6 +177,19 @@ const upstreamIdpSchema = z.strictObject({
     amrCombinations: z.array(z.array(z.string().min(1)).min(1)).default([]),
     /** `acr_values` sent to the IdP, asking for SCA up front. Unset: none sent. */
     requestAcrValues: z.array(z.string().min(1)).min(1).optional(),
+    /**
+     * A login the mapping does not count as SCA is never accepted as it is (RTS Art. 4).
+     * `step_up`: Moat asks for its own factor — a one-time code or a passkey the customer set up
+     * with Moat — when that makes the whole strong; a customer without one is told a stronger sign-in
+     * is needed. `refuse`: that page always, even for a customer with a Moat factor.
+     */
+    belowSca: z.enum(['step_up', 'refuse']).default('step_up'),
+    /**
+     * The RTS category (Art. 6–8) of the one element a login below SCA proves when its amr names no
+     * method Moat knows (an IdP that sends only acr): `knowledge` for a password. Unset: only the
+     * amr decides, and such a login is stepped up by a passkey alone.
+     */
+    belowScaCategory: z.enum(['knowledge', 'possession', 'inherence']).optional(),
   }).prefault({}),
 });
 
