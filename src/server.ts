@@ -88,6 +88,7 @@ import { createTrustFileReloader, type TrustFileReloader } from './trust/trust-f
 import { configHash, describeConfig } from './config/config-description.ts';
 import { createInstanceHeartbeat, type InstanceHeartbeat } from './deployment/instance-heartbeat.ts';
 import { createRenderError } from './interactions/render-error.ts';
+import { createOwnCertificates, type OwnCertificates } from './acme/own-certificates.ts';
 import type { DirectoryConfig } from './config/schema.ts';
 
 /** In sandbox mode the built-in sandbox API is a resource server, so a first token has something to call. */
@@ -107,6 +108,8 @@ export interface MoatServer {
   storage: Awaited<ReturnType<typeof createStorage>>;
   consents: ConsentService;
   certificates: { registry: CertificateRegistry; monitor: RevocationMonitor; notices?: ExpiryNotices };
+  /** Moat's own certificates renewed by ACME, when `acme.enabled`. */
+  ownCertificates?: OwnCertificates;
   /** Trust anchors, directory JWKS files and operator CRLs, re-read when they change. */
   trustFiles: TrustFileReloader;
   /** This instance's configuration hash, recorded with a heartbeat for drift detection. */
@@ -165,6 +168,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
   const heartbeat = createInstanceHeartbeat({ sql: storage.sql, configHash: configHash(configured), metrics: metrics.registry, logger });
   logger.info({ event: 'config.loaded', configHash: heartbeat.configHash }, 'configuration loaded');
   let accountSource: Awaited<ReturnType<typeof createAccountSource>> | undefined;
+  let ownCertificates: OwnCertificates | undefined;
   try {
     if (sandbox !== undefined) {
       await seedSandboxCustomers(storage.sql);
@@ -236,8 +240,12 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const federatedCustomers = upstreamIdp === undefined ? undefined : createSqlFederatedCustomerDirectory(storage.sql);
     const customers = federatedCustomers ?? createSqlCustomerDirectory(storage.sql);
     // accounts.source: the customer_account table, the bank's account service, or the sandbox's own.
+    // Moat's own certificates by ACME: in hand (from their files, or ordered) before anything presents them.
+    ownCertificates = await createOwnCertificates({ config, logger, registry: metrics.registry, now });
     accountSource = await createAccountSource({ config, sql: storage.sql, logger, registry: metrics.registry, startSandboxService: startSandboxAccountService });
     const accounts = accountSource.directory;
+    const accountService = accountSource.accountService;
+    if (accountService !== undefined) ownCertificates?.accountServiceClient?.onRenewed((renewed) => accountService.setClientCertificate(renewed));
     const consents = createConsentService({
       store: cachedConsentStore(createSqlConsentStore(storage.sql), cacheOf('consent-grant', 5_000, deepFrozen)),
       revokeGrant: (grantId) => revokeGrant({ durable: storage.durable, shortLived: storage.shortLived }, grantId),
@@ -385,10 +393,17 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     threats.start();
 
     const handler = app.callback();
-    const serverIdentity = config.tls.terminate
-      ? { cert: readFileSync(config.tls.certFile ?? sandbox!.serverCertFile), key: readFileSync(config.tls.keyFile ?? sandbox!.serverKeyFile) }
-      : undefined;
+    const acmeServer = ownCertificates?.server?.current();
+    let serverIdentity: { cert: string | Buffer; key: string | Buffer } | undefined = !config.tls.terminate ? undefined
+      : acmeServer !== undefined ? { cert: acmeServer.certPem, key: acmeServer.keyPem }
+        : { cert: readFileSync(config.tls.certFile ?? sandbox!.serverCertFile), key: readFileSync(config.tls.keyFile ?? sandbox!.serverKeyFile) };
     const server = serverIdentity !== undefined ? createHttpsServer({ ...serverIdentity, ca: anchors.pem, handler }) : createHttpServer(handler);
+    // A renewed server certificate: new handshakes get it, connections already open keep theirs.
+    ownCertificates?.server?.onRenewed((renewed) => {
+      const identity = { cert: renewed.certPem, key: renewed.keyPem };
+      (server as unknown as TlsServer).setSecureContext(tlsServerOptions({ ...identity, ca: anchors.pem }));
+      serverIdentity = identity;
+    });
 
     // Trust files re-read when they change: the anchors object is shared by reference, so every
     // check sees the new set; the TLS context is swapped for the CertificateRequest's CA list.
@@ -409,13 +424,14 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     });
     trustFiles.start();
     heartbeat.start();
+    ownCertificates?.start();
 
     const listenPublic = () => listenOn(server, 'listen', config.listen.host, config.listen.port);
 
     const moat: MoatServer = {
       server, provider, config, storage, consents, audit, threats,
       certificates: { registry, monitor: certificateMonitor, ...(expiryNotices === undefined ? {} : { notices: expiryNotices }) },
-      trustFiles, heartbeat,
+      trustFiles, heartbeat, ...(ownCertificates === undefined ? {} : { ownCertificates }),
       async listen() {
         if (admin !== undefined) moat.adminPort = await admin.listen(config.admin.host, config.admin.port);
         return listenPublic();
@@ -424,6 +440,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         clearInterval(expirySweep);
         certificateMonitor.stop();
         trustFiles.stop();
+        await ownCertificates?.stop();
         await heartbeat.stop();
         await expiryNotices?.stop();
         threats.stop();
@@ -444,6 +461,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     return moat;
   } catch (err) {
     for (const close of closeOnFailure) close();
+    await ownCertificates?.stop();
     await accountSource?.close();
     await storage.close();
     throw err;

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Middleware } from 'koa';
+import type { CertificateRefusal } from '../kernel/certificate-refusal.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import type { CertificateRegistry, CertificateStatus } from './certificate-registry.ts';
 
@@ -15,19 +16,19 @@ export interface CertificateGate {
   /** Looks up the presented certificate's registry status for the rest of the request. */
   middleware: Middleware;
   /** Why the presented certificate must be refused, or undefined. Synchronous. */
-  refusal(req: IncomingMessage): string | undefined;
+  refusal(req: IncomingMessage): CertificateRefusal | undefined;
   /** Whether a token bound to this thumbprint (RFC 8705 x5t#S256) may still be used. */
   bindingAlive(thumbprint: string): Promise<boolean>;
 }
 
-const verdicts = new WeakMap<IncomingMessage, string | undefined>();
+const verdicts = new WeakMap<IncomingMessage, CertificateRefusal | undefined>();
 
-function refusalFor(status: { status: CertificateStatus; lastCheckResult?: string } | undefined, failMode: 'open' | 'closed'): string | undefined {
+function refusalFor(status: { status: CertificateStatus; lastCheckResult?: string } | undefined, failMode: 'open' | 'closed'): CertificateRefusal | undefined {
   if (status === undefined) return undefined;
-  if (status.status === 'revoked') return 'the client certificate has been revoked';
-  if (status.status === 'retired') return 'the client certificate has been retired (replaced by a newer certificate)';
+  if (status.status === 'revoked') return { code: 'revoked', description: 'the client certificate has been revoked' };
+  if (status.status === 'retired') return { code: 'retired', description: 'the client certificate has been retired (replaced by a newer certificate)' };
   if (failMode === 'closed' && status.lastCheckResult?.startsWith('unknown') === true) {
-    return 'the revocation status of the client certificate cannot be established, and this server fails closed';
+    return { code: 'revocation_unknown', description: 'the revocation status of the client certificate cannot be established, and this server fails closed' };
   }
   return undefined;
 }

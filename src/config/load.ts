@@ -158,6 +158,7 @@ function crossFieldProblems(config: MoatConfig): string[] {
     }
   });
   problems.push(...upstreamIdpProblems(config));
+  problems.push(...acmeProblems(config));
   const names = config.directories.map((d) => d.issuer);
   if (new Set(names).size !== names.length) problems.push('directories: two directories share an issuer');
   for (const reserved of ['openid', 'offline_access']) {
@@ -181,6 +182,27 @@ function upstreamIdpProblems(config: MoatConfig): string[] {
   return problems;
 }
 
+/** acme: everything an order needs, and somewhere to keep what it brings. */
+function acmeProblems(config: MoatConfig): string[] {
+  const { acme } = config;
+  const problems: string[] = [];
+  if (!acme.enabled) {
+    if (acme.accountServiceClient.enabled) problems.push('acme.accountServiceClient.enabled: needs acme.enabled (and acme.directoryUrl)');
+    return problems;
+  }
+  if (acme.directoryUrl === undefined) problems.push('acme.directoryUrl: required when acme.enabled is true (the ACME directory of the bank\'s CA)');
+  if (acme.server.enabled && config.tls.terminate && (config.tls.certFile === undefined || config.tls.keyFile === undefined)) {
+    problems.push('tls.certFile, tls.keyFile: required with acme.server.enabled — where the issued certificate and its key are kept between restarts');
+  }
+  if (acme.accountServiceClient.enabled) {
+    if (config.accounts.source !== 'http') problems.push('acme.accountServiceClient.enabled: needs accounts.source http (the client certificate is the one presented to accounts.http.url)');
+    if (acme.accountServiceClient.domains === undefined) problems.push('acme.accountServiceClient.domains: required — the DNS names the account service knows Moat by');
+  }
+  // Each worker would renew on its own and write the same files.
+  if (config.workers !== 1) problems.push('workers: acme renews certificates in a single process; set workers to 1 with acme.enabled');
+  return problems;
+}
+
 function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
   const at = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   const maybe = (p: string | undefined) => (p === undefined ? undefined : at(p));
@@ -189,6 +211,11 @@ function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
     dataDir: at(config.dataDir),
     tls: { ...config.tls, certFile: maybe(config.tls.certFile), keyFile: maybe(config.tls.keyFile) },
     trustAnchors: config.trustAnchors.map(at),
+    acme: {
+      ...config.acme, caFile: maybe(config.acme.caFile), accountKeyFile: maybe(config.acme.accountKeyFile),
+      externalAccountBinding: config.acme.externalAccountBinding === undefined ? undefined
+        : { ...config.acme.externalAccountBinding, hmacKeyFile: maybe(config.acme.externalAccountBinding.hmacKeyFile) },
+    },
     certificates: { ...config.certificates, expiryNotices: { ...config.certificates.expiryNotices, caFile: maybe(config.certificates.expiryNotices.caFile) } },
     keys: {
       ...config.keys, dir: at(config.keys.dir),

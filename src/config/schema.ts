@@ -1,6 +1,7 @@
 import { FORWARDED_CERT_FORMATS } from '../pki/forwarded-certificate.ts';
 import { z } from 'zod';
 import { accountsSchema } from './accounts-schema.ts';
+import { acmeSchema } from './acme-schema.ts';
 
 /*
  * Moat's configuration, one schema for the YAML file and the MOAT_* environment overrides.
@@ -206,6 +207,8 @@ export const configSchema = z.strictObject({
     /** Origin of the mTLS endpoint aliases (RFC 8705 §5) when they live on another host. */
     mtlsEndpointAliasOrigin: httpsUrl.optional(),
   }).prefault({}),
+  /** Moat's own certificates (server, account service client) from the bank's CA by ACME, renewed while running (src/config/acme-schema.ts). */
+  acme: acmeSchema,
   /** CA certificates (PEM files) that TPP transport certificates must chain to. */
   trustAnchors: z.array(z.string().min(1)).default([]),
   /** Trust anchors, directory jwksFiles and admin.tls.crlFiles are re-read when they change. */
@@ -467,6 +470,29 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   /** Where the customer's accounts come from (src/config/accounts-schema.ts). */
   accounts: accountsSchema,
+  /**
+   * Decoupled authorisation (OpenID Connect CIBA Core 1.0 under the FAPI-CIBA profile): a TPP asks the
+   * bank to authenticate its customer on the bank's own app. Poll and ping modes; push is not allowed
+   * by FAPI-CIBA §5.2.2.
+   */
+  ciba: z.strictObject({
+    enabled: z.boolean().default(true),
+    /** CIBA Core §7.3 `interval`: the seconds a poll must wait after the previous one, else `slow_down`. */
+    pollIntervalSeconds: seconds(60).default(5),
+    /** How long a request waits for the customer when the TPP asks no `requested_expiry`, and the most it may ask. */
+    maxExpirySeconds: seconds(3600).default(600),
+    /** Ping mode (CIBA Core §10.2): calls to the TPP's client notification endpoint. */
+    ping: z.strictObject({
+      /** Calls before a notification is given up (the TPP can still poll the token endpoint). */
+      maxAttempts: z.number().int().min(1).max(20).default(5),
+      /** The wait before the second call; doubled for each further one. */
+      retryBaseMs: z.number().int().min(10).max(60_000).default(1000),
+      /** Per call, in milliseconds. */
+      timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+      /** PEM file of CAs trusted for notification endpoints beside the system's (a sandbox TPP's own CA). */
+      caFile: z.string().min(1).optional(),
+    }).prefault({}),
+  }).prefault({}),
   consents: z.strictObject({
     /** How often authorised consents past their expiry are expired (and their tokens revoked), in seconds. */
     expiryCheckSeconds: seconds(3600).default(60),

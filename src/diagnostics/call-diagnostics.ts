@@ -5,6 +5,7 @@ import type { CertificateRegistry } from '../certificates/certificate-registry.t
 import { OAuthError } from '../kernel/oauth-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { TrustAnchors } from '../pki/certificate-chain.ts';
+import type { CertificateRefusal } from '../kernel/certificate-refusal.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import type { CallJournal, CallOwners, RecentCalls } from './call-journal.ts';
 import { buildCallRecord, isTppCall, type CallRecord } from './call-record.ts';
@@ -34,7 +35,7 @@ export interface CallDiagnostics {
 interface Deps {
   journal: CallJournal;
   clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;
-  refusal: (req: IncomingMessage) => string | undefined;
+  refusal: (req: IncomingMessage) => CertificateRefusal | undefined;
   registry: CertificateRegistry;
   anchors: TrustAnchors;
   logger: Logger;

@@ -3,6 +3,7 @@ import Router from '@koa/router';
 import type { CertificateRegistry } from '../certificates/certificate-registry.ts';
 import type { ExpiryNotices } from '../certificates/expiry-notices.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
+import type { CertificateRefusal } from '../kernel/certificate-refusal.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import { DIAGNOSTICS_PATH } from './call-diagnostics.ts';
 
@@ -15,7 +16,7 @@ import { DIAGNOSTICS_PATH } from './call-diagnostics.ts';
 
 export function createExpiryNoticeDiagnosticsRouter(deps: {
   clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;
-  refusal: (req: IncomingMessage) => string | undefined;
+  refusal: (req: IncomingMessage) => CertificateRefusal | undefined;
   registry: CertificateRegistry;
   notices: ExpiryNotices;
   now?: () => Date;

@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { calculateJwkThumbprint, EmbeddedJWK, errors as joseErrors, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import type { ParameterizedContext } from 'koa';
 import { SIGNING_ALGORITHMS } from '../config/schema.ts';
+import { MTLS_OUTCOME_OF_REFUSAL, type CertificateRefusal } from '../kernel/certificate-refusal.ts';
 import type { Finding } from '../kernel/finding.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 
@@ -49,7 +50,7 @@ export interface ProofReplayStore {
 export interface SenderConstraintChecks {
   clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;
   /** The registry's refusal of the presented certificate (revoked, retired), if any. */
-  certificateRefusal?: (req: IncomingMessage) => string | undefined;
+  certificateRefusal?: (req: IncomingMessage) => CertificateRefusal | undefined;
   /** The issuer: Moat's APIs are served on its URL, so a proof's htu is checked against it. */
   issuer: string;
   replay: ProofReplayStore;
@@ -103,8 +104,8 @@ export async function checkSenderConstraint(ctx: ParameterizedContext, token: Pr
     }
     const refusal = checks.certificateRefusal?.(ctx.req);
     if (refusal !== undefined) {
-      ctx.state.outcome = refusal.includes('revoked') ? 'mtls_certificate_revoked' : refusal.includes('retired') ? 'mtls_certificate_retired' : 'mtls_revocation_unknown';
-      throw new TokenRejected('invalid_token', `this access token is bound to a certificate that can no longer be used: ${refusal}`);
+      ctx.state.outcome = MTLS_OUTCOME_OF_REFUSAL[refusal.code];
+      throw new TokenRejected('invalid_token', `this access token is bound to a certificate that can no longer be used: ${refusal.description}`);
     }
   }
   if (token.jkt !== undefined) await checkDpopProof(ctx, value, token.jkt, checks);

@@ -4,15 +4,16 @@ import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
 import {
-  ACCOUNTS_SCOPE, ACCOUNTS_SCOPE_PERMISSIONS, AuthorizationDetailsInvalid, parseRequestedDetail, PERMISSION_GROUPS, permissionsInGroups,
-  type GrantDecision, type GrantedAccount, type GrantedDetail, type RequestedDetail,
+  ACCOUNTS_SCOPE_PERMISSIONS, AuthorizationDetailsInvalid, parseRequestedDetail,
+  type GrantDecision, type GrantedDetail, type RequestedDetail,
 } from '../consents/authorization-details.ts';
 import { ConsentNotFound, ConsentStateConflict, kindOf, newConsentId } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
+import { asksAccountsByScope, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
 import { describeAccount, describeDetail } from '../consents/presentation.ts';
 import { intentIdFromClaims } from '../consents/provider-hooks.ts';
 import { intentProblem } from '../consents/provider-middleware.ts';
-import { AccountsUnavailable, sameAccount, type AccountDirectory, type AccountLookup, type CustomerAccount } from '../customers/account-directory.ts';
+import { AccountsUnavailable, type AccountDirectory } from '../customers/account-directory.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import { lockedMessage, type LoginThrottle } from '../customers/login-throttle.ts';
 import { SANDBOX_CUSTOMERS } from '../customers/sql-customer-directory.ts';
@@ -91,9 +92,6 @@ class RequestNotAuthorisable extends Error {
     this.error = error;
   }
 }
-
-/** A choice the customer can correct on the same page. */
-class ChoiceInvalid extends Error {}
 
 export function createInteractionRouter(deps: InteractionDeps): Router {
   const { provider, views, customers, accounts, consents, config, logger, csrf, throttle, sca, passkeys } = deps;
@@ -186,26 +184,10 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     return { clientId, scope, intentId, ...(consent.requested === undefined ? {} : { detail: consent.requested }) };
   };
 
-  /**
-   * The customer's accounts this request may use: all, or those the TPP named; for a payment, those
-   * in its currency that the account directory says can pay it. Answers are kept for the interaction.
-   */
-  const offeredAccounts = async (customerId: string, request: PendingRequest, lookup: AccountLookup): Promise<CustomerAccount[]> => {
-    const { detail } = request;
-    if (detail === undefined) return asksAccountsByScope(request) ? accounts.listForCustomer(customerId, lookup) : [];
-    const own = await accounts.listForCustomer(customerId, lookup);
-    const named = detail.type === 'account_information' ? detail.accounts : detail.debtorAccount === undefined ? undefined : [detail.debtorAccount];
-    const currency = detail.type === 'payment_initiation' ? detail.instructedAmount.currency : undefined;
-    const matching = own.filter((a) => (named === undefined || named.some((ref) => sameAccount(a, ref))) && (currency === undefined || a.currency === currency));
-    if (detail.type !== 'payment_initiation') return matching;
-    const payable = await Promise.all(matching.map((a) => accounts.canPay(customerId, a.id, detail.instructedAmount, lookup)));
-    return matching.filter((_, i) => payable[i]);
-  };
-
   const renderConsent = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, extra: { error?: string; chosen?: string[] } = {}) => {
     const customerId = details.session!.accountId;
     const customer = await customers.findById(customerId);
-    const offered = await offeredAccounts(customerId, request, { interactionId: details.uid });
+    const offered = await offeredAccounts(accounts, customerId, request, { interactionId: details.uid });
     const view = request.detail === undefined ? undefined : describeDetail(request.detail);
     const byScope = asksAccountsByScope(request);
     ctx.type = 'html';
@@ -476,10 +458,10 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const chosen = form.getAll('accounts');
     let granted: GrantDecision | undefined;
     try {
-      const offered = await offeredAccounts(customerId, request, { interactionId: details.uid });
+      const offered = await offeredAccounts(accounts, customerId, request, { interactionId: details.uid });
       // Asked by scope alone: the accounts chosen, recorded in the shape authorization_details use.
-      granted = request.detail !== undefined ? grantedDetail(request.detail, offered, chosen, form)
-        : asksAccountsByScope(request) ? grantedDetail({ type: 'account_information', permissions: [...ACCOUNTS_SCOPE_PERMISSIONS] }, offered, chosen, form) : undefined;
+      granted = request.detail !== undefined ? grantedDetail(request.detail, offered, chosen, keptGroups(form))
+        : asksAccountsByScope(request) ? grantedDetail({ type: 'account_information', permissions: [...ACCOUNTS_SCOPE_PERMISSIONS] }, offered, chosen, keptGroups(form)) : undefined;
     } catch (err) {
       if (!(err instanceof ChoiceInvalid)) throw err;
       ctx.status = 400;
@@ -566,35 +548,9 @@ export async function signIn(
   return { ok: true, customerId: customer.id };
 }
 
-/** What the customer granted: the request narrowed to the chosen accounts and permission groups. */
-function grantedDetail(
-  requested: RequestedDetail,
-  offered: CustomerAccount[],
-  chosenIds: string[],
-  form: URLSearchParams,
-): GrantDecision {
-  const unknown = chosenIds.filter((id) => !offered.some((a) => a.id === id));
-  if (unknown.length > 0) throw new ChoiceInvalid('Choose from the accounts listed.');
-  const chosen: GrantedAccount[] = offered.filter((a) => chosenIds.includes(a.id))
-    .map((a) => ({ accountId: a.id, schemeName: a.schemeName, identification: a.identification }));
-  if (requested.type === 'payment_initiation') {
-    if (chosen.length !== 1) throw new ChoiceInvalid('Choose the one account to pay from.');
-    return { ...requested, debtorAccount: chosen[0]! };
-  }
-  if (chosen.length === 0) throw new ChoiceInvalid('Choose at least one account to share.');
-  let permissions = requested.permissions;
-  if (form.get('permission_choice') === 'explicit') {
-    const kept = form.getAll('permission_groups').filter((g) => PERMISSION_GROUPS.some((known) => known.key === g));
-    permissions = permissionsInGroups(requested.permissions, kept);
-    if (permissions.length === 0) throw new ChoiceInvalid('Keep at least one kind of information to share, or choose Deny.');
-  }
-  const { accounts: _requestedAccounts, ...rest } = requested;
-  return { ...rest, permissions, accounts: chosen };
-}
-
-/** Account access asked for with the accounts scope alone (no intent, no authorization_details). */
-function asksAccountsByScope(request: PendingRequest): boolean {
-  return request.detail === undefined && request.scope.split(' ').includes(ACCOUNTS_SCOPE);
+/** The permission groups kept, when the customer chose explicitly (`permission_choice=explicit`). */
+function keptGroups(form: URLSearchParams): string[] | undefined {
+  return form.get('permission_choice') === 'explicit' ? form.getAll('permission_groups') : undefined;
 }
 
 /** The grant for this authorization: what the prompt says is missing, plus the granted details. */

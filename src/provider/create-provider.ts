@@ -1,8 +1,9 @@
 import { CLIENT_AUTH_METHODS } from '../kernel/client-authentication.ts';
+import { CIBA_GRANT_TYPE } from '../kernel/grant-types.ts';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import Provider, { errors, ExternalSigningKey, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, ExternalSigningKey, type CIBAEnabledConfiguration, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { MoatConfig, ResourceServerConfig } from '../config/schema.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
@@ -37,6 +38,15 @@ export interface ProviderDependencies {
   clientStanding?: ClientStanding;
   /** The clock for Moat's own time rules (the SCA re-authentication period); tests control it. */
   now?: () => Date;
+  /** Decoupled authorisation (src/ciba): oidc-provider's ciba hooks; the feature is off without them. */
+  ciba?: CibaProviderHooks;
+}
+
+/** What src/ciba gives oidc-provider's `ciba` feature: the customer lookup, the bank app, the lifetime. */
+export interface CibaProviderHooks {
+  hooks: Omit<CIBAEnabledConfiguration, 'enabled' | 'deliveryModes'>;
+  /** The lifetime of a request (`ttl.BackchannelAuthenticationRequest`), given the TPP's requested_expiry. */
+  expiresIn: (requestedExpiry: number | undefined) => number;
 }
 
 /** What oidc-provider must know, synchronously, of a client's standing with the bank's security team. */
@@ -130,6 +140,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
           throw new errors.InvalidSoftwareStatement('registration requires a software statement verified by this server');
         }
         if (key === FAPI_PROFILE_METADATA) {
+          requireSignedCibaRequests(metadata);
           if (value === undefined) return;
           if (!isFapiProfile(value)) {
             throw new errors.InvalidClientMetadata(`${FAPI_PROFILE_METADATA} must be one of fapi2-security, fapi2-message-signing, fapi1-advanced`);
@@ -174,6 +185,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       Interaction: config.tokens.interactionTtl,
       Session: config.tokens.sessionTtl,
       Grant: (_ctx, grant) => cappedByConsent(config.tokens.grantTtl, grant),
+      BackchannelAuthenticationRequest: (ctx) => deps.ciba?.expiresIn(requestedExpiry(ctx?.oidc?.params?.requested_expiry)) ?? 600,
       RefreshToken: (_ctx, token) => cappedByConsent(config.tokens.refreshTokenTtl, token),
     },
     routes: {
@@ -186,6 +198,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       userinfo: '/userinfo',
       jwks: '/jwks',
       end_session: '/logout',
+      backchannel_authentication: '/backchannel',
     },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: scaInteractionPolicy(deps.clientStanding) },
     renderError: deps.renderError,
@@ -208,7 +221,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
         certificateAuthorized: (ctx) => {
           if (deps.clientCertificate(ctx.req)?.verification.trusted !== true) return false;
           const refusal = deps.certificateGate.refusal(ctx.req);
-          if (refusal !== undefined) throw new errors.InvalidClientAuth(refusal);
+          if (refusal !== undefined) throw new errors.InvalidClientAuth(refusal.description);
           return true;
         },
         certificateSubjectMatches: (ctx, property, expected) => subjectMatches(deps.clientCertificate(ctx.req), property, expected),
@@ -262,6 +275,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
         getResourceServerInfo: (_ctx, indicator) => resourceServers.info(indicator),
       },
       rpInitiatedLogout: { enabled: false },
+      // FAPI-CIBA §5.2.2: poll and ping only, never push.
+      ciba: deps.ciba === undefined ? { enabled: false } : { enabled: true, deliveryModes: ['poll', 'ping'], ...deps.ciba.hooks },
       // RFC 9396: account_information and payment_initiation, validated by schema and role.
       // Cast: the typings' conditional union cannot see that an object with `types` is the active form.
       richAuthorizationRequests: richAuthorizationRequestsFeature() as never,
@@ -276,6 +291,16 @@ function applyProfileObligations(profile: FapiProfile, metadata: Record<string, 
   if (requiresSignedRequestObject(profile)) metadata.require_signed_request_object = true;
   // Only JARM response modes: a plain query response is refused with invalid_request.
   if (requiresJarm(profile)) metadata.response_modes = ['jwt', 'query.jwt'];
+}
+
+/**
+ * FAPI-CIBA §5.2.2: a client of the CIBA grant sends signed authentication requests only, whatever
+ * its profile: oidc-provider refuses an unsigned one from a client with a signing alg (PS256 unless chosen).
+ */
+function requireSignedCibaRequests(metadata: Record<string, unknown>): void {
+  if (Array.isArray(metadata.grant_types) && metadata.grant_types.includes(CIBA_GRANT_TYPE)) {
+    metadata.backchannel_authentication_request_signing_alg ??= SIGNING_ALGORITHMS[0];
+  }
 }
 
 /**
@@ -333,6 +358,12 @@ function subjectMatches(presented: PresentedCertificate | undefined, property: s
   return sans.includes(`${sanType}:${expected}`);
 }
 
+/** A requested_expiry as a number of seconds, when it is one (oidc-provider has validated it). */
+function requestedExpiry(value: unknown): number | undefined {
+  const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : Number.NaN;
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}
+
 function tokenAudiences(token: { aud?: string | string[]; resourceServer?: { audience?: string } }): string[] {
   const aud = token.resourceServer?.audience ?? token.aud;
   if (aud === undefined) return [];
@@ -368,6 +399,7 @@ function discoveryExtras(config: MoatConfig): Record<string, unknown> {
       revocation_endpoint: `${base}/revoke`,
       registration_endpoint: `${base}/register`,
       userinfo_endpoint: `${base}/userinfo`,
+      backchannel_authentication_endpoint: `${base}/backchannel`,
     };
   }
   return extras;

@@ -3,6 +3,7 @@ import { AUTHORIZATION_DETAILS_TYPES, ROLE_FOR_TYPE } from '../consents/authoriz
 import type { MoatConfig } from '../config/schema.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
 import { CLIENT_AUTH_METHODS } from '../kernel/client-authentication.ts';
+import { CIBA_GRANT_TYPE } from '../kernel/grant-types.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import {
   describeDifference, distinguishedNamesEqual, formatDistinguishedName, getAttribute, parseDistinguishedName,
@@ -16,6 +17,8 @@ import type { SoftwareStatement } from './software-statement.ts';
  */
 
 const ALLOWED_GRANT_TYPES = new Set(['authorization_code', 'refresh_token', 'client_credentials']);
+/** Decoupled authorisation (CIBA Core §4), when the bank has it on. */
+const CIBA_GRANT_TYPES = new Set([CIBA_GRANT_TYPE]);
 /** Scopes every client may have whatever its roles. */
 const BASE_SCOPES = ['openid', 'offline_access'];
 
@@ -86,8 +89,9 @@ export async function registrationMetadata(
   metadata.authorization_details_types = detailTypes;
 
   const grantTypes = stringArray(request, 'grant_types') ?? ['authorization_code', 'refresh_token', 'client_credentials'];
-  const badGrant = grantTypes.find((g) => !ALLOWED_GRANT_TYPES.has(g));
-  if (badGrant !== undefined) throw new OAuthError('invalid_client_metadata', `grant_type ${badGrant} is not allowed (allowed: ${[...ALLOWED_GRANT_TYPES].join(', ')})`);
+  const allowedGrants = config.ciba.enabled ? new Set([...ALLOWED_GRANT_TYPES, ...CIBA_GRANT_TYPES]) : ALLOWED_GRANT_TYPES;
+  const badGrant = grantTypes.find((g) => !allowedGrants.has(g));
+  if (badGrant !== undefined) throw new OAuthError('invalid_client_metadata', `grant_type ${badGrant} is not allowed (allowed: ${[...allowedGrants].join(', ')})`);
   metadata.grant_types = grantTypes;
   metadata.response_types = stringArray(request, 'response_types') ?? ['code'];
 

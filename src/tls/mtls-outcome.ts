@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { PresentedCertificate } from './client-certificate.ts';
+import { MTLS_OUTCOME_OF_REFUSAL, type CertificateRefusal } from '../kernel/certificate-refusal.ts';
 import type { Finding } from '../kernel/finding.ts';
 import { formatDistinguishedName } from '../pki/distinguished-name.ts';
 import { ALL_FORWARDED_CERT_HEADERS } from '../pki/forwarded-certificate.ts';
@@ -35,7 +36,7 @@ interface MtlsCause {
 export function createMtlsOutcomeMiddleware(deps: {
   provider: Provider;
   clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;
-  refusal: (req: IncomingMessage) => string | undefined;
+  refusal: (req: IncomingMessage) => CertificateRefusal | undefined;
 }): Middleware {
   return async (ctx, next) => {
     await next();
@@ -70,7 +71,7 @@ export function createMtlsOutcomeMiddleware(deps: {
 function classify(
   req: IncomingMessage,
   presented: PresentedCertificate | undefined,
-  deps: { refusal: (req: IncomingMessage) => string | undefined },
+  deps: { refusal: (req: IncomingMessage) => CertificateRefusal | undefined },
 ): MtlsCause | undefined {
   if (presented === undefined) {
     return ALL_FORWARDED_CERT_HEADERS.some((h) => req.headers[h] !== undefined)
@@ -85,8 +86,7 @@ function classify(
   }
   const refusal = deps.refusal(req);
   if (refusal === undefined) return undefined;
-  const outcome = refusal.includes('revoked') ? 'mtls_certificate_revoked' : refusal.includes('retired') ? 'mtls_certificate_retired' : 'mtls_revocation_unknown';
-  return { outcome, description: refusal };
+  return { outcome: MTLS_OUTCOME_OF_REFUSAL[refusal.code], description: refusal.description };
 }
 
 /** RFC 8705 §2.1.2: the subject the server saw, which is the caller's own certificate's. */

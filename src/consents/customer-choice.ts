@@ -1,0 +1,68 @@
+import { sameAccount, type AccountDirectory, type AccountLookup, type CustomerAccount } from '../customers/account-directory.ts';
+import {
+  ACCOUNTS_SCOPE, PERMISSION_GROUPS, permissionsInGroups, type GrantDecision, type GrantedAccount, type RequestedDetail,
+} from './authorization-details.ts';
+
+/*
+ * What a customer may choose when authorising, and what their choice grants: the same rules on the
+ * consent page (interactions/routes.ts) and in the bank app of a decoupled request (src/ciba).
+ */
+
+/** What the TPP asked for, as far as the customer's choice is concerned. */
+export interface ChoiceRequest {
+  scope: string;
+  detail?: RequestedDetail;
+}
+
+/** A choice the customer can correct (the message is theirs to read). */
+export class ChoiceInvalid extends Error {}
+
+/** Account access asked for with the accounts scope alone (no intent, no authorization_details). */
+export function asksAccountsByScope(request: ChoiceRequest): boolean {
+  return request.detail === undefined && request.scope.split(' ').includes(ACCOUNTS_SCOPE);
+}
+
+/**
+ * The customer's accounts this request may use: all, or those the TPP named; for a payment, those
+ * in its currency that the account directory says can pay it.
+ */
+export async function offeredAccounts(accounts: AccountDirectory, customerId: string, request: ChoiceRequest, lookup: AccountLookup): Promise<CustomerAccount[]> {
+  const { detail } = request;
+  if (detail === undefined) return asksAccountsByScope(request) ? accounts.listForCustomer(customerId, lookup) : [];
+  const own = await accounts.listForCustomer(customerId, lookup);
+  const named = detail.type === 'account_information' ? detail.accounts : detail.debtorAccount === undefined ? undefined : [detail.debtorAccount];
+  const currency = detail.type === 'payment_initiation' ? detail.instructedAmount.currency : undefined;
+  const matching = own.filter((a) => (named === undefined || named.some((ref) => sameAccount(a, ref))) && (currency === undefined || a.currency === currency));
+  if (detail.type !== 'payment_initiation') return matching;
+  const payable = await Promise.all(matching.map((a) => accounts.canPay(customerId, a.id, detail.instructedAmount, lookup)));
+  return matching.filter((_, i) => payable[i]);
+}
+
+/**
+ * What the customer granted: the request narrowed to the chosen accounts and, when `keptGroups` is
+ * given (the customer chose explicitly), to those permission groups.
+ */
+export function grantedDetail(
+  requested: RequestedDetail,
+  offered: CustomerAccount[],
+  chosenIds: string[],
+  keptGroups?: string[],
+): GrantDecision {
+  const unknown = chosenIds.filter((id) => !offered.some((a) => a.id === id));
+  if (unknown.length > 0) throw new ChoiceInvalid('Choose from the accounts listed.');
+  const chosen: GrantedAccount[] = offered.filter((a) => chosenIds.includes(a.id))
+    .map((a) => ({ accountId: a.id, schemeName: a.schemeName, identification: a.identification }));
+  if (requested.type === 'payment_initiation') {
+    if (chosen.length !== 1) throw new ChoiceInvalid('Choose the one account to pay from.');
+    return { ...requested, debtorAccount: chosen[0]! };
+  }
+  if (chosen.length === 0) throw new ChoiceInvalid('Choose at least one account to share.');
+  let permissions = requested.permissions;
+  if (keptGroups !== undefined) {
+    const kept = keptGroups.filter((g) => PERMISSION_GROUPS.some((known) => known.key === g));
+    permissions = permissionsInGroups(requested.permissions, kept);
+    if (permissions.length === 0) throw new ChoiceInvalid('Keep at least one kind of information to share, or choose Deny.');
+  }
+  const { accounts: _requestedAccounts, ...rest } = requested;
+  return { ...rest, permissions, accounts: chosen };
+}
