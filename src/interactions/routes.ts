@@ -12,7 +12,7 @@ import type { ConsentService } from '../consents/consent-service.ts';
 import { asksAccountsByScope, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
 import { describeAccount, describeDetail } from '../consents/presentation.ts';
 import { intentIdFromClaims } from '../consents/provider-hooks.ts';
-import { intentProblem } from '../consents/provider-middleware.ts';
+import { intentProblem } from '../consents/intent-problem.ts';
 import { AccountsUnavailable, type AccountDirectory } from '../customers/account-directory.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import { lockedMessage, type LoginThrottle } from '../customers/login-throttle.ts';
