@@ -21,7 +21,7 @@ import { createAccountSource } from './accounts/account-source.ts';
 import { createLoginThrottle } from './customers/login-throttle.ts';
 import { createConsentApiRouter } from './consents/consent-api.ts';
 import { createConsentService, type ConsentService } from './consents/consent-service.ts';
-import { consentProviderMiddleware } from './consents/provider-middleware.ts';
+import { consentProviderMiddleware } from './provider/consent-middleware.ts';
 import { createSqlConsentStore } from './consents/sql-consent-store.ts';
 import { createCustomerSessions } from './dashboard/customer-sessions.ts';
 import { createCsrf } from './http/csrf.ts';
@@ -63,7 +63,7 @@ import { openHsmSigning, signingFailuresCounter } from './provider/external-sign
 import { createRegistrationMiddleware } from './provider/registration-middleware.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
-import { createSandboxPkiRouter } from './sandbox/sandbox-pki.ts';
+import { createSandboxRevocationRouter } from './sandbox/revocation-services.ts';
 import { startSandboxAccountService } from './sandbox/sandbox-account-service.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { loadAdminCredentials } from './admin/operator-authentication.ts';
@@ -181,13 +181,16 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     }
     const secrets = loadOrCreateSecrets(config.keys.dir);
     // One-time-code secrets are sealed with the configured key; the sandbox generates one under keys/.
+    // Customers of the bank's IdP (customers.source: oidc) use them too: Moat's own linked step for
+    // payments and its step-up of logins below SCA (src/interactions/federated-login.ts).
     const totpStore = createSqlTotpStore(storage.sql);
-    const totpBox = config.sca.totp.enabled && config.customers.source === 'local' ? createSecretBox(loadEncryptionKey({
+    const totpBox = config.sca.totp.enabled ? createSecretBox(loadEncryptionKey({
       ...(config.sca.totp.encryptionKey === undefined ? {} : { key: config.sca.totp.encryptionKey }),
       ...(config.sca.totp.encryptionKeyFile === undefined ? {} : { keyFile: config.sca.totp.encryptionKeyFile }),
       ...(sandbox === undefined ? {} : { generateAt: join(config.keys.dir, TOTP_KEY_FILE) }),
     })) : undefined;
-    if (sandbox !== undefined && totpBox !== undefined) await seedSandboxTotp(totpStore, totpBox, SANDBOX_CUSTOMERS, now());
+    // The demo customers are the local directory's; a bank IdP's customers enrol their own.
+    if (sandbox !== undefined && totpBox !== undefined && config.customers.source === 'local') await seedSandboxTotp(totpStore, totpBox, SANDBOX_CUSTOMERS, now());
 
     const clientCertificate = createClientCertificateResolver({
       trustedProxies: config.trustedProxies.addresses,
@@ -291,7 +294,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       consents,
       clientCertificate,
       certificateGate,
-      renderError: createRenderError(views),
+      renderError: createRenderError(views, { interactionMinutes: Math.round(config.tokens.interactionTtl / 60) }),
       clientStanding: threats.standing,
       now,
     });
@@ -368,7 +371,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         createConsentApiRouter({ provider, consents, issuer: config.issuer, senderConstraint, logger }),
         ...(sandbox === undefined ? [] : [
           createSandboxApiRouter({ provider, issuer: config.issuer, senderConstraint, consents, accounts }),
-          createSandboxPkiRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
+          createSandboxRevocationRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
           ...(config.portal.enabled ? [createPortalRouter({
             config, material: sandbox, sessions: createPortalSessions(storage.shortLived), registry, views, csrf, logger, ...(diagnostics === undefined ? {} : { diagnostics }),
           })] : []),
