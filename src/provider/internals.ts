@@ -1,6 +1,10 @@
 import type { Context } from 'koa';
+<<<<<<< HEAD
 import type Provider from 'oidc-provider';
 import type { AuthorizationCode, KoaContextWithOIDC } from 'oidc-provider';
+=======
+import type { AuthorizationCode, KoaContextWithOIDC, Provider } from 'oidc-provider';
+>>>>>>> main
 // @ts-expect-error -- oidc-provider publishes no types for its helpers; the one use below declares the shape it relies on.
 import ServerChallenge from 'oidc-provider/lib/helpers/challenge.js';
 // @ts-expect-error -- as above; replaceProviderKeys says why.
@@ -98,6 +102,7 @@ export function createDpopNonces(nonceSecret: Buffer): DpopNonces {
 }
 
 /**
+<<<<<<< HEAD
  * Hands a running provider a new key set (keys.source database: a rotation made by any instance).
  * oidc-provider reads `jwks` once, in its constructor (lib/provider.js), through
  * lib/helpers/initialize_keystore.js, which checks the keys as at start-up and replaces, in one
@@ -110,3 +115,29 @@ export function createDpopNonces(nonceSecret: Buffer): DpopNonces {
 export function replaceProviderKeys(provider: Provider, jwks: { keys: object[] }): void {
   (initializeKeyStore as (this: Provider, jwks: { keys: object[] }) => void).call(provider, jwks);
 }
+=======
+ * A check before every client lookup. oidc-provider finds a client through the static
+ * `provider.Client.find` at client authentication (every method), the authorization endpoint, PAR,
+ * introspection and revocation, and has no hook there; wrapping the static is the one place that
+ * covers them all. `refuse` throws the error to answer with, or returns for a client that may go on.
+ */
+export function checkBeforeClientLookup(provider: Provider, refuse: (clientId: string) => void): void {
+  const find = provider.Client.find.bind(provider.Client);
+  provider.Client.find = async (id: string, ...rest: unknown[]) => {
+    refuse(id);
+    return (find as (id: string, ...rest: unknown[]) => ReturnType<typeof find>)(id, ...rest);
+  };
+}
+
+/**
+ * The route names oidc-provider gives `ctx.oidc.route` (lib/helpers/defaults.js routes), which
+ * provider/consent-middleware.ts reads after the endpoint ran: a PAR answered 201 has already
+ * stored its request (lib/actions/authorization/process_request_object.js then pushed.js), so
+ * turning the answer into a 400 leaves an unused request that expires; a token answer's body is a
+ * plain object the middleware may extend with the consent id.
+ */
+export const PROVIDER_ROUTE = {
+  pushedAuthorizationRequest: 'pushed_authorization_request',
+  token: 'token',
+} as const;
+>>>>>>> main
