@@ -16,3 +16,15 @@ CREATE TABLE signing_key (
 );
 -- One signing key per algorithm, whatever two instances attempt at once.
 CREATE UNIQUE INDEX signing_key_one_active_idx ON signing_key (alg) WHERE state = 'active';
+
+-- Every change announced on the channel of cache invalidation (src/caching/invalidation.ts), at
+-- commit, whoever made it — an instance's schedule or `moat keys rotate`: each instance reloads
+-- its keys at once rather than at its next periodic check.
+CREATE FUNCTION signing_key_announce() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('moat_invalidate', 'signing-keys:changed');
+  RETURN NULL;
+END;
+$$;
+CREATE TRIGGER signing_key_changed AFTER INSERT OR UPDATE OR DELETE ON signing_key
+  FOR EACH STATEMENT EXECUTE FUNCTION signing_key_announce();

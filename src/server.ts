@@ -211,28 +211,28 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     // The security audit log: every module that changes a TPP's, client's, customer's or
     // certificate's standing writes to it.
     const audit = createAuditLog(storage.sql, logger);
-<<<<<<< HEAD
     // keys.source database: every instance reads the keys there, applies the rotation that is due and
     // hears of the others' (keys/shared-signing-keys.ts).
     let sharedKeys: SharedSigningKeys | undefined;
     if (config.keys.source === 'database') {
       sharedKeys = await createSharedSigningKeys({
         store: createSqlSigningKeyStore(storage.sql), box: signingKeyBox(config), policy: rotationPolicy(config),
+        announcements: {
+          // A missed announcement (the subscription was lost) is made good by reloading, as for one heard.
+          subscribe: (onChange) => storage.invalidation.subscribe({ invalidate: (topic) => { if (topic === 'signing-keys') onChange(); }, reset: onChange }),
+        },
         checkIntervalSeconds: config.keys.rotation.checkIntervalSeconds, now: options.keysNow ?? now, audit, logger,
       });
       const opened = sharedKeys;
       closeOnFailure.push(() => void opened.close());
     }
     const signingJwks = () => hsm?.jwks ?? sharedKeys?.jwks() ?? providerJwks(fileKeys!.keys);
-    const registry = createSqlCertificateRegistry(storage.sql, audit);
-=======
     // What the request path reads on every call, in memory, forgotten when Postgres announces a
     // change (src/caching/): at once on this instance, within DEFAULT_MAX_AGE_MS on every other.
     const cacheOf = <V>(topic: InvalidationTopic, maxEntries: number, copy?: (value: V) => V) => createInvalidatingCache<V>({
       bus: storage.invalidation, topic, maxEntries, maxAgeMs: DEFAULT_MAX_AGE_MS, ...(copy === undefined ? {} : { copy }),
     });
     const registry = cachedCertificateRegistry(createSqlCertificateRegistry(storage.sql, audit), cacheOf('certificate', 10_000, (s) => (s === undefined ? s : { ...s })));
->>>>>>> main
     const failMode = config.certificates.revocation.failMode ?? (config.mode === 'production' ? 'closed' : 'open');
     const checker = createRevocationChecker({
       timeoutMs: config.certificates.revocation.timeoutMs, defaultCacheSeconds: config.certificates.revocation.checkIntervalSeconds,

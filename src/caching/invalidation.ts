@@ -8,8 +8,11 @@
  * connection is down), its caches hold nothing and every read goes to the database.
  */
 
-/** What an announcement is about. The key is the client id, the certificate thumbprint, the grant id. */
-export const INVALIDATION_TOPICS = ['client', 'certificate', 'consent-grant', 'grant'] as const;
+/**
+ * What an announcement is about. The key is the client id, the certificate thumbprint, the grant id;
+ * `signing-keys` (any change to the shared signing keys) has none that matters.
+ */
+export const INVALIDATION_TOPICS = ['client', 'certificate', 'consent-grant', 'grant', 'signing-keys'] as const;
 export type InvalidationTopic = (typeof INVALIDATION_TOPICS)[number];
 
 /** The Postgres channel the triggers and `publish` notify; the payload is `<topic>:<key>`. */

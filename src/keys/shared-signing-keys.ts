@@ -24,8 +24,12 @@ export interface SigningKeyStore {
    * transaction, and tells every instance when there were any. Resolves once they are committed.
    */
   change(plan: (keys: SharedKey[]) => Promise<KeyTransition[]>): Promise<KeyTransition[]>;
-  /** Calls `onChange` whenever a process changed the keys; resolves to a function that stops listening. */
-  subscribe(onChange: () => void, onError: (err: unknown) => void): Promise<() => Promise<void>>;
+}
+
+/** Announcements that the keys changed somewhere (the invalidation bus's `signing-keys` topic). */
+export interface KeyChangeAnnouncements {
+  /** Calls `onChange` for each announcement, and when announcements may have been missed; returns a function that stops. */
+  subscribe(onChange: () => void): () => void;
 }
 
 /** A stored key that cannot be used: its row is corrupt, or sealed under another key-encryption key. */
@@ -104,6 +108,7 @@ export async function auditTransitions(transitions: readonly KeyTransition[], de
 
 export interface SharedSigningKeysOptions {
   store: SigningKeyStore;
+  announcements: KeyChangeAnnouncements;
   box: SecretBox;
   policy: RotationPolicy;
   checkIntervalSeconds: number;
@@ -187,16 +192,14 @@ export async function createSharedSigningKeys(options: SharedSigningKeysOptions)
   await refresh();
   const timer = setInterval(refreshInBackground, options.checkIntervalSeconds * 1000);
   timer.unref();
-  const unsubscribe = await store.subscribe(refreshInBackground, (err) => {
-    logger.warn({ event: 'keys.notifications_lost', err }, `signing key change notifications lost; changes are seen by the check every ${options.checkIntervalSeconds} s`);
-  });
+  const unsubscribe = options.announcements.subscribe(refreshInBackground);
   return {
     jwks: () => current,
     onChange: (listener) => { listeners.push(listener); },
     refresh,
     async close() {
       clearInterval(timer);
-      await unsubscribe();
+      unsubscribe();
       await running?.catch(() => undefined);
     },
   };

@@ -6,12 +6,10 @@ import type { SqlClient } from '../storage/sql/sql-client.ts';
 
 /*
  * The shared signing keys on Postgres or the embedded PGlite (table signing_key). Transitions are
- * applied under an advisory lock, so two instances finding the same rotation due make it once, and
- * announced with NOTIFY on commit, so every instance reloads within moments.
+ * applied under an advisory lock, so two instances finding the same rotation due make it once; the
+ * table's trigger announces each change at commit (topic `signing-keys` of the invalidation bus),
+ * so every instance reloads within moments.
  */
-
-/** The NOTIFY channel of a change to signing_key. */
-export const SIGNING_KEYS_CHANNEL = 'moat_signing_keys';
 /** Serialises changes to the keys across every instance. */
 const KEYS_LOCK = 0x6d6f6174_6b657973n; // "moatkeys"
 
@@ -79,13 +77,7 @@ export function createSqlSigningKeyStore(sql: SqlClient): SigningKeyStore {
       await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [KEYS_LOCK.toString()]);
       const transitions = await plan(await listKeys(tx));
       for (const t of transitions) await apply(tx, t);
-      // Delivered on commit, to every listening instance (this one included).
-      if (transitions.length > 0) await tx.query('SELECT pg_notify($1, $2)', [SIGNING_KEYS_CHANNEL, String(transitions.length)]);
       return transitions;
     }),
-    async subscribe(onChange, onError) {
-      if (sql.listen === undefined) return async () => undefined;
-      return sql.listen(SIGNING_KEYS_CHANNEL, onChange, onError);
-    },
   };
 }

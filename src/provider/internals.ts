@@ -1,10 +1,5 @@
 import type { Context } from 'koa';
-<<<<<<< HEAD
-import type Provider from 'oidc-provider';
-import type { AuthorizationCode, KoaContextWithOIDC } from 'oidc-provider';
-=======
 import type { AuthorizationCode, KoaContextWithOIDC, Provider } from 'oidc-provider';
->>>>>>> main
 // @ts-expect-error -- oidc-provider publishes no types for its helpers; the one use below declares the shape it relies on.
 import ServerChallenge from 'oidc-provider/lib/helpers/challenge.js';
 // @ts-expect-error -- as above; replaceProviderKeys says why.
@@ -102,7 +97,6 @@ export function createDpopNonces(nonceSecret: Buffer): DpopNonces {
 }
 
 /**
-<<<<<<< HEAD
  * Hands a running provider a new key set (keys.source database: a rotation made by any instance).
  * oidc-provider reads `jwks` once, in its constructor (lib/provider.js), through
  * lib/helpers/initialize_keystore.js, which checks the keys as at start-up and replaces, in one
@@ -115,7 +109,8 @@ export function createDpopNonces(nonceSecret: Buffer): DpopNonces {
 export function replaceProviderKeys(provider: Provider, jwks: { keys: object[] }): void {
   (initializeKeyStore as (this: Provider, jwks: { keys: object[] }) => void).call(provider, jwks);
 }
-=======
+
+/**
  * A check before every client lookup. oidc-provider finds a client through the static
  * `provider.Client.find` at client authentication (every method), the authorization endpoint, PAR,
  * introspection and revocation, and has no hook there; wrapping the static is the one place that
@@ -140,4 +135,3 @@ export const PROVIDER_ROUTE = {
   pushedAuthorizationRequest: 'pushed_authorization_request',
   token: 'token',
 } as const;
->>>>>>> main

@@ -193,19 +193,41 @@ describeWithServices('`moat keys rotate` on the keys in the database', () => {
     expect((await h.moat.audit.query({ type: 'key.staged' })).find((r) => r.subject === staged)).toEqual(expect.objectContaining({ actor: 'operator' }));
     expect((await h.moat.audit.query({ type: 'key.activated' })).find((r) => r.subject === staged)).toEqual(expect.objectContaining({ actor: 'system' }));
   }, 120_000);
+});
 
-  it('`moat keys rotate --immediately` (a compromised key) activates a new key at once; generate, activate and retire are refused for database keys', async () => {
+describeWithServices('a change to the keys in the database, heard at once (LISTEN/NOTIFY)', () => {
+  let h: Harness;
+  let tpp: RegisteredTpp;
+  let file: string;
+  beforeAll(async () => {
+    // An hour between periodic checks: what this instance sees within seconds, it was told.
+    const keys = { ...rotatingKeys(randomBytes(32).toString('base64url')), rotation: { every: '90d', jwksCacheSeconds: JWKS_CACHE, checkIntervalSeconds: 3600 } };
+    h = await startMoat({ config: { keys } });
+    tpp = await onboardTpp(h);
+    file = join(h.dataDir, 'moat-cli.yaml');
+    writeFileSync(file, JSON.stringify(h.config));
+  }, 120_000);
+  afterAll(async () => {
+    await tpp?.close();
+    await h?.close();
+  });
+
+  it('`moat keys rotate --immediately` (a compromised key) activates a new key at once, and the running instance signs with it within seconds', async () => {
     const [current] = activeKid(await jwksOf(tpp, h));
-    const file = join(h.dataDir, 'moat-cli.yaml');
     const rotated = await runMoat(['keys', 'rotate', '--immediately', '--config', file]);
     expect(rotated.code).toBe(0);
     expect(rotated.out).toContain(`retired: ${current} (PS256)`);
     const fresh = /^active: {2}(\S+) \(PS256\)/m.exec(rotated.out)![1]!;
-    await eventually(async () => expect(activeKid(await jwksOf(tpp, h))).toEqual([fresh]));
-    const refused = await runMoat(['keys', 'activate', current!, '--config', file]);
-    expect(refused.code).toBe(2);
-    expect(refused.err).toContain('not with keys.source database');
+    await eventually(async () => expect(activeKid(await jwksOf(tpp, h))).toEqual([fresh]), 10_000);
+    expect(decodeProtectedHeader((await authorizationCodeFlow(h, tpp)).tokens.id_token!).kid).toBe(fresh);
+    expect((await jwksOf(tpp, h)).keys.find((k) => k.kid === current)!.key_ops).toEqual(['verify']);
   }, 120_000);
+
+  it('refuses generate, activate and retire for keys in the database, naming the command to use', async () => {
+    const refused = await runMoat(['keys', 'activate', 'some-kid', '--config', file]);
+    expect(refused.code).toBe(2);
+    expect(refused.err).toContain('not with keys.source database — moat keys rotate');
+  });
 });
 
 describe('signing keys in the database, on whichever backend this pass runs (the embedded default included)', () => {

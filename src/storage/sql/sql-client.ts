@@ -13,20 +13,7 @@ export interface SqlClient {
   exec(script: string): Promise<void>;
   /** Runs `fn` in a transaction on one connection; rolls back if it throws. */
   transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T>;
-  /**
-   * LISTENs on `channel` (a plain identifier) and calls `onNotify` for each NOTIFY, and once more after
-   * a lost connection is back (what was sent meanwhile is lost); `onLost` hears of each loss.
-   * Resolves to a function that stops listening. Only on the pool's client, not inside a transaction.
-   */
-  listen?(channel: string, onNotify: () => void, onLost: (err: unknown) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
-}
-
-/** How long a lost LISTEN connection waits before it connects again. */
-const RELISTEN_DELAY_MS = 2_000;
-
-function assertChannel(channel: string): void {
-  if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new TypeError(`not a channel name: ${channel}`);
 }
 
 /** Errors that mean "the database is not there right now" rather than "this query is wrong". */
@@ -130,47 +117,6 @@ export function createPgSqlClient(url: string, options: { max?: number; onUnavai
         client.release(broken);
       }
     },
-    async listen(channel, onNotify, onLost) {
-      assertChannel(channel);
-      // LISTEN holds a session: its own connection, outside the pool, kept until stopped.
-      let stopped = false;
-      let client: pg.Client | undefined;
-      let retry: NodeJS.Timeout | undefined;
-      const connect = async (): Promise<void> => {
-        const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
-        let gone = false;
-        const lost = (err: unknown) => {
-          if (gone) return;
-          gone = true;
-          if (client === c) client = undefined;
-          c.end().catch(() => undefined);
-          if (stopped) return;
-          onLost(err);
-          retry = setTimeout(() => { connect().then(onNotify, () => undefined); }, RELISTEN_DELAY_MS);
-          retry.unref();
-        };
-        c.on('error', lost);
-        c.on('end', () => lost(new Error('the LISTEN connection ended')));
-        c.on('notification', (n) => { if (n.channel === channel) onNotify(); });
-        try {
-          await c.connect();
-          await c.query(`LISTEN ${channel}`);
-        } catch (err) {
-          lost(err);
-          throw err;
-        }
-        client = c;
-      };
-      // Not listening yet is not fatal: the caller checks periodically, and this connects again.
-      await connect().catch(() => undefined);
-      return async () => {
-        stopped = true;
-        clearTimeout(retry);
-        const c = client;
-        client = undefined;
-        await c?.end().catch(() => undefined);
-      };
-    },
     close: () => pool.end(),
   };
 }
@@ -207,11 +153,6 @@ export async function createPgliteSqlClient(dataDir: string): Promise<SqlClient>
       };
       return fn(txClient);
     })),
-    async listen(channel, onNotify) {
-      assertChannel(channel);
-      const stop = await exclusive(() => db.listen(channel, () => onNotify()));
-      return () => exclusive(() => stop());
-    },
     close: () => exclusive(() => db.close()),
   };
 }
