@@ -21,7 +21,7 @@ import { createAccountSource } from './accounts/account-source.ts';
 import { createLoginThrottle } from './customers/login-throttle.ts';
 import { createConsentApiRouter } from './consents/consent-api.ts';
 import { createConsentService, type ConsentService } from './consents/consent-service.ts';
-import { consentProviderMiddleware } from './consents/provider-middleware.ts';
+import { consentProviderMiddleware } from './provider/consent-middleware.ts';
 import { createSqlConsentStore } from './consents/sql-consent-store.ts';
 import { createCustomerSessions } from './dashboard/customer-sessions.ts';
 import { createCsrf } from './http/csrf.ts';
@@ -37,6 +37,12 @@ import type { CertificateRegistry } from './certificates/certificate-registry.ts
 import { createRevocationChecker } from './certificates/revocation-checker.ts';
 import { createRevocationMonitor, type RevocationMonitor } from './certificates/revocation-monitor.ts';
 import { createSqlCertificateRegistry } from './certificates/sql-certificate-registry.ts';
+import { cachedCertificateRegistry } from './certificates/cached-certificate-registry.ts';
+import { cachedConsentStore } from './consents/cached-consent-store.ts';
+import { cachedClientStore } from './storage/cached-client-store.ts';
+import { createInvalidatingCache, DEFAULT_MAX_AGE_MS } from './caching/invalidating-cache.ts';
+import type { InvalidationTopic } from './caching/invalidation.ts';
+import { deepFrozen, jsonCopy } from './caching/copies.ts';
 import { createExpiryNotices, NOTIFICATION_URI_METADATA, type ExpiryNotices } from './certificates/expiry-notices.ts';
 import { createHttpsNoticeDelivery } from './certificates/notice-delivery.ts';
 import { createSqlExpiryNoticeStore } from './certificates/sql-expiry-notice-store.ts';
@@ -57,12 +63,13 @@ import { openHsmSigning, signingFailuresCounter } from './provider/external-sign
 import { createRegistrationMiddleware } from './provider/registration-middleware.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
-import { createSandboxPkiRouter } from './sandbox/sandbox-pki.ts';
+import { createSandboxRevocationRouter } from './sandbox/revocation-services.ts';
 import { startSandboxAccountService } from './sandbox/sandbox-account-service.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { createGatewayCheck } from './gateway-check/gateway-check.ts';
 import { createGatewayCheckServer } from './gateway-check/gateway-check-server.ts';
 import { createTokenFactsCache, type TokenFactsCache } from './gateway-check/token-facts.ts';
+import { connectTokenFacts } from './gateway-check/token-facts-invalidation.ts';
 import { revocationAnnouncingStore } from './storage/revocation-announcing-store.ts';
 import { loadAdminCredentials } from './admin/operator-authentication.ts';
 import { createMetrics } from './observability/metrics.ts';
@@ -183,13 +190,16 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     }
     const secrets = loadOrCreateSecrets(config.keys.dir);
     // One-time-code secrets are sealed with the configured key; the sandbox generates one under keys/.
+    // Customers of the bank's IdP (customers.source: oidc) use them too: Moat's own linked step for
+    // payments and its step-up of logins below SCA (src/interactions/federated-login.ts).
     const totpStore = createSqlTotpStore(storage.sql);
-    const totpBox = config.sca.totp.enabled && config.customers.source === 'local' ? createSecretBox(loadEncryptionKey({
+    const totpBox = config.sca.totp.enabled ? createSecretBox(loadEncryptionKey({
       ...(config.sca.totp.encryptionKey === undefined ? {} : { key: config.sca.totp.encryptionKey }),
       ...(config.sca.totp.encryptionKeyFile === undefined ? {} : { keyFile: config.sca.totp.encryptionKeyFile }),
       ...(sandbox === undefined ? {} : { generateAt: join(config.keys.dir, TOTP_KEY_FILE) }),
     })) : undefined;
-    if (sandbox !== undefined && totpBox !== undefined) await seedSandboxTotp(totpStore, totpBox, SANDBOX_CUSTOMERS, now());
+    // The demo customers are the local directory's; a bank IdP's customers enrol their own.
+    if (sandbox !== undefined && totpBox !== undefined && config.customers.source === 'local') await seedSandboxTotp(totpStore, totpBox, SANDBOX_CUSTOMERS, now());
 
     const clientCertificate = createClientCertificateResolver({
       trustedProxies: config.trustedProxies.addresses,
@@ -202,7 +212,12 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     // The security audit log: every module that changes a TPP's, client's, customer's or
     // certificate's standing writes to it.
     const audit = createAuditLog(storage.sql, logger);
-    const registry = createSqlCertificateRegistry(storage.sql, audit);
+    // What the request path reads on every call, in memory, forgotten when Postgres announces a
+    // change (src/caching/): at once on this instance, within DEFAULT_MAX_AGE_MS on every other.
+    const cacheOf = <V>(topic: InvalidationTopic, maxEntries: number, copy?: (value: V) => V) => createInvalidatingCache<V>({
+      bus: storage.invalidation, topic, maxEntries, maxAgeMs: DEFAULT_MAX_AGE_MS, ...(copy === undefined ? {} : { copy }),
+    });
+    const registry = cachedCertificateRegistry(createSqlCertificateRegistry(storage.sql, audit), cacheOf('certificate', 10_000, (s) => (s === undefined ? s : { ...s })));
     const failMode = config.certificates.revocation.failMode ?? (config.mode === 'production' ? 'closed' : 'open');
     const checker = createRevocationChecker({
       timeoutMs: config.certificates.revocation.timeoutMs, defaultCacheSeconds: config.certificates.revocation.checkIntervalSeconds,
@@ -243,15 +258,18 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const accounts = accountSource.directory;
     const accountService = accountSource.accountService;
     if (accountService !== undefined) ownCertificates?.accountServiceClient?.onRenewed((renewed) => accountService.setClientCertificate(renewed));
-    // What the gateway check knows of tokens, kept per token; forgotten when a token, grant or client
-    // changes through these stores (src/gateway-check/token-facts.ts).
-    const tokenFacts = createTokenFactsCache({ maxEntries: config.gatewayCheck?.enabled === true ? config.gatewayCheck.cache.maxEntries : 0 });
+    // What the gateway check knows of tokens, kept per token; forgotten on every instance when a
+    // token, grant or client changes through these stores (src/gateway-check/token-facts.ts).
+    const tokenFacts = createTokenFactsCache({
+      maxEntries: config.gatewayCheck?.enabled === true ? config.gatewayCheck.cache.maxEntries : 0, live: () => storage.invalidation.live,
+    });
+    const announceRevoked = connectTokenFacts(tokenFacts, storage.invalidation, logger);
     const tokenStores = {
-      durable: revocationAnnouncingStore(storage.durable, (kind, id) => tokenFacts.forget(kind, id)),
-      shortLived: revocationAnnouncingStore(storage.shortLived, (kind, id) => tokenFacts.forget(kind, id)),
+      durable: revocationAnnouncingStore(cachedClientStore(storage.durable, cacheOf('client', 2_000, jsonCopy)), announceRevoked),
+      shortLived: revocationAnnouncingStore(storage.shortLived, announceRevoked),
     };
     const consents = createConsentService({
-      store: createSqlConsentStore(storage.sql),
+      store: cachedConsentStore(createSqlConsentStore(storage.sql), cacheOf('consent-grant', 5_000, deepFrozen)),
       revokeGrant: (grantId) => revokeGrant(tokenStores, grantId),
       logger,
       audit,
@@ -295,7 +313,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       consents,
       clientCertificate,
       certificateGate,
-      renderError: createRenderError(views),
+      renderError: createRenderError(views, { interactionMinutes: Math.round(config.tokens.interactionTtl / 60) }),
       clientStanding: threats.standing,
       now,
     });
@@ -382,7 +400,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         createConsentApiRouter({ provider, consents, issuer: config.issuer, senderConstraint, logger }),
         ...(sandbox === undefined ? [] : [
           createSandboxApiRouter({ provider, issuer: config.issuer, senderConstraint, consents, accounts }),
-          createSandboxPkiRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
+          createSandboxRevocationRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
           ...(config.portal.enabled ? [createPortalRouter({
             config, material: sandbox, sessions: createPortalSessions(storage.shortLived), registry, views, csrf, logger, ...(diagnostics === undefined ? {} : { diagnostics }),
           })] : []),

@@ -92,7 +92,9 @@ export async function createOwnCertificates(deps: { config: MoatConfig; logger: 
     ...(server === undefined ? {} : { server }),
     ...(accountServiceClient === undefined ? {} : { accountServiceClient }),
     challengePort,
-    start: () => renewals.forEach((r) => r.start()),
+    start() {
+      for (const renewal of renewals) renewal.start();
+    },
     async stop() {
       await Promise.all(renewals.map((r) => r.stop()));
       await responder.close();

@@ -10,9 +10,10 @@ import { createHash } from 'node:crypto';
  * How long an entry lives: never past the token's own expiry, and not a moment after one of these is
  * announced (`forget`): the token destroyed (revoked at /revoke), its grant revoked (a consent revoked
  * or expired, a replayed code, a client's tokens revoked on quarantine), its client changed or
- * deleted, its bound certificate changed in the registry (revoked, retired). server.ts connects the
- * announcements: the storage wrappers of this instance call `forget` before the change's call
- * returns; other instances hear it from the cross-instance bus when one is configured.
+ * deleted, its bound certificate changed in the registry (revoked, retired). The announcements
+ * come over src/caching/'s bus (Postgres LISTEN/NOTIFY across instances); this instance forgets
+ * before the change's call returns (token-facts-invalidation.ts). While the bus is not live,
+ * nothing is kept.
  *
  * A read racing a change: a load that began before a `forget` (of anything) is answered but not kept,
  * since it may have read the state from before the change.
@@ -53,6 +54,11 @@ export interface TokenFactsCache {
 export interface TokenFactsCacheOptions {
   /** 0 keeps nothing: every check reads storage. */
   maxEntries: number;
+  /**
+   * Whether announcements from other instances are being heard (the bus is live); while not,
+   * nothing is served from memory or kept, and every check reads storage.
+   */
+  live?: () => boolean;
   /** Epoch seconds; a test may freeze it. */
   now?: () => number;
 }
@@ -64,6 +70,7 @@ function digestOf(token: string): string {
 
 export function createTokenFactsCache(options: TokenFactsCacheOptions): TokenFactsCache {
   const now = options.now ?? (() => Math.floor(Date.now() / 1000));
+  const live = options.live ?? (() => true);
   const entries = new Map<string, TokenFacts>();
   // Indexes from what an announcement names to the entries it touches.
   const indexes: Record<TokenFactsKey, Map<string, Set<string>>> = { token: new Map(), grant: new Map(), client: new Map(), certificate: new Map() };
@@ -100,7 +107,7 @@ export function createTokenFactsCache(options: TokenFactsCacheOptions): TokenFac
       const digest = digestOf(token);
       const hit = entries.get(digest);
       if (hit !== undefined) {
-        if (hit.expiresAt > now()) {
+        if (hit.expiresAt > now() && live()) {
           // Least recently used first in the Map's order.
           entries.delete(digest);
           entries.set(digest, hit);
@@ -110,7 +117,7 @@ export function createTokenFactsCache(options: TokenFactsCacheOptions): TokenFac
       }
       const started = generation;
       const facts = await load();
-      if (facts !== undefined && started === generation && facts.expiresAt > now()) keep(digest, facts);
+      if (facts !== undefined && started === generation && facts.expiresAt > now() && live()) keep(digest, facts);
       return facts;
     },
     forget(key, value) {
