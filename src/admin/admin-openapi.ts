@@ -65,7 +65,8 @@ export function adminOpenApi(routes: readonly AdminRoute<AdminServices>[] = ADMI
   const paths: Record<string, Record<string, JsonSchema>> = {};
   for (const route of routes) {
     const { path } = pathOf(route.spec.path);
-    (paths[path] ??= {})[route.spec.method] = operation(route);
+    paths[path] ??= {};
+    paths[path][route.spec.method] = operation(route);
   }
   return {
     openapi: '3.1.0',
