@@ -57,7 +57,7 @@ import { openHsmSigning, signingFailuresCounter } from './provider/external-sign
 import { createRegistrationMiddleware } from './provider/registration-middleware.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
-import { createSandboxPkiRouter } from './sandbox/sandbox-pki.ts';
+import { createSandboxRevocationRouter } from './sandbox/revocation-services.ts';
 import { startSandboxAccountService } from './sandbox/sandbox-account-service.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { loadAdminCredentials } from './admin/operator-authentication.ts';
@@ -357,7 +357,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         createConsentApiRouter({ provider, consents, issuer: config.issuer, senderConstraint, logger }),
         ...(sandbox === undefined ? [] : [
           createSandboxApiRouter({ provider, issuer: config.issuer, senderConstraint, consents, accounts }),
-          createSandboxPkiRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
+          createSandboxRevocationRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
           ...(config.portal.enabled ? [createPortalRouter({
             config, material: sandbox, sessions: createPortalSessions(storage.shortLived), registry, views, csrf, logger, ...(diagnostics === undefined ? {} : { diagnostics }),
           })] : []),

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { SANDBOX_PKI_PATH } from '../sandbox/sandbox-pki.ts';
+import { SANDBOX_PKI_PATH } from '../sandbox/revocation-services.ts';
 import { ensureSandboxMaterial, sandboxMaterialExists } from '../sandbox/sandbox-material.ts';
 import type { CliIo } from './io.ts';
 import { configArgs, loadConfigOrReport } from './load-config-or-report.ts';

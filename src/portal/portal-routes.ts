@@ -14,7 +14,7 @@ import { readForm } from '../http/read-body.ts';
 import type { Views } from '../interactions/views.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { SandboxMaterial } from '../sandbox/sandbox-material.ts';
-import { sandboxRevocationPointers } from '../sandbox/sandbox-pki.ts';
+import { sandboxRevocationPointers } from '../sandbox/revocation-services.ts';
 import { issueSandboxTpp, sandboxTppFiles, sandboxTppNameProblem, sandboxTppSummary, TPP_FILES } from '../sandbox/tpp-credentials.ts';
 import { MAX_TPPS_PER_SESSION, type PortalSessions, type PortalTpp } from './portal-sessions.ts';
 
