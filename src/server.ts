@@ -175,13 +175,16 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     }
     const secrets = loadOrCreateSecrets(config.keys.dir);
     // One-time-code secrets are sealed with the configured key; the sandbox generates one under keys/.
+    // Customers of the bank's IdP (customers.source: oidc) use them too: Moat's own linked step for
+    // payments and its step-up of logins below SCA (src/interactions/federated-login.ts).
     const totpStore = createSqlTotpStore(storage.sql);
-    const totpBox = config.sca.totp.enabled && config.customers.source === 'local' ? createSecretBox(loadEncryptionKey({
+    const totpBox = config.sca.totp.enabled ? createSecretBox(loadEncryptionKey({
       ...(config.sca.totp.encryptionKey === undefined ? {} : { key: config.sca.totp.encryptionKey }),
       ...(config.sca.totp.encryptionKeyFile === undefined ? {} : { keyFile: config.sca.totp.encryptionKeyFile }),
       ...(sandbox === undefined ? {} : { generateAt: join(config.keys.dir, TOTP_KEY_FILE) }),
     })) : undefined;
-    if (sandbox !== undefined && totpBox !== undefined) await seedSandboxTotp(totpStore, totpBox, SANDBOX_CUSTOMERS, now());
+    // The demo customers are the local directory's; a bank IdP's customers enrol their own.
+    if (sandbox !== undefined && totpBox !== undefined && config.customers.source === 'local') await seedSandboxTotp(totpStore, totpBox, SANDBOX_CUSTOMERS, now());
 
     const clientCertificate = createClientCertificateResolver({
       trustedProxies: config.trustedProxies.addresses,
@@ -280,7 +283,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       consents,
       clientCertificate,
       certificateGate,
-      renderError: createRenderError(views),
+      renderError: createRenderError(views, { interactionMinutes: Math.round(config.tokens.interactionTtl / 60) }),
       clientStanding: threats.standing,
       now,
     });

@@ -120,7 +120,8 @@ function crossFieldProblems(config: MoatConfig): string[] {
     if (localCustomers && !config.sca.totp.enabled && !passkeysEnabled(config)) {
       problems.push('sca.totp.enabled: production refuses password-only customer authentication (not SCA under PSD2 RTS Art. 4) — enable sca.totp or passkeys');
     }
-    if (localCustomers && config.sca.totp.enabled && config.sca.totp.encryptionKey === undefined && config.sca.totp.encryptionKeyFile === undefined) {
+    // Customers of the bank's IdP enrol one-time codes with Moat too (its linked step for payments).
+    if (config.sca.totp.enabled && config.sca.totp.encryptionKey === undefined && config.sca.totp.encryptionKeyFile === undefined) {
       problems.push('sca.totp.encryptionKey or sca.totp.encryptionKeyFile: required in production (one-time-code secrets are encrypted at rest)');
     }
     if (config.accounts.source === 'sandbox') {
