@@ -21,7 +21,7 @@ import { createAccountSource } from './accounts/account-source.ts';
 import { createLoginThrottle } from './customers/login-throttle.ts';
 import { createConsentApiRouter } from './consents/consent-api.ts';
 import { createConsentService, type ConsentService } from './consents/consent-service.ts';
-import { consentProviderMiddleware } from './consents/provider-middleware.ts';
+import { consentProviderMiddleware } from './provider/consent-middleware.ts';
 import { createSqlConsentStore } from './consents/sql-consent-store.ts';
 import { createCustomerSessions } from './dashboard/customer-sessions.ts';
 import { createCsrf } from './http/csrf.ts';
@@ -37,6 +37,12 @@ import type { CertificateRegistry } from './certificates/certificate-registry.ts
 import { createRevocationChecker } from './certificates/revocation-checker.ts';
 import { createRevocationMonitor, type RevocationMonitor } from './certificates/revocation-monitor.ts';
 import { createSqlCertificateRegistry } from './certificates/sql-certificate-registry.ts';
+import { cachedCertificateRegistry } from './certificates/cached-certificate-registry.ts';
+import { cachedConsentStore } from './consents/cached-consent-store.ts';
+import { cachedClientStore } from './storage/cached-client-store.ts';
+import { createInvalidatingCache, DEFAULT_MAX_AGE_MS } from './caching/invalidating-cache.ts';
+import type { InvalidationTopic } from './caching/invalidation.ts';
+import { deepFrozen, jsonCopy } from './caching/copies.ts';
 import { createExpiryNotices, NOTIFICATION_URI_METADATA, type ExpiryNotices } from './certificates/expiry-notices.ts';
 import { createHttpsNoticeDelivery } from './certificates/notice-delivery.ts';
 import { createSqlExpiryNoticeStore } from './certificates/sql-expiry-notice-store.ts';
@@ -60,6 +66,11 @@ import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-
 import { createSandboxRevocationRouter } from './sandbox/revocation-services.ts';
 import { startSandboxAccountService } from './sandbox/sandbox-account-service.ts';
 import { createAdminServer } from './admin/admin-server.ts';
+import { createGatewayCheck } from './gateway-check/gateway-check.ts';
+import { createGatewayCheckServer } from './gateway-check/gateway-check-server.ts';
+import { createTokenFactsCache, type TokenFactsCache } from './gateway-check/token-facts.ts';
+import { connectTokenFacts } from './gateway-check/token-facts-invalidation.ts';
+import { revocationAnnouncingStore } from './storage/revocation-announcing-store.ts';
 import { loadAdminCredentials } from './admin/operator-authentication.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { createMtlsOutcomeMiddleware } from './tls/mtls-outcome.ts';
@@ -112,6 +123,10 @@ export interface MoatServer {
   threats: ThreatProtection;
   /** The admin listener's port once listening (metrics), when it is enabled. */
   adminPort?: number;
+  /** The gateway check listener's port once listening, when `gatewayCheck.enabled`. */
+  gatewayCheckPort?: number;
+  /** Per-token facts of the gateway check (src/gateway-check/token-facts.ts). */
+  tokenFacts: TokenFactsCache;
   /** Starts listening; resolves with the bound port (useful with port 0). */
   listen(): Promise<number>;
   /** Stops accepting connections, drains in-flight requests and closes storage. */
@@ -197,7 +212,12 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     // The security audit log: every module that changes a TPP's, client's, customer's or
     // certificate's standing writes to it.
     const audit = createAuditLog(storage.sql, logger);
-    const registry = createSqlCertificateRegistry(storage.sql, audit);
+    // What the request path reads on every call, in memory, forgotten when Postgres announces a
+    // change (src/caching/): at once on this instance, within DEFAULT_MAX_AGE_MS on every other.
+    const cacheOf = <V>(topic: InvalidationTopic, maxEntries: number, copy?: (value: V) => V) => createInvalidatingCache<V>({
+      bus: storage.invalidation, topic, maxEntries, maxAgeMs: DEFAULT_MAX_AGE_MS, ...(copy === undefined ? {} : { copy }),
+    });
+    const registry = cachedCertificateRegistry(createSqlCertificateRegistry(storage.sql, audit), cacheOf('certificate', 10_000, (s) => (s === undefined ? s : { ...s })));
     const failMode = config.certificates.revocation.failMode ?? (config.mode === 'production' ? 'closed' : 'open');
     const checker = createRevocationChecker({
       timeoutMs: config.certificates.revocation.timeoutMs, defaultCacheSeconds: config.certificates.revocation.checkIntervalSeconds,
@@ -238,9 +258,19 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const accounts = accountSource.directory;
     const accountService = accountSource.accountService;
     if (accountService !== undefined) ownCertificates?.accountServiceClient?.onRenewed((renewed) => accountService.setClientCertificate(renewed));
+    // What the gateway check knows of tokens, kept per token; forgotten on every instance when a
+    // token, grant or client changes through these stores (src/gateway-check/token-facts.ts).
+    const tokenFacts = createTokenFactsCache({
+      maxEntries: config.gatewayCheck?.enabled === true ? config.gatewayCheck.cache.maxEntries : 0, live: () => storage.invalidation.live,
+    });
+    const announceRevoked = connectTokenFacts(tokenFacts, storage.invalidation, logger);
+    const tokenStores = {
+      durable: revocationAnnouncingStore(cachedClientStore(storage.durable, cacheOf('client', 2_000, jsonCopy)), announceRevoked),
+      shortLived: revocationAnnouncingStore(storage.shortLived, announceRevoked),
+    };
     const consents = createConsentService({
-      store: createSqlConsentStore(storage.sql),
-      revokeGrant: (grantId) => revokeGrant({ durable: storage.durable, shortLived: storage.shortLived }, grantId),
+      store: cachedConsentStore(createSqlConsentStore(storage.sql), cacheOf('consent-grant', 5_000, deepFrozen)),
+      revokeGrant: (grantId) => revokeGrant(tokenStores, grantId),
       logger,
       audit,
     });
@@ -275,7 +305,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     });
     const provider = createProvider({
       config,
-      adapter: createAdapterFactory({ durable: storage.durable, shortLived: storage.shortLived }, errors),
+      adapter: createAdapterFactory(tokenStores, errors),
       jwks: hsm?.jwks ?? providerJwks(fileKeys!.keys),
       cookieKeys: secrets.cookieKeys,
       dpopNonceSecret: secrets.dpopNonceSecret,
@@ -283,7 +313,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       consents,
       clientCertificate,
       certificateGate,
-      renderError: createRenderError(views),
+      renderError: createRenderError(views, { interactionMinutes: Math.round(config.tokens.interactionTtl / 60) }),
       clientStanding: threats.standing,
       now,
     });
@@ -319,6 +349,16 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const senderConstraint = {
       issuer: config.issuer, clientCertificate, certificateRefusal: certificateGate.refusal, replay: storage.shortLived, nonces: createDpopNonces(secrets.dpopNonceSecret),
     };
+    // The check endpoint API gateways call before each bank API request, on its own listener.
+    const gatewayCheck = config.gatewayCheck?.enabled === true ? createGatewayCheckServer({
+      config: config.gatewayCheck, logger,
+      check: createGatewayCheck({
+        config: config.gatewayCheck, certificateFormat: config.gatewayCheck.forwardedCertificate ?? config.trustedProxies.format,
+        provider, consents, bindingAlive: certificateGate.bindingAlive, quarantined: threats.standing.quarantined,
+        replay: storage.shortLived, nonces: senderConstraint.nonces, cache: tokenFacts,
+        onMalformedCertificate: (detail) => logger.warn({ event: 'gateway_check.malformed_certificate', detail }, 'the gateway forwarded an unreadable client certificate'),
+      }),
+    }) : undefined;
     const csrf = createCsrf({ keys: secrets.cookieKeys, origin: new URL(config.issuer).origin });
 
     const directoryKeys = createDirectoryKeys(directories);
@@ -421,11 +461,12 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const listenPublic = () => listenOn(server, 'listen', config.listen.host, config.listen.port);
 
     const moat: MoatServer = {
-      server, provider, config, storage, consents, audit, threats,
+      server, provider, config, storage, consents, audit, threats, tokenFacts,
       certificates: { registry, monitor: certificateMonitor, ...(expiryNotices === undefined ? {} : { notices: expiryNotices }) },
       trustFiles, heartbeat, ...(ownCertificates === undefined ? {} : { ownCertificates }),
       async listen() {
         if (admin !== undefined) moat.adminPort = await admin.listen(config.admin.host, config.admin.port);
+        if (gatewayCheck !== undefined) moat.gatewayCheckPort = await gatewayCheck.listen();
         return listenPublic();
       },
       close: async () => {
@@ -437,6 +478,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         await expiryNotices?.stop();
         threats.stop();
         await admin?.close();
+        await gatewayCheck?.close();
         await new Promise<void>((done) => {
           server.close(() => done());
           server.closeIdleConnections();

@@ -1,6 +1,7 @@
 import { FORWARDED_CERT_FORMATS } from '../pki/forwarded-certificate.ts';
 import { z } from 'zod';
 import { accountsSchema } from './accounts-schema.ts';
+import { gatewayCheckSchema } from './gateway-check-schema.ts';
 import { acmeSchema } from './acme-schema.ts';
 
 /*
@@ -375,6 +376,8 @@ export const configSchema = z.strictObject({
       accessTokenTtl: seconds(3600).default(300),
     }).prefault({}),
   }).prefault({}),
+  /** The check endpoint API gateways call before each bank API request (src/config/gateway-check-schema.ts). */
+  gatewayCheck: gatewayCheckSchema.optional(),
   /** The admin listener (metrics; more admin endpoints to come), apart from the public one. */
   admin: z.strictObject({
     enabled: z.boolean().default(true),
@@ -423,6 +426,16 @@ export const configSchema = z.strictObject({
     /** Header and button colour, and the text colour on it (WCAG 2.1 AA contrast is enforced). */
     primaryColor: hexColor.default('#0b3d5c'),
     primaryTextColor: hexColor.default('#ffffff'),
+    /**
+     * How customers reach the bank, on every error page (OBIE CEG: the customer is told whom to
+     * contact): a phone number or a web address. Unset: "the number on the back of your card".
+     */
+    contact: z.string().min(1).max(200).optional(),
+    /**
+     * What the bank charges for a payment a TPP initiates, shown before the customer confirms it
+     * (PSD2 Art. 45(1)(b), OBIE CEG payment screen). The default says the bank charges nothing.
+     */
+    paymentCharges: z.string().min(1).max(200).default('None'),
   // (A malformed colour is reported by its own key; the contrast is judged only between valid ones.)
   }).refine((b) => !HEX_COLOR.test(b.primaryColor) || !HEX_COLOR.test(b.primaryTextColor) || contrastRatio(b.primaryColor, b.primaryTextColor) >= 4.5, {
     message: 'primaryTextColor on primaryColor must have a contrast ratio of at least 4.5:1 (WCAG 2.1 AA)',

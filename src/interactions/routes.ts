@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import { htmlErrorPages, INTERACTION_EXPIRED, providerErrorShown } from './render-error.ts';
+import { htmlErrorPages, INTERACTION_EXPIRED, providerErrorShown, tppLinkOf } from './render-error.ts';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
@@ -9,10 +9,11 @@ import {
 } from '../consents/authorization-details.ts';
 import { ConsentNotFound, ConsentStateConflict, kindOf, newConsentId } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
-import { asksAccountsByScope, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
-import { describeAccount, describeDetail } from '../consents/presentation.ts';
+import { accountChoice, asksAccountsByScope, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
+import { describeAccount, describeDetail, formatDate } from '../consents/presentation.ts';
+import { regulatorOf } from '../certificates/regulator-names.ts';
 import { intentIdFromClaims } from '../consents/provider-hooks.ts';
-import { intentProblem } from '../consents/provider-middleware.ts';
+import { intentProblem } from '../consents/intent-problem.ts';
 import { AccountsUnavailable, type AccountDirectory } from '../customers/account-directory.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import { lockedMessage, type LoginThrottle } from '../customers/login-throttle.ts';
@@ -102,10 +103,18 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
 
   // A customer's browser gets a page, not JSON: an expired or unknown interaction, a form posted
   // without its cookies, a body that is not a form.
+  // The customer reads plain words and a way back to the TPP; the technical text is logged.
   router.use(htmlErrorPages(views, {
     also: providerErrorShown,
     fallbackDescription: INTERACTION_EXPIRED,
-    onError: (shown) => logger.info({ event: 'interaction.error', outcome: shown.error, status: shown.status }, 'interaction error'),
+    interactionMinutes: Math.round(config.tokens.interactionTtl / 60),
+    tpp: async (ctx) => {
+      const uid = /^\/interaction\/([^/]+)/.exec(ctx.path)?.[1];
+      const interaction = uid === undefined ? undefined : await provider.Interaction.find(uid);
+      const clientId = interaction?.params.client_id;
+      return typeof clientId === 'string' ? tppLinkOf(await provider.Client.find(clientId)) : undefined;
+    },
+    onError: (shown) => logger.info({ event: 'interaction.error', outcome: shown.error, status: shown.status, description: shown.description }, 'interaction error'),
   }));
 
   // The account directory (the bank's account service) failing is no error of the customer's or the
@@ -132,21 +141,21 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   const clientView = async (clientId: string) => {
     const client = await provider.Client.find(clientId);
     const metadata = (client?.metadata() ?? {}) as Record<string, unknown>;
-    let regulatorId: string | undefined;
+    let organizationIdentifier: string | undefined;
     if (typeof metadata.tls_client_auth_subject_dn === 'string') {
       try {
         // eIDAS QWACs carry the PSD2 authorisation number in organizationIdentifier (ETSI TS 119 495 §5.2.1).
-        regulatorId = getAttribute(parseDistinguishedName(metadata.tls_client_auth_subject_dn), '2.5.4.97');
+        organizationIdentifier = getAttribute(parseDistinguishedName(metadata.tls_client_auth_subject_dn), '2.5.4.97');
       } catch {
-        regulatorId = undefined;
+        organizationIdentifier = undefined;
       }
     }
     const logoUri = typeof metadata.logo_uri === 'string' && metadata.logo_uri.startsWith('https://') ? metadata.logo_uri : undefined;
     return {
       clientName: client?.clientName ?? clientId,
       orgName: typeof metadata.org_name === 'string' ? metadata.org_name : undefined,
-      orgId: typeof metadata.org_id === 'string' ? metadata.org_id : undefined,
-      regulatorId,
+      // The regulator by name and the authorisation number; never the directory's internal org id.
+      regulator: regulatorOf(organizationIdentifier),
       clientUri: client?.clientUri,
       logoUri,
     };
@@ -186,12 +195,23 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     return { clientId, scope, intentId, ...(consent.requested === undefined ? {} : { detail: consent.requested }) };
   };
 
-  const renderConsent = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, extra: { error?: string; chosen?: string[] } = {}) => {
+  /**
+   * The consent page. Re-rendered after a choice it refuses, it keeps exactly what the customer
+   * chose — accounts, the account to pay from, the kinds of information kept back — never the defaults.
+   */
+  const renderConsent = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, extra: { error?: string; chosen?: string[]; keptGroups?: string[] | undefined } = {}) => {
     const customerId = details.session!.accountId;
     const customer = await customers.findById(customerId);
-    const offered = await offeredAccounts(accounts, customerId, request, { interactionId: details.uid });
+    const { offered, leftOut } = await accountChoice(accounts, customerId, request, { interactionId: details.uid });
     const view = request.detail === undefined ? undefined : describeDetail(request.detail);
     const byScope = asksAccountsByScope(request);
+    const payment = view?.payment === undefined ? undefined : {
+      ...view.payment,
+      // A single domestic payment is made straight away (Faster Payments): today, in the bank's time.
+      date: formatDate(sca.now()),
+      charges: config.branding.paymentCharges,
+    };
+    const paymentCurrency = request.detail?.type === 'payment_initiation' ? request.detail.instructedAmount.currency : undefined;
     ctx.type = 'html';
     ctx.body = views.render('consent', {
       uid: details.uid,
@@ -199,9 +219,18 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       ...(await clientView(request.clientId)),
       customerName: customer?.name ?? customerId,
       scopes: request.detail === undefined ? describeScopes(request.scope, config) : describeScopes(request.scope, config, { openidOnly: true }),
-      detail: view,
+      detail: view === undefined ? undefined : {
+        ...view,
+        ...(payment === undefined ? {} : { payment }),
+        groups: view.groups?.map((g) => ({ ...g, checked: extra.keptGroups?.includes(g.key) ?? true })),
+      },
       // Asked by scope, nothing narrows the accounts: all ticked, the customer unticks what to keep back.
       accounts: offered.map((a) => ({ ...describeAccount(a), checked: extra.chosen?.includes(a.id) ?? (byScope || offered.length === 1) })),
+      leftOut: leftOut.map(({ account, reason }) => ({
+        ...describeAccount(account),
+        why: reason === 'currency' ? `This account is in ${account.currency}; the payment is in ${paymentCurrency ?? ''}.`
+          : 'The bank cannot make this payment from this account right now, for example because there is not enough money available.',
+      })),
       selection: request.detail === undefined ? (byScope ? 'many' : 'none') : request.detail.type === 'account_information' ? 'many' : 'one',
       error: extra.error,
     });
@@ -555,7 +584,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     } catch (err) {
       if (!(err instanceof ChoiceInvalid)) throw err;
       ctx.status = 400;
-      await renderConsent(ctx, details, request, { error: err.message, chosen });
+      await renderConsent(ctx, details, request, { error: err.message, chosen, keptGroups: keptGroups(form) });
       return;
     }
 
