@@ -57,7 +57,7 @@ import { openHsmSigning, signingFailuresCounter } from './provider/external-sign
 import { createRegistrationMiddleware } from './provider/registration-middleware.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
-import { createSandboxPkiRouter } from './sandbox/sandbox-pki.ts';
+import { createSandboxRevocationRouter } from './sandbox/revocation-services.ts';
 import { startSandboxAccountService } from './sandbox/sandbox-account-service.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { loadAdminCredentials } from './admin/operator-authentication.ts';
@@ -88,6 +88,7 @@ import { createPingDelivery, type PingDelivery } from './ciba/ping-delivery.ts';
 import { cibaPollPacing } from './ciba/poll-pacing.ts';
 import { createSqlDecoupledRequestStore } from './ciba/sql-decoupled-request-store.ts';
 import { createBankAppApiRouter } from './sandbox/bank-app-api.ts';
+import { createOwnCertificates, type OwnCertificates } from './acme/own-certificates.ts';
 import type { DirectoryConfig } from './config/schema.ts';
 
 /** In sandbox mode the built-in sandbox API is a resource server, so a first token has something to call. */
@@ -107,6 +108,8 @@ export interface MoatServer {
   storage: Awaited<ReturnType<typeof createStorage>>;
   consents: ConsentService;
   certificates: { registry: CertificateRegistry; monitor: RevocationMonitor; notices?: ExpiryNotices };
+  /** Moat's own certificates renewed by ACME, when `acme.enabled`. */
+  ownCertificates?: OwnCertificates;
   /** Trust anchors, directory JWKS files and operator CRLs, re-read when they change. */
   trustFiles: TrustFileReloader;
   /** This instance's configuration hash, recorded with a heartbeat for drift detection. */
@@ -167,6 +170,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
   const heartbeat = createInstanceHeartbeat({ sql: storage.sql, configHash: configHash(configured), metrics: metrics.registry, logger });
   logger.info({ event: 'config.loaded', configHash: heartbeat.configHash }, 'configuration loaded');
   let accountSource: Awaited<ReturnType<typeof createAccountSource>> | undefined;
+  let ownCertificates: OwnCertificates | undefined;
   try {
     if (sandbox !== undefined) {
       await seedSandboxCustomers(storage.sql);
@@ -179,13 +183,16 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     }
     const secrets = loadOrCreateSecrets(config.keys.dir);
     // One-time-code secrets are sealed with the configured key; the sandbox generates one under keys/.
+    // Customers of the bank's IdP (customers.source: oidc) use them too: Moat's own linked step for
+    // payments and its step-up of logins below SCA (src/interactions/federated-login.ts).
     const totpStore = createSqlTotpStore(storage.sql);
-    const totpBox = config.sca.totp.enabled && config.customers.source === 'local' ? createSecretBox(loadEncryptionKey({
+    const totpBox = config.sca.totp.enabled ? createSecretBox(loadEncryptionKey({
       ...(config.sca.totp.encryptionKey === undefined ? {} : { key: config.sca.totp.encryptionKey }),
       ...(config.sca.totp.encryptionKeyFile === undefined ? {} : { keyFile: config.sca.totp.encryptionKeyFile }),
       ...(sandbox === undefined ? {} : { generateAt: join(config.keys.dir, TOTP_KEY_FILE) }),
     })) : undefined;
-    if (sandbox !== undefined && totpBox !== undefined) await seedSandboxTotp(totpStore, totpBox, SANDBOX_CUSTOMERS, now());
+    // The demo customers are the local directory's; a bank IdP's customers enrol their own.
+    if (sandbox !== undefined && totpBox !== undefined && config.customers.source === 'local') await seedSandboxTotp(totpStore, totpBox, SANDBOX_CUSTOMERS, now());
 
     const clientCertificate = createClientCertificateResolver({
       trustedProxies: config.trustedProxies.addresses,
@@ -233,8 +240,12 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const federatedCustomers = upstreamIdp === undefined ? undefined : createSqlFederatedCustomerDirectory(storage.sql);
     const customers = federatedCustomers ?? createSqlCustomerDirectory(storage.sql);
     // accounts.source: the customer_account table, the bank's account service, or the sandbox's own.
+    // Moat's own certificates by ACME: in hand (from their files, or ordered) before anything presents them.
+    ownCertificates = await createOwnCertificates({ config, logger, registry: metrics.registry, now });
     accountSource = await createAccountSource({ config, sql: storage.sql, logger, registry: metrics.registry, startSandboxService: startSandboxAccountService });
     const accounts = accountSource.directory;
+    const accountService = accountSource.accountService;
+    if (accountService !== undefined) ownCertificates?.accountServiceClient?.onRenewed((renewed) => accountService.setClientCertificate(renewed));
     const consents = createConsentService({
       store: createSqlConsentStore(storage.sql),
       revokeGrant: (grantId) => revokeGrant({ durable: storage.durable, shortLived: storage.shortLived }, grantId),
@@ -284,7 +295,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       consents,
       clientCertificate,
       certificateGate,
-      renderError: createRenderError(views),
+      renderError: createRenderError(views, { interactionMinutes: Math.round(config.tokens.interactionTtl / 60) }),
       clientStanding: threats.standing,
       now,
     });
@@ -375,7 +386,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         ...(sandbox === undefined ? [] : [
           createSandboxApiRouter({ provider, issuer: config.issuer, senderConstraint, consents, accounts }),
           ...(decoupled === undefined ? [] : [createBankAppApiRouter({ authorisation: decoupled, customers, throttle: loginThrottle, sca: interactionSca, logger })]),
-          createSandboxPkiRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
+          createSandboxRevocationRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
           ...(config.portal.enabled ? [createPortalRouter({
             config, material: sandbox, sessions: createPortalSessions(storage.shortLived), registry, views, csrf, logger, ...(diagnostics === undefined ? {} : { diagnostics }),
           })] : []),
@@ -400,10 +411,17 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     threats.start();
 
     const handler = app.callback();
-    const serverIdentity = config.tls.terminate
-      ? { cert: readFileSync(config.tls.certFile ?? sandbox!.serverCertFile), key: readFileSync(config.tls.keyFile ?? sandbox!.serverKeyFile) }
-      : undefined;
+    const acmeServer = ownCertificates?.server?.current();
+    let serverIdentity: { cert: string | Buffer; key: string | Buffer } | undefined = !config.tls.terminate ? undefined
+      : acmeServer !== undefined ? { cert: acmeServer.certPem, key: acmeServer.keyPem }
+        : { cert: readFileSync(config.tls.certFile ?? sandbox!.serverCertFile), key: readFileSync(config.tls.keyFile ?? sandbox!.serverKeyFile) };
     const server = serverIdentity !== undefined ? createHttpsServer({ ...serverIdentity, ca: anchors.pem, handler }) : createHttpServer(handler);
+    // A renewed server certificate: new handshakes get it, connections already open keep theirs.
+    ownCertificates?.server?.onRenewed((renewed) => {
+      const identity = { cert: renewed.certPem, key: renewed.keyPem };
+      (server as unknown as TlsServer).setSecureContext(tlsServerOptions({ ...identity, ca: anchors.pem }));
+      serverIdentity = identity;
+    });
 
     // Trust files re-read when they change: the anchors object is shared by reference, so every
     // check sees the new set; the TLS context is swapped for the CertificateRequest's CA list.
@@ -424,6 +442,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     });
     trustFiles.start();
     heartbeat.start();
+    ownCertificates?.start();
 
     const listenPublic = () => listenOn(server, 'listen', config.listen.host, config.listen.port);
 
@@ -431,7 +450,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       server, provider, config, storage, consents, audit, threats,
       ...(decoupled === undefined ? {} : { ciba: { authorisation: decoupled, ping } }),
       certificates: { registry, monitor: certificateMonitor, ...(expiryNotices === undefined ? {} : { notices: expiryNotices }) },
-      trustFiles, heartbeat,
+      trustFiles, heartbeat, ...(ownCertificates === undefined ? {} : { ownCertificates }),
       async listen() {
         if (admin !== undefined) moat.adminPort = await admin.listen(config.admin.host, config.admin.port);
         return listenPublic();
@@ -440,6 +459,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         clearInterval(expirySweep);
         certificateMonitor.stop();
         trustFiles.stop();
+        await ownCertificates?.stop();
         await heartbeat.stop();
         await expiryNotices?.stop();
         threats.stop();
@@ -461,6 +481,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     return moat;
   } catch (err) {
     for (const close of closeOnFailure) close();
+    await ownCertificates?.stop();
     await accountSource?.close();
     await storage.close();
     throw err;

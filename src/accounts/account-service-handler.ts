@@ -18,7 +18,10 @@ export function createAccountServiceHandler(directory: AccountDirectory, options
   };
   return (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'https://account-service.invalid');
-    if (req.method !== 'GET') return answer(res, 405, { error: 'the contract has GETs only' });
+    if (req.method !== 'GET') {
+      answer(res, 405, { error: 'the contract has GETs only' });
+      return;
+    }
     const handle = async () => {
       const list = LIST.exec(url.pathname);
       if (list !== null) {

@@ -25,6 +25,8 @@ export interface LoopbackAccountService {
 export interface AccountSourceHandle {
   source: AccountSource;
   directory: AccountDirectory;
+  /** The bank's account service client (`http`), whose client certificate ACME renews. */
+  accountService?: HttpAccountDirectory;
   close(): Promise<void>;
 }
 
@@ -86,7 +88,7 @@ export async function createAccountSource(deps: {
   if (source === 'http') {
     const client = createConfiguredAccountService(config.accounts.http!, { logger, registry, cacheSeconds });
     logger.info({ event: 'accounts.source', source }, 'accounts from the bank\'s account service');
-    return { source, directory: client, close: async () => client.close() };
+    return { source, directory: client, accountService: client, close: async () => client.close() };
   }
   const service = await deps.startSandboxService(database);
   const options: AccountServiceClientOptions = { url: service.url, tls: service.tls, ...SANDBOX_CLIENT, cacheSeconds, logger, metrics: createAccountServiceMetrics(registry) };

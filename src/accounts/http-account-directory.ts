@@ -42,6 +42,11 @@ export interface AccountServiceClientOptions {
 export interface HttpAccountDirectory extends AccountDirectory {
   /** One uncached list request for a customer the service does not know, as `moat config validate --connect` makes it. */
   check(): Promise<void>;
+  /**
+   * Presents a new client certificate (renewed by ACME) from the next connection on. Requests in
+   * flight finish on their connections, which then close instead of being kept alive.
+   */
+  setClientCertificate(client: { certPem: string; keyPem: string }): void;
   close(): void;
 }
 
@@ -69,9 +74,10 @@ export function createHttpAccountDirectory(options: AccountServiceClientOptions)
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((done) => setTimeout(done, ms)));
   const base = new URL(options.url);
-  const agent = new Agent({
-    keepAlive: true, cert: options.tls.certPem, key: options.tls.keyPem, ...(options.tls.caPem === undefined ? {} : { ca: options.tls.caPem }),
+  const agentFor = (client: { certPem: string; keyPem: string }) => new Agent({
+    keepAlive: true, cert: client.certPem, key: client.keyPem, ...(options.tls.caPem === undefined ? {} : { ca: options.tls.caPem }),
   });
+  let agent = agentFor(options.tls);
   const { logger, metrics } = options;
   const breaker = createCircuitBreaker({
     failureThreshold: options.circuitBreaker.failureThreshold, openMs: options.circuitBreaker.openSeconds * 1000, now,
@@ -208,6 +214,13 @@ export function createHttpAccountDirectory(options: AccountServiceClientOptions)
     }),
     async check() {
       await listForCustomer(CONNECTIVITY_CHECK_CUSTOMER);
+    },
+    setClientCertificate(client) {
+      const retired = agent;
+      agent = agentFor(client);
+      // node's Agent reads keepAlive when a request ends: a busy socket is closed as it frees.
+      (retired as Agent & { keepAlive: boolean }).keepAlive = false;
+      for (const sockets of Object.values(retired.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
     },
     close: () => agent.destroy(),
   };

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
-import { diagnose } from '../diagnose/diagnose.ts';
-import { resolveInputs } from '../diagnose/inputs.ts';
-import { jsonReport, textReport } from '../diagnose/report.ts';
+import { diagnose } from './diagnose/diagnose.ts';
+import { resolveInputs } from './diagnose/inputs.ts';
+import { jsonReport, textReport } from './diagnose/report.ts';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from './io.ts';
 
 export const USAGE = `usage: moat diagnose --issuer URL --cert PEM --key PEM [--ca PEM] [options]

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureSandboxMaterial, sandboxMaterialExists } from '../sandbox/sandbox-material.ts';
-import { sandboxRevocationPointers } from '../sandbox/sandbox-pki.ts';
+import { sandboxRevocationPointers } from '../sandbox/revocation-services.ts';
 import { NEXT_TRANSPORT_FILES, NotASandboxCertificate, renewSandboxTransport, TPP_FILES } from '../sandbox/tpp-credentials.ts';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from './io.ts';
 import { configArgs, loadConfigOrReport } from './load-config-or-report.ts';

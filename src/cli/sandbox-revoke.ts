@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { SANDBOX_PKI_PATH } from '../sandbox/sandbox-pki.ts';
+import { SANDBOX_PKI_PATH } from '../sandbox/revocation-services.ts';
 import type { CliIo } from './io.ts';
 import { configArgs, loadConfigOrReport } from './load-config-or-report.ts';
 import { postToServer, sandboxServerCa } from './sandbox-server.ts';

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureSandboxMaterial, sandboxMaterialExists } from '../sandbox/sandbox-material.ts';
 import { issueSandboxTpp, sandboxTppNameProblem, writeSandboxTpp } from '../sandbox/tpp-credentials.ts';
-import { sandboxRevocationPointers } from '../sandbox/sandbox-pki.ts';
+import { sandboxRevocationPointers } from '../sandbox/revocation-services.ts';
 import type { CliIo } from './io.ts';
 import { configArgs, loadConfigOrReport } from './load-config-or-report.ts';
 

@@ -30,7 +30,9 @@ export function flattenConfig(value: unknown, prefix = ''): Record<string, Leaf 
     if (v === undefined) return;
     if (Array.isArray(v)) {
       if (v.length === 0) out[key] = [];
-      v.forEach((item, i) => walk(item, `${key}.${i}`));
+      v.forEach((item, i) => {
+        walk(item, `${key}.${i}`);
+      });
     } else if (typeof v === 'object' && v !== null) {
       const entries = Object.entries(v).filter(([, x]) => x !== undefined);
       if (entries.length === 0) out[key] = {};

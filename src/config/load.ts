@@ -120,7 +120,8 @@ function crossFieldProblems(config: MoatConfig): string[] {
     if (localCustomers && !config.sca.totp.enabled && !passkeysEnabled(config)) {
       problems.push('sca.totp.enabled: production refuses password-only customer authentication (not SCA under PSD2 RTS Art. 4) — enable sca.totp or passkeys');
     }
-    if (localCustomers && config.sca.totp.enabled && config.sca.totp.encryptionKey === undefined && config.sca.totp.encryptionKeyFile === undefined) {
+    // Customers of the bank's IdP enrol one-time codes with Moat too (its linked step for payments).
+    if (config.sca.totp.enabled && config.sca.totp.encryptionKey === undefined && config.sca.totp.encryptionKeyFile === undefined) {
       problems.push('sca.totp.encryptionKey or sca.totp.encryptionKeyFile: required in production (one-time-code secrets are encrypted at rest)');
     }
     if (config.accounts.source === 'sandbox') {
@@ -158,6 +159,7 @@ function crossFieldProblems(config: MoatConfig): string[] {
     }
   });
   problems.push(...upstreamIdpProblems(config));
+  problems.push(...acmeProblems(config));
   const names = config.directories.map((d) => d.issuer);
   if (new Set(names).size !== names.length) problems.push('directories: two directories share an issuer');
   for (const reserved of ['openid', 'offline_access']) {
@@ -181,6 +183,27 @@ function upstreamIdpProblems(config: MoatConfig): string[] {
   return problems;
 }
 
+/** acme: everything an order needs, and somewhere to keep what it brings. */
+function acmeProblems(config: MoatConfig): string[] {
+  const { acme } = config;
+  const problems: string[] = [];
+  if (!acme.enabled) {
+    if (acme.accountServiceClient.enabled) problems.push('acme.accountServiceClient.enabled: needs acme.enabled (and acme.directoryUrl)');
+    return problems;
+  }
+  if (acme.directoryUrl === undefined) problems.push('acme.directoryUrl: required when acme.enabled is true (the ACME directory of the bank\'s CA)');
+  if (acme.server.enabled && config.tls.terminate && (config.tls.certFile === undefined || config.tls.keyFile === undefined)) {
+    problems.push('tls.certFile, tls.keyFile: required with acme.server.enabled — where the issued certificate and its key are kept between restarts');
+  }
+  if (acme.accountServiceClient.enabled) {
+    if (config.accounts.source !== 'http') problems.push('acme.accountServiceClient.enabled: needs accounts.source http (the client certificate is the one presented to accounts.http.url)');
+    if (acme.accountServiceClient.domains === undefined) problems.push('acme.accountServiceClient.domains: required — the DNS names the account service knows Moat by');
+  }
+  // Each worker would renew on its own and write the same files.
+  if (config.workers !== 1) problems.push('workers: acme renews certificates in a single process; set workers to 1 with acme.enabled');
+  return problems;
+}
+
 function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
   const at = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   const maybe = (p: string | undefined) => (p === undefined ? undefined : at(p));
@@ -189,6 +212,11 @@ function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
     dataDir: at(config.dataDir),
     tls: { ...config.tls, certFile: maybe(config.tls.certFile), keyFile: maybe(config.tls.keyFile) },
     trustAnchors: config.trustAnchors.map(at),
+    acme: {
+      ...config.acme, caFile: maybe(config.acme.caFile), accountKeyFile: maybe(config.acme.accountKeyFile),
+      externalAccountBinding: config.acme.externalAccountBinding === undefined ? undefined
+        : { ...config.acme.externalAccountBinding, hmacKeyFile: maybe(config.acme.externalAccountBinding.hmacKeyFile) },
+    },
     certificates: { ...config.certificates, expiryNotices: { ...config.certificates.expiryNotices, caFile: maybe(config.certificates.expiryNotices.caFile) } },
     keys: {
       ...config.keys, dir: at(config.keys.dir),

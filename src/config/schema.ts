@@ -1,6 +1,7 @@
 import { FORWARDED_CERT_FORMATS } from '../pki/forwarded-certificate.ts';
 import { z } from 'zod';
 import { accountsSchema } from './accounts-schema.ts';
+import { acmeSchema } from './acme-schema.ts';
 
 /*
  * Moat's configuration, one schema for the YAML file and the MOAT_* environment overrides.
@@ -176,6 +177,19 @@ const upstreamIdpSchema = z.strictObject({
     amrCombinations: z.array(z.array(z.string().min(1)).min(1)).default([]),
     /** `acr_values` sent to the IdP, asking for SCA up front. Unset: none sent. */
     requestAcrValues: z.array(z.string().min(1)).min(1).optional(),
+    /**
+     * A login the mapping does not count as SCA is never accepted as it is (RTS Art. 4).
+     * `step_up`: Moat asks for its own factor — a one-time code or a passkey the customer set up
+     * with Moat — when that makes the whole strong; a customer without one is told a stronger sign-in
+     * is needed. `refuse`: that page always, even for a customer with a Moat factor.
+     */
+    belowSca: z.enum(['step_up', 'refuse']).default('step_up'),
+    /**
+     * The RTS category (Art. 6–8) of the one element a login below SCA proves when its amr names no
+     * method Moat knows (an IdP that sends only acr): `knowledge` for a password. Unset: only the
+     * amr decides, and such a login is stepped up by a passkey alone.
+     */
+    belowScaCategory: z.enum(['knowledge', 'possession', 'inherence']).optional(),
   }).prefault({}),
 });
 
@@ -206,6 +220,8 @@ export const configSchema = z.strictObject({
     /** Origin of the mTLS endpoint aliases (RFC 8705 §5) when they live on another host. */
     mtlsEndpointAliasOrigin: httpsUrl.optional(),
   }).prefault({}),
+  /** Moat's own certificates (server, account service client) from the bank's CA by ACME, renewed while running (src/config/acme-schema.ts). */
+  acme: acmeSchema,
   /** CA certificates (PEM files) that TPP transport certificates must chain to. */
   trustAnchors: z.array(z.string().min(1)).default([]),
   /** Trust anchors, directory jwksFiles and admin.tls.crlFiles are re-read when they change. */
@@ -407,6 +423,16 @@ export const configSchema = z.strictObject({
     /** Header and button colour, and the text colour on it (WCAG 2.1 AA contrast is enforced). */
     primaryColor: hexColor.default('#0b3d5c'),
     primaryTextColor: hexColor.default('#ffffff'),
+    /**
+     * How customers reach the bank, on every error page (OBIE CEG: the customer is told whom to
+     * contact): a phone number or a web address. Unset: "the number on the back of your card".
+     */
+    contact: z.string().min(1).max(200).optional(),
+    /**
+     * What the bank charges for a payment a TPP initiates, shown before the customer confirms it
+     * (PSD2 Art. 45(1)(b), OBIE CEG payment screen). The default says the bank charges nothing.
+     */
+    paymentCharges: z.string().min(1).max(200).default('None'),
   // (A malformed colour is reported by its own key; the contrast is judged only between valid ones.)
   }).refine((b) => !HEX_COLOR.test(b.primaryColor) || !HEX_COLOR.test(b.primaryTextColor) || contrastRatio(b.primaryColor, b.primaryTextColor) >= 4.5, {
     message: 'primaryTextColor on primaryColor must have a contrast ratio of at least 4.5:1 (WCAG 2.1 AA)',

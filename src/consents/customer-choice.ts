@@ -22,20 +22,39 @@ export function asksAccountsByScope(request: ChoiceRequest): boolean {
   return request.detail === undefined && request.scope.split(' ').includes(ACCOUNTS_SCOPE);
 }
 
+/** The accounts a request may use, and (for a payment) the customer's own accounts left out and why. */
+export interface AccountChoice {
+  offered: CustomerAccount[];
+  leftOut: { account: CustomerAccount; reason: 'currency' | 'cannot_pay' }[];
+}
+
 /**
  * The customer's accounts this request may use: all, or those the TPP named; for a payment, those
- * in its currency that the account directory says can pay it.
+ * in its currency that the account directory says can pay it. The accounts left out of a payment
+ * come with the reason, so the page can say why (OBIE CEG: the customer is told, not left guessing).
  */
-export async function offeredAccounts(accounts: AccountDirectory, customerId: string, request: ChoiceRequest, lookup: AccountLookup): Promise<CustomerAccount[]> {
+export async function accountChoice(accounts: AccountDirectory, customerId: string, request: ChoiceRequest, lookup: AccountLookup): Promise<AccountChoice> {
   const { detail } = request;
-  if (detail === undefined) return asksAccountsByScope(request) ? accounts.listForCustomer(customerId, lookup) : [];
+  if (detail === undefined) return { offered: asksAccountsByScope(request) ? await accounts.listForCustomer(customerId, lookup) : [], leftOut: [] };
   const own = await accounts.listForCustomer(customerId, lookup);
   const named = detail.type === 'account_information' ? detail.accounts : detail.debtorAccount === undefined ? undefined : [detail.debtorAccount];
-  const currency = detail.type === 'payment_initiation' ? detail.instructedAmount.currency : undefined;
-  const matching = own.filter((a) => (named === undefined || named.some((ref) => sameAccount(a, ref))) && (currency === undefined || a.currency === currency));
-  if (detail.type !== 'payment_initiation') return matching;
-  const payable = await Promise.all(matching.map((a) => accounts.canPay(customerId, a.id, detail.instructedAmount, lookup)));
-  return matching.filter((_, i) => payable[i]);
+  const nameMatches = own.filter((a) => named === undefined || named.some((ref) => sameAccount(a, ref)));
+  if (detail.type !== 'payment_initiation') return { offered: nameMatches, leftOut: [] };
+  const { currency } = detail.instructedAmount;
+  const inCurrency = nameMatches.filter((a) => a.currency === currency);
+  const payable = await Promise.all(inCurrency.map((a) => accounts.canPay(customerId, a.id, detail.instructedAmount, lookup)));
+  return {
+    offered: inCurrency.filter((_, i) => payable[i]),
+    leftOut: [
+      ...nameMatches.filter((a) => a.currency !== currency).map((account) => ({ account, reason: 'currency' as const })),
+      ...inCurrency.filter((_, i) => !payable[i]).map((account) => ({ account, reason: 'cannot_pay' as const })),
+    ],
+  };
+}
+
+/** The accounts this request may use (accountChoice without the reasons). */
+export async function offeredAccounts(accounts: AccountDirectory, customerId: string, request: ChoiceRequest, lookup: AccountLookup): Promise<CustomerAccount[]> {
+  return (await accountChoice(accounts, customerId, request, lookup)).offered;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { maskedIdentification, type CustomerAccount } from '../customers/account-directory.ts';
-import { groupsOf, type AccountReference, type GrantedDetail, type RequestedDetail } from './authorization-details.ts';
+import { groupsOf, type AccountReference, type Permission, type GrantedDetail, type RequestedDetail } from './authorization-details.ts';
 import type { Consent } from './consent.ts';
 
 /*
@@ -34,9 +34,35 @@ export function describeAccount(account: CustomerAccount): { id: string; label: 
   return { id: account.id, label: account.nickname, detail: `${account.accountType} · ${account.currency} · ${maskedIdentification(account.identification)}` };
 }
 
+/** Each permission code in the words of the OBIE Customer Experience Guidelines' data clusters. */
+const PERMISSION_WORDS: Record<Permission, string> = {
+  ReadAccountsBasic: 'Account name, number and sort code',
+  ReadAccountsDetail: 'Account name, number, sort code and the account holder\'s name',
+  ReadBalances: 'Your balance',
+  ReadPAN: 'Your card number',
+  ReadBeneficiariesBasic: 'Names of the people and companies you pay',
+  ReadBeneficiariesDetail: 'Names and account details of the people and companies you pay',
+  ReadDirectDebits: 'Your direct debits',
+  ReadStandingOrdersBasic: 'Your standing orders',
+  ReadStandingOrdersDetail: 'Your standing orders, with the payees\' account details',
+  ReadScheduledPaymentsBasic: 'Payments you have scheduled',
+  ReadScheduledPaymentsDetail: 'Payments you have scheduled, with the payees\' account details',
+  ReadTransactionsBasic: 'Your transactions: amounts and dates',
+  ReadTransactionsDetail: 'Your transactions: amounts, dates, descriptions and the other party',
+  ReadTransactionsCredits: 'Money coming in',
+  ReadTransactionsDebits: 'Money going out',
+  ReadStatementsBasic: 'Your statements',
+  ReadStatementsDetail: 'Your statements, with their details',
+  ReadProducts: 'Your account\'s features, fees, charges and interest',
+  ReadOffers: 'Offers on your account',
+  ReadParty: 'The account holder\'s name, address, phone number and email address',
+  ReadPartyPSU: 'Your name, address, phone number and email address',
+};
+
 export interface DetailView {
   kind: 'account_access' | 'domestic_payment';
-  groups?: { key: string; title: string; explains: string }[];
+  /** Each group with the individual permissions asked for in it, in words. */
+  groups?: { key: string; title: string; explains: string; includes: string[] }[];
   until?: string;
   transactionsFrom?: string;
   transactionsTo?: string;
@@ -47,7 +73,9 @@ export function describeDetail(detail: RequestedDetail | GrantedDetail): DetailV
   if (detail.type === 'account_information') {
     return {
       kind: 'account_access',
-      groups: groupsOf(detail.permissions).map(({ key, title, explains }) => ({ key, title, explains })),
+      groups: groupsOf(detail.permissions).map(({ key, title, explains, permissions }) => ({
+        key, title, explains, includes: permissions.filter((p) => detail.permissions.includes(p)).map((p) => PERMISSION_WORDS[p]),
+      })),
       ...(detail.expirationDateTime === undefined ? {} : { until: formatDate(detail.expirationDateTime)! }),
       ...(detail.transactionFromDateTime === undefined ? {} : { transactionsFrom: formatDate(detail.transactionFromDateTime)! }),
       ...(detail.transactionToDateTime === undefined ? {} : { transactionsTo: formatDate(detail.transactionToDateTime)! }),

@@ -6,7 +6,7 @@ import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
 import { readForm } from '../http/read-body.ts';
 import { allowScript } from '../http/security-headers.ts';
-import { htmlErrorPages } from '../interactions/render-error.ts';
+import { errorPage, htmlErrorPages } from '../interactions/render-error.ts';
 import type { Views } from '../interactions/views.ts';
 import type { Logger } from '../observability/logger.ts';
 import { PasskeyRefused, type PasskeyCeremonies } from '../passkeys/passkey-ceremonies.ts';
@@ -76,11 +76,10 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
     if (!hasFactor) return session.customerId;
     ctx.status = 403;
     ctx.type = 'html';
-    ctx.body = views.render('error', {
-      error: 'sca_required',
-      description: 'To add or remove a passkey, sign in with a passkey, or with your password and a code from your authenticator app.',
-      backLink: PASSKEYS_PATH, backLabel: 'Back to your passkeys',
-    });
+    ctx.body = views.render('error', errorPage(ctx, {
+      status: 403, error: 'sca_required', description: 'a strong sign-in is needed', kind: 'other',
+      message: 'To add or remove a passkey, sign in with a passkey, or with your password and a code from your authenticator app.',
+    }, { back: { link: PASSKEYS_PATH, label: 'Back to your passkeys' } }));
     return undefined;
   };
 
@@ -158,7 +157,7 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
       logger.info({ event: 'passkey.refused', outcome: err.code, kind: 'authentication' }, 'dashboard passkey sign-in refused');
       ctx.status = 400;
       ctx.type = 'html';
-      ctx.body = views.render('error', { error: 'passkey_refused', description: err.message, backLink: '/account/login', backLabel: 'Back to sign in' });
+      ctx.body = views.render('error', errorPage(ctx, { status: 400, error: 'passkey_refused', description: err.message, kind: 'other', message: err.message }, { back: { link: '/account/login', label: 'Back to sign in' } }));
       return;
     }
     // User verification was required: the passkey alone is SCA, so the session is strong.

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import { htmlErrorPages } from '../interactions/render-error.ts';
+import { errorPage, htmlErrorPages } from '../interactions/render-error.ts';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
@@ -51,7 +51,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
 
   router.use(htmlErrorPages(views, {
     back: { link: `${DASHBOARD_PATH}/consents`, label: 'Back to your consents' },
-    also: (err) => (err instanceof ConsentNotFound ? { status: 404, error: 'not_found', description: 'There is no such consent in your account.' } : undefined),
+    also: (err) => (err instanceof ConsentNotFound ? { status: 404, error: 'not_found', description: 'no such consent for this customer', message: 'There is no such consent in your account.' } : undefined),
   }));
 
   const renderLogin = async (ctx: Ctx, extra: { error?: string; username?: string } = {}) => {
@@ -147,11 +147,10 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     if (session.strength === 'strong') return session.customerId;
     ctx.status = 403;
     ctx.type = 'html';
-    ctx.body = views.render('error', {
-      error: 'sca_required',
-      description: 'To stop an app or change how you sign in, sign in with your password and a code from your authenticator app, or with a passkey. Set up an authenticator app under Sign-in security first if you have none.',
-      backLink: `${DASHBOARD_PATH}/security`, backLabel: 'Sign-in security',
-    });
+    ctx.body = views.render('error', errorPage(ctx, {
+      status: 403, error: 'sca_required', description: 'a strong sign-in is needed', kind: 'other',
+      message: 'To stop an app or change how you sign in, sign in with your password and a code from your authenticator app, or with a passkey. Set up an authenticator app under Sign-in security first if you have none.',
+    }, { back: { link: `${DASHBOARD_PATH}/security`, label: 'Sign-in security' } }));
     return undefined;
   };
 

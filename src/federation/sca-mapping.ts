@@ -1,5 +1,5 @@
 import type { UpstreamIdpConfig } from '../config/schema.ts';
-import { ACR_SCA, type AuthenticationMethod, type CustomerAuthentication, type FactorCategory } from '../sca/authentication.ts';
+import { ACR_SCA, type AuthenticationMethod, type CustomerAuthentication, type FactorCategory, type FactorUse } from '../sca/authentication.ts';
 
 /*
  * Whether a login at the bank's IdP counts as strong customer authentication (RTS on SCA, Art. 4:
@@ -14,7 +14,10 @@ export interface UpstreamAuthentication {
   amr: string[];
 }
 
-export function countsAsSca(mapping: UpstreamIdpConfig['sca'], auth: UpstreamAuthentication): boolean {
+/** The part of customers.oidc.sca that judges a login. */
+export type ScaMapping = Pick<UpstreamIdpConfig['sca'], 'acrValues' | 'amrCombinations'> & Partial<Pick<UpstreamIdpConfig['sca'], 'belowScaCategory'>>;
+
+export function countsAsSca(mapping: ScaMapping, auth: UpstreamAuthentication): boolean {
   if (auth.acr !== undefined && mapping.acrValues.includes(auth.acr)) return true;
   return mapping.amrCombinations.some((combination) => combination.every((method) => auth.amr.includes(method)));
 }
@@ -32,7 +35,7 @@ const CATEGORY_OF_METHOD: Record<string, FactorCategory> = {
  * shows fewer than two (an acr-only IdP), the two the bank's mapping vouches for.
  */
 export function federatedAuthentication(customerId: string, auth: UpstreamAuthentication & { authTime?: number }, now: Date): CustomerAuthentication {
-  const shown = [...new Set(auth.amr.flatMap((m) => (CATEGORY_OF_METHOD[m] === undefined ? [] : [CATEGORY_OF_METHOD[m]])))];
+  const shown = categoriesShown(auth.amr);
   const categories: FactorCategory[] = shown.length >= 2 ? shown : ['knowledge', 'possession'];
   // The IdP's RFC 8176 values are passed on as it sent them; `mfa` says two categories were used.
   const amr = [...new Set([...auth.amr, 'mfa'])] as AuthenticationMethod[];
@@ -40,4 +43,25 @@ export function federatedAuthentication(customerId: string, auth: UpstreamAuthen
     customerId, acr: ACR_SCA, amr, categories,
     authTime: auth.authTime === undefined ? now : new Date(auth.authTime * 1000),
   };
+}
+
+function categoriesShown(amr: readonly string[]): FactorCategory[] {
+  return [...new Set(amr.flatMap((m) => (CATEGORY_OF_METHOD[m] === undefined ? [] : [CATEGORY_OF_METHOD[m]])))];
+}
+
+/**
+ * The upstream login as one factor among those of a Moat authentication, for Moat's own step after
+ * it (a one-time code or a passkey, linked to a payment's values, or stepping a weaker login up).
+ * A login the mapping counts as SCA brings the categories federatedAuthentication gives it. One it
+ * does not count brings at most one category — the bank said it is not two — read from its amr, or
+ * the configured `belowScaCategory` when its amr names none; with neither, none at all, so only a
+ * factor that is SCA on its own (a passkey) can make the whole strong.
+ */
+export function upstreamFactor(mapping: ScaMapping, auth: UpstreamAuthentication): FactorUse {
+  // `mfa` is Moat's to say, over the whole authentication (sca/authentication.ts amrOf).
+  const amr = auth.amr.filter((m) => m !== 'mfa') as AuthenticationMethod[];
+  const shown = categoriesShown(auth.amr);
+  if (countsAsSca(mapping, auth)) return { kind: 'upstream', amr, categories: shown.length >= 2 ? shown : ['knowledge', 'possession'] };
+  const one = shown[0] ?? mapping.belowScaCategory;
+  return { kind: 'upstream', amr, categories: one === undefined ? [] : [one] };
 }

@@ -43,11 +43,11 @@ export function createCsrf(options: { keys: string[]; origin: string }): Csrf {
     verify(ctx, purpose, submitted) {
       const origin = ctx.get('origin');
       if (origin !== '' && origin !== 'null' && origin !== options.origin) {
-        throw new OAuthError('invalid_request', 'the form was posted from another site');
+        throw new FormRefused('the form was posted from another site');
       }
       const secret = cookieSecret(ctx);
       if (secret === undefined || submitted === undefined || submitted === '') {
-        throw new OAuthError('invalid_request', 'the form has expired or was not sent from this page; go back and try again');
+        throw new FormRefused('the form has expired or was not sent from this page; go back and try again');
       }
       const given = Buffer.from(submitted);
       // Older keys still verify tokens rendered before a rotation.
@@ -55,7 +55,15 @@ export function createCsrf(options: { keys: string[]; origin: string }): Csrf {
         const expected = Buffer.from(sign(key, secret, purpose));
         return expected.length === given.length && timingSafeEqual(expected, given);
       });
-      if (!ok) throw new OAuthError('invalid_request', 'the form has expired or was not sent from this page; go back and try again');
+      if (!ok) throw new FormRefused('the form has expired or was not sent from this page; go back and try again');
     },
   };
+}
+
+/** A form refused by its CSRF check: expired, from another tab or page, or posted from another site. */
+export class FormRefused extends OAuthError {
+  constructor(description: string) {
+    super('invalid_request', description);
+    this.name = 'FormRefused';
+  }
 }

@@ -5,14 +5,14 @@ import type { Server } from 'node:net';
  * the configuration, so the error names the key to change rather than surfacing as a stack trace.
  */
 
-/** Which listener: the public one (`listen.*`) or the admin one (`admin.*`). */
-export type ListenerKey = 'listen' | 'admin';
+/** Which listener: the public one (`listen.*`), the admin one (`admin.*`) or the ACME challenge responder (`acme.http01.*`). */
+export type ListenerKey = 'listen' | 'admin' | 'acme.http01';
 
 export class ListenError extends Error {
   /** The system error code (EADDRINUSE, EACCES, EADDRNOTAVAIL…), kept for callers that retry. */
   readonly code: string | undefined;
   constructor(key: ListenerKey, host: string, port: number, cause: NodeJS.ErrnoException) {
-    const env = `MOAT_${key.toUpperCase()}__PORT`;
+    const env = `MOAT_${key.toUpperCase().replaceAll('.', '__')}__PORT`;
     const why = cause.code === 'EADDRINUSE' ? `is already in use (another Moat, or another program?); set ${key}.port (or ${env}) to a free port`
       : cause.code === 'EACCES' ? `needs privileges this process lacks; use a port above 1023 in ${key}.port (or ${env})`
         : cause.code === 'EADDRNOTAVAIL' ? `cannot be bound: ${key}.host ${host} is not an address of this machine`

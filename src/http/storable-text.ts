@@ -45,7 +45,9 @@ export function unstorableText(value: unknown, name = ''): string | undefined {
         if (inner !== undefined) pending.push({ value: inner, name: next.name, nesting: next.nesting + 1 });
       }
     } else if (Array.isArray(next.value)) {
-      next.value.forEach((member, i) => pending.push({ value: member, name: `${next.name}[${i}]`, nesting: next.nesting }));
+      next.value.forEach((member, i) => {
+        pending.push({ value: member, name: `${next.name}[${i}]`, nesting: next.nesting });
+      });
     } else if (typeof next.value === 'object' && next.value !== null) {
       for (const [key, member] of Object.entries(next.value)) {
         const flaw = flawOf(key);

@@ -2,6 +2,7 @@ import type Provider from 'oidc-provider';
 import { newConsentId } from '../consents/consent.ts';
 import { acrRequestOf, requiredAuthentication, type AuthenticationRequirement } from '../sca/authentication-policy.ts';
 import type { RequestedDetail } from '../consents/authorization-details.ts';
+import type { FactorUse } from '../sca/authentication.ts';
 
 /*
  * The interaction's side of strong customer authentication: between the password and the second
@@ -22,6 +23,13 @@ export interface PendingAuthentication {
    * authorization_details the id the consent will be created with.
    */
   consentId?: string;
+  /**
+   * The first step was a sign-in at the bank's IdP (customers.source: oidc), not a password: what
+   * it proved as the bank's mapping judged it (src/federation/sca-mapping.ts), whether that alone is
+   * SCA, and when it happened (epoch seconds). Moat's own factor follows when the authorization
+   * needs what the upstream login cannot give: a payment's dynamic linking, or SCA it fell short of.
+   */
+  upstream?: { factor: FactorUse; sca: boolean; authTime: number };
 }
 
 type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails']>>;

@@ -4,13 +4,13 @@ import type Provider from 'oidc-provider';
 import type { UpstreamIdpConfig } from '../config/schema.ts';
 import type { FederatedCustomerDirectory } from '../customers/sql-federated-customer-directory.ts';
 import { FederationFailure, type FederationFailureKind } from '../federation/federation-failure.ts';
-import { countsAsSca, federatedAuthentication } from '../federation/sca-mapping.ts';
-import { loginResult } from '../sca/authentication.ts';
+import { countsAsSca, upstreamFactor } from '../federation/sca-mapping.ts';
 import type { FederatedOutcome, SignInStates } from '../federation/sign-in-states.ts';
 import { FEDERATION_CALLBACK_PATH, type FederatedIdentity, type UpstreamIdp } from '../federation/upstream-idp.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
 import { readForm } from '../http/read-body.ts';
 import type { Logger } from '../observability/logger.ts';
+import { savePendingAuthentication } from './customer-authentication.ts';
 import { htmlErrorPages, INTERACTION_EXPIRED, providerErrorShown } from './render-error.ts';
 import type { Views } from './views.ts';
 
@@ -94,9 +94,13 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
     tppError: failure.tppError,
   });
 
-  /** RTS Art. 4: an upstream login the bank does not count as SCA is never accepted as one. */
-  const refuseUnlessSca = (ctx: Ctx, target: string, identity: FederatedIdentity): boolean => {
-    if (countsAsSca(deps.idpConfig.sca, identity)) return false;
+  /**
+   * RTS Art. 4: an upstream login the bank does not count as SCA is never accepted as one. In an
+   * authorization it is stepped up by Moat's own factor (customers.oidc.sca.belowSca: step_up, the
+   * default; routes.ts decides whether the customer has one); otherwise it is refused here.
+   */
+  const refuseUnlessSca = (ctx: Ctx, target: string, identity: FederatedIdentity, stepUp = false): boolean => {
+    if (countsAsSca(deps.idpConfig.sca, identity) || stepUp) return false;
     logger.info({ event: 'federation.not_sca', outcome: 'access_denied', accountId: identity.customerId, detail: { acr: identity.acr, amr: identity.amr } }, 'upstream login is not strong customer authentication');
     renderProblem(ctx, target, {
       status: 403,
@@ -117,11 +121,22 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
     ctx.respond = false;
   };
 
+  /**
+   * The upstream login is the first step of the interaction's authentication: kept in the
+   * interaction, and the interaction's page (routes.ts) goes on from there — finished at once when it
+   * is SCA and nothing is to be linked, or Moat's own factor for a payment's dynamic linking (RTS
+   * Art. 5) or to step a login below SCA up.
+   */
   const signedIn = async (ctx: Ctx, uid: string, identity: FederatedIdentity) => {
-    if (refuseUnlessSca(ctx, uid, identity)) return;
+    if (refuseUnlessSca(ctx, uid, identity, deps.idpConfig.sca.belowSca === 'step_up')) return;
     await recordSignIn(identity, 'authorization');
-    // The SCA seam's login result: acr/amr/auth_time on the session, the authentication for the consent step.
-    await finish(ctx, loginResult(federatedAuthentication(identity.customerId, identity, new Date())));
+    const now = Math.floor(Date.now() / 1000);
+    await savePendingAuthentication(provider, uid, {
+      customerId: identity.customerId, passwordAt: now,
+      upstream: { factor: upstreamFactor(deps.idpConfig.sca, identity), sca: countsAsSca(deps.idpConfig.sca, identity), authTime: identity.authTime ?? now },
+    });
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${uid}`);
   };
 
   /** Off to the IdP for `target` (an interaction's uid, or the dashboard). */

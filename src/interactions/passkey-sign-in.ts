@@ -1,7 +1,7 @@
 import type { ParameterizedContext } from 'koa';
 import { allowScript } from '../http/security-headers.ts';
 import { PasskeyRefused, type PasskeyCeremonies } from '../passkeys/passkey-ceremonies.ts';
-import { completedAuthentication, passkeyFactor, type CustomerAuthentication } from '../sca/authentication.ts';
+import { completedAuthentication, passkeyFactor, type CustomerAuthentication, type FactorUse } from '../sca/authentication.ts';
 import type { AuthenticationRequirement } from '../sca/authentication-policy.ts';
 import { paymentLinkHash, type PaymentLink } from '../sca/dynamic-linking.ts';
 import type { Views } from './views.ts';
@@ -24,9 +24,11 @@ export interface PasskeyOffer {
 
 const bindingOf = (uid: string) => `interaction:${uid}`;
 
-export async function passkeyOffer(ctx: ParameterizedContext, ceremonies: PasskeyCeremonies, views: Views, uid: string, link: PaymentLink | undefined): Promise<PasskeyOffer> {
+/** `customerId` when the customer is known already (signed in at the bank's IdP): only their passkeys are asked for. */
+export async function passkeyOffer(ctx: ParameterizedContext, ceremonies: PasskeyCeremonies, views: Views, uid: string, link: PaymentLink | undefined, customerId?: string): Promise<PasskeyOffer> {
   const options = await ceremonies.authenticationOptions({
     binding: bindingOf(uid),
+    ...(customerId === undefined ? {} : { customerId }),
     ...(link === undefined ? {} : { link: paymentLinkHash(link), context: { consentId: link.consentId } }),
   });
   return {
@@ -44,14 +46,16 @@ export async function passkeySignIn(
   ceremonies: PasskeyCeremonies,
   uid: string,
   response: string,
+  /** The customer already signed in at the bank's IdP: the passkey must be theirs, and that login is a factor too. */
+  after: { customerId: string; also: FactorUse[] } | undefined,
   requirementFor: (consentId: string | undefined) => AuthenticationRequirement,
 ): Promise<CustomerAuthentication> {
-  const verified = await ceremonies.authenticate({ binding: bindingOf(uid), response });
+  const verified = await ceremonies.authenticate({ binding: bindingOf(uid), response, ...(after === undefined ? {} : { customerId: after.customerId }) });
   const { link } = requirementFor(verified.context.consentId);
   if (link !== undefined && verified.linkedHash !== paymentLinkHash(link)) throw new PasskeyRefused('payment_changed');
   return completedAuthentication({
     customerId: verified.customerId,
-    factors: [passkeyFactor({ userVerified: verified.userVerified, deviceBound: verified.deviceBound })],
+    factors: [...(after?.also ?? []), passkeyFactor({ userVerified: verified.userVerified, deviceBound: verified.deviceBound })],
     authTime: verified.at,
     ...(link === undefined ? {} : { link }),
   });

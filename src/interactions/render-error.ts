@@ -1,47 +1,140 @@
-import type { Middleware } from 'koa';
-import type { Configuration } from 'oidc-provider';
+import type { Middleware, ParameterizedContext } from 'koa';
+import { errors, type Configuration } from 'oidc-provider';
+import { FormRefused } from '../http/csrf.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
 import { StorageUnavailableError } from '../storage/model-store.ts';
 import type { Views } from './views.ts';
 
-/**
- * oidc-provider's page for errors that cannot go back to a redirect_uri (an unknown client, a bad
- * request_uri). It shows the OAuth error code and description, escaped, and the interaction id.
+/*
+ * Error pages as a customer reads them (OBIE Customer Experience Guidelines, issue 18 defect 3):
+ * plain words for what happened, that nothing was shared or paid, a way back to the app (TPP) they
+ * came from, how to reach the bank, and a support reference. The OAuth error code and description
+ * go to the log, never to the page — except on the developer portal, whose readers want them.
+ *
+ * A way back: where the client and its redirect_uri are known and safe, oidc-provider itself sends
+ * the RFC 6749 error to the redirect_uri and no page is shown. A page is shown only where that is
+ * not safe (an unknown client, an unverified redirect_uri) or not possible (the interaction cookie
+ * is gone, so the authorization cannot be resumed to answer it): then a link to the TPP's website
+ * (client_uri) when the client is known, and the customer is told to go back to the app otherwise.
  */
-export function createRenderError(views: Views): NonNullable<Configuration['renderError']> {
-  return (ctx, out) => {
-    ctx.type = 'html';
-    ctx.body = views.render('error', {
-      error: out.error,
-      description: out.error_description,
-      interactionId: ctx.response.get('x-fapi-interaction-id'),
-    });
-  };
+
+/** What went wrong, in the customer's terms; each has its own wording on the page. */
+export type ErrorKind = 'session_expired' | 'form_expired' | 'request_problem' | 'unavailable' | 'not_found' | 'other';
+
+/** What an error page shows. `message` is customer wording that replaces the kind's own. */
+export interface ShownError {
+  status: number;
+  error: string | undefined;
+  description: string | undefined;
+  kind?: ErrorKind;
+  message?: string;
 }
 
-/** What an error page shows. */
-export interface ShownError { status: number; error: string | undefined; description: string | undefined }
+/** The TPP the customer came from, as far as it is known: its name and a safe (https) website. */
+export interface TppLink { name: string; link?: string }
 
 /** oidc-provider's own errors meant for the client (an unknown or expired interaction), as a page shows them. */
 export function providerErrorShown(err: unknown): ShownError | undefined {
   const provided = err as { status?: number; error?: string; error_description?: string; expose?: boolean };
-  return provided.expose === true && typeof provided.status === 'number'
-    ? { status: provided.status, error: provided.error, description: provided.error_description } : undefined;
+  if (provided.expose !== true || typeof provided.status !== 'number') return undefined;
+  return { status: provided.status, error: provided.error, description: provided.error_description, kind: err instanceof errors.SessionNotFound ? 'session_expired' : 'request_problem' };
 }
 
-/** What an interaction page says when its session expired or is not valid. */
+/** What an interaction page says when its session expired or is not valid (the log's description). */
 export const INTERACTION_EXPIRED = 'The sign-in session has expired or is not valid. Return to the application and start again.';
+
+const TITLES: Record<ErrorKind, string> = {
+  session_expired: 'Your session with the bank timed out',
+  form_expired: 'This page has expired',
+  request_problem: 'We could not start this request',
+  unavailable: 'Our service is briefly unavailable',
+  not_found: 'We could not find that',
+  other: 'Something went wrong',
+};
+
+function messageOf(kind: ErrorKind, app: string, minutes: number | undefined): string {
+  const nothingDone = 'Nothing has been shared and no payment has been made.';
+  switch (kind) {
+    case 'session_expired':
+      return `For your security, you have ${minutes === undefined ? 'a limited time' : `${minutes} minutes`} to finish with the bank, and that time ran out or this page was opened in another browser. ${nothingDone} Go back to ${app} and start again.`;
+    case 'form_expired':
+      return `The page was open for too long, or was sent from another tab or site. ${nothingDone} Go back and try again.`;
+    case 'request_problem':
+      return `${app === 'the app you came from' ? 'The app you came from' : app} sent the bank a request it cannot accept. ${nothingDone} Go back to ${app} and try again; if this keeps happening, contact ${app}.`;
+    case 'unavailable':
+      return `We cannot finish this right now. ${nothingDone} Try again in a few minutes.`;
+    case 'not_found':
+      return 'The page or item you asked for is not here. It may have been removed.';
+    default:
+      return `We could not finish this. ${nothingDone} Go back to ${app} and try again.`;
+  }
+}
+
+/** The customer-facing kind of an error no router mapped itself. */
+function kindOf(err: unknown, shown: ShownError): ErrorKind {
+  if (shown.kind !== undefined) return shown.kind;
+  if (err instanceof FormRefused) return 'form_expired';
+  if (shown.status === 503) return 'unavailable';
+  if (shown.status === 404) return 'not_found';
+  return shown.status === 400 ? 'request_problem' : 'other';
+}
+
+interface PageOptions {
+  back?: { link: string; label: string } | undefined;
+  tpp?: TppLink | undefined;
+  interactionMinutes?: number | undefined;
+  /** Show the OAuth error code and description (the developer portal only). */
+  technical?: boolean | undefined;
+}
+
+/** The error page's data: plain words, a way back, the bank's contact (views add it) and the reference. */
+export function errorPage(ctx: ParameterizedContext, shown: ShownError & { kind: ErrorKind }, options: PageOptions = {}): Record<string, unknown> {
+  const app = options.tpp?.name ?? 'the app you came from';
+  return {
+    title: TITLES[shown.kind],
+    message: shown.message ?? messageOf(shown.kind, app, options.interactionMinutes),
+    ...(options.technical === true ? { technical: { error: shown.error, description: shown.description } } : {}),
+    ...(options.back === undefined ? {} : { backLink: options.back.link, backLabel: options.back.label }),
+    ...(options.tpp === undefined ? {} : { tpp: options.tpp }),
+    interactionId: ctx.response.get('x-fapi-interaction-id'),
+  };
+}
+
+/** A TPP's name and website (https only) from its client metadata. */
+export function tppLinkOf(client: { clientName?: string | undefined; clientId: string; clientUri?: string | undefined } | undefined): TppLink | undefined {
+  if (client === undefined) return undefined;
+  const link = client.clientUri !== undefined && client.clientUri.startsWith('https://') ? client.clientUri : undefined;
+  return { name: client.clientName ?? client.clientId, ...(link === undefined ? {} : { link }) };
+}
+
+/**
+ * oidc-provider's page for errors that cannot go back to a redirect_uri (an unknown client, a bad
+ * request_uri, an authorization that can no longer be resumed): in plain words, with a link to the
+ * TPP when the client is known. The OAuth error itself is logged by the provider's event listeners.
+ */
+export function createRenderError(views: Views, options: { interactionMinutes?: number } = {}): NonNullable<Configuration['renderError']> {
+  return (ctx, out, error) => {
+    const shown = providerErrorShown(error) ?? { status: ctx.status, error: out.error, description: out.error_description };
+    const kind = kindOf(error, shown);
+    ctx.type = 'html';
+    ctx.body = views.render('error', errorPage(ctx, { ...shown, kind }, { tpp: tppLinkOf(ctx.oidc?.client), interactionMinutes: options.interactionMinutes }));
+  };
+}
 
 /**
  * The error boundary of Moat's own browser pages: an OAuthError or a storage outage becomes the
- * error page (never JSON, never a stack trace), with `backLink` when the page has a way back;
- * `also` maps errors particular to a router. Pages are never stored by a browser or a proxy.
+ * error page (never JSON, never a stack trace), with `back` when the page has a way back, `tpp`
+ * for the app an interaction came from; `also` maps errors particular to a router. The technical
+ * text goes to `onError` (the log). Pages are never stored by a browser or a proxy.
  */
 export function htmlErrorPages(views: Views, options: {
   back?: { link: string; label: string };
   also?: (err: unknown) => ShownError | undefined;
   onError?: (shown: ShownError) => void;
   fallbackDescription?: string;
+  tpp?: (ctx: ParameterizedContext) => Promise<TppLink | undefined>;
+  interactionMinutes?: number;
+  technical?: boolean;
 } = {}): Middleware {
   return async (ctx, next) => {
     ctx.set('Cache-Control', 'no-store');
@@ -49,17 +142,15 @@ export function htmlErrorPages(views: Views, options: {
       await next();
     } catch (err) {
       const shown = err instanceof OAuthError ? { status: err.status, error: err.code, description: err.description }
-        : err instanceof StorageUnavailableError ? { status: 503, error: 'temporarily_unavailable', description: 'The service is briefly unavailable. Try again in a moment.' }
+        : err instanceof StorageUnavailableError ? { status: 503, error: 'temporarily_unavailable', description: 'The service is briefly unavailable. Try again in a moment.', kind: 'unavailable' as const }
           : options.also?.(err);
       if (shown === undefined) throw err;
+      const tpp = await options.tpp?.(ctx).catch(() => undefined);
       ctx.status = shown.status;
       ctx.type = 'html';
-      ctx.body = views.render('error', {
-        error: shown.error,
-        description: shown.description ?? options.fallbackDescription,
-        interactionId: ctx.response.get('x-fapi-interaction-id'),
-        ...(options.back === undefined ? {} : { backLink: options.back.link, backLabel: options.back.label }),
-      });
+      ctx.body = views.render('error', errorPage(ctx, { ...shown, description: shown.description ?? options.fallbackDescription, kind: kindOf(err, shown) }, {
+        back: options.back, tpp, interactionMinutes: options.interactionMinutes, technical: options.technical,
+      }));
       options.onError?.(shown);
     }
   };

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import { htmlErrorPages, INTERACTION_EXPIRED, providerErrorShown } from './render-error.ts';
+import { htmlErrorPages, INTERACTION_EXPIRED, providerErrorShown, tppLinkOf } from './render-error.ts';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
@@ -9,8 +9,9 @@ import {
 } from '../consents/authorization-details.ts';
 import { ConsentNotFound, ConsentStateConflict, kindOf, newConsentId } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
-import { asksAccountsByScope, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
-import { describeAccount, describeDetail } from '../consents/presentation.ts';
+import { accountChoice, asksAccountsByScope, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
+import { describeAccount, describeDetail, formatDate } from '../consents/presentation.ts';
+import { regulatorOf } from '../certificates/regulator-names.ts';
 import { intentIdFromClaims } from '../consents/provider-hooks.ts';
 import { intentProblem } from '../consents/provider-middleware.ts';
 import { AccountsUnavailable, type AccountDirectory } from '../customers/account-directory.ts';
@@ -22,7 +23,9 @@ import { OAuthError } from '../kernel/oauth-error.ts';
 import { readForm } from '../http/read-body.ts';
 import type { Logger } from '../observability/logger.ts';
 import { getAttribute, parseDistinguishedName } from '../pki/distinguished-name.ts';
-import { ACR_SCA, authenticationFromLogin, authenticationFromSubmission, completedAuthentication, consentAuthentication, loginResult, passwordFactor, totpFactor } from '../sca/authentication.ts';
+import {
+  ACR_SCA, authenticationFromLogin, authenticationFromSubmission, completedAuthentication, consentAuthentication, isStrong, loginResult, passwordFactor, totpFactor,
+} from '../sca/authentication.ts';
 import { AuthenticationRequirementsUnmet, shortfall } from '../sca/authentication-policy.ts';
 import { paymentLinkHash } from '../sca/dynamic-linking.ts';
 import { refusalStatus, type TotpFactor } from '../sca/totp-factor.ts';
@@ -100,10 +103,18 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
 
   // A customer's browser gets a page, not JSON: an expired or unknown interaction, a form posted
   // without its cookies, a body that is not a form.
+  // The customer reads plain words and a way back to the TPP; the technical text is logged.
   router.use(htmlErrorPages(views, {
     also: providerErrorShown,
     fallbackDescription: INTERACTION_EXPIRED,
-    onError: (shown) => logger.info({ event: 'interaction.error', outcome: shown.error, status: shown.status }, 'interaction error'),
+    interactionMinutes: Math.round(config.tokens.interactionTtl / 60),
+    tpp: async (ctx) => {
+      const uid = /^\/interaction\/([^/]+)/.exec(ctx.path)?.[1];
+      const interaction = uid === undefined ? undefined : await provider.Interaction.find(uid);
+      const clientId = interaction?.params.client_id;
+      return typeof clientId === 'string' ? tppLinkOf(await provider.Client.find(clientId)) : undefined;
+    },
+    onError: (shown) => logger.info({ event: 'interaction.error', outcome: shown.error, status: shown.status, description: shown.description }, 'interaction error'),
   }));
 
   // The account directory (the bank's account service) failing is no error of the customer's or the
@@ -130,21 +141,21 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   const clientView = async (clientId: string) => {
     const client = await provider.Client.find(clientId);
     const metadata = (client?.metadata() ?? {}) as Record<string, unknown>;
-    let regulatorId: string | undefined;
+    let organizationIdentifier: string | undefined;
     if (typeof metadata.tls_client_auth_subject_dn === 'string') {
       try {
         // eIDAS QWACs carry the PSD2 authorisation number in organizationIdentifier (ETSI TS 119 495 §5.2.1).
-        regulatorId = getAttribute(parseDistinguishedName(metadata.tls_client_auth_subject_dn), '2.5.4.97');
+        organizationIdentifier = getAttribute(parseDistinguishedName(metadata.tls_client_auth_subject_dn), '2.5.4.97');
       } catch {
-        regulatorId = undefined;
+        organizationIdentifier = undefined;
       }
     }
     const logoUri = typeof metadata.logo_uri === 'string' && metadata.logo_uri.startsWith('https://') ? metadata.logo_uri : undefined;
     return {
       clientName: client?.clientName ?? clientId,
       orgName: typeof metadata.org_name === 'string' ? metadata.org_name : undefined,
-      orgId: typeof metadata.org_id === 'string' ? metadata.org_id : undefined,
-      regulatorId,
+      // The regulator by name and the authorisation number; never the directory's internal org id.
+      regulator: regulatorOf(organizationIdentifier),
       clientUri: client?.clientUri,
       logoUri,
     };
@@ -184,12 +195,23 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     return { clientId, scope, intentId, ...(consent.requested === undefined ? {} : { detail: consent.requested }) };
   };
 
-  const renderConsent = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, extra: { error?: string; chosen?: string[] } = {}) => {
+  /**
+   * The consent page. Re-rendered after a choice it refuses, it keeps exactly what the customer
+   * chose — accounts, the account to pay from, the kinds of information kept back — never the defaults.
+   */
+  const renderConsent = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, extra: { error?: string; chosen?: string[]; keptGroups?: string[] | undefined } = {}) => {
     const customerId = details.session!.accountId;
     const customer = await customers.findById(customerId);
-    const offered = await offeredAccounts(accounts, customerId, request, { interactionId: details.uid });
+    const { offered, leftOut } = await accountChoice(accounts, customerId, request, { interactionId: details.uid });
     const view = request.detail === undefined ? undefined : describeDetail(request.detail);
     const byScope = asksAccountsByScope(request);
+    const payment = view?.payment === undefined ? undefined : {
+      ...view.payment,
+      // A single domestic payment is made straight away (Faster Payments): today, in the bank's time.
+      date: formatDate(sca.now()),
+      charges: config.branding.paymentCharges,
+    };
+    const paymentCurrency = request.detail?.type === 'payment_initiation' ? request.detail.instructedAmount.currency : undefined;
     ctx.type = 'html';
     ctx.body = views.render('consent', {
       uid: details.uid,
@@ -197,19 +219,34 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       ...(await clientView(request.clientId)),
       customerName: customer?.name ?? customerId,
       scopes: request.detail === undefined ? describeScopes(request.scope, config) : describeScopes(request.scope, config, { openidOnly: true }),
-      detail: view,
+      detail: view === undefined ? undefined : {
+        ...view,
+        ...(payment === undefined ? {} : { payment }),
+        groups: view.groups?.map((g) => ({ ...g, checked: extra.keptGroups?.includes(g.key) ?? true })),
+      },
       // Asked by scope, nothing narrows the accounts: all ticked, the customer unticks what to keep back.
       accounts: offered.map((a) => ({ ...describeAccount(a), checked: extra.chosen?.includes(a.id) ?? (byScope || offered.length === 1) })),
+      leftOut: leftOut.map(({ account, reason }) => ({
+        ...describeAccount(account),
+        why: reason === 'currency' ? `This account is in ${account.currency}; the payment is in ${paymentCurrency ?? ''}.`
+          : 'The bank cannot make this payment from this account right now, for example because there is not enough money available.',
+      })),
       selection: request.detail === undefined ? (byScope ? 'many' : 'none') : request.detail.type === 'account_information' ? 'many' : 'one',
       error: extra.error,
     });
   };
 
-  /** The one-time-code page: for a payment, the amount and payee beside the code field (RTS Art. 5(1)(a)). */
+  /**
+   * The second step's page: the one-time-code form and, after a sign-in at the bank's IdP, the
+   * passkey form when the customer has one. For a payment, the amount and payee beside the code
+   * field, and the passkey challenge linked to them (RTS Art. 5(1)(a)).
+   */
   const renderSecondStep = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, pending: PendingAuthentication, extra: { error?: string } = {}) => {
     const requirement = requirementOf(details, request, pending);
     const payment = request.detail?.type === 'payment_initiation' ? describeDetail(request.detail).payment : undefined;
     const customer = await customers.findById(pending.customerId);
+    const steps = pending.upstream === undefined ? { totp: true, passkey: false } : await moatStepsFor(pending);
+    const passkey = steps.passkey ? await passkeyOffer(ctx, passkeys.ceremonies, views, details.uid, requirement?.link, pending.customerId) : undefined;
     ctx.type = 'html';
     ctx.body = views.render('totp', {
       uid: details.uid, ...(await clientView(request.clientId)),
@@ -217,8 +254,78 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       customerName: customer?.name ?? pending.customerId,
       payment,
       paymentLink: requirement?.link === undefined ? undefined : paymentLinkHash(requirement.link),
-      demoCustomers: sandbox ? SANDBOX_CUSTOMERS : [],
+      codeForm: steps.totp,
+      passkey,
+      upstream: pending.upstream !== undefined,
+      demoCustomers: sandbox && pending.upstream === undefined ? SANDBOX_CUSTOMERS : [],
       ...extra,
+    });
+  };
+
+  /** The first step's factor: the password, or the login at the bank's IdP. */
+  const firstFactorOf = (pending: PendingAuthentication) => pending.upstream?.factor ?? passwordFactor();
+
+  /**
+   * Which of Moat's factors can follow the first step: a one-time code when it makes the whole
+   * strong (RTS Art. 4: an element of another category), a passkey always (strong on its own).
+   */
+  const moatStepsFor = async (pending: PendingAuthentication): Promise<{ totp: boolean; passkey: boolean }> => ({
+    totp: sca.totp !== undefined && await sca.totp.status(pending.customerId) === 'active' && isStrong([firstFactorOf(pending), totpFactor()]),
+    passkey: (await passkeys.store.listForCustomer(pending.customerId)).length > 0,
+  });
+
+  /**
+   * After a sign-in at the bank's IdP (customers.source: oidc). Finished at once when the upstream
+   * login is SCA and nothing needs linking; otherwise Moat's own factor: for a payment the upstream
+   * login never saw the amount and payee (RTS Art. 5), and a login below SCA is stepped up (Art. 4).
+   * A customer with no factor that can do it gets a page that says what to do, and a way back to
+   * the TPP with access_denied.
+   */
+  const continueAfterUpstream = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, pending: PendingAuthentication & { upstream: NonNullable<PendingAuthentication['upstream']> }) => {
+    const consentId = pending.consentId ?? linkedConsentId(request);
+    if (consentId !== undefined && pending.consentId === undefined) {
+      // Chosen once, as at the password step: the code and the passkey challenge link to this id.
+      pending = { ...pending, consentId };
+      await savePendingAuthentication(provider, details.uid, pending);
+    }
+    const requirement = requirementOf(details, request, pending);
+    if (requirement === undefined) {
+      await finishUnmet(ctx, 'none of the requested acr values can be met by this server');
+      return;
+    }
+    if (pending.upstream.sca && requirement.link === undefined) {
+      const auth = completedAuthentication({ customerId: pending.customerId, factors: [pending.upstream.factor], authTime: new Date(pending.upstream.authTime * 1000) });
+      await provider.interactionFinished(ctx.req, ctx.res, loginResult(auth), { mergeWithLastSubmission: false });
+      ctx.respond = false;
+      return;
+    }
+    const steps = await moatStepsFor(pending);
+    const why = pending.upstream.sca ? 'payment_link' : 'below_sca';
+    if (steps.totp || steps.passkey) {
+      logger.info({ event: 'federation.moat_step', outcome: why, clientId: request.clientId, accountId: pending.customerId, detail: steps }, "Moat's own factor after the bank's sign-in");
+      await renderSecondStep(ctx, details, request, pending);
+      return;
+    }
+    logger.info({ event: 'federation.no_moat_factor', outcome: 'access_denied', clientId: request.clientId, accountId: pending.customerId, detail: why }, "no Moat factor can complete the bank's sign-in");
+    // The next visit starts at the bank again (a stronger sign-in there may do).
+    await savePendingAuthentication(provider, details.uid, undefined);
+    ctx.status = 403;
+    ctx.type = 'html';
+    ctx.set('Cache-Control', 'no-store');
+    const { clientName } = await clientView(request.clientId);
+    ctx.body = views.render('federated-sign-in', {
+      uid: details.uid, csrf: csrf.token(ctx, `interaction:${details.uid}`), tppError: 'access_denied',
+      reference: ctx.response.get('x-fapi-interaction-id'), setupLink: '/account/security',
+      ...(why === 'payment_link'
+        ? {
+          heading: 'Set up a way to confirm payments',
+          message: `To confirm a payment, you enter a code from an authenticator app or use a passkey while you see the amount and payee. You have not set one up yet. Set one up under Sign-in security in your online banking account, then start the payment again from ${clientName}.`,
+        }
+        : {
+          heading: 'A stronger sign-in is needed',
+          message: 'Your bank sign-in did not use two-factor authentication, which is required to share your accounts, make a payment or manage connected apps. Try again and confirm with your second factor, or set up an authenticator app or passkey under Sign-in security in your online banking account.',
+          retryLink: `/interaction/${details.uid}`,
+        }),
     });
   };
 
@@ -286,7 +393,9 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       const pending = pendingAuthenticationOf(details);
       if (pending !== undefined) {
         const request = await pendingRequestOrFinish(ctx, details);
-        if (request !== undefined) await renderSecondStep(ctx, details, request, pending);
+        if (request === undefined) return;
+        if (pending.upstream !== undefined) await continueAfterUpstream(ctx, details, request, { ...pending, upstream: pending.upstream });
+        else await renderSecondStep(ctx, details, request, pending);
       } else if (deps.federated !== undefined) await deps.federated.begin(ctx, details.uid);
       else await renderLogin(ctx, details.uid, clientId, {}, details);
       return;
@@ -355,7 +464,10 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const form = await readForm(ctx.req);
     csrf.verify(ctx, `interaction:${details.uid}`, form.get(CSRF_FIELD) ?? undefined);
     const clientId = String(details.params.client_id);
-    if (deps.federated !== undefined) throw new OAuthError('invalid_request', "this bank signs customers in at its own sign-in page: return to the application and start again");
+    // With the bank's IdP the passkey is Moat's step after the customer signed in there, for that customer.
+    const pending = details.prompt.name === 'login' ? pendingAuthenticationOf(details) : undefined;
+    const upstream = pending?.upstream === undefined ? undefined : { customerId: pending.customerId, also: [pending.upstream.factor] };
+    if (deps.federated !== undefined && upstream === undefined) throw new OAuthError('invalid_request', "this bank signs customers in at its own sign-in page: return to the application and start again");
     if (details.prompt.name !== 'login') {
       ctx.status = 400;
       await renderLogin(ctx, details.uid, clientId, { error: 'This sign-in step is already complete.' });
@@ -365,7 +477,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     if (request === undefined) return;
     let auth;
     try {
-      auth = await passkeySignIn(passkeys.ceremonies, details.uid, form.get('response') ?? '', (consentId) => {
+      auth = await passkeySignIn(passkeys.ceremonies, details.uid, form.get('response') ?? '', upstream, (consentId) => {
         // A challenge issued without a consent id was linked to nothing: a payment gets a fresh id, which no signed hash matches.
         const requirement = requirementWithConsent(details, request, consentId ?? linkedConsentId(request));
         if (requirement === undefined) throw new AuthenticationRequirementsUnmet('none of the requested acr values can be met by this server');
@@ -379,7 +491,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       if (!(err instanceof PasskeyRefused)) throw err;
       logger.info({ event: 'passkey.refused', outcome: err.code, kind: 'authentication', clientId }, 'passkey sign-in refused');
       ctx.status = err.code === 'payment_changed' ? 409 : 400;
-      await renderLogin(ctx, details.uid, clientId, { error: err.message }, details);
+      if (pending?.upstream !== undefined) await renderSecondStep(ctx, details, request, pending, { error: err.message });
+      else await renderLogin(ctx, details.uid, clientId, { error: err.message }, details);
       return;
     }
     logger.info({ event: 'sca.authenticated', outcome: 'sca', clientId, accountId: auth.customerId, amr: auth.amr, linked: auth.link !== undefined }, 'customer authenticated strongly');
@@ -414,6 +527,12 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       await renderSecondStep(ctx, details, request, pending, { error: 'The payment details changed while you were signing in. Check the amount and payee below, then enter a new code.' });
       return;
     }
+    if (pending.upstream !== undefined && !(await moatStepsFor(pending)).totp) {
+      // After the bank's sign-in a code is offered only where it makes the sign-in strong (RTS Art. 4).
+      ctx.status = 400;
+      await renderSecondStep(ctx, details, request, pending, { error: 'A code from an authenticator app cannot complete this sign-in. Use your passkey, or cancel.' });
+      return;
+    }
     const checked = await sca.totp.verify(pending.customerId, form.get('code'), ctx.ip);
     if (!checked.ok) {
       logger.info({ event: 'sca.code_refused', outcome: `totp_${checked.reason}`, clientId }, 'one-time code refused');
@@ -424,7 +543,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       return;
     }
     const auth = completedAuthentication({
-      customerId: pending.customerId, factors: [passwordFactor(), totpFactor()], authTime: sca.now(), ...(link === undefined ? {} : { link }),
+      customerId: pending.customerId, factors: [firstFactorOf(pending), totpFactor()], authTime: sca.now(), ...(link === undefined ? {} : { link }),
     });
     logger.info({ event: 'sca.authenticated', outcome: 'sca', clientId, accountId: auth.customerId, amr: auth.amr, linked: link !== undefined }, 'customer authenticated strongly');
     await provider.interactionFinished(ctx.req, ctx.res, loginResult(auth), { mergeWithLastSubmission: false });
@@ -465,7 +584,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     } catch (err) {
       if (!(err instanceof ChoiceInvalid)) throw err;
       ctx.status = 400;
-      await renderConsent(ctx, details, request, { error: err.message, chosen });
+      await renderConsent(ctx, details, request, { error: err.message, chosen, keptGroups: keptGroups(form) });
       return;
     }
 

@@ -34,7 +34,7 @@ export function createViews(options: { branding: MoatConfig['branding']; sandbox
       throw new Error(`branding.logoFile: cannot read ${branding.logoFile} (${(err as Error).message})`);
     }
   }
-  const common = { bankName: branding.bankName, sandbox: options.sandbox, hasLogo: logo !== undefined };
+  const common = { bankName: branding.bankName, bankContact: branding.contact, sandbox: options.sandbox, hasLogo: logo !== undefined };
   return {
     render: (name, data) => eta.render(`./${name}`, { ...common, ...data }),
     stylesheet: readFileSync(join(VIEWS_DIR, 'assets', 'moat.css'), 'utf8'),

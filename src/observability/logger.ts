@@ -27,6 +27,8 @@ export const LOGGED_FIELDS: ReadonlySet<string> = new Set([
   'mode', 'port', 'config', 'storage', 'pid', 'exitCode', 'workers', 'crashes',
   // lifecycle automation: trust files reloaded, notices delivered, the configuration's hash
   'file', 'attempts', 'configHash',
+  // Moat's own certificates (ACME): which one, for which names
+  'certificate', 'domains',
 ]);
 
 /*

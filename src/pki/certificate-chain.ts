@@ -101,9 +101,15 @@ function* candidatePaths(leaf: X509Certificate, intermediates: readonly X509Cert
   const memo = new Map<X509Certificate, Map<X509Certificate, boolean>>();
   const issuedBy = (cert: X509Certificate, issuer: X509Certificate): boolean => {
     let row = memo.get(cert);
-    if (row === undefined) memo.set(cert, row = new Map());
+    if (row === undefined) {
+      row = new Map();
+      memo.set(cert, row);
+    }
     let answer = row.get(issuer);
-    if (answer === undefined) row.set(issuer, answer = cert.checkIssued(issuer) && cert.verify(issuer.publicKey));
+    if (answer === undefined) {
+      answer = cert.checkIssued(issuer) && cert.verify(issuer.publicKey);
+      row.set(issuer, answer);
+    }
     return answer;
   };
   function* extend(path: X509Certificate[]): Generator<X509Certificate[]> {

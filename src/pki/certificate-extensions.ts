@@ -102,7 +102,7 @@ function namesOf(cert: X509Certificate): CertificateNames {
     const form = formOf(name);
     if (form === 'directoryName') continue;
     if (form === 'other') names.other.push(describeForm(name));
-    else names[form].push(valueOf(name, form));
+    else names[form].push(generalNameValue(name, form));
   }
   return names;
 }
@@ -125,7 +125,7 @@ function describeForm(name: GeneralName): string {
   return 'registeredID';
 }
 
-function valueOf(name: GeneralName, form: Exclude<Form, 'directoryName' | 'other'>): string {
+function generalNameValue(name: GeneralName, form: Exclude<Form, 'directoryName' | 'other'>): string {
   return name[form] ?? '';
 }
 

@@ -272,6 +272,7 @@ export function distinguishedNameFromDer(der: Uint8Array): DistinguishedName {
 function prepare(value: string): string {
   return value
     // §2.2: soft hyphens, joiners, variation selectors, zero-width space and most controls map to nothing…
+    // biome-ignore lint/suspicious/noMisleadingCharacterClass: RFC 4518 §2.2 maps each of these code points to nothing, one by one, variation selectors included
     .replace(/[\u00AD\u034F\u1806\u180B-\u180D\uFE00-\uFE0F\uFFFC\u200B\u0000-\u0008\u000E-\u001F\u007F-\u0084\u0086-\u009F]/g, '')
     // …tab, line breaks and every other space separator map to SPACE.
     .replace(/[\t\n\u000B\f\r\u0085\p{Zs}\u2028\u2029]/gu, ' ')
@@ -373,7 +374,9 @@ export function toX509Name(dn: DistinguishedName): x509.Name {
       if (a.binary === true) throw new InvalidDistinguishedNameError(`cannot build a certificate name with the non-string value ${a.value}`);
       const value = IA5_TYPES.has(a.type) ? { ia5String: a.value }
         : PRINTABLE.test(a.value) ? { printableString: a.value } : { utf8String: a.value };
-      (item[a.type] ??= []).push(value);
+      const values = item[a.type] ?? [];
+      values.push(value);
+      item[a.type] = values;
     }
     return item;
   });

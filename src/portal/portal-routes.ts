@@ -14,7 +14,7 @@ import { readForm } from '../http/read-body.ts';
 import type { Views } from '../interactions/views.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { SandboxMaterial } from '../sandbox/sandbox-material.ts';
-import { sandboxRevocationPointers } from '../sandbox/sandbox-pki.ts';
+import { sandboxRevocationPointers } from '../sandbox/revocation-services.ts';
 import { issueSandboxTpp, sandboxTppFiles, sandboxTppNameProblem, sandboxTppSummary, TPP_FILES } from '../sandbox/tpp-credentials.ts';
 import { MAX_TPPS_PER_SESSION, type PortalSessions, type PortalTpp } from './portal-sessions.ts';
 
@@ -54,7 +54,7 @@ export function createPortalRouter(deps: Deps): Router {
   const { views, csrf, sessions } = deps;
   const router = new Router({ prefix: PORTAL_PATH });
 
-  router.use(htmlErrorPages(views, { back: { link: PORTAL_PATH, label: 'Back to the developer portal' } }));
+  router.use(htmlErrorPages(views, { back: { link: PORTAL_PATH, label: 'Back to the developer portal' }, technical: true }));
 
   /** The certificates and clients whose calls this browser may see: those of the TPPs it created. */
   const ownersOf = async (tpps: PortalTpp[]) => {

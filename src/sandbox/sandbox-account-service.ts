@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:https';
 import { createAccountServiceHandler } from '../accounts/account-service-handler.ts';
 import type { AccountDirectory } from '../customers/account-directory.ts';
-import { createCa, issueLeaf } from './pki.ts';
+import { createCa, issueLeaf } from './certificate-issuing.ts';
 
 /*
  * The sandbox's account service: its demo accounts (the customer_account table) served by the

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
-import { createCa, issueLeaf } from './pki.ts';
+import { createCa, issueLeaf } from './certificate-issuing.ts';
 
 /*
  * The sandbox's own trust: created once under `${dataDir}/sandbox/` on first start (or by the first

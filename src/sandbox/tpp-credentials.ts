@@ -6,7 +6,7 @@ import { formatDistinguishedName, subjectOf } from '../pki/distinguished-name.ts
 import type { Psd2Role } from '../certificates/psd2-qc-statement.ts';
 import { certificateProfile } from '../certificates/certificate-profile.ts';
 import * as x509 from '../pki/x509.ts';
-import { issueLeaf } from './pki.ts';
+import { issueLeaf } from './certificate-issuing.ts';
 import type { SandboxMaterial } from './sandbox-material.ts';
 
 /*

@@ -28,8 +28,8 @@ export type AuthenticationMethod = 'pwd' | 'otp' | 'hwk' | 'swk' | 'user' | 'pin
 
 /** One factor the customer presented in this authentication. */
 export interface FactorUse {
-  /** Moat's name for the factor, for audit and logs. */
-  kind: 'password' | 'totp' | 'passkey';
+  /** Moat's name for the factor, for audit and logs; `upstream` is a login at the bank's own IdP (customers.source: oidc). */
+  kind: 'password' | 'totp' | 'passkey' | 'upstream';
   amr: AuthenticationMethod[];
   categories: FactorCategory[];
 }

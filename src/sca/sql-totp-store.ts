@@ -47,8 +47,9 @@ export function createSqlTotpStore(sql: SqlClient): TotpStore {
     },
     async customerExists(customerId) {
       if (containsNul(customerId)) return false;
-      const { rows } = await sql.query('SELECT 1 FROM customer WHERE id = $1', [customerId]);
-      return rows.length === 1;
+      // A customer of the bank's own sign-in (customers.source: oidc) is known once the IdP vouched for them.
+      const { rows } = await sql.query('SELECT 1 FROM customer WHERE id = $1 UNION ALL SELECT 1 FROM federated_customer WHERE id = $1', [customerId]);
+      return rows.length > 0;
     },
   };
 }

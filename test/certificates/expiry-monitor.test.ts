@@ -8,7 +8,7 @@ import { createRevocationChecker } from '../../src/certificates/revocation-check
 import { createRevocationMonitor } from '../../src/certificates/revocation-monitor.ts';
 import { createSqlCertificateRegistry } from '../../src/certificates/sql-certificate-registry.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import { issueLeaf } from '../../src/sandbox/pki.ts';
+import { issueLeaf } from '../../src/sandbox/certificate-issuing.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
 import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import { createPgliteSqlClient, type SqlClient } from '../../src/storage/sql/sql-client.ts';

@@ -12,7 +12,7 @@ import { createSqlExpiryNoticeStore } from '../../src/certificates/sql-expiry-no
 import { createJwsSigner } from '../../src/keys/jws-signer.ts';
 import { generateSigningKey, providerJwks } from '../../src/keys/signing-keys.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import { issueLeaf as issueSandboxLeaf } from '../../src/sandbox/pki.ts';
+import { issueLeaf as issueSandboxLeaf } from '../../src/sandbox/certificate-issuing.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
 import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import type { SqlClient } from '../../src/storage/sql/sql-client.ts';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { certificateProfile } from '../../src/certificates/certificate-profile.ts';
 import { createRevocationChecker } from '../../src/certificates/revocation-checker.ts';
-import { issueLeaf } from '../../src/sandbox/pki.ts';
+import { issueLeaf } from '../../src/sandbox/certificate-issuing.ts';
 import { ensureSandboxMaterial, type SandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
 import { startRevocationAuthority, type RevocationAuthority } from '../support/revocation-authority.ts';
 

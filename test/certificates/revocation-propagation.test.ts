@@ -1,5 +1,5 @@
 import * as oauth from 'oauth4webapi';
-import { issueLeaf } from '../../src/sandbox/pki.ts';
+import { issueLeaf } from '../../src/sandbox/certificate-issuing.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { authorizationCodeFlow, onboardTpp, registerTpp, issueTpp, tlsFetch, type FetchLike, type RegisteredTpp } from '../support/tpp-client.ts';

@@ -64,7 +64,7 @@ describeInBrowser('accounts that cannot be shown, in a real browser', () => {
       service.behaviour = 'good';
       await page.getByRole('link', { name: 'Try again' }).click();
       await page.getByText('Bills account').waitFor();
-      await page.getByRole('button', { name: 'Allow' }).click();
+      await page.getByRole('button', { name: 'Share with Test Fintech' }).click();
       expect((await callback).searchParams.get('code')).toBeTruthy();
     } finally {
       await context.close();

@@ -86,17 +86,17 @@ describeInBrowser('the customer in a real browser', () => {
       await shoot(page, '02-login-error');
       await signIn(page, 'alice', 'alice-sandbox');
 
-      await page.getByRole('heading', { name: 'Test Fintech is asking for access' }).waitFor();
+      await page.getByRole('heading', { name: 'Test Fintech is asking for access to your information' }).waitFor();
       await checkAccessible(page);
       await shoot(page, '03-consent-account-access');
       // Approving with nothing selected is refused on the page, not sent to the TPP.
-      await page.getByRole('button', { name: 'Allow' }).click();
+      await page.getByRole('button', { name: 'Share with Test Fintech' }).click();
       await expect(page.getByRole('alert').textContent()).resolves.toContain('Choose at least one account to share.');
       await shoot(page, '04-consent-error');
 
       await page.getByLabel(/Rainy day saver/).check();
       await page.getByLabel(/Your contact and party details/).uncheck();
-      await page.getByRole('button', { name: 'Allow' }).click();
+      await page.getByRole('button', { name: 'Share with Test Fintech' }).click();
       const callback = await journey.callback;
       expect(callback.searchParams.get('error')).toBeNull();
 
@@ -121,13 +121,13 @@ describeInBrowser('the customer in a real browser', () => {
       }]) } });
       await page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
       await signIn(page, 'alice', 'alice-sandbox');
-      await page.getByRole('heading', { name: 'Payment to approve' }).waitFor();
+      await page.getByRole('heading', { name: 'Confirm payment of £249.99 to Green Energy Co' }).waitFor();
       expect(await page.locator('dd.amount').textContent()).toBe('£249.99');
-      await expect(page.getByText('Green Energy Co').isVisible()).resolves.toBe(true);
+      await expect(page.locator('dl.payment').getByText('Green Energy Co').isVisible()).resolves.toBe(true);
       await expect(page.getByText('ACCT 5531').isVisible()).resolves.toBe(true);
       await checkAccessible(page);
       await shoot(page, '05-consent-payment');
-      await page.getByRole('button', { name: 'Deny' }).click();
+      await page.getByRole('button', { name: 'Cancel payment' }).click();
       const callback = await journey.callback;
       expect(callback.searchParams.get('error')).toBe('access_denied');
     } finally {
@@ -142,7 +142,7 @@ describeInBrowser('the customer in a real browser', () => {
       const { requestUri, codeVerifier } = await pushAuthorization(tpp, { extraParams: { authorization_details: ACCOUNT_INFORMATION } });
       await approve.page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
       await signIn(approve.page, 'bob', 'bob-sandbox');
-      await approve.page.getByRole('button', { name: 'Allow' }).click();
+      await approve.page.getByRole('button', { name: 'Share with Test Fintech' }).click();
       const callback = await approve.callback;
       accessToken = (await redeem(tpp, { params: oauth.validateAuthResponse(tpp.as, tpp.client, callback, oauth.skipStateCheck), codeVerifier })).body.access_token as string;
     } finally {

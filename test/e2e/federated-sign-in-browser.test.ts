@@ -59,7 +59,7 @@ describeInBrowser('federated sign-in in a real browser', () => {
       await expect(page.getByText('Signed in as Alice B. Example').isVisible()).resolves.toBe(true);
       await checkAccessible(page);
       await shoot(page, 'federated-01-consent');
-      await page.getByRole('button', { name: 'Allow' }).click();
+      await page.getByRole('button', { name: /^Share with / }).click();
       const back = await callback;
       const params = oauth.validateAuthResponse(tpp.as, tpp.client, back, oauth.skipStateCheck);
       const tokens = await redeem(tpp, { params, codeVerifier });
@@ -83,7 +83,7 @@ describeInBrowser('federated sign-in in a real browser', () => {
       await page.getByRole('link', { name: 'Try signing in again' }).click();
       await signInAtBank(page, 'alice', 'alice-bank');
       await page.getByRole('heading', { name: /is asking for access/ }).waitFor();
-      await page.getByRole('button', { name: 'Allow' }).click();
+      await page.getByRole('button', { name: /^Share with / }).click();
       expect((await callback).searchParams.get('code')).toBeTruthy();
     } finally {
       await context.close();

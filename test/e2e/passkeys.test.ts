@@ -255,8 +255,8 @@ describeInBrowser('a passkey at an authorization', () => {
       // Keyboard: the passkey button is an ordinary button.
       await page.getByRole('button', { name: 'Approve £12.34 with a passkey' }).focus();
       await page.keyboard.press('Enter');
-      await page.getByRole('heading', { name: 'Payment to approve' }).waitFor();
-      await page.getByRole('button', { name: 'Allow' }).click();
+      await page.getByRole('heading', { name: /^Confirm payment of / }).waitFor();
+      await page.getByRole('button', { name: 'Confirm payment' }).click();
       const returned = await callback;
       expect(returned.searchParams.get('error')).toBeNull();
       const { body } = await redeem(tpp, { params: oauth.validateAuthResponse(tpp.as, tpp.client, returned, oauth.skipStateCheck), codeVerifier });
@@ -281,9 +281,9 @@ describeInBrowser('a passkey at an authorization', () => {
       const { callback } = await startAuthorization(device, consentId);
       const { page } = device;
       await page.getByRole('button', { name: 'Approve £20.00 with a passkey' }).click();
-      await page.getByRole('heading', { name: 'Payment to approve' }).waitFor();
+      await page.getByRole('heading', { name: /^Confirm payment of / }).waitFor();
       await changeAmount(consentId, '2000.00');
-      await page.getByRole('button', { name: 'Allow' }).click();
+      await page.getByRole('button', { name: 'Confirm payment' }).click();
       const returned = await callback;
       expect(returned.searchParams.get('error')).toBe('access_denied');
       expect(returned.searchParams.get('error_description')).toMatch(/RTS Art\. 5/);
@@ -309,8 +309,8 @@ describeInBrowser('a passkey at an authorization', () => {
       await page.getByRole('alert').filter({ hasText: 'The payment details changed while you were approving.' }).waitFor();
       // The page now shows, and links its new challenge to, the payment as it is.
       await page.getByRole('button', { name: 'Approve £300.00 with a passkey' }).click();
-      await page.getByRole('heading', { name: 'Payment to approve' }).waitFor();
-      await page.getByRole('button', { name: 'Allow' }).click();
+      await page.getByRole('heading', { name: /^Confirm payment of / }).waitFor();
+      await page.getByRole('button', { name: 'Confirm payment' }).click();
       expect((await callback).searchParams.get('error')).toBeNull();
     } finally {
       await device.context.close();

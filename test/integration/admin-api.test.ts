@@ -177,3 +177,15 @@ describe('the sandbox\'s admin listener, with no admin.tokenFile configured', ()
     expect(elsewhere.err).toMatch(/^moat: 401 invalid_token: .* \(there is no admin token at \S+admin\.token, where the sandbox server writes it when it starts: run this where the server runs, or pass its data directory with --data-dir DIR; or give/);
   });
 });
+
+it('serves its OpenAPI document, the one committed, and answers a request outside it with the field named', async () => {
+  const { adminOpenApi } = await import('../../src/admin/admin-openapi.ts');
+  const served = await admin('GET', '/openapi.json');
+  expect(served.status).toBe(200);
+  expect(served.body).toEqual(JSON.parse(JSON.stringify(adminOpenApi())));
+  expect(await admin('GET', '/certificates?status=lost')).toEqual({ status: 400, body: { error: 'invalid_request', error_description: 'status must be one of active, retired, revoked' } });
+  expect(await admin('GET', '/audit?client=a&client=b')).toEqual({ status: 400, body: { error: 'invalid_request', error_description: 'client is given more than once' } });
+  expect(await admin('POST', `/clients/${tpp.client.client_id}/step-up`, { reason: 'r', seconds: '3600' })).toEqual({
+    status: 400, body: { error: 'invalid_request', error_description: 'seconds must be a whole number of seconds up to 30 days' },
+  });
+});

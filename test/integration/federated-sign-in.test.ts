@@ -88,7 +88,7 @@ describe('federated sign-in at the bank IdP (customers.source: oidc)', () => {
     expect(tppError(journey.tppLocation!).error).toBe('access_denied');
   });
 
-  it('never accepts an upstream login that is not SCA: the customer gets a page, the TPP access_denied when they cancel (RTS Art. 4)', async () => {
+  it('never accepts an upstream login that is not SCA: a customer without a Moat factor to step it up gets a page, the TPP access_denied when they cancel (RTS Art. 4)', async () => {
     const { requestUri } = await pushAuthorization(tpp);
     const journey = await federatedCustomer(h, tpp, idp, requestUri, { user: { username: 'bob', password: 'bob-bank' }, keepBrowser: true });
     try {
@@ -98,9 +98,9 @@ describe('federated sign-in at the bank IdP (customers.source: oidc)', () => {
       const uid = new URL(journey.page!.url, h.issuer).pathname.split('/')[2]!;
       const cancel = await journey.moat.follow(`/interaction/${uid}/federated/abandon`, { method: 'POST', form: { csrf: hiddenField(journey.page!.html, 'csrf'), error: 'access_denied' } });
       expect(tppError(cancel.location!).error).toBe('access_denied');
-      expect(h.logs.some((l) => l.event === 'federation.not_sca' && l.accountId === 'cust-bob')).toBe(true);
-      // Nobody was recorded as signed in.
-      const { rows } = await h.moat.storage.sql.query('SELECT id FROM federated_customer WHERE id = $1', ['cust-bob']);
+      expect(h.logs.some((l) => l.event === 'federation.no_moat_factor' && l.accountId === 'cust-bob' && l.detail === 'below_sca')).toBe(true);
+      // Nothing was authorised for him (test/integration/federated-payments.test.ts steps such a login up).
+      const { rows } = await h.moat.storage.sql.query("SELECT id FROM consent WHERE customer_id = $1 AND status = 'Authorised'", ['cust-bob']);
       expect(rows).toEqual([]);
     } finally {
       await journey.moat.close();
@@ -109,7 +109,7 @@ describe('federated sign-in at the bank IdP (customers.source: oidc)', () => {
 });
 
 describe('payments by a federated customer (RTS Art. 5: dynamic linking)', () => {
-  it('never authorises a payment on an upstream login that was not linked to its amount and payee: the TPP gets access_denied', async () => {
+  it('never authorises a payment on the upstream login alone, which never saw its amount and payee: without a Moat factor to link it, the TPP gets access_denied', async () => {
     const payment = JSON.stringify([{
       type: 'payment_initiation',
       instructedAmount: { amount: '12.34', currency: 'GBP' },
@@ -117,9 +117,19 @@ describe('payments by a federated customer (RTS Art. 5: dynamic linking)', () =>
       creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '11223344556677' },
     }]);
     const { requestUri } = await pushAuthorization(tpp, { scope: 'openid payments', extraParams: { authorization_details: payment } });
-    const journey = await federatedCustomer(h, tpp, idp, requestUri);
-    expect(tppError(journey.tppLocation!).error).toBe('access_denied');
-    expect(h.logs.some((l) => l.event === 'sca.refused' && l.outcome === 'sca_not_linked')).toBe(true);
+    const journey = await federatedCustomer(h, tpp, idp, requestUri, { keepBrowser: true });
+    try {
+      // test/integration/federated-payments.test.ts confirms one with Moat's linked code.
+      expect(journey.page?.status).toBe(403);
+      expect(journey.page?.html).toContain('Set up a way to confirm payments');
+      const uid = new URL(journey.page!.url, h.issuer).pathname.split('/')[2]!;
+      const cancel = await journey.moat.follow(`/interaction/${uid}/federated/abandon`, { method: 'POST', form: { csrf: hiddenField(journey.page!.html, 'csrf'), error: 'access_denied' } });
+      expect(tppError(cancel.location!).error).toBe('access_denied');
+      const { rows } = await h.moat.storage.sql.query("SELECT id FROM consent WHERE customer_id = $1 AND status = 'Authorised' AND requested->>'type' = 'payment_initiation'", ['cust-alice']);
+      expect(rows).toEqual([]);
+    } finally {
+      await journey.moat.close();
+    }
   });
 });
 

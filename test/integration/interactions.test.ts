@@ -104,7 +104,7 @@ describe('the consent page', () => {
     expect(html).toContain('Your account details');
     expect(html).toContain('Your statements');
     expect(html).not.toContain('ReadBalances');
-    expect(html).toContain('Access lasts until <strong>1 March 2031</strong>');
+    expect(html).toContain('Until <strong>1 March 2031</strong>');
     expect(html).toContain('Everyday current account');
     expect(html).toContain('••••5678');
     expect(html).not.toContain('40001712345678');
@@ -138,14 +138,17 @@ describe('CSRF protection on every form', () => {
     const { uid, csrf } = await startAuthorization(browser);
     const missing = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox' } });
     expect(missing.status).toBe(400);
-    expect(await missing.text()).toContain('the form has expired or was not sent from this page');
+    // In the customer's words; the technical reason is only in the log.
+    const missingPage = await missing.text();
+    expect(missingPage).toContain('This page has expired');
+    expect(missingPage).not.toContain('invalid_request');
     // A token rendered for another browser (another CSRF cookie) is worthless here.
     const otherToken = await withBrowser(async (other) => (await startAuthorization(other)).csrf);
     const foreign = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf: otherToken } });
     expect(foreign.status).toBe(400);
     const crossSite = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf }, headers: { origin: 'https://evil.example' } });
     expect(crossSite.status).toBe(400);
-    expect(await crossSite.text()).toContain('the form was posted from another site');
+    expect(await crossSite.text()).toContain('sent from another tab or site');
     const ok = await signInAtInteraction(browser, uid, csrf, undefined, { headers: { origin: h.issuer } });
     expect(ok.res.status).toBe(200);
   }));
@@ -165,7 +168,14 @@ describe('what a browser can get wrong', () => {
     const res = await browser.request('/interaction/does-not-exist');
     expect(res.status).toBe(400);
     expect(res.headers.get('content-type')).toMatch(/^text\/html/);
-    expect(await res.text()).toContain('<code>invalid_request</code>');
+    // Issue 18 defect 3: plain words, a way back, the bank's contact and a support reference — no OAuth.
+    const page = await res.text();
+    expect(page).toContain('<h1>Your session with the bank timed out</h1>');
+    expect(page).toContain('you have 10 minutes to finish');
+    expect(page).toContain('Go back to the app you came from');
+    expect(page).toContain('contact Moat Bank on the number on the back of your card');
+    expect(page).toMatch(/Support reference: <code>[0-9a-f-]{36}<\/code>/);
+    expect(page).not.toMatch(/invalid_request|cookie|interaction session/);
     const post = await browser.request('/interaction/does-not-exist/login', { method: 'POST', form: { username: 'alice', password: 'alice-sandbox' } });
     expect(post.status).toBe(400);
   }));
@@ -177,14 +187,20 @@ describe('what a browser can get wrong', () => {
     const consentCsrf = hiddenField(await login.res.text(), 'csrf');
     const res = await browser.request(`/interaction/${consentUid}/consent`, { method: 'POST', form: { decision: 'maybe', csrf: consentCsrf } });
     expect(res.status).toBe(400);
-    expect(await res.text()).toContain('decision must be approve or deny');
+    const page = await res.text();
+    expect(page).toContain('We could not start this request');
+    // The TPP is known from the interaction: the page names it.
+    expect(page).toContain('Go back to Test Fintech');
+    expect(page).not.toContain('decision must be approve or deny');
   }));
 
   it('gets a 400 page for a form that is not form-encoded', () => withBrowser(async (browser) => {
     const { uid } = await startAuthorization(browser);
     const res = await browser.request(`/interaction/${uid}/login`, { method: 'POST' });
     expect(res.status).toBe(400);
-    expect(await res.text()).toContain('expected an application/x-www-form-urlencoded body');
+    const page = await res.text();
+    expect(page).toContain('We could not start this request');
+    expect(page).not.toContain('application/x-www-form-urlencoded');
   }));
 });
 

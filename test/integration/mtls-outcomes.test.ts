@@ -1,5 +1,5 @@
 import * as oauth from 'oauth4webapi';
-import { importSigningKey } from '../../src/sandbox/pki.ts';
+import { importSigningKey } from '../../src/sandbox/certificate-issuing.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
 import * as x509 from '../../src/pki/x509.ts';
 import type { Harness } from '../support/moat-harness.ts';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import * as oauth from 'oauth4webapi';
-import { issueLeaf } from '../../src/sandbox/pki.ts';
+import { issueLeaf } from '../../src/sandbox/certificate-issuing.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
 import * as x509 from '../../src/pki/x509.ts';
 import { authorizationCodeFlow, discover, issueTpp, tlsFetch, type RegisteredTpp, type TppCredentials } from '../support/tpp-client.ts';

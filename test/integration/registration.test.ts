@@ -1,6 +1,6 @@
 import { SignJWT, generateKeyPair, importJWK } from 'jose';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
-import { createCa } from '../../src/sandbox/pki.ts';
+import { createCa } from '../../src/sandbox/certificate-issuing.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { issueTpp, registerTpp, tlsFetch, type TppCredentials } from '../support/tpp-client.ts';
 

@@ -1,7 +1,7 @@
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
-import { issueLeaf } from '../../src/sandbox/pki.ts';
+import { issueLeaf } from '../../src/sandbox/certificate-issuing.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { authorizationCodeFlow, onboardTpp, tlsFetch, type FetchLike, type RegisteredTpp } from '../support/tpp-client.ts';
 

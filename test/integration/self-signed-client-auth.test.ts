@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { importJWK, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
-import { createCa } from '../../src/sandbox/pki.ts';
+import { createCa } from '../../src/sandbox/certificate-issuing.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { authorize, discover, issueTpp, registerTpp, tlsFetch, type RegisteredTpp } from '../support/tpp-client.ts';

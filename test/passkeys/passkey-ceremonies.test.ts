@@ -119,6 +119,25 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
     }
   });
 
+  it('refuses an assertion whose signature counter went backwards, as a cloned authenticator\'s would (WebAuthn L2 §6.1.1, §7.2 step 21)', async () => {
+    const { device } = await enrolled('cust-counter');
+    try {
+      // Two assertions from one authenticator: the earlier one carries the lower counter. Presenting
+      // the later one first leaves the earlier one looking like a copy of the key that fell behind.
+      const first = { binding: 'interaction:first' };
+      const second = { binding: 'interaction:second' };
+      const earlier = await device.authenticate(await ceremonies.authenticationOptions(first));
+      const later = await device.authenticate(await ceremonies.authenticationOptions(second));
+      await ceremonies.authenticate({ ...second, response: later });
+      const [afterLater] = await b.store.listForCustomer('cust-counter');
+      expect(await refusal(ceremonies.authenticate({ ...first, response: earlier }))).toBe('counter_regressed');
+      const [afterRefusal] = await b.store.listForCustomer('cust-counter');
+      expect(afterRefusal!.signCount).toBe(afterLater!.signCount);
+    } finally {
+      await device.context.close();
+    }
+  });
+
   it('tells a synced (backup eligible) passkey from a device-bound one', async () => {
     const { device } = await enrolled('cust-synced', { backupEligible: true });
     try {

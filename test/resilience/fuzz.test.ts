@@ -42,7 +42,7 @@ const unstorableString = fc.tuple(fc.string({ maxLength: 10 }), fc.oneof(fc.cons
 /** Percent-encoded bytes that are not UTF-8: overlong forms (of NUL, of '/'), encoded surrogates, stray and impossible bytes. */
 const notUtf8Escape = fc.constantFrom('%C0%80', '%C0%AF', '%E0%80%80', '%F0%80%80%80', '%ED%A0%80', '%ED%BF%BF', '%80', '%FF', '%F8%88%80%80%80');
 /** The same bytes raw, for a body that is not UTF-8 at all. */
-const notUtf8Bytes = notUtf8Escape.map((escape) => Uint8Array.from(escape.split('%').slice(1), (hex) => parseInt(hex, 16)));
+const notUtf8Bytes = notUtf8Escape.map((percentEscape) => Uint8Array.from(percentEscape.split('%').slice(1), (hex) => parseInt(hex, 16)));
 
 /** Strings a parser chokes on: unicode, controls, percent and JSON syntax, long runs, text no store can hold. */
 const hostileString = fc.oneof(
@@ -54,7 +54,7 @@ const hostileString = fc.oneof(
 const formName = fc.oneof(hostileString, fc.constantFrom('client_id', 'grant_type', 'code', 'scope', 'redirect_uri', 'request_uri', 'token', 'nonce', 'state', 'authorization_details', 'claims', 'csrf', 'username', 'password', 'decision', 'accounts'));
 /** A form value as sent: URL-encoded (a lone surrogate becomes U+FFFD there), or with bytes that are not UTF-8. */
 const encoded = (text: string) => new URLSearchParams({ v: text }).toString().slice(2);
-const formValue = fc.oneof(hostileString.map(encoded), fc.tuple(fc.string({ maxLength: 10 }), notUtf8Escape).map(([text, escape]) => `${encoded(text)}${escape}`));
+const formValue = fc.oneof(hostileString.map(encoded), fc.tuple(fc.string({ maxLength: 10 }), notUtf8Escape).map(([text, percentEscape]) => `${encoded(text)}${percentEscape}`));
 const formBody = fc.array(fc.tuple(formName, formValue), { maxLength: 8 }).map((pairs) => pairs.map(([name, value]) => `${encoded(name)}=${value}`).join('&'));
 const jsonBody = fc.oneof(
   fc.jsonValue({ maxDepth: 4 }),
@@ -120,7 +120,7 @@ describe('text no store can hold is refused at the edge, naming where it is', ()
 
   it('in PAR parameters, as a NUL or as bytes that are not UTF-8: 400 invalid_request (RFC 9126 §2.3)', async () => {
     const nul = fc.tuple(fc.string({ maxLength: 10 }), fc.string({ maxLength: 10 })).map(([a, b]) => encoded(`${a}\u0000${b}`));
-    const value = fc.oneof(nul, fc.tuple(fc.string({ maxLength: 10 }), notUtf8Escape).map(([text, escape]) => `${encoded(text)}${escape}`));
+    const value = fc.oneof(nul, fc.tuple(fc.string({ maxLength: 10 }), notUtf8Escape).map(([text, percentEscape]) => `${encoded(text)}${percentEscape}`));
     await fc.assert(fc.asyncProperty(fc.constantFrom('nonce', 'state', 'acr_values', 'login_hint', 'ui_locales', 'x_extension'), value, async (name, sent) => {
       const body = `${new URLSearchParams({
         client_id: tpp.client.client_id, response_type: 'code', redirect_uri: tpp.redirectUri, scope: 'openid accounts',
@@ -165,7 +165,7 @@ describe('fuzzed paths, queries and headers', () => {
     // A lone surrogate cannot be percent-encoded (it becomes U+FFFD); bytes that are not UTF-8 can be.
     const segment = fc.oneof(
       hostileString.map((s) => encodeURIComponent(s.toWellFormed()).slice(0, 2000)),
-      fc.tuple(fc.string({ maxLength: 10 }), notUtf8Escape).map(([text, escape]) => `${encodeURIComponent(text)}${escape}`),
+      fc.tuple(fc.string({ maxLength: 10 }), notUtf8Escape).map(([text, percentEscape]) => `${encodeURIComponent(text)}${percentEscape}`),
     );
     await fc.assert(fc.asyncProperty(fc.constantFrom('/interaction/', '/open-banking/v3.1/aisp/account-access-consents/', '/account/consents/', '/register/', '/authorize?', '/sandbox-api/accounts?'), segment, async (prefix, part) => {
       const headers: Record<string, string> = prefix.startsWith('/open-banking') ? { authorization: `Bearer ${accountsToken}` } : {};

@@ -5,7 +5,7 @@ import * as oauth from 'oauth4webapi';
 import * as pkijs from 'pkijs';
 import { createRevocationChecker } from '../../src/certificates/revocation-checker.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
-import { sandboxRevocationPointers } from '../../src/sandbox/sandbox-pki.ts';
+import { sandboxRevocationPointers } from '../../src/sandbox/revocation-services.ts';
 import * as x509 from '../../src/pki/x509.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { onboardTpp, tlsFetch, type RegisteredTpp } from '../support/tpp-client.ts';

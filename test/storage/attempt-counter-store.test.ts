@@ -35,7 +35,10 @@ function describeAttemptCounterContract(name: string, open: () => Promise<Backen
     let backend: Backend;
     let n = 0;
     /** A fresh counter per test. */
-    const counter = (rule: AttemptRule): AttemptCounter => ({ rule, key: `k${(n += 1)}` });
+    const counter = (rule: AttemptRule): AttemptCounter => {
+      n += 1;
+      return { rule, key: `k${n}` };
+    };
     beforeAll(async () => { backend = await open(); });
     afterAll(async () => { await backend?.close(); });
 

@@ -11,7 +11,10 @@ export function describeModelStoreContract(name: string, open: () => Promise<{ s
     let store: ModelStore;
     let close: () => Promise<void>;
     let n = 0;
-    const id = () => `id-${name}-${Date.now()}-${(n += 1)}`;
+    const id = () => {
+      n += 1;
+      return `id-${name}-${Date.now()}-${n}`;
+    };
 
     beforeAll(async () => {
       ({ store, close } = await open());

@@ -69,7 +69,9 @@ export async function startAccountService(options: { accounts?: Record<string, S
     behaviour: 'good',
     queue: [],
     requests: [],
-    releaseSlow: () => held.splice(0).forEach((answer) => answer()),
+    releaseSlow: () => {
+      for (const answer of held.splice(0)) answer();
+    },
     close: async () => undefined,
   };
 

@@ -20,7 +20,7 @@ import { accountChoices, Browser, hiddenField, onboardTpp, type RegisteredTpp } 
 
 export interface BankUser { username: string; password: string; sub: string; customerNumber: string; name: string; acr: string; amr: string[] }
 
-/** The bank's customers: alice signs in with two factors (SCA), bob with a password alone. */
+/** The bank's customers: alice signs in with two factors (SCA), bob with a password alone unless he also gives a code (`second_factor`). */
 export const BANK_USERS: BankUser[] = [
   { username: 'alice', password: 'alice-bank', sub: 'bank-0001', customerNumber: 'cust-alice', name: 'Alice B. Example', acr: 'urn:bank:loa:high', amr: ['pwd', 'otp', 'mfa'] },
   { username: 'bob', password: 'bob-bank', sub: 'bank-0002', customerNumber: 'cust-bob', name: 'Bob B. Example', acr: 'urn:bank:loa:low', amr: ['pwd'] },
@@ -161,7 +161,8 @@ export async function startBankIdp(options: { clientAuth?: 'private_key_jwt' | '
       ctx.type = 'html';
       ctx.body = `<!doctype html><title>Bank sign-in</title><h1>Sign in to your bank</h1>
 <form method="post" action="/interaction/${details.uid}/login"><label for="u">Username</label><input id="u" name="username">
-<label for="p">Password</label><input id="p" name="password" type="password"><button type="submit">Sign in</button></form>
+<label for="p">Password</label><input id="p" name="password" type="password">
+<label><input type="checkbox" name="second_factor" value="otp"> Also confirm with my code</label><button type="submit">Sign in</button></form>
 <form method="post" action="/interaction/${details.uid}/cancel"><button type="submit">Cancel</button></form>`;
       return;
     }
@@ -178,7 +179,11 @@ export async function startBankIdp(options: { clientAuth?: 'private_key_jwt' | '
       ctx.body = '<!doctype html><title>Bank sign-in</title><p>Wrong username or password</p>';
       return;
     }
-    await provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: user.sub, acr: user.acr, amr: user.amr } }, { mergeWithLastSubmission: false });
+    // A customer who also confirms with their second factor at the bank (`second_factor=otp`) signs in with SCA.
+    const strong = form.get('second_factor') === 'otp';
+    await provider.interactionFinished(ctx.req, ctx.res, {
+      login: strong ? { accountId: user.sub, acr: SCA_ACR_AT_BANK, amr: ['pwd', 'otp', 'mfa'] } : { accountId: user.sub, acr: user.acr, amr: user.amr },
+    }, { mergeWithLastSubmission: false });
     ctx.respond = false;
   });
 
@@ -291,7 +296,9 @@ export interface FederatedJourney {
 export async function federatedCustomer(
   h: Harness, tpp: RegisteredTpp, idp: BankIdp, requestUri: string,
   options: {
-    user?: { username: string; password: string }; cancelAtBank?: boolean; consent?: boolean; keepBrowser?: boolean;
+    user?: { username: string; password: string; second_factor?: string }; cancelAtBank?: boolean; consent?: boolean; keepBrowser?: boolean;
+    /** Moat's own one-time code, when Moat asks for one after the bank's sign-in (a payment, or a step-up). */
+    code?: () => string;
     /** Carry on in this browser from this Moat page (a retry link) instead of starting at /authorize. */
     resume?: { browser: Browser; path: string };
   } = {},
@@ -312,9 +319,17 @@ export async function federatedCustomer(
       : await bank.follow(`/interaction/${uid}/login`, { method: 'POST', form: user });
     if (signedIn.location === undefined) throw new Error(`the bank IdP did not send the customer back: ${signedIn.res.status}`);
     const callbackUrl = signedIn.location;
-    const back = await moat.follow(callbackUrl);
+    let back = await moat.follow(callbackUrl);
     if (back.location !== undefined) return { tppLocation: back.location, callbackUrl, moat };
-    const landed = await page(back);
+    let landed = await page(back);
+    const codeForm = /action="(\/interaction\/[^/"]+\/totp)"/.exec(landed.html);
+    if (codeForm !== null && options.code !== undefined) {
+      const form: Record<string, string> = { csrf: hiddenField(landed.html, 'csrf'), code: options.code() };
+      if (landed.html.includes('name="payment_link"')) form.payment_link = hiddenField(landed.html, 'payment_link');
+      back = await moat.follow(codeForm[1]!, { method: 'POST', form });
+      if (back.location !== undefined) return { tppLocation: back.location, callbackUrl, moat };
+      landed = await page(back);
+    }
     if (options.consent === false || !/\/interaction\/[^/]+$/.test(new URL(back.url, h.issuer).pathname) || landed.status !== 200) return { page: landed, callbackUrl, moat };
     const consentUid = new URL(back.url, h.issuer).pathname.split('/')[2]!;
     const form: [string, string][] = [['csrf', hiddenField(landed.html, 'csrf')], ['decision', 'approve']];
@@ -335,14 +350,14 @@ export async function federatedCustomer(
  */
 export function useMoatWithBankIdp(
   ready: (started: { idp: BankIdp; h: Harness; tpp: RegisteredTpp }) => void,
-  options: { idp?: Parameters<typeof startBankIdp>[0]; oidc?: Record<string, unknown>; when?: () => boolean } = {},
+  options: { idp?: Parameters<typeof startBankIdp>[0]; oidc?: Record<string, unknown>; when?: () => boolean; now?: () => Date } = {},
 ): void {
   let started: { idp?: BankIdp; h?: Harness; tpp?: RegisteredTpp } = {};
   beforeAll(async () => {
     if (options.when?.() === false) return;
     const idp = await startBankIdp(options.idp);
     started = { idp };
-    const h = await startMoat({ config: { customers: idp.moatCustomersConfig(options.oidc) } });
+    const h = await startMoat({ config: { customers: idp.moatCustomersConfig(options.oidc) }, ...(options.now === undefined ? {} : { now: options.now }) });
     started.h = h;
     idp.registerMoat(h.issuer);
     started.tpp = await onboardTpp(h);

@@ -2,7 +2,7 @@ import { webcrypto } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { answerOcsp, buildCrl } from '../../src/sandbox/ca-services.ts';
-import { importSigningKey } from '../../src/sandbox/pki.ts';
+import { importSigningKey } from '../../src/sandbox/certificate-issuing.ts';
 import * as x509 from '../../src/pki/x509.ts';
 
 /*

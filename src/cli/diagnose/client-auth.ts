@@ -1,7 +1,7 @@
 import {
   describeDifference, distinguishedNamesEqual, formatDistinguishedName, InvalidDistinguishedNameError, parseDistinguishedName, subjectOf,
   type DistinguishedName,
-} from '../pki/distinguished-name.ts';
+} from '../../pki/distinguished-name.ts';
 import { fail, pass, skip, type CheckOutcome } from './checks.ts';
 import type { LocalCredentials } from './local-certificate.ts';
 import type { LocalRegistration } from './inputs.ts';

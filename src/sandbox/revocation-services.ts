@@ -8,7 +8,7 @@ import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import * as x509 from '../pki/x509.ts';
 import { answerOcsp, buildCrl, type CaSigner } from './ca-services.ts';
-import { importSigningKey } from './pki.ts';
+import { importSigningKey } from './certificate-issuing.ts';
 import type { SandboxMaterial } from './sandbox-material.ts';
 
 /*
@@ -24,7 +24,7 @@ export function sandboxRevocationPointers(issuer: string): { ocspUrl: string; cr
   return { ocspUrl: `${base}/ocsp`, crlUrl: `${base}/tpp-ca.crl` };
 }
 
-export function createSandboxPkiRouter(deps: {
+export function createSandboxRevocationRouter(deps: {
   material: SandboxMaterial;
   sql: SqlClient;
   clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;

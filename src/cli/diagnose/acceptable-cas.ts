@@ -1,7 +1,7 @@
 import { connect as connectTcp } from 'node:net';
 import { Duplex } from 'node:stream';
 import { connect as connectTls } from 'node:tls';
-import { distinguishedNameFromDer, type DistinguishedName } from '../pki/distinguished-name.ts';
+import { distinguishedNameFromDer, type DistinguishedName } from '../../pki/distinguished-name.ts';
 import type { Endpoint } from './server-connection.ts';
 
 /*

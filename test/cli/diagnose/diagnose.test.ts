@@ -3,15 +3,15 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt, exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
-import type { CheckResult } from '../../src/diagnose/checks.ts';
-import type { Diagnosis } from '../../src/diagnose/report.ts';
-import { importSigningKey } from '../../src/sandbox/pki.ts';
-import { ensureSandboxMaterial, type SandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
-import { formatDistinguishedName, parseDistinguishedName, toX509Name } from '../../src/pki/distinguished-name.ts';
-import { runMoat } from '../support/cli.ts';
-import { freePort, startMoat, type Harness } from '../support/moat-harness.ts';
-import { createTestCa, issueLeaf, type JsonName, type LeafOptions, type TestCa } from '../support/pki.ts';
-import { tlsFetch } from '../support/tpp-client.ts';
+import type { CheckResult } from '../../../src/cli/diagnose/checks.ts';
+import type { Diagnosis } from '../../../src/cli/diagnose/report.ts';
+import { importSigningKey } from '../../../src/sandbox/certificate-issuing.ts';
+import { ensureSandboxMaterial, type SandboxMaterial } from '../../../src/sandbox/sandbox-material.ts';
+import { formatDistinguishedName, parseDistinguishedName, toX509Name } from '../../../src/pki/distinguished-name.ts';
+import { runMoat } from '../../support/cli.ts';
+import { freePort, startMoat, type Harness } from '../../support/moat-harness.ts';
+import { createTestCa, issueLeaf, type JsonName, type LeafOptions, type TestCa } from '../../support/pki.ts';
+import { tlsFetch } from '../../support/tpp-client.ts';
 
 /*
  * `moat diagnose` against a real Moat over real TLS, one deliberately broken setup per fault: each

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { TPP_FILES } from '../sandbox/tpp-credentials.ts';
+import { TPP_FILES } from '../../sandbox/tpp-credentials.ts';
 
 /*
  * What `moat diagnose` works from: the flags, or the directory `moat sandbox tpp --out DIR` wrote

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { calculateJwkThumbprint, compactVerify, createLocalJWKSet, decodeJwt, decodeProtectedHeader, importJWK, type JSONWebKeySet, type JWK } from 'jose';
-import { SIGNING_ALGORITHMS } from '../config/schema.ts';
+import { SIGNING_ALGORITHMS } from '../../config/schema.ts';
 import { fail, pass, skip, type CheckOutcome } from './checks.ts';
 
 /*

@@ -4,7 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { request } from 'node:https';
 import { isIP } from 'node:net';
 import { connect } from 'node:tls';
-import { formatDistinguishedName, issuerOf, subjectOf } from '../pki/distinguished-name.ts';
+import { formatDistinguishedName, issuerOf, subjectOf } from '../../pki/distinguished-name.ts';
 import { fail, pass, type CheckOutcome } from './checks.ts';
 
 /*

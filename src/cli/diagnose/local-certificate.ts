@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { certificateThumbprint } from '../pki/certificate-chain.ts';
-import { formatDistinguishedName, issuerOf, subjectOf } from '../pki/distinguished-name.ts';
+import { certificateThumbprint } from '../../pki/certificate-chain.ts';
+import { formatDistinguishedName, issuerOf, subjectOf } from '../../pki/distinguished-name.ts';
 import { fail, pass, type CheckOutcome } from './checks.ts';
 
 /*

@@ -1,0 +1,213 @@
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
+import { totpCode } from '../../src/sca/totp.ts';
+import type { BrowserContext, Page } from 'playwright-core';
+import type { Harness } from '../support/moat-harness.ts';
+import { onboardTpp, pushAuthorization, useMoatWithTpp, type RegisteredTpp } from '../support/tpp-client.ts';
+import { chromiumAvailable, useChromium, VIEWPORTS } from '../support/chromium.ts';
+import { checkAccessible, checkAxe, shoot } from '../support/page-checks.ts';
+
+/*
+ * The customer pages as a bank's UX and conduct teams review them (issue 18), in real Chromium at
+ * 1280×800 and 390×844, with axe-core on every state: a refusal is never undone on a re-render,
+ * the payment screen speaks of a payment, and the consent screen puts the decision in reach.
+ * Screenshots land in test-output/screenshots (customer-*.png).
+ */
+
+// Runs in the browser (Moat's TypeScript has no DOM library).
+declare const document: any;
+
+const describeInBrowser = chromiumAvailable() ? describe : describe.skip;
+
+let h: Harness;
+let tpp: RegisteredTpp;
+let eidasTpp: RegisteredTpp;
+useMoatWithTpp((started) => ({ h, tpp } = started), { config: { branding: { paymentCharges: 'No charge from Moat Bank' } } });
+beforeAll(async () => {
+  if (!chromiumAvailable()) return;
+  // A QWAC-style certificate: its organizationIdentifier names the regulator (ETSI TS 119 495 §5.2.1).
+  eidasTpp = await onboardTpp(h, { name: 'Acme Fintech', certificate: { eidas: true } });
+});
+afterAll(async () => {
+  await eidasTpp?.close();
+});
+
+const chromium = useChromium();
+
+const ACCOUNT_INFORMATION = JSON.stringify([{
+  type: 'account_information',
+  permissions: ['ReadAccountsDetail', 'ReadBalances', 'ReadTransactionsDetail', 'ReadTransactionsCredits', 'ReadTransactionsDebits', 'ReadParty'],
+  expirationDateTime: '2031-06-30T00:00:00Z',
+}]);
+
+function payment(amount: string, currency = 'GBP'): string {
+  return JSON.stringify([{
+    type: 'payment_initiation', instructedAmount: { amount, currency }, creditorName: 'Green Energy Co',
+    creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '20003012345678' }, remittanceInformation: { reference: 'ACCT 5531' },
+  }]);
+}
+
+interface Journey { context: BrowserContext; page: Page; callback: Promise<URL> }
+
+async function openJourney(client: RegisteredTpp, options: { javaScript?: boolean } = {}): Promise<Journey> {
+  const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true, javaScriptEnabled: options.javaScript ?? true });
+  const page = await context.newPage();
+  let resolveCallback: (url: URL) => void;
+  const callback = new Promise<URL>((resolve) => { resolveCallback = resolve; });
+  await context.route(`${new URL(client.redirectUri).origin}/**`, async (route) => {
+    resolveCallback(new URL(route.request().url()));
+    await route.fulfill({ status: 200, contentType: 'text/html', body: '<title>TPP</title><p>Back at the TPP</p>' });
+  });
+  return { context, page, callback };
+}
+
+/** Sign in with password and one-time code, by keyboard alone. */
+async function signIn(page: Page, username: 'alice' | 'bob'): Promise<void> {
+  const customer = SANDBOX_CUSTOMERS.find((c) => c.username === username)!;
+  await page.getByLabel('Username').fill(customer.username);
+  await page.getByLabel('Password').fill(customer.password);
+  await page.getByLabel('Password').press('Enter');
+  const code = page.getByLabel(/6-digit code/);
+  await code.waitFor();
+  await code.fill(totpCode(customer.totpSecret, new Date()));
+  await code.press('Enter');
+}
+
+async function authorize(journey: Journey, client: RegisteredTpp, params: Record<string, string>, scope = 'openid accounts'): Promise<void> {
+  const { requestUri } = await pushAuthorization(client, { scope, extraParams: params });
+  await journey.page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: client.client.client_id, request_uri: requestUri })}`);
+}
+
+async function checkPage(page: Page, name: string): Promise<void> {
+  await checkAccessible(page);
+  await checkAxe(page);
+  await shoot(page, `customer-${name}`);
+}
+
+describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
+  it('keeps a refused data group unticked when the page comes back with an error, and moves focus to the error (defect 1)', async () => {
+    const journey = await openJourney(tpp);
+    const { page } = journey;
+    try {
+      await authorize(journey, tpp, { authorization_details: ACCOUNT_INFORMATION });
+      await signIn(page, 'alice');
+      await page.getByRole('heading', { name: 'Test Fintech is asking for access to your information' }).waitFor();
+      await checkPage(page, 'consent-account-access');
+      await page.getByLabel('Your contact and party details').uncheck();
+      await page.getByLabel(/Everyday current account/).check();
+      await page.getByLabel(/Everyday current account/).uncheck();
+      await page.getByRole('button', { name: 'Share with Test Fintech' }).click();
+      await expect(page.getByRole('alert').textContent()).resolves.toContain('Choose at least one account to share.');
+      // What the customer refused stays refused; what they kept stays kept.
+      expect(await page.getByLabel('Your contact and party details').isChecked()).toBe(false);
+      expect(await page.getByLabel('Your account transactions').isChecked()).toBe(true);
+      expect(await page.getByLabel('Your account details').isChecked()).toBe(true);
+      // WCAG 3.3.1 / 4.1.2: the error is where focus is, and the fields in error say so.
+      expect(await page.evaluate(() => document.activeElement?.id)).toBe('consent-error');
+      expect(await page.getByLabel(/Everyday current account/).getAttribute('aria-invalid')).toBe('true');
+      expect(await page.getByLabel(/Everyday current account/).getAttribute('aria-describedby')).toBe('consent-error');
+      await checkPage(page, 'consent-error');
+
+      await page.getByLabel(/Rainy day saver/).check();
+      await page.getByRole('button', { name: 'Share with Test Fintech' }).click();
+      expect((await journey.callback).searchParams.get('code')).toBeTruthy();
+    } finally {
+      await journey.context.close();
+    }
+  });
+
+  it('asks to confirm a payment, with its date and charges, and no sentence about stopping access (defect 2)', async () => {
+    const journey = await openJourney(tpp);
+    const { page } = journey;
+    try {
+      await authorize(journey, tpp, { authorization_details: payment('249.99') }, 'openid payments');
+      await signIn(page, 'alice');
+      await page.getByRole('heading', { name: 'Confirm payment of £249.99 to Green Energy Co' }).waitFor();
+      expect(await page.title()).toMatch(/^Confirm payment ·/);
+      const text = await page.locator('main').innerText();
+      expect(text).toMatch(/Payment date\s+Today, \d{1,2} \w+ \d{4}/);
+      expect(text).toMatch(/Charges\s+No charge from Moat Bank/);
+      expect(text).not.toMatch(/stop|access/i);
+      await expect(page.getByRole('button', { name: 'Confirm payment' }).isVisible()).resolves.toBe(true);
+      await expect(page.getByRole('button', { name: 'Allow' }).count()).resolves.toBe(0);
+      // The euro account is not offered, and the page says why.
+      expect(text).toContain('Euro account');
+      expect(text).toContain('This account is in EUR; the payment is in GBP.');
+      await checkPage(page, 'payment');
+      await page.getByLabel(/Rainy day saver/).check();
+      await page.getByRole('button', { name: 'Confirm payment' }).click();
+      expect((await journey.callback).searchParams.get('code')).toBeTruthy();
+    } finally {
+      await journey.context.close();
+    }
+  });
+
+  it('offers no confirm button when no account can pay, and says which accounts were left out and why (defect 2)', async () => {
+    const journey = await openJourney(tpp);
+    const { page } = journey;
+    try {
+      // More than the sandbox account service lets any account pay (SANDBOX_AVAILABLE_FUNDS).
+      await authorize(journey, tpp, { authorization_details: payment('20000.00') }, 'openid payments');
+      await signIn(page, 'alice');
+      await page.getByRole('heading', { name: 'Confirm payment of £20,000.00 to Green Energy Co' }).waitFor();
+      await expect(page.getByRole('button', { name: 'Confirm payment' }).count()).resolves.toBe(0);
+      const text = await page.locator('main').innerText();
+      expect(text).toContain('You cannot make this payment from any of your accounts.');
+      for (const account of ['Everyday current account', 'Rainy day saver']) expect(text).toMatch(new RegExp(`${account}[^\\n]*\\n[^\\n]*cannot make this payment from this account`));
+      expect(text).toContain('This account is in EUR; the payment is in GBP.');
+      await checkPage(page, 'payment-no-account');
+      await page.getByRole('button', { name: 'Cancel and return to Test Fintech' }).click();
+      expect((await journey.callback).searchParams.get('error')).toBe('access_denied');
+    } finally {
+      await journey.context.close();
+    }
+  });
+
+  it('names the TPP\'s regulator, expands each data group to its permissions, and labels the decision specifically (point 4)', async () => {
+    const journey = await openJourney(eidasTpp);
+    const { page } = journey;
+    try {
+      await authorize(journey, eidasTpp, { authorization_details: ACCOUNT_INFORMATION });
+      await signIn(page, 'bob');
+      await page.getByRole('heading', { name: 'Acme Fintech is asking for access to your information' }).waitFor();
+      const text = await page.locator('main').innerText();
+      expect(text).toMatch(/Regulated by\s+Sandbox test regulator, authorisation number/);
+      expect(text).not.toMatch(/organisation /);
+      // Each group opens to the individual permissions asked for in it.
+      await page.getByText('What this includes: Your contact and party details').click();
+      await expect(page.getByText('The account holder\'s name, address, phone number and email address').isVisible()).resolves.toBe(true);
+      await expect(page.getByRole('button', { name: 'Share with Acme Fintech' }).isVisible()).resolves.toBe(true);
+      await expect(page.getByRole('button', { name: 'Don\'t share' }).isVisible()).resolves.toBe(true);
+      // On a phone, the decision is on screen without scrolling past the details.
+      await page.setViewportSize(VIEWPORTS.phone);
+      await page.evaluate(() => document.scrollingElement.scrollTo(0, 0));
+      await expect(page.getByRole('button', { name: 'Share with Acme Fintech' }).evaluate((b: any) => {
+        const box = b.getBoundingClientRect();
+        return box.top >= 0 && box.bottom <= document.documentElement.clientHeight;
+      })).resolves.toBe(true);
+      await page.setViewportSize(VIEWPORTS.desktop);
+      await checkPage(page, 'consent-regulated-tpp');
+      // Keyboard only: Don't share is reached by Tab and pressed with Enter.
+      await page.getByRole('button', { name: 'Share with Acme Fintech' }).focus();
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Don\'t share');
+      await page.keyboard.press('Enter');
+      expect((await journey.callback).searchParams.get('error')).toBe('access_denied');
+    } finally {
+      await journey.context.close();
+    }
+  });
+
+  it('completes a payment without JavaScript', async () => {
+    const journey = await openJourney(tpp, { javaScript: false });
+    const { page } = journey;
+    try {
+      await authorize(journey, tpp, { authorization_details: payment('12.00') }, 'openid payments');
+      await signIn(page, 'bob');
+      await page.getByRole('heading', { name: 'Confirm payment of £12.00 to Green Energy Co' }).waitFor();
+      await page.getByRole('button', { name: 'Confirm payment' }).click();
+      expect((await journey.callback).searchParams.get('code')).toBeTruthy();
+    } finally {
+      await journey.context.close();
+    }
+  });
+});
