@@ -21,7 +21,7 @@ import { createAccountSource } from './accounts/account-source.ts';
 import { createLoginThrottle } from './customers/login-throttle.ts';
 import { createConsentApiRouter } from './consents/consent-api.ts';
 import { createConsentService, type ConsentService } from './consents/consent-service.ts';
-import { consentProviderMiddleware } from './consents/provider-middleware.ts';
+import { consentProviderMiddleware } from './provider/consent-middleware.ts';
 import { createSqlConsentStore } from './consents/sql-consent-store.ts';
 import { createCustomerSessions } from './dashboard/customer-sessions.ts';
 import { createCsrf } from './http/csrf.ts';
@@ -37,6 +37,12 @@ import type { CertificateRegistry } from './certificates/certificate-registry.ts
 import { createRevocationChecker } from './certificates/revocation-checker.ts';
 import { createRevocationMonitor, type RevocationMonitor } from './certificates/revocation-monitor.ts';
 import { createSqlCertificateRegistry } from './certificates/sql-certificate-registry.ts';
+import { cachedCertificateRegistry } from './certificates/cached-certificate-registry.ts';
+import { cachedConsentStore } from './consents/cached-consent-store.ts';
+import { cachedClientStore } from './storage/cached-client-store.ts';
+import { createInvalidatingCache, DEFAULT_MAX_AGE_MS } from './caching/invalidating-cache.ts';
+import type { InvalidationTopic } from './caching/invalidation.ts';
+import { deepFrozen, jsonCopy } from './caching/copies.ts';
 import { createExpiryNotices, NOTIFICATION_URI_METADATA, type ExpiryNotices } from './certificates/expiry-notices.ts';
 import { createHttpsNoticeDelivery } from './certificates/notice-delivery.ts';
 import { createSqlExpiryNoticeStore } from './certificates/sql-expiry-notice-store.ts';
@@ -205,7 +211,12 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     // The security audit log: every module that changes a TPP's, client's, customer's or
     // certificate's standing writes to it.
     const audit = createAuditLog(storage.sql, logger);
-    const registry = createSqlCertificateRegistry(storage.sql, audit);
+    // What the request path reads on every call, in memory, forgotten when Postgres announces a
+    // change (src/caching/): at once on this instance, within DEFAULT_MAX_AGE_MS on every other.
+    const cacheOf = <V>(topic: InvalidationTopic, maxEntries: number, copy?: (value: V) => V) => createInvalidatingCache<V>({
+      bus: storage.invalidation, topic, maxEntries, maxAgeMs: DEFAULT_MAX_AGE_MS, ...(copy === undefined ? {} : { copy }),
+    });
+    const registry = cachedCertificateRegistry(createSqlCertificateRegistry(storage.sql, audit), cacheOf('certificate', 10_000, (s) => (s === undefined ? s : { ...s })));
     const failMode = config.certificates.revocation.failMode ?? (config.mode === 'production' ? 'closed' : 'open');
     const checker = createRevocationChecker({
       timeoutMs: config.certificates.revocation.timeoutMs, defaultCacheSeconds: config.certificates.revocation.checkIntervalSeconds,
@@ -247,7 +258,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const accountService = accountSource.accountService;
     if (accountService !== undefined) ownCertificates?.accountServiceClient?.onRenewed((renewed) => accountService.setClientCertificate(renewed));
     const consents = createConsentService({
-      store: createSqlConsentStore(storage.sql),
+      store: cachedConsentStore(createSqlConsentStore(storage.sql), cacheOf('consent-grant', 5_000, deepFrozen)),
       revokeGrant: (grantId) => revokeGrant({ durable: storage.durable, shortLived: storage.shortLived }, grantId),
       logger,
       audit,
@@ -287,7 +298,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const provider = createProvider({
       ...(cibaHooks === undefined ? {} : { ciba: cibaHooks }),
       config,
-      adapter: createAdapterFactory({ durable: storage.durable, shortLived: storage.shortLived }, errors),
+      adapter: createAdapterFactory({ durable: cachedClientStore(storage.durable, cacheOf('client', 2_000, jsonCopy)), shortLived: storage.shortLived }, errors),
       jwks: hsm?.jwks ?? providerJwks(fileKeys!.keys),
       cookieKeys: secrets.cookieKeys,
       dpopNonceSecret: secrets.dpopNonceSecret,

@@ -1,5 +1,7 @@
 import * as oauth from 'oauth4webapi';
 import { getSetCookies, Headers, type Dispatcher } from 'undici';
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
+import { totpCode } from '../../src/sca/totp.ts';
 
 /*
  * The requests a TPP, a customer's browser and a resource server make, kept lean so the load
@@ -144,7 +146,12 @@ export async function customerApproves(browserPool: Dispatcher, origin: string, 
   const browser = new Browser(browserPool, origin);
   const login = await browser.follow(`/authorize?${new URLSearchParams({ client_id: client.clientId, request_uri: requestUri })}`);
   if (login.reply.status !== 200) throw new Error(`authorize: HTTP ${login.reply.status} ${login.reply.text.slice(0, 200)}`);
-  const consent = await browser.follow(`${login.path}/login`, [...ALICE, ['csrf', hiddenField(login.reply.text, 'csrf')]]);
+  let consent = await browser.follow(`${login.path}/login`, [...ALICE, ['csrf', hiddenField(login.reply.text, 'csrf')]]);
+  // Moat's second factor (RTS on SCA Art. 4): the code alice's authenticator app shows; the baseline has none.
+  if (consent.reply.text.includes(`${login.path}/totp"`)) {
+    const secret = SANDBOX_CUSTOMERS.find((c) => c.username === 'alice')!.totpSecret;
+    consent = await browser.follow(`${login.path}/totp`, [['csrf', hiddenField(consent.reply.text, 'csrf')], ['code', totpCode(secret, new Date())]]);
+  }
   if (consent.reply.status !== 200) throw new Error(`login: HTTP ${consent.reply.status} ${consent.reply.text.slice(0, 200)}`);
   const decision: [string, string][] = [['csrf', hiddenField(consent.reply.text, 'csrf')], ['decision', 'approve']];
   for (const account of offeredAccounts(consent.reply.text)) decision.push(['accounts', account]);

@@ -44,23 +44,25 @@ export function createRateLimitMiddleware(deps: {
     const presented = deps.clientCertificate(ctx.req);
     const checks: [string, RateLimiterAbstract, string][] = [['address', limiters[endpoint].address, addressBucket(ctx.ip)]];
     if (presented !== undefined) checks.push(['client', limiters[endpoint].client, presented.thumbprint]);
-    for (const [scope, limiter, key] of checks) {
-      try {
-        await limiter.consume(createHash('sha256').update(key).digest('base64url'));
-      } catch (rejected) {
-        if (rejected instanceof Error) throw rejected;
-        const retryAfter = Math.max(1, Math.ceil((rejected as RateLimiterRes).msBeforeNext / 1000));
-        ctx.status = 429;
-        ctx.set('Retry-After', String(retryAfter));
-        ctx.set('Cache-Control', 'no-store');
-        ctx.body = {
-          error: 'temporarily_unavailable',
-          error_description: `too many ${endpoint} requests from this ${scope === 'client' ? 'client certificate' : 'address'}; retry after ${retryAfter} s`,
-        };
-        ctx.state.outcome = 'rate_limited';
-        deps.logger.warn({ event: 'rate_limited', outcome: 'rate_limited', endpoint, scope }, 'request rate-limited');
-        return;
-      }
+    // Both counters in one round trip's time: every attempt counts against its address and its
+    // certificate alike, and the first limit exceeded (the address's, then the client's) answers.
+    const results = await Promise.allSettled(checks.map(([, limiter, key]) => limiter.consume(createHash('sha256').update(key).digest('base64url'))));
+    for (const [i, result] of results.entries()) {
+      if (result.status === 'fulfilled') continue;
+      const rejected: unknown = result.reason;
+      if (rejected instanceof Error) throw rejected;
+      const scope = checks[i]![0];
+      const retryAfter = Math.max(1, Math.ceil((rejected as RateLimiterRes).msBeforeNext / 1000));
+      ctx.status = 429;
+      ctx.set('Retry-After', String(retryAfter));
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = {
+        error: 'temporarily_unavailable',
+        error_description: `too many ${endpoint} requests from this ${scope === 'client' ? 'client certificate' : 'address'}; retry after ${retryAfter} s`,
+      };
+      ctx.state.outcome = 'rate_limited';
+      deps.logger.warn({ event: 'rate_limited', outcome: 'rate_limited', endpoint, scope }, 'request rate-limited');
+      return;
     }
     await next();
   };

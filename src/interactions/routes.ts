@@ -13,7 +13,7 @@ import { accountChoice, asksAccountsByScope, ChoiceInvalid, grantedDetail, offer
 import { describeAccount, describeDetail, formatDate } from '../consents/presentation.ts';
 import { regulatorOf } from '../certificates/regulator-names.ts';
 import { intentIdFromClaims } from '../consents/provider-hooks.ts';
-import { intentProblem } from '../consents/provider-middleware.ts';
+import { intentProblem } from '../consents/intent-problem.ts';
 import { AccountsUnavailable, type AccountDirectory } from '../customers/account-directory.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import { lockedMessage, type LoginThrottle } from '../customers/login-throttle.ts';

@@ -17,6 +17,7 @@ import { EXTERNAL_SIGNING_ACK } from './external-signing-keys.ts';
 import { isRegistrationApproved } from '../registration/approval.ts';
 import { ACR_VALUES_SUPPORTED } from '../sca/authentication.ts';
 import { authenticationTokenClaims, scaInteractionPolicy } from './sca-policy.ts';
+import { checkBeforeClientLookup } from './internals.ts';
 import { NOTIFICATION_URI_METADATA, notificationUriProblem } from '../certificates/expiry-notices.ts';
 import { SIGNING_ALGORITHMS, type FapiProfile } from '../config/schema.ts';
 
@@ -339,16 +340,14 @@ function steppedUpRefusesRefresh(
  * authentication for every method, the authorization endpoint, token introspection and the APIs.
  */
 export function guardQuarantinedClients(provider: Provider, standing: ClientStanding): void {
-  const find = provider.Client.find.bind(provider.Client);
-  provider.Client.find = async (id: string, ...rest: unknown[]) => {
+  checkBeforeClientLookup(provider, (id) => {
     const reason = standing.quarantined(id);
     if (reason !== undefined) {
       throw Object.assign(new errors.InvalidClientAuth(`client quarantined: ${reason}`), {
         error_description: "this client is quarantined by the bank's security team after unusual activity; contact the bank to have it released",
       });
     }
-    return (find as (id: string, ...rest: unknown[]) => ReturnType<typeof find>)(id, ...rest);
-  };
+  });
 }
 
 /** RFC 4514 comparison, not string equality: `CN=a, O=b` and `cn=A,o=B` name the same subject. */

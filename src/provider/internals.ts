@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import type { AuthorizationCode, KoaContextWithOIDC } from 'oidc-provider';
+import type { AuthorizationCode, KoaContextWithOIDC, Provider } from 'oidc-provider';
 // @ts-expect-error -- oidc-provider publishes no types for its helpers; the one use below declares the shape it relies on.
 import ServerChallenge from 'oidc-provider/lib/helpers/challenge.js';
 import type { DpopNonces } from '../http/bearer-token.ts';
@@ -93,3 +93,29 @@ export function createDpopNonces(nonceSecret: Buffer): DpopNonces {
     check: (nonce) => challenge.checkChallenge(nonce),
   };
 }
+
+/**
+ * A check before every client lookup. oidc-provider finds a client through the static
+ * `provider.Client.find` at client authentication (every method), the authorization endpoint, PAR,
+ * introspection and revocation, and has no hook there; wrapping the static is the one place that
+ * covers them all. `refuse` throws the error to answer with, or returns for a client that may go on.
+ */
+export function checkBeforeClientLookup(provider: Provider, refuse: (clientId: string) => void): void {
+  const find = provider.Client.find.bind(provider.Client);
+  provider.Client.find = async (id: string, ...rest: unknown[]) => {
+    refuse(id);
+    return (find as (id: string, ...rest: unknown[]) => ReturnType<typeof find>)(id, ...rest);
+  };
+}
+
+/**
+ * The route names oidc-provider gives `ctx.oidc.route` (lib/helpers/defaults.js routes), which
+ * provider/consent-middleware.ts reads after the endpoint ran: a PAR answered 201 has already
+ * stored its request (lib/actions/authorization/process_request_object.js then pushed.js), so
+ * turning the answer into a 400 leaves an unused request that expires; a token answer's body is a
+ * plain object the middleware may extend with the consent id.
+ */
+export const PROVIDER_ROUTE = {
+  pushedAuthorizationRequest: 'pushed_authorization_request',
+  token: 'token',
+} as const;

@@ -6,6 +6,8 @@ import { tracedModelStore, tracedSql } from './traced-storage.ts';
 import { createMemoryModelStore } from './embedded/memory-model-store.ts';
 import type { ModelStore, StorageErrorListener } from './model-store.ts';
 import type { Redis } from 'ioredis';
+import { createLocalInvalidationBus, type InvalidationBus } from '../caching/invalidation.ts';
+import { createPgInvalidationBus } from './sql/pg-invalidation-bus.ts';
 import { connectRedis, createRedisModelStore } from './redis/redis-model-store.ts';
 import { applyMigrations } from './sql/migrate.ts';
 import { createPostgresModelStore } from './sql/postgres-model-store.ts';
@@ -18,6 +20,11 @@ export interface Storage {
   /** The Redis connection when one is configured (shared state such as rate limits lives there too). */
   redis?: Redis;
   kind: { durable: 'postgres' | 'pglite'; shortLived: 'redis' | 'memory' };
+  /**
+   * Announcements of changes to what instances cache (src/caching/): Postgres LISTEN/NOTIFY, or in
+   * memory for the embedded database (one process, every change made here).
+   */
+  invalidation: InvalidationBus;
   close(): Promise<void>;
 }
 
@@ -84,6 +91,17 @@ export async function createStorage(config: MoatConfig, logger?: Logger, onUnava
       if (applied.length > 0) logger?.info({ event: 'migrations.applied', applied }, 'migrations applied');
     }
     const durable = createPostgresModelStore(sql);
+    let invalidation: InvalidationBus;
+    if (config.storage.postgresUrl === undefined) {
+      invalidation = createLocalInvalidationBus();
+    } else {
+      invalidation = await createPgInvalidationBus(config.storage.postgresUrl, {
+        onState: (live, err) => (live
+          ? logger?.info({ event: 'cache_invalidation.listening' }, 'listening for cache invalidations: caches on')
+          : logger?.warn({ err, event: 'cache_invalidation.lost' }, 'cache invalidation subscription lost: caches off, reading from Postgres until it is back')),
+      });
+    }
+    closers.unshift(() => invalidation.close());
 
     let shortLived: ModelStore;
     let shortKind: Storage['kind']['shortLived'];
@@ -110,6 +128,7 @@ export async function createStorage(config: MoatConfig, logger?: Logger, onUnava
       durable, shortLived, sql,
       ...(redis === undefined ? {} : { redis }),
       kind: { durable: durableKind, shortLived: shortKind },
+      invalidation,
       async close() {
         for (const close of closers.splice(0)) await close();
       },

@@ -1,7 +1,9 @@
 import type { Middleware } from 'koa';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import type { ConsentService } from './consent-service.ts';
-import { INTENT_CLAIM, intentIdFromClaims } from './provider-hooks.ts';
+import { PROVIDER_ROUTE } from './internals.ts';
+import type { ConsentService } from '../consents/consent-service.ts';
+import { intentProblem } from '../consents/intent-problem.ts';
+import { INTENT_CLAIM, intentIdFromClaims } from '../consents/provider-hooks.ts';
 
 /**
  * oidc-provider middleware (provider.use) for the two places where its own pipeline has no hook:
@@ -14,7 +16,7 @@ export function consentProviderMiddleware(consents: ConsentService): Middleware 
     const ctx = koaCtx as unknown as KoaContextWithOIDC;
     const { oidc } = ctx;
     if (oidc === undefined) return;
-    if (oidc.route === 'pushed_authorization_request' && ctx.status === 201 && oidc.client !== undefined) {
+    if (oidc.route === PROVIDER_ROUTE.pushedAuthorizationRequest && ctx.status === 201 && oidc.client !== undefined) {
       const intentId = intentIdFromClaims(oidc.params?.claims);
       if (intentId === undefined) return;
       const problem = await intentProblem(consents, intentId, oidc.client.clientId);
@@ -25,7 +27,7 @@ export function consentProviderMiddleware(consents: ConsentService): Middleware 
       }
       return;
     }
-    if (oidc.route === 'token' && ctx.status === 200) {
+    if (oidc.route === PROVIDER_ROUTE.token && ctx.status === 200) {
       const extra = (oidc.entities.AccessToken as { extra?: Record<string, unknown> } | undefined)?.extra;
       const body = ctx.body as Record<string, unknown> | undefined;
       if (body === undefined || typeof extra?.consent_id !== 'string') return;
@@ -36,21 +38,4 @@ export function consentProviderMiddleware(consents: ConsentService): Middleware 
       };
     }
   };
-}
-
-/** Why an intent cannot be authorised by this client now, or undefined when it can. */
-export async function intentProblem(consents: ConsentService, intentId: string, clientId: string): Promise<string | undefined> {
-  let consent;
-  try {
-    consent = await consents.getForClient(intentId, clientId);
-  } catch {
-    return `${INTENT_CLAIM} ${intentId} is not a consent this client lodged`;
-  }
-  if (consent.status !== 'AwaitingAuthorisation') {
-    return `consent ${intentId} is ${consent.status}, not AwaitingAuthorisation; lodge a new consent`;
-  }
-  if (consent.expiresAt !== undefined && consent.expiresAt.getTime() <= Date.now()) {
-    return `consent ${intentId} reached its ExpirationDateTime; lodge a new consent`;
-  }
-  return undefined;
 }

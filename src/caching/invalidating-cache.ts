@@ -1,0 +1,99 @@
+import type { InvalidationBus, InvalidationTopic } from './invalidation.ts';
+
+/*
+ * A bounded in-process cache that forgets an entry when the bus announces its change, forgets
+ * everything when announcements may have been missed, and keeps nothing while the bus is not live.
+ *
+ * Staleness: an entry changed elsewhere is forgotten when the announcement arrives (Postgres sends it
+ * at commit; on loopback or a LAN, milliseconds), and is never served more than `maxAgeMs` after it
+ * was read whatever happens to announcements — the bound that holds even for a connection that dies
+ * silently. A change made through this instance is forgotten before the change's call returns (the
+ * store wrappers call `invalidate`), so this instance never serves it stale.
+ *
+ * A read racing a change: a read that started before an announcement (or an `invalidate`) is
+ * answered but not kept, since it may have read the value from before the change.
+ */
+
+export interface InvalidatingCache<V> {
+  /** The cached value of `key`, or `load()`'s — kept only when nothing was announced meanwhile. */
+  get(key: string, load: () => Promise<V>): Promise<V>;
+  /** Forgets `key` on this instance (after a change made through it). */
+  invalidate(key: string): void;
+  clear(): void;
+  readonly size: number;
+  /** Stops listening to the bus. */
+  close(): void;
+}
+
+export interface InvalidatingCacheOptions<V> {
+  bus: InvalidationBus;
+  topic: InvalidationTopic;
+  /** The most entries kept; the least recently used goes first. Every cache is bounded. */
+  maxEntries: number;
+  /** The longest an entry is served after it was read, announcements or not. */
+  maxAgeMs: number;
+  /** A private copy for each caller, so no caller can change what the next one gets. */
+  copy?: (value: V) => V;
+  now?: () => number;
+}
+
+/**
+ * The bound on staleness when announcements are lost without the connection noticing (a half-open
+ * TCP connection): one second, the window the issue that introduced these caches promised for a
+ * revocation made on another instance.
+ */
+export const DEFAULT_MAX_AGE_MS = 1000;
+
+export function createInvalidatingCache<V>(options: InvalidatingCacheOptions<V>): InvalidatingCache<V> {
+  const { bus, topic, maxEntries, maxAgeMs } = options;
+  const now = options.now ?? Date.now;
+  const copy = options.copy ?? ((v: V) => v);
+  const entries = new Map<string, { value: V; readAt: number }>();
+  // Bumped by every announcement and invalidation: a read that saw another generation is not kept.
+  let generation = 0;
+
+  const forget = (key: string) => {
+    generation += 1;
+    entries.delete(key);
+  };
+  const clear = () => {
+    generation += 1;
+    entries.clear();
+  };
+  const unsubscribe = bus.subscribe({
+    invalidate: (announced, key) => {
+      if (announced === topic) forget(key);
+    },
+    reset: clear,
+  });
+
+  return {
+    async get(key, load) {
+      const hit = entries.get(key);
+      if (hit !== undefined) {
+        if (bus.live && now() - hit.readAt < maxAgeMs) {
+          // Most recently used last: Map keeps insertion order, so the first key is the eviction candidate.
+          entries.delete(key);
+          entries.set(key, hit);
+          return copy(hit.value);
+        }
+        entries.delete(key);
+      }
+      const seen = generation;
+      const readAt = now();
+      const value = await load();
+      if (seen === generation && bus.live) {
+        entries.set(key, { value, readAt });
+        if (entries.size > maxEntries) entries.delete(entries.keys().next().value!);
+        return copy(value);
+      }
+      return value;
+    },
+    invalidate: forget,
+    clear,
+    get size() {
+      return entries.size;
+    },
+    close: unsubscribe,
+  };
+}
