@@ -5,7 +5,7 @@ import { AuthorizationDetailsInvalid, parseRequestedDetail, type RequestedDetail
 import { kindOf, newConsentId } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
 import { intentIdFromClaims } from '../consents/provider-hooks.ts';
-import { intentProblem } from '../consents/provider-middleware.ts';
+import { intentProblem } from '../consents/intent-problem.ts';
 import type { CibaProviderHooks } from '../provider/create-provider.ts';
 import type { DecoupledAuthorisation } from './decoupled-authorisation.ts';
 
