@@ -177,7 +177,7 @@ export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): 
         acr: auth.acr, amr: auth.amr, authTime: Math.floor(auth.authTime.getTime() / 1000),
         ...(rar === undefined ? {} : { rar: [rar] as never }),
       });
-      logger.info({ event: 'ciba.approved', outcome: 'ciba_approved', clientId: request.clientId, accountId: request.customerId, consentId: consent.id, amr: auth.amr }, 'decoupled authorisation approved');
+      logger.info({ event: 'ciba.approved', outcome: 'ciba_approved', clientId: request.clientId, accountId: request.customerId, consentId: consent.id }, 'decoupled authorisation approved');
       return consent;
     },
 

@@ -6,7 +6,7 @@ import type { CliIo } from './io.ts';
 import { configArgs, loadConfigOrReport } from './load-config-or-report.ts';
 import { postToServer, sandboxServerCa } from './sandbox-server.ts';
 
-export const USAGE = `usage: moat sandbox approve|deny --customer NAME [--accounts ID,ID] [--request AUTH_REQ_ID]
+export const USAGE = `usage: moat sandbox approve|deny --customer NAME [--accounts ID,ID] [--request=AUTH_REQ_ID]
   decides a decoupled authorisation (CIBA) request as the sandbox customer would on the bank's app:
   signs in with the customer's published sandbox password and a one-time code from their published
   authenticator secret (strong customer authentication), then approves or denies
@@ -14,7 +14,8 @@ options: --config FILE
   --customer NAME   a sandbox customer (alice, bob)
   --accounts IDS    approve: the accounts to share or pay from, comma separated (default: all offered; a payment: the first)
   --permissions G   approve: keep only these permission groups, comma separated
-  --request ID      the auth_req_id (default: the oldest request waiting for the customer)
+  --request=ID      the auth_req_id (default: the oldest request waiting for the customer); with =, as an
+                    auth_req_id may start with a dash
   --code CODE       the one-time code to use instead of computing it
   --issuer URL      the server (default: the configured issuer)
   --ca FILE         the server's CA (default: the sandbox server CA under --data-dir)

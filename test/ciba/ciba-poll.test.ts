@@ -152,7 +152,7 @@ describe('CIBA poll mode (CIBA Core §7, §10.1)', () => {
     const { auth_req_id: id } = await startRequest();
     waitOutInterval();
     expect(await pollError(id)).toMatchObject({ error: 'authorization_pending' });
-    const approved = await decide('approve', '--request', id);
+    const approved = await decide('approve', `--request=${id}`);
     expect(approved.err).toBe('');
     expect(approved.out).toMatch(new RegExp(`^approved request ${id} \\(consent sc-`));
 
@@ -182,7 +182,7 @@ describe('CIBA poll mode (CIBA Core §7, §10.1)', () => {
     const { auth_req_id: id } = await startRequest();
     const accounts = await h.moat.ciba!.authorisation.offered((await h.moat.ciba!.authorisation.pendingRequest(id, 'cust-alice')));
     expect(accounts.length).toBeGreaterThan(1);
-    expect((await decide('approve', '--request', id, '--accounts', accounts[1]!.id)).err).toBe('');
+    expect((await decide('approve', `--request=${id}`, '--accounts', accounts[1]!.id)).err).toBe('');
     waitOutInterval();
     const tokens = await oauth.processBackchannelAuthenticationGrantResponse(tpp.as, tpp.client, await poll(id));
     const consent = await h.moat.consents.getForClient(String(tokens.consent_id), tpp.client.client_id);
@@ -191,7 +191,7 @@ describe('CIBA poll mode (CIBA Core §7, §10.1)', () => {
 
   it('answers access_denied when the customer denies, and records the consent as Rejected', async () => {
     const { auth_req_id: id } = await startRequest();
-    const denied = await decide('deny', '--request', id);
+    const denied = await decide('deny', `--request=${id}`);
     expect(denied.out).toBe(`denied request ${id}\n`);
     waitOutInterval();
     expect(await pollError(id)).toMatchObject({ status: 400, error: 'access_denied' });
@@ -213,7 +213,7 @@ describe('CIBA poll mode (CIBA Core §7, §10.1)', () => {
 
   it('does not let one customer decide another customer\'s request', async () => {
     const { auth_req_id: id } = await startRequest({ login_hint: 'cust-bob', binding_message: 'For Bob' });
-    const approved = await decide('approve', '--request', id);
+    const approved = await decide('approve', `--request=${id}`);
     expect(approved.code).toBe(1);
     expect(approved.err).toMatch(/HTTP 404, not_found/);
   });
@@ -221,7 +221,7 @@ describe('CIBA poll mode (CIBA Core §7, §10.1)', () => {
   it('refuses to approve a request past its expiry (requested_expiry)', async () => {
     const { auth_req_id: id } = await startRequest({ login_hint: 'cust-alice', binding_message: 'Expiring', requested_expiry: '30' });
     offsetMs += 31_000;
-    const late = await decide('approve', '--request', id);
+    const late = await decide('approve', `--request=${id}`);
     expect(late.err).toMatch(/HTTP 410, expired/);
   });
 
@@ -247,7 +247,7 @@ describe('CIBA poll mode (CIBA Core §7, §10.1)', () => {
 
   it('names the customer with an id_token_hint from an earlier ID token', async () => {
     const { auth_req_id: first } = await startRequest();
-    await decide('approve', '--request', first);
+    await decide('approve', `--request=${first}`);
     waitOutInterval();
     const earlier = await oauth.processBackchannelAuthenticationGrantResponse(tpp.as, tpp.client, await poll(first));
     const started = await startRequest({ id_token_hint: earlier.id_token!, binding_message: 'Again' });
