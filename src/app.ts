@@ -101,11 +101,13 @@ export function createApp(deps: AppDependencies): Koa {
     ctx.set('Cache-Control', 'public, max-age=3600');
     ctx.body = deps.views.brandStylesheet;
   });
-  own.get(deps.views.passkeyScript.path, (ctx) => {
-    ctx.type = 'application/javascript';
-    ctx.set('Cache-Control', 'public, max-age=3600');
-    ctx.body = deps.views.passkeyScript.body;
-  });
+  for (const script of [deps.views.passkeyScript, deps.views.sessionTimerScript]) {
+    own.get(script.path, (ctx) => {
+      ctx.type = 'application/javascript';
+      ctx.set('Cache-Control', 'public, max-age=3600');
+      ctx.body = script.body;
+    });
+  }
   const { logo } = deps.views;
   if (logo !== undefined) {
     own.get('/assets/logo', (ctx) => {

@@ -66,6 +66,11 @@ import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-
 import { createSandboxRevocationRouter } from './sandbox/revocation-services.ts';
 import { startSandboxAccountService } from './sandbox/sandbox-account-service.ts';
 import { createAdminServer } from './admin/admin-server.ts';
+import { createGatewayCheck } from './gateway-check/gateway-check.ts';
+import { createGatewayCheckServer } from './gateway-check/gateway-check-server.ts';
+import { createTokenFactsCache, type TokenFactsCache } from './gateway-check/token-facts.ts';
+import { connectTokenFacts } from './gateway-check/token-facts-invalidation.ts';
+import { revocationAnnouncingStore } from './storage/revocation-announcing-store.ts';
 import { loadAdminCredentials } from './admin/operator-authentication.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { createMtlsOutcomeMiddleware } from './tls/mtls-outcome.ts';
@@ -118,6 +123,10 @@ export interface MoatServer {
   threats: ThreatProtection;
   /** The admin listener's port once listening (metrics), when it is enabled. */
   adminPort?: number;
+  /** The gateway check listener's port once listening, when `gatewayCheck.enabled`. */
+  gatewayCheckPort?: number;
+  /** Per-token facts of the gateway check (src/gateway-check/token-facts.ts). */
+  tokenFacts: TokenFactsCache;
   /** Starts listening; resolves with the bound port (useful with port 0). */
   listen(): Promise<number>;
   /** Stops accepting connections, drains in-flight requests and closes storage. */
@@ -249,9 +258,19 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const accounts = accountSource.directory;
     const accountService = accountSource.accountService;
     if (accountService !== undefined) ownCertificates?.accountServiceClient?.onRenewed((renewed) => accountService.setClientCertificate(renewed));
+    // What the gateway check knows of tokens, kept per token; forgotten on every instance when a
+    // token, grant or client changes through these stores (src/gateway-check/token-facts.ts).
+    const tokenFacts = createTokenFactsCache({
+      maxEntries: config.gatewayCheck?.enabled === true ? config.gatewayCheck.cache.maxEntries : 0, live: () => storage.invalidation.live,
+    });
+    const announceRevoked = connectTokenFacts(tokenFacts, storage.invalidation, logger);
+    const tokenStores = {
+      durable: revocationAnnouncingStore(cachedClientStore(storage.durable, cacheOf('client', 2_000)), announceRevoked),
+      shortLived: revocationAnnouncingStore(storage.shortLived, announceRevoked),
+    };
     const consents = createConsentService({
       store: cachedConsentStore(createSqlConsentStore(storage.sql), cacheOf('consent-grant', 5_000, deepFrozen)),
-      revokeGrant: (grantId) => revokeGrant({ durable: storage.durable, shortLived: storage.shortLived }, grantId),
+      revokeGrant: (grantId) => revokeGrant(tokenStores, grantId),
       logger,
       audit,
     });
@@ -286,7 +305,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     });
     const provider = createProvider({
       config,
-      adapter: createAdapterFactory({ durable: cachedClientStore(storage.durable, cacheOf('client', 2_000)), shortLived: storage.shortLived }, errors),
+      adapter: createAdapterFactory(tokenStores, errors),
       jwks: hsm?.jwks ?? providerJwks(fileKeys!.keys),
       cookieKeys: secrets.cookieKeys,
       dpopNonceSecret: secrets.dpopNonceSecret,
@@ -330,6 +349,16 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const senderConstraint = {
       issuer: config.issuer, clientCertificate, certificateRefusal: certificateGate.refusal, replay: storage.shortLived, nonces: createDpopNonces(secrets.dpopNonceSecret),
     };
+    // The check endpoint API gateways call before each bank API request, on its own listener.
+    const gatewayCheck = config.gatewayCheck?.enabled === true ? createGatewayCheckServer({
+      config: config.gatewayCheck, logger,
+      check: createGatewayCheck({
+        config: config.gatewayCheck, certificateFormat: config.gatewayCheck.forwardedCertificate ?? config.trustedProxies.format,
+        provider, consents, bindingAlive: certificateGate.bindingAlive, quarantined: threats.standing.quarantined,
+        replay: storage.shortLived, nonces: senderConstraint.nonces, cache: tokenFacts,
+        onMalformedCertificate: (detail) => logger.warn({ event: 'gateway_check.malformed_certificate', detail }, 'the gateway forwarded an unreadable client certificate'),
+      }),
+    }) : undefined;
     const csrf = createCsrf({ keys: secrets.cookieKeys, origin: new URL(config.issuer).origin });
 
     const directoryKeys = createDirectoryKeys(directories);
@@ -439,11 +468,12 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const listenPublic = () => listenOn(server, 'listen', config.listen.host, config.listen.port);
 
     const moat: MoatServer = {
-      server, provider, config, storage, consents, audit, threats,
+      server, provider, config, storage, consents, audit, threats, tokenFacts,
       certificates: { registry, monitor: certificateMonitor, ...(expiryNotices === undefined ? {} : { notices: expiryNotices }) },
       trustFiles, heartbeat, ...(ownCertificates === undefined ? {} : { ownCertificates }),
       async listen() {
         if (admin !== undefined) moat.adminPort = await admin.listen(config.admin.host, config.admin.port);
+        if (gatewayCheck !== undefined) moat.gatewayCheckPort = await gatewayCheck.listen();
         return listenPublic();
       },
       close: async () => {
@@ -455,6 +485,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         await expiryNotices?.stop();
         threats.stop();
         await admin?.close();
+        await gatewayCheck?.close();
         await new Promise<void>((done) => {
           server.close(() => done());
           server.closeIdleConnections();

@@ -8,8 +8,11 @@
  * connection is down), its caches hold nothing and every read goes to the database.
  */
 
-/** What an announcement is about. The key is the client id, the certificate thumbprint, the grant id. */
-export const INVALIDATION_TOPICS = ['client', 'certificate', 'consent-grant', 'grant'] as const;
+/**
+ * What an announcement is about. The key is the client id, the certificate thumbprint, the grant id;
+ * for `access-token`, the id (jti) of a destroyed access token (src/gateway-check/token-facts.ts).
+ */
+export const INVALIDATION_TOPICS = ['client', 'certificate', 'consent-grant', 'grant', 'access-token'] as const;
 export type InvalidationTopic = (typeof INVALIDATION_TOPICS)[number];
 
 /** The Postgres channel the triggers and `publish` notify; the payload is `<topic>:<key>`. */

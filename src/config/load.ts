@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { parseDistinguishedName, resolveAttributeType } from '../pki/distinguished-name.ts';
 import { configSchema, type MoatConfig } from './schema.ts';
+import { gatewayCheckProblems } from './gateway-check-schema.ts';
 
 /** A configuration that cannot be used; `problems` name each bad key and what was expected. */
 export class ConfigError extends Error {
@@ -160,6 +161,7 @@ function crossFieldProblems(config: MoatConfig): string[] {
   });
   problems.push(...upstreamIdpProblems(config));
   problems.push(...acmeProblems(config));
+  problems.push(...gatewayCheckProblems(config.gatewayCheck, config.resourceServers));
   const names = config.directories.map((d) => d.issuer);
   if (new Set(names).size !== names.length) problems.push('directories: two directories share an issuer');
   for (const reserved of ['openid', 'offline_access']) {

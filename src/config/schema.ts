@@ -1,6 +1,7 @@
 import { FORWARDED_CERT_FORMATS } from '../pki/forwarded-certificate.ts';
 import { z } from 'zod';
 import { accountsSchema } from './accounts-schema.ts';
+import { gatewayCheckSchema } from './gateway-check-schema.ts';
 import { acmeSchema } from './acme-schema.ts';
 
 /*
@@ -375,6 +376,8 @@ export const configSchema = z.strictObject({
       accessTokenTtl: seconds(3600).default(300),
     }).prefault({}),
   }).prefault({}),
+  /** The check endpoint API gateways call before each bank API request (src/config/gateway-check-schema.ts). */
+  gatewayCheck: gatewayCheckSchema.optional(),
   /** The admin listener (metrics; more admin endpoints to come), apart from the public one. */
   admin: z.strictObject({
     enabled: z.boolean().default(true),

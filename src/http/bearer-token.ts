@@ -62,11 +62,14 @@ export interface SenderConstraintChecks {
 export class TokenRejected extends Error {
   readonly error: 'invalid_token' | 'insufficient_scope' | 'invalid_request' | 'invalid_dpop_proof' | 'use_dpop_nonce';
   readonly status: number;
-  constructor(error: TokenRejected['error'], description: string, status = 401) {
+  /** A DPoP-Nonce to send with the refusal (RFC 9449 §9 `use_dpop_nonce`). */
+  readonly nonce: string | undefined;
+  constructor(error: TokenRejected['error'], description: string, status = 401, nonce?: string) {
     super(description);
     this.name = 'TokenRejected';
     this.error = error;
     this.status = status;
+    this.nonce = nonce;
   }
 }
 
@@ -118,10 +121,16 @@ export function requireScope(token: PresentedToken, scope: string): void {
 /** Writes a TokenRejected as RFC 6750 §3 / RFC 9449 §7.1 say: status, WWW-Authenticate and body. */
 export function renderTokenRejected(ctx: ParameterizedContext, err: TokenRejected): void {
   ctx.status = err.status;
+  if (err.nonce !== undefined) ctx.set('DPoP-Nonce', err.nonce);
   const dpop = err.error === 'invalid_dpop_proof' || err.error === 'use_dpop_nonce' || ctx.get('authorization').toLowerCase().startsWith('dpop');
-  const challenge = `error="${err.error}", error_description="${challengeParameter(err.message)}"`;
-  ctx.set('WWW-Authenticate', dpop ? `DPoP ${challenge}, algs="${SIGNING_ALGORITHMS.join(' ')}"` : `Bearer ${challenge}`);
+  ctx.set('WWW-Authenticate', wwwAuthenticate(err, dpop));
   ctx.body = { error: err.error, error_description: err.message };
+}
+
+/** The RFC 6750 §3 (Bearer) or RFC 9449 §7.1 (DPoP) challenge for a refusal. */
+export function wwwAuthenticate(err: TokenRejected, dpop: boolean): string {
+  const challenge = `error="${err.error}", error_description="${challengeParameter(err.message)}"`;
+  return dpop ? `DPoP ${challenge}, algs="${SIGNING_ALGORITHMS.join(' ')}"` : `Bearer ${challenge}`;
 }
 
 /** A value fit for a challenge's error_description: RFC 6750 §3 allows printable ASCII without `"` and `\`. */
@@ -139,32 +148,57 @@ export function describeProofFailure(err: unknown): string {
 }
 
 async function checkDpopProof(ctx: ParameterizedContext, accessToken: string, jkt: string, checks: SenderConstraintChecks): Promise<void> {
-  if (!ctx.get('authorization').toLowerCase().startsWith('dpop ')) throw new TokenRejected('invalid_token', 'this access token is DPoP-bound; use the DPoP authorization scheme (RFC 9449 §7.1)');
-  const proof = ctx.get('dpop');
-  if (proof === '') throw new TokenRejected('invalid_dpop_proof', 'DPoP proof missing');
+  // The API's URL as the issuer names it: the Host header is the client's to choose.
+  const htu = new URL(`${checks.issuer.replace(/\/$/, '')}${ctx.path}`).href;
+  const nonce = await verifyDpopProof({ authorization: ctx.get('authorization'), proof: ctx.get('dpop'), method: ctx.method, htu, accessToken, jkt }, checks);
+  if (nonce !== undefined) ctx.set('DPoP-Nonce', nonce);
+}
+
+/** A request's DPoP presentation, read by whoever serves the API (Moat itself or a gateway's check). */
+export interface DpopPresentation {
+  /** The Authorization header as sent. */
+  authorization: string;
+  /** The DPoP header ('' when absent). */
+  proof: string;
+  method: string;
+  /** The URL the client called, as the API's owner names it (never the Host header). */
+  htu: string;
+  accessToken: string;
+  /** The key thumbprint the token is bound to (cnf.jkt). */
+  jkt: string;
+}
+
+/**
+ * RFC 9449 §7.1: checks a DPoP-bound token's proof and claims its jti, atomically in the shared
+ * short-lived store so that of the same proof sent to several instances (or gateways) one wins.
+ * Resolves with the DPoP-Nonce to hand out (or undefined); throws TokenRejected, which carries a
+ * DPoP-Nonce in `nonce` when it asks for one.
+ */
+export async function verifyDpopProof(p: DpopPresentation, checks: Pick<SenderConstraintChecks, 'replay' | 'nonces' | 'now'>): Promise<string | undefined> {
+  if (!p.authorization.toLowerCase().startsWith('dpop ')) throw new TokenRejected('invalid_token', 'this access token is DPoP-bound; use the DPoP authorization scheme (RFC 9449 §7.1)');
+  if (p.proof === '') throw new TokenRejected('invalid_dpop_proof', 'DPoP proof missing');
   const rejected = (why: string) => new TokenRejected('invalid_dpop_proof', `DPoP proof rejected: ${why}`);
   let payload: JWTPayload;
   let jwk: JWK;
   try {
-    ({ payload, protectedHeader: { jwk } } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: [...SIGNING_ALGORITHMS] }) as { payload: JWTPayload; protectedHeader: { jwk: JWK } });
+    ({ payload, protectedHeader: { jwk } } = await jwtVerify(p.proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: [...SIGNING_ALGORITHMS] }) as { payload: JWTPayload; protectedHeader: { jwk: JWK } });
   } catch (err) {
     throw rejected(describeProofFailure(err));
   }
   if (typeof payload.jti !== 'string' || payload.jti === '') throw rejected('it needs a jti (RFC 9449 §4.2)');
   if (typeof payload.iat !== 'number') throw rejected('it needs an iat (RFC 9449 §4.2)');
-  if (payload.htm !== ctx.method) throw rejected(`htm must be ${ctx.method} (RFC 9449 §4.3)`);
-  // The API's URL as the issuer names it: the Host header is the client's to choose.
-  const expected = new URL(`${checks.issuer.replace(/\/$/, '')}${ctx.path}`).href;
+  if (payload.htm !== p.method) throw rejected(`htm must be ${p.method} (RFC 9449 §4.3)`);
+  const expected = new URL(p.htu).href;
   if (withoutQuery(payload.htu) !== expected) throw rejected(`htu must be ${expected} (RFC 9449 §4.3), not ${String(payload.htu).slice(0, 200)}`);
-  if (payload.ath !== createHash('sha256').update(accessToken).digest('base64url')) throw rejected('ath does not match the access token');
-  if (await calculateJwkThumbprint(jwk) !== jkt) throw rejected('the proof key is not the key the token is bound to');
-  checkFreshness(ctx, payload as JWTPayload & { iat: number }, checks);
+  if (payload.ath !== createHash('sha256').update(p.accessToken).digest('base64url')) throw rejected('ath does not match the access token');
+  if (await calculateJwkThumbprint(jwk) !== p.jkt) throw rejected('the proof key is not the key the token is bound to');
+  checkFreshness(payload as JWTPayload & { iat: number }, checks);
   // RFC 9449 §11.1: each proof once. Claimed atomically, so of proofs sent at once one wins.
-  const id = createHash('sha256').update(`${jkt}:${payload.jti}`).digest('base64url');
+  const id = createHash('sha256').update(`${p.jkt}:${payload.jti}`).digest('base64url');
   if (!await checks.replay.recordOnce(DPOP_JTI_MODEL, id, { jti: id }, DPOP_JTI_RETENTION_SECONDS)) throw new TokenRejected('invalid_dpop_proof', DPOP_PROOF_REPLAYED);
   // As the token endpoint does: the next nonce, for a client that keeps proofs fresh with one.
   const next = checks.nonces.next();
-  if (payload.nonce !== next) ctx.set('DPoP-Nonce', next);
+  return payload.nonce === next ? undefined : next;
 }
 
 /**
@@ -172,13 +206,10 @@ async function checkDpopProof(ctx: ParameterizedContext, accessToken: string, jk
  * nonce one this server handed out (§9). A stale proof without a nonce is answered
  * `use_dpop_nonce` with a DPoP-Nonce, so a client with a wrong clock has a way in.
  */
-function checkFreshness(ctx: ParameterizedContext, payload: JWTPayload & { iat: number }, checks: SenderConstraintChecks): void {
+function checkFreshness(payload: JWTPayload & { iat: number }, checks: Pick<SenderConstraintChecks, 'nonces' | 'now'>): void {
   const now = checks.now?.() ?? Math.floor(Date.now() / 1000);
   const offset = payload.iat - now;
-  const askForNonce = (why: string) => {
-    ctx.set('DPoP-Nonce', checks.nonces.next());
-    return new TokenRejected('use_dpop_nonce', `${why}: make a new proof with the nonce in the DPoP-Nonce header (RFC 9449 §9)`);
-  };
+  const askForNonce = (why: string) => new TokenRejected('use_dpop_nonce', `${why}: make a new proof with the nonce in the DPoP-Nonce header (RFC 9449 §9)`, 401, checks.nonces.next());
   if (payload.nonce !== undefined) {
     if (typeof payload.nonce !== 'string' || !checks.nonces.check(payload.nonce)) throw askForNonce('the DPoP proof nonce is not one this server handed out recently');
     if (offset > DPOP_FUTURE_TOLERANCE_SECONDS || -offset > DPOP_NONCE_IAT_WINDOW_SECONDS) {

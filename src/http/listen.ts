@@ -5,8 +5,8 @@ import type { Server } from 'node:net';
  * the configuration, so the error names the key to change rather than surfacing as a stack trace.
  */
 
-/** Which listener: the public one (`listen.*`), the admin one (`admin.*`) or the ACME challenge responder (`acme.http01.*`). */
-export type ListenerKey = 'listen' | 'admin' | 'acme.http01';
+/** Which listener: the public one (`listen.*`), the admin one (`admin.*`), the ACME challenge responder (`acme.http01.*`) or the gateway check (`gatewayCheck.*`). */
+export type ListenerKey = 'listen' | 'admin' | 'acme.http01' | 'gatewayCheck';
 
 export class ListenError extends Error {
   /** The system error code (EADDRINUSE, EACCES, EADDRNOTAVAIL…), kept for callers that retry. */

@@ -5,12 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import { Writable } from 'node:stream';
+import { parser } from '@prometheus-io/lezer-promql';
 import { Registry } from 'prom-client';
+import { parse as parseYaml } from 'yaml';
 import { createConfiguredAccountService } from '../../src/accounts/account-source.ts';
 import { createOwnCertificates, type OwnCertificates } from '../../src/acme/own-certificates.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import { scrapeMetrics, sampleSum } from '../support/admin-metrics.ts';
+import { metricFamilies, scrapeMetrics, sampleSum } from '../support/admin-metrics.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { pebbleAvailable, startPebble, type Pebble } from '../support/pebble.ts';
 import { createTestCa, issueLeaf } from '../support/pki.ts';
@@ -50,6 +52,19 @@ function healthz(port: number, agent: Agent): Promise<{ status: number; serial: 
 
 function serialOf(pem: string): string {
   return new X509Certificate(pem).serialNumber;
+}
+
+/** The metric names an expression selects, by Prometheus's own grammar; throws on a syntax error. */
+function metricsOf(promql: string): string[] {
+  const names: string[] = [];
+  parser.parse(promql).iterate({
+    enter(ref) {
+      if (ref.type.isError) throw new Error(`PromQL syntax error at offset ${ref.from} in: ${promql}`);
+      const name = ref.name === 'VectorSelector' ? ref.node.getChild('Identifier') : null;
+      if (name !== null) names.push(promql.slice(name.from, name.to));
+    },
+  });
+  return names;
 }
 
 describeWithPebble('Moat\'s server certificate by ACME (RFC 8555), from pebble', () => {
@@ -100,6 +115,25 @@ describeWithPebble('Moat\'s server certificate by ACME (RFC 8555), from pebble',
 
   it('does not call the CA before the renewal time', async () => {
     await expect(h.moat.ownCertificates!.server!.check()).resolves.toBe('not_due');
+  });
+
+  it('starts again with the certificate in its files, without ordering another', async () => {
+    const current = h.moat.ownCertificates!.server!.state();
+    const again = await startMoat({
+      now,
+      config: {
+        tls: { certFile: join(certDir, 'server.pem'), keyFile: join(certDir, 'server.key') },
+        acme: { enabled: true, directoryUrl: pebble.directoryUrl, caFile: pebble.caFile, http01: { host: '127.0.0.1', port: 0 }, checkIntervalSeconds: 3600 },
+      },
+    });
+    try {
+      expect(again.moat.ownCertificates!.server!.state().serial).toBe(current.serial);
+      expect(await handshakeSerial(again.port, root)).toBe(current.serial);
+      expect(again.logs.some((l) => l.event === 'own_certificate.loaded')).toBe(true);
+      expect(again.logs.some((l) => l.event === 'own_certificate.issued' || l.event === 'own_certificate.ordering')).toBe(false);
+    } finally {
+      await again.close();
+    }
   });
 
   it('renews under load: connections in flight keep working, new handshakes get the new certificate', async () => {
@@ -167,6 +201,18 @@ describeWithPebble('Moat\'s server certificate by ACME (RFC 8555), from pebble',
     expect(sampleSum(metrics, 'moat_own_certificate_renewals_total', { certificate: 'server', outcome: 'renewed' })).toBe(1);
     expect(sampleSum(metrics, 'moat_own_certificate_renewal_overdue', { certificate: 'server' })).toBe(0);
     expect(sampleSum(metrics, 'moat_own_certificate_not_after_timestamp_seconds', { certificate: 'server' })).toBe(after.notAfter.getTime() / 1000);
+  });
+
+  it('ships Prometheus alert rules on these metrics (deploy/prometheus/alerts.yml), in valid PromQL', async () => {
+    const { groups } = parseYaml(readFileSync(join(import.meta.dirname, '..', '..', 'deploy', 'prometheus', 'alerts.yml'), 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] };
+    const rules = groups.flatMap((g) => g.rules);
+    expect(rules.map((r) => r.alert)).toEqual(['MoatCertificateRenewalOverdue', 'MoatCertificateExpiresSoon']);
+    const families = metricFamilies(await scrapeMetrics(h));
+    for (const rule of rules) {
+      const names = metricsOf(rule.expr);
+      expect(names.length).toBeGreaterThan(0);
+      for (const name of names) expect([rule.alert, families.get(name)]).toEqual([rule.alert, 'gauge']);
+    }
   });
 
   describe('with an ACME server that answers errors', () => {
