@@ -11,6 +11,7 @@ import { seedSandboxTotp } from './sca/sandbox-factors.ts';
 import { createSecretBox, loadEncryptionKey, TOTP_KEY_FILE } from './sca/secret-box.ts';
 import { createSqlTotpStore } from './sca/sql-totp-store.ts';
 import { createTotpFactor } from './sca/totp-factor.ts';
+import { isStrong, totpFactor } from './sca/authentication.ts';
 import { createSqlFederatedCustomerDirectory } from './customers/sql-federated-customer-directory.ts';
 import { FEDERATION_FAILURE_KINDS } from './federation/federation-failure.ts';
 import { createSignInStates } from './federation/sign-in-states.ts';
@@ -373,6 +374,12 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       provider, idp: upstreamIdp, idpConfig, states: createSignInStates(storage.shortLived), customers: federatedCustomers,
       views, csrf, logger, ttlSeconds: config.tokens.interactionTtl, onFailure: (kind) => metrics.upstreamIdpFailures.inc({ kind }),
       startDashboardSession: (ctx, customerId) => customerSessions.start(ctx, customerId, 'strong'),
+      async startDashboardStepUp(ctx, customerId, upstream) {
+        // A code completes it only when it is of another category than the bank's login (RTS Art. 4).
+        if (totp === undefined || await totp.status(customerId) !== 'active' || !isStrong([upstream, totpFactor()])) return false;
+        await customerSessions.startPending(ctx, customerId);
+        return true;
+      },
     });
     const app = createApp({
       config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
