@@ -255,7 +255,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     // accounts.source: the customer_account table, the bank's account service, or the sandbox's own.
     // Moat's own certificates by ACME: in hand (from their files, or ordered) before anything presents them.
     ownCertificates = await createOwnCertificates({ config, logger, registry: metrics.registry, now });
-    accountSource = await createAccountSource({ config, sql: storage.sql, logger, registry: metrics.registry, startSandboxService: startSandboxAccountService });
+    accountSource = await createAccountSource({ config, sql: storage.sql, logger, registry: metrics.registry, startSandboxService: startSandboxAccountService, now: () => now().getTime() });
     const accounts = accountSource.directory;
     const accountService = accountSource.accountService;
     if (accountService !== undefined) ownCertificates?.accountServiceClient?.onRenewed((renewed) => accountService.setClientCertificate(renewed));
