@@ -43,7 +43,7 @@ import { cachedConsentStore } from './consents/cached-consent-store.ts';
 import { cachedClientStore } from './storage/cached-client-store.ts';
 import { createInvalidatingCache, DEFAULT_MAX_AGE_MS } from './caching/invalidating-cache.ts';
 import type { InvalidationTopic } from './caching/invalidation.ts';
-import { deepFrozen, jsonCopy } from './caching/copies.ts';
+import { deepFrozen } from './caching/copies.ts';
 import { createExpiryNotices, NOTIFICATION_URI_METADATA, type ExpiryNotices } from './certificates/expiry-notices.ts';
 import { createHttpsNoticeDelivery } from './certificates/notice-delivery.ts';
 import { createSqlExpiryNoticeStore } from './certificates/sql-expiry-notice-store.ts';
@@ -274,7 +274,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     });
     const announceRevoked = connectTokenFacts(tokenFacts, storage.invalidation, logger);
     const tokenStores = {
-      durable: revocationAnnouncingStore(cachedClientStore(storage.durable, cacheOf('client', 2_000, jsonCopy)), announceRevoked),
+      durable: revocationAnnouncingStore(cachedClientStore(storage.durable, cacheOf('client', 2_000)), announceRevoked),
       shortLived: revocationAnnouncingStore(storage.shortLived, announceRevoked),
     };
     const consents = createConsentService({
@@ -423,6 +423,13 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         metrics.middleware,
         threats.middleware,
         certificateGate.middleware,
+        // Every token issued is audited off the response path; while Postgres cannot keep up (or is
+        // away) and the audit queue is full, requests that may issue tokens wait rather than any
+        // record being dropped.
+        async (ctx, next) => {
+          if (ctx.method === 'POST') await audit.room();
+          await next();
+        },
         createMtlsOutcomeMiddleware({ provider, clientCertificate, refusal: certificateGate.refusal }),
         createRateLimitMiddleware({
           limits: config.rateLimits, ...(storage.redis === undefined ? {} : { redis: storage.redis }), keyPrefix: config.storage.redisKeyPrefix, clientCertificate, logger,
@@ -520,7 +527,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         });
         // The last requests' observations, and the tokens they issued, may still be on their way.
         await threats.settled();
-        await audit.drain();
+        await audit.drain({ giveUpAfterMs: 10_000 });
         hsm?.close();
         await upstreamIdp?.close();
         await accountSource?.close();
