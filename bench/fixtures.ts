@@ -27,6 +27,8 @@ export interface BenchFixtures {
   tpp: TlsIdentity & { registration: Record<string, unknown> };
   resourceServer: TlsIdentity & { clientId: string; subjectDn: string };
   storage: Record<string, unknown>;
+  /** Whether Moat keeps its sandbox call journal (--call-journal); production runs without it. */
+  callJournal: boolean;
   close(): Promise<void>;
 }
 
@@ -70,7 +72,7 @@ function throwawayRedisPrefix(url: string): { prefix: string; cleanup(): Promise
   };
 }
 
-export async function createFixtures(options: { postgresUrl?: string; redisUrl?: string }): Promise<BenchFixtures> {
+export async function createFixtures(options: { postgresUrl?: string; redisUrl?: string; callJournal?: boolean }): Promise<BenchFixtures> {
   const dir = mkdtempSync(join(tmpdir(), 'moat-bench-'));
   const cleanups: (() => Promise<void>)[] = [async () => rmSync(dir, { recursive: true, force: true })];
   const close = async () => {
@@ -97,7 +99,7 @@ export async function createFixtures(options: { postgresUrl?: string; redisUrl?:
     const gatewaySecret = { value: randomBytes(32).toString('hex'), file: join(dir, 'gateway-secret') };
     writeFileSync(gatewaySecret.file, `${gatewaySecret.value}\n`, { mode: 0o600 });
     return {
-      dir, dataDir, keysDir: join(dir, 'keys'), sandbox, storage, close, gatewaySecret,
+      dir, dataDir, keysDir: join(dir, 'keys'), sandbox, storage, close, gatewaySecret, callJournal: options.callJournal === true,
       tpp: { certPem: tpp.transportCertPem, keyPem: tpp.transportKeyPem, registration: tpp.registration },
       resourceServer: { certPem: rs.transportCertPem, keyPem: rs.transportKeyPem, clientId: RESOURCE_SERVER_CLIENT_ID, subjectDn: rs.subjectDn },
     };
@@ -129,6 +131,8 @@ export function benchConfig(f: BenchFixtures, port: number, options: { storage?:
     dataDir: f.dataDir,
     keys: { dir: f.keysDir },
     logging: { level: 'info' },
+    // What production runs on the request path: no call journal (sandbox mode's default is on).
+    diagnostics: { enabled: f.callJournal },
     rateLimits: Object.fromEntries(['par', 'token', 'registration'].map((e) => [e, { perClient: wide, perAddress: wide }])),
     admin: { port: 0 },
     resourceServers: [{

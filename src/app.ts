@@ -101,11 +101,13 @@ export function createApp(deps: AppDependencies): Koa {
     ctx.set('Cache-Control', 'public, max-age=3600');
     ctx.body = deps.views.brandStylesheet;
   });
-  own.get(deps.views.passkeyScript.path, (ctx) => {
-    ctx.type = 'application/javascript';
-    ctx.set('Cache-Control', 'public, max-age=3600');
-    ctx.body = deps.views.passkeyScript.body;
-  });
+  for (const script of [deps.views.passkeyScript, deps.views.sessionTimerScript]) {
+    own.get(script.path, (ctx) => {
+      ctx.type = 'application/javascript';
+      ctx.set('Cache-Control', 'public, max-age=3600');
+      ctx.body = script.body;
+    });
+  }
   const { logo } = deps.views;
   if (logo !== undefined) {
     own.get('/assets/logo', (ctx) => {
@@ -127,7 +129,7 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
   const dashboard = createDashboardRouter({
-    provider: deps.provider, customers: deps.customers, consents: deps.consents, sessions: deps.customerSessions, views: deps.views,
+    provider: deps.provider, customers: deps.customers, accounts: deps.accounts, consents: deps.consents, sessions: deps.customerSessions, views: deps.views,
     csrf: deps.csrf, throttle: deps.loginThrottle, config: deps.config, logger: deps.logger, sca: deps.sca,
     passkeyOffer: (ctx) => dashboardPasskeyOffer(ctx, { ceremonies: deps.passkeys.ceremonies, views: deps.views, csrf: deps.csrf }),
     ...(deps.federatedLogin === undefined ? {} : { federatedSignIn: deps.federatedLogin.beginDashboard }),

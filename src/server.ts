@@ -11,6 +11,7 @@ import { seedSandboxTotp } from './sca/sandbox-factors.ts';
 import { createSecretBox, loadEncryptionKey, TOTP_KEY_FILE } from './sca/secret-box.ts';
 import { createSqlTotpStore } from './sca/sql-totp-store.ts';
 import { createTotpFactor } from './sca/totp-factor.ts';
+import { isStrong, totpFactor } from './sca/authentication.ts';
 import { createSqlFederatedCustomerDirectory } from './customers/sql-federated-customer-directory.ts';
 import { FEDERATION_FAILURE_KINDS } from './federation/federation-failure.ts';
 import { createSignInStates } from './federation/sign-in-states.ts';
@@ -42,7 +43,7 @@ import { cachedConsentStore } from './consents/cached-consent-store.ts';
 import { cachedClientStore } from './storage/cached-client-store.ts';
 import { createInvalidatingCache, DEFAULT_MAX_AGE_MS } from './caching/invalidating-cache.ts';
 import type { InvalidationTopic } from './caching/invalidation.ts';
-import { deepFrozen, jsonCopy } from './caching/copies.ts';
+import { deepFrozen } from './caching/copies.ts';
 import { createExpiryNotices, NOTIFICATION_URI_METADATA, type ExpiryNotices } from './certificates/expiry-notices.ts';
 import { createHttpsNoticeDelivery } from './certificates/notice-delivery.ts';
 import { createSqlExpiryNoticeStore } from './certificates/sql-expiry-notice-store.ts';
@@ -93,6 +94,12 @@ import { createTrustFileReloader, type TrustFileReloader } from './trust/trust-f
 import { configHash, describeConfig } from './config/config-description.ts';
 import { createInstanceHeartbeat, type InstanceHeartbeat } from './deployment/instance-heartbeat.ts';
 import { createRenderError } from './interactions/render-error.ts';
+import { createCibaHooks } from './ciba/ciba-hooks.ts';
+import { createDecoupledAuthorisation, type DecoupledAuthorisation } from './ciba/decoupled-authorisation.ts';
+import { createPingDelivery, type PingDelivery } from './ciba/ping-delivery.ts';
+import { cibaPollPacing } from './ciba/poll-pacing.ts';
+import { createSqlDecoupledRequestStore } from './ciba/sql-decoupled-request-store.ts';
+import { createBankAppApiRouter } from './sandbox/bank-app-api.ts';
 import { createOwnCertificates, type OwnCertificates } from './acme/own-certificates.ts';
 import type { DirectoryConfig } from './config/schema.ts';
 
@@ -121,6 +128,8 @@ export interface MoatServer {
   heartbeat: InstanceHeartbeat;
   audit: AuditLog;
   threats: ThreatProtection;
+  /** Decoupled authorisation (CIBA), when enabled: the bank-app side and the ping notifications. */
+  ciba?: { authorisation: DecoupledAuthorisation; ping: PingDelivery };
   /** The admin listener's port once listening (metrics), when it is enabled. */
   adminPort?: number;
   /** The gateway check listener's port once listening, when `gatewayCheck.enabled`. */
@@ -254,7 +263,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     // accounts.source: the customer_account table, the bank's account service, or the sandbox's own.
     // Moat's own certificates by ACME: in hand (from their files, or ordered) before anything presents them.
     ownCertificates = await createOwnCertificates({ config, logger, registry: metrics.registry, now });
-    accountSource = await createAccountSource({ config, sql: storage.sql, logger, registry: metrics.registry, startSandboxService: startSandboxAccountService });
+    accountSource = await createAccountSource({ config, sql: storage.sql, logger, registry: metrics.registry, startSandboxService: startSandboxAccountService, now: () => now().getTime() });
     const accounts = accountSource.directory;
     const accountService = accountSource.accountService;
     if (accountService !== undefined) ownCertificates?.accountServiceClient?.onRenewed((renewed) => accountService.setClientCertificate(renewed));
@@ -265,7 +274,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     });
     const announceRevoked = connectTokenFacts(tokenFacts, storage.invalidation, logger);
     const tokenStores = {
-      durable: revocationAnnouncingStore(cachedClientStore(storage.durable, cacheOf('client', 2_000, jsonCopy)), announceRevoked),
+      durable: revocationAnnouncingStore(cachedClientStore(storage.durable, cacheOf('client', 2_000)), announceRevoked),
       shortLived: revocationAnnouncingStore(storage.shortLived, announceRevoked),
     };
     const consents = createConsentService({
@@ -303,7 +312,11 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       store: totpStore, box: totpBox, counters: attemptCounters, policy: config.sca.totp, audit, now,
       ...(sandbox === undefined ? {} : { codesReusableFor: (customerId: string) => SANDBOX_CUSTOMERS.some((c) => c.id === customerId) }),
     });
+    // Decoupled authorisation (CIBA): the provider's hooks reach the bank-app side built just after it.
+    let decoupled: DecoupledAuthorisation | undefined;
+    const cibaHooks = config.ciba.enabled ? createCibaHooks({ config, consents, authorisation: () => decoupled! }) : undefined;
     const provider = createProvider({
+      ...(cibaHooks === undefined ? {} : { ciba: cibaHooks }),
       config,
       adapter: createAdapterFactory(tokenStores, errors),
       jwks: hsm?.jwks ?? providerJwks(fileKeys!.keys),
@@ -334,6 +347,23 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     provider.use(consentProviderMiddleware(consents));
     provider.use(actionableErrors(provider));
     provider.use(giveBackCodeOnFailure(provider, logger));
+    const ping = createPingDelivery({
+      provider, logger, maxAttempts: config.ciba.ping.maxAttempts, retryBaseMs: config.ciba.ping.retryBaseMs, timeoutMs: config.ciba.ping.timeoutMs,
+      ...(config.ciba.ping.caFile === undefined ? {} : { caPem: readFileSync(config.ciba.ping.caFile, 'utf8') }),
+    });
+    if (cibaHooks !== undefined) {
+      decoupled = createDecoupledAuthorisation({
+        provider, store: createSqlDecoupledRequestStore(storage.sql), consents, accounts, ping, logger, now,
+        steppedUp: (clientId) => threats.standing.steppedUp(clientId) !== undefined,
+      });
+      provider.use(cibaPollPacing({ store: storage.shortLived, intervalSeconds: config.ciba.pollIntervalSeconds, keepSeconds: config.ciba.maxExpirySeconds, now }));
+    }
+    const loginThrottle = createLoginThrottle(config.customers.loginThrottle, attemptCounters);
+    const interactionSca = {
+      ...(totp === undefined ? {} : { totp }),
+      steppedUp: (clientId: string) => threats.standing.steppedUp(clientId) !== undefined,
+      now,
+    };
 
     // What each TPP call looked like to Moat, for the TPP to read back (sandbox by default).
     const diagnostics = (config.diagnostics.enabled ?? config.mode === 'sandbox')
@@ -373,24 +403,33 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       provider, idp: upstreamIdp, idpConfig, states: createSignInStates(storage.shortLived), customers: federatedCustomers,
       views, csrf, logger, ttlSeconds: config.tokens.interactionTtl, onFailure: (kind) => metrics.upstreamIdpFailures.inc({ kind }),
       startDashboardSession: (ctx, customerId) => customerSessions.start(ctx, customerId, 'strong'),
+      async startDashboardStepUp(ctx, customerId, upstream) {
+        // A code completes it only when it is of another category than the bank's login (RTS Art. 4).
+        if (totp === undefined || await totp.status(customerId) !== 'active' || !isStrong([upstream, totpFactor()])) return false;
+        await customerSessions.startPending(ctx, customerId);
+        return true;
+      },
     });
     const app = createApp({
       config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
       csrf, passkeys, audit,
       ...(federatedLogin === undefined ? {} : { federatedLogin }),
       ...(diagnostics === undefined ? {} : { afterRequest: diagnostics.recordCall }),
-      loginThrottle: createLoginThrottle(config.customers.loginThrottle, attemptCounters),
-      sca: {
-        ...(totp === undefined ? {} : { totp }),
-        steppedUp: (clientId) => threats.standing.steppedUp(clientId) !== undefined,
-        now,
-      },
+      loginThrottle,
+      sca: interactionSca,
       customerSessions,
       edge: [
         tracingMiddleware(),
         metrics.middleware,
         threats.middleware,
         certificateGate.middleware,
+        // Every token issued is audited off the response path; while Postgres cannot keep up (or is
+        // away) and the audit queue is full, requests that may issue tokens wait rather than any
+        // record being dropped.
+        async (ctx, next) => {
+          if (ctx.method === 'POST') await audit.room();
+          await next();
+        },
         createMtlsOutcomeMiddleware({ provider, clientCertificate, refusal: certificateGate.refusal }),
         createRateLimitMiddleware({
           limits: config.rateLimits, ...(storage.redis === undefined ? {} : { redis: storage.redis }), keyPrefix: config.storage.redisKeyPrefix, clientCertificate, logger,
@@ -400,6 +439,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         createConsentApiRouter({ provider, consents, issuer: config.issuer, senderConstraint, logger }),
         ...(sandbox === undefined ? [] : [
           createSandboxApiRouter({ provider, issuer: config.issuer, senderConstraint, consents, accounts }),
+          ...(decoupled === undefined ? [] : [createBankAppApiRouter({ authorisation: decoupled, customers, throttle: loginThrottle, sca: interactionSca, logger })]),
           createSandboxRevocationRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
           ...(config.portal.enabled ? [createPortalRouter({
             config, material: sandbox, sessions: createPortalSessions(storage.shortLived), registry, views, csrf, logger, ...(diagnostics === undefined ? {} : { diagnostics }),
@@ -462,6 +502,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
 
     const moat: MoatServer = {
       server, provider, config, storage, consents, audit, threats, tokenFacts,
+      ...(decoupled === undefined ? {} : { ciba: { authorisation: decoupled, ping } }),
       certificates: { registry, monitor: certificateMonitor, ...(expiryNotices === undefined ? {} : { notices: expiryNotices }) },
       trustFiles, heartbeat, ...(ownCertificates === undefined ? {} : { ownCertificates }),
       async listen() {
@@ -477,6 +518,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         await heartbeat.stop();
         await expiryNotices?.stop();
         threats.stop();
+        ping.stop();
         await admin?.close();
         await gatewayCheck?.close();
         await new Promise<void>((done) => {
@@ -485,7 +527,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         });
         // The last requests' observations, and the tokens they issued, may still be on their way.
         await threats.settled();
-        await audit.drain();
+        await audit.drain({ giveUpAfterMs: 10_000 });
         hsm?.close();
         await upstreamIdp?.close();
         await accountSource?.close();

@@ -79,6 +79,8 @@ export async function createAccountSource(deps: {
   registry: Registry;
   /** Starts the sandbox's service over the demo accounts (src/sandbox). */
   startSandboxService: (demoAccounts: AccountDirectory) => Promise<LoopbackAccountService>;
+  /** The server's clock (epoch ms), for the circuit breaker and the cache: tests move it instead of sleeping. */
+  now?: () => number;
 }): Promise<AccountSourceHandle> {
   const { config, logger, registry } = deps;
   const source = accountSourceOf(config);
@@ -86,7 +88,7 @@ export async function createAccountSource(deps: {
   const cacheSeconds = config.tokens.interactionTtl;
   if (source === 'database') return { source, directory: database, close: async () => undefined };
   if (source === 'http') {
-    const client = createConfiguredAccountService(config.accounts.http!, { logger, registry, cacheSeconds });
+    const client = createConfiguredAccountService(config.accounts.http!, { logger, registry, cacheSeconds, ...(deps.now === undefined ? {} : { now: deps.now }) });
     logger.info({ event: 'accounts.source', source }, 'accounts from the bank\'s account service');
     return { source, directory: client, accountService: client, close: async () => client.close() };
   }

@@ -40,6 +40,11 @@ export class AcmeIssueError extends Error {
   }
 }
 
+/** acme-client's own retries of a 5xx or a lost connection (up to 5, seconds apart) are turned off. */
+function withoutInnerRetries(): void {
+  (acme.axios.defaults as unknown as { acmeSettings: { retryMaxAttempts: number } }).acmeSettings.retryMaxAttempts = 0;
+}
+
 // acme-client polls an order or challenge until it settles; an internal CA answers in seconds.
 const POLL = { backoffAttempts: 10, backoffMin: 500, backoffMax: 10_000 } as const;
 
@@ -49,7 +54,7 @@ export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
   // retried whole by the renewal's back-off, which also counts and logs it.
   acme.axios.defaults.timeout = options.timeoutMs;
   acme.axios.defaults.httpsAgent = new Agent({ keepAlive: false, ...(options.caPem === undefined ? {} : { ca: options.caPem }) });
-  (acme.axios.defaults as unknown as { acmeSettings: { retryMaxAttempts: number } }).acmeSettings.retryMaxAttempts = 0;
+  withoutInnerRetries();
 
   const client = new acme.Client({
     directoryUrl: options.directoryUrl,
@@ -89,4 +94,32 @@ function describe(err: unknown): string {
   if (problem?.type !== undefined) return `${problem.type}${problem.detail === undefined ? '' : `: ${problem.detail}`}`;
   if (e.response?.status !== undefined) return `HTTP ${e.response.status}`;
   return e.code ?? e.message ?? String(err);
+}
+
+/** What an ACME directory (RFC 8555 §7.1.1) offers, as `moat config validate --connect` reports it. */
+export interface AcmeDirectory {
+  /** §7.1.1 `meta.externalAccountRequired`: accounts must be bound to one the CA issued (§7.3.4). */
+  externalAccountRequired: boolean;
+  termsOfService?: string;
+}
+
+/** Reads the directory over TLS trusting `caPem` (besides the system's); throws naming what failed. */
+export async function readAcmeDirectory(options: { directoryUrl: string; caPem?: string; timeoutMs: number }): Promise<AcmeDirectory> {
+  withoutInnerRetries();
+  let data: unknown;
+  try {
+    const answer = await acme.axios.get(options.directoryUrl, {
+      timeout: options.timeoutMs,
+      httpsAgent: new Agent({ keepAlive: false, ...(options.caPem === undefined ? {} : { ca: options.caPem }) }),
+      validateStatus: (status: number) => status === 200,
+    });
+    data = answer.data;
+  } catch (err) {
+    throw new AcmeIssueError(`the ACME directory cannot be read: ${describe(err)}`, { cause: err });
+  }
+  const directory = data as { newNonce?: unknown; newAccount?: unknown; newOrder?: unknown; meta?: { externalAccountRequired?: unknown; termsOfService?: unknown } } | null;
+  const missing = ['newNonce', 'newAccount', 'newOrder'].filter((k) => typeof (directory as Record<string, unknown> | null)?.[k] !== 'string');
+  if (missing.length > 0) throw new AcmeIssueError(`not an ACME directory (RFC 8555 §7.1.1): no ${missing.join(', ')}`);
+  const tos = directory?.meta?.termsOfService;
+  return { externalAccountRequired: directory?.meta?.externalAccountRequired === true, ...(typeof tos === 'string' ? { termsOfService: tos } : {}) };
 }

@@ -27,6 +27,12 @@ export interface OwnCertificates {
 /** Where the ACME account key lives when `acme.accountKeyFile` is unset. */
 export const DEFAULT_ACCOUNT_KEY_FILE = join('acme', 'account-key.pem');
 
+/** The server certificate's names by default: the issuer's host, and the mTLS aliases' host (RFC 8705 §5) when it differs. */
+export function serverDomains(config: MoatConfig): string[] {
+  const hosts = [config.issuer, config.tls.mtlsEndpointAliasOrigin].filter((u) => u !== undefined).map((u) => new URL(u).hostname);
+  return [...new Set(hosts)];
+}
+
 /** Reads a file named by a configuration key; a missing file is reported by that key. */
 function readKeyed(key: string, file: string): string {
   try {
@@ -73,7 +79,7 @@ export async function createOwnCertificates(deps: { config: MoatConfig; logger: 
   };
   // Paths and domains are checked by the configuration's cross-field rules (config/load.ts).
   const server = settings.server.enabled && config.tls.terminate ? createCertificateRenewal({
-    ...common, name: 'server', domains: settings.server.domains ?? [new URL(config.issuer).hostname], certFile: config.tls.certFile!, keyFile: config.tls.keyFile!,
+    ...common, name: 'server', domains: settings.server.domains ?? serverDomains(config), certFile: config.tls.certFile!, keyFile: config.tls.keyFile!,
   }) : undefined;
   const http = config.accounts.http;
   const accountServiceClient = settings.accountServiceClient.enabled && http !== undefined ? createCertificateRenewal({

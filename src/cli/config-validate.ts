@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { accountSourceOf, createConfiguredAccountService } from '../accounts/account-source.ts';
+import { readAcmeDirectory } from '../acme/acme-issuer.ts';
 import type { MoatConfig } from '../config/schema.ts';
 import { describeHsmToken } from '../keys/hsm-signing-keys.ts';
 import { AccountsUnavailable } from '../customers/account-directory.ts';
@@ -15,7 +17,7 @@ export const USAGE = `usage: moat config validate [--config FILE] [--connect] [-
   validates the configuration (moat.yaml, or --config / MOAT_CONFIG, plus MOAT_* overrides) and exits:
   0 when it is valid, 1 naming every bad key
   --connect  also reaches each of the bank's systems the configuration names (the account service,
-             the identity provider, …)
+             the identity provider, the HSM, the CA's ACME directory, …)
              and exits 1 naming the key of each one that cannot be reached
   --production  also applies the production rules (mode production, revocation failing closed,
              operator authentication, no sandbox CA or directory; src/config/production-rules.ts)
@@ -81,6 +83,25 @@ export const REACHABILITY_CHECKS: readonly ReachabilityCheck[] = [
       } finally {
         await idp.close();
       }
+    },
+  },
+  {
+    // acme: the CA's ACME directory read over TLS trusting acme.caFile, and whether it needs the
+    // external account binding (RFC 8555 §7.3.4) the configuration gives or lacks. No order is placed.
+    name: 'acme',
+    applies: (config) => config.acme.enabled,
+    async run(config) {
+      const { directoryUrl, caFile, timeoutMs, externalAccountBinding } = config.acme;
+      let directory: Awaited<ReturnType<typeof readAcmeDirectory>>;
+      try {
+        directory = await readAcmeDirectory({ directoryUrl: directoryUrl!, timeoutMs, ...(caFile === undefined ? {} : { caPem: readFileSync(caFile, 'utf8') }) });
+      } catch (err) {
+        throw new Error(`acme.directoryUrl ${directoryUrl} (trusting ${caFile === undefined ? 'the system\'s CAs' : `acme.caFile ${caFile}`}): ${(err as Error).message}`, { cause: err });
+      }
+      if (directory.externalAccountRequired && externalAccountBinding === undefined) {
+        throw new Error(`acme.externalAccountBinding: ${directoryUrl} requires an external account binding (RFC 8555 §7.3.4); set the kid and hmacKey (or hmacKeyFile) the CA gave`);
+      }
+      return `${directoryUrl} answers: external account binding ${directory.externalAccountRequired ? 'required (configured)' : 'not required'}`;
     },
   },
 ];

@@ -9,6 +9,7 @@ import { EXIT_OK, EXIT_USAGE, escapingOutput, type CliIo } from './io.ts';
 import { keysCommand, USAGE as KEYS_USAGE } from './keys.ts';
 import { CONFIG_OPTIONS } from './load-config-or-report.ts';
 import { migrateCommand, USAGE as MIGRATE_USAGE } from './migrate.ts';
+import { OPTIONS as SANDBOX_DECIDE_OPTIONS, sandboxDecideCommand, USAGE as SANDBOX_DECIDE_USAGE } from './sandbox-decide.ts';
 import { OPTIONS as SANDBOX_RENEW_OPTIONS, sandboxRenewCommand, USAGE as SANDBOX_RENEW_USAGE } from './sandbox-renew.ts';
 import { OPTIONS as SANDBOX_REVOKE_OPTIONS, sandboxRevokeCommand, USAGE as SANDBOX_REVOKE_USAGE } from './sandbox-revoke.ts';
 import { OPTIONS as SANDBOX_TPP_OPTIONS, sandboxTppCommand, USAGE as SANDBOX_TPP_USAGE } from './sandbox-tpp.ts';
@@ -28,6 +29,7 @@ commands:
   sandbox tpp --name NAME --out DIR     issue sandbox TPP credentials (certificate, keys, SSA)
   sandbox revoke --cert F --key F       have the sandbox CA revoke a sandbox certificate
   sandbox renew --credentials DIR       issue the next transport certificate of sandbox TPP credentials
+  sandbox approve|deny --customer NAME  decide a decoupled (CIBA) request as the sandbox customer, with SCA
   certs list|show|revoke|expiring|unrenewed
                                         the TPP certificate registry (moat certs for details)
   tpps list                             TPP organisations, their clients and certificates
@@ -87,10 +89,12 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   },
   keys: { usage: KEYS_USAGE, run: keysCommand, options: { ...CONFIG_OPTIONS, stage: { type: 'boolean' } } },
   sandbox: {
-    usage: `${SANDBOX_TPP_USAGE}\n${SANDBOX_REVOKE_USAGE}\n${SANDBOX_RENEW_USAGE}`,
-    run: group(`${SANDBOX_TPP_USAGE}\n${SANDBOX_REVOKE_USAGE}\n${SANDBOX_RENEW_USAGE}`, { tpp: sandboxTppCommand, revoke: sandboxRevokeCommand, renew: sandboxRenewCommand }),
-    subcommandUsage: { tpp: SANDBOX_TPP_USAGE, revoke: SANDBOX_REVOKE_USAGE, renew: SANDBOX_RENEW_USAGE },
-    options: { ...SANDBOX_TPP_OPTIONS, ...SANDBOX_REVOKE_OPTIONS, ...SANDBOX_RENEW_OPTIONS },
+    usage: `${SANDBOX_TPP_USAGE}\n${SANDBOX_REVOKE_USAGE}\n${SANDBOX_RENEW_USAGE}\n${SANDBOX_DECIDE_USAGE}`,
+    run: group(`${SANDBOX_TPP_USAGE}\n${SANDBOX_REVOKE_USAGE}\n${SANDBOX_RENEW_USAGE}\n${SANDBOX_DECIDE_USAGE}`, {
+      tpp: sandboxTppCommand, revoke: sandboxRevokeCommand, renew: sandboxRenewCommand, approve: sandboxDecideCommand('approve'), deny: sandboxDecideCommand('deny'),
+    }),
+    subcommandUsage: { tpp: SANDBOX_TPP_USAGE, revoke: SANDBOX_REVOKE_USAGE, renew: SANDBOX_RENEW_USAGE, approve: SANDBOX_DECIDE_USAGE, deny: SANDBOX_DECIDE_USAGE },
+    options: { ...SANDBOX_TPP_OPTIONS, ...SANDBOX_REVOKE_OPTIONS, ...SANDBOX_RENEW_OPTIONS, ...SANDBOX_DECIDE_OPTIONS },
   },
   certs: { usage: CERTS_USAGE, run: certsCommand, options: CERTS_OPTIONS },
   tpps: { usage: CERTS_USAGE, run: tppsCommand, options: CERTS_OPTIONS },

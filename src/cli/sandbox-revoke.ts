@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SANDBOX_PKI_PATH } from '../sandbox/revocation-services.ts';
-import { ensureSandboxMaterial, sandboxMaterialExists } from '../sandbox/sandbox-material.ts';
 import type { CliIo } from './io.ts';
 import { configArgs, loadConfigOrReport } from './load-config-or-report.ts';
+import { postToServer, sandboxServerCa } from './sandbox-server.ts';
 
 export const USAGE = `usage: moat sandbox revoke --cert transport.pem --key transport.key [--issuer URL] [--ca server-ca.pem]
   has the sandbox TPP CA revoke a certificate, proving possession of its key over mutual TLS
@@ -37,34 +36,20 @@ export async function sandboxRevokeCommand(args: string[], io: CliIo): Promise<n
   if ('exitCode' in loaded) return loaded.exitCode;
   const { config } = loaded.loaded;
   const issuer = values.issuer ?? config.issuer;
-  if (values.ca === undefined && !sandboxMaterialExists(config.dataDir)) {
-    io.stderr.write(`moat: no sandbox under ${config.dataDir} to take the server's CA from: run this where the server runs, `
-      + 'or pass its data directory with --data-dir DIR (or the CA with --ca server-ca.pem)\n');
-    return 1;
-  }
+  const ca = await sandboxServerCa(values.ca, config, io);
+  if (ca === undefined) return 1;
   let cert: string;
   let key: string;
-  let ca: string;
   try {
     cert = readFileSync(resolve(io.cwd, values.cert), 'utf8');
     key = readFileSync(resolve(io.cwd, values.key), 'utf8');
-    ca = values.ca === undefined ? (await ensureSandboxMaterial(config.dataDir)).serverCaPem : readFileSync(resolve(io.cwd, values.ca), 'utf8');
   } catch (err) {
     io.stderr.write(`moat: ${(err as Error).message}\n`);
     return 1;
   }
   const url = new URL(`${issuer.replace(/\/$/, '')}${SANDBOX_PKI_PATH}/revoke`);
   try {
-    const { status, body } = await new Promise<{ status: number; body: string }>((done, fail) => {
-      const req = request(url, { method: 'POST', cert, key, ca, timeout: 10_000 }, (res) => {
-        let text = '';
-        res.on('data', (d: Buffer) => { text += d.toString(); });
-        res.on('end', () => done({ status: res.statusCode ?? 0, body: text }));
-      });
-      req.on('timeout', () => req.destroy(new Error(`${issuer} did not answer`)));
-      req.on('error', fail);
-      req.end();
-    });
+    const { status, text: body } = await postToServer(url, { ca, cert, key });
     if (status !== 200) {
       io.stderr.write(`moat: the sandbox CA refused (HTTP ${status}): ${body}\n`);
       return 1;

@@ -12,7 +12,10 @@ const dnsName = z.string().regex(/^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[
 
 const certificateSchema = (enabledByDefault: boolean) => z.strictObject({
   enabled: z.boolean().default(enabledByDefault),
-  /** The DNS names the certificate is for (subjectAltName); the first is its CN. Server: unset means the issuer's host. */
+  /**
+   * The DNS names the certificate is for (subjectAltName); the first is its CN. Server: unset means
+   * the issuer's host and, when set, tls.mtlsEndpointAliasOrigin's.
+   */
   domains: z.array(dnsName).min(1).optional(),
 }).prefault({});
 

@@ -10,6 +10,7 @@ import { FEDERATION_CALLBACK_PATH, type FederatedIdentity, type UpstreamIdp } fr
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
 import { readForm } from '../http/read-body.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { FactorUse } from '../sca/authentication.ts';
 import { savePendingAuthentication } from './customer-authentication.ts';
 import { htmlErrorPages, INTERACTION_EXPIRED, providerErrorShown } from './render-error.ts';
 import type { Views } from './views.ts';
@@ -41,6 +42,12 @@ export interface FederatedLoginDeps {
   onFailure(kind: FederationFailureKind): void;
   /** Starts the consent dashboard's session for a customer who signed in for it (dashboard/customer-sessions.ts). */
   startDashboardSession(ctx: ParameterizedContext, customerId: string): Promise<void>;
+  /**
+   * A dashboard sign-in below SCA, to be stepped up (customers.oidc.sca.belowSca: step_up): starts
+   * the dashboard's pending session for its one-time-code step when the customer has a code that
+   * makes `upstream` strong; false when they have none.
+   */
+  startDashboardStepUp(ctx: ParameterizedContext, customerId: string, upstream: FactorUse): Promise<boolean>;
 }
 
 export interface FederatedLogin {
@@ -58,6 +65,7 @@ export interface FederatedLogin {
 const DASHBOARD_TARGET = 'account';
 const DASHBOARD_LOGIN = '/account/login';
 const DASHBOARD_HOME = '/account/consents';
+const DASHBOARD_CODE = '/account/login/code';
 
 type Ctx = ParameterizedContext;
 
@@ -161,7 +169,16 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
       unavailable(ctx, DASHBOARD_TARGET, new FederationFailure(outcome.kind, 'the sign-in at the bank IdP failed'));
       return;
     }
-    if (refuseUnlessSca(ctx, DASHBOARD_TARGET, outcome.identity)) return;
+    const { identity } = outcome;
+    if (!countsAsSca(deps.idpConfig.sca, identity) && deps.idpConfig.sca.belowSca === 'step_up'
+      && await deps.startDashboardStepUp(ctx, identity.customerId, upstreamFactor(deps.idpConfig.sca, identity))) {
+      // RTS Art. 4: one factor at the bank, the second Moat's own code; nobody is signed in until it is given.
+      await recordSignIn(identity, 'dashboard (code to follow)');
+      ctx.type = 'html';
+      ctx.body = views.render('federated-sign-in', { heading: 'One more step', message: 'Your bank sign-in used one factor. Next, enter the code from your authenticator app…', continueLink: DASHBOARD_CODE });
+      return;
+    }
+    if (refuseUnlessSca(ctx, DASHBOARD_TARGET, identity)) return;
     await recordSignIn(outcome.identity, 'dashboard');
     await deps.startDashboardSession(ctx, outcome.identity.customerId);
     ctx.type = 'html';

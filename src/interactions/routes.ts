@@ -19,6 +19,7 @@ import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import { lockedMessage, type LoginThrottle } from '../customers/login-throttle.ts';
 import { SANDBOX_CUSTOMERS } from '../customers/sql-customer-directory.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
+import { allowScript } from '../http/security-headers.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
 import { readForm } from '../http/read-body.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -161,11 +162,24 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     };
   };
 
+  /**
+   * WCAG 2.2.1: the interaction's time limit on the page (also without JavaScript), and a script that
+   * warns two minutes before it runs out. oidc-provider cannot extend an interaction, so it warns.
+   */
+  const timeLimitOf = (ctx: Ctx, details: InteractionDetails) => {
+    const secondsLeft = Math.max(0, details.exp - epochSeconds(sca.now()));
+    return {
+      secondsLeft, minutes: Math.max(1, Math.round(secondsLeft / 60)),
+      script: { src: views.sessionTimerScript.path, integrity: views.sessionTimerScript.integrity, nonce: allowScript(ctx) },
+    };
+  };
+
   const renderLogin = async (ctx: Ctx, uid: string, clientId: string, extra: { error?: string; username?: string } = {}, details?: InteractionDetails) => {
     const passkey = details === undefined ? undefined : await passkeyOfferFor(ctx, details);
     ctx.type = 'html';
     ctx.body = views.render('login', {
       uid, ...(await clientView(clientId)), ...extra,
+      ...(details === undefined ? {} : { timeLimit: timeLimitOf(ctx, details) }),
       ...(passkey === undefined ? {} : { passkey, payment: passkey.payment }),
       csrf: csrf.token(ctx, `interaction:${uid}`),
       demoCustomers: sandbox ? SANDBOX_CUSTOMERS : [],
@@ -215,6 +229,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     ctx.type = 'html';
     ctx.body = views.render('consent', {
       uid: details.uid,
+      timeLimit: timeLimitOf(ctx, details),
       csrf: csrf.token(ctx, `interaction:${details.uid}`),
       ...(await clientView(request.clientId)),
       customerName: customer?.name ?? customerId,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { Eta } from 'eta';
@@ -17,8 +18,18 @@ export interface Views {
   brandStylesheet: string;
   /** The passkey pages' script, served from its path; pages load it with a nonce and its SRI hash. */
   passkeyScript: PasskeyScript;
+  /** The time-limit warning on interaction pages (WCAG 2.2.1), served and loaded like the passkey script. */
+  sessionTimerScript: PasskeyScript;
   /** The bank's logo, served from /assets/logo, when configured. */
   logo?: { body: Buffer; type: string };
+}
+
+export const SESSION_TIMER_SCRIPT_PATH = '/assets/session-timer.js';
+
+/** A script from views/assets with its SRI hash (SRI §3.3), for pages that load it with a CSP nonce. */
+function assetScript(path: string, file: string): PasskeyScript {
+  const body = readFileSync(file, 'utf8');
+  return { path, body, integrity: `sha384-${createHash('sha384').update(body, 'utf8').digest('base64')}` };
 }
 
 const LOGO_TYPES: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.svg': 'image/svg+xml' };
@@ -39,6 +50,7 @@ export function createViews(options: { branding: MoatConfig['branding']; sandbox
     render: (name, data) => eta.render(`./${name}`, { ...common, ...data }),
     stylesheet: readFileSync(join(VIEWS_DIR, 'assets', 'moat.css'), 'utf8'),
     passkeyScript: createPasskeyScript(VIEWS_DIR),
+    sessionTimerScript: assetScript(SESSION_TIMER_SCRIPT_PATH, join(VIEWS_DIR, 'assets', 'session-timer.js')),
     // Colours were validated as #rrggbb at start-up, so they are safe to write into CSS.
     brandStylesheet: `:root { --brand: ${branding.primaryColor}; --brand-text: ${branding.primaryTextColor}; }\n`,
     ...(logo === undefined ? {} : { logo }),

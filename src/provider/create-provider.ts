@@ -296,12 +296,21 @@ function applyProfileObligations(profile: FapiProfile, metadata: Record<string, 
 
 /**
  * FAPI-CIBA §5.2.2: a client of the CIBA grant sends signed authentication requests only, whatever
- * its profile: oidc-provider refuses an unsigned one from a client with a signing alg (PS256 unless chosen).
+ * its profile: oidc-provider refuses an unsigned one from a client with a signing alg (unless chosen, the
+ * algorithm of its first signing key; PS256 when its keys are not registered by value).
  */
 function requireSignedCibaRequests(metadata: Record<string, unknown>): void {
   if (Array.isArray(metadata.grant_types) && metadata.grant_types.includes(CIBA_GRANT_TYPE)) {
-    metadata.backchannel_authentication_request_signing_alg ??= SIGNING_ALGORITHMS[0];
+    metadata.backchannel_authentication_request_signing_alg ??= signingAlgOfKeys(metadata.jwks) ?? SIGNING_ALGORITHMS[0];
   }
+}
+
+/** The FAPI algorithm the client's first signing key is for, when its registered keys say. */
+function signingAlgOfKeys(jwks: unknown): string | undefined {
+  const keys = (jwks as { keys?: { alg?: unknown; kty?: unknown; use?: unknown }[] } | undefined)?.keys ?? [];
+  const key = keys.find((k) => k.use === undefined || k.use === 'sig');
+  if (typeof key?.alg === 'string' && (SIGNING_ALGORITHMS as readonly string[]).includes(key.alg)) return key.alg;
+  return { EC: 'ES256', RSA: 'PS256', OKP: 'EdDSA' }[String(key?.kty)];
 }
 
 /**

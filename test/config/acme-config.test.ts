@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { serverDomains } from '../../src/acme/own-certificates.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { problemsOf } from '../support/config-problems.ts';
 
@@ -27,6 +28,12 @@ describe('acme configuration', () => {
       http01: { host: '0.0.0.0', port: 80 }, server: { enabled: true }, accountServiceClient: { enabled: false },
       renewAtFraction: 2 / 3, retry: { initialSeconds: 60, maxSeconds: 3600 }, checkIntervalSeconds: 60,
     });
+  });
+
+  it('orders the server certificate for the issuer\'s host and the mTLS aliases\' host (RFC 8705 §5) unless told the domains', () => {
+    expect(serverDomains(load(`issuer: https://as.bank.example\n${SERVER_FILES}${ACME}`).load().config)).toEqual(['as.bank.example']);
+    expect(serverDomains(load(`issuer: https://as.bank.example\ntls: { certFile: s.pem, keyFile: s.key, mtlsEndpointAliasOrigin: "https://mtls.as.bank.example" }\n${ACME}`).load().config))
+      .toEqual(['as.bank.example', 'mtls.as.bank.example']);
   });
 
   it('takes the external account binding key from the environment', () => {

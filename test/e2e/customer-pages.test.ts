@@ -197,6 +197,113 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
     }
   });
 
+  it('warns two minutes before the interaction times out, then says it has (WCAG 2.2.1)', async () => {
+    const journey = await openJourney(tpp);
+    const { page } = journey;
+    try {
+      await page.clock.install();
+      await authorize(journey, tpp, { authorization_details: ACCOUNT_INFORMATION });
+      await signIn(page, 'bob');
+      await page.getByRole('heading', { name: 'Test Fintech is asking for access to your information' }).waitFor();
+      const warning = page.locator('[data-time-warning]');
+      await expect(warning.isVisible()).resolves.toBe(false);
+      await page.clock.fastForward('08:30');
+      await expect(warning.isVisible()).resolves.toBe(true);
+      await expect(warning.textContent()).resolves.toContain('Less than 2 minutes left');
+      await checkPage(page, 'consent-time-warning');
+      await page.clock.fastForward('02:00');
+      await expect(warning.textContent()).resolves.toContain('This page has timed out. Nothing has been shared.');
+    } finally {
+      await journey.context.close();
+    }
+  });
+
+  it('explains errors in plain words with a way back, the bank\'s contact and a support reference, never OAuth codes (defect 3)', async () => {
+    const journey = await openJourney(tpp);
+    const { page } = journey;
+    try {
+      // An interaction whose cookie is gone (another browser, or it timed out).
+      const expired = await page.goto(`${h.issuer}/interaction/no-such-interaction`);
+      expect(expired!.status()).toBe(400);
+      await page.getByRole('heading', { name: 'Your session with the bank timed out' }).waitFor();
+      let text = await page.locator('main').innerText();
+      expect(text).toContain('Nothing has been shared and no payment has been made.');
+      expect(text).toContain('contact Moat Bank on the number on the back of your card');
+      expect(text).toMatch(/Support reference: [0-9a-f-]{36}/);
+      expect(text).not.toMatch(/invalid_request|cookie|interaction session/);
+      await checkPage(page, 'error-session-expired');
+
+      // A request the bank cannot accept (an unknown client): oidc-provider cannot redirect it, so a page.
+      await page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: 'no-such-client', request_uri: 'urn:ietf:params:oauth:request_uri:nothing' })}`);
+      await page.getByRole('heading', { name: 'We could not start this request' }).waitFor();
+      text = await page.locator('main').innerText();
+      expect(text).not.toMatch(/invalid_client|invalid_request|client_id/);
+      await checkPage(page, 'error-request');
+
+      // A form posted without its page's token: the page expired.
+      await authorize(journey, tpp, { authorization_details: ACCOUNT_INFORMATION });
+      await page.getByLabel('Username').waitFor();
+      await page.evaluate(() => { document.querySelector('input[name=csrf]').value = 'stale'; });
+      await page.getByLabel('Username').fill('bob');
+      await page.getByLabel('Password').fill('bob-sandbox');
+      await page.getByLabel('Password').press('Enter');
+      await page.getByRole('heading', { name: 'This page has expired' }).waitFor();
+      // The interaction is known: the page names the TPP to go back to.
+      await expect(page.locator('main').innerText()).resolves.toContain('Test Fintech');
+      await checkPage(page, 'error-form-expired');
+    } finally {
+      await journey.context.close();
+    }
+  });
+
+  // After the tests above: alice has shared account information, authorised a £249.99 payment and refused a £20,000 one.
+  it('shows payments in their real state, accounts by nickname, and stop buttons that name the TPP and the consent (point 6)', async () => {
+    const approve = await openJourney(tpp);
+    try {
+      // A second consent for the same TPP: the two stop buttons must still be told apart.
+      await authorize(approve, tpp, { authorization_details: ACCOUNT_INFORMATION });
+      await signIn(approve.page, 'alice');
+      await approve.page.getByLabel(/Everyday current account/).check();
+      await approve.page.getByRole('button', { name: 'Share with Test Fintech' }).click();
+      await approve.callback;
+    } finally {
+      await approve.context.close();
+    }
+    const journey = await openJourney(tpp);
+    const { page } = journey;
+    try {
+      await page.goto(`${h.issuer}/account`);
+      await signIn(page, 'alice');
+      await page.getByRole('heading', { name: 'Connected apps' }).waitFor();
+      const payments = page.locator('section[aria-labelledby="payments-heading"]');
+      const paid = await payments.innerText();
+      expect(paid).toMatch(/Payment of £249\.99 to Green Energy Co\s+Waiting to be paid/);
+      expect(paid).toMatch(/Payment of £20,000\.00 to Green Energy Co\s+Refused[\s\S]*Refused on/);
+      expect(paid).toContain('Rainy day saver (••••4321)');
+      expect(paid).not.toContain('Stop sharing');
+      const active = await page.locator('section[aria-labelledby="active-heading"]').innerText();
+      expect(active).toContain('Everyday current account (••••5678)');
+      expect(active).not.toMatch(/Access: |openid/);
+      // WCAG 2.4.6 / 4.1.2: every stop button's accessible name is its own.
+      const names = await page.getByRole('link', { name: /^Stop sharing with Test Fintech/ }).evaluateAll((links: any[]) => links.map((l) => l.textContent.trim()));
+      expect(names.length).toBeGreaterThanOrEqual(2);
+      expect(new Set(names).size).toBe(names.length);
+      await checkPage(page, 'dashboard');
+
+      await page.getByRole('link', { name: /^Stop sharing with Test Fintech/ }).first().click();
+      await page.getByRole('heading', { name: 'Stop sharing with Test Fintech?' }).waitFor();
+      const confirm = await page.locator('main').innerText();
+      expect(confirm).toContain('What stops being shared');
+      expect(confirm).toContain('Stopping does not delete what Test Fintech has already collected.');
+      await checkPage(page, 'revoke-confirm');
+      await page.getByRole('button', { name: 'Yes, stop sharing' }).click();
+      await expect(page.getByRole('status').textContent()).resolves.toBe('Done: Test Fintech can no longer use this consent.');
+      await checkPage(page, 'dashboard-after-revoke');
+    } finally {
+      await journey.context.close();
+    }
+  });
+
   it('completes a payment without JavaScript', async () => {
     const journey = await openJourney(tpp, { javaScript: false });
     const { page } = journey;
@@ -204,6 +311,8 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await authorize(journey, tpp, { authorization_details: payment('12.00') }, 'openid payments');
       await signIn(page, 'bob');
       await page.getByRole('heading', { name: 'Confirm payment of £12.00 to Green Energy Co' }).waitFor();
+      // WCAG 2.2.1: without JavaScript, the time limit is said on the page (interactionTtl: 600 s).
+      await expect(page.getByText(/this page times out in about (10|9) minutes/).isVisible()).resolves.toBe(true);
       await page.getByRole('button', { name: 'Confirm payment' }).click();
       expect((await journey.callback).searchParams.get('code')).toBeTruthy();
     } finally {

@@ -7,6 +7,7 @@ import { redeem } from '../support/consents.ts';
 import type { Harness } from '../support/moat-harness.ts';
 import { checkAccessible, shoot } from '../support/page-checks.ts';
 import { pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
+import { addVirtualAuthenticator } from '../support/virtual-authenticator.ts';
 
 /*
  * customers.source: oidc in a real browser (headless Chromium): the TPP's authorization sends the
@@ -85,6 +86,53 @@ describeInBrowser('federated sign-in in a real browser', () => {
       await page.getByRole('heading', { name: /is asking for access/ }).waitFor();
       await page.getByRole('button', { name: /^Share with / }).click();
       expect((await callback).searchParams.get('code')).toBeTruthy();
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('confirms a payment with a passkey set up in the dashboard after the bank sign-in, its challenge linked to the amount and payee (RTS Art. 5)', async () => {
+    const { page, context, callback } = await openJourney();
+    try {
+      await addVirtualAuthenticator(context, page);
+      // Set up under the id the bank's IdP gives the customer, after a strong sign-in there.
+      await page.goto(`${h.issuer}/account/login`);
+      await signInAtBank(page, 'alice', 'alice-bank');
+      await page.waitForURL(`${h.issuer}/account/consents`);
+      await page.goto(`${h.issuer}/account/passkeys`);
+      await page.getByRole('button', { name: 'Add a passkey' }).click();
+      await page.getByRole('status').filter({ hasText: 'Passkey added.' }).waitFor();
+
+      const payment = JSON.stringify([{
+        type: 'payment_initiation',
+        instructedAmount: { amount: '12.34', currency: 'GBP' },
+        creditorName: 'Corner Shop Ltd',
+        creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '11223344556677' },
+      }]);
+      const { requestUri, codeVerifier } = await pushAuthorization(tpp, { scope: 'openid payments', extraParams: { authorization_details: payment } });
+      // The bank remembers her sign-in from the dashboard (its own session): straight back to Moat.
+      await page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
+      // Back at Moat: the amount and payee beside the passkey button (Art. 5(1)(a)).
+      await page.getByRole('heading', { name: 'Confirm the payment with your passkey' }).waitFor();
+      await expect(page.getByText('Corner Shop Ltd').isVisible()).resolves.toBe(true);
+      await checkAccessible(page);
+      await shoot(page, 'federated-04-payment-passkey');
+      await page.getByRole('button', { name: 'Approve £12.34 with a passkey' }).click();
+      await page.getByRole('heading', { name: 'Payment to approve' }).waitFor();
+      await page.getByRole('radio', { name: /Everyday current account/ }).check();
+      await page.getByRole('button', { name: 'Allow' }).click();
+      const back = await callback;
+      expect(back.searchParams.get('error')).toBeNull();
+      const tokens = await redeem(tpp, { params: oauth.validateAuthResponse(tpp.as, tpp.client, back, oauth.skipStateCheck), codeVerifier });
+      const idToken = decodeJwt(String(tokens.body.id_token));
+      expect(idToken.sub).toBe('cust-alice');
+      expect(idToken.acr).toBe('urn:openbanking:psd2:sca');
+      // The bank's methods, then the passkey's (RFC 8176).
+      expect(idToken.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'user', 'mfa']));
+      const { rows } = await h.moat.storage.sql.query<{ sca_link: { creditorName: string; amount: string } }>(
+        "SELECT sca_link FROM consent WHERE customer_id = $1 AND status = 'Authorised' AND sca_link IS NOT NULL", ['cust-alice'],
+      );
+      expect(rows.map((r) => r.sca_link)).toEqual([expect.objectContaining({ amount: '12.34', creditorName: 'Corner Shop Ltd' })]);
     } finally {
       await context.close();
     }

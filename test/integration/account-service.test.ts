@@ -1,6 +1,8 @@
 import { scrapeMetrics, sampleSum } from '../support/admin-metrics.ts';
 import { bankAccounts, startAccountService, type TestAccountService } from '../support/account-service.ts';
 import { sandboxAccountsOf } from '../support/consents.ts';
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
+import { totpCode } from '../../src/sca/totp.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { accountChoices, authorizationCodeFlow, Browser, hiddenField, onboardTpp, pushAuthorization, signInAtInteraction, type RegisteredTpp } from '../support/tpp-client.ts';
 
@@ -180,9 +182,13 @@ describe("accounts from the bank's account service (accounts.source: http)", () 
 describe("the account service's circuit breaker in a running Moat", () => {
   let guarded: Harness;
   let guardedTpp: RegisteredTpp;
+  // The guarded Moat's clock: moved past openSeconds instead of waiting for it.
+  let skewMs = 0;
+  const now = () => new Date(Date.now() + skewMs);
   beforeAll(async () => {
     guarded = await startMoat({
       config: { accounts: { source: 'http', http: { url: service.url, ...service.files, retries: 0, circuitBreaker: { failureThreshold: 2, openSeconds: 3600 } } } },
+      now,
     });
     guardedTpp = await onboardTpp(guarded);
   });
@@ -191,19 +197,21 @@ describe("the account service's circuit breaker in a running Moat", () => {
     await guarded?.close();
   });
 
+  /** PAR, password and code (computed on the guarded Moat's clock): the consent step's page. */
+  const consentStep = async () => {
+    const browser = new Browser(guarded, guardedTpp.creds.serverCaPem);
+    try {
+      const { requestUri } = await pushAuthorization(guardedTpp);
+      const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: guardedTpp.client.client_id, request_uri: requestUri })}`);
+      const uid = new URL(start.url, guarded.issuer).pathname.split('/')[2]!;
+      const login = await signInAtInteraction(browser, uid, hiddenField(await start.res.text(), 'csrf'), undefined, { totpCode: totpCode(SANDBOX_CUSTOMERS[0].totpSecret, now()) });
+      return { status: login.res.status, html: await login.res.text() };
+    } finally {
+      await browser.close();
+    }
+  };
+
   it('opens after consecutive failures: customers get the unavailable page without Moat reaching the service', async () => {
-    const consentStep = async () => {
-      const browser = new Browser(guarded, guardedTpp.creds.serverCaPem);
-      try {
-        const { requestUri } = await pushAuthorization(guardedTpp);
-        const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: guardedTpp.client.client_id, request_uri: requestUri })}`);
-        const uid = new URL(start.url, guarded.issuer).pathname.split('/')[2]!;
-        const login = await signInAtInteraction(browser, uid, hiddenField(await start.res.text(), 'csrf'));
-        return { status: login.res.status, html: await login.res.text() };
-      } finally {
-        await browser.close();
-      }
-    };
     service.behaviour = 'error';
     expect((await consentStep()).status).toBe(503);
     expect((await consentStep()).status).toBe(503);
@@ -217,6 +225,21 @@ describe("the account service's circuit breaker in a running Moat", () => {
     const metrics = await scrapeMetrics(guarded);
     expect(metrics).toMatch(/^moat_account_service_circuit_state 2$/m);
     expect(sampleSum(metrics, 'moat_account_service_circuit_refusals_total', { operation: 'list_accounts' })).toBe(1);
+  });
+
+  it('closes again once openSeconds have passed and the probe succeeds: customers see their accounts', async () => {
+    skewMs += 3601 * 1000;
+    const before = service.requests.length;
+    const probed = await consentStep();
+    expect(probed.status).toBe(200);
+    expect(probed.html).toContain('is asking for access');
+    expect(service.requests.length).toBeGreaterThan(before);
+    expect(guarded.logs).toContainEqual(expect.objectContaining({ event: 'account_service.circuit', circuit: 'closed' }));
+    expect(await scrapeMetrics(guarded)).toMatch(/^moat_account_service_circuit_state 0$/m);
+    // Closed: the next customer's page asks the service again, and refusals stay where they were.
+    const next = await consentStep();
+    expect(next.status).toBe(200);
+    expect(sampleSum(await scrapeMetrics(guarded), 'moat_account_service_circuit_refusals_total', { operation: 'list_accounts' })).toBe(1);
   });
 });
 

@@ -65,8 +65,8 @@ describe('discovery metadata', () => {
     for (const [, values] of lists) expect(values).toEqual(FAPI_ALGS);
   });
 
-  it('offers no password or implicit grant', () => {
-    expect(metadata.grant_types_supported).toEqual(['authorization_code', 'refresh_token', 'client_credentials']);
+  it('offers no password or implicit grant (decoupled authorisation, CIBA, is on by default)', () => {
+    expect(metadata.grant_types_supported).toEqual(['authorization_code', 'refresh_token', 'client_credentials', 'urn:openid:params:grant-type:ciba']);
   });
 
   it('publishes no mtls_endpoint_aliases when mTLS is served on the issuer host', () => {

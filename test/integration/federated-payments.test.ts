@@ -43,7 +43,7 @@ async function redeem(s: Started, location: string, codeVerifier: string): Promi
 }
 
 /** /account/login → the bank's sign-in → back to the dashboard; the Moat browser is the caller's to close. */
-async function dashboardSignIn(s: Started, user: { username: string; password: string; second_factor?: string }): Promise<Browser> {
+async function dashboardSignIn(s: Started, user: { username: string; password: string; second_factor?: string }): Promise<{ moat: Browser; landed: string }> {
   const moat = new Browser(s.h, s.tpp.creds.serverCaPem);
   const bank = new Browser({ issuer: s.idp.issuer } as Harness, s.idp.caPem);
   try {
@@ -53,7 +53,7 @@ async function dashboardSignIn(s: Started, user: { username: string; password: s
     const signedIn = await bank.follow(`/interaction/${uid}/login`, { method: 'POST', form: user });
     const back = await moat.follow(signedIn.location!);
     expect(back.res.status).toBe(200);
-    return moat;
+    return { moat, landed: await back.res.text() };
   } finally {
     await bank.close();
   }
@@ -61,7 +61,7 @@ async function dashboardSignIn(s: Started, user: { username: string; password: s
 
 /** Sets up an authenticator app from the dashboard, as the customer does; returns its secret. */
 async function enrolTotp(s: Started, user: { username: string; password: string; second_factor?: string }): Promise<string> {
-  const moat = await dashboardSignIn(s, user);
+  const { moat } = await dashboardSignIn(s, user);
   try {
     const security = await (await moat.request('/account/security')).text();
     const started = await (await moat.request('/account/security/totp/start', { method: 'POST', form: { csrf: hiddenField(security, 'csrf') } })).text();
@@ -161,6 +161,7 @@ describe('a payment by a customer of the bank IdP (RTS Art. 5: Moat links it aft
 describe('an upstream login below SCA, stepped up by Moat\'s code (RTS Art. 4; customers.oidc.sca.belowSca: step_up)', () => {
   let s: Started;
   useMoatWithBankIdp((started) => { s = started; }, { now });
+  let bobSecret: string;
 
   it('refuses it with a clear page while the customer has no Moat factor', async () => {
     const { requestUri } = await pushAuthorization(s.tpp);
@@ -173,6 +174,7 @@ describe('an upstream login below SCA, stepped up by Moat\'s code (RTS Art. 4; c
   it('steps it up with the code of an app the customer set up after a strong sign-in at the bank: the ID token says SCA', async () => {
     // Setting the factor up took SCA at the bank (password and code there); today's sign-in is a password alone.
     const secret = await enrolTotp(s, { username: 'bob', password: 'bob-bank', second_factor: 'otp' });
+    bobSecret = secret;
     const { requestUri, codeVerifier } = await pushAuthorization(s.tpp);
     const journey = await federatedCustomer(s.h, s.tpp, s.idp, requestUri, { user: { username: 'bob', password: 'bob-bank' }, code: () => nextCode(secret) });
     expect(journey.tppLocation).toBeDefined();
@@ -182,6 +184,21 @@ describe('an upstream login below SCA, stepped up by Moat\'s code (RTS Art. 4; c
     expect(idToken.acr).toBe('urn:openbanking:psd2:sca');
     expect(idToken.amr).toEqual(['pwd', 'otp', 'mfa']);
     expect(s.h.logs.some((l) => l.event === 'federation.moat_step' && l.outcome === 'below_sca' && l.accountId === 'cust-bob')).toBe(true);
+  });
+
+  it('steps a dashboard sign-in below SCA up with the code as well: the dashboard opens only after it', async () => {
+    const { moat, landed } = await dashboardSignIn(s, { username: 'bob', password: 'bob-bank' });
+    try {
+      expect(landed).toContain('url=/account/login/code');
+      // Nobody is signed in before the code.
+      expect((await moat.request('/account/consents')).headers.get('location')).toBe('/account/login');
+      const codePage = await (await moat.request('/account/login/code')).text();
+      const coded = await moat.request('/account/login/code', { method: 'POST', form: { csrf: hiddenField(codePage, 'csrf'), code: nextCode(bobSecret) } });
+      expect(coded.headers.get('location')).toBe('/account/consents');
+      expect((await moat.request('/account/consents')).status).toBe(200);
+    } finally {
+      await moat.close();
+    }
   });
 
   it('says on the code page that one more step makes the sign-in strong', async () => {

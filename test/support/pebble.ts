@@ -40,7 +40,7 @@ export interface Pebble {
   close(): Promise<void>;
 }
 
-export async function startPebble(options: { validitySeconds?: number } = {}): Promise<Pebble> {
+export async function startPebble(options: { validitySeconds?: number; externalAccountKeys?: Record<string, string> } = {}): Promise<Pebble> {
   const dir = mkdtempSync(join(tmpdir(), 'moat-pebble-'));
   const ca = await createTestCa([{ CN: ['Moat test ACME listener CA'] }]);
   const listener = await issueLeaf(ca, { subject: [{ CN: ['localhost'] }], eku: ['serverAuth'], san: { dns: ['localhost'], ip: ['127.0.0.1'] } });
@@ -52,7 +52,9 @@ export async function startPebble(options: { validitySeconds?: number } = {}): P
   writeFileSync(files.config, JSON.stringify({
     pebble: {
       listenAddress: `127.0.0.1:${acmePort}`, managementListenAddress: `127.0.0.1:${managementPort}`,
-      certificate: files.cert, privateKey: files.key, httpPort, tlsPort, ocspResponderURL: '', externalAccountBindingRequired: false,
+      certificate: files.cert, privateKey: files.key, httpPort, tlsPort, ocspResponderURL: '',
+      // With keys: accounts must be bound to one of them (RFC 8555 §7.3.4), by kid and base64url MAC key.
+      externalAccountBindingRequired: options.externalAccountKeys !== undefined, externalAccountMACKeys: options.externalAccountKeys ?? {},
       certificateValidityPeriod: options.validitySeconds ?? 3600,
     },
   }));

@@ -1,0 +1,218 @@
+import Provider, { errors } from 'oidc-provider';
+import type { GrantDecision, GrantedDetail } from '../consents/authorization-details.ts';
+import { ACCOUNTS_SCOPE_PERMISSIONS } from '../consents/authorization-details.ts';
+import type { Consent } from '../consents/consent.ts';
+import { ConsentNotFound, ConsentStateConflict } from '../consents/consent.ts';
+import type { ConsentService } from '../consents/consent-service.ts';
+import { asksAccountsByScope, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
+import type { AccountDirectory, CustomerAccount } from '../customers/account-directory.ts';
+import type { Logger } from '../observability/logger.ts';
+import { ACR_SCA, completedAuthentication, consentAuthentication, type FactorUse } from '../sca/authentication.ts';
+import { acrRequestOf, requiredAuthentication, shortfall, type AuthenticationRequirement } from '../sca/authentication-policy.ts';
+import { DecoupledRefusal, type DecoupledRequest, type DecoupledRequestStore } from './decoupled-request.ts';
+import type { PingDelivery } from './ping-delivery.ts';
+
+/*
+ * The customer's side of a decoupled authorisation (CIBA Core §7.2–§10): the bank app lists what
+ * waits for the customer, and the customer approves — with strong customer authentication and the
+ * same account choice as on the consent page — or denies. The decision becomes a consent (the same
+ * record, events and dashboard as a redirect authorisation) and the result oidc-provider hands to
+ * the TPP's next poll, or announces to its notification endpoint (ping).
+ */
+
+/** Scopes oidc-provider grants as OpenID Connect scopes; the others are the API's (RFC 8707 resource). */
+const OIDC_SCOPES = new Set(['openid', 'offline_access', 'profile']);
+
+export interface DecoupledAuthorisationDeps {
+  provider: Provider;
+  store: DecoupledRequestStore;
+  consents: ConsentService;
+  accounts: AccountDirectory;
+  ping: PingDelivery;
+  logger: Logger;
+  /** Threat detection stepped the client up: the approval needs a fresh SCA (always the case here). */
+  steppedUp: (clientId: string) => boolean;
+  now: () => Date;
+}
+
+export interface Approval {
+  id: string;
+  customerId: string;
+  /** The factors the customer presented in the bank app just now. */
+  factors: FactorUse[];
+  /** The accounts chosen; absent means every account offered (at most one for a payment: the first). */
+  accounts?: string[];
+  /** The permission groups kept, when the customer narrowed them. */
+  permissionGroups?: string[];
+}
+
+export interface DecoupledAuthorisation {
+  /** A new request from the backchannel authentication endpoint, for the customer's app to show. */
+  record(request: Omit<DecoupledRequest, 'status' | 'decidedAt' | 'createdAt' | 'expiresAt'> & { expiresInSeconds: number }): Promise<DecoupledRequest>;
+  /** What waits for the customer now, oldest first. */
+  pendingFor(customerId: string): Promise<DecoupledRequest[]>;
+  /** A pending request of this customer's (another customer's is not found). */
+  pendingRequest(id: string, customerId: string): Promise<DecoupledRequest>;
+  /** The accounts the customer may choose from for a request. */
+  offered(request: DecoupledRequest): Promise<CustomerAccount[]>;
+  approve(approval: Approval): Promise<Consent>;
+  deny(input: { id: string; customerId: string }): Promise<void>;
+}
+
+export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): DecoupledAuthorisation {
+  const { provider, store, consents, logger } = deps;
+
+  const pendingRequest = async (id: string, customerId: string) => {
+    const request = await store.find(id);
+    // Another customer's request is reported as absent: its existence is not theirs to learn.
+    if (request === undefined || request.customerId !== customerId) throw new DecoupledRefusal('not_found', 'no such request is waiting for you');
+    if (request.status !== 'pending') throw new DecoupledRefusal('already_decided', `this request was already ${request.status}`);
+    if (request.expiresAt.getTime() <= deps.now().getTime()) throw new DecoupledRefusal('expired', 'this request has expired; the application must ask again');
+    return request;
+  };
+
+  /** oidc-provider's side of the request; gone once its lifetime is over. */
+  const protocolRequest = async (request: DecoupledRequest) => {
+    const found = await provider.BackchannelAuthenticationRequest.find(request.id);
+    if (found === undefined) throw new DecoupledRefusal('expired', 'this request has expired; the application must ask again');
+    return found;
+  };
+
+  const offered = (request: DecoupledRequest) => offeredAccounts(deps.accounts, request.customerId, {
+    scope: request.scope, ...(request.requested === undefined ? {} : { detail: request.requested }),
+  }, { interactionId: request.id });
+
+  /**
+   * RTS Art. 4 and 5: a decoupled approval is always strong — the customer is not in front of the
+   * TPP, and the approval is remote access to their account — and for a payment linked to its values.
+   */
+  const requirementOf = (request: DecoupledRequest, params: Record<string, unknown>): AuthenticationRequirement => {
+    const acrRequest = acrRequestOf(params);
+    const required = requiredAuthentication({
+      scope: request.scope, consentId: request.consentId, threatStepUp: deps.steppedUp(request.clientId),
+      ...(request.requested === undefined ? {} : { detail: request.requested }),
+      ...(acrRequest === undefined ? {} : { acrRequest }),
+    });
+    return { ...required, acr: ACR_SCA, fresh: true };
+  };
+
+  /**
+   * Hands the result to oidc-provider, which keeps it for the TPP's next token request and, for a
+   * ping-mode client, calls its notification endpoint once. A failed call is retried in the
+   * background with back-off: the customer's decision stands whatever the TPP's endpoint does.
+   */
+  const settle = async (request: InstanceType<Provider['BackchannelAuthenticationRequest']>, result: Parameters<Provider['backchannelResult']>[1], options: Parameters<Provider['backchannelResult']>[2]) => {
+    try {
+      await provider.backchannelResult(request, result, options);
+      if (await deps.ping.isPingClient(request.clientId!)) deps.ping.delivered(request.clientId!, request.jti, 1);
+    } catch (err) {
+      const saved = await provider.BackchannelAuthenticationRequest.find(request.jti, { ignoreExpiration: true } as never);
+      if (saved === undefined || (saved.grantId === undefined && saved.error === undefined)) throw err;
+      deps.ping.retry(saved, err);
+    }
+  };
+
+  return {
+    async record({ expiresInSeconds, ...input }) {
+      const now = deps.now();
+      const request: DecoupledRequest = { ...input, status: 'pending', createdAt: now, expiresAt: new Date(now.getTime() + expiresInSeconds * 1000) };
+      await store.create(request);
+      logger.info({ event: 'ciba.requested', outcome: 'ciba_pending', clientId: request.clientId, accountId: request.customerId }, 'decoupled authorisation requested');
+      return request;
+    },
+
+    pendingFor: (customerId) => store.listPending(customerId, deps.now()),
+    pendingRequest,
+    offered,
+
+    async approve(approval) {
+      const request = await pendingRequest(approval.id, approval.customerId);
+      const protocol = await protocolRequest(request);
+      const requirement = requirementOf(request, (protocol.params ?? {}) as Record<string, unknown>);
+      const auth = completedAuthentication({
+        customerId: approval.customerId, factors: approval.factors, authTime: deps.now(),
+        ...(requirement.link === undefined ? {} : { link: requirement.link }),
+      });
+      const gap = shortfall(auth, requirement, { customerId: request.customerId });
+      if (gap !== undefined) {
+        logger.warn({ event: 'sca.refused', outcome: `sca_${gap}`, clientId: request.clientId, consentId: request.consentId }, 'decoupled approval refused: authentication does not meet the requirement');
+        throw new DecoupledRefusal('sca_required', 'approving needs strong customer authentication: your password and a one-time code, or a passkey');
+      }
+
+      const choices = await offered(request);
+      let granted: GrantDecision | undefined;
+      try {
+        const chosen = approval.accounts ?? (request.requested?.type === 'payment_initiation' ? choices.slice(0, 1) : choices).map((a) => a.id);
+        const choice = { scope: request.scope, ...(request.requested === undefined ? {} : { detail: request.requested }) };
+        granted = request.requested !== undefined ? grantedDetail(request.requested, choices, chosen, approval.permissionGroups)
+          : asksAccountsByScope(choice) ? grantedDetail({ type: 'account_information', permissions: [...ACCOUNTS_SCOPE_PERMISSIONS] }, choices, chosen, approval.permissionGroups) : undefined;
+      } catch (err) {
+        if (err instanceof ChoiceInvalid) throw new DecoupledRefusal('choice_invalid', err.message);
+        throw err;
+      }
+      // Decided once: a second device approving at the same moment finds it decided.
+      if (!await store.decide(request.id, 'approved', deps.now())) throw new DecoupledRefusal('already_decided', 'this request was already decided');
+
+      const rar = granted === undefined || request.requested === undefined ? undefined : { ...granted, consentId: request.consentId } as GrantedDetail;
+      const grantId = await saveGrant(provider, request, protocol, rar);
+      let consent: Consent;
+      try {
+        consent = await consents.authorise({
+          ...(request.intentId === undefined ? { newConsentId: request.consentId } : { intentId: request.intentId }),
+          clientId: request.clientId, customerId: request.customerId, scope: request.scope, grantId,
+          ...(request.requested === undefined ? {} : { requested: request.requested }),
+          ...(granted === undefined ? {} : { granted }),
+          ...(granted?.type === 'account_information' && granted.expirationDateTime !== undefined ? { expiresAt: new Date(granted.expirationDateTime) } : {}),
+          authentication: consentAuthentication(auth),
+        });
+      } catch (err) {
+        await provider.Grant.find(grantId).then((g) => g?.destroy());
+        if (err instanceof ConsentStateConflict || err instanceof ConsentNotFound) {
+          await settle(protocol, new errors.AccessDenied(`the consent cannot be authorised: ${err.message}`), {});
+          throw new DecoupledRefusal('already_decided', err.message);
+        }
+        throw err;
+      }
+      await settle(protocol, grantId, {
+        acr: auth.acr, amr: auth.amr, authTime: Math.floor(auth.authTime.getTime() / 1000),
+        ...(rar === undefined ? {} : { rar: [rar] as never }),
+      });
+      logger.info({ event: 'ciba.approved', outcome: 'ciba_approved', clientId: request.clientId, accountId: request.customerId, consentId: consent.id }, 'decoupled authorisation approved');
+      return consent;
+    },
+
+    async deny({ id, customerId }) {
+      const request = await pendingRequest(id, customerId);
+      const protocol = await protocolRequest(request);
+      if (!await store.decide(request.id, 'denied', deps.now())) throw new DecoupledRefusal('already_decided', 'this request was already decided');
+      await consents.reject({
+        ...(request.intentId === undefined ? { newConsentId: request.consentId } : { intentId: request.intentId }),
+        clientId: request.clientId, customerId, scope: request.scope,
+        ...(request.requested === undefined ? {} : { requested: request.requested }),
+      });
+      await settle(protocol, new errors.AccessDenied('the customer denied the request'), {});
+      logger.info({ event: 'ciba.denied', outcome: 'ciba_denied', clientId: request.clientId, accountId: customerId }, 'decoupled authorisation denied');
+    },
+  };
+}
+
+/** The grant of a decoupled approval: the requested OpenID scopes and claims, the API's scopes, the granted detail. */
+async function saveGrant(
+  provider: Provider,
+  request: DecoupledRequest,
+  protocol: InstanceType<Provider['BackchannelAuthenticationRequest']>,
+  rar: GrantedDetail | undefined,
+): Promise<string> {
+  const grant = new provider.Grant({ accountId: request.customerId, clientId: request.clientId });
+  const scopes = (protocol.scope ?? request.scope).split(' ').filter(Boolean);
+  const oidcScopes = scopes.filter((s) => OIDC_SCOPES.has(s));
+  if (oidcScopes.length > 0) grant.addOIDCScope(oidcScopes.join(' '));
+  const claims = protocol.claims as { id_token?: Record<string, unknown>; userinfo?: Record<string, unknown> } | undefined;
+  const claimNames = [...Object.keys(claims?.id_token ?? {}), ...Object.keys(claims?.userinfo ?? {})];
+  if (claimNames.length > 0) grant.addOIDCClaims(claimNames);
+  const apiScopes = scopes.filter((s) => !OIDC_SCOPES.has(s)).join(' ');
+  const resources = protocol.resource === undefined ? [] : Array.isArray(protocol.resource) ? protocol.resource : [protocol.resource];
+  for (const resource of resources) grant.addResourceScope(resource, apiScopes);
+  if (rar !== undefined) grant.addRar(rar as unknown as Parameters<typeof grant.addRar>[0]);
+  return grant.save();
+}
