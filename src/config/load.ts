@@ -125,6 +125,9 @@ function crossFieldProblems(config: MoatConfig): string[] {
     if (config.sca.totp.enabled && config.sca.totp.encryptionKey === undefined && config.sca.totp.encryptionKeyFile === undefined) {
       problems.push('sca.totp.encryptionKey or sca.totp.encryptionKeyFile: required in production (one-time-code secrets are encrypted at rest)');
     }
+    if (config.keys.source === 'database' && config.keys.encryptionKey === undefined && config.keys.encryptionKeyFile === undefined) {
+      problems.push('keys.encryptionKey or keys.encryptionKeyFile: required in production with keys.source database (private signing keys are encrypted at rest)');
+    }
     if (config.accounts.source === 'sandbox') {
       problems.push('accounts.source: sandbox serves demo accounts; in production use http (the bank\'s account service) or database');
     }
@@ -221,7 +224,7 @@ function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
     },
     certificates: { ...config.certificates, expiryNotices: { ...config.certificates.expiryNotices, caFile: maybe(config.certificates.expiryNotices.caFile) } },
     keys: {
-      ...config.keys, dir: at(config.keys.dir),
+      ...config.keys, dir: at(config.keys.dir), encryptionKeyFile: maybe(config.keys.encryptionKeyFile),
       pkcs11: config.keys.pkcs11 === undefined ? undefined : { ...config.keys.pkcs11, pinFile: maybe(config.keys.pkcs11.pinFile) },
     },
     branding: { ...config.branding, logoFile: maybe(config.branding.logoFile) },
