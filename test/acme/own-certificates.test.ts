@@ -368,3 +368,33 @@ describeWithPebble('the account service client certificate by ACME', () => {
     client.close();
   });
 });
+
+describeWithPebble('the renewal schedule', () => {
+  it('renews on its own schedule once due (acme.checkIntervalSeconds), with no call from outside', async () => {
+    const pebble = await startPebble({ validitySeconds: 3600 });
+    const root = await pebble.rootPem();
+    const dir = mkdtempSync(join(tmpdir(), 'moat-acme-timer-'));
+    let offset = 0;
+    const timed = await startMoat({
+      now: () => new Date(Date.now() + offset),
+      config: {
+        tls: { certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') },
+        acme: { enabled: true, directoryUrl: pebble.directoryUrl, caFile: pebble.caFile, http01: { host: '127.0.0.1', port: pebble.httpPort }, checkIntervalSeconds: 1 },
+      },
+    });
+    try {
+      const first = timed.moat.ownCertificates!.server!.state();
+      offset = first.renewAt.getTime() - Date.now() + 1000;
+      // Waits on the server's own timer: the renewal is observed, not triggered.
+      for (let waited = 0; timed.moat.ownCertificates!.server!.state().serial === first.serial && waited < 20_000; waited += 100) {
+        await new Promise((done) => setTimeout(done, 100));
+      }
+      const renewed = timed.moat.ownCertificates!.server!.state().serial;
+      expect(renewed).not.toBe(first.serial);
+      expect(await handshakeSerial(timed.port, root)).toBe(renewed);
+    } finally {
+      await timed.close();
+      await pebble.close();
+    }
+  });
+});

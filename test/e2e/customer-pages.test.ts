@@ -256,6 +256,54 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
     }
   });
 
+  // After the tests above: alice has shared account information, authorised a £249.99 payment and refused a £20,000 one.
+  it('shows payments in their real state, accounts by nickname, and stop buttons that name the TPP and the consent (point 6)', async () => {
+    const approve = await openJourney(tpp);
+    try {
+      // A second consent for the same TPP: the two stop buttons must still be told apart.
+      await authorize(approve, tpp, { authorization_details: ACCOUNT_INFORMATION });
+      await signIn(approve.page, 'alice');
+      await approve.page.getByLabel(/Everyday current account/).check();
+      await approve.page.getByRole('button', { name: 'Share with Test Fintech' }).click();
+      await approve.callback;
+    } finally {
+      await approve.context.close();
+    }
+    const journey = await openJourney(tpp);
+    const { page } = journey;
+    try {
+      await page.goto(`${h.issuer}/account`);
+      await signIn(page, 'alice');
+      await page.getByRole('heading', { name: 'Connected apps' }).waitFor();
+      const payments = page.locator('section[aria-labelledby="payments-heading"]');
+      const paid = await payments.innerText();
+      expect(paid).toMatch(/Payment of £249\.99 to Green Energy Co\s+Waiting to be paid/);
+      expect(paid).toMatch(/Payment of £20,000\.00 to Green Energy Co\s+Refused[\s\S]*Refused on/);
+      expect(paid).toContain('Rainy day saver (••••4321)');
+      expect(paid).not.toContain('Stop sharing');
+      const active = await page.locator('section[aria-labelledby="active-heading"]').innerText();
+      expect(active).toContain('Everyday current account (••••5678)');
+      expect(active).not.toMatch(/Access: |openid/);
+      // WCAG 2.4.6 / 4.1.2: every stop button's accessible name is its own.
+      const names = await page.getByRole('link', { name: /^Stop sharing with Test Fintech/ }).evaluateAll((links: any[]) => links.map((l) => l.textContent.trim()));
+      expect(names.length).toBeGreaterThanOrEqual(2);
+      expect(new Set(names).size).toBe(names.length);
+      await checkPage(page, 'dashboard');
+
+      await page.getByRole('link', { name: /^Stop sharing with Test Fintech/ }).first().click();
+      await page.getByRole('heading', { name: 'Stop sharing with Test Fintech?' }).waitFor();
+      const confirm = await page.locator('main').innerText();
+      expect(confirm).toContain('What stops being shared');
+      expect(confirm).toContain('Stopping does not delete what Test Fintech has already collected.');
+      await checkPage(page, 'revoke-confirm');
+      await page.getByRole('button', { name: 'Yes, stop sharing' }).click();
+      await expect(page.getByRole('status').textContent()).resolves.toBe('Done: Test Fintech can no longer use this consent.');
+      await checkPage(page, 'dashboard-after-revoke');
+    } finally {
+      await journey.context.close();
+    }
+  });
+
   it('completes a payment without JavaScript', async () => {
     const journey = await openJourney(tpp, { javaScript: false });
     const { page } = journey;
