@@ -233,6 +233,11 @@ function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
       tls: config.admin.tls === undefined ? undefined : { ...config.admin.tls, certFile: at(config.admin.tls.certFile), keyFile: at(config.admin.tls.keyFile), clientCaFiles: config.admin.tls.clientCaFiles.map(at) },
     },
     customers: { ...config.customers, oidc: resolveUpstreamIdpPaths(config.customers.oidc, at) },
+    gatewayCheck: config.gatewayCheck === undefined ? undefined : {
+      ...config.gatewayCheck, sharedSecretFile: maybe(config.gatewayCheck.sharedSecretFile),
+      tls: config.gatewayCheck.tls === undefined ? undefined
+        : { ...config.gatewayCheck.tls, certFile: at(config.gatewayCheck.tls.certFile), keyFile: at(config.gatewayCheck.tls.keyFile), clientCaFiles: config.gatewayCheck.tls.clientCaFiles.map(at) },
+    },
     directories: config.directories.map((d) => ({ ...d, jwksFile: maybe(d.jwksFile), jwksCaFile: maybe(d.jwksCaFile) })),
     accounts: config.accounts.http === undefined ? config.accounts
       : { ...config.accounts, http: { ...config.accounts.http, clientCertFile: at(config.accounts.http.clientCertFile), clientKeyFile: at(config.accounts.http.clientKeyFile), caFile: maybe(config.accounts.http.caFile) } },
