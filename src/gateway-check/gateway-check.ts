@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { GatewayCheckConfig, GatewayRoute } from '../config/gateway-check-schema.ts';
 import type { Consent } from '../consents/consent.ts';
-import { TokenRejected, verifyDpopProof, wwwAuthenticate, type DpopNonces, type ProofReplayStore } from '../http/bearer-token.ts';
+import { TokenRejected, verifyDpopProof, wwwAuthenticate, type DpopNonces, type ProofReplayStore } from '../http/dpop-proof.ts';
 import { certificateThumbprint } from '../pki/certificate-chain.ts';
 import { FORWARDED_CERT_HEADERS, readForwardedCertificate, type ForwardedCertFormat } from '../pki/forwarded-certificate.ts';
 import type { TokenFacts, TokenFactsCache } from './token-facts.ts';
