@@ -327,6 +327,8 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       revokeClientTokens: (clientId, reason) => consents.revokeAllForClient(clientId, reason),
     });
     await threats.restrictions.refresh();
+    // A quarantine or release made anywhere is in force here as soon as Postgres announces it.
+    threats.restrictions.follow(storage.invalidation);
     // Sign-in attempts (and any other secret a customer types) are counted across instances in
     // Redis; while it is away, per instance rather than not at all.
     const attemptCounters = storage.redis === undefined

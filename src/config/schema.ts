@@ -566,6 +566,12 @@ export const configSchema = z.strictObject({
   consents: z.strictObject({
     /** How often authorised consents past their expiry are expired (and their tokens revoked), in seconds. */
     expiryCheckSeconds: seconds(3600).default(60),
+    /**
+     * How long account access asked with the accounts scope alone lasts, in days: the consent screen
+     * says until when, and the consent expires then like one whose TPP sent an expirationDateTime
+     * (OBIE CEG: the customer is told for how long). 90 days, the UK's reauthentication period.
+     */
+    scopeAccessDays: z.number().int().min(1).max(365).default(90),
   }).prefault({}),
   /**
    * TPP self-diagnosis: what Moat saw of each TPP call (certificate presented, which check failed,
