@@ -115,7 +115,9 @@ export function createGatewayCheck(deps: GatewayCheckDeps): GatewayCheck {
       audiences: [at.aud ?? []].flat() as string[],
       x5t: (at as unknown as { 'x5t#S256'?: string })['x5t#S256'],
       jkt: (at as unknown as { jkt?: string }).jkt,
-      expiresAt: at.exp!,
+      // A consent past its expiry ends its tokens (the expiry sweep revokes the grant within a
+      // minute); kept facts never outlive it either.
+      expiresAt: Math.min(at.exp!, consent?.expiresAt === undefined ? Number.POSITIVE_INFINITY : Math.floor(consent.expiresAt.getTime() / 1000)),
       consent: consent === undefined ? undefined : {
         id: consent.id,
         accountIds: granted?.type === 'account_information' ? granted.accounts.map((a) => a.accountId) : granted?.type === 'payment_initiation' ? [granted.debtorAccount.accountId] : [],
