@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { FORWARDED_CERT_FORMATS } from '../pki/forwarded-certificate.ts';
 import { z } from 'zod';
+import { SIGNING_ALGORITHMS } from '../kernel/signing-algorithms.ts';
 import { accountsSchema } from './accounts-schema.ts';
 import { gatewayCheckSchema } from './gateway-check-schema.ts';
 import { acmeSchema } from './acme-schema.ts';
@@ -27,9 +28,7 @@ const addressBlock = z.string().superRefine((v, ctx) => {
   if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
 });
 
-/** Algorithms FAPI 2.0 SP §5.4.1 allows for signing; nothing else is ever enabled. */
-export const SIGNING_ALGORITHMS = ['PS256', 'ES256', 'EdDSA'] as const;
-export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
+export { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../kernel/signing-algorithms.ts';
 
 /** The profiles a client can be held to; `fapi2-security` is the default for every client. */
 export const FAPI_PROFILES = ['fapi2-security', 'fapi2-message-signing', 'fapi1-advanced'] as const;

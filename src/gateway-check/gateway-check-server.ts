@@ -105,7 +105,10 @@ export function createGatewayCheckServer(deps: { config: GatewayCheckConfig; che
         return;
       }
       const verdict = await deps.check(req);
-      deps.logger.debug({ event: 'gateway_check', outcome: verdict.outcome, clientId: verdict.clientId, status: verdict.status }, 'gateway check');
+      // Refusals are security events (info); allowed checks, the bulk, only at debug.
+      const log = { event: 'gateway_check', outcome: verdict.outcome, clientId: verdict.clientId, status: verdict.status, interactionId: verdict.headers['x-fapi-interaction-id'] };
+      if (verdict.status === 200) deps.logger.debug(log, 'gateway check allowed');
+      else deps.logger.info(log, 'gateway check refused');
       send(res, verdict.status, verdict.headers, verdict.status === 200 ? undefined : { error: verdict.headers['x-moat-error'], error_description: describe(verdict.headers['www-authenticate']) });
     })().catch((err: unknown) => {
       deps.logger.error({ err, event: 'gateway_check.failed' }, 'gateway check failed');

@@ -45,6 +45,11 @@ describe('gatewayCheck configuration, checked at start-up', () => {
       .toContainEqual(`gatewayCheck.routes.0.scopes: "payments" is not a scope of resource server ${ACCOUNTS}`);
   });
 
+  it('refuses a route whose resource server issues JWT access tokens, whose revocation the check could not see', () => {
+    expect(problems({ sharedSecretFile: 's' }, [{ ...RESOURCE_SERVERS[0]!, accessTokenFormat: 'jwt' } as never]))
+      .toContainEqual(expect.stringMatching(/^gatewayCheck.routes.0.resource: resource server https:\/\/api.bank.example\/accounts issues JWT access tokens/));
+  });
+
   it('refuses a route prefix that is not a path, and the same prefix twice', () => {
     expect(problems({ sharedSecretFile: 's', routes: [{ prefix: 'accounts', resource: ACCOUNTS, scopes: ['accounts'] }] }))
       .toContainEqual(expect.stringMatching(/^gatewayCheck.routes.0.prefix: expected a path starting with "\/"/));
