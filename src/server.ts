@@ -72,7 +72,7 @@ import { createSandboxRevocationRouter } from './sandbox/revocation-services.ts'
 import { startSandboxAccountService } from './sandbox/sandbox-account-service.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { createGatewayCheck } from './gateway-check/gateway-check.ts';
-import { createGatewayCheckServer } from './gateway-check/gateway-check-server.ts';
+import { createGatewayCheckServer, GATEWAY_CHECK_OUTCOMES } from './gateway-check/gateway-check-server.ts';
 import { createTokenFactsCache, type TokenFactsCache } from './gateway-check/token-facts.ts';
 import { connectTokenFacts } from './gateway-check/token-facts-invalidation.ts';
 import { revocationAnnouncingStore } from './storage/revocation-announcing-store.ts';
@@ -414,8 +414,9 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       issuer: config.issuer, clientCertificate, certificateRefusal: certificateGate.refusal, replay: storage.shortLived, nonces: createDpopNonces(secrets.dpopNonceSecret),
     };
     // The check endpoint API gateways call before each bank API request, on its own listener.
+    if (config.gatewayCheck?.enabled === true) for (const outcome of GATEWAY_CHECK_OUTCOMES) metrics.gatewayChecks.inc({ outcome }, 0);
     const gatewayCheck = config.gatewayCheck?.enabled === true ? createGatewayCheckServer({
-      config: config.gatewayCheck, logger,
+      config: config.gatewayCheck, logger, onOutcome: (outcome) => metrics.gatewayChecks.inc({ outcome }),
       check: createGatewayCheck({
         config: config.gatewayCheck, certificateFormat: config.gatewayCheck.forwardedCertificate ?? config.trustedProxies.format,
         provider, consents, bindingAlive: certificateGate.bindingAlive, quarantined: threats.standing.quarantined,
