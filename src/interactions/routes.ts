@@ -4,12 +4,12 @@ import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
 import {
-  ACCOUNTS_SCOPE_PERMISSIONS, AuthorizationDetailsInvalid, parseRequestedDetail,
+  AuthorizationDetailsInvalid, parseRequestedDetail,
   type GrantDecision, type GrantedDetail, type RequestedDetail,
 } from '../consents/authorization-details.ts';
 import { ConsentNotFound, ConsentStateConflict, kindOf, newConsentId } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
-import { accountChoice, asksAccountsByScope, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
+import { accountChoice, asksAccountsByScope, scopeAccessRequest, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
 import { describeAccount, describeDetail, formatDate } from '../consents/presentation.ts';
 import { regulatorOf } from '../certificates/regulator-names.ts';
 import { intentIdFromClaims } from '../consents/provider-hooks.ts';
@@ -217,8 +217,10 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const customerId = details.session!.accountId;
     const customer = await customers.findById(customerId);
     const { offered, leftOut } = await accountChoice(accounts, customerId, request, { interactionId: details.uid });
-    const view = request.detail === undefined ? undefined : describeDetail(request.detail);
     const byScope = asksAccountsByScope(request);
+    // Asked by scope alone, the page asks the same questions as for authorization_details (issue 18 point 5).
+    const asked = request.detail ?? (byScope ? scopeAccessRequest(sca.now(), config.consents.scopeAccessDays) : undefined);
+    const view = asked === undefined ? undefined : describeDetail(asked);
     const payment = view?.payment === undefined ? undefined : {
       ...view.payment,
       // A single domestic payment is made straight away (Faster Payments): today, in the bank's time.
@@ -233,7 +235,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       csrf: csrf.token(ctx, `interaction:${details.uid}`),
       ...(await clientView(request.clientId)),
       customerName: customer?.name ?? customerId,
-      scopes: request.detail === undefined ? describeScopes(request.scope, config) : describeScopes(request.scope, config, { openidOnly: true }),
+      scopes: asked === undefined ? describeScopes(request.scope, config) : describeScopes(request.scope, config, { openidOnly: true }),
       detail: view === undefined ? undefined : {
         ...view,
         ...(payment === undefined ? {} : { payment }),
@@ -603,7 +605,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       const offered = await offeredAccounts(accounts, customerId, request, { interactionId: details.uid });
       // Asked by scope alone: the accounts chosen, recorded in the shape authorization_details use.
       granted = request.detail !== undefined ? grantedDetail(request.detail, offered, chosen, keptGroups(form))
-        : asksAccountsByScope(request) ? grantedDetail({ type: 'account_information', permissions: [...ACCOUNTS_SCOPE_PERMISSIONS] }, offered, chosen, keptGroups(form)) : undefined;
+        : asksAccountsByScope(request) ? grantedDetail(scopeAccessRequest(sca.now(), config.consents.scopeAccessDays), offered, chosen, keptGroups(form)) : undefined;
     } catch (err) {
       if (!(err instanceof ChoiceInvalid)) throw err;
       ctx.status = 400;
