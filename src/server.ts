@@ -46,6 +46,7 @@ import type { InvalidationTopic } from './caching/invalidation.ts';
 import { deepFrozen } from './caching/copies.ts';
 import { createExpiryNotices, NOTIFICATION_URI_METADATA, type ExpiryNotices } from './certificates/expiry-notices.ts';
 import { createHttpsNoticeDelivery } from './certificates/notice-delivery.ts';
+import { createOutboundTargetGuard } from './http/outbound-target-guard.ts';
 import { createSqlExpiryNoticeStore } from './certificates/sql-expiry-notice-store.ts';
 import { createExpiryNoticeDiagnosticsRouter } from './diagnostics/expiry-notice-diagnostics.ts';
 import { createFollowingJwsSigner } from './keys/jws-signer.ts';
@@ -264,7 +265,12 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       ? createExpiryNotices({
         store: createSqlExpiryNoticeStore(storage.sql), registry, logger, issuer: config.issuer,
         signer: await createFollowingJwsSigner(signingJwks, config.keys.algorithms[0]),
-        delivery: createHttpsNoticeDelivery({ timeoutMs: noticeConfig.timeoutMs, ...(noticeConfig.caFile === undefined ? {} : { caPem: readFileSync(noticeConfig.caFile, 'utf8') }) }),
+        delivery: createHttpsNoticeDelivery({
+          timeoutMs: noticeConfig.timeoutMs, ...(noticeConfig.caFile === undefined ? {} : { caPem: readFileSync(noticeConfig.caFile, 'utf8') }),
+          // SSRF: a TPP's URL must not reach into the bank's network; the sandbox's receivers are local.
+          guard: createOutboundTargetGuard({ allowPrivate: config.mode === 'sandbox', allowed: noticeConfig.allowedPrivateTargets }),
+        }),
+        metrics: metrics.registry,
         // Read when a notice is raised, after start-up: the provider exists by then.
         endpointOf: async (clientId) => {
           const uri = (await provider.Client.find(clientId))?.metadata()[NOTIFICATION_URI_METADATA];
