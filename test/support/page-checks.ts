@@ -21,7 +21,11 @@ export async function shoot(page: Page, name: string): Promise<void> {
   for (const [label, size] of Object.entries(VIEWPORTS)) {
     await page.setViewportSize(size);
     // At the end of the page a sticky bar (the consent decision) sits where it belongs in the flow.
-    await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+    await page.evaluate(() => new Promise((resolve) => {
+      window.scrollTo(0, document.documentElement.scrollHeight);
+      // Two frames: the sticky bar is laid out at its place at the end before the capture.
+      window.requestAnimationFrame(() => window.requestAnimationFrame(resolve));
+    }));
     await page.screenshot({ path: join(SCREENSHOT_DIR, `${name}-${label}.png`), fullPage: true });
     // Usable on a phone: nothing wider than the screen.
     if (label === 'phone') expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
