@@ -46,6 +46,7 @@ import type { InvalidationTopic } from './caching/invalidation.ts';
 import { deepFrozen } from './caching/copies.ts';
 import { createExpiryNotices, NOTIFICATION_URI_METADATA, type ExpiryNotices } from './certificates/expiry-notices.ts';
 import { createHttpsNoticeDelivery } from './certificates/notice-delivery.ts';
+import { createOutboundTargetGuard } from './http/outbound-target-guard.ts';
 import { createSqlExpiryNoticeStore } from './certificates/sql-expiry-notice-store.ts';
 import { createExpiryNoticeDiagnosticsRouter } from './diagnostics/expiry-notice-diagnostics.ts';
 import { createFollowingJwsSigner } from './keys/jws-signer.ts';
@@ -71,7 +72,7 @@ import { createSandboxRevocationRouter } from './sandbox/revocation-services.ts'
 import { startSandboxAccountService } from './sandbox/sandbox-account-service.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { createGatewayCheck } from './gateway-check/gateway-check.ts';
-import { createGatewayCheckServer } from './gateway-check/gateway-check-server.ts';
+import { createGatewayCheckServer, GATEWAY_CHECK_OUTCOMES } from './gateway-check/gateway-check-server.ts';
 import { createTokenFactsCache, type TokenFactsCache } from './gateway-check/token-facts.ts';
 import { connectTokenFacts } from './gateway-check/token-facts-invalidation.ts';
 import { revocationAnnouncingStore } from './storage/revocation-announcing-store.ts';
@@ -264,7 +265,12 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       ? createExpiryNotices({
         store: createSqlExpiryNoticeStore(storage.sql), registry, logger, issuer: config.issuer,
         signer: await createFollowingJwsSigner(signingJwks, config.keys.algorithms[0]),
-        delivery: createHttpsNoticeDelivery({ timeoutMs: noticeConfig.timeoutMs, ...(noticeConfig.caFile === undefined ? {} : { caPem: readFileSync(noticeConfig.caFile, 'utf8') }) }),
+        delivery: createHttpsNoticeDelivery({
+          timeoutMs: noticeConfig.timeoutMs, ...(noticeConfig.caFile === undefined ? {} : { caPem: readFileSync(noticeConfig.caFile, 'utf8') }),
+          // SSRF: a TPP's URL must not reach into the bank's network; the sandbox's receivers are local.
+          guard: createOutboundTargetGuard({ allowPrivate: config.mode === 'sandbox', allowed: noticeConfig.allowedPrivateTargets }),
+        }),
+        metrics: metrics.registry,
         // Read when a notice is raised, after start-up: the provider exists by then.
         endpointOf: async (clientId) => {
           const uri = (await provider.Client.find(clientId))?.metadata()[NOTIFICATION_URI_METADATA];
@@ -408,8 +414,9 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       issuer: config.issuer, clientCertificate, certificateRefusal: certificateGate.refusal, replay: storage.shortLived, nonces: createDpopNonces(secrets.dpopNonceSecret),
     };
     // The check endpoint API gateways call before each bank API request, on its own listener.
+    if (config.gatewayCheck?.enabled === true) for (const outcome of GATEWAY_CHECK_OUTCOMES) metrics.gatewayChecks.inc({ outcome }, 0);
     const gatewayCheck = config.gatewayCheck?.enabled === true ? createGatewayCheckServer({
-      config: config.gatewayCheck, logger,
+      config: config.gatewayCheck, logger, onOutcome: (outcome) => metrics.gatewayChecks.inc({ outcome }),
       check: createGatewayCheck({
         config: config.gatewayCheck, certificateFormat: config.gatewayCheck.forwardedCertificate ?? config.trustedProxies.format,
         provider, consents, bindingAlive: certificateGate.bindingAlive, quarantined: threats.standing.quarantined,

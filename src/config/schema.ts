@@ -1,5 +1,7 @@
+import { isIP } from 'node:net';
 import { FORWARDED_CERT_FORMATS } from '../pki/forwarded-certificate.ts';
 import { z } from 'zod';
+import { SIGNING_ALGORITHMS } from '../kernel/signing-algorithms.ts';
 import { accountsSchema } from './accounts-schema.ts';
 import { gatewayCheckSchema } from './gateway-check-schema.ts';
 import { acmeSchema } from './acme-schema.ts';
@@ -12,9 +14,21 @@ import { acmeSchema } from './acme-schema.ts';
 
 const seconds = (max: number) => z.number().int().positive().max(max);
 
-/** Algorithms FAPI 2.0 SP §5.4.1 allows for signing; nothing else is ever enabled. */
-export const SIGNING_ALGORITHMS = ['PS256', 'ES256', 'EdDSA'] as const;
-export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
+/** Why an address-or-CIDR entry (`10.20.0.0/16`, `127.0.0.1`, `fd00::/8`) is not one; undefined when it is. */
+export function addressBlockProblem(entry: string): string | undefined {
+  const [address, prefix, ...rest] = entry.split('/');
+  const family = isIP(address ?? '');
+  if (family === 0 || rest.length > 0) return 'expected an IP address or a CIDR block such as 10.20.0.0/16';
+  if (prefix === undefined) return undefined;
+  const max = family === 4 ? 32 : 128;
+  return /^\d+$/.test(prefix) && Number(prefix) <= max ? undefined : `expected a prefix length of 0–${max}`;
+}
+const addressBlock = z.string().superRefine((v, ctx) => {
+  const problem = addressBlockProblem(v);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+export { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../kernel/signing-algorithms.ts';
 
 /** The profiles a client can be held to; `fapi2-security` is the default for every client. */
 export const FAPI_PROFILES = ['fapi2-security', 'fapi2-message-signing', 'fapi1-advanced'] as const;
@@ -378,6 +392,13 @@ export const configSchema = z.strictObject({
       deliveryIntervalSeconds: seconds(3600).default(30),
       /** A CA (PEM file) to trust for notification endpoints besides the system's (a private or test receiver). */
       caFile: z.string().min(1).optional(),
+      /**
+       * Endpoints on loopback, private, link-local and other non-public addresses are refused in
+       * production (a registered URL must not have Moat post into the bank's network: SSRF); the
+       * sandbox allows them. These addresses or CIDR blocks are allowed anyway (a TPP simulator
+       * inside the bank's network, a test receiver).
+       */
+      allowedPrivateTargets: z.array(addressBlock).default([]),
     }).prefault({}),
   }).prefault({}),
   /** Requests per window on the endpoints a TPP can hammer, per client certificate and per address. */

@@ -81,7 +81,10 @@ function createGatewayAuthenticator(config: GatewayCheckConfig): { authenticate:
   };
 }
 
-export function createGatewayCheckServer(deps: { config: GatewayCheckConfig; check: GatewayCheck; logger: Logger }): GatewayCheckServer {
+/** Every outcome the check answers with, so a counter can start each at zero. */
+export const GATEWAY_CHECK_OUTCOMES = ['allowed', 'invalid_request', 'invalid_token', 'insufficient_scope', 'invalid_dpop_proof', 'use_dpop_nonce', 'gateway_unauthenticated'] as const;
+
+export function createGatewayCheckServer(deps: { config: GatewayCheckConfig; check: GatewayCheck; logger: Logger; onOutcome?: (outcome: string) => void }): GatewayCheckServer {
   const { authenticate, tls } = createGatewayAuthenticator(deps.config);
   const send = (res: ServerResponse, status: number, headers: Record<string, string>, body: unknown) => {
     if (body === undefined) {
@@ -101,11 +104,16 @@ export function createGatewayCheckServer(deps: { config: GatewayCheckConfig; che
       if (refused !== undefined) {
         deps.logger.warn({ event: 'gateway_check.unauthenticated', remoteAddress: req.socket.remoteAddress, reason: refused }, 'gateway check from an unauthenticated caller refused');
         // 500 through auth_request: a gateway that cannot authenticate is the bank's misconfiguration, not the TPP's fault.
+        deps.onOutcome?.('gateway_unauthenticated');
         send(res, 500, {}, { error: 'gateway_unauthenticated', error_description: refused });
         return;
       }
       const verdict = await deps.check(req);
-      deps.logger.debug({ event: 'gateway_check', outcome: verdict.outcome, clientId: verdict.clientId, status: verdict.status }, 'gateway check');
+      deps.onOutcome?.(verdict.outcome);
+      // Refusals are security events (info); allowed checks, the bulk, only at debug.
+      const log = { event: 'gateway_check', outcome: verdict.outcome, clientId: verdict.clientId, status: verdict.status, interactionId: verdict.headers['x-fapi-interaction-id'] };
+      if (verdict.status === 200) deps.logger.debug(log, 'gateway check allowed');
+      else deps.logger.info(log, 'gateway check refused');
       send(res, verdict.status, verdict.headers, verdict.status === 200 ? undefined : { error: verdict.headers['x-moat-error'], error_description: describe(verdict.headers['www-authenticate']) });
     })().catch((err: unknown) => {
       deps.logger.error({ err, event: 'gateway_check.failed' }, 'gateway check failed');

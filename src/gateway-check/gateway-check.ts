@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { GatewayCheckConfig, GatewayRoute } from '../config/gateway-check-schema.ts';
 import type { Consent } from '../consents/consent.ts';
-import { TokenRejected, verifyDpopProof, wwwAuthenticate, type DpopNonces, type ProofReplayStore } from '../http/bearer-token.ts';
+import { TokenRejected, verifyDpopProof, wwwAuthenticate, type DpopNonces, type ProofReplayStore } from '../http/dpop-proof.ts';
 import { certificateThumbprint } from '../pki/certificate-chain.ts';
 import { FORWARDED_CERT_HEADERS, readForwardedCertificate, type ForwardedCertFormat } from '../pki/forwarded-certificate.ts';
 import type { TokenFacts, TokenFactsCache } from './token-facts.ts';
@@ -115,7 +115,9 @@ export function createGatewayCheck(deps: GatewayCheckDeps): GatewayCheck {
       audiences: [at.aud ?? []].flat() as string[],
       x5t: (at as unknown as { 'x5t#S256'?: string })['x5t#S256'],
       jkt: (at as unknown as { jkt?: string }).jkt,
-      expiresAt: at.exp!,
+      // A consent past its expiry ends its tokens (the expiry sweep revokes the grant within a
+      // minute); kept facts never outlive it either.
+      expiresAt: Math.min(at.exp!, consent?.expiresAt === undefined ? Number.POSITIVE_INFINITY : Math.floor(consent.expiresAt.getTime() / 1000)),
       consent: consent === undefined ? undefined : {
         id: consent.id,
         accountIds: granted?.type === 'account_information' ? granted.accounts.map((a) => a.accountId) : granted?.type === 'payment_initiation' ? [granted.debtorAccount.accountId] : [],

@@ -280,7 +280,9 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       paymentLink: requirement?.link === undefined ? undefined : paymentLinkHash(requirement.link),
       codeForm: steps.totp,
       passkey,
-      upstream: pending.upstream !== undefined,
+      upstreamNote: pending.upstream === undefined || payment !== undefined ? undefined
+        : pending.upstream.sca ? 'For your security, confirm it is you with one more step.'
+          : 'Your bank sign-in used one factor. One more step with us makes it a strong sign-in.',
       demoCustomers: sandbox && pending.upstream === undefined ? SANDBOX_CUSTOMERS : [],
       ...extra,
     });
@@ -317,14 +319,17 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       await finishUnmet(ctx, 'none of the requested acr values can be met by this server');
       return;
     }
-    if (pending.upstream.sca && requirement.link === undefined) {
+    // A fresh SCA (threat step-up) is one made in this interaction: the bank may have answered from
+    // an earlier session of its own (single sign-on), which its auth_time shows.
+    const stale = requirement.fresh && pending.upstream.authTime < details.iat;
+    if (pending.upstream.sca && requirement.link === undefined && !stale) {
       const auth = completedAuthentication({ customerId: pending.customerId, factors: [pending.upstream.factor], authTime: new Date(pending.upstream.authTime * 1000) });
       await provider.interactionFinished(ctx.req, ctx.res, loginResult(auth), { mergeWithLastSubmission: false });
       ctx.respond = false;
       return;
     }
     const steps = await moatStepsFor(pending);
-    const why = pending.upstream.sca ? 'payment_link' : 'below_sca';
+    const why = !pending.upstream.sca ? 'below_sca' : requirement.link !== undefined ? 'payment_link' : 'not_fresh';
     if (steps.totp || steps.passkey) {
       logger.info({ event: 'federation.moat_step', outcome: why, clientId: request.clientId, accountId: pending.customerId, detail: steps }, "Moat's own factor after the bank's sign-in");
       await renderSecondStep(ctx, details, request, pending);
@@ -345,7 +350,10 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
           heading: 'Set up a way to confirm payments',
           message: `To confirm a payment, you enter a code from an authenticator app or use a passkey while you see the amount and payee. You have not set one up yet. Set one up under Sign-in security in your online banking account, then start the payment again from ${clientName}.`,
         }
-        : {
+        : why === 'not_fresh' ? {
+          heading: 'Please confirm it is you',
+          message: 'For your security, this needs a new sign-in. Set up an authenticator app or passkey under Sign-in security in your online banking account, then start again from the application, or cancel.',
+        } : {
           heading: 'A stronger sign-in is needed',
           message: 'Your bank sign-in did not use two-factor authentication, which is required to share your accounts, make a payment or manage connected apps. Try again and confirm with your second factor, or set up an authenticator app or passkey under Sign-in security in your online banking account.',
           retryLink: `/interaction/${details.uid}`,

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig } from '../../src/config/load.ts';
+import { scrapeMetrics, sampleSum } from '../support/admin-metrics.ts';
 import { problemsOf } from '../support/config-problems.ts';
 import { freePort, startMoat, type Harness } from '../support/moat-harness.ts';
 import { createTestCa, issueLeaf, type TestCa, type TestCertificate } from '../support/pki.ts';
@@ -43,6 +44,11 @@ describe('gatewayCheck configuration, checked at start-up', () => {
       .toContainEqual('gatewayCheck.routes.0.resource: "https://api.bank.example/cards" is not a resourceServers identifier (Moat issues no tokens for it)');
     expect(problems({ sharedSecretFile: 's', routes: [{ prefix: '/accounts', resource: ACCOUNTS, scopes: ['payments'] }] }))
       .toContainEqual(`gatewayCheck.routes.0.scopes: "payments" is not a scope of resource server ${ACCOUNTS}`);
+  });
+
+  it('refuses a route whose resource server issues JWT access tokens, whose revocation the check could not see', () => {
+    expect(problems({ sharedSecretFile: 's' }, [{ ...RESOURCE_SERVERS[0]!, accessTokenFormat: 'jwt' } as never]))
+      .toContainEqual(expect.stringMatching(/^gatewayCheck.routes.0.resource: resource server https:\/\/api.bank.example\/accounts issues JWT access tokens/));
   });
 
   it('refuses a route prefix that is not a path, and the same prefix twice', () => {
@@ -151,11 +157,20 @@ describe('the gateway check listener with a shared secret', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('refuses a caller with a wrong secret or none', async () => {
+  it('refuses a caller with a wrong secret or none, and counts it', async () => {
+    const before = sampleSum(await scrapeMetrics(h), 'moat_gateway_checks_total', { outcome: 'gateway_unauthenticated' });
     for (const headers of [{}, { 'x-moat-gateway-secret': 'guess'.repeat(13) }]) {
       const res = await fetch(`http://127.0.0.1:${h.moat.gatewayCheckPort}/accounts`, { headers: { ...headers, authorization: 'Bearer x' } });
       expect(res.status).toBe(500);
       expect(await res.json()).toEqual(expect.objectContaining({ error: 'gateway_unauthenticated' }));
     }
+    expect(sampleSum(await scrapeMetrics(h), 'moat_gateway_checks_total', { outcome: 'gateway_unauthenticated' })).toBe(before + 2);
+  });
+
+  it('counts the checks it answers by outcome', async () => {
+    const before = sampleSum(await scrapeMetrics(h), 'moat_gateway_checks_total', { outcome: 'invalid_request' });
+    const res = await fetch(`http://127.0.0.1:${h.moat.gatewayCheckPort}/accounts`, { headers: { 'x-moat-gateway-secret': readFileSync(join(dir, 'secret'), 'utf8') } });
+    expect(res.status).toBe(401);
+    expect(sampleSum(await scrapeMetrics(h), 'moat_gateway_checks_total', { outcome: 'invalid_request' })).toBe(before + 1);
   });
 });
