@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -18,6 +18,8 @@ export { freePort } from '../test/support/ports.ts';
 
 export interface BenchFixtures {
   dir: string;
+  /** The shared secret of Moat's gateway check listener, and the file Moat reads it from. */
+  gatewaySecret: { value: string; file: string };
   /** Sandbox material lives here (Moat's embedded database too, under pglite/). */
   dataDir: string;
   keysDir: string;
@@ -94,8 +96,10 @@ export async function createFixtures(options: { postgresUrl?: string; redisUrl?:
       cleanups.push(redis.cleanup);
       Object.assign(storage, { redisUrl: options.redisUrl, redisKeyPrefix: redis.prefix });
     }
+    const gatewaySecret = { value: randomBytes(32).toString('hex'), file: join(dir, 'gateway-secret') };
+    writeFileSync(gatewaySecret.file, `${gatewaySecret.value}\n`, { mode: 0o600 });
     return {
-      dir, dataDir, keysDir: join(dir, 'keys'), sandbox, storage, close, callJournal: options.callJournal === true,
+      dir, dataDir, keysDir: join(dir, 'keys'), sandbox, storage, close, gatewaySecret, callJournal: options.callJournal === true,
       tpp: { certPem: tpp.transportCertPem, keyPem: tpp.transportKeyPem, registration: tpp.registration },
       resourceServer: { certPem: rs.transportCertPem, keyPem: rs.transportKeyPem, clientId: RESOURCE_SERVER_CLIENT_ID, subjectDn: rs.subjectDn },
     };
@@ -117,7 +121,7 @@ export interface ConfigTuning {
  * benchmark measures throughput rather than the limiter's refusals — the limiter still runs), and
  * one resource server, the sandbox API, with a client that introspects by mTLS.
  */
-export function benchConfig(f: BenchFixtures, port: number, options: { storage?: boolean; tuning?: ConfigTuning } = {}): Record<string, unknown> {
+export function benchConfig(f: BenchFixtures, port: number, options: { storage?: boolean; tuning?: ConfigTuning; gatewayCheck?: { port: number; sharedSecretFile: string } } = {}): Record<string, unknown> {
   const issuer = `https://127.0.0.1:${port}`;
   const wide = { requests: 1_000_000, perSeconds: 60 };
   return {
@@ -137,6 +141,13 @@ export function benchConfig(f: BenchFixtures, port: number, options: { storage?:
       accessTokenFormat: 'opaque',
       client: { clientId: f.resourceServer.clientId, tlsClientAuthSubjectDn: f.resourceServer.subjectDn },
     }],
+    // Moat's gateway check (issue 22), asked by the gateway-check scenario for the sandbox API's paths.
+    ...(options.gatewayCheck === undefined ? {} : {
+      gatewayCheck: {
+        enabled: true, port: options.gatewayCheck.port, sharedSecretFile: options.gatewayCheck.sharedSecretFile, forwardedCertificate: 'nginx',
+        apiOrigin: `https://127.0.0.1:${port}`, routes: [{ prefix: '/sandbox-api', resource: sandboxApiIdentifier(issuer), scopes: ['accounts'] }],
+      },
+    }),
     ...(options.tuning?.tokens === undefined ? {} : { tokens: options.tuning.tokens }),
     storage: {
       ...(options.storage === true ? f.storage : {}),

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
  * Command-line options of `npm run bench` (flags win over the BENCH_* environment variables).
  */
 
-export const SCENARIOS = ['token-code', 'token-cc', 'new-conn-tls12', 'new-conn-tls13', 'fapi-flow', 'introspect', 'floors', 'jws', 'cluster', 'soak'] as const;
+export const SCENARIOS = ['token-code', 'token-cc', 'new-conn-tls12', 'new-conn-tls13', 'fapi-flow', 'introspect', 'gateway-check', 'floors', 'jws', 'cluster', 'soak'] as const;
 export type ScenarioId = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {

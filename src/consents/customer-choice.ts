@@ -1,6 +1,6 @@
 import { sameAccount, type AccountDirectory, type AccountLookup, type CustomerAccount } from '../customers/account-directory.ts';
 import {
-  ACCOUNTS_SCOPE, PERMISSION_GROUPS, permissionsInGroups, type GrantDecision, type GrantedAccount, type RequestedDetail,
+  ACCOUNTS_SCOPE, ACCOUNTS_SCOPE_PERMISSIONS, PERMISSION_GROUPS, type AccountInformationDetail, permissionsInGroups, type GrantDecision, type GrantedAccount, type RequestedDetail,
 } from './authorization-details.ts';
 
 /*
@@ -12,6 +12,17 @@ import {
 export interface ChoiceRequest {
   scope: string;
   detail?: RequestedDetail;
+}
+
+/**
+ * Account access asked with the accounts scope alone, as the questions the consent screen asks:
+ * the accounts scope's permissions, for the bank's configured time (consents.scopeAccessDays).
+ */
+export function scopeAccessRequest(now: Date, days: number): AccountInformationDetail {
+  return {
+    type: 'account_information', permissions: [...ACCOUNTS_SCOPE_PERMISSIONS],
+    expirationDateTime: new Date(now.getTime() + days * 86_400_000).toISOString(),
+  };
 }
 
 /** A choice the customer can correct (the message is theirs to read). */
