@@ -230,6 +230,44 @@ describeWithServices('a change to the keys in the database, heard at once (LISTE
   });
 });
 
+describeWithServices('keys in the database that cannot be used', () => {
+  const encryptionKey = randomBytes(32).toString('base64url');
+  let offset = 0;
+  let h: Harness;
+  let tpp: RegisteredTpp;
+  beforeAll(async () => {
+    h = await startMoat({ config: { keys: rotatingKeys(encryptionKey) }, keysNow: () => new Date(Date.now() + offset * 1000) });
+    tpp = await onboardTpp(h);
+  }, 120_000);
+  afterAll(async () => {
+    await tpp?.close();
+    await h?.close();
+  });
+
+  it('refuses to start an instance whose keys.encryptionKey does not open them, naming the key', async () => {
+    const { postgresUrl, redisUrl, redisKeyPrefix } = h.config.storage;
+    await expect(startMoat({ config: { keys: rotatingKeys(randomBytes(32).toString('base64url')), storage: { postgresUrl, redisUrl, redisKeyPrefix } } }))
+      .rejects.toThrow(/^signing key \S+ in the database cannot be used: its private key does not decrypt with keys\.encryptionKey$/);
+  }, 60_000);
+
+  it('keeps signing with the keys it has, and says why, when a key it is to load is corrupt; never a 500', async () => {
+    const [current] = activeKid(await jwksOf(tpp, h));
+    const file = join(h.dataDir, 'moat-cli.yaml');
+    writeFileSync(file, JSON.stringify(h.config));
+    const staged = /^next: {4}(\S+)/.exec((await runMoat(['keys', 'rotate', '--config', file])).out)![1]!;
+    await eventually(async () => expect(kids(await jwksOf(tpp, h))).toContain(staged));
+    // The staged key's sealed private key damaged in the database; its activation is then due.
+    await h.moat.storage.sql.query("UPDATE signing_key SET private_jwk_sealed = 'v1.AAAA.AAAA.AAAA' WHERE kid = $1", [staged]);
+    offset += PUBLISH_AHEAD + 1;
+    await eventually(async () => expect(h.logs).toContainEqual(expect.objectContaining({
+      event: 'keys.refresh_failed', err: expect.objectContaining({ message: `signing key ${staged} in the database cannot be used: its private key does not decrypt with keys.encryptionKey` }),
+    })));
+    // This instance still signs with the key it had, which it publishes; requests succeed.
+    expect(activeKid(await jwksOf(tpp, h))).toEqual([current]);
+    expect(decodeProtectedHeader((await authorizationCodeFlow(h, tpp)).tokens.id_token!).kid).toBe(current);
+  }, 120_000);
+});
+
 describe('signing keys in the database, on whichever backend this pass runs (the embedded default included)', () => {
   let t = Math.floor(Date.now() / 1000);
   let h: Harness;
