@@ -5,6 +5,7 @@ import type { Consent } from '../consents/consent.ts';
 import { ConsentNotFound, ConsentStateConflict } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
 import { asksAccountsByScope, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
+import { managedDecision } from '../consents/grant-management.ts';
 import type { AccountDirectory, CustomerAccount } from '../customers/account-directory.ts';
 import type { Logger } from '../observability/logger.ts';
 import { ACR_SCA, completedAuthentication, consentAuthentication, type FactorUse } from '../sca/authentication.ts';
@@ -150,20 +151,32 @@ export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): 
         if (err instanceof ChoiceInvalid) throw new DecoupledRefusal('choice_invalid', err.message);
         throw err;
       }
+      // FAPI Grant Management: a merge grants the union with the named grant, under its id.
+      let managed;
+      try {
+        managed = await managedDecision(consents, (protocol.params ?? {}) as Record<string, unknown>, {
+          clientId: request.clientId, customerId: request.customerId, granted, scope: request.scope, consentId: request.consentId,
+        });
+      } catch (err) {
+        if (err instanceof ConsentNotFound) throw new DecoupledRefusal('not_found', 'the grant this request would extend is not yours');
+        throw err;
+      }
       // Decided once: a second device approving at the same moment finds it decided.
       if (!await store.decide(request.id, 'approved', deps.now())) throw new DecoupledRefusal('already_decided', 'this request was already decided');
 
-      const rar = granted === undefined || request.requested === undefined ? undefined : { ...granted, consentId: request.consentId } as GrantedDetail;
+      const decided = managed.granted;
+      const rar = decided === undefined || request.requested === undefined ? undefined : { ...decided, consentId: managed.consentId } as GrantedDetail;
       const grantId = await saveGrant(provider, request, protocol, rar);
       let consent: Consent;
       try {
         consent = await consents.authorise({
           ...(request.intentId === undefined ? { newConsentId: request.consentId } : { intentId: request.intentId }),
-          clientId: request.clientId, customerId: request.customerId, scope: request.scope, grantId,
+          clientId: request.clientId, customerId: request.customerId, scope: managed.scope, grantId,
           ...(request.requested === undefined ? {} : { requested: request.requested }),
-          ...(granted === undefined ? {} : { granted }),
-          ...(granted?.type === 'account_information' && granted.expirationDateTime !== undefined ? { expiresAt: new Date(granted.expirationDateTime) } : {}),
+          ...(decided === undefined ? {} : { granted: decided }),
+          ...(decided?.type === 'account_information' && decided.expirationDateTime !== undefined ? { expiresAt: new Date(decided.expirationDateTime) } : {}),
           authentication: consentAuthentication(auth),
+          ...(managed.grantManagement === undefined ? {} : { grantManagement: managed.grantManagement }),
         });
       } catch (err) {
         await provider.Grant.find(grantId).then((g) => g?.destroy());
