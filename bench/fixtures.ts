@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -18,6 +18,8 @@ export { freePort } from '../test/support/ports.ts';
 
 export interface BenchFixtures {
   dir: string;
+  /** The shared secret of Moat's gateway check listener, and the file Moat reads it from. */
+  gatewaySecret: { value: string; file: string };
   /** Sandbox material lives here (Moat's embedded database too, under pglite/). */
   dataDir: string;
   keysDir: string;
@@ -25,6 +27,8 @@ export interface BenchFixtures {
   tpp: TlsIdentity & { registration: Record<string, unknown> };
   resourceServer: TlsIdentity & { clientId: string; subjectDn: string };
   storage: Record<string, unknown>;
+  /** Whether Moat keeps its sandbox call journal (--call-journal); production runs without it. */
+  callJournal: boolean;
   close(): Promise<void>;
 }
 
@@ -68,7 +72,7 @@ function throwawayRedisPrefix(url: string): { prefix: string; cleanup(): Promise
   };
 }
 
-export async function createFixtures(options: { postgresUrl?: string; redisUrl?: string }): Promise<BenchFixtures> {
+export async function createFixtures(options: { postgresUrl?: string; redisUrl?: string; callJournal?: boolean }): Promise<BenchFixtures> {
   const dir = mkdtempSync(join(tmpdir(), 'moat-bench-'));
   const cleanups: (() => Promise<void>)[] = [async () => rmSync(dir, { recursive: true, force: true })];
   const close = async () => {
@@ -92,8 +96,10 @@ export async function createFixtures(options: { postgresUrl?: string; redisUrl?:
       cleanups.push(redis.cleanup);
       Object.assign(storage, { redisUrl: options.redisUrl, redisKeyPrefix: redis.prefix });
     }
+    const gatewaySecret = { value: randomBytes(32).toString('hex'), file: join(dir, 'gateway-secret') };
+    writeFileSync(gatewaySecret.file, `${gatewaySecret.value}\n`, { mode: 0o600 });
     return {
-      dir, dataDir, keysDir: join(dir, 'keys'), sandbox, storage, close,
+      dir, dataDir, keysDir: join(dir, 'keys'), sandbox, storage, close, gatewaySecret, callJournal: options.callJournal === true,
       tpp: { certPem: tpp.transportCertPem, keyPem: tpp.transportKeyPem, registration: tpp.registration },
       resourceServer: { certPem: rs.transportCertPem, keyPem: rs.transportKeyPem, clientId: RESOURCE_SERVER_CLIENT_ID, subjectDn: rs.subjectDn },
     };
@@ -115,7 +121,7 @@ export interface ConfigTuning {
  * benchmark measures throughput rather than the limiter's refusals — the limiter still runs), and
  * one resource server, the sandbox API, with a client that introspects by mTLS.
  */
-export function benchConfig(f: BenchFixtures, port: number, options: { storage?: boolean; tuning?: ConfigTuning } = {}): Record<string, unknown> {
+export function benchConfig(f: BenchFixtures, port: number, options: { storage?: boolean; tuning?: ConfigTuning; gatewayCheck?: { port: number; sharedSecretFile: string } } = {}): Record<string, unknown> {
   const issuer = `https://127.0.0.1:${port}`;
   const wide = { requests: 1_000_000, perSeconds: 60 };
   return {
@@ -125,6 +131,8 @@ export function benchConfig(f: BenchFixtures, port: number, options: { storage?:
     dataDir: f.dataDir,
     keys: { dir: f.keysDir },
     logging: { level: 'info' },
+    // What production runs on the request path: no call journal (sandbox mode's default is on).
+    diagnostics: { enabled: f.callJournal },
     rateLimits: Object.fromEntries(['par', 'token', 'registration'].map((e) => [e, { perClient: wide, perAddress: wide }])),
     admin: { port: 0 },
     resourceServers: [{
@@ -133,6 +141,13 @@ export function benchConfig(f: BenchFixtures, port: number, options: { storage?:
       accessTokenFormat: 'opaque',
       client: { clientId: f.resourceServer.clientId, tlsClientAuthSubjectDn: f.resourceServer.subjectDn },
     }],
+    // Moat's gateway check (issue 22), asked by the gateway-check scenario for the sandbox API's paths.
+    ...(options.gatewayCheck === undefined ? {} : {
+      gatewayCheck: {
+        enabled: true, port: options.gatewayCheck.port, sharedSecretFile: options.gatewayCheck.sharedSecretFile, forwardedCertificate: 'nginx',
+        apiOrigin: `https://127.0.0.1:${port}`, routes: [{ prefix: '/sandbox-api', resource: sandboxApiIdentifier(issuer), scopes: ['accounts'] }],
+      },
+    }),
     ...(options.tuning?.tokens === undefined ? {} : { tokens: options.tuning.tokens }),
     storage: {
       ...(options.storage === true ? f.storage : {}),

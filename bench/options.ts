@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
  * Command-line options of `npm run bench` (flags win over the BENCH_* environment variables).
  */
 
-export const SCENARIOS = ['token-code', 'token-cc', 'new-conn-tls12', 'new-conn-tls13', 'fapi-flow', 'introspect', 'floors', 'jws', 'cluster', 'soak'] as const;
+export const SCENARIOS = ['token-code', 'token-cc', 'new-conn-tls12', 'new-conn-tls13', 'fapi-flow', 'introspect', 'gateway-check', 'floors', 'jws', 'cluster', 'soak'] as const;
 export type ScenarioId = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -21,6 +21,8 @@ export interface BenchOptions {
   redisUrl?: string;
   /** Write a V8 CPU profile of every server process (node --cpu-prof) next to the results. */
   cpuProfile: boolean;
+  /** Moat records every TPP call for /diagnostics/calls, as sandbox mode does by default (off: as production runs). */
+  callJournal: boolean;
   outDir: string;
 }
 
@@ -33,6 +35,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --postgres <url>      Moat on this Postgres server (a throwaway database is created; BENCH_POSTGRES_URL)
   --redis <url>         Moat on this Redis (a throwaway key prefix; BENCH_REDIS_URL)
   --cpu-prof            write a CPU profile of each server process and print where its time goes
+  --call-journal        Moat records each TPP call for /diagnostics/calls (sandbox's default; off, as in production, unless given)
   --out <dir>           where results go (default bench/results)`;
 
 function positive(name: string, value: string | undefined, fallback: number): number {
@@ -54,6 +57,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       postgres: { type: 'string' },
       redis: { type: 'string' },
       'cpu-prof': { type: 'boolean' },
+      'call-journal': { type: 'boolean' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -83,6 +87,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     ...(postgresUrl === undefined || postgresUrl === '' ? {} : { postgresUrl }),
     ...(redisUrl === undefined || redisUrl === '' ? {} : { redisUrl }),
     cpuProfile: values['cpu-prof'] === true,
+    callJournal: values['call-journal'] === true,
     outDir: values.out ?? 'bench/results',
   };
 }

@@ -74,7 +74,7 @@ export function formatReport(report: BenchReport): string {
   const out: string[] = [];
   const m = report.machine;
   out.push(`Moat benchmark — ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Linux ${m.kernel}, node ${m.node}, OpenSSL ${m.openssl}`);
-  out.push(`Moat storage: ${report.storage}; ${report.options.durationSeconds} s measured per server after ${report.options.warmupSeconds} s warm-up; started ${report.startedAt}`);
+  out.push(`Moat storage: ${report.storage}; call journal ${report.options.callJournal ? 'on (--call-journal)' : 'off (as in production)'}; ${report.options.durationSeconds} s measured per server after ${report.options.warmupSeconds} s warm-up; started ${report.startedAt}`);
   out.push('');
   const rows: string[][] = [];
   for (const s of report.scenarios) {

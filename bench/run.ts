@@ -7,6 +7,7 @@ import { checkTargets, formatReport, machine, type BenchReport } from './report.
 import { clusterScaling } from './scenarios/cluster.ts';
 import { fapiFlow } from './scenarios/fapi-flow.ts';
 import { keepAliveFloor } from './scenarios/floors.ts';
+import { gatewayCheck } from './scenarios/gateway-check.ts';
 import { introspection } from './scenarios/introspection.ts';
 import { jwsSigningRates, type JwsRate } from './scenarios/jws.ts';
 import type { BenchContext, ScenarioResult } from './scenarios/scenario.ts';
@@ -28,6 +29,7 @@ const COMPARISONS: Partial<Record<ScenarioId, (ctx: BenchContext) => Promise<Sce
   'new-conn-tls13': (ctx) => newConnectionPerRequest(ctx, 'TLSv1.3'),
   'fapi-flow': fapiFlow,
   introspect: introspection,
+  'gateway-check': gatewayCheck,
   floors: keepAliveFloor,
   cluster: clusterScaling,
 };

@@ -79,7 +79,8 @@ export interface StartOptions extends SpawnOptions {
 
 export async function startMoatTarget(f: BenchFixtures, options: StartOptions = {}): Promise<Target> {
   const port = await freePort();
-  const server = await spawnServer(options.name ?? 'moat', { kind: 'moat', rawConfig: benchConfig(f, port, { storage: true, ...(options.tuning === undefined ? {} : { tuning: options.tuning }) }), baseDir: f.dir }, options);
+  const gatewayCheck = { port: await freePort(), sharedSecretFile: f.gatewaySecret.file };
+  const server = await spawnServer(options.name ?? 'moat', { kind: 'moat', rawConfig: benchConfig(f, port, { storage: true, gatewayCheck, ...(options.tuning === undefined ? {} : { tuning: options.tuning }) }), baseDir: f.dir }, options);
   try {
     const client = await registerAtMoat(f, `https://127.0.0.1:${server.ports.public}`);
     return createTarget('moat', f, server, client);

@@ -129,7 +129,7 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
   const dashboard = createDashboardRouter({
-    provider: deps.provider, customers: deps.customers, consents: deps.consents, sessions: deps.customerSessions, views: deps.views,
+    provider: deps.provider, customers: deps.customers, accounts: deps.accounts, consents: deps.consents, sessions: deps.customerSessions, views: deps.views,
     csrf: deps.csrf, throttle: deps.loginThrottle, config: deps.config, logger: deps.logger, sca: deps.sca,
     passkeyOffer: (ctx) => dashboardPasskeyOffer(ctx, { ceremonies: deps.passkeys.ceremonies, views: deps.views, csrf: deps.csrf }),
     ...(deps.federatedLogin === undefined ? {} : { federatedSignIn: deps.federatedLogin.beginDashboard }),

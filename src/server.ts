@@ -44,12 +44,16 @@ import { cachedConsentStore } from './consents/cached-consent-store.ts';
 import { cachedClientStore } from './storage/cached-client-store.ts';
 import { createInvalidatingCache, DEFAULT_MAX_AGE_MS } from './caching/invalidating-cache.ts';
 import type { InvalidationTopic } from './caching/invalidation.ts';
-import { deepFrozen, jsonCopy } from './caching/copies.ts';
+import { deepFrozen } from './caching/copies.ts';
 import { createExpiryNotices, NOTIFICATION_URI_METADATA, type ExpiryNotices } from './certificates/expiry-notices.ts';
 import { createHttpsNoticeDelivery } from './certificates/notice-delivery.ts';
+import { createOutboundTargetGuard } from './http/outbound-target-guard.ts';
 import { createSqlExpiryNoticeStore } from './certificates/sql-expiry-notice-store.ts';
 import { createExpiryNoticeDiagnosticsRouter } from './diagnostics/expiry-notice-diagnostics.ts';
-import { createJwsSigner } from './keys/jws-signer.ts';
+import { createFollowingJwsSigner } from './keys/jws-signer.ts';
+import { rotationPolicy } from './keys/key-rotation.ts';
+import { createSharedSigningKeys, signingKeyBox, type SharedSigningKeys } from './keys/shared-signing-keys.ts';
+import { createSqlSigningKeyStore } from './keys/sql-signing-key-store.ts';
 import { createViews } from './interactions/views.ts';
 import { createPasskeyCeremonies } from './passkeys/passkey-ceremonies.ts';
 import { createSqlPasskeyStore } from './passkeys/sql-passkey-store.ts';
@@ -59,7 +63,7 @@ import type { Logger } from './observability/logger.ts';
 import { attachProviderEventLogging } from './observability/provider-events.ts';
 import { createProvider, guardQuarantinedClients } from './provider/create-provider.ts';
 import { actionableErrors } from './provider/actionable-errors.ts';
-import { createDpopNonces, PROVIDER_BODY } from './provider/internals.ts';
+import { createDpopNonces, PROVIDER_BODY, replaceProviderKeys } from './provider/internals.ts';
 import { giveBackCodeOnFailure } from './provider/token-failure.ts';
 import { openHsmSigning, signingFailuresCounter } from './provider/external-signing-keys.ts';
 import { createRegistrationMiddleware } from './provider/registration-middleware.ts';
@@ -69,7 +73,7 @@ import { createSandboxRevocationRouter } from './sandbox/revocation-services.ts'
 import { startSandboxAccountService } from './sandbox/sandbox-account-service.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { createGatewayCheck } from './gateway-check/gateway-check.ts';
-import { createGatewayCheckServer } from './gateway-check/gateway-check-server.ts';
+import { createGatewayCheckServer, GATEWAY_CHECK_OUTCOMES } from './gateway-check/gateway-check-server.ts';
 import { createTokenFactsCache, type TokenFactsCache } from './gateway-check/token-facts.ts';
 import { connectTokenFacts } from './gateway-check/token-facts-invalidation.ts';
 import { revocationAnnouncingStore } from './storage/revocation-announcing-store.ts';
@@ -150,6 +154,11 @@ export interface MoatServer {
 export interface MoatServerOptions {
   /** The clock for Moat's own time rules (the SCA re-authentication period); tests control it. */
   now?: () => Date;
+  /**
+   * The clock of the signing-key rotation schedule (keys.source database); `now` unless given, so
+   * that a test can run a 90-day schedule without moving the clock one-time codes are checked by.
+   */
+  keysNow?: () => Date;
 }
 
 export async function createMoatServer(configured: MoatConfig, logger: Logger, options: MoatServerOptions = {}): Promise<MoatServer> {
@@ -193,8 +202,8 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       await seedSandboxCustomers(storage.sql);
       await seedSandboxAccounts(storage.sql);
     }
-    // Signing keys from a JWKS file, or from the HSM opened above.
-    const fileKeys = hsm === undefined ? await loadOrCreateSigningKeys(config.keys.dir, config.keys.algorithms) : undefined;
+    // Signing keys from a JWKS file, or from the HSM opened above (the database's come after the audit log).
+    const fileKeys = config.keys.source === 'file' ? await loadOrCreateSigningKeys(config.keys.dir, config.keys.algorithms) : undefined;
     for (const key of hsm?.created ?? fileKeys?.created ?? []) {
       logger.info({ event: 'keys.generated', kid: key.kid, alg: key.alg, source: config.keys.source }, 'signing key generated');
     }
@@ -222,6 +231,22 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     // The security audit log: every module that changes a TPP's, client's, customer's or
     // certificate's standing writes to it.
     const audit = createAuditLog(storage.sql, logger);
+    // keys.source database: every instance reads the keys there, applies the rotation that is due and
+    // hears of the others' (keys/shared-signing-keys.ts).
+    let sharedKeys: SharedSigningKeys | undefined;
+    if (config.keys.source === 'database') {
+      sharedKeys = await createSharedSigningKeys({
+        store: createSqlSigningKeyStore(storage.sql), box: signingKeyBox(config), policy: rotationPolicy(config),
+        announcements: {
+          // A missed announcement (the subscription was lost) is made good by reloading, as for one heard.
+          subscribe: (onChange) => storage.invalidation.subscribe({ invalidate: (topic) => { if (topic === 'signing-keys') onChange(); }, reset: onChange }),
+        },
+        checkIntervalSeconds: config.keys.rotation.checkIntervalSeconds, now: options.keysNow ?? now, audit, logger,
+      });
+      const opened = sharedKeys;
+      closeOnFailure.push(() => void opened.close());
+    }
+    const signingJwks = () => hsm?.jwks ?? sharedKeys?.jwks() ?? providerJwks(fileKeys!.keys);
     // What the request path reads on every call, in memory, forgotten when Postgres announces a
     // change (src/caching/): at once on this instance, within DEFAULT_MAX_AGE_MS on every other.
     const cacheOf = <V>(topic: InvalidationTopic, maxEntries: number, copy?: (value: V) => V) => createInvalidatingCache<V>({
@@ -240,8 +265,13 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const expiryNotices = noticeConfig.enabled
       ? createExpiryNotices({
         store: createSqlExpiryNoticeStore(storage.sql), registry, logger, issuer: config.issuer,
-        signer: await createJwsSigner(hsm?.jwks ?? providerJwks(fileKeys!.keys), config.keys.algorithms[0]),
-        delivery: createHttpsNoticeDelivery({ timeoutMs: noticeConfig.timeoutMs, ...(noticeConfig.caFile === undefined ? {} : { caPem: readFileSync(noticeConfig.caFile, 'utf8') }) }),
+        signer: await createFollowingJwsSigner(signingJwks, config.keys.algorithms[0]),
+        delivery: createHttpsNoticeDelivery({
+          timeoutMs: noticeConfig.timeoutMs, ...(noticeConfig.caFile === undefined ? {} : { caPem: readFileSync(noticeConfig.caFile, 'utf8') }),
+          // SSRF: a TPP's URL must not reach into the bank's network; the sandbox's receivers are local.
+          guard: createOutboundTargetGuard({ allowPrivate: config.mode === 'sandbox', allowed: noticeConfig.allowedPrivateTargets }),
+        }),
+        metrics: metrics.registry,
         // Read when a notice is raised, after start-up: the provider exists by then.
         endpointOf: async (clientId) => {
           const uri = (await provider.Client.find(clientId))?.metadata()[NOTIFICATION_URI_METADATA];
@@ -275,7 +305,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     });
     const announceRevoked = connectTokenFacts(tokenFacts, storage.invalidation, logger);
     const tokenStores = {
-      durable: revocationAnnouncingStore(cachedClientStore(storage.durable, cacheOf('client', 2_000, jsonCopy)), announceRevoked),
+      durable: revocationAnnouncingStore(cachedClientStore(storage.durable, cacheOf('client', 2_000)), announceRevoked),
       shortLived: revocationAnnouncingStore(storage.shortLived, announceRevoked),
     };
     const consents = createConsentService({
@@ -304,6 +334,8 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       revokeClientTokens: (clientId, reason) => consents.revokeAllForClient(clientId, reason),
     });
     await threats.restrictions.refresh();
+    // A quarantine or release made anywhere is in force here as soon as Postgres announces it.
+    threats.restrictions.follow(storage.invalidation);
     // Sign-in attempts (and any other secret a customer types) are counted across instances in
     // Redis; while it is away, per instance rather than not at all.
     const attemptCounters = storage.redis === undefined
@@ -320,7 +352,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       ...(cibaHooks === undefined ? {} : { ciba: cibaHooks }),
       config,
       adapter: createAdapterFactory(tokenStores, errors),
-      jwks: hsm?.jwks ?? providerJwks(fileKeys!.keys),
+      jwks: signingJwks(),
       cookieKeys: secrets.cookieKeys,
       dpopNonceSecret: secrets.dpopNonceSecret,
       customers,
@@ -331,6 +363,8 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       clientStanding: threats.standing,
       now,
     });
+    // A new key set replaces the provider's whole: it signs with what it publishes, and nothing else.
+    sharedKeys?.onChange((jwks) => replaceProviderKeys(provider, jwks));
     guardQuarantinedClients(provider, threats.standing);
     attachProviderEventLogging(provider, logger);
     attachProviderAudit(provider, audit);
@@ -354,7 +388,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     });
     if (cibaHooks !== undefined) {
       decoupled = createDecoupledAuthorisation({
-        provider, store: createSqlDecoupledRequestStore(storage.sql), consents, accounts, ping, logger, now,
+        provider, store: createSqlDecoupledRequestStore(storage.sql), consents, accounts, ping, logger, now, scopeAccessDays: config.consents.scopeAccessDays,
         steppedUp: (clientId) => threats.standing.steppedUp(clientId) !== undefined,
       });
       provider.use(cibaPollPacing({ store: storage.shortLived, intervalSeconds: config.ciba.pollIntervalSeconds, keepSeconds: config.ciba.maxExpirySeconds, now }));
@@ -381,8 +415,9 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       issuer: config.issuer, clientCertificate, certificateRefusal: certificateGate.refusal, replay: storage.shortLived, nonces: createDpopNonces(secrets.dpopNonceSecret),
     };
     // The check endpoint API gateways call before each bank API request, on its own listener.
+    if (config.gatewayCheck?.enabled === true) for (const outcome of GATEWAY_CHECK_OUTCOMES) metrics.gatewayChecks.inc({ outcome }, 0);
     const gatewayCheck = config.gatewayCheck?.enabled === true ? createGatewayCheckServer({
-      config: config.gatewayCheck, logger,
+      config: config.gatewayCheck, logger, onOutcome: (outcome) => metrics.gatewayChecks.inc({ outcome }),
       check: createGatewayCheck({
         config: config.gatewayCheck, certificateFormat: config.gatewayCheck.forwardedCertificate ?? config.trustedProxies.format,
         provider, consents, bindingAlive: certificateGate.bindingAlive, quarantined: threats.standing.quarantined,
@@ -424,6 +459,13 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         metrics.middleware,
         threats.middleware,
         certificateGate.middleware,
+        // Every token issued is audited off the response path; while Postgres cannot keep up (or is
+        // away) and the audit queue is full, requests that may issue tokens wait rather than any
+        // record being dropped.
+        async (ctx, next) => {
+          if (ctx.method === 'POST') await audit.room();
+          await next();
+        },
         createMtlsOutcomeMiddleware({ provider, clientCertificate, refusal: certificateGate.refusal }),
         createRateLimitMiddleware({
           limits: config.rateLimits, ...(storage.redis === undefined ? {} : { redis: storage.redis }), keyPrefix: config.storage.redisKeyPrefix, clientCertificate, logger,
@@ -522,7 +564,8 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         });
         // The last requests' observations, and the tokens they issued, may still be on their way.
         await threats.settled();
-        await audit.drain();
+        await sharedKeys?.close();
+        await audit.drain({ giveUpAfterMs: 10_000 });
         hsm?.close();
         await upstreamIdp?.close();
         await accountSource?.close();

@@ -11,7 +11,7 @@ import { costRatio, loop, ratio, warmThenMeasure, type BenchContext, type Scenar
 /** Distinct tokens introspected in turn (each from its own code, grant and session). */
 const TOKENS = 500;
 
-async function accessTokens(target: Target, ctx: BenchContext): Promise<string[]> {
+export async function accessTokens(target: Target, ctx: BenchContext): Promise<string[]> {
   const { code: template, codeVerifier } = await target.templateCode();
   const codes = await target.server.mintCodes(template, TOKENS);
   const pool = target.tppPool(ctx.options.concurrency.keepAlive);

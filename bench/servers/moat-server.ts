@@ -33,7 +33,7 @@ export async function startMoat(rawConfig: Record<string, unknown>, baseDir: str
   });
 
   return {
-    ports: { public: port },
+    ports: { public: port, ...(moat.gatewayCheckPort === undefined ? {} : { gatewayCheck: moat.gatewayCheckPort }) },
     listeners: [moat.server],
     mintCodes,
     close: () => moat.close(),

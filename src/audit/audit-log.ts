@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '../observability/logger.ts';
 import type { SqlClient } from '../storage/sql/sql-client.ts';
+import { StorageUnavailableError } from '../kernel/storage-unavailable.ts';
 
 /*
  * The security audit log (Postgres `audit_event`): who did what to which TPP, client, customer or
@@ -15,6 +16,7 @@ export const AUDIT_EVENT_TYPES = [
   'token.issued', 'token.revoked', 'token.withdrawn', 'code.given_back',
   'client.quarantined', 'client.released',
   'factor.enrolled', 'factor.removed', 'factor.reset',
+  'key.generated', 'key.staged', 'key.scheduled', 'key.activated', 'key.retired', 'key.removed',
   'admin.action',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
@@ -56,8 +58,18 @@ export interface AuditLog {
    * not turned into a failed request.
    */
   record(event: AuditEvent): Promise<void>;
-  /** Resolves when every event recorded so far is written (at shutdown, before storage closes). */
-  drain(): Promise<void>;
+  /**
+   * Resolves when every event recorded so far is written (at shutdown, before storage closes). With
+   * `giveUpAfterMs`, what Postgres has still not taken by then is logged in full at error level (so
+   * no record is lost without a trace) and dropped, so that a shutdown during an outage ends.
+   */
+  drain(options?: { giveUpAfterMs?: number }): Promise<void>;
+  /**
+   * Resolves at once while fewer than MAX_QUEUED records wait to be written; otherwise (Postgres is
+   * down or far behind) once the queue is below that again. Requests that issue tokens wait on it,
+   * so the queue stays bounded without dropping a record.
+   */
+  room(): Promise<void>;
   query(filter: AuditQuery): Promise<AuditRecord[]>;
   /** Walks the whole chain from the first record. */
   verify(): Promise<ChainVerdict>;
@@ -69,6 +81,13 @@ export const GENESIS_HASH = '0'.repeat(64);
 const APPEND_LOCK = 0x6d6f6174_61756474n; // "moataudt"
 /** Events appended in one transaction at most (11 parameters each, far below Postgres' 65535). */
 const MAX_BATCH = 500;
+/**
+ * Events waiting at most before `room()` holds new requests back: 20 full batches, a few MiB, and
+ * at the token endpoint's pace several seconds of Postgres being away.
+ */
+export const MAX_QUEUED = 10_000;
+/** While Postgres is unavailable the head batch is retried: quickly at first, then every 5 s. */
+const RETRY_DELAYS_MS = [100, 250, 500, 1000, 2000, 5000];
 
 /** JSON with object keys sorted at every level, so the hash does not depend on insertion order. */
 export function canonicalJson(value: unknown): string {
@@ -121,8 +140,11 @@ interface Pending {
 export function createAuditLog(sql: SqlClient, logger: Logger): AuditLog {
   let queue: Pending[] = [];
   let appending: Promise<void> | undefined;
+  let giveUp = false;
+  const waitingForRoom: (() => void)[] = [];
 
-  const append = async (batch: Pending[]): Promise<void> => {
+  /** Appends the batch; returns how many of its first events were handled (all, unless Postgres became unavailable). */
+  const append = async (batch: Pending[]): Promise<number> => {
     try {
       await sql.transaction(async (tx) => {
         await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [APPEND_LOCK.toString()]);
@@ -146,26 +168,51 @@ export function createAuditLog(sql: SqlClient, logger: Logger): AuditLog {
         );
       });
       for (const p of batch) p.written();
+      return batch.length;
     } catch (err) {
+      // Postgres away: nothing of the batch is written; it stays queued and is tried again.
+      if (err instanceof StorageUnavailableError) return 0;
       if (batch.length > 1) {
         // One unwritable event must not take the others with it: halve until it stands alone.
         const half = Math.ceil(batch.length / 2);
-        await append(batch.slice(0, half));
-        await append(batch.slice(half));
-        return;
+        const first = await append(batch.slice(0, half));
+        return first < half ? first : half + await append(batch.slice(half));
       }
-      logger.error({ err, event: 'audit.write_failed', auditType: batch[0]?.fields.type }, 'an audit record could not be written');
+      // The event itself cannot be stored (Postgres refuses a value in it): it goes to the log in full.
+      logger.error({ err, event: 'audit.write_failed', auditType: batch[0]?.fields.type, auditRecord: batch[0]?.fields }, 'an audit record could not be written');
       for (const p of batch) p.written();
+      return batch.length;
+    }
+  };
+
+  const lostAtShutdown = (pending: Pending[]) => {
+    for (const p of pending) {
+      logger.error({ event: 'audit.unwritten_at_shutdown', auditType: p.fields.type, auditRecord: p.fields }, 'an audit record could not be written before shutdown');
+      p.written();
     }
   };
 
   const pump = async (): Promise<void> => {
     // Let the rest of this turn's events join the first batch.
     await new Promise<void>((r) => setImmediate(r));
+    let attempt = 0;
     while (queue.length > 0) {
+      if (giveUp) {
+        lostAtShutdown(queue.splice(0));
+        break;
+      }
       const batch = queue.slice(0, MAX_BATCH);
-      queue = queue.slice(batch.length);
-      await append(batch);
+      const handled = await append(batch);
+      queue = queue.slice(handled);
+      if (queue.length < MAX_QUEUED) for (const wake of waitingForRoom.splice(0)) wake();
+      if (handled < batch.length) {
+        if (attempt === 0) logger.warn({ event: 'audit.waiting_for_storage', queued: queue.length }, 'Postgres is unavailable: audit records are queued until it is back');
+        const delay = RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)]!;
+        attempt += 1;
+        await new Promise<void>((r) => setTimeout(r, delay));
+      } else {
+        attempt = 0;
+      }
     }
     appending = undefined;
   };
@@ -188,8 +235,21 @@ export function createAuditLog(sql: SqlClient, logger: Logger): AuditLog {
       });
     },
 
-    async drain() {
-      while (appending !== undefined) await appending;
+    async drain(options = {}) {
+      const deadline = options.giveUpAfterMs === undefined ? undefined : setTimeout(() => {
+        giveUp = true;
+      }, options.giveUpAfterMs);
+      try {
+        while (appending !== undefined) await appending;
+      } finally {
+        if (deadline !== undefined) clearTimeout(deadline);
+        giveUp = false;
+      }
+    },
+
+    room() {
+      if (queue.length < MAX_QUEUED) return Promise.resolve();
+      return new Promise<void>((resolve) => waitingForRoom.push(resolve));
     },
 
     async query(filter) {

@@ -10,9 +10,10 @@
 
 /**
  * What an announcement is about. The key is the client id, the certificate thumbprint, the grant id;
- * for `access-token`, the id (jti) of a destroyed access token (src/gateway-check/token-facts.ts).
+ * for `access-token`, the id (jti) of a destroyed access token (src/gateway-check/token-facts.ts);
+ * `signing-keys` (any change to the shared signing keys) has none that matters.
  */
-export const INVALIDATION_TOPICS = ['client', 'certificate', 'consent-grant', 'grant', 'access-token'] as const;
+export const INVALIDATION_TOPICS = ['client', 'certificate', 'consent-grant', 'grant', 'access-token', 'signing-keys'] as const;
 export type InvalidationTopic = (typeof INVALIDATION_TOPICS)[number];
 
 /** The Postgres channel the triggers and `publish` notify; the payload is `<topic>:<key>`. */

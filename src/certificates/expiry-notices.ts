@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Counter, type Registry } from 'prom-client';
 import type { JwsSigner } from '../keys/jws-signer.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { CertificateRegistry, RegisteredCertificate } from './certificate-registry.ts';
@@ -76,7 +77,12 @@ export interface ExpiryNoticeDeps {
   /** How long one attempt may take; a claim outlives it so no other instance retries meanwhile. */
   timeoutMs: number;
   now?: () => Date;
+  /** Where moat_certificate_expiry_notices_total is registered. */
+  metrics?: Registry;
 }
+
+/** What became of one delivery attempt: delivered, failed and to be retried, or failed for good. */
+export type NoticeAttemptOutcome = 'delivered' | 'retry' | 'failed';
 
 /** The wait before the attempt after `attempts` failed ones: doubling from the base, capped. */
 export function backoffSeconds(attempts: number, baseSeconds: number): number {
@@ -113,6 +119,13 @@ export function createExpiryNotices(deps: ExpiryNoticeDeps): ExpiryNotices {
   const now = deps.now ?? (() => new Date());
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
+  // Alert on `failed` (a TPP that was never told) and on a rising share of `retry`.
+  const counted = new Counter<'outcome'>({
+    name: 'moat_certificate_expiry_notices_total', help: 'Expiry notice delivery attempts to TPP endpoints, by outcome: delivered, retry (failed, tried again later), failed (given up)',
+    labelNames: ['outcome'] as const, registers: deps.metrics === undefined ? [] : [deps.metrics],
+  });
+  // Zero from the start, so a dashboard shows 0 rather than no series.
+  for (const outcome of ['delivered', 'retry', 'failed'] satisfies NoticeAttemptOutcome[]) counted.inc({ outcome }, 0);
 
   const raise: ExpiryNotices['raise'] = async (certificate, horizonDays, daysLeft) => {
     for (const clientId of certificate.clients) {
@@ -137,6 +150,7 @@ export function createExpiryNotices(deps: ExpiryNoticeDeps): ExpiryNotices {
       const token = await deps.signer.sign(expiryNoticeClaims(deps.issuer, notice, certificate, now()), SECEVENT_TYP);
       await deps.delivery.post(notice.endpoint!, token);
       await store.recordAttempt(notice, { deliveredAt: now() });
+      counted.inc({ outcome: 'delivered' });
       logger.info({ event: 'certificate.notice_delivered', thumbprint: notice.thumbprint, clientId: notice.clientId, horizonDays: notice.horizonDays }, 'TPP certificate expiry notice delivered');
       return true;
     } catch (err) {
@@ -144,6 +158,7 @@ export function createExpiryNotices(deps: ExpiryNoticeDeps): ExpiryNotices {
       const giveUp = attempts >= deps.maxAttempts;
       const reason = (err as Error).message;
       await store.recordAttempt(notice, { error: reason, ...(giveUp ? {} : { nextAttemptAt: new Date(now().getTime() + backoffSeconds(attempts, deps.retryBaseSeconds) * 1000) }) });
+      counted.inc({ outcome: giveUp ? 'failed' : 'retry' });
       logger.warn({
         event: giveUp ? 'certificate.notice_failed' : 'certificate.notice_retry', thumbprint: notice.thumbprint, clientId: notice.clientId,
         horizonDays: notice.horizonDays, attempts, reason,

@@ -1,5 +1,6 @@
 import { rootCertificates } from 'node:tls';
 import { HttpsPostError, postHttps } from '../http/https-post.ts';
+import type { OutboundTargetGuard } from '../http/outbound-target-guard.ts';
 
 /*
  * Push delivery of a Security Event Token (RFC 8935 §2): an HTTPS POST of the JWT as
@@ -19,12 +20,13 @@ export interface NoticeDelivery {
   post(endpoint: string, token: string): Promise<void>;
 }
 
-export function createHttpsNoticeDelivery(options: { timeoutMs: number; caPem?: string }): NoticeDelivery {
+/** `guard` refuses endpoints on addresses a TPP may not have Moat post to (outbound-target-guard.ts). */
+export function createHttpsNoticeDelivery(options: { timeoutMs: number; caPem?: string; guard?: OutboundTargetGuard }): NoticeDelivery {
   const ca = options.caPem === undefined ? undefined : [...rootCertificates, options.caPem];
   return {
     post: (endpoint, token) => postHttps(endpoint, {
       headers: { 'content-type': 'application/secevent+jwt', accept: 'application/json' },
-      body: token, timeoutMs: options.timeoutMs, ...(ca === undefined ? {} : { ca }),
+      body: token, timeoutMs: options.timeoutMs, ...(ca === undefined ? {} : { ca }), ...(options.guard === undefined ? {} : { guard: options.guard }),
       accepted: (status) => status >= 200 && status < 300,
     }).catch((err: unknown) => {
       throw err instanceof HttpsPostError ? new NoticeDeliveryError(err.message) : err;

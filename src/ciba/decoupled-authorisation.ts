@@ -1,10 +1,9 @@
 import Provider, { errors } from 'oidc-provider';
 import type { GrantDecision, GrantedDetail } from '../consents/authorization-details.ts';
-import { ACCOUNTS_SCOPE_PERMISSIONS } from '../consents/authorization-details.ts';
 import type { Consent } from '../consents/consent.ts';
 import { ConsentNotFound, ConsentStateConflict } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
-import { asksAccountsByScope, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
+import { asksAccountsByScope, ChoiceInvalid, grantedDetail, offeredAccounts, scopeAccessRequest } from '../consents/customer-choice.ts';
 import { managedDecision } from '../consents/grant-management.ts';
 import type { AccountDirectory, CustomerAccount } from '../customers/account-directory.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -34,6 +33,8 @@ export interface DecoupledAuthorisationDeps {
   /** Threat detection stepped the client up: the approval needs a fresh SCA (always the case here). */
   steppedUp: (clientId: string) => boolean;
   now: () => Date;
+  /** How long account access asked by scope alone lasts (consents.scopeAccessDays), as on the consent page. */
+  scopeAccessDays: number;
 }
 
 export interface Approval {
@@ -146,7 +147,7 @@ export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): 
         const chosen = approval.accounts ?? (request.requested?.type === 'payment_initiation' ? choices.slice(0, 1) : choices).map((a) => a.id);
         const choice = { scope: request.scope, ...(request.requested === undefined ? {} : { detail: request.requested }) };
         granted = request.requested !== undefined ? grantedDetail(request.requested, choices, chosen, approval.permissionGroups)
-          : asksAccountsByScope(choice) ? grantedDetail({ type: 'account_information', permissions: [...ACCOUNTS_SCOPE_PERMISSIONS] }, choices, chosen, approval.permissionGroups) : undefined;
+          : asksAccountsByScope(choice) ? grantedDetail(scopeAccessRequest(deps.now(), deps.scopeAccessDays), choices, chosen, approval.permissionGroups) : undefined;
       } catch (err) {
         if (err instanceof ChoiceInvalid) throw new DecoupledRefusal('choice_invalid', err.message);
         throw err;

@@ -1,31 +1,28 @@
+import { pino } from 'pino';
 import { SIGNING_ALGORITHMS, type MoatConfig, type SigningAlgorithm } from '../config/schema.ts';
 import { changeHsmKeys, loadOrCreateHsmKeys, rotateHsmKeys, stageHsmKey } from '../keys/hsm-signing-keys.ts';
 import { activateKey, describeKey, KeyLifecycleError, retireKey, type LifecycleKey, type RotationResult } from '../keys/key-lifecycle.ts';
+import { retainSeconds, rotationPolicy, type KeyTransition, type SharedKey } from '../keys/key-rotation.ts';
 import { HsmUnavailableError, openPkcs11Token } from '../keys/pkcs11-token.ts';
+import { rotateSharedKeys, signingKeyBox } from '../keys/shared-signing-keys.ts';
 import { changeSigningKeys, loadOrCreateSigningKeys, rotateSigningKeys, stageSigningKey } from '../keys/signing-keys.ts';
-import type { CliIo } from './io.ts';
+import { createSqlSigningKeyStore } from '../keys/sql-signing-key-store.ts';
+import { withDirectDatabase } from './direct-database.ts';
+import { EXIT_USAGE, type CliIo } from './io.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
 
-/**
- * How long a retired key stays published: the longest lifetime of anything it may have signed
- * (ID tokens, JWT access tokens, JARM responses, signed introspection responses), plus clock skew.
- */
-export function retainSeconds(config: MoatConfig): number {
-  const lifetimes = [
-    config.tokens.idTokenTtl, config.tokens.accessTokenTtl, config.tokens.clientCredentialsTtl,
-    ...config.resourceServers.map((rs) => rs.accessTokenTtl ?? 0),
-  ];
-  return Math.max(...lifetimes) + 60;
-}
-
-export const USAGE = `usage: moat keys list | rotate [--stage] | generate --alg ALG | activate KID | retire KID  [--config FILE]
-  the signing keys where keys.source keeps them: the JWKS file under keys.dir, or the PKCS#11 token (keys.pkcs11)
+export const USAGE = `usage: moat keys list | rotate [--stage | --immediately] | generate --alg ALG | activate KID | retire KID  [--config FILE]
+  the signing keys where keys.source keeps them: the JWKS file under keys.dir, the PKCS#11 token (keys.pkcs11),
+  or the database every instance shares (keys.source database: list and rotate; instances follow without a restart)
   list                 the signing keys and their state
   rotate               retire the active keys (still published until their tokens expire) and activate new ones
   rotate --stage       also publish the next keys without signing with them yet (roll the instances, then rotate)
   generate --alg ALG   publish a new key of ALG as next (verify only); restart every instance before activating it
   activate KID         the key signs from the next restart; the key it replaces is retired, still published
   retire KID           a next key stops being offered (published until its retention ends)
+  rotate (database)    publish the next keys now; every instance activates them once published for
+                       keys.rotation.jwksCacheSeconds + checkIntervalSeconds, and retires the old ones
+  rotate --immediately (database, a compromised key) activate the next keys now: clients must fetch the JWKS again
 `;
 
 const SUBCOMMANDS = ['list', 'rotate', 'generate', 'activate', 'retire'] as const;
@@ -74,10 +71,15 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
     io.stderr.write(`moat keys ${sub}: which key? give its kid (moat keys list shows them)\n`);
     return 2;
   }
-  const options: Record<string, { type: 'string' | 'boolean' }> = sub === 'rotate' ? { stage: { type: 'boolean' } } : sub === 'generate' ? { alg: { type: 'string' } } : {};
+  const options: Record<string, { type: 'string' | 'boolean' }> = sub === 'rotate' ? { stage: { type: 'boolean' }, immediately: { type: 'boolean' } } : sub === 'generate' ? { alg: { type: 'string' } } : {};
   const result = loadConfigOrReport(rest, io, options);
   if ('exitCode' in result) return result.exitCode;
   const { config } = result.loaded;
+  if (config.keys.source === 'database') return databaseKeys(sub as Subcommand, config, result.values.immediately === true, io);
+  if (result.values.immediately === true) {
+    io.stderr.write('moat keys rotate: --immediately is for keys.source database; a file or token rotation activates at once already\n');
+    return EXIT_USAGE;
+  }
   const alg = result.values.alg as string | undefined;
   if (sub === 'generate' && !config.keys.algorithms.includes(alg as SigningAlgorithm)) {
     io.stderr.write(`moat keys generate: --alg must be one of keys.algorithms (${config.keys.algorithms.join(', ')}); ${SIGNING_ALGORITHMS.join(', ')} exist\n`);
@@ -132,4 +134,44 @@ async function run(sub: Subcommand, store: KeyStore, args: { config: MoatConfig;
       io.stdout.write(restart);
     }
   }
+}
+
+function describeShared(k: SharedKey): string {
+  const at = k.moat_activate_at === undefined ? '' : ` activates ${new Date(k.moat_activate_at * 1000).toISOString()}`;
+  return `${describeKey(k)}${at}`;
+}
+
+function describeTransition(t: KeyTransition, retain: number): string {
+  switch (t.kind) {
+    case 'generated': return `active:  ${t.key.kid} (${t.key.alg}), new`;
+    case 'staged': return `next:    ${t.key.kid} (${t.key.alg}), published now, signs from ${new Date(t.key.moat_activate_at! * 1000).toISOString()}`;
+    case 'scheduled': return `next:    ${t.kid} (${t.alg}), signs from ${new Date(t.activateAt * 1000).toISOString()}`;
+    case 'activated': return `active:  ${t.kid} (${t.alg})`;
+    case 'retired': return `retired: ${t.kid} (${t.alg}), published for verification for ${retain} s more`;
+    case 'removed': return `removed: ${t.kid} (${t.alg}), its tokens have all expired`;
+  }
+}
+
+/**
+ * keys.source database: the keys every instance reads. \`rotate\` makes the same transitions the
+ * instances make on schedule, now, and audits them as the operator's; the instances pick them up.
+ */
+async function databaseKeys(sub: Subcommand, config: MoatConfig, immediately: boolean, io: CliIo): Promise<number> {
+  if (sub !== 'list' && sub !== 'rotate') {
+    io.stderr.write(`moat keys ${sub}: not with keys.source database — moat keys rotate publishes the next keys and the instances activate them\n`);
+    return EXIT_USAGE;
+  }
+  return withDirectDatabase(config, io, async ({ sql, audit }) => {
+    const store = createSqlSigningKeyStore(sql);
+    if (sub === 'list') {
+      for (const k of await store.list()) io.stdout.write(`${describeShared(k)}\n`);
+      return 0;
+    }
+    const logger = pino({ level: 'silent' });
+    const made = await rotateSharedKeys({ store, box: signingKeyBox(config), policy: rotationPolicy(config), audit, logger, now: Math.floor(Date.now() / 1000), immediately });
+    await audit.drain();
+    for (const t of made) io.stdout.write(`${describeTransition(t, retainSeconds(config))}\n`);
+    io.stdout.write(made.length === 0 ? 'nothing to change: the next keys are published and activate when shown (moat keys list)\n' : 'every instance picks the change up within seconds; no restart.\n');
+    return 0;
+  });
 }

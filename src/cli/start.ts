@@ -123,7 +123,7 @@ async function prepareSharedMaterial(config: MoatConfig): Promise<void> {
     } finally {
       token.close();
     }
-  } else {
+  } else if (config.keys.source === 'file') {
     await loadOrCreateSigningKeys(config.keys.dir, config.keys.algorithms);
   }
   loadOrCreateSecrets(config.keys.dir);

@@ -62,7 +62,7 @@ export type GatewayRoute = GatewayCheckConfig['routes'][number];
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 /** What the schema alone cannot see: how the listener is protected, and that each route names a resource Moat issues tokens for. */
-export function gatewayCheckProblems(gateway: GatewayCheckConfig | undefined, resourceServers: readonly { identifier: string; scopes: readonly string[] }[]): string[] {
+export function gatewayCheckProblems(gateway: GatewayCheckConfig | undefined, resourceServers: readonly { identifier: string; scopes: readonly string[]; accessTokenFormat: 'opaque' | 'jwt' }[]): string[] {
   if (gateway === undefined || !gateway.enabled) return [];
   const problems: string[] = [];
   if (gateway.sharedSecretFile === undefined && gateway.tls === undefined) {
@@ -80,6 +80,11 @@ export function gatewayCheckProblems(gateway: GatewayCheckConfig | undefined, re
     if (rs === undefined) {
       problems.push(`gatewayCheck.routes.${i}.resource: "${route.resource}" is not a resourceServers identifier (Moat issues no tokens for it)`);
       return;
+    }
+    // A JWT access token is not stored, so the check could not see its revocation or its consent's:
+    // the gateway checks opaque tokens (JWTs: packages/api-guard, in the service).
+    if (rs.accessTokenFormat === 'jwt') {
+      problems.push(`gatewayCheck.routes.${i}.resource: resource server ${route.resource} issues JWT access tokens; the gateway check needs accessTokenFormat: opaque (revocation is seen only for stored tokens)`);
     }
     for (const scope of route.scopes) {
       if (!rs.scopes.includes(scope)) problems.push(`gatewayCheck.routes.${i}.scopes: "${scope}" is not a scope of resource server ${route.resource}`);

@@ -125,6 +125,9 @@ function crossFieldProblems(config: MoatConfig): string[] {
     if (config.sca.totp.enabled && config.sca.totp.encryptionKey === undefined && config.sca.totp.encryptionKeyFile === undefined) {
       problems.push('sca.totp.encryptionKey or sca.totp.encryptionKeyFile: required in production (one-time-code secrets are encrypted at rest)');
     }
+    if (config.keys.source === 'database' && config.keys.encryptionKey === undefined && config.keys.encryptionKeyFile === undefined) {
+      problems.push('keys.encryptionKey or keys.encryptionKeyFile: required in production with keys.source database (private signing keys are encrypted at rest)');
+    }
     if (config.accounts.source === 'sandbox') {
       problems.push('accounts.source: sandbox serves demo accounts; in production use http (the bank\'s account service) or database');
     }
@@ -221,7 +224,7 @@ function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
     },
     certificates: { ...config.certificates, expiryNotices: { ...config.certificates.expiryNotices, caFile: maybe(config.certificates.expiryNotices.caFile) } },
     keys: {
-      ...config.keys, dir: at(config.keys.dir),
+      ...config.keys, dir: at(config.keys.dir), encryptionKeyFile: maybe(config.keys.encryptionKeyFile),
       pkcs11: config.keys.pkcs11 === undefined ? undefined : { ...config.keys.pkcs11, pinFile: maybe(config.keys.pkcs11.pinFile) },
     },
     branding: { ...config.branding, logoFile: maybe(config.branding.logoFile) },
@@ -230,6 +233,11 @@ function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
       tls: config.admin.tls === undefined ? undefined : { ...config.admin.tls, certFile: at(config.admin.tls.certFile), keyFile: at(config.admin.tls.keyFile), clientCaFiles: config.admin.tls.clientCaFiles.map(at) },
     },
     customers: { ...config.customers, oidc: resolveUpstreamIdpPaths(config.customers.oidc, at) },
+    gatewayCheck: config.gatewayCheck === undefined ? undefined : {
+      ...config.gatewayCheck, sharedSecretFile: maybe(config.gatewayCheck.sharedSecretFile),
+      tls: config.gatewayCheck.tls === undefined ? undefined
+        : { ...config.gatewayCheck.tls, certFile: at(config.gatewayCheck.tls.certFile), keyFile: at(config.gatewayCheck.tls.keyFile), clientCaFiles: config.gatewayCheck.tls.clientCaFiles.map(at) },
+    },
     directories: config.directories.map((d) => ({ ...d, jwksFile: maybe(d.jwksFile), jwksCaFile: maybe(d.jwksCaFile) })),
     accounts: config.accounts.http === undefined ? config.accounts
       : { ...config.accounts, http: { ...config.accounts.http, clientCertFile: at(config.accounts.http.clientCertFile), clientKeyFile: at(config.accounts.http.clientKeyFile), caFile: maybe(config.accounts.http.caFile) } },

@@ -1,5 +1,7 @@
+import { isIP } from 'node:net';
 import { FORWARDED_CERT_FORMATS } from '../pki/forwarded-certificate.ts';
 import { z } from 'zod';
+import { SIGNING_ALGORITHMS } from '../kernel/signing-algorithms.ts';
 import { accountsSchema } from './accounts-schema.ts';
 import { gatewayCheckSchema } from './gateway-check-schema.ts';
 import { acmeSchema } from './acme-schema.ts';
@@ -12,9 +14,21 @@ import { acmeSchema } from './acme-schema.ts';
 
 const seconds = (max: number) => z.number().int().positive().max(max);
 
-/** Algorithms FAPI 2.0 SP §5.4.1 allows for signing; nothing else is ever enabled. */
-export const SIGNING_ALGORITHMS = ['PS256', 'ES256', 'EdDSA'] as const;
-export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
+/** Why an address-or-CIDR entry (`10.20.0.0/16`, `127.0.0.1`, `fd00::/8`) is not one; undefined when it is. */
+export function addressBlockProblem(entry: string): string | undefined {
+  const [address, prefix, ...rest] = entry.split('/');
+  const family = isIP(address ?? '');
+  if (family === 0 || rest.length > 0) return 'expected an IP address or a CIDR block such as 10.20.0.0/16';
+  if (prefix === undefined) return undefined;
+  const max = family === 4 ? 32 : 128;
+  return /^\d+$/.test(prefix) && Number(prefix) <= max ? undefined : `expected a prefix length of 0–${max}`;
+}
+const addressBlock = z.string().superRefine((v, ctx) => {
+  const problem = addressBlockProblem(v);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+export { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../kernel/signing-algorithms.ts';
 
 /** The profiles a client can be held to; `fapi2-security` is the default for every client. */
 export const FAPI_PROFILES = ['fapi2-security', 'fapi2-message-signing', 'fapi1-advanced'] as const;
@@ -48,8 +62,31 @@ const endpointLimits = (perClient: number, perAddress: number) => z.strictObject
   perAddress: rateLimit(perAddress),
 }).prefault({});
 
-/** Where signing keys live: a JWKS file under keys.dir, or a PKCS#11 token (an HSM). */
-export const KEY_SOURCES = ['file', 'pkcs11'] as const;
+/**
+ * Where signing keys live: a JWKS file under keys.dir, a PKCS#11 token (an HSM), or the database
+ * every instance shares (private keys sealed with keys.encryptionKey).
+ */
+export const KEY_SOURCES = ['file', 'pkcs11', 'database'] as const;
+
+/** A duration: seconds as a number, or a number with a unit (`90d`, `12h`, `30m`, `45s`). */
+const DURATION_UNITS = { s: 1, m: 60, h: 3600, d: 86400 } as const;
+const duration = z.union([
+  z.number().int().positive(),
+  z.string().regex(/^[1-9][0-9]*[smhd]$/).transform((v) => Number(v.slice(0, -1)) * DURATION_UNITS[v.at(-1) as keyof typeof DURATION_UNITS]),
+], { error: 'expected a duration such as 90d, 12h, 30m or 45s, or a number of seconds' });
+
+const rotationSchema = z.strictObject({
+  /** How long a key signs before its successor takes over (e.g. `90d`). Unset: keys rotate only by `moat keys rotate`. */
+  every: duration.optional(),
+  /**
+   * The longest a client may cache Moat's JWKS, in seconds. A new key is published this long (plus
+   * checkIntervalSeconds, for every instance to pick it up) before it signs anything, so no verifier
+   * meets a kid it has not been offered.
+   */
+  jwksCacheSeconds: seconds(30 * 86400).default(86400),
+  /** How often each instance re-reads the keys besides being told of a change (LISTEN/NOTIFY), in seconds. */
+  checkIntervalSeconds: seconds(3600).default(10),
+}).prefault({});
 /** The algorithms Moat signs with through PKCS#11 (CKM_SHA256_RSA_PKCS_PSS, CKM_ECDSA on P-256). */
 export const PKCS11_ALGORITHMS = ['PS256', 'ES256'] as const;
 export type Pkcs11Algorithm = (typeof PKCS11_ALGORITHMS)[number];
@@ -263,7 +300,29 @@ export const configSchema = z.strictObject({
      */
     algorithms: z.array(z.enum(SIGNING_ALGORITHMS)).min(1).optional(),
     pkcs11: pkcs11Schema.optional(),
+    /**
+     * Source `database`: 32 bytes, base64url, that encrypt the private keys at rest (AES-256-GCM), so a
+     * copy of the database alone signs nothing. Or encryptionKeyFile. Unset in sandbox mode:
+     * `<keys.dir>/signing-key-encryption.key`, generated on first start.
+     */
+    encryptionKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected 32 bytes, base64url-encoded (43 characters)').optional(),
+    encryptionKeyFile: z.string().min(1).optional(),
+    /** Scheduled rotation of the keys in the database, seen by every instance without a restart. */
+    rotation: rotationSchema,
   }).superRefine((k, ctx) => {
+    if (k.encryptionKey !== undefined && k.encryptionKeyFile !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['encryptionKeyFile'], message: 'set encryptionKey or encryptionKeyFile, not both' });
+    }
+    if (k.rotation.every !== undefined && k.source !== 'database') {
+      ctx.addIssue({ code: 'custom', path: ['rotation', 'every'], message: 'scheduled rotation needs keys every instance reads: set keys.source to database' });
+    }
+    const lead = k.rotation.jwksCacheSeconds + k.rotation.checkIntervalSeconds;
+    if (k.rotation.every !== undefined && k.rotation.every <= lead) {
+      ctx.addIssue({
+        code: 'custom', path: ['rotation', 'every'],
+        message: `must be longer than the ${lead} s a new key is published before it signs (keys.rotation.jwksCacheSeconds + checkIntervalSeconds)`,
+      });
+    }
     if (k.source !== 'pkcs11') return;
     if (k.pkcs11 === undefined) ctx.addIssue({ code: 'custom', path: ['pkcs11'], message: 'required when keys.source is pkcs11 (library, tokenLabel and pin or pinFile)' });
     const unsupported = (k.algorithms ?? []).filter((a) => !PKCS11_ALGORITHMS.includes(a as Pkcs11Algorithm));
@@ -333,6 +392,13 @@ export const configSchema = z.strictObject({
       deliveryIntervalSeconds: seconds(3600).default(30),
       /** A CA (PEM file) to trust for notification endpoints besides the system's (a private or test receiver). */
       caFile: z.string().min(1).optional(),
+      /**
+       * Endpoints on loopback, private, link-local and other non-public addresses are refused in
+       * production (a registered URL must not have Moat post into the bank's network: SSRF); the
+       * sandbox allows them. These addresses or CIDR blocks are allowed anyway (a TPP simulator
+       * inside the bank's network, a test receiver).
+       */
+      allowedPrivateTargets: z.array(addressBlock).default([]),
     }).prefault({}),
   }).prefault({}),
   /** Requests per window on the endpoints a TPP can hammer, per client certificate and per address. */
@@ -433,9 +499,9 @@ export const configSchema = z.strictObject({
     contact: z.string().min(1).max(200).optional(),
     /**
      * What the bank charges for a payment a TPP initiates, shown before the customer confirms it
-     * (PSD2 Art. 45(1)(b), OBIE CEG payment screen). The default says the bank charges nothing.
+     * (PSD2 Art. 45(1)(b), OBIE CEG payment screen). Unset: "None", in the page's language.
      */
-    paymentCharges: z.string().min(1).max(200).default('None'),
+    paymentCharges: z.string().min(1).max(200).optional(),
   // (A malformed colour is reported by its own key; the contrast is judged only between valid ones.)
   }).refine((b) => !HEX_COLOR.test(b.primaryColor) || !HEX_COLOR.test(b.primaryTextColor) || contrastRatio(b.primaryColor, b.primaryTextColor) >= 4.5, {
     message: 'primaryTextColor on primaryColor must have a contrast ratio of at least 4.5:1 (WCAG 2.1 AA)',
@@ -522,6 +588,12 @@ export const configSchema = z.strictObject({
   consents: z.strictObject({
     /** How often authorised consents past their expiry are expired (and their tokens revoked), in seconds. */
     expiryCheckSeconds: seconds(3600).default(60),
+    /**
+     * How long account access asked with the accounts scope alone lasts, in days: the consent screen
+     * says until when, and the consent expires then like one whose TPP sent an expirationDateTime
+     * (OBIE CEG: the customer is told for how long). 90 days, the UK's reauthentication period.
+     */
+    scopeAccessDays: z.number().int().min(1).max(365).default(90),
   }).prefault({}),
   /**
    * TPP self-diagnosis: what Moat saw of each TPP call (certificate presented, which check failed,

@@ -1,6 +1,6 @@
 import { sameAccount, type AccountDirectory, type AccountLookup, type CustomerAccount } from '../customers/account-directory.ts';
 import {
-  ACCOUNTS_SCOPE, PERMISSION_GROUPS, permissionsInGroups, type GrantDecision, type GrantedAccount, type RequestedDetail,
+  ACCOUNTS_SCOPE, ACCOUNTS_SCOPE_PERMISSIONS, PERMISSION_GROUPS, type AccountInformationDetail, permissionsInGroups, type GrantDecision, type GrantedAccount, type RequestedDetail,
 } from './authorization-details.ts';
 
 /*
@@ -14,8 +14,25 @@ export interface ChoiceRequest {
   detail?: RequestedDetail;
 }
 
-/** A choice the customer can correct (the message is theirs to read). */
-export class ChoiceInvalid extends Error {}
+/**
+ * Account access asked with the accounts scope alone, as the questions the consent screen asks:
+ * the accounts scope's permissions, for the bank's configured time (consents.scopeAccessDays).
+ */
+export function scopeAccessRequest(now: Date, days: number): AccountInformationDetail {
+  return {
+    type: 'account_information', permissions: [...ACCOUNTS_SCOPE_PERMISSIONS],
+    expirationDateTime: new Date(now.getTime() + days * 86_400_000).toISOString(),
+  };
+}
+
+/** A choice the customer can correct (the message is theirs to read; pages word it by `code` in their language). */
+export class ChoiceInvalid extends Error {
+  readonly code: 'unknown_account' | 'choose_one' | 'choose_account' | 'keep_group';
+  constructor(message: string, code: ChoiceInvalid['code']) {
+    super(message);
+    this.code = code;
+  }
+}
 
 /** Account access asked for with the accounts scope alone (no intent, no authorization_details). */
 export function asksAccountsByScope(request: ChoiceRequest): boolean {
@@ -68,19 +85,19 @@ export function grantedDetail(
   keptGroups?: string[],
 ): GrantDecision {
   const unknown = chosenIds.filter((id) => !offered.some((a) => a.id === id));
-  if (unknown.length > 0) throw new ChoiceInvalid('Choose from the accounts listed.');
+  if (unknown.length > 0) throw new ChoiceInvalid('Choose from the accounts listed.', 'unknown_account');
   const chosen: GrantedAccount[] = offered.filter((a) => chosenIds.includes(a.id))
     .map((a) => ({ accountId: a.id, schemeName: a.schemeName, identification: a.identification }));
   if (requested.type === 'payment_initiation') {
-    if (chosen.length !== 1) throw new ChoiceInvalid('Choose the one account to pay from.');
+    if (chosen.length !== 1) throw new ChoiceInvalid('Choose the one account to pay from.', 'choose_one');
     return { ...requested, debtorAccount: chosen[0]! };
   }
-  if (chosen.length === 0) throw new ChoiceInvalid('Choose at least one account to share.');
+  if (chosen.length === 0) throw new ChoiceInvalid('Choose at least one account to share.', 'choose_account');
   let permissions = requested.permissions;
   if (keptGroups !== undefined) {
     const kept = keptGroups.filter((g) => PERMISSION_GROUPS.some((known) => known.key === g));
     permissions = permissionsInGroups(requested.permissions, kept);
-    if (permissions.length === 0) throw new ChoiceInvalid('Keep at least one kind of information to share, or choose Deny.');
+    if (permissions.length === 0) throw new ChoiceInvalid("Keep at least one kind of information to share, or choose Don't share.", 'keep_group');
   }
   const { accounts: _requestedAccounts, ...rest } = requested;
   return { ...rest, permissions, accounts: chosen };

@@ -3,10 +3,11 @@ import { errorPage, htmlErrorPages } from '../interactions/render-error.ts';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
+import type { AccountReference } from '../kernel/account-reference.ts';
 import { ConsentNotFound, ConsentStateConflict, type Consent } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
 import { describeAccountReference, describeDetail, formatDate, statusWords } from '../consents/presentation.ts';
-import { maskedIdentification } from '../customers/account-directory.ts';
+import { AccountsUnavailable, maskedIdentification, sameAccount, type AccountDirectory, type CustomerAccount } from '../customers/account-directory.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import type { LoginThrottle } from '../customers/login-throttle.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
@@ -29,6 +30,8 @@ export const DASHBOARD_PATH = '/account';
 export interface DashboardDeps {
   provider: Provider;
   customers: CustomerDirectory;
+  /** The customer's accounts, to name them by their nicknames as the consent screen did. */
+  accounts: AccountDirectory;
   consents: ConsentService;
   sessions: CustomerSessions;
   views: Views;
@@ -72,6 +75,17 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     const session = await sessions.currentWithStrength(ctx);
     if (session === undefined) ctx.redirect(`${DASHBOARD_PATH}/login`);
     return session;
+  };
+
+  /** The customer's accounts for their nicknames; none when the account service cannot answer (numbers then). */
+  const accountsOf = async (customerId: string): Promise<CustomerAccount[]> => {
+    try {
+      return await deps.accounts.listForCustomer(customerId);
+    } catch (err) {
+      if (!(err instanceof AccountsUnavailable)) throw err;
+      logger.warn({ event: 'dashboard.accounts_unavailable', outcome: 'accounts_unavailable', reason: err.reason }, 'dashboard shows account numbers: the account directory is unavailable');
+      return [];
+    }
   };
 
   router.get('/', (ctx) => ctx.redirect(`${DASHBOARD_PATH}/consents`));
@@ -234,15 +248,19 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     if (customerId === undefined) return;
     const customer = await deps.customers.findById(customerId);
     const all = await consents.listForCustomer(customerId);
-    const described = await Promise.all(all.map((c) => describeConsent(deps.provider, c)));
-    const active = described.filter((c) => c.status === 'Authorised');
+    const own = await accountsOf(customerId);
+    const described = await Promise.all(all.map((c) => describeConsent(deps.provider, c, own, deps.config)));
+    // A payment is never "active" with a stop button: it is waiting, paid or refused (OBIE CEG).
+    const sharing = described.filter((c) => c.kind !== 'domestic_payment');
+    const revoked = typeof ctx.query.revoked === 'string' ? described.find((c) => c.id === ctx.query.revoked) : undefined;
     ctx.type = 'html';
     ctx.body = views.render('dashboard', {
       customerName: customer?.name ?? customerId,
       csrf: csrf.token(ctx, 'dashboard'),
-      groups: groupByTpp(active),
-      history: described.filter((c) => c.status !== 'Authorised' && c.status !== 'AwaitingAuthorisation'),
-      notice: ctx.query.done === 'revoked' ? 'Done: that application can no longer use this consent.' : undefined,
+      groups: groupByTpp(sharing.filter((c) => c.status === 'Authorised')),
+      payments: described.filter((c) => c.kind === 'domestic_payment' && c.status !== 'AwaitingAuthorisation'),
+      history: sharing.filter((c) => c.status !== 'Authorised' && c.status !== 'AwaitingAuthorisation'),
+      notice: revoked === undefined ? undefined : `Done: ${revoked.clientName} can no longer use this consent.`,
     });
   });
 
@@ -255,7 +273,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
       return;
     }
     ctx.type = 'html';
-    ctx.body = views.render('revoke-confirm', { consent: await describeConsent(deps.provider, consent), csrf: csrf.token(ctx, `revoke:${consent.id}`) });
+    ctx.body = views.render('revoke-confirm', { consent: await describeConsent(deps.provider, consent, await accountsOf(customerId), deps.config), csrf: csrf.token(ctx, `revoke:${consent.id}`) });
   });
 
   router.post('/consents/:id/revoke', async (ctx) => {
@@ -272,7 +290,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
       if (!(err instanceof ConsentStateConflict)) throw err;
     }
     logger.info({ event: 'dashboard.revoked', consentId: id }, 'customer revoked a consent from the dashboard');
-    ctx.redirect(`${DASHBOARD_PATH}/consents?done=revoked`);
+    ctx.redirect(`${DASHBOARD_PATH}/consents?${new URLSearchParams({ revoked: id })}`);
   });
 
   return router;
@@ -280,37 +298,66 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
 
 interface ConsentCard {
   id: string;
+  kind: Consent['kind'];
+  /** The card's heading, in words: never a raw scope. */
+  title: string;
+  /** Short, for accessible names that tell two consents of one TPP apart. */
+  reference: string;
+  /** What the date under the status means: "Allowed on", "Refused on", "Paid on"… */
+  endedLabel?: string;
   status: Consent['status'];
   statusText: string;
   clientId: string;
   clientName: string;
   orgName?: string;
   detail?: ReturnType<typeof describeDetail>;
-  scopes: string;
+  scopes: string[];
   accounts: string[];
   grantedOn: string;
   endedOn?: string;
   expires?: string;
 }
 
-async function describeConsent(provider: Provider, consent: Consent): Promise<ConsentCard> {
+/** What the date after a consent ended says, by how it ended. */
+const ENDED_LABELS: Partial<Record<Consent['status'], string>> = {
+  Rejected: 'Refused on', Revoked: 'Stopped on', Expired: 'Expired on', Consumed: 'Paid on',
+};
+
+async function describeConsent(provider: Provider, consent: Consent, own: CustomerAccount[], config: MoatConfig): Promise<ConsentCard> {
   const client = await provider.Client.find(consent.clientId);
   const metadata = (client?.metadata() ?? {}) as Record<string, unknown>;
   const shown = consent.granted ?? consent.requested;
+  // By nickname, as on the consent screen; by masked number when the bank no longer lists the account.
+  const named = (ref: AccountReference) => {
+    const account = own.find((a) => sameAccount(a, ref));
+    return account !== undefined ? `${account.nickname} (${maskedIdentification(account.identification)})`
+      : `${describeAccountReference(ref).startsWith('IBAN') ? 'IBAN' : 'Account'} ${maskedIdentification(ref.identification)}`;
+  };
   const accounts = consent.granted === undefined ? []
-    : consent.granted.type === 'account_information'
-      ? consent.granted.accounts.map((a) => `${describeAccountReference(a).startsWith('IBAN') ? 'IBAN' : 'Account'} ${maskedIdentification(a.identification)}`)
-      : [`Account ${maskedIdentification(consent.granted.debtorAccount.identification)}`];
+    : consent.granted.type === 'account_information' ? consent.granted.accounts.map(named) : [named(consent.granted.debtorAccount)];
+  const detail = shown === undefined ? undefined : describeDetail(shown);
+  const scopes = consent.scope.split(' ').filter((s) => s !== 'openid').flatMap((s) => {
+    const configured = config.scopes[s];
+    return configured === undefined ? [] : [configured.description];
+  });
+  const title = detail?.payment !== undefined ? `Payment of ${detail.payment.amount} to ${detail.payment.payee}`
+    : detail !== undefined ? 'Account information' : 'Account access';
+  const payment = consent.kind === 'domestic_payment';
   return {
     id: consent.id,
+    kind: consent.kind,
+    title,
+    reference: consent.id.slice(-6),
     status: consent.status,
-    statusText: statusWords(consent.status),
+    // A payment's state in its own words: authorised and waiting to be made, paid, refused.
+    statusText: payment && consent.status === 'Authorised' ? 'Waiting to be paid' : statusWords(consent.status),
+    ...(ENDED_LABELS[consent.status] === undefined ? {} : { endedLabel: ENDED_LABELS[consent.status]! }),
     clientId: consent.clientId,
     // A deleted client still shows in history, by its id.
     clientName: client?.clientName ?? consent.clientId,
     ...(typeof metadata.org_name === 'string' ? { orgName: metadata.org_name } : {}),
-    ...(shown === undefined ? {} : { detail: describeDetail(shown) }),
-    scopes: consent.scope,
+    ...(detail === undefined ? {} : { detail }),
+    scopes,
     accounts,
     grantedOn: formatDate(consent.status === 'Authorised' ? consent.statusUpdatedAt : consent.createdAt)!,
     ...(consent.status === 'Authorised' ? {} : { endedOn: formatDate(consent.statusUpdatedAt)! }),

@@ -3,9 +3,9 @@ import type { IncomingMessage } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { GatewayCheckConfig, GatewayRoute } from '../config/gateway-check-schema.ts';
 import type { Consent } from '../consents/consent.ts';
-import { TokenRejected, verifyDpopProof, wwwAuthenticate, type DpopNonces, type ProofReplayStore } from '../http/bearer-token.ts';
+import { TokenRejected, verifyDpopProof, wwwAuthenticate, type DpopNonces, type ProofReplayStore } from '../http/dpop-proof.ts';
 import { certificateThumbprint } from '../pki/certificate-chain.ts';
-import { readForwardedCertificate, type ForwardedCertFormat } from '../pki/forwarded-certificate.ts';
+import { FORWARDED_CERT_HEADERS, readForwardedCertificate, type ForwardedCertFormat } from '../pki/forwarded-certificate.ts';
 import type { TokenFacts, TokenFactsCache } from './token-facts.ts';
 
 /*
@@ -28,6 +28,9 @@ const ORIGINAL_METHOD = 'x-original-method';
 const ORIGINAL_URI = 'x-original-uri';
 /** FAPI 1.0 Baseline §6.2.1 / FAPI 2.0: the interaction id is an RFC 4122 UUID. */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Forwarded certificate header values whose thumbprint is remembered: a bank's TPPs, with room to spare. */
+const THUMBPRINTS_KEPT = 4096;
 
 /** Consent states whose tokens may still be used. */
 const LIVE_CONSENT = new Set<Consent['status']>(['Authorised']);
@@ -112,7 +115,9 @@ export function createGatewayCheck(deps: GatewayCheckDeps): GatewayCheck {
       audiences: [at.aud ?? []].flat() as string[],
       x5t: (at as unknown as { 'x5t#S256'?: string })['x5t#S256'],
       jkt: (at as unknown as { jkt?: string }).jkt,
-      expiresAt: at.exp!,
+      // A consent past its expiry ends its tokens (the expiry sweep revokes the grant within a
+      // minute); kept facts never outlive it either.
+      expiresAt: Math.min(at.exp!, consent?.expiresAt === undefined ? Number.POSITIVE_INFINITY : Math.floor(consent.expiresAt.getTime() / 1000)),
       consent: consent === undefined ? undefined : {
         id: consent.id,
         accountIds: granted?.type === 'account_information' ? granted.accounts.map((a) => a.accountId) : granted?.type === 'payment_initiation' ? [granted.debtorAccount.accountId] : [],
@@ -142,13 +147,27 @@ export function createGatewayCheck(deps: GatewayCheckDeps): GatewayCheck {
     if (missing.length > 0) throw new TokenRejected('insufficient_scope', `this call needs the ${missing.join(' ')} scope`, 403);
   };
 
-  const presentedCertificate = (req: IncomingMessage): X509Certificate | undefined => {
+  // The same few TPP certificates arrive on every request: the thumbprint of a header value already
+  // read is remembered (bounded), so X.509 parsing is not paid per request. The header's bytes are
+  // the certificate, so the same value always means the same thumbprint.
+  const thumbprints = new Map<string, string>();
+  const certificateHeader = FORWARDED_CERT_HEADERS[deps.certificateFormat];
+  const presentedThumbprint = (req: IncomingMessage): string | undefined => {
+    const raw = req.headersDistinct[certificateHeader]?.join('\n');
+    const known = raw === undefined ? undefined : thumbprints.get(raw);
+    if (known !== undefined) return known;
+    let certificate: X509Certificate | undefined;
     try {
-      return readForwardedCertificate(deps.certificateFormat, req.headersDistinct)?.certificate;
+      certificate = readForwardedCertificate(deps.certificateFormat, req.headersDistinct)?.certificate;
     } catch (err) {
       deps.onMalformedCertificate?.((err as Error).message);
       return undefined;
     }
+    if (certificate === undefined || raw === undefined) return undefined;
+    const thumbprint = certificateThumbprint(certificate);
+    if (thumbprints.size >= THUMBPRINTS_KEPT) thumbprints.delete(thumbprints.keys().next().value!);
+    thumbprints.set(raw, thumbprint);
+    return thumbprint;
   };
 
   const checkBinding = async (req: IncomingMessage, { facts, token, method, path }: Check): Promise<string | undefined> => {
@@ -156,9 +175,9 @@ export function createGatewayCheck(deps: GatewayCheckDeps): GatewayCheck {
       throw new TokenRejected('invalid_token', 'the access token is not sender-constrained; the APIs accept only certificate- or DPoP-bound tokens (FAPI 2.0 SP section 5.3.2.1)');
     }
     if (facts.x5t !== undefined) {
-      const certificate = presentedCertificate(req);
-      if (certificate === undefined) throw new TokenRejected('invalid_token', 'this access token is bound to a client certificate; present it (RFC 8705 §3)');
-      if (certificateThumbprint(certificate) !== facts.x5t) throw new TokenRejected('invalid_token', 'this access token is bound to a different client certificate (RFC 8705 §3)');
+      const thumbprint = presentedThumbprint(req);
+      if (thumbprint === undefined) throw new TokenRejected('invalid_token', 'this access token is bound to a client certificate; present it (RFC 8705 §3)');
+      if (thumbprint !== facts.x5t) throw new TokenRejected('invalid_token', 'this access token is bound to a different client certificate (RFC 8705 §3)');
       if (!await deps.bindingAlive(facts.x5t)) throw new TokenRejected('invalid_token', 'this access token is bound to a certificate that can no longer be used (revoked or retired)');
     }
     if (facts.jkt === undefined) return undefined;

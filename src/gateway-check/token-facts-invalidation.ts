@@ -11,7 +11,8 @@ import type { TokenFactsCache, TokenFactsKey } from './token-facts.ts';
  * (src/storage/revocation-announcing-store.ts), after this instance has forgotten them.
  */
 
-const KEY_OF_TOPIC: Record<InvalidationTopic, TokenFactsKey> = {
+/** Topics about what token facts hold; others (`signing-keys`) are not theirs. */
+const KEY_OF_TOPIC: Partial<Record<InvalidationTopic, TokenFactsKey>> = {
   'access-token': 'token',
   grant: 'grant',
   'consent-grant': 'grant',
@@ -24,7 +25,10 @@ const TOPIC_OF_KEY: Record<'token' | 'grant' | 'client', InvalidationTopic> = { 
 /** Subscribes the cache to the bus; returns the announcer the store wrappers call. */
 export function connectTokenFacts(cache: TokenFactsCache, bus: InvalidationBus, logger: Logger): (kind: 'token' | 'grant' | 'client', id: string) => Promise<void> {
   bus.subscribe({
-    invalidate: (topic, key) => cache.forget(KEY_OF_TOPIC[topic], key),
+    invalidate: (topic, key) => {
+      const kind = KEY_OF_TOPIC[topic];
+      if (kind !== undefined) cache.forget(kind, key);
+    },
     reset: () => cache.clear(),
   });
   return async (kind, id) => {

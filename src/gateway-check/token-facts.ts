@@ -96,8 +96,8 @@ export function createTokenFactsCache(options: TokenFactsCacheOptions): TokenFac
     entries.set(digest, facts);
     for (const [key, value] of keysOf(facts)) {
       if (value === undefined) continue;
-      let set = indexes[key].get(value);
-      if (set === undefined) indexes[key].set(value, (set = new Set()));
+      const set = indexes[key].get(value) ?? new Set<string>();
+      indexes[key].set(value, set);
       set.add(digest);
     }
   };

@@ -1,4 +1,6 @@
 import { request } from 'node:https';
+import { isIP } from 'node:net';
+import { RefusedTargetError, type OutboundTargetGuard } from './outbound-target-guard.ts';
 
 /*
  * One HTTPS POST to a TPP's endpoint (a certificate expiry notice, a CIBA ping): any answer the
@@ -24,6 +26,8 @@ export interface HttpsPost {
   /** Trusted CAs, when not only the system's. */
   ca?: string[];
   accepted: (status: number) => boolean;
+  /** Refuses addresses the endpoint may not be (outbound-target-guard.ts). */
+  guard?: OutboundTargetGuard;
 }
 
 export function postHttps(endpoint: string, post: HttpsPost): Promise<void> {
@@ -33,10 +37,18 @@ export function postHttps(endpoint: string, post: HttpsPost): Promise<void> {
       reject(new HttpsPostError(`${url.protocol} endpoints are not used; only https`));
       return;
     }
+    // An address in the URL is connected to without a lookup: checked here; a name, at its lookup.
+    const literal = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const refused = isIP(literal) === 0 ? undefined : post.guard?.refusal(literal);
+    if (refused !== undefined) {
+      reject(new HttpsPostError(`refused: ${refused}`));
+      return;
+    }
     const req = request(url, {
       method: 'POST',
       headers: { ...post.headers, 'content-length': Buffer.byteLength(post.body) },
       ...(post.ca === undefined ? {} : { ca: post.ca }),
+      ...(post.guard === undefined ? {} : { lookup: post.guard.lookup }),
       agent: false,
     }, (res) => {
       const status = res.statusCode ?? 0;
@@ -53,7 +65,7 @@ export function postHttps(endpoint: string, post: HttpsPost): Promise<void> {
     const timer = setTimeout(() => req.destroy(new HttpsPostError(`no answer within ${post.timeoutMs} ms`)), post.timeoutMs);
     req.on('error', (err) => {
       clearTimeout(timer);
-      reject(err instanceof HttpsPostError ? err : new HttpsPostError(`cannot reach the endpoint: ${err.message}`));
+      reject(err instanceof HttpsPostError ? err : new HttpsPostError(err instanceof RefusedTargetError ? `refused: ${err.message}` : `cannot reach the endpoint: ${err.message}`));
     });
     req.end(post.body);
   });

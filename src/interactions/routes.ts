@@ -4,12 +4,12 @@ import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
 import {
-  ACCOUNTS_SCOPE_PERMISSIONS, AuthorizationDetailsInvalid, parseRequestedDetail,
+  AuthorizationDetailsInvalid, parseRequestedDetail,
   type GrantDecision, type GrantedDetail, type RequestedDetail,
 } from '../consents/authorization-details.ts';
 import { ConsentNotFound, ConsentStateConflict, kindOf, newConsentId } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
-import { accountChoice, asksAccountsByScope, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
+import { accountChoice, asksAccountsByScope, scopeAccessRequest, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
 import { managedDecision } from '../consents/grant-management.ts';
 import { describeAccount, describeDetail, formatDate } from '../consents/presentation.ts';
 import { regulatorOf } from '../certificates/regulator-names.ts';
@@ -39,6 +39,7 @@ import { passkeyOffer, passkeySignIn } from './passkey-sign-in.ts';
 import { PasskeyRefused, type PasskeyCeremonies } from '../passkeys/passkey-ceremonies.ts';
 import type { PasskeyStore } from '../passkeys/passkey-store.ts';
 import type { Views } from './views.ts';
+import { intlLocale, type Translate } from './messages.ts';
 
 /*
  * The bank customer's side of an authorization: login and consent. The form fields are a documented,
@@ -175,6 +176,10 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     };
   };
 
+  /** The page's language: the authorization's ui_locales, else the browser's Accept-Language. */
+  const pageLocale = (ctx: Ctx, details: InteractionDetails) => views.catalogues.negotiate(
+    typeof details.params.ui_locales === 'string' ? details.params.ui_locales : undefined, ctx.get('accept-language'));
+
   const renderLogin = async (ctx: Ctx, uid: string, clientId: string, extra: { error?: string; username?: string } = {}, details?: InteractionDetails) => {
     const passkey = details === undefined ? undefined : await passkeyOfferFor(ctx, details);
     ctx.type = 'html';
@@ -214,17 +219,22 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
    * The consent page. Re-rendered after a choice it refuses, it keeps exactly what the customer
    * chose — accounts, the account to pay from, the kinds of information kept back — never the defaults.
    */
-  const renderConsent = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, extra: { error?: string; chosen?: string[]; keptGroups?: string[] | undefined } = {}) => {
+  const renderConsent = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, extra: { error?: ChoiceInvalid['code']; chosen?: string[]; keptGroups?: string[] | undefined } = {}) => {
+    const locale = pageLocale(ctx, details);
+    const intl = intlLocale(locale);
+    const t = views.catalogues.translator(locale);
     const customerId = details.session!.accountId;
     const customer = await customers.findById(customerId);
     const { offered, leftOut } = await accountChoice(accounts, customerId, request, { interactionId: details.uid });
-    const view = request.detail === undefined ? undefined : describeDetail(request.detail);
     const byScope = asksAccountsByScope(request);
+    // Asked by scope alone, the page asks the same questions as for authorization_details (issue 18 point 5).
+    const asked = request.detail ?? (byScope ? scopeAccessRequest(sca.now(), config.consents.scopeAccessDays) : undefined);
+    const view = asked === undefined ? undefined : describeDetail(asked, intl);
     const payment = view?.payment === undefined ? undefined : {
       ...view.payment,
       // A single domestic payment is made straight away (Faster Payments): today, in the bank's time.
-      date: formatDate(sca.now()),
-      charges: config.branding.paymentCharges,
+      date: formatDate(sca.now(), intl),
+      charges: config.branding.paymentCharges ?? t('payment.chargesNone'),
     };
     const paymentCurrency = request.detail?.type === 'payment_initiation' ? request.detail.instructedAmount.currency : undefined;
     ctx.type = 'html';
@@ -234,7 +244,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       csrf: csrf.token(ctx, `interaction:${details.uid}`),
       ...(await clientView(request.clientId)),
       customerName: customer?.name ?? customerId,
-      scopes: request.detail === undefined ? describeScopes(request.scope, config) : describeScopes(request.scope, config, { openidOnly: true }),
+      scopes: describeScopes(request.scope, config, t, { openidOnly: asked !== undefined }),
       detail: view === undefined ? undefined : {
         ...view,
         ...(payment === undefined ? {} : { payment }),
@@ -244,12 +254,11 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       accounts: offered.map((a) => ({ ...describeAccount(a), checked: extra.chosen?.includes(a.id) ?? (byScope || offered.length === 1) })),
       leftOut: leftOut.map(({ account, reason }) => ({
         ...describeAccount(account),
-        why: reason === 'currency' ? `This account is in ${account.currency}; the payment is in ${paymentCurrency ?? ''}.`
-          : 'The bank cannot make this payment from this account right now, for example because there is not enough money available.',
+        why: reason === 'currency' ? t('payment.leftOut.currency', { accountCurrency: account.currency, paymentCurrency: paymentCurrency ?? '' })
+          : t('payment.leftOut.cannotPay'),
       })),
-      selection: request.detail === undefined ? (byScope ? 'many' : 'none') : request.detail.type === 'account_information' ? 'many' : 'one',
-      error: extra.error,
-    });
+      error: extra.error === undefined ? undefined : t(`choice.${extra.error}`),
+    }, locale);
   };
 
   /**
@@ -272,7 +281,9 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       paymentLink: requirement?.link === undefined ? undefined : paymentLinkHash(requirement.link),
       codeForm: steps.totp,
       passkey,
-      upstream: pending.upstream !== undefined,
+      upstreamNote: pending.upstream === undefined || payment !== undefined ? undefined
+        : pending.upstream.sca ? 'For your security, confirm it is you with one more step.'
+          : 'Your bank sign-in used one factor. One more step with us makes it a strong sign-in.',
       demoCustomers: sandbox && pending.upstream === undefined ? SANDBOX_CUSTOMERS : [],
       ...extra,
     });
@@ -309,14 +320,17 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       await finishUnmet(ctx, 'none of the requested acr values can be met by this server');
       return;
     }
-    if (pending.upstream.sca && requirement.link === undefined) {
+    // A fresh SCA (threat step-up) is one made in this interaction: the bank may have answered from
+    // an earlier session of its own (single sign-on), which its auth_time shows.
+    const stale = requirement.fresh && pending.upstream.authTime < details.iat;
+    if (pending.upstream.sca && requirement.link === undefined && !stale) {
       const auth = completedAuthentication({ customerId: pending.customerId, factors: [pending.upstream.factor], authTime: new Date(pending.upstream.authTime * 1000) });
       await provider.interactionFinished(ctx.req, ctx.res, loginResult(auth), { mergeWithLastSubmission: false });
       ctx.respond = false;
       return;
     }
     const steps = await moatStepsFor(pending);
-    const why = pending.upstream.sca ? 'payment_link' : 'below_sca';
+    const why = !pending.upstream.sca ? 'below_sca' : requirement.link !== undefined ? 'payment_link' : 'not_fresh';
     if (steps.totp || steps.passkey) {
       logger.info({ event: 'federation.moat_step', outcome: why, clientId: request.clientId, accountId: pending.customerId, detail: steps }, "Moat's own factor after the bank's sign-in");
       await renderSecondStep(ctx, details, request, pending);
@@ -337,7 +351,10 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
           heading: 'Set up a way to confirm payments',
           message: `To confirm a payment, you enter a code from an authenticator app or use a passkey while you see the amount and payee. You have not set one up yet. Set one up under Sign-in security in your online banking account, then start the payment again from ${clientName}.`,
         }
-        : {
+        : why === 'not_fresh' ? {
+          heading: 'Please confirm it is you',
+          message: 'For your security, this needs a new sign-in. Set up an authenticator app or passkey under Sign-in security in your online banking account, then start again from the application, or cancel.',
+        } : {
           heading: 'A stronger sign-in is needed',
           message: 'Your bank sign-in did not use two-factor authentication, which is required to share your accounts, make a payment or manage connected apps. Try again and confirm with your second factor, or set up an authenticator app or passkey under Sign-in security in your online banking account.',
           retryLink: `/interaction/${details.uid}`,
@@ -596,11 +613,11 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       const offered = await offeredAccounts(accounts, customerId, request, { interactionId: details.uid });
       // Asked by scope alone: the accounts chosen, recorded in the shape authorization_details use.
       granted = request.detail !== undefined ? grantedDetail(request.detail, offered, chosen, keptGroups(form))
-        : asksAccountsByScope(request) ? grantedDetail({ type: 'account_information', permissions: [...ACCOUNTS_SCOPE_PERMISSIONS] }, offered, chosen, keptGroups(form)) : undefined;
+        : asksAccountsByScope(request) ? grantedDetail(scopeAccessRequest(sca.now(), config.consents.scopeAccessDays), offered, chosen, keptGroups(form)) : undefined;
     } catch (err) {
       if (!(err instanceof ChoiceInvalid)) throw err;
       ctx.status = 400;
-      await renderConsent(ctx, details, request, { error: err.message, chosen, keptGroups: keptGroups(form) });
+      await renderConsent(ctx, details, request, { error: err.code, chosen, keptGroups: keptGroups(form) });
       return;
     }
 
@@ -718,10 +735,10 @@ function epochSeconds(at: Date): number {
   return Math.floor(at.getTime() / 1000);
 }
 
-function describeScopes(scope: string, config: MoatConfig, options: { openidOnly?: boolean } = {}): string[] {
+/** The scopes in words: the standard ones from the catalogue, the bank's own as configured. */
+function describeScopes(scope: string, config: MoatConfig, t: Translate, options: { openidOnly?: boolean } = {}): string[] {
   return scope.split(' ').filter(Boolean).flatMap((s) => {
-    if (s === 'openid') return ['Confirm who you are to the application'];
-    if (s === 'offline_access') return ['Keep access while you are not using the application'];
+    if (s === 'openid' || s === 'offline_access') return [t(`scope.${s}`)];
     if (options.openidOnly === true) return [];
     const configured = config.scopes[s];
     return configured === undefined ? [] : [configured.description];

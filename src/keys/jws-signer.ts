@@ -49,3 +49,25 @@ export async function createJwsSigner(jwks: { keys: readonly (JWK | SelfSigningK
   const privateKey = await importJWK(key, alg);
   return { kid, alg, sign: (claims, typ) => new SignJWT(claims).setProtectedHeader({ alg, kid, typ }).sign(privateKey) };
 }
+
+/**
+ * A signer that follows a key set which changes while Moat runs (keys.source database): each
+ * signature is made with the active key of the set as it is at that moment, never one the set no
+ * longer holds. `kid` and `alg` name the key of the last signature (the first active key before one).
+ */
+export async function createFollowingJwsSigner(current: () => { keys: readonly (JWK | SelfSigningKey)[] }, preferredAlg?: string): Promise<JwsSigner> {
+  let source = current();
+  let signer = await createJwsSigner(source, preferredAlg);
+  return {
+    get kid() { return signer.kid; },
+    get alg() { return signer.alg; },
+    async sign(claims, typ) {
+      const now = current();
+      if (now !== source) {
+        signer = await createJwsSigner(now, preferredAlg);
+        source = now;
+      }
+      return signer.sign(claims, typ);
+    },
+  };
+}

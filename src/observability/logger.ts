@@ -29,6 +29,9 @@ export const LOGGED_FIELDS: ReadonlySet<string> = new Set([
   'file', 'attempts', 'configHash', 'retryInMs',
   // Moat's own certificates (ACME): which one, for which names
   'certificate', 'domains',
+  // an audit record Postgres could not take, in full so it is not lost: identifiers and kinds only,
+  // what the audit table itself holds (src/audit/audit-log.ts records no token, code or secret)
+  'auditRecord', 'queued',
 ]);
 
 /*

@@ -26,6 +26,8 @@ export interface Metrics {
    * closed set, are federation's FederationFailureKind, declared at zero by server.ts.
    */
   upstreamIdpFailures: Counter<'kind'>;
+  /** The gateway check's answers by outcome (`allowed`, an RFC 6750 / RFC 9449 error code, `gateway_unauthenticated`). */
+  gatewayChecks: Counter<'outcome'>;
 }
 
 export interface MetricSources {
@@ -85,9 +87,15 @@ export function createMetrics(): Metrics {
     labelNames: ['kind'], registers: [registry],
   });
 
+  const gatewayChecks = new Counter({
+    name: 'moat_gateway_checks_total', help: 'Answers of the gateway check (src/gateway-check/) by outcome: allowed, or why refused',
+    labelNames: ['outcome'], registers: [registry],
+  });
+
   return {
     registry,
     upstreamIdpFailures,
+    gatewayChecks,
     storageErrors: (backend, operation) => storageErrors.inc({ backend, operation }),
     attachSources(sources) {
       // Gauges read from the database say the same in every worker: a cluster reports one (max), not the sum.

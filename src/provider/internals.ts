@@ -2,6 +2,8 @@ import type { Context } from 'koa';
 import type { AuthorizationCode, KoaContextWithOIDC, Provider } from 'oidc-provider';
 // @ts-expect-error -- oidc-provider publishes no types for its helpers; the one use below declares the shape it relies on.
 import ServerChallenge from 'oidc-provider/lib/helpers/challenge.js';
+// @ts-expect-error -- as above; replaceProviderKeys says why.
+import initializeKeyStore from 'oidc-provider/lib/helpers/initialize_keystore.js';
 import type { DpopNonces } from '../http/bearer-token.ts';
 
 /*
@@ -92,6 +94,20 @@ export function createDpopNonces(nonceSecret: Buffer): DpopNonces {
     next: () => challenge.nextChallenge(),
     check: (nonce) => challenge.checkChallenge(nonce),
   };
+}
+
+/**
+ * Hands a running provider a new key set (keys.source database: a rotation made by any instance).
+ * oidc-provider reads `jwks` once, in its constructor (lib/provider.js), through
+ * lib/helpers/initialize_keystore.js, which checks the keys as at start-up and replaces, in one
+ * synchronous step, both the keystore it signs and verifies with and the JWKS its jwks endpoint
+ * serves (`instance(provider).keystore`, `.jwks`). Every signer reads the keystore when it signs
+ * (lib/models/id_token.js, lib/models/formats/jwt.js), so the next signature uses the new set, and
+ * what the provider signs with is always what it publishes. There is no public way to change keys
+ * without a new Provider.
+ */
+export function replaceProviderKeys(provider: Provider, jwks: { keys: object[] }): void {
+  (initializeKeyStore as (this: Provider, jwks: { keys: object[] }) => void).call(provider, jwks);
 }
 
 /**

@@ -52,11 +52,15 @@ export function createSecretBox(key: Buffer): SecretBox {
   };
 }
 
-/** The key from `sca.totp.encryptionKey`, `sca.totp.encryptionKeyFile`, or (sandbox) a file generated on first start. */
-export function loadEncryptionKey(options: { key?: string; keyFile?: string; generateAt?: string }): Buffer {
+/**
+ * The key from `<configKey>.encryptionKey`, `<configKey>.encryptionKeyFile`, or (sandbox) a file
+ * generated on first start. `configKey` names the configuration in errors: sca.totp unless given.
+ */
+export function loadEncryptionKey(options: { key?: string; keyFile?: string; generateAt?: string; configKey?: string }): Buffer {
+  const configKey = options.configKey ?? 'sca.totp';
   if (options.key !== undefined) return Buffer.from(options.key, 'base64url');
   const file = options.keyFile ?? options.generateAt;
-  if (file === undefined) throw new Error('sca.totp.encryptionKey or sca.totp.encryptionKeyFile is required');
+  if (file === undefined) throw new Error(`${configKey}.encryptionKey or ${configKey}.encryptionKeyFile is required`);
   if (options.keyFile === undefined && !existsSync(file)) {
     mkdirSync(dirname(file), { recursive: true });
     try {
@@ -66,6 +70,6 @@ export function loadEncryptionKey(options: { key?: string; keyFile?: string; gen
     }
   }
   const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
-  if (key.length !== 32) throw new Error(`sca.totp.encryptionKeyFile: ${file} must hold 32 bytes, base64url-encoded`);
+  if (key.length !== 32) throw new Error(`${configKey}.encryptionKeyFile: ${file} must hold 32 bytes, base64url-encoded`);
   return key;
 }

@@ -12,7 +12,8 @@ import type { ModelStore } from './model-store.ts';
 
 const CLIENT = 'Client';
 
-export type ClientMetadataCache = InvalidatingCache<AdapterPayload | undefined>;
+/** A client's metadata as JSON text: each hit parses its own copy, so no caller can change the next one's. */
+export type ClientMetadataCache = InvalidatingCache<string | undefined>;
 
 export function cachedClientStore(store: ModelStore, cache: ClientMetadataCache): ModelStore {
   const after = async <T>(model: string, id: string, change: Promise<T>): Promise<T> => {
@@ -24,7 +25,14 @@ export function cachedClientStore(store: ModelStore, cache: ClientMetadataCache)
   };
   return {
     ...store,
-    find: (model, id) => (model === CLIENT ? cache.get(id, () => store.find(model, id)) : store.find(model, id)),
+    find: async (model, id) => {
+      if (model !== CLIENT) return store.find(model, id);
+      const json = await cache.get(id, async () => {
+        const payload = await store.find(model, id);
+        return payload === undefined ? undefined : JSON.stringify(payload);
+      });
+      return json === undefined ? undefined : JSON.parse(json) as AdapterPayload;
+    },
     upsert: (model, id, payload, expiresIn) => after(model, id, store.upsert(model, id, payload, expiresIn)),
     destroy: (model, id) => after(model, id, store.destroy(model, id)),
     consume: (model, id) => after(model, id, store.consume(model, id)),

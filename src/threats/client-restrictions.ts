@@ -1,5 +1,6 @@
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { InvalidationBus } from '../caching/invalidation.ts';
 import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { ThreatFlag } from './detector.ts';
 
@@ -51,7 +52,17 @@ export interface ClientRestrictions {
   list(filter?: { clientId?: string; includeReleased?: boolean }): Promise<Restriction[]>;
   recordFlag(flag: ThreatFlag, response: string): Promise<number>;
   flags(filter?: { clientId?: string; since?: Date; limit?: number }): Promise<StoredFlag[]>;
+  /** Re-reads the restrictions in force; concurrent calls share one read, re-run if asked for during it. */
   refresh(): Promise<void>;
+  /** Resolves once the refresh under way, if any, is done. */
+  refreshed(): Promise<void>;
+  /**
+   * Refreshes whenever Postgres announces a change to a client's standing (migrations/
+   * 20261206500100_client_restriction_announcements.sql) or announcements may have been missed, so
+   * a quarantine or release on another instance is in force here as soon as it is heard rather
+   * than at the next periodic refresh. Returns the function that stops it.
+   */
+  follow(bus: InvalidationBus): () => void;
   start(): void;
   stop(): void;
 }
@@ -96,6 +107,30 @@ export function createClientRestrictions(deps: {
       next.set(row.clientId, entry);
     }
     active = next;
+  };
+
+  let loading: Promise<void> | undefined;
+  let again = false;
+  const refresh = (): Promise<void> => {
+    if (loading !== undefined) {
+      // A change announced while a read is under way may not be in that read: read once more.
+      again = true;
+      return loading;
+    }
+    loading = (async () => {
+      try {
+        do {
+          again = false;
+          await load();
+        } while (again);
+      } finally {
+        loading = undefined;
+      }
+    })();
+    return loading;
+  };
+  const refreshInBackground = () => {
+    refresh().catch((err: unknown) => deps.logger.warn({ err, event: 'restrictions.refresh_failed' }, 'could not refresh client restrictions'));
   };
 
   const insert = async (clientId: string, kind: RestrictionKind, reason: string, until: Date | undefined, by: { actorId: string; flagId?: number }) => {
@@ -200,11 +235,16 @@ export function createClientRestrictions(deps: {
       }));
     },
 
-    refresh: load,
+    refresh,
+    refreshed: () => loading ?? Promise.resolve(),
+    follow: (bus) => bus.subscribe({
+      invalidate: (topic) => {
+        if (topic === 'client') refreshInBackground();
+      },
+      reset: refreshInBackground,
+    }),
     start() {
-      timer = setInterval(() => {
-        load().catch((err: unknown) => deps.logger.warn({ err, event: 'restrictions.refresh_failed' }, 'could not refresh client restrictions'));
-      }, (deps.refreshSeconds ?? 2) * 1000);
+      timer = setInterval(refreshInBackground, (deps.refreshSeconds ?? 2) * 1000);
       timer.unref();
     },
     stop() {

@@ -91,7 +91,7 @@ describeWithPebble('Moat\'s server certificate by ACME (RFC 8555), from pebble',
         },
       },
     });
-  });
+  }, 120_000);
 
   afterAll(async () => {
     await h?.close();
@@ -324,7 +324,7 @@ describeWithPebble('the account service client certificate by ACME', () => {
     servicePort = await new Promise<number>((resolve) => service.listen(0, '127.0.0.1', () => resolve((service.address() as { port: number }).port)));
     dir = mkdtempSync(join(tmpdir(), 'moat-acme-client-'));
     writeFileSync(join(dir, 'service-ca.pem'), ca.certPem);
-  });
+  }, 120_000);
 
   afterAll(async () => {
     await own?.stop();
@@ -367,4 +367,34 @@ describeWithPebble('the account service client certificate by ACME', () => {
     expect(serialOf(readFileSync(join(dir, 'client.pem'), 'utf8'))).toBe(seen.at(-1));
     client.close();
   });
+});
+
+describeWithPebble('the renewal schedule', () => {
+  it('renews on its own schedule once due (acme.checkIntervalSeconds), with no call from outside', async () => {
+    const pebble = await startPebble({ validitySeconds: 3600 });
+    const root = await pebble.rootPem();
+    const dir = mkdtempSync(join(tmpdir(), 'moat-acme-timer-'));
+    let offset = 0;
+    const timed = await startMoat({
+      now: () => new Date(Date.now() + offset),
+      config: {
+        tls: { certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') },
+        acme: { enabled: true, directoryUrl: pebble.directoryUrl, caFile: pebble.caFile, http01: { host: '127.0.0.1', port: pebble.httpPort }, checkIntervalSeconds: 1 },
+      },
+    });
+    try {
+      const first = timed.moat.ownCertificates!.server!.state();
+      offset = first.renewAt.getTime() - Date.now() + 1000;
+      // Waits on the server's own timer: the renewal is observed, not triggered.
+      for (let waited = 0; timed.moat.ownCertificates!.server!.state().serial === first.serial && waited < 30_000; waited += 100) {
+        await new Promise((done) => setTimeout(done, 100));
+      }
+      const renewed = timed.moat.ownCertificates!.server!.state().serial;
+      expect(renewed).not.toBe(first.serial);
+      expect(await handshakeSerial(timed.port, root)).toBe(renewed);
+    } finally {
+      await timed.close();
+      await pebble.close();
+    }
+  }, 120_000);
 });

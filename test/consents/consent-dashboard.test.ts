@@ -61,7 +61,8 @@ describe('the consent dashboard', () => {
       expect(html).toContain('<h3>Test Fintech');
       expect(html).toContain('Your account details');
       expect(html).toContain('Your statements');
-      expect(html).toContain('Account ••••4321');
+      // By nickname, as on the consent screen (issue 18 point 6), and masked.
+      expect(html).toContain('Rainy day saver (••••4321)');
       expect(html).not.toContain('40001787654321');
       expect(html).toContain('29 February 2032');
       expect(html).toContain(`href="/account/consents/${tokens.consent_id}/revoke"`);
@@ -100,16 +101,21 @@ describe('the consent dashboard', () => {
       const confirm = await browser.request(`/account/consents/${tokens.consent_id}/revoke`);
       const page = await confirm.text();
       expect(page).toContain('Stop sharing with Test Fintech?');
+      // What stops, from where, and what happens to what the TPP already holds (issue 18 point 6).
+      expect(page).toContain('Your account details');
+      expect(page).toContain('Rainy day saver (••••4321)');
+      expect(page).toContain('Stopping does not delete what Test Fintech has already collected.');
       const res = await browser.request(`/account/consents/${tokens.consent_id}/revoke`, { method: 'POST', form: { csrf: hiddenField(page, 'csrf') } });
       expect(res.status).toBe(302);
-      expect(res.headers.get('location')).toBe('/account/consents?done=revoked');
+      expect(res.headers.get('location')).toBe(`/account/consents?revoked=${tokens.consent_id}`);
       expect((await introspect(tpp, tokens.access_token as string)).active).toBe(false);
       expect((await refresh(tpp, tokens.refresh_token as string)).body.error).toBe('invalid_grant');
       const api = await tpp.fetch(`${h.issuer}/sandbox-api/accounts`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
       expect(api.status).toBe(401);
-      const html = await (await browser.request('/account/consents?done=revoked')).text();
-      expect(html).toContain('Done: that application can no longer use this consent.');
-      expect(html).toMatch(/<h2>History<\/h2>[\s\S]*Stopped/);
+      const html = await (await browser.request(res.headers.get('location')!)).text();
+      expect(html).toContain('Done: Test Fintech can no longer use this consent.');
+      expect(html).toMatch(/<h2 id="history-heading">History<\/h2>[\s\S]*Stopped/);
+      expect(html).toMatch(/<dt>Stopped on<\/dt>/);
       const events = await h.moat.consents.events(tokens.consent_id as string);
       expect(events.at(-1)).toEqual(expect.objectContaining({ toStatus: 'Revoked', actor: 'customer', actorId: 'cust-alice' }));
     } finally {

@@ -1,6 +1,7 @@
 import * as oauth from 'oauth4webapi';
 import { SANDBOX_ACCOUNTS } from '../../src/customers/account-directory.ts';
 import { authorizationCodeFlow, Browser, hiddenField, pushAuthorization, type RegisteredTpp, useMoatWithTpp, signInAtInteraction } from '../support/tpp-client.ts';
+import { formatDate } from '../../src/consents/presentation.ts';
 import type { Harness } from '../support/moat-harness.ts';
 
 /*
@@ -36,6 +37,9 @@ describe('a scope-only account consent (scope=openid accounts)', () => {
       const offered = [...page.matchAll(/<input type="checkbox" name="accounts" id="[^"]*" value="([^"]*)" checked>/g)].map((m) => m[1]);
       expect(offered).toEqual(own('cust-alice').map((a) => a.id).sort());
       expect(page).toContain('Rainy day saver');
+      // Issue 18 point 5: the same questions as authorization_details — what, for how long (consents.scopeAccessDays: 90).
+      expect(page).toContain('Your account details');
+      expect(page).toContain(`Until <strong>${formatDate(new Date(Date.now() + 90 * 86_400_000))}</strong>`);
     } finally {
       await browser.close();
     }
@@ -45,6 +49,8 @@ describe('a scope-only account consent (scope=openid accounts)', () => {
     const { tokens } = await authorizationCodeFlow(h, tpp, { accounts: ['acc-alice-savings', 'acc-alice-euro'] });
     const consent = await h.moat.consents.getForCustomer(String(tokens.consent_id), 'cust-alice');
     expect(consent).toEqual(expect.objectContaining({ kind: 'scope', origin: 'scope', status: 'Authorised' }));
+    // The duration the page stated is the consent's: it expires then, like one with an expirationDateTime.
+    expect(Math.abs(consent.expiresAt!.getTime() - (Date.now() + 90 * 86_400_000))).toBeLessThan(120_000);
     expect(consent.granted?.type === 'account_information' ? consent.granted.accounts.map((a) => a.accountId) : []).toEqual(['acc-alice-euro', 'acc-alice-savings']);
     const { status, accounts } = await apiAccounts(tokens.access_token);
     expect(status).toBe(200);

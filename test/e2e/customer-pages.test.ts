@@ -205,6 +205,8 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await authorize(journey, tpp, { authorization_details: ACCOUNT_INFORMATION });
       await signIn(page, 'bob');
       await page.getByRole('heading', { name: 'Test Fintech is asking for access to your information' }).waitFor();
+      // The timer script has run (it is at the end of the page) before the clock moves.
+      await page.waitForLoadState('load');
       const warning = page.locator('[data-time-warning]');
       await expect(warning.isVisible()).resolves.toBe(false);
       await page.clock.fastForward('08:30');
@@ -253,6 +255,88 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await checkPage(page, 'error-form-expired');
     } finally {
       await journey.context.close();
+    }
+  });
+
+  // After the tests above: alice has shared account information, authorised a £249.99 payment and refused a £20,000 one.
+  it('shows payments in their real state, accounts by nickname, and stop buttons that name the TPP and the consent (point 6)', async () => {
+    const approve = await openJourney(tpp);
+    try {
+      // A second consent for the same TPP: the two stop buttons must still be told apart.
+      await authorize(approve, tpp, { authorization_details: ACCOUNT_INFORMATION });
+      await signIn(approve.page, 'alice');
+      await approve.page.getByLabel(/Everyday current account/).check();
+      await approve.page.getByRole('button', { name: 'Share with Test Fintech' }).click();
+      await approve.callback;
+    } finally {
+      await approve.context.close();
+    }
+    const journey = await openJourney(tpp);
+    const { page } = journey;
+    try {
+      await page.goto(`${h.issuer}/account`);
+      await signIn(page, 'alice');
+      await page.getByRole('heading', { name: 'Connected apps' }).waitFor();
+      const payments = page.locator('section[aria-labelledby="payments-heading"]');
+      const paid = await payments.innerText();
+      expect(paid).toMatch(/Payment of £249\.99 to Green Energy Co\s+Waiting to be paid/);
+      expect(paid).toMatch(/Payment of £20,000\.00 to Green Energy Co\s+Refused[\s\S]*Refused on/);
+      expect(paid).toContain('Rainy day saver (••••4321)');
+      expect(paid).not.toContain('Stop sharing');
+      const active = await page.locator('section[aria-labelledby="active-heading"]').innerText();
+      expect(active).toContain('Everyday current account (••••5678)');
+      expect(active).not.toMatch(/Access: |openid/);
+      // WCAG 2.4.6 / 4.1.2: every stop button's accessible name is its own.
+      const names = await page.getByRole('link', { name: /^Stop sharing with Test Fintech/ }).evaluateAll((links: any[]) => links.map((l) => l.textContent.trim()));
+      expect(names.length).toBeGreaterThanOrEqual(2);
+      expect(new Set(names).size).toBe(names.length);
+      await checkPage(page, 'dashboard');
+
+      await page.getByRole('link', { name: /^Stop sharing with Test Fintech/ }).first().click();
+      await page.getByRole('heading', { name: 'Stop sharing with Test Fintech?' }).waitFor();
+      const confirm = await page.locator('main').innerText();
+      expect(confirm).toContain('What stops being shared');
+      expect(confirm).toContain('Stopping does not delete what Test Fintech has already collected.');
+      await checkPage(page, 'revoke-confirm');
+      await page.getByRole('button', { name: 'Yes, stop sharing' }).click();
+      await expect(page.getByRole('status').textContent()).resolves.toBe('Done: Test Fintech can no longer use this consent.');
+      await checkPage(page, 'dashboard-after-revoke');
+    } finally {
+      await journey.context.close();
+    }
+  });
+
+  it('speaks Brazilian Portuguese when the TPP asks with ui_locales, with amounts and dates formatted for it (point 8)', async () => {
+    const journey = await openJourney(tpp);
+    const { page } = journey;
+    try {
+      await authorize(journey, tpp, { authorization_details: payment('249.99'), ui_locales: 'pt-BR' }, 'openid payments');
+      await signIn(page, 'alice');
+      await page.getByRole('heading', { name: /^Confirmar pagamento de £\s?249,99 para Green Energy Co$/ }).waitFor();
+      expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
+      const text = await page.locator('main').innerText();
+      expect(text).toMatch(/Data do pagamento\s+Hoje, \d{1,2} de \w+ de \d{4}/);
+      expect(text).toContain('Esta conta está em EUR; o pagamento está em GBP.');
+      await expect(page.getByRole('button', { name: 'Confirmar pagamento' }).isVisible()).resolves.toBe(true);
+      await checkPage(page, 'payment-pt-BR');
+      await page.getByRole('button', { name: 'Cancelar pagamento' }).click();
+      expect((await journey.callback).searchParams.get('error')).toBe('access_denied');
+    } finally {
+      await journey.context.close();
+    }
+  });
+
+  it('speaks Brazilian Portuguese on an error page when the browser asks with Accept-Language (point 8)', async () => {
+    const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true, locale: 'pt-BR' });
+    const page = await context.newPage();
+    try {
+      await page.goto(`${h.issuer}/interaction/no-such-interaction`);
+      await page.getByRole('heading', { name: 'Sua sessão com o banco expirou' }).waitFor();
+      expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
+      await expect(page.locator('main').innerText()).resolves.toContain('Nada foi compartilhado e nenhum pagamento foi feito.');
+      await checkPage(page, 'error-session-expired-pt-BR');
+    } finally {
+      await context.close();
     }
   });
 

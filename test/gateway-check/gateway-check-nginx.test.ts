@@ -183,9 +183,9 @@ describe('DPoP-bound tokens through nginx (RFC 9449)', () => {
   let keys: webcrypto.CryptoKeyPair;
   let token: string;
 
-  const proof = async (path: string, jti = randomUUID()) => new SignJWT({
-    htm: 'GET', htu: `${gateway}${path}`, jti, ath: createHash('sha256').update(token).digest('base64url'),
-  }).setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: await exportJWK(keys.publicKey) }).setIssuedAt().sign(keys.privateKey);
+  const proof = async (path: string, claims: { iat?: number; nonce?: string } = {}) => new SignJWT({
+    htm: 'GET', htu: `${gateway}${path}`, jti: randomUUID(), ath: createHash('sha256').update(token).digest('base64url'), ...(claims.nonce === undefined ? {} : { nonce: claims.nonce }),
+  }).setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: await exportJWK(keys.publicKey) }).setIssuedAt(claims.iat ?? Math.floor(Date.now() / 1000)).sign(keys.privateKey);
 
   beforeAll(async () => {
     tpp = await onboardTpp(h, { registration: { dpop_bound_access_tokens: true } });
@@ -204,6 +204,16 @@ describe('DPoP-bound tokens through nginx (RFC 9449)', () => {
     const replay = await call(tpp, '/accounts', { authorization: `DPoP ${token}`, dpop: once });
     expect(replay).toEqual(expect.objectContaining({ status: 401, reachedApi: false }));
     expect(replay.challenge).toMatch(/^DPoP error="invalid_dpop_proof", error_description="DPoP proof replayed: its jti was already used/);
+  });
+
+  it('asks for a server nonce when a proof is stale, through nginx, and accepts a proof carrying it (RFC 9449 §9)', async () => {
+    const stale = await call(tpp, '/accounts', { authorization: `DPoP ${token}`, dpop: await proof('/accounts', { iat: Math.floor(Date.now() / 1000) - 600 }) });
+    expect(stale).toEqual(expect.objectContaining({ status: 401, reachedApi: false }));
+    expect(stale.challenge).toMatch(/^DPoP error="use_dpop_nonce"/);
+    const nonce = stale.headers.get('dpop-nonce');
+    expect(nonce).toEqual(expect.any(String));
+    const fresh = await call(tpp, '/accounts', { authorization: `DPoP ${token}`, dpop: await proof('/accounts', { nonce: nonce! }) });
+    expect(fresh.status).toBe(200);
   });
 
   it('refuses a proof made for another URL, and a token sent as Bearer', async () => {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { CERTIFICATE_EXPIRING_EVENT } from '../../src/certificates/expiry-notices.ts';
 import { adminRequest } from '../support/admin-api.ts';
-import { adminToken } from '../support/admin-metrics.ts';
+import { adminToken, sampleSum, scrapeMetrics } from '../support/admin-metrics.ts';
 import { runMoat } from '../support/cli.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { createTestCa, issueLeaf } from '../support/pki.ts';
@@ -98,7 +98,9 @@ describe('an expiry notice (RFC 8417 SET, RFC 8935 push)', () => {
   it('is POSTed once per horizon and certificate, signed with a key of the published JWKS, naming the certificate and days left', async () => {
     const pass = await h.moat.certificates.monitor.runOnce();
     expect(pass.expiring).toEqual(expect.arrayContaining([{ thumbprint: tpp.thumbprint, daysLeft: 6 }]));
+    const deliveredBefore = sampleSum(await scrapeMetrics(h), 'moat_certificate_expiry_notices_total', { outcome: 'delivered' });
     expect(await h.moat.certificates.notices!.deliverDue()).toEqual({ delivered: 2, failed: 0 });
+    expect(sampleSum(await scrapeMetrics(h), 'moat_certificate_expiry_notices_total', { outcome: 'delivered' })).toBe(deliveredBefore + 2);
 
     const notices = received.filter((r) => r.path === '/ok');
     expect(notices).toHaveLength(2);
@@ -210,6 +212,7 @@ describe('a notification endpoint that hangs', () => {
   it('is given up on after the timeout, retried later with back-off, and holds no request up meanwhile', async () => {
     const tpp = await expiringTpp('/hang');
     await h.moat.certificates.monitor.runOnce();
+    const retriesBefore = sampleSum(await scrapeMetrics(h), 'moat_certificate_expiry_notices_total', { outcome: 'retry' });
     const pass = h.moat.certificates.notices!.deliverDue();
     // While the delivery waits on the endpoint, Moat answers as ever.
     const f = tlsFetch(tpp.creds.serverCaPem);
@@ -222,6 +225,10 @@ describe('a notification endpoint that hangs', () => {
     // Its transport and signing certificates' notices, attempted side by side.
     expect(await pass).toEqual({ delivered: 0, failed: 2 });
     expect(received.filter((r) => r.path === '/hang')).toHaveLength(2);
+    // Failed attempts that will be retried: counted as retry, not yet as failed (given up).
+    const metrics = await scrapeMetrics(h);
+    expect(sampleSum(metrics, 'moat_certificate_expiry_notices_total', { outcome: 'retry' })).toBe(retriesBefore + 2);
+    expect(sampleSum(metrics, 'moat_certificate_expiry_notices_total', { outcome: 'failed' })).toBe(0);
 
     const seen = await diagnosticsOf(tpp.creds);
     const notice = seen.body.notices.find((n: { 'x5t#S256': string }) => n['x5t#S256'] === tpp.thumbprint);

@@ -2,6 +2,8 @@ import * as oauth from 'oauth4webapi';
 import { decodeJwt } from 'jose';
 import { totpCode, TOTP_PERIOD_SECONDS } from '../../src/sca/totp.ts';
 import { federatedCustomer, SCA_ACR_AT_BANK, useMoatWithBankIdp, type BankIdp } from '../support/bank-idp.ts';
+import { adminRequest } from '../support/admin-api.ts';
+import { adminToken } from '../support/admin-metrics.ts';
 import type { Harness } from '../support/moat-harness.ts';
 import { Browser, hiddenField, pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
 
@@ -155,6 +157,31 @@ describe('a payment by a customer of the bank IdP (RTS Art. 5: Moat links it aft
     } finally {
       await journey.moat.close();
     }
+  });
+
+  it('asks for Moat\'s code when threat detection wants a fresh SCA and the bank answered from an earlier sign-in of its own (its auth_time)', async () => {
+    const stepped = await adminRequest(s.h.moat.adminPort!, 'POST', `/clients/${s.tpp.client.client_id}/step-up`, { token: adminToken(s.h), body: { reason: 'test: unusual activity', seconds: 600 } });
+    expect(stepped.status).toBe(200);
+    s.idp.misbehave.authTimeAgoSeconds = 600;
+    try {
+      const { requestUri } = await pushAuthorization(s.tpp);
+      const shown = await federatedCustomer(s.h, s.tpp, s.idp, requestUri, { consent: false });
+      expect(shown.page?.html).toContain('For your security, confirm it is you with one more step.');
+      const { requestUri: again, codeVerifier } = await pushAuthorization(s.tpp);
+      const journey = await federatedCustomer(s.h, s.tpp, s.idp, again, { code: () => nextCode(aliceSecret) });
+      const idToken = decodeJwt((await redeem(s, journey.tppLocation!, codeVerifier)).id_token!);
+      expect(idToken.acr).toBe('urn:openbanking:psd2:sca');
+      expect(idToken.amr).toContain('otp');
+      expect(s.h.logs.some((l) => l.event === 'federation.moat_step' && l.outcome === 'not_fresh')).toBe(true);
+    } finally {
+      delete s.idp.misbehave.authTimeAgoSeconds;
+    }
+    // A sign-in made at the bank in this very interaction is fresh: on to consent with no code asked.
+    const { requestUri } = await pushAuthorization(s.tpp);
+    const fresh = await federatedCustomer(s.h, s.tpp, s.idp, requestUri);
+    expect(fresh.page?.html).not.toContain('name="code"');
+    expect(fresh.tppLocation).toBeDefined();
+    expect(tppError(fresh.tppLocation!)).toBeNull();
   });
 });
 

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import type { Browser as Chromium, BrowserContext, Page } from 'playwright-core';
 import { chromiumAvailable, launchChromium, SCREENSHOT_DIR } from '../support/chromium.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { checkAccessible, shoot } from '../support/page-checks.ts';
+import { checkAccessible, checkAxe, shoot } from '../support/page-checks.ts';
 import { tlsFetch } from '../support/tpp-client.ts';
 
 /*
@@ -95,7 +95,11 @@ describeInBrowser('the sandbox developer portal in a real browser', () => {
     expect(new URL(page.url()).pathname).toBe('/portal');
     expect(await page.getByRole('heading', { name: 'Quick start' }).isVisible()).toBe(true);
     expect(await page.locator('pre').first().innerText()).toContain(`--data @portal-fintech/registration.json ${h.issuer}/register`);
+    // WCAG 2.1.1 (issue 18 point 7): each scrolling code block is reached by Tab and has a name.
+    await page.getByRole('region', { name: 'Quick start with curl' }).focus();
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement?.tagName)).toBe('PRE');
     await checkAccessible(page);
+    await checkAxe(page);
     await shoot(page, 'portal-03-created');
 
     // A real download, through the browser's download machinery.

@@ -118,4 +118,26 @@ describeWithServices('caches on two instances', () => {
       await tpp.close();
     }
   });
+
+  it('a client quarantined on one instance is refused there at once, and on the other once announced; released, it works on both again', async () => {
+    const tpp = await onboardTpp(a);
+    try {
+      expect((await clientCredentials(via(b, tpp))).status).toBe(200);
+      const quarantined = heardOn(b, 'client', tpp.client.client_id);
+      await a.moat.threats.restrictions.quarantine(tpp.client.client_id, 'test: suspected compromise', { actor: 'operator', actorId: 'test' });
+      expect(await clientCredentials(via(a, tpp))).toEqual({ status: 401, body: expect.objectContaining({ error: 'invalid_client' }) });
+      await quarantined;
+      // B re-reads the restrictions in force on hearing it (not at its next periodic refresh).
+      await b.moat.threats.restrictions.refreshed();
+      expect(await clientCredentials(via(b, tpp))).toEqual({ status: 401, body: expect.objectContaining({ error: 'invalid_client' }) });
+
+      const released = heardOn(b, 'client', tpp.client.client_id);
+      await a.moat.threats.restrictions.release(tpp.client.client_id, 'quarantine', 'test');
+      await released;
+      await b.moat.threats.restrictions.refreshed();
+      expect((await clientCredentials(via(b, tpp))).status).toBe(200);
+    } finally {
+      await tpp.close();
+    }
+  });
 });

@@ -1,11 +1,15 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describeWithServices } from '../support/databases.ts';
 import { freePort, startMoat, type Harness } from '../support/moat-harness.ts';
 import { adminToken } from '../support/admin-metrics.ts';
+import { listHsmKeys, type HsmKey } from '../../src/keys/hsm-signing-keys.ts';
+import { openPkcs11Token } from '../../src/keys/pkcs11-token.ts';
+import { SIGNING_KEYS_FILE } from '../../src/keys/signing-keys.ts';
+import { softHsmAvailable, useSoftHsm } from '../support/softhsm.ts';
 
 /*
  * `workers: N` (node:cluster): N processes share the port; the primary makes the keys once so every
@@ -45,45 +49,57 @@ async function waitFor(condition: () => boolean, what: string, timeoutMs = 30_00
   }
 }
 
+interface Cluster { primary: ChildProcess; port: number; adminPort: number; keysDir: string; ca: string; output(): string }
+
+/**
+ * `moat start` with two workers on `shared`'s prepared database, Redis prefix and sandbox, with a
+ * keys directory of its own, empty, so its primary must create the keys; `env` adds configuration.
+ */
+async function startCluster(shared: Harness, env: Record<string, string> = {}): Promise<Cluster> {
+  const keysDir = mkdtempSync(join(tmpdir(), 'moat-cluster-keys-'));
+  const port = await freePort();
+  const adminPort = await freePort();
+  const ca = readFileSync(join(shared.config.dataDir, 'sandbox', 'server-ca.pem'), 'utf8');
+  const primary = spawn(process.execPath, ['src/main.ts'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      MOAT_WORKERS: '2',
+      MOAT_ISSUER: `https://localhost:${port}`,
+      MOAT_LISTEN__HOST: '127.0.0.1',
+      MOAT_LISTEN__PORT: String(port),
+      MOAT_ADMIN__PORT: String(adminPort),
+      MOAT_DATA_DIR: shared.config.dataDir,
+      MOAT_KEYS__DIR: keysDir,
+      MOAT_STORAGE__POSTGRES_URL: shared.config.storage.postgresUrl!,
+      MOAT_STORAGE__REDIS_URL: shared.config.storage.redisUrl!,
+      MOAT_STORAGE__REDIS_KEY_PREFIX: shared.config.storage.redisKeyPrefix,
+      MOAT_LOGGING__LEVEL: 'warn',
+      ...env,
+    },
+  });
+  let output = '';
+  primary.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
+  primary.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
+  await waitFor(() => (output.match(/^worker \d+ listening/gm) ?? []).length === 2 || primary.exitCode !== null, 'two workers');
+  if (primary.exitCode !== null) throw new Error(`the cluster did not start: ${output}`);
+  return { primary, port, adminPort, keysDir, ca, output: () => output };
+}
+
 describeWithServices('cluster mode (workers: 2)', () => {
   let shared: Harness;
+  let cluster: Cluster;
   let primary: ChildProcess;
-  let output = '';
   let port: number;
   let adminPort: number;
   let keysDir: string;
   let ca: string;
 
   beforeAll(async () => {
-    // A running Moat only to provide a prepared database, Redis prefix and sandbox; the cluster gets
-    // a keys directory of its own, empty, so its primary must create the keys.
     shared = await startMoat({ backend: 'services' });
-    keysDir = mkdtempSync(join(tmpdir(), 'moat-cluster-keys-'));
-    port = await freePort();
-    adminPort = await freePort();
-    ca = readFileSync(join(shared.config.dataDir, 'sandbox', 'server-ca.pem'), 'utf8');
-    primary = spawn(process.execPath, ['src/main.ts'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        MOAT_WORKERS: '2',
-        MOAT_ISSUER: `https://localhost:${port}`,
-        MOAT_LISTEN__HOST: '127.0.0.1',
-        MOAT_LISTEN__PORT: String(port),
-        MOAT_ADMIN__PORT: String(adminPort),
-        MOAT_DATA_DIR: shared.config.dataDir,
-        MOAT_KEYS__DIR: keysDir,
-        MOAT_STORAGE__POSTGRES_URL: shared.config.storage.postgresUrl!,
-        MOAT_STORAGE__REDIS_URL: shared.config.storage.redisUrl!,
-        MOAT_STORAGE__REDIS_KEY_PREFIX: shared.config.storage.redisKeyPrefix,
-        MOAT_LOGGING__LEVEL: 'warn',
-      },
-    });
-    primary.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
-    primary.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
-    await waitFor(() => (output.match(/^worker \d+ listening/gm) ?? []).length === 2 || primary.exitCode !== null, 'two workers');
-    if (primary.exitCode !== null) throw new Error(`the cluster did not start: ${output}`);
+    cluster = await startCluster(shared);
+    ({ primary, port, adminPort, keysDir, ca } = cluster);
   }, 60_000);
 
   afterAll(async () => {
@@ -93,7 +109,7 @@ describeWithServices('cluster mode (workers: 2)', () => {
   });
 
   it('runs two worker processes that publish the same signing keys', async () => {
-    expect(output).toMatch(/2 worker processes on port/);
+    expect(cluster.output()).toMatch(/2 worker processes on port/);
     expect(childrenOf(primary.pid!)).toHaveLength(2);
     const jwks = new Set<string>();
     for (let i = 0; i < 12; i += 1) jwks.add((await getFresh(`https://localhost:${port}/jwks`, ca)).body);
@@ -131,7 +147,7 @@ describeWithServices('cluster mode (workers: 2)', () => {
       const now = childrenOf(primary.pid!);
       return now.length === 2 && !now.includes(victim!) && now.includes(survivor!);
     }, 'a replacement worker');
-    expect(output).toMatch(/a worker died; starting another/);
+    expect(cluster.output()).toMatch(/a worker died; starting another/);
   });
 
   it('stops every worker gracefully on SIGTERM and exits 0', async () => {
@@ -143,6 +159,50 @@ describeWithServices('cluster mode (workers: 2)', () => {
     // Drained, not killed at the primary's deadline (15 s).
     expect(Date.now() - asked).toBeLessThan(8_000);
     for (const pid of workers) expect(() => process.kill(pid, 0)).toThrow();
+  });
+});
+
+const describeWithServicesAndHsm = softHsmAvailable() ? describeWithServices : describe.skip;
+
+describeWithServicesAndHsm('cluster mode with the signing keys in an HSM (keys.source: pkcs11, workers: 2)', () => {
+  let shared: Harness;
+  let cluster: Cluster;
+  let pkcs11: { library: string; tokenLabel: string; pin: string };
+
+  beforeAll(async () => {
+    shared = await startMoat({ backend: 'services' });
+    // An empty token: the primary makes the keys in it once, before the workers open it.
+    pkcs11 = useSoftHsm().createToken('cluster');
+    cluster = await startCluster(shared, {
+      MOAT_KEYS__SOURCE: 'pkcs11', MOAT_KEYS__ALGORITHMS: '["PS256","ES256"]', MOAT_KEYS__PKCS11__LIBRARY: pkcs11.library, MOAT_KEYS__PKCS11__TOKEN_LABEL: pkcs11.tokenLabel, MOAT_KEYS__PKCS11__PIN: pkcs11.pin,
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    if (cluster?.primary.exitCode === null) cluster.primary.kill('SIGKILL');
+    if (cluster !== undefined) rmSync(cluster.keysDir, { recursive: true, force: true });
+    await shared?.close();
+  });
+
+  it('has the keys made once in the token, and every worker publishes exactly those (never a set per worker)', async () => {
+    const token = await openPkcs11Token({ ...pkcs11, maxSessions: 1 });
+    let inToken: HsmKey[];
+    try {
+      inToken = await listHsmKeys(token);
+    } finally {
+      token.close();
+    }
+    // One key per configured algorithm (PS256 and ES256 by default): two workers racing would have made two.
+    expect(inToken.map((k) => k.alg).sort()).toEqual(['ES256', 'PS256']);
+    const bodies = new Set<string>();
+    for (let i = 0; i < 12; i += 1) bodies.add((await getFresh(`https://localhost:${cluster.port}/jwks`, cluster.ca)).body);
+    expect(bodies.size).toBe(1);
+    const published = (JSON.parse([...bodies][0]!) as { keys: { kid: string; d?: string }[] }).keys;
+    expect(published.map((k) => k.kid).sort()).toEqual(inToken.map((k) => k.publicJwk.kid).sort());
+    // Public halves only: the private keys never leave the token.
+    expect(published.every((k) => k.d === undefined)).toBe(true);
+    // Nothing written to the keys directory: the file key source was not used.
+    expect(readdirSync(cluster.keysDir)).not.toContain(SIGNING_KEYS_FILE);
   });
 });
 

@@ -38,6 +38,8 @@ export interface Misbehaviour {
   nonceInIdToken?: string;
   /** The ID token is signed with a key the IdP does not publish (same kid). */
   foreignSigningKey?: boolean;
+  /** The ID token says the customer signed in this many seconds ago (an IdP answering from its own earlier session). */
+  authTimeAgoSeconds?: number;
 }
 
 export interface BankIdp {
@@ -194,10 +196,11 @@ export async function startBankIdp(options: { clientAuth?: 'private_key_jwt' | '
       url.searchParams.set('iss', misbehave.issuerInResponse);
       ctx.set('location', url.toString());
     }
-    if (ctx.path === '/token' && ctx.status === 200 && (misbehave.nonceInIdToken !== undefined || misbehave.foreignSigningKey === true)) {
+    if (ctx.path === '/token' && ctx.status === 200 && (misbehave.nonceInIdToken !== undefined || misbehave.foreignSigningKey === true || misbehave.authTimeAgoSeconds !== undefined)) {
       const body = ctx.body as Record<string, unknown>;
       const claims = decodeJwt(String(body.id_token));
       if (misbehave.nonceInIdToken !== undefined) claims.nonce = misbehave.nonceInIdToken;
+      if (misbehave.authTimeAgoSeconds !== undefined) claims.auth_time = Math.floor(Date.now() / 1000) - misbehave.authTimeAgoSeconds;
       const key = misbehave.foreignSigningKey === true ? (await generateKeyPair('ES256')).privateKey : await importJWK(signingJwk, 'ES256');
       body.id_token = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: signingJwk.kid! }).sign(key);
       ctx.body = body;

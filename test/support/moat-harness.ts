@@ -35,7 +35,7 @@ export function defaultBackend(): Backend {
 
 export { freePort };
 
-export async function startMoat(options: { backend?: Backend; config?: Record<string, unknown>; now?: () => Date } = {}): Promise<Harness> {
+export async function startMoat(options: { backend?: Backend; config?: Record<string, unknown>; now?: () => Date; keysNow?: () => Date } = {}): Promise<Harness> {
   const backend = options.backend ?? defaultBackend();
   const dataDir = mkdtempSync(join(tmpdir(), 'moat-test-'));
   const cleanups: (() => Promise<void>)[] = [];
@@ -69,7 +69,9 @@ export async function startMoat(options: { backend?: Backend; config?: Record<st
     let moat: MoatServer;
     try {
       config = validateConfig(harnessConfig(port, dataDir, storage, options.config), 'test harness', dataDir);
-      moat = await createMoatServer(config, createLogger(config.logging.level, sink), options.now === undefined ? {} : { now: options.now });
+      moat = await createMoatServer(config, createLogger(config.logging.level, sink), {
+        ...(options.now === undefined ? {} : { now: options.now }), ...(options.keysNow === undefined ? {} : { keysNow: options.keysNow }),
+      });
     } catch (err) {
       await cleanUp();
       throw err;
