@@ -21,6 +21,7 @@ import { seedSandboxAccounts } from './customers/account-directory.ts';
 import { createAccountSource } from './accounts/account-source.ts';
 import { createLoginThrottle } from './customers/login-throttle.ts';
 import { createConsentApiRouter } from './consents/consent-api.ts';
+import { createGrantManagementRouter } from './consents/grant-management-api.ts';
 import { createConsentService, type ConsentService } from './consents/consent-service.ts';
 import { consentProviderMiddleware } from './provider/consent-middleware.ts';
 import { createSqlConsentStore } from './consents/sql-consent-store.ts';
@@ -388,7 +389,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     });
     if (cibaHooks !== undefined) {
       decoupled = createDecoupledAuthorisation({
-        provider, store: createSqlDecoupledRequestStore(storage.sql), consents, accounts, ping, logger, now,
+        provider, store: createSqlDecoupledRequestStore(storage.sql), consents, accounts, ping, logger, now, scopeAccessDays: config.consents.scopeAccessDays,
         steppedUp: (clientId) => threats.standing.steppedUp(clientId) !== undefined,
       });
       provider.use(cibaPollPacing({ store: storage.shortLived, intervalSeconds: config.ciba.pollIntervalSeconds, keepSeconds: config.ciba.maxExpirySeconds, now }));
@@ -473,6 +474,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       ],
       routers: [
         createConsentApiRouter({ provider, consents, issuer: config.issuer, senderConstraint, logger }),
+        createGrantManagementRouter({ provider, consents, senderConstraint, logger }),
         ...(sandbox === undefined ? [] : [
           createSandboxApiRouter({ provider, issuer: config.issuer, senderConstraint, consents, accounts }),
           ...(decoupled === undefined ? [] : [createBankAppApiRouter({ authorisation: decoupled, customers, throttle: loginThrottle, sca: interactionSca, logger })]),
