@@ -10,6 +10,7 @@ import {
 import { ConsentNotFound, ConsentStateConflict, kindOf, newConsentId } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
 import { accountChoice, asksAccountsByScope, scopeAccessRequest, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
+import { managedDecision } from '../consents/grant-management.ts';
 import { describeAccount, describeDetail, formatDate } from '../consents/presentation.ts';
 import { regulatorOf } from '../certificates/regulator-names.ts';
 import { intentIdFromClaims } from '../consents/provider-hooks.ts';
@@ -644,15 +645,26 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     }
     // Accounts shared by scope are recorded on the consent only: the tokens stay what the TPP asked
     // for (no authorization_details it did not send), and the APIs read the consent.
-    const grantId = await saveGrant(provider, details, granted === undefined || request.detail === undefined ? undefined : { ...granted, consentId } as GrantedDetail);
+    // FAPI Grant Management: a merge grants the union with the named grant, under its id.
+    let managed;
+    try {
+      managed = await managedDecision(consents, details.params, { clientId: request.clientId, customerId, granted, scope: request.scope, consentId });
+    } catch (err) {
+      if (!(err instanceof ConsentNotFound)) throw err;
+      await finishWithError(ctx, 'invalid_request', err.message);
+      return;
+    }
+    const decided = managed.granted;
+    const grantId = await saveGrant(provider, details, decided === undefined || request.detail === undefined ? undefined : { ...decided, consentId: managed.consentId } as GrantedDetail);
     try {
       await consents.authorise({
         ...(request.intentId === undefined ? { newConsentId: consentId } : { intentId: request.intentId }),
-        clientId: request.clientId, customerId, scope: request.scope, grantId,
+        clientId: request.clientId, customerId, scope: managed.scope, grantId,
         ...(request.detail === undefined ? {} : { requested: request.detail }),
-        ...(granted === undefined ? {} : { granted }),
-        ...(granted?.type === 'account_information' && granted.expirationDateTime !== undefined ? { expiresAt: new Date(granted.expirationDateTime) } : {}),
+        ...(decided === undefined ? {} : { granted: decided }),
+        ...(decided?.type === 'account_information' && decided.expirationDateTime !== undefined ? { expiresAt: new Date(decided.expirationDateTime) } : {}),
         ...(auth === undefined ? {} : { authentication: consentAuthentication(auth) }),
+        ...(managed.grantManagement === undefined ? {} : { grantManagement: managed.grantManagement }),
       });
     } catch (err) {
       // Authorised in another tab, or revoked meanwhile: the grant must not outlive the failure.
