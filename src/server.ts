@@ -52,7 +52,7 @@ import { createSqlExpiryNoticeStore } from './certificates/sql-expiry-notice-sto
 import { createExpiryNoticeDiagnosticsRouter } from './diagnostics/expiry-notice-diagnostics.ts';
 import { createFollowingJwsSigner } from './keys/jws-signer.ts';
 import { rotationPolicy } from './keys/key-rotation.ts';
-import { createSharedSigningKeys, signingKeyBox, type SharedSigningKeys } from './keys/shared-signing-keys.ts';
+import { createSharedSigningKeys, sharedKeyMetrics, signingKeyBox, type SharedSigningKeys } from './keys/shared-signing-keys.ts';
 import { createSqlSigningKeyStore } from './keys/sql-signing-key-store.ts';
 import { createViews } from './interactions/views.ts';
 import { createPasskeyCeremonies } from './passkeys/passkey-ceremonies.ts';
@@ -235,6 +235,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     // keys.source database: every instance reads the keys there, applies the rotation that is due and
     // hears of the others' (keys/shared-signing-keys.ts).
     let sharedKeys: SharedSigningKeys | undefined;
+    const keyMetrics = sharedKeyMetrics(metrics.registry);
     if (config.keys.source === 'database') {
       sharedKeys = await createSharedSigningKeys({
         store: createSqlSigningKeyStore(storage.sql), box: signingKeyBox(config), policy: rotationPolicy(config),
@@ -242,7 +243,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
           // A missed announcement (the subscription was lost) is made good by reloading, as for one heard.
           subscribe: (onChange) => storage.invalidation.subscribe({ invalidate: (topic) => { if (topic === 'signing-keys') onChange(); }, reset: onChange }),
         },
-        checkIntervalSeconds: config.keys.rotation.checkIntervalSeconds, now: options.keysNow ?? now, audit, logger,
+        checkIntervalSeconds: config.keys.rotation.checkIntervalSeconds, now: options.keysNow ?? now, audit, logger, metrics: keyMetrics,
       });
       const opened = sharedKeys;
       closeOnFailure.push(() => void opened.close());

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
+import { sampleSum, scrapeMetrics } from '../support/admin-metrics.ts';
 import { runMoat } from '../support/cli.ts';
 import { describeWithServices } from '../support/databases.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
@@ -118,6 +119,11 @@ describeWithServices('signing keys rotated on a schedule across two instances on
       }
     });
     for (const token of await signedByBoth()) expect(decodeProtectedHeader(token).kid).toBe(k1);
+    for (const h of [a, b]) {
+      const metrics = await scrapeMetrics(h);
+      expect(sampleSum(metrics, 'moat_signing_keys', { state: 'next' })).toBe(1);
+      expect(sampleSum(metrics, 'moat_signing_keys', { state: 'active' })).toBe(1);
+    }
 
     // The period is over and the successor was published for publishAhead: it signs, the old key only verifies.
     t += PUBLISH_AHEAD;
@@ -262,6 +268,7 @@ describeWithServices('keys in the database that cannot be used', () => {
     await eventually(async () => expect(h.logs).toContainEqual(expect.objectContaining({
       event: 'keys.refresh_failed', err: expect.objectContaining({ message: `signing key ${staged} in the database cannot be used: its private key does not decrypt with keys.encryptionKey` }),
     })));
+    expect(sampleSum(await scrapeMetrics(h), 'moat_signing_keys_refresh_failures_total')).toBeGreaterThanOrEqual(1);
     // This instance still signs with the key it had, which it publishes; requests succeed.
     expect(activeKid(await jwksOf(tpp, h))).toEqual([current]);
     expect(decodeProtectedHeader((await authorizationCodeFlow(h, tpp)).tokens.id_token!).kid).toBe(current);
