@@ -21,6 +21,7 @@ import { seedSandboxAccounts } from './customers/account-directory.ts';
 import { createAccountSource } from './accounts/account-source.ts';
 import { createLoginThrottle } from './customers/login-throttle.ts';
 import { createConsentApiRouter } from './consents/consent-api.ts';
+import { createGrantManagementRouter } from './consents/grant-management-api.ts';
 import { createConsentService, type ConsentService } from './consents/consent-service.ts';
 import { consentProviderMiddleware } from './provider/consent-middleware.ts';
 import { createSqlConsentStore } from './consents/sql-consent-store.ts';
@@ -51,7 +52,7 @@ import { createSqlExpiryNoticeStore } from './certificates/sql-expiry-notice-sto
 import { createExpiryNoticeDiagnosticsRouter } from './diagnostics/expiry-notice-diagnostics.ts';
 import { createFollowingJwsSigner } from './keys/jws-signer.ts';
 import { rotationPolicy } from './keys/key-rotation.ts';
-import { createSharedSigningKeys, signingKeyBox, type SharedSigningKeys } from './keys/shared-signing-keys.ts';
+import { createSharedSigningKeys, sharedKeyMetrics, signingKeyBox, type SharedSigningKeys } from './keys/shared-signing-keys.ts';
 import { createSqlSigningKeyStore } from './keys/sql-signing-key-store.ts';
 import { createViews } from './interactions/views.ts';
 import { createPasskeyCeremonies } from './passkeys/passkey-ceremonies.ts';
@@ -104,6 +105,7 @@ import { createPingDelivery, type PingDelivery } from './ciba/ping-delivery.ts';
 import { cibaPollPacing } from './ciba/poll-pacing.ts';
 import { createSqlDecoupledRequestStore } from './ciba/sql-decoupled-request-store.ts';
 import { createBankAppApiRouter } from './sandbox/bank-app-api.ts';
+import { createBankAppPageRouter } from './sandbox/bank-app-page.ts';
 import { createOwnCertificates, type OwnCertificates } from './acme/own-certificates.ts';
 import type { DirectoryConfig } from './config/schema.ts';
 
@@ -233,6 +235,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     // keys.source database: every instance reads the keys there, applies the rotation that is due and
     // hears of the others' (keys/shared-signing-keys.ts).
     let sharedKeys: SharedSigningKeys | undefined;
+    const keyMetrics = sharedKeyMetrics(metrics.registry);
     if (config.keys.source === 'database') {
       sharedKeys = await createSharedSigningKeys({
         store: createSqlSigningKeyStore(storage.sql), box: signingKeyBox(config), policy: rotationPolicy(config),
@@ -240,7 +243,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
           // A missed announcement (the subscription was lost) is made good by reloading, as for one heard.
           subscribe: (onChange) => storage.invalidation.subscribe({ invalidate: (topic) => { if (topic === 'signing-keys') onChange(); }, reset: onChange }),
         },
-        checkIntervalSeconds: config.keys.rotation.checkIntervalSeconds, now: options.keysNow ?? now, audit, logger,
+        checkIntervalSeconds: config.keys.rotation.checkIntervalSeconds, now: options.keysNow ?? now, audit, logger, metrics: keyMetrics,
       });
       const opened = sharedKeys;
       closeOnFailure.push(() => void opened.close());
@@ -387,7 +390,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     });
     if (cibaHooks !== undefined) {
       decoupled = createDecoupledAuthorisation({
-        provider, store: createSqlDecoupledRequestStore(storage.sql), consents, accounts, ping, logger, now,
+        provider, store: createSqlDecoupledRequestStore(storage.sql), consents, accounts, ping, logger, now, scopeAccessDays: config.consents.scopeAccessDays,
         steppedUp: (clientId) => threats.standing.steppedUp(clientId) !== undefined,
       });
       provider.use(cibaPollPacing({ store: storage.shortLived, intervalSeconds: config.ciba.pollIntervalSeconds, keepSeconds: config.ciba.maxExpirySeconds, now }));
@@ -472,9 +475,13 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       ],
       routers: [
         createConsentApiRouter({ provider, consents, issuer: config.issuer, senderConstraint, logger }),
+        createGrantManagementRouter({ provider, consents, senderConstraint, logger }),
         ...(sandbox === undefined ? [] : [
           createSandboxApiRouter({ provider, issuer: config.issuer, senderConstraint, consents, accounts }),
-          ...(decoupled === undefined ? [] : [createBankAppApiRouter({ authorisation: decoupled, customers, throttle: loginThrottle, sca: interactionSca, logger })]),
+          ...(decoupled === undefined ? [] : [
+            createBankAppApiRouter({ authorisation: decoupled, customers, throttle: loginThrottle, sca: interactionSca, logger }),
+            createBankAppPageRouter({ provider, authorisation: decoupled, customers, throttle: loginThrottle, sca: interactionSca, sessions: customerSessions, views, csrf, logger }),
+          ]),
           createSandboxRevocationRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
           ...(config.portal.enabled ? [createPortalRouter({
             config, material: sandbox, sessions: createPortalSessions(storage.shortLived), registry, views, csrf, logger, ...(diagnostics === undefined ? {} : { diagnostics }),

@@ -12,9 +12,10 @@ import { createCodeMinter } from './code-minting.ts';
  */
 export async function startMoat(rawConfig: Record<string, unknown>, baseDir: string): Promise<BenchServer> {
   const config = validateConfig(rawConfig, 'benchmark', baseDir);
-  // Moat's own log level (info: one access-log line per request) into /dev/null: the cost of
-  // logging is in the figures, the cost of a terminal is not. BENCH_SERVER_LOG=1 shows it (debugging).
-  const logger = createLogger(config.logging.level, pino.destination({ dest: process.env.BENCH_SERVER_LOG === '1' ? 2 : '/dev/null', sync: true }));
+  // Moat's own log level (info: one access-log line per request) into /dev/null, written
+  // asynchronously as `moat start` writes standard output: the cost of logging is in the figures, the
+  // cost of a terminal is not. BENCH_SERVER_LOG=1 shows it (debugging).
+  const logger = createLogger(config.logging.level, pino.destination({ dest: process.env.BENCH_SERVER_LOG === '1' ? 2 : '/dev/null', sync: false }));
   const moat = await createMoatServer(config, logger);
   const port = await moat.listen();
 

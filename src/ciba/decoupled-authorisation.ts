@@ -1,10 +1,10 @@
 import Provider, { errors } from 'oidc-provider';
 import type { GrantDecision, GrantedDetail } from '../consents/authorization-details.ts';
-import { ACCOUNTS_SCOPE_PERMISSIONS } from '../consents/authorization-details.ts';
 import type { Consent } from '../consents/consent.ts';
 import { ConsentNotFound, ConsentStateConflict } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
-import { asksAccountsByScope, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
+import { asksAccountsByScope, ChoiceInvalid, grantedDetail, offeredAccounts, scopeAccessRequest } from '../consents/customer-choice.ts';
+import { managedDecision } from '../consents/grant-management.ts';
 import type { AccountDirectory, CustomerAccount } from '../customers/account-directory.ts';
 import type { Logger } from '../observability/logger.ts';
 import { ACR_SCA, completedAuthentication, consentAuthentication, type FactorUse } from '../sca/authentication.ts';
@@ -33,6 +33,8 @@ export interface DecoupledAuthorisationDeps {
   /** Threat detection stepped the client up: the approval needs a fresh SCA (always the case here). */
   steppedUp: (clientId: string) => boolean;
   now: () => Date;
+  /** How long account access asked by scope alone lasts (consents.scopeAccessDays), as on the consent page. */
+  scopeAccessDays: number;
 }
 
 export interface Approval {
@@ -145,25 +147,37 @@ export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): 
         const chosen = approval.accounts ?? (request.requested?.type === 'payment_initiation' ? choices.slice(0, 1) : choices).map((a) => a.id);
         const choice = { scope: request.scope, ...(request.requested === undefined ? {} : { detail: request.requested }) };
         granted = request.requested !== undefined ? grantedDetail(request.requested, choices, chosen, approval.permissionGroups)
-          : asksAccountsByScope(choice) ? grantedDetail({ type: 'account_information', permissions: [...ACCOUNTS_SCOPE_PERMISSIONS] }, choices, chosen, approval.permissionGroups) : undefined;
+          : asksAccountsByScope(choice) ? grantedDetail(scopeAccessRequest(deps.now(), deps.scopeAccessDays), choices, chosen, approval.permissionGroups) : undefined;
       } catch (err) {
         if (err instanceof ChoiceInvalid) throw new DecoupledRefusal('choice_invalid', err.message);
+        throw err;
+      }
+      // FAPI Grant Management: a merge grants the union with the named grant, under its id.
+      let managed;
+      try {
+        managed = await managedDecision(consents, (protocol.params ?? {}) as Record<string, unknown>, {
+          clientId: request.clientId, customerId: request.customerId, granted, scope: request.scope, consentId: request.consentId,
+        });
+      } catch (err) {
+        if (err instanceof ConsentNotFound) throw new DecoupledRefusal('not_found', 'the grant this request would extend is not yours');
         throw err;
       }
       // Decided once: a second device approving at the same moment finds it decided.
       if (!await store.decide(request.id, 'approved', deps.now())) throw new DecoupledRefusal('already_decided', 'this request was already decided');
 
-      const rar = granted === undefined || request.requested === undefined ? undefined : { ...granted, consentId: request.consentId } as GrantedDetail;
+      const decided = managed.granted;
+      const rar = decided === undefined || request.requested === undefined ? undefined : { ...decided, consentId: managed.consentId } as GrantedDetail;
       const grantId = await saveGrant(provider, request, protocol, rar);
       let consent: Consent;
       try {
         consent = await consents.authorise({
           ...(request.intentId === undefined ? { newConsentId: request.consentId } : { intentId: request.intentId }),
-          clientId: request.clientId, customerId: request.customerId, scope: request.scope, grantId,
+          clientId: request.clientId, customerId: request.customerId, scope: managed.scope, grantId,
           ...(request.requested === undefined ? {} : { requested: request.requested }),
-          ...(granted === undefined ? {} : { granted }),
-          ...(granted?.type === 'account_information' && granted.expirationDateTime !== undefined ? { expiresAt: new Date(granted.expirationDateTime) } : {}),
+          ...(decided === undefined ? {} : { granted: decided }),
+          ...(decided?.type === 'account_information' && decided.expirationDateTime !== undefined ? { expiresAt: new Date(decided.expirationDateTime) } : {}),
           authentication: consentAuthentication(auth),
+          ...(managed.grantManagement === undefined ? {} : { grantManagement: managed.grantManagement }),
         });
       } catch (err) {
         await provider.Grant.find(grantId).then((g) => g?.destroy());

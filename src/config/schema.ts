@@ -499,9 +499,9 @@ export const configSchema = z.strictObject({
     contact: z.string().min(1).max(200).optional(),
     /**
      * What the bank charges for a payment a TPP initiates, shown before the customer confirms it
-     * (PSD2 Art. 45(1)(b), OBIE CEG payment screen). The default says the bank charges nothing.
+     * (PSD2 Art. 45(1)(b), OBIE CEG payment screen). Unset: "None", in the page's language.
      */
-    paymentCharges: z.string().min(1).max(200).default('None'),
+    paymentCharges: z.string().min(1).max(200).optional(),
   // (A malformed colour is reported by its own key; the contrast is judged only between valid ones.)
   }).refine((b) => !HEX_COLOR.test(b.primaryColor) || !HEX_COLOR.test(b.primaryTextColor) || contrastRatio(b.primaryColor, b.primaryTextColor) >= 4.5, {
     message: 'primaryTextColor on primaryColor must have a contrast ratio of at least 4.5:1 (WCAG 2.1 AA)',

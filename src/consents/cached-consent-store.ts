@@ -25,5 +25,12 @@ export function cachedConsentStore(store: ConsentStore, cache: ConsentByGrantCac
       if (patch?.grantId !== undefined) cache.invalidate(patch.grantId);
       return forgetGrantOf(await store.transition(id, to, by, patch));
     },
+    amend: async (id, by, patch) => {
+      // The grant it was bound to until now no longer leads to it.
+      const before = await store.find(id);
+      if (before !== undefined) forgetGrantOf(before);
+      if (patch.grantId !== undefined) cache.invalidate(patch.grantId);
+      return forgetGrantOf(await store.amend(id, by, patch));
+    },
   };
 }

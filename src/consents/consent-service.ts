@@ -8,6 +8,7 @@ import {
   type Consent, type ConsentActor, type ConsentEvent, type ConsentStatus,
 } from './consent.ts';
 import type { ConsentStore } from './consent-store.ts';
+import type { GrantManagementRequest } from './grant-management.ts';
 
 /**
  * The consent lifecycle as one service: the consent API, the interaction routes, the customer's
@@ -56,6 +57,12 @@ export interface AuthoriseInput {
   authentication?: ConsentAuthentication;
   /** The id to give a consent created at the decision (so the grant can name it before it exists). */
   newConsentId?: string;
+  /**
+   * FAPI Grant Management: `merge` amends the named consent (the caller passes the merged decision,
+   * see mergedDecision) instead of authorising a new one; `replace` revokes the named consent once
+   * the new one is authorised. Both only for the same customer's consent.
+   */
+  grantManagement?: GrantManagementRequest;
 }
 
 export interface ConsentServiceDeps {
@@ -162,6 +169,22 @@ export function createConsentService(deps: ConsentServiceDeps): ConsentService {
     events: (id) => store.events(id),
 
     async authorise(input) {
+      const managed = input.grantManagement?.action === 'create' ? undefined : input.grantManagement;
+      const target = managed?.grantId === undefined ? undefined : await getForClient(managed.grantId, input.clientId);
+      // Another customer's grant is not this customer's to extend or end.
+      if (target !== undefined && target.customerId !== input.customerId) throw new ConsentNotFound(target.id);
+      if (managed?.action === 'merge' && target !== undefined) {
+        const merged = await store.amend(target.id, { actor: 'customer', actorId: input.customerId, reason: 'grant merged: the customer granted more (FAPI Grant Management)' }, {
+          grantId: input.grantId, scope: input.scope,
+          ...(input.granted === undefined ? {} : { granted: { ...input.granted, consentId: target.id } as GrantedDetail }),
+          ...(input.expiresAt === undefined ? {} : { expiresAt: input.expiresAt }),
+          ...(input.authentication === undefined ? {} : { authentication: input.authentication }),
+        });
+        await afterTransition(merged, 'customer', input.customerId);
+        // The tokens of the grant as it was end; the new grant's tokens carry the merged consent.
+        if (target.grantId !== undefined && target.grantId !== input.grantId) await deps.revokeGrant(target.grantId);
+        return merged;
+      }
       const id = await consentAtDecision(input);
       const granted = input.granted === undefined ? undefined : { ...input.granted, consentId: id } as GrantedDetail;
       const consent = await store.transition(id, 'Authorised', { actor: 'customer', actorId: input.customerId }, {
@@ -171,6 +194,14 @@ export function createConsentService(deps: ConsentServiceDeps): ConsentService {
         ...(input.authentication === undefined ? {} : { authentication: input.authentication }),
       });
       await afterTransition(consent, 'customer', input.customerId);
+      if (managed?.action === 'replace' && target !== undefined) {
+        try {
+          await move(target.id, 'Revoked', { actor: 'customer', actorId: input.customerId, reason: `grant replaced by ${consent.id} (FAPI Grant Management)` });
+        } catch (err) {
+          // Ended by someone else meanwhile: replaced all the same.
+          if (!(err instanceof ConsentStateConflict)) throw err;
+        }
+      }
       return consent;
     },
 

@@ -18,6 +18,11 @@ export interface ConsentStore {
    * event. Throws ConsentNotFound or ConsentStateConflict.
    */
   transition(id: string, to: ConsentStatus, by: Actor & { reason?: string }, patch?: ConsentPatch): Promise<Consent>;
+  /**
+   * Changes what an Authorised consent grants (FAPI Grant Management `merge`), recording the event;
+   * throws ConsentNotFound, or ConsentStateConflict when it is no longer Authorised.
+   */
+  amend(id: string, by: Actor & { reason?: string }, patch: ConsentPatch): Promise<Consent>;
   events(id: string): Promise<ConsentEvent[]>;
   /** Authorised consents whose expiry has passed. */
   dueForExpiry(now: Date, limit: number): Promise<Consent[]>;

@@ -25,8 +25,14 @@ export function scopeAccessRequest(now: Date, days: number): AccountInformationD
   };
 }
 
-/** A choice the customer can correct (the message is theirs to read). */
-export class ChoiceInvalid extends Error {}
+/** A choice the customer can correct (the message is theirs to read; pages word it by `code` in their language). */
+export class ChoiceInvalid extends Error {
+  readonly code: 'unknown_account' | 'choose_one' | 'choose_account' | 'keep_group';
+  constructor(message: string, code: ChoiceInvalid['code']) {
+    super(message);
+    this.code = code;
+  }
+}
 
 /** Account access asked for with the accounts scope alone (no intent, no authorization_details). */
 export function asksAccountsByScope(request: ChoiceRequest): boolean {
@@ -79,19 +85,19 @@ export function grantedDetail(
   keptGroups?: string[],
 ): GrantDecision {
   const unknown = chosenIds.filter((id) => !offered.some((a) => a.id === id));
-  if (unknown.length > 0) throw new ChoiceInvalid('Choose from the accounts listed.');
+  if (unknown.length > 0) throw new ChoiceInvalid('Choose from the accounts listed.', 'unknown_account');
   const chosen: GrantedAccount[] = offered.filter((a) => chosenIds.includes(a.id))
     .map((a) => ({ accountId: a.id, schemeName: a.schemeName, identification: a.identification }));
   if (requested.type === 'payment_initiation') {
-    if (chosen.length !== 1) throw new ChoiceInvalid('Choose the one account to pay from.');
+    if (chosen.length !== 1) throw new ChoiceInvalid('Choose the one account to pay from.', 'choose_one');
     return { ...requested, debtorAccount: chosen[0]! };
   }
-  if (chosen.length === 0) throw new ChoiceInvalid('Choose at least one account to share.');
+  if (chosen.length === 0) throw new ChoiceInvalid('Choose at least one account to share.', 'choose_account');
   let permissions = requested.permissions;
   if (keptGroups !== undefined) {
     const kept = keptGroups.filter((g) => PERMISSION_GROUPS.some((known) => known.key === g));
     permissions = permissionsInGroups(requested.permissions, kept);
-    if (permissions.length === 0) throw new ChoiceInvalid('Keep at least one kind of information to share, or choose Deny.');
+    if (permissions.length === 0) throw new ChoiceInvalid("Keep at least one kind of information to share, or choose Don't share.", 'keep_group');
   }
   const { accounts: _requestedAccounts, ...rest } = requested;
   return { ...rest, permissions, accounts: chosen };

@@ -7,16 +7,17 @@ import type { Consent } from './consent.ts';
  * of codes, amounts in the customer's locale, dates a person reads, account numbers masked.
  */
 
-const DATE = new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
+/** The bank's default formatting locale; pages pass the customer's (views/locales, messages.ts intlLocale). */
+const DEFAULT_LOCALE = 'en-GB';
 
-export function formatDate(date: Date | string | undefined): string | undefined {
+export function formatDate(date: Date | string | undefined, locale = DEFAULT_LOCALE): string | undefined {
   if (date === undefined) return undefined;
-  return DATE.format(typeof date === 'string' ? new Date(date) : date);
+  return new Intl.DateTimeFormat(locale, { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' }).format(typeof date === 'string' ? new Date(date) : date);
 }
 
-export function formatAmount(amount: { amount: string; currency: string }): string {
+export function formatAmount(amount: { amount: string; currency: string }, locale = DEFAULT_LOCALE): string {
   try {
-    return new Intl.NumberFormat('en-GB', { style: 'currency', currency: amount.currency }).format(Number(amount.amount));
+    return new Intl.NumberFormat(locale, { style: 'currency', currency: amount.currency }).format(Number(amount.amount));
   } catch {
     return `${amount.amount} ${amount.currency}`;
   }
@@ -34,58 +35,34 @@ export function describeAccount(account: CustomerAccount): { id: string; label: 
   return { id: account.id, label: account.nickname, detail: `${account.accountType} · ${account.currency} · ${maskedIdentification(account.identification)}` };
 }
 
-/** Each permission code in the words of the OBIE Customer Experience Guidelines' data clusters. */
-const PERMISSION_WORDS: Record<Permission, string> = {
-  ReadAccountsBasic: 'Account name, number and sort code',
-  ReadAccountsDetail: 'Account name, number, sort code and the account holder\'s name',
-  ReadBalances: 'Your balance',
-  ReadPAN: 'Your card number',
-  ReadBeneficiariesBasic: 'Names of the people and companies you pay',
-  ReadBeneficiariesDetail: 'Names and account details of the people and companies you pay',
-  ReadDirectDebits: 'Your direct debits',
-  ReadStandingOrdersBasic: 'Your standing orders',
-  ReadStandingOrdersDetail: 'Your standing orders, with the payees\' account details',
-  ReadScheduledPaymentsBasic: 'Payments you have scheduled',
-  ReadScheduledPaymentsDetail: 'Payments you have scheduled, with the payees\' account details',
-  ReadTransactionsBasic: 'Your transactions: amounts and dates',
-  ReadTransactionsDetail: 'Your transactions: amounts, dates, descriptions and the other party',
-  ReadTransactionsCredits: 'Money coming in',
-  ReadTransactionsDebits: 'Money going out',
-  ReadStatementsBasic: 'Your statements',
-  ReadStatementsDetail: 'Your statements, with their details',
-  ReadProducts: 'Your account\'s features, fees, charges and interest',
-  ReadOffers: 'Offers on your account',
-  ReadParty: 'The account holder\'s name, address, phone number and email address',
-  ReadPartyPSU: 'Your name, address, phone number and email address',
-};
 
 export interface DetailView {
   kind: 'account_access' | 'domestic_payment';
-  /** Each group with the individual permissions asked for in it, in words. */
-  groups?: { key: string; title: string; explains: string; includes: string[] }[];
+  /** Each group with the individual permissions asked for in it (pages name them from views/locales). */
+  groups?: { key: string; title: string; explains: string; includes: Permission[] }[];
   until?: string;
   transactionsFrom?: string;
   transactionsTo?: string;
   payment?: { amount: string; payee: string; payeeAccount: string; reference?: string };
 }
 
-export function describeDetail(detail: RequestedDetail | GrantedDetail): DetailView {
+export function describeDetail(detail: RequestedDetail | GrantedDetail, locale = DEFAULT_LOCALE): DetailView {
   if (detail.type === 'account_information') {
     return {
       kind: 'account_access',
       groups: groupsOf(detail.permissions).map(({ key, title, explains, permissions }) => ({
-        key, title, explains, includes: permissions.filter((p) => detail.permissions.includes(p)).map((p) => PERMISSION_WORDS[p]),
+        key, title, explains, includes: permissions.filter((p) => detail.permissions.includes(p)),
       })),
-      ...(detail.expirationDateTime === undefined ? {} : { until: formatDate(detail.expirationDateTime)! }),
-      ...(detail.transactionFromDateTime === undefined ? {} : { transactionsFrom: formatDate(detail.transactionFromDateTime)! }),
-      ...(detail.transactionToDateTime === undefined ? {} : { transactionsTo: formatDate(detail.transactionToDateTime)! }),
+      ...(detail.expirationDateTime === undefined ? {} : { until: formatDate(detail.expirationDateTime, locale)! }),
+      ...(detail.transactionFromDateTime === undefined ? {} : { transactionsFrom: formatDate(detail.transactionFromDateTime, locale)! }),
+      ...(detail.transactionToDateTime === undefined ? {} : { transactionsTo: formatDate(detail.transactionToDateTime, locale)! }),
     };
   }
   const reference = detail.remittanceInformation?.reference ?? detail.remittanceInformation?.unstructured;
   return {
     kind: 'domestic_payment',
     payment: {
-      amount: formatAmount(detail.instructedAmount),
+      amount: formatAmount(detail.instructedAmount, locale),
       payee: detail.creditorName,
       payeeAccount: describeAccountReference(detail.creditorAccount),
       ...(reference === undefined ? {} : { reference }),

@@ -3,7 +3,7 @@ import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { Acr, AuthenticationMethod } from '../sca/authentication.ts';
 import type { GrantedDetail, RequestedDetail } from './authorization-details.ts';
 import { ConsentNotFound, ConsentStateConflict, TRANSITIONS, type Consent, type ConsentEvent, type ConsentStatus } from './consent.ts';
-import type { ConsentStore } from './consent-store.ts';
+import type { ConsentPatch, ConsentStore } from './consent-store.ts';
 
 interface ConsentRow {
   id: string;
@@ -64,6 +64,26 @@ export function createSqlConsentStore(sql: SqlClient): ConsentStore {
     [id, from, to, by.actor, by.actorId ?? null, by.reason ?? null],
   );
 
+  /** Applies `patch` and records the event (a status change, or an amendment that keeps the status). */
+  const update = async (tx: SqlClient, current: Consent, to: ConsentStatus, by: { actor: string; actorId?: string; reason?: string }, patch: ConsentPatch) => {
+    const { id } = current;
+    const { rows } = await tx.query<ConsentRow>(
+      `UPDATE consent SET status = $2, status_updated_at = now(),
+         customer_id = COALESCE($3, customer_id), grant_id = COALESCE($4, grant_id),
+         granted = COALESCE($5, granted), scope = COALESCE($6, scope), expires_at = COALESCE($7, expires_at),
+         sca_acr = COALESCE($8, sca_acr), sca_amr = COALESCE($9, sca_amr), sca_auth_time = COALESCE($10, sca_auth_time),
+         sca_link = COALESCE($11, sca_link), sca_link_hash = COALESCE($12, sca_link_hash)
+       WHERE id = $1 RETURNING ${COLUMNS}`,
+      [id, to, patch.customerId ?? null, patch.grantId ?? null, patch.granted === undefined ? null : JSON.stringify(patch.granted),
+        patch.scope ?? null, patch.expiresAt ?? null,
+        patch.authentication?.acr ?? null, patch.authentication === undefined ? null : JSON.stringify(patch.authentication.amr),
+        patch.authentication?.authTime ?? null, patch.authentication?.link === undefined ? null : JSON.stringify(patch.authentication.link),
+        patch.authentication?.linkHash ?? null],
+    );
+    await recordEvent(tx, id, current.status, to, by);
+    return toConsent(rows[0]!);
+  };
+
   return {
     async create(consent, by) {
       return sql.transaction(async (tx) => {
@@ -100,28 +120,18 @@ export function createSqlConsentStore(sql: SqlClient): ConsentStore {
       );
       return rows.map(toConsent);
     },
-    async transition(id, to, by, patch = {}) {
-      return sql.transaction(async (tx) => {
-        const current = await findOne('id = $1 FOR UPDATE', [id], tx);
-        if (current === undefined) throw new ConsentNotFound(id);
-        if (!TRANSITIONS[current.status].includes(to)) throw new ConsentStateConflict(id, current.status, to);
-        const { rows } = await tx.query<ConsentRow>(
-          `UPDATE consent SET status = $2, status_updated_at = now(),
-             customer_id = COALESCE($3, customer_id), grant_id = COALESCE($4, grant_id),
-             granted = COALESCE($5, granted), scope = COALESCE($6, scope), expires_at = COALESCE($7, expires_at),
-             sca_acr = COALESCE($8, sca_acr), sca_amr = COALESCE($9, sca_amr), sca_auth_time = COALESCE($10, sca_auth_time),
-             sca_link = COALESCE($11, sca_link), sca_link_hash = COALESCE($12, sca_link_hash)
-           WHERE id = $1 RETURNING ${COLUMNS}`,
-          [id, to, patch.customerId ?? null, patch.grantId ?? null, patch.granted === undefined ? null : JSON.stringify(patch.granted),
-            patch.scope ?? null, patch.expiresAt ?? null,
-            patch.authentication?.acr ?? null, patch.authentication === undefined ? null : JSON.stringify(patch.authentication.amr),
-            patch.authentication?.authTime ?? null, patch.authentication?.link === undefined ? null : JSON.stringify(patch.authentication.link),
-            patch.authentication?.linkHash ?? null],
-        );
-        await recordEvent(tx, id, current.status, to, by);
-        return toConsent(rows[0]!);
-      });
-    },
+    transition: (id, to, by, patch = {}) => sql.transaction(async (tx) => {
+      const current = await findOne('id = $1 FOR UPDATE', [id], tx);
+      if (current === undefined) throw new ConsentNotFound(id);
+      if (!TRANSITIONS[current.status].includes(to)) throw new ConsentStateConflict(id, current.status, to);
+      return update(tx, current, to, by, patch);
+    }),
+    amend: (id, by, patch) => sql.transaction(async (tx) => {
+      const current = await findOne('id = $1 FOR UPDATE', [id], tx);
+      if (current === undefined) throw new ConsentNotFound(id);
+      if (current.status !== 'Authorised') throw new ConsentStateConflict(id, current.status, 'Authorised');
+      return update(tx, current, 'Authorised', by, patch);
+    }),
     async events(id) {
       const { rows } = await sql.query<{ consent_id: string; from_status: ConsentStatus | null; to_status: ConsentStatus; actor: ConsentEvent['actor']; actor_id: string | null; reason: string | null; at: Date | string }>(
         'SELECT consent_id, from_status, to_status, actor, actor_id, reason, at FROM consent_event WHERE consent_id = $1 ORDER BY id', [id],

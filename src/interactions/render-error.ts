@@ -43,33 +43,6 @@ export function providerErrorShown(err: unknown): ShownError | undefined {
 /** What an interaction page says when its session expired or is not valid (the log's description). */
 export const INTERACTION_EXPIRED = 'The sign-in session has expired or is not valid. Return to the application and start again.';
 
-const TITLES: Record<ErrorKind, string> = {
-  session_expired: 'Your session with the bank timed out',
-  form_expired: 'This page has expired',
-  request_problem: 'We could not start this request',
-  unavailable: 'Our service is briefly unavailable',
-  not_found: 'We could not find that',
-  other: 'Something went wrong',
-};
-
-function messageOf(kind: ErrorKind, app: string, minutes: number | undefined): string {
-  const nothingDone = 'Nothing has been shared and no payment has been made.';
-  switch (kind) {
-    case 'session_expired':
-      return `For your security, you have ${minutes === undefined ? 'a limited time' : `${minutes} minutes`} to finish with the bank, and that time ran out or this page was opened in another browser. ${nothingDone} Go back to ${app} and start again.`;
-    case 'form_expired':
-      return `The page was open for too long, or was sent from another tab or site. ${nothingDone} Go back and try again.`;
-    case 'request_problem':
-      return `${app === 'the app you came from' ? 'The app you came from' : app} sent the bank a request it cannot accept. ${nothingDone} Go back to ${app} and try again; if this keeps happening, contact ${app}.`;
-    case 'unavailable':
-      return `We cannot finish this right now. ${nothingDone} Try again in a few minutes.`;
-    case 'not_found':
-      return 'The page or item you asked for is not here. It may have been removed.';
-    default:
-      return `We could not finish this. ${nothingDone} Go back to ${app} and try again.`;
-  }
-}
-
 /** The customer-facing kind of an error no router mapped itself. */
 function kindOf(err: unknown, shown: ShownError): ErrorKind {
   if (shown.kind !== undefined) return shown.kind;
@@ -87,17 +60,25 @@ interface PageOptions {
   technical?: boolean | undefined;
 }
 
-/** The error page's data: plain words, a way back, the bank's contact (views add it) and the reference. */
+/**
+ * The error page's data: the kind (its words are in views/locales as error.<kind>.title and
+ * .message), a way back, the bank's contact (views add it) and the support reference.
+ */
 export function errorPage(ctx: ParameterizedContext, shown: ShownError & { kind: ErrorKind }, options: PageOptions = {}): Record<string, unknown> {
-  const app = options.tpp?.name ?? 'the app you came from';
   return {
-    title: TITLES[shown.kind],
-    message: shown.message ?? messageOf(shown.kind, app, options.interactionMinutes),
+    kind: shown.kind,
+    ...(shown.message === undefined ? {} : { message: shown.message }),
+    ...(options.interactionMinutes === undefined ? {} : { minutes: options.interactionMinutes }),
     ...(options.technical === true ? { technical: { error: shown.error, description: shown.description } } : {}),
     ...(options.back === undefined ? {} : { backLink: options.back.link, backLabel: options.back.label }),
     ...(options.tpp === undefined ? {} : { tpp: options.tpp }),
     interactionId: ctx.response.get('x-fapi-interaction-id'),
   };
+}
+
+/** The language of an error page: the authorization's ui_locales when known, else Accept-Language. */
+function errorLocale(views: Views, ctx: ParameterizedContext, uiLocales?: unknown): string {
+  return views.catalogues.negotiate(typeof uiLocales === 'string' ? uiLocales : undefined, ctx.get('accept-language'));
 }
 
 /** A TPP's name and website (https only) from its client metadata. */
@@ -117,7 +98,8 @@ export function createRenderError(views: Views, options: { interactionMinutes?: 
     const shown = providerErrorShown(error) ?? { status: ctx.status, error: out.error, description: out.error_description };
     const kind = kindOf(error, shown);
     ctx.type = 'html';
-    ctx.body = views.render('error', errorPage(ctx, { ...shown, kind }, { tpp: tppLinkOf(ctx.oidc?.client), interactionMinutes: options.interactionMinutes }));
+    ctx.body = views.render('error', errorPage(ctx, { ...shown, kind }, { tpp: tppLinkOf(ctx.oidc?.client), interactionMinutes: options.interactionMinutes }),
+      errorLocale(views, ctx, ctx.oidc?.params?.ui_locales));
   };
 }
 
@@ -150,7 +132,7 @@ export function htmlErrorPages(views: Views, options: {
       ctx.type = 'html';
       ctx.body = views.render('error', errorPage(ctx, { ...shown, description: shown.description ?? options.fallbackDescription, kind: kindOf(err, shown) }, {
         back: options.back, tpp, interactionMinutes: options.interactionMinutes, technical: options.technical,
-      }));
+      }), errorLocale(views, ctx));
       options.onError?.(shown);
     }
   };

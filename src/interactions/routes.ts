@@ -10,6 +10,7 @@ import {
 import { ConsentNotFound, ConsentStateConflict, kindOf, newConsentId } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
 import { accountChoice, asksAccountsByScope, scopeAccessRequest, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
+import { managedDecision } from '../consents/grant-management.ts';
 import { describeAccount, describeDetail, formatDate } from '../consents/presentation.ts';
 import { regulatorOf } from '../certificates/regulator-names.ts';
 import { intentIdFromClaims } from '../consents/provider-hooks.ts';
@@ -38,6 +39,7 @@ import { passkeyOffer, passkeySignIn } from './passkey-sign-in.ts';
 import { PasskeyRefused, type PasskeyCeremonies } from '../passkeys/passkey-ceremonies.ts';
 import type { PasskeyStore } from '../passkeys/passkey-store.ts';
 import type { Views } from './views.ts';
+import { intlLocale, type Translate } from './messages.ts';
 
 /*
  * The bank customer's side of an authorization: login and consent. The form fields are a documented,
@@ -135,7 +137,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       ctx.body = views.render('accounts-unavailable', {
         uid: details.uid, csrf: csrf.token(ctx, `interaction:${details.uid}`), clientName: (await clientView(String(details.params.client_id))).clientName,
         interactionId: ctx.response.get('x-fapi-interaction-id'),
-      });
+      }, pageLocale(ctx, details));
     }
   });
 
@@ -174,6 +176,10 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     };
   };
 
+  /** The page's language: the authorization's ui_locales, else the browser's Accept-Language. */
+  const pageLocale = (ctx: Ctx, details: InteractionDetails) => views.catalogues.negotiate(
+    typeof details.params.ui_locales === 'string' ? details.params.ui_locales : undefined, ctx.get('accept-language'));
+
   const renderLogin = async (ctx: Ctx, uid: string, clientId: string, extra: { error?: string; username?: string } = {}, details?: InteractionDetails) => {
     const passkey = details === undefined ? undefined : await passkeyOfferFor(ctx, details);
     ctx.type = 'html';
@@ -183,7 +189,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       ...(passkey === undefined ? {} : { passkey, payment: passkey.payment }),
       csrf: csrf.token(ctx, `interaction:${uid}`),
       demoCustomers: sandbox ? SANDBOX_CUSTOMERS : [],
-    });
+    }, details === undefined ? views.catalogues.negotiate(undefined, ctx.get('accept-language')) : pageLocale(ctx, details));
   };
 
   const pendingRequest = async (details: InteractionDetails): Promise<PendingRequest> => {
@@ -213,19 +219,22 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
    * The consent page. Re-rendered after a choice it refuses, it keeps exactly what the customer
    * chose — accounts, the account to pay from, the kinds of information kept back — never the defaults.
    */
-  const renderConsent = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, extra: { error?: string; chosen?: string[]; keptGroups?: string[] | undefined } = {}) => {
+  const renderConsent = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, extra: { error?: ChoiceInvalid['code']; chosen?: string[]; keptGroups?: string[] | undefined } = {}) => {
+    const locale = pageLocale(ctx, details);
+    const intl = intlLocale(locale);
+    const t = views.catalogues.translator(locale);
     const customerId = details.session!.accountId;
     const customer = await customers.findById(customerId);
     const { offered, leftOut } = await accountChoice(accounts, customerId, request, { interactionId: details.uid });
     const byScope = asksAccountsByScope(request);
     // Asked by scope alone, the page asks the same questions as for authorization_details (issue 18 point 5).
     const asked = request.detail ?? (byScope ? scopeAccessRequest(sca.now(), config.consents.scopeAccessDays) : undefined);
-    const view = asked === undefined ? undefined : describeDetail(asked);
+    const view = asked === undefined ? undefined : describeDetail(asked, intl);
     const payment = view?.payment === undefined ? undefined : {
       ...view.payment,
       // A single domestic payment is made straight away (Faster Payments): today, in the bank's time.
-      date: formatDate(sca.now()),
-      charges: config.branding.paymentCharges,
+      date: formatDate(sca.now(), intl),
+      charges: config.branding.paymentCharges ?? t('payment.chargesNone'),
     };
     const paymentCurrency = request.detail?.type === 'payment_initiation' ? request.detail.instructedAmount.currency : undefined;
     ctx.type = 'html';
@@ -235,7 +244,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       csrf: csrf.token(ctx, `interaction:${details.uid}`),
       ...(await clientView(request.clientId)),
       customerName: customer?.name ?? customerId,
-      scopes: asked === undefined ? describeScopes(request.scope, config) : describeScopes(request.scope, config, { openidOnly: true }),
+      scopes: describeScopes(request.scope, config, t, { openidOnly: asked !== undefined }),
       detail: view === undefined ? undefined : {
         ...view,
         ...(payment === undefined ? {} : { payment }),
@@ -245,12 +254,11 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       accounts: offered.map((a) => ({ ...describeAccount(a), checked: extra.chosen?.includes(a.id) ?? (byScope || offered.length === 1) })),
       leftOut: leftOut.map(({ account, reason }) => ({
         ...describeAccount(account),
-        why: reason === 'currency' ? `This account is in ${account.currency}; the payment is in ${paymentCurrency ?? ''}.`
-          : 'The bank cannot make this payment from this account right now, for example because there is not enough money available.',
+        why: reason === 'currency' ? t('payment.leftOut.currency', { accountCurrency: account.currency, paymentCurrency: paymentCurrency ?? '' })
+          : t('payment.leftOut.cannotPay'),
       })),
-      selection: request.detail === undefined ? (byScope ? 'many' : 'none') : request.detail.type === 'account_information' ? 'many' : 'one',
-      error: extra.error,
-    });
+      error: extra.error === undefined ? undefined : t(`choice.${extra.error}`),
+    }, locale);
   };
 
   /**
@@ -609,7 +617,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     } catch (err) {
       if (!(err instanceof ChoiceInvalid)) throw err;
       ctx.status = 400;
-      await renderConsent(ctx, details, request, { error: err.message, chosen, keptGroups: keptGroups(form) });
+      await renderConsent(ctx, details, request, { error: err.code, chosen, keptGroups: keptGroups(form) });
       return;
     }
 
@@ -637,15 +645,26 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     }
     // Accounts shared by scope are recorded on the consent only: the tokens stay what the TPP asked
     // for (no authorization_details it did not send), and the APIs read the consent.
-    const grantId = await saveGrant(provider, details, granted === undefined || request.detail === undefined ? undefined : { ...granted, consentId } as GrantedDetail);
+    // FAPI Grant Management: a merge grants the union with the named grant, under its id.
+    let managed;
+    try {
+      managed = await managedDecision(consents, details.params, { clientId: request.clientId, customerId, granted, scope: request.scope, consentId });
+    } catch (err) {
+      if (!(err instanceof ConsentNotFound)) throw err;
+      await finishWithError(ctx, 'invalid_request', err.message);
+      return;
+    }
+    const decided = managed.granted;
+    const grantId = await saveGrant(provider, details, decided === undefined || request.detail === undefined ? undefined : { ...decided, consentId: managed.consentId } as GrantedDetail);
     try {
       await consents.authorise({
         ...(request.intentId === undefined ? { newConsentId: consentId } : { intentId: request.intentId }),
-        clientId: request.clientId, customerId, scope: request.scope, grantId,
+        clientId: request.clientId, customerId, scope: managed.scope, grantId,
         ...(request.detail === undefined ? {} : { requested: request.detail }),
-        ...(granted === undefined ? {} : { granted }),
-        ...(granted?.type === 'account_information' && granted.expirationDateTime !== undefined ? { expiresAt: new Date(granted.expirationDateTime) } : {}),
+        ...(decided === undefined ? {} : { granted: decided }),
+        ...(decided?.type === 'account_information' && decided.expirationDateTime !== undefined ? { expiresAt: new Date(decided.expirationDateTime) } : {}),
         ...(auth === undefined ? {} : { authentication: consentAuthentication(auth) }),
+        ...(managed.grantManagement === undefined ? {} : { grantManagement: managed.grantManagement }),
       });
     } catch (err) {
       // Authorised in another tab, or revoked meanwhile: the grant must not outlive the failure.
@@ -716,10 +735,10 @@ function epochSeconds(at: Date): number {
   return Math.floor(at.getTime() / 1000);
 }
 
-function describeScopes(scope: string, config: MoatConfig, options: { openidOnly?: boolean } = {}): string[] {
+/** The scopes in words: the standard ones from the catalogue, the bank's own as configured. */
+function describeScopes(scope: string, config: MoatConfig, t: Translate, options: { openidOnly?: boolean } = {}): string[] {
   return scope.split(' ').filter(Boolean).flatMap((s) => {
-    if (s === 'openid') return ['Confirm who you are to the application'];
-    if (s === 'offline_access') return ['Keep access while you are not using the application'];
+    if (s === 'openid' || s === 'offline_access') return [t(`scope.${s}`)];
     if (options.openidOnly === true) return [];
     const configured = config.scopes[s];
     return configured === undefined ? [] : [configured.description];

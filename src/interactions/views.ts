@@ -4,14 +4,18 @@ import { extname, join } from 'node:path';
 import { Eta } from 'eta';
 import type { MoatConfig } from '../config/schema.ts';
 import { createPasskeyScript, type PasskeyScript } from '../passkeys/passkey-script.ts';
+import { loadCatalogues, REFERENCE_LOCALE, type Catalogues } from './messages.ts';
 
 /** The top-level views/ folder: server-rendered pages, escaped by default (`<%= %>`). */
 export const VIEWS_DIR = join(import.meta.dirname, '..', '..', 'views');
 
-export type ViewName = 'login' | 'totp' | 'consent' | 'accounts-unavailable' | 'error' | 'federated-sign-in' | 'dashboard-login' | 'dashboard-code' | 'dashboard-security' | 'dashboard' | 'revoke-confirm' | 'dashboard-passkeys' | 'portal' | 'portal-call';
+export type ViewName = 'login' | 'totp' | 'consent' | 'accounts-unavailable' | 'error' | 'federated-sign-in' | 'dashboard-login' | 'dashboard-code' | 'dashboard-security' | 'dashboard' | 'revoke-confirm' | 'dashboard-passkeys' | 'portal' | 'portal-call' | 'bank-app';
 
 export interface Views {
-  render(name: ViewName, data: Record<string, unknown>): string;
+  /** The page in `locale` (a catalogue's tag; English when omitted): its words come from views/locales. */
+  render(name: ViewName, data: Record<string, unknown>, locale?: string): string;
+  /** The message catalogues and the language negotiation (messages.ts). */
+  catalogues: Catalogues;
   /** The stylesheet, served from /assets/moat.css (CSP allows only same-origin styles). */
   stylesheet: string;
   /** The bank's colours as CSS custom properties, served from /assets/brand.css. */
@@ -45,9 +49,11 @@ export function createViews(options: { branding: MoatConfig['branding']; sandbox
       throw new Error(`branding.logoFile: cannot read ${branding.logoFile} (${(err as Error).message})`);
     }
   }
+  const catalogues = loadCatalogues(join(VIEWS_DIR, 'locales'));
   const common = { bankName: branding.bankName, bankContact: branding.contact, sandbox: options.sandbox, hasLogo: logo !== undefined };
   return {
-    render: (name, data) => eta.render(`./${name}`, { ...common, ...data }),
+    render: (name, data, locale = REFERENCE_LOCALE) => eta.render(`./${name}`, { ...common, lang: locale, t: catalogues.translator(locale), ...data }),
+    catalogues,
     stylesheet: readFileSync(join(VIEWS_DIR, 'assets', 'moat.css'), 'utf8'),
     passkeyScript: createPasskeyScript(VIEWS_DIR),
     sessionTimerScript: assetScript(SESSION_TIMER_SCRIPT_PATH, join(VIEWS_DIR, 'assets', 'session-timer.js')),

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { calculateJwkThumbprint, type JWK } from 'jose';
+import { Counter, Gauge, Registry } from 'prom-client';
 import type { MoatConfig } from '../config/schema.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -116,6 +117,25 @@ export interface SharedSigningKeysOptions {
   now: () => Date;
   audit: AuditLog;
   logger: Logger;
+  metrics?: SharedKeyMetrics;
+}
+
+export interface SharedKeyMetrics {
+  published: Gauge<'state'>;
+  failures: Counter;
+}
+
+/**
+ * moat_signing_keys and moat_signing_keys_refresh_failures_total, registered whatever the key source
+ * (as moat_signing_failures_total is), so a dashboard reads 0 rather than a missing series.
+ */
+export function sharedKeyMetrics(registry: Registry): SharedKeyMetrics {
+  return {
+    // What this instance publishes, by state: a `next` key shows up ahead of each scheduled activation.
+    published: new Gauge({ name: 'moat_signing_keys', help: 'Signing keys this instance publishes from the database, by state (next, active, retired)', labelNames: ['state'] as const, registers: [registry] }),
+    // Alert on any increase: this instance cannot load the keys the others use.
+    failures: new Counter({ name: 'moat_signing_keys_refresh_failures_total', help: 'Refreshes of the shared signing keys that failed; the keys loaded before stay in use', registers: [registry] }),
+  };
 }
 
 export interface SharedSigningKeys {
@@ -148,6 +168,7 @@ export async function createSharedSigningKeys(options: SharedSigningKeysOptions)
   const listeners: ((jwks: { keys: JWK[] }) => void)[] = [];
   let current: { keys: JWK[] } = { keys: [] };
   let loadedState = '';
+  const { published, failures } = options.metrics ?? sharedKeyMetrics(new Registry());
 
   const load = async () => {
     const epoch = Math.floor(options.now().getTime() / 1000);
@@ -161,6 +182,7 @@ export async function createSharedSigningKeys(options: SharedSigningKeysOptions)
     const opened = await Promise.all(keys.map((k) => openKey(k, box)));
     current = providerJwks(opened);
     loadedState = state;
+    for (const st of ['next', 'active', 'retired'] as const) published.set({ state: st }, keys.filter((k) => k.moat_state === st).length);
     logger.info({ event: 'keys.loaded', keys: keys.map((k) => ({ kid: k.kid, alg: k.alg, state: k.moat_state as KeyState })) }, 'signing keys loaded');
     for (const listener of listeners) listener(current);
   };
@@ -186,7 +208,10 @@ export async function createSharedSigningKeys(options: SharedSigningKeysOptions)
     return running;
   };
   const refreshInBackground = () => {
-    refresh().catch((err: unknown) => logger.error({ event: 'keys.refresh_failed', err }, 'signing keys could not be refreshed; the keys loaded before stay in use'));
+    refresh().catch((err: unknown) => {
+      failures.inc();
+      logger.error({ event: 'keys.refresh_failed', err }, 'signing keys could not be refreshed; the keys loaded before stay in use');
+    });
   };
 
   await refresh();

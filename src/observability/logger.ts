@@ -89,6 +89,8 @@ export function serializeError(err: unknown, depth = 0): unknown {
 }
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {
+  // Standard output written asynchronously (no write(2) on the request path: a line waits only while
+  // the previous write is under way), flushed synchronously when the process exits.
   return pino({
     level,
     base: { service: 'moat' },
@@ -101,7 +103,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       const ctx = requestContext.getStore();
       return ctx === undefined ? {} : { reqId: ctx.requestId, interactionId: ctx.interactionId, ...(ctx.clientId === undefined ? {} : { clientId: ctx.clientId }) };
     },
-  }, destination);
+  }, destination ?? pino.destination({ dest: 1, sync: false }));
 }
 
 function keepLoggedFields(object: Record<string, unknown>): Record<string, unknown> {

@@ -34,6 +34,8 @@ export function consentProviderMiddleware(consents: ConsentService): Middleware 
       ctx.body = {
         ...body,
         consent_id: extra.consent_id,
+        // FAPI Grant Management §5.3: the grant the tokens belong to is the consent.
+        grant_id: extra.consent_id,
         ...(typeof extra[INTENT_CLAIM] === 'string' ? { [INTENT_CLAIM]: extra[INTENT_CLAIM] } : {}),
       };
     }

@@ -1,5 +1,6 @@
 import { CLIENT_AUTH_METHODS } from '../kernel/client-authentication.ts';
 import { CIBA_GRANT_TYPE } from '../kernel/grant-types.ts';
+import { GRANT_MANAGEMENT_ACTIONS, GRANT_MANAGEMENT_SCOPES, GRANTS_PATH, grantManagementParams } from '../consents/grant-management.ts';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
@@ -123,7 +124,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
     clockTolerance: 10,
     // FAPI 2.0 SP §5.3.2.2: the redirect_uri is always sent in the PAR request.
     allowOmittingSingleRegisteredRedirectUri: false,
-    scopes: ['openid', 'offline_access', ...Object.keys(config.scopes)],
+    scopes: ['openid', 'offline_access', ...Object.keys(config.scopes), ...GRANT_MANAGEMENT_SCOPES],
+    // FAPI Grant Management: grant_id and grant_management_action at PAR, authorization and CIBA.
+    extraParams: grantManagementParams(deps.consents) as unknown as Configuration['extraParams'],
     // openbanking_intent_id stands alone (requested through the claims parameter, UK OB style).
     // Every ID token says how and when the customer authenticated (src/sca/authentication.ts): acr,
     // amr and auth_time ride on the openid scope so no request has to ask for them.
@@ -396,7 +399,12 @@ function resourceServerClient(rs: ResourceServerConfig): ClientMetadata {
 
 /** RFC 8705 §5: mTLS endpoint aliases when mTLS lives on another host than the browser endpoints. */
 function discoveryExtras(config: MoatConfig): Record<string, unknown> {
-  const extras: Record<string, unknown> = {};
+  // FAPI Grant Management §5.1: the actions offered, and where grants are queried and revoked.
+  const extras: Record<string, unknown> = {
+    grant_management_actions_supported: [...GRANT_MANAGEMENT_ACTIONS],
+    grant_management_endpoint: `${config.issuer.replace(/\/$/, '')}${GRANTS_PATH}`,
+    grant_management_action_required: false,
+  };
   const origin = config.tls.mtlsEndpointAliasOrigin;
   if (origin !== undefined) {
     const base = origin.replace(/\/$/, '');

@@ -4,6 +4,7 @@ import type { MoatConfig } from '../config/schema.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
 import { CLIENT_AUTH_METHODS } from '../kernel/client-authentication.ts';
 import { CIBA_GRANT_TYPE } from '../kernel/grant-types.ts';
+import { GRANT_MANAGEMENT_SCOPES } from '../consents/grant-management.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import {
   describeDifference, distinguishedNamesEqual, formatDistinguishedName, getAttribute, parseDistinguishedName,
@@ -19,8 +20,8 @@ import type { SoftwareStatement } from './software-statement.ts';
 const ALLOWED_GRANT_TYPES = new Set(['authorization_code', 'refresh_token', 'client_credentials']);
 /** Decoupled authorisation (CIBA Core §4), when the bank has it on. */
 const CIBA_GRANT_TYPES = new Set([CIBA_GRANT_TYPE]);
-/** Scopes every client may have whatever its roles. */
-const BASE_SCOPES = ['openid', 'offline_access'];
+/** Scopes every client may have whatever its roles (its own grants: FAPI Grant Management). */
+const BASE_SCOPES = ['openid', 'offline_access', ...GRANT_MANAGEMENT_SCOPES];
 
 export async function registrationMetadata(
   request: Record<string, unknown>,

@@ -91,7 +91,7 @@ describeWithPebble('Moat\'s server certificate by ACME (RFC 8555), from pebble',
         },
       },
     });
-  });
+  }, 120_000);
 
   afterAll(async () => {
     await h?.close();
@@ -324,7 +324,7 @@ describeWithPebble('the account service client certificate by ACME', () => {
     servicePort = await new Promise<number>((resolve) => service.listen(0, '127.0.0.1', () => resolve((service.address() as { port: number }).port)));
     dir = mkdtempSync(join(tmpdir(), 'moat-acme-client-'));
     writeFileSync(join(dir, 'service-ca.pem'), ca.certPem);
-  });
+  }, 120_000);
 
   afterAll(async () => {
     await own?.stop();
@@ -386,7 +386,7 @@ describeWithPebble('the renewal schedule', () => {
       const first = timed.moat.ownCertificates!.server!.state();
       offset = first.renewAt.getTime() - Date.now() + 1000;
       // Waits on the server's own timer: the renewal is observed, not triggered.
-      for (let waited = 0; timed.moat.ownCertificates!.server!.state().serial === first.serial && waited < 20_000; waited += 100) {
+      for (let waited = 0; timed.moat.ownCertificates!.server!.state().serial === first.serial && waited < 30_000; waited += 100) {
         await new Promise((done) => setTimeout(done, 100));
       }
       const renewed = timed.moat.ownCertificates!.server!.state().serial;
@@ -396,5 +396,5 @@ describeWithPebble('the renewal schedule', () => {
       await timed.close();
       await pebble.close();
     }
-  });
+  }, 120_000);
 });

@@ -26,7 +26,7 @@ describeWithPebble('acme with a CA that requires external account binding', () =
   let pebble: Pebble;
   beforeAll(async () => {
     pebble = await startPebble({ externalAccountKeys: { [EAB.kid]: EAB.hmacKey } });
-  });
+  }, 120_000);
   afterAll(async () => {
     await pebble?.close();
   });

@@ -205,6 +205,8 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await authorize(journey, tpp, { authorization_details: ACCOUNT_INFORMATION });
       await signIn(page, 'bob');
       await page.getByRole('heading', { name: 'Test Fintech is asking for access to your information' }).waitFor();
+      // The timer script has run (it is at the end of the page) before the clock moves.
+      await page.waitForLoadState('load');
       const warning = page.locator('[data-time-warning]');
       await expect(warning.isVisible()).resolves.toBe(false);
       await page.clock.fastForward('08:30');
@@ -301,6 +303,51 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await checkPage(page, 'dashboard-after-revoke');
     } finally {
       await journey.context.close();
+    }
+  });
+
+  it('speaks Brazilian Portuguese when the TPP asks with ui_locales, with amounts and dates formatted for it (point 8)', async () => {
+    const journey = await openJourney(tpp);
+    const { page } = journey;
+    try {
+      await authorize(journey, tpp, { authorization_details: payment('249.99'), ui_locales: 'pt-BR' }, 'openid payments');
+      // The sign-in page speaks it too (labels by the catalogue: Usuário, Senha).
+      await page.getByRole('heading', { name: 'Entre para continuar' }).waitFor();
+      expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
+      await checkPage(page, 'login-pt-BR');
+      const customer = SANDBOX_CUSTOMERS.find((c) => c.username === 'alice')!;
+      await page.getByLabel('Usuário').fill(customer.username);
+      await page.getByLabel('Senha').fill(customer.password);
+      await page.getByLabel('Senha').press('Enter');
+      const code = page.getByLabel(/6-digit code/);
+      await code.waitFor();
+      await code.fill(totpCode(customer.totpSecret, new Date()));
+      await code.press('Enter');
+      await page.getByRole('heading', { name: /^Confirmar pagamento de £\s?249,99 para Green Energy Co$/ }).waitFor();
+      expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
+      const text = await page.locator('main').innerText();
+      expect(text).toMatch(/Data do pagamento\s+Hoje, \d{1,2} de \w+ de \d{4}/);
+      expect(text).toContain('Esta conta está em EUR; o pagamento está em GBP.');
+      await expect(page.getByRole('button', { name: 'Confirmar pagamento' }).isVisible()).resolves.toBe(true);
+      await checkPage(page, 'payment-pt-BR');
+      await page.getByRole('button', { name: 'Cancelar pagamento' }).click();
+      expect((await journey.callback).searchParams.get('error')).toBe('access_denied');
+    } finally {
+      await journey.context.close();
+    }
+  });
+
+  it('speaks Brazilian Portuguese on an error page when the browser asks with Accept-Language (point 8)', async () => {
+    const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true, locale: 'pt-BR' });
+    const page = await context.newPage();
+    try {
+      await page.goto(`${h.issuer}/interaction/no-such-interaction`);
+      await page.getByRole('heading', { name: 'Sua sessão com o banco expirou' }).waitFor();
+      expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
+      await expect(page.locator('main').innerText()).resolves.toContain('Nada foi compartilhado e nenhum pagamento foi feito.');
+      await checkPage(page, 'error-session-expired-pt-BR');
+    } finally {
+      await context.close();
     }
   });
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
+import { sampleSum, scrapeMetrics } from '../support/admin-metrics.ts';
 import { runMoat } from '../support/cli.ts';
 import { describeWithServices } from '../support/databases.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
@@ -118,6 +119,11 @@ describeWithServices('signing keys rotated on a schedule across two instances on
       }
     });
     for (const token of await signedByBoth()) expect(decodeProtectedHeader(token).kid).toBe(k1);
+    for (const h of [a, b]) {
+      const metrics = await scrapeMetrics(h);
+      expect(sampleSum(metrics, 'moat_signing_keys', { state: 'next' })).toBe(1);
+      expect(sampleSum(metrics, 'moat_signing_keys', { state: 'active' })).toBe(1);
+    }
 
     // The period is over and the successor was published for publishAhead: it signs, the old key only verifies.
     t += PUBLISH_AHEAD;
@@ -228,6 +234,45 @@ describeWithServices('a change to the keys in the database, heard at once (LISTE
     expect(refused.code).toBe(2);
     expect(refused.err).toContain('not with keys.source database — moat keys rotate');
   });
+});
+
+describeWithServices('keys in the database that cannot be used', () => {
+  const encryptionKey = randomBytes(32).toString('base64url');
+  let offset = 0;
+  let h: Harness;
+  let tpp: RegisteredTpp;
+  beforeAll(async () => {
+    h = await startMoat({ config: { keys: rotatingKeys(encryptionKey) }, keysNow: () => new Date(Date.now() + offset * 1000) });
+    tpp = await onboardTpp(h);
+  }, 120_000);
+  afterAll(async () => {
+    await tpp?.close();
+    await h?.close();
+  });
+
+  it('refuses to start an instance whose keys.encryptionKey does not open them, naming the key', async () => {
+    const { postgresUrl, redisUrl, redisKeyPrefix } = h.config.storage;
+    await expect(startMoat({ config: { keys: rotatingKeys(randomBytes(32).toString('base64url')), storage: { postgresUrl, redisUrl, redisKeyPrefix } } }))
+      .rejects.toThrow(/^signing key \S+ in the database cannot be used: its private key does not decrypt with keys\.encryptionKey$/);
+  }, 60_000);
+
+  it('keeps signing with the keys it has, and says why, when a key it is to load is corrupt; never a 500', async () => {
+    const [current] = activeKid(await jwksOf(tpp, h));
+    const file = join(h.dataDir, 'moat-cli.yaml');
+    writeFileSync(file, JSON.stringify(h.config));
+    const staged = /^next: {4}(\S+)/.exec((await runMoat(['keys', 'rotate', '--config', file])).out)![1]!;
+    await eventually(async () => expect(kids(await jwksOf(tpp, h))).toContain(staged));
+    // The staged key's sealed private key damaged in the database; its activation is then due.
+    await h.moat.storage.sql.query("UPDATE signing_key SET private_jwk_sealed = 'v1.AAAA.AAAA.AAAA' WHERE kid = $1", [staged]);
+    offset += PUBLISH_AHEAD + 1;
+    await eventually(async () => expect(h.logs).toContainEqual(expect.objectContaining({
+      event: 'keys.refresh_failed', err: expect.objectContaining({ message: `signing key ${staged} in the database cannot be used: its private key does not decrypt with keys.encryptionKey` }),
+    })));
+    expect(sampleSum(await scrapeMetrics(h), 'moat_signing_keys_refresh_failures_total')).toBeGreaterThanOrEqual(1);
+    // This instance still signs with the key it had, which it publishes; requests succeed.
+    expect(activeKid(await jwksOf(tpp, h))).toEqual([current]);
+    expect(decodeProtectedHeader((await authorizationCodeFlow(h, tpp)).tokens.id_token!).kid).toBe(current);
+  }, 120_000);
 });
 
 describe('signing keys in the database, on whichever backend this pass runs (the embedded default included)', () => {

@@ -16,13 +16,25 @@ declare const document: any;
 declare const window: any;
 declare function getComputedStyle(element: any): any;
 
-/** Screenshots at desktop and phone widths (look at them after a run); no horizontal scrolling on a phone. */
+/**
+ * Screenshots at desktop and phone widths (look at them after a run); no horizontal scrolling on a
+ * phone. A full-page capture cannot show a sticky bar where a customer sees it, so sticky elements
+ * are laid out in the flow for it; on a phone a second capture, `-phone-fold`, is the first screen
+ * as the customer sees it, sticky bar and all.
+ */
 export async function shoot(page: Page, name: string): Promise<void> {
   for (const [label, size] of Object.entries(VIEWPORTS)) {
     await page.setViewportSize(size);
-    // At the end of the page a sticky bar (the consent decision) sits where it belongs in the flow.
-    await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+    await page.evaluate(() => window.scrollTo(0, 0));
+    if (label === 'phone') await page.screenshot({ path: join(SCREENSHOT_DIR, `${name}-phone-fold.png`) });
+    // (Through the CSSOM, which the page's CSP allows and which works with JavaScript off.)
+    await page.evaluate(() => {
+      for (const el of document.querySelectorAll('*')) if (getComputedStyle(el).position === 'sticky') el.style.position = 'static';
+    });
     await page.screenshot({ path: join(SCREENSHOT_DIR, `${name}-${label}.png`), fullPage: true });
+    await page.evaluate(() => {
+      for (const el of document.querySelectorAll('*')) if (el.style.position === 'static') el.style.position = '';
+    });
     // Usable on a phone: nothing wider than the screen.
     if (label === 'phone') expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
   }

@@ -76,13 +76,15 @@ export async function startPebble(options: { validitySeconds?: number; externalA
     }).on('error', reject);
   });
   const directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
-  // Pebble listens within a second or two; wait for its directory rather than for a fixed time.
-  for (let tried = 0; ; tried += 1) {
+  // Pebble listens within a second or two; wait for its directory rather than for a fixed time
+  // (up to a minute: on a loaded CI machine starting a Go binary can take a while).
+  const deadline = Date.now() + 60_000;
+  for (;;) {
     try {
       await fetchText(directoryUrl);
       break;
     } catch (err) {
-      if (child.exitCode !== null || tried >= 100) {
+      if (child.exitCode !== null || Date.now() > deadline) {
         child.kill();
         throw new Error(`pebble did not start: ${(err as Error).message}\n${output}`, { cause: err });
       }
