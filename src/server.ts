@@ -105,6 +105,7 @@ import { createPingDelivery, type PingDelivery } from './ciba/ping-delivery.ts';
 import { cibaPollPacing } from './ciba/poll-pacing.ts';
 import { createSqlDecoupledRequestStore } from './ciba/sql-decoupled-request-store.ts';
 import { createBankAppApiRouter } from './sandbox/bank-app-api.ts';
+import { createBankAppPageRouter } from './sandbox/bank-app-page.ts';
 import { createOwnCertificates, type OwnCertificates } from './acme/own-certificates.ts';
 import type { DirectoryConfig } from './config/schema.ts';
 
@@ -477,7 +478,10 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         createGrantManagementRouter({ provider, consents, senderConstraint, logger }),
         ...(sandbox === undefined ? [] : [
           createSandboxApiRouter({ provider, issuer: config.issuer, senderConstraint, consents, accounts }),
-          ...(decoupled === undefined ? [] : [createBankAppApiRouter({ authorisation: decoupled, customers, throttle: loginThrottle, sca: interactionSca, logger })]),
+          ...(decoupled === undefined ? [] : [
+            createBankAppApiRouter({ authorisation: decoupled, customers, throttle: loginThrottle, sca: interactionSca, logger }),
+            createBankAppPageRouter({ provider, authorisation: decoupled, customers, throttle: loginThrottle, sca: interactionSca, sessions: customerSessions, views, csrf, logger }),
+          ]),
           createSandboxRevocationRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
           ...(config.portal.enabled ? [createPortalRouter({
             config, material: sandbox, sessions: createPortalSessions(storage.shortLived), registry, views, csrf, logger, ...(diagnostics === undefined ? {} : { diagnostics }),

@@ -311,7 +311,18 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
     const { page } = journey;
     try {
       await authorize(journey, tpp, { authorization_details: payment('249.99'), ui_locales: 'pt-BR' }, 'openid payments');
-      await signIn(page, 'alice');
+      // The sign-in page speaks it too (labels by the catalogue: Usuário, Senha).
+      await page.getByRole('heading', { name: 'Entre para continuar' }).waitFor();
+      expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
+      await checkPage(page, 'login-pt-BR');
+      const customer = SANDBOX_CUSTOMERS.find((c) => c.username === 'alice')!;
+      await page.getByLabel('Usuário').fill(customer.username);
+      await page.getByLabel('Senha').fill(customer.password);
+      await page.getByLabel('Senha').press('Enter');
+      const code = page.getByLabel(/6-digit code/);
+      await code.waitFor();
+      await code.fill(totpCode(customer.totpSecret, new Date()));
+      await code.press('Enter');
       await page.getByRole('heading', { name: /^Confirmar pagamento de £\s?249,99 para Green Energy Co$/ }).waitFor();
       expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
       const text = await page.locator('main').innerText();

@@ -1,0 +1,124 @@
+import Router from '@koa/router';
+import type { ParameterizedContext } from 'koa';
+import type Provider from 'oidc-provider';
+import { DecoupledRefusal } from '../ciba/decoupled-request.ts';
+import type { DecoupledAuthorisation } from '../ciba/decoupled-authorisation.ts';
+import { describeAccount } from '../consents/presentation.ts';
+import type { CustomerDirectory } from '../customers/customer-directory.ts';
+import type { LoginThrottle } from '../customers/login-throttle.ts';
+import type { CustomerSessions } from '../dashboard/customer-sessions.ts';
+import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
+import { readForm } from '../http/read-body.ts';
+import { signIn, type InteractionSca } from '../interactions/routes.ts';
+import type { Views } from '../interactions/views.ts';
+import type { Logger } from '../observability/logger.ts';
+import { passwordFactor, totpFactor } from '../sca/authentication.ts';
+
+/*
+ * The sandbox's bank app as a page, /sandbox/app: the customer signs in with password and one-time
+ * code (strong customer authentication), sees the decoupled requests waiting for them with the
+ * binding message the TPP shows, chooses accounts as on the consent page, and approves — with a
+ * fresh one-time code for that approval — or denies. The session is the dashboard's (a strong one).
+ */
+
+export const BANK_APP_PATH = '/sandbox/app';
+const CSRF_PURPOSE = 'bank-app';
+
+export interface BankAppPageDeps {
+  provider: Provider;
+  authorisation: DecoupledAuthorisation;
+  customers: CustomerDirectory;
+  throttle: LoginThrottle;
+  sca: InteractionSca;
+  sessions: CustomerSessions;
+  views: Views;
+  csrf: Csrf;
+  logger: Logger;
+}
+
+type Ctx = ParameterizedContext;
+
+export function createBankAppPageRouter(deps: BankAppPageDeps): Router {
+  const router = new Router({ prefix: BANK_APP_PATH });
+
+  const strongCustomer = async (ctx: Ctx) => {
+    const session = await deps.sessions.currentWithStrength(ctx);
+    return session?.strength === 'strong' ? session.customerId : undefined;
+  };
+
+  const render = async (ctx: Ctx, extra: { error?: string; notice?: string } = {}) => {
+    const customerId = await strongCustomer(ctx);
+    ctx.type = 'html';
+    ctx.set('Cache-Control', 'no-store');
+    if (customerId === undefined) {
+      ctx.body = deps.views.render('bank-app', { csrf: deps.csrf.token(ctx, CSRF_PURPOSE), ...extra });
+      return;
+    }
+    const customer = await deps.customers.findById(customerId);
+    const pending = await deps.authorisation.pendingFor(customerId);
+    const requests = await Promise.all(pending.map(async (r, index) => {
+      const client = await deps.provider.Client.find(r.clientId);
+      const accounts = await deps.authorisation.offered(r);
+      return {
+        index, id: r.id, clientName: client?.clientName ?? r.clientId, bindingMessage: r.bindingMessage, expiresAt: r.expiresAt.toISOString(),
+        selection: r.requested?.type === 'payment_initiation' ? 'one' : 'many',
+        accounts: accounts.map((a) => describeAccount(a)),
+      };
+    }));
+    ctx.body = deps.views.render('bank-app', { csrf: deps.csrf.token(ctx, CSRF_PURPOSE), customerName: customer?.name ?? customerId, requests, ...extra });
+  };
+
+  router.get('/', (ctx) => render(ctx));
+
+  router.post('/login', async (ctx) => {
+    const form = await readForm(ctx.req);
+    deps.csrf.verify(ctx, CSRF_PURPOSE, form.get(CSRF_FIELD) ?? undefined);
+    const signedIn = await signIn(ctx, { customers: deps.customers, throttle: deps.throttle, logger: deps.logger }, form.get('username') ?? '', form.get('password') ?? '');
+    if (!signedIn.ok) {
+      ctx.status = signedIn.status;
+      await render(ctx, { error: signedIn.message });
+      return;
+    }
+    // RTS Art. 4: the app is opened with two factors, as the bank's real app is.
+    const checked = deps.sca.totp === undefined ? undefined : await deps.sca.totp.verify(signedIn.customerId, form.get('code'), ctx.ip);
+    if (checked === undefined || !checked.ok) {
+      ctx.status = 401;
+      await render(ctx, { error: checked?.message ?? 'This app needs a one-time code, and none is set up.' });
+      return;
+    }
+    await deps.sessions.start(ctx, signedIn.customerId, 'strong');
+    ctx.status = 303;
+    ctx.redirect(BANK_APP_PATH);
+  });
+
+  router.post('/requests/:id', async (ctx) => {
+    const form = await readForm(ctx.req);
+    deps.csrf.verify(ctx, CSRF_PURPOSE, form.get(CSRF_FIELD) ?? undefined);
+    const customerId = await strongCustomer(ctx);
+    if (customerId === undefined) {
+      ctx.status = 401;
+      await render(ctx, { error: 'Sign in first.' });
+      return;
+    }
+    const id = ctx.params.id!;
+    try {
+      if (form.get('decision') === 'deny') {
+        await deps.authorisation.deny({ id, customerId });
+        await render(ctx, { notice: 'Request denied.' });
+        return;
+      }
+      if (form.get('decision') !== 'approve') throw new DecoupledRefusal('choice_invalid', 'Choose Approve or Deny.');
+      // The approval's own second factor: a fresh code for this request, beside the sign-in password.
+      const checked = deps.sca.totp === undefined ? undefined : await deps.sca.totp.verify(customerId, form.get('code'), ctx.ip);
+      const factors = checked?.ok === true ? [passwordFactor(), totpFactor()] : [passwordFactor()];
+      await deps.authorisation.approve({ id, customerId, factors, accounts: form.getAll('accounts') });
+      await render(ctx, { notice: 'Request approved. You can return to the app that asked.' });
+    } catch (err) {
+      if (!(err instanceof DecoupledRefusal)) throw err;
+      ctx.status = err.code === 'sca_required' ? 401 : err.code === 'not_found' ? 404 : 400;
+      await render(ctx, { error: err.code === 'sca_required' ? 'Enter the one-time code from your authenticator app to approve.' : err.message });
+    }
+  });
+
+  return router;
+}

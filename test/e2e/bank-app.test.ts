@@ -1,0 +1,111 @@
+import type { webcrypto } from 'node:crypto';
+import { importJWK } from 'jose';
+import * as oauth from 'oauth4webapi';
+import type { Page } from 'playwright-core';
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
+import { totpCode } from '../../src/sca/totp.ts';
+import { chromiumAvailable, useChromium, VIEWPORTS } from '../support/chromium.ts';
+import { sandboxAccountsOf } from '../support/consents.ts';
+import { startMoat, type Harness } from '../support/moat-harness.ts';
+import { checkAccessible, shoot } from '../support/page-checks.ts';
+import { onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
+
+/*
+ * The customer's side of a decoupled authorisation in a real browser: the sandbox bank app at
+ * /sandbox/app. The customer signs in with password and one-time code, sees the TPP's request with
+ * its binding message, chooses the accounts and approves with a fresh code; the TPP's poll then
+ * gets its tokens (CIBA Core §10.1).
+ */
+
+const CIBA = 'urn:openid:params:grant-type:ciba';
+const describeInBrowser = chromiumAvailable() ? describe : describe.skip;
+const alice = SANDBOX_CUSTOMERS.find((c) => c.username === 'alice')!;
+
+let h: Harness;
+let tpp: RegisteredTpp;
+/** The server's clock runs this far ahead: the TPP waits out the poll interval without the test sleeping. */
+let offsetMs = 0;
+const chromium = useChromium();
+
+beforeAll(async () => {
+  h = await startMoat({ now: () => new Date(Date.now() + offsetMs) });
+  tpp = await onboardTpp(h, { registration: { grant_types: ['authorization_code', 'refresh_token', CIBA], backchannel_token_delivery_mode: 'poll' } });
+});
+
+afterAll(async () => {
+  await tpp?.close();
+  await h?.close();
+});
+
+async function startRequest(bindingMessage: string): Promise<string> {
+  const jwk = tpp.creds.signingJwks.keys[0]!;
+  const key = { key: await importJWK(jwk, jwk.alg) as webcrypto.CryptoKey, kid: jwk.kid };
+  const request = await oauth.issueRequestObject(tpp.as, tpp.client, new URLSearchParams({ scope: 'openid accounts', login_hint: 'cust-alice', binding_message: bindingMessage }), key);
+  const res = await oauth.backchannelAuthenticationRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ request }), { [oauth.customFetch]: tpp.fetch });
+  return (await oauth.processBackchannelAuthenticationResponse(tpp.as, tpp.client, res)).auth_req_id;
+}
+
+async function signIn(page: Page): Promise<void> {
+  await page.goto(`${h.issuer}/sandbox/app`);
+  await page.getByLabel('Username').fill(alice.username);
+  await page.getByLabel('Password').fill(alice.password);
+  await page.getByLabel(/One-time code from your authenticator/).fill(totpCode(alice.totpSecret, new Date()));
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${h.issuer}/sandbox/app`);
+}
+
+describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
+  it('shows the waiting request with its binding message; approving with a fresh code gives the TPP its tokens for the accounts chosen', async () => {
+    const id = await startRequest('Till 7 ref 4410');
+    const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true });
+    try {
+      const page = await context.newPage();
+      await signIn(page);
+      const card = page.locator(`[data-request="${id}"]`);
+      await card.waitFor();
+      expect(await card.locator('.binding-message').textContent()).toBe('Till 7 ref 4410');
+      await checkAccessible(page);
+      await shoot(page, 'bank-app-request');
+      // Share the savings account only.
+      const [current, savings, euro] = sandboxAccountsOf('alice') as [string, string, string];
+      await card.locator(`input[name="accounts"][value="${current}"]`).uncheck();
+      await card.locator(`input[name="accounts"][value="${euro}"]`).uncheck();
+      await card.getByLabel('One-time code, to approve').fill(totpCode(alice.totpSecret, new Date()));
+      await card.getByRole('button', { name: 'Approve' }).click();
+      await page.getByText('Request approved.').waitFor();
+      expect(await page.locator(`[data-request="${id}"]`).count()).toBe(0);
+
+      const tokens = await oauth.processBackchannelAuthenticationGrantResponse(tpp.as, tpp.client,
+        await oauth.backchannelAuthenticationGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), id, { [oauth.customFetch]: tpp.fetch }));
+      expect(oauth.getValidatedIdTokenClaims(tokens)).toMatchObject({ sub: 'cust-alice', acr: 'urn:openbanking:psd2:sca' });
+      const consent = await h.moat.consents.getForClient(String(tokens.consent_id), tpp.client.client_id);
+      expect(consent.granted).toMatchObject({ accounts: [expect.objectContaining({ accountId: savings })] });
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('refuses an approval without the one-time code, and the request stays pending; deny ends it', async () => {
+    const id = await startRequest('Call ref 9');
+    const context = await chromium().newContext({ viewport: VIEWPORTS.phone, ignoreHTTPSErrors: true });
+    try {
+      const page = await context.newPage();
+      await signIn(page);
+      const card = page.locator(`[data-request="${id}"]`);
+      await card.getByRole('button', { name: 'Approve' }).click();
+      await page.getByText('Enter the one-time code from your authenticator app to approve.').waitFor();
+      await shoot(page, 'bank-app-code-missing');
+      const pending = await oauth.backchannelAuthenticationGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), id, { [oauth.customFetch]: tpp.fetch });
+      expect(await pending.json()).toMatchObject({ error: 'authorization_pending' });
+
+      await page.locator(`[data-request="${id}"]`).getByRole('button', { name: 'Deny' }).click();
+      await page.getByText('Request denied.').waitFor();
+      expect((await h.moat.ciba!.authorisation.pendingFor('cust-alice')).map((r) => r.id)).not.toContain(id);
+      offsetMs += 11_000;
+      const denied = await oauth.backchannelAuthenticationGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), id, { [oauth.customFetch]: tpp.fetch });
+      expect(await denied.json()).toMatchObject({ error: 'access_denied' });
+    } finally {
+      await context.close();
+    }
+  });
+});
