@@ -118,7 +118,7 @@ describeInBrowser('federated sign-in in a real browser', () => {
       await checkAccessible(page);
       await shoot(page, 'federated-04-payment-passkey');
       await page.getByRole('button', { name: 'Approve £12.34 with a passkey' }).click();
-      await page.getByRole('heading', { name: /^Confirm payment of / }).waitFor();
+      await page.getByRole('heading', { name: 'Confirm payment of £12.34 to Corner Shop Ltd' }).waitFor();
       await page.getByRole('radio', { name: /Everyday current account/ }).check();
       await page.getByRole('button', { name: 'Confirm payment' }).click();
       const back = await callback;
