@@ -37,7 +37,9 @@ export interface TppLink { name: string; link?: string }
 export function providerErrorShown(err: unknown): ShownError | undefined {
   const provided = err as { status?: number; error?: string; error_description?: string; expose?: boolean };
   if (provided.expose !== true || typeof provided.status !== 'number') return undefined;
-  return { status: provided.status, error: provided.error, description: provided.error_description, kind: err instanceof errors.SessionNotFound ? 'session_expired' : 'request_problem' };
+  // A 5xx (the signing key unreachable, storage down) is the bank's trouble, not a bad request from the TPP.
+  const kind = err instanceof errors.SessionNotFound ? 'session_expired' : provided.status >= 500 ? 'unavailable' : 'request_problem';
+  return { status: provided.status, error: provided.error, description: provided.error_description, kind };
 }
 
 /** What an interaction page says when its session expired or is not valid (the log's description). */
@@ -97,6 +99,8 @@ export function createRenderError(views: Views, options: { interactionMinutes?: 
   return (ctx, out, error) => {
     const shown = providerErrorShown(error) ?? { status: ctx.status, error: out.error, description: out.error_description };
     const kind = kindOf(error, shown);
+    // The page hides the OAuth code; the request's log line and metrics keep it.
+    if (shown.error !== undefined) ctx.state.outcome ??= shown.error;
     ctx.type = 'html';
     ctx.body = views.render('error', errorPage(ctx, { ...shown, kind }, { tpp: tppLinkOf(ctx.oidc?.client), interactionMinutes: options.interactionMinutes }),
       errorLocale(views, ctx, ctx.oidc?.params?.ui_locales));
@@ -129,6 +133,7 @@ export function htmlErrorPages(views: Views, options: {
       if (shown === undefined) throw err;
       const tpp = await options.tpp?.(ctx).catch(() => undefined);
       ctx.status = shown.status;
+      if (shown.error !== undefined) ctx.state.outcome ??= shown.error;
       ctx.type = 'html';
       ctx.body = views.render('error', errorPage(ctx, { ...shown, description: shown.description ?? options.fallbackDescription, kind: kindOf(err, shown) }, {
         back: options.back, tpp, interactionMinutes: options.interactionMinutes, technical: options.technical,

@@ -137,7 +137,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       ctx.body = views.render('accounts-unavailable', {
         uid: details.uid, csrf: csrf.token(ctx, `interaction:${details.uid}`), clientName: (await clientView(String(details.params.client_id))).clientName,
         interactionId: ctx.response.get('x-fapi-interaction-id'),
-      });
+      }, pageLocale(ctx, details));
     }
   });
 
@@ -189,7 +189,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       ...(passkey === undefined ? {} : { passkey, payment: passkey.payment }),
       csrf: csrf.token(ctx, `interaction:${uid}`),
       demoCustomers: sandbox ? SANDBOX_CUSTOMERS : [],
-    });
+    }, details === undefined ? views.catalogues.negotiate(undefined, ctx.get('accept-language')) : pageLocale(ctx, details));
   };
 
   const pendingRequest = async (details: InteractionDetails): Promise<PendingRequest> => {

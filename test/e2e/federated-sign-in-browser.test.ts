@@ -118,9 +118,9 @@ describeInBrowser('federated sign-in in a real browser', () => {
       await checkAccessible(page);
       await shoot(page, 'federated-04-payment-passkey');
       await page.getByRole('button', { name: 'Approve £12.34 with a passkey' }).click();
-      await page.getByRole('heading', { name: 'Payment to approve' }).waitFor();
+      await page.getByRole('heading', { name: 'Confirm payment of £12.34 to Corner Shop Ltd' }).waitFor();
       await page.getByRole('radio', { name: /Everyday current account/ }).check();
-      await page.getByRole('button', { name: 'Allow' }).click();
+      await page.getByRole('button', { name: 'Confirm payment' }).click();
       const back = await callback;
       expect(back.searchParams.get('error')).toBeNull();
       const tokens = await redeem(tpp, { params: oauth.validateAuthResponse(tpp.as, tpp.client, back, oauth.skipStateCheck), codeVerifier });

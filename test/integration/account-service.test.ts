@@ -153,7 +153,10 @@ describe("accounts from the bank's account service (accounts.source: http)", () 
     service.funds.set('bank-alice-holiday', 10);
     const { html } = await signInForConsent(browser, { scope: 'openid payments', extraParams: paymentDetails('5000') });
     expect(accountChoices(html).type).toBe('none');
-    expect(html).toContain('You have no account that can make this payment.');
+    expect(html).toContain('You cannot make this payment from any of your accounts.');
+    // Each account left out is named with the reason (issue 18 defect 2), and nothing can be confirmed.
+    expect(html).toContain('not enough money available');
+    expect(html).not.toContain('Confirm payment</button>');
   }));
 
   it('answers the sandbox API 503 temporarily_unavailable, not a 500, while the service fails', async () => {

@@ -149,7 +149,11 @@ describe('the authorization endpoint (FAPI 2.0 SP §5.3.2.2)', () => {
     try {
       const again = await browser.request(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
       expect(again.status).toBe(400);
-      expect(await again.text()).toContain('invalid_request_uri');
+      // The customer reads plain words; the OAuth code is in the request's log line (issue 18 defect 3).
+      const page = await again.text();
+      expect(page).toContain('We could not start this request');
+      expect(page).not.toContain('invalid_request_uri');
+      expect(h.logs.some((l) => l.event === 'request' && l.path === '/authorize' && l.status === 400 && l.outcome === 'invalid_request_uri')).toBe(true);
     } finally {
       await browser.close();
     }

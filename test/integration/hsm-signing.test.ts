@@ -206,7 +206,9 @@ describeWithHsm('signing keys in the bank\'s HSM (keys.source: pkcs11)', () => {
 
         // JARM §2.3: the authorization response must be signed; the customer gets the error page instead.
         const { requestUri } = await pushAuthorization(tpp, { extraParams: { response_mode: 'jwt' } });
-        await expect(customerConsents(h, tpp, requestUri)).rejects.toThrow(/^consent did not redirect to the TPP: 503 [\s\S]*temporarily_unavailable/);
+        // The page says the bank is briefly unavailable (not that the TPP's request was bad); the log keeps the code.
+        await expect(customerConsents(h, tpp, requestUri)).rejects.toThrow(/^consent did not redirect to the TPP: 503 [\s\S]*Our service is briefly unavailable/);
+        expect(h.logs.some((l) => l.event === 'request' && l.status === 503 && l.outcome === 'temporarily_unavailable')).toBe(true);
 
         putBack();
         restored = true;

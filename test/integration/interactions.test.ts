@@ -39,7 +39,7 @@ describe('the login page', () => {
     // Pages with personal data are never cached.
     expect(res.headers.get('cache-control')).toBe('no-store');
     const html = await res.text();
-    expect(html).toContain('<strong>Test Fintech</strong> wants to connect to your account');
+    expect(html).toContain('Test Fintech wants to connect to your account');
     expect(html).toContain(`action="/interaction/${uid}/login"`);
     expect(html).toMatch(/<label for="username">Username<\/label>\s*<input id="username" name="username"/);
     expect(html).toMatch(/<label for="password">Password<\/label>\s*<input id="password" name="password" type="password"/);
