@@ -370,6 +370,8 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       clientCertificate,
       certificateGate,
       renderError: createRenderError(views, { interactionMinutes: Math.round(config.tokens.interactionTtl / 60) }),
+      // OpenID Connect Discovery 1.0 §3: the ui_locales the customer pages honour.
+      uiLocales: views.catalogues.locales,
       clientStanding: threats.standing,
       now,
     });
