@@ -49,6 +49,28 @@ async function signIn(page: Page): Promise<void> {
 }
 
 describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
+  it('shows a payment\'s amount and payee where the customer approves it (RTS Art. 5(1)(a))', async () => {
+    const payment = {
+      type: 'payment_initiation', instructedAmount: { amount: '42.50', currency: 'GBP' }, creditorName: 'ACME Energy Ltd',
+      creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '08080021325698' },
+    };
+    const { auth_req_id: id } = await startDecoupled(tpp, { scope: 'openid', login_hint: 'cust-alice', authorization_details: JSON.stringify([payment]) });
+    const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true });
+    try {
+      const page = await context.newPage();
+      await signIn(page);
+      const card = page.locator(`[data-request="${id}"]`);
+      expect(await card.locator('.amount').textContent()).toMatch(/42\.50/);
+      expect(await card.locator('.payee').textContent()).toContain('ACME Energy Ltd');
+      expect(await card.locator('input[name="accounts"]').first().getAttribute('type')).toBe('radio');
+      await shoot(page, 'bank-app-payment');
+      await card.getByRole('button', { name: 'Deny' }).click();
+      await page.getByText('Request denied.').waitFor();
+    } finally {
+      await context.close();
+    }
+  });
+
   it('shows the waiting request with its binding message; approving with a fresh code gives the TPP its tokens for the accounts chosen', async () => {
     const id = await startRequest('Till 7 ref 4410');
     const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true });
