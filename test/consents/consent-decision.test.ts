@@ -27,7 +27,7 @@ const silent = createLogger('silent', new Writable({ write: (_c, _e, done) => do
 const accountAccess: RequestedDetail = { type: 'account_information', permissions: ['ReadAccountsBasic', 'ReadBalances'] };
 const chosen: GrantDecision = {
   type: 'account_information', permissions: ['ReadAccountsBasic', 'ReadBalances'],
-  accounts: [{ scheme: 'UK.OBIE.SortCodeAccountNumber', identification: '60161331926819', accountId: 'acc-1' }],
+  accounts: [{ schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '60161331926819', accountId: 'acc-1' }],
 } as GrantDecision;
 
 /** The grant writer over a real model store: the payload oidc-provider's Grant would save. */
@@ -75,7 +75,7 @@ describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
     if (!decided.ok) throw new Error(decided.description);
     expect(decided.consent).toEqual(expect.objectContaining({ id: intent.id, status: 'Authorised', grantId: decided.grantId, customerId: 'cust-1' }));
     const grant = await grantStore.find('Grant', decided.grantId);
-    expect((grant as { rar: { consentId: string }[] }).rar[0]!.consentId).toBe(intent.id);
+    expect((grant as unknown as { rar: { consentId: string }[] }).rar[0]!.consentId).toBe(intent.id);
   });
 
   it('creates a scope consent under the id minted before the decision', async () => {
