@@ -145,10 +145,21 @@ async function afterCommit(made: readonly KeyTransition[], material: KeyMaterial
   }
 }
 
-/** The first transitions on an empty store whose material has keys already: those keys adopted in their states. */
-async function adoption(keys: readonly SharedKey[], material: KeyMaterial): Promise<{ kind: 'adopted'; key: SharedKey }[]> {
+/**
+ * The first transitions on an empty store whose material has keys already: those keys adopted in
+ * their states. A `next` key among them (staged by hand) is scheduled as the schedule would have
+ * staged it: to sign when its algorithm's active key's period ends, and not before every instance
+ * has published it for publishAhead.
+ */
+async function adoption(keys: readonly SharedKey[], material: KeyMaterial, policy: RotationPolicy, now: number): Promise<{ kind: 'adopted'; key: SharedKey }[]> {
   if (keys.length > 0 || material.existing === undefined) return [];
-  return (await material.existing()).map((key) => ({ kind: 'adopted' as const, key }));
+  const existing = await material.existing();
+  return existing.map((key) => {
+    if (key.moat_state !== 'next' || key.moat_activate_at !== undefined) return { kind: 'adopted' as const, key };
+    const active = existing.find((k) => k.alg === key.alg && k.moat_state === 'active');
+    const due = active === undefined || policy.every === undefined ? now : (active.moat_activated_at ?? active.moat_created_at) + policy.every;
+    return { kind: 'adopted' as const, key: { ...key, moat_activate_at: Math.max(due, now + policy.publishAhead) } };
+  });
 }
 
 export interface SharedSigningKeysOptions {
@@ -198,7 +209,7 @@ export async function rotateSharedKeys(
 ): Promise<KeyTransition[]> {
   const { material } = options;
   const made = await options.store.change(async (keys) => {
-    const adopted = await adoption(keys, material);
+    const adopted = await adoption(keys, material, options.policy, options.now);
     const all = [...keys, ...adopted.map((t) => t.key)];
     return [...adopted, ...await rotationOnDemand(all, options.policy, options.now, material.mint, options.immediately)];
   });
@@ -222,7 +233,7 @@ export async function createSharedSigningKeys(options: SharedSigningKeysOptions)
   const load = async () => {
     const epoch = Math.floor(options.now().getTime() / 1000);
     const made = await store.change(async (keys) => {
-      const adopted = await adoption(keys, material);
+      const adopted = await adoption(keys, material, policy, epoch);
       const all = [...keys, ...adopted.map((t) => t.key)];
       return [...adopted, ...await dueTransitions(all, policy, epoch, material.mint)];
     });

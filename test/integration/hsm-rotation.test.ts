@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
-import { listHsmKeys, loadOrCreateHsmKeys, type HsmKey } from '../../src/keys/hsm-signing-keys.ts';
+import { listHsmKeys, loadOrCreateHsmKeys, stageHsmKey, type HsmKey } from '../../src/keys/hsm-signing-keys.ts';
 import { openPkcs11Token } from '../../src/keys/pkcs11-token.ts';
 import { runMoat } from '../support/cli.ts';
 import { embeddedOnly } from '../support/databases.ts';
@@ -207,4 +207,36 @@ describeWithHsmAndServices('`moat keys rotate` on HSM keys on a schedule', () =>
     expect(refused.code).toBe(2);
     expect(refused.err).toContain('not with keys.source pkcs11 with keys.rotation.every — moat keys rotate');
   }, 120_000);
+});
+
+describeWithHsmAndServices('a token with a key staged by hand, moved to the schedule', () => {
+  const t = Math.floor(Date.now() / 1000);
+  let pkcs11: Pkcs11;
+  let h: Harness;
+  let tpp: RegisteredTpp;
+  beforeAll(async () => {
+    pkcs11 = useSoftHsm().createToken('adopt-next');
+    await inToken(pkcs11, async (token) => {
+      await loadOrCreateHsmKeys(token, ['PS256'], t);
+      await stageHsmKey(token, 'PS256', t);
+    });
+    h = await startMoat({ config: { keys: scheduledHsmKeys(pkcs11) }, keysNow: () => new Date(t * 1000) });
+    tpp = await onboardTpp(h);
+  }, 120_000);
+  afterAll(async () => {
+    await tpp?.close();
+    await h?.close();
+  });
+
+  it('keeps both keys in their states, the staged one to sign when the active key\'s period ends', async () => {
+    const jwks = await jwksOf(tpp, h);
+    expect(jwks.keys).toHaveLength(2);
+    const [active] = activeKid(jwks);
+    const staged = jwks.keys.find((k) => k.kid !== active)!;
+    expect(staged.key_ops).toEqual(['verify']);
+    const { rows } = await h.moat.storage.sql.query<{ kid: string; state: string; activate_at: Date | null }>("SELECT kid, state, activate_at FROM signing_key WHERE source = 'pkcs11'");
+    expect(rows.find((r) => r.kid === staged.kid)).toEqual(expect.objectContaining({ state: 'next', activate_at: new Date((t + 90 * DAY) * 1000) }));
+    expect((await h.moat.audit.query({ type: 'key.adopted' })).map((r) => r.subject).sort()).toEqual([active, staged.kid].sort());
+    expect(decodeProtectedHeader((await authorizationCodeFlow(h, tpp)).tokens.id_token!).kid).toBe(active);
+  }, 60_000);
 });
