@@ -101,6 +101,7 @@ import { configHash, describeConfig } from './config/config-description.ts';
 import { createInstanceHeartbeat, type InstanceHeartbeat } from './deployment/instance-heartbeat.ts';
 import { createRenderError } from './interactions/render-error.ts';
 import { createCibaHooks } from './ciba/ciba-hooks.ts';
+import { createBankAppCallbackRouter, createBankAppNotifier } from './ciba/bank-app-interface.ts';
 import { createDecoupledAuthorisation, type DecoupledAuthorisation } from './ciba/decoupled-authorisation.ts';
 import { createPingDelivery, type PingDelivery } from './ciba/ping-delivery.ts';
 import { cibaPollPacing } from './ciba/poll-pacing.ts';
@@ -358,7 +359,14 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     });
     // Decoupled authorisation (CIBA): the provider's hooks reach the bank-app side built just after it.
     let decoupled: DecoupledAuthorisation | undefined;
-    const cibaHooks = config.ciba.enabled ? createCibaHooks({ config, consents, authorisation: () => decoupled! }) : undefined;
+    // The bank's own app (ciba.bankApp): told of each request, completes it at its callback.
+    let providerRef: Provider | undefined;
+    const bankApp = config.ciba.enabled && config.ciba.bankApp !== undefined ? {
+      config: config.ciba.bankApp, issuer: config.issuer, provider: () => providerRef!, authorisation: () => decoupled!, clientCertificate, logger,
+    } : undefined;
+    const cibaHooks = config.ciba.enabled ? createCibaHooks({
+      config, consents, authorisation: () => decoupled!, ...(bankApp === undefined ? {} : { notifyBankApp: createBankAppNotifier(bankApp) }),
+    }) : undefined;
     const provider = createProvider({
       ...(cibaHooks === undefined ? {} : { ciba: cibaHooks }),
       config,
@@ -371,11 +379,14 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       clientCertificate,
       certificateGate,
       renderError: createRenderError(views, { interactionMinutes: Math.round(config.tokens.interactionTtl / 60) }),
+      // OpenID Connect Discovery 1.0 §3: the ui_locales the customer pages honour.
+      uiLocales: views.catalogues.locales,
       clientStanding: threats.standing,
       now,
     });
     // A new key set replaces the provider's whole: it signs with what it publishes, and nothing else.
     sharedKeys?.onChange((jwks) => replaceProviderKeys(provider, jwks));
+    providerRef = provider;
     guardQuarantinedClients(provider, threats.standing);
     attachProviderEventLogging(provider, logger);
     attachProviderAudit(provider, audit);
@@ -395,6 +406,8 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     provider.use(giveBackCodeOnFailure(provider, logger));
     const ping = createPingDelivery({
       provider, logger, maxAttempts: config.ciba.ping.maxAttempts, retryBaseMs: config.ciba.ping.retryBaseMs, timeoutMs: config.ciba.ping.timeoutMs,
+      // A TPP's notification endpoint is on the internet: in production, never a private address.
+      guard: createOutboundTargetGuard({ allowPrivate: config.mode === 'sandbox', allowed: [] }),
       ...(config.ciba.ping.caFile === undefined ? {} : { caPem: readFileSync(config.ciba.ping.caFile, 'utf8') }),
     });
     if (cibaHooks !== undefined) {
@@ -485,6 +498,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       routers: [
         createConsentApiRouter({ provider, consents, issuer: config.issuer, senderConstraint, logger }),
         createGrantManagementRouter({ provider, consents, senderConstraint, logger }),
+        ...(bankApp === undefined ? [] : [createBankAppCallbackRouter(bankApp)]),
         ...(sandbox === undefined ? [] : [
           createSandboxApiRouter({ provider, issuer: config.issuer, senderConstraint, consents, accounts }),
           ...(decoupled === undefined ? [] : [
