@@ -307,14 +307,17 @@ export const configSchema = z.strictObject({
      */
     encryptionKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected 32 bytes, base64url-encoded (43 characters)').optional(),
     encryptionKeyFile: z.string().min(1).optional(),
-    /** Scheduled rotation of the keys in the database, seen by every instance without a restart. */
+    /**
+     * Scheduled rotation, seen by every instance without a restart: of the keys in the database, or
+     * of the HSM's (source pkcs11: keys generated in the token, their states kept in the database).
+     */
     rotation: rotationSchema,
   }).superRefine((k, ctx) => {
     if (k.encryptionKey !== undefined && k.encryptionKeyFile !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['encryptionKeyFile'], message: 'set encryptionKey or encryptionKeyFile, not both' });
     }
-    if (k.rotation.every !== undefined && k.source !== 'database') {
-      ctx.addIssue({ code: 'custom', path: ['rotation', 'every'], message: 'scheduled rotation needs keys every instance reads: set keys.source to database' });
+    if (k.rotation.every !== undefined && k.source === 'file') {
+      ctx.addIssue({ code: 'custom', path: ['rotation', 'every'], message: 'scheduled rotation needs keys every instance reads: set keys.source to database, or pkcs11 for the bank\'s HSM' });
     }
     const lead = k.rotation.jwksCacheSeconds + k.rotation.checkIntervalSeconds;
     if (k.rotation.every !== undefined && k.rotation.every <= lead) {
