@@ -64,8 +64,9 @@ describe('the OBIE JSON dialect (UK Open Banking Read/Write API v3.1 errors)', (
 
   it('answers bad input about a header with UK.OBIE.Header.Invalid and its Path', () => {
     const res = obieErrorResponse(new IdempotencyConflict('k1'), 'r');
-    expect(res?.errorCode).toBe('UK.OBIE.Header.Invalid');
-    expect((res?.body.Errors as { Path?: string }[])[0]!.Path).toBe('x-idempotency-key');
+    if (res === undefined) throw new Error('an idempotency conflict has an OBIE answer');
+    expect(res.errorCode).toBe('UK.OBIE.Header.Invalid');
+    expect((res.body.Errors as { Path?: string }[])[0]!.Path).toBe('x-idempotency-key');
     expect(obieErrorResponse(new DomainError('invalid_input', 'Amount is not a number'), 'r')?.errorCode).toBe('UK.OBIE.Field.Invalid');
   });
 
