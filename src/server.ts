@@ -51,8 +51,8 @@ import { createOutboundTargetGuard } from './http/outbound-target-guard.ts';
 import { createSqlExpiryNoticeStore } from './certificates/sql-expiry-notice-store.ts';
 import { createExpiryNoticeDiagnosticsRouter } from './diagnostics/expiry-notice-diagnostics.ts';
 import { createFollowingJwsSigner } from './keys/jws-signer.ts';
-import { rotationPolicy } from './keys/key-rotation.ts';
-import { createSharedSigningKeys, sharedKeyMetrics, signingKeyBox, type SharedSigningKeys } from './keys/shared-signing-keys.ts';
+import { lifecycleInDatabase, rotationPolicy } from './keys/key-rotation.ts';
+import { createSharedSigningKeys, sealedKeyMaterial, sharedKeyMetrics, signingKeyBox, type SharedSigningKeys } from './keys/shared-signing-keys.ts';
 import { createSqlSigningKeyStore } from './keys/sql-signing-key-store.ts';
 import { createViews } from './interactions/views.ts';
 import { createPasskeyCeremonies } from './passkeys/passkey-ceremonies.ts';
@@ -65,7 +65,8 @@ import { createProvider, guardQuarantinedClients } from './provider/create-provi
 import { actionableErrors } from './provider/actionable-errors.ts';
 import { createDpopNonces, PROVIDER_BODY, replaceProviderKeys } from './provider/internals.ts';
 import { giveBackCodeOnFailure } from './provider/token-failure.ts';
-import { openHsmSigning, signingFailuresCounter } from './provider/external-signing-keys.ts';
+import { hsmKeyMaterial, openHsmSigning, signingFailuresCounter } from './provider/external-signing-keys.ts';
+import { openPkcs11Token } from './keys/pkcs11-token.ts';
 import { createRegistrationMiddleware } from './provider/registration-middleware.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
@@ -100,6 +101,7 @@ import { configHash, describeConfig } from './config/config-description.ts';
 import { createInstanceHeartbeat, type InstanceHeartbeat } from './deployment/instance-heartbeat.ts';
 import { createRenderError } from './interactions/render-error.ts';
 import { createCibaHooks } from './ciba/ciba-hooks.ts';
+import { createBankAppCallbackRouter, createBankAppNotifier } from './ciba/bank-app-interface.ts';
 import { createDecoupledAuthorisation, type DecoupledAuthorisation } from './ciba/decoupled-authorisation.ts';
 import { createPingDelivery, type PingDelivery } from './ciba/ping-delivery.ts';
 import { cibaPollPacing } from './ciba/poll-pacing.ts';
@@ -183,13 +185,20 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
   // Signing keys in the bank's HSM (which signs; Moat never holds the key): a token that cannot be
   // used stops the start here, before any storage is opened or migrated.
   const signingFailures = signingFailuresCounter(metrics.registry);
-  const hsm = config.keys.source === 'pkcs11' ? await openHsmSigning(config.keys, logger, signingFailures) : undefined;
-  const closeOnFailure: (() => void)[] = hsm === undefined ? [] : [hsm.close];
+  // With keys.rotation.every the token's keys follow the shared schedule (below); without, their labels.
+  const keysInDatabase = lifecycleInDatabase(config);
+  const hsm = config.keys.source === 'pkcs11' && !keysInDatabase ? await openHsmSigning(config.keys, logger, signingFailures) : undefined;
+  const scheduledToken = config.keys.source === 'pkcs11' && keysInDatabase ? await openPkcs11Token(config.keys.pkcs11!) : undefined;
+  const closeToken = () => {
+    hsm?.close();
+    scheduledToken?.close();
+  };
+  const closeOnFailure: (() => void)[] = [closeToken];
   let storage: Awaited<ReturnType<typeof createStorage>>;
   try {
     storage = await createStorage(config, logger, metrics.storageErrors);
   } catch (err) {
-    hsm?.close();
+    closeToken();
     throw err;
   }
   // The hash of the configuration as loaded (file, MOAT_* overrides, defaults): every instance
@@ -236,9 +245,10 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     // hears of the others' (keys/shared-signing-keys.ts).
     let sharedKeys: SharedSigningKeys | undefined;
     const keyMetrics = sharedKeyMetrics(metrics.registry);
-    if (config.keys.source === 'database') {
+    if (keysInDatabase) {
+      const material = scheduledToken === undefined ? sealedKeyMaterial(signingKeyBox(config)) : hsmKeyMaterial(scheduledToken, { logger, failures: signingFailures });
       sharedKeys = await createSharedSigningKeys({
-        store: createSqlSigningKeyStore(storage.sql), box: signingKeyBox(config), policy: rotationPolicy(config),
+        store: createSqlSigningKeyStore(storage.sql, config.keys.source === 'pkcs11' ? 'pkcs11' : 'database'), material, policy: rotationPolicy(config),
         announcements: {
           // A missed announcement (the subscription was lost) is made good by reloading, as for one heard.
           subscribe: (onChange) => storage.invalidation.subscribe({ invalidate: (topic) => { if (topic === 'signing-keys') onChange(); }, reset: onChange }),
@@ -349,7 +359,14 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     });
     // Decoupled authorisation (CIBA): the provider's hooks reach the bank-app side built just after it.
     let decoupled: DecoupledAuthorisation | undefined;
-    const cibaHooks = config.ciba.enabled ? createCibaHooks({ config, consents, authorisation: () => decoupled! }) : undefined;
+    // The bank's own app (ciba.bankApp): told of each request, completes it at its callback.
+    let providerRef: Provider | undefined;
+    const bankApp = config.ciba.enabled && config.ciba.bankApp !== undefined ? {
+      config: config.ciba.bankApp, issuer: config.issuer, provider: () => providerRef!, authorisation: () => decoupled!, clientCertificate, logger,
+    } : undefined;
+    const cibaHooks = config.ciba.enabled ? createCibaHooks({
+      config, consents, authorisation: () => decoupled!, ...(bankApp === undefined ? {} : { notifyBankApp: createBankAppNotifier(bankApp) }),
+    }) : undefined;
     const provider = createProvider({
       ...(cibaHooks === undefined ? {} : { ciba: cibaHooks }),
       config,
@@ -362,11 +379,14 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       clientCertificate,
       certificateGate,
       renderError: createRenderError(views, { interactionMinutes: Math.round(config.tokens.interactionTtl / 60) }),
+      // OpenID Connect Discovery 1.0 §3: the ui_locales the customer pages honour.
+      uiLocales: views.catalogues.locales,
       clientStanding: threats.standing,
       now,
     });
     // A new key set replaces the provider's whole: it signs with what it publishes, and nothing else.
     sharedKeys?.onChange((jwks) => replaceProviderKeys(provider, jwks));
+    providerRef = provider;
     guardQuarantinedClients(provider, threats.standing);
     attachProviderEventLogging(provider, logger);
     attachProviderAudit(provider, audit);
@@ -386,6 +406,8 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     provider.use(giveBackCodeOnFailure(provider, logger));
     const ping = createPingDelivery({
       provider, logger, maxAttempts: config.ciba.ping.maxAttempts, retryBaseMs: config.ciba.ping.retryBaseMs, timeoutMs: config.ciba.ping.timeoutMs,
+      // A TPP's notification endpoint is on the internet: in production, never a private address.
+      guard: createOutboundTargetGuard({ allowPrivate: config.mode === 'sandbox', allowed: [] }),
       ...(config.ciba.ping.caFile === undefined ? {} : { caPem: readFileSync(config.ciba.ping.caFile, 'utf8') }),
     });
     if (cibaHooks !== undefined) {
@@ -476,6 +498,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       routers: [
         createConsentApiRouter({ provider, consents, issuer: config.issuer, senderConstraint, logger }),
         createGrantManagementRouter({ provider, consents, senderConstraint, logger }),
+        ...(bankApp === undefined ? [] : [createBankAppCallbackRouter(bankApp)]),
         ...(sandbox === undefined ? [] : [
           createSandboxApiRouter({ provider, issuer: config.issuer, senderConstraint, consents, accounts }),
           ...(decoupled === undefined ? [] : [
@@ -571,7 +594,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         await threats.settled();
         await sharedKeys?.close();
         await audit.drain({ giveUpAfterMs: 10_000 });
-        hsm?.close();
+        closeToken();
         await upstreamIdp?.close();
         await accountSource?.close();
         await storage.close();

@@ -2,11 +2,9 @@ import { createServer, type Server } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import Router from '@koa/router';
 import Koa from 'koa';
-import { ConsentNotFound, ConsentStateConflict } from '../consents/consent.ts';
 import { listenOn } from '../http/listen.ts';
-import { OAuthError } from '../kernel/oauth-error.ts';
+import { oauthErrorResponse, serverErrorResponse } from '../kernel/error-responses.ts';
 import type { Logger } from '../observability/logger.ts';
-import { RestrictionNotFound } from '../threats/client-restrictions.ts';
 import { tlsServerOptions } from '../tls/https-server.ts';
 import { adminOpenApi } from './admin-openapi.ts';
 import { createAdminRequestGuard, type AdminHosts } from './admin-request-guard.ts';
@@ -63,25 +61,15 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
     try {
       await next();
     } catch (err) {
-      if (err instanceof OAuthError) {
-        ctx.status = err.status;
-        ctx.body = { error: err.code, error_description: err.description };
-      } else if (err instanceof ConsentNotFound || err instanceof RestrictionNotFound) {
-        ctx.status = 404;
-        ctx.body = { error: 'not_found', error_description: err.message };
-      } else if (err instanceof ConsentStateConflict) {
-        ctx.status = 409;
-        ctx.body = { error: 'invalid_request', error_description: err.message };
-      } else if (err instanceof AnswerOutOfContract) {
-        // A bug, not the caller's fault: the answer would have broken the published contract.
-        deps.logger.error({ err, event: 'admin.answer_out_of_contract' }, 'admin answer outside its schema');
-        ctx.status = 500;
-        ctx.body = { error: 'server_error', error_description: 'the admin request failed; see the server log' };
-      } else {
-        deps.logger.error({ err, event: 'admin.error' }, 'admin request failed');
-        ctx.status = 500;
-        ctx.body = { error: 'server_error', error_description: 'the admin request failed; see the server log' };
+      // An answer out of contract is a bug, not the caller's fault: it would break the published contract.
+      const known = err instanceof AnswerOutOfContract ? undefined : oauthErrorResponse(err, { stateConflictStatus: 409 });
+      if (known === undefined) {
+        deps.logger.error({ err, event: err instanceof AnswerOutOfContract ? 'admin.answer_out_of_contract' : 'admin.error' }, err instanceof AnswerOutOfContract ? 'admin answer outside its schema' : 'admin request failed');
       }
+      const response = known ?? serverErrorResponse('the admin request failed; see the server log');
+      ctx.status = response.status;
+      ctx.body = response.body;
+      for (const [name, value] of Object.entries(response.headers ?? {})) ctx.set(name, value);
     }
     if (ctx.status === 404 && ctx.body === undefined) ctx.body = { error: 'not_found', error_description: `no admin endpoint ${ctx.method} ${ctx.path}` };
   });

@@ -16,7 +16,7 @@ export const AUDIT_EVENT_TYPES = [
   'token.issued', 'token.revoked', 'token.withdrawn', 'code.given_back',
   'client.quarantined', 'client.released',
   'factor.enrolled', 'factor.removed', 'factor.reset',
-  'key.generated', 'key.staged', 'key.scheduled', 'key.activated', 'key.retired', 'key.removed',
+  'key.adopted', 'key.generated', 'key.staged', 'key.scheduled', 'key.activated', 'key.retired', 'key.removed',
   'admin.action',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];

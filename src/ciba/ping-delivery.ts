@@ -1,6 +1,7 @@
 import { rootCertificates } from 'node:tls';
 import type Provider from 'oidc-provider';
 import { postHttps } from '../http/https-post.ts';
+import type { OutboundTargetGuard } from '../http/outbound-target-guard.ts';
 import type { Logger } from '../observability/logger.ts';
 
 /*
@@ -20,6 +21,8 @@ export interface PingDeliveryOptions {
   timeoutMs: number;
   /** CAs trusted for notification endpoints beside the system's. */
   caPem?: string;
+  /** Refuses non-public addresses (production), as for expiry notices. */
+  guard?: OutboundTargetGuard;
 }
 
 type RequestWithResult = InstanceType<Provider['BackchannelAuthenticationRequest']>;
@@ -46,7 +49,7 @@ export function createPingDelivery(options: PingDeliveryOptions): PingDelivery {
   const post = (endpoint: string, token: string, authReqId: string) => postHttps(endpoint, {
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: JSON.stringify({ auth_req_id: authReqId }), timeoutMs: options.timeoutMs, ...(ca === undefined ? {} : { ca }),
-    accepted: (status) => status === 204 || status === 200,
+    accepted: (status) => status === 204 || status === 200, ...(options.guard === undefined ? {} : { guard: options.guard }),
   });
 
   const attempt = async (request: RequestWithResult, number: number) => {

@@ -2,9 +2,11 @@ import { pino } from 'pino';
 import { SIGNING_ALGORITHMS, type MoatConfig, type SigningAlgorithm } from '../config/schema.ts';
 import { changeHsmKeys, loadOrCreateHsmKeys, rotateHsmKeys, stageHsmKey } from '../keys/hsm-signing-keys.ts';
 import { activateKey, describeKey, KeyLifecycleError, retireKey, type LifecycleKey, type RotationResult } from '../keys/key-lifecycle.ts';
-import { retainSeconds, rotationPolicy, type KeyTransition, type SharedKey } from '../keys/key-rotation.ts';
+import { lifecycleInDatabase, retainSeconds, rotationPolicy, type KeyTransition, type SharedKey } from '../keys/key-rotation.ts';
 import { HsmUnavailableError, openPkcs11Token } from '../keys/pkcs11-token.ts';
-import { rotateSharedKeys, signingKeyBox } from '../keys/shared-signing-keys.ts';
+import { rotateSharedKeys, sealedKeyMaterial, signingKeyBox, type KeyMaterial } from '../keys/shared-signing-keys.ts';
+import { hsmKeyMaterial, signingFailuresCounter } from '../provider/external-signing-keys.ts';
+import { Registry } from 'prom-client';
 import { changeSigningKeys, loadOrCreateSigningKeys, rotateSigningKeys, stageSigningKey } from '../keys/signing-keys.ts';
 import { createSqlSigningKeyStore } from '../keys/sql-signing-key-store.ts';
 import { withDirectDatabase } from './direct-database.ts';
@@ -13,14 +15,15 @@ import { loadConfigOrReport } from './load-config-or-report.ts';
 
 export const USAGE = `usage: moat keys list | rotate [--stage | --immediately] | generate --alg ALG | activate KID | retire KID  [--config FILE]
   the signing keys where keys.source keeps them: the JWKS file under keys.dir, the PKCS#11 token (keys.pkcs11),
-  or the database every instance shares (keys.source database: list and rotate; instances follow without a restart)
+  or the database every instance shares (keys.source database, or pkcs11 with keys.rotation.every: list and rotate;
+  instances follow without a restart)
   list                 the signing keys and their state
   rotate               retire the active keys (still published until their tokens expire) and activate new ones
   rotate --stage       also publish the next keys without signing with them yet (roll the instances, then rotate)
   generate --alg ALG   publish a new key of ALG as next (verify only); restart every instance before activating it
   activate KID         the key signs from the next restart; the key it replaces is retired, still published
   retire KID           a next key stops being offered (published until its retention ends)
-  rotate (database)    publish the next keys now; every instance activates them once published for
+  rotate (database, or pkcs11 on a schedule) publish the next keys now; every instance activates them once published for
                        keys.rotation.jwksCacheSeconds + checkIntervalSeconds, and retires the old ones
   rotate --immediately (database, a compromised key) activate the next keys now: clients must fetch the JWKS again
 `;
@@ -75,7 +78,7 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
   const result = loadConfigOrReport(rest, io, options);
   if ('exitCode' in result) return result.exitCode;
   const { config } = result.loaded;
-  if (config.keys.source === 'database') return databaseKeys(sub as Subcommand, config, result.values.immediately === true, io);
+  if (lifecycleInDatabase(config)) return databaseKeys(sub as Subcommand, config, result.values.immediately === true, io);
   if (result.values.immediately === true) {
     io.stderr.write('moat keys rotate: --immediately is for keys.source database; a file or token rotation activates at once already\n');
     return EXIT_USAGE;
@@ -144,6 +147,7 @@ function describeShared(k: SharedKey): string {
 function describeTransition(t: KeyTransition, retain: number): string {
   switch (t.kind) {
     case 'generated': return `active:  ${t.key.kid} (${t.key.alg}), new`;
+    case 'adopted': return `${t.key.moat_state.padEnd(8)} ${t.key.kid} (${t.key.alg}), kept from the token`;
     case 'staged': return `next:    ${t.key.kid} (${t.key.alg}), published now, signs from ${new Date(t.key.moat_activate_at! * 1000).toISOString()}`;
     case 'scheduled': return `next:    ${t.kid} (${t.alg}), signs from ${new Date(t.activateAt * 1000).toISOString()}`;
     case 'activated': return `active:  ${t.kid} (${t.alg})`;
@@ -157,18 +161,42 @@ function describeTransition(t: KeyTransition, retain: number): string {
  * instances make on schedule, now, and audits them as the operator's; the instances pick them up.
  */
 async function databaseKeys(sub: Subcommand, config: MoatConfig, immediately: boolean, io: CliIo): Promise<number> {
+  const where = config.keys.source === 'pkcs11' ? 'keys.source pkcs11 with keys.rotation.every' : 'keys.source database';
   if (sub !== 'list' && sub !== 'rotate') {
-    io.stderr.write(`moat keys ${sub}: not with keys.source database — moat keys rotate publishes the next keys and the instances activate them\n`);
+    io.stderr.write(`moat keys ${sub}: not with ${where} — moat keys rotate publishes the next keys and the instances activate them\n`);
     return EXIT_USAGE;
   }
+  let material: KeyMaterial;
+  let closeToken = () => undefined as void;
+  if (config.keys.source === 'pkcs11') {
+    try {
+      const token = await openPkcs11Token(config.keys.pkcs11!);
+      closeToken = () => token.close();
+      material = hsmKeyMaterial(token, { logger: pino({ level: 'silent' }), failures: signingFailuresCounter(new Registry()) });
+    } catch (err) {
+      if (!(err instanceof HsmUnavailableError)) throw err;
+      io.stderr.write(`moat: ${err.message}\n`);
+      return 1;
+    }
+  } else {
+    material = sealedKeyMaterial(signingKeyBox(config));
+  }
+  try {
+    return await sharedKeysCommand(sub, config, material, immediately, io);
+  } finally {
+    closeToken();
+  }
+}
+
+function sharedKeysCommand(sub: 'list' | 'rotate', config: MoatConfig, material: KeyMaterial, immediately: boolean, io: CliIo): Promise<number> {
   return withDirectDatabase(config, io, async ({ sql, audit }) => {
-    const store = createSqlSigningKeyStore(sql);
+    const store = createSqlSigningKeyStore(sql, config.keys.source === 'pkcs11' ? 'pkcs11' : 'database');
     if (sub === 'list') {
       for (const k of await store.list()) io.stdout.write(`${describeShared(k)}\n`);
       return 0;
     }
     const logger = pino({ level: 'silent' });
-    const made = await rotateSharedKeys({ store, box: signingKeyBox(config), policy: rotationPolicy(config), audit, logger, now: Math.floor(Date.now() / 1000), immediately });
+    const made = await rotateSharedKeys({ store, material, policy: rotationPolicy(config), audit, logger, now: Math.floor(Date.now() / 1000), immediately });
     await audit.drain();
     for (const t of made) io.stdout.write(`${describeTransition(t, retainSeconds(config))}\n`);
     io.stdout.write(made.length === 0 ? 'nothing to change: the next keys are published and activate when shown (moat keys list)\n' : 'every instance picks the change up within seconds; no restart.\n');

@@ -5,6 +5,7 @@ import { SANDBOX_CUSTOMERS } from '../customers/sql-customer-directory.ts';
 import { loadOrCreateSecrets } from '../keys/secrets.ts';
 import { loadOrCreateSigningKeys } from '../keys/signing-keys.ts';
 import { loadOrCreateHsmKeys } from '../keys/hsm-signing-keys.ts';
+import { lifecycleInDatabase } from '../keys/key-rotation.ts';
 import { openPkcs11Token } from '../keys/pkcs11-token.ts';
 import { ensureSandboxMaterial } from '../sandbox/sandbox-material.ts';
 import { createLogger } from '../observability/logger.ts';
@@ -116,7 +117,8 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
  */
 async function prepareSharedMaterial(config: MoatConfig): Promise<void> {
   if (config.mode === 'sandbox') await ensureSandboxMaterial(config.dataDir);
-  if (config.keys.source === 'pkcs11') {
+  // An HSM on a schedule (keys.rotation.every): the first instance adopts or makes the keys, under the database's lock.
+  if (config.keys.source === 'pkcs11' && !lifecycleInDatabase(config)) {
     const token = await openPkcs11Token(config.keys.pkcs11!);
     try {
       await loadOrCreateHsmKeys(token, config.keys.algorithms);

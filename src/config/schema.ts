@@ -307,14 +307,17 @@ export const configSchema = z.strictObject({
      */
     encryptionKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected 32 bytes, base64url-encoded (43 characters)').optional(),
     encryptionKeyFile: z.string().min(1).optional(),
-    /** Scheduled rotation of the keys in the database, seen by every instance without a restart. */
+    /**
+     * Scheduled rotation, seen by every instance without a restart: of the keys in the database, or
+     * of the HSM's (source pkcs11: keys generated in the token, their states kept in the database).
+     */
     rotation: rotationSchema,
   }).superRefine((k, ctx) => {
     if (k.encryptionKey !== undefined && k.encryptionKeyFile !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['encryptionKeyFile'], message: 'set encryptionKey or encryptionKeyFile, not both' });
     }
-    if (k.rotation.every !== undefined && k.source !== 'database') {
-      ctx.addIssue({ code: 'custom', path: ['rotation', 'every'], message: 'scheduled rotation needs keys every instance reads: set keys.source to database' });
+    if (k.rotation.every !== undefined && k.source === 'file') {
+      ctx.addIssue({ code: 'custom', path: ['rotation', 'every'], message: 'scheduled rotation needs keys every instance reads: set keys.source to database, or pkcs11 for the bank\'s HSM' });
     }
     const lead = k.rotation.jwksCacheSeconds + k.rotation.checkIntervalSeconds;
     if (k.rotation.every !== undefined && k.rotation.every <= lead) {
@@ -584,6 +587,21 @@ export const configSchema = z.strictObject({
       /** PEM file of CAs trusted for notification endpoints beside the system's (a sandbox TPP's own CA). */
       caFile: z.string().min(1).optional(),
     }).prefault({}),
+    /**
+     * The bank's own app (docs/bank-app.openapi.json): Moat tells it of each new request over mTLS, and
+     * it completes the request at /bank-app/requests/{id}/decision presenting its client certificate.
+     */
+    bankApp: z.strictObject({
+      notificationEndpoint: z.url().refine((u) => u.startsWith('https://'), 'must be https'),
+      /** Moat's client certificate and key for the notification call (mTLS). */
+      clientCertFile: z.string().min(1),
+      clientKeyFile: z.string().min(1),
+      /** PEM file of CAs trusted for the endpoint beside the system's. */
+      caFile: z.string().min(1).optional(),
+      /** The subject DN (RFC 4514) of the certificate the bank app presents at the callback; it must chain to trustAnchors. */
+      callbackSubjectDn: z.string().min(1),
+      timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+    }).optional(),
   }).prefault({}),
   consents: z.strictObject({
     /** How often authorised consents past their expiry are expired (and their tokens revoked), in seconds. */

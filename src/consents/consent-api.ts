@@ -4,13 +4,13 @@ import type Provider from 'oidc-provider';
 import { z } from 'zod';
 import { checkSenderConstraint, renderTokenRejected, requireScope, tokenFromHeader, TokenRejected, type PresentedToken, type SenderConstraintChecks } from '../http/bearer-token.ts';
 import { readJsonObject } from '../http/read-body.ts';
-import { OAuthError } from '../kernel/oauth-error.ts';
+import { obieErrorResponse, ObieError, type ObieErrorCode } from '../kernel/error-responses.ts';
 import type { Logger } from '../observability/logger.ts';
 import {
   ACCOUNT_SCHEMES, AuthorizationDetailsInvalid, describeIssues, parseRequestedDetail, PERMISSIONS, ROLE_FOR_TYPE,
   type AccountInformationDetail, type PaymentInitiationDetail,
 } from './authorization-details.ts';
-import { ConsentNotFound, ConsentStateConflict, IdempotencyConflict, type Consent } from './consent.ts';
+import { ConsentNotFound, type Consent } from './consent.ts';
 import type { ConsentService } from './consent-service.ts';
 
 /*
@@ -24,24 +24,6 @@ import type { ConsentService } from './consent-service.ts';
 export const CONSENT_API_PREFIX = '/open-banking/v3.1';
 const AISP = '/aisp/account-access-consents';
 const PISP = '/pisp/domestic-payment-consents';
-
-/** OBIE error codes used here. */
-type ObErrorCode = 'UK.OBIE.Field.Invalid' | 'UK.OBIE.Field.Missing' | 'UK.OBIE.Field.Unexpected' | 'UK.OBIE.Header.Missing'
-  | 'UK.OBIE.Header.Invalid' | 'UK.OBIE.Resource.NotFound' | 'UK.OBIE.Resource.InvalidConsentStatus' | 'UK.OBIE.Resource.ConsentMismatch'
-  | 'UK.OBIE.Unsupported.Scheme';
-
-class ObError extends Error {
-  readonly status: number;
-  readonly errorCode: ObErrorCode;
-  readonly path: string | undefined;
-  constructor(status: number, errorCode: ObErrorCode, message: string, path?: string) {
-    super(message);
-    this.name = 'ObError';
-    this.status = status;
-    this.errorCode = errorCode;
-    this.path = path;
-  }
-}
 
 const obAccount = z.strictObject({
   SchemeName: z.enum(ACCOUNT_SCHEMES),
@@ -95,15 +77,10 @@ export function createConsentApiRouter(deps: Deps): Router {
       await next();
     } catch (err) {
       if (err instanceof TokenRejected) return renderTokenRejected(ctx, err);
-      const ob = toObError(err);
+      const ob = obieErrorResponse(err, (ctx.state.requestContext as { requestId?: string } | undefined)?.requestId);
       if (ob === undefined) throw err;
       ctx.status = ob.status;
-      ctx.body = {
-        Code: `${ob.status} ${ob.status === 404 ? 'NotFound' : ob.status === 403 ? 'Forbidden' : ob.status === 409 ? 'Conflict' : 'BadRequest'}`,
-        Id: (ctx.state.requestContext as { requestId?: string } | undefined)?.requestId,
-        Message: ob.message,
-        Errors: [{ ErrorCode: ob.errorCode, Message: ob.message, ...(ob.path === undefined ? {} : { Path: ob.path }) }],
-      };
+      ctx.body = ob.body;
       logger.info({ event: 'consent_api.rejected', outcome: ob.errorCode, status: ob.status }, 'consent API request rejected');
     }
   });
@@ -127,7 +104,7 @@ export function createConsentApiRouter(deps: Deps): Router {
     const roles = (client?.metadata() as Record<string, unknown> | undefined)?.software_roles;
     const needed = ROLE_FOR_TYPE[type];
     if (Array.isArray(roles) && !roles.includes(needed)) {
-      throw new ObError(403, 'UK.OBIE.Resource.ConsentMismatch', `this consent needs the ${needed} role; the client's software statement grants ${roles.join(', ') || 'none'}`);
+      throw new ObieError(403, 'UK.OBIE.Resource.ConsentMismatch', `this consent needs the ${needed} role; the client's software statement grants ${roles.join(', ') || 'none'}`);
     }
   };
 
@@ -169,7 +146,7 @@ export function createConsentApiRouter(deps: Deps): Router {
     await requireRole(clientId, 'payment_initiation');
     // UK OB v3.1: payment consents are idempotent by x-idempotency-key.
     const idempotencyKey = optionalIdempotencyKey(ctx);
-    if (idempotencyKey === undefined) throw new ObError(400, 'UK.OBIE.Header.Missing', 'x-idempotency-key is required for payment consents', 'x-idempotency-key');
+    if (idempotencyKey === undefined) throw new ObieError(400, 'UK.OBIE.Header.Missing', 'x-idempotency-key is required for payment consents', 'x-idempotency-key');
     const { Initiation: i } = parseBody(domesticPaymentRequest, await readJsonObject(ctx.req)).Data;
     const detail = toDetail({
       type: 'payment_initiation',
@@ -204,9 +181,9 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   const path = issue.path.map(String).join('.');
-  const code: ObErrorCode = issue.code === 'unrecognized_keys' ? 'UK.OBIE.Field.Unexpected'
+  const code: ObieErrorCode = issue.code === 'unrecognized_keys' ? 'UK.OBIE.Field.Unexpected'
     : issue.code === 'invalid_type' && issue.input === undefined ? 'UK.OBIE.Field.Missing' : 'UK.OBIE.Field.Invalid';
-  throw new ObError(400, code, describeIssues(result.error, 'body').replace(/^body\./, ''), path === '' ? undefined : path);
+  throw new ObieError(400, code, describeIssues(result.error, 'body').replace(/^body\./, ''), path === '' ? undefined : path);
 }
 
 /** Builds the stored detail and runs the same schema the authorization_details path uses. */
@@ -218,14 +195,14 @@ function toDetail(detail: unknown, renamed: Record<string, string> = {}): Accoun
     // Name the field as the TPP wrote it (Data.…), not as Moat stores it.
     let message = err.message.replace(/^\./, '');
     for (const [from, to] of Object.entries(renamed)) message = message.replace(from, to);
-    throw new ObError(400, 'UK.OBIE.Field.Invalid', message);
+    throw new ObieError(400, 'UK.OBIE.Field.Invalid', message);
   }
 }
 
 function optionalIdempotencyKey(ctx: Ctx): string | undefined {
   const key = ctx.get('x-idempotency-key');
   if (key === '') return undefined;
-  if (key.length > 40 || !/^[\x21-\x7e]+$/.test(key)) throw new ObError(400, 'UK.OBIE.Header.Invalid', 'x-idempotency-key is at most 40 printable characters', 'x-idempotency-key');
+  if (key.length > 40 || !/^[\x21-\x7e]+$/.test(key)) throw new ObieError(400, 'UK.OBIE.Header.Invalid', 'x-idempotency-key is at most 40 printable characters', 'x-idempotency-key');
   return key;
 }
 
@@ -277,13 +254,4 @@ function paymentResponse(consent: Consent, self: string) {
       } }),
     },
   });
-}
-
-function toObError(err: unknown): ObError | undefined {
-  if (err instanceof ObError) return err;
-  if (err instanceof ConsentNotFound) return new ObError(404, 'UK.OBIE.Resource.NotFound', `consent ${err.consentId} not found`);
-  if (err instanceof ConsentStateConflict) return new ObError(400, 'UK.OBIE.Resource.InvalidConsentStatus', err.message);
-  if (err instanceof IdempotencyConflict) return new ObError(400, 'UK.OBIE.Header.Invalid', err.message, 'x-idempotency-key');
-  if (err instanceof OAuthError && err.status === 400) return new ObError(400, 'UK.OBIE.Field.Invalid', err.description);
-  return undefined;
 }

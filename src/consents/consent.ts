@@ -1,3 +1,4 @@
+import { DomainError } from '../kernel/domain-error.ts';
 import type { ConsentAuthentication } from '../sca/authentication.ts';
 import type { GrantedDetail, RequestedDetail } from './authorization-details.ts';
 
@@ -76,23 +77,23 @@ export function newConsentId(kind: ConsentKind): string {
 }
 
 /*
- * Domain errors; the HTTP glue maps each to a status and error code in one place.
+ * Domain errors of the kernel's family; kernel/error-responses.ts maps them to each API's answer.
  */
-export class ConsentNotFound extends Error {
+export class ConsentNotFound extends DomainError {
   readonly consentId: string;
   constructor(consentId: string) {
-    super(`consent ${consentId} does not exist or belongs to another party`);
+    super('not_found', `consent ${consentId} does not exist or belongs to another party`);
     this.name = 'ConsentNotFound';
     this.consentId = consentId;
   }
 }
 
-export class ConsentStateConflict extends Error {
+export class ConsentStateConflict extends DomainError {
   readonly consentId: string;
   readonly status: ConsentStatus;
   readonly wanted: ConsentStatus;
   constructor(consentId: string, status: ConsentStatus, wanted: ConsentStatus) {
-    super(`consent ${consentId} is ${status} and cannot become ${wanted}`);
+    super('state_conflict', `consent ${consentId} is ${status} and cannot become ${wanted}`);
     this.name = 'ConsentStateConflict';
     this.consentId = consentId;
     this.status = status;
@@ -100,10 +101,10 @@ export class ConsentStateConflict extends Error {
   }
 }
 
-export class IdempotencyConflict extends Error {
+export class IdempotencyConflict extends DomainError {
   readonly key: string;
   constructor(key: string) {
-    super(`x-idempotency-key ${key} was used before with a different request body`);
+    super('invalid_input', `x-idempotency-key ${key} was used before with a different request body`, { header: 'x-idempotency-key' });
     this.name = 'IdempotencyConflict';
     this.key = key;
   }

@@ -1,6 +1,5 @@
 import { maskedIdentification, type CustomerAccount } from '../customers/account-directory.ts';
 import { groupsOf, type AccountReference, type Permission, type GrantedDetail, type RequestedDetail } from './authorization-details.ts';
-import type { Consent } from './consent.ts';
 
 /*
  * Consents in plain language, for the consent screen and the dashboard: permission groups instead
@@ -68,17 +67,4 @@ export function describeDetail(detail: RequestedDetail | GrantedDetail, locale =
       ...(reference === undefined ? {} : { reference }),
     },
   };
-}
-
-const STATUS_WORDS: Record<Consent['status'], string> = {
-  AwaitingAuthorisation: 'Waiting for you',
-  Authorised: 'Active',
-  Rejected: 'Refused',
-  Revoked: 'Stopped',
-  Expired: 'Expired',
-  Consumed: 'Payment made',
-};
-
-export function statusWords(status: Consent['status']): string {
-  return STATUS_WORDS[status];
 }

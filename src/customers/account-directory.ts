@@ -1,3 +1,4 @@
+import { DomainError } from '../kernel/domain-error.ts';
 import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { AccountReference } from '../kernel/account-reference.ts';
 
@@ -42,10 +43,11 @@ export type AccountsUnavailableReason = 'timeout' | 'connection_failed' | 'servi
  * The account directory cannot answer now. The customer sees a page saying so, with the
  * interaction left open to try again; an API answers 503.
  */
-export class AccountsUnavailable extends Error {
+export class AccountsUnavailable extends DomainError {
   readonly reason: AccountsUnavailableReason;
   constructor(reason: AccountsUnavailableReason, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    // The message names the service and what failed: for the log; the client learns only that it is down.
+    super('unavailable', message, { ...(options?.cause === undefined ? {} : { cause: options.cause }), description: 'the account directory is unavailable; try again shortly' });
     this.name = 'AccountsUnavailable';
     this.reason = reason;
   }

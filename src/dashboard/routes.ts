@@ -6,7 +6,7 @@ import type { MoatConfig } from '../config/schema.ts';
 import type { AccountReference } from '../kernel/account-reference.ts';
 import { ConsentNotFound, ConsentStateConflict, type Consent } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
-import { describeAccountReference, describeDetail, formatDate, statusWords } from '../consents/presentation.ts';
+import { describeAccountReference, describeDetail, formatDate } from '../consents/presentation.ts';
 import { AccountsUnavailable, maskedIdentification, sameAccount, type AccountDirectory, type CustomerAccount } from '../customers/account-directory.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import type { LoginThrottle } from '../customers/login-throttle.ts';
@@ -15,6 +15,7 @@ import { OAuthError } from '../kernel/oauth-error.ts';
 import { readForm } from '../http/read-body.ts';
 import { signIn, type InteractionSca } from '../interactions/routes.ts';
 import type { Views } from '../interactions/views.ts';
+import { intlLocale, type Translate } from '../interactions/messages.ts';
 import { refusalStatus, type CodeCheck } from '../sca/totp-factor.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { CustomerSessions } from './customer-sessions.ts';
@@ -87,6 +88,9 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
       return [];
     }
   };
+
+  /** The dashboard's language: the browser's Accept-Language among the catalogues (messages.ts). */
+  const localeOf = (ctx: Ctx) => views.catalogues.negotiate(undefined, ctx.get('accept-language'));
 
   router.get('/', (ctx) => ctx.redirect(`${DASHBOARD_PATH}/consents`));
   router.get('/login', async (ctx) => {
@@ -249,7 +253,9 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     const customer = await deps.customers.findById(customerId);
     const all = await consents.listForCustomer(customerId);
     const own = await accountsOf(customerId);
-    const described = await Promise.all(all.map((c) => describeConsent(deps.provider, c, own, deps.config)));
+    const locale = localeOf(ctx);
+    const t = views.catalogues.translator(locale);
+    const described = await Promise.all(all.map((c) => describeConsent(deps.provider, c, own, deps.config, t, intlLocale(locale))));
     // A payment is never "active" with a stop button: it is waiting, paid or refused (OBIE CEG).
     const sharing = described.filter((c) => c.kind !== 'domestic_payment');
     const revoked = typeof ctx.query.revoked === 'string' ? described.find((c) => c.id === ctx.query.revoked) : undefined;
@@ -260,8 +266,8 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
       groups: groupByTpp(sharing.filter((c) => c.status === 'Authorised')),
       payments: described.filter((c) => c.kind === 'domestic_payment' && c.status !== 'AwaitingAuthorisation'),
       history: sharing.filter((c) => c.status !== 'Authorised' && c.status !== 'AwaitingAuthorisation'),
-      notice: revoked === undefined ? undefined : `Done: ${revoked.clientName} can no longer use this consent.`,
-    });
+      notice: revoked === undefined ? undefined : t('dashboard.revoked', { client: revoked.clientName }),
+    }, locale);
   });
 
   router.get('/consents/:id/revoke', async (ctx) => {
@@ -273,7 +279,9 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
       return;
     }
     ctx.type = 'html';
-    ctx.body = views.render('revoke-confirm', { consent: await describeConsent(deps.provider, consent, await accountsOf(customerId), deps.config), csrf: csrf.token(ctx, `revoke:${consent.id}`) });
+    const locale = localeOf(ctx);
+    const described = await describeConsent(deps.provider, consent, await accountsOf(customerId), deps.config, views.catalogues.translator(locale), intlLocale(locale));
+    ctx.body = views.render('revoke-confirm', { consent: described, csrf: csrf.token(ctx, `revoke:${consent.id}`) }, locale);
   });
 
   router.post('/consents/:id/revoke', async (ctx) => {
@@ -318,12 +326,10 @@ interface ConsentCard {
   expires?: string;
 }
 
-/** What the date after a consent ended says, by how it ended. */
-const ENDED_LABELS: Partial<Record<Consent['status'], string>> = {
-  Rejected: 'Refused on', Revoked: 'Stopped on', Expired: 'Expired on', Consumed: 'Paid on',
-};
+/** The statuses whose end has a date of its own ("Refused on", "Paid on"…: ended.<status> in views/locales). */
+const ENDED: readonly Consent['status'][] = ['Rejected', 'Revoked', 'Expired', 'Consumed'];
 
-async function describeConsent(provider: Provider, consent: Consent, own: CustomerAccount[], config: MoatConfig): Promise<ConsentCard> {
+async function describeConsent(provider: Provider, consent: Consent, own: CustomerAccount[], config: MoatConfig, t: Translate, intl: string): Promise<ConsentCard> {
   const client = await provider.Client.find(consent.clientId);
   const metadata = (client?.metadata() ?? {}) as Record<string, unknown>;
   const shown = consent.granted ?? consent.requested;
@@ -335,13 +341,13 @@ async function describeConsent(provider: Provider, consent: Consent, own: Custom
   };
   const accounts = consent.granted === undefined ? []
     : consent.granted.type === 'account_information' ? consent.granted.accounts.map(named) : [named(consent.granted.debtorAccount)];
-  const detail = shown === undefined ? undefined : describeDetail(shown);
+  const detail = shown === undefined ? undefined : describeDetail(shown, intl);
   const scopes = consent.scope.split(' ').filter((s) => s !== 'openid').flatMap((s) => {
     const configured = config.scopes[s];
     return configured === undefined ? [] : [configured.description];
   });
-  const title = detail?.payment !== undefined ? `Payment of ${detail.payment.amount} to ${detail.payment.payee}`
-    : detail !== undefined ? 'Account information' : 'Account access';
+  const title = detail?.payment !== undefined ? t('card.payment', { amount: detail.payment.amount, payee: detail.payment.payee })
+    : t(detail !== undefined ? 'card.information' : 'card.access');
   const payment = consent.kind === 'domestic_payment';
   return {
     id: consent.id,
@@ -350,8 +356,8 @@ async function describeConsent(provider: Provider, consent: Consent, own: Custom
     reference: consent.id.slice(-6),
     status: consent.status,
     // A payment's state in its own words: authorised and waiting to be made, paid, refused.
-    statusText: payment && consent.status === 'Authorised' ? 'Waiting to be paid' : statusWords(consent.status),
-    ...(ENDED_LABELS[consent.status] === undefined ? {} : { endedLabel: ENDED_LABELS[consent.status]! }),
+    statusText: t(payment && consent.status === 'Authorised' ? 'status.paymentWaiting' : `status.${consent.status}`),
+    ...(ENDED.includes(consent.status) ? { endedLabel: t(`ended.${consent.status}`) } : {}),
     clientId: consent.clientId,
     // A deleted client still shows in history, by its id.
     clientName: client?.clientName ?? consent.clientId,
@@ -359,9 +365,9 @@ async function describeConsent(provider: Provider, consent: Consent, own: Custom
     ...(detail === undefined ? {} : { detail }),
     scopes,
     accounts,
-    grantedOn: formatDate(consent.status === 'Authorised' ? consent.statusUpdatedAt : consent.createdAt)!,
-    ...(consent.status === 'Authorised' ? {} : { endedOn: formatDate(consent.statusUpdatedAt)! }),
-    ...(consent.expiresAt === undefined ? {} : { expires: formatDate(consent.expiresAt)! }),
+    grantedOn: formatDate(consent.status === 'Authorised' ? consent.statusUpdatedAt : consent.createdAt, intl)!,
+    ...(consent.status === 'Authorised' ? {} : { endedOn: formatDate(consent.statusUpdatedAt, intl)! }),
+    ...(consent.expiresAt === undefined ? {} : { expires: formatDate(consent.expiresAt, intl)! }),
   };
 }
 

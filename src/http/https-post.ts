@@ -25,6 +25,8 @@ export interface HttpsPost {
   timeoutMs: number;
   /** Trusted CAs, when not only the system's. */
   ca?: string[];
+  /** A client certificate and key to present (mTLS). */
+  clientCertificate?: { cert: string; key: string };
   accepted: (status: number) => boolean;
   /** Refuses addresses the endpoint may not be (outbound-target-guard.ts). */
   guard?: OutboundTargetGuard;
@@ -49,6 +51,7 @@ export function postHttps(endpoint: string, post: HttpsPost): Promise<void> {
       headers: { ...post.headers, 'content-length': Buffer.byteLength(post.body) },
       ...(post.ca === undefined ? {} : { ca: post.ca }),
       ...(post.guard === undefined ? {} : { lookup: post.guard.lookup }),
+      ...(post.clientCertificate === undefined ? {} : post.clientCertificate),
       agent: false,
     }, (res) => {
       const status = res.statusCode ?? 0;

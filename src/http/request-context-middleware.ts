@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Middleware } from 'koa';
 import type { Logger } from '../observability/logger.ts';
 import { requestContext } from '../observability/request-context.ts';
-import { OAuthError } from '../kernel/oauth-error.ts';
-import { StorageUnavailableError } from '../kernel/storage-unavailable.ts';
+import { oauthErrorResponse, serverErrorResponse } from '../kernel/error-responses.ts';
 import { outcomeOf } from '../kernel/outcome.ts';
 
 export { outcomeOf };
@@ -59,39 +58,15 @@ export function requestContextMiddleware(
 
 function renderUnexpected(ctx: Parameters<Middleware>[0], err: unknown, logger: Logger): void {
   const { requestId } = ctx.state.requestContext as { requestId: string };
-  if (err instanceof OAuthError) {
-    ctx.status = err.status;
-    ctx.body = { error: err.code, error_description: err.description };
-    ctx.state.outcome = err.code;
-    return;
-  }
-  // oidc-provider's own errors raised in Moat's routes (an unknown or expired interaction, say):
-  // their status and OAuth code are meant for the client.
-  if (isProviderError(err)) {
-    ctx.status = err.status;
-    ctx.body = { error: err.error, error_description: err.error_description ?? err.error };
-    ctx.state.outcome = err.error;
-    return;
-  }
-  if (err instanceof StorageUnavailableError) {
-    logger.error({ err, event: 'storage.unavailable' }, 'storage unavailable');
-    ctx.status = 503;
-    ctx.body = { error: 'temporarily_unavailable', error_description: `a storage backend is unavailable; retry later (request ${requestId})` };
-    ctx.state.outcome = 'storage_unavailable';
-    return;
-  }
-  logger.error({ err, event: 'server_error' }, 'unexpected error');
-  ctx.status = 500;
-  ctx.body = { error: 'server_error', error_description: `an unexpected error occurred (request ${requestId})` };
-  ctx.state.outcome = 'server_error';
-}
-
-
-interface ExposedProviderError { status: number; error: string; error_description?: string; expose: true }
-
-function isProviderError(err: unknown): err is ExposedProviderError {
-  const e = err as Partial<ExposedProviderError> | undefined;
-  return e?.expose === true && typeof e.error === 'string' && typeof e.status === 'number' && e.status >= 400 && e.status < 600;
+  const known = oauthErrorResponse(err, { requestId });
+  if (known === undefined) logger.error({ err, event: 'server_error' }, 'unexpected error');
+  else if (known.outcome === 'storage_unavailable') logger.error({ err, event: 'storage.unavailable' }, 'storage unavailable');
+  else if (known.status >= 500) logger.error({ err, event: 'backend.unavailable' }, 'backend unavailable');
+  const response = known ?? serverErrorResponse('an unexpected error occurred', requestId);
+  ctx.status = response.status;
+  ctx.body = response.body;
+  for (const [name, value] of Object.entries(response.headers ?? {})) ctx.set(name, value);
+  ctx.state.outcome = response.outcome ?? response.body.error;
 }
 
 /** The client oidc-provider authenticated or identified for this request, when there was one. */

@@ -7,10 +7,9 @@ import {
   AuthorizationDetailsInvalid, parseRequestedDetail,
   type GrantDecision, type GrantedDetail, type RequestedDetail,
 } from '../consents/authorization-details.ts';
-import { ConsentNotFound, ConsentStateConflict, kindOf, newConsentId } from '../consents/consent.ts';
+import { approveConsent, consentIdAtDecision, denyConsent, type GrantWriter } from '../consents/consent-decision.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
 import { accountChoice, asksAccountsByScope, scopeAccessRequest, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
-import { managedDecision } from '../consents/grant-management.ts';
 import { describeAccount, describeDetail, formatDate } from '../consents/presentation.ts';
 import { regulatorOf } from '../certificates/regulator-names.ts';
 import { intentIdFromClaims } from '../consents/provider-hooks.ts';
@@ -602,7 +601,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     if (request === undefined) return;
 
     if (decision === 'deny') {
-      await consents.reject({ ...(request.intentId === undefined ? {} : { intentId: request.intentId }), clientId: request.clientId, customerId, ...(request.detail === undefined ? {} : { requested: request.detail }), scope: request.scope });
+      await denyConsent(consents, { request, customerId });
       await finishWithError(ctx, 'access_denied', 'the customer denied the request');
       return;
     }
@@ -624,7 +623,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     // RTS Art. 4 and 5: the consent is authorised only with the SCA this authorization needs —
     // performed in this interaction and, for a payment, linked to exactly its values now.
     const auth = authenticationFromSubmission(details.lastSubmission) ?? authenticationFromLogin(details.lastSubmission);
-    const consentId = request.intentId ?? auth?.link?.consentId ?? newConsentId(request.detail === undefined ? 'scope' : kindOf(request.detail));
+    const consentId = consentIdAtDecision(request, auth?.link?.consentId);
     let requirement;
     try {
       requirement = requirementFor({ ...request, consentId }, details.params, sca.steppedUp(request.clientId));
@@ -643,38 +642,15 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       }
       return;
     }
-    // Accounts shared by scope are recorded on the consent only: the tokens stay what the TPP asked
-    // for (no authorization_details it did not send), and the APIs read the consent.
-    // FAPI Grant Management: a merge grants the union with the named grant, under its id.
-    let managed;
-    try {
-      managed = await managedDecision(consents, details.params, { clientId: request.clientId, customerId, granted, scope: request.scope, consentId });
-    } catch (err) {
-      if (!(err instanceof ConsentNotFound)) throw err;
-      await finishWithError(ctx, 'invalid_request', err.message);
+    const decided = await approveConsent(consents, grantWriter(provider, details), {
+      request, customerId, consentId, granted, params: details.params,
+      ...(auth === undefined ? {} : { authentication: consentAuthentication(auth) }),
+    });
+    if (!decided.ok) {
+      await finishWithError(ctx, 'invalid_request', decided.description);
       return;
     }
-    const decided = managed.granted;
-    const grantId = await saveGrant(provider, details, decided === undefined || request.detail === undefined ? undefined : { ...decided, consentId: managed.consentId } as GrantedDetail);
-    try {
-      await consents.authorise({
-        ...(request.intentId === undefined ? { newConsentId: consentId } : { intentId: request.intentId }),
-        clientId: request.clientId, customerId, scope: managed.scope, grantId,
-        ...(request.detail === undefined ? {} : { requested: request.detail }),
-        ...(decided === undefined ? {} : { granted: decided }),
-        ...(decided?.type === 'account_information' && decided.expirationDateTime !== undefined ? { expiresAt: new Date(decided.expirationDateTime) } : {}),
-        ...(auth === undefined ? {} : { authentication: consentAuthentication(auth) }),
-        ...(managed.grantManagement === undefined ? {} : { grantManagement: managed.grantManagement }),
-      });
-    } catch (err) {
-      // Authorised in another tab, or revoked meanwhile: the grant must not outlive the failure.
-      await provider.Grant.find(grantId).then((g) => g?.destroy());
-      if (err instanceof ConsentStateConflict || err instanceof ConsentNotFound) {
-        await finishWithError(ctx, 'invalid_request', err.message);
-        return;
-      }
-      throw err;
-    }
+    const { grantId } = decided;
     await provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });
     ctx.respond = false;
   });
@@ -717,6 +693,14 @@ function keptGroups(form: URLSearchParams): string[] | undefined {
 }
 
 /** The grant for this authorization: what the prompt says is missing, plus the granted details. */
+/** The decision's grant, in oidc-provider: what the prompt found missing, and the granted details. */
+function grantWriter(provider: Provider, details: InteractionDetails): GrantWriter {
+  return {
+    save: (granted) => saveGrant(provider, details, granted),
+    destroy: async (grantId) => { await (await provider.Grant.find(grantId))?.destroy(); },
+  };
+}
+
 async function saveGrant(provider: Provider, details: InteractionDetails, granted: GrantedDetail | undefined): Promise<string> {
   const grant = new provider.Grant({ accountId: details.session!.accountId, clientId: String(details.params.client_id) });
   const missing = details.prompt.details as {

@@ -119,7 +119,7 @@ async function storeLifecycle(token: Pkcs11Token, key: HsmKey): Promise<void> {
   });
 }
 
-async function destroyHsmKey(token: Pkcs11Token, kid: string): Promise<void> {
+export async function destroyHsmKey(token: Pkcs11Token, kid: string): Promise<void> {
   await token.withSession((session) => {
     for (const half of objects(session, { id: Buffer.from(kid, 'utf8') })) session.destroy(half);
   });

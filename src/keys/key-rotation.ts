@@ -19,7 +19,7 @@ import { isExpired, type KeyState, type LifecycleKey } from './key-lifecycle.ts'
 export interface SharedKey extends LifecycleKey {
   /** The public JWK (kid, alg, use included), as published. */
   publicJwk: JWK;
-  /** The private JWK, sealed with the key-encryption key, the kid bound in. */
+  /** The private JWK, sealed with the key-encryption key, the kid bound in; empty for a key in an HSM. */
   sealedPrivateJwk: string;
   /** A `next` key: when it becomes active. */
   moat_activate_at?: number;
@@ -29,6 +29,8 @@ export interface SharedKey extends LifecycleKey {
 /** One change to the shared keys; a plan lists them in the order they are applied. */
 export type KeyTransition =
   | { kind: 'generated' | 'staged'; key: SharedKey }
+  /** A key that existed before the store kept it (a token's keys, the first time they are coordinated), in its state. */
+  | { kind: 'adopted'; key: SharedKey }
   | { kind: 'scheduled'; kid: string; alg: SigningAlgorithm; activateAt: number }
   | { kind: 'activated' | 'retired'; kid: string; alg: SigningAlgorithm; at: number }
   | { kind: 'removed'; kid: string; alg: SigningAlgorithm };
@@ -59,6 +61,16 @@ export function retainSeconds(config: MoatConfig): number {
 export function rotationPolicy(config: MoatConfig): RotationPolicy {
   const { rotation } = config.keys;
   return { algorithms: config.keys.algorithms, every: rotation.every, publishAhead: rotation.jwksCacheSeconds + rotation.checkIntervalSeconds, retain: retainSeconds(config) };
+}
+
+/**
+ * Whether the keys' lifecycle lives in the database every instance reads, rotated there without
+ * restarts: the database's own keys, and the HSM's once keys.rotation.every schedules them (the
+ * private keys stay in the token; the rows hold their states). An HSM without a schedule keeps its
+ * states in the token's labels, rotated by hand with a roll of the instances.
+ */
+export function lifecycleInDatabase(config: MoatConfig): boolean {
+  return config.keys.source === 'database' || (config.keys.source === 'pkcs11' && config.keys.rotation.every !== undefined);
 }
 
 /** Makes a new key of `alg` in `state` (generated and sealed, not stored). */

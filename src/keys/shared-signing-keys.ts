@@ -69,6 +69,30 @@ export function sealingMint(box: SecretBox): MintKey {
   };
 }
 
+/**
+ * Where the private keys of the shared keys are: sealed in their rows (keys.source database) or in
+ * the bank's HSM (pkcs11, provider/external-signing-keys.ts). The schedule, the lock, the
+ * announcements and the audit are the same for both; only making a key, handing the keys to
+ * oidc-provider and destroying a removed key differ.
+ */
+export interface KeyMaterial {
+  mint: MintKey;
+  /** The key set as oidc-provider takes it: active keys sign, next and retired keys verify only. */
+  providerJwks(keys: readonly SharedKey[]): Promise<{ keys: object[] }>;
+  /** Keys that exist already when the store has none (the token's, the first time it is coordinated), to keep in their states. */
+  existing?(): Promise<SharedKey[]>;
+  /** Called once a removal is committed, by the process that made it (the token's key is destroyed). */
+  removed?(kid: string): Promise<void>;
+}
+
+/** The database's own keys: sealed with `box` in their rows. */
+export function sealedKeyMaterial(box: SecretBox): KeyMaterial {
+  return {
+    mint: sealingMint(box),
+    providerJwks: async (keys) => providerJwks(await Promise.all(keys.map((k) => openKey(k, box)))),
+  };
+}
+
 /** Opens a stored key into the form the file source keeps (signing-keys.ts), checking it is the key its kid names. */
 async function openKey(key: SharedKey, box: SecretBox): Promise<StoredKey> {
   let jwk: JWK;
@@ -83,13 +107,14 @@ async function openKey(key: SharedKey, box: SecretBox): Promise<StoredKey> {
 }
 
 const AUDIT_TYPES = {
-  generated: 'key.generated', staged: 'key.staged', scheduled: 'key.scheduled', activated: 'key.activated', retired: 'key.retired', removed: 'key.removed',
+  adopted: 'key.adopted', generated: 'key.generated', staged: 'key.staged', scheduled: 'key.scheduled', activated: 'key.activated', retired: 'key.retired', removed: 'key.removed',
 } as const;
 
 function describe(t: KeyTransition): { kid: string; alg: string; detail: Record<string, unknown> } {
   switch (t.kind) {
     case 'generated':
     case 'staged':
+    case 'adopted':
       return { kid: t.key.kid, alg: t.key.alg, detail: t.key.moat_activate_at === undefined ? {} : { activateAt: new Date(t.key.moat_activate_at * 1000).toISOString() } };
     case 'scheduled':
       return { kid: t.kid, alg: t.alg, detail: { activateAt: new Date(t.activateAt * 1000).toISOString() } };
@@ -107,10 +132,40 @@ export async function auditTransitions(transitions: readonly KeyTransition[], de
   }
 }
 
+/** After a committed change: each removed key's material destroyed (a failure is logged, the key left where it is). */
+async function afterCommit(made: readonly KeyTransition[], material: KeyMaterial, logger: Logger): Promise<void> {
+  if (material.removed === undefined) return;
+  for (const t of made) {
+    if (t.kind !== 'removed') continue;
+    try {
+      await material.removed(t.kid);
+    } catch (err) {
+      logger.error({ event: 'keys.destroy_failed', kid: t.kid, alg: t.alg, err }, 'a removed signing key could not be destroyed; it is no longer published or used, destroy it by hand');
+    }
+  }
+}
+
+/**
+ * The first transitions on an empty store whose material has keys already: those keys adopted in
+ * their states. A `next` key among them (staged by hand) is scheduled as the schedule would have
+ * staged it: to sign when its algorithm's active key's period ends, and not before every instance
+ * has published it for publishAhead.
+ */
+async function adoption(keys: readonly SharedKey[], material: KeyMaterial, policy: RotationPolicy, now: number): Promise<{ kind: 'adopted'; key: SharedKey }[]> {
+  if (keys.length > 0 || material.existing === undefined) return [];
+  const existing = await material.existing();
+  return existing.map((key) => {
+    if (key.moat_state !== 'next' || key.moat_activate_at !== undefined) return { kind: 'adopted' as const, key };
+    const active = existing.find((k) => k.alg === key.alg && k.moat_state === 'active');
+    const due = active === undefined || policy.every === undefined ? now : (active.moat_activated_at ?? active.moat_created_at) + policy.every;
+    return { kind: 'adopted' as const, key: { ...key, moat_activate_at: Math.max(due, now + policy.publishAhead) } };
+  });
+}
+
 export interface SharedSigningKeysOptions {
   store: SigningKeyStore;
   announcements: KeyChangeAnnouncements;
-  box: SecretBox;
+  material: KeyMaterial;
   policy: RotationPolicy;
   checkIntervalSeconds: number;
   /** The clock of the rotation schedule. */
@@ -140,9 +195,9 @@ export function sharedKeyMetrics(registry: Registry): SharedKeyMetrics {
 
 export interface SharedSigningKeys {
   /** The key set as oidc-provider takes it: active keys sign, next and retired keys verify only. */
-  jwks(): { keys: JWK[] };
+  jwks(): { keys: object[] };
   /** Runs `listener` with each new key set this instance loads. */
-  onChange(listener: (jwks: { keys: JWK[] }) => void): void;
+  onChange(listener: (jwks: { keys: object[] }) => void): void;
   /** Applies due transitions and loads the keys; resolves once this instance uses them. */
   refresh(): Promise<void>;
   close(): Promise<void>;
@@ -150,10 +205,16 @@ export interface SharedSigningKeys {
 
 /** `moat keys rotate` on the shared keys: the transitions made (committed, audited). */
 export async function rotateSharedKeys(
-  options: Pick<SharedSigningKeysOptions, 'store' | 'box' | 'policy' | 'audit' | 'logger'> & { now: number; immediately: boolean },
+  options: Pick<SharedSigningKeysOptions, 'store' | 'material' | 'policy' | 'audit' | 'logger'> & { now: number; immediately: boolean },
 ): Promise<KeyTransition[]> {
-  const made = await options.store.change((keys) => rotationOnDemand(keys, options.policy, options.now, sealingMint(options.box), options.immediately));
+  const { material } = options;
+  const made = await options.store.change(async (keys) => {
+    const adopted = await adoption(keys, material, options.policy, options.now);
+    const all = [...keys, ...adopted.map((t) => t.key)];
+    return [...adopted, ...await rotationOnDemand(all, options.policy, options.now, material.mint, options.immediately)];
+  });
   await auditTransitions(made, { audit: options.audit, logger: options.logger, actor: 'operator' });
+  await afterCommit(made, material, options.logger);
   return made;
 }
 
@@ -163,24 +224,27 @@ export async function rotateSharedKeys(
  * and says why; at start-up it throws, and Moat does not start without keys it can use.
  */
 export async function createSharedSigningKeys(options: SharedSigningKeysOptions): Promise<SharedSigningKeys> {
-  const { store, box, policy, logger } = options;
-  const mint = sealingMint(box);
-  const listeners: ((jwks: { keys: JWK[] }) => void)[] = [];
-  let current: { keys: JWK[] } = { keys: [] };
+  const { store, material, policy, logger } = options;
+  const listeners: ((jwks: { keys: object[] }) => void)[] = [];
+  let current: { keys: object[] } = { keys: [] };
   let loadedState = '';
   const { published, failures } = options.metrics ?? sharedKeyMetrics(new Registry());
 
   const load = async () => {
     const epoch = Math.floor(options.now().getTime() / 1000);
-    const made = await store.change((keys) => dueTransitions(keys, policy, epoch, mint));
+    const made = await store.change(async (keys) => {
+      const adopted = await adoption(keys, material, policy, epoch);
+      const all = [...keys, ...adopted.map((t) => t.key)];
+      return [...adopted, ...await dueTransitions(all, policy, epoch, material.mint)];
+    });
     await auditTransitions(made, { audit: options.audit, logger, actor: 'system' });
+    await afterCommit(made, material, logger);
     const keys = await store.list();
     const [problem] = keySetProblems(keys);
     if (problem !== undefined) throw new Error(`the signing keys in the database: ${problem}`);
     const state = keys.map((k) => `${k.kid}:${k.moat_state}`).sort().join(',');
     if (state === loadedState) return;
-    const opened = await Promise.all(keys.map((k) => openKey(k, box)));
-    current = providerJwks(opened);
+    current = await material.providerJwks(keys);
     loadedState = state;
     for (const st of ['next', 'active', 'retired'] as const) published.set({ state: st }, keys.filter((k) => k.moat_state === st).length);
     logger.info({ event: 'keys.loaded', keys: keys.map((k) => ({ kid: k.kid, alg: k.alg, state: k.moat_state as KeyState })) }, 'signing keys loaded');

@@ -38,45 +38,51 @@ function fromRow(r: Row): SharedKey {
   };
 }
 
-async function listKeys(sql: SqlClient): Promise<SharedKey[]> {
-  const { rows } = await sql.query<Row>('SELECT * FROM signing_key ORDER BY created_at, alg, kid');
+/** Whose keys a row holds: sealed in the row (database), or in the bank's HSM (pkcs11, the row holds the lifecycle). */
+export type SigningKeyRowSource = 'database' | 'pkcs11';
+
+async function listKeys(sql: SqlClient, source: SigningKeyRowSource): Promise<SharedKey[]> {
+  const { rows } = await sql.query<Row>('SELECT * FROM signing_key WHERE source = $1 ORDER BY created_at, alg, kid', [source]);
   return rows.map(fromRow);
 }
 
-async function apply(tx: SqlClient, t: KeyTransition): Promise<void> {
+async function apply(tx: SqlClient, source: SigningKeyRowSource, t: KeyTransition): Promise<void> {
   switch (t.kind) {
     case 'generated':
-    case 'staged': {
+    case 'staged':
+    case 'adopted': {
       const k = t.key;
       await tx.query(
-        `INSERT INTO signing_key (kid, alg, state, public_jwk, private_jwk_sealed, created_at, activate_at, activated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        `INSERT INTO signing_key (kid, alg, state, public_jwk, private_jwk_sealed, created_at, activate_at, activated_at, retired_at, source)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
         [k.kid, k.alg, k.moat_state, JSON.stringify(k.publicJwk), k.sealedPrivateJwk, timestamp(k.moat_created_at),
-          k.moat_activate_at === undefined ? null : timestamp(k.moat_activate_at), k.moat_activated_at === undefined ? null : timestamp(k.moat_activated_at)],
+          k.moat_activate_at === undefined ? null : timestamp(k.moat_activate_at), k.moat_activated_at === undefined ? null : timestamp(k.moat_activated_at),
+          k.moat_retired_at === undefined ? null : timestamp(k.moat_retired_at), source],
       );
       return;
     }
     case 'scheduled':
-      await tx.query("UPDATE signing_key SET activate_at = $2 WHERE kid = $1 AND state = 'next'", [t.kid, timestamp(t.activateAt)]);
+      await tx.query("UPDATE signing_key SET activate_at = $2 WHERE kid = $1 AND state = 'next' AND source = $3", [t.kid, timestamp(t.activateAt), source]);
       return;
     case 'retired':
-      await tx.query("UPDATE signing_key SET state = 'retired', retired_at = $2, activate_at = NULL WHERE kid = $1", [t.kid, timestamp(t.at)]);
+      await tx.query("UPDATE signing_key SET state = 'retired', retired_at = $2, activate_at = NULL WHERE kid = $1 AND source = $3", [t.kid, timestamp(t.at), source]);
       return;
     case 'activated':
-      await tx.query("UPDATE signing_key SET state = 'active', activated_at = $2, activate_at = NULL, retired_at = NULL WHERE kid = $1", [t.kid, timestamp(t.at)]);
+      await tx.query("UPDATE signing_key SET state = 'active', activated_at = $2, activate_at = NULL, retired_at = NULL WHERE kid = $1 AND source = $3", [t.kid, timestamp(t.at), source]);
       return;
     case 'removed':
-      await tx.query("DELETE FROM signing_key WHERE kid = $1 AND state = 'retired'", [t.kid]);
+      await tx.query("DELETE FROM signing_key WHERE kid = $1 AND state = 'retired' AND source = $2", [t.kid, source]);
   }
 }
 
-export function createSqlSigningKeyStore(sql: SqlClient): SigningKeyStore {
+/** The keys of `source` (database: sealed keys; pkcs11: the lifecycle of the token's keys). */
+export function createSqlSigningKeyStore(sql: SqlClient, source: SigningKeyRowSource = 'database'): SigningKeyStore {
   return {
-    list: () => listKeys(sql),
+    list: () => listKeys(sql, source),
     change: (plan) => sql.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [KEYS_LOCK.toString()]);
-      const transitions = await plan(await listKeys(tx));
-      for (const t of transitions) await apply(tx, t);
+      const transitions = await plan(await listKeys(tx, source));
+      for (const t of transitions) await apply(tx, source, t);
       return transitions;
     }),
   };

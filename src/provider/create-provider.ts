@@ -36,6 +36,8 @@ export interface ProviderDependencies {
   certificateGate: CertificateGate;
   /** Renders an error page for errors that cannot be sent to the client's redirect_uri. */
   renderError: NonNullable<Configuration['renderError']>;
+  /** The languages of the customer pages (views/locales), advertised as ui_locales_supported. */
+  uiLocales?: string[];
   /** Threat detection's restrictions on a client (quarantine, step-up); none when absent. */
   clientStanding?: ClientStanding;
   /** The clock for Moat's own time rules (the SCA re-authentication period); tests control it. */
@@ -206,7 +208,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: scaInteractionPolicy(deps.clientStanding) },
     renderError: deps.renderError,
-    discovery: discoveryExtras(config),
+    discovery: { ...discoveryExtras(config), ...(deps.uiLocales === undefined ? {} : { ui_locales_supported: deps.uiLocales }) },
     features: {
       devInteractions: { enabled: false },
       // keys.source pkcs11: the keys are the HSM's, which signs (external-signing-keys.ts).

@@ -1,8 +1,10 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { errors, ExternalSigningKey } from 'oidc-provider';
 import { Counter, type Registry } from 'prom-client';
-import type { MoatConfig } from '../config/schema.ts';
-import { loadOrCreateHsmKeys, signWithHsmKey, type HsmKey } from '../keys/hsm-signing-keys.ts';
+import type { MoatConfig, Pkcs11Algorithm } from '../config/schema.ts';
+import { destroyHsmKey, generateHsmKey, listHsmKeys, loadOrCreateHsmKeys, signWithHsmKey, type HsmKey } from '../keys/hsm-signing-keys.ts';
+import type { SharedKey } from '../keys/key-rotation.ts';
+import type { KeyMaterial } from '../keys/shared-signing-keys.ts';
 import { HsmUnavailableError, hsmFailure, openPkcs11Token, type HsmFailureReason, type Pkcs11Token } from '../keys/pkcs11-token.ts';
 import type { Logger } from '../observability/logger.ts';
 
@@ -121,4 +123,34 @@ export async function openHsmSigning(keys: MoatConfig['keys'], logger: Logger, f
     token.close();
     throw err;
   }
+}
+
+/** A token key as the shared store keeps it: its lifecycle and public JWK; the private key stays in the token. */
+function sharedKeyOf(key: HsmKey, activateAt?: number): SharedKey {
+  return {
+    kid: key.kid, alg: key.alg, moat_state: key.moat_state, moat_created_at: key.moat_created_at,
+    ...(key.moat_retired_at === undefined ? {} : { moat_retired_at: key.moat_retired_at }),
+    ...(key.moat_state === 'active' ? { moat_activated_at: key.moat_created_at } : {}),
+    ...(activateAt === undefined ? {} : { moat_activate_at: activateAt }),
+    publicJwk: key.publicJwk, sealedPrivateJwk: '',
+  };
+}
+
+/**
+ * The HSM's keys under the shared schedule (keys.source pkcs11 with keys.rotation.every,
+ * keys/shared-signing-keys.ts): new keys are generated in the token, their states kept in the
+ * database every instance reads, so a rotation reaches every instance without a restart. The token's
+ * keys from before (their states in their labels) are adopted the first time. A removed key is
+ * destroyed in the token by the instance that removed it.
+ */
+export function hsmKeyMaterial(token: Pkcs11Token, reporting: SigningFailureReporting): KeyMaterial {
+  return {
+    mint: async (alg, state, now, activateAt) => sharedKeyOf(await generateHsmKey(token, alg as Pkcs11Algorithm, state, now), activateAt),
+    providerJwks: async (keys) => hsmProviderJwks(keys.map((k) => ({
+      kid: k.kid, alg: k.alg as Pkcs11Algorithm, moat_state: k.moat_state, moat_created_at: k.moat_created_at,
+      publicJwk: { ...k.publicJwk, kid: k.kid, alg: k.alg as Pkcs11Algorithm, use: 'sig' },
+    })), token, reporting),
+    existing: async () => (await listHsmKeys(token)).map((k) => sharedKeyOf(k)),
+    removed: (kid) => destroyHsmKey(token, kid),
+  };
 }

@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { ParameterizedContext } from 'koa';
 import { z } from 'zod';
-import { DecoupledRefusal, type DecoupledRefusalCode } from '../ciba/decoupled-request.ts';
+import { DecoupledRefusal, REFUSAL_STATUS } from '../ciba/decoupled-request.ts';
 import type { DecoupledAuthorisation } from '../ciba/decoupled-authorisation.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import type { LoginThrottle } from '../customers/login-throttle.ts';
@@ -31,9 +31,6 @@ const decisionBody = z.strictObject({
   permission_groups: z.array(z.string().min(1).max(100)).max(20).optional(),
 });
 
-const REFUSAL_STATUS: Record<DecoupledRefusalCode, number> = {
-  not_found: 404, expired: 410, already_decided: 409, sca_required: 401, choice_invalid: 400,
-};
 
 export interface BankAppApiDeps {
   authorisation: DecoupledAuthorisation;

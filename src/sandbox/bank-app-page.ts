@@ -3,7 +3,7 @@ import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import { DecoupledRefusal } from '../ciba/decoupled-request.ts';
 import type { DecoupledAuthorisation } from '../ciba/decoupled-authorisation.ts';
-import { describeAccount } from '../consents/presentation.ts';
+import { describeAccount, describeDetail } from '../consents/presentation.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import type { LoginThrottle } from '../customers/login-throttle.ts';
 import type { CustomerSessions } from '../dashboard/customer-sessions.ts';
@@ -62,6 +62,8 @@ export function createBankAppPageRouter(deps: BankAppPageDeps): Router {
       return {
         index, id: r.id, clientName: client?.clientName ?? r.clientId, bindingMessage: r.bindingMessage, expiresAt: r.expiresAt.toISOString(),
         selection: r.requested?.type === 'payment_initiation' ? 'one' : 'many',
+        // RTS Art. 5(1)(a): a payment's amount and payee are shown where the customer authenticates for it.
+        detail: r.requested === undefined ? undefined : describeDetail(r.requested),
         accounts: accounts.map((a) => describeAccount(a)),
       };
     }));

@@ -5,6 +5,7 @@ import type Provider from 'oidc-provider';
 import { checkSenderConstraint, renderTokenRejected, requireScope, tokenFromHeader, TokenRejected, type PresentedToken, type SenderConstraintChecks } from '../http/bearer-token.ts';
 import type { GrantedDetail } from '../consents/authorization-details.ts';
 import { ConsentStateConflict } from '../consents/consent.ts';
+import { oauthErrorResponse } from '../kernel/error-responses.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
 import { AccountsUnavailable, type AccountDirectory, type CustomerAccount } from '../customers/account-directory.ts';
 
@@ -59,15 +60,12 @@ export function createSandboxApiRouter(deps: Deps): Router {
       ctx.body = await body(token);
     } catch (err) {
       if (err instanceof TokenRejected) return renderTokenRejected(ctx, err);
-      if (err instanceof ConsentStateConflict) {
-        ctx.status = 400;
-        ctx.body = { error: 'invalid_request', error_description: err.message };
-        return;
-      }
-      if (err instanceof AccountsUnavailable) {
-        ctx.status = 503;
-        ctx.set('Retry-After', '5');
-        ctx.body = { error: 'temporarily_unavailable', error_description: 'the account directory is unavailable; try again shortly' };
+      // The resource API's own refusals; anything else reaches the last line of defence.
+      const known = err instanceof ConsentStateConflict || err instanceof AccountsUnavailable ? oauthErrorResponse(err, { stateConflictStatus: 400 }) : undefined;
+      if (known !== undefined) {
+        ctx.status = known.status;
+        ctx.body = known.body;
+        for (const [name, value] of Object.entries(known.headers ?? {})) ctx.set(name, value);
         return;
       }
       throw err;

@@ -1,3 +1,4 @@
+import { DomainError } from '../kernel/domain-error.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { InvalidationBus } from '../caching/invalidation.ts';
@@ -36,9 +37,9 @@ export interface StoredFlag extends ThreatFlag {
   response: string;
 }
 
-export class RestrictionNotFound extends Error {
+export class RestrictionNotFound extends DomainError {
   constructor(clientId: string, kind: RestrictionKind) {
-    super(`client ${clientId} has no ${kind} in force`);
+    super('not_found', `client ${clientId} has no ${kind} in force`);
     this.name = 'RestrictionNotFound';
   }
 }

@@ -40,7 +40,19 @@ describe('keys.rotation', () => {
 
   it('names keys.rotation.every on keys that only one machine reads (a JWKS file)', () => {
     expect(problemsOf(() => validate({ rotation: { every: '90d' } }))).toEqual([
-      expect.stringMatching(/^keys\.rotation\.every: scheduled rotation needs keys every instance reads: set keys\.source to database/),
+      expect.stringMatching(/^keys\.rotation\.every: scheduled rotation needs keys every instance reads: set keys\.source to database, or pkcs11 for the bank's HSM/),
+    ]);
+  });
+
+  it('accepts `every` for keys in the bank\'s HSM (keys.source pkcs11), which then follow the shared schedule', () => {
+    const pkcs11 = { library: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 'moat', pin: '1234' };
+    const config = validate({ source: 'pkcs11', pkcs11, rotation: { every: '30d', jwksCacheSeconds: 3600 } });
+    expect(rotationPolicy(config)).toEqual(expect.objectContaining({ every: 30 * 86_400, publishAhead: 3610, algorithms: ['PS256', 'ES256'] }));
+    expect(problemsOf(() => validate({ source: 'pkcs11', pkcs11, rotation: { every: '1h', jwksCacheSeconds: 3600 } }))).toEqual([
+      expect.stringMatching(/^keys\.rotation\.every: must be longer than the 3610 s a new key is published before it signs/),
+    ]);
+    expect(problemsOf(() => validate({ source: 'pkcs11', rotation: { every: '30d' } }))).toEqual([
+      expect.stringMatching(/^keys\.pkcs11: required when keys\.source is pkcs11/),
     ]);
   });
 

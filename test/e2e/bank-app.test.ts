@@ -1,9 +1,8 @@
-import type { webcrypto } from 'node:crypto';
-import { importJWK } from 'jose';
 import * as oauth from 'oauth4webapi';
 import type { Page } from 'playwright-core';
 import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
 import { totpCode } from '../../src/sca/totp.ts';
+import { cibaRegistration, startDecoupled } from '../support/ciba.ts';
 import { chromiumAvailable, useChromium, VIEWPORTS } from '../support/chromium.ts';
 import { sandboxAccountsOf } from '../support/consents.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
@@ -17,7 +16,6 @@ import { onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
  * gets its tokens (CIBA Core §10.1).
  */
 
-const CIBA = 'urn:openid:params:grant-type:ciba';
 const describeInBrowser = chromiumAvailable() ? describe : describe.skip;
 const alice = SANDBOX_CUSTOMERS.find((c) => c.username === 'alice')!;
 
@@ -29,7 +27,7 @@ const chromium = useChromium();
 
 beforeAll(async () => {
   h = await startMoat({ now: () => new Date(Date.now() + offsetMs) });
-  tpp = await onboardTpp(h, { registration: { grant_types: ['authorization_code', 'refresh_token', CIBA], backchannel_token_delivery_mode: 'poll' } });
+  tpp = await onboardTpp(h, { registration: cibaRegistration() });
 });
 
 afterAll(async () => {
@@ -38,11 +36,7 @@ afterAll(async () => {
 });
 
 async function startRequest(bindingMessage: string): Promise<string> {
-  const jwk = tpp.creds.signingJwks.keys[0]!;
-  const key = { key: await importJWK(jwk, jwk.alg) as webcrypto.CryptoKey, kid: jwk.kid };
-  const request = await oauth.issueRequestObject(tpp.as, tpp.client, new URLSearchParams({ scope: 'openid accounts', login_hint: 'cust-alice', binding_message: bindingMessage }), key);
-  const res = await oauth.backchannelAuthenticationRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ request }), { [oauth.customFetch]: tpp.fetch });
-  return (await oauth.processBackchannelAuthenticationResponse(tpp.as, tpp.client, res)).auth_req_id;
+  return (await startDecoupled(tpp, { login_hint: 'cust-alice', binding_message: bindingMessage })).auth_req_id;
 }
 
 async function signIn(page: Page): Promise<void> {
@@ -55,6 +49,28 @@ async function signIn(page: Page): Promise<void> {
 }
 
 describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
+  it('shows a payment\'s amount and payee where the customer approves it (RTS Art. 5(1)(a))', async () => {
+    const payment = {
+      type: 'payment_initiation', instructedAmount: { amount: '42.50', currency: 'GBP' }, creditorName: 'ACME Energy Ltd',
+      creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '08080021325698' },
+    };
+    const { auth_req_id: id } = await startDecoupled(tpp, { scope: 'openid', login_hint: 'cust-alice', authorization_details: JSON.stringify([payment]) });
+    const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true });
+    try {
+      const page = await context.newPage();
+      await signIn(page);
+      const card = page.locator(`[data-request="${id}"]`);
+      expect(await card.locator('.amount').textContent()).toMatch(/42\.50/);
+      expect(await card.locator('.payee').textContent()).toContain('ACME Energy Ltd');
+      expect(await card.locator('input[name="accounts"]').first().getAttribute('type')).toBe('radio');
+      await shoot(page, 'bank-app-payment');
+      await card.getByRole('button', { name: 'Deny' }).click();
+      await page.getByText('Request denied.').waitFor();
+    } finally {
+      await context.close();
+    }
+  });
+
   it('shows the waiting request with its binding message; approving with a fresh code gives the TPP its tokens for the accounts chosen', async () => {
     const id = await startRequest('Till 7 ref 4410');
     const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true });

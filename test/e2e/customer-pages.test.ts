@@ -346,6 +346,22 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
       await expect(page.locator('main').innerText()).resolves.toContain('Nada foi compartilhado e nenhum pagamento foi feito.');
       await checkPage(page, 'error-session-expired-pt-BR');
+
+      // The dashboard too, in the browser's language: statuses, dates and the revoke page.
+      await page.goto(`${h.issuer}/account`);
+      const customer = SANDBOX_CUSTOMERS.find((c) => c.username === 'alice')!;
+      await page.getByLabel('Username').fill(customer.username);
+      await page.getByLabel('Password').fill(customer.password);
+      await page.getByLabel('Password').press('Enter');
+      const code = page.getByLabel(/6-digit code/);
+      await code.waitFor();
+      await code.fill(totpCode(customer.totpSecret, new Date()));
+      await code.press('Enter');
+      await page.getByRole('heading', { name: 'Aplicativos conectados' }).waitFor();
+      const text = await page.locator('main').innerText();
+      expect(text).toMatch(/Pagamento de £\s?249,99 para Green Energy Co\s+Aguardando pagamento/);
+      expect(text).toMatch(/\d{1,2} de \w+ de \d{4}/);
+      await checkPage(page, 'dashboard-pt-BR');
     } finally {
       await context.close();
     }

@@ -50,6 +50,10 @@ describe('discovery metadata', () => {
     expect(metadata.authorization_response_iss_parameter_supported).toBe(true);
   });
 
+  it('lists the languages of the customer pages as ui_locales_supported (OIDC Discovery 1.0 §3)', () => {
+    expect(metadata.ui_locales_supported).toEqual(['en', 'pt-BR']);
+  });
+
   it('offers only mTLS and private_key_jwt client authentication (FAPI 2.0 SP §5.3.2.1)', () => {
     expect(metadata.token_endpoint_auth_methods_supported).toEqual(['tls_client_auth', 'self_signed_tls_client_auth', 'private_key_jwt']);
   });

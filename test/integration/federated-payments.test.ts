@@ -256,4 +256,14 @@ describe('customers.oidc.sca.belowSca: refuse', () => {
       await journey.moat.close();
     }
   });
+
+  it('lets the operator reset the one-time code of a customer of the bank IdP (audited), and answers 404 for one the IdP never vouched for', async () => {
+    const call = (path: string) => adminRequest(s.h.moat.adminPort!, 'POST', path, { token: adminToken(s.h), body: { reason: 'lost phone, identity checked by the bank' } });
+    expect((await call('/customers/cust-nobody/factors/totp/reset')).status).toBe(404);
+    const reset = await call('/customers/cust-bob/factors/totp/reset');
+    expect(reset).toEqual({ status: 200, body: { customerId: 'cust-bob', factor: 'totp', removed: true } });
+    expect((await s.h.moat.storage.sql.query('SELECT 1 FROM customer_totp WHERE customer_id = $1', ['cust-bob'])).rows).toHaveLength(0);
+    await s.h.moat.audit.drain();
+    expect(await s.h.moat.audit.query({ customerId: 'cust-bob', type: 'factor.reset' })).toHaveLength(1);
+  });
 });

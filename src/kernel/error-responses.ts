@@ -1,0 +1,123 @@
+import { DomainError, type DomainErrorKind } from './domain-error.ts';
+import { OAuthError } from './oauth-error.ts';
+
+/*
+ * The one place typed errors become responses of Moat's JSON APIs, one function per dialect:
+ * OAuth JSON (`{ error, error_description }`, RFC 6749 §5.2) for the admin API, the sandbox APIs
+ * and the last line of defence; OBIE JSON (`{ Code, Id, Message, Errors[] }`, UK Open Banking
+ * Read/Write API v3.1) for the consent API. An error neither knows is the caller's to treat as a
+ * bug: a generic 500 with the request id (serverErrorResponse), its details in the log only.
+ */
+
+export interface ErrorResponse {
+  status: number;
+  body: Record<string, unknown>;
+  headers?: Record<string, string>;
+  /** The outcome to log and count, when more precise than the body's error code. */
+  outcome?: string;
+}
+
+/** RFC 9110 §10.2.3: how soon a client may retry an outage answer. */
+const RETRY_AFTER_SECONDS = '5';
+
+/** An error of oidc-provider's raised in Moat's routes: its status and code are meant for the client. */
+interface ExposedProviderError { status: number; error: string; error_description?: string; expose: true }
+
+function isProviderError(err: unknown): err is ExposedProviderError {
+  const e = err as Partial<ExposedProviderError> | undefined;
+  return e?.expose === true && typeof e.error === 'string' && typeof e.status === 'number' && e.status >= 400 && e.status < 600;
+}
+
+const withRequest = (description: string, requestId: string | undefined) => (requestId === undefined ? description : `${description} (request ${requestId})`);
+
+export interface OAuthDialectOptions {
+  /** Named on outage answers so support can find the log lines; absent, the body says nothing of it. */
+  requestId?: string;
+  /**
+   * The status of a state conflict. The admin API answers 409 (RFC 9110 §15.5.10); the sandbox
+   * resource APIs answer 400, as the OAuth resource-server errors they sit among (RFC 6750 §3.1).
+   */
+  stateConflictStatus?: 400 | 409;
+}
+
+const OAUTH_STATUS: Record<Exclude<DomainErrorKind, 'state_conflict'>, { status: number; error: string }> = {
+  not_found: { status: 404, error: 'not_found' },
+  invalid_input: { status: 400, error: 'invalid_request' },
+  unavailable: { status: 503, error: 'temporarily_unavailable' },
+};
+
+/** The OAuth JSON answer to a typed error, or undefined for an error that is not one. */
+export function oauthErrorResponse(err: unknown, options: OAuthDialectOptions = {}): ErrorResponse | undefined {
+  if (err instanceof OAuthError) return { status: err.status, body: { error: err.code, error_description: err.description } };
+  if (isProviderError(err)) return { status: err.status, body: { error: err.error, error_description: err.error_description ?? err.error } };
+  if (!(err instanceof DomainError)) return undefined;
+  const { status, error } = err.kind === 'state_conflict' ? { status: options.stateConflictStatus ?? 409, error: 'invalid_request' } : OAUTH_STATUS[err.kind];
+  const outage = err.kind === 'unavailable';
+  return {
+    status,
+    body: { error, error_description: outage ? withRequest(err.description, options.requestId) : err.description },
+    ...(outage ? { headers: { 'Retry-After': RETRY_AFTER_SECONDS } } : {}),
+    ...(err.outcome === undefined ? {} : { outcome: err.outcome }),
+  };
+}
+
+/** The generic answer to anything unexpected: nothing of the error, only where to look. */
+export function serverErrorResponse(description: string, requestId?: string): ErrorResponse {
+  return { status: 500, body: { error: 'server_error', error_description: withRequest(description, requestId) }, outcome: 'server_error' };
+}
+
+/** OBIE error codes Moat answers with. */
+export type ObieErrorCode = 'UK.OBIE.Field.Invalid' | 'UK.OBIE.Field.Missing' | 'UK.OBIE.Field.Unexpected' | 'UK.OBIE.Header.Missing'
+  | 'UK.OBIE.Header.Invalid' | 'UK.OBIE.Resource.NotFound' | 'UK.OBIE.Resource.InvalidConsentStatus' | 'UK.OBIE.Resource.ConsentMismatch'
+  | 'UK.OBIE.Unsupported.Scheme';
+
+/** A refusal only the OBIE dialect has words for (a field, a header, a role); `path` names the field or header. */
+export class ObieError extends Error {
+  readonly status: number;
+  readonly errorCode: ObieErrorCode;
+  readonly path: string | undefined;
+  constructor(status: number, errorCode: ObieErrorCode, message: string, path?: string) {
+    super(message);
+    this.name = 'ObieError';
+    this.status = status;
+    this.errorCode = errorCode;
+    this.path = path;
+  }
+}
+
+function asObie(err: unknown): ObieError | undefined {
+  if (err instanceof ObieError) return err;
+  if (err instanceof DomainError) {
+    switch (err.kind) {
+      case 'not_found': return new ObieError(404, 'UK.OBIE.Resource.NotFound', err.description);
+      case 'state_conflict': return new ObieError(400, 'UK.OBIE.Resource.InvalidConsentStatus', err.description);
+      case 'invalid_input': return err.header === undefined
+        ? new ObieError(400, 'UK.OBIE.Field.Invalid', err.description)
+        : new ObieError(400, 'UK.OBIE.Header.Invalid', err.description, err.header);
+      case 'unavailable': return undefined;
+    }
+  }
+  if (err instanceof OAuthError && err.status === 400) return new ObieError(400, 'UK.OBIE.Field.Invalid', err.description);
+  return undefined;
+}
+
+const OBIE_STATUS_TEXT: Record<number, string> = { 403: 'Forbidden', 404: 'NotFound', 409: 'Conflict' };
+
+/**
+ * The OBIE JSON answer to a typed error, or undefined for one the dialect does not cover (an outage
+ * is answered in OAuth JSON by the last line of defence, as for every API).
+ */
+export function obieErrorResponse(err: unknown, requestId: string | undefined): (ErrorResponse & { errorCode: ObieErrorCode }) | undefined {
+  const ob = asObie(err);
+  if (ob === undefined) return undefined;
+  return {
+    status: ob.status,
+    errorCode: ob.errorCode,
+    body: {
+      Code: `${ob.status} ${OBIE_STATUS_TEXT[ob.status] ?? 'BadRequest'}`,
+      Id: requestId,
+      Message: ob.message,
+      Errors: [{ ErrorCode: ob.errorCode, Message: ob.message, ...(ob.path === undefined ? {} : { Path: ob.path }) }],
+    },
+  };
+}

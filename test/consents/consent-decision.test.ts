@@ -1,0 +1,141 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { GrantDecision, RequestedDetail } from '../../src/consents/authorization-details.ts';
+import { approveConsent, consentIdAtDecision, denyConsent, type GrantWriter } from '../../src/consents/consent-decision.ts';
+import { createConsentService, type ConsentService } from '../../src/consents/consent-service.ts';
+import { createSqlConsentStore } from '../../src/consents/sql-consent-store.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import type { ModelStore } from '../../src/storage/model-store.ts';
+import { applyMigrations } from '../../src/storage/sql/migrate.ts';
+import { createPostgresModelStore } from '../../src/storage/sql/postgres-model-store.ts';
+import { createPgliteSqlClient, type SqlClient } from '../../src/storage/sql/sql-client.ts';
+import { sqlBackends } from '../support/databases.ts';
+
+/*
+ * The customer's decision writes two records in two stores: oidc-provider's grant and Moat's
+ * consent. They agree — both written or neither — even when one store goes away mid-decision. The
+ * failures here are real: the store's database is closed, so its next query fails as it would in an
+ * outage. Grants live in their own database (as in production, the adapter's durable store), so one
+ * can fail while the other still answers.
+ */
+
+const silent = createLogger('silent', new Writable({ write: (_c, _e, done) => done() }));
+
+const accountAccess: RequestedDetail = { type: 'account_information', permissions: ['ReadAccountsBasic', 'ReadBalances'] };
+const chosen: GrantDecision = {
+  type: 'account_information', permissions: ['ReadAccountsBasic', 'ReadBalances'],
+  accounts: [{ schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '60161331926819', accountId: 'acc-1' }],
+} as GrantDecision;
+
+/** The grant writer over a real model store: the payload oidc-provider's Grant would save. */
+function grantsIn(store: ModelStore): GrantWriter {
+  return {
+    async save(granted) {
+      const jti = randomUUID();
+      await store.upsert('Grant', jti, { jti, kind: 'Grant', ...(granted === undefined ? {} : { rar: [granted] }) } as never);
+      return jti;
+    },
+    destroy: (grantId) => store.destroy('Grant', grantId),
+  };
+}
+
+describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
+  let consentDb: { sql: SqlClient; drop(): Promise<void> };
+  let grantSql: SqlClient;
+  let grantDir: string;
+  let grantStore: ModelStore;
+  let consents: ConsentService;
+  let grantsClosed: boolean;
+
+  beforeEach(async () => {
+    consentDb = await open();
+    await applyMigrations(consentDb.sql);
+    grantDir = mkdtempSync(join(tmpdir(), 'moat-grants-'));
+    grantSql = await createPgliteSqlClient(grantDir);
+    await applyMigrations(grantSql);
+    grantStore = createPostgresModelStore(grantSql);
+    grantsClosed = false;
+    consents = createConsentService({ store: createSqlConsentStore(consentDb.sql), revokeGrant: (id) => grantStore.destroy('Grant', id), logger: silent });
+  });
+  afterEach(async () => {
+    if (!grantsClosed) await grantSql.close();
+    rmSync(grantDir, { recursive: true, force: true });
+    await consentDb.drop();
+  });
+
+  it('authorises an intent under the id the grant names, minted once', async () => {
+    const { consent: intent } = await consents.lodgeIntent({ clientId: 'tpp-1', detail: accountAccess, scope: 'openid accounts' });
+    const request = { clientId: 'tpp-1', scope: 'openid accounts', intentId: intent.id, detail: accountAccess };
+    const consentId = consentIdAtDecision(request, undefined);
+    expect(consentId).toBe(intent.id);
+    const decided = await approveConsent(consents, grantsIn(grantStore), { request, customerId: 'cust-1', consentId, granted: chosen, params: {} });
+    if (!decided.ok) throw new Error(decided.description);
+    expect(decided.consent).toEqual(expect.objectContaining({ id: intent.id, status: 'Authorised', grantId: decided.grantId, customerId: 'cust-1' }));
+    const grant = await grantStore.find('Grant', decided.grantId);
+    expect((grant as unknown as { rar: { consentId: string }[] }).rar[0]!.consentId).toBe(intent.id);
+  });
+
+  it('creates a scope consent under the id minted before the decision', async () => {
+    const request = { clientId: 'tpp-1', scope: 'openid accounts' };
+    const consentId = consentIdAtDecision(request, undefined);
+    const decided = await approveConsent(consents, grantsIn(grantStore), { request, customerId: 'cust-1', consentId, granted: undefined, params: {} });
+    expect(decided.ok && decided.consent.id).toBe(consentId);
+  });
+
+  it('leaves an intent AwaitingAuthorisation when the grant store is unavailable', async () => {
+    const { consent: intent } = await consents.lodgeIntent({ clientId: 'tpp-1', detail: accountAccess, scope: 'openid accounts' });
+    const request = { clientId: 'tpp-1', scope: 'openid accounts', intentId: intent.id, detail: accountAccess };
+    await grantSql.close();
+    grantsClosed = true;
+    await expect(approveConsent(consents, grantsIn(grantStore), { request, customerId: 'cust-1', consentId: intent.id, granted: chosen, params: {} })).rejects.toThrow();
+    expect((await consents.getForClient(intent.id, 'tpp-1')).status).toBe('AwaitingAuthorisation');
+  });
+
+  it('records no consent for a scope request when the grant store is unavailable', async () => {
+    const request = { clientId: 'tpp-1', scope: 'openid accounts' };
+    await grantSql.close();
+    grantsClosed = true;
+    await expect(approveConsent(consents, grantsIn(grantStore), { request, customerId: 'cust-1', consentId: consentIdAtDecision(request, undefined), granted: undefined, params: {} })).rejects.toThrow();
+    expect(await consents.listForClient('tpp-1')).toEqual([]);
+  });
+
+  it('removes the saved grant when the consent store is unavailable', async () => {
+    const request = { clientId: 'tpp-1', scope: 'openid accounts' };
+    const saved: string[] = [];
+    const grants = grantsIn(grantStore);
+    const watching: GrantWriter = { save: async (g) => { const id = await grants.save(g); saved.push(id); return id; }, destroy: grants.destroy };
+    // A consent store of its own, closed here: the shared fixture's database is dropped after the test.
+    const dir = mkdtempSync(join(tmpdir(), 'moat-consents-'));
+    const sql = await createPgliteSqlClient(dir);
+    await applyMigrations(sql);
+    const failing = createConsentService({ store: createSqlConsentStore(sql), revokeGrant: (id) => grantStore.destroy('Grant', id), logger: silent });
+    await sql.close();
+    rmSync(dir, { recursive: true, force: true });
+    await expect(approveConsent(failing, watching, { request, customerId: 'cust-1', consentId: consentIdAtDecision(request, undefined), granted: undefined, params: {} })).rejects.toThrow();
+    expect(saved).toHaveLength(1);
+    expect(await grantStore.find('Grant', saved[0]!)).toBeUndefined();
+  });
+
+  it('refuses a consent authorised meanwhile (another tab) and removes the second grant', async () => {
+    const { consent: intent } = await consents.lodgeIntent({ clientId: 'tpp-1', detail: accountAccess, scope: 'openid accounts' });
+    const request = { clientId: 'tpp-1', scope: 'openid accounts', intentId: intent.id, detail: accountAccess };
+    const approval = { request, customerId: 'cust-1', consentId: intent.id, granted: chosen, params: {} };
+    const first = await approveConsent(consents, grantsIn(grantStore), approval);
+    const saved: string[] = [];
+    const grants = grantsIn(grantStore);
+    const second = await approveConsent(consents, { save: async (g) => { const id = await grants.save(g); saved.push(id); return id; }, destroy: grants.destroy }, approval);
+    expect(second.ok).toBe(false);
+    expect(await grantStore.find('Grant', saved[0]!)).toBeUndefined();
+    expect(first.ok && await grantStore.find('Grant', first.grantId)).toEqual(expect.objectContaining({ kind: 'Grant' }));
+    expect((await consents.getForClient(intent.id, 'tpp-1')).grantId).toBe(first.ok ? first.grantId : 'none');
+  });
+
+  it('records a denial as Rejected without writing a grant', async () => {
+    const { consent: intent } = await consents.lodgeIntent({ clientId: 'tpp-1', detail: accountAccess, scope: 'openid accounts' });
+    const denied = await denyConsent(consents, { request: { clientId: 'tpp-1', scope: 'openid accounts', intentId: intent.id, detail: accountAccess }, customerId: 'cust-1' });
+    expect(denied.status).toBe('Rejected');
+  });
+});

@@ -1,0 +1,78 @@
+import { ConsentNotFound, ConsentStateConflict, IdempotencyConflict } from '../../src/consents/consent.ts';
+import { AccountsUnavailable } from '../../src/customers/account-directory.ts';
+import { DomainError } from '../../src/kernel/domain-error.ts';
+import { ObieError, obieErrorResponse, oauthErrorResponse, serverErrorResponse } from '../../src/kernel/error-responses.ts';
+import { OAuthError } from '../../src/kernel/oauth-error.ts';
+import { StorageUnavailableError } from '../../src/kernel/storage-unavailable.ts';
+
+/*
+ * One mapping per response dialect from Moat's typed errors: every JSON API answers a domain error
+ * the same way, and nothing of an error's internals (its message for the log, its cause) reaches a
+ * body unless the error says it may.
+ */
+
+describe('the OAuth JSON dialect (RFC 6749 §5.2)', () => {
+  it('answers an OAuthError with its own code and status', () => {
+    expect(oauthErrorResponse(new OAuthError('invalid_client', 'who are you'))).toEqual({ status: 401, body: { error: 'invalid_client', error_description: 'who are you' } });
+  });
+
+  it('answers a missing thing with 404 not_found', () => {
+    expect(oauthErrorResponse(new ConsentNotFound('aac-1'))).toEqual({ status: 404, body: { error: 'not_found', error_description: 'consent aac-1 does not exist or belongs to another party' } });
+  });
+
+  it('answers a state conflict with 409 by default and with the status a surface chooses', () => {
+    const conflict = new ConsentStateConflict('aac-1', 'Consumed', 'Revoked');
+    expect(oauthErrorResponse(conflict)).toEqual({ status: 409, body: { error: 'invalid_request', error_description: 'consent aac-1 is Consumed and cannot become Revoked' } });
+    expect(oauthErrorResponse(conflict, { stateConflictStatus: 400 })?.status).toBe(400);
+  });
+
+  it('answers an outage with 503 temporarily_unavailable, Retry-After and only the public description', () => {
+    const down = new AccountsUnavailable('timeout', 'the account service at 10.0.0.7 timed out');
+    expect(oauthErrorResponse(down)).toEqual({
+      status: 503, headers: { 'Retry-After': '5' },
+      body: { error: 'temporarily_unavailable', error_description: 'the account directory is unavailable; try again shortly' },
+    });
+    const storage = oauthErrorResponse(new StorageUnavailableError('redis at 10.0.0.8:6379'), { requestId: 'req-1' });
+    expect(storage).toEqual(expect.objectContaining({ status: 503, outcome: 'storage_unavailable' }));
+    expect(storage?.body.error_description).toBe('a storage backend is unavailable; retry later (request req-1)');
+  });
+
+  it('answers an error oidc-provider exposes with its status and code', () => {
+    const exposed = Object.assign(new Error('x'), { expose: true, status: 400, error: 'invalid_request', error_description: 'interaction expired' });
+    expect(oauthErrorResponse(exposed)).toEqual({ status: 400, body: { error: 'invalid_request', error_description: 'interaction expired' } });
+  });
+
+  it('leaves anything else to the generic 500, which names only the request', () => {
+    expect(oauthErrorResponse(new Error('password=hunter2'))).toBeUndefined();
+    expect(serverErrorResponse('an unexpected error occurred', 'req-2')).toEqual({
+      status: 500, outcome: 'server_error', body: { error: 'server_error', error_description: 'an unexpected error occurred (request req-2)' },
+    });
+  });
+});
+
+describe('the OBIE JSON dialect (UK Open Banking Read/Write API v3.1 errors)', () => {
+  it('answers a missing consent with 404 UK.OBIE.Resource.NotFound', () => {
+    expect(obieErrorResponse(new ConsentNotFound('aac-1'), 'req-1')).toEqual({
+      status: 404, errorCode: 'UK.OBIE.Resource.NotFound',
+      body: { Code: '404 NotFound', Id: 'req-1', Message: 'consent aac-1 does not exist or belongs to another party', Errors: [{ ErrorCode: 'UK.OBIE.Resource.NotFound', Message: 'consent aac-1 does not exist or belongs to another party' }] },
+    });
+  });
+
+  it('answers a state conflict with 400 UK.OBIE.Resource.InvalidConsentStatus', () => {
+    expect(obieErrorResponse(new ConsentStateConflict('pdc-1', 'Consumed', 'Consumed'), 'r')?.errorCode).toBe('UK.OBIE.Resource.InvalidConsentStatus');
+  });
+
+  it('answers bad input about a header with UK.OBIE.Header.Invalid and its Path', () => {
+    const res = obieErrorResponse(new IdempotencyConflict('k1'), 'r');
+    if (res === undefined) throw new Error('an idempotency conflict has an OBIE answer');
+    expect(res.errorCode).toBe('UK.OBIE.Header.Invalid');
+    expect((res.body.Errors as { Path?: string }[])[0]!.Path).toBe('x-idempotency-key');
+    expect(obieErrorResponse(new DomainError('invalid_input', 'Amount is not a number'), 'r')?.errorCode).toBe('UK.OBIE.Field.Invalid');
+  });
+
+  it('answers its own refusals and a 400 OAuthError as fields, and leaves outages to the OAuth dialect', () => {
+    expect(obieErrorResponse(new ObieError(403, 'UK.OBIE.Resource.ConsentMismatch', 'needs PISP'), 'r')?.body.Code).toBe('403 Forbidden');
+    expect(obieErrorResponse(new OAuthError('invalid_request', 'bad'), 'r')?.errorCode).toBe('UK.OBIE.Field.Invalid');
+    expect(obieErrorResponse(new StorageUnavailableError('postgres'), 'r')).toBeUndefined();
+  });
+});
