@@ -74,7 +74,8 @@ it('registers a TPP vouched for in the Brazilian style, mapping DADOS to AISP', 
   expect(res.body.error_description).toBeUndefined();
   expect(res.status).toBe(201);
   expect(res.body.software_roles).toEqual(['AISP']);
-  expect(res.body.scope).toBe('openid offline_access accounts');
+  // The AISP's data scope, plus the Grant Management scopes every client may use to query and revoke its grants.
+  expect(res.body.scope).toBe('openid offline_access grant_management_query grant_management_revoke accounts');
   expect(res.body.authorization_details_types).toEqual(['account_information']);
 });
 
