@@ -99,7 +99,14 @@ export async function createFixtures(options: { postgresUrl?: string; redisUrl?:
     const gatewaySecret = { value: randomBytes(32).toString('hex'), file: join(dir, 'gateway-secret') };
     writeFileSync(gatewaySecret.file, `${gatewaySecret.value}\n`, { mode: 0o600 });
     return {
-      dir, dataDir, keysDir: join(dir, 'keys'), sandbox, storage, close, gatewaySecret, callJournal: options.callJournal === true,
+      dir,
+      dataDir,
+      keysDir: join(dir, 'keys'),
+      sandbox,
+      storage,
+      close,
+      gatewaySecret,
+      callJournal: options.callJournal === true,
       tpp: { certPem: tpp.transportCertPem, keyPem: tpp.transportKeyPem, registration: tpp.registration },
       resourceServer: { certPem: rs.transportCertPem, keyPem: rs.transportKeyPem, clientId: RESOURCE_SERVER_CLIENT_ID, subjectDn: rs.subjectDn },
     };
@@ -121,7 +128,11 @@ export interface ConfigTuning {
  * benchmark measures throughput rather than the limiter's refusals — the limiter still runs), and
  * one resource server, the sandbox API, with a client that introspects by mTLS.
  */
-export function benchConfig(f: BenchFixtures, port: number, options: { storage?: boolean; tuning?: ConfigTuning; gatewayCheck?: { port: number; sharedSecretFile: string } } = {}): Record<string, unknown> {
+export function benchConfig(
+  f: BenchFixtures,
+  port: number,
+  options: { storage?: boolean; tuning?: ConfigTuning; gatewayCheck?: { port: number; sharedSecretFile: string } } = {},
+): Record<string, unknown> {
   const issuer = `https://127.0.0.1:${port}`;
   const wide = { requests: 1_000_000, perSeconds: 60 };
   return {
@@ -135,19 +146,27 @@ export function benchConfig(f: BenchFixtures, port: number, options: { storage?:
     diagnostics: { enabled: f.callJournal },
     rateLimits: Object.fromEntries(['par', 'token', 'registration'].map((e) => [e, { perClient: wide, perAddress: wide }])),
     admin: { port: 0 },
-    resourceServers: [{
-      identifier: sandboxApiIdentifier(issuer),
-      scopes: ['accounts', 'payments', 'fundsconfirmations'],
-      accessTokenFormat: 'opaque',
-      client: { clientId: f.resourceServer.clientId, tlsClientAuthSubjectDn: f.resourceServer.subjectDn },
-    }],
-    // Moat's gateway check (issue 22), asked by the gateway-check scenario for the sandbox API's paths.
-    ...(options.gatewayCheck === undefined ? {} : {
-      gatewayCheck: {
-        enabled: true, port: options.gatewayCheck.port, sharedSecretFile: options.gatewayCheck.sharedSecretFile, forwardedCertificate: 'nginx',
-        apiOrigin: `https://127.0.0.1:${port}`, routes: [{ prefix: '/sandbox-api', resource: sandboxApiIdentifier(issuer), scopes: ['accounts'] }],
+    resourceServers: [
+      {
+        identifier: sandboxApiIdentifier(issuer),
+        scopes: ['accounts', 'payments', 'fundsconfirmations'],
+        accessTokenFormat: 'opaque',
+        client: { clientId: f.resourceServer.clientId, tlsClientAuthSubjectDn: f.resourceServer.subjectDn },
       },
-    }),
+    ],
+    // Moat's gateway check (issue 22), asked by the gateway-check scenario for the sandbox API's paths.
+    ...(options.gatewayCheck === undefined
+      ? {}
+      : {
+          gatewayCheck: {
+            enabled: true,
+            port: options.gatewayCheck.port,
+            sharedSecretFile: options.gatewayCheck.sharedSecretFile,
+            forwardedCertificate: 'nginx',
+            apiOrigin: `https://127.0.0.1:${port}`,
+            routes: [{ prefix: '/sandbox-api', resource: sandboxApiIdentifier(issuer), scopes: ['accounts'] }],
+          },
+        }),
     ...(options.tuning?.tokens === undefined ? {} : { tokens: options.tuning.tokens }),
     storage: {
       ...(options.storage === true ? f.storage : {}),

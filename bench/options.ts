@@ -4,7 +4,19 @@ import { parseArgs } from 'node:util';
  * Command-line options of `npm run bench` (flags win over the BENCH_* environment variables).
  */
 
-export const SCENARIOS = ['token-code', 'token-cc', 'new-conn-tls12', 'new-conn-tls13', 'fapi-flow', 'introspect', 'gateway-check', 'floors', 'jws', 'cluster', 'soak'] as const;
+export const SCENARIOS = [
+  'token-code',
+  'token-cc',
+  'new-conn-tls12',
+  'new-conn-tls13',
+  'fapi-flow',
+  'introspect',
+  'gateway-check',
+  'floors',
+  'jws',
+  'cluster',
+  'soak',
+] as const;
 export type ScenarioId = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -67,7 +79,10 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
   const soakSeconds = positive('--soak', values.soak, 0);
   let scenarios: ScenarioId[] = SCENARIOS.filter((s) => s !== 'soak' || soakSeconds > 0);
   if (values.only !== undefined) {
-    const asked = values.only.split(',').map((s) => s.trim()).filter(Boolean);
+    const asked = values.only
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     const unknown = asked.filter((s) => !(SCENARIOS as readonly string[]).includes(s));
     if (unknown.length > 0) throw new Error(`--only: unknown scenario ${unknown.join(', ')} (known: ${SCENARIOS.join(', ')})`);
     // Always in the usual order: the soak last, after the comparisons it would otherwise disturb.

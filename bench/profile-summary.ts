@@ -54,7 +54,7 @@ function placeOf(url: string, functionName: string): string {
 /** The measured windows the server process wrote next to its profile (µs, the profiler's clock), if any. */
 function windowsOf(file: string): [number, number][] | undefined {
   const windowsFile = file.replace(/\.cpuprofile$/, '.windows.json');
-  return existsSync(windowsFile) ? JSON.parse(readFileSync(windowsFile, 'utf8')) as [number, number][] : undefined;
+  return existsSync(windowsFile) ? (JSON.parse(readFileSync(windowsFile, 'utf8')) as [number, number][]) : undefined;
 }
 
 export function summariseProfile(file: string, top = 15): ProfileSummary {
@@ -83,13 +83,19 @@ export function summariseProfile(file: string, top = 15): ProfileSummary {
     const fn = `${node.callFrame.functionName || '(anonymous)'} ${place}:${node.callFrame.lineNumber + 1}`;
     functions.set(fn, (functions.get(fn) ?? 0) + us);
   }
-  const shares = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]).slice(0, top)
-    .map(([name, us]) => ({ name, ms: Math.round(us / 1000), percent: Number(((100 * us) / busyUs).toFixed(1)) }));
+  const shares = (m: Map<string, number>) =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([name, us]) => ({ name, ms: Math.round(us / 1000), percent: Number(((100 * us) / busyUs).toFixed(1)) }));
   return { file, measuredWindowsOnly: windows !== undefined, busyMs: Math.round(busyUs / 1000), byPlace: shares(places), byFunction: shares(functions) };
 }
 
 export function formatProfileSummary(summary: ProfileSummary): string {
-  const lines = [`${summary.file}: ${summary.busyMs} ms of CPU sampled (idle excluded${summary.measuredWindowsOnly ? '; measured windows only' : '; whole process'})`, '  self time by package / source file:'];
+  const lines = [
+    `${summary.file}: ${summary.busyMs} ms of CPU sampled (idle excluded${summary.measuredWindowsOnly ? '; measured windows only' : '; whole process'})`,
+    '  self time by package / source file:',
+  ];
   for (const s of summary.byPlace) lines.push(`    ${s.percent.toFixed(1).padStart(5)} %  ${s.name}`);
   lines.push('  hottest functions (self time):');
   for (const s of summary.byFunction) lines.push(`    ${s.percent.toFixed(1).padStart(5)} %  ${s.name}`);

@@ -74,40 +74,76 @@ export function formatReport(report: BenchReport): string {
   const out: string[] = [];
   const m = report.machine;
   out.push(`Moat benchmark — ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Linux ${m.kernel}, node ${m.node}, OpenSSL ${m.openssl}`);
-  out.push(`Moat storage: ${report.storage}; call journal ${report.options.callJournal ? 'on (--call-journal)' : 'off (as in production)'}; ${report.options.durationSeconds} s measured per server after ${report.options.warmupSeconds} s warm-up; started ${report.startedAt}`);
+  out.push(
+    `Moat storage: ${report.storage}; call journal ${report.options.callJournal ? 'on (--call-journal)' : 'off (as in production)'}; ${report.options.durationSeconds} s measured per server after ${report.options.warmupSeconds} s warm-up; started ${report.startedAt}`,
+  );
   out.push('');
   const rows: string[][] = [];
   for (const s of report.scenarios) {
     for (const { server, measurement: r } of s.rows) {
-      rows.push([s.id, server, r.throughput.toFixed(1), r.latencyMs.p50.toFixed(2), r.latencyMs.p99.toFixed(2), r.serverCpuPercent.toFixed(0), r.serverCpuMsPerOp.toFixed(3), r.clientCpuPercent.toFixed(0),
-        r.rssMiB.toFixed(0), String(r.errors), r.handshakes === 0 ? '-' : `${r.resumedPercent.toFixed(0)}`]);
+      rows.push([
+        s.id,
+        server,
+        r.throughput.toFixed(1),
+        r.latencyMs.p50.toFixed(2),
+        r.latencyMs.p99.toFixed(2),
+        r.serverCpuPercent.toFixed(0),
+        r.serverCpuMsPerOp.toFixed(3),
+        r.clientCpuPercent.toFixed(0),
+        r.rssMiB.toFixed(0),
+        String(r.errors),
+        r.handshakes === 0 ? '-' : `${r.resumedPercent.toFixed(0)}`,
+      ]);
     }
   }
   out.push(table(['scenario', 'server', 'ops/s', 'p50 ms', 'p99 ms', 'srv CPU %', 'srv CPU ms/op', 'gen CPU %', 'RSS MiB', 'errors', 'resumed %'], rows));
   out.push('(srv/gen CPU %: server process / load generator, % of one core; srv CPU ms/op: server CPU time per operation)');
   out.push('');
-  out.push('ratios (throughput: ops/s over ops/s; cpu-cost: the other side\'s server CPU per op over this side\'s):');
+  out.push("ratios (throughput: ops/s over ops/s; cpu-cost: the other side's server CPU per op over this side's):");
   for (const s of report.scenarios) {
-    for (const r of s.ratios) out.push(`  ${s.id.padEnd(15)} ${r.label.padEnd(32)} ${r.kind.padEnd(10)} ${percent(r.value).padStart(8)}${r.target === undefined ? '' : `   target ≥ ${percent(r.target)}: ${r.value >= r.target ? 'met' : 'NOT met'}`}`);
+    for (const r of s.ratios)
+      out.push(
+        `  ${s.id.padEnd(15)} ${r.label.padEnd(32)} ${r.kind.padEnd(10)} ${percent(r.value).padStart(8)}${r.target === undefined ? '' : `   target ≥ ${percent(r.target)}: ${r.value >= r.target ? 'met' : 'NOT met'}`}`,
+      );
   }
   for (const s of report.scenarios) {
-    for (const row of s.rows) if (row.measurement.firstError !== undefined) out.push(`  ! ${s.id} ${row.server}: ${row.measurement.errors} errors, first: ${row.measurement.firstError}`);
+    for (const row of s.rows)
+      if (row.measurement.firstError !== undefined)
+        out.push(`  ! ${s.id} ${row.server}: ${row.measurement.errors} errors, first: ${row.measurement.firstError}`);
   }
   if (report.jws !== undefined) {
     out.push('');
-    out.push(table(['JWS (jose)', 'default', 'signs/s, 1 at a time', 'signs/s, 8 at once'],
-      report.jws.map((j) => [j.alg, j.configured ? 'yes' : '', String(j.sequentialPerSecond), String(j.parallelPerSecond)])));
+    out.push(
+      table(
+        ['JWS (jose)', 'default', 'signs/s, 1 at a time', 'signs/s, 8 at once'],
+        report.jws.map((j) => [j.alg, j.configured ? 'yes' : '', String(j.sequentialPerSecond), String(j.parallelPerSecond)]),
+      ),
+    );
   }
   if (report.soak !== undefined) {
     const s = report.soak;
     out.push('');
-    out.push(`soak: ${s.seconds} s, ${s.tokenAndIntrospectionPairsPerSecond} client_credentials+introspection pairs/s and ${s.flowsPerSecond} flows/s, ${s.errors} errors`);
-    out.push(`  RSS MiB: ${s.samples.filter((_, i) => i % 6 === 0).map((x) => `${x.seconds.toFixed(0)}s=${x.rssMiB.toFixed(0)}`).join(' ')} … end=${s.samples.at(-1)?.rssMiB.toFixed(0)}`);
-    out.push(`  after ${s.steadyFromSeconds} s: RSS ${s.rssGrowthMiB >= 0 ? '+' : ''}${s.rssGrowthMiB} MiB (${s.rssSlopeMiBPerMinute} MiB/min), heap after GC ${s.heapGrowthMiB >= 0 ? '+' : ''}${s.heapGrowthMiB} MiB (${s.heapSlopeMiBPerMinute} MiB/min): ${s.flat ? 'flat' : 'GROWING'}`);
+    out.push(
+      `soak: ${s.seconds} s, ${s.tokenAndIntrospectionPairsPerSecond} client_credentials+introspection pairs/s and ${s.flowsPerSecond} flows/s, ${s.errors} errors`,
+    );
+    out.push(
+      `  RSS MiB: ${s.samples
+        .filter((_, i) => i % 6 === 0)
+        .map((x) => `${x.seconds.toFixed(0)}s=${x.rssMiB.toFixed(0)}`)
+        .join(' ')} … end=${s.samples.at(-1)?.rssMiB.toFixed(0)}`,
+    );
+    out.push(
+      `  after ${s.steadyFromSeconds} s: RSS ${s.rssGrowthMiB >= 0 ? '+' : ''}${s.rssGrowthMiB} MiB (${s.rssSlopeMiBPerMinute} MiB/min), heap after GC ${s.heapGrowthMiB >= 0 ? '+' : ''}${s.heapGrowthMiB} MiB (${s.heapSlopeMiBPerMinute} MiB/min): ${s.flat ? 'flat' : 'GROWING'}`,
+    );
   }
   if (report.targets.length > 0) {
     out.push('');
-    out.push(table(['target', 'wanted', 'measured', 'met'], report.targets.map((t) => [t.name, t.target, t.measured, t.met ? 'yes' : 'NO'])));
+    out.push(
+      table(
+        ['target', 'wanted', 'measured', 'met'],
+        report.targets.map((t) => [t.name, t.target, t.measured, t.met ? 'yes' : 'NO']),
+      ),
+    );
   }
   return out.join('\n');
 }

@@ -59,7 +59,9 @@ async function main(): Promise<number> {
   if (cpuProfileDir !== undefined) mkdirSync(cpuProfileDir, { recursive: true });
   const spawnOptions = cpuProfileDir === undefined ? {} : { cpuProfileDir };
 
-  const storage = [options.postgresUrl === undefined ? 'embedded PGlite' : 'Postgres', options.redisUrl === undefined ? 'in-process store' : 'Redis'].join(' + ');
+  const storage = [options.postgresUrl === undefined ? 'embedded PGlite' : 'Postgres', options.redisUrl === undefined ? 'in-process store' : 'Redis'].join(
+    ' + ',
+  );
   log(`setting up (Moat on ${storage})`);
   const fixtures = await createFixtures(options);
   const servers: ServerHandle[] = [];
@@ -78,7 +80,11 @@ async function main(): Promise<number> {
     servers.push(baseline.server);
     let floors: Promise<ServerHandle> | undefined;
     const ctx: BenchContext = {
-      options, fixtures, moat, baseline, ...(cpuProfileDir === undefined ? {} : { cpuProfileDir }),
+      options,
+      fixtures,
+      moat,
+      baseline,
+      ...(cpuProfileDir === undefined ? {} : { cpuProfileDir }),
       floors: () => {
         floors ??= spawnServer('floors', { kind: 'floors', dataDir: fixtures.dataDir }, spawnOptions).then((s) => {
           servers.push(s);
@@ -100,8 +106,12 @@ async function main(): Promise<number> {
     }
 
     await Promise.all(servers.splice(0).map((s) => s.stop()));
-    const profiles = cpuProfileDir === undefined ? undefined
-      : readdirSync(cpuProfileDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => summariseProfile(join(cpuProfileDir, f)));
+    const profiles =
+      cpuProfileDir === undefined
+        ? undefined
+        : readdirSync(cpuProfileDir)
+            .filter((f) => f.endsWith('.cpuprofile'))
+            .map((f) => summariseProfile(join(cpuProfileDir, f)));
 
     const report: BenchReport = {
       startedAt: startedAt.toISOString(),

@@ -50,7 +50,10 @@ function createTarget(name: TargetName, f: BenchFixtures, server: ServerHandle, 
   const base = { origin, serverCaPem: f.sandbox.serverCaPem };
   let template: Promise<{ code: string; codeVerifier: string }> | undefined;
   const target: Target = {
-    name, server, origin, client,
+    name,
+    server,
+    origin,
+    client,
     tppPool: (connections, options = {}) => createTlsPool({ ...base, identity: f.tpp, connections, ...options }),
     resourceServerPool: (connections) => createTlsPool({ ...base, identity: f.resourceServer, connections }),
     browserPool: (connections) => createTlsPool({ ...base, connections }),
@@ -80,7 +83,15 @@ export interface StartOptions extends SpawnOptions {
 export async function startMoatTarget(f: BenchFixtures, options: StartOptions = {}): Promise<Target> {
   const port = await freePort();
   const gatewayCheck = { port: await freePort(), sharedSecretFile: f.gatewaySecret.file };
-  const server = await spawnServer(options.name ?? 'moat', { kind: 'moat', rawConfig: benchConfig(f, port, { storage: true, gatewayCheck, ...(options.tuning === undefined ? {} : { tuning: options.tuning }) }), baseDir: f.dir }, options);
+  const server = await spawnServer(
+    options.name ?? 'moat',
+    {
+      kind: 'moat',
+      rawConfig: benchConfig(f, port, { storage: true, gatewayCheck, ...(options.tuning === undefined ? {} : { tuning: options.tuning }) }),
+      baseDir: f.dir,
+    },
+    options,
+  );
   try {
     const client = await registerAtMoat(f, `https://127.0.0.1:${server.ports.public}`);
     return createTarget('moat', f, server, client);

@@ -108,9 +108,11 @@ async function main(argv: string[]): Promise<number> {
   }
   const busy = await portsInUse(port === README_PORT ? [port, ADMIN_PORT] : [port]);
   if (busy.length > 0) {
-    process.stderr.write(`time-to-first-call: port ${busy.join(' and ')} ${busy.length > 1 ? 'are' : 'is'} in use (another \`npm start\`?). `
-      + `The README's commands run the sandbox on ${README_PORT}${port === README_PORT ? ` and its admin listener on ${ADMIN_PORT}` : ''}: `
-      + 'stop what listens there, or measure on another port with --port N.\n');
+    process.stderr.write(
+      `time-to-first-call: port ${busy.join(' and ')} ${busy.length > 1 ? 'are' : 'is'} in use (another \`npm start\`?). ` +
+        `The README's commands run the sandbox on ${README_PORT}${port === README_PORT ? ` and its admin listener on ${ADMIN_PORT}` : ''}: ` +
+        'stop what listens there, or measure on another port with --port N.\n',
+    );
     return 2;
   }
 
@@ -121,9 +123,11 @@ async function main(argv: string[]): Promise<number> {
     const prepareStarted = performance.now();
     const source = options.from === undefined ? cloneHead(checkout) : copyWorkTree(resolve(options.from), checkout);
     const prepareSeconds = seconds(performance.now() - prepareStarted);
-    progress(source.kind === 'clone'
-      ? `Cloned ${source.repository} at ${source.commit.slice(0, 12)} into ${checkout} (${prepareSeconds} s)`
-      : `Copied the work tree of ${source.directory} (HEAD ${source.commit.slice(0, 12)} + uncommitted changes) into ${checkout} (${prepareSeconds} s)`);
+    progress(
+      source.kind === 'clone'
+        ? `Cloned ${source.repository} at ${source.commit.slice(0, 12)} into ${checkout} (${prepareSeconds} s)`
+        : `Copied the work tree of ${source.directory} (HEAD ${source.commit.slice(0, 12)} + uncommitted changes) into ${checkout} (${prepareSeconds} s)`,
+    );
 
     const commands = firstCallCommands(readFileSync(join(checkout, 'README.md'), 'utf8'));
     const issuer = `https://localhost:${port}`;
@@ -145,7 +149,9 @@ async function main(argv: string[]): Promise<number> {
       }
       const result = { line: command.line, command: command.command, kind: command.kind, seconds: seconds(performance.now() - commandStarted), exitCode, log };
       results.push(result);
-      progress(`      ${result.seconds} s${command.kind === 'server' ? ` (until ${issuer} answered)` : ''}${exitCode === 0 ? '' : ` — FAILED (${exitCode === null ? 'timed out' : `exit ${exitCode}`})`}`);
+      progress(
+        `      ${result.seconds} s${command.kind === 'server' ? ` (until ${issuer} answered)` : ''}${exitCode === 0 ? '' : ` — FAILED (${exitCode === null ? 'timed out' : `exit ${exitCode}`})`}`,
+      );
       if (exitCode !== 0) {
         progress(tail(log));
         break;
@@ -155,14 +161,16 @@ async function main(argv: string[]): Promise<number> {
 
     const last = results.length === commands.length ? results.at(-1) : undefined;
     const firstCall = last?.exitCode === 0 ? lastJsonLine(readFileSync(last.log, 'utf8')) : undefined;
-    const certificateBound = firstCall?.certificateBound === true && firstCall['x5t#S256'] !== undefined
-      && firstCall['x5t#S256'] === firstCall.introspectedX5tS256;
+    const certificateBound =
+      firstCall?.certificateBound === true && firstCall['x5t#S256'] !== undefined && firstCall['x5t#S256'] === firstCall.introspectedX5tS256;
     const downloadSeconds = seconds(results.filter((r) => r.kind === 'download').reduce((sum, r) => sum + r.seconds * 1000, 0));
     const wallSecondsWithoutDownload = seconds((wallSeconds - downloadSeconds) * 1000);
     const misses = [
       ...(results.every((r) => r.exitCode === 0) && results.length === commands.length ? [] : ['a command failed']),
       ...(commands.length <= TARGET.maxCommands ? [] : [`${commands.length} commands (target ≤ ${TARGET.maxCommands})`]),
-      ...(wallSecondsWithoutDownload <= TARGET.maxSeconds ? [] : [`${wallSecondsWithoutDownload} s without the package download (target ≤ ${TARGET.maxSeconds} s)`]),
+      ...(wallSecondsWithoutDownload <= TARGET.maxSeconds
+        ? []
+        : [`${wallSecondsWithoutDownload} s without the package download (target ≤ ${TARGET.maxSeconds} s)`]),
       ...(certificateBound ? [] : ['no certificate-bound token: the last command printed no {"certificateBound":true,…} line with matching thumbprints']),
     ];
     const report: TimeToFirstCallReport = {
@@ -232,7 +240,10 @@ function commandEnv(port: number): NodeJS.ProcessEnv {
     if (/^npm_/i.test(name) || name.startsWith('MOAT_') || name === 'INIT_CWD' || name === 'NODE_OPTIONS') continue;
     env[name] = value;
   }
-  env.PATH = (process.env.PATH ?? '').split(':').filter((p) => !/node_modules[\\/]\.bin$|node-gyp-bin$/.test(p)).join(':');
+  env.PATH = (process.env.PATH ?? '')
+    .split(':')
+    .filter((p) => !/node_modules[\\/]\.bin$|node-gyp-bin$/.test(p))
+    .join(':');
   env.npm_config_prefer_offline = 'true';
   env.npm_config_audit = 'false';
   env.npm_config_fund = 'false';
@@ -266,7 +277,7 @@ function runToEnd(child: ChildProcess): Promise<number | null> {
     child.once('exit', (code) => {
       clearTimeout(timer);
       // Killed by a signal (code null) other than ours: report it as a failure, like sh's 128+n.
-      done(timedOut ? null : code ?? 128);
+      done(timedOut ? null : (code ?? 128));
     });
   });
 }
@@ -280,7 +291,7 @@ async function untilAnswering(server: ChildProcess, issuer: string, caFile: stri
   const deadline = Date.now() + SERVER_READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (server.exitCode !== null) return server.exitCode === 0 ? 1 : server.exitCode;
-    if (existsSync(caFile) && await answers(`${issuer}/.well-known/openid-configuration`, readFileSync(caFile))) return 0;
+    if (existsSync(caFile) && (await answers(`${issuer}/.well-known/openid-configuration`, readFileSync(caFile)))) return 0;
     await new Promise((r) => setTimeout(r, 100));
   }
   return null;
@@ -345,7 +356,10 @@ function lastJsonLine(output: string): FirstCallLine | undefined {
 
 function tail(log: string): string {
   const lines = readFileSync(log, 'utf8').trimEnd().split('\n');
-  return lines.slice(-20).map((l) => `      | ${l}`).join('\n');
+  return lines
+    .slice(-20)
+    .map((l) => `      | ${l}`)
+    .join('\n');
 }
 
 function format(r: TimeToFirstCallReport): string {
@@ -353,7 +367,7 @@ function format(r: TimeToFirstCallReport): string {
   const width = Math.max(...r.commands.map((c) => c.command.length));
   const note = { download: '  package download: not in the target', server: `  until ${r.issuer} answered`, command: '' } as const;
   return [
-    'Time to first call (issue 7): the README\'s first-call commands, run literally',
+    "Time to first call (issue 7): the README's first-call commands, run literally",
     `  from ${r.source.kind === 'clone' ? `a clone of ${r.source.repository} at ${r.source.commit}` : `a copy of the work tree of ${r.source.directory} (HEAD ${r.source.commit} + uncommitted changes)`}`,
     '',
     ...r.commands.map((c, i) => `  ${i + 1}. ${c.command.padEnd(width)}  ${String(c.seconds).padStart(6)} s${c.exitCode === 0 ? note[c.kind] : '  FAILED'}`),

@@ -80,7 +80,9 @@ export function createApp(deps: AppDependencies): Koa {
   if (!deps.config.tls.terminate) app.use(requireHttpsBehindGateway(proxies, Object.values(HEALTH_PATHS)));
 
   const own = new Router();
-  own.get(HEALTH_PATHS.liveness, (ctx) => { ctx.body = { status: 'ok' }; });
+  own.get(HEALTH_PATHS.liveness, (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
   own.get(HEALTH_PATHS.readiness, async (ctx) => {
     try {
       await deps.ready();
@@ -121,24 +123,49 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(own.routes());
 
   const interactions = createInteractionRouter({
-    provider: deps.provider, customers: deps.customers, accounts: deps.accounts, consents: deps.consents, views: deps.views,
-    config: deps.config, logger: deps.logger, csrf: deps.csrf, throttle: deps.loginThrottle, sca: deps.sca, passkeys: deps.passkeys,
+    provider: deps.provider,
+    customers: deps.customers,
+    accounts: deps.accounts,
+    consents: deps.consents,
+    views: deps.views,
+    config: deps.config,
+    logger: deps.logger,
+    csrf: deps.csrf,
+    throttle: deps.loginThrottle,
+    sca: deps.sca,
+    passkeys: deps.passkeys,
     ...(deps.federatedLogin === undefined ? {} : { federated: deps.federatedLogin }),
   });
   if (deps.federatedLogin !== undefined) app.use(deps.federatedLogin.router.routes()).use(deps.federatedLogin.router.allowedMethods());
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
   const dashboard = createDashboardRouter({
-    provider: deps.provider, customers: deps.customers, accounts: deps.accounts, consents: deps.consents, sessions: deps.customerSessions, views: deps.views,
-    csrf: deps.csrf, throttle: deps.loginThrottle, config: deps.config, logger: deps.logger, sca: deps.sca,
+    provider: deps.provider,
+    customers: deps.customers,
+    accounts: deps.accounts,
+    consents: deps.consents,
+    sessions: deps.customerSessions,
+    views: deps.views,
+    csrf: deps.csrf,
+    throttle: deps.loginThrottle,
+    config: deps.config,
+    logger: deps.logger,
+    sca: deps.sca,
     passkeyOffer: (ctx) => dashboardPasskeyOffer(ctx, { ceremonies: deps.passkeys.ceremonies, views: deps.views, csrf: deps.csrf }),
     ...(deps.federatedLogin === undefined ? {} : { federatedSignIn: deps.federatedLogin.beginDashboard }),
   });
   app.use(dashboard.routes());
   app.use(dashboard.allowedMethods());
   const passkeyDashboard = createPasskeyDashboardRouter({
-    customers: deps.customers, sessions: deps.customerSessions, ceremonies: deps.passkeys.ceremonies, store: deps.passkeys.store,
-    views: deps.views, csrf: deps.csrf, audit: deps.audit, logger: deps.logger, ...(deps.sca.totp === undefined ? {} : { totp: deps.sca.totp }),
+    customers: deps.customers,
+    sessions: deps.customerSessions,
+    ceremonies: deps.passkeys.ceremonies,
+    store: deps.passkeys.store,
+    views: deps.views,
+    csrf: deps.csrf,
+    audit: deps.audit,
+    logger: deps.logger,
+    ...(deps.sca.totp === undefined ? {} : { totp: deps.sca.totp }),
   });
   app.use(passkeyDashboard.routes());
   app.use(passkeyDashboard.allowedMethods());

@@ -174,9 +174,15 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
   const directories: DirectoryConfig[] = [...config.directories];
   if (sandbox !== undefined && !directories.some((d) => d.issuer === sandbox.directory.issuer)) {
     directories.push({
-      name: 'Moat sandbox directory', issuer: sandbox.directory.issuer, jwksFile: sandbox.directory.jwksFile, claimStyle: 'uk-ob', orgIdAttribute: sandbox.directory.orgIdAttribute, jwksRefetchCooldownSeconds: 30,
+      name: 'Moat sandbox directory',
+      issuer: sandbox.directory.issuer,
+      jwksFile: sandbox.directory.jwksFile,
+      claimStyle: 'uk-ob',
+      orgIdAttribute: sandbox.directory.orgIdAttribute,
+      jwksRefetchCooldownSeconds: 30,
       // Its statements live with the credentials `moat sandbox tpp` wrote, and always carry exp.
-      requireSsaExp: true, maxSsaAgeSeconds: SANDBOX_SSA_LIFETIME_SECONDS,
+      requireSsaExp: true,
+      maxSsaAgeSeconds: SANDBOX_SSA_LIFETIME_SECONDS,
     });
   }
 
@@ -222,19 +228,25 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     // Customers of the bank's IdP (customers.source: oidc) use them too: Moat's own linked step for
     // payments and its step-up of logins below SCA (src/interactions/federated-login.ts).
     const totpStore = createSqlTotpStore(storage.sql);
-    const totpBox = config.sca.totp.enabled ? createSecretBox(loadEncryptionKey({
-      ...(config.sca.totp.encryptionKey === undefined ? {} : { key: config.sca.totp.encryptionKey }),
-      ...(config.sca.totp.encryptionKeyFile === undefined ? {} : { keyFile: config.sca.totp.encryptionKeyFile }),
-      ...(sandbox === undefined ? {} : { generateAt: join(config.keys.dir, TOTP_KEY_FILE) }),
-    })) : undefined;
+    const totpBox = config.sca.totp.enabled
+      ? createSecretBox(
+          loadEncryptionKey({
+            ...(config.sca.totp.encryptionKey === undefined ? {} : { key: config.sca.totp.encryptionKey }),
+            ...(config.sca.totp.encryptionKeyFile === undefined ? {} : { keyFile: config.sca.totp.encryptionKeyFile }),
+            ...(sandbox === undefined ? {} : { generateAt: join(config.keys.dir, TOTP_KEY_FILE) }),
+          }),
+        )
+      : undefined;
     // The demo customers are the local directory's; a bank IdP's customers enrol their own.
-    if (sandbox !== undefined && totpBox !== undefined && config.customers.source === 'local') await seedSandboxTotp(totpStore, totpBox, SANDBOX_CUSTOMERS, now());
+    if (sandbox !== undefined && totpBox !== undefined && config.customers.source === 'local')
+      await seedSandboxTotp(totpStore, totpBox, SANDBOX_CUSTOMERS, now());
 
     const clientCertificate = createClientCertificateResolver({
       trustedProxies: config.trustedProxies.addresses,
       format: config.trustedProxies.format,
       anchors,
-      onIgnoredHeader: (info) => logger.warn({ event: 'forwarded_certificate.ignored', outcome: 'mtls_untrusted_forwarder', ...info }, 'forwarded client certificate ignored'),
+      onIgnoredHeader: (info) =>
+        logger.warn({ event: 'forwarded_certificate.ignored', outcome: 'mtls_untrusted_forwarder', ...info }, 'forwarded client certificate ignored'),
     });
     // The TPP certificate lifecycle: registry, revocation checks (OCSP, then CRL), the gate that
     // applies the registry's verdict to every request, and the background monitor.
@@ -246,14 +258,27 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     let sharedKeys: SharedSigningKeys | undefined;
     const keyMetrics = sharedKeyMetrics(metrics.registry);
     if (keysInDatabase) {
-      const material = scheduledToken === undefined ? sealedKeyMaterial(signingKeyBox(config)) : hsmKeyMaterial(scheduledToken, { logger, failures: signingFailures });
+      const material =
+        scheduledToken === undefined ? sealedKeyMaterial(signingKeyBox(config)) : hsmKeyMaterial(scheduledToken, { logger, failures: signingFailures });
       sharedKeys = await createSharedSigningKeys({
-        store: createSqlSigningKeyStore(storage.sql, config.keys.source === 'pkcs11' ? 'pkcs11' : 'database'), material, policy: rotationPolicy(config),
+        store: createSqlSigningKeyStore(storage.sql, config.keys.source === 'pkcs11' ? 'pkcs11' : 'database'),
+        material,
+        policy: rotationPolicy(config),
         announcements: {
           // A missed announcement (the subscription was lost) is made good by reloading, as for one heard.
-          subscribe: (onChange) => storage.invalidation.subscribe({ invalidate: (topic) => { if (topic === 'signing-keys') onChange(); }, reset: onChange }),
+          subscribe: (onChange) =>
+            storage.invalidation.subscribe({
+              invalidate: (topic) => {
+                if (topic === 'signing-keys') onChange();
+              },
+              reset: onChange,
+            }),
         },
-        checkIntervalSeconds: config.keys.rotation.checkIntervalSeconds, now: options.keysNow ?? now, audit, logger, metrics: keyMetrics,
+        checkIntervalSeconds: config.keys.rotation.checkIntervalSeconds,
+        now: options.keysNow ?? now,
+        audit,
+        logger,
+        metrics: keyMetrics,
       });
       const opened = sharedKeys;
       closeOnFailure.push(() => void opened.close());
@@ -261,13 +286,22 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const signingJwks = () => hsm?.jwks ?? sharedKeys?.jwks() ?? providerJwks(fileKeys!.keys);
     // What the request path reads on every call, in memory, forgotten when Postgres announces a
     // change (src/caching/): at once on this instance, within DEFAULT_MAX_AGE_MS on every other.
-    const cacheOf = <V>(topic: InvalidationTopic, maxEntries: number, copy?: (value: V) => V) => createInvalidatingCache<V>({
-      bus: storage.invalidation, topic, maxEntries, maxAgeMs: DEFAULT_MAX_AGE_MS, ...(copy === undefined ? {} : { copy }),
-    });
-    const registry = cachedCertificateRegistry(createSqlCertificateRegistry(storage.sql, audit), cacheOf('certificate', 10_000, (s) => (s === undefined ? s : { ...s })));
+    const cacheOf = <V>(topic: InvalidationTopic, maxEntries: number, copy?: (value: V) => V) =>
+      createInvalidatingCache<V>({
+        bus: storage.invalidation,
+        topic,
+        maxEntries,
+        maxAgeMs: DEFAULT_MAX_AGE_MS,
+        ...(copy === undefined ? {} : { copy }),
+      });
+    const registry = cachedCertificateRegistry(
+      createSqlCertificateRegistry(storage.sql, audit),
+      cacheOf('certificate', 10_000, (s) => (s === undefined ? s : { ...s })),
+    );
     const failMode = config.certificates.revocation.failMode ?? (config.mode === 'production' ? 'closed' : 'open');
     const checker = createRevocationChecker({
-      timeoutMs: config.certificates.revocation.timeoutMs, defaultCacheSeconds: config.certificates.revocation.checkIntervalSeconds,
+      timeoutMs: config.certificates.revocation.timeoutMs,
+      defaultCacheSeconds: config.certificates.revocation.checkIntervalSeconds,
       // The sandbox CA's OCSP responder and CRL are served by Moat itself, under the sandbox server CA.
       ...(sandbox === undefined ? {} : { extraCaPem: sandbox.serverCaPem }),
     });
@@ -276,24 +310,35 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const noticeConfig = config.certificates.expiryNotices;
     const expiryNotices = noticeConfig.enabled
       ? createExpiryNotices({
-        store: createSqlExpiryNoticeStore(storage.sql), registry, logger, issuer: config.issuer,
-        signer: await createFollowingJwsSigner(signingJwks, config.keys.algorithms[0]),
-        delivery: createHttpsNoticeDelivery({
-          timeoutMs: noticeConfig.timeoutMs, ...(noticeConfig.caFile === undefined ? {} : { caPem: readFileSync(noticeConfig.caFile, 'utf8') }),
-          // SSRF: a TPP's URL must not reach into the bank's network; the sandbox's receivers are local.
-          guard: createOutboundTargetGuard({ allowPrivate: config.mode === 'sandbox', allowed: noticeConfig.allowedPrivateTargets }),
-        }),
-        metrics: metrics.registry,
-        // Read when a notice is raised, after start-up: the provider exists by then.
-        endpointOf: async (clientId) => {
-          const uri = (await provider.Client.find(clientId))?.metadata()[NOTIFICATION_URI_METADATA];
-          return typeof uri === 'string' ? uri : undefined;
-        },
-        maxAttempts: noticeConfig.maxAttempts, retryBaseSeconds: noticeConfig.retryBaseSeconds, intervalSeconds: noticeConfig.deliveryIntervalSeconds, timeoutMs: noticeConfig.timeoutMs,
-      })
+          store: createSqlExpiryNoticeStore(storage.sql),
+          registry,
+          logger,
+          issuer: config.issuer,
+          signer: await createFollowingJwsSigner(signingJwks, config.keys.algorithms[0]),
+          delivery: createHttpsNoticeDelivery({
+            timeoutMs: noticeConfig.timeoutMs,
+            ...(noticeConfig.caFile === undefined ? {} : { caPem: readFileSync(noticeConfig.caFile, 'utf8') }),
+            // SSRF: a TPP's URL must not reach into the bank's network; the sandbox's receivers are local.
+            guard: createOutboundTargetGuard({ allowPrivate: config.mode === 'sandbox', allowed: noticeConfig.allowedPrivateTargets }),
+          }),
+          metrics: metrics.registry,
+          // Read when a notice is raised, after start-up: the provider exists by then.
+          endpointOf: async (clientId) => {
+            const uri = (await provider.Client.find(clientId))?.metadata()[NOTIFICATION_URI_METADATA];
+            return typeof uri === 'string' ? uri : undefined;
+          },
+          maxAttempts: noticeConfig.maxAttempts,
+          retryBaseSeconds: noticeConfig.retryBaseSeconds,
+          intervalSeconds: noticeConfig.deliveryIntervalSeconds,
+          timeoutMs: noticeConfig.timeoutMs,
+        })
       : undefined;
     const certificateMonitor = createRevocationMonitor({
-      registry, checker, logger, intervalSeconds: config.certificates.revocation.checkIntervalSeconds, expiryWarningDays: config.certificates.expiryWarningDays,
+      registry,
+      checker,
+      logger,
+      intervalSeconds: config.certificates.revocation.checkIntervalSeconds,
+      expiryWarningDays: config.certificates.expiryWarningDays,
       ...(expiryNotices === undefined ? {} : { onExpiring: expiryNotices.raise }),
     });
 
@@ -306,14 +351,22 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     // accounts.source: the customer_account table, the bank's account service, or the sandbox's own.
     // Moat's own certificates by ACME: in hand (from their files, or ordered) before anything presents them.
     ownCertificates = await createOwnCertificates({ config, logger, registry: metrics.registry, now });
-    accountSource = await createAccountSource({ config, sql: storage.sql, logger, registry: metrics.registry, startSandboxService: startSandboxAccountService, now: () => now().getTime() });
+    accountSource = await createAccountSource({
+      config,
+      sql: storage.sql,
+      logger,
+      registry: metrics.registry,
+      startSandboxService: startSandboxAccountService,
+      now: () => now().getTime(),
+    });
     const accounts = accountSource.directory;
     const accountService = accountSource.accountService;
     if (accountService !== undefined) ownCertificates?.accountServiceClient?.onRenewed((renewed) => accountService.setClientCertificate(renewed));
     // What the gateway check knows of tokens, kept per token; forgotten on every instance when a
     // token, grant or client changes through these stores (src/gateway-check/token-facts.ts).
     const tokenFacts = createTokenFactsCache({
-      maxEntries: config.gatewayCheck?.enabled === true ? config.gatewayCheck.cache.maxEntries : 0, live: () => storage.invalidation.live,
+      maxEntries: config.gatewayCheck?.enabled === true ? config.gatewayCheck.cache.maxEntries : 0,
+      live: () => storage.invalidation.live,
     });
     const announceRevoked = connectTokenFacts(tokenFacts, storage.invalidation, logger);
     const tokenStores = {
@@ -329,20 +382,29 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const views = createViews({ branding: config.branding, sandbox: sandbox !== undefined });
     // Passkeys: credentials in Postgres, single-use challenges in the short-lived store.
     const passkeyStore = createSqlPasskeyStore(storage.sql);
-    const passkeys = { store: passkeyStore, ceremonies: createPasskeyCeremonies({ issuer: config.issuer, rpName: config.branding.bankName, store: passkeyStore, challenges: storage.shortLived }) };
+    const passkeys = {
+      store: passkeyStore,
+      ceremonies: createPasskeyCeremonies({ issuer: config.issuer, rpName: config.branding.bankName, store: passkeyStore, challenges: storage.shortLived }),
+    };
     const ready = async () => {
       await Promise.all([storage.durable.ping(), storage.shortLived.ping()]);
       const pending = await pendingMigrations(storage.sql);
       if (pending.length > 0) throw new Error(`migrations pending: ${pending.join(', ')}`);
     };
     metrics.attachSources({
-      activeConsents: async () => Number((await storage.sql.query<{ n: string }>("SELECT count(*) AS n FROM consent WHERE status = 'Authorised'")).rows[0]?.n ?? 0),
+      activeConsents: async () =>
+        Number((await storage.sql.query<{ n: string }>("SELECT count(*) AS n FROM consent WHERE status = 'Authorised'")).rows[0]?.n ?? 0),
       certificates: () => registry.list(),
       ready,
     });
     // Threat detection: learned baselines per TPP, flags, step-up and quarantine.
     const threats = createThreatProtection({
-      config, sql: storage.sql, ...(storage.redis === undefined ? {} : { redis: storage.redis }), audit, logger, metrics: metrics.registry,
+      config,
+      sql: storage.sql,
+      ...(storage.redis === undefined ? {} : { redis: storage.redis }),
+      audit,
+      logger,
+      metrics: metrics.registry,
       revokeClientTokens: (clientId, reason) => consents.revokeAllForClient(clientId, reason),
     });
     await threats.restrictions.refresh();
@@ -350,23 +412,48 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     threats.restrictions.follow(storage.invalidation);
     // Sign-in attempts (and any other secret a customer types) are counted across instances in
     // Redis; while it is away, per instance rather than not at all.
-    const attemptCounters = storage.redis === undefined
-      ? createMemoryAttemptCounterStore()
-      : createRedisAttemptCounterStore(storage.redis, config.storage.redisKeyPrefix, { fallback: createMemoryAttemptCounterStore(), onUnavailable: metrics.storageErrors });
-    const totp = totpBox === undefined ? undefined : createTotpFactor({
-      store: totpStore, box: totpBox, counters: attemptCounters, policy: config.sca.totp, audit, now,
-      ...(sandbox === undefined ? {} : { codesReusableFor: (customerId: string) => SANDBOX_CUSTOMERS.some((c) => c.id === customerId) }),
-    });
+    const attemptCounters =
+      storage.redis === undefined
+        ? createMemoryAttemptCounterStore()
+        : createRedisAttemptCounterStore(storage.redis, config.storage.redisKeyPrefix, {
+            fallback: createMemoryAttemptCounterStore(),
+            onUnavailable: metrics.storageErrors,
+          });
+    const totp =
+      totpBox === undefined
+        ? undefined
+        : createTotpFactor({
+            store: totpStore,
+            box: totpBox,
+            counters: attemptCounters,
+            policy: config.sca.totp,
+            audit,
+            now,
+            ...(sandbox === undefined ? {} : { codesReusableFor: (customerId: string) => SANDBOX_CUSTOMERS.some((c) => c.id === customerId) }),
+          });
     // Decoupled authorisation (CIBA): the provider's hooks reach the bank-app side built just after it.
     let decoupled: DecoupledAuthorisation | undefined;
     // The bank's own app (ciba.bankApp): told of each request, completes it at its callback.
     let providerRef: Provider | undefined;
-    const bankApp = config.ciba.enabled && config.ciba.bankApp !== undefined ? {
-      config: config.ciba.bankApp, issuer: config.issuer, provider: () => providerRef!, authorisation: () => decoupled!, clientCertificate, logger,
-    } : undefined;
-    const cibaHooks = config.ciba.enabled ? createCibaHooks({
-      config, consents, authorisation: () => decoupled!, ...(bankApp === undefined ? {} : { notifyBankApp: createBankAppNotifier(bankApp) }),
-    }) : undefined;
+    const bankApp =
+      config.ciba.enabled && config.ciba.bankApp !== undefined
+        ? {
+            config: config.ciba.bankApp,
+            issuer: config.issuer,
+            provider: () => providerRef!,
+            authorisation: () => decoupled!,
+            clientCertificate,
+            logger,
+          }
+        : undefined;
+    const cibaHooks = config.ciba.enabled
+      ? createCibaHooks({
+          config,
+          consents,
+          authorisation: () => decoupled!,
+          ...(bankApp === undefined ? {} : { notifyBankApp: createBankAppNotifier(bankApp) }),
+        })
+      : undefined;
     const provider = createProvider({
       ...(cibaHooks === undefined ? {} : { ciba: cibaHooks }),
       config,
@@ -393,29 +480,49 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     metrics.attachProvider(provider);
     const admin = config.admin.enabled
       ? createAdminServer({
-        metrics: clusterMetricsSource(metrics.registry), registry, consents, audit, restrictions: threats.restrictions, passkeys: passkeyStore, logger,
-        factors: { ...(totp === undefined ? {} : { totp }), customerExists: (id) => totpStore.customerExists(id) },
-        ...(expiryNotices === undefined ? {} : { notices: expiryNotices }), expiryWarningDays: config.certificates.expiryWarningDays,
-        configuration: { describe: () => describeConfig(configured), heartbeat },
-        credentials: await loadAdminCredentials(config.admin, { createMissingToken: config.mode === 'sandbox' }),
-        hosts: { host: config.admin.host, allowedHosts: config.admin.allowedHosts },
-      })
+          metrics: clusterMetricsSource(metrics.registry),
+          registry,
+          consents,
+          audit,
+          restrictions: threats.restrictions,
+          passkeys: passkeyStore,
+          logger,
+          factors: { ...(totp === undefined ? {} : { totp }), customerExists: (id) => totpStore.customerExists(id) },
+          ...(expiryNotices === undefined ? {} : { notices: expiryNotices }),
+          expiryWarningDays: config.certificates.expiryWarningDays,
+          configuration: { describe: () => describeConfig(configured), heartbeat },
+          credentials: await loadAdminCredentials(config.admin, { createMissingToken: config.mode === 'sandbox' }),
+          hosts: { host: config.admin.host, allowedHosts: config.admin.allowedHosts },
+        })
       : undefined;
     provider.use(consentProviderMiddleware(consents));
     provider.use(actionableErrors(provider));
     provider.use(giveBackCodeOnFailure(provider, logger));
     const ping = createPingDelivery({
-      provider, logger, maxAttempts: config.ciba.ping.maxAttempts, retryBaseMs: config.ciba.ping.retryBaseMs, timeoutMs: config.ciba.ping.timeoutMs,
+      provider,
+      logger,
+      maxAttempts: config.ciba.ping.maxAttempts,
+      retryBaseMs: config.ciba.ping.retryBaseMs,
+      timeoutMs: config.ciba.ping.timeoutMs,
       // A TPP's notification endpoint is on the internet: in production, never a private address.
       guard: createOutboundTargetGuard({ allowPrivate: config.mode === 'sandbox', allowed: [] }),
       ...(config.ciba.ping.caFile === undefined ? {} : { caPem: readFileSync(config.ciba.ping.caFile, 'utf8') }),
     });
     if (cibaHooks !== undefined) {
       decoupled = createDecoupledAuthorisation({
-        provider, store: createSqlDecoupledRequestStore(storage.sql), consents, accounts, ping, logger, now, scopeAccessDays: config.consents.scopeAccessDays,
+        provider,
+        store: createSqlDecoupledRequestStore(storage.sql),
+        consents,
+        accounts,
+        ping,
+        logger,
+        now,
+        scopeAccessDays: config.consents.scopeAccessDays,
         steppedUp: (clientId) => threats.standing.steppedUp(clientId) !== undefined,
       });
-      provider.use(cibaPollPacing({ store: storage.shortLived, intervalSeconds: config.ciba.pollIntervalSeconds, keepSeconds: config.ciba.maxExpirySeconds, now }));
+      provider.use(
+        cibaPollPacing({ store: storage.shortLived, intervalSeconds: config.ciba.pollIntervalSeconds, keepSeconds: config.ciba.maxExpirySeconds, now }),
+      );
     }
     const loginThrottle = createLoginThrottle(config.customers.loginThrottle, attemptCounters);
     const interactionSca = {
@@ -425,54 +532,109 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     };
 
     // What each TPP call looked like to Moat, for the TPP to read back (sandbox by default).
-    const diagnostics = (config.diagnostics.enabled ?? config.mode === 'sandbox')
-      ? createCallDiagnostics({
-        journal: storage.redis === undefined
-          ? createMemoryCallJournal({ retentionSeconds: config.diagnostics.retentionSeconds, perOwner: config.diagnostics.recentPerOwner })
-          : createRedisCallJournal(storage.redis, config.storage.redisKeyPrefix, { retentionSeconds: config.diagnostics.retentionSeconds, perOwner: config.diagnostics.recentPerOwner }),
-        clientCertificate, refusal: certificateGate.refusal, registry, anchors, logger,
-      })
-      : undefined;
+    const diagnostics =
+      (config.diagnostics.enabled ?? config.mode === 'sandbox')
+        ? createCallDiagnostics({
+            journal:
+              storage.redis === undefined
+                ? createMemoryCallJournal({ retentionSeconds: config.diagnostics.retentionSeconds, perOwner: config.diagnostics.recentPerOwner })
+                : createRedisCallJournal(storage.redis, config.storage.redisKeyPrefix, {
+                    retentionSeconds: config.diagnostics.retentionSeconds,
+                    perOwner: config.diagnostics.recentPerOwner,
+                  }),
+            clientCertificate,
+            refusal: certificateGate.refusal,
+            registry,
+            anchors,
+            logger,
+          })
+        : undefined;
     // Moat's own APIs check certificates and DPoP proofs as the token endpoint does: one jti store,
     // the token endpoint's nonces, htu against the issuer.
     const senderConstraint = {
-      issuer: config.issuer, clientCertificate, certificateRefusal: certificateGate.refusal, replay: storage.shortLived, nonces: createDpopNonces(secrets.dpopNonceSecret),
+      issuer: config.issuer,
+      clientCertificate,
+      certificateRefusal: certificateGate.refusal,
+      replay: storage.shortLived,
+      nonces: createDpopNonces(secrets.dpopNonceSecret),
     };
     // The check endpoint API gateways call before each bank API request, on its own listener.
     if (config.gatewayCheck?.enabled === true) for (const outcome of GATEWAY_CHECK_OUTCOMES) metrics.gatewayChecks.inc({ outcome }, 0);
-    const gatewayCheck = config.gatewayCheck?.enabled === true ? createGatewayCheckServer({
-      config: config.gatewayCheck, logger, onOutcome: (outcome) => metrics.gatewayChecks.inc({ outcome }),
-      check: createGatewayCheck({
-        config: config.gatewayCheck, certificateFormat: config.gatewayCheck.forwardedCertificate ?? config.trustedProxies.format,
-        provider, consents, bindingAlive: certificateGate.bindingAlive, quarantined: threats.standing.quarantined,
-        replay: storage.shortLived, nonces: senderConstraint.nonces, cache: tokenFacts,
-        onMalformedCertificate: (detail) => logger.warn({ event: 'gateway_check.malformed_certificate', detail }, 'the gateway forwarded an unreadable client certificate'),
-      }),
-    }) : undefined;
+    const gatewayCheck =
+      config.gatewayCheck?.enabled === true
+        ? createGatewayCheckServer({
+            config: config.gatewayCheck,
+            logger,
+            onOutcome: (outcome) => metrics.gatewayChecks.inc({ outcome }),
+            check: createGatewayCheck({
+              config: config.gatewayCheck,
+              certificateFormat: config.gatewayCheck.forwardedCertificate ?? config.trustedProxies.format,
+              provider,
+              consents,
+              bindingAlive: certificateGate.bindingAlive,
+              quarantined: threats.standing.quarantined,
+              replay: storage.shortLived,
+              nonces: senderConstraint.nonces,
+              cache: tokenFacts,
+              onMalformedCertificate: (detail) =>
+                logger.warn({ event: 'gateway_check.malformed_certificate', detail }, 'the gateway forwarded an unreadable client certificate'),
+            }),
+          })
+        : undefined;
     const csrf = createCsrf({ keys: secrets.cookieKeys, origin: new URL(config.issuer).origin });
 
     const directoryKeys = createDirectoryKeys(directories);
     const registration = createRegistrationMiddleware({
-      config, provider, directories: directoryKeys, clientCertificate, sql: storage.sql, registry, checker, failMode,
-      consents, replay: storage.shortLived, audit, logger,
+      config,
+      provider,
+      directories: directoryKeys,
+      clientCertificate,
+      sql: storage.sql,
+      registry,
+      checker,
+      failMode,
+      consents,
+      replay: storage.shortLived,
+      audit,
+      logger,
     });
     const customerSessions = createCustomerSessions(storage.shortLived, config.customers.dashboardSessionTtl);
     // Every kind from zero, so an alert on a rate sees the series before the first failure.
     if (upstreamIdp !== undefined) for (const kind of FEDERATION_FAILURE_KINDS) metrics.upstreamIdpFailures.inc({ kind }, 0);
-    const federatedLogin = upstreamIdp === undefined || idpConfig === undefined || federatedCustomers === undefined ? undefined : createFederatedLogin({
-      provider, idp: upstreamIdp, idpConfig, states: createSignInStates(storage.shortLived), customers: federatedCustomers,
-      views, csrf, logger, ttlSeconds: config.tokens.interactionTtl, onFailure: (kind) => metrics.upstreamIdpFailures.inc({ kind }),
-      startDashboardSession: (ctx, customerId) => customerSessions.start(ctx, customerId, 'strong'),
-      async startDashboardStepUp(ctx, customerId, upstream) {
-        // A code completes it only when it is of another category than the bank's login (RTS Art. 4).
-        if (totp === undefined || await totp.status(customerId) !== 'active' || !isStrong([upstream, totpFactor()])) return false;
-        await customerSessions.startPending(ctx, customerId);
-        return true;
-      },
-    });
+    const federatedLogin =
+      upstreamIdp === undefined || idpConfig === undefined || federatedCustomers === undefined
+        ? undefined
+        : createFederatedLogin({
+            provider,
+            idp: upstreamIdp,
+            idpConfig,
+            states: createSignInStates(storage.shortLived),
+            customers: federatedCustomers,
+            views,
+            csrf,
+            logger,
+            ttlSeconds: config.tokens.interactionTtl,
+            onFailure: (kind) => metrics.upstreamIdpFailures.inc({ kind }),
+            startDashboardSession: (ctx, customerId) => customerSessions.start(ctx, customerId, 'strong'),
+            async startDashboardStepUp(ctx, customerId, upstream) {
+              // A code completes it only when it is of another category than the bank's login (RTS Art. 4).
+              if (totp === undefined || (await totp.status(customerId)) !== 'active' || !isStrong([upstream, totpFactor()])) return false;
+              await customerSessions.startPending(ctx, customerId);
+              return true;
+            },
+          });
     const app = createApp({
-      config, provider, customers, accounts, consents, views, logger, cookieKeys: secrets.cookieKeys,
-      csrf, passkeys, audit,
+      config,
+      provider,
+      customers,
+      accounts,
+      consents,
+      views,
+      logger,
+      cookieKeys: secrets.cookieKeys,
+      csrf,
+      passkeys,
+      audit,
       ...(federatedLogin === undefined ? {} : { federatedLogin }),
       ...(diagnostics === undefined ? {} : { afterRequest: diagnostics.recordCall }),
       loginThrottle,
@@ -492,26 +654,57 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         },
         createMtlsOutcomeMiddleware({ provider, clientCertificate, refusal: certificateGate.refusal }),
         createRateLimitMiddleware({
-          limits: config.rateLimits, ...(storage.redis === undefined ? {} : { redis: storage.redis }), keyPrefix: config.storage.redisKeyPrefix, clientCertificate, logger,
+          limits: config.rateLimits,
+          ...(storage.redis === undefined ? {} : { redis: storage.redis }),
+          keyPrefix: config.storage.redisKeyPrefix,
+          clientCertificate,
+          logger,
         }),
       ],
       routers: [
         createConsentApiRouter({ provider, consents, issuer: config.issuer, senderConstraint, logger }),
         createGrantManagementRouter({ provider, consents, senderConstraint, logger }),
         ...(bankApp === undefined ? [] : [createBankAppCallbackRouter(bankApp)]),
-        ...(sandbox === undefined ? [] : [
-          createSandboxApiRouter({ provider, issuer: config.issuer, senderConstraint, consents, accounts }),
-          ...(decoupled === undefined ? [] : [
-            createBankAppApiRouter({ authorisation: decoupled, customers, throttle: loginThrottle, sca: interactionSca, logger }),
-            createBankAppPageRouter({ provider, authorisation: decoupled, customers, throttle: loginThrottle, sca: interactionSca, sessions: customerSessions, views, csrf, logger }),
-          ]),
-          createSandboxRevocationRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
-          ...(config.portal.enabled ? [createPortalRouter({
-            config, material: sandbox, sessions: createPortalSessions(storage.shortLived), registry, views, csrf, logger, ...(diagnostics === undefined ? {} : { diagnostics }),
-          })] : []),
-        ]),
+        ...(sandbox === undefined
+          ? []
+          : [
+              createSandboxApiRouter({ provider, issuer: config.issuer, senderConstraint, consents, accounts }),
+              ...(decoupled === undefined
+                ? []
+                : [
+                    createBankAppApiRouter({ authorisation: decoupled, customers, throttle: loginThrottle, sca: interactionSca, logger }),
+                    createBankAppPageRouter({
+                      provider,
+                      authorisation: decoupled,
+                      customers,
+                      throttle: loginThrottle,
+                      sca: interactionSca,
+                      sessions: customerSessions,
+                      views,
+                      csrf,
+                      logger,
+                    }),
+                  ]),
+              createSandboxRevocationRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
+              ...(config.portal.enabled
+                ? [
+                    createPortalRouter({
+                      config,
+                      material: sandbox,
+                      sessions: createPortalSessions(storage.shortLived),
+                      registry,
+                      views,
+                      csrf,
+                      logger,
+                      ...(diagnostics === undefined ? {} : { diagnostics }),
+                    }),
+                  ]
+                : []),
+            ]),
         ...(diagnostics === undefined ? [] : [diagnostics.router]),
-        ...(expiryNotices === undefined ? [] : [createExpiryNoticeDiagnosticsRouter({ clientCertificate, refusal: certificateGate.refusal, registry, notices: expiryNotices })]),
+        ...(expiryNotices === undefined
+          ? []
+          : [createExpiryNoticeDiagnosticsRouter({ clientCertificate, refusal: certificateGate.refusal, registry, notices: expiryNotices })]),
       ],
       beforeProvider: [registration, storableProviderInput(PROVIDER_BODY)],
       ready,
@@ -520,9 +713,12 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     // Consents past their expiry become Expired and lose their tokens (introspection already
     // answers inactive at the expiry itself: the grant's lifetime is capped by it).
     const expirySweep = setInterval(() => {
-      consents.expireDue().then((expired) => {
-        if (expired > 0) logger.info({ event: 'consents.expired', expired }, 'consents expired');
-      }, (err: unknown) => logger.warn({ err, event: 'consents.expiry_failed' }, 'expiring consents failed'));
+      consents.expireDue().then(
+        (expired) => {
+          if (expired > 0) logger.info({ event: 'consents.expired', expired }, 'consents expired');
+        },
+        (err: unknown) => logger.warn({ err, event: 'consents.expiry_failed' }, 'expiring consents failed'),
+      );
     }, config.consents.expiryCheckSeconds * 1000);
     expirySweep.unref();
     certificateMonitor.start();
@@ -531,8 +727,10 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
 
     const handler = app.callback();
     const acmeServer = ownCertificates?.server?.current();
-    let serverIdentity: { cert: string | Buffer; key: string | Buffer } | undefined = !config.tls.terminate ? undefined
-      : acmeServer !== undefined ? { cert: acmeServer.certPem, key: acmeServer.keyPem }
+    let serverIdentity: { cert: string | Buffer; key: string | Buffer } | undefined = !config.tls.terminate
+      ? undefined
+      : acmeServer !== undefined
+        ? { cert: acmeServer.certPem, key: acmeServer.keyPem }
         : { cert: readFileSync(config.tls.certFile ?? sandbox!.serverCertFile), key: readFileSync(config.tls.keyFile ?? sandbox!.serverKeyFile) };
     const server = serverIdentity !== undefined ? createHttpsServer({ ...serverIdentity, ca: anchors.pem, handler }) : createHttpServer(handler);
     // A renewed server certificate: new handshakes get it, connections already open keep theirs.
@@ -545,17 +743,22 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     // Trust files re-read when they change: the anchors object is shared by reference, so every
     // check sees the new set; the TLS context is swapped for the CertificateRequest's CA list.
     const trustFiles = createTrustFileReloader({
-      logger, metrics: metrics.registry, intervalSeconds: config.trustFiles.checkIntervalSeconds,
+      logger,
+      metrics: metrics.registry,
+      intervalSeconds: config.trustFiles.checkIntervalSeconds,
       files: [
         ...trustAnchorFiles.map((file) => ({
-          kind: 'trust_anchors' as const, file,
+          kind: 'trust_anchors' as const,
+          file,
           reload: () => {
             const next = loadTrustAnchors(trustAnchorFiles);
             Object.assign(anchors, next);
             if (serverIdentity !== undefined) (server as unknown as TlsServer).setSecureContext(tlsServerOptions({ ...serverIdentity, ca: anchors.pem }));
           },
         })),
-        ...directories.flatMap((d) => (d.jwksFile === undefined ? [] : [{ kind: 'directory_jwks' as const, file: d.jwksFile, reload: () => directoryKeys.get(d.issuer)?.reloadKeys?.() }])),
+        ...directories.flatMap((d) =>
+          d.jwksFile === undefined ? [] : [{ kind: 'directory_jwks' as const, file: d.jwksFile, reload: () => directoryKeys.get(d.issuer)?.reloadKeys?.() }],
+        ),
         ...(config.admin.tls?.crlFiles ?? []).map((file) => ({ kind: 'operator_crl' as const, file })),
       ],
     });
@@ -566,10 +769,19 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const listenPublic = () => listenOn(server, 'listen', config.listen.host, config.listen.port);
 
     const moat: MoatServer = {
-      server, provider, config, storage, consents, audit, threats, tokenFacts,
+      server,
+      provider,
+      config,
+      storage,
+      consents,
+      audit,
+      threats,
+      tokenFacts,
       ...(decoupled === undefined ? {} : { ciba: { authorisation: decoupled, ping } }),
       certificates: { registry, monitor: certificateMonitor, ...(expiryNotices === undefined ? {} : { notices: expiryNotices }) },
-      trustFiles, heartbeat, ...(ownCertificates === undefined ? {} : { ownCertificates }),
+      trustFiles,
+      heartbeat,
+      ...(ownCertificates === undefined ? {} : { ownCertificates }),
       async listen() {
         if (admin !== undefined) moat.adminPort = await admin.listen(config.admin.host, config.admin.port);
         if (gatewayCheck !== undefined) moat.gatewayCheckPort = await gatewayCheck.listen();

@@ -27,9 +27,17 @@ export interface Send {
 }
 
 export async function send(pool: Dispatcher, request: Send): Promise<Reply> {
-  const [body, type] = request.form !== undefined ? [new URLSearchParams(request.form).toString(), 'application/x-www-form-urlencoded']
-    : request.json !== undefined ? [JSON.stringify(request.json), 'application/json'] : [undefined, undefined];
-  const { statusCode, headers, body: stream } = await pool.request({
+  const [body, type] =
+    request.form !== undefined
+      ? [new URLSearchParams(request.form).toString(), 'application/x-www-form-urlencoded']
+      : request.json !== undefined
+        ? [JSON.stringify(request.json), 'application/json']
+        : [undefined, undefined];
+  const {
+    statusCode,
+    headers,
+    body: stream,
+  } = await pool.request({
     method: request.method,
     path: request.path,
     headers: { ...(type === undefined ? {} : { 'content-type': type }), ...request.headers },
@@ -64,7 +72,11 @@ export function clientCredentials(pool: Dispatcher, client: BenchClient, options
 
 export async function redeemCode(pool: Dispatcher, client: BenchClient, code: string, codeVerifier: string): Promise<Record<string, unknown>> {
   const tokens = await tokenRequest(pool, {
-    grant_type: 'authorization_code', client_id: client.clientId, code, redirect_uri: client.redirectUri, code_verifier: codeVerifier,
+    grant_type: 'authorization_code',
+    client_id: client.clientId,
+    code,
+    redirect_uri: client.redirectUri,
+    code_verifier: codeVerifier,
   });
   if (typeof tokens.id_token !== 'string') throw new Error('token: no id_token for an openid request');
   return tokens;
@@ -72,20 +84,33 @@ export async function redeemCode(pool: Dispatcher, client: BenchClient, code: st
 
 /** A resource server's introspection (RFC 7662); the token must be active. */
 export async function introspect(pool: Dispatcher, resourceServerClientId: string, token: string): Promise<void> {
-  const result = expectJson(await send(pool, { method: 'POST', path: '/introspect', form: { token, client_id: resourceServerClientId } }), 200, 'introspection');
+  const result = expectJson(
+    await send(pool, { method: 'POST', path: '/introspect', form: { token, client_id: resourceServerClientId } }),
+    200,
+    'introspection',
+  );
   if (result.active !== true) throw new Error('introspection: the token is not active');
 }
 
 /** PAR (RFC 9126) with PKCE S256 (FAPI 2.0 SP §5.3.2.2). */
 export async function pushAuthorization(pool: Dispatcher, client: BenchClient): Promise<{ requestUri: string; codeVerifier: string }> {
   const codeVerifier = oauth.generateRandomCodeVerifier();
-  const par = expectJson(await send(pool, {
-    method: 'POST', path: '/par',
-    form: {
-      client_id: client.clientId, response_type: 'code', redirect_uri: client.redirectUri, scope: 'openid accounts',
-      code_challenge: await oauth.calculatePKCECodeChallenge(codeVerifier), code_challenge_method: 'S256',
-    },
-  }), 201, 'PAR');
+  const par = expectJson(
+    await send(pool, {
+      method: 'POST',
+      path: '/par',
+      form: {
+        client_id: client.clientId,
+        response_type: 'code',
+        redirect_uri: client.redirectUri,
+        scope: 'openid accounts',
+        code_challenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
+        code_challenge_method: 'S256',
+      },
+    }),
+    201,
+    'PAR',
+  );
   if (typeof par.request_uri !== 'string') throw new Error('PAR: no request_uri');
   return { requestUri: par.request_uri, codeVerifier };
 }
@@ -113,8 +138,16 @@ class Browser {
   }
 
   private async request(path: string, form?: [string, string][]): Promise<Reply> {
-    const cookie = [...this.cookies].filter(([, c]) => path.startsWith(c.path)).map(([name, c]) => `${name}=${c.value}`).join('; ');
-    const reply = await send(this.pool, { method: form === undefined ? 'GET' : 'POST', path, ...(form === undefined ? {} : { form }), ...(cookie === '' ? {} : { headers: { cookie } }) });
+    const cookie = [...this.cookies]
+      .filter(([, c]) => path.startsWith(c.path))
+      .map(([name, c]) => `${name}=${c.value}`)
+      .join('; ');
+    const reply = await send(this.pool, {
+      method: form === undefined ? 'GET' : 'POST',
+      path,
+      ...(form === undefined ? {} : { form }),
+      ...(cookie === '' ? {} : { headers: { cookie } }),
+    });
     const raw = reply.headers['set-cookie'];
     const headers = new Headers();
     for (const line of raw === undefined ? [] : Array.isArray(raw) ? raw : [raw]) headers.append('set-cookie', line);
@@ -139,7 +172,10 @@ class Browser {
   }
 }
 
-const ALICE: [string, string][] = [['username', 'alice'], ['password', 'alice-sandbox']];
+const ALICE: [string, string][] = [
+  ['username', 'alice'],
+  ['password', 'alice-sandbox'],
+];
 
 /** The customer's part: authorize, sign in, approve; returns the code from the redirect to the TPP. */
 export async function customerApproves(browserPool: Dispatcher, origin: string, client: BenchClient, requestUri: string): Promise<string> {
@@ -150,10 +186,16 @@ export async function customerApproves(browserPool: Dispatcher, origin: string, 
   // Moat's second factor (RTS on SCA Art. 4): the code alice's authenticator app shows; the baseline has none.
   if (consent.reply.text.includes(`${login.path}/totp"`)) {
     const secret = SANDBOX_CUSTOMERS.find((c) => c.username === 'alice')!.totpSecret;
-    consent = await browser.follow(`${login.path}/totp`, [['csrf', hiddenField(consent.reply.text, 'csrf')], ['code', totpCode(secret, new Date())]]);
+    consent = await browser.follow(`${login.path}/totp`, [
+      ['csrf', hiddenField(consent.reply.text, 'csrf')],
+      ['code', totpCode(secret, new Date())],
+    ]);
   }
   if (consent.reply.status !== 200) throw new Error(`login: HTTP ${consent.reply.status} ${consent.reply.text.slice(0, 200)}`);
-  const decision: [string, string][] = [['csrf', hiddenField(consent.reply.text, 'csrf')], ['decision', 'approve']];
+  const decision: [string, string][] = [
+    ['csrf', hiddenField(consent.reply.text, 'csrf')],
+    ['decision', 'approve'],
+  ];
   for (const account of offeredAccounts(consent.reply.text)) decision.push(['accounts', account]);
   const done = await browser.follow(`${consent.path}/consent`, decision);
   const code = done.leftTo?.searchParams.get('code');
@@ -162,7 +204,11 @@ export async function customerApproves(browserPool: Dispatcher, origin: string, 
 }
 
 /** PAR → authorize → login → consent: a code and its PKCE verifier, not yet redeemed. */
-export async function authorizationCode(pools: { tpp: Dispatcher; browser: Dispatcher }, origin: string, client: BenchClient): Promise<{ code: string; codeVerifier: string }> {
+export async function authorizationCode(
+  pools: { tpp: Dispatcher; browser: Dispatcher },
+  origin: string,
+  client: BenchClient,
+): Promise<{ code: string; codeVerifier: string }> {
   const { requestUri, codeVerifier } = await pushAuthorization(pools.tpp, client);
   return { code: await customerApproves(pools.browser, origin, client, requestUri), codeVerifier };
 }

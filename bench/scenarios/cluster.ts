@@ -24,8 +24,14 @@ const TICKS_PER_SECOND = 100;
 function processTree(pid: number): number[] {
   let children: number[] = [];
   try {
-    children = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
-  } catch { /* none */ }
+    children = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    /* none */
+  }
   return [pid, ...children.flatMap(processTree)];
 }
 
@@ -35,11 +41,15 @@ function treeStats(pid: number): ServerStats {
   let rssBytes = 0;
   for (const p of processTree(pid)) {
     try {
-      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+      const fields = readFileSync(`/proc/${p}/stat`, 'utf8')
+        .replace(/^.*\) /, '')
+        .split(' ');
       // After the command name: field 14 (utime) and 15 (stime) of proc(5) are at 11 and 12 here.
       cpuMicros += ((Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND) * 1e6;
       rssBytes += Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) * 1024;
-    } catch { /* exited meanwhile */ }
+    } catch {
+      /* exited meanwhile */
+    }
   }
   return { cpuMicros, rssBytes, heapUsedBytes: 0, handshakes: 0, resumedHandshakes: 0 };
 }
@@ -49,10 +59,18 @@ async function startCluster(ctx: BenchContext, workers: number): Promise<{ handl
   const config = { ...benchConfig(ctx.fixtures, port, { storage: true }), workers };
   const file = join(ctx.fixtures.dir, `cluster-${workers}.yaml`);
   writeFileSync(file, stringify(config));
-  const child = spawn(process.execPath, ['src/main.ts', '--config', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MOAT_LOGGING__LEVEL: 'warn' } });
+  const child = spawn(process.execPath, ['src/main.ts', '--config', file], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, MOAT_LOGGING__LEVEL: 'warn' },
+  });
   let output = '';
-  child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { output += d.toString(); });
+  child.stdout.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
   const deadline = Date.now() + 60_000;
   while ((output.match(/listening on port/g) ?? []).length < workers) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`Moat with ${workers} workers did not start: ${output}`);
@@ -76,7 +94,14 @@ async function startCluster(ctx: BenchContext, workers: number): Promise<{ handl
 export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult> {
   const title = 'Moat with 1 vs 2 worker processes (workers: N), client_credentials over mTLS keep-alive';
   if (ctx.options.postgresUrl === undefined || ctx.options.redisUrl === undefined) {
-    return { id: 'cluster', title, operation: 'request', rows: [], ratios: [], notes: ['skipped: needs --postgres and --redis (several workers cannot share the embedded database)'] };
+    return {
+      id: 'cluster',
+      title,
+      operation: 'request',
+      rows: [],
+      ratios: [],
+      notes: ['skipped: needs --postgres and --redis (several workers cannot share the embedded database)'],
+    };
   }
   const rows: { server: string; measurement: Measurement }[] = [];
   // Twice the keep-alive connections: enough for both workers to be busy.
@@ -86,7 +111,9 @@ export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult>
     const pool = createTlsPool({ origin, serverCaPem: ctx.fixtures.sandbox.serverCaPem, identity: ctx.fixtures.tpp, connections });
     try {
       // The TPP registered with the main Moat target lives in the same Postgres: no registration here.
-      const run = loop(connections, async () => { await clientCredentials(pool, ctx.moat.client); });
+      const run = loop(connections, async () => {
+        await clientCredentials(pool, ctx.moat.client);
+      });
       if (ctx.options.warmupSeconds > 0) await run(ctx.options.warmupSeconds * 1000);
       const recorder = new MeasurementRecorder();
       await recorder.round(handle, () => run(ctx.options.durationSeconds * 1000));
@@ -97,7 +124,10 @@ export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult>
     }
   }
   return {
-    id: 'cluster', title, operation: 'request', rows,
+    id: 'cluster',
+    title,
+    operation: 'request',
+    rows,
     ratios: [ratio(rows, 'moat ×2', 'moat ×1')],
     notes: ['srv CPU % is the whole process tree (primary + workers); the load generator shares the same 2 cores'],
   };

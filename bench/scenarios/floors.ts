@@ -12,7 +12,9 @@ export async function keepAliveFloor(ctx: BenchContext): Promise<ScenarioResult>
   const { options, fixtures } = ctx;
   const floors = await ctx.floors();
   const pool = createTlsPool({
-    origin: `https://127.0.0.1:${floors.ports.moatTls}`, serverCaPem: fixtures.sandbox.serverCaPem, identity: fixtures.tpp,
+    origin: `https://127.0.0.1:${floors.ports.moatTls}`,
+    serverCaPem: fixtures.sandbox.serverCaPem,
+    identity: fixtures.tpp,
     connections: options.concurrency.keepAlive,
   });
   const form = { grant_type: 'client_credentials', client_id: ctx.moat.client.clientId, scope: 'accounts' };

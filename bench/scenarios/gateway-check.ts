@@ -29,10 +29,14 @@ export async function gatewayCheck(ctx: BenchContext): Promise<ScenarioResult> {
   const certificate = encodeURIComponent(fixtures.tpp.certPem);
   const checkOnce = async (token: string) => {
     const reply = await send(check, {
-      method: 'GET', path: '/',
+      method: 'GET',
+      path: '/',
       headers: {
-        'x-moat-gateway-secret': fixtures.gatewaySecret.value, authorization: `Bearer ${token}`, 'x-ssl-client-cert': certificate,
-        'x-original-method': 'GET', 'x-original-uri': '/sandbox-api/accounts',
+        'x-moat-gateway-secret': fixtures.gatewaySecret.value,
+        authorization: `Bearer ${token}`,
+        'x-ssl-client-cert': certificate,
+        'x-original-method': 'GET',
+        'x-original-uri': '/sandbox-api/accounts',
       },
     });
     if (reply.status !== 200) throw new Error(`gateway check: HTTP ${reply.status} ${reply.text.slice(0, 200)}`);
@@ -51,7 +55,12 @@ export async function gatewayCheck(ctx: BenchContext): Promise<ScenarioResult> {
   }
 
   const floors = await ctx.floors();
-  const floorPool = createTlsPool({ origin: `https://127.0.0.1:${floors.ports.moatTls}`, serverCaPem: fixtures.sandbox.serverCaPem, identity: fixtures.tpp, connections });
+  const floorPool = createTlsPool({
+    origin: `https://127.0.0.1:${floors.ports.moatTls}`,
+    serverCaPem: fixtures.sandbox.serverCaPem,
+    identity: fixtures.tpp,
+    connections,
+  });
   const floor = loop(connections, async () => {
     const reply = await send(floorPool, { method: 'POST', path: '/token', form: { grant_type: 'client_credentials' } });
     if (reply.status !== 200) throw new Error(`floor: HTTP ${reply.status}`);

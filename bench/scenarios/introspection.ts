@@ -19,7 +19,7 @@ export async function accessTokens(target: Target, ctx: BenchContext): Promise<s
     const tokens: string[] = [];
     for (let i = 0; i < codes.length; i += ctx.options.concurrency.keepAlive) {
       const batch = codes.slice(i, i + ctx.options.concurrency.keepAlive);
-      tokens.push(...await Promise.all(batch.map(async (code) => String((await redeemCode(pool, target.client, code, codeVerifier)).access_token))));
+      tokens.push(...(await Promise.all(batch.map(async (code) => String((await redeemCode(pool, target.client, code, codeVerifier)).access_token)))));
     }
     return tokens;
   } finally {

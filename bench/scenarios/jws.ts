@@ -24,8 +24,15 @@ const PARALLEL = 8;
 function idTokenClaims(): Record<string, unknown> {
   const now = Math.floor(Date.now() / 1000);
   return {
-    iss: 'https://127.0.0.1:8443', sub: 'cust-alice', aud: 'G8P3Uq7OpedAcr55y-QAtq4gxzgD-h5jU0qb8Pkayep', iat: now, exp: now + 300,
-    auth_time: now, at_hash: 'kZ0hEqfbZ9hH8pK4xjYgOQ', c_hash: 'x4Wf0yM0Jm7a1pQ2hZ9lXw', openbanking_intent_id: 'aac-3f0b0c3e-5d7b-4a57',
+    iss: 'https://127.0.0.1:8443',
+    sub: 'cust-alice',
+    aud: 'G8P3Uq7OpedAcr55y-QAtq4gxzgD-h5jU0qb8Pkayep',
+    iat: now,
+    exp: now + 300,
+    auth_time: now,
+    at_hash: 'kZ0hEqfbZ9hH8pK4xjYgOQ',
+    c_hash: 'x4Wf0yM0Jm7a1pQ2hZ9lXw',
+    openbanking_intent_id: 'aac-3f0b0c3e-5d7b-4a57',
   };
 }
 
@@ -33,12 +40,14 @@ async function rate(sign: () => Promise<unknown>, inFlight: number, seconds = SE
   const until = performance.now() + seconds * 1000;
   let count = 0;
   const started = performance.now();
-  await Promise.all(Array.from({ length: inFlight }, async () => {
-    while (performance.now() < until) {
-      await sign();
-      count += 1;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (performance.now() < until) {
+        await sign();
+        count += 1;
+      }
+    }),
+  );
   return Number((count / ((performance.now() - started) / 1000)).toFixed(0));
 }
 

@@ -66,7 +66,11 @@ function soakFixtures(f: BenchFixtures): BenchFixtures {
 
 export async function soak(ctx: BenchContext): Promise<SoakResult> {
   const { options } = ctx;
-  const target = await startMoatTarget(soakFixtures(ctx.fixtures), { name: 'moat-soak', tuning: SOAK_TUNING, ...(ctx.cpuProfileDir === undefined ? {} : { cpuProfileDir: ctx.cpuProfileDir }) });
+  const target = await startMoatTarget(soakFixtures(ctx.fixtures), {
+    name: 'moat-soak',
+    tuning: SOAK_TUNING,
+    ...(ctx.cpuProfileDir === undefined ? {} : { cpuProfileDir: ctx.cpuProfileDir }),
+  });
   const MiB = 1024 * 1024;
   const tppConnections = Math.max(2, options.concurrency.keepAlive - 4);
   const tpp = target.tppPool(tppConnections + 2);
@@ -80,30 +84,40 @@ export async function soak(ctx: BenchContext): Promise<SoakResult> {
     const sampler = (async () => {
       while (running) {
         const stats = await target.server.stats({ collectGarbage: true, ...(samples.length === 0 ? { mark: 'start' as const } : {}) });
-        samples.push({ seconds: Number(((performance.now() - started) / 1000).toFixed(1)), rssMiB: Number((stats.rssBytes / MiB).toFixed(1)), heapAfterGcMiB: Number((stats.heapUsedBytes / MiB).toFixed(1)) });
+        samples.push({
+          seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
+          rssMiB: Number((stats.rssBytes / MiB).toFixed(1)),
+          heapAfterGcMiB: Number((stats.heapUsedBytes / MiB).toFixed(1)),
+        });
         await sleep(SAMPLE_EVERY_MS);
       }
     })();
-    const [pairs, flows] = await Promise.all([
+    const [pairs, flows] = (await Promise.all([
       runClosedLoop({
-        concurrency: tppConnections, durationMs,
+        concurrency: tppConnections,
+        durationMs,
         operation: async () => {
           const { access_token: token } = await clientCredentials(tpp, target.client);
           await introspect(rs, ctx.fixtures.resourceServer.clientId, String(token));
         },
       }),
       runClosedLoop({
-        concurrency: 2, durationMs,
+        concurrency: 2,
+        durationMs,
         operation: async () => {
           const { code, codeVerifier } = await authorizationCode({ tpp, browser }, target.origin, target.client);
           await redeemCode(tpp, target.client, code, codeVerifier);
         },
       }),
-    ]) as [LoadResult, LoadResult];
+    ])) as [LoadResult, LoadResult];
     running = false;
     await sampler;
     const final = await target.server.stats({ collectGarbage: true, mark: 'end' });
-    samples.push({ seconds: Number(((performance.now() - started) / 1000).toFixed(1)), rssMiB: Number((final.rssBytes / MiB).toFixed(1)), heapAfterGcMiB: Number((final.heapUsedBytes / MiB).toFixed(1)) });
+    samples.push({
+      seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
+      rssMiB: Number((final.rssBytes / MiB).toFixed(1)),
+      heapAfterGcMiB: Number((final.heapUsedBytes / MiB).toFixed(1)),
+    });
 
     // Steady state: the stored tokens' lifetime plus a purge interval after the start (or a third of a short soak).
     const steadyFrom = Math.round(Math.min(SOAK_TUNING.tokens.accessTokenTtl + 2 * SOAK_TUNING.purgeIntervalSeconds, options.soakSeconds / 3));

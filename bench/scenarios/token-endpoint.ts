@@ -110,10 +110,17 @@ export async function newConnectionPerRequest(ctx: BenchContext, tlsVersion: Tls
   const floors = await ctx.floors();
   const rows: ScenarioRow[] = [];
   // The floors answer the same token-request form with "ok": a handshake plus the cheapest request.
-  for (const [name, port] of [['floor-moat-tls', floors.ports.moatTls!], ['floor-node-default-tls', floors.ports.defaultTls!]] as const) {
+  for (const [name, port] of [
+    ['floor-moat-tls', floors.ports.moatTls!],
+    ['floor-node-default-tls', floors.ports.defaultTls!],
+  ] as const) {
     const pool = createTlsPool({
-      origin: `https://127.0.0.1:${port}`, serverCaPem: fixtures.sandbox.serverCaPem, identity: fixtures.tpp,
-      connections: options.concurrency.newConnection, tlsVersion, resumeSessions: true,
+      origin: `https://127.0.0.1:${port}`,
+      serverCaPem: fixtures.sandbox.serverCaPem,
+      identity: fixtures.tpp,
+      connections: options.concurrency.newConnection,
+      tlsVersion,
+      resumeSessions: true,
     });
     const form = { grant_type: 'client_credentials', client_id: ctx.moat.client.clientId, scope: 'accounts' };
     rows.push({
@@ -126,7 +133,10 @@ export async function newConnectionPerRequest(ctx: BenchContext, tlsVersion: Tls
   }
   for (const target of [ctx.baseline, ctx.moat]) {
     const pool = target.tppPool(options.concurrency.newConnection, { tlsVersion, resumeSessions: true });
-    rows.push({ server: target.name, measurement: await perConnection(pool, target.server, ctx, () => clientCredentials(pool, target.client, { reset: true })) });
+    rows.push({
+      server: target.name,
+      measurement: await perConnection(pool, target.server, ctx, () => clientCredentials(pool, target.client, { reset: true })),
+    });
   }
   const version = tlsVersion === 'TLSv1.2' ? '1.2' : '1.3';
   return {
@@ -142,8 +152,8 @@ export async function newConnectionPerRequest(ctx: BenchContext, tlsVersion: Tls
       costRatio(rows, 'baseline', 'floor-moat-tls'),
     ],
     notes: [
-      'floor-moat-tls: bare node https server with Moat\'s TLS options (tls/https-server.ts: no tickets, no session cache, so every handshake is full)',
-      'floor-node-default-tls: bare node https server with node\'s defaults (sessions resumed)',
+      "floor-moat-tls: bare node https server with Moat's TLS options (tls/https-server.ts: no tickets, no session cache, so every handshake is full)",
+      "floor-node-default-tls: bare node https server with node's defaults (sessions resumed)",
       'on a 2-core machine the load generator (one core) limits the floors: compare the cpu-cost ratios too',
     ],
   };

@@ -38,10 +38,10 @@ const CUSTOMER = { id: 'cust-alice', username: 'alice', password: 'alice-sandbox
 async function createCustomers(): Promise<CustomerDirectory & { check(username: string, password: string): Promise<boolean> }> {
   const hash = await hashPassword(CUSTOMER.password);
   const customer = { id: CUSTOMER.id, name: CUSTOMER.name };
-  const check = async (username: string, password: string) => username === CUSTOMER.username && await verifyPassword(password, hash);
+  const check = async (username: string, password: string) => username === CUSTOMER.username && (await verifyPassword(password, hash));
   return {
     check,
-    authenticate: async (username, password) => (await check(username, password) ? customer : undefined),
+    authenticate: async (username, password) => ((await check(username, password)) ? customer : undefined),
     findById: async (id) => (id === customer.id ? customer : undefined),
   };
 }
@@ -51,9 +51,19 @@ function noConsents(): ConsentService {
   const absent = () => Promise.reject(new Error('the baseline keeps no consents'));
   return {
     findByGrantId: async () => undefined,
-    lodgeIntent: absent, getForClient: absent, getForCustomer: absent, listForCustomer: absent, listForClient: absent,
-    events: absent, authorise: absent, reject: absent, revoke: absent, withdraw: absent, consume: absent,
-    revokeAllForClient: absent, expireDue: absent,
+    lodgeIntent: absent,
+    getForClient: absent,
+    getForCustomer: absent,
+    listForCustomer: absent,
+    listForClient: absent,
+    events: absent,
+    authorise: absent,
+    reject: absent,
+    revoke: absent,
+    withdraw: absent,
+    consume: absent,
+    revokeAllForClient: absent,
+    expireDue: absent,
   };
 }
 
@@ -90,7 +100,8 @@ function createInteractionHandler(provider: Provider, customers: Awaited<ReturnT
   return async (req: IncomingMessage, res: ServerResponse, step: string | undefined): Promise<void> => {
     const details = await provider.interactionDetails(req, res);
     if (req.method === 'GET' && step === undefined) {
-      if (details.prompt.name === 'login') page(res, 200, `/interaction/${details.uid}/login`, '<input name="username"><input name="password" type="password">');
+      if (details.prompt.name === 'login')
+        page(res, 200, `/interaction/${details.uid}/login`, '<input name="username"><input name="password" type="password">');
       else page(res, 200, `/interaction/${details.uid}/consent`, '<input type="hidden" name="decision" value="approve">');
       return;
     }
@@ -101,7 +112,7 @@ function createInteractionHandler(provider: Provider, customers: Awaited<ReturnT
     const form = await readForm(req);
     let result: InteractionResults;
     if (step === 'login' && details.prompt.name === 'login') {
-      if (!await customers.check(form.get('username') ?? '', form.get('password') ?? '')) {
+      if (!(await customers.check(form.get('username') ?? '', form.get('password') ?? ''))) {
         page(res, 401, `/interaction/${details.uid}/login`, '<p>The username or password is incorrect.</p>');
         return;
       }
@@ -170,9 +181,10 @@ export async function startBaseline(rawConfig: Record<string, unknown>, baseDir:
     listeners: [server],
     registerClient: (metadata) => storeClient(adapter, metadata),
     mintCodes: createCodeMinter(provider),
-    close: () => new Promise<void>((closed) => {
-      server.close(() => closed());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((closed) => {
+        server.close(() => closed());
+        server.closeAllConnections();
+      }),
   };
 }

@@ -40,13 +40,17 @@ export function createCodeMinter(provider: Provider, onGrant?: OnGrant): (templa
     const code = await provider.AuthorizationCode.find(templateCode);
     if (code?.grantId === undefined || code.clientId === undefined) throw new Error('the template authorization code is unknown or has no grant');
     const grant = await provider.Grant.find(code.grantId);
-    if (grant === undefined) throw new Error('the template code\'s grant is gone');
+    if (grant === undefined) throw new Error("the template code's grant is gone");
     const session = code.sessionUid === undefined ? undefined : await provider.Session.findByUid(code.sessionUid);
-    if (session === undefined) throw new Error('the template code\'s session is gone');
+    if (session === undefined) throw new Error("the template code's session is gone");
     const { uid: _uid, ...sessionFields } = withoutIdentity(session);
     template = {
-      code: withoutIdentity(code), grant: withoutIdentity(grant), grantId: code.grantId, clientId: code.clientId,
-      session: sessionFields, sessionTtl: (session.exp ?? 0) - (session.iat ?? 0),
+      code: withoutIdentity(code),
+      grant: withoutIdentity(grant),
+      grantId: code.grantId,
+      clientId: code.clientId,
+      session: sessionFields,
+      sessionTtl: (session.exp ?? 0) - (session.iat ?? 0),
     };
     templates.set(templateCode, template);
     return template;
@@ -62,7 +66,9 @@ export function createCodeMinter(provider: Provider, onGrant?: OnGrant): (templa
     const SessionModel = provider.Session as unknown as new (payload: Record<string, unknown>) => InstanceType<typeof provider.Session>;
     const session = new SessionModel({ ...template.session, authorizations });
     await session.save(template.sessionTtl);
-    const code = new provider.AuthorizationCode({ ...template.code, grantId, sessionUid: session.uid } as ConstructorParameters<typeof provider.AuthorizationCode>[0]);
+    const code = new provider.AuthorizationCode({ ...template.code, grantId, sessionUid: session.uid } as ConstructorParameters<
+      typeof provider.AuthorizationCode
+    >[0]);
     return code.save();
   };
 
@@ -73,7 +79,7 @@ export function createCodeMinter(provider: Provider, onGrant?: OnGrant): (templa
     const PARALLEL = 8;
     for (let done = 0; done < count; done += PARALLEL) {
       const batch = Math.min(PARALLEL, count - done);
-      codes.push(...await Promise.all(Array.from({ length: batch }, () => mintOne(template))));
+      codes.push(...(await Promise.all(Array.from({ length: batch }, () => mintOne(template)))));
     }
     return codes;
   };

@@ -46,18 +46,24 @@ export async function spawnServer(name: string, spec: ServerSpec, options: Spawn
     pending.clear();
   });
 
-  const call = <T>(command: Command): Promise<T> => new Promise<T>((resolve, reject) => {
-    const id = nextId;
-    nextId += 1;
-    pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-    child.send({ ...command, id });
-  });
+  const call = <T>(command: Command): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const id = nextId;
+      nextId += 1;
+      pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      child.send({ ...command, id });
+    });
 
   const { ports } = await call<Started>({ command: 'start', spec });
   return {
     name,
     ports,
-    stats: (opts = {}) => call<ServerStats>({ command: 'stats', ...(opts.collectGarbage === true ? { collectGarbage: true } : {}), ...(opts.mark === undefined ? {} : { mark: opts.mark }) }),
+    stats: (opts = {}) =>
+      call<ServerStats>({
+        command: 'stats',
+        ...(opts.collectGarbage === true ? { collectGarbage: true } : {}),
+        ...(opts.mark === undefined ? {} : { mark: opts.mark }),
+      }),
     registerClient: (metadata) => call<void>({ command: 'register-client', metadata }),
     mintCodes: (templateCode, count) => call<string[]>({ command: 'mint-codes', templateCode, count }),
     async stop() {

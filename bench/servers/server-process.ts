@@ -34,9 +34,15 @@ function countHandshakes(server: BenchServer): void {
 async function start(spec: ServerSpec): Promise<Started> {
   if (running !== undefined) throw new Error('this server process is already running a server');
   switch (spec.kind) {
-    case 'moat': running = await startMoat(spec.rawConfig, spec.baseDir); break;
-    case 'baseline': running = await startBaseline(spec.rawConfig, spec.baseDir); break;
-    case 'floors': running = await startFloors(spec.dataDir); break;
+    case 'moat':
+      running = await startMoat(spec.rawConfig, spec.baseDir);
+      break;
+    case 'baseline':
+      running = await startBaseline(spec.rawConfig, spec.baseDir);
+      break;
+    case 'floors':
+      running = await startFloors(spec.dataDir);
+      break;
   }
   countHandshakes(running);
   return { ports: running.ports };
@@ -64,8 +70,10 @@ function server(): BenchServer {
 
 async function handle(command: Command): Promise<unknown> {
   switch (command.command) {
-    case 'start': return start(command.spec);
-    case 'stats': return stats(command.collectGarbage === true, command.mark);
+    case 'start':
+      return start(command.spec);
+    case 'stats':
+      return stats(command.collectGarbage === true, command.mark);
     case 'register-client': {
       const { registerClient } = server();
       if (registerClient === undefined) throw new Error('this server registers clients through its own endpoint');

@@ -27,14 +27,22 @@ const tpps = standardTpps();
 const settings = detectorSettings(configSchema.parse({ issuer: 'https://localhost:8443' }).threats);
 const started = Date.now();
 const report = await runThreatSimulation({
-  seed, days, learningDays, tpps, loginFailuresPeak: 3, settings,
+  seed,
+  days,
+  learningDays,
+  tpps,
+  loginFailuresPeak: 3,
+  settings,
   attacks: standardAttacks({ seed, days, learningDays, tpps, perKind: Number(values['attacks-per-kind']) }),
 });
 const lines = [
   `threat detector simulation: ${report.tpps} TPPs, ${days} days (${learningDays} learning), ${report.requests.toLocaleString('en')} requests, seed ${seed} — ${((Date.now() - started) / 1000).toFixed(1)} s`,
   '',
   'attack                           injected  detected  median time to detect  most severe flag (low / medium / high)  median time to it',
-  ...Object.entries(report.byKind).map(([kind, k]) => `${kind.padEnd(32)} ${String(k.injected).padStart(8)}  ${String(k.detected).padStart(8)}  ${(k.medianSecondsToDetect === null ? '-' : `${k.medianSecondsToDetect} s`).padStart(21)}  ${`${k.severities.low} / ${k.severities.medium} / ${k.severities.high}`.padEnd(38)}  ${k.medianSecondsToMostSevere === null ? '-' : `${k.medianSecondsToMostSevere} s`}`),
+  ...Object.entries(report.byKind).map(
+    ([kind, k]) =>
+      `${kind.padEnd(32)} ${String(k.injected).padStart(8)}  ${String(k.detected).padStart(8)}  ${(k.medianSecondsToDetect === null ? '-' : `${k.medianSecondsToDetect} s`).padStart(21)}  ${`${k.severities.low} / ${k.severities.medium} / ${k.severities.high}`.padEnd(38)}  ${k.medianSecondsToMostSevere === null ? '-' : `${k.medianSecondsToMostSevere} s`}`,
+  ),
   '',
   `detection rate: ${(report.detectionRate * 100).toFixed(1)} %`,
   `false positives: ${report.falsePositives.total} (low ${report.falsePositives.bySeverity.low}, medium ${report.falsePositives.bySeverity.medium}, high ${report.falsePositives.bySeverity.high}) — ${report.falsePositives.perTppDay} per TPP-day`,

@@ -65,8 +65,16 @@ export interface SimulationReport {
   tpps: number;
   requests: number;
   attacks: AttackOutcome[];
-  byKind: Record<string, { injected: number; detected: number; medianSecondsToDetect: number | null; medianSecondsToMostSevere: number | null; severities: Record<Severity, number> }>;
-  falsePositives: { total: number; bySeverity: Record<Severity, number>; perTppDay: number; examples: Pick<ThreatFlag, 'entity' | 'signal' | 'severity' | 'explanation'>[] };
+  byKind: Record<
+    string,
+    { injected: number; detected: number; medianSecondsToDetect: number | null; medianSecondsToMostSevere: number | null; severities: Record<Severity, number> }
+  >;
+  falsePositives: {
+    total: number;
+    bySeverity: Record<Severity, number>;
+    perTppDay: number;
+    examples: Pick<ThreatFlag, 'entity' | 'signal' | 'severity' | 'explanation'>[];
+  };
   detectionRate: number;
 }
 
@@ -109,7 +117,13 @@ const BOTNET_RANGES = 40;
 export async function runThreatSimulation(options: SimulationOptions): Promise<SimulationReport> {
   const random = prng(options.seed);
   const flags: ThreatFlag[] = [];
-  const detector = createThreatDetector({ state: createMemoryThreatState(), settings: options.settings, onFlag: (f) => { flags.push(f); } });
+  const detector = createThreatDetector({
+    state: createMemoryThreatState(),
+    settings: options.settings,
+    onFlag: (f) => {
+      flags.push(f);
+    },
+  });
   const bucketMs = options.settings.bucketSeconds * 1000;
   const minutes = options.days * 1440;
   const start = Date.UTC(2026, 0, 5); // a Monday, 00:00 UTC
@@ -150,25 +164,49 @@ export async function runThreatSimulation(options: SimulationOptions): Promise<S
       switch (attack.kind) {
         case 'scraping-spike': // stolen credentials pulling every customer's data from a new host
           for (let i = 0; i < tpp!.peakPerMinute * 8; i += 1) {
-            events.push({ at: when(i), clientId: tpp!.clientId, address: `${ATTACKER_RANGE}.${7 + (i % 3)}`, endpoint: 'token', outcome: 'ok', customerId: `${tpp!.clientId}-customer-${Math.floor(random() * tpp!.customers)}` });
+            events.push({
+              at: when(i),
+              clientId: tpp!.clientId,
+              address: `${ATTACKER_RANGE}.${7 + (i % 3)}`,
+              endpoint: 'token',
+              outcome: 'ok',
+              customerId: `${tpp!.clientId}-customer-${Math.floor(random() * tpp!.customers)}`,
+            });
           }
           break;
         case 'slow-scrape': // the same, trickled: two and a half times the usual volume, for half an hour
           for (let i = 0; i < Math.round(tpp!.peakPerMinute * 1.5); i += 1) {
-            events.push({ at: when(i), clientId: tpp!.clientId, address: `${tpp!.ranges[0]}.${7 + (i % 3)}`, endpoint: 'token', outcome: 'ok', customerId: `${tpp!.clientId}-customer-${Math.floor(random() * tpp!.customers)}` });
+            events.push({
+              at: when(i),
+              clientId: tpp!.clientId,
+              address: `${tpp!.ranges[0]}.${7 + (i % 3)}`,
+              endpoint: 'token',
+              outcome: 'ok',
+              customerId: `${tpp!.clientId}-customer-${Math.floor(random() * tpp!.customers)}`,
+            });
           }
           break;
         case 'scope-probing':
-          for (let i = 0; i < 12; i += 1) events.push({ at: when(i), clientId: tpp!.clientId, address: `${tpp!.ranges[0]}.9`, endpoint: 'par', outcome: i % 2 === 0 ? 'invalid_scope' : 'invalid_authorization_details' });
+          for (let i = 0; i < 12; i += 1)
+            events.push({
+              at: when(i),
+              clientId: tpp!.clientId,
+              address: `${tpp!.ranges[0]}.9`,
+              endpoint: 'par',
+              outcome: i % 2 === 0 ? 'invalid_scope' : 'invalid_authorization_details',
+            });
           break;
         case 'code-replay-storm':
-          for (let i = 0; i < 25; i += 1) events.push({ at: when(i), clientId: tpp!.clientId, address: `${tpp!.ranges[0]}.9`, endpoint: 'token', outcome: 'invalid_grant' });
+          for (let i = 0; i < 25; i += 1)
+            events.push({ at: when(i), clientId: tpp!.clientId, address: `${tpp!.ranges[0]}.9`, endpoint: 'token', outcome: 'invalid_grant' });
           break;
         case 'credential-stuffing':
-          for (let i = 0; i < 120; i += 1) events.push({ at: when(i), address: `${ATTACKER_RANGE}.${1 + (i % 250)}`, endpoint: 'login', outcome: 'login_failed' });
+          for (let i = 0; i < 120; i += 1)
+            events.push({ at: when(i), address: `${ATTACKER_RANGE}.${1 + (i % 250)}`, endpoint: 'login', outcome: 'login_failed' });
           break;
         case 'distributed-credential-stuffing': // a botnet: a few attempts from each of many ranges
-          for (let i = 0; i < 60; i += 1) events.push({ at: when(i), address: `192.0.${i % BOTNET_RANGES}.${1 + Math.floor(random() * 250)}`, endpoint: 'login', outcome: 'login_failed' });
+          for (let i = 0; i < 60; i += 1)
+            events.push({ at: when(i), address: `192.0.${i % BOTNET_RANGES}.${1 + Math.floor(random() * 250)}`, endpoint: 'login', outcome: 'login_failed' });
           break;
       }
     }
@@ -185,15 +223,19 @@ export async function runThreatSimulation(options: SimulationOptions): Promise<S
 
 function entityOf(attack: Attack): (f: ThreatFlag) => boolean {
   switch (attack.kind) {
-    case 'credential-stuffing': return (f) => f.entity === `range:${ATTACKER_RANGE}.0/24` || f.entity === 'login';
-    case 'distributed-credential-stuffing': return (f) => f.entity === 'login' || f.entity.startsWith('range:192.0.');
-    default: return (f) => f.clientId === attack.clientId;
+    case 'credential-stuffing':
+      return (f) => f.entity === `range:${ATTACKER_RANGE}.0/24` || f.entity === 'login';
+    case 'distributed-credential-stuffing':
+      return (f) => f.entity === 'login' || f.entity.startsWith('range:192.0.');
+    default:
+      return (f) => f.clientId === attack.clientId;
   }
 }
 
 function report(options: SimulationOptions, flags: ThreatFlag[], requests: number, start: number): SimulationReport {
   const windows = options.attacks.map((a) => ({
-    attack: a, from: start + a.startMinute * 60_000,
+    attack: a,
+    from: start + a.startMinute * 60_000,
     // Flags up to two buckets after the attack's end still belong to it (closing-bucket judgement).
     to: start + (a.startMinute + a.minutes) * 60_000 + 2 * options.settings.bucketSeconds * 1000,
   }));
@@ -203,40 +245,64 @@ function report(options: SimulationOptions, flags: ThreatFlag[], requests: numbe
     const first = during[0];
     const maxSeverity = (['high', 'medium', 'low'] as const).find((s) => during.some((f) => f.severity === s));
     return {
-      ...attack, detected: first !== undefined,
-      ...(first === undefined ? {} : {
-        secondsToDetect: Math.round((first.at.getTime() - from) / 1000),
-        firstFlag: { signal: first.signal, severity: first.severity, explanation: first.explanation },
-      }),
-      ...(maxSeverity === undefined ? {} : {
-        maxSeverity, secondsToMostSevere: Math.round((during.find((f) => f.severity === maxSeverity)!.at.getTime() - from) / 1000),
-      }),
+      ...attack,
+      detected: first !== undefined,
+      ...(first === undefined
+        ? {}
+        : {
+            secondsToDetect: Math.round((first.at.getTime() - from) / 1000),
+            firstFlag: { signal: first.signal, severity: first.severity, explanation: first.explanation },
+          }),
+      ...(maxSeverity === undefined
+        ? {}
+        : {
+            maxSeverity,
+            secondsToMostSevere: Math.round((during.find((f) => f.severity === maxSeverity)!.at.getTime() - from) / 1000),
+          }),
     };
   });
   const explained = (f: ThreatFlag) => windows.some(({ attack, from, to }) => entityOf(attack)(f) && f.at.getTime() >= from && f.at.getTime() <= to);
   const falsePositives = flags.filter((f) => !explained(f));
   const byKind: SimulationReport['byKind'] = {};
   for (const o of outcomes) {
-    const k = byKind[o.kind] ?? { injected: 0, detected: 0, medianSecondsToDetect: null, medianSecondsToMostSevere: null, severities: { low: 0, medium: 0, high: 0 } };
+    const k = byKind[o.kind] ?? {
+      injected: 0,
+      detected: 0,
+      medianSecondsToDetect: null,
+      medianSecondsToMostSevere: null,
+      severities: { low: 0, medium: 0, high: 0 },
+    };
     k.injected += 1;
     if (o.maxSeverity !== undefined) k.severities[o.maxSeverity] += 1;
     if (o.detected) k.detected += 1;
     byKind[o.kind] = k;
   }
   for (const [kind, k] of Object.entries(byKind)) {
-    const times = outcomes.filter((o) => o.kind === kind && o.secondsToDetect !== undefined).map((o) => o.secondsToDetect!).sort((a, b) => a - b);
+    const times = outcomes
+      .filter((o) => o.kind === kind && o.secondsToDetect !== undefined)
+      .map((o) => o.secondsToDetect!)
+      .sort((a, b) => a - b);
     k.medianSecondsToDetect = times.length === 0 ? null : times[Math.floor((times.length - 1) / 2)]!;
-    const toWorst = outcomes.filter((o) => o.kind === kind && o.secondsToMostSevere !== undefined).map((o) => o.secondsToMostSevere!).sort((a, b) => a - b);
+    const toWorst = outcomes
+      .filter((o) => o.kind === kind && o.secondsToMostSevere !== undefined)
+      .map((o) => o.secondsToMostSevere!)
+      .sort((a, b) => a - b);
     k.medianSecondsToMostSevere = toWorst.length === 0 ? null : toWorst[Math.floor((toWorst.length - 1) / 2)]!;
   }
   const bySeverity: Record<Severity, number> = { low: 0, medium: 0, high: 0 };
   for (const f of falsePositives) bySeverity[f.severity] += 1;
   const judgedDays = options.days - options.learningDays;
   return {
-    seed: options.seed, days: options.days, learningDays: options.learningDays, tpps: options.tpps.length, requests,
-    attacks: outcomes, byKind,
+    seed: options.seed,
+    days: options.days,
+    learningDays: options.learningDays,
+    tpps: options.tpps.length,
+    requests,
+    attacks: outcomes,
+    byKind,
     falsePositives: {
-      total: falsePositives.length, bySeverity,
+      total: falsePositives.length,
+      bySeverity,
       perTppDay: Number((falsePositives.length / Math.max(1, options.tpps.length * judgedDays)).toFixed(3)),
       examples: falsePositives.slice(0, 10).map(({ entity, signal, severity, explanation }) => ({ entity, signal, severity, explanation })),
     },
@@ -260,8 +326,12 @@ export function standardTpps(): TppProfile[] {
 export function standardAttacks(options: { seed: number; days: number; learningDays: number; tpps: TppProfile[]; perKind: number }): Attack[] {
   const random = prng(options.seed ^ 0x5eed);
   const kinds: [AttackKind, number, boolean][] = [
-    ['scraping-spike', 10, true], ['slow-scrape', 30, true], ['scope-probing', 5, true], ['code-replay-storm', 3, true],
-    ['credential-stuffing', 10, false], ['distributed-credential-stuffing', 10, false],
+    ['scraping-spike', 10, true],
+    ['slow-scrape', 30, true],
+    ['scope-probing', 5, true],
+    ['code-replay-storm', 3, true],
+    ['credential-stuffing', 10, false],
+    ['distributed-credential-stuffing', 10, false],
   ];
   const attacks: Attack[] = [];
   const firstMinute = options.learningDays * 1440;

@@ -128,9 +128,11 @@ async function main(argv: string[]): Promise<number> {
     const client: oauth.Client = { ...registered, use_mtls_endpoint_aliases: withCertificate };
     say('2. Registration: registered over mutual TLS with the software statement');
     say(`  client_id: ${client.client_id}`);
-    say(signingKey === undefined
-      ? `  client authentication: ${String(registered.token_endpoint_auth_method)} as ${String(registered.tls_client_auth_subject_dn)}`
-      : `  client authentication: ${String(registered.token_endpoint_auth_method)} with the signing key ${signingKey.kid} (the software statement's software_jwks)`);
+    say(
+      signingKey === undefined
+        ? `  client authentication: ${String(registered.token_endpoint_auth_method)} as ${String(registered.tls_client_auth_subject_dn)}`
+        : `  client authentication: ${String(registered.token_endpoint_auth_method)} with the signing key ${signingKey.kid} (the software statement's software_jwks)`,
+    );
     if (options.dpop) say(`  DPoP-bound access tokens: ${registered.dpop_bound_access_tokens === true ? 'yes' : 'no'}`);
     else say(`  certificate-bound access tokens: ${registered.tls_client_certificate_bound_access_tokens === true ? 'yes' : 'no'}`);
     const dpop = dpopKey === undefined ? undefined : oauth.DPoP(client, dpopKey);
@@ -140,22 +142,30 @@ async function main(argv: string[]): Promise<number> {
     step = '3 (pushed authorization request)';
     const codeVerifier = oauth.generateRandomCodeVerifier();
     const state = oauth.generateRandomState();
-    const authorizationDetails = [{
-      type: 'account_information',
-      permissions: ['ReadAccountsDetail', 'ReadBalances'],
-      expirationDateTime: new Date(Date.now() + 90 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'),
-    }];
-    const par = await oauth.pushedAuthorizationRequest(as, client, clientAuth, {
-      response_type: 'code',
-      redirect_uri: redirectUri,
-      scope: 'openid accounts',
-      code_challenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
-      code_challenge_method: 'S256',
-      state,
-      authorization_details: JSON.stringify(authorizationDetails),
-      // RFC 9449 §10: the code will be redeemable only with a proof of this key (FAPI 2.0 SP §5.3.2.1).
-      ...(jkt === undefined ? {} : { dpop_jkt: jkt }),
-    }, http);
+    const authorizationDetails = [
+      {
+        type: 'account_information',
+        permissions: ['ReadAccountsDetail', 'ReadBalances'],
+        expirationDateTime: new Date(Date.now() + 90 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+      },
+    ];
+    const par = await oauth.pushedAuthorizationRequest(
+      as,
+      client,
+      clientAuth,
+      {
+        response_type: 'code',
+        redirect_uri: redirectUri,
+        scope: 'openid accounts',
+        code_challenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
+        code_challenge_method: 'S256',
+        state,
+        authorization_details: JSON.stringify(authorizationDetails),
+        // RFC 9449 §10: the code will be redeemable only with a proof of this key (FAPI 2.0 SP §5.3.2.1).
+        ...(jkt === undefined ? {} : { dpop_jkt: jkt }),
+      },
+      http,
+    );
     const { request_uri: requestUri, expires_in: parExpiresIn } = await oauth.processPushedAuthorizationResponse(as, client, par);
     say('3. Pushed authorization request: PKCE S256, account details and balances for 90 days');
     say(`  request_uri: ${requestUri} (use within ${parExpiresIn} s)`);
@@ -168,7 +178,9 @@ async function main(argv: string[]): Promise<number> {
     authorizationUrl.searchParams.set('request_uri', requestUri);
     let callback: URL;
     if (options.browser) {
-      say('4. The customer: open this address in your browser, sign in (alice / alice-sandbox, then the code for TOTP secret MOATSANDBOXALICETOTPSECRET234567) and press Allow');
+      say(
+        '4. The customer: open this address in your browser, sign in (alice / alice-sandbox, then the code for TOTP secret MOATSANDBOXALICETOTPSECRET234567) and press Allow',
+      );
       say(`  ${authorizationUrl.href}`);
       callback = await askForCallback(redirectUri);
     } else {
@@ -188,12 +200,22 @@ async function main(argv: string[]): Promise<number> {
     // 5. Token request over the same certificate: the access token is bound to it (RFC 8705 §3);
     //    or with a DPoP proof: the access token is bound to the DPoP key (RFC 9449 §5).
     step = '5 (token)';
-    const tokens = await retryingDPoPNonce(dpop, async () => oauth.processAuthorizationCodeResponse(as, client,
-      await oauth.authorizationCodeGrantRequest(as, client, clientAuth, callbackParams, redirectUri, codeVerifier, { ...http, ...(dpop === undefined ? {} : { DPoP: dpop }) })));
+    const tokens = await retryingDPoPNonce(dpop, async () =>
+      oauth.processAuthorizationCodeResponse(
+        as,
+        client,
+        await oauth.authorizationCodeGrantRequest(as, client, clientAuth, callbackParams, redirectUri, codeVerifier, {
+          ...http,
+          ...(dpop === undefined ? {} : { DPoP: dpop }),
+        }),
+      ),
+    );
     const idToken = oauth.getValidatedIdTokenClaims(tokens);
-    say(dpop === undefined
-      ? `5. Token: exchanged the code (with the PKCE verifier) ${signingKey === undefined ? 'over mutual TLS' : 'with a client assertion, over mutual TLS'}`
-      : `5. Token: exchanged the code (with the PKCE verifier) with ${signingKey === undefined ? 'mutual TLS' : 'a client assertion'} and a DPoP proof`);
+    say(
+      dpop === undefined
+        ? `5. Token: exchanged the code (with the PKCE verifier) ${signingKey === undefined ? 'over mutual TLS' : 'with a client assertion, over mutual TLS'}`
+        : `5. Token: exchanged the code (with the PKCE verifier) with ${signingKey === undefined ? 'mutual TLS' : 'a client assertion'} and a DPoP proof`,
+    );
     say(`  access token: ${tokens.token_type}, expires in ${tokens.expires_in} s, scope ${tokens.scope}`);
     say(`  consent: ${String(tokens.consent_id)}`);
     say(`  ID token for: ${idToken?.sub ?? '(none)'}; refresh token: ${tokens.refresh_token === undefined ? 'no' : 'yes'}`);
@@ -201,8 +223,11 @@ async function main(argv: string[]): Promise<number> {
 
     // 6. Introspection (RFC 7662): active, and bound to this certificate's thumbprint (or DPoP key's).
     step = '6 (introspection)';
-    const introspection = await oauth.processIntrospectionResponse(as, client,
-      await oauth.introspectionRequest(as, client, clientAuth, tokens.access_token, http));
+    const introspection = await oauth.processIntrospectionResponse(
+      as,
+      client,
+      await oauth.introspectionRequest(as, client, clientAuth, tokens.access_token, http),
+    );
     if (!introspection.active) throw new OAuthFailure('inactive_token', 'introspection says the new access token is not active');
     say('6. Introspection: the token is active');
     say(`  subject ${String(introspection.sub)}, client ${String(introspection.client_id)}, audience ${String(introspection.aud)}`);
@@ -223,8 +248,14 @@ async function main(argv: string[]): Promise<number> {
     //    to, or with a fresh DPoP proof of its key (RFC 9449 §7, which covers the token: `ath`).
     step = '7 (sandbox API)';
     const apiUrl = new URL(`${as.issuer.replace(/\/$/, '')}/sandbox-api/accounts`);
-    const api = await retryingDPoPNonce(dpop, () => oauth.protectedResourceRequest(tokens.access_token, 'GET', apiUrl, undefined, undefined, { ...http, ...(dpop === undefined ? {} : { DPoP: dpop }) }));
-    const body = await api.json() as { error?: string; error_description?: string; data?: { accounts?: { accountId: string; identification?: string; balance?: string }[] } };
+    const api = await retryingDPoPNonce(dpop, () =>
+      oauth.protectedResourceRequest(tokens.access_token, 'GET', apiUrl, undefined, undefined, { ...http, ...(dpop === undefined ? {} : { DPoP: dpop }) }),
+    );
+    const body = (await api.json()) as {
+      error?: string;
+      error_description?: string;
+      data?: { accounts?: { accountId: string; identification?: string; balance?: string }[] };
+    };
     if (!api.ok) throw new OAuthFailure(body.error ?? `http_${api.status}`, body.error_description);
     const accounts = body.data?.accounts ?? [];
     say(`7. Sandbox API: GET ${apiUrl.pathname} answered ${api.status} with ${accounts.length} account(s)`);
@@ -233,16 +264,31 @@ async function main(argv: string[]): Promise<number> {
     if (jkt === undefined) {
       say('Done: registered, consented, got a certificate-bound token and called the API with it.');
       // One line for scripts: the thumbprint check's result, as checked in step 6.
-      say(JSON.stringify({
-        firstCall: 'done', certificateBound: bound === thumbprint, 'x5t#S256': thumbprint, introspectedX5tS256: bound,
-        clientId: client.client_id, apiStatus: api.status, accounts: accounts.length,
-      }));
+      say(
+        JSON.stringify({
+          firstCall: 'done',
+          certificateBound: bound === thumbprint,
+          'x5t#S256': thumbprint,
+          introspectedX5tS256: bound,
+          clientId: client.client_id,
+          apiStatus: api.status,
+          accounts: accounts.length,
+        }),
+      );
     } else {
       say('Done: registered, consented, got a DPoP-bound token and called the API with it.');
-      say(JSON.stringify({
-        firstCall: 'done', auth, dpopBound: bound === jkt, jkt, introspectedJkt: bound,
-        clientId: client.client_id, apiStatus: api.status, accounts: accounts.length,
-      }));
+      say(
+        JSON.stringify({
+          firstCall: 'done',
+          auth,
+          dpopBound: bound === jkt,
+          jkt,
+          introspectedJkt: bound,
+          clientId: client.client_id,
+          apiStatus: api.status,
+          accounts: accounts.length,
+        }),
+      );
     }
     return 0;
   } catch (err) {
@@ -289,10 +335,13 @@ async function register(fetch: Fetch, endpoint: string, metadata: Record<string,
     headers: { 'content-type': 'application/json', accept: 'application/json' },
     body: JSON.stringify(metadata),
   });
-  const body = await res.json().catch(() => ({})) as Record<string, unknown>;
+  const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
   if (res.status !== 201 || typeof body.client_id !== 'string') {
     // RFC 7591 §3.2.2: a refusal is {error, error_description}.
-    throw new OAuthFailure(typeof body.error === 'string' ? body.error : `http_${res.status}`, typeof body.error_description === 'string' ? body.error_description : undefined);
+    throw new OAuthFailure(
+      typeof body.error === 'string' ? body.error : `http_${res.status}`,
+      typeof body.error_description === 'string' ? body.error_description : undefined,
+    );
   }
   return body as Record<string, unknown> & { client_id: string };
 }
@@ -302,7 +351,7 @@ async function askForCallback(redirectUri: string): Promise<URL> {
   const prompt = createInterface({ input: process.stdin, output: process.stdout });
   try {
     say(`  Your browser then goes to ${redirectUri}?code=…; nothing listens there in this example, so`);
-    const pasted = await prompt.question('  paste the address from the browser\'s address bar here: ');
+    const pasted = await prompt.question("  paste the address from the browser's address bar here: ");
     if (!URL.canParse(pasted.trim())) throw new Error('that is not a URL');
     return new URL(pasted.trim());
   } finally {

@@ -166,5 +166,10 @@ function pageError(html: string): string {
 
 function attribute(attributes: string, name: string): string | undefined {
   const match = new RegExp(`\\s${name}="([^"]*)"`).exec(attributes);
-  return match?.[1]?.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  return match?.[1]
+    ?.replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
 }

@@ -26,7 +26,16 @@ export function createAccountServiceHandler(directory: AccountDirectory, options
       const list = LIST.exec(url.pathname);
       if (list !== null) {
         const accounts = await directory.listForCustomer(decodeURIComponent(list[1]!));
-        return answer(res, 200, { accounts: accounts.map((a) => ({ id: a.id, nickname: a.nickname, type: a.accountType, currency: a.currency, schemeName: a.schemeName, identification: a.identification })) });
+        return answer(res, 200, {
+          accounts: accounts.map((a) => ({
+            id: a.id,
+            nickname: a.nickname,
+            type: a.accountType,
+            currency: a.currency,
+            schemeName: a.schemeName,
+            identification: a.identification,
+          })),
+        });
       }
       const canPay = CAN_PAY.exec(url.pathname);
       if (canPay !== null) {
@@ -35,7 +44,7 @@ export function createAccountServiceHandler(directory: AccountDirectory, options
         const customerId = decodeURIComponent(canPay[1]!);
         const account = (await directory.listForCustomer(customerId)).find((a) => a.id === decodeURIComponent(canPay[2]!));
         if (account === undefined) return answer(res, 404, { error: 'no such account of this customer' });
-        const payable = await directory.canPay(customerId, account.id, query.data) && (options.canPay?.(account, Number(query.data.amount)) ?? true);
+        const payable = (await directory.canPay(customerId, account.id, query.data)) && (options.canPay?.(account, Number(query.data.amount)) ?? true);
         return answer(res, 200, { canPay: payable });
       }
       return answer(res, 404, { error: 'not a path of the contract' });

@@ -25,18 +25,43 @@ export interface AccountServiceMetrics {
 
 export function createAccountServiceMetrics(registry: Registry): AccountServiceMetrics {
   const requests = new Counter({
-    name: 'moat_account_service_requests_total', help: 'Requests to the account service (each attempt, retries included) by operation and outcome',
-    labelNames: ['operation', 'outcome'], registers: [registry],
+    name: 'moat_account_service_requests_total',
+    help: 'Requests to the account service (each attempt, retries included) by operation and outcome',
+    labelNames: ['operation', 'outcome'],
+    registers: [registry],
   });
   const duration = new Histogram({
-    name: 'moat_account_service_request_duration_seconds', help: 'Account service request latency by operation',
-    labelNames: ['operation'], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry],
+    name: 'moat_account_service_request_duration_seconds',
+    help: 'Account service request latency by operation',
+    labelNames: ['operation'],
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
   });
-  const retries = new Counter({ name: 'moat_account_service_retries_total', help: 'Account service requests retried after a timeout, connection failure or 5xx', labelNames: ['operation'], registers: [registry] });
-  const refused = new Counter({ name: 'moat_account_service_circuit_refusals_total', help: 'Account service calls refused at once because the circuit breaker is open', labelNames: ['operation'], registers: [registry] });
-  const cacheHits = new Counter({ name: 'moat_account_service_cache_hits_total', help: 'Account service answers reused within the interaction that asked for them', labelNames: ['operation'], registers: [registry] });
+  const retries = new Counter({
+    name: 'moat_account_service_retries_total',
+    help: 'Account service requests retried after a timeout, connection failure or 5xx',
+    labelNames: ['operation'],
+    registers: [registry],
+  });
+  const refused = new Counter({
+    name: 'moat_account_service_circuit_refusals_total',
+    help: 'Account service calls refused at once because the circuit breaker is open',
+    labelNames: ['operation'],
+    registers: [registry],
+  });
+  const cacheHits = new Counter({
+    name: 'moat_account_service_cache_hits_total',
+    help: 'Account service answers reused within the interaction that asked for them',
+    labelNames: ['operation'],
+    registers: [registry],
+  });
   // A cluster is as bad as its worst worker.
-  const circuit = new Gauge({ name: 'moat_account_service_circuit_state', help: 'The account service circuit breaker: 0 closed, 1 half-open, 2 open', registers: [registry], aggregator: 'max' });
+  const circuit = new Gauge({
+    name: 'moat_account_service_circuit_state',
+    help: 'The account service circuit breaker: 0 closed, 1 half-open, 2 open',
+    registers: [registry],
+    aggregator: 'max',
+  });
   circuit.set(CIRCUIT_VALUE.closed);
   return {
     request(operation, outcome, seconds) {

@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import {
-  ACCOUNT_SERVICE_CONTRACT_VERSION, ACCOUNT_SERVICE_PATHS, accountListSchema, canPayQuerySchema, canPaySchema, contractAccountSchema,
+  ACCOUNT_SERVICE_CONTRACT_VERSION,
+  ACCOUNT_SERVICE_PATHS,
+  accountListSchema,
+  canPayQuerySchema,
+  canPaySchema,
+  contractAccountSchema,
 } from './account-service-contract.ts';
 
 /*
@@ -42,7 +47,10 @@ const failureAnswers = {
 };
 
 export function accountServiceOpenApi(): Record<string, unknown> {
-  const query = withoutDialect(z.toJSONSchema(canPayQuerySchema, { io: 'input', unrepresentable: 'throw' }) as JsonSchema) as { properties: Record<string, JsonSchema>; required: string[] };
+  const query = withoutDialect(z.toJSONSchema(canPayQuerySchema, { io: 'input', unrepresentable: 'throw' }) as JsonSchema) as {
+    properties: Record<string, JsonSchema>;
+    required: string[];
+  };
   return {
     openapi: '3.1.0',
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
@@ -51,7 +59,7 @@ export function accountServiceOpenApi(): Record<string, unknown> {
       version: ACCOUNT_SERVICE_CONTRACT_VERSION,
       description: [
         "What a bank implements so that Moat (accounts.source: http) can offer a customer's accounts on the consent page and check that the account chosen for a payment can pay it.",
-        "Moat calls over mutual TLS with its client certificate (accounts.http.clientCertFile); the service should accept only that certificate. Both operations are safe, idempotent GETs: Moat retries them after a timeout, a connection failure or a 5xx, within accounts.http.retries.",
+        'Moat calls over mutual TLS with its client certificate (accounts.http.clientCertFile); the service should accept only that certificate. Both operations are safe, idempotent GETs: Moat retries them after a timeout, a connection failure or a 5xx, within accounts.http.retries.',
         'An answer that does not match its schema is refused as a whole, and Moat logs each offending field (never its value). Fields not named here are ignored.',
         'Generated from src/accounts/account-service-contract.ts by `npm run openapi:accounts`; a test fails when the two differ.',
       ].join('\n\n'),
@@ -63,7 +71,8 @@ export function accountServiceOpenApi(): Record<string, unknown> {
         get: {
           operationId: 'listCustomerAccounts',
           summary: "A customer's accounts",
-          description: 'The accounts Moat may offer the customer on a consent page. `customerId` is the id the customer signed in as (customers.source decides it). An unknown customer is answered with an empty list, not 404.',
+          description:
+            'The accounts Moat may offer the customer on a consent page. `customerId` is the id the customer signed in as (customers.source decides it). An unknown customer is answered with an empty list, not 404.',
           parameters: [pathParameter('customerId', "The customer's id as Moat knows it")],
           responses: { 200: json(ref('AccountList'), "The customer's accounts"), ...failureAnswers },
         },
@@ -75,7 +84,7 @@ export function accountServiceOpenApi(): Record<string, unknown> {
           description: 'Asked for each account offered for a payment before the customer chooses: only accounts that can pay are offered.',
           parameters: [
             pathParameter('customerId', "The customer's id as Moat knows it"),
-            pathParameter('accountId', 'An `id` from the customer\'s account list'),
+            pathParameter('accountId', "An `id` from the customer's account list"),
             ...Object.entries(query.properties).map(([name, schema]) => ({ name, in: 'query', required: query.required.includes(name), schema })),
           ],
           responses: {

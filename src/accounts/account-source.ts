@@ -61,13 +61,21 @@ export function createConfiguredAccountService(
   try {
     createSecureContext({ cert: tls.certPem, key: tls.keyPem, ...(tls.caPem === undefined ? {} : { ca: tls.caPem }) });
   } catch (err) {
-    throw new Error(`accounts.http.clientCertFile, accounts.http.clientKeyFile, accounts.http.caFile: not a usable certificate, key and CA (${(err as Error).message})`, { cause: err });
+    throw new Error(
+      `accounts.http.clientCertFile, accounts.http.clientKeyFile, accounts.http.caFile: not a usable certificate, key and CA (${(err as Error).message})`,
+      { cause: err },
+    );
   }
   return createHttpAccountDirectory({
     url: http.url,
     tls,
-    timeoutMs: http.timeoutMs, retries: http.retries, retryBackoffMs: http.retryBackoffMs, circuitBreaker: http.circuitBreaker,
-    cacheSeconds: deps.cacheSeconds, logger: deps.logger, metrics: createAccountServiceMetrics(deps.registry),
+    timeoutMs: http.timeoutMs,
+    retries: http.retries,
+    retryBackoffMs: http.retryBackoffMs,
+    circuitBreaker: http.circuitBreaker,
+    cacheSeconds: deps.cacheSeconds,
+    logger: deps.logger,
+    metrics: createAccountServiceMetrics(deps.registry),
     ...(deps.now === undefined ? {} : { now: deps.now }),
   });
 }
@@ -88,12 +96,24 @@ export async function createAccountSource(deps: {
   const cacheSeconds = config.tokens.interactionTtl;
   if (source === 'database') return { source, directory: database, close: async () => undefined };
   if (source === 'http') {
-    const client = createConfiguredAccountService(config.accounts.http!, { logger, registry, cacheSeconds, ...(deps.now === undefined ? {} : { now: deps.now }) });
-    logger.info({ event: 'accounts.source', source }, 'accounts from the bank\'s account service');
+    const client = createConfiguredAccountService(config.accounts.http!, {
+      logger,
+      registry,
+      cacheSeconds,
+      ...(deps.now === undefined ? {} : { now: deps.now }),
+    });
+    logger.info({ event: 'accounts.source', source }, "accounts from the bank's account service");
     return { source, directory: client, accountService: client, close: async () => client.close() };
   }
   const service = await deps.startSandboxService(database);
-  const options: AccountServiceClientOptions = { url: service.url, tls: service.tls, ...SANDBOX_CLIENT, cacheSeconds, logger, metrics: createAccountServiceMetrics(registry) };
+  const options: AccountServiceClientOptions = {
+    url: service.url,
+    tls: service.tls,
+    ...SANDBOX_CLIENT,
+    cacheSeconds,
+    logger,
+    metrics: createAccountServiceMetrics(registry),
+  };
   const client = createHttpAccountDirectory(options);
   return {
     source,

@@ -2,12 +2,14 @@ import { Agent, request } from 'node:https';
 import { performance } from 'node:perf_hooks';
 import type { z } from 'zod';
 import {
-  AccountsUnavailable, type AccountDirectory, type AccountLookup, type AccountsUnavailableReason, type CustomerAccount,
+  AccountsUnavailable,
+  type AccountDirectory,
+  type AccountLookup,
+  type AccountsUnavailableReason,
+  type CustomerAccount,
 } from '../customers/account-directory.ts';
 import type { Logger } from '../observability/logger.ts';
-import {
-  ACCOUNT_SERVICE_PATHS, accountListSchema, canPaySchema, contractPath, contractViolations, type ContractAccount,
-} from './account-service-contract.ts';
+import { ACCOUNT_SERVICE_PATHS, accountListSchema, canPaySchema, contractPath, contractViolations, type ContractAccount } from './account-service-contract.ts';
 import type { AccountServiceMetrics, AccountServiceOperation, AccountServiceOutcome } from './account-service-metrics.ts';
 import { createCircuitBreaker, type CircuitState } from './circuit-breaker.ts';
 
@@ -65,7 +67,11 @@ type Attempt = { outcome: 'ok'; body: unknown } | { outcome: Exclude<AccountServ
 const RETRIED: ReadonlySet<AccountServiceOutcome> = new Set(['timeout', 'connection_failed', 'service_error']);
 
 const REASON: Record<Exclude<AccountServiceOutcome, 'ok' | 'not_found'>, AccountsUnavailableReason> = {
-  timeout: 'timeout', connection_failed: 'connection_failed', service_error: 'service_error', unexpected_status: 'unexpected_status', malformed_answer: 'malformed_answer',
+  timeout: 'timeout',
+  connection_failed: 'connection_failed',
+  service_error: 'service_error',
+  unexpected_status: 'unexpected_status',
+  malformed_answer: 'malformed_answer',
 };
 
 class AnswerTooLarge extends Error {}
@@ -74,13 +80,19 @@ export function createHttpAccountDirectory(options: AccountServiceClientOptions)
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((done) => setTimeout(done, ms)));
   const base = new URL(options.url);
-  const agentFor = (client: { certPem: string; keyPem: string }) => new Agent({
-    keepAlive: true, cert: client.certPem, key: client.keyPem, ...(options.tls.caPem === undefined ? {} : { ca: options.tls.caPem }),
-  });
+  const agentFor = (client: { certPem: string; keyPem: string }) =>
+    new Agent({
+      keepAlive: true,
+      cert: client.certPem,
+      key: client.keyPem,
+      ...(options.tls.caPem === undefined ? {} : { ca: options.tls.caPem }),
+    });
   let agent = agentFor(options.tls);
   const { logger, metrics } = options;
   const breaker = createCircuitBreaker({
-    failureThreshold: options.circuitBreaker.failureThreshold, openMs: options.circuitBreaker.openSeconds * 1000, now,
+    failureThreshold: options.circuitBreaker.failureThreshold,
+    openMs: options.circuitBreaker.openSeconds * 1000,
+    now,
     onStateChange: (state: CircuitState) => {
       metrics.circuit(state);
       const log = state === 'open' ? logger.warn.bind(logger) : logger.info.bind(logger);
@@ -95,24 +107,25 @@ export function createHttpAccountDirectory(options: AccountServiceClientOptions)
     return url;
   };
 
-  const send = (url: URL): Promise<{ status: number; text: string }> => new Promise((resolve, reject) => {
-    const req = request(url, { agent, method: 'GET', headers: { accept: 'application/json' }, signal: AbortSignal.timeout(options.timeoutMs) }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_ANSWER_BYTES) {
-          res.destroy(new AnswerTooLarge(`the answer is over ${MAX_ANSWER_BYTES} bytes`));
-          return;
-        }
-        chunks.push(chunk);
+  const send = (url: URL): Promise<{ status: number; text: string }> =>
+    new Promise((resolve, reject) => {
+      const req = request(url, { agent, method: 'GET', headers: { accept: 'application/json' }, signal: AbortSignal.timeout(options.timeoutMs) }, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_ANSWER_BYTES) {
+            res.destroy(new AnswerTooLarge(`the answer is over ${MAX_ANSWER_BYTES} bytes`));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
       });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
+      req.on('error', reject);
+      req.end();
     });
-    req.on('error', reject);
-    req.end();
-  });
 
   const attemptOnce = async (url: URL, schema: z.ZodType, notFoundIsAnswer: boolean): Promise<Attempt> => {
     let answer: { status: number; text: string };
@@ -164,15 +177,27 @@ export function createHttpAccountDirectory(options: AccountServiceClientOptions)
       }
       if (RETRIED.has(result.outcome) && attempt <= options.retries) {
         metrics.retry(operation);
-        logger.info({ event: 'account_service.retry', outcome: reason, operation, attempt, ...(result.status === undefined ? {} : { status: result.status }) }, 'account service request retried');
+        logger.info(
+          { event: 'account_service.retry', outcome: reason, operation, attempt, ...(result.status === undefined ? {} : { status: result.status }) },
+          'account service request retried',
+        );
         await sleep(backoff(options.retryBackoffMs, attempt));
         continue;
       }
       logger.warn(
-        { event: 'account_service.unavailable', outcome: reason, operation, attempt, ...(result.status === undefined ? {} : { status: result.status }), ...(result.cause === undefined ? {} : { err: result.cause }) },
+        {
+          event: 'account_service.unavailable',
+          outcome: reason,
+          operation,
+          attempt,
+          ...(result.status === undefined ? {} : { status: result.status }),
+          ...(result.cause === undefined ? {} : { err: result.cause }),
+        },
         `account service ${operation} failed: ${reason}`,
       );
-      throw new AccountsUnavailable(reason, `the account service failed (${reason}${result.status === undefined ? '' : `, HTTP ${result.status}`})`, { cause: result.cause });
+      throw new AccountsUnavailable(reason, `the account service failed (${reason}${result.status === undefined ? '' : `, HTTP ${result.status}`})`, {
+        cause: result.cause,
+      });
     }
   };
 
@@ -201,17 +226,20 @@ export function createHttpAccountDirectory(options: AccountServiceClientOptions)
   };
 
   const listForCustomer = async (customerId: string): Promise<CustomerAccount[]> => {
-    const body = await call('list_accounts', urlFor(contractPath(ACCOUNT_SERVICE_PATHS.accounts, { customerId })), accountListSchema) as z.infer<typeof accountListSchema>;
+    const body = (await call('list_accounts', urlFor(contractPath(ACCOUNT_SERVICE_PATHS.accounts, { customerId })), accountListSchema)) as z.infer<
+      typeof accountListSchema
+    >;
     return body.accounts.map(customerAccount);
   };
 
   return {
     listForCustomer: (customerId, lookup) => cached('list_accounts', [customerId], lookup, () => listForCustomer(customerId)),
-    canPay: (customerId, accountId, amount, lookup) => cached('can_pay', [customerId, accountId, amount.amount, amount.currency], lookup, async () => {
-      const url = urlFor(contractPath(ACCOUNT_SERVICE_PATHS.canPay, { customerId, accountId }), { amount: amount.amount, currency: amount.currency });
-      const body = await call('can_pay', url, canPaySchema, true) as z.infer<typeof canPaySchema> | undefined;
-      return body?.canPay === true;
-    }),
+    canPay: (customerId, accountId, amount, lookup) =>
+      cached('can_pay', [customerId, accountId, amount.amount, amount.currency], lookup, async () => {
+        const url = urlFor(contractPath(ACCOUNT_SERVICE_PATHS.canPay, { customerId, accountId }), { amount: amount.amount, currency: amount.currency });
+        const body = (await call('can_pay', url, canPaySchema, true)) as z.infer<typeof canPaySchema> | undefined;
+        return body?.canPay === true;
+      }),
     async check() {
       await listForCustomer(CONNECTIVITY_CHECK_CUSTOMER);
     },

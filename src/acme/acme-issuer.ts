@@ -117,7 +117,12 @@ export async function readAcmeDirectory(options: { directoryUrl: string; caPem?:
   } catch (err) {
     throw new AcmeIssueError(`the ACME directory cannot be read: ${describe(err)}`, { cause: err });
   }
-  const directory = data as { newNonce?: unknown; newAccount?: unknown; newOrder?: unknown; meta?: { externalAccountRequired?: unknown; termsOfService?: unknown } } | null;
+  const directory = data as {
+    newNonce?: unknown;
+    newAccount?: unknown;
+    newOrder?: unknown;
+    meta?: { externalAccountRequired?: unknown; termsOfService?: unknown };
+  } | null;
   const missing = ['newNonce', 'newAccount', 'newOrder'].filter((k) => typeof (directory as Record<string, unknown> | null)?.[k] !== 'string');
   if (missing.length > 0) throw new AcmeIssueError(`not an ACME directory (RFC 8555 §7.1.1): no ${missing.join(', ')}`);
   const tos = directory?.meta?.termsOfService;

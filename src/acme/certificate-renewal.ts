@@ -28,13 +28,30 @@ export interface OwnCertificateMetrics {
 
 export function ownCertificateMetrics(registry: Registry): OwnCertificateMetrics {
   return {
-    notAfter: new Gauge({ name: 'moat_own_certificate_not_after_timestamp_seconds', help: 'When each of Moat\'s own certificates expires (Unix time)', labelNames: ['certificate'], registers: [registry] }),
-    renewAt: new Gauge({ name: 'moat_own_certificate_renew_at_timestamp_seconds', help: 'When each of Moat\'s own certificates is due for renewal (Unix time)', labelNames: ['certificate'], registers: [registry] }),
-    overdue: new Gauge({
-      name: 'moat_own_certificate_renewal_overdue', help: '1 while a certificate due for renewal could not be renewed (attempts are retried with back-off), else 0',
-      labelNames: ['certificate'], registers: [registry],
+    notAfter: new Gauge({
+      name: 'moat_own_certificate_not_after_timestamp_seconds',
+      help: "When each of Moat's own certificates expires (Unix time)",
+      labelNames: ['certificate'],
+      registers: [registry],
     }),
-    renewals: new Counter({ name: 'moat_own_certificate_renewals_total', help: 'Renewal attempts of Moat\'s own certificates by outcome (renewed, failed)', labelNames: ['certificate', 'outcome'], registers: [registry] }),
+    renewAt: new Gauge({
+      name: 'moat_own_certificate_renew_at_timestamp_seconds',
+      help: "When each of Moat's own certificates is due for renewal (Unix time)",
+      labelNames: ['certificate'],
+      registers: [registry],
+    }),
+    overdue: new Gauge({
+      name: 'moat_own_certificate_renewal_overdue',
+      help: '1 while a certificate due for renewal could not be renewed (attempts are retried with back-off), else 0',
+      labelNames: ['certificate'],
+      registers: [registry],
+    }),
+    renewals: new Counter({
+      name: 'moat_own_certificate_renewals_total',
+      help: "Renewal attempts of Moat's own certificates by outcome (renewed, failed)",
+      labelNames: ['certificate', 'outcome'],
+      registers: [registry],
+    }),
   };
 }
 
@@ -107,7 +124,7 @@ const DAY_MS = 86_400_000;
 /** Parses a chain and key; throws unless the leaf carries the key and covers every domain. */
 function inspect(pem: IssuedCertificate, domains: readonly string[]): Held {
   const leaf = new X509Certificate(pem.certPem);
-  if (!leaf.checkPrivateKey(createPrivateKey(pem.keyPem))) throw new Error('the key is not the certificate\'s');
+  if (!leaf.checkPrivateKey(createPrivateKey(pem.keyPem))) throw new Error("the key is not the certificate's");
   const missing = domains.filter((d) => leaf.checkHost(d, { wildcards: false }) === undefined);
   if (missing.length > 0) throw new Error(`the certificate does not cover ${missing.join(', ')}`);
   return { pem, notBefore: new Date(leaf.validFrom), notAfter: new Date(leaf.validTo), serial: leaf.serialNumber };
@@ -163,10 +180,11 @@ export function createCertificateRenewal(options: CertificateRenewalOptions): Ce
     return next;
   };
 
-  const issuedLog = (h: Held, event: string, message: string) => logger.info(
-    { event, certificate: name, serial: h.serial, notAfter: h.notAfter.toISOString(), until: renewAtOf(h).toISOString(), domains: [...options.domains] },
-    message,
-  );
+  const issuedLog = (h: Held, event: string, message: string) =>
+    logger.info(
+      { event, certificate: name, serial: h.serial, notAfter: h.notAfter.toISOString(), until: renewAtOf(h).toISOString(), domains: [...options.domains] },
+      message,
+    );
 
   const renew = async (): Promise<RenewalCheck> => {
     try {
@@ -187,8 +205,14 @@ export function createCertificateRenewal(options: CertificateRenewalOptions): Ce
       const current = held!;
       logger.error(
         {
-          event: 'own_certificate.renewal_failed', certificate: name, err, attempts: failures, until: nextAttemptAt.toISOString(),
-          serial: current.serial, notAfter: current.notAfter.toISOString(), daysLeft: daysLeft(current),
+          event: 'own_certificate.renewal_failed',
+          certificate: name,
+          err,
+          attempts: failures,
+          until: nextAttemptAt.toISOString(),
+          serial: current.serial,
+          notAfter: current.notAfter.toISOString(),
+          daysLeft: daysLeft(current),
         },
         `${name} certificate renewal failed (attempt ${failures}, next at ${nextAttemptAt.toISOString()}); the current one expires at ${current.notAfter.toISOString()}, in ${daysLeft(current)} days`,
       );
@@ -222,7 +246,10 @@ export function createCertificateRenewal(options: CertificateRenewalOptions): Ce
         if (now().getTime() >= renewAtOf(found).getTime()) await check();
         return held!.pem;
       }
-      logger.info({ event: 'own_certificate.ordering', certificate: name, reason: found, domains: [...options.domains] }, `ordering the ${name} certificate by ACME`);
+      logger.info(
+        { event: 'own_certificate.ordering', certificate: name, reason: found, domains: [...options.domains] },
+        `ordering the ${name} certificate by ACME`,
+      );
       try {
         hold(await obtain());
       } catch (err) {
@@ -238,7 +265,11 @@ export function createCertificateRenewal(options: CertificateRenewalOptions): Ce
     state() {
       if (held === undefined) throw new Error(`the ${name} certificate was never obtained (call ensure first)`);
       return {
-        notBefore: held.notBefore, notAfter: held.notAfter, renewAt: renewAtOf(held), serial: held.serial, failures,
+        notBefore: held.notBefore,
+        notAfter: held.notAfter,
+        renewAt: renewAtOf(held),
+        serial: held.serial,
+        failures,
         ...(nextAttemptAt === undefined ? {} : { nextAttemptAt }),
       };
     },

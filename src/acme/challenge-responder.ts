@@ -34,10 +34,11 @@ export function createChallengeResponder(): ChallengeResponder {
     set: (token, keyAuthorization) => void answers.set(token, keyAuthorization),
     remove: (token) => void answers.delete(token),
     listen: (host, port) => listenOn(server, 'acme.http01', host, port),
-    close: () => new Promise<void>((done) => {
-      if (!server.listening) return done();
-      server.close(() => done());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((done) => {
+        if (!server.listening) return done();
+        server.close(() => done());
+        server.closeAllConnections();
+      }),
   };
 }

@@ -57,7 +57,12 @@ async function accountKey(config: MoatConfig, logger: Logger): Promise<string> {
  * Binds the responder and loads or orders every configured certificate; resolves once each is in
  * hand (or throws, naming what is missing), so the listeners start with them.
  */
-export async function createOwnCertificates(deps: { config: MoatConfig; logger: Logger; registry: Registry; now?: () => Date }): Promise<OwnCertificates | undefined> {
+export async function createOwnCertificates(deps: {
+  config: MoatConfig;
+  logger: Logger;
+  registry: Registry;
+  now?: () => Date;
+}): Promise<OwnCertificates | undefined> {
   const { config, logger } = deps;
   const settings = config.acme;
   if (!settings.enabled) return undefined;
@@ -68,23 +73,44 @@ export async function createOwnCertificates(deps: { config: MoatConfig; logger: 
     accountKeyPem: await accountKey(config, logger),
     ...(settings.caFile === undefined ? {} : { caPem: readKeyed('acme.caFile', settings.caFile) }),
     contact: settings.contact,
-    ...(eab === undefined ? {} : { externalAccountBinding: { kid: eab.kid, hmacKey: eab.hmacKey ?? readKeyed('acme.externalAccountBinding.hmacKeyFile', eab.hmacKeyFile!).trim() } }),
+    ...(eab === undefined
+      ? {}
+      : { externalAccountBinding: { kid: eab.kid, hmacKey: eab.hmacKey ?? readKeyed('acme.externalAccountBinding.hmacKeyFile', eab.hmacKeyFile!).trim() } }),
     responder,
     timeoutMs: settings.timeoutMs,
   });
   const metrics = ownCertificateMetrics(deps.registry);
   const common = {
-    issuer, metrics, logger, renewAtFraction: settings.renewAtFraction, retry: settings.retry, checkIntervalSeconds: settings.checkIntervalSeconds,
+    issuer,
+    metrics,
+    logger,
+    renewAtFraction: settings.renewAtFraction,
+    retry: settings.retry,
+    checkIntervalSeconds: settings.checkIntervalSeconds,
     ...(deps.now === undefined ? {} : { now: deps.now }),
   };
   // Paths and domains are checked by the configuration's cross-field rules (config/load.ts).
-  const server = settings.server.enabled && config.tls.terminate ? createCertificateRenewal({
-    ...common, name: 'server', domains: settings.server.domains ?? serverDomains(config), certFile: config.tls.certFile!, keyFile: config.tls.keyFile!,
-  }) : undefined;
+  const server =
+    settings.server.enabled && config.tls.terminate
+      ? createCertificateRenewal({
+          ...common,
+          name: 'server',
+          domains: settings.server.domains ?? serverDomains(config),
+          certFile: config.tls.certFile!,
+          keyFile: config.tls.keyFile!,
+        })
+      : undefined;
   const http = config.accounts.http;
-  const accountServiceClient = settings.accountServiceClient.enabled && http !== undefined ? createCertificateRenewal({
-    ...common, name: 'account_service_client', domains: settings.accountServiceClient.domains!, certFile: http.clientCertFile, keyFile: http.clientKeyFile,
-  }) : undefined;
+  const accountServiceClient =
+    settings.accountServiceClient.enabled && http !== undefined
+      ? createCertificateRenewal({
+          ...common,
+          name: 'account_service_client',
+          domains: settings.accountServiceClient.domains!,
+          certFile: http.clientCertFile,
+          keyFile: http.clientKeyFile,
+        })
+      : undefined;
   const renewals = [server, accountServiceClient].filter((r) => r !== undefined);
 
   const challengePort = await responder.listen(settings.http01.host, settings.http01.port);

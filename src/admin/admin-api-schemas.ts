@@ -12,10 +12,12 @@ import { CONSENT_STATUSES } from '../consents/consent.ts';
  */
 
 const dateTime = z.iso.datetime({ offset: true });
-const seconds = (name: string, max = 9_999_999_999) => z.string()
-  .regex(/^\d{1,10}$/, `${name} must be a number of seconds`)
-  .transform(Number)
-  .refine((n) => n <= max, `${name} must be at most ${max} seconds`);
+const seconds = (name: string, max = 9_999_999_999) =>
+  z
+    .string()
+    .regex(/^\d{1,10}$/, `${name} must be a number of seconds`)
+    .transform(Number)
+    .refine((n) => n <= max, `${name} must be at most ${max} seconds`);
 const optionalText = z.string().min(1).optional();
 const isoDate = (name: string) => z.string().refine((s) => !Number.isNaN(new Date(s).getTime()), `${name} must be an ISO 8601 date-time`);
 
@@ -23,41 +25,53 @@ const isoDate = (name: string) => z.string().refine((s) => !Number.isNaN(new Dat
 
 /** Every change is recorded in the audit log with the operator's reason. */
 export const reasonBody = z.object({
-  reason: z.string({ error: 'send {"reason": "..."}: it is recorded in the audit log' })
-    .trim().min(1, 'send {"reason": "..."}: it is recorded in the audit log')
+  reason: z
+    .string({ error: 'send {"reason": "..."}: it is recorded in the audit log' })
+    .trim()
+    .min(1, 'send {"reason": "..."}: it is recorded in the audit log')
     .max(1000, 'reason is at most 1000 characters'),
 });
 
 export const stepUpBody = reasonBody.extend({
-  seconds: z.number({ error: 'seconds must be a whole number of seconds up to 30 days' })
+  seconds: z
+    .number({ error: 'seconds must be a whole number of seconds up to 30 days' })
     .int('seconds must be a whole number of seconds up to 30 days')
     .min(1, 'seconds must be a whole number of seconds up to 30 days')
-    .max(30 * 86_400, 'seconds must be a whole number of seconds up to 30 days').default(86_400),
+    .max(30 * 86_400, 'seconds must be a whole number of seconds up to 30 days')
+    .default(86_400),
 });
 
 export const releaseBody = reasonBody.extend({
   kind: z.enum(['quarantine', 'step-up'], { error: 'kind must be quarantine or step-up' }).default('quarantine'),
 });
 
-export const certificatesQuery = z.object({
-  status: z.enum(CERTIFICATE_STATUSES, { error: `status must be one of ${CERTIFICATE_STATUSES.join(', ')}` }).optional(),
-  org: optionalText,
-  client: optionalText,
-  /** Active certificates expiring within that many seconds, soonest first (`moat certs expiring`). */
-  expiringWithin: seconds('expiringWithin').optional(),
-}).refine((q) => q.expiringWithin === undefined || (q.status === undefined && q.org === undefined && q.client === undefined), {
-  message: 'expiringWithin cannot be combined with other filters', path: ['expiringWithin'],
-});
+export const certificatesQuery = z
+  .object({
+    status: z.enum(CERTIFICATE_STATUSES, { error: `status must be one of ${CERTIFICATE_STATUSES.join(', ')}` }).optional(),
+    org: optionalText,
+    client: optionalText,
+    /** Active certificates expiring within that many seconds, soonest first (`moat certs expiring`). */
+    expiringWithin: seconds('expiringWithin').optional(),
+  })
+  .refine((q) => q.expiringWithin === undefined || (q.status === undefined && q.org === undefined && q.client === undefined), {
+    message: 'expiringWithin cannot be combined with other filters',
+    path: ['expiringWithin'],
+  });
 
 export const renewalsQuery = z.object({ within: seconds('within').optional() });
 
-export const consentsQuery = z.object({ customer: optionalText, client: optionalText })
+export const consentsQuery = z
+  .object({ customer: optionalText, client: optionalText })
   .refine((q) => (q.customer === undefined) !== (q.client === undefined), { message: 'filter by exactly one of customer or client', path: ['customer'] });
 
 export const flagsQuery = z.object({
   client: optionalText,
   since: isoDate('since').optional(),
-  limit: z.string().regex(/^\d{1,4}$/, 'limit must be a number up to 9999').transform(Number).optional(),
+  limit: z
+    .string()
+    .regex(/^\d{1,4}$/, 'limit must be a number up to 9999')
+    .transform(Number)
+    .optional(),
 });
 
 export const restrictionsQuery = z.object({
@@ -72,7 +86,11 @@ export const auditQuery = z.object({
   type: z.enum(AUDIT_EVENT_TYPES, { error: `type must be one of ${AUDIT_EVENT_TYPES.join(', ')}` }).optional(),
   since: isoDate('since').optional(),
   until: isoDate('until').optional(),
-  limit: z.string().regex(/^\d{1,5}$/, 'limit must be a number up to 99999').transform((n) => Math.max(1, Number(n))).optional(),
+  limit: z
+    .string()
+    .regex(/^\d{1,5}$/, 'limit must be a number up to 99999')
+    .transform((n) => Math.max(1, Number(n)))
+    .optional(),
 });
 
 // ---- answers --------------------------------------------------------------------------------
@@ -161,9 +179,16 @@ export const configDescription = z.object({
 export const deploymentInstances = z.object({
   configHash: z.string(),
   drift: z.boolean(),
-  instances: z.array(z.object({
-    instanceId: z.string(), configHash: z.string(), hostname: z.string(), pid: z.number().int(), startedAt: dateTime, lastSeenAt: dateTime,
-  })),
+  instances: z.array(
+    z.object({
+      instanceId: z.string(),
+      configHash: z.string(),
+      hostname: z.string(),
+      pid: z.number().int(),
+      startedAt: dateTime,
+      lastSeenAt: dateTime,
+    }),
+  ),
 });
 
 export const consent = z.object({
@@ -181,13 +206,15 @@ export const consent = z.object({
   scope: z.string(),
   expiresAt: dateTime.optional(),
   /** How the customer was authenticated when authorising it (PSD2 RTS Art. 4, 5, 10a). */
-  authentication: z.object({
-    acr: z.string(),
-    amr: z.array(z.string()),
-    authTime: dateTime,
-    link: z.record(z.string(), z.unknown()).optional(),
-    linkHash: z.string().optional(),
-  }).optional(),
+  authentication: z
+    .object({
+      acr: z.string(),
+      amr: z.array(z.string()),
+      authTime: dateTime,
+      link: z.record(z.string(), z.unknown()).optional(),
+      linkHash: z.string().optional(),
+    })
+    .optional(),
   createdAt: dateTime,
   statusUpdatedAt: dateTime,
 });

@@ -42,9 +42,10 @@ const FAILURES: Record<number, string> = {
 function operation(route: AdminRoute<AdminServices>): JsonSchema {
   const { spec } = route;
   const { parameters } = pathOf(spec.path);
-  const success = spec.contentType === undefined
-    ? { 'application/json': { schema: jsonSchema(spec.answer, 'output') } }
-    : { [spec.contentType.split(';')[0]!]: { schema: { type: 'string' } } };
+  const success =
+    spec.contentType === undefined
+      ? { 'application/json': { schema: jsonSchema(spec.answer, 'output') } }
+      : { [spec.contentType.split(';')[0]!]: { schema: { type: 'string' } } };
   return {
     operationId: spec.operationId,
     summary: spec.summary,

@@ -26,7 +26,11 @@ const WILDCARDS = ['0.0.0.0', '::', ''];
 
 /** A host name or address as compared: lower case, no IPv6 brackets, no trailing dot, IPv4 not IPv6-mapped. */
 function normalizedHost(name: string): string {
-  return name.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '').replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
+  return name
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1')
+    .replace(/\.$/, '')
+    .replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
 }
 
 /** Whether a request carries a body (declared by its length or sent chunked). */
@@ -48,11 +52,23 @@ export function createAdminRequestGuard(hosts: AdminHosts, logger: Logger): Midd
     // The address the connection came in on: an IP literal is no name a rebinding page controls.
     const local = normalizedHost(ctx.req.socket.localAddress ?? '');
     if (host === '' || !(names.has(host) || host === local)) {
-      refuse(ctx, 421, 'misdirected_request', `the admin listener answers only to its own names (localhost, 127.0.0.1, [::1], admin.host, admin.allowedHosts, or the address it was reached on), not Host "${ctx.host.slice(0, 100)}"`, 'host');
+      refuse(
+        ctx,
+        421,
+        'misdirected_request',
+        `the admin listener answers only to its own names (localhost, 127.0.0.1, [::1], admin.host, admin.allowedHosts, or the address it was reached on), not Host "${ctx.host.slice(0, 100)}"`,
+        'host',
+      );
       return;
     }
     if (ctx.get('origin') !== '') {
-      refuse(ctx, 403, 'cross_origin_request', 'the admin listener refuses requests made by web pages (they carry an Origin header); use the moat CLI or an HTTP client', 'origin');
+      refuse(
+        ctx,
+        403,
+        'cross_origin_request',
+        'the admin listener refuses requests made by web pages (they carry an Origin header); use the moat CLI or an HTTP client',
+        'origin',
+      );
       return;
     }
     if (hasBody(ctx) && ctx.is('application/json') === false) {

@@ -51,9 +51,9 @@ export interface AdminRoute<D> {
 
 /** The route constructor for one table's dependencies: each route's query and body types are inferred from its schemas. */
 export function adminRouteFor<D>() {
-  return <QS extends Schema | undefined = undefined, BS extends Schema | undefined = undefined>(spec: AdminRouteSpec<D, QS, BS>): AdminRoute<D> => (
-    { spec: spec as unknown as AdminRouteSpec<D, Schema | undefined, Schema | undefined> }
-  );
+  return <QS extends Schema | undefined = undefined, BS extends Schema | undefined = undefined>(spec: AdminRouteSpec<D, QS, BS>): AdminRoute<D> => ({
+    spec: spec as unknown as AdminRouteSpec<D, Schema | undefined, Schema | undefined>,
+  });
 }
 
 /** The first problem of a request that did not match, naming the field ("status: status must be one of …"). */
@@ -87,7 +87,12 @@ function serialised(value: unknown): unknown {
 
 export class AnswerOutOfContract extends Error {
   constructor(route: string, error: z.ZodError) {
-    super(`${route} answered outside its schema: ${error.issues.slice(0, 3).map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
+    super(
+      `${route} answered outside its schema: ${error.issues
+        .slice(0, 3)
+        .map((i) => `${i.path.join('.')} ${i.message}`)
+        .join('; ')}`,
+    );
     this.name = 'AnswerOutOfContract';
   }
 }

@@ -49,7 +49,8 @@ function withoutPem({ pem: _pem, issuerPem: _issuer, ...certificate }: Registere
 
 /** 404 for a customer the bank does not have: a typo must not look like a reset that found nothing. */
 async function requireCustomer(deps: AdminServices, customerId: string): Promise<void> {
-  if (deps.factors !== undefined && !await deps.factors.customerExists(customerId)) throw new OAuthError('not_found', `customer ${customerId} does not exist`);
+  if (deps.factors !== undefined && !(await deps.factors.customerExists(customerId)))
+    throw new OAuthError('not_found', `customer ${customerId} does not exist`);
 }
 
 function describedConfiguration(deps: AdminServices): NonNullable<AdminServices['configuration']> {
@@ -59,23 +60,41 @@ function describedConfiguration(deps: AdminServices): NonNullable<AdminServices[
 
 export const ADMIN_ROUTES: readonly AdminRoute<AdminServices>[] = [
   route({
-    method: 'get', path: '/metrics', operationId: 'metrics', tag: 'operations',
+    method: 'get',
+    path: '/metrics',
+    operationId: 'metrics',
+    tag: 'operations',
     summary: "Prometheus metrics of the deployment (this instance's, and the cluster's when clustered)",
-    answer: z.string(), contentType: 'text/plain; version=0.0.4; charset=utf-8',
+    answer: z.string(),
+    contentType: 'text/plain; version=0.0.4; charset=utf-8',
     handle: ({ deps }) => deps.metrics.metrics(),
   }),
   route({
-    method: 'get', path: '/healthz', operationId: 'health', tag: 'operations', summary: 'The admin listener answers',
-    answer: schema.health, handle: () => ({ status: 'ok' }),
+    method: 'get',
+    path: '/healthz',
+    operationId: 'health',
+    tag: 'operations',
+    summary: 'The admin listener answers',
+    answer: schema.health,
+    handle: () => ({ status: 'ok' }),
   }),
   route({
-    method: 'get', path: '/tpps', operationId: 'listTpps', tag: 'certificates', summary: 'The TPP organisations registered, with their clients',
-    answer: z.array(schema.organisation), handle: ({ deps }) => deps.registry.organisations(),
+    method: 'get',
+    path: '/tpps',
+    operationId: 'listTpps',
+    tag: 'certificates',
+    summary: 'The TPP organisations registered, with their clients',
+    answer: z.array(schema.organisation),
+    handle: ({ deps }) => deps.registry.organisations(),
   }),
   route({
-    method: 'get', path: '/certificates', operationId: 'listCertificates', tag: 'certificates',
+    method: 'get',
+    path: '/certificates',
+    operationId: 'listCertificates',
+    tag: 'certificates',
     summary: 'TPP certificates, filtered; or, with expiringWithin, the active ones expiring within that many seconds, soonest first',
-    query: schema.certificatesQuery, answer: z.array(schema.certificate),
+    query: schema.certificatesQuery,
+    answer: z.array(schema.certificate),
     handle: async ({ deps, query: q }) => {
       if (q.expiringWithin !== undefined) return (await deps.registry.expiring(new Date(Date.now() + q.expiringWithin * 1000))).map(withoutPem);
       const list = await deps.registry.list({
@@ -87,8 +106,13 @@ export const ADMIN_ROUTES: readonly AdminRoute<AdminServices>[] = [
     },
   }),
   route({
-    method: 'get', path: '/certificates/:thumbprint', operationId: 'getCertificate', tag: 'certificates',
-    summary: 'One certificate with its history (registered, checked, revoked, retired)', answer: schema.certificateWithEvents, failures: [404],
+    method: 'get',
+    path: '/certificates/:thumbprint',
+    operationId: 'getCertificate',
+    tag: 'certificates',
+    summary: 'One certificate with its history (registered, checked, revoked, retired)',
+    answer: schema.certificateWithEvents,
+    failures: [404],
     handle: async ({ deps, params }) => {
       const found = await deps.registry.find(params.thumbprint!);
       if (found === undefined) throw new OAuthError('not_found', `no certificate ${params.thumbprint}`);
@@ -96,34 +120,49 @@ export const ADMIN_ROUTES: readonly AdminRoute<AdminServices>[] = [
     },
   }),
   route({
-    method: 'post', path: '/certificates/:thumbprint/revoke', operationId: 'revokeCertificate', tag: 'certificates',
+    method: 'post',
+    path: '/certificates/:thumbprint/revoke',
+    operationId: 'revokeCertificate',
+    tag: 'certificates',
     summary: 'Revokes a certificate: it authenticates nobody and the tokens bound to it stop working at once',
-    body: schema.reasonBody, answer: schema.certificateChange, failures: [404],
+    body: schema.reasonBody,
+    answer: schema.certificateChange,
+    failures: [404],
     handle: async ({ deps, params, body, operator }) => {
       const { reason } = body;
       const thumbprint = params.thumbprint!;
-      if (await deps.registry.find(thumbprint) === undefined) throw new OAuthError('not_found', `no certificate ${thumbprint}`);
+      if ((await deps.registry.find(thumbprint)) === undefined) throw new OAuthError('not_found', `no certificate ${thumbprint}`);
       const changed = await deps.registry.revoke(thumbprint, { source: 'operator', reason });
       await audited(deps, operator, 'certificate.revoke', { thumbprint, reason, changed });
       return { thumbprint, status: 'revoked', changed };
     },
   }),
   route({
-    method: 'post', path: '/certificates/:thumbprint/retire', operationId: 'retireCertificate', tag: 'certificates',
+    method: 'post',
+    path: '/certificates/:thumbprint/retire',
+    operationId: 'retireCertificate',
+    tag: 'certificates',
     summary: 'Retires an active certificate once the TPP has rotated to a newer one',
-    body: schema.reasonBody, answer: schema.certificateChange,
+    body: schema.reasonBody,
+    answer: schema.certificateChange,
     handle: async ({ deps, params, body, operator }) => {
       const { reason } = body;
       const thumbprint = params.thumbprint!;
-      if (!await deps.registry.retire(thumbprint, reason)) throw new OAuthError('invalid_request', 'only an active certificate can be retired');
+      if (!(await deps.registry.retire(thumbprint, reason))) throw new OAuthError('invalid_request', 'only an active certificate can be retired');
       await audited(deps, operator, 'certificate.retire', { thumbprint, reason });
       return { thumbprint, status: 'retired' };
     },
   }),
   route({
-    method: 'get', path: '/renewals', operationId: 'listUnrenewed', tag: 'certificates',
-    summary: 'TPPs that have not renewed: certificates expiring within the window (seconds; default the widest warning horizon) with no later one registered, and what each client was told',
-    query: schema.renewalsQuery, answer: z.array(schema.unrenewedCertificate), failures: [404],
+    method: 'get',
+    path: '/renewals',
+    operationId: 'listUnrenewed',
+    tag: 'certificates',
+    summary:
+      'TPPs that have not renewed: certificates expiring within the window (seconds; default the widest warning horizon) with no later one registered, and what each client was told',
+    query: schema.renewalsQuery,
+    answer: z.array(schema.unrenewedCertificate),
+    failures: [404],
     handle: async ({ deps, query }) => {
       if (deps.notices === undefined) throw new OAuthError('not_found', 'expiry notices are disabled (certificates.expiryNotices.enabled)');
       const { within } = query;
@@ -132,18 +171,26 @@ export const ADMIN_ROUTES: readonly AdminRoute<AdminServices>[] = [
     },
   }),
   route({
-    method: 'get', path: '/config', operationId: 'describeConfiguration', tag: 'configuration',
+    method: 'get',
+    path: '/config',
+    operationId: 'describeConfiguration',
+    tag: 'configuration',
     summary: "This instance's effective configuration, key by key: a secret as a digest salted per answer, never its value",
-    answer: schema.configDescription, failures: [404],
+    answer: schema.configDescription,
+    failures: [404],
     handle: ({ deps }) => {
       const configuration = describedConfiguration(deps);
       return { instanceId: configuration.heartbeat.instanceId, ...configuration.describe() };
     },
   }),
   route({
-    method: 'get', path: '/config/instances', operationId: 'listInstances', tag: 'configuration',
+    method: 'get',
+    path: '/config/instances',
+    operationId: 'listInstances',
+    tag: 'configuration',
     summary: "The deployment's live instances and the configuration each runs (drift when they differ)",
-    answer: schema.deploymentInstances, failures: [404],
+    answer: schema.deploymentInstances,
+    failures: [404],
     handle: async ({ deps }) => {
       const { heartbeat } = describedConfiguration(deps);
       const instances = await heartbeat.live();
@@ -151,16 +198,27 @@ export const ADMIN_ROUTES: readonly AdminRoute<AdminServices>[] = [
     },
   }),
   route({
-    method: 'get', path: '/consents', operationId: 'listConsents', tag: 'consents', summary: "A customer's consents, or a client's",
-    query: schema.consentsQuery, answer: z.array(schema.consent),
+    method: 'get',
+    path: '/consents',
+    operationId: 'listConsents',
+    tag: 'consents',
+    summary: "A customer's consents, or a client's",
+    query: schema.consentsQuery,
+    answer: z.array(schema.consent),
     handle: ({ deps, query }) => {
       const { customer, client } = query;
       return customer !== undefined ? deps.consents.listForCustomer(customer) : deps.consents.listForClient(client!);
     },
   }),
   route({
-    method: 'post', path: '/consents/:id/revoke', operationId: 'revokeConsent', tag: 'consents',
-    summary: 'Revokes a consent and every token issued under it', body: schema.reasonBody, answer: schema.consent, failures: [404, 409],
+    method: 'post',
+    path: '/consents/:id/revoke',
+    operationId: 'revokeConsent',
+    tag: 'consents',
+    summary: 'Revokes a consent and every token issued under it',
+    body: schema.reasonBody,
+    answer: schema.consent,
+    failures: [404, 409],
     handle: async ({ deps, params, body, operator }) => {
       const { reason } = body;
       const consent = await deps.consents.revoke(params.id!, { ...by(operator), reason });
@@ -169,9 +227,14 @@ export const ADMIN_ROUTES: readonly AdminRoute<AdminServices>[] = [
     },
   }),
   route({
-    method: 'post', path: '/customers/:id/factors/totp/reset', operationId: 'resetOneTimeCode', tag: 'customers',
-    summary: 'Removes a customer\'s one-time-code factor (a lost phone); audited as factor.reset; the customer enrols again',
-    body: schema.reasonBody, answer: schema.factorReset, failures: [404],
+    method: 'post',
+    path: '/customers/:id/factors/totp/reset',
+    operationId: 'resetOneTimeCode',
+    tag: 'customers',
+    summary: "Removes a customer's one-time-code factor (a lost phone); audited as factor.reset; the customer enrols again",
+    body: schema.reasonBody,
+    answer: schema.factorReset,
+    failures: [404],
     handle: async ({ deps, params, body, operator }) => {
       const { reason } = body;
       const customerId = params.id!;
@@ -182,9 +245,14 @@ export const ADMIN_ROUTES: readonly AdminRoute<AdminServices>[] = [
     },
   }),
   route({
-    method: 'post', path: '/customers/:id/factors/passkeys/reset', operationId: 'resetPasskeys', tag: 'customers',
+    method: 'post',
+    path: '/customers/:id/factors/passkeys/reset',
+    operationId: 'resetPasskeys',
+    tag: 'customers',
     summary: "Removes every passkey of a customer who lost their device; only the bank's recovery path signs them in then",
-    body: schema.reasonBody, answer: schema.factorReset, failures: [404],
+    body: schema.reasonBody,
+    answer: schema.factorReset,
+    failures: [404],
     handle: async ({ deps, params, body, operator }) => {
       const { reason } = body;
       const customerId = params.id!;
@@ -195,8 +263,13 @@ export const ADMIN_ROUTES: readonly AdminRoute<AdminServices>[] = [
     },
   }),
   route({
-    method: 'get', path: '/threats/flags', operationId: 'listThreatFlags', tag: 'threats', summary: 'What threat detection flagged, newest first',
-    query: schema.flagsQuery, answer: z.array(schema.threatFlag),
+    method: 'get',
+    path: '/threats/flags',
+    operationId: 'listThreatFlags',
+    tag: 'threats',
+    summary: 'What threat detection flagged, newest first',
+    query: schema.flagsQuery,
+    answer: z.array(schema.threatFlag),
     handle: ({ deps, query: q }) => {
       return deps.restrictions.flags({
         ...(q.client === undefined ? {} : { clientId: q.client }),
@@ -206,28 +279,49 @@ export const ADMIN_ROUTES: readonly AdminRoute<AdminServices>[] = [
     },
   }),
   route({
-    method: 'get', path: '/clients/restrictions', operationId: 'listRestrictions', tag: 'threats',
-    summary: 'Quarantines and step-ups in force (all=1: released ones too)', query: schema.restrictionsQuery, answer: z.array(schema.restriction),
+    method: 'get',
+    path: '/clients/restrictions',
+    operationId: 'listRestrictions',
+    tag: 'threats',
+    summary: 'Quarantines and step-ups in force (all=1: released ones too)',
+    query: schema.restrictionsQuery,
+    answer: z.array(schema.restriction),
     handle: ({ deps, query: q }) => {
       return deps.restrictions.list({ ...(q.client === undefined ? {} : { clientId: q.client }), includeReleased: q.all === '1' || q.all === 'true' });
     },
   }),
   route({
-    method: 'post', path: '/clients/:id/quarantine', operationId: 'quarantineClient', tag: 'threats',
-    summary: 'Quarantines a client: it authenticates nowhere until released', body: schema.reasonBody, answer: schema.restriction,
+    method: 'post',
+    path: '/clients/:id/quarantine',
+    operationId: 'quarantineClient',
+    tag: 'threats',
+    summary: 'Quarantines a client: it authenticates nowhere until released',
+    body: schema.reasonBody,
+    answer: schema.restriction,
     handle: ({ deps, params, body, operator }) => deps.restrictions.quarantine(params.id!, body.reason, by(operator)),
   }),
   route({
-    method: 'post', path: '/clients/:id/step-up', operationId: 'stepUpClient', tag: 'threats',
-    summary: 'Holds a client to fresh customer consent and short tokens for `seconds` (default a day)', body: schema.stepUpBody, answer: schema.restriction,
+    method: 'post',
+    path: '/clients/:id/step-up',
+    operationId: 'stepUpClient',
+    tag: 'threats',
+    summary: 'Holds a client to fresh customer consent and short tokens for `seconds` (default a day)',
+    body: schema.stepUpBody,
+    answer: schema.restriction,
     handle: ({ deps, params, body, operator }) => {
       const { reason, seconds } = body;
       return deps.restrictions.stepUp(params.id!, reason, seconds, by(operator));
     },
   }),
   route({
-    method: 'post', path: '/clients/:id/release', operationId: 'releaseClient', tag: 'threats',
-    summary: 'Releases a quarantine or a step-up', body: schema.releaseBody, answer: schema.restriction, failures: [404],
+    method: 'post',
+    path: '/clients/:id/release',
+    operationId: 'releaseClient',
+    tag: 'threats',
+    summary: 'Releases a quarantine or a step-up',
+    body: schema.releaseBody,
+    answer: schema.restriction,
+    failures: [404],
     handle: async ({ deps, params, body, operator }) => {
       const { reason, kind } = body;
       const released = await deps.restrictions.release(params.id!, kind, operator.id);
@@ -236,8 +330,13 @@ export const ADMIN_ROUTES: readonly AdminRoute<AdminServices>[] = [
     },
   }),
   route({
-    method: 'get', path: '/audit', operationId: 'queryAudit', tag: 'audit', summary: 'Audit records, filtered, newest first',
-    query: schema.auditQuery, answer: z.array(schema.auditRecord),
+    method: 'get',
+    path: '/audit',
+    operationId: 'queryAudit',
+    tag: 'audit',
+    summary: 'Audit records, filtered, newest first',
+    query: schema.auditQuery,
+    answer: z.array(schema.auditRecord),
     handle: ({ deps, query: q }) => {
       return deps.audit.query({
         ...(q.client === undefined ? {} : { clientId: q.client }),
@@ -251,7 +350,12 @@ export const ADMIN_ROUTES: readonly AdminRoute<AdminServices>[] = [
     },
   }),
   route({
-    method: 'get', path: '/audit/verify', operationId: 'verifyAudit', tag: 'audit', summary: "Checks the audit log's hash chain from its first record",
-    answer: schema.chainVerdict, handle: ({ deps }) => deps.audit.verify(),
+    method: 'get',
+    path: '/audit/verify',
+    operationId: 'verifyAudit',
+    tag: 'audit',
+    summary: "Checks the audit log's hash chain from its first record",
+    answer: schema.chainVerdict,
+    handle: ({ deps }) => deps.audit.verify(),
   }),
 ];

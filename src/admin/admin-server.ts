@@ -52,7 +52,10 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
       ctx.state.operator = await authenticate(ctx.req);
     } catch (err) {
       if (!(err instanceof AdminAuthenticationError)) throw err;
-      deps.logger.warn({ event: 'admin.unauthorized', outcome: err.code, reason: err.description, remoteAddress: ctx.req.socket.remoteAddress, path: ctx.path }, 'admin request refused');
+      deps.logger.warn(
+        { event: 'admin.unauthorized', outcome: err.code, reason: err.description, remoteAddress: ctx.req.socket.remoteAddress, path: ctx.path },
+        'admin request refused',
+      );
       ctx.status = err.status;
       if (deps.credentials.token !== undefined) ctx.set('WWW-Authenticate', 'Bearer realm="moat-admin"');
       ctx.body = { error: err.code, error_description: err.description };
@@ -64,7 +67,10 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
       // An answer out of contract is a bug, not the caller's fault: it would break the published contract.
       const known = err instanceof AnswerOutOfContract ? undefined : oauthErrorResponse(err, { stateConflictStatus: 409 });
       if (known === undefined) {
-        deps.logger.error({ err, event: err instanceof AnswerOutOfContract ? 'admin.answer_out_of_contract' : 'admin.error' }, err instanceof AnswerOutOfContract ? 'admin answer outside its schema' : 'admin request failed');
+        deps.logger.error(
+          { err, event: err instanceof AnswerOutOfContract ? 'admin.answer_out_of_contract' : 'admin.error' },
+          err instanceof AnswerOutOfContract ? 'admin answer outside its schema' : 'admin request failed',
+        );
       }
       const response = known ?? serverErrorResponse('the admin request failed; see the server log');
       ctx.status = response.status;
@@ -74,20 +80,24 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
     if (ctx.status === 404 && ctx.body === undefined) ctx.body = { error: 'not_found', error_description: `no admin endpoint ${ctx.method} ${ctx.path}` };
   });
 
-  router.get('/openapi.json', (ctx) => { ctx.body = adminOpenApi(); });
+  router.get('/openapi.json', (ctx) => {
+    ctx.body = adminOpenApi();
+  });
   mountAdminRoutes(router, ADMIN_ROUTES, deps);
 
   app.use(router.routes()).use(router.allowedMethods());
   const tls = deps.credentials.tls;
   // With operator mTLS: Moat's TLS policy, asking for a client certificate with the operator CAs as
   // the CA list; the handshake never decides, the authenticator above does (and says why).
-  const server = tls === undefined ? createServer(app.callback()) : createTlsServer(tlsServerOptions({ cert: tls.cert, key: tls.key, ca: tls.anchors.pem }), app.callback());
+  const server =
+    tls === undefined ? createServer(app.callback()) : createTlsServer(tlsServerOptions({ cert: tls.cert, key: tls.key, ca: tls.anchors.pem }), app.callback());
   return {
     server,
     listen: (host, port) => listenOn(server, 'admin', host, port),
-    close: () => new Promise((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

@@ -17,9 +17,7 @@ import { loadOperatorRevocation, type OperatorRevocation } from './operator-revo
  */
 
 /** The operator a request was authenticated as; `id` is what the audit log records as actorId. */
-export type Operator =
-  | { via: 'certificate'; id: string }
-  | { via: 'token'; id: 'admin-token' };
+export type Operator = { via: 'certificate'; id: string } | { via: 'token'; id: 'admin-token' };
 
 export type AdminAuthenticationCode =
   | 'invalid_token'
@@ -143,9 +141,14 @@ export function createOperatorAuthenticator(credentials: AdminCredentials): Oper
   const tls = credentials.tls;
   // The same chain policy as TPP certificates (certificate-chain.ts), against the operator CAs; no
   // gateway may forward an operator's certificate, so no proxy is trusted.
-  const presentedCertificate = tls === undefined ? undefined : createClientCertificateResolver({
-    trustedProxies: [], format: 'rfc9440', anchors: tls.anchors,
-  });
+  const presentedCertificate =
+    tls === undefined
+      ? undefined
+      : createClientCertificateResolver({
+          trustedProxies: [],
+          format: 'rfc9440',
+          anchors: tls.anchors,
+        });
 
   return async (req) => {
     const [scheme, value] = (req.headers.authorization ?? '').split(' ');
@@ -157,7 +160,10 @@ export function createOperatorAuthenticator(credentials: AdminCredentials): Oper
     if (presented !== undefined && tls !== undefined) {
       const subject = formatDistinguishedName(presented.subject);
       if (!presented.verification.trusted) {
-        certificateFailure = new AdminAuthenticationError(CHAIN_FAILURE_CODES[presented.verification.reason], `operator certificate ${subject}: ${presented.verification.description}`);
+        certificateFailure = new AdminAuthenticationError(
+          CHAIN_FAILURE_CODES[presented.verification.reason],
+          `operator certificate ${subject}: ${presented.verification.description}`,
+        );
       } else if (tls.allowedSubjects !== undefined && !tls.allowedSubjects.some((dn) => distinguishedNamesEqual(dn, presented.subject))) {
         certificateFailure = new AdminAuthenticationError('subject_not_allowed', `operator certificate ${subject} is not in admin.tls.allowedSubjects`);
       } else {
@@ -170,8 +176,11 @@ export function createOperatorAuthenticator(credentials: AdminCredentials): Oper
     if (certificateFailure !== undefined) throw certificateFailure;
     if (bearer !== undefined && expected !== undefined) throw new AdminAuthenticationError('invalid_token', 'the bearer token is not the admin token');
     if (tls === undefined) throw new AdminAuthenticationError('invalid_token', 'the admin listener needs its bearer token');
-    throw new AdminAuthenticationError('certificate_required', expected === undefined
-      ? 'the admin listener needs an operator client certificate (TLS) issued by an operator CA'
-      : 'the admin listener needs an operator client certificate (TLS) or its bearer token');
+    throw new AdminAuthenticationError(
+      'certificate_required',
+      expected === undefined
+        ? 'the admin listener needs an operator client certificate (TLS) issued by an operator CA'
+        : 'the admin listener needs an operator client certificate (TLS) or its bearer token',
+    );
   };
 }

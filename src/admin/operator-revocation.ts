@@ -53,7 +53,7 @@ function parseCrl(bytes: Buffer): x509.X509Crl {
 async function verifiedCrl(bytes: Buffer, ca: x509.X509Certificate): Promise<x509.X509Crl> {
   const crl = parseCrl(bytes);
   if (crl.issuer !== ca.subject) throw new Error(`the CRL is issued by ${nameOf(crl.issuerName)}, not ${nameOf(ca.subjectName)}`);
-  if (!await crl.verify({ publicKey: ca.publicKey })) throw new Error(`the CRL's signature does not verify with ${nameOf(ca.subjectName)}'s key`);
+  if (!(await crl.verify({ publicKey: ca.publicKey }))) throw new Error(`the CRL's signature does not verify with ${nameOf(ca.subjectName)}'s key`);
   return crl;
 }
 
@@ -88,7 +88,9 @@ export async function loadOperatorRevocation(files: readonly string[], anchors: 
         delete entry.crl;
         entry.problem = (err as Error).message;
       }
-    })().finally(() => { delete entry.reading; });
+    })().finally(() => {
+      delete entry.reading;
+    });
     return entry.reading;
   };
 
@@ -97,20 +99,32 @@ export async function loadOperatorRevocation(files: readonly string[], anchors: 
       const leaf = new x509.X509Certificate(certificate.raw);
       const covering = crlFiles.filter((e) => e.issuer === leaf.issuer);
       if (covering.length === 0) {
-        return { code: 'certificate_status_unknown', description: `no CRL in admin.tls.crlFiles is of its issuer ${nameOf(leaf.issuerName)}, so its revocation status is unknown` };
+        return {
+          code: 'certificate_status_unknown',
+          description: `no CRL in admin.tls.crlFiles is of its issuer ${nameOf(leaf.issuerName)}, so its revocation status is unknown`,
+        };
       }
       for (const entry of covering) {
         await refresh(entry);
         const { crl } = entry;
         if (crl === undefined) {
-          return { code: 'certificate_status_unknown', description: `the operator CRL ${entry.file} of ${entry.caName} cannot be used (${entry.problem}); certificates of that CA are refused until a good CRL is published` };
+          return {
+            code: 'certificate_status_unknown',
+            description: `the operator CRL ${entry.file} of ${entry.caName} cannot be used (${entry.problem}); certificates of that CA are refused until a good CRL is published`,
+          };
         }
         if (crl.nextUpdate !== undefined && crl.nextUpdate.getTime() < now().getTime()) {
-          return { code: 'certificate_status_unknown', description: `the operator CRL ${entry.file} of ${entry.caName} was due for renewal at ${crl.nextUpdate.toISOString()}; certificates of that CA are refused until a current CRL is published` };
+          return {
+            code: 'certificate_status_unknown',
+            description: `the operator CRL ${entry.file} of ${entry.caName} was due for renewal at ${crl.nextUpdate.toISOString()}; certificates of that CA are refused until a current CRL is published`,
+          };
         }
         const revoked = crl.findRevoked(leaf);
         if (revoked !== null) {
-          return { code: 'certificate_revoked', description: `serial ${leaf.serialNumber} was revoked on ${revoked.revocationDate.toISOString()} according to ${entry.file}` };
+          return {
+            code: 'certificate_revoked',
+            description: `serial ${leaf.serialNumber} was revoked on ${revoked.revocationDate.toISOString()} according to ${entry.file}`,
+          };
         }
       }
       return undefined;

@@ -10,13 +10,35 @@ import { StorageUnavailableError } from '../kernel/storage-unavailable.ts';
  */
 
 export const AUDIT_EVENT_TYPES = [
-  'client.registered', 'client.updated', 'client.deleted',
-  'certificate.registered', 'certificate.revoked', 'certificate.retired',
-  'consent.lodged', 'consent.granted', 'consent.narrowed', 'consent.denied', 'consent.revoked', 'consent.expired', 'consent.consumed',
-  'token.issued', 'token.revoked', 'token.withdrawn', 'code.given_back',
-  'client.quarantined', 'client.released',
-  'factor.enrolled', 'factor.removed', 'factor.reset',
-  'key.adopted', 'key.generated', 'key.staged', 'key.scheduled', 'key.activated', 'key.retired', 'key.removed',
+  'client.registered',
+  'client.updated',
+  'client.deleted',
+  'certificate.registered',
+  'certificate.revoked',
+  'certificate.retired',
+  'consent.lodged',
+  'consent.granted',
+  'consent.narrowed',
+  'consent.denied',
+  'consent.revoked',
+  'consent.expired',
+  'consent.consumed',
+  'token.issued',
+  'token.revoked',
+  'token.withdrawn',
+  'code.given_back',
+  'client.quarantined',
+  'client.released',
+  'factor.enrolled',
+  'factor.removed',
+  'factor.reset',
+  'key.adopted',
+  'key.generated',
+  'key.staged',
+  'key.scheduled',
+  'key.activated',
+  'key.retired',
+  'key.removed',
   'admin.action',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
@@ -93,30 +115,50 @@ const RETRY_DELAYS_MS = [100, 250, 500, 1000, 2000, 5000];
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
   return JSON.stringify(value instanceof Date ? value.toISOString() : value);
 }
 
 export function chainHash(prevHash: string, record: Omit<AuditRecord, 'hash' | 'prevHash' | 'seq'>): string {
-  return createHash('sha256').update(prevHash).update(canonicalJson({ ...record, at: record.at.toISOString() })).digest('hex');
+  return createHash('sha256')
+    .update(prevHash)
+    .update(canonicalJson({ ...record, at: record.at.toISOString() }))
+    .digest('hex');
 }
 
 interface Row {
-  seq: string | number; at: Date | string; type: AuditEventType; actor: AuditEvent['actor']; actor_id: string | null; client_id: string | null;
-  org_id: string | null; customer_id: string | null; subject: string | null; detail: Record<string, unknown>; prev_hash: string; hash: string;
+  seq: string | number;
+  at: Date | string;
+  type: AuditEventType;
+  actor: AuditEvent['actor'];
+  actor_id: string | null;
+  client_id: string | null;
+  org_id: string | null;
+  customer_id: string | null;
+  subject: string | null;
+  detail: Record<string, unknown>;
+  prev_hash: string;
+  hash: string;
 }
 
 function toRecord(r: Row): AuditRecord {
   return {
-    seq: Number(r.seq), at: new Date(r.at), type: r.type, actor: r.actor,
+    seq: Number(r.seq),
+    at: new Date(r.at),
+    type: r.type,
+    actor: r.actor,
     ...(r.actor_id === null ? {} : { actorId: r.actor_id }),
     ...(r.client_id === null ? {} : { clientId: r.client_id }),
     ...(r.org_id === null ? {} : { orgId: r.org_id }),
     ...(r.customer_id === null ? {} : { customerId: r.customer_id }),
     ...(r.subject === null ? {} : { subject: r.subject }),
-    detail: r.detail, prevHash: r.prev_hash, hash: r.hash,
+    detail: r.detail,
+    prevHash: r.prev_hash,
+    hash: r.hash,
   };
 }
 
@@ -156,8 +198,19 @@ export function createAuditLog(sql: SqlClient, logger: Logger): AuditLog {
           const hash = chainHash(prevHash, fields);
           const at = params.length;
           values.push(`(${Array.from({ length: 11 }, (_, i) => `$${at + i + 1}`).join(', ')})`);
-          params.push(fields.at, fields.type, fields.actor, fields.actorId ?? null, fields.clientId ?? null, fields.orgId ?? null,
-            fields.customerId ?? null, fields.subject ?? null, JSON.stringify(fields.detail ?? {}), prevHash, hash);
+          params.push(
+            fields.at,
+            fields.type,
+            fields.actor,
+            fields.actorId ?? null,
+            fields.clientId ?? null,
+            fields.orgId ?? null,
+            fields.customerId ?? null,
+            fields.subject ?? null,
+            JSON.stringify(fields.detail ?? {}),
+            prevHash,
+            hash,
+          );
           prevHash = hash;
         }
         // One statement keeps the batch's order: seq is assigned row by row as listed.
@@ -176,10 +229,13 @@ export function createAuditLog(sql: SqlClient, logger: Logger): AuditLog {
         // One unwritable event must not take the others with it: halve until it stands alone.
         const half = Math.ceil(batch.length / 2);
         const first = await append(batch.slice(0, half));
-        return first < half ? first : half + await append(batch.slice(half));
+        return first < half ? first : half + (await append(batch.slice(half)));
       }
       // The event itself cannot be stored (Postgres refuses a value in it): it goes to the log in full.
-      logger.error({ err, event: 'audit.write_failed', auditType: batch[0]?.fields.type, auditRecord: batch[0]?.fields }, 'an audit record could not be written');
+      logger.error(
+        { err, event: 'audit.write_failed', auditType: batch[0]?.fields.type, auditRecord: batch[0]?.fields },
+        'an audit record could not be written',
+      );
       for (const p of batch) p.written();
       return batch.length;
     }
@@ -187,7 +243,10 @@ export function createAuditLog(sql: SqlClient, logger: Logger): AuditLog {
 
   const lostAtShutdown = (pending: Pending[]) => {
     for (const p of pending) {
-      logger.error({ event: 'audit.unwritten_at_shutdown', auditType: p.fields.type, auditRecord: p.fields }, 'an audit record could not be written before shutdown');
+      logger.error(
+        { event: 'audit.unwritten_at_shutdown', auditType: p.fields.type, auditRecord: p.fields },
+        'an audit record could not be written before shutdown',
+      );
       p.written();
     }
   };
@@ -206,7 +265,8 @@ export function createAuditLog(sql: SqlClient, logger: Logger): AuditLog {
       queue = queue.slice(handled);
       if (queue.length < MAX_QUEUED) for (const wake of waitingForRoom.splice(0)) wake();
       if (handled < batch.length) {
-        if (attempt === 0) logger.warn({ event: 'audit.waiting_for_storage', queued: queue.length }, 'Postgres is unavailable: audit records are queued until it is back');
+        if (attempt === 0)
+          logger.warn({ event: 'audit.waiting_for_storage', queued: queue.length }, 'Postgres is unavailable: audit records are queued until it is back');
         const delay = RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)]!;
         attempt += 1;
         await new Promise<void>((r) => setTimeout(r, delay));
@@ -222,7 +282,9 @@ export function createAuditLog(sql: SqlClient, logger: Logger): AuditLog {
       return new Promise<void>((written) => {
         // Millisecond precision: what Postgres stores round-trips to the same ISO string.
         const fields = {
-          at: new Date(Math.floor(Date.now())), type: event.type, actor: event.actor,
+          at: new Date(Math.floor(Date.now())),
+          type: event.type,
+          actor: event.actor,
           ...(event.actorId === undefined ? {} : { actorId: event.actorId }),
           ...(event.clientId === undefined ? {} : { clientId: event.clientId }),
           ...(event.orgId === undefined ? {} : { orgId: event.orgId }),
@@ -236,9 +298,12 @@ export function createAuditLog(sql: SqlClient, logger: Logger): AuditLog {
     },
 
     async drain(options = {}) {
-      const deadline = options.giveUpAfterMs === undefined ? undefined : setTimeout(() => {
-        giveUp = true;
-      }, options.giveUpAfterMs);
+      const deadline =
+        options.giveUpAfterMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              giveUp = true;
+            }, options.giveUpAfterMs);
       try {
         while (appending !== undefined) await appending;
       } finally {
@@ -260,7 +325,15 @@ export function createAuditLog(sql: SqlClient, logger: Logger): AuditLog {
          WHERE ($1::text IS NULL OR client_id = $1) AND ($2::text IS NULL OR org_id = $2) AND ($3::text IS NULL OR customer_id = $3)
            AND ($4::text IS NULL OR type = $4) AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6)
          ORDER BY seq LIMIT $7`,
-        [filter.clientId ?? null, filter.orgId ?? null, filter.customerId ?? null, filter.type ?? null, filter.since ?? null, filter.until ?? null, Math.min(filter.limit ?? 1000, 10000)],
+        [
+          filter.clientId ?? null,
+          filter.orgId ?? null,
+          filter.customerId ?? null,
+          filter.type ?? null,
+          filter.since ?? null,
+          filter.until ?? null,
+          Math.min(filter.limit ?? 1000, 10000),
+        ],
       );
       return rows.map(toRecord);
     },
@@ -274,8 +347,10 @@ export function createAuditLog(sql: SqlClient, logger: Logger): AuditLog {
         if (rows.length === 0) return { intact: true, records, head: prev };
         for (const row of rows) {
           const record = toRecord(row);
-          if (record.prevHash !== prev) return { intact: false, records, brokenAt: record.seq, reason: 'prev_hash does not match the previous record (a record was removed or inserted)' };
-          if (chainHash(prev, hashedFields(record)) !== record.hash) return { intact: false, records, brokenAt: record.seq, reason: 'the record does not match its hash (it was changed)' };
+          if (record.prevHash !== prev)
+            return { intact: false, records, brokenAt: record.seq, reason: 'prev_hash does not match the previous record (a record was removed or inserted)' };
+          if (chainHash(prev, hashedFields(record)) !== record.hash)
+            return { intact: false, records, brokenAt: record.seq, reason: 'the record does not match its hash (it was changed)' };
           prev = record.hash;
           records += 1;
           after = record.seq;

@@ -26,9 +26,13 @@ export function attachProviderAudit(provider: Provider, audit: AuditLog): void {
   const emitter: NodeJS.EventEmitter = provider;
   const issued = (token: TokenLike) => {
     void audit.record({
-      type: 'token.issued', actor: 'system', ...ids(token),
+      type: 'token.issued',
+      actor: 'system',
+      ...ids(token),
       detail: {
-        kind: token.kind, grantId: token.grantId, scope: token.scope,
+        kind: token.kind,
+        grantId: token.grantId,
+        scope: token.scope,
         binding: token['x5t#S256'] !== undefined ? 'mtls' : token.jkt !== undefined ? 'dpop' : 'none',
         ...(typeof token.extra?.consent_id === 'string' ? { consentId: token.extra.consent_id } : {}),
       },
@@ -44,18 +48,26 @@ export function attachProviderAudit(provider: Provider, audit: AuditLog): void {
     }
     if (undone.codeGivenBack) {
       void audit.record({
-        type: 'code.given_back', actor: 'system',
+        type: 'code.given_back',
+        actor: 'system',
         ...(undone.code.clientId === undefined ? {} : { clientId: undone.code.clientId }),
         ...(undone.code.accountId === undefined ? {} : { customerId: undone.code.accountId }),
         ...(undone.code.grantId === undefined ? {} : { subject: undone.code.grantId }),
-        detail: { grantId: undone.code.grantId, status: ctx?.status, withdrawn: undone.withdrawn.flatMap((t) => (t.jti === undefined ? [] : [tokenReference(t.jti)])) },
+        detail: {
+          grantId: undone.code.grantId,
+          status: ctx?.status,
+          withdrawn: undone.withdrawn.flatMap((t) => (t.jti === undefined ? [] : [tokenReference(t.jti)])),
+        },
       });
     }
   });
   emitter.on('grant.revoked', (ctx: { oidc?: { client?: { clientId: string } } }, grantId: string) => {
     void audit.record({
-      type: 'token.revoked', actor: 'tpp', ...(ctx?.oidc?.client?.clientId === undefined ? {} : { clientId: ctx.oidc.client.clientId, actorId: ctx.oidc.client.clientId }),
-      subject: grantId, detail: { grantId, via: 'revocation endpoint' },
+      type: 'token.revoked',
+      actor: 'tpp',
+      ...(ctx?.oidc?.client?.clientId === undefined ? {} : { clientId: ctx.oidc.client.clientId, actorId: ctx.oidc.client.clientId }),
+      subject: grantId,
+      detail: { grantId, via: 'revocation endpoint' },
     });
   });
 }

@@ -36,9 +36,14 @@ export function certificateProfile(cert: NodeX509): CertificateProfile {
   const key = cert.publicKey;
   const details = key.asymmetricKeyDetails ?? {};
   const curveBits: Record<string, number> = { prime256v1: 256, secp384r1: 384, secp521r1: 521 };
-  const keySize = key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss' ? details.modulusLength ?? 0
-    : key.asymmetricKeyType === 'ec' ? curveBits[details.namedCurve ?? ''] ?? 0
-      : key.asymmetricKeyType === 'ed25519' ? 256 : 0;
+  const keySize =
+    key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss'
+      ? (details.modulusLength ?? 0)
+      : key.asymmetricKeyType === 'ec'
+        ? (curveBits[details.namedCurve ?? ''] ?? 0)
+        : key.asymmetricKeyType === 'ed25519'
+          ? 256
+          : 0;
 
   const qc = parsed.getExtension(QC_STATEMENTS_EXTENSION);
   let psd2: Psd2Attributes | undefined;
@@ -52,8 +57,8 @@ export function certificateProfile(cert: NodeX509): CertificateProfile {
   }
   const aia = parsed.getExtension(x509.AuthorityInfoAccessExtension);
   const cdp = parsed.getExtension(x509.CRLDistributionPointsExtension);
-  const urlsOf = (names: readonly { type: string; value: string }[] | undefined) => (names ?? [])
-    .filter((n) => n.type === 'url' && /^https?:\/\//i.test(n.value)).map((n) => n.value);
+  const urlsOf = (names: readonly { type: string; value: string }[] | undefined) =>
+    (names ?? []).filter((n) => n.type === 'url' && /^https?:\/\//i.test(n.value)).map((n) => n.value);
   const organizationIdentifier = getAttribute(subjectOf(cert), '2.5.4.97');
 
   return {

@@ -29,7 +29,10 @@ export interface ExpiryNoticeStore {
   /** Pending notices due at `now`, claimed for `leaseSeconds` so no other instance attempts them meanwhile. */
   claimDue(now: Date, leaseSeconds: number, limit: number): Promise<ExpiryNotice[]>;
   /** The outcome of one attempt: delivered, or failed with the next attempt's time (undefined: give up). */
-  recordAttempt(notice: Pick<ExpiryNotice, 'thumbprint' | 'clientId' | 'horizonDays'>, outcome: { deliveredAt: Date } | { error: string; nextAttemptAt?: Date }): Promise<void>;
+  recordAttempt(
+    notice: Pick<ExpiryNotice, 'thumbprint' | 'clientId' | 'horizonDays'>,
+    outcome: { deliveredAt: Date } | { error: string; nextAttemptAt?: Date },
+  ): Promise<void>;
   /** Every notice raised for these clients (or certificates), newest first. */
   list(filter: { clientIds?: string[]; thumbprints?: string[] }): Promise<ExpiryNotice[]>;
 }

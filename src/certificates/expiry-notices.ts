@@ -121,8 +121,10 @@ export function createExpiryNotices(deps: ExpiryNoticeDeps): ExpiryNotices {
   let running: Promise<unknown> | undefined;
   // Alert on `failed` (a TPP that was never told) and on a rising share of `retry`.
   const counted = new Counter<'outcome'>({
-    name: 'moat_certificate_expiry_notices_total', help: 'Expiry notice delivery attempts to TPP endpoints, by outcome: delivered, retry (failed, tried again later), failed (given up)',
-    labelNames: ['outcome'] as const, registers: deps.metrics === undefined ? [] : [deps.metrics],
+    name: 'moat_certificate_expiry_notices_total',
+    help: 'Expiry notice delivery attempts to TPP endpoints, by outcome: delivered, retry (failed, tried again later), failed (given up)',
+    labelNames: ['outcome'] as const,
+    registers: deps.metrics === undefined ? [] : [deps.metrics],
   });
   // Zero from the start, so a dashboard shows 0 rather than no series.
   for (const outcome of ['delivered', 'retry', 'failed'] satisfies NoticeAttemptOutcome[]) counted.inc({ outcome }, 0);
@@ -132,13 +134,28 @@ export function createExpiryNotices(deps: ExpiryNoticeDeps): ExpiryNotices {
       const endpoint = await deps.endpointOf(clientId);
       const at = now();
       const created = await store.raise({
-        thumbprint: certificate.thumbprint, clientId, horizonDays, daysLeft, jti: randomUUID(), createdAt: at, nextAttemptAt: at,
-        status: endpoint === undefined ? 'no_endpoint' : 'pending', ...(endpoint === undefined ? {} : { endpoint }),
+        thumbprint: certificate.thumbprint,
+        clientId,
+        horizonDays,
+        daysLeft,
+        jti: randomUUID(),
+        createdAt: at,
+        nextAttemptAt: at,
+        status: endpoint === undefined ? 'no_endpoint' : 'pending',
+        ...(endpoint === undefined ? {} : { endpoint }),
       });
       if (created) {
-        logger.info({
-          event: 'certificate.notice_raised', thumbprint: certificate.thumbprint, clientId, horizonDays, daysLeft, outcome: endpoint === undefined ? 'no_endpoint' : 'pending',
-        }, endpoint === undefined ? 'TPP certificate expiring; the client registered no notification endpoint' : 'TPP certificate expiry notice queued');
+        logger.info(
+          {
+            event: 'certificate.notice_raised',
+            thumbprint: certificate.thumbprint,
+            clientId,
+            horizonDays,
+            daysLeft,
+            outcome: endpoint === undefined ? 'no_endpoint' : 'pending',
+          },
+          endpoint === undefined ? 'TPP certificate expiring; the client registered no notification endpoint' : 'TPP certificate expiry notice queued',
+        );
       }
     }
   };
@@ -151,18 +168,31 @@ export function createExpiryNotices(deps: ExpiryNoticeDeps): ExpiryNotices {
       await deps.delivery.post(notice.endpoint!, token);
       await store.recordAttempt(notice, { deliveredAt: now() });
       counted.inc({ outcome: 'delivered' });
-      logger.info({ event: 'certificate.notice_delivered', thumbprint: notice.thumbprint, clientId: notice.clientId, horizonDays: notice.horizonDays }, 'TPP certificate expiry notice delivered');
+      logger.info(
+        { event: 'certificate.notice_delivered', thumbprint: notice.thumbprint, clientId: notice.clientId, horizonDays: notice.horizonDays },
+        'TPP certificate expiry notice delivered',
+      );
       return true;
     } catch (err) {
       const attempts = notice.attempts + 1;
       const giveUp = attempts >= deps.maxAttempts;
       const reason = (err as Error).message;
-      await store.recordAttempt(notice, { error: reason, ...(giveUp ? {} : { nextAttemptAt: new Date(now().getTime() + backoffSeconds(attempts, deps.retryBaseSeconds) * 1000) }) });
+      await store.recordAttempt(notice, {
+        error: reason,
+        ...(giveUp ? {} : { nextAttemptAt: new Date(now().getTime() + backoffSeconds(attempts, deps.retryBaseSeconds) * 1000) }),
+      });
       counted.inc({ outcome: giveUp ? 'failed' : 'retry' });
-      logger.warn({
-        event: giveUp ? 'certificate.notice_failed' : 'certificate.notice_retry', thumbprint: notice.thumbprint, clientId: notice.clientId,
-        horizonDays: notice.horizonDays, attempts, reason,
-      }, giveUp ? 'TPP certificate expiry notice could not be delivered; giving up' : 'TPP certificate expiry notice not delivered; will retry');
+      logger.warn(
+        {
+          event: giveUp ? 'certificate.notice_failed' : 'certificate.notice_retry',
+          thumbprint: notice.thumbprint,
+          clientId: notice.clientId,
+          horizonDays: notice.horizonDays,
+          attempts,
+          reason,
+        },
+        giveUp ? 'TPP certificate expiry notice could not be delivered; giving up' : 'TPP certificate expiry notice not delivered; will retry',
+      );
       return false;
     }
   };
@@ -187,8 +217,13 @@ export function createExpiryNotices(deps: ExpiryNoticeDeps): ExpiryNotices {
       }
       if (clients.length === 0) continue;
       found.push({
-        thumbprint: certificate.thumbprint, orgId: certificate.orgId, subjectDn: certificate.subjectDn, usage: certificate.usage,
-        notAfter: certificate.notAfter, daysLeft: Math.max(0, Math.floor((certificate.notAfter.getTime() - at) / 86_400_000)), clients,
+        thumbprint: certificate.thumbprint,
+        orgId: certificate.orgId,
+        subjectDn: certificate.subjectDn,
+        usage: certificate.usage,
+        notAfter: certificate.notAfter,
+        daysLeft: Math.max(0, Math.floor((certificate.notAfter.getTime() - at) / 86_400_000)),
+        clients,
       });
     }
     return found;
@@ -201,8 +236,11 @@ export function createExpiryNotices(deps: ExpiryNoticeDeps): ExpiryNotices {
     list: (filter) => store.list(filter),
     start() {
       timer = setInterval(() => {
-        running ??= deliverDue().catch((err: unknown) => logger.warn({ err, event: 'certificate.notice_pass_failed' }, 'expiry notice delivery pass failed'))
-          .finally(() => { running = undefined; });
+        running ??= deliverDue()
+          .catch((err: unknown) => logger.warn({ err, event: 'certificate.notice_pass_failed' }, 'expiry notice delivery pass failed'))
+          .finally(() => {
+            running = undefined;
+          });
       }, deps.intervalSeconds * 1000);
       timer.unref();
     },

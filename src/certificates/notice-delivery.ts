@@ -24,12 +24,16 @@ export interface NoticeDelivery {
 export function createHttpsNoticeDelivery(options: { timeoutMs: number; caPem?: string; guard?: OutboundTargetGuard }): NoticeDelivery {
   const ca = options.caPem === undefined ? undefined : [...rootCertificates, options.caPem];
   return {
-    post: (endpoint, token) => postHttps(endpoint, {
-      headers: { 'content-type': 'application/secevent+jwt', accept: 'application/json' },
-      body: token, timeoutMs: options.timeoutMs, ...(ca === undefined ? {} : { ca }), ...(options.guard === undefined ? {} : { guard: options.guard }),
-      accepted: (status) => status >= 200 && status < 300,
-    }).catch((err: unknown) => {
-      throw err instanceof HttpsPostError ? new NoticeDeliveryError(err.message) : err;
-    }),
+    post: (endpoint, token) =>
+      postHttps(endpoint, {
+        headers: { 'content-type': 'application/secevent+jwt', accept: 'application/json' },
+        body: token,
+        timeoutMs: options.timeoutMs,
+        ...(ca === undefined ? {} : { ca }),
+        ...(options.guard === undefined ? {} : { guard: options.guard }),
+        accepted: (status) => status >= 200 && status < 300,
+      }).catch((err: unknown) => {
+        throw err instanceof HttpsPostError ? new NoticeDeliveryError(err.message) : err;
+      }),
   };
 }

@@ -48,7 +48,19 @@ const CLOCK_SKEW_MS = 5 * 60_000;
 /** CRLs above this size are not downloaded: a hostile distribution point must not exhaust memory. */
 const MAX_CRL_BYTES = 10 * 1024 * 1024;
 
-const CRL_REASONS = ['unspecified', 'keyCompromise', 'cACompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'certificateHold', 'unused', 'removeFromCRL', 'privilegeWithdrawn', 'aACompromise'];
+const CRL_REASONS = [
+  'unspecified',
+  'keyCompromise',
+  'cACompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'certificateHold',
+  'unused',
+  'removeFromCRL',
+  'privilegeWithdrawn',
+  'aACompromise',
+];
 
 export function createRevocationChecker(options: RevocationCheckerOptions = {}): RevocationChecker {
   const timeoutMs = options.timeoutMs ?? 5000;
@@ -60,32 +72,33 @@ export function createRevocationChecker(options: RevocationCheckerOptions = {}):
   const crypto = new pkijs.CryptoEngine({ name: 'node', crypto: globalThis.crypto });
 
   /** One HTTP(S) exchange with a deadline and a size cap; no redirects (RFC 5019 §5 responders do not need them). */
-  const download = (url: string, init: { method: 'GET' | 'POST'; headers?: Record<string, string>; body?: Uint8Array }): Promise<Buffer> => new Promise((resolve, reject) => {
-    const target = new URL(url);
-    const send = target.protocol === 'https:' ? httpsRequest : target.protocol === 'http:' ? httpRequest : undefined;
-    if (send === undefined) return reject(new Error(`${url} is not an http(s) URL`));
-    const req = send(target, { method: init.method, headers: init.headers ?? {}, timeout: timeoutMs, ...(ca === undefined ? {} : { ca }) }, (res) => {
-      if (res.statusCode !== 200) {
-        res.resume();
-        return reject(new Error(`${url} answered HTTP ${res.statusCode}`));
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_CRL_BYTES) {
-          req.destroy(new Error(`${url} sent more than ${MAX_CRL_BYTES} bytes`));
-          return;
+  const download = (url: string, init: { method: 'GET' | 'POST'; headers?: Record<string, string>; body?: Uint8Array }): Promise<Buffer> =>
+    new Promise((resolve, reject) => {
+      const target = new URL(url);
+      const send = target.protocol === 'https:' ? httpsRequest : target.protocol === 'http:' ? httpRequest : undefined;
+      if (send === undefined) return reject(new Error(`${url} is not an http(s) URL`));
+      const req = send(target, { method: init.method, headers: init.headers ?? {}, timeout: timeoutMs, ...(ca === undefined ? {} : { ca }) }, (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          return reject(new Error(`${url} answered HTTP ${res.statusCode}`));
         }
-        chunks.push(chunk);
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_CRL_BYTES) {
+            req.destroy(new Error(`${url} sent more than ${MAX_CRL_BYTES} bytes`));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on('end', () => resolve(Buffer.concat(chunks)));
+        res.on('error', reject);
       });
-      res.on('end', () => resolve(Buffer.concat(chunks)));
-      res.on('error', reject);
+      req.on('timeout', () => req.destroy(new Error(`${url} did not answer within ${timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(init.body);
     });
-    req.on('timeout', () => req.destroy(new Error(`${url} did not answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end(init.body);
-  });
 
   const askOcsp = async (url: string, cert: pkijs.Certificate, issuer: pkijs.Certificate): Promise<{ verdict: RevocationVerdict; until: number }> => {
     const request = new pkijs.OCSPRequest();
@@ -103,7 +116,7 @@ export function createRevocationChecker(options: RevocationCheckerOptions = {}):
     // (pkijs wants a candidate in `certs`, so the known issuer is offered); a delegated responder
     // must be attached, chain to the issuer and carry id-kp-OCSPSigning.
     basic.certs = [...(basic.certs ?? []), issuer];
-    if (!await basic.verify({ trustedCerts: [issuer], issuerCerts: [issuer], trustedResponders: [issuer] }, crypto)) {
+    if (!(await basic.verify({ trustedCerts: [issuer], issuerCerts: [issuer], trustedResponders: [issuer] }, crypto))) {
       throw new Error('the OCSP response signature does not verify');
     }
     const { isForCertificate, status: certStatus } = await basic.getCertificateStatus(cert, issuer, crypto);
@@ -125,7 +138,7 @@ export function createRevocationChecker(options: RevocationCheckerOptions = {}):
     if (cached !== undefined && cached.until > now().getTime()) return cached.crl;
     const crl = new x509.X509Crl(await download(url, { method: 'GET' }));
     if (crl.issuer !== issuer.subject) throw new Error(`the CRL at ${url} is issued by ${crl.issuer}, not ${issuer.subject}`);
-    if (!await crl.verify({ publicKey: issuer.publicKey })) throw new Error(`the CRL at ${url} is not signed by the issuer`);
+    if (!(await crl.verify({ publicKey: issuer.publicKey }))) throw new Error(`the CRL at ${url} is not signed by the issuer`);
     if (crl.nextUpdate !== undefined && crl.nextUpdate.getTime() < now().getTime()) throw new Error(`the CRL at ${url} is out of date`);
     crls.set(url, { crl, until: Math.min(crl.nextUpdate?.getTime() ?? Number.POSITIVE_INFINITY, now().getTime() + defaultCacheMs) });
     return crl;
@@ -137,8 +150,11 @@ export function createRevocationChecker(options: RevocationCheckerOptions = {}):
     if (entry === null) return { status: 'good', source: 'crl', detail: `not on the CRL at ${url}` };
     const reason = entry.reason === undefined ? undefined : CRL_REASONS[entry.reason];
     return {
-      status: 'revoked', source: 'crl', detail: `listed on the CRL at ${url}${reason === undefined ? '' : ` (${reason})`}`,
-      revokedAt: entry.revocationDate, ...(reason === undefined ? {} : { reason }),
+      status: 'revoked',
+      source: 'crl',
+      detail: `listed on the CRL at ${url}${reason === undefined ? '' : ` (${reason})`}`,
+      revokedAt: entry.revocationDate,
+      ...(reason === undefined ? {} : { reason }),
     };
   };
 
@@ -164,14 +180,18 @@ export function createRevocationChecker(options: RevocationCheckerOptions = {}):
       for (const url of pointers.crlUrls) {
         try {
           const verdict = await askCrl(url, leaf, ca);
-          verdicts.set(key, { verdict, until: verdict.status === 'revoked' ? Number.POSITIVE_INFINITY : (crls.get(url)?.until ?? now().getTime() + defaultCacheMs) });
+          verdicts.set(key, {
+            verdict,
+            until: verdict.status === 'revoked' ? Number.POSITIVE_INFINITY : (crls.get(url)?.until ?? now().getTime() + defaultCacheMs),
+          });
           return verdict;
         } catch (err) {
           problems.push(`CRL ${url}: ${(err as Error).message}`);
         }
       }
       return {
-        status: 'unknown', source: 'none',
+        status: 'unknown',
+        source: 'none',
         detail: problems.length === 0 ? 'the certificate names no OCSP responder and no CRL' : problems.join('; '),
       };
     },

@@ -43,18 +43,31 @@ export function createRevocationMonitor(deps: {
     const verdict = await checker.check(new X509Certificate(certificate.pem), new X509Certificate(certificate.issuerPem), certificate);
     if (verdict.status === 'revoked') {
       const changed = await registry.revoke(certificate.thumbprint, {
-        source: verdict.source === 'crl' ? 'crl' : 'ocsp', reason: verdict.reason ?? verdict.detail, ...(verdict.revokedAt === undefined ? {} : { at: verdict.revokedAt }),
+        source: verdict.source === 'crl' ? 'crl' : 'ocsp',
+        reason: verdict.reason ?? verdict.detail,
+        ...(verdict.revokedAt === undefined ? {} : { at: verdict.revokedAt }),
       });
       if (changed) {
-        logger.warn({
-          event: 'certificate.revoked', outcome: 'mtls_certificate_revoked', thumbprint: certificate.thumbprint, orgId: certificate.orgId,
-          clients: certificate.clients, source: verdict.source, detail: verdict.detail,
-        }, 'TPP certificate revoked: its clients can no longer authenticate and its bound tokens are inactive');
+        logger.warn(
+          {
+            event: 'certificate.revoked',
+            outcome: 'mtls_certificate_revoked',
+            thumbprint: certificate.thumbprint,
+            orgId: certificate.orgId,
+            clients: certificate.clients,
+            source: verdict.source,
+            detail: verdict.detail,
+          },
+          'TPP certificate revoked: its clients can no longer authenticate and its bound tokens are inactive',
+        );
       }
     }
     await registry.recordCheck(certificate.thumbprint, verdict.status === 'unknown' ? `unknown: ${verdict.detail}` : verdict.status);
     if (verdict.status === 'unknown') {
-      logger.warn({ event: 'certificate.revocation_unknown', thumbprint: certificate.thumbprint, orgId: certificate.orgId, detail: verdict.detail }, 'revocation status of a TPP certificate could not be established');
+      logger.warn(
+        { event: 'certificate.revocation_unknown', thumbprint: certificate.thumbprint, orgId: certificate.orgId, detail: verdict.detail },
+        'revocation status of a TPP certificate could not be established',
+      );
     }
     return verdict;
   };
@@ -79,10 +92,18 @@ export function createRevocationMonitor(deps: {
         logger.warn({ err, event: 'certificate.notice_raise_failed', thumbprint: certificate.thumbprint }, 'raising the expiry notice failed');
         continue;
       }
-      logger.warn({
-        event: 'certificate.expiring', thumbprint: certificate.thumbprint, orgId: certificate.orgId, clients: certificate.clients,
-        notAfter: certificate.notAfter.toISOString(), daysLeft, horizonDays: horizon,
-      }, `TPP certificate expires in ${daysLeft} days`);
+      logger.warn(
+        {
+          event: 'certificate.expiring',
+          thumbprint: certificate.thumbprint,
+          orgId: certificate.orgId,
+          clients: certificate.clients,
+          notAfter: certificate.notAfter.toISOString(),
+          daysLeft,
+          horizonDays: horizon,
+        },
+        `TPP certificate expires in ${daysLeft} days`,
+      );
       await registry.recordEvent(certificate.thumbprint, name, { daysLeft });
       reported.push({ thumbprint: certificate.thumbprint, daysLeft });
     }
@@ -112,8 +133,11 @@ export function createRevocationMonitor(deps: {
     start() {
       timer = setInterval(() => {
         // One pass at a time: a slow responder must not pile passes up.
-        running ??= runOnce().catch((err: unknown) => logger.warn({ err, event: 'certificate.monitor_failed' }, 'certificate monitor pass failed'))
-          .finally(() => { running = undefined; });
+        running ??= runOnce()
+          .catch((err: unknown) => logger.warn({ err, event: 'certificate.monitor_failed' }, 'certificate monitor pass failed'))
+          .finally(() => {
+            running = undefined;
+          });
       }, deps.intervalSeconds * 1000);
       timer.unref();
     },

@@ -2,14 +2,31 @@ import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { ExpiryNotice, ExpiryNoticeStore, NoticeStatus } from './expiry-notice-store.ts';
 
 interface Row {
-  thumbprint: string; client_id: string; horizon_days: number; endpoint: string | null; status: NoticeStatus; jti: string; days_left: number;
-  attempts: number; next_attempt_at: Date | string; last_error: string | null; delivered_at: Date | string | null; created_at: Date | string;
+  thumbprint: string;
+  client_id: string;
+  horizon_days: number;
+  endpoint: string | null;
+  status: NoticeStatus;
+  jti: string;
+  days_left: number;
+  attempts: number;
+  next_attempt_at: Date | string;
+  last_error: string | null;
+  delivered_at: Date | string | null;
+  created_at: Date | string;
 }
 
 function toNotice(r: Row): ExpiryNotice {
   return {
-    thumbprint: r.thumbprint, clientId: r.client_id, horizonDays: r.horizon_days, status: r.status, jti: r.jti, daysLeft: r.days_left,
-    attempts: r.attempts, nextAttemptAt: new Date(r.next_attempt_at), createdAt: new Date(r.created_at),
+    thumbprint: r.thumbprint,
+    clientId: r.client_id,
+    horizonDays: r.horizon_days,
+    status: r.status,
+    jti: r.jti,
+    daysLeft: r.days_left,
+    attempts: r.attempts,
+    nextAttemptAt: new Date(r.next_attempt_at),
+    createdAt: new Date(r.created_at),
     ...(r.endpoint === null ? {} : { endpoint: r.endpoint }),
     ...(r.last_error === null ? {} : { lastError: r.last_error }),
     ...(r.delivered_at === null ? {} : { deliveredAt: new Date(r.delivered_at) }),
@@ -45,7 +62,8 @@ export function createSqlExpiryNoticeStore(sql: SqlClient): ExpiryNoticeStore {
       if ('deliveredAt' in outcome) {
         await sql.query(
           `UPDATE certificate_expiry_notice SET status = 'delivered', attempts = attempts + 1, delivered_at = $4, last_error = NULL, claimed_until = NULL
-           WHERE thumbprint = $1 AND client_id = $2 AND horizon_days = $3`, [...key, outcome.deliveredAt],
+           WHERE thumbprint = $1 AND client_id = $2 AND horizon_days = $3`,
+          [...key, outcome.deliveredAt],
         );
         return;
       }
@@ -53,7 +71,8 @@ export function createSqlExpiryNoticeStore(sql: SqlClient): ExpiryNoticeStore {
         `UPDATE certificate_expiry_notice SET attempts = attempts + 1, last_error = $4, claimed_until = NULL,
                 status = CASE WHEN $5::timestamptz IS NULL THEN 'failed' ELSE status END,
                 next_attempt_at = COALESCE($5::timestamptz, next_attempt_at)
-         WHERE thumbprint = $1 AND client_id = $2 AND horizon_days = $3`, [...key, outcome.error, outcome.nextAttemptAt ?? null],
+         WHERE thumbprint = $1 AND client_id = $2 AND horizon_days = $3`,
+        [...key, outcome.error, outcome.nextAttemptAt ?? null],
       );
     },
     async list(filter) {

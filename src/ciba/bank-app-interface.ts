@@ -44,7 +44,6 @@ export function factorsOf(methods: NonNullable<BankAppDecision['authentication']
   return factors;
 }
 
-
 /** Tells the bank's app of a new request; a failure is logged, never passed on to the TPP. */
 export function createBankAppNotifier(deps: BankAppInterfaceDeps): (requestId: string, customerId: string) => Promise<void> {
   const { config, logger } = deps;
@@ -56,7 +55,8 @@ export function createBankAppNotifier(deps: BankAppInterfaceDeps): (requestId: s
       const client = await deps.provider().Client.find(request.clientId);
       const accounts = await deps.authorisation().offered(request);
       const notification: BankAppNotification = {
-        request_id: request.id, customer_id: request.customerId,
+        request_id: request.id,
+        customer_id: request.customerId,
         client: { client_id: request.clientId, client_name: client?.clientName ?? request.clientId },
         scope: request.scope,
         ...(request.bindingMessage === undefined ? {} : { binding_message: request.bindingMessage }),
@@ -66,12 +66,19 @@ export function createBankAppNotifier(deps: BankAppInterfaceDeps): (requestId: s
         callback: `${deps.issuer.replace(/\/$/, '')}${BANK_APP_CALLBACK_PREFIX}/${encodeURIComponent(request.id)}/decision`,
       };
       await postHttps(config.notificationEndpoint, {
-        headers: { 'content-type': 'application/json' }, body: JSON.stringify(notification), timeoutMs: config.timeoutMs,
-        ...(ca === undefined ? {} : { ca }), clientCertificate, accepted: (status) => status >= 200 && status < 300,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(notification),
+        timeoutMs: config.timeoutMs,
+        ...(ca === undefined ? {} : { ca }),
+        clientCertificate,
+        accepted: (status) => status >= 200 && status < 300,
       });
       logger.info({ event: 'ciba.bank_app_notified', outcome: 'ciba_bank_app_notified', clientId: request.clientId }, 'bank app told of a decoupled request');
     } catch (err) {
-      logger.warn({ event: 'ciba.bank_app_unreachable', outcome: 'ciba_bank_app_unreachable', reason: err instanceof Error ? err.message : String(err) }, 'the bank app could not be told of a decoupled request; it stays open until it expires');
+      logger.warn(
+        { event: 'ciba.bank_app_unreachable', outcome: 'ciba_bank_app_unreachable', reason: err instanceof Error ? err.message : String(err) },
+        'the bank app could not be told of a decoupled request; it stays open until it expires',
+      );
     }
   };
 }
@@ -89,7 +96,7 @@ export function createBankAppCallbackRouter(deps: BankAppInterfaceDeps): Router 
     };
     const presented = deps.clientCertificate(ctx.req);
     if (presented === undefined || !presented.verification.trusted || !distinguishedNamesEqual(presented.subject, expected)) {
-      deps.logger.warn({ event: 'ciba.bank_app_refused', outcome: 'unauthorized_client' }, 'bank app callback without the bank app\'s certificate');
+      deps.logger.warn({ event: 'ciba.bank_app_refused', outcome: 'unauthorized_client' }, "bank app callback without the bank app's certificate");
       refuse(401, 'unauthorized_client', "present the bank app's client certificate (ciba.bankApp.callbackSubjectDn) over mutual TLS");
       return;
     }
@@ -107,7 +114,9 @@ export function createBankAppCallbackRouter(deps: BankAppInterfaceDeps): Router 
         return;
       }
       const consent = await deps.authorisation().approve({
-        id, customerId: decision.customer_id, factors: factorsOf(decision.authentication?.methods ?? []),
+        id,
+        customerId: decision.customer_id,
+        factors: factorsOf(decision.authentication?.methods ?? []),
         ...(decision.accounts === undefined ? {} : { accounts: decision.accounts }),
         ...(decision.permission_groups === undefined ? {} : { permissionGroups: decision.permission_groups }),
       });

@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import {
-  BANK_APP_CALLBACK_PREFIX, BANK_APP_CONTRACT_VERSION, bankAppDecisionResultSchema, bankAppDecisionSchema, bankAppErrorSchema, bankAppNotificationSchema,
+  BANK_APP_CALLBACK_PREFIX,
+  BANK_APP_CONTRACT_VERSION,
+  bankAppDecisionResultSchema,
+  bankAppDecisionSchema,
+  bankAppErrorSchema,
+  bankAppNotificationSchema,
 } from './bank-app-contract.ts';
 
 /*
@@ -46,13 +51,15 @@ export function bankAppOpenApi(): Record<string, unknown> {
           operationId: 'decideRequest',
           summary: "The customer's decision on a request",
           security: [{ bankAppClientCertificate: [] }],
-          parameters: [{ name: 'requestId', in: 'path', required: true, schema: { type: 'string', minLength: 1 }, description: 'The notification\'s request_id' }],
+          parameters: [
+            { name: 'requestId', in: 'path', required: true, schema: { type: 'string', minLength: 1 }, description: "The notification's request_id" },
+          ],
           requestBody: { required: true, ...body('BankAppDecision', 'The decision, and for an approval how the customer authenticated') },
           responses: {
             200: body('BankAppDecisionResult', 'Recorded; for an approval, the consent created'),
             400: body('BankAppError', 'invalid_request or choice_invalid: the body, or the accounts chosen'),
             401: body('BankAppError', 'unauthorized_client (no or another certificate) or sca_required (the methods do not make SCA)'),
-            404: body('BankAppError', "not_found: no such request for this customer"),
+            404: body('BankAppError', 'not_found: no such request for this customer'),
             409: body('BankAppError', 'already_decided'),
             410: body('BankAppError', 'expired'),
           },
@@ -63,7 +70,7 @@ export function bankAppOpenApi(): Record<string, unknown> {
       decoupledAuthorisationRequested: {
         post: {
           operationId: 'notifyBankApp',
-          summary: 'A TPP asks the customer to approve a request in the bank\'s app',
+          summary: "A TPP asks the customer to approve a request in the bank's app",
           security: [{ moatClientCertificate: [] }],
           requestBody: { required: true, ...body('BankAppNotification', 'What the app shows the customer') },
           responses: { 204: { description: 'Accepted (any 2xx is)' } },

@@ -51,7 +51,10 @@ export function createCibaHooks(deps: CibaHookDeps): CibaProviderHooks {
         const intent = intentId === undefined ? undefined : await consents.getForClient(intentId, client.clientId);
         const detail = requested ?? intent?.requested;
         const recorded = await deps.authorisation().record({
-          id: request.jti, clientId: client.clientId, customerId: account.accountId, scope: request.scope ?? '',
+          id: request.jti,
+          clientId: client.clientId,
+          customerId: account.accountId,
+          scope: request.scope ?? '',
           consentId: intentId ?? newConsentId(detail === undefined ? 'scope' : kindOf(detail)),
           expiresInSeconds: request.expiration,
           ...(typeof params.binding_message === 'string' ? { bindingMessage: params.binding_message } : {}),
@@ -71,7 +74,9 @@ export function createCibaHooks(deps: CibaHookDeps): CibaProviderHooks {
  */
 async function checkAuthorizationContext(ctx: KoaContextWithOIDC, message: string | undefined, consents: ConsentService): Promise<void> {
   if (message !== undefined && !BINDING_MESSAGE.test(message)) {
-    throw new errors.InvalidBindingMessage('binding_message must be 1 to 64 letters, digits, spaces or basic punctuation, to be shown on the customer\'s device');
+    throw new errors.InvalidBindingMessage(
+      "binding_message must be 1 to 64 letters, digits, spaces or basic punctuation, to be shown on the customer's device",
+    );
   }
   const params = ctx.oidc.params ?? {};
   const intentId = intentIdFromClaims(params.claims);
@@ -81,7 +86,9 @@ async function checkAuthorizationContext(ctx: KoaContextWithOIDC, message: strin
   }
   const unique = intentId !== undefined || typeof params.authorization_details === 'string';
   if (!unique && message === undefined) {
-    throw new errors.InvalidBindingMessage('binding_message is required when the request carries neither authorization_details nor an intent (FAPI-CIBA §5.2.2)');
+    throw new errors.InvalidBindingMessage(
+      'binding_message is required when the request carries neither authorization_details nor an intent (FAPI-CIBA §5.2.2)',
+    );
   }
 }
 
@@ -104,12 +111,19 @@ function requestedDetail(value: unknown): RequestedDetail | undefined {
 async function subjectOfLoginHintToken(ctx: KoaContextWithOIDC, token: string, issuer: string): Promise<string> {
   const client = ctx.oidc.client!;
   const metadata = client.metadata() as { jwks?: JSONWebKeySet; jwks_uri?: string };
-  const keys = metadata.jwks !== undefined ? createLocalJWKSet(metadata.jwks)
-    : metadata.jwks_uri !== undefined ? createRemoteJWKSet(new URL(metadata.jwks_uri)) : undefined;
-  if (keys === undefined) throw new errors.InvalidRequest('login_hint_token must be signed with the client\'s registered keys, and this client has none');
+  const keys =
+    metadata.jwks !== undefined
+      ? createLocalJWKSet(metadata.jwks)
+      : metadata.jwks_uri !== undefined
+        ? createRemoteJWKSet(new URL(metadata.jwks_uri))
+        : undefined;
+  if (keys === undefined) throw new errors.InvalidRequest("login_hint_token must be signed with the client's registered keys, and this client has none");
   try {
     const { payload } = await jwtVerify(token, keys, {
-      issuer: client.clientId, audience: issuer, algorithms: [...SIGNING_ALGORITHMS], requiredClaims: ['exp', 'sub'],
+      issuer: client.clientId,
+      audience: issuer,
+      algorithms: [...SIGNING_ALGORITHMS],
+      requiredClaims: ['exp', 'sub'],
     });
     return payload.sub ?? '';
   } catch (err) {

@@ -80,9 +80,16 @@ export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): 
     return found;
   };
 
-  const offered = (request: DecoupledRequest) => offeredAccounts(deps.accounts, request.customerId, {
-    scope: request.scope, ...(request.requested === undefined ? {} : { detail: request.requested }),
-  }, { interactionId: request.id });
+  const offered = (request: DecoupledRequest) =>
+    offeredAccounts(
+      deps.accounts,
+      request.customerId,
+      {
+        scope: request.scope,
+        ...(request.requested === undefined ? {} : { detail: request.requested }),
+      },
+      { interactionId: request.id },
+    );
 
   /**
    * RTS Art. 4 and 5: a decoupled approval is always strong — the customer is not in front of the
@@ -91,7 +98,9 @@ export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): 
   const requirementOf = (request: DecoupledRequest, params: Record<string, unknown>): AuthenticationRequirement => {
     const acrRequest = acrRequestOf(params);
     const required = requiredAuthentication({
-      scope: request.scope, consentId: request.consentId, threatStepUp: deps.steppedUp(request.clientId),
+      scope: request.scope,
+      consentId: request.consentId,
+      threatStepUp: deps.steppedUp(request.clientId),
       ...(request.requested === undefined ? {} : { detail: request.requested }),
       ...(acrRequest === undefined ? {} : { acrRequest }),
     });
@@ -103,7 +112,11 @@ export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): 
    * ping-mode client, calls its notification endpoint once. A failed call is retried in the
    * background with back-off: the customer's decision stands whatever the TPP's endpoint does.
    */
-  const settle = async (request: InstanceType<Provider['BackchannelAuthenticationRequest']>, result: Parameters<Provider['backchannelResult']>[1], options: Parameters<Provider['backchannelResult']>[2]) => {
+  const settle = async (
+    request: InstanceType<Provider['BackchannelAuthenticationRequest']>,
+    result: Parameters<Provider['backchannelResult']>[1],
+    options: Parameters<Provider['backchannelResult']>[2],
+  ) => {
     try {
       await provider.backchannelResult(request, result, options);
       if (await deps.ping.isPingClient(request.clientId!)) deps.ping.delivered(request.clientId!, request.jti, 1);
@@ -119,7 +132,10 @@ export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): 
       const now = deps.now();
       const request: DecoupledRequest = { ...input, status: 'pending', createdAt: now, expiresAt: new Date(now.getTime() + expiresInSeconds * 1000) };
       await store.create(request);
-      logger.info({ event: 'ciba.requested', outcome: 'ciba_pending', clientId: request.clientId, accountId: request.customerId }, 'decoupled authorisation requested');
+      logger.info(
+        { event: 'ciba.requested', outcome: 'ciba_pending', clientId: request.clientId, accountId: request.customerId },
+        'decoupled authorisation requested',
+      );
       return request;
     },
 
@@ -132,12 +148,17 @@ export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): 
       const protocol = await protocolRequest(request);
       const requirement = requirementOf(request, (protocol.params ?? {}) as Record<string, unknown>);
       const auth = completedAuthentication({
-        customerId: approval.customerId, factors: approval.factors, authTime: deps.now(),
+        customerId: approval.customerId,
+        factors: approval.factors,
+        authTime: deps.now(),
         ...(requirement.link === undefined ? {} : { link: requirement.link }),
       });
       const gap = shortfall(auth, requirement, { customerId: request.customerId });
       if (gap !== undefined) {
-        logger.warn({ event: 'sca.refused', outcome: `sca_${gap}`, clientId: request.clientId, consentId: request.consentId }, 'decoupled approval refused: authentication does not meet the requirement');
+        logger.warn(
+          { event: 'sca.refused', outcome: `sca_${gap}`, clientId: request.clientId, consentId: request.consentId },
+          'decoupled approval refused: authentication does not meet the requirement',
+        );
         throw new DecoupledRefusal('sca_required', 'approving needs strong customer authentication: your password and a one-time code, or a passkey');
       }
 
@@ -146,8 +167,12 @@ export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): 
       try {
         const chosen = approval.accounts ?? (request.requested?.type === 'payment_initiation' ? choices.slice(0, 1) : choices).map((a) => a.id);
         const choice = { scope: request.scope, ...(request.requested === undefined ? {} : { detail: request.requested }) };
-        granted = request.requested !== undefined ? grantedDetail(request.requested, choices, chosen, approval.permissionGroups)
-          : asksAccountsByScope(choice) ? grantedDetail(scopeAccessRequest(deps.now(), deps.scopeAccessDays), choices, chosen, approval.permissionGroups) : undefined;
+        granted =
+          request.requested !== undefined
+            ? grantedDetail(request.requested, choices, chosen, approval.permissionGroups)
+            : asksAccountsByScope(choice)
+              ? grantedDetail(scopeAccessRequest(deps.now(), deps.scopeAccessDays), choices, chosen, approval.permissionGroups)
+              : undefined;
       } catch (err) {
         if (err instanceof ChoiceInvalid) throw new DecoupledRefusal('choice_invalid', err.message);
         throw err;
@@ -156,23 +181,30 @@ export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): 
       let managed;
       try {
         managed = await managedDecision(consents, (protocol.params ?? {}) as Record<string, unknown>, {
-          clientId: request.clientId, customerId: request.customerId, granted, scope: request.scope, consentId: request.consentId,
+          clientId: request.clientId,
+          customerId: request.customerId,
+          granted,
+          scope: request.scope,
+          consentId: request.consentId,
         });
       } catch (err) {
         if (err instanceof ConsentNotFound) throw new DecoupledRefusal('not_found', 'the grant this request would extend is not yours');
         throw err;
       }
       // Decided once: a second device approving at the same moment finds it decided.
-      if (!await store.decide(request.id, 'approved', deps.now())) throw new DecoupledRefusal('already_decided', 'this request was already decided');
+      if (!(await store.decide(request.id, 'approved', deps.now()))) throw new DecoupledRefusal('already_decided', 'this request was already decided');
 
       const decided = managed.granted;
-      const rar = decided === undefined || request.requested === undefined ? undefined : { ...decided, consentId: managed.consentId } as GrantedDetail;
+      const rar = decided === undefined || request.requested === undefined ? undefined : ({ ...decided, consentId: managed.consentId } as GrantedDetail);
       const grantId = await saveGrant(provider, request, protocol, rar);
       let consent: Consent;
       try {
         consent = await consents.authorise({
           ...(request.intentId === undefined ? { newConsentId: request.consentId } : { intentId: request.intentId }),
-          clientId: request.clientId, customerId: request.customerId, scope: managed.scope, grantId,
+          clientId: request.clientId,
+          customerId: request.customerId,
+          scope: managed.scope,
+          grantId,
           ...(request.requested === undefined ? {} : { requested: request.requested }),
           ...(decided === undefined ? {} : { granted: decided }),
           ...(decided?.type === 'account_information' && decided.expirationDateTime !== undefined ? { expiresAt: new Date(decided.expirationDateTime) } : {}),
@@ -188,20 +220,27 @@ export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): 
         throw err;
       }
       await settle(protocol, grantId, {
-        acr: auth.acr, amr: auth.amr, authTime: Math.floor(auth.authTime.getTime() / 1000),
+        acr: auth.acr,
+        amr: auth.amr,
+        authTime: Math.floor(auth.authTime.getTime() / 1000),
         ...(rar === undefined ? {} : { rar: [rar] as never }),
       });
-      logger.info({ event: 'ciba.approved', outcome: 'ciba_approved', clientId: request.clientId, accountId: request.customerId, consentId: consent.id }, 'decoupled authorisation approved');
+      logger.info(
+        { event: 'ciba.approved', outcome: 'ciba_approved', clientId: request.clientId, accountId: request.customerId, consentId: consent.id },
+        'decoupled authorisation approved',
+      );
       return consent;
     },
 
     async deny({ id, customerId }) {
       const request = await pendingRequest(id, customerId);
       const protocol = await protocolRequest(request);
-      if (!await store.decide(request.id, 'denied', deps.now())) throw new DecoupledRefusal('already_decided', 'this request was already decided');
+      if (!(await store.decide(request.id, 'denied', deps.now()))) throw new DecoupledRefusal('already_decided', 'this request was already decided');
       await consents.reject({
         ...(request.intentId === undefined ? { newConsentId: request.consentId } : { intentId: request.intentId }),
-        clientId: request.clientId, customerId, scope: request.scope,
+        clientId: request.clientId,
+        customerId,
+        scope: request.scope,
         ...(request.requested === undefined ? {} : { requested: request.requested }),
       });
       await settle(protocol, new errors.AccessDenied('the customer denied the request'), {});

@@ -43,7 +43,11 @@ export type DecoupledRefusalCode = 'not_found' | 'expired' | 'already_decided' |
 
 /** The HTTP status each refusal is answered with, by the bank-app APIs. */
 export const REFUSAL_STATUS: Readonly<Record<DecoupledRefusalCode, number>> = {
-  not_found: 404, expired: 410, already_decided: 409, sca_required: 401, choice_invalid: 400,
+  not_found: 404,
+  expired: 410,
+  already_decided: 409,
+  sca_required: 401,
+  choice_invalid: 400,
 };
 
 export class DecoupledRefusal extends Error {

@@ -46,11 +46,15 @@ export function createPingDelivery(options: PingDeliveryOptions): PingDelivery {
   const running = new Set<Promise<void>>();
 
   // CIBA Core §10.2: the client answers 204 (oidc-provider also accepts 200).
-  const post = (endpoint: string, token: string, authReqId: string) => postHttps(endpoint, {
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ auth_req_id: authReqId }), timeoutMs: options.timeoutMs, ...(ca === undefined ? {} : { ca }),
-    accepted: (status) => status === 204 || status === 200, ...(options.guard === undefined ? {} : { guard: options.guard }),
-  });
+  const post = (endpoint: string, token: string, authReqId: string) =>
+    postHttps(endpoint, {
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ auth_req_id: authReqId }),
+      timeoutMs: options.timeoutMs,
+      ...(ca === undefined ? {} : { ca }),
+      accepted: (status) => status === 204 || status === 200,
+      ...(options.guard === undefined ? {} : { guard: options.guard }),
+    });
 
   const attempt = async (request: RequestWithResult, number: number) => {
     const clientId = request.clientId!;
@@ -59,7 +63,10 @@ export function createPingDelivery(options: PingDeliveryOptions): PingDelivery {
       const endpoint = client?.metadata().backchannel_client_notification_endpoint;
       const token = (request.params as { client_notification_token?: unknown } | undefined)?.client_notification_token;
       if (typeof endpoint !== 'string' || typeof token !== 'string') {
-        logger.warn({ event: 'ciba.ping_abandoned', outcome: 'ciba_ping_no_endpoint', clientId, attempt: number }, 'ping notification abandoned: the client has no notification endpoint now');
+        logger.warn(
+          { event: 'ciba.ping_abandoned', outcome: 'ciba_ping_no_endpoint', clientId, attempt: number },
+          'ping notification abandoned: the client has no notification endpoint now',
+        );
         return;
       }
       await post(endpoint, token, request.jti);
@@ -73,11 +80,17 @@ export function createPingDelivery(options: PingDeliveryOptions): PingDelivery {
     const clientId = request.clientId!;
     const reason = err instanceof Error ? err.message : String(err);
     if (number >= options.maxAttempts) {
-      logger.warn({ event: 'ciba.ping_abandoned', outcome: 'ciba_ping_failed', clientId, attempt: number, reason }, 'ping notification given up; the result waits at the token endpoint');
+      logger.warn(
+        { event: 'ciba.ping_abandoned', outcome: 'ciba_ping_failed', clientId, attempt: number, reason },
+        'ping notification given up; the result waits at the token endpoint',
+      );
       return;
     }
     const waitMs = options.retryBaseMs * 2 ** (number - 1);
-    logger.warn({ event: 'ciba.ping_failed', outcome: 'ciba_ping_failed', clientId, attempt: number, reason, retryInMs: waitMs }, 'ping notification failed; retrying');
+    logger.warn(
+      { event: 'ciba.ping_failed', outcome: 'ciba_ping_failed', clientId, attempt: number, reason, retryInMs: waitMs },
+      'ping notification failed; retrying',
+    );
     const timer = setTimeout(() => {
       timers.delete(timer);
       const run = attempt(request, number + 1).finally(() => running.delete(run));

@@ -17,7 +17,10 @@ const MODEL = 'CibaPoll';
 /** RFC 8628 §3.5: each slow_down adds five seconds to the interval. */
 const SLOW_DOWN_STEP_SECONDS = 5;
 
-interface PollRecord { at: number; interval: number }
+interface PollRecord {
+  at: number;
+  interval: number;
+}
 
 export interface PollPacingOptions {
   store: ModelStore;
@@ -31,7 +34,8 @@ export interface PollPacingOptions {
 function formOf(ctx: Parameters<Middleware>[0]): URLSearchParams | undefined {
   const body = (ctx.request as { body?: unknown }).body;
   if (typeof body === 'string') return new URLSearchParams(body);
-  if (typeof body === 'object' && body !== null) return new URLSearchParams(Object.entries(body).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  if (typeof body === 'object' && body !== null)
+    return new URLSearchParams(Object.entries(body).filter((e): e is [string, string] => typeof e[1] === 'string'));
   return undefined;
 }
 
@@ -43,7 +47,7 @@ export function cibaPollPacing(options: PollPacingOptions): Middleware {
       const authReqId = form?.get('auth_req_id');
       if (form?.get('grant_type') === CIBA_GRANT_TYPE && typeof authReqId === 'string' && authReqId !== '') {
         const now = options.now().getTime();
-        const last = await options.store.find(MODEL, authReqId) as PollRecord | undefined;
+        const last = (await options.store.find(MODEL, authReqId)) as PollRecord | undefined;
         const interval = last?.interval ?? options.intervalSeconds;
         if (last !== undefined && now - last.at < interval * 1000) {
           const slower = interval + SLOW_DOWN_STEP_SECONDS;

@@ -22,11 +22,17 @@ const COLUMNS = 'id, client_id, customer_id, scope, binding_message, requested, 
 
 function toRequest(row: Row): DecoupledRequest {
   return {
-    id: row.id, clientId: row.client_id, customerId: row.customer_id, scope: row.scope,
+    id: row.id,
+    clientId: row.client_id,
+    customerId: row.customer_id,
+    scope: row.scope,
     ...(row.binding_message === null ? {} : { bindingMessage: row.binding_message }),
     ...(row.requested === null ? {} : { requested: row.requested }),
     ...(row.intent_id === null ? {} : { intentId: row.intent_id }),
-    consentId: row.consent_id, status: row.status, createdAt: new Date(row.created_at), expiresAt: new Date(row.expires_at),
+    consentId: row.consent_id,
+    status: row.status,
+    createdAt: new Date(row.created_at),
+    expiresAt: new Date(row.expires_at),
     ...(row.decided_at === null ? {} : { decidedAt: new Date(row.decided_at) }),
   };
 }
@@ -38,7 +44,18 @@ export function createSqlDecoupledRequestStore(sql: SqlClient): DecoupledRequest
       await sql.query(
         `INSERT INTO decoupled_request (id, client_id, customer_id, scope, binding_message, requested, intent_id, consent_id, status, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10)`,
-        [r.id, r.clientId, r.customerId, r.scope, r.bindingMessage ?? null, r.requested === undefined ? null : JSON.stringify(r.requested), r.intentId ?? null, r.consentId, r.createdAt, r.expiresAt],
+        [
+          r.id,
+          r.clientId,
+          r.customerId,
+          r.scope,
+          r.bindingMessage ?? null,
+          r.requested === undefined ? null : JSON.stringify(r.requested),
+          r.intentId ?? null,
+          r.consentId,
+          r.createdAt,
+          r.expiresAt,
+        ],
       );
     },
     async find(id) {

@@ -60,10 +60,18 @@ export const ADMIN_CLIENT_USAGE = `admin listener options:
 `;
 
 const ENV_NAMES = {
-  url: 'MOAT_ADMIN_URL', tokenFile: 'MOAT_ADMIN_TOKEN_FILE', certFile: 'MOAT_ADMIN_CERT', keyFile: 'MOAT_ADMIN_KEY', caFile: 'MOAT_ADMIN_CA',
+  url: 'MOAT_ADMIN_URL',
+  tokenFile: 'MOAT_ADMIN_TOKEN_FILE',
+  certFile: 'MOAT_ADMIN_CERT',
+  keyFile: 'MOAT_ADMIN_KEY',
+  caFile: 'MOAT_ADMIN_CA',
 } as const satisfies Record<keyof AdminClientOptions, string>;
 const FLAG_NAMES = {
-  url: 'admin-url', tokenFile: 'admin-token-file', certFile: 'admin-cert', keyFile: 'admin-key', caFile: 'admin-ca',
+  url: 'admin-url',
+  tokenFile: 'admin-token-file',
+  certFile: 'admin-cert',
+  keyFile: 'admin-key',
+  caFile: 'admin-ca',
 } as const satisfies Record<keyof AdminClientOptions, keyof typeof ADMIN_CLIENT_OPTIONS>;
 
 /**
@@ -95,13 +103,21 @@ function readCredential(what: string, file: string): Buffer {
 }
 
 /** OpenSSL's and node's codes for a server certificate the client does not trust. */
-const SERVER_CERTIFICATE_ERRORS = /^(?:ERR_TLS_CERT_ALTNAME_INVALID|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(?:_LOCALLY)?|CERT_\w+)$/;
+const SERVER_CERTIFICATE_ERRORS =
+  /^(?:ERR_TLS_CERT_ALTNAME_INVALID|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(?:_LOCALLY)?|CERT_\w+)$/;
 
 function unreachable(url: string, err: Error & { code?: string }): AdminApiError {
   if (err.code !== undefined && SERVER_CERTIFICATE_ERRORS.test(err.code)) {
-    return new AdminApiError(0, `the admin listener at ${url} presented a certificate this CLI does not trust (${err.message}); pass the CA that issued it with --admin-ca FILE, and check that the URL's host is in its subjectAltName`);
+    return new AdminApiError(
+      0,
+      `the admin listener at ${url} presented a certificate this CLI does not trust (${err.message}); pass the CA that issued it with --admin-ca FILE, and check that the URL's host is in its subjectAltName`,
+    );
   }
-  return new AdminApiError(0, `the admin listener at ${url} cannot be reached (${err.message}); is Moat running, and is admin.host/admin.port (or --admin-url) right? With admin.tls the URL is https://`, { unreachable: true });
+  return new AdminApiError(
+    0,
+    `the admin listener at ${url} cannot be reached (${err.message}); is Moat running, and is admin.host/admin.port (or --admin-url) right? With admin.tls the URL is https://`,
+    { unreachable: true },
+  );
 }
 
 /** What to do about a refusal, after the server's own reason. */
@@ -122,9 +138,11 @@ function adminToken(config: MoatConfig, options: AdminClientOptions): { token?: 
   if (file === undefined) return {};
   if (!existsSync(file)) {
     return {
-      missing: `there is no admin token at ${file}${config.mode === 'sandbox'
-        ? ', where the sandbox server writes it when it starts: run this where the server runs, or pass its data directory with --data-dir DIR'
-        : ' (admin.tokenFile)'}`,
+      missing: `there is no admin token at ${file}${
+        config.mode === 'sandbox'
+          ? ', where the sandbox server writes it when it starts: run this where the server runs, or pass its data directory with --data-dir DIR'
+          : ' (admin.tokenFile)'
+      }`,
     };
   }
   return { token: readCredential('the admin token file', file).toString('utf8').trim() };
@@ -145,25 +163,28 @@ export function createAdminClient(config: MoatConfig, options: AdminClientOption
   const target = new URL(url);
   if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new AdminApiError(0, `the admin URL ${url} must be http:// or https://`);
 
-  const send = (method: string, path: string, payload: string | undefined) => new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const headers = {
-      ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
-      ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
-    };
-    const onResponse = (res: IncomingMessage) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => { text += chunk; });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      res.on('error', reject);
-    };
-    const address = new URL(path, `${url}/`);
-    const common = { method, headers, timeout: 10_000 };
-    const req = target.protocol === 'https:' ? httpsRequest(address, { ...common, ...tls }, onResponse) : httpRequest(address, common, onResponse);
-    req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
-    req.on('error', reject);
-    req.end(payload);
-  });
+  const send = (method: string, path: string, payload: string | undefined) =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const headers = {
+        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+        ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+      };
+      const onResponse = (res: IncomingMessage) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      };
+      const address = new URL(path, `${url}/`);
+      const common = { method, headers, timeout: 10_000 };
+      const req = target.protocol === 'https:' ? httpsRequest(address, { ...common, ...tls }, onResponse) : httpRequest(address, common, onResponse);
+      req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
+      req.on('error', reject);
+      req.end(payload);
+    });
 
   return {
     url,
@@ -176,13 +197,16 @@ export function createAdminClient(config: MoatConfig, options: AdminClientOption
       }
       let parsed: unknown;
       try {
-        parsed = res.text === '' ? undefined : JSON.parse(res.text) as unknown;
+        parsed = res.text === '' ? undefined : (JSON.parse(res.text) as unknown);
       } catch {
         throw new AdminApiError(res.status, `${url} answered ${res.status} with something other than JSON: is --admin-url the admin listener?`);
       }
       if (res.status < 200 || res.status > 299) {
         const e = parsed as { error?: string; error_description?: string } | undefined;
-        throw new AdminApiError(res.status, `${res.status} ${e?.error ?? ''}: ${e?.error_description ?? res.text}${refusalHint(res.status, missingToken)}`.trim());
+        throw new AdminApiError(
+          res.status,
+          `${res.status} ${e?.error ?? ''}: ${e?.error_description ?? res.text}${refusalHint(res.status, missingToken)}`.trim(),
+        );
       }
       return parsed as T;
     },
@@ -195,7 +219,11 @@ export function createAdminClient(config: MoatConfig, options: AdminClientOption
  * `whenUnreachable` is what else the operator can do when no server answers.
  */
 export async function withAdminClient(
-  config: MoatConfig, values: Record<string, unknown>, io: CliIo, run: (admin: AdminClient) => Promise<number>, whenUnreachable = '',
+  config: MoatConfig,
+  values: Record<string, unknown>,
+  io: CliIo,
+  run: (admin: AdminClient) => Promise<number>,
+  whenUnreachable = '',
 ): Promise<number> {
   try {
     return await run(createAdminClient(config, adminClientOptions(values, io.env)));

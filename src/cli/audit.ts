@@ -16,8 +16,13 @@ ${ADMIN_CLIENT_USAGE}`;
 
 /** What `moat audit query` takes to filter by. */
 const QUERY_OPTIONS = {
-  client: { type: 'string' as const }, org: { type: 'string' as const }, customer: { type: 'string' as const }, type: { type: 'string' as const },
-  since: { type: 'string' as const }, until: { type: 'string' as const }, limit: { type: 'string' as const },
+  client: { type: 'string' as const },
+  org: { type: 'string' as const },
+  customer: { type: 'string' as const },
+  type: { type: 'string' as const },
+  since: { type: 'string' as const },
+  until: { type: 'string' as const },
+  limit: { type: 'string' as const },
 };
 /** Every option of `moat audit`, in parseArgs form. */
 export const OPTIONS = { direct: { type: 'boolean' as const }, ...ADMIN_CLIENT_OPTIONS, ...QUERY_OPTIONS };
@@ -32,7 +37,11 @@ export async function auditCommand(args: string[], io: CliIo): Promise<number> {
     io.stderr.write(USAGE);
     return EXIT_USAGE;
   }
-  const options: Record<string, { type: 'string' | 'boolean' }> = { direct: { type: 'boolean' as const }, ...ADMIN_CLIENT_OPTIONS, ...(sub === 'query' ? QUERY_OPTIONS : {}) };
+  const options: Record<string, { type: 'string' | 'boolean' }> = {
+    direct: { type: 'boolean' as const },
+    ...ADMIN_CLIENT_OPTIONS,
+    ...(sub === 'query' ? QUERY_OPTIONS : {}),
+  };
   const result = loadConfigOrReport(rest, { ...io, env: withoutAdminClientEnv(io.env) }, options);
   if ('exitCode' in result) return result.exitCode;
   const v = result.values as Record<string, string | undefined>;
@@ -57,9 +66,12 @@ export async function auditCommand(args: string[], io: CliIo): Promise<number> {
       return EXIT_FAILURE;
     }
     const records = await audit.query({
-      ...(v.client === undefined ? {} : { clientId: v.client }), ...(v.org === undefined ? {} : { orgId: v.org }),
-      ...(v.customer === undefined ? {} : { customerId: v.customer }), ...(v.type === undefined ? {} : { type: v.type }),
-      ...dates, ...(v.limit === undefined ? {} : { limit: Number(v.limit) }),
+      ...(v.client === undefined ? {} : { clientId: v.client }),
+      ...(v.org === undefined ? {} : { orgId: v.org }),
+      ...(v.customer === undefined ? {} : { customerId: v.customer }),
+      ...(v.type === undefined ? {} : { type: v.type }),
+      ...dates,
+      ...(v.limit === undefined ? {} : { limit: Number(v.limit) }),
     });
     for (const r of records) io.stdout.write(`${JSON.stringify(r)}\n`);
     return EXIT_OK;
@@ -79,8 +91,15 @@ function adminAuditReader(admin: AdminClient): AuditReader {
     verify: () => admin.request<ChainVerdict>('GET', '/audit/verify'),
     query: async (filter: AuditQuery) => {
       const q = new URLSearchParams();
-      for (const [name, value] of [['client', filter.clientId], ['org', filter.orgId], ['customer', filter.customerId], ['type', filter.type],
-        ['since', filter.since?.toISOString()], ['until', filter.until?.toISOString()], ['limit', filter.limit?.toString()]] as const) {
+      for (const [name, value] of [
+        ['client', filter.clientId],
+        ['org', filter.orgId],
+        ['customer', filter.customerId],
+        ['type', filter.type],
+        ['since', filter.since?.toISOString()],
+        ['until', filter.until?.toISOString()],
+        ['limit', filter.limit?.toString()],
+      ] as const) {
         if (value !== undefined) q.set(name, value);
       }
       return (await admin.request<AuditRecord[]>('GET', `/audit?${q}`)).map((r) => ({ ...r, at: new Date(r.at) }));

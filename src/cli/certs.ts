@@ -30,7 +30,13 @@ const SUBCOMMAND_OPTIONS = {
   unrenewed: { within: { type: 'string' } },
 } as const;
 /** Every option of `moat certs` and `moat tpps`, in parseArgs form. */
-export const OPTIONS = { json: { type: 'boolean' as const }, ...SOURCE_OPTIONS, ...SUBCOMMAND_OPTIONS.list, ...SUBCOMMAND_OPTIONS.revoke, ...SUBCOMMAND_OPTIONS.expiring };
+export const OPTIONS = {
+  json: { type: 'boolean' as const },
+  ...SOURCE_OPTIONS,
+  ...SUBCOMMAND_OPTIONS.list,
+  ...SUBCOMMAND_OPTIONS.revoke,
+  ...SUBCOMMAND_OPTIONS.expiring,
+};
 const OFFLINE_HINT = ' (with the server stopped, add --direct to use the database itself)';
 
 /** A certificate as the CLI shows it: the admin API never hands out the PEMs. */
@@ -51,8 +57,12 @@ interface RegistryView {
 export async function certsCommand(args: string[], io: CliIo): Promise<number> {
   const [sub, ...rest] = args;
   const thumbprint = rest[0] !== undefined && !rest[0].startsWith('--') ? rest.shift() : undefined;
-  const options = { json: { type: 'boolean' as const }, ...SOURCE_OPTIONS, ...(Object.hasOwn(SUBCOMMAND_OPTIONS, sub ?? '') ? SUBCOMMAND_OPTIONS[sub as keyof typeof SUBCOMMAND_OPTIONS] : {}) };
-  if (!['list', 'show', 'revoke', 'expiring', 'unrenewed'].includes(sub ?? '') || ((sub === 'show' || sub === 'revoke') !== (thumbprint !== undefined))) {
+  const options = {
+    json: { type: 'boolean' as const },
+    ...SOURCE_OPTIONS,
+    ...(Object.hasOwn(SUBCOMMAND_OPTIONS, sub ?? '') ? SUBCOMMAND_OPTIONS[sub as keyof typeof SUBCOMMAND_OPTIONS] : {}),
+  };
+  if (!['list', 'show', 'revoke', 'expiring', 'unrenewed'].includes(sub ?? '') || (sub === 'show' || sub === 'revoke') !== (thumbprint !== undefined)) {
     io.stderr.write(USAGE);
     return EXIT_USAGE;
   }
@@ -76,11 +86,17 @@ export async function certsCommand(args: string[], io: CliIo): Promise<number> {
       io.stderr.write('moat: certs unrenewed asks the running server (its expiry notices); it has no --direct form\n');
       return EXIT_USAGE;
     }
-    return withAdminClient(result.loaded.config, values, io, async (admin) => {
-      const list = await admin.request<UnrenewedView[]>('GET', `/renewals?within=${within}`);
-      io.stdout.write(json ? `${JSON.stringify(list, null, 2)}\n` : unrenewedTable(list));
-      return EXIT_OK;
-    }, OFFLINE_HINT);
+    return withAdminClient(
+      result.loaded.config,
+      values,
+      io,
+      async (admin) => {
+        const list = await admin.request<UnrenewedView[]>('GET', `/renewals?within=${within}`);
+        io.stdout.write(json ? `${JSON.stringify(list, null, 2)}\n` : unrenewedTable(list));
+        return EXIT_OK;
+      },
+      OFFLINE_HINT,
+    );
   }
   if (sub === 'expiring') {
     within = parseDuration(typeof values.within === 'string' ? values.within : '30d');
@@ -105,7 +121,9 @@ export async function certsCommand(args: string[], io: CliIo): Promise<number> {
     }
     if (sub === 'expiring') {
       const list = await registry.expiring(new Date(Date.now() + within! * 1000));
-      io.stdout.write(json ? `${JSON.stringify(list.map(summary), null, 2)}\n` : list.length === 0 ? 'no active certificate expires in that window\n' : table(list));
+      io.stdout.write(
+        json ? `${JSON.stringify(list.map(summary), null, 2)}\n` : list.length === 0 ? 'no active certificate expires in that window\n' : table(list),
+      );
       return EXIT_OK;
     }
     const found = await registry.find(thumbprint!);
@@ -119,9 +137,11 @@ export async function certsCommand(args: string[], io: CliIo): Promise<number> {
       return EXIT_OK;
     }
     const changed = await registry.revoke(found.thumbprint, { source: 'operator', reason: values.reason as string });
-    io.stdout.write(changed
-      ? `revoked ${found.thumbprint}: its clients (${found.clients.join(', ') || 'none'}) can no longer authenticate with it, and tokens bound to it are inactive\n`
-      : `${found.thumbprint} was already revoked\n`);
+    io.stdout.write(
+      changed
+        ? `revoked ${found.thumbprint}: its clients (${found.clients.join(', ') || 'none'}) can no longer authenticate with it, and tokens bound to it are inactive\n`
+        : `${found.thumbprint} was already revoked\n`,
+    );
     return EXIT_OK;
   });
 }
@@ -144,7 +164,8 @@ export async function tppsCommand(args: string[], io: CliIo): Promise<number> {
     for (const org of orgs) {
       io.stdout.write(`${org.orgId}  ${org.name}  (${org.status}, directory ${org.directoryIssuer})\n`);
       for (const c of org.clients) io.stdout.write(`  client ${c.clientId}  software ${c.softwareId}\n`);
-      for (const cert of await registry.list({ orgId: org.orgId })) io.stdout.write(`  cert   ${cert.thumbprint}  ${cert.status}  expires ${cert.notAfter.toISOString().slice(0, 10)}\n`);
+      for (const cert of await registry.list({ orgId: org.orgId }))
+        io.stdout.write(`  cert   ${cert.thumbprint}  ${cert.status}  expires ${cert.notAfter.toISOString().slice(0, 10)}\n`);
     }
     if (orgs.length === 0) io.stdout.write('no TPP has registered\n');
     return EXIT_OK;
@@ -162,8 +183,11 @@ function reviveCertificate(c: CertificateView): CertificateView {
   const date = (v: Date | undefined) => (v === undefined ? undefined : new Date(v));
   const { revokedAt, lastCheckedAt, ...rest } = c;
   return {
-    ...rest, notBefore: new Date(c.notBefore), notAfter: new Date(c.notAfter),
-    ...(revokedAt === undefined ? {} : { revokedAt: date(revokedAt)! }), ...(lastCheckedAt === undefined ? {} : { lastCheckedAt: date(lastCheckedAt)! }),
+    ...rest,
+    notBefore: new Date(c.notBefore),
+    notAfter: new Date(c.notAfter),
+    ...(revokedAt === undefined ? {} : { revokedAt: date(revokedAt)! }),
+    ...(lastCheckedAt === undefined ? {} : { lastCheckedAt: date(lastCheckedAt)! }),
   };
 }
 
@@ -177,24 +201,31 @@ function adminRegistry(admin: AdminClient): RegistryView {
       throw err;
     }
   };
-  const listed = async (query: Record<string, string>) => (await admin.request<CertificateView[]>('GET', `/certificates?${new URLSearchParams(query)}`)).map(reviveCertificate);
+  const listed = async (query: Record<string, string>) =>
+    (await admin.request<CertificateView[]>('GET', `/certificates?${new URLSearchParams(query)}`)).map(reviveCertificate);
   return {
-    list: (filter = {}) => listed({ ...(filter.orgId === undefined ? {} : { org: filter.orgId }), ...(filter.status === undefined ? {} : { status: filter.status }) }),
+    list: (filter = {}) =>
+      listed({ ...(filter.orgId === undefined ? {} : { org: filter.orgId }), ...(filter.status === undefined ? {} : { status: filter.status }) }),
     expiring: (before) => listed({ expiringWithin: String(Math.max(0, Math.ceil((before.getTime() - Date.now()) / 1000))) }),
     find: async (thumbprint) => {
       const found = await orUndefined(admin.request<CertificateView>('GET', path(thumbprint)));
       return found === undefined ? undefined : reviveCertificate(found);
     },
-    events: async (thumbprint) => (await admin.request<{ events: CertificateEvent[] }>('GET', path(thumbprint))).events.map((e) => ({ ...e, at: new Date(e.at) })),
+    events: async (thumbprint) =>
+      (await admin.request<{ events: CertificateEvent[] }>('GET', path(thumbprint))).events.map((e) => ({ ...e, at: new Date(e.at) })),
     organisations: () => admin.request<TppOrganisation[]>('GET', '/tpps'),
     revoke: async (thumbprint, by) => (await admin.request<{ changed: boolean }>('POST', `${path(thumbprint)}/revoke`, { reason: by.reason })).changed,
   };
 }
 
-
 /** A certificate nobody has renewed, as `GET /renewals` answers (dates as JSON strings). */
 interface UnrenewedView {
-  thumbprint: string; orgId: string; subjectDn: string; usage: string; notAfter: string; daysLeft: number;
+  thumbprint: string;
+  orgId: string;
+  subjectDn: string;
+  usage: string;
+  notAfter: string;
+  daysLeft: number;
   clients: { clientId: string; notices: { horizonDays: number; status: string; attempts: number; lastError?: string; deliveredAt?: string }[] }[];
 }
 
@@ -204,7 +235,10 @@ function unrenewedTable(list: UnrenewedView[]): string {
   for (const c of list) {
     lines.push(`${c.thumbprint}  ${c.orgId}  ${c.usage}  expires ${c.notAfter.slice(0, 10)} (${c.daysLeft} d)  ${c.subjectDn}`);
     for (const client of c.clients) {
-      const told = client.notices.map((n) => `${n.horizonDays}d ${n.status}${n.status === 'pending' || n.status === 'failed' ? ` after ${n.attempts} attempt(s)${n.lastError === undefined ? '' : `: ${n.lastError}`}` : ''}`);
+      const told = client.notices.map(
+        (n) =>
+          `${n.horizonDays}d ${n.status}${n.status === 'pending' || n.status === 'failed' ? ` after ${n.attempts} attempt(s)${n.lastError === undefined ? '' : `: ${n.lastError}`}` : ''}`,
+      );
       lines.push(`  client ${client.clientId}  notices: ${told.join('; ') || 'none yet'}`);
     }
   }
@@ -225,10 +259,20 @@ function summary(c: CertificateView) {
 
 function table(list: CertificateView[]): string {
   if (list.length === 0) return 'no certificates\n';
-  return `${list.map((c) => [
-    c.thumbprint, c.status.padEnd(7), c.orgId, `expires ${c.notAfter.toISOString().slice(0, 10)} (${Math.floor((c.notAfter.getTime() - Date.now()) / 86_400_000)} d)`,
-    c.psd2 === undefined ? '' : `PSD2 ${c.psd2.roles.join('+')} ${c.psd2.ncaId}`, c.subjectDn,
-  ].filter(Boolean).join('  ')).join('\n')}\n`;
+  return `${list
+    .map((c) =>
+      [
+        c.thumbprint,
+        c.status.padEnd(7),
+        c.orgId,
+        `expires ${c.notAfter.toISOString().slice(0, 10)} (${Math.floor((c.notAfter.getTime() - Date.now()) / 86_400_000)} d)`,
+        c.psd2 === undefined ? '' : `PSD2 ${c.psd2.roles.join('+')} ${c.psd2.ncaId}`,
+        c.subjectDn,
+      ]
+        .filter(Boolean)
+        .join('  '),
+    )
+    .join('\n')}\n`;
 }
 
 function describe(c: CertificateView, events: { event: string; detail: Record<string, unknown>; at: Date }[]): string {

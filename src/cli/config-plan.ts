@@ -13,7 +13,10 @@ ${ADMIN_CLIENT_USAGE}`;
 
 /** Every option of `moat config plan`, in parseArgs form. */
 export const OPTIONS = {
-  against: { type: 'string' as const }, json: { type: 'boolean' as const }, 'detailed-exitcode': { type: 'boolean' as const }, ...ADMIN_CLIENT_OPTIONS,
+  against: { type: 'string' as const },
+  json: { type: 'boolean' as const },
+  'detailed-exitcode': { type: 'boolean' as const },
+  ...ADMIN_CLIENT_OPTIONS,
 };
 
 const EXIT_CHANGES = 2;
@@ -44,11 +47,13 @@ export async function configPlanCommand(args: string[], io: CliIo): Promise<numb
     } else if (changes.length === 0) {
       io.stdout.write(`no changes: ${loaded.source} is what ${admin.url} runs (configuration ${running.hash.slice(0, 12)})\n`);
     } else {
-      io.stdout.write([
-        `${changes.length} key${changes.length === 1 ? '' : 's'} would change on ${admin.url} (running configuration ${running.hash.slice(0, 12)}) with ${loaded.source}:`,
-        ...changes.map(line),
-        '',
-      ].join('\n'));
+      io.stdout.write(
+        [
+          `${changes.length} key${changes.length === 1 ? '' : 's'} would change on ${admin.url} (running configuration ${running.hash.slice(0, 12)}) with ${loaded.source}:`,
+          ...changes.map(line),
+          '',
+        ].join('\n'),
+      );
     }
     return changes.length > 0 && values['detailed-exitcode'] === true ? EXIT_CHANGES : EXIT_OK;
   });

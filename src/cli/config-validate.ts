@@ -94,12 +94,21 @@ export const REACHABILITY_CHECKS: readonly ReachabilityCheck[] = [
       const { directoryUrl, caFile, timeoutMs, externalAccountBinding } = config.acme;
       let directory: Awaited<ReturnType<typeof readAcmeDirectory>>;
       try {
-        directory = await readAcmeDirectory({ directoryUrl: directoryUrl!, timeoutMs, ...(caFile === undefined ? {} : { caPem: readFileSync(caFile, 'utf8') }) });
+        directory = await readAcmeDirectory({
+          directoryUrl: directoryUrl!,
+          timeoutMs,
+          ...(caFile === undefined ? {} : { caPem: readFileSync(caFile, 'utf8') }),
+        });
       } catch (err) {
-        throw new Error(`acme.directoryUrl ${directoryUrl} (trusting ${caFile === undefined ? 'the system\'s CAs' : `acme.caFile ${caFile}`}): ${(err as Error).message}`, { cause: err });
+        throw new Error(
+          `acme.directoryUrl ${directoryUrl} (trusting ${caFile === undefined ? "the system's CAs" : `acme.caFile ${caFile}`}): ${(err as Error).message}`,
+          { cause: err },
+        );
       }
       if (directory.externalAccountRequired && externalAccountBinding === undefined) {
-        throw new Error(`acme.externalAccountBinding: ${directoryUrl} requires an external account binding (RFC 8555 §7.3.4); set the kid and hmacKey (or hmacKeyFile) the CA gave`);
+        throw new Error(
+          `acme.externalAccountBinding: ${directoryUrl} requires an external account binding (RFC 8555 §7.3.4); set the kid and hmacKey (or hmacKeyFile) the CA gave`,
+        );
       }
       return `${directoryUrl} answers: external account binding ${directory.externalAccountRequired ? 'required (configured)' : 'not required'}`;
     },

@@ -24,10 +24,19 @@ exit status: 0 every check passed, 1 a check failed (the first fault stops the r
 `;
 
 export const OPTIONS = {
-  issuer: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' }, ca: { type: 'string' },
-  'client-id': { type: 'string' }, 'signing-key': { type: 'string' }, ssa: { type: 'string' },
-  'redirect-uri': { type: 'string' }, scope: { type: 'string' }, credentials: { type: 'string' },
-  'registration-token': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  issuer: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  ca: { type: 'string' },
+  'client-id': { type: 'string' },
+  'signing-key': { type: 'string' },
+  ssa: { type: 'string' },
+  'redirect-uri': { type: 'string' },
+  scope: { type: 'string' },
+  credentials: { type: 'string' },
+  'registration-token': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
 } as const;
 
 /**
@@ -42,7 +51,14 @@ function valuesMayStartWithDash(args: string[]): string[] {
     const arg = args[i]!;
     const next = args[i + 1];
     const name = arg.startsWith('--') && !arg.includes('=') ? arg.slice(2) : undefined;
-    if (name !== undefined && Object.hasOwn(OPTIONS, name) && OPTIONS[name as keyof typeof OPTIONS].type === 'string' && next !== undefined && next.startsWith('-') && !isOption(next)) {
+    if (
+      name !== undefined &&
+      Object.hasOwn(OPTIONS, name) &&
+      OPTIONS[name as keyof typeof OPTIONS].type === 'string' &&
+      next !== undefined &&
+      next.startsWith('-') &&
+      !isOption(next)
+    ) {
       out.push(`${arg}=${next}`);
       i += 1;
     } else {

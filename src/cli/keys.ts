@@ -74,7 +74,8 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
     io.stderr.write(`moat keys ${sub}: which key? give its kid (moat keys list shows them)\n`);
     return 2;
   }
-  const options: Record<string, { type: 'string' | 'boolean' }> = sub === 'rotate' ? { stage: { type: 'boolean' }, immediately: { type: 'boolean' } } : sub === 'generate' ? { alg: { type: 'string' } } : {};
+  const options: Record<string, { type: 'string' | 'boolean' }> =
+    sub === 'rotate' ? { stage: { type: 'boolean' }, immediately: { type: 'boolean' } } : sub === 'generate' ? { alg: { type: 'string' } } : {};
   const result = loadConfigOrReport(rest, io, options);
   if ('exitCode' in result) return result.exitCode;
   const { config } = result.loaded;
@@ -85,7 +86,9 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
   }
   const alg = result.values.alg as string | undefined;
   if (sub === 'generate' && !config.keys.algorithms.includes(alg as SigningAlgorithm)) {
-    io.stderr.write(`moat keys generate: --alg must be one of keys.algorithms (${config.keys.algorithms.join(', ')}); ${SIGNING_ALGORITHMS.join(', ')} exist\n`);
+    io.stderr.write(
+      `moat keys generate: --alg must be one of keys.algorithms (${config.keys.algorithms.join(', ')}); ${SIGNING_ALGORITHMS.join(', ')} exist\n`,
+    );
     return 2;
   }
   let store: KeyStore;
@@ -108,7 +111,12 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
   }
 }
 
-async function run(sub: Subcommand, store: KeyStore, args: { config: MoatConfig; kid: string; alg: SigningAlgorithm; stage: boolean }, io: CliIo): Promise<void> {
+async function run(
+  sub: Subcommand,
+  store: KeyStore,
+  args: { config: MoatConfig; kid: string; alg: SigningAlgorithm; stage: boolean },
+  io: CliIo,
+): Promise<void> {
   const now = Math.floor(Date.now() / 1000);
   const restart = 'restart (or roll) every Moat instance to load the new key set.\n';
   switch (sub) {
@@ -146,13 +154,20 @@ function describeShared(k: SharedKey): string {
 
 function describeTransition(t: KeyTransition, retain: number): string {
   switch (t.kind) {
-    case 'generated': return `active:  ${t.key.kid} (${t.key.alg}), new`;
-    case 'adopted': return `${t.key.moat_state.padEnd(8)} ${t.key.kid} (${t.key.alg}), kept from the token`;
-    case 'staged': return `next:    ${t.key.kid} (${t.key.alg}), published now, signs from ${new Date(t.key.moat_activate_at! * 1000).toISOString()}`;
-    case 'scheduled': return `next:    ${t.kid} (${t.alg}), signs from ${new Date(t.activateAt * 1000).toISOString()}`;
-    case 'activated': return `active:  ${t.kid} (${t.alg})`;
-    case 'retired': return `retired: ${t.kid} (${t.alg}), published for verification for ${retain} s more`;
-    case 'removed': return `removed: ${t.kid} (${t.alg}), its tokens have all expired`;
+    case 'generated':
+      return `active:  ${t.key.kid} (${t.key.alg}), new`;
+    case 'adopted':
+      return `${t.key.moat_state.padEnd(8)} ${t.key.kid} (${t.key.alg}), kept from the token`;
+    case 'staged':
+      return `next:    ${t.key.kid} (${t.key.alg}), published now, signs from ${new Date(t.key.moat_activate_at! * 1000).toISOString()}`;
+    case 'scheduled':
+      return `next:    ${t.kid} (${t.alg}), signs from ${new Date(t.activateAt * 1000).toISOString()}`;
+    case 'activated':
+      return `active:  ${t.kid} (${t.alg})`;
+    case 'retired':
+      return `retired: ${t.kid} (${t.alg}), published for verification for ${retain} s more`;
+    case 'removed':
+      return `removed: ${t.kid} (${t.alg}), its tokens have all expired`;
   }
 }
 
@@ -199,7 +214,11 @@ function sharedKeysCommand(sub: 'list' | 'rotate', config: MoatConfig, material:
     const made = await rotateSharedKeys({ store, material, policy: rotationPolicy(config), audit, logger, now: Math.floor(Date.now() / 1000), immediately });
     await audit.drain();
     for (const t of made) io.stdout.write(`${describeTransition(t, retainSeconds(config))}\n`);
-    io.stdout.write(made.length === 0 ? 'nothing to change: the next keys are published and activate when shown (moat keys list)\n' : 'every instance picks the change up within seconds; no restart.\n');
+    io.stdout.write(
+      made.length === 0
+        ? 'nothing to change: the next keys are published and activate when shown (moat keys list)\n'
+        : 'every instance picks the change up within seconds; no restart.\n',
+    );
     return 0;
   });
 }

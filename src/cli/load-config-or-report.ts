@@ -33,7 +33,8 @@ export function loadConfigOrReport(
       ...(typeof values.config === 'string' ? { file: values.config } : {}),
       // Relative to where the command runs, like any path given on a command line.
       ...(typeof values['data-dir'] === 'string' ? { dataDir: resolve(io.cwd, values['data-dir']) } : {}),
-      env: io.env, cwd: io.cwd,
+      env: io.env,
+      cwd: io.cwd,
     });
     return { loaded, values };
   } catch (err) {

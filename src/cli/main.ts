@@ -91,9 +91,19 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   sandbox: {
     usage: `${SANDBOX_TPP_USAGE}\n${SANDBOX_REVOKE_USAGE}\n${SANDBOX_RENEW_USAGE}\n${SANDBOX_DECIDE_USAGE}`,
     run: group(`${SANDBOX_TPP_USAGE}\n${SANDBOX_REVOKE_USAGE}\n${SANDBOX_RENEW_USAGE}\n${SANDBOX_DECIDE_USAGE}`, {
-      tpp: sandboxTppCommand, revoke: sandboxRevokeCommand, renew: sandboxRenewCommand, approve: sandboxDecideCommand('approve'), deny: sandboxDecideCommand('deny'),
+      tpp: sandboxTppCommand,
+      revoke: sandboxRevokeCommand,
+      renew: sandboxRenewCommand,
+      approve: sandboxDecideCommand('approve'),
+      deny: sandboxDecideCommand('deny'),
     }),
-    subcommandUsage: { tpp: SANDBOX_TPP_USAGE, revoke: SANDBOX_REVOKE_USAGE, renew: SANDBOX_RENEW_USAGE, approve: SANDBOX_DECIDE_USAGE, deny: SANDBOX_DECIDE_USAGE },
+    subcommandUsage: {
+      tpp: SANDBOX_TPP_USAGE,
+      revoke: SANDBOX_REVOKE_USAGE,
+      renew: SANDBOX_RENEW_USAGE,
+      approve: SANDBOX_DECIDE_USAGE,
+      deny: SANDBOX_DECIDE_USAGE,
+    },
     options: { ...SANDBOX_TPP_OPTIONS, ...SANDBOX_REVOKE_OPTIONS, ...SANDBOX_RENEW_OPTIONS, ...SANDBOX_DECIDE_OPTIONS },
   },
   certs: { usage: CERTS_USAGE, run: certsCommand, options: CERTS_OPTIONS },
@@ -130,7 +140,9 @@ export async function runCli(argv: string[], given: CliIo): Promise<number> {
   // Help before anything runs: `moat start --help` must not start a server.
   if (asksForHelp(rest, command.options)) {
     const sub = rest[0];
-    io.stdout.write(sub !== undefined && command.subcommandUsage !== undefined && Object.hasOwn(command.subcommandUsage, sub) ? command.subcommandUsage[sub]! : command.usage);
+    io.stdout.write(
+      sub !== undefined && command.subcommandUsage !== undefined && Object.hasOwn(command.subcommandUsage, sub) ? command.subcommandUsage[sub]! : command.usage,
+    );
     return EXIT_OK;
   }
   return command.run(rest, io);

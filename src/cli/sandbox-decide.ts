@@ -24,11 +24,22 @@ options: --config FILE
 
 /** Every option of `moat sandbox approve|deny`, in parseArgs form. */
 export const OPTIONS = {
-  customer: { type: 'string' }, accounts: { type: 'string' }, permissions: { type: 'string' }, request: { type: 'string' },
-  code: { type: 'string' }, issuer: { type: 'string' }, ca: { type: 'string' }, config: { type: 'string' }, 'data-dir': { type: 'string' },
+  customer: { type: 'string' },
+  accounts: { type: 'string' },
+  permissions: { type: 'string' },
+  request: { type: 'string' },
+  code: { type: 'string' },
+  issuer: { type: 'string' },
+  ca: { type: 'string' },
+  config: { type: 'string' },
+  'data-dir': { type: 'string' },
 } as const;
 
-const list = (value: string | undefined) => value?.split(',').map((v) => v.trim()).filter(Boolean);
+const list = (value: string | undefined) =>
+  value
+    ?.split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
 
 /** `moat sandbox approve` and `moat sandbox deny`. */
 export function sandboxDecideCommand(decision: 'approve' | 'deny') {
@@ -54,7 +65,10 @@ export function sandboxDecideCommand(decision: 'approve' | 'deny') {
     const accounts = list(values.accounts);
     const groups = list(values.permissions);
     const body = JSON.stringify({
-      username: customer.username, password: customer.password, code: values.code ?? totpCode(customer.totpSecret, new Date()), decision,
+      username: customer.username,
+      password: customer.password,
+      code: values.code ?? totpCode(customer.totpSecret, new Date()),
+      decision,
       ...(values.request === undefined ? {} : { request: values.request }),
       ...(accounts === undefined ? {} : { accounts }),
       ...(groups === undefined ? {} : { permission_groups: groups }),

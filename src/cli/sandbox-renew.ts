@@ -50,7 +50,11 @@ export async function sandboxRenewCommand(args: string[], io: CliIo): Promise<nu
   }
   let next;
   try {
-    next = await renewSandboxTransport(await ensureSandboxMaterial(config.dataDir), readFileSync(currentFile, 'utf8'), sandboxRevocationPointers(config.issuer));
+    next = await renewSandboxTransport(
+      await ensureSandboxMaterial(config.dataDir),
+      readFileSync(currentFile, 'utf8'),
+      sandboxRevocationPointers(config.issuer),
+    );
   } catch (err) {
     if (err instanceof NotASandboxCertificate) {
       io.stderr.write(`moat: ${currentFile}: ${err.message}\n`);
@@ -63,22 +67,27 @@ export async function sandboxRenewCommand(args: string[], io: CliIo): Promise<nu
   const keyFile = join(dir, NEXT_TRANSPORT_FILES.key);
   writeFileSync(certFile, next.certPem, { mode: 0o644 });
   writeFileSync(keyFile, next.keyPem, { mode: 0o600 });
-  const update = `curl --cacert ${join(dir, TPP_FILES.serverCa)} --cert ${certFile} --key ${keyFile} -X PUT `
-    + `-H "authorization: Bearer $REGISTRATION_ACCESS_TOKEN" -H 'content-type: application/json' `
-    + `--data "$(jq --arg id "$CLIENT_ID" '. + {client_id: $id}' ${join(dir, TPP_FILES.registration)})" ${config.issuer}/register/$CLIENT_ID`;
+  const update =
+    `curl --cacert ${join(dir, TPP_FILES.serverCa)} --cert ${certFile} --key ${keyFile} -X PUT ` +
+    `-H "authorization: Bearer $REGISTRATION_ACCESS_TOKEN" -H 'content-type: application/json' ` +
+    `--data "$(jq --arg id "$CLIENT_ID" '. + {client_id: $id}' ${join(dir, TPP_FILES.registration)})" ${config.issuer}/register/$CLIENT_ID`;
   if (values.json === true) {
-    io.stdout.write(`${JSON.stringify({ certFile, keyFile, 'x5t#S256': next.thumbprint, subjectDn: next.subjectDn, notAfter: next.notAfter.toISOString(), update }, null, 2)}\n`);
+    io.stdout.write(
+      `${JSON.stringify({ certFile, keyFile, 'x5t#S256': next.thumbprint, subjectDn: next.subjectDn, notAfter: next.notAfter.toISOString(), update }, null, 2)}\n`,
+    );
     return EXIT_OK;
   }
-  io.stdout.write([
-    `Next transport certificate written to ${certFile} (key ${keyFile})`,
-    `  subject DN   ${next.subjectDn}`,
-    `  x5t#S256     ${next.thumbprint}`,
-    `  expires      ${next.notAfter.toISOString()}`,
-    '',
-    'Register it (RFC 7592 update, presenting the new certificate; both work until the old one is retired):',
-    `  ${update}`,
-    '',
-  ].join('\n'));
+  io.stdout.write(
+    [
+      `Next transport certificate written to ${certFile} (key ${keyFile})`,
+      `  subject DN   ${next.subjectDn}`,
+      `  x5t#S256     ${next.thumbprint}`,
+      `  expires      ${next.notAfter.toISOString()}`,
+      '',
+      'Register it (RFC 7592 update, presenting the new certificate; both work until the old one is retired):',
+      `  ${update}`,
+      '',
+    ].join('\n'),
+  );
   return EXIT_OK;
 }

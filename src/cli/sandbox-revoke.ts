@@ -13,7 +13,14 @@ options: --config FILE
 `;
 
 /** Every option of `moat sandbox revoke`, in parseArgs form. */
-export const OPTIONS = { cert: { type: 'string' }, key: { type: 'string' }, issuer: { type: 'string' }, ca: { type: 'string' }, config: { type: 'string' }, 'data-dir': { type: 'string' } } as const;
+export const OPTIONS = {
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  issuer: { type: 'string' },
+  ca: { type: 'string' },
+  config: { type: 'string' },
+  'data-dir': { type: 'string' },
+} as const;
 
 /**
  * `moat sandbox revoke`: asks the sandbox TPP CA to revoke a certificate, proving possession by

@@ -12,8 +12,10 @@ import type { CliIo } from './io.ts';
  */
 export async function sandboxServerCa(ca: string | undefined, config: MoatConfig, io: CliIo): Promise<string | undefined> {
   if (ca === undefined && !sandboxMaterialExists(config.dataDir)) {
-    io.stderr.write(`moat: no sandbox under ${config.dataDir} to take the server's CA from: run this where the server runs, `
-      + 'or pass its data directory with --data-dir DIR (or the CA with --ca server-ca.pem)\n');
+    io.stderr.write(
+      `moat: no sandbox under ${config.dataDir} to take the server's CA from: run this where the server runs, ` +
+        'or pass its data directory with --data-dir DIR (or the CA with --ca server-ca.pem)\n',
+    );
     return undefined;
   }
   try {
@@ -28,14 +30,24 @@ export async function sandboxServerCa(ca: string | undefined, config: MoatConfig
 export function postToServer(url: URL, options: { ca: string; cert?: string; key?: string; json?: string }): Promise<{ status: number; text: string }> {
   return new Promise((done, fail) => {
     const headers = options.json === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(options.json)) };
-    const req = request(url, {
-      method: 'POST', ca: options.ca, timeout: 10_000, headers,
-      ...(options.cert === undefined ? {} : { cert: options.cert }), ...(options.key === undefined ? {} : { key: options.key }),
-    }, (res) => {
-      let received = '';
-      res.on('data', (d: Buffer) => { received += d.toString(); });
-      res.on('end', () => done({ status: res.statusCode ?? 0, text: received }));
-    });
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        ca: options.ca,
+        timeout: 10_000,
+        headers,
+        ...(options.cert === undefined ? {} : { cert: options.cert }),
+        ...(options.key === undefined ? {} : { key: options.key }),
+      },
+      (res) => {
+        let received = '';
+        res.on('data', (d: Buffer) => {
+          received += d.toString();
+        });
+        res.on('end', () => done({ status: res.statusCode ?? 0, text: received }));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`${url.origin} did not answer`)));
     req.on('error', fail);
     req.end(options.json);

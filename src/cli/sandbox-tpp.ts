@@ -16,8 +16,13 @@ const KNOWN_ROLES = ['AISP', 'PISP', 'CBPII'];
 
 /** Every option of `moat sandbox tpp`, in parseArgs form. */
 export const OPTIONS = {
-  name: { type: 'string' }, out: { type: 'string' }, roles: { type: 'string' },
-  'redirect-uri': { type: 'string', multiple: true }, json: { type: 'boolean' }, config: { type: 'string' }, 'data-dir': { type: 'string' },
+  name: { type: 'string' },
+  out: { type: 'string' },
+  roles: { type: 'string' },
+  'redirect-uri': { type: 'string', multiple: true },
+  json: { type: 'boolean' },
+  config: { type: 'string' },
+  'data-dir': { type: 'string' },
 } as const;
 
 /**
@@ -42,7 +47,13 @@ export async function sandboxTppCommand(args: string[], io: CliIo): Promise<numb
     io.stderr.write(`moat: --name: ${nameProblem}\n`);
     return 2;
   }
-  const roles = values.roles === undefined ? ['AISP', 'PISP'] : values.roles.split(',').map((r) => r.trim().toUpperCase()).filter(Boolean);
+  const roles =
+    values.roles === undefined
+      ? ['AISP', 'PISP']
+      : values.roles
+          .split(',')
+          .map((r) => r.trim().toUpperCase())
+          .filter(Boolean);
   const unknown = roles.filter((r) => !KNOWN_ROLES.includes(r));
   if (unknown.length > 0 || roles.length === 0) {
     io.stderr.write(`moat: unknown role ${unknown.join(', ') || '(none)'}; roles are ${KNOWN_ROLES.join(', ')}\n`);
@@ -63,14 +74,19 @@ export async function sandboxTppCommand(args: string[], io: CliIo): Promise<numb
   }
   // Credentials from a sandbox CA the server does not know are refused by it: say where they come from.
   if (!sandboxMaterialExists(config.dataDir)) {
-    io.stderr.write(`moat: no sandbox under ${config.dataDir} yet: creating its CA and directory key there. A server started from `
-      + 'another directory will not trust these credentials: pass its data directory with --data-dir DIR.\n');
+    io.stderr.write(
+      `moat: no sandbox under ${config.dataDir} yet: creating its CA and directory key there. A server started from ` +
+        'another directory will not trust these credentials: pass its data directory with --data-dir DIR.\n',
+    );
   }
   const material = await ensureSandboxMaterial(config.dataDir);
   const tpp = await issueSandboxTpp(material, {
-    name: values.name.trim(), issuer: config.issuer, roles,
+    name: values.name.trim(),
+    issuer: config.issuer,
+    roles,
     // eIDAS style, with the sandbox CA's OCSP responder and CRL: every lifecycle path can be rehearsed.
-    eidas: true, ...sandboxRevocationPointers(config.issuer),
+    eidas: true,
+    ...sandboxRevocationPointers(config.issuer),
     ...(values['redirect-uri'] === undefined ? {} : { redirectUris: values['redirect-uri'] }),
   });
   const summary = writeSandboxTpp(tpp, resolve(io.cwd, values.out));
@@ -79,19 +95,21 @@ export async function sandboxTppCommand(args: string[], io: CliIo): Promise<numb
     return 0;
   }
   const files = summary.files as Record<string, string>;
-  io.stdout.write([
-    `Sandbox TPP "${tpp.name}" written to ${values.out}`,
-    `  org_id       ${tpp.orgId}`,
-    `  software_id  ${tpp.softwareId}`,
-    `  roles        ${roles.join(', ')}`,
-    `  subject DN   ${tpp.subjectDn}`,
-    `  x5t#S256     ${tpp.thumbprint}`,
-    '',
-    'Register the client (with the server running):',
-    `  ${(summary.next as string[])[0]}`,
-    '',
-    `Files: ${Object.values(files).join(', ')}`,
-    '',
-  ].join('\n'));
+  io.stdout.write(
+    [
+      `Sandbox TPP "${tpp.name}" written to ${values.out}`,
+      `  org_id       ${tpp.orgId}`,
+      `  software_id  ${tpp.softwareId}`,
+      `  roles        ${roles.join(', ')}`,
+      `  subject DN   ${tpp.subjectDn}`,
+      `  x5t#S256     ${tpp.thumbprint}`,
+      '',
+      'Register the client (with the server running):',
+      `  ${(summary.next as string[])[0]}`,
+      '',
+      `Files: ${Object.values(files).join(', ')}`,
+      '',
+    ].join('\n'),
+  );
   return 0;
 }

@@ -31,8 +31,10 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
   const workers = resolveWorkerCount(config.workers);
   if (workers > 1 && cluster.isPrimary) {
     if (config.storage.postgresUrl === undefined || config.storage.redisUrl === undefined) {
-      io.stderr.write(`moat: workers: ${workers} processes need shared storage — set storage.postgresUrl and storage.redisUrl `
-        + '(the embedded database and in-process store belong to one process)\n');
+      io.stderr.write(
+        `moat: workers: ${workers} processes need shared storage — set storage.postgresUrl and storage.redisUrl ` +
+          '(the embedded database and in-process store belong to one process)\n',
+      );
       return 2;
     }
     try {
@@ -62,17 +64,32 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
     return 1;
   }
   const embedded = moat.storage.kind.durable === 'pglite' || moat.storage.kind.shortLived === 'memory';
-  logger.info({
-    event: 'start', mode: config.mode, issuer: config.issuer, port, config: source, storage: moat.storage.kind,
-  }, 'Moat started');
+  logger.info(
+    {
+      event: 'start',
+      mode: config.mode,
+      issuer: config.issuer,
+      port,
+      config: source,
+      storage: moat.storage.kind,
+    },
+    'Moat started',
+  );
   const lines = [
     `Moat ${config.mode} listening on port ${port} — issuer ${config.issuer}`,
     `configuration: ${source}`,
-    ...(moat.adminPort === undefined ? [] : [`admin listener (Prometheus metrics at /metrics): ${config.admin.tls === undefined ? 'http' : 'https'}://${config.admin.host}:${moat.adminPort}${
-      config.admin.tokenFile === undefined ? '' : `, bearer token in ${config.admin.tokenFile}`}`]),
-    `storage: ${moat.storage.kind.durable} + ${moat.storage.kind.shortLived}${embedded
-      ? ` (embedded default under ${config.dataDir}: single instance, for the sandbox only; set storage.postgresUrl and storage.redisUrl for production)`
-      : ''}`,
+    ...(moat.adminPort === undefined
+      ? []
+      : [
+          `admin listener (Prometheus metrics at /metrics): ${config.admin.tls === undefined ? 'http' : 'https'}://${config.admin.host}:${moat.adminPort}${
+            config.admin.tokenFile === undefined ? '' : `, bearer token in ${config.admin.tokenFile}`
+          }`,
+        ]),
+    `storage: ${moat.storage.kind.durable} + ${moat.storage.kind.shortLived}${
+      embedded
+        ? ` (embedded default under ${config.dataDir}: single instance, for the sandbox only; set storage.postgresUrl and storage.redisUrl for production)`
+        : ''
+    }`,
   ];
   if (config.mode === 'sandbox') {
     lines.push(
@@ -97,14 +114,17 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
       logger.info({ event: 'stop', signal }, 'draining and stopping');
       const timer = setTimeout(() => moat.server.closeAllConnections(), DRAIN_TIMEOUT_MS);
       timer.unref();
-      moat.close().then(() => {
-        // A worker's IPC channel to the primary would keep it alive after everything else closed.
-        cluster.worker?.disconnect();
-        resolveExit(0);
-      }, (err: unknown) => {
-        logger.error({ err }, 'error while stopping');
-        resolveExit(1);
-      });
+      moat.close().then(
+        () => {
+          // A worker's IPC channel to the primary would keep it alive after everything else closed.
+          cluster.worker?.disconnect();
+          resolveExit(0);
+        },
+        (err: unknown) => {
+          logger.error({ err }, 'error while stopping');
+          resolveExit(1);
+        },
+      );
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));

@@ -15,14 +15,24 @@ ${ADMIN_CLIENT_USAGE}`;
 
 /** Every option of `moat threats`, in parseArgs form. */
 export const OPTIONS = {
-  client: { type: 'string' as const }, since: { type: 'string' as const }, limit: { type: 'string' as const }, all: { type: 'boolean' as const },
-  reason: { type: 'string' as const }, seconds: { type: 'string' as const }, kind: { type: 'string' as const },
-  json: { type: 'boolean' as const }, ...ADMIN_CLIENT_OPTIONS,
+  client: { type: 'string' as const },
+  since: { type: 'string' as const },
+  limit: { type: 'string' as const },
+  all: { type: 'boolean' as const },
+  reason: { type: 'string' as const },
+  seconds: { type: 'string' as const },
+  kind: { type: 'string' as const },
+  json: { type: 'boolean' as const },
+  ...ADMIN_CLIENT_OPTIONS,
 };
 
 function describeRestriction(r: Restriction): string {
-  const state = r.releasedAt !== undefined ? `released ${new Date(r.releasedAt).toISOString()} by ${r.releasedBy}`
-    : r.until !== undefined ? `until ${new Date(r.until).toISOString()}` : 'until released';
+  const state =
+    r.releasedAt !== undefined
+      ? `released ${new Date(r.releasedAt).toISOString()} by ${r.releasedBy}`
+      : r.until !== undefined
+        ? `until ${new Date(r.until).toISOString()}`
+        : 'until released';
   return `${r.kind.padEnd(10)} ${r.clientId}  since ${new Date(r.since).toISOString()} by ${r.createdBy}, ${state}\n           ${r.reason}`;
 }
 
@@ -47,9 +57,22 @@ export async function threatsCommand(args: string[], io: CliIo): Promise<number>
   return withAdminClient(result.loaded.config, v, io, async (admin) => {
     switch (sub) {
       case 'flags': {
-        const q = new URLSearchParams({ ...(str('client') ? { client: str('client')! } : {}), ...(str('since') ? { since: str('since')! } : {}), ...(str('limit') ? { limit: str('limit')! } : {}) });
+        const q = new URLSearchParams({
+          ...(str('client') ? { client: str('client')! } : {}),
+          ...(str('since') ? { since: str('since')! } : {}),
+          ...(str('limit') ? { limit: str('limit')! } : {}),
+        });
         const flags = await admin.request<StoredFlag[]>('GET', `/threats/flags?${q}`);
-        print(flags, () => (flags.length === 0 ? 'no flags' : flags.map((f) => `#${f.id} ${new Date(f.at).toISOString()} ${f.severity.toUpperCase().padEnd(6)} ${f.entity} ${f.signal} → ${f.response}\n    ${f.explanation}`).join('\n')));
+        print(flags, () =>
+          flags.length === 0
+            ? 'no flags'
+            : flags
+                .map(
+                  (f) =>
+                    `#${f.id} ${new Date(f.at).toISOString()} ${f.severity.toUpperCase().padEnd(6)} ${f.entity} ${f.signal} → ${f.response}\n    ${f.explanation}`,
+                )
+                .join('\n'),
+        );
         return EXIT_OK;
       }
       case 'restrictions': {
@@ -67,7 +90,10 @@ export async function threatsCommand(args: string[], io: CliIo): Promise<number>
       case 'step-up': {
         if (!needs('client', 'reason')) return EXIT_USAGE;
         const seconds = str('seconds') === undefined ? undefined : Number(str('seconds'));
-        const r = await admin.request<Restriction>('POST', `/clients/${client}/step-up`, { reason: str('reason'), ...(seconds === undefined ? {} : { seconds }) });
+        const r = await admin.request<Restriction>('POST', `/clients/${client}/step-up`, {
+          reason: str('reason'),
+          ...(seconds === undefined ? {} : { seconds }),
+        });
         print(r, () => `stepped up: ${describeRestriction(r)}`);
         return EXIT_OK;
       }

@@ -31,8 +31,16 @@ const MAX_CRASHES = 5;
 const CRASH_WINDOW_MS = 60_000;
 const RESTART_DELAY_MS = 1_000;
 
-interface MetricsRequest { type: typeof METRICS_REQUEST; id: number }
-interface MetricsResponse { type: typeof METRICS_RESPONSE; id: number; text?: string; error?: string }
+interface MetricsRequest {
+  type: typeof METRICS_REQUEST;
+  id: number;
+}
+interface MetricsResponse {
+  type: typeof METRICS_RESPONSE;
+  id: number;
+  text?: string;
+  error?: string;
+}
 
 function isMessage<T extends { type: string }>(message: unknown, type: T['type']): message is T {
   return typeof message === 'object' && message !== null && (message as { type?: unknown }).type === type;
@@ -53,20 +61,21 @@ export function clusterMetricsSource(registry: Registry): MetricsSource {
   });
   return {
     contentType: registry.contentType,
-    metrics: () => new Promise<string>((resolve, reject) => {
-      const id = next++;
-      const timer = setTimeout(() => {
-        waiting.delete(id);
-        reject(new Error('the cluster primary did not answer with metrics within 6 s'));
-      }, 6_000);
-      waiting.set(id, (answer) => {
-        clearTimeout(timer);
-        waiting.delete(id);
-        if (answer.text !== undefined) resolve(answer.text);
-        else reject(new Error(answer.error ?? 'the cluster primary could not aggregate metrics'));
-      });
-      process.send?.({ type: METRICS_REQUEST, id } satisfies MetricsRequest);
-    }),
+    metrics: () =>
+      new Promise<string>((resolve, reject) => {
+        const id = next++;
+        const timer = setTimeout(() => {
+          waiting.delete(id);
+          reject(new Error('the cluster primary did not answer with metrics within 6 s'));
+        }, 6_000);
+        waiting.set(id, (answer) => {
+          clearTimeout(timer);
+          waiting.delete(id);
+          if (answer.text !== undefined) resolve(answer.text);
+          else reject(new Error(answer.error ?? 'the cluster primary could not aggregate metrics'));
+        });
+        process.send?.({ type: METRICS_REQUEST, id } satisfies MetricsRequest);
+      }),
   };
 }
 
@@ -122,7 +131,9 @@ export function runClusterPrimary(options: ClusterPrimaryOptions): Promise<numbe
         return;
       }
       logger.error({ event: 'cluster.worker_died', pid: worker.process.pid, exitCode: code, signal }, 'a worker died; starting another');
-      setTimeout(() => { if (!stopping) fork(); }, RESTART_DELAY_MS).unref();
+      setTimeout(() => {
+        if (!stopping) fork();
+      }, RESTART_DELAY_MS).unref();
     });
 
     const onSignal = (signal: NodeJS.Signals) => {

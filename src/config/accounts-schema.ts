@@ -22,30 +22,39 @@ const accountServiceSchema = z.strictObject({
   retries: z.number().int().min(0).max(5).default(2),
   /** Delay before the first retry, doubled for each further one (with jitter). */
   retryBackoffMs: z.number().int().min(0).max(10_000).default(100),
-  circuitBreaker: z.strictObject({
-    /** Consecutive failed requests that open the circuit: calls then fail at once. */
-    failureThreshold: z.number().int().min(1).max(1000).default(5),
-    /** How long it stays open before one request probes the service again, in seconds. */
-    openSeconds: z.number().int().min(1).max(3600).default(30),
-  }).prefault({}),
+  circuitBreaker: z
+    .strictObject({
+      /** Consecutive failed requests that open the circuit: calls then fail at once. */
+      failureThreshold: z.number().int().min(1).max(1000).default(5),
+      /** How long it stays open before one request probes the service again, in seconds. */
+      openSeconds: z.number().int().min(1).max(3600).default(30),
+    })
+    .prefault({}),
 });
 
-export const accountsSchema = z.strictObject({
-  /**
-   * `database`: the customer_account table. `http`: the bank's account service (`accounts.http`).
-   * `sandbox`: the demo accounts served by the contract on a loopback mTLS port, read through the
-   * same client as `http` (sandbox mode only). Unset: `sandbox` in sandbox mode, `database` in production.
-   */
-  source: z.enum(ACCOUNT_SOURCES).optional(),
-  http: accountServiceSchema.optional(),
-}).superRefine((accounts, ctx) => {
-  if (accounts.source === 'http' && accounts.http === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['http'], message: 'required when accounts.source is http: the url, clientCertFile and clientKeyFile of the bank\'s account service' });
-  }
-  if (accounts.source !== 'http' && accounts.http !== undefined) {
-    ctx.addIssue({ code: 'custom', path: ['source'], message: 'set it to http to use accounts.http (or remove accounts.http)' });
-  }
-}).prefault({});
+export const accountsSchema = z
+  .strictObject({
+    /**
+     * `database`: the customer_account table. `http`: the bank's account service (`accounts.http`).
+     * `sandbox`: the demo accounts served by the contract on a loopback mTLS port, read through the
+     * same client as `http` (sandbox mode only). Unset: `sandbox` in sandbox mode, `database` in production.
+     */
+    source: z.enum(ACCOUNT_SOURCES).optional(),
+    http: accountServiceSchema.optional(),
+  })
+  .superRefine((accounts, ctx) => {
+    if (accounts.source === 'http' && accounts.http === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['http'],
+        message: "required when accounts.source is http: the url, clientCertFile and clientKeyFile of the bank's account service",
+      });
+    }
+    if (accounts.source !== 'http' && accounts.http !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['source'], message: 'set it to http to use accounts.http (or remove accounts.http)' });
+    }
+  })
+  .prefault({});
 
 export type AccountsConfig = z.infer<typeof accountsSchema>;
 export type AccountServiceConfig = NonNullable<AccountsConfig['http']>;

@@ -31,14 +31,16 @@ export const gatewayCheckSchema = z.strictObject({
    */
   sharedSecretFile: z.string().min(1).optional(),
   /** mTLS from the gateway: the check listener serves HTTPS and accepts only the gateways' certificates. */
-  tls: z.strictObject({
-    certFile: z.string().min(1),
-    keyFile: z.string().min(1),
-    /** PEM files of the CAs of the gateways' client certificates; apart from `trustAnchors`, so no TPP is a gateway. */
-    clientCaFiles: z.array(z.string().min(1)).min(1),
-    /** RFC 4514 subject DNs of the gateways allowed in; unset: any certificate from `clientCaFiles`. */
-    allowedSubjects: z.array(z.string().min(1)).min(1).optional(),
-  }).optional(),
+  tls: z
+    .strictObject({
+      certFile: z.string().min(1),
+      keyFile: z.string().min(1),
+      /** PEM files of the CAs of the gateways' client certificates; apart from `trustAnchors`, so no TPP is a gateway. */
+      clientCaFiles: z.array(z.string().min(1)).min(1),
+      /** RFC 4514 subject DNs of the gateways allowed in; unset: any certificate from `clientCaFiles`. */
+      allowedSubjects: z.array(z.string().min(1)).min(1).optional(),
+    })
+    .optional(),
   /**
    * The header form in which the gateway forwards the TPP's client certificate it terminated
    * (the formats `trustedProxies.format` knows). Unset: `trustedProxies.format`.
@@ -48,12 +50,14 @@ export const gatewayCheckSchema = z.strictObject({
    * The origin TPPs call the APIs at (`https://api.bank.example`): a DPoP proof's `htu` (RFC 9449
    * §4.3) is checked against it and the request's path, never against a Host header.
    */
-  apiOrigin: z.url({ protocol: /^https$/, error: 'expected the https:// origin of the bank\'s APIs' }),
+  apiOrigin: z.url({ protocol: /^https$/, error: "expected the https:// origin of the bank's APIs" }),
   routes: z.array(routeSchema).min(1),
-  cache: z.strictObject({
-    /** Tokens whose checked facts are kept in memory; the least recently used goes first. */
-    maxEntries: z.number().int().min(0).max(1_000_000).default(50_000),
-  }).prefault({}),
+  cache: z
+    .strictObject({
+      /** Tokens whose checked facts are kept in memory; the least recently used goes first. */
+      maxEntries: z.number().int().min(0).max(1_000_000).default(50_000),
+    })
+    .prefault({}),
 });
 
 export type GatewayCheckConfig = z.infer<typeof gatewayCheckSchema>;
@@ -62,14 +66,19 @@ export type GatewayRoute = GatewayCheckConfig['routes'][number];
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 /** What the schema alone cannot see: how the listener is protected, and that each route names a resource Moat issues tokens for. */
-export function gatewayCheckProblems(gateway: GatewayCheckConfig | undefined, resourceServers: readonly { identifier: string; scopes: readonly string[]; accessTokenFormat: 'opaque' | 'jwt' }[]): string[] {
+export function gatewayCheckProblems(
+  gateway: GatewayCheckConfig | undefined,
+  resourceServers: readonly { identifier: string; scopes: readonly string[]; accessTokenFormat: 'opaque' | 'jwt' }[],
+): string[] {
   if (gateway === undefined || !gateway.enabled) return [];
   const problems: string[] = [];
   if (gateway.sharedSecretFile === undefined && gateway.tls === undefined) {
     problems.push('gatewayCheck.sharedSecretFile or gatewayCheck.tls: one is required — only the gateway may ask the check endpoint');
   }
   if (gateway.sharedSecretFile !== undefined && gateway.tls === undefined && !LOOPBACK.has(gateway.host)) {
-    problems.push(`gatewayCheck.host: a shared secret is accepted only on loopback (127.0.0.1, ::1), not "${gateway.host}"; use gatewayCheck.tls for a gateway on another host`);
+    problems.push(
+      `gatewayCheck.host: a shared secret is accepted only on loopback (127.0.0.1, ::1), not "${gateway.host}"; use gatewayCheck.tls for a gateway on another host`,
+    );
   }
   if (new URL(gateway.apiOrigin).pathname !== '/') problems.push('gatewayCheck.apiOrigin: expected an origin (scheme, host, port) without a path');
   const seen = new Set<string>();
@@ -84,7 +93,9 @@ export function gatewayCheckProblems(gateway: GatewayCheckConfig | undefined, re
     // A JWT access token is not stored, so the check could not see its revocation or its consent's:
     // the gateway checks opaque tokens (JWTs: packages/api-guard, in the service).
     if (rs.accessTokenFormat === 'jwt') {
-      problems.push(`gatewayCheck.routes.${i}.resource: resource server ${route.resource} issues JWT access tokens; the gateway check needs accessTokenFormat: opaque (revocation is seen only for stored tokens)`);
+      problems.push(
+        `gatewayCheck.routes.${i}.resource: resource server ${route.resource} issues JWT access tokens; the gateway check needs accessTokenFormat: opaque (revocation is seen only for stored tokens)`,
+      );
     }
     for (const scope of route.scopes) {
       if (!rs.scopes.includes(scope)) problems.push(`gatewayCheck.routes.${i}.scopes: "${scope}" is not a scope of resource server ${route.resource}`);

@@ -126,10 +126,12 @@ function crossFieldProblems(config: MoatConfig): string[] {
       problems.push('sca.totp.encryptionKey or sca.totp.encryptionKeyFile: required in production (one-time-code secrets are encrypted at rest)');
     }
     if (config.keys.source === 'database' && config.keys.encryptionKey === undefined && config.keys.encryptionKeyFile === undefined) {
-      problems.push('keys.encryptionKey or keys.encryptionKeyFile: required in production with keys.source database (private signing keys are encrypted at rest)');
+      problems.push(
+        'keys.encryptionKey or keys.encryptionKeyFile: required in production with keys.source database (private signing keys are encrypted at rest)',
+      );
     }
     if (config.accounts.source === 'sandbox') {
-      problems.push('accounts.source: sandbox serves demo accounts; in production use http (the bank\'s account service) or database');
+      problems.push("accounts.source: sandbox serves demo accounts; in production use http (the bank's account service) or database");
     }
     // On loopback too: a web page in a browser on the host can reach a loopback listener.
     if (config.admin.enabled && config.admin.tokenFile === undefined && config.admin.tls === undefined) {
@@ -176,7 +178,7 @@ function crossFieldProblems(config: MoatConfig): string[] {
 /** customers.oidc: present exactly when the IdP is the source, and able to tell SCA apart. */
 function upstreamIdpProblems(config: MoatConfig): string[] {
   const { source, oidc } = config.customers;
-  if (source === 'oidc' && oidc === undefined) return ['customers.oidc: required when customers.source is oidc (the bank\'s OpenID Provider)'];
+  if (source === 'oidc' && oidc === undefined) return ["customers.oidc: required when customers.source is oidc (the bank's OpenID Provider)"];
   if (source !== 'oidc' && oidc !== undefined) return ['customers.oidc: set customers.source to oidc to use it (it is ignored otherwise)'];
   if (oidc === undefined) return [];
   const problems: string[] = [];
@@ -196,13 +198,15 @@ function acmeProblems(config: MoatConfig): string[] {
     if (acme.accountServiceClient.enabled) problems.push('acme.accountServiceClient.enabled: needs acme.enabled (and acme.directoryUrl)');
     return problems;
   }
-  if (acme.directoryUrl === undefined) problems.push('acme.directoryUrl: required when acme.enabled is true (the ACME directory of the bank\'s CA)');
+  if (acme.directoryUrl === undefined) problems.push("acme.directoryUrl: required when acme.enabled is true (the ACME directory of the bank's CA)");
   if (acme.server.enabled && config.tls.terminate && (config.tls.certFile === undefined || config.tls.keyFile === undefined)) {
     problems.push('tls.certFile, tls.keyFile: required with acme.server.enabled — where the issued certificate and its key are kept between restarts');
   }
   if (acme.accountServiceClient.enabled) {
-    if (config.accounts.source !== 'http') problems.push('acme.accountServiceClient.enabled: needs accounts.source http (the client certificate is the one presented to accounts.http.url)');
-    if (acme.accountServiceClient.domains === undefined) problems.push('acme.accountServiceClient.domains: required — the DNS names the account service knows Moat by');
+    if (config.accounts.source !== 'http')
+      problems.push('acme.accountServiceClient.enabled: needs accounts.source http (the client certificate is the one presented to accounts.http.url)');
+    if (acme.accountServiceClient.domains === undefined)
+      problems.push('acme.accountServiceClient.domains: required — the DNS names the account service knows Moat by');
   }
   // Each worker would renew on its own and write the same files.
   if (config.workers !== 1) problems.push('workers: acme renews certificates in a single process; set workers to 1 with acme.enabled');
@@ -218,32 +222,68 @@ function resolvePaths(config: MoatConfig, baseDir: string): MoatConfig {
     tls: { ...config.tls, certFile: maybe(config.tls.certFile), keyFile: maybe(config.tls.keyFile) },
     trustAnchors: config.trustAnchors.map(at),
     acme: {
-      ...config.acme, caFile: maybe(config.acme.caFile), accountKeyFile: maybe(config.acme.accountKeyFile),
-      externalAccountBinding: config.acme.externalAccountBinding === undefined ? undefined
-        : { ...config.acme.externalAccountBinding, hmacKeyFile: maybe(config.acme.externalAccountBinding.hmacKeyFile) },
+      ...config.acme,
+      caFile: maybe(config.acme.caFile),
+      accountKeyFile: maybe(config.acme.accountKeyFile),
+      externalAccountBinding:
+        config.acme.externalAccountBinding === undefined
+          ? undefined
+          : { ...config.acme.externalAccountBinding, hmacKeyFile: maybe(config.acme.externalAccountBinding.hmacKeyFile) },
     },
     certificates: { ...config.certificates, expiryNotices: { ...config.certificates.expiryNotices, caFile: maybe(config.certificates.expiryNotices.caFile) } },
     keys: {
-      ...config.keys, dir: at(config.keys.dir), encryptionKeyFile: maybe(config.keys.encryptionKeyFile),
+      ...config.keys,
+      dir: at(config.keys.dir),
+      encryptionKeyFile: maybe(config.keys.encryptionKeyFile),
       pkcs11: config.keys.pkcs11 === undefined ? undefined : { ...config.keys.pkcs11, pinFile: maybe(config.keys.pkcs11.pinFile) },
     },
     branding: { ...config.branding, logoFile: maybe(config.branding.logoFile) },
     admin: {
-      ...config.admin, tokenFile: maybe(config.admin.tokenFile),
-      tls: config.admin.tls === undefined ? undefined : { ...config.admin.tls, certFile: at(config.admin.tls.certFile), keyFile: at(config.admin.tls.keyFile), clientCaFiles: config.admin.tls.clientCaFiles.map(at) },
+      ...config.admin,
+      tokenFile: maybe(config.admin.tokenFile),
+      tls:
+        config.admin.tls === undefined
+          ? undefined
+          : {
+              ...config.admin.tls,
+              certFile: at(config.admin.tls.certFile),
+              keyFile: at(config.admin.tls.keyFile),
+              clientCaFiles: config.admin.tls.clientCaFiles.map(at),
+            },
     },
     customers: { ...config.customers, oidc: resolveUpstreamIdpPaths(config.customers.oidc, at) },
-    gatewayCheck: config.gatewayCheck === undefined ? undefined : {
-      ...config.gatewayCheck, sharedSecretFile: maybe(config.gatewayCheck.sharedSecretFile),
-      tls: config.gatewayCheck.tls === undefined ? undefined
-        : { ...config.gatewayCheck.tls, certFile: at(config.gatewayCheck.tls.certFile), keyFile: at(config.gatewayCheck.tls.keyFile), clientCaFiles: config.gatewayCheck.tls.clientCaFiles.map(at) },
-    },
+    gatewayCheck:
+      config.gatewayCheck === undefined
+        ? undefined
+        : {
+            ...config.gatewayCheck,
+            sharedSecretFile: maybe(config.gatewayCheck.sharedSecretFile),
+            tls:
+              config.gatewayCheck.tls === undefined
+                ? undefined
+                : {
+                    ...config.gatewayCheck.tls,
+                    certFile: at(config.gatewayCheck.tls.certFile),
+                    keyFile: at(config.gatewayCheck.tls.keyFile),
+                    clientCaFiles: config.gatewayCheck.tls.clientCaFiles.map(at),
+                  },
+          },
     directories: config.directories.map((d) => ({ ...d, jwksFile: maybe(d.jwksFile), jwksCaFile: maybe(d.jwksCaFile) })),
-    accounts: config.accounts.http === undefined ? config.accounts
-      : { ...config.accounts, http: { ...config.accounts.http, clientCertFile: at(config.accounts.http.clientCertFile), clientKeyFile: at(config.accounts.http.clientKeyFile), caFile: maybe(config.accounts.http.caFile) } },
-    resourceServers: config.resourceServers.map((rs) => (rs.client === undefined
-      ? rs
-      : { ...rs, client: { ...rs.client, jwksFile: maybe(rs.client.jwksFile) } })),
+    accounts:
+      config.accounts.http === undefined
+        ? config.accounts
+        : {
+            ...config.accounts,
+            http: {
+              ...config.accounts.http,
+              clientCertFile: at(config.accounts.http.clientCertFile),
+              clientKeyFile: at(config.accounts.http.clientKeyFile),
+              caFile: maybe(config.accounts.http.caFile),
+            },
+          },
+    resourceServers: config.resourceServers.map((rs) =>
+      rs.client === undefined ? rs : { ...rs, client: { ...rs.client, jwksFile: maybe(rs.client.jwksFile) } },
+    ),
   };
 }
 
@@ -278,8 +318,9 @@ function parseEnvValue(value: string): unknown {
 
 function resolveUpstreamIdpPaths(oidc: MoatConfig['customers']['oidc'], at: (p: string) => string): MoatConfig['customers']['oidc'] {
   if (oidc === undefined) return undefined;
-  const clientAuth = oidc.clientAuth.method === 'private_key_jwt'
-    ? { ...oidc.clientAuth, jwkFile: at(oidc.clientAuth.jwkFile) }
-    : { ...oidc.clientAuth, certFile: at(oidc.clientAuth.certFile), keyFile: at(oidc.clientAuth.keyFile) };
+  const clientAuth =
+    oidc.clientAuth.method === 'private_key_jwt'
+      ? { ...oidc.clientAuth, jwkFile: at(oidc.clientAuth.jwkFile) }
+      : { ...oidc.clientAuth, certFile: at(oidc.clientAuth.certFile), keyFile: at(oidc.clientAuth.keyFile) };
   return { ...oidc, clientAuth, ...(oidc.caFile === undefined ? {} : { caFile: at(oidc.caFile) }) };
 }

@@ -20,20 +20,23 @@ export const PRODUCTION_RULES: ProductionRule[] = [
   {
     name: 'production-mode',
     // Sandbox mode adds the sandbox TPP CA to the trust anchors and trusts the sandbox directory.
-    check: (c) => (c.mode === 'production' ? undefined : `mode: is ${c.mode}; production needs mode: production (sandbox mode trusts the sandbox CA and directory)`),
+    check: (c) =>
+      c.mode === 'production' ? undefined : `mode: is ${c.mode}; production needs mode: production (sandbox mode trusts the sandbox CA and directory)`,
   },
   {
     name: 'revocation-fails-closed',
     // RFC 5280 §6.3: a certificate whose status cannot be established is not to be relied upon.
-    check: (c) => (c.certificates.revocation.failMode === 'open'
-      ? 'certificates.revocation.failMode: is open; production refuses a certificate whose revocation status is unknown (closed)'
-      : undefined),
+    check: (c) =>
+      c.certificates.revocation.failMode === 'open'
+        ? 'certificates.revocation.failMode: is open; production refuses a certificate whose revocation status is unknown (closed)'
+        : undefined,
   },
   {
     name: 'operator-authentication',
-    check: (c) => (c.admin.enabled && c.admin.tokenFile === undefined && c.admin.tls === undefined
-      ? 'admin.tokenFile or admin.tls: the admin listener needs operator authentication'
-      : undefined),
+    check: (c) =>
+      c.admin.enabled && c.admin.tokenFile === undefined && c.admin.tls === undefined
+        ? 'admin.tokenFile or admin.tls: the admin listener needs operator authentication'
+        : undefined,
   },
   {
     name: 'no-sandbox-ca',
@@ -45,7 +48,9 @@ export const PRODUCTION_RULES: ProductionRule[] = [
   {
     name: 'no-sandbox-directory',
     check: (c) => {
-      const i = c.directories.findIndex((d) => d.issuer === 'moat-sandbox-directory' || (d.jwksFile !== undefined && /(^|[\\/])sandbox[\\/]directory/.test(d.jwksFile)));
+      const i = c.directories.findIndex(
+        (d) => d.issuer === 'moat-sandbox-directory' || (d.jwksFile !== undefined && /(^|[\\/])sandbox[\\/]directory/.test(d.jwksFile)),
+      );
       return i === -1 ? undefined : `directories.${i}: the sandbox directory is not trusted in production`;
     },
   },
@@ -53,9 +58,10 @@ export const PRODUCTION_RULES: ProductionRule[] = [
     name: 'sca-on',
     // PSD2 RTS Art. 4: the customer's sign-in is strong (two factors). Read structurally: the `sca`
     // section (sca.totp.enabled) comes with the SCA work; until it exists there is nothing to turn off.
-    check: (c) => ((c as { sca?: { totp?: { enabled?: boolean } } }).sca?.totp?.enabled === false
-      ? 'sca.totp.enabled: is false; customers would sign in with a password alone, which is not strong customer authentication'
-      : undefined),
+    check: (c) =>
+      (c as { sca?: { totp?: { enabled?: boolean } } }).sca?.totp?.enabled === false
+        ? 'sca.totp.enabled: is false; customers would sign in with a password alone, which is not strong customer authentication'
+        : undefined,
   },
 ];
 

@@ -16,13 +16,27 @@ export const AUTHORIZATION_DETAILS_TYPES = [ACCOUNT_INFORMATION, PAYMENT_INITIAT
 
 /** UK OB Read/Write API v3.1 account-access permission codes. */
 export const PERMISSIONS = [
-  'ReadAccountsBasic', 'ReadAccountsDetail', 'ReadBalances', 'ReadPAN',
-  'ReadBeneficiariesBasic', 'ReadBeneficiariesDetail', 'ReadDirectDebits',
-  'ReadStandingOrdersBasic', 'ReadStandingOrdersDetail', 'ReadScheduledPaymentsBasic', 'ReadScheduledPaymentsDetail',
-  'ReadTransactionsBasic', 'ReadTransactionsDetail', 'ReadTransactionsCredits', 'ReadTransactionsDebits',
-  'ReadStatementsBasic', 'ReadStatementsDetail',
-  'ReadProducts', 'ReadOffers',
-  'ReadParty', 'ReadPartyPSU',
+  'ReadAccountsBasic',
+  'ReadAccountsDetail',
+  'ReadBalances',
+  'ReadPAN',
+  'ReadBeneficiariesBasic',
+  'ReadBeneficiariesDetail',
+  'ReadDirectDebits',
+  'ReadStandingOrdersBasic',
+  'ReadStandingOrdersDetail',
+  'ReadScheduledPaymentsBasic',
+  'ReadScheduledPaymentsDetail',
+  'ReadTransactionsBasic',
+  'ReadTransactionsDetail',
+  'ReadTransactionsCredits',
+  'ReadTransactionsDebits',
+  'ReadStatementsBasic',
+  'ReadStatementsDetail',
+  'ReadProducts',
+  'ReadOffers',
+  'ReadParty',
+  'ReadPartyPSU',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
@@ -31,12 +45,50 @@ export type Permission = (typeof PERMISSIONS)[number];
  * clusters, in plain language. A customer grants or refuses a whole group.
  */
 export const PERMISSION_GROUPS = [
-  { key: 'account-details', title: 'Your account details', explains: 'Account names, numbers, type and balances.', permissions: ['ReadAccountsBasic', 'ReadAccountsDetail', 'ReadBalances', 'ReadPAN'] },
-  { key: 'regular-payments', title: 'Your regular payments', explains: 'Payees, direct debits, standing orders and scheduled payments.', permissions: ['ReadBeneficiariesBasic', 'ReadBeneficiariesDetail', 'ReadDirectDebits', 'ReadStandingOrdersBasic', 'ReadStandingOrdersDetail', 'ReadScheduledPaymentsBasic', 'ReadScheduledPaymentsDetail'] },
-  { key: 'transactions', title: 'Your account transactions', explains: 'Money in and money out, with amounts, dates and descriptions.', permissions: ['ReadTransactionsBasic', 'ReadTransactionsDetail', 'ReadTransactionsCredits', 'ReadTransactionsDebits'] },
-  { key: 'statements', title: 'Your statements', explains: 'Statements and the details on them.', permissions: ['ReadStatementsBasic', 'ReadStatementsDetail'] },
-  { key: 'features', title: 'Your account features and benefits', explains: 'Product details, fees, charges, interest and offers.', permissions: ['ReadProducts', 'ReadOffers'] },
-  { key: 'contact', title: 'Your contact and party details', explains: 'Your name, address, phone number and email address.', permissions: ['ReadParty', 'ReadPartyPSU'] },
+  {
+    key: 'account-details',
+    title: 'Your account details',
+    explains: 'Account names, numbers, type and balances.',
+    permissions: ['ReadAccountsBasic', 'ReadAccountsDetail', 'ReadBalances', 'ReadPAN'],
+  },
+  {
+    key: 'regular-payments',
+    title: 'Your regular payments',
+    explains: 'Payees, direct debits, standing orders and scheduled payments.',
+    permissions: [
+      'ReadBeneficiariesBasic',
+      'ReadBeneficiariesDetail',
+      'ReadDirectDebits',
+      'ReadStandingOrdersBasic',
+      'ReadStandingOrdersDetail',
+      'ReadScheduledPaymentsBasic',
+      'ReadScheduledPaymentsDetail',
+    ],
+  },
+  {
+    key: 'transactions',
+    title: 'Your account transactions',
+    explains: 'Money in and money out, with amounts, dates and descriptions.',
+    permissions: ['ReadTransactionsBasic', 'ReadTransactionsDetail', 'ReadTransactionsCredits', 'ReadTransactionsDebits'],
+  },
+  {
+    key: 'statements',
+    title: 'Your statements',
+    explains: 'Statements and the details on them.',
+    permissions: ['ReadStatementsBasic', 'ReadStatementsDetail'],
+  },
+  {
+    key: 'features',
+    title: 'Your account features and benefits',
+    explains: 'Product details, fees, charges, interest and offers.',
+    permissions: ['ReadProducts', 'ReadOffers'],
+  },
+  {
+    key: 'contact',
+    title: 'Your contact and party details',
+    explains: 'Your name, address, phone number and email address.',
+    permissions: ['ReadParty', 'ReadPartyPSU'],
+  },
 ] as const satisfies readonly { key: string; title: string; explains: string; permissions: readonly Permission[] }[];
 export type PermissionGroupKey = (typeof PERMISSION_GROUPS)[number]['key'];
 
@@ -61,33 +113,46 @@ const dateTime = z.iso.datetime({ offset: true, error: 'expected an ISO 8601 dat
 /** RFC 9396 §2.2 common field every type may carry. */
 const locations = z.array(z.url()).optional();
 
-const accountInformationRequest = z.strictObject({
-  type: z.literal(ACCOUNT_INFORMATION),
-  locations,
-  permissions: z.array(z.enum(PERMISSIONS, { error: 'unknown permission code' })).min(1, 'at least one permission is needed')
-    .refine((p) => new Set(p).size === p.length, 'a permission is listed twice'),
-  accounts: z.array(accountReference).min(1).max(50).optional(),
-  expirationDateTime: dateTime.optional(),
-  transactionFromDateTime: dateTime.optional(),
-  transactionToDateTime: dateTime.optional(),
-}).superRefine((d, ctx) => {
-  const has = (p: Permission) => d.permissions.includes(p);
-  // UK OB v3.1 consent rules: transaction detail needs a direction, and a direction needs detail.
-  const detail = has('ReadTransactionsBasic') || has('ReadTransactionsDetail');
-  const direction = has('ReadTransactionsCredits') || has('ReadTransactionsDebits');
-  if (detail !== direction) {
-    ctx.addIssue({ code: 'custom', path: ['permissions'], message: 'ReadTransactionsBasic/Detail and ReadTransactionsCredits/Debits must be asked for together' });
-  }
-  if (d.expirationDateTime !== undefined && Date.parse(d.expirationDateTime) <= Date.now()) {
-    ctx.addIssue({ code: 'custom', path: ['expirationDateTime'], message: 'the expiry is in the past' });
-  }
-  if (d.transactionFromDateTime !== undefined && d.transactionToDateTime !== undefined
-    && Date.parse(d.transactionFromDateTime) > Date.parse(d.transactionToDateTime)) {
-    ctx.addIssue({ code: 'custom', path: ['transactionFromDateTime'], message: 'the transaction range starts after it ends' });
-  }
-});
+const accountInformationRequest = z
+  .strictObject({
+    type: z.literal(ACCOUNT_INFORMATION),
+    locations,
+    permissions: z
+      .array(z.enum(PERMISSIONS, { error: 'unknown permission code' }))
+      .min(1, 'at least one permission is needed')
+      .refine((p) => new Set(p).size === p.length, 'a permission is listed twice'),
+    accounts: z.array(accountReference).min(1).max(50).optional(),
+    expirationDateTime: dateTime.optional(),
+    transactionFromDateTime: dateTime.optional(),
+    transactionToDateTime: dateTime.optional(),
+  })
+  .superRefine((d, ctx) => {
+    const has = (p: Permission) => d.permissions.includes(p);
+    // UK OB v3.1 consent rules: transaction detail needs a direction, and a direction needs detail.
+    const detail = has('ReadTransactionsBasic') || has('ReadTransactionsDetail');
+    const direction = has('ReadTransactionsCredits') || has('ReadTransactionsDebits');
+    if (detail !== direction) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['permissions'],
+        message: 'ReadTransactionsBasic/Detail and ReadTransactionsCredits/Debits must be asked for together',
+      });
+    }
+    if (d.expirationDateTime !== undefined && Date.parse(d.expirationDateTime) <= Date.now()) {
+      ctx.addIssue({ code: 'custom', path: ['expirationDateTime'], message: 'the expiry is in the past' });
+    }
+    if (
+      d.transactionFromDateTime !== undefined &&
+      d.transactionToDateTime !== undefined &&
+      Date.parse(d.transactionFromDateTime) > Date.parse(d.transactionToDateTime)
+    ) {
+      ctx.addIssue({ code: 'custom', path: ['transactionFromDateTime'], message: 'the transaction range starts after it ends' });
+    }
+  });
 
-const amount = z.string().regex(/^\d{1,13}(\.\d{1,5})?$/, 'expected a decimal amount like 10.00')
+const amount = z
+  .string()
+  .regex(/^\d{1,13}(\.\d{1,5})?$/, 'expected a decimal amount like 10.00')
   .refine((a) => Number(a) > 0, 'the amount must be more than zero');
 
 const paymentInitiationRequest = z.strictObject({
@@ -102,10 +167,12 @@ const paymentInitiationRequest = z.strictObject({
   creditorName: z.string().min(1).max(140),
   creditorAccount: accountReference,
   debtorAccount: accountReference.optional(),
-  remittanceInformation: z.strictObject({
-    reference: z.string().min(1).max(35).optional(),
-    unstructured: z.string().min(1).max(140).optional(),
-  }).optional(),
+  remittanceInformation: z
+    .strictObject({
+      reference: z.string().min(1).max(35).optional(),
+      unstructured: z.string().min(1).max(140).optional(),
+    })
+    .optional(),
 });
 
 export type AccountInformationDetail = z.infer<typeof accountInformationRequest>;
@@ -141,10 +208,13 @@ export function parseRequestedDetail(detail: unknown, label: string): RequestedD
 }
 
 export function describeIssues(error: z.ZodError, label: string): string {
-  return error.issues.slice(0, 3).map((issue) => {
-    const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('');
-    return `${label}${path}: ${issue.message}`;
-  }).join('; ');
+  return error.issues
+    .slice(0, 3)
+    .map((issue) => {
+      const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('');
+      return `${label}${path}: ${issue.message}`;
+    })
+    .join('; ');
 }
 
 /** The groups a set of permissions touches, in display order. */

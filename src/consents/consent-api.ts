@@ -2,13 +2,27 @@ import Router from '@koa/router';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
-import { checkSenderConstraint, renderTokenRejected, requireScope, tokenFromHeader, TokenRejected, type PresentedToken, type SenderConstraintChecks } from '../http/bearer-token.ts';
+import {
+  checkSenderConstraint,
+  renderTokenRejected,
+  requireScope,
+  tokenFromHeader,
+  TokenRejected,
+  type PresentedToken,
+  type SenderConstraintChecks,
+} from '../http/bearer-token.ts';
 import { readJsonObject } from '../http/read-body.ts';
 import { obieErrorResponse, ObieError, type ObieErrorCode } from '../kernel/error-responses.ts';
 import type { Logger } from '../observability/logger.ts';
 import {
-  ACCOUNT_SCHEMES, AuthorizationDetailsInvalid, describeIssues, parseRequestedDetail, PERMISSIONS, ROLE_FOR_TYPE,
-  type AccountInformationDetail, type PaymentInitiationDetail,
+  ACCOUNT_SCHEMES,
+  AuthorizationDetailsInvalid,
+  describeIssues,
+  parseRequestedDetail,
+  PERMISSIONS,
+  ROLE_FOR_TYPE,
+  type AccountInformationDetail,
+  type PaymentInitiationDetail,
 } from './authorization-details.ts';
 import { ConsentNotFound, type Consent } from './consent.ts';
 import type { ConsentService } from './consent-service.ts';
@@ -93,7 +107,8 @@ export function createConsentApiRouter(deps: Deps): Router {
       throw new TokenRejected('invalid_token', 'the access token is not active; the consent API takes a client_credentials token');
     }
     // A deleted client's tokens are dead (RFC 7592 §2.3).
-    if (await deps.provider.Client.find(token.clientId!) === undefined) throw new TokenRejected('invalid_token', 'the client of this access token no longer exists');
+    if ((await deps.provider.Client.find(token.clientId!)) === undefined)
+      throw new TokenRejected('invalid_token', 'the client of this access token no longer exists');
     requireScope(token, scope);
     await checkSenderConstraint(ctx, token as unknown as PresentedToken, value, deps.senderConstraint);
     return token.clientId!;
@@ -104,7 +119,11 @@ export function createConsentApiRouter(deps: Deps): Router {
     const roles = (client?.metadata() as Record<string, unknown> | undefined)?.software_roles;
     const needed = ROLE_FOR_TYPE[type];
     if (Array.isArray(roles) && !roles.includes(needed)) {
-      throw new ObieError(403, 'UK.OBIE.Resource.ConsentMismatch', `this consent needs the ${needed} role; the client's software statement grants ${roles.join(', ') || 'none'}`);
+      throw new ObieError(
+        403,
+        'UK.OBIE.Resource.ConsentMismatch',
+        `this consent needs the ${needed} role; the client's software statement grants ${roles.join(', ') || 'none'}`,
+      );
     }
   };
 
@@ -120,7 +139,12 @@ export function createConsentApiRouter(deps: Deps): Router {
       ...(body.Data.TransactionToDateTime === undefined ? {} : { transactionToDateTime: body.Data.TransactionToDateTime }),
     });
     const idempotencyKey = optionalIdempotencyKey(ctx);
-    const { consent, replayed } = await consents.lodgeIntent({ clientId, detail, scope: 'accounts', ...(idempotencyKey === undefined ? {} : { idempotencyKey }) });
+    const { consent, replayed } = await consents.lodgeIntent({
+      clientId,
+      detail,
+      scope: 'accounts',
+      ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+    });
     ctx.status = replayed ? 200 : 201;
     ctx.body = accountAccessResponse(consent, `${base}${AISP}`);
   });
@@ -146,21 +170,29 @@ export function createConsentApiRouter(deps: Deps): Router {
     await requireRole(clientId, 'payment_initiation');
     // UK OB v3.1: payment consents are idempotent by x-idempotency-key.
     const idempotencyKey = optionalIdempotencyKey(ctx);
-    if (idempotencyKey === undefined) throw new ObieError(400, 'UK.OBIE.Header.Missing', 'x-idempotency-key is required for payment consents', 'x-idempotency-key');
+    if (idempotencyKey === undefined)
+      throw new ObieError(400, 'UK.OBIE.Header.Missing', 'x-idempotency-key is required for payment consents', 'x-idempotency-key');
     const { Initiation: i } = parseBody(domesticPaymentRequest, await readJsonObject(ctx.req)).Data;
-    const detail = toDetail({
-      type: 'payment_initiation',
-      instructionIdentification: i.InstructionIdentification,
-      endToEndIdentification: i.EndToEndIdentification,
-      instructedAmount: { amount: i.InstructedAmount.Amount, currency: i.InstructedAmount.Currency },
-      creditorName: i.CreditorAccount.Name ?? '',
-      creditorAccount: fromObAccount(i.CreditorAccount),
-      ...(i.DebtorAccount === undefined ? {} : { debtorAccount: fromObAccount(i.DebtorAccount) }),
-      ...(i.RemittanceInformation === undefined ? {} : { remittanceInformation: {
-        ...(i.RemittanceInformation.Reference === undefined ? {} : { reference: i.RemittanceInformation.Reference }),
-        ...(i.RemittanceInformation.Unstructured === undefined ? {} : { unstructured: i.RemittanceInformation.Unstructured }),
-      } }),
-    }, { creditorName: 'Data.Initiation.CreditorAccount.Name' });
+    const detail = toDetail(
+      {
+        type: 'payment_initiation',
+        instructionIdentification: i.InstructionIdentification,
+        endToEndIdentification: i.EndToEndIdentification,
+        instructedAmount: { amount: i.InstructedAmount.Amount, currency: i.InstructedAmount.Currency },
+        creditorName: i.CreditorAccount.Name ?? '',
+        creditorAccount: fromObAccount(i.CreditorAccount),
+        ...(i.DebtorAccount === undefined ? {} : { debtorAccount: fromObAccount(i.DebtorAccount) }),
+        ...(i.RemittanceInformation === undefined
+          ? {}
+          : {
+              remittanceInformation: {
+                ...(i.RemittanceInformation.Reference === undefined ? {} : { reference: i.RemittanceInformation.Reference }),
+                ...(i.RemittanceInformation.Unstructured === undefined ? {} : { unstructured: i.RemittanceInformation.Unstructured }),
+              },
+            }),
+      },
+      { creditorName: 'Data.Initiation.CreditorAccount.Name' },
+    );
     const { consent, replayed } = await consents.lodgeIntent({ clientId, detail, scope: 'payments', idempotencyKey });
     ctx.status = replayed ? 200 : 201;
     ctx.body = paymentResponse(consent, `${base}${PISP}`);
@@ -181,8 +213,12 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   const path = issue.path.map(String).join('.');
-  const code: ObieErrorCode = issue.code === 'unrecognized_keys' ? 'UK.OBIE.Field.Unexpected'
-    : issue.code === 'invalid_type' && issue.input === undefined ? 'UK.OBIE.Field.Missing' : 'UK.OBIE.Field.Invalid';
+  const code: ObieErrorCode =
+    issue.code === 'unrecognized_keys'
+      ? 'UK.OBIE.Field.Unexpected'
+      : issue.code === 'invalid_type' && issue.input === undefined
+        ? 'UK.OBIE.Field.Missing'
+        : 'UK.OBIE.Field.Invalid';
   throw new ObieError(400, code, describeIssues(result.error, 'body').replace(/^body\./, ''), path === '' ? undefined : path);
 }
 
@@ -202,7 +238,8 @@ function toDetail(detail: unknown, renamed: Record<string, string> = {}): Accoun
 function optionalIdempotencyKey(ctx: Ctx): string | undefined {
   const key = ctx.get('x-idempotency-key');
   if (key === '') return undefined;
-  if (key.length > 40 || !/^[\x21-\x7e]+$/.test(key)) throw new ObieError(400, 'UK.OBIE.Header.Invalid', 'x-idempotency-key is at most 40 printable characters', 'x-idempotency-key');
+  if (key.length > 40 || !/^[\x21-\x7e]+$/.test(key))
+    throw new ObieError(400, 'UK.OBIE.Header.Invalid', 'x-idempotency-key is at most 40 printable characters', 'x-idempotency-key');
   return key;
 }
 
@@ -248,10 +285,14 @@ function paymentResponse(consent: Consent, self: string) {
       InstructedAmount: { Amount: d.instructedAmount.amount, Currency: d.instructedAmount.currency },
       CreditorAccount: toObAccount({ ...d.creditorAccount, name: d.creditorAccount.name ?? d.creditorName }),
       ...(d.debtorAccount === undefined ? {} : { DebtorAccount: toObAccount(d.debtorAccount) }),
-      ...(d.remittanceInformation === undefined ? {} : { RemittanceInformation: {
-        ...(d.remittanceInformation.reference === undefined ? {} : { Reference: d.remittanceInformation.reference }),
-        ...(d.remittanceInformation.unstructured === undefined ? {} : { Unstructured: d.remittanceInformation.unstructured }),
-      } }),
+      ...(d.remittanceInformation === undefined
+        ? {}
+        : {
+            RemittanceInformation: {
+              ...(d.remittanceInformation.reference === undefined ? {} : { Reference: d.remittanceInformation.reference }),
+              ...(d.remittanceInformation.unstructured === undefined ? {} : { Unstructured: d.remittanceInformation.unstructured }),
+            },
+          }),
     },
   });
 }

@@ -62,7 +62,13 @@ export async function approveConsent(consents: ConsentService, grants: GrantWrit
   let managed;
   try {
     // FAPI Grant Management: a merge grants the union with the named grant, under its id.
-    managed = await managedDecision(consents, approval.params, { clientId: request.clientId, customerId, granted: approval.granted, scope: request.scope, consentId });
+    managed = await managedDecision(consents, approval.params, {
+      clientId: request.clientId,
+      customerId,
+      granted: approval.granted,
+      scope: request.scope,
+      consentId,
+    });
   } catch (err) {
     if (err instanceof ConsentNotFound) return { ok: false, description: err.message };
     throw err;
@@ -70,11 +76,16 @@ export async function approveConsent(consents: ConsentService, grants: GrantWrit
   const decided = managed.granted;
   // Accounts shared by scope are recorded on the consent only: the tokens stay what the TPP asked
   // for (no authorization_details it did not send), and the APIs read the consent.
-  const grantId = await grants.save(decided === undefined || request.detail === undefined ? undefined : { ...decided, consentId: managed.consentId } as GrantedDetail);
+  const grantId = await grants.save(
+    decided === undefined || request.detail === undefined ? undefined : ({ ...decided, consentId: managed.consentId } as GrantedDetail),
+  );
   try {
     const consent = await consents.authorise({
       ...(request.intentId === undefined ? { newConsentId: consentId } : { intentId: request.intentId }),
-      clientId: request.clientId, customerId, scope: managed.scope, grantId,
+      clientId: request.clientId,
+      customerId,
+      scope: managed.scope,
+      grantId,
       ...(request.detail === undefined ? {} : { requested: request.detail }),
       ...(decided === undefined ? {} : { granted: decided }),
       ...(decided?.type === 'account_information' && decided.expirationDateTime !== undefined ? { expiresAt: new Date(decided.expirationDateTime) } : {}),
@@ -96,6 +107,9 @@ export async function denyConsent(consents: ConsentService, denial: { request: D
   const { request, customerId } = denial;
   return consents.reject({
     ...(request.intentId === undefined ? {} : { intentId: request.intentId }),
-    clientId: request.clientId, customerId, ...(request.detail === undefined ? {} : { requested: request.detail }), scope: request.scope,
+    clientId: request.clientId,
+    customerId,
+    ...(request.detail === undefined ? {} : { requested: request.detail }),
+    scope: request.scope,
   });
 }

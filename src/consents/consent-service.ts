@@ -4,8 +4,15 @@ import type { Logger } from '../observability/logger.ts';
 import type { ConsentAuthentication } from '../sca/authentication.ts';
 import type { GrantDecision, GrantedDetail, RequestedDetail } from './authorization-details.ts';
 import {
-  ConsentNotFound, ConsentStateConflict, IdempotencyConflict, kindOf, newConsentId,
-  type Consent, type ConsentActor, type ConsentEvent, type ConsentStatus,
+  ConsentNotFound,
+  ConsentStateConflict,
+  IdempotencyConflict,
+  kindOf,
+  newConsentId,
+  type Consent,
+  type ConsentActor,
+  type ConsentEvent,
+  type ConsentStatus,
 } from './consent.ts';
 import type { ConsentStore } from './consent-store.ts';
 import type { GrantManagementRequest } from './grant-management.ts';
@@ -86,8 +93,7 @@ const AUDIT_TYPE: Record<ConsentStatus, AuditEventType> = {
 function narrowed(consent: Consent): boolean {
   const { requested, granted } = consent;
   if (requested?.type !== 'account_information' || granted?.type !== 'account_information') return false;
-  return granted.permissions.length < requested.permissions.length
-    || (requested.accounts !== undefined && granted.accounts.length < requested.accounts.length);
+  return granted.permissions.length < requested.permissions.length || (requested.accounts !== undefined && granted.accounts.length < requested.accounts.length);
 }
 
 const ENDS_TOKENS: ReadonlySet<ConsentStatus> = new Set(['Revoked', 'Expired']);
@@ -98,11 +104,23 @@ export function createConsentService(deps: ConsentServiceDeps): ConsentService {
   const afterTransition = async (consent: Consent, actor: ConsentActor, actorId?: string) => {
     await deps.audit?.record({
       type: consent.status === 'Authorised' && narrowed(consent) ? 'consent.narrowed' : AUDIT_TYPE[consent.status],
-      actor: actor === 'customer' ? 'customer' : actor, ...(actorId === undefined ? {} : { actorId }),
-      clientId: consent.clientId, ...(consent.customerId === undefined ? {} : { customerId: consent.customerId }), subject: consent.id,
+      actor: actor === 'customer' ? 'customer' : actor,
+      ...(actorId === undefined ? {} : { actorId }),
+      clientId: consent.clientId,
+      ...(consent.customerId === undefined ? {} : { customerId: consent.customerId }),
+      subject: consent.id,
       detail: { kind: consent.kind, origin: consent.origin, status: consent.status, ...(consent.grantId === undefined ? {} : { grantId: consent.grantId }) },
     });
-    logger.info({ event: `consent.${consent.status.toLowerCase()}`, outcome: `consent_${consent.status.toLowerCase()}`, consentId: consent.id, clientId: consent.clientId, actor }, `consent ${consent.status}`);
+    logger.info(
+      {
+        event: `consent.${consent.status.toLowerCase()}`,
+        outcome: `consent_${consent.status.toLowerCase()}`,
+        consentId: consent.id,
+        clientId: consent.clientId,
+        actor,
+      },
+      `consent ${consent.status}`,
+    );
     // A revoked or expired consent's tokens die at once: introspection answers inactive, refresh fails.
     if (ENDS_TOKENS.has(consent.status) && consent.grantId !== undefined) await deps.revokeGrant(consent.grantId);
   };
@@ -121,10 +139,18 @@ export function createConsentService(deps: ConsentServiceDeps): ConsentService {
   const consentAtDecision = async (input: Omit<AuthoriseInput, 'granted' | 'grantId' | 'expiresAt' | 'authentication'>): Promise<string> => {
     if (input.intentId !== undefined) return (await getForClient(input.intentId, input.clientId)).id;
     const kind = input.requested === undefined ? 'scope' : kindOf(input.requested);
-    const created = await store.create({
-      id: input.newConsentId ?? newConsentId(kind), kind, origin: input.requested === undefined ? 'scope' : 'authorization_details',
-      clientId: input.clientId, status: 'AwaitingAuthorisation', ...(input.requested === undefined ? {} : { requested: input.requested }), scope: input.scope,
-    }, { actor: 'tpp', actorId: input.clientId });
+    const created = await store.create(
+      {
+        id: input.newConsentId ?? newConsentId(kind),
+        kind,
+        origin: input.requested === undefined ? 'scope' : 'authorization_details',
+        clientId: input.clientId,
+        status: 'AwaitingAuthorisation',
+        ...(input.requested === undefined ? {} : { requested: input.requested }),
+        scope: input.scope,
+      },
+      { actor: 'tpp', actorId: input.clientId },
+    );
     return created.id;
   };
 
@@ -145,11 +171,20 @@ export function createConsentService(deps: ConsentServiceDeps): ConsentService {
         }
       }
       const kind = kindOf(detail);
-      const consent = await store.create({
-        id: newConsentId(kind), kind, origin: 'intent', clientId, status: 'AwaitingAuthorisation', requested: detail, scope,
-        ...(detail.type === 'account_information' && detail.expirationDateTime !== undefined ? { expiresAt: new Date(detail.expirationDateTime) } : {}),
-        ...(idempotencyKey === undefined ? {} : { idempotency: { key: idempotencyKey, requestHash } }),
-      }, { actor: 'tpp', actorId: clientId });
+      const consent = await store.create(
+        {
+          id: newConsentId(kind),
+          kind,
+          origin: 'intent',
+          clientId,
+          status: 'AwaitingAuthorisation',
+          requested: detail,
+          scope,
+          ...(detail.type === 'account_information' && detail.expirationDateTime !== undefined ? { expiresAt: new Date(detail.expirationDateTime) } : {}),
+          ...(idempotencyKey === undefined ? {} : { idempotency: { key: idempotencyKey, requestHash } }),
+        },
+        { actor: 'tpp', actorId: clientId },
+      );
       await deps.audit?.record({ type: 'consent.lodged', actor: 'tpp', actorId: clientId, clientId, subject: consent.id, detail: { kind, origin: 'intent' } });
       logger.info({ event: 'consent.lodged', consentId: consent.id, clientId, kind }, 'consent intent lodged');
       return { consent, replayed: false };
@@ -174,25 +209,37 @@ export function createConsentService(deps: ConsentServiceDeps): ConsentService {
       // Another customer's grant is not this customer's to extend or end.
       if (target !== undefined && target.customerId !== input.customerId) throw new ConsentNotFound(target.id);
       if (managed?.action === 'merge' && target !== undefined) {
-        const merged = await store.amend(target.id, { actor: 'customer', actorId: input.customerId, reason: 'grant merged: the customer granted more (FAPI Grant Management)' }, {
-          grantId: input.grantId, scope: input.scope,
-          ...(input.granted === undefined ? {} : { granted: { ...input.granted, consentId: target.id } as GrantedDetail }),
-          ...(input.expiresAt === undefined ? {} : { expiresAt: input.expiresAt }),
-          ...(input.authentication === undefined ? {} : { authentication: input.authentication }),
-        });
+        const merged = await store.amend(
+          target.id,
+          { actor: 'customer', actorId: input.customerId, reason: 'grant merged: the customer granted more (FAPI Grant Management)' },
+          {
+            grantId: input.grantId,
+            scope: input.scope,
+            ...(input.granted === undefined ? {} : { granted: { ...input.granted, consentId: target.id } as GrantedDetail }),
+            ...(input.expiresAt === undefined ? {} : { expiresAt: input.expiresAt }),
+            ...(input.authentication === undefined ? {} : { authentication: input.authentication }),
+          },
+        );
         await afterTransition(merged, 'customer', input.customerId);
         // The tokens of the grant as it was end; the new grant's tokens carry the merged consent.
         if (target.grantId !== undefined && target.grantId !== input.grantId) await deps.revokeGrant(target.grantId);
         return merged;
       }
       const id = await consentAtDecision(input);
-      const granted = input.granted === undefined ? undefined : { ...input.granted, consentId: id } as GrantedDetail;
-      const consent = await store.transition(id, 'Authorised', { actor: 'customer', actorId: input.customerId }, {
-        customerId: input.customerId, grantId: input.grantId, scope: input.scope,
-        ...(granted === undefined ? {} : { granted }),
-        ...(input.expiresAt === undefined ? {} : { expiresAt: input.expiresAt }),
-        ...(input.authentication === undefined ? {} : { authentication: input.authentication }),
-      });
+      const granted = input.granted === undefined ? undefined : ({ ...input.granted, consentId: id } as GrantedDetail);
+      const consent = await store.transition(
+        id,
+        'Authorised',
+        { actor: 'customer', actorId: input.customerId },
+        {
+          customerId: input.customerId,
+          grantId: input.grantId,
+          scope: input.scope,
+          ...(granted === undefined ? {} : { granted }),
+          ...(input.expiresAt === undefined ? {} : { expiresAt: input.expiresAt }),
+          ...(input.authentication === undefined ? {} : { authentication: input.authentication }),
+        },
+      );
       await afterTransition(consent, 'customer', input.customerId);
       if (managed?.action === 'replace' && target !== undefined) {
         try {

@@ -1,6 +1,13 @@
 import { sameAccount, type AccountDirectory, type AccountLookup, type CustomerAccount } from '../customers/account-directory.ts';
 import {
-  ACCOUNTS_SCOPE, ACCOUNTS_SCOPE_PERMISSIONS, PERMISSION_GROUPS, type AccountInformationDetail, permissionsInGroups, type GrantDecision, type GrantedAccount, type RequestedDetail,
+  ACCOUNTS_SCOPE,
+  ACCOUNTS_SCOPE_PERMISSIONS,
+  PERMISSION_GROUPS,
+  type AccountInformationDetail,
+  permissionsInGroups,
+  type GrantDecision,
+  type GrantedAccount,
+  type RequestedDetail,
 } from './authorization-details.ts';
 
 /*
@@ -20,7 +27,8 @@ export interface ChoiceRequest {
  */
 export function scopeAccessRequest(now: Date, days: number): AccountInformationDetail {
   return {
-    type: 'account_information', permissions: [...ACCOUNTS_SCOPE_PERMISSIONS],
+    type: 'account_information',
+    permissions: [...ACCOUNTS_SCOPE_PERMISSIONS],
     expirationDateTime: new Date(now.getTime() + days * 86_400_000).toISOString(),
   };
 }
@@ -70,7 +78,12 @@ export async function accountChoice(accounts: AccountDirectory, customerId: stri
 }
 
 /** The accounts this request may use (accountChoice without the reasons). */
-export async function offeredAccounts(accounts: AccountDirectory, customerId: string, request: ChoiceRequest, lookup: AccountLookup): Promise<CustomerAccount[]> {
+export async function offeredAccounts(
+  accounts: AccountDirectory,
+  customerId: string,
+  request: ChoiceRequest,
+  lookup: AccountLookup,
+): Promise<CustomerAccount[]> {
   return (await accountChoice(accounts, customerId, request, lookup)).offered;
 }
 
@@ -78,15 +91,11 @@ export async function offeredAccounts(accounts: AccountDirectory, customerId: st
  * What the customer granted: the request narrowed to the chosen accounts and, when `keptGroups` is
  * given (the customer chose explicitly), to those permission groups.
  */
-export function grantedDetail(
-  requested: RequestedDetail,
-  offered: CustomerAccount[],
-  chosenIds: string[],
-  keptGroups?: string[],
-): GrantDecision {
+export function grantedDetail(requested: RequestedDetail, offered: CustomerAccount[], chosenIds: string[], keptGroups?: string[]): GrantDecision {
   const unknown = chosenIds.filter((id) => !offered.some((a) => a.id === id));
   if (unknown.length > 0) throw new ChoiceInvalid('Choose from the accounts listed.', 'unknown_account');
-  const chosen: GrantedAccount[] = offered.filter((a) => chosenIds.includes(a.id))
+  const chosen: GrantedAccount[] = offered
+    .filter((a) => chosenIds.includes(a.id))
     .map((a) => ({ accountId: a.id, schemeName: a.schemeName, identification: a.identification }));
   if (requested.type === 'payment_initiation') {
     if (chosen.length !== 1) throw new ChoiceInvalid('Choose the one account to pay from.', 'choose_one');

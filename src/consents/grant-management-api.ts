@@ -1,7 +1,15 @@
 import Router from '@koa/router';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
-import { checkSenderConstraint, renderTokenRejected, requireScope, tokenFromHeader, TokenRejected, type PresentedToken, type SenderConstraintChecks } from '../http/bearer-token.ts';
+import {
+  checkSenderConstraint,
+  renderTokenRejected,
+  requireScope,
+  tokenFromHeader,
+  TokenRejected,
+  type PresentedToken,
+  type SenderConstraintChecks,
+} from '../http/bearer-token.ts';
 import type { Logger } from '../observability/logger.ts';
 import { ConsentNotFound, ConsentStateConflict, type Consent } from './consent.ts';
 import type { ConsentService } from './consent-service.ts';
@@ -54,9 +62,10 @@ export function createGrantManagementRouter(deps: Deps): Router {
   /** The calling client, from a live, sender-constrained access token with `scope`. */
   const authenticate = async (ctx: Ctx, scope: string): Promise<string> => {
     const value = tokenFromHeader(ctx);
-    const token = await deps.provider.ClientCredentials.find(value) ?? await deps.provider.AccessToken.find(value);
+    const token = (await deps.provider.ClientCredentials.find(value)) ?? (await deps.provider.AccessToken.find(value));
     if (token === undefined || token.isExpired) throw new TokenRejected('invalid_token', 'the access token is not active');
-    if (await deps.provider.Client.find(token.clientId!) === undefined) throw new TokenRejected('invalid_token', 'the client of this access token no longer exists');
+    if ((await deps.provider.Client.find(token.clientId!)) === undefined)
+      throw new TokenRejected('invalid_token', 'the client of this access token no longer exists');
     requireScope(token as unknown as PresentedToken, scope);
     await checkSenderConstraint(ctx, token as unknown as PresentedToken, value, deps.senderConstraint);
     return token.clientId!;

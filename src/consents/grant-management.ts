@@ -44,7 +44,9 @@ function invalidGrantId(description: string): Error {
  * a known action; `merge` and `replace` name a grant, `create` does not; the grant is this client's
  * and still Authorised. Another client's grant is reported as unknown, nothing more.
  */
-export function grantManagementParams(consents: ConsentService): Record<string, ((ctx: KoaContextWithOIDC, value: string | undefined, client: { clientId: string }) => Promise<void>) | null> {
+export function grantManagementParams(
+  consents: ConsentService,
+): Record<string, ((ctx: KoaContextWithOIDC, value: string | undefined, client: { clientId: string }) => Promise<void>) | null> {
   return {
     grant_id: null,
     async grant_management_action(ctx, action, client) {
@@ -109,7 +111,12 @@ export async function managedDecision(
   decision: { clientId: string; customerId: string; granted: GrantDecision | undefined; scope: string; consentId: string },
 ): Promise<ManagedDecision> {
   const grantManagement = grantManagementOf(params);
-  const base = { granted: decision.granted, scope: decision.scope, consentId: decision.consentId, ...(grantManagement === undefined ? {} : { grantManagement }) };
+  const base = {
+    granted: decision.granted,
+    scope: decision.scope,
+    consentId: decision.consentId,
+    ...(grantManagement === undefined ? {} : { grantManagement }),
+  };
   if (grantManagement?.action !== 'merge' || grantManagement.grantId === undefined) return base;
   const existing = await consents.getForClient(grantManagement.grantId, decision.clientId);
   if (existing.customerId !== decision.customerId) throw new ConsentNotFound(existing.id);

@@ -11,7 +11,9 @@ const DEFAULT_LOCALE = 'en-GB';
 
 export function formatDate(date: Date | string | undefined, locale = DEFAULT_LOCALE): string | undefined {
   if (date === undefined) return undefined;
-  return new Intl.DateTimeFormat(locale, { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' }).format(typeof date === 'string' ? new Date(date) : date);
+  return new Intl.DateTimeFormat(locale, { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' }).format(
+    typeof date === 'string' ? new Date(date) : date,
+  );
 }
 
 export function formatAmount(amount: { amount: string; currency: string }, locale = DEFAULT_LOCALE): string {
@@ -34,7 +36,6 @@ export function describeAccount(account: CustomerAccount): { id: string; label: 
   return { id: account.id, label: account.nickname, detail: `${account.accountType} · ${account.currency} · ${maskedIdentification(account.identification)}` };
 }
 
-
 export interface DetailView {
   kind: 'account_access' | 'domestic_payment';
   /** Each group with the individual permissions asked for in it (pages name them from views/locales). */
@@ -50,7 +51,10 @@ export function describeDetail(detail: RequestedDetail | GrantedDetail, locale =
     return {
       kind: 'account_access',
       groups: groupsOf(detail.permissions).map(({ key, title, explains, permissions }) => ({
-        key, title, explains, includes: permissions.filter((p) => detail.permissions.includes(p)),
+        key,
+        title,
+        explains,
+        includes: permissions.filter((p) => detail.permissions.includes(p)),
       })),
       ...(detail.expirationDateTime === undefined ? {} : { until: formatDate(detail.expirationDateTime, locale)! }),
       ...(detail.transactionFromDateTime === undefined ? {} : { transactionsFrom: formatDate(detail.transactionFromDateTime, locale)! }),

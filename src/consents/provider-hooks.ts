@@ -1,10 +1,7 @@
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { claimsParameter } from '../http/claims-parameter.ts';
-import {
-  AUTHORIZATION_DETAILS_TYPES, AuthorizationDetailsInvalid, parseRequestedDetail, ROLE_FOR_TYPE,
-  type GrantedDetail,
-} from './authorization-details.ts';
+import { AUTHORIZATION_DETAILS_TYPES, AuthorizationDetailsInvalid, parseRequestedDetail, ROLE_FOR_TYPE, type GrantedDetail } from './authorization-details.ts';
 import type { Consent } from './consent.ts';
 import type { ConsentService } from './consent-service.ts';
 
@@ -56,7 +53,9 @@ export function richAuthorizationRequestsFeature(): RarFeature {
     const roles = client.metadata().software_roles;
     const needed = ROLE_FOR_TYPE[parsed.type];
     if (Array.isArray(roles) && !roles.includes(needed)) {
-      throw new errors.InvalidAuthorizationDetails(`${parsed.type} needs the ${needed} role; this client's software statement grants ${roles.join(', ') || 'no roles'}`);
+      throw new errors.InvalidAuthorizationDetails(
+        `${parsed.type} needs the ${needed} role; this client's software statement grants ${roles.join(', ') || 'no roles'}`,
+      );
     }
   };
   return {

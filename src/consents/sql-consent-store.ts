@@ -25,7 +25,8 @@ interface ConsentRow {
   sca_link_hash: string | null;
 }
 
-const COLUMNS = 'id, kind, origin, client_id, status, customer_id, grant_id, requested, granted, scope, expires_at, created_at, status_updated_at, sca_acr, sca_amr, sca_auth_time, sca_link_hash';
+const COLUMNS =
+  'id, kind, origin, client_id, status, customer_id, grant_id, requested, granted, scope, expires_at, created_at, status_updated_at, sca_acr, sca_amr, sca_auth_time, sca_link_hash';
 
 function toConsent(row: ConsentRow): Consent {
   return {
@@ -40,12 +41,16 @@ function toConsent(row: ConsentRow): Consent {
     ...(row.granted === null ? {} : { granted: row.granted }),
     scope: row.scope,
     ...(row.expires_at === null ? {} : { expiresAt: new Date(row.expires_at) }),
-    ...(row.sca_acr === null || row.sca_auth_time === null ? {} : {
-      authentication: {
-        acr: row.sca_acr, amr: row.sca_amr ?? [], authTime: new Date(row.sca_auth_time),
-        ...(row.sca_link_hash === null ? {} : { linkHash: row.sca_link_hash }),
-      },
-    }),
+    ...(row.sca_acr === null || row.sca_auth_time === null
+      ? {}
+      : {
+          authentication: {
+            acr: row.sca_acr,
+            amr: row.sca_amr ?? [],
+            authTime: new Date(row.sca_auth_time),
+            ...(row.sca_link_hash === null ? {} : { linkHash: row.sca_link_hash }),
+          },
+        }),
     createdAt: new Date(row.created_at),
     statusUpdatedAt: new Date(row.status_updated_at),
   };
@@ -59,10 +64,21 @@ export function createSqlConsentStore(sql: SqlClient): ConsentStore {
     const { rows } = await client.query<ConsentRow>(`SELECT ${COLUMNS} FROM consent WHERE ${where}`, params);
     return rows[0] === undefined ? undefined : toConsent(rows[0]);
   };
-  const recordEvent = (client: SqlClient, id: string, from: ConsentStatus | null, to: ConsentStatus, by: { actor: string; actorId?: string; reason?: string }) => client.query(
-    'INSERT INTO consent_event (consent_id, from_status, to_status, actor, actor_id, reason) VALUES ($1, $2, $3, $4, $5, $6)',
-    [id, from, to, by.actor, by.actorId ?? null, by.reason ?? null],
-  );
+  const recordEvent = (
+    client: SqlClient,
+    id: string,
+    from: ConsentStatus | null,
+    to: ConsentStatus,
+    by: { actor: string; actorId?: string; reason?: string },
+  ) =>
+    client.query('INSERT INTO consent_event (consent_id, from_status, to_status, actor, actor_id, reason) VALUES ($1, $2, $3, $4, $5, $6)', [
+      id,
+      from,
+      to,
+      by.actor,
+      by.actorId ?? null,
+      by.reason ?? null,
+    ]);
 
   /** Applies `patch` and records the event (a status change, or an amendment that keeps the status). */
   const update = async (tx: SqlClient, current: Consent, to: ConsentStatus, by: { actor: string; actorId?: string; reason?: string }, patch: ConsentPatch) => {
@@ -74,11 +90,20 @@ export function createSqlConsentStore(sql: SqlClient): ConsentStore {
          sca_acr = COALESCE($8, sca_acr), sca_amr = COALESCE($9, sca_amr), sca_auth_time = COALESCE($10, sca_auth_time),
          sca_link = COALESCE($11, sca_link), sca_link_hash = COALESCE($12, sca_link_hash)
        WHERE id = $1 RETURNING ${COLUMNS}`,
-      [id, to, patch.customerId ?? null, patch.grantId ?? null, patch.granted === undefined ? null : JSON.stringify(patch.granted),
-        patch.scope ?? null, patch.expiresAt ?? null,
-        patch.authentication?.acr ?? null, patch.authentication === undefined ? null : JSON.stringify(patch.authentication.amr),
-        patch.authentication?.authTime ?? null, patch.authentication?.link === undefined ? null : JSON.stringify(patch.authentication.link),
-        patch.authentication?.linkHash ?? null],
+      [
+        id,
+        to,
+        patch.customerId ?? null,
+        patch.grantId ?? null,
+        patch.granted === undefined ? null : JSON.stringify(patch.granted),
+        patch.scope ?? null,
+        patch.expiresAt ?? null,
+        patch.authentication?.acr ?? null,
+        patch.authentication === undefined ? null : JSON.stringify(patch.authentication.amr),
+        patch.authentication?.authTime ?? null,
+        patch.authentication?.link === undefined ? null : JSON.stringify(patch.authentication.link),
+        patch.authentication?.linkHash ?? null,
+      ],
     );
     await recordEvent(tx, id, current.status, to, by);
     return toConsent(rows[0]!);
@@ -90,8 +115,18 @@ export function createSqlConsentStore(sql: SqlClient): ConsentStore {
         const { rows } = await tx.query<ConsentRow>(
           `INSERT INTO consent (id, kind, origin, client_id, status, requested, scope, expires_at, idempotency_key, request_hash)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${COLUMNS}`,
-          [consent.id, consent.kind, consent.origin, consent.clientId, consent.status, JSON.stringify(consent.requested ?? {}),
-            consent.scope, consent.expiresAt ?? null, consent.idempotency?.key ?? null, consent.idempotency?.requestHash ?? null],
+          [
+            consent.id,
+            consent.kind,
+            consent.origin,
+            consent.clientId,
+            consent.status,
+            JSON.stringify(consent.requested ?? {}),
+            consent.scope,
+            consent.expiresAt ?? null,
+            consent.idempotency?.key ?? null,
+            consent.idempotency?.requestHash ?? null,
+          ],
         );
         await recordEvent(tx, consent.id, null, consent.status, by);
         return toConsent(rows[0]!);
@@ -102,40 +137,48 @@ export function createSqlConsentStore(sql: SqlClient): ConsentStore {
     async findByIdempotencyKey(clientId, key) {
       if (containsNul(clientId, key)) return undefined;
       const { rows } = await sql.query<ConsentRow & { request_hash: string }>(
-        `SELECT ${COLUMNS}, request_hash FROM consent WHERE client_id = $1 AND idempotency_key = $2`, [clientId, key],
+        `SELECT ${COLUMNS}, request_hash FROM consent WHERE client_id = $1 AND idempotency_key = $2`,
+        [clientId, key],
       );
       return rows[0] === undefined ? undefined : { consent: toConsent(rows[0]), requestHash: rows[0].request_hash };
     },
     async listForCustomer(customerId) {
       if (containsNul(customerId)) return [];
-      const { rows } = await sql.query<ConsentRow>(
-        `SELECT ${COLUMNS} FROM consent WHERE customer_id = $1 ORDER BY status_updated_at DESC, id`, [customerId],
-      );
+      const { rows } = await sql.query<ConsentRow>(`SELECT ${COLUMNS} FROM consent WHERE customer_id = $1 ORDER BY status_updated_at DESC, id`, [customerId]);
       return rows.map(toConsent);
     },
     async listForClient(clientId, status) {
       if (containsNul(clientId)) return [];
       const { rows } = await sql.query<ConsentRow>(
-        `SELECT ${COLUMNS} FROM consent WHERE client_id = $1 AND ($2::text IS NULL OR status = $2) ORDER BY created_at, id`, [clientId, status ?? null],
+        `SELECT ${COLUMNS} FROM consent WHERE client_id = $1 AND ($2::text IS NULL OR status = $2) ORDER BY created_at, id`,
+        [clientId, status ?? null],
       );
       return rows.map(toConsent);
     },
-    transition: (id, to, by, patch = {}) => sql.transaction(async (tx) => {
-      const current = await findOne('id = $1 FOR UPDATE', [id], tx);
-      if (current === undefined) throw new ConsentNotFound(id);
-      if (!TRANSITIONS[current.status].includes(to)) throw new ConsentStateConflict(id, current.status, to);
-      return update(tx, current, to, by, patch);
-    }),
-    amend: (id, by, patch) => sql.transaction(async (tx) => {
-      const current = await findOne('id = $1 FOR UPDATE', [id], tx);
-      if (current === undefined) throw new ConsentNotFound(id);
-      if (current.status !== 'Authorised') throw new ConsentStateConflict(id, current.status, 'Authorised');
-      return update(tx, current, 'Authorised', by, patch);
-    }),
+    transition: (id, to, by, patch = {}) =>
+      sql.transaction(async (tx) => {
+        const current = await findOne('id = $1 FOR UPDATE', [id], tx);
+        if (current === undefined) throw new ConsentNotFound(id);
+        if (!TRANSITIONS[current.status].includes(to)) throw new ConsentStateConflict(id, current.status, to);
+        return update(tx, current, to, by, patch);
+      }),
+    amend: (id, by, patch) =>
+      sql.transaction(async (tx) => {
+        const current = await findOne('id = $1 FOR UPDATE', [id], tx);
+        if (current === undefined) throw new ConsentNotFound(id);
+        if (current.status !== 'Authorised') throw new ConsentStateConflict(id, current.status, 'Authorised');
+        return update(tx, current, 'Authorised', by, patch);
+      }),
     async events(id) {
-      const { rows } = await sql.query<{ consent_id: string; from_status: ConsentStatus | null; to_status: ConsentStatus; actor: ConsentEvent['actor']; actor_id: string | null; reason: string | null; at: Date | string }>(
-        'SELECT consent_id, from_status, to_status, actor, actor_id, reason, at FROM consent_event WHERE consent_id = $1 ORDER BY id', [id],
-      );
+      const { rows } = await sql.query<{
+        consent_id: string;
+        from_status: ConsentStatus | null;
+        to_status: ConsentStatus;
+        actor: ConsentEvent['actor'];
+        actor_id: string | null;
+        reason: string | null;
+        at: Date | string;
+      }>('SELECT consent_id, from_status, to_status, actor, actor_id, reason, at FROM consent_event WHERE consent_id = $1 ORDER BY id', [id]);
       return rows.map((r) => ({
         consentId: r.consent_id,
         ...(r.from_status === null ? {} : { fromStatus: r.from_status }),
@@ -148,7 +191,8 @@ export function createSqlConsentStore(sql: SqlClient): ConsentStore {
     },
     async dueForExpiry(now, limit) {
       const { rows } = await sql.query<ConsentRow>(
-        `SELECT ${COLUMNS} FROM consent WHERE status = 'Authorised' AND expires_at <= $1 ORDER BY expires_at LIMIT ${Math.trunc(limit)}`, [now],
+        `SELECT ${COLUMNS} FROM consent WHERE status = 'Authorised' AND expires_at <= $1 ORDER BY expires_at LIMIT ${Math.trunc(limit)}`,
+        [now],
       );
       return rows.map(toConsent);
     },

@@ -47,26 +47,47 @@ export class AccountsUnavailable extends DomainError {
   readonly reason: AccountsUnavailableReason;
   constructor(reason: AccountsUnavailableReason, message: string, options?: { cause?: unknown }) {
     // The message names the service and what failed: for the log; the client learns only that it is down.
-    super('unavailable', message, { ...(options?.cause === undefined ? {} : { cause: options.cause }), description: 'the account directory is unavailable; try again shortly' });
+    super('unavailable', message, {
+      ...(options?.cause === undefined ? {} : { cause: options.cause }),
+      description: 'the account directory is unavailable; try again shortly',
+    });
     this.name = 'AccountsUnavailable';
     this.reason = reason;
   }
 }
 
-interface AccountRow { id: string; nickname: string; account_type: string; currency: string; scheme_name: AccountReference['schemeName']; identification: string }
+interface AccountRow {
+  id: string;
+  nickname: string;
+  account_type: string;
+  currency: string;
+  scheme_name: AccountReference['schemeName'];
+  identification: string;
+}
 
 export function createSqlAccountDirectory(sql: SqlClient): AccountDirectory {
   return {
     async listForCustomer(customerId) {
       const { rows } = await sql.query<AccountRow>(
-        'SELECT id, nickname, account_type, currency, scheme_name, identification FROM customer_account WHERE customer_id = $1 ORDER BY id', [customerId],
+        'SELECT id, nickname, account_type, currency, scheme_name, identification FROM customer_account WHERE customer_id = $1 ORDER BY id',
+        [customerId],
       );
-      return rows.map((r) => ({ id: r.id, nickname: r.nickname, accountType: r.account_type, currency: r.currency, schemeName: r.scheme_name, identification: r.identification }));
+      return rows.map((r) => ({
+        id: r.id,
+        nickname: r.nickname,
+        accountType: r.account_type,
+        currency: r.currency,
+        schemeName: r.scheme_name,
+        identification: r.identification,
+      }));
     },
     // The table holds no balances: an account of the customer's in the payment's currency can pay,
     // and the bank's payment system judges the funds when the payment is made.
     async canPay(customerId, accountId, amount) {
-      const { rows } = await sql.query<{ currency: string }>('SELECT currency FROM customer_account WHERE customer_id = $1 AND id = $2', [customerId, accountId]);
+      const { rows } = await sql.query<{ currency: string }>('SELECT currency FROM customer_account WHERE customer_id = $1 AND id = $2', [
+        customerId,
+        accountId,
+      ]);
       return rows[0]?.currency === amount.currency;
     },
   };
@@ -84,10 +105,42 @@ export function sameAccount(account: CustomerAccount, ref: AccountReference): bo
 
 /** Sandbox demo accounts (sort code + account number, 14 digits). */
 export const SANDBOX_ACCOUNTS: readonly (CustomerAccount & { customerId: string })[] = [
-  { id: 'acc-alice-current', customerId: 'cust-alice', nickname: 'Everyday current account', accountType: 'Personal current account', currency: 'GBP', schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '40001712345678' },
-  { id: 'acc-alice-savings', customerId: 'cust-alice', nickname: 'Rainy day saver', accountType: 'Savings account', currency: 'GBP', schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '40001787654321' },
-  { id: 'acc-alice-euro', customerId: 'cust-alice', nickname: 'Euro account', accountType: 'Foreign currency account', currency: 'EUR', schemeName: 'UK.OBIE.IBAN', identification: 'GB33MOAT40001711223344' },
-  { id: 'acc-bob-current', customerId: 'cust-bob', nickname: 'Current account', accountType: 'Personal current account', currency: 'GBP', schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '40001722334455' },
+  {
+    id: 'acc-alice-current',
+    customerId: 'cust-alice',
+    nickname: 'Everyday current account',
+    accountType: 'Personal current account',
+    currency: 'GBP',
+    schemeName: 'UK.OBIE.SortCodeAccountNumber',
+    identification: '40001712345678',
+  },
+  {
+    id: 'acc-alice-savings',
+    customerId: 'cust-alice',
+    nickname: 'Rainy day saver',
+    accountType: 'Savings account',
+    currency: 'GBP',
+    schemeName: 'UK.OBIE.SortCodeAccountNumber',
+    identification: '40001787654321',
+  },
+  {
+    id: 'acc-alice-euro',
+    customerId: 'cust-alice',
+    nickname: 'Euro account',
+    accountType: 'Foreign currency account',
+    currency: 'EUR',
+    schemeName: 'UK.OBIE.IBAN',
+    identification: 'GB33MOAT40001711223344',
+  },
+  {
+    id: 'acc-bob-current',
+    customerId: 'cust-bob',
+    nickname: 'Current account',
+    accountType: 'Personal current account',
+    currency: 'GBP',
+    schemeName: 'UK.OBIE.SortCodeAccountNumber',
+    identification: '40001722334455',
+  },
 ];
 
 export async function seedSandboxAccounts(sql: SqlClient): Promise<void> {

@@ -32,15 +32,31 @@ const hashed = (value: string) => createHash('sha256').update(value).digest('bas
 
 export function createLoginThrottle(policy: LoginThrottlePolicy, store: AttemptCounterStore): LoginThrottle {
   // "Consecutive" within a day: a success clears the count.
-  const account: AttemptRule = { name: 'account', limit: policy.perAccount.failures, windowSeconds: 86400, lockSeconds: policy.perAccount.lockSeconds, clearedBySuccess: true };
-  const address: AttemptRule = { name: 'address', limit: policy.perAddress.failures, windowSeconds: policy.perAddress.windowSeconds, lockSeconds: policy.perAddress.lockSeconds, clearedBySuccess: false };
+  const account: AttemptRule = {
+    name: 'account',
+    limit: policy.perAccount.failures,
+    windowSeconds: 86400,
+    lockSeconds: policy.perAccount.lockSeconds,
+    clearedBySuccess: true,
+  };
+  const address: AttemptRule = {
+    name: 'address',
+    limit: policy.perAddress.failures,
+    windowSeconds: policy.perAddress.windowSeconds,
+    lockSeconds: policy.perAddress.lockSeconds,
+    clearedBySuccess: false,
+  };
   const throttle = createAttemptThrottle(store);
   return {
-    attempt: (username, from, authenticate) => throttle.attempt([
-      // The address first: when both are locked, the page names the network.
-      { rule: address, key: hashed(addressBucket(from)) },
-      { rule: account, key: hashed(username.trim().toLowerCase()) },
-    ], authenticate),
+    attempt: (username, from, authenticate) =>
+      throttle.attempt(
+        [
+          // The address first: when both are locked, the page names the network.
+          { rule: address, key: hashed(addressBucket(from)) },
+          { rule: account, key: hashed(username.trim().toLowerCase()) },
+        ],
+        authenticate,
+      ),
   };
 }
 

@@ -3,7 +3,11 @@ import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { Customer, CustomerDirectory } from './customer-directory.ts';
 import { hashPassword, verifyPassword } from './password-hash.ts';
 
-interface CustomerRow { id: string; name: string; password_hash: string }
+interface CustomerRow {
+  id: string;
+  name: string;
+  password_hash: string;
+}
 
 export function createSqlCustomerDirectory(sql: SqlClient): CustomerDirectory {
   // Verified when the username is unknown, so the response time does not tell which part was wrong.
@@ -16,7 +20,7 @@ export function createSqlCustomerDirectory(sql: SqlClient): CustomerDirectory {
       }
       const { rows } = await sql.query<CustomerRow>('SELECT id, name, password_hash FROM customer WHERE username = $1', [username]);
       const row = rows[0];
-      const ok = await verifyPassword(password, row?.password_hash ?? await dummyHash);
+      const ok = await verifyPassword(password, row?.password_hash ?? (await dummyHash));
       return ok && row !== undefined ? { id: row.id, name: row.name } : undefined;
     },
     async findById(id) {
@@ -39,9 +43,11 @@ export async function seedSandboxCustomers(sql: SqlClient): Promise<void> {
   for (const c of SANDBOX_CUSTOMERS) {
     const { rows } = await sql.query<{ id: string }>('SELECT id FROM customer WHERE id = $1', [c.id]);
     if (rows.length > 0) continue;
-    await sql.query(
-      'INSERT INTO customer (id, username, password_hash, name) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
-      [c.id, c.username, await hashPassword(c.password), c.name],
-    );
+    await sql.query('INSERT INTO customer (id, username, password_hash, name) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [
+      c.id,
+      c.username,
+      await hashPassword(c.password),
+      c.name,
+    ]);
   }
 }

@@ -33,10 +33,16 @@ export function createCustomerSessions(store: ModelStore, idleSeconds: number): 
     const id = ctx.cookies.get(SESSION_COOKIE);
     return id !== undefined && /^[A-Za-z0-9_-]{43}$/.test(id) ? id : undefined;
   };
-  const setCookie = (ctx: ParameterizedContext, id: string | null) => ctx.cookies.set(SESSION_COOKIE, id, {
-    httpOnly: true, secure: true, sameSite: 'strict', path: '/', signed: false, overwrite: true,
-    ...(id === null ? { maxAge: 0 } : {}),
-  });
+  const setCookie = (ctx: ParameterizedContext, id: string | null) =>
+    ctx.cookies.set(SESSION_COOKIE, id, {
+      httpOnly: true,
+      secure: true,
+      sameSite: 'strict',
+      path: '/',
+      signed: false,
+      overwrite: true,
+      ...(id === null ? { maxAge: 0 } : {}),
+    });
   const begin = async (ctx: ParameterizedContext, payload: Record<string, string>) => {
     const previous = idOf(ctx);
     if (previous !== undefined) await store.destroy(MODEL, previous);
@@ -50,7 +56,7 @@ export function createCustomerSessions(store: ModelStore, idleSeconds: number): 
     const session = await store.find(MODEL, id);
     if (typeof session?.accountId !== 'string') return undefined;
     await store.upsert(MODEL, id, session, idleSeconds);
-    return { customerId: session.accountId, strength: session.strength === 'strong' ? 'strong' as const : 'password' as const };
+    return { customerId: session.accountId, strength: session.strength === 'strong' ? ('strong' as const) : ('password' as const) };
   };
   return {
     start: (ctx, customerId, strength) => begin(ctx, { accountId: customerId, strength }),

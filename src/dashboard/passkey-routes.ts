@@ -72,14 +72,24 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
       return undefined;
     }
     if (session.strength === 'strong') return session.customerId;
-    const hasFactor = (await store.listForCustomer(session.customerId)).length > 0 || await deps.totp?.status(session.customerId) === 'active';
+    const hasFactor = (await store.listForCustomer(session.customerId)).length > 0 || (await deps.totp?.status(session.customerId)) === 'active';
     if (!hasFactor) return session.customerId;
     ctx.status = 403;
     ctx.type = 'html';
-    ctx.body = views.render('error', errorPage(ctx, {
-      status: 403, error: 'sca_required', description: 'a strong sign-in is needed', kind: 'other',
-      message: 'To add or remove a passkey, sign in with a passkey, or with your password and a code from your authenticator app.',
-    }, { back: { link: PASSKEYS_PATH, label: 'Back to your passkeys' } }));
+    ctx.body = views.render(
+      'error',
+      errorPage(
+        ctx,
+        {
+          status: 403,
+          error: 'sca_required',
+          description: 'a strong sign-in is needed',
+          kind: 'other',
+          message: 'To add or remove a passkey, sign in with a passkey, or with your password and a code from your authenticator app.',
+        },
+        { back: { link: PASSKEYS_PATH, label: 'Back to your passkeys' } },
+      ),
+    );
     return undefined;
   };
 
@@ -91,9 +101,12 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
     ctx.body = views.render('dashboard-passkeys', {
       csrf: csrf.token(ctx, 'dashboard-passkeys'),
       passkeys: passkeys.map((p, index) => ({
-        index, id: p.id, name: p.name,
+        index,
+        id: p.id,
+        name: p.name,
         kind: p.deviceType === 'singleDevice' ? 'Kept on one device' : 'Synced between your devices',
-        createdOn: formatDate(p.createdAt), ...(p.lastUsedAt === undefined ? {} : { lastUsedOn: formatDate(p.lastUsedAt) }),
+        createdOn: formatDate(p.createdAt),
+        ...(p.lastUsedAt === undefined ? {} : { lastUsedOn: formatDate(p.lastUsedAt) }),
       })),
       options: JSON.stringify(options),
       suggestedName: extra.name ?? `Passkey ${passkeys.length + 1}`,
@@ -125,7 +138,14 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
       await render(ctx, customerId, { error: err.message, name });
       return;
     }
-    await audit.record({ type: 'factor.enrolled', actor: 'customer', actorId: customerId, customerId, subject: added.id, detail: { factor: 'passkey', deviceType: added.deviceType } });
+    await audit.record({
+      type: 'factor.enrolled',
+      actor: 'customer',
+      actorId: customerId,
+      customerId,
+      subject: added.id,
+      detail: { factor: 'passkey', deviceType: added.deviceType },
+    });
     logger.info({ event: 'passkey.enrolled', accountId: customerId }, 'passkey enrolled');
     ctx.redirect(`${PASSKEYS_PATH}?done=added`);
   });
@@ -136,7 +156,7 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
     const form = await readForm(ctx.req);
     csrf.verify(ctx, 'dashboard-passkeys', form.get(CSRF_FIELD) ?? undefined);
     const credentialId = form.get('credential') ?? '';
-    if (!await store.remove(customerId, credentialId)) {
+    if (!(await store.remove(customerId, credentialId))) {
       ctx.status = 404;
       await render(ctx, customerId, { error: 'There is no such passkey in your account.' });
       return;
@@ -157,7 +177,14 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
       logger.info({ event: 'passkey.refused', outcome: err.code, kind: 'authentication' }, 'dashboard passkey sign-in refused');
       ctx.status = 400;
       ctx.type = 'html';
-      ctx.body = views.render('error', errorPage(ctx, { status: 400, error: 'passkey_refused', description: err.message, kind: 'other', message: err.message }, { back: { link: '/account/login', label: 'Back to sign in' } }));
+      ctx.body = views.render(
+        'error',
+        errorPage(
+          ctx,
+          { status: 400, error: 'passkey_refused', description: err.message, kind: 'other', message: err.message },
+          { back: { link: '/account/login', label: 'Back to sign in' } },
+        ),
+      );
       return;
     }
     // User verification was required: the passkey alone is SCA, so the session is strong.

@@ -53,10 +53,15 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
   const { views, csrf, sessions, consents, logger } = deps;
   const router = new Router({ prefix: DASHBOARD_PATH });
 
-  router.use(htmlErrorPages(views, {
-    back: { link: `${DASHBOARD_PATH}/consents`, label: 'Back to your consents' },
-    also: (err) => (err instanceof ConsentNotFound ? { status: 404, error: 'not_found', description: 'no such consent for this customer', message: 'There is no such consent in your account.' } : undefined),
-  }));
+  router.use(
+    htmlErrorPages(views, {
+      back: { link: `${DASHBOARD_PATH}/consents`, label: 'Back to your consents' },
+      also: (err) =>
+        err instanceof ConsentNotFound
+          ? { status: 404, error: 'not_found', description: 'no such consent for this customer', message: 'There is no such consent in your account.' }
+          : undefined,
+    }),
+  );
 
   const renderLogin = async (ctx: Ctx, extra: { error?: string; username?: string } = {}) => {
     const passkey = await deps.passkeyOffer?.(ctx);
@@ -84,7 +89,10 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
       return await deps.accounts.listForCustomer(customerId);
     } catch (err) {
       if (!(err instanceof AccountsUnavailable)) throw err;
-      logger.warn({ event: 'dashboard.accounts_unavailable', outcome: 'accounts_unavailable', reason: err.reason }, 'dashboard shows account numbers: the account directory is unavailable');
+      logger.warn(
+        { event: 'dashboard.accounts_unavailable', outcome: 'accounts_unavailable', reason: err.reason },
+        'dashboard shows account numbers: the account directory is unavailable',
+      );
       return [];
     }
   };
@@ -94,7 +102,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
 
   router.get('/', (ctx) => ctx.redirect(`${DASHBOARD_PATH}/consents`));
   router.get('/login', async (ctx) => {
-    if (await sessions.current(ctx) !== undefined) {
+    if ((await sessions.current(ctx)) !== undefined) {
       ctx.redirect(`${DASHBOARD_PATH}/consents`);
       return;
     }
@@ -104,7 +112,8 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
 
   router.post('/login', async (ctx) => {
     // The bank's IdP signs its customers in; Moat holds no passwords for them.
-    if (deps.federatedSignIn !== undefined) throw new OAuthError('invalid_request', "this bank signs customers in at its own sign-in page: open the dashboard again");
+    if (deps.federatedSignIn !== undefined)
+      throw new OAuthError('invalid_request', 'this bank signs customers in at its own sign-in page: open the dashboard again');
     const form = await readForm(ctx.req);
     csrf.verify(ctx, 'dashboard-login', form.get(CSRF_FIELD) ?? undefined);
     const username = form.get('username') ?? '';
@@ -114,7 +123,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
       await renderLogin(ctx, { error: result.message, username });
       return;
     }
-    if (deps.sca.totp !== undefined && await deps.sca.totp.status(result.customerId) === 'active') {
+    if (deps.sca.totp !== undefined && (await deps.sca.totp.status(result.customerId)) === 'active') {
       // RTS Art. 4: the second element on its own page; nobody is signed in until it is given.
       await sessions.startPending(ctx, result.customerId);
       ctx.redirect(`${DASHBOARD_PATH}/login/code`);
@@ -130,7 +139,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
   };
 
   router.get('/login/code', async (ctx) => {
-    if (await sessions.pending(ctx) === undefined) {
+    if ((await sessions.pending(ctx)) === undefined) {
       ctx.redirect(`${DASHBOARD_PATH}/login`);
       return;
     }
@@ -165,10 +174,21 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     if (session.strength === 'strong') return session.customerId;
     ctx.status = 403;
     ctx.type = 'html';
-    ctx.body = views.render('error', errorPage(ctx, {
-      status: 403, error: 'sca_required', description: 'a strong sign-in is needed', kind: 'other',
-      message: 'To stop an app or change how you sign in, sign in with your password and a code from your authenticator app, or with a passkey. Set up an authenticator app under Sign-in security first if you have none.',
-    }, { back: { link: `${DASHBOARD_PATH}/security`, label: 'Sign-in security' } }));
+    ctx.body = views.render(
+      'error',
+      errorPage(
+        ctx,
+        {
+          status: 403,
+          error: 'sca_required',
+          description: 'a strong sign-in is needed',
+          kind: 'other',
+          message:
+            'To stop an app or change how you sign in, sign in with your password and a code from your authenticator app, or with a passkey. Set up an authenticator app under Sign-in security first if you have none.',
+        },
+        { back: { link: `${DASHBOARD_PATH}/security`, label: 'Sign-in security' } },
+      ),
+    );
     return undefined;
   };
 
@@ -185,7 +205,12 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
       totpEnabled: deps.sca.totp !== undefined,
       totp: deps.sca.totp === undefined ? 'none' : await deps.sca.totp.status(customerId),
       strong: strength === 'strong',
-      notice: ctx.query.done === 'removed' ? 'Your authenticator app was removed.' : ctx.query.done === 'enrolled' ? 'Your authenticator app is set up. You will be asked for a code when you sign in.' : undefined,
+      notice:
+        ctx.query.done === 'removed'
+          ? 'Your authenticator app was removed.'
+          : ctx.query.done === 'enrolled'
+            ? 'Your authenticator app is set up. You will be asked for a code when you sign in.'
+            : undefined,
       ...extra,
     });
   };
@@ -260,14 +285,18 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     const sharing = described.filter((c) => c.kind !== 'domestic_payment');
     const revoked = typeof ctx.query.revoked === 'string' ? described.find((c) => c.id === ctx.query.revoked) : undefined;
     ctx.type = 'html';
-    ctx.body = views.render('dashboard', {
-      customerName: customer?.name ?? customerId,
-      csrf: csrf.token(ctx, 'dashboard'),
-      groups: groupByTpp(sharing.filter((c) => c.status === 'Authorised')),
-      payments: described.filter((c) => c.kind === 'domestic_payment' && c.status !== 'AwaitingAuthorisation'),
-      history: sharing.filter((c) => c.status !== 'Authorised' && c.status !== 'AwaitingAuthorisation'),
-      notice: revoked === undefined ? undefined : t('dashboard.revoked', { client: revoked.clientName }),
-    }, locale);
+    ctx.body = views.render(
+      'dashboard',
+      {
+        customerName: customer?.name ?? customerId,
+        csrf: csrf.token(ctx, 'dashboard'),
+        groups: groupByTpp(sharing.filter((c) => c.status === 'Authorised')),
+        payments: described.filter((c) => c.kind === 'domestic_payment' && c.status !== 'AwaitingAuthorisation'),
+        history: sharing.filter((c) => c.status !== 'Authorised' && c.status !== 'AwaitingAuthorisation'),
+        notice: revoked === undefined ? undefined : t('dashboard.revoked', { client: revoked.clientName }),
+      },
+      locale,
+    );
   });
 
   router.get('/consents/:id/revoke', async (ctx) => {
@@ -280,7 +309,14 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     }
     ctx.type = 'html';
     const locale = localeOf(ctx);
-    const described = await describeConsent(deps.provider, consent, await accountsOf(customerId), deps.config, views.catalogues.translator(locale), intlLocale(locale));
+    const described = await describeConsent(
+      deps.provider,
+      consent,
+      await accountsOf(customerId),
+      deps.config,
+      views.catalogues.translator(locale),
+      intlLocale(locale),
+    );
     ctx.body = views.render('revoke-confirm', { consent: described, csrf: csrf.token(ctx, `revoke:${consent.id}`) }, locale);
   });
 
@@ -329,25 +365,42 @@ interface ConsentCard {
 /** The statuses whose end has a date of its own ("Refused on", "Paid on"…: ended.<status> in views/locales). */
 const ENDED: readonly Consent['status'][] = ['Rejected', 'Revoked', 'Expired', 'Consumed'];
 
-async function describeConsent(provider: Provider, consent: Consent, own: CustomerAccount[], config: MoatConfig, t: Translate, intl: string): Promise<ConsentCard> {
+async function describeConsent(
+  provider: Provider,
+  consent: Consent,
+  own: CustomerAccount[],
+  config: MoatConfig,
+  t: Translate,
+  intl: string,
+): Promise<ConsentCard> {
   const client = await provider.Client.find(consent.clientId);
   const metadata = (client?.metadata() ?? {}) as Record<string, unknown>;
   const shown = consent.granted ?? consent.requested;
   // By nickname, as on the consent screen; by masked number when the bank no longer lists the account.
   const named = (ref: AccountReference) => {
     const account = own.find((a) => sameAccount(a, ref));
-    return account !== undefined ? `${account.nickname} (${maskedIdentification(account.identification)})`
+    return account !== undefined
+      ? `${account.nickname} (${maskedIdentification(account.identification)})`
       : `${describeAccountReference(ref).startsWith('IBAN') ? 'IBAN' : 'Account'} ${maskedIdentification(ref.identification)}`;
   };
-  const accounts = consent.granted === undefined ? []
-    : consent.granted.type === 'account_information' ? consent.granted.accounts.map(named) : [named(consent.granted.debtorAccount)];
+  const accounts =
+    consent.granted === undefined
+      ? []
+      : consent.granted.type === 'account_information'
+        ? consent.granted.accounts.map(named)
+        : [named(consent.granted.debtorAccount)];
   const detail = shown === undefined ? undefined : describeDetail(shown, intl);
-  const scopes = consent.scope.split(' ').filter((s) => s !== 'openid').flatMap((s) => {
-    const configured = config.scopes[s];
-    return configured === undefined ? [] : [configured.description];
-  });
-  const title = detail?.payment !== undefined ? t('card.payment', { amount: detail.payment.amount, payee: detail.payment.payee })
-    : t(detail !== undefined ? 'card.information' : 'card.access');
+  const scopes = consent.scope
+    .split(' ')
+    .filter((s) => s !== 'openid')
+    .flatMap((s) => {
+      const configured = config.scopes[s];
+      return configured === undefined ? [] : [configured.description];
+    });
+  const title =
+    detail?.payment !== undefined
+      ? t('card.payment', { amount: detail.payment.amount, payee: detail.payment.payee })
+      : t(detail !== undefined ? 'card.information' : 'card.access');
   const payment = consent.kind === 'domestic_payment';
   return {
     id: consent.id,

@@ -37,7 +37,14 @@ export interface InstanceHeartbeat {
   stop(): Promise<void>;
 }
 
-interface Row { instance_id: string; config_hash: string; hostname: string; pid: number; started_at: Date | string; last_seen_at: Date | string }
+interface Row {
+  instance_id: string;
+  config_hash: string;
+  hostname: string;
+  pid: number;
+  started_at: Date | string;
+  last_seen_at: Date | string;
+}
 
 export function createInstanceHeartbeat(deps: { sql: SqlClient; configHash: string; metrics: Registry; logger: Logger; now?: () => Date }): InstanceHeartbeat {
   const now = deps.now ?? (() => new Date());
@@ -49,23 +56,47 @@ export function createInstanceHeartbeat(deps: { sql: SqlClient; configHash: stri
   let lastSeen = new Map<string, number>([[deps.configHash, 1]]);
 
   new Gauge({
-    name: 'moat_config_info', help: 'The hash of this instance\'s effective configuration (value 1)', labelNames: ['hash'], registers: [deps.metrics], aggregator: 'max',
-    collect() { this.reset(); this.set({ hash: deps.configHash }, 1); },
+    name: 'moat_config_info',
+    help: "The hash of this instance's effective configuration (value 1)",
+    labelNames: ['hash'],
+    registers: [deps.metrics],
+    aggregator: 'max',
+    collect() {
+      this.reset();
+      this.set({ hash: deps.configHash }, 1);
+    },
   });
   new Gauge({
-    name: 'moat_config_instances', help: 'Live instances of this deployment by configuration hash (at the last heartbeat)', labelNames: ['hash'], registers: [deps.metrics], aggregator: 'max',
-    collect() { this.reset(); for (const [hash, n] of lastSeen) this.set({ hash }, n); },
+    name: 'moat_config_instances',
+    help: 'Live instances of this deployment by configuration hash (at the last heartbeat)',
+    labelNames: ['hash'],
+    registers: [deps.metrics],
+    aggregator: 'max',
+    collect() {
+      this.reset();
+      for (const [hash, n] of lastSeen) this.set({ hash }, n);
+    },
   });
   new Gauge({
-    name: 'moat_config_drift', help: '1 when the live instances of this deployment run different configurations, else 0', registers: [deps.metrics], aggregator: 'max',
-    collect() { this.set(lastSeen.size > 1 ? 1 : 0); },
+    name: 'moat_config_drift',
+    help: '1 when the live instances of this deployment run different configurations, else 0',
+    registers: [deps.metrics],
+    aggregator: 'max',
+    collect() {
+      this.set(lastSeen.size > 1 ? 1 : 0);
+    },
   });
 
   const live = async (): Promise<RunningInstance[]> => {
     const since = new Date(now().getTime() - LIVE_HEARTBEATS * HEARTBEAT_SECONDS * 1000);
     const { rows } = await deps.sql.query<Row>('SELECT * FROM moat_instance WHERE last_seen_at >= $1 ORDER BY started_at DESC', [since]);
     return rows.map((r) => ({
-      instanceId: r.instance_id, configHash: r.config_hash, hostname: r.hostname, pid: r.pid, startedAt: new Date(r.started_at), lastSeenAt: new Date(r.last_seen_at),
+      instanceId: r.instance_id,
+      configHash: r.config_hash,
+      hostname: r.hostname,
+      pid: r.pid,
+      startedAt: new Date(r.started_at),
+      lastSeenAt: new Date(r.last_seen_at),
     }));
   };
 
@@ -81,7 +112,10 @@ export function createInstanceHeartbeat(deps: { sql: SqlClient; configHash: stri
     const counts = new Map<string, number>();
     for (const i of instances) counts.set(i.configHash, (counts.get(i.configHash) ?? 0) + 1);
     if (counts.size > 1 && lastSeen.size <= 1) {
-      deps.logger.warn({ event: 'config.drift', configHash: deps.configHash, detail: Object.fromEntries(counts) }, 'the instances of this deployment run different configurations');
+      deps.logger.warn(
+        { event: 'config.drift', configHash: deps.configHash, detail: Object.fromEntries(counts) },
+        'the instances of this deployment run different configurations',
+      );
     }
     lastSeen = counts;
     return instances;
@@ -94,8 +128,11 @@ export function createInstanceHeartbeat(deps: { sql: SqlClient; configHash: stri
     live,
     start() {
       const beat = () => {
-        beating ??= beatNow().catch((err: unknown) => deps.logger.warn({ err, event: 'config.heartbeat_failed' }, 'recording the instance heartbeat failed'))
-          .finally(() => { beating = undefined; });
+        beating ??= beatNow()
+          .catch((err: unknown) => deps.logger.warn({ err, event: 'config.heartbeat_failed' }, 'recording the instance heartbeat failed'))
+          .finally(() => {
+            beating = undefined;
+          });
       };
       beat();
       timer = setInterval(beat, HEARTBEAT_SECONDS * 1000);

@@ -46,8 +46,7 @@ export function createCallDiagnostics(deps: Deps): CallDiagnostics {
   const now = deps.now ?? (() => new Date());
 
   /** Trusted and not refused (revoked, retired…): only such a certificate speaks for the clients it is registered for. */
-  const inGoodStanding = (ctx: ParameterizedContext, presented: PresentedCertificate) =>
-    presented.verification.trusted && deps.refusal(ctx.req) === undefined;
+  const inGoodStanding = (ctx: ParameterizedContext, presented: PresentedCertificate) => presented.verification.trusted && deps.refusal(ctx.req) === undefined;
 
   const recordCall = async (ctx: ParameterizedContext, outcome: string) => {
     if (!isTppCall(ctx.path)) return;
@@ -55,11 +54,21 @@ export function createCallDiagnostics(deps: Deps): CallDiagnostics {
     const clientId = clientOf(ctx);
     if (presented === undefined && clientId === undefined) return;
     try {
-      const madeByClient = clientId !== undefined && presented !== undefined && inGoodStanding(ctx, presented)
-        && ((await deps.registry.find(presented.thumbprint))?.clients.includes(clientId) ?? false);
-      await deps.journal.record(buildCallRecord({
-        ctx, outcome, presented, anchors: deps.anchors, now: now(), ...(clientId === undefined ? {} : { clientId, madeByClient }),
-      }));
+      const madeByClient =
+        clientId !== undefined &&
+        presented !== undefined &&
+        inGoodStanding(ctx, presented) &&
+        ((await deps.registry.find(presented.thumbprint))?.clients.includes(clientId) ?? false);
+      await deps.journal.record(
+        buildCallRecord({
+          ctx,
+          outcome,
+          presented,
+          anchors: deps.anchors,
+          now: now(),
+          ...(clientId === undefined ? {} : { clientId, madeByClient }),
+        }),
+      );
     } catch (err) {
       // A lost diagnostic record must never fail the call it describes.
       deps.logger.warn({ err, event: 'diagnostics.record_failed' }, 'call record not kept');
@@ -70,9 +79,12 @@ export function createCallDiagnostics(deps: Deps): CallDiagnostics {
   const ownersOf = async (ctx: ParameterizedContext): Promise<CallOwners> => {
     const presented = deps.clientCertificate(ctx.req);
     if (presented === undefined) {
-      throw new OAuthError('invalid_client', 'present your transport certificate (mutual TLS): call records are shown only to the certificate that made the call or to the client it belongs to');
+      throw new OAuthError(
+        'invalid_client',
+        'present your transport certificate (mutual TLS): call records are shown only to the certificate that made the call or to the client it belongs to',
+      );
     }
-    const clientIds = inGoodStanding(ctx, presented) ? (await deps.registry.find(presented.thumbprint))?.clients ?? [] : [];
+    const clientIds = inGoodStanding(ctx, presented) ? ((await deps.registry.find(presented.thumbprint))?.clients ?? []) : [];
     return { thumbprints: [presented.thumbprint], clientIds };
   };
 
@@ -90,7 +102,8 @@ export function createCallDiagnostics(deps: Deps): CallDiagnostics {
   });
   router.get('/', async (ctx) => {
     const limit = ctx.query.limit === undefined ? 20 : Number(ctx.query.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw new OAuthError('invalid_request', `limit must be a whole number from 1 to ${MAX_LIMIT}`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
+      throw new OAuthError('invalid_request', `limit must be a whole number from 1 to ${MAX_LIMIT}`);
     const owners = await ownersOf(ctx);
     const { made, named } = await recentFor(owners, limit);
     // Anyone can send a client's id; calls that only named it are listed apart, so they can never
@@ -103,7 +116,10 @@ export function createCallDiagnostics(deps: Deps): CallDiagnostics {
     const calls = await callsFor(owners, interactionId);
     // The same answer for "no such call" and "not yours": the endpoint must not tell whose calls exist.
     if (calls.length === 0) {
-      throw new OAuthError('not_found', `no call with x-fapi-interaction-id ${interactionId.slice(0, 64)} made with this certificate or by a client it is registered for (calls are kept for a limited time)`);
+      throw new OAuthError(
+        'not_found',
+        `no call with x-fapi-interaction-id ${interactionId.slice(0, 64)} made with this certificate or by a client it is registered for (calls are kept for a limited time)`,
+      );
     }
     ctx.body = { interactionId, calls };
   });
@@ -121,7 +137,10 @@ function redactFor(record: CallRecord, owners: CallOwners): CallRecord {
   const { failed } = record;
   if (failed?.expectedIsClientData !== true || (record.clientId !== undefined && owners.clientIds.includes(record.clientId))) return record;
   const { expected: _hidden, expectedIsClientData: _flag, ...rest } = failed;
-  return { ...record, failed: { ...rest, expected: `(registered for client ${record.clientId ?? '?'}: shown only when you call with a certificate registered for that client)` } };
+  return {
+    ...record,
+    failed: { ...rest, expected: `(registered for client ${record.clientId ?? '?'}: shown only when you call with a certificate registered for that client)` },
+  };
 }
 
 /** The client the call was made by or for: the one oidc-provider identified, else the client_id it was sent. */

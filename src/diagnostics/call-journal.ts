@@ -68,7 +68,13 @@ async function recentFrom(owners: CallOwners, limit: number, read: (keys: string
   const [madeRecords, namedRecords] = await Promise.all([read(madeKeys(owners)), read(namedKeys(owners))]);
   const made = newestUnique(madeRecords, limit);
   const shown = new Set(made.map((r) => r.requestId));
-  return { made, named: newestUnique(namedRecords.filter((r) => !shown.has(r.requestId)), limit) };
+  return {
+    made,
+    named: newestUnique(
+      namedRecords.filter((r) => !shown.has(r.requestId)),
+      limit,
+    ),
+  };
 }
 
 export function createRedisCallJournal(redis: Redis, prefix: string, options: JournalOptions): CallJournal {
@@ -80,7 +86,10 @@ export function createRedisCallJournal(redis: Redis, prefix: string, options: Jo
       const multi = redis.multi();
       for (const key of keysOf(record)) {
         const cap = key.startsWith('call:') ? PER_INTERACTION : options.perOwner;
-        multi.lpush(`${p}${key}`, json).ltrim(`${p}${key}`, 0, cap - 1).expire(`${p}${key}`, options.retentionSeconds);
+        multi
+          .lpush(`${p}${key}`, json)
+          .ltrim(`${p}${key}`, 0, cap - 1)
+          .expire(`${p}${key}`, options.retentionSeconds);
       }
       await multi.exec();
     },

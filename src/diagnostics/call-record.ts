@@ -15,7 +15,6 @@ export type { Finding };
 
 const CLIENT_AUTH_EKU = '1.3.6.1.5.5.7.3.2';
 
-
 export interface CertificateSeen {
   via: 'tls' | 'forwarded';
   subject: string;
@@ -97,7 +96,13 @@ export function buildCallRecord({ ctx, outcome, clientId, madeByClient, presente
   const error = ctx.status >= 400 && typeof body?.error === 'string' ? body.error : undefined;
   const errorDescription = error !== undefined && typeof body?.error_description === 'string' ? body.error_description : undefined;
   const record: CallRecord = {
-    interactionId, requestId, at: now.toISOString(), method: ctx.method, path: ctx.path, status: ctx.status, outcome,
+    interactionId,
+    requestId,
+    at: now.toISOString(),
+    method: ctx.method,
+    path: ctx.path,
+    status: ctx.status,
+    outcome,
     ...(error === undefined ? {} : { error }),
     ...(errorDescription === undefined ? {} : { errorDescription }),
     ...(clientId === undefined ? {} : { clientId, madeByClient: madeByClient ?? false }),
@@ -128,12 +133,15 @@ function failedCheck(outcome: string, inputs: CheckInputs): FailedCheck | undefi
   switch (outcome) {
     case 'mtls_no_certificate':
       return {
-        check: 'a client certificate is presented', expected: 'the transport certificate in the TLS handshake', got: 'no certificate',
+        check: 'a client certificate is presented',
+        expected: 'the transport certificate in the TLS handshake',
+        got: 'no certificate',
         fix: 'send the transport certificate and its key with the request (curl --cert transport.pem --key transport.key)',
       };
     case 'mtls_untrusted_forwarder':
       return {
-        check: 'a client certificate is presented', expected: 'the transport certificate in the TLS handshake, or forwarded by a trusted gateway',
+        check: 'a client certificate is presented',
+        expected: 'the transport certificate in the TLS handshake, or forwarded by a trusted gateway',
         got: 'a forwarded-certificate header from an address that is not a configured trusted gateway',
         fix: 'connect to Moat directly with the certificate, or through the gateway the bank configured',
       };
@@ -141,7 +149,10 @@ function failedCheck(outcome: string, inputs: CheckInputs): FailedCheck | undefi
       return {
         check: 'the certificate chains to a trust anchor',
         expected: `issued under one of: ${inputs.anchors.certificates.map((a) => a.subject.replaceAll('\n', ', ')).join('; ')}`,
-        got: certificate === undefined ? 'no certificate' : `issued by ${formatDistinguishedName(issuerOf(certificate))}${presented?.verification.trusted === false ? ` (${presented.verification.description})` : ''}`,
+        got:
+          certificate === undefined
+            ? 'no certificate'
+            : `issued by ${formatDistinguishedName(issuerOf(certificate))}${presented?.verification.trusted === false ? ` (${presented.verification.description})` : ''}`,
         fix: 'use a transport certificate issued by one of the trust anchors, and send its intermediate CAs with it',
       };
     case 'mtls_expired':
@@ -149,7 +160,10 @@ function failedCheck(outcome: string, inputs: CheckInputs): FailedCheck | undefi
       return {
         check: 'the certificate and its chain are within their validity',
         expected: `valid at ${inputs.now.toISOString()}`,
-        got: presented?.verification.trusted === false ? presented.verification.description : `valid from ${certificate?.validFromDate.toISOString()} to ${certificate?.validToDate.toISOString()}`,
+        got:
+          presented?.verification.trusted === false
+            ? presented.verification.description
+            : `valid from ${certificate?.validFromDate.toISOString()} to ${certificate?.validToDate.toISOString()}`,
         fix: 'renew the certificate (in the sandbox: moat sandbox tpp), register it, and send the new one',
       };
     case 'mtls_not_for_client_auth':
@@ -163,30 +177,38 @@ function failedCheck(outcome: string, inputs: CheckInputs): FailedCheck | undefi
     case 'mtls_certificate_retired':
     case 'mtls_revocation_unknown':
       return {
-        check: 'the certificate is in good standing', expected: 'an active certificate', got: inputs.errorDescription ?? outcome,
+        check: 'the certificate is in good standing',
+        expected: 'an active certificate',
+        got: inputs.errorDescription ?? outcome,
         fix: outcome === 'mtls_certificate_retired' ? 'send the certificate that replaced it' : 'obtain and register a new certificate',
       };
     case 'mtls_subject_mismatch':
       return {
-        check: "the certificate's subject is the client's registered tls_client_auth_subject_dn", ...fromFinding,
+        check: "the certificate's subject is the client's registered tls_client_auth_subject_dn",
+        ...fromFinding,
         fix: 'send the certificate registered for this client, or update the registration (RFC 7592) with the new subject DN',
       };
     case 'mtls_thumbprint_mismatch':
       return {
-        check: 'the access token is presented over the certificate it is bound to (RFC 8705 §3)', ...fromFinding,
+        check: 'the access token is presented over the certificate it is bound to (RFC 8705 §3)',
+        ...fromFinding,
         fix: 'call with the same certificate the token was issued to, or get a new token with this certificate',
       };
     case 'rate_limited':
-      return { check: 'the request rate is within the limits', got: inputs.errorDescription ?? 'too many requests', fix: 'slow down: wait for the Retry-After interval' };
+      return {
+        check: 'the request rate is within the limits',
+        got: inputs.errorDescription ?? 'too many requests',
+        fix: 'slow down: wait for the Retry-After interval',
+      };
     case 'ok':
     case 'redirect':
       return undefined;
     default:
       if (inputs.error === undefined) return undefined;
       return {
-        check: 'the request is valid', ...(inputs.errorDescription === undefined ? {} : { got: `${inputs.error}: ${inputs.errorDescription}` }),
+        check: 'the request is valid',
+        ...(inputs.errorDescription === undefined ? {} : { got: `${inputs.error}: ${inputs.errorDescription}` }),
         fix: 'correct the request as the error_description says',
       };
   }
 }
-

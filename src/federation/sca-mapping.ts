@@ -24,9 +24,21 @@ export function countsAsSca(mapping: ScaMapping, auth: UpstreamAuthentication): 
 
 /** RFC 8176 §2 methods by the RTS category of element they prove (Art. 6 knowledge, 7 possession, 8 inherence). */
 const CATEGORY_OF_METHOD: Record<string, FactorCategory> = {
-  pwd: 'knowledge', pin: 'knowledge', kba: 'knowledge',
-  otp: 'possession', sms: 'possession', tel: 'possession', hwk: 'possession', swk: 'possession', sc: 'possession', pop: 'possession',
-  fpt: 'inherence', face: 'inherence', iris: 'inherence', retina: 'inherence', vbm: 'inherence',
+  pwd: 'knowledge',
+  pin: 'knowledge',
+  kba: 'knowledge',
+  otp: 'possession',
+  sms: 'possession',
+  tel: 'possession',
+  hwk: 'possession',
+  swk: 'possession',
+  sc: 'possession',
+  pop: 'possession',
+  fpt: 'inherence',
+  face: 'inherence',
+  iris: 'inherence',
+  retina: 'inherence',
+  vbm: 'inherence',
 };
 
 /**
@@ -40,7 +52,10 @@ export function federatedAuthentication(customerId: string, auth: UpstreamAuthen
   // The IdP's RFC 8176 values are passed on as it sent them; `mfa` says two categories were used.
   const amr = [...new Set([...auth.amr, 'mfa'])] as AuthenticationMethod[];
   return {
-    customerId, acr: ACR_SCA, amr, categories,
+    customerId,
+    acr: ACR_SCA,
+    amr,
+    categories,
     authTime: auth.authTime === undefined ? now : new Date(auth.authTime * 1000),
   };
 }

@@ -42,7 +42,7 @@ export function createSignInStates(store: ShortLivedStore): SignInStates {
     // Read first (consume marks, it does not return), then claim: of two racing callbacks one wins.
     const found = await store.find(model, id);
     if (found === undefined || found.consumed !== undefined) return undefined;
-    if (await store.consume(model, id) !== 'consumed') return undefined;
+    if ((await store.consume(model, id)) !== 'consumed') return undefined;
     await store.destroy(model, id);
     return found;
   };

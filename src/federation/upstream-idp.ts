@@ -64,7 +64,10 @@ export async function createUpstreamIdp(config: UpstreamIdpConfig, moatIssuer: s
       // A private CA is trusted besides the system's, never instead of them.
       ...(config.caFile === undefined ? {} : { ca: [...rootCertificates, readConfiguredFile('customers.oidc.caFile', config.caFile).toString('utf8')] }),
       ...(config.clientAuth.method === 'tls_client_auth'
-        ? { cert: readConfiguredFile('customers.oidc.clientAuth.certFile', config.clientAuth.certFile), key: readConfiguredFile('customers.oidc.clientAuth.keyFile', config.clientAuth.keyFile) }
+        ? {
+            cert: readConfiguredFile('customers.oidc.clientAuth.certFile', config.clientAuth.certFile),
+            key: readConfiguredFile('customers.oidc.clientAuth.keyFile', config.clientAuth.keyFile),
+          }
         : {}),
     },
   });
@@ -90,7 +93,11 @@ export async function createUpstreamIdp(config: UpstreamIdpConfig, moatIssuer: s
     issuer: config.issuer,
     async begin() {
       const as = await discover();
-      const pending: PendingSignIn = { state: oauth.generateRandomState(), nonce: oauth.generateRandomNonce(), codeVerifier: oauth.generateRandomCodeVerifier() };
+      const pending: PendingSignIn = {
+        state: oauth.generateRandomState(),
+        nonce: oauth.generateRandomNonce(),
+        codeVerifier: oauth.generateRandomCodeVerifier(),
+      };
       const params = new URLSearchParams({
         client_id: config.clientId,
         response_type: 'code',
@@ -108,7 +115,9 @@ export async function createUpstreamIdp(config: UpstreamIdpConfig, moatIssuer: s
       const authorizationUrl = new URL(as.authorization_endpoint!);
       if (advertisesPar(as)) {
         // RFC 9126: the request goes to the IdP over the back channel; the browser carries only its handle.
-        const pushed = await upstreamCall(async () => oauth.processPushedAuthorizationResponse(as, client, await oauth.pushedAuthorizationRequest(as, client, clientAuth, params, options)));
+        const pushed = await upstreamCall(async () =>
+          oauth.processPushedAuthorizationResponse(as, client, await oauth.pushedAuthorizationRequest(as, client, clientAuth, params, options)),
+        );
         authorizationUrl.search = new URLSearchParams({ client_id: config.clientId, request_uri: pushed.request_uri }).toString();
       } else {
         authorizationUrl.search = params.toString();
@@ -127,7 +136,8 @@ export async function createUpstreamIdp(config: UpstreamIdpConfig, moatIssuer: s
       let claims: oauth.IDToken;
       try {
         const tokens = await oauth.processAuthorizationCodeResponse(as, client, response, {
-          expectedNonce: pending.nonce, requireIdToken: true,
+          expectedNonce: pending.nonce,
+          requireIdToken: true,
           maxAge: config.maxAgeSeconds ?? oauth.skipAuthTimeCheck,
         });
         // The token endpoint's TLS already vouches for the issuer; the signature is checked too, so a
@@ -189,7 +199,8 @@ async function privateKeyJwtAuth(jwkFile: string): Promise<oauth.ClientAuth> {
     throw err;
   }
   // FAPI 2.0 SP §5.4.1: the assertion is signed with PS256, ES256 or EdDSA.
-  if (typeof jwk.alg !== 'string' || !['PS256', 'ES256', 'EdDSA'].includes(jwk.alg)) throw new Error(`${where}: the JWK in ${jwkFile} needs alg PS256, ES256 or EdDSA`);
+  if (typeof jwk.alg !== 'string' || !['PS256', 'ES256', 'EdDSA'].includes(jwk.alg))
+    throw new Error(`${where}: the JWK in ${jwkFile} needs alg PS256, ES256 or EdDSA`);
   let key: Awaited<ReturnType<typeof importJWK>>;
   try {
     key = await importJWK(jwk, jwk.alg);
@@ -217,7 +228,11 @@ function timedFetch(agent: Agent, timeoutMs: number): typeof fetch {
     const signal = AbortSignal.timeout(timeoutMs);
     const res = await undiciFetch(url as string, { ...(init as object), dispatcher: agent, signal, redirect: 'manual' } as Parameters<typeof undiciFetch>[1]);
     const body = await res.arrayBuffer();
-    return new Response([101, 204, 205, 304].includes(res.status) ? null : body, { status: res.status, statusText: res.statusText, headers: new Headers([...res.headers]) });
+    return new Response([101, 204, 205, 304].includes(res.status) ? null : body, {
+      status: res.status,
+      statusText: res.statusText,
+      headers: new Headers([...res.headers]),
+    });
   }) as typeof fetch;
 }
 

@@ -50,7 +50,9 @@ function createGatewayAuthenticator(config: GatewayCheckConfig): { authenticate:
       throw new Error(`gatewayCheck.tls.clientCaFiles: ${(err as Error).message}`, { cause: err });
     }
     const tls = {
-      cert: readFile('gatewayCheck.tls.certFile', config.tls.certFile), key: readFile('gatewayCheck.tls.keyFile', config.tls.keyFile), anchors,
+      cert: readFile('gatewayCheck.tls.certFile', config.tls.certFile),
+      key: readFile('gatewayCheck.tls.keyFile', config.tls.keyFile),
+      anchors,
       ...(config.tls.allowedSubjects === undefined ? {} : { allowedSubjects: config.tls.allowedSubjects.map((dn) => parseDistinguishedName(dn)) }),
     };
     const operator = createOperatorAuthenticator({ tls });
@@ -68,23 +70,38 @@ function createGatewayAuthenticator(config: GatewayCheckConfig): { authenticate:
     };
   }
   const secret = readFile('gatewayCheck.sharedSecretFile', config.sharedSecretFile!).toString('utf8').trim();
-  if (secret.length < 32) throw new Error(`gatewayCheck.sharedSecretFile: ${config.sharedSecretFile} holds fewer than 32 characters (use openssl rand -hex 32)`);
+  if (secret.length < 32)
+    throw new Error(`gatewayCheck.sharedSecretFile: ${config.sharedSecretFile} holds fewer than 32 characters (use openssl rand -hex 32)`);
   const expected = Buffer.from(secret);
   return {
     authenticate(req) {
       const sent = req.headersDistinct[GATEWAY_SECRET_HEADER];
       const value = sent?.length === 1 ? Buffer.from(sent[0]!) : undefined;
       // Constant time over the secret's bytes; its length (at least 32 characters) is no secret.
-      if (value?.length !== expected.length || !timingSafeEqual(value, expected)) return Promise.resolve(`the gateway check needs the shared secret in ${GATEWAY_SECRET_HEADER}`);
+      if (value?.length !== expected.length || !timingSafeEqual(value, expected))
+        return Promise.resolve(`the gateway check needs the shared secret in ${GATEWAY_SECRET_HEADER}`);
       return Promise.resolve(undefined);
     },
   };
 }
 
 /** Every outcome the check answers with, so a counter can start each at zero. */
-export const GATEWAY_CHECK_OUTCOMES = ['allowed', 'invalid_request', 'invalid_token', 'insufficient_scope', 'invalid_dpop_proof', 'use_dpop_nonce', 'gateway_unauthenticated'] as const;
+export const GATEWAY_CHECK_OUTCOMES = [
+  'allowed',
+  'invalid_request',
+  'invalid_token',
+  'insufficient_scope',
+  'invalid_dpop_proof',
+  'use_dpop_nonce',
+  'gateway_unauthenticated',
+] as const;
 
-export function createGatewayCheckServer(deps: { config: GatewayCheckConfig; check: GatewayCheck; logger: Logger; onOutcome?: (outcome: string) => void }): GatewayCheckServer {
+export function createGatewayCheckServer(deps: {
+  config: GatewayCheckConfig;
+  check: GatewayCheck;
+  logger: Logger;
+  onOutcome?: (outcome: string) => void;
+}): GatewayCheckServer {
   const { authenticate, tls } = createGatewayAuthenticator(deps.config);
   const send = (res: ServerResponse, status: number, headers: Record<string, string>, body: unknown) => {
     if (body === undefined) {
@@ -102,7 +119,10 @@ export function createGatewayCheckServer(deps: { config: GatewayCheckConfig; che
     void (async () => {
       const refused = await authenticate(req);
       if (refused !== undefined) {
-        deps.logger.warn({ event: 'gateway_check.unauthenticated', remoteAddress: req.socket.remoteAddress, reason: refused }, 'gateway check from an unauthenticated caller refused');
+        deps.logger.warn(
+          { event: 'gateway_check.unauthenticated', remoteAddress: req.socket.remoteAddress, reason: refused },
+          'gateway check from an unauthenticated caller refused',
+        );
         // 500 through auth_request: a gateway that cannot authenticate is the bank's misconfiguration, not the TPP's fault.
         deps.onOutcome?.('gateway_unauthenticated');
         send(res, 500, {}, { error: 'gateway_unauthenticated', error_description: refused });
@@ -111,10 +131,21 @@ export function createGatewayCheckServer(deps: { config: GatewayCheckConfig; che
       const verdict = await deps.check(req);
       deps.onOutcome?.(verdict.outcome);
       // Refusals are security events (info); allowed checks, the bulk, only at debug.
-      const log = { event: 'gateway_check', outcome: verdict.outcome, clientId: verdict.clientId, status: verdict.status, interactionId: verdict.headers['x-fapi-interaction-id'] };
+      const log = {
+        event: 'gateway_check',
+        outcome: verdict.outcome,
+        clientId: verdict.clientId,
+        status: verdict.status,
+        interactionId: verdict.headers['x-fapi-interaction-id'],
+      };
       if (verdict.status === 200) deps.logger.debug(log, 'gateway check allowed');
       else deps.logger.info(log, 'gateway check refused');
-      send(res, verdict.status, verdict.headers, verdict.status === 200 ? undefined : { error: verdict.headers['x-moat-error'], error_description: describe(verdict.headers['www-authenticate']) });
+      send(
+        res,
+        verdict.status,
+        verdict.headers,
+        verdict.status === 200 ? undefined : { error: verdict.headers['x-moat-error'], error_description: describe(verdict.headers['www-authenticate']) },
+      );
     })().catch((err: unknown) => {
       deps.logger.error({ err, event: 'gateway_check.failed' }, 'gateway check failed');
       if (!res.headersSent) send(res, 500, {}, { error: 'server_error', error_description: 'the gateway check failed; see the Moat log' });
@@ -124,10 +155,11 @@ export function createGatewayCheckServer(deps: { config: GatewayCheckConfig; che
   return {
     server,
     listen: () => listenOn(server, 'gatewayCheck', deps.config.host, deps.config.port),
-    close: () => new Promise<void>((done) => {
-      server.close(() => done());
-      server.closeIdleConnections();
-    }),
+    close: () =>
+      new Promise<void>((done) => {
+        server.close(() => done());
+        server.closeIdleConnections();
+      }),
   };
 }
 

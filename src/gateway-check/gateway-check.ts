@@ -83,7 +83,8 @@ export function createGatewayCheck(deps: GatewayCheckDeps): GatewayCheck {
     const method = (single(req, ORIGINAL_METHOD) ?? req.method ?? '').toUpperCase();
     const uri = single(req, ORIGINAL_URI) ?? req.url ?? '/';
     const url = URL.parse(uri, origin);
-    if (url === null || url.origin !== origin) throw new TokenRejected('invalid_request', 'the gateway sent no request URI Moat can read (X-Original-URI)', 403);
+    if (url === null || url.origin !== origin)
+      throw new TokenRejected('invalid_request', 'the gateway sent no request URI Moat can read (X-Original-URI)', 403);
     return { method, path: url.pathname };
   };
 
@@ -105,24 +106,41 @@ export function createGatewayCheck(deps: GatewayCheckDeps): GatewayCheck {
   const readFacts = async (token: string): Promise<TokenFacts | undefined> => {
     const at = await deps.provider.AccessToken.find(token);
     if (at === undefined || at.isExpired || at.grantId === undefined || at.clientId === undefined) return undefined;
-    const [grant, client, consent] = await Promise.all([deps.provider.Grant.find(at.grantId), deps.provider.Client.find(at.clientId), deps.consents.findByGrantId(at.grantId)]);
+    const [grant, client, consent] = await Promise.all([
+      deps.provider.Grant.find(at.grantId),
+      deps.provider.Client.find(at.clientId),
+      deps.consents.findByGrantId(at.grantId),
+    ]);
     if (grant === undefined || client === undefined) return undefined;
     if (consent !== undefined && !LIVE_CONSENT.has(consent.status)) return undefined;
     const granted = consent?.granted;
     return {
-      tokenId: at.jti, clientId: at.clientId, grantId: at.grantId, accountId: at.accountId,
-      scopes: String(at.scope ?? '').split(' ').filter((s) => s !== ''),
+      tokenId: at.jti,
+      clientId: at.clientId,
+      grantId: at.grantId,
+      accountId: at.accountId,
+      scopes: String(at.scope ?? '')
+        .split(' ')
+        .filter((s) => s !== ''),
       audiences: [at.aud ?? []].flat() as string[],
       x5t: (at as unknown as { 'x5t#S256'?: string })['x5t#S256'],
       jkt: (at as unknown as { jkt?: string }).jkt,
       // A consent past its expiry ends its tokens (the expiry sweep revokes the grant within a
       // minute); kept facts never outlive it either.
       expiresAt: Math.min(at.exp!, consent?.expiresAt === undefined ? Number.POSITIVE_INFINITY : Math.floor(consent.expiresAt.getTime() / 1000)),
-      consent: consent === undefined ? undefined : {
-        id: consent.id,
-        accountIds: granted?.type === 'account_information' ? granted.accounts.map((a) => a.accountId) : granted?.type === 'payment_initiation' ? [granted.debtorAccount.accountId] : [],
-        permissions: granted?.type === 'account_information' ? granted.permissions : [],
-      },
+      consent:
+        consent === undefined
+          ? undefined
+          : {
+              id: consent.id,
+              accountIds:
+                granted?.type === 'account_information'
+                  ? granted.accounts.map((a) => a.accountId)
+                  : granted?.type === 'payment_initiation'
+                    ? [granted.debtorAccount.accountId]
+                    : [],
+              permissions: granted?.type === 'account_information' ? granted.permissions : [],
+            },
     };
   };
 
@@ -172,18 +190,30 @@ export function createGatewayCheck(deps: GatewayCheckDeps): GatewayCheck {
 
   const checkBinding = async (req: IncomingMessage, { facts, token, method, path }: Check): Promise<string | undefined> => {
     if (facts.x5t === undefined && facts.jkt === undefined) {
-      throw new TokenRejected('invalid_token', 'the access token is not sender-constrained; the APIs accept only certificate- or DPoP-bound tokens (FAPI 2.0 SP section 5.3.2.1)');
+      throw new TokenRejected(
+        'invalid_token',
+        'the access token is not sender-constrained; the APIs accept only certificate- or DPoP-bound tokens (FAPI 2.0 SP section 5.3.2.1)',
+      );
     }
     if (facts.x5t !== undefined) {
       const thumbprint = presentedThumbprint(req);
       if (thumbprint === undefined) throw new TokenRejected('invalid_token', 'this access token is bound to a client certificate; present it (RFC 8705 §3)');
       if (thumbprint !== facts.x5t) throw new TokenRejected('invalid_token', 'this access token is bound to a different client certificate (RFC 8705 §3)');
-      if (!await deps.bindingAlive(facts.x5t)) throw new TokenRejected('invalid_token', 'this access token is bound to a certificate that can no longer be used (revoked or retired)');
+      if (!(await deps.bindingAlive(facts.x5t)))
+        throw new TokenRejected('invalid_token', 'this access token is bound to a certificate that can no longer be used (revoked or retired)');
     }
     if (facts.jkt === undefined) return undefined;
-    return verifyDpopProof({
-      authorization: single(req, 'authorization') ?? '', proof: single(req, 'dpop') ?? '', method, htu: `${origin}${path}`, accessToken: token, jkt: facts.jkt,
-    }, { replay: deps.replay, nonces: deps.nonces, now });
+    return verifyDpopProof(
+      {
+        authorization: single(req, 'authorization') ?? '',
+        proof: single(req, 'dpop') ?? '',
+        method,
+        htu: `${origin}${path}`,
+        accessToken: token,
+        jkt: facts.jkt,
+      },
+      { replay: deps.replay, nonces: deps.nonces, now },
+    );
   };
 
   return async (req) => {
@@ -203,11 +233,14 @@ export function createGatewayCheck(deps: GatewayCheckDeps): GatewayCheck {
       return { status: 200, clientId, outcome: 'allowed', headers: answerHeaders(facts, interactionId, nonce) };
     } catch (err) {
       if (!(err instanceof TokenRejected)) throw err;
-      const dpop = err.error === 'invalid_dpop_proof' || err.error === 'use_dpop_nonce' || (single(req, 'authorization') ?? '').toLowerCase().startsWith('dpop');
+      const dpop =
+        err.error === 'invalid_dpop_proof' || err.error === 'use_dpop_nonce' || (single(req, 'authorization') ?? '').toLowerCase().startsWith('dpop');
       // nginx's auth_request passes 401 and 403 on and turns anything else into a 500.
       const status = err.status === 403 ? 403 : 401;
       return {
-        status, outcome: err.error, ...(clientId === undefined ? {} : { clientId }),
+        status,
+        outcome: err.error,
+        ...(clientId === undefined ? {} : { clientId }),
         headers: {
           'www-authenticate': wwwAuthenticate(err, dpop),
           'x-moat-error': err.error,
@@ -225,11 +258,13 @@ function answerHeaders(facts: TokenFacts, interactionId: string, nonce: string |
     'x-moat-client-id': facts.clientId,
     'x-moat-scope': facts.scopes.join(' '),
     ...(facts.accountId === undefined ? {} : { 'x-moat-subject': facts.accountId }),
-    ...(facts.consent === undefined ? {} : {
-      'x-moat-consent-id': facts.consent.id,
-      'x-moat-account-ids': facts.consent.accountIds.join(','),
-      'x-moat-permissions': facts.consent.permissions.join(','),
-    }),
+    ...(facts.consent === undefined
+      ? {}
+      : {
+          'x-moat-consent-id': facts.consent.id,
+          'x-moat-account-ids': facts.consent.accountIds.join(','),
+          'x-moat-permissions': facts.consent.permissions.join(','),
+        }),
     'x-fapi-interaction-id': interactionId,
     ...(nonce === undefined ? {} : { 'dpop-nonce': nonce }),
   };

@@ -23,7 +23,11 @@ const KEY_OF_TOPIC: Partial<Record<InvalidationTopic, TokenFactsKey>> = {
 const TOPIC_OF_KEY: Record<'token' | 'grant' | 'client', InvalidationTopic> = { token: 'access-token', grant: 'grant', client: 'client' };
 
 /** Subscribes the cache to the bus; returns the announcer the store wrappers call. */
-export function connectTokenFacts(cache: TokenFactsCache, bus: InvalidationBus, logger: Logger): (kind: 'token' | 'grant' | 'client', id: string) => Promise<void> {
+export function connectTokenFacts(
+  cache: TokenFactsCache,
+  bus: InvalidationBus,
+  logger: Logger,
+): (kind: 'token' | 'grant' | 'client', id: string) => Promise<void> {
   bus.subscribe({
     invalidate: (topic, key) => {
       const kind = KEY_OF_TOPIC[topic];

@@ -77,7 +77,10 @@ export function createTokenFactsCache(options: TokenFactsCacheOptions): TokenFac
   let generation = 0;
 
   const keysOf = (facts: TokenFacts): [TokenFactsKey, string | undefined][] => [
-    ['token', facts.tokenId], ['grant', facts.grantId], ['client', facts.clientId], ['certificate', facts.x5t],
+    ['token', facts.tokenId],
+    ['grant', facts.grantId],
+    ['client', facts.clientId],
+    ['certificate', facts.x5t],
   ];
   const remove = (digest: string) => {
     const facts = entries.get(digest);

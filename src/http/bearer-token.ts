@@ -5,7 +5,16 @@ import type { Finding } from '../kernel/finding.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import { TokenRejected, verifyDpopProof, wwwAuthenticate, type DpopNonces, type ProofReplayStore } from './dpop-proof.ts';
 
-export { challengeParameter, describeProofFailure, DPOP_PROOF_REPLAYED, TokenRejected, verifyDpopProof, wwwAuthenticate, type DpopNonces, type ProofReplayStore } from './dpop-proof.ts';
+export {
+  challengeParameter,
+  describeProofFailure,
+  DPOP_PROOF_REPLAYED,
+  TokenRejected,
+  verifyDpopProof,
+  wwwAuthenticate,
+  type DpopNonces,
+  type ProofReplayStore,
+} from './dpop-proof.ts';
 
 /*
  * What an API that Moat itself serves (the consent API, the sandbox API) checks of an access
@@ -70,7 +79,12 @@ export async function checkSenderConstraint(ctx: ParameterizedContext, token: Pr
 }
 
 export function requireScope(token: PresentedToken, scope: string): void {
-  if (!String(token.scope ?? '').split(' ').includes(scope)) throw new TokenRejected('insufficient_scope', `this call needs the ${scope} scope`, 403);
+  if (
+    !String(token.scope ?? '')
+      .split(' ')
+      .includes(scope)
+  )
+    throw new TokenRejected('insufficient_scope', `this call needs the ${scope} scope`, 403);
 }
 
 /** Writes a TokenRejected as RFC 6750 §3 / RFC 9449 §7.1 say: status, WWW-Authenticate and body. */
@@ -88,4 +102,3 @@ async function checkDpopProof(ctx: ParameterizedContext, accessToken: string, jk
   const nonce = await verifyDpopProof({ authorization: ctx.get('authorization'), proof: ctx.get('dpop'), method: ctx.method, htu, accessToken, jkt }, checks);
   if (nonce !== undefined) ctx.set('DPoP-Nonce', nonce);
 }
-

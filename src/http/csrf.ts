@@ -31,7 +31,7 @@ export function createCsrf(options: { keys: string[]; origin: string }): Csrf {
   return {
     token(ctx, purpose) {
       // A page with two forms asks twice before the browser has the cookie: one secret per response.
-      let secret = cookieSecret(ctx) ?? ctx.state[ISSUED_SECRET] as string | undefined;
+      let secret = cookieSecret(ctx) ?? (ctx.state[ISSUED_SECRET] as string | undefined);
       if (secret === undefined) {
         secret = randomBytes(32).toString('base64url');
         ctx.state[ISSUED_SECRET] = secret;

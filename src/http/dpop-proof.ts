@@ -63,9 +63,11 @@ export function wwwAuthenticate(err: TokenRejected, dpop: boolean, algorithms: r
 
 /** A value fit for a challenge's error_description: RFC 6750 §3 allows printable ASCII without `"` and `\`. */
 export function challengeParameter(value: string): string {
-  return value.replace(/§/g, 'section ').replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?');
+  return value
+    .replace(/§/g, 'section ')
+    .replace(/["\\]/g, "'")
+    .replace(/[^\x20-\x7e]/g, '?');
 }
-
 
 /** What was wrong with a proof that jose refused, in the words a TPP's developer needs. */
 export function describeProofFailure(err: unknown, algorithms: readonly string[] = SIGNING_ALGORITHMS): string {
@@ -97,13 +99,20 @@ export interface DpopPresentation {
  * DPoP-Nonce in `nonce` when it asks for one.
  */
 export async function verifyDpopProof(p: DpopPresentation, checks: ProofChecks): Promise<string | undefined> {
-  if (!p.authorization.toLowerCase().startsWith('dpop ')) throw new TokenRejected('invalid_token', 'this access token is DPoP-bound; use the DPoP authorization scheme (RFC 9449 §7.1)');
+  if (!p.authorization.toLowerCase().startsWith('dpop '))
+    throw new TokenRejected('invalid_token', 'this access token is DPoP-bound; use the DPoP authorization scheme (RFC 9449 §7.1)');
   if (p.proof === '') throw new TokenRejected('invalid_dpop_proof', 'DPoP proof missing');
   const rejected = (why: string) => new TokenRejected('invalid_dpop_proof', `DPoP proof rejected: ${why}`);
   let payload: JWTPayload;
   let jwk: JWK;
   try {
-    ({ payload, protectedHeader: { jwk } } = await jwtVerify(p.proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: [...(checks.algorithms ?? SIGNING_ALGORITHMS)] }) as { payload: JWTPayload; protectedHeader: { jwk: JWK } });
+    ({
+      payload,
+      protectedHeader: { jwk },
+    } = (await jwtVerify(p.proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: [...(checks.algorithms ?? SIGNING_ALGORITHMS)] })) as {
+      payload: JWTPayload;
+      protectedHeader: { jwk: JWK };
+    });
   } catch (err) {
     throw rejected(describeProofFailure(err, checks.algorithms));
   }
@@ -113,11 +122,12 @@ export async function verifyDpopProof(p: DpopPresentation, checks: ProofChecks):
   const expected = new URL(p.htu).href;
   if (withoutQuery(payload.htu) !== expected) throw rejected(`htu must be ${expected} (RFC 9449 §4.3), not ${String(payload.htu).slice(0, 200)}`);
   if (payload.ath !== createHash('sha256').update(p.accessToken).digest('base64url')) throw rejected('ath does not match the access token');
-  if (await calculateJwkThumbprint(jwk) !== p.jkt) throw rejected('the proof key is not the key the token is bound to');
+  if ((await calculateJwkThumbprint(jwk)) !== p.jkt) throw rejected('the proof key is not the key the token is bound to');
   checkFreshness(payload as JWTPayload & { iat: number }, checks);
   // RFC 9449 §11.1: each proof once. Claimed atomically, so of proofs sent at once one wins.
   const id = createHash('sha256').update(`${p.jkt}:${payload.jti}`).digest('base64url');
-  if (!await checks.replay.recordOnce(DPOP_JTI_MODEL, id, { jti: id }, DPOP_JTI_RETENTION_SECONDS)) throw new TokenRejected('invalid_dpop_proof', DPOP_PROOF_REPLAYED);
+  if (!(await checks.replay.recordOnce(DPOP_JTI_MODEL, id, { jti: id }, DPOP_JTI_RETENTION_SECONDS)))
+    throw new TokenRejected('invalid_dpop_proof', DPOP_PROOF_REPLAYED);
   // As the token endpoint does: the next nonce, for a client that keeps proofs fresh with one.
   const next = checks.nonces?.next();
   return next === undefined || payload.nonce === next ? undefined : next;
@@ -133,18 +143,24 @@ function checkFreshness(payload: JWTPayload & { iat: number }, checks: ProofChec
   const offset = payload.iat - now;
   const nonces = checks.nonces;
   // Without server nonces (an API checking proofs on its own) a stale proof is simply refused.
-  const askForNonce = (why: string) => (nonces === undefined
-    ? new TokenRejected('invalid_dpop_proof', `DPoP proof rejected: ${why}`)
-    : new TokenRejected('use_dpop_nonce', `${why}: make a new proof with the nonce in the DPoP-Nonce header (RFC 9449 §9)`, 401, nonces.next()));
+  const askForNonce = (why: string) =>
+    nonces === undefined
+      ? new TokenRejected('invalid_dpop_proof', `DPoP proof rejected: ${why}`)
+      : new TokenRejected('use_dpop_nonce', `${why}: make a new proof with the nonce in the DPoP-Nonce header (RFC 9449 §9)`, 401, nonces.next());
   if (payload.nonce !== undefined && nonces !== undefined) {
     if (typeof payload.nonce !== 'string' || !nonces.check(payload.nonce)) throw askForNonce('the DPoP proof nonce is not one this server handed out recently');
     if (offset > DPOP_FUTURE_TOLERANCE_SECONDS || -offset > DPOP_NONCE_IAT_WINDOW_SECONDS) {
-      throw new TokenRejected('invalid_dpop_proof', `DPoP proof rejected: iat is ${Math.abs(offset)} s ${offset < 0 ? 'before' : 'after'} the server's time, beyond what its nonce allows`);
+      throw new TokenRejected(
+        'invalid_dpop_proof',
+        `DPoP proof rejected: iat is ${Math.abs(offset)} s ${offset < 0 ? 'before' : 'after'} the server's time, beyond what its nonce allows`,
+      );
     }
     return;
   }
   if (offset > DPOP_FUTURE_TOLERANCE_SECONDS || -offset > DPOP_IAT_WINDOW_SECONDS + DPOP_FUTURE_TOLERANCE_SECONDS) {
-    throw askForNonce(`DPoP proof iat is ${Math.abs(offset)} s ${offset < 0 ? 'before' : 'after'} the server's time (without a nonce a proof may be ${DPOP_IAT_WINDOW_SECONDS} s old, with ${DPOP_FUTURE_TOLERANCE_SECONDS} s of clock skew either way)`);
+    throw askForNonce(
+      `DPoP proof iat is ${Math.abs(offset)} s ${offset < 0 ? 'before' : 'after'} the server's time (without a nonce a proof may be ${DPOP_IAT_WINDOW_SECONDS} s old, with ${DPOP_FUTURE_TOLERANCE_SECONDS} s of clock skew either way)`,
+    );
   }
 }
 

@@ -18,11 +18,15 @@ export function answerForwardedHeadersBy(app: Koa, proxies: TrustedProxies): voi
   Object.defineProperties(app.request, {
     ip: {
       configurable: true,
-      get(this: Koa.Request) { return proxies.clientAddress(this.req); },
+      get(this: Koa.Request) {
+        return proxies.clientAddress(this.req);
+      },
     },
     protocol: {
       configurable: true,
-      get(this: Koa.Request) { return proxies.scheme(this.req); },
+      get(this: Koa.Request) {
+        return proxies.scheme(this.req);
+      },
     },
   });
 }
@@ -42,7 +46,7 @@ export function requireHttpsBehindGateway(proxies: TrustedProxies, exemptPaths: 
       error: 'invalid_request',
       error_description: proxies.peerIsTrusted(ctx.req)
         ? 'the gateway forwarded a plain-http request (X-Forwarded-Proto): Moat is served over https only'
-        : 'this port serves the bank\'s gateway (trustedProxies) only: send the request over https through the gateway',
+        : "this port serves the bank's gateway (trustedProxies) only: send the request over https through the gateway",
     };
   };
 }

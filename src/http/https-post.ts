@@ -46,29 +46,39 @@ export function postHttps(endpoint: string, post: HttpsPost): Promise<void> {
       reject(new HttpsPostError(`refused: ${refused}`));
       return;
     }
-    const req = request(url, {
-      method: 'POST',
-      headers: { ...post.headers, 'content-length': Buffer.byteLength(post.body) },
-      ...(post.ca === undefined ? {} : { ca: post.ca }),
-      ...(post.guard === undefined ? {} : { lookup: post.guard.lookup }),
-      ...(post.clientCertificate === undefined ? {} : post.clientCertificate),
-      agent: false,
-    }, (res) => {
-      const status = res.statusCode ?? 0;
-      let reason = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => { if (reason.length < REASON_BYTES) reason += chunk; });
-      res.on('end', () => {
-        clearTimeout(timer);
-        if (post.accepted(status)) resolve();
-        else reject(new HttpsPostError(`the endpoint answered HTTP ${status}${reason.trim() === '' ? '' : `: ${reason.slice(0, REASON_BYTES).trim()}`}`));
-      });
-      res.on('error', (err) => reject(new HttpsPostError(err.message)));
-    });
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        headers: { ...post.headers, 'content-length': Buffer.byteLength(post.body) },
+        ...(post.ca === undefined ? {} : { ca: post.ca }),
+        ...(post.guard === undefined ? {} : { lookup: post.guard.lookup }),
+        ...(post.clientCertificate === undefined ? {} : post.clientCertificate),
+        agent: false,
+      },
+      (res) => {
+        const status = res.statusCode ?? 0;
+        let reason = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (reason.length < REASON_BYTES) reason += chunk;
+        });
+        res.on('end', () => {
+          clearTimeout(timer);
+          if (post.accepted(status)) resolve();
+          else reject(new HttpsPostError(`the endpoint answered HTTP ${status}${reason.trim() === '' ? '' : `: ${reason.slice(0, REASON_BYTES).trim()}`}`));
+        });
+        res.on('error', (err) => reject(new HttpsPostError(err.message)));
+      },
+    );
     const timer = setTimeout(() => req.destroy(new HttpsPostError(`no answer within ${post.timeoutMs} ms`)), post.timeoutMs);
     req.on('error', (err) => {
       clearTimeout(timer);
-      reject(err instanceof HttpsPostError ? err : new HttpsPostError(err instanceof RefusedTargetError ? `refused: ${err.message}` : `cannot reach the endpoint: ${err.message}`));
+      reject(
+        err instanceof HttpsPostError
+          ? err
+          : new HttpsPostError(err instanceof RefusedTargetError ? `refused: ${err.message}` : `cannot reach the endpoint: ${err.message}`),
+      );
     });
     req.end(post.body);
   });

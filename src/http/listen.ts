@@ -13,10 +13,14 @@ export class ListenError extends Error {
   readonly code: string | undefined;
   constructor(key: ListenerKey, host: string, port: number, cause: NodeJS.ErrnoException) {
     const env = `MOAT_${key.toUpperCase().replaceAll('.', '__')}__PORT`;
-    const why = cause.code === 'EADDRINUSE' ? `is already in use (another Moat, or another program?); set ${key}.port (or ${env}) to a free port`
-      : cause.code === 'EACCES' ? `needs privileges this process lacks; use a port above 1023 in ${key}.port (or ${env})`
-        : cause.code === 'EADDRNOTAVAIL' ? `cannot be bound: ${key}.host ${host} is not an address of this machine`
-          : `cannot be bound (${cause.code ?? cause.message})`;
+    const why =
+      cause.code === 'EADDRINUSE'
+        ? `is already in use (another Moat, or another program?); set ${key}.port (or ${env}) to a free port`
+        : cause.code === 'EACCES'
+          ? `needs privileges this process lacks; use a port above 1023 in ${key}.port (or ${env})`
+          : cause.code === 'EADDRNOTAVAIL'
+            ? `cannot be bound: ${key}.host ${host} is not an address of this machine`
+            : `cannot be bound (${cause.code ?? cause.message})`;
     super(`${key}.port ${port} on ${host} ${why}`, { cause });
     this.name = 'ListenError';
     this.code = cause.code;

@@ -83,12 +83,14 @@ export function createOutboundTargetGuard(options: { allowPrivate: boolean; allo
   }
   const refusal = (address: string): string | undefined => {
     if (options.allowPrivate) return undefined;
-    const own = isIP(address) === 4 ? 'ipv4' as const : 'ipv6' as const;
+    const own = isIP(address) === 4 ? ('ipv4' as const) : ('ipv6' as const);
     const v4 = own === 'ipv6' ? mappedIpv4(address) : undefined;
     const [checked, type] = v4 === undefined ? [address, own] : [v4, 'ipv4' as const];
     if (allowed.check(checked, type) || allowed.check(address, own)) return undefined;
     const hit = NON_PUBLIC_BLOCKS.find(({ block, family }) => family === type && block.check(checked, type));
-    return hit === undefined ? undefined : `${address} is not a public address (${hit.what}); allow it in certificates.expiryNotices.allowedPrivateTargets if it is meant`;
+    return hit === undefined
+      ? undefined
+      : `${address} is not a public address (${hit.what}); allow it in certificates.expiryNotices.allowedPrivateTargets if it is meant`;
   };
   return {
     refusal,

@@ -28,13 +28,19 @@ export function createRateLimitMiddleware(deps: {
 }): Middleware {
   const make = (name: string, limit: { requests: number; perSeconds: number }): RateLimiterAbstract => {
     const options = { points: limit.requests, duration: limit.perSeconds, keyPrefix: `${deps.keyPrefix}rate:${name}` };
-    return deps.redis === undefined ? new RateLimiterMemory(options)
+    return deps.redis === undefined
+      ? new RateLimiterMemory(options)
       : new RateLimiterRedis({ ...options, storeClient: deps.redis, insuranceLimiter: new RateLimiterMemory(options) });
   };
-  const limiters = Object.fromEntries((Object.values(ENDPOINTS) as Endpoint[]).map((endpoint) => [endpoint, {
-    client: make(`${endpoint}:client`, deps.limits[endpoint].perClient),
-    address: make(`${endpoint}:address`, deps.limits[endpoint].perAddress),
-  }])) as Record<Endpoint, { client: RateLimiterAbstract; address: RateLimiterAbstract }>;
+  const limiters = Object.fromEntries(
+    (Object.values(ENDPOINTS) as Endpoint[]).map((endpoint) => [
+      endpoint,
+      {
+        client: make(`${endpoint}:client`, deps.limits[endpoint].perClient),
+        address: make(`${endpoint}:address`, deps.limits[endpoint].perAddress),
+      },
+    ]),
+  ) as Record<Endpoint, { client: RateLimiterAbstract; address: RateLimiterAbstract }>;
 
   return async (ctx, next) => {
     // The same matching as oidc-provider's router: case-insensitive, trailing slash allowed.

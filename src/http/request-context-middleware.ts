@@ -42,15 +42,18 @@ export function requestContextMiddleware(
         if (ctx.status === 503 && !ctx.headerSent && ctx.response.headers['retry-after'] === undefined) ctx.set('Retry-After', '5');
         const outcome = outcomeOf(ctx);
         await afterRequest?.(ctx, outcome);
-        logger.info({
-          event: 'request',
-          method: ctx.method,
-          path: ctx.path,
-          status: ctx.status,
-          durationMs: Number(process.hrtime.bigint() - started) / 1e6,
-          ...clientOf(ctx),
-          outcome,
-        }, 'request');
+        logger.info(
+          {
+            event: 'request',
+            method: ctx.method,
+            path: ctx.path,
+            status: ctx.status,
+            durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+            ...clientOf(ctx),
+            outcome,
+          },
+          'request',
+        );
       }
     });
   };

@@ -76,7 +76,10 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
 
   const failed = (failure: FederationFailure) => {
     deps.onFailure(failure.kind);
-    logger.warn({ event: 'federation.failed', kind: failure.kind, outcome: failure.tppError, issuer: idp.issuer, reason: failure.message, err: failure.cause }, 'sign-in at the bank IdP failed');
+    logger.warn(
+      { event: 'federation.failed', kind: failure.kind, outcome: failure.tppError, issuer: idp.issuer, reason: failure.message, err: failure.cause },
+      'sign-in at the bank IdP failed',
+    );
   };
 
   /** The page for a sign-in that did not work: retry (and, in an interaction, cancel) when the target is known. */
@@ -84,23 +87,31 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
     ctx.status = problem.status;
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
-    const where = target === undefined ? {}
-      : target === DASHBOARD_TARGET ? { retryLink: DASHBOARD_LOGIN }
-        : { uid: target, retryLink: `/interaction/${target}`, csrf: csrf.token(ctx, `interaction:${target}`) };
+    const where =
+      target === undefined
+        ? {}
+        : target === DASHBOARD_TARGET
+          ? { retryLink: DASHBOARD_LOGIN }
+          : { uid: target, retryLink: `/interaction/${target}`, csrf: csrf.token(ctx, `interaction:${target}`) };
     ctx.body = views.render('federated-sign-in', {
-      heading: problem.heading, message: problem.message, tppError: problem.tppError,
-      reference: ctx.response.get('x-fapi-interaction-id'), ...where,
+      heading: problem.heading,
+      message: problem.message,
+      tppError: problem.tppError,
+      reference: ctx.response.get('x-fapi-interaction-id'),
+      ...where,
     });
   };
 
-  const unavailable = (ctx: Ctx, target: string | undefined, failure: FederationFailure) => renderProblem(ctx, target, {
-    status: failure.kind === 'unknown_state' ? 400 : 503,
-    heading: "Your bank's sign-in is unavailable",
-    message: failure.kind === 'unknown_state'
-      ? 'This sign-in link has already been used or has expired. Try signing in again.'
-      : "We could not complete your sign-in with the bank's sign-in service. This is usually brief: try again in a moment.",
-    tppError: failure.tppError,
-  });
+  const unavailable = (ctx: Ctx, target: string | undefined, failure: FederationFailure) =>
+    renderProblem(ctx, target, {
+      status: failure.kind === 'unknown_state' ? 400 : 503,
+      heading: "Your bank's sign-in is unavailable",
+      message:
+        failure.kind === 'unknown_state'
+          ? 'This sign-in link has already been used or has expired. Try signing in again.'
+          : "We could not complete your sign-in with the bank's sign-in service. This is usually brief: try again in a moment.",
+      tppError: failure.tppError,
+    });
 
   /**
    * RTS Art. 4: an upstream login the bank does not count as SCA is never accepted as one. In an
@@ -109,11 +120,15 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
    */
   const refuseUnlessSca = (ctx: Ctx, target: string, identity: FederatedIdentity, stepUp = false): boolean => {
     if (countsAsSca(deps.idpConfig.sca, identity) || stepUp) return false;
-    logger.info({ event: 'federation.not_sca', outcome: 'access_denied', accountId: identity.customerId, detail: { acr: identity.acr, amr: identity.amr } }, 'upstream login is not strong customer authentication');
+    logger.info(
+      { event: 'federation.not_sca', outcome: 'access_denied', accountId: identity.customerId, detail: { acr: identity.acr, amr: identity.amr } },
+      'upstream login is not strong customer authentication',
+    );
     renderProblem(ctx, target, {
       status: 403,
       heading: 'A stronger sign-in is needed',
-      message: 'Your bank sign-in did not use two-factor authentication, which is required to share your accounts, make a payment or manage connected apps. Try again and confirm with your second factor, or cancel.',
+      message:
+        'Your bank sign-in did not use two-factor authentication, which is required to share your accounts, make a payment or manage connected apps. Try again and confirm with your second factor, or cancel.',
       tppError: 'access_denied',
     });
     return true;
@@ -121,7 +136,10 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
 
   const recordSignIn = async (identity: FederatedIdentity, purpose: string) => {
     await deps.customers.record({ id: identity.customerId, name: identity.name }, idp.issuer);
-    logger.info({ event: 'login.succeeded', accountId: identity.customerId, source: 'oidc', issuer: idp.issuer, detail: purpose }, 'customer signed in at the bank IdP');
+    logger.info(
+      { event: 'login.succeeded', accountId: identity.customerId, source: 'oidc', issuer: idp.issuer, detail: purpose },
+      'customer signed in at the bank IdP',
+    );
   };
 
   const finish = async (ctx: Ctx, result: Parameters<Provider['interactionFinished']>[2]) => {
@@ -140,7 +158,8 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
     await recordSignIn(identity, 'authorization');
     const now = Math.floor(Date.now() / 1000);
     await savePendingAuthentication(provider, uid, {
-      customerId: identity.customerId, passwordAt: now,
+      customerId: identity.customerId,
+      passwordAt: now,
       upstream: { factor: upstreamFactor(deps.idpConfig.sca, identity), sca: countsAsSca(deps.idpConfig.sca, identity), authTime: identity.authTime ?? now },
     });
     ctx.status = 303;
@@ -153,7 +172,14 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
       const { authorizationUrl, pending } = await idp.begin();
       await states.savePending({ ...pending, uid: target }, deps.ttlSeconds);
       // Lax: the IdP sends the browser back with a top-level GET from its own site.
-      ctx.cookies.set(FEDERATION_COOKIE, `${target}.${pending.state}`, { httpOnly: true, secure: true, sameSite: 'lax', path: FEDERATION_CALLBACK_PATH, signed: true, overwrite: true });
+      ctx.cookies.set(FEDERATION_COOKIE, `${target}.${pending.state}`, {
+        httpOnly: true,
+        secure: true,
+        sameSite: 'lax',
+        path: FEDERATION_CALLBACK_PATH,
+        signed: true,
+        overwrite: true,
+      });
       ctx.set('Cache-Control', 'no-store');
       ctx.redirect(authorizationUrl.toString());
     } catch (err) {
@@ -170,19 +196,30 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
       return;
     }
     const { identity } = outcome;
-    if (!countsAsSca(deps.idpConfig.sca, identity) && deps.idpConfig.sca.belowSca === 'step_up'
-      && await deps.startDashboardStepUp(ctx, identity.customerId, upstreamFactor(deps.idpConfig.sca, identity))) {
+    if (
+      !countsAsSca(deps.idpConfig.sca, identity) &&
+      deps.idpConfig.sca.belowSca === 'step_up' &&
+      (await deps.startDashboardStepUp(ctx, identity.customerId, upstreamFactor(deps.idpConfig.sca, identity)))
+    ) {
       // RTS Art. 4: one factor at the bank, the second Moat's own code; nobody is signed in until it is given.
       await recordSignIn(identity, 'dashboard (code to follow)');
       ctx.type = 'html';
-      ctx.body = views.render('federated-sign-in', { heading: 'One more step', message: 'Your bank sign-in used one factor. Next, enter the code from your authenticator app…', continueLink: DASHBOARD_CODE });
+      ctx.body = views.render('federated-sign-in', {
+        heading: 'One more step',
+        message: 'Your bank sign-in used one factor. Next, enter the code from your authenticator app…',
+        continueLink: DASHBOARD_CODE,
+      });
       return;
     }
     if (refuseUnlessSca(ctx, DASHBOARD_TARGET, identity)) return;
     await recordSignIn(outcome.identity, 'dashboard');
     await deps.startDashboardSession(ctx, outcome.identity.customerId);
     ctx.type = 'html';
-    ctx.body = views.render('federated-sign-in', { heading: 'Signed in', message: 'You are signed in. Taking you to your connected apps…', continueLink: DASHBOARD_HOME });
+    ctx.body = views.render('federated-sign-in', {
+      heading: 'Signed in',
+      message: 'You are signed in. Taking you to your connected apps…',
+      continueLink: DASHBOARD_HOME,
+    });
   };
 
   router.get(FEDERATION_CALLBACK_PATH, async (ctx) => {
@@ -193,7 +230,10 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
     // RFC 6749 §10.12: the state must be this browser's, and pending: unknown or used, it is refused.
     const pending = typeof state === 'string' && state === bound?.[2] ? await states.takePending(state) : undefined;
     if (uid === undefined || pending === undefined || pending.uid !== uid) {
-      const failure = new FederationFailure('unknown_state', bound === null ? 'a callback without this browser\'s sign-in cookie' : 'a callback whose state is unknown, used or not this browser\'s');
+      const failure = new FederationFailure(
+        'unknown_state',
+        bound === null ? "a callback without this browser's sign-in cookie" : "a callback whose state is unknown, used or not this browser's",
+      );
       failed(failure);
       unavailable(ctx, uid, failure);
       return;
@@ -246,7 +286,10 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
     logger.info({ event: 'federation.abandoned', outcome: error, clientId: details.params.client_id }, 'customer returned to the TPP without signing in');
     await finish(ctx, {
       error,
-      error_description: error === 'temporarily_unavailable' ? "the bank's sign-in service is unavailable; try again later" : 'the customer did not complete a strong sign-in at the bank',
+      error_description:
+        error === 'temporarily_unavailable'
+          ? "the bank's sign-in service is unavailable; try again later"
+          : 'the customer did not complete a strong sign-in at the bank',
     });
   });
 

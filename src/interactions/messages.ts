@@ -31,7 +31,9 @@ export interface Catalogues {
 
 export function loadCatalogues(dir: string): Catalogues {
   const all = new Map<string, Record<string, string>>();
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()) {
     const parsed = JSON.parse(readFileSync(join(dir, file), 'utf8')) as unknown;
     if (typeof parsed !== 'object' || parsed === null || Object.values(parsed).some((v) => typeof v !== 'string')) {
       throw new Error(`views/locales/${file}: expected an object of strings`);
@@ -44,7 +46,9 @@ export function loadCatalogues(dir: string): Catalogues {
     const missing = Object.keys(reference).filter((k) => !(k in messages));
     const extra = Object.keys(messages).filter((k) => !(k in reference));
     if (missing.length > 0 || extra.length > 0) {
-      throw new Error(`views/locales/${locale}.json: ${missing.length > 0 ? `missing ${missing.join(', ')}` : ''}${missing.length > 0 && extra.length > 0 ? '; ' : ''}${extra.length > 0 ? `not in ${REFERENCE_LOCALE}.json: ${extra.join(', ')}` : ''}`);
+      throw new Error(
+        `views/locales/${locale}.json: ${missing.length > 0 ? `missing ${missing.join(', ')}` : ''}${missing.length > 0 && extra.length > 0 ? '; ' : ''}${extra.length > 0 ? `not in ${REFERENCE_LOCALE}.json: ${extra.join(', ')}` : ''}`,
+      );
     }
   }
   const locales = [...all.keys()];
@@ -68,11 +72,15 @@ export function loadCatalogues(dir: string): Catalogues {
         const found = match(tag);
         if (found !== undefined) return found;
       }
-      const weighted = (acceptLanguage ?? '').split(',').map((part, index) => {
-        const [tag = '', ...attributes] = part.split(';');
-        const q = attributes.map((a) => /^\s*q=([\d.]+)\s*$/.exec(a)?.[1]).find((v) => v !== undefined);
-        return { tag, q: q === undefined ? 1 : Number(q), index };
-      }).filter((t) => t.q > 0).sort((a, b) => b.q - a.q || a.index - b.index);
+      const weighted = (acceptLanguage ?? '')
+        .split(',')
+        .map((part, index) => {
+          const [tag = '', ...attributes] = part.split(';');
+          const q = attributes.map((a) => /^\s*q=([\d.]+)\s*$/.exec(a)?.[1]).find((v) => v !== undefined);
+          return { tag, q: q === undefined ? 1 : Number(q), index };
+        })
+        .filter((t) => t.q > 0)
+        .sort((a, b) => b.q - a.q || a.index - b.index);
       for (const { tag } of weighted) {
         const found = match(tag);
         if (found !== undefined) return found;

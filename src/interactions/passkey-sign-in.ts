@@ -25,7 +25,14 @@ export interface PasskeyOffer {
 const bindingOf = (uid: string) => `interaction:${uid}`;
 
 /** `customerId` when the customer is known already (signed in at the bank's IdP): only their passkeys are asked for. */
-export async function passkeyOffer(ctx: ParameterizedContext, ceremonies: PasskeyCeremonies, views: Views, uid: string, link: PaymentLink | undefined, customerId?: string): Promise<PasskeyOffer> {
+export async function passkeyOffer(
+  ctx: ParameterizedContext,
+  ceremonies: PasskeyCeremonies,
+  views: Views,
+  uid: string,
+  link: PaymentLink | undefined,
+  customerId?: string,
+): Promise<PasskeyOffer> {
   const options = await ceremonies.authenticationOptions({
     binding: bindingOf(uid),
     ...(customerId === undefined ? {} : { customerId }),

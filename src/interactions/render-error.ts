@@ -31,7 +31,10 @@ export interface ShownError {
 }
 
 /** The TPP the customer came from, as far as it is known: its name and a safe (https) website. */
-export interface TppLink { name: string; link?: string }
+export interface TppLink {
+  name: string;
+  link?: string;
+}
 
 /** oidc-provider's own errors meant for the client (an unknown or expired interaction), as a page shows them. */
 export function providerErrorShown(err: unknown): ShownError | undefined {
@@ -102,8 +105,11 @@ export function createRenderError(views: Views, options: { interactionMinutes?: 
     // The page hides the OAuth code; the request's log line and metrics keep it.
     if (shown.error !== undefined) ctx.state.outcome ??= shown.error;
     ctx.type = 'html';
-    ctx.body = views.render('error', errorPage(ctx, { ...shown, kind }, { tpp: tppLinkOf(ctx.oidc?.client), interactionMinutes: options.interactionMinutes }),
-      errorLocale(views, ctx, ctx.oidc?.params?.ui_locales));
+    ctx.body = views.render(
+      'error',
+      errorPage(ctx, { ...shown, kind }, { tpp: tppLinkOf(ctx.oidc?.client), interactionMinutes: options.interactionMinutes }),
+      errorLocale(views, ctx, ctx.oidc?.params?.ui_locales),
+    );
   };
 }
 
@@ -113,31 +119,53 @@ export function createRenderError(views: Views, options: { interactionMinutes?: 
  * for the app an interaction came from; `also` maps errors particular to a router. The technical
  * text goes to `onError` (the log). Pages are never stored by a browser or a proxy.
  */
-export function htmlErrorPages(views: Views, options: {
-  back?: { link: string; label: string };
-  also?: (err: unknown) => ShownError | undefined;
-  onError?: (shown: ShownError) => void;
-  fallbackDescription?: string;
-  tpp?: (ctx: ParameterizedContext) => Promise<TppLink | undefined>;
-  interactionMinutes?: number;
-  technical?: boolean;
-} = {}): Middleware {
+export function htmlErrorPages(
+  views: Views,
+  options: {
+    back?: { link: string; label: string };
+    also?: (err: unknown) => ShownError | undefined;
+    onError?: (shown: ShownError) => void;
+    fallbackDescription?: string;
+    tpp?: (ctx: ParameterizedContext) => Promise<TppLink | undefined>;
+    interactionMinutes?: number;
+    technical?: boolean;
+  } = {},
+): Middleware {
   return async (ctx, next) => {
     ctx.set('Cache-Control', 'no-store');
     try {
       await next();
     } catch (err) {
-      const shown = err instanceof OAuthError ? { status: err.status, error: err.code, description: err.description }
-        : err instanceof StorageUnavailableError ? { status: 503, error: 'temporarily_unavailable', description: 'The service is briefly unavailable. Try again in a moment.', kind: 'unavailable' as const }
-          : options.also?.(err);
+      const shown =
+        err instanceof OAuthError
+          ? { status: err.status, error: err.code, description: err.description }
+          : err instanceof StorageUnavailableError
+            ? {
+                status: 503,
+                error: 'temporarily_unavailable',
+                description: 'The service is briefly unavailable. Try again in a moment.',
+                kind: 'unavailable' as const,
+              }
+            : options.also?.(err);
       if (shown === undefined) throw err;
       const tpp = await options.tpp?.(ctx).catch(() => undefined);
       ctx.status = shown.status;
       if (shown.error !== undefined) ctx.state.outcome ??= shown.error;
       ctx.type = 'html';
-      ctx.body = views.render('error', errorPage(ctx, { ...shown, description: shown.description ?? options.fallbackDescription, kind: kindOf(err, shown) }, {
-        back: options.back, tpp, interactionMinutes: options.interactionMinutes, technical: options.technical,
-      }), errorLocale(views, ctx));
+      ctx.body = views.render(
+        'error',
+        errorPage(
+          ctx,
+          { ...shown, description: shown.description ?? options.fallbackDescription, kind: kindOf(err, shown) },
+          {
+            back: options.back,
+            tpp,
+            interactionMinutes: options.interactionMinutes,
+            technical: options.technical,
+          },
+        ),
+        errorLocale(views, ctx),
+      );
       options.onError?.(shown);
     }
   };

@@ -4,8 +4,11 @@ import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
 import {
-  AuthorizationDetailsInvalid, parseRequestedDetail,
-  type GrantDecision, type GrantedDetail, type RequestedDetail,
+  AuthorizationDetailsInvalid,
+  parseRequestedDetail,
+  type GrantDecision,
+  type GrantedDetail,
+  type RequestedDetail,
 } from '../consents/authorization-details.ts';
 import { approveConsent, consentIdAtDecision, denyConsent, type GrantWriter } from '../consents/consent-decision.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
@@ -25,14 +28,20 @@ import { readForm } from '../http/read-body.ts';
 import type { Logger } from '../observability/logger.ts';
 import { getAttribute, parseDistinguishedName } from '../pki/distinguished-name.ts';
 import {
-  ACR_SCA, authenticationFromLogin, authenticationFromSubmission, completedAuthentication, consentAuthentication, isStrong, loginResult, passwordFactor, totpFactor,
+  ACR_SCA,
+  authenticationFromLogin,
+  authenticationFromSubmission,
+  completedAuthentication,
+  consentAuthentication,
+  isStrong,
+  loginResult,
+  passwordFactor,
+  totpFactor,
 } from '../sca/authentication.ts';
 import { AuthenticationRequirementsUnmet, shortfall } from '../sca/authentication-policy.ts';
 import { paymentLinkHash } from '../sca/dynamic-linking.ts';
 import { refusalStatus, type TotpFactor } from '../sca/totp-factor.ts';
-import {
-  linkedConsentId, pendingAuthenticationOf, requirementFor, savePendingAuthentication, type PendingAuthentication,
-} from './customer-authentication.ts';
+import { linkedConsentId, pendingAuthenticationOf, requirementFor, savePendingAuthentication, type PendingAuthentication } from './customer-authentication.ts';
 import type { FederatedLogin } from './federated-login.ts';
 import { passkeyOffer, passkeySignIn } from './passkey-sign-in.ts';
 import { PasskeyRefused, type PasskeyCeremonies } from '../passkeys/passkey-ceremonies.ts';
@@ -106,18 +115,21 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   // A customer's browser gets a page, not JSON: an expired or unknown interaction, a form posted
   // without its cookies, a body that is not a form.
   // The customer reads plain words and a way back to the TPP; the technical text is logged.
-  router.use(htmlErrorPages(views, {
-    also: providerErrorShown,
-    fallbackDescription: INTERACTION_EXPIRED,
-    interactionMinutes: Math.round(config.tokens.interactionTtl / 60),
-    tpp: async (ctx) => {
-      const uid = /^\/interaction\/([^/]+)/.exec(ctx.path)?.[1];
-      const interaction = uid === undefined ? undefined : await provider.Interaction.find(uid);
-      const clientId = interaction?.params.client_id;
-      return typeof clientId === 'string' ? tppLinkOf(await provider.Client.find(clientId)) : undefined;
-    },
-    onError: (shown) => logger.info({ event: 'interaction.error', outcome: shown.error, status: shown.status, description: shown.description }, 'interaction error'),
-  }));
+  router.use(
+    htmlErrorPages(views, {
+      also: providerErrorShown,
+      fallbackDescription: INTERACTION_EXPIRED,
+      interactionMinutes: Math.round(config.tokens.interactionTtl / 60),
+      tpp: async (ctx) => {
+        const uid = /^\/interaction\/([^/]+)/.exec(ctx.path)?.[1];
+        const interaction = uid === undefined ? undefined : await provider.Interaction.find(uid);
+        const clientId = interaction?.params.client_id;
+        return typeof clientId === 'string' ? tppLinkOf(await provider.Client.find(clientId)) : undefined;
+      },
+      onError: (shown) =>
+        logger.info({ event: 'interaction.error', outcome: shown.error, status: shown.status, description: shown.description }, 'interaction error'),
+    }),
+  );
 
   // The account directory (the bank's account service) failing is no error of the customer's or the
   // TPP's: the customer is told their accounts cannot be shown now, and the interaction stays open
@@ -128,15 +140,24 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     } catch (err) {
       const uid = /^\/interaction\/([^/]+)/.exec(ctx.path)?.[1];
       if (!(err instanceof AccountsUnavailable) || uid === undefined) throw err;
-      logger.warn({ event: 'consent.accounts_unavailable', outcome: 'accounts_unavailable', reason: err.reason }, 'consent page without accounts: the account directory is unavailable');
+      logger.warn(
+        { event: 'consent.accounts_unavailable', outcome: 'accounts_unavailable', reason: err.reason },
+        'consent page without accounts: the account directory is unavailable',
+      );
       const details = await provider.interactionDetails(ctx.req, ctx.res);
       ctx.status = 503;
       ctx.set('Retry-After', '5');
       ctx.type = 'html';
-      ctx.body = views.render('accounts-unavailable', {
-        uid: details.uid, csrf: csrf.token(ctx, `interaction:${details.uid}`), clientName: (await clientView(String(details.params.client_id))).clientName,
-        interactionId: ctx.response.get('x-fapi-interaction-id'),
-      }, pageLocale(ctx, details));
+      ctx.body = views.render(
+        'accounts-unavailable',
+        {
+          uid: details.uid,
+          csrf: csrf.token(ctx, `interaction:${details.uid}`),
+          clientName: (await clientView(String(details.params.client_id))).clientName,
+          interactionId: ctx.response.get('x-fapi-interaction-id'),
+        },
+        pageLocale(ctx, details),
+      );
     }
   });
 
@@ -170,25 +191,32 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   const timeLimitOf = (ctx: Ctx, details: InteractionDetails) => {
     const secondsLeft = Math.max(0, details.exp - epochSeconds(sca.now()));
     return {
-      secondsLeft, minutes: Math.max(1, Math.round(secondsLeft / 60)),
+      secondsLeft,
+      minutes: Math.max(1, Math.round(secondsLeft / 60)),
       script: { src: views.sessionTimerScript.path, integrity: views.sessionTimerScript.integrity, nonce: allowScript(ctx) },
     };
   };
 
   /** The page's language: the authorization's ui_locales, else the browser's Accept-Language. */
-  const pageLocale = (ctx: Ctx, details: InteractionDetails) => views.catalogues.negotiate(
-    typeof details.params.ui_locales === 'string' ? details.params.ui_locales : undefined, ctx.get('accept-language'));
+  const pageLocale = (ctx: Ctx, details: InteractionDetails) =>
+    views.catalogues.negotiate(typeof details.params.ui_locales === 'string' ? details.params.ui_locales : undefined, ctx.get('accept-language'));
 
   const renderLogin = async (ctx: Ctx, uid: string, clientId: string, extra: { error?: string; username?: string } = {}, details?: InteractionDetails) => {
     const passkey = details === undefined ? undefined : await passkeyOfferFor(ctx, details);
     ctx.type = 'html';
-    ctx.body = views.render('login', {
-      uid, ...(await clientView(clientId)), ...extra,
-      ...(details === undefined ? {} : { timeLimit: timeLimitOf(ctx, details) }),
-      ...(passkey === undefined ? {} : { passkey, payment: passkey.payment }),
-      csrf: csrf.token(ctx, `interaction:${uid}`),
-      demoCustomers: sandbox ? SANDBOX_CUSTOMERS : [],
-    }, details === undefined ? views.catalogues.negotiate(undefined, ctx.get('accept-language')) : pageLocale(ctx, details));
+    ctx.body = views.render(
+      'login',
+      {
+        uid,
+        ...(await clientView(clientId)),
+        ...extra,
+        ...(details === undefined ? {} : { timeLimit: timeLimitOf(ctx, details) }),
+        ...(passkey === undefined ? {} : { passkey, payment: passkey.payment }),
+        csrf: csrf.token(ctx, `interaction:${uid}`),
+        demoCustomers: sandbox ? SANDBOX_CUSTOMERS : [],
+      },
+      details === undefined ? views.catalogues.negotiate(undefined, ctx.get('accept-language')) : pageLocale(ctx, details),
+    );
   };
 
   const pendingRequest = async (details: InteractionDetails): Promise<PendingRequest> => {
@@ -218,7 +246,12 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
    * The consent page. Re-rendered after a choice it refuses, it keeps exactly what the customer
    * chose — accounts, the account to pay from, the kinds of information kept back — never the defaults.
    */
-  const renderConsent = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, extra: { error?: ChoiceInvalid['code']; chosen?: string[]; keptGroups?: string[] | undefined } = {}) => {
+  const renderConsent = async (
+    ctx: Ctx,
+    details: InteractionDetails,
+    request: PendingRequest,
+    extra: { error?: ChoiceInvalid['code']; chosen?: string[]; keptGroups?: string[] | undefined } = {},
+  ) => {
     const locale = pageLocale(ctx, details);
     const intl = intlLocale(locale);
     const t = views.catalogues.translator(locale);
@@ -229,35 +262,47 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     // Asked by scope alone, the page asks the same questions as for authorization_details (issue 18 point 5).
     const asked = request.detail ?? (byScope ? scopeAccessRequest(sca.now(), config.consents.scopeAccessDays) : undefined);
     const view = asked === undefined ? undefined : describeDetail(asked, intl);
-    const payment = view?.payment === undefined ? undefined : {
-      ...view.payment,
-      // A single domestic payment is made straight away (Faster Payments): today, in the bank's time.
-      date: formatDate(sca.now(), intl),
-      charges: config.branding.paymentCharges ?? t('payment.chargesNone'),
-    };
+    const payment =
+      view?.payment === undefined
+        ? undefined
+        : {
+            ...view.payment,
+            // A single domestic payment is made straight away (Faster Payments): today, in the bank's time.
+            date: formatDate(sca.now(), intl),
+            charges: config.branding.paymentCharges ?? t('payment.chargesNone'),
+          };
     const paymentCurrency = request.detail?.type === 'payment_initiation' ? request.detail.instructedAmount.currency : undefined;
     ctx.type = 'html';
-    ctx.body = views.render('consent', {
-      uid: details.uid,
-      timeLimit: timeLimitOf(ctx, details),
-      csrf: csrf.token(ctx, `interaction:${details.uid}`),
-      ...(await clientView(request.clientId)),
-      customerName: customer?.name ?? customerId,
-      scopes: describeScopes(request.scope, config, t, { openidOnly: asked !== undefined }),
-      detail: view === undefined ? undefined : {
-        ...view,
-        ...(payment === undefined ? {} : { payment }),
-        groups: view.groups?.map((g) => ({ ...g, checked: extra.keptGroups?.includes(g.key) ?? true })),
+    ctx.body = views.render(
+      'consent',
+      {
+        uid: details.uid,
+        timeLimit: timeLimitOf(ctx, details),
+        csrf: csrf.token(ctx, `interaction:${details.uid}`),
+        ...(await clientView(request.clientId)),
+        customerName: customer?.name ?? customerId,
+        scopes: describeScopes(request.scope, config, t, { openidOnly: asked !== undefined }),
+        detail:
+          view === undefined
+            ? undefined
+            : {
+                ...view,
+                ...(payment === undefined ? {} : { payment }),
+                groups: view.groups?.map((g) => ({ ...g, checked: extra.keptGroups?.includes(g.key) ?? true })),
+              },
+        // Asked by scope, nothing narrows the accounts: all ticked, the customer unticks what to keep back.
+        accounts: offered.map((a) => ({ ...describeAccount(a), checked: extra.chosen?.includes(a.id) ?? (byScope || offered.length === 1) })),
+        leftOut: leftOut.map(({ account, reason }) => ({
+          ...describeAccount(account),
+          why:
+            reason === 'currency'
+              ? t('payment.leftOut.currency', { accountCurrency: account.currency, paymentCurrency: paymentCurrency ?? '' })
+              : t('payment.leftOut.cannotPay'),
+        })),
+        error: extra.error === undefined ? undefined : t(`choice.${extra.error}`),
       },
-      // Asked by scope, nothing narrows the accounts: all ticked, the customer unticks what to keep back.
-      accounts: offered.map((a) => ({ ...describeAccount(a), checked: extra.chosen?.includes(a.id) ?? (byScope || offered.length === 1) })),
-      leftOut: leftOut.map(({ account, reason }) => ({
-        ...describeAccount(account),
-        why: reason === 'currency' ? t('payment.leftOut.currency', { accountCurrency: account.currency, paymentCurrency: paymentCurrency ?? '' })
-          : t('payment.leftOut.cannotPay'),
-      })),
-      error: extra.error === undefined ? undefined : t(`choice.${extra.error}`),
-    }, locale);
+      locale,
+    );
   };
 
   /**
@@ -265,7 +310,13 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
    * passkey form when the customer has one. For a payment, the amount and payee beside the code
    * field, and the passkey challenge linked to them (RTS Art. 5(1)(a)).
    */
-  const renderSecondStep = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, pending: PendingAuthentication, extra: { error?: string } = {}) => {
+  const renderSecondStep = async (
+    ctx: Ctx,
+    details: InteractionDetails,
+    request: PendingRequest,
+    pending: PendingAuthentication,
+    extra: { error?: string } = {},
+  ) => {
     const requirement = requirementOf(details, request, pending);
     const payment = request.detail?.type === 'payment_initiation' ? describeDetail(request.detail).payment : undefined;
     const customer = await customers.findById(pending.customerId);
@@ -273,16 +324,20 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const passkey = steps.passkey ? await passkeyOffer(ctx, passkeys.ceremonies, views, details.uid, requirement?.link, pending.customerId) : undefined;
     ctx.type = 'html';
     ctx.body = views.render('totp', {
-      uid: details.uid, ...(await clientView(request.clientId)),
+      uid: details.uid,
+      ...(await clientView(request.clientId)),
       csrf: csrf.token(ctx, `interaction:${details.uid}`),
       customerName: customer?.name ?? pending.customerId,
       payment,
       paymentLink: requirement?.link === undefined ? undefined : paymentLinkHash(requirement.link),
       codeForm: steps.totp,
       passkey,
-      upstreamNote: pending.upstream === undefined || payment !== undefined ? undefined
-        : pending.upstream.sca ? 'For your security, confirm it is you with one more step.'
-          : 'Your bank sign-in used one factor. One more step with us makes it a strong sign-in.',
+      upstreamNote:
+        pending.upstream === undefined || payment !== undefined
+          ? undefined
+          : pending.upstream.sca
+            ? 'For your security, confirm it is you with one more step.'
+            : 'Your bank sign-in used one factor. One more step with us makes it a strong sign-in.',
       demoCustomers: sandbox && pending.upstream === undefined ? SANDBOX_CUSTOMERS : [],
       ...extra,
     });
@@ -296,7 +351,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
    * strong (RTS Art. 4: an element of another category), a passkey always (strong on its own).
    */
   const moatStepsFor = async (pending: PendingAuthentication): Promise<{ totp: boolean; passkey: boolean }> => ({
-    totp: sca.totp !== undefined && await sca.totp.status(pending.customerId) === 'active' && isStrong([firstFactorOf(pending), totpFactor()]),
+    totp: sca.totp !== undefined && (await sca.totp.status(pending.customerId)) === 'active' && isStrong([firstFactorOf(pending), totpFactor()]),
     passkey: (await passkeys.store.listForCustomer(pending.customerId)).length > 0,
   });
 
@@ -307,7 +362,12 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
    * A customer with no factor that can do it gets a page that says what to do, and a way back to
    * the TPP with access_denied.
    */
-  const continueAfterUpstream = async (ctx: Ctx, details: InteractionDetails, request: PendingRequest, pending: PendingAuthentication & { upstream: NonNullable<PendingAuthentication['upstream']> }) => {
+  const continueAfterUpstream = async (
+    ctx: Ctx,
+    details: InteractionDetails,
+    request: PendingRequest,
+    pending: PendingAuthentication & { upstream: NonNullable<PendingAuthentication['upstream']> },
+  ) => {
     const consentId = pending.consentId ?? linkedConsentId(request);
     if (consentId !== undefined && pending.consentId === undefined) {
       // Chosen once, as at the password step: the code and the passkey challenge link to this id.
@@ -323,7 +383,11 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     // an earlier session of its own (single sign-on), which its auth_time shows.
     const stale = requirement.fresh && pending.upstream.authTime < details.iat;
     if (pending.upstream.sca && requirement.link === undefined && !stale) {
-      const auth = completedAuthentication({ customerId: pending.customerId, factors: [pending.upstream.factor], authTime: new Date(pending.upstream.authTime * 1000) });
+      const auth = completedAuthentication({
+        customerId: pending.customerId,
+        factors: [pending.upstream.factor],
+        authTime: new Date(pending.upstream.authTime * 1000),
+      });
       await provider.interactionFinished(ctx.req, ctx.res, loginResult(auth), { mergeWithLastSubmission: false });
       ctx.respond = false;
       return;
@@ -331,11 +395,17 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const steps = await moatStepsFor(pending);
     const why = !pending.upstream.sca ? 'below_sca' : requirement.link !== undefined ? 'payment_link' : 'not_fresh';
     if (steps.totp || steps.passkey) {
-      logger.info({ event: 'federation.moat_step', outcome: why, clientId: request.clientId, accountId: pending.customerId, detail: steps }, "Moat's own factor after the bank's sign-in");
+      logger.info(
+        { event: 'federation.moat_step', outcome: why, clientId: request.clientId, accountId: pending.customerId, detail: steps },
+        "Moat's own factor after the bank's sign-in",
+      );
       await renderSecondStep(ctx, details, request, pending);
       return;
     }
-    logger.info({ event: 'federation.no_moat_factor', outcome: 'access_denied', clientId: request.clientId, accountId: pending.customerId, detail: why }, "no Moat factor can complete the bank's sign-in");
+    logger.info(
+      { event: 'federation.no_moat_factor', outcome: 'access_denied', clientId: request.clientId, accountId: pending.customerId, detail: why },
+      "no Moat factor can complete the bank's sign-in",
+    );
     // The next visit starts at the bank again (a stronger sign-in there may do).
     await savePendingAuthentication(provider, details.uid, undefined);
     ctx.status = 403;
@@ -343,21 +413,28 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     ctx.set('Cache-Control', 'no-store');
     const { clientName } = await clientView(request.clientId);
     ctx.body = views.render('federated-sign-in', {
-      uid: details.uid, csrf: csrf.token(ctx, `interaction:${details.uid}`), tppError: 'access_denied',
-      reference: ctx.response.get('x-fapi-interaction-id'), setupLink: '/account/security',
+      uid: details.uid,
+      csrf: csrf.token(ctx, `interaction:${details.uid}`),
+      tppError: 'access_denied',
+      reference: ctx.response.get('x-fapi-interaction-id'),
+      setupLink: '/account/security',
       ...(why === 'payment_link'
         ? {
-          heading: 'Set up a way to confirm payments',
-          message: `To confirm a payment, you enter a code from an authenticator app or use a passkey while you see the amount and payee. You have not set one up yet. Set one up under Sign-in security in your online banking account, then start the payment again from ${clientName}.`,
-        }
-        : why === 'not_fresh' ? {
-          heading: 'Please confirm it is you',
-          message: 'For your security, this needs a new sign-in. Set up an authenticator app or passkey under Sign-in security in your online banking account, then start again from the application, or cancel.',
-        } : {
-          heading: 'A stronger sign-in is needed',
-          message: 'Your bank sign-in did not use two-factor authentication, which is required to share your accounts, make a payment or manage connected apps. Try again and confirm with your second factor, or set up an authenticator app or passkey under Sign-in security in your online banking account.',
-          retryLink: `/interaction/${details.uid}`,
-        }),
+            heading: 'Set up a way to confirm payments',
+            message: `To confirm a payment, you enter a code from an authenticator app or use a passkey while you see the amount and payee. You have not set one up yet. Set one up under Sign-in security in your online banking account, then start the payment again from ${clientName}.`,
+          }
+        : why === 'not_fresh'
+          ? {
+              heading: 'Please confirm it is you',
+              message:
+                'For your security, this needs a new sign-in. Set up an authenticator app or passkey under Sign-in security in your online banking account, then start again from the application, or cancel.',
+            }
+          : {
+              heading: 'A stronger sign-in is needed',
+              message:
+                'Your bank sign-in did not use two-factor authentication, which is required to share your accounts, make a payment or manage connected apps. Try again and confirm with your second factor, or set up an authenticator app or passkey under Sign-in security in your online banking account.',
+              retryLink: `/interaction/${details.uid}`,
+            }),
     });
   };
 
@@ -392,7 +469,11 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   /** What this authorization needs; undefined when an essential acr cannot be met. */
   const requirementOf = (details: InteractionDetails, request: PendingRequest, pending: PendingAuthentication) => {
     try {
-      return requirementFor({ ...request, ...(pending.consentId === undefined ? {} : { consentId: pending.consentId }) }, details.params, sca.steppedUp(request.clientId));
+      return requirementFor(
+        { ...request, ...(pending.consentId === undefined ? {} : { consentId: pending.consentId }) },
+        details.params,
+        sca.steppedUp(request.clientId),
+      );
     } catch (err) {
       if (err instanceof AuthenticationRequirementsUnmet) return undefined;
       throw err;
@@ -444,7 +525,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const username = form.get('username') ?? '';
     const password = form.get('password') ?? '';
     // The bank's IdP signs its customers in; Moat holds no passwords for them.
-    if (deps.federated !== undefined) throw new OAuthError('invalid_request', "this bank signs customers in at its own sign-in page: return to the application and start again");
+    if (deps.federated !== undefined)
+      throw new OAuthError('invalid_request', 'this bank signs customers in at its own sign-in page: return to the application and start again');
     if (details.prompt.name !== 'login') {
       ctx.status = 400;
       await renderLogin(ctx, details.uid, clientId, { error: 'This sign-in step is already complete.' });
@@ -466,7 +548,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       await finishUnmet(ctx, 'none of the requested acr values can be met by this server');
       return;
     }
-    if (sca.totp !== undefined && await sca.totp.status(signedIn.customerId) === 'active') {
+    if (sca.totp !== undefined && (await sca.totp.status(signedIn.customerId)) === 'active') {
       // RTS Art. 4: the second element, on its own page (post/redirect/get, so a reload does not resend the password).
       await savePendingAuthentication(provider, details.uid, pending);
       ctx.status = 303;
@@ -499,7 +581,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     // With the bank's IdP the passkey is Moat's step after the customer signed in there, for that customer.
     const pending = details.prompt.name === 'login' ? pendingAuthenticationOf(details) : undefined;
     const upstream = pending?.upstream === undefined ? undefined : { customerId: pending.customerId, also: [pending.upstream.factor] };
-    if (deps.federated !== undefined && upstream === undefined) throw new OAuthError('invalid_request', "this bank signs customers in at its own sign-in page: return to the application and start again");
+    if (deps.federated !== undefined && upstream === undefined)
+      throw new OAuthError('invalid_request', 'this bank signs customers in at its own sign-in page: return to the application and start again');
     if (details.prompt.name !== 'login') {
       ctx.status = 400;
       await renderLogin(ctx, details.uid, clientId, { error: 'This sign-in step is already complete.' });
@@ -527,7 +610,10 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       else await renderLogin(ctx, details.uid, clientId, { error: err.message }, details);
       return;
     }
-    logger.info({ event: 'sca.authenticated', outcome: 'sca', clientId, accountId: auth.customerId, amr: auth.amr, linked: auth.link !== undefined }, 'customer authenticated strongly');
+    logger.info(
+      { event: 'sca.authenticated', outcome: 'sca', clientId, accountId: auth.customerId, amr: auth.amr, linked: auth.link !== undefined },
+      'customer authenticated strongly',
+    );
     await provider.interactionFinished(ctx.req, ctx.res, loginResult(auth), { mergeWithLastSubmission: false });
     ctx.respond = false;
   });
@@ -540,7 +626,9 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const pending = details.prompt.name === 'login' ? pendingAuthenticationOf(details) : undefined;
     if (pending === undefined || sca.totp === undefined) {
       ctx.status = 400;
-      await renderLogin(ctx, details.uid, clientId, { error: details.prompt.name === 'login' ? 'Sign in with your username and password first.' : 'This sign-in step is already complete.' });
+      await renderLogin(ctx, details.uid, clientId, {
+        error: details.prompt.name === 'login' ? 'Sign in with your username and password first.' : 'This sign-in step is already complete.',
+      });
       return;
     }
     const request = await pendingRequestOrFinish(ctx, details);
@@ -556,13 +644,17 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const link = requirement.link;
     if (link !== undefined && shown !== paymentLinkHash(link)) {
       ctx.status = 409;
-      await renderSecondStep(ctx, details, request, pending, { error: 'The payment details changed while you were signing in. Check the amount and payee below, then enter a new code.' });
+      await renderSecondStep(ctx, details, request, pending, {
+        error: 'The payment details changed while you were signing in. Check the amount and payee below, then enter a new code.',
+      });
       return;
     }
     if (pending.upstream !== undefined && !(await moatStepsFor(pending)).totp) {
       // After the bank's sign-in a code is offered only where it makes the sign-in strong (RTS Art. 4).
       ctx.status = 400;
-      await renderSecondStep(ctx, details, request, pending, { error: 'A code from an authenticator app cannot complete this sign-in. Use your passkey, or cancel.' });
+      await renderSecondStep(ctx, details, request, pending, {
+        error: 'A code from an authenticator app cannot complete this sign-in. Use your passkey, or cancel.',
+      });
       return;
     }
     const checked = await sca.totp.verify(pending.customerId, form.get('code'), ctx.ip);
@@ -575,9 +667,15 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       return;
     }
     const auth = completedAuthentication({
-      customerId: pending.customerId, factors: [firstFactorOf(pending), totpFactor()], authTime: sca.now(), ...(link === undefined ? {} : { link }),
+      customerId: pending.customerId,
+      factors: [firstFactorOf(pending), totpFactor()],
+      authTime: sca.now(),
+      ...(link === undefined ? {} : { link }),
     });
-    logger.info({ event: 'sca.authenticated', outcome: 'sca', clientId, accountId: auth.customerId, amr: auth.amr, linked: link !== undefined }, 'customer authenticated strongly');
+    logger.info(
+      { event: 'sca.authenticated', outcome: 'sca', clientId, accountId: auth.customerId, amr: auth.amr, linked: link !== undefined },
+      'customer authenticated strongly',
+    );
     await provider.interactionFinished(ctx.req, ctx.res, loginResult(auth), { mergeWithLastSubmission: false });
     ctx.respond = false;
   });
@@ -611,8 +709,12 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     try {
       const offered = await offeredAccounts(accounts, customerId, request, { interactionId: details.uid });
       // Asked by scope alone: the accounts chosen, recorded in the shape authorization_details use.
-      granted = request.detail !== undefined ? grantedDetail(request.detail, offered, chosen, keptGroups(form))
-        : asksAccountsByScope(request) ? grantedDetail(scopeAccessRequest(sca.now(), config.consents.scopeAccessDays), offered, chosen, keptGroups(form)) : undefined;
+      granted =
+        request.detail !== undefined
+          ? grantedDetail(request.detail, offered, chosen, keptGroups(form))
+          : asksAccountsByScope(request)
+            ? grantedDetail(scopeAccessRequest(sca.now(), config.consents.scopeAccessDays), offered, chosen, keptGroups(form))
+            : undefined;
     } catch (err) {
       if (!(err instanceof ChoiceInvalid)) throw err;
       ctx.status = 400;
@@ -634,16 +736,27 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     }
     const gap = shortfall(auth, requirement, { customerId });
     if (gap !== undefined) {
-      logger.warn({ event: 'sca.refused', outcome: `sca_${gap}`, clientId: request.clientId, consentId }, 'consent refused: authentication does not meet the requirement');
+      logger.warn(
+        { event: 'sca.refused', outcome: `sca_${gap}`, clientId: request.clientId, consentId },
+        'consent refused: authentication does not meet the requirement',
+      );
       if (gap === 'not_linked') {
-        await finishWithError(ctx, 'access_denied', 'the payment differs from what the customer authenticated (PSD2 RTS Art. 5): the authentication is not valid for it; start a new authorization');
+        await finishWithError(
+          ctx,
+          'access_denied',
+          'the payment differs from what the customer authenticated (PSD2 RTS Art. 5): the authentication is not valid for it; start a new authorization',
+        );
       } else {
         await finishUnmet(ctx, `strong customer authentication is required (${requirement.reasons.join(', ')}) and was not performed for this authorization`);
       }
       return;
     }
     const decided = await approveConsent(consents, grantWriter(provider, details), {
-      request, customerId, consentId, granted, params: details.params,
+      request,
+      customerId,
+      consentId,
+      granted,
+      params: details.params,
       ...(auth === undefined ? {} : { authentication: consentAuthentication(auth) }),
     });
     if (!decided.ok) {
@@ -667,8 +780,9 @@ export async function signIn(
   username: string,
   password: string,
 ): Promise<SignInResult> {
-  const result = await deps.throttle.attempt(username, ctx.ip, () => (
-    username === '' || password === '' ? Promise.resolve(undefined) : deps.customers.authenticate(username, password)));
+  const result = await deps.throttle.attempt(username, ctx.ip, () =>
+    username === '' || password === '' ? Promise.resolve(undefined) : deps.customers.authenticate(username, password),
+  );
   if (result.outcome === 'refused') {
     deps.logger.warn({ event: 'login.locked', outcome: 'login_locked', by: result.locked.by }, 'customer sign-in locked');
     ctx.set('Retry-After', String(result.locked.retryAfterSeconds));
@@ -697,14 +811,18 @@ function keptGroups(form: URLSearchParams): string[] | undefined {
 function grantWriter(provider: Provider, details: InteractionDetails): GrantWriter {
   return {
     save: (granted) => saveGrant(provider, details, granted),
-    destroy: async (grantId) => { await (await provider.Grant.find(grantId))?.destroy(); },
+    destroy: async (grantId) => {
+      await (await provider.Grant.find(grantId))?.destroy();
+    },
   };
 }
 
 async function saveGrant(provider: Provider, details: InteractionDetails, granted: GrantedDetail | undefined): Promise<string> {
   const grant = new provider.Grant({ accountId: details.session!.accountId, clientId: String(details.params.client_id) });
   const missing = details.prompt.details as {
-    missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]>;
+    missingOIDCScope?: string[];
+    missingOIDCClaims?: string[];
+    missingResourceScopes?: Record<string, string[]>;
   };
   if (missing.missingOIDCScope !== undefined) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
   if (missing.missingOIDCClaims !== undefined) grant.addOIDCClaims(missing.missingOIDCClaims);
@@ -721,10 +839,13 @@ function epochSeconds(at: Date): number {
 
 /** The scopes in words: the standard ones from the catalogue, the bank's own as configured. */
 function describeScopes(scope: string, config: MoatConfig, t: Translate, options: { openidOnly?: boolean } = {}): string[] {
-  return scope.split(' ').filter(Boolean).flatMap((s) => {
-    if (s === 'openid' || s === 'offline_access') return [t(`scope.${s}`)];
-    if (options.openidOnly === true) return [];
-    const configured = config.scopes[s];
-    return configured === undefined ? [] : [configured.description];
-  });
+  return scope
+    .split(' ')
+    .filter(Boolean)
+    .flatMap((s) => {
+      if (s === 'openid' || s === 'offline_access') return [t(`scope.${s}`)];
+      if (options.openidOnly === true) return [];
+      const configured = config.scopes[s];
+      return configured === undefined ? [] : [configured.description];
+    });
 }

@@ -9,7 +9,22 @@ import { loadCatalogues, REFERENCE_LOCALE, type Catalogues } from './messages.ts
 /** The top-level views/ folder: server-rendered pages, escaped by default (`<%= %>`). */
 export const VIEWS_DIR = join(import.meta.dirname, '..', '..', 'views');
 
-export type ViewName = 'login' | 'totp' | 'consent' | 'accounts-unavailable' | 'error' | 'federated-sign-in' | 'dashboard-login' | 'dashboard-code' | 'dashboard-security' | 'dashboard' | 'revoke-confirm' | 'dashboard-passkeys' | 'portal' | 'portal-call' | 'bank-app';
+export type ViewName =
+  | 'login'
+  | 'totp'
+  | 'consent'
+  | 'accounts-unavailable'
+  | 'error'
+  | 'federated-sign-in'
+  | 'dashboard-login'
+  | 'dashboard-code'
+  | 'dashboard-security'
+  | 'dashboard'
+  | 'revoke-confirm'
+  | 'dashboard-passkeys'
+  | 'portal'
+  | 'portal-call'
+  | 'bank-app';
 
 export interface Views {
   /** The page in `locale` (a catalogue's tag; English when omitted): its words come from views/locales. */

@@ -21,7 +21,12 @@ export interface ErrorResponse {
 const RETRY_AFTER_SECONDS = '5';
 
 /** An error of oidc-provider's raised in Moat's routes: its status and code are meant for the client. */
-interface ExposedProviderError { status: number; error: string; error_description?: string; expose: true }
+interface ExposedProviderError {
+  status: number;
+  error: string;
+  error_description?: string;
+  expose: true;
+}
 
 function isProviderError(err: unknown): err is ExposedProviderError {
   const e = err as Partial<ExposedProviderError> | undefined;
@@ -67,8 +72,15 @@ export function serverErrorResponse(description: string, requestId?: string): Er
 }
 
 /** OBIE error codes Moat answers with. */
-export type ObieErrorCode = 'UK.OBIE.Field.Invalid' | 'UK.OBIE.Field.Missing' | 'UK.OBIE.Field.Unexpected' | 'UK.OBIE.Header.Missing'
-  | 'UK.OBIE.Header.Invalid' | 'UK.OBIE.Resource.NotFound' | 'UK.OBIE.Resource.InvalidConsentStatus' | 'UK.OBIE.Resource.ConsentMismatch'
+export type ObieErrorCode =
+  | 'UK.OBIE.Field.Invalid'
+  | 'UK.OBIE.Field.Missing'
+  | 'UK.OBIE.Field.Unexpected'
+  | 'UK.OBIE.Header.Missing'
+  | 'UK.OBIE.Header.Invalid'
+  | 'UK.OBIE.Resource.NotFound'
+  | 'UK.OBIE.Resource.InvalidConsentStatus'
+  | 'UK.OBIE.Resource.ConsentMismatch'
   | 'UK.OBIE.Unsupported.Scheme';
 
 /** A refusal only the OBIE dialect has words for (a field, a header, a role); `path` names the field or header. */
@@ -89,12 +101,16 @@ function asObie(err: unknown): ObieError | undefined {
   if (err instanceof ObieError) return err;
   if (err instanceof DomainError) {
     switch (err.kind) {
-      case 'not_found': return new ObieError(404, 'UK.OBIE.Resource.NotFound', err.description);
-      case 'state_conflict': return new ObieError(400, 'UK.OBIE.Resource.InvalidConsentStatus', err.description);
-      case 'invalid_input': return err.header === undefined
-        ? new ObieError(400, 'UK.OBIE.Field.Invalid', err.description)
-        : new ObieError(400, 'UK.OBIE.Header.Invalid', err.description, err.header);
-      case 'unavailable': return undefined;
+      case 'not_found':
+        return new ObieError(404, 'UK.OBIE.Resource.NotFound', err.description);
+      case 'state_conflict':
+        return new ObieError(400, 'UK.OBIE.Resource.InvalidConsentStatus', err.description);
+      case 'invalid_input':
+        return err.header === undefined
+          ? new ObieError(400, 'UK.OBIE.Field.Invalid', err.description)
+          : new ObieError(400, 'UK.OBIE.Header.Invalid', err.description, err.header);
+      case 'unavailable':
+        return undefined;
     }
   }
   if (err instanceof OAuthError && err.status === 400) return new ObieError(400, 'UK.OBIE.Field.Invalid', err.description);

@@ -6,7 +6,8 @@ export class StorageUnavailableError extends DomainError {
     super('unavailable', `${backend} is unavailable`, {
       ...(options?.cause === undefined ? {} : { cause: options.cause }),
       // The backend's name and address are for the log, not the client.
-      description: 'a storage backend is unavailable; retry later', outcome: 'storage_unavailable',
+      description: 'a storage backend is unavailable; retry later',
+      outcome: 'storage_unavailable',
     });
     this.name = 'StorageUnavailableError';
   }

@@ -5,8 +5,15 @@ import { calculateJwkThumbprint, type JWK } from 'jose';
 import type { Pkcs11Algorithm, Pkcs11Config, SigningAlgorithm } from '../config/schema.ts';
 import { PKCS11_ALGORITHMS } from '../config/schema.ts';
 import {
-  algorithmsWithoutActiveKey, isExpired, KEY_STATES, keySetProblems, rotateKeys,
-  type KeyState, type LifecycleKey, type RotationOptions, type RotationResult,
+  algorithmsWithoutActiveKey,
+  isExpired,
+  KEY_STATES,
+  keySetProblems,
+  rotateKeys,
+  type KeyState,
+  type LifecycleKey,
+  type RotationOptions,
+  type RotationResult,
 } from './key-lifecycle.ts';
 import { HsmUnavailableError, openPkcs11Token, type Pkcs11Token } from './pkcs11-token.ts';
 
@@ -36,14 +43,21 @@ export function keyLabel(key: LifecycleKey): string {
 }
 
 /** The lifecycle in a label, or undefined for a token object that is not one of Moat's keys. */
-export function parseKeyLabel(label: string): Pick<LifecycleKey, 'moat_state' | 'moat_created_at' | 'moat_retired_at'> & { alg: Pkcs11Algorithm } | undefined {
+export function parseKeyLabel(
+  label: string,
+): (Pick<LifecycleKey, 'moat_state' | 'moat_created_at' | 'moat_retired_at'> & { alg: Pkcs11Algorithm }) | undefined {
   const [prefix, alg, state, created, retired, ...rest] = label.split(':');
   if (prefix !== LABEL_PREFIX || rest.length > 0) return undefined;
   if (!PKCS11_ALGORITHMS.includes(alg as Pkcs11Algorithm) || !KEY_STATES.includes(state as KeyState)) return undefined;
   const createdAt = Number(created);
   const retiredAt = retired === undefined ? undefined : Number(retired);
   if (!Number.isSafeInteger(createdAt) || (retiredAt !== undefined && !Number.isSafeInteger(retiredAt))) return undefined;
-  return { alg: alg as Pkcs11Algorithm, moat_state: state as KeyState, moat_created_at: createdAt, ...(retiredAt === undefined ? {} : { moat_retired_at: retiredAt }) };
+  return {
+    alg: alg as Pkcs11Algorithm,
+    moat_state: state as KeyState,
+    moat_created_at: createdAt,
+    ...(retiredAt === undefined ? {} : { moat_retired_at: retiredAt }),
+  };
 }
 
 function publicJwkOf(publicKey: Graphene.PublicKey, alg: Pkcs11Algorithm): JWK {
@@ -82,7 +96,9 @@ export async function listHsmKeys(token: Pkcs11Token): Promise<HsmKey[]> {
       const jwk = publicJwkOf(publicKey, lifecycle.alg);
       keys.push({ kid, ...lifecycle, publicJwk: { ...jwk, kid, alg: lifecycle.alg, use: 'sig' } });
     }
-    return keys.sort((a, b) => a.moat_created_at - b.moat_created_at || PKCS11_ALGORITHMS.indexOf(a.alg) - PKCS11_ALGORITHMS.indexOf(b.alg) || a.kid.localeCompare(b.kid));
+    return keys.sort(
+      (a, b) => a.moat_created_at - b.moat_created_at || PKCS11_ALGORITHMS.indexOf(a.alg) - PKCS11_ALGORITHMS.indexOf(b.alg) || a.kid.localeCompare(b.kid),
+    );
   });
 }
 
@@ -94,13 +110,18 @@ export async function generateHsmKey(token: Pkcs11Token, alg: Pkcs11Algorithm, s
     const provisional = randomBytes(16);
     const label = keyLabel({ kid: '', alg, moat_state: state, moat_created_at: now });
     const common = { token: true, label, id: provisional };
-    const pair = alg === 'PS256'
-      ? session.generateKeyPair(graphene.KeyGenMechanism.RSA,
-        { ...common, keyType: graphene.KeyType.RSA, verify: true, modulusBits: RSA_MODULUS_BITS, publicExponent: Buffer.from([1, 0, 1]) },
-        { ...common, keyType: graphene.KeyType.RSA, sign: true, private: true, sensitive: true, extractable: false })
-      : session.generateKeyPair(graphene.KeyGenMechanism.EC,
-        { ...common, keyType: graphene.KeyType.EC, verify: true, paramsEC: P256_PARAMS },
-        { ...common, keyType: graphene.KeyType.EC, sign: true, private: true, sensitive: true, extractable: false });
+    const pair =
+      alg === 'PS256'
+        ? session.generateKeyPair(
+            graphene.KeyGenMechanism.RSA,
+            { ...common, keyType: graphene.KeyType.RSA, verify: true, modulusBits: RSA_MODULUS_BITS, publicExponent: Buffer.from([1, 0, 1]) },
+            { ...common, keyType: graphene.KeyType.RSA, sign: true, private: true, sensitive: true, extractable: false },
+          )
+        : session.generateKeyPair(
+            graphene.KeyGenMechanism.EC,
+            { ...common, keyType: graphene.KeyType.EC, verify: true, paramsEC: P256_PARAMS },
+            { ...common, keyType: graphene.KeyType.EC, sign: true, private: true, sensitive: true, extractable: false },
+          );
     const jwk = publicJwkOf(pair.publicKey, alg);
     const kid = await calculateJwkThumbprint(jwk);
     for (const half of [pair.publicKey, pair.privateKey]) half.setAttribute({ id: Buffer.from(kid, 'utf8') });
@@ -112,8 +133,9 @@ export async function generateHsmKey(token: Pkcs11Token, alg: Pkcs11Algorithm, s
 async function storeLifecycle(token: Pkcs11Token, key: HsmKey): Promise<void> {
   const { graphene } = token;
   await token.withSession((session) => {
-    const halves = objects<Graphene.Key>(session, { id: Buffer.from(key.kid, 'utf8') })
-      .filter((o) => [graphene.ObjectClass.PUBLIC_KEY, graphene.ObjectClass.PRIVATE_KEY].includes(o.class));
+    const halves = objects<Graphene.Key>(session, { id: Buffer.from(key.kid, 'utf8') }).filter((o) =>
+      [graphene.ObjectClass.PUBLIC_KEY, graphene.ObjectClass.PRIVATE_KEY].includes(o.class),
+    );
     if (halves.length === 0) throw new HsmUnavailableError('key_missing', `signing key ${key.kid} is not in token "${token.label}"`);
     for (const half of halves) half.setAttribute({ label: keyLabel(key) });
   });
@@ -157,18 +179,15 @@ function pkcs11Algorithm(alg: SigningAlgorithm): Pkcs11Algorithm {
  * published), the staged `next` key or a new one becomes active, `stage` publishes a new `next`,
  * and retired keys past `retainSeconds` are destroyed in the token.
  */
-export async function rotateHsmKeys(
-  token: Pkcs11Token,
-  algorithms: readonly SigningAlgorithm[],
-  options: RotationOptions,
-): Promise<RotationResult<HsmKey>> {
+export async function rotateHsmKeys(token: Pkcs11Token, algorithms: readonly SigningAlgorithm[], options: RotationOptions): Promise<RotationResult<HsmKey>> {
   const now = options.now ?? Math.floor(Date.now() / 1000);
   const { keys } = await loadOrCreateHsmKeys(token, algorithms, now);
   const before = new Map(keys.map((k) => [k.kid, keyLabel(k)]));
   const { result, kept } = await rotateKeys(keys, algorithms, { ...options, now }, (alg, state) => generateHsmKey(token, pkcs11Algorithm(alg), state, now));
   checkKeySet(token, kept);
   // Retire before activating, so that no instance ever loads two active keys for one algorithm.
-  const changed = kept.filter((k) => before.has(k.kid) && before.get(k.kid) !== keyLabel(k))
+  const changed = kept
+    .filter((k) => before.has(k.kid) && before.get(k.kid) !== keyLabel(k))
     .sort((a, b) => Number(b.moat_state === 'retired') - Number(a.moat_state === 'retired'));
   for (const key of changed) await storeLifecycle(token, key);
   for (const key of result.pruned) await destroyHsmKey(token, key.kid);
@@ -192,9 +211,13 @@ export async function signWithHsmKey(token: Pkcs11Token, key: Pick<HsmKey, 'kid'
   return token.withSession(async (session) => {
     const [privateKey] = objects<Graphene.PrivateKey>(session, { class: graphene.ObjectClass.PRIVATE_KEY, id: Buffer.from(key.kid, 'utf8') });
     if (privateKey === undefined) throw new HsmUnavailableError('key_missing', `signing key ${key.kid} is not in token "${token.label}"`);
-    const signer = key.alg === 'PS256'
-      ? session.createSign({ name: 'SHA256_RSA_PKCS_PSS', params: new graphene.RsaPssParams(graphene.MechanismEnum.SHA256, graphene.RsaMgf.MGF1_SHA256, 32) }, privateKey)
-      : session.createSign('ECDSA', privateKey);
+    const signer =
+      key.alg === 'PS256'
+        ? session.createSign(
+            { name: 'SHA256_RSA_PKCS_PSS', params: new graphene.RsaPssParams(graphene.MechanismEnum.SHA256, graphene.RsaMgf.MGF1_SHA256, 32) },
+            privateKey,
+          )
+        : session.createSign('ECDSA', privateKey);
     const input = key.alg === 'PS256' ? Buffer.from(data) : createHash('sha256').update(data).digest();
     return new Promise<Buffer>((resolve, reject) => {
       signer.once(input, (err, signature) => (err ? reject(err) : resolve(signature)));

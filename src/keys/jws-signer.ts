@@ -38,7 +38,8 @@ export async function createJwsSigner(jwks: { keys: readonly (JWK | SelfSigningK
   if (selfSigning(key)) {
     const encoder = new TextEncoder();
     return {
-      kid, alg,
+      kid,
+      alg,
       // RFC 7515 §7.1 compact serialisation; jose does the encoding, the key's holder the signature.
       async sign(claims, typ) {
         const input = `${base64url.encode(JSON.stringify({ alg, kid, typ }))}.${base64url.encode(JSON.stringify(claims))}`;
@@ -59,8 +60,12 @@ export async function createFollowingJwsSigner(current: () => { keys: readonly (
   let source = current();
   let signer = await createJwsSigner(source, preferredAlg);
   return {
-    get kid() { return signer.kid; },
-    get alg() { return signer.alg; },
+    get kid() {
+      return signer.kid;
+    },
+    get alg() {
+      return signer.alg;
+    },
     async sign(claims, typ) {
       const now = current();
       if (now !== source) {

@@ -151,7 +151,9 @@ export function retireKey<K extends LifecycleKey>(keys: K[], kid: string, now: n
   const key = findKey(keys, kid);
   if (key.moat_state === 'retired') return [];
   if (key.moat_state === 'active') {
-    throw new KeyLifecycleError(`${kid} is the active ${key.alg} key: generate its successor and activate that (moat keys generate, moat keys activate KID) instead`);
+    throw new KeyLifecycleError(
+      `${kid} is the active ${key.alg} key: generate its successor and activate that (moat keys generate, moat keys activate KID) instead`,
+    );
   }
   key.moat_state = 'retired';
   key.moat_retired_at = now;

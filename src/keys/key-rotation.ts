@@ -51,7 +51,9 @@ export interface RotationPolicy {
  */
 export function retainSeconds(config: MoatConfig): number {
   const lifetimes = [
-    config.tokens.idTokenTtl, config.tokens.accessTokenTtl, config.tokens.clientCredentialsTtl,
+    config.tokens.idTokenTtl,
+    config.tokens.accessTokenTtl,
+    config.tokens.clientCredentialsTtl,
     ...config.resourceServers.map((rs) => rs.accessTokenTtl ?? 0),
   ];
   return Math.max(...lifetimes) + 60;
@@ -60,7 +62,12 @@ export function retainSeconds(config: MoatConfig): number {
 /** The policy `keys` configures: publishAhead is the JWKS cache plus one check interval, for every instance to pick the key up. */
 export function rotationPolicy(config: MoatConfig): RotationPolicy {
   const { rotation } = config.keys;
-  return { algorithms: config.keys.algorithms, every: rotation.every, publishAhead: rotation.jwksCacheSeconds + rotation.checkIntervalSeconds, retain: retainSeconds(config) };
+  return {
+    algorithms: config.keys.algorithms,
+    every: rotation.every,
+    publishAhead: rotation.jwksCacheSeconds + rotation.checkIntervalSeconds,
+    retain: retainSeconds(config),
+  };
 }
 
 /**
@@ -121,7 +128,13 @@ export async function dueTransitions(keys: readonly SharedKey[], policy: Rotatio
  * (or a new one) is activated as soon as it has been published for publishAhead. `immediately` (a
  * compromised key) activates it at once: verifiers holding a cached JWKS must fetch it again.
  */
-export async function rotationOnDemand(keys: readonly SharedKey[], policy: RotationPolicy, now: number, mint: MintKey, immediately: boolean): Promise<KeyTransition[]> {
+export async function rotationOnDemand(
+  keys: readonly SharedKey[],
+  policy: RotationPolicy,
+  now: number,
+  mint: MintKey,
+  immediately: boolean,
+): Promise<KeyTransition[]> {
   const plan: KeyTransition[] = [];
   for (const alg of policy.algorithms) {
     const { active, next } = keysOf(keys, alg);

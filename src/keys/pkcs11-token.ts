@@ -12,8 +12,15 @@ import type { Pkcs11Config } from '../config/schema.ts';
 
 /** Why the token could not be used: a closed set, so it can label a metric. */
 export type HsmFailureReason =
-  | 'binding_missing' | 'library_unavailable' | 'token_missing' | 'pin_incorrect' | 'pin_locked'
-  | 'session_limit' | 'not_logged_in' | 'key_missing' | 'device_error';
+  | 'binding_missing'
+  | 'library_unavailable'
+  | 'token_missing'
+  | 'pin_incorrect'
+  | 'pin_locked'
+  | 'session_limit'
+  | 'not_logged_in'
+  | 'key_missing'
+  | 'device_error';
 
 /** The configuration key an operator looks at for each reason. */
 const CONFIG_KEY: Record<HsmFailureReason, string> = {
@@ -43,11 +50,26 @@ export class HsmUnavailableError extends Error {
 
 /** PKCS#11 v2.40 §5.1 return values (CKR_*), as pkcs11js reports them in `code`. */
 const CKR = {
-  GENERAL_ERROR: 0x05, FUNCTION_FAILED: 0x06, DEVICE_ERROR: 0x30, DEVICE_MEMORY: 0x31, DEVICE_REMOVED: 0x32,
-  KEY_HANDLE_INVALID: 0x60, OBJECT_HANDLE_INVALID: 0x82, PIN_INCORRECT: 0xa0, PIN_EXPIRED: 0xa3, PIN_LOCKED: 0xa4,
-  SESSION_CLOSED: 0xb0, SESSION_COUNT: 0xb1, SESSION_HANDLE_INVALID: 0xb3, TOKEN_NOT_PRESENT: 0xe0,
-  TOKEN_NOT_RECOGNIZED: 0xe1, USER_ALREADY_LOGGED_IN: 0x100, USER_NOT_LOGGED_IN: 0x101, SLOT_ID_INVALID: 0x03,
-  CRYPTOKI_NOT_INITIALIZED: 0x190, CRYPTOKI_ALREADY_INITIALIZED: 0x191,
+  GENERAL_ERROR: 0x05,
+  FUNCTION_FAILED: 0x06,
+  DEVICE_ERROR: 0x30,
+  DEVICE_MEMORY: 0x31,
+  DEVICE_REMOVED: 0x32,
+  KEY_HANDLE_INVALID: 0x60,
+  OBJECT_HANDLE_INVALID: 0x82,
+  PIN_INCORRECT: 0xa0,
+  PIN_EXPIRED: 0xa3,
+  PIN_LOCKED: 0xa4,
+  SESSION_CLOSED: 0xb0,
+  SESSION_COUNT: 0xb1,
+  SESSION_HANDLE_INVALID: 0xb3,
+  TOKEN_NOT_PRESENT: 0xe0,
+  TOKEN_NOT_RECOGNIZED: 0xe1,
+  USER_ALREADY_LOGGED_IN: 0x100,
+  USER_NOT_LOGGED_IN: 0x101,
+  SLOT_ID_INVALID: 0x03,
+  CRYPTOKI_NOT_INITIALIZED: 0x190,
+  CRYPTOKI_ALREADY_INITIALIZED: 0x191,
 } as const;
 
 /**
@@ -70,15 +92,28 @@ function initialize(module: Graphene.Module): void {
 export function classifyPkcs11Error(err: unknown): HsmFailureReason {
   if (err instanceof HsmUnavailableError) return err.reason;
   switch ((err as { code?: unknown } | undefined)?.code) {
-    case CKR.PIN_INCORRECT: case CKR.PIN_EXPIRED: return 'pin_incorrect';
-    case CKR.PIN_LOCKED: return 'pin_locked';
-    case CKR.SESSION_COUNT: return 'session_limit';
-    case CKR.USER_NOT_LOGGED_IN: return 'not_logged_in';
-    case CKR.TOKEN_NOT_PRESENT: case CKR.TOKEN_NOT_RECOGNIZED: case CKR.DEVICE_REMOVED: case CKR.SLOT_ID_INVALID:
-    case CKR.SESSION_CLOSED: case CKR.SESSION_HANDLE_INVALID: case CKR.CRYPTOKI_NOT_INITIALIZED:
+    case CKR.PIN_INCORRECT:
+    case CKR.PIN_EXPIRED:
+      return 'pin_incorrect';
+    case CKR.PIN_LOCKED:
+      return 'pin_locked';
+    case CKR.SESSION_COUNT:
+      return 'session_limit';
+    case CKR.USER_NOT_LOGGED_IN:
+      return 'not_logged_in';
+    case CKR.TOKEN_NOT_PRESENT:
+    case CKR.TOKEN_NOT_RECOGNIZED:
+    case CKR.DEVICE_REMOVED:
+    case CKR.SLOT_ID_INVALID:
+    case CKR.SESSION_CLOSED:
+    case CKR.SESSION_HANDLE_INVALID:
+    case CKR.CRYPTOKI_NOT_INITIALIZED:
       return 'token_missing';
-    case CKR.KEY_HANDLE_INVALID: case CKR.OBJECT_HANDLE_INVALID: return 'key_missing';
-    default: return 'device_error';
+    case CKR.KEY_HANDLE_INVALID:
+    case CKR.OBJECT_HANDLE_INVALID:
+      return 'key_missing';
+    default:
+      return 'device_error';
   }
 }
 
@@ -87,9 +122,9 @@ const DESCRIPTION: Record<HsmFailureReason, string> = {
   library_unavailable: 'the PKCS#11 library could not be loaded',
   token_missing: 'the token is not present',
   pin_incorrect: 'the token refused the PIN',
-  pin_locked: 'the token\'s PIN is locked (too many wrong PINs)',
+  pin_locked: "the token's PIN is locked (too many wrong PINs)",
   session_limit: 'the token has no session left',
-  not_logged_in: 'the token\'s login was lost',
+  not_logged_in: "the token's login was lost",
   key_missing: 'the key is no longer in the token',
   device_error: 'the token failed',
 };
@@ -124,7 +159,11 @@ async function loadGraphene(): Promise<GrapheneModule> {
   try {
     return await import('graphene-pk11');
   } catch (err) {
-    throw new HsmUnavailableError('binding_missing', `keys.source pkcs11 needs the graphene-pk11 package, which builds pkcs11js (a C++ compiler and Python are needed at npm install): ${(err as Error).message}`, { cause: err });
+    throw new HsmUnavailableError(
+      'binding_missing',
+      `keys.source pkcs11 needs the graphene-pk11 package, which builds pkcs11js (a C++ compiler and Python are needed at npm install): ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }
 

@@ -47,12 +47,14 @@ export const SIGNING_KEY_ENCRYPTION_FILE = 'signing-key-encryption.key';
 /** The box private keys are sealed in: keys.encryptionKey or keys.encryptionKeyFile; in the sandbox, generated under keys.dir. */
 export function signingKeyBox(config: MoatConfig): SecretBox {
   const { encryptionKey, encryptionKeyFile, dir } = config.keys;
-  return createSecretBox(loadEncryptionKey({
-    configKey: 'keys',
-    ...(encryptionKey === undefined ? {} : { key: encryptionKey }),
-    ...(encryptionKeyFile === undefined ? {} : { keyFile: encryptionKeyFile }),
-    ...(config.mode === 'sandbox' ? { generateAt: join(dir, SIGNING_KEY_ENCRYPTION_FILE) } : {}),
-  }));
+  return createSecretBox(
+    loadEncryptionKey({
+      configKey: 'keys',
+      ...(encryptionKey === undefined ? {} : { key: encryptionKey }),
+      ...(encryptionKeyFile === undefined ? {} : { keyFile: encryptionKeyFile }),
+      ...(config.mode === 'sandbox' ? { generateAt: join(dir, SIGNING_KEY_ENCRYPTION_FILE) } : {}),
+    }),
+  );
 }
 
 /** Seals new keys with `box`: the private JWK encrypted, the kid bound in. */
@@ -61,10 +63,14 @@ export function sealingMint(box: SecretBox): MintKey {
     const { moat_state: _s, moat_created_at: _c, ...privateJwk } = await generateSigningKey(alg, state, now);
     const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...publicJwk } = privateJwk;
     return {
-      kid: privateJwk.kid!, alg, moat_state: state, moat_created_at: now,
+      kid: privateJwk.kid!,
+      alg,
+      moat_state: state,
+      moat_created_at: now,
       ...(activateAt === undefined ? {} : { moat_activate_at: activateAt }),
       ...(state === 'active' ? { moat_activated_at: now } : {}),
-      publicJwk, sealedPrivateJwk: box.seal(JSON.stringify(privateJwk), privateJwk.kid!),
+      publicJwk,
+      sealedPrivateJwk: box.seal(JSON.stringify(privateJwk), privateJwk.kid!),
     };
   };
 }
@@ -102,12 +108,19 @@ async function openKey(key: SharedKey, box: SecretBox): Promise<StoredKey> {
     throw new UnusableSigningKeyError(key.kid, 'its private key does not decrypt with keys.encryptionKey', { cause: err });
   }
   // The kid is the RFC 7638 thumbprint: a row whose key was swapped does not match it.
-  if (await calculateJwkThumbprint(jwk).catch(() => undefined) !== key.kid) throw new UnusableSigningKeyError(key.kid, 'its private key is not the key its kid names');
+  if ((await calculateJwkThumbprint(jwk).catch(() => undefined)) !== key.kid)
+    throw new UnusableSigningKeyError(key.kid, 'its private key is not the key its kid names');
   return { ...jwk, kid: key.kid, alg: key.alg, use: 'sig', moat_state: key.moat_state, moat_created_at: key.moat_created_at };
 }
 
 const AUDIT_TYPES = {
-  adopted: 'key.adopted', generated: 'key.generated', staged: 'key.staged', scheduled: 'key.scheduled', activated: 'key.activated', retired: 'key.retired', removed: 'key.removed',
+  adopted: 'key.adopted',
+  generated: 'key.generated',
+  staged: 'key.staged',
+  scheduled: 'key.scheduled',
+  activated: 'key.activated',
+  retired: 'key.retired',
+  removed: 'key.removed',
 } as const;
 
 function describe(t: KeyTransition): { kid: string; alg: string; detail: Record<string, unknown> } {
@@ -115,7 +128,11 @@ function describe(t: KeyTransition): { kid: string; alg: string; detail: Record<
     case 'generated':
     case 'staged':
     case 'adopted':
-      return { kid: t.key.kid, alg: t.key.alg, detail: t.key.moat_activate_at === undefined ? {} : { activateAt: new Date(t.key.moat_activate_at * 1000).toISOString() } };
+      return {
+        kid: t.key.kid,
+        alg: t.key.alg,
+        detail: t.key.moat_activate_at === undefined ? {} : { activateAt: new Date(t.key.moat_activate_at * 1000).toISOString() },
+      };
     case 'scheduled':
       return { kid: t.kid, alg: t.alg, detail: { activateAt: new Date(t.activateAt * 1000).toISOString() } };
     default:
@@ -124,7 +141,10 @@ function describe(t: KeyTransition): { kid: string; alg: string; detail: Record<
 }
 
 /** Records each committed transition in the audit log and the log. */
-export async function auditTransitions(transitions: readonly KeyTransition[], deps: { audit: AuditLog; logger: Logger; actor: 'system' | 'operator' }): Promise<void> {
+export async function auditTransitions(
+  transitions: readonly KeyTransition[],
+  deps: { audit: AuditLog; logger: Logger; actor: 'system' | 'operator' },
+): Promise<void> {
   for (const t of transitions) {
     const { kid, alg, detail } = describe(t);
     deps.logger.info({ event: `keys.${t.kind}`, kid, alg, ...detail }, `signing key ${t.kind}`);
@@ -140,7 +160,10 @@ async function afterCommit(made: readonly KeyTransition[], material: KeyMaterial
     try {
       await material.removed(t.kid);
     } catch (err) {
-      logger.error({ event: 'keys.destroy_failed', kid: t.kid, alg: t.alg, err }, 'a removed signing key could not be destroyed; it is no longer published or used, destroy it by hand');
+      logger.error(
+        { event: 'keys.destroy_failed', kid: t.kid, alg: t.alg, err },
+        'a removed signing key could not be destroyed; it is no longer published or used, destroy it by hand',
+      );
     }
   }
 }
@@ -151,7 +174,12 @@ async function afterCommit(made: readonly KeyTransition[], material: KeyMaterial
  * staged it: to sign when its algorithm's active key's period ends, and not before every instance
  * has published it for publishAhead.
  */
-async function adoption(keys: readonly SharedKey[], material: KeyMaterial, policy: RotationPolicy, now: number): Promise<{ kind: 'adopted'; key: SharedKey }[]> {
+async function adoption(
+  keys: readonly SharedKey[],
+  material: KeyMaterial,
+  policy: RotationPolicy,
+  now: number,
+): Promise<{ kind: 'adopted'; key: SharedKey }[]> {
   if (keys.length > 0 || material.existing === undefined) return [];
   const existing = await material.existing();
   return existing.map((key) => {
@@ -187,9 +215,18 @@ export interface SharedKeyMetrics {
 export function sharedKeyMetrics(registry: Registry): SharedKeyMetrics {
   return {
     // What this instance publishes, by state: a `next` key shows up ahead of each scheduled activation.
-    published: new Gauge({ name: 'moat_signing_keys', help: 'Signing keys this instance publishes from the database, by state (next, active, retired)', labelNames: ['state'] as const, registers: [registry] }),
+    published: new Gauge({
+      name: 'moat_signing_keys',
+      help: 'Signing keys this instance publishes from the database, by state (next, active, retired)',
+      labelNames: ['state'] as const,
+      registers: [registry],
+    }),
     // Alert on any increase: this instance cannot load the keys the others use.
-    failures: new Counter({ name: 'moat_signing_keys_refresh_failures_total', help: 'Refreshes of the shared signing keys that failed; the keys loaded before stay in use', registers: [registry] }),
+    failures: new Counter({
+      name: 'moat_signing_keys_refresh_failures_total',
+      help: 'Refreshes of the shared signing keys that failed; the keys loaded before stay in use',
+      registers: [registry],
+    }),
   };
 }
 
@@ -211,7 +248,7 @@ export async function rotateSharedKeys(
   const made = await options.store.change(async (keys) => {
     const adopted = await adoption(keys, material, options.policy, options.now);
     const all = [...keys, ...adopted.map((t) => t.key)];
-    return [...adopted, ...await rotationOnDemand(all, options.policy, options.now, material.mint, options.immediately)];
+    return [...adopted, ...(await rotationOnDemand(all, options.policy, options.now, material.mint, options.immediately))];
   });
   await auditTransitions(made, { audit: options.audit, logger: options.logger, actor: 'operator' });
   await afterCommit(made, material, options.logger);
@@ -235,14 +272,17 @@ export async function createSharedSigningKeys(options: SharedSigningKeysOptions)
     const made = await store.change(async (keys) => {
       const adopted = await adoption(keys, material, policy, epoch);
       const all = [...keys, ...adopted.map((t) => t.key)];
-      return [...adopted, ...await dueTransitions(all, policy, epoch, material.mint)];
+      return [...adopted, ...(await dueTransitions(all, policy, epoch, material.mint))];
     });
     await auditTransitions(made, { audit: options.audit, logger, actor: 'system' });
     await afterCommit(made, material, logger);
     const keys = await store.list();
     const [problem] = keySetProblems(keys);
     if (problem !== undefined) throw new Error(`the signing keys in the database: ${problem}`);
-    const state = keys.map((k) => `${k.kid}:${k.moat_state}`).sort().join(',');
+    const state = keys
+      .map((k) => `${k.kid}:${k.moat_state}`)
+      .sort()
+      .join(',');
     if (state === loadedState) return;
     current = await material.providerJwks(keys);
     loadedState = state;
@@ -284,7 +324,9 @@ export async function createSharedSigningKeys(options: SharedSigningKeysOptions)
   const unsubscribe = options.announcements.subscribe(refreshInBackground);
   return {
     jwks: () => current,
-    onChange: (listener) => { listeners.push(listener); },
+    onChange: (listener) => {
+      listeners.push(listener);
+    },
     refresh,
     async close() {
       clearInterval(timer);

@@ -3,7 +3,16 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { SigningAlgorithm } from '../config/schema.ts';
-import { algorithmsWithoutActiveKey, isExpired, keySetProblems, rotateKeys, type KeyState, type LifecycleKey, type RotationOptions, type RotationResult } from './key-lifecycle.ts';
+import {
+  algorithmsWithoutActiveKey,
+  isExpired,
+  keySetProblems,
+  rotateKeys,
+  type KeyState,
+  type LifecycleKey,
+  type RotationOptions,
+  type RotationResult,
+} from './key-lifecycle.ts';
 
 /*
  * Moat's signing keys: a JWKS file under keys/ (private, mode 0600), one active key per configured
@@ -96,11 +105,7 @@ function validateKeys(file: string, keys: readonly StoredKey[]): void {
  * With `stage`, a new `next` key is also published so that, with several instances, every
  * verifier has it before anyone signs with it. Retired keys older than `retainSeconds` are pruned.
  */
-export async function rotateSigningKeys(
-  dir: string,
-  algorithms: readonly SigningAlgorithm[],
-  options: RotationOptions,
-): Promise<RotationResult<StoredKey>> {
+export async function rotateSigningKeys(dir: string, algorithms: readonly SigningAlgorithm[], options: RotationOptions): Promise<RotationResult<StoredKey>> {
   const now = options.now ?? Math.floor(Date.now() / 1000);
   const { file, keys } = await loadOrCreateSigningKeys(dir, algorithms, now);
   const { result, kept } = await rotateKeys(keys, algorithms, { ...options, now }, (alg, state) => generateSigningKey(alg, state, now));
@@ -115,7 +120,11 @@ export function pruneRetiredKeys(dir: string, retainSeconds: number, now = Math.
   if (!existsSync(file)) return [];
   const keys = readKeys(file);
   const pruned = keys.filter((k) => isExpired(k, retainSeconds, now));
-  if (pruned.length > 0) writeKeys(file, keys.filter((k) => !pruned.includes(k)));
+  if (pruned.length > 0)
+    writeKeys(
+      file,
+      keys.filter((k) => !pruned.includes(k)),
+    );
   return pruned;
 }
 
@@ -129,9 +138,9 @@ export function providerJwks(keys: readonly StoredKey[]): { keys: JWK[] } {
   return {
     keys: [...keys]
       .sort((a, b) => order[a.moat_state] - order[b.moat_state])
-      .map(({ moat_state: state, moat_created_at: _c, moat_retired_at: _r, key_ops: _ops, ...jwk }) => (
-        state === 'active' ? jwk : { ...jwk, key_ops: ['verify'] }
-      )),
+      .map(({ moat_state: state, moat_created_at: _c, moat_retired_at: _r, key_ops: _ops, ...jwk }) =>
+        state === 'active' ? jwk : { ...jwk, key_ops: ['verify'] },
+      ),
   };
 }
 

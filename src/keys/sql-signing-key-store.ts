@@ -30,11 +30,15 @@ const timestamp = (seconds: number) => new Date(seconds * 1000);
 
 function fromRow(r: Row): SharedKey {
   return {
-    kid: r.kid, alg: r.alg as SigningAlgorithm, moat_state: r.state as KeyState, moat_created_at: epoch(r.created_at),
+    kid: r.kid,
+    alg: r.alg as SigningAlgorithm,
+    moat_state: r.state as KeyState,
+    moat_created_at: epoch(r.created_at),
     ...(r.activate_at === null ? {} : { moat_activate_at: epoch(r.activate_at) }),
     ...(r.activated_at === null ? {} : { moat_activated_at: epoch(r.activated_at) }),
     ...(r.retired_at === null ? {} : { moat_retired_at: epoch(r.retired_at) }),
-    publicJwk: r.public_jwk, sealedPrivateJwk: r.private_jwk_sealed,
+    publicJwk: r.public_jwk,
+    sealedPrivateJwk: r.private_jwk_sealed,
   };
 }
 
@@ -55,9 +59,18 @@ async function apply(tx: SqlClient, source: SigningKeyRowSource, t: KeyTransitio
       await tx.query(
         `INSERT INTO signing_key (kid, alg, state, public_jwk, private_jwk_sealed, created_at, activate_at, activated_at, retired_at, source)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-        [k.kid, k.alg, k.moat_state, JSON.stringify(k.publicJwk), k.sealedPrivateJwk, timestamp(k.moat_created_at),
-          k.moat_activate_at === undefined ? null : timestamp(k.moat_activate_at), k.moat_activated_at === undefined ? null : timestamp(k.moat_activated_at),
-          k.moat_retired_at === undefined ? null : timestamp(k.moat_retired_at), source],
+        [
+          k.kid,
+          k.alg,
+          k.moat_state,
+          JSON.stringify(k.publicJwk),
+          k.sealedPrivateJwk,
+          timestamp(k.moat_created_at),
+          k.moat_activate_at === undefined ? null : timestamp(k.moat_activate_at),
+          k.moat_activated_at === undefined ? null : timestamp(k.moat_activated_at),
+          k.moat_retired_at === undefined ? null : timestamp(k.moat_retired_at),
+          source,
+        ],
       );
       return;
     }
@@ -65,10 +78,18 @@ async function apply(tx: SqlClient, source: SigningKeyRowSource, t: KeyTransitio
       await tx.query("UPDATE signing_key SET activate_at = $2 WHERE kid = $1 AND state = 'next' AND source = $3", [t.kid, timestamp(t.activateAt), source]);
       return;
     case 'retired':
-      await tx.query("UPDATE signing_key SET state = 'retired', retired_at = $2, activate_at = NULL WHERE kid = $1 AND source = $3", [t.kid, timestamp(t.at), source]);
+      await tx.query("UPDATE signing_key SET state = 'retired', retired_at = $2, activate_at = NULL WHERE kid = $1 AND source = $3", [
+        t.kid,
+        timestamp(t.at),
+        source,
+      ]);
       return;
     case 'activated':
-      await tx.query("UPDATE signing_key SET state = 'active', activated_at = $2, activate_at = NULL, retired_at = NULL WHERE kid = $1 AND source = $3", [t.kid, timestamp(t.at), source]);
+      await tx.query("UPDATE signing_key SET state = 'active', activated_at = $2, activate_at = NULL, retired_at = NULL WHERE kid = $1 AND source = $3", [
+        t.kid,
+        timestamp(t.at),
+        source,
+      ]);
       return;
     case 'removed':
       await tx.query("DELETE FROM signing_key WHERE kid = $1 AND state = 'retired' AND source = $2", [t.kid, source]);
@@ -79,11 +100,12 @@ async function apply(tx: SqlClient, source: SigningKeyRowSource, t: KeyTransitio
 export function createSqlSigningKeyStore(sql: SqlClient, source: SigningKeyRowSource = 'database'): SigningKeyStore {
   return {
     list: () => listKeys(sql, source),
-    change: (plan) => sql.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [KEYS_LOCK.toString()]);
-      const transitions = await plan(await listKeys(tx, source));
-      for (const t of transitions) await apply(tx, source, t);
-      return transitions;
-    }),
+    change: (plan) =>
+      sql.transaction(async (tx) => {
+        await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [KEYS_LOCK.toString()]);
+        const transitions = await plan(await listKeys(tx, source));
+        for (const t of transitions) await apply(tx, source, t);
+        return transitions;
+      }),
   };
 }

@@ -11,27 +11,87 @@ export type { Logger };
  */
 export const LOGGED_FIELDS: ReadonlySet<string> = new Set([
   // every line: what request, what happened, how it ended
-  'reqId', 'interactionId', 'event', 'outcome', 'method', 'path', 'status', 'durationMs', 'endpoint', 'err',
+  'reqId',
+  'interactionId',
+  'event',
+  'outcome',
+  'method',
+  'path',
+  'status',
+  'durationMs',
+  'endpoint',
+  'err',
   // who: identifiers, never credentials (a customer appears by Moat's pseudonymous id only)
-  'clientId', 'orgId', 'softwareId', 'accountId', 'consentId', 'actor', 'by', 'entity', 'clients',
+  'clientId',
+  'orgId',
+  'softwareId',
+  'accountId',
+  'consentId',
+  'actor',
+  'by',
+  'entity',
+  'clients',
   // certificates and keys: public facts
-  'certificateThumbprint', 'thumbprint', 'serial', 'notAfter', 'daysLeft', 'horizonDays', 'kid', 'alg', 'issuer', 'tokenLabel',
+  'certificateThumbprint',
+  'thumbprint',
+  'serial',
+  'notAfter',
+  'daysLeft',
+  'horizonDays',
+  'kid',
+  'alg',
+  'issuer',
+  'tokenLabel',
   // Moat's own words and classes
-  'reason', 'description', 'detail', 'kind', 'source', 'scope', 'header', 'remoteAddress', 'auditType', 'auditTypes', 'events',
-  'consentsRevoked', 'expired', 'until', 'applied', 'fields',
+  'reason',
+  'description',
+  'detail',
+  'kind',
+  'source',
+  'scope',
+  'header',
+  'remoteAddress',
+  'auditType',
+  'auditTypes',
+  'events',
+  'consentsRevoked',
+  'expired',
+  'until',
+  'applied',
+  'fields',
   // calls to the bank's systems (src/accounts): which operation, which attempt, the breaker's state
-  'operation', 'attempt', 'circuit',
+  'operation',
+  'attempt',
+  'circuit',
   // threat detection
-  'signal', 'severity', 'expected', 'seen', 'score', 'response', 'flagId',
+  'signal',
+  'severity',
+  'expected',
+  'seen',
+  'score',
+  'response',
+  'flagId',
   // the process
-  'mode', 'port', 'config', 'storage', 'pid', 'exitCode', 'workers', 'crashes',
+  'mode',
+  'port',
+  'config',
+  'storage',
+  'pid',
+  'exitCode',
+  'workers',
+  'crashes',
   // lifecycle automation: trust files reloaded, notices delivered, the configuration's hash
-  'file', 'attempts', 'configHash', 'retryInMs',
+  'file',
+  'attempts',
+  'configHash',
+  'retryInMs',
   // Moat's own certificates (ACME): which one, for which names
-  'certificate', 'domains',
+  'certificate',
+  'domains',
   // an audit record Postgres could not take, in full so it is not lost: identifiers and kinds only,
   // what the audit table itself holds (src/audit/audit-log.ts records no token, code or secret)
-  'auditRecord', 'queued',
+  'auditRecord',
+  'queued',
 ]);
 
 /*
@@ -39,14 +99,47 @@ export const LOGGED_FIELDS: ReadonlySet<string> = new Set([
  * a detail record): these paths are censored wherever they appear.
  */
 const REDACT_PATHS = [
-  'password', '*.password',
-  'access_token', '*.access_token', 'refresh_token', '*.refresh_token', 'id_token', '*.id_token',
-  'code', '*.code', 'code_verifier', '*.code_verifier',
-  'client_assertion', '*.client_assertion', 'software_statement', '*.software_statement',
-  'request', '*.request', 'assertion', '*.assertion',
-  'authorization', '*.authorization', 'headers.authorization', 'headers.cookie', '*.cookie', 'cookie',
-  'headers["set-cookie"]', 'dpop', '*.dpop', 'token', '*.token',
-  'd', '*.d', 'p', '*.p', 'q', '*.q', 'privateKey', '*.privateKey', 'key', '*.key',
+  'password',
+  '*.password',
+  'access_token',
+  '*.access_token',
+  'refresh_token',
+  '*.refresh_token',
+  'id_token',
+  '*.id_token',
+  'code',
+  '*.code',
+  'code_verifier',
+  '*.code_verifier',
+  'client_assertion',
+  '*.client_assertion',
+  'software_statement',
+  '*.software_statement',
+  'request',
+  '*.request',
+  'assertion',
+  '*.assertion',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  'headers.cookie',
+  '*.cookie',
+  'cookie',
+  'headers["set-cookie"]',
+  'dpop',
+  '*.dpop',
+  'token',
+  '*.token',
+  'd',
+  '*.d',
+  'p',
+  '*.p',
+  'q',
+  '*.q',
+  'privateKey',
+  '*.privateKey',
+  'key',
+  '*.key',
 ];
 
 /*
@@ -57,9 +150,27 @@ const REDACT_PATHS = [
  * named here is dropped and listed in the error's `droppedFields`, as for a line's own fields.
  */
 const ERROR_FIELDS: ReadonlySet<string> = new Set([
-  'type', 'message', 'stack', 'code', 'errno', 'syscall', 'address', 'port', 'hostname',
-  'status', 'statusCode', 'expose', 'error', 'error_description',
-  'severity', 'routine', 'schema', 'table', 'column', 'constraint', 'dataType',
+  'type',
+  'message',
+  'stack',
+  'code',
+  'errno',
+  'syscall',
+  'address',
+  'port',
+  'hostname',
+  'status',
+  'statusCode',
+  'expose',
+  'error',
+  'error_description',
+  'severity',
+  'routine',
+  'schema',
+  'table',
+  'column',
+  'constraint',
+  'dataType',
 ]);
 
 /** How deep causes and aggregated errors are followed. */
@@ -91,19 +202,24 @@ export function serializeError(err: unknown, depth = 0): unknown {
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   // Standard output written asynchronously (no write(2) on the request path: a line waits only while
   // the previous write is under way), flushed synchronously when the process exits.
-  return pino({
-    level,
-    base: { service: 'moat' },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-    serializers: { err: serializeError },
-    formatters: { log: keepLoggedFields },
-    // x-fapi-interaction-id and the request id on every line written while serving a request.
-    mixin() {
-      const ctx = requestContext.getStore();
-      return ctx === undefined ? {} : { reqId: ctx.requestId, interactionId: ctx.interactionId, ...(ctx.clientId === undefined ? {} : { clientId: ctx.clientId }) };
+  return pino(
+    {
+      level,
+      base: { service: 'moat' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      serializers: { err: serializeError },
+      formatters: { log: keepLoggedFields },
+      // x-fapi-interaction-id and the request id on every line written while serving a request.
+      mixin() {
+        const ctx = requestContext.getStore();
+        return ctx === undefined
+          ? {}
+          : { reqId: ctx.requestId, interactionId: ctx.interactionId, ...(ctx.clientId === undefined ? {} : { clientId: ctx.clientId }) };
+      },
     },
-  }, destination ?? pino.destination({ dest: 1, sync: false }));
+    destination ?? pino.destination({ dest: 1, sync: false }),
+  );
 }
 
 function keepLoggedFields(object: Record<string, unknown>): Record<string, unknown> {

@@ -38,11 +38,23 @@ export interface MetricSources {
 }
 
 const ENDPOINTS: [RegExp, string][] = [
-  [/^\/par\/?$/i, 'par'], [/^\/authorize(\/|$)/i, 'authorize'], [/^\/token\/?$/i, 'token'], [/^\/introspect\/?$/i, 'introspect'],
-  [/^\/revoke\/?$/i, 'revoke'], [/^\/register(\/|$)/i, 'register'], [/^\/userinfo\/?$/i, 'userinfo'], [/^\/jwks\/?$/i, 'jwks'],
-  [/^\/\.well-known\//i, 'discovery'], [/^\/interaction\//i, 'interaction'], [/^\/account(\/|$)/i, 'dashboard'],
-  [/^\/open-banking\//i, 'consent_api'], [/^\/sandbox-api\//i, 'sandbox_api'], [/^\/sandbox\/pki\//i, 'sandbox_pki'],
-  [/^\/federation\//i, 'federation'], [/^\/(healthz|readyz)$/i, 'health'], [/^\/assets\//i, 'assets'],
+  [/^\/par\/?$/i, 'par'],
+  [/^\/authorize(\/|$)/i, 'authorize'],
+  [/^\/token\/?$/i, 'token'],
+  [/^\/introspect\/?$/i, 'introspect'],
+  [/^\/revoke\/?$/i, 'revoke'],
+  [/^\/register(\/|$)/i, 'register'],
+  [/^\/userinfo\/?$/i, 'userinfo'],
+  [/^\/jwks\/?$/i, 'jwks'],
+  [/^\/\.well-known\//i, 'discovery'],
+  [/^\/interaction\//i, 'interaction'],
+  [/^\/account(\/|$)/i, 'dashboard'],
+  [/^\/open-banking\//i, 'consent_api'],
+  [/^\/sandbox-api\//i, 'sandbox_api'],
+  [/^\/sandbox\/pki\//i, 'sandbox_pki'],
+  [/^\/federation\//i, 'federation'],
+  [/^\/(healthz|readyz)$/i, 'health'],
+  [/^\/assets\//i, 'assets'],
 ];
 /** Outcome labels: OAuth error codes and Moat's own classes; anything else is folded into "other". */
 const OUTCOME = /^[a-z][a-z0-9_]{1,40}$/;
@@ -66,30 +78,63 @@ export async function unlessStorageIsDown(read: () => Promise<void>): Promise<vo
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'moat_process_' });
-  const requests = new Counter({ name: 'moat_http_requests_total', help: 'Requests by endpoint, status class and outcome', labelNames: ['endpoint', 'status_class', 'outcome'], registers: [registry] });
-  const duration = new Histogram({
-    name: 'moat_http_request_duration_seconds', help: 'Request latency by endpoint', labelNames: ['endpoint'],
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry],
+  const requests = new Counter({
+    name: 'moat_http_requests_total',
+    help: 'Requests by endpoint, status class and outcome',
+    labelNames: ['endpoint', 'status_class', 'outcome'],
+    registers: [registry],
   });
-  const tokens = new Counter({ name: 'moat_tokens_issued_total', help: 'Tokens issued by kind and sender constraint', labelNames: ['kind', 'binding'], registers: [registry] });
+  const duration = new Histogram({
+    name: 'moat_http_request_duration_seconds',
+    help: 'Request latency by endpoint',
+    labelNames: ['endpoint'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const tokens = new Counter({
+    name: 'moat_tokens_issued_total',
+    help: 'Tokens issued by kind and sender constraint',
+    labelNames: ['kind', 'binding'],
+    registers: [registry],
+  });
   const revocations = new Counter({ name: 'moat_grants_revoked_total', help: 'Grants revoked (with every token of theirs)', registers: [registry] });
-  const funnel = new Counter({ name: 'moat_funnel_total', help: 'The authorization funnel: PAR accepted, code issued, code redeemed', labelNames: ['step'], registers: [registry] });
-  const withdrawn = new Counter({ name: 'moat_tokens_withdrawn_total', help: 'Tokens issued for a token request that then failed, destroyed before anyone received them, by kind and sender constraint', labelNames: ['kind', 'binding'], registers: [registry] });
-  const givenBack = new Counter({ name: 'moat_codes_given_back_total', help: 'Authorization codes given back, redeemable again, after their token request failed past spending them', registers: [registry] });
+  const funnel = new Counter({
+    name: 'moat_funnel_total',
+    help: 'The authorization funnel: PAR accepted, code issued, code redeemed',
+    labelNames: ['step'],
+    registers: [registry],
+  });
+  const withdrawn = new Counter({
+    name: 'moat_tokens_withdrawn_total',
+    help: 'Tokens issued for a token request that then failed, destroyed before anyone received them, by kind and sender constraint',
+    labelNames: ['kind', 'binding'],
+    registers: [registry],
+  });
+  const givenBack = new Counter({
+    name: 'moat_codes_given_back_total',
+    help: 'Authorization codes given back, redeemable again, after their token request failed past spending them',
+    registers: [registry],
+  });
   // Counters are summed across cluster workers (prom-client's default), so this one is the cluster's.
   const storageErrors = new Counter({
-    name: 'moat_storage_errors_total', help: 'Storage calls failed by an unavailable backend (each a 503 or a lost connection), by backend and operation',
-    labelNames: ['backend', 'operation'], registers: [registry],
+    name: 'moat_storage_errors_total',
+    help: 'Storage calls failed by an unavailable backend (each a 503 or a lost connection), by backend and operation',
+    labelNames: ['backend', 'operation'],
+    registers: [registry],
   });
 
   const upstreamIdpFailures = new Counter({
-    name: 'moat_upstream_idp_failures_total', help: "Sign-ins at the bank's OpenID Provider that failed, by kind (unreachable, timeout, error_response, wrong_issuer, …)",
-    labelNames: ['kind'], registers: [registry],
+    name: 'moat_upstream_idp_failures_total',
+    help: "Sign-ins at the bank's OpenID Provider that failed, by kind (unreachable, timeout, error_response, wrong_issuer, …)",
+    labelNames: ['kind'],
+    registers: [registry],
   });
 
   const gatewayChecks = new Counter({
-    name: 'moat_gateway_checks_total', help: 'Answers of the gateway check (src/gateway-check/) by outcome: allowed, or why refused',
-    labelNames: ['outcome'], registers: [registry],
+    name: 'moat_gateway_checks_total',
+    help: 'Answers of the gateway check (src/gateway-check/) by outcome: allowed, or why refused',
+    labelNames: ['outcome'],
+    registers: [registry],
   });
 
   return {
@@ -100,11 +145,20 @@ export function createMetrics(): Metrics {
     attachSources(sources) {
       // Gauges read from the database say the same in every worker: a cluster reports one (max), not the sum.
       new Gauge({
-        name: 'moat_consents_active', help: 'Authorised consents', registers: [registry], aggregator: 'max',
-        collect() { return unlessStorageIsDown(async () => this.set(await sources.activeConsents())); },
+        name: 'moat_consents_active',
+        help: 'Authorised consents',
+        registers: [registry],
+        aggregator: 'max',
+        collect() {
+          return unlessStorageIsDown(async () => this.set(await sources.activeConsents()));
+        },
       });
       new Gauge({
-        name: 'moat_certificate_days_to_expiry', help: 'Days until each active TPP certificate expires', labelNames: ['thumbprint', 'org_id'], registers: [registry], aggregator: 'max',
+        name: 'moat_certificate_days_to_expiry',
+        help: 'Days until each active TPP certificate expires',
+        labelNames: ['thumbprint', 'org_id'],
+        registers: [registry],
+        aggregator: 'max',
         collect() {
           return unlessStorageIsDown(async () => {
             const certificates = await sources.certificates();
@@ -116,7 +170,11 @@ export function createMetrics(): Metrics {
         },
       });
       new Gauge({
-        name: 'moat_certificates', help: 'TPP certificates by status', labelNames: ['status'], registers: [registry], aggregator: 'max',
+        name: 'moat_certificates',
+        help: 'TPP certificates by status',
+        labelNames: ['status'],
+        registers: [registry],
+        aggregator: 'max',
         collect() {
           return unlessStorageIsDown(async () => {
             const counts = new Map<string, number>();
@@ -128,9 +186,18 @@ export function createMetrics(): Metrics {
       });
       // A cluster is ready only if every worker is (min).
       new Gauge({
-        name: 'moat_ready', help: '1 when Moat is ready to serve (what GET /readyz answers: storage reachable, no migration pending), else 0',
-        registers: [registry], aggregator: 'min',
-        async collect() { this.set(await sources.ready().then(() => 1, () => 0)); },
+        name: 'moat_ready',
+        help: '1 when Moat is ready to serve (what GET /readyz answers: storage reachable, no migration pending), else 0',
+        registers: [registry],
+        aggregator: 'min',
+        async collect() {
+          this.set(
+            await sources.ready().then(
+              () => 1,
+              () => 0,
+            ),
+          );
+        },
       });
     },
     middleware: async (ctx, next) => {
@@ -146,7 +213,8 @@ export function createMetrics(): Metrics {
     attachProvider(provider) {
       const emitter: NodeJS.EventEmitter = provider;
       const labels = (token: { kind?: string; 'x5t#S256'?: string; jkt?: string }) => ({
-        kind: token.kind ?? 'unknown', binding: token['x5t#S256'] !== undefined ? 'mtls' : token.jkt !== undefined ? 'dpop' : 'none',
+        kind: token.kind ?? 'unknown',
+        binding: token['x5t#S256'] !== undefined ? 'mtls' : token.jkt !== undefined ? 'dpop' : 'none',
       });
       for (const event of ['access_token.saved', 'access_token.issued', 'client_credentials.saved', 'client_credentials.issued', 'refresh_token.saved']) {
         emitter.on(event, (token: { kind?: string }) => tokens.inc(labels(token)));

@@ -18,18 +18,23 @@ export function tracingMiddleware(): Middleware {
   return async (ctx, next) => {
     const parent = propagation.extract(context.active(), ctx.headers);
     const endpoint = endpointOf(ctx.path);
-    await tracer().startActiveSpan(`${ctx.method} ${endpoint}`, {
-      kind: SpanKind.SERVER,
-      attributes: { 'http.request.method': ctx.method, 'http.route': endpoint },
-    }, parent, async (span) => {
-      try {
-        await next();
-      } finally {
-        span.setAttribute('http.response.status_code', ctx.status);
-        span.setAttribute('moat.outcome', outcomeOf(ctx));
-        if (ctx.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-        span.end();
-      }
-    });
+    await tracer().startActiveSpan(
+      `${ctx.method} ${endpoint}`,
+      {
+        kind: SpanKind.SERVER,
+        attributes: { 'http.request.method': ctx.method, 'http.route': endpoint },
+      },
+      parent,
+      async (span) => {
+        try {
+          await next();
+        } finally {
+          span.setAttribute('http.response.status_code', ctx.status);
+          span.setAttribute('moat.outcome', outcomeOf(ctx));
+          if (ctx.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+          span.end();
+        }
+      },
+    );
   };
 }

@@ -1,7 +1,12 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import {
-  generateAuthenticationOptions, generateRegistrationOptions, verifyAuthenticationResponse, verifyRegistrationResponse,
-  type AuthenticationResponseJSON, type PublicKeyCredentialCreationOptionsJSON, type PublicKeyCredentialRequestOptionsJSON,
+  generateAuthenticationOptions,
+  generateRegistrationOptions,
+  verifyAuthenticationResponse,
+  verifyRegistrationResponse,
+  type AuthenticationResponseJSON,
+  type PublicKeyCredentialCreationOptionsJSON,
+  type PublicKeyCredentialRequestOptionsJSON,
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import { decodeAttestationObject, decodeClientDataJSON, isoBase64URL, parseAuthenticatorData } from '@simplewebauthn/server/helpers';
@@ -103,7 +108,12 @@ export interface PasskeyCeremonies {
    * Options for navigator.credentials.get(); `link` (a link hash, base64url) is appended to the
    * challenge; `context` is kept with the challenge and given back with the verified assertion.
    */
-  authenticationOptions(input: { binding: string; customerId?: string; link?: string; context?: Record<string, string> }): Promise<PublicKeyCredentialRequestOptionsJSON>;
+  authenticationOptions(input: {
+    binding: string;
+    customerId?: string;
+    link?: string;
+    context?: Record<string, string>;
+  }): Promise<PublicKeyCredentialRequestOptionsJSON>;
   /** Verifies an assertion; `customerId` when the customer is known already. Throws PasskeyRefused. */
   authenticate(input: { binding: string; response: string; customerId?: string }): Promise<PasskeyAuthentication>;
 }
@@ -119,19 +129,31 @@ export interface PasskeyCeremonyOptions {
   now?: () => Date;
 }
 
-const base64url = z.string().min(1).max(65_536).regex(/^[A-Za-z0-9_-]+={0,2}$/);
-const registrationResponse = z.object({
-  id: base64url, rawId: base64url, type: z.literal('public-key'),
-  response: z.object({ clientDataJSON: base64url, attestationObject: base64url, transports: z.array(z.string().max(32)).max(16).optional() }).loose(),
-  clientExtensionResults: z.record(z.string(), z.unknown()),
-  authenticatorAttachment: z.string().optional(),
-}).loose();
-const authenticationResponse = z.object({
-  id: base64url, rawId: base64url, type: z.literal('public-key'),
-  response: z.object({ clientDataJSON: base64url, authenticatorData: base64url, signature: base64url, userHandle: base64url.optional() }).loose(),
-  clientExtensionResults: z.record(z.string(), z.unknown()),
-  authenticatorAttachment: z.string().optional(),
-}).loose();
+const base64url = z
+  .string()
+  .min(1)
+  .max(65_536)
+  .regex(/^[A-Za-z0-9_-]+={0,2}$/);
+const registrationResponse = z
+  .object({
+    id: base64url,
+    rawId: base64url,
+    type: z.literal('public-key'),
+    response: z.object({ clientDataJSON: base64url, attestationObject: base64url, transports: z.array(z.string().max(32)).max(16).optional() }).loose(),
+    clientExtensionResults: z.record(z.string(), z.unknown()),
+    authenticatorAttachment: z.string().optional(),
+  })
+  .loose();
+const authenticationResponse = z
+  .object({
+    id: base64url,
+    rawId: base64url,
+    type: z.literal('public-key'),
+    response: z.object({ clientDataJSON: base64url, authenticatorData: base64url, signature: base64url, userHandle: base64url.optional() }).loose(),
+    clientExtensionResults: z.record(z.string(), z.unknown()),
+    authenticatorAttachment: z.string().optional(),
+  })
+  .loose();
 
 export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): PasskeyCeremonies {
   const { store, challenges } = options;
@@ -148,7 +170,10 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
 
   /** Reads the response, spends its challenge and checks what can be told apart clearly. */
   const spendChallenge = async (
-    clientDataJSON: string, purpose: ChallengeRecord['purpose'], binding: string, authData: Uint8Array,
+    clientDataJSON: string,
+    purpose: ChallengeRecord['purpose'],
+    binding: string,
+    authData: Uint8Array,
   ): Promise<{ challenge: string; record: ChallengeRecord }> => {
     let clientData: ReturnType<typeof decodeClientDataJSON>;
     try {
@@ -157,10 +182,10 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
       throw new PasskeyRefused('malformed_response', { cause: err });
     }
     if (typeof clientData?.challenge !== 'string' || !/^[A-Za-z0-9_-]{43,128}$/.test(clientData.challenge)) throw new PasskeyRefused('malformed_response');
-    const record = await challenges.find(CHALLENGE_MODEL, clientData.challenge) as ChallengeRecord | undefined;
+    const record = (await challenges.find(CHALLENGE_MODEL, clientData.challenge)) as ChallengeRecord | undefined;
     if (record === undefined || record.purpose !== purpose || record.binding !== binding) throw new PasskeyRefused('challenge_unknown');
     // Spent before the signature is checked: a failed attempt needs a fresh challenge too.
-    if (await challenges.consume(CHALLENGE_MODEL, clientData.challenge) !== 'consumed') throw new PasskeyRefused('challenge_used');
+    if ((await challenges.consume(CHALLENGE_MODEL, clientData.challenge)) !== 'consumed') throw new PasskeyRefused('challenge_used');
     if (clientData.origin !== origin) throw new PasskeyRefused('wrong_origin');
     let parsed: ReturnType<typeof parseAuthenticatorData>;
     try {
@@ -191,9 +216,11 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
       const existing = await store.listForCustomer(customerId);
       const challenge = await issueChallenge({ purpose: 'registration', binding, customerId });
       return generateRegistrationOptions({
-        rpName: options.rpName, rpID: rpId,
+        rpName: options.rpName,
+        rpID: rpId,
         userID: isoBase64URL.toBuffer(await store.userHandle(customerId)),
-        userName: customerName, userDisplayName: customerName,
+        userName: customerName,
+        userDisplayName: customerName,
         challenge: isoBase64URL.toBuffer(challenge),
         timeout: CHALLENGE_SECONDS * 1000,
         // No attestation asked: Moat trusts the customer's choice of authenticator, not its make.
@@ -218,7 +245,11 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
       let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
       try {
         verified = await verifyRegistrationResponse({
-          response: parsed, expectedChallenge: challenge, expectedOrigin: origin, expectedRPID: rpId, requireUserVerification: true,
+          response: parsed,
+          expectedChallenge: challenge,
+          expectedOrigin: origin,
+          expectedRPID: rpId,
+          requireUserVerification: true,
         });
       } catch (err) {
         throw new PasskeyRefused('verification_failed', { cause: err });
@@ -247,9 +278,15 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
 
     async authenticationOptions({ binding, customerId, link, context }) {
       const allowed = customerId === undefined ? [] : await store.listForCustomer(customerId);
-      const challenge = await issueChallenge({
-        purpose: 'authentication', binding, ...(customerId === undefined ? {} : { customerId }), ...(context === undefined ? {} : { context }),
-      }, link);
+      const challenge = await issueChallenge(
+        {
+          purpose: 'authentication',
+          binding,
+          ...(customerId === undefined ? {} : { customerId }),
+          ...(context === undefined ? {} : { context }),
+        },
+        link,
+      );
       return generateAuthenticationOptions({
         rpID: rpId,
         challenge: isoBase64URL.toBuffer(challenge),
@@ -275,8 +312,17 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
       let verified: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
       try {
         verified = await verifyAuthenticationResponse({
-          response: parsed, expectedChallenge: challenge, expectedOrigin: origin, expectedRPID: rpId, requireUserVerification: true,
-          credential: { id: passkey.id, publicKey: passkey.publicKey as Uint8Array<ArrayBuffer>, counter: passkey.signCount, transports: passkey.transports as never },
+          response: parsed,
+          expectedChallenge: challenge,
+          expectedOrigin: origin,
+          expectedRPID: rpId,
+          requireUserVerification: true,
+          credential: {
+            id: passkey.id,
+            publicKey: passkey.publicKey as Uint8Array<ArrayBuffer>,
+            counter: passkey.signCount,
+            transports: passkey.transports as never,
+          },
         });
       } catch (err) {
         const counter = err instanceof Error && /counter value/.test(err.message);
@@ -285,7 +331,7 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
       if (!verified.verified) throw new PasskeyRefused('verification_failed');
       const at = now();
       const { newCounter, credentialBackedUp } = verified.authenticationInfo;
-      if (!await store.recordUse(passkey.id, newCounter, credentialBackedUp, at)) throw new PasskeyRefused('counter_regressed');
+      if (!(await store.recordUse(passkey.id, newCounter, credentialBackedUp, at))) throw new PasskeyRefused('counter_regressed');
       const bytes = isoBase64URL.toBuffer(challenge);
       return {
         customerId: passkey.customerId,

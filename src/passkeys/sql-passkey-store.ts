@@ -41,8 +41,10 @@ export function createSqlPasskeyStore(sql: SqlClient): PasskeyStore {
   return {
     async userHandle(customerId) {
       // Two first enrolments racing: one insert wins, both read the winner's handle.
-      await sql.query('INSERT INTO passkey_user_handle (customer_id, user_handle) VALUES ($1, $2) ON CONFLICT (customer_id) DO NOTHING',
-        [customerId, randomBytes(32).toString('base64url')]);
+      await sql.query('INSERT INTO passkey_user_handle (customer_id, user_handle) VALUES ($1, $2) ON CONFLICT (customer_id) DO NOTHING', [
+        customerId,
+        randomBytes(32).toString('base64url'),
+      ]);
       const { rows } = await sql.query<{ user_handle: string }>('SELECT user_handle FROM passkey_user_handle WHERE customer_id = $1', [customerId]);
       return rows[0]!.user_handle;
     },

@@ -33,9 +33,7 @@ export interface TrustAnchors {
 export type ChainFailure = 'untrusted-chain' | 'expired' | 'not-yet-valid' | 'not-for-client-auth';
 
 /** The outcome of `verifyCertificateChain`; `description` is fit for an error message to the TPP. */
-export type ChainVerification =
-  | { trusted: true; anchor: X509Certificate }
-  | { trusted: false; reason: ChainFailure; description: string };
+export type ChainVerification = { trusted: true; anchor: X509Certificate } | { trusted: false; reason: ChainFailure; description: string };
 
 /**
  * At most this many certificates below the trust anchor: the leaf and up to four intermediates.
@@ -97,7 +95,12 @@ function validityProblem(cert: X509Certificate, now: Date): 'expired' | 'not-yet
  * and key identifiers match, and the issuer's key usage, if present, includes keyCertSign (RFC 5280
  * §4.2.1.3). Issued-by checks are memoised, so each pair's signature is verified at most once.
  */
-function* candidatePaths(leaf: X509Certificate, intermediates: readonly X509Certificate[], anchors: readonly X509Certificate[], depth: { exceeded: boolean }): Generator<X509Certificate[]> {
+function* candidatePaths(
+  leaf: X509Certificate,
+  intermediates: readonly X509Certificate[],
+  anchors: readonly X509Certificate[],
+  depth: { exceeded: boolean },
+): Generator<X509Certificate[]> {
   const memo = new Map<X509Certificate, Map<X509Certificate, boolean>>();
   const issuedBy = (cert: X509Certificate, issuer: X509Certificate): boolean => {
     let row = memo.get(cert);
@@ -146,14 +149,19 @@ function checkPath(path: X509Certificate[], now: Date): Extract<ChainVerificatio
     const pathLength = pathLengthConstraint(cert);
     // Intermediates between this CA and the leaf (RFC 5280 §4.2.1.9 counts the leaf out).
     if (pathLength !== undefined && i - 1 > pathLength) {
-      return { trusted: false, reason: 'untrusted-chain', description: `the issuing CA ${describe(cert)} allows ${pathLength} intermediate CA(s) below it, the chain has ${i - 1}` };
+      return {
+        trusted: false,
+        reason: 'untrusted-chain',
+        description: `the issuing CA ${describe(cert)} allows ${pathLength} intermediate CA(s) below it, the chain has ${i - 1}`,
+      };
     }
   }
   for (const [i, cert] of path.entries()) {
     if (i === anchorIndex) continue;
     const oid = unknownCriticalExtension(cert);
     // RFC 5280 §4.2: a critical extension the validator does not process makes the certificate unusable.
-    if (oid !== undefined) return { trusted: false, reason: 'untrusted-chain', description: `${who(path, i)} has a critical extension this server does not process (${oid})` };
+    if (oid !== undefined)
+      return { trusted: false, reason: 'untrusted-chain', description: `${who(path, i)} has a critical extension this server does not process (${oid})` };
   }
   // RFC 5280 §4.2.1.10, §6.1.3 (b)(c): a CA's name constraints bind every certificate below it, except
   // self-issued intermediates. The anchor's own constraints are applied too: a bank that constrains
@@ -167,11 +175,19 @@ function checkPath(path: X509Certificate[], now: Date): Extract<ChainVerificatio
   }
   const policyFailure = explicitPolicyViolation(path);
   if (policyFailure !== undefined) {
-    return { trusted: false, reason: 'untrusted-chain', description: `${who(path, policyFailure)} asserts no certificate policy, and a CA on the path requires an explicit policy (RFC 5280 §4.2.1.11)` };
+    return {
+      trusted: false,
+      reason: 'untrusted-chain',
+      description: `${who(path, policyFailure)} asserts no certificate policy, and a CA on the path requires an explicit policy (RFC 5280 §4.2.1.11)`,
+    };
   }
   const eku = path[0]!.keyUsage;
   if (eku !== undefined && eku.length > 0 && !eku.includes(CLIENT_AUTH_EKU) && !eku.includes(ANY_EKU)) {
-    return { trusted: false, reason: 'not-for-client-auth', description: `the certificate's extended key usage does not include clientAuth (${CLIENT_AUTH_EKU})` };
+    return {
+      trusted: false,
+      reason: 'not-for-client-auth',
+      description: `the certificate's extended key usage does not include clientAuth (${CLIENT_AUTH_EKU})`,
+    };
   }
   return undefined;
 }

@@ -2,8 +2,17 @@ import type { X509Certificate } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import {
-  BasicConstraints, Certificate, CertificatePolicies, GeneralName, id_ce_certificatePolicies_anyPolicy, InhibitAnyPolicy, NameConstraints, PolicyConstraints,
-  SubjectAlternativeName, type Extension, type Name,
+  BasicConstraints,
+  Certificate,
+  CertificatePolicies,
+  GeneralName,
+  id_ce_certificatePolicies_anyPolicy,
+  InhibitAnyPolicy,
+  NameConstraints,
+  PolicyConstraints,
+  SubjectAlternativeName,
+  type Extension,
+  type Name,
 } from '@peculiar/asn1-x509';
 
 /*
@@ -176,11 +185,16 @@ function directoryWithin(subject: Name, base: Name): boolean {
 
 function within(form: Exclude<Form, 'other'>, value: string | Name, base: GeneralName): boolean {
   switch (form) {
-    case 'directoryName': return directoryWithin(value as Name, base.directoryName!);
-    case 'dNSName': return dnsWithin(value as string, base.dNSName!);
-    case 'rfc822Name': return emailWithin(value as string, base.rfc822Name!);
-    case 'uniformResourceIdentifier': return uriWithin(value as string, base.uniformResourceIdentifier!);
-    case 'iPAddress': return ipWithin(value as string, base.iPAddress!);
+    case 'directoryName':
+      return directoryWithin(value as Name, base.directoryName!);
+    case 'dNSName':
+      return dnsWithin(value as string, base.dNSName!);
+    case 'rfc822Name':
+      return emailWithin(value as string, base.rfc822Name!);
+    case 'uniformResourceIdentifier':
+      return uriWithin(value as string, base.uniformResourceIdentifier!);
+    case 'iPAddress':
+      return ipWithin(value as string, base.iPAddress!);
   }
 }
 

@@ -148,7 +148,9 @@ export function parseDistinguishedName(dn: string): DistinguishedName {
   const rdns: DistinguishedName = [];
   let rdn: RelativeDistinguishedName = [];
   let i = 0;
-  const skipSpaces = () => { while (dn[i] === ' ') i += 1; };
+  const skipSpaces = () => {
+    while (dn[i] === ' ') i += 1;
+  };
 
   for (;;) {
     skipSpaces();
@@ -270,16 +272,18 @@ export function distinguishedNameFromDer(der: Uint8Array): DistinguishedName {
  * `GB` equals UTF8String `gb`).
  */
 function prepare(value: string): string {
-  return value
-    // §2.2: soft hyphens, joiners, variation selectors, zero-width space and most controls map to nothing…
-    // biome-ignore lint/suspicious/noMisleadingCharacterClass: RFC 4518 §2.2 maps each of these code points to nothing, one by one, variation selectors included
-    .replace(/[\u00AD\u034F\u1806\u180B-\u180D\uFE00-\uFE0F\uFFFC\u200B\u0000-\u0008\u000E-\u001F\u007F-\u0084\u0086-\u009F]/g, '')
-    // …tab, line breaks and every other space separator map to SPACE.
-    .replace(/[\t\n\u000B\f\r\u0085\p{Zs}\u2028\u2029]/gu, ' ')
-    .normalize('NFKC')
-    .toLowerCase()
-    .trim()
-    .replace(/ +/g, ' ');
+  return (
+    value
+      // §2.2: soft hyphens, joiners, variation selectors, zero-width space and most controls map to nothing…
+      // biome-ignore lint/suspicious/noMisleadingCharacterClass: RFC 4518 §2.2 maps each of these code points to nothing, one by one, variation selectors included
+      .replace(/[\u00AD\u034F\u1806\u180B-\u180D\uFE00-\uFE0F\uFFFC\u200B\u0000-\u0008\u000E-\u001F\u007F-\u0084\u0086-\u009F]/g, '')
+      // …tab, line breaks and every other space separator map to SPACE.
+      .replace(/[\t\n\u000B\f\r\u0085\p{Zs}\u2028\u2029]/gu, ' ')
+      .normalize('NFKC')
+      .toLowerCase()
+      .trim()
+      .replace(/ +/g, ' ')
+  );
 }
 
 function attributeKey(a: Attribute): string {
@@ -372,8 +376,7 @@ export function toX509Name(dn: DistinguishedName): x509.Name {
     const item: X509NameJson[number] = {};
     for (const a of rdn) {
       if (a.binary === true) throw new InvalidDistinguishedNameError(`cannot build a certificate name with the non-string value ${a.value}`);
-      const value = IA5_TYPES.has(a.type) ? { ia5String: a.value }
-        : PRINTABLE.test(a.value) ? { printableString: a.value } : { utf8String: a.value };
+      const value = IA5_TYPES.has(a.type) ? { ia5String: a.value } : PRINTABLE.test(a.value) ? { printableString: a.value } : { utf8String: a.value };
       const values = item[a.type] ?? [];
       values.push(value);
       item[a.type] = values;

@@ -82,9 +82,12 @@ export function readForwardedCertificate(format: ForwardedCertFormat, headers: F
   const raw = format === 'envoy-xfcc' ? joined(headers, name) : single(headers, name);
   if (raw === undefined || raw.trim() === '') return undefined;
   switch (format) {
-    case 'rfc9440': return readRfc9440(raw, joined(headers, CLIENT_CERT_CHAIN));
-    case 'nginx': return readEscapedPem(raw, 'X-SSL-Client-Cert');
-    case 'envoy-xfcc': return readXfcc(raw);
+    case 'rfc9440':
+      return readRfc9440(raw, joined(headers, CLIENT_CERT_CHAIN));
+    case 'nginx':
+      return readEscapedPem(raw, 'X-SSL-Client-Cert');
+    case 'envoy-xfcc':
+      return readXfcc(raw);
   }
 }
 
@@ -118,7 +121,8 @@ function readRfc9440(value: string, chainValue: string | undefined): ForwardedCe
     } catch (cause) {
       throw new MalformedForwardedCertificateError('Client-Cert-Chain is not a Structured Field List (RFC 9440 §2.3)', { cause });
     }
-    if (list.length > MAX_FORWARDED_CHAIN) throw new MalformedForwardedCertificateError(`Client-Cert-Chain holds more than ${MAX_FORWARDED_CHAIN} certificates`);
+    if (list.length > MAX_FORWARDED_CHAIN)
+      throw new MalformedForwardedCertificateError(`Client-Cert-Chain holds more than ${MAX_FORWARDED_CHAIN} certificates`);
     for (const [index, member] of list.entries()) {
       if (isInnerList(member) || !isArrayBuffer(member[0])) {
         throw new MalformedForwardedCertificateError(`Client-Cert-Chain member ${index + 1} is not a Byte Sequence (RFC 9440 §2.3)`);
@@ -144,7 +148,8 @@ function readPemCertificates(pem: string, what: string): X509Certificate[] {
   });
   if (rest.trim() !== '') throw new MalformedForwardedCertificateError(`${what} holds something other than PEM certificates`);
   if (certificates.length === 0) throw new MalformedForwardedCertificateError(`${what} holds no PEM certificate`);
-  if (certificates.length > MAX_FORWARDED_CHAIN + 1) throw new MalformedForwardedCertificateError(`${what} holds more than ${MAX_FORWARDED_CHAIN + 1} certificates`);
+  if (certificates.length > MAX_FORWARDED_CHAIN + 1)
+    throw new MalformedForwardedCertificateError(`${what} holds more than ${MAX_FORWARDED_CHAIN + 1} certificates`);
   return certificates;
 }
 
@@ -183,7 +188,9 @@ export function parseXfcc(value: string): XfccElement[] {
   const fail = (why: string): never => {
     throw new MalformedForwardedCertificateError(`X-Forwarded-Client-Cert: ${why} at position ${i}`);
   };
-  const skipSpaces = () => { while (value[i] === ' ' || value[i] === '\t') i += 1; };
+  const skipSpaces = () => {
+    while (value[i] === ' ' || value[i] === '\t') i += 1;
+  };
 
   skipSpaces();
   if (i >= value.length) fail('empty value');
@@ -200,8 +207,15 @@ export function parseXfcc(value: string): XfccElement[] {
       for (;;) {
         if (i >= value.length) fail('unterminated quoted value');
         const ch = value[i]!;
-        if (ch === '"') { i += 1; break; }
-        if (ch === '\\' && value[i + 1] === '"') { v += '"'; i += 2; continue; }
+        if (ch === '"') {
+          i += 1;
+          break;
+        }
+        if (ch === '\\' && value[i + 1] === '"') {
+          v += '"';
+          i += 2;
+          continue;
+        }
         v += ch;
         i += 1;
       }

@@ -48,7 +48,11 @@ interface Deps {
 
 type Ctx = ParameterizedContext;
 
-interface FormInput { name: string; roles: string[]; redirectUris: string }
+interface FormInput {
+  name: string;
+  roles: string[];
+  redirectUris: string;
+}
 
 export function createPortalRouter(deps: Deps): Router {
   const { views, csrf, sessions } = deps;
@@ -65,7 +69,8 @@ export function createPortalRouter(deps: Deps): Router {
 
   const renderPortal = async (ctx: Ctx, form: { input?: FormInput; errors?: Record<string, string>; created?: string } = {}) => {
     const tpps = await sessions.tpps(ctx);
-    const calls = deps.diagnostics === undefined || tpps.length === 0 ? [] : newestOf(await deps.diagnostics.recentFor(await ownersOf(tpps), RECENT_CALLS), RECENT_CALLS);
+    const calls =
+      deps.diagnostics === undefined || tpps.length === 0 ? [] : newestOf(await deps.diagnostics.recentFor(await ownersOf(tpps), RECENT_CALLS), RECENT_CALLS);
     const now = Date.now();
     const newest = tpps[0];
     ctx.type = 'html';
@@ -78,8 +83,11 @@ export function createPortalRouter(deps: Deps): Router {
       created: form.created,
       maxTpps: MAX_TPPS_PER_SESSION,
       tpps: tpps.map((t) => ({
-        ...t, downloadable: Date.parse(t.downloadableUntil) > now,
-        files: [...DOWNLOADABLE].filter((f) => f !== TPP_FILES.summary).concat(TPP_FILES.summary)
+        ...t,
+        downloadable: Date.parse(t.downloadableUntil) > now,
+        files: [...DOWNLOADABLE]
+          .filter((f) => f !== TPP_FILES.summary)
+          .concat(TPP_FILES.summary)
           .map((f) => ({ name: f, secret: f === TPP_FILES.transportKey || f === TPP_FILES.signingJwks })),
       })),
       quickStart: newest === undefined ? undefined : quickStart(deps.config.issuer, newest),
@@ -95,7 +103,10 @@ export function createPortalRouter(deps: Deps): Router {
     const form = await readForm(ctx.req);
     csrf.verify(ctx, 'portal', form.get(CSRF_FIELD) ?? undefined);
     const input: FormInput = { name: (form.get('name') ?? '').trim(), roles: form.getAll('roles'), redirectUris: form.get('redirect_uris') ?? '' };
-    const uris = input.redirectUris.split(/\r?\n/).map((u) => u.trim()).filter((u) => u !== '');
+    const uris = input.redirectUris
+      .split(/\r?\n/)
+      .map((u) => u.trim())
+      .filter((u) => u !== '');
     const errors = validate(input, uris);
     if ((await sessions.tpps(ctx)).length >= MAX_TPPS_PER_SESSION) {
       errors.form = `This browser has made ${MAX_TPPS_PER_SESSION} sandbox TPPs already; use one of them, or \`npm run moat -- sandbox tpp\` on the command line.`;
@@ -106,19 +117,38 @@ export function createPortalRouter(deps: Deps): Router {
       return;
     }
     const tpp = await issueSandboxTpp(deps.material, {
-      name: input.name, issuer: deps.config.issuer, roles: input.roles, redirectUris: uris,
+      name: input.name,
+      issuer: deps.config.issuer,
+      roles: input.roles,
+      redirectUris: uris,
       // As the CLI makes them: eIDAS style, with the sandbox CA's revocation services.
-      eidas: true, ...sandboxRevocationPointers(deps.config.issuer),
+      eidas: true,
+      ...sandboxRevocationPointers(deps.config.issuer),
     });
     const record: PortalTpp = {
-      id: randomBytes(12).toString('base64url'), name: tpp.name, orgId: tpp.orgId, softwareId: tpp.softwareId, roles: tpp.roles,
-      redirectUris: tpp.redirectUris, subjectDn: tpp.subjectDn, thumbprint: tpp.thumbprint, createdAt: new Date().toISOString(),
+      id: randomBytes(12).toString('base64url'),
+      name: tpp.name,
+      orgId: tpp.orgId,
+      softwareId: tpp.softwareId,
+      roles: tpp.roles,
+      redirectUris: tpp.redirectUris,
+      subjectDn: tpp.subjectDn,
+      thumbprint: tpp.thumbprint,
+      createdAt: new Date().toISOString(),
       downloadableUntil: new Date(Date.now() + deps.config.portal.downloadSeconds * 1000).toISOString(),
     };
-    const files = [...sandboxTppFiles(tpp), {
-      name: TPP_FILES.summary, secret: false,
-      content: `${JSON.stringify(sandboxTppSummary(tpp, (f) => `./${folderFor(tpp.name)}/${f}`), null, 2)}\n`,
-    }];
+    const files = [
+      ...sandboxTppFiles(tpp),
+      {
+        name: TPP_FILES.summary,
+        secret: false,
+        content: `${JSON.stringify(
+          sandboxTppSummary(tpp, (f) => `./${folderFor(tpp.name)}/${f}`),
+          null,
+          2,
+        )}\n`,
+      },
+    ];
     await sessions.add(ctx, record, files, deps.config.portal.downloadSeconds);
     deps.logger.info({ event: 'portal.tpp_created', orgId: tpp.orgId, softwareId: tpp.softwareId }, 'sandbox TPP created in the portal');
     // Post/redirect/get: a reload must not make a second TPP.
@@ -140,8 +170,7 @@ export function createPortalRouter(deps: Deps): Router {
   router.get('/calls/:interactionId', async (ctx) => {
     const tpps = await sessions.tpps(ctx);
     const interactionId = ctx.params.interactionId!;
-    const calls = deps.diagnostics === undefined || tpps.length === 0 ? []
-      : await deps.diagnostics.callsFor(await ownersOf(tpps), interactionId);
+    const calls = deps.diagnostics === undefined || tpps.length === 0 ? [] : await deps.diagnostics.callsFor(await ownersOf(tpps), interactionId);
     if (calls.length === 0) throw new OAuthError('not_found', 'No recent call with that interaction id was made with the credentials this browser created.');
     ctx.type = 'html';
     ctx.body = views.render('portal-call', { interactionId, calls: calls.map((c) => describeCall(c, tpps)) });
@@ -165,7 +194,12 @@ function validate(input: FormInput, uris: string[]): Record<string, string> {
 
 /** The folder the quick start keeps a TPP's downloads in. */
 function folderFor(name: string): string {
-  const slug = name.toLowerCase().normalize('NFKD').replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 30);
+  const slug = name
+    .toLowerCase()
+    .normalize('NFKD')
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .slice(0, 30);
   return slug === '' ? 'tpp' : slug;
 }
 

@@ -48,7 +48,7 @@ export function createPortalSessions(store: ModelStore): PortalSessions {
   };
   const load = async (id: string | undefined) => {
     if (id === undefined) return undefined;
-    const session = await store.find(SESSION_MODEL, id) as (AdapterPayload & { tpps?: PortalTpp[] }) | undefined;
+    const session = (await store.find(SESSION_MODEL, id)) as (AdapterPayload & { tpps?: PortalTpp[] }) | undefined;
     return Array.isArray(session?.tpps) ? session.tpps : undefined;
   };
   return {
@@ -72,7 +72,7 @@ export function createPortalSessions(store: ModelStore): PortalSessions {
     async file(ctx, tppId, name) {
       const id = idOf(ctx);
       if (id === undefined || !(await load(id))?.some((t) => t.id === tppId)) return undefined;
-      const bundle = await store.find(BUNDLE_MODEL, `${id}:${tppId}`) as { files?: TppFile[] } | undefined;
+      const bundle = (await store.find(BUNDLE_MODEL, `${id}:${tppId}`)) as { files?: TppFile[] } | undefined;
       return bundle?.files?.find((f) => f.name === name);
     },
   };

@@ -22,7 +22,10 @@ const ERROR_EVENTS = ['grant.error', 'pushed_authorization_request.error', 'user
 /** What oidc-provider says to a token userinfo will not read (its wording: internals.ts). */
 const NOT_FOR_USERINFO = new Set<string>([PROVIDER_WORDING.userinfoWithoutOpenid, PROVIDER_WORDING.userinfoAudience]);
 
-interface Answer { error: string; description: string }
+interface Answer {
+  error: string;
+  description: string;
+}
 
 export function actionableErrors(provider: Provider): Middleware {
   const rendered = new WeakMap<object, errors.OIDCProviderError>();
@@ -39,12 +42,16 @@ export function actionableErrors(provider: Provider): Middleware {
     if (err === undefined || typeof body !== 'object' || body === null || typeof body.error !== 'string') return;
     const answer = better(koaCtx as unknown as KoaContextWithOIDC, err);
     if (answer === undefined) return;
-    koaCtx.body = answer.error === body.error ? { ...body, error_description: answer.description } : { error: answer.error, error_description: answer.description };
+    koaCtx.body =
+      answer.error === body.error ? { ...body, error_description: answer.description } : { error: answer.error, error_description: answer.description };
     const challenge: unknown = koaCtx.response.get('WWW-Authenticate');
     if (typeof challenge === 'string' && challenge !== '') {
-      koaCtx.set('WWW-Authenticate', challenge
-        .replace(/\berror="[^"]*"/, `error="${answer.error}"`)
-        .replace(/\berror_description="[^"]*"/, `error_description="${challengeParameter(answer.description)}"`));
+      koaCtx.set(
+        'WWW-Authenticate',
+        challenge
+          .replace(/\berror="[^"]*"/, `error="${answer.error}"`)
+          .replace(/\berror_description="[^"]*"/, `error_description="${challengeParameter(answer.description)}"`),
+      );
     }
   };
 }
@@ -91,7 +98,9 @@ function boundGrant(detail: string | undefined): Answer | undefined {
   const grant = (description: string) => ({ error: 'invalid_grant', description });
   switch (detail) {
     case PROVIDER_WORDING.dpopJktMismatch:
-      return grant('the DPoP proof is signed with another key than the one this authorization code is bound to (dpop_jkt at the pushed authorization request, RFC 9449 §10)');
+      return grant(
+        'the DPoP proof is signed with another key than the one this authorization code is bound to (dpop_jkt at the pushed authorization request, RFC 9449 §10)',
+      );
     case PROVIDER_WORDING.dpopMissingForBoundCode:
       return grant('this authorization code is bound to a DPoP key (dpop_jkt, RFC 9449 §10): send a DPoP proof of that key');
     case PROVIDER_WORDING.dpopRequired:
@@ -110,8 +119,12 @@ function userinfoToken(ctx: KoaContextWithOIDC, error: string): Answer | undefin
   if (token === undefined) return undefined;
   const aud = [token.aud ?? []].flat();
   if (aud.length > 0) {
-    return { error, description: `this access token is for ${aud.join(' ')}, not for userinfo: get a userinfo access token with a refresh request that names scope=openid (RFC 6749 §6), and use the API token for the API` };
+    return {
+      error,
+      description: `this access token is for ${aud.join(' ')}, not for userinfo: get a userinfo access token with a refresh request that names scope=openid (RFC 6749 §6), and use the API token for the API`,
+    };
   }
-  if (token.scopes?.has('openid') !== true) return { error, description: 'this access token was issued without the openid scope: userinfo needs an authorization that asked for scope openid' };
+  if (token.scopes?.has('openid') !== true)
+    return { error, description: 'this access token was issued without the openid scope: userinfo needs an authorization that asked for scope openid' };
   return undefined;
 }

@@ -4,7 +4,14 @@ import { GRANT_MANAGEMENT_ACTIONS, GRANT_MANAGEMENT_SCOPES, GRANTS_PATH, grantMa
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import Provider, { errors, ExternalSigningKey, type CIBAEnabledConfiguration, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, {
+  errors,
+  ExternalSigningKey,
+  type CIBAEnabledConfiguration,
+  type ClientMetadata,
+  type Configuration,
+  type KoaContextWithOIDC,
+} from 'oidc-provider';
 import type { MoatConfig, ResourceServerConfig } from '../config/schema.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
@@ -61,11 +68,15 @@ export interface ClientStanding {
   steppedUp(clientId: string): { accessTokenTtl: number; reason: string } | undefined;
 }
 
-
 /** Extra client metadata Moat understands (RFC 7591 §2 allows extensions). */
 export const EXTRA_CLIENT_METADATA = [
   FAPI_PROFILE_METADATA,
-  'software_id', 'software_version', 'software_statement', 'software_roles', 'org_id', 'org_name',
+  'software_id',
+  'software_version',
+  'software_statement',
+  'software_roles',
+  'org_id',
+  'org_name',
   NOTIFICATION_URI_METADATA,
 ] as const;
 
@@ -135,14 +146,21 @@ export function createProvider(deps: ProviderDependencies): Provider {
     claims: { openid: ['sub', 'acr', 'amr', 'auth_time'], profile: ['name'], [INTENT_CLAIM]: null },
     acrValues: [...ACR_VALUES_SUPPORTED],
     extraTokenClaims: authenticationTokenClaims(steppedUpRefusesRefresh(consentTokenClaims(consentOf), deps.clientStanding), {
-      consentOf, reauthDays: config.sca.accountAccessReauthDays, now: deps.now ?? (() => new Date()),
+      consentOf,
+      reauthDays: config.sca.accountAccessReauthDays,
+      now: deps.now ?? (() => new Date()),
     }),
     extraClientMetadata: {
       properties: [...EXTRA_CLIENT_METADATA],
       validator(ctx, key, value, metadata) {
         // Defence in depth: a registration request (ctx is given only for those) that Moat's
         // software-statement policy did not approve never creates a client, whatever path reached it.
-        if (key === EXTRA_CLIENT_METADATA[0] && ctx !== undefined && ['registration', 'client_update'].includes(ctx.oidc?.route ?? '') && !isRegistrationApproved(ctx.req)) {
+        if (
+          key === EXTRA_CLIENT_METADATA[0] &&
+          ctx !== undefined &&
+          ['registration', 'client_update'].includes(ctx.oidc?.route ?? '') &&
+          !isRegistrationApproved(ctx.req)
+        ) {
           throw new errors.InvalidSoftwareStatement('registration requires a software statement verified by this server');
         }
         if (key === FAPI_PROFILE_METADATA) {
@@ -212,8 +230,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     features: {
       devInteractions: { enabled: false },
       // keys.source pkcs11: the keys are the HSM's, which signs (external-signing-keys.ts).
-      externalSigningSupport: deps.jwks.keys.some((k) => k instanceof ExternalSigningKey)
-        ? { enabled: true, ack: EXTERNAL_SIGNING_ACK } : { enabled: false },
+      externalSigningSupport: deps.jwks.keys.some((k) => k instanceof ExternalSigningKey) ? { enabled: true, ack: EXTERNAL_SIGNING_ACK } : { enabled: false },
       fapi: { enabled: true, profile: (_ctx, client) => providerProfileFor(profileOf(client as unknown as Record<string, unknown>)) },
       pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: true },
       mTLS: {
@@ -240,9 +257,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
           // A deleted client's tokens, and a token bound to a revoked or retired certificate, are
           // inactive for everyone.
           if (deps.clientStanding?.quarantined(token.clientId!) !== undefined) return false;
-          if (await ctx.oidc.provider.Client.find(token.clientId!) === undefined) return false;
+          if ((await ctx.oidc.provider.Client.find(token.clientId!)) === undefined) return false;
           const x5t = (token as unknown as Record<string, string | undefined>)['x5t#S256'];
-          if (x5t !== undefined && !await deps.certificateGate.bindingAlive(x5t)) return false;
+          if (x5t !== undefined && !(await deps.certificateGate.bindingAlive(x5t))) return false;
           const rs = resourceServers.byClientId(client.clientId);
           if (rs !== undefined) return tokenAudiences(token as Parameters<typeof tokenAudiences>[0]).includes(rs.identifier);
           return token.clientId === client.clientId;
@@ -365,7 +382,9 @@ function subjectMatches(presented: PresentedCertificate | undefined, property: s
       return false;
     }
   }
-  const sanType = { tls_client_auth_san_dns: 'DNS', tls_client_auth_san_uri: 'URI', tls_client_auth_san_ip: 'IP Address', tls_client_auth_san_email: 'email' }[property];
+  const sanType = { tls_client_auth_san_dns: 'DNS', tls_client_auth_san_uri: 'URI', tls_client_auth_san_ip: 'IP Address', tls_client_auth_san_email: 'email' }[
+    property
+  ];
   if (sanType === undefined) return false;
   const sans = (presented.certificate.subjectAltName ?? '').split(', ');
   return sans.includes(`${sanType}:${expected}`);

@@ -73,10 +73,18 @@ class HsmSigningKey extends ExternalSigningKey {
     } catch (caught) {
       const err = caught instanceof HsmUnavailableError ? caught : hsmFailure(caught, `signing with key ${this.#key.kid}`);
       this.#reporting.failures.inc({ reason: err.reason });
-      this.#reporting.logger.error({
-        event: 'keys.signing_unavailable', outcome: 'signing_unavailable', reason: err.reason, kid: this.#key.kid, alg: this.#key.alg,
-        tokenLabel: this.#token.label, detail: err.message,
-      }, 'the HSM could not sign; answering 503 temporarily_unavailable');
+      this.#reporting.logger.error(
+        {
+          event: 'keys.signing_unavailable',
+          outcome: 'signing_unavailable',
+          reason: err.reason,
+          kid: this.#key.kid,
+          alg: this.#key.alg,
+          tokenLabel: this.#token.label,
+          detail: err.message,
+        },
+        'the HSM could not sign; answering 503 temporarily_unavailable',
+      );
       throw signingUnavailable(err.reason, err);
     }
   }
@@ -103,8 +111,10 @@ export interface HsmSigning {
  */
 export function signingFailuresCounter(registry: Registry): Counter<'reason'> {
   return new Counter({
-    name: 'moat_signing_failures_total', help: 'Signatures the HSM could not make (each answered 503 temporarily_unavailable), by reason',
-    labelNames: ['reason'] as const, registers: [registry],
+    name: 'moat_signing_failures_total',
+    help: 'Signatures the HSM could not make (each answered 503 temporarily_unavailable), by reason',
+    labelNames: ['reason'] as const,
+    registers: [registry],
   });
 }
 
@@ -128,11 +138,15 @@ export async function openHsmSigning(keys: MoatConfig['keys'], logger: Logger, f
 /** A token key as the shared store keeps it: its lifecycle and public JWK; the private key stays in the token. */
 function sharedKeyOf(key: HsmKey, activateAt?: number): SharedKey {
   return {
-    kid: key.kid, alg: key.alg, moat_state: key.moat_state, moat_created_at: key.moat_created_at,
+    kid: key.kid,
+    alg: key.alg,
+    moat_state: key.moat_state,
+    moat_created_at: key.moat_created_at,
     ...(key.moat_retired_at === undefined ? {} : { moat_retired_at: key.moat_retired_at }),
     ...(key.moat_state === 'active' ? { moat_activated_at: key.moat_created_at } : {}),
     ...(activateAt === undefined ? {} : { moat_activate_at: activateAt }),
-    publicJwk: key.publicJwk, sealedPrivateJwk: '',
+    publicJwk: key.publicJwk,
+    sealedPrivateJwk: '',
   };
 }
 
@@ -146,10 +160,18 @@ function sharedKeyOf(key: HsmKey, activateAt?: number): SharedKey {
 export function hsmKeyMaterial(token: Pkcs11Token, reporting: SigningFailureReporting): KeyMaterial {
   return {
     mint: async (alg, state, now, activateAt) => sharedKeyOf(await generateHsmKey(token, alg as Pkcs11Algorithm, state, now), activateAt),
-    providerJwks: async (keys) => hsmProviderJwks(keys.map((k) => ({
-      kid: k.kid, alg: k.alg as Pkcs11Algorithm, moat_state: k.moat_state, moat_created_at: k.moat_created_at,
-      publicJwk: { ...k.publicJwk, kid: k.kid, alg: k.alg as Pkcs11Algorithm, use: 'sig' },
-    })), token, reporting),
+    providerJwks: async (keys) =>
+      hsmProviderJwks(
+        keys.map((k) => ({
+          kid: k.kid,
+          alg: k.alg as Pkcs11Algorithm,
+          moat_state: k.moat_state,
+          moat_created_at: k.moat_created_at,
+          publicJwk: { ...k.publicJwk, kid: k.kid, alg: k.alg as Pkcs11Algorithm, use: 'sig' },
+        })),
+        token,
+        reporting,
+      ),
     existing: async () => (await listHsmKeys(token)).map((k) => sharedKeyOf(k)),
     removed: (kid) => destroyHsmKey(token, kid),
   };

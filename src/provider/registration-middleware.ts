@@ -115,13 +115,25 @@ async function register(ctx: Ctx, next: () => Promise<unknown>, deps: Deps): Pro
   if (ctx.status === 201 && typeof created?.client_id === 'string') {
     await recordRegisteredTpp(deps.sql, deps.registry, { clientId: created.client_id, ssa, certificate: presented });
     await deps.audit?.record({
-      type: 'client.registered', actor: 'tpp', actorId: ssa.softwareId, clientId: created.client_id, orgId: ssa.orgId, subject: created.client_id,
+      type: 'client.registered',
+      actor: 'tpp',
+      actorId: ssa.softwareId,
+      clientId: created.client_id,
+      orgId: ssa.orgId,
+      subject: created.client_id,
       detail: { softwareId: ssa.softwareId, directory: ssa.directory.issuer, roles: ssa.roles, certificate: presented.thumbprint },
     });
-    deps.logger.info({
-      event: 'tpp.registered', clientId: created.client_id, orgId: ssa.orgId, softwareId: ssa.softwareId,
-      certificateThumbprint: presented.thumbprint, issuer: formatDistinguishedName(issuerOf(presented.certificate)),
-    }, 'TPP client registered');
+    deps.logger.info(
+      {
+        event: 'tpp.registered',
+        clientId: created.client_id,
+        orgId: ssa.orgId,
+        softwareId: ssa.softwareId,
+        certificateThumbprint: presented.thumbprint,
+        issuer: formatDistinguishedName(issuerOf(presented.certificate)),
+      },
+      'TPP client registered',
+    );
   }
 }
 
@@ -133,11 +145,14 @@ async function register(ctx: Ctx, next: () => Promise<unknown>, deps: Deps): Pro
  * same subject presented here is registered beside the current one: that is how a TPP rotates.
  */
 async function update(ctx: Ctx, next: () => Promise<unknown>, deps: Deps, clientId: string): Promise<void> {
-  if (!await holdsRegistrationAccessToken(ctx, deps, clientId)) return void await next();
+  if (!(await holdsRegistrationAccessToken(ctx, deps, clientId))) return void (await next());
   const { metadata, ssa, presented } = await approvedMetadata(ctx, deps);
   const existing = await registeredTppOf(deps.sql, clientId);
   if (existing !== undefined && (existing.softwareId !== ssa.softwareId || existing.orgId !== ssa.orgId)) {
-    throw new OAuthError('invalid_software_statement', `this client is software ${existing.softwareId} of organisation ${existing.orgId}; the software statement is for ${ssa.softwareId} of ${ssa.orgId}`);
+    throw new OAuthError(
+      'invalid_software_statement',
+      `this client is software ${existing.softwareId} of organisation ${existing.orgId}; the software statement is for ${ssa.softwareId} of ${ssa.orgId}`,
+    );
   }
   const current = await deps.provider.Client.find(clientId);
   const method = current?.metadata().token_endpoint_auth_method;
@@ -149,7 +164,15 @@ async function update(ctx: Ctx, next: () => Promise<unknown>, deps: Deps, client
   await next();
   if (ctx.status === 200) {
     await recordRegisteredTpp(deps.sql, deps.registry, { clientId, ssa, certificate: presented });
-    await deps.audit?.record({ type: 'client.updated', actor: 'tpp', actorId: ssa.softwareId, clientId, orgId: ssa.orgId, subject: clientId, detail: { certificate: presented.thumbprint } });
+    await deps.audit?.record({
+      type: 'client.updated',
+      actor: 'tpp',
+      actorId: ssa.softwareId,
+      clientId,
+      orgId: ssa.orgId,
+      subject: clientId,
+      detail: { certificate: presented.thumbprint },
+    });
     deps.logger.info({ event: 'tpp.updated', clientId, orgId: ssa.orgId, certificateThumbprint: presented.thumbprint }, 'TPP client registration updated');
   }
 }
@@ -160,7 +183,14 @@ async function remove(ctx: Ctx, next: () => Promise<unknown>, deps: Deps, client
   if (ctx.status !== 204) return;
   const ended = await deps.consents.revokeAllForClient(clientId, 'the client was deleted by its owner (RFC 7592)');
   const tpp = await registeredTppOf(deps.sql, clientId);
-  await deps.audit?.record({ type: 'client.deleted', actor: 'tpp', clientId, ...(tpp === undefined ? {} : { orgId: tpp.orgId }), subject: clientId, detail: { consentsRevoked: ended } });
+  await deps.audit?.record({
+    type: 'client.deleted',
+    actor: 'tpp',
+    clientId,
+    ...(tpp === undefined ? {} : { orgId: tpp.orgId }),
+    subject: clientId,
+    detail: { consentsRevoked: ended },
+  });
   deps.logger.info({ event: 'tpp.deleted', clientId, consentsRevoked: ended }, 'TPP client deleted; its consents and tokens are revoked');
 }
 

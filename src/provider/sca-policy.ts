@@ -23,25 +23,29 @@ export function scaInteractionPolicy(standing: ClientStanding | undefined): NonN
   const login = policy.get('login')!;
   login.checks.remove('essential_acr');
   login.checks.remove('essential_acrs');
-  login.checks.add(new Check('sca_required', 'strong customer authentication is required for this authorization', 'login_required', (ctx: KoaContextWithOIDC) => {
-    const params = ctx.oidc.params as Record<string, unknown>;
-    let requirement;
-    try {
-      requirement = requiredAuthentication({
-        scope: String(params.scope ?? ''),
-        // Any consent (an intent or authorization_details) needs SCA; which kind is decided at the decision.
-        ...(typeof params.authorization_details === 'string' || intentIdFromClaims(params.claims) !== undefined ? { detail: { type: 'account_information' as const } } : {}),
-        ...acrRequestParams(params),
-        threatStepUp: standing?.steppedUp(ctx.oidc.client!.clientId) !== undefined,
-      });
-    } catch (err) {
-      if (err instanceof AuthenticationRequirementsUnmet) throw new errors.UnmetAuthenticationRequirements(err.message);
-      throw err;
-    }
-    if (requirement.acr !== ACR_SCA) return Check.NO_NEED_TO_PROMPT;
-    // Authenticated in this interaction (its result is being resumed): the interaction routes checked it.
-    return ctx.oidc.result?.login === undefined ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
-  }));
+  login.checks.add(
+    new Check('sca_required', 'strong customer authentication is required for this authorization', 'login_required', (ctx: KoaContextWithOIDC) => {
+      const params = ctx.oidc.params as Record<string, unknown>;
+      let requirement;
+      try {
+        requirement = requiredAuthentication({
+          scope: String(params.scope ?? ''),
+          // Any consent (an intent or authorization_details) needs SCA; which kind is decided at the decision.
+          ...(typeof params.authorization_details === 'string' || intentIdFromClaims(params.claims) !== undefined
+            ? { detail: { type: 'account_information' as const } }
+            : {}),
+          ...acrRequestParams(params),
+          threatStepUp: standing?.steppedUp(ctx.oidc.client!.clientId) !== undefined,
+        });
+      } catch (err) {
+        if (err instanceof AuthenticationRequirementsUnmet) throw new errors.UnmetAuthenticationRequirements(err.message);
+        throw err;
+      }
+      if (requirement.acr !== ACR_SCA) return Check.NO_NEED_TO_PROMPT;
+      // Authenticated in this interaction (its result is being resumed): the interaction routes checked it.
+      return ctx.oidc.result?.login === undefined ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+    }),
+  );
   return policy;
 }
 

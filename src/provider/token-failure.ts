@@ -43,11 +43,17 @@ export function giveBackCodeOnFailure(provider: Provider, logger: Logger): Middl
       if (!code.isExpired) {
         await unspendAuthorizationCode(code);
         undone.codeGivenBack = true;
-        logger.warn({ event: 'token.code_given_back', clientId: code.clientId, status: ctx.status }, 'the token request failed after spending its authorization code; the code stays redeemable');
+        logger.warn(
+          { event: 'token.code_given_back', clientId: code.clientId, status: ctx.status },
+          'the token request failed after spending its authorization code; the code stays redeemable',
+        );
       }
       if (undone.withdrawn.length > 0 || undone.codeGivenBack) oidc.provider.emit(TOKEN_REQUEST_UNDONE, ctx, undone);
     } catch (err) {
-      logger.error({ err, event: 'token.code_give_back_failed', clientId: code.clientId }, 'the token request failed and its authorization code could not be given back');
+      logger.error(
+        { err, event: 'token.code_give_back_failed', clientId: code.clientId },
+        'the token request failed and its authorization code could not be given back',
+      );
     }
   };
 }

@@ -46,31 +46,42 @@ const CLAIM_STYLES = {
 function reloadableJwksFile(file: string): { keys: JWTVerifyGetKey; reload(): void } {
   const read = () => createLocalJWKSet(publicOnly(JSON.parse(readFileSync(file, 'utf8')) as JSONWebKeySet, file));
   let current = read();
-  return { keys: (header, token) => current(header, token), reload() { current = read(); } };
+  return {
+    keys: (header, token) => current(header, token),
+    reload() {
+      current = read();
+    },
+  };
 }
 
 export function createDirectoryKeys(directories: readonly DirectoryConfig[]): Map<string, TrustedDirectory> {
-  return new Map(directories.map((d) => {
-    const style = CLAIM_STYLES[d.claimStyle ?? 'uk-ob'];
-    const file = d.jwksFile === undefined ? undefined : reloadableJwksFile(d.jwksFile);
-    return [d.issuer, {
-    name: d.name,
-    issuer: d.issuer,
-    orgIdAttribute: d.orgIdAttribute ?? style.orgIdAttribute,
-    orgIdPrefix: d.orgIdPrefix ?? style.orgIdPrefix,
-    roleMap: d.roleMap ?? style.roleMap,
-    requireSsaExp: d.requireSsaExp ?? style.requireSsaExp,
-    maxSsaAgeSeconds: d.maxSsaAgeSeconds ?? style.maxSsaAgeSeconds,
-    ...(file === undefined ? {} : { reloadKeys: file.reload }),
-    keys: file !== undefined
-      ? file.keys
-      : createRemoteJWKSet(new URL(d.jwksUri!), {
-        cacheMaxAge: REMOTE_JWKS_CACHE_MS,
-        cooldownDuration: d.jwksRefetchCooldownSeconds * 1000,
-        ...(d.jwksCaFile === undefined ? {} : { [customFetch]: fetchTrusting(readFileSync(d.jwksCaFile, 'utf8')) }),
-      }),
-  }];
-  }));
+  return new Map(
+    directories.map((d) => {
+      const style = CLAIM_STYLES[d.claimStyle ?? 'uk-ob'];
+      const file = d.jwksFile === undefined ? undefined : reloadableJwksFile(d.jwksFile);
+      return [
+        d.issuer,
+        {
+          name: d.name,
+          issuer: d.issuer,
+          orgIdAttribute: d.orgIdAttribute ?? style.orgIdAttribute,
+          orgIdPrefix: d.orgIdPrefix ?? style.orgIdPrefix,
+          roleMap: d.roleMap ?? style.roleMap,
+          requireSsaExp: d.requireSsaExp ?? style.requireSsaExp,
+          maxSsaAgeSeconds: d.maxSsaAgeSeconds ?? style.maxSsaAgeSeconds,
+          ...(file === undefined ? {} : { reloadKeys: file.reload }),
+          keys:
+            file !== undefined
+              ? file.keys
+              : createRemoteJWKSet(new URL(d.jwksUri!), {
+                  cacheMaxAge: REMOTE_JWKS_CACHE_MS,
+                  cooldownDuration: d.jwksRefetchCooldownSeconds * 1000,
+                  ...(d.jwksCaFile === undefined ? {} : { [customFetch]: fetchTrusting(readFileSync(d.jwksCaFile, 'utf8')) }),
+                }),
+        },
+      ];
+    }),
+  );
 }
 
 /** A directory's key file holds public keys; a private one is a misconfiguration worth stopping for. */
@@ -86,17 +97,28 @@ function publicOnly(jwks: JSONWebKeySet, file: string): JSONWebKeySet {
  */
 function fetchTrusting(caPem: string): typeof fetch {
   const ca = [...rootCertificates, caPem];
-  return ((url: string | URL, init?: RequestInit) => new Promise<Response>((resolve, reject) => {
-    const req = request(new URL(String(url)), { method: 'GET', ca, headers: Object.fromEntries(new Headers(init?.headers).entries()), ...(init?.signal ? { signal: init.signal } : {}) }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(new Response(Buffer.concat(chunks), {
-        status: res.statusCode ?? 502,
-        headers: Object.entries(res.headers).flatMap(([k, v]) => (v === undefined ? [] : [[k, Array.isArray(v) ? v.join(', ') : v] as [string, string]])),
-      })));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  })) as typeof fetch;
+  return ((url: string | URL, init?: RequestInit) =>
+    new Promise<Response>((resolve, reject) => {
+      const req = request(
+        new URL(String(url)),
+        { method: 'GET', ca, headers: Object.fromEntries(new Headers(init?.headers).entries()), ...(init?.signal ? { signal: init.signal } : {}) },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve(
+              new Response(Buffer.concat(chunks), {
+                status: res.statusCode ?? 502,
+                headers: Object.entries(res.headers).flatMap(([k, v]) =>
+                  v === undefined ? [] : [[k, Array.isArray(v) ? v.join(', ') : v] as [string, string]],
+                ),
+              }),
+            ),
+          );
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    })) as typeof fetch;
 }

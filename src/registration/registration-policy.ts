@@ -6,9 +6,7 @@ import { CLIENT_AUTH_METHODS } from '../kernel/client-authentication.ts';
 import { CIBA_GRANT_TYPE } from '../kernel/grant-types.ts';
 import { GRANT_MANAGEMENT_SCOPES } from '../consents/grant-management.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
-import {
-  describeDifference, distinguishedNamesEqual, formatDistinguishedName, getAttribute, parseDistinguishedName,
-} from '../pki/distinguished-name.ts';
+import { describeDifference, distinguishedNamesEqual, formatDistinguishedName, getAttribute, parseDistinguishedName } from '../pki/distinguished-name.ts';
 import type { SoftwareStatement } from './software-statement.ts';
 
 /*
@@ -60,7 +58,10 @@ export async function registrationMetadata(
     }
     if (!distinguishedNamesEqual(expected, presented!.subject)) {
       const diff = describeDifference(expected, presented!.subject);
-      throw new OAuthError('invalid_client_metadata', `tls_client_auth_subject_dn does not match the presented certificate's subject ${formatDistinguishedName(presented!.subject)}${diff === undefined ? '' : ` (${diff})`}`);
+      throw new OAuthError(
+        'invalid_client_metadata',
+        `tls_client_auth_subject_dn does not match the presented certificate's subject ${formatDistinguishedName(presented!.subject)}${diff === undefined ? '' : ` (${diff})`}`,
+      );
     }
   }
 
@@ -70,9 +71,12 @@ export async function registrationMetadata(
   for (const scope of scopes) {
     if (!allowedScopes.includes(scope)) {
       const needed = config.scopes[scope]?.roles;
-      throw new OAuthError('invalid_client_metadata', needed === undefined
-        ? `scope ${scope} is not offered by this server`
-        : `scope ${scope} requires one of the roles ${needed.join(', ')}; the software statement grants ${ssa.roles.join(', ')}`);
+      throw new OAuthError(
+        'invalid_client_metadata',
+        needed === undefined
+          ? `scope ${scope} is not offered by this server`
+          : `scope ${scope} requires one of the roles ${needed.join(', ')}; the software statement grants ${ssa.roles.join(', ')}`,
+      );
     }
   }
   metadata.scope = scopes.join(' ');
@@ -82,9 +86,12 @@ export async function registrationMetadata(
   const detailTypes = stringArray(request, 'authorization_details_types') ?? allowedTypes;
   for (const type of detailTypes) {
     if (!(allowedTypes as string[]).includes(type)) {
-      throw new OAuthError('invalid_client_metadata', (AUTHORIZATION_DETAILS_TYPES as readonly string[]).includes(type)
-        ? `authorization_details_types ${type} requires the ${ROLE_FOR_TYPE[type as keyof typeof ROLE_FOR_TYPE]} role; the software statement grants ${ssa.roles.join(', ')}`
-        : `authorization_details_types ${type} is not supported (supported: ${AUTHORIZATION_DETAILS_TYPES.join(', ')})`);
+      throw new OAuthError(
+        'invalid_client_metadata',
+        (AUTHORIZATION_DETAILS_TYPES as readonly string[]).includes(type)
+          ? `authorization_details_types ${type} requires the ${ROLE_FOR_TYPE[type as keyof typeof ROLE_FOR_TYPE]} role; the software statement grants ${ssa.roles.join(', ')}`
+          : `authorization_details_types ${type} is not supported (supported: ${AUTHORIZATION_DETAILS_TYPES.join(', ')})`,
+      );
     }
   }
   metadata.authorization_details_types = detailTypes;
@@ -92,7 +99,8 @@ export async function registrationMetadata(
   const grantTypes = stringArray(request, 'grant_types') ?? ['authorization_code', 'refresh_token', 'client_credentials'];
   const allowedGrants = config.ciba.enabled ? new Set([...ALLOWED_GRANT_TYPES, ...CIBA_GRANT_TYPES]) : ALLOWED_GRANT_TYPES;
   const badGrant = grantTypes.find((g) => !allowedGrants.has(g));
-  if (badGrant !== undefined) throw new OAuthError('invalid_client_metadata', `grant_type ${badGrant} is not allowed (allowed: ${[...allowedGrants].join(', ')})`);
+  if (badGrant !== undefined)
+    throw new OAuthError('invalid_client_metadata', `grant_type ${badGrant} is not allowed (allowed: ${[...allowedGrants].join(', ')})`);
   metadata.grant_types = grantTypes;
   metadata.response_types = stringArray(request, 'response_types') ?? ['code'];
 
@@ -104,7 +112,10 @@ export async function registrationMetadata(
   for (const from of FROM_STATEMENT) await applyStatementValue(metadata, request, ssa, from);
   // The client's keys are the ones its directory vouches for.
   if (metadata.jwks === undefined && metadata.jwks_uri === undefined && method === 'private_key_jwt') {
-    throw new OAuthError('invalid_software_statement', 'private_key_jwt needs the TPP keys in the software statement (software_jwks or software_jwks_endpoint)');
+    throw new OAuthError(
+      'invalid_software_statement',
+      'private_key_jwt needs the TPP keys in the software statement (software_jwks or software_jwks_endpoint)',
+    );
   }
   // What the customer is shown as the application's name is the directory's, else its software id.
   metadata.client_name ??= ssa.softwareId;
@@ -147,16 +158,26 @@ const claimOf = (name: string) => () => name;
 const stringClaim = (name: string) => (ssa: SoftwareStatement) => (typeof ssa.claims[name] === 'string' ? ssa.claims[name] : undefined);
 
 const JWKS_URI: FromStatement = {
-  field: 'jwks_uri', claim: (ssa) => (typeof ssa.claims.software_jwks_uri === 'string' ? 'software_jwks_uri' : 'software_jwks_endpoint'),
+  field: 'jwks_uri',
+  claim: (ssa) => (typeof ssa.claims.software_jwks_uri === 'string' ? 'software_jwks_uri' : 'software_jwks_endpoint'),
   // A statement with both gives its keys once: by value. A request may still repeat its endpoint.
-  value: (ssa) => (ssa.jwks === undefined ? ssa.jwksUri : undefined), raw: (ssa) => ssa.jwksUri, whenSilent: 'refused',
+  value: (ssa) => (ssa.jwks === undefined ? ssa.jwksUri : undefined),
+  raw: (ssa) => ssa.jwksUri,
+  whenSilent: 'refused',
 };
 
 const FROM_STATEMENT: readonly FromStatement[] = [
   { field: 'software_id', claim: claimOf('software_id'), value: (ssa) => ssa.softwareId, whenSilent: 'never' },
   { field: 'org_id', claim: claimOf('org_id'), value: (ssa) => ssa.orgId, whenSilent: 'never' },
   { field: 'org_name', claim: claimOf('org_name'), value: (ssa) => ssa.orgName, whenSilent: 'never' },
-  { field: 'software_roles', claim: claimOf('software_roles'), value: (ssa) => ssa.roles, raw: (ssa) => ssa.claims.software_roles, whenSilent: 'never', unordered: true },
+  {
+    field: 'software_roles',
+    claim: claimOf('software_roles'),
+    value: (ssa) => ssa.roles,
+    raw: (ssa) => ssa.claims.software_roles,
+    whenSilent: 'never',
+    unordered: true,
+  },
   { field: 'client_name', claim: claimOf('software_client_name'), value: (ssa) => ssa.clientName, whenSilent: 'never' },
   { field: 'logo_uri', claim: claimOf('software_logo_uri'), value: stringClaim('software_logo_uri'), whenSilent: 'never' },
   { field: 'client_uri', claim: claimOf('software_client_uri'), value: stringClaim('software_client_uri'), whenSilent: 'never' },
@@ -167,24 +188,36 @@ const FROM_STATEMENT: readonly FromStatement[] = [
   JWKS_URI,
 ];
 
-async function applyStatementValue(metadata: Record<string, unknown>, request: Record<string, unknown>, ssa: SoftwareStatement, from: FromStatement): Promise<void> {
+async function applyStatementValue(
+  metadata: Record<string, unknown>,
+  request: Record<string, unknown>,
+  ssa: SoftwareStatement,
+  from: FromStatement,
+): Promise<void> {
   const { field } = from;
   const sent = request[field];
   const vouched = from.value(ssa);
   const isStatements = async (value: unknown) => (from.same ?? sameValue)(sent, value, from.unordered);
-  const differs = (value: unknown) => new OAuthError('invalid_client_metadata', `${field} ${shown(sent)} differs from the software statement's ${from.claim(ssa)} ${shown(value)}; send the statement's value or leave ${field} out (RFC 7591 §2.3)`);
+  const differs = (value: unknown) =>
+    new OAuthError(
+      'invalid_client_metadata',
+      `${field} ${shown(sent)} differs from the software statement's ${from.claim(ssa)} ${shown(value)}; send the statement's value or leave ${field} out (RFC 7591 §2.3)`,
+    );
   if (vouched === undefined) {
     const raw = from.raw?.(ssa);
-    if (sent !== undefined && from.whenSilent === 'refused' && !(raw !== undefined && await isStatements(raw))) {
+    if (sent !== undefined && from.whenSilent === 'refused' && !(raw !== undefined && (await isStatements(raw)))) {
       if (raw !== undefined) throw differs(raw);
-      throw new OAuthError('invalid_client_metadata', ssa.jwks === undefined && ssa.jwksUri === undefined
-        ? `${field}: the TPP's keys come only from the software statement (software_jwks or software_jwks_endpoint), and this one names none`
-        : `${field} conflicts with the software statement, which gives the TPP's keys ${ssa.jwks !== undefined ? 'by value (software_jwks)' : `at ${JWKS_URI.claim(ssa)} ${shown(ssa.jwksUri)}`}; leave ${field} out (RFC 7591 §2.3)`);
+      throw new OAuthError(
+        'invalid_client_metadata',
+        ssa.jwks === undefined && ssa.jwksUri === undefined
+          ? `${field}: the TPP's keys come only from the software statement (software_jwks or software_jwks_endpoint), and this one names none`
+          : `${field} conflicts with the software statement, which gives the TPP's keys ${ssa.jwks !== undefined ? 'by value (software_jwks)' : `at ${JWKS_URI.claim(ssa)} ${shown(ssa.jwksUri)}`}; leave ${field} out (RFC 7591 §2.3)`,
+      );
     }
     if (from.whenSilent !== 'request') delete metadata[field];
     return;
   }
-  if (sent !== undefined && !await isStatements(vouched) && !(from.raw !== undefined && await isStatements(from.raw(ssa)))) throw differs(vouched);
+  if (sent !== undefined && !(await isStatements(vouched)) && !(from.raw !== undefined && (await isStatements(from.raw(ssa))))) throw differs(vouched);
   metadata[field] = vouched;
 }
 
@@ -219,7 +252,9 @@ function canonical(value: unknown, unordered = false): string {
     return `[${(unordered ? members.sort() : members).join(',')}]`;
   }
   if (typeof value === 'object' && value !== null) {
-    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+    const entries = Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
   }
   return JSON.stringify(value) ?? 'null';
@@ -244,12 +279,20 @@ function assertTransportCertificate(presented: PresentedCertificate | undefined,
   const certOrg = getAttribute(presented.subject, ssa.directory.orgIdAttribute);
   const expected = `${ssa.directory.orgIdPrefix}${ssa.orgId}`;
   if (certOrg !== expected) {
-    throw new OAuthError('unapproved_software_statement', `the transport certificate belongs to organisation ${certOrg === undefined ? '(none)' : `"${certOrg}"`} (${ssa.directory.orgIdAttribute}) but the software statement's org_id is "${ssa.orgId}"${expected === ssa.orgId ? '' : ` (expected "${expected}" in the certificate)`}`);
+    throw new OAuthError(
+      'unapproved_software_statement',
+      `the transport certificate belongs to organisation ${certOrg === undefined ? '(none)' : `"${certOrg}"`} (${ssa.directory.orgIdAttribute}) but the software statement's org_id is "${ssa.orgId}"${expected === ssa.orgId ? '' : ` (expected "${expected}" in the certificate)`}`,
+    );
   }
 }
 
 export function scopesForRoles(roles: readonly string[], config: MoatConfig): string[] {
-  return [...BASE_SCOPES, ...Object.entries(config.scopes).filter(([, s]) => s.roles.some((r) => roles.includes(r))).map(([name]) => name)];
+  return [
+    ...BASE_SCOPES,
+    ...Object.entries(config.scopes)
+      .filter(([, s]) => s.roles.some((r) => roles.includes(r)))
+      .map(([name]) => name),
+  ];
 }
 
 function optionalString(body: Record<string, unknown>, key: string): string | undefined {

@@ -29,23 +29,30 @@ export async function verifySignedRegistrationRequest(
   }
   // The software statement inside names the directory and the TPP's keys.
   const ssa = await verifySoftwareStatement(unverified.software_statement, deps.directories);
-  const keys = ssa.jwks !== undefined ? createLocalJWKSet(ssa.jwks as JSONWebKeySet)
-    : ssa.jwksUri !== undefined ? createRemoteJWKSet(new URL(ssa.jwksUri))
-      : undefined;
+  const keys =
+    ssa.jwks !== undefined ? createLocalJWKSet(ssa.jwks as JSONWebKeySet) : ssa.jwksUri !== undefined ? createRemoteJWKSet(new URL(ssa.jwksUri)) : undefined;
   if (keys === undefined) {
-    throw new OAuthError('invalid_software_statement', 'the software statement names no keys (software_jwks or software_jwks_endpoint) to verify the signed registration request with');
+    throw new OAuthError(
+      'invalid_software_statement',
+      'the software statement names no keys (software_jwks or software_jwks_endpoint) to verify the signed registration request with',
+    );
   }
   let claims: Record<string, unknown>;
   try {
     ({ payload: claims } = await jwtVerify(jwt, keys, {
-      algorithms: [...SIGNING_ALGORITHMS], issuer: ssa.softwareId, audience: deps.issuer,
-      requiredClaims: ['iat', 'exp', 'jti'], maxTokenAge: MAX_REQUEST_LIFETIME_SECONDS, clockTolerance: 10,
+      algorithms: [...SIGNING_ALGORITHMS],
+      issuer: ssa.softwareId,
+      audience: deps.issuer,
+      requiredClaims: ['iat', 'exp', 'jti'],
+      maxTokenAge: MAX_REQUEST_LIFETIME_SECONDS,
+      clockTolerance: 10,
     }));
   } catch (err) {
     throw new OAuthError('invalid_request', describe(err, ssa, deps.issuer), { cause: err });
   }
   const jti = claims.jti;
-  if (typeof jti !== 'string' || jti === '' || jti.length > 256) throw new OAuthError('invalid_request', 'the registration request needs a jti of at most 256 characters');
+  if (typeof jti !== 'string' || jti === '' || jti.length > 256)
+    throw new OAuthError('invalid_request', 'the registration request needs a jti of at most 256 characters');
   // Remembered until the request could no longer verify anyway (exp plus the clock tolerance), in
   // whole seconds: an RFC 7519 NumericDate may carry a fraction.
   const exp = claims.exp as number;
@@ -66,7 +73,8 @@ function describe(err: unknown, ssa: SoftwareStatement, issuer: string): string 
     return `the registration request lacks or has a bad ${err.claim} (${err.reason})`;
   }
   if (err instanceof joseErrors.JWKSNoMatchingKey) return "the registration request is signed with a key the software statement's JWKS does not hold";
-  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return "the registration request's signature does not verify with the software statement's keys";
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed)
+    return "the registration request's signature does not verify with the software statement's keys";
   if (err instanceof joseErrors.JOSEAlgNotAllowed) return 'the registration request must be signed with PS256, ES256 or EdDSA';
   return `the registration request could not be verified: ${(err as Error).message}`;
 }

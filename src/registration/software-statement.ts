@@ -27,11 +27,7 @@ const CLOCK_SKEW_SECONDS = 10;
  * must be fresh: `iat` present and not in the future, within the directory's maximum age, and
  * with an `exp` where the directory requires one (RFC 7519 §4.1.4, §4.1.6).
  */
-export async function verifySoftwareStatement(
-  ssa: unknown,
-  directories: ReadonlyMap<string, TrustedDirectory>,
-  now = new Date(),
-): Promise<SoftwareStatement> {
+export async function verifySoftwareStatement(ssa: unknown, directories: ReadonlyMap<string, TrustedDirectory>, now = new Date()): Promise<SoftwareStatement> {
   if (typeof ssa !== 'string' || ssa === '') {
     throw new OAuthError('invalid_software_statement', 'software_statement is required and must be a signed JWT');
   }
@@ -74,7 +70,12 @@ export async function verifySoftwareStatement(
   const jwksUri = claims.software_jwks_uri ?? claims.software_jwks_endpoint;
   const orgName = claims.org_name ?? claims.organisation_name;
   return {
-    directory, softwareId, orgId, roles, redirectUris, claims,
+    directory,
+    softwareId,
+    orgId,
+    roles,
+    redirectUris,
+    claims,
     ...(typeof orgName === 'string' ? { orgName } : {}),
     ...(typeof claims.software_client_name === 'string' ? { clientName: claims.software_client_name } : {}),
     ...(isJwks(jwks) ? { jwks } : {}),

@@ -23,7 +23,10 @@ export async function recordRegisteredTpp(
   );
   const issuer = issuerOfPresented(presented);
   await registry.register(certificateProfile(presented.certificate), {
-    orgId: ssa.orgId, usage: 'transport', clientId: entry.clientId, ...(issuer === undefined ? {} : { issuerPem: issuer.toString() }),
+    orgId: ssa.orgId,
+    usage: 'transport',
+    clientId: entry.clientId,
+    ...(issuer === undefined ? {} : { issuerPem: issuer.toString() }),
   });
   // Signing certificates the directory vouches for (x5c in the SSA's JWKS) are registered too.
   for (const key of ssa.jwks?.keys ?? []) {
@@ -31,10 +34,17 @@ export async function recordRegisteredTpp(
     if (!Array.isArray(chain) || typeof chain[0] !== 'string') continue;
     try {
       const certificate = new X509Certificate(Buffer.from(chain[0], 'base64'));
-      const signingIssuer = typeof chain[1] === 'string' ? new X509Certificate(Buffer.from(chain[1], 'base64'))
-        : (issuer !== undefined && certificate.checkIssued(issuer) && certificate.verify(issuer.publicKey) ? issuer : undefined);
+      const signingIssuer =
+        typeof chain[1] === 'string'
+          ? new X509Certificate(Buffer.from(chain[1], 'base64'))
+          : issuer !== undefined && certificate.checkIssued(issuer) && certificate.verify(issuer.publicKey)
+            ? issuer
+            : undefined;
       await registry.register(certificateProfile(certificate), {
-        orgId: ssa.orgId, usage: 'signing', clientId: entry.clientId, ...(signingIssuer === undefined ? {} : { issuerPem: signingIssuer.toString() }),
+        orgId: ssa.orgId,
+        usage: 'signing',
+        clientId: entry.clientId,
+        ...(signingIssuer === undefined ? {} : { issuerPem: signingIssuer.toString() }),
       });
     } catch {
       // A key whose x5c does not parse is still usable as a JWK; it is just not in the registry.

@@ -31,7 +31,6 @@ const decisionBody = z.strictObject({
   permission_groups: z.array(z.string().min(1).max(100)).max(20).optional(),
 });
 
-
 export interface BankAppApiDeps {
   authorisation: DecoupledAuthorisation;
   customers: CustomerDirectory;
@@ -79,7 +78,9 @@ export function createBankAppApiRouter(deps: BankAppApiDeps): Router {
         return;
       }
       const consent = await deps.authorisation.approve({
-        id, customerId, factors,
+        id,
+        customerId,
+        factors,
         ...(body.accounts === undefined ? {} : { accounts: body.accounts }),
         ...(body.permission_groups === undefined ? {} : { permissionGroups: body.permission_groups }),
       });
@@ -105,7 +106,10 @@ export function createBankAppApiRouter(deps: BankAppApiDeps): Router {
     ctx.set('Cache-Control', 'no-store');
     ctx.body = {
       requests: pending.map((r) => ({
-        request: r.id, client_id: r.clientId, scope: r.scope, expires_at: r.expiresAt.toISOString(),
+        request: r.id,
+        client_id: r.clientId,
+        scope: r.scope,
+        expires_at: r.expiresAt.toISOString(),
         ...(r.bindingMessage === undefined ? {} : { binding_message: r.bindingMessage }),
       })),
     };

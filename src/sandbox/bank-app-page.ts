@@ -56,17 +56,23 @@ export function createBankAppPageRouter(deps: BankAppPageDeps): Router {
     }
     const customer = await deps.customers.findById(customerId);
     const pending = await deps.authorisation.pendingFor(customerId);
-    const requests = await Promise.all(pending.map(async (r, index) => {
-      const client = await deps.provider.Client.find(r.clientId);
-      const accounts = await deps.authorisation.offered(r);
-      return {
-        index, id: r.id, clientName: client?.clientName ?? r.clientId, bindingMessage: r.bindingMessage, expiresAt: r.expiresAt.toISOString(),
-        selection: r.requested?.type === 'payment_initiation' ? 'one' : 'many',
-        // RTS Art. 5(1)(a): a payment's amount and payee are shown where the customer authenticates for it.
-        detail: r.requested === undefined ? undefined : describeDetail(r.requested),
-        accounts: accounts.map((a) => describeAccount(a)),
-      };
-    }));
+    const requests = await Promise.all(
+      pending.map(async (r, index) => {
+        const client = await deps.provider.Client.find(r.clientId);
+        const accounts = await deps.authorisation.offered(r);
+        return {
+          index,
+          id: r.id,
+          clientName: client?.clientName ?? r.clientId,
+          bindingMessage: r.bindingMessage,
+          expiresAt: r.expiresAt.toISOString(),
+          selection: r.requested?.type === 'payment_initiation' ? 'one' : 'many',
+          // RTS Art. 5(1)(a): a payment's amount and payee are shown where the customer authenticates for it.
+          detail: r.requested === undefined ? undefined : describeDetail(r.requested),
+          accounts: accounts.map((a) => describeAccount(a)),
+        };
+      }),
+    );
     ctx.body = deps.views.render('bank-app', { csrf: deps.csrf.token(ctx, CSRF_PURPOSE), customerName: customer?.name ?? customerId, requests, ...extra });
   };
 
@@ -75,7 +81,12 @@ export function createBankAppPageRouter(deps: BankAppPageDeps): Router {
   router.post('/login', async (ctx) => {
     const form = await readForm(ctx.req);
     deps.csrf.verify(ctx, CSRF_PURPOSE, form.get(CSRF_FIELD) ?? undefined);
-    const signedIn = await signIn(ctx, { customers: deps.customers, throttle: deps.throttle, logger: deps.logger }, form.get('username') ?? '', form.get('password') ?? '');
+    const signedIn = await signIn(
+      ctx,
+      { customers: deps.customers, throttle: deps.throttle, logger: deps.logger },
+      form.get('username') ?? '',
+      form.get('password') ?? '',
+    );
     if (!signedIn.ok) {
       ctx.status = signedIn.status;
       await render(ctx, { error: signedIn.message });

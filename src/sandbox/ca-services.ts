@@ -46,14 +46,17 @@ export async function answerOcsp(ca: CaSigner, requestDer: Uint8Array, revoked: 
   for (const { reqCert } of request.tbsRequest.requestList) {
     const serial = Buffer.from(reqCert.serialNumber.valueBlock.valueHexView).toString('hex').replace(/^0+/, '');
     const revokedAt = [...revoked].find(([s]) => s.replace(/^0+/, '') === serial)?.[1];
-    basic.tbsResponseData.responses.push(new pkijs.SingleResponse({
-      certID: reqCert,
-      certStatus: revokedAt === undefined
-        ? new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 0 }, lenBlock: { length: 0 } } as never)
-        : new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 1 }, value: [new asn1js.GeneralizedTime({ valueDate: revokedAt })] }),
-      thisUpdate: new Date(Date.now() - 60_000),
-      nextUpdate: new Date(Date.now() + 3_600_000),
-    }));
+    basic.tbsResponseData.responses.push(
+      new pkijs.SingleResponse({
+        certID: reqCert,
+        certStatus:
+          revokedAt === undefined
+            ? new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 0 }, lenBlock: { length: 0 } } as never)
+            : new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 1 }, value: [new asn1js.GeneralizedTime({ valueDate: revokedAt })] }),
+        thisUpdate: new Date(Date.now() - 60_000),
+        nextUpdate: new Date(Date.now() + 3_600_000),
+      }),
+    );
   }
   await basic.sign(signingKey, 'SHA-256', engine);
   const response = new pkijs.OCSPResponse({

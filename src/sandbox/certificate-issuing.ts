@@ -66,9 +66,15 @@ export async function issueLeaf(
   ca: { certPem: string; keyPem: string },
   options: {
     /** `signing`: a signing certificate (JWS, eIDAS QSealC style): no TLS extended key usage. */
-    subject: JsonName; usage: 'serverAuth' | 'clientAuth' | 'signing'; dnsNames?: string[]; ipAddresses?: string[]; now: Date; days?: number;
+    subject: JsonName;
+    usage: 'serverAuth' | 'clientAuth' | 'signing';
+    dnsNames?: string[];
+    ipAddresses?: string[];
+    now: Date;
+    days?: number;
     /** RFC 5280 §4.2.2.1 / §4.2.1.13: where relying parties ask about revocation. */
-    ocspUrl?: string; crlUrl?: string;
+    ocspUrl?: string;
+    crlUrl?: string;
     /** An eIDAS-style PSD2 QCStatement (ETSI TS 119 495). */
     psd2?: { roles: Psd2Role[]; ncaName: string; ncaId: string };
   },
@@ -92,9 +98,9 @@ export async function issueLeaf(
       ...(options.usage === 'signing'
         ? [new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.nonRepudiation, true)]
         : [
-          new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-          new x509.ExtendedKeyUsageExtension([options.usage === 'serverAuth' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth]),
-        ]),
+            new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+            new x509.ExtendedKeyUsageExtension([options.usage === 'serverAuth' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth]),
+          ]),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(caCert),
       ...(sans.length === 0 ? [] : [new x509.SubjectAlternativeNameExtension(sans)]),

@@ -23,12 +23,26 @@ export async function startSandboxAccountService(directory: AccountDirectory): P
   const now = new Date();
   const ca = await createCa([{ O: ['Moat sandbox'] }, { CN: ['Moat sandbox account service CA'] }], now, 30);
   const [server, client] = await Promise.all([
-    issueLeaf(ca, { subject: [{ O: ['Moat sandbox'] }, { CN: ['Moat sandbox account service'] }], usage: 'serverAuth', ipAddresses: ['127.0.0.1'], now, days: 30 }),
+    issueLeaf(ca, {
+      subject: [{ O: ['Moat sandbox'] }, { CN: ['Moat sandbox account service'] }],
+      usage: 'serverAuth',
+      ipAddresses: ['127.0.0.1'],
+      now,
+      days: 30,
+    }),
     issueLeaf(ca, { subject: [{ O: ['Moat sandbox'] }, { CN: ['Moat'] }], usage: 'clientAuth', now, days: 30 }),
   ]);
-  const listener: Server = createServer({
-    cert: server.certPem, key: server.keyPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2',
-  }, createAccountServiceHandler(directory, { canPay: (_account, amount) => amount <= SANDBOX_AVAILABLE_FUNDS }));
+  const listener: Server = createServer(
+    {
+      cert: server.certPem,
+      key: server.keyPem,
+      ca: ca.certPem,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+    },
+    createAccountServiceHandler(directory, { canPay: (_account, amount) => amount <= SANDBOX_AVAILABLE_FUNDS }),
+  );
   // Port 0: the kernel's choice; nothing outside this process is told about it.
   const port = await new Promise<number>((resolve, reject) => {
     listener.once('error', reject);
@@ -39,9 +53,10 @@ export async function startSandboxAccountService(directory: AccountDirectory): P
   return {
     url: `https://127.0.0.1:${port}`,
     tls: { certPem: client.certPem, keyPem: client.keyPem, caPem: ca.certPem },
-    close: () => new Promise<void>((done) => {
-      listener.close(() => done());
-      listener.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((done) => {
+        listener.close(() => done());
+        listener.closeAllConnections();
+      }),
   };
 }

@@ -2,7 +2,15 @@ import { createHash, randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
-import { checkSenderConstraint, renderTokenRejected, requireScope, tokenFromHeader, TokenRejected, type PresentedToken, type SenderConstraintChecks } from '../http/bearer-token.ts';
+import {
+  checkSenderConstraint,
+  renderTokenRejected,
+  requireScope,
+  tokenFromHeader,
+  TokenRejected,
+  type PresentedToken,
+  type SenderConstraintChecks,
+} from '../http/bearer-token.ts';
 import type { GrantedDetail } from '../consents/authorization-details.ts';
 import { ConsentStateConflict } from '../consents/consent.ts';
 import { oauthErrorResponse } from '../kernel/error-responses.ts';
@@ -45,9 +53,14 @@ export function createSandboxApiRouter(deps: Deps): Router {
     ctx.state.clientId = token.clientId;
     const grant = token.grantId === undefined ? undefined : await deps.provider.Grant.find(token.grantId);
     if (grant === undefined) throw new TokenRejected('invalid_token', 'the access token is not active');
-    if (await deps.provider.Client.find(token.clientId!) === undefined) throw new TokenRejected('invalid_token', 'the client of this access token no longer exists');
+    if ((await deps.provider.Client.find(token.clientId!)) === undefined)
+      throw new TokenRejected('invalid_token', 'the client of this access token no longer exists');
     const aud = [token.aud ?? []].flat();
-    if (aud.length === 0) throw new TokenRejected('invalid_token', `this access token is for userinfo, not for ${audience}: call the API with the access token the code (or a refresh without scope=openid) gave`);
+    if (aud.length === 0)
+      throw new TokenRejected(
+        'invalid_token',
+        `this access token is for userinfo, not for ${audience}: call the API with the access token the code (or a refresh without scope=openid) gave`,
+      );
     if (!aud.includes(audience)) throw new TokenRejected('invalid_token', `the access token is not meant for ${audience}`);
     requireScope(token, scope);
     await checkSenderConstraint(ctx, token as unknown as PresentedToken, value, deps.senderConstraint);
@@ -61,7 +74,8 @@ export function createSandboxApiRouter(deps: Deps): Router {
     } catch (err) {
       if (err instanceof TokenRejected) return renderTokenRejected(ctx, err);
       // The resource API's own refusals; anything else reaches the last line of defence.
-      const known = err instanceof ConsentStateConflict || err instanceof AccountsUnavailable ? oauthErrorResponse(err, { stateConflictStatus: 400 }) : undefined;
+      const known =
+        err instanceof ConsentStateConflict || err instanceof AccountsUnavailable ? oauthErrorResponse(err, { stateConflictStatus: 400 }) : undefined;
       if (known !== undefined) {
         ctx.status = known.status;
         ctx.body = known.body;
@@ -74,29 +88,44 @@ export function createSandboxApiRouter(deps: Deps): Router {
 
   // What the customer granted decides what the API shows: the accounts the consent records (an
   // intent, authorization_details or scopes alone), as the account directory knows them, no others.
-  router.get('/accounts', handle('accounts', async (token) => {
-    const consent = await deps.consents.findByGrantId(token.grantId!);
-    const granted = consent?.granted;
-    if (consent === undefined || granted?.type !== 'account_information') {
-      throw new TokenRejected('insufficient_scope', 'this access token carries no consent to any account: ask the customer again, with scope accounts or an account_information consent', 403);
-    }
-    const shared = new Set(granted.accounts.map((a) => a.accountId));
-    const accounts = (await deps.accounts.listForCustomer(token.accountId!)).filter((a) => shared.has(a.id));
-    return { data: { consentId: consent.id, permissions: granted.permissions, accounts: accounts.map(apiAccount) } };
-  }));
+  router.get(
+    '/accounts',
+    handle('accounts', async (token) => {
+      const consent = await deps.consents.findByGrantId(token.grantId!);
+      const granted = consent?.granted;
+      if (consent === undefined || granted?.type !== 'account_information') {
+        throw new TokenRejected(
+          'insufficient_scope',
+          'this access token carries no consent to any account: ask the customer again, with scope accounts or an account_information consent',
+          403,
+        );
+      }
+      const shared = new Set(granted.accounts.map((a) => a.accountId));
+      const accounts = (await deps.accounts.listForCustomer(token.accountId!)).filter((a) => shared.has(a.id));
+      return { data: { consentId: consent.id, permissions: granted.permissions, accounts: accounts.map(apiAccount) } };
+    }),
+  );
 
   // A single-use payment consent is consumed by the payment it authorised.
-  router.post('/domestic-payments', handle('payments', async (token) => {
-    const granted = grantedDetails(token).find((d) => d.type === 'payment_initiation');
-    if (granted?.type !== 'payment_initiation') throw new TokenRejected('insufficient_scope', 'this access token carries no authorised payment_initiation consent', 403);
-    await deps.consents.consume(granted.consentId, { actor: 'tpp', actorId: token.clientId });
-    return {
-      data: {
-        domesticPaymentId: `pmt-${randomUUID()}`, consentId: granted.consentId, status: 'AcceptedSettlementInProcess',
-        instructedAmount: granted.instructedAmount, creditorName: granted.creditorName, debtorAccount: granted.debtorAccount,
-      },
-    };
-  }));
+  router.post(
+    '/domestic-payments',
+    handle('payments', async (token) => {
+      const granted = grantedDetails(token).find((d) => d.type === 'payment_initiation');
+      if (granted?.type !== 'payment_initiation')
+        throw new TokenRejected('insufficient_scope', 'this access token carries no authorised payment_initiation consent', 403);
+      await deps.consents.consume(granted.consentId, { actor: 'tpp', actorId: token.clientId });
+      return {
+        data: {
+          domesticPaymentId: `pmt-${randomUUID()}`,
+          consentId: granted.consentId,
+          status: 'AcceptedSettlementInProcess',
+          instructedAmount: granted.instructedAmount,
+          creditorName: granted.creditorName,
+          debtorAccount: granted.debtorAccount,
+        },
+      };
+    }),
+  );
 
   return router;
 }
@@ -105,12 +134,17 @@ type AccessTokenOf = InstanceType<Provider['AccessToken']>;
 
 function grantedDetails(token: AccessTokenOf): GrantedDetail[] {
   const rar = (token as unknown as { rar?: unknown }).rar;
-  return Array.isArray(rar) ? rar as GrantedDetail[] : [];
+  return Array.isArray(rar) ? (rar as GrantedDetail[]) : [];
 }
 
 function apiAccount(a: CustomerAccount) {
   return {
-    accountId: a.id, schemeName: a.schemeName, identification: a.identification, currency: a.currency, nickname: a.nickname, accountType: a.accountType,
+    accountId: a.id,
+    schemeName: a.schemeName,
+    identification: a.identification,
+    currency: a.currency,
+    nickname: a.nickname,
+    accountType: a.accountType,
     balance: demoBalance(a.id),
   };
 }

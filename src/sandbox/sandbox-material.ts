@@ -34,8 +34,14 @@ export interface SandboxMaterial {
 }
 
 const FILES = {
-  serverCa: 'server-ca.pem', serverCaKey: 'server-ca.key', server: 'server.pem', serverKey: 'server.key',
-  tppCa: 'tpp-ca.pem', tppCaKey: 'tpp-ca.key', directoryPrivate: 'directory.jwks.json', directoryPublic: 'directory.public.jwks.json',
+  serverCa: 'server-ca.pem',
+  serverCaKey: 'server-ca.key',
+  server: 'server.pem',
+  serverKey: 'server.key',
+  tppCa: 'tpp-ca.pem',
+  tppCaKey: 'tpp-ca.key',
+  directoryPrivate: 'directory.jwks.json',
+  directoryPublic: 'directory.public.jwks.json',
 } as const;
 
 /** Whether the sandbox material is under `dataDir` already (a server or `moat sandbox tpp` made it). */
@@ -59,7 +65,11 @@ async function generate(dataDir: string, dir: string, now: Date): Promise<void> 
     const serverCa = await createCa([{ C: ['GB'] }, { O: ['Moat Sandbox'] }, { CN: ['Moat Sandbox Server CA'] }], now);
     const server = await issueLeaf(serverCa, {
       subject: [{ C: ['GB'] }, { O: ['Moat Sandbox'] }, { CN: ['localhost'] }],
-      usage: 'serverAuth', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'], now, days: 825,
+      usage: 'serverAuth',
+      dnsNames: ['localhost'],
+      ipAddresses: ['127.0.0.1', '::1'],
+      now,
+      days: 825,
     });
     const tppCa = await createCa([{ C: ['GB'] }, { O: ['Moat Sandbox'] }, { CN: ['Moat Sandbox TPP CA'] }], now);
     const { privateKey } = await generateKeyPair('ES256', { extractable: true });

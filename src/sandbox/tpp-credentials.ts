@@ -55,7 +55,7 @@ const TPP_NAME = /^[\p{L}\p{N} .,&'()-]{2,60}$/u;
 
 /** Why a sandbox TPP name is refused, in words for the person who typed it; undefined when it is fine. */
 export function sandboxTppNameProblem(name: string): string | undefined {
-  return TPP_NAME.test(name) ? undefined : 'Give a name of 2 to 60 letters, digits, spaces or . , & \' ( ) -';
+  return TPP_NAME.test(name) ? undefined : "Give a name of 2 to 60 letters, digits, spaces or . , & ' ( ) -";
 }
 
 const PSD2_ROLE_FOR: Record<string, Psd2Role> = { AISP: 'PSP_AI', PISP: 'PSP_PI', CBPII: 'PSP_IC' };
@@ -91,22 +91,43 @@ export async function issueSandboxTpp(material: SandboxMaterial, options: Sandbo
   const orgId = options.orgId ?? id('sbx-org-');
   const softwareId = options.softwareId ?? id('sbx-sw-');
 
-  const transport = await issueLeaf({ certPem: material.tppCaPem, keyPem: material.tppCaKeyPem }, {
-    subject: [{ C: ['GB'] }, { O: [options.name] }, { OU: [orgId] }, ...(options.eidas === true ? [{ '2.5.4.97': [`PSDGB-SBX-${orgId}`] }] : []), { CN: [softwareId] }],
-    usage: 'clientAuth', now,
-    ...(options.ocspUrl === undefined ? {} : { ocspUrl: options.ocspUrl }),
-    ...(options.crlUrl === undefined ? {} : { crlUrl: options.crlUrl }),
-    ...(options.eidas === true ? { psd2: {
-      roles: (options.certificateRoles ?? roles).flatMap((r) => (PSD2_ROLE_FOR[r] === undefined ? [] : [PSD2_ROLE_FOR[r]])), ncaName: 'Moat Sandbox Authority', ncaId: 'GB-SBX',
-    } } : {}),
-  });
+  const transport = await issueLeaf(
+    { certPem: material.tppCaPem, keyPem: material.tppCaKeyPem },
+    {
+      subject: [
+        { C: ['GB'] },
+        { O: [options.name] },
+        { OU: [orgId] },
+        ...(options.eidas === true ? [{ '2.5.4.97': [`PSDGB-SBX-${orgId}`] }] : []),
+        { CN: [softwareId] },
+      ],
+      usage: 'clientAuth',
+      now,
+      ...(options.ocspUrl === undefined ? {} : { ocspUrl: options.ocspUrl }),
+      ...(options.crlUrl === undefined ? {} : { crlUrl: options.crlUrl }),
+      ...(options.eidas === true
+        ? {
+            psd2: {
+              roles: (options.certificateRoles ?? roles).flatMap((r) => (PSD2_ROLE_FOR[r] === undefined ? [] : [PSD2_ROLE_FOR[r]])),
+              ncaName: 'Moat Sandbox Authority',
+              ncaId: 'GB-SBX',
+            },
+          }
+        : {}),
+    },
+  );
   const subjectDn = formatDistinguishedName(subjectOf(transport.certificate));
 
   // The signing key comes with a signing certificate from the sandbox CA (x5c), as a QSealC would:
   // the registry records signing certificates next to transport ones.
-  const signing = await issueLeaf({ certPem: material.tppCaPem, keyPem: material.tppCaKeyPem }, {
-    subject: [{ C: ['GB'] }, { O: [options.name] }, { OU: [orgId] }, { CN: [`${softwareId} signing`] }], usage: 'signing', now,
-  });
+  const signing = await issueLeaf(
+    { certPem: material.tppCaPem, keyPem: material.tppCaKeyPem },
+    {
+      subject: [{ C: ['GB'] }, { O: [options.name] }, { OU: [orgId] }, { CN: [`${softwareId} signing`] }],
+      usage: 'signing',
+      now,
+    },
+  );
   const signingJwk = await exportJWK(await importPKCS8(signing.keyPem, 'ES256', { extractable: true }));
   const kid = await calculateJwkThumbprint(signingJwk);
   const x5c = [Buffer.from(signing.certificate.raw).toString('base64')];
@@ -137,7 +158,12 @@ export async function issueSandboxTpp(material: SandboxMaterial, options: Sandbo
 
   const scopes = ['openid', ...roles.flatMap((r) => (ROLE_SCOPES[r] === undefined ? [] : [ROLE_SCOPES[r]]))];
   return {
-    name: options.name, issuer: options.issuer, orgId, softwareId, roles, redirectUris,
+    name: options.name,
+    issuer: options.issuer,
+    orgId,
+    softwareId,
+    roles,
+    redirectUris,
     transportCertPem: transport.certPem,
     transportKeyPem: transport.keyPem,
     subjectDn,
@@ -227,7 +253,7 @@ export function writeSandboxTpp(tpp: SandboxTpp, outDir: string): Record<string,
 /** The sandbox TPP CA did not issue the certificate given for renewal. */
 export class NotASandboxCertificate extends Error {
   constructor() {
-    super('this certificate was not issued by this sandbox\'s TPP CA; renew it with the CA that issued it');
+    super("this certificate was not issued by this sandbox's TPP CA; renew it with the CA that issued it");
     this.name = 'NotASandboxCertificate';
   }
 }
@@ -240,20 +266,30 @@ export const NEXT_TRANSPORT_FILES = { cert: 'transport.next.pem', key: 'transpor
  * then presents it in an RFC 7592 update, which registers it beside the current one.
  */
 export async function renewSandboxTransport(
-  material: SandboxMaterial, currentPem: string, options: { now?: Date; ocspUrl?: string; crlUrl?: string } = {},
+  material: SandboxMaterial,
+  currentPem: string,
+  options: { now?: Date; ocspUrl?: string; crlUrl?: string } = {},
 ): Promise<{ certPem: string; keyPem: string; thumbprint: string; subjectDn: string; notAfter: Date }> {
   const current = new X509Certificate(currentPem);
   const ca = new X509Certificate(material.tppCaPem);
   if (!current.checkIssued(ca) || !current.verify(ca.publicKey)) throw new NotASandboxCertificate();
   const psd2 = certificateProfile(current).psd2;
-  const next = await issueLeaf({ certPem: material.tppCaPem, keyPem: material.tppCaKeyPem }, {
-    subject: new x509.X509Certificate(current.raw).subjectName.toJSON(), usage: 'clientAuth', now: options.now ?? new Date(),
-    ...(options.ocspUrl === undefined ? {} : { ocspUrl: options.ocspUrl }),
-    ...(options.crlUrl === undefined ? {} : { crlUrl: options.crlUrl }),
-    ...(psd2 === undefined ? {} : { psd2: { roles: psd2.roles as Psd2Role[], ncaName: psd2.ncaName, ncaId: psd2.ncaId } }),
-  });
+  const next = await issueLeaf(
+    { certPem: material.tppCaPem, keyPem: material.tppCaKeyPem },
+    {
+      subject: new x509.X509Certificate(current.raw).subjectName.toJSON(),
+      usage: 'clientAuth',
+      now: options.now ?? new Date(),
+      ...(options.ocspUrl === undefined ? {} : { ocspUrl: options.ocspUrl }),
+      ...(options.crlUrl === undefined ? {} : { crlUrl: options.crlUrl }),
+      ...(psd2 === undefined ? {} : { psd2: { roles: psd2.roles as Psd2Role[], ncaName: psd2.ncaName, ncaId: psd2.ncaId } }),
+    },
+  );
   return {
-    certPem: next.certPem, keyPem: next.keyPem, thumbprint: createHash('sha256').update(next.certificate.raw).digest('base64url'),
-    subjectDn: formatDistinguishedName(subjectOf(next.certificate)), notAfter: new Date(next.certificate.validTo),
+    certPem: next.certPem,
+    keyPem: next.keyPem,
+    thumbprint: createHash('sha256').update(next.certificate.raw).digest('base64url'),
+    subjectDn: formatDistinguishedName(subjectOf(next.certificate)),
+    notAfter: new Date(next.certificate.validTo),
   };
 }

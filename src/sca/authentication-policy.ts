@@ -86,7 +86,8 @@ export function requiredAuthentication(facts: AuthorizationRequestFacts): Authen
 function wantsSca(request: AcrRequest): boolean {
   const known = request.values.filter((v): v is Acr => (ACR_VALUES_SUPPORTED as readonly string[]).includes(v));
   if (known.length === 0) {
-    if (request.essential) throw new AuthenticationRequirementsUnmet(`none of the requested acr values can be met; this server supports ${ACR_VALUES_SUPPORTED.join(' and ')}`);
+    if (request.essential)
+      throw new AuthenticationRequirementsUnmet(`none of the requested acr values can be met; this server supports ${ACR_VALUES_SUPPORTED.join(' and ')}`);
     return false;
   }
   // Asking for ca as well means ca is acceptable; SCA is still what Moat gives where it is needed.
@@ -104,7 +105,8 @@ export function acrRequestOf(params: { acr_values?: unknown; claims?: unknown })
 }
 
 function acrClaim(claims: unknown): AcrRequest | undefined {
-  const acr = (claimsParameter(claims) as { id_token?: { acr?: { essential?: unknown; value?: unknown; values?: unknown } | null } } | null | undefined)?.id_token?.acr;
+  const acr = (claimsParameter(claims) as { id_token?: { acr?: { essential?: unknown; value?: unknown; values?: unknown } | null } } | null | undefined)
+    ?.id_token?.acr;
   if (acr === undefined || acr === null) return undefined;
   const values = typeof acr.value === 'string' ? [acr.value] : Array.isArray(acr.values) ? acr.values.filter((v): v is string => typeof v === 'string') : [];
   if (values.length === 0) return undefined;
@@ -127,7 +129,8 @@ export function shortfall(
   if (auth === undefined) return requirement.acr === ACR_SCA ? 'not_strong' : undefined;
   if (context.customerId !== undefined && auth.customerId !== context.customerId) return 'other_customer';
   if (requirement.acr === ACR_SCA && !isStrongAuthentication(auth)) return 'not_strong';
-  if (requirement.fresh && context.freshSince !== undefined && auth.authTime.getTime() < Math.floor(context.freshSince.getTime() / 1000) * 1000) return 'not_fresh';
+  if (requirement.fresh && context.freshSince !== undefined && auth.authTime.getTime() < Math.floor(context.freshSince.getTime() / 1000) * 1000)
+    return 'not_fresh';
   if (requirement.link !== undefined && !sameLink(auth.link, requirement.link)) return 'not_linked';
   return undefined;
 }

@@ -142,7 +142,11 @@ export function loginResult(auth: CustomerAuthentication): {
     // remember: false keeps the session to the browser's life; a payment needs a fresh SCA anyway.
     login: { accountId: auth.customerId, acr: auth.acr, amr: auth.amr, ts, remember: false },
     [AUTHENTICATION_RESULT_KEY]: {
-      customerId: auth.customerId, amr: auth.amr, categories: auth.categories, acr: auth.acr, authTime: ts,
+      customerId: auth.customerId,
+      amr: auth.amr,
+      categories: auth.categories,
+      acr: auth.acr,
+      authTime: ts,
       ...(auth.link === undefined ? {} : { link: auth.link, linkHash: auth.linkHash }),
     },
   };
@@ -154,7 +158,10 @@ export function authenticationFromSubmission(lastSubmission: unknown): CustomerA
   const carried = (lastSubmission as Record<string, unknown>)[AUTHENTICATION_RESULT_KEY] as AuthenticationResult | undefined;
   if (carried === undefined || typeof carried.customerId !== 'string' || typeof carried.authTime !== 'number') return undefined;
   return {
-    customerId: carried.customerId, amr: carried.amr, categories: carried.categories, acr: carried.acr,
+    customerId: carried.customerId,
+    amr: carried.amr,
+    categories: carried.categories,
+    acr: carried.acr,
     authTime: new Date(carried.authTime * 1000),
     ...(carried.link === undefined ? {} : { link: carried.link, linkHash: carried.linkHash ?? paymentLinkHash(carried.link) }),
   };
@@ -191,7 +198,9 @@ export interface ConsentAuthentication {
 
 export function consentAuthentication(auth: CustomerAuthentication): ConsentAuthentication {
   return {
-    acr: auth.acr, amr: auth.amr, authTime: auth.authTime,
+    acr: auth.acr,
+    amr: auth.amr,
+    authTime: auth.authTime,
     ...(auth.link === undefined ? {} : { link: auth.link, linkHash: auth.linkHash ?? paymentLinkHash(auth.link) }),
   };
 }

@@ -8,7 +8,8 @@ export function createSqlTotpStore(sql: SqlClient): TotpStore {
     async find(customerId) {
       if (containsNul(customerId)) return undefined;
       const { rows } = await sql.query<{ secret_encrypted: string; created_at: Date | string; confirmed_at: Date | string | null }>(
-        'SELECT secret_encrypted, created_at, confirmed_at FROM customer_totp WHERE customer_id = $1', [customerId],
+        'SELECT secret_encrypted, created_at, confirmed_at FROM customer_totp WHERE customer_id = $1',
+        [customerId],
       );
       const row = rows[0];
       if (row === undefined) return undefined;
@@ -26,7 +27,8 @@ export function createSqlTotpStore(sql: SqlClient): TotpStore {
     },
     async confirm(customerId, at) {
       const { rows } = await sql.query<{ customer_id: string }>(
-        'UPDATE customer_totp SET confirmed_at = $2 WHERE customer_id = $1 AND confirmed_at IS NULL RETURNING customer_id', [customerId, at],
+        'UPDATE customer_totp SET confirmed_at = $2 WHERE customer_id = $1 AND confirmed_at IS NULL RETURNING customer_id',
+        [customerId, at],
       );
       return rows.length === 1;
     },
@@ -39,7 +41,8 @@ export function createSqlTotpStore(sql: SqlClient): TotpStore {
       // The primary key decides: of two requests with the same code, one inserts and one does not.
       const { rows } = await sql.query<{ time_step: string }>(
         `INSERT INTO customer_totp_used_step (customer_id, time_step) VALUES ($1, $2)
-         ON CONFLICT (customer_id, time_step) DO NOTHING RETURNING time_step`, [customerId, timeStep],
+         ON CONFLICT (customer_id, time_step) DO NOTHING RETURNING time_step`,
+        [customerId, timeStep],
       );
       // Steps older than a day can never match again (the window is at most two steps).
       await sql.query('DELETE FROM customer_totp_used_step WHERE customer_id = $1 AND time_step < $2', [customerId, timeStep - 2880]);

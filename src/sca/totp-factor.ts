@@ -59,30 +59,50 @@ export function createTotpFactor(deps: {
   const now = deps.now ?? (() => new Date());
   const throttle = createAttemptThrottle(deps.counters);
   // Consecutive wrong codes per customer; and per address, so one network cannot try a code on every customer.
-  const perCustomer: AttemptRule = { name: 'totp-customer', limit: policy.failures, windowSeconds: 86400, lockSeconds: policy.lockSeconds, clearedBySuccess: true };
-  const perAddress: AttemptRule = { name: 'totp-address', limit: policy.failures * 10, windowSeconds: 900, lockSeconds: policy.lockSeconds, clearedBySuccess: false };
+  const perCustomer: AttemptRule = {
+    name: 'totp-customer',
+    limit: policy.failures,
+    windowSeconds: 86400,
+    lockSeconds: policy.lockSeconds,
+    clearedBySuccess: true,
+  };
+  const perAddress: AttemptRule = {
+    name: 'totp-address',
+    limit: policy.failures * 10,
+    windowSeconds: 900,
+    lockSeconds: policy.lockSeconds,
+    clearedBySuccess: false,
+  };
 
   const check = async (customerId: string, typed: string | null, from: string, state: 'pending' | 'active'): Promise<CodeCheck> => {
     const input = readCode(typed);
     if (!input.ok) return { ok: false, reason: 'malformed', message: input.message };
     const stored = await store.find(customerId);
     if (stored === undefined || (state === 'active') !== (stored.confirmedAt !== undefined)) {
-      return { ok: false, reason: 'no_factor', message: state === 'active' ? 'No authenticator app is set up for this customer.' : 'Start the set-up again: no authenticator app is waiting to be confirmed.' };
+      return {
+        ok: false,
+        reason: 'no_factor',
+        message:
+          state === 'active' ? 'No authenticator app is set up for this customer.' : 'Start the set-up again: no authenticator app is waiting to be confirmed.',
+      };
     }
     let used = false;
-    const result = await throttle.attempt([
-      { rule: perAddress, key: hashed(addressBucket(from)) },
-      { rule: perCustomer, key: hashed(customerId) },
-    ], async () => {
-      const step = matchingTimeStep(box.open(stored.sealedSecret, customerId), input.code, now(), policy.window);
-      if (step === undefined) return undefined;
-      if (deps.codesReusableFor?.(customerId) === true) return step;
-      if (!(await store.claimTimeStep(customerId, step))) {
-        used = true;
-        return undefined;
-      }
-      return step;
-    });
+    const result = await throttle.attempt(
+      [
+        { rule: perAddress, key: hashed(addressBucket(from)) },
+        { rule: perCustomer, key: hashed(customerId) },
+      ],
+      async () => {
+        const step = matchingTimeStep(box.open(stored.sealedSecret, customerId), input.code, now(), policy.window);
+        if (step === undefined) return undefined;
+        if (deps.codesReusableFor?.(customerId) === true) return step;
+        if (!(await store.claimTimeStep(customerId, step))) {
+          used = true;
+          return undefined;
+        }
+        return step;
+      },
+    );
     if (result.outcome === 'succeeded') return { ok: true, timeStep: result.value };
     const locked = result.outcome === 'refused' ? result.locked : result.locked;
     if (locked !== undefined) return lockedCheck(locked);
@@ -105,7 +125,7 @@ export function createTotpFactor(deps: {
     },
     async confirmEnrolment(customerId, typed, from) {
       const result = await check(customerId, typed, from, 'pending');
-      if (result.ok && await store.confirm(customerId, now())) {
+      if (result.ok && (await store.confirm(customerId, now()))) {
         await deps.audit?.record({ type: 'factor.enrolled', actor: 'customer', actorId: customerId, customerId, detail: { factor: 'totp' } });
       }
       return result;
@@ -115,7 +135,10 @@ export function createTotpFactor(deps: {
       const removed = await store.remove(customerId);
       if (removed) {
         await deps.audit?.record({
-          type: by.actor === 'operator' ? 'factor.reset' : 'factor.removed', actor: by.actor, actorId: by.actorId, customerId,
+          type: by.actor === 'operator' ? 'factor.reset' : 'factor.removed',
+          actor: by.actor,
+          actorId: by.actorId,
+          customerId,
           detail: { factor: 'totp', ...(by.reason === undefined ? {} : { reason: by.reason }) },
         });
       }
@@ -133,7 +156,9 @@ export function refusalStatus(checked: Exclude<CodeCheck, { ok: true }>): { stat
 function lockedCheck(locked: AttemptsLocked): CodeCheck {
   const minutes = Math.max(1, Math.ceil(locked.retryAfterSeconds / 60));
   return {
-    ok: false, reason: 'locked', retryAfterSeconds: locked.retryAfterSeconds,
+    ok: false,
+    reason: 'locked',
+    retryAfterSeconds: locked.retryAfterSeconds,
     message: `Too many incorrect codes. For your security, code entry is paused. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}, or contact the bank if this was not you.`,
   };
 }

@@ -28,7 +28,12 @@ export function totpCode(secret: string, at: Date): string {
 /** The time step the code belongs to, within `window` steps of `at`, or undefined for a wrong code. */
 export function matchingTimeStep(secret: string, code: string, at: Date, window: number): number | undefined {
   const delta = TOTP.validate({
-    token: code, secret: Secret.fromBase32(secret), digits: TOTP_DIGITS, period: TOTP_PERIOD_SECONDS, timestamp: at.getTime(), window,
+    token: code,
+    secret: Secret.fromBase32(secret),
+    digits: TOTP_DIGITS,
+    period: TOTP_PERIOD_SECONDS,
+    timestamp: at.getTime(),
+    window,
   });
   if (delta === null) return undefined;
   return TOTP.counter({ period: TOTP_PERIOD_SECONDS, timestamp: at.getTime() }) + delta;
@@ -42,6 +47,7 @@ export function readCode(typed: string | null | undefined): CodeInput {
   const code = (typed ?? '').replace(/[\s-]/g, '');
   if (code === '') return { ok: false, message: `Enter the ${TOTP_DIGITS}-digit code from your authenticator app.` };
   if (!/^\d+$/.test(code)) return { ok: false, message: `The code is ${TOTP_DIGITS} digits, with no letters or other characters.` };
-  if (code.length !== TOTP_DIGITS) return { ok: false, message: `The code is ${TOTP_DIGITS} digits; you entered ${code.length > 99 ? 'too many' : code.length}.` };
+  if (code.length !== TOTP_DIGITS)
+    return { ok: false, message: `The code is ${TOTP_DIGITS} digits; you entered ${code.length > 99 ? 'too many' : code.length}.` };
   return { ok: true, code };
 }

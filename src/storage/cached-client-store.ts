@@ -31,7 +31,7 @@ export function cachedClientStore(store: ModelStore, cache: ClientMetadataCache)
         const payload = await store.find(model, id);
         return payload === undefined ? undefined : JSON.stringify(payload);
       });
-      return json === undefined ? undefined : JSON.parse(json) as AdapterPayload;
+      return json === undefined ? undefined : (JSON.parse(json) as AdapterPayload);
     },
     upsert: (model, id, payload, expiresIn) => after(model, id, store.upsert(model, id, payload, expiresIn)),
     destroy: (model, id) => after(model, id, store.destroy(model, id)),

@@ -31,7 +31,9 @@ export interface Storage {
 /** PGlite is one process's database; a second process opening it would corrupt it. */
 export class EmbeddedDatabaseLockedError extends Error {
   constructor(lockFile: string, pid: number) {
-    super(`the embedded database is in use by process ${pid} (${lockFile}); stop that Moat server, or point storage.postgresUrl at a Postgres server to run several processes`);
+    super(
+      `the embedded database is in use by process ${pid} (${lockFile}); stop that Moat server, or point storage.postgresUrl at a Postgres server to run several processes`,
+    );
     this.name = 'EmbeddedDatabaseLockedError';
   }
 }
@@ -96,9 +98,13 @@ export async function createStorage(config: MoatConfig, logger?: Logger, onUnava
       invalidation = createLocalInvalidationBus();
     } else {
       invalidation = await createPgInvalidationBus(config.storage.postgresUrl, {
-        onState: (live, err) => (live
-          ? logger?.info({ event: 'cache_invalidation.listening' }, 'listening for cache invalidations: caches on')
-          : logger?.warn({ err, event: 'cache_invalidation.lost' }, 'cache invalidation subscription lost: caches off, reading from Postgres until it is back')),
+        onState: (live, err) =>
+          live
+            ? logger?.info({ event: 'cache_invalidation.listening' }, 'listening for cache invalidations: caches on')
+            : logger?.warn(
+                { err, event: 'cache_invalidation.lost' },
+                'cache invalidation subscription lost: caches off, reading from Postgres until it is back',
+              ),
       });
     }
     closers.unshift(() => invalidation.close());
@@ -117,15 +123,20 @@ export async function createStorage(config: MoatConfig, logger?: Logger, onUnava
     }
 
     const purge = setInterval(() => {
-      Promise.all([durable.purgeExpired(), shortLived.purgeExpired()]).then(([rows, entries]) => {
-        if (rows + entries > 0) logger?.debug({ event: 'storage.purged', rows, entries }, 'expired entries purged');
-      }, (err: unknown) => logger?.warn({ err, event: 'storage.purge_failed' }, 'purging expired entries failed'));
+      Promise.all([durable.purgeExpired(), shortLived.purgeExpired()]).then(
+        ([rows, entries]) => {
+          if (rows + entries > 0) logger?.debug({ event: 'storage.purged', rows, entries }, 'expired entries purged');
+        },
+        (err: unknown) => logger?.warn({ err, event: 'storage.purge_failed' }, 'purging expired entries failed'),
+      );
     }, config.storage.purgeIntervalSeconds * 1000);
     purge.unref();
     closers.unshift(() => clearInterval(purge));
 
     return {
-      durable, shortLived, sql,
+      durable,
+      shortLived,
+      sql,
       ...(redis === undefined ? {} : { redis }),
       kind: { durable: durableKind, shortLived: shortKind },
       invalidation,
@@ -138,4 +149,3 @@ export async function createStorage(config: MoatConfig, logger?: Logger, onUnava
     throw err;
   }
 }
-

@@ -49,7 +49,6 @@ export interface ModelStore {
 
 export type ConsumeResult = 'consumed' | 'already-consumed' | 'absent';
 
-
 /**
  * What a backend call was doing when its backend failed: a model-store method, a kind of SQL call,
  * or `connection` (a connection lost or refused outside any call). A closed set, so it can label a

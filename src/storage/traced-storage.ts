@@ -28,7 +28,10 @@ function verbOf(text: string): string {
 
 export function tracedSql(sql: SqlClient, system: 'postgres' | 'pglite'): SqlClient {
   const wrap = (client: SqlClient): SqlClient => ({
-    query: (text, params) => inSpan(`${system} ${verbOf(text)}`, { 'db.system': 'postgresql', 'db.operation.name': verbOf(text), 'moat.db': system }, () => client.query(text, params)),
+    query: (text, params) =>
+      inSpan(`${system} ${verbOf(text)}`, { 'db.system': 'postgresql', 'db.operation.name': verbOf(text), 'moat.db': system }, () =>
+        client.query(text, params),
+      ),
     exec: (script) => inSpan(`${system} script`, { 'db.system': 'postgresql', 'moat.db': system }, () => client.exec(script)),
     transaction: (fn) => inSpan(`${system} transaction`, { 'db.system': 'postgresql', 'moat.db': system }, () => client.transaction((tx) => fn(wrap(tx)))),
     close: () => client.close(),
@@ -37,7 +40,8 @@ export function tracedSql(sql: SqlClient, system: 'postgres' | 'pglite'): SqlCli
 }
 
 export function tracedModelStore(store: ModelStore, system: 'redis' | 'memory'): ModelStore {
-  const span = <T>(operation: string, model: string, fn: () => Promise<T>) => inSpan(`${system} ${operation}`, { 'db.system': system, 'db.operation.name': operation, 'moat.model': model }, fn);
+  const span = <T>(operation: string, model: string, fn: () => Promise<T>) =>
+    inSpan(`${system} ${operation}`, { 'db.system': system, 'db.operation.name': operation, 'moat.model': model }, fn);
   return {
     upsert: (model, id, payload, expiresIn) => span('upsert', model, () => store.upsert(model, id, payload, expiresIn)),
     find: (model, id) => span('find', model, () => store.find(model, id)),

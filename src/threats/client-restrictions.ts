@@ -69,13 +69,26 @@ export interface ClientRestrictions {
 }
 
 interface RestrictionRow {
-  id: string | number; client_id: string; kind: RestrictionKind; reason: string; flag_id: string | number | null; since: Date | string;
-  until: Date | string | null; created_by: string; released_at: Date | string | null; released_by: string | null;
+  id: string | number;
+  client_id: string;
+  kind: RestrictionKind;
+  reason: string;
+  flag_id: string | number | null;
+  since: Date | string;
+  until: Date | string | null;
+  created_by: string;
+  released_at: Date | string | null;
+  released_by: string | null;
 }
 
 function toRestriction(r: RestrictionRow): Restriction {
   return {
-    id: Number(r.id), clientId: r.client_id, kind: r.kind, reason: r.reason, since: new Date(r.since), createdBy: r.created_by,
+    id: Number(r.id),
+    clientId: r.client_id,
+    kind: r.kind,
+    reason: r.reason,
+    since: new Date(r.since),
+    createdBy: r.created_by,
     ...(r.flag_id === null ? {} : { flagId: Number(r.flag_id) }),
     ...(r.until === null ? {} : { until: new Date(r.until) }),
     ...(r.released_at === null ? {} : { releasedAt: new Date(r.released_at) }),
@@ -97,9 +110,9 @@ export function createClientRestrictions(deps: {
   let timer: NodeJS.Timeout | undefined;
 
   const load = async () => {
-    const { rows } = await deps.sql.query<RestrictionRow>(
-      'SELECT * FROM client_restriction WHERE released_at IS NULL AND (until IS NULL OR until > $1)', [now()],
-    );
+    const { rows } = await deps.sql.query<RestrictionRow>('SELECT * FROM client_restriction WHERE released_at IS NULL AND (until IS NULL OR until > $1)', [
+      now(),
+    ]);
     const next = new Map<string, { quarantine?: Restriction; stepUp?: Restriction }>();
     for (const row of rows.map(toRestriction)) {
       const entry = next.get(row.clientId) ?? {};
@@ -149,7 +162,10 @@ export function createClientRestrictions(deps: {
   };
 
   const existing = async (clientId: string, kind: RestrictionKind) => {
-    const { rows } = await deps.sql.query<RestrictionRow>('SELECT * FROM client_restriction WHERE client_id = $1 AND kind = $2 AND released_at IS NULL', [clientId, kind]);
+    const { rows } = await deps.sql.query<RestrictionRow>('SELECT * FROM client_restriction WHERE client_id = $1 AND kind = $2 AND released_at IS NULL', [
+      clientId,
+      kind,
+    ]);
     return toRestriction(rows[0]!);
   };
 
@@ -170,7 +186,11 @@ export function createClientRestrictions(deps: {
       await load();
       const consentsRevoked = await deps.revokeClientTokens(clientId, `client quarantined: ${reason}`);
       await deps.audit.record({
-        type: 'client.quarantined', actor: by.actor, actorId: by.actorId, clientId, subject: clientId,
+        type: 'client.quarantined',
+        actor: by.actor,
+        actorId: by.actorId,
+        clientId,
+        subject: clientId,
         detail: { reason, consentsRevoked, ...(by.flagId === undefined ? {} : { flagId: by.flagId }) },
       });
       deps.logger.warn({ event: 'client.quarantined', clientId, reason, consentsRevoked, by: by.actorId }, 'client quarantined');
@@ -182,7 +202,11 @@ export function createClientRestrictions(deps: {
       if (created === undefined) return existing(clientId, 'step-up');
       await load();
       await deps.audit.record({
-        type: 'admin.action', actor: by.actor, actorId: by.actorId, clientId, subject: clientId,
+        type: 'admin.action',
+        actor: by.actor,
+        actorId: by.actorId,
+        clientId,
+        subject: clientId,
         detail: { action: 'step-up', reason, until: created.until?.toISOString(), ...(by.flagId === undefined ? {} : { flagId: by.flagId }) },
       });
       deps.logger.warn({ event: 'client.stepped_up', clientId, reason, until: created.until }, 'client stepped up: no refresh, short tokens');
@@ -197,7 +221,11 @@ export function createClientRestrictions(deps: {
       if (rows[0] === undefined) throw new RestrictionNotFound(clientId, kind);
       await load();
       await deps.audit.record({
-        type: kind === 'quarantine' ? 'client.released' : 'admin.action', actor: 'operator', actorId: operator, clientId, subject: clientId,
+        type: kind === 'quarantine' ? 'client.released' : 'admin.action',
+        actor: 'operator',
+        actorId: operator,
+        clientId,
+        subject: clientId,
         detail: kind === 'quarantine' ? { restriction: rows[0].id } : { action: 'step-up released', restriction: rows[0].id },
       });
       deps.logger.warn({ event: 'client.released', clientId, kind, by: operator }, `client ${kind} released`);
@@ -216,34 +244,67 @@ export function createClientRestrictions(deps: {
       const { rows } = await deps.sql.query<{ id: string }>(
         `INSERT INTO threat_flag (at, entity, client_id, signal, severity, kind, expected, seen, score, explanation, response)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
-        [flag.at, flag.entity, flag.clientId ?? null, flag.signal, flag.severity, flag.kind, flag.expected, flag.seen, flag.score ?? null, flag.explanation, response],
+        [
+          flag.at,
+          flag.entity,
+          flag.clientId ?? null,
+          flag.signal,
+          flag.severity,
+          flag.kind,
+          flag.expected,
+          flag.seen,
+          flag.score ?? null,
+          flag.explanation,
+          response,
+        ],
       );
       return Number(rows[0]!.id);
     },
 
     async flags(filter = {}) {
       const { rows } = await deps.sql.query<{
-        id: string; at: Date; entity: string; client_id: string | null; signal: string; severity: ThreatFlag['severity']; kind: ThreatFlag['kind'];
-        expected: number; seen: number; score: number | null; explanation: string; response: string;
-      }>(
-        `SELECT * FROM threat_flag WHERE ($1::text IS NULL OR client_id = $1) AND ($2::timestamptz IS NULL OR at >= $2) ORDER BY id DESC LIMIT $3`,
-        [filter.clientId ?? null, filter.since ?? null, Math.min(filter.limit ?? 100, 1000)],
-      );
+        id: string;
+        at: Date;
+        entity: string;
+        client_id: string | null;
+        signal: string;
+        severity: ThreatFlag['severity'];
+        kind: ThreatFlag['kind'];
+        expected: number;
+        seen: number;
+        score: number | null;
+        explanation: string;
+        response: string;
+      }>(`SELECT * FROM threat_flag WHERE ($1::text IS NULL OR client_id = $1) AND ($2::timestamptz IS NULL OR at >= $2) ORDER BY id DESC LIMIT $3`, [
+        filter.clientId ?? null,
+        filter.since ?? null,
+        Math.min(filter.limit ?? 100, 1000),
+      ]);
       return rows.map((r) => ({
-        id: Number(r.id), at: new Date(r.at), entity: r.entity, ...(r.client_id === null ? {} : { clientId: r.client_id }), signal: r.signal,
-        severity: r.severity, kind: r.kind, expected: Number(r.expected), seen: Number(r.seen), ...(r.score === null ? {} : { score: Number(r.score) }),
-        explanation: r.explanation, response: r.response,
+        id: Number(r.id),
+        at: new Date(r.at),
+        entity: r.entity,
+        ...(r.client_id === null ? {} : { clientId: r.client_id }),
+        signal: r.signal,
+        severity: r.severity,
+        kind: r.kind,
+        expected: Number(r.expected),
+        seen: Number(r.seen),
+        ...(r.score === null ? {} : { score: Number(r.score) }),
+        explanation: r.explanation,
+        response: r.response,
       }));
     },
 
     refresh,
     refreshed: () => loading ?? Promise.resolve(),
-    follow: (bus) => bus.subscribe({
-      invalidate: (topic) => {
-        if (topic === 'client') refreshInBackground();
-      },
-      reset: refreshInBackground,
-    }),
+    follow: (bus) =>
+      bus.subscribe({
+        invalidate: (topic) => {
+          if (topic === 'client') refreshInBackground();
+        },
+        reset: refreshInBackground,
+      }),
     start() {
       timer = setInterval(refreshInBackground, (deps.refreshSeconds ?? 2) * 1000);
       timer.unref();

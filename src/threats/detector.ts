@@ -1,6 +1,13 @@
 import { describeSignal, incrementsOf, type Observation } from './signals.ts';
 import {
-  countForScore, emptyBaseline, expectationAt, learn, score, type BaselineParameters, type BaselineState, type Expectation,
+  countForScore,
+  emptyBaseline,
+  expectationAt,
+  learn,
+  score,
+  type BaselineParameters,
+  type BaselineState,
+  type Expectation,
 } from './streaming-baseline.ts';
 import type { EntityModel, ThreatState } from './threat-state.ts';
 
@@ -34,7 +41,7 @@ export interface DetectorSettings extends BaselineParameters {
   /** Scores from which a bucket is flagged at each severity. */
   scores: Record<Severity, number>;
   /** Fixed per-bucket thresholds judged from the first request, warm-up or not. */
-  rules: { signal: string; atLeast: number; severity: Severity; what: string; /** Only entities whose key starts so. */ entityPrefix?: string }[];
+  rules: { signal: string; atLeast: number; severity: Severity; what: string /** Only entities whose key starts so. */; entityPrefix?: string }[];
   /** Source ranges remembered per client (beyond it, new ranges are no longer reported). */
   maxRanges: number;
 }
@@ -43,7 +50,13 @@ export const DEFAULT_RULES: DetectorSettings['rules'] = [
   { signal: 'errors:invalid_grant', atLeast: 20, severity: 'high', what: 'a storm of invalid_grant (replayed authorization codes or refresh tokens)' },
   { signal: 'probing', atLeast: 10, severity: 'medium', what: 'requests for scopes, permissions or roles outside the registration' },
   { signal: 'errors:mtls', atLeast: 20, severity: 'medium', what: 'repeated client-certificate failures' },
-  { signal: 'login_failures', atLeast: 30, severity: 'high', what: 'failed customer sign-ins from one address range (credential stuffing)', entityPrefix: 'range:' },
+  {
+    signal: 'login_failures',
+    atLeast: 30,
+    severity: 'high',
+    what: 'failed customer sign-ins from one address range (credential stuffing)',
+    entityPrefix: 'range:',
+  },
 ];
 
 export interface ThreatDetector {
@@ -82,7 +95,7 @@ export function createThreatDetector(deps: {
   const raise = async (bucket: number, flag: Omit<ThreatFlag, 'clientId'>) => {
     // One flag per entity, signal, bucket and severity across every instance: a bucket that keeps
     // growing escalates (low, then medium, then high) instead of being silenced by its first flag.
-    if (!await state.claim(`flag:${flag.entity}:${flag.signal}:${bucket}:${flag.severity}`, settings.bucketSeconds * 3)) return;
+    if (!(await state.claim(`flag:${flag.entity}:${flag.signal}:${bucket}:${flag.severity}`, settings.bucketSeconds * 3))) return;
     const clientId = flag.entity.startsWith('client:') ? flag.entity.slice('client:'.length) : undefined;
     await deps.onFlag({ ...flag, ...(clientId === undefined ? {} : { clientId }) });
   };
@@ -97,9 +110,17 @@ export function createThreatDetector(deps: {
     if (severity === undefined) return;
     const expected = Number(e.expected.toFixed(2));
     await raise(bucket, {
-      at, entity, signal, severity, expected, seen, score: Number(z.toFixed(1)), kind: 'baseline',
-      explanation: `${describeSignal(signal)}: ${seen} in ${closing ? 'a' : 'this'} ${settings.bucketSeconds} s bucket, expected about ${expected} `
-        + `(± ${e.spread.toFixed(1)}) at ${String(hourOf(bucket)).padStart(2, '0')}:00 UTC — ${z.toFixed(1)} spreads above normal`,
+      at,
+      entity,
+      signal,
+      severity,
+      expected,
+      seen,
+      score: Number(z.toFixed(1)),
+      kind: 'baseline',
+      explanation:
+        `${describeSignal(signal)}: ${seen} in ${closing ? 'a' : 'this'} ${settings.bucketSeconds} s bucket, expected about ${expected} ` +
+        `(± ${e.spread.toFixed(1)}) at ${String(hourOf(bucket)).padStart(2, '0')}:00 UTC — ${z.toFixed(1)} spreads above normal`,
     });
   };
 
@@ -107,7 +128,13 @@ export function createThreatDetector(deps: {
     for (const rule of settings.rules) {
       if (rule.signal !== signal || seen < rule.atLeast || (rule.entityPrefix !== undefined && !entity.startsWith(rule.entityPrefix))) continue;
       await raise(bucket, {
-        at, entity, signal, severity: rule.severity, expected: rule.atLeast - 1, seen, kind: 'rule',
+        at,
+        entity,
+        signal,
+        severity: rule.severity,
+        expected: rule.atLeast - 1,
+        seen,
+        kind: 'rule',
         explanation: `${rule.what}: ${seen} in one ${settings.bucketSeconds} s bucket (the rule allows at most ${rule.atLeast - 1})`,
       });
     }
@@ -118,7 +145,7 @@ export function createThreatDetector(deps: {
     const model: EntityModel = (await state.loadModel(entity)) ?? { lastBucket: bucket - 1, signals: {} };
     if (model.lastBucket >= bucket) return; // folded already (a late second fold)
     // Quiet buckets since the last one learned are zeros: a TPP's normal includes its silences.
-    const gap = Math.min(bucket - model.lastBucket - 1, 24 * 3600 / settings.bucketSeconds);
+    const gap = Math.min(bucket - model.lastBucket - 1, (24 * 3600) / settings.bucketSeconds);
     const signals = new Set([...Object.keys(model.signals), ...Object.keys(counts)]);
     for (const signal of signals) {
       let learned: BaselineState = model.signals[signal] ?? emptyBaseline();
@@ -153,7 +180,13 @@ export function createThreatDetector(deps: {
         const warmed = model !== undefined && Object.values(model.signals).some((s) => s.n >= settings.warmupBuckets);
         if (counted.rangeIsNew && warmed && counted.ranges <= settings.maxRanges) {
           await raise(bucket, {
-            at: o.at, entity: inc.entity, signal: `new_source_range:${inc.range}`, severity: 'low', expected: 0, seen: 1, kind: 'rule',
+            at: o.at,
+            entity: inc.entity,
+            signal: `new_source_range:${inc.range}`,
+            severity: 'low',
+            expected: 0,
+            seen: 1,
+            kind: 'rule',
             explanation: `a request from ${inc.range}, a source range this client has not used before (${counted.ranges - 1} known)`,
           });
         }
@@ -165,7 +198,7 @@ export function createThreatDetector(deps: {
       // The last two closed buckets: one missed while this instance was busy is folded late.
       for (const bucket of [current - 2, current - 1]) {
         for (const entity of await state.active(bucket)) {
-          if (!await state.claim(`fold:${entity}:${bucket}`, settings.bucketSeconds * 20)) continue;
+          if (!(await state.claim(`fold:${entity}:${bucket}`, settings.bucketSeconds * 20))) continue;
           await fold(bucket, entity, now);
         }
       }

@@ -43,7 +43,10 @@ export function sourceRange(address: string): string {
     const [head = '', tail] = plain.split('::');
     const groups = head.split(':').filter(Boolean);
     const filled = tail === undefined ? groups : [...groups, ...new Array<string>(8).fill('0')].slice(0, 8);
-    return `${filled.slice(0, 3).map((g) => g.toLowerCase()).join(':')}::/48`;
+    return `${filled
+      .slice(0, 3)
+      .map((g) => g.toLowerCase())
+      .join(':')}::/48`;
   }
   return 'unknown';
 }
@@ -72,14 +75,23 @@ export function incrementsOf(o: Observation): Increments[] {
 export function describeSignal(signal: string): string {
   if (signal.startsWith('requests:')) return `requests to ${signal.slice('requests:'.length)}`;
   switch (signal) {
-    case 'errors:invalid_grant': return 'invalid_grant answers (replayed or stolen codes and refresh tokens)';
-    case 'errors:invalid_client': return 'failed client authentications';
-    case 'errors:mtls': return 'client-certificate failures (mismatch, revoked, untrusted)';
-    case 'probing': return 'requests for scopes, permissions or roles outside the registration';
-    case 'login_failures': return 'failed customer sign-ins';
-    case 'customers': return 'distinct customers';
-    case 'source_ranges': return 'distinct source address ranges';
-    case 'new_source_range': return 'a source address range never seen for this client';
-    default: return signal;
+    case 'errors:invalid_grant':
+      return 'invalid_grant answers (replayed or stolen codes and refresh tokens)';
+    case 'errors:invalid_client':
+      return 'failed client authentications';
+    case 'errors:mtls':
+      return 'client-certificate failures (mismatch, revoked, untrusted)';
+    case 'probing':
+      return 'requests for scopes, permissions or roles outside the registration';
+    case 'login_failures':
+      return 'failed customer sign-ins';
+    case 'customers':
+      return 'distinct customers';
+    case 'source_ranges':
+      return 'distinct source address ranges';
+    case 'new_source_range':
+      return 'a source address range never seen for this client';
+    default:
+      return signal;
   }
 }

@@ -40,10 +40,21 @@ export function detectorSettings(t: MoatConfig['threats']): DetectorSettings {
     scores: t.scores,
     maxRanges: 64,
     rules: [
-      { signal: 'errors:invalid_grant', atLeast: t.rules.invalidGrantPerBucket, severity: 'high', what: 'a storm of invalid_grant (replayed authorization codes or refresh tokens)' },
+      {
+        signal: 'errors:invalid_grant',
+        atLeast: t.rules.invalidGrantPerBucket,
+        severity: 'high',
+        what: 'a storm of invalid_grant (replayed authorization codes or refresh tokens)',
+      },
       { signal: 'probing', atLeast: t.rules.probingPerBucket, severity: 'medium', what: 'requests for scopes, permissions or roles outside the registration' },
       { signal: 'errors:mtls', atLeast: t.rules.certificateFailuresPerBucket, severity: 'medium', what: 'repeated client-certificate failures' },
-      { signal: 'login_failures', atLeast: t.rules.loginFailuresPerRangePerBucket, severity: 'high', what: 'failed customer sign-ins from one address range (credential stuffing)', entityPrefix: 'range:' },
+      {
+        signal: 'login_failures',
+        atLeast: t.rules.loginFailuresPerRangePerBucket,
+        severity: 'high',
+        what: 'failed customer sign-ins from one address range (credential stuffing)',
+        entityPrefix: 'range:',
+      },
     ],
   };
 }
@@ -66,19 +77,33 @@ export function createThreatProtection(deps: {
   const t = deps.config.threats;
   const { logger } = deps;
   const restrictions = createClientRestrictions({ sql: deps.sql, audit: deps.audit, logger, revokeClientTokens: deps.revokeClientTokens });
-  const flagsTotal = new Counter({ name: 'moat_threat_flags_total', help: 'Threat flags by severity and response', labelNames: ['severity', 'response'], registers: [deps.metrics] });
-  const state = deps.redis === undefined
-    ? createMemoryThreatState()
-    : createRedisThreatState(deps.redis, deps.config.storage.redisKeyPrefix, t.bucketSeconds);
+  const flagsTotal = new Counter({
+    name: 'moat_threat_flags_total',
+    help: 'Threat flags by severity and response',
+    labelNames: ['severity', 'response'],
+    registers: [deps.metrics],
+  });
+  const state = deps.redis === undefined ? createMemoryThreatState() : createRedisThreatState(deps.redis, deps.config.storage.redisKeyPrefix, t.bucketSeconds);
 
   const respond = async (flag: ThreatFlag) => {
     const response = flag.clientId === undefined ? 'log' : t.responses[flag.severity];
     const flagId = await restrictions.recordFlag(flag, response);
     flagsTotal.inc({ severity: flag.severity, response });
-    logger.warn({
-      event: 'threat.flagged', flagId, entity: flag.entity, clientId: flag.clientId, signal: flag.signal, severity: flag.severity,
-      expected: flag.expected, seen: flag.seen, score: flag.score, response,
-    }, flag.explanation);
+    logger.warn(
+      {
+        event: 'threat.flagged',
+        flagId,
+        entity: flag.entity,
+        clientId: flag.clientId,
+        signal: flag.signal,
+        severity: flag.severity,
+        expected: flag.expected,
+        seen: flag.seen,
+        score: flag.score,
+        response,
+      },
+      flag.explanation,
+    );
     if (flag.clientId === undefined) return;
     const by = { actor: 'system' as const, actorId: 'threat-detector', flagId };
     if (response === 'step-up') await restrictions.stepUp(flag.clientId, flag.explanation, t.stepUp.durationSeconds, by);
@@ -87,8 +112,11 @@ export function createThreatProtection(deps: {
   const detector = createThreatDetector({ state, settings: detectorSettings(t), onFlag: respond });
 
   new Gauge({
-    name: 'moat_anomaly_score', help: 'Highest anomaly score (spreads above normal) per client and signal in the current bucket',
-    labelNames: ['client_id', 'signal'], registers: [deps.metrics], aggregator: 'max',
+    name: 'moat_anomaly_score',
+    help: 'Highest anomaly score (spreads above normal) per client and signal in the current bucket',
+    labelNames: ['client_id', 'signal'],
+    registers: [deps.metrics],
+    aggregator: 'max',
     collect() {
       this.reset();
       for (const s of detector.currentScores()) {
@@ -97,7 +125,11 @@ export function createThreatProtection(deps: {
     },
   });
   new Gauge({
-    name: 'moat_clients_restricted', help: 'Clients under a restriction in force, by kind', labelNames: ['kind'], registers: [deps.metrics], aggregator: 'max',
+    name: 'moat_clients_restricted',
+    help: 'Clients under a restriction in force, by kind',
+    labelNames: ['kind'],
+    registers: [deps.metrics],
+    aggregator: 'max',
     collect() {
       return unlessStorageIsDown(async () => {
         const all = await restrictions.list();
@@ -130,10 +162,15 @@ export function createThreatProtection(deps: {
         await next();
       } finally {
         if (t.enabled) {
-          const oidc = (ctx as { oidc?: { client?: { clientId?: string }; entities?: { Grant?: { accountId?: string }; AccessToken?: { accountId?: string } } } }).oidc;
+          const oidc = (
+            ctx as { oidc?: { client?: { clientId?: string }; entities?: { Grant?: { accountId?: string }; AccessToken?: { accountId?: string } } } }
+          ).oidc;
           const customerId = oidc?.entities?.AccessToken?.accountId ?? oidc?.entities?.Grant?.accountId;
           observe({
-            at: new Date(), address: ctx.ip, endpoint: endpointFor(ctx.path, ctx.method), outcome: outcomeOf(ctx),
+            at: new Date(),
+            address: ctx.ip,
+            endpoint: endpointFor(ctx.path, ctx.method),
+            outcome: outcomeOf(ctx),
             ...(oidc?.client?.clientId === undefined ? {} : { clientId: oidc.client.clientId }),
             ...(customerId === undefined ? {} : { customerId }),
           });
@@ -144,9 +181,14 @@ export function createThreatProtection(deps: {
       restrictions.start();
       if (!t.enabled) return;
       // Fold a little after each bucket closes; several instances race for each bucket, one wins.
-      timer = setInterval(() => {
-        detector.evaluate(new Date()).catch((err: unknown) => logger.warn({ err, event: 'threat.evaluate_failed' }, 'threat detection could not fold a bucket'));
-      }, Math.max(250, (t.bucketSeconds * 1000) / 4));
+      timer = setInterval(
+        () => {
+          detector
+            .evaluate(new Date())
+            .catch((err: unknown) => logger.warn({ err, event: 'threat.evaluate_failed' }, 'threat detection could not fold a bucket'));
+        },
+        Math.max(250, (t.bucketSeconds * 1000) / 4),
+      );
       timer.unref();
     },
     stop() {

@@ -83,7 +83,7 @@ export function createRedisThreatState(redis: Redis, prefix: string, bucketSecon
     },
     async loadModel(entity) {
       const raw = await redis.get(`${p}m:${entity}`);
-      return raw === null ? undefined : JSON.parse(raw) as EntityModel;
+      return raw === null ? undefined : (JSON.parse(raw) as EntityModel);
     },
     async saveModel(entity, model) {
       // Learned baselines outlive restarts; a TPP silent for 90 days starts over.
@@ -154,7 +154,7 @@ export function createMemoryThreatState(): ThreatState {
     },
     async loadModel(entity) {
       const raw = models.get(entity);
-      return raw === undefined ? undefined : JSON.parse(raw) as EntityModel;
+      return raw === undefined ? undefined : (JSON.parse(raw) as EntityModel);
     },
     async saveModel(entity, model) {
       models.set(entity, JSON.stringify(model));

@@ -133,7 +133,8 @@ export function createClientCertificateResolver(options: ClientCertificateOption
     // once. The DER is compared because a TLS 1.2 renegotiation could swap the certificate.
     const tlsSocket = socket as TLSSocket;
     const earlier = perConnection.get(tlsSocket);
-    if (earlier !== undefined && earlier.raw.equals(peer.raw) && now().getTime() <= earlier.validUntil && earlier.anchors === options.anchors.certificates) return earlier.presented;
+    if (earlier !== undefined && earlier.raw.equals(peer.raw) && now().getTime() <= earlier.validUntil && earlier.anchors === options.anchors.certificates)
+      return earlier.presented;
     const presented = present(peer, handshakeChain(peer), 'tls');
     if (presented.verification.trusted) {
       perConnection.set(tlsSocket, { raw: peer.raw, presented, validUntil: trustedUntil(presented), anchors: options.anchors.certificates });

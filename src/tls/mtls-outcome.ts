@@ -18,9 +18,17 @@ import { ALL_FORWARDED_CERT_HEADERS } from '../pki/forwarded-certificate.ts';
  */
 
 export const MTLS_OUTCOMES = [
-  'mtls_no_certificate', 'mtls_untrusted_forwarder', 'mtls_untrusted_chain', 'mtls_expired', 'mtls_not_yet_valid',
-  'mtls_not_for_client_auth', 'mtls_certificate_revoked', 'mtls_certificate_retired', 'mtls_revocation_unknown',
-  'mtls_subject_mismatch', 'mtls_thumbprint_mismatch',
+  'mtls_no_certificate',
+  'mtls_untrusted_forwarder',
+  'mtls_untrusted_chain',
+  'mtls_expired',
+  'mtls_not_yet_valid',
+  'mtls_not_for_client_auth',
+  'mtls_certificate_revoked',
+  'mtls_certificate_retired',
+  'mtls_revocation_unknown',
+  'mtls_subject_mismatch',
+  'mtls_thumbprint_mismatch',
 ] as const;
 
 const MTLS_AUTH_METHODS = new Set(['tls_client_auth', 'self_signed_tls_client_auth']);
@@ -75,12 +83,18 @@ function classify(
 ): MtlsCause | undefined {
   if (presented === undefined) {
     return ALL_FORWARDED_CERT_HEADERS.some((h) => req.headers[h] !== undefined)
-      ? { outcome: 'mtls_untrusted_forwarder', description: 'no client certificate was presented (a forwarded-certificate header from an address that is not a trusted gateway was ignored)' }
+      ? {
+          outcome: 'mtls_untrusted_forwarder',
+          description: 'no client certificate was presented (a forwarded-certificate header from an address that is not a trusted gateway was ignored)',
+        }
       : { outcome: 'mtls_no_certificate', description: 'no client certificate was presented in the TLS handshake' };
   }
   if (!presented.verification.trusted) {
     const outcome = {
-      'untrusted-chain': 'mtls_untrusted_chain', expired: 'mtls_expired', 'not-yet-valid': 'mtls_not_yet_valid', 'not-for-client-auth': 'mtls_not_for_client_auth',
+      'untrusted-chain': 'mtls_untrusted_chain',
+      expired: 'mtls_expired',
+      'not-yet-valid': 'mtls_not_yet_valid',
+      'not-for-client-auth': 'mtls_not_for_client_auth',
     }[presented.verification.reason];
     return { outcome, description: `the client certificate is not trusted: ${presented.verification.description}` };
   }

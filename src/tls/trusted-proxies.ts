@@ -72,7 +72,10 @@ export function addressBucket(address: string): string {
   const right = tail === undefined ? [] : groups(tail).flatMap((g) => (g.includes('.') ? ['0', '0'] : [g]));
   const left = groups(head);
   const all = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  return `${all.slice(0, 4).map((g) => Number.parseInt(g, 16).toString(16)).join(':')}::/64`;
+  return `${all
+    .slice(0, 4)
+    .map((g) => Number.parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
 }
 
 export interface TrustedProxies {
@@ -108,8 +111,11 @@ export function createTrustedProxies(entries: readonly string[]): TrustedProxies
   };
   const peerAddress = (req: IncomingMessage) => (req.socket.remoteAddress === undefined ? undefined : normaliseAddress(req.socket.remoteAddress));
   /** Every field line of a list-valued header, as one list (RFC 9110 §5.3). */
-  const listHeader = (req: IncomingMessage, name: string): string[] => (req.headersDistinct[name] ?? [])
-    .flatMap((line) => line.split(',')).map((value) => value.trim()).filter((value) => value !== '');
+  const listHeader = (req: IncomingMessage, name: string): string[] =>
+    (req.headersDistinct[name] ?? [])
+      .flatMap((line) => line.split(','))
+      .map((value) => value.trim())
+      .filter((value) => value !== '');
 
   return {
     peerAddress,

@@ -60,16 +60,22 @@ export function createTrustFileReloader(deps: {
 
   // Every worker reads the same files: a cluster reports the oldest (max).
   new Gauge({
-    name: 'moat_trust_file_age_seconds', help: 'Seconds since the trust file in use (trust anchors, directory JWKS, operator CRL) was last modified',
-    labelNames: ['kind', 'file'], registers: [deps.metrics], aggregator: 'max',
+    name: 'moat_trust_file_age_seconds',
+    help: 'Seconds since the trust file in use (trust anchors, directory JWKS, operator CRL) was last modified',
+    labelNames: ['kind', 'file'],
+    registers: [deps.metrics],
+    aggregator: 'max',
     collect() {
       this.reset();
       for (const w of watched) this.set({ kind: w.kind, file: w.file }, Math.max(0, Math.floor((now() - w.modifiedAt) / 1000)));
     },
   });
   new Gauge({
-    name: 'moat_trust_file_reload_failing', help: '1 while a changed trust file cannot be loaded (the last good material stays in use), else 0',
-    labelNames: ['kind', 'file'], registers: [deps.metrics], aggregator: 'max',
+    name: 'moat_trust_file_reload_failing',
+    help: '1 while a changed trust file cannot be loaded (the last good material stays in use), else 0',
+    labelNames: ['kind', 'file'],
+    registers: [deps.metrics],
+    aggregator: 'max',
     collect() {
       this.reset();
       for (const w of watched) this.set({ kind: w.kind, file: w.file }, w.problem === undefined ? 0 : 1);
@@ -101,7 +107,10 @@ export function createTrustFileReloader(deps: {
 
   const refuse = (w: Watched, problem: string): 'failed' => {
     if (w.problem !== problem) {
-      deps.logger.error({ event: 'trust.reload_failed', kind: w.kind, file: w.file, reason: problem }, 'a changed trust file cannot be used; the last good one stays in use');
+      deps.logger.error(
+        { event: 'trust.reload_failed', kind: w.kind, file: w.file, reason: problem },
+        'a changed trust file cannot be used; the last good one stays in use',
+      );
     }
     w.problem = problem;
     return 'failed';
@@ -117,14 +126,18 @@ export function createTrustFileReloader(deps: {
         if (outcome === 'failed') failed.push(w.file);
       }
       return { reloaded, failed };
-    })().finally(() => { checking = undefined; });
+    })().finally(() => {
+      checking = undefined;
+    });
     return checking;
   };
 
   return {
     checkNow,
     start() {
-      timer = setInterval(() => { void checkNow(); }, deps.intervalSeconds * 1000);
+      timer = setInterval(() => {
+        void checkNow();
+      }, deps.intervalSeconds * 1000);
       timer.unref();
     },
     stop() {

@@ -54,9 +54,17 @@ function client(overrides: Partial<AccountServiceClientOptions> = {}): Client {
     tls: { certPem: service.moatClient.certPem, keyPem: service.moatClient.keyPem, caPem: service.ca.certPem },
     // Generous: a loaded CI machine can take a few hundred ms for one mTLS exchange, which must not
     // count as the timeout (and retry) the tests below assert on their own terms.
-    timeoutMs: 3_000, retries: 2, retryBackoffMs: 40, circuitBreaker: { failureThreshold: 100, openSeconds: 30 }, cacheSeconds: 600,
-    logger: createLogger('debug', sink), metrics: createAccountServiceMetrics(registry),
-    now: () => clock.now, sleep: async (ms) => { sleeps.push(ms); },
+    timeoutMs: 3_000,
+    retries: 2,
+    retryBackoffMs: 40,
+    circuitBreaker: { failureThreshold: 100, openSeconds: 30 },
+    cacheSeconds: 600,
+    logger: createLogger('debug', sink),
+    metrics: createAccountServiceMetrics(registry),
+    now: () => clock.now,
+    sleep: async (ms) => {
+      sleeps.push(ms);
+    },
     ...overrides,
   });
   clients.push(directory);
@@ -83,8 +91,22 @@ describe('the account service client (accounts.source: http)', () => {
     const { directory, registry } = client();
     const accounts = await directory.listForCustomer('cust-alice');
     expect(accounts).toEqual([
-      { id: 'bank-alice-bills', nickname: 'Bills account', accountType: 'Personal current account', currency: 'GBP', schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '20001711112222' },
-      { id: 'bank-alice-holiday', nickname: 'Holiday fund', accountType: 'Savings account', currency: 'GBP', schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '20001733334444' },
+      {
+        id: 'bank-alice-bills',
+        nickname: 'Bills account',
+        accountType: 'Personal current account',
+        currency: 'GBP',
+        schemeName: 'UK.OBIE.SortCodeAccountNumber',
+        identification: '20001711112222',
+      },
+      {
+        id: 'bank-alice-holiday',
+        nickname: 'Holiday fund',
+        accountType: 'Savings account',
+        currency: 'GBP',
+        schemeName: 'UK.OBIE.SortCodeAccountNumber',
+        identification: '20001733334444',
+      },
     ]);
     expect(service.requests).toEqual([{ path: '/bank/customers/cust-alice/accounts', clientCn: 'moat' }]);
     expect(await metric(registry, 'moat_account_service_requests_total', { operation: 'list_accounts', outcome: 'ok' })).toBe(1);
@@ -124,7 +146,9 @@ describe('the account service client (accounts.source: http)', () => {
     service.behaviour = 'error';
     expect((await unavailable(directory.listForCustomer('cust-alice'))).reason).toBe('service_error');
     expect(service.requests).toHaveLength(2);
-    expect(logs).toContainEqual(expect.objectContaining({ event: 'account_service.unavailable', outcome: 'service_error', operation: 'list_accounts', attempt: 2, status: 500 }));
+    expect(logs).toContainEqual(
+      expect.objectContaining({ event: 'account_service.unavailable', outcome: 'service_error', operation: 'list_accounts', attempt: 2, status: 500 }),
+    );
   });
 
   it('times out a slow answer and retries it, then reports timeout', async () => {
@@ -144,7 +168,10 @@ describe('the account service client (accounts.source: http)', () => {
     expect(service.requests).toHaveLength(1);
     const line = logs.find((l) => l.event === 'account_service.malformed_answer')!;
     expect(line).toMatchObject({ outcome: 'malformed_answer', operation: 'list_accounts' });
-    expect(line.fields).toEqual([expect.stringMatching(/^accounts\[0\]\.currency: /), expect.stringMatching(/^accounts\[0\]\.identification: .*expected string, received number/)]);
+    expect(line.fields).toEqual([
+      expect.stringMatching(/^accounts\[0\]\.currency: /),
+      expect.stringMatching(/^accounts\[0\]\.identification: .*expected string, received number/),
+    ]);
     expect(line.msg).toContain('accounts[0].currency');
     expect(JSON.stringify(line)).not.toContain(String(MALFORMED_ACCOUNT.identification));
     expect(JSON.stringify(line)).not.toContain('pounds');

@@ -67,7 +67,7 @@ function metricsOf(promql: string): string[] {
   return names;
 }
 
-describeWithPebble('Moat\'s server certificate by ACME (RFC 8555), from pebble', () => {
+describeWithPebble("Moat's server certificate by ACME (RFC 8555), from pebble", () => {
   let pebble: Pebble;
   let root: string;
   let h: Harness;
@@ -84,7 +84,10 @@ describeWithPebble('Moat\'s server certificate by ACME (RFC 8555), from pebble',
       config: {
         tls: { certFile: join(certDir, 'server.pem'), keyFile: join(certDir, 'server.key') },
         acme: {
-          enabled: true, directoryUrl: pebble.directoryUrl, caFile: pebble.caFile, contact: ['mailto:pki@bank.example'],
+          enabled: true,
+          directoryUrl: pebble.directoryUrl,
+          caFile: pebble.caFile,
+          contact: ['mailto:pki@bank.example'],
           http01: { host: '127.0.0.1', port: pebble.httpPort },
           // Checks are driven by the test; the timer would race it.
           checkIntervalSeconds: 3600,
@@ -204,7 +207,9 @@ describeWithPebble('Moat\'s server certificate by ACME (RFC 8555), from pebble',
   });
 
   it('ships Prometheus alert rules on these metrics (deploy/prometheus/alerts.yml), in valid PromQL', async () => {
-    const { groups } = parseYaml(readFileSync(join(import.meta.dirname, '..', '..', 'deploy', 'prometheus', 'alerts.yml'), 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] };
+    const { groups } = parseYaml(readFileSync(join(import.meta.dirname, '..', '..', 'deploy', 'prometheus', 'alerts.yml'), 'utf8')) as {
+      groups: { rules: { alert: string; expr: string }[] }[];
+    };
     const rules = groups.flatMap((g) => g.rules);
     expect(rules.map((r) => r.alert)).toEqual(['MoatCertificateRenewalOverdue', 'MoatCertificateExpiresSoon']);
     const families = metricFamilies(await scrapeMetrics(h));
@@ -227,7 +232,9 @@ describeWithPebble('Moat\'s server certificate by ACME (RFC 8555), from pebble',
       writeFileSync(brokenCaFile, ca.certPem);
       // RFC 8555 §6.7: every answer a problem document.
       broken = createHttpsServer({ cert: leaf.certPem, key: leaf.keyPem }, (_req, res) => {
-        res.writeHead(503, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ type: 'urn:ietf:params:acme:error:serverInternal', detail: 'the CA is down for maintenance' }));
+        res
+          .writeHead(503, { 'content-type': 'application/problem+json' })
+          .end(JSON.stringify({ type: 'urn:ietf:params:acme:error:serverInternal', detail: 'the CA is down for maintenance' }));
       });
       const port = await new Promise<number>((resolve) => broken.listen(0, '127.0.0.1', () => resolve((broken.address() as { port: number }).port)));
       brokenUrl = `https://127.0.0.1:${port}/directory`;
@@ -253,8 +260,12 @@ describeWithPebble('Moat\'s server certificate by ACME (RFC 8555), from pebble',
         config: {
           tls: { certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') },
           acme: {
-            enabled: true, directoryUrl: brokenUrl, caFile: brokenCaFile, http01: { host: '127.0.0.1', port: 0 },
-            retry: { initialSeconds: 60, maxSeconds: 600 }, checkIntervalSeconds: 3600,
+            enabled: true,
+            directoryUrl: brokenUrl,
+            caFile: brokenCaFile,
+            http01: { host: '127.0.0.1', port: 0 },
+            retry: { initialSeconds: 60, maxSeconds: 600 },
+            checkIntervalSeconds: 3600,
           },
         },
       });
@@ -277,7 +288,14 @@ describeWithPebble('Moat\'s server certificate by ACME (RFC 8555), from pebble',
 
         const lines = second.logs.filter((l) => l.event === 'own_certificate.renewal_failed');
         expect(lines).toHaveLength(2);
-        expect(lines[1]).toMatchObject({ level: 50, certificate: 'server', attempts: 2, serial: current.serialNumber, notAfter: current.validToDate.toISOString(), daysLeft: 0 });
+        expect(lines[1]).toMatchObject({
+          level: 50,
+          certificate: 'server',
+          attempts: 2,
+          serial: current.serialNumber,
+          notAfter: current.validToDate.toISOString(),
+          daysLeft: 0,
+        });
         expect(String(lines[1]!.msg)).toMatch(/server certificate renewal failed \(attempt 2, next at .*\); the current one expires at /);
         expect(JSON.stringify(lines[1]!.err)).toMatch(/the ACME order for localhost failed: .*error 503/);
 
@@ -292,12 +310,16 @@ describeWithPebble('Moat\'s server certificate by ACME (RFC 8555), from pebble',
 
     it('refuses to start without a certificate when the CA cannot issue one, saying why', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'moat-acme-none-'));
-      await expect(startMoat({
-        config: {
-          tls: { certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') },
-          acme: { enabled: true, directoryUrl: brokenUrl, caFile: brokenCaFile, http01: { host: '127.0.0.1', port: 0 } },
-        },
-      })).rejects.toThrow(/^acme: no server certificate \(no certificate in its files yet\) and the ACME order failed: the ACME order for localhost failed: .*error 503/);
+      await expect(
+        startMoat({
+          config: {
+            tls: { certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') },
+            acme: { enabled: true, directoryUrl: brokenUrl, caFile: brokenCaFile, http01: { host: '127.0.0.1', port: 0 } },
+          },
+        }),
+      ).rejects.toThrow(
+        /^acme: no server certificate \(no certificate in its files yet\) and the ACME order failed: the ACME order for localhost failed: .*error 503/,
+      );
     });
   });
 });
@@ -338,14 +360,28 @@ describeWithPebble('the account service client certificate by ACME', () => {
   it('presents the ordered certificate, and the renewed one from the next connection on', async () => {
     let offsetMs = 0;
     const now = () => new Date(Date.now() + offsetMs);
-    const config = validateConfig({
-      issuer: 'https://localhost:8443', dataDir: dir, keys: { dir: join(dir, 'keys') },
-      accounts: { source: 'http', http: { url: `https://127.0.0.1:${servicePort}/bank`, clientCertFile: 'client.pem', clientKeyFile: 'client.key', caFile: 'service-ca.pem' } },
-      acme: {
-        enabled: true, directoryUrl: pebble.directoryUrl, caFile: pebble.caFile, http01: { host: '127.0.0.1', port: pebble.httpPort },
-        server: { enabled: false }, accountServiceClient: { enabled: true, domains: ['localhost'] }, checkIntervalSeconds: 3600,
+    const config = validateConfig(
+      {
+        issuer: 'https://localhost:8443',
+        dataDir: dir,
+        keys: { dir: join(dir, 'keys') },
+        accounts: {
+          source: 'http',
+          http: { url: `https://127.0.0.1:${servicePort}/bank`, clientCertFile: 'client.pem', clientKeyFile: 'client.key', caFile: 'service-ca.pem' },
+        },
+        acme: {
+          enabled: true,
+          directoryUrl: pebble.directoryUrl,
+          caFile: pebble.caFile,
+          http01: { host: '127.0.0.1', port: pebble.httpPort },
+          server: { enabled: false },
+          accountServiceClient: { enabled: true, domains: ['localhost'] },
+          checkIntervalSeconds: 3600,
+        },
       },
-    }, 'test', dir);
+      'test',
+      dir,
+    );
     const logger = createLogger('silent', new Writable({ write: (_c, _e, done) => done() }));
     const registry = new Registry();
     own = await createOwnCertificates({ config, logger, registry, now });
@@ -379,7 +415,13 @@ describeWithPebble('the renewal schedule', () => {
       now: () => new Date(Date.now() + offset),
       config: {
         tls: { certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') },
-        acme: { enabled: true, directoryUrl: pebble.directoryUrl, caFile: pebble.caFile, http01: { host: '127.0.0.1', port: pebble.httpPort }, checkIntervalSeconds: 1 },
+        acme: {
+          enabled: true,
+          directoryUrl: pebble.directoryUrl,
+          caFile: pebble.caFile,
+          http01: { host: '127.0.0.1', port: pebble.httpPort },
+          checkIntervalSeconds: 1,
+        },
       },
     });
     try {

@@ -41,10 +41,26 @@ it('names the field of a request that does not match', () => {
 it('shapes an answer to its schema: a field the document does not name never leaves the listener', () => {
   const at = new Date('2026-12-05T10:00:00Z');
   const stored = {
-    id: 'aac-1', kind: 'account_access', origin: 'intent', clientId: 'c', status: 'Authorised', scope: 'accounts',
-    createdAt: at, statusUpdatedAt: at, internalNote: 'not for the operator API',
+    id: 'aac-1',
+    kind: 'account_access',
+    origin: 'intent',
+    clientId: 'c',
+    status: 'Authorised',
+    scope: 'accounts',
+    createdAt: at,
+    statusUpdatedAt: at,
+    internalNote: 'not for the operator API',
   };
   const shaped = consent.parse(JSON.parse(JSON.stringify(stored)));
-  expect(shaped).toEqual({ id: 'aac-1', kind: 'account_access', origin: 'intent', clientId: 'c', status: 'Authorised', scope: 'accounts', createdAt: at.toISOString(), statusUpdatedAt: at.toISOString() });
+  expect(shaped).toEqual({
+    id: 'aac-1',
+    kind: 'account_access',
+    origin: 'intent',
+    clientId: 'c',
+    status: 'Authorised',
+    scope: 'accounts',
+    createdAt: at.toISOString(),
+    statusUpdatedAt: at.toISOString(),
+  });
   expect(consent.safeParse({ ...stored, status: 'Pending' }).success).toBe(false);
 });

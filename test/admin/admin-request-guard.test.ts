@@ -11,14 +11,18 @@ import { createAdminRequestGuard } from '../../src/admin/admin-request-guard.ts'
  * given is refused as before.
  */
 
-const lanAddress = Object.values(networkInterfaces()).flat().find((a) => a !== undefined && !a.internal && a.family === 'IPv4')?.address;
+const lanAddress = Object.values(networkInterfaces())
+  .flat()
+  .find((a) => a !== undefined && !a.internal && a.family === 'IPv4')?.address;
 
 let server: Server;
 let port: number;
 beforeAll(async () => {
   const app = new Koa();
   app.use(createAdminRequestGuard({ host: '0.0.0.0', allowedHosts: [] }, pino({ level: 'silent' })));
-  app.use((ctx) => { ctx.body = { ok: true }; });
+  app.use((ctx) => {
+    ctx.body = { ok: true };
+  });
   server = createServer(app.callback());
   await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
   port = (server.address() as AddressInfo).port;

@@ -31,9 +31,16 @@ let introspectionFetch: ReturnType<typeof tlsFetch>;
 async function listen(handler: Parameters<typeof createServer>[1]): Promise<[Server, string]> {
   const material = await ensureSandboxMaterial(h.dataDir);
   const { readFileSync } = await import('node:fs');
-  const server = createServer({
-    cert: readFileSync(material.serverCertFile), key: readFileSync(material.serverKeyFile), requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2',
-  }, handler);
+  const server = createServer(
+    {
+      cert: readFileSync(material.serverCertFile),
+      key: readFileSync(material.serverKeyFile),
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+    },
+    handler,
+  );
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return [server, `https://localhost:${(server.address() as AddressInfo).port}`];
 }
@@ -43,22 +50,40 @@ beforeAll(async () => {
     config: {
       resourceServers: [
         { identifier: ACCOUNTS, scopes: ['accounts'], accessTokenFormat: 'jwt' },
-        { identifier: PAYMENTS, scopes: ['accounts', 'payments'], accessTokenFormat: 'opaque', client: { clientId: 'rs-payments', tlsClientAuthSubjectDn: 'CN=rs-payments,O=Moat Bank,C=GB' } },
+        {
+          identifier: PAYMENTS,
+          scopes: ['accounts', 'payments'],
+          accessTokenFormat: 'opaque',
+          client: { clientId: 'rs-payments', tlsClientAuthSubjectDn: 'CN=rs-payments,O=Moat Bank,C=GB' },
+        },
       ],
     },
   });
   tpp = await onboardTpp(h);
   const material = await ensureSandboxMaterial(h.dataDir);
-  const rsCert = await issueLeaf({ certPem: material.tppCaPem, keyPem: material.tppCaKeyPem }, { subject: [{ C: ['GB'] }, { O: ['Moat Bank'] }, { CN: ['rs-payments'] }], usage: 'clientAuth', now: new Date() });
+  const rsCert = await issueLeaf(
+    { certPem: material.tppCaPem, keyPem: material.tppCaKeyPem },
+    { subject: [{ C: ['GB'] }, { O: ['Moat Bank'] }, { CN: ['rs-payments'] }], usage: 'clientAuth', now: new Date() },
+  );
   introspectionFetch = tlsFetch(material.serverCaPem, rsCert);
-  const keys = createLocalJWKSet(await (await tpp.fetch(`${h.issuer}/jwks`)).json() as Parameters<typeof createLocalJWKSet>[0]);
+  const keys = createLocalJWKSet((await (await tpp.fetch(`${h.issuer}/jwks`)).json()) as Parameters<typeof createLocalJWKSet>[0]);
 
   // The bank's accounts API: Koa, JWT access tokens.
   const koa = new Koa();
-  koa.use(koaApiGuard(createApiGuard({
-    issuer: h.issuer, resource: ACCOUNTS, apiOrigin: 'https://api.bank.example', tokens: { format: 'jwt', keys },
-    routes: [{ prefix: '/accounts', scopes: ['accounts'] }, { prefix: '/standing-orders', scopes: ['accounts', 'payments'] }],
-  })));
+  koa.use(
+    koaApiGuard(
+      createApiGuard({
+        issuer: h.issuer,
+        resource: ACCOUNTS,
+        apiOrigin: 'https://api.bank.example',
+        tokens: { format: 'jwt', keys },
+        routes: [
+          { prefix: '/accounts', scopes: ['accounts'] },
+          { prefix: '/standing-orders', scopes: ['accounts', 'payments'] },
+        ],
+      }),
+    ),
+  );
   koa.use((ctx) => {
     ctx.body = { served: ctx.path, moat: ctx.state.moat as GuardedCall };
   });
@@ -66,10 +91,20 @@ beforeAll(async () => {
 
   // The bank's payments API: Express, introspection with its own certificate.
   const app = express();
-  app.use(expressApiGuard(createApiGuard({
-    issuer: h.issuer, resource: PAYMENTS, apiOrigin: 'https://api.bank.example', routes: [{ prefix: '/payments', scopes: ['payments'] }],
-    tokens: { format: 'introspection', introspect: mtlsIntrospection({ endpoint: `${h.issuer}/introspect`, clientId: 'rs-payments', fetch: introspectionFetch as typeof fetch }) },
-  })));
+  app.use(
+    expressApiGuard(
+      createApiGuard({
+        issuer: h.issuer,
+        resource: PAYMENTS,
+        apiOrigin: 'https://api.bank.example',
+        routes: [{ prefix: '/payments', scopes: ['payments'] }],
+        tokens: {
+          format: 'introspection',
+          introspect: mtlsIntrospection({ endpoint: `${h.issuer}/introspect`, clientId: 'rs-payments', fetch: introspectionFetch as typeof fetch }),
+        },
+      }),
+    ),
+  );
   app.use((req, res) => {
     res.json({ served: req.path, moat: res.locals.moat as GuardedCall });
   });
@@ -88,7 +123,7 @@ afterAll(async () => {
 
 async function call(f: RegisteredTpp['fetch'], url: string, headers: Record<string, string> = {}) {
   const res = await f(url, { headers });
-  return { status: res.status, challenge: res.headers.get('www-authenticate'), body: await res.json() as Record<string, unknown> };
+  return { status: res.status, challenge: res.headers.get('www-authenticate'), body: (await res.json()) as Record<string, unknown> };
 }
 
 describe('Koa middleware with RFC 9068 JWT access tokens', () => {
@@ -100,16 +135,20 @@ describe('Koa middleware with RFC 9068 JWT access tokens', () => {
   it('serves a certificate-bound token over its certificate, telling the handler who calls under which consent', async () => {
     const seen = await call(tpp.fetch, `${koaOrigin}/accounts/acc-1`, { authorization: `Bearer ${token}` });
     expect(seen.status).toBe(200);
-    expect(seen.body.moat).toEqual(expect.objectContaining({ allowed: true, clientId: tpp.client.client_id, consentId: expect.any(String), scopes: ['accounts'], subject: 'cust-alice' }));
+    expect(seen.body.moat).toEqual(
+      expect.objectContaining({ allowed: true, clientId: tpp.client.client_id, consentId: expect.any(String), scopes: ['accounts'], subject: 'cust-alice' }),
+    );
   });
 
-  it('refuses no token, another TPP\'s certificate, and a token short of the route\'s scopes', async () => {
+  it("refuses no token, another TPP's certificate, and a token short of the route's scopes", async () => {
     expect((await call(tpp.fetch, `${koaOrigin}/accounts`)).status).toBe(401);
     const other = await onboardTpp(h);
     try {
       const stolen = await call(other.fetch, `${koaOrigin}/accounts`, { authorization: `Bearer ${token}` });
       expect(stolen.status).toBe(401);
-      expect(stolen.challenge).toBe('Bearer error="invalid_token", error_description="this access token is bound to a different client certificate (RFC 8705 section 3)"');
+      expect(stolen.challenge).toBe(
+        'Bearer error="invalid_token", error_description="this access token is bound to a different client certificate (RFC 8705 section 3)"',
+      );
     } finally {
       await other.close();
     }
@@ -128,13 +167,22 @@ describe('Koa middleware with RFC 9068 JWT access tokens', () => {
   it('accepts a DPoP proof once and refuses it replayed (RFC 9449 §11.1)', async () => {
     const dpopTpp = await onboardTpp(h, { registration: { dpop_bound_access_tokens: true } });
     try {
-      const keys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']) as webcrypto.CryptoKeyPair;
+      const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
       const { params, codeVerifier } = await authorize(h, dpopTpp, { dpop: oauth.DPoP(dpopTpp.client, keys), extraParams: { resource: ACCOUNTS } });
-      const res = await oauth.authorizationCodeGrantRequest(dpopTpp.as, dpopTpp.client, oauth.TlsClientAuth(), params, dpopTpp.redirectUri, codeVerifier,
-        { [oauth.customFetch]: dpopTpp.fetch, DPoP: oauth.DPoP(dpopTpp.client, keys) });
+      const res = await oauth.authorizationCodeGrantRequest(dpopTpp.as, dpopTpp.client, oauth.TlsClientAuth(), params, dpopTpp.redirectUri, codeVerifier, {
+        [oauth.customFetch]: dpopTpp.fetch,
+        DPoP: oauth.DPoP(dpopTpp.client, keys),
+      });
       const dpopToken = (await oauth.processAuthorizationCodeResponse(dpopTpp.as, dpopTpp.client, res)).access_token;
-      const proof = await new SignJWT({ htm: 'GET', htu: 'https://api.bank.example/accounts', jti: randomUUID(), ath: createHash('sha256').update(dpopToken).digest('base64url') })
-        .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: await exportJWK(keys.publicKey) }).setIssuedAt().sign(keys.privateKey);
+      const proof = await new SignJWT({
+        htm: 'GET',
+        htu: 'https://api.bank.example/accounts',
+        jti: randomUUID(),
+        ath: createHash('sha256').update(dpopToken).digest('base64url'),
+      })
+        .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: await exportJWK(keys.publicKey) })
+        .setIssuedAt()
+        .sign(keys.privateKey);
       expect((await call(dpopTpp.fetch, `${koaOrigin}/accounts`, { authorization: `DPoP ${dpopToken}`, dpop: proof })).status).toBe(200);
       const replay = await call(dpopTpp.fetch, `${koaOrigin}/accounts`, { authorization: `DPoP ${dpopToken}`, dpop: proof });
       expect(replay.status).toBe(401);

@@ -40,9 +40,18 @@ describe.each(backends)('the audit log on %s', (_name, open) => {
   afterAll(() => drop());
 
   it('chains records written at once into one verifiable order', async () => {
-    await Promise.all(Array.from({ length: 20 }, (_, i) => audit.record({
-      type: i % 2 === 0 ? 'consent.granted' : 'token.issued', actor: 'customer', clientId: `client-${i % 3}`, customerId: 'cust-alice', subject: `s-${i}`, detail: { i, nested: { z: 1, a: 2 } },
-    })));
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        audit.record({
+          type: i % 2 === 0 ? 'consent.granted' : 'token.issued',
+          actor: 'customer',
+          clientId: `client-${i % 3}`,
+          customerId: 'cust-alice',
+          subject: `s-${i}`,
+          detail: { i, nested: { z: 1, a: 2 } },
+        }),
+      ),
+    );
     const verdict = await audit.verify();
     expect(verdict).toEqual({ intact: true, records: 20, head: expect.stringMatching(/^[0-9a-f]{64}$/) });
     const all = await audit.query({});
@@ -56,7 +65,9 @@ describe.each(backends)('the audit log on %s', (_name, open) => {
     const burst = createAuditLog(counted.sql, pino({ level: 'error' }, { write: (line: string) => logged.push(JSON.parse(line)) }));
     const other = createAuditLog(sql, pino({ level: 'silent' }));
     const before = (await audit.verify()).records;
-    await Promise.all(Array.from({ length: 50 }, (_, i) => burst.record({ type: 'token.issued', actor: 'system', clientId: 'client-burst', subject: `b-${i}` })));
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) => burst.record({ type: 'token.issued', actor: 'system', clientId: 'client-burst', subject: `b-${i}` })),
+    );
     expect(counted.transactions()).toBeLessThan(5);
     await Promise.all([
       ...Array.from({ length: 50 }, (_, i) => burst.record({ type: 'token.issued', actor: 'system', clientId: 'client-burst', subject: `b-${50 + i}` })),
@@ -92,7 +103,12 @@ describe.each(backends)('the audit log on %s', (_name, open) => {
     await sql.query(`UPDATE audit_event SET detail = '{"i": 999}' WHERE seq = 5`);
     expect(await audit.verify()).toEqual({ intact: false, records: 4, brokenAt: 5, reason: 'the record does not match its hash (it was changed)' });
     await sql.query('DELETE FROM audit_event WHERE seq = 5');
-    expect(await audit.verify()).toEqual({ intact: false, records: 4, brokenAt: 6, reason: 'prev_hash does not match the previous record (a record was removed or inserted)' });
+    expect(await audit.verify()).toEqual({
+      intact: false,
+      records: 4,
+      brokenAt: 6,
+      reason: 'prev_hash does not match the previous record (a record was removed or inserted)',
+    });
     await sql.exec('ALTER TABLE audit_event ENABLE TRIGGER audit_event_no_update');
   });
 });

@@ -22,7 +22,9 @@ it('records registration, certificate, a narrowed consent, tokens and the revoca
   const records = await h.moat.audit.query({ clientId: tpp.client.client_id });
   const types = records.map((r) => r.type);
   expect(types).toEqual(expect.arrayContaining(['client.registered', 'certificate.registered', 'consent.narrowed', 'token.issued', 'consent.revoked']));
-  expect(records.find((r) => r.type === 'consent.narrowed')).toEqual(expect.objectContaining({ actor: 'customer', customerId: 'cust-alice', subject: tokens.consent_id }));
+  expect(records.find((r) => r.type === 'consent.narrowed')).toEqual(
+    expect.objectContaining({ actor: 'customer', customerId: 'cust-alice', subject: tokens.consent_id }),
+  );
   expect(records.filter((r) => r.type === 'token.issued').map((r) => r.detail?.binding)).toContain('mtls');
   const everything = JSON.stringify(await h.moat.audit.query({}));
   for (const secret of [tokens.access_token, tokens.refresh_token, tokens.id_token]) expect(everything).not.toContain(secret);

@@ -27,7 +27,13 @@ function switchableBus(): InvalidationBus & { setLive(live: boolean): void } {
 
 function counted<V>(value: () => V) {
   const calls: string[] = [];
-  return { calls, load: (key: string) => async () => { calls.push(key); return value(); } };
+  return {
+    calls,
+    load: (key: string) => async () => {
+      calls.push(key);
+      return value();
+    },
+  };
 }
 
 describe('the invalidating cache', () => {
@@ -83,9 +89,13 @@ describe('the invalidating cache', () => {
     const bus = createLocalInvalidationBus();
     const cache = createInvalidatingCache<string>({ bus, topic: 'consent-grant', maxEntries: 10, maxAgeMs: 1000, now });
     let release!: () => void;
-    const slowRead = cache.get('g1', () => new Promise<string>((resolve) => {
-      release = () => resolve('Authorised');
-    }));
+    const slowRead = cache.get(
+      'g1',
+      () =>
+        new Promise<string>((resolve) => {
+          release = () => resolve('Authorised');
+        }),
+    );
     // The consent is revoked while the read (which saw it Authorised) is on its way back.
     await bus.publish('consent-grant', 'g1');
     release();
@@ -124,7 +134,14 @@ describe('the invalidating cache', () => {
   });
 
   it('gives each caller its own copy when asked to', async () => {
-    const cache = createInvalidatingCache<{ scopes: string[] }>({ bus: createLocalInvalidationBus(), topic: 'client', maxEntries: 2, maxAgeMs: 1000, now, copy: structuredClone });
+    const cache = createInvalidatingCache<{ scopes: string[] }>({
+      bus: createLocalInvalidationBus(),
+      topic: 'client',
+      maxEntries: 2,
+      maxAgeMs: 1000,
+      now,
+      copy: structuredClone,
+    });
     const first = await cache.get('a', async () => ({ scopes: ['accounts'] }));
     first.scopes.push('payments');
     expect(await cache.get('a', async () => ({ scopes: [] }))).toEqual({ scopes: ['accounts'] });

@@ -49,7 +49,9 @@ describeWithServices('the Postgres invalidation bus', () => {
     const read = () => cache.get('tpp-1', () => store.find('Client', 'tpp-1'));
     expect(await read()).toEqual(expect.objectContaining({ redirect_uris: ['https://a.example/cb'] }));
     const announced = heard(bus, 'client', 'tpp-1');
-    await sql.query("UPDATE oidc_model SET payload = jsonb_set(payload, '{redirect_uris}', '[\"https://b.example/cb\"]') WHERE model = 'Client' AND id = 'tpp-1'");
+    await sql.query(
+      "UPDATE oidc_model SET payload = jsonb_set(payload, '{redirect_uris}', '[\"https://b.example/cb\"]') WHERE model = 'Client' AND id = 'tpp-1'",
+    );
     await announced;
     expect(await read()).toEqual(expect.objectContaining({ redirect_uris: ['https://b.example/cb'] }));
     const deleted = heard(bus, 'client', 'tpp-1');
@@ -82,7 +84,12 @@ describeWithServices('the Postgres invalidation bus', () => {
     const other = await createPgInvalidationBus(db.url);
     try {
       let here = false;
-      const stop = bus.subscribe({ invalidate: (t, k) => { here ||= t === 'grant' && k === 'g-9'; }, reset: () => {} });
+      const stop = bus.subscribe({
+        invalidate: (t, k) => {
+          here ||= t === 'grant' && k === 'g-9';
+        },
+        reset: () => {},
+      });
       const there = heard(other, 'grant', 'g-9');
       await bus.publish('grant', 'g-9');
       expect(here).toBe(true);
@@ -96,7 +103,11 @@ describeWithServices('the Postgres invalidation bus', () => {
   it('empties the caches when the subscription is lost, reads through meanwhile, and resumes once it is back', async () => {
     const cache = createInvalidatingCache<string>({ bus, topic: 'client', maxEntries: 10, maxAgeMs: 60_000 });
     const reads: string[] = [];
-    const read = () => cache.get('k', async () => { reads.push('k'); return 'v'; });
+    const read = () =>
+      cache.get('k', async () => {
+        reads.push('k');
+        return 'v';
+      });
     await read();
     expect(cache.size).toBe(1);
     const down = new Promise<void>((resolve) => {
@@ -106,7 +117,8 @@ describeWithServices('the Postgres invalidation bus', () => {
     });
     // What a Postgres restart or a dropped connection does to the listening session.
     const { rows } = await sql.query<{ n: number }>(
-      'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1', [INVALIDATION_APPLICATION_NAME],
+      'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1',
+      [INVALIDATION_APPLICATION_NAME],
     );
     expect(rows[0]?.n).toBe(1);
     await down;

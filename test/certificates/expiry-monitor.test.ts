@@ -36,16 +36,29 @@ it('warns once per horizon crossed, naming the days left', async () => {
   const material = await ensureSandboxMaterial(join(dir, 'data'));
   const registry = createSqlCertificateRegistry(sql);
   const issue = async (days: number) => {
-    const c = await issueLeaf({ certPem: material.tppCaPem, keyPem: material.tppCaKeyPem }, { subject: [{ CN: [`expires-in-${days}`] }], usage: 'clientAuth', now: new Date(), days });
+    const c = await issueLeaf(
+      { certPem: material.tppCaPem, keyPem: material.tppCaKeyPem },
+      { subject: [{ CN: [`expires-in-${days}`] }], usage: 'clientAuth', now: new Date(), days },
+    );
     await registry.register(certificateProfile(new X509Certificate(c.certPem)), { orgId: 'org-1', usage: 'transport', issuerPem: material.tppCaPem });
     return certificateProfile(new X509Certificate(c.certPem)).thumbprint;
   };
   const soon = await issue(10);
   const later = await issue(200);
-  const sink = new Writable({ write(chunk: Buffer, _e, done) { for (const l of chunk.toString().split('\n')) if (l) logs.push(JSON.parse(l)); done(); } });
+  const sink = new Writable({
+    write(chunk: Buffer, _e, done) {
+      for (const l of chunk.toString().split('\n')) if (l) logs.push(JSON.parse(l));
+      done();
+    },
+  });
   let now = new Date();
   const monitor = createRevocationMonitor({
-    registry, checker: createRevocationChecker(), logger: createLogger('info', sink), intervalSeconds: 60, expiryWarningDays: [30, 14, 7, 1], now: () => now,
+    registry,
+    checker: createRevocationChecker(),
+    logger: createLogger('info', sink),
+    intervalSeconds: 60,
+    expiryWarningDays: [30, 14, 7, 1],
+    now: () => now,
   });
   const first = await monitor.runOnce();
   expect(first.expiring).toEqual([{ thumbprint: soon, daysLeft: 9 }]);

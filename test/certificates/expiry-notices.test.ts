@@ -48,7 +48,9 @@ beforeAll(async () => {
   await new Promise<void>((done) => receiver.listen(0, '127.0.0.1', done));
   receiverPort = (receiver.address() as { port: number }).port;
 });
-afterAll(async () => { await new Promise((done) => receiver.close(done)); });
+afterAll(async () => {
+  await new Promise((done) => receiver.close(done));
+});
 
 it('doubles the wait after each failed attempt, up to six hours', () => {
   expect([1, 2, 3, 4].map((n) => backoffSeconds(n, 60))).toEqual([60, 120, 240, 480]);
@@ -76,7 +78,10 @@ describe.each(sqlBackends())('expiry notices on %s', (_name, open) => {
   /** A certificate expiring in five days, registered for `clientId`. */
   async function expiringCertificate(clientId: string) {
     const material = await ensureSandboxMaterial(join(dir, 'data'));
-    const issued = await issueSandboxLeaf({ certPem: material.tppCaPem, keyPem: material.tppCaKeyPem }, { subject: [{ CN: [clientId] }], usage: 'clientAuth', now: new Date(), days: 5 });
+    const issued = await issueSandboxLeaf(
+      { certPem: material.tppCaPem, keyPem: material.tppCaKeyPem },
+      { subject: [{ CN: [clientId] }], usage: 'clientAuth', now: new Date(), days: 5 },
+    );
     const profile = certificateProfile(new X509Certificate(issued.certPem));
     const registry = createSqlCertificateRegistry(sql);
     await registry.register(profile, { orgId: 'org-1', usage: 'transport', clientId, issuerPem: material.tppCaPem });
@@ -86,16 +91,24 @@ describe.each(sqlBackends())('expiry notices on %s', (_name, open) => {
 
   async function instance(endpointPath: string, options: { maxAttempts?: number } = {}): Promise<ExpiryNotices> {
     return createExpiryNotices({
-      store: createSqlExpiryNoticeStore(sql), registry: createSqlCertificateRegistry(sql),
+      store: createSqlExpiryNoticeStore(sql),
+      registry: createSqlCertificateRegistry(sql),
       signer: await createJwsSigner(providerJwks([await generateSigningKey('ES256', 'active', 0)])),
       delivery: createHttpsNoticeDelivery({ timeoutMs: 5000, caPem: receiverCa }),
       endpointOf: async () => `https://localhost:${receiverPort}${endpointPath}`,
-      issuer: 'https://moat.example', logger: createLogger('silent', new Writable({ write: (_c, _e, done) => done() })),
-      maxAttempts: options.maxAttempts ?? 8, retryBaseSeconds: 60, intervalSeconds: 30, timeoutMs: 5000, now: () => clock,
+      issuer: 'https://moat.example',
+      logger: createLogger('silent', new Writable({ write: (_c, _e, done) => done() })),
+      maxAttempts: options.maxAttempts ?? 8,
+      retryBaseSeconds: 60,
+      intervalSeconds: 30,
+      timeoutMs: 5000,
+      now: () => clock,
     });
   }
 
-  beforeEach(() => { received.length = 0; });
+  beforeEach(() => {
+    received.length = 0;
+  });
 
   it('sends one notice when two instances raise and deliver it at the same time', async () => {
     clock = new Date();
@@ -113,7 +126,9 @@ describe.each(sqlBackends())('expiry notices on %s', (_name, open) => {
     clock = start;
     const notices = await instance('/refuse', { maxAttempts: 3 });
     await notices.raise(await expiringCertificate('client-refused'), 7, 4);
-    const at = (seconds: number) => { clock = new Date(start.getTime() + seconds * 1000); };
+    const at = (seconds: number) => {
+      clock = new Date(start.getTime() + seconds * 1000);
+    };
 
     expect(await notices.deliverDue()).toEqual({ delivered: 0, failed: 1 });
     at(59);
@@ -128,8 +143,12 @@ describe.each(sqlBackends())('expiry notices on %s', (_name, open) => {
     expect(await notices.deliverDue()).toEqual({ delivered: 0, failed: 0 });
 
     expect(received.filter((r) => r === '/refuse')).toHaveLength(3);
-    expect(await notices.list({ thumbprints: [thumbprint] })).toEqual([expect.objectContaining({
-      status: 'failed', attempts: 3, lastError: 'the endpoint answered HTTP 400: {"err":"invalid_audience","description":"not for us"}',
-    })]);
+    expect(await notices.list({ thumbprints: [thumbprint] })).toEqual([
+      expect.objectContaining({
+        status: 'failed',
+        attempts: 3,
+        lastError: 'the endpoint answered HTTP 400: {"err":"invalid_audience","description":"not for us"}',
+      }),
+    ]);
   });
 });

@@ -29,11 +29,16 @@ afterAll(async () => {
 });
 
 async function leaf(pointers: { ocsp?: boolean; crl?: boolean } = { ocsp: true, crl: true }) {
-  const issued = await issueLeaf({ certPem: material.tppCaPem, keyPem: material.tppCaKeyPem }, {
-    subject: [{ CN: ['tpp'] }], usage: 'clientAuth', now: new Date(),
-    ...(pointers.ocsp === true ? { ocspUrl: authority.ocspUrl } : {}),
-    ...(pointers.crl === true ? { crlUrl: authority.crlUrl } : {}),
-  });
+  const issued = await issueLeaf(
+    { certPem: material.tppCaPem, keyPem: material.tppCaKeyPem },
+    {
+      subject: [{ CN: ['tpp'] }],
+      usage: 'clientAuth',
+      now: new Date(),
+      ...(pointers.ocsp === true ? { ocspUrl: authority.ocspUrl } : {}),
+      ...(pointers.crl === true ? { crlUrl: authority.crlUrl } : {}),
+    },
+  );
   return { cert: issued.certificate, profile: certificateProfile(issued.certificate) };
 }
 
@@ -98,10 +103,13 @@ it('says unknown, with the reasons, when nothing answers or the certificate name
 
 it('gives up on a responder that does not answer within the timeout', async () => {
   const { cert } = await leaf();
-  const silent = await import('node:net').then(({ createServer }) => new Promise<import('node:net').Server>((resolve) => {
-    const s = createServer(() => {});
-    s.listen(0, '127.0.0.1', () => resolve(s));
-  }));
+  const silent = await import('node:net').then(
+    ({ createServer }) =>
+      new Promise<import('node:net').Server>((resolve) => {
+        const s = createServer(() => {});
+        s.listen(0, '127.0.0.1', () => resolve(s));
+      }),
+  );
   try {
     const url = `http://127.0.0.1:${(silent.address() as import('node:net').AddressInfo).port}/ocsp`;
     const started = Date.now();

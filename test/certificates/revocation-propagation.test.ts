@@ -23,12 +23,17 @@ beforeAll(async () => {
   h = await startMoat({
     config: {
       certificates: { revocation: { checkIntervalSeconds: 1 } },
-      resourceServers: [{ identifier: API, scopes: ['accounts', 'payments'], client: { clientId: 'rs-accounts', tlsClientAuthSubjectDn: 'CN=rs-accounts,O=Moat Bank,C=GB' } }],
+      resourceServers: [
+        { identifier: API, scopes: ['accounts', 'payments'], client: { clientId: 'rs-accounts', tlsClientAuthSubjectDn: 'CN=rs-accounts,O=Moat Bank,C=GB' } },
+      ],
     },
   });
   const material = await ensureSandboxMaterial(h.config.dataDir);
   authority = await startRevocationAuthority({ certPem: material.tppCaPem, keyPem: material.tppCaKeyPem });
-  const rsCert = await issueLeaf({ certPem: material.tppCaPem, keyPem: material.tppCaKeyPem }, { subject: [{ C: ['GB'] }, { O: ['Moat Bank'] }, { CN: ['rs-accounts'] }], usage: 'clientAuth', now: new Date() });
+  const rsCert = await issueLeaf(
+    { certPem: material.tppCaPem, keyPem: material.tppCaKeyPem },
+    { subject: [{ C: ['GB'] }, { O: ['Moat Bank'] }, { CN: ['rs-accounts'] }], usage: 'clientAuth', now: new Date() },
+  );
   rs = tlsFetch(material.serverCaPem, { certPem: rsCert.certPem, keyPem: rsCert.keyPem });
   tpp = await onboardTpp(h, { roles: ['AISP', 'PISP'], certificate: { eidas: true, ocspUrl: authority.ocspUrl, crlUrl: authority.crlUrl } });
 });
@@ -42,7 +47,8 @@ afterAll(async () => {
 
 async function rsIntrospect(token: string): Promise<Record<string, unknown>> {
   const res = await rs(`${h.issuer}/introspect`, {
-    method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ client_id: 'rs-accounts', token }).toString(),
   });
   return res.json() as Promise<Record<string, unknown>>;
@@ -50,7 +56,7 @@ async function rsIntrospect(token: string): Promise<Record<string, unknown>> {
 
 async function waitFor(condition: () => Promise<boolean>, ms: number): Promise<void> {
   const until = Date.now() + ms;
-  while (!await condition()) {
+  while (!(await condition())) {
     if (Date.now() > until) throw new Error(`not within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -58,15 +64,29 @@ async function waitFor(condition: () => Promise<boolean>, ms: number): Promise<v
 
 it('registers the certificate with its PSD2 roles, NCA, organisation identifier, key and revocation pointers', async () => {
   const registered = await h.moat.certificates.registry.find(tpp.creds.summary['x5t#S256'] as string);
-  expect(registered).toEqual(expect.objectContaining({
-    status: 'active', usage: 'transport', keyType: 'ec', keySize: 256,
-    psd2: { roles: ['PSP_AI', 'PSP_PI'], ncaName: 'Moat Sandbox Authority', ncaId: 'GB-SBX' },
-    organizationIdentifier: expect.stringMatching(/^PSDGB-SBX-/),
-    ocspUrls: [authority.ocspUrl], crlUrls: [authority.crlUrl], clients: [tpp.client.client_id],
-  }));
+  expect(registered).toEqual(
+    expect.objectContaining({
+      status: 'active',
+      usage: 'transport',
+      keyType: 'ec',
+      keySize: 256,
+      psd2: { roles: ['PSP_AI', 'PSP_PI'], ncaName: 'Moat Sandbox Authority', ncaId: 'GB-SBX' },
+      organizationIdentifier: expect.stringMatching(/^PSDGB-SBX-/),
+      ocspUrls: [authority.ocspUrl],
+      crlUrls: [authority.crlUrl],
+      clients: [tpp.client.client_id],
+    }),
+  );
   // The signing certificate of the key in the software statement (x5c) is registered beside it.
   const signing = (await h.moat.certificates.registry.list({ clientId: tpp.client.client_id })).filter((c) => c.usage === 'signing');
-  expect(signing).toEqual([expect.objectContaining({ status: 'active', subjectDn: expect.stringMatching(/^CN=.* signing, /), keyType: 'ec', issuerDn: 'CN=Moat Sandbox TPP CA, O=Moat Sandbox, C=GB' })]);
+  expect(signing).toEqual([
+    expect.objectContaining({
+      status: 'active',
+      subjectDn: expect.stringMatching(/^CN=.* signing, /),
+      keyType: 'ec',
+      issuerDn: 'CN=Moat Sandbox TPP CA, O=Moat Sandbox, C=GB',
+    }),
+  ]);
 });
 
 it('limits the scopes to the roles the regulator authorised in the certificate', async () => {
@@ -74,7 +94,10 @@ it('limits the scopes to the roles the regulator authorised in the certificate',
   const creds = await issueTpp(h, { roles: ['AISP', 'PISP'], eidas: true, certificateRoles: ['AISP'] });
   const refused = await registerTpp(h, creds, { scope: 'openid accounts payments' });
   expect(refused.status).toBe(400);
-  expect(refused.body).toEqual({ error: 'invalid_client_metadata', error_description: 'scope payments requires one of the roles PISP; the software statement grants AISP' });
+  expect(refused.body).toEqual({
+    error: 'invalid_client_metadata',
+    error_description: 'scope payments requires one of the roles PISP; the software statement grants AISP',
+  });
   const ok = await registerTpp(h, creds, { scope: 'openid accounts' });
   expect(ok.status).toBe(201);
   expect(ok.body.software_roles).toEqual(['AISP']);
@@ -84,7 +107,10 @@ it('limits the scopes to the roles the regulator authorised in the certificate',
 it('stops the client, its bound token and its refresh token within one check interval of the CA revoking the certificate', async () => {
   const { tokens } = await authorizationCodeFlow(h, tpp, { extraParams: { resource: API } });
   expect((await rsIntrospect(tokens.access_token)).active).toBe(true);
-  const cc = () => oauth.clientCredentialsGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts', resource: API }), { [oauth.customFetch]: tpp.fetch });
+  const cc = () =>
+    oauth.clientCredentialsGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts', resource: API }), {
+      [oauth.customFetch]: tpp.fetch,
+    });
   expect((await cc()).status).toBe(200);
 
   const serial = (await h.moat.certificates.registry.find(tpp.creds.summary['x5t#S256'] as string))!.serial;
@@ -94,7 +120,7 @@ it('stops the client, its bound token and its refresh token within one check int
   expect((await rsIntrospect(tokens.access_token)).active).toBe(false);
   const refused = await cc();
   expect(refused.status).toBe(401);
-  expect((await refused.json() as { error: string }).error).toBe('invalid_client');
+  expect(((await refused.json()) as { error: string }).error).toBe('invalid_client');
   const refresh = await oauth.refreshTokenGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), tokens.refresh_token!, { [oauth.customFetch]: tpp.fetch });
   expect(refresh.status).toBe(401);
 
@@ -111,7 +137,10 @@ it('refuses to register a client with a certificate its CA has revoked', async (
   authority.revoke(new X509Certificate(creds.certPem).serialNumber);
   const res = await registerTpp(h, creds);
   expect(res.status).toBe(401);
-  expect(res.body).toEqual({ error: 'invalid_client', error_description: expect.stringMatching(/^the transport certificate is revoked: revoked according to the OCSP responder/) });
+  expect(res.body).toEqual({
+    error: 'invalid_client',
+    error_description: expect.stringMatching(/^the transport certificate is revoked: revoked according to the OCSP responder/),
+  });
 });
 
 describe('fail-closed (the production default)', () => {
@@ -143,7 +172,10 @@ describe('fail-closed (the production default)', () => {
     closedAuthority.set('crl', 'up');
     const client = await onboardTpp(closed, { certificate: { ocspUrl: closedAuthority.ocspUrl, crlUrl: closedAuthority.crlUrl } });
     try {
-      const cc = () => oauth.clientCredentialsGrantRequest(client.as, client.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts' }), { [oauth.customFetch]: client.fetch });
+      const cc = () =>
+        oauth.clientCredentialsGrantRequest(client.as, client.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts' }), {
+          [oauth.customFetch]: client.fetch,
+        });
       expect((await cc()).status).toBe(200);
       closedAuthority.set('ocsp', 'down');
       closedAuthority.set('crl', 'down');

@@ -31,10 +31,13 @@ beforeAll(async () => {
   const server = await issueLeaf(ca, { subject: [{ CN: ['localhost'] }], eku: ['serverAuth'], san: { dns: ['localhost'], ip: ['127.0.0.1'] } });
   const moatClient = await issueLeaf(ca, { subject: [{ CN: ['moat'] }, { O: ['Moat Bank'] }] });
   bankAppCert = await issueLeaf(ca, { subject: [{ O: ['Moat Bank'] }, { CN: ['bank-app'] }] });
-  for (const [name, text] of Object.entries({ 'ca.pem': ca.certPem, 'moat.pem': moatClient.certPem, 'moat.key': moatClient.keyPem })) writeFileSync(join(dir, name), text);
+  for (const [name, text] of Object.entries({ 'ca.pem': ca.certPem, 'moat.pem': moatClient.certPem, 'moat.key': moatClient.keyPem }))
+    writeFileSync(join(dir, name), text);
   endpoint = createServer({ cert: server.certPem, key: server.keyPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: true }, (req, res) => {
     let text = '';
-    req.on('data', (d: Buffer) => { text += d.toString(); });
+    req.on('data', (d: Buffer) => {
+      text += d.toString();
+    });
     req.on('end', () => {
       const body = JSON.parse(text) as BankAppNotification;
       if (body.binding_message === 'App down') {
@@ -55,8 +58,11 @@ beforeAll(async () => {
       trustAnchors: [join(dir, 'ca.pem')],
       ciba: {
         bankApp: {
-          notificationEndpoint: `https://localhost:${port}/moat/requests`, caFile: join(dir, 'ca.pem'),
-          clientCertFile: join(dir, 'moat.pem'), clientKeyFile: join(dir, 'moat.key'), callbackSubjectDn: 'CN=bank-app,O=Moat Bank',
+          notificationEndpoint: `https://localhost:${port}/moat/requests`,
+          caFile: join(dir, 'ca.pem'),
+          clientCertFile: join(dir, 'moat.pem'),
+          clientKeyFile: join(dir, 'moat.key'),
+          callbackSubjectDn: 'CN=bank-app,O=Moat Bank',
         },
       },
     },
@@ -72,7 +78,12 @@ afterAll(async () => {
 });
 
 function nextNotification(): Promise<BankAppNotification> {
-  return new Promise((done) => { onNotification = (n) => { onNotification = undefined; done(n); }; });
+  return new Promise((done) => {
+    onNotification = (n) => {
+      onNotification = undefined;
+      done(n);
+    };
+  });
 }
 
 /** The bank's app posting its decision to the callback, with its certificate (or another). */
@@ -80,7 +91,7 @@ async function callback(url: string, body: Record<string, unknown>, cert: { cert
   const f = tlsFetch(tpp.creds.serverCaPem, cert);
   try {
     const res = await f(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    return { status: res.status, body: await res.json() as Record<string, unknown> };
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   } finally {
     await f.close();
   }
@@ -97,11 +108,20 @@ describe('the bank notification interface (docs/bank-app.openapi.json)', () => {
     const notification = bankAppNotificationSchema.parse(await notified);
     expect(notifications.at(-1)!.presentedSubject).toBe('moat');
     expect(notification).toMatchObject({
-      request_id: started.auth_req_id, customer_id: 'cust-alice', binding_message: 'Branch 12', scope: 'openid accounts',
-      client: { client_id: tpp.client.client_id }, callback: `${h.issuer}/bank-app/requests/${encodeURIComponent(started.auth_req_id)}/decision`,
+      request_id: started.auth_req_id,
+      customer_id: 'cust-alice',
+      binding_message: 'Branch 12',
+      scope: 'openid accounts',
+      client: { client_id: tpp.client.client_id },
+      callback: `${h.issuer}/bank-app/requests/${encodeURIComponent(started.auth_req_id)}/decision`,
     });
     const chosen = notification.accounts[0]!.account_id;
-    const decided = await callback(notification.callback, { customer_id: 'cust-alice', decision: 'approve', accounts: [chosen], authentication: { methods: ['hwk', 'user'] } });
+    const decided = await callback(notification.callback, {
+      customer_id: 'cust-alice',
+      decision: 'approve',
+      accounts: [chosen],
+      authentication: { methods: ['hwk', 'user'] },
+    });
     expect(decided).toMatchObject({ status: 200, body: { request_id: started.auth_req_id, decision: 'approved', consent_id: expect.any(String) } });
     const tokens = await oauth.processBackchannelAuthenticationGrantResponse(tpp.as, tpp.client, await pollOnce(tpp, started.auth_req_id));
     expect(oauth.getValidatedIdTokenClaims(tokens)).toMatchObject({ sub: 'cust-alice', acr: 'urn:openbanking:psd2:sca', amr: ['hwk', 'user', 'mfa'] });
@@ -109,12 +129,18 @@ describe('the bank notification interface (docs/bank-app.openapi.json)', () => {
     expect(consent.granted).toMatchObject({ accounts: [expect.objectContaining({ accountId: chosen })] });
   });
 
-  it('refuses an approval the app reports with one factor (sca_required), and a callback without the app\'s certificate', async () => {
+  it("refuses an approval the app reports with one factor (sca_required), and a callback without the app's certificate", async () => {
     const notified = nextNotification();
     const started = await startDecoupled(tpp, { login_hint: 'cust-alice', binding_message: 'Branch 13' });
     const { callback: url } = await notified;
-    expect(await callback(url, { customer_id: 'cust-alice', decision: 'approve', authentication: { methods: ['pwd'] } })).toMatchObject({ status: 401, body: { error: 'sca_required' } });
-    expect(await callback(url, { customer_id: 'cust-alice', decision: 'approve', authentication: { methods: ['pwd', 'otp'] } }, tpp.creds)).toMatchObject({ status: 401, body: { error: 'unauthorized_client' } });
+    expect(await callback(url, { customer_id: 'cust-alice', decision: 'approve', authentication: { methods: ['pwd'] } })).toMatchObject({
+      status: 401,
+      body: { error: 'sca_required' },
+    });
+    expect(await callback(url, { customer_id: 'cust-alice', decision: 'approve', authentication: { methods: ['pwd', 'otp'] } }, tpp.creds)).toMatchObject({
+      status: 401,
+      body: { error: 'unauthorized_client' },
+    });
     expect(await callback(url, { customer_id: 'cust-bob', decision: 'deny' })).toMatchObject({ status: 404, body: { error: 'not_found' } });
     expect(await callback(url, { customer_id: 'cust-alice', decision: 'maybe' })).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
     expect(await callback(url, { customer_id: 'cust-alice', decision: 'deny' })).toMatchObject({ status: 200, body: { decision: 'denied' } });

@@ -20,10 +20,13 @@ const [current, savings] = sandboxAccountsOf('alice') as [string, string];
 
 beforeAll(async () => {
   h = await startMoat();
-  tpp = await onboardTpp(h, { registration: {
-    ...cibaRegistration(), grant_types: ['authorization_code', 'refresh_token', 'client_credentials', CIBA_GRANT],
-    scope: 'openid offline_access accounts payments grant_management_query grant_management_revoke',
-  } });
+  tpp = await onboardTpp(h, {
+    registration: {
+      ...cibaRegistration(),
+      grant_types: ['authorization_code', 'refresh_token', 'client_credentials', CIBA_GRANT],
+      scope: 'openid offline_access accounts payments grant_management_query grant_management_revoke',
+    },
+  });
   dpopTpp = await onboardTpp(h, { name: 'DPoP Fintech', registration: { ...cibaRegistration(), dpop_bound_access_tokens: true } });
 });
 
@@ -35,14 +38,25 @@ afterAll(async () => {
 
 async function approve(id: string, accounts: string[]): Promise<void> {
   const res = await tpp.fetch(`${h.issuer}/sandbox/app/api/decisions`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: alice.username, password: alice.password, code: totpCode(alice.totpSecret, new Date()), request: id, decision: 'approve', accounts }),
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      username: alice.username,
+      password: alice.password,
+      code: totpCode(alice.totpSecret, new Date()),
+      request: id,
+      decision: 'approve',
+      accounts,
+    }),
   });
   if (res.status !== 200) throw new Error(`approval refused: ${res.status} ${await res.text()}`);
 }
 
 async function tokensOf(client: RegisteredTpp, id: string, options: { DPoP?: oauth.DPoPHandle } = {}) {
-  const res = await oauth.backchannelAuthenticationGrantRequest(client.as, client.client, oauth.TlsClientAuth(), id, { [oauth.customFetch]: client.fetch, ...options });
+  const res = await oauth.backchannelAuthenticationGrantRequest(client.as, client.client, oauth.TlsClientAuth(), id, {
+    [oauth.customFetch]: client.fetch,
+    ...options,
+  });
   return oauth.processBackchannelAuthenticationGrantResponse(client.as, client.client, res);
 }
 
@@ -52,13 +66,21 @@ describe('CIBA with authorization_details, intents and grant management', () => 
     const { auth_req_id: id } = await startDecoupled(tpp, { scope: 'openid', login_hint: 'cust-alice', authorization_details: JSON.stringify([detail]) });
     await approve(id, [savings]);
     const tokens = await tokensOf(tpp, id);
-    expect(tokens.authorization_details).toEqual([expect.objectContaining({
-      type: 'account_information', permissions: ['ReadAccountsDetail', 'ReadBalances'], accounts: [expect.objectContaining({ accountId: savings })], consentId: tokens.consent_id,
-    })]);
+    expect(tokens.authorization_details).toEqual([
+      expect.objectContaining({
+        type: 'account_information',
+        permissions: ['ReadAccountsDetail', 'ReadBalances'],
+        accounts: [expect.objectContaining({ accountId: savings })],
+        consentId: tokens.consent_id,
+      }),
+    ]);
   });
 
   it('authorises a lodged UK OB intent and names it in the token response and ID token', async () => {
-    const lodged = await consentApi(tpp, 'POST', '/aisp/account-access-consents', { token: await clientCredentialsToken(tpp, 'accounts'), body: accountAccessBody() });
+    const lodged = await consentApi(tpp, 'POST', '/aisp/account-access-consents', {
+      token: await clientCredentialsToken(tpp, 'accounts'),
+      body: accountAccessBody(),
+    });
     const intentId = String(lodged.body.Data.ConsentId);
     const { auth_req_id: id } = await startDecoupled(tpp, { scope: 'openid accounts', login_hint: 'cust-alice', claims: intentClaims(intentId) });
     await approve(id, [current]);
@@ -69,10 +91,15 @@ describe('CIBA with authorization_details, intents and grant management', () => 
   });
 
   it('refuses a request naming an intent that is no longer awaiting authorisation', async () => {
-    const lodged = await consentApi(tpp, 'POST', '/aisp/account-access-consents', { token: await clientCredentialsToken(tpp, 'accounts'), body: accountAccessBody() });
+    const lodged = await consentApi(tpp, 'POST', '/aisp/account-access-consents', {
+      token: await clientCredentialsToken(tpp, 'accounts'),
+      body: accountAccessBody(),
+    });
     const intentId = String(lodged.body.Data.ConsentId);
     await h.moat.consents.withdraw(intentId, tpp.client.client_id);
-    await expect(startDecoupled(tpp, { scope: 'openid accounts', login_hint: 'cust-alice', claims: intentClaims(intentId) })).rejects.toThrow(/400 .*invalid_request.*Rejected/);
+    await expect(startDecoupled(tpp, { scope: 'openid accounts', login_hint: 'cust-alice', claims: intentClaims(intentId) })).rejects.toThrow(
+      /400 .*invalid_request.*Rejected/,
+    );
   });
 
   it('merges into an existing grant with grant_management_action=merge', async () => {
@@ -92,14 +119,20 @@ describe('CIBA with authorization_details, intents and grant management', () => 
     await approve(id, [current]);
     const keys = await oauth.generateKeyPair('ES256');
     const dpop = oauth.DPoP(dpopTpp.client, keys);
-    let res = await oauth.backchannelAuthenticationGrantRequest(dpopTpp.as, dpopTpp.client, oauth.TlsClientAuth(), id, { [oauth.customFetch]: dpopTpp.fetch, DPoP: dpop });
+    let res = await oauth.backchannelAuthenticationGrantRequest(dpopTpp.as, dpopTpp.client, oauth.TlsClientAuth(), id, {
+      [oauth.customFetch]: dpopTpp.fetch,
+      DPoP: dpop,
+    });
     let tokens;
     try {
       tokens = await oauth.processBackchannelAuthenticationGrantResponse(dpopTpp.as, dpopTpp.client, res);
     } catch (err) {
       // RFC 9449 §8: the server may first ask for a nonce; the handle keeps it for the retry.
       if (!oauth.isDPoPNonceError(err)) throw err;
-      res = await oauth.backchannelAuthenticationGrantRequest(dpopTpp.as, dpopTpp.client, oauth.TlsClientAuth(), id, { [oauth.customFetch]: dpopTpp.fetch, DPoP: dpop });
+      res = await oauth.backchannelAuthenticationGrantRequest(dpopTpp.as, dpopTpp.client, oauth.TlsClientAuth(), id, {
+        [oauth.customFetch]: dpopTpp.fetch,
+        DPoP: dpop,
+      });
       tokens = await oauth.processBackchannelAuthenticationGrantResponse(dpopTpp.as, dpopTpp.client, res);
     }
     expect(tokens.token_type.toLowerCase()).toBe('dpop');
@@ -111,6 +144,9 @@ describe('CIBA with authorization_details, intents and grant management', () => 
     await approve(id, [current]);
     const res = await pollOnce(dpopTpp, id);
     expect(res.status).toBe(400);
-    expect(await res.json()).toMatchObject({ error: 'invalid_grant', error_description: expect.stringMatching(/send a DPoP proof with every token request \(RFC 9449 §5\)/) });
+    expect(await res.json()).toMatchObject({
+      error: 'invalid_grant',
+      error_description: expect.stringMatching(/send a DPoP proof with every token request \(RFC 9449 §5\)/),
+    });
   });
 });

@@ -21,7 +21,11 @@ import { onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
 
 const CIBA = 'urn:openid:params:grant-type:ciba';
 
-interface Notification { authorization: string | undefined; contentType: string | undefined; body: unknown }
+interface Notification {
+  authorization: string | undefined;
+  contentType: string | undefined;
+  body: unknown;
+}
 
 let h: Harness;
 let tpp: RegisteredTpp;
@@ -39,7 +43,9 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'tpp-ca.pem'), ca.certPem);
   receiver = createServer({ cert: leaf.certPem, key: leaf.keyPem }, (req, res) => {
     let body = '';
-    req.on('data', (d: Buffer) => { body += d.toString(); });
+    req.on('data', (d: Buffer) => {
+      body += d.toString();
+    });
     req.on('end', () => {
       if (refuseNext > 0) {
         refuseNext -= 1;
@@ -58,7 +64,8 @@ beforeAll(async () => {
   h = await startMoat({ config: { ciba: { ping: { caFile: join(dir, 'tpp-ca.pem'), retryBaseMs: 20, maxAttempts: 4, timeoutMs: 2000 } } } });
   tpp = await onboardTpp(h, {
     registration: {
-      grant_types: ['authorization_code', 'refresh_token', CIBA], backchannel_token_delivery_mode: 'ping',
+      grant_types: ['authorization_code', 'refresh_token', CIBA],
+      backchannel_token_delivery_mode: 'ping',
       backchannel_client_notification_endpoint: `https://localhost:${port}/ciba/notify`,
     },
   });
@@ -73,9 +80,16 @@ afterAll(async () => {
 
 async function signedRequest(params: Record<string, string>) {
   const jwk = tpp.creds.signingJwks.keys[0]!;
-  const key = { key: await importJWK(jwk, jwk.alg) as webcrypto.CryptoKey, kid: jwk.kid };
-  const request = await oauth.issueRequestObject(tpp.as, tpp.client, new URLSearchParams({ scope: 'openid accounts', login_hint: 'cust-alice', binding_message: 'Call ref 77', ...params }), key);
-  return oauth.backchannelAuthenticationRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ request }), { [oauth.customFetch]: tpp.fetch });
+  const key = { key: (await importJWK(jwk, jwk.alg)) as webcrypto.CryptoKey, kid: jwk.kid };
+  const request = await oauth.issueRequestObject(
+    tpp.as,
+    tpp.client,
+    new URLSearchParams({ scope: 'openid accounts', login_hint: 'cust-alice', binding_message: 'Call ref 77', ...params }),
+    key,
+  );
+  return oauth.backchannelAuthenticationRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ request }), {
+    [oauth.customFetch]: tpp.fetch,
+  });
 }
 
 function decide(decision: 'approve' | 'deny', id: string) {
@@ -103,19 +117,30 @@ describe('CIBA ping mode (CIBA Core §10.2)', () => {
   });
 
   it('calls the notification endpoint with the bearer client_notification_token, then issues the tokens', async () => {
-    const started = await oauth.processBackchannelAuthenticationResponse(tpp.as, tpp.client, await signedRequest({ client_notification_token: 'tpp-secret-8a7f' }));
+    const started = await oauth.processBackchannelAuthenticationResponse(
+      tpp.as,
+      tpp.client,
+      await signedRequest({ client_notification_token: 'tpp-secret-8a7f' }),
+    );
     const notified = nextNotification();
     const approved = await decide('approve', started.auth_req_id);
     expect(approved.err).toBe('');
     const notification = await notified;
     expect(notification).toEqual({ authorization: 'Bearer tpp-secret-8a7f', contentType: 'application/json', body: { auth_req_id: started.auth_req_id } });
-    const tokens = await oauth.processBackchannelAuthenticationGrantResponse(tpp.as, tpp.client,
-      await oauth.backchannelAuthenticationGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), started.auth_req_id, { [oauth.customFetch]: tpp.fetch }));
+    const tokens = await oauth.processBackchannelAuthenticationGrantResponse(
+      tpp.as,
+      tpp.client,
+      await oauth.backchannelAuthenticationGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), started.auth_req_id, { [oauth.customFetch]: tpp.fetch }),
+    );
     expect(oauth.getValidatedIdTokenClaims(tokens)!.sub).toBe('cust-alice');
   });
 
-  it('retries a failing endpoint with back-off and logs each failure; the customer\'s approval succeeds regardless', async () => {
-    const started = await oauth.processBackchannelAuthenticationResponse(tpp.as, tpp.client, await signedRequest({ client_notification_token: 'tpp-secret-retry' }));
+  it("retries a failing endpoint with back-off and logs each failure; the customer's approval succeeds regardless", async () => {
+    const started = await oauth.processBackchannelAuthenticationResponse(
+      tpp.as,
+      tpp.client,
+      await signedRequest({ client_notification_token: 'tpp-secret-retry' }),
+    );
     const failedBefore = logged('ciba.ping_failed').length;
     // Two refusals beside whatever the first call meets: the notification arrives at a later attempt.
     refuseNext = 2;
@@ -134,14 +159,20 @@ describe('CIBA ping mode (CIBA Core §10.2)', () => {
   });
 
   it('gives up after the configured attempts, and the TPP still gets its result by polling (never a 500)', async () => {
-    const started = await oauth.processBackchannelAuthenticationResponse(tpp.as, tpp.client, await signedRequest({ client_notification_token: 'tpp-secret-down' }));
+    const started = await oauth.processBackchannelAuthenticationResponse(
+      tpp.as,
+      tpp.client,
+      await signedRequest({ client_notification_token: 'tpp-secret-down' }),
+    );
     refuseNext = 100;
     const denied = await decide('deny', started.auth_req_id);
     expect(denied.code).toBe(0);
     await h.moat.ciba!.ping.settled();
     refuseNext = 0;
     expect(logged('ciba.ping_abandoned').at(-1)).toMatchObject({ attempt: 4, outcome: 'ciba_ping_failed' });
-    const res = await oauth.backchannelAuthenticationGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), started.auth_req_id, { [oauth.customFetch]: tpp.fetch });
+    const res = await oauth.backchannelAuthenticationGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), started.auth_req_id, {
+      [oauth.customFetch]: tpp.fetch,
+    });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: 'access_denied' });
   });

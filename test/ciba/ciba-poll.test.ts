@@ -36,7 +36,7 @@ function waitOutInterval(): void {
 
 async function signingKey(): Promise<oauth.PrivateKey> {
   const jwk = tpp.creds.signingJwks.keys[0]!;
-  return { key: await importJWK(jwk, jwk.alg) as webcrypto.CryptoKey, kid: jwk.kid };
+  return { key: (await importJWK(jwk, jwk.alg)) as webcrypto.CryptoKey, kid: jwk.kid };
 }
 
 /** A signed backchannel authentication request (FAPI-CIBA §5.2.2), sent with mTLS client authentication. */
@@ -59,7 +59,7 @@ async function poll(authReqId: string) {
 
 async function pollError(authReqId: string): Promise<{ status: number; error: string; description?: string }> {
   const res = await poll(authReqId);
-  const body = await res.json() as { error: string; error_description?: string };
+  const body = (await res.json()) as { error: string; error_description?: string };
   return { status: res.status, error: body.error, ...(body.error_description === undefined ? {} : { description: body.error_description }) };
 }
 
@@ -81,7 +81,9 @@ describe('CIBA discovery and client registration', () => {
   });
 
   it('refuses push mode at registration with invalid_client_metadata', async () => {
-    const refused = await onboardTpp(h, { registration: { grant_types: [CIBA], backchannel_token_delivery_mode: 'push', backchannel_client_notification_endpoint: 'https://tpp.example/cb' } }).catch((err: Error) => err);
+    const refused = await onboardTpp(h, {
+      registration: { grant_types: [CIBA], backchannel_token_delivery_mode: 'push', backchannel_client_notification_endpoint: 'https://tpp.example/cb' },
+    }).catch((err: Error) => err);
     expect(String(refused)).toMatch(/registration failed: 400 .*invalid_client_metadata.*backchannel_token_delivery_mode/);
   });
 });
@@ -101,11 +103,23 @@ describe('CIBA poll mode (CIBA Core §7, §10.1)', () => {
   });
 
   it('refuses a request without client authentication over mTLS', async () => {
-    const body = new URLSearchParams({ request: await oauth.issueRequestObject(tpp.as, tpp.client, new URLSearchParams({ scope: 'openid accounts', login_hint: 'cust-alice', binding_message: 'x' }), await signingKey()), client_id: tpp.client.client_id });
+    const body = new URLSearchParams({
+      request: await oauth.issueRequestObject(
+        tpp.as,
+        tpp.client,
+        new URLSearchParams({ scope: 'openid accounts', login_hint: 'cust-alice', binding_message: 'x' }),
+        await signingKey(),
+      ),
+      client_id: tpp.client.client_id,
+    });
     const { tlsFetch } = await import('../support/tpp-client.ts');
     const anonymous = tlsFetch(tpp.creds.serverCaPem);
     try {
-      const res = await anonymous(`${h.issuer}/backchannel`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: body.toString() });
+      const res = await anonymous(`${h.issuer}/backchannel`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: body.toString(),
+      });
       expect(res.status).toBe(401);
       expect(await res.json()).toMatchObject({ error: 'invalid_client' });
     } finally {
@@ -172,7 +186,10 @@ describe('CIBA poll mode (CIBA Core §7, §10.1)', () => {
     // The consent is Moat's ordinary record, with the accounts the customer shared.
     const consent = (await h.moat.consents.listForClient(tpp.client.client_id)).find((c) => c.grantId !== undefined && tokens.consent_id === c.id);
     expect(consent).toMatchObject({ status: 'Authorised', customerId: 'cust-alice', authentication: { acr: 'urn:openbanking:psd2:sca' } });
-    expect(consent?.granted).toMatchObject({ type: 'account_information', accounts: expect.arrayContaining([expect.objectContaining({ accountId: expect.any(String) })]) });
+    expect(consent?.granted).toMatchObject({
+      type: 'account_information',
+      accounts: expect.arrayContaining([expect.objectContaining({ accountId: expect.any(String) })]),
+    });
 
     waitOutInterval();
     expect(await pollError(id)).toMatchObject({ status: 400, error: 'invalid_grant' });
@@ -180,7 +197,7 @@ describe('CIBA poll mode (CIBA Core §7, §10.1)', () => {
 
   it('shares only the accounts chosen with --accounts', async () => {
     const { auth_req_id: id } = await startRequest();
-    const accounts = await h.moat.ciba!.authorisation.offered((await h.moat.ciba!.authorisation.pendingRequest(id, 'cust-alice')));
+    const accounts = await h.moat.ciba!.authorisation.offered(await h.moat.ciba!.authorisation.pendingRequest(id, 'cust-alice'));
     expect(accounts.length).toBeGreaterThan(1);
     expect((await decide('approve', `--request=${id}`, '--accounts', accounts[1]!.id)).err).toBe('');
     waitOutInterval();
@@ -202,7 +219,8 @@ describe('CIBA poll mode (CIBA Core §7, §10.1)', () => {
   it('refuses an approval without a one-time code: a password alone is not SCA', async () => {
     const { auth_req_id: id } = await startRequest();
     const res = await tpp.fetch(`${h.issuer}/sandbox/app/api/decisions`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ username: 'alice', password: 'alice-sandbox', request: id, decision: 'approve' }),
     });
     expect(res.status).toBe(401);
@@ -211,7 +229,7 @@ describe('CIBA poll mode (CIBA Core §7, §10.1)', () => {
     expect(await pollError(id)).toMatchObject({ error: 'authorization_pending' });
   });
 
-  it('does not let one customer decide another customer\'s request', async () => {
+  it("does not let one customer decide another customer's request", async () => {
     const { auth_req_id: id } = await startRequest({ login_hint: 'cust-bob', binding_message: 'For Bob' });
     const approved = await decide('approve', `--request=${id}`);
     expect(approved.code).toBe(1);
@@ -227,8 +245,12 @@ describe('CIBA poll mode (CIBA Core §7, §10.1)', () => {
 
   it('names the customer with a login_hint_token the client signed (CIBA Core §7.1)', async () => {
     const jwk = tpp.creds.signingJwks.keys[0]!;
-    const token = await new SignJWT({}).setProtectedHeader({ alg: jwk.alg, kid: jwk.kid })
-      .setIssuer(tpp.client.client_id).setAudience(h.issuer).setSubject('cust-alice').setExpirationTime('2m')
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: jwk.alg, kid: jwk.kid })
+      .setIssuer(tpp.client.client_id)
+      .setAudience(h.issuer)
+      .setSubject('cust-alice')
+      .setExpirationTime('2m')
       .sign(await importJWK(jwk, jwk.alg));
     const started = await startRequest({ login_hint_token: token, binding_message: 'By token' });
     expect(started.auth_req_id).toEqual(expect.any(String));
@@ -238,8 +260,13 @@ describe('CIBA poll mode (CIBA Core §7, §10.1)', () => {
 
   it('refuses a login_hint_token signed by someone else with invalid_request', async () => {
     const other = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
-    const token = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setIssuer(tpp.client.client_id).setAudience(h.issuer)
-      .setSubject('cust-alice').setExpirationTime('2m').sign(other.privateKey);
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'ES256' })
+      .setIssuer(tpp.client.client_id)
+      .setAudience(h.issuer)
+      .setSubject('cust-alice')
+      .setExpirationTime('2m')
+      .sign(other.privateKey);
     const res = await backchannel({ login_hint_token: token, binding_message: 'Forged' });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: 'invalid_request', error_description: expect.stringMatching(/^login_hint_token is not valid/) });

@@ -18,7 +18,6 @@ const moat = (args: string[], cwd: string) => runMoat(args, { cwd });
  * the database itself, for when the server is stopped.
  */
 
-
 it('reads durations in days, hours and minutes', () => {
   expect(parseDuration('30d')).toBe(30 * 86400);
   expect(parseDuration('12h')).toBe(12 * 3600);
@@ -85,7 +84,10 @@ describe('moat certs and moat tpps on a running deployment', () => {
   });
 
   it('revokes a certificate as the operator: the running server refuses the client at once', async () => {
-    const cc = () => oauth.clientCredentialsGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts' }), { [oauth.customFetch]: tpp.fetch });
+    const cc = () =>
+      oauth.clientCredentialsGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts' }), {
+        [oauth.customFetch]: tpp.fetch,
+      });
     expect((await cc()).status).toBe(200);
     const r = await moat(['certs', 'revoke', thumbprint, '--reason', 'private key leaked'], cwd);
     expect(r.code).toBe(0);
@@ -95,13 +97,18 @@ describe('moat certs and moat tpps on a running deployment', () => {
     expect((await moat(['certs', 'revoke', thumbprint, '--reason', 'again'], cwd)).out).toContain('was already revoked');
   });
 
-  it('verifies the audit chain and finds the operator\'s revocation in it', async () => {
+  it("verifies the audit chain and finds the operator's revocation in it", async () => {
     const verify = await moat(['audit', 'verify'], cwd);
     expect(verify.code).toBe(0);
     expect(verify.out).toMatch(/^audit chain intact: \d+ records, head [0-9a-f]{64}\n$/);
     const query = await moat(['audit', 'query', '--type', 'certificate.revoked'], cwd);
-    const records = query.out.trim().split('\n').map((l) => JSON.parse(l) as { actor: string; subject: string; detail: { reason: string } });
-    expect(records).toEqual([expect.objectContaining({ actor: 'operator', subject: thumbprint, detail: { source: 'operator', reason: 'private key leaked' } })]);
+    const records = query.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { actor: string; subject: string; detail: { reason: string } });
+    expect(records).toEqual([
+      expect.objectContaining({ actor: 'operator', subject: thumbprint, detail: { source: 'operator', reason: 'private key leaked' } }),
+    ]);
     expect((await moat(['audit', 'query', '--since', 'yesterday-ish'], cwd)).code).toBe(2);
   });
 
@@ -111,7 +118,12 @@ describe('moat certs and moat tpps on a running deployment', () => {
     const name = 'Evil\u001b]0;pwned\u0007\u001b[31m Fintech\u009b2J\u202egnp.exe\u200b';
     const hostile = await onboardTpp(h, { name });
     try {
-      for (const args of [['tpps', 'list'], ['tpps', 'list', '--json'], ['certs', 'list'], ['certs', 'list', '--json']]) {
+      for (const args of [
+        ['tpps', 'list'],
+        ['tpps', 'list', '--json'],
+        ['certs', 'list'],
+        ['certs', 'list', '--json'],
+      ]) {
         const r = await moat(args, cwd);
         expect({ args, code: r.code }).toEqual({ args, code: 0 });
         expect(r.out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\p{Cf}]/u);
@@ -141,7 +153,10 @@ describeWithServices('moat certs --direct, reading the database itself', () => {
     tpp = await onboardTpp(h);
     cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));
     // No admin listener where the configuration says: only --direct can answer.
-    writeFileSync(join(cwd, 'moat.yaml'), `issuer: ${h.issuer}\ndataDir: ${join(cwd, 'data')}\nstorage: { postgresUrl: "${h.config.storage.postgresUrl}" }\nadmin: { port: 9 }\n`);
+    writeFileSync(
+      join(cwd, 'moat.yaml'),
+      `issuer: ${h.issuer}\ndataDir: ${join(cwd, 'data')}\nstorage: { postgresUrl: "${h.config.storage.postgresUrl}" }\nadmin: { port: 9 }\n`,
+    );
   });
   afterAll(async () => {
     await tpp?.close();

@@ -12,7 +12,6 @@ import { freePort } from '../support/ports.ts';
 
 const moat = runMoat;
 
-
 describe('moat config validate', () => {
   it('accepts a valid configuration and names its source', async () => {
     const cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));
@@ -66,7 +65,9 @@ describe('moat sandbox tpp', () => {
     expect(cert.verify(new X509Certificate(readFileSync(join(r.cwd, 'data', 'sandbox', 'tpp-ca.pem'))).publicKey)).toBe(true);
     expect(cert.verify(new X509Certificate(readFileSync(join(dir, 'server-ca.pem'))).publicKey)).toBe(false);
     // eIDAS style: the PSD2 organizationIdentifier next to the UK OB OU.
-    expect(summary.tls_client_auth_subject_dn).toBe(`CN=${String(summary.software_id)}, organizationIdentifier=PSDGB-SBX-${String(summary.org_id)}, OU=${String(summary.org_id)}, O=Acme Fintech, C=GB`);
+    expect(summary.tls_client_auth_subject_dn).toBe(
+      `CN=${String(summary.software_id)}, organizationIdentifier=PSDGB-SBX-${String(summary.org_id)}, OU=${String(summary.org_id)}, O=Acme Fintech, C=GB`,
+    );
     expect(statSync(join(dir, 'transport.key')).mode & 0o777).toBe(0o600);
     const directory = JSON.parse(readFileSync(join(r.cwd, 'data', 'sandbox', 'directory.public.jwks.json'), 'utf8'));
     const { payload } = await jwtVerify(readFileSync(join(dir, 'ssa.jwt'), 'utf8').trim(), createLocalJWKSet(directory), { issuer: 'moat-sandbox-directory' });
@@ -86,12 +87,12 @@ describe('moat sandbox tpp', () => {
     for (const name of ['Evil\u001b]0;pwned\u0007 Fintech', 'Evil\u001b[31m Fintech', 'Evil\u009b2J Fintech', 'Two\nLines', 'Del\u007f Fintech']) {
       const r = await moat(['sandbox', 'tpp', '--name', name, '--out', 'evil']);
       expect({ name, code: r.code }).toEqual({ name, code: 2 });
-      expect(r.err).toBe('moat: --name: Give a name of 2 to 60 letters, digits, spaces or . , & \' ( ) -\n');
+      expect(r.err).toBe("moat: --name: Give a name of 2 to 60 letters, digits, spaces or . , & ' ( ) -\n");
       expect(existsSync(join(r.cwd, 'evil'))).toBe(false);
     }
   });
 
-  it('issues from the server\'s sandbox CA with --data-dir, and says so when it has to make a new one', async () => {
+  it("issues from the server's sandbox CA with --data-dir, and says so when it has to make a new one", async () => {
     const server = await moat(['sandbox', 'tpp', '--name', 'First Fintech', '--out', 'first']);
     expect(server.err).toMatch(/^moat: no sandbox under .*data yet: creating its CA and directory key there\. .*pass its data directory with --data-dir DIR/);
     const dataDir = join(server.cwd, 'data');
@@ -102,7 +103,7 @@ describe('moat sandbox tpp', () => {
     expect(readdirSync(elsewhere.cwd)).toEqual(['acme']);
   });
 
-  it('says where it looked when a command needing the server\'s data directory runs elsewhere', async () => {
+  it("says where it looked when a command needing the server's data directory runs elsewhere", async () => {
     const revoke = await moat(['sandbox', 'revoke', '--cert', 'transport.pem', '--key', 'transport.key']);
     expect(revoke.code).toBe(1);
     expect(revoke.err).toMatch(/^moat: no sandbox under \S+data to take the server's CA from: .*--data-dir DIR/);
@@ -114,7 +115,16 @@ describe('moat sandbox tpp', () => {
 
   it('refuses in production mode', async () => {
     const r = await moat(['sandbox', 'tpp', '--name', 'Example', '--out', 'x'], {
-      env: { MOAT_MODE: 'production', MOAT_STORAGE__POSTGRES_URL: 'postgres://x@h/db', MOAT_STORAGE__REDIS_URL: 'redis://h', MOAT_TLS__CERT_FILE: 'a', MOAT_TLS__KEY_FILE: 'b', MOAT_TRUST_ANCHORS: '["ca.pem"]', MOAT_ADMIN__TOKEN_FILE: 'admin.token', MOAT_SCA__TOTP__ENCRYPTION_KEY_FILE: 'factor.key' },
+      env: {
+        MOAT_MODE: 'production',
+        MOAT_STORAGE__POSTGRES_URL: 'postgres://x@h/db',
+        MOAT_STORAGE__REDIS_URL: 'redis://h',
+        MOAT_TLS__CERT_FILE: 'a',
+        MOAT_TLS__KEY_FILE: 'b',
+        MOAT_TRUST_ANCHORS: '["ca.pem"]',
+        MOAT_ADMIN__TOKEN_FILE: 'admin.token',
+        MOAT_SCA__TOTP__ENCRYPTION_KEY_FILE: 'factor.key',
+      },
     });
     expect(r.code).toBe(1);
     expect(r.err).toContain('sandbox credentials exist only in sandbox mode');
@@ -136,14 +146,16 @@ describe('moat start', () => {
   it.each([
     ['public', { MOAT_LISTEN__HOST: '127.0.0.1', MOAT_ADMIN__PORT: '0' }, 'listen.port', 'MOAT_LISTEN__PORT'],
     ['admin', {}, 'admin.port', 'MOAT_ADMIN__PORT'],
-  ] as const)('exits 1 naming the key when the %s listener\'s port is taken, without a stack trace', async (_listener, env, key, variable) => {
+  ] as const)("exits 1 naming the key when the %s listener's port is taken, without a stack trace", async (_listener, env, key, variable) => {
     const cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));
     await copyMigratedEmbeddedDatabase(join(cwd, 'data', 'pglite'));
     const port = String(takenPort);
     const ports = key === 'listen.port' ? { MOAT_LISTEN__PORT: port } : { MOAT_LISTEN__PORT: String(await freePort()), MOAT_ADMIN__PORT: port };
     const r = await moat(['start'], { cwd, env: { ...env, ...ports } });
     expect(r.code).toBe(1);
-    expect(r.err).toBe(`moat: could not start: ${key} ${port} on 127.0.0.1 is already in use (another Moat, or another program?); set ${key} (or ${variable}) to a free port\n`);
+    expect(r.err).toBe(
+      `moat: could not start: ${key} ${port} on 127.0.0.1 is already in use (another Moat, or another program?); set ${key} (or ${variable}) to a free port\n`,
+    );
   });
 });
 
@@ -166,9 +178,16 @@ describe('moat', () => {
 describe('moat <command> --help', () => {
   // Every command and subcommand; the first list must name every command `moat` has.
   const SUBCOMMANDS: Record<string, string[]> = {
-    start: [], migrate: [], config: ['validate'], keys: ['list', 'rotate'], sandbox: ['tpp', 'revoke'],
-    certs: ['list', 'show', 'revoke', 'expiring'], tpps: ['list'], audit: ['verify', 'query'],
-    threats: ['flags', 'restrictions', 'quarantine', 'step-up', 'release'], diagnose: [],
+    start: [],
+    migrate: [],
+    config: ['validate'],
+    keys: ['list', 'rotate'],
+    sandbox: ['tpp', 'revoke'],
+    certs: ['list', 'show', 'revoke', 'expiring'],
+    tpps: ['list'],
+    audit: ['verify', 'query'],
+    threats: ['flags', 'restrictions', 'quarantine', 'step-up', 'release'],
+    diagnose: [],
   };
 
   it('knows every command there is', () => {
@@ -176,24 +195,28 @@ describe('moat <command> --help', () => {
   });
 
   const invocations = Object.entries(SUBCOMMANDS).flatMap(([command, subs]) => [[command], ...subs.map((sub) => [command, sub])]);
-  it.each(invocations.flatMap((words) => [[...words, '--help'], [...words, '-h']]).map((args) => [args.join(' '), args]))(
-    'moat %s prints its usage and exits 0, doing nothing else',
-    async (_line, args) => {
-      const r = await moat(args as string[]);
-      expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: '' });
-      expect(r.out).toMatch(/^usage/);
-      // Nothing was run: no data directory, no keys, no configuration read.
-      expect(readdirSync(r.cwd)).toEqual([]);
-    },
-  );
+  it.each(
+    invocations
+      .flatMap((words) => [
+        [...words, '--help'],
+        [...words, '-h'],
+      ])
+      .map((args) => [args.join(' '), args]),
+  )('moat %s prints its usage and exits 0, doing nothing else', async (_line, args) => {
+    const r = await moat(args as string[]);
+    expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: '' });
+    expect(r.out).toMatch(/^usage/);
+    // Nothing was run: no data directory, no keys, no configuration read.
+    expect(readdirSync(r.cwd)).toEqual([]);
+  });
 
-  it('answers with the subcommand\'s own usage where it has one', async () => {
+  it("answers with the subcommand's own usage where it has one", async () => {
     expect((await moat(['sandbox', 'tpp', '--help'])).out).toMatch(/^usage: moat sandbox tpp --name NAME --out DIR/);
     expect((await moat(['sandbox', 'revoke', '--help'])).out).toMatch(/^usage: moat sandbox revoke --cert/);
     expect((await moat(['sandbox', 'tpp', '--name', 'Acme Fintech', '--help'])).code).toBe(0);
   });
 
-  it('reads -h given as an option\'s value as that value, not as a help request: parseArgs decides (--reason -h)', async () => {
+  it("reads -h given as an option's value as that value, not as a help request: parseArgs decides (--reason -h)", async () => {
     const r = await moat(['threats', 'quarantine', '--client', 'c', '--reason', '-h']);
     expect(r.code).toBe(2);
     expect(r.out).toBe('');
@@ -207,7 +230,11 @@ describe('moat <command> --help', () => {
 
 describe('what the CLI prints', () => {
   it.each([
-    ['a bidi override, embedding and isolate, which reorder what follows (U+202A–U+202E, U+2066–U+2069)', 'acme\u202egnp.exe \u202aa\u202c \u2067b\u2069', 'acme\\u202egnp.exe \\u202aa\\u202c \\u2067b\\u2069'],
+    [
+      'a bidi override, embedding and isolate, which reorder what follows (U+202A–U+202E, U+2066–U+2069)',
+      'acme\u202egnp.exe \u202aa\u202c \u2067b\u2069',
+      'acme\\u202egnp.exe \\u202aa\\u202c \\u2067b\\u2069',
+    ],
     ['zero-width characters, which hide text', 'ac\u200bme\u200d\u2060\ufeff', 'ac\\u200bme\\u200d\\u2060\\ufeff'],
     ['the Arabic letter mark and the line and paragraph separators', '\u061c\u2028\u2029', '\\u061c\\u2028\\u2029'],
     ['an invisible tag beyond the BMP, as its surrogate pair', 'a\u{e0041}b', 'a\\udb40\\udc41b'],

@@ -43,7 +43,8 @@ describeWithPebble('acme with a CA that requires external account binding', () =
 
   it('--connect reads the directory and reports the binding it requires as configured', async () => {
     const r = await runMoat(['config', 'validate', '--connect'], {
-      cwd: configDir({ externalAccountBinding: { kid: EAB.kid } }), env: { MOAT_ACME__EXTERNAL_ACCOUNT_BINDING__HMAC_KEY: EAB.hmacKey },
+      cwd: configDir({ externalAccountBinding: { kid: EAB.kid } }),
+      env: { MOAT_ACME__EXTERNAL_ACCOUNT_BINDING__HMAC_KEY: EAB.hmacKey },
     });
     expect(r.err).toBe('');
     expect(r.out).toContain(`acme: ${pebble.directoryUrl} answers: external account binding required (configured)\n`);
@@ -56,27 +57,45 @@ describeWithPebble('acme with a CA that requires external account binding', () =
     expect(r.err).toContain(`moat: acme: acme.externalAccountBinding: ${pebble.directoryUrl} requires an external account binding (RFC 8555 §7.3.4)`);
   });
 
-  it('--connect names acme.caFile when the directory\'s certificate does not chain to it', async () => {
+  it("--connect names acme.caFile when the directory's certificate does not chain to it", async () => {
     const stranger = await createTestCa([{ CN: ['Not the ACME CA'] }]);
     const cwd = configDir({});
     writeFileSync(join(cwd, 'stranger.pem'), stranger.certPem);
     writeFileSync(join(cwd, 'moat.yaml'), readFileSync(join(cwd, 'moat.yaml'), 'utf8').replace(JSON.stringify(pebble.caFile), '"stranger.pem"'));
     const r = await runMoat(['config', 'validate', '--connect'], { cwd });
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(new RegExp(`^moat: acme: acme\\.directoryUrl ${pebble.directoryUrl.replaceAll('.', '\\.')} \\(trusting acme\\.caFile ${join(cwd, 'stranger.pem').replaceAll('.', '\\.')}\\): the ACME directory cannot be read: `));
+    expect(r.err).toMatch(
+      new RegExp(
+        `^moat: acme: acme\\.directoryUrl ${pebble.directoryUrl.replaceAll('.', '\\.')} \\(trusting acme\\.caFile ${join(cwd, 'stranger.pem').replaceAll('.', '\\.')}\\): the ACME directory cannot be read: `,
+      ),
+    );
   });
 
-  it('orders through the binding: the account is created with the CA\'s kid and MAC key', async () => {
+  it("orders through the binding: the account is created with the CA's kid and MAC key", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'moat-acme-eab-'));
-    const config = validateConfig({
-      issuer: 'https://localhost:8443', dataDir: dir, keys: { dir: join(dir, 'keys') },
-      tls: { certFile: 'server.pem', keyFile: 'server.key' },
-      acme: {
-        enabled: true, directoryUrl: pebble.directoryUrl, caFile: pebble.caFile, http01: { host: '127.0.0.1', port: pebble.httpPort },
-        externalAccountBinding: EAB, checkIntervalSeconds: 3600,
+    const config = validateConfig(
+      {
+        issuer: 'https://localhost:8443',
+        dataDir: dir,
+        keys: { dir: join(dir, 'keys') },
+        tls: { certFile: 'server.pem', keyFile: 'server.key' },
+        acme: {
+          enabled: true,
+          directoryUrl: pebble.directoryUrl,
+          caFile: pebble.caFile,
+          http01: { host: '127.0.0.1', port: pebble.httpPort },
+          externalAccountBinding: EAB,
+          checkIntervalSeconds: 3600,
+        },
       },
-    }, 'test', dir);
-    const own = await createOwnCertificates({ config, logger: createLogger('silent', new Writable({ write: (_c, _e, done) => done() })), registry: new Registry() });
+      'test',
+      dir,
+    );
+    const own = await createOwnCertificates({
+      config,
+      logger: createLogger('silent', new Writable({ write: (_c, _e, done) => done() })),
+      registry: new Registry(),
+    });
     try {
       expect(new X509Certificate(readFileSync(join(dir, 'server.pem'))).checkHost('localhost')).toBe('localhost');
       // The account key Moat generated is kept for the next start (the binding belongs to it).

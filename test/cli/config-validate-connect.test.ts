@@ -20,7 +20,10 @@ afterAll(async () => {
 
 function configDir(http: Record<string, unknown>): string {
   const cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));
-  writeFileSync(join(cwd, 'moat.yaml'), `accounts:\n  source: http\n  http: ${JSON.stringify({ ...service.files, url: service.url, timeoutMs: 2000, ...http })}\n`);
+  writeFileSync(
+    join(cwd, 'moat.yaml'),
+    `accounts:\n  source: http\n  http: ${JSON.stringify({ ...service.files, url: service.url, timeoutMs: 2000, ...http })}\n`,
+  );
   return cwd;
 }
 
@@ -72,7 +75,9 @@ describe('moat config validate --connect', () => {
     const cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));
     writeFileSync(join(cwd, 'impostor.pem'), impostor.certPem);
     writeFileSync(join(cwd, 'impostor.key'), impostor.keyPem);
-    const r = await runMoat(['config', 'validate', '--connect'], { cwd: configDir({ clientCertFile: join(cwd, 'impostor.pem'), clientKeyFile: join(cwd, 'impostor.key') }) });
+    const r = await runMoat(['config', 'validate', '--connect'], {
+      cwd: configDir({ clientCertFile: join(cwd, 'impostor.pem'), clientKeyFile: join(cwd, 'impostor.key') }),
+    });
     expect(r.code).toBe(1);
     expect(r.err).toContain('the account service failed (connection_failed)');
   });

@@ -18,7 +18,7 @@ describeWithHsm('moat config validate --connect with keys.source pkcs11', () => 
     hsm = useSoftHsm();
   });
 
-  it('logs in to the token and lists Moat\'s keys without generating any', async () => {
+  it("logs in to the token and lists Moat's keys without generating any", async () => {
     const cwd = configDir(hsm.createToken('validate'));
     const first = await runMoat(['config', 'validate', '--connect'], { cwd });
     expect(first.code).toBe(0);

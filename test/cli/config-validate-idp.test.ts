@@ -12,8 +12,12 @@ import { runMoat } from '../support/cli.ts';
  */
 
 let idp: BankIdp;
-beforeAll(async () => { idp = await startBankIdp(); });
-afterAll(async () => { await idp?.close(); });
+beforeAll(async () => {
+  idp = await startBankIdp();
+});
+afterAll(async () => {
+  await idp?.close();
+});
 
 function configDir(customers: Record<string, unknown>): string {
   const cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));

@@ -17,14 +17,20 @@ afterAll(async () => {
 });
 
 // Run from elsewhere than the server: --data-dir says where its admin token is.
-const moat = (...args: string[]) => runMoat(['threats', ...args, '--admin-url', `http://127.0.0.1:${h.moat.adminPort}`, '--data-dir', h.dataDir], { env: { MOAT_ISSUER: h.issuer } });
+const moat = (...args: string[]) =>
+  runMoat(['threats', ...args, '--admin-url', `http://127.0.0.1:${h.moat.adminPort}`, '--data-dir', h.dataDir], { env: { MOAT_ISSUER: h.issuer } });
 
 it('quarantines and releases a client through the admin API, and lists restrictions and flags', async () => {
   const id = tpp.client.client_id;
   expect((await moat('quarantine', '--client', id)).code).toBe(2);
 
   const quarantined = await moat('quarantine', '--client', id, '--reason', 'fraud team: compromised TPP reported');
-  expect(quarantined).toEqual(expect.objectContaining({ code: 0, out: expect.stringMatching(new RegExp(`^quarantined: quarantine +${id} +since .* by admin-token, until released\\n +fraud team`)) }));
+  expect(quarantined).toEqual(
+    expect.objectContaining({
+      code: 0,
+      out: expect.stringMatching(new RegExp(`^quarantined: quarantine +${id} +since .* by admin-token, until released\\n +fraud team`)),
+    }),
+  );
   // The running server enforces it at once.
   await expect(clientCredentialsToken(tpp, 'accounts')).rejects.toThrow();
 

@@ -17,7 +17,8 @@ const dir = mkdtempSync(join(tmpdir(), 'moat-config-'));
 const config = (raw: Record<string, unknown>) => validateConfig(raw, 'test', dir);
 
 const PRODUCTION = {
-  mode: 'production', issuer: 'https://bank.example',
+  mode: 'production',
+  issuer: 'https://bank.example',
   storage: { postgresUrl: 'postgres://moat:s3cret-password@db/moat', redisUrl: 'redis://cache:6379' },
   tls: { certFile: '/etc/moat/server.pem', keyFile: '/etc/moat/server.key' },
   trustAnchors: ['/etc/moat/tpp-ca.pem'],
@@ -50,7 +51,12 @@ it('describes a secret by a salted digest only, and plans it as changed or uncha
   expect(running.keys['storage.postgresUrl']).toEqual({ secret: true, digest: expect.any(String) });
   expect(planConfig(config(PRODUCTION), running)).toEqual([]);
 
-  const file = config({ ...PRODUCTION, tokens: { accessTokenTtl: 600 }, storage: { ...PRODUCTION.storage, postgresUrl: 'postgres://moat:new-password@db/moat' }, trustAnchors: ['/etc/moat/tpp-ca.pem', '/etc/moat/new-ca.pem'] });
+  const file = config({
+    ...PRODUCTION,
+    tokens: { accessTokenTtl: 600 },
+    storage: { ...PRODUCTION.storage, postgresUrl: 'postgres://moat:new-password@db/moat' },
+    trustAnchors: ['/etc/moat/tpp-ca.pem', '/etc/moat/new-ca.pem'],
+  });
   const plan = planConfig(file, running);
   expect(plan).toEqual([
     { key: 'storage.postgresUrl', change: 'changed', secret: true },
@@ -67,17 +73,32 @@ describe('production rules', () => {
 
   it('names each rule the sandbox default and an open fail mode break', () => {
     expect(productionViolations(config({}))).toEqual([expect.stringMatching(/^production-mode: mode: is sandbox/)]);
-    expect(productionViolations(config({
-      ...PRODUCTION, certificates: { revocation: { failMode: 'open' } }, trustAnchors: ['/srv/moat/data/sandbox/tpp-ca.pem'],
-      directories: [{ name: 'Sandbox', issuer: 'moat-sandbox-directory', jwksFile: '/srv/moat/data/sandbox/directory.public.jwks.json' }],
-    }))).toEqual([
+    expect(
+      productionViolations(
+        config({
+          ...PRODUCTION,
+          certificates: { revocation: { failMode: 'open' } },
+          trustAnchors: ['/srv/moat/data/sandbox/tpp-ca.pem'],
+          directories: [{ name: 'Sandbox', issuer: 'moat-sandbox-directory', jwksFile: '/srv/moat/data/sandbox/directory.public.jwks.json' }],
+        }),
+      ),
+    ).toEqual([
       expect.stringMatching(/^revocation-fails-closed: certificates.revocation.failMode: is open/),
       expect.stringMatching(/^no-sandbox-ca: trustAnchors: \/srv\/moat\/data\/sandbox\/tpp-ca.pem is a sandbox CA/),
       expect.stringMatching(/^no-sandbox-directory: directories.0:/),
     ]);
     // PSD2 RTS Art. 4: SCA off (the sca section's second factor) breaks the rule.
-    expect(productionViolations({ ...config(PRODUCTION), sca: { totp: { enabled: false } } } as MoatConfig)).toEqual([expect.stringMatching(/^sca-on: sca.totp.enabled: is false/)]);
-    expect(PRODUCTION_RULES.map((r) => r.name)).toEqual(['production-mode', 'revocation-fails-closed', 'operator-authentication', 'no-sandbox-ca', 'no-sandbox-directory', 'sca-on']);
+    expect(productionViolations({ ...config(PRODUCTION), sca: { totp: { enabled: false } } } as MoatConfig)).toEqual([
+      expect.stringMatching(/^sca-on: sca.totp.enabled: is false/),
+    ]);
+    expect(PRODUCTION_RULES.map((r) => r.name)).toEqual([
+      'production-mode',
+      'revocation-fails-closed',
+      'operator-authentication',
+      'no-sandbox-ca',
+      'no-sandbox-directory',
+      'sca-on',
+    ]);
   });
 
   it('is applied by `moat config validate --production`, exiting 1 with each broken rule named', async () => {

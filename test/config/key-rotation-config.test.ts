@@ -40,11 +40,13 @@ describe('keys.rotation', () => {
 
   it('names keys.rotation.every on keys that only one machine reads (a JWKS file)', () => {
     expect(problemsOf(() => validate({ rotation: { every: '90d' } }))).toEqual([
-      expect.stringMatching(/^keys\.rotation\.every: scheduled rotation needs keys every instance reads: set keys\.source to database, or pkcs11 for the bank's HSM/),
+      expect.stringMatching(
+        /^keys\.rotation\.every: scheduled rotation needs keys every instance reads: set keys\.source to database, or pkcs11 for the bank's HSM/,
+      ),
     ]);
   });
 
-  it('accepts `every` for keys in the bank\'s HSM (keys.source pkcs11), which then follow the shared schedule', () => {
+  it("accepts `every` for keys in the bank's HSM (keys.source pkcs11), which then follow the shared schedule", () => {
     const pkcs11 = { library: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 'moat', pin: '1234' };
     const config = validate({ source: 'pkcs11', pkcs11, rotation: { every: '30d', jwksCacheSeconds: 3600 } });
     expect(rotationPolicy(config)).toEqual(expect.objectContaining({ every: 30 * 86_400, publishAhead: 3610, algorithms: ['PS256', 'ES256'] }));
@@ -58,14 +60,19 @@ describe('keys.rotation', () => {
 
   it('names keys.rotation.checkIntervalSeconds and jwksCacheSeconds out of range', () => {
     const problems = problemsOf(() => validate({ source: 'database', rotation: { checkIntervalSeconds: 0, jwksCacheSeconds: -1 } }));
-    expect(problems).toEqual(expect.arrayContaining([
-      expect.stringMatching(/^keys\.rotation\.checkIntervalSeconds: /),
-      expect.stringMatching(/^keys\.rotation\.jwksCacheSeconds: /),
-    ]));
+    expect(problems).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^keys\.rotation\.checkIntervalSeconds: /), expect.stringMatching(/^keys\.rotation\.jwksCacheSeconds: /)]),
+    );
   });
 
   it('requires the key-encryption key in production, and refuses both forms of it at once', () => {
-    const production = { mode: 'production', storage: { postgresUrl: 'postgres://db/moat', redisUrl: 'redis://cache' }, trustAnchors: ['ca.pem'], admin: { tokenFile: 'admin.token' }, tls: { terminate: false } };
+    const production = {
+      mode: 'production',
+      storage: { postgresUrl: 'postgres://db/moat', redisUrl: 'redis://cache' },
+      trustAnchors: ['ca.pem'],
+      admin: { tokenFile: 'admin.token' },
+      tls: { terminate: false },
+    };
     expect(problemsOf(() => validate({ source: 'database' }, production))).toContainEqual(
       expect.stringMatching(/^keys\.encryptionKey or keys\.encryptionKeyFile: required in production with keys\.source database/),
     );

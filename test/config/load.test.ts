@@ -41,27 +41,33 @@ describe('configuration loading', () => {
   });
 
   it('names every bad key and what was expected', () => {
-    const problems = problemsOf(() => loadConfig({
-      env: { MOAT_ISSUER: 'http://as.bank.example', MOAT_LISTEN__PORT: 'eighty' },
-      cwd: dirWith('tokens: { authorizationCodeTtl: 600 }\nstorage: { postgresUrl: mysql://x }\nbogus: 1\n'),
-    }));
-    expect(problems).toEqual(expect.arrayContaining([
-      'issuer: expected an https:// URL',
-      expect.stringMatching(/^listen\.port: .*expected number/),
-      expect.stringMatching(/^tokens\.authorizationCodeTtl: .*60/),
-      'storage.postgresUrl: expected a postgres:// URL',
-      'bogus: unknown key',
-    ]));
+    const problems = problemsOf(() =>
+      loadConfig({
+        env: { MOAT_ISSUER: 'http://as.bank.example', MOAT_LISTEN__PORT: 'eighty' },
+        cwd: dirWith('tokens: { authorizationCodeTtl: 600 }\nstorage: { postgresUrl: mysql://x }\nbogus: 1\n'),
+      }),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'issuer: expected an https:// URL',
+        expect.stringMatching(/^listen\.port: .*expected number/),
+        expect.stringMatching(/^tokens\.authorizationCodeTtl: .*60/),
+        'storage.postgresUrl: expected a postgres:// URL',
+        'bogus: unknown key',
+      ]),
+    );
   });
 
   it('refuses the embedded default and generated TLS material in production', () => {
     const problems = problemsOf(() => loadConfig({ env: { MOAT_MODE: 'production' }, cwd: dirWith() }));
-    expect(problems).toEqual(expect.arrayContaining([
-      expect.stringMatching(/^storage\.postgresUrl: required in production/),
-      expect.stringMatching(/^storage\.redisUrl: required in production/),
-      expect.stringMatching(/^tls\.certFile, tls\.keyFile: required in production/),
-      expect.stringMatching(/^trustAnchors: /),
-    ]));
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^storage\.postgresUrl: required in production/),
+        expect.stringMatching(/^storage\.redisUrl: required in production/),
+        expect.stringMatching(/^tls\.certFile, tls\.keyFile: required in production/),
+        expect.stringMatching(/^trustAnchors: /),
+      ]),
+    );
   });
 
   it('refuses algorithms outside PS256, ES256 and EdDSA (FAPI 2.0 SP §5.4.1)', () => {
@@ -80,70 +86,109 @@ describe('configuration loading', () => {
   });
 
   it('refuses a directory whose organisation attribute is not a known attribute', () => {
-    const problems = problemsOf(() => loadConfig({
-      env: {}, cwd: dirWith('directories: [{ name: d, issuer: i, jwksFile: k.json, orgIdAttribute: orgnum }]\n'),
-    }));
+    const problems = problemsOf(() =>
+      loadConfig({
+        env: {},
+        cwd: dirWith('directories: [{ name: d, issuer: i, jwksFile: k.json, orgIdAttribute: orgnum }]\n'),
+      }),
+    );
     expect(problems).toEqual(['directories.0.orgIdAttribute: "orgnum" is not a known attribute name or dotted OID']);
   });
 
-  it('accepts a directory as the real OB Directory is configured: statements without exp, bounded by the claim style\'s maximum age', () => {
+  it("accepts a directory as the real OB Directory is configured: statements without exp, bounded by the claim style's maximum age", () => {
     expect(() => loadConfig({ env: {}, cwd: dirWith('directories: [{ name: d, issuer: i, jwksFile: k.json, requireSsaExp: false }]\n') })).not.toThrow();
   });
 
   it('refuses a resource server scope that is not configured', () => {
-    const problems = problemsOf(() => loadConfig({
-      env: {}, cwd: dirWith('resourceServers: [{ identifier: "https://api.bank.example", scopes: [loans] }]\n'),
-    }));
+    const problems = problemsOf(() =>
+      loadConfig({
+        env: {},
+        cwd: dirWith('resourceServers: [{ identifier: "https://api.bank.example", scopes: [loans] }]\n'),
+      }),
+    );
     expect(problems).toEqual(['resourceServers.0.scopes: unknown scope "loans" (not in scopes)']);
   });
 
-  it('takes the bank\'s branding, resolving the logo path, and refuses colours a customer could not read (WCAG 2.1 AA)', () => {
+  it("takes the bank's branding, resolving the logo path, and refuses colours a customer could not read (WCAG 2.1 AA)", () => {
     const { config } = loadConfig({ env: {}, cwd: dirWith('branding: { bankName: "Northwind Bank", logoFile: logo.svg, primaryColor: "#5b2a86" }\n') });
     expect(config.branding).toEqual(expect.objectContaining({ bankName: 'Northwind Bank', primaryColor: '#5b2a86', primaryTextColor: '#ffffff' }));
     expect(config.branding.logoFile).toMatch(/\/logo\.svg$/);
     const problems = problemsOf(() => loadConfig({ env: {}, cwd: dirWith('branding: { primaryColor: "#ffd700", logoFile: logo.gif }\n') }));
-    expect(problems).toEqual(expect.arrayContaining([
-      'branding.logoFile: expected a .png, .jpg or .svg file',
-    ]));
+    expect(problems).toEqual(expect.arrayContaining(['branding.logoFile: expected a .png, .jpg or .svg file']));
     const contrast = problemsOf(() => loadConfig({ env: {}, cwd: dirWith('branding: { primaryColor: "#ffd700" }\n') }));
     expect(contrast).toEqual(['branding.primaryTextColor: primaryTextColor on primaryColor must have a contrast ratio of at least 4.5:1 (WCAG 2.1 AA)']);
-    expect(problemsOf(() => loadConfig({ env: {}, cwd: dirWith('branding: { primaryColor: red }\n') }))).toEqual(['branding.primaryColor: expected a colour like #0b3d5c']);
+    expect(problemsOf(() => loadConfig({ env: {}, cwd: dirWith('branding: { primaryColor: red }\n') }))).toEqual([
+      'branding.primaryColor: expected a colour like #0b3d5c',
+    ]);
   });
 
   it('takes the sign-in throttling policy and refuses nonsense', () => {
     const { config } = loadConfig({ env: { MOAT_CUSTOMERS__LOGIN_THROTTLE__PER_ACCOUNT__FAILURES: '3' }, cwd: dirWith() });
     expect(config.customers.loginThrottle.perAccount).toEqual({ failures: 3, lockSeconds: 900 });
-    expect(problemsOf(() => loadConfig({ env: { MOAT_CUSTOMERS__LOGIN_THROTTLE__PER_ACCOUNT__FAILURES: '0' }, cwd: dirWith() })))
-      .toEqual(['customers.loginThrottle.perAccount.failures: Too small: expected number to be >=1']);
+    expect(problemsOf(() => loadConfig({ env: { MOAT_CUSTOMERS__LOGIN_THROTTLE__PER_ACCOUNT__FAILURES: '0' }, cwd: dirWith() }))).toEqual([
+      'customers.loginThrottle.perAccount.failures: Too small: expected number to be >=1',
+    ]);
   });
 
-  describe('customers.source: oidc (the bank\'s OpenID Provider)', () => {
+  describe("customers.source: oidc (the bank's OpenID Provider)", () => {
     const idp = (body: string) => `customers:\n  source: oidc\n  oidc:\n${body}`;
     it('takes a complete IdP configuration, resolving its files against the configuration file', () => {
-      const { config } = loadConfig({ env: {}, cwd: dirWith(idp([
-        '    issuer: https://idp.bank.example', '    clientId: moat',
-        '    clientAuth: { method: private_key_jwt, jwkFile: moat-rp.jwk.json }', '    caFile: bank-ca.pem',
-        '    customerIdClaim: customer_number', '    sca: { acrValues: [urn:bank:loa:high], amrCombinations: [[pwd, otp]] }', '',
-      ].join('\n'))) });
+      const { config } = loadConfig({
+        env: {},
+        cwd: dirWith(
+          idp(
+            [
+              '    issuer: https://idp.bank.example',
+              '    clientId: moat',
+              '    clientAuth: { method: private_key_jwt, jwkFile: moat-rp.jwk.json }',
+              '    caFile: bank-ca.pem',
+              '    customerIdClaim: customer_number',
+              '    sca: { acrValues: [urn:bank:loa:high], amrCombinations: [[pwd, otp]] }',
+              '',
+            ].join('\n'),
+          ),
+        ),
+      });
       const oidc = config.customers.oidc!;
-      expect(oidc).toEqual(expect.objectContaining({ issuer: 'https://idp.bank.example', clientId: 'moat', scope: 'openid profile', nameClaim: 'name', timeoutMs: 5000 }));
+      expect(oidc).toEqual(
+        expect.objectContaining({ issuer: 'https://idp.bank.example', clientId: 'moat', scope: 'openid profile', nameClaim: 'name', timeoutMs: 5000 }),
+      );
       expect(oidc.clientAuth).toEqual({ method: 'private_key_jwt', jwkFile: expect.stringMatching(/^\/.*\/moat-rp\.jwk\.json$/) });
       expect(oidc.caFile).toMatch(/^\/.*\/bank-ca\.pem$/);
     });
 
     it('names the missing IdP, a bad client authentication and an http issuer by their keys', () => {
-      expect(problemsOf(() => loadConfig({ env: {}, cwd: dirWith('customers: { source: oidc }\n') })))
-        .toEqual([expect.stringMatching(/^customers\.oidc: required when customers\.source is oidc/)]);
-      const problems = problemsOf(() => loadConfig({ env: {}, cwd: dirWith(idp([
-        '    issuer: http://idp.bank.example', '    clientId: moat', '    clientAuth: { method: client_secret_basic, secret: s }', '',
-      ].join('\n'))) }));
-      expect(problems).toEqual(expect.arrayContaining(['customers.oidc.issuer: expected an https:// URL', expect.stringMatching(/^customers\.oidc\.clientAuth\.method: /)]));
-      expect(problemsOf(() => loadConfig({ env: {}, cwd: dirWith(idp('    issuer: https://idp.bank.example\n    clientId: moat\n    clientAuth: { method: tls_client_auth, certFile: c.pem }\n')) })))
-        .toEqual(expect.arrayContaining(['customers.oidc.clientAuth.keyFile: Invalid input: expected string, received undefined']));
+      expect(problemsOf(() => loadConfig({ env: {}, cwd: dirWith('customers: { source: oidc }\n') }))).toEqual([
+        expect.stringMatching(/^customers\.oidc: required when customers\.source is oidc/),
+      ]);
+      const problems = problemsOf(() =>
+        loadConfig({
+          env: {},
+          cwd: dirWith(
+            idp(['    issuer: http://idp.bank.example', '    clientId: moat', '    clientAuth: { method: client_secret_basic, secret: s }', ''].join('\n')),
+          ),
+        }),
+      );
+      expect(problems).toEqual(
+        expect.arrayContaining(['customers.oidc.issuer: expected an https:// URL', expect.stringMatching(/^customers\.oidc\.clientAuth\.method: /)]),
+      );
+      expect(
+        problemsOf(() =>
+          loadConfig({
+            env: {},
+            cwd: dirWith(idp('    issuer: https://idp.bank.example\n    clientId: moat\n    clientAuth: { method: tls_client_auth, certFile: c.pem }\n')),
+          }),
+        ),
+      ).toEqual(expect.arrayContaining(['customers.oidc.clientAuth.keyFile: Invalid input: expected string, received undefined']));
     });
 
     it('refuses an IdP configuration that cannot tell strong customer authentication apart (RTS Art. 4)', () => {
-      const problems = problemsOf(() => loadConfig({ env: {}, cwd: dirWith(idp('    issuer: https://idp.bank.example\n    clientId: moat\n    clientAuth: { method: private_key_jwt, jwkFile: k.json }\n')) }));
+      const problems = problemsOf(() =>
+        loadConfig({
+          env: {},
+          cwd: dirWith(idp('    issuer: https://idp.bank.example\n    clientId: moat\n    clientAuth: { method: private_key_jwt, jwkFile: k.json }\n')),
+        }),
+      );
       expect(problems).toEqual([expect.stringMatching(/^customers\.oidc\.sca: set acrValues or amrCombinations/)]);
     });
   });

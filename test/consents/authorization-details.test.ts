@@ -6,7 +6,9 @@ import { AuthorizationDetailsInvalid, parseRequestedDetail } from '../../src/con
  */
 
 const payment = (creditorName: string) => ({
-  type: 'payment_initiation', instructedAmount: { amount: '10.00', currency: 'GBP' }, creditorName,
+  type: 'payment_initiation',
+  instructedAmount: { amount: '10.00', currency: 'GBP' },
+  creditorName,
   creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '40001712345678' },
 });
 
@@ -17,7 +19,11 @@ describe('parseRequestedDetail', () => {
 
   it.each([
     ['a NUL character', 'ACME\u0000Ltd', 'authorization_details[0].creditorName must not contain a NUL character (U+0000)'],
-    ['an unpaired UTF-16 surrogate', 'ACME\ud800Ltd', 'authorization_details[0].creditorName must not contain an unpaired UTF-16 surrogate (it is not Unicode text)'],
+    [
+      'an unpaired UTF-16 surrogate',
+      'ACME\ud800Ltd',
+      'authorization_details[0].creditorName must not contain an unpaired UTF-16 surrogate (it is not Unicode text)',
+    ],
   ])('refuses %s, naming the field', (_what, creditorName, message) => {
     expect(() => parseRequestedDetail(payment(creditorName), 'authorization_details[0]')).toThrow(new AuthorizationDetailsInvalid(message));
   });

@@ -17,7 +17,9 @@ async function signedIn(username = 'alice', password = `${username}-sandbox`): P
   return browser;
 }
 
-const accountInformation = JSON.stringify([{ type: 'account_information', permissions: ['ReadBalances', 'ReadStatementsBasic'], expirationDateTime: '2032-02-29T00:00:00Z' }]);
+const accountInformation = JSON.stringify([
+  { type: 'account_information', permissions: ['ReadBalances', 'ReadStatementsBasic'], expirationDateTime: '2032-02-29T00:00:00Z' },
+]);
 
 describe('the consent dashboard', () => {
   let tokens: Record<string, any>;
@@ -40,7 +42,10 @@ describe('the consent dashboard', () => {
     const browser = new Browser(h, tpp.creds.serverCaPem);
     try {
       const page = await browser.request('/account/login');
-      const res = await browser.request('/account/login', { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf: hiddenField(await page.text(), 'csrf') } });
+      const res = await browser.request('/account/login', {
+        method: 'POST',
+        form: { username: 'alice', password: 'alice-sandbox', csrf: hiddenField(await page.text(), 'csrf') },
+      });
       const cookie = res.headers.getSetCookie().find((c) => c.startsWith('__Host-moat-customer='))!;
       expect(cookie).toMatch(/; path=\//);
       expect(cookie).toMatch(/; secure/);
@@ -71,7 +76,7 @@ describe('the consent dashboard', () => {
     }
   });
 
-  it('shows another customer none of alice\'s consents, and cannot revoke them', async () => {
+  it("shows another customer none of alice's consents, and cannot revoke them", async () => {
     const bob = await signedIn('bob');
     try {
       const html = await (await bob.request('/account/consents')).text();
@@ -84,7 +89,7 @@ describe('the consent dashboard', () => {
     }
   });
 
-  it('refuses a revocation without the confirmation page\'s CSRF token', async () => {
+  it("refuses a revocation without the confirmation page's CSRF token", async () => {
     const browser = await signedIn();
     try {
       const res = await browser.request(`/account/consents/${tokens.consent_id}/revoke`, { method: 'POST', form: {} });
@@ -144,9 +149,18 @@ describe('the consent dashboard', () => {
     }
   });
 
-  it('never writes a password, a customer\'s name, an account number or a token into a log line', async () => {
+  it("never writes a password, a customer's name, an account number or a token into a log line", async () => {
     const logged = JSON.stringify(h.logs);
-    for (const secret of ['alice-sandbox', 'bob-sandbox', 'Alice Example', 'Bob Example', '40001787654321', '40001722334455', tokens.access_token, tokens.refresh_token]) {
+    for (const secret of [
+      'alice-sandbox',
+      'bob-sandbox',
+      'Alice Example',
+      'Bob Example',
+      '40001787654321',
+      '40001722334455',
+      tokens.access_token,
+      tokens.refresh_token,
+    ]) {
       expect(logged).not.toContain(secret);
     }
     // The log does record what happened, by consent and client id.

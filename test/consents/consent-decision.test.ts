@@ -26,7 +26,8 @@ const silent = createLogger('silent', new Writable({ write: (_c, _e, done) => do
 
 const accountAccess: RequestedDetail = { type: 'account_information', permissions: ['ReadAccountsBasic', 'ReadBalances'] };
 const chosen: GrantDecision = {
-  type: 'account_information', permissions: ['ReadAccountsBasic', 'ReadBalances'],
+  type: 'account_information',
+  permissions: ['ReadAccountsBasic', 'ReadBalances'],
   accounts: [{ schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '60161331926819', accountId: 'acc-1' }],
 } as GrantDecision;
 
@@ -90,7 +91,9 @@ describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
     const request = { clientId: 'tpp-1', scope: 'openid accounts', intentId: intent.id, detail: accountAccess };
     await grantSql.close();
     grantsClosed = true;
-    await expect(approveConsent(consents, grantsIn(grantStore), { request, customerId: 'cust-1', consentId: intent.id, granted: chosen, params: {} })).rejects.toThrow();
+    await expect(
+      approveConsent(consents, grantsIn(grantStore), { request, customerId: 'cust-1', consentId: intent.id, granted: chosen, params: {} }),
+    ).rejects.toThrow();
     expect((await consents.getForClient(intent.id, 'tpp-1')).status).toBe('AwaitingAuthorisation');
   });
 
@@ -98,7 +101,15 @@ describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
     const request = { clientId: 'tpp-1', scope: 'openid accounts' };
     await grantSql.close();
     grantsClosed = true;
-    await expect(approveConsent(consents, grantsIn(grantStore), { request, customerId: 'cust-1', consentId: consentIdAtDecision(request, undefined), granted: undefined, params: {} })).rejects.toThrow();
+    await expect(
+      approveConsent(consents, grantsIn(grantStore), {
+        request,
+        customerId: 'cust-1',
+        consentId: consentIdAtDecision(request, undefined),
+        granted: undefined,
+        params: {},
+      }),
+    ).rejects.toThrow();
     expect(await consents.listForClient('tpp-1')).toEqual([]);
   });
 
@@ -106,7 +117,14 @@ describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
     const request = { clientId: 'tpp-1', scope: 'openid accounts' };
     const saved: string[] = [];
     const grants = grantsIn(grantStore);
-    const watching: GrantWriter = { save: async (g) => { const id = await grants.save(g); saved.push(id); return id; }, destroy: grants.destroy };
+    const watching: GrantWriter = {
+      save: async (g) => {
+        const id = await grants.save(g);
+        saved.push(id);
+        return id;
+      },
+      destroy: grants.destroy,
+    };
     // A consent store of its own, closed here: the shared fixture's database is dropped after the test.
     const dir = mkdtempSync(join(tmpdir(), 'moat-consents-'));
     const sql = await createPgliteSqlClient(dir);
@@ -114,7 +132,9 @@ describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
     const failing = createConsentService({ store: createSqlConsentStore(sql), revokeGrant: (id) => grantStore.destroy('Grant', id), logger: silent });
     await sql.close();
     rmSync(dir, { recursive: true, force: true });
-    await expect(approveConsent(failing, watching, { request, customerId: 'cust-1', consentId: consentIdAtDecision(request, undefined), granted: undefined, params: {} })).rejects.toThrow();
+    await expect(
+      approveConsent(failing, watching, { request, customerId: 'cust-1', consentId: consentIdAtDecision(request, undefined), granted: undefined, params: {} }),
+    ).rejects.toThrow();
     expect(saved).toHaveLength(1);
     expect(await grantStore.find('Grant', saved[0]!)).toBeUndefined();
   });
@@ -126,16 +146,30 @@ describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
     const first = await approveConsent(consents, grantsIn(grantStore), approval);
     const saved: string[] = [];
     const grants = grantsIn(grantStore);
-    const second = await approveConsent(consents, { save: async (g) => { const id = await grants.save(g); saved.push(id); return id; }, destroy: grants.destroy }, approval);
+    const second = await approveConsent(
+      consents,
+      {
+        save: async (g) => {
+          const id = await grants.save(g);
+          saved.push(id);
+          return id;
+        },
+        destroy: grants.destroy,
+      },
+      approval,
+    );
     expect(second.ok).toBe(false);
     expect(await grantStore.find('Grant', saved[0]!)).toBeUndefined();
-    expect(first.ok && await grantStore.find('Grant', first.grantId)).toEqual(expect.objectContaining({ kind: 'Grant' }));
+    expect(first.ok && (await grantStore.find('Grant', first.grantId))).toEqual(expect.objectContaining({ kind: 'Grant' }));
     expect((await consents.getForClient(intent.id, 'tpp-1')).grantId).toBe(first.ok ? first.grantId : 'none');
   });
 
   it('records a denial as Rejected without writing a grant', async () => {
     const { consent: intent } = await consents.lodgeIntent({ clientId: 'tpp-1', detail: accountAccess, scope: 'openid accounts' });
-    const denied = await denyConsent(consents, { request: { clientId: 'tpp-1', scope: 'openid accounts', intentId: intent.id, detail: accountAccess }, customerId: 'cust-1' });
+    const denied = await denyConsent(consents, {
+      request: { clientId: 'tpp-1', scope: 'openid accounts', intentId: intent.id, detail: accountAccess },
+      customerId: 'cust-1',
+    });
     expect(denied.status).toBe('Rejected');
   });
 });

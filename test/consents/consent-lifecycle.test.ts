@@ -15,7 +15,11 @@ import { sqlBackends } from '../support/databases.ts';
 
 const backends = sqlBackends();
 
-const detail = (extra: Partial<AccountInformationDetail> = {}): AccountInformationDetail => ({ type: 'account_information', permissions: ['ReadBalances'], ...extra });
+const detail = (extra: Partial<AccountInformationDetail> = {}): AccountInformationDetail => ({
+  type: 'account_information',
+  permissions: ['ReadBalances'],
+  ...extra,
+});
 
 describe('the lifecycle table', () => {
   it('ends in Rejected, Revoked, Expired and Consumed, and authorises only what awaits authorisation', () => {
@@ -37,7 +41,9 @@ describe.each(backends)('consents on %s', (_name, open) => {
     await applyMigrations(sql);
     service = createConsentService({
       store: createSqlConsentStore(sql),
-      revokeGrant: async (grantId) => { revokedGrants.push(grantId); },
+      revokeGrant: async (grantId) => {
+        revokedGrants.push(grantId);
+      },
       logger: pino({ level: 'silent' }),
     });
   });
@@ -46,7 +52,11 @@ describe.each(backends)('consents on %s', (_name, open) => {
   const authorised = async (grantId: string, extra: Partial<AccountInformationDetail> = {}) => {
     const { consent } = await service.lodgeIntent({ clientId: 'tpp-a', detail: detail(extra), scope: 'accounts' });
     return service.authorise({
-      intentId: consent.id, clientId: 'tpp-a', customerId: 'cust-alice', scope: 'accounts', grantId,
+      intentId: consent.id,
+      clientId: 'tpp-a',
+      customerId: 'cust-alice',
+      scope: 'accounts',
+      grantId,
       granted: { ...detail(extra), accounts: [{ accountId: 'acc-1', schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '40001712345678' }] },
       ...(extra.expirationDateTime === undefined ? {} : { expiresAt: new Date(extra.expirationDateTime) }),
     });
@@ -54,15 +64,18 @@ describe.each(backends)('consents on %s', (_name, open) => {
 
   it('binds an authorised consent to its customer and grant, with the granted detail and the consent id', async () => {
     const consent = await authorised('grant-1');
-    expect(consent).toEqual(expect.objectContaining({ status: 'Authorised', customerId: 'cust-alice', grantId: 'grant-1', origin: 'intent', kind: 'account_access' }));
+    expect(consent).toEqual(
+      expect.objectContaining({ status: 'Authorised', customerId: 'cust-alice', grantId: 'grant-1', origin: 'intent', kind: 'account_access' }),
+    );
     expect(consent.granted).toEqual(expect.objectContaining({ consentId: consent.id, accounts: [expect.objectContaining({ accountId: 'acc-1' })] }));
     expect(await service.findByGrantId('grant-1')).toEqual(consent);
   });
 
   it('refuses to authorise a consent twice (it is bound to one customer)', async () => {
     const consent = await authorised('grant-2');
-    await expect(service.authorise({ intentId: consent.id, clientId: 'tpp-a', customerId: 'cust-bob', scope: 'accounts', grantId: 'grant-x' }))
-      .rejects.toBeInstanceOf(ConsentStateConflict);
+    await expect(
+      service.authorise({ intentId: consent.id, clientId: 'tpp-a', customerId: 'cust-bob', scope: 'accounts', grantId: 'grant-x' }),
+    ).rejects.toBeInstanceOf(ConsentStateConflict);
     expect((await service.getForCustomer(consent.id, 'cust-alice')).customerId).toBe('cust-alice');
     await expect(service.getForCustomer(consent.id, 'cust-bob')).rejects.toBeInstanceOf(ConsentNotFound);
   });
@@ -70,18 +83,21 @@ describe.each(backends)('consents on %s', (_name, open) => {
   it('lets only the TPP that created a consent read or authorise it', async () => {
     const { consent } = await service.lodgeIntent({ clientId: 'tpp-a', detail: detail(), scope: 'accounts' });
     await expect(service.getForClient(consent.id, 'tpp-b')).rejects.toBeInstanceOf(ConsentNotFound);
-    await expect(service.authorise({ intentId: consent.id, clientId: 'tpp-b', customerId: 'cust-alice', scope: 'accounts', grantId: 'g' }))
-      .rejects.toBeInstanceOf(ConsentNotFound);
+    await expect(
+      service.authorise({ intentId: consent.id, clientId: 'tpp-b', customerId: 'cust-alice', scope: 'accounts', grantId: 'g' }),
+    ).rejects.toBeInstanceOf(ConsentNotFound);
     expect((await service.getForClient(consent.id, 'tpp-a')).status).toBe('AwaitingAuthorisation');
   });
 
-  it('revokes the grant\'s tokens when a consent is revoked, and records who did it', async () => {
+  it("revokes the grant's tokens when a consent is revoked, and records who did it", async () => {
     const consent = await authorised('grant-3');
     await service.revoke(consent.id, { actor: 'customer', actorId: 'cust-alice', reason: 'dashboard' });
     expect(revokedGrants).toContain('grant-3');
     const events = await service.events(consent.id);
     expect(events.map((e) => [e.toStatus, e.actor, e.actorId])).toEqual([
-      ['AwaitingAuthorisation', 'tpp', 'tpp-a'], ['Authorised', 'customer', 'cust-alice'], ['Revoked', 'customer', 'cust-alice'],
+      ['AwaitingAuthorisation', 'tpp', 'tpp-a'],
+      ['Authorised', 'customer', 'cust-alice'],
+      ['Revoked', 'customer', 'cust-alice'],
     ]);
     expect(events[2]!.reason).toBe('dashboard');
   });
@@ -119,11 +135,12 @@ describe.each(backends)('consents on %s', (_name, open) => {
     expect(again).toEqual({ consent: first.consent, replayed: true });
     const otherTpp = await service.lodgeIntent({ clientId: 'tpp-b', detail: detail(), scope: 'accounts', idempotencyKey: 'k-1' });
     expect(otherTpp.replayed).toBe(false);
-    await expect(service.lodgeIntent({ clientId: 'tpp-a', detail: detail({ permissions: ['ReadAccountsBasic'] }), scope: 'accounts', idempotencyKey: 'k-1' }))
-      .rejects.toBeInstanceOf(IdempotencyConflict);
+    await expect(
+      service.lodgeIntent({ clientId: 'tpp-a', detail: detail({ permissions: ['ReadAccountsBasic'] }), scope: 'accounts', idempotencyKey: 'k-1' }),
+    ).rejects.toBeInstanceOf(IdempotencyConflict);
   });
 
-  it('lists a customer\'s consents, newest change first', async () => {
+  it("lists a customer's consents, newest change first", async () => {
     const list = await service.listForCustomer('cust-alice');
     expect(list.length).toBeGreaterThanOrEqual(6);
     const times = list.map((c) => c.statusUpdatedAt.getTime());

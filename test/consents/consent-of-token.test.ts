@@ -23,14 +23,25 @@ describe.each(sqlBackends())('the consent behind an issued token on %s', (_name,
     drop = opened.drop;
     await applyMigrations(opened.sql);
     const real = createConsentService({ store: createSqlConsentStore(opened.sql), revokeGrant: async () => {}, logger: pino({ level: 'silent' }) });
-    service = { ...real, findByGrantId: (grantId) => { lookups.push(grantId); return real.findByGrantId(grantId); } };
+    service = {
+      ...real,
+      findByGrantId: (grantId) => {
+        lookups.push(grantId);
+        return real.findByGrantId(grantId);
+      },
+    };
     const { consent } = await service.lodgeIntent({
-      clientId: 'tpp-a', scope: 'accounts',
+      clientId: 'tpp-a',
+      scope: 'accounts',
       detail: { type: 'account_information', permissions: ['ReadAccountsBasic'] },
     });
     const auth = completedAuthentication({ customerId: 'cust-alice', factors: [passwordFactor(), totpFactor()], authTime: new Date('2026-12-05T10:00:00Z') });
     await service.authorise({
-      intentId: consent.id, clientId: 'tpp-a', customerId: 'cust-alice', scope: 'accounts', grantId: 'grant-once-1',
+      intentId: consent.id,
+      clientId: 'tpp-a',
+      customerId: 'cust-alice',
+      scope: 'accounts',
+      grantId: 'grant-once-1',
       granted: { type: 'account_information', permissions: ['ReadAccountsBasic'], accounts: [] },
       authentication: consentAuthentication(auth),
     });

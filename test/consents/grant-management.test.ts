@@ -30,7 +30,7 @@ afterAll(async () => {
 async function grantsCall(client: RegisteredTpp, method: 'GET' | 'DELETE', grantId: string, token: string) {
   const res = await client.fetch(`${h.issuer}/grants/${encodeURIComponent(grantId)}`, { method, headers: { authorization: `Bearer ${token}` } });
   const text = await res.text();
-  return { status: res.status, body: text === '' ? {} : JSON.parse(text) as Record<string, any> };
+  return { status: res.status, body: text === '' ? {} : (JSON.parse(text) as Record<string, any>) };
 }
 
 /** An authorization with grant management parameters; the customer shares `accounts`. */
@@ -63,12 +63,18 @@ describe('grant_management_action at PAR', () => {
   });
 
   it('refuses an unknown action, merge without a grant_id and create with one, with invalid_request', async () => {
-    expect(await parError(tpp, { grant_management_action: 'extend' })).toMatchObject({ error: 'invalid_request', error_description: expect.stringMatching(/one of create, merge, replace/) });
-    expect(await parError(tpp, { grant_management_action: 'merge' })).toMatchObject({ error: 'invalid_request', error_description: expect.stringMatching(/needs the grant_id/) });
+    expect(await parError(tpp, { grant_management_action: 'extend' })).toMatchObject({
+      error: 'invalid_request',
+      error_description: expect.stringMatching(/one of create, merge, replace/),
+    });
+    expect(await parError(tpp, { grant_management_action: 'merge' })).toMatchObject({
+      error: 'invalid_request',
+      error_description: expect.stringMatching(/needs the grant_id/),
+    });
     expect(await parError(tpp, { grant_management_action: 'create', grant_id: 'sc-1' })).toMatchObject({ error: 'invalid_request' });
   });
 
-  it('answers invalid_grant_id for another client\'s grant, saying nothing of it', async () => {
+  it("answers invalid_grant_id for another client's grant, saying nothing of it", async () => {
     const tokens = await grantFlow([current]);
     const refused = await parError(other, { grant_management_action: 'merge', grant_id: String(tokens.grant_id) });
     expect(refused).toEqual({ error: 'invalid_grant_id', error_description: 'grant_id is not a grant of this client' });
@@ -110,7 +116,10 @@ describe('grant_management_action at PAR', () => {
   it('refuses to merge into a revoked grant with invalid_grant_id', async () => {
     const first = await grantFlow([current]);
     await h.moat.consents.revoke(String(first.grant_id), { actor: 'customer', actorId: 'cust-alice' });
-    expect(await parError(tpp, { grant_management_action: 'merge', grant_id: String(first.grant_id) })).toMatchObject({ error: 'invalid_grant_id', error_description: expect.stringMatching(/is Revoked/) });
+    expect(await parError(tpp, { grant_management_action: 'merge', grant_id: String(first.grant_id) })).toMatchObject({
+      error: 'invalid_grant_id',
+      error_description: expect.stringMatching(/is Revoked/),
+    });
   });
 });
 
@@ -121,12 +130,14 @@ describe('the grant management endpoint (FAPI Grant Management §7)', () => {
     expect(query.status).toBe(200);
     expect(query.body).toMatchObject({
       scopes: [{ scope: 'openid accounts' }],
-      authorization_details: [{ type: 'account_information', accounts: [expect.objectContaining({ accountId: current }), expect.objectContaining({ accountId: savings })] }],
+      authorization_details: [
+        { type: 'account_information', accounts: [expect.objectContaining({ accountId: current }), expect.objectContaining({ accountId: savings })] },
+      ],
       status: 'Authorised',
     });
   });
 
-  it('answers 404 invalid_grant_id for another client\'s grant, disclosing nothing', async () => {
+  it("answers 404 invalid_grant_id for another client's grant, disclosing nothing", async () => {
     const tokens = await grantFlow([current]);
     const query = await grantsCall(other, 'GET', String(tokens.grant_id), await clientCredentialsToken(other, 'grant_management_query'));
     expect(query).toEqual({ status: 404, body: { error: 'invalid_grant_id', error_description: 'no such grant for this client' } });
@@ -161,7 +172,9 @@ describe('the grant management endpoint (FAPI Grant Management §7)', () => {
     expect(revoke.status).toBe(204);
     expect(await h.moat.consents.getForClient(grantId, tpp.client.client_id)).toMatchObject({ status: 'Revoked' });
     expect(await introspect(tpp, tokens.access_token)).toEqual({ active: false });
-    const refreshed = await oauth.refreshTokenGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), tokens.refresh_token!, { [oauth.customFetch]: tpp.fetch });
+    const refreshed = await oauth.refreshTokenGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), tokens.refresh_token!, {
+      [oauth.customFetch]: tpp.fetch,
+    });
     expect(refreshed.status).toBe(400);
     const again = await grantsCall(tpp, 'GET', grantId, await clientCredentialsToken(tpp, 'grant_management_query'));
     expect(again.status).toBe(404);
@@ -171,7 +184,8 @@ describe('the grant management endpoint (FAPI Grant Management §7)', () => {
   it('answers 404 for an expired grant', async () => {
     const expiration = new Date(Date.now() + 86_400_000).toISOString();
     const { tokens } = await authorizationCodeFlow(h, tpp, {
-      scope: 'openid', accounts: [current],
+      scope: 'openid',
+      accounts: [current],
       extraParams: {
         grant_management_action: 'create',
         authorization_details: JSON.stringify([{ type: 'account_information', permissions: ['ReadAccountsBasic'], expirationDateTime: expiration }]),

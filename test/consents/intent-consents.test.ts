@@ -2,7 +2,15 @@ import { decodeJwt } from 'jose';
 import type { Harness } from '../support/moat-harness.ts';
 import { authorize, onboardTpp, pushAuthorization, useMoatWithTpp, type RegisteredTpp } from '../support/tpp-client.ts';
 import {
-  accountAccessBody, clientCredentialsToken, parError, consentApi, domesticPaymentBody, intentClaims, introspect, redeem, refresh,
+  accountAccessBody,
+  clientCredentialsToken,
+  parError,
+  consentApi,
+  domesticPaymentBody,
+  intentClaims,
+  introspect,
+  redeem,
+  refresh,
 } from '../support/consents.ts';
 
 /*
@@ -22,12 +30,19 @@ describe('the account-access-consents API', () => {
   });
 
   it('lodges a consent as AwaitingAuthorisation and reads it back', async () => {
-    const created = await consentApi(tpp, 'POST', '/aisp/account-access-consents', { token, body: accountAccessBody({ ExpirationDateTime: '2030-01-01T00:00:00Z' }) });
+    const created = await consentApi(tpp, 'POST', '/aisp/account-access-consents', {
+      token,
+      body: accountAccessBody({ ExpirationDateTime: '2030-01-01T00:00:00Z' }),
+    });
     expect(created.status).toBe(201);
-    expect(created.body.Data).toEqual(expect.objectContaining({
-      ConsentId: expect.stringMatching(/^aac-/), Status: 'AwaitingAuthorisation', ExpirationDateTime: '2030-01-01T00:00:00Z',
-      Permissions: ['ReadAccountsDetail', 'ReadBalances', 'ReadTransactionsDetail', 'ReadTransactionsCredits', 'ReadTransactionsDebits'],
-    }));
+    expect(created.body.Data).toEqual(
+      expect.objectContaining({
+        ConsentId: expect.stringMatching(/^aac-/),
+        Status: 'AwaitingAuthorisation',
+        ExpirationDateTime: '2030-01-01T00:00:00Z',
+        Permissions: ['ReadAccountsDetail', 'ReadBalances', 'ReadTransactionsDetail', 'ReadTransactionsCredits', 'ReadTransactionsDebits'],
+      }),
+    );
     expect(created.body.Links.Self).toBe(`${h.issuer}/open-banking/v3.1/aisp/account-access-consents/${created.body.Data.ConsentId}`);
     const read = await consentApi(tpp, 'GET', `/aisp/account-access-consents/${created.body.Data.ConsentId}`, { token });
     expect(read.status).toBe(200);
@@ -51,8 +66,18 @@ describe('the account-access-consents API', () => {
 
   it.each([
     ['an unknown permission', accountAccessBody({ Permissions: ['ReadEverything'] }), 'UK.OBIE.Field.Invalid', /Permissions/],
-    ['transaction detail without a direction (UK OB rule)', accountAccessBody({ Permissions: ['ReadTransactionsDetail'] }), 'UK.OBIE.Field.Invalid', /ReadTransactionsCredits\/Debits/],
-    ['an expiry in the past', accountAccessBody({ ExpirationDateTime: '2020-01-01T00:00:00Z' }), 'UK.OBIE.Field.Invalid', /expirationDateTime: the expiry is in the past/],
+    [
+      'transaction detail without a direction (UK OB rule)',
+      accountAccessBody({ Permissions: ['ReadTransactionsDetail'] }),
+      'UK.OBIE.Field.Invalid',
+      /ReadTransactionsCredits\/Debits/,
+    ],
+    [
+      'an expiry in the past',
+      accountAccessBody({ ExpirationDateTime: '2020-01-01T00:00:00Z' }),
+      'UK.OBIE.Field.Invalid',
+      /expirationDateTime: the expiry is in the past/,
+    ],
     ['a date that is not ISO 8601', accountAccessBody({ ExpirationDateTime: 'next tuesday' }), 'UK.OBIE.Field.Invalid', /ISO 8601/],
     ['an unexpected field', { ...accountAccessBody(), Extra: 1 }, 'UK.OBIE.Field.Unexpected', /Extra/],
     ['no Risk', { Data: { Permissions: ['ReadBalances'] } }, 'UK.OBIE.Field.Missing', /Risk/],
@@ -109,11 +134,14 @@ describe('an authorised intent', () => {
   it('carries the intent id and the consent in the token response', () => {
     expect(tokens.openbanking_intent_id).toBe(consentId);
     expect(tokens.consent_id).toBe(consentId);
-    expect(tokens.authorization_details).toEqual([expect.objectContaining({
-      type: 'account_information', consentId,
-      permissions: ['ReadAccountsDetail', 'ReadBalances', 'ReadTransactionsDetail', 'ReadTransactionsCredits', 'ReadTransactionsDebits'],
-      accounts: [{ accountId: 'acc-alice-savings', schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '40001787654321' }],
-    })]);
+    expect(tokens.authorization_details).toEqual([
+      expect.objectContaining({
+        type: 'account_information',
+        consentId,
+        permissions: ['ReadAccountsDetail', 'ReadBalances', 'ReadTransactionsDetail', 'ReadTransactionsCredits', 'ReadTransactionsDebits'],
+        accounts: [{ accountId: 'acc-alice-savings', schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '40001787654321' }],
+      }),
+    ]);
   });
 
   it('names the intent in the ID token', () => {
@@ -133,12 +161,20 @@ describe('an authorised intent', () => {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({
-        client_id: tpp.client.client_id, response_type: 'code', redirect_uri: tpp.redirectUri, scope: 'openid accounts',
-        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', claims: intentClaims(consentId),
+        client_id: tpp.client.client_id,
+        response_type: 'code',
+        redirect_uri: tpp.redirectUri,
+        scope: 'openid accounts',
+        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+        code_challenge_method: 'S256',
+        claims: intentClaims(consentId),
       }),
     });
     expect(res.status).toBe(400);
-    expect(await res.json()).toEqual({ error: 'invalid_request', error_description: `consent ${consentId} is Authorised, not AwaitingAuthorisation; lodge a new consent` });
+    expect(await res.json()).toEqual({
+      error: 'invalid_request',
+      error_description: `consent ${consentId} is Authorised, not AwaitingAuthorisation; lodge a new consent`,
+    });
   });
 
   it('dies with its tokens when the TPP deletes it: introspection inactive, refresh refused', async () => {
@@ -152,19 +188,24 @@ describe('an authorised intent', () => {
     expect(read.body.Data.Status).toBe('Revoked');
     const events = await h.moat.consents.events(consentId);
     expect(events.map((e) => [e.fromStatus, e.toStatus, e.actor])).toEqual([
-      [undefined, 'AwaitingAuthorisation', 'tpp'], ['AwaitingAuthorisation', 'Authorised', 'customer'], ['Authorised', 'Revoked', 'tpp'],
+      [undefined, 'AwaitingAuthorisation', 'tpp'],
+      ['AwaitingAuthorisation', 'Authorised', 'customer'],
+      ['Authorised', 'Revoked', 'tpp'],
     ]);
   });
 });
 
 describe('intents the PAR refuses', () => {
-  it('refuses an unknown intent id and another TPP\'s intent with invalid_request', async () => {
+  it("refuses an unknown intent id and another TPP's intent with invalid_request", async () => {
     expect(await parError(tpp, { claims: intentClaims('aac-does-not-exist') })).toEqual({
-      error: 'invalid_request', error_description: 'openbanking_intent_id aac-does-not-exist is not a consent this client lodged',
+      error: 'invalid_request',
+      error_description: 'openbanking_intent_id aac-does-not-exist is not a consent this client lodged',
     });
     const other = await onboardTpp(h);
     try {
-      const theirs = (await consentApi(other, 'POST', '/aisp/account-access-consents', { token: await clientCredentialsToken(other, 'accounts'), body: accountAccessBody() })).body.Data.ConsentId as string;
+      const theirs = (
+        await consentApi(other, 'POST', '/aisp/account-access-consents', { token: await clientCredentialsToken(other, 'accounts'), body: accountAccessBody() })
+      ).body.Data.ConsentId as string;
       expect((await parError(tpp, { claims: intentClaims(theirs) })).error_description).toMatch(/is not a consent this client lodged/);
     } finally {
       await other.close();
@@ -172,11 +213,15 @@ describe('intents the PAR refuses', () => {
   });
 
   it('refuses an intent and authorization_details together', async () => {
-    const consentId = (await consentApi(tpp, 'POST', '/aisp/account-access-consents', { token: await clientCredentialsToken(tpp, 'accounts'), body: accountAccessBody() })).body.Data.ConsentId as string;
-    expect(await parError(tpp, {
-      claims: intentClaims(consentId),
-      authorization_details: JSON.stringify([{ type: 'account_information', permissions: ['ReadBalances'] }]),
-    })).toEqual({ error: 'invalid_authorization_details', error_description: 'use either authorization_details or the openbanking_intent_id claim, not both' });
+    const consentId = (
+      await consentApi(tpp, 'POST', '/aisp/account-access-consents', { token: await clientCredentialsToken(tpp, 'accounts'), body: accountAccessBody() })
+    ).body.Data.ConsentId as string;
+    expect(
+      await parError(tpp, {
+        claims: intentClaims(consentId),
+        authorization_details: JSON.stringify([{ type: 'account_information', permissions: ['ReadBalances'] }]),
+      }),
+    ).toEqual({ error: 'invalid_authorization_details', error_description: 'use either authorization_details or the openbanking_intent_id claim, not both' });
   });
 
   it('lets the TPP withdraw an intent nobody authorised (it becomes Rejected) and then refuses it', async () => {
@@ -209,16 +254,31 @@ describe('the domestic-payment-consents API', () => {
     expect(missing.status).toBe(400);
     expect(missing.body.Errors[0]).toEqual(expect.objectContaining({ ErrorCode: 'UK.OBIE.Header.Missing', Path: 'x-idempotency-key' }));
     const key = crypto.randomUUID();
-    const first = await consentApi(tpp, 'POST', '/pisp/domestic-payment-consents', { token, body: domesticPaymentBody(), headers: { 'x-idempotency-key': key } });
+    const first = await consentApi(tpp, 'POST', '/pisp/domestic-payment-consents', {
+      token,
+      body: domesticPaymentBody(),
+      headers: { 'x-idempotency-key': key },
+    });
     expect(first.status).toBe(201);
-    expect(first.body.Data).toEqual(expect.objectContaining({
-      ConsentId: expect.stringMatching(/^pdc-/), Status: 'AwaitingAuthorisation',
-      Initiation: expect.objectContaining({ InstructedAmount: { Amount: '42.50', Currency: 'GBP' }, RemittanceInformation: { Reference: 'INV-2026-118' } }),
-    }));
-    const again = await consentApi(tpp, 'POST', '/pisp/domestic-payment-consents', { token, body: domesticPaymentBody(), headers: { 'x-idempotency-key': key } });
+    expect(first.body.Data).toEqual(
+      expect.objectContaining({
+        ConsentId: expect.stringMatching(/^pdc-/),
+        Status: 'AwaitingAuthorisation',
+        Initiation: expect.objectContaining({ InstructedAmount: { Amount: '42.50', Currency: 'GBP' }, RemittanceInformation: { Reference: 'INV-2026-118' } }),
+      }),
+    );
+    const again = await consentApi(tpp, 'POST', '/pisp/domestic-payment-consents', {
+      token,
+      body: domesticPaymentBody(),
+      headers: { 'x-idempotency-key': key },
+    });
     expect(again.status).toBe(200);
     expect(again.body.Data.ConsentId).toBe(first.body.Data.ConsentId);
-    const changed = await consentApi(tpp, 'POST', '/pisp/domestic-payment-consents', { token, body: domesticPaymentBody({ InstructedAmount: { Amount: '99.00', Currency: 'GBP' } }), headers: { 'x-idempotency-key': key } });
+    const changed = await consentApi(tpp, 'POST', '/pisp/domestic-payment-consents', {
+      token,
+      body: domesticPaymentBody({ InstructedAmount: { Amount: '99.00', Currency: 'GBP' } }),
+      headers: { 'x-idempotency-key': key },
+    });
     expect(changed.status).toBe(400);
     expect(changed.body.Errors[0].ErrorCode).toBe('UK.OBIE.Header.Invalid');
   });
@@ -227,26 +287,48 @@ describe('the domestic-payment-consents API', () => {
     ['a negative amount', { InstructedAmount: { Amount: '-1.00', Currency: 'GBP' } }, /decimal amount/],
     ['a zero amount', { InstructedAmount: { Amount: '0.00', Currency: 'GBP' } }, /more than zero/],
     ['a lower-case currency', { InstructedAmount: { Amount: '1.00', Currency: 'gbp' } }, /ISO 4217/],
-    ['a sort code account number of the wrong length', { CreditorAccount: { SchemeName: 'UK.OBIE.SortCodeAccountNumber', Identification: '123', Name: 'X' } }, /14 digits/],
-    ['a creditor without a name', { CreditorAccount: { SchemeName: 'UK.OBIE.SortCodeAccountNumber', Identification: '08080021325698' } }, /CreditorAccount\.Name/],
+    [
+      'a sort code account number of the wrong length',
+      { CreditorAccount: { SchemeName: 'UK.OBIE.SortCodeAccountNumber', Identification: '123', Name: 'X' } },
+      /14 digits/,
+    ],
+    [
+      'a creditor without a name',
+      { CreditorAccount: { SchemeName: 'UK.OBIE.SortCodeAccountNumber', Identification: '08080021325698' } },
+      /CreditorAccount\.Name/,
+    ],
   ])('refuses %s with a message naming the field', async (_name, initiation, message) => {
-    const res = await consentApi(tpp, 'POST', '/pisp/domestic-payment-consents', { token, body: domesticPaymentBody(initiation), headers: { 'x-idempotency-key': crypto.randomUUID() } });
+    const res = await consentApi(tpp, 'POST', '/pisp/domestic-payment-consents', {
+      token,
+      body: domesticPaymentBody(initiation),
+      headers: { 'x-idempotency-key': crypto.randomUUID() },
+    });
     expect(res.status).toBe(400);
     expect(res.body.Message).toMatch(message);
   });
 
   it('is authorised from exactly one account, consumed by the payment, and then refuses a second payment', async () => {
-    const consentId = (await consentApi(tpp, 'POST', '/pisp/domestic-payment-consents', { token, body: domesticPaymentBody(), headers: { 'x-idempotency-key': crypto.randomUUID() } })).body.Data.ConsentId as string;
+    const consentId = (
+      await consentApi(tpp, 'POST', '/pisp/domestic-payment-consents', {
+        token,
+        body: domesticPaymentBody(),
+        headers: { 'x-idempotency-key': crypto.randomUUID() },
+      })
+    ).body.Data.ConsentId as string;
     const code = await authorize(h, tpp, { scope: 'openid payments', extraParams: { claims: intentClaims(consentId) } });
     const { body: tokens } = await redeem(tpp, code);
-    expect(tokens.authorization_details[0]).toEqual(expect.objectContaining({
-      type: 'payment_initiation', consentId, instructedAmount: { amount: '42.50', currency: 'GBP' },
-      debtorAccount: { accountId: 'acc-alice-current', schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '40001712345678' },
-    }));
+    expect(tokens.authorization_details[0]).toEqual(
+      expect.objectContaining({
+        type: 'payment_initiation',
+        consentId,
+        instructedAmount: { amount: '42.50', currency: 'GBP' },
+        debtorAccount: { accountId: 'acc-alice-current', schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '40001712345678' },
+      }),
+    );
     const pay = () => tpp.fetch(`${h.issuer}/sandbox-api/domestic-payments`, { method: 'POST', headers: { authorization: `Bearer ${tokens.access_token}` } });
     const paid = await pay();
     expect(paid.status).toBe(200);
-    expect((await paid.json() as { data: { status: string } }).data.status).toBe('AcceptedSettlementInProcess');
+    expect(((await paid.json()) as { data: { status: string } }).data.status).toBe('AcceptedSettlementInProcess');
     expect((await consentApi(tpp, 'GET', `/pisp/domestic-payment-consents/${consentId}`, { token })).body.Data.Status).toBe('Consumed');
     const twice = await pay();
     expect(twice.status).toBe(400);
@@ -259,12 +341,13 @@ describe('a TPP without the role', () => {
     const aisp = await onboardTpp(h, { roles: ['AISP'] });
     try {
       const res = await aisp.fetch(`${h.issuer}/token`, {
-        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'payments', client_id: aisp.client.client_id }),
       });
       // The payments scope is not the AISP's to ask for in the first place.
       expect(res.status).toBe(400);
-      expect((await res.json() as { error: string }).error).toBe('invalid_scope');
+      expect(((await res.json()) as { error: string }).error).toBe('invalid_scope');
     } finally {
       await aisp.close();
     }

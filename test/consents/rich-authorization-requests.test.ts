@@ -12,21 +12,27 @@ let h: Harness;
 let tpp: RegisteredTpp;
 useMoatWithTpp((started) => ({ h, tpp } = started));
 
-const accountInformation = (extra: Record<string, unknown> = {}) => JSON.stringify([{
-  type: 'account_information',
-  permissions: ['ReadAccountsDetail', 'ReadBalances', 'ReadTransactionsDetail', 'ReadTransactionsCredits', 'ReadTransactionsDebits', 'ReadParty'],
-  expirationDateTime: '2031-06-30T00:00:00Z',
-  ...extra,
-}]);
+const accountInformation = (extra: Record<string, unknown> = {}) =>
+  JSON.stringify([
+    {
+      type: 'account_information',
+      permissions: ['ReadAccountsDetail', 'ReadBalances', 'ReadTransactionsDetail', 'ReadTransactionsCredits', 'ReadTransactionsDebits', 'ReadParty'],
+      expirationDateTime: '2031-06-30T00:00:00Z',
+      ...extra,
+    },
+  ]);
 
-const paymentInitiation = (extra: Record<string, unknown> = {}) => JSON.stringify([{
-  type: 'payment_initiation',
-  instructedAmount: { amount: '12.34', currency: 'GBP' },
-  creditorName: 'Corner Shop Ltd',
-  creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '11223344556677' },
-  remittanceInformation: { reference: 'ORDER-55' },
-  ...extra,
-}]);
+const paymentInitiation = (extra: Record<string, unknown> = {}) =>
+  JSON.stringify([
+    {
+      type: 'payment_initiation',
+      instructedAmount: { amount: '12.34', currency: 'GBP' },
+      creditorName: 'Corner Shop Ltd',
+      creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '11223344556677' },
+      remittanceInformation: { reference: 'ORDER-55' },
+      ...extra,
+    },
+  ]);
 
 describe('authorization_details at PAR (RFC 9396 §5: invalid_authorization_details)', () => {
   it.each([
@@ -35,9 +41,21 @@ describe('authorization_details at PAR (RFC 9396 §5: invalid_authorization_deta
     ['two details at once', JSON.stringify([JSON.parse(accountInformation())[0], JSON.parse(paymentInitiation())[0]]), /one authorization detail per request/],
     ['an unknown field', accountInformation({ everything: true }), /authorization_details\[0\]: Unrecognized key: "everything"/],
     ['an unknown permission', accountInformation({ permissions: ['ReadMinds'] }), /authorization_details\[0\]\.permissions\[0\]: unknown permission code/],
-    ['a malformed amount', paymentInitiation({ instructedAmount: { amount: '12,34', currency: 'GBP' } }), /instructedAmount\.amount: expected a decimal amount like 10\.00/],
-    ['an IBAN with spaces', paymentInitiation({ creditorAccount: { schemeName: 'UK.OBIE.IBAN', identification: 'GB33 BUKB 2020 1555 5555 55' } }), /creditorAccount\.identification: an IBAN/],
-    ['a transaction range that ends before it starts', accountInformation({ transactionFromDateTime: '2026-02-01T00:00:00Z', transactionToDateTime: '2026-01-01T00:00:00Z' }), /starts after it ends/],
+    [
+      'a malformed amount',
+      paymentInitiation({ instructedAmount: { amount: '12,34', currency: 'GBP' } }),
+      /instructedAmount\.amount: expected a decimal amount like 10\.00/,
+    ],
+    [
+      'an IBAN with spaces',
+      paymentInitiation({ creditorAccount: { schemeName: 'UK.OBIE.IBAN', identification: 'GB33 BUKB 2020 1555 5555 55' } }),
+      /creditorAccount\.identification: an IBAN/,
+    ],
+    [
+      'a transaction range that ends before it starts',
+      accountInformation({ transactionFromDateTime: '2026-02-01T00:00:00Z', transactionToDateTime: '2026-01-01T00:00:00Z' }),
+      /starts after it ends/,
+    ],
   ])('refuses %s', async (_name, details, message) => {
     const result = await parError(tpp, { authorization_details: details });
     expect(result.error).toBe('invalid_authorization_details');
@@ -49,7 +67,10 @@ describe('authorization_details at PAR (RFC 9396 §5: invalid_authorization_deta
     try {
       expect(aisp.client.authorization_details_types).toEqual(['account_information']);
       const result = await parError(aisp, { authorization_details: paymentInitiation() });
-      expect(result).toEqual({ error: 'invalid_authorization_details', error_description: "authorization details type 'payment_initiation' is not allowed for this client" });
+      expect(result).toEqual({
+        error: 'invalid_authorization_details',
+        error_description: "authorization details type 'payment_initiation' is not allowed for this client",
+      });
     } finally {
       await aisp.close();
     }
@@ -71,7 +92,8 @@ describe('authorization_details that stop being valid while the customer signs i
       // The customer takes longer than the TPP's expiry allowed.
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiry - Date.now()) + 50));
       const login = await browser.follow(`/interaction/${uid}/login`, {
-        method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf: hiddenField(loginPage, 'csrf') },
+        method: 'POST',
+        form: { username: 'alice', password: 'alice-sandbox', csrf: hiddenField(loginPage, 'csrf') },
       });
       expect(login.location).toBeDefined();
       const callback = new URL(login.location!);
@@ -87,8 +109,10 @@ describe('an account_information consent the customer narrows', () => {
   let tokens: Record<string, any>;
   beforeAll(async () => {
     const code = await authorize(h, tpp, {
-      scope: 'openid accounts', extraParams: { authorization_details: accountInformation() },
-      accounts: ['acc-alice-current', 'acc-alice-euro'], permissionGroups: ['account-details', 'transactions'],
+      scope: 'openid accounts',
+      extraParams: { authorization_details: accountInformation() },
+      accounts: ['acc-alice-current', 'acc-alice-euro'],
+      permissionGroups: ['account-details', 'transactions'],
     });
     tokens = (await redeem(tpp, code)).body;
   });
@@ -96,7 +120,9 @@ describe('an account_information consent the customer narrows', () => {
   it('grants only the chosen accounts and permission groups, never what was refused', () => {
     const [granted] = tokens.authorization_details;
     expect(granted).toEqual({
-      type: 'account_information', consentId: expect.stringMatching(/^aac-/), expirationDateTime: '2031-06-30T00:00:00Z',
+      type: 'account_information',
+      consentId: expect.stringMatching(/^aac-/),
+      expirationDateTime: '2031-06-30T00:00:00Z',
       permissions: ['ReadAccountsDetail', 'ReadBalances', 'ReadTransactionsDetail', 'ReadTransactionsCredits', 'ReadTransactionsDebits'],
       accounts: [
         { accountId: 'acc-alice-current', schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '40001712345678' },
@@ -108,7 +134,7 @@ describe('an account_information consent the customer narrows', () => {
     expect(tokens.openbanking_intent_id).toBeUndefined();
   });
 
-  it('shows the same at introspection, for the bank\'s APIs to enforce', async () => {
+  it("shows the same at introspection, for the bank's APIs to enforce", async () => {
     const result = await introspect(tpp, tokens.access_token as string);
     expect(result.consent_id).toBe(tokens.consent_id);
     expect(result.authorization_details).toEqual(tokens.authorization_details);
@@ -116,7 +142,7 @@ describe('an account_information consent the customer narrows', () => {
 
   it('lets the sandbox API show the granted accounts and no others', async () => {
     const res = await tpp.fetch(`${h.issuer}/sandbox-api/accounts`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
-    const body = await res.json() as { data: { accounts: { accountId: string }[] } };
+    const body = (await res.json()) as { data: { accounts: { accountId: string }[] } };
     expect(body.data.accounts.map((a) => a.accountId)).toEqual(['acc-alice-current', 'acc-alice-euro']);
   });
 
@@ -129,7 +155,9 @@ describe('an account_information consent the customer narrows', () => {
 
   it('records the consent as Authorised for alice, with the audit trail', async () => {
     const consent = await h.moat.consents.getForCustomer(tokens.consent_id as string, 'cust-alice');
-    expect(consent).toEqual(expect.objectContaining({ status: 'Authorised', origin: 'authorization_details', kind: 'account_access', clientId: tpp.client.client_id }));
+    expect(consent).toEqual(
+      expect.objectContaining({ status: 'Authorised', origin: 'authorization_details', kind: 'account_access', clientId: tpp.client.client_id }),
+    );
     expect((await h.moat.consents.events(consent.id)).map((e) => e.toStatus)).toEqual(['AwaitingAuthorisation', 'Authorised']);
     await expect(h.moat.consents.getForCustomer(consent.id, 'cust-bob')).rejects.toThrow(/does not exist/);
   });
@@ -138,7 +166,10 @@ describe('an account_information consent the customer narrows', () => {
 describe('the consent screen refuses a choice outside the rules', () => {
   async function choose(details: string, choices: Parameters<typeof customerConsents>[3]) {
     const { requestUri } = await pushAuthorization(tpp, { extraParams: { authorization_details: details } });
-    return customerConsents(h, tpp, requestUri, choices).then(() => 'redirected', (err: Error) => err.message);
+    return customerConsents(h, tpp, requestUri, choices).then(
+      () => 'redirected',
+      (err: Error) => err.message,
+    );
   }
 
   it('needs at least one account for account access', async () => {
@@ -149,7 +180,7 @@ describe('the consent screen refuses a choice outside the rules', () => {
     expect(await choose(paymentInitiation(), { accounts: ['acc-alice-current', 'acc-alice-savings'] })).toMatch(/400 .*Choose the one account to pay from/s);
   });
 
-  it('does not accept an account that is not the customer\'s', async () => {
+  it("does not accept an account that is not the customer's", async () => {
     expect(await choose(accountInformation(), { accounts: ['acc-bob-current'] })).toMatch(/400 .*Choose from the accounts listed/s);
   });
 
@@ -169,7 +200,7 @@ describe('the consent screen refuses a choice outside the rules', () => {
 });
 
 describe('consent expiry', () => {
-  it('ends a consent\'s tokens at its expirationDateTime, then records it Expired', async () => {
+  it("ends a consent's tokens at its expirationDateTime, then records it Expired", async () => {
     // Ten seconds: long enough for the whole flow on a loaded CI machine, short enough to wait out.
     const expiresAt = Date.now() + 10_000;
     const expiry = new Date(expiresAt).toISOString();
@@ -188,7 +219,11 @@ describe('consent expiry', () => {
 
 describe('a payment_initiation consent', () => {
   it('pays once from the chosen account and is then Consumed', async () => {
-    const code = await authorize(h, tpp, { scope: 'openid payments', extraParams: { authorization_details: paymentInitiation() }, accounts: ['acc-alice-savings'] });
+    const code = await authorize(h, tpp, {
+      scope: 'openid payments',
+      extraParams: { authorization_details: paymentInitiation() },
+      accounts: ['acc-alice-savings'],
+    });
     const { body: tokens } = await redeem(tpp, code);
     expect(tokens.authorization_details[0].debtorAccount.accountId).toBe('acc-alice-savings');
     const pay = () => tpp.fetch(`${h.issuer}/sandbox-api/domestic-payments`, { method: 'POST', headers: { authorization: `Bearer ${tokens.access_token}` } });

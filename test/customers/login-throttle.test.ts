@@ -13,8 +13,14 @@ describe('the sign-in throttle per address', () => {
   it('locks an IPv6 /64 whatever address of it the next guess comes from', async () => {
     const throttle = createLoginThrottle(policy, createMemoryAttemptCounterStore());
     expect((await throttle.attempt('ann', '2001:db8:14:1::a', wrongPassword)).outcome).toBe('failed');
-    expect(await throttle.attempt('bea', '2001:db8:14:1:ffff:ffff:ffff:fffe', wrongPassword)).toEqual({ outcome: 'failed', locked: expect.objectContaining({ by: 'address' }) });
-    expect(await throttle.attempt('cid', '2001:db8:14:1:1234::9', wrongPassword)).toEqual({ outcome: 'refused', locked: expect.objectContaining({ by: 'address' }) });
+    expect(await throttle.attempt('bea', '2001:db8:14:1:ffff:ffff:ffff:fffe', wrongPassword)).toEqual({
+      outcome: 'failed',
+      locked: expect.objectContaining({ by: 'address' }),
+    });
+    expect(await throttle.attempt('cid', '2001:db8:14:1:1234::9', wrongPassword)).toEqual({
+      outcome: 'refused',
+      locked: expect.objectContaining({ by: 'address' }),
+    });
     // Another network is another client.
     expect((await throttle.attempt('dot', '2001:db8:14:2::a', wrongPassword)).outcome).toBe('failed');
   });

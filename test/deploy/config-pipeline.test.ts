@@ -17,13 +17,15 @@ const IMAGE_COMMAND = /"\$MOAT_IMAGE"\s+((?:[^\n\\]|\\\n)+)/g;
 
 /** Each Moat command line the pipeline runs in the image, joined across its line continuations. */
 function moatCommands(job: string): string[][] {
-  return workflow.jobs[job]!.steps.flatMap((step) => [...(step.run ?? '').matchAll(IMAGE_COMMAND)]
-    .map((m) => m[1]!.replace(/\\\n/g, ' ').trim().split(/\s+/)));
+  return workflow.jobs[job]!.steps.flatMap((step) => [...(step.run ?? '').matchAll(IMAGE_COMMAND)].map((m) => m[1]!.replace(/\\\n/g, ' ').trim().split(/\s+/)));
 }
 
 it('validates with the production rules and plans against the running deployment before deploying', () => {
   const plan = moatCommands('plan');
-  expect(plan.map((c) => c.slice(0, 2))).toEqual([['config', 'validate'], ['config', 'plan']]);
+  expect(plan.map((c) => c.slice(0, 2))).toEqual([
+    ['config', 'validate'],
+    ['config', 'plan'],
+  ]);
   expect(plan[0]).toContain('--production');
   expect(plan[1]).toEqual(expect.arrayContaining(['--against', '--detailed-exitcode']));
   expect(workflow.jobs.deploy!.needs).toBe('plan');

@@ -70,7 +70,11 @@ const field = (text: string, name: string) => new RegExp(`^\\s*-?\\s*${name}: (.
 
 /** Directives of an nginx configuration as `name args` strings, comments dropped. */
 function directives(conf: string): string[] {
-  return conf.split('\n').map((l) => l.replace(/#.*$/, '').trim()).filter((l) => l.endsWith(';')).map((l) => l.slice(0, -1).replace(/\s+/g, ' '));
+  return conf
+    .split('\n')
+    .map((l) => l.replace(/#.*$/, '').trim())
+    .filter((l) => l.endsWith(';'))
+    .map((l) => l.slice(0, -1).replace(/\s+/g, ' '));
 }
 
 /** The directives that make the gateway an mTLS terminator forwarding the certificate. */
@@ -81,7 +85,7 @@ describe('the Helm chart (deploy/helm/moat)', () => {
   const env = [...deployment.matchAll(/- name: (MOAT_[A-Z0-9_]+)/g)].map((m) => m[1]!);
   const mounts = [...deployment.matchAll(/mountPath: (\S+)/g)].map((m) => m[1]!);
 
-  it('ships a Moat configuration that Moat\'s own loader accepts with the environment the Deployment adds', () => {
+  it("ships a Moat configuration that Moat's own loader accepts with the environment the Deployment adds", () => {
     expect(env).toContain('MOAT_CONFIG');
     const overrides = env.filter((name) => name !== 'MOAT_CONFIG');
     for (const name of overrides) expect(Object.keys(SAMPLE_ENV)).toContain(name);
@@ -108,7 +112,11 @@ describe('the Helm chart (deploy/helm/moat)', () => {
   });
 
   it('probes the health routes Moat serves, on the port Moat listens on', () => {
-    const probe = (name: string) => ({ path: field(block(deployment, name), 'path'), port: field(block(deployment, name), 'port'), scheme: field(block(deployment, name), 'scheme') });
+    const probe = (name: string) => ({
+      path: field(block(deployment, name), 'path'),
+      port: field(block(deployment, name), 'port'),
+      scheme: field(block(deployment, name), 'scheme'),
+    });
     expect(probe('livenessProbe')).toEqual({ path: HEALTH_PATHS.liveness, port: 'http', scheme: undefined });
     expect(probe('startupProbe')).toEqual({ path: HEALTH_PATHS.liveness, port: 'http', scheme: undefined });
     expect(probe('readinessProbe')).toEqual({ path: HEALTH_PATHS.readiness, port: 'http', scheme: undefined });
@@ -118,11 +126,15 @@ describe('the Helm chart (deploy/helm/moat)', () => {
     expect((values.config.tls as { terminate: boolean }).terminate).toBe(false);
   });
 
-  it('mounts every file the configuration names, read-only, from the operator\'s Secret and ConfigMap', () => {
+  it("mounts every file the configuration names, read-only, from the operator's Secret and ConfigMap", () => {
     const config = validate(stringify(values.config), SAMPLE_ENV);
     const files = [
-      join(config.keys.dir, SIGNING_KEYS_FILE), join(config.keys.dir, SECRETS_FILE), config.admin.tokenFile!, config.sca.totp.encryptionKeyFile!,
-      ...config.trustAnchors, ...config.directories.map((d) => d.jwksFile!),
+      join(config.keys.dir, SIGNING_KEYS_FILE),
+      join(config.keys.dir, SECRETS_FILE),
+      config.admin.tokenFile!,
+      config.sca.totp.encryptionKeyFile!,
+      ...config.trustAnchors,
+      ...config.directories.map((d) => d.jwksFile!),
     ];
     for (const file of files) {
       const mount = mounts.find((m) => file.startsWith(`${m}/`));
@@ -131,7 +143,8 @@ describe('the Helm chart (deploy/helm/moat)', () => {
     }
     // The Secret's keys land under the names Moat reads.
     const volumes = block(deployment, 'volumes');
-    for (const name of [SIGNING_KEYS_FILE, SECRETS_FILE]) expect(volumes).toMatch(new RegExp(`- key: ${name.replace('.', '\\.')}\\s+path: ${name.replace('.', '\\.')}`));
+    for (const name of [SIGNING_KEYS_FILE, SECRETS_FILE])
+      expect(volumes).toMatch(new RegExp(`- key: ${name.replace('.', '\\.')}\\s+path: ${name.replace('.', '\\.')}`));
     expect(volumes).toMatch(new RegExp(`- key: admin-token\\s+path: ${basename(config.admin.tokenFile!)}`));
     // The one writable place, where the (unused in production) dataDir also lies.
     expect(volumes).toMatch(/- name: tmp\s+emptyDir:/);
@@ -150,7 +163,10 @@ describe('the Helm chart (deploy/helm/moat)', () => {
   });
 
   it('runs Moat and the gateway as non-root users on read-only root filesystems', () => {
-    for (const [pod, container] of [[values.podSecurityContext, values.securityContext], [values.gateway.podSecurityContext, values.gateway.securityContext]] as const) {
+    for (const [pod, container] of [
+      [values.podSecurityContext, values.securityContext],
+      [values.gateway.podSecurityContext, values.gateway.securityContext],
+    ] as const) {
       expect(pod).toMatchObject({ runAsNonRoot: true });
       expect(pod.runAsUser).toBeGreaterThan(0);
       expect(container).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
@@ -177,7 +193,7 @@ describe('the Helm chart (deploy/helm/moat)', () => {
     expect(field(template('service.yaml'), 'targetPort')).toBe('http');
   });
 
-  it('puts nginx in front, forwarding the client certificate in the header Moat\'s trusted-proxy setting reads, as the compose gateway does', () => {
+  it("puts nginx in front, forwarding the client certificate in the header Moat's trusted-proxy setting reads, as the compose gateway does", () => {
     const nginx = read(CHART, 'files', 'nginx.conf');
     const header = FORWARDED_CERT_HEADERS[values.config.trustedProxies.format];
     const forwarded = /proxy_set_header (\S+) \$ssl_client_escaped_cert;/.exec(nginx)?.[1];
@@ -193,7 +209,9 @@ describe('the Helm chart (deploy/helm/moat)', () => {
     expect(template('gateway-configmap.yaml')).toContain('tpl (.Files.Get "files/nginx.conf") .');
     // Only the gateway's pods reach Moat's public port: trustedProxies is a pod range.
     const policy = template('networkpolicy.yaml');
-    expect(policy).toMatch(/- from:\s+- podSelector:\s+matchLabels:\s+\{\{- include "moat\.gatewaySelectorLabels" \. \| nindent 14 \}\}\s+ports:\s+- port: http/);
+    expect(policy).toMatch(
+      /- from:\s+- podSelector:\s+matchLabels:\s+\{\{- include "moat\.gatewaySelectorLabels" \. \| nindent 14 \}\}\s+ports:\s+- port: http/,
+    );
   });
 });
 
@@ -204,7 +222,8 @@ describe('docker-compose.yml', () => {
   const moat = compose.services.moat!;
   const gateway = compose.services.gateway!;
   const nginx = read(ROOT, 'deploy', 'nginx', 'moat.conf');
-  const production = () => validate(read(ROOT, 'deploy', 'moat.production.yaml'), Object.fromEntries(Object.entries(moat.environment!).filter(([k]) => k !== 'MOAT_CONFIG')));
+  const production = () =>
+    validate(read(ROOT, 'deploy', 'moat.production.yaml'), Object.fromEntries(Object.entries(moat.environment!).filter(([k]) => k !== 'MOAT_CONFIG')));
 
   it('lets the moat service scale: no container name, no published port, no fixed address', () => {
     expect(moat).not.toHaveProperty('container_name');
@@ -213,13 +232,13 @@ describe('docker-compose.yml', () => {
     expect(moat.environment!.MOAT_CONFIG).toBe('/app/deploy/moat.production.yaml');
   });
 
-  it('runs deploy/moat.production.yaml, which Moat\'s own loader accepts with the compose environment', () => {
+  it("runs deploy/moat.production.yaml, which Moat's own loader accepts with the compose environment", () => {
     const config = production();
     expect(config.mode).toBe('production');
     expect(config.tls.terminate).toBe(false);
   });
 
-  it('has nginx reach every replica through the service name, re-resolved with Docker\'s DNS', () => {
+  it("has nginx reach every replica through the service name, re-resolved with Docker's DNS", () => {
     const config = production();
     const upstream = /upstream (\S+) \{([^}]*)\}/.exec(nginx);
     expect(upstream?.[2]).toMatch(new RegExp(`server moat:${config.listen.port} resolve;`));
@@ -227,7 +246,7 @@ describe('docker-compose.yml', () => {
     expect(directives(nginx).find((d) => d.startsWith('resolver '))).toMatch(/^resolver 127\.0\.0\.11 /);
   });
 
-  it('trusts the certificate header from the gateway\'s fixed address, in the form nginx sends it', () => {
+  it("trusts the certificate header from the gateway's fixed address, in the form nginx sends it", () => {
     const config = production();
     const address = (gateway.networks as { backend: { ipv4_address: string } }).backend.ipv4_address;
     expect(config.trustedProxies.addresses).toEqual([address]);
@@ -235,7 +254,7 @@ describe('docker-compose.yml', () => {
     expect(forwarded?.toLowerCase()).toBe(FORWARDED_CERT_HEADERS[config.trustedProxies.format]);
   });
 
-  it('checks each replica\'s health on Moat\'s readiness route and listen port', () => {
+  it("checks each replica's health on Moat's readiness route and listen port", () => {
     const config = production();
     const test = (moat.healthcheck as { test: string[] }).test.join(' ');
     expect(test).toContain(`http://127.0.0.1:${config.listen.port}${HEALTH_PATHS.readiness}`);
@@ -263,21 +282,29 @@ const REQUIRED = ['issuer=https://as.bank.example', 'existingSecret=moat', 'trus
 
 type K8sObject = { kind: string; metadata: { name: string }; spec?: Record<string, unknown>; data?: Record<string, string> };
 type Container = {
-  name: string; env: { name: string; value?: string; valueFrom?: unknown }[]; ports: { name: string; containerPort: number }[];
-  livenessProbe: { httpGet: { path: string; port: string } }; readinessProbe: { httpGet: { path: string; port: string } };
-  startupProbe: { httpGet: { path: string; port: string } }; securityContext: Record<string, unknown>; resources: Record<string, unknown>;
+  name: string;
+  env: { name: string; value?: string; valueFrom?: unknown }[];
+  ports: { name: string; containerPort: number }[];
+  livenessProbe: { httpGet: { path: string; port: string } };
+  readinessProbe: { httpGet: { path: string; port: string } };
+  startupProbe: { httpGet: { path: string; port: string } };
+  securityContext: Record<string, unknown>;
+  resources: Record<string, unknown>;
 };
 
 function render(set: string[]): { status: number | null; objects: K8sObject[]; stderr: string } {
   const out = spawnSync(HELM, ['template', 'moat', CHART, '--namespace', 'openbanking', ...set.flatMap((s) => ['--set', s])], { encoding: 'utf8' });
-  const objects = out.status === 0
-    ? parseAllDocuments(out.stdout).map((d) => d.toJS({ maxAliasCount: -1 }) as K8sObject | null).filter((o): o is K8sObject => o !== null)
-    : [];
+  const objects =
+    out.status === 0
+      ? parseAllDocuments(out.stdout)
+          .map((d) => d.toJS({ maxAliasCount: -1 }) as K8sObject | null)
+          .filter((o): o is K8sObject => o !== null)
+      : [];
   return { status: out.status, objects, stderr: out.stderr };
 }
 
 (helmFound ? describe : describe.skip)('the Helm chart rendered by helm', () => {
-  it('renders Moat\'s Deployment with the real probes, its configuration valid, and no Secret', () => {
+  it("renders Moat's Deployment with the real probes, its configuration valid, and no Secret", () => {
     const { status, objects, stderr } = render(REQUIRED);
     expect({ status, stderr }).toEqual({ status: 0, stderr: '' });
     expect(objects.map((o) => o.kind)).not.toContain('Secret');
@@ -302,7 +329,9 @@ function render(set: string[]): { status: number | null; objects: K8sObject[]; s
     const admin = services.find((s) => s.metadata.name === 'moat-admin')!;
     expect(admin.spec).toMatchObject({ type: 'ClusterIP', ports: [{ targetPort: 'admin' }] });
     // The admin Service's names pass the admin listener's Host check.
-    expect(config.admin.allowedHosts).toEqual(['', '.openbanking', '.openbanking.svc', '.openbanking.svc.cluster.local'].map((s) => `${admin.metadata.name}${s}`));
+    expect(config.admin.allowedHosts).toEqual(
+      ['', '.openbanking', '.openbanking.svc', '.openbanking.svc.cluster.local'].map((s) => `${admin.metadata.name}${s}`),
+    );
     expect(objects.filter((o) => o.kind === 'PodDisruptionBudget').length).toBeGreaterThan(0);
     expect(objects.map((o) => o.kind)).not.toContain('HorizontalPodAutoscaler');
 
@@ -316,7 +345,7 @@ function render(set: string[]): { status: number | null; objects: K8sObject[]; s
     expect(objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'moat')!.spec).not.toHaveProperty('replicas');
   });
 
-  it('refuses to render without the operator\'s Secret', () => {
+  it("refuses to render without the operator's Secret", () => {
     const { status, stderr } = render(REQUIRED.filter((s) => !s.startsWith('existingSecret=')));
     expect(status).not.toBe(0);
     expect(stderr).toContain('existingSecret');

@@ -18,10 +18,32 @@ import { authorizationCodeFlow, useMoatWithTpp, type RegisteredTpp } from '../su
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const read = (...path: string[]) => readFileSync(join(ROOT, ...path), 'utf8');
 
-interface Target { refId: string; expr: string; datasource?: { type?: string; uid?: string } }
-interface Panel { id: number; type: string; title: string; datasource?: { type?: string; uid?: string }; gridPos: { x: number; y: number; w: number; h: number }; targets?: Target[]; panels?: Panel[] }
-interface Variable { type: string; name: string; query: string | { query: string }; datasource?: { uid?: string } }
-interface Dashboard { schemaVersion: number; uid: string; panels: Panel[]; templating: { list: Variable[] } }
+interface Target {
+  refId: string;
+  expr: string;
+  datasource?: { type?: string; uid?: string };
+}
+interface Panel {
+  id: number;
+  type: string;
+  title: string;
+  datasource?: { type?: string; uid?: string };
+  gridPos: { x: number; y: number; w: number; h: number };
+  targets?: Target[];
+  panels?: Panel[];
+}
+interface Variable {
+  type: string;
+  name: string;
+  query: string | { query: string };
+  datasource?: { uid?: string };
+}
+interface Dashboard {
+  schemaVersion: number;
+  uid: string;
+  panels: Panel[];
+  templating: { list: Variable[] };
+}
 
 const dashboard = JSON.parse(read('deploy', 'grafana', 'dashboards', 'moat.json')) as Dashboard;
 /** Every panel, those inside collapsed rows too. */
@@ -32,7 +54,10 @@ const DATASOURCE = { type: 'prometheus', uid: '${DS_PROMETHEUS}' };
 /** Grafana's built-in interval variables, given a value so the expression is PromQL Prometheus would receive. */
 const BUILT_IN_INTERVALS = /\$(?:__rate_interval|__interval|__range)\b|\$\{(?:__rate_interval|__interval|__range)\}/g;
 
-interface Selector { metric: string; matchers: { label: string; op: string; value: string }[] }
+interface Selector {
+  metric: string;
+  matchers: { label: string; op: string; value: string }[];
+}
 
 /** The vector selectors of one expression, from Prometheus's own grammar; throws on a syntax error. */
 function selectorsOf(expr: string): Selector[] {
@@ -90,7 +115,8 @@ describe('the Grafana dashboard (deploy/grafana/dashboards/moat.json)', () => {
     for (const p of queryPanels) {
       expect({ panel: p.title, datasource: p.datasource }).toEqual({ panel: p.title, datasource: DATASOURCE });
       expect(targetsOf(p).length).toBeGreaterThan(0);
-      for (const t of targetsOf(p)) expect({ panel: p.title, refId: t.refId, datasource: t.datasource }).toEqual({ panel: p.title, refId: t.refId, datasource: DATASOURCE });
+      for (const t of targetsOf(p))
+        expect({ panel: p.title, refId: t.refId, datasource: t.datasource }).toEqual({ panel: p.title, refId: t.refId, datasource: DATASOURCE });
     }
     const source = dashboard.templating.list.find((v) => v.name === 'DS_PROMETHEUS');
     expect(source).toMatchObject({ type: 'datasource', query: 'prometheus' });
@@ -107,27 +133,37 @@ describe('the Grafana dashboard (deploy/grafana/dashboards/moat.json)', () => {
   it('uses no template variable it does not define', () => {
     const defined = new Set(dashboard.templating.list.map((v) => v.name));
     for (const { panel, expr } of everyExpr) {
-      for (const [, name] of expr.replace(BUILT_IN_INTERVALS, '').matchAll(/\$\{?(\w+)/g)) expect({ panel, variable: name, defined: defined.has(name!) }).toEqual({ panel, variable: name, defined: true });
+      for (const [, name] of expr.replace(BUILT_IN_INTERVALS, '').matchAll(/\$\{?(\w+)/g))
+        expect({ panel, variable: name, defined: defined.has(name!) }).toEqual({ panel, variable: name, defined: true });
     }
   });
 
   it('has a funnel panel on the PAR, authorization-code and token steps, a latency panel with p50, p95 and p99, and a certificate expiry panel with 7/14/30-day thresholds', () => {
-    const stepsOf = (title: string) => new Set(targetsOf(panels.find((p) => p.title === title)!).flatMap((t) => selectorsOf(t.expr))
-      .filter((s) => s.metric === 'moat_funnel_total').flatMap((s) => s.matchers.filter((m) => m.label === 'step' && m.op === '=').map((m) => m.value)));
+    const stepsOf = (title: string) =>
+      new Set(
+        targetsOf(panels.find((p) => p.title === title)!)
+          .flatMap((t) => selectorsOf(t.expr))
+          .filter((s) => s.metric === 'moat_funnel_total')
+          .flatMap((s) => s.matchers.filter((m) => m.label === 'step' && m.op === '=').map((m) => m.value)),
+      );
     for (const title of ['Funnel rate', 'Funnel over the time range']) expect([...stepsOf(title)].sort()).toEqual(['code_issued', 'code_redeemed', 'par']);
 
     const latency = targetsOf(panels.find((p) => p.title === 'Latency p50 / p95 / p99')!);
     expect(latency.map((t) => /^histogram_quantile\((0\.\d+),/.exec(t.expr)?.[1])).toEqual(['0.5', '0.95', '0.99']);
     for (const t of latency) expect(selectorsOf(t.expr).map((s) => s.metric)).toEqual(['moat_http_request_duration_seconds_bucket']);
 
-    const expiry = panels.find((p) => p.title === 'Days to expiry per TPP certificate') as Panel & { fieldConfig: { defaults: { thresholds: { steps: { value: number | null }[] } } } };
+    const expiry = panels.find((p) => p.title === 'Days to expiry per TPP certificate') as Panel & {
+      fieldConfig: { defaults: { thresholds: { steps: { value: number | null }[] } } };
+    };
     expect(targetsOf(expiry).flatMap((t) => selectorsOf(t.expr).map((s) => s.metric))).toEqual(['moat_certificate_days_to_expiry']);
     expect(expiry.fieldConfig.defaults.thresholds.steps.map((s) => s.value)).toEqual([null, 7, 14, 30]);
   });
 
   it('tells mTLS transport failures apart from OAuth errors', () => {
-    const outcomes = (title: string) => targetsOf(panels.find((p) => p.title === title)!).flatMap((t) => selectorsOf(t.expr))
-      .flatMap((s) => s.matchers.filter((m) => m.label === 'outcome').map((m) => `${m.op}${m.value}`));
+    const outcomes = (title: string) =>
+      targetsOf(panels.find((p) => p.title === title)!)
+        .flatMap((t) => selectorsOf(t.expr))
+        .flatMap((s) => s.matchers.filter((m) => m.label === 'outcome').map((m) => `${m.op}${m.value}`));
     expect(outcomes('mTLS transport failures by outcome')).toEqual(['=~mtls_.*']);
     expect(outcomes('OAuth errors by code and endpoint')).toEqual(['!~mtls_.*|rate_limited']);
     expect(outcomes('Outcome classes')).toEqual(expect.arrayContaining(['=~mtls_.*', '!~mtls_.*|rate_limited']));
@@ -136,13 +172,15 @@ describe('the Grafana dashboard (deploy/grafana/dashboards/moat.json)', () => {
   describe('against a running Moat', () => {
     let started: { h: Harness; tpp: RegisteredTpp };
     let exposition: string;
-    useMoatWithTpp((s) => { started = s; });
+    useMoatWithTpp((s) => {
+      started = s;
+    });
     beforeAll(async () => {
       await authorizationCodeFlow(started.h, started.tpp);
       exposition = await scrapeMetrics(started.h);
     });
 
-    it('exports every metric the dashboard queries (its # TYPE lines on the admin listener\'s /metrics)', () => {
+    it("exports every metric the dashboard queries (its # TYPE lines on the admin listener's /metrics)", () => {
       const families = metricFamilies(exposition);
       const used = new Set<string>();
       for (const { panel, refId, expr } of everyExpr) {
@@ -162,19 +200,22 @@ describe('the Grafana dashboard (deploy/grafana/dashboards/moat.json)', () => {
     });
 
     it('filters each metric only on labels it carries', () => {
-      const labelsOf = (metric: string) => new Set([...exposition.matchAll(new RegExp(`^${metric}\\{([^}]*)\\}`, 'gm'))].flatMap((m) => [...m[1]!.matchAll(/(\w+)="/g)].map((l) => l[1]!)));
+      const labelsOf = (metric: string) =>
+        new Set([...exposition.matchAll(new RegExp(`^${metric}\\{([^}]*)\\}`, 'gm'))].flatMap((m) => [...m[1]!.matchAll(/(\w+)="/g)].map((l) => l[1]!)));
       for (const { panel, expr } of everyExpr) {
         for (const { metric, matchers } of selectorsOf(expr)) {
           const carried = labelsOf(metric);
           // `job` and `instance` are Prometheus's own target labels; a family with no series yet cannot be judged.
           if (carried.size === 0) continue;
-          for (const { label } of matchers.filter((m) => m.label !== 'job' && m.label !== 'instance')) expect({ panel, metric, label, carried: carried.has(label) }).toEqual({ panel, metric, label, carried: true });
+          for (const { label } of matchers.filter((m) => m.label !== 'job' && m.label !== 'instance'))
+            expect({ panel, metric, label, carried: carried.has(label) }).toEqual({ panel, metric, label, carried: true });
         }
       }
     });
 
     it('has the funnel series after a PAR → code → token flow', () => {
-      for (const step of ['par', 'code_issued', 'code_redeemed']) expect({ step, count: sampleSum(exposition, 'moat_funnel_total', { step }) > 0 }).toEqual({ step, count: true });
+      for (const step of ['par', 'code_issued', 'code_redeemed'])
+        expect({ step, count: sampleSum(exposition, 'moat_funnel_total', { step }) > 0 }).toEqual({ step, count: true });
       expect(sampleSum(exposition, 'moat_tokens_issued_total', { kind: 'AccessToken' })).toBeGreaterThan(0);
       expect(sampleSum(exposition, 'moat_ready')).toBe(1);
     });
@@ -201,12 +242,17 @@ describe('the monitoring profile of docker-compose.yml', () => {
     expect(moat?.profiles).toBeUndefined();
   });
 
-  it('has Prometheus scrape every Moat replica\'s admin listener, with the token Moat requires', () => {
+  it("has Prometheus scrape every Moat replica's admin listener, with the token Moat requires", () => {
     const env = Object.fromEntries(Object.entries(moat!.environment!).filter(([k]) => k !== 'MOAT_CONFIG'));
     const { config } = loadConfig({ file: join(ROOT, 'deploy', 'moat.production.yaml'), env, cwd: ROOT });
     expect(['127.0.0.1', '::1', 'localhost']).not.toContain(config.admin.host);
     const scrape = parse(read('deploy', 'prometheus', 'prometheus.yml')) as {
-      scrape_configs: { job_name: string; metrics_path?: string; dns_sd_configs: { names: string[]; type: string; port: number }[]; authorization: { type: string; credentials_file: string } }[];
+      scrape_configs: {
+        job_name: string;
+        metrics_path?: string;
+        dns_sd_configs: { names: string[]; type: string; port: number }[];
+        authorization: { type: string; credentials_file: string };
+      }[];
     };
     const job = scrape.scrape_configs.find((j) => j.job_name === 'moat')!;
     expect(job.metrics_path ?? '/metrics').toBe('/metrics');
@@ -220,9 +266,13 @@ describe('the monitoring profile of docker-compose.yml', () => {
   it('gives Grafana the Prometheus data source and provisions this dashboard from its file', () => {
     const provisioning = containerPathOf(grafana!, './deploy/grafana/provisioning');
     expect(provisioning).toBe('/etc/grafana/provisioning');
-    const { datasources } = parse(read('deploy', 'grafana', 'provisioning', 'datasources', 'prometheus.yml')) as { datasources: { type: string; url: string; isDefault: boolean }[] };
+    const { datasources } = parse(read('deploy', 'grafana', 'provisioning', 'datasources', 'prometheus.yml')) as {
+      datasources: { type: string; url: string; isDefault: boolean }[];
+    };
     expect(datasources).toEqual([expect.objectContaining({ type: 'prometheus', url: 'http://prometheus:9090', isDefault: true })]);
-    const { providers } = parse(read('deploy', 'grafana', 'provisioning', 'dashboards', 'moat.yml')) as { providers: { type: string; options: { path: string } }[] };
+    const { providers } = parse(read('deploy', 'grafana', 'provisioning', 'dashboards', 'moat.yml')) as {
+      providers: { type: string; options: { path: string } }[];
+    };
     expect(providers).toHaveLength(1);
     expect(providers[0]!.type).toBe('file');
     const dashboards = hostPathOf(grafana!, providers[0]!.options.path)!;

@@ -43,9 +43,18 @@ describe('an instance and its configuration', () => {
     expect(described.body.keys['tokens.accessTokenTtl']).toEqual({ value: 300 });
   });
 
-  const plan = (file: string, ...more: string[]) => runMoat([
-    'config', 'plan', '--config', file, '--against', `http://127.0.0.1:${h.moat.adminPort}`, '--admin-token-file', h.config.admin.tokenFile!, ...more,
-  ]);
+  const plan = (file: string, ...more: string[]) =>
+    runMoat([
+      'config',
+      'plan',
+      '--config',
+      file,
+      '--against',
+      `http://127.0.0.1:${h.moat.adminPort}`,
+      '--admin-token-file',
+      h.config.admin.tokenFile!,
+      ...more,
+    ]);
 
   it('`moat config plan` finds no change between the running instance and a file of the configuration it runs', async () => {
     const file = join(dir, 'same.yaml');
@@ -58,7 +67,10 @@ describe('an instance and its configuration', () => {
 
   it('`moat config plan` shows each changed key after a change, a secret only as changed, and exits 2 with --detailed-exitcode', async () => {
     const file = join(dir, 'changed.yaml');
-    const storage = h.config.storage.postgresUrl === undefined ? {} : { storage: { ...h.config.storage, postgresUrl: `${h.config.storage.postgresUrl}?application_name=changed-secret` } };
+    const storage =
+      h.config.storage.postgresUrl === undefined
+        ? {}
+        : { storage: { ...h.config.storage, postgresUrl: `${h.config.storage.postgresUrl}?application_name=changed-secret` } };
     writeFileSync(file, JSON.stringify({ ...h.config, tokens: { ...h.config.tokens, accessTokenTtl: 600 }, ...storage }));
     const result = await plan(file, '--detailed-exitcode');
     expect(result.err).toBe('');
@@ -107,8 +119,13 @@ describeWithServices('instances of one deployment (one Postgres and Redis)', () 
     cleanRedis = redis.cleanup;
     // What a deployment's instances share: the file, the database, Redis, the key directory.
     raw = {
-      issuer: 'https://moat.test.example', listen: { host: '127.0.0.1', port: 0 }, admin: { port: 0 }, dataDir: dir, keys: { dir: join(dir, 'keys') },
-      storage: { postgresUrl: pg.url, redisUrl: redis.url, redisKeyPrefix: redis.prefix }, logging: { level: 'silent' },
+      issuer: 'https://moat.test.example',
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: { port: 0 },
+      dataDir: dir,
+      keys: { dir: join(dir, 'keys') },
+      storage: { postgresUrl: pg.url, redisUrl: redis.url, redisKeyPrefix: redis.prefix },
+      logging: { level: 'silent' },
     };
   }, 60_000);
   afterAll(async () => {
@@ -146,7 +163,9 @@ describeWithServices('instances of one deployment (one Postgres and Redis)', () 
     const seen = await adminRequest(b.adminPort, 'GET', '/config/instances', { token });
     expect(seen.status).toBe(200);
     expect(seen.body.drift).toBe(true);
-    expect(seen.body.instances.map((i: { configHash: string }) => i.configHash).sort()).toEqual([a.moat.heartbeat.configHash, a.moat.heartbeat.configHash, c.moat.heartbeat.configHash].sort());
+    expect(seen.body.instances.map((i: { configHash: string }) => i.configHash).sort()).toEqual(
+      [a.moat.heartbeat.configHash, a.moat.heartbeat.configHash, c.moat.heartbeat.configHash].sort(),
+    );
 
     // The odd one out stops: its heartbeat row goes with it, and the drift with the next heartbeat.
     await c.moat.close();

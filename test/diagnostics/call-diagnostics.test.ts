@@ -37,18 +37,22 @@ async function call(creds: Creds, path: string, init: RequestInit = {}): Promise
   try {
     const res = await f(`${h.issuer}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), 'x-fapi-interaction-id': interactionId } });
     expect(res.headers.get('x-fapi-interaction-id')).toBe(interactionId);
-    return { status: res.status, body: await res.json() as Record<string, unknown>, interactionId };
+    return { status: res.status, body: (await res.json()) as Record<string, unknown>, interactionId };
   } finally {
     await f.close();
   }
 }
 
 const tokenRequest = (clientId: string): RequestInit => ({
-  method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  method: 'POST',
+  headers: { 'content-type': 'application/x-www-form-urlencoded' },
   body: new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, scope: 'accounts' }).toString(),
 });
 
-interface Looked { status: number; body: { calls?: Record<string, any>[]; error?: string; error_description?: string } }
+interface Looked {
+  status: number;
+  body: { calls?: Record<string, any>[]; error?: string; error_description?: string };
+}
 
 async function lookUp(creds: Creds, interactionId: string): Promise<Looked> {
   const { status, body } = await call(creds, `/diagnostics/calls/${interactionId}`);
@@ -64,8 +68,13 @@ describe('a call refused for its certificate, looked up by x-fapi-interaction-id
     expect(asCaller.status).toBe(200);
     const [seen] = asCaller.body.calls!;
     expect(seen).toMatchObject({
-      interactionId: refused.interactionId, method: 'POST', path: '/token', status: 401, outcome: 'mtls_subject_mismatch',
-      error: 'invalid_client', clientId: tpp.client.client_id,
+      interactionId: refused.interactionId,
+      method: 'POST',
+      path: '/token',
+      status: 401,
+      outcome: 'mtls_subject_mismatch',
+      error: 'invalid_client',
+      clientId: tpp.client.client_id,
       certificate: { subject: stranger.summary.tls_client_auth_subject_dn, 'x5t#S256': stranger.summary['x5t#S256'], chainTrusted: true, via: 'tls' },
       failed: { check: "the certificate's subject is the client's registered tls_client_auth_subject_dn", got: stranger.summary.tls_client_auth_subject_dn },
     });
@@ -75,7 +84,10 @@ describe('a call refused for its certificate, looked up by x-fapi-interaction-id
 
     const asClient = await lookUp(tpp.creds, refused.interactionId);
     expect(asClient.status).toBe(200);
-    expect(asClient.body.calls![0]!.failed).toMatchObject({ expected: tpp.creds.summary.tls_client_auth_subject_dn, got: stranger.summary.tls_client_auth_subject_dn });
+    expect(asClient.body.calls![0]!.failed).toMatchObject({
+      expected: tpp.creds.summary.tls_client_auth_subject_dn,
+      got: stranger.summary.tls_client_auth_subject_dn,
+    });
   });
 
   it('untrusted chain: names the trust anchors expected and the issuer presented', async () => {
@@ -95,18 +107,26 @@ describe('a call refused for its certificate, looked up by x-fapi-interaction-id
 
   it('expired certificate: expected "valid now", got its end date', async () => {
     // Issued by the sandbox CA with the clock set back two years: it ended a year ago.
-    const lapsed = await issueSandboxTpp(await ensureSandboxMaterial(h.config.dataDir), { name: 'Lapsed Ltd', issuer: h.issuer, now: new Date(Date.now() - 2 * 365 * 86_400_000) });
+    const lapsed = await issueSandboxTpp(await ensureSandboxMaterial(h.config.dataDir), {
+      name: 'Lapsed Ltd',
+      issuer: h.issuer,
+      now: new Date(Date.now() - 2 * 365 * 86_400_000),
+    });
     const expired = { certPem: lapsed.transportCertPem, keyPem: lapsed.transportKeyPem };
     const refused = await call(expired, '/token', tokenRequest(tpp.client.client_id));
     expect(refused.status).toBe(401);
     const { body } = await lookUp(expired, refused.interactionId);
     expect(body.calls![0]).toMatchObject({
       outcome: 'mtls_expired',
-      failed: { check: 'the certificate and its chain are within their validity', expected: expect.stringMatching(/^valid at \d{4}-/), got: expect.stringContaining('expired on') },
+      failed: {
+        check: 'the certificate and its chain are within their validity',
+        expected: expect.stringMatching(/^valid at \d{4}-/),
+        got: expect.stringContaining('expired on'),
+      },
     });
   });
 
-  it('no certificate: recorded under the client, readable by the client\'s certificate', async () => {
+  it("no certificate: recorded under the client, readable by the client's certificate", async () => {
     const refused = await call(undefined, '/token', tokenRequest(tpp.client.client_id));
     expect(refused.status).toBe(401);
     const { body } = await lookUp(tpp.creds, refused.interactionId);
@@ -120,7 +140,8 @@ describe('a call refused for its certificate, looked up by x-fapi-interaction-id
     expect(refused.status).toBe(401);
     const { body } = await lookUp(tpp.creds, refused.interactionId);
     expect(body.calls![0]).toMatchObject({
-      outcome: 'mtls_thumbprint_mismatch', clientId: tpp.client.client_id,
+      outcome: 'mtls_thumbprint_mismatch',
+      clientId: tpp.client.client_id,
       failed: { expected: `x5t#S256 ${tpp.creds.summary['x5t#S256']}`, got: `x5t#S256 ${stranger.summary['x5t#S256']}` },
     });
   });
@@ -149,23 +170,34 @@ describe('who may read a call record', () => {
     expect(notYours.body.error_description!.replace(interactionId, 'ID')).toBe(unknown.body.error_description!.replace(unknownId, 'ID'));
   });
 
-  it('lists the caller\'s newest calls, successful ones included', async () => {
+  it("lists the caller's newest calls, successful ones included", async () => {
     const ok = await call(tpp.creds, '/token', tokenRequest(tpp.client.client_id));
     expect(ok.status).toBe(200);
     const { status, body } = await call(tpp.creds, '/diagnostics/calls?limit=50');
     expect(status).toBe(200);
     const calls = body.calls as Record<string, unknown>[];
-    expect(calls[0]).toMatchObject({ interactionId: ok.interactionId, status: 200, outcome: 'ok', path: '/token', clientId: tpp.client.client_id, madeByClient: true });
+    expect(calls[0]).toMatchObject({
+      interactionId: ok.interactionId,
+      status: 200,
+      outcome: 'ok',
+      path: '/token',
+      clientId: tpp.client.client_id,
+      madeByClient: true,
+    });
     // The stranger's call only named the client: listed apart from the client's own calls.
     expect(calls.find((c) => c.interactionId === interactionId)).toBeUndefined();
     const named = body.callsNamingYourClient as Record<string, unknown>[];
-    expect(named.find((c) => c.interactionId === interactionId)).toMatchObject({ clientId: tpp.client.client_id, madeByClient: false, outcome: 'mtls_subject_mismatch' });
+    expect(named.find((c) => c.interactionId === interactionId)).toMatchObject({
+      clientId: tpp.client.client_id,
+      madeByClient: false,
+      outcome: 'mtls_subject_mismatch',
+    });
     // Newest first, and never a token or a secret in a record.
     expect(calls.map((c) => c.at)).toEqual([...calls.map((c) => c.at as string)].sort().reverse());
     expect(JSON.stringify(calls)).not.toMatch(/access_token|eyJ[A-Za-z0-9_-]{10,}\./);
   });
 
-  it('keeps the client\'s own calls in view when others flood it with calls in its name', async () => {
+  it("keeps the client's own calls in view when others flood it with calls in its name", async () => {
     const own = await call(tpp.creds, '/token', tokenRequest(tpp.client.client_id));
     expect(own.status).toBe(200);
     // More calls naming the client (without its certificate) than a list keeps (recentPerOwner, 50).

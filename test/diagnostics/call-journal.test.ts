@@ -15,13 +15,25 @@ let n = 0;
 function record(fields: Partial<CallRecord>): CallRecord {
   n += 1;
   return {
-    interactionId: `ia-${n}`, requestId: `rq-${n}`, at: new Date(Date.UTC(2026, 11, 3, 12, 0, n)).toISOString(),
-    method: 'POST', path: '/token', status: 200, outcome: 'ok', ...fields,
+    interactionId: `ia-${n}`,
+    requestId: `rq-${n}`,
+    at: new Date(Date.UTC(2026, 11, 3, 12, 0, n)).toISOString(),
+    method: 'POST',
+    path: '/token',
+    status: 200,
+    outcome: 'ok',
+    ...fields,
   };
 }
 const certificate = (thumbprint: string) => ({
-  via: 'tls' as const, subject: 'CN=x', issuer: 'CN=ca', serialNumber: '01', 'x5t#S256': thumbprint,
-  notBefore: '2026-01-01T00:00:00.000Z', notAfter: '2027-01-01T00:00:00.000Z', chainTrusted: true,
+  via: 'tls' as const,
+  subject: 'CN=x',
+  issuer: 'CN=ca',
+  serialNumber: '01',
+  'x5t#S256': thumbprint,
+  notBefore: '2026-01-01T00:00:00.000Z',
+  notAfter: '2027-01-01T00:00:00.000Z',
+  chainTrusted: true,
 });
 
 function describeJournal(name: string, open: () => Promise<{ journal: CallJournal; close(): Promise<void> }>): void {
@@ -35,7 +47,7 @@ function describeJournal(name: string, open: () => Promise<{ journal: CallJourna
       await close?.();
     });
 
-    it('keeps a client\'s own calls in view however many calls only name it', async () => {
+    it("keeps a client's own calls in view however many calls only name it", async () => {
       const clientId = `client-${name}-${n}`;
       const own = record({ clientId, madeByClient: true, certificate: certificate('first-certificate') });
       await journal.record(own);
@@ -45,7 +57,12 @@ function describeJournal(name: string, open: () => Promise<{ journal: CallJourna
       const seen = await journal.recent({ thumbprints: ['second-certificate'], clientIds: [clientId] }, 100);
       expect(seen.made.map((r) => r.requestId)).toEqual([own.requestId]);
       // Each list keeps its own PER_OWNER newest.
-      expect(seen.named.map((r) => r.requestId)).toEqual(flood.slice(-PER_OWNER).reverse().map((r) => r.requestId));
+      expect(seen.named.map((r) => r.requestId)).toEqual(
+        flood
+          .slice(-PER_OWNER)
+          .reverse()
+          .map((r) => r.requestId),
+      );
     });
 
     it('lists a call once, as made, when it is in both lists of a reader', async () => {
@@ -72,7 +89,10 @@ if (embeddedOnly()) {
     const redis = await connectRedis(prefix.url);
     return {
       journal: createRedisCallJournal(redis, prefix.prefix, { retentionSeconds: 60, perOwner: PER_OWNER }),
-      close: async () => { redis.disconnect(); await prefix.cleanup(); },
+      close: async () => {
+        redis.disconnect();
+        await prefix.cleanup();
+      },
     };
   });
 }

@@ -23,7 +23,11 @@ let chromium: Chromium;
 beforeAll(async () => {
   if (!chromiumAvailable()) return;
   service = await startAccountService({ accounts: bankAccounts() });
-  h = await startMoat({ config: { accounts: { source: 'http', http: { url: service.url, ...service.files, retries: 0, circuitBreaker: { failureThreshold: 1000, openSeconds: 30 } } } } });
+  h = await startMoat({
+    config: {
+      accounts: { source: 'http', http: { url: service.url, ...service.files, retries: 0, circuitBreaker: { failureThreshold: 1000, openSeconds: 30 } } },
+    },
+  });
   tpp = await onboardTpp(h);
   chromium = await launchChromium();
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
@@ -39,7 +43,9 @@ describeInBrowser('accounts that cannot be shown, in a real browser', () => {
   it('tells the customer, lets them try again once the service is back, and the consent goes through', async () => {
     const context = await chromium.newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true });
     let resolveCallback: (url: URL) => void;
-    const callback = new Promise<URL>((resolve) => { resolveCallback = resolve; });
+    const callback = new Promise<URL>((resolve) => {
+      resolveCallback = resolve;
+    });
     await context.route(`${new URL(tpp.redirectUri).origin}/**`, async (route) => {
       resolveCallback(new URL(route.request().url()));
       await route.fulfill({ status: 200, contentType: 'text/html', body: '<title>TPP</title><p>Back at the TPP</p>' });

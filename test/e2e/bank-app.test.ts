@@ -49,9 +49,11 @@ async function signIn(page: Page): Promise<void> {
 }
 
 describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
-  it('shows a payment\'s amount and payee where the customer approves it (RTS Art. 5(1)(a))', async () => {
+  it("shows a payment's amount and payee where the customer approves it (RTS Art. 5(1)(a))", async () => {
     const payment = {
-      type: 'payment_initiation', instructedAmount: { amount: '42.50', currency: 'GBP' }, creditorName: 'ACME Energy Ltd',
+      type: 'payment_initiation',
+      instructedAmount: { amount: '42.50', currency: 'GBP' },
+      creditorName: 'ACME Energy Ltd',
       creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '08080021325698' },
     };
     const { auth_req_id: id } = await startDecoupled(tpp, { scope: 'openid', login_hint: 'cust-alice', authorization_details: JSON.stringify([payment]) });
@@ -91,8 +93,11 @@ describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
       await page.getByText('Request approved.').waitFor();
       expect(await page.locator(`[data-request="${id}"]`).count()).toBe(0);
 
-      const tokens = await oauth.processBackchannelAuthenticationGrantResponse(tpp.as, tpp.client,
-        await oauth.backchannelAuthenticationGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), id, { [oauth.customFetch]: tpp.fetch }));
+      const tokens = await oauth.processBackchannelAuthenticationGrantResponse(
+        tpp.as,
+        tpp.client,
+        await oauth.backchannelAuthenticationGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), id, { [oauth.customFetch]: tpp.fetch }),
+      );
       expect(oauth.getValidatedIdTokenClaims(tokens)).toMatchObject({ sub: 'cust-alice', acr: 'urn:openbanking:psd2:sca' });
       const consent = await h.moat.consents.getForClient(String(tokens.consent_id), tpp.client.client_id);
       expect(consent.granted).toMatchObject({ accounts: [expect.objectContaining({ accountId: savings })] });

@@ -15,7 +15,6 @@ import { checkAccessible, shoot } from '../support/page-checks.ts';
  * path, labelled inputs, contrast and no horizontal scrolling on a phone.
  */
 
-
 // Runs in the browser (Moat's TypeScript has no DOM library).
 declare const document: any;
 
@@ -27,13 +26,20 @@ useMoatWithTpp((started) => ({ h, tpp } = started));
 
 const chromium = useChromium();
 
-const ACCOUNT_INFORMATION = JSON.stringify([{
-  type: 'account_information',
-  permissions: ['ReadAccountsDetail', 'ReadBalances', 'ReadTransactionsDetail', 'ReadTransactionsCredits', 'ReadTransactionsDebits', 'ReadParty'],
-  expirationDateTime: '2031-06-30T00:00:00Z',
-}]);
+const ACCOUNT_INFORMATION = JSON.stringify([
+  {
+    type: 'account_information',
+    permissions: ['ReadAccountsDetail', 'ReadBalances', 'ReadTransactionsDetail', 'ReadTransactionsCredits', 'ReadTransactionsDebits', 'ReadParty'],
+    expirationDateTime: '2031-06-30T00:00:00Z',
+  },
+]);
 
-interface Journey { context: BrowserContext; page: Page; visited: string[]; callback: Promise<URL> }
+interface Journey {
+  context: BrowserContext;
+  page: Page;
+  visited: string[];
+  callback: Promise<URL>;
+}
 
 /** A fresh browser profile; the TPP's redirect_uri is answered in the browser, where the code lands. */
 async function openJourney(viewport: keyof typeof VIEWPORTS = 'desktop'): Promise<Journey> {
@@ -42,7 +48,9 @@ async function openJourney(viewport: keyof typeof VIEWPORTS = 'desktop'): Promis
   const visited: string[] = [];
   page.on('request', (req) => visited.push(req.url()));
   let resolveCallback: (url: URL) => void;
-  const callback = new Promise<URL>((resolve) => { resolveCallback = resolve; });
+  const callback = new Promise<URL>((resolve) => {
+    resolveCallback = resolve;
+  });
   await context.route(`${new URL(tpp.redirectUri).origin}/**`, async (route) => {
     resolveCallback(new URL(route.request().url()));
     await route.fulfill({ status: 200, contentType: 'text/html', body: '<title>TPP</title><p>Back at the TPP</p>' });
@@ -68,7 +76,10 @@ describeInBrowser('the customer in a real browser', () => {
     const journey = await openJourney();
     const { page } = journey;
     try {
-      const { requestUri, codeVerifier } = await pushAuthorization(tpp, { scope: 'openid accounts', extraParams: { authorization_details: ACCOUNT_INFORMATION } });
+      const { requestUri, codeVerifier } = await pushAuthorization(tpp, {
+        scope: 'openid accounts',
+        extraParams: { authorization_details: ACCOUNT_INFORMATION },
+      });
       await page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
       await expect(page.getByRole('heading', { name: 'Sign in to continue' }).isVisible()).resolves.toBe(true);
       await checkAccessible(page);
@@ -111,14 +122,24 @@ describeInBrowser('the customer in a real browser', () => {
     }
   });
 
-  it('shows a payment\'s amount, payee and reference on a phone, and a denial returns access_denied', async () => {
+  it("shows a payment's amount, payee and reference on a phone, and a denial returns access_denied", async () => {
     const journey = await openJourney('phone');
     const { page } = journey;
     try {
-      const { requestUri } = await pushAuthorization(tpp, { scope: 'openid payments', extraParams: { authorization_details: JSON.stringify([{
-        type: 'payment_initiation', instructedAmount: { amount: '249.99', currency: 'GBP' }, creditorName: 'Green Energy Co',
-        creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '20003012345678' }, remittanceInformation: { reference: 'ACCT 5531' },
-      }]) } });
+      const { requestUri } = await pushAuthorization(tpp, {
+        scope: 'openid payments',
+        extraParams: {
+          authorization_details: JSON.stringify([
+            {
+              type: 'payment_initiation',
+              instructedAmount: { amount: '249.99', currency: 'GBP' },
+              creditorName: 'Green Energy Co',
+              creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '20003012345678' },
+              remittanceInformation: { reference: 'ACCT 5531' },
+            },
+          ]),
+        },
+      });
       await page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
       await signIn(page, 'alice', 'alice-sandbox');
       await page.getByRole('heading', { name: 'Confirm payment of £249.99 to Green Energy Co' }).waitFor();
@@ -144,7 +165,8 @@ describeInBrowser('the customer in a real browser', () => {
       await signIn(approve.page, 'bob', 'bob-sandbox');
       await approve.page.getByRole('button', { name: 'Share with Test Fintech' }).click();
       const callback = await approve.callback;
-      accessToken = (await redeem(tpp, { params: oauth.validateAuthResponse(tpp.as, tpp.client, callback, oauth.skipStateCheck), codeVerifier })).body.access_token as string;
+      accessToken = (await redeem(tpp, { params: oauth.validateAuthResponse(tpp.as, tpp.client, callback, oauth.skipStateCheck), codeVerifier })).body
+        .access_token as string;
     } finally {
       await approve.context.close();
     }

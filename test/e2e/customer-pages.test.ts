@@ -33,26 +33,39 @@ afterAll(async () => {
 
 const chromium = useChromium();
 
-const ACCOUNT_INFORMATION = JSON.stringify([{
-  type: 'account_information',
-  permissions: ['ReadAccountsDetail', 'ReadBalances', 'ReadTransactionsDetail', 'ReadTransactionsCredits', 'ReadTransactionsDebits', 'ReadParty'],
-  expirationDateTime: '2031-06-30T00:00:00Z',
-}]);
+const ACCOUNT_INFORMATION = JSON.stringify([
+  {
+    type: 'account_information',
+    permissions: ['ReadAccountsDetail', 'ReadBalances', 'ReadTransactionsDetail', 'ReadTransactionsCredits', 'ReadTransactionsDebits', 'ReadParty'],
+    expirationDateTime: '2031-06-30T00:00:00Z',
+  },
+]);
 
 function payment(amount: string, currency = 'GBP'): string {
-  return JSON.stringify([{
-    type: 'payment_initiation', instructedAmount: { amount, currency }, creditorName: 'Green Energy Co',
-    creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '20003012345678' }, remittanceInformation: { reference: 'ACCT 5531' },
-  }]);
+  return JSON.stringify([
+    {
+      type: 'payment_initiation',
+      instructedAmount: { amount, currency },
+      creditorName: 'Green Energy Co',
+      creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '20003012345678' },
+      remittanceInformation: { reference: 'ACCT 5531' },
+    },
+  ]);
 }
 
-interface Journey { context: BrowserContext; page: Page; callback: Promise<URL> }
+interface Journey {
+  context: BrowserContext;
+  page: Page;
+  callback: Promise<URL>;
+}
 
 async function openJourney(client: RegisteredTpp, options: { javaScript?: boolean } = {}): Promise<Journey> {
   const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true, javaScriptEnabled: options.javaScript ?? true });
   const page = await context.newPage();
   let resolveCallback: (url: URL) => void;
-  const callback = new Promise<URL>((resolve) => { resolveCallback = resolve; });
+  const callback = new Promise<URL>((resolve) => {
+    resolveCallback = resolve;
+  });
   await context.route(`${new URL(client.redirectUri).origin}/**`, async (route) => {
     resolveCallback(new URL(route.request().url()));
     await route.fulfill({ status: 200, contentType: 'text/html', body: '<title>TPP</title><p>Back at the TPP</p>' });
@@ -152,7 +165,8 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await expect(page.getByRole('button', { name: 'Confirm payment' }).count()).resolves.toBe(0);
       const text = await page.locator('main').innerText();
       expect(text).toContain('You cannot make this payment from any of your accounts.');
-      for (const account of ['Everyday current account', 'Rainy day saver']) expect(text).toMatch(new RegExp(`${account}[^\\n]*\\n[^\\n]*cannot make this payment from this account`));
+      for (const account of ['Everyday current account', 'Rainy day saver'])
+        expect(text).toMatch(new RegExp(`${account}[^\\n]*\\n[^\\n]*cannot make this payment from this account`));
       expect(text).toContain('This account is in EUR; the payment is in GBP.');
       await checkPage(page, 'payment-no-account');
       await page.getByRole('button', { name: 'Cancel and return to Test Fintech' }).click();
@@ -162,7 +176,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
     }
   });
 
-  it('names the TPP\'s regulator, expands each data group to its permissions, and labels the decision specifically (point 4)', async () => {
+  it("names the TPP's regulator, expands each data group to its permissions, and labels the decision specifically (point 4)", async () => {
     const journey = await openJourney(eidasTpp);
     const { page } = journey;
     try {
@@ -174,22 +188,24 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       expect(text).not.toMatch(/organisation /);
       // Each group opens to the individual permissions asked for in it.
       await page.getByText('What this includes: Your contact and party details').click();
-      await expect(page.getByText('The account holder\'s name, address, phone number and email address').isVisible()).resolves.toBe(true);
+      await expect(page.getByText("The account holder's name, address, phone number and email address").isVisible()).resolves.toBe(true);
       await expect(page.getByRole('button', { name: 'Share with Acme Fintech' }).isVisible()).resolves.toBe(true);
-      await expect(page.getByRole('button', { name: 'Don\'t share' }).isVisible()).resolves.toBe(true);
+      await expect(page.getByRole('button', { name: "Don't share" }).isVisible()).resolves.toBe(true);
       // On a phone, the decision is on screen without scrolling past the details.
       await page.setViewportSize(VIEWPORTS.phone);
       await page.evaluate(() => document.scrollingElement.scrollTo(0, 0));
-      await expect(page.getByRole('button', { name: 'Share with Acme Fintech' }).evaluate((b: any) => {
-        const box = b.getBoundingClientRect();
-        return box.top >= 0 && box.bottom <= document.documentElement.clientHeight;
-      })).resolves.toBe(true);
+      await expect(
+        page.getByRole('button', { name: 'Share with Acme Fintech' }).evaluate((b: any) => {
+          const box = b.getBoundingClientRect();
+          return box.top >= 0 && box.bottom <= document.documentElement.clientHeight;
+        }),
+      ).resolves.toBe(true);
       await page.setViewportSize(VIEWPORTS.desktop);
       await checkPage(page, 'consent-regulated-tpp');
       // Keyboard only: Don't share is reached by Tab and pressed with Enter.
       await page.getByRole('button', { name: 'Share with Acme Fintech' }).focus();
       await page.keyboard.press('Tab');
-      expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Don\'t share');
+      expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Don't share");
       await page.keyboard.press('Enter');
       expect((await journey.callback).searchParams.get('error')).toBe('access_denied');
     } finally {
@@ -220,7 +236,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
     }
   });
 
-  it('explains errors in plain words with a way back, the bank\'s contact and a support reference, never OAuth codes (defect 3)', async () => {
+  it("explains errors in plain words with a way back, the bank's contact and a support reference, never OAuth codes (defect 3)", async () => {
     const journey = await openJourney(tpp);
     const { page } = journey;
     try {
@@ -236,7 +252,9 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await checkPage(page, 'error-session-expired');
 
       // A request the bank cannot accept (an unknown client): oidc-provider cannot redirect it, so a page.
-      await page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: 'no-such-client', request_uri: 'urn:ietf:params:oauth:request_uri:nothing' })}`);
+      await page.goto(
+        `${h.issuer}/authorize?${new URLSearchParams({ client_id: 'no-such-client', request_uri: 'urn:ietf:params:oauth:request_uri:nothing' })}`,
+      );
       await page.getByRole('heading', { name: 'We could not start this request' }).waitFor();
       text = await page.locator('main').innerText();
       expect(text).not.toMatch(/invalid_client|invalid_request|client_id/);
@@ -245,7 +263,9 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       // A form posted without its page's token: the page expired.
       await authorize(journey, tpp, { authorization_details: ACCOUNT_INFORMATION });
       await page.getByLabel('Username').waitFor();
-      await page.evaluate(() => { document.querySelector('input[name=csrf]').value = 'stale'; });
+      await page.evaluate(() => {
+        document.querySelector('input[name=csrf]').value = 'stale';
+      });
       await page.getByLabel('Username').fill('bob');
       await page.getByLabel('Password').fill('bob-sandbox');
       await page.getByLabel('Password').press('Enter');
@@ -287,12 +307,17 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       expect(active).toContain('Everyday current account (••••5678)');
       expect(active).not.toMatch(/Access: |openid/);
       // WCAG 2.4.6 / 4.1.2: every stop button's accessible name is its own.
-      const names = await page.getByRole('link', { name: /^Stop sharing with Test Fintech/ }).evaluateAll((links: any[]) => links.map((l) => l.textContent.trim()));
+      const names = await page
+        .getByRole('link', { name: /^Stop sharing with Test Fintech/ })
+        .evaluateAll((links: any[]) => links.map((l) => l.textContent.trim()));
       expect(names.length).toBeGreaterThanOrEqual(2);
       expect(new Set(names).size).toBe(names.length);
       await checkPage(page, 'dashboard');
 
-      await page.getByRole('link', { name: /^Stop sharing with Test Fintech/ }).first().click();
+      await page
+        .getByRole('link', { name: /^Stop sharing with Test Fintech/ })
+        .first()
+        .click();
       await page.getByRole('heading', { name: 'Stop sharing with Test Fintech?' }).waitFor();
       const confirm = await page.locator('main').innerText();
       expect(confirm).toContain('What stops being shared');

@@ -26,13 +26,19 @@ const chromium = useChromium();
 
 useMoatWithBankIdp((started) => ({ idp, h, tpp } = started), { when: chromiumAvailable });
 
-interface Journey { context: BrowserContext; page: Page; callback: Promise<URL> }
+interface Journey {
+  context: BrowserContext;
+  page: Page;
+  callback: Promise<URL>;
+}
 
 async function openJourney(): Promise<Journey> {
   const context = await chromium().newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();
   let resolveCallback: (url: URL) => void;
-  const callback = new Promise<URL>((resolve) => { resolveCallback = resolve; });
+  const callback = new Promise<URL>((resolve) => {
+    resolveCallback = resolve;
+  });
   await context.route(`${new URL(tpp.redirectUri).origin}/**`, async (route) => {
     resolveCallback(new URL(route.request().url()));
     await route.fulfill({ status: 200, contentType: 'text/html', body: '<title>TPP</title><p>Back at the TPP</p>' });
@@ -49,7 +55,7 @@ async function signInAtBank(page: Page, username: string, password: string): Pro
 }
 
 describeInBrowser('federated sign-in in a real browser', () => {
-  it('goes to the bank\'s sign-in page, comes back to consent under the bank\'s name for the customer, and reaches the TPP with a code', async () => {
+  it("goes to the bank's sign-in page, comes back to consent under the bank's name for the customer, and reaches the TPP with a code", async () => {
     const { page, context, callback } = await openJourney();
     try {
       const { requestUri, codeVerifier } = await pushAuthorization(tpp);
@@ -71,7 +77,7 @@ describeInBrowser('federated sign-in in a real browser', () => {
     }
   });
 
-  it('shows the bank\'s sign-in as unavailable when it is down, and the retry link finishes the journey once it is back', async () => {
+  it("shows the bank's sign-in as unavailable when it is down, and the retry link finishes the journey once it is back", async () => {
     const { page, context, callback } = await openJourney();
     try {
       const { requestUri } = await pushAuthorization(tpp);
@@ -103,12 +109,14 @@ describeInBrowser('federated sign-in in a real browser', () => {
       await page.getByRole('button', { name: 'Add a passkey' }).click();
       await page.getByRole('status').filter({ hasText: 'Passkey added.' }).waitFor();
 
-      const payment = JSON.stringify([{
-        type: 'payment_initiation',
-        instructedAmount: { amount: '12.34', currency: 'GBP' },
-        creditorName: 'Corner Shop Ltd',
-        creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '11223344556677' },
-      }]);
+      const payment = JSON.stringify([
+        {
+          type: 'payment_initiation',
+          instructedAmount: { amount: '12.34', currency: 'GBP' },
+          creditorName: 'Corner Shop Ltd',
+          creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '11223344556677' },
+        },
+      ]);
       const { requestUri, codeVerifier } = await pushAuthorization(tpp, { scope: 'openid payments', extraParams: { authorization_details: payment } });
       // The bank remembers her sign-in from the dashboard (its own session): straight back to Moat.
       await page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
@@ -130,7 +138,8 @@ describeInBrowser('federated sign-in in a real browser', () => {
       // The bank's methods, then the passkey's (RFC 8176).
       expect(idToken.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'user', 'mfa']));
       const { rows } = await h.moat.storage.sql.query<{ sca_link: { creditorName: string; amount: string } }>(
-        "SELECT sca_link FROM consent WHERE customer_id = $1 AND status = 'Authorised' AND sca_link IS NOT NULL", ['cust-alice'],
+        "SELECT sca_link FROM consent WHERE customer_id = $1 AND status = 'Authorised' AND sca_link IS NOT NULL",
+        ['cust-alice'],
       );
       expect(rows.map((r) => r.sca_link)).toEqual([expect.objectContaining({ amount: '12.34', creditorName: 'Corner Shop Ltd' })]);
     } finally {

@@ -37,7 +37,10 @@ afterAll(async () => {
   await chromium?.close();
 });
 
-interface Device extends VirtualAuthenticator { context: BrowserContext; page: Page }
+interface Device extends VirtualAuthenticator {
+  context: BrowserContext;
+  page: Page;
+}
 
 async function openDevice(options: AuthenticatorOptions = {}): Promise<Device> {
   const context = await chromium.newContext({ ignoreHTTPSErrors: true });
@@ -57,8 +60,12 @@ async function signInToDashboard(page: Page, username: string, password: string)
 /** A customer with a password, one GBP account and no second factor yet. */
 async function createCustomer(name: string): Promise<{ id: string; username: string; password: string }> {
   const customer = { id: `cust-${name}`, username: name, password: `${name}-password-7Q` };
-  await h.moat.storage.sql.query('INSERT INTO customer (id, username, password_hash, name) VALUES ($1, $2, $3, $4)',
-    [customer.id, customer.username, await hashPassword(customer.password), `Test ${name}`]);
+  await h.moat.storage.sql.query('INSERT INTO customer (id, username, password_hash, name) VALUES ($1, $2, $3, $4)', [
+    customer.id,
+    customer.username,
+    await hashPassword(customer.password),
+    `Test ${name}`,
+  ]);
   await h.moat.storage.sql.query(
     `INSERT INTO customer_account (id, customer_id, nickname, account_type, currency, scheme_name, identification)
      VALUES ($1, $2, 'Everyday', 'Personal', 'GBP', 'UK.OBIE.SortCodeAccountNumber', $3)`,
@@ -79,7 +86,9 @@ async function enrol(device: Device, customer: { username: string; password: str
 async function lodgePayment(amount: string): Promise<string> {
   const token = await clientCredentialsToken(tpp, 'payments');
   const created = await consentApi(tpp, 'POST', '/pisp/domestic-payment-consents', {
-    token, body: domesticPaymentBody({ InstructedAmount: { Amount: amount, Currency: 'GBP' } }), headers: { 'x-idempotency-key': randomUUID() },
+    token,
+    body: domesticPaymentBody({ InstructedAmount: { Amount: amount, Currency: 'GBP' } }),
+    headers: { 'x-idempotency-key': randomUUID() },
   });
   expect(created.status).toBe(201);
   return created.body.Data.ConsentId as string;
@@ -88,7 +97,9 @@ async function lodgePayment(amount: string): Promise<string> {
 /** Starts the authorization in the device's browser; resolves with where Moat sends the browser back to the TPP. */
 async function startAuthorization(device: Device, consentId: string): Promise<{ callback: Promise<URL>; codeVerifier: string }> {
   let resolveCallback: (url: URL) => void;
-  const callback = new Promise<URL>((resolve) => { resolveCallback = resolve; });
+  const callback = new Promise<URL>((resolve) => {
+    resolveCallback = resolve;
+  });
   await device.context.route(`${new URL(tpp.redirectUri).origin}/**`, async (route) => {
     resolveCallback(new URL(route.request().url()));
     await route.fulfill({ status: 200, contentType: 'text/html', body: '<title>TPP</title><p>Back at the TPP</p>' });
@@ -99,7 +110,10 @@ async function startAuthorization(device: Device, consentId: string): Promise<{ 
 }
 
 async function changeAmount(consentId: string, amount: string): Promise<void> {
-  await h.moat.storage.sql.query(`UPDATE consent SET requested = jsonb_set(requested, '{instructedAmount,amount}', to_jsonb($2::text)) WHERE id = $1`, [consentId, amount]);
+  await h.moat.storage.sql.query(`UPDATE consent SET requested = jsonb_set(requested, '{instructedAmount,amount}', to_jsonb($2::text)) WHERE id = $1`, [
+    consentId,
+    amount,
+  ]);
 }
 
 async function passkeysOf(customerId: string): Promise<{ id: string }[]> {
@@ -108,7 +122,7 @@ async function passkeysOf(customerId: string): Promise<{ id: string }[]> {
 }
 
 describeInBrowser('passkeys on the customer dashboard', () => {
-  it('enrols a passkey with the keyboard alone, under a CSP that allows exactly Moat\'s script; removing it needs SCA, which the passkey gives', async () => {
+  it("enrols a passkey with the keyboard alone, under a CSP that allows exactly Moat's script; removing it needs SCA, which the passkey gives", async () => {
     const customer = await createCustomer('pk-dash');
     const device = await openDevice();
     const { page } = device;
@@ -125,7 +139,14 @@ describeInBrowser('passkeys on the customer dashboard', () => {
       const nonce = /script-src 'nonce-([A-Za-z0-9+/=]+)'/.exec(csp)?.[1];
       expect(nonce).toBeDefined();
       expect(csp).not.toMatch(/unsafe-inline|unsafe-eval|script-src[^;]*'self'/);
-      const scripts = await page.evaluate(() => [...document.querySelectorAll('script')].map((s: any) => ({ src: s.getAttribute('src'), integrity: s.getAttribute('integrity'), nonce: s.nonce, inline: s.textContent })));
+      const scripts = await page.evaluate(() =>
+        [...document.querySelectorAll('script')].map((s: any) => ({
+          src: s.getAttribute('src'),
+          integrity: s.getAttribute('integrity'),
+          nonce: s.nonce,
+          inline: s.textContent,
+        })),
+      );
       expect(scripts).toEqual([{ src: '/assets/passkey.js', integrity: expect.stringMatching(/^sha384-/), nonce, inline: '' }]);
       await expect(page.getByText('Adding a passkey needs JavaScript').isVisible()).resolves.toBe(false);
       const again = await page.reload();
@@ -230,7 +251,10 @@ describeInBrowser('passkeys on the customer dashboard', () => {
       await page.goto(`${h.issuer}/account/login`);
       await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
       await page.getByRole('heading', { name: 'Connected apps' }).waitFor();
-      const replay = await page.request.post(`${h.issuer}/account/passkeys/sign-in`, { headers: { 'content-type': 'application/x-www-form-urlencoded', origin: h.issuer }, data: captured });
+      const replay = await page.request.post(`${h.issuer}/account/passkeys/sign-in`, {
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: h.issuer },
+        data: captured,
+      });
       expect(replay.status()).toBe(400);
       expect(await replay.text()).toContain('This passkey response was used already.');
     } finally {
@@ -264,7 +288,12 @@ describeInBrowser('a passkey at an authorization', () => {
       expect(idToken.acr).toBe('urn:openbanking:psd2:sca');
       expect(idToken.amr).toEqual(['hwk', 'user', 'mfa']);
       // The consent records the SCA and what it was linked to: exactly this payment.
-      const { rows: [row] } = await h.moat.storage.sql.query<{ status: string; sca_link_hash: string; requested: never }>('SELECT status, sca_link_hash, requested FROM consent WHERE id = $1', [consentId]);
+      const {
+        rows: [row],
+      } = await h.moat.storage.sql.query<{ status: string; sca_link_hash: string; requested: never }>(
+        'SELECT status, sca_link_hash, requested FROM consent WHERE id = $1',
+        [consentId],
+      );
       expect(row!.status).toBe('Authorised');
       expect(row!.sca_link_hash).toBe(paymentLinkHash(paymentLinkOf(consentId, row!.requested)));
     } finally {
@@ -287,7 +316,9 @@ describeInBrowser('a passkey at an authorization', () => {
       const returned = await callback;
       expect(returned.searchParams.get('error')).toBe('access_denied');
       expect(returned.searchParams.get('error_description')).toMatch(/RTS Art\. 5/);
-      const { rows: [row] } = await h.moat.storage.sql.query<{ status: string }>('SELECT status FROM consent WHERE id = $1', [consentId]);
+      const {
+        rows: [row],
+      } = await h.moat.storage.sql.query<{ status: string }>('SELECT status FROM consent WHERE id = $1', [consentId]);
       expect(row!.status).toBe('AwaitingAuthorisation');
     } finally {
       await device.context.close();
@@ -318,7 +349,7 @@ describeInBrowser('a passkey at an authorization', () => {
   });
 });
 
-describe('operator reset of a customer\'s passkeys', () => {
+describe("operator reset of a customer's passkeys", () => {
   it('removes every passkey of the customer and audits who did it and why', async () => {
     await h.moat.storage.sql.query(`INSERT INTO customer (id, username, password_hash, name) VALUES ('cust-reset', 'reset', 'x', 'Reset Example')`);
     await h.moat.storage.sql.query(
@@ -333,11 +364,18 @@ describe('operator reset of a customer\'s passkeys', () => {
     expect(await passkeysOf('cust-reset')).toHaveLength(2);
     const unknown = await adminRequest(port, 'POST', '/customers/cust-nobody/factors/passkeys/reset', { token: adminToken(h), body: { reason: 'typo' } });
     expect(unknown).toMatchObject({ status: 404, body: { error: 'not_found', error_description: 'customer cust-nobody does not exist' } });
-    const reset = await adminRequest(port, 'POST', '/customers/cust-reset/factors/passkeys/reset', { token: adminToken(h), body: { reason: 'lost phone, identity checked in branch' } });
+    const reset = await adminRequest(port, 'POST', '/customers/cust-reset/factors/passkeys/reset', {
+      token: adminToken(h),
+      body: { reason: 'lost phone, identity checked in branch' },
+    });
     expect(reset).toEqual({ status: 200, body: { customerId: 'cust-reset', factor: 'passkey', removed: 2 } });
     expect(await passkeysOf('cust-reset')).toHaveLength(0);
     await h.moat.audit.drain();
     const [event] = await h.moat.audit.query({ customerId: 'cust-reset', type: 'factor.reset' });
-    expect(event).toMatchObject({ actor: 'operator', actorId: 'admin-token', detail: { factor: 'passkey', removed: 2, reason: 'lost phone, identity checked in branch' } });
+    expect(event).toMatchObject({
+      actor: 'operator',
+      actorId: 'admin-token',
+      detail: { factor: 'passkey', removed: 2, reason: 'lost phone, identity checked in branch' },
+    });
   });
 });

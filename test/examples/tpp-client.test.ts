@@ -57,7 +57,9 @@ beforeAll(async () => {
   // The README's step 1, through the CLI itself: the server's sandbox CA and directory key (its
   // dataDir), credentials written for its issuer.
   const issued = await node(['src/cli/main.ts', 'sandbox', 'tpp', '--name', 'Example Fintech', '--out', credentials], {
-    ...process.env, MOAT_DATA_DIR: h.dataDir, MOAT_ISSUER: h.issuer,
+    ...process.env,
+    MOAT_DATA_DIR: h.dataDir,
+    MOAT_ISSUER: h.issuer,
   });
   if (issued.code !== 0) throw new Error(`moat sandbox tpp failed: ${issued.stderr}`);
   run = await node([EXAMPLE, '--issuer', h.issuer, '--credentials', credentials, '--print-token']);
@@ -71,31 +73,49 @@ afterAll(async () => {
 });
 
 function certificateThumbprint(): string {
-  return createHash('sha256').update(new X509Certificate(readFileSync(join(credentials, 'transport.pem'))).raw).digest('base64url');
+  return createHash('sha256')
+    .update(new X509Certificate(readFileSync(join(credentials, 'transport.pem'))).raw)
+    .digest('base64url');
 }
 
 describe('the example TPP client against a running Moat', () => {
   it('exits 0 after every step, saying each in plain words', () => {
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: expect.not.stringContaining('FAILED') });
-    const steps = run.stdout.split('\n').filter((l) => /^\d\. /.test(l)).map((l) => l.slice(0, l.indexOf(':')));
-    expect(steps).toEqual(['1. Discovery', '2. Registration', '3. Pushed authorization request', '4. The customer (sandbox customer helper, standing in for a browser)', '5. Token', '6. Introspection', '7. Sandbox API']);
+    const steps = run.stdout
+      .split('\n')
+      .filter((l) => /^\d\. /.test(l))
+      .map((l) => l.slice(0, l.indexOf(':')));
+    expect(steps).toEqual([
+      '1. Discovery',
+      '2. Registration',
+      '3. Pushed authorization request',
+      '4. The customer (sandbox customer helper, standing in for a browser)',
+      '5. Token',
+      '6. Introspection',
+      '7. Sandbox API',
+    ]);
     expect(run.stdout).toContain('alice signed in and pressed Allow');
     expect(run.stdout).toMatch(/7\. Sandbox API: GET \/sandbox-api\/accounts answered 200 with 3 account\(s\)/);
     expect(run.stdout).toMatch(/\n {2}acc-alice-current \(40001712345678\): balance \d+\.\d{2}\n/);
   });
 
-  it('prints a token bound to the transport certificate: cnf x5t#S256 = the certificate\'s SHA-256 thumbprint', () => {
+  it("prints a token bound to the transport certificate: cnf x5t#S256 = the certificate's SHA-256 thumbprint", () => {
     const thumbprint = certificateThumbprint();
     expect(JSON.parse(readFileSync(join(credentials, 'tpp.json'), 'utf8'))['x5t#S256']).toBe(thumbprint);
     expect(printed(run.stdout, 'bound to certificate x5t#S256:')).toBe(thumbprint);
-    expect(printed(run.stdout, 'our certificate\'s x5t#S256:')).toBe(thumbprint);
+    expect(printed(run.stdout, "our certificate's x5t#S256:")).toBe(thumbprint);
   });
 
-  it('ends with one JSON line for scripts: the thumbprint check\'s result and the API call\'s status', () => {
+  it("ends with one JSON line for scripts: the thumbprint check's result and the API call's status", () => {
     const last = run.stdout.trimEnd().split('\n').at(-1)!;
     expect(JSON.parse(last)).toEqual({
-      firstCall: 'done', certificateBound: true, 'x5t#S256': certificateThumbprint(), introspectedX5tS256: certificateThumbprint(),
-      clientId: printed(run.stdout, 'client_id:'), apiStatus: 200, accounts: 3,
+      firstCall: 'done',
+      certificateBound: true,
+      'x5t#S256': certificateThumbprint(),
+      introspectedX5tS256: certificateThumbprint(),
+      clientId: printed(run.stdout, 'client_id:'),
+      apiStatus: 200,
+      accounts: 3,
     });
   });
 
@@ -112,18 +132,34 @@ describe('the example TPP client against a running Moat', () => {
     const clientId = printed(run.stdout, 'client_id:');
     const accessToken = printed(run.stdout, 'access token value:');
     const serverCaPem = readFileSync(join(credentials, 'server-ca.pem'), 'utf8');
-    const withCertificate = tlsFetch(serverCaPem, { certPem: readFileSync(join(credentials, 'transport.pem'), 'utf8'), keyPem: readFileSync(join(credentials, 'transport.key'), 'utf8') });
+    const withCertificate = tlsFetch(serverCaPem, {
+      certPem: readFileSync(join(credentials, 'transport.pem'), 'utf8'),
+      keyPem: readFileSync(join(credentials, 'transport.key'), 'utf8'),
+    });
     const withoutCertificate = tlsFetch(serverCaPem);
     try {
       const issuer = new URL(h.issuer);
-      const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { [oauth.customFetch]: withCertificate, algorithm: 'oidc' }));
+      const as = await oauth.processDiscoveryResponse(
+        issuer,
+        await oauth.discoveryRequest(issuer, { [oauth.customFetch]: withCertificate, algorithm: 'oidc' }),
+      );
       const client = { client_id: clientId };
-      const introspection = await oauth.processIntrospectionResponse(as, client,
-        await oauth.introspectionRequest(as, client, oauth.TlsClientAuth(), accessToken, { [oauth.customFetch]: withCertificate }));
-      expect(introspection).toEqual(expect.objectContaining({
-        active: true, client_id: clientId, sub: 'cust-alice', scope: 'accounts', aud: `${h.issuer}/sandbox-api`,
-        cnf: { 'x5t#S256': certificateThumbprint() }, consent_id: printed(run.stdout, 'consent:'),
-      }));
+      const introspection = await oauth.processIntrospectionResponse(
+        as,
+        client,
+        await oauth.introspectionRequest(as, client, oauth.TlsClientAuth(), accessToken, { [oauth.customFetch]: withCertificate }),
+      );
+      expect(introspection).toEqual(
+        expect.objectContaining({
+          active: true,
+          client_id: clientId,
+          sub: 'cust-alice',
+          scope: 'accounts',
+          aud: `${h.issuer}/sandbox-api`,
+          cnf: { 'x5t#S256': certificateThumbprint() },
+          consent_id: printed(run.stdout, 'consent:'),
+        }),
+      );
       // RFC 8705 §3: the same token over a connection without the certificate is useless.
       const stolen = await withoutCertificate(`${h.issuer}/sandbox-api/accounts`, { headers: { authorization: `Bearer ${accessToken}` } });
       expect(stolen.status).toBe(401);
@@ -135,7 +171,9 @@ describe('the example TPP client against a running Moat', () => {
 
   it('left an account-access consent Authorised by alice for the accounts she shared', async () => {
     const consent = await h.moat.consents.getForCustomer(printed(run.stdout, 'consent:'), 'cust-alice');
-    expect(consent).toEqual(expect.objectContaining({ status: 'Authorised', kind: 'account_access', origin: 'authorization_details', clientId: printed(run.stdout, 'client_id:') }));
+    expect(consent).toEqual(
+      expect.objectContaining({ status: 'Authorised', kind: 'account_access', origin: 'authorization_details', clientId: printed(run.stdout, 'client_id:') }),
+    );
   });
 
   it('exits 1 with the OAuth error and its description when Moat refuses a step', async () => {
@@ -145,7 +183,9 @@ describe('the example TPP client against a running Moat', () => {
     writeFileSync(join(tampered, 'registration.json'), JSON.stringify({ ...registration, redirect_uris: ['https://attacker.example/callback'] }));
     const refused = await node([EXAMPLE, '--issuer', h.issuer, '--credentials', tampered]);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain('FAILED at step 2 (registration): invalid_redirect_uri: redirect_uri https://attacker.example/callback is not among the software statement\'s software_redirect_uris');
+    expect(refused.stderr).toContain(
+      "FAILED at step 2 (registration): invalid_redirect_uri: redirect_uri https://attacker.example/callback is not among the software statement's software_redirect_uris",
+    );
     expect(refused.stdout).not.toContain('3. Pushed authorization request');
   });
 });
@@ -153,36 +193,61 @@ describe('the example TPP client against a running Moat', () => {
 describe('the example TPP client with --auth private_key_jwt --dpop (issue 14)', () => {
   it('exits 0 after every step, registering over mutual TLS and then presenting no certificate', () => {
     expect({ code: dpopRun.code, stderr: dpopRun.stderr }).toEqual({ code: 0, stderr: expect.not.stringContaining('FAILED') });
-    const steps = dpopRun.stdout.split('\n').filter((l) => /^\d\. /.test(l)).map((l) => l.slice(0, l.indexOf(':')));
-    expect(steps).toEqual(['1. Discovery', '2. Registration', '3. Pushed authorization request', '4. The customer (sandbox customer helper, standing in for a browser)', '5. Token', '6. Introspection', '7. Sandbox API']);
+    const steps = dpopRun.stdout
+      .split('\n')
+      .filter((l) => /^\d\. /.test(l))
+      .map((l) => l.slice(0, l.indexOf(':')));
+    expect(steps).toEqual([
+      '1. Discovery',
+      '2. Registration',
+      '3. Pushed authorization request',
+      '4. The customer (sandbox customer helper, standing in for a browser)',
+      '5. Token',
+      '6. Introspection',
+      '7. Sandbox API',
+    ]);
     expect(dpopRun.stdout).toContain('5. Token: exchanged the code (with the PKCE verifier) with a client assertion and a DPoP proof');
     expect(dpopRun.stdout).toMatch(/7\. Sandbox API: GET \/sandbox-api\/accounts answered 200 with 3 account\(s\)/);
   });
 
-  it('registered a private_key_jwt client with DPoP-bound tokens, whose key is the software statement\'s', async () => {
+  it("registered a private_key_jwt client with DPoP-bound tokens, whose key is the software statement's", async () => {
     const clientId = printed(dpopRun.stdout, 'client_id:');
     const signing = JSON.parse(readFileSync(join(credentials, 'signing.public.jwks.json'), 'utf8')) as { keys: { kid: string }[] };
-    expect(printed(dpopRun.stdout, 'client authentication:')).toBe(`private_key_jwt with the signing key ${signing.keys[0]!.kid} (the software statement's software_jwks)`);
+    expect(printed(dpopRun.stdout, 'client authentication:')).toBe(
+      `private_key_jwt with the signing key ${signing.keys[0]!.kid} (the software statement's software_jwks)`,
+    );
     const client = await h.moat.provider.Client.find(clientId);
-    expect(client?.metadata()).toEqual(expect.objectContaining({
-      token_endpoint_auth_method: 'private_key_jwt', dpop_bound_access_tokens: true, tls_client_certificate_bound_access_tokens: false, jwks: signing,
-    }));
+    expect(client?.metadata()).toEqual(
+      expect.objectContaining({
+        token_endpoint_auth_method: 'private_key_jwt',
+        dpop_bound_access_tokens: true,
+        tls_client_certificate_bound_access_tokens: false,
+        jwks: signing,
+      }),
+    );
   });
 
-  it('bound the code at PAR (dpop_jkt) and the token to the DPoP key: cnf.jkt = the key\'s thumbprint', () => {
+  it("bound the code at PAR (dpop_jkt) and the token to the DPoP key: cnf.jkt = the key's thumbprint", () => {
     const jkt = printed(dpopRun.stdout, 'the code is bound to our DPoP key: dpop_jkt');
     expect(jkt).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(printed(dpopRun.stdout, 'bound to DPoP key jkt:')).toBe(jkt);
     expect(JSON.parse(dpopRun.stdout.trimEnd().split('\n').at(-1)!)).toEqual({
-      firstCall: 'done', auth: 'private_key_jwt', dpopBound: true, jkt, introspectedJkt: jkt,
-      clientId: printed(dpopRun.stdout, 'client_id:'), apiStatus: 200, accounts: 3,
+      firstCall: 'done',
+      auth: 'private_key_jwt',
+      dpopBound: true,
+      jkt,
+      introspectedJkt: jkt,
+      clientId: printed(dpopRun.stdout, 'client_id:'),
+      apiStatus: 200,
+      accounts: 3,
     });
   });
 
   it('left a token the API refuses without a proof of the key, even over the transport certificate', async () => {
     const accessToken = printed(dpopRun.stdout, 'access token value:');
     const withCertificate = tlsFetch(readFileSync(join(credentials, 'server-ca.pem'), 'utf8'), {
-      certPem: readFileSync(join(credentials, 'transport.pem'), 'utf8'), keyPem: readFileSync(join(credentials, 'transport.key'), 'utf8'),
+      certPem: readFileSync(join(credentials, 'transport.pem'), 'utf8'),
+      keyPem: readFileSync(join(credentials, 'transport.key'), 'utf8'),
     });
     try {
       const res = await withCertificate(`${h.issuer}/sandbox-api/accounts`, { headers: { authorization: `DPoP ${accessToken}` } });
@@ -195,17 +260,28 @@ describe('the example TPP client with --auth private_key_jwt --dpop (issue 14)',
 
   it('accepts a client assertion whose aud is the issuer, as one string — not the token endpoint, not an array (README)', async () => {
     const clientId = printed(dpopRun.stdout, 'client_id:');
-    const jwk = (JSON.parse(readFileSync(join(credentials, 'signing.jwks.json'), 'utf8')) as { keys: (Record<string, string>)[] }).keys[0]!;
+    const jwk = (JSON.parse(readFileSync(join(credentials, 'signing.jwks.json'), 'utf8')) as { keys: Record<string, string>[] }).keys[0]!;
     const key = await importJWK(jwk, 'ES256');
     const plain = tlsFetch(readFileSync(join(credentials, 'server-ca.pem'), 'utf8'));
     const introspect = async (aud: string | string[]) => {
       const now = Math.floor(Date.now() / 1000);
-      const assertion = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: jwk.kid! })
-        .setIssuer(clientId).setSubject(clientId).setAudience(aud).setIssuedAt(now).setExpirationTime(now + 60).setJti(randomUUID())
+      const assertion = await new SignJWT({})
+        .setProtectedHeader({ alg: 'ES256', kid: jwk.kid! })
+        .setIssuer(clientId)
+        .setSubject(clientId)
+        .setAudience(aud)
+        .setIssuedAt(now)
+        .setExpirationTime(now + 60)
+        .setJti(randomUUID())
         .sign(key);
       const res = await plain(`${h.issuer}/introspect`, {
-        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ token: 'unknown', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion }).toString(),
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          token: 'unknown',
+          client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+          client_assertion: assertion,
+        }).toString(),
       });
       return res.status;
     };
@@ -219,7 +295,7 @@ describe('the example TPP client with --auth private_key_jwt --dpop (issue 14)',
   });
 });
 
-describe('the README\'s registration bodies', () => {
+describe("the README's registration bodies", () => {
   const block = (name: string) => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const between = readme.slice(readme.indexOf(`<!-- ${name}:begin -->`), readme.indexOf(`<!-- ${name}:end -->`));
@@ -238,9 +314,13 @@ describe('the README\'s registration bodies', () => {
     const script = `TLS="--cacert acme/server-ca.pem --cert acme/transport.pem --key acme/transport.key -s"\n${block('private-key-jwt-registration').replaceAll('https://localhost:8443', h.issuer)}`;
     const { stdout, stderr } = await promisify(execFile)('bash', ['-c', script], { cwd: work, timeout: 30_000 });
     expect(stderr).toBe('');
-    expect(JSON.parse(stdout)).toEqual(expect.objectContaining({
-      token_endpoint_auth_method: 'private_key_jwt', dpop_bound_access_tokens: true, tls_client_certificate_bound_access_tokens: false,
-      jwks: JSON.parse(readFileSync(join(credentials, 'signing.public.jwks.json'), 'utf8')),
-    }));
+    expect(JSON.parse(stdout)).toEqual(
+      expect.objectContaining({
+        token_endpoint_auth_method: 'private_key_jwt',
+        dpop_bound_access_tokens: true,
+        tls_client_certificate_bound_access_tokens: false,
+        jwks: JSON.parse(readFileSync(join(credentials, 'signing.public.jwks.json'), 'utf8')),
+      }),
+    );
   });
 });

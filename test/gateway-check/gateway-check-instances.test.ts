@@ -30,10 +30,27 @@ describeWithServices('the gateway check on two instances', () => {
     writeFileSync(join(dir, 'secret'), secret);
     const shared = {
       resourceServers: [{ identifier: ACCOUNTS, scopes: ['accounts'] }],
-      gatewayCheck: { enabled: true, port: 0, sharedSecretFile: join(dir, 'secret'), apiOrigin: 'https://api.bank.example', forwardedCertificate: 'nginx', routes: [{ prefix: '/accounts', resource: ACCOUNTS, scopes: ['accounts'] }] },
+      gatewayCheck: {
+        enabled: true,
+        port: 0,
+        sharedSecretFile: join(dir, 'secret'),
+        apiOrigin: 'https://api.bank.example',
+        forwardedCertificate: 'nginx',
+        routes: [{ prefix: '/accounts', resource: ACCOUNTS, scopes: ['accounts'] }],
+      },
     };
     a = await startMoat({ backend: 'services', config: shared });
-    b = await startMoat({ backend: 'services', config: { ...shared, gatewayCheck: { ...shared.gatewayCheck, port: await freePort() }, issuer: a.issuer, dataDir: a.config.dataDir, keys: { dir: a.config.keys.dir }, storage: a.config.storage } });
+    b = await startMoat({
+      backend: 'services',
+      config: {
+        ...shared,
+        gatewayCheck: { ...shared.gatewayCheck, port: await freePort() },
+        issuer: a.issuer,
+        dataDir: a.config.dataDir,
+        keys: { dir: a.config.keys.dir },
+        storage: a.config.storage,
+      },
+    });
     tpp = await onboardTpp(a);
   });
   afterAll(async () => {
@@ -46,12 +63,18 @@ describeWithServices('the gateway check on two instances', () => {
   /** The check on instance B, as a gateway asks it. */
   const checkOnB = async (token: string) => {
     const res = await fetch(`http://127.0.0.1:${b.moat.gatewayCheckPort}/`, {
-      headers: { 'x-moat-gateway-secret': secret, authorization: `Bearer ${token}`, 'x-ssl-client-cert': encodeURIComponent(tpp.creds.certPem), 'x-original-uri': '/accounts', 'x-original-method': 'GET' },
+      headers: {
+        'x-moat-gateway-secret': secret,
+        authorization: `Bearer ${token}`,
+        'x-ssl-client-cert': encodeURIComponent(tpp.creds.certPem),
+        'x-original-uri': '/accounts',
+        'x-original-method': 'GET',
+      },
     });
     return { status: res.status, challenge: res.headers.get('www-authenticate'), consentId: res.headers.get('x-moat-consent-id') };
   };
 
-  it('a token revoked at /revoke on one instance is refused by the other\'s warm cache once announced', async () => {
+  it("a token revoked at /revoke on one instance is refused by the other's warm cache once announced", async () => {
     const token = (await authorizationCodeFlow(a, tpp, { extraParams: { resource: ACCOUNTS } })).tokens.access_token;
     expect((await checkOnB(token)).status).toBe(200);
     expect(b.moat.tokenFacts.size).toBeGreaterThan(0);
@@ -59,10 +82,12 @@ describeWithServices('the gateway check on two instances', () => {
     const announced = heard(b.moat.storage.invalidation, 'access-token', token);
     await oauth.processRevocationResponse(await oauth.revocationRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), token, { [oauth.customFetch]: tpp.fetch }));
     await announced;
-    expect(await checkOnB(token)).toEqual(expect.objectContaining({ status: 401, challenge: 'Bearer error="invalid_token", error_description="the access token is not active"' }));
+    expect(await checkOnB(token)).toEqual(
+      expect.objectContaining({ status: 401, challenge: 'Bearer error="invalid_token", error_description="the access token is not active"' }),
+    );
   });
 
-  it('a consent revoked on one instance is refused by the other\'s warm cache once announced', async () => {
+  it("a consent revoked on one instance is refused by the other's warm cache once announced", async () => {
     const token = (await authorizationCodeFlow(a, tpp, { extraParams: { resource: ACCOUNTS } })).tokens.access_token;
     const allowed = await checkOnB(token);
     expect(allowed.status).toBe(200);

@@ -27,33 +27,47 @@ describe('gatewayCheck configuration, checked at start-up', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const problems = (gatewayCheck: Record<string, unknown>, resourceServers = RESOURCE_SERVERS) => problemsOf(() => validateConfig({
-    resourceServers, gatewayCheck: { enabled: true, apiOrigin: 'https://api.bank.example', routes: ROUTES, ...gatewayCheck },
-  }, 'test', dir));
+  const problems = (gatewayCheck: Record<string, unknown>, resourceServers = RESOURCE_SERVERS) =>
+    problemsOf(() =>
+      validateConfig(
+        {
+          resourceServers,
+          gatewayCheck: { enabled: true, apiOrigin: 'https://api.bank.example', routes: ROUTES, ...gatewayCheck },
+        },
+        'test',
+        dir,
+      ),
+    );
 
   it('refuses a listener nobody authenticates to', () => {
     expect(problems({})).toContainEqual(expect.stringMatching(/^gatewayCheck.sharedSecretFile or gatewayCheck.tls: one is required/));
   });
 
   it('refuses a shared secret off loopback', () => {
-    expect(problems({ sharedSecretFile: 's', host: '0.0.0.0' })).toContainEqual(expect.stringMatching(/^gatewayCheck.host: a shared secret is accepted only on loopback/));
+    expect(problems({ sharedSecretFile: 's', host: '0.0.0.0' })).toContainEqual(
+      expect.stringMatching(/^gatewayCheck.host: a shared secret is accepted only on loopback/),
+    );
   });
 
   it('refuses a route for a resource Moat issues no tokens for, or a scope that resource does not have', () => {
-    expect(problems({ sharedSecretFile: 's', routes: [{ prefix: '/cards', resource: 'https://api.bank.example/cards', scopes: ['accounts'] }] }))
-      .toContainEqual('gatewayCheck.routes.0.resource: "https://api.bank.example/cards" is not a resourceServers identifier (Moat issues no tokens for it)');
-    expect(problems({ sharedSecretFile: 's', routes: [{ prefix: '/accounts', resource: ACCOUNTS, scopes: ['payments'] }] }))
-      .toContainEqual(`gatewayCheck.routes.0.scopes: "payments" is not a scope of resource server ${ACCOUNTS}`);
+    expect(
+      problems({ sharedSecretFile: 's', routes: [{ prefix: '/cards', resource: 'https://api.bank.example/cards', scopes: ['accounts'] }] }),
+    ).toContainEqual('gatewayCheck.routes.0.resource: "https://api.bank.example/cards" is not a resourceServers identifier (Moat issues no tokens for it)');
+    expect(problems({ sharedSecretFile: 's', routes: [{ prefix: '/accounts', resource: ACCOUNTS, scopes: ['payments'] }] })).toContainEqual(
+      `gatewayCheck.routes.0.scopes: "payments" is not a scope of resource server ${ACCOUNTS}`,
+    );
   });
 
   it('refuses a route whose resource server issues JWT access tokens, whose revocation the check could not see', () => {
-    expect(problems({ sharedSecretFile: 's' }, [{ ...RESOURCE_SERVERS[0]!, accessTokenFormat: 'jwt' } as never]))
-      .toContainEqual(expect.stringMatching(/^gatewayCheck.routes.0.resource: resource server https:\/\/api.bank.example\/accounts issues JWT access tokens/));
+    expect(problems({ sharedSecretFile: 's' }, [{ ...RESOURCE_SERVERS[0]!, accessTokenFormat: 'jwt' } as never])).toContainEqual(
+      expect.stringMatching(/^gatewayCheck.routes.0.resource: resource server https:\/\/api.bank.example\/accounts issues JWT access tokens/),
+    );
   });
 
   it('refuses a route prefix that is not a path, and the same prefix twice', () => {
-    expect(problems({ sharedSecretFile: 's', routes: [{ prefix: 'accounts', resource: ACCOUNTS, scopes: ['accounts'] }] }))
-      .toContainEqual(expect.stringMatching(/^gatewayCheck.routes.0.prefix: expected a path starting with "\/"/));
+    expect(problems({ sharedSecretFile: 's', routes: [{ prefix: 'accounts', resource: ACCOUNTS, scopes: ['accounts'] }] })).toContainEqual(
+      expect.stringMatching(/^gatewayCheck.routes.0.prefix: expected a path starting with "\/"/),
+    );
     expect(problems({ sharedSecretFile: 's', routes: [...ROUTES, ...ROUTES] })).toContainEqual('gatewayCheck.routes.1.prefix: "/accounts" appears twice');
   });
 
@@ -87,8 +101,16 @@ describe('the gateway check listener over mTLS', () => {
       config: {
         resourceServers: RESOURCE_SERVERS,
         gatewayCheck: {
-          enabled: true, port: await freePort(), apiOrigin: 'https://api.bank.example', routes: ROUTES, forwardedCertificate: 'nginx',
-          tls: { certFile: file('server.pem', server.certPem), keyFile: file('server.key', server.keyPem), clientCaFiles: [file('gateway-ca.pem', gatewayCa.certPem)] },
+          enabled: true,
+          port: await freePort(),
+          apiOrigin: 'https://api.bank.example',
+          routes: ROUTES,
+          forwardedCertificate: 'nginx',
+          tls: {
+            certFile: file('server.pem', server.certPem),
+            keyFile: file('server.key', server.keyPem),
+            clientCaFiles: [file('gateway-ca.pem', gatewayCa.certPem)],
+          },
         },
       },
     });
@@ -102,18 +124,29 @@ describe('the gateway check listener over mTLS', () => {
   });
 
   /** A check as a gateway asks it, with `identity` as the gateway's certificate. */
-  const check = (identity: TestCertificate | undefined, headers: Record<string, string>) => new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((done, fail) => {
-    const req = request({
-      host: '127.0.0.1', port: h.moat.gatewayCheckPort, path: '/accounts', method: 'GET', ca: serverCa.certPem,
-      ...(identity === undefined ? {} : { cert: identity.certPem, key: identity.keyPem }), headers,
-    }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => { body += c.toString(); });
-      res.on('end', () => done({ status: res.statusCode!, headers: res.headers, body }));
+  const check = (identity: TestCertificate | undefined, headers: Record<string, string>) =>
+    new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((done, fail) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: h.moat.gatewayCheckPort,
+          path: '/accounts',
+          method: 'GET',
+          ca: serverCa.certPem,
+          ...(identity === undefined ? {} : { cert: identity.certPem, key: identity.keyPem }),
+          headers,
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => {
+            body += c.toString();
+          });
+          res.on('end', () => done({ status: res.statusCode!, headers: res.headers, body }));
+        },
+      );
+      req.on('error', fail);
+      req.end();
     });
-    req.on('error', fail);
-    req.end();
-  });
   const asked = () => ({ authorization: `Bearer ${token}`, 'x-ssl-client-cert': encodeURIComponent(tpp.creds.certPem) });
 
   it('answers the gateway that presents a certificate from gatewayCheck.tls.clientCaFiles', async () => {
@@ -122,7 +155,7 @@ describe('the gateway check listener over mTLS', () => {
     expect(answer.headers['x-moat-client-id']).toBe(tpp.client.client_id);
   });
 
-  it('answers nobody else, and never with a verdict: a caller without the gateway\'s certificate gets a 500 the gateway turns away', async () => {
+  it("answers nobody else, and never with a verdict: a caller without the gateway's certificate gets a 500 the gateway turns away", async () => {
     for (const identity of [undefined, stranger]) {
       const answer = await check(identity, asked());
       expect(answer.status).toBe(500);
@@ -169,7 +202,9 @@ describe('the gateway check listener with a shared secret', () => {
 
   it('counts the checks it answers by outcome', async () => {
     const before = sampleSum(await scrapeMetrics(h), 'moat_gateway_checks_total', { outcome: 'invalid_request' });
-    const res = await fetch(`http://127.0.0.1:${h.moat.gatewayCheckPort}/accounts`, { headers: { 'x-moat-gateway-secret': readFileSync(join(dir, 'secret'), 'utf8') } });
+    const res = await fetch(`http://127.0.0.1:${h.moat.gatewayCheckPort}/accounts`, {
+      headers: { 'x-moat-gateway-secret': readFileSync(join(dir, 'secret'), 'utf8') },
+    });
     expect(res.status).toBe(401);
     expect(sampleSum(await scrapeMetrics(h), 'moat_gateway_checks_total', { outcome: 'invalid_request' })).toBe(before + 1);
   });

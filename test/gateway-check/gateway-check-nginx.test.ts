@@ -49,8 +49,15 @@ beforeAll(async () => {
         { identifier: PAYMENTS, scopes: ['accounts', 'payments'] },
       ],
       gatewayCheck: {
-        enabled: true, port: checkPort, sharedSecretFile: join(dir, 'gateway-secret'), forwardedCertificate: 'nginx', apiOrigin: gateway,
-        routes: [{ prefix: '/accounts', resource: ACCOUNTS, scopes: ['accounts'] }, { prefix: '/payments', resource: PAYMENTS, scopes: ['payments'] }],
+        enabled: true,
+        port: checkPort,
+        sharedSecretFile: join(dir, 'gateway-secret'),
+        forwardedCertificate: 'nginx',
+        apiOrigin: gateway,
+        routes: [
+          { prefix: '/accounts', resource: ACCOUNTS, scopes: ['accounts'] },
+          { prefix: '/payments', resource: PAYMENTS, scopes: ['payments'] },
+        ],
       },
     },
   });
@@ -58,7 +65,14 @@ beforeAll(async () => {
   api = createServer((req, res) => {
     reached.push({ url: req.url ?? '', headers: req.headers });
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ path: req.url, moat: Object.fromEntries(Object.entries(req.headers).filter(([k]) => k.startsWith('x-moat-') || k === 'x-fapi-interaction-id' || k === 'authorization')) }));
+    res.end(
+      JSON.stringify({
+        path: req.url,
+        moat: Object.fromEntries(
+          Object.entries(req.headers).filter(([k]) => k.startsWith('x-moat-') || k === 'x-fapi-interaction-id' || k === 'authorization'),
+        ),
+      }),
+    );
   });
   await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
   const material = await ensureSandboxMaterial(h.dataDir);
@@ -71,11 +85,21 @@ beforeAll(async () => {
     .replace('server 127.0.0.1:8081;', `server 127.0.0.1:${(api.address() as AddressInfo).port};`)
     .replace('listen 443 ssl;', `listen 127.0.0.1:${gatewayPort} ssl;`);
   writeFileSync(join(dir, 'site.conf'), site);
-  writeFileSync(join(dir, 'nginx.conf'), [
-    `pid ${dir}/nginx.pid;`, `error_log ${dir}/error.log;`, 'events {}', 'http {',
-    `  access_log ${dir}/access.log;`, `  client_body_temp_path ${dir}/tmp;`, `  proxy_temp_path ${dir}/tmp;`,
-    `  include ${dir}/site.conf;`, '}', '',
-  ].join('\n'));
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    [
+      `pid ${dir}/nginx.pid;`,
+      `error_log ${dir}/error.log;`,
+      'events {}',
+      'http {',
+      `  access_log ${dir}/access.log;`,
+      `  client_body_temp_path ${dir}/tmp;`,
+      `  proxy_temp_path ${dir}/tmp;`,
+      `  include ${dir}/site.conf;`,
+      '}',
+      '',
+    ].join('\n'),
+  );
   await run(NGINX, ['-c', join(dir, 'nginx.conf')]);
 });
 
@@ -87,14 +111,29 @@ afterAll(async () => {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
 
-interface Seen { status: number; challenge: string | null; body: Record<string, unknown>; headers: Headers }
+interface Seen {
+  status: number;
+  challenge: string | null;
+  body: Record<string, unknown>;
+  headers: Headers;
+}
 
 /** A call through nginx; `reachedApi` says whether the bank API saw it. */
-async function call(tpp: RegisteredTpp | ReturnType<typeof tlsFetch>, path: string, headers: Record<string, string> = {}): Promise<Seen & { reachedApi: boolean }> {
+async function call(
+  tpp: RegisteredTpp | ReturnType<typeof tlsFetch>,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<Seen & { reachedApi: boolean }> {
   const before = reached.length;
   const f = 'fetch' in tpp ? tpp.fetch : tpp;
   const res = await f(`${gateway}${path}`, { headers });
-  return { status: res.status, challenge: res.headers.get('www-authenticate'), headers: res.headers, body: await res.json() as Record<string, unknown>, reachedApi: reached.length > before };
+  return {
+    status: res.status,
+    challenge: res.headers.get('www-authenticate'),
+    headers: res.headers,
+    body: (await res.json()) as Record<string, unknown>,
+    reachedApi: reached.length > before,
+  };
 }
 
 function thumbprintOf(certPem: string): string {
@@ -136,12 +175,14 @@ describe('the bank API behind nginx with deploy/nginx/bank-api-gateway.conf', ()
     expect(seen.challenge).toMatch(/^Bearer error="invalid_request", error_description="send the access token in the Authorization header/);
   });
 
-  it('refuses the token over another TPP\'s certificate (RFC 8705 §3)', async () => {
+  it("refuses the token over another TPP's certificate (RFC 8705 §3)", async () => {
     const other = await onboardTpp(h);
     try {
       const seen = await call(other, '/accounts', { authorization: `Bearer ${token}` });
       expect(seen).toEqual(expect.objectContaining({ status: 401, reachedApi: false }));
-      expect(seen.challenge).toBe('Bearer error="invalid_token", error_description="this access token is bound to a different client certificate (RFC 8705 section 3)"');
+      expect(seen.challenge).toBe(
+        'Bearer error="invalid_token", error_description="this access token is bound to a different client certificate (RFC 8705 section 3)"',
+      );
     } finally {
       await other.close();
     }
@@ -165,7 +206,7 @@ describe('the bank API behind nginx with deploy/nginx/bank-api-gateway.conf', ()
     expect(seen.challenge).toBe(`Bearer error="invalid_token", error_description="the access token is not meant for ${ACCOUNTS}"`);
   });
 
-  it('refuses a token without the route\'s scope with 403 insufficient_scope (RFC 6750 §3.1)', async () => {
+  it("refuses a token without the route's scope with 403 insufficient_scope (RFC 6750 §3.1)", async () => {
     const { tokens } = await authorizationCodeFlow(h, tpp, { extraParams: { resource: PAYMENTS } });
     const seen = await call(tpp, '/payments/domestic', { authorization: `Bearer ${tokens.access_token}` });
     expect(seen).toEqual(expect.objectContaining({ status: 403, reachedApi: false }));
@@ -183,16 +224,26 @@ describe('DPoP-bound tokens through nginx (RFC 9449)', () => {
   let keys: webcrypto.CryptoKeyPair;
   let token: string;
 
-  const proof = async (path: string, claims: { iat?: number; nonce?: string } = {}) => new SignJWT({
-    htm: 'GET', htu: `${gateway}${path}`, jti: randomUUID(), ath: createHash('sha256').update(token).digest('base64url'), ...(claims.nonce === undefined ? {} : { nonce: claims.nonce }),
-  }).setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: await exportJWK(keys.publicKey) }).setIssuedAt(claims.iat ?? Math.floor(Date.now() / 1000)).sign(keys.privateKey);
+  const proof = async (path: string, claims: { iat?: number; nonce?: string } = {}) =>
+    new SignJWT({
+      htm: 'GET',
+      htu: `${gateway}${path}`,
+      jti: randomUUID(),
+      ath: createHash('sha256').update(token).digest('base64url'),
+      ...(claims.nonce === undefined ? {} : { nonce: claims.nonce }),
+    })
+      .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: await exportJWK(keys.publicKey) })
+      .setIssuedAt(claims.iat ?? Math.floor(Date.now() / 1000))
+      .sign(keys.privateKey);
 
   beforeAll(async () => {
     tpp = await onboardTpp(h, { registration: { dpop_bound_access_tokens: true } });
-    keys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']) as webcrypto.CryptoKeyPair;
+    keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
     const { params, codeVerifier } = await authorize(h, tpp, { dpop: oauth.DPoP(tpp.client, keys), extraParams: { resource: ACCOUNTS } });
-    const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier,
-      { [oauth.customFetch]: tpp.fetch, DPoP: oauth.DPoP(tpp.client, keys) });
+    const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, {
+      [oauth.customFetch]: tpp.fetch,
+      DPoP: oauth.DPoP(tpp.client, keys),
+    });
     token = (await oauth.processAuthorizationCodeResponse(tpp.as, tpp.client, res)).access_token;
   });
   afterAll(async () => tpp?.close());
@@ -207,7 +258,10 @@ describe('DPoP-bound tokens through nginx (RFC 9449)', () => {
   });
 
   it('asks for a server nonce when a proof is stale, through nginx, and accepts a proof carrying it (RFC 9449 §9)', async () => {
-    const stale = await call(tpp, '/accounts', { authorization: `DPoP ${token}`, dpop: await proof('/accounts', { iat: Math.floor(Date.now() / 1000) - 600 }) });
+    const stale = await call(tpp, '/accounts', {
+      authorization: `DPoP ${token}`,
+      dpop: await proof('/accounts', { iat: Math.floor(Date.now() / 1000) - 600 }),
+    });
     expect(stale).toEqual(expect.objectContaining({ status: 401, reachedApi: false }));
     expect(stale.challenge).toMatch(/^DPoP error="use_dpop_nonce"/);
     const nonce = stale.headers.get('dpop-nonce');

@@ -10,8 +10,17 @@ const NOW = 1_800_000_000;
 
 function facts(overrides: Partial<TokenFacts> = {}): TokenFacts {
   return {
-    tokenId: 'at-1', clientId: 'client-1', grantId: 'grant-1', accountId: 'cust-alice', scopes: ['accounts'], audiences: ['https://api.bank.example/accounts'],
-    x5t: 'thumb-1', jkt: undefined, expiresAt: NOW + 300, consent: { id: 'aac-1', accountIds: ['acc-1'], permissions: ['ReadAccountsBasic'] }, ...overrides,
+    tokenId: 'at-1',
+    clientId: 'client-1',
+    grantId: 'grant-1',
+    accountId: 'cust-alice',
+    scopes: ['accounts'],
+    audiences: ['https://api.bank.example/accounts'],
+    x5t: 'thumb-1',
+    jkt: undefined,
+    expiresAt: NOW + 300,
+    consent: { id: 'aac-1', accountIds: ['acc-1'], permissions: ['ReadAccountsBasic'] },
+    ...overrides,
   };
 }
 
@@ -51,7 +60,10 @@ describe('the gateway check token facts cache', () => {
   });
 
   it.each([
-    ['token', 'at-1'], ['grant', 'grant-1'], ['client', 'client-1'], ['certificate', 'thumb-1'],
+    ['token', 'at-1'],
+    ['grant', 'grant-1'],
+    ['client', 'client-1'],
+    ['certificate', 'thumb-1'],
   ] as const)('forgets a token at once when its %s is announced', async (key, value) => {
     const cache = createTokenFactsCache({ maxEntries: 10, now: () => now });
     const load = loader(facts());
@@ -66,9 +78,13 @@ describe('the gateway check token facts cache', () => {
   it('does not keep what a read returned when a change was announced while it ran', async () => {
     const cache = createTokenFactsCache({ maxEntries: 10, now: () => now });
     let release!: () => void;
-    const pending = cache.get('token-a', () => new Promise<TokenFacts>((done) => {
-      release = () => done(facts());
-    }));
+    const pending = cache.get(
+      'token-a',
+      () =>
+        new Promise<TokenFacts>((done) => {
+          release = () => done(facts());
+        }),
+    );
     cache.forget('grant', 'grant-1');
     release();
     await pending;

@@ -25,7 +25,10 @@ beforeAll(async () => {
   receiver = createServer({ cert: leaf.certPem, key: leaf.keyPem }, (req, res) => {
     hits += 1;
     req.resume();
-    req.on('end', () => { res.statusCode = 202; res.end(); });
+    req.on('end', () => {
+      res.statusCode = 202;
+      res.end();
+    });
   });
   await new Promise<void>((done) => receiver.listen(0, '127.0.0.1', done));
   port = (receiver.address() as { port: number }).port;
@@ -39,9 +42,18 @@ describe('the outbound target guard', () => {
   const production = createOutboundTargetGuard({ allowPrivate: false, allowed: [] });
 
   it.each([
-    ['127.0.0.1', 'loopback'], ['10.1.2.3', 'private'], ['172.20.0.1', 'private'], ['192.168.1.1', 'private'],
-    ['169.254.169.254', 'link-local'], ['100.64.0.1', 'shared address space'], ['0.0.0.0', 'this network'],
-    ['::1', 'loopback'], ['fd12::1', 'unique local'], ['fe80::1', 'link-local'], ['::ffff:127.0.0.1', 'loopback'], ['::ffff:a00:1', 'private'],
+    ['127.0.0.1', 'loopback'],
+    ['10.1.2.3', 'private'],
+    ['172.20.0.1', 'private'],
+    ['192.168.1.1', 'private'],
+    ['169.254.169.254', 'link-local'],
+    ['100.64.0.1', 'shared address space'],
+    ['0.0.0.0', 'this network'],
+    ['::1', 'loopback'],
+    ['fd12::1', 'unique local'],
+    ['fe80::1', 'link-local'],
+    ['::ffff:127.0.0.1', 'loopback'],
+    ['::ffff:a00:1', 'private'],
   ])('refuses %s (%s) in production', (address, what) => {
     expect(production.refusal(address)).toContain(what);
     expect(production.refusal(address)).toContain('certificates.expiryNotices.allowedPrivateTargets');
@@ -79,7 +91,9 @@ describe('an expiry notice posted through the guard', () => {
 
   it('is refused for a name that resolves to a loopback address, checked at the lookup', async () => {
     const before = hits;
-    await expect(post(`https://localhost:${port}/notices`)).rejects.toThrow(/^refused: localhost resolves to (127\.0\.0\.1|::1) is not a public address \(loopback\)/);
+    await expect(post(`https://localhost:${port}/notices`)).rejects.toThrow(
+      /^refused: localhost resolves to (127\.0\.0\.1|::1) is not a public address \(loopback\)/,
+    );
     expect(hits).toBe(before);
   });
 
@@ -99,7 +113,11 @@ describe('certificates.expiryNotices.allowedPrivateTargets', () => {
   const validate = (allowed: unknown[]) => validateConfig({ certificates: { expiryNotices: { allowedPrivateTargets: allowed } } }, 'test', '/tmp');
 
   it('takes addresses and CIDR blocks', () => {
-    expect(validate(['10.20.0.0/16', '127.0.0.1', 'fd00::/8']).certificates.expiryNotices.allowedPrivateTargets).toEqual(['10.20.0.0/16', '127.0.0.1', 'fd00::/8']);
+    expect(validate(['10.20.0.0/16', '127.0.0.1', 'fd00::/8']).certificates.expiryNotices.allowedPrivateTargets).toEqual([
+      '10.20.0.0/16',
+      '127.0.0.1',
+      'fd00::/8',
+    ]);
   });
 
   it('names the entry that is not an address or a block', () => {

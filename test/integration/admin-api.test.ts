@@ -28,7 +28,13 @@ afterAll(async () => {
   await h?.close();
 });
 
-function admin(method: 'GET' | 'POST', path: string, body?: unknown, token: string | null = TOKEN, call: AdminCall = {}): Promise<{ status: number; body: any }> {
+function admin(
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+  token: string | null = TOKEN,
+  call: AdminCall = {},
+): Promise<{ status: number; body: any }> {
   return adminRequest(h.moat.adminPort!, method, path, { ...(body === undefined ? {} : { body }), ...(token === null ? {} : { token }), ...call });
 }
 
@@ -47,14 +53,15 @@ it('lists TPPs and certificates, and shows one certificate with its history, nev
   expect(one.body.events.map((e: { event: string }) => e.event)).toEqual(expect.arrayContaining(['registered', 'linked']));
   expect((await admin('GET', '/certificates?status=lost')).status).toBe(400);
   // Active certificates expiring within a window, as `moat certs expiring` asks.
-  const expiring = async (seconds: string) => (await admin('GET', `/certificates?expiringWithin=${seconds}`)).body.map((c: { thumbprint: string }) => c.thumbprint);
+  const expiring = async (seconds: string) =>
+    (await admin('GET', `/certificates?expiringWithin=${seconds}`)).body.map((c: { thumbprint: string }) => c.thumbprint);
   expect(await expiring(String(400 * 86_400))).toContain(tpp.creds.summary['x5t#S256']);
   expect(await expiring('86400')).not.toContain(tpp.creds.summary['x5t#S256']);
   expect((await admin('GET', '/certificates?expiringWithin=soon')).status).toBe(400);
   expect((await admin('GET', '/certificates/nope')).status).toBe(404);
 });
 
-it('revokes a customer\'s consent as the operator: the token dies at once, and the audit log says who and why', async () => {
+it("revokes a customer's consent as the operator: the token dies at once, and the audit log says who and why", async () => {
   const { tokens } = await authorizationCodeFlow(h, tpp);
   const consentId = (tokens as Record<string, unknown>).consent_id as string;
   const listed = await admin('GET', '/consents?customer=cust-alice');
@@ -67,7 +74,11 @@ it('revokes a customer\'s consent as the operator: the token dies at once, and t
   expect((await admin('POST', `/consents/${consentId}/revoke`, { reason: 'again' })).status).toBe(409);
   const audit = await admin('GET', '/audit?type=admin.action');
   // Authenticated by the token, the operator is recorded as admin-token.
-  expect(audit.body).toEqual(expect.arrayContaining([expect.objectContaining({ actor: 'operator', actorId: 'admin-token', detail: { action: 'consent.revoke', consentId, reason: 'fraud report 4711' } })]));
+  expect(audit.body).toEqual(
+    expect.arrayContaining([
+      expect.objectContaining({ actor: 'operator', actorId: 'admin-token', detail: { action: 'consent.revoke', consentId, reason: 'fraud report 4711' } }),
+    ]),
+  );
   expect((await admin('GET', '/audit/verify')).body).toEqual(expect.objectContaining({ intact: true }));
 });
 
@@ -75,12 +86,14 @@ it('revokes a certificate as the operator: the TPP cannot authenticate any more'
   const thumbprint = tpp.creds.summary['x5t#S256'] as string;
   const res = await admin('POST', `/certificates/${thumbprint}/revoke`, { reason: 'key compromise reported by the TPP' });
   expect(res.body).toEqual({ thumbprint, status: 'revoked', changed: true });
-  const cc = await oauth.clientCredentialsGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts' }), { [oauth.customFetch]: tpp.fetch });
+  const cc = await oauth.clientCredentialsGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts' }), {
+    [oauth.customFetch]: tpp.fetch,
+  });
   expect(cc.status).toBe(401);
   expect((await admin('GET', `/audit?type=certificate.revoked`)).body).toEqual([expect.objectContaining({ actor: 'operator', subject: thumbprint })]);
 });
 
-describe('the admin listener against a web page in a browser on the operator\'s host', () => {
+describe("the admin listener against a web page in a browser on the operator's host", () => {
   // What the page's fetch() or form sends: its own origin, and text/plain, which needs no CORS preflight.
   const fromPage = { Origin: 'https://evil.example', 'content-type': 'text/plain' };
   // A TPP of its own: the one above lost its certificate.
@@ -101,9 +114,17 @@ describe('the admin listener against a web page in a browser on the operator\'s 
     expect(h.logs).toEqual(expect.arrayContaining([expect.objectContaining({ event: 'admin.refused', outcome: 'misdirected_request', header: 'host' })]));
   });
 
-  it('answers its own names on any port (a port-forward\'s too): loopback, admin.host, admin.allowedHosts', async () => {
+  it("answers its own names on any port (a port-forward's too): loopback, admin.host, admin.allowedHosts", async () => {
     const port = h.moat.adminPort!;
-    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, 'localhost:8080', `LocalHost.:${port}`, `moat-admin.ops.svc:${port}`, 'moat-admin.ops.svc']) {
+    for (const host of [
+      `127.0.0.1:${port}`,
+      `localhost:${port}`,
+      `[::1]:${port}`,
+      'localhost:8080',
+      `LocalHost.:${port}`,
+      `moat-admin.ops.svc:${port}`,
+      'moat-admin.ops.svc',
+    ]) {
       expect({ host, status: (await admin('GET', '/tpps', undefined, TOKEN, { headers: { host } })).status }).toEqual({ host, status: 200 });
     }
   });
@@ -128,12 +149,15 @@ describe('the admin listener against a web page in a browser on the operator\'s 
     expect((await introspect(other, tokens.access_token)).active).toBe(true);
     expect((await admin('GET', `/clients/restrictions?client=${other.client.client_id}`)).body).toEqual([]);
     // JSON with a charset parameter is JSON.
-    const json = await admin('POST', `/consents/${consentId}/revoke`, undefined, TOKEN, { rawBody, headers: { 'content-type': 'application/json; charset=utf-8' } });
+    const json = await admin('POST', `/consents/${consentId}/revoke`, undefined, TOKEN, {
+      rawBody,
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+    });
     expect(json.status).toBe(200);
   });
 });
 
-describe('the sandbox\'s admin listener, with no admin.tokenFile configured', () => {
+describe("the sandbox's admin listener, with no admin.tokenFile configured", () => {
   let sandbox: Harness;
   let victim: RegisteredTpp;
   beforeAll(async () => {
@@ -158,7 +182,10 @@ describe('the sandbox\'s admin listener, with no admin.tokenFile configured', ()
     const consentId = (tokens as Record<string, unknown>).consent_id as string;
     const rawBody = JSON.stringify({ reason: 'a web page did this' });
     // As the page sends it, and as a tool without the token would.
-    for (const headers of [{ Origin: 'https://evil.example', 'content-type': 'text/plain' }, { 'content-type': 'application/json' }] as Record<string, string>[]) {
+    for (const headers of [{ Origin: 'https://evil.example', 'content-type': 'text/plain' }, { 'content-type': 'application/json' }] as Record<
+      string,
+      string
+    >[]) {
       expect((await call('POST', `/clients/${victim.client.client_id}/quarantine`, { rawBody, headers })).status).toBeGreaterThanOrEqual(401);
       expect((await call('POST', `/consents/${consentId}/revoke`, { rawBody, headers })).status).toBeGreaterThanOrEqual(401);
     }
@@ -168,13 +195,15 @@ describe('the sandbox\'s admin listener, with no admin.tokenFile configured', ()
     expect(restrictions).toEqual({ status: 200, body: [] });
   });
 
-  it('is found by the CLI in the server\'s data directory, given --data-dir when run elsewhere', async () => {
+  it("is found by the CLI in the server's data directory, given --data-dir when run elsewhere", async () => {
     const url = ['--admin-url', `http://127.0.0.1:${sandbox.moat.adminPort}`];
     const found = await runMoat(['tpps', 'list', ...url, '--data-dir', sandbox.dataDir], { env: { MOAT_ISSUER: sandbox.issuer } });
     expect(found).toEqual(expect.objectContaining({ code: 0, out: expect.stringContaining(`client ${victim.client.client_id}`) }));
     const elsewhere = await runMoat(['tpps', 'list', ...url], { env: { MOAT_ISSUER: sandbox.issuer } });
     expect(elsewhere.code).toBe(1);
-    expect(elsewhere.err).toMatch(/^moat: 401 invalid_token: .* \(there is no admin token at \S+admin\.token, where the sandbox server writes it when it starts: run this where the server runs, or pass its data directory with --data-dir DIR; or give/);
+    expect(elsewhere.err).toMatch(
+      /^moat: 401 invalid_token: .* \(there is no admin token at \S+admin\.token, where the sandbox server writes it when it starts: run this where the server runs, or pass its data directory with --data-dir DIR; or give/,
+    );
   });
 });
 
@@ -183,9 +212,16 @@ it('serves its OpenAPI document, the one committed, and answers a request outsid
   const served = await admin('GET', '/openapi.json');
   expect(served.status).toBe(200);
   expect(served.body).toEqual(JSON.parse(JSON.stringify(adminOpenApi())));
-  expect(await admin('GET', '/certificates?status=lost')).toEqual({ status: 400, body: { error: 'invalid_request', error_description: 'status must be one of active, retired, revoked' } });
-  expect(await admin('GET', '/audit?client=a&client=b')).toEqual({ status: 400, body: { error: 'invalid_request', error_description: 'client is given more than once' } });
+  expect(await admin('GET', '/certificates?status=lost')).toEqual({
+    status: 400,
+    body: { error: 'invalid_request', error_description: 'status must be one of active, retired, revoked' },
+  });
+  expect(await admin('GET', '/audit?client=a&client=b')).toEqual({
+    status: 400,
+    body: { error: 'invalid_request', error_description: 'client is given more than once' },
+  });
   expect(await admin('POST', `/clients/${tpp.client.client_id}/step-up`, { reason: 'r', seconds: '3600' })).toEqual({
-    status: 400, body: { error: 'invalid_request', error_description: 'seconds must be a whole number of seconds up to 30 days' },
+    status: 400,
+    body: { error: 'invalid_request', error_description: 'seconds must be a whole number of seconds up to 30 days' },
   });
 });

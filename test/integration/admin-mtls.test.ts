@@ -30,7 +30,10 @@ let dir: string;
 let serverCa: TestCa;
 let operatorCa: TestCa;
 let crlFile: string;
-const operator: Record<'alice' | 'aliceOldLaptop' | 'aliceNewLaptop' | 'fromCaWithoutCrl' | 'otherCa' | 'expired' | 'notYetValid' | 'mallory' | 'serverOnly', TestCertificate> = {} as never;
+const operator: Record<
+  'alice' | 'aliceOldLaptop' | 'aliceNewLaptop' | 'fromCaWithoutCrl' | 'otherCa' | 'expired' | 'notYetValid' | 'mallory' | 'serverOnly',
+  TestCertificate
+> = {} as never;
 const file = (name: string, content: string) => {
   writeFileSync(join(dir, name), content);
   return join(dir, name);
@@ -83,7 +86,11 @@ async function operatorCrl(revoked: TestCertificate[], options: { nextUpdate?: D
     issuer: new x509.X509Certificate(signer.certificate.raw).subject,
     thisUpdate: new Date(Date.now() - 3_600_000),
     nextUpdate: options.nextUpdate ?? new Date(Date.now() + DAY),
-    entries: revoked.map((c) => ({ serialNumber: c.certificate.serialNumber, revocationDate: new Date(Date.now() - 60_000), reason: x509.X509CrlReason.keyCompromise })),
+    entries: revoked.map((c) => ({
+      serialNumber: c.certificate.serialNumber,
+      revocationDate: new Date(Date.now() - 60_000),
+      reason: x509.X509CrlReason.keyCompromise,
+    })),
     signingKey: signer.privateKey,
     signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
   });
@@ -99,10 +106,16 @@ function publishCrl(pem: string): void {
   utimesSync(crlFile, at, at);
 }
 
-function admin(method: 'GET' | 'POST', path: string, as: { cert?: TestCertificate; token?: string } = {}, body?: unknown): Promise<{ status: number; body: any }> {
+function admin(
+  method: 'GET' | 'POST',
+  path: string,
+  as: { cert?: TestCertificate; token?: string } = {},
+  body?: unknown,
+): Promise<{ status: number; body: any }> {
   return adminRequest(h.moat.adminPort!, method, path, {
     tls: { ca: serverCa.certPem, ...(as.cert === undefined ? {} : { cert: as.cert.certPem, key: as.cert.keyPem }) },
-    ...(as.token === undefined ? {} : { token: as.token }), ...(body === undefined ? {} : { body }),
+    ...(as.token === undefined ? {} : { token: as.token }),
+    ...(body === undefined ? {} : { body }),
   });
 }
 
@@ -115,13 +128,33 @@ describe('operator authentication on the admin listener', () => {
 
   it.each([
     ['no certificate and no token', 'certificate_required', {}, /operator client certificate \(TLS\) or its bearer token/],
-    ['a certificate from a CA that is not an operator CA', 'certificate_untrusted', { cert: 'otherCa' }, /operator certificate CN=alice, OU=Operations, O=Moat Bank, C=GB: no path .* to a trust anchor/],
+    [
+      'a certificate from a CA that is not an operator CA',
+      'certificate_untrusted',
+      { cert: 'otherCa' },
+      /operator certificate CN=alice, OU=Operations, O=Moat Bank, C=GB: no path .* to a trust anchor/,
+    ],
     ['an expired operator certificate', 'certificate_expired', { cert: 'expired' }, /the certificate expired on \d{4}-/],
     ['an operator certificate that is not valid yet', 'certificate_not_yet_valid', { cert: 'notYetValid' }, /is not valid before \d{4}-/],
-    ['an operator certificate whose subject is not listed', 'subject_not_allowed', { cert: 'mallory' }, /CN=mallory, OU=Operations, O=Moat Bank, C=GB is not in admin\.tls\.allowedSubjects/],
+    [
+      'an operator certificate whose subject is not listed',
+      'subject_not_allowed',
+      { cert: 'mallory' },
+      /CN=mallory, OU=Operations, O=Moat Bank, C=GB is not in admin\.tls\.allowedSubjects/,
+    ],
     ['an operator certificate not for client authentication', 'certificate_not_for_client_auth', { cert: 'serverOnly' }, /does not include clientAuth/],
-    ['an operator certificate from an operator CA with no CRL configured', 'certificate_status_unknown', { cert: 'fromCaWithoutCrl' }, /no CRL in admin\.tls\.crlFiles is of its issuer CN=Operator CA 2, O=Moat Bank, C=GB/],
-    ['an operator certificate on the operator CA\'s CRL', 'certificate_revoked', { cert: 'aliceOldLaptop' }, /operator certificate CN=alice, OU=Operations, O=Moat Bank, C=GB: serial [0-9a-f]+ was revoked on \d{4}-.* according to .*operator-ca\.crl/],
+    [
+      'an operator certificate from an operator CA with no CRL configured',
+      'certificate_status_unknown',
+      { cert: 'fromCaWithoutCrl' },
+      /no CRL in admin\.tls\.crlFiles is of its issuer CN=Operator CA 2, O=Moat Bank, C=GB/,
+    ],
+    [
+      "an operator certificate on the operator CA's CRL",
+      'certificate_revoked',
+      { cert: 'aliceOldLaptop' },
+      /operator certificate CN=alice, OU=Operations, O=Moat Bank, C=GB: serial [0-9a-f]+ was revoked on \d{4}-.* according to .*operator-ca\.crl/,
+    ],
     ['a wrong token without a certificate', 'invalid_token', { token: 'guess' }, /not the admin token/],
   ] as const)('refuses %s with 401 %s', async (_case, error, as, description) => {
     const res = await admin('GET', '/tpps', { ...('cert' in as ? { cert: operator[as.cert] } : {}), ...('token' in as ? { token: as.token } : {}) });
@@ -143,10 +176,12 @@ describe('operator authentication on the admin listener', () => {
     const released = await admin('POST', `/clients/${id}/release`, { token: TOKEN }, { reason: 'TPP rotated its keys' });
     expect(released.body).toEqual(expect.objectContaining({ releasedBy: 'admin-token' }));
     const audit = await admin('GET', `/audit?client=${id}`, { cert: operator.alice });
-    expect(audit.body).toEqual(expect.arrayContaining([
-      expect.objectContaining({ type: 'client.quarantined', actor: 'operator', actorId: ALICE_DN }),
-      expect.objectContaining({ type: 'client.released', actor: 'operator', actorId: 'admin-token' }),
-    ]));
+    expect(audit.body).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ type: 'client.quarantined', actor: 'operator', actorId: ALICE_DN }),
+        expect.objectContaining({ type: 'client.released', actor: 'operator', actorId: 'admin-token' }),
+      ]),
+    );
   });
 });
 
@@ -159,7 +194,13 @@ describe('operator certificate revocation (admin.tls.crlFiles)', () => {
     expect((await admin('GET', '/tpps', { cert: operator.aliceNewLaptop })).status).toBe(200);
     publishCrl(await operatorCrl([operator.aliceOldLaptop, operator.aliceNewLaptop]));
     const refused = await admin('GET', '/tpps', { cert: operator.aliceNewLaptop });
-    expect(refused).toEqual({ status: 401, body: { error: 'certificate_revoked', error_description: expect.stringContaining(`serial ${operator.aliceNewLaptop.certificate.serialNumber.toLowerCase()}`) } });
+    expect(refused).toEqual({
+      status: 401,
+      body: {
+        error: 'certificate_revoked',
+        error_description: expect.stringContaining(`serial ${operator.aliceNewLaptop.certificate.serialNumber.toLowerCase()}`),
+      },
+    });
     // Another certificate of the same operator CA is unaffected, and so is the token.
     expect((await admin('GET', '/tpps', { cert: operator.alice })).status).toBe(200);
     expect((await admin('GET', '/tpps', { token: TOKEN })).status).toBe(200);
@@ -170,10 +211,17 @@ describe('operator certificate revocation (admin.tls.crlFiles)', () => {
   it.each([
     ['past its nextUpdate', async () => operatorCrl([], { nextUpdate: new Date(Date.now() - 60_000) }), /was due for renewal at \d{4}-/],
     ['replaced by something that is not a CRL', async () => '-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n', /cannot be used/],
-    ['signed by another key', async () => operatorCrl([], { signer: { ...operatorCa, privateKey: (await createTestCa([{ CN: ['Impostor'] }])).privateKey } }), /signature does not verify/],
-  ])('fails closed when the CRL is %s: the CA\'s certificates are refused, the token still works', async (_case, crl, description) => {
+    [
+      'signed by another key',
+      async () => operatorCrl([], { signer: { ...operatorCa, privateKey: (await createTestCa([{ CN: ['Impostor'] }])).privateKey } }),
+      /signature does not verify/,
+    ],
+  ])("fails closed when the CRL is %s: the CA's certificates are refused, the token still works", async (_case, crl, description) => {
     publishCrl(await crl());
-    expect(await admin('GET', '/tpps', { cert: operator.alice })).toEqual({ status: 401, body: { error: 'certificate_status_unknown', error_description: expect.stringMatching(description) } });
+    expect(await admin('GET', '/tpps', { cert: operator.alice })).toEqual({
+      status: 401,
+      body: { error: 'certificate_status_unknown', error_description: expect.stringMatching(description) },
+    });
     expect((await admin('GET', '/tpps', { token: TOKEN })).status).toBe(200);
     publishCrl(await operatorCrl([operator.aliceOldLaptop]));
     expect((await admin('GET', '/tpps', { cert: operator.alice })).status).toBe(200);
@@ -181,7 +229,8 @@ describe('operator certificate revocation (admin.tls.crlFiles)', () => {
 });
 
 describe('moat certs through an mTLS admin listener', () => {
-  const cli = (args: string[], creds: string[]) => runMoat([...args, '--admin-url', `https://localhost:${h.moat.adminPort}`, ...creds], { env: { MOAT_ISSUER: h.issuer } });
+  const cli = (args: string[], creds: string[]) =>
+    runMoat([...args, '--admin-url', `https://localhost:${h.moat.adminPort}`, ...creds], { env: { MOAT_ISSUER: h.issuer } });
   const as = (cert: TestCertificate, name: string) => ['--admin-cert', file(`${name}.pem`, cert.certPem), '--admin-key', file(`${name}.key`, cert.keyPem)];
   const trustingServer = () => ['--admin-ca', file('server-ca.pem', serverCa.certPem)];
 
@@ -193,9 +242,16 @@ describe('moat certs through an mTLS admin listener', () => {
     const revoked = await cli(['certs', 'revoke', thumbprint, '--reason', 'key compromise'], [...as(operator.alice, 'alice'), ...trustingServer()]);
     expect(revoked).toEqual(expect.objectContaining({ code: 0, out: expect.stringContaining(`revoked ${thumbprint}`) }));
     const actions = await cli(['audit', 'query', '--type', 'admin.action'], [...as(operator.alice, 'alice'), ...trustingServer()]);
-    expect(actions.out.trim().split('\n').map((l) => JSON.parse(l) as unknown)).toEqual(expect.arrayContaining([
-      expect.objectContaining({ actorId: ALICE_DN, detail: { action: 'certificate.revoke', thumbprint, reason: 'key compromise', changed: true } }),
-    ]));
+    expect(
+      actions.out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as unknown),
+    ).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ actorId: ALICE_DN, detail: { action: 'certificate.revoke', thumbprint, reason: 'key compromise', changed: true } }),
+      ]),
+    );
   });
 
   it('tells the operator to present a certificate when they did not', async () => {
@@ -204,7 +260,7 @@ describe('moat certs through an mTLS admin listener', () => {
     expect(r.err).toMatch(/401 certificate_required: .*give your operator certificate with --admin-cert FILE --admin-key FILE/);
   });
 
-  it('tells the operator which CA flag to pass when the admin listener\'s certificate is not trusted', async () => {
+  it("tells the operator which CA flag to pass when the admin listener's certificate is not trusted", async () => {
     const r = await cli(['audit', 'verify'], as(operator.alice, 'alice'));
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/presented a certificate this CLI does not trust .*--admin-ca FILE/);
@@ -246,23 +302,41 @@ describe('admin listener configuration', () => {
 
   it('stops start-up naming the key when an operator CA file holds no CA, or a file is missing', async () => {
     const tls = { certFile: join(dir, 'admin.pem'), keyFile: join(dir, 'admin.key'), clientCaFiles: [join(dir, 'admin.pem')] };
-    await expect(loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, allowedHosts: [], tls })).rejects.toThrow(/^admin\.tls\.clientCaFiles: trust anchor .*admin\.pem: CN=moat-admin is not a CA certificate/);
-    await expect(loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, allowedHosts: [], tls: { ...tls, clientCaFiles: [join(dir, 'operator-ca.pem')], keyFile: join(dir, 'missing.key') } }))
-      .rejects.toThrow(/^admin\.tls\.keyFile: cannot read .*missing\.key/);
+    await expect(loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, allowedHosts: [], tls })).rejects.toThrow(
+      /^admin\.tls\.clientCaFiles: trust anchor .*admin\.pem: CN=moat-admin is not a CA certificate/,
+    );
+    await expect(
+      loadAdminCredentials({
+        enabled: true,
+        host: '127.0.0.1',
+        port: 0,
+        allowedHosts: [],
+        tls: { ...tls, clientCaFiles: [join(dir, 'operator-ca.pem')], keyFile: join(dir, 'missing.key') },
+      }),
+    ).rejects.toThrow(/^admin\.tls\.keyFile: cannot read .*missing\.key/);
   });
 
   it('stops start-up naming the key when an operator CRL is not a CRL, or not of an operator CA', async () => {
     const tls = { certFile: join(dir, 'admin.pem'), keyFile: join(dir, 'admin.key'), clientCaFiles: [join(dir, 'operator-ca.pem')] };
     const stranger = await createTestCa([{ C: ['GB'] }, { O: ['Somebody Else'] }, { CN: ['Stranger CA'] }]);
     const foreign = file('foreign.crl', await operatorCrl([], { signer: stranger }));
-    await expect(loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, allowedHosts: [], tls: { ...tls, crlFiles: [crlFile, foreign] } }))
-      .rejects.toThrow(/^admin\.tls\.crlFiles\.1: .*foreign\.crl: the CRL is issued by CN=Stranger CA, O=Somebody Else, C=GB, which is none of admin\.tls\.clientCaFiles/);
-    await expect(loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, allowedHosts: [], tls: { ...tls, crlFiles: [join(dir, 'admin.pem')] } }))
-      .rejects.toThrow(/^admin\.tls\.crlFiles\.0: .*admin\.pem: /);
+    await expect(
+      loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, allowedHosts: [], tls: { ...tls, crlFiles: [crlFile, foreign] } }),
+    ).rejects.toThrow(
+      /^admin\.tls\.crlFiles\.1: .*foreign\.crl: the CRL is issued by CN=Stranger CA, O=Somebody Else, C=GB, which is none of admin\.tls\.clientCaFiles/,
+    );
+    await expect(
+      loadAdminCredentials({ enabled: true, host: '127.0.0.1', port: 0, allowedHosts: [], tls: { ...tls, crlFiles: [join(dir, 'admin.pem')] } }),
+    ).rejects.toThrow(/^admin\.tls\.crlFiles\.0: .*admin\.pem: /);
   });
 
   it('names an allowed subject that is not a distinguished name', () => {
-    expect(() => validateConfig({ admin: { tls: { certFile: 'a.pem', keyFile: 'a.key', clientCaFiles: ['ca.pem'], allowedSubjects: ['CN=ok', 'no equals sign'] } } }, 'test', dir))
-      .toThrow(/admin\.tls\.allowedSubjects\.1: "no equals sign" is not an RFC 4514 distinguished name/);
+    expect(() =>
+      validateConfig(
+        { admin: { tls: { certFile: 'a.pem', keyFile: 'a.key', clientCaFiles: ['ca.pem'], allowedSubjects: ['CN=ok', 'no equals sign'] } } },
+        'test',
+        dir,
+      ),
+    ).toThrow(/admin\.tls\.allowedSubjects\.1: "no equals sign" is not an RFC 4514 distinguished name/);
   });
 });

@@ -2,7 +2,17 @@ import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts
 import { totpCode } from '../../src/sca/totp.ts';
 import * as oauth from 'oauth4webapi';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { authorize, Browser, customerConsents, onboardTpp, pushAuthorization, type RegisteredTpp, tlsFetch, useMoatWithTpp, hiddenField } from '../support/tpp-client.ts';
+import {
+  authorize,
+  Browser,
+  customerConsents,
+  onboardTpp,
+  pushAuthorization,
+  type RegisteredTpp,
+  tlsFetch,
+  useMoatWithTpp,
+  hiddenField,
+} from '../support/tpp-client.ts';
 
 /*
  * The authorization endpoint rules of FAPI 2.0 SP §5.3.2.2 (and RFC 9126, RFC 7636, RFC 9207),
@@ -24,11 +34,17 @@ async function rawPar(params: Record<string, string>, f = tpp.fetch) {
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ client_id: tpp.client.client_id, ...params }).toString(),
   });
-  return { status: res.status, body: await res.json() as Record<string, unknown> };
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
 async function goodParams(): Promise<Record<string, string>> {
-  return { response_type: 'code', redirect_uri: tpp.redirectUri, scope: 'openid accounts', code_challenge: (await pkce()).challenge, code_challenge_method: 'S256' };
+  return {
+    response_type: 'code',
+    redirect_uri: tpp.redirectUri,
+    scope: 'openid accounts',
+    code_challenge: (await pkce()).challenge,
+    code_challenge_method: 'S256',
+  };
 }
 
 describe('pushed authorization requests (RFC 9126, FAPI 2.0 SP §5.3.2.2)', () => {
@@ -52,18 +68,21 @@ describe('pushed authorization requests (RFC 9126, FAPI 2.0 SP §5.3.2.2)', () =
 
   it('refuses a request without PKCE', async () => {
     const { code_challenge: _c, code_challenge_method: _m, ...params } = await goodParams();
-    expect(await rawPar(params)).toEqual({ status: 400, body: { error: 'invalid_request', error_description: 'Authorization Server policy requires PKCE to be used for this request' } });
+    expect(await rawPar(params)).toEqual({
+      status: 400,
+      body: { error: 'invalid_request', error_description: 'Authorization Server policy requires PKCE to be used for this request' },
+    });
   });
 
   it('refuses the plain PKCE method (only S256)', async () => {
-    const { status, body } = await rawPar({ ...await goodParams(), code_challenge_method: 'plain' });
+    const { status, body } = await rawPar({ ...(await goodParams()), code_challenge_method: 'plain' });
     expect(status).toBe(400);
     expect(body.error).toBe('invalid_request');
     expect(body.error_description).toMatch(/code_challenge_method/);
   });
 
   it.each(['token', 'code id_token', 'id_token'])('refuses response_type=%s with unsupported_response_type', async (responseType) => {
-    const { status, body } = await rawPar({ ...await goodParams(), response_type: responseType });
+    const { status, body } = await rawPar({ ...(await goodParams()), response_type: responseType });
     expect(status).toBe(400);
     expect(body.error).toBe('unsupported_response_type');
   });
@@ -74,25 +93,25 @@ describe('pushed authorization requests (RFC 9126, FAPI 2.0 SP §5.3.2.2)', () =
   });
 
   it('refuses a redirect_uri the client did not register (no open redirector)', async () => {
-    const { status, body } = await rawPar({ ...await goodParams(), redirect_uri: 'https://attacker.example/cb' });
+    const { status, body } = await rawPar({ ...(await goodParams()), redirect_uri: 'https://attacker.example/cb' });
     expect(status).toBe(400);
     expect(body).toEqual({ error: 'invalid_request', error_description: "redirect_uri did not match any of the client's registered redirect_uris" });
   });
 
   it('refuses a scope the client was not registered for with invalid_scope', async () => {
-    const { status, body } = await rawPar({ ...await goodParams(), scope: 'openid fundsconfirmations' });
+    const { status, body } = await rawPar({ ...(await goodParams()), scope: 'openid fundsconfirmations' });
     expect(status).toBe(400);
     expect(body.error).toBe('invalid_scope');
   });
 
   it('refuses a request_uri inside a pushed request (RFC 9126 §2.1)', async () => {
-    const { status, body } = await rawPar({ ...await goodParams(), request_uri: 'urn:ietf:params:oauth:request_uri:abc' });
+    const { status, body } = await rawPar({ ...(await goodParams()), request_uri: 'urn:ietf:params:oauth:request_uri:abc' });
     expect(status).toBe(400);
     expect(body.error).toBe('request_uri_not_supported');
   });
 
   it('accepts a nonce of 64 characters', async () => {
-    const { status } = await rawPar({ ...await goodParams(), nonce: 'n'.repeat(64) });
+    const { status } = await rawPar({ ...(await goodParams()), nonce: 'n'.repeat(64) });
     expect(status).toBe(201);
   });
 });
@@ -101,7 +120,7 @@ describe('the authorization endpoint (FAPI 2.0 SP §5.3.2.2)', () => {
   it('refuses a request that did not go through PAR', async () => {
     const browser = new Browser(h, tpp.creds.serverCaPem);
     try {
-      const res = await browser.request(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, ...await goodParams() })}`);
+      const res = await browser.request(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, ...(await goodParams()) })}`);
       // The redirect_uri is the client's own, so the error goes back to it (RFC 6749 §4.1.2.1).
       expect(res.status).toBe(303);
       const location = new URL(res.headers.get('location')!);
@@ -170,7 +189,15 @@ describe('the authorization endpoint (FAPI 2.0 SP §5.3.2.2)', () => {
 describe('the token endpoint', () => {
   it('refuses a wrong code_verifier with invalid_grant', async () => {
     const { params } = await authorize(h, tpp);
-    const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, oauth.generateRandomCodeVerifier(), { [oauth.customFetch]: tpp.fetch });
+    const res = await oauth.authorizationCodeGrantRequest(
+      tpp.as,
+      tpp.client,
+      oauth.TlsClientAuth(),
+      params,
+      tpp.redirectUri,
+      oauth.generateRandomCodeVerifier(),
+      { [oauth.customFetch]: tpp.fetch },
+    );
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual({ error: 'invalid_grant', error_description: 'grant request is invalid' });
   });
@@ -179,9 +206,11 @@ describe('the token endpoint', () => {
     const other = await onboardTpp(h);
     try {
       const { params, codeVerifier } = await authorize(h, tpp);
-      const res = await oauth.authorizationCodeGrantRequest(other.as, other.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: other.fetch });
+      const res = await oauth.authorizationCodeGrantRequest(other.as, other.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, {
+        [oauth.customFetch]: other.fetch,
+      });
       expect(res.status).toBe(400);
-      expect((await res.json() as { error: string }).error).toBe('invalid_grant');
+      expect(((await res.json()) as { error: string }).error).toBe('invalid_grant');
     } finally {
       await other.close();
     }
@@ -192,9 +221,11 @@ describe('the token endpoint', () => {
     try {
       const { params, codeVerifier } = await authorize(h, tpp);
       // tpp's client_id, other's certificate: the subject DN does not match the registered one.
-      const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: other.fetch });
+      const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, {
+        [oauth.customFetch]: other.fetch,
+      });
       expect(res.status).toBe(401);
-      expect((await res.json() as { error: string }).error).toBe('invalid_client');
+      expect(((await res.json()) as { error: string }).error).toBe('invalid_client');
     } finally {
       await other.close();
     }
@@ -202,25 +233,36 @@ describe('the token endpoint', () => {
 
   it('refuses the password grant with unsupported_grant_type (FAPI 2.0 SP §5.3.2.1)', async () => {
     const res = await tpp.fetch(`${h.issuer}/token`, {
-      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ client_id: tpp.client.client_id, grant_type: 'password', username: 'alice', password: 'alice-sandbox' }).toString(),
     });
     expect(res.status).toBe(400);
-    expect((await res.json() as { error: string }).error).toBe('unsupported_grant_type');
+    expect(((await res.json()) as { error: string }).error).toBe('unsupported_grant_type');
   });
 
   it('issues certificate-bound client_credentials tokens', async () => {
-    const res = await oauth.clientCredentialsGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts' }), { [oauth.customFetch]: tpp.fetch });
+    const res = await oauth.clientCredentialsGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts' }), {
+      [oauth.customFetch]: tpp.fetch,
+    });
     const tokens = await oauth.processClientCredentialsResponse(tpp.as, tpp.client, res);
-    const introspection = await oauth.processIntrospectionResponse(tpp.as, tpp.client,
-      await oauth.introspectionRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), tokens.access_token, { [oauth.customFetch]: tpp.fetch }));
+    const introspection = await oauth.processIntrospectionResponse(
+      tpp.as,
+      tpp.client,
+      await oauth.introspectionRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), tokens.access_token, { [oauth.customFetch]: tpp.fetch }),
+    );
     expect(introspection).toEqual(expect.objectContaining({ active: true, cnf: { 'x5t#S256': tpp.creds.summary['x5t#S256'] } }));
   });
 
   it('does not rotate refresh tokens by default: the same one works twice (FAPI 2.0 SP §5.3.2.1)', async () => {
     const { params, codeVerifier } = await authorize(h, tpp);
-    const tokens = await oauth.processAuthorizationCodeResponse(tpp.as, tpp.client,
-      await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch }));
+    const tokens = await oauth.processAuthorizationCodeResponse(
+      tpp.as,
+      tpp.client,
+      await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, {
+        [oauth.customFetch]: tpp.fetch,
+      }),
+    );
     for (let i = 0; i < 2; i += 1) {
       const res = await oauth.refreshTokenGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), tokens.refresh_token!, { [oauth.customFetch]: tpp.fetch });
       const refreshed = await oauth.processRefreshTokenResponse(tpp.as, tpp.client, res);
@@ -237,9 +279,11 @@ describe('authorization codes expire (FAPI 2.0 SP §5.3.2.1: at most 60 s)', () 
     try {
       const { params, codeVerifier } = await authorize(short, client);
       await new Promise((r) => setTimeout(r, 2200));
-      const res = await oauth.authorizationCodeGrantRequest(client.as, client.client, oauth.TlsClientAuth(), params, client.redirectUri, codeVerifier, { [oauth.customFetch]: client.fetch });
+      const res = await oauth.authorizationCodeGrantRequest(client.as, client.client, oauth.TlsClientAuth(), params, client.redirectUri, codeVerifier, {
+        [oauth.customFetch]: client.fetch,
+      });
       expect(res.status).toBe(400);
-      expect((await res.json() as { error: string }).error).toBe('invalid_grant');
+      expect(((await res.json()) as { error: string }).error).toBe('invalid_grant');
     } finally {
       await client.close();
       await short.close();

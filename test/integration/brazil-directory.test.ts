@@ -24,32 +24,53 @@ let serverCaPem: string;
 beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'moat-brazil-'));
   const { privateKey, publicKey } = await generateKeyPair('PS256', { extractable: true });
-  const jwk = await exportJWK(publicKey) as JWK;
+  const jwk = (await exportJWK(publicKey)) as JWK;
   directoryKid = await calculateJwkThumbprint(jwk);
   directoryKey = privateKey;
   writeFileSync(join(dir, 'brazil.jwks.json'), JSON.stringify({ keys: [{ ...jwk, kid: directoryKid, alg: 'PS256', use: 'sig' }] }));
-  h = await startMoat({ config: { directories: [{ name: 'Open Finance Brasil (test)', issuer: ISSUER, jwksFile: join(dir, 'brazil.jwks.json'), claimStyle: 'brazil' }] } });
+  h = await startMoat({
+    config: { directories: [{ name: 'Open Finance Brasil (test)', issuer: ISSUER, jwksFile: join(dir, 'brazil.jwks.json'), claimStyle: 'brazil' }] },
+  });
   const material = await ensureSandboxMaterial(h.config.dataDir);
   caPem = { certPem: material.tppCaPem, keyPem: material.tppCaKeyPem };
   serverCaPem = material.serverCaPem;
 });
-afterAll(async () => { await h.close(); });
+afterAll(async () => {
+  await h.close();
+});
 
 async function brazilTpp(options: { roles?: string[]; iat?: number; certOrg?: string } = {}) {
   const orgId = randomUUID();
   const softwareId = randomUUID();
   const cert = await issueLeaf(caPem, {
-    subject: [{ C: ['BR'] }, { O: ['Fintech Brasil Ltda'] }, { '2.5.4.97': [options.certOrg ?? `OFBBR-${orgId}`] }, { '0.9.2342.19200300.100.1.1': [softwareId] }, { CN: ['tpp.example.com.br'] }],
-    usage: 'clientAuth', now: new Date(),
+    subject: [
+      { C: ['BR'] },
+      { O: ['Fintech Brasil Ltda'] },
+      { '2.5.4.97': [options.certOrg ?? `OFBBR-${orgId}`] },
+      { '0.9.2342.19200300.100.1.1': [softwareId] },
+      { CN: ['tpp.example.com.br'] },
+    ],
+    usage: 'clientAuth',
+    now: new Date(),
   });
   const { publicKey } = await generateKeyPair('PS256', { extractable: true });
-  const tppJwk = { ...await exportJWK(publicKey), kid: 'tpp-sig', alg: 'PS256', use: 'sig' };
+  const tppJwk = { ...(await exportJWK(publicKey)), kid: 'tpp-sig', alg: 'PS256', use: 'sig' };
   const iat = options.iat ?? Math.floor(Date.now() / 1000);
   const ssa = await new SignJWT({
-    software_id: softwareId, org_id: orgId, org_name: 'Fintech Brasil Ltda', org_status: 'Active',
-    software_client_name: 'Fintech Brasil', software_roles: options.roles ?? ['DADOS'], software_redirect_uris: ['https://tpp.example.com.br/cb'],
+    software_id: softwareId,
+    org_id: orgId,
+    org_name: 'Fintech Brasil Ltda',
+    org_status: 'Active',
+    software_client_name: 'Fintech Brasil',
+    software_roles: options.roles ?? ['DADOS'],
+    software_redirect_uris: ['https://tpp.example.com.br/cb'],
     software_jwks: { keys: [tppJwk] },
-  }).setProtectedHeader({ alg: 'PS256', kid: directoryKid, typ: 'JWT' }).setIssuer(ISSUER).setIssuedAt(iat).setJti(randomUUID()).sign(directoryKey);
+  })
+    .setProtectedHeader({ alg: 'PS256', kid: directoryKid, typ: 'JWT' })
+    .setIssuer(ISSUER)
+    .setIssuedAt(iat)
+    .setJti(randomUUID())
+    .sign(directoryKey);
   return { cert, softwareId, ssa, subjectDn: cert.certificate.subject.split('\n').reverse().join(', ') };
 }
 
@@ -57,13 +78,18 @@ async function register(tpp: Awaited<ReturnType<typeof brazilTpp>>, extra: Recor
   const f = tlsFetch(serverCaPem, tpp.cert);
   try {
     const res = await f(`${h.issuer}/register`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
-        software_statement: tpp.ssa, token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_subject_dn: tpp.subjectDn,
-        redirect_uris: ['https://tpp.example.com.br/cb'], grant_types: ['authorization_code', 'refresh_token', 'client_credentials'], ...extra,
+        software_statement: tpp.ssa,
+        token_endpoint_auth_method: 'tls_client_auth',
+        tls_client_auth_subject_dn: tpp.subjectDn,
+        redirect_uris: ['https://tpp.example.com.br/cb'],
+        grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+        ...extra,
       }),
     });
-    return { status: res.status, body: await res.json() as Record<string, any> };
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
   } finally {
     await f.close();
   }
@@ -98,6 +124,7 @@ it('accepts an SSA without exp, bounded by its age (Open Finance Brasil), but no
   expect((await register(await brazilTpp())).status).toBe(201);
   const res = await register(await brazilTpp({ iat: Math.floor(Date.now() / 1000) + 3600 }));
   expect(res).toEqual({
-    status: 400, body: { error: 'invalid_software_statement', error_description: 'software_statement is dated in the future (iat); a directory issues statements for now' },
+    status: 400,
+    body: { error: 'invalid_software_statement', error_description: 'software_statement is dated in the future (iat); a directory issues statements for now' },
   });
 });

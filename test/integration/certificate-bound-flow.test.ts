@@ -64,7 +64,9 @@ describe('a certificate-bound access token (RFC 8705)', () => {
   it('is refused by the resource server when presented over another TPP certificate', async () => {
     const res = await callApi(other.fetch, tokens.access_token);
     expect(res.status).toBe(401);
-    expect(res.headers.get('www-authenticate')).toMatch(/^Bearer error="invalid_token", error_description="this access token is bound to a different client certificate/);
+    expect(res.headers.get('www-authenticate')).toMatch(
+      /^Bearer error="invalid_token", error_description="this access token is bound to a different client certificate/,
+    );
   });
 
   it('is refused by the resource server when presented with no certificate at all', async () => {
@@ -72,7 +74,10 @@ describe('a certificate-bound access token (RFC 8705)', () => {
     try {
       const res = await callApi(bare, tokens.access_token);
       expect(res.status).toBe(401);
-      expect(await res.json()).toEqual({ error: 'invalid_token', error_description: 'this access token is bound to a client certificate; present it (RFC 8705 §3)' });
+      expect(await res.json()).toEqual({
+        error: 'invalid_token',
+        error_description: 'this access token is bound to a client certificate; present it (RFC 8705 §3)',
+      });
     } finally {
       await bare.close();
     }
@@ -81,7 +86,7 @@ describe('a certificate-bound access token (RFC 8705)', () => {
   it('works at the resource server over the certificate it is bound to', async () => {
     const res = await callApi(tpp.fetch, tokens.access_token);
     expect(res.status).toBe(200);
-    const body = await res.json() as { data: { accounts: { accountId: string }[] } };
+    const body = (await res.json()) as { data: { accounts: { accountId: string }[] } };
     expect(body.data.accounts.map((a) => a.accountId)).toEqual(['acc-alice-current', 'acc-alice-euro', 'acc-alice-savings']);
   });
 
@@ -97,7 +102,9 @@ describe('a certificate-bound access token (RFC 8705)', () => {
   });
 
   it('refuses the refresh token from another client with invalid_grant', async () => {
-    const res = await oauth.refreshTokenGrantRequest(other.as, other.client, oauth.TlsClientAuth(), tokens.refresh_token!, { [oauth.customFetch]: other.fetch });
+    const res = await oauth.refreshTokenGrantRequest(other.as, other.client, oauth.TlsClientAuth(), tokens.refresh_token!, {
+      [oauth.customFetch]: other.fetch,
+    });
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual(expect.objectContaining({ error: 'invalid_grant' }));
   });
@@ -113,9 +120,13 @@ describe('a certificate-bound access token (RFC 8705)', () => {
 describe('authorization codes (FAPI 2.0 SP §5.3.2.1: single use)', () => {
   it('lets exactly one of 20 racing token requests redeem a code', async () => {
     const { params, codeVerifier } = await authorize(h, tpp);
-    const results = await Promise.all(Array.from({ length: 20 }, () => oauth.authorizationCodeGrantRequest(
-      tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch },
-    )));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, {
+          [oauth.customFetch]: tpp.fetch,
+        }),
+      ),
+    );
     const statuses = results.map((r) => r.status);
     expect(statuses.filter((s) => s === 200)).toHaveLength(1);
     expect(statuses.filter((s) => s === 400)).toHaveLength(19);
@@ -126,7 +137,8 @@ describe('authorization codes (FAPI 2.0 SP §5.3.2.1: single use)', () => {
 
   it('stays redeemable when the token request fails inside Moat after taking the code', async () => {
     const { params, codeVerifier } = await authorize(h, tpp);
-    const redeem = () => oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch });
+    const redeem = () =>
+      oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch });
     // A store refusing the refresh token's write (a real Postgres or PGlite error): the failure
     // comes after oidc-provider has consumed the code and saved the access token.
     await h.moat.storage.sql.query("ALTER TABLE oidc_model ADD CONSTRAINT test_refuses_refresh_tokens CHECK (model <> 'RefreshToken') NOT VALID");
@@ -148,11 +160,15 @@ describe('authorization codes (FAPI 2.0 SP §5.3.2.1: single use)', () => {
 
   it('revokes the tokens issued from a code when the code is replayed', async () => {
     const { params, codeVerifier } = await authorize(h, tpp);
-    const first = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch });
+    const first = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, {
+      [oauth.customFetch]: tpp.fetch,
+    });
     const tokens = await oauth.processAuthorizationCodeResponse(tpp.as, tpp.client, first);
     expect((await introspect(tpp, tokens.access_token)).active).toBe(true);
 
-    const replay = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch });
+    const replay = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, {
+      [oauth.customFetch]: tpp.fetch,
+    });
     expect(replay.status).toBe(400);
     expect(await replay.json()).toEqual({ error: 'invalid_grant', error_description: 'grant request is invalid' });
     expect((await introspect(tpp, tokens.access_token)).active).toBe(false);

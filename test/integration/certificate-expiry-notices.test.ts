@@ -20,7 +20,11 @@ import { issueTpp, registerTpp, tlsFetch, type TppCredentials } from '../support
  * certificate for the RFC 7592 update. A real HTTPS receiver stands in for the TPP's endpoint.
  */
 
-interface Received { path: string; contentType: string | undefined; body: string }
+interface Received {
+  path: string;
+  contentType: string | undefined;
+  body: string;
+}
 
 let h: Harness;
 let receiver: Server;
@@ -36,7 +40,9 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'receiver-ca.pem'), ca.certPem);
   receiver = createServer({ cert: leaf.certPem, key: leaf.keyPem }, (req, res) => {
     let body = '';
-    req.on('data', (d: Buffer) => { body += d.toString(); });
+    req.on('data', (d: Buffer) => {
+      body += d.toString();
+    });
     req.on('end', () => {
       received.push({ path: req.url ?? '', contentType: req.headers['content-type'], body });
       // /hang never answers; the socket is closed when the test ends.
@@ -92,7 +98,9 @@ describe('registration of a notification endpoint', () => {
 
 describe('an expiry notice (RFC 8417 SET, RFC 8935 push)', () => {
   let tpp: Awaited<ReturnType<typeof expiringTpp>>;
-  beforeAll(async () => { tpp = await expiringTpp('/ok'); });
+  beforeAll(async () => {
+    tpp = await expiringTpp('/ok');
+  });
 
   // The sandbox TPP's signing certificate was issued with its transport one: both expire, both are told.
   it('is POSTed once per horizon and certificate, signed with a key of the published JWKS, naming the certificate and days left', async () => {
@@ -110,18 +118,24 @@ describe('an expiry notice (RFC 8417 SET, RFC 8935 push)', () => {
     const f = tlsFetch(tpp.creds.serverCaPem);
     let jwks: JSONWebKeySet;
     try {
-      const discovery = await (await f(`${h.issuer}/.well-known/openid-configuration`)).json() as { jwks_uri: string };
-      jwks = await (await f(discovery.jwks_uri)).json() as JSONWebKeySet;
+      const discovery = (await (await f(`${h.issuer}/.well-known/openid-configuration`)).json()) as { jwks_uri: string };
+      jwks = (await (await f(discovery.jwks_uri)).json()) as JSONWebKeySet;
     } finally {
       await f.close();
     }
-    const verified = await Promise.all(notices.map((n) => jwtVerify(n.body, createLocalJWKSet(jwks), { issuer: h.issuer, audience: tpp.clientId, typ: 'secevent+jwt' })));
+    const verified = await Promise.all(
+      notices.map((n) => jwtVerify(n.body, createLocalJWKSet(jwks), { issuer: h.issuer, audience: tpp.clientId, typ: 'secevent+jwt' })),
+    );
     const transport = verified.find((v) => (v.payload.events as Record<string, { usage: string }>)[CERTIFICATE_EXPIRING_EVENT]!.usage === 'transport')!;
     expect(transport.protectedHeader.kid).toEqual(expect.any(String));
     expect(transport.payload.jti).toEqual(expect.any(String));
     expect(transport.payload.events).toEqual({
       [CERTIFICATE_EXPIRING_EVENT]: expect.objectContaining({
-        'x5t#S256': tpp.thumbprint, days_left: 6, horizon_days: 7, usage: 'transport', renew_at: `${h.issuer}/register/${tpp.clientId}`,
+        'x5t#S256': tpp.thumbprint,
+        days_left: 6,
+        horizon_days: 7,
+        usage: 'transport',
+        renew_at: `${h.issuer}/register/${tpp.clientId}`,
       }),
     });
 
@@ -134,8 +148,14 @@ describe('an expiry notice (RFC 8417 SET, RFC 8935 push)', () => {
   it('is shown to the TPP at /diagnostics/certificates over mutual TLS', async () => {
     const seen = await diagnosticsOf(tpp.creds);
     expect(seen.status).toBe(200);
-    expect(seen.body.certificates).toEqual(expect.arrayContaining([expect.objectContaining({ thumbprint: tpp.thumbprint, usage: 'transport', daysLeft: 6, status: 'active' })]));
-    expect(seen.body.notices).toEqual(expect.arrayContaining([expect.objectContaining({ 'x5t#S256': tpp.thumbprint, clientId: tpp.clientId, horizonDays: 7, status: 'delivered', attempts: 1 })]));
+    expect(seen.body.certificates).toEqual(
+      expect.arrayContaining([expect.objectContaining({ thumbprint: tpp.thumbprint, usage: 'transport', daysLeft: 6, status: 'active' })]),
+    );
+    expect(seen.body.notices).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ 'x5t#S256': tpp.thumbprint, clientId: tpp.clientId, horizonDays: 7, status: 'delivered', attempts: 1 }),
+      ]),
+    );
     expect(seen.body.notices).toHaveLength(2);
   });
 
@@ -144,7 +164,7 @@ describe('an expiry notice (RFC 8417 SET, RFC 8935 push)', () => {
     try {
       const res = await f(`${h.issuer}/diagnostics/certificates`);
       expect(res.status).toBe(401);
-      expect((await res.json() as { error: string }).error).toBe('invalid_client');
+      expect(((await res.json()) as { error: string }).error).toBe('invalid_client');
     } finally {
       await f.close();
     }
@@ -154,9 +174,14 @@ describe('an expiry notice (RFC 8417 SET, RFC 8935 push)', () => {
     const token = adminToken(h);
     const before = await adminRequest(h.moat.adminPort!, 'GET', '/renewals', { token });
     expect(before.status).toBe(200);
-    expect(before.body).toEqual(expect.arrayContaining([expect.objectContaining({
-      thumbprint: tpp.thumbprint, clients: [expect.objectContaining({ clientId: tpp.clientId, notices: [expect.objectContaining({ status: 'delivered', horizonDays: 7 })] })],
-    })]));
+    expect(before.body).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          thumbprint: tpp.thumbprint,
+          clients: [expect.objectContaining({ clientId: tpp.clientId, notices: [expect.objectContaining({ status: 'delivered', horizonDays: 7 })] })],
+        }),
+      ]),
+    );
     const adminArgs = ['--data-dir', h.dataDir, '--admin-url', `http://127.0.0.1:${h.moat.adminPort}`];
     const cli = await runMoat(['certs', 'unrenewed', ...adminArgs]);
     expect(cli.err).toBe('');
@@ -173,7 +198,8 @@ describe('an expiry notice (RFC 8417 SET, RFC 8935 push)', () => {
     const f = tlsFetch(tpp.creds.serverCaPem, nextCert);
     try {
       const update = await f(`${h.issuer}/register/${tpp.clientId}`, {
-        method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${tpp.rat}` },
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${tpp.rat}` },
         body: JSON.stringify({ ...tpp.creds.registration, client_id: tpp.clientId, moat_notification_uri: `https://localhost:${receiverPort}/ok` }),
       });
       expect(update.status).toBe(200);
@@ -200,7 +226,7 @@ describe('moat sandbox renew', () => {
     writeFileSync(join(foreign, 'transport.pem'), (await issueLeaf(ca, { subject: [{ CN: ['someone'] }] })).certPem);
     const refused = await runMoat(['sandbox', 'renew', '--credentials', foreign, '--data-dir', h.dataDir]);
     expect(refused.code).toBe(1);
-    expect(refused.err).toContain('was not issued by this sandbox\'s TPP CA');
+    expect(refused.err).toContain("was not issued by this sandbox's TPP CA");
     const empty = await runMoat(['sandbox', 'renew', '--credentials', join(dir, 'nowhere'), '--data-dir', h.dataDir]);
     expect(empty.code).toBe(1);
     expect(empty.err).toContain('no transport.pem in');
@@ -244,7 +270,9 @@ describe('a client without a notification endpoint', () => {
     const tpp = await expiringTpp(undefined);
     await h.moat.certificates.monitor.runOnce();
     const { notices } = (await diagnosticsOf(tpp.creds)).body;
-    expect(notices).toEqual(expect.arrayContaining([expect.objectContaining({ 'x5t#S256': tpp.thumbprint, clientId: tpp.clientId, status: 'no_endpoint', attempts: 0 })]));
+    expect(notices).toEqual(
+      expect.arrayContaining([expect.objectContaining({ 'x5t#S256': tpp.thumbprint, clientId: tpp.clientId, status: 'no_endpoint', attempts: 0 })]),
+    );
     expect(notices.every((n: { status: string }) => n.status === 'no_endpoint')).toBe(true);
     expect(received.filter((r) => r.path === '/ok')).toHaveLength(2);
   });

@@ -16,7 +16,9 @@ let signer: RegisteredTpp;
 beforeAll(async () => {
   h = await startMoat();
   tpp = await onboardTpp(h);
-  signer = await onboardTpp(h, { registration: { fapi_profile: 'fapi2-message-signing', token_endpoint_auth_method: 'private_key_jwt', tls_client_auth_subject_dn: undefined } });
+  signer = await onboardTpp(h, {
+    registration: { fapi_profile: 'fapi2-message-signing', token_endpoint_auth_method: 'private_key_jwt', tls_client_auth_subject_dn: undefined },
+  });
 });
 
 afterAll(async () => {
@@ -40,10 +42,21 @@ async function requestObject(claims: Record<string, unknown>, header: Record<str
 
 async function goodClaims(): Promise<Record<string, unknown>> {
   return {
-    iss: signer.client.client_id, aud: h.issuer, client_id: signer.client.client_id, response_type: 'code', response_mode: 'jwt',
-    redirect_uri: signer.redirectUri, scope: 'openid accounts', nonce: randomUUID(), state: randomUUID(),
-    code_challenge: await oauth.calculatePKCECodeChallenge(oauth.generateRandomCodeVerifier()), code_challenge_method: 'S256',
-    iat: now(), nbf: now(), exp: now() + 300, jti: randomUUID(),
+    iss: signer.client.client_id,
+    aud: h.issuer,
+    client_id: signer.client.client_id,
+    response_type: 'code',
+    response_mode: 'jwt',
+    redirect_uri: signer.redirectUri,
+    scope: 'openid accounts',
+    nonce: randomUUID(),
+    state: randomUUID(),
+    code_challenge: await oauth.calculatePKCECodeChallenge(oauth.generateRandomCodeVerifier()),
+    code_challenge_method: 'S256',
+    iat: now(),
+    nbf: now(),
+    exp: now() + 300,
+    jti: randomUUID(),
   };
 }
 
@@ -53,21 +66,29 @@ async function clientAssertion(claims: Record<string, unknown>, alg = 'ES256'): 
 }
 
 async function parWith(body: Record<string, string>) {
-  const res = await signer.fetch(`${h.issuer}/par`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString() });
-  return { status: res.status, body: await res.json() as Record<string, unknown> };
+  const res = await signer.fetch(`${h.issuer}/par`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(body).toString(),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
 async function signedPar(claims: Record<string, unknown>, assertionClaims?: Record<string, unknown>) {
-  const assertion = await clientAssertion(assertionClaims ?? { iss: signer.client.client_id, sub: signer.client.client_id, aud: h.issuer, iat: now(), exp: now() + 60, jti: randomUUID() });
+  const assertion = await clientAssertion(
+    assertionClaims ?? { iss: signer.client.client_id, sub: signer.client.client_id, aud: h.issuer, iat: now(), exp: now() + 60, jti: randomUUID() },
+  );
   return parWith({
-    client_id: signer.client.client_id, request: await requestObject(claims),
-    client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion,
+    client_id: signer.client.client_id,
+    request: await requestObject(claims),
+    client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+    client_assertion: assertion,
   });
 }
 
 describe('request objects at PAR (FAPI 2.0 Message Signing)', () => {
   it('EnsureRequestObjectWithNbf8SecondsInTheFutureIsAccepted', async () => {
-    expect((await signedPar({ ...await goodClaims(), nbf: now() + 8 })).status).toBe(201);
+    expect((await signedPar({ ...(await goodClaims()), nbf: now() + 8 })).status).toBe(201);
   });
 
   it.each([
@@ -78,7 +99,7 @@ describe('request objects at PAR (FAPI 2.0 Message Signing)', () => {
     ['EnsureRequestObjectWithExpOver60Fails (exp − nbf over 60 minutes)', { exp: now() + 3700 }],
     ['EnsureRequestObjectWithNbfOver60Fails', { nbf: now() - 3700, iat: now() - 3700 }],
   ])('%s with invalid_request_object', async (_name, override) => {
-    const claims: Record<string, unknown> = { ...await goodClaims(), ...override };
+    const claims: Record<string, unknown> = { ...(await goodClaims()), ...override };
     for (const [k, v] of Object.entries(override)) if (v === undefined) delete claims[k];
     const { status, body } = await signedPar(claims);
     expect(status).toBe(400);
@@ -98,8 +119,20 @@ describe('request objects at PAR (FAPI 2.0 Message Signing)', () => {
     const rs256 = await new SignJWT(await goodClaims()).setProtectedHeader({ alg: 'RS256' }).sign(privateKey);
     const none = `${Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url')}.${Buffer.from(JSON.stringify(await goodClaims())).toString('base64url')}.`;
     for (const request of [rs256, none]) {
-      const assertion = await clientAssertion({ iss: signer.client.client_id, sub: signer.client.client_id, aud: h.issuer, iat: now(), exp: now() + 60, jti: randomUUID() });
-      const { status, body } = await parWith({ client_id: signer.client.client_id, request, client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion });
+      const assertion = await clientAssertion({
+        iss: signer.client.client_id,
+        sub: signer.client.client_id,
+        aud: h.issuer,
+        iat: now(),
+        exp: now() + 60,
+        jti: randomUUID(),
+      });
+      const { status, body } = await parWith({
+        client_id: signer.client.client_id,
+        request,
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: assertion,
+      });
       expect(status).toBe(400);
       expect(body.error).toBe('invalid_request_object');
     }
@@ -125,7 +158,12 @@ describe('private_key_jwt client assertions', () => {
   it('EnsureSignedClientAssertionWithRS256Fails', async () => {
     const { privateKey } = await generateKeyPair('RS256');
     const assertion = await new SignJWT(base()).setProtectedHeader({ alg: 'RS256' }).sign(privateKey);
-    const { status, body } = await parWith({ client_id: signer.client.client_id, request: await requestObject(await goodClaims()), client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion });
+    const { status, body } = await parWith({
+      client_id: signer.client.client_id,
+      request: await requestObject(await goodClaims()),
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: assertion,
+    });
     expect(status).toBe(401);
     expect(body.error).toBe('invalid_client');
   });
@@ -181,18 +219,24 @@ describe('the token endpoint', () => {
   it('PAREnsurePKCECodeVerifierRequired', async () => {
     const { params } = await authorize(h, tpp);
     const res = await tpp.fetch(`${h.issuer}/token`, {
-      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ client_id: tpp.client.client_id, grant_type: 'authorization_code', code: params.get('code')!, redirect_uri: tpp.redirectUri }).toString(),
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        client_id: tpp.client.client_id,
+        grant_type: 'authorization_code',
+        code: params.get('code')!,
+        redirect_uri: tpp.redirectUri,
+      }).toString(),
     });
     expect(res.status).toBe(400);
-    expect((await res.json() as { error: string }).error).toBe('invalid_grant');
+    expect(((await res.json()) as { error: string }).error).toBe('invalid_grant');
   });
 
   it('EnsureHolderOfKeyRequired: without a certificate (or DPoP proof) there is no token', async () => {
     const pkj = await onboardTpp(h, { registration: { token_endpoint_auth_method: 'private_key_jwt', tls_client_auth_subject_dn: undefined } });
     const bare = tlsFetch(pkj.creds.serverCaPem);
     try {
-      const auth = oauth.PrivateKeyJwt(await tppKey(pkj) as oauth.PrivateKey);
+      const auth = oauth.PrivateKeyJwt((await tppKey(pkj)) as oauth.PrivateKey);
       const { params, codeVerifier } = await authorize(h, pkj, { auth });
       const res = await oauth.authorizationCodeGrantRequest(pkj.as, pkj.client, auth, params, pkj.redirectUri, codeVerifier, { [oauth.customFetch]: bare });
       expect(res.status).toBe(400);
@@ -208,12 +252,14 @@ describe('DPoP proofs (RFC 9449)', () => {
   it('EnsureDpopProofWithIat10SecondsBeforeSucceeds and ...AfterSucceeds', async () => {
     const dpopClient = await onboardTpp(h, { registration: { dpop_bound_access_tokens: true } });
     try {
-      const keyPair = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']) as webcrypto.CryptoKeyPair;
+      const keyPair = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
       for (const skew of [-10, 10]) {
         const { params, codeVerifier } = await authorize(h, dpopClient, { dpop: oauth.DPoP(dpopClient.client, keyPair) });
         const skewed = { ...dpopClient.client, [oauth.clockSkew]: skew };
-        const res = await oauth.authorizationCodeGrantRequest(dpopClient.as, skewed, oauth.TlsClientAuth(), params, dpopClient.redirectUri, codeVerifier,
-          { [oauth.customFetch]: dpopClient.fetch, DPoP: oauth.DPoP(skewed, keyPair) });
+        const res = await oauth.authorizationCodeGrantRequest(dpopClient.as, skewed, oauth.TlsClientAuth(), params, dpopClient.redirectUri, codeVerifier, {
+          [oauth.customFetch]: dpopClient.fetch,
+          DPoP: oauth.DPoP(skewed, keyPair),
+        });
         expect(res.status).toBe(200);
       }
     } finally {

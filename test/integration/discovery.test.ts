@@ -18,8 +18,8 @@ beforeAll(async () => {
   const { serverCaPem } = await issueTpp(h);
   const f = tlsFetch(serverCaPem);
   try {
-    metadata = await (await f(`${h.issuer}/.well-known/openid-configuration`)).json() as Record<string, unknown>;
-    jwks = await (await f(String(metadata.jwks_uri))).json() as typeof jwks;
+    metadata = (await (await f(`${h.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+    jwks = (await (await f(String(metadata.jwks_uri))).json()) as typeof jwks;
   } finally {
     await f.close();
   }
@@ -31,16 +31,18 @@ afterAll(async () => {
 
 describe('discovery metadata', () => {
   it('names the issuer and the endpoints', () => {
-    expect(metadata).toEqual(expect.objectContaining({
-      issuer: h.issuer,
-      pushed_authorization_request_endpoint: `${h.issuer}/par`,
-      authorization_endpoint: `${h.issuer}/authorize`,
-      token_endpoint: `${h.issuer}/token`,
-      introspection_endpoint: `${h.issuer}/introspect`,
-      revocation_endpoint: `${h.issuer}/revoke`,
-      registration_endpoint: `${h.issuer}/register`,
-      jwks_uri: `${h.issuer}/jwks`,
-    }));
+    expect(metadata).toEqual(
+      expect.objectContaining({
+        issuer: h.issuer,
+        pushed_authorization_request_endpoint: `${h.issuer}/par`,
+        authorization_endpoint: `${h.issuer}/authorize`,
+        token_endpoint: `${h.issuer}/token`,
+        introspection_endpoint: `${h.issuer}/introspect`,
+        revocation_endpoint: `${h.issuer}/revoke`,
+        registration_endpoint: `${h.issuer}/register`,
+        jwks_uri: `${h.issuer}/jwks`,
+      }),
+    );
   });
 
   it('requires PAR, PKCE S256 and the code flow only (FAPI 2.0 SP §5.3.2.2)', () => {

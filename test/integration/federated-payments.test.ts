@@ -25,14 +25,20 @@ function nextCode(secret: string): string {
   return totpCode(secret, now());
 }
 
-const PAYMENT = JSON.stringify([{
-  type: 'payment_initiation',
-  instructedAmount: { amount: '12.34', currency: 'GBP' },
-  creditorName: 'Corner Shop Ltd',
-  creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '11223344556677' },
-}]);
+const PAYMENT = JSON.stringify([
+  {
+    type: 'payment_initiation',
+    instructedAmount: { amount: '12.34', currency: 'GBP' },
+    creditorName: 'Corner Shop Ltd',
+    creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '11223344556677' },
+  },
+]);
 
-interface Started { idp: BankIdp; h: Harness; tpp: RegisteredTpp }
+interface Started {
+  idp: BankIdp;
+  h: Harness;
+  tpp: RegisteredTpp;
+}
 
 function tppError(location: string): string | null {
   return new URL(location).searchParams.get('error');
@@ -40,7 +46,9 @@ function tppError(location: string): string | null {
 
 async function redeem(s: Started, location: string, codeVerifier: string): Promise<oauth.TokenEndpointResponse> {
   const params = oauth.validateAuthResponse(s.tpp.as, s.tpp.client, new URL(location), oauth.skipStateCheck);
-  const res = await oauth.authorizationCodeGrantRequest(s.tpp.as, s.tpp.client, oauth.TlsClientAuth(), params, s.tpp.redirectUri, codeVerifier, { [oauth.customFetch]: s.tpp.fetch });
+  const res = await oauth.authorizationCodeGrantRequest(s.tpp.as, s.tpp.client, oauth.TlsClientAuth(), params, s.tpp.redirectUri, codeVerifier, {
+    [oauth.customFetch]: s.tpp.fetch,
+  });
   return oauth.processAuthorizationCodeResponse(s.tpp.as, s.tpp.client, res);
 }
 
@@ -68,7 +76,10 @@ async function enrolTotp(s: Started, user: { username: string; password: string;
     const security = await (await moat.request('/account/security')).text();
     const started = await (await moat.request('/account/security/totp/start', { method: 'POST', form: { csrf: hiddenField(security, 'csrf') } })).text();
     const secret = /<code id="totp-secret">([A-Z2-7]+)<\/code>/.exec(started)![1]!;
-    const confirmed = await moat.request('/account/security/totp/confirm', { method: 'POST', form: { csrf: hiddenField(started, 'csrf'), code: nextCode(secret) } });
+    const confirmed = await moat.request('/account/security/totp/confirm', {
+      method: 'POST',
+      form: { csrf: hiddenField(started, 'csrf'), code: nextCode(secret) },
+    });
     expect(confirmed.headers.get('location')).toBe('/account/security?done=enrolled');
     return secret;
   } finally {
@@ -78,7 +89,12 @@ async function enrolTotp(s: Started, user: { username: string; password: string;
 
 describe('a payment by a customer of the bank IdP (RTS Art. 5: Moat links it after the bank sign-in)', () => {
   let s: Started;
-  useMoatWithBankIdp((started) => { s = started; }, { now });
+  useMoatWithBankIdp(
+    (started) => {
+      s = started;
+    },
+    { now },
+  );
   let aliceSecret: string;
 
   it('tells a customer without a Moat factor how to set one up, and sends the TPP access_denied when they go back', async () => {
@@ -92,7 +108,10 @@ describe('a payment by a customer of the bank IdP (RTS Art. 5: Moat links it aft
       expect(html).toContain('href="/account/security"');
       expect(html).not.toMatch(/at .*\.ts:\d+/);
       const uid = new URL(journey.page!.url, s.h.issuer).pathname.split('/')[2]!;
-      const back = await journey.moat.follow(`/interaction/${uid}/federated/abandon`, { method: 'POST', form: { csrf: hiddenField(html, 'csrf'), error: 'access_denied' } });
+      const back = await journey.moat.follow(`/interaction/${uid}/federated/abandon`, {
+        method: 'POST',
+        form: { csrf: hiddenField(html, 'csrf'), error: 'access_denied' },
+      });
       expect(tppError(back.location!)).toBe('access_denied');
       expect(s.h.logs.some((l) => l.event === 'federation.no_moat_factor' && l.accountId === 'cust-alice' && l.detail === 'payment_link')).toBe(true);
     } finally {
@@ -100,9 +119,11 @@ describe('a payment by a customer of the bank IdP (RTS Art. 5: Moat links it aft
     }
   });
 
-  it('lets the customer set up an authenticator app from the dashboard after signing in at the bank, under the IdP\'s customer id', async () => {
+  it("lets the customer set up an authenticator app from the dashboard after signing in at the bank, under the IdP's customer id", async () => {
     aliceSecret = await enrolTotp(s, { username: 'alice', password: 'alice-bank' });
-    const { rows } = await s.h.moat.storage.sql.query<{ confirmed_at: Date | null }>('SELECT confirmed_at FROM customer_totp WHERE customer_id = $1', ['cust-alice']);
+    const { rows } = await s.h.moat.storage.sql.query<{ confirmed_at: Date | null }>('SELECT confirmed_at FROM customer_totp WHERE customer_id = $1', [
+      'cust-alice',
+    ]);
     expect(rows).toHaveLength(1);
     expect(rows[0]!.confirmed_at).not.toBeNull();
   });
@@ -119,7 +140,7 @@ describe('a payment by a customer of the bank IdP (RTS Art. 5: Moat links it aft
     expect(hiddenField(html, 'payment_link')).toMatch(/^[A-Za-z0-9_-]{43}$/);
   });
 
-  it('authorises the payment with the code: the ID token says SCA with the bank\'s methods and otp, and the consent keeps what the code was linked to', async () => {
+  it("authorises the payment with the code: the ID token says SCA with the bank's methods and otp, and the consent keeps what the code was linked to", async () => {
     const { requestUri, codeVerifier } = await pushAuthorization(s.tpp, { scope: 'openid payments', extraParams: { authorization_details: PAYMENT } });
     const journey = await federatedCustomer(s.h, s.tpp, s.idp, requestUri, { code: () => nextCode(aliceSecret) });
     expect(journey.tppLocation).toBeDefined();
@@ -129,9 +150,14 @@ describe('a payment by a customer of the bank IdP (RTS Art. 5: Moat links it aft
     expect(idToken.sub).toBe('cust-alice');
     expect(idToken.acr).toBe('urn:openbanking:psd2:sca');
     expect(idToken.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
-    const { rows } = await s.h.moat.storage.sql.query<{ sca_acr: string; sca_amr: string[]; sca_link: { amount: string; creditorName: string }; sca_link_hash: string }>(
-      "SELECT sca_acr, sca_amr, sca_link, sca_link_hash FROM consent WHERE customer_id = $1 AND status = 'Authorised' AND sca_link IS NOT NULL", ['cust-alice'],
-    );
+    const { rows } = await s.h.moat.storage.sql.query<{
+      sca_acr: string;
+      sca_amr: string[];
+      sca_link: { amount: string; creditorName: string };
+      sca_link_hash: string;
+    }>("SELECT sca_acr, sca_amr, sca_link, sca_link_hash FROM consent WHERE customer_id = $1 AND status = 'Authorised' AND sca_link IS NOT NULL", [
+      'cust-alice',
+    ]);
     expect(rows).toHaveLength(1);
     expect(rows[0]!.sca_acr).toBe('urn:openbanking:psd2:sca');
     expect(rows[0]!.sca_link).toEqual(expect.objectContaining({ amount: '12.34', creditorName: 'Corner Shop Ltd' }));
@@ -145,12 +171,14 @@ describe('a payment by a customer of the bank IdP (RTS Art. 5: Moat links it aft
       const html = journey.page!.html;
       const uid = new URL(journey.page!.url, s.h.issuer).pathname.split('/')[2]!;
       const changed = await journey.moat.request(`/interaction/${uid}/totp`, {
-        method: 'POST', form: { csrf: hiddenField(html, 'csrf'), payment_link: 'A'.repeat(43), code: totpCode(aliceSecret, now()) },
+        method: 'POST',
+        form: { csrf: hiddenField(html, 'csrf'), payment_link: 'A'.repeat(43), code: totpCode(aliceSecret, now()) },
       });
       expect(changed.status).toBe(409);
       expect(await changed.text()).toContain('The payment details changed');
       const wrong = await journey.moat.request(`/interaction/${uid}/totp`, {
-        method: 'POST', form: { csrf: hiddenField(html, 'csrf'), payment_link: hiddenField(html, 'payment_link'), code: '12a456' },
+        method: 'POST',
+        form: { csrf: hiddenField(html, 'csrf'), payment_link: hiddenField(html, 'payment_link'), code: '12a456' },
       });
       expect(wrong.status).toBe(400);
       expect(await wrong.text()).toContain('no letters');
@@ -159,8 +187,11 @@ describe('a payment by a customer of the bank IdP (RTS Art. 5: Moat links it aft
     }
   });
 
-  it('asks for Moat\'s code when threat detection wants a fresh SCA and the bank answered from an earlier sign-in of its own (its auth_time)', async () => {
-    const stepped = await adminRequest(s.h.moat.adminPort!, 'POST', `/clients/${s.tpp.client.client_id}/step-up`, { token: adminToken(s.h), body: { reason: 'test: unusual activity', seconds: 600 } });
+  it("asks for Moat's code when threat detection wants a fresh SCA and the bank answered from an earlier sign-in of its own (its auth_time)", async () => {
+    const stepped = await adminRequest(s.h.moat.adminPort!, 'POST', `/clients/${s.tpp.client.client_id}/step-up`, {
+      token: adminToken(s.h),
+      body: { reason: 'test: unusual activity', seconds: 600 },
+    });
     expect(stepped.status).toBe(200);
     s.idp.misbehave.authTimeAgoSeconds = 600;
     try {
@@ -185,9 +216,14 @@ describe('a payment by a customer of the bank IdP (RTS Art. 5: Moat links it aft
   });
 });
 
-describe('an upstream login below SCA, stepped up by Moat\'s code (RTS Art. 4; customers.oidc.sca.belowSca: step_up)', () => {
+describe("an upstream login below SCA, stepped up by Moat's code (RTS Art. 4; customers.oidc.sca.belowSca: step_up)", () => {
   let s: Started;
-  useMoatWithBankIdp((started) => { s = started; }, { now });
+  useMoatWithBankIdp(
+    (started) => {
+      s = started;
+    },
+    { now },
+  );
   let bobSecret: string;
 
   it('refuses it with a clear page while the customer has no Moat factor', async () => {
@@ -239,7 +275,12 @@ describe('an upstream login below SCA, stepped up by Moat\'s code (RTS Art. 4; c
 
 describe('customers.oidc.sca.belowSca: refuse', () => {
   let s: Started;
-  useMoatWithBankIdp((started) => { s = started; }, { now, oidc: { sca: { acrValues: [SCA_ACR_AT_BANK], belowSca: 'refuse' } } });
+  useMoatWithBankIdp(
+    (started) => {
+      s = started;
+    },
+    { now, oidc: { sca: { acrValues: [SCA_ACR_AT_BANK], belowSca: 'refuse' } } },
+  );
 
   it('refuses a login below SCA even from a customer with a Moat factor, and the TPP gets access_denied when they go back', async () => {
     await enrolTotp(s, { username: 'bob', password: 'bob-bank', second_factor: 'otp' });
@@ -250,7 +291,10 @@ describe('customers.oidc.sca.belowSca: refuse', () => {
       expect(journey.page?.html).toContain('A stronger sign-in is needed');
       expect(journey.page?.html).not.toContain('name="code"');
       const uid = new URL(journey.page!.url, s.h.issuer).pathname.split('/')[2]!;
-      const back = await journey.moat.follow(`/interaction/${uid}/federated/abandon`, { method: 'POST', form: { csrf: hiddenField(journey.page!.html, 'csrf'), error: 'access_denied' } });
+      const back = await journey.moat.follow(`/interaction/${uid}/federated/abandon`, {
+        method: 'POST',
+        form: { csrf: hiddenField(journey.page!.html, 'csrf'), error: 'access_denied' },
+      });
       expect(tppError(back.location!)).toBe('access_denied');
     } finally {
       await journey.moat.close();
@@ -258,7 +302,8 @@ describe('customers.oidc.sca.belowSca: refuse', () => {
   });
 
   it('lets the operator reset the one-time code of a customer of the bank IdP (audited), and answers 404 for one the IdP never vouched for', async () => {
-    const call = (path: string) => adminRequest(s.h.moat.adminPort!, 'POST', path, { token: adminToken(s.h), body: { reason: 'lost phone, identity checked by the bank' } });
+    const call = (path: string) =>
+      adminRequest(s.h.moat.adminPort!, 'POST', path, { token: adminToken(s.h), body: { reason: 'lost phone, identity checked by the bank' } });
     expect((await call('/customers/cust-nobody/factors/totp/reset')).status).toBe(404);
     const reset = await call('/customers/cust-bob/factors/totp/reset');
     expect(reset).toEqual({ status: 200, body: { customerId: 'cust-bob', factor: 'totp', removed: true } });

@@ -20,7 +20,9 @@ describe('federated sign-in with mTLS client authentication at the bank IdP (RFC
     const { requestUri, codeVerifier } = await pushAuthorization(tpp);
     const journey = await federatedCustomer(h, tpp, idp, requestUri);
     const params = oauth.validateAuthResponse(tpp.as, tpp.client, new URL(journey.tppLocation!), oauth.skipStateCheck);
-    const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch });
+    const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, {
+      [oauth.customFetch]: tpp.fetch,
+    });
     const tokens = await oauth.processAuthorizationCodeResponse(tpp.as, tpp.client, res);
     expect(oauth.getValidatedIdTokenClaims(tokens)!.sub).toBe('cust-alice');
     // No PAR at this IdP: the authorization request went by the browser, the code was redeemed over mTLS.
@@ -45,7 +47,11 @@ describe('federated sign-in with mTLS client authentication at the bank IdP (RFC
   });
 
   it('refuses to start when a file customers.oidc names cannot be read, naming its key', async () => {
-    const config = { customers: idp.moatCustomersConfig({ clientAuth: { method: 'tls_client_auth', certFile: '/nonexistent/moat-rp.pem', keyFile: '/nonexistent/moat-rp.key' } }) };
+    const config = {
+      customers: idp.moatCustomersConfig({
+        clientAuth: { method: 'tls_client_auth', certFile: '/nonexistent/moat-rp.pem', keyFile: '/nonexistent/moat-rp.key' },
+      }),
+    };
     await expect(startMoat({ config })).rejects.toThrow('customers.oidc.clientAuth.certFile: cannot read /nonexistent/moat-rp.pem (ENOENT)');
   });
 });

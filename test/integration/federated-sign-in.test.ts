@@ -23,7 +23,9 @@ afterEach(() => {
 
 async function redeem(location: string, codeVerifier: string): Promise<oauth.TokenEndpointResponse> {
   const params = oauth.validateAuthResponse(tpp.as, tpp.client, new URL(location), oauth.skipStateCheck);
-  const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch });
+  const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, {
+    [oauth.customFetch]: tpp.fetch,
+  });
   return oauth.processAuthorizationCodeResponse(tpp.as, tpp.client, res);
 }
 
@@ -53,7 +55,7 @@ describe('federated sign-in at the bank IdP (customers.source: oidc)', () => {
     expect(rows).toEqual([{ id: 'cust-alice', name: 'Alice B. Example', issuer: idp.issuer }]);
   });
 
-  it('sends the IdP a PKCE S256 request with state, nonce and Moat\'s callback as redirect_uri, authenticated by private_key_jwt', async () => {
+  it("sends the IdP a PKCE S256 request with state, nonce and Moat's callback as redirect_uri, authenticated by private_key_jwt", async () => {
     const { requestUri } = await pushAuthorization(tpp);
     const browser = new Browser(h, tpp.creds.serverCaPem);
     try {
@@ -96,7 +98,10 @@ describe('federated sign-in at the bank IdP (customers.source: oidc)', () => {
       expect(journey.page?.status).toBe(403);
       expect(journey.page?.html).toContain('A stronger sign-in is needed');
       const uid = new URL(journey.page!.url, h.issuer).pathname.split('/')[2]!;
-      const cancel = await journey.moat.follow(`/interaction/${uid}/federated/abandon`, { method: 'POST', form: { csrf: hiddenField(journey.page!.html, 'csrf'), error: 'access_denied' } });
+      const cancel = await journey.moat.follow(`/interaction/${uid}/federated/abandon`, {
+        method: 'POST',
+        form: { csrf: hiddenField(journey.page!.html, 'csrf'), error: 'access_denied' },
+      });
       expect(tppError(cancel.location!).error).toBe('access_denied');
       expect(h.logs.some((l) => l.event === 'federation.no_moat_factor' && l.accountId === 'cust-bob' && l.detail === 'below_sca')).toBe(true);
       // Nothing was authorised for him (test/integration/federated-payments.test.ts steps such a login up).
@@ -110,12 +115,14 @@ describe('federated sign-in at the bank IdP (customers.source: oidc)', () => {
 
 describe('payments by a federated customer (RTS Art. 5: dynamic linking)', () => {
   it('never authorises a payment on the upstream login alone, which never saw its amount and payee: without a Moat factor to link it, the TPP gets access_denied', async () => {
-    const payment = JSON.stringify([{
-      type: 'payment_initiation',
-      instructedAmount: { amount: '12.34', currency: 'GBP' },
-      creditorName: 'Corner Shop Ltd',
-      creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '11223344556677' },
-    }]);
+    const payment = JSON.stringify([
+      {
+        type: 'payment_initiation',
+        instructedAmount: { amount: '12.34', currency: 'GBP' },
+        creditorName: 'Corner Shop Ltd',
+        creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '11223344556677' },
+      },
+    ]);
     const { requestUri } = await pushAuthorization(tpp, { scope: 'openid payments', extraParams: { authorization_details: payment } });
     const journey = await federatedCustomer(h, tpp, idp, requestUri, { keepBrowser: true });
     try {
@@ -123,9 +130,15 @@ describe('payments by a federated customer (RTS Art. 5: dynamic linking)', () =>
       expect(journey.page?.status).toBe(403);
       expect(journey.page?.html).toContain('Set up a way to confirm payments');
       const uid = new URL(journey.page!.url, h.issuer).pathname.split('/')[2]!;
-      const cancel = await journey.moat.follow(`/interaction/${uid}/federated/abandon`, { method: 'POST', form: { csrf: hiddenField(journey.page!.html, 'csrf'), error: 'access_denied' } });
+      const cancel = await journey.moat.follow(`/interaction/${uid}/federated/abandon`, {
+        method: 'POST',
+        form: { csrf: hiddenField(journey.page!.html, 'csrf'), error: 'access_denied' },
+      });
       expect(tppError(cancel.location!).error).toBe('access_denied');
-      const { rows } = await h.moat.storage.sql.query("SELECT id FROM consent WHERE customer_id = $1 AND status = 'Authorised' AND requested->>'type' = 'payment_initiation'", ['cust-alice']);
+      const { rows } = await h.moat.storage.sql.query(
+        "SELECT id FROM consent WHERE customer_id = $1 AND status = 'Authorised' AND requested->>'type' = 'payment_initiation'",
+        ['cust-alice'],
+      );
       expect(rows).toEqual([]);
     } finally {
       await journey.moat.close();
@@ -190,7 +203,7 @@ describe('when the bank IdP fails', () => {
     expect(journey.tppLocation).toBeUndefined();
     expect(journey.page?.status).toBe(status);
     const html = journey.page!.html;
-    expect(html).toContain("Your bank&#39;s sign-in is unavailable");
+    expect(html).toContain('Your bank&#39;s sign-in is unavailable');
     const uid = new URL(journey.page!.url, h.issuer).pathname.split('/')[2]!;
     expect(html).toContain(`href="/interaction/${uid}"`);
     expect(html).not.toMatch(/at .*\.ts:\d+/);
@@ -221,7 +234,10 @@ describe('when the bank IdP fails', () => {
     try {
       const uid = await expectUnavailablePage(journey);
       expect(failures('timeout').length).toBeGreaterThan(0);
-      const cancel = await journey.moat.follow(`/interaction/${uid}/federated/abandon`, { method: 'POST', form: { csrf: hiddenField(journey.page!.html, 'csrf'), error: 'temporarily_unavailable' } });
+      const cancel = await journey.moat.follow(`/interaction/${uid}/federated/abandon`, {
+        method: 'POST',
+        form: { csrf: hiddenField(journey.page!.html, 'csrf'), error: 'temporarily_unavailable' },
+      });
       expect(tppError(cancel.location!).error).toBe('temporarily_unavailable');
     } finally {
       await journey.moat.close();
@@ -279,7 +295,7 @@ describe('when the bank IdP fails', () => {
       expect(start.location).toBeUndefined();
       expect(start.res.status).toBe(503);
       const html = await start.res.text();
-      expect(html).toContain("Your bank&#39;s sign-in is unavailable");
+      expect(html).toContain('Your bank&#39;s sign-in is unavailable');
       expect(failures('unreachable').length).toBeGreaterThan(0);
       await idp.resume();
       const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;

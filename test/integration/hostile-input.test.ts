@@ -71,11 +71,12 @@ describe('hostile requests without a client certificate', () => {
 });
 
 describe('text no store can hold: NUL, unpaired UTF-16 surrogates, bytes that are not UTF-8', () => {
-  const form = (pairs: string) => `client_id=${encodeURIComponent(tpp.client.client_id)}&response_type=code&scope=openid%20accounts`
-    + `&redirect_uri=${encodeURIComponent(tpp.redirectUri)}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&${pairs}`;
+  const form = (pairs: string) =>
+    `client_id=${encodeURIComponent(tpp.client.client_id)}&response_type=code&scope=openid%20accounts` +
+    `&redirect_uri=${encodeURIComponent(tpp.redirectUri)}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&${pairs}`;
   async function post(path: string, body: string | Uint8Array, type: string) {
     const res = await tpp.fetch(`${h.issuer}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
-    return { status: res.status, body: await res.json() as Record<string, unknown> };
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   }
 
   it.each([
@@ -92,11 +93,15 @@ describe('text no store can hold: NUL, unpaired UTF-16 surrogates, bytes that ar
     const creds = await issueTpp(h, { roles: ['AISP'] });
     const json = Buffer.from(JSON.stringify({ ...creds.registration, client_name: 'XX' }));
     const at = json.indexOf('"XX"') + 1;
-    json[at] = 0xc0; json[at + 1] = 0x80;
+    json[at] = 0xc0;
+    json[at + 1] = 0x80;
     const f = tlsFetch(creds.serverCaPem, creds);
     try {
       const res = await f(`${h.issuer}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: json });
-      expect({ status: res.status, body: await res.json() }).toEqual({ status: 400, body: { error: 'invalid_client_metadata', error_description: 'the request body is not UTF-8' } });
+      expect({ status: res.status, body: await res.json() }).toEqual({
+        status: 400,
+        body: { error: 'invalid_client_metadata', error_description: 'the request body is not UTF-8' },
+      });
     } finally {
       await f.close();
     }
@@ -106,22 +111,33 @@ describe('text no store can hold: NUL, unpaired UTF-16 surrogates, bytes that ar
     ['a NUL in the nonce', 'nonce=n%00x', 'nonce must not contain a NUL character (U+0000)'],
     ['an encoded surrogate in the state', 'state=%ED%A0%80', 'state is not UTF-8 once percent-decoded'],
     ['an overlong NUL in the nonce', 'nonce=%C0%80', 'nonce is not UTF-8 once percent-decoded'],
-    ['an unpaired surrogate inside the claims request', `claims=${encodeURIComponent('{"id_token":{"acr":{"value":"\\ud800"}}}')}`, 'claims.id_token.acr.value must not contain an unpaired UTF-16 surrogate (it is not Unicode text)'],
+    [
+      'an unpaired surrogate inside the claims request',
+      `claims=${encodeURIComponent('{"id_token":{"acr":{"value":"\\ud800"}}}')}`,
+      'claims.id_token.acr.value must not contain an unpaired UTF-16 surrogate (it is not Unicode text)',
+    ],
   ])('refuses a PAR with %s with 400 invalid_request naming the parameter (RFC 9126 §2.3)', async (_what, pairs, description) => {
-    expect(await post('/par', form(pairs), 'application/x-www-form-urlencoded')).toEqual({ status: 400, body: { error: 'invalid_request', error_description: description } });
+    expect(await post('/par', form(pairs), 'application/x-www-form-urlencoded')).toEqual({
+      status: 400,
+      body: { error: 'invalid_request', error_description: description },
+    });
   });
 
   it('refuses a PAR whose request object carries a NUL, before any key is looked at', async () => {
     const { privateKey } = await generateKeyPair('ES256');
     const request = await new SignJWT({ nonce: 'n\u0000x' }).setProtectedHeader({ alg: 'ES256' }).sign(privateKey);
     expect(await post('/par', form(`request=${request}`), 'application/x-www-form-urlencoded')).toEqual({
-      status: 400, body: { error: 'invalid_request', error_description: 'request.nonce must not contain a NUL character (U+0000)' },
+      status: 400,
+      body: { error: 'invalid_request', error_description: 'request.nonce must not contain a NUL character (U+0000)' },
     });
   });
 
   it('refuses a token request whose code carries a NUL with 400 invalid_request', async () => {
     const body = `grant_type=authorization_code&client_id=${encodeURIComponent(tpp.client.client_id)}&code=a%00b&redirect_uri=${encodeURIComponent(tpp.redirectUri)}&code_verifier=${'v'.repeat(43)}`;
-    expect(await post('/token', body, 'application/x-www-form-urlencoded')).toEqual({ status: 400, body: { error: 'invalid_request', error_description: 'code must not contain a NUL character (U+0000)' } });
+    expect(await post('/token', body, 'application/x-www-form-urlencoded')).toEqual({
+      status: 400,
+      body: { error: 'invalid_request', error_description: 'code must not contain a NUL character (U+0000)' },
+    });
   });
 });
 

@@ -38,7 +38,7 @@ type Jwk = { kid: string; alg: string; key_ops?: string[] };
 async function jwksOf(tpp: RegisteredTpp, h: Harness): Promise<{ keys: Jwk[] }> {
   const res = await tpp.fetch(`${h.issuer}/jwks`);
   expect(res.status).toBe(200);
-  return await res.json() as { keys: Jwk[] };
+  return (await res.json()) as { keys: Jwk[] };
 }
 
 async function eventually(check: () => Promise<void>, timeoutMs = 15_000): Promise<void> {
@@ -99,7 +99,10 @@ describeWithHsmAndServices('HSM keys rotated on a schedule across two instances 
   /** An ID token from each instance, checking first that both instances published the key it is signed with. */
   async function signedByBoth(): Promise<string[]> {
     const tokens: string[] = [];
-    for (const [h, tpp] of [[a, tppA], [b, tppB]] as const) {
+    for (const [h, tpp] of [
+      [a, tppA],
+      [b, tppB],
+    ] as const) {
       const published = [...kids(await jwksOf(tppA, a)), ...kids(await jwksOf(tppB, b))];
       const idToken = (await authorizationCodeFlow(h, tpp)).tokens.id_token!;
       expect(published).toContain(decodeProtectedHeader(idToken).kid);
@@ -108,8 +111,12 @@ describeWithHsmAndServices('HSM keys rotated on a schedule across two instances 
     return tokens;
   }
 
-  it('adopts the token\'s key, then stages, activates, retires, removes and destroys keys on schedule in the token; both instances follow, tokens verify throughout', async () => {
-    for (const [h, tpp] of [[a, tppA], [b, tppB]] as const) expect(activeKid(await jwksOf(tpp, h))).toEqual([k1]);
+  it("adopts the token's key, then stages, activates, retires, removes and destroys keys on schedule in the token; both instances follow, tokens verify throughout", async () => {
+    for (const [h, tpp] of [
+      [a, tppA],
+      [b, tppB],
+    ] as const)
+      expect(activeKid(await jwksOf(tpp, h))).toEqual([k1]);
     const before = await signedByBoth();
     for (const token of before) expect(decodeProtectedHeader(token).kid).toBe(k1);
 
@@ -117,7 +124,10 @@ describeWithHsmAndServices('HSM keys rotated on a schedule across two instances 
     t += 90 * DAY - PUBLISH_AHEAD;
     let k2 = '';
     await eventually(async () => {
-      for (const [h, tpp] of [[a, tppA], [b, tppB]] as const) {
+      for (const [h, tpp] of [
+        [a, tppA],
+        [b, tppB],
+      ] as const) {
         const jwks = await jwksOf(tpp, h);
         expect(jwks.keys).toHaveLength(2);
         expect(activeKid(jwks)).toEqual([k1]);
@@ -131,7 +141,10 @@ describeWithHsmAndServices('HSM keys rotated on a schedule across two instances 
 
     t += PUBLISH_AHEAD;
     await eventually(async () => {
-      for (const [h, tpp] of [[a, tppA], [b, tppB]] as const) {
+      for (const [h, tpp] of [
+        [a, tppA],
+        [b, tppB],
+      ] as const) {
         const jwks = await jwksOf(tpp, h);
         expect(activeKid(jwks)).toEqual([k2]);
         expect(jwks.keys.find((k) => k.kid === k1)!.key_ops).toEqual(['verify']);
@@ -140,15 +153,22 @@ describeWithHsmAndServices('HSM keys rotated on a schedule across two instances 
     const after = await signedByBoth();
     for (const token of after) expect(decodeProtectedHeader(token).kid).toBe(k2);
     for (const token of [...before, ...after]) {
-      for (const [h, tpp] of [[a, tppA], [b, tppB]] as const) {
-        await expect(jwtVerify(token, createLocalJWKSet(await jwksOf(tpp, h) as JSONWebKeySet))).resolves.toBeDefined();
+      for (const [h, tpp] of [
+        [a, tppA],
+        [b, tppB],
+      ] as const) {
+        await expect(jwtVerify(token, createLocalJWKSet((await jwksOf(tpp, h)) as JSONWebKeySet))).resolves.toBeDefined();
       }
     }
 
     // Everything the old key signed has expired: unpublished, and destroyed in the token.
     t += RETAIN;
     await eventually(async () => {
-      for (const [h, tpp] of [[a, tppA], [b, tppB]] as const) expect(kids(await jwksOf(tpp, h))).toEqual([k2]);
+      for (const [h, tpp] of [
+        [a, tppA],
+        [b, tppB],
+      ] as const)
+        expect(kids(await jwksOf(tpp, h))).toEqual([k2]);
     });
     await eventually(async () => expect(await kidsInToken(pkcs11)).toEqual([k2]));
 
@@ -228,13 +248,15 @@ describeWithHsmAndServices('a token with a key staged by hand, moved to the sche
     await h?.close();
   });
 
-  it('keeps both keys in their states, the staged one to sign when the active key\'s period ends', async () => {
+  it("keeps both keys in their states, the staged one to sign when the active key's period ends", async () => {
     const jwks = await jwksOf(tpp, h);
     expect(jwks.keys).toHaveLength(2);
     const [active] = activeKid(jwks);
     const staged = jwks.keys.find((k) => k.kid !== active)!;
     expect(staged.key_ops).toEqual(['verify']);
-    const { rows } = await h.moat.storage.sql.query<{ kid: string; state: string; activate_at: Date | null }>("SELECT kid, state, activate_at FROM signing_key WHERE source = 'pkcs11'");
+    const { rows } = await h.moat.storage.sql.query<{ kid: string; state: string; activate_at: Date | null }>(
+      "SELECT kid, state, activate_at FROM signing_key WHERE source = 'pkcs11'",
+    );
     expect(rows.find((r) => r.kid === staged.kid)).toEqual(expect.objectContaining({ state: 'next', activate_at: new Date((t + 90 * DAY) * 1000) }));
     expect((await h.moat.audit.query({ type: 'key.adopted' })).map((r) => r.subject).sort()).toEqual([active, staged.kid].sort());
     expect(decodeProtectedHeader((await authorizationCodeFlow(h, tpp)).tokens.id_token!).kid).toBe(active);

@@ -28,7 +28,7 @@ function hsmKeys(pkcs11: Pkcs11, algorithms: string[] = ['PS256', 'ES256']): Rec
 async function publishedJwks(h: Harness, tpp: RegisteredTpp): Promise<JSONWebKeySet> {
   const res = await tpp.fetch(`${h.issuer}/jwks`);
   expect(res.status).toBe(200);
-  return await res.json() as JSONWebKeySet;
+  return (await res.json()) as JSONWebKeySet;
 }
 
 async function keysInToken(pkcs11: Pkcs11): Promise<HsmKey[]> {
@@ -40,7 +40,7 @@ async function keysInToken(pkcs11: Pkcs11): Promise<HsmKey[]> {
   }
 }
 
-describeWithHsm('signing keys in the bank\'s HSM (keys.source: pkcs11)', () => {
+describeWithHsm("signing keys in the bank's HSM (keys.source: pkcs11)", () => {
   let hsm: SoftHsm;
   beforeAll(() => {
     hsm = useSoftHsm();
@@ -60,7 +60,10 @@ describeWithHsm('signing keys in the bank\'s HSM (keys.source: pkcs11)', () => {
     });
 
     it('generated an active PS256 and ES256 key in the token at first start and publishes only their public halves', async () => {
-      expect(keys.map((k) => [k.alg, k.moat_state]).sort()).toEqual([['ES256', 'active'], ['PS256', 'active']]);
+      expect(keys.map((k) => [k.alg, k.moat_state]).sort()).toEqual([
+        ['ES256', 'active'],
+        ['PS256', 'active'],
+      ]);
       expect(h.logs).toEqual(expect.arrayContaining([expect.objectContaining({ event: 'keys.generated', source: 'pkcs11', kid: keys[0]!.kid })]));
       const tpp = await onboardTpp(h);
       try {
@@ -77,7 +80,9 @@ describeWithHsm('signing keys in the bank\'s HSM (keys.source: pkcs11)', () => {
       try {
         const { tokens } = await authorizationCodeFlow(h, tpp);
         const { payload, protectedHeader } = await jwtVerify(tokens.id_token!, createLocalJWKSet(await publishedJwks(h, tpp)), {
-          issuer: h.issuer, audience: tpp.client.client_id, algorithms: ['PS256'],
+          issuer: h.issuer,
+          audience: tpp.client.client_id,
+          algorithms: ['PS256'],
         });
         expect(protectedHeader.kid).toBe(keys.find((k) => k.alg === 'PS256')!.kid);
         expect(payload.sub).toEqual(expect.any(String));
@@ -87,9 +92,14 @@ describeWithHsm('signing keys in the bank\'s HSM (keys.source: pkcs11)', () => {
     });
 
     it('signs ES256 ID tokens, JARM responses (JARM §2.1), introspection responses (RFC 9701) and userinfo responses (OIDC Core §5.3.2) in the token for a client registered for ES256', async () => {
-      const tpp = await onboardTpp(h, { registration: {
-        id_token_signed_response_alg: 'ES256', authorization_signed_response_alg: 'ES256', introspection_signed_response_alg: 'ES256', userinfo_signed_response_alg: 'ES256',
-      } });
+      const tpp = await onboardTpp(h, {
+        registration: {
+          id_token_signed_response_alg: 'ES256',
+          authorization_signed_response_alg: 'ES256',
+          introspection_signed_response_alg: 'ES256',
+          userinfo_signed_response_alg: 'ES256',
+        },
+      });
       try {
         const jwks = createLocalJWKSet(await publishedJwks(h, tpp));
         const es256 = keys.find((k) => k.alg === 'ES256')!.kid;
@@ -167,8 +177,9 @@ describeWithHsm('signing keys in the bank\'s HSM (keys.source: pkcs11)', () => {
     expect(decodeProtectedHeader(rotated.idToken).kid).toBe(newKid);
     expect(rotated.jwks.keys.find((k) => k.kid === oldKid)).toEqual(expect.objectContaining({ key_ops: ['verify'] }));
     // An ID token signed before the rotation still verifies with the JWKS published after it.
-    await expect(jwtVerify(first.idToken, createLocalJWKSet(rotated.jwks), { issuer: first.issuer, audience: first.clientId }))
-      .resolves.toEqual(expect.objectContaining({ protectedHeader: expect.objectContaining({ kid: oldKid }) }));
+    await expect(jwtVerify(first.idToken, createLocalJWKSet(rotated.jwks), { issuer: first.issuer, audience: first.clientId })).resolves.toEqual(
+      expect.objectContaining({ protectedHeader: expect.objectContaining({ kid: oldKid }) }),
+    );
 
     // The active key is replaced, never retired alone.
     const refused = await runMoat(['keys', 'retire', newKid], { cwd });
@@ -186,19 +197,29 @@ describeWithHsm('signing keys in the bank\'s HSM (keys.source: pkcs11)', () => {
       await h?.close();
     });
 
-    it('answers a token request 503 temporarily_unavailable (RFC 6749 §5.2) with a classified log line and metric, shows a JARM client\'s customer the error page, and the same code works once the token is back', async () => {
+    it("answers a token request 503 temporarily_unavailable (RFC 6749 §5.2) with a classified log line and metric, shows a JARM client's customer the error page, and the same code works once the token is back", async () => {
       const tpp = await onboardTpp(h);
       const putBack = hsm.removeToken(pkcs11.tokenLabel);
       let restored = false;
       try {
         const { params, codeVerifier } = await authorize(h, tpp);
-        const refused = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch });
+        const refused = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, {
+          [oauth.customFetch]: tpp.fetch,
+        });
         expect(refused.status).toBe(503);
         expect(await refused.json()).toEqual({ error: 'temporarily_unavailable', error_description: 'the signing service is unavailable; retry shortly' });
         expect(refused.headers.get('retry-after')).toBe('5');
-        expect(h.logs).toEqual(expect.arrayContaining([expect.objectContaining({
-          event: 'keys.signing_unavailable', reason: 'token_missing', alg: 'PS256', kid: expect.any(String), tokenLabel: pkcs11.tokenLabel,
-        })]));
+        expect(h.logs).toEqual(
+          expect.arrayContaining([
+            expect.objectContaining({
+              event: 'keys.signing_unavailable',
+              reason: 'token_missing',
+              alg: 'PS256',
+              kid: expect.any(String),
+              tokenLabel: pkcs11.tokenLabel,
+            }),
+          ]),
+        );
         expect(h.logs.filter((l) => l.event === 'server_error' || l.status === 500)).toEqual([]);
         expect(sampleSum(await scrapeMetrics(h), 'moat_signing_failures_total', { reason: 'token_missing' })).toBeGreaterThanOrEqual(1);
         // The public keys are Moat's to publish: the JWKS still answers.
@@ -207,14 +228,20 @@ describeWithHsm('signing keys in the bank\'s HSM (keys.source: pkcs11)', () => {
         // JARM §2.3: the authorization response must be signed; the customer gets the error page instead.
         const { requestUri } = await pushAuthorization(tpp, { extraParams: { response_mode: 'jwt' } });
         // The page says the bank is briefly unavailable (not that the TPP's request was bad); the log keeps the code.
-        await expect(customerConsents(h, tpp, requestUri)).rejects.toThrow(/^consent did not redirect to the TPP: 503 [\s\S]*Our service is briefly unavailable/);
+        await expect(customerConsents(h, tpp, requestUri)).rejects.toThrow(
+          /^consent did not redirect to the TPP: 503 [\s\S]*Our service is briefly unavailable/,
+        );
         expect(h.logs.some((l) => l.event === 'request' && l.status === 503 && l.outcome === 'temporarily_unavailable')).toBe(true);
 
         putBack();
         restored = true;
-        const retried = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch });
+        const retried = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, {
+          [oauth.customFetch]: tpp.fetch,
+        });
         const tokens = await oauth.processAuthorizationCodeResponse(tpp.as, tpp.client, retried);
-        await expect(jwtVerify(tokens.id_token!, createLocalJWKSet(await publishedJwks(h, tpp)), { issuer: h.issuer, audience: tpp.client.client_id })).resolves.toBeDefined();
+        await expect(
+          jwtVerify(tokens.id_token!, createLocalJWKSet(await publishedJwks(h, tpp)), { issuer: h.issuer, audience: tpp.client.client_id }),
+        ).resolves.toBeDefined();
       } finally {
         if (!restored) putBack();
         await tpp.close();
@@ -225,8 +252,9 @@ describeWithHsm('signing keys in the bank\'s HSM (keys.source: pkcs11)', () => {
   describe('start-up without a usable token', () => {
     it('refuses to start with a wrong PIN, naming keys.pkcs11.pin', async () => {
       const pkcs11 = hsm.createToken('bad-pin');
-      await expect(startMoat({ config: hsmKeys({ ...pkcs11, pin: '999999' }) }))
-        .rejects.toThrow(/^keys\.pkcs11\.pin: the token refused the PIN while opening a session with token "bad-pin-[0-9a-f]+" \(CKR_PIN_INCORRECT\)/);
+      await expect(startMoat({ config: hsmKeys({ ...pkcs11, pin: '999999' }) })).rejects.toThrow(
+        /^keys\.pkcs11\.pin: the token refused the PIN while opening a session with token "bad-pin-[0-9a-f]+" \(CKR_PIN_INCORRECT\)/,
+      );
     });
 
     it('has moat start exit 1 saying why, the PIN given as MOAT_KEYS__PKCS11__PIN', async () => {
@@ -235,12 +263,15 @@ describeWithHsm('signing keys in the bank\'s HSM (keys.source: pkcs11)', () => {
       writeFileSync(join(cwd, 'moat.yaml'), JSON.stringify({ keys: { source: 'pkcs11', pkcs11: { library, tokenLabel } }, admin: { enabled: false } }));
       const r = await runMoat(['start'], { cwd, env: { MOAT_KEYS__PKCS11__PIN: '111111' } });
       expect(r.code).toBe(1);
-      expect(r.err).toMatch(new RegExp(`^moat: could not start: keys\\.pkcs11\\.pin: the token refused the PIN while opening a session with token "${tokenLabel}"`));
+      expect(r.err).toMatch(
+        new RegExp(`^moat: could not start: keys\\.pkcs11\\.pin: the token refused the PIN while opening a session with token "${tokenLabel}"`),
+      );
     });
 
     it('refuses to start when the token is missing, naming keys.pkcs11.tokenLabel', async () => {
-      await expect(startMoat({ config: hsmKeys({ library: hsm.library, tokenLabel: 'never-initialised', pin: '123456' }) }))
-        .rejects.toThrow(/^keys\.pkcs11\.tokenLabel: no token labelled "never-initialised"/);
+      await expect(startMoat({ config: hsmKeys({ library: hsm.library, tokenLabel: 'never-initialised', pin: '123456' }) })).rejects.toThrow(
+        /^keys\.pkcs11\.tokenLabel: no token labelled "never-initialised"/,
+      );
     });
   });
 });

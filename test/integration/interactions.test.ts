@@ -29,49 +29,55 @@ async function withBrowser<T>(fn: (browser: Browser) => Promise<T>, target: { h:
 }
 
 describe('the login page', () => {
-  it('shows who is asking, the form fields of the contract, and the sandbox customers', () => withBrowser(async (browser) => {
-    const { uid } = await startAuthorization(browser);
-    const res = await browser.request(`/interaction/${uid}`);
-    expect(res.status).toBe(200);
-    expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
-    expect(res.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
-    expect(res.headers.get('strict-transport-security')).toMatch(/max-age=\d+/);
-    // Pages with personal data are never cached.
-    expect(res.headers.get('cache-control')).toBe('no-store');
-    const html = await res.text();
-    expect(html).toContain('Test Fintech wants to connect to your account');
-    expect(html).toContain(`action="/interaction/${uid}/login"`);
-    expect(html).toMatch(/<label for="username">Username<\/label>\s*<input id="username" name="username"/);
-    expect(html).toMatch(/<label for="password">Password<\/label>\s*<input id="password" name="password" type="password"/);
-    expect(html).toContain('<code>alice</code>');
-  }));
+  it('shows who is asking, the form fields of the contract, and the sandbox customers', () =>
+    withBrowser(async (browser) => {
+      const { uid } = await startAuthorization(browser);
+      const res = await browser.request(`/interaction/${uid}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
+      expect(res.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+      expect(res.headers.get('strict-transport-security')).toMatch(/max-age=\d+/);
+      // Pages with personal data are never cached.
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      const html = await res.text();
+      expect(html).toContain('Test Fintech wants to connect to your account');
+      expect(html).toContain(`action="/interaction/${uid}/login"`);
+      expect(html).toMatch(/<label for="username">Username<\/label>\s*<input id="username" name="username"/);
+      expect(html).toMatch(/<label for="password">Password<\/label>\s*<input id="password" name="password" type="password"/);
+      expect(html).toContain('<code>alice</code>');
+    }));
 
-  it('answers wrong credentials with 401 and a message, without saying which part was wrong', () => withBrowser(async (browser) => {
-    const { uid, csrf } = await startAuthorization(browser);
-    const res = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'wrong', csrf } });
-    expect(res.status).toBe(401);
-    expect(await res.text()).toContain('The username or password is incorrect.');
-    const unknown = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'mallory', password: 'x', csrf } });
-    expect(unknown.status).toBe(401);
-    expect(await unknown.text()).toContain('The username or password is incorrect.');
-  }));
+  it('answers wrong credentials with 401 and a message, without saying which part was wrong', () =>
+    withBrowser(async (browser) => {
+      const { uid, csrf } = await startAuthorization(browser);
+      const res = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'wrong', csrf } });
+      expect(res.status).toBe(401);
+      expect(await res.text()).toContain('The username or password is incorrect.');
+      const unknown = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'mallory', password: 'x', csrf } });
+      expect(unknown.status).toBe(401);
+      expect(await unknown.text()).toContain('The username or password is incorrect.');
+    }));
 
-  it('escapes what it echoes back', () => withBrowser(async (browser) => {
-    const { uid, csrf } = await startAuthorization(browser);
-    const res = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: '<script>alert(1)</script>', password: 'x', csrf } });
-    const html = await res.text();
-    expect(html).not.toContain('<script>alert(1)</script>');
-    expect(html).toContain('&lt;script&gt;');
-  }));
+  it('escapes what it echoes back', () =>
+    withBrowser(async (browser) => {
+      const { uid, csrf } = await startAuthorization(browser);
+      const res = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: '<script>alert(1)</script>', password: 'x', csrf } });
+      const html = await res.text();
+      expect(html).not.toContain('<script>alert(1)</script>');
+      expect(html).toContain('&lt;script&gt;');
+    }));
 });
 
 describe('the consent page', () => {
   async function consentPageOf(target: RegisteredTpp): Promise<string> {
-    return withBrowser(async (browser) => {
-      const { uid, csrf } = await startAuthorization(browser, { h, tpp: target });
-      const login = await signInAtInteraction(browser, uid, csrf);
-      return login.res.text();
-    }, { h, tpp: target });
+    return withBrowser(
+      async (browser) => {
+        const { uid, csrf } = await startAuthorization(browser, { h, tpp: target });
+        const login = await signInAtInteraction(browser, uid, csrf);
+        return login.res.text();
+      },
+      { h, tpp: target },
+    );
   }
 
   it('shows the logo the directory vouches for (software_logo_uri, RFC 7591 §2.3), never one the registration request sent', async () => {
@@ -91,124 +97,160 @@ describe('the consent page', () => {
     }
   });
 
-  it('shows who asks, what in plain words, the customer\'s accounts to choose from, and the form of the contract', () => withBrowser(async (browser) => {
-    const { requestUri } = await pushAuthorization(tpp, { extraParams: { authorization_details: JSON.stringify([{
-      type: 'account_information', permissions: ['ReadBalances', 'ReadStatementsDetail'], expirationDateTime: '2031-03-01T00:00:00Z',
-    }]) } });
-    const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
-    const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
-    const login = await signInAtInteraction(browser, uid, hiddenField(await start.res.text(), 'csrf'));
-    const html = await login.res.text();
-    expect(login.res.headers.get('cache-control')).toBe('no-store');
-    expect(html).toContain('Test Fintech is asking for access');
-    expect(html).toContain('Your account details');
-    expect(html).toContain('Your statements');
-    expect(html).not.toContain('ReadBalances');
-    expect(html).toContain('Until <strong>1 March 2031</strong>');
-    expect(html).toContain('Everyday current account');
-    expect(html).toContain('••••5678');
-    expect(html).not.toContain('40001712345678');
-    expect(html).toMatch(/<input type="checkbox" name="accounts" id="account-0" value="acc-alice-current"/);
-    expect(html).toMatch(/<label for="account-0">/);
-    expect(html).toContain('name="decision" value="approve"');
-    expect(html).toContain('name="decision" value="deny"');
-  }));
+  it("shows who asks, what in plain words, the customer's accounts to choose from, and the form of the contract", () =>
+    withBrowser(async (browser) => {
+      const { requestUri } = await pushAuthorization(tpp, {
+        extraParams: {
+          authorization_details: JSON.stringify([
+            {
+              type: 'account_information',
+              permissions: ['ReadBalances', 'ReadStatementsDetail'],
+              expirationDateTime: '2031-03-01T00:00:00Z',
+            },
+          ]),
+        },
+      });
+      const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
+      const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
+      const login = await signInAtInteraction(browser, uid, hiddenField(await start.res.text(), 'csrf'));
+      const html = await login.res.text();
+      expect(login.res.headers.get('cache-control')).toBe('no-store');
+      expect(html).toContain('Test Fintech is asking for access');
+      expect(html).toContain('Your account details');
+      expect(html).toContain('Your statements');
+      expect(html).not.toContain('ReadBalances');
+      expect(html).toContain('Until <strong>1 March 2031</strong>');
+      expect(html).toContain('Everyday current account');
+      expect(html).toContain('••••5678');
+      expect(html).not.toContain('40001712345678');
+      expect(html).toMatch(/<input type="checkbox" name="accounts" id="account-0" value="acc-alice-current"/);
+      expect(html).toMatch(/<label for="account-0">/);
+      expect(html).toContain('name="decision" value="approve"');
+      expect(html).toContain('name="decision" value="deny"');
+    }));
 
-  it('shows the exact amount, payee and reference of a payment, with one account to choose', () => withBrowser(async (browser) => {
-    const { requestUri } = await pushAuthorization(tpp, { scope: 'openid payments', extraParams: { authorization_details: JSON.stringify([{
-      type: 'payment_initiation', instructedAmount: { amount: '1234.5', currency: 'GBP' }, creditorName: 'Acme & Sons',
-      creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '11223344556677' }, remittanceInformation: { reference: 'INV 7' },
-    }]) } });
-    const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
-    const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
-    const login = await signInAtInteraction(browser, uid, hiddenField(await start.res.text(), 'csrf'));
-    const html = await login.res.text();
-    expect(html).toContain('£1,234.50');
-    expect(html).toContain('Acme &amp; Sons');
-    expect(html).toContain('sort code 11-22-33, account 44556677');
-    expect(html).toContain('INV 7');
-    expect(html).toMatch(/<input type="radio" name="accounts"/);
-    // Only accounts in the payment's currency.
-    expect(html).not.toContain('acc-alice-euro');
-  }));
+  it('shows the exact amount, payee and reference of a payment, with one account to choose', () =>
+    withBrowser(async (browser) => {
+      const { requestUri } = await pushAuthorization(tpp, {
+        scope: 'openid payments',
+        extraParams: {
+          authorization_details: JSON.stringify([
+            {
+              type: 'payment_initiation',
+              instructedAmount: { amount: '1234.5', currency: 'GBP' },
+              creditorName: 'Acme & Sons',
+              creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '11223344556677' },
+              remittanceInformation: { reference: 'INV 7' },
+            },
+          ]),
+        },
+      });
+      const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
+      const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
+      const login = await signInAtInteraction(browser, uid, hiddenField(await start.res.text(), 'csrf'));
+      const html = await login.res.text();
+      expect(html).toContain('£1,234.50');
+      expect(html).toContain('Acme &amp; Sons');
+      expect(html).toContain('sort code 11-22-33, account 44556677');
+      expect(html).toContain('INV 7');
+      expect(html).toMatch(/<input type="radio" name="accounts"/);
+      // Only accounts in the payment's currency.
+      expect(html).not.toContain('acc-alice-euro');
+    }));
 });
 
 describe('CSRF protection on every form', () => {
-  it('refuses a login form without its csrf field, with a foreign token, or from another origin', () => withBrowser(async (browser) => {
-    const { uid, csrf } = await startAuthorization(browser);
-    const missing = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox' } });
-    expect(missing.status).toBe(400);
-    // In the customer's words; the technical reason is only in the log.
-    const missingPage = await missing.text();
-    expect(missingPage).toContain('This page has expired');
-    expect(missingPage).not.toContain('invalid_request');
-    // A token rendered for another browser (another CSRF cookie) is worthless here.
-    const otherToken = await withBrowser(async (other) => (await startAuthorization(other)).csrf);
-    const foreign = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf: otherToken } });
-    expect(foreign.status).toBe(400);
-    const crossSite = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf }, headers: { origin: 'https://evil.example' } });
-    expect(crossSite.status).toBe(400);
-    expect(await crossSite.text()).toContain('sent from another tab or site');
-    const ok = await signInAtInteraction(browser, uid, csrf, undefined, { headers: { origin: h.issuer } });
-    expect(ok.res.status).toBe(200);
-  }));
+  it('refuses a login form without its csrf field, with a foreign token, or from another origin', () =>
+    withBrowser(async (browser) => {
+      const { uid, csrf } = await startAuthorization(browser);
+      const missing = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox' } });
+      expect(missing.status).toBe(400);
+      // In the customer's words; the technical reason is only in the log.
+      const missingPage = await missing.text();
+      expect(missingPage).toContain('This page has expired');
+      expect(missingPage).not.toContain('invalid_request');
+      // A token rendered for another browser (another CSRF cookie) is worthless here.
+      const otherToken = await withBrowser(async (other) => (await startAuthorization(other)).csrf);
+      const foreign = await browser.request(`/interaction/${uid}/login`, {
+        method: 'POST',
+        form: { username: 'alice', password: 'alice-sandbox', csrf: otherToken },
+      });
+      expect(foreign.status).toBe(400);
+      const crossSite = await browser.request(`/interaction/${uid}/login`, {
+        method: 'POST',
+        form: { username: 'alice', password: 'alice-sandbox', csrf },
+        headers: { origin: 'https://evil.example' },
+      });
+      expect(crossSite.status).toBe(400);
+      expect(await crossSite.text()).toContain('sent from another tab or site');
+      const ok = await signInAtInteraction(browser, uid, csrf, undefined, { headers: { origin: h.issuer } });
+      expect(ok.res.status).toBe(200);
+    }));
 
-  it('refuses a consent decision without the consent page\'s token', () => withBrowser(async (browser) => {
-    const { uid, csrf } = await startAuthorization(browser);
-    const login = await signInAtInteraction(browser, uid, csrf);
-    const consentUid = new URL(login.url, h.issuer).pathname.split('/')[2]!;
-    // The login page's token names the login interaction, not this one.
-    const res = await browser.request(`/interaction/${consentUid}/consent`, { method: 'POST', form: { decision: 'approve', csrf } });
-    expect(res.status).toBe(400);
-  }));
+  it("refuses a consent decision without the consent page's token", () =>
+    withBrowser(async (browser) => {
+      const { uid, csrf } = await startAuthorization(browser);
+      const login = await signInAtInteraction(browser, uid, csrf);
+      const consentUid = new URL(login.url, h.issuer).pathname.split('/')[2]!;
+      // The login page's token names the login interaction, not this one.
+      const res = await browser.request(`/interaction/${consentUid}/consent`, { method: 'POST', form: { decision: 'approve', csrf } });
+      expect(res.status).toBe(400);
+    }));
 });
 
 describe('what a browser can get wrong', () => {
-  it('gets a 400 page, not a 500, for an interaction that does not exist or lacks its cookie', () => withBrowser(async (browser) => {
-    const res = await browser.request('/interaction/does-not-exist');
-    expect(res.status).toBe(400);
-    expect(res.headers.get('content-type')).toMatch(/^text\/html/);
-    // Issue 18 defect 3: plain words, a way back, the bank's contact and a support reference — no OAuth.
-    const page = await res.text();
-    expect(page).toContain('<h1>Your session with the bank timed out</h1>');
-    expect(page).toContain('you have 10 minutes to finish');
-    expect(page).toContain('Go back to the app you came from');
-    expect(page).toContain('contact Moat Bank on the number on the back of your card');
-    expect(page).toMatch(/Support reference: <code>[0-9a-f-]{36}<\/code>/);
-    expect(page).not.toMatch(/invalid_request|cookie|interaction session/);
-    const post = await browser.request('/interaction/does-not-exist/login', { method: 'POST', form: { username: 'alice', password: 'alice-sandbox' } });
-    expect(post.status).toBe(400);
-  }));
+  it('gets a 400 page, not a 500, for an interaction that does not exist or lacks its cookie', () =>
+    withBrowser(async (browser) => {
+      const res = await browser.request('/interaction/does-not-exist');
+      expect(res.status).toBe(400);
+      expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+      // Issue 18 defect 3: plain words, a way back, the bank's contact and a support reference — no OAuth.
+      const page = await res.text();
+      expect(page).toContain('<h1>Your session with the bank timed out</h1>');
+      expect(page).toContain('you have 10 minutes to finish');
+      expect(page).toContain('Go back to the app you came from');
+      expect(page).toContain('contact Moat Bank on the number on the back of your card');
+      expect(page).toMatch(/Support reference: <code>[0-9a-f-]{36}<\/code>/);
+      expect(page).not.toMatch(/invalid_request|cookie|interaction session/);
+      const post = await browser.request('/interaction/does-not-exist/login', { method: 'POST', form: { username: 'alice', password: 'alice-sandbox' } });
+      expect(post.status).toBe(400);
+    }));
 
-  it('gets a 400 page for a consent decision outside the contract', () => withBrowser(async (browser) => {
-    const { uid, csrf } = await startAuthorization(browser);
-    const login = await signInAtInteraction(browser, uid, csrf);
-    const consentUid = new URL(login.url, h.issuer).pathname.split('/')[2]!;
-    const consentCsrf = hiddenField(await login.res.text(), 'csrf');
-    const res = await browser.request(`/interaction/${consentUid}/consent`, { method: 'POST', form: { decision: 'maybe', csrf: consentCsrf } });
-    expect(res.status).toBe(400);
-    const page = await res.text();
-    expect(page).toContain('We could not start this request');
-    // The TPP is known from the interaction: the page names it.
-    expect(page).toContain('Go back to Test Fintech');
-    expect(page).not.toContain('decision must be approve or deny');
-  }));
+  it('gets a 400 page for a consent decision outside the contract', () =>
+    withBrowser(async (browser) => {
+      const { uid, csrf } = await startAuthorization(browser);
+      const login = await signInAtInteraction(browser, uid, csrf);
+      const consentUid = new URL(login.url, h.issuer).pathname.split('/')[2]!;
+      const consentCsrf = hiddenField(await login.res.text(), 'csrf');
+      const res = await browser.request(`/interaction/${consentUid}/consent`, { method: 'POST', form: { decision: 'maybe', csrf: consentCsrf } });
+      expect(res.status).toBe(400);
+      const page = await res.text();
+      expect(page).toContain('We could not start this request');
+      // The TPP is known from the interaction: the page names it.
+      expect(page).toContain('Go back to Test Fintech');
+      expect(page).not.toContain('decision must be approve or deny');
+    }));
 
-  it('gets a 400 page for a form that is not form-encoded', () => withBrowser(async (browser) => {
-    const { uid } = await startAuthorization(browser);
-    const res = await browser.request(`/interaction/${uid}/login`, { method: 'POST' });
-    expect(res.status).toBe(400);
-    const page = await res.text();
-    expect(page).toContain('We could not start this request');
-    expect(page).not.toContain('application/x-www-form-urlencoded');
-  }));
+  it('gets a 400 page for a form that is not form-encoded', () =>
+    withBrowser(async (browser) => {
+      const { uid } = await startAuthorization(browser);
+      const res = await browser.request(`/interaction/${uid}/login`, { method: 'POST' });
+      expect(res.status).toBe(400);
+      const page = await res.text();
+      expect(page).toContain('We could not start this request');
+      expect(page).not.toContain('application/x-www-form-urlencoded');
+    }));
 });
 
 describe('brute-force protection on sign-in', () => {
   let locked: Harness;
   let lockedTpp: RegisteredTpp;
   beforeAll(async () => {
-    locked = await startMoat({ config: { customers: { loginThrottle: { perAccount: { failures: 3, lockSeconds: 600 }, perAddress: { failures: 8, windowSeconds: 600, lockSeconds: 600 } } } } });
+    locked = await startMoat({
+      config: {
+        customers: { loginThrottle: { perAccount: { failures: 3, lockSeconds: 600 }, perAddress: { failures: 8, windowSeconds: 600, lockSeconds: 600 } } },
+      },
+    });
     lockedTpp = await onboardTpp(locked);
   });
   afterAll(async () => {
@@ -216,35 +258,45 @@ describe('brute-force protection on sign-in', () => {
     await locked.close();
   });
 
-  it('locks a username after consecutive failures, even for the right password, and says so with 429 and Retry-After', () => withBrowser(async (browser) => {
-    const { uid, csrf } = await startAuthorization(browser, { h: locked, tpp: lockedTpp });
-    const attempt = (password: string) => browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'bob', password, csrf } });
-    expect((await attempt('wrong-1')).status).toBe(401);
-    expect((await attempt('wrong-2')).status).toBe(401);
-    const third = await attempt('wrong-3');
-    expect(third.status).toBe(429);
-    const right = await attempt('bob-sandbox');
-    expect(right.status).toBe(429);
-    expect(Number(right.headers.get('retry-after'))).toBeGreaterThan(500);
-    expect(await right.text()).toContain('Too many incorrect attempts for this username. For your security, sign-in is paused. Try again in 10 minutes');
-    // Another customer is not locked out by bob's lock.
-    const alice = await signInAtInteraction(browser, uid, csrf);
-    expect(alice.res.status).toBe(200);
-  }, { h: locked, tpp: lockedTpp }));
+  it('locks a username after consecutive failures, even for the right password, and says so with 429 and Retry-After', () =>
+    withBrowser(
+      async (browser) => {
+        const { uid, csrf } = await startAuthorization(browser, { h: locked, tpp: lockedTpp });
+        const attempt = (password: string) => browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'bob', password, csrf } });
+        expect((await attempt('wrong-1')).status).toBe(401);
+        expect((await attempt('wrong-2')).status).toBe(401);
+        const third = await attempt('wrong-3');
+        expect(third.status).toBe(429);
+        const right = await attempt('bob-sandbox');
+        expect(right.status).toBe(429);
+        expect(Number(right.headers.get('retry-after'))).toBeGreaterThan(500);
+        expect(await right.text()).toContain('Too many incorrect attempts for this username. For your security, sign-in is paused. Try again in 10 minutes');
+        // Another customer is not locked out by bob's lock.
+        const alice = await signInAtInteraction(browser, uid, csrf);
+        expect(alice.res.status).toBe(200);
+      },
+      { h: locked, tpp: lockedTpp },
+    ));
 
-  it('locks an address that tries many usernames (credential stuffing)', () => withBrowser(async (browser) => {
-    const { uid, csrf } = await startAuthorization(browser, { h: locked, tpp: lockedTpp });
-    const statuses: number[] = [];
-    for (let i = 0; i < 6; i += 1) {
-      statuses.push((await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: `user-${i}`, password: 'guess', csrf } })).status);
-    }
-    // 3 failures in the test before + 5 here reach the address limit of 8.
-    expect(statuses.slice(0, 4)).toEqual([401, 401, 401, 401]);
-    expect(statuses.at(-1)).toBe(429);
-    const res = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf } });
-    expect(res.status).toBe(429);
-    expect(await res.text()).toContain('Too many sign-in attempts from your network.');
-  }, { h: locked, tpp: lockedTpp }));
+  it('locks an address that tries many usernames (credential stuffing)', () =>
+    withBrowser(
+      async (browser) => {
+        const { uid, csrf } = await startAuthorization(browser, { h: locked, tpp: lockedTpp });
+        const statuses: number[] = [];
+        for (let i = 0; i < 6; i += 1) {
+          statuses.push(
+            (await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: `user-${i}`, password: 'guess', csrf } })).status,
+          );
+        }
+        // 3 failures in the test before + 5 here reach the address limit of 8.
+        expect(statuses.slice(0, 4)).toEqual([401, 401, 401, 401]);
+        expect(statuses.at(-1)).toBe(429);
+        const res = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username: 'alice', password: 'alice-sandbox', csrf } });
+        expect(res.status).toBe(429);
+        expect(await res.text()).toContain('Too many sign-in attempts from your network.');
+      },
+      { h: locked, tpp: lockedTpp },
+    ));
 });
 
 describe('sign-in attempts sent all at once (issue 14)', () => {
@@ -252,7 +304,11 @@ describe('sign-in attempts sent all at once (issue 14)', () => {
   const evaluations = (target: Harness) => target.logs.filter((l) => l.event === 'login.failed' || l.event === 'login.succeeded').length;
   let burst: Harness;
   beforeAll(async () => {
-    burst = await startMoat({ config: { customers: { loginThrottle: { perAccount: { failures: 5, lockSeconds: 600 }, perAddress: { failures: 10_000, windowSeconds: 600, lockSeconds: 600 } } } } });
+    burst = await startMoat({
+      config: {
+        customers: { loginThrottle: { perAccount: { failures: 5, lockSeconds: 600 }, perAddress: { failures: 10_000, windowSeconds: 600, lockSeconds: 600 } } },
+      },
+    });
   });
   afterAll(async () => {
     await burst?.close();
@@ -268,7 +324,11 @@ describe('sign-in attempts sent all at once (issue 14)', () => {
     const browser = new Browser(burst, readFileSync(join(burst.dataDir, 'sandbox', 'server-ca.pem'), 'utf8'));
     try {
       const before = evaluations(burst);
-      const responses = await signInAtOnce(browser, 'alice', Array.from({ length: 50 }, (_, i) => `wrong-${i}`));
+      const responses = await signInAtOnce(
+        browser,
+        'alice',
+        Array.from({ length: 50 }, (_, i) => `wrong-${i}`),
+      );
       expect(evaluations(burst) - before).toBe(5);
       expect(responses.filter((r) => r.status === 401)).toHaveLength(4);
       expect(responses.filter((r) => r.status === 429)).toHaveLength(46);

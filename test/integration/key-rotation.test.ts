@@ -32,7 +32,7 @@ type Jwk = { kid: string; alg: string; key_ops?: string[] };
 async function jwksOf(tpp: RegisteredTpp, h: Harness): Promise<{ keys: Jwk[] }> {
   const res = await tpp.fetch(`${h.issuer}/jwks`);
   expect(res.status).toBe(200);
-  return await res.json() as { keys: Jwk[] };
+  return (await res.json()) as { keys: Jwk[] };
 }
 
 /** Polls until `check` passes (the window of a notified change or one periodic check), failing with its last error. */
@@ -84,7 +84,10 @@ describeWithServices('signing keys rotated on a schedule across two instances on
    */
   async function signedByBoth(): Promise<string[]> {
     const tokens: string[] = [];
-    for (const [h, tpp] of [[a, tppA], [b, tppB]] as const) {
+    for (const [h, tpp] of [
+      [a, tppA],
+      [b, tppB],
+    ] as const) {
       const published = [...kids(await jwksOf(tppA, a)), ...kids(await jwksOf(tppB, b))];
       const idToken = (await authorizationCodeFlow(h, tpp)).tokens.id_token!;
       expect(published).toContain(decodeProtectedHeader(idToken).kid);
@@ -94,7 +97,7 @@ describeWithServices('signing keys rotated on a schedule across two instances on
   }
 
   async function verifiesWithJwksOf(h: Harness, tpp: RegisteredTpp, token: string): Promise<void> {
-    const jwks = createLocalJWKSet(await jwksOf(tpp, h) as JSONWebKeySet);
+    const jwks = createLocalJWKSet((await jwksOf(tpp, h)) as JSONWebKeySet);
     await expect(jwtVerify(token, jwks)).resolves.toBeDefined();
   }
 
@@ -110,7 +113,10 @@ describeWithServices('signing keys rotated on a schedule across two instances on
     t += 90 * DAY - PUBLISH_AHEAD;
     let k2 = '';
     await eventually(async () => {
-      for (const [h, tpp] of [[a, tppA], [b, tppB]] as const) {
+      for (const [h, tpp] of [
+        [a, tppA],
+        [b, tppB],
+      ] as const) {
         const jwks = await jwksOf(tpp, h);
         expect(jwks.keys).toHaveLength(2);
         expect(activeKid(jwks)).toEqual([k1]);
@@ -128,7 +134,10 @@ describeWithServices('signing keys rotated on a schedule across two instances on
     // The period is over and the successor was published for publishAhead: it signs, the old key only verifies.
     t += PUBLISH_AHEAD;
     await eventually(async () => {
-      for (const [h, tpp] of [[a, tppA], [b, tppB]] as const) {
+      for (const [h, tpp] of [
+        [a, tppA],
+        [b, tppB],
+      ] as const) {
         const jwks = await jwksOf(tpp, h);
         expect(activeKid(jwks)).toEqual([k2]);
         expect(jwks.keys.find((k) => k.kid === k1)!.key_ops).toEqual(['verify']);
@@ -145,7 +154,11 @@ describeWithServices('signing keys rotated on a schedule across two instances on
     // Everything the old key signed has expired: it is no longer published.
     t += RETAIN;
     await eventually(async () => {
-      for (const [h, tpp] of [[a, tppA], [b, tppB]] as const) expect(kids(await jwksOf(tpp, h))).toEqual([k2]);
+      for (const [h, tpp] of [
+        [a, tppA],
+        [b, tppB],
+      ] as const)
+        expect(kids(await jwksOf(tpp, h))).toEqual([k2]);
     });
 
     // Each transition audited once, though both instances found it due.
@@ -207,7 +220,10 @@ describeWithServices('a change to the keys in the database, heard at once (LISTE
   let file: string;
   beforeAll(async () => {
     // An hour between periodic checks: what this instance sees within seconds, it was told.
-    const keys = { ...rotatingKeys(randomBytes(32).toString('base64url')), rotation: { every: '90d', jwksCacheSeconds: JWKS_CACHE, checkIntervalSeconds: 3600 } };
+    const keys = {
+      ...rotatingKeys(randomBytes(32).toString('base64url')),
+      rotation: { every: '90d', jwksCacheSeconds: JWKS_CACHE, checkIntervalSeconds: 3600 },
+    };
     h = await startMoat({ config: { keys } });
     tpp = await onboardTpp(h);
     file = join(h.dataDir, 'moat-cli.yaml');
@@ -252,8 +268,9 @@ describeWithServices('keys in the database that cannot be used', () => {
 
   it('refuses to start an instance whose keys.encryptionKey does not open them, naming the key', async () => {
     const { postgresUrl, redisUrl, redisKeyPrefix } = h.config.storage;
-    await expect(startMoat({ config: { keys: rotatingKeys(randomBytes(32).toString('base64url')), storage: { postgresUrl, redisUrl, redisKeyPrefix } } }))
-      .rejects.toThrow(/^signing key \S+ in the database cannot be used: its private key does not decrypt with keys\.encryptionKey$/);
+    await expect(
+      startMoat({ config: { keys: rotatingKeys(randomBytes(32).toString('base64url')), storage: { postgresUrl, redisUrl, redisKeyPrefix } } }),
+    ).rejects.toThrow(/^signing key \S+ in the database cannot be used: its private key does not decrypt with keys\.encryptionKey$/);
   }, 60_000);
 
   it('keeps signing with the keys it has, and says why, when a key it is to load is corrupt; never a 500', async () => {
@@ -265,9 +282,16 @@ describeWithServices('keys in the database that cannot be used', () => {
     // The staged key's sealed private key damaged in the database; its activation is then due.
     await h.moat.storage.sql.query("UPDATE signing_key SET private_jwk_sealed = 'v1.AAAA.AAAA.AAAA' WHERE kid = $1", [staged]);
     offset += PUBLISH_AHEAD + 1;
-    await eventually(async () => expect(h.logs).toContainEqual(expect.objectContaining({
-      event: 'keys.refresh_failed', err: expect.objectContaining({ message: `signing key ${staged} in the database cannot be used: its private key does not decrypt with keys.encryptionKey` }),
-    })));
+    await eventually(async () =>
+      expect(h.logs).toContainEqual(
+        expect.objectContaining({
+          event: 'keys.refresh_failed',
+          err: expect.objectContaining({
+            message: `signing key ${staged} in the database cannot be used: its private key does not decrypt with keys.encryptionKey`,
+          }),
+        }),
+      ),
+    );
     expect(sampleSum(await scrapeMetrics(h), 'moat_signing_keys_refresh_failures_total')).toBeGreaterThanOrEqual(1);
     // This instance still signs with the key it had, which it publishes; requests succeed.
     expect(activeKid(await jwksOf(tpp, h))).toEqual([current]);
@@ -281,7 +305,10 @@ describe('signing keys in the database, on whichever backend this pass runs (the
   let tpp: RegisteredTpp;
   beforeAll(async () => {
     // No encryption key configured: the sandbox generates one under keys.dir.
-    h = await startMoat({ config: { keys: { source: 'database', algorithms: ['PS256'], rotation: { every: '90d', jwksCacheSeconds: JWKS_CACHE, checkIntervalSeconds: CHECK } } }, keysNow: () => new Date(t * 1000) });
+    h = await startMoat({
+      config: { keys: { source: 'database', algorithms: ['PS256'], rotation: { every: '90d', jwksCacheSeconds: JWKS_CACHE, checkIntervalSeconds: CHECK } } },
+      keysNow: () => new Date(t * 1000),
+    });
     tpp = await onboardTpp(h);
   }, 120_000);
   afterAll(async () => {

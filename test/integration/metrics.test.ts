@@ -27,11 +27,18 @@ afterAll(async () => {
 
 function admin(path: string, token?: string): Promise<{ status: number; body: string; type?: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: h.moat.adminPort, path, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => { body += d.toString(); });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, ...(res.headers['content-type'] === undefined ? {} : { type: res.headers['content-type'] }) }));
-    });
+    const req = request(
+      { host: '127.0.0.1', port: h.moat.adminPort, path, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => {
+          body += d.toString();
+        });
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body, ...(res.headers['content-type'] === undefined ? {} : { type: res.headers['content-type'] }) }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -52,7 +59,11 @@ it('is not on the public listener', async () => {
 
 it('counts requests by endpoint and outcome, tokens by binding, the funnel, consents and certificate expiry', async () => {
   await authorizationCodeFlow(h, tpp);
-  await tpp.fetch(`${h.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=authorization_code&code=nope&client_id=x' });
+  await tpp.fetch(`${h.issuer}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'grant_type=authorization_code&code=nope&client_id=x',
+  });
   const { body } = await admin('/metrics', TOKEN);
   expect(body).toMatch(/moat_http_requests_total\{endpoint="par",status_class="2xx",outcome="ok"\} [1-9]/);
   expect(body).toMatch(/moat_http_requests_total\{endpoint="token",status_class="4xx",outcome="invalid_client"\} [1-9]/);
@@ -73,13 +84,22 @@ function sample(body: string, series: string): number {
 }
 
 it('counts a code given back after a failed token request once: issued once, redeemed once, its withdrawn tokens apart (issue 14)', async () => {
-  const series = ['moat_funnel_total{step="code_issued"}', 'moat_funnel_total{step="code_redeemed"}', 'moat_codes_given_back_total',
-    'moat_tokens_issued_total{kind="AccessToken",binding="mtls"}', 'moat_tokens_withdrawn_total{kind="AccessToken",binding="mtls"}'];
-  const read = async () => { const { body } = await admin('/metrics', TOKEN); return series.map((s) => sample(body, s)); };
+  const series = [
+    'moat_funnel_total{step="code_issued"}',
+    'moat_funnel_total{step="code_redeemed"}',
+    'moat_codes_given_back_total',
+    'moat_tokens_issued_total{kind="AccessToken",binding="mtls"}',
+    'moat_tokens_withdrawn_total{kind="AccessToken",binding="mtls"}',
+  ];
+  const read = async () => {
+    const { body } = await admin('/metrics', TOKEN);
+    return series.map((s) => sample(body, s));
+  };
   const before = await read();
 
   const { params, codeVerifier } = await authorize(h, tpp);
-  const redeem = () => oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch });
+  const redeem = () =>
+    oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch });
   // The store refuses the refresh token's write after the code was spent and the access token saved.
   await h.moat.storage.sql.query("ALTER TABLE oidc_model ADD CONSTRAINT test_refuses_refresh_tokens CHECK (model <> 'RefreshToken') NOT VALID");
   try {
@@ -93,15 +113,21 @@ it('counts a code given back after a failed token request once: issued once, red
   expect(Object.fromEntries(series.map((s, i) => [s, after[i]! - before[i]!]))).toEqual({
     'moat_funnel_total{step="code_issued"}': 1,
     'moat_funnel_total{step="code_redeemed"}': 1,
-    'moat_codes_given_back_total': 1,
+    moat_codes_given_back_total: 1,
     // The first request's access token was saved, then withdrawn; the retry's was received.
     'moat_tokens_issued_total{kind="AccessToken",binding="mtls"}': 2,
     'moat_tokens_withdrawn_total{kind="AccessToken",binding="mtls"}': 1,
   });
   const audited = await h.moat.audit.query({ clientId: tpp.client.client_id });
   const withdrawn = audited.filter((r) => r.type === 'token.withdrawn');
-  expect(withdrawn).toEqual([expect.objectContaining({ actor: 'system', customerId: 'cust-alice', detail: expect.objectContaining({ kind: 'AccessToken', status: 500 }) })]);
-  expect(audited.filter((r) => r.type === 'code.given_back')).toEqual([expect.objectContaining({
-    actor: 'system', customerId: 'cust-alice', detail: expect.objectContaining({ status: 500, withdrawn: [withdrawn[0]!.subject] }),
-  })]);
+  expect(withdrawn).toEqual([
+    expect.objectContaining({ actor: 'system', customerId: 'cust-alice', detail: expect.objectContaining({ kind: 'AccessToken', status: 500 }) }),
+  ]);
+  expect(audited.filter((r) => r.type === 'code.given_back')).toEqual([
+    expect.objectContaining({
+      actor: 'system',
+      customerId: 'cust-alice',
+      detail: expect.objectContaining({ status: 500, withdrawn: [withdrawn[0]!.subject] }),
+    }),
+  ]);
 });

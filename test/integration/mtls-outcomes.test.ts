@@ -19,21 +19,31 @@ let sandboxCa: TestCa;
 beforeAll(async () => {
   const material = await ensureSandboxMaterial(h.config.dataDir);
   const certificate = new (await import('node:crypto')).X509Certificate(material.tppCaPem);
-  sandboxCa = { certPem: material.tppCaPem, keyPem: material.tppCaKeyPem, certificate, privateKey: importSigningKey(material.tppCaKeyPem) as unknown as TestCa['privateKey'], keyAlgorithm: 'ECDSA' };
+  sandboxCa = {
+    certPem: material.tppCaPem,
+    keyPem: material.tppCaKeyPem,
+    certificate,
+    privateKey: importSigningKey(material.tppCaKeyPem) as unknown as TestCa['privateKey'],
+    keyAlgorithm: 'ECDSA',
+  };
 });
 
 const subject = () => new x509.X509Certificate(tpp.creds.certPem).subjectName.toJSON();
 
 /** A client_credentials request as the registered client, over `cert` (or none); returns the outcome logged for it. */
-async function outcomeWith(cert: { certPem: string; keyPem: string } | undefined, headers: Record<string, string> = {}): Promise<{ status: number; error: string; outcome: unknown }> {
+async function outcomeWith(
+  cert: { certPem: string; keyPem: string } | undefined,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; error: string; outcome: unknown }> {
   const f = tlsFetch(tpp.creds.serverCaPem, cert);
   try {
     const before = h.logs.length;
     const res = await f(`${h.issuer}/token`, {
-      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
       body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'accounts', client_id: tpp.client.client_id }).toString(),
     });
-    const body = await res.json() as { error: string };
+    const body = (await res.json()) as { error: string };
     const line = h.logs.slice(before).find((l) => l.event === 'request' && l.path === '/token');
     return { status: res.status, error: body.error, outcome: line?.outcome };
   } finally {
@@ -44,8 +54,16 @@ async function outcomeWith(cert: { certPem: string; keyPem: string } | undefined
 it('logs no certificate, an untrusted chain, an expired certificate and a subject mismatch as such', async () => {
   expect(await outcomeWith(undefined)).toEqual({ status: 401, error: 'invalid_client', outcome: 'mtls_no_certificate' });
   const foreignCa = await createTestCa([{ CN: ['Some Other CA'] }]);
-  expect(await outcomeWith(await issueLeaf(foreignCa, { subject: subject() }))).toEqual({ status: 401, error: 'invalid_client', outcome: 'mtls_untrusted_chain' });
-  const expired = await issueLeaf(sandboxCa, { subject: subject(), notBefore: new Date(Date.now() - 400 * 86_400_000), notAfter: new Date(Date.now() - 86_400_000) });
+  expect(await outcomeWith(await issueLeaf(foreignCa, { subject: subject() }))).toEqual({
+    status: 401,
+    error: 'invalid_client',
+    outcome: 'mtls_untrusted_chain',
+  });
+  const expired = await issueLeaf(sandboxCa, {
+    subject: subject(),
+    notBefore: new Date(Date.now() - 400 * 86_400_000),
+    notAfter: new Date(Date.now() - 86_400_000),
+  });
   expect(await outcomeWith(expired)).toEqual({ status: 401, error: 'invalid_client', outcome: 'mtls_expired' });
   const otherSubject = await issueLeaf(sandboxCa, { subject: [{ C: ['GB'] }, { O: ['Someone'] }, { CN: ['someone-else'] }] });
   expect(await outcomeWith(otherSubject)).toEqual({ status: 401, error: 'invalid_client', outcome: 'mtls_subject_mismatch' });

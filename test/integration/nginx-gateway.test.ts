@@ -36,11 +36,21 @@ const run = promisify(execFile);
       .replace('listen 443 ssl;', `listen 127.0.0.1:${gatewayPort} ssl;`)
       .replace(/^\s*http2 on;\n/m, '');
     writeFileSync(join(dir, 'site.conf'), site);
-    writeFileSync(join(dir, 'nginx.conf'), [
-      `pid ${dir}/nginx.pid;`, `error_log ${dir}/error.log;`, 'events {}', 'http {',
-      `  access_log ${dir}/access.log;`, `  client_body_temp_path ${dir}/tmp;`, `  proxy_temp_path ${dir}/tmp;`,
-      `  include ${dir}/site.conf;`, '}', '',
-    ].join('\n'));
+    writeFileSync(
+      join(dir, 'nginx.conf'),
+      [
+        `pid ${dir}/nginx.pid;`,
+        `error_log ${dir}/error.log;`,
+        'events {}',
+        'http {',
+        `  access_log ${dir}/access.log;`,
+        `  client_body_temp_path ${dir}/tmp;`,
+        `  proxy_temp_path ${dir}/tmp;`,
+        `  include ${dir}/site.conf;`,
+        '}',
+        '',
+      ].join('\n'),
+    );
     await run(nginx!, ['-c', join(dir, 'nginx.conf')]);
   });
 

@@ -34,7 +34,11 @@ describe('x-fapi-interaction-id', () => {
 
   it('is on the error responses too', async () => {
     const id = randomUUID();
-    const res = await tpp.fetch(`${h.issuer}/token`, { method: 'POST', headers: { 'x-fapi-interaction-id': id, 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=bogus' });
+    const res = await tpp.fetch(`${h.issuer}/token`, {
+      method: 'POST',
+      headers: { 'x-fapi-interaction-id': id, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=bogus',
+    });
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual({ error: 'invalid_request', error_description: 'no client authentication mechanism provided' });
     expect(res.headers.get('x-fapi-interaction-id')).toBe(id);
@@ -45,17 +49,31 @@ describe('the logs', () => {
   it('hold one request line per request with method, path, status and duration', async () => {
     const id = randomUUID();
     await tpp.fetch(`${h.issuer}/jwks`, { headers: { 'x-fapi-interaction-id': id } });
-    expect(h.logs).toContainEqual(expect.objectContaining({
-      event: 'request', interactionId: id, method: 'GET', path: '/jwks', status: 200, durationMs: expect.any(Number),
-    }));
+    expect(h.logs).toContainEqual(
+      expect.objectContaining({
+        event: 'request',
+        interactionId: id,
+        method: 'GET',
+        path: '/jwks',
+        status: 200,
+        durationMs: expect.any(Number),
+      }),
+    );
   });
 
   it('never contain a token, a code, a password, a software statement or private key material', async () => {
     const { tokens, code, codeVerifier } = await authorizationCodeFlow(h, tpp);
     const text = JSON.stringify(h.logs);
     const secrets = [
-      tokens.access_token, tokens.refresh_token!, tokens.id_token!, code, codeVerifier,
-      'alice-sandbox', tpp.creds.ssa, tpp.creds.keyPem.split('\n')[1]!, tpp.creds.signingJwks.keys[0]!.d!,
+      tokens.access_token,
+      tokens.refresh_token!,
+      tokens.id_token!,
+      code,
+      codeVerifier,
+      'alice-sandbox',
+      tpp.creds.ssa,
+      tpp.creds.keyPem.split('\n')[1]!,
+      tpp.creds.signingJwks.keys[0]!.d!,
     ];
     for (const secret of secrets) expect(text.includes(secret)).toBe(false);
     expect(h.logs.length).toBeGreaterThan(10);

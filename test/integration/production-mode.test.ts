@@ -32,7 +32,8 @@ function adminWithToken(dir: string): Record<string, unknown> {
     h = await startMoat({
       config: {
         mode: 'production',
-        admin: adminWithToken(pki.dir), sca: { totp: { encryptionKey: randomBytes(32).toString('base64url') } },
+        admin: adminWithToken(pki.dir),
+        sca: { totp: { encryptionKey: randomBytes(32).toString('base64url') } },
         tls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile },
         trustAnchors: [pki.tppCaCertFile],
         directories: [{ name: 'Directory', issuer: 'OpenBanking Ltd', jwksFile: pki.directory.jwksFile }],
@@ -53,7 +54,7 @@ function adminWithToken(dir: string): Record<string, unknown> {
     const f = tlsFetch(serverCaPem);
     try {
       expect((await f(`${h.issuer}/sandbox-api/accounts`)).status).toBe(404);
-      const metadata = await (await f(`${h.issuer}/.well-known/openid-configuration`)).json() as Record<string, unknown>;
+      const metadata = (await (await f(`${h.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
       expect(metadata.issuer).toBe(h.issuer);
     } finally {
       await f.close();
@@ -74,9 +75,16 @@ function adminWithToken(dir: string): Record<string, unknown> {
     const f = tlsFetch(serverCaPem);
     try {
       const sandboxSsa = `${Buffer.from(JSON.stringify({ alg: 'ES256' })).toString('base64url')}.${Buffer.from(JSON.stringify({ iss: 'moat-sandbox-directory' })).toString('base64url')}.sig`;
-      const res = await f(`${h.issuer}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ software_statement: sandboxSsa }) });
+      const res = await f(`${h.issuer}/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ software_statement: sandboxSsa }),
+      });
       expect(res.status).toBe(400);
-      expect(await res.json()).toEqual({ error: 'unapproved_software_statement', error_description: 'software_statement issuer "moat-sandbox-directory" is not a directory this server trusts' });
+      expect(await res.json()).toEqual({
+        error: 'unapproved_software_statement',
+        error_description: 'software_statement issuer "moat-sandbox-directory" is not a directory this server trusts',
+      });
     } finally {
       await f.close();
     }
@@ -93,7 +101,10 @@ function adminWithToken(dir: string): Record<string, unknown> {
     const pki = await ensureSandboxMaterial(mkdtempSync(join(tmpdir(), 'moat-bank-pki-')));
     const h = await startMoat({
       config: {
-        mode: 'production', diagnostics: { enabled: true }, admin: adminWithToken(pki.dir), sca: { totp: { encryptionKey: randomBytes(32).toString('base64url') } },
+        mode: 'production',
+        diagnostics: { enabled: true },
+        admin: adminWithToken(pki.dir),
+        sca: { totp: { encryptionKey: randomBytes(32).toString('base64url') } },
         tls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile },
         trustAnchors: [pki.tppCaCertFile],
         directories: [{ name: 'Directory', issuer: 'OpenBanking Ltd', jwksFile: pki.directory.jwksFile }],
@@ -102,7 +113,11 @@ function adminWithToken(dir: string): Record<string, unknown> {
     const tpp = await issueSandboxTpp(pki, { name: 'Prod TPP', issuer: h.issuer });
     const f = tlsFetch(pki.serverCaPem, { certPem: tpp.transportCertPem, keyPem: tpp.transportKeyPem });
     try {
-      const refused = await f(`${h.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials&client_id=nobody' });
+      const refused = await f(`${h.issuer}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=client_credentials&client_id=nobody',
+      });
       expect(refused.status).toBe(401);
       const res = await f(`${h.issuer}/diagnostics/calls/${refused.headers.get('x-fapi-interaction-id')}`);
       expect(res.status).toBe(200);
@@ -120,14 +135,21 @@ if (embeddedOnly()) it.skip('production mode needs Postgres and Redis (embedded-
 describe('moat start in production mode', () => {
   // Everything else production needs is there: only the admin listener's authentication is missing.
   const env = {
-    MOAT_MODE: 'production', MOAT_STORAGE__POSTGRES_URL: 'postgres://moat@127.0.0.1:9/moat', MOAT_STORAGE__REDIS_URL: 'redis://127.0.0.1:9',
-    MOAT_TLS__CERT_FILE: 'server.pem', MOAT_TLS__KEY_FILE: 'server.key', MOAT_TRUST_ANCHORS: '["tpp-ca.pem"]',
+    MOAT_MODE: 'production',
+    MOAT_STORAGE__POSTGRES_URL: 'postgres://moat@127.0.0.1:9/moat',
+    MOAT_STORAGE__REDIS_URL: 'redis://127.0.0.1:9',
+    MOAT_TLS__CERT_FILE: 'server.pem',
+    MOAT_TLS__KEY_FILE: 'server.key',
+    MOAT_TRUST_ANCHORS: '["tpp-ca.pem"]',
   };
 
-  it.each(['127.0.0.1', 'localhost', '0.0.0.0'])('refuses to start with an admin listener on %s without operator authentication, naming the keys', async (host) => {
-    const r = await runMoat(['start'], { env: { ...env, MOAT_ADMIN__HOST: host } });
-    expect(r.code).toBe(1);
-    expect(r.err).toContain('admin.tokenFile or admin.tls: one is required in production');
-    expect(r.out).toBe('');
-  });
+  it.each(['127.0.0.1', 'localhost', '0.0.0.0'])(
+    'refuses to start with an admin listener on %s without operator authentication, naming the keys',
+    async (host) => {
+      const r = await runMoat(['start'], { env: { ...env, MOAT_ADMIN__HOST: host } });
+      expect(r.code).toBe(1);
+      expect(r.err).toContain('admin.tokenFile or admin.tls: one is required in production');
+      expect(r.out).toBe('');
+    },
+  );
 });

@@ -35,8 +35,12 @@ beforeAll(async () => {
     MOAT_KEYS__DIR: join(dir, 'keys'),
   };
   server = spawn(process.execPath, ['src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  server.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
-  server.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
+  server.stdout!.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  server.stderr!.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
   // Start-up time is a benchmark's business; here a loaded CI machine must not fail the suite.
   const deadline = Date.now() + 120_000;
   while (!output.includes('listening on port') && Date.now() < deadline) {
@@ -73,15 +77,19 @@ describe('npm start on a fresh checkout', () => {
 
   it('refuses a second server on the same embedded database, naming the process that holds it', async () => {
     const port = await freePort();
-    const second = await run(process.execPath, ['src/main.ts'], { cwd: ROOT, env: { ...env, MOAT_LISTEN__PORT: String(port) }, timeout: 30_000 })
-      .then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => err);
+    const second = await run(process.execPath, ['src/main.ts'], { cwd: ROOT, env: { ...env, MOAT_LISTEN__PORT: String(port) }, timeout: 30_000 }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => err,
+    );
     expect(second.code).toBe(1);
     expect(second.stderr).toContain(`the embedded database is in use by process ${server.pid}`);
   });
 
   it('has CLI commands that touch the embedded database refuse clearly while the server holds it', async () => {
-    const migrate = await run(process.execPath, ['src/cli/main.ts', 'migrate'], { cwd: ROOT, env, timeout: 30_000 })
-      .then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => err);
+    const migrate = await run(process.execPath, ['src/cli/main.ts', 'migrate'], { cwd: ROOT, env, timeout: 30_000 }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => err,
+    );
     expect(migrate.code).toBe(1);
     expect(migrate.stderr).toContain(`the embedded database is in use by process ${server.pid}`);
   });

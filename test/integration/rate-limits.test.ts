@@ -11,11 +11,15 @@ let h: Harness;
 let a: RegisteredTpp;
 let b: RegisteredTpp;
 beforeAll(async () => {
-  h = await startMoat({ config: { rateLimits: {
-    par: { perClient: { requests: 3, perSeconds: 60 }, perAddress: { requests: 100, perSeconds: 60 } },
-    token: { perClient: { requests: 1000, perSeconds: 60 }, perAddress: { requests: 1000, perSeconds: 60 } },
-    registration: { perClient: { requests: 1000, perSeconds: 60 }, perAddress: { requests: 4, perSeconds: 60 } },
-  } } });
+  h = await startMoat({
+    config: {
+      rateLimits: {
+        par: { perClient: { requests: 3, perSeconds: 60 }, perAddress: { requests: 100, perSeconds: 60 } },
+        token: { perClient: { requests: 1000, perSeconds: 60 }, perAddress: { requests: 1000, perSeconds: 60 } },
+        registration: { perClient: { requests: 1000, perSeconds: 60 }, perAddress: { requests: 4, perSeconds: 60 } },
+      },
+    },
+  });
   a = await onboardTpp(h);
   b = await onboardTpp(h);
 });
@@ -27,12 +31,25 @@ afterAll(async () => {
 
 it('limits PARs per client certificate, leaving other TPPs alone', async () => {
   for (let i = 0; i < 3; i += 1) await pushAuthorization(a);
-  const res = await oauth.pushedAuthorizationRequest(a.as, a.client, oauth.TlsClientAuth(), new URLSearchParams({
-    response_type: 'code', redirect_uri: a.redirectUri, scope: 'openid', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
-  }), { [oauth.customFetch]: a.fetch });
+  const res = await oauth.pushedAuthorizationRequest(
+    a.as,
+    a.client,
+    oauth.TlsClientAuth(),
+    new URLSearchParams({
+      response_type: 'code',
+      redirect_uri: a.redirectUri,
+      scope: 'openid',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+    }),
+    { [oauth.customFetch]: a.fetch },
+  );
   expect(res.status).toBe(429);
   expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
-  expect(await res.json()).toEqual({ error: 'temporarily_unavailable', error_description: expect.stringMatching(/^too many par requests from this client certificate; retry after \d+ s$/) });
+  expect(await res.json()).toEqual({
+    error: 'temporarily_unavailable',
+    error_description: expect.stringMatching(/^too many par requests from this client certificate; retry after \d+ s$/),
+  });
   await expect(pushAuthorization(b)).resolves.toEqual(expect.objectContaining({ requestUri: expect.any(String) }));
   expect(h.logs.some((l) => l.event === 'rate_limited' && l.endpoint === 'par' && l.scope === 'client')).toBe(true);
 });

@@ -14,9 +14,11 @@ useMoatWithTpp((started) => ({ h, tpp } = started), { config: { tokens: { refres
 
 it('lets exactly one of 20 racing refreshes of one refresh token through', async () => {
   const { tokens } = await authorizationCodeFlow(h, tpp);
-  const results = await Promise.all(Array.from({ length: 20 }, () => oauth.refreshTokenGrantRequest(
-    tpp.as, tpp.client, oauth.TlsClientAuth(), tokens.refresh_token!, { [oauth.customFetch]: tpp.fetch },
-  )));
+  const results = await Promise.all(
+    Array.from({ length: 20 }, () =>
+      oauth.refreshTokenGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), tokens.refresh_token!, { [oauth.customFetch]: tpp.fetch }),
+    ),
+  );
   const statuses = results.map((r) => r.status);
   expect(statuses.filter((s) => s === 200)).toHaveLength(1);
   expect(statuses.filter((s) => s === 400)).toHaveLength(19);

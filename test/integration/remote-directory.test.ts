@@ -35,10 +35,19 @@ beforeAll(async () => {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: published }));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  h = await startMoat({ config: { directories: [{
-    name: 'Remote directory', issuer: ISSUER, jwksUri: `https://localhost:${(server.address() as AddressInfo).port}/jwks`,
-    jwksCaFile: pki.serverCaCertFile, jwksRefetchCooldownSeconds: 0,
-  }] } });
+  h = await startMoat({
+    config: {
+      directories: [
+        {
+          name: 'Remote directory',
+          issuer: ISSUER,
+          jwksUri: `https://localhost:${(server.address() as AddressInfo).port}/jwks`,
+          jwksCaFile: pki.serverCaCertFile,
+          jwksRefetchCooldownSeconds: 0,
+        },
+      ],
+    },
+  });
 });
 afterAll(async () => {
   await h.close();
@@ -55,7 +64,7 @@ async function credsSignedBy(key: Awaited<ReturnType<typeof directoryKey>>, opti
   return { ...creds, ssa, registration: { ...creds.registration, software_statement: ssa } };
 }
 
-it('verifies SSAs with keys fetched from the directory\'s jwks_uri, cached between registrations', async () => {
+it("verifies SSAs with keys fetched from the directory's jwks_uri, cached between registrations", async () => {
   const first = await directoryKey();
   published = [first.jwk];
   expect((await registerTpp(h, await credsSignedBy(first))).status).toBe(201);
@@ -74,7 +83,10 @@ it('fetches the keys again when an SSA names an unknown kid, after the directory
   // A kid the directory never published stays refused, with a clear reason.
   const stranger = await directoryKey();
   const refused = await registerTpp(h, await credsSignedBy(stranger));
-  expect(refused).toEqual({ status: 400, body: { error: 'invalid_software_statement', error_description: 'software_statement is signed with a key Remote directory does not publish' } });
+  expect(refused).toEqual({
+    status: 400,
+    body: { error: 'invalid_software_statement', error_description: 'software_statement is signed with a key Remote directory does not publish' },
+  });
 });
 
 describe('a directory configured with the uk-ob defaults, as the real OB Directory (issue 14)', () => {
@@ -91,7 +103,11 @@ describe('a directory configured with the uk-ob defaults, as the real OB Directo
     published = [key.jwk];
     const stale = await credsSignedBy(key, { obShaped: true, iat: Math.floor(Date.now() / 1000) - 86_400 - 60 });
     expect(await registerTpp(h, stale)).toEqual({
-      status: 400, body: { error: 'invalid_software_statement', error_description: 'software_statement is older than the 86400 s Remote directory allows (iat); fetch a fresh one' },
+      status: 400,
+      body: {
+        error: 'invalid_software_statement',
+        error_description: 'software_statement is older than the 86400 s Remote directory allows (iat); fetch a fresh one',
+      },
     });
   });
 });

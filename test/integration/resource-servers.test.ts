@@ -23,8 +23,19 @@ beforeAll(async () => {
   h = await startMoat({
     config: {
       resourceServers: [
-        { identifier: ACCOUNTS, scopes: ['accounts'], accessTokenFormat: 'jwt', client: { clientId: 'rs-accounts', tlsClientAuthSubjectDn: 'CN=rs-accounts,O=Moat Bank,C=GB' } },
-        { identifier: PAYMENTS, scopes: ['payments'], accessTokenFormat: 'opaque', accessTokenTtl: 120, client: { clientId: 'rs-payments', tlsClientAuthSubjectDn: 'CN=rs-payments,O=Moat Bank,C=GB' } },
+        {
+          identifier: ACCOUNTS,
+          scopes: ['accounts'],
+          accessTokenFormat: 'jwt',
+          client: { clientId: 'rs-accounts', tlsClientAuthSubjectDn: 'CN=rs-accounts,O=Moat Bank,C=GB' },
+        },
+        {
+          identifier: PAYMENTS,
+          scopes: ['payments'],
+          accessTokenFormat: 'opaque',
+          accessTokenTtl: 120,
+          client: { clientId: 'rs-payments', tlsClientAuthSubjectDn: 'CN=rs-payments,O=Moat Bank,C=GB' },
+        },
       ],
     },
   });
@@ -55,7 +66,7 @@ async function introspect(f: FetchLike, clientId: string, token: string, accept 
 }
 
 async function jwks() {
-  return createLocalJWKSet(await (await tpp.fetch(`${h.issuer}/jwks`)).json() as Parameters<typeof createLocalJWKSet>[0]);
+  return createLocalJWKSet((await (await tpp.fetch(`${h.issuer}/jwks`)).json()) as Parameters<typeof createLocalJWKSet>[0]);
 }
 
 describe('a resource server with JWT access tokens (RFC 9068)', () => {
@@ -63,7 +74,9 @@ describe('a resource server with JWT access tokens (RFC 9068)', () => {
     const { tokens } = await authorizationCodeFlow(h, tpp, { extraParams: { resource: ACCOUNTS } });
     expect(decodeProtectedHeader(tokens.access_token)).toEqual(expect.objectContaining({ typ: 'at+jwt', alg: 'PS256' }));
     const { payload } = await jwtVerify(tokens.access_token, await jwks(), { issuer: h.issuer, audience: ACCOUNTS, typ: 'at+jwt' });
-    expect(payload).toEqual(expect.objectContaining({ client_id: tpp.client.client_id, scope: 'accounts', sub: 'cust-alice', cnf: { 'x5t#S256': expect.any(String) } }));
+    expect(payload).toEqual(
+      expect.objectContaining({ client_id: tpp.client.client_id, scope: 'accounts', sub: 'cust-alice', cnf: { 'x5t#S256': expect.any(String) } }),
+    );
   });
 });
 
@@ -71,14 +84,18 @@ describe('a resource server with opaque tokens', () => {
   let token: string;
 
   beforeAll(async () => {
-    ({ tokens: { access_token: token } } = await authorizationCodeFlow(h, tpp, { scope: 'openid payments', extraParams: { resource: PAYMENTS } }));
+    ({
+      tokens: { access_token: token },
+    } = await authorizationCodeFlow(h, tpp, { scope: 'openid payments', extraParams: { resource: PAYMENTS } }));
   });
 
   it('introspects a token meant for it, with its own certificate (RFC 7662)', async () => {
     const res = await introspect(paymentsRs, 'rs-payments', token);
     expect(res.status).toBe(200);
-    const body = await res.json() as Record<string, unknown>;
-    expect(body).toEqual(expect.objectContaining({ active: true, aud: PAYMENTS, scope: 'payments', client_id: tpp.client.client_id, cnf: { 'x5t#S256': expect.any(String) } }));
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toEqual(
+      expect.objectContaining({ active: true, aud: PAYMENTS, scope: 'payments', client_id: tpp.client.client_id, cnf: { 'x5t#S256': expect.any(String) } }),
+    );
     expect((body.exp as number) - (body.iat as number)).toBe(120);
   });
 

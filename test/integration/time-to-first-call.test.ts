@@ -37,7 +37,7 @@ function node(args: string[]): Promise<{ code: number; stdout: string; stderr: s
   });
 }
 
-describe('the README\'s first-call block (issue 7: ≤ 4 commands, no hand-made certificate)', () => {
+describe("the README's first-call block (issue 7: ≤ 4 commands, no hand-made certificate)", () => {
   const commands = firstCallCommands(readme);
 
   it('has at most four commands, each an npm command a TPP developer pastes as it is', () => {
@@ -70,7 +70,8 @@ describe('the README\'s first-call block (issue 7: ≤ 4 commands, no hand-made 
 });
 
 describe('reading the marked block', () => {
-  const block = (body: string) => `# Title\n\n<!-- time-to-first-call:begin -->\n\`\`\`sh\n${body}\n\`\`\`\n<!-- time-to-first-call:end -->\n\`\`\`sh\nnpm run outside\n\`\`\`\n`;
+  const block = (body: string) =>
+    `# Title\n\n<!-- time-to-first-call:begin -->\n\`\`\`sh\n${body}\n\`\`\`\n<!-- time-to-first-call:end -->\n\`\`\`sh\nnpm run outside\n\`\`\`\n`;
 
   it('keeps each line as written, and its command without the trailing comment', () => {
     expect(firstCallCommands(block('npm ci\nnpm start   # terminal 1\nnpm run moat -- x --name "A # B" --out ./acme  # two'))).toEqual<FirstCallCommand[]>([
@@ -85,7 +86,9 @@ describe('reading the marked block', () => {
   });
 
   it('refuses a README without the markers or without a code block between them', () => {
-    expect(() => firstCallCommands('```sh\nnpm ci\n```\n')).toThrow('README.md has no <!-- time-to-first-call:begin --> … <!-- time-to-first-call:end --> block');
+    expect(() => firstCallCommands('```sh\nnpm ci\n```\n')).toThrow(
+      'README.md has no <!-- time-to-first-call:begin --> … <!-- time-to-first-call:end --> block',
+    );
     expect(() => firstCallCommands('<!-- time-to-first-call:begin -->\nnpm ci\n<!-- time-to-first-call:end -->')).toThrow('holds no ```sh code block');
   });
 });
@@ -118,15 +121,27 @@ describe('npm run time-to-first-call', () => {
   });
 
   const full = process.env.MOAT_TEST_TIME_TO_FIRST_CALL === '1' ? it : it.skip;
-  full('runs the block from a copy of this work tree to a certificate-bound token within the target', async () => {
-    const run = await new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-      void freePort().then((free) => execFile(process.execPath, [SCRIPT, '--from', ROOT, '--port', String(free), '--json'], { cwd: ROOT, timeout: 300_000 }, (err, stdout, stderr) => {
-        done({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr });
-      }));
-    });
-    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
-    const report = JSON.parse(run.stdout) as { commandCount: number; certificateBound: boolean; apiStatus: number; met: boolean; wallSecondsWithoutDownload: number };
-    expect(report).toEqual(expect.objectContaining({ commandCount: 4, certificateBound: true, apiStatus: 200, met: true }));
-    expect(report.wallSecondsWithoutDownload).toBeLessThanOrEqual(180);
-  }, 320_000);
+  full(
+    'runs the block from a copy of this work tree to a certificate-bound token within the target',
+    async () => {
+      const run = await new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
+        void freePort().then((free) =>
+          execFile(process.execPath, [SCRIPT, '--from', ROOT, '--port', String(free), '--json'], { cwd: ROOT, timeout: 300_000 }, (err, stdout, stderr) => {
+            done({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr });
+          }),
+        );
+      });
+      expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
+      const report = JSON.parse(run.stdout) as {
+        commandCount: number;
+        certificateBound: boolean;
+        apiStatus: number;
+        met: boolean;
+        wallSecondsWithoutDownload: number;
+      };
+      expect(report).toEqual(expect.objectContaining({ commandCount: 4, certificateBound: true, apiStatus: 200, met: true }));
+      expect(report.wallSecondsWithoutDownload).toBeLessThanOrEqual(180);
+    },
+    320_000,
+  );
 });

@@ -26,7 +26,7 @@ afterAll(() => {
   propagation.disable();
 });
 
-it('continues the caller\'s traceparent and nests the storage calls under the request span', async () => {
+it("continues the caller's traceparent and nests the storage calls under the request span", async () => {
   exporter.reset();
   const traceId = '4bf92f3577b34da6a3ce929b0c6e8a11';
   const res = await tpp.fetch(`${h.issuer}/token`, {

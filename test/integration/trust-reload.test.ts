@@ -34,14 +34,18 @@ function replaceFile(file: string, content: string): void {
 
 async function directoryKeyPair(kid: string) {
   const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
-  return { privateJwk: { ...await exportJWK(privateKey), kid, alg: 'ES256' }, publicJwk: { ...await exportJWK(publicKey), kid, alg: 'ES256', use: 'sig' } };
+  return { privateJwk: { ...(await exportJWK(privateKey)), kid, alg: 'ES256' }, publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } };
 }
 
-async function register(cert: { certPem: string; keyPem: string }, serverCaPem: string, body: Record<string, unknown>): Promise<{ status: number; body: Record<string, any> }> {
+async function register(
+  cert: { certPem: string; keyPem: string },
+  serverCaPem: string,
+  body: Record<string, unknown>,
+): Promise<{ status: number; body: Record<string, any> }> {
   const f = tlsFetch(serverCaPem, cert);
   try {
     const res = await f(`${h.issuer}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    return { status: res.status, body: await res.json() as Record<string, any> };
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
   } finally {
     await f.close();
   }
@@ -96,7 +100,14 @@ describe('trust anchors', () => {
   it('keeps the last good anchors when the changed file does not load, says so, and recovers when it is fixed', async () => {
     replaceFile(anchorsFile, 'this is no PEM');
     expect(await h.moat.trustFiles.checkNow()).toEqual({ reloaded: [], failed: [anchorsFile] });
-    expect(h.logs).toContainEqual(expect.objectContaining({ event: 'trust.reload_failed', kind: 'trust_anchors', file: anchorsFile, reason: expect.stringContaining('no PEM certificate') }));
+    expect(h.logs).toContainEqual(
+      expect.objectContaining({
+        event: 'trust.reload_failed',
+        kind: 'trust_anchors',
+        file: anchorsFile,
+        reason: expect.stringContaining('no PEM certificate'),
+      }),
+    );
     expect(await scrapeMetrics(h)).toMatch(new RegExp(`^moat_trust_file_reload_failing\\{kind="trust_anchors",file="${anchorsFile}"\\} 1$`, 'm'));
 
     const { creds, cert } = await tppUnder(newCa);
@@ -115,10 +126,13 @@ describe('directory JWKS files', () => {
   /** Sandbox credentials whose software statement is signed by `key` as the test directory. */
   async function statementSignedBy(key: typeof directoryKey) {
     const material = await ensureSandboxMaterial(h.config.dataDir);
-    return issueSandboxTpp({ ...material, directory: { ...material.directory, issuer: DIRECTORY, privateJwk: key.privateJwk } }, { name: 'Directory Fintech', issuer: h.issuer });
+    return issueSandboxTpp(
+      { ...material, directory: { ...material.directory, issuer: DIRECTORY, privateJwk: key.privateJwk } },
+      { name: 'Directory Fintech', issuer: h.issuer },
+    );
   }
 
-  it('takes the directory\'s rotated keys from its changed JWKS file, at the next check', async () => {
+  it("takes the directory's rotated keys from its changed JWKS file, at the next check", async () => {
     const rotated = await directoryKeyPair('dir-key-2');
     const tpp = await statementSignedBy(rotated);
     const cert = { certPem: tpp.transportCertPem, keyPem: tpp.transportKeyPem };
@@ -133,11 +147,13 @@ describe('directory JWKS files', () => {
     expect(accepted.status).toBe(201);
   });
 
-  it('keeps the directory\'s last good keys when its changed file is not a public JWKS', async () => {
+  it("keeps the directory's last good keys when its changed file is not a public JWKS", async () => {
     replaceFile(directoryJwksFile, JSON.stringify({ keys: [directoryKey.privateJwk] }));
     const check = await h.moat.trustFiles.checkNow();
     expect(check.failed).toContain(directoryJwksFile);
-    expect(h.logs).toContainEqual(expect.objectContaining({ event: 'trust.reload_failed', kind: 'directory_jwks', reason: expect.stringContaining('holds private key material') }));
+    expect(h.logs).toContainEqual(
+      expect.objectContaining({ event: 'trust.reload_failed', kind: 'directory_jwks', reason: expect.stringContaining('holds private key material') }),
+    );
     const tpp = await statementSignedBy(directoryKey);
     expect((await register({ certPem: tpp.transportCertPem, keyPem: tpp.transportKeyPem }, tpp.serverCaPem, tpp.registration)).status).toBe(201);
   });

@@ -38,31 +38,57 @@ async function dpopKey() {
 async function tokensFor(tpp: RegisteredTpp, scope: string, keys?: webcrypto.CryptoKeyPair): Promise<oauth.TokenEndpointResponse> {
   const options = keys === undefined ? {} : { DPoP: oauth.DPoP(tpp.client, keys) };
   const { params, codeVerifier } = await authorize(h, tpp, { scope, ...(keys === undefined ? {} : { dpop: oauth.DPoP(tpp.client, keys) }) });
-  const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, { [oauth.customFetch]: tpp.fetch, ...options });
+  const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), params, tpp.redirectUri, codeVerifier, {
+    [oauth.customFetch]: tpp.fetch,
+    ...options,
+  });
   return oauth.processAuthorizationCodeResponse(tpp.as, tpp.client, res);
 }
 
-async function refresh(tpp: RegisteredTpp, tokens: oauth.TokenEndpointResponse, parameters: Record<string, string>, keys?: webcrypto.CryptoKeyPair): Promise<oauth.TokenEndpointResponse> {
+async function refresh(
+  tpp: RegisteredTpp,
+  tokens: oauth.TokenEndpointResponse,
+  parameters: Record<string, string>,
+  keys?: webcrypto.CryptoKeyPair,
+): Promise<oauth.TokenEndpointResponse> {
   const res = await oauth.refreshTokenGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), tokens.refresh_token!, {
-    [oauth.customFetch]: tpp.fetch, additionalParameters: parameters, ...(keys === undefined ? {} : { DPoP: oauth.DPoP(tpp.client, keys) }),
+    [oauth.customFetch]: tpp.fetch,
+    additionalParameters: parameters,
+    ...(keys === undefined ? {} : { DPoP: oauth.DPoP(tpp.client, keys) }),
   });
   return oauth.processRefreshTokenResponse(tpp.as, tpp.client, res);
 }
 
 /** What a plain OIDC client does: oauth4webapi's userInfoRequest + processUserInfoResponse (openid-client's fetchUserInfo). */
-async function userInfo(tpp: RegisteredTpp, tokens: oauth.TokenEndpointResponse, accessToken: string, keys?: webcrypto.CryptoKeyPair): Promise<oauth.UserInfoResponse> {
-  const res = await oauth.userInfoRequest(tpp.as, tpp.client, accessToken, { [oauth.customFetch]: tpp.fetch, ...(keys === undefined ? {} : { DPoP: oauth.DPoP(tpp.client, keys) }) });
+async function userInfo(
+  tpp: RegisteredTpp,
+  tokens: oauth.TokenEndpointResponse,
+  accessToken: string,
+  keys?: webcrypto.CryptoKeyPair,
+): Promise<oauth.UserInfoResponse> {
+  const res = await oauth.userInfoRequest(tpp.as, tpp.client, accessToken, {
+    [oauth.customFetch]: tpp.fetch,
+    ...(keys === undefined ? {} : { DPoP: oauth.DPoP(tpp.client, keys) }),
+  });
   return oauth.processUserInfoResponse(tpp.as, tpp.client, oauth.getValidatedIdTokenClaims(tokens)!.sub, res);
 }
 
 async function callApi(tpp: RegisteredTpp, accessToken: string, keys?: webcrypto.CryptoKeyPair): Promise<Response> {
   if (keys === undefined) return tpp.fetch(`${sandboxApi()}/accounts`, { headers: { authorization: `Bearer ${accessToken}` } });
-  return oauth.protectedResourceRequest(accessToken, 'GET', new URL(`${sandboxApi()}/accounts`), undefined, undefined, { [oauth.customFetch]: tpp.fetch, DPoP: oauth.DPoP(tpp.client, keys) })
+  return oauth
+    .protectedResourceRequest(accessToken, 'GET', new URL(`${sandboxApi()}/accounts`), undefined, undefined, {
+      [oauth.customFetch]: tpp.fetch,
+      DPoP: oauth.DPoP(tpp.client, keys),
+    })
     .catch((err: unknown) => (err as oauth.WWWAuthenticateChallengeError).response);
 }
 
 async function introspect(tpp: RegisteredTpp, token: string): Promise<oauth.IntrospectionResponse> {
-  return oauth.processIntrospectionResponse(tpp.as, tpp.client, await oauth.introspectionRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), token, { [oauth.customFetch]: tpp.fetch }));
+  return oauth.processIntrospectionResponse(
+    tpp.as,
+    tpp.client,
+    await oauth.introspectionRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), token, { [oauth.customFetch]: tpp.fetch }),
+  );
 }
 
 describe('userinfo with a certificate-bound token (RFC 8705 §3)', () => {
@@ -152,13 +178,22 @@ describe('userinfo with a DPoP-bound token (RFC 9449 §7)', () => {
     const keys = await dpopKey();
     const tokens = await tokensFor(dpop, 'openid', keys);
     const proof = await new SignJWT({
-      htm: 'GET', htu: `${h.issuer}/userinfo`, jti: randomUUID(), ath: createHash('sha256').update(tokens.access_token).digest('base64url'),
-    }).setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: await exportJWK(keys.publicKey) }).setIssuedAt().sign(keys.privateKey);
+      htm: 'GET',
+      htu: `${h.issuer}/userinfo`,
+      jti: randomUUID(),
+      ath: createHash('sha256').update(tokens.access_token).digest('base64url'),
+    })
+      .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: await exportJWK(keys.publicKey) })
+      .setIssuedAt()
+      .sign(keys.privateKey);
     const send = () => dpop.fetch(`${h.issuer}/userinfo`, { headers: { authorization: `DPoP ${tokens.access_token}`, dpop: proof } });
     expect((await send()).status).toBe(200);
     const again = await send();
     expect(again.status).toBe(401);
-    expect(await again.json()).toEqual({ error: 'invalid_dpop_proof', error_description: expect.stringMatching(/^DPoP proof replayed: its jti was already used/) });
+    expect(await again.json()).toEqual({
+      error: 'invalid_dpop_proof',
+      error_description: expect.stringMatching(/^DPoP proof replayed: its jti was already used/),
+    });
     expect(again.headers.get('www-authenticate')).toMatch(/^DPoP .*error="invalid_dpop_proof"/);
   });
 });

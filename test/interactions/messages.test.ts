@@ -33,7 +33,9 @@ describe('message catalogues', () => {
   });
 
   it('refuses a catalogue with a key English does not have', () => {
-    expect(() => loadCatalogues(catalogueDir({ en: reference, de: { ...reference, 'made.up': 'x' } }))).toThrow('views/locales/de.json: not in en.json: made.up');
+    expect(() => loadCatalogues(catalogueDir({ en: reference, de: { ...reference, 'made.up': 'x' } }))).toThrow(
+      'views/locales/de.json: not in en.json: made.up',
+    );
   });
 
   it('adds a language by adding a file', () => {

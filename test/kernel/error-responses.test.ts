@@ -13,23 +13,33 @@ import { StorageUnavailableError } from '../../src/kernel/storage-unavailable.ts
 
 describe('the OAuth JSON dialect (RFC 6749 §5.2)', () => {
   it('answers an OAuthError with its own code and status', () => {
-    expect(oauthErrorResponse(new OAuthError('invalid_client', 'who are you'))).toEqual({ status: 401, body: { error: 'invalid_client', error_description: 'who are you' } });
+    expect(oauthErrorResponse(new OAuthError('invalid_client', 'who are you'))).toEqual({
+      status: 401,
+      body: { error: 'invalid_client', error_description: 'who are you' },
+    });
   });
 
   it('answers a missing thing with 404 not_found', () => {
-    expect(oauthErrorResponse(new ConsentNotFound('aac-1'))).toEqual({ status: 404, body: { error: 'not_found', error_description: 'consent aac-1 does not exist or belongs to another party' } });
+    expect(oauthErrorResponse(new ConsentNotFound('aac-1'))).toEqual({
+      status: 404,
+      body: { error: 'not_found', error_description: 'consent aac-1 does not exist or belongs to another party' },
+    });
   });
 
   it('answers a state conflict with 409 by default and with the status a surface chooses', () => {
     const conflict = new ConsentStateConflict('aac-1', 'Consumed', 'Revoked');
-    expect(oauthErrorResponse(conflict)).toEqual({ status: 409, body: { error: 'invalid_request', error_description: 'consent aac-1 is Consumed and cannot become Revoked' } });
+    expect(oauthErrorResponse(conflict)).toEqual({
+      status: 409,
+      body: { error: 'invalid_request', error_description: 'consent aac-1 is Consumed and cannot become Revoked' },
+    });
     expect(oauthErrorResponse(conflict, { stateConflictStatus: 400 })?.status).toBe(400);
   });
 
   it('answers an outage with 503 temporarily_unavailable, Retry-After and only the public description', () => {
     const down = new AccountsUnavailable('timeout', 'the account service at 10.0.0.7 timed out');
     expect(oauthErrorResponse(down)).toEqual({
-      status: 503, headers: { 'Retry-After': '5' },
+      status: 503,
+      headers: { 'Retry-After': '5' },
       body: { error: 'temporarily_unavailable', error_description: 'the account directory is unavailable; try again shortly' },
     });
     const storage = oauthErrorResponse(new StorageUnavailableError('redis at 10.0.0.8:6379'), { requestId: 'req-1' });
@@ -45,7 +55,9 @@ describe('the OAuth JSON dialect (RFC 6749 §5.2)', () => {
   it('leaves anything else to the generic 500, which names only the request', () => {
     expect(oauthErrorResponse(new Error('password=hunter2'))).toBeUndefined();
     expect(serverErrorResponse('an unexpected error occurred', 'req-2')).toEqual({
-      status: 500, outcome: 'server_error', body: { error: 'server_error', error_description: 'an unexpected error occurred (request req-2)' },
+      status: 500,
+      outcome: 'server_error',
+      body: { error: 'server_error', error_description: 'an unexpected error occurred (request req-2)' },
     });
   });
 });
@@ -53,8 +65,14 @@ describe('the OAuth JSON dialect (RFC 6749 §5.2)', () => {
 describe('the OBIE JSON dialect (UK Open Banking Read/Write API v3.1 errors)', () => {
   it('answers a missing consent with 404 UK.OBIE.Resource.NotFound', () => {
     expect(obieErrorResponse(new ConsentNotFound('aac-1'), 'req-1')).toEqual({
-      status: 404, errorCode: 'UK.OBIE.Resource.NotFound',
-      body: { Code: '404 NotFound', Id: 'req-1', Message: 'consent aac-1 does not exist or belongs to another party', Errors: [{ ErrorCode: 'UK.OBIE.Resource.NotFound', Message: 'consent aac-1 does not exist or belongs to another party' }] },
+      status: 404,
+      errorCode: 'UK.OBIE.Resource.NotFound',
+      body: {
+        Code: '404 NotFound',
+        Id: 'req-1',
+        Message: 'consent aac-1 does not exist or belongs to another party',
+        Errors: [{ ErrorCode: 'UK.OBIE.Resource.NotFound', Message: 'consent aac-1 does not exist or belongs to another party' }],
+      },
     });
   });
 

@@ -19,16 +19,30 @@ describe('PKCS#11 failures, classified (PKCS#11 v2.40 §5.1 return values)', () 
   // SoftHSM has no session limit and no PIN lockout: these two are checked by their codes alone.
   it('reads CKR_SESSION_COUNT as session_limit, naming keys.pkcs11.maxSessions', () => {
     const err = hsmFailure(Object.assign(new Error('CKR_SESSION_COUNT'), { code: 0xb1 }), 'opening a session with token "moat"');
-    expect(err).toEqual(expect.objectContaining({ reason: 'session_limit', message: 'keys.pkcs11.maxSessions: the token has no session left while opening a session with token "moat" (CKR_SESSION_COUNT)' }));
+    expect(err).toEqual(
+      expect.objectContaining({
+        reason: 'session_limit',
+        message: 'keys.pkcs11.maxSessions: the token has no session left while opening a session with token "moat" (CKR_SESSION_COUNT)',
+      }),
+    );
   });
 
   it('reads CKR_PIN_LOCKED as pin_locked, naming keys.pkcs11.pin', () => {
-    expect(hsmFailure(Object.assign(new Error('CKR_PIN_LOCKED'), { code: 0xa4 }), 'logging in').message).toBe('keys.pkcs11.pin: the token\'s PIN is locked (too many wrong PINs) while logging in (CKR_PIN_LOCKED)');
+    expect(hsmFailure(Object.assign(new Error('CKR_PIN_LOCKED'), { code: 0xa4 }), 'logging in').message).toBe(
+      "keys.pkcs11.pin: the token's PIN is locked (too many wrong PINs) while logging in (CKR_PIN_LOCKED)",
+    );
   });
 
   it('reads a removed device, a lost login and a stale key handle for what they are, and anything else as a device error', () => {
-    expect([0x32, 0xe0, 0xb3, 0x101, 0x82, 0x30, 0x5].map((code) => classifyPkcs11Error({ code })))
-      .toEqual(['token_missing', 'token_missing', 'token_missing', 'not_logged_in', 'key_missing', 'device_error', 'device_error']);
+    expect([0x32, 0xe0, 0xb3, 0x101, 0x82, 0x30, 0x5].map((code) => classifyPkcs11Error({ code }))).toEqual([
+      'token_missing',
+      'token_missing',
+      'token_missing',
+      'not_logged_in',
+      'key_missing',
+      'device_error',
+      'device_error',
+    ]);
   });
 });
 
@@ -42,7 +56,10 @@ describeWithHsm('signing keys in a PKCS#11 token (SoftHSM2)', () => {
     const token = await openPkcs11Token({ ...hsm.createToken('sign'), maxSessions: 2 });
     try {
       const { keys, created } = await loadOrCreateHsmKeys(token, ['PS256', 'ES256'], T0);
-      expect(created.map((k) => [k.alg, k.moat_state])).toEqual([['PS256', 'active'], ['ES256', 'active']]);
+      expect(created.map((k) => [k.alg, k.moat_state])).toEqual([
+        ['PS256', 'active'],
+        ['ES256', 'active'],
+      ]);
       expect(keys.find((k) => k.alg === 'PS256')!.publicJwk).toEqual(expect.objectContaining({ kty: 'RSA', alg: 'PS256', use: 'sig' }));
       expect(keys.find((k) => k.alg === 'ES256')!.publicJwk).toEqual(expect.objectContaining({ kty: 'EC', crv: 'P-256', alg: 'ES256' }));
       for (const key of keys) {
@@ -78,13 +95,20 @@ describeWithHsm('signing keys in a PKCS#11 token (SoftHSM2)', () => {
   it('rotates with overlapping publication: stage publishes next, rotate activates it and retires the old one, expired ones are destroyed', async () => {
     const token = await openPkcs11Token({ ...hsm.createToken('rotate'), maxSessions: 2 });
     try {
-      const { keys: [first] } = await loadOrCreateHsmKeys(token, ['ES256'], T0);
+      const {
+        keys: [first],
+      } = await loadOrCreateHsmKeys(token, ['ES256'], T0);
       const staged = await rotateHsmKeys(token, ['ES256'], { retainSeconds: 600, stage: true, now: T0 + 100 });
       // Staging on a first rotation activates a new key and stages another.
       expect(staged.retired.map((k) => k.kid)).toEqual([first!.kid]);
       const nextKid = staged.staged[0]!.kid;
       let listed = await listHsmKeys(token);
-      expect(listed.map((k) => [k.kid, k.moat_state])).toEqual(expect.arrayContaining([[first!.kid, 'retired'], [nextKid, 'next']]));
+      expect(listed.map((k) => [k.kid, k.moat_state])).toEqual(
+        expect.arrayContaining([
+          [first!.kid, 'retired'],
+          [nextKid, 'next'],
+        ]),
+      );
 
       const rotated = await rotateHsmKeys(token, ['ES256'], { retainSeconds: 600, now: T0 + 200 });
       expect(rotated.activated.map((k) => k.kid)).toEqual([nextKid]);
@@ -111,12 +135,14 @@ describeWithHsm('signing keys in a PKCS#11 token (SoftHSM2)', () => {
       // Without CKF_OS_LOCKING_OK SoftHSM crashed or hung the process under such load (not every run).
       let next = 0;
       const verified: boolean[] = [];
-      await Promise.all(Array.from({ length: 16 }, async () => {
-        while (next < 300) {
-          next += 1;
-          verified.push(await signedByToken(token, keys[next % 2]!));
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (next < 300) {
+            next += 1;
+            verified.push(await signedByToken(token, keys[next % 2]!));
+          }
+        }),
+      );
       expect(verified).toEqual(Array(verified.length).fill(true));
       expect(verified.length).toBeGreaterThanOrEqual(300);
     } finally {
@@ -128,24 +154,34 @@ describeWithHsm('signing keys in a PKCS#11 token (SoftHSM2)', () => {
     const { library, tokenLabel } = hsm.createToken('wrong-pin');
     const opening = openPkcs11Token({ library, tokenLabel, pin: '000000', maxSessions: 1 });
     await expect(opening).rejects.toBeInstanceOf(HsmUnavailableError);
-    await expect(opening).rejects.toEqual(expect.objectContaining({ reason: 'pin_incorrect', configKey: 'keys.pkcs11.pin', message: expect.stringMatching(/^keys\.pkcs11\.pin: the token refused the PIN/) }));
+    await expect(opening).rejects.toEqual(
+      expect.objectContaining({
+        reason: 'pin_incorrect',
+        configKey: 'keys.pkcs11.pin',
+        message: expect.stringMatching(/^keys\.pkcs11\.pin: the token refused the PIN/),
+      }),
+    );
   });
 
   it('refuses a token that is not there naming keys.pkcs11.tokenLabel', async () => {
-    await expect(openPkcs11Token({ library: hsm.library, tokenLabel: 'absent', pin: '123456', maxSessions: 1 }))
-      .rejects.toEqual(expect.objectContaining({ reason: 'token_missing', message: expect.stringMatching(/^keys\.pkcs11\.tokenLabel: .*no token labelled "absent"/) }));
+    await expect(openPkcs11Token({ library: hsm.library, tokenLabel: 'absent', pin: '123456', maxSessions: 1 })).rejects.toEqual(
+      expect.objectContaining({ reason: 'token_missing', message: expect.stringMatching(/^keys\.pkcs11\.tokenLabel: .*no token labelled "absent"/) }),
+    );
   });
 
   it('refuses a library that is not PKCS#11 naming keys.pkcs11.library', async () => {
-    await expect(openPkcs11Token({ library: '/nonexistent/libpkcs11.so', tokenLabel: 'x', pin: '1', maxSessions: 1 }))
-      .rejects.toEqual(expect.objectContaining({ reason: 'library_unavailable', configKey: 'keys.pkcs11.library' }));
+    await expect(openPkcs11Token({ library: '/nonexistent/libpkcs11.so', tokenLabel: 'x', pin: '1', maxSessions: 1 })).rejects.toEqual(
+      expect.objectContaining({ reason: 'library_unavailable', configKey: 'keys.pkcs11.library' }),
+    );
   });
 
   it('fails a signature with token_missing while the token is removed, and signs again once it is back', async () => {
     const config = hsm.createToken('removable');
     const token = await openPkcs11Token({ ...config, maxSessions: 2 });
     try {
-      const { keys: [key] } = await loadOrCreateHsmKeys(token, ['PS256'], T0);
+      const {
+        keys: [key],
+      } = await loadOrCreateHsmKeys(token, ['PS256'], T0);
       await expect(signedByToken(token, key!)).resolves.toBe(true);
       const putBack = hsm.removeToken(config.tokenLabel);
       await expect(signWithHsmKey(token, key!, Buffer.from('x'))).rejects.toEqual(expect.objectContaining({ reason: 'token_missing' }));

@@ -15,7 +15,11 @@ describe('signing keys', () => {
     const dir = keysDir();
     const { keys, created, file } = await loadOrCreateSigningKeys(dir, ['PS256', 'ES256', 'EdDSA'], T0);
     expect(created).toHaveLength(3);
-    expect(keys.map((k) => [k.alg, k.moat_state])).toEqual([['PS256', 'active'], ['ES256', 'active'], ['EdDSA', 'active']]);
+    expect(keys.map((k) => [k.alg, k.moat_state])).toEqual([
+      ['PS256', 'active'],
+      ['ES256', 'active'],
+      ['EdDSA', 'active'],
+    ]);
     expect(new Set(keys.map((k) => k.kid)).size).toBe(3);
     expect(Buffer.from(keys[0]!.n!, 'base64url').length * 8).toBeGreaterThanOrEqual(2048);
     expect(statSync(file).mode & 0o777).toBe(0o600);
@@ -31,7 +35,9 @@ describe('signing keys', () => {
 
   it('rotates: the old key stays published verify-only and the new one signs', async () => {
     const dir = keysDir();
-    const { keys: [old] } = await loadOrCreateSigningKeys(dir, ['ES256'], T0);
+    const {
+      keys: [old],
+    } = await loadOrCreateSigningKeys(dir, ['ES256'], T0);
     const rotation = await rotateSigningKeys(dir, ['ES256'], { retainSeconds: 360, now: T0 + 100 });
     expect(rotation.retired.map((k) => k.kid)).toEqual([old!.kid]);
     const jwks = providerJwks(JSON.parse(readFileSync(join(dir, 'jwks.json'), 'utf8')).keys as StoredKey[]);

@@ -13,7 +13,13 @@ describe('metrics merged across cluster workers', () => {
   it('sums storage errors, reports the lowest readiness and one consent count', async () => {
     const workers = [createMetrics(), createMetrics()];
     workers[0]!.attachSources({ activeConsents: async () => 3, certificates: async () => [], ready: async () => {} });
-    workers[1]!.attachSources({ activeConsents: async () => 3, certificates: async () => [], ready: async () => { throw new Error('postgres is unavailable'); } });
+    workers[1]!.attachSources({
+      activeConsents: async () => 3,
+      certificates: async () => [],
+      ready: async () => {
+        throw new Error('postgres is unavailable');
+      },
+    });
     workers[0]!.storageErrors('postgres', 'query');
     workers[1]!.storageErrors('postgres', 'query');
     workers[1]!.storageErrors('redis', 'connection');

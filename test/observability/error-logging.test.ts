@@ -17,7 +17,12 @@ function capture(): { logger: ReturnType<typeof createLogger>; lines: string[] }
   const lines: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
-      lines.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''));
+      lines.push(
+        ...chunk
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => l !== ''),
+      );
       done();
     },
   });
@@ -37,9 +42,13 @@ describe.each(sqlBackends())('a refresh token insert that fails on %s', (_name, 
   /** The error of a refresh token inserted twice: a unique violation (SQLSTATE 23505) naming the key. */
   async function failedInsert(token: string): Promise<Error> {
     const payload = JSON.stringify({ jti: token, kind: 'RefreshToken', accountId: 'cust-alice', grantId: 'grant-1', scope: 'openid accounts' });
-    const insert = () => backend.sql.query('INSERT INTO oidc_model (model, id, payload, grant_id) VALUES ($1, $2, $3, $4)', ['RefreshToken', token, payload, 'grant-1']);
+    const insert = () =>
+      backend.sql.query('INSERT INTO oidc_model (model, id, payload, grant_id) VALUES ($1, $2, $3, $4)', ['RefreshToken', token, payload, 'grant-1']);
     await insert();
-    const err = await insert().then(() => undefined, (e: unknown) => e as Error);
+    const err = await insert().then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
     if (err === undefined) throw new Error('the second insert was expected to fail');
     return err;
   }
@@ -60,14 +69,16 @@ describe.each(sqlBackends())('a refresh token insert that fails on %s', (_name, 
     expect(logged.err.droppedFields).toEqual(expect.arrayContaining(['detail', 'where']));
   });
 
-  it('drops the same fields from an error\'s cause', async () => {
+  it("drops the same fields from an error's cause", async () => {
     const token = randomBytes(32).toString('base64url');
     const err = new Error('could not store the refresh token', { cause: await failedInsert(token) });
     const { logger, lines } = capture();
     logger.warn({ err, event: 'storage.failed' }, 'storage failed');
     expect(lines[0]).not.toContain(token);
     expect(secretsInLogLine(lines[0]!)).toEqual([]);
-    expect(JSON.parse(lines[0]!).err.cause).toEqual(expect.objectContaining({ constraint: 'oidc_model_pkey', droppedFields: expect.arrayContaining(['detail']) }));
+    expect(JSON.parse(lines[0]!).err.cause).toEqual(
+      expect.objectContaining({ constraint: 'oidc_model_pkey', droppedFields: expect.arrayContaining(['detail']) }),
+    );
   });
 
   it('would be caught by the log scan at the end of the run, had the error been logged whole', async () => {

@@ -23,29 +23,52 @@ import { openCeremonyPage } from '../support/virtual-authenticator.ts';
 const ISSUER = 'https://localhost:7443';
 const ALICE = 'cust-alice';
 
-interface Backends { store: PasskeyStore; challenges: ModelStore; close(): Promise<void> }
+interface Backends {
+  store: PasskeyStore;
+  challenges: ModelStore;
+  close(): Promise<void>;
+}
 
 const backends: [string, () => Promise<Backends>][] = [
-  ['PGlite and the in-process store', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'moat-passkeys-'));
-    await copyMigratedEmbeddedDatabase(join(dir, 'pglite'));
-    const sql = await createPgliteSqlClient(join(dir, 'pglite'));
-    const challenges = createMemoryModelStore();
-    return { store: createSqlPasskeyStore(sql), challenges, close: async () => { await sql.close(); rmSync(dir, { recursive: true, force: true }); } };
-  }],
+  [
+    'PGlite and the in-process store',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'moat-passkeys-'));
+      await copyMigratedEmbeddedDatabase(join(dir, 'pglite'));
+      const sql = await createPgliteSqlClient(join(dir, 'pglite'));
+      const challenges = createMemoryModelStore();
+      return {
+        store: createSqlPasskeyStore(sql),
+        challenges,
+        close: async () => {
+          await sql.close();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  ],
 ];
 if (!embeddedOnly()) {
-  backends.push(['Postgres and Redis', async () => {
-    const db = await createThrowawayPostgres();
-    const sql = createPgSqlClient(db.url);
-    await applyMigrations(sql);
-    const prefix = redisTestPrefix();
-    const challenges = createRedisModelStore(await connectRedis(prefix.url), prefix.prefix);
-    return {
-      store: createSqlPasskeyStore(sql), challenges,
-      close: async () => { await challenges.close(); await prefix.cleanup(); await sql.close(); await db.drop(); },
-    };
-  }]);
+  backends.push([
+    'Postgres and Redis',
+    async () => {
+      const db = await createThrowawayPostgres();
+      const sql = createPgSqlClient(db.url);
+      await applyMigrations(sql);
+      const prefix = redisTestPrefix();
+      const challenges = createRedisModelStore(await connectRedis(prefix.url), prefix.prefix);
+      return {
+        store: createSqlPasskeyStore(sql),
+        challenges,
+        close: async () => {
+          await challenges.close();
+          await prefix.cleanup();
+          await sql.close();
+          await db.drop();
+        },
+      };
+    },
+  ]);
 }
 
 const describeInBrowser = chromiumAvailable() ? describe : describe.skip;
@@ -92,7 +115,14 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
     const { device, passkey } = await enrolled('cust-enrol');
     try {
       const [stored] = await b.store.listForCustomer('cust-enrol');
-      expect(stored).toMatchObject({ id: passkey.id, customerId: 'cust-enrol', name: 'Laptop', deviceType: 'singleDevice', backedUp: false, transports: ['internal'] });
+      expect(stored).toMatchObject({
+        id: passkey.id,
+        customerId: 'cust-enrol',
+        name: 'Laptop',
+        deviceType: 'singleDevice',
+        backedUp: false,
+        transports: ['internal'],
+      });
       expect(stored!.publicKey.length).toBeGreaterThan(60);
       expect(await device.credentialCount()).toBe(1);
     } finally {
@@ -119,7 +149,7 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
     }
   });
 
-  it('refuses an assertion whose signature counter went backwards, as a cloned authenticator\'s would (WebAuthn L2 §6.1.1, §7.2 step 21)', async () => {
+  it("refuses an assertion whose signature counter went backwards, as a cloned authenticator's would (WebAuthn L2 §6.1.1, §7.2 step 21)", async () => {
     const { device } = await enrolled('cust-counter');
     try {
       // Two assertions from one authenticator: the earlier one carries the lower counter. Presenting
@@ -185,8 +215,12 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
       const response = await device.authenticate(options);
       const outcomes = await Promise.allSettled(Array.from({ length: 5 }, () => ceremonies.authenticate({ binding: 'interaction:race', response })));
       expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
-      expect(outcomes.filter((o) => o.status === 'rejected').map((o) => ((o as PromiseRejectedResult).reason as PasskeyRefused).code))
-        .toEqual(['challenge_used', 'challenge_used', 'challenge_used', 'challenge_used']);
+      expect(outcomes.filter((o) => o.status === 'rejected').map((o) => ((o as PromiseRejectedResult).reason as PasskeyRefused).code)).toEqual([
+        'challenge_used',
+        'challenge_used',
+        'challenge_used',
+        'challenge_used',
+      ]);
     } finally {
       await device.context.close();
     }
@@ -210,7 +244,9 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
       await device.goto('https://localhost:7444');
       const registrationOptions = await ceremonies.registrationOptions({ customerId: 'cust-origin', customerName: 'x', binding: 'dashboard:origin' });
       const registration = await device.register({ ...registrationOptions, excludeCredentials: [] });
-      expect(await refusal(ceremonies.register({ customerId: 'cust-origin', binding: 'dashboard:origin', response: registration, name: 'x' }))).toBe('wrong_origin');
+      expect(await refusal(ceremonies.register({ customerId: 'cust-origin', binding: 'dashboard:origin', response: registration, name: 'x' }))).toBe(
+        'wrong_origin',
+      );
       const options = await ceremonies.authenticationOptions({ binding: 'interaction:origin' });
       expect(await refusal(ceremonies.authenticate({ binding: 'interaction:origin', response: await device.authenticate(options) }))).toBe('wrong_origin');
       expect(await b.store.listForCustomer('cust-origin')).toHaveLength(1);
@@ -219,7 +255,7 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
     }
   });
 
-  it('refuses a response whose relying party id is not the issuer\'s host, even from the issuer\'s origin', async () => {
+  it("refuses a response whose relying party id is not the issuer's host, even from the issuer's origin", async () => {
     // An issuer at login.moat-bank.example: a page there may use the parent domain as rpId (WebAuthn
     // L2 §5.1.3 step 8), which Moat refuses.
     const issuer = 'https://login.moat-bank.example:7443';
@@ -266,7 +302,9 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
     try {
       await b.store.removeAll('cust-known');
       const options = await ceremonies.authenticationOptions({ binding: 'interaction:unknown' });
-      expect(await refusal(ceremonies.authenticate({ binding: 'interaction:unknown', response: await device.authenticate(options) }))).toBe('unknown_credential');
+      expect(await refusal(ceremonies.authenticate({ binding: 'interaction:unknown', response: await device.authenticate(options) }))).toBe(
+        'unknown_credential',
+      );
     } finally {
       await device.context.close();
     }
@@ -298,9 +336,27 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
     const { device } = await enrolled('cust-malformed');
     try {
       const binding = 'interaction:malformed';
-      for (const response of ['', 'not json', '{}', '[]', '{"id":"x","rawId":"x","type":"public-key","response":{},"clientExtensionResults":{}}',
-        JSON.stringify({ id: 'x', rawId: 'x', type: 'public-key', clientExtensionResults: {}, response: { clientDataJSON: 'e30', authenticatorData: 'AA', signature: 'AA' } }),
-        JSON.stringify({ id: 'x\u0000', rawId: 'x', type: 'public-key', clientExtensionResults: {}, response: { clientDataJSON: '!!', authenticatorData: 'AA', signature: 'AA' } })]) {
+      for (const response of [
+        '',
+        'not json',
+        '{}',
+        '[]',
+        '{"id":"x","rawId":"x","type":"public-key","response":{},"clientExtensionResults":{}}',
+        JSON.stringify({
+          id: 'x',
+          rawId: 'x',
+          type: 'public-key',
+          clientExtensionResults: {},
+          response: { clientDataJSON: 'e30', authenticatorData: 'AA', signature: 'AA' },
+        }),
+        JSON.stringify({
+          id: 'x\u0000',
+          rawId: 'x',
+          type: 'public-key',
+          clientExtensionResults: {},
+          response: { clientDataJSON: '!!', authenticatorData: 'AA', signature: 'AA' },
+        }),
+      ]) {
         expect(await refusal(ceremonies.authenticate({ binding, response }))).toBe('malformed_response');
       }
       const options = await ceremonies.authenticationOptions({ binding });
@@ -313,7 +369,9 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
       const regOptions = await ceremonies.registrationOptions({ customerId: 'cust-malformed', customerName: 'x', binding: 'dashboard:m' });
       const reg = JSON.parse(await device.register({ ...regOptions, excludeCredentials: [] })) as { response: { attestationObject: string } };
       reg.response.attestationObject = 'AAAA';
-      expect(await refusal(ceremonies.register({ customerId: 'cust-malformed', binding: 'dashboard:m', response: JSON.stringify(reg), name: 'x' }))).toBe('malformed_response');
+      expect(await refusal(ceremonies.register({ customerId: 'cust-malformed', binding: 'dashboard:m', response: JSON.stringify(reg), name: 'x' }))).toBe(
+        'malformed_response',
+      );
       expect(await b.store.listForCustomer('cust-malformed')).toHaveLength(1);
     } finally {
       await device.context.close();

@@ -1,7 +1,15 @@
 import * as x509 from '../../src/pki/x509.ts';
 import {
-  describeDifference, distinguishedNamesEqual, formatDistinguishedName, getAttribute, InvalidDistinguishedNameError,
-  issuerOf, parseDistinguishedName, resolveAttributeType, subjectOf, toX509Name,
+  describeDifference,
+  distinguishedNamesEqual,
+  formatDistinguishedName,
+  getAttribute,
+  InvalidDistinguishedNameError,
+  issuerOf,
+  parseDistinguishedName,
+  resolveAttributeType,
+  subjectOf,
+  toX509Name,
 } from '../../src/pki/distinguished-name.ts';
 import { createTestCa, issueLeaf, type JsonName, type TestCa } from '../support/pki.ts';
 
@@ -19,7 +27,10 @@ describe('RFC 4514 distinguished name strings', () => {
 
   it('reads a multi-valued RDN', () => {
     expect(parseDistinguishedName('CN=a+UID=42,DC=example')).toEqual([
-      [{ type: '2.5.4.3', value: 'a' }, { type: '0.9.2342.19200300.100.1.1', value: '42' }],
+      [
+        { type: '2.5.4.3', value: 'a' },
+        { type: '0.9.2342.19200300.100.1.1', value: '42' },
+      ],
       [{ type: '0.9.2342.19200300.100.1.25', value: 'example' }],
     ]);
   });
@@ -108,7 +119,12 @@ describe('distinguishedNameMatch (RFC 4517 §4.2.15, RFC 4518 preparation)', () 
     expect(equal('commonName=acme,countryName=GB', 'CN=acme,C=GB')).toBe(true);
     expect(equal('organizationIdentifier=PSDGB-FCA-123456', '2.5.4.97=PSDGB-FCA-123456')).toBe(true);
     expect(equal('emailAddress=a@example.com', 'E=a@example.com')).toBe(true);
-    expect(equal('serialNumber=123,businessCategory=Private Organization,jurisdictionC=GB,street=1 Road', '2.5.4.5=123,2.5.4.15=Private Organization,1.3.6.1.4.1.311.60.2.1.3=GB,2.5.4.9=1 Road')).toBe(true);
+    expect(
+      equal(
+        'serialNumber=123,businessCategory=Private Organization,jurisdictionC=GB,street=1 Road',
+        '2.5.4.5=123,2.5.4.15=Private Organization,1.3.6.1.4.1.311.60.2.1.3=GB,2.5.4.9=1 Road',
+      ),
+    ).toBe(true);
     expect(equal('DC=example,UID=jd', 'domainComponent=example,userId=jd')).toBe(true);
   });
 
@@ -149,10 +165,12 @@ describe('distinguishedNameMatch (RFC 4517 §4.2.15, RFC 4518 preparation)', () 
   });
 
   it('names the first differing attribute', () => {
-    expect(describeDifference(parseDistinguishedName('CN=a,OU=org-1,C=GB'), parseDistinguishedName('CN=a,OU=org-2,C=GB')))
-      .toBe('expected OU=org-1, the certificate has OU=org-2');
-    expect(describeDifference(parseDistinguishedName('CN=a,OU=x+O=y'), parseDistinguishedName('CN=a,O=y+OU=z')))
-      .toBe('expected OU=x, the certificate has OU=z');
+    expect(describeDifference(parseDistinguishedName('CN=a,OU=org-1,C=GB'), parseDistinguishedName('CN=a,OU=org-2,C=GB'))).toBe(
+      'expected OU=org-1, the certificate has OU=org-2',
+    );
+    expect(describeDifference(parseDistinguishedName('CN=a,OU=x+O=y'), parseDistinguishedName('CN=a,O=y+OU=z'))).toBe(
+      'expected OU=x, the certificate has OU=z',
+    );
     expect(describeDifference(parseDistinguishedName('CN=a'), parseDistinguishedName('CN=a,C=GB'))).toBe('the certificate has an extra RDN C=GB');
     expect(describeDifference(parseDistinguishedName('CN=a,C=GB'), parseDistinguishedName('CN=a'))).toBe('the certificate lacks C=GB');
     expect(describeDifference(parseDistinguishedName('CN=a'), parseDistinguishedName('cn=A'))).toBeUndefined();

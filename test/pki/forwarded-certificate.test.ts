@@ -1,5 +1,9 @@
 import {
-  ALL_FORWARDED_CERT_HEADERS, MalformedForwardedCertificateError, parseXfcc, readForwardedCertificate, type ForwardedCertificate,
+  ALL_FORWARDED_CERT_HEADERS,
+  MalformedForwardedCertificateError,
+  parseXfcc,
+  readForwardedCertificate,
+  type ForwardedCertificate,
 } from '../../src/pki/forwarded-certificate.ts';
 import { byteSequence, createIntermediateCa, createTestCa, issueLeaf, type TestCa, type TestCertificate } from '../support/pki.ts';
 
@@ -34,8 +38,16 @@ describe('RFC 9440 Client-Cert and Client-Cert-Chain', () => {
 
   it('reads the chain from a List of Byte Sequences, also when split over several lines', () => {
     const expected = ['OU=org-1,CN=sw-1', 'CN=Issuing CA', 'CN=Root'];
-    expect(subjects(readForwardedCertificate('rfc9440', { 'client-cert': byteSequence(leaf), 'client-cert-chain': `${byteSequence(intermediate)}, ${byteSequence(root)}` }))).toEqual(expected);
-    expect(subjects(readForwardedCertificate('rfc9440', { 'client-cert': [byteSequence(leaf)], 'client-cert-chain': [byteSequence(intermediate), byteSequence(root)] }))).toEqual(expected);
+    expect(
+      subjects(
+        readForwardedCertificate('rfc9440', { 'client-cert': byteSequence(leaf), 'client-cert-chain': `${byteSequence(intermediate)}, ${byteSequence(root)}` }),
+      ),
+    ).toEqual(expected);
+    expect(
+      subjects(
+        readForwardedCertificate('rfc9440', { 'client-cert': [byteSequence(leaf)], 'client-cert-chain': [byteSequence(intermediate), byteSequence(root)] }),
+      ),
+    ).toEqual(expected);
   });
 
   it('finds no certificate when the header is absent or empty', () => {
@@ -53,12 +65,15 @@ describe('RFC 9440 Client-Cert and Client-Cert-Chain', () => {
   });
 
   it('refuses a chain member that is not a Byte Sequence, or a chain too long', () => {
-    expect(malformed('rfc9440', { 'client-cert': byteSequence(leaf), 'client-cert-chain': `${byteSequence(intermediate)}, "x"` }))
-      .toBe('Client-Cert-Chain member 2 is not a Byte Sequence (RFC 9440 §2.3)');
-    expect(malformed('rfc9440', { 'client-cert': byteSequence(leaf), 'client-cert-chain': `(${byteSequence(intermediate)})` }))
-      .toBe('Client-Cert-Chain member 1 is not a Byte Sequence (RFC 9440 §2.3)');
-    expect(malformed('rfc9440', { 'client-cert': byteSequence(leaf), 'client-cert-chain': Array(9).fill(byteSequence(intermediate)).join(', ') }))
-      .toBe('Client-Cert-Chain holds more than 8 certificates');
+    expect(malformed('rfc9440', { 'client-cert': byteSequence(leaf), 'client-cert-chain': `${byteSequence(intermediate)}, "x"` })).toBe(
+      'Client-Cert-Chain member 2 is not a Byte Sequence (RFC 9440 §2.3)',
+    );
+    expect(malformed('rfc9440', { 'client-cert': byteSequence(leaf), 'client-cert-chain': `(${byteSequence(intermediate)})` })).toBe(
+      'Client-Cert-Chain member 1 is not a Byte Sequence (RFC 9440 §2.3)',
+    );
+    expect(malformed('rfc9440', { 'client-cert': byteSequence(leaf), 'client-cert-chain': Array(9).fill(byteSequence(intermediate)).join(', ') })).toBe(
+      'Client-Cert-Chain holds more than 8 certificates',
+    );
   });
 });
 
@@ -68,8 +83,10 @@ describe('nginx X-SSL-Client-Cert ($ssl_client_escaped_cert)', () => {
   });
 
   it('reads further PEM certificates as the chain', () => {
-    expect(subjects(readForwardedCertificate('nginx', { 'x-ssl-client-cert': encodeURIComponent(leaf.certPem + intermediate.certPem) })))
-      .toEqual(['OU=org-1,CN=sw-1', 'CN=Issuing CA']);
+    expect(subjects(readForwardedCertificate('nginx', { 'x-ssl-client-cert': encodeURIComponent(leaf.certPem + intermediate.certPem) }))).toEqual([
+      'OU=org-1,CN=sw-1',
+      'CN=Issuing CA',
+    ]);
   });
 
   it('finds no certificate when nginx saw none (empty variable)', () => {
@@ -80,7 +97,11 @@ describe('nginx X-SSL-Client-Cert ($ssl_client_escaped_cert)', () => {
     ['bad percent-encoding', '%E0%A4%A', 'X-SSL-Client-Cert is not URL-encoded'],
     ['no PEM', 'hello', 'X-SSL-Client-Cert holds something other than PEM certificates'],
     ['text around the PEM', () => encodeURIComponent(`${leaf.certPem}extra`), 'X-SSL-Client-Cert holds something other than PEM certificates'],
-    ['a corrupt PEM body', encodeURIComponent('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'), 'X-SSL-Client-Cert holds an unreadable certificate'],
+    [
+      'a corrupt PEM body',
+      encodeURIComponent('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'),
+      'X-SSL-Client-Cert holds an unreadable certificate',
+    ],
   ])('refuses %s', (_what, value, message) => {
     expect(malformed('nginx', { 'x-ssl-client-cert': typeof value === 'function' ? value() : value })).toBe(message);
   });
@@ -90,15 +111,27 @@ describe('Envoy X-Forwarded-Client-Cert', () => {
   const cert = (c: TestCertificate) => encodeURIComponent(c.certPem);
 
   it('splits elements and pairs, honouring quotes and escaped quotes', () => {
-    expect(parseXfcc('By=spiffe://a;Hash=01ab,By=spiffe://gw;Subject="CN=sw-1,OU=org\\"1\\";x=y";URI=spiffe://c;uri=spiffe://d'))
-      .toEqual([
-        new Map([['by', ['spiffe://a']], ['hash', ['01ab']]]),
-        new Map([['by', ['spiffe://gw']], ['subject', ['CN=sw-1,OU=org"1";x=y']], ['uri', ['spiffe://c', 'spiffe://d']]]),
-      ]);
+    expect(parseXfcc('By=spiffe://a;Hash=01ab,By=spiffe://gw;Subject="CN=sw-1,OU=org\\"1\\";x=y";URI=spiffe://c;uri=spiffe://d')).toEqual([
+      new Map([
+        ['by', ['spiffe://a']],
+        ['hash', ['01ab']],
+      ]),
+      new Map([
+        ['by', ['spiffe://gw']],
+        ['subject', ['CN=sw-1,OU=org"1";x=y']],
+        ['uri', ['spiffe://c', 'spiffe://d']],
+      ]),
+    ]);
   });
 
   it('keeps backslashes that escape nothing but a quote, and allows spaces around separators', () => {
-    expect(parseXfcc('Subject="CN=a\\,b" ; Hash=x , By=y')).toEqual([new Map([['subject', ['CN=a\\,b']], ['hash', ['x']]]), new Map([['by', ['y']]])]);
+    expect(parseXfcc('Subject="CN=a\\,b" ; Hash=x , By=y')).toEqual([
+      new Map([
+        ['subject', ['CN=a\\,b']],
+        ['hash', ['x']],
+      ]),
+      new Map([['by', ['y']]]),
+    ]);
   });
 
   it.each([
@@ -122,7 +155,7 @@ describe('Envoy X-Forwarded-Client-Cert', () => {
     expect(subjects(readForwardedCertificate('envoy-xfcc', { 'x-forwarded-client-cert': header }))).toEqual(['OU=org-1,CN=sw-1', 'CN=Issuing CA']);
   });
 
-  it('treats XFCC header lines as one list, the last line\'s last element being the nearest proxy\'s', () => {
+  it("treats XFCC header lines as one list, the last line's last element being the nearest proxy's", () => {
     const lines = [`By=spiffe://edge;Cert="${cert(root)}"`, `By=spiffe://gw;Cert="${cert(leaf)}"`];
     expect(subjects(readForwardedCertificate('envoy-xfcc', { 'x-forwarded-client-cert': lines }))).toEqual(['OU=org-1,CN=sw-1']);
   });
@@ -137,15 +170,17 @@ describe('Envoy X-Forwarded-Client-Cert', () => {
   });
 
   it('refuses two Cert keys in one element, or two certificates in Cert', () => {
-    expect(malformed('envoy-xfcc', { 'x-forwarded-client-cert': `Cert="${cert(leaf)}";Cert="${cert(leaf)}"` }))
-      .toBe('X-Forwarded-Client-Cert: cert appears more than once in an element');
-    expect(malformed('envoy-xfcc', { 'x-forwarded-client-cert': `Cert="${cert(leaf)}${cert(intermediate)}"` }))
-      .toBe('X-Forwarded-Client-Cert Cert holds more than one certificate');
+    expect(malformed('envoy-xfcc', { 'x-forwarded-client-cert': `Cert="${cert(leaf)}";Cert="${cert(leaf)}"` })).toBe(
+      'X-Forwarded-Client-Cert: cert appears more than once in an element',
+    );
+    expect(malformed('envoy-xfcc', { 'x-forwarded-client-cert': `Cert="${cert(leaf)}${cert(intermediate)}"` })).toBe(
+      'X-Forwarded-Client-Cert Cert holds more than one certificate',
+    );
   });
 });
 
 describe('headers that can carry a forwarded certificate', () => {
-  it('are every format\'s header and the RFC 9440 chain header', () => {
+  it("are every format's header and the RFC 9440 chain header", () => {
     expect(ALL_FORWARDED_CERT_HEADERS).toEqual(['client-cert', 'x-ssl-client-cert', 'x-forwarded-client-cert', 'client-cert-chain']);
   });
 });

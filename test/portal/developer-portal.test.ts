@@ -119,7 +119,11 @@ describeInBrowser('the sandbox developer portal in a real browser', () => {
     expect(certificate.keyUsage).toContain('1.3.6.1.5.5.7.3.2');
     expect(certificate.checkPrivateKey((await import('node:crypto')).createPrivateKey(files['transport.key']!))).toBe(true);
     const ssa = JSON.parse(Buffer.from(files['ssa.jwt']!.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
-    expect(ssa).toMatchObject({ software_client_name: 'Portal Fintech', software_roles: ['AISP', 'PISP'], software_redirect_uris: ['https://localhost:3000/callback', 'https://tpp.example/cb'] });
+    expect(ssa).toMatchObject({
+      software_client_name: 'Portal Fintech',
+      software_roles: ['AISP', 'PISP'],
+      software_redirect_uris: ['https://localhost:3000/callback', 'https://tpp.example/cb'],
+    });
     expect((JSON.parse(files['signing.jwks.json']!) as { keys: { d?: string }[] }).keys[0]!.d).toBeDefined();
     expect(files['server-ca.pem']).toBe(serverCa());
   });
@@ -129,14 +133,24 @@ describeInBrowser('the sandbox developer portal in a real browser', () => {
     const f = tlsFetch(files['server-ca.pem']!, tpp);
     let refusedId: string;
     try {
-      const registered = await f(`${h.issuer}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: files['registration.json']! });
+      const registered = await f(`${h.issuer}/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: files['registration.json']!,
+      });
       expect(registered.status).toBe(201);
-      const { client_id: clientId } = await registered.json() as { client_id: string };
+      const { client_id: clientId } = (await registered.json()) as { client_id: string };
       // The downloaded key authenticates the client; a PAR without PKCE is refused, and says why.
       refusedId = randomUUID();
       const refused = await f(`${h.issuer}/par`, {
-        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-fapi-interaction-id': refusedId },
-        body: new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid accounts', redirect_uri: 'https://localhost:3000/callback' }).toString(),
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-fapi-interaction-id': refusedId },
+        body: new URLSearchParams({
+          client_id: clientId,
+          response_type: 'code',
+          scope: 'openid accounts',
+          redirect_uri: 'https://localhost:3000/callback',
+        }).toString(),
       });
       expect(refused.status).toBe(400);
     } finally {
@@ -172,7 +186,11 @@ describeInBrowser('the sandbox developer portal in a real browser', () => {
       mkdirSync(join(work, 'portal-fintech'));
       for (const [name, content] of Object.entries(files)) writeFileSync(join(work, 'portal-fintech', name), content);
       const { stdout } = await run('bash', ['-c', `${tls}\n${privateKeyJwt}`], { cwd: work, timeout: 30_000 });
-      expect(JSON.parse(stdout)).toMatchObject({ token_endpoint_auth_method: 'private_key_jwt', dpop_bound_access_tokens: true, tls_client_certificate_bound_access_tokens: false });
+      expect(JSON.parse(stdout)).toMatchObject({
+        token_endpoint_auth_method: 'private_key_jwt',
+        dpop_bound_access_tokens: true,
+        tls_client_certificate_bound_access_tokens: false,
+      });
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
@@ -210,7 +228,8 @@ describe('the portal form without a browser', () => {
     const f = tlsFetch(serverCa());
     try {
       const res = await f(`${h.issuer}/portal/tpps`, {
-        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example' },
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example' },
         body: new URLSearchParams({ name: 'Forged Ltd', roles: 'AISP', redirect_uris: 'https://evil.example/cb' }).toString(),
       });
       expect(res.status).toBe(400);

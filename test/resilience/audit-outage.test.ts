@@ -25,13 +25,19 @@ if (bin === undefined && process.env.TEST_MOAT_REQUIRE_SERVICES === '1') throw n
     pg = await startPrivatePostgres(bin!);
     sql = createPgSqlClient(pg.url);
     await applyMigrations(sql);
-    audit = createAuditLog(sql, pino({ level: 'warn' }, {
-      write: (line: string) => {
-        const event = (JSON.parse(line) as { event: string }).event;
-        events.push(event);
-        onEvent?.(event);
-      },
-    }));
+    audit = createAuditLog(
+      sql,
+      pino(
+        { level: 'warn' },
+        {
+          write: (line: string) => {
+            const event = (JSON.parse(line) as { event: string }).event;
+            events.push(event);
+            onEvent?.(event);
+          },
+        },
+      ),
+    );
   });
   afterAll(async () => {
     await sql?.close();
@@ -45,7 +51,9 @@ if (bin === undefined && process.env.TEST_MOAT_REQUIRE_SERVICES === '1') throw n
         if (event === 'audit.waiting_for_storage') resolve();
       };
     });
-    const recorded = Array.from({ length: MAX_QUEUED }, (_, i) => audit.record({ type: 'token.issued', actor: 'system', clientId: 'client-outage', subject: `o-${i}` }));
+    const recorded = Array.from({ length: MAX_QUEUED }, (_, i) =>
+      audit.record({ type: 'token.issued', actor: 'system', clientId: 'client-outage', subject: `o-${i}` }),
+    );
     let roomGiven = false;
     const room = audit.room().then(() => {
       roomGiven = true;

@@ -62,7 +62,9 @@ if (bin === undefined) process.stderr.write('moat tests: no Postgres server bina
     const read = await consentApi(tpp, 'GET', `/aisp/account-access-consents/${lodged.body.Data.ConsentId}`, { token: ccToken });
     expect(read.body.Data.Status).toBe('Rejected');
     expect((await h.moat.consents.getForClient(tokens.consent_id as string, tpp.client.client_id)).status).toBe('Authorised');
-    const cc = await oauth.clientCredentialsGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts' }), { [oauth.customFetch]: tpp.fetch });
+    const cc = await oauth.clientCredentialsGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts' }), {
+      [oauth.customFetch]: tpp.fetch,
+    });
     expect(cc.status).toBe(200);
   });
 
@@ -75,7 +77,9 @@ if (bin === undefined) process.stderr.write('moat tests: no Postgres server bina
     expect((await consentApi(tpp, 'POST', '/aisp/account-access-consents', { token: ccToken, body: accountAccessBody() })).status).toBe(503);
     // The scrape itself still answers while Postgres is down.
     const during = await scrapeMetrics(h);
-    expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'postgres' })).toBeGreaterThan(sampleSum(before, 'moat_storage_errors_total', { backend: 'postgres' }));
+    expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'postgres' })).toBeGreaterThan(
+      sampleSum(before, 'moat_storage_errors_total', { backend: 'postgres' }),
+    );
     expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'postgres', operation: 'query' })).toBeGreaterThan(0);
     expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'redis' })).toBe(0);
     expect(sampleSum(during, 'moat_ready')).toBe(0);

@@ -13,10 +13,15 @@ import { onboardTpp, pushAuthorization, type RegisteredTpp } from '../support/tp
 const redisServer = spawnSync('redis-server', ['--version']).error === undefined ? 'redis-server' : undefined;
 
 async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn(redisServer!, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(redisServer!, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   await new Promise<void>((resolve, reject) => {
     let out = '';
-    child.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('Ready to accept connections')) resolve(); });
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('Ready to accept connections')) resolve();
+    });
     child.once('exit', (code) => reject(new Error(`redis-server exited with ${String(code)}: ${out}`)));
   });
   return child;
@@ -55,8 +60,16 @@ async function stop(child: ChildProcess): Promise<void> {
     await stop(redis);
     const started = Date.now();
     const res = await tpp.fetch(`${h.issuer}/par`, {
-      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ client_id: tpp.client.client_id, response_type: 'code', redirect_uri: tpp.redirectUri, scope: 'openid', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' }).toString(),
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        client_id: tpp.client.client_id,
+        response_type: 'code',
+        redirect_uri: tpp.redirectUri,
+        scope: 'openid',
+        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+        code_challenge_method: 'S256',
+      }).toString(),
     });
     expect(Date.now() - started).toBeLessThan(5000);
     expect(res.status).toBe(503);
@@ -67,7 +80,9 @@ async function stop(child: ChildProcess): Promise<void> {
   it('shows the outage on the admin listener\'s /metrics: moat_storage_errors_total{backend="redis"} rises and moat_ready is 0', async () => {
     expect(sampleSum(before, 'moat_ready')).toBe(1);
     const during = await scrapeMetrics(h);
-    expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'redis' })).toBeGreaterThan(sampleSum(before, 'moat_storage_errors_total', { backend: 'redis' }));
+    expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'redis' })).toBeGreaterThan(
+      sampleSum(before, 'moat_storage_errors_total', { backend: 'redis' }),
+    );
     // The refused PAR was stored through the Redis model store, where its failure is counted.
     expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'redis', operation: 'upsert' })).toBeGreaterThan(0);
     expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'postgres' })).toBe(0);
@@ -79,7 +94,10 @@ async function stop(child: ChildProcess): Promise<void> {
     const deadline = Date.now() + 5000;
     let ok = false;
     while (!ok && Date.now() < deadline) {
-      ok = await pushAuthorization(tpp).then(() => true, () => false);
+      ok = await pushAuthorization(tpp).then(
+        () => true,
+        () => false,
+      );
       if (!ok) await new Promise((r) => setTimeout(r, 200));
     }
     expect(ok).toBe(true);

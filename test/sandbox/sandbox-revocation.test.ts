@@ -30,7 +30,6 @@ afterAll(async () => {
 
 const moat = (args: string[]) => runMoat(args, { cwd: tpp.creds.dir });
 
-
 it('publishes a CRL signed by the sandbox TPP CA, and answers OCSP for its certificates', async () => {
   const material = await ensureSandboxMaterial(h.config.dataDir);
   const f = tlsFetch(material.serverCaPem);
@@ -40,7 +39,10 @@ it('publishes a CRL signed by the sandbox TPP CA, and answers OCSP for its certi
     const crl = new x509.X509Crl(Buffer.from(await res.arrayBuffer()));
     expect(await crl.verify({ publicKey: new x509.X509Certificate(material.tppCaPem).publicKey })).toBe(true);
     const checker = createRevocationChecker({ extraCaPem: material.serverCaPem });
-    const verdict = await checker.check(new X509Certificate(tpp.creds.certPem), new X509Certificate(material.tppCaPem), { ocspUrls: [sandboxRevocationPointers(h.issuer).ocspUrl], crlUrls: [] });
+    const verdict = await checker.check(new X509Certificate(tpp.creds.certPem), new X509Certificate(material.tppCaPem), {
+      ocspUrls: [sandboxRevocationPointers(h.issuer).ocspUrl],
+      crlUrls: [],
+    });
     expect(verdict).toEqual(expect.objectContaining({ status: 'good', source: 'ocsp' }));
     const garbage = await f(`${h.issuer}/sandbox/pki/ocsp`, { method: 'POST', headers: { 'content-type': 'application/ocsp-request' }, body: 'not DER' });
     expect(garbage.status).toBe(200);
@@ -51,7 +53,10 @@ it('publishes a CRL signed by the sandbox TPP CA, and answers OCSP for its certi
 });
 
 it('revokes a sandbox certificate from the CLI, and Moat stops the TPP at its next check', async () => {
-  const cc = () => oauth.clientCredentialsGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts' }), { [oauth.customFetch]: tpp.fetch });
+  const cc = () =>
+    oauth.clientCredentialsGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts' }), {
+      [oauth.customFetch]: tpp.fetch,
+    });
   expect((await cc()).status).toBe(200);
   writeFileSync(join(tpp.creds.dir, 'moat.yaml'), `issuer: ${h.issuer}\ndataDir: ${h.config.dataDir}\n`);
   const r = await moat(['sandbox', 'revoke', '--cert', 'transport.pem', '--key', 'transport.key']);
@@ -72,7 +77,7 @@ it('revokes only certificates of the sandbox CA, proven by presenting them', asy
   try {
     const res = await f(`${h.issuer}/sandbox/pki/revoke`, { method: 'POST' });
     expect(res.status).toBe(401);
-    expect((await res.json() as { error: string }).error).toBe('invalid_client');
+    expect(((await res.json()) as { error: string }).error).toBe('invalid_client');
   } finally {
     await f.close();
   }

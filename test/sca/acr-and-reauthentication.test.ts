@@ -6,8 +6,17 @@ import { adminRequest } from '../support/admin-api.ts';
 import { redeem, refresh } from '../support/consents.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import {
-  authorizationCodeFlow, authorize, Browser, customerConsents, hiddenField, onboardTpp, pushAuthorization, signInAtInteraction,
-  tlsFetch, type RegisteredTpp, useMoatWithTpp,
+  authorizationCodeFlow,
+  authorize,
+  Browser,
+  customerConsents,
+  hiddenField,
+  onboardTpp,
+  pushAuthorization,
+  signInAtInteraction,
+  tlsFetch,
+  type RegisteredTpp,
+  useMoatWithTpp,
 } from '../support/tpp-client.ts';
 import { createCustomer, serverSecretBox } from './support.ts';
 
@@ -34,7 +43,7 @@ describe('acr in discovery and tokens (issue 16 §3)', () => {
   it('publishes acr_values_supported: urn:openbanking:psd2:sca and urn:openbanking:psd2:ca', async () => {
     const f = tlsFetch(tpp.creds.serverCaPem);
     try {
-      const metadata = await (await f(`${h.issuer}/.well-known/openid-configuration`)).json() as Record<string, unknown>;
+      const metadata = (await (await f(`${h.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
       expect(metadata.acr_values_supported).toEqual([SCA, CA]);
     } finally {
       await f.close();
@@ -107,14 +116,17 @@ describe('stepping up a session (issue 16 §3)', () => {
   });
 });
 
-describe('threat detection\'s step-up means a real second factor (issue 16 §4)', () => {
-  it('asks a stepped-up client\'s customers for SCA even to sign in, and refuses a password alone', async () => {
+describe("threat detection's step-up means a real second factor (issue 16 §4)", () => {
+  it("asks a stepped-up client's customers for SCA even to sign in, and refuses a password alone", async () => {
     const stepped = await onboardTpp(h, { name: 'Stepped Fintech' });
     try {
       const olga = await createCustomer(h, 'olga');
       const before = await authorizationCodeFlow(h, stepped, { scope: 'openid', customer: olga });
       expect(decodeJwt(before.tokens.id_token!).acr).toBe(CA);
-      const res = await adminRequest(h.moat.adminPort!, 'POST', `/clients/${stepped.client.client_id}/step-up`, { token: adminToken(h), body: { reason: 'test: unusual activity', seconds: 600 } });
+      const res = await adminRequest(h.moat.adminPort!, 'POST', `/clients/${stepped.client.client_id}/step-up`, {
+        token: adminToken(h),
+        body: { reason: 'test: unusual activity', seconds: 600 },
+      });
       expect(res.status).toBe(200);
       const { requestUri } = await pushAuthorization(stepped, { scope: 'openid' });
       const refused = new URL(await customerConsents(h, stepped, requestUri, { customer: olga })).searchParams;

@@ -1,6 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
 import {
-  accountAccessReauthDue, acrRequestOf, AuthenticationRequirementsUnmet, requiredAuthentication, shortfall,
+  accountAccessReauthDue,
+  acrRequestOf,
+  AuthenticationRequirementsUnmet,
+  requiredAuthentication,
+  shortfall,
 } from '../../src/sca/authentication-policy.ts';
 import { ACR_CA, ACR_SCA, completedAuthentication, passwordFactor, totpFactor } from '../../src/sca/authentication.ts';
 import { paymentLinkOf } from '../../src/sca/dynamic-linking.ts';
@@ -11,9 +15,13 @@ const paymentDetail = {
   creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber' as const, identification: '11223321325698' },
   creditorName: 'ACME Inc',
 };
-const strong = (at: Date, link?: ReturnType<typeof paymentLinkOf>) => completedAuthentication({
-  customerId: 'cust-alice', factors: [passwordFactor(), totpFactor()], authTime: at, ...(link === undefined ? {} : { link }),
-});
+const strong = (at: Date, link?: ReturnType<typeof paymentLinkOf>) =>
+  completedAuthentication({
+    customerId: 'cust-alice',
+    factors: [passwordFactor(), totpFactor()],
+    authTime: at,
+    ...(link === undefined ? {} : { link }),
+  });
 
 describe('when SCA is needed (RTS on SCA Art. 4, 5, 10a)', () => {
   it('asks a payment for a fresh SCA linked to its values', () => {
@@ -26,7 +34,7 @@ describe('when SCA is needed (RTS on SCA Art. 4, 5, 10a)', () => {
     expect(requiredAuthentication({ detail: { type: 'account_information' }, scope: 'openid' }).acr).toBe(ACR_SCA);
   });
 
-  it('lets a sign-in for the customer\'s identity alone use customer authentication', () => {
+  it("lets a sign-in for the customer's identity alone use customer authentication", () => {
     expect(requiredAuthentication({ scope: 'openid profile' })).toEqual({ acr: ACR_CA, fresh: false, reasons: [] });
   });
 
@@ -55,7 +63,9 @@ describe('whether an authentication meets a requirement', () => {
   const payment = requiredAuthentication({ detail: paymentDetail, consentId: 'pdc-1', scope: 'openid' });
 
   it('accepts SCA performed in this interaction and linked to the payment', () => {
-    expect(shortfall(strong(new Date('2026-12-05T10:00:30Z'), paymentLinkOf('pdc-1', paymentDetail)), payment, { freshSince: began, customerId: 'cust-alice' })).toBeUndefined();
+    expect(
+      shortfall(strong(new Date('2026-12-05T10:00:30Z'), paymentLinkOf('pdc-1', paymentDetail)), payment, { freshSince: began, customerId: 'cust-alice' }),
+    ).toBeUndefined();
   });
 
   it('refuses an authentication linked to another amount (a tampered payment)', () => {
@@ -63,7 +73,7 @@ describe('whether an authentication meets a requirement', () => {
     expect(shortfall(strong(new Date('2026-12-05T10:00:30Z'), other), payment, { freshSince: began })).toBe('not_linked');
   });
 
-  it('refuses a session\'s earlier SCA for a payment', () => {
+  it("refuses a session's earlier SCA for a payment", () => {
     expect(shortfall(strong(new Date('2026-12-05T09:00:00Z'), paymentLinkOf('pdc-1', paymentDetail)), payment, { freshSince: began })).toBe('not_fresh');
   });
 
@@ -73,7 +83,7 @@ describe('whether an authentication meets a requirement', () => {
     expect(shortfall(pwd, requiredAuthentication({ scope: 'openid' }))).toBeUndefined();
   });
 
-  it('refuses another customer\'s authentication', () => {
+  it("refuses another customer's authentication", () => {
     expect(shortfall(strong(began), requiredAuthentication({ scope: 'openid accounts' }), { customerId: 'cust-bob' })).toBe('other_customer');
   });
 });

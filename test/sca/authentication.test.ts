@@ -1,7 +1,18 @@
 import { describe, expect, it } from '@jest/globals';
 import {
-  ACR_CA, ACR_SCA, acrOf, amrOf, authenticationFromLogin, authenticationFromSubmission, completedAuthentication, consentAuthentication, isStrong,
-  loginResult, passkeyFactor, passwordFactor, totpFactor,
+  ACR_CA,
+  ACR_SCA,
+  acrOf,
+  amrOf,
+  authenticationFromLogin,
+  authenticationFromSubmission,
+  completedAuthentication,
+  consentAuthentication,
+  isStrong,
+  loginResult,
+  passkeyFactor,
+  passwordFactor,
+  totpFactor,
 } from '../../src/sca/authentication.ts';
 import { canonicalAmount, paymentLinkHash, paymentLinkOf, sameLink } from '../../src/sca/dynamic-linking.ts';
 
@@ -44,7 +55,12 @@ describe('SCA factors (RTS on SCA Art. 4)', () => {
 describe('the login result handed to oidc-provider', () => {
   it('carries acr, amr and ts for the session, and the full record for the consent prompt', () => {
     const link = paymentLinkOf('pdc-1', payment);
-    const auth = completedAuthentication({ customerId: 'cust-alice', factors: [passwordFactor(), totpFactor()], authTime: new Date('2026-12-05T10:00:00Z'), link });
+    const auth = completedAuthentication({
+      customerId: 'cust-alice',
+      factors: [passwordFactor(), totpFactor()],
+      authTime: new Date('2026-12-05T10:00:00Z'),
+      link,
+    });
     const result = loginResult(auth);
     expect(result.login).toEqual({ accountId: 'cust-alice', acr: ACR_SCA, amr: ['pwd', 'otp', 'mfa'], ts: 1796464800, remember: false });
     const back = authenticationFromSubmission(JSON.parse(JSON.stringify(result)));
@@ -52,13 +68,19 @@ describe('the login result handed to oidc-provider', () => {
     expect(consentAuthentication(back!)).toEqual({ acr: ACR_SCA, amr: ['pwd', 'otp', 'mfa'], authTime: auth.authTime, link, linkHash: paymentLinkHash(link) });
   });
 
-  it('reads an upstream identity provider\'s login (acr judged by the bank\'s mapping) as unlinked', () => {
+  it("reads an upstream identity provider's login (acr judged by the bank's mapping) as unlinked", () => {
     const upstream = authenticationFromLogin({ login: { accountId: 'cust-x', acr: ACR_SCA, amr: ['pwd', 'otp'], ts: 1796464800 } });
-    expect(upstream).toEqual({ customerId: 'cust-x', acr: ACR_SCA, amr: ['pwd', 'otp'], categories: ['knowledge', 'possession'], authTime: new Date(1796464800_000) });
+    expect(upstream).toEqual({
+      customerId: 'cust-x',
+      acr: ACR_SCA,
+      amr: ['pwd', 'otp'],
+      categories: ['knowledge', 'possession'],
+      authTime: new Date(1796464800_000),
+    });
     expect(authenticationFromLogin({ login: { accountId: 'cust-x', acr: 'urn:other' } })).toBeUndefined();
   });
 
-  it('finds no authentication in a submission that is not Moat\'s', () => {
+  it("finds no authentication in a submission that is not Moat's", () => {
     expect(authenticationFromSubmission(undefined)).toBeUndefined();
     expect(authenticationFromSubmission({ login: { accountId: 'x' } })).toBeUndefined();
   });

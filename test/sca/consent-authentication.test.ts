@@ -28,12 +28,21 @@ describe.each(sqlBackends())('the SCA a consent records on %s', (_name, open) =>
   });
   afterAll(() => drop());
 
-  it('stores acr, amr, the time and what a payment\'s authentication was linked to', async () => {
+  it("stores acr, amr, the time and what a payment's authentication was linked to", async () => {
     const { consent } = await service.lodgeIntent({ clientId: 'tpp-a', detail: payment, scope: 'payments' });
     const link = paymentLinkOf(consent.id, payment);
-    const auth = completedAuthentication({ customerId: 'cust-alice', factors: [passwordFactor(), totpFactor()], authTime: new Date('2026-12-05T10:00:00Z'), link });
+    const auth = completedAuthentication({
+      customerId: 'cust-alice',
+      factors: [passwordFactor(), totpFactor()],
+      authTime: new Date('2026-12-05T10:00:00Z'),
+      link,
+    });
     const authorised = await service.authorise({
-      intentId: consent.id, clientId: 'tpp-a', customerId: 'cust-alice', scope: 'payments', grantId: 'grant-sca-1',
+      intentId: consent.id,
+      clientId: 'tpp-a',
+      customerId: 'cust-alice',
+      scope: 'payments',
+      grantId: 'grant-sca-1',
       granted: { ...payment, debtorAccount: { accountId: 'acc-1', schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '40001712345678' } },
       authentication: consentAuthentication(auth),
     });

@@ -5,7 +5,14 @@ import type { PaymentInitiationDetail } from '../../src/consents/authorization-d
 import { clientCredentialsToken, consentApi, domesticPaymentBody, intentClaims, redeem } from '../support/consents.ts';
 import type { Harness } from '../support/moat-harness.ts';
 import {
-  accountChoices, authorize, Browser, hiddenField, pushAuthorization, signInAtInteraction, type RegisteredTpp, useMoatWithTpp,
+  accountChoices,
+  authorize,
+  Browser,
+  hiddenField,
+  pushAuthorization,
+  signInAtInteraction,
+  type RegisteredTpp,
+  useMoatWithTpp,
 } from '../support/tpp-client.ts';
 
 /*
@@ -21,7 +28,11 @@ const alice = SANDBOX_CUSTOMERS[0];
 
 async function lodgePayment(): Promise<string> {
   const token = await clientCredentialsToken(tpp, 'payments');
-  const res = await consentApi(tpp, 'POST', '/pisp/domestic-payment-consents', { token, body: domesticPaymentBody(), headers: { 'x-idempotency-key': crypto.randomUUID() } });
+  const res = await consentApi(tpp, 'POST', '/pisp/domestic-payment-consents', {
+    token,
+    body: domesticPaymentBody(),
+    headers: { 'x-idempotency-key': crypto.randomUUID() },
+  });
   return res.body.Data.ConsentId as string;
 }
 
@@ -30,7 +41,10 @@ async function atPaymentCodePage(browser: Browser, consentId: string): Promise<{
   const { requestUri } = await pushAuthorization(tpp, { scope: 'openid payments', extraParams: { claims: intentClaims(consentId) } });
   const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
   const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
-  const login = await browser.follow(`/interaction/${uid}/login`, { method: 'POST', form: { username: alice.username, password: alice.password, csrf: hiddenField(await start.res.text(), 'csrf') } });
+  const login = await browser.follow(`/interaction/${uid}/login`, {
+    method: 'POST',
+    form: { username: alice.username, password: alice.password, csrf: hiddenField(await start.res.text(), 'csrf') },
+  });
   return { uid, page: await login.res.text() };
 }
 
@@ -45,7 +59,11 @@ async function authenticatedFor(browser: Browser, consentId: string): Promise<{ 
 async function approve(browser: Browser, consentPage: { res: Response; url: string }): Promise<URL> {
   const html = await consentPage.res.text();
   const uid = new URL(consentPage.url, h.issuer).pathname.split('/')[2]!;
-  const form: [string, string][] = [['csrf', hiddenField(html, 'csrf')], ['decision', 'approve'], ['accounts', accountChoices(html).values[0]!]];
+  const form: [string, string][] = [
+    ['csrf', hiddenField(html, 'csrf')],
+    ['decision', 'approve'],
+    ['accounts', accountChoices(html).values[0]!],
+  ];
   const done = await browser.follow(`/interaction/${uid}/consent`, { method: 'POST', form });
   return new URL(done.location!);
 }
@@ -67,13 +85,16 @@ describe('the one-time code for a payment (RTS on SCA Art. 5(1)(a), (b))', () =>
       expect(hiddenField(page, 'payment_link')).toBe(paymentLinkHash(link));
 
       const coded = await browser.follow(`/interaction/${uid}/totp`, {
-        method: 'POST', form: { csrf: hiddenField(page, 'csrf'), payment_link: hiddenField(page, 'payment_link'), code: totpCode(alice.totpSecret, new Date()) },
+        method: 'POST',
+        form: { csrf: hiddenField(page, 'csrf'), payment_link: hiddenField(page, 'payment_link'), code: totpCode(alice.totpSecret, new Date()) },
       });
       const callback = await approve(browser, coded);
       expect(callback.searchParams.get('code')).not.toBeNull();
       const consent = await h.moat.consents.getForClient(consentId, tpp.client.client_id);
       expect(consent.status).toBe('Authorised');
-      expect(consent.authentication).toEqual(expect.objectContaining({ acr: 'urn:openbanking:psd2:sca', amr: ['pwd', 'otp', 'mfa'], linkHash: paymentLinkHash(link) }));
+      expect(consent.authentication).toEqual(
+        expect.objectContaining({ acr: 'urn:openbanking:psd2:sca', amr: ['pwd', 'otp', 'mfa'], linkHash: paymentLinkHash(link) }),
+      );
       const { rows } = await h.moat.storage.sql.query<{ sca_link: unknown }>('SELECT sca_link FROM consent WHERE id = $1', [consentId]);
       expect(rows[0]!.sca_link).toEqual(link);
     } finally {
@@ -86,9 +107,12 @@ describe('the one-time code for a payment (RTS on SCA Art. 5(1)(a), (b))', () =>
     const browser = new Browser(h, tpp.creds.serverCaPem);
     try {
       const { uid, page } = await atPaymentCodePage(browser, consentId);
-      await h.moat.storage.sql.query(`UPDATE consent SET requested = jsonb_set(requested, '{instructedAmount,amount}', '"4250.00"') WHERE id = $1`, [consentId]);
+      await h.moat.storage.sql.query(`UPDATE consent SET requested = jsonb_set(requested, '{instructedAmount,amount}', '"4250.00"') WHERE id = $1`, [
+        consentId,
+      ]);
       const res = await browser.request(`/interaction/${uid}/totp`, {
-        method: 'POST', form: { csrf: hiddenField(page, 'csrf'), payment_link: hiddenField(page, 'payment_link'), code: totpCode(alice.totpSecret, new Date()) },
+        method: 'POST',
+        form: { csrf: hiddenField(page, 'csrf'), payment_link: hiddenField(page, 'payment_link'), code: totpCode(alice.totpSecret, new Date()) },
       });
       expect(res.status).toBe(409);
       const again = await res.text();
@@ -107,7 +131,9 @@ describe('authorising a payment (RTS on SCA Art. 5(1)(d))', () => {
     try {
       const authenticated = await authenticatedFor(browser, consentId);
       // Tampering after the SCA: the stored payment now says another amount.
-      await h.moat.storage.sql.query(`UPDATE consent SET requested = jsonb_set(requested, '{instructedAmount,amount}', '"4250.00"') WHERE id = $1`, [consentId]);
+      await h.moat.storage.sql.query(`UPDATE consent SET requested = jsonb_set(requested, '{instructedAmount,amount}', '"4250.00"') WHERE id = $1`, [
+        consentId,
+      ]);
       const callback = await approve(browser, authenticated);
       expect(callback.searchParams.get('error')).toBe('access_denied');
       expect(callback.searchParams.get('error_description')).toMatch(/differs from what the customer authenticated \(PSD2 RTS Art\. 5\)/);
@@ -123,7 +149,10 @@ describe('authorising a payment (RTS on SCA Art. 5(1)(d))', () => {
     const browser = new Browser(h, tpp.creds.serverCaPem);
     try {
       const authenticated = await authenticatedFor(browser, consentId);
-      await h.moat.storage.sql.query(`UPDATE consent SET requested = jsonb_set(requested, '{creditorAccount,identification}', '"99999999999999"') WHERE id = $1`, [consentId]);
+      await h.moat.storage.sql.query(
+        `UPDATE consent SET requested = jsonb_set(requested, '{creditorAccount,identification}', '"99999999999999"') WHERE id = $1`,
+        [consentId],
+      );
       expect((await approve(browser, authenticated)).searchParams.get('error')).toBe('access_denied');
     } finally {
       await browser.close();
@@ -132,7 +161,9 @@ describe('authorising a payment (RTS on SCA Art. 5(1)(d))', () => {
 
   it('links an RFC 9396 payment_initiation to the consent it creates', async () => {
     const detail = {
-      type: 'payment_initiation', instructedAmount: { amount: '12.34', currency: 'GBP' }, creditorName: 'Corner Shop Ltd',
+      type: 'payment_initiation',
+      instructedAmount: { amount: '12.34', currency: 'GBP' },
+      creditorName: 'Corner Shop Ltd',
       creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '11223344556677' },
     } as const;
     const code = await authorize(h, tpp, { scope: 'openid payments', extraParams: { authorization_details: JSON.stringify([detail]) } });
@@ -146,7 +177,8 @@ describe('authorising a payment (RTS on SCA Art. 5(1)(d))', () => {
     try {
       const first = await atPaymentCodePage(browser, await lodgePayment());
       const coded = await browser.follow(`/interaction/${first.uid}/totp`, {
-        method: 'POST', form: { csrf: hiddenField(first.page, 'csrf'), payment_link: hiddenField(first.page, 'payment_link'), code: totpCode(alice.totpSecret, new Date()) },
+        method: 'POST',
+        form: { csrf: hiddenField(first.page, 'csrf'), payment_link: hiddenField(first.page, 'payment_link'), code: totpCode(alice.totpSecret, new Date()) },
       });
       expect((await approve(browser, coded)).searchParams.get('code')).not.toBeNull();
       // Same browser, same session cookie: the next payment starts at the sign-in page again.

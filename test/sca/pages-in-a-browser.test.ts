@@ -14,7 +14,9 @@ declare const document: { activeElement: { id?: string } | null };
 const describeInBrowser = chromiumAvailable() ? describe : describe.skip;
 
 let h: Harness;
-useMoatWithTpp((started) => { h = started.h; });
+useMoatWithTpp((started) => {
+  h = started.h;
+});
 
 const chromium = useChromium();
 

@@ -17,7 +17,9 @@ const problemsOf = (config: Record<string, unknown>): readonly string[] => {
 
 describe('production mode and customer authentication (PSD2 RTS on SCA Art. 4)', () => {
   it('refuses to start with password-only customer authentication, naming sca.totp.enabled', () => {
-    expect(problemsOf({ sca: { totp: { enabled: false } } })).toContainEqual(expect.stringMatching(/^sca\.totp\.enabled: production refuses password-only customer authentication/));
+    expect(problemsOf({ sca: { totp: { enabled: false } } })).toContainEqual(
+      expect.stringMatching(/^sca\.totp\.enabled: production refuses password-only customer authentication/),
+    );
   });
 
   it('refuses one-time codes without a key to encrypt their secrets, naming the keys', () => {

@@ -25,8 +25,12 @@ export function serverSecretBox(h: Harness): SecretBox {
 
 export async function createCustomer(h: Harness, name: string, options: { totp?: boolean } = {}): Promise<TestCustomer> {
   const customer: TestCustomer = { id: `cust-${name}`, username: name, password: `${name}-password-7Q` };
-  await h.moat.storage.sql.query('INSERT INTO customer (id, username, password_hash, name) VALUES ($1, $2, $3, $4)',
-    [customer.id, customer.username, await hashPassword(customer.password), `${name[0]!.toUpperCase()}${name.slice(1)} Test`]);
+  await h.moat.storage.sql.query('INSERT INTO customer (id, username, password_hash, name) VALUES ($1, $2, $3, $4)', [
+    customer.id,
+    customer.username,
+    await hashPassword(customer.password),
+    `${name[0]!.toUpperCase()}${name.slice(1)} Test`,
+  ]);
   if (options.totp === true) {
     const secret = newTotpSecret();
     const store = createSqlTotpStore(h.moat.storage.sql);

@@ -5,7 +5,13 @@ import { adminRequest } from '../support/admin-api.ts';
 import { introspect } from '../support/consents.ts';
 import type { Harness } from '../support/moat-harness.ts';
 import {
-  authorizationCodeFlow, Browser, hiddenField, pushAuthorization, signInAtInteraction, type RegisteredTpp, useMoatWithTpp,
+  authorizationCodeFlow,
+  Browser,
+  hiddenField,
+  pushAuthorization,
+  signInAtInteraction,
+  type RegisteredTpp,
+  useMoatWithTpp,
 } from '../support/tpp-client.ts';
 import { createCustomer, serverSecretBox, type TestCustomer } from './support.ts';
 
@@ -55,7 +61,10 @@ describe('enrolling an authenticator app from the dashboard (issue 16 §1)', () 
     const browser = new Browser(h, tpp.creds.serverCaPem);
     try {
       const loginPage = await (await browser.request('/account/login')).text();
-      const signedIn = await browser.request('/account/login', { method: 'POST', form: { username: carol.username, password: carol.password, csrf: hiddenField(loginPage, 'csrf') } });
+      const signedIn = await browser.request('/account/login', {
+        method: 'POST',
+        form: { username: carol.username, password: carol.password, csrf: hiddenField(loginPage, 'csrf') },
+      });
       // No factor yet: nothing to ask after the password.
       expect(signedIn.headers.get('location')).toBe('/account/consents');
       const security = await (await browser.request('/account/security')).text();
@@ -68,11 +77,18 @@ describe('enrolling an authenticator app from the dashboard (issue 16 §1)', () 
       const csrf = hiddenField(page, 'csrf');
 
       // Bad input is answered on the page, and nothing is enrolled half-way.
-      for (const [typed, message] of [['', /Enter the 6-digit code/], ['12a456', /digits, with no letters/], ['12345', /you entered 5/], [wrongCode(secret), /not right/]] as const) {
+      for (const [typed, message] of [
+        ['', /Enter the 6-digit code/],
+        ['12a456', /digits, with no letters/],
+        ['12345', /you entered 5/],
+        [wrongCode(secret), /not right/],
+      ] as const) {
         const res = await browser.request('/account/security/totp/confirm', { method: 'POST', form: { csrf, code: typed } });
         expect([400, 401]).toContain(res.status);
         expect(await res.text()).toMatch(message);
-        const { rows } = await h.moat.storage.sql.query<{ confirmed_at: Date | null }>('SELECT confirmed_at FROM customer_totp WHERE customer_id = $1', [carol.id]);
+        const { rows } = await h.moat.storage.sql.query<{ confirmed_at: Date | null }>('SELECT confirmed_at FROM customer_totp WHERE customer_id = $1', [
+          carol.id,
+        ]);
         expect(rows[0]!.confirmed_at).toBeNull();
       }
 
@@ -80,7 +96,10 @@ describe('enrolling an authenticator app from the dashboard (issue 16 §1)', () 
       expect(confirmed.status).toBe(302);
       expect(confirmed.headers.get('location')).toBe('/account/security?done=enrolled');
 
-      const { rows } = await h.moat.storage.sql.query<{ secret_encrypted: string; confirmed_at: Date | null }>('SELECT secret_encrypted, confirmed_at FROM customer_totp WHERE customer_id = $1', [carol.id]);
+      const { rows } = await h.moat.storage.sql.query<{ secret_encrypted: string; confirmed_at: Date | null }>(
+        'SELECT secret_encrypted, confirmed_at FROM customer_totp WHERE customer_id = $1',
+        [carol.id],
+      );
       expect(rows[0]!.confirmed_at).not.toBeNull();
       expect(rows[0]!.secret_encrypted).not.toContain(secret);
       expect(rows[0]!.secret_encrypted).toMatch(/^v1\./);
@@ -175,7 +194,9 @@ describe('wrong codes, throttled like passwords', () => {
     try {
       const { uid, csrf } = await atCodePage(browser, gina);
       const wrong = wrongCode(gina.totpSecret!);
-      const statuses = await Promise.all(Array.from({ length: 50 }, () => browser.request(`/interaction/${uid}/totp`, { method: 'POST', form: { csrf, code: wrong } }).then((r) => r.status)));
+      const statuses = await Promise.all(
+        Array.from({ length: 50 }, () => browser.request(`/interaction/${uid}/totp`, { method: 'POST', form: { csrf, code: wrong } }).then((r) => r.status)),
+      );
       // 401: evaluated and wrong; 429: refused by the lock (the fifth failure locks, and says so).
       expect(statuses.every((s) => s === 401 || s === 429)).toBe(true);
       expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(5);
@@ -196,7 +217,10 @@ describe('removing the factor (issue 16 §1, §4)', () => {
     const browser = new Browser(h, tpp.creds.serverCaPem);
     try {
       const loginPage = await (await browser.request('/account/login')).text();
-      await browser.request('/account/login', { method: 'POST', form: { username: henry.username, password: henry.password, csrf: hiddenField(loginPage, 'csrf') } });
+      await browser.request('/account/login', {
+        method: 'POST',
+        form: { username: henry.username, password: henry.password, csrf: hiddenField(loginPage, 'csrf') },
+      });
       const security = await (await browser.request('/account/security')).text();
       const res = await browser.request('/account/security/totp/remove', { method: 'POST', form: { csrf: hiddenField(security, 'csrf') } });
       expect(res.status).toBe(403);
@@ -211,14 +235,20 @@ describe('removing the factor (issue 16 §1, §4)', () => {
     const browser = new Browser(h, tpp.creds.serverCaPem);
     try {
       const loginPage = await (await browser.request('/account/login')).text();
-      const password = await browser.request('/account/login', { method: 'POST', form: { username: ivy.username, password: ivy.password, csrf: hiddenField(loginPage, 'csrf') } });
+      const password = await browser.request('/account/login', {
+        method: 'POST',
+        form: { username: ivy.username, password: ivy.password, csrf: hiddenField(loginPage, 'csrf') },
+      });
       expect(password.headers.get('location')).toBe('/account/login/code');
       // Not signed in until the code: the consents are not shown.
       expect((await browser.request('/account/consents')).headers.get('location')).toBe('/account/login');
       const codePage = await (await browser.request('/account/login/code')).text();
       const bad = await browser.request('/account/login/code', { method: 'POST', form: { csrf: hiddenField(codePage, 'csrf'), code: 'x' } });
       expect(bad.status).toBe(400);
-      const done = await browser.request('/account/login/code', { method: 'POST', form: { csrf: hiddenField(codePage, 'csrf'), code: totpCode(ivy.totpSecret!, new Date()) } });
+      const done = await browser.request('/account/login/code', {
+        method: 'POST',
+        form: { csrf: hiddenField(codePage, 'csrf'), code: totpCode(ivy.totpSecret!, new Date()) },
+      });
       expect(done.headers.get('location')).toBe('/account/consents');
       const security = await (await browser.request('/account/security')).text();
       const removed = await browser.request('/account/security/totp/remove', { method: 'POST', form: { csrf: hiddenField(security, 'csrf') } });
@@ -233,13 +263,16 @@ describe('removing the factor (issue 16 §1, §4)', () => {
 
   it('is reset by an operator through the admin API, audited with the operator and the reason', async () => {
     const jack = await createCustomer(h, 'jack', { totp: true });
-    const call = (path: string, body?: unknown) => adminRequest(h.moat.adminPort!, 'POST', path, { token: adminToken(h), ...(body === undefined ? {} : { body }) });
+    const call = (path: string, body?: unknown) =>
+      adminRequest(h.moat.adminPort!, 'POST', path, { token: adminToken(h), ...(body === undefined ? {} : { body }) });
     expect((await call(`/customers/${jack.id}/factors/totp/reset`)).status).toBe(400);
     expect((await call('/customers/cust-nobody/factors/totp/reset', { reason: 'lost phone' })).status).toBe(404);
     const reset = await call(`/customers/${jack.id}/factors/totp/reset`, { reason: 'lost phone, identity checked in branch' });
     expect(reset).toEqual({ status: 200, body: { customerId: jack.id, factor: 'totp', removed: true } });
     await h.moat.audit.drain();
     const [record] = await h.moat.audit.query({ customerId: jack.id, type: 'factor.reset' });
-    expect(record).toEqual(expect.objectContaining({ actor: 'operator', actorId: 'admin-token', detail: { factor: 'totp', reason: 'lost phone, identity checked in branch' } }));
+    expect(record).toEqual(
+      expect.objectContaining({ actor: 'operator', actorId: 'admin-token', detail: { factor: 'totp', reason: 'lost phone, identity checked in branch' } }),
+    );
   });
 });

@@ -22,7 +22,10 @@ describeWithServices('caches on two instances', () => {
   let b: Harness;
   beforeAll(async () => {
     a = await startMoat({ backend: 'services' });
-    b = await startMoat({ backend: 'services', config: { issuer: a.issuer, dataDir: a.config.dataDir, keys: { dir: a.config.keys.dir }, storage: a.config.storage } });
+    b = await startMoat({
+      backend: 'services',
+      config: { issuer: a.issuer, dataDir: a.config.dataDir, keys: { dir: a.config.keys.dir }, storage: a.config.storage },
+    });
   });
   afterAll(async () => {
     await b?.close();
@@ -35,8 +38,10 @@ describeWithServices('caches on two instances', () => {
     return { ...tpp, as: { ...tpp.as, token_endpoint: `${origin}/token`, introspection_endpoint: `${origin}/introspect` } };
   };
   const clientCredentials = async (tpp: RegisteredTpp) => {
-    const res = await oauth.clientCredentialsGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts' }), { [oauth.customFetch]: tpp.fetch });
-    return { status: res.status, body: await res.json() as Record<string, unknown> };
+    const res = await oauth.clientCredentialsGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ scope: 'accounts' }), {
+      [oauth.customFetch]: tpp.fetch,
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
 
   it('a certificate revoked on one instance authenticates nobody there at once, nor on the other once announced', async () => {
@@ -44,7 +49,7 @@ describeWithServices('caches on two instances', () => {
     try {
       const thumbprint = tpp.creds.summary['x5t#S256'] as string;
       // Both instances have the certificate's status (and the client) in memory.
-      expect(await clientCredentials(via(a, tpp))).toEqual({ status: 200, body: expect.objectContaining({ token_type: "Bearer" }) });
+      expect(await clientCredentials(via(a, tpp))).toEqual({ status: 200, body: expect.objectContaining({ token_type: 'Bearer' }) });
       const onB = await clientCredentials(via(b, tpp));
       expect(onB.status).toBe(200);
       expect((await introspect(via(b, tpp), onB.body.access_token as string)).active).toBe(true);
@@ -52,7 +57,10 @@ describeWithServices('caches on two instances', () => {
       const announced = heardOn(b, 'certificate', thumbprint);
       await a.moat.certificates.registry.revoke(thumbprint, { source: 'operator', reason: 'key compromise' });
       const refusedOnA = await clientCredentials(via(a, tpp));
-      expect(refusedOnA).toEqual({ status: 401, body: expect.objectContaining({ error: 'invalid_client', error_description: expect.stringContaining('the client certificate has been revoked') }) });
+      expect(refusedOnA).toEqual({
+        status: 401,
+        body: expect.objectContaining({ error: 'invalid_client', error_description: expect.stringContaining('the client certificate has been revoked') }),
+      });
 
       await announced;
       expect(await clientCredentials(via(b, tpp))).toEqual({ status: 401, body: expect.objectContaining({ error: 'invalid_client' }) });
@@ -87,7 +95,10 @@ describeWithServices('caches on two instances', () => {
       const announced = heardOn(b, 'client', tpp.client.client_id);
       // RFC 7592 §2.3: the TPP deletes its registration (on A).
       const registration = tpp.client as unknown as { registration_client_uri: string; registration_access_token: string };
-      const deleted = await tpp.fetch(registration.registration_client_uri, { method: 'DELETE', headers: { authorization: `Bearer ${registration.registration_access_token}` } });
+      const deleted = await tpp.fetch(registration.registration_client_uri, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${registration.registration_access_token}` },
+      });
       expect(deleted.status).toBe(204);
       expect(await clientCredentials(via(a, tpp))).toEqual({ status: 401, body: expect.objectContaining({ error: 'invalid_client' }) });
       await announced;

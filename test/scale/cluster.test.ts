@@ -24,7 +24,9 @@ function getFresh(url: string, ca: string): Promise<{ status: number; body: stri
   return new Promise((done, fail) => {
     const req = request(url, { ca, agent: false, headers: { connection: 'close' }, timeout: 10_000 }, (res) => {
       let body = '';
-      res.on('data', (d: Buffer) => { body += d.toString(); });
+      res.on('data', (d: Buffer) => {
+        body += d.toString();
+      });
       res.on('end', () => done({ status: res.statusCode ?? 0, body }));
     });
     req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within 10 s`)));
@@ -35,7 +37,11 @@ function getFresh(url: string, ca: string): Promise<{ status: number; body: stri
 
 function childrenOf(pid: number): number[] {
   try {
-    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return []; // pgrep exits 1 when there are none
   }
@@ -49,7 +55,14 @@ async function waitFor(condition: () => boolean, what: string, timeoutMs = 30_00
   }
 }
 
-interface Cluster { primary: ChildProcess; port: number; adminPort: number; keysDir: string; ca: string; output(): string }
+interface Cluster {
+  primary: ChildProcess;
+  port: number;
+  adminPort: number;
+  keysDir: string;
+  ca: string;
+  output(): string;
+}
 
 /**
  * `moat start` with two workers on `shared`'s prepared database, Redis prefix and sandbox, with a
@@ -80,8 +93,12 @@ async function startCluster(shared: Harness, env: Record<string, string> = {}): 
     },
   });
   let output = '';
-  primary.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
-  primary.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
+  primary.stdout!.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  primary.stderr!.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
   await waitFor(() => (output.match(/^worker \d+ listening/gm) ?? []).length === 2 || primary.exitCode !== null, 'two workers');
   if (primary.exitCode !== null) throw new Error(`the cluster did not start: ${output}`);
   return { primary, port, adminPort, keysDir, ca, output: () => output };
@@ -121,13 +138,21 @@ describeWithServices('cluster mode (workers: 2)', () => {
     const counted = async () => {
       const { body } = await new Promise<{ body: string }>((done, fail) => {
         // The sandbox admin token of the data directory the cluster shares with `shared`.
-        import('node:http').then(({ get }) => get(`http://127.0.0.1:${adminPort}/metrics`, { agent: false, headers: { authorization: `Bearer ${adminToken(shared)}` } }, (res) => {
-          let text = '';
-          res.on('data', (d: Buffer) => { text += d.toString(); });
-          res.on('end', () => done({ body: text }));
-        }).on('error', fail), fail);
+        import('node:http').then(
+          ({ get }) =>
+            get(`http://127.0.0.1:${adminPort}/metrics`, { agent: false, headers: { authorization: `Bearer ${adminToken(shared)}` } }, (res) => {
+              let text = '';
+              res.on('data', (d: Buffer) => {
+                text += d.toString();
+              });
+              res.on('end', () => done({ body: text }));
+            }).on('error', fail),
+          fail,
+        );
       });
-      return body.split('\n').filter((l) => l.startsWith('moat_http_requests_total{') && l.includes('endpoint="discovery"'))
+      return body
+        .split('\n')
+        .filter((l) => l.startsWith('moat_http_requests_total{') && l.includes('endpoint="discovery"'))
         .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
     };
     const before = await counted();
@@ -174,7 +199,11 @@ describeWithServicesAndHsm('cluster mode with the signing keys in an HSM (keys.s
     // An empty token: the primary makes the keys in it once, before the workers open it.
     pkcs11 = useSoftHsm().createToken('cluster');
     cluster = await startCluster(shared, {
-      MOAT_KEYS__SOURCE: 'pkcs11', MOAT_KEYS__ALGORITHMS: '["PS256","ES256"]', MOAT_KEYS__PKCS11__LIBRARY: pkcs11.library, MOAT_KEYS__PKCS11__TOKEN_LABEL: pkcs11.tokenLabel, MOAT_KEYS__PKCS11__PIN: pkcs11.pin,
+      MOAT_KEYS__SOURCE: 'pkcs11',
+      MOAT_KEYS__ALGORITHMS: '["PS256","ES256"]',
+      MOAT_KEYS__PKCS11__LIBRARY: pkcs11.library,
+      MOAT_KEYS__PKCS11__TOKEN_LABEL: pkcs11.tokenLabel,
+      MOAT_KEYS__PKCS11__PIN: pkcs11.pin,
     });
   }, 60_000);
 
@@ -213,8 +242,17 @@ it('refuses more than one worker on the embedded database, naming the keys to se
     let status = 0;
     try {
       execFileSync(process.execPath, ['src/main.ts'], {
-        cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, MOAT_WORKERS: '2', MOAT_DATA_DIR: dataDir, MOAT_KEYS__DIR: join(dataDir, 'keys'), MOAT_LISTEN__PORT: '0', MOAT_ADMIN__PORT: '0' },
+        cwd: ROOT,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env,
+          MOAT_WORKERS: '2',
+          MOAT_DATA_DIR: dataDir,
+          MOAT_KEYS__DIR: join(dataDir, 'keys'),
+          MOAT_LISTEN__PORT: '0',
+          MOAT_ADMIN__PORT: '0',
+        },
       });
     } catch (err) {
       ({ stderr, status } = err as { stderr: string; status: number });

@@ -41,8 +41,12 @@ describeWithServices('an instance killed mid-flow', () => {
       },
     });
     let output = '';
-    victim.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
-    victim.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
+    victim.stdout!.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
+    victim.stderr!.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
     const deadline = Date.now() + 120_000;
     while (!output.includes('listening on port') && Date.now() < deadline && victim.exitCode === null) await new Promise((r) => setTimeout(r, 100));
     if (!output.includes('listening on port')) throw new Error(`the second Moat did not start: ${output}`);
@@ -54,19 +58,24 @@ describeWithServices('an instance killed mid-flow', () => {
     await survivor?.close();
   });
 
-  it('lets the surviving instance finish the customer\'s flow the killed one started', async () => {
+  it("lets the surviving instance finish the customer's flow the killed one started", async () => {
     const victimOrigin = `https://localhost:${victimPort}`;
     const codeVerifier = oauth.generateRandomCodeVerifier();
     // The PAR and the customer's sign-in go to the instance that is about to die.
     const par = await tpp.fetch(`${victimOrigin}/par`, {
-      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({
-        client_id: tpp.client.client_id, response_type: 'code', redirect_uri: tpp.redirectUri, scope: 'openid accounts',
-        code_challenge: await oauth.calculatePKCECodeChallenge(codeVerifier), code_challenge_method: 'S256',
+        client_id: tpp.client.client_id,
+        response_type: 'code',
+        redirect_uri: tpp.redirectUri,
+        scope: 'openid accounts',
+        code_challenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
+        code_challenge_method: 'S256',
       }).toString(),
     });
     expect(par.status).toBe(201);
-    const { request_uri: requestUri } = await par.json() as { request_uri: string };
+    const { request_uri: requestUri } = (await par.json()) as { request_uri: string };
     const onVictim = new Browser({ ...survivor, issuer: victimOrigin } as Harness, tpp.creds.serverCaPem);
     const onSurvivor = new Browser(survivor, tpp.creds.serverCaPem);
     (onSurvivor as unknown as { cookies: unknown }).cookies = (onVictim as unknown as { cookies: unknown }).cookies;
@@ -85,7 +94,10 @@ describeWithServices('an instance killed mid-flow', () => {
       expect(consentPage.res.status).toBe(200);
       const consentUid = new URL(consentPage.url, survivor.issuer).pathname.split('/')[2]!;
       const consentHtml = await consentPage.res.text();
-      const form: [string, string][] = [['decision', 'approve'], ['csrf', hiddenField(consentHtml, 'csrf')]];
+      const form: [string, string][] = [
+        ['decision', 'approve'],
+        ['csrf', hiddenField(consentHtml, 'csrf')],
+      ];
       // The customer shares what the page offers: a scope consent names its accounts.
       for (const id of accountChoices(consentHtml).values) form.push(['accounts', id]);
       const done = await onSurvivor.follow(`/interaction/${consentUid}/consent`, { method: 'POST', form });

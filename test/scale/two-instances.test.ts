@@ -16,7 +16,10 @@ describeWithServices('two instances serving one flow', () => {
   beforeAll(async () => {
     a = await startMoat({ backend: 'services' });
     // Same issuer, storage, keys and sandbox material; its own port.
-    b = await startMoat({ backend: 'services', config: { issuer: a.issuer, dataDir: a.config.dataDir, keys: { dir: a.config.keys.dir }, storage: a.config.storage } });
+    b = await startMoat({
+      backend: 'services',
+      config: { issuer: a.issuer, dataDir: a.config.dataDir, keys: { dir: a.config.keys.dir }, storage: a.config.storage },
+    });
     tpp = await onboardTpp(a);
   });
   afterAll(async () => {
@@ -42,7 +45,10 @@ describeWithServices('two instances serving one flow', () => {
       const consentPage = await onA.follow(new URL(login.headers.get('location')!, at(a)).pathname);
       const consentUid = new URL(consentPage.url, at(a)).pathname.split('/')[2]!;
       const consentHtml = await consentPage.res.text();
-      const form: [string, string][] = [['decision', 'approve'], ['csrf', hiddenField(consentHtml, 'csrf')]];
+      const form: [string, string][] = [
+        ['decision', 'approve'],
+        ['csrf', hiddenField(consentHtml, 'csrf')],
+      ];
       // The customer shares what the page offers: a scope consent names its accounts.
       for (const id of accountChoices(consentHtml).values) form.push(['accounts', id]);
       const done = await onA.follow(`/interaction/${consentUid}/consent`, { method: 'POST', form });

@@ -1,6 +1,11 @@
 import type { Redis } from 'ioredis';
 import {
-  BUSY_RETRY_SECONDS, createAttemptThrottle, type AttemptCounter, type AttemptCounterStore, type AttemptRule, type Reservation,
+  BUSY_RETRY_SECONDS,
+  createAttemptThrottle,
+  type AttemptCounter,
+  type AttemptCounterStore,
+  type AttemptRule,
+  type Reservation,
 } from '../../src/throttle/attempt-throttle.ts';
 import { createMemoryAttemptCounterStore } from '../../src/storage/embedded/memory-attempt-counter-store.ts';
 import { createRedisAttemptCounterStore } from '../../src/storage/redis/redis-attempt-counter-store.ts';
@@ -39,8 +44,12 @@ function describeAttemptCounterContract(name: string, open: () => Promise<Backen
       n += 1;
       return { rule, key: `k${n}` };
     };
-    beforeAll(async () => { backend = await open(); });
-    afterAll(async () => { await backend?.close(); });
+    beforeAll(async () => {
+      backend = await open();
+    });
+    afterAll(async () => {
+      await backend?.close();
+    });
 
     it('reserves no more slots than the limit for 50 attempts at once, and refuses the rest as busy, not locked', async () => {
       const c = counter(consecutive);
@@ -66,7 +75,14 @@ function describeAttemptCounterContract(name: string, open: () => Promise<Backen
       const c = counter(consecutive);
       const throttle = createAttemptThrottle(backend.store);
       let evaluated = 0;
-      const results = await Promise.all(Array.from({ length: 50 }, () => throttle.attempt([c], async () => { evaluated += 1; return undefined; })));
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () =>
+          throttle.attempt([c], async () => {
+            evaluated += 1;
+            return undefined;
+          }),
+        ),
+      );
       expect(evaluated).toBe(3);
       expect(results.filter((r) => r.outcome === 'failed')).toHaveLength(3);
       expect(results.filter((r) => r.outcome === 'refused')).toHaveLength(47);
@@ -149,7 +165,9 @@ describeAttemptCounterContract('in-process', async () => {
   let now = Date.now();
   return {
     store: createMemoryAttemptCounterStore(() => now),
-    async forgetReservations() { now += 60_000; },
+    async forgetReservations() {
+      now += 60_000;
+    },
     async close() {},
   };
 });
@@ -178,7 +196,8 @@ describe('the Redis store while Redis is unavailable', () => {
     const redis = createRedisClient(`redis://127.0.0.1:${await freePort()}`);
     const unavailable: string[] = [];
     const store = createRedisAttemptCounterStore(redis, 'moat-test:', {
-      fallback: createMemoryAttemptCounterStore(), onUnavailable: (backend, operation) => unavailable.push(`${backend}:${operation}`),
+      fallback: createMemoryAttemptCounterStore(),
+      onUnavailable: (backend, operation) => unavailable.push(`${backend}:${operation}`),
     });
     try {
       const c: AttemptCounter = { rule: consecutive, key: 'outage' };

@@ -16,7 +16,32 @@ describe.each(backends)('migrations on %s', (_name, open) => {
       const { rows } = await sql.query<{ table_name: string }>(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
       );
-      expect(rows.map((r) => r.table_name)).toEqual(['audit_event', 'certificate_expiry_notice', 'client_certificate', 'client_restriction', 'client_tpp', 'consent', 'consent_event', 'customer', 'customer_account', 'customer_totp', 'customer_totp_used_step', 'decoupled_request', 'federated_customer', 'moat_instance', 'oidc_model', 'passkey_credential', 'passkey_user_handle', 'sandbox_revoked_certificate', 'schema_migrations', 'signing_key', 'threat_flag', 'tpp_certificate', 'tpp_certificate_event', 'tpp_organisation']);
+      expect(rows.map((r) => r.table_name)).toEqual([
+        'audit_event',
+        'certificate_expiry_notice',
+        'client_certificate',
+        'client_restriction',
+        'client_tpp',
+        'consent',
+        'consent_event',
+        'customer',
+        'customer_account',
+        'customer_totp',
+        'customer_totp_used_step',
+        'decoupled_request',
+        'federated_customer',
+        'moat_instance',
+        'oidc_model',
+        'passkey_credential',
+        'passkey_user_handle',
+        'sandbox_revoked_certificate',
+        'schema_migrations',
+        'signing_key',
+        'threat_flag',
+        'tpp_certificate',
+        'tpp_certificate_event',
+        'tpp_organisation',
+      ]);
     } finally {
       await drop();
     }

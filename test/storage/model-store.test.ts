@@ -19,7 +19,13 @@ describeModelStoreContract('PGlite (embedded Postgres)', async () => {
   const sql = await createPgliteSqlClient(dir);
   await applyMigrations(sql);
   const store = createPostgresModelStore(sql);
-  return { store, close: async () => { await store.close(); rmSync(dir, { recursive: true, force: true }); } };
+  return {
+    store,
+    close: async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 });
 
 if (embeddedOnly()) {
@@ -30,12 +36,24 @@ if (embeddedOnly()) {
     const sql = createPgSqlClient(db.url);
     await applyMigrations(sql);
     const store = createPostgresModelStore(sql);
-    return { store, close: async () => { await store.close(); await db.drop(); } };
+    return {
+      store,
+      close: async () => {
+        await store.close();
+        await db.drop();
+      },
+    };
   });
 
   describeModelStoreContract('Redis', async () => {
     const prefix = redisTestPrefix();
     const store = createRedisModelStore(await connectRedis(prefix.url), prefix.prefix);
-    return { store, close: async () => { await store.close(); await prefix.cleanup(); } };
+    return {
+      store,
+      close: async () => {
+        await store.close();
+        await prefix.cleanup();
+      },
+    };
   });
 }

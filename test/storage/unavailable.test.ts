@@ -43,9 +43,13 @@ describeWithServices('a Postgres connection lost in the middle of a transaction'
     const sql = createPgSqlClient(victim.toString(), { onUnavailable: (_backend, operation) => lost.push(operation) });
     try {
       let terminated!: () => void;
-      const afterTermination = new Promise<void>((resolve) => { terminated = resolve; });
+      const afterTermination = new Promise<void>((resolve) => {
+        terminated = resolve;
+      });
       let begun!: () => void;
-      const idle = new Promise<void>((resolve) => { begun = resolve; });
+      const idle = new Promise<void>((resolve) => {
+        begun = resolve;
+      });
       const inFlight = sql.transaction(async (tx) => {
         await tx.query('SELECT 1');
         begun();
@@ -55,7 +59,9 @@ describeWithServices('a Postgres connection lost in the middle of a transaction'
         await tx.query('SELECT 2');
       });
       await idle;
-      const { rows } = await admin.query<{ ended: boolean }>("SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE application_name = 'moat-victim' AND state = 'idle in transaction'");
+      const { rows } = await admin.query<{ ended: boolean }>(
+        "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE application_name = 'moat-victim' AND state = 'idle in transaction'",
+      );
       expect(rows).toEqual([{ ended: true }]);
       // The client hears of it asynchronously; wait until it has, then let the transaction go on.
       const until = Date.now() + 5000;

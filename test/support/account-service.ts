@@ -45,7 +45,14 @@ export interface TestAccountService {
   close(): Promise<void>;
 }
 
-export const MALFORMED_ACCOUNT = { id: 'acc-broken', nickname: 'Broken', type: 'Current', currency: 'pounds', schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: 40001700000000 };
+export const MALFORMED_ACCOUNT = {
+  id: 'acc-broken',
+  nickname: 'Broken',
+  type: 'Current',
+  currency: 'pounds',
+  schemeName: 'UK.OBIE.SortCodeAccountNumber',
+  identification: 40001700000000,
+};
 
 export async function startAccountService(options: { accounts?: Record<string, ServiceAccount[]> } = {}): Promise<TestAccountService> {
   const ca = await createTestCa([{ O: ['Test Bank'] }, { CN: ['Test Bank account service CA'] }]);
@@ -63,7 +70,10 @@ export async function startAccountService(options: { accounts?: Record<string, S
     res.end(JSON.stringify(body));
   };
   const service: TestAccountService = {
-    url: '', ca, moatClient, files,
+    url: '',
+    ca,
+    moatClient,
+    files,
     accounts: new Map(Object.entries(options.accounts ?? {})),
     funds: new Map(),
     behaviour: 'good',
@@ -75,37 +85,41 @@ export async function startAccountService(options: { accounts?: Record<string, S
     close: async () => undefined,
   };
 
-  const server: Server = createServer({ cert: serverCert.certPem, key: serverCert.keyPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: true }, (req, res) => {
-    const url = new URL(req.url ?? '/', 'https://127.0.0.1');
-    const peer = (req.socket as TLSSocket).getPeerCertificate();
-    service.requests.push({ path: `${url.pathname}${url.search}`, clientCn: typeof peer.subject?.CN === 'string' ? peer.subject.CN : undefined });
-    const behaviour = service.queue.shift() ?? service.behaviour;
-    const answer = () => {
-      if (behaviour === 'error') return json(res, 500, { error: 'core banking is down' });
-      if (behaviour === 'not_found') return json(res, 404, { error: 'no such thing' });
-      const list = /^\/bank\/customers\/([^/]+)\/accounts$/.exec(url.pathname);
-      const canPay = /^\/bank\/customers\/([^/]+)\/accounts\/([^/]+)\/can-pay$/.exec(url.pathname);
-      if (behaviour === 'malformed') return json(res, 200, list !== null ? { accounts: [MALFORMED_ACCOUNT] } : { canPay: 'yes' });
-      if (list !== null) return json(res, 200, { accounts: service.accounts.get(decodeURIComponent(list[1]!)) ?? [] });
-      if (canPay !== null) {
-        const account = service.accounts.get(decodeURIComponent(canPay[1]!))?.find((a) => a.id === decodeURIComponent(canPay[2]!));
-        if (account === undefined) return json(res, 404, { error: 'not this customer\'s account' });
-        const amount = Number(url.searchParams.get('amount'));
-        return json(res, 200, { canPay: account.currency === url.searchParams.get('currency') && amount <= (service.funds.get(account.id) ?? Infinity) });
-      }
-      return json(res, 404, { error: 'unknown path' });
-    };
-    if (behaviour === 'slow') held.push(answer);
-    else answer();
-  });
+  const server: Server = createServer(
+    { cert: serverCert.certPem, key: serverCert.keyPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: true },
+    (req, res) => {
+      const url = new URL(req.url ?? '/', 'https://127.0.0.1');
+      const peer = (req.socket as TLSSocket).getPeerCertificate();
+      service.requests.push({ path: `${url.pathname}${url.search}`, clientCn: typeof peer.subject?.CN === 'string' ? peer.subject.CN : undefined });
+      const behaviour = service.queue.shift() ?? service.behaviour;
+      const answer = () => {
+        if (behaviour === 'error') return json(res, 500, { error: 'core banking is down' });
+        if (behaviour === 'not_found') return json(res, 404, { error: 'no such thing' });
+        const list = /^\/bank\/customers\/([^/]+)\/accounts$/.exec(url.pathname);
+        const canPay = /^\/bank\/customers\/([^/]+)\/accounts\/([^/]+)\/can-pay$/.exec(url.pathname);
+        if (behaviour === 'malformed') return json(res, 200, list !== null ? { accounts: [MALFORMED_ACCOUNT] } : { canPay: 'yes' });
+        if (list !== null) return json(res, 200, { accounts: service.accounts.get(decodeURIComponent(list[1]!)) ?? [] });
+        if (canPay !== null) {
+          const account = service.accounts.get(decodeURIComponent(canPay[1]!))?.find((a) => a.id === decodeURIComponent(canPay[2]!));
+          if (account === undefined) return json(res, 404, { error: "not this customer's account" });
+          const amount = Number(url.searchParams.get('amount'));
+          return json(res, 200, { canPay: account.currency === url.searchParams.get('currency') && amount <= (service.funds.get(account.id) ?? Infinity) });
+        }
+        return json(res, 404, { error: 'unknown path' });
+      };
+      if (behaviour === 'slow') held.push(answer);
+      else answer();
+    },
+  );
   const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
   // The contract's paths under a prefix, as a bank mounts them.
   service.url = `https://127.0.0.1:${port}/bank`;
-  service.close = () => new Promise<void>((done) => {
-    held.splice(0);
-    server.close(() => done());
-    server.closeAllConnections();
-  });
+  service.close = () =>
+    new Promise<void>((done) => {
+      held.splice(0);
+      server.close(() => done());
+      server.closeAllConnections();
+    });
   return service;
 }
 
@@ -113,11 +127,32 @@ export async function startAccountService(options: { accounts?: Record<string, S
 export function bankAccounts(): Record<string, ServiceAccount[]> {
   return {
     'cust-alice': [
-      { id: 'bank-alice-bills', nickname: 'Bills account', type: 'Personal current account', currency: 'GBP', schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '20001711112222' },
-      { id: 'bank-alice-holiday', nickname: 'Holiday fund', type: 'Savings account', currency: 'GBP', schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '20001733334444' },
+      {
+        id: 'bank-alice-bills',
+        nickname: 'Bills account',
+        type: 'Personal current account',
+        currency: 'GBP',
+        schemeName: 'UK.OBIE.SortCodeAccountNumber',
+        identification: '20001711112222',
+      },
+      {
+        id: 'bank-alice-holiday',
+        nickname: 'Holiday fund',
+        type: 'Savings account',
+        currency: 'GBP',
+        schemeName: 'UK.OBIE.SortCodeAccountNumber',
+        identification: '20001733334444',
+      },
     ],
     'cust-bob': [
-      { id: 'bank-bob-main', nickname: 'Main account', type: 'Personal current account', currency: 'GBP', schemeName: 'UK.OBIE.IBAN', identification: 'GB29NWBK60161331926819' },
+      {
+        id: 'bank-bob-main',
+        nickname: 'Main account',
+        type: 'Personal current account',
+        currency: 'GBP',
+        schemeName: 'UK.OBIE.IBAN',
+        identification: 'GB29NWBK60161331926819',
+      },
     ],
   };
 }

@@ -21,7 +21,10 @@ export function adminRequest(port: number, method: 'GET' | 'POST', path: string,
   return new Promise((resolve, reject) => {
     const payload = call.rawBody ?? (call.body === undefined ? undefined : JSON.stringify(call.body));
     const options = {
-      host: '127.0.0.1', port, path, method,
+      host: '127.0.0.1',
+      port,
+      path,
+      method,
       headers: {
         ...(call.token === undefined ? {} : { authorization: `Bearer ${call.token}` }),
         ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
@@ -30,11 +33,14 @@ export function adminRequest(port: number, method: 'GET' | 'POST', path: string,
     };
     const onResponse = (res: IncomingMessage) => {
       let text = '';
-      res.on('data', (d: Buffer) => { text += d.toString(); });
+      res.on('data', (d: Buffer) => {
+        text += d.toString();
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text === '' ? undefined : JSON.parse(text) }));
     };
     // A fresh connection per call over TLS: each call's certificate is judged on its own handshake.
-    const req = call.tls === undefined ? httpRequest(options, onResponse) : httpsRequest({ ...options, ...call.tls, servername: 'localhost', agent: false }, onResponse);
+    const req =
+      call.tls === undefined ? httpRequest(options, onResponse) : httpsRequest({ ...options, ...call.tls, servername: 'localhost', agent: false }, onResponse);
     req.on('error', reject);
     req.end(payload);
   });

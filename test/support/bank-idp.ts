@@ -18,11 +18,27 @@ import { accountChoices, Browser, hiddenField, onboardTpp, type RegisteredTpp } 
  * issuer, sign an ID token for another nonce or with a key it does not publish.
  */
 
-export interface BankUser { username: string; password: string; sub: string; customerNumber: string; name: string; acr: string; amr: string[] }
+export interface BankUser {
+  username: string;
+  password: string;
+  sub: string;
+  customerNumber: string;
+  name: string;
+  acr: string;
+  amr: string[];
+}
 
 /** The bank's customers: alice signs in with two factors (SCA), bob with a password alone unless he also gives a code (`second_factor`). */
 export const BANK_USERS: BankUser[] = [
-  { username: 'alice', password: 'alice-bank', sub: 'bank-0001', customerNumber: 'cust-alice', name: 'Alice B. Example', acr: 'urn:bank:loa:high', amr: ['pwd', 'otp', 'mfa'] },
+  {
+    username: 'alice',
+    password: 'alice-bank',
+    sub: 'bank-0001',
+    customerNumber: 'cust-alice',
+    name: 'Alice B. Example',
+    acr: 'urn:bank:loa:high',
+    amr: ['pwd', 'otp', 'mfa'],
+  },
   { username: 'bob', password: 'bob-bank', sub: 'bank-0002', customerNumber: 'cust-bob', name: 'Bob B. Example', acr: 'urn:bank:loa:low', amr: ['pwd'] },
 ];
 export const SCA_ACR_AT_BANK = 'urn:bank:loa:high';
@@ -78,8 +94,12 @@ export async function startBankIdp(options: { clientAuth?: 'private_key_jwt' | '
     const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
     const kid = 'moat-rp-1';
     files.jwkFile = join(dir, 'moat-rp.jwk.json');
-    writeFileSync(files.jwkFile, JSON.stringify({ ...await exportJWK(privateKey), kid, alg: 'ES256' }));
-    clientMetadata = { token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'ES256', jwks: { keys: [{ ...await exportJWK(publicKey), kid, alg: 'ES256', use: 'sig' }] } };
+    writeFileSync(files.jwkFile, JSON.stringify({ ...(await exportJWK(privateKey)), kid, alg: 'ES256' }));
+    clientMetadata = {
+      token_endpoint_auth_method: 'private_key_jwt',
+      token_endpoint_auth_signing_alg: 'ES256',
+      jwks: { keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }] },
+    };
   } else {
     moatClientCert = await issueLeaf(ca, { subject: [{ CN: ['moat-rp'] }, { O: ['Moat Relying Party'] }], eku: ['clientAuth'] });
     files.certFile = join(dir, 'moat-rp.pem');
@@ -90,17 +110,25 @@ export async function startBankIdp(options: { clientAuth?: 'private_key_jwt' | '
   }
 
   const signing = await generateKeyPair('ES256', { extractable: true });
-  const signingJwk: JWK = { ...await exportJWK(signing.privateKey), kid: 'bank-idp-1', alg: 'ES256', use: 'sig' };
+  const signingJwk: JWK = { ...(await exportJWK(signing.privateKey)), kid: 'bank-idp-1', alg: 'ES256', use: 'sig' };
   const port = await freePort();
   const issuer = `https://127.0.0.1:${port}`;
   let redirectUris: string[] = [];
   const misbehave: Misbehaviour = {};
 
   const provider = new Provider(issuer, {
-    adapter: memoryAdapter(() => (redirectUris.length === 0 ? undefined : {
-      client_id: 'moat', redirect_uris: redirectUris, response_types: ['code'], grant_types: ['authorization_code'],
-      id_token_signed_response_alg: 'ES256', ...clientMetadata,
-    })),
+    adapter: memoryAdapter(() =>
+      redirectUris.length === 0
+        ? undefined
+        : {
+            client_id: 'moat',
+            redirect_uris: redirectUris,
+            response_types: ['code'],
+            grant_types: ['authorization_code'],
+            id_token_signed_response_alg: 'ES256',
+            ...clientMetadata,
+          },
+    ),
     jwks: { keys: [signingJwk] } as Configuration['jwks'],
     cookies: { keys: ['bank-idp-cookie-key'], long: { signed: true, secure: true }, short: { signed: true, secure: true } },
     claims: { openid: ['sub', 'customer_number'], profile: ['name'], acr: null, amr: null, auth_time: null, sid: null },
@@ -120,8 +148,8 @@ export async function startBankIdp(options: { clientAuth?: 'private_key_jwt' | '
         tlsClientAuth: true,
         getCertificate: (ctx) => (ctx.socket as TLSSocket).getPeerX509Certificate?.(),
         certificateAuthorized: (ctx) => (ctx.socket as TLSSocket).authorized,
-        certificateSubjectMatches: (ctx, property, expected) => property === 'tls_client_auth_subject_dn'
-          && (ctx.socket as TLSSocket).getPeerX509Certificate?.()?.subject.split('\n').join(',') === expected,
+        certificateSubjectMatches: (ctx, property, expected) =>
+          property === 'tls_client_auth_subject_dn' && (ctx.socket as TLSSocket).getPeerX509Certificate?.()?.subject.split('\n').join(',') === expected,
       },
     },
   });
@@ -134,7 +162,9 @@ export async function startBankIdp(options: { clientAuth?: 'private_key_jwt' | '
     if (ctx.method === 'GET' && ctx.path === '/auth') authorizationRequests.push(new URLSearchParams(ctx.querystring));
     const hang = misbehave.hangOn;
     if (hang !== undefined && ctx.path === hang) {
-      await new Promise<void>((release) => { releaseHung.push(release); });
+      await new Promise<void>((release) => {
+        releaseHung.push(release);
+      });
       ctx.status = 503;
       return;
     }
@@ -170,7 +200,12 @@ export async function startBankIdp(options: { clientAuth?: 'private_key_jwt' | '
     }
     const form = new URLSearchParams(await readBody(ctx.req));
     if (match[2] === '/cancel') {
-      await provider.interactionFinished(ctx.req, ctx.res, { error: 'access_denied', error_description: 'the customer cancelled' }, { mergeWithLastSubmission: false });
+      await provider.interactionFinished(
+        ctx.req,
+        ctx.res,
+        { error: 'access_denied', error_description: 'the customer cancelled' },
+        { mergeWithLastSubmission: false },
+      );
       ctx.respond = false;
       return;
     }
@@ -183,9 +218,14 @@ export async function startBankIdp(options: { clientAuth?: 'private_key_jwt' | '
     }
     // A customer who also confirms with their second factor at the bank (`second_factor=otp`) signs in with SCA.
     const strong = form.get('second_factor') === 'otp';
-    await provider.interactionFinished(ctx.req, ctx.res, {
-      login: strong ? { accountId: user.sub, acr: SCA_ACR_AT_BANK, amr: ['pwd', 'otp', 'mfa'] } : { accountId: user.sub, acr: user.acr, amr: user.amr },
-    }, { mergeWithLastSubmission: false });
+    await provider.interactionFinished(
+      ctx.req,
+      ctx.res,
+      {
+        login: strong ? { accountId: user.sub, acr: SCA_ACR_AT_BANK, amr: ['pwd', 'otp', 'mfa'] } : { accountId: user.sub, acr: user.acr, amr: user.amr },
+      },
+      { mergeWithLastSubmission: false },
+    );
     ctx.respond = false;
   });
 
@@ -196,7 +236,11 @@ export async function startBankIdp(options: { clientAuth?: 'private_key_jwt' | '
       url.searchParams.set('iss', misbehave.issuerInResponse);
       ctx.set('location', url.toString());
     }
-    if (ctx.path === '/token' && ctx.status === 200 && (misbehave.nonceInIdToken !== undefined || misbehave.foreignSigningKey === true || misbehave.authTimeAgoSeconds !== undefined)) {
+    if (
+      ctx.path === '/token' &&
+      ctx.status === 200 &&
+      (misbehave.nonceInIdToken !== undefined || misbehave.foreignSigningKey === true || misbehave.authTimeAgoSeconds !== undefined)
+    ) {
       const body = ctx.body as Record<string, unknown>;
       const claims = decodeJwt(String(body.id_token));
       if (misbehave.nonceInIdToken !== undefined) claims.nonce = misbehave.nonceInIdToken;
@@ -208,12 +252,20 @@ export async function startBankIdp(options: { clientAuth?: 'private_key_jwt' | '
   }
 
   const releaseHung: (() => void)[] = [];
-  provider.on('server_error', (_ctx: unknown, err: Error) => { process.stderr.write(`bank IdP server_error: ${err.stack}\n`); });
-  const server: Server = createServer({
-    cert: serverCert.certPem, key: serverCert.keyPem,
-    // mTLS client authentication (RFC 8705 §2.1): the certificate is asked for, and judged per client.
-    requestCert: true, rejectUnauthorized: false, ca: ca.certPem,
-  }, provider.callback());
+  provider.on('server_error', (_ctx: unknown, err: Error) => {
+    process.stderr.write(`bank IdP server_error: ${err.stack}\n`);
+  });
+  const server: Server = createServer(
+    {
+      cert: serverCert.certPem,
+      key: serverCert.keyPem,
+      // mTLS client authentication (RFC 8705 §2.1): the certificate is asked for, and judged per client.
+      requestCert: true,
+      rejectUnauthorized: false,
+      ca: ca.certPem,
+    },
+    provider.callback(),
+  );
   await new Promise<void>((ready) => server.listen(port, '127.0.0.1', ready));
   let stopped = false;
   const stop = async () => {
@@ -225,14 +277,24 @@ export async function startBankIdp(options: { clientAuth?: 'private_key_jwt' | '
   };
 
   return {
-    issuer, caPem: ca.certPem, files, misbehave,
-    registerMoat(moatIssuer) { redirectUris = [new URL('/federation/callback', moatIssuer).toString()]; },
+    issuer,
+    caPem: ca.certPem,
+    files,
+    misbehave,
+    registerMoat(moatIssuer) {
+      redirectUris = [new URL('/federation/callback', moatIssuer).toString()];
+    },
     moatCustomersConfig(extra = {}) {
       return {
         source: 'oidc',
         oidc: {
-          issuer, clientId: 'moat', caFile: files.caFile,
-          clientAuth: clientAuth === 'private_key_jwt' ? { method: 'private_key_jwt', jwkFile: files.jwkFile } : { method: 'tls_client_auth', certFile: files.certFile, keyFile: files.keyFile },
+          issuer,
+          clientId: 'moat',
+          caFile: files.caFile,
+          clientAuth:
+            clientAuth === 'private_key_jwt'
+              ? { method: 'private_key_jwt', jwkFile: files.jwkFile }
+              : { method: 'tls_client_auth', certFile: files.certFile, keyFile: files.keyFile },
           customerIdClaim: 'customer_number',
           sca: { acrValues: [SCA_ACR_AT_BANK] },
           ...extra,
@@ -257,7 +319,9 @@ function readBody(req: NodeJS.ReadableStream): Promise<string> {
   return new Promise((done, fail) => {
     let body = '';
     req.setEncoding('utf8');
-    req.on('data', (chunk: string) => { body += chunk; });
+    req.on('data', (chunk: string) => {
+      body += chunk;
+    });
     req.on('end', () => done(body));
     req.on('error', fail);
   });
@@ -268,15 +332,34 @@ function memoryAdapter(moatClient: () => AdapterPayload | undefined): NonNullabl
   const store = new Map<string, AdapterPayload>();
   return class implements Adapter {
     private readonly model: string;
-    constructor(model: string) { this.model = model; }
-    key(id: string) { return `${this.model}:${id}`; }
-    async upsert(id: string, payload: AdapterPayload) { store.set(this.key(id), payload); }
-    async find(id: string) { return this.model === 'Client' ? (id === 'moat' ? moatClient() : undefined) : store.get(this.key(id)); }
-    async findByUserCode() { return undefined; }
-    async findByUid(uid: string) { return [...store.entries()].find(([k, v]) => k.startsWith(`${this.model}:`) && v.uid === uid)?.[1]; }
-    async consume(id: string) { const p = store.get(this.key(id)); if (p !== undefined) p.consumed = Math.floor(Date.now() / 1000); }
-    async destroy(id: string) { store.delete(this.key(id)); }
-    async revokeByGrantId(grantId: string) { for (const [k, v] of store) if (v.grantId === grantId) store.delete(k); }
+    constructor(model: string) {
+      this.model = model;
+    }
+    key(id: string) {
+      return `${this.model}:${id}`;
+    }
+    async upsert(id: string, payload: AdapterPayload) {
+      store.set(this.key(id), payload);
+    }
+    async find(id: string) {
+      return this.model === 'Client' ? (id === 'moat' ? moatClient() : undefined) : store.get(this.key(id));
+    }
+    async findByUserCode() {
+      return undefined;
+    }
+    async findByUid(uid: string) {
+      return [...store.entries()].find(([k, v]) => k.startsWith(`${this.model}:`) && v.uid === uid)?.[1];
+    }
+    async consume(id: string) {
+      const p = store.get(this.key(id));
+      if (p !== undefined) p.consumed = Math.floor(Date.now() / 1000);
+    }
+    async destroy(id: string) {
+      store.delete(this.key(id));
+    }
+    async revokeByGrantId(grantId: string) {
+      for (const [k, v] of store) if (v.grantId === grantId) store.delete(k);
+    }
   };
 }
 
@@ -297,9 +380,15 @@ export interface FederatedJourney {
  * Two browsers' cookie jars, one per origin, as one real browser keeps them.
  */
 export async function federatedCustomer(
-  h: Harness, tpp: RegisteredTpp, idp: BankIdp, requestUri: string,
+  h: Harness,
+  tpp: RegisteredTpp,
+  idp: BankIdp,
+  requestUri: string,
   options: {
-    user?: { username: string; password: string; second_factor?: string }; cancelAtBank?: boolean; consent?: boolean; keepBrowser?: boolean;
+    user?: { username: string; password: string; second_factor?: string };
+    cancelAtBank?: boolean;
+    consent?: boolean;
+    keepBrowser?: boolean;
     /** Moat's own one-time code, when Moat asks for one after the bank's sign-in (a payment, or a step-up). */
     code?: () => string;
     /** Carry on in this browser from this Moat page (a retry link) instead of starting at /authorize. */
@@ -317,9 +406,10 @@ export async function federatedCustomer(
     if (loginPage.res.status !== 200) throw new Error(`the bank IdP login page answered ${loginPage.res.status}`);
     const uid = new URL(loginPage.url, idp.issuer).pathname.split('/')[2]!;
     const user = options.user ?? { username: 'alice', password: 'alice-bank' };
-    const signedIn = options.cancelAtBank === true
-      ? await bank.follow(`/interaction/${uid}/cancel`, { method: 'POST', form: {} })
-      : await bank.follow(`/interaction/${uid}/login`, { method: 'POST', form: user });
+    const signedIn =
+      options.cancelAtBank === true
+        ? await bank.follow(`/interaction/${uid}/cancel`, { method: 'POST', form: {} })
+        : await bank.follow(`/interaction/${uid}/login`, { method: 'POST', form: user });
     if (signedIn.location === undefined) throw new Error(`the bank IdP did not send the customer back: ${signedIn.res.status}`);
     const callbackUrl = signedIn.location;
     let back = await moat.follow(callbackUrl);
@@ -333,9 +423,13 @@ export async function federatedCustomer(
       if (back.location !== undefined) return { tppLocation: back.location, callbackUrl, moat };
       landed = await page(back);
     }
-    if (options.consent === false || !/\/interaction\/[^/]+$/.test(new URL(back.url, h.issuer).pathname) || landed.status !== 200) return { page: landed, callbackUrl, moat };
+    if (options.consent === false || !/\/interaction\/[^/]+$/.test(new URL(back.url, h.issuer).pathname) || landed.status !== 200)
+      return { page: landed, callbackUrl, moat };
     const consentUid = new URL(back.url, h.issuer).pathname.split('/')[2]!;
-    const form: [string, string][] = [['csrf', hiddenField(landed.html, 'csrf')], ['decision', 'approve']];
+    const form: [string, string][] = [
+      ['csrf', hiddenField(landed.html, 'csrf')],
+      ['decision', 'approve'],
+    ];
     const offered = accountChoices(landed.html);
     for (const id of offered.type === 'radio' ? offered.values.slice(0, 1) : offered.values) form.push(['accounts', id]);
     const consent = await moat.follow(`/interaction/${consentUid}/consent`, { method: 'POST', form });

@@ -13,19 +13,22 @@ export const CIBA_GRANT = 'urn:openid:params:grant-type:ciba';
 export function cibaRegistration(mode: { ping: string } | 'poll' = 'poll'): Record<string, unknown> {
   return {
     grant_types: ['authorization_code', 'refresh_token', CIBA_GRANT],
-    ...(mode === 'poll' ? { backchannel_token_delivery_mode: 'poll' } : { backchannel_token_delivery_mode: 'ping', backchannel_client_notification_endpoint: mode.ping }),
+    ...(mode === 'poll'
+      ? { backchannel_token_delivery_mode: 'poll' }
+      : { backchannel_token_delivery_mode: 'ping', backchannel_client_notification_endpoint: mode.ping }),
   };
 }
 
 export async function tppSigningKey(tpp: RegisteredTpp): Promise<oauth.PrivateKey> {
   const jwk = tpp.creds.signingJwks.keys[0]!;
-  return { key: await importJWK(jwk, jwk.alg) as webcrypto.CryptoKey, kid: jwk.kid };
+  return { key: (await importJWK(jwk, jwk.alg)) as webcrypto.CryptoKey, kid: jwk.kid };
 }
 
 /** A signed backchannel authentication request (FAPI-CIBA §5.2.2), or an unsigned one when asked. */
 export async function backchannelRequest(tpp: RegisteredTpp, params: Record<string, string>, options: { signed?: boolean } = {}): Promise<Response> {
   const body = new URLSearchParams({ scope: 'openid accounts', ...params });
-  const sent = options.signed === false ? body : new URLSearchParams({ request: await oauth.issueRequestObject(tpp.as, tpp.client, body, await tppSigningKey(tpp)) });
+  const sent =
+    options.signed === false ? body : new URLSearchParams({ request: await oauth.issueRequestObject(tpp.as, tpp.client, body, await tppSigningKey(tpp)) });
   return oauth.backchannelAuthenticationRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), sent, { [oauth.customFetch]: tpp.fetch });
 }
 

@@ -6,7 +6,9 @@ import { pushAuthorization, type RegisteredTpp } from './tpp-client.ts';
  */
 
 export async function clientCredentialsToken(tpp: RegisteredTpp, scope: string): Promise<string> {
-  const res = await oauth.clientCredentialsGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ scope }), { [oauth.customFetch]: tpp.fetch });
+  const res = await oauth.clientCredentialsGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), new URLSearchParams({ scope }), {
+    [oauth.customFetch]: tpp.fetch,
+  });
   return (await oauth.processClientCredentialsResponse(tpp.as, tpp.client, res)).access_token;
 }
 
@@ -33,11 +35,14 @@ export async function consentApi(
     ...(options.body === undefined ? {} : { body: typeof options.body === 'string' ? options.body : JSON.stringify(options.body) }),
   });
   const text = await res.text();
-  return { status: res.status, body: text === '' ? {} : JSON.parse(text) as Record<string, any>, headers: res.headers };
+  return { status: res.status, body: text === '' ? {} : (JSON.parse(text) as Record<string, any>), headers: res.headers };
 }
 
 export function accountAccessBody(data: Record<string, unknown> = {}): Record<string, unknown> {
-  return { Data: { Permissions: ['ReadAccountsDetail', 'ReadBalances', 'ReadTransactionsDetail', 'ReadTransactionsCredits', 'ReadTransactionsDebits'], ...data }, Risk: {} };
+  return {
+    Data: { Permissions: ['ReadAccountsDetail', 'ReadBalances', 'ReadTransactionsDetail', 'ReadTransactionsCredits', 'ReadTransactionsDebits'], ...data },
+    Risk: {},
+  };
 }
 
 export function domesticPaymentBody(initiation: Record<string, unknown> = {}): Record<string, unknown> {
@@ -67,14 +72,19 @@ export async function introspect(tpp: RegisteredTpp, token: string): Promise<Rec
   return oauth.processIntrospectionResponse(tpp.as, tpp.client, res) as Promise<Record<string, any>>;
 }
 
-export async function redeem(tpp: RegisteredTpp, code: { params: URLSearchParams; codeVerifier: string }): Promise<{ status: number; body: Record<string, any> }> {
-  const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), code.params, tpp.redirectUri, code.codeVerifier, { [oauth.customFetch]: tpp.fetch });
-  return { status: res.status, body: await res.json() as Record<string, any> };
+export async function redeem(
+  tpp: RegisteredTpp,
+  code: { params: URLSearchParams; codeVerifier: string },
+): Promise<{ status: number; body: Record<string, any> }> {
+  const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), code.params, tpp.redirectUri, code.codeVerifier, {
+    [oauth.customFetch]: tpp.fetch,
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, any> };
 }
 
 export async function refresh(tpp: RegisteredTpp, refreshToken: string): Promise<{ status: number; body: Record<string, any> }> {
   const res = await oauth.refreshTokenGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), refreshToken, { [oauth.customFetch]: tpp.fetch });
-  return { status: res.status, body: await res.json() as Record<string, any> };
+  return { status: res.status, body: (await res.json()) as Record<string, any> };
 }
 
 export function sandboxAccountsOf(username: 'alice' | 'bob'): string[] {
@@ -86,7 +96,8 @@ export async function parError(tpp: RegisteredTpp, extraParams: Record<string, s
   try {
     await pushAuthorization(tpp, { extraParams });
   } catch (err) {
-    if (err instanceof oauth.ResponseBodyError) return { error: err.error, ...(err.error_description === undefined ? {} : { error_description: err.error_description }) };
+    if (err instanceof oauth.ResponseBodyError)
+      return { error: err.error, ...(err.error_description === undefined ? {} : { error_description: err.error_description }) };
     throw err;
   }
   throw new Error('the PAR succeeded');

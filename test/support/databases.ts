@@ -120,18 +120,36 @@ export function redisTestPrefix(): { url: string; prefix: string; cleanup(): Pro
  */
 export function sqlBackends(): [string, () => Promise<{ sql: SqlClient; drop(): Promise<void> }>][] {
   const backends: [string, () => Promise<{ sql: SqlClient; drop(): Promise<void> }>][] = [
-    ['PGlite', async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'moat-sql-'));
-      const sql = await createPgliteSqlClient(dir);
-      return { sql, drop: async () => { await sql.close(); rmSync(dir, { recursive: true, force: true }); } };
-    }],
+    [
+      'PGlite',
+      async () => {
+        const dir = mkdtempSync(join(tmpdir(), 'moat-sql-'));
+        const sql = await createPgliteSqlClient(dir);
+        return {
+          sql,
+          drop: async () => {
+            await sql.close();
+            rmSync(dir, { recursive: true, force: true });
+          },
+        };
+      },
+    ],
   ];
   if (!embeddedOnly()) {
-    backends.push(['Postgres', async () => {
-      const db = await createThrowawayPostgres();
-      const sql = createPgSqlClient(db.url);
-      return { sql, drop: async () => { await sql.close(); await db.drop(); } };
-    }]);
+    backends.push([
+      'Postgres',
+      async () => {
+        const db = await createThrowawayPostgres();
+        const sql = createPgSqlClient(db.url);
+        return {
+          sql,
+          drop: async () => {
+            await sql.close();
+            await db.drop();
+          },
+        };
+      },
+    ]);
   }
   return backends;
 }

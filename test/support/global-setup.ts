@@ -12,8 +12,14 @@ import { privateSoftHsmConfig } from './softhsm.ts';
 function reachable(url: string): Promise<boolean> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve) => {
-    const socket = createConnection({ host: hostname, port: Number(port) }, () => { socket.destroy(); resolve(true); });
-    socket.setTimeout(1000, () => { socket.destroy(); resolve(false); });
+    const socket = createConnection({ host: hostname, port: Number(port) }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.setTimeout(1000, () => {
+      socket.destroy();
+      resolve(false);
+    });
     socket.on('error', () => resolve(false));
   });
 }
@@ -42,6 +48,8 @@ export default async function globalSetup(): Promise<void> {
   if (process.env.TEST_MOAT_REQUIRE_SERVICES === '1') {
     throw new Error(`TEST_MOAT_REQUIRE_SERVICES=1 but ${missing} is not reachable`);
   }
-  process.stdout.write(`\nmoat tests: ${missing} not reachable — running on the embedded default only (set TEST_MOAT_POSTGRES_URL / TEST_MOAT_REDIS_URL to point at yours)\n`);
+  process.stdout.write(
+    `\nmoat tests: ${missing} not reachable — running on the embedded default only (set TEST_MOAT_POSTGRES_URL / TEST_MOAT_REDIS_URL to point at yours)\n`,
+  );
   process.env.TEST_MOAT_EMBEDDED_ONLY = '1';
 }

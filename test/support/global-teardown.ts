@@ -25,5 +25,7 @@ export default async function globalTeardown(): Promise<void> {
     }
   }
   if (hits.length > 0) throw new Error(`secrets in the logs of this test run:\n${hits.join('\n')}`);
-  process.stdout.write(`moat tests: ${lines} log lines of this run searched for tokens, keys, passwords, cookies, codes and errors' SQL data: none found (${dir})\n`);
+  process.stdout.write(
+    `moat tests: ${lines} log lines of this run searched for tokens, keys, passwords, cookies, codes and errors' SQL data: none found (${dir})\n`,
+  );
 }

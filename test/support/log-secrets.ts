@@ -31,9 +31,10 @@ function errorFieldsIn(value: unknown, path: string, found: string[]): void {
   for (const [name, inner] of Object.entries(value)) {
     if (ERROR_DATA_FIELDS.includes(name)) found.push(`${path}.${name}`);
     if (name === 'cause') errorFieldsIn(inner, `${path}.cause`, found);
-    if (name === 'errors' && Array.isArray(inner)) inner.forEach((e, i) => {
-      errorFieldsIn(e, `${path}.errors.${i}`, found);
-    });
+    if (name === 'errors' && Array.isArray(inner))
+      inner.forEach((e, i) => {
+        errorFieldsIn(e, `${path}.errors.${i}`, found);
+      });
   }
 }
 

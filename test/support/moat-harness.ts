@@ -35,7 +35,9 @@ export function defaultBackend(): Backend {
 
 export { freePort };
 
-export async function startMoat(options: { backend?: Backend; config?: Record<string, unknown>; now?: () => Date; keysNow?: () => Date } = {}): Promise<Harness> {
+export async function startMoat(
+  options: { backend?: Backend; config?: Record<string, unknown>; now?: () => Date; keysNow?: () => Date } = {},
+): Promise<Harness> {
   const backend = options.backend ?? defaultBackend();
   const dataDir = mkdtempSync(join(tmpdir(), 'moat-test-'));
   const cleanups: (() => Promise<void>)[] = [];
@@ -70,7 +72,8 @@ export async function startMoat(options: { backend?: Backend; config?: Record<st
     try {
       config = validateConfig(harnessConfig(port, dataDir, storage, options.config), 'test harness', dataDir);
       moat = await createMoatServer(config, createLogger(config.logging.level, sink), {
-        ...(options.now === undefined ? {} : { now: options.now }), ...(options.keysNow === undefined ? {} : { keysNow: options.keysNow }),
+        ...(options.now === undefined ? {} : { now: options.now }),
+        ...(options.keysNow === undefined ? {} : { keysNow: options.keysNow }),
       });
     } catch (err) {
       await cleanUp();
@@ -87,7 +90,12 @@ export async function startMoat(options: { backend?: Backend; config?: Record<st
       throw err;
     }
     return {
-      issuer: config.issuer, port, dataDir, config, moat, logs,
+      issuer: config.issuer,
+      port,
+      dataDir,
+      config,
+      moat,
+      logs,
       async close() {
         await moat.close();
         await cleanUp();
@@ -96,7 +104,12 @@ export async function startMoat(options: { backend?: Backend; config?: Record<st
   }
 }
 
-function harnessConfig(port: number, dataDir: string, storage: Record<string, unknown>, overrides: Record<string, unknown> | undefined): Record<string, unknown> {
+function harnessConfig(
+  port: number,
+  dataDir: string,
+  storage: Record<string, unknown>,
+  overrides: Record<string, unknown> | undefined,
+): Record<string, unknown> {
   return {
     issuer: `https://localhost:${port}`,
     listen: { host: '127.0.0.1', port },

@@ -49,15 +49,24 @@ export async function startPebble(options: { validitySeconds?: number; externalA
   writeFileSync(files.key, listener.keyPem);
   writeFileSync(files.ca, ca.certPem);
   const [acmePort, managementPort, httpPort, tlsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  writeFileSync(files.config, JSON.stringify({
-    pebble: {
-      listenAddress: `127.0.0.1:${acmePort}`, managementListenAddress: `127.0.0.1:${managementPort}`,
-      certificate: files.cert, privateKey: files.key, httpPort, tlsPort, ocspResponderURL: '',
-      // With keys: accounts must be bound to one of them (RFC 8555 §7.3.4), by kid and base64url MAC key.
-      externalAccountBindingRequired: options.externalAccountKeys !== undefined, externalAccountMACKeys: options.externalAccountKeys ?? {},
-      certificateValidityPeriod: options.validitySeconds ?? 3600,
-    },
-  }));
+  writeFileSync(
+    files.config,
+    JSON.stringify({
+      pebble: {
+        listenAddress: `127.0.0.1:${acmePort}`,
+        managementListenAddress: `127.0.0.1:${managementPort}`,
+        certificate: files.cert,
+        privateKey: files.key,
+        httpPort,
+        tlsPort,
+        ocspResponderURL: '',
+        // With keys: accounts must be bound to one of them (RFC 8555 §7.3.4), by kid and base64url MAC key.
+        externalAccountBindingRequired: options.externalAccountKeys !== undefined,
+        externalAccountMACKeys: options.externalAccountKeys ?? {},
+        certificateValidityPeriod: options.validitySeconds ?? 3600,
+      },
+    }),
+  );
   const child: ChildProcess = spawn(PEBBLE, ['-config', files.config], {
     env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -69,12 +78,18 @@ export async function startPebble(options: { validitySeconds?: number; externalA
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
   const agent = new Agent({ ca: ca.certPem, keepAlive: false });
-  const fetchText = (url: string) => new Promise<string>((resolve, reject) => {
-    get(url, { agent }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (c: string) => { body += c; }).on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: HTTP ${res.statusCode}`))));
-    }).on('error', reject);
-  });
+  const fetchText = (url: string) =>
+    new Promise<string>((resolve, reject) => {
+      get(url, { agent }, (res) => {
+        let body = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (c: string) => {
+            body += c;
+          })
+          .on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: HTTP ${res.statusCode}`))));
+      }).on('error', reject);
+    });
   const directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
   // Pebble listens within a second or two; wait for its directory rather than for a fixed time
   // (up to a minute: on a loaded CI machine starting a Go binary can take a while).
@@ -92,7 +107,10 @@ export async function startPebble(options: { validitySeconds?: number; externalA
     }
   }
   return {
-    directoryUrl, caPem: ca.certPem, caFile: files.ca, httpPort,
+    directoryUrl,
+    caPem: ca.certPem,
+    caFile: files.ca,
+    httpPort,
     rootPem: () => fetchText(`https://127.0.0.1:${managementPort}/roots/0`),
     close: async () => {
       if (child.exitCode === null) {

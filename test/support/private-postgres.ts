@@ -31,7 +31,8 @@ export function postgresBinaries(): string | undefined {
 
 export async function startPrivatePostgres(bin: string): Promise<PrivatePostgres> {
   const asRoot = userInfo().uid === 0;
-  const as = (command: string, args: string[]) => (asRoot ? run('runuser', ['-u', 'postgres', '--', join(bin, command), ...args]) : run(join(bin, command), args));
+  const as = (command: string, args: string[]) =>
+    asRoot ? run('runuser', ['-u', 'postgres', '--', join(bin, command), ...args]) : run(join(bin, command), args);
   const dir = mkdtempSync(join(tmpdir(), 'moat-pg-'));
   if (asRoot) {
     const { stdout } = await run('id', ['-u', 'postgres']);
@@ -42,8 +43,12 @@ export async function startPrivatePostgres(bin: string): Promise<PrivatePostgres
   const port = await freePort();
   await as('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8']);
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`;
-  const start = async () => { await as('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'log'), '-w', '-t', '30', 'start']); };
-  const stop = async (mode: 'immediate' | 'fast' = 'immediate') => { await as('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']).catch(() => undefined); };
+  const start = async () => {
+    await as('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'log'), '-w', '-t', '30', 'start']);
+  };
+  const stop = async (mode: 'immediate' | 'fast' = 'immediate') => {
+    await as('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']).catch(() => undefined);
+  };
   await start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,

@@ -23,7 +23,8 @@ export interface RevocationAuthority {
 
 export async function startRevocationAuthority(caPem: { certPem: string; keyPem: string }): Promise<RevocationAuthority> {
   const ca = { certificate: new x509.X509Certificate(caPem.certPem), key: importSigningKey(caPem.keyPem) };
-  const forger = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']) as webcrypto.CryptoKeyPair).privateKey;
+  const forger = ((await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])) as webcrypto.CryptoKeyPair)
+    .privateKey;
   const revoked = new Map<string, Date>();
   const modes: Record<'ocsp' | 'crl', 'up' | 'down' | 'forged'> = { ocsp: 'up', crl: 'up' };
   const requests = { ocsp: 0, crl: 0 };
@@ -38,9 +39,12 @@ export async function startRevocationAuthority(caPem: { certPem: string; keyPem:
       if (modes[service] === 'down') return void res.writeHead(503).end();
       const key = modes[service] === 'forged' ? forger : ca.key;
       const answer = service === 'crl' ? buildCrl(ca, revoked, key) : answerOcsp(ca, Buffer.concat(chunks), revoked, key);
-      answer.then((bytes) => {
-        res.writeHead(200, { 'content-type': service === 'crl' ? 'application/pkix-crl' : 'application/ocsp-response' }).end(bytes);
-      }, (err: unknown) => res.writeHead(500).end(String(err)));
+      answer.then(
+        (bytes) => {
+          res.writeHead(200, { 'content-type': service === 'crl' ? 'application/pkix-crl' : 'application/ocsp-response' }).end(bytes);
+        },
+        (err: unknown) => res.writeHead(500).end(String(err)),
+      );
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -48,9 +52,17 @@ export async function startRevocationAuthority(caPem: { certPem: string; keyPem:
   return {
     ocspUrl: `${base}/ocsp`,
     crlUrl: `${base}/crl`,
-    revoke: (serialHex) => { revoked.set(serialHex.toLowerCase(), new Date()); },
-    set: (service, mode) => { modes[service] = mode; },
+    revoke: (serialHex) => {
+      revoked.set(serialHex.toLowerCase(), new Date());
+    },
+    set: (service, mode) => {
+      modes[service] = mode;
+    },
     requests,
-    close: () => new Promise((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

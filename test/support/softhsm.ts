@@ -58,10 +58,11 @@ export function useSoftHsm(): SoftHsm {
   const tokenDir = join(root, 'tokens');
   const env = { ...process.env, SOFTHSM2_CONF: conf };
   // SoftHSM keeps each token in a directory of its own, whose token.object holds the label.
-  const directoryOf = (label: string) => readdirSync(tokenDir).find((d) => {
-    const file = join(tokenDir, d, 'token.object');
-    return existsSync(file) && readFileSync(file).includes(Buffer.from(label.padEnd(32, ' ')));
-  });
+  const directoryOf = (label: string) =>
+    readdirSync(tokenDir).find((d) => {
+      const file = join(tokenDir, d, 'token.object');
+      return existsSync(file) && readFileSync(file).includes(Buffer.from(label.padEnd(32, ' ')));
+    });
   return {
     library: SOFTHSM_LIBRARY,
     createToken(name, pin = '123456') {

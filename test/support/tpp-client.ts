@@ -27,7 +27,20 @@ export interface TppCredentials {
   summary: Record<string, unknown>;
 }
 
-export async function issueTpp(h: Harness, options: { name?: string; roles?: string[]; redirectUris?: string[]; eidas?: boolean; certificateRoles?: string[]; ocspUrl?: string; crlUrl?: string; logoUri?: string; now?: Date } = {}): Promise<TppCredentials> {
+export async function issueTpp(
+  h: Harness,
+  options: {
+    name?: string;
+    roles?: string[];
+    redirectUris?: string[];
+    eidas?: boolean;
+    certificateRoles?: string[];
+    ocspUrl?: string;
+    crlUrl?: string;
+    logoUri?: string;
+    now?: Date;
+  } = {},
+): Promise<TppCredentials> {
   const material = await ensureSandboxMaterial(h.config.dataDir);
   const tpp = await issueSandboxTpp(material, {
     name: options.name ?? 'Test Fintech',
@@ -70,12 +83,20 @@ export function tlsFetch(serverCaPem: string, cert?: { certPem: string; keyPem: 
   const f = async (url: string | URL, init?: RequestInit) => {
     const res = await undiciFetch(url, { ...(init as object), dispatcher: agent, redirect: 'manual' } as Parameters<typeof undiciFetch>[1]);
     const body = await res.arrayBuffer();
-    return new Response([101, 204, 205, 304].includes(res.status) ? null : body, { status: res.status, statusText: res.statusText, headers: new Headers([...res.headers]) });
+    return new Response([101, 204, 205, 304].includes(res.status) ? null : body, {
+      status: res.status,
+      statusText: res.statusText,
+      headers: new Headers([...res.headers]),
+    });
   };
   return Object.assign(f, { close: () => agent.close() });
 }
 
-export async function registerTpp(h: Harness, tpp: TppCredentials, overrides: Record<string, unknown> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+export async function registerTpp(
+  h: Harness,
+  tpp: TppCredentials,
+  overrides: Record<string, unknown> = {},
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const f = tlsFetch(tpp.serverCaPem, tpp);
   try {
     const res = await f(`${h.issuer}/register`, {
@@ -120,7 +141,8 @@ export class Browser {
     const target = new URL(url, this.origin);
     const cookie = [...this.cookies.entries()]
       .filter(([, c]) => target.pathname.startsWith(c.path))
-      .map(([name, c]) => `${name}=${c.value}`).join('; ');
+      .map(([name, c]) => `${name}=${c.value}`)
+      .join('; ');
     const res = await this.fetch(target, {
       method: init.method ?? 'GET',
       headers: {
@@ -138,7 +160,10 @@ export class Browser {
   }
 
   /** Follows redirects while they stay on Moat; returns the last response and the URL it came from. */
-  async follow(url: string, init: { method?: string; form?: FormFields; headers?: Record<string, string> } = {}): Promise<{ res: Response; url: string; location?: string }> {
+  async follow(
+    url: string,
+    init: { method?: string; form?: FormFields; headers?: Record<string, string> } = {},
+  ): Promise<{ res: Response; url: string; location?: string }> {
     let res = await this.request(url, init);
     let current = url;
     for (let hops = 0; hops < 10 && res.status >= 300 && res.status < 400; hops += 1) {
@@ -171,10 +196,21 @@ export async function discover(h: Harness, f: FetchLike): Promise<oauth.Authoriz
 }
 
 /** Issues credentials, registers them, and returns a ready client. */
-export async function onboardTpp(h: Harness, options: { name?: string; roles?: string[]; logoUri?: string; registration?: Record<string, unknown>; certificate?: { eidas?: boolean; ocspUrl?: string; crlUrl?: string } } = {}): Promise<RegisteredTpp> {
+export async function onboardTpp(
+  h: Harness,
+  options: {
+    name?: string;
+    roles?: string[];
+    logoUri?: string;
+    registration?: Record<string, unknown>;
+    certificate?: { eidas?: boolean; ocspUrl?: string; crlUrl?: string };
+  } = {},
+): Promise<RegisteredTpp> {
   const creds = await issueTpp(h, {
-    ...(options.name === undefined ? {} : { name: options.name }), ...(options.roles === undefined ? {} : { roles: options.roles }),
-    ...(options.logoUri === undefined ? {} : { logoUri: options.logoUri }), ...options.certificate,
+    ...(options.name === undefined ? {} : { name: options.name }),
+    ...(options.roles === undefined ? {} : { roles: options.roles }),
+    ...(options.logoUri === undefined ? {} : { logoUri: options.logoUri }),
+    ...options.certificate,
   });
   const reg = await registerTpp(h, creds, options.registration);
   if (reg.status !== 201) throw new Error(`registration failed: ${reg.status} ${JSON.stringify(reg.body)}`);
@@ -182,7 +218,11 @@ export async function onboardTpp(h: Harness, options: { name?: string; roles?: s
   const as = await discover(h, f);
   const client = reg.body as unknown as oauth.Client;
   return {
-    creds, client, as, fetch: f, redirectUri: (reg.body.redirect_uris as string[])[0]!,
+    creds,
+    client,
+    as,
+    fetch: f,
+    redirectUri: (reg.body.redirect_uris as string[])[0]!,
     close: () => f.close(),
   };
 }
@@ -196,7 +236,9 @@ export interface FlowResult {
 /** PAR → authorize → login → consent → token, as a TPP and a customer would. */
 export async function authorizationCodeFlow(h: Harness, tpp: RegisteredTpp, options: AuthorizeOptions = {}): Promise<FlowResult> {
   const code = await authorize(h, tpp, options);
-  const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), code.params, tpp.redirectUri, code.codeVerifier, { [oauth.customFetch]: tpp.fetch });
+  const res = await oauth.authorizationCodeGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), code.params, tpp.redirectUri, code.codeVerifier, {
+    [oauth.customFetch]: tpp.fetch,
+  });
   const tokens = await oauth.processAuthorizationCodeResponse(tpp.as, tpp.client, res);
   return { tokens, codeVerifier: code.codeVerifier, code: code.params.get('code')! };
 }
@@ -222,7 +264,8 @@ export async function pushAuthorization(tpp: RegisteredTpp, options: AuthorizeOp
     ...options.extraParams,
   });
   const par = await oauth.pushedAuthorizationRequest(tpp.as, tpp.client, options.auth ?? oauth.TlsClientAuth(), params, {
-    [oauth.customFetch]: tpp.fetch, ...(options.dpop === undefined ? {} : { DPoP: options.dpop }),
+    [oauth.customFetch]: tpp.fetch,
+    ...(options.dpop === undefined ? {} : { DPoP: options.dpop }),
   });
   const { request_uri: requestUri } = await oauth.processPushedAuthorizationResponse(tpp.as, tpp.client, par);
   return { requestUri, codeVerifier };
@@ -241,12 +284,7 @@ export async function authorize(
 }
 
 /** The customer's part in a browser: returns the redirect to the TPP's redirect_uri. */
-export async function customerConsents(
-  h: Harness,
-  tpp: RegisteredTpp,
-  requestUri: string,
-  options: CustomerChoices = {},
-): Promise<string> {
+export async function customerConsents(h: Harness, tpp: RegisteredTpp, requestUri: string, options: CustomerChoices = {}): Promise<string> {
   const browser = new Browser(h, tpp.creds.serverCaPem);
   try {
     const customer = options.customer ?? { username: 'alice', password: 'alice-sandbox' };
@@ -254,12 +292,21 @@ export async function customerConsents(
     if (start.location !== undefined) return start.location;
     const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
     const loginPage = await start.res.text();
-    const login = await signInAtInteraction(browser, uid, hiddenField(loginPage, 'csrf'), customer, options.totpCode === undefined ? {} : { totpCode: options.totpCode });
+    const login = await signInAtInteraction(
+      browser,
+      uid,
+      hiddenField(loginPage, 'csrf'),
+      customer,
+      options.totpCode === undefined ? {} : { totpCode: options.totpCode },
+    );
     if (login.location !== undefined) return login.location;
     if (login.res.status !== 200) throw new Error(`sign-in failed: ${login.res.status} ${login.res.url}`);
     const consentPage = await login.res.text();
     const consentUid = new URL(login.url, h.issuer).pathname.split('/')[2]!;
-    const form: [string, string][] = [['csrf', hiddenField(consentPage, 'csrf')], ['decision', options.decision ?? 'approve']];
+    const form: [string, string][] = [
+      ['csrf', hiddenField(consentPage, 'csrf')],
+      ['decision', options.decision ?? 'approve'],
+    ];
     const offered = accountChoices(consentPage);
     // By default: every account offered for account access, the first for a payment.
     const accounts = options.accounts ?? (offered.type === 'radio' ? offered.values.slice(0, 1) : offered.values);
@@ -268,7 +315,7 @@ export async function customerConsents(
       form.push(['permission_choice', 'explicit']);
       for (const g of options.permissionGroups) form.push(['permission_groups', g]);
     }
-    form.push(...options.extraFields ?? []);
+    form.push(...(options.extraFields ?? []));
     const consent = await browser.follow(`/interaction/${consentUid}/consent`, { method: 'POST', form });
     if (consent.location === undefined) throw new Error(`consent did not redirect to the TPP: ${consent.res.status} ${await consent.res.text()}`);
     return consent.location;
@@ -291,7 +338,9 @@ export async function signInAtInteraction(
   options: { totpCode?: string; headers?: Record<string, string> } = {},
 ): Promise<{ res: Response; url: string; location?: string }> {
   const login = await browser.follow(`/interaction/${uid}/login`, {
-    method: 'POST', form: { username: customer.username, password: customer.password, csrf }, ...(options.headers === undefined ? {} : { headers: options.headers }),
+    method: 'POST',
+    form: { username: customer.username, password: customer.password, csrf },
+    ...(options.headers === undefined ? {} : { headers: options.headers }),
   });
   if (login.location !== undefined || login.res.status !== 200) return login;
   const page = await login.res.text();
@@ -312,7 +361,10 @@ export async function signInWithoutFollowing(browser: Browser, uid: string, csrf
   const login = await browser.request(`/interaction/${uid}/login`, { method: 'POST', form: { username, password: customer.password, csrf } });
   if (login.status !== 303) return login;
   const page = await (await browser.request(`/interaction/${uid}`)).text();
-  return browser.request(`/interaction/${uid}/totp`, { method: 'POST', form: { csrf: hiddenField(page, 'csrf'), code: totpCode(customer.totpSecret, new Date()) } });
+  return browser.request(`/interaction/${uid}/totp`, {
+    method: 'POST',
+    form: { csrf: hiddenField(page, 'csrf'), code: totpCode(customer.totpSecret, new Date()) },
+  });
 }
 
 /** Signs a sandbox customer in to the consent dashboard (/account) with password and code: a strong session. */
@@ -322,7 +374,10 @@ export async function signInToDashboard(browser: Browser, username = 'alice', pa
   if (res.status !== 302 || res.headers.get('location') !== '/account/login/code') throw new Error(`sign-in failed: ${res.status}`);
   const codePage = await (await browser.request('/account/login/code')).text();
   const secret = SANDBOX_CUSTOMERS.find((c) => c.username === username)!.totpSecret;
-  const done = await browser.request('/account/login/code', { method: 'POST', form: { csrf: hiddenField(codePage, 'csrf'), code: totpCode(secret, new Date()) } });
+  const done = await browser.request('/account/login/code', {
+    method: 'POST',
+    form: { csrf: hiddenField(codePage, 'csrf'), code: totpCode(secret, new Date()) },
+  });
   if (done.status !== 302 || done.headers.get('location') !== '/account/consents') throw new Error(`code refused: ${done.status}`);
 }
 

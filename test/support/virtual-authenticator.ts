@@ -37,7 +37,9 @@ export async function addVirtualAuthenticator(context: BrowserContext, page: Pag
   await cdp.send('WebAuthn.enable');
   const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
     options: {
-      protocol: 'ctap2', transport: 'internal', hasResidentKey: true,
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
       hasUserVerification: options.hasUserVerification ?? true,
       isUserVerified: options.isUserVerified ?? true,
       automaticPresenceSimulation: true,
@@ -45,7 +47,10 @@ export async function addVirtualAuthenticator(context: BrowserContext, page: Pag
     },
   });
   return {
-    context, page, cdp, authenticatorId,
+    context,
+    page,
+    cdp,
+    authenticatorId,
     async setUserVerified(verified) {
       await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: verified });
     },
@@ -65,12 +70,18 @@ const browserBundle = (() => {
  * A page at `origin` answered by the browser itself (no server), with @simplewebauthn/browser loaded:
  * the real browser makes real responses for whatever options a test passes.
  */
-export async function openCeremonyPage(browser: Browser, origin: string, options: AuthenticatorOptions = {}): Promise<VirtualAuthenticator & {
-  register(optionsJSON: unknown, rpId?: string): Promise<string>;
-  authenticate(optionsJSON: unknown, rpId?: string): Promise<string>;
-  /** Moves the page, with the same authenticator, to another origin. */
-  goto(origin: string): Promise<void>;
-}> {
+export async function openCeremonyPage(
+  browser: Browser,
+  origin: string,
+  options: AuthenticatorOptions = {},
+): Promise<
+  VirtualAuthenticator & {
+    register(optionsJSON: unknown, rpId?: string): Promise<string>;
+    authenticate(optionsJSON: unknown, rpId?: string): Promise<string>;
+    /** Moves the page, with the same authenticator, to another origin. */
+    goto(origin: string): Promise<void>;
+  }
+> {
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   await context.route('https://**/*', (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>ceremony</title>' }));
   const page = await context.newPage();
@@ -81,17 +92,20 @@ export async function openCeremonyPage(browser: Browser, origin: string, options
   };
   await goto(origin);
   const run = async (kind: 'register' | 'authenticate', optionsJSON: unknown, rpId?: string) => {
-    const result = await page.evaluate(async ({ kind, optionsJSON, rpId }) => {
-      const lib = window.SimpleWebAuthnBrowser;
-      const given = optionsJSON as any;
-      const opts = rpId === undefined ? given : kind === 'register' ? { ...given, rp: { ...given.rp, id: rpId } } : { ...given, rpId };
-      try {
-        const response = kind === 'register' ? await lib.startRegistration({ optionsJSON: opts }) : await lib.startAuthentication({ optionsJSON: opts });
-        return { ok: true, value: JSON.stringify(response) };
-      } catch (err) {
-        return { ok: false, value: `${(err as Error).name}: ${(err as Error).message}` };
-      }
-    }, { kind, optionsJSON, rpId });
+    const result = await page.evaluate(
+      async ({ kind, optionsJSON, rpId }) => {
+        const lib = window.SimpleWebAuthnBrowser;
+        const given = optionsJSON as any;
+        const opts = rpId === undefined ? given : kind === 'register' ? { ...given, rp: { ...given.rp, id: rpId } } : { ...given, rpId };
+        try {
+          const response = kind === 'register' ? await lib.startRegistration({ optionsJSON: opts }) : await lib.startAuthentication({ optionsJSON: opts });
+          return { ok: true, value: JSON.stringify(response) };
+        } catch (err) {
+          return { ok: false, value: `${(err as Error).name}: ${(err as Error).message}` };
+        }
+      },
+      { kind, optionsJSON, rpId },
+    );
     if (!result.ok) throw new Error(`the browser refused the ceremony: ${result.value}`);
     return result.value;
   };

@@ -11,49 +11,75 @@ import { embeddedOnly, redisTestPrefix } from '../support/databases.ts';
  */
 
 const settings: DetectorSettings = {
-  bucketSeconds: 60, warmupBuckets: 30, alpha: 2 / 31, hourlyAlpha: 0.1, hourlyMinimum: 1000,
-  scores: { low: 6, medium: 10, high: 20 }, rules: DEFAULT_RULES, maxRanges: 64,
+  bucketSeconds: 60,
+  warmupBuckets: 30,
+  alpha: 2 / 31,
+  hourlyAlpha: 0.1,
+  hourlyMinimum: 1000,
+  scores: { low: 6, medium: 10, high: 20 },
+  rules: DEFAULT_RULES,
+  maxRanges: 64,
 };
 const T0 = Date.UTC(2026, 10, 2, 12, 0, 0);
 
 const backends: [string, () => Promise<{ state: () => ThreatState; close(): Promise<void> }>][] = [
-  ['memory', async () => {
-    const shared = createMemoryThreatState();
-    return { state: () => shared, close: async () => {} };
-  }],
+  [
+    'memory',
+    async () => {
+      const shared = createMemoryThreatState();
+      return { state: () => shared, close: async () => {} };
+    },
+  ],
 ];
 if (!embeddedOnly()) {
-  backends.push(['Redis', async () => {
-    const { url, prefix, cleanup } = redisTestPrefix();
-    const clients: Redis[] = [];
-    return {
-      state: () => {
-        const redis = new Redis(url);
-        clients.push(redis);
-        return createRedisThreatState(redis, prefix, settings.bucketSeconds);
-      },
-      close: async () => {
-        for (const c of clients) c.disconnect();
-        await cleanup();
-      },
-    };
-  }]);
+  backends.push([
+    'Redis',
+    async () => {
+      const { url, prefix, cleanup } = redisTestPrefix();
+      const clients: Redis[] = [];
+      return {
+        state: () => {
+          const redis = new Redis(url);
+          clients.push(redis);
+          return createRedisThreatState(redis, prefix, settings.bucketSeconds);
+        },
+        close: async () => {
+          for (const c of clients) c.disconnect();
+          await cleanup();
+        },
+      };
+    },
+  ]);
 }
 
 describe.each(backends)('the threat detector on %s', (_name, open) => {
   let backend: Awaited<ReturnType<typeof open>>;
-  beforeEach(async () => { backend = await open(); });
+  beforeEach(async () => {
+    backend = await open();
+  });
   afterEach(() => backend.close());
 
   /** Two instances (two detectors) on the same state; flags from either. */
   function instances() {
     const flags: ThreatFlag[] = [];
-    const make = () => createThreatDetector({ state: backend.state(), settings, onFlag: (f) => { flags.push(f); } });
+    const make = () =>
+      createThreatDetector({
+        state: backend.state(),
+        settings,
+        onFlag: (f) => {
+          flags.push(f);
+        },
+      });
     return { a: make(), b: make(), flags };
   }
 
   const token = (minute: number, second: number, extra: Partial<Observation> = {}): Observation => ({
-    at: new Date(T0 + minute * 60_000 + second * 1000), clientId: 'tpp-1', address: '10.1.1.5', endpoint: 'token', outcome: 'ok', ...extra,
+    at: new Date(T0 + minute * 60_000 + second * 1000),
+    clientId: 'tpp-1',
+    address: '10.1.1.5',
+    endpoint: 'token',
+    outcome: 'ok',
+    ...extra,
   });
 
   /** `minutes` of 10 requests a minute, spread over two instances, each minute folded. */
@@ -85,7 +111,9 @@ describe.each(backends)('the threat detector on %s', (_name, open) => {
     // Caught while the bucket was still filling: well before the minute ended.
     expect(high.at.getTime()).toBeLessThan(T0 + 40 * 60_000 + 30_000);
     expect(high.expected).toBeCloseTo(10, 0);
-    expect(high.explanation).toMatch(/^requests to token: \d+ in this 60 s bucket, expected about 10(\.\d+)? \(± [\d.]+\) at 12:00 UTC — [\d.]+ spreads above normal$/);
+    expect(high.explanation).toMatch(
+      /^requests to token: \d+ in this 60 s bucket, expected about 10(\.\d+)? \(± [\d.]+\) at 12:00 UTC — [\d.]+ spreads above normal$/,
+    );
     // Closing the bucket (both instances try) adds nothing: the flags were raised already.
     await d.a.evaluate(new Date(T0 + 41 * 60_000 + 15_000));
     await d.b.evaluate(new Date(T0 + 41 * 60_000 + 15_000));
@@ -101,10 +129,15 @@ describe.each(backends)('the threat detector on %s', (_name, open) => {
   it('applies rules from the first request: a replay storm needs no baseline', async () => {
     const d = instances();
     for (let i = 0; i < 20; i += 1) await d.a.observe(token(0, i, { outcome: 'invalid_grant' }));
-    expect(d.flags).toEqual([expect.objectContaining({
-      signal: 'errors:invalid_grant', severity: 'high', kind: 'rule', seen: 20,
-      explanation: 'a storm of invalid_grant (replayed authorization codes or refresh tokens): 20 in one 60 s bucket (the rule allows at most 19)',
-    })]);
+    expect(d.flags).toEqual([
+      expect.objectContaining({
+        signal: 'errors:invalid_grant',
+        severity: 'high',
+        kind: 'rule',
+        seen: 20,
+        explanation: 'a storm of invalid_grant (replayed authorization codes or refresh tokens): 20 in one 60 s bucket (the rule allows at most 19)',
+      }),
+    ]);
   });
 
   it('reports a source range the client has never used, once it knows its ranges', async () => {
@@ -112,12 +145,19 @@ describe.each(backends)('the threat detector on %s', (_name, open) => {
     await normalTraffic(d, 31);
     await d.a.observe(token(31, 1, { address: '203.0.113.9' }));
     await d.b.observe(token(31, 2, { address: '203.0.113.10' }));
-    expect(d.flags).toEqual([expect.objectContaining({ signal: 'new_source_range:203.0.113.0/24', severity: 'low', explanation: expect.stringMatching(/203\.0\.113\.0\/24, a source range this client has not used before \(1 known\)/) })]);
+    expect(d.flags).toEqual([
+      expect.objectContaining({
+        signal: 'new_source_range:203.0.113.0/24',
+        severity: 'low',
+        explanation: expect.stringMatching(/203\.0\.113\.0\/24, a source range this client has not used before \(1 known\)/),
+      }),
+    ]);
   });
 
   it('counts failed customer sign-ins per source range: credential stuffing from one range', async () => {
     const d = instances();
-    for (let i = 0; i < 30; i += 1) await d.a.observe({ at: new Date(T0 + i * 1000), address: `198.51.100.${i + 1}`, endpoint: 'login', outcome: 'login_failed' });
+    for (let i = 0; i < 30; i += 1)
+      await d.a.observe({ at: new Date(T0 + i * 1000), address: `198.51.100.${i + 1}`, endpoint: 'login', outcome: 'login_failed' });
     expect(d.flags).toEqual([expect.objectContaining({ entity: 'range:198.51.100.0/24', signal: 'login_failures', severity: 'high', kind: 'rule' })]);
   });
 });

@@ -18,7 +18,8 @@ beforeAll(async () => {
   h = await startMoat({
     config: {
       threats: {
-        bucketSeconds: 60, warmupBuckets: 5,
+        bucketSeconds: 60,
+        warmupBuckets: 5,
         rules: { invalidGrantPerBucket: 5 },
         responses: { low: 'log', medium: 'step-up', high: 'quarantine' },
         stepUp: { accessTokenTtl: 120 },
@@ -40,10 +41,11 @@ function admin(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ 
 
 async function tokenRequest(tpp: RegisteredTpp, form: Record<string, string>) {
   const res = await tpp.fetch(tpp.as.token_endpoint!, {
-    method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ client_id: tpp.client.client_id, ...form }).toString(),
   });
-  return { status: res.status, body: await res.json() as Record<string, string> };
+  return { status: res.status, body: (await res.json()) as Record<string, string> };
 }
 
 async function eventually<T>(probe: () => Promise<T | undefined>, what: string): Promise<T> {
@@ -62,7 +64,12 @@ it('quarantines a client that replays codes, with the reason, until an operator 
 
   // A replay storm: codes that were never issued (or were used already) — invalid_grant each time.
   for (let i = 0; i < 5; i += 1) {
-    const r = await tokenRequest(rogue, { grant_type: 'authorization_code', code: `replayed-${i}`, redirect_uri: rogue.redirectUri, code_verifier: 'x'.repeat(43) });
+    const r = await tokenRequest(rogue, {
+      grant_type: 'authorization_code',
+      code: `replayed-${i}`,
+      redirect_uri: rogue.redirectUri,
+      code_verifier: 'x'.repeat(43),
+    });
     expect(r.body.error).toBe('invalid_grant');
   }
   const restriction = await eventually(async () => {

@@ -14,7 +14,11 @@ it('catches every blatant attack within two minutes and raises no actionable fal
   const learningDays = 2;
   const seed = 7;
   const report = await runThreatSimulation({
-    seed, days, learningDays, tpps, loginFailuresPeak: 3,
+    seed,
+    days,
+    learningDays,
+    tpps,
+    loginFailuresPeak: 3,
     settings: detectorSettings(configSchema.parse({ issuer: 'https://localhost:8443' }).threats),
     attacks: standardAttacks({ seed, days, learningDays, tpps, perKind: 2 }).filter((a) => a.kind !== 'slow-scrape'),
   });

@@ -1,4 +1,12 @@
-import { countForScore, emptyBaseline, expectationAt, learn, score, type BaselineParameters, type BaselineState } from '../../src/threats/streaming-baseline.ts';
+import {
+  countForScore,
+  emptyBaseline,
+  expectationAt,
+  learn,
+  score,
+  type BaselineParameters,
+  type BaselineState,
+} from '../../src/threats/streaming-baseline.ts';
 
 /* The streaming model behind threat detection: EWMA level and spread, hour-of-day seasonality. */
 

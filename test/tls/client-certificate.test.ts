@@ -7,14 +7,15 @@ import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { certificateThumbprint, loadTrustAnchors, type TrustAnchors } from '../../src/pki/certificate-chain.ts';
 import {
-  createClientCertificateResolver, type ClientCertificateOptions, type IgnoredHeader, type PresentedCertificate,
+  createClientCertificateResolver,
+  type ClientCertificateOptions,
+  type IgnoredHeader,
+  type PresentedCertificate,
 } from '../../src/tls/client-certificate.ts';
 import { formatDistinguishedName } from '../../src/pki/distinguished-name.ts';
 import { createHttpServer, createHttpsServer } from '../../src/tls/https-server.ts';
 import { createProxyAllowList } from '../../src/tls/trusted-proxies.ts';
-import {
-  byteSequence, createIntermediateCa, createSelfSignedLeaf, createTestCa, issueLeaf, type TestCa, type TestCertificate,
-} from '../support/pki.ts';
+import { byteSequence, createIntermediateCa, createSelfSignedLeaf, createTestCa, issueLeaf, type TestCa, type TestCertificate } from '../support/pki.ts';
 
 /*
  * What Moat learns about a request's client certificate (RFC 8705 §2), over real connections on
@@ -59,7 +60,11 @@ async function start(options: Partial<ClientCertificateOptions> & { plain?: bool
   const ignored: IgnoredHeader[] = [];
   const seen: (PresentedCertificate | undefined)[] = [];
   const resolve = createClientCertificateResolver({
-    trustedProxies: [], format: 'rfc9440', anchors, onIgnoredHeader: (info) => ignored.push(info), ...options,
+    trustedProxies: [],
+    format: 'rfc9440',
+    anchors,
+    onIgnoredHeader: (info) => ignored.push(info),
+    ...options,
   });
   const handler = (req: IncomingMessage, res: import('node:http').ServerResponse) => {
     const answers = Array.from({ length: options.resolveTimes ?? 1 }, () => resolve(req));
@@ -68,32 +73,46 @@ async function start(options: Partial<ClientCertificateOptions> & { plain?: bool
     seen.push(answers[0]);
     res.end('ok');
   };
-  const srv: Server = options.plain === true
-    ? createHttpServer(handler)
-    : createHttpsServer({ cert: server.certPem, key: server.keyPem, ca: anchors.pem, handler });
+  const srv: Server =
+    options.plain === true ? createHttpServer(handler) : createHttpsServer({ cert: server.certPem, key: server.keyPem, ca: anchors.pem, handler });
   await new Promise<void>((r) => srv.listen(0, options.host ?? '127.0.0.1', r));
   return {
     port: (srv.address() as AddressInfo).port,
     seen,
     ignored,
-    close: () => new Promise<void>((r) => { srv.closeAllConnections(); srv.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        srv.closeAllConnections();
+        srv.close(() => r());
+      }),
   };
 }
 
 /** An HTTPS request presenting `cert` (with `chain` after it, as a client sends intermediates). */
 function getTls(h: Harness, options: { cert?: TestCertificate; chain?: TestCertificate[]; headers?: Record<string, string>; agent?: Agent } = {}) {
   return new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
-    const req = httpsRequest({
-      host: '127.0.0.1', port: h.port, path: '/', servername: 'localhost', ca: serverCa.certPem, agent: options.agent ?? false,
-      headers: options.headers ?? {},
-      ...(options.cert === undefined ? {} : {
-        cert: [options.cert, ...(options.chain ?? [])].map((c) => c.certPem).join(''), key: options.cert.keyPem,
-      }),
-    }, (res) => {
-      const reused = (res.socket as TLSSocket).isSessionReused();
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, reused }));
-    });
+    const req = httpsRequest(
+      {
+        host: '127.0.0.1',
+        port: h.port,
+        path: '/',
+        servername: 'localhost',
+        ca: serverCa.certPem,
+        agent: options.agent ?? false,
+        headers: options.headers ?? {},
+        ...(options.cert === undefined
+          ? {}
+          : {
+              cert: [options.cert, ...(options.chain ?? [])].map((c) => c.certPem).join(''),
+              key: options.cert.keyPem,
+            }),
+      },
+      (res) => {
+        const reused = (res.socket as TLSSocket).isSessionReused();
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, reused }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -121,61 +140,74 @@ async function using<T>(h: Promise<Harness>, test: (h: Harness) => Promise<T>): 
 }
 
 describe('the client certificate of the TLS handshake (RFC 8705 §2)', () => {
-  it('is absent for a client without one, whose request still gets through', () => using(start(), async (h) => {
-    expect(await getTls(h)).toEqual({ status: 200, reused: false });
-    expect(h.seen).toEqual([undefined]);
-  }));
+  it('is absent for a client without one, whose request still gets through', () =>
+    using(start(), async (h) => {
+      expect(await getTls(h)).toEqual({ status: 200, reused: false });
+      expect(h.seen).toEqual([undefined]);
+    }));
 
-  it('is read with its subject, thumbprint and a trusted chain to the anchor', () => using(start(), async (h) => {
-    await getTls(h, { cert: tpp });
-    const presented = h.seen[0]!;
-    expect(presented.via).toBe('tls');
-    expect(presented.certificate.raw.equals(tpp.certificate.raw)).toBe(true);
-    expect(presented.thumbprint).toBe(certificateThumbprint(tpp.certificate));
-    expect(formatDistinguishedName(presented.subject)).toBe('CN=sw-1, OU=org-1, O=OpenBanking, C=GB');
-    expect(presented.verification.trusted && presented.verification.anchor.raw.equals(tppRoot.certificate.raw)).toBe(true);
-  }));
+  it('is read with its subject, thumbprint and a trusted chain to the anchor', () =>
+    using(start(), async (h) => {
+      await getTls(h, { cert: tpp });
+      const presented = h.seen[0]!;
+      expect(presented.via).toBe('tls');
+      expect(presented.certificate.raw.equals(tpp.certificate.raw)).toBe(true);
+      expect(presented.thumbprint).toBe(certificateThumbprint(tpp.certificate));
+      expect(formatDistinguishedName(presented.subject)).toBe('CN=sw-1, OU=org-1, O=OpenBanking, C=GB');
+      expect(presented.verification.trusted && presented.verification.anchor.raw.equals(tppRoot.certificate.raw)).toBe(true);
+    }));
 
-  it('is trusted through an intermediate the client sends, which only the trust anchor vouches for', () => using(start(), async (h) => {
-    await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing] });
-    const presented = h.seen[0]!;
-    expect(presented.verification.trusted).toBe(true);
-    expect(presented.chain.map((c) => c.subject)).toContain(tppIssuing.certificate.subject);
-  }));
+  it('is trusted through an intermediate the client sends, which only the trust anchor vouches for', () =>
+    using(start(), async (h) => {
+      await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing] });
+      const presented = h.seen[0]!;
+      expect(presented.verification.trusted).toBe(true);
+      expect(presented.chain.map((c) => c.subject)).toContain(tppIssuing.certificate.subject);
+    }));
 
-  it('is not trusted when the client leaves out its intermediate', () => using(start(), async (h) => {
-    await getTls(h, { cert: tppViaIssuing });
-    expect(h.seen[0]?.verification).toEqual(expect.objectContaining({ trusted: false, reason: 'untrusted-chain' }));
-  }));
+  it('is not trusted when the client leaves out its intermediate', () =>
+    using(start(), async (h) => {
+      await getTls(h, { cert: tppViaIssuing });
+      expect(h.seen[0]?.verification).toEqual(expect.objectContaining({ trusted: false, reason: 'untrusted-chain' }));
+    }));
 
-  it('is verified again on every connection: sessions are not resumed, so the chain is always there', () => using(start(), async (h) => {
-    const agent = new Agent({ keepAlive: false, maxCachedSessions: 10 });
-    try {
-      const first = await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing], agent });
-      const second = await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing], agent });
-      expect([first.reused, second.reused]).toEqual([false, false]);
-      expect(h.seen.map((p) => p?.verification.trusted)).toEqual([true, true]);
-    } finally {
-      agent.destroy();
-    }
-  }));
+  it('is verified again on every connection: sessions are not resumed, so the chain is always there', () =>
+    using(start(), async (h) => {
+      const agent = new Agent({ keepAlive: false, maxCachedSessions: 10 });
+      try {
+        const first = await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing], agent });
+        const second = await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing], agent });
+        expect([first.reused, second.reused]).toEqual([false, false]);
+        expect(h.seen.map((p) => p?.verification.trusted)).toEqual([true, true]);
+      } finally {
+        agent.destroy();
+      }
+    }));
 
-  it('is read but not trusted when self-signed, expired, or not for client authentication', () => using(start(), async (h) => {
-    const selfSigned = await createSelfSignedLeaf([{ CN: ['self-signed tpp'] }]);
-    const expired = await issueLeaf(tppRoot, { subject: [{ CN: ['expired'] }], notBefore: new Date(Date.now() - 30 * DAY), notAfter: new Date(Date.now() - DAY) });
-    const serverOnly = await issueLeaf(tppRoot, { subject: [{ CN: ['server only'] }], eku: ['serverAuth'] });
-    for (const cert of [selfSigned, expired, serverOnly]) expect((await getTls(h, { cert })).status).toBe(200);
-    expect(h.seen.map((p) => p?.verification.trusted === false && p.verification.reason)).toEqual(['untrusted-chain', 'expired', 'not-for-client-auth']);
-  }));
+  it('is read but not trusted when self-signed, expired, or not for client authentication', () =>
+    using(start(), async (h) => {
+      const selfSigned = await createSelfSignedLeaf([{ CN: ['self-signed tpp'] }]);
+      const expired = await issueLeaf(tppRoot, {
+        subject: [{ CN: ['expired'] }],
+        notBefore: new Date(Date.now() - 30 * DAY),
+        notAfter: new Date(Date.now() - DAY),
+      });
+      const serverOnly = await issueLeaf(tppRoot, { subject: [{ CN: ['server only'] }], eku: ['serverAuth'] });
+      for (const cert of [selfSigned, expired, serverOnly]) expect((await getTls(h, { cert })).status).toBe(200);
+      expect(h.seen.map((p) => p?.verification.trusted === false && p.verification.reason)).toEqual(['untrusted-chain', 'expired', 'not-for-client-auth']);
+    }));
 
-  it('is checked against the injected clock', () => using(start({ now: () => new Date(Date.now() + 20 * 365 * DAY) }), async (h) => {
-    await getTls(h, { cert: tpp });
-    expect(h.seen[0]?.verification).toEqual(expect.objectContaining({ trusted: false, reason: 'expired' }));
-  }));
+  it('is checked against the injected clock', () =>
+    using(start({ now: () => new Date(Date.now() + 20 * 365 * DAY) }), async (h) => {
+      await getTls(h, { cert: tpp });
+      expect(h.seen[0]?.verification).toEqual(expect.objectContaining({ trusted: false, reason: 'expired' }));
+    }));
 
   it('is verified once per keep-alive connection, until the earliest expiry in its chain', async () => {
     const shortLived = await issueLeaf(tppRoot, {
-      subject: [{ CN: ['short-lived'] }], notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + DAY),
+      subject: [{ CN: ['short-lived'] }],
+      notBefore: new Date(Date.now() - DAY),
+      notAfter: new Date(Date.now() + DAY),
     });
     let clock = Date.now();
     await using(start({ now: () => new Date(clock) }), async (h) => {
@@ -199,26 +231,29 @@ describe('the client certificate of the TLS handshake (RFC 8705 §2)', () => {
     });
   });
 
-  it('is memoised per request', () => using(start({ resolveTimes: 3 }), async (h) => {
-    await getTls(h, { cert: tpp, headers: { 'client-cert': byteSequence(tpp) } });
-    expect(h.seen).toHaveLength(1);
-    expect(h.ignored).toHaveLength(1);
-  }));
+  it('is memoised per request', () =>
+    using(start({ resolveTimes: 3 }), async (h) => {
+      await getTls(h, { cert: tpp, headers: { 'client-cert': byteSequence(tpp) } });
+      expect(h.seen).toHaveLength(1);
+      expect(h.ignored).toHaveLength(1);
+    }));
 });
 
 describe('a client certificate forwarded by a gateway (gateway mode)', () => {
-  it('is taken from Client-Cert (RFC 9440) when the sender is a trusted proxy', () => using(start({ plain: true, trustedProxies: ['127.0.0.1'] }), async (h) => {
-    await getPlain(h, { 'client-cert': byteSequence(tpp) });
-    expect(h.seen[0]).toEqual(expect.objectContaining({ via: 'forwarded', thumbprint: certificateThumbprint(tpp.certificate) }));
-    expect(h.seen[0]?.verification.trusted).toBe(true);
-    expect(h.ignored).toEqual([]);
-  }));
+  it('is taken from Client-Cert (RFC 9440) when the sender is a trusted proxy', () =>
+    using(start({ plain: true, trustedProxies: ['127.0.0.1'] }), async (h) => {
+      await getPlain(h, { 'client-cert': byteSequence(tpp) });
+      expect(h.seen[0]).toEqual(expect.objectContaining({ via: 'forwarded', thumbprint: certificateThumbprint(tpp.certificate) }));
+      expect(h.seen[0]?.verification.trusted).toBe(true);
+      expect(h.ignored).toEqual([]);
+    }));
 
-  it('is trusted through the intermediate in Client-Cert-Chain', () => using(start({ plain: true, trustedProxies: ['127.0.0.0/8'] }), async (h) => {
-    await getPlain(h, { 'client-cert': byteSequence(tppViaIssuing), 'client-cert-chain': byteSequence(tppIssuing) });
-    await getPlain(h, { 'client-cert': byteSequence(tppViaIssuing) });
-    expect(h.seen.map((p) => p?.verification.trusted)).toEqual([true, false]);
-  }));
+  it('is trusted through the intermediate in Client-Cert-Chain', () =>
+    using(start({ plain: true, trustedProxies: ['127.0.0.0/8'] }), async (h) => {
+      await getPlain(h, { 'client-cert': byteSequence(tppViaIssuing), 'client-cert-chain': byteSequence(tppIssuing) });
+      await getPlain(h, { 'client-cert': byteSequence(tppViaIssuing) });
+      expect(h.seen.map((p) => p?.verification.trusted)).toEqual([true, false]);
+    }));
 
   it('is taken from nginx X-SSL-Client-Cert and from Envoy XFCC in those formats', async () => {
     await using(start({ plain: true, trustedProxies: ['127.0.0.1'], format: 'nginx' }), async (h) => {
@@ -226,58 +261,72 @@ describe('a client certificate forwarded by a gateway (gateway mode)', () => {
       expect(h.seen[0]?.verification.trusted).toBe(true);
     });
     await using(start({ plain: true, trustedProxies: ['127.0.0.1'], format: 'envoy-xfcc' }), async (h) => {
-      await getPlain(h, { 'x-forwarded-client-cert': `By=spiffe://edge;Hash=00,By=spiffe://gw;Hash=ab;Cert="${encodeURIComponent(tppViaIssuing.certPem)}";Chain="${encodeURIComponent(tppViaIssuing.certPem + tppIssuing.certPem)}";Subject="CN=sw-2,OU=org-2"` });
+      await getPlain(h, {
+        'x-forwarded-client-cert': `By=spiffe://edge;Hash=00,By=spiffe://gw;Hash=ab;Cert="${encodeURIComponent(tppViaIssuing.certPem)}";Chain="${encodeURIComponent(tppViaIssuing.certPem + tppIssuing.certPem)}";Subject="CN=sw-2,OU=org-2"`,
+      });
       expect(h.seen[0]?.verification.trusted).toBe(true);
       expect(formatDistinguishedName(h.seen[0]!.subject)).toBe('CN=sw-2, OU=org-2, O=OpenBanking, C=GB');
     });
   });
 
-  it('is absent, and nothing reported, when a trusted proxy forwards no certificate', () => using(start({ plain: true, trustedProxies: ['127.0.0.1'] }), async (h) => {
-    await getPlain(h, {});
-    expect(h.seen).toEqual([undefined]);
-    expect(h.ignored).toEqual([]);
-  }));
+  it('is absent, and nothing reported, when a trusted proxy forwards no certificate', () =>
+    using(start({ plain: true, trustedProxies: ['127.0.0.1'] }), async (h) => {
+      await getPlain(h, {});
+      expect(h.seen).toEqual([undefined]);
+      expect(h.ignored).toEqual([]);
+    }));
 
-  it('is ignored, and reported, when the sender is not a trusted proxy', () => using(start({ plain: true, trustedProxies: ['10.0.0.0/8'] }), async (h) => {
-    await getPlain(h, { 'client-cert': byteSequence(tpp), 'client-cert-chain': byteSequence(tppRoot) });
-    expect(h.seen).toEqual([undefined]);
-    expect(h.ignored).toEqual([
-      { reason: 'untrusted-sender', remoteAddress: '127.0.0.1', header: 'client-cert' },
-      { reason: 'untrusted-sender', remoteAddress: '127.0.0.1', header: 'client-cert-chain' },
-    ]);
-  }));
+  it('is ignored, and reported, when the sender is not a trusted proxy', () =>
+    using(start({ plain: true, trustedProxies: ['10.0.0.0/8'] }), async (h) => {
+      await getPlain(h, { 'client-cert': byteSequence(tpp), 'client-cert-chain': byteSequence(tppRoot) });
+      expect(h.seen).toEqual([undefined]);
+      expect(h.ignored).toEqual([
+        { reason: 'untrusted-sender', remoteAddress: '127.0.0.1', header: 'client-cert' },
+        { reason: 'untrusted-sender', remoteAddress: '127.0.0.1', header: 'client-cert-chain' },
+      ]);
+    }));
 
-  it('is ignored in favour of the handshake\'s own certificate when a TLS client sends one', () => using(start({ trustedProxies: ['10.0.0.0/8'], format: 'nginx' }), async (h) => {
-    await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing], headers: { 'x-ssl-client-cert': encodeURIComponent(tpp.certPem) } });
-    expect(h.seen[0]?.via).toBe('tls');
-    expect(h.seen[0]?.certificate.raw.equals(tppViaIssuing.certificate.raw)).toBe(true);
-    expect(h.ignored).toEqual([{ reason: 'untrusted-sender', remoteAddress: '127.0.0.1', header: 'x-ssl-client-cert' }]);
-  }));
+  it("is ignored in favour of the handshake's own certificate when a TLS client sends one", () =>
+    using(start({ trustedProxies: ['10.0.0.0/8'], format: 'nginx' }), async (h) => {
+      await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing], headers: { 'x-ssl-client-cert': encodeURIComponent(tpp.certPem) } });
+      expect(h.seen[0]?.via).toBe('tls');
+      expect(h.seen[0]?.certificate.raw.equals(tppViaIssuing.certificate.raw)).toBe(true);
+      expect(h.ignored).toEqual([{ reason: 'untrusted-sender', remoteAddress: '127.0.0.1', header: 'x-ssl-client-cert' }]);
+    }));
 
-  it('is treated as absent, and reported, when a trusted proxy sends it malformed', () => using(start({ plain: true, trustedProxies: ['127.0.0.1'] }), async (h) => {
-    await getPlain(h, { 'client-cert': 'not a byte sequence' });
-    await getPlain(h, { 'client-cert': [byteSequence(tpp), byteSequence(tppViaIssuing)] });
-    expect(h.seen).toEqual([undefined, undefined]);
-    expect(h.ignored).toEqual([
-      { reason: 'malformed', remoteAddress: '127.0.0.1', header: 'client-cert', detail: 'Client-Cert is not a Structured Field Byte Sequence (RFC 9440 §2.2)' },
-      { reason: 'malformed', remoteAddress: '127.0.0.1', header: 'client-cert', detail: 'client-cert appears more than once' },
-    ]);
-  }));
+  it('is treated as absent, and reported, when a trusted proxy sends it malformed', () =>
+    using(start({ plain: true, trustedProxies: ['127.0.0.1'] }), async (h) => {
+      await getPlain(h, { 'client-cert': 'not a byte sequence' });
+      await getPlain(h, { 'client-cert': [byteSequence(tpp), byteSequence(tppViaIssuing)] });
+      expect(h.seen).toEqual([undefined, undefined]);
+      expect(h.ignored).toEqual([
+        {
+          reason: 'malformed',
+          remoteAddress: '127.0.0.1',
+          header: 'client-cert',
+          detail: 'Client-Cert is not a Structured Field Byte Sequence (RFC 9440 §2.2)',
+        },
+        { reason: 'malformed', remoteAddress: '127.0.0.1', header: 'client-cert', detail: 'client-cert appears more than once' },
+      ]);
+    }));
 
-  it('is honoured from an IPv4 client of a dual-stack listener (::ffff:127.0.0.1) when 127.0.0.1 is trusted', () => using(start({ plain: true, host: '::', trustedProxies: ['127.0.0.1'] }), async (h) => {
-    await getPlain(h, { 'client-cert': byteSequence(tpp) });
-    expect(h.seen[0]?.via).toBe('forwarded');
-  }));
+  it('is honoured from an IPv4 client of a dual-stack listener (::ffff:127.0.0.1) when 127.0.0.1 is trusted', () =>
+    using(start({ plain: true, host: '::', trustedProxies: ['127.0.0.1'] }), async (h) => {
+      await getPlain(h, { 'client-cert': byteSequence(tpp) });
+      expect(h.seen[0]?.via).toBe('forwarded');
+    }));
 
-  it('is reported with the IPv4 form of an IPv4-mapped sender address', () => using(start({ plain: true, host: '::', trustedProxies: ['10.0.0.0/8'] }), async (h) => {
-    await getPlain(h, { 'client-cert': byteSequence(tpp) });
-    expect(h.ignored).toEqual([{ reason: 'untrusted-sender', remoteAddress: '127.0.0.1', header: 'client-cert' }]);
-  }));
+  it('is reported with the IPv4 form of an IPv4-mapped sender address', () =>
+    using(start({ plain: true, host: '::', trustedProxies: ['10.0.0.0/8'] }), async (h) => {
+      await getPlain(h, { 'client-cert': byteSequence(tpp) });
+      expect(h.ignored).toEqual([{ reason: 'untrusted-sender', remoteAddress: '127.0.0.1', header: 'client-cert' }]);
+    }));
 
-  it('is honoured from an IPv6 proxy address', () => using(start({ plain: true, host: '::1', trustedProxies: ['::1/128'] }), async (h) => {
-    await getPlain(h, { 'client-cert': byteSequence(tpp) }, '::1');
-    expect(h.seen[0]?.via).toBe('forwarded');
-  }));
+  it('is honoured from an IPv6 proxy address', () =>
+    using(start({ plain: true, host: '::1', trustedProxies: ['::1/128'] }), async (h) => {
+      await getPlain(h, { 'client-cert': byteSequence(tpp) }, '::1');
+      expect(h.seen[0]?.via).toBe('forwarded');
+    }));
 });
 
 describe('trusted proxy addresses', () => {

@@ -32,9 +32,19 @@ async function listen<T extends Server | TlsServer>(server: T): Promise<{ port: 
 
 const moat = (cert: TestCertificate) => listen(createHttpsServer({ cert: cert.certPem, key: cert.keyPem, handler: (_req, res) => res.end('ok') }));
 /** OpenSSL at its most permissive: TLS 1.0 up, every cipher at security level 0, DHE enabled. */
-const permissive = (cert: TestCertificate) => listen(createPlainTlsServer({
-  cert: cert.certPem, key: cert.keyPem, minVersion: 'TLSv1', ciphers: 'ALL@SECLEVEL=0', dhparam: 'auto',
-}, (socket) => socket.end()));
+const permissive = (cert: TestCertificate) =>
+  listen(
+    createPlainTlsServer(
+      {
+        cert: cert.certPem,
+        key: cert.keyPem,
+        minVersion: 'TLSv1',
+        ciphers: 'ALL@SECLEVEL=0',
+        dhparam: 'auto',
+      },
+      (socket) => socket.end(),
+    ),
+  );
 
 /** `ok <protocol> <cipher>` when the handshake completes, `refused` when it does not. */
 function handshake(port: number, options: ConnectionOptions): Promise<string> {
@@ -96,11 +106,12 @@ describe('the TLS listener (FAPI 2.0 SP §5.2.1, BCP 195)', () => {
     }
   });
 
-  it('chooses by its own cipher order, not the client\'s', async () => {
+  it("chooses by its own cipher order, not the client's", async () => {
     const server = await moat(rsaServer);
     try {
-      expect(await handshake(server.port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256' }))
-        .toBe('ok TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256');
+      expect(await handshake(server.port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256' })).toBe(
+        'ok TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256',
+      );
     } finally {
       await server.close();
     }
@@ -116,9 +127,18 @@ describe('the TLS listener (FAPI 2.0 SP §5.2.1, BCP 195)', () => {
   });
 
   it('requests a client certificate without requiring one, and does not resume sessions', () => {
-    expect(tlsServerOptions({ cert: 'c', key: 'k', ca: 'anchors' })).toEqual(expect.objectContaining({
-      cert: 'c', key: 'k', ca: 'anchors', minVersion: 'TLSv1.2', honorCipherOrder: true, requestCert: true, rejectUnauthorized: false, sessionTimeout: 0,
-    }));
+    expect(tlsServerOptions({ cert: 'c', key: 'k', ca: 'anchors' })).toEqual(
+      expect.objectContaining({
+        cert: 'c',
+        key: 'k',
+        ca: 'anchors',
+        minVersion: 'TLSv1.2',
+        honorCipherOrder: true,
+        requestCert: true,
+        rejectUnauthorized: false,
+        sessionTimeout: 0,
+      }),
+    );
     expect(tlsServerOptions({ cert: 'c', key: 'k', ca: '' })).not.toHaveProperty('ca');
   });
 
@@ -139,9 +159,13 @@ describe('the plain HTTP listener for gateway mode', () => {
       const body = await new Promise<string>((resolve, reject) => {
         httpRequest({ host: '127.0.0.1', port: server.port, path: '/' }, (res) => {
           let text = '';
-          res.on('data', (chunk: Buffer) => { text += chunk.toString(); });
+          res.on('data', (chunk: Buffer) => {
+            text += chunk.toString();
+          });
           res.on('end', () => resolve(text));
-        }).on('error', reject).end();
+        })
+          .on('error', reject)
+          .end();
       });
       expect(body).toBe('plain');
     } finally {

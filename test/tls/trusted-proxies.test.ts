@@ -7,7 +7,9 @@ import { addressBucket, createTrustedProxies } from '../../src/tls/trusted-proxi
  * connection comes from a trusted proxy, over real loopback connections (the peer is 127.0.0.1).
  */
 
-async function serve(trusted: string[]): Promise<{ ask(headers: Record<string, string | string[]>): Promise<{ ip: string; scheme: string }>; close(): Promise<void> }> {
+async function serve(
+  trusted: string[],
+): Promise<{ ask(headers: Record<string, string | string[]>): Promise<{ ip: string; scheme: string }>; close(): Promise<void> }> {
   const proxies = createTrustedProxies(trusted);
   const server: Server = createServer((req, res) => {
     res.setHeader('content-type', 'application/json');
@@ -16,22 +18,31 @@ async function serve(trusted: string[]): Promise<{ ask(headers: Record<string, s
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
   return {
-    ask: (headers) => new Promise((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, path: '/', headers }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => { body += d.toString(); });
-        res.on('end', () => resolve(JSON.parse(body) as { ip: string; scheme: string }));
-      });
-      req.on('error', reject);
-      req.end();
-    }),
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    ask: (headers) =>
+      new Promise((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/', headers }, (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => {
+            body += d.toString();
+          });
+          res.on('end', () => resolve(JSON.parse(body) as { ip: string; scheme: string }));
+        });
+        req.on('error', reject);
+        req.end();
+      }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
 describe('a request from a trusted proxy', () => {
   let s: Awaited<ReturnType<typeof serve>>;
-  beforeAll(async () => { s = await serve(['127.0.0.1', '10.0.0.0/8', '2001:db8:ffff::/48']); });
+  beforeAll(async () => {
+    s = await serve(['127.0.0.1', '10.0.0.0/8', '2001:db8:ffff::/48']);
+  });
   afterAll(() => s.close());
 
   it.each([
@@ -48,7 +59,11 @@ describe('a request from a trusted proxy', () => {
     ['an IPv4 address with a port', { 'x-forwarded-for': '198.51.100.7:5678' }, '198.51.100.7'],
     ['an IPv6 address in brackets with a port', { 'x-forwarded-for': '[2001:db8::1]:443' }, '2001:db8::1'],
     ['an IPv6 address in brackets', { 'x-forwarded-for': '[2001:db8::1]' }, '2001:db8::1'],
-    ['past trusted proxies written with ports', { 'x-forwarded-for': '203.0.113.9, 198.51.100.7:41000, 10.1.2.3:8080, [2001:db8:ffff::2]:443' }, '198.51.100.7'],
+    [
+      'past trusted proxies written with ports',
+      { 'x-forwarded-for': '203.0.113.9, 198.51.100.7:41000, 10.1.2.3:8080, [2001:db8:ffff::2]:443' },
+      '198.51.100.7',
+    ],
   ])('takes its address from X-Forwarded-For: %s', async (_what, headers, ip) => {
     expect((await s.ask(headers)).ip).toBe(ip);
   });
@@ -67,7 +82,9 @@ describe('a request from a trusted proxy', () => {
 
 describe('a request from anyone else', () => {
   let s: Awaited<ReturnType<typeof serve>>;
-  beforeAll(async () => { s = await serve(['192.0.2.10']); });
+  beforeAll(async () => {
+    s = await serve(['192.0.2.10']);
+  });
   afterAll(() => s.close());
 
   it('has the address of its connection, whatever X-Forwarded-For says', async () => {

@@ -27,14 +27,27 @@ export function acceptableCaNames(endpoint: Endpoint, timeoutMs: number): Promis
     const tcp = connectTcp({ host: endpoint.host, port: endpoint.port });
     const tap = new Duplex({
       read() {},
-      write(chunk: Buffer, _encoding, done) { tcp.write(chunk, done); },
-      final(done) { tcp.end(); done(); },
+      write(chunk: Buffer, _encoding, done) {
+        tcp.write(chunk, done);
+      },
+      final(done) {
+        tcp.end();
+        done();
+      },
     });
-    tcp.on('data', (d: Buffer) => { received.push(d); tap.push(d); });
+    tcp.on('data', (d: Buffer) => {
+      received.push(d);
+      tap.push(d);
+    });
     tcp.on('end', () => tap.push(null));
     tcp.on('error', () => finish());
     // No client certificate: the request is read, not answered. Trust is not the question here.
-    const tls = connectTls({ socket: tap, maxVersion: 'TLSv1.2', rejectUnauthorized: false, ...(endpoint.servername === undefined ? {} : { servername: endpoint.servername }) });
+    const tls = connectTls({
+      socket: tap,
+      maxVersion: 'TLSv1.2',
+      rejectUnauthorized: false,
+      ...(endpoint.servername === undefined ? {} : { servername: endpoint.servername }),
+    });
     let done = false;
     const timer = setTimeout(() => finish(), timeoutMs);
     function finish(): void {
@@ -57,7 +70,7 @@ export function acceptableCaNames(endpoint: Endpoint, timeoutMs: number): Promis
 /** Reads the CertificateRequest out of the server's plaintext handshake records. */
 function certificateAuthorities(bytes: Buffer): DistinguishedName[] | undefined {
   const fragments: Buffer[] = [];
-  for (let at = 0; at + 5 <= bytes.length;) {
+  for (let at = 0; at + 5 <= bytes.length; ) {
     const type = bytes[at]!;
     const length = bytes.readUInt16BE(at + 3);
     if (type === CHANGE_CIPHER_SPEC) break;
@@ -65,7 +78,7 @@ function certificateAuthorities(bytes: Buffer): DistinguishedName[] | undefined 
     at += 5 + length;
   }
   const messages = Buffer.concat(fragments);
-  for (let at = 0; at + 4 <= messages.length;) {
+  for (let at = 0; at + 4 <= messages.length; ) {
     const type = messages[at]!;
     const length = messages.readUIntBE(at + 1, 3);
     if (type === CERTIFICATE_REQUEST) return caNamesOf(messages.subarray(at + 4, at + 4 + length));

@@ -22,7 +22,8 @@ export async function checkPushedAuthorization(options: {
   scope: string | undefined;
 }): Promise<CheckOutcome> {
   const { endpoints, clientId, redirectUri } = options;
-  if (clientId === undefined || redirectUri === undefined) return skip(`needs --client-id and --redirect-uri${clientId === undefined ? '' : ' (or --credentials with registration.json)'}`);
+  if (clientId === undefined || redirectUri === undefined)
+    return skip(`needs --client-id and --redirect-uri${clientId === undefined ? '' : ' (or --credentials with registration.json)'}`);
   if (endpoints.par === undefined) return skip('the discovery document has no pushed_authorization_request_endpoint');
   const verifier = randomBytes(32).toString('base64url');
   const challenge = createHash('sha256').update(verifier).digest('base64url');
@@ -32,22 +33,40 @@ export async function checkPushedAuthorization(options: {
   });
   const body = (answer.json ?? {}) as Record<string, unknown>;
   if (answer.status === 201 && typeof body.request_uri === 'string') {
-    return pass(`the server accepted a PAR for ${redirectUri}, scope "${scope}" (request_uri valid ${String(body.expires_in)} s, left unused)`, { redirectUri, scope });
+    return pass(`the server accepted a PAR for ${redirectUri}, scope "${scope}" (request_uri valid ${String(body.expires_in)} s, left unused)`, {
+      redirectUri,
+      scope,
+    });
   }
   const error = typeof body.error === 'string' ? body.error : `HTTP ${answer.status}`;
   const description = typeof body.error_description === 'string' ? body.error_description : answer.text.slice(0, 300);
   const cause = `the server answered ${error}: ${description}`;
   const details = { error, errorDescription: description, redirectUri, scope };
   if (/redirect_uri/.test(description) || error === 'invalid_redirect_uri') {
-    return fail('the redirect URI is not registered for this client', cause, `use a redirect URI registered for client ${clientId}, or register ${redirectUri} (an RFC 7592 update; the software statement must list it too)`, details);
+    return fail(
+      'the redirect URI is not registered for this client',
+      cause,
+      `use a redirect URI registered for client ${clientId}, or register ${redirectUri} (an RFC 7592 update; the software statement must list it too)`,
+      details,
+    );
   }
   if (error === 'invalid_scope' || /scope/.test(description)) {
-    return fail('the scope is not allowed for this client', cause, 'ask only for scopes the client registered (its scope metadata) and its software roles allow; set them with --scope', details);
+    return fail(
+      'the scope is not allowed for this client',
+      cause,
+      'ask only for scopes the client registered (its scope metadata) and its software roles allow; set them with --scope',
+      details,
+    );
   }
   if (/Request Object/i.test(description)) {
     return skip(`the client's FAPI profile requires a signed request object at PAR, which diagnose does not make (${description})`, details);
   }
-  return fail('the pushed authorization request was refused', cause, 'fix what the error_description names; the PAR parameters diagnose sent are in the details', details);
+  return fail(
+    'the pushed authorization request was refused',
+    cause,
+    'fix what the error_description names; the PAR parameters diagnose sent are in the details',
+    details,
+  );
 }
 
 /** Check 8b: the access token's cnf.x5t#S256 is the certificate's thumbprint. */
@@ -61,7 +80,9 @@ export async function checkTokenBinding(options: {
   const { verdict, local, clientId } = options;
   if (clientId === undefined) return skip('needs --client-id (a client_credentials token to look at)');
   if (verdict?.kind !== 'issued') {
-    return skip(`unchecked: no client_credentials token was issued${verdict?.kind === 'authenticated' ? ` (${verdict.error}${verdict.description === '' ? '' : `: ${verdict.description}`})` : ''}`);
+    return skip(
+      `unchecked: no client_credentials token was issued${verdict?.kind === 'authenticated' ? ` (${verdict.error}${verdict.description === '' ? '' : `: ${verdict.description}`})` : ''}`,
+    );
   }
   let cnf: unknown;
   let via: string | undefined;
@@ -89,10 +110,17 @@ export async function checkTokenBinding(options: {
     const jkt = (cnf as Record<string, unknown> | undefined)?.jkt;
     return fail(
       'the access token is not bound to the certificate',
-      jkt === undefined ? `the token has no cnf.x5t#S256 (${via}): anyone holding it could use it` : `the token is bound to a DPoP key (cnf.jkt), not to the certificate (${via})`,
+      jkt === undefined
+        ? `the token has no cnf.x5t#S256 (${via}): anyone holding it could use it`
+        : `the token is bound to a DPoP key (cnf.jkt), not to the certificate (${via})`,
       'register the client with tls_client_certificate_bound_access_tokens: true (FAPI 2.0 SP §5.3.2.1 wants sender-constrained tokens)',
       details,
     );
   }
-  return fail('the access token is bound to another certificate', `cnf.x5t#S256 is ${String(bound)}; this certificate's thumbprint is ${local.thumbprint} (${via})`, 'present the same certificate to the APIs that you present to the token endpoint', details);
+  return fail(
+    'the access token is bound to another certificate',
+    `cnf.x5t#S256 is ${String(bound)}; this certificate's thumbprint is ${local.thumbprint} (${via})`,
+    'present the same certificate to the APIs that you present to the token endpoint',
+    details,
+  );
 }

@@ -34,7 +34,7 @@ export type CheckOutcome =
   | { status: 'pass' | 'skip'; summary: string; details?: Record<string, unknown> }
   | { status: 'fail'; summary: string; cause: string; fix: string; details?: Record<string, unknown> };
 
-export type CheckResult = CheckOutcome & { id: CheckId; title: string } | { id: CheckId; title: string; status: 'not-run' };
+export type CheckResult = (CheckOutcome & { id: CheckId; title: string }) | { id: CheckId; title: string; status: 'not-run' };
 
 export function pass(summary: string, details?: Record<string, unknown>): CheckOutcome {
   return { status: 'pass', summary, ...(details === undefined ? {} : { details }) };

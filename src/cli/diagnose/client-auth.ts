@@ -1,5 +1,10 @@
 import {
-  describeDifference, distinguishedNamesEqual, formatDistinguishedName, InvalidDistinguishedNameError, parseDistinguishedName, subjectOf,
+  describeDifference,
+  distinguishedNamesEqual,
+  formatDistinguishedName,
+  InvalidDistinguishedNameError,
+  parseDistinguishedName,
+  subjectOf,
   type DistinguishedName,
 } from '../../pki/distinguished-name.ts';
 import { fail, pass, skip, type CheckOutcome } from './checks.ts';
@@ -51,14 +56,24 @@ function clientCredentialsScope(scope: string | undefined): string | undefined {
 }
 
 /** The dry run: client_credentials over mTLS as `clientId` (or the probe id). */
-export async function tokenDryRun(endpoints: ServerEndpoints, tls: TlsMaterial, clientId: string | undefined, scope: string | undefined): Promise<TokenVerdict> {
+export async function tokenDryRun(
+  endpoints: ServerEndpoints,
+  tls: TlsMaterial,
+  clientId: string | undefined,
+  scope: string | undefined,
+): Promise<TokenVerdict> {
   const ccScope = clientCredentialsScope(scope);
   const answer = await httpsRequest(endpoints.token, tls, {
     form: { grant_type: 'client_credentials', client_id: clientId ?? PROBE_CLIENT_ID, ...(ccScope === undefined ? {} : { scope: ccScope }) },
   });
   const body = (answer.json ?? {}) as Record<string, unknown>;
   if (answer.status === 200 && typeof body.access_token === 'string') {
-    return { kind: 'issued', accessToken: body.access_token, tokenType: String(body.token_type ?? ''), ...(typeof body.scope === 'string' ? { scope: body.scope } : {}) };
+    return {
+      kind: 'issued',
+      accessToken: body.access_token,
+      tokenType: String(body.token_type ?? ''),
+      ...(typeof body.scope === 'string' ? { scope: body.scope } : {}),
+    };
   }
   const error = typeof body.error === 'string' ? body.error : undefined;
   const description = typeof body.error_description === 'string' ? body.error_description : '';
@@ -93,11 +108,14 @@ export function trustAnchorOutcome(verdict: TokenVerdict, local: LocalCredential
   const details = { certificateIssuer: local.issuerDn, ...(anchors === undefined ? {} : { acceptableCas: anchors }) };
   if (verdict.kind === 'not-trusted') {
     const noPath = verdict.reason.startsWith('no path from the certificate');
-    const listed = anchors === undefined
-      ? 'The server did not list the CAs it accepts (its TLS 1.2 CertificateRequest could not be read).'
-      : anchors.length === 0 ? 'The server lists no CA in its TLS CertificateRequest.' : `The server accepts client certificates issued under: ${anchors.join('; ')} (its TLS CertificateRequest).`;
+    const listed =
+      anchors === undefined
+        ? 'The server did not list the CAs it accepts (its TLS 1.2 CertificateRequest could not be read).'
+        : anchors.length === 0
+          ? 'The server lists no CA in its TLS CertificateRequest.'
+          : `The server accepts client certificates issued under: ${anchors.join('; ')} (its TLS CertificateRequest).`;
     return fail(
-      noPath ? 'the server does not accept the certificate\'s chain' : 'the server does not trust the certificate',
+      noPath ? "the server does not accept the certificate's chain" : 'the server does not trust the certificate',
       `the server says: ${verdict.reason}. ${listed} Your certificate's issuer: ${local.issuerDn}.`,
       noPath
         ? `use a transport certificate issued under a CA the server accepts${anchors !== undefined && anchors.length > 0 ? ` (${anchors.join('; ')})` : ''} — your directory's issuing CA; in the sandbox, moat sandbox tpp issues one — or ask the bank to add ${local.issuerDn} as a trust anchor. If an intermediate CA issued your certificate, put it after the certificate in the --cert file`
@@ -106,10 +124,20 @@ export function trustAnchorOutcome(verdict: TokenVerdict, local: LocalCredential
     );
   }
   if (verdict.kind === 'no-certificate') {
-    return fail('the server did not receive the certificate', `diagnose presented ${local.subjectDn}, but the server says: ${verdict.description}`, 'a gateway in front of the server terminates TLS without asking for, or forwarding, the client certificate: the bank\'s gateway must request it and forward it to Moat (trustedProxies)', details);
+    return fail(
+      'the server did not receive the certificate',
+      `diagnose presented ${local.subjectDn}, but the server says: ${verdict.description}`,
+      "a gateway in front of the server terminates TLS without asking for, or forwarding, the client certificate: the bank's gateway must request it and forward it to Moat (trustedProxies)",
+      details,
+    );
   }
   if (verdict.kind === 'unexpected') {
-    return fail('the token endpoint answered something diagnose cannot read', `HTTP ${verdict.status}: ${verdict.body}`, 'check that the discovery document\'s token_endpoint is the server\'s (and any gateway\'s) mTLS endpoint', details);
+    return fail(
+      'the token endpoint answered something diagnose cannot read',
+      `HTTP ${verdict.status}: ${verdict.body}`,
+      "check that the discovery document's token_endpoint is the server's (and any gateway's) mTLS endpoint",
+      details,
+    );
   }
   return pass(`the server accepted the chain of ${local.subjectDn} (issued by ${local.issuerDn})`, details);
 }
@@ -118,17 +146,35 @@ export function trustAnchorOutcome(verdict: TokenVerdict, local: LocalCredential
 export function revocationOutcome(verdict: TokenVerdict, local: LocalCredentials, clientId: string | undefined): CheckOutcome {
   const details = { thumbprint: local.thumbprint };
   if (verdict.kind === 'revoked') {
-    return fail('the certificate is revoked', `the server says: ${verdict.description} (x5t#S256 ${local.thumbprint})`, 'revoked: get a new certificate from your directory, then register it (an RFC 7592 update presented with the new certificate, or a new registration)', details);
+    return fail(
+      'the certificate is revoked',
+      `the server says: ${verdict.description} (x5t#S256 ${local.thumbprint})`,
+      'revoked: get a new certificate from your directory, then register it (an RFC 7592 update presented with the new certificate, or a new registration)',
+      details,
+    );
   }
   if (verdict.kind === 'retired') {
-    return fail('the certificate is retired', `the server says: ${verdict.description}`, 'use the newer certificate registered for this client (a rotation retired this one)', details);
+    return fail(
+      'the certificate is retired',
+      `the server says: ${verdict.description}`,
+      'use the newer certificate registered for this client (a rotation retired this one)',
+      details,
+    );
   }
   if (verdict.kind === 'revocation-unknown') {
-    return fail('the certificate\'s revocation status is unknown to the server', `the server says: ${verdict.description}; it fails closed`, 'the OCSP responder or CRL named in the certificate (authorityInfoAccess, cRLDistributionPoints) must answer the server; ask your CA, or the bank if it cannot reach them', details);
+    return fail(
+      "the certificate's revocation status is unknown to the server",
+      `the server says: ${verdict.description}; it fails closed`,
+      'the OCSP responder or CRL named in the certificate (authorityInfoAccess, cRLDistributionPoints) must answer the server; ask your CA, or the bank if it cannot reach them',
+      details,
+    );
   }
-  return pass(clientId === undefined
-    ? 'the server holds no revocation of this certificate (its registry knows the certificates clients registered with)'
-    : 'the server did not refuse the certificate as revoked, retired or of unknown revocation status', details);
+  return pass(
+    clientId === undefined
+      ? 'the server holds no revocation of this certificate (its registry knows the certificates clients registered with)'
+      : 'the server did not refuse the certificate as revoked, retired or of unknown revocation status',
+    details,
+  );
 }
 
 /** Where the registered subject DN came from, for the comparison. */
@@ -138,12 +184,23 @@ export interface RegisteredSubject {
 }
 
 /** RFC 7592 §2.1 read of the client's registration with its registration access token. */
-export async function readRegisteredSubject(endpoints: ServerEndpoints, tls: TlsMaterial, clientId: string, token: string): Promise<RegisteredSubject | { problem: string }> {
+export async function readRegisteredSubject(
+  endpoints: ServerEndpoints,
+  tls: TlsMaterial,
+  clientId: string,
+  token: string,
+): Promise<RegisteredSubject | { problem: string }> {
   if (endpoints.registration === undefined) return { problem: 'the discovery document has no registration_endpoint' };
-  const answer = await httpsRequest(`${endpoints.registration.replace(/\/$/, '')}/${encodeURIComponent(clientId)}`, tls, { headers: { authorization: `Bearer ${token}` } });
+  const answer = await httpsRequest(`${endpoints.registration.replace(/\/$/, '')}/${encodeURIComponent(clientId)}`, tls, {
+    headers: { authorization: `Bearer ${token}` },
+  });
   const body = answer.json as Record<string, unknown> | undefined;
-  if (answer.status !== 200 || body === undefined) return { problem: `the registration read answered HTTP ${answer.status}${typeof body?.error === 'string' ? ` ${body.error}` : ''} (is --registration-token this client's current registration access token? it rotates on every update)` };
-  if (typeof body.tls_client_auth_subject_dn !== 'string') return { problem: `client ${clientId} has no tls_client_auth_subject_dn (token_endpoint_auth_method ${String(body.token_endpoint_auth_method)})` };
+  if (answer.status !== 200 || body === undefined)
+    return {
+      problem: `the registration read answered HTTP ${answer.status}${typeof body?.error === 'string' ? ` ${body.error}` : ''} (is --registration-token this client's current registration access token? it rotates on every update)`,
+    };
+  if (typeof body.tls_client_auth_subject_dn !== 'string')
+    return { problem: `client ${clientId} has no tls_client_auth_subject_dn (token_endpoint_auth_method ${String(body.token_endpoint_auth_method)})` };
   return { dn: body.tls_client_auth_subject_dn, source: 'registered at the server (RFC 7592 read with --registration-token)' };
 }
 
@@ -172,7 +229,10 @@ export function clientAuthenticationOutcome(
   if (clientId === undefined) return skip('no --client-id: pass the client_id of your registration to dry-run client authentication');
   if (verdict.kind === 'issued') return pass(`client ${clientId} authenticated with its certificate (tls_client_auth); a client_credentials token was issued`);
   if (verdict.kind === 'authenticated') {
-    return pass(`client ${clientId} authenticated with its certificate; the token endpoint then answered ${verdict.error}${verdict.description === '' ? '' : `: ${verdict.description}`}`, { tokenError: verdict.error });
+    return pass(
+      `client ${clientId} authenticated with its certificate; the token endpoint then answered ${verdict.error}${verdict.description === '' ? '' : `: ${verdict.description}`}`,
+      { tokenError: verdict.error },
+    );
   }
   if (verdict.kind === 'client-refused') {
     return fail(
@@ -185,13 +245,23 @@ export function clientAuthenticationOutcome(
 
   const certificateDn = formatDistinguishedName(subjectOf(local.certificate));
   const serverSaw = verdict.serverSaw === undefined ? undefined : normalised(verdict.serverSaw);
-  const known = registered !== undefined && 'dn' in registered ? registered
-    : localRegistration?.subjectDn === undefined ? undefined : { dn: localRegistration.subjectDn, source: `in ${localRegistration.file} (what you registered with, unless the registration changed since)` };
+  const known =
+    registered !== undefined && 'dn' in registered
+      ? registered
+      : localRegistration?.subjectDn === undefined
+        ? undefined
+        : { dn: localRegistration.subjectDn, source: `in ${localRegistration.file} (what you registered with, unless the registration changed since)` };
   const details: Record<string, unknown> = { certificateSubjectDn: certificateDn, ...(serverSaw === undefined ? {} : { serverSawSubjectDn: serverSaw }) };
-  const lines = [`the certificate's subject is not the tls_client_auth_subject_dn registered for client ${clientId} (compared as RFC 4514 DNs).`, `  certificate subject (the server saw): ${serverSaw ?? certificateDn}`];
+  const lines = [
+    `the certificate's subject is not the tls_client_auth_subject_dn registered for client ${clientId} (compared as RFC 4514 DNs).`,
+    `  certificate subject (the server saw): ${serverSaw ?? certificateDn}`,
+  ];
   let fix = `present the certificate whose subject is the registered DN, or update the registration (RFC 7592 PUT presented with this certificate) so that tls_client_auth_subject_dn is ${certificateDn}`;
   if (known === undefined) {
-    const why = registered !== undefined && 'problem' in registered ? registered.problem : 'pass --registration-token (RFC 7592) or --credentials with the registration.json you registered with';
+    const why =
+      registered !== undefined && 'problem' in registered
+        ? registered.problem
+        : 'pass --registration-token (RFC 7592) or --credentials with the registration.json you registered with';
     lines.push(`  registered subject: not known here (${why})`);
   } else {
     let registeredDn: DistinguishedName | undefined;
@@ -215,5 +285,5 @@ export function clientAuthenticationOutcome(
       }
     }
   }
-  return fail('the certificate\'s subject DN is not the registered one', lines.join('\n'), fix, details);
+  return fail("the certificate's subject DN is not the registered one", lines.join('\n'), fix, details);
 }

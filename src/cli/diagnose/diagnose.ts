@@ -6,8 +6,16 @@ import type { DiagnoseInputs } from './inputs.ts';
 import { checkClientAuthUsage, checkKeyMatches, checkValidity, readCredentials, type LocalCredentials } from './local-certificate.ts';
 import type { Diagnosis } from './report.ts';
 import {
-  checkServerTrust, describeConnectFailure, endpointOf, fetchDiscovery, handshake, reachable, readServerCa,
-  type ServerEndpoints, type ServerHandshake, type TlsMaterial,
+  checkServerTrust,
+  describeConnectFailure,
+  endpointOf,
+  fetchDiscovery,
+  handshake,
+  reachable,
+  readServerCa,
+  type ServerEndpoints,
+  type ServerHandshake,
+  type TlsMaterial,
 } from './server-connection.ts';
 import { checkSigningKey, checkSoftwareStatement, type SoftwareStatementClaims } from './software-statement.ts';
 
@@ -27,7 +35,10 @@ export async function diagnose(inputs: DiagnoseInputs): Promise<Diagnosis> {
   let ssa: SoftwareStatementClaims | undefined;
   // The scope asked for at PAR and with client_credentials: --scope, else what the local registration registered.
   const scope = inputs.scope ?? inputs.localRegistration?.scope;
-  const localOnly = (outcome: () => CheckOutcome): (() => Promise<CheckOutcome>) => async () => outcome();
+  const localOnly =
+    (outcome: () => CheckOutcome): (() => Promise<CheckOutcome>) =>
+    async () =>
+      outcome();
 
   const steps: CheckStep[] = [
     {
@@ -77,9 +88,10 @@ export async function diagnose(inputs: DiagnoseInputs): Promise<Diagnosis> {
     {
       id: 'client-authentication',
       run: async () => {
-        const registered = verdict?.kind === 'subject-mismatch' && inputs.clientId !== undefined && inputs.registrationToken !== undefined
-          ? await readRegisteredSubject(endpoints!, mtls!, inputs.clientId, inputs.registrationToken)
-          : undefined;
+        const registered =
+          verdict?.kind === 'subject-mismatch' && inputs.clientId !== undefined && inputs.registrationToken !== undefined
+            ? await readRegisteredSubject(endpoints!, mtls!, inputs.clientId, inputs.registrationToken)
+            : undefined;
         return clientAuthenticationOutcome(verdict!, local!, inputs.clientId, registered, inputs.localRegistration);
       },
     },
@@ -112,4 +124,3 @@ export async function diagnose(inputs: DiagnoseInputs): Promise<Diagnosis> {
   const failed = checks.find((c) => c.status === 'fail');
   return { issuer: inputs.issuer, ok: failed === undefined, ...(failed === undefined ? {} : { failed: failed.id }), checks };
 }
-

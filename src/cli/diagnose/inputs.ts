@@ -62,7 +62,8 @@ export function resolveInputs(flags: DiagnoseFlags, cwd: string): { inputs: Diag
 
   if (flags.credentials !== undefined) {
     dir = resolve(cwd, flags.credentials);
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) return { usage: `--credentials ${flags.credentials} is not a directory (the one \`moat sandbox tpp --out DIR\` wrote)` };
+    if (!existsSync(dir) || !statSync(dir).isDirectory())
+      return { usage: `--credentials ${flags.credentials} is not a directory (the one \`moat sandbox tpp --out DIR\` wrote)` };
     summary = readJsonObject(inDir(TPP_FILES.summary));
     const registration = readJsonObject(inDir(TPP_FILES.registration));
     const source = registration ?? summary;
@@ -95,7 +96,10 @@ export function resolveInputs(flags: DiagnoseFlags, cwd: string): { inputs: Diag
   const directoryJwksFile = inDir(TPP_FILES.directoryJwks);
   return {
     inputs: {
-      issuer, certFile, keyFile, timeoutMs: DEFAULT_TIMEOUT_MS,
+      issuer,
+      certFile,
+      keyFile,
+      timeoutMs: DEFAULT_TIMEOUT_MS,
       ...(caFile === undefined ? {} : { caFile }),
       ...(flags['client-id'] === undefined ? {} : { clientId: flags['client-id'] }),
       ...(signingKeyFile === undefined ? {} : { signingKeyFile }),
@@ -113,12 +117,12 @@ function readJsonObject(file: string | undefined): Record<string, unknown> | und
   if (file === undefined) return undefined;
   try {
     const value = JSON.parse(readFileSync(file, 'utf8')) as unknown;
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined;
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }
 }
 
 function stringArray(value: unknown): string[] | undefined {
-  return Array.isArray(value) && value.every((v) => typeof v === 'string') ? value as string[] : undefined;
+  return Array.isArray(value) && value.every((v) => typeof v === 'string') ? (value as string[]) : undefined;
 }

@@ -38,7 +38,8 @@ function readText(file: string, what: string): { text: string } | { problem: str
     return { text: readFileSync(file, 'utf8') };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'there is no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message;
+    const why =
+      code === 'ENOENT' ? 'there is no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message;
     return { problem: `cannot read the ${what} ${file}: ${why}` };
   }
 }
@@ -49,12 +50,15 @@ export function readCredentials(certFile: string, keyFile: string): { credential
   const cert = readText(certFile, 'certificate');
   if ('problem' in cert) return { outcome: fail('the certificate cannot be read', cert.problem, fix) };
   const blocks = cert.text.match(PEM_CERTIFICATE) ?? [];
-  if (blocks.length === 0) return { outcome: fail('the certificate cannot be read', `${certFile} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`, fix) };
+  if (blocks.length === 0)
+    return { outcome: fail('the certificate cannot be read', `${certFile} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`, fix) };
   let certificates: X509Certificate[];
   try {
     certificates = blocks.map((b) => new X509Certificate(b));
   } catch (err) {
-    return { outcome: fail('the certificate cannot be read', `${certFile} holds a PEM block that is not an X.509 certificate: ${(err as Error).message}`, fix) };
+    return {
+      outcome: fail('the certificate cannot be read', `${certFile} holds a PEM block that is not an X.509 certificate: ${(err as Error).message}`, fix),
+    };
   }
   const key = readText(keyFile, 'private key');
   if ('problem' in key) return { outcome: fail('the private key cannot be read', key.problem, fix) };
@@ -63,14 +67,27 @@ export function readCredentials(certFile: string, keyFile: string): { credential
     privateKey = createPrivateKey(key.text);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const cause = code === 'ERR_MISSING_PASSPHRASE'
-      ? `${keyFile} is encrypted; diagnose (like a TLS client without a passphrase prompt) needs it unencrypted`
-      : `${keyFile} is not a PEM private key (PKCS#8, PKCS#1 or SEC 1): ${(err as Error).message}`;
-    return { outcome: fail('the private key cannot be read', cause, code === 'ERR_MISSING_PASSPHRASE' ? 'decrypt it (openssl pkey -in KEY -out KEY.plain) and pass that file with --key' : fix) };
+    const cause =
+      code === 'ERR_MISSING_PASSPHRASE'
+        ? `${keyFile} is encrypted; diagnose (like a TLS client without a passphrase prompt) needs it unencrypted`
+        : `${keyFile} is not a PEM private key (PKCS#8, PKCS#1 or SEC 1): ${(err as Error).message}`;
+    return {
+      outcome: fail(
+        'the private key cannot be read',
+        cause,
+        code === 'ERR_MISSING_PASSPHRASE' ? 'decrypt it (openssl pkey -in KEY -out KEY.plain) and pass that file with --key' : fix,
+      ),
+    };
   }
   const certificate = certificates[0]!;
   const credentials: LocalCredentials = {
-    certFile, keyFile, certPem: cert.text, keyPem: key.text, certificate, chain: certificates.slice(1), privateKey,
+    certFile,
+    keyFile,
+    certPem: cert.text,
+    keyPem: key.text,
+    certificate,
+    chain: certificates.slice(1),
+    privateKey,
     thumbprint: certificateThumbprint(certificate),
     subjectDn: formatDistinguishedName(subjectOf(certificate)),
     issuerDn: formatDistinguishedName(issuerOf(certificate)),
@@ -78,7 +95,10 @@ export function readCredentials(certFile: string, keyFile: string): { credential
   return {
     credentials,
     outcome: pass(`${certFile}: ${credentials.subjectDn} (issued by ${credentials.issuerDn}); key ${keyFile}`, {
-      subjectDn: credentials.subjectDn, issuerDn: credentials.issuerDn, thumbprint: credentials.thumbprint, intermediates: credentials.chain.length,
+      subjectDn: credentials.subjectDn,
+      issuerDn: credentials.issuerDn,
+      thumbprint: credentials.thumbprint,
+      intermediates: credentials.chain.length,
     }),
   };
 }
@@ -100,10 +120,18 @@ export function checkValidity(c: LocalCredentials, now = new Date()): CheckOutco
   const from = c.certificate.validFromDate;
   const to = c.certificate.validToDate;
   if (now.getTime() > to.getTime()) {
-    return fail('the certificate has expired', `it expired on ${to.toISOString()} (valid from ${from.toISOString()})`, 'get a new transport certificate from your directory (in the sandbox: moat sandbox tpp) and register it (RFC 7592 update, or a new registration)');
+    return fail(
+      'the certificate has expired',
+      `it expired on ${to.toISOString()} (valid from ${from.toISOString()})`,
+      'get a new transport certificate from your directory (in the sandbox: moat sandbox tpp) and register it (RFC 7592 update, or a new registration)',
+    );
   }
   if (now.getTime() < from.getTime()) {
-    return fail('the certificate is not valid yet', `it is valid from ${from.toISOString()}; this machine's clock says ${now.toISOString()}`, 'wait until it is valid, or check this machine\'s clock (and the issuing CA\'s): a certificate dated in the future is refused');
+    return fail(
+      'the certificate is not valid yet',
+      `it is valid from ${from.toISOString()}; this machine's clock says ${now.toISOString()}`,
+      "wait until it is valid, or check this machine's clock (and the issuing CA's): a certificate dated in the future is refused",
+    );
   }
   const days = Math.floor((to.getTime() - now.getTime()) / DAY_MS);
   return pass(`valid until ${to.toISOString()} (${days} days left)`, { notBefore: from.toISOString(), notAfter: to.toISOString(), daysLeft: days });
@@ -117,7 +145,7 @@ export function checkClientAuthUsage(c: LocalCredentials): CheckOutcome {
   return fail(
     'the certificate is not for TLS client authentication',
     `its extended key usage (${eku.join(', ')}) lacks clientAuth (${CLIENT_AUTH_EKU}); the server refuses it as a client certificate`,
-    'use a transport certificate (a QWAC or your directory\'s transport certificate), not a signing or server certificate; request one with the clientAuth extended key usage',
+    "use a transport certificate (a QWAC or your directory's transport certificate), not a signing or server certificate; request one with the clientAuth extended key usage",
     { extendedKeyUsage: eku },
   );
 }

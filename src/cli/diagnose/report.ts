@@ -17,7 +17,10 @@ export interface Diagnosis {
 const MARK = { pass: 'PASS', fail: 'FAIL', skip: 'SKIP', 'not-run': '----' } as const;
 
 function indent(text: string, prefix: string): string {
-  return text.split('\n').map((line, i) => (i === 0 ? line : `${prefix}${line}`)).join('\n');
+  return text
+    .split('\n')
+    .map((line, i) => (i === 0 ? line : `${prefix}${line}`))
+    .join('\n');
 }
 
 export function textReport(d: Diagnosis): string {

@@ -1,5 +1,9 @@
 import {
-  BUSY_RETRY_SECONDS, RESERVATION_SECONDS, type AttemptCounter, type AttemptCounterStore, type AttemptsLocked,
+  BUSY_RETRY_SECONDS,
+  RESERVATION_SECONDS,
+  type AttemptCounter,
+  type AttemptCounterStore,
+  type AttemptsLocked,
 } from '../../throttle/attempt-throttle.ts';
 
 /*

@@ -1,6 +1,11 @@
 import { ReplyError, type Redis } from 'ioredis';
 import {
-  BUSY_RETRY_SECONDS, RESERVATION_SECONDS, type AttemptCounter, type AttemptCounterStore, type AttemptOutcome, type AttemptsLocked,
+  BUSY_RETRY_SECONDS,
+  RESERVATION_SECONDS,
+  type AttemptCounter,
+  type AttemptCounterStore,
+  type AttemptOutcome,
+  type AttemptsLocked,
   type Reservation,
 } from '../../throttle/attempt-throttle.ts';
 import type { StorageErrorListener } from '../model-store.ts';
@@ -75,10 +80,11 @@ export function createRedisAttemptCounterStore(
     redis.defineCommand('moatAttemptReserve', { lua: RESERVE });
     redis.defineCommand('moatAttemptSettle', { lua: SETTLE });
   }
-  const keysOf = (counters: readonly AttemptCounter[]) => counters.flatMap((c) => {
-    const base = `${keyPrefix}attempts:${c.rule.name}:${c.key}`;
-    return [`${base}:failures`, `${base}:pending`, `${base}:lock`];
-  });
+  const keysOf = (counters: readonly AttemptCounter[]) =>
+    counters.flatMap((c) => {
+      const base = `${keyPrefix}attempts:${c.rule.name}:${c.key}`;
+      return [`${base}:failures`, `${base}:pending`, `${base}:lock`];
+    });
   const lockedAt = (counters: readonly AttemptCounter[], index: number, ms: number): AttemptsLocked => ({
     by: counters[index - 1]!.rule.name,
     retryAfterSeconds: ms < 0 ? BUSY_RETRY_SECONDS : Math.ceil(ms / 1000),

@@ -83,8 +83,14 @@ export async function connectRedis(url: string, timeoutMs = 5000, onUnavailable?
       redis.disconnect();
       reject(new StorageUnavailableError(`redis at ${new URL(url).host}`));
     }, timeoutMs);
-    const onReady = () => { cleanup(); resolve(); };
-    const cleanup = () => { clearTimeout(timer); redis.off('ready', onReady); };
+    const onReady = () => {
+      cleanup();
+      resolve();
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+    };
     redis.on('ready', onReady);
   });
   return redis;
@@ -118,60 +124,70 @@ export function createRedisModelStore(client: Redis, keyPrefix: string, onUnavai
     }
   };
 
-  const find = (model: string, id: string) => guarded('find', async () => {
-    const [payload, consumed] = await redis.mget(entryKey(model, id), consumedKey(model, id));
-    if (payload === null || payload === undefined) return undefined;
-    const parsed = JSON.parse(payload) as AdapterPayload;
-    if (consumed !== null && consumed !== undefined) parsed.consumed = Number(consumed);
-    return parsed;
-  });
+  const find = (model: string, id: string) =>
+    guarded('find', async () => {
+      const [payload, consumed] = await redis.mget(entryKey(model, id), consumedKey(model, id));
+      if (payload === null || payload === undefined) return undefined;
+      const parsed = JSON.parse(payload) as AdapterPayload;
+      if (consumed !== null && consumed !== undefined) parsed.consumed = Number(consumed);
+      return parsed;
+    });
 
-  const byIndex = (operation: 'findByUid' | 'findByUserCode', key: string, model: string) => guarded(operation, async () => {
-    const id = await redis.get(key);
-    return id === null ? undefined : find(model, id);
-  });
+  const byIndex = (operation: 'findByUid' | 'findByUserCode', key: string, model: string) =>
+    guarded(operation, async () => {
+      const id = await redis.get(key);
+      return id === null ? undefined : find(model, id);
+    });
 
   return {
-    upsert: (model, id, payload, expiresIn) => guarded('upsert', async () => {
-      const { consumed: _consumed, ...stored } = payload;
-      await redis.moatUpsert(
-        entryKey(model, id),
-        payload.grantId === undefined ? '' : grantKey(model, payload.grantId),
-        payload.uid === undefined ? '' : uidKey(model, payload.uid),
-        payload.userCode === undefined ? '' : userCodeKey(model, payload.userCode),
-        consumedKey(model, id),
-        JSON.stringify(stored),
-        expiresIn === undefined ? 0 : expiresIn * 1000 + EXPIRY_GRACE_MS,
-        id,
-      );
-      if (payload.consumed !== undefined) await redis.moatConsume(entryKey(model, id), consumedKey(model, id), String(payload.consumed));
-    }),
+    upsert: (model, id, payload, expiresIn) =>
+      guarded('upsert', async () => {
+        const { consumed: _consumed, ...stored } = payload;
+        await redis.moatUpsert(
+          entryKey(model, id),
+          payload.grantId === undefined ? '' : grantKey(model, payload.grantId),
+          payload.uid === undefined ? '' : uidKey(model, payload.uid),
+          payload.userCode === undefined ? '' : userCodeKey(model, payload.userCode),
+          consumedKey(model, id),
+          JSON.stringify(stored),
+          expiresIn === undefined ? 0 : expiresIn * 1000 + EXPIRY_GRACE_MS,
+          id,
+        );
+        if (payload.consumed !== undefined) await redis.moatConsume(entryKey(model, id), consumedKey(model, id), String(payload.consumed));
+      }),
     find,
     findByUid: (model, uid) => byIndex('findByUid', uidKey(model, uid), model),
     findByUserCode: (model, userCode) => byIndex('findByUserCode', userCodeKey(model, userCode), model),
-    recordOnce: (model, id, payload, expiresIn) => guarded('recordOnce', async () => {
-      const stored = await redis.set(entryKey(model, id), JSON.stringify(payload), 'PX', Math.ceil(expiresIn * 1000), 'NX');
-      return stored === 'OK';
-    }),
-    consume: (model, id) => guarded('consume', async (): Promise<ConsumeResult> => {
-      const result = await redis.moatConsume(entryKey(model, id), consumedKey(model, id), String(Math.floor(Date.now() / 1000)));
-      return result === 2 ? 'consumed' : result === 1 ? 'already-consumed' : 'absent';
-    }),
-    destroy: (model, id) => guarded('destroy', async () => {
-      const payload = await find(model, id);
-      const keys = [entryKey(model, id), consumedKey(model, id)];
-      if (payload?.uid !== undefined) keys.push(uidKey(model, payload.uid));
-      if (payload?.userCode !== undefined) keys.push(userCodeKey(model, payload.userCode));
-      const multi = redis.multi().del(...keys);
-      if (payload?.grantId !== undefined) multi.srem(grantKey(model, payload.grantId), id);
-      await multi.exec();
-    }),
-    revokeByGrantId: (model, grantId) => guarded('revokeByGrantId', async () => {
-      await redis.moatRevokeGrant(grantKey(model, grantId), `${keyPrefix}m:${model}:`, `${keyPrefix}x:${model}:`);
-    }),
+    recordOnce: (model, id, payload, expiresIn) =>
+      guarded('recordOnce', async () => {
+        const stored = await redis.set(entryKey(model, id), JSON.stringify(payload), 'PX', Math.ceil(expiresIn * 1000), 'NX');
+        return stored === 'OK';
+      }),
+    consume: (model, id) =>
+      guarded('consume', async (): Promise<ConsumeResult> => {
+        const result = await redis.moatConsume(entryKey(model, id), consumedKey(model, id), String(Math.floor(Date.now() / 1000)));
+        return result === 2 ? 'consumed' : result === 1 ? 'already-consumed' : 'absent';
+      }),
+    destroy: (model, id) =>
+      guarded('destroy', async () => {
+        const payload = await find(model, id);
+        const keys = [entryKey(model, id), consumedKey(model, id)];
+        if (payload?.uid !== undefined) keys.push(uidKey(model, payload.uid));
+        if (payload?.userCode !== undefined) keys.push(userCodeKey(model, payload.userCode));
+        const multi = redis.multi().del(...keys);
+        if (payload?.grantId !== undefined) multi.srem(grantKey(model, payload.grantId), id);
+        await multi.exec();
+      }),
+    revokeByGrantId: (model, grantId) =>
+      guarded('revokeByGrantId', async () => {
+        await redis.moatRevokeGrant(grantKey(model, grantId), `${keyPrefix}m:${model}:`, `${keyPrefix}x:${model}:`);
+      }),
     // Redis expires entries itself; grant sets expire with their longest member.
     purgeExpired: async () => 0,
-    ping: () => guarded('ping', async () => { await redis.ping(); }),
+    ping: () =>
+      guarded('ping', async () => {
+        await redis.ping();
+      }),
     close: async () => {
       redis.disconnect();
     },

@@ -43,7 +43,9 @@ function locked<T>(sql: SqlClient, fn: (tx: SqlClient) => Promise<T>): Promise<T
 export async function pendingMigrations(sql: SqlClient, dir = MIGRATIONS_DIR): Promise<string[]> {
   const { rows } = await sql.query<{ exists: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS exists");
   const applied = rows[0]?.exists === true ? await appliedVersions(sql) : new Set<string>();
-  return migrationFiles(dir).map((m) => m.version).filter((v) => !applied.has(v));
+  return migrationFiles(dir)
+    .map((m) => m.version)
+    .filter((v) => !applied.has(v));
 }
 
 /**

@@ -1,7 +1,5 @@
 import pg from 'pg';
-import {
-  createListenerSet, INVALIDATION_CHANNEL, parseInvalidation, type InvalidationBus,
-} from '../../caching/invalidation.ts';
+import { createListenerSet, INVALIDATION_CHANNEL, parseInvalidation, type InvalidationBus } from '../../caching/invalidation.ts';
 
 /*
  * The invalidation bus over Postgres LISTEN/NOTIFY: one dedicated connection per instance listens

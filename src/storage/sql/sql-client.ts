@@ -18,15 +18,29 @@ export interface SqlClient {
 
 /** Errors that mean "the database is not there right now" rather than "this query is wrong". */
 const UNAVAILABLE_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH',
-  '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006', '53300',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08001',
+  '08003',
+  '08006',
+  '53300',
 ]);
 
 export function isUnavailable(err: unknown): boolean {
   const e = err as { code?: string; message?: string } | undefined;
   if (e?.code !== undefined && UNAVAILABLE_CODES.has(e.code)) return true;
   const message = e?.message ?? '';
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message);
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i.test(
+    message,
+  );
 }
 
 /**
@@ -108,7 +122,10 @@ export function createPgSqlClient(url: string, options: { max?: number; onUnavai
         return result;
       } catch (err) {
         broken ||= isUnavailable(err) || isUnavailable((err as { cause?: unknown }).cause);
-        if (!broken) await client.query('ROLLBACK').catch(() => { broken = true; });
+        if (!broken)
+          await client.query('ROLLBACK').catch(() => {
+            broken = true;
+          });
         // A query inside `fn` was counted already (it throws StorageUnavailableError); BEGIN and COMMIT are not.
         return mapError(err, 'transaction');
       } finally {
@@ -140,19 +157,27 @@ export async function createPgliteSqlClient(dataDir: string): Promise<SqlClient>
   };
   return {
     query: (text, params) => exclusive(() => raw(text, params)),
-    exec: (script) => exclusive(async () => { await db.exec(script); }),
-    transaction: (fn) => exclusive(() => db.transaction(async (tx) => {
-      const txClient: SqlClient = {
-        query: async <T>(text: string, params?: unknown[]) => {
-          const r = await tx.query<T>(text, params);
-          return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
-        },
-        exec: async (script) => { await tx.exec(script); },
-        transaction: (inner) => inner(txClient),
-        close: async () => {},
-      };
-      return fn(txClient);
-    })),
+    exec: (script) =>
+      exclusive(async () => {
+        await db.exec(script);
+      }),
+    transaction: (fn) =>
+      exclusive(() =>
+        db.transaction(async (tx) => {
+          const txClient: SqlClient = {
+            query: async <T>(text: string, params?: unknown[]) => {
+              const r = await tx.query<T>(text, params);
+              return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+            },
+            exec: async (script) => {
+              await tx.exec(script);
+            },
+            transaction: (inner) => inner(txClient),
+            close: async () => {},
+          };
+          return fn(txClient);
+        }),
+      ),
     close: () => exclusive(() => db.close()),
   };
 }

@@ -31,11 +31,14 @@ beforeAll(async () => {
   h = await startMoat({ config: { certificates: { revocation: { checkIntervalSeconds: 1 } } } });
   material = await ensureSandboxMaterial(h.config.dataDir);
   sandboxCa = {
-    certPem: material.tppCaPem, keyPem: material.tppCaKeyPem, certificate: new X509Certificate(material.tppCaPem),
-    privateKey: importSigningKey(material.tppCaKeyPem) as unknown as TestCa['privateKey'], keyAlgorithm: 'ECDSA',
+    certPem: material.tppCaPem,
+    keyPem: material.tppCaKeyPem,
+    certificate: new X509Certificate(material.tppCaPem),
+    privateKey: importSigningKey(material.tppCaKeyPem) as unknown as TestCa['privateKey'],
+    keyAlgorithm: 'ECDSA',
   };
   const dir = await sandboxTpp('Healthy Fintech');
-  healthy = { dir, ...await register(dir), summary: JSON.parse(readFileSync(join(dir, 'tpp.json'), 'utf8')) as Record<string, unknown> };
+  healthy = { dir, ...(await register(dir)), summary: JSON.parse(readFileSync(join(dir, 'tpp.json'), 'utf8')) as Record<string, unknown> };
 });
 
 afterAll(async () => {
@@ -55,9 +58,11 @@ async function register(dir: string, overrides: Record<string, unknown> = {}): P
   const f = tlsFetch(read('server-ca.pem'), { certPem: read('transport.pem'), keyPem: read('transport.key') });
   try {
     const res = await f(`${h.issuer}/register`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...JSON.parse(read('registration.json')), ...overrides }),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...JSON.parse(read('registration.json')), ...overrides }),
     });
-    const body = await res.json() as Record<string, string>;
+    const body = (await res.json()) as Record<string, string>;
     if (res.status !== 201) throw new Error(`registration failed: ${res.status} ${JSON.stringify(body)}`);
     return { clientId: body.client_id!, registrationToken: body.registration_access_token! };
   } finally {
@@ -97,13 +102,29 @@ describe('moat diagnose', () => {
     expect(code).toBe(0);
     expect(result.ok).toBe(true);
     expect(result.failed).toBeUndefined();
-    expect(result.checks.map((c) => [c.id, c.status])).toEqual([
-      'server-reachable', 'server-trusted', 'discovery', 'certificate-readable', 'key-matches-certificate', 'certificate-validity', 'client-auth-eku',
-      'trust-anchor', 'revocation', 'client-authentication', 'software-statement', 'signing-key', 'pushed-authorization', 'token-binding',
-    ].map((id) => [id, 'pass']));
-    expect(check('token-binding')).toEqual(expect.objectContaining({
-      details: expect.objectContaining({ certificateThumbprint: healthy.summary['x5t#S256'], tokenThumbprint: healthy.summary['x5t#S256'] }),
-    }));
+    expect(result.checks.map((c) => [c.id, c.status])).toEqual(
+      [
+        'server-reachable',
+        'server-trusted',
+        'discovery',
+        'certificate-readable',
+        'key-matches-certificate',
+        'certificate-validity',
+        'client-auth-eku',
+        'trust-anchor',
+        'revocation',
+        'client-authentication',
+        'software-statement',
+        'signing-key',
+        'pushed-authorization',
+        'token-binding',
+      ].map((id) => [id, 'pass']),
+    );
+    expect(check('token-binding')).toEqual(
+      expect.objectContaining({
+        details: expect.objectContaining({ certificateThumbprint: healthy.summary['x5t#S256'], tokenThumbprint: healthy.summary['x5t#S256'] }),
+      }),
+    );
     expect(check('software-statement')).toEqual(expect.objectContaining({ details: expect.objectContaining({ signature: 'verified' }) }));
 
     const text = await diagnose(['--credentials', healthy.dir, '--client-id', healthy.clientId]);
@@ -139,8 +160,10 @@ describe('moat diagnose', () => {
     const r = await diagnose(flags);
     expect(r.code).toBe(1);
     expect(failedCheck(r.out)).toBe('server-trusted');
-    expect(r.out).toContain('is issued by CN=Moat Sandbox Server CA, O=Moat Sandbox, C=GB, which is not among the system\'s CAs');
-    expect(r.out).toMatch(/fix: +pass the CA certificate of CN=Moat Sandbox Server CA, O=Moat Sandbox, C=GB with --ca FILE — for the Moat sandbox that is server-ca.pem/);
+    expect(r.out).toContain("is issued by CN=Moat Sandbox Server CA, O=Moat Sandbox, C=GB, which is not among the system's CAs");
+    expect(r.out).toMatch(
+      /fix: +pass the CA certificate of CN=Moat Sandbox Server CA, O=Moat Sandbox, C=GB with --ca FILE — for the Moat sandbox that is server-ca.pem/,
+    );
     // The wrong CA file: the TPP CA instead of the server CA.
     const wrong = await diagnose([...flags, '--ca', material.tppCaCertFile]);
     expect(failedCheck(wrong.out)).toBe('server-trusted');
@@ -161,7 +184,7 @@ describe('moat diagnose', () => {
     expect(garbage.out).toContain('holds no PEM certificate');
   });
 
-  it('refuses a private key that is not the certificate\'s', async () => {
+  it("refuses a private key that is not the certificate's", async () => {
     const other = await sandboxTpp('Other Fintech');
     const r = await diagnose(['--credentials', healthy.dir, '--key', join(other, 'transport.key')]);
     expect(r.code).toBe(1);
@@ -172,7 +195,11 @@ describe('moat diagnose', () => {
 
   it('stops at an expired certificate before presenting it', async () => {
     const notAfter = new Date(Date.now() - DAY);
-    const r = await diagnose(['--credentials', healthy.dir, ...await certificateFiles({ subject: someSubject, notBefore: new Date(Date.now() - 400 * DAY), notAfter })]);
+    const r = await diagnose([
+      '--credentials',
+      healthy.dir,
+      ...(await certificateFiles({ subject: someSubject, notBefore: new Date(Date.now() - 400 * DAY), notAfter })),
+    ]);
     expect(r.code).toBe(1);
     expect(failedCheck(r.out)).toBe('certificate-validity');
     expect(r.out).toContain(`the certificate has expired`);
@@ -182,7 +209,7 @@ describe('moat diagnose', () => {
 
   it('stops at a certificate that is not valid yet, naming the date and the clock', async () => {
     const notBefore = new Date(Date.now() + 3 * DAY);
-    const r = await diagnose(['--credentials', healthy.dir, ...await certificateFiles({ subject: someSubject, notBefore })]);
+    const r = await diagnose(['--credentials', healthy.dir, ...(await certificateFiles({ subject: someSubject, notBefore }))]);
     expect(r.code).toBe(1);
     expect(failedCheck(r.out)).toBe('certificate-validity');
     expect(r.out).toContain('the certificate is not valid yet');
@@ -191,7 +218,7 @@ describe('moat diagnose', () => {
   });
 
   it('refuses a certificate whose extended key usage lacks clientAuth', async () => {
-    const r = await diagnose(['--credentials', healthy.dir, ...await certificateFiles({ subject: someSubject, eku: ['serverAuth'] })]);
+    const r = await diagnose(['--credentials', healthy.dir, ...(await certificateFiles({ subject: someSubject, eku: ['serverAuth'] }))]);
     expect(r.code).toBe(1);
     expect(failedCheck(r.out)).toBe('client-auth-eku');
     expect(r.out).toContain('its extended key usage (1.3.6.1.5.5.7.3.1) lacks clientAuth (1.3.6.1.5.5.7.3.2)');
@@ -199,11 +226,13 @@ describe('moat diagnose', () => {
 
   it('names the trust anchors the server accepts when the chain ends at an unknown CA', async () => {
     const unknownCa = await createTestCa([{ C: ['GB'] }, { O: ['Elsewhere'] }, { CN: ['Unknown TPP CA'] }]);
-    const r = await diagnose(['--credentials', healthy.dir, ...await certificateFiles({ subject: someSubject }, unknownCa)]);
+    const r = await diagnose(['--credentials', healthy.dir, ...(await certificateFiles({ subject: someSubject }, unknownCa))]);
     expect(r.code).toBe(1);
     expect(failedCheck(r.out)).toBe('trust-anchor');
-    expect(r.out).toContain('the server does not accept the certificate\'s chain');
-    expect(r.out).toContain('the server says: no path from the certificate (issuer CN=Unknown TPP CA, O=Elsewhere, C=GB) to a trust anchor this server accepts');
+    expect(r.out).toContain("the server does not accept the certificate's chain");
+    expect(r.out).toContain(
+      'the server says: no path from the certificate (issuer CN=Unknown TPP CA, O=Elsewhere, C=GB) to a trust anchor this server accepts',
+    );
     // From the server's TLS CertificateRequest.
     expect(r.out).toContain('The server accepts client certificates issued under: CN=Moat Sandbox TPP CA, O=Moat Sandbox, C=GB');
     expect(r.out).toContain('or ask the bank to add CN=Unknown TPP CA, O=Elsewhere, C=GB as a trust anchor');
@@ -212,7 +241,21 @@ describe('moat diagnose', () => {
   it('reports a certificate its CA revoked: get a new one from the directory', async () => {
     const dir = await sandboxTpp('Revoked Fintech');
     const { clientId } = await register(dir);
-    const revoked = await runMoat(['sandbox', 'revoke', '--cert', join(dir, 'transport.pem'), '--key', join(dir, 'transport.key'), '--issuer', h.issuer, '--ca', join(dir, 'server-ca.pem')], { env: { MOAT_DATA_DIR: h.dataDir } });
+    const revoked = await runMoat(
+      [
+        'sandbox',
+        'revoke',
+        '--cert',
+        join(dir, 'transport.pem'),
+        '--key',
+        join(dir, 'transport.key'),
+        '--issuer',
+        h.issuer,
+        '--ca',
+        join(dir, 'server-ca.pem'),
+      ],
+      { env: { MOAT_DATA_DIR: h.dataDir } },
+    );
     expect(revoked.code).toBe(0);
     const thumbprint = (JSON.parse(readFileSync(join(dir, 'tpp.json'), 'utf8')) as Record<string, string>)['x5t#S256']!;
     // The revocation monitor asks the sandbox OCSP responder every second (checkIntervalSeconds: 1).
@@ -230,25 +273,29 @@ describe('moat diagnose', () => {
 
   it('shows both subject DNs, RFC 4514-normalised, and the differing attribute on a subject mismatch', async () => {
     const registeredDn = String(healthy.summary.tls_client_auth_subject_dn);
-    const certificateDn = parseDistinguishedName(registeredDn).map((rdn) => rdn.map((a) => (a.type === '2.5.4.3' ? { ...a, value: 'sbx-sw-someone-else' } : a)));
-    const flags = ['--credentials', healthy.dir, '--client-id', healthy.clientId, ...await certificateFiles({ subject: toX509Name(certificateDn) })];
+    const certificateDn = parseDistinguishedName(registeredDn).map((rdn) =>
+      rdn.map((a) => (a.type === '2.5.4.3' ? { ...a, value: 'sbx-sw-someone-else' } : a)),
+    );
+    const flags = ['--credentials', healthy.dir, '--client-id', healthy.clientId, ...(await certificateFiles({ subject: toX509Name(certificateDn) }))];
 
     const { code, result, check } = await diagnoseJson(flags);
     expect(code).toBe(1);
     expect(result.failed).toBe('client-authentication');
     expect(check('trust-anchor').status).toBe('pass');
     expect(check('software-statement').status).toBe('not-run');
-    expect(check('client-authentication')).toEqual(expect.objectContaining({
-      status: 'fail',
-      summary: 'the certificate\'s subject DN is not the registered one',
-      details: expect.objectContaining({
-        certificateSubjectDn: formatDistinguishedName(certificateDn),
-        serverSawSubjectDn: formatDistinguishedName(certificateDn),
-        registeredSubjectDn: registeredDn,
-        registeredSource: expect.stringContaining('registration.json'),
-        differingAttributes: ['CN'],
+    expect(check('client-authentication')).toEqual(
+      expect.objectContaining({
+        status: 'fail',
+        summary: "the certificate's subject DN is not the registered one",
+        details: expect.objectContaining({
+          certificateSubjectDn: formatDistinguishedName(certificateDn),
+          serverSawSubjectDn: formatDistinguishedName(certificateDn),
+          registeredSubjectDn: registeredDn,
+          registeredSource: expect.stringContaining('registration.json'),
+          differingAttributes: ['CN'],
+        }),
       }),
-    }));
+    );
 
     // With the registration access token the registered DN is read from the server (RFC 7592).
     const text = await diagnose([...flags, '--registration-token', healthy.registrationToken]);
@@ -262,7 +309,11 @@ describe('moat diagnose', () => {
     const claims = decodeJwt(readFileSync(join(healthy.dir, 'ssa.jwt'), 'utf8').trim());
     const key = material.directory.privateJwk;
     const exp = Math.floor(Date.now() / 1000) - 3600;
-    const expired = await new SignJWT(claims).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' }).setIssuedAt(exp - 86_400).setExpirationTime(exp).sign(await importJWK(key, key.alg));
+    const expired = await new SignJWT(claims)
+      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
+      .setIssuedAt(exp - 86_400)
+      .setExpirationTime(exp)
+      .sign(await importJWK(key, key.alg));
     const file = join(mkdtempSync(join(tmpdir(), 'moat-diagnose-')), 'expired.jwt');
     writeFileSync(file, expired);
     const r = await diagnose(['--credentials', healthy.dir, '--client-id', healthy.clientId, '--ssa', file]);
@@ -273,7 +324,7 @@ describe('moat diagnose', () => {
     expect(r.out).toContain('fetch a new software statement from your directory');
   });
 
-  it('stops at a software statement whose signature does not verify with the directory\'s keys', async () => {
+  it("stops at a software statement whose signature does not verify with the directory's keys", async () => {
     const jwt = readFileSync(join(healthy.dir, 'ssa.jwt'), 'utf8').trim();
     const { privateKey } = await generateKeyPair('ES256');
     // Same claims and kid, another key: what an edited or re-signed SSA looks like.
@@ -283,29 +334,29 @@ describe('moat diagnose', () => {
     const r = await diagnose(['--credentials', healthy.dir, '--client-id', healthy.clientId, '--ssa', file]);
     expect(r.code).toBe(1);
     expect(failedCheck(r.out)).toBe('software-statement');
-    expect(r.out).toContain('the software statement\'s signature does not verify');
+    expect(r.out).toContain("the software statement's signature does not verify");
     expect(r.out).toContain('use the SSA exactly as the directory issued it');
   });
 
-  it('stops at a scope the software statement\'s roles do not allow', async () => {
+  it("stops at a scope the software statement's roles do not allow", async () => {
     const r = await diagnose(['--credentials', healthy.dir, '--client-id', healthy.clientId, '--scope', 'openid fundsconfirmations']);
     expect(r.code).toBe(1);
     expect(failedCheck(r.out)).toBe('software-statement');
-    expect(r.out).toContain('the software statement\'s roles do not allow scope fundsconfirmations');
+    expect(r.out).toContain("the software statement's roles do not allow scope fundsconfirmations");
     expect(r.out).toContain('scope fundsconfirmations needs the role CBPII');
   });
 
-  it('stops at a signing key that is not among the software statement\'s keys', async () => {
+  it("stops at a signing key that is not among the software statement's keys", async () => {
     const { privateKey } = await generateKeyPair('ES256', { extractable: true });
     const file = join(mkdtempSync(join(tmpdir(), 'moat-diagnose-')), 'other.jwks.json');
-    writeFileSync(file, JSON.stringify({ keys: [{ ...await exportJWK(privateKey), kid: 'not-in-the-ssa', alg: 'ES256', use: 'sig' }] }));
+    writeFileSync(file, JSON.stringify({ keys: [{ ...(await exportJWK(privateKey)), kid: 'not-in-the-ssa', alg: 'ES256', use: 'sig' }] }));
     const r = await diagnose(['--credentials', healthy.dir, '--client-id', healthy.clientId, '--signing-key', file]);
     expect(r.code).toBe(1);
     expect(failedCheck(r.out)).toBe('signing-key');
-    expect(r.out).toContain('the key not-in-the-ssa is not among the SSA\'s software_jwks');
+    expect(r.out).toContain("the key not-in-the-ssa is not among the SSA's software_jwks");
   });
 
-  it('stops at a scope the client did not register (registration metadata), with the PAR\'s answer', async () => {
+  it("stops at a scope the client did not register (registration metadata), with the PAR's answer", async () => {
     const dir = await sandboxTpp('Accounts Only Fintech');
     const { clientId } = await register(dir, { scope: 'openid accounts' });
     const r = await diagnose(['--credentials', dir, '--client-id', clientId, '--scope', 'openid payments']);
@@ -319,17 +370,22 @@ describe('moat diagnose', () => {
     const r = await diagnose(['--credentials', healthy.dir, '--client-id', healthy.clientId, '--redirect-uri', 'https://tpp.example/elsewhere']);
     expect(r.code).toBe(1);
     expect(failedCheck(r.out)).toBe('software-statement');
-    expect(r.out).toContain('https://tpp.example/elsewhere is not among the SSA\'s software_redirect_uris (https://localhost:3000/callback)');
+    expect(r.out).toContain("https://tpp.example/elsewhere is not among the SSA's software_redirect_uris (https://localhost:3000/callback)");
   });
 
   it('shows the PAR error_description for a redirect URI the client did not register', async () => {
-    const dir = await sandboxTpp('Two Callbacks Fintech', ['--redirect-uri', 'https://localhost:3000/callback', '--redirect-uri', 'https://localhost:3000/second']);
+    const dir = await sandboxTpp('Two Callbacks Fintech', [
+      '--redirect-uri',
+      'https://localhost:3000/callback',
+      '--redirect-uri',
+      'https://localhost:3000/second',
+    ]);
     const { clientId } = await register(dir, { redirect_uris: ['https://localhost:3000/callback'] });
     const r = await diagnose(['--credentials', dir, '--client-id', clientId, '--redirect-uri', 'https://localhost:3000/second']);
     expect(r.code).toBe(1);
     expect(failedCheck(r.out)).toBe('pushed-authorization');
     expect(r.out).toContain('the redirect URI is not registered for this client');
-    expect(r.out).toContain('the server answered invalid_request: redirect_uri did not match any of the client\'s registered redirect_uris');
+    expect(r.out).toContain("the server answered invalid_request: redirect_uri did not match any of the client's registered redirect_uris");
     expect(r.out).toMatch(/PASS {2}software statement/);
   });
 });
