@@ -296,7 +296,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
     try {
       await page.goto(`${h.issuer}/account`);
       await signIn(page, 'alice');
-      await page.getByRole('heading', { name: 'Connected apps' }).waitFor();
+      await page.getByRole('heading', { name: 'Active', exact: true }).waitFor();
       const payments = page.locator('section[aria-labelledby="payments-heading"]');
       const paid = await payments.innerText();
       expect(paid).toMatch(/Payment of £249\.99 to Green Energy Co\s+Waiting to be paid/);

@@ -54,7 +54,9 @@ async function signInToDashboard(page: Page, username: string, password: string)
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(password);
   await page.getByLabel('Password').press('Enter');
-  await page.getByRole('heading', { name: 'Connected apps' }).waitFor();
+  // "Active" and not "Connected apps": the sign-in page has that heading too, so waiting on it
+  // raced the sign-in and let the next goto be aborted by the form's own navigation.
+  await page.getByRole('heading', { name: 'Active', exact: true }).waitFor();
 }
 
 /** A customer with a password, one GBP account and no second factor yet. */
@@ -175,7 +177,7 @@ describeInBrowser('passkeys on the customer dashboard', () => {
       await device.context.clearCookies();
       await page.goto(`${h.issuer}/account/login`);
       await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
-      await page.getByRole('heading', { name: 'Connected apps' }).waitFor();
+      await page.getByRole('heading', { name: 'Active', exact: true }).waitFor();
       await page.goto(`${h.issuer}/account/passkeys`);
       await page.getByRole('button', { name: 'Remove Work laptop' }).click();
       await page.getByRole('status').filter({ hasText: 'Passkey removed.' }).waitFor();
@@ -250,7 +252,7 @@ describeInBrowser('passkeys on the customer dashboard', () => {
       });
       await page.goto(`${h.issuer}/account/login`);
       await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
-      await page.getByRole('heading', { name: 'Connected apps' }).waitFor();
+      await page.getByRole('heading', { name: 'Active', exact: true }).waitFor();
       const replay = await page.request.post(`${h.issuer}/account/passkeys/sign-in`, {
         headers: { 'content-type': 'application/x-www-form-urlencoded', origin: h.issuer },
         data: captured,
