@@ -96,6 +96,7 @@ import { pendingMigrations } from './storage/sql/migrate.ts';
 import { loadTrustAnchors } from './pki/certificate-chain.ts';
 import { createClientCertificateResolver } from './tls/client-certificate.ts';
 import { createHttpServer, createHttpsServer, tlsServerOptions } from './tls/https-server.ts';
+import { createSessionChains } from './tls/session-chains.ts';
 import { createTrustFileReloader, type TrustFileReloader } from './trust/trust-file-reload.ts';
 import { configHash, describeConfig } from './config/config-description.ts';
 import { createInstanceHeartbeat, type InstanceHeartbeat } from './deployment/instance-heartbeat.ts';
@@ -241,7 +242,15 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     if (sandbox !== undefined && totpBox !== undefined && config.customers.source === 'local')
       await seedSandboxTotp(totpStore, totpBox, SANDBOX_CUSTOMERS, now());
 
+    // TLS session resumption on the public listener, with the chain each session's certificate was sent with.
+    const resumption = config.tls.sessionResumption;
+    const sessionChains =
+      config.tls.terminate && resumption.enabled
+        ? createSessionChains({ lifetimeSeconds: resumption.lifetimeSeconds, ticketKeyRotationSeconds: resumption.ticketKeyRotationSeconds })
+        : undefined;
+    const sessionLifetime = sessionChains === undefined ? {} : { sessionLifetimeSeconds: resumption.lifetimeSeconds };
     const clientCertificate = createClientCertificateResolver({
+      ...(sessionChains === undefined ? {} : { sessionChains }),
       trustedProxies: config.trustedProxies.addresses,
       format: config.trustedProxies.format,
       anchors,
@@ -732,11 +741,19 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       : acmeServer !== undefined
         ? { cert: acmeServer.certPem, key: acmeServer.keyPem }
         : { cert: readFileSync(config.tls.certFile ?? sandbox!.serverCertFile), key: readFileSync(config.tls.keyFile ?? sandbox!.serverKeyFile) };
-    const server = serverIdentity !== undefined ? createHttpsServer({ ...serverIdentity, ca: anchors.pem, handler }) : createHttpServer(handler);
+    const server =
+      serverIdentity !== undefined ? createHttpsServer({ ...serverIdentity, ca: anchors.pem, ...sessionLifetime, handler }) : createHttpServer(handler);
+    if (serverIdentity !== undefined) sessionChains?.attach(server as unknown as TlsServer);
+    // A new TLS context (renewed certificate, reloaded anchors) comes with new ticket keys: the
+    // listener's own are put back, so sessions keep resuming and never on another worker.
+    const replaceSecureContext = (identity: { cert: string | Buffer; key: string | Buffer }) => {
+      (server as unknown as TlsServer).setSecureContext(tlsServerOptions({ ...identity, ca: anchors.pem, ...sessionLifetime }));
+      sessionChains?.secureContextReplaced();
+    };
     // A renewed server certificate: new handshakes get it, connections already open keep theirs.
     ownCertificates?.server?.onRenewed((renewed) => {
       const identity = { cert: renewed.certPem, key: renewed.keyPem };
-      (server as unknown as TlsServer).setSecureContext(tlsServerOptions({ ...identity, ca: anchors.pem }));
+      replaceSecureContext(identity);
       serverIdentity = identity;
     });
 
@@ -753,7 +770,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
           reload: () => {
             const next = loadTrustAnchors(trustAnchorFiles);
             Object.assign(anchors, next);
-            if (serverIdentity !== undefined) (server as unknown as TlsServer).setSecureContext(tlsServerOptions({ ...serverIdentity, ca: anchors.pem }));
+            if (serverIdentity !== undefined) replaceSecureContext(serverIdentity);
           },
         })),
         ...directories.flatMap((d) =>
@@ -789,6 +806,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       },
       close: async () => {
         clearInterval(expirySweep);
+        sessionChains?.detach();
         certificateMonitor.stop();
         trustFiles.stop();
         await ownCertificates?.stop();
