@@ -2,7 +2,7 @@ import type { Middleware, ParameterizedContext } from 'koa';
 import { errors, type Configuration } from 'oidc-provider';
 import { FormRefused } from '../http/csrf.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
-import { StorageUnavailableError } from '../storage/model-store.ts';
+import { StorageUnavailableError } from '../kernel/storage-unavailable.ts';
 import type { Views } from './views.ts';
 
 /*

@@ -13,7 +13,7 @@ import { unstorableText } from '../http/storable-text.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import { PROVIDER_BODY } from './internals.ts';
-import type { ModelStore } from '../storage/model-store.ts';
+import type { ModelStore } from '../kernel/model-store.ts';
 import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import { formatDistinguishedName, issuerOf } from '../pki/distinguished-name.ts';

@@ -8,7 +8,7 @@ import { approveConsent, consentIdAtDecision, denyConsent, type GrantWriter } fr
 import { createConsentService, type ConsentService } from '../../src/consents/consent-service.ts';
 import { createSqlConsentStore } from '../../src/consents/sql-consent-store.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import type { ModelStore } from '../../src/storage/model-store.ts';
+import type { ModelStore } from '../../src/kernel/model-store.ts';
 import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import { createPostgresModelStore } from '../../src/storage/sql/postgres-model-store.ts';
 import { createPgliteSqlClient, type SqlClient } from '../../src/storage/sql/sql-client.ts';

@@ -6,7 +6,7 @@ import { createPasskeyCeremonies, PasskeyRefused, type PasskeyCeremonies, type P
 import type { PasskeyStore } from '../../src/passkeys/passkey-store.ts';
 import { createSqlPasskeyStore } from '../../src/passkeys/sql-passkey-store.ts';
 import { createMemoryModelStore } from '../../src/storage/embedded/memory-model-store.ts';
-import type { ModelStore } from '../../src/storage/model-store.ts';
+import type { ModelStore } from '../../src/kernel/model-store.ts';
 import { connectRedis, createRedisModelStore } from '../../src/storage/redis/redis-model-store.ts';
 import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import { createPgliteSqlClient, createPgSqlClient } from '../../src/storage/sql/sql-client.ts';
