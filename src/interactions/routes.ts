@@ -17,6 +17,7 @@ import { describeAccount, describeDetail, formatDate } from '../consents/present
 import { regulatorOf } from '../certificates/regulator-names.ts';
 import { intentIdFromClaims } from '../consents/provider-hooks.ts';
 import { intentProblem } from '../consents/intent-problem.ts';
+import { purposeOf } from '../consents/request-purpose.ts';
 import { AccountsUnavailable, type AccountDirectory } from '../customers/account-directory.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import { lockedMessage, type LoginThrottle } from '../customers/login-throttle.ts';
@@ -281,6 +282,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
         csrf: csrf.token(ctx, `interaction:${details.uid}`),
         ...(await clientView(request.clientId)),
         customerName: customer?.name ?? customerId,
+        purpose: purposeOf(details.params),
         scopes: describeScopes(request.scope, config, t, { openidOnly: asked !== undefined }),
         detail:
           view === undefined

@@ -213,6 +213,27 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
     }
   });
 
+  it("shows the TPP's purpose when it sends one, as its words and escaped (point 4; OpenID Connect for Identity Assurance 1.0 purpose)", async () => {
+    const journey = await openJourney(tpp);
+    const { page } = journey;
+    try {
+      const purpose = 'To check you can afford the <b>loan</b> you applied for & to show your balance';
+      await authorize(journey, tpp, { authorization_details: ACCOUNT_INFORMATION, purpose });
+      await signIn(page, 'bob');
+      await page.getByRole('heading', { name: 'Test Fintech is asking for access to your information' }).waitFor();
+      const text = await page.locator('main').innerText();
+      expect(text).toContain(`Reason given by Test Fintech\n${purpose}`);
+      // Quoted, as the TPP's words, and shown as text: the TPP's markup is not the page's.
+      await expect(page.locator('main q.purpose').textContent()).resolves.toBe(purpose);
+      await expect(page.locator('main b').count()).resolves.toBe(0);
+      await checkPage(page, 'consent-purpose');
+      await page.getByRole('button', { name: "Don't share" }).click();
+      expect((await journey.callback).searchParams.get('error')).toBe('access_denied');
+    } finally {
+      await journey.context.close();
+    }
+  });
+
   it('warns two minutes before the interaction times out, then says it has (WCAG 2.2.1)', async () => {
     const journey = await openJourney(tpp);
     const { page } = journey;

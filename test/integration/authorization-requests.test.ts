@@ -110,6 +110,22 @@ describe('pushed authorization requests (RFC 9126, FAPI 2.0 SP §5.3.2.2)', () =
     expect(body.error).toBe('request_uri_not_supported');
   });
 
+  describe('the purpose parameter (OpenID Connect for Identity Assurance 1.0: 3 to 300 characters)', () => {
+    it('accepts a purpose of 3 and of 300 characters, counted as characters, not bytes', async () => {
+      expect((await rawPar({ ...(await goodParams()), purpose: 'Tax' })).status).toBe(201);
+      expect((await rawPar({ ...(await goodParams()), purpose: 'é'.repeat(300) })).status).toBe(201);
+    });
+
+    it.each([
+      ['shorter than 3 characters', 'ab', 'purpose must be 3 to 300 characters (it has 2)'],
+      ['longer than 300 characters', 'x'.repeat(301), 'purpose must be 3 to 300 characters (it has 301)'],
+      ['with a line break', 'To check\nyour bank says yes', 'purpose must be plain text, without control or bidirectional formatting characters'],
+      ['with a bidirectional override', 'Pay \u202Eevil', 'purpose must be plain text, without control or bidirectional formatting characters'],
+    ])('refuses a purpose %s with invalid_request', async (_case, purpose, description) => {
+      expect(await rawPar({ ...(await goodParams()), purpose })).toEqual({ status: 400, body: { error: 'invalid_request', error_description: description } });
+    });
+  });
+
   it('accepts a nonce of 64 characters', async () => {
     const { status } = await rawPar({ ...(await goodParams()), nonce: 'n'.repeat(64) });
     expect(status).toBe(201);
