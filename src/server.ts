@@ -25,7 +25,7 @@ import { createConsentApiRouter } from './consents/consent-api.ts';
 import { createGrantManagementRouter } from './consents/grant-management-api.ts';
 import { createConsentService, type ConsentService } from './consents/consent-service.ts';
 import { consentProviderMiddleware } from './provider/consent-middleware.ts';
-import { createSqlConsentStore } from './consents/sql-consent-store.ts';
+import { createSqlConsentStore } from './storage/sql/consent-store.ts';
 import { createCustomerSessions } from './dashboard/customer-sessions.ts';
 import { createCsrf } from './http/csrf.ts';
 import { listenOn } from './http/listen.ts';
@@ -70,9 +70,11 @@ import { giveBackCodeOnFailure } from './provider/token-failure.ts';
 import { hsmKeyMaterial, openHsmSigning, signingFailuresCounter } from './provider/external-signing-keys.ts';
 import { openPkcs11Token } from './keys/pkcs11-token.ts';
 import { createRegistrationMiddleware } from './provider/registration-middleware.ts';
+import { createSqlTppRecordStore } from './storage/sql/tpp-record-store.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
 import { createSandboxRevocationRouter } from './sandbox/revocation-services.ts';
+import { createSqlSandboxRevocationStore } from './storage/sql/sandbox-revocation-store.ts';
 import { startSandboxAccountService } from './sandbox/sandbox-account-service.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { createGatewayCheck } from './gateway-check/gateway-check.ts';
@@ -109,7 +111,7 @@ import { createBankAppCallbackRouter, createBankAppNotifier } from './ciba/bank-
 import { createDecoupledAuthorisation, type DecoupledAuthorisation } from './ciba/decoupled-authorisation.ts';
 import { createPingDelivery, type PingDelivery } from './ciba/ping-delivery.ts';
 import { cibaPollPacing } from './ciba/poll-pacing.ts';
-import { createSqlDecoupledRequestStore } from './ciba/sql-decoupled-request-store.ts';
+import { createSqlDecoupledRequestStore } from './storage/sql/decoupled-request-store.ts';
 import { createBankAppApiRouter } from './sandbox/bank-app-api.ts';
 import { createBankAppPageRouter } from './sandbox/bank-app-page.ts';
 import { createOwnCertificates, type OwnCertificates } from './acme/own-certificates.ts';
@@ -598,7 +600,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       provider,
       directories: directoryKeys,
       clientCertificate,
-      sql: storage.sql,
+      tppRecords: createSqlTppRecordStore(storage.sql),
       registry,
       checker,
       failMode,
@@ -694,7 +696,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
                       logger,
                     }),
                   ]),
-              createSandboxRevocationRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
+              createSandboxRevocationRouter({ material: sandbox, revocations: createSqlSandboxRevocationStore(storage.sql), clientCertificate, logger }),
               ...(config.portal.enabled
                 ? [
                     createPortalRouter({

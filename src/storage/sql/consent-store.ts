@@ -1,9 +1,9 @@
-import { containsNul } from '../storage/sql/postgres-model-store.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
-import type { Acr, AuthenticationMethod } from '../sca/authentication.ts';
-import type { GrantedDetail, RequestedDetail } from './authorization-details.ts';
-import { ConsentNotFound, ConsentStateConflict, TRANSITIONS, type Consent, type ConsentEvent, type ConsentStatus } from './consent.ts';
-import type { ConsentPatch, ConsentStore } from './consent-store.ts';
+import { containsNul } from './postgres-model-store.ts';
+import type { SqlClient } from './sql-client.ts';
+import type { Acr, AuthenticationMethod } from '../../sca/authentication.ts';
+import type { GrantedDetail, RequestedDetail } from '../../consents/authorization-details.ts';
+import { ConsentNotFound, ConsentStateConflict, TRANSITIONS, type Consent, type ConsentEvent, type ConsentStatus } from '../../consents/consent.ts';
+import type { ConsentPatch, ConsentStore } from '../../consents/consent-store.ts';
 
 interface ConsentRow {
   id: string;
