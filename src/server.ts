@@ -6,18 +6,19 @@ import { errors } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import { createApp } from './app.ts';
 import type { MoatConfig } from './config/schema.ts';
-import { createSqlCustomerDirectory, SANDBOX_CUSTOMERS, seedSandboxCustomers } from './customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from './customers/sandbox-customers.ts';
+import { createSqlCustomerDirectory, seedSandboxCustomers } from './storage/sql/customer-directory.ts';
 import { seedSandboxTotp } from './sca/sandbox-factors.ts';
 import { createSecretBox, loadEncryptionKey, TOTP_KEY_FILE } from './sca/secret-box.ts';
-import { createSqlTotpStore } from './sca/sql-totp-store.ts';
+import { createSqlTotpStore } from './storage/sql/totp-store.ts';
 import { createTotpFactor } from './sca/totp-factor.ts';
 import { isStrong, totpFactor } from './sca/authentication.ts';
-import { createSqlFederatedCustomerDirectory } from './customers/sql-federated-customer-directory.ts';
+import { createSqlFederatedCustomerDirectory } from './storage/sql/federated-customer-directory.ts';
 import { FEDERATION_FAILURE_KINDS } from './federation/federation-failure.ts';
 import { createSignInStates } from './federation/sign-in-states.ts';
 import { createUpstreamIdp } from './federation/upstream-idp.ts';
 import { createFederatedLogin } from './interactions/federated-login.ts';
-import { seedSandboxAccounts } from './customers/account-directory.ts';
+import { createSqlAccountDirectory, seedSandboxAccounts } from './storage/sql/account-directory.ts';
 import { createAccountSource } from './accounts/account-source.ts';
 import { createLoginThrottle } from './customers/login-throttle.ts';
 import { createConsentApiRouter } from './consents/consent-api.ts';
@@ -31,6 +32,7 @@ import { listenOn } from './http/listen.ts';
 import { createRateLimitMiddleware } from './http/rate-limits.ts';
 import { storableProviderInput } from './http/storable-input.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
+import { createSqlAuditStore } from './storage/sql/audit-store.ts';
 import { clusterMetricsSource } from './cluster/cluster.ts';
 import { createThreatProtection, type ThreatProtection } from './threats/threat-protection.ts';
 import { attachProviderAudit } from './audit/provider-audit.ts';
@@ -38,7 +40,7 @@ import { createCertificateGate } from './certificates/certificate-gate.ts';
 import type { CertificateRegistry } from './certificates/certificate-registry.ts';
 import { createRevocationChecker } from './certificates/revocation-checker.ts';
 import { createRevocationMonitor, type RevocationMonitor } from './certificates/revocation-monitor.ts';
-import { createSqlCertificateRegistry } from './certificates/sql-certificate-registry.ts';
+import { createSqlCertificateRegistry } from './storage/sql/certificate-registry.ts';
 import { cachedCertificateRegistry } from './certificates/cached-certificate-registry.ts';
 import { cachedConsentStore } from './consents/cached-consent-store.ts';
 import { cachedClientStore } from './storage/cached-client-store.ts';
@@ -48,15 +50,15 @@ import { deepFrozen } from './caching/copies.ts';
 import { createExpiryNotices, NOTIFICATION_URI_METADATA, type ExpiryNotices } from './certificates/expiry-notices.ts';
 import { createHttpsNoticeDelivery } from './certificates/notice-delivery.ts';
 import { createOutboundTargetGuard } from './http/outbound-target-guard.ts';
-import { createSqlExpiryNoticeStore } from './certificates/sql-expiry-notice-store.ts';
+import { createSqlExpiryNoticeStore } from './storage/sql/expiry-notice-store.ts';
 import { createExpiryNoticeDiagnosticsRouter } from './diagnostics/expiry-notice-diagnostics.ts';
 import { createFollowingJwsSigner } from './keys/jws-signer.ts';
 import { lifecycleInDatabase, rotationPolicy } from './keys/key-rotation.ts';
 import { createSharedSigningKeys, sealedKeyMaterial, sharedKeyMetrics, signingKeyBox, type SharedSigningKeys } from './keys/shared-signing-keys.ts';
-import { createSqlSigningKeyStore } from './keys/sql-signing-key-store.ts';
+import { createSqlSigningKeyStore } from './storage/sql/signing-key-store.ts';
 import { createViews } from './interactions/views.ts';
 import { createPasskeyCeremonies } from './passkeys/passkey-ceremonies.ts';
-import { createSqlPasskeyStore } from './passkeys/sql-passkey-store.ts';
+import { createSqlPasskeyStore } from './storage/sql/passkey-store.ts';
 import { loadOrCreateSecrets } from './keys/secrets.ts';
 import { loadOrCreateSigningKeys, providerJwks } from './keys/signing-keys.ts';
 import type { Logger } from './observability/logger.ts';
@@ -82,7 +84,8 @@ import { loadAdminCredentials } from './admin/operator-authentication.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { createMtlsOutcomeMiddleware } from './tls/mtls-outcome.ts';
 import { createCallDiagnostics } from './diagnostics/call-diagnostics.ts';
-import { createMemoryCallJournal, createRedisCallJournal } from './diagnostics/call-journal.ts';
+import { createMemoryCallJournal } from './storage/embedded/call-journal.ts';
+import { createRedisCallJournal } from './storage/redis/call-journal.ts';
 import { createPortalRouter } from './portal/portal-routes.ts';
 import { createPortalSessions } from './portal/portal-sessions.ts';
 import { tracingMiddleware } from './observability/tracing.ts';
@@ -99,6 +102,7 @@ import { createHttpServer, createHttpsServer, tlsServerOptions } from './tls/htt
 import { createTrustFileReloader, type TrustFileReloader } from './trust/trust-file-reload.ts';
 import { configHash, describeConfig } from './config/config-description.ts';
 import { createInstanceHeartbeat, type InstanceHeartbeat } from './deployment/instance-heartbeat.ts';
+import { createSqlInstanceStore } from './storage/sql/instance-store.ts';
 import { createRenderError } from './interactions/render-error.ts';
 import { createCibaHooks } from './ciba/ciba-hooks.ts';
 import { createBankAppCallbackRouter, createBankAppNotifier } from './ciba/bank-app-interface.ts';
@@ -209,7 +213,12 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
   }
   // The hash of the configuration as loaded (file, MOAT_* overrides, defaults): every instance
   // started from the same one logs and reports the same hash; `moat config plan` compares with it.
-  const heartbeat = createInstanceHeartbeat({ sql: storage.sql, configHash: configHash(configured), metrics: metrics.registry, logger });
+  const heartbeat = createInstanceHeartbeat({
+    store: createSqlInstanceStore(storage.sql),
+    configHash: configHash(configured),
+    metrics: metrics.registry,
+    logger,
+  });
   logger.info({ event: 'config.loaded', configHash: heartbeat.configHash }, 'configuration loaded');
   let accountSource: Awaited<ReturnType<typeof createAccountSource>> | undefined;
   let ownCertificates: OwnCertificates | undefined;
@@ -252,7 +261,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     // applies the registry's verdict to every request, and the background monitor.
     // The security audit log: every module that changes a TPP's, client's, customer's or
     // certificate's standing writes to it.
-    const audit = createAuditLog(storage.sql, logger);
+    const audit = createAuditLog(createSqlAuditStore(storage.sql), logger);
     // keys.source database: every instance reads the keys there, applies the rotation that is due and
     // hears of the others' (keys/shared-signing-keys.ts).
     let sharedKeys: SharedSigningKeys | undefined;
@@ -353,7 +362,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     ownCertificates = await createOwnCertificates({ config, logger, registry: metrics.registry, now });
     accountSource = await createAccountSource({
       config,
-      sql: storage.sql,
+      database: createSqlAccountDirectory(storage.sql),
       logger,
       registry: metrics.registry,
       startSandboxService: startSandboxAccountService,

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { createAuditLog, type AuditLog } from '../audit/audit-log.ts';
+import { createSqlAuditStore } from '../storage/sql/audit-store.ts';
 import type { MoatConfig } from '../config/schema.ts';
 import { createStorage } from '../storage/create-storage.ts';
 import type { SqlClient } from '../storage/sql/sql-client.ts';
@@ -26,7 +27,7 @@ export async function withDirectDatabase(config: MoatConfig, io: CliIo, run: (db
     return EXIT_FAILURE;
   }
   try {
-    return await run({ sql: storage.sql, audit: createAuditLog(storage.sql, pino({ level: 'silent' })) });
+    return await run({ sql: storage.sql, audit: createAuditLog(createSqlAuditStore(storage.sql), pino({ level: 'silent' })) });
   } finally {
     await storage.close();
   }

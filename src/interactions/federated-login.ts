@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { UpstreamIdpConfig } from '../config/schema.ts';
-import type { FederatedCustomerDirectory } from '../customers/sql-federated-customer-directory.ts';
+import type { FederatedCustomerDirectory } from '../customers/customer-directory.ts';
 import { FederationFailure, type FederationFailureKind } from '../federation/federation-failure.ts';
 import { countsAsSca, upstreamFactor } from '../federation/sca-mapping.ts';
 import type { FederatedOutcome, SignInStates } from '../federation/sign-in-states.ts';

@@ -21,7 +21,7 @@ import { purposeOf } from '../consents/request-purpose.ts';
 import { AccountsUnavailable, type AccountDirectory } from '../customers/account-directory.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import { lockedMessage, type LoginThrottle } from '../customers/login-throttle.ts';
-import { SANDBOX_CUSTOMERS } from '../customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from '../customers/sandbox-customers.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
 import { allowScript } from '../http/security-headers.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';

@@ -4,7 +4,7 @@ import Router from '@koa/router';
 import type { ParameterizedContext } from 'koa';
 import type { CertificateRegistry } from '../certificates/certificate-registry.ts';
 import type { MoatConfig } from '../config/schema.ts';
-import { SANDBOX_CUSTOMERS } from '../customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from '../customers/sandbox-customers.ts';
 import type { CallDiagnostics } from '../diagnostics/call-diagnostics.ts';
 import type { RecentCalls } from '../diagnostics/call-journal.ts';
 import type { CallRecord } from '../diagnostics/call-record.ts';

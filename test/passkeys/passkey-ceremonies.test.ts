@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { createPasskeyCeremonies, PasskeyRefused, type PasskeyCeremonies, type PasskeyRefusal } from '../../src/passkeys/passkey-ceremonies.ts';
 import type { PasskeyStore } from '../../src/passkeys/passkey-store.ts';
-import { createSqlPasskeyStore } from '../../src/passkeys/sql-passkey-store.ts';
+import { createSqlPasskeyStore } from '../../src/storage/sql/passkey-store.ts';
 import { createMemoryModelStore } from '../../src/storage/embedded/memory-model-store.ts';
 import type { ModelStore } from '../../src/kernel/model-store.ts';
 import { connectRedis, createRedisModelStore } from '../../src/storage/redis/redis-model-store.ts';
