@@ -58,7 +58,7 @@ export function createPortalRouter(deps: Deps): Router {
   const { views, csrf, sessions } = deps;
   const router = new Router({ prefix: PORTAL_PATH });
 
-  router.use(htmlErrorPages(views, { back: { link: PORTAL_PATH, label: 'Back to the developer portal' }, technical: true }));
+  router.use(htmlErrorPages(views, { back: { link: PORTAL_PATH, labelKey: 'error.back.portal' }, technical: true }));
 
   /** The certificates and clients whose calls this browser may see: those of the TPPs it created. */
   const ownersOf = async (tpps: PortalTpp[]) => {
