@@ -30,11 +30,16 @@ import { createCustomerSessions } from './dashboard/customer-sessions.ts';
 import { createCsrf } from './http/csrf.ts';
 import { listenOn } from './http/listen.ts';
 import { createRateLimitMiddleware } from './http/rate-limits.ts';
+import { createMemoryRateLimiters } from './storage/embedded/rate-limiters.ts';
+import { createRedisRateLimiters } from './storage/redis/rate-limiters.ts';
 import { storableProviderInput } from './http/storable-input.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
 import { createSqlAuditStore } from './storage/sql/audit-store.ts';
 import { clusterMetricsSource } from './cluster/cluster.ts';
 import { createThreatProtection, type ThreatProtection } from './threats/threat-protection.ts';
+import { createSqlRestrictionStore } from './storage/sql/restriction-store.ts';
+import { createMemoryThreatState } from './storage/embedded/threat-state.ts';
+import { createRedisThreatState } from './storage/redis/threat-state.ts';
 import { attachProviderAudit } from './audit/provider-audit.ts';
 import { createCertificateGate } from './certificates/certificate-gate.ts';
 import type { CertificateRegistry } from './certificates/certificate-registry.ts';
@@ -411,8 +416,11 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     // Threat detection: learned baselines per TPP, flags, step-up and quarantine.
     const threats = createThreatProtection({
       config,
-      sql: storage.sql,
-      ...(storage.redis === undefined ? {} : { redis: storage.redis }),
+      restrictionStore: createSqlRestrictionStore(storage.sql),
+      state:
+        storage.redis === undefined
+          ? createMemoryThreatState()
+          : createRedisThreatState(storage.redis, config.storage.redisKeyPrefix, config.threats.bucketSeconds),
       audit,
       logger,
       metrics: metrics.registry,
@@ -666,8 +674,10 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         createMtlsOutcomeMiddleware({ provider, clientCertificate, refusal: certificateGate.refusal }),
         createRateLimitMiddleware({
           limits: config.rateLimits,
-          ...(storage.redis === undefined ? {} : { redis: storage.redis }),
-          keyPrefix: config.storage.redisKeyPrefix,
+          limiters:
+            storage.redis === undefined
+              ? createMemoryRateLimiters(config.storage.redisKeyPrefix)
+              : createRedisRateLimiters(storage.redis, config.storage.redisKeyPrefix),
           clientCertificate,
           logger,
         }),
