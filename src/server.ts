@@ -25,7 +25,7 @@ import { createConsentApiRouter } from './consents/consent-api.ts';
 import { createGrantManagementRouter } from './consents/grant-management-api.ts';
 import { createConsentService, type ConsentService } from './consents/consent-service.ts';
 import { consentProviderMiddleware } from './provider/consent-middleware.ts';
-import { createSqlConsentStore } from './storage/sql/consent-store.ts';
+import { countAuthorisedConsents, createSqlConsentStore } from './storage/sql/consent-store.ts';
 import { createCustomerSessions } from './dashboard/customer-sessions.ts';
 import { createCsrf } from './http/csrf.ts';
 import { listenOn } from './http/listen.ts';
@@ -408,8 +408,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       if (pending.length > 0) throw new Error(`migrations pending: ${pending.join(', ')}`);
     };
     metrics.attachSources({
-      activeConsents: async () =>
-        Number((await storage.sql.query<{ n: string }>("SELECT count(*) AS n FROM consent WHERE status = 'Authorised'")).rows[0]?.n ?? 0),
+      activeConsents: () => countAuthorisedConsents(storage.sql),
       certificates: () => registry.list(),
       ready,
     });

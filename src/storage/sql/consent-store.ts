@@ -198,3 +198,9 @@ export function createSqlConsentStore(sql: SqlClient): ConsentStore {
     },
   };
 }
+
+/** The consents in force (status Authorised), for the `moat_consents_active` gauge. */
+export async function countAuthorisedConsents(sql: SqlClient): Promise<number> {
+  const { rows } = await sql.query<{ n: string }>("SELECT count(*) AS n FROM consent WHERE status = 'Authorised'");
+  return Number(rows[0]?.n ?? 0);
+}
