@@ -52,7 +52,9 @@ describe('message catalogues', () => {
     const catalogues = loadCatalogues(LOCALES);
     expect(catalogues.translator('en')('code.locked', { minutes: 1 })).toContain('Try again in 1 minute,');
     expect(catalogues.translator('en')('code.locked', { minutes: 5 })).toContain('Try again in 5 minutes,');
-    expect(catalogues.translator('pt-BR')('signIn.locked.network', { minutes: 1 })).toBe('Muitas tentativas de acesso a partir da sua rede. Tente de novo em 1 minuto.');
+    expect(catalogues.translator('pt-BR')('signIn.locked.network', { minutes: 1 })).toBe(
+      'Muitas tentativas de acesso a partir da sua rede. Tente de novo em 1 minuto.',
+    );
     expect(catalogues.translator('pt-BR')('signIn.locked.network', { minutes: 15 })).toContain('em 15 minutos.');
   });
 
