@@ -26,16 +26,21 @@ import { createGrantManagementRouter } from './consents/grant-management-api.ts'
 import { createConsentService, type ConsentService } from './consents/consent-service.ts';
 import { consentProviderMiddleware } from './provider/consent-middleware.ts';
 import { createConsentUse } from './consents/consent-use.ts';
-import { createSqlConsentStore } from './consents/sql-consent-store.ts';
+import { countAuthorisedConsents, createSqlConsentStore } from './storage/sql/consent-store.ts';
 import { createCustomerSessions } from './dashboard/customer-sessions.ts';
 import { createCsrf } from './http/csrf.ts';
 import { listenOn } from './http/listen.ts';
 import { createRateLimitMiddleware } from './http/rate-limits.ts';
+import { createMemoryRateLimiters } from './storage/embedded/rate-limiters.ts';
+import { createRedisRateLimiters } from './storage/redis/rate-limiters.ts';
 import { storableProviderInput } from './http/storable-input.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
 import { createSqlAuditStore } from './storage/sql/audit-store.ts';
 import { clusterMetricsSource } from './cluster/cluster.ts';
 import { createThreatProtection, type ThreatProtection } from './threats/threat-protection.ts';
+import { createSqlRestrictionStore } from './storage/sql/restriction-store.ts';
+import { createMemoryThreatState } from './storage/embedded/threat-state.ts';
+import { createRedisThreatState } from './storage/redis/threat-state.ts';
 import { attachProviderAudit } from './audit/provider-audit.ts';
 import { createCertificateGate } from './certificates/certificate-gate.ts';
 import type { CertificateRegistry } from './certificates/certificate-registry.ts';
@@ -71,9 +76,11 @@ import { giveBackCodeOnFailure } from './provider/token-failure.ts';
 import { hsmKeyMaterial, openHsmSigning, signingFailuresCounter } from './provider/external-signing-keys.ts';
 import { openPkcs11Token } from './keys/pkcs11-token.ts';
 import { createRegistrationMiddleware } from './provider/registration-middleware.ts';
+import { createSqlTppRecordStore } from './storage/sql/tpp-record-store.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
 import { createSandboxRevocationRouter } from './sandbox/revocation-services.ts';
+import { createSqlSandboxRevocationStore } from './storage/sql/sandbox-revocation-store.ts';
 import { startSandboxAccountService } from './sandbox/sandbox-account-service.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { createGatewayCheck } from './gateway-check/gateway-check.ts';
@@ -100,6 +107,7 @@ import { pendingMigrations } from './storage/sql/migrate.ts';
 import { loadTrustAnchors } from './pki/certificate-chain.ts';
 import { createClientCertificateResolver } from './tls/client-certificate.ts';
 import { createHttpServer, createHttpsServer, tlsServerOptions } from './tls/https-server.ts';
+import { createSessionChains } from './tls/session-chains.ts';
 import { createTrustFileReloader, type TrustFileReloader } from './trust/trust-file-reload.ts';
 import { configHash, describeConfig } from './config/config-description.ts';
 import { createInstanceHeartbeat, type InstanceHeartbeat } from './deployment/instance-heartbeat.ts';
@@ -110,7 +118,7 @@ import { createBankAppCallbackRouter, createBankAppNotifier } from './ciba/bank-
 import { createDecoupledAuthorisation, type DecoupledAuthorisation } from './ciba/decoupled-authorisation.ts';
 import { createPingDelivery, type PingDelivery } from './ciba/ping-delivery.ts';
 import { cibaPollPacing } from './ciba/poll-pacing.ts';
-import { createSqlDecoupledRequestStore } from './ciba/sql-decoupled-request-store.ts';
+import { createSqlDecoupledRequestStore } from './storage/sql/decoupled-request-store.ts';
 import { createBankAppApiRouter } from './sandbox/bank-app-api.ts';
 import { createBankAppPageRouter } from './sandbox/bank-app-page.ts';
 import { createOwnCertificates, type OwnCertificates } from './acme/own-certificates.ts';
@@ -251,7 +259,15 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     if (sandbox !== undefined && totpBox !== undefined && config.customers.source === 'local')
       await seedSandboxTotp(totpStore, totpBox, SANDBOX_CUSTOMERS, now());
 
+    // TLS session resumption on the public listener, with the chain each session's certificate was sent with.
+    const resumption = config.tls.sessionResumption;
+    const sessionChains =
+      config.tls.terminate && resumption.enabled
+        ? createSessionChains({ lifetimeSeconds: resumption.lifetimeSeconds, ticketKeyRotationSeconds: resumption.ticketKeyRotationSeconds })
+        : undefined;
+    const sessionLifetime = sessionChains === undefined ? {} : { sessionLifetimeSeconds: resumption.lifetimeSeconds };
     const clientCertificate = createClientCertificateResolver({
+      ...(sessionChains === undefined ? {} : { sessionChains }),
       trustedProxies: config.trustedProxies.addresses,
       format: config.trustedProxies.format,
       anchors,
@@ -408,16 +424,18 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       if (pending.length > 0) throw new Error(`migrations pending: ${pending.join(', ')}`);
     };
     metrics.attachSources({
-      activeConsents: async () =>
-        Number((await storage.sql.query<{ n: string }>("SELECT count(*) AS n FROM consent WHERE status = 'Authorised'")).rows[0]?.n ?? 0),
+      activeConsents: () => countAuthorisedConsents(storage.sql),
       certificates: () => registry.list(),
       ready,
     });
     // Threat detection: learned baselines per TPP, flags, step-up and quarantine.
     const threats = createThreatProtection({
       config,
-      sql: storage.sql,
-      ...(storage.redis === undefined ? {} : { redis: storage.redis }),
+      restrictionStore: createSqlRestrictionStore(storage.sql),
+      state:
+        storage.redis === undefined
+          ? createMemoryThreatState()
+          : createRedisThreatState(storage.redis, config.storage.redisKeyPrefix, config.threats.bucketSeconds),
       audit,
       logger,
       metrics: metrics.registry,
@@ -606,7 +624,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       provider,
       directories: directoryKeys,
       clientCertificate,
-      sql: storage.sql,
+      tppRecords: createSqlTppRecordStore(storage.sql),
       registry,
       checker,
       failMode,
@@ -672,8 +690,10 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         createMtlsOutcomeMiddleware({ provider, clientCertificate, refusal: certificateGate.refusal }),
         createRateLimitMiddleware({
           limits: config.rateLimits,
-          ...(storage.redis === undefined ? {} : { redis: storage.redis }),
-          keyPrefix: config.storage.redisKeyPrefix,
+          limiters:
+            storage.redis === undefined
+              ? createMemoryRateLimiters(config.storage.redisKeyPrefix)
+              : createRedisRateLimiters(storage.redis, config.storage.redisKeyPrefix),
           clientCertificate,
           logger,
         }),
@@ -702,7 +722,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
                       logger,
                     }),
                   ]),
-              createSandboxRevocationRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
+              createSandboxRevocationRouter({ material: sandbox, revocations: createSqlSandboxRevocationStore(storage.sql), clientCertificate, logger }),
               ...(config.portal.enabled
                 ? [
                     createPortalRouter({
@@ -749,11 +769,19 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       : acmeServer !== undefined
         ? { cert: acmeServer.certPem, key: acmeServer.keyPem }
         : { cert: readFileSync(config.tls.certFile ?? sandbox!.serverCertFile), key: readFileSync(config.tls.keyFile ?? sandbox!.serverKeyFile) };
-    const server = serverIdentity !== undefined ? createHttpsServer({ ...serverIdentity, ca: anchors.pem, handler }) : createHttpServer(handler);
+    const server =
+      serverIdentity !== undefined ? createHttpsServer({ ...serverIdentity, ca: anchors.pem, ...sessionLifetime, handler }) : createHttpServer(handler);
+    if (serverIdentity !== undefined) sessionChains?.attach(server as unknown as TlsServer);
+    // A new TLS context (renewed certificate, reloaded anchors) comes with new ticket keys: the
+    // listener's own are put back, so sessions keep resuming and never on another worker.
+    const replaceSecureContext = (identity: { cert: string | Buffer; key: string | Buffer }) => {
+      (server as unknown as TlsServer).setSecureContext(tlsServerOptions({ ...identity, ca: anchors.pem, ...sessionLifetime }));
+      sessionChains?.secureContextReplaced();
+    };
     // A renewed server certificate: new handshakes get it, connections already open keep theirs.
     ownCertificates?.server?.onRenewed((renewed) => {
       const identity = { cert: renewed.certPem, key: renewed.keyPem };
-      (server as unknown as TlsServer).setSecureContext(tlsServerOptions({ ...identity, ca: anchors.pem }));
+      replaceSecureContext(identity);
       serverIdentity = identity;
     });
 
@@ -770,7 +798,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
           reload: () => {
             const next = loadTrustAnchors(trustAnchorFiles);
             Object.assign(anchors, next);
-            if (serverIdentity !== undefined) (server as unknown as TlsServer).setSecureContext(tlsServerOptions({ ...serverIdentity, ca: anchors.pem }));
+            if (serverIdentity !== undefined) replaceSecureContext(serverIdentity);
           },
         })),
         ...directories.flatMap((d) =>
@@ -806,6 +834,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       },
       close: async () => {
         clearInterval(expirySweep);
+        sessionChains?.detach();
         certificateMonitor.stop();
         trustFiles.stop();
         await ownCertificates?.stop();

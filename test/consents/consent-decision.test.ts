@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import type { GrantDecision, RequestedDetail } from '../../src/consents/authorization-details.ts';
 import { approveConsent, consentIdAtDecision, denyConsent, type GrantWriter } from '../../src/consents/consent-decision.ts';
 import { createConsentService, type ConsentService } from '../../src/consents/consent-service.ts';
-import { createSqlConsentStore } from '../../src/consents/sql-consent-store.ts';
+import { createSqlConsentStore } from '../../src/storage/sql/consent-store.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import type { ModelStore } from '../../src/kernel/model-store.ts';
 import { applyMigrations } from '../../src/storage/sql/migrate.ts';

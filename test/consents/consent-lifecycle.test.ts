@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import type { AccountInformationDetail } from '../../src/consents/authorization-details.ts';
 import { ConsentNotFound, ConsentStateConflict, IdempotencyConflict, TRANSITIONS, CONSENT_STATUSES } from '../../src/consents/consent.ts';
 import { createConsentService, type ConsentService } from '../../src/consents/consent-service.ts';
-import { createSqlConsentStore } from '../../src/consents/sql-consent-store.ts';
+import { createSqlConsentStore } from '../../src/storage/sql/consent-store.ts';
 import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import type { SqlClient } from '../../src/storage/sql/sql-client.ts';
 import { sqlBackends } from '../support/databases.ts';

@@ -1,9 +1,9 @@
-import { containsNul } from '../storage/sql/postgres-model-store.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
-import type { Acr, AuthenticationMethod } from '../sca/authentication.ts';
-import type { GrantedDetail, RequestedDetail } from './authorization-details.ts';
-import { ConsentNotFound, ConsentStateConflict, TRANSITIONS, type Consent, type ConsentEvent, type ConsentStatus } from './consent.ts';
-import type { ConsentPatch, ConsentStore } from './consent-store.ts';
+import { containsNul } from './postgres-model-store.ts';
+import type { SqlClient } from './sql-client.ts';
+import type { Acr, AuthenticationMethod } from '../../sca/authentication.ts';
+import type { GrantedDetail, RequestedDetail } from '../../consents/authorization-details.ts';
+import { ConsentNotFound, ConsentStateConflict, TRANSITIONS, type Consent, type ConsentEvent, type ConsentStatus } from '../../consents/consent.ts';
+import type { ConsentPatch, ConsentStore } from '../../consents/consent-store.ts';
 
 interface ConsentRow {
   id: string;
@@ -210,4 +210,10 @@ export function createSqlConsentStore(sql: SqlClient): ConsentStore {
       return rows.map(toConsent);
     },
   };
+}
+
+/** The consents in force (status Authorised), for the `moat_consents_active` gauge. */
+export async function countAuthorisedConsents(sql: SqlClient): Promise<number> {
+  const { rows } = await sql.query<{ n: string }>("SELECT count(*) AS n FROM consent WHERE status = 'Authorised'");
+  return Number(rows[0]?.n ?? 0);
 }
