@@ -1,7 +1,7 @@
 import type { Middleware } from 'koa';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { CIBA_GRANT_TYPE } from '../kernel/grant-types.ts';
-import type { ModelStore } from '../storage/model-store.ts';
+import type { ModelStore } from '../kernel/model-store.ts';
 
 /*
  * Poll pacing (CIBA Core §7.3, §11): the backchannel authentication response tells the client the

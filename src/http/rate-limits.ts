@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { Redis } from 'ioredis';
 import type { Middleware } from 'koa';
-import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract, type RateLimiterRes } from 'rate-limiter-flexible';
+import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
 import type { MoatConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
@@ -19,25 +18,24 @@ import { addressBucket } from '../tls/trusted-proxies.ts';
 const ENDPOINTS = { '/par': 'par', '/token': 'token', '/register': 'registration' } as const;
 type Endpoint = (typeof ENDPOINTS)[keyof typeof ENDPOINTS];
 
+/**
+ * Makes the counter of one named limit: in Redis with this process's memory as the fallback
+ * (src/storage/redis/rate-limiters.ts), or in memory alone (src/storage/embedded/rate-limiters.ts).
+ */
+export type RateLimiters = (name: string, limit: { requests: number; perSeconds: number }) => RateLimiterAbstract;
+
 export function createRateLimitMiddleware(deps: {
   limits: MoatConfig['rateLimits'];
-  redis?: Redis;
-  keyPrefix: string;
+  limiters: RateLimiters;
   clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;
   logger: Logger;
 }): Middleware {
-  const make = (name: string, limit: { requests: number; perSeconds: number }): RateLimiterAbstract => {
-    const options = { points: limit.requests, duration: limit.perSeconds, keyPrefix: `${deps.keyPrefix}rate:${name}` };
-    return deps.redis === undefined
-      ? new RateLimiterMemory(options)
-      : new RateLimiterRedis({ ...options, storeClient: deps.redis, insuranceLimiter: new RateLimiterMemory(options) });
-  };
   const limiters = Object.fromEntries(
     (Object.values(ENDPOINTS) as Endpoint[]).map((endpoint) => [
       endpoint,
       {
-        client: make(`${endpoint}:client`, deps.limits[endpoint].perClient),
-        address: make(`${endpoint}:address`, deps.limits[endpoint].perAddress),
+        client: deps.limiters(`${endpoint}:client`, deps.limits[endpoint].perClient),
+        address: deps.limiters(`${endpoint}:address`, deps.limits[endpoint].perAddress),
       },
     ]),
   ) as Record<Endpoint, { client: RateLimiterAbstract; address: RateLimiterAbstract }>;

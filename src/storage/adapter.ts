@@ -1,5 +1,6 @@
 import type { Adapter, AdapterPayload, errors as ProviderErrors } from 'oidc-provider';
-import { StorageUnavailableError, type ModelStore } from './model-store.ts';
+import type { ModelStore } from '../kernel/model-store.ts';
+import { StorageUnavailableError } from '../kernel/storage-unavailable.ts';
 
 /*
  * The oidc-provider adapter: the only place that decides which model lives in which store, and the

@@ -1,7 +1,7 @@
 import type { webcrypto } from 'node:crypto';
 import { importJWK, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
-import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 import { totpCode } from '../../src/sca/totp.ts';
 import { runMoat } from '../support/cli.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
