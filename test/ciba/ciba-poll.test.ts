@@ -267,6 +267,19 @@ describe('CIBA poll mode (CIBA Core §7, §10.1)', () => {
     expect(late.err).toMatch(/HTTP 410, expired/);
   });
 
+  it('answers expired_token to a poll after requested_expiry, and the expired request cannot be approved (CIBA Core §11)', async () => {
+    const { auth_req_id: id, expires_in } = await startRequest({ login_hint: 'cust-alice', binding_message: 'Gone soon', requested_expiry: '1' });
+    expect(expires_in).toBeLessThanOrEqual(1);
+    // oidc-provider dates the request in whole seconds of real time: wait for the second it expires at.
+    await new Promise((done) => setTimeout(done, (Math.floor(Date.now() / 1000) + 1) * 1000 - Date.now() + 50));
+    expect(await pollError(id)).toMatchObject({ status: 400, error: 'expired_token' });
+    const late = await decide('approve', `--request=${id}`);
+    expect(late.err).toMatch(/HTTP 410, expired/);
+    // Still expired, never tokens: the approval did not reach it.
+    waitOutInterval();
+    expect(await pollError(id)).toMatchObject({ status: 400, error: 'expired_token' });
+  });
+
   it('names the customer with a login_hint_token the client signed (CIBA Core §7.1)', async () => {
     const jwk = tpp.creds.signingJwks.keys[0]!;
     const token = await new SignJWT({})
