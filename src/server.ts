@@ -25,6 +25,7 @@ import { createConsentApiRouter } from './consents/consent-api.ts';
 import { createGrantManagementRouter } from './consents/grant-management-api.ts';
 import { createConsentService, type ConsentService } from './consents/consent-service.ts';
 import { consentProviderMiddleware } from './provider/consent-middleware.ts';
+import { createConsentUse } from './consents/consent-use.ts';
 import { countAuthorisedConsents, createSqlConsentStore } from './storage/sql/consent-store.ts';
 import { createCustomerSessions } from './dashboard/customer-sessions.ts';
 import { createCsrf } from './http/csrf.ts';
@@ -404,6 +405,12 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       logger,
       audit,
     });
+    // When each TPP last used its consents, for the customer's dashboard: written off the request path.
+    const consentUse = createConsentUse({
+      record: (grantId, at) => consents.recordUse(grantId, at),
+      now: () => new Date(),
+      onError: (err) => logger.warn({ event: 'consent.use_not_recorded', err }, 'the last use of a consent could not be recorded'),
+    });
     const views = createViews({ branding: config.branding, sandbox: sandbox !== undefined });
     // Passkeys: credentials in Postgres, single-use challenges in the short-lived store.
     const passkeyStore = createSqlPasskeyStore(storage.sql);
@@ -522,7 +529,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
           hosts: { host: config.admin.host, allowedHosts: config.admin.allowedHosts },
         })
       : undefined;
-    provider.use(consentProviderMiddleware(consents));
+    provider.use(consentProviderMiddleware(consents, { onUse: consentUse.used }));
     provider.use(actionableErrors(provider));
     provider.use(giveBackCodeOnFailure(provider, logger));
     const ping = createPingDelivery({
@@ -603,6 +610,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
               replay: storage.shortLived,
               nonces: senderConstraint.nonces,
               cache: tokenFacts,
+              onConsentUse: consentUse.used,
               onMalformedCertificate: (detail) =>
                 logger.warn({ event: 'gateway_check.malformed_certificate', detail }, 'the gateway forwarded an unreadable client certificate'),
             }),
@@ -697,7 +705,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         ...(sandbox === undefined
           ? []
           : [
-              createSandboxApiRouter({ provider, issuer: config.issuer, senderConstraint, consents, accounts }),
+              createSandboxApiRouter({ provider, issuer: config.issuer, senderConstraint, consents, accounts, onConsentUse: consentUse.used }),
               ...(decoupled === undefined
                 ? []
                 : [

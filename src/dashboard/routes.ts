@@ -6,7 +6,7 @@ import type { MoatConfig } from '../config/schema.ts';
 import type { AccountReference } from '../kernel/account-reference.ts';
 import { ConsentNotFound, ConsentStateConflict, type Consent } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
-import { describeAccountReference, describeDetail, formatDate } from '../consents/presentation.ts';
+import { describeAccountReference, describeDetail, formatDate, formatDateTime } from '../consents/presentation.ts';
 import { AccountsUnavailable, maskedIdentification, sameAccount, type AccountDirectory, type CustomerAccount } from '../customers/account-directory.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import type { LoginThrottle } from '../customers/login-throttle.ts';
@@ -392,6 +392,11 @@ interface ConsentCard {
   grantedOn: string;
   endedOn?: string;
   expires?: string;
+  /**
+   * When the TPP last used it (token, introspection, gateway check, API call; to within a minute),
+   * `never` for access not used yet; absent for a payment, whose one use is its payment.
+   */
+  lastUsed?: string | 'never';
 }
 
 /** The statuses whose end has a date of its own ("Refused on", "Paid on"…: ended.<status> in views/locales). */
@@ -453,6 +458,7 @@ async function describeConsent(
     grantedOn: formatDate(consent.status === 'Authorised' ? consent.statusUpdatedAt : consent.createdAt, intl)!,
     ...(consent.status === 'Authorised' ? {} : { endedOn: formatDate(consent.statusUpdatedAt, intl)! }),
     ...(consent.expiresAt === undefined ? {} : { expires: formatDate(consent.expiresAt, intl)! }),
+    ...(payment ? {} : { lastUsed: consent.lastUsedAt === undefined ? 'never' : formatDateTime(consent.lastUsedAt, intl) }),
   };
 }
 

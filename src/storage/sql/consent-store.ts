@@ -144,8 +144,21 @@ export function createSqlConsentStore(sql: SqlClient): ConsentStore {
     },
     async listForCustomer(customerId) {
       if (containsNul(customerId)) return [];
-      const { rows } = await sql.query<ConsentRow>(`SELECT ${COLUMNS} FROM consent WHERE customer_id = $1 ORDER BY status_updated_at DESC, id`, [customerId]);
-      return rows.map(toConsent);
+      // With the last use the TPP made of each (consent_use), for the dashboard.
+      const { rows } = await sql.query<ConsentRow & { last_used_at: Date | string | null }>(
+        `SELECT ${COLUMNS}, u.last_used_at FROM consent LEFT JOIN consent_use u ON u.consent_id = consent.id
+          WHERE customer_id = $1 ORDER BY status_updated_at DESC, id`,
+        [customerId],
+      );
+      return rows.map((row) => ({ ...toConsent(row), ...(row.last_used_at === null ? {} : { lastUsedAt: new Date(row.last_used_at) }) }));
+    },
+    async recordUse(grantId, at) {
+      if (containsNul(grantId)) return;
+      await sql.query(
+        `INSERT INTO consent_use (consent_id, last_used_at) SELECT id, $2 FROM consent WHERE grant_id = $1
+          ON CONFLICT (consent_id) DO UPDATE SET last_used_at = excluded.last_used_at WHERE consent_use.last_used_at < excluded.last_used_at`,
+        [grantId, at],
+      );
     },
     async listForClient(clientId, status) {
       if (containsNul(clientId)) return [];
