@@ -90,7 +90,9 @@ import { ensureSandboxMaterial } from './sandbox/sandbox-material.ts';
 import { SANDBOX_SSA_LIFETIME_SECONDS } from './sandbox/tpp-credentials.ts';
 import { createAdapterFactory, revokeGrant } from './storage/adapter.ts';
 import { createMemoryAttemptCounterStore } from './storage/embedded/memory-attempt-counter-store.ts';
+import { createMemoryRateCounterStore } from './storage/embedded/memory-rate-counter-store.ts';
 import { createRedisAttemptCounterStore } from './storage/redis/redis-attempt-counter-store.ts';
+import { createRedisRateCounterStore } from './storage/redis/redis-rate-counter-store.ts';
 import { createStorage } from './storage/create-storage.ts';
 import { pendingMigrations } from './storage/sql/migrate.ts';
 import { loadTrustAnchors } from './pki/certificate-chain.ts';
@@ -655,7 +657,10 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         createMtlsOutcomeMiddleware({ provider, clientCertificate, refusal: certificateGate.refusal }),
         createRateLimitMiddleware({
           limits: config.rateLimits,
-          ...(storage.redis === undefined ? {} : { redis: storage.redis }),
+          counters:
+            storage.redis === undefined
+              ? createMemoryRateCounterStore()
+              : createRedisRateCounterStore(storage.redis, { fallback: createMemoryRateCounterStore(), onUnavailable: metrics.storageErrors }),
           keyPrefix: config.storage.redisKeyPrefix,
           clientCertificate,
           logger,
