@@ -1,7 +1,8 @@
 /*
  * The direction of Moat's dependencies, enforced by `npm run lint:deps` in CI (see the README's
  * "Architecture" section): kernel ← pki ← observability ← everything else, no folder pair importing
- * each other, and no runtime code that reaches into the tests, the CLI or the dev dependencies.
+ * each other, SQL and Redis clients only in src/storage/, and no runtime code that reaches into the
+ * tests, the CLI or the dev dependencies.
  */
 const below = (folder, allowed) => ({
   name: `${folder}-only-below`,
@@ -24,6 +25,14 @@ module.exports = {
     below('kernel', []),
     below('pki', ['kernel']),
     below('observability', ['kernel', 'pki']),
+    {
+      name: 'storage-clients-only-in-storage',
+      comment:
+        'Only src/storage/ speaks SQL or Redis: a feature owns the interface of its store, src/storage/ implements it over the SQL client, pg, PGlite or ioredis, and server.ts (or a CLI command, through storage factories) wires one into the other.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/storage/' },
+      to: { path: ['^src/storage/sql/sql-client\\.ts$', '(^|/)node_modules/(pg|ioredis|@electric-sql/pglite)/'] },
+    },
     {
       name: 'cli-on-top',
       comment: 'The CLI drives the server; nothing the server runs imports the CLI.',

@@ -6,39 +6,45 @@ import { errors } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import { createApp } from './app.ts';
 import type { MoatConfig } from './config/schema.ts';
-import { createSqlCustomerDirectory, SANDBOX_CUSTOMERS, seedSandboxCustomers } from './customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from './customers/sandbox-customers.ts';
+import { createSqlCustomerDirectory, seedSandboxCustomers } from './storage/sql/customer-directory.ts';
 import { seedSandboxTotp } from './sca/sandbox-factors.ts';
 import { createSecretBox, loadEncryptionKey, TOTP_KEY_FILE } from './sca/secret-box.ts';
-import { createSqlTotpStore } from './sca/sql-totp-store.ts';
+import { createSqlTotpStore } from './storage/sql/totp-store.ts';
 import { createTotpFactor } from './sca/totp-factor.ts';
 import { isStrong, totpFactor } from './sca/authentication.ts';
-import { createSqlFederatedCustomerDirectory } from './customers/sql-federated-customer-directory.ts';
+import { createSqlFederatedCustomerDirectory } from './storage/sql/federated-customer-directory.ts';
 import { FEDERATION_FAILURE_KINDS } from './federation/federation-failure.ts';
 import { createSignInStates } from './federation/sign-in-states.ts';
 import { createUpstreamIdp } from './federation/upstream-idp.ts';
 import { createFederatedLogin } from './interactions/federated-login.ts';
-import { seedSandboxAccounts } from './customers/account-directory.ts';
+import { createSqlAccountDirectory, seedSandboxAccounts } from './storage/sql/account-directory.ts';
 import { createAccountSource } from './accounts/account-source.ts';
 import { createLoginThrottle } from './customers/login-throttle.ts';
 import { createConsentApiRouter } from './consents/consent-api.ts';
 import { createGrantManagementRouter } from './consents/grant-management-api.ts';
 import { createConsentService, type ConsentService } from './consents/consent-service.ts';
 import { consentProviderMiddleware } from './provider/consent-middleware.ts';
-import { createSqlConsentStore } from './consents/sql-consent-store.ts';
+import { createConsentUse } from './consents/consent-use.ts';
+import { countAuthorisedConsents, createSqlConsentStore } from './storage/sql/consent-store.ts';
 import { createCustomerSessions } from './dashboard/customer-sessions.ts';
 import { createCsrf } from './http/csrf.ts';
 import { listenOn } from './http/listen.ts';
 import { createRateLimitMiddleware } from './http/rate-limits.ts';
 import { storableProviderInput } from './http/storable-input.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
+import { createSqlAuditStore } from './storage/sql/audit-store.ts';
 import { clusterMetricsSource } from './cluster/cluster.ts';
 import { createThreatProtection, type ThreatProtection } from './threats/threat-protection.ts';
+import { createSqlRestrictionStore } from './storage/sql/restriction-store.ts';
+import { createMemoryThreatState } from './storage/embedded/threat-state.ts';
+import { createRedisThreatState } from './storage/redis/threat-state.ts';
 import { attachProviderAudit } from './audit/provider-audit.ts';
 import { createCertificateGate } from './certificates/certificate-gate.ts';
 import type { CertificateRegistry } from './certificates/certificate-registry.ts';
 import { createRevocationChecker } from './certificates/revocation-checker.ts';
 import { createRevocationMonitor, type RevocationMonitor } from './certificates/revocation-monitor.ts';
-import { createSqlCertificateRegistry } from './certificates/sql-certificate-registry.ts';
+import { createSqlCertificateRegistry } from './storage/sql/certificate-registry.ts';
 import { cachedCertificateRegistry } from './certificates/cached-certificate-registry.ts';
 import { cachedConsentStore } from './consents/cached-consent-store.ts';
 import { cachedClientStore } from './storage/cached-client-store.ts';
@@ -48,15 +54,15 @@ import { deepFrozen } from './caching/copies.ts';
 import { createExpiryNotices, NOTIFICATION_URI_METADATA, type ExpiryNotices } from './certificates/expiry-notices.ts';
 import { createHttpsNoticeDelivery } from './certificates/notice-delivery.ts';
 import { createOutboundTargetGuard } from './http/outbound-target-guard.ts';
-import { createSqlExpiryNoticeStore } from './certificates/sql-expiry-notice-store.ts';
+import { createSqlExpiryNoticeStore } from './storage/sql/expiry-notice-store.ts';
 import { createExpiryNoticeDiagnosticsRouter } from './diagnostics/expiry-notice-diagnostics.ts';
 import { createFollowingJwsSigner } from './keys/jws-signer.ts';
 import { lifecycleInDatabase, rotationPolicy } from './keys/key-rotation.ts';
 import { createSharedSigningKeys, sealedKeyMaterial, sharedKeyMetrics, signingKeyBox, type SharedSigningKeys } from './keys/shared-signing-keys.ts';
-import { createSqlSigningKeyStore } from './keys/sql-signing-key-store.ts';
+import { createSqlSigningKeyStore } from './storage/sql/signing-key-store.ts';
 import { createViews } from './interactions/views.ts';
 import { createPasskeyCeremonies } from './passkeys/passkey-ceremonies.ts';
-import { createSqlPasskeyStore } from './passkeys/sql-passkey-store.ts';
+import { createSqlPasskeyStore } from './storage/sql/passkey-store.ts';
 import { loadOrCreateSecrets } from './keys/secrets.ts';
 import { loadOrCreateSigningKeys, providerJwks } from './keys/signing-keys.ts';
 import type { Logger } from './observability/logger.ts';
@@ -68,9 +74,11 @@ import { giveBackCodeOnFailure } from './provider/token-failure.ts';
 import { hsmKeyMaterial, openHsmSigning, signingFailuresCounter } from './provider/external-signing-keys.ts';
 import { openPkcs11Token } from './keys/pkcs11-token.ts';
 import { createRegistrationMiddleware } from './provider/registration-middleware.ts';
+import { createSqlTppRecordStore } from './storage/sql/tpp-record-store.ts';
 import { createDirectoryKeys } from './registration/directories.ts';
 import { createSandboxApiRouter, sandboxApiIdentifier } from './sandbox/sandbox-api.ts';
 import { createSandboxRevocationRouter } from './sandbox/revocation-services.ts';
+import { createSqlSandboxRevocationStore } from './storage/sql/sandbox-revocation-store.ts';
 import { startSandboxAccountService } from './sandbox/sandbox-account-service.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import { createGatewayCheck } from './gateway-check/gateway-check.ts';
@@ -82,7 +90,8 @@ import { loadAdminCredentials } from './admin/operator-authentication.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { createMtlsOutcomeMiddleware } from './tls/mtls-outcome.ts';
 import { createCallDiagnostics } from './diagnostics/call-diagnostics.ts';
-import { createMemoryCallJournal, createRedisCallJournal } from './diagnostics/call-journal.ts';
+import { createMemoryCallJournal } from './storage/embedded/call-journal.ts';
+import { createRedisCallJournal } from './storage/redis/call-journal.ts';
 import { createPortalRouter } from './portal/portal-routes.ts';
 import { createPortalSessions } from './portal/portal-sessions.ts';
 import { tracingMiddleware } from './observability/tracing.ts';
@@ -98,16 +107,18 @@ import { pendingMigrations } from './storage/sql/migrate.ts';
 import { loadTrustAnchors } from './pki/certificate-chain.ts';
 import { createClientCertificateResolver } from './tls/client-certificate.ts';
 import { createHttpServer, createHttpsServer, tlsServerOptions } from './tls/https-server.ts';
+import { createSessionChains } from './tls/session-chains.ts';
 import { createTrustFileReloader, type TrustFileReloader } from './trust/trust-file-reload.ts';
 import { configHash, describeConfig } from './config/config-description.ts';
 import { createInstanceHeartbeat, type InstanceHeartbeat } from './deployment/instance-heartbeat.ts';
+import { createSqlInstanceStore } from './storage/sql/instance-store.ts';
 import { createRenderError } from './interactions/render-error.ts';
 import { createCibaHooks } from './ciba/ciba-hooks.ts';
 import { createBankAppCallbackRouter, createBankAppNotifier } from './ciba/bank-app-interface.ts';
 import { createDecoupledAuthorisation, type DecoupledAuthorisation } from './ciba/decoupled-authorisation.ts';
 import { createPingDelivery, type PingDelivery } from './ciba/ping-delivery.ts';
 import { cibaPollPacing } from './ciba/poll-pacing.ts';
-import { createSqlDecoupledRequestStore } from './ciba/sql-decoupled-request-store.ts';
+import { createSqlDecoupledRequestStore } from './storage/sql/decoupled-request-store.ts';
 import { createBankAppApiRouter } from './sandbox/bank-app-api.ts';
 import { createBankAppPageRouter } from './sandbox/bank-app-page.ts';
 import { createOwnCertificates, type OwnCertificates } from './acme/own-certificates.ts';
@@ -211,7 +222,12 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
   }
   // The hash of the configuration as loaded (file, MOAT_* overrides, defaults): every instance
   // started from the same one logs and reports the same hash; `moat config plan` compares with it.
-  const heartbeat = createInstanceHeartbeat({ sql: storage.sql, configHash: configHash(configured), metrics: metrics.registry, logger });
+  const heartbeat = createInstanceHeartbeat({
+    store: createSqlInstanceStore(storage.sql),
+    configHash: configHash(configured),
+    metrics: metrics.registry,
+    logger,
+  });
   logger.info({ event: 'config.loaded', configHash: heartbeat.configHash }, 'configuration loaded');
   let accountSource: Awaited<ReturnType<typeof createAccountSource>> | undefined;
   let ownCertificates: OwnCertificates | undefined;
@@ -243,7 +259,15 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     if (sandbox !== undefined && totpBox !== undefined && config.customers.source === 'local')
       await seedSandboxTotp(totpStore, totpBox, SANDBOX_CUSTOMERS, now());
 
+    // TLS session resumption on the public listener, with the chain each session's certificate was sent with.
+    const resumption = config.tls.sessionResumption;
+    const sessionChains =
+      config.tls.terminate && resumption.enabled
+        ? createSessionChains({ lifetimeSeconds: resumption.lifetimeSeconds, ticketKeyRotationSeconds: resumption.ticketKeyRotationSeconds })
+        : undefined;
+    const sessionLifetime = sessionChains === undefined ? {} : { sessionLifetimeSeconds: resumption.lifetimeSeconds };
     const clientCertificate = createClientCertificateResolver({
+      ...(sessionChains === undefined ? {} : { sessionChains }),
       trustedProxies: config.trustedProxies.addresses,
       format: config.trustedProxies.format,
       anchors,
@@ -254,7 +278,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     // applies the registry's verdict to every request, and the background monitor.
     // The security audit log: every module that changes a TPP's, client's, customer's or
     // certificate's standing writes to it.
-    const audit = createAuditLog(storage.sql, logger);
+    const audit = createAuditLog(createSqlAuditStore(storage.sql), logger);
     // keys.source database: every instance reads the keys there, applies the rotation that is due and
     // hears of the others' (keys/shared-signing-keys.ts).
     let sharedKeys: SharedSigningKeys | undefined;
@@ -355,7 +379,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     ownCertificates = await createOwnCertificates({ config, logger, registry: metrics.registry, now });
     accountSource = await createAccountSource({
       config,
-      sql: storage.sql,
+      database: createSqlAccountDirectory(storage.sql),
       logger,
       registry: metrics.registry,
       startSandboxService: startSandboxAccountService,
@@ -381,6 +405,12 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       logger,
       audit,
     });
+    // When each TPP last used its consents, for the customer's dashboard: written off the request path.
+    const consentUse = createConsentUse({
+      record: (grantId, at) => consents.recordUse(grantId, at),
+      now: () => new Date(),
+      onError: (err) => logger.warn({ event: 'consent.use_not_recorded', err }, 'the last use of a consent could not be recorded'),
+    });
     const views = createViews({ branding: config.branding, sandbox: sandbox !== undefined });
     // Passkeys: credentials in Postgres, single-use challenges in the short-lived store.
     const passkeyStore = createSqlPasskeyStore(storage.sql);
@@ -394,16 +424,18 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       if (pending.length > 0) throw new Error(`migrations pending: ${pending.join(', ')}`);
     };
     metrics.attachSources({
-      activeConsents: async () =>
-        Number((await storage.sql.query<{ n: string }>("SELECT count(*) AS n FROM consent WHERE status = 'Authorised'")).rows[0]?.n ?? 0),
+      activeConsents: () => countAuthorisedConsents(storage.sql),
       certificates: () => registry.list(),
       ready,
     });
     // Threat detection: learned baselines per TPP, flags, step-up and quarantine.
     const threats = createThreatProtection({
       config,
-      sql: storage.sql,
-      ...(storage.redis === undefined ? {} : { redis: storage.redis }),
+      restrictionStore: createSqlRestrictionStore(storage.sql),
+      state:
+        storage.redis === undefined
+          ? createMemoryThreatState()
+          : createRedisThreatState(storage.redis, config.storage.redisKeyPrefix, config.threats.bucketSeconds),
       audit,
       logger,
       metrics: metrics.registry,
@@ -497,7 +529,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
           hosts: { host: config.admin.host, allowedHosts: config.admin.allowedHosts },
         })
       : undefined;
-    provider.use(consentProviderMiddleware(consents));
+    provider.use(consentProviderMiddleware(consents, { onUse: consentUse.used }));
     provider.use(actionableErrors(provider));
     provider.use(giveBackCodeOnFailure(provider, logger));
     const ping = createPingDelivery({
@@ -578,6 +610,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
               replay: storage.shortLived,
               nonces: senderConstraint.nonces,
               cache: tokenFacts,
+              onConsentUse: consentUse.used,
               onMalformedCertificate: (detail) =>
                 logger.warn({ event: 'gateway_check.malformed_certificate', detail }, 'the gateway forwarded an unreadable client certificate'),
             }),
@@ -591,7 +624,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       provider,
       directories: directoryKeys,
       clientCertificate,
-      sql: storage.sql,
+      tppRecords: createSqlTppRecordStore(storage.sql),
       registry,
       checker,
       failMode,
@@ -673,7 +706,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         ...(sandbox === undefined
           ? []
           : [
-              createSandboxApiRouter({ provider, issuer: config.issuer, senderConstraint, consents, accounts }),
+              createSandboxApiRouter({ provider, issuer: config.issuer, senderConstraint, consents, accounts, onConsentUse: consentUse.used }),
               ...(decoupled === undefined
                 ? []
                 : [
@@ -690,7 +723,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
                       logger,
                     }),
                   ]),
-              createSandboxRevocationRouter({ material: sandbox, sql: storage.sql, clientCertificate, logger }),
+              createSandboxRevocationRouter({ material: sandbox, revocations: createSqlSandboxRevocationStore(storage.sql), clientCertificate, logger }),
               ...(config.portal.enabled
                 ? [
                     createPortalRouter({
@@ -737,11 +770,19 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       : acmeServer !== undefined
         ? { cert: acmeServer.certPem, key: acmeServer.keyPem }
         : { cert: readFileSync(config.tls.certFile ?? sandbox!.serverCertFile), key: readFileSync(config.tls.keyFile ?? sandbox!.serverKeyFile) };
-    const server = serverIdentity !== undefined ? createHttpsServer({ ...serverIdentity, ca: anchors.pem, handler }) : createHttpServer(handler);
+    const server =
+      serverIdentity !== undefined ? createHttpsServer({ ...serverIdentity, ca: anchors.pem, ...sessionLifetime, handler }) : createHttpServer(handler);
+    if (serverIdentity !== undefined) sessionChains?.attach(server as unknown as TlsServer);
+    // A new TLS context (renewed certificate, reloaded anchors) comes with new ticket keys: the
+    // listener's own are put back, so sessions keep resuming and never on another worker.
+    const replaceSecureContext = (identity: { cert: string | Buffer; key: string | Buffer }) => {
+      (server as unknown as TlsServer).setSecureContext(tlsServerOptions({ ...identity, ca: anchors.pem, ...sessionLifetime }));
+      sessionChains?.secureContextReplaced();
+    };
     // A renewed server certificate: new handshakes get it, connections already open keep theirs.
     ownCertificates?.server?.onRenewed((renewed) => {
       const identity = { cert: renewed.certPem, key: renewed.keyPem };
-      (server as unknown as TlsServer).setSecureContext(tlsServerOptions({ ...identity, ca: anchors.pem }));
+      replaceSecureContext(identity);
       serverIdentity = identity;
     });
 
@@ -758,7 +799,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
           reload: () => {
             const next = loadTrustAnchors(trustAnchorFiles);
             Object.assign(anchors, next);
-            if (serverIdentity !== undefined) (server as unknown as TlsServer).setSecureContext(tlsServerOptions({ ...serverIdentity, ca: anchors.pem }));
+            if (serverIdentity !== undefined) replaceSecureContext(serverIdentity);
           },
         })),
         ...directories.flatMap((d) =>
@@ -794,6 +835,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       },
       close: async () => {
         clearInterval(expirySweep);
+        sessionChains?.detach();
         certificateMonitor.stop();
         trustFiles.stop();
         await ownCertificates?.stop();

@@ -1,6 +1,6 @@
 import * as oauth from 'oauth4webapi';
 import { getSetCookies, Headers, type Dispatcher } from 'undici';
-import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 import { totpCode } from '../../src/sca/totp.ts';
 
 /*

@@ -51,6 +51,7 @@ function noConsents(): ConsentService {
   const absent = () => Promise.reject(new Error('the baseline keeps no consents'));
   return {
     findByGrantId: async () => undefined,
+    recordUse: async () => undefined,
     lodgeIntent: absent,
     getForClient: absent,
     getForCustomer: absent,

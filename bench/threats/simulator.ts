@@ -1,6 +1,6 @@
 import { createThreatDetector, type DetectorSettings, type Severity, type ThreatFlag } from '../../src/threats/detector.ts';
 import type { Observation } from '../../src/threats/signals.ts';
-import { createMemoryThreatState } from '../../src/threats/threat-state.ts';
+import { createMemoryThreatState } from '../../src/storage/embedded/threat-state.ts';
 
 /*
  * The threat detector replayed against days of synthetic traffic: several TPPs with their own

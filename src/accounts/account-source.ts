@@ -3,9 +3,8 @@ import { createSecureContext } from 'node:tls';
 import type { Registry } from 'prom-client';
 import type { AccountServiceConfig, AccountSource } from '../config/accounts-schema.ts';
 import type { MoatConfig } from '../config/schema.ts';
-import { createSqlAccountDirectory, type AccountDirectory } from '../customers/account-directory.ts';
+import type { AccountDirectory } from '../customers/account-directory.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
 import { createAccountServiceMetrics } from './account-service-metrics.ts';
 import { createHttpAccountDirectory, type AccountServiceClientOptions, type HttpAccountDirectory } from './http-account-directory.ts';
 
@@ -82,7 +81,8 @@ export function createConfiguredAccountService(
 
 export async function createAccountSource(deps: {
   config: MoatConfig;
-  sql: SqlClient;
+  /** The accounts in the database (customer_account): the source itself, or what the sandbox's service serves. */
+  database: AccountDirectory;
   logger: Logger;
   registry: Registry;
   /** Starts the sandbox's service over the demo accounts (src/sandbox). */
@@ -92,7 +92,7 @@ export async function createAccountSource(deps: {
 }): Promise<AccountSourceHandle> {
   const { config, logger, registry } = deps;
   const source = accountSourceOf(config);
-  const database = createSqlAccountDirectory(deps.sql);
+  const { database } = deps;
   const cacheSeconds = config.tokens.interactionTtl;
   if (source === 'database') return { source, directory: database, close: async () => undefined };
   if (source === 'http') {

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '../observability/logger.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
 import { StorageUnavailableError } from '../kernel/storage-unavailable.ts';
 
 /*
@@ -74,6 +73,26 @@ export interface AuditQuery {
 
 export type ChainVerdict = { intact: true; records: number; head: string } | { intact: false; records: number; brokenAt: number; reason: string };
 
+/** What the hash covers: every field of a record but its sequence number and hashes. */
+export type AuditFields = Omit<AuditRecord, 'hash' | 'prevHash' | 'seq'>;
+
+/**
+ * Where the chain is kept (Postgres `audit_event`; src/storage/sql/audit-store.ts). The log decides
+ * what to write and when; the store keeps the chain's order.
+ */
+export interface AuditStore {
+  /**
+   * Appends the records after the chain's head in the order given, each one's hash chained
+   * (`chainHash`) to the one before; all of them or none, one appender at a time across every
+   * instance. Throws StorageUnavailableError when the backend is away.
+   */
+  append(records: AuditFields[]): Promise<void>;
+  /** Records matching the filter, in chain order. */
+  query(filter: AuditQuery): Promise<AuditRecord[]>;
+  /** At most `limit` records after sequence number `seq`, in chain order. */
+  after(seq: number, limit: number): Promise<AuditRecord[]>;
+}
+
 export interface AuditLog {
   /**
    * Appends an event; resolves once it is written. Never throws: an audit failure is logged loudly,
@@ -99,8 +118,6 @@ export interface AuditLog {
 
 /** The hash of the (absent) record before the first one. */
 export const GENESIS_HASH = '0'.repeat(64);
-/** Serialises appends across every instance: the chain has one order. */
-const APPEND_LOCK = 0x6d6f6174_61756474n; // "moataudt"
 /** Events appended in one transaction at most (11 parameters each, far below Postgres' 65535). */
 const MAX_BATCH = 500;
 /**
@@ -123,53 +140,21 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value instanceof Date ? value.toISOString() : value);
 }
 
-export function chainHash(prevHash: string, record: Omit<AuditRecord, 'hash' | 'prevHash' | 'seq'>): string {
+export function chainHash(prevHash: string, record: AuditFields): string {
   return createHash('sha256')
     .update(prevHash)
     .update(canonicalJson({ ...record, at: record.at.toISOString() }))
     .digest('hex');
 }
 
-interface Row {
-  seq: string | number;
-  at: Date | string;
-  type: AuditEventType;
-  actor: AuditEvent['actor'];
-  actor_id: string | null;
-  client_id: string | null;
-  org_id: string | null;
-  customer_id: string | null;
-  subject: string | null;
-  detail: Record<string, unknown>;
-  prev_hash: string;
-  hash: string;
-}
-
-function toRecord(r: Row): AuditRecord {
-  return {
-    seq: Number(r.seq),
-    at: new Date(r.at),
-    type: r.type,
-    actor: r.actor,
-    ...(r.actor_id === null ? {} : { actorId: r.actor_id }),
-    ...(r.client_id === null ? {} : { clientId: r.client_id }),
-    ...(r.org_id === null ? {} : { orgId: r.org_id }),
-    ...(r.customer_id === null ? {} : { customerId: r.customer_id }),
-    ...(r.subject === null ? {} : { subject: r.subject }),
-    detail: r.detail,
-    prevHash: r.prev_hash,
-    hash: r.hash,
-  };
-}
-
 /** What the hash covers: every field of the record but its sequence number and hashes. */
-function hashedFields(r: AuditRecord): Omit<AuditRecord, 'hash' | 'prevHash' | 'seq'> {
+function hashedFields(r: AuditRecord): AuditFields {
   const { seq: _seq, hash: _hash, prevHash: _prev, ...fields } = r;
   return { ...fields, detail: fields.detail ?? {} };
 }
 
 interface Pending {
-  fields: Omit<AuditRecord, 'hash' | 'prevHash' | 'seq'>;
+  fields: AuditFields;
   written: () => void;
 }
 
@@ -179,7 +164,7 @@ interface Pending {
  * INSERT with the hashes chained in queue order. A token endpoint under load records an event per
  * token; one lock and five round trips each would serialise the whole deployment on the lock.
  */
-export function createAuditLog(sql: SqlClient, logger: Logger): AuditLog {
+export function createAuditLog(store: AuditStore, logger: Logger): AuditLog {
   let queue: Pending[] = [];
   let appending: Promise<void> | undefined;
   let giveUp = false;
@@ -188,38 +173,7 @@ export function createAuditLog(sql: SqlClient, logger: Logger): AuditLog {
   /** Appends the batch; returns how many of its first events were handled (all, unless Postgres became unavailable). */
   const append = async (batch: Pending[]): Promise<number> => {
     try {
-      await sql.transaction(async (tx) => {
-        await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [APPEND_LOCK.toString()]);
-        const { rows } = await tx.query<{ hash: string }>('SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1');
-        let prevHash = rows[0]?.hash ?? GENESIS_HASH;
-        const values: string[] = [];
-        const params: unknown[] = [];
-        for (const { fields } of batch) {
-          const hash = chainHash(prevHash, fields);
-          const at = params.length;
-          values.push(`(${Array.from({ length: 11 }, (_, i) => `$${at + i + 1}`).join(', ')})`);
-          params.push(
-            fields.at,
-            fields.type,
-            fields.actor,
-            fields.actorId ?? null,
-            fields.clientId ?? null,
-            fields.orgId ?? null,
-            fields.customerId ?? null,
-            fields.subject ?? null,
-            JSON.stringify(fields.detail ?? {}),
-            prevHash,
-            hash,
-          );
-          prevHash = hash;
-        }
-        // One statement keeps the batch's order: seq is assigned row by row as listed.
-        await tx.query(
-          `INSERT INTO audit_event (at, type, actor, actor_id, client_id, org_id, customer_id, subject, detail, prev_hash, hash)
-           VALUES ${values.join(', ')}`,
-          params,
-        );
-      });
+      await store.append(batch.map((p) => p.fields));
       for (const p of batch) p.written();
       return batch.length;
     } catch (err) {
@@ -317,25 +271,8 @@ export function createAuditLog(sql: SqlClient, logger: Logger): AuditLog {
       return new Promise<void>((resolve) => waitingForRoom.push(resolve));
     },
 
-    async query(filter) {
-      const texts = [filter.clientId, filter.orgId, filter.customerId, filter.type].filter((v): v is string => v !== undefined);
-      if (texts.some((t) => t.includes('\u0000'))) return [];
-      const { rows } = await sql.query<Row>(
-        `SELECT * FROM audit_event
-         WHERE ($1::text IS NULL OR client_id = $1) AND ($2::text IS NULL OR org_id = $2) AND ($3::text IS NULL OR customer_id = $3)
-           AND ($4::text IS NULL OR type = $4) AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6)
-         ORDER BY seq LIMIT $7`,
-        [
-          filter.clientId ?? null,
-          filter.orgId ?? null,
-          filter.customerId ?? null,
-          filter.type ?? null,
-          filter.since ?? null,
-          filter.until ?? null,
-          Math.min(filter.limit ?? 1000, 10000),
-        ],
-      );
-      return rows.map(toRecord);
+    query(filter) {
+      return store.query(filter);
     },
 
     async verify() {
@@ -343,10 +280,9 @@ export function createAuditLog(sql: SqlClient, logger: Logger): AuditLog {
       let records = 0;
       let after = 0;
       for (;;) {
-        const { rows } = await sql.query<Row>('SELECT * FROM audit_event WHERE seq > $1 ORDER BY seq LIMIT 1000', [after]);
-        if (rows.length === 0) return { intact: true, records, head: prev };
-        for (const row of rows) {
-          const record = toRecord(row);
+        const page = await store.after(after, 1000);
+        if (page.length === 0) return { intact: true, records, head: prev };
+        for (const record of page) {
           if (record.prevHash !== prev)
             return { intact: false, records, brokenAt: record.seq, reason: 'prev_hash does not match the previous record (a record was removed or inserted)' };
           if (chainHash(prev, hashedFields(record)) !== record.hash)

@@ -174,7 +174,7 @@ export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): 
               ? grantedDetail(scopeAccessRequest(deps.now(), deps.scopeAccessDays), choices, chosen, approval.permissionGroups)
               : undefined;
       } catch (err) {
-        if (err instanceof ChoiceInvalid) throw new DecoupledRefusal('choice_invalid', err.message);
+        if (err instanceof ChoiceInvalid) throw new DecoupledRefusal('choice_invalid', err.message, { cause: err });
         throw err;
       }
       // FAPI Grant Management: a merge grants the union with the named grant, under its id.

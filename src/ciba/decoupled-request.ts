@@ -52,8 +52,8 @@ export const REFUSAL_STATUS: Readonly<Record<DecoupledRefusalCode, number>> = {
 
 export class DecoupledRefusal extends Error {
   readonly code: DecoupledRefusalCode;
-  constructor(code: DecoupledRefusalCode, message: string) {
-    super(message);
+  constructor(code: DecoupledRefusalCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'DecoupledRefusal';
     this.code = code;
   }

@@ -1,7 +1,7 @@
 import type { MoatConfig } from '../config/schema.ts';
 import type { CertificateEvent, RegisteredCertificate, TppOrganisation } from '../certificates/certificate-registry.ts';
 import { CERTIFICATE_STATUSES, type CertificateStatus } from '../certificates/certificate-registry.ts';
-import { createSqlCertificateRegistry } from '../certificates/sql-certificate-registry.ts';
+import { createSqlCertificateRegistry } from '../storage/sql/certificate-registry.ts';
 import { ADMIN_CLIENT_OPTIONS, ADMIN_CLIENT_USAGE, AdminApiError, withAdminClient, withoutAdminClientEnv, type AdminClient } from './admin-client.ts';
 import { withDirectDatabase } from './direct-database.ts';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from './io.ts';

@@ -2,9 +2,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { createAuditLog, type AuditLog } from '../audit/audit-log.ts';
+import { createSqlAuditStore } from '../storage/sql/audit-store.ts';
 import type { MoatConfig } from '../config/schema.ts';
-import { createStorage } from '../storage/create-storage.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
+import { createStorage, type Storage } from '../storage/create-storage.ts';
 import { EXIT_FAILURE, type CliIo } from './io.ts';
 
 /**
@@ -12,7 +12,11 @@ import { EXIT_FAILURE, type CliIo } from './io.ts';
  * audit log on it so what the operator changes is audited like everyone else's, and closes it after.
  * A database that cannot be opened (the embedded one held by a running server) is reported, exit 1.
  */
-export async function withDirectDatabase(config: MoatConfig, io: CliIo, run: (db: { sql: SqlClient; audit: AuditLog }) => Promise<number>): Promise<number> {
+export async function withDirectDatabase(
+  config: MoatConfig,
+  io: CliIo,
+  run: (db: { sql: Storage['sql']; audit: AuditLog }) => Promise<number>,
+): Promise<number> {
   // Opening a missing embedded database would make an empty one and answer from it.
   if (config.storage.postgresUrl === undefined && !existsSync(join(config.dataDir, 'pglite'))) {
     io.stderr.write(`moat: no embedded database under ${config.dataDir}: run this where the server runs, or pass its data directory with --data-dir DIR\n`);
@@ -26,7 +30,7 @@ export async function withDirectDatabase(config: MoatConfig, io: CliIo, run: (db
     return EXIT_FAILURE;
   }
   try {
-    return await run({ sql: storage.sql, audit: createAuditLog(storage.sql, pino({ level: 'silent' })) });
+    return await run({ sql: storage.sql, audit: createAuditLog(createSqlAuditStore(storage.sql), pino({ level: 'silent' })) });
   } finally {
     await storage.close();
   }

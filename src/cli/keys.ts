@@ -8,7 +8,7 @@ import { rotateSharedKeys, sealedKeyMaterial, signingKeyBox, type KeyMaterial } 
 import { hsmKeyMaterial, signingFailuresCounter } from '../provider/external-signing-keys.ts';
 import { Registry } from 'prom-client';
 import { changeSigningKeys, loadOrCreateSigningKeys, rotateSigningKeys, stageSigningKey } from '../keys/signing-keys.ts';
-import { createSqlSigningKeyStore } from '../keys/sql-signing-key-store.ts';
+import { createSqlSigningKeyStore } from '../storage/sql/signing-key-store.ts';
 import { withDirectDatabase } from './direct-database.ts';
 import { EXIT_USAGE, type CliIo } from './io.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { SANDBOX_CUSTOMERS } from '../customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from '../customers/sandbox-customers.ts';
 import { BANK_APP_API_PATH } from '../sandbox/bank-app-api.ts';
 import { totpCode } from '../sca/totp.ts';
 import type { CliIo } from './io.ts';

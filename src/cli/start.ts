@@ -1,7 +1,7 @@
 import cluster from 'node:cluster';
 import { resolveWorkerCount, runClusterPrimary } from '../cluster/cluster.ts';
 import type { MoatConfig } from '../config/schema.ts';
-import { SANDBOX_CUSTOMERS } from '../customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from '../customers/sandbox-customers.ts';
 import { loadOrCreateSecrets } from '../keys/secrets.ts';
 import { loadOrCreateSigningKeys } from '../keys/signing-keys.ts';
 import { loadOrCreateHsmKeys } from '../keys/hsm-signing-keys.ts';

@@ -285,6 +285,24 @@ export const configSchema = z.strictObject({
       keyFile: z.string().min(1).optional(),
       /** Origin of the mTLS endpoint aliases (RFC 8705 §5) when they live on another host. */
       mtlsEndpointAliasOrigin: httpsUrl.optional(),
+      /**
+       * TLS session resumption by tickets on the public listener (RFC 8446 §2.2, RFC 5077): a TPP's
+       * new connection skips the full handshake, and its certificate is verified again with the
+       * intermediates of the handshake that established the session (tls/session-chains.ts).
+       */
+      sessionResumption: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          /** How long a session can be resumed after its last handshake: node's and OpenSSL's default; RFC 8446 §4.6.1 allows up to 7 days. */
+          lifetimeSeconds: seconds(7 * 86_400).default(300),
+          /**
+           * How often the ticket keys are replaced. A stolen ticket key decrypts the TLS 1.2 sessions
+           * it sealed (RFC 5077 §5.5 asks for regular rotation), so one lives an hour; tickets sealed
+           * before a replacement make a full handshake.
+           */
+          ticketKeyRotationSeconds: seconds(86_400).default(3600),
+        })
+        .prefault({}),
     })
     .prefault({}),
   /** Moat's own certificates (server, account service client) from the bank's CA by ACME, renewed while running (src/config/acme-schema.ts). */

@@ -30,7 +30,10 @@ export interface ConsentService {
   /** The consent, only for the customer it is bound to. */
   getForCustomer(id: string, customerId: string): Promise<Consent>;
   findByGrantId(grantId: string): Promise<Consent | undefined>;
+  /** The customer's consents, each with the last time its TPP used it (lastUsedAt). */
   listForCustomer(customerId: string): Promise<Consent[]>;
+  /** The TPP used the consent behind `grantId` (through consent-use.ts, at most once a minute). */
+  recordUse(grantId: string, at: Date): Promise<void>;
   listForClient(clientId: string): Promise<Consent[]>;
   events(id: string): Promise<ConsentEvent[]>;
   /**
@@ -200,6 +203,7 @@ export function createConsentService(deps: ConsentServiceDeps): ConsentService {
 
     findByGrantId: (grantId) => store.findByGrantId(grantId),
     listForCustomer: (customerId) => store.listForCustomer(customerId),
+    recordUse: (grantId, at) => store.recordUse(grantId, at),
     listForClient: (clientId) => store.listForClient(clientId),
     events: (id) => store.events(id),
 

@@ -24,6 +24,11 @@ export interface ConsentStore {
    */
   amend(id: string, by: Actor & { reason?: string }, patch: ConsentPatch): Promise<Consent>;
   events(id: string): Promise<ConsentEvent[]>;
+  /**
+   * The TPP used the consent bound to `grantId` at `at` (consent-use.ts): kept unless a later use is
+   * already recorded; nothing when no consent has that grant.
+   */
+  recordUse(grantId: string, at: Date): Promise<void>;
   /** Authorised consents whose expiry has passed. */
   dueForExpiry(now: Date, limit: number): Promise<Consent[]>;
 }

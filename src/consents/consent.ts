@@ -54,6 +54,8 @@ export interface Consent {
   authentication?: ConsentAuthentication;
   createdAt: Date;
   statusUpdatedAt: Date;
+  /** When its TPP last used it, to within a minute (consent-use.ts); read with the customer's list only. */
+  lastUsedAt?: Date;
 }
 
 export interface ConsentEvent {

@@ -16,6 +16,19 @@ export function formatDate(date: Date | string | undefined, locale = DEFAULT_LOC
   );
 }
 
+/** A moment with its time, in the locale, naming the time zone (dates elsewhere are UTC days too). */
+export function formatDateTime(date: Date, locale = DEFAULT_LOCALE): string {
+  return new Intl.DateTimeFormat(locale, {
+    day: 'numeric',
+    month: 'long',
+    year: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    timeZone: 'UTC',
+    timeZoneName: 'short',
+  }).format(date);
+}
+
 export function formatAmount(amount: { amount: string; currency: string }, locale = DEFAULT_LOCALE): string {
   try {
     return new Intl.NumberFormat(locale, { style: 'currency', currency: amount.currency }).format(Number(amount.amount));

@@ -13,3 +13,12 @@ export interface CustomerDirectory {
   authenticate(username: string, password: string): Promise<Customer | undefined>;
   findById(id: string): Promise<Customer | undefined>;
 }
+
+/**
+ * The customers of the bank's OpenID Provider (customers.source: oidc), as Moat remembers them
+ * between sign-ins. They never sign in with a password here: `authenticate` refuses every attempt.
+ */
+export interface FederatedCustomerDirectory extends CustomerDirectory {
+  /** Records a customer the IdP vouched for: created on first sign-in, name and last seen refreshed after. */
+  record(customer: Customer, issuer: string): Promise<void>;
+}

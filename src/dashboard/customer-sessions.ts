@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ParameterizedContext } from 'koa';
-import type { ModelStore } from '../storage/model-store.ts';
+import type { ModelStore } from '../kernel/model-store.ts';
 
 /*
  * The consent dashboard's own sign-in session, separate from oidc-provider's: a random id in a

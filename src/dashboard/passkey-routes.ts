@@ -8,6 +8,8 @@ import { readForm } from '../http/read-body.ts';
 import { allowScript } from '../http/security-headers.ts';
 import { errorPage, htmlErrorPages } from '../interactions/render-error.ts';
 import type { Views } from '../interactions/views.ts';
+import { intlLocale, type Translate } from '../interactions/messages.ts';
+import { passkeyRefusalText } from '../interactions/refusal-text.ts';
 import type { Logger } from '../observability/logger.ts';
 import { PasskeyRefused, type PasskeyCeremonies } from '../passkeys/passkey-ceremonies.ts';
 import type { PasskeyStore } from '../passkeys/passkey-store.ts';
@@ -56,7 +58,10 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
   const router = new Router({ prefix: PASSKEYS_PATH });
   const binding = (customerId: string) => `dashboard:${customerId}`;
 
-  router.use(htmlErrorPages(views, { back: { link: PASSKEYS_PATH, label: 'Back to your passkeys' } }));
+  router.use(htmlErrorPages(views, { back: { link: PASSKEYS_PATH, labelKey: 'error.back.passkeys' } }));
+
+  /** The pages' language: the browser's Accept-Language among the catalogues, as on the dashboard. */
+  const localeOf = (ctx: Ctx) => views.catalogues.negotiate(undefined, ctx.get('accept-language'));
 
   const requireCustomer = async (ctx: Ctx): Promise<string | undefined> => {
     const customerId = await sessions.current(ctx);
@@ -85,41 +90,51 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
           error: 'sca_required',
           description: 'a strong sign-in is needed',
           kind: 'other',
-          message: 'To add or remove a passkey, sign in with a passkey, or with your password and a code from your authenticator app.',
+          messageKey: 'error.scaRequired.passkeys',
         },
-        { back: { link: PASSKEYS_PATH, label: 'Back to your passkeys' } },
+        { back: { link: PASSKEYS_PATH, labelKey: 'error.back.passkeys' } },
       ),
+      localeOf(ctx),
     );
     return undefined;
   };
 
-  const render = async (ctx: Ctx, customerId: string, extra: { error?: string; notice?: string; name?: string } = {}) => {
+  /** `error` and `notice`: catalogue keys, or passkey.refused.<code> through passkeyRefusalText. */
+  const render = async (ctx: Ctx, customerId: string, extra: { error?: (t: Translate) => string; notice?: string; name?: string } = {}) => {
+    const locale = localeOf(ctx);
+    const t = views.catalogues.translator(locale);
+    const intl = intlLocale(locale);
     const customer = await deps.customers.findById(customerId);
     const passkeys = await store.listForCustomer(customerId);
     const options = await ceremonies.registrationOptions({ customerId, customerName: customer?.name ?? customerId, binding: binding(customerId) });
     ctx.type = 'html';
-    ctx.body = views.render('dashboard-passkeys', {
-      csrf: csrf.token(ctx, 'dashboard-passkeys'),
-      passkeys: passkeys.map((p, index) => ({
-        index,
-        id: p.id,
-        name: p.name,
-        kind: p.deviceType === 'singleDevice' ? 'Kept on one device' : 'Synced between your devices',
-        createdOn: formatDate(p.createdAt),
-        ...(p.lastUsedAt === undefined ? {} : { lastUsedOn: formatDate(p.lastUsedAt) }),
-      })),
-      options: JSON.stringify(options),
-      suggestedName: extra.name ?? `Passkey ${passkeys.length + 1}`,
-      script: { src: views.passkeyScript.path, integrity: views.passkeyScript.integrity, nonce: allowScript(ctx) },
-      ...extra,
-    });
+    ctx.body = views.render(
+      'dashboard-passkeys',
+      {
+        csrf: csrf.token(ctx, 'dashboard-passkeys'),
+        passkeys: passkeys.map((p, index) => ({
+          index,
+          id: p.id,
+          name: p.name,
+          deviceBound: p.deviceType === 'singleDevice',
+          createdOn: formatDate(p.createdAt, intl),
+          ...(p.lastUsedAt === undefined ? {} : { lastUsedOn: formatDate(p.lastUsedAt, intl) }),
+        })),
+        options: JSON.stringify(options),
+        suggestedName: extra.name ?? t('passkeys.suggestedName', { number: passkeys.length + 1 }),
+        script: { src: views.passkeyScript.path, integrity: views.passkeyScript.integrity, nonce: allowScript(ctx) },
+        ...(extra.error === undefined ? {} : { error: extra.error(t) }),
+        ...(extra.notice === undefined ? {} : { notice: t(extra.notice) }),
+      },
+      locale,
+    );
   };
 
   router.get('/', async (ctx) => {
     const customerId = await requireCustomer(ctx);
     if (customerId === undefined) return;
     const done = ctx.query.done;
-    await render(ctx, customerId, done === 'added' ? { notice: 'Passkey added.' } : done === 'removed' ? { notice: 'Passkey removed.' } : {});
+    await render(ctx, customerId, done === 'added' || done === 'removed' ? { notice: `passkeys.done.${done}` } : {});
   });
 
   router.post('/', async (ctx) => {
@@ -135,7 +150,8 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
       if (!(err instanceof PasskeyRefused)) throw err;
       logger.info({ event: 'passkey.refused', outcome: err.code, kind: 'registration' }, 'passkey registration refused');
       ctx.status = 400;
-      await render(ctx, customerId, { error: err.message, name });
+      const { code } = err;
+      await render(ctx, customerId, { error: (t) => passkeyRefusalText(t, code), name });
       return;
     }
     await audit.record({
@@ -158,7 +174,7 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
     const credentialId = form.get('credential') ?? '';
     if (!(await store.remove(customerId, credentialId))) {
       ctx.status = 404;
-      await render(ctx, customerId, { error: 'There is no such passkey in your account.' });
+      await render(ctx, customerId, { error: (t) => t('passkeys.noSuch') });
       return;
     }
     await audit.record({ type: 'factor.removed', actor: 'customer', actorId: customerId, customerId, subject: credentialId, detail: { factor: 'passkey' } });
@@ -181,9 +197,10 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
         'error',
         errorPage(
           ctx,
-          { status: 400, error: 'passkey_refused', description: err.message, kind: 'other', message: err.message },
-          { back: { link: '/account/login', label: 'Back to sign in' } },
+          { status: 400, error: 'passkey_refused', description: err.message, kind: 'other', messageKey: `passkey.refused.${err.code}` },
+          { back: { link: '/account/login', labelKey: 'error.back.signIn' } },
         ),
+        localeOf(ctx),
       );
       return;
     }

@@ -6,7 +6,7 @@ import type { MoatConfig } from '../config/schema.ts';
 import type { AccountReference } from '../kernel/account-reference.ts';
 import { ConsentNotFound, ConsentStateConflict, type Consent } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
-import { describeAccountReference, describeDetail, formatDate } from '../consents/presentation.ts';
+import { describeAccountReference, describeDetail, formatDate, formatDateTime } from '../consents/presentation.ts';
 import { AccountsUnavailable, maskedIdentification, sameAccount, type AccountDirectory, type CustomerAccount } from '../customers/account-directory.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import type { LoginThrottle } from '../customers/login-throttle.ts';
@@ -16,6 +16,7 @@ import { readForm } from '../http/read-body.ts';
 import { signIn, type InteractionSca } from '../interactions/routes.ts';
 import type { Views } from '../interactions/views.ts';
 import { intlLocale, type Translate } from '../interactions/messages.ts';
+import { codeRefusalText, signInRefusalText } from '../interactions/refusal-text.ts';
 import { refusalStatus, type CodeCheck } from '../sca/totp-factor.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { CustomerSessions } from './customer-sessions.ts';
@@ -55,18 +56,39 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
 
   router.use(
     htmlErrorPages(views, {
-      back: { link: `${DASHBOARD_PATH}/consents`, label: 'Back to your consents' },
+      back: { link: `${DASHBOARD_PATH}/consents`, labelKey: 'error.back.consents' },
       also: (err) =>
         err instanceof ConsentNotFound
-          ? { status: 404, error: 'not_found', description: 'no such consent for this customer', message: 'There is no such consent in your account.' }
+          ? { status: 404, error: 'not_found', description: 'no such consent for this customer', messageKey: 'error.noSuchConsent' }
           : undefined,
     }),
   );
 
-  const renderLogin = async (ctx: Ctx, extra: { error?: string; username?: string } = {}) => {
+  /** The dashboard's language: the browser's Accept-Language among the catalogues (messages.ts). */
+  const localeOf = (ctx: Ctx) => views.catalogues.negotiate(undefined, ctx.get('accept-language'));
+  /** A message said in the page's language. */
+  type Say = (t: Translate) => string;
+  const said = (ctx: Ctx, extra: { error?: Say | undefined; notice?: Say | undefined }) => {
+    const t = views.catalogues.translator(localeOf(ctx));
+    return {
+      ...(extra.error === undefined ? {} : { error: extra.error(t) }),
+      ...(extra.notice === undefined ? {} : { notice: extra.notice(t) }),
+    };
+  };
+
+  const renderLogin = async (ctx: Ctx, extra: { error?: Say; username?: string } = {}) => {
     const passkey = await deps.passkeyOffer?.(ctx);
     ctx.type = 'html';
-    ctx.body = views.render('dashboard-login', { csrf: csrf.token(ctx, 'dashboard-login'), ...(passkey === undefined ? {} : { passkey }), ...extra });
+    ctx.body = views.render(
+      'dashboard-login',
+      {
+        csrf: csrf.token(ctx, 'dashboard-login'),
+        ...(passkey === undefined ? {} : { passkey }),
+        ...(extra.username === undefined ? {} : { username: extra.username }),
+        ...said(ctx, extra),
+      },
+      localeOf(ctx),
+    );
   };
 
   /** The signed-in customer, or a redirect to sign in. */
@@ -97,9 +119,6 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     }
   };
 
-  /** The dashboard's language: the browser's Accept-Language among the catalogues (messages.ts). */
-  const localeOf = (ctx: Ctx) => views.catalogues.negotiate(undefined, ctx.get('accept-language'));
-
   router.get('/', (ctx) => ctx.redirect(`${DASHBOARD_PATH}/consents`));
   router.get('/login', async (ctx) => {
     if ((await sessions.current(ctx)) !== undefined) {
@@ -120,7 +139,8 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     const result = await signIn(ctx, deps, username, form.get('password') ?? '');
     if (!result.ok) {
       ctx.status = result.status;
-      await renderLogin(ctx, { error: result.message, username });
+      const { refusal } = result;
+      await renderLogin(ctx, { error: (t) => signInRefusalText(t, refusal), username });
       return;
     }
     if (deps.sca.totp !== undefined && (await deps.sca.totp.status(result.customerId)) === 'active') {
@@ -133,9 +153,9 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     ctx.redirect(`${DASHBOARD_PATH}/consents`);
   });
 
-  const renderCode = (ctx: Ctx, extra: { error?: string } = {}) => {
+  const renderCode = (ctx: Ctx, extra: { error?: Say } = {}) => {
     ctx.type = 'html';
-    ctx.body = views.render('dashboard-code', { csrf: csrf.token(ctx, 'dashboard-code'), ...extra });
+    ctx.body = views.render('dashboard-code', { csrf: csrf.token(ctx, 'dashboard-code'), ...said(ctx, extra) }, localeOf(ctx));
   };
 
   router.get('/login/code', async (ctx) => {
@@ -157,7 +177,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     const checked = await deps.sca.totp.verify(customerId, form.get('code'), ctx.ip);
     if (!checked.ok) {
       answerRefusal(ctx, checked);
-      renderCode(ctx, { error: checked.message });
+      renderCode(ctx, { error: (t) => codeRefusalText(t, checked) });
       return;
     }
     await sessions.start(ctx, customerId, 'strong');
@@ -183,11 +203,11 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
           error: 'sca_required',
           description: 'a strong sign-in is needed',
           kind: 'other',
-          message:
-            'To stop an app or change how you sign in, sign in with your password and a code from your authenticator app, or with a passkey. Set up an authenticator app under Sign-in security first if you have none.',
+          messageKey: 'error.scaRequired.dashboard',
         },
-        { back: { link: `${DASHBOARD_PATH}/security`, label: 'Sign-in security' } },
+        { back: { link: `${DASHBOARD_PATH}/security`, labelKey: 'dashboard.security' } },
       ),
+      localeOf(ctx),
     );
     return undefined;
   };
@@ -198,21 +218,30 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     await renderSecurity(ctx, session.customerId, session.strength);
   });
 
-  const renderSecurity = async (ctx: Ctx, customerId: string, strength: 'strong' | 'password', extra: Record<string, unknown> = {}) => {
+  const renderSecurity = async (
+    ctx: Ctx,
+    customerId: string,
+    strength: 'strong' | 'password',
+    extra: { error?: Say; enrolment?: { secret: string; uri: string }; retryEnrolment?: boolean } = {},
+  ) => {
+    const done = ctx.query.done;
     ctx.type = 'html';
-    ctx.body = views.render('dashboard-security', {
-      csrf: csrf.token(ctx, 'dashboard-security'),
-      totpEnabled: deps.sca.totp !== undefined,
-      totp: deps.sca.totp === undefined ? 'none' : await deps.sca.totp.status(customerId),
-      strong: strength === 'strong',
-      notice:
-        ctx.query.done === 'removed'
-          ? 'Your authenticator app was removed.'
-          : ctx.query.done === 'enrolled'
-            ? 'Your authenticator app is set up. You will be asked for a code when you sign in.'
-            : undefined,
-      ...extra,
-    });
+    ctx.body = views.render(
+      'dashboard-security',
+      {
+        csrf: csrf.token(ctx, 'dashboard-security'),
+        totpEnabled: deps.sca.totp !== undefined,
+        totp: deps.sca.totp === undefined ? 'none' : await deps.sca.totp.status(customerId),
+        strong: strength === 'strong',
+        ...(extra.enrolment === undefined ? {} : { enrolment: extra.enrolment }),
+        ...(extra.retryEnrolment === undefined ? {} : { retryEnrolment: extra.retryEnrolment }),
+        ...said(ctx, {
+          error: extra.error,
+          notice: done === 'removed' || done === 'enrolled' ? (t) => t(`security.done.${done}`) : undefined,
+        }),
+      },
+      localeOf(ctx),
+    );
   };
 
   /**
@@ -229,7 +258,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     const started = await deps.sca.totp.beginEnrolment(session.customerId, customer?.name ?? session.customerId);
     if ('refused' in started) {
       ctx.status = 409;
-      await renderSecurity(ctx, session.customerId, session.strength, { error: 'An authenticator app is already set up. Remove it first to set up another.' });
+      await renderSecurity(ctx, session.customerId, session.strength, { error: (t) => t('security.alreadySetUp') });
       return;
     }
     await renderSecurity(ctx, session.customerId, session.strength, { enrolment: started });
@@ -245,7 +274,10 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     if (!checked.ok) {
       answerRefusal(ctx, checked);
       // The secret stays pending: the page shows the same one again so the customer can retry.
-      await renderSecurity(ctx, session.customerId, session.strength, { error: checked.message, retryEnrolment: checked.reason !== 'no_factor' });
+      await renderSecurity(ctx, session.customerId, session.strength, {
+        error: (t) => codeRefusalText(t, checked, 'pending'),
+        retryEnrolment: checked.reason !== 'no_factor',
+      });
       return;
     }
     // Password and a code just given: the session is strong from now on.
@@ -360,6 +392,11 @@ interface ConsentCard {
   grantedOn: string;
   endedOn?: string;
   expires?: string;
+  /**
+   * When the TPP last used it (token, introspection, gateway check, API call; to within a minute),
+   * `never` for access not used yet; absent for a payment, whose one use is its payment.
+   */
+  lastUsed?: string | 'never';
 }
 
 /** The statuses whose end has a date of its own ("Refused on", "Paid on"…: ended.<status> in views/locales). */
@@ -421,6 +458,7 @@ async function describeConsent(
     grantedOn: formatDate(consent.status === 'Authorised' ? consent.statusUpdatedAt : consent.createdAt, intl)!,
     ...(consent.status === 'Authorised' ? {} : { endedOn: formatDate(consent.statusUpdatedAt, intl)! }),
     ...(consent.expiresAt === undefined ? {} : { expires: formatDate(consent.expiresAt, intl)! }),
+    ...(payment ? {} : { lastUsed: consent.lastUsedAt === undefined ? 'never' : formatDateTime(consent.lastUsedAt, intl) }),
   };
 }
 

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../observability/logger.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
 
 /*
  * Drift detection between the instances of one deployment — every Moat on the same database. Each
@@ -37,16 +36,24 @@ export interface InstanceHeartbeat {
   stop(): Promise<void>;
 }
 
-interface Row {
-  instance_id: string;
-  config_hash: string;
-  hostname: string;
-  pid: number;
-  started_at: Date | string;
-  last_seen_at: Date | string;
+/** The deployment's instances as recorded (Postgres `moat_instance`; src/storage/sql/instance-store.ts). */
+export interface InstanceStore {
+  /** Records the instance, or for one already recorded its configuration hash and when it was last seen. */
+  record(instance: RunningInstance): Promise<void>;
+  /** The instances seen at or after `since`, newest started first. */
+  seenSince(since: Date): Promise<RunningInstance[]>;
+  /** Forgets the instances not seen since `before`. */
+  forgetUnseenSince(before: Date): Promise<void>;
+  forget(instanceId: string): Promise<void>;
 }
 
-export function createInstanceHeartbeat(deps: { sql: SqlClient; configHash: string; metrics: Registry; logger: Logger; now?: () => Date }): InstanceHeartbeat {
+export function createInstanceHeartbeat(deps: {
+  store: InstanceStore;
+  configHash: string;
+  metrics: Registry;
+  logger: Logger;
+  now?: () => Date;
+}): InstanceHeartbeat {
   const now = deps.now ?? (() => new Date());
   const instanceId = randomUUID();
   const startedAt = now();
@@ -89,25 +96,13 @@ export function createInstanceHeartbeat(deps: { sql: SqlClient; configHash: stri
 
   const live = async (): Promise<RunningInstance[]> => {
     const since = new Date(now().getTime() - LIVE_HEARTBEATS * HEARTBEAT_SECONDS * 1000);
-    const { rows } = await deps.sql.query<Row>('SELECT * FROM moat_instance WHERE last_seen_at >= $1 ORDER BY started_at DESC', [since]);
-    return rows.map((r) => ({
-      instanceId: r.instance_id,
-      configHash: r.config_hash,
-      hostname: r.hostname,
-      pid: r.pid,
-      startedAt: new Date(r.started_at),
-      lastSeenAt: new Date(r.last_seen_at),
-    }));
+    return deps.store.seenSince(since);
   };
 
   const beatNow = async (): Promise<RunningInstance[]> => {
     const at = now();
-    await deps.sql.query(
-      `INSERT INTO moat_instance (instance_id, config_hash, hostname, pid, started_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (instance_id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at, config_hash = EXCLUDED.config_hash`,
-      [instanceId, deps.configHash, hostname(), process.pid, startedAt, at],
-    );
-    await deps.sql.query('DELETE FROM moat_instance WHERE last_seen_at < $1', [new Date(at.getTime() - PRUNE_AFTER_SECONDS * 1000)]);
+    await deps.store.record({ instanceId, configHash: deps.configHash, hostname: hostname(), pid: process.pid, startedAt, lastSeenAt: at });
+    await deps.store.forgetUnseenSince(new Date(at.getTime() - PRUNE_AFTER_SECONDS * 1000));
     const instances = await live();
     const counts = new Map<string, number>();
     for (const i of instances) counts.set(i.configHash, (counts.get(i.configHash) ?? 0) + 1);
@@ -142,7 +137,7 @@ export function createInstanceHeartbeat(deps: { sql: SqlClient; configHash: stri
       if (timer !== undefined) clearInterval(timer);
       await beating;
       // Gone at once, rather than counted live for three more heartbeats.
-      await deps.sql.query('DELETE FROM moat_instance WHERE instance_id = $1', [instanceId]).catch(() => undefined);
+      await deps.store.forget(instanceId).catch(() => undefined);
     },
   };
 }

@@ -48,6 +48,8 @@ export interface GatewayCheckDeps {
   replay: ProofReplayStore;
   nonces: DpopNonces;
   cache: TokenFactsCache;
+  /** An allowed check is the TPP using the consent behind the token's grant (consent-use.ts); returns at once. */
+  onConsentUse?: (grantId: string) => void;
   /** Epoch seconds; a test may freeze it. */
   now?: () => number;
   /** A forwarded certificate header the gateway sent that could not be read. */
@@ -230,6 +232,7 @@ export function createGatewayCheck(deps: GatewayCheckDeps): GatewayCheck {
       checkResource(check);
       checkScopes(check);
       const nonce = await checkBinding(req, check);
+      deps.onConsentUse?.(facts.grantId);
       return { status: 200, clientId, outcome: 'allowed', headers: answerHeaders(facts, interactionId, nonce) };
     } catch (err) {
       if (!(err instanceof TokenRejected)) throw err;

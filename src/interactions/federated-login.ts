@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { UpstreamIdpConfig } from '../config/schema.ts';
-import type { FederatedCustomerDirectory } from '../customers/sql-federated-customer-directory.ts';
+import type { FederatedCustomerDirectory } from '../customers/customer-directory.ts';
 import { FederationFailure, type FederationFailureKind } from '../federation/federation-failure.ts';
 import { countsAsSca, upstreamFactor } from '../federation/sca-mapping.ts';
 import type { FederatedOutcome, SignInStates } from '../federation/sign-in-states.ts';
@@ -83,7 +83,18 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
   };
 
   /** The page for a sign-in that did not work: retry (and, in an interaction, cancel) when the target is known. */
-  const renderProblem = (ctx: Ctx, target: string | undefined, problem: { status: number; heading: string; message: string; tppError: string }) => {
+  /**
+   * The page's language: an interaction's ui_locales (OIDC Core §3.1.2.1) when the sign-in was for
+   * one, else the browser's Accept-Language.
+   */
+  const localeFor = async (ctx: Ctx, target: string | undefined) => {
+    const interaction = target === undefined || target === DASHBOARD_TARGET ? undefined : await provider.Interaction.find(target);
+    const uiLocales = interaction?.params.ui_locales;
+    return views.catalogues.negotiate(typeof uiLocales === 'string' ? uiLocales : undefined, ctx.get('accept-language'));
+  };
+
+  /** The words of each problem page: federated.<problem>.heading and .message in views/locales. */
+  const renderProblem = async (ctx: Ctx, target: string | undefined, problem: { status: number; page: string; tppError: string }) => {
     ctx.status = problem.status;
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
@@ -93,23 +104,23 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
         : target === DASHBOARD_TARGET
           ? { retryLink: DASHBOARD_LOGIN }
           : { uid: target, retryLink: `/interaction/${target}`, csrf: csrf.token(ctx, `interaction:${target}`) };
-    ctx.body = views.render('federated-sign-in', {
-      heading: problem.heading,
-      message: problem.message,
-      tppError: problem.tppError,
-      reference: ctx.response.get('x-fapi-interaction-id'),
-      ...where,
-    });
+    ctx.body = views.render(
+      'federated-sign-in',
+      {
+        heading: { key: `federated.${problem.page}.heading` },
+        message: { key: `federated.${problem.page}.message` },
+        tppError: problem.tppError,
+        reference: ctx.response.get('x-fapi-interaction-id'),
+        ...where,
+      },
+      await localeFor(ctx, target),
+    );
   };
 
   const unavailable = (ctx: Ctx, target: string | undefined, failure: FederationFailure) =>
     renderProblem(ctx, target, {
       status: failure.kind === 'unknown_state' ? 400 : 503,
-      heading: "Your bank's sign-in is unavailable",
-      message:
-        failure.kind === 'unknown_state'
-          ? 'This sign-in link has already been used or has expired. Try signing in again.'
-          : "We could not complete your sign-in with the bank's sign-in service. This is usually brief: try again in a moment.",
+      page: failure.kind === 'unknown_state' ? 'usedLink' : 'unavailable',
       tppError: failure.tppError,
     });
 
@@ -118,19 +129,13 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
    * authorization it is stepped up by Moat's own factor (customers.oidc.sca.belowSca: step_up, the
    * default; routes.ts decides whether the customer has one); otherwise it is refused here.
    */
-  const refuseUnlessSca = (ctx: Ctx, target: string, identity: FederatedIdentity, stepUp = false): boolean => {
+  const refuseUnlessSca = async (ctx: Ctx, target: string, identity: FederatedIdentity, stepUp = false): Promise<boolean> => {
     if (countsAsSca(deps.idpConfig.sca, identity) || stepUp) return false;
     logger.info(
       { event: 'federation.not_sca', outcome: 'access_denied', accountId: identity.customerId, detail: { acr: identity.acr, amr: identity.amr } },
       'upstream login is not strong customer authentication',
     );
-    renderProblem(ctx, target, {
-      status: 403,
-      heading: 'A stronger sign-in is needed',
-      message:
-        'Your bank sign-in did not use two-factor authentication, which is required to share your accounts, make a payment or manage connected apps. Try again and confirm with your second factor, or cancel.',
-      tppError: 'access_denied',
-    });
+    await renderProblem(ctx, target, { status: 403, page: 'notSca', tppError: 'access_denied' });
     return true;
   };
 
@@ -154,7 +159,7 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
    * Art. 5) or to step a login below SCA up.
    */
   const signedIn = async (ctx: Ctx, uid: string, identity: FederatedIdentity) => {
-    if (refuseUnlessSca(ctx, uid, identity, deps.idpConfig.sca.belowSca === 'step_up')) return;
+    if (await refuseUnlessSca(ctx, uid, identity, deps.idpConfig.sca.belowSca === 'step_up')) return;
     await recordSignIn(identity, 'authorization');
     const now = Math.floor(Date.now() / 1000);
     await savePendingAuthentication(provider, uid, {
@@ -185,14 +190,14 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
     } catch (err) {
       if (!(err instanceof FederationFailure)) throw err;
       failed(err);
-      unavailable(ctx, target, err);
+      await unavailable(ctx, target, err);
     }
   };
 
   /** The dashboard's sign-in, finished at the callback itself: there is no interaction to resume. */
   const finishDashboardSignIn = async (ctx: Ctx, outcome: FederatedOutcome) => {
     if (!outcome.ok) {
-      unavailable(ctx, DASHBOARD_TARGET, new FederationFailure(outcome.kind, 'the sign-in at the bank IdP failed'));
+      await unavailable(ctx, DASHBOARD_TARGET, new FederationFailure(outcome.kind, 'the sign-in at the bank IdP failed'));
       return;
     }
     const { identity } = outcome;
@@ -204,22 +209,22 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
       // RTS Art. 4: one factor at the bank, the second Moat's own code; nobody is signed in until it is given.
       await recordSignIn(identity, 'dashboard (code to follow)');
       ctx.type = 'html';
-      ctx.body = views.render('federated-sign-in', {
-        heading: 'One more step',
-        message: 'Your bank sign-in used one factor. Next, enter the code from your authenticator app…',
-        continueLink: DASHBOARD_CODE,
-      });
+      ctx.body = views.render(
+        'federated-sign-in',
+        { heading: { key: 'federated.oneMoreStep.heading' }, message: { key: 'federated.oneMoreStep.message' }, continueLink: DASHBOARD_CODE },
+        await localeFor(ctx, DASHBOARD_TARGET),
+      );
       return;
     }
-    if (refuseUnlessSca(ctx, DASHBOARD_TARGET, identity)) return;
+    if (await refuseUnlessSca(ctx, DASHBOARD_TARGET, identity)) return;
     await recordSignIn(outcome.identity, 'dashboard');
     await deps.startDashboardSession(ctx, outcome.identity.customerId);
     ctx.type = 'html';
-    ctx.body = views.render('federated-sign-in', {
-      heading: 'Signed in',
-      message: 'You are signed in. Taking you to your connected apps…',
-      continueLink: DASHBOARD_HOME,
-    });
+    ctx.body = views.render(
+      'federated-sign-in',
+      { heading: { key: 'federated.signedIn.heading' }, message: { key: 'federated.signedIn.message' }, continueLink: DASHBOARD_HOME },
+      await localeFor(ctx, DASHBOARD_TARGET),
+    );
   };
 
   router.get(FEDERATION_CALLBACK_PATH, async (ctx) => {
@@ -235,7 +240,7 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
         bound === null ? "a callback without this browser's sign-in cookie" : "a callback whose state is unknown, used or not this browser's",
       );
       failed(failure);
-      unavailable(ctx, uid, failure);
+      await unavailable(ctx, uid, failure);
       return;
     }
     let outcome: FederatedOutcome;
@@ -274,7 +279,7 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
       await finish(ctx, { error: 'access_denied', error_description: 'the customer did not sign in at the bank' });
       return;
     }
-    unavailable(ctx, details.uid, failure);
+    await unavailable(ctx, details.uid, failure);
   });
 
   router.post('/interaction/:uid/federated/abandon', async (ctx) => {

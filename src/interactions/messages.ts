@@ -5,7 +5,9 @@ import { basename, join } from 'node:path';
  * The customer pages' words, one catalogue a language in views/locales/<BCP 47 tag>.json. English
  * (en.json) is the reference: every other catalogue must have exactly its keys, checked when Moat
  * starts (a bank adds a language by adding a file; a missing or extra key stops the start, naming
- * it). Placeholders are {name}; values are escaped by the templates, never by the catalogue.
+ * it). Placeholders are {name}, or {name:minute} (also second, day) for a number said with its unit
+ * and the locale's plural ("1 minute", "5 minutos"); values are escaped by the templates, never by
+ * the catalogue.
  *
  * The language of a page: the first of the authorization's ui_locales (OpenID Connect Core §3.1.2.1)
  * that Moat has, else the first of the browser's Accept-Language (RFC 9110 §12.5.4) by weight,
@@ -64,7 +66,14 @@ export function loadCatalogues(dir: string): Catalogues {
       return (key, params = {}) => {
         const text = messages[key];
         if (text === undefined) throw new Error(`no message ${key} in views/locales/${locale}.json`);
-        return text.replace(/\{(\w+)\}/g, (whole, name: string) => (name in params ? String(params[name]) : whole));
+        return text.replace(/\{(\w+)(?::(minute|second|day))?\}/g, (whole, name: string, unit: string | undefined) => {
+          if (!(name in params)) return whole;
+          const value = params[name]!;
+          // {minutes:minute}: a number with its unit, plural and all, as the locale says it (Intl).
+          return unit === undefined || typeof value !== 'number'
+            ? String(value)
+            : new Intl.NumberFormat(intlLocale(locale), { style: 'unit', unit, unitDisplay: 'long' }).format(value);
+        });
       };
     },
     negotiate(uiLocales, acceptLanguage) {

@@ -2,7 +2,7 @@ import type { Middleware, ParameterizedContext } from 'koa';
 import { errors, type Configuration } from 'oidc-provider';
 import { FormRefused } from '../http/csrf.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
-import { StorageUnavailableError } from '../storage/model-store.ts';
+import { StorageUnavailableError } from '../kernel/storage-unavailable.ts';
 import type { Views } from './views.ts';
 
 /*
@@ -21,13 +21,19 @@ import type { Views } from './views.ts';
 /** What went wrong, in the customer's terms; each has its own wording on the page. */
 export type ErrorKind = 'session_expired' | 'form_expired' | 'request_problem' | 'unavailable' | 'not_found' | 'other';
 
-/** What an error page shows. `message` is customer wording that replaces the kind's own. */
+/** What an error page shows. `messageKey` names catalogue wording (views/locales) that replaces the kind's own. */
 export interface ShownError {
   status: number;
   error: string | undefined;
   description: string | undefined;
   kind?: ErrorKind;
-  message?: string;
+  messageKey?: string;
+}
+
+/** A way back from an error page: where to, and the catalogue key of its label. */
+export interface BackLink {
+  link: string;
+  labelKey: string;
 }
 
 /** The TPP the customer came from, as far as it is known: its name and a safe (https) website. */
@@ -58,7 +64,7 @@ function kindOf(err: unknown, shown: ShownError): ErrorKind {
 }
 
 interface PageOptions {
-  back?: { link: string; label: string } | undefined;
+  back?: BackLink | undefined;
   tpp?: TppLink | undefined;
   interactionMinutes?: number | undefined;
   /** Show the OAuth error code and description (the developer portal only). */
@@ -72,10 +78,10 @@ interface PageOptions {
 export function errorPage(ctx: ParameterizedContext, shown: ShownError & { kind: ErrorKind }, options: PageOptions = {}): Record<string, unknown> {
   return {
     kind: shown.kind,
-    ...(shown.message === undefined ? {} : { message: shown.message }),
+    ...(shown.messageKey === undefined ? {} : { messageKey: shown.messageKey }),
     ...(options.interactionMinutes === undefined ? {} : { minutes: options.interactionMinutes }),
     ...(options.technical === true ? { technical: { error: shown.error, description: shown.description } } : {}),
-    ...(options.back === undefined ? {} : { backLink: options.back.link, backLabel: options.back.label }),
+    ...(options.back === undefined ? {} : { backLink: options.back.link, backLabelKey: options.back.labelKey }),
     ...(options.tpp === undefined ? {} : { tpp: options.tpp }),
     interactionId: ctx.response.get('x-fapi-interaction-id'),
   };
@@ -122,7 +128,7 @@ export function createRenderError(views: Views, options: { interactionMinutes?: 
 export function htmlErrorPages(
   views: Views,
   options: {
-    back?: { link: string; label: string };
+    back?: BackLink;
     also?: (err: unknown) => ShownError | undefined;
     onError?: (shown: ShownError) => void;
     fallbackDescription?: string;

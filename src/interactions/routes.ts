@@ -17,10 +17,11 @@ import { describeAccount, describeDetail, formatDate } from '../consents/present
 import { regulatorOf } from '../certificates/regulator-names.ts';
 import { intentIdFromClaims } from '../consents/provider-hooks.ts';
 import { intentProblem } from '../consents/intent-problem.ts';
+import { purposeOf } from '../consents/request-purpose.ts';
 import { AccountsUnavailable, type AccountDirectory } from '../customers/account-directory.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import { lockedMessage, type LoginThrottle } from '../customers/login-throttle.ts';
-import { SANDBOX_CUSTOMERS } from '../customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from '../customers/sandbox-customers.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
 import { allowScript } from '../http/security-headers.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
@@ -48,6 +49,7 @@ import { PasskeyRefused, type PasskeyCeremonies } from '../passkeys/passkey-cere
 import type { PasskeyStore } from '../passkeys/passkey-store.ts';
 import type { Views } from './views.ts';
 import { intlLocale, type Translate } from './messages.ts';
+import { codeRefusalText, passkeyRefusalText, signInRefusalText, type SignInRefusal } from './refusal-text.ts';
 
 /*
  * The bank customer's side of an authorization: login and consent. The form fields are a documented,
@@ -88,6 +90,8 @@ export interface InteractionSca {
 }
 
 type Ctx = ParameterizedContext;
+/** A message said in the page's language, once the page knows it. */
+type Say = (t: Translate) => string;
 type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails']>>;
 
 /** What the TPP asked for in this authorization, read from the pushed request. */
@@ -201,21 +205,28 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   const pageLocale = (ctx: Ctx, details: InteractionDetails) =>
     views.catalogues.negotiate(typeof details.params.ui_locales === 'string' ? details.params.ui_locales : undefined, ctx.get('accept-language'));
 
-  const renderLogin = async (ctx: Ctx, uid: string, clientId: string, extra: { error?: string; username?: string } = {}, details?: InteractionDetails) => {
-    const passkey = details === undefined ? undefined : await passkeyOfferFor(ctx, details);
+  /**
+   * The sign-in page; `step: 'done'` when the sign-in step is already over (no passkey offer, no
+   * time limit: the page only says so).
+   */
+  const renderLogin = async (ctx: Ctx, details: InteractionDetails, extra: { error?: Say; username?: string } = {}, step: 'open' | 'done' = 'open') => {
+    const locale = pageLocale(ctx, details);
+    const t = views.catalogues.translator(locale);
+    const passkey = step === 'done' ? undefined : await passkeyOfferFor(ctx, details, locale);
     ctx.type = 'html';
     ctx.body = views.render(
       'login',
       {
-        uid,
-        ...(await clientView(clientId)),
-        ...extra,
-        ...(details === undefined ? {} : { timeLimit: timeLimitOf(ctx, details) }),
+        uid: details.uid,
+        ...(await clientView(String(details.params.client_id))),
+        ...(extra.username === undefined ? {} : { username: extra.username }),
+        ...(extra.error === undefined ? {} : { error: extra.error(t) }),
+        ...(step === 'done' ? {} : { timeLimit: timeLimitOf(ctx, details) }),
         ...(passkey === undefined ? {} : { passkey, payment: passkey.payment }),
-        csrf: csrf.token(ctx, `interaction:${uid}`),
+        csrf: csrf.token(ctx, `interaction:${details.uid}`),
         demoCustomers: sandbox ? SANDBOX_CUSTOMERS : [],
       },
-      details === undefined ? views.catalogues.negotiate(undefined, ctx.get('accept-language')) : pageLocale(ctx, details),
+      locale,
     );
   };
 
@@ -281,6 +292,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
         csrf: csrf.token(ctx, `interaction:${details.uid}`),
         ...(await clientView(request.clientId)),
         customerName: customer?.name ?? customerId,
+        purpose: purposeOf(details.params),
         scopes: describeScopes(request.scope, config, t, { openidOnly: asked !== undefined }),
         detail:
           view === undefined
@@ -315,32 +327,34 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     details: InteractionDetails,
     request: PendingRequest,
     pending: PendingAuthentication,
-    extra: { error?: string } = {},
+    extra: { error?: Say } = {},
   ) => {
+    const locale = pageLocale(ctx, details);
+    const t = views.catalogues.translator(locale);
     const requirement = requirementOf(details, request, pending);
-    const payment = request.detail?.type === 'payment_initiation' ? describeDetail(request.detail).payment : undefined;
+    const payment = request.detail?.type === 'payment_initiation' ? describeDetail(request.detail, intlLocale(locale)).payment : undefined;
     const customer = await customers.findById(pending.customerId);
     const steps = pending.upstream === undefined ? { totp: true, passkey: false } : await moatStepsFor(pending);
     const passkey = steps.passkey ? await passkeyOffer(ctx, passkeys.ceremonies, views, details.uid, requirement?.link, pending.customerId) : undefined;
     ctx.type = 'html';
-    ctx.body = views.render('totp', {
-      uid: details.uid,
-      ...(await clientView(request.clientId)),
-      csrf: csrf.token(ctx, `interaction:${details.uid}`),
-      customerName: customer?.name ?? pending.customerId,
-      payment,
-      paymentLink: requirement?.link === undefined ? undefined : paymentLinkHash(requirement.link),
-      codeForm: steps.totp,
-      passkey,
-      upstreamNote:
-        pending.upstream === undefined || payment !== undefined
-          ? undefined
-          : pending.upstream.sca
-            ? 'For your security, confirm it is you with one more step.'
-            : 'Your bank sign-in used one factor. One more step with us makes it a strong sign-in.',
-      demoCustomers: sandbox && pending.upstream === undefined ? SANDBOX_CUSTOMERS : [],
-      ...extra,
-    });
+    ctx.body = views.render(
+      'totp',
+      {
+        uid: details.uid,
+        ...(await clientView(request.clientId)),
+        csrf: csrf.token(ctx, `interaction:${details.uid}`),
+        customerName: customer?.name ?? pending.customerId,
+        payment,
+        paymentLink: requirement?.link === undefined ? undefined : paymentLinkHash(requirement.link),
+        codeForm: steps.totp,
+        passkey,
+        upstreamNote:
+          pending.upstream === undefined || payment !== undefined ? undefined : t(pending.upstream.sca ? 'totp.upstream.confirm' : 'totp.upstream.oneFactor'),
+        demoCustomers: sandbox && pending.upstream === undefined ? SANDBOX_CUSTOMERS : [],
+        ...(extra.error === undefined ? {} : { error: extra.error(t) }),
+      },
+      locale,
+    );
   };
 
   /** The first step's factor: the password, or the login at the bank's IdP. */
@@ -412,37 +426,28 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
     const { clientName } = await clientView(request.clientId);
-    ctx.body = views.render('federated-sign-in', {
-      uid: details.uid,
-      csrf: csrf.token(ctx, `interaction:${details.uid}`),
-      tppError: 'access_denied',
-      reference: ctx.response.get('x-fapi-interaction-id'),
-      setupLink: '/account/security',
-      ...(why === 'payment_link'
-        ? {
-            heading: 'Set up a way to confirm payments',
-            message: `To confirm a payment, you enter a code from an authenticator app or use a passkey while you see the amount and payee. You have not set one up yet. Set one up under Sign-in security in your online banking account, then start the payment again from ${clientName}.`,
-          }
-        : why === 'not_fresh'
-          ? {
-              heading: 'Please confirm it is you',
-              message:
-                'For your security, this needs a new sign-in. Set up an authenticator app or passkey under Sign-in security in your online banking account, then start again from the application, or cancel.',
-            }
-          : {
-              heading: 'A stronger sign-in is needed',
-              message:
-                'Your bank sign-in did not use two-factor authentication, which is required to share your accounts, make a payment or manage connected apps. Try again and confirm with your second factor, or set up an authenticator app or passkey under Sign-in security in your online banking account.',
-              retryLink: `/interaction/${details.uid}`,
-            }),
-    });
+    // federated.<why>.heading / .message in views/locales.
+    ctx.body = views.render(
+      'federated-sign-in',
+      {
+        uid: details.uid,
+        csrf: csrf.token(ctx, `interaction:${details.uid}`),
+        tppError: 'access_denied',
+        reference: ctx.response.get('x-fapi-interaction-id'),
+        setupLink: '/account/security',
+        heading: { key: `federated.${why}.heading` },
+        message: { key: `federated.${why}.message`, params: { client: clientName } },
+        ...(why === 'below_sca' ? { retryLink: `/interaction/${details.uid}` } : {}),
+      },
+      pageLocale(ctx, details),
+    );
   };
 
   /**
    * The login page's passkey form: options whose challenge, for a payment, is linked to its values
    * (the consent id chosen here travels with the challenge). None when the request cannot go on.
    */
-  const passkeyOfferFor = async (ctx: Ctx, details: InteractionDetails) => {
+  const passkeyOfferFor = async (ctx: Ctx, details: InteractionDetails, locale: string) => {
     let request: PendingRequest;
     try {
       request = await pendingRequest(details);
@@ -453,7 +458,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const link = requirementWithConsent(details, request, linkedConsentId(request))?.link;
     return {
       ...(await passkeyOffer(ctx, passkeys.ceremonies, views, details.uid, link)),
-      ...(request.detail?.type === 'payment_initiation' ? { payment: describeDetail(request.detail).payment } : {}),
+      ...(request.detail?.type === 'payment_initiation' ? { payment: describeDetail(request.detail, intlLocale(locale)).payment } : {}),
     };
   };
 
@@ -501,7 +506,6 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
 
   router.get('/interaction/:uid', async (ctx) => {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
-    const clientId = String(details.params.client_id);
     if (details.prompt.name === 'login') {
       const pending = pendingAuthenticationOf(details);
       if (pending !== undefined) {
@@ -510,7 +514,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
         if (pending.upstream !== undefined) await continueAfterUpstream(ctx, details, request, { ...pending, upstream: pending.upstream });
         else await renderSecondStep(ctx, details, request, pending);
       } else if (deps.federated !== undefined) await deps.federated.begin(ctx, details.uid);
-      else await renderLogin(ctx, details.uid, clientId, {}, details);
+      else await renderLogin(ctx, details);
       return;
     }
     const request = await pendingRequestOrFinish(ctx, details);
@@ -529,13 +533,13 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       throw new OAuthError('invalid_request', 'this bank signs customers in at its own sign-in page: return to the application and start again');
     if (details.prompt.name !== 'login') {
       ctx.status = 400;
-      await renderLogin(ctx, details.uid, clientId, { error: 'This sign-in step is already complete.' });
+      await renderLogin(ctx, details, { error: (t) => t('signIn.alreadyComplete') }, 'done');
       return;
     }
     const signedIn = await signIn(ctx, { customers, throttle, logger }, username, password);
     if (!signedIn.ok) {
       ctx.status = signedIn.status;
-      await renderLogin(ctx, details.uid, clientId, { error: signedIn.message, username }, details);
+      await renderLogin(ctx, details, { error: (t) => signInRefusalText(t, signedIn.refusal), username });
       return;
     }
     const request = await pendingRequestOrFinish(ctx, details);
@@ -558,7 +562,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     if (requirement.acr === ACR_SCA && (await passkeys.store.listForCustomer(signedIn.customerId)).length > 0) {
       // A password and nothing else, from a customer whose second factor is a passkey: the passkey alone is SCA.
       ctx.status = 401;
-      await renderLogin(ctx, details.uid, clientId, { error: 'This needs more than your password. Use your passkey below.', username }, details);
+      await renderLogin(ctx, details, { error: (t) => t('signIn.passkeyNeeded'), username });
       return;
     }
     if (requirement.acr === ACR_SCA) {
@@ -585,7 +589,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       throw new OAuthError('invalid_request', 'this bank signs customers in at its own sign-in page: return to the application and start again');
     if (details.prompt.name !== 'login') {
       ctx.status = 400;
-      await renderLogin(ctx, details.uid, clientId, { error: 'This sign-in step is already complete.' });
+      await renderLogin(ctx, details, { error: (t) => t('signIn.alreadyComplete') }, 'done');
       return;
     }
     const request = await pendingRequestOrFinish(ctx, details);
@@ -606,8 +610,9 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       if (!(err instanceof PasskeyRefused)) throw err;
       logger.info({ event: 'passkey.refused', outcome: err.code, kind: 'authentication', clientId }, 'passkey sign-in refused');
       ctx.status = err.code === 'payment_changed' ? 409 : 400;
-      if (pending?.upstream !== undefined) await renderSecondStep(ctx, details, request, pending, { error: err.message });
-      else await renderLogin(ctx, details.uid, clientId, { error: err.message }, details);
+      const code = err.code;
+      if (pending?.upstream !== undefined) await renderSecondStep(ctx, details, request, pending, { error: (t) => passkeyRefusalText(t, code) });
+      else await renderLogin(ctx, details, { error: (t) => passkeyRefusalText(t, code) });
       return;
     }
     logger.info(
@@ -626,9 +631,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const pending = details.prompt.name === 'login' ? pendingAuthenticationOf(details) : undefined;
     if (pending === undefined || sca.totp === undefined) {
       ctx.status = 400;
-      await renderLogin(ctx, details.uid, clientId, {
-        error: details.prompt.name === 'login' ? 'Sign in with your username and password first.' : 'This sign-in step is already complete.',
-      });
+      await renderLogin(ctx, details, { error: (t) => t(details.prompt.name === 'login' ? 'signIn.passwordFirst' : 'signIn.alreadyComplete') }, 'done');
       return;
     }
     const request = await pendingRequestOrFinish(ctx, details);
@@ -645,7 +648,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     if (link !== undefined && shown !== paymentLinkHash(link)) {
       ctx.status = 409;
       await renderSecondStep(ctx, details, request, pending, {
-        error: 'The payment details changed while you were signing in. Check the amount and payee below, then enter a new code.',
+        error: (t) => t('code.paymentChanged'),
       });
       return;
     }
@@ -653,7 +656,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       // After the bank's sign-in a code is offered only where it makes the sign-in strong (RTS Art. 4).
       ctx.status = 400;
       await renderSecondStep(ctx, details, request, pending, {
-        error: 'A code from an authenticator app cannot complete this sign-in. Use your passkey, or cancel.',
+        error: (t) => t('code.cannotComplete'),
       });
       return;
     }
@@ -663,7 +666,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       const { status, retryAfterSeconds } = refusalStatus(checked);
       ctx.status = status;
       if (retryAfterSeconds !== undefined) ctx.set('Retry-After', String(retryAfterSeconds));
-      await renderSecondStep(ctx, details, request, pending, { error: checked.message });
+      await renderSecondStep(ctx, details, request, pending, { error: (t) => codeRefusalText(t, checked) });
       return;
     }
     const auth = completedAuthentication({
@@ -771,7 +774,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   return router;
 }
 
-type SignInResult = { ok: true; customerId: string } | { ok: false; status: number; message: string };
+/** A refused sign-in: `message` in English (logs, the JSON APIs), `refusal` for a page to say in its language. */
+type SignInResult = { ok: true; customerId: string } | { ok: false; status: number; message: string; refusal: SignInRefusal };
 
 /** Sign-in with brute-force protection; shared by the interaction and the consent dashboard. */
 export async function signIn(
@@ -786,15 +790,15 @@ export async function signIn(
   if (result.outcome === 'refused') {
     deps.logger.warn({ event: 'login.locked', outcome: 'login_locked', by: result.locked.by }, 'customer sign-in locked');
     ctx.set('Retry-After', String(result.locked.retryAfterSeconds));
-    return { ok: false, status: 429, message: lockedMessage(result.locked) };
+    return { ok: false, status: 429, message: lockedMessage(result.locked), refusal: { kind: 'locked', ...result.locked } };
   }
   if (result.outcome === 'failed') {
     deps.logger.info({ event: 'login.failed', outcome: 'login_failed' }, 'customer login failed');
     if (result.locked !== undefined) {
       ctx.set('Retry-After', String(result.locked.retryAfterSeconds));
-      return { ok: false, status: 429, message: lockedMessage(result.locked) };
+      return { ok: false, status: 429, message: lockedMessage(result.locked), refusal: { kind: 'locked', ...result.locked } };
     }
-    return { ok: false, status: 401, message: 'The username or password is incorrect.' };
+    return { ok: false, status: 401, message: 'The username or password is incorrect.', refusal: { kind: 'incorrect' } };
   }
   const customer = result.value;
   deps.logger.info({ event: 'login.succeeded', accountId: customer.id }, 'customer logged in');

@@ -5,7 +5,7 @@ import { isExpired, type KeyState, type LifecycleKey } from './key-lifecycle.ts'
 /*
  * The rotation schedule of keys every instance shares (keys.source: database), as pure decisions:
  * given the keys and the time, which transitions are due. Whichever instance finds them due applies
- * them (under a lock, storage/sql/sql-signing-key-store.ts); every instance then loads the result.
+ * them (under a lock, storage/sql/signing-key-store.ts); every instance then loads the result.
  *
  *   active ──(every − publishAhead)──▶ next staged, published, verify only
  *   next   ──(publishAhead later)────▶ active; the old active key retired, still published

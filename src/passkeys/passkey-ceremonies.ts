@@ -11,7 +11,7 @@ import {
 } from '@simplewebauthn/server';
 import { decodeAttestationObject, decodeClientDataJSON, isoBase64URL, parseAuthenticatorData } from '@simplewebauthn/server/helpers';
 import { z } from 'zod';
-import type { ModelStore } from '../storage/model-store.ts';
+import type { ModelStore } from '../kernel/model-store.ts';
 import { PasskeyAlreadyEnrolled, type Passkey, type PasskeyStore } from './passkey-store.ts';
 
 /*
@@ -62,7 +62,10 @@ const REFUSAL_MESSAGES: Record<PasskeyRefusal, string> = {
   payment_changed: 'The payment details changed while you were approving. Check the amount and payee below, then use your passkey again.',
 };
 
-/** A passkey response Moat refuses; `message` is fit for the customer's page. */
+/** Every refusal, so the customer pages' catalogue can be checked to word each one (passkey.refused.<code>). */
+export const PASSKEY_REFUSALS = Object.keys(REFUSAL_MESSAGES) as PasskeyRefusal[];
+
+/** A passkey response Moat refuses; `message` is its English wording (logs, APIs), `code` what a page translates. */
 export class PasskeyRefused extends Error {
   readonly code: PasskeyRefusal;
   constructor(code: PasskeyRefusal, options?: { cause?: unknown }) {

@@ -1,7 +1,7 @@
 /*
  * What the passkey ceremonies need kept: each customer's WebAuthn credentials (public material only)
  * and the random user handle their authenticators know them by. Implemented over Postgres (pg and
- * the embedded PGlite) in sql-passkey-store.ts.
+ * the embedded PGlite) in src/storage/sql/passkey-store.ts.
  */
 
 /** singleDevice: the key cannot leave its authenticator; multiDevice: it may be synced (backup eligible). */

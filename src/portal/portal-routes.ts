@@ -4,7 +4,7 @@ import Router from '@koa/router';
 import type { ParameterizedContext } from 'koa';
 import type { CertificateRegistry } from '../certificates/certificate-registry.ts';
 import type { MoatConfig } from '../config/schema.ts';
-import { SANDBOX_CUSTOMERS } from '../customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from '../customers/sandbox-customers.ts';
 import type { CallDiagnostics } from '../diagnostics/call-diagnostics.ts';
 import type { RecentCalls } from '../diagnostics/call-journal.ts';
 import type { CallRecord } from '../diagnostics/call-record.ts';
@@ -58,7 +58,7 @@ export function createPortalRouter(deps: Deps): Router {
   const { views, csrf, sessions } = deps;
   const router = new Router({ prefix: PORTAL_PATH });
 
-  router.use(htmlErrorPages(views, { back: { link: PORTAL_PATH, label: 'Back to the developer portal' }, technical: true }));
+  router.use(htmlErrorPages(views, { back: { link: PORTAL_PATH, labelKey: 'error.back.portal' }, technical: true }));
 
   /** The certificates and clients whose calls this browser may see: those of the TPPs it created. */
   const ownersOf = async (tpps: PortalTpp[]) => {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { ParameterizedContext } from 'koa';
 import type { AdapterPayload } from 'oidc-provider';
 import type { TppFile } from '../sandbox/tpp-credentials.ts';
-import type { ModelStore } from '../storage/model-store.ts';
+import type { ModelStore } from '../kernel/model-store.ts';
 
 /*
  * The portal's memory of one developer's browser: which sandbox TPPs it created (so it may download

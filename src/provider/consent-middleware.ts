@@ -6,16 +6,22 @@ import { intentProblem } from '../consents/intent-problem.ts';
 import { INTENT_CLAIM, intentIdFromClaims } from '../consents/provider-hooks.ts';
 
 /**
- * oidc-provider middleware (provider.use) for the two places where its own pipeline has no hook:
- * a PAR naming an intent is checked before the TPP gets a request_uri, and a token response
- * carries the consent id (and the intent id, UK OB style) next to the granted authorization_details.
+ * oidc-provider middleware (provider.use) for the places where its own pipeline has no hook:
+ * a PAR naming an intent is checked before the TPP gets a request_uri, a token response
+ * carries the consent id (and the intent id, UK OB style) next to the granted authorization_details,
+ * and a token issued or introspected active is a use of its consent (`onUse`, consent-use.ts).
  */
-export function consentProviderMiddleware(consents: ConsentService): Middleware {
+export function consentProviderMiddleware(consents: ConsentService, options: { onUse?: (grantId: string) => void } = {}): Middleware {
   return async (koaCtx, next) => {
     await next();
     const ctx = koaCtx as unknown as KoaContextWithOIDC;
     const { oidc } = ctx;
     if (oidc === undefined) return;
+    if (oidc.route === PROVIDER_ROUTE.introspection && ctx.status === 200 && (ctx.body as { active?: unknown } | undefined)?.active === true) {
+      const grantId = oidc.entities.Grant?.jti;
+      if (grantId !== undefined) options.onUse?.(grantId);
+      return;
+    }
     if (oidc.route === PROVIDER_ROUTE.pushedAuthorizationRequest && ctx.status === 201 && oidc.client !== undefined) {
       const intentId = intentIdFromClaims(oidc.params?.claims);
       if (intentId === undefined) return;
@@ -28,6 +34,8 @@ export function consentProviderMiddleware(consents: ConsentService): Middleware 
       return;
     }
     if (oidc.route === PROVIDER_ROUTE.token && ctx.status === 200) {
+      const grantId = (oidc.entities.AccessToken as { grantId?: string } | undefined)?.grantId;
+      if (grantId !== undefined) options.onUse?.(grantId);
       const extra = (oidc.entities.AccessToken as { extra?: Record<string, unknown> } | undefined)?.extra;
       const body = ctx.body as Record<string, unknown> | undefined;
       if (body === undefined || typeof extra?.consent_id !== 'string') return;

@@ -1,5 +1,6 @@
 import { CLIENT_AUTH_METHODS } from '../kernel/client-authentication.ts';
 import { CIBA_GRANT_TYPE } from '../kernel/grant-types.ts';
+import { purposeParam } from '../consents/request-purpose.ts';
 import { GRANT_MANAGEMENT_ACTIONS, GRANT_MANAGEMENT_SCOPES, GRANTS_PATH, grantManagementParams } from '../consents/grant-management.ts';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -138,8 +139,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
     // FAPI 2.0 SP §5.3.2.2: the redirect_uri is always sent in the PAR request.
     allowOmittingSingleRegisteredRedirectUri: false,
     scopes: ['openid', 'offline_access', ...Object.keys(config.scopes), ...GRANT_MANAGEMENT_SCOPES],
-    // FAPI Grant Management: grant_id and grant_management_action at PAR, authorization and CIBA.
-    extraParams: grantManagementParams(deps.consents) as unknown as Configuration['extraParams'],
+    // FAPI Grant Management: grant_id and grant_management_action at PAR, authorization and CIBA;
+    // OpenID Connect for Identity Assurance 1.0: the TPP's purpose, shown on the consent screen.
+    extraParams: { ...grantManagementParams(deps.consents), ...purposeParam() } as unknown as Configuration['extraParams'],
     // openbanking_intent_id stands alone (requested through the claims parameter, UK OB style).
     // Every ID token says how and when the customer authenticated (src/sca/authentication.ts): acr,
     // amr and auth_time ride on the openid scope so no request has to ask for them.

@@ -134,4 +134,5 @@ export function checkBeforeClientLookup(provider: Provider, refuse: (clientId: s
 export const PROVIDER_ROUTE = {
   pushedAuthorizationRequest: 'pushed_authorization_request',
   token: 'token',
+  introspection: 'introspection',
 } as const;

@@ -13,8 +13,7 @@ import { unstorableText } from '../http/storable-text.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import { PROVIDER_BODY } from './internals.ts';
-import type { ModelStore } from '../storage/model-store.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
+import type { ModelStore } from '../kernel/model-store.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import { formatDistinguishedName, issuerOf } from '../pki/distinguished-name.ts';
 import type { TrustedDirectory } from '../registration/directories.ts';
@@ -22,14 +21,14 @@ import { markRegistrationApproved } from '../registration/approval.ts';
 import { registrationMetadata } from '../registration/registration-policy.ts';
 import { verifySignedRegistrationRequest } from '../registration/signed-registration-request.ts';
 import { verifySoftwareStatement, type SoftwareStatement } from '../registration/software-statement.ts';
-import { issuerOfPresented, recordRegisteredTpp, registeredTppOf } from '../registration/tpp-records.ts';
+import { issuerOfPresented, recordRegisteredTpp, type TppRecordStore } from '../registration/tpp-records.ts';
 
 interface Deps {
   config: MoatConfig;
   provider: Provider;
   directories: ReadonlyMap<string, TrustedDirectory>;
   clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;
-  sql: SqlClient;
+  tppRecords: TppRecordStore;
   registry: CertificateRegistry;
   /** Asks the certificate's CA (OCSP, then CRL) before a client is created or updated with it. */
   checker: RevocationChecker;
@@ -113,7 +112,7 @@ async function register(ctx: Ctx, next: () => Promise<unknown>, deps: Deps): Pro
   await next();
   const created = ctx.body as { client_id?: string } | undefined;
   if (ctx.status === 201 && typeof created?.client_id === 'string') {
-    await recordRegisteredTpp(deps.sql, deps.registry, { clientId: created.client_id, ssa, certificate: presented });
+    await recordRegisteredTpp(deps.tppRecords, deps.registry, { clientId: created.client_id, ssa, certificate: presented });
     await deps.audit?.record({
       type: 'client.registered',
       actor: 'tpp',
@@ -147,7 +146,7 @@ async function register(ctx: Ctx, next: () => Promise<unknown>, deps: Deps): Pro
 async function update(ctx: Ctx, next: () => Promise<unknown>, deps: Deps, clientId: string): Promise<void> {
   if (!(await holdsRegistrationAccessToken(ctx, deps, clientId))) return void (await next());
   const { metadata, ssa, presented } = await approvedMetadata(ctx, deps);
-  const existing = await registeredTppOf(deps.sql, clientId);
+  const existing = await deps.tppRecords.registeredTppOf(clientId);
   if (existing !== undefined && (existing.softwareId !== ssa.softwareId || existing.orgId !== ssa.orgId)) {
     throw new OAuthError(
       'invalid_software_statement',
@@ -163,7 +162,7 @@ async function update(ctx: Ctx, next: () => Promise<unknown>, deps: Deps, client
   markRegistrationApproved(ctx.req);
   await next();
   if (ctx.status === 200) {
-    await recordRegisteredTpp(deps.sql, deps.registry, { clientId, ssa, certificate: presented });
+    await recordRegisteredTpp(deps.tppRecords, deps.registry, { clientId, ssa, certificate: presented });
     await deps.audit?.record({
       type: 'client.updated',
       actor: 'tpp',
@@ -182,7 +181,7 @@ async function remove(ctx: Ctx, next: () => Promise<unknown>, deps: Deps, client
   await next();
   if (ctx.status !== 204) return;
   const ended = await deps.consents.revokeAllForClient(clientId, 'the client was deleted by its owner (RFC 7592)');
-  const tpp = await registeredTppOf(deps.sql, clientId);
+  const tpp = await deps.tppRecords.registeredTppOf(clientId);
   await deps.audit?.record({
     type: 'client.deleted',
     actor: 'tpp',

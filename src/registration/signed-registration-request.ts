@@ -1,7 +1,7 @@
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JSONWebKeySet } from 'jose';
 import { SIGNING_ALGORITHMS } from '../config/schema.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
-import type { ModelStore } from '../storage/model-store.ts';
+import type { ModelStore } from '../kernel/model-store.ts';
 import type { TrustedDirectory } from './directories.ts';
 import { verifySoftwareStatement, type SoftwareStatement } from './software-statement.ts';
 

@@ -1,26 +1,39 @@
 import { X509Certificate } from 'node:crypto';
 import { certificateProfile } from '../certificates/certificate-profile.ts';
 import type { CertificateRegistry } from '../certificates/certificate-registry.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import type { SoftwareStatement } from './software-statement.ts';
+
+/** The organisation and software a client was registered for. */
+export interface RegisteredTpp {
+  orgId: string;
+  softwareId: string;
+}
+
+/**
+ * The TPP registry's organisations and the clients registered for them (Postgres `tpp_organisation`
+ * and `client_tpp`; src/storage/sql/tpp-record-store.ts).
+ */
+export interface TppRecordStore {
+  /** Creates the organisation, or refreshes the name of one already known. */
+  saveOrganisation(org: { orgId: string; name: string; directoryIssuer: string }): Promise<void>;
+  /** Links a client to its organisation, software and transport certificate; a link already there stays as it is. */
+  linkClient(link: RegisteredTpp & { clientId: string; transportThumbprint: string }): Promise<void>;
+  /** The organisation and software a client was registered for, if it was registered by Moat. */
+  registeredTppOf(clientId: string): Promise<RegisteredTpp | undefined>;
+}
 
 /**
  * The TPP registry's rows for a registration: the organisation, its transport certificate in the
  * certificate registry (with its issuer, for revocation checks), and the client.
  */
 export async function recordRegisteredTpp(
-  sql: SqlClient,
+  records: TppRecordStore,
   registry: CertificateRegistry,
   entry: { clientId: string; ssa: SoftwareStatement; certificate: PresentedCertificate },
 ): Promise<void> {
   const { ssa, certificate: presented } = entry;
-  await sql.query(
-    `INSERT INTO tpp_organisation (org_id, name, directory_issuer, status)
-     VALUES ($1, $2, $3, 'Active')
-     ON CONFLICT (org_id) DO UPDATE SET name = EXCLUDED.name, updated_at = now()`,
-    [ssa.orgId, ssa.orgName ?? ssa.orgId, ssa.directory.issuer],
-  );
+  await records.saveOrganisation({ orgId: ssa.orgId, name: ssa.orgName ?? ssa.orgId, directoryIssuer: ssa.directory.issuer });
   const issuer = issuerOfPresented(presented);
   await registry.register(certificateProfile(presented.certificate), {
     orgId: ssa.orgId,
@@ -50,21 +63,11 @@ export async function recordRegisteredTpp(
       // A key whose x5c does not parse is still usable as a JWK; it is just not in the registry.
     }
   }
-  await sql.query(
-    `INSERT INTO client_tpp (client_id, org_id, software_id, transport_cert_thumbprint)
-     VALUES ($1, $2, $3, $4) ON CONFLICT (client_id) DO NOTHING`,
-    [entry.clientId, ssa.orgId, ssa.softwareId, presented.thumbprint],
-  );
+  await records.linkClient({ clientId: entry.clientId, orgId: ssa.orgId, softwareId: ssa.softwareId, transportThumbprint: presented.thumbprint });
 }
 
 /** The certificate that signed the presented leaf: among what was sent with it, or the trust anchor. */
 export function issuerOfPresented(presented: PresentedCertificate): X509Certificate | undefined {
   const candidates = [...presented.chain, ...(presented.verification.trusted ? [presented.verification.anchor] : [])];
   return candidates.find((c) => presented.certificate.checkIssued(c) && presented.certificate.verify(c.publicKey));
-}
-
-/** The organisation and software a client was registered for, if it was registered by Moat. */
-export async function registeredTppOf(sql: SqlClient, clientId: string): Promise<{ orgId: string; softwareId: string } | undefined> {
-  const { rows } = await sql.query<{ org_id: string; software_id: string }>('SELECT org_id, software_id FROM client_tpp WHERE client_id = $1', [clientId]);
-  return rows[0] === undefined ? undefined : { orgId: rows[0].org_id, softwareId: rows[0].software_id };
 }

@@ -3,6 +3,7 @@ import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import { DecoupledRefusal } from '../ciba/decoupled-request.ts';
 import type { DecoupledAuthorisation } from '../ciba/decoupled-authorisation.ts';
+import { ChoiceInvalid } from '../consents/customer-choice.ts';
 import { describeAccount, describeDetail } from '../consents/presentation.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import type { LoginThrottle } from '../customers/login-throttle.ts';
@@ -11,6 +12,8 @@ import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
 import { readForm } from '../http/read-body.ts';
 import { signIn, type InteractionSca } from '../interactions/routes.ts';
 import type { Views } from '../interactions/views.ts';
+import { intlLocale, type Translate } from '../interactions/messages.ts';
+import { codeRefusalText, signInRefusalText } from '../interactions/refusal-text.ts';
 import type { Logger } from '../observability/logger.ts';
 import { passwordFactor, totpFactor } from '../sca/authentication.ts';
 
@@ -37,6 +40,8 @@ export interface BankAppPageDeps {
 }
 
 type Ctx = ParameterizedContext;
+/** A message said in the page's language. */
+type Say = (t: Translate) => string;
 
 export function createBankAppPageRouter(deps: BankAppPageDeps): Router {
   const router = new Router({ prefix: BANK_APP_PATH });
@@ -46,12 +51,20 @@ export function createBankAppPageRouter(deps: BankAppPageDeps): Router {
     return session?.strength === 'strong' ? session.customerId : undefined;
   };
 
-  const render = async (ctx: Ctx, extra: { error?: string; notice?: string } = {}) => {
+  /** The page in the browser's language (Accept-Language); `error` and `notice` are said in it. */
+  const render = async (ctx: Ctx, extra: { error?: Say; notice?: Say } = {}) => {
     const customerId = await strongCustomer(ctx);
+    const locale = deps.views.catalogues.negotiate(undefined, ctx.get('accept-language'));
+    const t = deps.views.catalogues.translator(locale);
+    const intl = intlLocale(locale);
+    const said = {
+      ...(extra.error === undefined ? {} : { error: extra.error(t) }),
+      ...(extra.notice === undefined ? {} : { notice: extra.notice(t) }),
+    };
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
     if (customerId === undefined) {
-      ctx.body = deps.views.render('bank-app', { csrf: deps.csrf.token(ctx, CSRF_PURPOSE), ...extra });
+      ctx.body = deps.views.render('bank-app', { csrf: deps.csrf.token(ctx, CSRF_PURPOSE), ...said }, locale);
       return;
     }
     const customer = await deps.customers.findById(customerId);
@@ -65,15 +78,19 @@ export function createBankAppPageRouter(deps: BankAppPageDeps): Router {
           id: r.id,
           clientName: client?.clientName ?? r.clientId,
           bindingMessage: r.bindingMessage,
-          expiresAt: r.expiresAt.toISOString(),
+          expiresAt: new Intl.DateTimeFormat(intl, { dateStyle: 'medium', timeStyle: 'short' }).format(r.expiresAt),
           selection: r.requested?.type === 'payment_initiation' ? 'one' : 'many',
           // RTS Art. 5(1)(a): a payment's amount and payee are shown where the customer authenticates for it.
-          detail: r.requested === undefined ? undefined : describeDetail(r.requested),
+          detail: r.requested === undefined ? undefined : describeDetail(r.requested, intl),
           accounts: accounts.map((a) => describeAccount(a)),
         };
       }),
     );
-    ctx.body = deps.views.render('bank-app', { csrf: deps.csrf.token(ctx, CSRF_PURPOSE), customerName: customer?.name ?? customerId, requests, ...extra });
+    ctx.body = deps.views.render(
+      'bank-app',
+      { csrf: deps.csrf.token(ctx, CSRF_PURPOSE), customerName: customer?.name ?? customerId, requests, ...said },
+      locale,
+    );
   };
 
   router.get('/', (ctx) => render(ctx));
@@ -89,14 +106,15 @@ export function createBankAppPageRouter(deps: BankAppPageDeps): Router {
     );
     if (!signedIn.ok) {
       ctx.status = signedIn.status;
-      await render(ctx, { error: signedIn.message });
+      const { refusal } = signedIn;
+      await render(ctx, { error: (t) => signInRefusalText(t, refusal) });
       return;
     }
     // RTS Art. 4: the app is opened with two factors, as the bank's real app is.
     const checked = deps.sca.totp === undefined ? undefined : await deps.sca.totp.verify(signedIn.customerId, form.get('code'), ctx.ip);
     if (checked === undefined || !checked.ok) {
       ctx.status = 401;
-      await render(ctx, { error: checked?.message ?? 'This app needs a one-time code, and none is set up.' });
+      await render(ctx, { error: (t) => (checked === undefined ? t('bankApp.noCode') : codeRefusalText(t, checked)) });
       return;
     }
     await deps.sessions.start(ctx, signedIn.customerId, 'strong');
@@ -110,26 +128,29 @@ export function createBankAppPageRouter(deps: BankAppPageDeps): Router {
     const customerId = await strongCustomer(ctx);
     if (customerId === undefined) {
       ctx.status = 401;
-      await render(ctx, { error: 'Sign in first.' });
+      await render(ctx, { error: (t) => t('bankApp.signInFirst') });
       return;
     }
     const id = ctx.params.id!;
     try {
       if (form.get('decision') === 'deny') {
         await deps.authorisation.deny({ id, customerId });
-        await render(ctx, { notice: 'Request denied.' });
+        await render(ctx, { notice: (t) => t('bankApp.denied') });
         return;
       }
-      if (form.get('decision') !== 'approve') throw new DecoupledRefusal('choice_invalid', 'Choose Approve or Deny.');
+      if (form.get('decision') !== 'approve') throw new DecoupledRefusal('choice_invalid', 'choose approve or deny');
       // The approval's own second factor: a fresh code for this request, beside the sign-in password.
       const checked = deps.sca.totp === undefined ? undefined : await deps.sca.totp.verify(customerId, form.get('code'), ctx.ip);
       const factors = checked?.ok === true ? [passwordFactor(), totpFactor()] : [passwordFactor()];
       await deps.authorisation.approve({ id, customerId, factors, accounts: form.getAll('accounts') });
-      await render(ctx, { notice: 'Request approved. You can return to the app that asked.' });
+      await render(ctx, { notice: (t) => t('bankApp.approved') });
     } catch (err) {
       if (!(err instanceof DecoupledRefusal)) throw err;
       ctx.status = err.code === 'sca_required' ? 401 : err.code === 'not_found' ? 404 : 400;
-      await render(ctx, { error: err.code === 'sca_required' ? 'Enter the one-time code from your authenticator app to approve.' : err.message });
+      // bankApp.refused.<code> in views/locales; the English message stays in the service (and the JSON API).
+      // A refused choice of accounts is said as on the consent page (choice.<code>).
+      const { code, cause } = err;
+      await render(ctx, { error: (t) => (cause instanceof ChoiceInvalid ? t(`choice.${cause.code}`) : t(`bankApp.refused.${code}`)) });
     }
   });
 

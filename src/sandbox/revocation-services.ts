@@ -4,7 +4,6 @@ import Router from '@koa/router';
 import { readRawBody } from '../http/read-body.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import * as x509 from '../pki/x509.ts';
 import { answerOcsp, buildCrl, type CaSigner } from './ca-services.ts';
@@ -24,19 +23,24 @@ export function sandboxRevocationPointers(issuer: string): { ocspUrl: string; cr
   return { ocspUrl: `${base}/ocsp`, crlUrl: `${base}/tpp-ca.crl` };
 }
 
+/** The certificates the sandbox TPP CA revoked (Postgres `sandbox_revoked_certificate`; src/storage/sql/sandbox-revocation-store.ts). */
+export interface SandboxRevocationStore {
+  /** Serial (lower-case hex) → when it was revoked. */
+  revoked(): Promise<Map<string, Date>>;
+  /** Revokes the serial; revoking it again changes nothing. */
+  revoke(serial: string, reason: string): Promise<void>;
+}
+
 export function createSandboxRevocationRouter(deps: {
   material: SandboxMaterial;
-  sql: SqlClient;
+  revocations: SandboxRevocationStore;
   clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;
   logger: Logger;
 }): Router {
   const router = new Router({ prefix: SANDBOX_PKI_PATH });
   const ca: CaSigner = { certificate: new x509.X509Certificate(deps.material.tppCaPem), key: importSigningKey(deps.material.tppCaKeyPem) };
   const caCertificate = new X509Certificate(deps.material.tppCaPem);
-  const revoked = async () => {
-    const { rows } = await deps.sql.query<{ serial: string; revoked_at: Date | string }>('SELECT serial, revoked_at FROM sandbox_revoked_certificate');
-    return new Map(rows.map((r) => [r.serial, new Date(r.revoked_at)]));
-  };
+  const revoked = () => deps.revocations.revoked();
 
   router.get('/tpp-ca.crl', async (ctx) => {
     ctx.type = 'application/pkix-crl';
@@ -58,7 +62,7 @@ export function createSandboxRevocationRouter(deps: {
       throw new OAuthError('invalid_client', 'only certificates of the sandbox TPP CA can be revoked here');
     }
     const serial = presented.certificate.serialNumber.toLowerCase();
-    await deps.sql.query('INSERT INTO sandbox_revoked_certificate (serial, reason) VALUES ($1, $2) ON CONFLICT DO NOTHING', [serial, 'revoked by its holder']);
+    await deps.revocations.revoke(serial, 'revoked by its holder');
     deps.logger.info({ event: 'sandbox.certificate_revoked', serial, thumbprint: presented.thumbprint }, 'sandbox CA revoked a TPP certificate');
     ctx.body = { revoked: serial, thumbprint: presented.thumbprint, note: 'Moat learns of it from the OCSP responder at the next certificate check' };
   });

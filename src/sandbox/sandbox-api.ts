@@ -33,6 +33,8 @@ interface Deps {
   consents: ConsentService;
   /** The customers' accounts: the same directory the consent screens offer them from. */
   accounts: AccountDirectory;
+  /** An authorized call is the TPP using the consent behind the token's grant (consent-use.ts). */
+  onConsentUse?: (grantId: string) => void;
 }
 
 type Ctx = ParameterizedContext;
@@ -70,6 +72,7 @@ export function createSandboxApiRouter(deps: Deps): Router {
   const handle = (scope: string, body: (token: AccessTokenOf) => unknown) => async (ctx: Ctx) => {
     try {
       const token = await authorize(ctx, scope);
+      if (token.grantId !== undefined) deps.onConsentUse?.(token.grantId);
       ctx.body = await body(token);
     } catch (err) {
       if (err instanceof TokenRejected) return renderTokenRejected(ctx, err);

@@ -3,7 +3,7 @@ import type { AuditLog } from '../audit/audit-log.ts';
 import { addressBucket } from '../tls/trusted-proxies.ts';
 import { createAttemptThrottle, type AttemptCounterStore, type AttemptRule, type AttemptsLocked } from '../throttle/attempt-throttle.ts';
 import type { SecretBox } from './secret-box.ts';
-import { matchingTimeStep, newTotpSecret, readCode, totpUri } from './totp.ts';
+import { matchingTimeStep, newTotpSecret, readCode, totpUri, type CodeInputProblem } from './totp.ts';
 import type { TotpStore } from './totp-store.ts';
 
 /*
@@ -25,7 +25,8 @@ export type TotpStatus = 'none' | 'pending' | 'active';
 
 export type CodeCheck =
   | { ok: true; timeStep: number }
-  | { ok: false; reason: 'malformed' | 'wrong' | 'used' | 'no_factor'; message: string }
+  | { ok: false; reason: 'malformed'; problem: CodeInputProblem; typedDigits: number; message: string }
+  | { ok: false; reason: 'wrong' | 'used' | 'no_factor'; message: string }
   | { ok: false; reason: 'locked'; message: string; retryAfterSeconds: number };
 
 export interface TotpFactor {
@@ -76,7 +77,7 @@ export function createTotpFactor(deps: {
 
   const check = async (customerId: string, typed: string | null, from: string, state: 'pending' | 'active'): Promise<CodeCheck> => {
     const input = readCode(typed);
-    if (!input.ok) return { ok: false, reason: 'malformed', message: input.message };
+    if (!input.ok) return { ok: false, reason: 'malformed', problem: input.problem, typedDigits: input.typedDigits, message: input.message };
     const stored = await store.find(customerId);
     if (stored === undefined || (state === 'active') !== (stored.confirmedAt !== undefined)) {
       return {

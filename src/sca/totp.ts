@@ -39,15 +39,25 @@ export function matchingTimeStep(secret: string, code: string, at: Date, window:
   return TOTP.counter({ period: TOTP_PERIOD_SECONDS, timestamp: at.getTime() }) + delta;
 }
 
-/** What was typed, as a code, or why it cannot be one — said so the customer can correct it. */
-export type CodeInput = { ok: true; code: string } | { ok: false; message: string };
+/**
+ * What was typed, as a code, or why it cannot be one — said so the customer can correct it. `problem`
+ * and `typedDigits` let a page say it in the customer's language; `message` is the English wording.
+ */
+export type CodeInput = { ok: true; code: string } | { ok: false; problem: CodeInputProblem; typedDigits: number; message: string };
+export type CodeInputProblem = 'empty' | 'not_digits' | 'wrong_length';
 
 export function readCode(typed: string | null | undefined): CodeInput {
   // Apps show "123 456": spaces and dashes the customer copies along are not part of the code.
   const code = (typed ?? '').replace(/[\s-]/g, '');
-  if (code === '') return { ok: false, message: `Enter the ${TOTP_DIGITS}-digit code from your authenticator app.` };
-  if (!/^\d+$/.test(code)) return { ok: false, message: `The code is ${TOTP_DIGITS} digits, with no letters or other characters.` };
+  if (code === '') return { ok: false, problem: 'empty', typedDigits: 0, message: `Enter the ${TOTP_DIGITS}-digit code from your authenticator app.` };
+  if (!/^\d+$/.test(code))
+    return { ok: false, problem: 'not_digits', typedDigits: code.length, message: `The code is ${TOTP_DIGITS} digits, with no letters or other characters.` };
   if (code.length !== TOTP_DIGITS)
-    return { ok: false, message: `The code is ${TOTP_DIGITS} digits; you entered ${code.length > 99 ? 'too many' : code.length}.` };
+    return {
+      ok: false,
+      problem: 'wrong_length',
+      typedDigits: code.length,
+      message: `The code is ${TOTP_DIGITS} digits; you entered ${code.length > 99 ? 'too many' : code.length}.`,
+    };
   return { ok: true, code };
 }

@@ -1,6 +1,6 @@
 import type { AdapterPayload } from 'oidc-provider';
 import type { InvalidatingCache } from '../caching/invalidating-cache.ts';
-import type { ModelStore } from './model-store.ts';
+import type { ModelStore } from '../kernel/model-store.ts';
 
 /*
  * Clients are durable (Postgres), and oidc-provider looks the client up on every request that names

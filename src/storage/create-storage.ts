@@ -4,7 +4,7 @@ import type { MoatConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { tracedModelStore, tracedSql } from './traced-storage.ts';
 import { createMemoryModelStore } from './embedded/memory-model-store.ts';
-import type { ModelStore, StorageErrorListener } from './model-store.ts';
+import type { ModelStore, StorageErrorListener } from '../kernel/model-store.ts';
 import type { Redis } from 'ioredis';
 import { createLocalInvalidationBus, type InvalidationBus } from '../caching/invalidation.ts';
 import { createPgInvalidationBus } from './sql/pg-invalidation-bus.ts';

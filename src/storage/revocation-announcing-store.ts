@@ -1,4 +1,4 @@
-import type { ModelStore } from './model-store.ts';
+import type { ModelStore } from '../kernel/model-store.ts';
 
 /*
  * Every path that ends a token's life goes through a model store: /revoke destroys an AccessToken,

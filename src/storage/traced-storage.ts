@@ -1,6 +1,6 @@
 import { SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
 import { tracer } from '../observability/tracing.ts';
-import type { ModelStore } from './model-store.ts';
+import type { ModelStore } from '../kernel/model-store.ts';
 import type { SqlClient } from './sql/sql-client.ts';
 
 /*

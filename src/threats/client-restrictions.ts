@@ -2,7 +2,6 @@ import { DomainError } from '../kernel/domain-error.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { InvalidationBus } from '../caching/invalidation.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
 import type { ThreatFlag } from './detector.ts';
 
 /*
@@ -68,36 +67,36 @@ export interface ClientRestrictions {
   stop(): void;
 }
 
-interface RestrictionRow {
-  id: string | number;
-  client_id: string;
-  kind: RestrictionKind;
-  reason: string;
-  flag_id: string | number | null;
-  since: Date | string;
-  until: Date | string | null;
-  created_by: string;
-  released_at: Date | string | null;
-  released_by: string | null;
-}
+/** A restriction about to be put in force. */
+export type NewRestriction = Omit<Restriction, 'id' | 'releasedAt' | 'releasedBy'>;
 
-function toRestriction(r: RestrictionRow): Restriction {
-  return {
-    id: Number(r.id),
-    clientId: r.client_id,
-    kind: r.kind,
-    reason: r.reason,
-    since: new Date(r.since),
-    createdBy: r.created_by,
-    ...(r.flag_id === null ? {} : { flagId: Number(r.flag_id) }),
-    ...(r.until === null ? {} : { until: new Date(r.until) }),
-    ...(r.released_at === null ? {} : { releasedAt: new Date(r.released_at) }),
-    ...(r.released_by === null ? {} : { releasedBy: r.released_by }),
-  };
+/**
+ * The restrictions and the flags behind them (Postgres `client_restriction`, `threat_flag`;
+ * src/storage/sql/restriction-store.ts). At most one restriction of a kind is in force per
+ * client.
+ */
+export interface RestrictionStore {
+  /** The restrictions not released and not expired at `at`. */
+  inForceAt(at: Date): Promise<Restriction[]>;
+  /**
+   * Puts the restriction in force, after closing an expired one of its kind (released by
+   * 'expired' at `since`); undefined when one of its kind is still in force.
+   */
+  open(restriction: NewRestriction): Promise<Restriction | undefined>;
+  /** The unreleased restriction of this kind (there is one: `open` just found it). */
+  openOf(clientId: string, kind: RestrictionKind): Promise<Restriction>;
+  /** Releases the unreleased restriction of this kind; undefined when there is none. */
+  release(clientId: string, kind: RestrictionKind, at: Date, by: string): Promise<Restriction | undefined>;
+  /** Newest first, at most 500. */
+  list(filter: { clientId?: string; includeReleased?: boolean }): Promise<Restriction[]>;
+  /** Stores the flag and the response to it; returns its id. */
+  recordFlag(flag: ThreatFlag, response: string): Promise<number>;
+  /** Newest first, at most `limit` (100 unless given, 1000 at most). */
+  flags(filter: { clientId?: string; since?: Date; limit?: number }): Promise<StoredFlag[]>;
 }
 
 export function createClientRestrictions(deps: {
-  sql: SqlClient;
+  store: RestrictionStore;
   audit: AuditLog;
   logger: Logger;
   /** Revokes every consent and token of the client; returns how many consents ended. */
@@ -110,11 +109,9 @@ export function createClientRestrictions(deps: {
   let timer: NodeJS.Timeout | undefined;
 
   const load = async () => {
-    const { rows } = await deps.sql.query<RestrictionRow>('SELECT * FROM client_restriction WHERE released_at IS NULL AND (until IS NULL OR until > $1)', [
-      now(),
-    ]);
+    const rows = await deps.store.inForceAt(now());
     const next = new Map<string, { quarantine?: Restriction; stepUp?: Restriction }>();
-    for (const row of rows.map(toRestriction)) {
+    for (const row of rows) {
       const entry = next.get(row.clientId) ?? {};
       if (row.kind === 'quarantine') entry.quarantine = row;
       else entry.stepUp = row;
@@ -147,27 +144,18 @@ export function createClientRestrictions(deps: {
     refresh().catch((err: unknown) => deps.logger.warn({ err, event: 'restrictions.refresh_failed' }, 'could not refresh client restrictions'));
   };
 
-  const insert = async (clientId: string, kind: RestrictionKind, reason: string, until: Date | undefined, by: { actorId: string; flagId?: number }) => {
-    // Expired step-ups are closed first, so the one-in-force index admits the new one.
-    await deps.sql.query(
-      "UPDATE client_restriction SET released_at = $2, released_by = 'expired' WHERE client_id = $1 AND kind = $3 AND released_at IS NULL AND until IS NOT NULL AND until <= $2",
-      [clientId, now(), kind],
-    );
-    const { rows } = await deps.sql.query<RestrictionRow>(
-      `INSERT INTO client_restriction (client_id, kind, reason, flag_id, since, until, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)
-       ON CONFLICT (client_id, kind) WHERE released_at IS NULL DO NOTHING RETURNING *`,
-      [clientId, kind, reason, by.flagId ?? null, now(), until ?? null, by.actorId],
-    );
-    return rows[0] === undefined ? undefined : toRestriction(rows[0]);
-  };
-
-  const existing = async (clientId: string, kind: RestrictionKind) => {
-    const { rows } = await deps.sql.query<RestrictionRow>('SELECT * FROM client_restriction WHERE client_id = $1 AND kind = $2 AND released_at IS NULL', [
+  const insert = (clientId: string, kind: RestrictionKind, reason: string, until: Date | undefined, by: { actorId: string; flagId?: number }) =>
+    deps.store.open({
       clientId,
       kind,
-    ]);
-    return toRestriction(rows[0]!);
-  };
+      reason,
+      since: now(),
+      createdBy: by.actorId,
+      ...(by.flagId === undefined ? {} : { flagId: by.flagId }),
+      ...(until === undefined ? {} : { until }),
+    });
+
+  const existing = (clientId: string, kind: RestrictionKind) => deps.store.openOf(clientId, kind);
 
   return {
     inForce(clientId) {
@@ -214,11 +202,8 @@ export function createClientRestrictions(deps: {
     },
 
     async release(clientId, kind, operator) {
-      const { rows } = await deps.sql.query<RestrictionRow>(
-        'UPDATE client_restriction SET released_at = $3, released_by = $4 WHERE client_id = $1 AND kind = $2 AND released_at IS NULL RETURNING *',
-        [clientId, kind, now(), operator],
-      );
-      if (rows[0] === undefined) throw new RestrictionNotFound(clientId, kind);
+      const released = await deps.store.release(clientId, kind, now(), operator);
+      if (released === undefined) throw new RestrictionNotFound(clientId, kind);
       await load();
       await deps.audit.record({
         type: kind === 'quarantine' ? 'client.released' : 'admin.action',
@@ -226,75 +211,15 @@ export function createClientRestrictions(deps: {
         actorId: operator,
         clientId,
         subject: clientId,
-        detail: kind === 'quarantine' ? { restriction: rows[0].id } : { action: 'step-up released', restriction: rows[0].id },
+        detail: kind === 'quarantine' ? { restriction: released.id } : { action: 'step-up released', restriction: released.id },
       });
       deps.logger.warn({ event: 'client.released', clientId, kind, by: operator }, `client ${kind} released`);
-      return toRestriction(rows[0]);
+      return released;
     },
 
-    async list(filter = {}) {
-      const { rows } = await deps.sql.query<RestrictionRow>(
-        `SELECT * FROM client_restriction WHERE ($1::text IS NULL OR client_id = $1) AND ($2::boolean OR released_at IS NULL) ORDER BY id DESC LIMIT 500`,
-        [filter.clientId ?? null, filter.includeReleased ?? false],
-      );
-      return rows.map(toRestriction);
-    },
-
-    async recordFlag(flag, response) {
-      const { rows } = await deps.sql.query<{ id: string }>(
-        `INSERT INTO threat_flag (at, entity, client_id, signal, severity, kind, expected, seen, score, explanation, response)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
-        [
-          flag.at,
-          flag.entity,
-          flag.clientId ?? null,
-          flag.signal,
-          flag.severity,
-          flag.kind,
-          flag.expected,
-          flag.seen,
-          flag.score ?? null,
-          flag.explanation,
-          response,
-        ],
-      );
-      return Number(rows[0]!.id);
-    },
-
-    async flags(filter = {}) {
-      const { rows } = await deps.sql.query<{
-        id: string;
-        at: Date;
-        entity: string;
-        client_id: string | null;
-        signal: string;
-        severity: ThreatFlag['severity'];
-        kind: ThreatFlag['kind'];
-        expected: number;
-        seen: number;
-        score: number | null;
-        explanation: string;
-        response: string;
-      }>(`SELECT * FROM threat_flag WHERE ($1::text IS NULL OR client_id = $1) AND ($2::timestamptz IS NULL OR at >= $2) ORDER BY id DESC LIMIT $3`, [
-        filter.clientId ?? null,
-        filter.since ?? null,
-        Math.min(filter.limit ?? 100, 1000),
-      ]);
-      return rows.map((r) => ({
-        id: Number(r.id),
-        at: new Date(r.at),
-        entity: r.entity,
-        ...(r.client_id === null ? {} : { clientId: r.client_id }),
-        signal: r.signal,
-        severity: r.severity,
-        kind: r.kind,
-        expected: Number(r.expected),
-        seen: Number(r.seen),
-        ...(r.score === null ? {} : { score: Number(r.score) }),
-        explanation: r.explanation,
-        response: r.response,
-      }));
-    },
+    list: (filter = {}) => deps.store.list(filter),
+    recordFlag: (flag, response) => deps.store.recordFlag(flag, response),
+    flags: (filter = {}) => deps.store.flags(filter),
 
     refresh,
     refreshed: () => loading ?? Promise.resolve(),

@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import type { Middleware } from 'koa';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { AuditLog } from '../audit/audit-log.ts';
@@ -7,11 +6,10 @@ import type { Logger } from '../observability/logger.ts';
 import { endpointOf, unlessStorageIsDown } from '../observability/metrics.ts';
 import { outcomeOf } from '../kernel/outcome.ts';
 import type { ClientStanding } from '../provider/create-provider.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
-import { createClientRestrictions, type ClientRestrictions } from './client-restrictions.ts';
+import { createClientRestrictions, type ClientRestrictions, type RestrictionStore } from './client-restrictions.ts';
 import { createThreatDetector, type DetectorSettings, type ThreatDetector, type ThreatFlag } from './detector.ts';
 import type { Observation } from './signals.ts';
-import { createMemoryThreatState, createRedisThreatState } from './threat-state.ts';
+import type { ThreatState } from './threat-state.ts';
 
 /*
  * Threat detection wired into a Moat process: every answered request is observed (after the
@@ -67,8 +65,10 @@ function endpointFor(path: string, method: string): string {
 
 export function createThreatProtection(deps: {
   config: MoatConfig;
-  sql: SqlClient;
-  redis?: Redis;
+  /** Where restrictions and flags are kept (Postgres). */
+  restrictionStore: RestrictionStore;
+  /** Where the detector counts and learns: Redis, shared by every instance, or this process's memory. */
+  state: ThreatState;
   audit: AuditLog;
   logger: Logger;
   metrics: Registry;
@@ -76,14 +76,14 @@ export function createThreatProtection(deps: {
 }): ThreatProtection {
   const t = deps.config.threats;
   const { logger } = deps;
-  const restrictions = createClientRestrictions({ sql: deps.sql, audit: deps.audit, logger, revokeClientTokens: deps.revokeClientTokens });
+  const restrictions = createClientRestrictions({ store: deps.restrictionStore, audit: deps.audit, logger, revokeClientTokens: deps.revokeClientTokens });
   const flagsTotal = new Counter({
     name: 'moat_threat_flags_total',
     help: 'Threat flags by severity and response',
     labelNames: ['severity', 'response'],
     registers: [deps.metrics],
   });
-  const state = deps.redis === undefined ? createMemoryThreatState() : createRedisThreatState(deps.redis, deps.config.storage.redisKeyPrefix, t.bucketSeconds);
+  const { state } = deps;
 
   const respond = async (flag: ThreatFlag) => {
     const response = flag.clientId === undefined ? 'log' : t.responses[flag.severity];

@@ -5,6 +5,7 @@ import type { ForwardedCertFormat } from '../pki/forwarded-certificate.ts';
 import { certificateThumbprint, verifyCertificateChain, type ChainVerification, type TrustAnchors } from '../pki/certificate-chain.ts';
 import { subjectOf, type DistinguishedName } from '../pki/distinguished-name.ts';
 import { ALL_FORWARDED_CERT_HEADERS, FORWARDED_CERT_HEADERS, readForwardedCertificate } from '../pki/forwarded-certificate.ts';
+import { createHandshakeIntermediates, type SessionChains } from './session-chains.ts';
 import { createTrustedProxies } from './trusted-proxies.ts';
 
 /*
@@ -48,24 +49,12 @@ export interface ClientCertificateOptions {
   onIgnoredHeader?: (info: IgnoredHeader) => void;
   /** The clock certificates are checked against; injectable for tests. */
   now?: () => Date;
+  /** Where a resumed TLS session's intermediates are remembered, when the listener resumes sessions. */
+  sessionChains?: Pick<SessionChains, 'intermediatesOf'>;
 }
 
 /** Answers, once per request, which client certificate it presented; undefined when none. */
 export type ClientCertificateResolver = (req: IncomingMessage) => PresentedCertificate | undefined;
-
-/**
- * The intermediates the client sent in its handshake (RFC 8446 §4.4.2 certificate_list), as node
- * links them from the leaf; https-server.ts makes sure node always does (see PLACEHOLDER_CRL). A
- * trust anchor OpenSSL found in `ca` may end the list; the path search copes with that.
- */
-function handshakeChain(leaf: X509Certificate): X509Certificate[] {
-  const chain: X509Certificate[] = [];
-  for (let cert = leaf.issuerCertificate; cert !== undefined && chain.length < 10; cert = cert.issuerCertificate) {
-    if (cert.raw.equals(leaf.raw) || chain.some((c) => c.raw.equals(cert!.raw))) break;
-    chain.push(cert);
-  }
-  return chain;
-}
 
 /** A connection's trusted certificate and how long that verdict holds. */
 interface VerifiedOnConnection {
@@ -101,6 +90,7 @@ export function createClientCertificateResolver(options: ClientCertificateOption
   const perConnection = new WeakMap<TLSSocket, VerifiedOnConnection>();
   const now = options.now ?? (() => new Date());
   const headerName = FORWARDED_CERT_HEADERS[options.format];
+  const handshakeIntermediates = createHandshakeIntermediates();
 
   const present = (certificate: X509Certificate, chain: X509Certificate[], via: PresentedCertificate['via']): PresentedCertificate => ({
     certificate,
@@ -135,7 +125,15 @@ export function createClientCertificateResolver(options: ClientCertificateOption
     const earlier = perConnection.get(tlsSocket);
     if (earlier !== undefined && earlier.raw.equals(peer.raw) && now().getTime() <= earlier.validUntil && earlier.anchors === options.anchors.certificates)
       return earlier.presented;
-    const presented = present(peer, handshakeChain(peer), 'tls');
+    // A resumed session holds the leaf alone: its intermediates are those of the full handshake
+    // that established it (session-chains.ts); unknown ones verify as none, which fails closed.
+    const intermediates =
+      options.sessionChains !== undefined
+        ? (options.sessionChains.intermediatesOf(tlsSocket, peer) ?? [])
+        : tlsSocket.isSessionReused()
+          ? []
+          : handshakeIntermediates(tlsSocket, peer);
+    const presented = present(peer, intermediates, 'tls');
     if (presented.verification.trusted) {
       perConnection.set(tlsSocket, { raw: peer.raw, presented, validUntil: trustedUntil(presented), anchors: options.anchors.certificates });
     } else {

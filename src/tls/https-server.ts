@@ -49,6 +49,12 @@ export interface TlsServerMaterial {
   key: string | Buffer;
   /** Trust anchors (`TrustAnchors.pem`), sent in the CertificateRequest so clients pick the right certificate. */
   ca?: string;
+  /**
+   * Resume sessions for this long after their last handshake, in seconds (TLS `sessionTimeout`);
+   * only on a listener whose certificate resolver reads the chains of `session-chains.ts`, which
+   * must be attached to it. Unset: every handshake is full.
+   */
+  sessionLifetimeSeconds?: number;
 }
 
 /** Node TLS options for Moat's HTTPS listener. */
@@ -68,11 +74,17 @@ export function tlsServerOptions(options: TlsServerMaterial): ServerOptions {
     requestCert: true,
     rejectUnauthorized: false,
     crl: PLACEHOLDER_CRL,
-    // No session resumption: a resumed session carries the client's leaf certificate but not the
-    // intermediates it sent, so its chain could not be verified again. Every connection is a full
-    // handshake (no tickets, no session cache); keep-alive connections keep that cost rare.
-    secureOptions: constants.SSL_OP_NO_TICKET,
-    sessionTimeout: 0,
+    ...(options.sessionLifetimeSeconds === undefined
+      ? {
+          // No session resumption: a resumed session carries the client's leaf certificate but not
+          // the intermediates it sent, so without session-chains.ts its chain could not be verified
+          // again. Every connection is a full handshake (no tickets, no session cache).
+          secureOptions: constants.SSL_OP_NO_TICKET,
+          sessionTimeout: 0,
+        }
+      : // Stateless tickets only (RFC 8446 §4.6.1, RFC 5077): the session state travels with the client
+        // and the ticket keys are set by session-chains.ts; node keeps no server-side session cache.
+        { sessionTimeout: options.sessionLifetimeSeconds }),
   };
 }
 

@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { canonicalJson, createAuditLog, GENESIS_HASH, type AuditLog } from '../../src/audit/audit-log.ts';
+import { createSqlAuditStore } from '../../src/storage/sql/audit-store.ts';
 import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import type { SqlClient } from '../../src/storage/sql/sql-client.ts';
 import { sqlBackends } from '../support/databases.ts';
@@ -35,7 +36,7 @@ describe.each(backends)('the audit log on %s', (_name, open) => {
   beforeAll(async () => {
     ({ sql, drop } = await open());
     await applyMigrations(sql);
-    audit = createAuditLog(sql, pino({ level: 'silent' }));
+    audit = createAuditLog(createSqlAuditStore(sql), pino({ level: 'silent' }));
   });
   afterAll(() => drop());
 
@@ -62,8 +63,8 @@ describe.each(backends)('the audit log on %s', (_name, open) => {
   it('appends a burst in few transactions, and an unwritable event alone is lost', async () => {
     const counted = countTransactions(sql);
     const logged: unknown[] = [];
-    const burst = createAuditLog(counted.sql, pino({ level: 'error' }, { write: (line: string) => logged.push(JSON.parse(line)) }));
-    const other = createAuditLog(sql, pino({ level: 'silent' }));
+    const burst = createAuditLog(createSqlAuditStore(counted.sql), pino({ level: 'error' }, { write: (line: string) => logged.push(JSON.parse(line)) }));
+    const other = createAuditLog(createSqlAuditStore(sql), pino({ level: 'silent' }));
     const before = (await audit.verify()).records;
     await Promise.all(
       Array.from({ length: 50 }, (_, i) => burst.record({ type: 'token.issued', actor: 'system', clientId: 'client-burst', subject: `b-${i}` })),

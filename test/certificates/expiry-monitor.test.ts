@@ -6,7 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import { certificateProfile } from '../../src/certificates/certificate-profile.ts';
 import { createRevocationChecker } from '../../src/certificates/revocation-checker.ts';
 import { createRevocationMonitor } from '../../src/certificates/revocation-monitor.ts';
-import { createSqlCertificateRegistry } from '../../src/certificates/sql-certificate-registry.ts';
+import { createSqlCertificateRegistry } from '../../src/storage/sql/certificate-registry.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { issueLeaf } from '../../src/sandbox/certificate-issuing.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';

@@ -1,5 +1,5 @@
 import * as oauth from 'oauth4webapi';
-import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 import { totpCode } from '../../src/sca/totp.ts';
 import { CIBA_GRANT, cibaRegistration, pollOnce, startDecoupled } from '../support/ciba.ts';
 import { accountAccessBody, clientCredentialsToken, consentApi, intentClaims, introspect, sandboxAccountsOf } from '../support/consents.ts';

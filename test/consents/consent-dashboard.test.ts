@@ -76,6 +76,27 @@ describe('the consent dashboard', () => {
     }
   });
 
+  it('says when the TPP last used the consent, and that a consent nobody used yet was not used (issue 18 point 6)', async () => {
+    // A consent authorised whose code was never redeemed: no token, no use.
+    await authorize(h, tpp, { extraParams: { authorization_details: accountInformation }, accounts: ['acc-alice-current'] });
+    // The redeemed one is used again: its token introspected (the write is off the request's path, so look until it shows).
+    expect((await introspect(tpp, tokens.access_token)).active).toBe(true);
+    const browser = await signedIn();
+    try {
+      let html = '';
+      for (let tries = 0; tries < 20; tries += 1) {
+        html = await (await browser.request('/account/consents')).text();
+        if (html.includes('Last used by Test Fintech</dt><dd class="last-used">2')) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const today = new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' }).format(new Date());
+      expect(html).toMatch(new RegExp(`Last used by Test Fintech</dt><dd class="last-used">${today} at \\d{2}:\\d{2} UTC</dd>`));
+      expect(html).toContain('Last used by Test Fintech</dt><dd class="last-used">Not used yet</dd>');
+    } finally {
+      await browser.close();
+    }
+  });
+
   it("shows another customer none of alice's consents, and cannot revoke them", async () => {
     const bob = await signedIn('bob');
     try {

@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import type { AccountInformationDetail } from '../../src/consents/authorization-details.ts';
 import { ConsentNotFound, ConsentStateConflict, IdempotencyConflict, TRANSITIONS, CONSENT_STATUSES } from '../../src/consents/consent.ts';
 import { createConsentService, type ConsentService } from '../../src/consents/consent-service.ts';
-import { createSqlConsentStore } from '../../src/consents/sql-consent-store.ts';
+import { createSqlConsentStore } from '../../src/storage/sql/consent-store.ts';
 import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import type { SqlClient } from '../../src/storage/sql/sql-client.ts';
 import { sqlBackends } from '../support/databases.ts';
@@ -69,6 +69,22 @@ describe.each(backends)('consents on %s', (_name, open) => {
     );
     expect(consent.granted).toEqual(expect.objectContaining({ consentId: consent.id, accounts: [expect.objectContaining({ accountId: 'acc-1' })] }));
     expect(await service.findByGrantId('grant-1')).toEqual(consent);
+  });
+
+  it("records the TPP's last use of a consent by its grant: a later use replaces it, an earlier one never does (issue 18 point 6)", async () => {
+    const consent = await authorised('grant-used');
+    const listed = async () => (await service.listForCustomer('cust-alice')).find((c) => c.id === consent.id)!;
+    expect((await listed()).lastUsedAt).toBeUndefined();
+    await service.recordUse('grant-used', new Date('2031-01-02T10:00:00Z'));
+    expect((await listed()).lastUsedAt).toEqual(new Date('2031-01-02T10:00:00Z'));
+    // Two instances can write out of order: the older use does not win.
+    await service.recordUse('grant-used', new Date('2031-01-02T09:59:00Z'));
+    expect((await listed()).lastUsedAt).toEqual(new Date('2031-01-02T10:00:00Z'));
+    await service.recordUse('grant-used', new Date('2031-01-02T10:05:00Z'));
+    expect((await listed()).lastUsedAt).toEqual(new Date('2031-01-02T10:05:00Z'));
+    // A grant no consent is bound to (an openid-only sign-in), or one no string can name: nothing.
+    await expect(service.recordUse('grant-of-no-consent', new Date())).resolves.toBeUndefined();
+    await expect(service.recordUse('grant\u0000', new Date())).resolves.toBeUndefined();
   });
 
   it('refuses to authorise a consent twice (it is bound to one customer)', async () => {

@@ -2,7 +2,7 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import { pino } from 'pino';
 import { createConsentService, type ConsentService } from '../../src/consents/consent-service.ts';
 import { consentOfTokenOnce, consentTokenClaims } from '../../src/consents/provider-hooks.ts';
-import { createSqlConsentStore } from '../../src/consents/sql-consent-store.ts';
+import { createSqlConsentStore } from '../../src/storage/sql/consent-store.ts';
 import { authenticationTokenClaims } from '../../src/provider/sca-policy.ts';
 import { ACR_SCA, completedAuthentication, consentAuthentication, passwordFactor, totpFactor } from '../../src/sca/authentication.ts';
 import { applyMigrations } from '../../src/storage/sql/migrate.ts';

@@ -1,5 +1,7 @@
 import { connectRedis } from '../../src/storage/redis/redis-model-store.ts';
-import { createMemoryCallJournal, createRedisCallJournal, type CallJournal } from '../../src/diagnostics/call-journal.ts';
+import type { CallJournal } from '../../src/diagnostics/call-journal.ts';
+import { createMemoryCallJournal } from '../../src/storage/embedded/call-journal.ts';
+import { createRedisCallJournal } from '../../src/storage/redis/call-journal.ts';
 import type { CallRecord } from '../../src/diagnostics/call-record.ts';
 import { embeddedOnly, redisTestPrefix } from '../support/databases.ts';
 

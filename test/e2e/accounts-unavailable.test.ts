@@ -5,7 +5,7 @@ import { chromiumAvailable, launchChromium, SCREENSHOT_DIR, VIEWPORTS } from '..
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { checkAccessible, shoot } from '../support/page-checks.ts';
 import { totpCode } from '../../src/sca/totp.ts';
-import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 import { onboardTpp, pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
 
 /*

@@ -1,6 +1,6 @@
 import * as oauth from 'oauth4webapi';
 import type { Page } from 'playwright-core';
-import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 import { totpCode } from '../../src/sca/totp.ts';
 import { cibaRegistration, startDecoupled } from '../support/ciba.ts';
 import { chromiumAvailable, useChromium, VIEWPORTS } from '../support/chromium.ts';

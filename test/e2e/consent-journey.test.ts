@@ -1,4 +1,4 @@
-import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 import { totpCode } from '../../src/sca/totp.ts';
 import * as oauth from 'oauth4webapi';
 import type { BrowserContext, Page } from 'playwright-core';

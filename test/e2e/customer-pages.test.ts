@@ -1,4 +1,4 @@
-import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 import { totpCode } from '../../src/sca/totp.ts';
 import type { BrowserContext, Page } from 'playwright-core';
 import type { Harness } from '../support/moat-harness.ts';
@@ -213,6 +213,27 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
     }
   });
 
+  it("shows the TPP's purpose when it sends one, as its words and escaped (point 4; OpenID Connect for Identity Assurance 1.0 purpose)", async () => {
+    const journey = await openJourney(tpp);
+    const { page } = journey;
+    try {
+      const purpose = 'To check you can afford the <b>loan</b> you applied for & to show your balance';
+      await authorize(journey, tpp, { authorization_details: ACCOUNT_INFORMATION, purpose });
+      await signIn(page, 'bob');
+      await page.getByRole('heading', { name: 'Test Fintech is asking for access to your information' }).waitFor();
+      const text = await page.locator('main').innerText();
+      expect(text).toContain(`Reason given by Test Fintech\n${purpose}`);
+      // Quoted, as the TPP's words, and shown as text: the TPP's markup is not the page's.
+      await expect(page.locator('main q.purpose').textContent()).resolves.toBe(purpose);
+      await expect(page.locator('main b').count()).resolves.toBe(0);
+      await checkPage(page, 'consent-purpose');
+      await page.getByRole('button', { name: "Don't share" }).click();
+      expect((await journey.callback).searchParams.get('error')).toBe('access_denied');
+    } finally {
+      await journey.context.close();
+    }
+  });
+
   it('warns two minutes before the interaction times out, then says it has (WCAG 2.2.1)', async () => {
     const journey = await openJourney(tpp);
     const { page } = journey;
@@ -344,7 +365,11 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await page.getByLabel('Usuário').fill(customer.username);
       await page.getByLabel('Senha').fill(customer.password);
       await page.getByLabel('Senha').press('Enter');
-      const code = page.getByLabel(/6-digit code/);
+      // The one-time code page speaks it too (issue 18 point 8), with the payment beside the field.
+      await page.getByRole('heading', { name: 'Confirme o pagamento com seu código' }).waitFor();
+      expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
+      await checkPage(page, 'totp-payment-pt-BR');
+      const code = page.getByLabel(/^Código de 6 dígitos para £\s?249,99 a Green Energy Co$/);
       await code.waitFor();
       await code.fill(totpCode(customer.totpSecret, new Date()));
       await code.press('Enter');
@@ -374,15 +399,26 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
 
       // The dashboard too, in the browser's language: statuses, dates and the revoke page.
       await page.goto(`${h.issuer}/account`);
+      // Its sign-in and one-time code pages too.
+      await page.getByRole('heading', { name: 'Aplicativos conectados' }).waitFor();
+      expect(await page.title()).toMatch(/^Entre para gerenciar aplicativos conectados ·/);
+      await checkPage(page, 'dashboard-login-pt-BR');
       const customer = SANDBOX_CUSTOMERS.find((c) => c.username === 'alice')!;
-      await page.getByLabel('Username').fill(customer.username);
-      await page.getByLabel('Password').fill(customer.password);
-      await page.getByLabel('Password').press('Enter');
-      const code = page.getByLabel(/6-digit code/);
+      await page.getByLabel('Usuário').fill(customer.username);
+      await page.getByLabel('Senha').fill('not-the-password');
+      await page.getByLabel('Senha').press('Enter');
+      await expect(page.getByRole('alert').textContent()).resolves.toBe('O usuário ou a senha estão incorretos.');
+      await page.getByLabel('Senha').fill(customer.password);
+      await page.getByLabel('Senha').press('Enter');
+      const code = page.getByLabel('Código de 6 dígitos');
       await code.waitFor();
+      await code.fill('12345');
+      await code.press('Enter');
+      await expect(page.getByRole('alert').textContent()).resolves.toBe('O código tem 6 dígitos; você digitou 5.');
+      await checkPage(page, 'dashboard-code-error-pt-BR');
       await code.fill(totpCode(customer.totpSecret, new Date()));
       await code.press('Enter');
-      await page.getByRole('heading', { name: 'Aplicativos conectados' }).waitFor();
+      await page.locator('#payments-heading').waitFor();
       const text = await page.locator('main').innerText();
       expect(text).toMatch(/Pagamento de £\s?249,99 para Green Energy Co\s+Aguardando pagamento/);
       expect(text).toMatch(/\d{1,2} de \w+ de \d{4}/);

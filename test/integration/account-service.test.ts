@@ -1,7 +1,7 @@
 import { scrapeMetrics, sampleSum } from '../support/admin-metrics.ts';
 import { bankAccounts, startAccountService, type TestAccountService } from '../support/account-service.ts';
 import { sandboxAccountsOf } from '../support/consents.ts';
-import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 import { totpCode } from '../../src/sca/totp.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import {

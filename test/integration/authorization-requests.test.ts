@@ -1,4 +1,4 @@
-import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 import { totpCode } from '../../src/sca/totp.ts';
 import * as oauth from 'oauth4webapi';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
@@ -108,6 +108,22 @@ describe('pushed authorization requests (RFC 9126, FAPI 2.0 SP §5.3.2.2)', () =
     const { status, body } = await rawPar({ ...(await goodParams()), request_uri: 'urn:ietf:params:oauth:request_uri:abc' });
     expect(status).toBe(400);
     expect(body.error).toBe('request_uri_not_supported');
+  });
+
+  describe('the purpose parameter (OpenID Connect for Identity Assurance 1.0: 3 to 300 characters)', () => {
+    it('accepts a purpose of 3 and of 300 characters, counted as characters, not bytes', async () => {
+      expect((await rawPar({ ...(await goodParams()), purpose: 'Tax' })).status).toBe(201);
+      expect((await rawPar({ ...(await goodParams()), purpose: 'é'.repeat(300) })).status).toBe(201);
+    });
+
+    it.each([
+      ['shorter than 3 characters', 'ab', 'purpose must be 3 to 300 characters (it has 2)'],
+      ['longer than 300 characters', 'x'.repeat(301), 'purpose must be 3 to 300 characters (it has 301)'],
+      ['with a line break', 'To check\nyour bank says yes', 'purpose must be plain text, without control or bidirectional formatting characters'],
+      ['with a bidirectional override', 'Pay \u202Eevil', 'purpose must be plain text, without control or bidirectional formatting characters'],
+    ])('refuses a purpose %s with invalid_request', async (_case, purpose, description) => {
+      expect(await rawPar({ ...(await goodParams()), purpose })).toEqual({ status: 400, body: { error: 'invalid_request', error_description: description } });
+    });
   });
 
   it('accepts a nonce of 64 characters', async () => {

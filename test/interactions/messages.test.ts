@@ -48,6 +48,16 @@ describe('message catalogues', () => {
     expect(() => loadCatalogues(LOCALES).translator('en')('no.such.key')).toThrow('no message no.such.key');
   });
 
+  it('says a number of minutes with its unit and the plural of the language ({minutes:minute}, Intl)', () => {
+    const catalogues = loadCatalogues(LOCALES);
+    expect(catalogues.translator('en')('code.locked', { minutes: 1 })).toContain('Try again in 1 minute,');
+    expect(catalogues.translator('en')('code.locked', { minutes: 5 })).toContain('Try again in 5 minutes,');
+    expect(catalogues.translator('pt-BR')('signIn.locked.network', { minutes: 1 })).toBe(
+      'Muitas tentativas de acesso a partir da sua rede. Tente de novo em 1 minuto.',
+    );
+    expect(catalogues.translator('pt-BR')('signIn.locked.network', { minutes: 15 })).toContain('em 15 minutos.');
+  });
+
   describe('choosing the language (OIDC Core §3.1.2.1 ui_locales, RFC 9110 §12.5.4 Accept-Language)', () => {
     const catalogues = loadCatalogues(LOCALES);
     it.each([

@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { createAuditLog, MAX_QUEUED, type AuditLog } from '../../src/audit/audit-log.ts';
+import { createSqlAuditStore } from '../../src/storage/sql/audit-store.ts';
 import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import { createPgSqlClient, type SqlClient } from '../../src/storage/sql/sql-client.ts';
 import { postgresBinaries, startPrivatePostgres, type PrivatePostgres } from '../support/private-postgres.ts';
@@ -26,7 +27,7 @@ if (bin === undefined && process.env.TEST_MOAT_REQUIRE_SERVICES === '1') throw n
     sql = createPgSqlClient(pg.url);
     await applyMigrations(sql);
     audit = createAuditLog(
-      sql,
+      createSqlAuditStore(sql),
       pino(
         { level: 'warn' },
         {

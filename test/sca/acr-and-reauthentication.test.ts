@@ -1,5 +1,5 @@
 import { decodeJwt } from 'jose';
-import { createSqlTotpStore } from '../../src/sca/sql-totp-store.ts';
+import { createSqlTotpStore } from '../../src/storage/sql/totp-store.ts';
 import { newTotpSecret } from '../../src/sca/totp.ts';
 import { adminToken } from '../support/admin-metrics.ts';
 import { adminRequest } from '../support/admin-api.ts';

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { createConsentService, type ConsentService } from '../../src/consents/consent-service.ts';
-import { createSqlConsentStore } from '../../src/consents/sql-consent-store.ts';
+import { createSqlConsentStore } from '../../src/storage/sql/consent-store.ts';
 import { ACR_SCA, completedAuthentication, consentAuthentication, passwordFactor, totpFactor } from '../../src/sca/authentication.ts';
 import { paymentLinkHash, paymentLinkOf } from '../../src/sca/dynamic-linking.ts';
 import { applyMigrations } from '../../src/storage/sql/migrate.ts';

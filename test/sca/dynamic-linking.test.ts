@@ -1,6 +1,6 @@
 import { paymentLinkHash, paymentLinkOf } from '../../src/sca/dynamic-linking.ts';
 import { totpCode } from '../../src/sca/totp.ts';
-import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 import type { PaymentInitiationDetail } from '../../src/consents/authorization-details.ts';
 import { clientCredentialsToken, consentApi, domesticPaymentBody, intentClaims, redeem } from '../support/consents.ts';
 import type { Harness } from '../support/moat-harness.ts';

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { hashPassword } from '../../src/customers/password-hash.ts';
 import { createSecretBox, loadEncryptionKey, TOTP_KEY_FILE, type SecretBox } from '../../src/sca/secret-box.ts';
-import { createSqlTotpStore } from '../../src/sca/sql-totp-store.ts';
+import { createSqlTotpStore } from '../../src/storage/sql/totp-store.ts';
 import { newTotpSecret } from '../../src/sca/totp.ts';
 import type { Harness } from '../support/moat-harness.ts';
 

@@ -24,6 +24,7 @@ describe.each(backends)('migrations on %s', (_name, open) => {
         'client_tpp',
         'consent',
         'consent_event',
+        'consent_use',
         'customer',
         'customer_account',
         'customer_totp',

@@ -1,5 +1,5 @@
 import type { AdapterPayload } from 'oidc-provider';
-import type { ModelStore } from '../../src/storage/model-store.ts';
+import type { ModelStore } from '../../src/kernel/model-store.ts';
 
 /**
  * The storage contract every backend honours (test/storage/model-store.test.ts runs it against

@@ -1,5 +1,5 @@
 import { createServer } from 'node:net';
-import { StorageUnavailableError } from '../../src/storage/model-store.ts';
+import { StorageUnavailableError } from '../../src/kernel/storage-unavailable.ts';
 import { connectRedis } from '../../src/storage/redis/redis-model-store.ts';
 import { createPostgresModelStore } from '../../src/storage/sql/postgres-model-store.ts';
 import { createPgSqlClient } from '../../src/storage/sql/sql-client.ts';

@@ -1,4 +1,4 @@
-import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 
 /*
  * What must never be in a log line — JWTs (tokens, software statements, assertions, request

@@ -7,7 +7,7 @@ import * as oauth from 'oauth4webapi';
 import { Agent, fetch as undiciFetch, getSetCookies } from 'undici';
 import { issueSandboxTpp, writeSandboxTpp } from '../../src/sandbox/tpp-credentials.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
-import { SANDBOX_CUSTOMERS } from '../../src/customers/sql-customer-directory.ts';
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 import { totpCode } from '../../src/sca/totp.ts';
 import { startMoat, type Harness } from './moat-harness.ts';
 

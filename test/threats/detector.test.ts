@@ -1,7 +1,9 @@
 import { Redis } from 'ioredis';
 import { createThreatDetector, DEFAULT_RULES, type DetectorSettings, type ThreatFlag } from '../../src/threats/detector.ts';
 import { sourceRange, type Observation } from '../../src/threats/signals.ts';
-import { createMemoryThreatState, createRedisThreatState, type ThreatState } from '../../src/threats/threat-state.ts';
+import type { ThreatState } from '../../src/threats/threat-state.ts';
+import { createMemoryThreatState } from '../../src/storage/embedded/threat-state.ts';
+import { createRedisThreatState } from '../../src/storage/redis/threat-state.ts';
 import { embeddedOnly, redisTestPrefix } from '../support/databases.ts';
 
 /*

@@ -4,7 +4,7 @@ import { Agent, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TLSSocket } from 'node:tls';
+import type { TLSSocket, Server as TlsServer } from 'node:tls';
 import { certificateThumbprint, loadTrustAnchors, type TrustAnchors } from '../../src/pki/certificate-chain.ts';
 import {
   createClientCertificateResolver,
@@ -13,7 +13,8 @@ import {
   type PresentedCertificate,
 } from '../../src/tls/client-certificate.ts';
 import { formatDistinguishedName } from '../../src/pki/distinguished-name.ts';
-import { createHttpServer, createHttpsServer } from '../../src/tls/https-server.ts';
+import { createHttpServer, createHttpsServer, tlsServerOptions } from '../../src/tls/https-server.ts';
+import { createSessionChains, type SessionChains, type SessionChainsOptions } from '../../src/tls/session-chains.ts';
 import { createProxyAllowList } from '../../src/tls/trusted-proxies.ts';
 import { byteSequence, createIntermediateCa, createSelfSignedLeaf, createTestCa, issueLeaf, type TestCa, type TestCertificate } from '../support/pki.ts';
 
@@ -49,6 +50,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 interface Harness {
   port: number;
+  server: Server;
+  /** The listener's remembered chains, when it resumes sessions. */
+  sessionChains: SessionChains | undefined;
   /** What `resolve` returned, one entry per request. */
   seen: (PresentedCertificate | undefined)[];
   ignored: IgnoredHeader[];
@@ -56,10 +60,15 @@ interface Harness {
 }
 
 /** Starts Moat's HTTPS listener (or, with `plain`, the gateway-mode HTTP one) with a resolver. */
-async function start(options: Partial<ClientCertificateOptions> & { plain?: boolean; host?: string; resolveTimes?: number } = {}): Promise<Harness> {
+async function start(
+  options: Partial<ClientCertificateOptions> & { plain?: boolean; host?: string; resolveTimes?: number; resumption?: Partial<SessionChainsOptions> } = {},
+): Promise<Harness> {
   const ignored: IgnoredHeader[] = [];
   const seen: (PresentedCertificate | undefined)[] = [];
+  const sessionChains =
+    options.resumption === undefined ? undefined : createSessionChains({ lifetimeSeconds: 300, ticketKeyRotationSeconds: 3600, ...options.resumption });
   const resolve = createClientCertificateResolver({
+    ...(sessionChains === undefined ? {} : { sessionChains }),
     trustedProxies: [],
     format: 'rfc9440',
     anchors,
@@ -74,14 +83,26 @@ async function start(options: Partial<ClientCertificateOptions> & { plain?: bool
     res.end('ok');
   };
   const srv: Server =
-    options.plain === true ? createHttpServer(handler) : createHttpsServer({ cert: server.certPem, key: server.keyPem, ca: anchors.pem, handler });
+    options.plain === true
+      ? createHttpServer(handler)
+      : createHttpsServer({
+          cert: server.certPem,
+          key: server.keyPem,
+          ca: anchors.pem,
+          ...(sessionChains === undefined ? {} : { sessionLifetimeSeconds: 300 }),
+          handler,
+        });
+  sessionChains?.attach(srv as unknown as TlsServer);
   await new Promise<void>((r) => srv.listen(0, options.host ?? '127.0.0.1', r));
   return {
     port: (srv.address() as AddressInfo).port,
+    server: srv,
+    sessionChains,
     seen,
     ignored,
     close: () =>
       new Promise<void>((r) => {
+        sessionChains?.detach();
         srv.closeAllConnections();
         srv.close(() => r());
       }),
@@ -89,8 +110,20 @@ async function start(options: Partial<ClientCertificateOptions> & { plain?: bool
 }
 
 /** An HTTPS request presenting `cert` (with `chain` after it, as a client sends intermediates). */
-function getTls(h: Harness, options: { cert?: TestCertificate; chain?: TestCertificate[]; headers?: Record<string, string>; agent?: Agent } = {}) {
-  return new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
+function getTls(
+  h: Harness,
+  options: {
+    cert?: TestCertificate;
+    chain?: TestCertificate[];
+    headers?: Record<string, string>;
+    agent?: Agent;
+    maxVersion?: 'TLSv1.2';
+    /** A TLS session to offer for resumption. */
+    session?: Buffer;
+  } = {},
+) {
+  return new Promise<{ status: number; reused: boolean; session?: Buffer }>((resolve, reject) => {
+    let session: Buffer | undefined;
     const req = httpsRequest(
       {
         host: '127.0.0.1',
@@ -100,6 +133,8 @@ function getTls(h: Harness, options: { cert?: TestCertificate; chain?: TestCerti
         ca: serverCa.certPem,
         agent: options.agent ?? false,
         headers: options.headers ?? {},
+        ...(options.maxVersion === undefined ? {} : { maxVersion: options.maxVersion }),
+        ...(options.session === undefined ? {} : { session: options.session }),
         ...(options.cert === undefined
           ? {}
           : {
@@ -110,9 +145,10 @@ function getTls(h: Harness, options: { cert?: TestCertificate; chain?: TestCerti
       (res) => {
         const reused = (res.socket as TLSSocket).isSessionReused();
         res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, reused }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, reused, ...(session === undefined ? {} : { session }) }));
       },
     );
+    req.on('socket', (socket) => socket.on('session', (s: Buffer) => (session = s)));
     req.on('error', reject);
     req.end();
   });
@@ -142,7 +178,7 @@ async function using<T>(h: Promise<Harness>, test: (h: Harness) => Promise<T>): 
 describe('the client certificate of the TLS handshake (RFC 8705 §2)', () => {
   it('is absent for a client without one, whose request still gets through', () =>
     using(start(), async (h) => {
-      expect(await getTls(h)).toEqual({ status: 200, reused: false });
+      expect(await getTls(h)).toEqual(expect.objectContaining({ status: 200, reused: false }));
       expect(h.seen).toEqual([undefined]);
     }));
 
@@ -171,7 +207,7 @@ describe('the client certificate of the TLS handshake (RFC 8705 §2)', () => {
       expect(h.seen[0]?.verification).toEqual(expect.objectContaining({ trusted: false, reason: 'untrusted-chain' }));
     }));
 
-  it('is verified again on every connection: sessions are not resumed, so the chain is always there', () =>
+  it('is verified again on every connection of a listener that does not resume sessions', () =>
     using(start(), async (h) => {
       const agent = new Agent({ keepAlive: false, maxCachedSessions: 10 });
       try {
@@ -236,6 +272,120 @@ describe('the client certificate of the TLS handshake (RFC 8705 §2)', () => {
       await getTls(h, { cert: tpp, headers: { 'client-cert': byteSequence(tpp) } });
       expect(h.seen).toHaveLength(1);
       expect(h.ignored).toHaveLength(1);
+    }));
+});
+
+describe('the client certificate of a resumed TLS session (RFC 8446 §2.2, RFC 5077 tickets)', () => {
+  const resuming = (options: Parameters<typeof start>[0] = {}) => start({ resumption: {}, ...options });
+  const subjects = (h: Harness) => h.seen.map((p) => (p === undefined ? undefined : formatDistinguishedName(p.subject)));
+
+  it.each([['TLSv1.3'], ['TLSv1.2']] as const)('is the full handshake certificate, trusted through the intermediate sent then (%s)', (version) =>
+    using(resuming(), async (h) => {
+      const agent = new Agent({ keepAlive: false, maxCachedSessions: 10 });
+      const maxVersion = version === 'TLSv1.2' ? { maxVersion: 'TLSv1.2' as const } : {};
+      try {
+        const first = await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing], agent, ...maxVersion });
+        const second = await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing], agent, ...maxVersion });
+        expect([first.reused, second.reused]).toEqual([false, true]);
+        const resumed = h.seen[1]!;
+        expect(resumed.thumbprint).toBe(certificateThumbprint(tppViaIssuing.certificate));
+        expect(resumed.chain.map((c) => c.subject)).toEqual([tppIssuing.certificate.subject]);
+        expect(resumed.verification.trusted && resumed.verification.anchor.raw.equals(tppRoot.certificate.raw)).toBe(true);
+      } finally {
+        agent.destroy();
+      }
+    }),
+  );
+
+  it('is verified again at resumption: a certificate that has expired since the full handshake is refused', async () => {
+    const shortLived = await issueLeaf(tppIssuing, {
+      subject: [{ CN: ['short-lived'] }],
+      notBefore: new Date(Date.now() - DAY),
+      notAfter: new Date(Date.now() + DAY),
+    });
+    let clock = Date.now();
+    await using(resuming({ now: () => new Date(clock) }), async (h) => {
+      const agent = new Agent({ keepAlive: false, maxCachedSessions: 10 });
+      try {
+        expect((await getTls(h, { cert: shortLived, chain: [tppIssuing], agent })).reused).toBe(false);
+        clock += 2 * DAY;
+        expect((await getTls(h, { cert: shortLived, chain: [tppIssuing], agent })).reused).toBe(true);
+        expect(h.seen.map((p) => p?.verification.trusted === false && p.verification.reason)).toEqual([false, 'expired']);
+      } finally {
+        agent.destroy();
+      }
+    });
+  });
+
+  it("never takes another client's identity: interleaved resumptions each keep their own certificate and chain", () =>
+    using(resuming(), async (h) => {
+      const agent = new Agent({ keepAlive: false, maxCachedSessions: 10 });
+      try {
+        const viaIssuing = { cert: tppViaIssuing, chain: [tppIssuing], agent };
+        const direct = { cert: tpp, agent };
+        const reused = [];
+        for (const client of [viaIssuing, direct, viaIssuing, direct, viaIssuing]) reused.push((await getTls(h, client)).reused);
+        expect(reused).toEqual([false, false, true, true, true]);
+        const [sw2, sw1] = ['CN=sw-2, OU=org-2, O=OpenBanking, C=GB', 'CN=sw-1, OU=org-1, O=OpenBanking, C=GB'];
+        expect(subjects(h)).toEqual([sw2, sw1, sw2, sw1, sw2]);
+        expect(h.seen.map((p) => p?.verification.trusted)).toEqual([true, true, true, true, true]);
+        expect(h.seen.map((p) => p?.chain.length)).toEqual([1, 0, 1, 0, 1]);
+      } finally {
+        agent.destroy();
+      }
+    }));
+
+  it('is not resumed from a ticket of another listener (another instance or worker): a full handshake instead', async () => {
+    const other = await resuming();
+    try {
+      await using(resuming(), async (h) => {
+        const first = await getTls(other, { cert: tppViaIssuing, chain: [tppIssuing] });
+        expect(first.session).toBeDefined();
+        // The control: the same ticket does resume on the listener that issued it.
+        expect((await getTls(other, { cert: tppViaIssuing, chain: [tppIssuing], session: first.session! })).reused).toBe(true);
+        const elsewhere = await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing], session: first.session! });
+        expect(elsewhere.reused).toBe(false);
+        expect(h.seen[0]?.verification.trusted).toBe(true);
+      });
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('replaces the ticket keys before forgetting a chain a ticket may still need, so that client makes a full handshake', async () => {
+    const replaced: string[] = [];
+    await using(resuming({ resumption: { capacity: 1, onTicketKeysReplaced: (reason) => replaced.push(reason) } }), async (h) => {
+      const agent = new Agent({ keepAlive: false, maxCachedSessions: 10 });
+      try {
+        expect(replaced).toEqual(['schedule']);
+        await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing], agent });
+        // A second certificate: the first one's chain must go, while its session is resumable.
+        await getTls(h, { cert: tpp, agent });
+        expect(replaced).toEqual(['schedule', 'eviction']);
+        expect(h.sessionChains?.size).toBe(1);
+        const again = await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing], agent });
+        expect(again.reused).toBe(false);
+        expect(h.seen[2]?.verification.trusted).toBe(true);
+      } finally {
+        agent.destroy();
+      }
+    });
+  });
+
+  it('keeps resuming across a replaced TLS context (a renewed server certificate, reloaded trust anchors), whose own ticket keys it puts back', () =>
+    using(resuming(), async (h) => {
+      const agent = new Agent({ keepAlive: false, maxCachedSessions: 10 });
+      try {
+        await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing], agent });
+        (h.server as unknown as TlsServer).setSecureContext(
+          tlsServerOptions({ cert: server.certPem, key: server.keyPem, ca: anchors.pem, sessionLifetimeSeconds: 300 }),
+        );
+        h.sessionChains?.secureContextReplaced();
+        expect((await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing], agent })).reused).toBe(true);
+        expect(h.seen[1]?.verification.trusted).toBe(true);
+      } finally {
+        agent.destroy();
+      }
     }));
 });
 

@@ -1,3 +1,4 @@
+import { constants } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect, createServer as createPlainTlsServer, type ConnectionOptions, type Server as TlsServer } from 'node:tls';
@@ -140,6 +141,13 @@ describe('the TLS listener (FAPI 2.0 SP §5.2.1, BCP 195)', () => {
       }),
     );
     expect(tlsServerOptions({ cert: 'c', key: 'k', ca: '' })).not.toHaveProperty('ca');
+  });
+
+  it('resumes sessions by tickets only when given a session lifetime (the public listener, tls/session-chains.ts)', () => {
+    const resuming = tlsServerOptions({ cert: 'c', key: 'k', ca: 'anchors', sessionLifetimeSeconds: 300 });
+    expect(resuming).toEqual(expect.objectContaining({ sessionTimeout: 300, requestCert: true, rejectUnauthorized: false }));
+    expect(resuming.secureOptions ?? 0).toBe(0);
+    expect(tlsServerOptions({ cert: 'c', key: 'k' }).secureOptions).toBe(constants.SSL_OP_NO_TICKET);
   });
 
   it('completes the handshake for a client without a certificate (a browser reaching the login page)', async () => {

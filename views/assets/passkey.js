@@ -5,20 +5,24 @@
  * authenticator's response in the hidden "response" field and posts the form. The forms are hidden
  * until this script finds WebAuthn available (and it hides the [data-passkey-fallback] notes), so a
  * page without JavaScript shows only the password and one-time code forms, which work without it.
+ * What it says comes from the form's data-passkey-messages (JSON), in the page's language.
  */
 (function () {
   'use strict';
   var lib = window.SimpleWebAuthnBrowser;
-  var MESSAGES = {
-    NotAllowedError: 'The passkey request was cancelled, timed out, or your device could not verify you. Try again.',
-    InvalidStateError: 'This device already has a passkey for your account.',
-    SecurityError: 'Passkeys cannot be used on this address.',
-    AbortError: 'The passkey request was cancelled. Try again.',
-  };
+  // The words come from the page, in its language (data-passkey-messages, from views/locales):
+  // this script has none of its own, so every form with data-passkey carries them.
+  function messagesOf(form) {
+    try {
+      return JSON.parse(form.getAttribute('data-passkey-messages')) || {};
+    } catch (e) {
+      return {};
+    }
+  }
 
   function say(form, text) {
     var status = form.querySelector('[data-passkey-status]');
-    if (status) status.textContent = text;
+    if (status) status.textContent = text || '';
   }
 
   function start(form) {
@@ -36,18 +40,19 @@
       var fallback = document.querySelectorAll('[data-passkey-fallback]');
       for (var j = 0; j < fallback.length; j += 1) fallback[j].hidden = true;
       var busy = false;
+      var words = messagesOf(form);
       form.addEventListener('submit', function (event) {
         event.preventDefault();
         if (busy) return;
         busy = true;
-        say(form, 'Follow the instructions from your device…');
+        say(form, words.follow);
         start(form).then(function (response) {
           form.elements.namedItem('response').value = JSON.stringify(response);
-          say(form, 'Checking…');
+          say(form, words.checking);
           form.submit();
         }, function (err) {
           busy = false;
-          say(form, MESSAGES[err && err.name] || 'Passkeys are not available here. Use another way to sign in.');
+          say(form, (err && words[err.name]) || words.unavailable);
         });
       });
     })(forms[i]);

@@ -8,7 +8,7 @@ import {
   type AttemptsLocked,
   type Reservation,
 } from '../../throttle/attempt-throttle.ts';
-import type { StorageErrorListener } from '../model-store.ts';
+import type { StorageErrorListener } from '../../kernel/model-store.ts';
 
 /*
  * The attempt counters in Redis, shared by every instance. Each counter is three keys: its failures

@@ -1,6 +1,7 @@
 import { Redis, ReplyError } from 'ioredis';
 import type { AdapterPayload } from 'oidc-provider';
-import { StorageUnavailableError, type ConsumeResult, type ModelStore, type StorageErrorListener, type StorageOperation } from '../model-store.ts';
+import type { ConsumeResult, ModelStore, StorageErrorListener, StorageOperation } from '../../kernel/model-store.ts';
+import { StorageUnavailableError } from '../../kernel/storage-unavailable.ts';
 
 /*
  * oidc-provider's short-lived models in Redis. Each entry is a JSON string with Redis expiry; the

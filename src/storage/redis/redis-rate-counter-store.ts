@@ -1,6 +1,6 @@
 import { ReplyError, type Redis } from 'ioredis';
 import type { RateCount, RateCounterStore } from '../../throttle/rate-counter.ts';
-import type { StorageErrorListener } from '../model-store.ts';
+import type { StorageErrorListener } from '../../kernel/model-store.ts';
 
 /*
  * The rate counters in Redis, shared by every instance: each counter one key holding its count and

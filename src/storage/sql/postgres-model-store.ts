@@ -1,5 +1,5 @@
 import type { AdapterPayload } from 'oidc-provider';
-import type { ConsumeResult, ModelStore } from '../model-store.ts';
+import type { ConsumeResult, ModelStore } from '../../kernel/model-store.ts';
 import type { SqlClient } from './sql-client.ts';
 
 /**

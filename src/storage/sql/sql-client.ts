@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
-import { StorageUnavailableError, type StorageErrorListener, type StorageOperation } from '../model-store.ts';
+import type { StorageErrorListener, StorageOperation } from '../../kernel/model-store.ts';
+import { StorageUnavailableError } from '../../kernel/storage-unavailable.ts';
 
 /**
  * The SQL surface Moat's Postgres code needs, implemented over a `pg` pool and over PGlite (the

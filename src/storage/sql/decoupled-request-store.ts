@@ -1,7 +1,7 @@
-import type { RequestedDetail } from '../consents/authorization-details.ts';
-import { containsNul } from '../storage/sql/postgres-model-store.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
-import type { DecoupledRequest, DecoupledRequestStore, DecoupledStatus } from './decoupled-request.ts';
+import type { RequestedDetail } from '../../consents/authorization-details.ts';
+import { containsNul } from './postgres-model-store.ts';
+import type { SqlClient } from './sql-client.ts';
+import type { DecoupledRequest, DecoupledRequestStore, DecoupledStatus } from '../../ciba/decoupled-request.ts';
 
 interface Row {
   id: string;

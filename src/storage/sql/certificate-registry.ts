@@ -1,7 +1,13 @@
-import type { AuditLog } from '../audit/audit-log.ts';
-import { containsNul } from '../storage/sql/postgres-model-store.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
-import type { CertificateEvent, CertificateRegistry, CertificateStatus, RegisteredCertificate, RevocationSource } from './certificate-registry.ts';
+import type { AuditLog } from '../../audit/audit-log.ts';
+import { containsNul } from './postgres-model-store.ts';
+import type { SqlClient } from './sql-client.ts';
+import type {
+  CertificateEvent,
+  CertificateRegistry,
+  CertificateStatus,
+  RegisteredCertificate,
+  RevocationSource,
+} from '../../certificates/certificate-registry.ts';
 
 interface Row {
   thumbprint: string;

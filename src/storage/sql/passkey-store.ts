@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { containsNul } from '../storage/sql/postgres-model-store.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
-import { PasskeyAlreadyEnrolled, type Passkey, type PasskeyStore } from './passkey-store.ts';
+import { containsNul } from './postgres-model-store.ts';
+import type { SqlClient } from './sql-client.ts';
+import { PasskeyAlreadyEnrolled, type Passkey, type PasskeyStore } from '../../passkeys/passkey-store.ts';
 
 interface PasskeyRow {
   id: string;

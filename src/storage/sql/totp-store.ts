@@ -1,6 +1,6 @@
-import { containsNul } from '../storage/sql/postgres-model-store.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
-import type { StoredTotp, TotpStore } from './totp-store.ts';
+import { containsNul } from './postgres-model-store.ts';
+import type { SqlClient } from './sql-client.ts';
+import type { StoredTotp, TotpStore } from '../../sca/totp-store.ts';
 
 /** TOTP factors on Postgres (pg or the embedded PGlite): tables customer_totp and customer_totp_used_step. */
 export function createSqlTotpStore(sql: SqlClient): TotpStore {

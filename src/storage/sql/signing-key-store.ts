@@ -1,8 +1,8 @@
-import type { SigningAlgorithm } from '../config/schema.ts';
-import type { KeyState } from './key-lifecycle.ts';
-import type { KeyTransition, SharedKey } from './key-rotation.ts';
-import type { SigningKeyStore } from './shared-signing-keys.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
+import type { SigningAlgorithm } from '../../config/schema.ts';
+import type { KeyState } from '../../keys/key-lifecycle.ts';
+import type { KeyTransition, SharedKey } from '../../keys/key-rotation.ts';
+import type { SigningKeyStore } from '../../keys/shared-signing-keys.ts';
+import type { SqlClient } from './sql-client.ts';
 
 /*
  * The shared signing keys on Postgres or the embedded PGlite (table signing_key). Transitions are

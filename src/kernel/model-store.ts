@@ -1,6 +1,3 @@
-import { StorageUnavailableError } from '../kernel/storage-unavailable.ts';
-
-export { StorageUnavailableError };
 import type { AdapterPayload } from 'oidc-provider';
 
 /**
@@ -16,7 +13,7 @@ import type { AdapterPayload } from 'oidc-provider';
  *   lookup and a write.
  *
  * Implemented by the Postgres store (pg and the embedded PGlite), the Redis store and the
- * in-process store; test/storage/model-store.contract.ts runs against each.
+ * in-process store; test/storage/model-store-contract.ts runs against each.
  */
 export interface ModelStore {
   /** Creates or replaces an entry; `expiresIn` is in seconds, absent means no expiry. */

@@ -1,7 +1,8 @@
-import { containsNul } from '../storage/sql/postgres-model-store.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
-import type { Customer, CustomerDirectory } from './customer-directory.ts';
-import { hashPassword, verifyPassword } from './password-hash.ts';
+import { containsNul } from './postgres-model-store.ts';
+import type { SqlClient } from './sql-client.ts';
+import type { Customer, CustomerDirectory } from '../../customers/customer-directory.ts';
+import { hashPassword, verifyPassword } from '../../customers/password-hash.ts';
+import { SANDBOX_CUSTOMERS } from '../../customers/sandbox-customers.ts';
 
 interface CustomerRow {
   id: string;
@@ -31,14 +32,7 @@ export function createSqlCustomerDirectory(sql: SqlClient): CustomerDirectory {
   };
 }
 
-/** Sandbox demo customers: listed in the README and printed at start in sandbox mode. */
-export const SANDBOX_CUSTOMERS = [
-  // totpSecret: each has an authenticator app (RFC 6238, base32) set up, so a TPP's CI computes the
-  // second factor with any TOTP library (src/sca/sandbox-factors.ts enrols it).
-  { id: 'cust-alice', username: 'alice', password: 'alice-sandbox', name: 'Alice Example', totpSecret: 'MOATSANDBOXALICETOTPSECRET234567' },
-  { id: 'cust-bob', username: 'bob', password: 'bob-sandbox', name: 'Bob Example', totpSecret: 'MOATSANDBOXBOBTOTPSECRET23456722' },
-] as const;
-
+/** Adds the sandbox demo customers the `customer` table does not have yet. */
 export async function seedSandboxCustomers(sql: SqlClient): Promise<void> {
   for (const c of SANDBOX_CUSTOMERS) {
     const { rows } = await sql.query<{ id: string }>('SELECT id FROM customer WHERE id = $1', [c.id]);

@@ -1,9 +1,9 @@
-import { containsNul } from '../storage/sql/postgres-model-store.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
-import type { Acr, AuthenticationMethod } from '../sca/authentication.ts';
-import type { GrantedDetail, RequestedDetail } from './authorization-details.ts';
-import { ConsentNotFound, ConsentStateConflict, TRANSITIONS, type Consent, type ConsentEvent, type ConsentStatus } from './consent.ts';
-import type { ConsentPatch, ConsentStore } from './consent-store.ts';
+import { containsNul } from './postgres-model-store.ts';
+import type { SqlClient } from './sql-client.ts';
+import type { Acr, AuthenticationMethod } from '../../sca/authentication.ts';
+import type { GrantedDetail, RequestedDetail } from '../../consents/authorization-details.ts';
+import { ConsentNotFound, ConsentStateConflict, TRANSITIONS, type Consent, type ConsentEvent, type ConsentStatus } from '../../consents/consent.ts';
+import type { ConsentPatch, ConsentStore } from '../../consents/consent-store.ts';
 
 interface ConsentRow {
   id: string;
@@ -144,8 +144,21 @@ export function createSqlConsentStore(sql: SqlClient): ConsentStore {
     },
     async listForCustomer(customerId) {
       if (containsNul(customerId)) return [];
-      const { rows } = await sql.query<ConsentRow>(`SELECT ${COLUMNS} FROM consent WHERE customer_id = $1 ORDER BY status_updated_at DESC, id`, [customerId]);
-      return rows.map(toConsent);
+      // With the last use the TPP made of each (consent_use), for the dashboard.
+      const { rows } = await sql.query<ConsentRow & { last_used_at: Date | string | null }>(
+        `SELECT ${COLUMNS}, u.last_used_at FROM consent LEFT JOIN consent_use u ON u.consent_id = consent.id
+          WHERE customer_id = $1 ORDER BY status_updated_at DESC, id`,
+        [customerId],
+      );
+      return rows.map((row) => ({ ...toConsent(row), ...(row.last_used_at === null ? {} : { lastUsedAt: new Date(row.last_used_at) }) }));
+    },
+    async recordUse(grantId, at) {
+      if (containsNul(grantId)) return;
+      await sql.query(
+        `INSERT INTO consent_use (consent_id, last_used_at) SELECT id, $2 FROM consent WHERE grant_id = $1
+          ON CONFLICT (consent_id) DO UPDATE SET last_used_at = excluded.last_used_at WHERE consent_use.last_used_at < excluded.last_used_at`,
+        [grantId, at],
+      );
     },
     async listForClient(clientId, status) {
       if (containsNul(clientId)) return [];
@@ -197,4 +210,10 @@ export function createSqlConsentStore(sql: SqlClient): ConsentStore {
       return rows.map(toConsent);
     },
   };
+}
+
+/** The consents in force (status Authorised), for the `moat_consents_active` gauge. */
+export async function countAuthorisedConsents(sql: SqlClient): Promise<number> {
+  const { rows } = await sql.query<{ n: string }>("SELECT count(*) AS n FROM consent WHERE status = 'Authorised'");
+  return Number(rows[0]?.n ?? 0);
 }

@@ -1,5 +1,5 @@
-import type { SqlClient } from '../storage/sql/sql-client.ts';
-import type { ExpiryNotice, ExpiryNoticeStore, NoticeStatus } from './expiry-notice-store.ts';
+import type { SqlClient } from './sql-client.ts';
+import type { ExpiryNotice, ExpiryNoticeStore, NoticeStatus } from '../../certificates/expiry-notice-store.ts';
 
 interface Row {
   thumbprint: string;

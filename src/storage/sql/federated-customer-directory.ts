@@ -1,16 +1,8 @@
-import { containsNul } from '../storage/sql/postgres-model-store.ts';
-import type { SqlClient } from '../storage/sql/sql-client.ts';
-import type { Customer, CustomerDirectory } from './customer-directory.ts';
+import { containsNul } from './postgres-model-store.ts';
+import type { SqlClient } from './sql-client.ts';
+import type { Customer, FederatedCustomerDirectory } from '../../customers/customer-directory.ts';
 
-/**
- * The customers of the bank's OpenID Provider (customers.source: oidc), as Moat remembers them
- * between sign-ins. They never sign in with a password here: `authenticate` refuses every attempt.
- */
-export interface FederatedCustomerDirectory extends CustomerDirectory {
-  /** Records a customer the IdP vouched for: created on first sign-in, name and last seen refreshed after. */
-  record(customer: Customer, issuer: string): Promise<void>;
-}
-
+/** The federated customers (customers.source: oidc) in the `federated_customer` table. */
 export function createSqlFederatedCustomerDirectory(sql: SqlClient): FederatedCustomerDirectory {
   return {
     authenticate: () => Promise.resolve(undefined),
