@@ -7,9 +7,13 @@ import type { ModelStore } from '../kernel/model-store.ts';
  * Poll pacing (CIBA Core §7.3, §11): the backchannel authentication response tells the client the
  * `interval` to wait between token requests; a client polling faster gets `slow_down` and must wait
  * five seconds longer from then on (as RFC 8628 §3.5 says for the same error). oidc-provider has
- * the error but does not pace CIBA polls, so Moat does, before the token endpoint runs: the last
- * poll of each auth_req_id is kept in the short-lived store (shared by every instance) for the
- * request's greatest lifetime.
+ * the error but does not pace CIBA polls, so Moat does, on the token endpoint's answer: only a poll
+ * the endpoint answered `authorization_pending` counts — the client authenticated, the request is
+ * its own and still waits — so a poll by anyone else (no client authentication, another client, a
+ * made-up auth_req_id) never touches the real client's pace. Turning that answer into `slow_down`
+ * changes nothing stored: oidc-provider refuses a pending request before it spends anything. The
+ * last counted poll of each auth_req_id is kept in the short-lived store (shared by every instance)
+ * for the request's greatest lifetime.
  */
 
 /** The store's model name for poll records. */
@@ -30,40 +34,35 @@ export interface PollPacingOptions {
   now: () => Date;
 }
 
-/** The token request's form, as storable-input.ts handed it on. */
-function formOf(ctx: Parameters<Middleware>[0]): URLSearchParams | undefined {
-  const body = (ctx.request as { body?: unknown }).body;
-  if (typeof body === 'string') return new URLSearchParams(body);
-  if (typeof body === 'object' && body !== null)
-    return new URLSearchParams(Object.entries(body).filter((e): e is [string, string] => typeof e[1] === 'string'));
-  return undefined;
-}
-
 /** oidc-provider middleware (provider.use): paces CIBA polls and announces the interval. */
 export function cibaPollPacing(options: PollPacingOptions): Middleware {
   return async (ctx, next) => {
-    if (ctx.method === 'POST' && ctx.path === '/token') {
-      const form = formOf(ctx);
-      const authReqId = form?.get('auth_req_id');
-      if (form?.get('grant_type') === CIBA_GRANT_TYPE && typeof authReqId === 'string' && authReqId !== '') {
-        const now = options.now().getTime();
-        const last = (await options.store.find(MODEL, authReqId)) as PollRecord | undefined;
-        const interval = last?.interval ?? options.intervalSeconds;
-        if (last !== undefined && now - last.at < interval * 1000) {
-          const slower = interval + SLOW_DOWN_STEP_SECONDS;
-          await options.store.upsert(MODEL, authReqId, { at: now, interval: slower } as never, options.keepSeconds);
-          ctx.status = 400;
-          ctx.set('Cache-Control', 'no-store');
-          ctx.body = { error: 'slow_down', error_description: `poll at most every ${slower} seconds for this request (CIBA Core §11)` };
-          return;
-        }
-        await options.store.upsert(MODEL, authReqId, { at: now, interval } as never, options.keepSeconds);
-      }
-    }
     await next();
     const oidc = (ctx as unknown as KoaContextWithOIDC).oidc;
     if (oidc?.route === 'backchannel_authentication' && ctx.status === 200 && typeof ctx.body === 'object' && ctx.body !== null) {
       ctx.body = { ...ctx.body, interval: options.intervalSeconds };
+      return;
     }
+    const authReqId = oidc?.params?.auth_req_id;
+    if (
+      oidc?.route !== 'token' ||
+      oidc.params?.grant_type !== CIBA_GRANT_TYPE ||
+      oidc.client === undefined ||
+      typeof authReqId !== 'string' ||
+      ctx.status !== 400 ||
+      (ctx.body as { error?: unknown } | undefined)?.error !== 'authorization_pending'
+    ) {
+      return;
+    }
+    const now = options.now().getTime();
+    const last = (await options.store.find(MODEL, authReqId)) as PollRecord | undefined;
+    const interval = last?.interval ?? options.intervalSeconds;
+    if (last !== undefined && now - last.at < interval * 1000) {
+      const slower = interval + SLOW_DOWN_STEP_SECONDS;
+      await options.store.upsert(MODEL, authReqId, { at: now, interval: slower } as never, options.keepSeconds);
+      ctx.body = { error: 'slow_down', error_description: `poll at most every ${slower} seconds for this request (CIBA Core §11)` };
+      return;
+    }
+    await options.store.upsert(MODEL, authReqId, { at: now, interval } as never, options.keepSeconds);
   };
 }

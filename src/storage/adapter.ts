@@ -18,6 +18,16 @@ export const DURABLE_MODELS = new Set(['Client', 'Grant', 'RefreshToken', 'Regis
  */
 const REPLAY_CLAIM_SECONDS = 600;
 
+/**
+ * How long a backchannel authentication request is kept past its expiry. CIBA Core §11 answers a
+ * poll of an expired auth_req_id with `expired_token`, "the Client will need to make a new
+ * Authentication Request"; oidc-provider says so only of a request it still finds
+ * (lib/actions/grants/ciba.js reads it ignoring expiry), and of one the store has dropped it can
+ * only say invalid_grant. Kept longer is never taken for live: oidc-provider checks the payload's
+ * own `exp` on every other read, so the bank app cannot approve it.
+ */
+const EXPIRED_CIBA_REQUEST_KEPT_SECONDS = 600;
+
 /** What a replayed redemption revokes: every token of the grant, and the grant itself. */
 const GRANT_TOKEN_MODELS = ['AccessToken', 'RefreshToken', 'AuthorizationCode', 'ClientCredentials'];
 
@@ -71,7 +81,8 @@ export function createAdapterFactory(stores: Stores, errors: Errors): new (model
     }
 
     upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
-      return guarded(errors, () => this.store.upsert(this.model, id, payload, expiresIn));
+      const kept = this.model === 'BackchannelAuthenticationRequest' && expiresIn !== undefined ? expiresIn + EXPIRED_CIBA_REQUEST_KEPT_SECONDS : expiresIn;
+      return guarded(errors, () => this.store.upsert(this.model, id, payload, kept));
     }
 
     find(id: string): Promise<AdapterPayload | undefined> {

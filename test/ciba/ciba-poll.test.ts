@@ -162,6 +162,30 @@ describe('CIBA poll mode (CIBA Core §7, §10.1)', () => {
     expect(await pollError(id)).toMatchObject({ status: 400, error: 'authorization_pending' });
   });
 
+  it("does not count a poll without client authentication against the client's pace (CIBA Core §11)", async () => {
+    const { auth_req_id: id } = await startRequest();
+    waitOutInterval();
+    const { tlsFetch } = await import('../support/tpp-client.ts');
+    const anonymous = tlsFetch(tpp.creds.serverCaPem);
+    try {
+      // Someone who learnt the auth_req_id polls in the client's name, without its certificate.
+      for (let i = 0; i < 2; i += 1) {
+        const res = await anonymous(`${h.issuer}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ grant_type: CIBA, auth_req_id: id, client_id: tpp.client.client_id }).toString(),
+        });
+        expect(res.status).toBe(401);
+        expect(await res.json()).toMatchObject({ error: 'invalid_client' });
+      }
+    } finally {
+      await anonymous.close();
+    }
+    // The client's own poll is its first: pending, not slow_down, and its interval is still the announced one.
+    expect(await pollError(id)).toMatchObject({ status: 400, error: 'authorization_pending' });
+    expect((await pollError(id)).description).toMatch(/every 10 seconds/);
+  });
+
   it('issues certificate-bound tokens once the customer approves with SCA, and the auth_req_id only once', async () => {
     const { auth_req_id: id } = await startRequest();
     waitOutInterval();
@@ -241,6 +265,19 @@ describe('CIBA poll mode (CIBA Core §7, §10.1)', () => {
     offsetMs += 31_000;
     const late = await decide('approve', `--request=${id}`);
     expect(late.err).toMatch(/HTTP 410, expired/);
+  });
+
+  it('answers expired_token to a poll after requested_expiry, and the expired request cannot be approved (CIBA Core §11)', async () => {
+    const { auth_req_id: id, expires_in } = await startRequest({ login_hint: 'cust-alice', binding_message: 'Gone soon', requested_expiry: '1' });
+    expect(expires_in).toBeLessThanOrEqual(1);
+    // oidc-provider dates the request in whole seconds of real time: wait for the second it expires at.
+    await new Promise((done) => setTimeout(done, (Math.floor(Date.now() / 1000) + 1) * 1000 - Date.now() + 50));
+    expect(await pollError(id)).toMatchObject({ status: 400, error: 'expired_token' });
+    const late = await decide('approve', `--request=${id}`);
+    expect(late.err).toMatch(/HTTP 410, expired/);
+    // Still expired, never tokens: the approval did not reach it.
+    waitOutInterval();
+    expect(await pollError(id)).toMatchObject({ status: 400, error: 'expired_token' });
   });
 
   it('names the customer with a login_hint_token the client signed (CIBA Core §7.1)', async () => {
