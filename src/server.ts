@@ -31,8 +31,6 @@ import { createCustomerSessions } from './dashboard/customer-sessions.ts';
 import { createCsrf } from './http/csrf.ts';
 import { listenOn } from './http/listen.ts';
 import { createRateLimitMiddleware } from './http/rate-limits.ts';
-import { createMemoryRateLimiters } from './storage/embedded/rate-limiters.ts';
-import { createRedisRateLimiters } from './storage/redis/rate-limiters.ts';
 import { storableProviderInput } from './http/storable-input.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
 import { createSqlAuditStore } from './storage/sql/audit-store.ts';
@@ -101,7 +99,9 @@ import { ensureSandboxMaterial } from './sandbox/sandbox-material.ts';
 import { SANDBOX_SSA_LIFETIME_SECONDS } from './sandbox/tpp-credentials.ts';
 import { createAdapterFactory, revokeGrant } from './storage/adapter.ts';
 import { createMemoryAttemptCounterStore } from './storage/embedded/memory-attempt-counter-store.ts';
+import { createMemoryRateCounterStore } from './storage/embedded/memory-rate-counter-store.ts';
 import { createRedisAttemptCounterStore } from './storage/redis/redis-attempt-counter-store.ts';
+import { createRedisRateCounterStore } from './storage/redis/redis-rate-counter-store.ts';
 import { createStorage } from './storage/create-storage.ts';
 import { pendingMigrations } from './storage/sql/migrate.ts';
 import { loadTrustAnchors } from './pki/certificate-chain.ts';
@@ -690,10 +690,11 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         createMtlsOutcomeMiddleware({ provider, clientCertificate, refusal: certificateGate.refusal }),
         createRateLimitMiddleware({
           limits: config.rateLimits,
-          limiters:
+          counters:
             storage.redis === undefined
-              ? createMemoryRateLimiters(config.storage.redisKeyPrefix)
-              : createRedisRateLimiters(storage.redis, config.storage.redisKeyPrefix),
+              ? createMemoryRateCounterStore()
+              : createRedisRateCounterStore(storage.redis, { fallback: createMemoryRateCounterStore(), onUnavailable: metrics.storageErrors }),
+          keyPrefix: config.storage.redisKeyPrefix,
           clientCertificate,
           logger,
         }),

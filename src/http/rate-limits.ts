@@ -1,44 +1,38 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Middleware } from 'koa';
-import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
 import type { MoatConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import { addressBucket } from '../tls/trusted-proxies.ts';
+import type { RateCounter, RateCounterStore } from '../throttle/rate-counter.ts';
 
 /*
  * Rate limits on the endpoints a TPP (or someone pretending to be one) can hammer: PAR, token and
  * registration, per client and per source address. The client is its certificate (the transport
  * certificate is the TPP's identity on these endpoints, and cannot be claimed by anyone else); the
- * address (an IPv6 client's whole /64: addressBucket) catches the unauthenticated. Counters live in Redis when there is one, shared by every
- * instance, with per-instance memory as the fallback during a Redis outage.
+ * address (an IPv6 client's whole /64: addressBucket) catches the unauthenticated. The counters live
+ * in Redis when there is one, shared by every instance (src/storage/redis/redis-rate-counter-store.ts,
+ * per-instance memory during a Redis outage), in process otherwise.
  */
 
 const ENDPOINTS = { '/par': 'par', '/token': 'token', '/register': 'registration' } as const;
 type Endpoint = (typeof ENDPOINTS)[keyof typeof ENDPOINTS];
-
-/**
- * Makes the counter of one named limit: in Redis with this process's memory as the fallback
- * (src/storage/redis/rate-limiters.ts), or in memory alone (src/storage/embedded/rate-limiters.ts).
- */
-export type RateLimiters = (name: string, limit: { requests: number; perSeconds: number }) => RateLimiterAbstract;
+type Scope = 'address' | 'client';
 
 export function createRateLimitMiddleware(deps: {
   limits: MoatConfig['rateLimits'];
-  limiters: RateLimiters;
+  counters: RateCounterStore;
+  keyPrefix: string;
   clientCertificate: (req: IncomingMessage) => PresentedCertificate | undefined;
   logger: Logger;
 }): Middleware {
-  const limiters = Object.fromEntries(
-    (Object.values(ENDPOINTS) as Endpoint[]).map((endpoint) => [
-      endpoint,
-      {
-        client: deps.limiters(`${endpoint}:client`, deps.limits[endpoint].perClient),
-        address: deps.limiters(`${endpoint}:address`, deps.limits[endpoint].perAddress),
-      },
-    ]),
-  ) as Record<Endpoint, { client: RateLimiterAbstract; address: RateLimiterAbstract }>;
+  const limitOf = (endpoint: Endpoint, scope: Scope) => (scope === 'client' ? deps.limits[endpoint].perClient : deps.limits[endpoint].perAddress);
+  // Hashed: an address or a thumbprint is not kept in Redis as it is.
+  const counter = (endpoint: Endpoint, scope: Scope, who: string): RateCounter => ({
+    key: `${deps.keyPrefix}rate:${endpoint}:${scope}:${createHash('sha256').update(who).digest('base64url')}`,
+    windowSeconds: limitOf(endpoint, scope).perSeconds,
+  });
 
   return async (ctx, next) => {
     // The same matching as oidc-provider's router: case-insensitive, trailing slash allowed.
@@ -46,28 +40,22 @@ export function createRateLimitMiddleware(deps: {
     const endpoint = ctx.method === 'POST' ? ENDPOINTS[path as keyof typeof ENDPOINTS] : undefined;
     if (endpoint === undefined) return next();
     const presented = deps.clientCertificate(ctx.req);
-    const checks: [string, RateLimiterAbstract, string][] = [['address', limiters[endpoint].address, addressBucket(ctx.ip)]];
-    if (presented !== undefined) checks.push(['client', limiters[endpoint].client, presented.thumbprint]);
-    // Both counters in one round trip's time: every attempt counts against its address and its
-    // certificate alike, and the first limit exceeded (the address's, then the client's) answers.
-    const results = await Promise.allSettled(checks.map(([, limiter, key]) => limiter.consume(createHash('sha256').update(key).digest('base64url'))));
-    for (const [i, result] of results.entries()) {
-      if (result.status === 'fulfilled') continue;
-      const rejected: unknown = result.reason;
-      if (rejected instanceof Error) throw rejected;
-      const scope = checks[i]![0];
-      const retryAfter = Math.max(1, Math.ceil((rejected as RateLimiterRes).msBeforeNext / 1000));
-      ctx.status = 429;
-      ctx.set('Retry-After', String(retryAfter));
-      ctx.set('Cache-Control', 'no-store');
-      ctx.body = {
-        error: 'temporarily_unavailable',
-        error_description: `too many ${endpoint} requests from this ${scope === 'client' ? 'client certificate' : 'address'}; retry after ${retryAfter} s`,
-      };
-      ctx.state.outcome = 'rate_limited';
-      deps.logger.warn({ event: 'rate_limited', outcome: 'rate_limited', endpoint, scope }, 'request rate-limited');
-      return;
-    }
-    await next();
+    const scopes: Scope[] = presented === undefined ? ['address'] : ['address', 'client'];
+    // Every attempt counts against its address and its certificate alike, in one step of the store;
+    // the first limit exceeded (the address's, then the client's) answers.
+    const counts = await deps.counters.hit(scopes.map((scope) => counter(endpoint, scope, scope === 'client' ? presented!.thumbprint : addressBucket(ctx.ip))));
+    const exceeded = scopes.findIndex((scope, i) => counts[i]!.count > limitOf(endpoint, scope).requests);
+    if (exceeded === -1) return next();
+    const scope = scopes[exceeded]!;
+    const retryAfter = Math.max(1, Math.ceil(counts[exceeded]!.msBeforeReset / 1000));
+    ctx.status = 429;
+    ctx.set('Retry-After', String(retryAfter));
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = {
+      error: 'temporarily_unavailable',
+      error_description: `too many ${endpoint} requests from this ${scope === 'client' ? 'client certificate' : 'address'}; retry after ${retryAfter} s`,
+    };
+    ctx.state.outcome = 'rate_limited';
+    deps.logger.warn({ event: 'rate_limited', outcome: 'rate_limited', endpoint, scope }, 'request rate-limited');
   };
 }

@@ -66,6 +66,17 @@ interface VerifiedOnConnection {
   anchors: X509Certificate[];
 }
 
+/** A trusted verdict for a leaf sent with these intermediates, kept across connections. */
+interface VerifiedChain extends VerifiedOnConnection {
+  intermediates: Buffer[];
+}
+
+/**
+ * Client certificates whose trusted verdicts are kept across connections: a bank's TPPs have a few
+ * thousand transport certificates at most, and an entry is a few parsed certificates.
+ */
+const VERIFIED_CHAINS_CAPACITY = 10_000;
+
 function trustedUntil(presented: PresentedCertificate): number {
   const certificates = [presented.certificate, ...presented.chain];
   if (presented.verification.trusted) certificates.push(presented.verification.anchor);
@@ -81,13 +92,16 @@ function trustedUntil(presented: PresentedCertificate): number {
  *   `untrusted-sender` (someone trying to smuggle a certificate past the gateway), and the TLS
  *   handshake's certificate, if any, is used.
  * Results are memoised per request, since several steps of one request ask, and a trusted handshake
- * certificate's verification per connection until the earliest expiry in its chain. Revocation is
- * not part of this verdict: the certificate gate asks the registry on every request.
+ * certificate's verification per connection, and across connections for the same leaf and
+ * intermediates, until the earliest expiry in its chain. Revocation is not part of this verdict: the
+ * certificate gate asks the registry on every request.
  */
 export function createClientCertificateResolver(options: ClientCertificateOptions): ClientCertificateResolver {
   const proxies = createTrustedProxies(options.trustedProxies);
   const memo = new WeakMap<IncomingMessage, PresentedCertificate | null>();
   const perConnection = new WeakMap<TLSSocket, VerifiedOnConnection>();
+  // By leaf fingerprint; insertion order is recency (least recently used out first).
+  const verifiedChains = new Map<string, VerifiedChain>();
   const now = options.now ?? (() => new Date());
   const headerName = FORWARDED_CERT_HEADERS[options.format];
   const handshakeIntermediates = createHandshakeIntermediates();
@@ -133,9 +147,30 @@ export function createClientCertificateResolver(options: ClientCertificateOption
         : tlsSocket.isSessionReused()
           ? []
           : handshakeIntermediates(tlsSocket, peer);
+    // A new connection (a resumed session above all) of a certificate verified on an earlier one,
+    // with the same intermediates, against the same anchors, before the earliest expiry among them:
+    // the same verdict, without parsing and verifying the chain again.
+    const key = peer.fingerprint256;
+    const known = verifiedChains.get(key);
+    if (known !== undefined) verifiedChains.delete(key);
+    if (
+      known !== undefined &&
+      known.raw.equals(peer.raw) &&
+      known.intermediates.length === intermediates.length &&
+      known.intermediates.every((raw, i) => raw.equals(intermediates[i]!.raw)) &&
+      now().getTime() <= known.validUntil &&
+      known.anchors === options.anchors.certificates
+    ) {
+      verifiedChains.set(key, known);
+      perConnection.set(tlsSocket, known);
+      return known.presented;
+    }
     const presented = present(peer, intermediates, 'tls');
     if (presented.verification.trusted) {
-      perConnection.set(tlsSocket, { raw: peer.raw, presented, validUntil: trustedUntil(presented), anchors: options.anchors.certificates });
+      const verified = { raw: peer.raw, presented, validUntil: trustedUntil(presented), anchors: options.anchors.certificates };
+      perConnection.set(tlsSocket, verified);
+      verifiedChains.set(key, { ...verified, intermediates: intermediates.map((c) => c.raw) });
+      if (verifiedChains.size > VERIFIED_CHAINS_CAPACITY) verifiedChains.delete(verifiedChains.keys().next().value!);
     } else {
       perConnection.delete(tlsSocket);
     }

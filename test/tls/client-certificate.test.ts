@@ -267,6 +267,40 @@ describe('the client certificate of the TLS handshake (RFC 8705 §2)', () => {
     });
   });
 
+  it('keeps a trusted verdict across connections for the same certificate and intermediates, until the earliest expiry or new anchors', async () => {
+    const shortLived = await issueLeaf(tppIssuing, {
+      subject: [{ CN: ['short-lived across connections'] }],
+      notBefore: new Date(Date.now() - DAY),
+      notAfter: new Date(Date.now() + DAY),
+    });
+    let clock = Date.now();
+    const ownAnchors = loadTrustAnchors([join(dir, 'anchors.pem')]);
+    await using(start({ anchors: ownAnchors, now: () => new Date(clock) }), async (h) => {
+      const sent = { cert: shortLived, chain: [tppIssuing] };
+      await getTls(h, sent);
+      await getTls(h, sent);
+      // Two connections, one verification: the very same verdict.
+      expect(h.seen[1]).toBe(h.seen[0]);
+      expect(h.seen[0]?.verification.trusted).toBe(true);
+      // The same leaf without its intermediate is not the same question.
+      await getTls(h, { cert: shortLived });
+      expect(h.seen[2]?.verification).toEqual(expect.objectContaining({ trusted: false, reason: 'untrusted-chain' }));
+      // Past the leaf's expiry: verified afresh, and refused.
+      clock += 2 * DAY;
+      await getTls(h, sent);
+      expect(h.seen[3]?.verification).toEqual(expect.objectContaining({ trusted: false, reason: 'expired' }));
+      // Reloaded anchors that no longer include the root: verified afresh, and refused.
+      clock = Date.now();
+      await getTls(h, sent);
+      expect(h.seen[4]?.verification.trusted).toBe(true);
+      const otherRoot = await createTestCa([{ CN: ['Another Root'] }]);
+      writeFileSync(join(dir, 'other-anchors.pem'), otherRoot.certPem);
+      Object.assign(ownAnchors, loadTrustAnchors([join(dir, 'other-anchors.pem')]));
+      await getTls(h, sent);
+      expect(h.seen[5]?.verification).toEqual(expect.objectContaining({ trusted: false, reason: 'untrusted-chain' }));
+    });
+  });
+
   it('is memoised per request', () =>
     using(start({ resolveTimes: 3 }), async (h) => {
       await getTls(h, { cert: tpp, headers: { 'client-cert': byteSequence(tpp) } });
@@ -371,6 +405,23 @@ describe('the client certificate of a resumed TLS session (RFC 8446 §2.2, RFC 5
       }
     });
   });
+
+  it("replaces node's default ticket keys, which node:cluster gives every worker alike, with the listener's own", () =>
+    using(resuming(), async (h) => {
+      const tls = h.server as unknown as TlsServer;
+      const own = tls.getTicketKeys();
+      const plain = createHttpsServer({ cert: server.certPem, key: server.keyPem, ca: anchors.pem, sessionLifetimeSeconds: 300, handler: () => {} });
+      const before = (plain as unknown as TlsServer).getTicketKeys();
+      const chains = createSessionChains({ lifetimeSeconds: 300, ticketKeyRotationSeconds: 3600 });
+      chains.attach(plain as unknown as TlsServer);
+      try {
+        const after = (plain as unknown as TlsServer).getTicketKeys();
+        expect(after.equals(before)).toBe(false);
+        expect(after.equals(own)).toBe(false);
+      } finally {
+        chains.detach();
+      }
+    }));
 
   it('keeps resuming across a replaced TLS context (a renewed server certificate, reloaded trust anchors), whose own ticket keys it puts back', () =>
     using(resuming(), async (h) => {
