@@ -7,6 +7,7 @@ import { asksAccountsByScope, ChoiceInvalid, grantedDetail, offeredAccounts, sco
 import { managedDecision } from '../consents/grant-management.ts';
 import type { AccountDirectory, CustomerAccount } from '../customers/account-directory.ts';
 import type { Logger } from '../observability/logger.ts';
+import { saveBackchannelResult } from '../provider/internals.ts';
 import { ACR_SCA, completedAuthentication, consentAuthentication, type FactorUse } from '../sca/authentication.ts';
 import { acrRequestOf, requiredAuthentication, shortfall, type AuthenticationRequirement } from '../sca/authentication-policy.ts';
 import { DecoupledRefusal, type DecoupledRequest, type DecoupledRequestStore } from './decoupled-request.ts';
@@ -108,23 +109,17 @@ export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): 
   };
 
   /**
-   * Hands the result to oidc-provider, which keeps it for the TPP's next token request and, for a
-   * ping-mode client, calls its notification endpoint once. A failed call is retried in the
-   * background with back-off: the customer's decision stands whatever the TPP's endpoint does.
+   * Stores the result for the TPP's next token request and, for a ping-mode client, has its
+   * notification endpoint called in the background, retried with back-off: the customer's decision
+   * stands whatever the TPP's endpoint does.
    */
   const settle = async (
     request: InstanceType<Provider['BackchannelAuthenticationRequest']>,
-    result: Parameters<Provider['backchannelResult']>[1],
-    options: Parameters<Provider['backchannelResult']>[2],
+    result: Parameters<typeof saveBackchannelResult>[2],
+    options: Parameters<typeof saveBackchannelResult>[3],
   ) => {
-    try {
-      await provider.backchannelResult(request, result, options);
-      if (await deps.ping.isPingClient(request.clientId!)) deps.ping.delivered(request.clientId!, request.jti, 1);
-    } catch (err) {
-      const saved = await provider.BackchannelAuthenticationRequest.find(request.jti, { ignoreExpiration: true } as never);
-      if (saved === undefined || (saved.grantId === undefined && saved.error === undefined)) throw err;
-      deps.ping.retry(saved, err);
-    }
+    await saveBackchannelResult(provider, request, result, options);
+    deps.ping.deliver(request);
   };
 
   return {

@@ -6,11 +6,13 @@ import type { Logger } from '../observability/logger.ts';
 
 /*
  * Ping mode (CIBA Core §10.2): when the customer has decided, the TPP's client notification endpoint
- * is called with the bearer client_notification_token it sent and `{"auth_req_id": …}`. The first
- * call is oidc-provider's own (`backchannelResult`, with its protection against special-use
- * addresses). When it fails, Moat calls again with back-off — base, 2×base, 4×base … — up to
- * `maxAttempts` calls in all, and logs each failure. The TPP is never told of a failure by an error:
- * the result stays ready at the token endpoint until the request expires, so it can always poll.
+ * is called with the bearer client_notification_token it sent and `{"auth_req_id": …}`. Moat makes
+ * every call, once the result is stored (provider/internals.ts, saveBackchannelResult, says why not
+ * oidc-provider): in the background, so the customer's approval never waits on the TPP, with the
+ * configured CA and the outbound guard (no private address in production). When a call fails, Moat
+ * calls again with back-off — base, 2×base, 4×base … — up to `maxAttempts` calls in all, and logs
+ * each failure. The TPP is never told of a failure by an error: the result stays ready at the token
+ * endpoint until the request expires, so it can always poll.
  */
 
 export interface PingDeliveryOptions {
@@ -28,11 +30,8 @@ export interface PingDeliveryOptions {
 type RequestWithResult = InstanceType<Provider['BackchannelAuthenticationRequest']>;
 
 export interface PingDelivery {
-  isPingClient(clientId: string): Promise<boolean>;
-  /** Logs a notification delivered at the given attempt. */
-  delivered(clientId: string, authReqId: string, attempt: number): void;
-  /** Attempt 1 failed with `err`: schedules the next. */
-  retry(request: RequestWithResult, err: unknown): void;
+  /** Notifies a ping-mode client that the result of `request` (already stored) is ready; nothing for a poll-mode client. */
+  deliver(request: RequestWithResult): void;
   /** Stops the retries still waiting (the process is stopping). */
   stop(): void;
   /** Resolves when no retry is waiting or running (tests, shutdown). */
@@ -76,6 +75,11 @@ export function createPingDelivery(options: PingDeliveryOptions): PingDelivery {
     }
   };
 
+  const start = (request: RequestWithResult, number: number) => {
+    const run = attempt(request, number).finally(() => running.delete(run));
+    running.add(run);
+  };
+
   const failed = (request: RequestWithResult, number: number, err: unknown) => {
     const clientId = request.clientId!;
     const reason = err instanceof Error ? err.message : String(err);
@@ -93,21 +97,26 @@ export function createPingDelivery(options: PingDeliveryOptions): PingDelivery {
     );
     const timer = setTimeout(() => {
       timers.delete(timer);
-      const run = attempt(request, number + 1).finally(() => running.delete(run));
-      running.add(run);
+      start(request, number + 1);
     }, waitMs);
     timer.unref();
     timers.add(timer);
   };
 
+  const deliver = async (request: RequestWithResult) => {
+    try {
+      const client = await provider.Client.find(request.clientId!);
+      if (client?.metadata().backchannel_token_delivery_mode === 'ping') await attempt(request, 1);
+    } catch (err) {
+      failed(request, 1, err);
+    }
+  };
+
   return {
-    async isPingClient(clientId) {
-      return (await provider.Client.find(clientId))?.metadata().backchannel_token_delivery_mode === 'ping';
+    deliver(request) {
+      const run = deliver(request).finally(() => running.delete(run));
+      running.add(run);
     },
-    delivered(clientId, _authReqId, number) {
-      logger.info({ event: 'ciba.ping_delivered', outcome: 'ciba_ping_delivered', clientId, attempt: number }, 'ping notification delivered');
-    },
-    retry: (request, err) => failed(request, 1, err),
     stop() {
       for (const timer of timers) clearTimeout(timer);
       timers.clear();

@@ -37,12 +37,18 @@ export function formatAmount(amount: { amount: string; currency: string }, local
   }
 }
 
-export function describeAccountReference(ref: AccountReference): string {
+/** An account number as the customer pages say it: a catalogue key (views/locales account.*) and its values. */
+export interface AccountWords {
+  key: 'account.sortCode' | 'account.iban';
+  params: Record<string, string>;
+}
+
+export function describeAccountReference(ref: AccountReference): AccountWords {
   if (ref.schemeName === 'UK.OBIE.SortCodeAccountNumber') {
     const id = ref.identification;
-    return `sort code ${id.slice(0, 2)}-${id.slice(2, 4)}-${id.slice(4, 6)}, account ${id.slice(6)}`;
+    return { key: 'account.sortCode', params: { sortCode: `${id.slice(0, 2)}-${id.slice(2, 4)}-${id.slice(4, 6)}`, account: id.slice(6) } };
   }
-  return `IBAN ${ref.identification.replace(/(.{4})/g, '$1 ').trim()}`;
+  return { key: 'account.iban', params: { iban: ref.identification.replace(/(.{4})/g, '$1 ').trim() } };
 }
 
 export function describeAccount(account: CustomerAccount): { id: string; label: string; detail: string } {
@@ -56,7 +62,7 @@ export interface DetailView {
   until?: string;
   transactionsFrom?: string;
   transactionsTo?: string;
-  payment?: { amount: string; payee: string; payeeAccount: string; reference?: string };
+  payment?: { amount: string; payee: string; payeeAccount: AccountWords; reference?: string };
 }
 
 export function describeDetail(detail: RequestedDetail | GrantedDetail, locale = DEFAULT_LOCALE): DetailView {

@@ -418,7 +418,7 @@ async function describeConsent(
     const account = own.find((a) => sameAccount(a, ref));
     return account !== undefined
       ? `${account.nickname} (${maskedIdentification(account.identification)})`
-      : `${describeAccountReference(ref).startsWith('IBAN') ? 'IBAN' : 'Account'} ${maskedIdentification(ref.identification)}`;
+      : t(describeAccountReference(ref).key === 'account.iban' ? 'account.ibanMasked' : 'account.masked', { number: maskedIdentification(ref.identification) });
   };
   const accounts =
     consent.granted === undefined

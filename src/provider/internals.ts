@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import type { AuthorizationCode, KoaContextWithOIDC, Provider } from 'oidc-provider';
+import type { AuthorizationCode, errors, KoaContextWithOIDC, Provider } from 'oidc-provider';
 // @ts-expect-error -- oidc-provider publishes no types for its helpers; the one use below declares the shape it relies on.
 import ServerChallenge from 'oidc-provider/lib/helpers/challenge.js';
 // @ts-expect-error -- as above; replaceProviderKeys says why.
@@ -136,3 +136,42 @@ export const PROVIDER_ROUTE = {
   token: 'token',
   introspection: 'introspection',
 } as const;
+
+type BackchannelRequest = InstanceType<Provider['BackchannelAuthenticationRequest']>;
+
+/**
+ * Stores the customer's decision on a backchannel authentication request (CIBA) as
+ * `provider.backchannelResult` does (lib/provider.js) — the grant and how the customer
+ * authenticated, or the error — without the notification it then makes itself. For a ping-mode
+ * client backchannelResult calls `client.backchannelPing` (lib/models/client.js) through
+ * lib/helpers/fetch_request.js: system CAs only (not the CA configured for TPP notification
+ * endpoints), every special-use address refused whatever the mode (the sandbox's loopback TPPs
+ * too), one try of up to 2.5 s inside the customer's approval, no retry. Moat's
+ * ciba/ping-delivery.ts makes every call instead, with its CA, outbound guard, timeout and
+ * back-off, after the result is stored. Field for field what backchannelResult assigns.
+ */
+export async function saveBackchannelResult(
+  provider: Provider,
+  request: BackchannelRequest,
+  result: string | InstanceType<typeof errors.OIDCProviderError>,
+  options: NonNullable<Parameters<Provider['backchannelResult']>[2]>,
+): Promise<void> {
+  if (typeof result === 'string') {
+    const grant = await provider.Grant.find(result);
+    if (grant === undefined) throw new Error('Grant not found');
+    if (grant.clientId !== request.clientId || grant.accountId !== request.accountId) throw new Error('the grant is not of this request');
+    Object.assign(request, {
+      grantId: grant.jti,
+      acr: options.acr,
+      amr: options.amr,
+      authTime: options.authTime,
+      sessionUid: options.sessionUid,
+      expiresWithSession: options.expiresWithSession,
+      sid: options.sid,
+      rar: options.rar,
+    });
+  } else {
+    Object.assign(request, { error: result.error, error_description: result.error_description });
+  }
+  await request.save();
+}

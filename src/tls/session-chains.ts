@@ -50,19 +50,20 @@ export const SESSION_CHAINS_CAPACITY = 10_000;
  * resumed session, whose state holds the leaf alone.
  *
  * Node links them only for the first `getPeerX509Certificate()` of a connection: a second call
- * returns the leaf without its issuers. So each connection's are read once, here, and kept.
+ * returns the leaf without its issuers. So each connection's are read once, here, and kept with
+ * the leaf they came with (a TLS 1.2 renegotiation could present another, read afresh).
  */
 export function createHandshakeIntermediates(): (socket: TLSSocket, leaf: X509Certificate) => X509Certificate[] {
-  const bySocket = new WeakMap<TLSSocket, X509Certificate[]>();
+  const bySocket = new WeakMap<TLSSocket, { leaf: Buffer; chain: X509Certificate[] }>();
   return (socket, leaf) => {
     const known = bySocket.get(socket);
-    if (known !== undefined) return known;
+    if (known !== undefined && known.leaf.equals(leaf.raw)) return known.chain;
     const chain: X509Certificate[] = [];
     for (let cert = leaf.issuerCertificate; cert !== undefined && chain.length < 10; cert = cert.issuerCertificate) {
       if (cert.raw.equals(leaf.raw) || chain.some((c) => c.raw.equals(cert!.raw))) break;
       chain.push(cert);
     }
-    bySocket.set(socket, chain);
+    bySocket.set(socket, { leaf: leaf.raw, chain });
     return chain;
   };
 }

@@ -1,5 +1,7 @@
 import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 import { totpCode } from '../../src/sca/totp.ts';
+import * as oauth from 'oauth4webapi';
+import { redeem } from '../support/consents.ts';
 import type { BrowserContext, Page } from 'playwright-core';
 import type { Harness } from '../support/moat-harness.ts';
 import { onboardTpp, pushAuthorization, useMoatWithTpp, type RegisteredTpp } from '../support/tpp-client.ts';
@@ -85,9 +87,11 @@ async function signIn(page: Page, username: 'alice' | 'bob'): Promise<void> {
   await code.press('Enter');
 }
 
-async function authorize(journey: Journey, client: RegisteredTpp, params: Record<string, string>, scope = 'openid accounts'): Promise<void> {
-  const { requestUri } = await pushAuthorization(client, { scope, extraParams: params });
+/** Starts the authorization in the journey's browser; returns the PKCE verifier, to redeem the code. */
+async function authorize(journey: Journey, client: RegisteredTpp, params: Record<string, string>, scope = 'openid accounts'): Promise<string> {
+  const { requestUri, codeVerifier } = await pushAuthorization(client, { scope, extraParams: params });
   await journey.page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: client.client.client_id, request_uri: requestUri })}`);
+  return codeVerifier;
 }
 
 async function checkPage(page: Page, name: string): Promise<void> {
@@ -304,11 +308,13 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
     const approve = await openJourney(tpp);
     try {
       // A second consent for the same TPP: the two stop buttons must still be told apart.
-      await authorize(approve, tpp, { authorization_details: ACCOUNT_INFORMATION });
+      const verifier = await authorize(approve, tpp, { authorization_details: ACCOUNT_INFORMATION });
       await signIn(approve.page, 'alice');
       await approve.page.getByLabel(/Everyday current account/).check();
       await approve.page.getByRole('button', { name: 'Share with Test Fintech' }).click();
-      await approve.callback;
+      // The TPP redeems the code: a token issued is a use of the consent, which the dashboard shows (point 6).
+      const params = oauth.validateAuthResponse(tpp.as, tpp.client, await approve.callback, oauth.skipStateCheck);
+      expect((await redeem(tpp, { params, codeVerifier: verifier })).status).toBe(200);
     } finally {
       await approve.context.close();
     }
@@ -356,7 +362,12 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
     const journey = await openJourney(tpp);
     const { page } = journey;
     try {
-      await authorize(journey, tpp, { authorization_details: payment('249.99'), ui_locales: 'pt-BR' }, 'openid payments');
+      await authorize(
+        journey,
+        tpp,
+        { authorization_details: payment('249.99'), ui_locales: 'pt-BR', purpose: 'Pagar a sua conta de energia de dezembro' },
+        'openid payments',
+      );
       // The sign-in page speaks it too (labels by the catalogue: Usuário, Senha).
       await page.getByRole('heading', { name: 'Entre para continuar' }).waitFor();
       expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
@@ -378,6 +389,8 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       const text = await page.locator('main').innerText();
       expect(text).toMatch(/Data do pagamento\s+Hoje, \d{1,2} de \w+ de \d{4}/);
       expect(text).toContain('Esta conta está em EUR; o pagamento está em GBP.');
+      // The TPP's purpose, in the language it sent it (OpenID Connect for Identity Assurance 1.0 purpose).
+      expect(text).toContain('Motivo informado por Test Fintech\nPagar a sua conta de energia de dezembro');
       await expect(page.getByRole('button', { name: 'Confirmar pagamento' }).isVisible()).resolves.toBe(true);
       await checkPage(page, 'payment-pt-BR');
       await page.getByRole('button', { name: 'Cancelar pagamento' }).click();
@@ -422,7 +435,19 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       const text = await page.locator('main').innerText();
       expect(text).toMatch(/Pagamento de £\s?249,99 para Green Energy Co\s+Aguardando pagamento/);
       expect(text).toMatch(/\d{1,2} de \w+ de \d{4}/);
+      // When the TPP last used a consent, in the page's language (the token issued in the point 6 test), and one never used.
+      expect(text).toMatch(/Último uso por Test Fintech\s+\d{1,2} de \w+ de \d{4}\D{1,6}\d{2}:\d{2} UTC/);
+      expect(text).toMatch(/Último uso por Test Fintech\s+Ainda não usado/);
       await checkPage(page, 'dashboard-pt-BR');
+      // The dashboard's other pages speak it too.
+      await page.getByRole('link', { name: 'Segurança de acesso' }).click();
+      await page.getByRole('heading', { name: 'Segurança de acesso' }).waitFor();
+      await expect(page.locator('main').innerText()).resolves.toContain('Aplicativo autenticador');
+      await checkPage(page, 'dashboard-security-pt-BR');
+      await page.goto(`${h.issuer}/account/passkeys`);
+      await page.getByRole('heading', { name: 'Suas chaves de acesso' }).waitFor();
+      expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
+      await checkPage(page, 'dashboard-passkeys-pt-BR');
     } finally {
       await context.close();
     }

@@ -64,25 +64,36 @@ export function createPgSqlClient(url: string, options: { max?: number; onUnavai
   });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', () => options.onUnavailable?.('postgres', 'connection'));
-  const over = (client: pg.PoolClient): SqlClient => ({
-    query: async <T>(text: string, params?: unknown[]) => {
-      try {
-        const r = await client.query(text, params);
-        return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
-      } catch (err) {
-        return mapError(err, 'query');
-      }
-    },
-    exec: async (script) => {
-      try {
-        await client.query(script);
-      } catch (err) {
-        mapError(err, 'script');
-      }
-    },
-    transaction: (fn) => fn(over(client)),
-    close: async () => {},
-  });
+  const over = (client: pg.PoolClient): SqlClient => {
+    // One connection runs one query at a time. A transaction's code may start several at once
+    // (Promise.all over its writes); pg queues them itself but deprecates that, and pg 9 refuses
+    // it, so they are queued here, in the order they were started.
+    let previous: Promise<unknown> = Promise.resolve();
+    const inTurn = <R>(run: () => Promise<R>): Promise<R> => {
+      const turn = previous.then(run, run);
+      previous = turn.catch(() => undefined);
+      return turn;
+    };
+    return {
+      query: async <T>(text: string, params?: unknown[]) => {
+        try {
+          const r = await inTurn(() => client.query(text, params));
+          return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+        } catch (err) {
+          return mapError(err, 'query');
+        }
+      },
+      exec: async (script) => {
+        try {
+          await inTurn(() => client.query(script));
+        } catch (err) {
+          mapError(err, 'script');
+        }
+      },
+      transaction: (fn) => fn(over(client)),
+      close: async () => {},
+    };
+  };
   return {
     async query<T>(text: string, params?: unknown[]) {
       try {

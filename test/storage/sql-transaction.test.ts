@@ -1,0 +1,68 @@
+import pg from 'pg';
+import { createPgSqlClient } from '../../src/storage/sql/sql-client.ts';
+import { createThrowawayPostgres, describeWithServices } from '../support/databases.ts';
+
+/*
+ * A transaction holds one Postgres connection, and a connection runs one query at a time. Store code
+ * may still start a transaction's writes together (Promise.all); the client queues them in the order
+ * they were started instead of handing pg a second query while one runs, which pg deprecates and
+ * pg 9 refuses.
+ */
+describeWithServices('queries started together inside a transaction', () => {
+  let db: Awaited<ReturnType<typeof createThrowawayPostgres>>;
+  beforeAll(async () => {
+    db = await createThrowawayPostgres();
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it('run one after the other in the order they were started, never two at once on the connection', async () => {
+    // Instrumentation, not a stand-in: every query still goes to the real server; this only counts
+    // how many a connection was given at the same time.
+    const original = pg.Client.prototype.query;
+    const inFlight = new Map<unknown, number>();
+    let most = 0;
+    pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
+      const now = (inFlight.get(this) ?? 0) + 1;
+      inFlight.set(this, now);
+      most = Math.max(most, now);
+      const settled = () => inFlight.set(this, (inFlight.get(this) ?? 1) - 1);
+      const result = (original as (...a: unknown[]) => unknown).apply(this, args);
+      if (result instanceof Promise) result.then(settled, settled);
+      else settled();
+      return result;
+    } as typeof original;
+    const sql = createPgSqlClient(db.url);
+    try {
+      await sql.query('CREATE TABLE arrivals (seq serial PRIMARY KEY, label text NOT NULL)');
+      const labels = ['first', 'second', 'third', 'fourth'];
+      await sql.transaction(async (tx) => {
+        // pg_sleep keeps the first insert running while the others are started.
+        await Promise.all(labels.map((label, i) => tx.query(`INSERT INTO arrivals (label) SELECT $1 FROM pg_sleep($2)`, [label, i === 0 ? 0.2 : 0])));
+      });
+      const { rows } = await sql.query<{ label: string }>('SELECT label FROM arrivals ORDER BY seq');
+      expect(rows.map((r) => r.label)).toEqual(labels);
+      expect(most).toBe(1);
+    } finally {
+      pg.Client.prototype.query = original;
+      await sql.close();
+    }
+  });
+
+  it('still roll back as a whole when one of them fails', async () => {
+    const sql = createPgSqlClient(db.url);
+    try {
+      await sql.query('CREATE TABLE kept (id int PRIMARY KEY)');
+      await expect(
+        sql.transaction(async (tx) => {
+          await Promise.all([tx.query('INSERT INTO kept VALUES (1)'), tx.query('INSERT INTO kept VALUES (1)'), tx.query('INSERT INTO kept VALUES (2)')]);
+        }),
+      ).rejects.toMatchObject({ code: '23505' });
+      const { rows } = await sql.query('SELECT id FROM kept');
+      expect(rows).toEqual([]);
+    } finally {
+      await sql.close();
+    }
+  });
+});
