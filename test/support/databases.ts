@@ -23,29 +23,70 @@ export function embeddedOnly(): boolean {
 /** `describe` for suites that need the real Postgres and Redis; skipped, visibly, on the embedded pass. */
 export const describeWithServices: jest.Describe = embeddedOnly() ? describe.skip : describe;
 
-export async function createThrowawayPostgres(): Promise<{ url: string; drop(): Promise<void> }> {
+export async function createThrowawayPostgres(template?: string): Promise<{ name: string; url: string; drop(): Promise<void> }> {
   const name = `moat_test_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
+  await withPostgresAdmin((admin) => admin.query(`CREATE DATABASE ${name}${template === undefined ? '' : ` TEMPLATE ${template}`}`));
   const url = new URL(POSTGRES_ADMIN_URL);
   url.pathname = `/${name}`;
   return {
+    name,
     url: url.toString(),
     async drop() {
-      const c = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-      await c.connect();
-      try {
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await c.end();
-      }
+      await withPostgresAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
     },
   };
+}
+
+/**
+ * A throwaway Postgres database with every migration applied, for harnesses that start Moat. Applying
+ * the migrations one by one was a second of every Moat start (more under load); one migrated database
+ * is kept per migration set as a template and each harness gets a copy of it (CREATE DATABASE …
+ * TEMPLATE: a file copy inside Postgres). Moat then applies migrations as on any start (none pending);
+ * migrating an empty database stays covered by the migration tests, which use createThrowawayPostgres.
+ */
+export async function createMigratedThrowawayPostgres(): Promise<{ url: string; drop(): Promise<void> }> {
+  const template = await migratedPostgresTemplate();
+  return createThrowawayPostgres(template);
+}
+
+async function migratedPostgresTemplate(): Promise<string> {
+  const template = `moat_template_${migrationSetKey()}`;
+  if (await postgresDatabaseExists(template)) return template;
+  // Built under another name and renamed when complete: a template that exists is migrated.
+  const building = await createThrowawayPostgres();
+  try {
+    const sql = createPgSqlClient(building.url, { max: 1 });
+    try {
+      await applyMigrations(sql);
+    } finally {
+      await sql.close();
+    }
+    await withPostgresAdmin(async (admin) => {
+      try {
+        await admin.query(`ALTER DATABASE ${building.name} RENAME TO ${template}`);
+      } catch (err) {
+        // Another worker finished first (42P04 duplicate_database): theirs is used, ours dropped.
+        if ((err as { code?: string }).code !== '42P04') throw err;
+      }
+    });
+  } finally {
+    await building.drop();
+  }
+  return template;
+}
+
+async function postgresDatabaseExists(name: string): Promise<boolean> {
+  return withPostgresAdmin(async (admin) => (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rows.length > 0);
+}
+
+async function withPostgresAdmin<T>(use: (admin: pg.Client) => Promise<T>): Promise<T> {
+  const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+  await admin.connect();
+  try {
+    return await use(admin);
+  } finally {
+    await admin.end();
+  }
 }
 
 /** Changes whenever a migration, the migration runner or the PGlite build does, so a template is never stale. */

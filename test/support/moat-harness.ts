@@ -6,7 +6,7 @@ import { validateConfig } from '../../src/config/load.ts';
 import type { MoatConfig } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createMoatServer, type MoatServer } from '../../src/server.ts';
-import { copyMigratedEmbeddedDatabase, createThrowawayPostgres, embeddedOnly, redisTestPrefix } from './databases.ts';
+import { copyMigratedEmbeddedDatabase, createMigratedThrowawayPostgres, embeddedOnly, redisTestPrefix } from './databases.ts';
 import { freePort } from './ports.ts';
 
 /*
@@ -43,7 +43,7 @@ export async function startMoat(
   const cleanups: (() => Promise<void>)[] = [];
   const storage: Record<string, unknown> = {};
   if (backend === 'services') {
-    const pg = await createThrowawayPostgres();
+    const pg = await createMigratedThrowawayPostgres();
     const redis = redisTestPrefix();
     cleanups.push(pg.drop, redis.cleanup);
     Object.assign(storage, { postgresUrl: pg.url, redisUrl: redis.url, redisKeyPrefix: redis.prefix });
