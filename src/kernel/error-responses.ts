@@ -56,25 +56,49 @@ export interface OAuthDialectOptions {
    * resource APIs answer 400, as the OAuth resource-server errors they sit among (RFC 6750 §3.1).
    */
   stateConflictStatus?: 400 | 409;
+  /** The code of a not-found answer where the surface's spec names one (Grant Management §7: invalid_grant_id). */
+  notFoundError?: 'invalid_grant_id';
+  /** The WWW-Authenticate challenge sent with a 401 answer (RFC 9110 §11.6.1), e.g. the admin listener's realm. */
+  challenge?: string;
 }
 
 const OAUTH_STATUS: Record<Exclude<DomainErrorKind, 'state_conflict'>, { status: number; error: string }> = {
   not_found: { status: 404, error: 'not_found' },
   invalid_input: { status: 400, error: 'invalid_request' },
   unavailable: { status: 503, error: 'temporarily_unavailable' },
+  // RFC 6585 §4, with the OAuth code for "try later" (RFC 6749 §4.1.2.1).
+  rate_limited: { status: 429, error: 'temporarily_unavailable' },
 };
 
+/** The headers of a domain error's answer: when to retry (RFC 9110 §10.2.3). */
+function retryHeaders(err: DomainError): Record<string, string> | undefined {
+  if (err.kind === 'unavailable') return { 'Retry-After': RETRY_AFTER_SECONDS };
+  if (err.kind === 'rate_limited' && err.retryAfterSeconds !== undefined) return { 'Retry-After': String(err.retryAfterSeconds) };
+  return undefined;
+}
+
 /** The OAuth JSON answer to a typed error, or undefined for an error that is not one. */
+export function oauthErrorResponse(err: OAuthError | DomainError, options?: OAuthDialectOptions): ErrorResponse;
+export function oauthErrorResponse(err: unknown, options?: OAuthDialectOptions): ErrorResponse | undefined;
 export function oauthErrorResponse(err: unknown, options: OAuthDialectOptions = {}): ErrorResponse | undefined {
-  if (err instanceof OAuthError) return { status: err.status, body: { error: err.code, error_description: err.description } };
+  if (err instanceof OAuthError) {
+    const challenge = err.status === 401 && options.challenge !== undefined ? { headers: { 'WWW-Authenticate': options.challenge } } : {};
+    return { status: err.status, ...challenge, body: { error: err.code, error_description: err.description } };
+  }
   if (isProviderError(err)) return { status: err.status, body: { error: err.error, error_description: err.error_description ?? err.error } };
   if (!(err instanceof DomainError)) return undefined;
-  const { status, error } = err.kind === 'state_conflict' ? { status: options.stateConflictStatus ?? 409, error: 'invalid_request' } : OAUTH_STATUS[err.kind];
+  const { status, error } =
+    err.kind === 'state_conflict'
+      ? { status: options.stateConflictStatus ?? 409, error: 'invalid_request' }
+      : err.kind === 'not_found' && options.notFoundError !== undefined
+        ? { status: 404, error: options.notFoundError }
+        : OAUTH_STATUS[err.kind];
   const outage = err.kind === 'unavailable';
+  const headers = retryHeaders(err);
   return {
     status,
     body: { error, error_description: outage ? withRequest(err.description, options.requestId) : err.description },
-    ...(outage ? { headers: { 'Retry-After': RETRY_AFTER_SECONDS } } : {}),
+    ...(headers === undefined ? {} : { headers }),
     ...(err.outcome === undefined ? {} : { outcome: err.outcome }),
   };
 }
@@ -123,6 +147,7 @@ function asObie(err: unknown): ObieError | undefined {
           ? new ObieError(400, 'UK.OBIE.Field.Invalid', err.description)
           : new ObieError(400, 'UK.OBIE.Header.Invalid', err.description, err.header);
       case 'unavailable':
+      case 'rate_limited':
         return undefined;
     }
   }

@@ -143,3 +143,46 @@ describe('the Bearer / DPoP challenge dialect (RFC 6750 §3, RFC 9449 §7.1)', (
     expect(bearerErrorResponse(new TokenRejected('insufficient_scope', 'x', 403), { authorization: '', challengeStatusesOnly: true }).status).toBe(403);
   });
 });
+
+describe('the OAuth JSON dialect for refusals with a code of their own', () => {
+  it('answers a rate limit with 429 temporarily_unavailable and the Retry-After of the limit (RFC 6585 §4)', () => {
+    const limited = new DomainError('rate_limited', 'too many token requests from this address; retry after 7 s', {
+      retryAfterSeconds: 7,
+      outcome: 'rate_limited',
+    });
+    expect(oauthErrorResponse(limited)).toEqual({
+      status: 429,
+      headers: { 'Retry-After': '7' },
+      outcome: 'rate_limited',
+      body: { error: 'temporarily_unavailable', error_description: 'too many token requests from this address; retry after 7 s' },
+    });
+    expect(obieErrorResponse(limited, 'req-3')).toBeUndefined();
+  });
+
+  it('answers a grant that is not found with 404 invalid_grant_id where Grant Management §7 names it', () => {
+    expect(oauthErrorResponse(new ConsentNotFound('aac-2'), { notFoundError: 'invalid_grant_id' })).toEqual({
+      status: 404,
+      body: { error: 'invalid_grant_id', error_description: 'consent aac-2 does not exist or belongs to another party' },
+    });
+  });
+
+  it("answers an operator's refused credentials with 401, their code, and the listener's challenge when it has one", () => {
+    const refused = new OAuthError('certificate_revoked', 'the operator certificate is revoked');
+    expect(oauthErrorResponse(refused, { challenge: 'Bearer realm="moat-admin"' })).toEqual({
+      status: 401,
+      headers: { 'WWW-Authenticate': 'Bearer realm="moat-admin"' },
+      body: { error: 'certificate_revoked', error_description: 'the operator certificate is revoked' },
+    });
+    expect(oauthErrorResponse(refused).headers).toBeUndefined();
+    // A challenge belongs to a 401 only (RFC 9110 §11.6.1).
+    expect(oauthErrorResponse(new OAuthError('cross_origin_request', 'no pages'), { challenge: 'Bearer' })).toEqual({
+      status: 403,
+      body: { error: 'cross_origin_request', error_description: 'no pages' },
+    });
+  });
+
+  it('answers a request for a name the listener does not serve with 421 misdirected_request (RFC 9110 §15.5.20)', () => {
+    expect(oauthErrorResponse(new OAuthError('misdirected_request', 'not my name')).status).toBe(421);
+    expect(oauthErrorResponse(new OAuthError('unsupported_media_type', 'JSON only')).status).toBe(415);
+  });
+});
