@@ -2,7 +2,9 @@ import { createHash, X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { TokenRejected, verifyDpopProof, wwwAuthenticate, type ProofReplayStore } from '../../src/http/dpop-proof.ts';
+import { verifyDpopProof, type ProofReplayStore } from '../../src/http/dpop-proof.ts';
+import { bearerErrorResponse } from '../../src/kernel/error-responses.ts';
+import { TokenRejected } from '../../src/kernel/token-rejected.ts';
 import { SIGNING_ALGORITHMS } from '../../src/kernel/signing-algorithms.ts';
 
 /*
@@ -102,7 +104,6 @@ export function createApiGuard(options: ApiGuardOptions): ApiGuard {
   };
 
   return async (request) => {
-    const dpopScheme = (request.authorization ?? '').toLowerCase().startsWith('dpop ');
     try {
       const path = URL.parse(request.url, origin)?.pathname ?? '/';
       const route = routes.find((r) => path === r.prefix || path.startsWith(r.prefix.endsWith('/') ? r.prefix : `${r.prefix}/`));
@@ -133,8 +134,8 @@ export function createApiGuard(options: ApiGuardOptions): ApiGuard {
       };
     } catch (err) {
       if (!(err instanceof TokenRejected)) throw err;
-      const dpop = dpopScheme || err.error === 'invalid_dpop_proof' || err.error === 'use_dpop_nonce';
-      return { allowed: false, status: err.status === 403 ? 403 : 401, error: err.error, description: err.message, wwwAuthenticate: wwwAuthenticate(err, dpop) };
+      const refusal = bearerErrorResponse(err, { authorization: request.authorization ?? '', challengeStatusesOnly: true });
+      return { allowed: false, status: refusal.status as 401 | 403, error: err.error, description: err.message, wwwAuthenticate: refusal.headers['WWW-Authenticate']! };
     }
   };
 }

@@ -3,7 +3,9 @@ import type { IncomingMessage } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { GatewayCheckConfig, GatewayRoute } from '../config/gateway-check-schema.ts';
 import type { Consent } from '../consents/consent.ts';
-import { TokenRejected, verifyDpopProof, wwwAuthenticate, type DpopNonces, type ProofReplayStore } from '../http/dpop-proof.ts';
+import { verifyDpopProof, type DpopNonces, type ProofReplayStore } from '../http/dpop-proof.ts';
+import { bearerErrorResponse } from '../kernel/error-responses.ts';
+import { TokenRejected } from '../kernel/token-rejected.ts';
 import { certificateThumbprint } from '../pki/certificate-chain.ts';
 import { FORWARDED_CERT_HEADERS, readForwardedCertificate, type ForwardedCertFormat } from '../pki/forwarded-certificate.ts';
 import type { TokenFacts, TokenFactsCache } from './token-facts.ts';
@@ -236,16 +238,13 @@ export function createGatewayCheck(deps: GatewayCheckDeps): GatewayCheck {
       return { status: 200, clientId, outcome: 'allowed', headers: answerHeaders(facts, interactionId, nonce) };
     } catch (err) {
       if (!(err instanceof TokenRejected)) throw err;
-      const dpop =
-        err.error === 'invalid_dpop_proof' || err.error === 'use_dpop_nonce' || (single(req, 'authorization') ?? '').toLowerCase().startsWith('dpop');
-      // nginx's auth_request passes 401 and 403 on and turns anything else into a 500.
-      const status = err.status === 403 ? 403 : 401;
+      const refusal = bearerErrorResponse(err, { authorization: single(req, 'authorization') ?? '', challengeStatusesOnly: true });
       return {
-        status,
+        status: refusal.status as 401 | 403,
         outcome: err.error,
         ...(clientId === undefined ? {} : { clientId }),
         headers: {
-          'www-authenticate': wwwAuthenticate(err, dpop),
+          'www-authenticate': refusal.headers['WWW-Authenticate']!,
           'x-moat-error': err.error,
           'x-fapi-interaction-id': interactionId,
           ...(err.nonce === undefined ? {} : { 'dpop-nonce': err.nonce }),

@@ -3,7 +3,8 @@ import type { ParameterizedContext } from 'koa';
 import { MTLS_OUTCOME_OF_REFUSAL, type CertificateRefusal } from '../kernel/certificate-refusal.ts';
 import type { Finding } from '../kernel/finding.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
-import { TokenRejected, verifyDpopProof, wwwAuthenticate, type DpopNonces, type ProofReplayStore } from './dpop-proof.ts';
+import { bearerErrorResponse, writeErrorResponse } from '../kernel/error-responses.ts';
+import { TokenRejected, verifyDpopProof, type DpopNonces, type ProofReplayStore } from './dpop-proof.ts';
 
 export {
   challengeParameter,
@@ -89,11 +90,7 @@ export function requireScope(token: PresentedToken, scope: string): void {
 
 /** Writes a TokenRejected as RFC 6750 §3 / RFC 9449 §7.1 say: status, WWW-Authenticate and body. */
 export function renderTokenRejected(ctx: ParameterizedContext, err: TokenRejected): void {
-  ctx.status = err.status;
-  if (err.nonce !== undefined) ctx.set('DPoP-Nonce', err.nonce);
-  const dpop = err.error === 'invalid_dpop_proof' || err.error === 'use_dpop_nonce' || ctx.get('authorization').toLowerCase().startsWith('dpop');
-  ctx.set('WWW-Authenticate', wwwAuthenticate(err, dpop));
-  ctx.body = { error: err.error, error_description: err.message };
+  writeErrorResponse(ctx, bearerErrorResponse(err, { authorization: ctx.get('authorization') }));
 }
 
 async function checkDpopProof(ctx: ParameterizedContext, accessToken: string, jkt: string, checks: SenderConstraintChecks): Promise<void> {

@@ -1,6 +1,11 @@
 import { createHash } from 'node:crypto';
 import { calculateJwkThumbprint, EmbeddedJWK, errors as joseErrors, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import { challengeParameter, wwwAuthenticate } from '../kernel/error-responses.ts';
 import { SIGNING_ALGORITHMS } from '../kernel/signing-algorithms.ts';
+import { TokenRejected } from '../kernel/token-rejected.ts';
+
+// The refusal and its challenge live in the kernel's error family; re-exported for the API guard.
+export { challengeParameter, TokenRejected, wwwAuthenticate };
 
 /*
  * A DPoP proof (RFC 9449) as a resource server checks it, and the refusal it gets (RFC 6750 §3 /
@@ -39,34 +44,6 @@ export interface DpopNonces {
 /** Where proofs' jtis are claimed: an atomic insert-if-absent (the short-lived store's recordOnce). */
 export interface ProofReplayStore {
   recordOnce(model: string, id: string, payload: { jti: string }, expiresIn: number): Promise<boolean>;
-}
-
-export class TokenRejected extends Error {
-  readonly error: 'invalid_token' | 'insufficient_scope' | 'invalid_request' | 'invalid_dpop_proof' | 'use_dpop_nonce';
-  readonly status: number;
-  /** A DPoP-Nonce to send with the refusal (RFC 9449 §9 `use_dpop_nonce`). */
-  readonly nonce: string | undefined;
-  constructor(error: TokenRejected['error'], description: string, status = 401, nonce?: string) {
-    super(description);
-    this.name = 'TokenRejected';
-    this.error = error;
-    this.status = status;
-    this.nonce = nonce;
-  }
-}
-
-/** The RFC 6750 §3 (Bearer) or RFC 9449 §7.1 (DPoP) challenge for a refusal. */
-export function wwwAuthenticate(err: TokenRejected, dpop: boolean, algorithms: readonly string[] = SIGNING_ALGORITHMS): string {
-  const challenge = `error="${err.error}", error_description="${challengeParameter(err.message)}"`;
-  return dpop ? `DPoP ${challenge}, algs="${algorithms.join(' ')}"` : `Bearer ${challenge}`;
-}
-
-/** A value fit for a challenge's error_description: RFC 6750 §3 allows printable ASCII without `"` and `\`. */
-export function challengeParameter(value: string): string {
-  return value
-    .replace(/§/g, 'section ')
-    .replace(/["\\]/g, "'")
-    .replace(/[^\x20-\x7e]/g, '?');
 }
 
 /** What was wrong with a proof that jose refused, in the words a TPP's developer needs. */

@@ -1,11 +1,14 @@
 import { DomainError, type DomainErrorKind } from './domain-error.ts';
 import { OAuthError } from './oauth-error.ts';
+import { SIGNING_ALGORITHMS } from './signing-algorithms.ts';
+import type { TokenRejected } from './token-rejected.ts';
 
 /*
  * The one place typed errors become responses of Moat's JSON APIs, one function per dialect:
  * OAuth JSON (`{ error, error_description }`, RFC 6749 §5.2) for the admin API, the sandbox APIs
  * and the last line of defence; OBIE JSON (`{ Code, Id, Message, Errors[] }`, UK Open Banking
- * Read/Write API v3.1) for the consent API. An error neither knows is the caller's to treat as a
+ * Read/Write API v3.1) for the consent API; Bearer / DPoP challenges (RFC 6750 §3, RFC 9449 §7.1)
+ * for an access token a resource server refuses. An error neither knows is the caller's to treat as a
  * bug: a generic 500 with the request id (serverErrorResponse), its details in the log only.
  */
 
@@ -15,6 +18,16 @@ export interface ErrorResponse {
   headers?: Record<string, string>;
   /** The outcome to log and count, when more precise than the body's error code. */
   outcome?: string;
+}
+
+/**
+ * Writes an answer onto a Koa context (structurally typed: the kernel imports no framework). The
+ * outcome is left to the caller, which may have logged a more precise one already.
+ */
+export function writeErrorResponse(ctx: { status: number; body: unknown; set(name: string, value: string): void }, response: ErrorResponse): void {
+  ctx.status = response.status;
+  for (const [name, value] of Object.entries(response.headers ?? {})) ctx.set(name, value);
+  ctx.body = response.body;
 }
 
 /** RFC 9110 §10.2.3: how soon a client may retry an outage answer. */
@@ -136,4 +149,53 @@ export function obieErrorResponse(err: unknown, requestId: string | undefined): 
       Errors: [{ ErrorCode: ob.errorCode, Message: ob.message, ...(ob.path === undefined ? {} : { Path: ob.path }) }],
     },
   };
+}
+
+export interface BearerDialectOptions {
+  /** The request's Authorization header: a DPoP scheme is answered with a DPoP challenge. */
+  authorization: string;
+  /** The proof algorithms a DPoP challenge offers (RFC 9449 §7.1 `algs`). */
+  algorithms?: readonly string[];
+  /**
+   * Answer 401 or 403 only: nginx's auth_request passes those on and turns any other status into a
+   * 500, and the API guard's verdict has no other (the gateway check and packages/api-guard).
+   */
+  challengeStatusesOnly?: boolean;
+}
+
+/** Whether a refusal is answered with a DPoP challenge: DPoP's own errors, or a DPoP scheme (RFC 9449 §7.1). */
+function isDpopRefusal(err: TokenRejected, authorization: string): boolean {
+  return err.error === 'invalid_dpop_proof' || err.error === 'use_dpop_nonce' || authorization.split(' ')[0]!.toLowerCase() === 'dpop';
+}
+
+/**
+ * The answer to an access token a resource server refuses, as RFC 6750 §3 (Bearer) and RFC 9449
+ * §7.1 (DPoP) say: the status, a WWW-Authenticate challenge naming the error, the DPoP-Nonce a
+ * `use_dpop_nonce` asks the client to use (§9), and the OAuth JSON body.
+ */
+export function bearerErrorResponse(err: TokenRejected, options: BearerDialectOptions): ErrorResponse & { headers: Record<string, string> } {
+  const status = options.challengeStatusesOnly === true ? (err.status === 403 ? 403 : 401) : err.status;
+  return {
+    status,
+    headers: {
+      ...(err.nonce === undefined ? {} : { 'DPoP-Nonce': err.nonce }),
+      'WWW-Authenticate': wwwAuthenticate(err, isDpopRefusal(err, options.authorization), options.algorithms),
+    },
+    body: { error: err.error, error_description: err.message },
+    outcome: err.error,
+  };
+}
+
+/** The RFC 6750 §3 (Bearer) or RFC 9449 §7.1 (DPoP) challenge for a refusal. */
+export function wwwAuthenticate(err: TokenRejected, dpop: boolean, algorithms: readonly string[] = SIGNING_ALGORITHMS): string {
+  const challenge = `error="${err.error}", error_description="${challengeParameter(err.message)}"`;
+  return dpop ? `DPoP ${challenge}, algs="${algorithms.join(' ')}"` : `Bearer ${challenge}`;
+}
+
+/** A value fit for a challenge's error_description: RFC 6750 §3 allows printable ASCII without `"` and `\`. */
+export function challengeParameter(value: string): string {
+  return value
+    .replace(/§/g, 'section ')
+    .replace(/["\\]/g, "'")
+    .replace(/[^\x20-\x7e]/g, '?');
 }

@@ -1,9 +1,10 @@
 import { ConsentNotFound, ConsentStateConflict, IdempotencyConflict } from '../../src/consents/consent.ts';
 import { AccountsUnavailable } from '../../src/customers/account-directory.ts';
 import { DomainError } from '../../src/kernel/domain-error.ts';
-import { ObieError, obieErrorResponse, oauthErrorResponse, serverErrorResponse } from '../../src/kernel/error-responses.ts';
+import { bearerErrorResponse, ObieError, obieErrorResponse, oauthErrorResponse, serverErrorResponse } from '../../src/kernel/error-responses.ts';
 import { OAuthError } from '../../src/kernel/oauth-error.ts';
 import { StorageUnavailableError } from '../../src/kernel/storage-unavailable.ts';
+import { TokenRejected } from '../../src/kernel/token-rejected.ts';
 
 /*
  * One mapping per response dialect from Moat's typed errors: every JSON API answers a domain error
@@ -92,5 +93,53 @@ describe('the OBIE JSON dialect (UK Open Banking Read/Write API v3.1 errors)', (
     expect(obieErrorResponse(new ObieError(403, 'UK.OBIE.Resource.ConsentMismatch', 'needs PISP'), 'r')?.body.Code).toBe('403 Forbidden');
     expect(obieErrorResponse(new OAuthError('invalid_request', 'bad'), 'r')?.errorCode).toBe('UK.OBIE.Field.Invalid');
     expect(obieErrorResponse(new StorageUnavailableError('postgres'), 'r')).toBeUndefined();
+  });
+});
+
+describe('the Bearer / DPoP challenge dialect (RFC 6750 §3, RFC 9449 §7.1)', () => {
+  it('answers a refused Bearer token with its status, a Bearer challenge naming the error, and the OAuth body', () => {
+    expect(bearerErrorResponse(new TokenRejected('invalid_token', 'the access token is not active'), { authorization: 'Bearer abc' })).toEqual({
+      status: 401,
+      outcome: 'invalid_token',
+      headers: { 'WWW-Authenticate': 'Bearer error="invalid_token", error_description="the access token is not active"' },
+      body: { error: 'invalid_token', error_description: 'the access token is not active' },
+    });
+  });
+
+  it('answers a missing scope with 403 insufficient_scope (RFC 6750 §3.1)', () => {
+    const answer = bearerErrorResponse(new TokenRejected('insufficient_scope', 'this call needs the accounts scope', 403), { authorization: 'Bearer abc' });
+    expect(answer.status).toBe(403);
+    expect(answer.headers['WWW-Authenticate']).toBe('Bearer error="insufficient_scope", error_description="this call needs the accounts scope"');
+  });
+
+  it('answers under the DPoP scheme with a DPoP challenge listing the algorithms, and makes the description fit a challenge', () => {
+    const answer = bearerErrorResponse(new TokenRejected('invalid_token', 'bound to a "different" key (RFC 8705 §3)'), {
+      authorization: 'DPoP abc',
+      algorithms: ['PS256', 'ES256'],
+    });
+    expect(answer.headers['WWW-Authenticate']).toBe(
+      `DPoP error="invalid_token", error_description="bound to a 'different' key (RFC 8705 section 3)", algs="PS256 ES256"`,
+    );
+    expect(answer.body.error_description).toBe('bound to a "different" key (RFC 8705 §3)');
+  });
+
+  it('answers use_dpop_nonce with a DPoP challenge and the DPoP-Nonce to use, whatever the scheme sent (RFC 9449 §9)', () => {
+    const answer = bearerErrorResponse(new TokenRejected('use_dpop_nonce', 'the proof is stale', 401, 'n-1'), { authorization: '', algorithms: ['ES256'] });
+    expect(answer.headers).toEqual({
+      'DPoP-Nonce': 'n-1',
+      'WWW-Authenticate': 'DPoP error="use_dpop_nonce", error_description="the proof is stale", algs="ES256"',
+    });
+  });
+
+  it('answers a scheme that only starts with "dpop" with a Bearer challenge: the scheme is the first word', () => {
+    const answer = bearerErrorResponse(new TokenRejected('invalid_request', 'send the access token'), { authorization: 'DPoPx abc' });
+    expect(answer.headers['WWW-Authenticate']).toMatch(/^Bearer /);
+  });
+
+  it('keeps to 401 and 403 for a gateway, whose auth_request turns any other status into a 500', () => {
+    const refused = new TokenRejected('invalid_request', 'malformed', 400);
+    expect(bearerErrorResponse(refused, { authorization: 'Bearer abc' }).status).toBe(400);
+    expect(bearerErrorResponse(refused, { authorization: 'Bearer abc', challengeStatusesOnly: true }).status).toBe(401);
+    expect(bearerErrorResponse(new TokenRejected('insufficient_scope', 'x', 403), { authorization: '', challengeStatusesOnly: true }).status).toBe(403);
   });
 });
