@@ -133,6 +133,8 @@ export function htmlErrorPages(
     onError?: (shown: ShownError) => void;
     fallbackDescription?: string;
     tpp?: (ctx: ParameterizedContext) => Promise<TppLink | undefined>;
+    /** The authorization's ui_locales, when the page belongs to one (OIDC Core §3.1.2.1). */
+    uiLocales?: (ctx: ParameterizedContext) => Promise<string | undefined>;
     interactionMinutes?: number;
     technical?: boolean;
   } = {},
@@ -155,6 +157,7 @@ export function htmlErrorPages(
             : options.also?.(err);
       if (shown === undefined) throw err;
       const tpp = await options.tpp?.(ctx).catch(() => undefined);
+      const uiLocales = await options.uiLocales?.(ctx).catch(() => undefined);
       ctx.status = shown.status;
       if (shown.error !== undefined) ctx.state.outcome ??= shown.error;
       ctx.type = 'html';
@@ -170,7 +173,7 @@ export function htmlErrorPages(
             technical: options.technical,
           },
         ),
-        errorLocale(views, ctx),
+        errorLocale(views, ctx, uiLocales),
       );
       options.onError?.(shown);
     }

@@ -1,4 +1,4 @@
-import { describeSignal, incrementsOf, type Observation } from './signals.ts';
+import { describeSignal, incrementsOf, type Increments, type Observation } from './signals.ts';
 import {
   countForScore,
   emptyBaseline,
@@ -9,7 +9,7 @@ import {
   type BaselineState,
   type Expectation,
 } from './streaming-baseline.ts';
-import type { EntityModel, ThreatState } from './threat-state.ts';
+import type { Counted, EntityModel, ThreatState } from './threat-state.ts';
 
 /*
  * The anomaly detector: counts every request into per-entity buckets, judges a bucket against the
@@ -68,6 +68,11 @@ export interface ThreatDetector {
 }
 
 const SEVERITIES: Severity[] = ['high', 'medium', 'low'];
+/**
+ * Observations counted in one step at most: while one count is under way the next ones queue, and
+ * the next count takes them together, so under load the detector costs Redis one command per batch.
+ */
+const MAX_BATCH = 256;
 /** Spreads above normal beyond which a bucket is not learned at face value. */
 const LEARNING_CAP = 2;
 
@@ -79,18 +84,14 @@ export function createThreatDetector(deps: {
   const { state, settings } = deps;
   const bucketOf = (at: Date) => Math.floor(at.getTime() / 1000 / settings.bucketSeconds);
   const hourOf = (bucket: number) => new Date(bucket * settings.bucketSeconds * 1000).getUTCHours();
-  /** Models read once per bucket per entity, so judging a filling bucket costs no extra round trip. */
-  const cached = new Map<string, { bucket: number; model: Promise<EntityModel | undefined> }>();
+  /** Models read once per bucket per entity (with that bucket's first count: no extra round trip). */
+  const cached = new Map<string, { bucket: number; model: EntityModel | undefined }>();
+  /** Folds per entity, so that a model read before a fold is not cached after it. */
+  const folds = new Map<string, number>();
   const scores = new Map<string, { bucket: number; score: number }>();
-
-  const modelFor = (entity: string, bucket: number) => {
-    const hit = cached.get(entity);
-    if (hit !== undefined && hit.bucket === bucket) return hit.model;
-    const model = state.loadModel(entity).catch(() => undefined);
-    cached.set(entity, { bucket, model });
-    if (cached.size > 50_000) cached.delete(cached.keys().next().value!);
-    return model;
-  };
+  /** Observations waiting for the count under way: the next count takes them all, up to MAX_BATCH. */
+  const queue: { o: Observation; resolve(): void; reject(err: unknown): void }[] = [];
+  let counting = false;
 
   const raise = async (bucket: number, flag: Omit<ThreatFlag, 'clientId'>) => {
     // One flag per entity, signal, bucket and severity across every instance: a bucket that keeps
@@ -160,37 +161,92 @@ export function createThreatDetector(deps: {
       model.signals[signal] = learn(learned, capped, hourOf(bucket), settings);
     }
     model.lastBucket = bucket;
-    cached.delete(entity);
     await state.saveModel(entity, model);
+    cached.delete(entity);
+    folds.set(entity, (folds.get(entity) ?? 0) + 1);
+  };
+
+  /** Judges one entity's share of an observation once it is counted. */
+  const judge = async (o: Observation, inc: Increments, bucket: number, counted: Counted, model: EntityModel | undefined) => {
+    for (const [i, signal] of inc.counts.entries()) {
+      const seen = counted.counts[i]!;
+      await judgeRules(bucket, inc.entity, signal, seen, o.at);
+      const learned = model?.signals[signal];
+      if (learned !== undefined) await judgeBaseline(bucket, inc.entity, signal, seen, expectationAt(learned, hourOf(bucket), settings), o.at, false);
+    }
+    // Ranges are learned as they come; after warm-up a new one is reported (once), up to a bound.
+    const warmed = model !== undefined && Object.values(model.signals).some((s) => s.n >= settings.warmupBuckets);
+    if (counted.rangeIsNew && warmed && counted.ranges <= settings.maxRanges) {
+      await raise(bucket, {
+        at: o.at,
+        entity: inc.entity,
+        signal: `new_source_range:${inc.range}`,
+        severity: 'low',
+        expected: 0,
+        seen: 1,
+        kind: 'rule',
+        explanation: `a request from ${inc.range}, a source range this client has not used before (${counted.ranges - 1} known)`,
+      });
+    }
+  };
+
+  /** Counts a batch of observations in one step of the state, then judges each in order. */
+  const countAndJudge = async (batch: typeof queue) => {
+    const shares = batch.flatMap((item) => incrementsOf(item.o).map((inc) => ({ item, inc, bucket: bucketOf(item.o.at) })));
+    const asked = shares.map(({ inc, bucket }) => cached.get(inc.entity)?.bucket !== bucket);
+    const foldsBefore = shares.map(({ inc }) => folds.get(inc.entity) ?? 0);
+    let counted: Counted[];
+    try {
+      counted = await state.count(
+        shares.map(({ inc, bucket }, i) => ({
+          bucket,
+          entity: inc.entity,
+          signals: inc.counts,
+          distinct: inc.distinct,
+          ...(inc.range === undefined ? {} : { range: inc.range }),
+          withModel: asked[i]!,
+        })),
+      );
+    } catch (err) {
+      for (const item of batch) item.reject(err);
+      return;
+    }
+    shares.forEach(({ inc, bucket }, i) => {
+      if (asked[i] && (folds.get(inc.entity) ?? 0) === foldsBefore[i]) {
+        cached.set(inc.entity, { bucket, model: counted[i]!.model });
+        if (cached.size > 50_000) cached.delete(cached.keys().next().value!);
+      }
+    });
+    // Each observation settles on its own: a flag that cannot be recorded fails that one only.
+    for (const item of batch) {
+      try {
+        for (const [i, share] of shares.entries()) {
+          if (share.item !== item) continue;
+          const model = asked[i] ? counted[i]!.model : cached.get(share.inc.entity)?.model;
+          await judge(item.o, share.inc, share.bucket, counted[i]!, model);
+        }
+        item.resolve();
+      } catch (err) {
+        item.reject(err);
+      }
+    }
+  };
+
+  const drain = async () => {
+    counting = true;
+    try {
+      while (queue.length > 0) await countAndJudge(queue.splice(0, MAX_BATCH));
+    } finally {
+      counting = false;
+    }
   };
 
   return {
-    async observe(o) {
-      const bucket = bucketOf(o.at);
-      for (const inc of incrementsOf(o)) {
-        const counted = await state.count(bucket, inc.entity, inc.counts, inc.distinct, inc.range);
-        const model = await modelFor(inc.entity, bucket);
-        for (const [i, signal] of inc.counts.entries()) {
-          const seen = counted.counts[i]!;
-          await judgeRules(bucket, inc.entity, signal, seen, o.at);
-          const learned = model?.signals[signal];
-          if (learned !== undefined) await judgeBaseline(bucket, inc.entity, signal, seen, expectationAt(learned, hourOf(bucket), settings), o.at, false);
-        }
-        // Ranges are learned as they come; after warm-up a new one is reported (once), up to a bound.
-        const warmed = model !== undefined && Object.values(model.signals).some((s) => s.n >= settings.warmupBuckets);
-        if (counted.rangeIsNew && warmed && counted.ranges <= settings.maxRanges) {
-          await raise(bucket, {
-            at: o.at,
-            entity: inc.entity,
-            signal: `new_source_range:${inc.range}`,
-            severity: 'low',
-            expected: 0,
-            seen: 1,
-            kind: 'rule',
-            explanation: `a request from ${inc.range}, a source range this client has not used before (${counted.ranges - 1} known)`,
-          });
-        }
-      }
+    observe(o) {
+      return new Promise<void>((resolve, reject) => {
+        queue.push({ o, resolve, reject });
+        if (!counting) void drain();
+      });
     },
 
     async evaluate(now) {

@@ -12,10 +12,13 @@ import type { Observation } from './signals.ts';
 import type { ThreatState } from './threat-state.ts';
 
 /*
- * Threat detection wired into a Moat process: every answered request is observed (after the
- * response, off its path), closed buckets are folded on a timer, and each flag is recorded, logged,
+ * Threat detection wired into a Moat process: every answered request is observed (counted in
+ * batches after its answer, off its path, one Redis command per batch), closed buckets are folded on a timer, and each flag is recorded, logged,
  * counted and answered as configured for its severity — log, step-up or quarantine.
  */
+
+/** Observations waiting to be counted before answers wait for room (about 2 MB of memory). */
+const MAX_PENDING = 10_000;
 
 export interface ThreatProtection {
   detector: ThreatDetector;
@@ -140,6 +143,14 @@ export function createThreatProtection(deps: {
   });
 
   const pending = new Set<Promise<void>>();
+  /**
+   * Observations not yet counted are kept in memory, bounded: once MAX_PENDING wait (Redis slower
+   * than the traffic, or away until its commands time out), a request's answer waits for room
+   * rather than its observation being dropped, so a flood cannot blind the detector.
+   */
+  const roomForObservations = async () => {
+    while (pending.size >= MAX_PENDING) await Promise.race(pending);
+  };
   let timer: NodeJS.Timeout | undefined;
   const observe = (o: Observation) => {
     const p = detector.observe(o).catch((err: unknown) => logger.warn({ err, event: 'threat.observe_failed' }, 'threat detection could not count a request'));
@@ -174,6 +185,7 @@ export function createThreatProtection(deps: {
             ...(oidc?.client?.clientId === undefined ? {} : { clientId: oidc.client.clientId }),
             ...(customerId === undefined ? {} : { customerId }),
           });
+          await roomForObservations();
         }
       }
     },

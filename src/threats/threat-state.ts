@@ -14,17 +14,34 @@ export interface EntityModel {
   signals: Record<string, BaselineState>;
 }
 
+/** One entity's share of an observed request: what to count, in which bucket. */
+export interface EntityCount {
+  bucket: number;
+  entity: string;
+  signals: readonly string[];
+  distinct: readonly [string, string][];
+  /** A source range to add to the entity's known ranges. */
+  range?: string;
+  /** Also read the entity's learned model (the detector reads it once per bucket). */
+  withModel?: boolean;
+}
+
 export interface Counted {
   /** Each signal's count in the bucket, this request included. */
   counts: number[];
   /** Whether the request's source range was new for the entity (and how many it now has). */
   rangeIsNew: boolean;
   ranges: number;
+  /** The entity's model as it was stored, when asked for (undefined when none is learned yet). */
+  model?: EntityModel;
 }
 
 export interface ThreatState {
-  /** Adds one request's signals to a bucket, and its source range to the entity's known ranges. */
-  count(bucket: number, entity: string, signals: readonly string[], distinct: readonly [string, string][], range?: string): Promise<Counted>;
+  /**
+   * Counts every entity of one or more requests, in the order given, in one step of the store (one
+   * Redis script: one command and one reply however many requests and entities it carries).
+   */
+  count(entities: readonly EntityCount[]): Promise<Counted[]>;
   /** The counts of a bucket (distinct signals as cardinalities). */
   counts(bucket: number, entity: string): Promise<Record<string, number>>;
   /** Entities with traffic in a bucket. */

@@ -25,26 +25,29 @@ export function createMemoryThreatState(): ThreatState {
     return e;
   };
   return {
-    async count(bucket, entity, signals, distinct, range) {
-      const e = entry(bucket, entity);
-      let rangeIsNew = false;
-      const known = ranges.get(entity) ?? new Set<string>();
-      if (range !== undefined && !known.has(range)) {
-        known.add(range);
-        ranges.set(entity, known);
-        rangeIsNew = true;
-      }
-      for (const [signal, member] of distinct) {
-        const set = e.distinct.get(signal) ?? new Set<string>();
-        set.add(member);
-        e.distinct.set(signal, set);
-      }
-      const counts = signals.map((s) => {
-        const n = (e.counts.get(s) ?? 0) + 1;
-        e.counts.set(s, n);
-        return n;
+    async count(entities) {
+      return entities.map(({ bucket, entity, signals, distinct, range, withModel }) => {
+        const e = entry(bucket, entity);
+        let rangeIsNew = false;
+        const known = ranges.get(entity) ?? new Set<string>();
+        if (range !== undefined && !known.has(range)) {
+          known.add(range);
+          ranges.set(entity, known);
+          rangeIsNew = true;
+        }
+        for (const [signal, member] of distinct) {
+          const set = e.distinct.get(signal) ?? new Set<string>();
+          set.add(member);
+          e.distinct.set(signal, set);
+        }
+        const counts = signals.map((s) => {
+          const n = (e.counts.get(s) ?? 0) + 1;
+          e.counts.set(s, n);
+          return n;
+        });
+        const raw = withModel === true ? models.get(entity) : undefined;
+        return { counts, rangeIsNew, ranges: known.size, ...(raw === undefined ? {} : { model: JSON.parse(raw) as EntityModel }) };
       });
-      return { counts, rangeIsNew, ranges: known.size };
     },
     async counts(bucket, entity) {
       const e = buckets.get(bucket)?.get(entity);
