@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import { htmlErrorPages, INTERACTION_EXPIRED, providerErrorShown, tppLinkOf } from './render-error.ts';
+import { htmlErrorPages, INTERACTION_EXPIRED, tppLinkOf } from './render-error.ts';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
@@ -126,7 +126,6 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   // The customer reads plain words and a way back to the TPP; the technical text is logged.
   router.use(
     htmlErrorPages(views, {
-      also: providerErrorShown,
       fallbackDescription: INTERACTION_EXPIRED,
       interactionMinutes: Math.round(config.tokens.interactionTtl / 60),
       tpp: async (ctx) => {
