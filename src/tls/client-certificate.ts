@@ -50,7 +50,7 @@ export interface ClientCertificateOptions {
   /** The clock certificates are checked against; injectable for tests. */
   now?: () => Date;
   /** Where a resumed TLS session's intermediates are remembered, when the listener resumes sessions. */
-  sessionChains?: Pick<SessionChains, 'intermediatesOf'>;
+  sessionChains?: Pick<SessionChains, 'intermediatesOf' | 'vouch'>;
 }
 
 /** Answers, once per request, which client certificate it presented; undefined when none. */
@@ -163,6 +163,7 @@ export function createClientCertificateResolver(options: ClientCertificateOption
     ) {
       verifiedChains.set(key, known);
       perConnection.set(tlsSocket, known);
+      options.sessionChains?.vouch(peer, intermediates);
       return known.presented;
     }
     const presented = present(peer, intermediates, 'tls');
@@ -170,6 +171,7 @@ export function createClientCertificateResolver(options: ClientCertificateOption
       const verified = { raw: peer.raw, presented, validUntil: trustedUntil(presented), anchors: options.anchors.certificates };
       perConnection.set(tlsSocket, verified);
       verifiedChains.set(key, { ...verified, intermediates: intermediates.map((c) => c.raw) });
+      options.sessionChains?.vouch(peer, intermediates);
       if (verifiedChains.size > VERIFIED_CHAINS_CAPACITY) verifiedChains.delete(verifiedChains.keys().next().value!);
     } else {
       perConnection.delete(tlsSocket);

@@ -28,7 +28,7 @@ import type { Server as TlsServer, TLSSocket } from 'node:tls';
  * - an entry is kept for at least the session lifetime after the last handshake that saw its leaf
  *   (TLS 1.3 issues new tickets on a resumed connection, so that one counts); when the bound forces
  *   out an entry younger than that, the ticket keys are replaced first, so every ticket issued until
- *   then falls back to a full handshake. A handshake already past its ClientHello at that moment
+ *   then falls back to a full handshake (entries no request found trusted go first, see evictOne). A handshake already past its ClientHello at that moment
  *   (node: "pending connections use the previous keys") could still resume with an evicted leaf: it
  *   is verified without intermediates, which refuses a certificate issued through one (fails closed).
  */
@@ -90,6 +90,8 @@ export interface SessionChains {
    * known (see the module comment).
    */
   intermediatesOf(socket: TLSSocket, leaf: X509Certificate): X509Certificate[] | undefined;
+  /** A request found `leaf` trusted with `intermediates`: that chain is kept before any no request vouched for. */
+  vouch(leaf: X509Certificate, intermediates: X509Certificate[]): void;
   /** Starts remembering the handshakes of `server`, gives it its own ticket keys and replaces them on schedule. */
   attach(server: TlsServer): void;
   /**
@@ -109,7 +111,11 @@ interface Remembered {
   intermediates: X509Certificate[];
   /** Epoch ms of the last handshake (full or resumed) that presented the leaf. */
   lastSeen: number;
+  /** A request found the leaf trusted with these intermediates (`vouch`). */
+  vouched: boolean;
 }
+
+const sameChain = (a: readonly X509Certificate[], b: readonly X509Certificate[]) => a.length === b.length && a.every((c, i) => c.raw.equals(b[i]!.raw));
 
 export function createSessionChains(options: SessionChainsOptions): SessionChains {
   const capacity = options.capacity ?? SESSION_CHAINS_CAPACITY;
@@ -136,12 +142,30 @@ export function createSessionChains(options: SessionChainsOptions): SessionChain
     // A resumed handshake carries no intermediates: it keeps the ones remembered, if any.
     const known = intermediates ?? earlier?.intermediates;
     if (known === undefined) return;
-    byLeaf.set(key, { leaf: leaf.raw, intermediates: known, lastSeen: now() });
-    while (byLeaf.size > capacity) {
-      const [oldestKey, oldest] = byLeaf.entries().next().value as [string, Remembered];
-      if (oldest.lastSeen + lifetimeMs > now()) replaceTicketKeys('eviction');
-      byLeaf.delete(oldestKey);
+    const vouched = earlier !== undefined && earlier.vouched && sameChain(earlier.intermediates, known);
+    byLeaf.set(key, { leaf: leaf.raw, intermediates: known, lastSeen: now(), vouched });
+    while (byLeaf.size > capacity) evictOne(key);
+  };
+
+  /**
+   * Makes room. Any certificate at all reaches `remember` (a handshake is not refused for an
+   * untrusted chain, see https-server.ts), so a flood of throwaway certificates must not push out
+   * the TPPs' chains nor make the keys change on every connection: the oldest entry no request has
+   * vouched for goes first, without touching the keys, but never the one just added (a TPP's request
+   * has yet to vouch for it); a trusted certificate whose connection made no request may be among
+   * them, and its resumed session fails closed, once. Only when every other entry is vouched for
+   * does the oldest go, the ticket keys replaced first if it is still resumable.
+   */
+  const evictOne = (added: string) => {
+    for (const [key, entry] of byLeaf) {
+      if (!entry.vouched && key !== added) {
+        byLeaf.delete(key);
+        return;
+      }
     }
+    const [oldestKey, oldest] = byLeaf.entries().next().value as [string, Remembered];
+    if (oldest.lastSeen + lifetimeMs > now()) replaceTicketKeys('eviction');
+    byLeaf.delete(oldestKey);
   };
 
   const onSecureConnection = (socket: TLSSocket) => {
@@ -155,6 +179,18 @@ export function createSessionChains(options: SessionChainsOptions): SessionChain
       if (!socket.isSessionReused()) return handshakeIntermediates(socket, leaf);
       const remembered = byLeaf.get(leaf.fingerprint256);
       return remembered !== undefined && remembered.leaf.equals(leaf.raw) ? remembered.intermediates : undefined;
+    },
+    vouch(leaf, intermediates) {
+      const key = leaf.fingerprint256;
+      const remembered = byLeaf.get(key);
+      if (remembered !== undefined && remembered.leaf.equals(leaf.raw) && sameChain(remembered.intermediates, intermediates)) {
+        remembered.vouched = true;
+        return;
+      }
+      // Gone since its handshake (room was made), or sent with other intermediates: remembered as vouched.
+      byLeaf.delete(key);
+      byLeaf.set(key, { leaf: leaf.raw, intermediates, lastSeen: now(), vouched: true });
+      while (byLeaf.size > capacity) evictOne(key);
     },
     attach(tlsServer) {
       if (server !== undefined) throw new Error('session chains are already attached to a server');

@@ -406,6 +406,25 @@ describe('the client certificate of a resumed TLS session (RFC 8446 §2.2, RFC 5
     });
   });
 
+  it("keeps a TPP's chain and its ticket keys through a flood of certificates that no request finds trusted", async () => {
+    const replaced: string[] = [];
+    const throwaway = await Promise.all([1, 2, 3].map((i) => createSelfSignedLeaf([{ CN: [`throwaway ${i}`] }])));
+    await using(resuming({ resumption: { capacity: 2, onTicketKeysReplaced: (reason) => replaced.push(reason) } }), async (h) => {
+      const agent = new Agent({ keepAlive: false, maxCachedSessions: 10 });
+      try {
+        await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing], agent });
+        for (const cert of throwaway) await getTls(h, { cert });
+        expect(replaced).toEqual(['schedule']);
+        expect(h.sessionChains?.size).toBe(2);
+        const again = await getTls(h, { cert: tppViaIssuing, chain: [tppIssuing], agent });
+        expect(again.reused).toBe(true);
+        expect(h.seen[4]?.verification.trusted).toBe(true);
+      } finally {
+        agent.destroy();
+      }
+    });
+  });
+
   it("replaces node's default ticket keys, which node:cluster gives every worker alike, with the listener's own", () =>
     using(resuming(), async (h) => {
       const tls = h.server as unknown as TlsServer;
