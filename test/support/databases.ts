@@ -2,6 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { seedSandboxAccounts } from '../../src/storage/sql/account-directory.ts';
+import { seedSandboxCustomers } from '../../src/storage/sql/customer-directory.ts';
 import { applyMigrations, MIGRATIONS_DIR } from '../../src/storage/sql/migrate.ts';
 import { createPgliteSqlClient, createPgSqlClient, type SqlClient } from '../../src/storage/sql/sql-client.ts';
 import { Redis } from 'ioredis';
@@ -44,20 +46,40 @@ export async function createThrowawayPostgres(template?: string): Promise<{ name
  * TEMPLATE: a file copy inside Postgres). Moat then applies migrations as on any start (none pending);
  * migrating an empty database stays covered by the migration tests, which use createThrowawayPostgres.
  */
-export async function createMigratedThrowawayPostgres(): Promise<{ url: string; drop(): Promise<void> }> {
-  const template = await migratedPostgresTemplate();
+export async function createMigratedThrowawayPostgres(options: TemplateOptions = {}): Promise<{ url: string; drop(): Promise<void> }> {
+  const template = await migratedPostgresTemplate(options);
   return createThrowawayPostgres(template);
 }
 
-async function migratedPostgresTemplate(): Promise<string> {
-  const template = `moat_template_${migrationSetKey()}`;
+/**
+ * sandboxSeeded: the template holds the sandbox's demo customers and accounts too, as a sandbox Moat
+ * leaves its database after its first start. Seeding hashes every demo password with scrypt — over a
+ * second of CPU per harness — and a sandbox Moat started on a seeded database skips what is there, as
+ * on any restart. Building the template runs that seeding on an empty database of each backend, and
+ * test/integration/quick-start.test.ts starts a sandbox on an empty one.
+ */
+export interface TemplateOptions {
+  sandboxSeeded?: boolean;
+}
+
+/** Moat's own seeding, as its sandbox start runs it. */
+async function prepareTemplate(sql: SqlClient, options: TemplateOptions): Promise<void> {
+  await applyMigrations(sql);
+  if (options.sandboxSeeded === true) {
+    await seedSandboxCustomers(sql);
+    await seedSandboxAccounts(sql);
+  }
+}
+
+async function migratedPostgresTemplate(options: TemplateOptions): Promise<string> {
+  const template = `moat_template_${templateKey(options)}`;
   if (await postgresDatabaseExists(template)) return template;
   // Built under another name and renamed when complete: a template that exists is migrated.
   const building = await createThrowawayPostgres();
   try {
     const sql = createPgSqlClient(building.url, { max: 1 });
     try {
-      await applyMigrations(sql);
+      await prepareTemplate(sql, options);
     } finally {
       await sql.close();
     }
@@ -98,6 +120,22 @@ function migrationSetKey(): string {
   return hash.digest('hex').slice(0, 16);
 }
 
+/** The migration set's key, and for a seeded template the seed's sources: a changed demo customer is a new template. */
+function templateKey(options: TemplateOptions): string {
+  if (options.sandboxSeeded !== true) return migrationSetKey();
+  const hash = createHash('sha256').update(migrationSetKey());
+  for (const source of SANDBOX_SEED_SOURCES) hash.update(readFileSync(join(MIGRATIONS_DIR, '..', 'src', source)));
+  return `${hash.digest('hex').slice(0, 16)}_sandbox`;
+}
+
+const SANDBOX_SEED_SOURCES = [
+  'customers/sandbox-customers.ts',
+  'customers/account-directory.ts',
+  'customers/password-hash.ts',
+  'storage/sql/customer-directory.ts',
+  'storage/sql/account-directory.ts',
+];
+
 /**
  * Puts a migrated embedded database at `dir` (where Moat keeps it: `<dataDir>/pglite`). Creating a
  * PGlite cluster runs initdb inside WebAssembly — seconds of CPU per test harness, most of what an
@@ -106,8 +144,8 @@ function migrationSetKey(): string {
  * opens that copy and applies migrations as on any start (none pending); creating a cluster from
  * nothing stays covered by the quick-start and migration tests.
  */
-export async function copyMigratedEmbeddedDatabase(dir: string): Promise<void> {
-  const template = join(tmpdir(), `moat-pglite-template-${migrationSetKey()}`);
+export async function copyMigratedEmbeddedDatabase(dir: string, options: TemplateOptions = {}): Promise<void> {
+  const template = join(tmpdir(), `moat-pglite-template-${templateKey(options)}`);
   // Complete templates only: `ready` is written last, and the directory appears by an atomic rename.
   if (existsSync(join(template, 'ready'))) {
     cpSync(join(template, 'pglite'), dir, { recursive: true });
@@ -116,7 +154,7 @@ export async function copyMigratedEmbeddedDatabase(dir: string): Promise<void> {
   const building = mkdtempSync(`${template}-building-`);
   try {
     const sql = await createPgliteSqlClient(join(building, 'pglite'));
-    await applyMigrations(sql);
+    await prepareTemplate(sql, options);
     await sql.close();
     writeFileSync(join(building, 'ready'), '');
     cpSync(join(building, 'pglite'), dir, { recursive: true });
