@@ -131,7 +131,13 @@ export interface ConfigTuning {
 export function benchConfig(
   f: BenchFixtures,
   port: number,
-  options: { storage?: boolean; tuning?: ConfigTuning; gatewayCheck?: { port: number; sharedSecretFile: string } } = {},
+  options: {
+    storage?: boolean;
+    tuning?: ConfigTuning;
+    gatewayCheck?: { port: number; sharedSecretFile: string };
+    /** Overrides --call-journal (a secondary row keeps sandbox mode's default, on). */
+    callJournal?: boolean;
+  } = {},
 ): Record<string, unknown> {
   const issuer = `https://127.0.0.1:${port}`;
   const wide = { requests: 1_000_000, perSeconds: 60 };
@@ -143,7 +149,7 @@ export function benchConfig(
     keys: { dir: f.keysDir },
     logging: { level: 'info' },
     // What production runs on the request path: no call journal (sandbox mode's default is on).
-    diagnostics: { enabled: f.callJournal },
+    diagnostics: { enabled: options.callJournal ?? f.callJournal },
     rateLimits: Object.fromEntries(['par', 'token', 'registration'].map((e) => [e, { perClient: wide, perAddress: wide }])),
     admin: { port: 0 },
     resourceServers: [

@@ -33,6 +33,8 @@ export interface BenchOptions {
   redisUrl?: string;
   /** Write a V8 CPU profile of every server process (node --cpu-prof) next to the results. */
   cpuProfile: boolean;
+  /** Secondary Moat rows on token-code, token-cc and introspect: `sandbox` (call journal on), `embedded` (PGlite + in-process store). */
+  variants: ('sandbox' | 'embedded')[];
   /** Moat records every TPP call for /diagnostics/calls, as sandbox mode does by default (off: as production runs). */
   callJournal: boolean;
   outDir: string;
@@ -48,6 +50,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --redis <url>         Moat on this Redis (a throwaway key prefix; BENCH_REDIS_URL)
   --cpu-prof            write a CPU profile of each server process and print where its time goes
   --call-journal        Moat records each TPP call for /diagnostics/calls (sandbox's default; off, as in production, unless given)
+  --variants <a,b>      also measure these Moats as secondary rows of token-code, token-cc and introspect:
+                        sandbox (its call journal on), embedded (PGlite + in-process store)
   --out <dir>           where results go (default bench/results)`;
 
 function positive(name: string, value: string | undefined, fallback: number): number {
@@ -70,6 +74,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       redis: { type: 'string' },
       'cpu-prof': { type: 'boolean' },
       'call-journal': { type: 'boolean' },
+      variants: { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -91,6 +96,12 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
   if (scenarios.includes('soak') && soakSeconds === 0) throw new Error('--only soak needs --soak <seconds>');
   const keepAlive = positive('--connections', values.connections, 16);
 
+  const variants = (values.variants ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const unknownVariant = variants.filter((v) => v !== 'sandbox' && v !== 'embedded');
+  if (unknownVariant.length > 0) throw new Error(`--variants: unknown ${unknownVariant.join(', ')} (known: sandbox, embedded)`);
   const postgresUrl = values.postgres ?? env.BENCH_POSTGRES_URL;
   const redisUrl = values.redis ?? env.BENCH_REDIS_URL;
   return {
@@ -103,6 +114,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     ...(redisUrl === undefined || redisUrl === '' ? {} : { redisUrl }),
     cpuProfile: values['cpu-prof'] === true,
     callJournal: values['call-journal'] === true,
+    variants: variants as BenchOptions['variants'],
     outDir: values.out ?? 'bench/results',
   };
 }

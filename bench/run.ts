@@ -14,7 +14,7 @@ import type { BenchContext, ScenarioResult } from './scenarios/scenario.ts';
 import { soak, type SoakResult } from './scenarios/soak.ts';
 import { authorizationCodeGrant, clientCredentialsGrant, newConnectionPerRequest } from './scenarios/token-endpoint.ts';
 import { spawnServer, type ServerHandle } from './servers/server-handle.ts';
-import { startBaselineTarget, startMoatTarget } from './targets.ts';
+import { startBaselineTarget, startMoatTarget, type Target } from './targets.ts';
 
 /*
  * `npm run bench`: starts Moat, the bare oidc-provider baseline and the raw floors on loopback, each
@@ -78,12 +78,25 @@ async function main(): Promise<number> {
     servers.push(moat.server);
     const baseline = await startBaselineTarget(fixtures, moat.client, spawnOptions);
     servers.push(baseline.server);
+    // Secondary rows: the headline is production's request path on the storage given; these show
+    // what sandbox mode's call journal and the embedded default cost on the same requests.
+    const variants: Target[] = [];
+    for (const variant of options.variants) {
+      const target = await startMoatTarget(fixtures, {
+        ...spawnOptions,
+        name: `moat-${variant}`,
+        ...(variant === 'sandbox' ? { row: 'moat, sandbox (call journal)', callJournal: true } : { row: 'moat, embedded', embedded: true }),
+      });
+      servers.push(target.server);
+      variants.push(target);
+    }
     let floors: Promise<ServerHandle> | undefined;
     const ctx: BenchContext = {
       options,
       fixtures,
       moat,
       baseline,
+      variants,
       ...(cpuProfileDir === undefined ? {} : { cpuProfileDir }),
       floors: () => {
         floors ??= spawnServer('floors', { kind: 'floors', dataDir: fixtures.dataDir }, spawnOptions).then((s) => {

@@ -9,7 +9,8 @@ import { spawnServer, type ServerHandle, type SpawnOptions } from './servers/ser
  * its own process, with the same TPP registered on both, and the pools that reach them.
  */
 
-export type TargetName = 'moat' | 'baseline';
+/** `moat` (the headline), `baseline`, or a secondary Moat row (`--variants`). */
+export type TargetName = 'moat' | 'baseline' | `moat, ${string}`;
 
 export interface Target {
   name: TargetName;
@@ -78,6 +79,11 @@ export interface StartOptions extends SpawnOptions {
   tuning?: ConfigTuning;
   /** The process's name (its CPU profile's file name); `moat` unless given. */
   name?: string;
+  /** The row's name; `moat` unless given. */
+  row?: TargetName;
+  /** Moat on the embedded default whatever --postgres and --redis say. */
+  embedded?: boolean;
+  callJournal?: boolean;
 }
 
 export async function startMoatTarget(f: BenchFixtures, options: StartOptions = {}): Promise<Target> {
@@ -87,14 +93,19 @@ export async function startMoatTarget(f: BenchFixtures, options: StartOptions = 
     options.name ?? 'moat',
     {
       kind: 'moat',
-      rawConfig: benchConfig(f, port, { storage: true, gatewayCheck, ...(options.tuning === undefined ? {} : { tuning: options.tuning }) }),
+      rawConfig: benchConfig(f, port, {
+        storage: options.embedded !== true,
+        gatewayCheck,
+        ...(options.tuning === undefined ? {} : { tuning: options.tuning }),
+        ...(options.callJournal === undefined ? {} : { callJournal: options.callJournal }),
+      }),
       baseDir: f.dir,
     },
     options,
   );
   try {
     const client = await registerAtMoat(f, `https://127.0.0.1:${server.ports.public}`);
-    return createTarget('moat', f, server, client);
+    return createTarget(options.row ?? 'moat', f, server, client);
   } catch (err) {
     await server.stop();
     throw err;

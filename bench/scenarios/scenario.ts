@@ -15,6 +15,8 @@ export interface BenchContext {
   fixtures: BenchFixtures;
   moat: Target;
   baseline: Target;
+  /** Secondary Moat rows (--variants): sandbox mode's call journal, the embedded default. */
+  variants: Target[];
   /** The bare https servers of the raw floors, started on first use. */
   floors(): Promise<ServerHandle>;
   /** Where CPU profiles of extra server processes go (the soak's), when profiling. */

@@ -12,8 +12,9 @@ import { costRatio, loop, ratio, warmThenMeasure, type BenchContext, type Scenar
  * on the baseline and on Moat; the new-connection runs also on the bare https floors.
  */
 
-/** Targets from the issue: Moat ≥ 90 % of the baseline on both grants; ≥ 85 % of the handshake floor with resumption (issue 20). */
-export const GRANT_TARGET = 0.9;
+/** Issue 20's targets: Moat ≥ 50 % of the baseline on authorization_code, ≥ 60 % on client_credentials; ≥ 85 % of the handshake floor with resumption. */
+export const AUTHORIZATION_CODE_TARGET = 0.5;
+export const CLIENT_CREDENTIALS_TARGET = 0.6;
 export const HANDSHAKE_TARGET = 0.85;
 
 /**
@@ -59,13 +60,13 @@ async function redeemBulkCodes(target: Target, ctx: BenchContext): Promise<Measu
 
 export async function authorizationCodeGrant(ctx: BenchContext): Promise<ScenarioResult> {
   const rows: ScenarioRow[] = [];
-  for (const target of [ctx.baseline, ctx.moat]) rows.push({ server: target.name, measurement: await redeemBulkCodes(target, ctx) });
+  for (const target of [ctx.baseline, ctx.moat, ...ctx.variants]) rows.push({ server: target.name, measurement: await redeemBulkCodes(target, ctx) });
   return {
     id: 'token-code',
     title: 'token endpoint, authorization_code, mTLS keep-alive (codes made in bulk beforehand)',
     operation: 'request',
     rows,
-    ratios: [ratio(rows, 'moat', 'baseline', GRANT_TARGET), costRatio(rows, 'moat', 'baseline')],
+    ratios: [ratio(rows, 'moat', 'baseline', AUTHORIZATION_CODE_TARGET), costRatio(rows, 'moat', 'baseline')],
   };
 }
 
@@ -83,13 +84,14 @@ async function clientCredentialsKeepAlive(target: Target, ctx: BenchContext): Pr
 
 export async function clientCredentialsGrant(ctx: BenchContext): Promise<ScenarioResult> {
   const rows: ScenarioRow[] = [];
-  for (const target of [ctx.baseline, ctx.moat]) rows.push({ server: target.name, measurement: await clientCredentialsKeepAlive(target, ctx) });
+  for (const target of [ctx.baseline, ctx.moat, ...ctx.variants])
+    rows.push({ server: target.name, measurement: await clientCredentialsKeepAlive(target, ctx) });
   return {
     id: 'token-cc',
     title: 'token endpoint, client_credentials, mTLS keep-alive',
     operation: 'request',
     rows,
-    ratios: [ratio(rows, 'moat', 'baseline', GRANT_TARGET), costRatio(rows, 'moat', 'baseline')],
+    ratios: [ratio(rows, 'moat', 'baseline', CLIENT_CREDENTIALS_TARGET), costRatio(rows, 'moat', 'baseline')],
   };
 }
 
@@ -132,7 +134,7 @@ export async function newConnectionPerRequest(ctx: BenchContext, tlsVersion: Tls
       }),
     });
   }
-  for (const target of [ctx.baseline, ctx.moat]) {
+  for (const target of [ctx.baseline, ctx.moat, ...ctx.variants]) {
     const pool = target.tppPool(options.concurrency.newConnection, { tlsVersion, resumeSessions: true });
     rows.push({
       server: target.name,

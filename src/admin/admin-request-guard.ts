@@ -1,4 +1,6 @@
 import type { Context, Middleware } from 'koa';
+import { oauthErrorResponse, writeErrorResponse } from '../kernel/error-responses.ts';
+import { OAuthError } from '../kernel/oauth-error.ts';
 import type { Logger } from '../observability/logger.ts';
 
 /*
@@ -40,11 +42,10 @@ export function hasBody(ctx: Context): boolean {
 
 export function createAdminRequestGuard(hosts: AdminHosts, logger: Logger): Middleware {
   const names = new Set([...LOOPBACK_NAMES, ...(WILDCARDS.includes(hosts.host) ? [] : [hosts.host]), ...hosts.allowedHosts].map(normalizedHost));
-  const refuse = (ctx: Context, status: number, code: AdminRequestRefusal, description: string, header: string) => {
+  const refuse = (ctx: Context, code: AdminRequestRefusal, description: string, header: string) => {
     logger.warn({ event: 'admin.refused', outcome: code, header, remoteAddress: ctx.req.socket.remoteAddress, path: ctx.path }, 'admin request refused');
-    ctx.status = status;
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = { error: code, error_description: description };
+    writeErrorResponse(ctx, oauthErrorResponse(new OAuthError(code, description)));
   };
   return async function refuseBrowserRequests(ctx, next) {
     // Koa reads Host itself (X-Forwarded-Host only behind app.proxy, never set here); '' when absent.
@@ -54,7 +55,6 @@ export function createAdminRequestGuard(hosts: AdminHosts, logger: Logger): Midd
     if (host === '' || !(names.has(host) || host === local)) {
       refuse(
         ctx,
-        421,
         'misdirected_request',
         `the admin listener answers only to its own names (localhost, 127.0.0.1, [::1], admin.host, admin.allowedHosts, or the address it was reached on), not Host "${ctx.host.slice(0, 100)}"`,
         'host',
@@ -64,7 +64,6 @@ export function createAdminRequestGuard(hosts: AdminHosts, logger: Logger): Midd
     if (ctx.get('origin') !== '') {
       refuse(
         ctx,
-        403,
         'cross_origin_request',
         'the admin listener refuses requests made by web pages (they carry an Origin header); use the moat CLI or an HTTP client',
         'origin',
@@ -72,7 +71,7 @@ export function createAdminRequestGuard(hosts: AdminHosts, logger: Logger): Midd
       return;
     }
     if (hasBody(ctx) && ctx.is('application/json') === false) {
-      refuse(ctx, 415, 'unsupported_media_type', 'the admin API takes request bodies as Content-Type: application/json', 'content-type');
+      refuse(ctx, 'unsupported_media_type', 'the admin API takes request bodies as Content-Type: application/json', 'content-type');
       return;
     }
     await next();

@@ -3,7 +3,7 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import Router from '@koa/router';
 import Koa from 'koa';
 import { listenOn } from '../http/listen.ts';
-import { oauthErrorResponse, serverErrorResponse } from '../kernel/error-responses.ts';
+import { oauthErrorResponse, serverErrorResponse, writeErrorResponse } from '../kernel/error-responses.ts';
 import type { Logger } from '../observability/logger.ts';
 import { tlsServerOptions } from '../tls/https-server.ts';
 import { adminOpenApi } from './admin-openapi.ts';
@@ -56,9 +56,7 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
         { event: 'admin.unauthorized', outcome: err.code, reason: err.description, remoteAddress: ctx.req.socket.remoteAddress, path: ctx.path },
         'admin request refused',
       );
-      ctx.status = err.status;
-      if (deps.credentials.token !== undefined) ctx.set('WWW-Authenticate', 'Bearer realm="moat-admin"');
-      ctx.body = { error: err.code, error_description: err.description };
+      writeErrorResponse(ctx, oauthErrorResponse(err, deps.credentials.token === undefined ? {} : { challenge: 'Bearer realm="moat-admin"' }));
       return;
     }
     try {
@@ -72,10 +70,7 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
           err instanceof AnswerOutOfContract ? 'admin answer outside its schema' : 'admin request failed',
         );
       }
-      const response = known ?? serverErrorResponse('the admin request failed; see the server log');
-      ctx.status = response.status;
-      ctx.body = response.body;
-      for (const [name, value] of Object.entries(response.headers ?? {})) ctx.set(name, value);
+      writeErrorResponse(ctx, known ?? serverErrorResponse('the admin request failed; see the server log'));
     }
     if (ctx.status === 404 && ctx.body === undefined) ctx.body = { error: 'not_found', error_description: `no admin endpoint ${ctx.method} ${ctx.path}` };
   });

@@ -3,6 +3,7 @@ import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSyn
 import { dirname } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import type { MoatConfig } from '../config/schema.ts';
+import { OAuthError, type OperatorRefusalCode } from '../kernel/oauth-error.ts';
 import { loadTrustAnchors, type ChainFailure, type TrustAnchors } from '../pki/certificate-chain.ts';
 import { createClientCertificateResolver } from '../tls/client-certificate.ts';
 import { distinguishedNamesEqual, formatDistinguishedName, parseDistinguishedName, type DistinguishedName } from '../pki/distinguished-name.ts';
@@ -19,27 +20,14 @@ import { loadOperatorRevocation, type OperatorRevocation } from './operator-revo
 /** The operator a request was authenticated as; `id` is what the audit log records as actorId. */
 export type Operator = { via: 'certificate'; id: string } | { via: 'token'; id: 'admin-token' };
 
-export type AdminAuthenticationCode =
-  | 'invalid_token'
-  | 'certificate_required'
-  | 'certificate_untrusted'
-  | 'certificate_expired'
-  | 'certificate_not_yet_valid'
-  | 'certificate_not_for_client_auth'
-  | 'certificate_revoked'
-  | 'certificate_status_unknown'
-  | 'subject_not_allowed';
+export type AdminAuthenticationCode = OperatorRefusalCode;
 
-/** A request the admin listener refuses (401); `description` is fit for the operator to read. */
-export class AdminAuthenticationError extends Error {
-  readonly code: AdminAuthenticationCode;
-  readonly status = 401;
-  readonly description: string;
+/** A request the admin listener refuses (401, from the kernel's code table); `description` is fit for the operator to read. */
+export class AdminAuthenticationError extends OAuthError {
+  declare readonly code: AdminAuthenticationCode;
   constructor(code: AdminAuthenticationCode, description: string) {
-    super(`${code}: ${description}`);
+    super(code, description);
     this.name = 'AdminAuthenticationError';
-    this.code = code;
-    this.description = description;
   }
 }
 

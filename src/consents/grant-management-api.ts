@@ -10,6 +10,8 @@ import {
   type PresentedToken,
   type SenderConstraintChecks,
 } from '../http/bearer-token.ts';
+import { DomainError } from '../kernel/domain-error.ts';
+import { oauthErrorResponse, writeErrorResponse } from '../kernel/error-responses.ts';
 import type { Logger } from '../observability/logger.ts';
 import { ConsentNotFound, ConsentStateConflict, type Consent } from './consent.ts';
 import type { ConsentService } from './consent-service.ts';
@@ -54,8 +56,8 @@ export function createGrantManagementRouter(deps: Deps): Router {
     } catch (err) {
       if (err instanceof TokenRejected) return renderTokenRejected(ctx, err);
       if (!(err instanceof ConsentNotFound)) throw err;
-      ctx.status = 404;
-      ctx.body = { error: 'invalid_grant_id', error_description: 'no such grant for this client' };
+      // Nothing of the consent id's owner is said: the description is the grant's, not the store's.
+      writeErrorResponse(ctx, oauthErrorResponse(new DomainError('not_found', 'no such grant for this client'), { notFoundError: 'invalid_grant_id' }));
     }
   });
 

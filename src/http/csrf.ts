@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ParameterizedContext } from 'koa';
-import { OAuthError } from '../kernel/oauth-error.ts';
+import { FormRefused } from '../kernel/form-refused.ts';
 
 /*
  * CSRF protection for every form Moat renders: a signed double-submit token (OWASP CSRF cheat
@@ -61,9 +61,4 @@ export function createCsrf(options: { keys: string[]; origin: string }): Csrf {
 }
 
 /** A form refused by its CSRF check: expired, from another tab or page, or posted from another site. */
-export class FormRefused extends OAuthError {
-  constructor(description: string) {
-    super('invalid_request', description);
-    this.name = 'FormRefused';
-  }
-}
+export { FormRefused };

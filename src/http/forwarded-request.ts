@@ -1,5 +1,7 @@
 import type Koa from 'koa';
 import type { Middleware } from 'koa';
+import { DomainError } from '../kernel/domain-error.ts';
+import { oauthErrorResponse, writeErrorResponse } from '../kernel/error-responses.ts';
 import type { TrustedProxies } from '../tls/trusted-proxies.ts';
 
 /*
@@ -40,13 +42,17 @@ export function answerForwardedHeadersBy(app: Koa, proxies: TrustedProxies): voi
 export function requireHttpsBehindGateway(proxies: TrustedProxies, exemptPaths: readonly string[]): Middleware {
   return async (ctx, next) => {
     if (ctx.secure || exemptPaths.includes(ctx.path)) return next();
-    ctx.status = 400;
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = {
-      error: 'invalid_request',
-      error_description: proxies.peerIsTrusted(ctx.req)
-        ? 'the gateway forwarded a plain-http request (X-Forwarded-Proto): Moat is served over https only'
-        : "this port serves the bank's gateway (trustedProxies) only: send the request over https through the gateway",
-    };
+    writeErrorResponse(
+      ctx,
+      oauthErrorResponse(
+        new DomainError(
+          'invalid_input',
+          proxies.peerIsTrusted(ctx.req)
+            ? 'the gateway forwarded a plain-http request (X-Forwarded-Proto): Moat is served over https only'
+            : "this port serves the bank's gateway (trustedProxies) only: send the request over https through the gateway",
+        ),
+      ),
+    );
   };
 }

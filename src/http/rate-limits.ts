@@ -6,6 +6,8 @@ import type { Logger } from '../observability/logger.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import { addressBucket } from '../tls/trusted-proxies.ts';
 import type { RateCounter, RateCounterStore } from '../throttle/rate-counter.ts';
+import { DomainError } from '../kernel/domain-error.ts';
+import { oauthErrorResponse, writeErrorResponse } from '../kernel/error-responses.ts';
 
 /*
  * Rate limits on the endpoints a TPP (or someone pretending to be one) can hammer: PAR, token and
@@ -48,13 +50,9 @@ export function createRateLimitMiddleware(deps: {
     if (exceeded === -1) return next();
     const scope = scopes[exceeded]!;
     const retryAfter = Math.max(1, Math.ceil(counts[exceeded]!.msBeforeReset / 1000));
-    ctx.status = 429;
-    ctx.set('Retry-After', String(retryAfter));
+    const description = `too many ${endpoint} requests from this ${scope === 'client' ? 'client certificate' : 'address'}; retry after ${retryAfter} s`;
+    writeErrorResponse(ctx, oauthErrorResponse(new DomainError('rate_limited', description, { retryAfterSeconds: retryAfter, outcome: 'rate_limited' })));
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = {
-      error: 'temporarily_unavailable',
-      error_description: `too many ${endpoint} requests from this ${scope === 'client' ? 'client certificate' : 'address'}; retry after ${retryAfter} s`,
-    };
     ctx.state.outcome = 'rate_limited';
     deps.logger.warn({ event: 'rate_limited', outcome: 'rate_limited', endpoint, scope }, 'request rate-limited');
   };

@@ -12,7 +12,7 @@ import { readForm } from '../http/read-body.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { FactorUse } from '../sca/authentication.ts';
 import { savePendingAuthentication } from './customer-authentication.ts';
-import { htmlErrorPages, INTERACTION_EXPIRED, providerErrorShown } from './render-error.ts';
+import { htmlErrorPages, INTERACTION_EXPIRED } from './render-error.ts';
 import type { Views } from './views.ts';
 
 /*
@@ -72,7 +72,7 @@ type Ctx = ParameterizedContext;
 export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
   const { provider, idp, states, views, csrf, logger } = deps;
   const router = new Router();
-  router.use(htmlErrorPages(views, { also: providerErrorShown, fallbackDescription: INTERACTION_EXPIRED }));
+  router.use(htmlErrorPages(views, { fallbackDescription: INTERACTION_EXPIRED }));
 
   const failed = (failure: FederationFailure) => {
     deps.onFailure(failure.kind);

@@ -1,8 +1,6 @@
 import type { Middleware, ParameterizedContext } from 'koa';
-import { errors, type Configuration } from 'oidc-provider';
-import { FormRefused } from '../http/csrf.ts';
-import { OAuthError } from '../kernel/oauth-error.ts';
-import { StorageUnavailableError } from '../kernel/storage-unavailable.ts';
+import type { Configuration } from 'oidc-provider';
+import { errorPageKindOf, htmlErrorResponse, type ErrorPageAnswer, type ErrorPageKind } from '../kernel/error-responses.ts';
 import type { Views } from './views.ts';
 
 /*
@@ -18,17 +16,11 @@ import type { Views } from './views.ts';
  * (client_uri) when the client is known, and the customer is told to go back to the app otherwise.
  */
 
-/** What went wrong, in the customer's terms; each has its own wording on the page. */
-export type ErrorKind = 'session_expired' | 'form_expired' | 'request_problem' | 'unavailable' | 'not_found' | 'other';
+/** What went wrong, in the customer's terms: decided by the kernel's error page dialect. */
+export type ErrorKind = ErrorPageKind;
 
-/** What an error page shows. `messageKey` names catalogue wording (views/locales) that replaces the kind's own. */
-export interface ShownError {
-  status: number;
-  error: string | undefined;
-  description: string | undefined;
-  kind?: ErrorKind;
-  messageKey?: string;
-}
+/** What an error page shows; a router's own mapping (`also`) may leave the kind to the status. */
+export type ShownError = Omit<ErrorPageAnswer, 'kind'> & { kind?: ErrorKind };
 
 /** A way back from an error page: where to, and the catalogue key of its label. */
 export interface BackLink {
@@ -42,26 +34,8 @@ export interface TppLink {
   link?: string;
 }
 
-/** oidc-provider's own errors meant for the client (an unknown or expired interaction), as a page shows them. */
-export function providerErrorShown(err: unknown): ShownError | undefined {
-  const provided = err as { status?: number; error?: string; error_description?: string; expose?: boolean };
-  if (provided.expose !== true || typeof provided.status !== 'number') return undefined;
-  // A 5xx (the signing key unreachable, storage down) is the bank's trouble, not a bad request from the TPP.
-  const kind = err instanceof errors.SessionNotFound ? 'session_expired' : provided.status >= 500 ? 'unavailable' : 'request_problem';
-  return { status: provided.status, error: provided.error, description: provided.error_description, kind };
-}
-
 /** What an interaction page says when its session expired or is not valid (the log's description). */
 export const INTERACTION_EXPIRED = 'The sign-in session has expired or is not valid. Return to the application and start again.';
-
-/** The customer-facing kind of an error no router mapped itself. */
-function kindOf(err: unknown, shown: ShownError): ErrorKind {
-  if (shown.kind !== undefined) return shown.kind;
-  if (err instanceof FormRefused) return 'form_expired';
-  if (shown.status === 503) return 'unavailable';
-  if (shown.status === 404) return 'not_found';
-  return shown.status === 400 ? 'request_problem' : 'other';
-}
 
 interface PageOptions {
   back?: BackLink | undefined;
@@ -106,8 +80,8 @@ export function tppLinkOf(client: { clientName?: string | undefined; clientId: s
  */
 export function createRenderError(views: Views, options: { interactionMinutes?: number } = {}): NonNullable<Configuration['renderError']> {
   return (ctx, out, error) => {
-    const shown = providerErrorShown(error) ?? { status: ctx.status, error: out.error, description: out.error_description };
-    const kind = kindOf(error, shown);
+    const shown = htmlErrorResponse(error) ?? { status: ctx.status, error: out.error, description: out.error_description, kind: errorPageKindOf(ctx.status) };
+    const kind = shown.kind;
     // The page hides the OAuth code; the request's log line and metrics keep it.
     if (shown.error !== undefined) ctx.state.outcome ??= shown.error;
     ctx.type = 'html';
@@ -120,8 +94,8 @@ export function createRenderError(views: Views, options: { interactionMinutes?: 
 }
 
 /**
- * The error boundary of Moat's own browser pages: an OAuthError or a storage outage becomes the
- * error page (never JSON, never a stack trace), with `back` when the page has a way back, `tpp`
+ * The error boundary of Moat's own browser pages: a typed error becomes the error page the kernel's
+ * dialect decides (htmlErrorResponse; never JSON, never a stack trace), with `back` when the page has a way back, `tpp`
  * for the app an interaction came from; `also` maps errors particular to a router. The technical
  * text goes to `onError` (the log). Pages are never stored by a browser or a proxy.
  */
@@ -133,6 +107,8 @@ export function htmlErrorPages(
     onError?: (shown: ShownError) => void;
     fallbackDescription?: string;
     tpp?: (ctx: ParameterizedContext) => Promise<TppLink | undefined>;
+    /** The authorization's ui_locales, when the page belongs to one (OIDC Core §3.1.2.1). */
+    uiLocales?: (ctx: ParameterizedContext) => Promise<string | undefined>;
     interactionMinutes?: number;
     technical?: boolean;
   } = {},
@@ -142,19 +118,12 @@ export function htmlErrorPages(
     try {
       await next();
     } catch (err) {
-      const shown =
-        err instanceof OAuthError
-          ? { status: err.status, error: err.code, description: err.description }
-          : err instanceof StorageUnavailableError
-            ? {
-                status: 503,
-                error: 'temporarily_unavailable',
-                description: 'The service is briefly unavailable. Try again in a moment.',
-                kind: 'unavailable' as const,
-              }
-            : options.also?.(err);
+      // A router's own words first (a consent the dashboard cannot find), then the kernel's dialect.
+      const particular = options.also?.(err);
+      const shown = particular === undefined ? htmlErrorResponse(err) : { ...particular, kind: particular.kind ?? errorPageKindOf(particular.status) };
       if (shown === undefined) throw err;
       const tpp = await options.tpp?.(ctx).catch(() => undefined);
+      const uiLocales = await options.uiLocales?.(ctx).catch(() => undefined);
       ctx.status = shown.status;
       if (shown.error !== undefined) ctx.state.outcome ??= shown.error;
       ctx.type = 'html';
@@ -162,7 +131,7 @@ export function htmlErrorPages(
         'error',
         errorPage(
           ctx,
-          { ...shown, description: shown.description ?? options.fallbackDescription, kind: kindOf(err, shown) },
+          { ...shown, description: shown.description ?? options.fallbackDescription },
           {
             back: options.back,
             tpp,
@@ -170,7 +139,7 @@ export function htmlErrorPages(
             technical: options.technical,
           },
         ),
-        errorLocale(views, ctx),
+        errorLocale(views, ctx, uiLocales),
       );
       options.onError?.(shown);
     }

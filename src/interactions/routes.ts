@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import { htmlErrorPages, INTERACTION_EXPIRED, providerErrorShown, tppLinkOf } from './render-error.ts';
+import { htmlErrorPages, INTERACTION_EXPIRED, tppLinkOf } from './render-error.ts';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
@@ -115,20 +115,26 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   const { provider, views, customers, accounts, consents, config, logger, csrf, throttle, sca, passkeys } = deps;
   const router = new Router();
   const sandbox = config.mode === 'sandbox';
+  /** The interaction a page's path names, if it is still known. */
+  const interactionOf = async (ctx: Ctx) => {
+    const uid = /^\/interaction\/([^/]+)/.exec(ctx.path)?.[1];
+    return uid === undefined ? undefined : await provider.Interaction.find(uid);
+  };
 
   // A customer's browser gets a page, not JSON: an expired or unknown interaction, a form posted
   // without its cookies, a body that is not a form.
   // The customer reads plain words and a way back to the TPP; the technical text is logged.
   router.use(
     htmlErrorPages(views, {
-      also: providerErrorShown,
       fallbackDescription: INTERACTION_EXPIRED,
       interactionMinutes: Math.round(config.tokens.interactionTtl / 60),
       tpp: async (ctx) => {
-        const uid = /^\/interaction\/([^/]+)/.exec(ctx.path)?.[1];
-        const interaction = uid === undefined ? undefined : await provider.Interaction.find(uid);
-        const clientId = interaction?.params.client_id;
+        const clientId = (await interactionOf(ctx))?.params.client_id;
         return typeof clientId === 'string' ? tppLinkOf(await provider.Client.find(clientId)) : undefined;
+      },
+      uiLocales: async (ctx) => {
+        const uiLocales = (await interactionOf(ctx))?.params.ui_locales;
+        return typeof uiLocales === 'string' ? uiLocales : undefined;
       },
       onError: (shown) =>
         logger.info({ event: 'interaction.error', outcome: shown.error, status: shown.status, description: shown.description }, 'interaction error'),

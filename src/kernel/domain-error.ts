@@ -13,7 +13,9 @@ export type DomainErrorKind =
   /** The caller's input is wrong in a way a schema could not tell. */
   | 'invalid_input'
   /** A backend Moat depends on cannot answer now; the caller may retry. */
-  | 'unavailable';
+  | 'unavailable'
+  /** The caller sent more than its share; it may retry after `retryAfterSeconds`. */
+  | 'rate_limited';
 
 export class DomainError extends Error {
   readonly kind: DomainErrorKind;
@@ -23,12 +25,19 @@ export class DomainError extends Error {
   readonly header: string | undefined;
   /** The request outcome to log and count, when it is more precise than the response's error code. */
   readonly outcome: string | undefined;
-  constructor(kind: DomainErrorKind, message: string, options: { cause?: unknown; description?: string; header?: string; outcome?: string } = {}) {
+  /** For `rate_limited`: when the caller may try again. */
+  readonly retryAfterSeconds: number | undefined;
+  constructor(
+    kind: DomainErrorKind,
+    message: string,
+    options: { cause?: unknown; description?: string; header?: string; outcome?: string; retryAfterSeconds?: number } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'DomainError';
     this.kind = kind;
     this.description = options.description ?? message;
     this.header = options.header;
     this.outcome = options.outcome;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }

@@ -1,4 +1,5 @@
 import { DomainError, type DomainErrorKind } from './domain-error.ts';
+import { FormRefused } from './form-refused.ts';
 import { OAuthError } from './oauth-error.ts';
 import { SIGNING_ALGORITHMS } from './signing-algorithms.ts';
 import type { TokenRejected } from './token-rejected.ts';
@@ -8,7 +9,8 @@ import type { TokenRejected } from './token-rejected.ts';
  * OAuth JSON (`{ error, error_description }`, RFC 6749 §5.2) for the admin API, the sandbox APIs
  * and the last line of defence; OBIE JSON (`{ Code, Id, Message, Errors[] }`, UK Open Banking
  * Read/Write API v3.1) for the consent API; Bearer / DPoP challenges (RFC 6750 §3, RFC 9449 §7.1)
- * for an access token a resource server refuses. An error neither knows is the caller's to treat as a
+ * for an access token a resource server refuses; and the error page (htmlErrorResponse) for the
+ * customer's browser pages. An error none knows is the caller's to treat as a
  * bug: a generic 500 with the request id (serverErrorResponse), its details in the log only.
  */
 
@@ -56,25 +58,49 @@ export interface OAuthDialectOptions {
    * resource APIs answer 400, as the OAuth resource-server errors they sit among (RFC 6750 §3.1).
    */
   stateConflictStatus?: 400 | 409;
+  /** The code of a not-found answer where the surface's spec names one (Grant Management §7: invalid_grant_id). */
+  notFoundError?: 'invalid_grant_id';
+  /** The WWW-Authenticate challenge sent with a 401 answer (RFC 9110 §11.6.1), e.g. the admin listener's realm. */
+  challenge?: string;
 }
 
 const OAUTH_STATUS: Record<Exclude<DomainErrorKind, 'state_conflict'>, { status: number; error: string }> = {
   not_found: { status: 404, error: 'not_found' },
   invalid_input: { status: 400, error: 'invalid_request' },
   unavailable: { status: 503, error: 'temporarily_unavailable' },
+  // RFC 6585 §4, with the OAuth code for "try later" (RFC 6749 §4.1.2.1).
+  rate_limited: { status: 429, error: 'temporarily_unavailable' },
 };
 
+/** The headers of a domain error's answer: when to retry (RFC 9110 §10.2.3). */
+function retryHeaders(err: DomainError): Record<string, string> | undefined {
+  if (err.kind === 'unavailable') return { 'Retry-After': RETRY_AFTER_SECONDS };
+  if (err.kind === 'rate_limited' && err.retryAfterSeconds !== undefined) return { 'Retry-After': String(err.retryAfterSeconds) };
+  return undefined;
+}
+
 /** The OAuth JSON answer to a typed error, or undefined for an error that is not one. */
+export function oauthErrorResponse(err: OAuthError | DomainError, options?: OAuthDialectOptions): ErrorResponse;
+export function oauthErrorResponse(err: unknown, options?: OAuthDialectOptions): ErrorResponse | undefined;
 export function oauthErrorResponse(err: unknown, options: OAuthDialectOptions = {}): ErrorResponse | undefined {
-  if (err instanceof OAuthError) return { status: err.status, body: { error: err.code, error_description: err.description } };
+  if (err instanceof OAuthError) {
+    const challenge = err.status === 401 && options.challenge !== undefined ? { headers: { 'WWW-Authenticate': options.challenge } } : {};
+    return { status: err.status, ...challenge, body: { error: err.code, error_description: err.description } };
+  }
   if (isProviderError(err)) return { status: err.status, body: { error: err.error, error_description: err.error_description ?? err.error } };
   if (!(err instanceof DomainError)) return undefined;
-  const { status, error } = err.kind === 'state_conflict' ? { status: options.stateConflictStatus ?? 409, error: 'invalid_request' } : OAUTH_STATUS[err.kind];
+  const { status, error } =
+    err.kind === 'state_conflict'
+      ? { status: options.stateConflictStatus ?? 409, error: 'invalid_request' }
+      : err.kind === 'not_found' && options.notFoundError !== undefined
+        ? { status: 404, error: options.notFoundError }
+        : OAUTH_STATUS[err.kind];
   const outage = err.kind === 'unavailable';
+  const headers = retryHeaders(err);
   return {
     status,
     body: { error, error_description: outage ? withRequest(err.description, options.requestId) : err.description },
-    ...(outage ? { headers: { 'Retry-After': RETRY_AFTER_SECONDS } } : {}),
+    ...(headers === undefined ? {} : { headers }),
     ...(err.outcome === undefined ? {} : { outcome: err.outcome }),
   };
 }
@@ -123,6 +149,7 @@ function asObie(err: unknown): ObieError | undefined {
           ? new ObieError(400, 'UK.OBIE.Field.Invalid', err.description)
           : new ObieError(400, 'UK.OBIE.Header.Invalid', err.description, err.header);
       case 'unavailable':
+      case 'rate_limited':
         return undefined;
     }
   }
@@ -198,4 +225,55 @@ export function challengeParameter(value: string): string {
     .replace(/§/g, 'section ')
     .replace(/["\\]/g, "'")
     .replace(/[^\x20-\x7e]/g, '?');
+}
+
+/** What went wrong, in the customer's terms; each has its own words on the error page (views/locales error.<kind>.*). */
+export type ErrorPageKind = 'session_expired' | 'form_expired' | 'request_problem' | 'unavailable' | 'not_found' | 'other';
+
+/**
+ * What an error page shows of an error: its status, the kind whose plain words the page says
+ * (`messageKey` names catalogue wording that replaces the kind's own), and the OAuth code and
+ * description, which go to the log (and only on the developer portal to the page).
+ */
+export interface ErrorPageAnswer {
+  status: number;
+  error: string | undefined;
+  description: string | undefined;
+  kind: ErrorPageKind;
+  messageKey?: string;
+}
+
+/** What a page shows of an outage: never the backend or its address. */
+const UNAVAILABLE_DESCRIPTION = 'The service is briefly unavailable. Try again in a moment.';
+
+/** The customer's kind of an answer, by its status, when the error does not say more. */
+export function errorPageKindOf(status: number): ErrorPageKind {
+  if (status === 503) return 'unavailable';
+  if (status === 404) return 'not_found';
+  return status === 400 ? 'request_problem' : 'other';
+}
+
+/**
+ * The error page's answer to a typed error, or undefined for an error no dialect knows (the
+ * caller's bug: a 500). oidc-provider's errors meant for the client (an unknown or expired
+ * interaction) are known by their exposed status; its SessionNotFound (matched by name: the kernel
+ * imports no oidc-provider) is an expired sign-in session, and its 5xx the bank's trouble.
+ */
+export function htmlErrorResponse(err: unknown): ErrorPageAnswer | undefined {
+  if (err instanceof FormRefused) return { status: err.status, error: err.code, description: err.description, kind: 'form_expired' };
+  if (err instanceof OAuthError) return { status: err.status, error: err.code, description: err.description, kind: errorPageKindOf(err.status) };
+  if (err instanceof DomainError) {
+    if (err.kind === 'unavailable') return { status: 503, error: 'temporarily_unavailable', description: UNAVAILABLE_DESCRIPTION, kind: 'unavailable' };
+    const answer = oauthErrorResponse(err);
+    return { status: answer.status, error: answer.body.error as string, description: err.description, kind: errorPageKindOf(answer.status) };
+  }
+  const provided = err as { status?: unknown; error?: unknown; error_description?: unknown; expose?: unknown; name?: unknown } | undefined;
+  if (provided?.expose !== true || typeof provided.status !== 'number') return undefined;
+  const kind = provided.name === 'SessionNotFound' ? 'session_expired' : provided.status >= 500 ? 'unavailable' : 'request_problem';
+  return {
+    status: provided.status,
+    error: typeof provided.error === 'string' ? provided.error : undefined,
+    description: typeof provided.error_description === 'string' ? provided.error_description : undefined,
+    kind,
+  };
 }

@@ -13,7 +13,27 @@ export type OAuthErrorCode =
   | 'access_denied'
   | 'not_found'
   | 'temporarily_unavailable'
-  | 'server_error';
+  | 'server_error'
+  /** FAPI Grant Management §7: no such grant for the calling client. */
+  | 'invalid_grant_id'
+  /** The admin listener's own refusals of a request not meant for it (admin-request-guard.ts). */
+  | 'misdirected_request'
+  | 'cross_origin_request'
+  | 'unsupported_media_type'
+  /** Why the admin listener refuses a caller's credentials (admin/operator-authentication.ts). */
+  | OperatorRefusalCode;
+
+/** Why an operator's (or a gateway's) credentials are refused: each a 401. */
+export type OperatorRefusalCode =
+  | 'invalid_token'
+  | 'certificate_required'
+  | 'certificate_untrusted'
+  | 'certificate_expired'
+  | 'certificate_not_yet_valid'
+  | 'certificate_not_for_client_auth'
+  | 'certificate_revoked'
+  | 'certificate_status_unknown'
+  | 'subject_not_allowed';
 
 const STATUS: Record<OAuthErrorCode, number> = {
   invalid_request: 400,
@@ -26,6 +46,20 @@ const STATUS: Record<OAuthErrorCode, number> = {
   not_found: 404,
   temporarily_unavailable: 503,
   server_error: 500,
+  invalid_grant_id: 404,
+  // RFC 9110 §15.5.20: a request whose Host this server does not answer for.
+  misdirected_request: 421,
+  cross_origin_request: 403,
+  unsupported_media_type: 415,
+  invalid_token: 401,
+  certificate_required: 401,
+  certificate_untrusted: 401,
+  certificate_expired: 401,
+  certificate_not_yet_valid: 401,
+  certificate_not_for_client_auth: 401,
+  certificate_revoked: 401,
+  certificate_status_unknown: 401,
+  subject_not_allowed: 401,
 };
 
 export class OAuthError extends Error {

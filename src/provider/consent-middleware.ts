@@ -1,5 +1,7 @@
 import type { Middleware } from 'koa';
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import { oauthErrorResponse, writeErrorResponse } from '../kernel/error-responses.ts';
+import { OAuthError } from '../kernel/oauth-error.ts';
 import { PROVIDER_ROUTE } from './internals.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
 import { intentProblem } from '../consents/intent-problem.ts';
@@ -28,8 +30,7 @@ export function consentProviderMiddleware(consents: ConsentService, options: { o
       const problem = await intentProblem(consents, intentId, oidc.client.clientId);
       if (problem !== undefined) {
         // The pushed request stays unused and expires with its short lifetime.
-        ctx.status = 400;
-        ctx.body = { error: 'invalid_request', error_description: problem };
+        writeErrorResponse(ctx, oauthErrorResponse(new OAuthError('invalid_request', problem)));
       }
       return;
     }

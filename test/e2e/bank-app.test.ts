@@ -106,6 +106,45 @@ describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
     }
   });
 
+  it("speaks the browser's language (Accept-Language pt-BR): sign-in, the request, its payment and the notices (issue 18 point 8)", async () => {
+    const payment = {
+      type: 'payment_initiation',
+      instructedAmount: { amount: '1234.50', currency: 'GBP' },
+      creditorName: 'ACME Energy Ltd',
+      creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '08080021325698' },
+    };
+    const { auth_req_id: id } = await startDecoupled(tpp, {
+      scope: 'openid',
+      login_hint: 'cust-alice',
+      binding_message: 'Caixa 3',
+      authorization_details: JSON.stringify([payment]),
+    });
+    const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true, locale: 'pt-BR' });
+    try {
+      const page = await context.newPage();
+      await page.goto(`${h.issuer}/sandbox/app`);
+      expect(await page.locator('html').getAttribute('lang')).toBe('pt-BR');
+      await page.getByRole('heading', { name: 'Aplicativo do banco' }).waitFor();
+      await page.getByLabel('Usuário').fill(alice.username);
+      await page.getByLabel('Senha').fill(alice.password);
+      await page.getByLabel(/Código de uso único do seu aplicativo/).fill(totpCode(alice.totpSecret, new Date()));
+      await page.getByRole('button', { name: 'Entrar' }).click();
+      const card = page.locator(`[data-request="${id}"]`);
+      await card.getByRole('heading', { name: 'Test Fintech pede que você confirme um pagamento' }).waitFor();
+      expect(await card.locator('.amount').textContent()).toMatch(/£\s?1\.234,50/);
+      expect(await card.locator('.payee').textContent()).toBe('ACME Energy Ltd (agência (sort code) 08-08-00, conta 21325698)');
+      await expect(card.innerText()).resolves.toMatch(/Aguardando até \d{1,2} de \w+\.? de \d{4}/);
+      await checkAccessible(page);
+      await shoot(page, 'bank-app-pt-BR');
+      await card.getByRole('button', { name: 'Aprovar' }).click();
+      await page.getByText('Digite o código de uso único do seu aplicativo autenticador para aprovar.').waitFor();
+      await page.locator(`[data-request="${id}"]`).getByRole('button', { name: 'Recusar' }).click();
+      await page.getByText('Pedido recusado.').waitFor();
+    } finally {
+      await context.close();
+    }
+  });
+
   it('refuses an approval without the one-time code, and the request stays pending; deny ends it', async () => {
     const id = await startRequest('Call ref 9');
     const context = await chromium().newContext({ viewport: VIEWPORTS.phone, ignoreHTTPSErrors: true });

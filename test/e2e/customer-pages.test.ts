@@ -6,7 +6,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import type { Harness } from '../support/moat-harness.ts';
 import { onboardTpp, pushAuthorization, useMoatWithTpp, type RegisteredTpp } from '../support/tpp-client.ts';
 import { chromiumAvailable, useChromium, VIEWPORTS } from '../support/chromium.ts';
-import { checkAccessible, checkAxe, shoot } from '../support/page-checks.ts';
+import { checkAccessible, checkAxe, checkTargetsAndFocus, shoot } from '../support/page-checks.ts';
 
 /*
  * The customer pages as a bank's UX and conduct teams review them (issue 18), in real Chromium at
@@ -97,6 +97,7 @@ async function authorize(journey: Journey, client: RegisteredTpp, params: Record
 async function checkPage(page: Page, name: string): Promise<void> {
   await checkAccessible(page);
   await checkAxe(page);
+  await checkTargetsAndFocus(page);
   await shoot(page, `customer-${name}`);
 }
 

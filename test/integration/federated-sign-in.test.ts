@@ -84,6 +84,15 @@ describe('federated sign-in at the bank IdP (customers.source: oidc)', () => {
     }
   });
 
+  it("says the stronger-sign-in page in the authorization's ui_locales (issue 18 point 8)", async () => {
+    const { requestUri } = await pushAuthorization(tpp, { extraParams: { ui_locales: 'pt-BR' } });
+    const journey = await federatedCustomer(h, tpp, idp, requestUri, { user: { username: 'bob', password: 'bob-bank' } });
+    expect(journey.page?.status).toBe(403);
+    expect(journey.page?.html).toContain('<html lang="pt-BR">');
+    expect(journey.page?.html).toContain('É preciso um acesso mais forte');
+    expect(journey.page?.html).toContain('Cancelar e voltar ao aplicativo');
+  });
+
   it('ends with access_denied for the TPP when the customer cancels at the bank (RFC 6749 §4.1.2.1)', async () => {
     const { requestUri } = await pushAuthorization(tpp);
     const journey = await federatedCustomer(h, tpp, idp, requestUri, { cancelAtBank: true });

@@ -160,6 +160,22 @@ describe('the consent page', () => {
 });
 
 describe('CSRF protection on every form', () => {
+  it("says a refused form in the authorization's ui_locales, not the browser's language (OIDC Core §3.1.2.1; issue 18 point 8)", () =>
+    withBrowser(async (browser) => {
+      const { requestUri } = await pushAuthorization(tpp, { extraParams: { ui_locales: 'pt-BR' } });
+      const start = await browser.follow(`/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
+      const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
+      const refused = await browser.request(`/interaction/${uid}/login`, {
+        method: 'POST',
+        form: { username: 'alice', password: 'alice-sandbox' },
+        headers: { 'accept-language': 'en-GB' },
+      });
+      expect(refused.status).toBe(400);
+      const page = await refused.text();
+      expect(page).toContain('<html lang="pt-BR">');
+      expect(page).toContain('Esta página expirou');
+    }));
+
   it('refuses a login form without its csrf field, with a foreign token, or from another origin', () =>
     withBrowser(async (browser) => {
       const { uid, csrf } = await startAuthorization(browser);

@@ -1,7 +1,15 @@
 import { ConsentNotFound, ConsentStateConflict, IdempotencyConflict } from '../../src/consents/consent.ts';
 import { AccountsUnavailable } from '../../src/customers/account-directory.ts';
 import { DomainError } from '../../src/kernel/domain-error.ts';
-import { bearerErrorResponse, ObieError, obieErrorResponse, oauthErrorResponse, serverErrorResponse } from '../../src/kernel/error-responses.ts';
+import {
+  bearerErrorResponse,
+  htmlErrorResponse,
+  ObieError,
+  obieErrorResponse,
+  oauthErrorResponse,
+  serverErrorResponse,
+} from '../../src/kernel/error-responses.ts';
+import { FormRefused } from '../../src/kernel/form-refused.ts';
 import { OAuthError } from '../../src/kernel/oauth-error.ts';
 import { StorageUnavailableError } from '../../src/kernel/storage-unavailable.ts';
 import { TokenRejected } from '../../src/kernel/token-rejected.ts';
@@ -141,5 +149,105 @@ describe('the Bearer / DPoP challenge dialect (RFC 6750 §3, RFC 9449 §7.1)', (
     expect(bearerErrorResponse(refused, { authorization: 'Bearer abc' }).status).toBe(400);
     expect(bearerErrorResponse(refused, { authorization: 'Bearer abc', challengeStatusesOnly: true }).status).toBe(401);
     expect(bearerErrorResponse(new TokenRejected('insufficient_scope', 'x', 403), { authorization: '', challengeStatusesOnly: true }).status).toBe(403);
+  });
+});
+
+describe('the OAuth JSON dialect for refusals with a code of their own', () => {
+  it('answers a rate limit with 429 temporarily_unavailable and the Retry-After of the limit (RFC 6585 §4)', () => {
+    const limited = new DomainError('rate_limited', 'too many token requests from this address; retry after 7 s', {
+      retryAfterSeconds: 7,
+      outcome: 'rate_limited',
+    });
+    expect(oauthErrorResponse(limited)).toEqual({
+      status: 429,
+      headers: { 'Retry-After': '7' },
+      outcome: 'rate_limited',
+      body: { error: 'temporarily_unavailable', error_description: 'too many token requests from this address; retry after 7 s' },
+    });
+    expect(obieErrorResponse(limited, 'req-3')).toBeUndefined();
+  });
+
+  it('answers a grant that is not found with 404 invalid_grant_id where Grant Management §7 names it', () => {
+    expect(oauthErrorResponse(new ConsentNotFound('aac-2'), { notFoundError: 'invalid_grant_id' })).toEqual({
+      status: 404,
+      body: { error: 'invalid_grant_id', error_description: 'consent aac-2 does not exist or belongs to another party' },
+    });
+  });
+
+  it("answers an operator's refused credentials with 401, their code, and the listener's challenge when it has one", () => {
+    const refused = new OAuthError('certificate_revoked', 'the operator certificate is revoked');
+    expect(oauthErrorResponse(refused, { challenge: 'Bearer realm="moat-admin"' })).toEqual({
+      status: 401,
+      headers: { 'WWW-Authenticate': 'Bearer realm="moat-admin"' },
+      body: { error: 'certificate_revoked', error_description: 'the operator certificate is revoked' },
+    });
+    expect(oauthErrorResponse(refused).headers).toBeUndefined();
+    // A challenge belongs to a 401 only (RFC 9110 §11.6.1).
+    expect(oauthErrorResponse(new OAuthError('cross_origin_request', 'no pages'), { challenge: 'Bearer' })).toEqual({
+      status: 403,
+      body: { error: 'cross_origin_request', error_description: 'no pages' },
+    });
+  });
+
+  it('answers a request for a name the listener does not serve with 421 misdirected_request (RFC 9110 §15.5.20)', () => {
+    expect(oauthErrorResponse(new OAuthError('misdirected_request', 'not my name')).status).toBe(421);
+    expect(oauthErrorResponse(new OAuthError('unsupported_media_type', 'JSON only')).status).toBe(415);
+  });
+});
+
+describe("the error page dialect (a customer's browser pages; OBIE Customer Experience Guidelines)", () => {
+  it('answers an OAuthError with its status and a kind of plain words chosen by the status', () => {
+    expect(htmlErrorResponse(new OAuthError('invalid_request', 'no such interaction'))).toEqual({
+      status: 400,
+      error: 'invalid_request',
+      description: 'no such interaction',
+      kind: 'request_problem',
+    });
+    expect(htmlErrorResponse(new OAuthError('access_denied', 'not yours'))?.kind).toBe('other');
+    expect(htmlErrorResponse(new OAuthError('not_found', 'gone'))?.kind).toBe('not_found');
+  });
+
+  it('tells the customer their form expired when its CSRF check refused it', () => {
+    expect(htmlErrorResponse(new FormRefused('the form has expired'))).toEqual({
+      status: 400,
+      error: 'invalid_request',
+      description: 'the form has expired',
+      kind: 'form_expired',
+    });
+  });
+
+  it('answers an outage with 503 and words that name no backend', () => {
+    expect(htmlErrorResponse(new StorageUnavailableError('redis at 10.0.0.8:6379'))).toEqual({
+      status: 503,
+      error: 'temporarily_unavailable',
+      description: 'The service is briefly unavailable. Try again in a moment.',
+      kind: 'unavailable',
+    });
+  });
+
+  it('answers a missing thing with the not-found page', () => {
+    expect(htmlErrorResponse(new ConsentNotFound('aac-3'))).toEqual(expect.objectContaining({ status: 404, error: 'not_found', kind: 'not_found' }));
+  });
+
+  it("answers oidc-provider's exposed errors: an unknown session as expired, a 5xx as unavailable", () => {
+    const sessionNotFound = Object.assign(new Error('invalid_request'), {
+      name: 'SessionNotFound',
+      expose: true,
+      status: 400,
+      error: 'invalid_request',
+      error_description: 'interaction session not found',
+    });
+    expect(htmlErrorResponse(sessionNotFound)).toEqual({
+      status: 400,
+      error: 'invalid_request',
+      description: 'interaction session not found',
+      kind: 'session_expired',
+    });
+    const down = Object.assign(new Error('x'), { expose: true, status: 503, error: 'temporarily_unavailable' });
+    expect(htmlErrorResponse(down)).toEqual({ status: 503, error: 'temporarily_unavailable', description: undefined, kind: 'unavailable' });
+  });
+
+  it('leaves anything else to the 500, which shows nothing of it', () => {
+    expect(htmlErrorResponse(new Error('password=hunter2'))).toBeUndefined();
   });
 });

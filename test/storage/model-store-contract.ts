@@ -4,7 +4,9 @@ import type { ModelStore } from '../../src/kernel/model-store.ts';
 /**
  * The storage contract every backend honours (test/storage/model-store.test.ts runs it against
  * Postgres, PGlite, Redis and the in-process store). Expiry is checked with short real lifetimes:
- * the stores read the clock of their backend, which a test cannot freeze.
+ * the stores read the clock of their backend, which a test cannot freeze. The three short-lived
+ * entries are written together when the store opens, so their lifetimes run out during one wait
+ * rather than three in turn (1.3 s each, per backend).
  */
 export function describeModelStoreContract(name: string, open: () => Promise<{ store: ModelStore; close(): Promise<void> }>): void {
   describe(`${name} model store`, () => {
@@ -16,8 +18,29 @@ export function describeModelStoreContract(name: string, open: () => Promise<{ s
       return `id-${name}-${Date.now()}-${n}`;
     };
 
+    /** What the expiry tests wrote with a one-second lifetime, and what the store said before it ran out. */
+    let shortLived: {
+      code: string;
+      codeBeforeExpiry: AdapterPayload | undefined;
+      jti: string;
+      jtiRecordedFirst: boolean;
+      refresh: string;
+      /** 1.3 s after the last of them was written: each one's lifetime has passed, with the margin each test waited before. */
+      expiredBy: number;
+    };
+    const untilExpired = async () => {
+      const left = shortLived.expiredBy - Date.now();
+      if (left > 0) await new Promise((r) => setTimeout(r, left));
+    };
+
     beforeAll(async () => {
       ({ store, close } = await open());
+      const [code, jti, refresh] = [id(), id(), id()];
+      await store.upsert('AuthorizationCode', code, { jti: code, grantId: 'g-exp' }, 1);
+      const codeBeforeExpiry = await store.find('AuthorizationCode', code);
+      const jtiRecordedFirst = await store.recordOnce('RegistrationRequestJti', jti, { jti }, 1);
+      await store.upsert('RefreshToken', refresh, { jti: refresh }, 1);
+      shortLived = { code, codeBeforeExpiry, jti, jtiRecordedFirst, refresh, expiredBy: Date.now() + 1300 };
     });
     afterAll(async () => {
       await close?.();
@@ -46,10 +69,9 @@ export function describeModelStoreContract(name: string, open: () => Promise<{ s
     });
 
     it('forgets an entry once its lifetime has passed', async () => {
-      const key = id();
-      await store.upsert('AuthorizationCode', key, { jti: key, grantId: 'g-exp' }, 1);
-      expect(await store.find('AuthorizationCode', key)).toBeDefined();
-      await new Promise((r) => setTimeout(r, 1300));
+      const key = shortLived.code;
+      expect(shortLived.codeBeforeExpiry).toBeDefined();
+      await untilExpired();
       expect(await store.find('AuthorizationCode', key)).toBeUndefined();
       expect(await store.consume('AuthorizationCode', key)).toBe('absent');
     });
@@ -65,11 +87,11 @@ export function describeModelStoreContract(name: string, open: () => Promise<{ s
       await store.upsert('RegistrationRequestJti', upserted, { jti: upserted }, 60);
       expect(await store.recordOnce('RegistrationRequestJti', upserted, { jti: upserted }, 60)).toBe(false);
       // Once its lifetime has passed (an expired row not yet purged, in Postgres) the id is free again.
-      const shortLived = id();
-      expect(await store.recordOnce('RegistrationRequestJti', shortLived, { jti: shortLived }, 1)).toBe(true);
-      await new Promise((r) => setTimeout(r, 1300));
-      expect(await store.recordOnce('RegistrationRequestJti', shortLived, { jti: shortLived, again: true }, 60)).toBe(true);
-      expect(await store.find('RegistrationRequestJti', shortLived)).toEqual({ jti: shortLived, again: true });
+      const expiring = shortLived.jti;
+      expect(shortLived.jtiRecordedFirst).toBe(true);
+      await untilExpired();
+      expect(await store.recordOnce('RegistrationRequestJti', expiring, { jti: expiring, again: true }, 60)).toBe(true);
+      expect(await store.find('RegistrationRequestJti', expiring)).toEqual({ jti: expiring, again: true });
     });
 
     it('finds a session by its uid and a device code by its user code', async () => {
@@ -124,9 +146,8 @@ export function describeModelStoreContract(name: string, open: () => Promise<{ s
     });
 
     it('purges expired entries', async () => {
-      const key = id();
-      await store.upsert('RefreshToken', key, { jti: key }, 1);
-      await new Promise((r) => setTimeout(r, 1300));
+      const key = shortLived.refresh;
+      await untilExpired();
       await store.purgeExpired();
       expect(await store.find('RefreshToken', key)).toBeUndefined();
     });

@@ -2,6 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { seedSandboxAccounts } from '../../src/storage/sql/account-directory.ts';
+import { seedSandboxCustomers } from '../../src/storage/sql/customer-directory.ts';
 import { applyMigrations, MIGRATIONS_DIR } from '../../src/storage/sql/migrate.ts';
 import { createPgliteSqlClient, createPgSqlClient, type SqlClient } from '../../src/storage/sql/sql-client.ts';
 import { Redis } from 'ioredis';
@@ -23,29 +25,90 @@ export function embeddedOnly(): boolean {
 /** `describe` for suites that need the real Postgres and Redis; skipped, visibly, on the embedded pass. */
 export const describeWithServices: jest.Describe = embeddedOnly() ? describe.skip : describe;
 
-export async function createThrowawayPostgres(): Promise<{ url: string; drop(): Promise<void> }> {
+export async function createThrowawayPostgres(template?: string): Promise<{ name: string; url: string; drop(): Promise<void> }> {
   const name = `moat_test_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
+  await withPostgresAdmin((admin) => admin.query(`CREATE DATABASE ${name}${template === undefined ? '' : ` TEMPLATE ${template}`}`));
   const url = new URL(POSTGRES_ADMIN_URL);
   url.pathname = `/${name}`;
   return {
+    name,
     url: url.toString(),
     async drop() {
-      const c = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-      await c.connect();
-      try {
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await c.end();
-      }
+      await withPostgresAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
     },
   };
+}
+
+/**
+ * A throwaway Postgres database with every migration applied, for harnesses that start Moat. Applying
+ * the migrations one by one was a second of every Moat start (more under load); one migrated database
+ * is kept per migration set as a template and each harness gets a copy of it (CREATE DATABASE …
+ * TEMPLATE: a file copy inside Postgres). Moat then applies migrations as on any start (none pending);
+ * migrating an empty database stays covered by the migration tests, which use createThrowawayPostgres.
+ */
+export async function createMigratedThrowawayPostgres(options: TemplateOptions = {}): Promise<{ url: string; drop(): Promise<void> }> {
+  const template = await migratedPostgresTemplate(options);
+  return createThrowawayPostgres(template);
+}
+
+/**
+ * sandboxSeeded: the template holds the sandbox's demo customers and accounts too, as a sandbox Moat
+ * leaves its database after its first start. Seeding hashes every demo password with scrypt — over a
+ * second of CPU per harness — and a sandbox Moat started on a seeded database skips what is there, as
+ * on any restart. Building the template runs that seeding on an empty database of each backend, and
+ * test/integration/quick-start.test.ts starts a sandbox on an empty one.
+ */
+export interface TemplateOptions {
+  sandboxSeeded?: boolean;
+}
+
+/** Moat's own seeding, as its sandbox start runs it. */
+async function prepareTemplate(sql: SqlClient, options: TemplateOptions): Promise<void> {
+  await applyMigrations(sql);
+  if (options.sandboxSeeded === true) {
+    await seedSandboxCustomers(sql);
+    await seedSandboxAccounts(sql);
+  }
+}
+
+async function migratedPostgresTemplate(options: TemplateOptions): Promise<string> {
+  const template = `moat_template_${templateKey(options)}`;
+  if (await postgresDatabaseExists(template)) return template;
+  // Built under another name and renamed when complete: a template that exists is migrated.
+  const building = await createThrowawayPostgres();
+  try {
+    const sql = createPgSqlClient(building.url, { max: 1 });
+    try {
+      await prepareTemplate(sql, options);
+    } finally {
+      await sql.close();
+    }
+    await withPostgresAdmin(async (admin) => {
+      try {
+        await admin.query(`ALTER DATABASE ${building.name} RENAME TO ${template}`);
+      } catch (err) {
+        // Another worker finished first (42P04 duplicate_database): theirs is used, ours dropped.
+        if ((err as { code?: string }).code !== '42P04') throw err;
+      }
+    });
+  } finally {
+    await building.drop();
+  }
+  return template;
+}
+
+async function postgresDatabaseExists(name: string): Promise<boolean> {
+  return withPostgresAdmin(async (admin) => (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rows.length > 0);
+}
+
+async function withPostgresAdmin<T>(use: (admin: pg.Client) => Promise<T>): Promise<T> {
+  const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+  await admin.connect();
+  try {
+    return await use(admin);
+  } finally {
+    await admin.end();
+  }
 }
 
 /** Changes whenever a migration, the migration runner or the PGlite build does, so a template is never stale. */
@@ -57,6 +120,22 @@ function migrationSetKey(): string {
   return hash.digest('hex').slice(0, 16);
 }
 
+/** The migration set's key, and for a seeded template the seed's sources: a changed demo customer is a new template. */
+function templateKey(options: TemplateOptions): string {
+  if (options.sandboxSeeded !== true) return migrationSetKey();
+  const hash = createHash('sha256').update(migrationSetKey());
+  for (const source of SANDBOX_SEED_SOURCES) hash.update(readFileSync(join(MIGRATIONS_DIR, '..', 'src', source)));
+  return `${hash.digest('hex').slice(0, 16)}_sandbox`;
+}
+
+const SANDBOX_SEED_SOURCES = [
+  'customers/sandbox-customers.ts',
+  'customers/account-directory.ts',
+  'customers/password-hash.ts',
+  'storage/sql/customer-directory.ts',
+  'storage/sql/account-directory.ts',
+];
+
 /**
  * Puts a migrated embedded database at `dir` (where Moat keeps it: `<dataDir>/pglite`). Creating a
  * PGlite cluster runs initdb inside WebAssembly — seconds of CPU per test harness, most of what an
@@ -65,8 +144,8 @@ function migrationSetKey(): string {
  * opens that copy and applies migrations as on any start (none pending); creating a cluster from
  * nothing stays covered by the quick-start and migration tests.
  */
-export async function copyMigratedEmbeddedDatabase(dir: string): Promise<void> {
-  const template = join(tmpdir(), `moat-pglite-template-${migrationSetKey()}`);
+export async function copyMigratedEmbeddedDatabase(dir: string, options: TemplateOptions = {}): Promise<void> {
+  const template = join(tmpdir(), `moat-pglite-template-${templateKey(options)}`);
   // Complete templates only: `ready` is written last, and the directory appears by an atomic rename.
   if (existsSync(join(template, 'ready'))) {
     cpSync(join(template, 'pglite'), dir, { recursive: true });
@@ -75,7 +154,7 @@ export async function copyMigratedEmbeddedDatabase(dir: string): Promise<void> {
   const building = mkdtempSync(`${template}-building-`);
   try {
     const sql = await createPgliteSqlClient(join(building, 'pglite'));
-    await applyMigrations(sql);
+    await prepareTemplate(sql, options);
     await sql.close();
     writeFileSync(join(building, 'ready'), '');
     cpSync(join(building, 'pglite'), dir, { recursive: true });

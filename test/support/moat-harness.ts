@@ -6,7 +6,7 @@ import { validateConfig } from '../../src/config/load.ts';
 import type { MoatConfig } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createMoatServer, type MoatServer } from '../../src/server.ts';
-import { copyMigratedEmbeddedDatabase, createThrowawayPostgres, embeddedOnly, redisTestPrefix } from './databases.ts';
+import { copyMigratedEmbeddedDatabase, createMigratedThrowawayPostgres, embeddedOnly, redisTestPrefix } from './databases.ts';
 import { freePort } from './ports.ts';
 
 /*
@@ -39,16 +39,18 @@ export async function startMoat(
   options: { backend?: Backend; config?: Record<string, unknown>; now?: () => Date; keysNow?: () => Date } = {},
 ): Promise<Harness> {
   const backend = options.backend ?? defaultBackend();
+  // A sandbox Moat seeds its demo customers on start; its database comes with them (databases.ts says why).
+  const template = { sandboxSeeded: (options.config?.mode ?? 'sandbox') === 'sandbox' };
   const dataDir = mkdtempSync(join(tmpdir(), 'moat-test-'));
   const cleanups: (() => Promise<void>)[] = [];
   const storage: Record<string, unknown> = {};
   if (backend === 'services') {
-    const pg = await createThrowawayPostgres();
+    const pg = await createMigratedThrowawayPostgres(template);
     const redis = redisTestPrefix();
     cleanups.push(pg.drop, redis.cleanup);
     Object.assign(storage, { postgresUrl: pg.url, redisUrl: redis.url, redisKeyPrefix: redis.prefix });
   } else if ((options.config?.storage as { postgresUrl?: string } | undefined)?.postgresUrl === undefined) {
-    await copyMigratedEmbeddedDatabase(join(dataDir, 'pglite'));
+    await copyMigratedEmbeddedDatabase(join(dataDir, 'pglite'), template);
   }
   const logs: Record<string, unknown>[] = [];
   const logFile = process.env.TEST_MOAT_LOG_DIR === undefined ? undefined : join(process.env.TEST_MOAT_LOG_DIR, `${process.pid}.jsonl`);

@@ -82,6 +82,51 @@ const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core
  * axe-core's WCAG 2.2 A/AA rules and best practices on the page as it stands: no serious or
  * critical violation. Injected through the DevTools protocol, so the page's CSP is left as it is.
  */
+/**
+ * WCAG 2.5.5 (AAA, issue 18 point 7): every control a finger presses is at least 44×44 CSS px (a
+ * checkbox or radio by its label, which is its target too); WCAG 1.4.11: the focus ring keeps 3:1
+ * against the card it is drawn on.
+ */
+export async function checkTargetsAndFocus(page: Page): Promise<void> {
+  const small = await page.evaluate(() =>
+    [...document.querySelectorAll('main button, main a.button, main .choice > label, main .choice > div > label, main details > summary')]
+      .filter((el: any) => el.offsetParent !== null)
+      .map((el: any) => ({ text: (el.textContent ?? '').trim().slice(0, 40), box: el.getBoundingClientRect() }))
+      .filter(({ box }: any) => box.height < 44 || box.width < 44)
+      .map(({ text, box }: any) => `${text} (${Math.round(box.width)}×${Math.round(box.height)})`),
+  );
+  expect(small).toEqual([]);
+  const button = page.locator('main button').first();
+  if ((await button.count()) === 0) return;
+  await button.focus();
+  await page.keyboard.press('Shift+Tab');
+  await page.keyboard.press('Tab');
+  const ratio = await page.evaluate(() => {
+    const parse = (c: string) => (c.match(/[\d.]+/g) ?? []).map(Number);
+    const lum = ([r, g, b]: number[]) =>
+      [r!, g!, b!]
+        .map((v) => {
+          const c = v / 255;
+          return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+        })
+        .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i]!, 0);
+    const el = document.activeElement;
+    const style = getComputedStyle(el);
+    if (style.outlineStyle === 'none' || parseFloat(style.outlineWidth) === 0) return 0;
+    let bg = [255, 255, 255];
+    for (let e = el.parentElement; e !== null; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c.length >= 3 && (c[3] ?? 1) > 0) {
+        bg = c;
+        break;
+      }
+    }
+    const [a, b] = [lum(parse(style.outlineColor)), lum(bg)].sort((x, y) => y - x);
+    return (a! + 0.05) / (b! + 0.05);
+  });
+  expect(ratio).toBeGreaterThanOrEqual(3);
+}
+
 export async function checkAxe(page: Page): Promise<void> {
   if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE_SOURCE);
   const violations = (await page.evaluate(async () => {
