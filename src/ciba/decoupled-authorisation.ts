@@ -74,10 +74,14 @@ export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): 
     return request;
   };
 
-  /** oidc-provider's side of the request; gone once its lifetime is over. */
+  /**
+   * oidc-provider's side of the request. `find` still returns it within the provider's clock
+   * tolerance after `exp`, while the token endpoint already answers expired_token then; `isExpired`
+   * is the token endpoint's own test, so a customer can never approve what the TPP was told expired.
+   */
   const protocolRequest = async (request: DecoupledRequest) => {
     const found = await provider.BackchannelAuthenticationRequest.find(request.id);
-    if (found === undefined) throw new DecoupledRefusal('expired', 'this request has expired; the application must ask again');
+    if (found === undefined || found.isExpired) throw new DecoupledRefusal('expired', 'this request has expired; the application must ask again');
     return found;
   };
 
