@@ -78,6 +78,7 @@ export function createBankAppPageRouter(deps: BankAppPageDeps): Router {
           id: r.id,
           clientName: client?.clientName ?? r.clientId,
           bindingMessage: r.bindingMessage,
+          purpose: r.purpose,
           expiresAt: new Intl.DateTimeFormat(intl, { dateStyle: 'medium', timeStyle: 'long', timeZone: 'UTC' }).format(r.expiresAt),
           selection: r.requested?.type === 'payment_initiation' ? 'one' : 'many',
           // RTS Art. 5(1)(a): a payment's amount and payee are shown where the customer authenticates for it.
