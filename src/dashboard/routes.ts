@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import { errorPage, htmlErrorPages } from '../interactions/render-error.ts';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
+import { textIn } from '../config/localised-text.ts';
 import type { MoatConfig } from '../config/schema.ts';
 import type { AccountReference } from '../kernel/account-reference.ts';
 import { ConsentNotFound, ConsentStateConflict, type Consent } from '../consents/consent.ts';
@@ -432,7 +433,7 @@ async function describeConsent(
     .filter((s) => s !== 'openid')
     .flatMap((s) => {
       const configured = config.scopes[s];
-      return configured === undefined ? [] : [configured.description];
+      return configured === undefined ? [] : [textIn(configured.description, intl)];
     });
   const title =
     detail?.payment !== undefined

@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import { htmlErrorPages, INTERACTION_EXPIRED, tppLinkOf } from './render-error.ts';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
+import { textIn } from '../config/localised-text.ts';
 import type { MoatConfig } from '../config/schema.ts';
 import {
   AuthorizationDetailsInvalid,
@@ -288,7 +289,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
             ...view.payment,
             // A single domestic payment is made straight away (Faster Payments): today, in the bank's time.
             date: formatDate(sca.now(), intl),
-            charges: config.branding.paymentCharges ?? t('payment.chargesNone'),
+            charges: textIn(config.branding.paymentCharges, locale) ?? t('payment.chargesNone'),
           };
     const paymentCurrency = request.detail?.type === 'payment_initiation' ? request.detail.instructedAmount.currency : undefined;
     ctx.type = 'html';
@@ -301,7 +302,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
         ...(await clientView(request.clientId)),
         customerName: customer?.name ?? customerId,
         purpose: purposeOf(details.params),
-        scopes: describeScopes(request.scope, config, t, { openidOnly: asked !== undefined }),
+        scopes: describeScopes(request.scope, config, locale, t, { openidOnly: asked !== undefined }),
         detail:
           view === undefined
             ? undefined
@@ -856,7 +857,7 @@ function epochSeconds(at: Date): number {
 }
 
 /** The scopes in words: the standard ones from the catalogue, the bank's own as configured. */
-function describeScopes(scope: string, config: MoatConfig, t: Translate, options: { openidOnly?: boolean } = {}): string[] {
+function describeScopes(scope: string, config: MoatConfig, locale: string, t: Translate, options: { openidOnly?: boolean } = {}): string[] {
   return scope
     .split(' ')
     .filter(Boolean)
@@ -864,6 +865,6 @@ function describeScopes(scope: string, config: MoatConfig, t: Translate, options
       if (s === 'openid' || s === 'offline_access') return [t(`scope.${s}`)];
       if (options.openidOnly === true) return [];
       const configured = config.scopes[s];
-      return configured === undefined ? [] : [configured.description];
+      return configured === undefined ? [] : [textIn(configured.description, locale)];
     });
 }

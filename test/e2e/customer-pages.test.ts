@@ -23,7 +23,10 @@ const describeInBrowser = chromiumAvailable() ? describe : describe.skip;
 let h: Harness;
 let tpp: RegisteredTpp;
 let eidasTpp: RegisteredTpp;
-useMoatWithTpp((started) => ({ h, tpp } = started), { config: { branding: { paymentCharges: 'No charge from Moat Bank' } } });
+useMoatWithTpp((started) => ({ h, tpp } = started), {
+  // The bank's charges by language (issue 18 point 8): the default on English pages, its own on pt-BR ones.
+  config: { branding: { paymentCharges: { default: 'No charge from Moat Bank', 'pt-BR': 'Sem tarifa do Moat Bank' } } },
+});
 beforeAll(async () => {
   if (!chromiumAvailable()) return;
   // A QWAC-style certificate: its organizationIdentifier names the regulator (ETSI TS 119 495 §5.2.1).
@@ -390,6 +393,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       const text = await page.locator('main').innerText();
       expect(text).toMatch(/Data do pagamento\s+Hoje, \d{1,2} de \w+ de \d{4}/);
       expect(text).toContain('Esta conta está em EUR; o pagamento está em GBP.');
+      expect(text).toMatch(/Tarifas\s+Sem tarifa do Moat Bank/);
       // The TPP's purpose, in the language it sent it (OpenID Connect for Identity Assurance 1.0 purpose).
       expect(text).toContain('Motivo informado por Test Fintech\nPagar a sua conta de energia de dezembro');
       await expect(page.getByRole('button', { name: 'Confirmar pagamento' }).isVisible()).resolves.toBe(true);
