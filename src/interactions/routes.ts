@@ -26,6 +26,8 @@ import { SANDBOX_CUSTOMERS } from '../customers/sandbox-customers.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
 import { allowScript } from '../http/security-headers.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
+import { SIGN_IN_REFUSAL_STATUS } from '../kernel/error-responses.ts';
+import { SignInRefused } from '../kernel/sign-in-refused.ts';
 import { readForm } from '../http/read-body.ts';
 import type { Logger } from '../observability/logger.ts';
 import { getAttribute, parseDistinguishedName } from '../pki/distinguished-name.ts';
@@ -784,6 +786,12 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
 /** A refused sign-in: `message` in English (logs, the JSON APIs), `refusal` for a page to say in its language. */
 type SignInResult = { ok: true; customerId: string } | { ok: false; status: number; message: string; refusal: SignInRefusal };
 
+/** A refused sign-in as the kernel's error, for a JSON API to throw (its status: SIGN_IN_REFUSAL_STATUS). */
+export function signInRefused(refused: Extract<SignInResult, { ok: false }>): SignInRefused {
+  const { refusal } = refused;
+  return new SignInRefused(refusal.kind, refused.message, refusal.kind === 'locked' ? refusal.retryAfterSeconds : undefined);
+}
+
 /** Sign-in with brute-force protection; shared by the interaction and the consent dashboard. */
 export async function signIn(
   ctx: Ctx,
@@ -797,15 +805,15 @@ export async function signIn(
   if (result.outcome === 'refused') {
     deps.logger.warn({ event: 'login.locked', outcome: 'login_locked', by: result.locked.by }, 'customer sign-in locked');
     ctx.set('Retry-After', String(result.locked.retryAfterSeconds));
-    return { ok: false, status: 429, message: lockedMessage(result.locked), refusal: { kind: 'locked', ...result.locked } };
+    return { ok: false, status: SIGN_IN_REFUSAL_STATUS.locked, message: lockedMessage(result.locked), refusal: { kind: 'locked', ...result.locked } };
   }
   if (result.outcome === 'failed') {
     deps.logger.info({ event: 'login.failed', outcome: 'login_failed' }, 'customer login failed');
     if (result.locked !== undefined) {
       ctx.set('Retry-After', String(result.locked.retryAfterSeconds));
-      return { ok: false, status: 429, message: lockedMessage(result.locked), refusal: { kind: 'locked', ...result.locked } };
+      return { ok: false, status: SIGN_IN_REFUSAL_STATUS.locked, message: lockedMessage(result.locked), refusal: { kind: 'locked', ...result.locked } };
     }
-    return { ok: false, status: 401, message: 'The username or password is incorrect.', refusal: { kind: 'incorrect' } };
+    return { ok: false, status: SIGN_IN_REFUSAL_STATUS.incorrect, message: 'The username or password is incorrect.', refusal: { kind: 'incorrect' } };
   }
   const customer = result.value;
   deps.logger.info({ event: 'login.succeeded', accountId: customer.id }, 'customer logged in');
