@@ -281,14 +281,14 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const byScope = asksAccountsByScope(request);
     // Asked by scope alone, the page asks the same questions as for authorization_details (issue 18 point 5).
     const asked = request.detail ?? (byScope ? scopeAccessRequest(sca.now(), config.consents.scopeAccessDays) : undefined);
-    const view = asked === undefined ? undefined : describeDetail(asked, intl);
+    const view = asked === undefined ? undefined : describeDetail(asked, intl, views.timeZone);
     const payment =
       view?.payment === undefined
         ? undefined
         : {
             ...view.payment,
             // A single domestic payment is made straight away (Faster Payments): today, in the bank's time.
-            date: formatDate(sca.now(), intl),
+            date: formatDate(sca.now(), intl, views.timeZone),
             charges: textIn(config.branding.paymentCharges, locale) ?? t('payment.chargesNone'),
           };
     const paymentCurrency = request.detail?.type === 'payment_initiation' ? request.detail.instructedAmount.currency : undefined;
