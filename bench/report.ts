@@ -1,7 +1,7 @@
 import { cpus, release, totalmem } from 'node:os';
 import type { Ratio, ScenarioResult } from './scenarios/scenario.ts';
 import type { JwsRate } from './scenarios/jws.ts';
-import type { SoakResult } from './scenarios/soak.ts';
+import { FLAT_HEAP_SLOPE_MIB_PER_MIN, FLAT_RSS_SLOPE_MIB_PER_MIN, type SoakResult } from './scenarios/soak.ts';
 import type { ProfileSummary } from './profile-summary.ts';
 import type { BenchOptions } from './options.ts';
 
@@ -26,7 +26,7 @@ export interface BenchReport {
   storage: string;
   scenarios: ScenarioResult[];
   jws?: JwsRate[];
-  soak?: SoakResult;
+  soak?: SoakResult[];
   targets: TargetCheck[];
   profiles?: ProfileSummary[];
 }
@@ -45,7 +45,7 @@ export function machine(): BenchReport['machine'] {
 const percent = (r: number) => `${(100 * r).toFixed(1)} %`;
 
 /** The issue's targets, checked against what was measured. */
-export function checkTargets(scenarios: ScenarioResult[], soak: SoakResult | undefined): TargetCheck[] {
+export function checkTargets(scenarios: ScenarioResult[], soaks: SoakResult[] | undefined): TargetCheck[] {
   const checks: TargetCheck[] = [];
   const withTarget = (r: Ratio): r is Ratio & { target: number } => r.target !== undefined;
   for (const scenario of scenarios) {
@@ -53,11 +53,17 @@ export function checkTargets(scenarios: ScenarioResult[], soak: SoakResult | und
       checks.push({ name: `${scenario.id}: ${r.label} (${r.kind})`, target: `≥ ${percent(r.target)}`, measured: percent(r.value), met: r.value >= r.target });
     }
   }
-  if (soak !== undefined) {
+  for (const soak of soaks ?? []) {
     checks.push({
-      name: `soak ${soak.seconds} s: RSS after ${soak.steadyFromSeconds} s`,
-      target: 'flat (≤ 5 % growth)',
-      measured: `${soak.rssGrowthMiB >= 0 ? '+' : ''}${soak.rssGrowthMiB} MiB (${soak.rssSlopeMiBPerMinute} MiB/min; heap after GC ${soak.heapGrowthMiB >= 0 ? '+' : ''}${soak.heapGrowthMiB} MiB)`,
+      name: `soak ${soak.seconds} s, ${soak.row} (${soak.storage}): highest RSS`,
+      target: `< ${soak.rssTargetMiB} MiB`,
+      measured: `${soak.maxRssMiB} MiB (start ${soak.startRssMiB}, end ${soak.endRssMiB})`,
+      met: soak.maxRssMiB < soak.rssTargetMiB,
+    });
+    checks.push({
+      name: `soak ${soak.seconds} s, ${soak.row}: RSS and heap after GC over the last half`,
+      target: `flat (≤ ${FLAT_RSS_SLOPE_MIB_PER_MIN} and ≤ ${FLAT_HEAP_SLOPE_MIB_PER_MIN} MiB/min)`,
+      measured: `${soak.rssSlopeMiBPerMinute} and ${soak.heapAfterGcSlopeMiBPerMinute} MiB/min`,
       met: soak.flat,
     });
   }
@@ -120,20 +126,22 @@ export function formatReport(report: BenchReport): string {
       ),
     );
   }
-  if (report.soak !== undefined) {
-    const s = report.soak;
+  for (const s of report.soak ?? []) {
     out.push('');
     out.push(
-      `soak: ${s.seconds} s, ${s.tokenAndIntrospectionPairsPerSecond} client_credentials+introspection pairs/s and ${s.flowsPerSecond} flows/s, ${s.errors} errors`,
+      `soak, ${s.row} (${s.storage}): ${s.seconds} s, ${s.tokenAndIntrospectionPairsPerSecond} client_credentials+introspection pairs/s, ${s.newConnectionTokensPerSecond} client_credentials/s on new connections, ${s.flowsPerSecond} flows/s, ${s.errors} errors${s.firstError === undefined ? '' : ` (first: ${s.firstError})`}`,
     );
     out.push(
       `  RSS MiB: ${s.samples
-        .filter((_, i) => i % 6 === 0)
+        .filter((_, i) => i % 10 === 0)
         .map((x) => `${x.seconds.toFixed(0)}s=${x.rssMiB.toFixed(0)}`)
-        .join(' ')} … end=${s.samples.at(-1)?.rssMiB.toFixed(0)}`,
+        .join(' ')} … end=${s.endRssMiB.toFixed(0)}`,
     );
     out.push(
-      `  after ${s.steadyFromSeconds} s: RSS ${s.rssGrowthMiB >= 0 ? '+' : ''}${s.rssGrowthMiB} MiB (${s.rssSlopeMiBPerMinute} MiB/min), heap after GC ${s.heapGrowthMiB >= 0 ? '+' : ''}${s.heapGrowthMiB} MiB (${s.heapSlopeMiBPerMinute} MiB/min): ${s.flat ? 'flat' : 'GROWING'}`,
+      `  RSS start ${s.startRssMiB}, end ${s.endRssMiB}, max ${s.maxRssMiB} MiB (target < ${s.rssTargetMiB}); at the end heap ${s.end.heapUsedMiB} used of ${s.end.heapTotalMiB}, external ${s.end.externalMiB} (ArrayBuffers ${s.end.arrayBuffersMiB}) MiB`,
+    );
+    out.push(
+      `  last half (from ${s.lastHalfFromSeconds} s): RSS ${s.rssSlopeMiBPerMinute} MiB/min, heap after GC ${s.heapAfterGcSlopeMiBPerMinute} MiB/min: ${s.flat ? 'flat' : 'GROWING'}`,
     );
   }
   if (report.targets.length > 0) {

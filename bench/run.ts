@@ -109,7 +109,7 @@ async function main(): Promise<number> {
 
     const scenarios: ScenarioResult[] = [];
     let jws: JwsRate[] | undefined;
-    let soaked: SoakResult | undefined;
+    let soaked: SoakResult[] | undefined;
     for (const id of options.scenarios) {
       log(`${id}…`);
       const comparison = COMPARISONS[id];

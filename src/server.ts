@@ -5,6 +5,7 @@ import type { Server as TlsServer } from 'node:tls';
 import { errors } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import { createApp } from './app.ts';
+import { defaultText } from './config/localised-text.ts';
 import type { MoatConfig } from './config/schema.ts';
 import { SANDBOX_CUSTOMERS } from './customers/sandbox-customers.ts';
 import { createSqlCustomerDirectory, seedSandboxCustomers } from './storage/sql/customer-directory.ts';
@@ -411,12 +412,17 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       now: () => new Date(),
       onError: (err) => logger.warn({ event: 'consent.use_not_recorded', err }, 'the last use of a consent could not be recorded'),
     });
-    const views = createViews({ branding: config.branding, sandbox: sandbox !== undefined });
+    const views = createViews({ branding: config.branding, scopes: config.scopes, sandbox: sandbox !== undefined });
     // Passkeys: credentials in Postgres, single-use challenges in the short-lived store.
     const passkeyStore = createSqlPasskeyStore(storage.sql);
     const passkeys = {
       store: passkeyStore,
-      ceremonies: createPasskeyCeremonies({ issuer: config.issuer, rpName: config.branding.bankName, store: passkeyStore, challenges: storage.shortLived }),
+      ceremonies: createPasskeyCeremonies({
+        issuer: config.issuer,
+        rpName: defaultText(config.branding.bankName),
+        store: passkeyStore,
+        challenges: storage.shortLived,
+      }),
     };
     const ready = async () => {
       await Promise.all([storage.durable.ping(), storage.shortLived.ping()]);

@@ -38,6 +38,10 @@ export interface ServerStats {
   cpuMicros: number;
   rssBytes: number;
   heapUsedBytes: number;
+  /** V8's heap reserved, and memory held outside it (Buffers, ArrayBuffers, WebAssembly), when known. */
+  heapTotalBytes?: number;
+  externalBytes?: number;
+  arrayBuffersBytes?: number;
   /** TLS handshakes completed, and how many of them resumed a session. */
   handshakes: number;
   resumedHandshakes: number;

@@ -58,6 +58,9 @@ function stats(collectGarbage: boolean, mark: WindowMark | undefined): ServerSta
     cpuMicros: cpu.user + cpu.system,
     rssBytes: memory.rss,
     heapUsedBytes: memory.heapUsed,
+    heapTotalBytes: memory.heapTotal,
+    externalBytes: memory.external,
+    arrayBuffersBytes: memory.arrayBuffers,
     handshakes: handshakes.total,
     resumedHandshakes: handshakes.resumed,
   };

@@ -10,7 +10,8 @@ import type { Logger } from '../observability/logger.ts';
 import { mergeIntoGrant, saveBackchannelResult } from '../provider/internals.ts';
 import { ACR_SCA, completedAuthentication, consentAuthentication, type FactorUse } from '../sca/authentication.ts';
 import { acrRequestOf, requiredAuthentication, shortfall, type AuthenticationRequirement } from '../sca/authentication-policy.ts';
-import { DecoupledRefusal, type DecoupledRequest, type DecoupledRequestStore } from './decoupled-request.ts';
+import { DecoupledRefusal } from '../kernel/decoupled-refusal.ts';
+import type { DecoupledRequest, DecoupledRequestStore } from './decoupled-request.ts';
 import type { PingDelivery } from './ping-delivery.ts';
 
 /*

@@ -5,6 +5,7 @@ import { SIGNING_ALGORITHMS } from '../kernel/signing-algorithms.ts';
 import { accountsSchema } from './accounts-schema.ts';
 import { gatewayCheckSchema } from './gateway-check-schema.ts';
 import { acmeSchema } from './acme-schema.ts';
+import { localisedText } from './localised-text.ts';
 
 /*
  * Moat's configuration, one schema for the YAML file and the MOAT_* environment overrides.
@@ -37,6 +38,16 @@ export type FapiProfile = (typeof FAPI_PROFILES)[number];
 export { FORWARDED_CERT_FORMATS, type ForwardedCertFormat } from '../pki/forwarded-certificate.ts';
 
 const HEX_COLOR = /^#[0-9a-fA-F]{6}$/;
+
+/** Whether Intl knows `zone` as a time zone (an IANA name such as Europe/London, or UTC). */
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
 const threatResponse = z.enum(['log', 'step-up', 'quarantine']);
 const hexColor = z.string().regex(HEX_COLOR, 'expected a colour like #0b3d5c');
 
@@ -418,12 +429,16 @@ export const configSchema = z.strictObject({
       defaultProfile: z.enum(FAPI_PROFILES).default('fapi2-security'),
     })
     .prefault({}),
-  /** Scopes beyond `openid` and `offline_access`, each with the software roles allowed to ask for it. */
+  /**
+   * Scopes beyond `openid` and `offline_access`, each with the software roles allowed to ask for it.
+   * The description is what a customer reads on the consent screen and the dashboard: a text, or
+   * texts by language with a default (`{ default: "Read account information", pt-BR: "…" }`).
+   */
   scopes: z
     .record(
       z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope token (RFC 6749 §3.3)'),
       z.strictObject({
-        description: z.string().min(1),
+        description: localisedText(200),
         roles: z.array(z.string().min(1)).min(1),
       }),
     )
@@ -602,10 +617,14 @@ export const configSchema = z.strictObject({
         .optional(),
     })
     .prefault({}),
-  /** The bank's look on every customer page. */
+  /**
+   * The bank's look on every customer page. Its texts (name, contact, charges) are each a text for
+   * every language or texts by language tag with a default (config/localised-text.ts), shown in the
+   * customer's language.
+   */
   branding: z
     .strictObject({
-      bankName: z.string().min(1).max(60).default('Moat Bank'),
+      bankName: localisedText(60).default('Moat Bank'),
       /** PNG, JPEG or SVG shown in the page header; the bank name alone when unset. */
       logoFile: z
         .string()
@@ -618,12 +637,18 @@ export const configSchema = z.strictObject({
        * How customers reach the bank, on every error page (OBIE CEG: the customer is told whom to
        * contact): a phone number or a web address. Unset: "the number on the back of your card".
        */
-      contact: z.string().min(1).max(200).optional(),
+      contact: localisedText(200).optional(),
       /**
        * What the bank charges for a payment a TPP initiates, shown before the customer confirms it
        * (PSD2 Art. 45(1)(b), OBIE CEG payment screen). Unset: "None", in the page's language.
        */
-      paymentCharges: z.string().min(1).max(200).optional(),
+      paymentCharges: localisedText(200).optional(),
+      /**
+       * The bank's time zone (IANA, such as Europe/London or America/Sao_Paulo): customer pages say
+       * dates and times in it, in the customer's locale — the day a consent ends, when a TPP last used
+       * it, the day a payment is made. UTC by default.
+       */
+      timeZone: z.string().refine(isTimeZone, 'expected an IANA time zone such as Europe/London or America/Sao_Paulo').default('UTC'),
       // (A malformed colour is reported by its own key; the contrast is judged only between valid ones.)
     })
     .refine((b) => !HEX_COLOR.test(b.primaryColor) || !HEX_COLOR.test(b.primaryTextColor) || contrastRatio(b.primaryColor, b.primaryTextColor) >= 4.5, {

@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import { errorPage, htmlErrorPages } from '../interactions/render-error.ts';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
+import { textIn } from '../config/localised-text.ts';
 import type { MoatConfig } from '../config/schema.ts';
 import type { AccountReference } from '../kernel/account-reference.ts';
 import { ConsentNotFound, ConsentStateConflict, type Consent } from '../consents/consent.ts';
@@ -312,7 +313,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     const own = await accountsOf(customerId);
     const locale = localeOf(ctx);
     const t = views.catalogues.translator(locale);
-    const described = await Promise.all(all.map((c) => describeConsent(deps.provider, c, own, deps.config, t, intlLocale(locale))));
+    const described = await Promise.all(all.map((c) => describeConsent(deps.provider, c, own, deps.config, t, intlLocale(locale), views.timeZone)));
     // A payment is never "active" with a stop button: it is waiting, paid or refused (OBIE CEG).
     const sharing = described.filter((c) => c.kind !== 'domestic_payment');
     const revoked = typeof ctx.query.revoked === 'string' ? described.find((c) => c.id === ctx.query.revoked) : undefined;
@@ -348,6 +349,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
       deps.config,
       views.catalogues.translator(locale),
       intlLocale(locale),
+      views.timeZone,
     );
     ctx.body = views.render('revoke-confirm', { consent: described, csrf: csrf.token(ctx, `revoke:${consent.id}`) }, locale);
   });
@@ -409,6 +411,7 @@ async function describeConsent(
   config: MoatConfig,
   t: Translate,
   intl: string,
+  timeZone: string,
 ): Promise<ConsentCard> {
   const client = await provider.Client.find(consent.clientId);
   const metadata = (client?.metadata() ?? {}) as Record<string, unknown>;
@@ -426,13 +429,13 @@ async function describeConsent(
       : consent.granted.type === 'account_information'
         ? consent.granted.accounts.map(named)
         : [named(consent.granted.debtorAccount)];
-  const detail = shown === undefined ? undefined : describeDetail(shown, intl);
+  const detail = shown === undefined ? undefined : describeDetail(shown, intl, timeZone);
   const scopes = consent.scope
     .split(' ')
     .filter((s) => s !== 'openid')
     .flatMap((s) => {
       const configured = config.scopes[s];
-      return configured === undefined ? [] : [configured.description];
+      return configured === undefined ? [] : [textIn(configured.description, intl)];
     });
   const title =
     detail?.payment !== undefined
@@ -455,10 +458,10 @@ async function describeConsent(
     ...(detail === undefined ? {} : { detail }),
     scopes,
     accounts,
-    grantedOn: formatDate(consent.status === 'Authorised' ? consent.statusUpdatedAt : consent.createdAt, intl)!,
-    ...(consent.status === 'Authorised' ? {} : { endedOn: formatDate(consent.statusUpdatedAt, intl)! }),
-    ...(consent.expiresAt === undefined ? {} : { expires: formatDate(consent.expiresAt, intl)! }),
-    ...(payment ? {} : { lastUsed: consent.lastUsedAt === undefined ? 'never' : formatDateTime(consent.lastUsedAt, intl) }),
+    grantedOn: formatDate(consent.status === 'Authorised' ? consent.statusUpdatedAt : consent.createdAt, intl, timeZone)!,
+    ...(consent.status === 'Authorised' ? {} : { endedOn: formatDate(consent.statusUpdatedAt, intl, timeZone)! }),
+    ...(consent.expiresAt === undefined ? {} : { expires: formatDate(consent.expiresAt, intl, timeZone)! }),
+    ...(payment ? {} : { lastUsed: consent.lastUsedAt === undefined ? 'never' : formatDateTime(consent.lastUsedAt, intl, timeZone) }),
   };
 }
 

@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import { htmlErrorPages, INTERACTION_EXPIRED, tppLinkOf } from './render-error.ts';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
+import { textIn } from '../config/localised-text.ts';
 import type { MoatConfig } from '../config/schema.ts';
 import { AuthorizationDetailsInvalid, parseRequestedDetail, type GrantDecision, type RequestedDetail } from '../consents/authorization-details.ts';
 import { approveConsent, consentIdAtDecision, denyConsent, type GrantWriter } from '../consents/consent-decision.ts';
@@ -19,6 +20,8 @@ import { SANDBOX_CUSTOMERS } from '../customers/sandbox-customers.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
 import { allowScript } from '../http/security-headers.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
+import { SIGN_IN_REFUSAL_STATUS } from '../kernel/error-responses.ts';
+import { SignInRefused } from '../kernel/sign-in-refused.ts';
 import { readForm } from '../http/read-body.ts';
 import type { Logger } from '../observability/logger.ts';
 import { getAttribute, parseDistinguishedName } from '../pki/distinguished-name.ts';
@@ -273,15 +276,15 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const byScope = asksAccountsByScope(request);
     // Asked by scope alone, the page asks the same questions as for authorization_details (issue 18 point 5).
     const asked = request.detail ?? (byScope ? scopeAccessRequest(sca.now(), config.consents.scopeAccessDays) : undefined);
-    const view = asked === undefined ? undefined : describeDetail(asked, intl);
+    const view = asked === undefined ? undefined : describeDetail(asked, intl, views.timeZone);
     const payment =
       view?.payment === undefined
         ? undefined
         : {
             ...view.payment,
             // A single domestic payment is made straight away (Faster Payments): today, in the bank's time.
-            date: formatDate(sca.now(), intl),
-            charges: config.branding.paymentCharges ?? t('payment.chargesNone'),
+            date: formatDate(sca.now(), intl, views.timeZone),
+            charges: textIn(config.branding.paymentCharges, locale) ?? t('payment.chargesNone'),
           };
     const paymentCurrency = request.detail?.type === 'payment_initiation' ? request.detail.instructedAmount.currency : undefined;
     ctx.type = 'html';
@@ -294,7 +297,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
         ...(await clientView(request.clientId)),
         customerName: customer?.name ?? customerId,
         purpose: purposeOf(details.params),
-        scopes: describeScopes(request.scope, config, t, { openidOnly: asked !== undefined }),
+        scopes: describeScopes(request.scope, config, locale, t, { openidOnly: asked !== undefined }),
         detail:
           view === undefined
             ? undefined
@@ -778,6 +781,12 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
 /** A refused sign-in: `message` in English (logs, the JSON APIs), `refusal` for a page to say in its language. */
 type SignInResult = { ok: true; customerId: string } | { ok: false; status: number; message: string; refusal: SignInRefusal };
 
+/** A refused sign-in as the kernel's error, for a JSON API to throw (its status: SIGN_IN_REFUSAL_STATUS). */
+export function signInRefused(refused: Extract<SignInResult, { ok: false }>): SignInRefused {
+  const { refusal } = refused;
+  return new SignInRefused(refusal.kind, refused.message, refusal.kind === 'locked' ? refusal.retryAfterSeconds : undefined);
+}
+
 /** Sign-in with brute-force protection; shared by the interaction and the consent dashboard. */
 export async function signIn(
   ctx: Ctx,
@@ -791,15 +800,15 @@ export async function signIn(
   if (result.outcome === 'refused') {
     deps.logger.warn({ event: 'login.locked', outcome: 'login_locked', by: result.locked.by }, 'customer sign-in locked');
     ctx.set('Retry-After', String(result.locked.retryAfterSeconds));
-    return { ok: false, status: 429, message: lockedMessage(result.locked), refusal: { kind: 'locked', ...result.locked } };
+    return { ok: false, status: SIGN_IN_REFUSAL_STATUS.locked, message: lockedMessage(result.locked), refusal: { kind: 'locked', ...result.locked } };
   }
   if (result.outcome === 'failed') {
     deps.logger.info({ event: 'login.failed', outcome: 'login_failed' }, 'customer login failed');
     if (result.locked !== undefined) {
       ctx.set('Retry-After', String(result.locked.retryAfterSeconds));
-      return { ok: false, status: 429, message: lockedMessage(result.locked), refusal: { kind: 'locked', ...result.locked } };
+      return { ok: false, status: SIGN_IN_REFUSAL_STATUS.locked, message: lockedMessage(result.locked), refusal: { kind: 'locked', ...result.locked } };
     }
-    return { ok: false, status: 401, message: 'The username or password is incorrect.', refusal: { kind: 'incorrect' } };
+    return { ok: false, status: SIGN_IN_REFUSAL_STATUS.incorrect, message: 'The username or password is incorrect.', refusal: { kind: 'incorrect' } };
   }
   const customer = result.value;
   deps.logger.info({ event: 'login.succeeded', accountId: customer.id }, 'customer logged in');
@@ -858,7 +867,7 @@ function epochSeconds(at: Date): number {
 }
 
 /** The scopes in words: the standard ones from the catalogue, the bank's own as configured. */
-function describeScopes(scope: string, config: MoatConfig, t: Translate, options: { openidOnly?: boolean } = {}): string[] {
+function describeScopes(scope: string, config: MoatConfig, locale: string, t: Translate, options: { openidOnly?: boolean } = {}): string[] {
   return scope
     .split(' ')
     .filter(Boolean)
@@ -866,6 +875,6 @@ function describeScopes(scope: string, config: MoatConfig, t: Translate, options
       if (s === 'openid' || s === 'offline_access') return [t(`scope.${s}`)];
       if (options.openidOnly === true) return [];
       const configured = config.scopes[s];
-      return configured === undefined ? [] : [configured.description];
+      return configured === undefined ? [] : [textIn(configured.description, locale)];
     });
 }

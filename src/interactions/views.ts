@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { Eta } from 'eta';
+import { languagesOf, textIn, type LocalisedText } from '../config/localised-text.ts';
 import type { MoatConfig } from '../config/schema.ts';
 import { createPasskeyScript, type PasskeyScript } from '../passkeys/passkey-script.ts';
 import { loadCatalogues, REFERENCE_LOCALE, type Catalogues } from './messages.ts';
@@ -31,6 +32,8 @@ export interface Views {
   render(name: ViewName, data: Record<string, unknown>, locale?: string): string;
   /** The message catalogues and the language negotiation (messages.ts). */
   catalogues: Catalogues;
+  /** The bank's time zone (branding.timeZone): pages say dates and times in it, in the page's locale. */
+  timeZone: string;
   /** The stylesheet, served from /assets/moat.css (CSP allows only same-origin styles). */
   stylesheet: string;
   /** The bank's colours as CSS custom properties, served from /assets/brand.css. */
@@ -53,7 +56,7 @@ function assetScript(path: string, file: string): PasskeyScript {
 
 const LOGO_TYPES: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.svg': 'image/svg+xml' };
 
-export function createViews(options: { branding: MoatConfig['branding']; sandbox: boolean }): Views {
+export function createViews(options: { branding: MoatConfig['branding']; scopes?: MoatConfig['scopes']; sandbox: boolean }): Views {
   const { branding } = options;
   const eta = new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true });
   let logo: Views['logo'];
@@ -65,10 +68,29 @@ export function createViews(options: { branding: MoatConfig['branding']; sandbox
     }
   }
   const catalogues = loadCatalogues(join(VIEWS_DIR, 'locales'));
-  const common = { bankName: branding.bankName, bankContact: branding.contact, sandbox: options.sandbox, hasLogo: logo !== undefined };
-  return {
-    render: (name, data, locale = REFERENCE_LOCALE) => eta.render(`./${name}`, { ...common, lang: locale, t: catalogues.translator(locale), ...data }),
+  checkTextLanguages(
+    {
+      'branding.bankName': branding.bankName,
+      'branding.contact': branding.contact,
+      'branding.paymentCharges': branding.paymentCharges,
+      ...Object.fromEntries(Object.entries(options.scopes ?? {}).map(([scope, s]) => [`scopes.${scope}.description`, s.description])),
+    },
     catalogues,
+  );
+  const common = { sandbox: options.sandbox, hasLogo: logo !== undefined };
+  return {
+    // The bank's own texts in the page's language (config/localised-text.ts).
+    render: (name, data, locale = REFERENCE_LOCALE) =>
+      eta.render(`./${name}`, {
+        ...common,
+        bankName: textIn(branding.bankName, locale),
+        bankContact: textIn(branding.contact, locale),
+        lang: locale,
+        t: catalogues.translator(locale),
+        ...data,
+      }),
+    catalogues,
+    timeZone: branding.timeZone,
     stylesheet: readFileSync(join(VIEWS_DIR, 'assets', 'moat.css'), 'utf8'),
     passkeyScript: createPasskeyScript(VIEWS_DIR),
     sessionTimerScript: assetScript(SESSION_TIMER_SCRIPT_PATH, join(VIEWS_DIR, 'assets', 'session-timer.js')),
@@ -76,4 +98,19 @@ export function createViews(options: { branding: MoatConfig['branding']; sandbox
     brandStylesheet: `:root { --brand: ${branding.primaryColor}; --brand-text: ${branding.primaryTextColor}; }\n`,
     ...(logo === undefined ? {} : { logo }),
   };
+}
+
+/**
+ * A bank's text in a language no page is in would never be shown: the start stops and names the
+ * entry (`branding.paymentCharges.fr`), so a typo or a missing catalogue is found before customers
+ * silently get the default instead.
+ */
+function checkTextLanguages(texts: Record<string, LocalisedText | undefined>, catalogues: Catalogues): void {
+  const problems = Object.entries(texts).flatMap(([key, text]) =>
+    languagesOf(text)
+      // Shown on some page: the entry a page in one of the catalogues' languages would pick.
+      .filter((tag) => !catalogues.locales.some((locale) => textIn({ default: '', [tag]: tag }, locale) === tag))
+      .map((tag) => `${key}.${tag}: no customer page is in this language (views/locales has ${catalogues.locales.join(', ')})`),
+  );
+  if (problems.length > 0) throw new Error(problems.join('; '));
 }

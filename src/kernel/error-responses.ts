@@ -1,6 +1,8 @@
+import { DecoupledRefusal, type DecoupledRefusalCode } from './decoupled-refusal.ts';
 import { DomainError, type DomainErrorKind } from './domain-error.ts';
 import { FormRefused } from './form-refused.ts';
 import { OAuthError } from './oauth-error.ts';
+import { SignInRefused, type SignInRefusalCode } from './sign-in-refused.ts';
 import { SIGNING_ALGORITHMS } from './signing-algorithms.ts';
 import type { TokenRejected } from './token-rejected.ts';
 
@@ -72,6 +74,42 @@ const OAUTH_STATUS: Record<Exclude<DomainErrorKind, 'state_conflict'>, { status:
   rate_limited: { status: 429, error: 'temporarily_unavailable' },
 };
 
+/**
+ * The status of a decoupled authorisation's refusal on the bank app's JSON APIs (the sandbox bank
+ * app's API and the bank's own app's callback, docs/bank-app.openapi.json); the body's error is the
+ * refusal's code.
+ */
+export const DECOUPLED_REFUSAL_STATUS: Readonly<Record<DecoupledRefusalCode, number>> = {
+  not_found: 404,
+  // RFC 9110 §15.5.11: the request existed and is gone for good; the TPP must ask again.
+  expired: 410,
+  already_decided: 409,
+  sca_required: 401,
+  choice_invalid: 400,
+};
+
+/**
+ * The status of the same refusals on the sandbox bank app's page, which shows itself again with the
+ * refusal said in the customer's words: a request that ended (expired, decided) is a 400 there.
+ */
+export const DECOUPLED_REFUSAL_PAGE_STATUS: Readonly<Record<DecoupledRefusalCode, number>> = {
+  not_found: 404,
+  expired: 400,
+  already_decided: 400,
+  sca_required: 401,
+  choice_invalid: 400,
+};
+
+/**
+ * The status of a refused sign-in, on the sign-in pages and the JSON APIs alike: wrong credentials
+ * or a refused one-time code are 401; a sign-in locked after too many failures is 429 (RFC 6585 §4).
+ */
+export const SIGN_IN_REFUSAL_STATUS: Readonly<Record<SignInRefusalCode, number>> = {
+  incorrect: 401,
+  locked: 429,
+  code_refused: 401,
+};
+
 /** The headers of a domain error's answer: when to retry (RFC 9110 §10.2.3). */
 function retryHeaders(err: DomainError): Record<string, string> | undefined {
   if (err.kind === 'unavailable') return { 'Retry-After': RETRY_AFTER_SECONDS };
@@ -80,7 +118,7 @@ function retryHeaders(err: DomainError): Record<string, string> | undefined {
 }
 
 /** The OAuth JSON answer to a typed error, or undefined for an error that is not one. */
-export function oauthErrorResponse(err: OAuthError | DomainError, options?: OAuthDialectOptions): ErrorResponse;
+export function oauthErrorResponse(err: OAuthError | DomainError | DecoupledRefusal | SignInRefused, options?: OAuthDialectOptions): ErrorResponse;
 export function oauthErrorResponse(err: unknown, options?: OAuthDialectOptions): ErrorResponse | undefined;
 export function oauthErrorResponse(err: unknown, options: OAuthDialectOptions = {}): ErrorResponse | undefined {
   if (err instanceof OAuthError) {
@@ -88,6 +126,11 @@ export function oauthErrorResponse(err: unknown, options: OAuthDialectOptions = 
     return { status: err.status, ...challenge, body: { error: err.code, error_description: err.description } };
   }
   if (isProviderError(err)) return { status: err.status, body: { error: err.error, error_description: err.error_description ?? err.error } };
+  if (err instanceof DecoupledRefusal) return { status: DECOUPLED_REFUSAL_STATUS[err.code], body: { error: err.code, error_description: err.message } };
+  if (err instanceof SignInRefused) {
+    const retry = err.retryAfterSeconds === undefined ? {} : { headers: { 'Retry-After': String(err.retryAfterSeconds) } };
+    return { status: SIGN_IN_REFUSAL_STATUS[err.code], ...retry, body: { error: 'access_denied', error_description: err.message } };
+  }
   if (!(err instanceof DomainError)) return undefined;
   const { status, error } =
     err.kind === 'state_conflict'
@@ -259,8 +302,19 @@ export function errorPageKindOf(status: number): ErrorPageKind {
  * interaction) are known by their exposed status; its SessionNotFound (matched by name: the kernel
  * imports no oidc-provider) is an expired sign-in session, and its 5xx the bank's trouble.
  */
+export function htmlErrorResponse(err: FormRefused | OAuthError | DomainError | DecoupledRefusal | SignInRefused): ErrorPageAnswer;
+export function htmlErrorResponse(err: unknown): ErrorPageAnswer | undefined;
 export function htmlErrorResponse(err: unknown): ErrorPageAnswer | undefined {
   if (err instanceof FormRefused) return { status: err.status, error: err.code, description: err.description, kind: 'form_expired' };
+  if (err instanceof DecoupledRefusal) {
+    // views/locales bankApp.refused.<code>: the English message stays in the log and the JSON APIs.
+    const status = DECOUPLED_REFUSAL_PAGE_STATUS[err.code];
+    return { status, error: err.code, description: err.message, kind: errorPageKindOf(status), messageKey: `bankApp.refused.${err.code}` };
+  }
+  if (err instanceof SignInRefused) {
+    const status = SIGN_IN_REFUSAL_STATUS[err.code];
+    return { status, error: 'access_denied', description: err.message, kind: errorPageKindOf(status) };
+  }
   if (err instanceof OAuthError) return { status: err.status, error: err.code, description: err.description, kind: errorPageKindOf(err.status) };
   if (err instanceof DomainError) {
     if (err.kind === 'unavailable') return { status: 503, error: 'temporarily_unavailable', description: UNAVAILABLE_DESCRIPTION, kind: 'unavailable' };

@@ -99,6 +99,45 @@ describe('configuration loading', () => {
     expect(() => loadConfig({ env: {}, cwd: dirWith('directories: [{ name: d, issuer: i, jwksFile: k.json, requireSsaExp: false }]\n') })).not.toThrow();
   });
 
+  it("takes the bank's customer texts as one text or by language with a default, and names a bad entry by its key (issue 18 point 8)", () => {
+    const { config } = loadConfig({
+      env: {},
+      cwd: dirWith('branding: { paymentCharges: { default: "No charge", pt-BR: "Sem tarifa" }, contact: "0800 123 4567" }\n'),
+    });
+    expect(config.branding.paymentCharges).toEqual({ default: 'No charge', 'pt-BR': 'Sem tarifa' });
+    expect(config.branding.contact).toBe('0800 123 4567');
+    const problems = problemsOf(() =>
+      loadConfig({
+        env: {},
+        cwd: dirWith(
+          [
+            'branding: { paymentCharges: { pt-BR: "Sem tarifa" }, contact: { default: "0800", pt_BR: "0800" }, bankName: { default: "" } }',
+            'scopes: { loans: { description: { default: "Read your loans", fr: 3 }, roles: [AISP] }, cards: { description: [x], roles: [AISP] } }',
+            '',
+          ].join('\n'),
+        ),
+      }),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'branding.paymentCharges.default: required: the text shown in a language the map does not name',
+        'branding.contact.pt_BR: "pt_BR" is neither a language tag (BCP 47, such as en or pt-BR) nor default',
+        'branding.bankName.default: expected a text, not an empty one',
+        'scopes.loans.description.fr: expected a text',
+        'scopes.cards.description: expected a text of at most 200 characters, or a map of language tag to text with a default',
+      ]),
+    );
+    expect(problems).toHaveLength(5);
+  });
+
+  it('refuses a bank time zone Intl does not know, naming the key (issue 18 point 6)', () => {
+    expect(loadConfig({ env: {}, cwd: dirWith('branding: { timeZone: America/Sao_Paulo }\n') }).config.branding.timeZone).toBe('America/Sao_Paulo');
+    expect(loadConfig({ env: {}, cwd: dirWith() }).config.branding.timeZone).toBe('UTC');
+    expect(problemsOf(() => loadConfig({ env: {}, cwd: dirWith('branding: { timeZone: Brasilia }\n') }))).toEqual([
+      'branding.timeZone: expected an IANA time zone such as Europe/London or America/Sao_Paulo',
+    ]);
+  });
+
   it('refuses a resource server scope that is not configured', () => {
     const problems = problemsOf(() =>
       loadConfig({

@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadCatalogues, REFERENCE_LOCALE } from '../../src/interactions/messages.ts';
-import { VIEWS_DIR } from '../../src/interactions/views.ts';
+import { configSchema } from '../../src/config/schema.ts';
+import { createViews, VIEWS_DIR } from '../../src/interactions/views.ts';
 
 /*
  * The customer pages' message catalogues (issue 18 point 8): English and Brazilian Portuguese ship
@@ -71,5 +72,17 @@ describe('message catalogues', () => {
     ])('ui_locales %p with Accept-Language %p gives %p', (ui, accept, expected) => {
       expect(catalogues.negotiate(ui, accept)).toBe(expected);
     });
+  });
+
+  it("refuses at start a bank's text in a language no page is in, naming its key (issue 18 point 8)", () => {
+    const config = configSchema.parse({
+      branding: { paymentCharges: { default: 'No charge', fr: 'Sans frais', pt: 'Sem tarifa' } },
+      scopes: { loans: { description: { default: 'Read your loans', 'de-DE': 'Ihre Kredite lesen', 'en-US': 'Read your loans' }, roles: ['AISP'] } },
+    });
+    expect(() => createViews({ branding: config.branding, scopes: config.scopes, sandbox: false })).toThrow(
+      'branding.paymentCharges.fr: no customer page is in this language (views/locales has en, pt-BR); scopes.loans.description.de-DE: no customer page is in this language (views/locales has en, pt-BR)',
+    );
+    const fine = configSchema.parse({ branding: { paymentCharges: { default: 'No charge', 'pt-BR': 'Sem tarifa' } } });
+    expect(() => createViews({ branding: fine.branding, scopes: fine.scopes, sandbox: false })).not.toThrow();
   });
 });

@@ -1,16 +1,21 @@
 import { ConsentNotFound, ConsentStateConflict, IdempotencyConflict } from '../../src/consents/consent.ts';
 import { AccountsUnavailable } from '../../src/customers/account-directory.ts';
+import { DecoupledRefusal, type DecoupledRefusalCode } from '../../src/kernel/decoupled-refusal.ts';
 import { DomainError } from '../../src/kernel/domain-error.ts';
 import {
   bearerErrorResponse,
+  DECOUPLED_REFUSAL_PAGE_STATUS,
+  DECOUPLED_REFUSAL_STATUS,
   htmlErrorResponse,
   ObieError,
   obieErrorResponse,
   oauthErrorResponse,
   serverErrorResponse,
+  SIGN_IN_REFUSAL_STATUS,
 } from '../../src/kernel/error-responses.ts';
 import { FormRefused } from '../../src/kernel/form-refused.ts';
 import { OAuthError } from '../../src/kernel/oauth-error.ts';
+import { SignInRefused, type SignInRefusalCode } from '../../src/kernel/sign-in-refused.ts';
 import { StorageUnavailableError } from '../../src/kernel/storage-unavailable.ts';
 import { TokenRejected } from '../../src/kernel/token-rejected.ts';
 
@@ -249,5 +254,77 @@ describe("the error page dialect (a customer's browser pages; OBIE Customer Expe
 
   it('leaves anything else to the 500, which shows nothing of it', () => {
     expect(htmlErrorResponse(new Error('password=hunter2'))).toBeUndefined();
+  });
+});
+
+/*
+ * The tables pinned: each refusal the bank app's APIs, its page and the sign-in answer with, so a
+ * code that moves to another status fails here first (the statuses are a contract: the bank-app
+ * interface's OpenAPI document, `moat sandbox approve`, the TPPs' sandbox automation).
+ */
+describe('decoupled authorisation refusals (CIBA Core, the bank app)', () => {
+  const json: [DecoupledRefusalCode, number][] = [
+    ['not_found', 404],
+    ['expired', 410],
+    ['already_decided', 409],
+    ['sca_required', 401],
+    ['choice_invalid', 400],
+  ];
+  it.each(json)('answers %s on the JSON APIs with %i and the code as the error', (code, status) => {
+    expect(oauthErrorResponse(new DecoupledRefusal(code, `refused: ${code}`))).toEqual({
+      status,
+      body: { error: code, error_description: `refused: ${code}` },
+    });
+  });
+
+  const page: [DecoupledRefusalCode, number, string][] = [
+    ['not_found', 404, 'not_found'],
+    ['expired', 400, 'request_problem'],
+    ['already_decided', 400, 'request_problem'],
+    ['sca_required', 401, 'other'],
+    ['choice_invalid', 400, 'request_problem'],
+  ];
+  it.each(page)('answers %s on the bank app page with %i and its catalogue words', (code, status, kind) => {
+    expect(htmlErrorResponse(new DecoupledRefusal(code, 'in English'))).toEqual({
+      status,
+      error: code,
+      description: 'in English',
+      kind,
+      messageKey: `bankApp.refused.${code}`,
+    });
+  });
+
+  it('has a status for every code in both dialects, and no other', () => {
+    expect(DECOUPLED_REFUSAL_STATUS).toEqual(Object.fromEntries(json));
+    expect(DECOUPLED_REFUSAL_PAGE_STATUS).toEqual(Object.fromEntries(page.map(([code, status]) => [code, status])));
+  });
+});
+
+describe('refused sign-ins', () => {
+  const table: [SignInRefusalCode, number][] = [
+    ['incorrect', 401],
+    ['locked', 429],
+    ['code_refused', 401],
+  ];
+  it.each(table)('answers %s with %i access_denied', (code, status) => {
+    expect(oauthErrorResponse(new SignInRefused(code, 'no'))).toEqual({ status, body: { error: 'access_denied', error_description: 'no' } });
+    expect(htmlErrorResponse(new SignInRefused(code, 'no'))).toEqual({ status, error: 'access_denied', description: 'no', kind: 'other' });
+  });
+
+  it('tells a locked sign-in when to try again (RFC 9110 §10.2.3)', () => {
+    expect(oauthErrorResponse(new SignInRefused('locked', 'paused', 300)).headers).toEqual({ 'Retry-After': '300' });
+  });
+
+  it('has a status for every code, and no other', () => {
+    expect(SIGN_IN_REFUSAL_STATUS).toEqual(Object.fromEntries(table));
+  });
+});
+
+describe('the bank app callback without the bank app certificate', () => {
+  it('is answered 401 unauthorized_client', () => {
+    expect(oauthErrorResponse(new OAuthError('unauthorized_client', 'present it'))).toEqual({
+      status: 401,
+      body: { error: 'unauthorized_client', error_description: 'present it' },
+    });
   });
 });
