@@ -61,6 +61,7 @@ export function createBankAppNotifier(deps: BankAppInterfaceDeps): (requestId: s
         client: { client_id: request.clientId, client_name: client?.clientName ?? request.clientId },
         scope: request.scope,
         ...(request.bindingMessage === undefined ? {} : { binding_message: request.bindingMessage }),
+        ...(request.purpose === undefined ? {} : { purpose: request.purpose }),
         ...(request.requested === undefined ? {} : { authorization_details: [request.requested as unknown as Record<string, unknown>] }),
         accounts: accounts.map((a) => ({ account_id: a.id, label: describeAccount(a).label })),
         expires_at: request.expiresAt.toISOString(),

@@ -6,6 +6,7 @@ import { kindOf, newConsentId } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
 import { intentIdFromClaims } from '../consents/provider-hooks.ts';
 import { intentProblem } from '../consents/intent-problem.ts';
+import { purposeOf } from '../consents/request-purpose.ts';
 import type { CibaProviderHooks } from '../provider/create-provider.ts';
 import type { DecoupledAuthorisation } from './decoupled-authorisation.ts';
 
@@ -50,6 +51,8 @@ export function createCibaHooks(deps: CibaHookDeps): CibaProviderHooks {
         const intentId = intentIdFromClaims(params.claims);
         const intent = intentId === undefined ? undefined : await consents.getForClient(intentId, client.clientId);
         const detail = requested ?? intent?.requested;
+        // Validated by oidc-provider's extraParams (purposeParam) before this hook runs.
+        const purpose = purposeOf(params);
         const recorded = await deps.authorisation().record({
           id: request.jti,
           clientId: client.clientId,
@@ -58,6 +61,7 @@ export function createCibaHooks(deps: CibaHookDeps): CibaProviderHooks {
           consentId: intentId ?? newConsentId(detail === undefined ? 'scope' : kindOf(detail)),
           expiresInSeconds: request.expiration,
           ...(typeof params.binding_message === 'string' ? { bindingMessage: params.binding_message } : {}),
+          ...(purpose === undefined ? {} : { purpose }),
           ...(detail === undefined ? {} : { requested: detail }),
           ...(intentId === undefined ? {} : { intentId }),
         });

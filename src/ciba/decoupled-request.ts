@@ -16,6 +16,8 @@ export interface DecoupledRequest {
   scope: string;
   /** CIBA Core §7.1: shown on the customer's device, so they can tell this request from another. */
   bindingMessage?: string;
+  /** Why the TPP asks, in its words (OpenID Connect for Identity Assurance 1.0 `purpose`): shown as the consent screen shows it. */
+  purpose?: string;
   /** What the TPP asked for: its RFC 9396 detail, or the lodged intent's. */
   requested?: RequestedDetail;
   /** A UK OB intent named in the request's claims, when the TPP lodged one. */

@@ -7,8 +7,8 @@ import type { ConsentService } from './consent-service.ts';
  * FAPI Grant Management for OAuth 2.0 (Implementer's Draft 1) on Moat's consents: a grant is a
  * consent, its grant_id the consent id. An authorization (PAR or CIBA) may ask to `create` a new
  * grant, to `merge` what the customer grants now into an existing one (the same grant_id, after the
- * customer consents to the difference), or to `replace` one (the old consent ends when the new one
- * is authorised). The client reads a grant with `GET /grants/{grant_id}` and revokes it, with every
+ * customer consents to the difference; the grant's earlier tokens stay valid and carry the merged
+ * consent), or to `replace` one (the old consent and its tokens end when the new one is authorised). The client reads a grant with `GET /grants/{grant_id}` and revokes it, with every
  * token, with `DELETE`.
  */
 
@@ -99,11 +99,18 @@ export interface ManagedDecision {
   /** The consent the decision's grant names: the merged grant's own id, else the one given. */
   consentId: string;
   grantManagement?: GrantManagementRequest;
+  /**
+   * `merge`: the oidc-provider grant the named consent's tokens belong to. The decision is written
+   * into it — the same grant id — so the earlier access and refresh tokens stay valid and carry the
+   * merged consent.
+   */
+  mergeIntoGrant?: string;
 }
 
 /**
  * What a decision grants once the request's grant management is applied: for `merge`, the union
- * with the named grant (which must be this customer's: else ConsentNotFound) under its id.
+ * with the named grant (which must be this customer's: else ConsentNotFound) under its id, written
+ * into the grant its tokens already belong to.
  */
 export async function managedDecision(
   consents: ConsentService,
@@ -119,6 +126,12 @@ export async function managedDecision(
   };
   if (grantManagement?.action !== 'merge' || grantManagement.grantId === undefined) return base;
   const existing = await consents.getForClient(grantManagement.grantId, decision.clientId);
-  if (existing.customerId !== decision.customerId) throw new ConsentNotFound(existing.id);
-  return { ...base, ...mergedDecision(existing, decision.granted, decision.scope), consentId: existing.id };
+  // Another customer's grant, or one with no grant to write into (never authorised), is not found.
+  if (existing.customerId !== decision.customerId || existing.grantId === undefined) throw new ConsentNotFound(existing.id);
+  return {
+    ...base,
+    ...mergedDecision(existing, decision.granted, decision.scope),
+    consentId: existing.id,
+    mergeIntoGrant: existing.grantId,
+  };
 }

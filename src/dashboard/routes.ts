@@ -301,7 +301,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     const own = await accountsOf(customerId);
     const locale = localeOf(ctx);
     const t = views.catalogues.translator(locale);
-    const described = await Promise.all(all.map((c) => describeConsent(deps.provider, c, own, deps.config, t, intlLocale(locale))));
+    const described = await Promise.all(all.map((c) => describeConsent(deps.provider, c, own, deps.config, t, intlLocale(locale), views.timeZone)));
     // A payment is never "active" with a stop button: it is waiting, paid or refused (OBIE CEG).
     const sharing = described.filter((c) => c.kind !== 'domestic_payment');
     const revoked = typeof ctx.query.revoked === 'string' ? described.find((c) => c.id === ctx.query.revoked) : undefined;
@@ -337,6 +337,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
       deps.config,
       views.catalogues.translator(locale),
       intlLocale(locale),
+      views.timeZone,
     );
     ctx.body = views.render('revoke-confirm', { consent: described, csrf: csrf.token(ctx, `revoke:${consent.id}`) }, locale);
   });
@@ -398,6 +399,7 @@ async function describeConsent(
   config: MoatConfig,
   t: Translate,
   intl: string,
+  timeZone: string,
 ): Promise<ConsentCard> {
   const client = await provider.Client.find(consent.clientId);
   const metadata = (client?.metadata() ?? {}) as Record<string, unknown>;
@@ -415,7 +417,7 @@ async function describeConsent(
       : consent.granted.type === 'account_information'
         ? consent.granted.accounts.map(named)
         : [named(consent.granted.debtorAccount)];
-  const detail = shown === undefined ? undefined : describeDetail(shown, intl);
+  const detail = shown === undefined ? undefined : describeDetail(shown, intl, timeZone);
   const scopes = consent.scope
     .split(' ')
     .filter((s) => s !== 'openid')
@@ -444,10 +446,10 @@ async function describeConsent(
     ...(detail === undefined ? {} : { detail }),
     scopes,
     accounts,
-    grantedOn: formatDate(consent.status === 'Authorised' ? consent.statusUpdatedAt : consent.createdAt, intl)!,
-    ...(consent.status === 'Authorised' ? {} : { endedOn: formatDate(consent.statusUpdatedAt, intl)! }),
-    ...(consent.expiresAt === undefined ? {} : { expires: formatDate(consent.expiresAt, intl)! }),
-    ...(payment ? {} : { lastUsed: consent.lastUsedAt === undefined ? 'never' : formatDateTime(consent.lastUsedAt, intl) }),
+    grantedOn: formatDate(consent.status === 'Authorised' ? consent.statusUpdatedAt : consent.createdAt, intl, timeZone)!,
+    ...(consent.status === 'Authorised' ? {} : { endedOn: formatDate(consent.statusUpdatedAt, intl, timeZone)! }),
+    ...(consent.expiresAt === undefined ? {} : { expires: formatDate(consent.expiresAt, intl, timeZone)! }),
+    ...(payment ? {} : { lastUsed: consent.lastUsedAt === undefined ? 'never' : formatDateTime(consent.lastUsedAt, intl, timeZone) }),
   };
 }
 

@@ -4,13 +4,7 @@ import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import { textIn } from '../config/localised-text.ts';
 import type { MoatConfig } from '../config/schema.ts';
-import {
-  AuthorizationDetailsInvalid,
-  parseRequestedDetail,
-  type GrantDecision,
-  type GrantedDetail,
-  type RequestedDetail,
-} from '../consents/authorization-details.ts';
+import { AuthorizationDetailsInvalid, parseRequestedDetail, type GrantDecision, type RequestedDetail } from '../consents/authorization-details.ts';
 import { approveConsent, consentIdAtDecision, denyConsent, type GrantWriter } from '../consents/consent-decision.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
 import { accountChoice, asksAccountsByScope, scopeAccessRequest, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
@@ -50,6 +44,7 @@ import type { FederatedLogin } from './federated-login.ts';
 import { passkeyOffer, passkeySignIn } from './passkey-sign-in.ts';
 import { PasskeyRefused, type PasskeyCeremonies } from '../passkeys/passkey-ceremonies.ts';
 import type { PasskeyStore } from '../passkeys/passkey-store.ts';
+import { mergeIntoGrant } from '../provider/internals.ts';
 import type { Views } from './views.ts';
 import { intlLocale, type Translate } from './messages.ts';
 import { codeRefusalText, passkeyRefusalText, signInRefusalText, type SignInRefusal } from './refusal-text.ts';
@@ -281,14 +276,14 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const byScope = asksAccountsByScope(request);
     // Asked by scope alone, the page asks the same questions as for authorization_details (issue 18 point 5).
     const asked = request.detail ?? (byScope ? scopeAccessRequest(sca.now(), config.consents.scopeAccessDays) : undefined);
-    const view = asked === undefined ? undefined : describeDetail(asked, intl);
+    const view = asked === undefined ? undefined : describeDetail(asked, intl, views.timeZone);
     const payment =
       view?.payment === undefined
         ? undefined
         : {
             ...view.payment,
             // A single domestic payment is made straight away (Faster Payments): today, in the bank's time.
-            date: formatDate(sca.now(), intl),
+            date: formatDate(sca.now(), intl, views.timeZone),
             charges: textIn(config.branding.paymentCharges, locale) ?? t('payment.chargesNone'),
           };
     const paymentCurrency = request.detail?.type === 'payment_initiation' ? request.detail.instructedAmount.currency : undefined;
@@ -825,19 +820,36 @@ function keptGroups(form: URLSearchParams): string[] | undefined {
   return form.get('permission_choice') === 'explicit' ? form.getAll('permission_groups') : undefined;
 }
 
-/** The grant for this authorization: what the prompt says is missing, plus the granted details. */
-/** The decision's grant, in oidc-provider: what the prompt found missing, and the granted details. */
+/**
+ * The decision's grant, in oidc-provider: what the prompt found missing, and the granted details —
+ * a new grant, or for a Grant Management merge the existing one (its id is then the interaction's
+ * result, so the code and its tokens belong to the grant the earlier tokens do).
+ */
 function grantWriter(provider: Provider, details: InteractionDetails): GrantWriter {
+  const owner = { accountId: details.session!.accountId, clientId: String(details.params.client_id) };
   return {
-    save: (granted) => saveGrant(provider, details, granted),
+    save: (granted) => {
+      const grant = new provider.Grant(owner);
+      addAsked(grant, details);
+      if (granted !== undefined) grant.addRar(granted as unknown as Parameters<typeof grant.addRar>[0]);
+      return grant.save();
+    },
+    merge: (grantId, granted, asked) =>
+      mergeIntoGrant(provider, grantId, owner, {
+        add: (grant) => addAsked(grant, details),
+        ...(granted === undefined ? {} : { rar: [granted as unknown as NonNullable<Grant['rar']>[number]] }),
+        asked,
+      }),
     destroy: async (grantId) => {
       await (await provider.Grant.find(grantId))?.destroy();
     },
   };
 }
 
-async function saveGrant(provider: Provider, details: InteractionDetails, granted: GrantedDetail | undefined): Promise<string> {
-  const grant = new provider.Grant({ accountId: details.session!.accountId, clientId: String(details.params.client_id) });
+type Grant = InstanceType<Provider['Grant']>;
+
+/** What the consent prompt found missing from the grant: the OpenID scopes and claims, the API's scopes. */
+function addAsked(grant: Grant, details: InteractionDetails): void {
   const missing = details.prompt.details as {
     missingOIDCScope?: string[];
     missingOIDCClaims?: string[];
@@ -848,8 +860,6 @@ async function saveGrant(provider: Provider, details: InteractionDetails, grante
   for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
     grant.addResourceScope(indicator, scopes.join(' '));
   }
-  if (granted !== undefined) grant.addRar(granted as unknown as Parameters<typeof grant.addRar>[0]);
-  return grant.save();
 }
 
 function epochSeconds(at: Date): number {

@@ -32,6 +32,8 @@ export interface Views {
   render(name: ViewName, data: Record<string, unknown>, locale?: string): string;
   /** The message catalogues and the language negotiation (messages.ts). */
   catalogues: Catalogues;
+  /** The bank's time zone (branding.timeZone): pages say dates and times in it, in the page's locale. */
+  timeZone: string;
   /** The stylesheet, served from /assets/moat.css (CSP allows only same-origin styles). */
   stylesheet: string;
   /** The bank's colours as CSS custom properties, served from /assets/brand.css. */
@@ -88,6 +90,7 @@ export function createViews(options: { branding: MoatConfig['branding']; scopes?
         ...data,
       }),
     catalogues,
+    timeZone: branding.timeZone,
     stylesheet: readFileSync(join(VIEWS_DIR, 'assets', 'moat.css'), 'utf8'),
     passkeyScript: createPasskeyScript(VIEWS_DIR),
     sessionTimerScript: assetScript(SESSION_TIMER_SCRIPT_PATH, join(VIEWS_DIR, 'assets', 'session-timer.js')),

@@ -89,6 +89,7 @@ export function createBankAppApiRouter(deps: BankAppApiDeps): Router {
         scope: r.scope,
         expires_at: r.expiresAt.toISOString(),
         ...(r.bindingMessage === undefined ? {} : { binding_message: r.bindingMessage }),
+        ...(r.purpose === undefined ? {} : { purpose: r.purpose }),
       })),
     };
   });

@@ -79,10 +79,11 @@ export function createBankAppPageRouter(deps: BankAppPageDeps): Router {
           id: r.id,
           clientName: client?.clientName ?? r.clientId,
           bindingMessage: r.bindingMessage,
-          expiresAt: new Intl.DateTimeFormat(intl, { dateStyle: 'medium', timeStyle: 'long', timeZone: 'UTC' }).format(r.expiresAt),
+          purpose: r.purpose,
+          expiresAt: new Intl.DateTimeFormat(intl, { dateStyle: 'medium', timeStyle: 'long', timeZone: deps.views.timeZone }).format(r.expiresAt),
           selection: r.requested?.type === 'payment_initiation' ? 'one' : 'many',
           // RTS Art. 5(1)(a): a payment's amount and payee are shown where the customer authenticates for it.
-          detail: r.requested === undefined ? undefined : describeDetail(r.requested, intl),
+          detail: r.requested === undefined ? undefined : describeDetail(r.requested, intl, deps.views.timeZone),
           accounts: accounts.map((a) => describeAccount(a)),
         };
       }),

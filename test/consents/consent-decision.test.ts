@@ -39,6 +39,13 @@ function grantsIn(store: ModelStore): GrantWriter {
       await store.upsert('Grant', jti, { jti, kind: 'Grant', ...(granted === undefined ? {} : { rar: [granted] }) } as never);
       return jti;
     },
+    async merge(grantId, granted, asked) {
+      const before = await store.find('Grant', grantId);
+      if (before === undefined) return undefined;
+      const carries = (before as { rar?: unknown }).rar !== undefined;
+      await store.upsert('Grant', grantId, { ...before, ...(granted !== undefined && (asked || carries) ? { rar: [granted] } : {}) } as never);
+      return { undo: () => store.upsert('Grant', grantId, before) };
+    },
     destroy: (grantId) => store.destroy('Grant', grantId),
   };
 }
@@ -123,6 +130,7 @@ describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
         saved.push(id);
         return id;
       },
+      merge: grants.merge,
       destroy: grants.destroy,
     };
     // A consent store of its own, closed here: the shared fixture's database is dropped after the test.
@@ -154,6 +162,7 @@ describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
           saved.push(id);
           return id;
         },
+        merge: grants.merge,
         destroy: grants.destroy,
       },
       approval,
@@ -162,6 +171,62 @@ describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
     expect(await grantStore.find('Grant', saved[0]!)).toBeUndefined();
     expect(first.ok && (await grantStore.find('Grant', first.grantId))).toEqual(expect.objectContaining({ kind: 'Grant' }));
     expect((await consents.getForClient(intent.id, 'tpp-1')).grantId).toBe(first.ok ? first.grantId : 'none');
+  });
+
+  describe('a Grant Management merge', () => {
+    const more: GrantDecision = {
+      ...chosen,
+      accounts: [{ schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '60161331926820', accountId: 'acc-2' }],
+    } as GrantDecision;
+    const request = { clientId: 'tpp-1', scope: 'openid accounts', detail: accountAccess };
+    const authorised = async (service: ConsentService) => {
+      const first = await approveConsent(service, grantsIn(grantStore), {
+        request,
+        customerId: 'cust-1',
+        consentId: consentIdAtDecision(request, undefined),
+        granted: chosen,
+        params: {},
+      });
+      if (!first.ok) throw new Error(first.description);
+      return first;
+    };
+    const merge = (service: ConsentService, consentId: string) =>
+      approveConsent(service, grantsIn(grantStore), {
+        request,
+        customerId: 'cust-1',
+        consentId: consentIdAtDecision(request, undefined),
+        granted: more,
+        params: { grant_management_action: 'merge', grant_id: consentId },
+      });
+    const accountsOf = async (grantId: string) =>
+      ((await grantStore.find('Grant', grantId)) as unknown as { rar: { accounts: { accountId: string }[] }[] }).rar[0]!.accounts.map((a) => a.accountId);
+
+    it('writes the union into the consent’s own grant: the same grant id, the earlier grant kept', async () => {
+      const first = await authorised(consents);
+      const merged = await merge(consents, first.consent.id);
+      if (!merged.ok) throw new Error(merged.description);
+      expect(merged.grantId).toBe(first.grantId);
+      expect(merged.consent).toMatchObject({ id: first.consent.id, status: 'Authorised', grantId: first.grantId });
+      expect(await accountsOf(first.grantId)).toEqual(['acc-1', 'acc-2']);
+    });
+
+    it('refuses a merge into a grant revoked meanwhile, writing nothing back', async () => {
+      const first = await authorised(consents);
+      await consents.revoke(first.consent.id, { actor: 'customer', actorId: 'cust-1' });
+      const merged = await merge(consents, first.consent.id);
+      expect(merged).toEqual({ ok: false, description: expect.stringMatching(/no longer holds/) });
+      expect(await grantStore.find('Grant', first.grantId)).toBeUndefined();
+    });
+
+    it('puts the grant back as it was when the consent cannot be amended', async () => {
+      // A consent that ended while its grant was still there: the amendment fails after the grant was written.
+      const keepingGrants = createConsentService({ store: createSqlConsentStore(consentDb.sql), revokeGrant: async () => undefined, logger: silent });
+      const first = await authorised(keepingGrants);
+      await keepingGrants.revoke(first.consent.id, { actor: 'customer', actorId: 'cust-1' });
+      const merged = await merge(keepingGrants, first.consent.id);
+      expect(merged.ok).toBe(false);
+      expect(await accountsOf(first.grantId)).toEqual(['acc-1']);
+    });
   });
 
   it('records a denial as Rejected without writing a grant', async () => {

@@ -25,7 +25,8 @@ let tpp: RegisteredTpp;
 let eidasTpp: RegisteredTpp;
 useMoatWithTpp((started) => ({ h, tpp } = started), {
   // The bank's charges by language (issue 18 point 8): the default on English pages, its own on pt-BR ones.
-  config: { branding: { paymentCharges: { default: 'No charge from Moat Bank', 'pt-BR': 'Sem tarifa do Moat Bank' } } },
+  // A bank in São Paulo: dates and times in its zone, named (issue 18 point 6).
+  config: { branding: { paymentCharges: { default: 'No charge from Moat Bank', 'pt-BR': 'Sem tarifa do Moat Bank' }, timeZone: 'America/Sao_Paulo' } },
 });
 beforeAll(async () => {
   if (!chromiumAvailable()) return;
@@ -337,6 +338,9 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       const active = await page.locator('section[aria-labelledby="active-heading"]').innerText();
       expect(active).toContain('Everyday current account (••••5678)');
       expect(active).not.toMatch(/Access: |openid/);
+      // The last use in the bank's zone, named (America/Sao_Paulo), never the server's UTC.
+      expect(active).toMatch(/Last used by Test Fintech\s+\d{1,2} \w+ \d{4} at \d{2}:\d{2} GMT-3/);
+      expect(active).not.toContain('UTC');
       // WCAG 2.4.6 / 4.1.2: every stop button's accessible name is its own.
       const names = await page
         .getByRole('link', { name: /^Stop sharing with Test Fintech/ })
@@ -441,7 +445,8 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       expect(text).toMatch(/Pagamento de £\s?249,99 para Green Energy Co\s+Aguardando pagamento/);
       expect(text).toMatch(/\d{1,2} de \w+ de \d{4}/);
       // When the TPP last used a consent, in the page's language (the token issued in the point 6 test), and one never used.
-      expect(text).toMatch(/Último uso por Test Fintech\s+\d{1,2} de \w+ de \d{4}\D{1,6}\d{2}:\d{2} UTC/);
+      expect(text).toMatch(/Último uso por Test Fintech\s+\d{1,2} de \w+ de \d{4}\D{1,6}\d{2}:\d{2} BRT/);
+      expect(text).not.toContain('UTC');
       expect(text).toMatch(/Último uso por Test Fintech\s+Ainda não usado/);
       await checkPage(page, 'dashboard-pt-BR');
       // The dashboard's other pages speak it too.
