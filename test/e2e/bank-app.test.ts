@@ -6,7 +6,7 @@ import { cibaRegistration, startDecoupled } from '../support/ciba.ts';
 import { chromiumAvailable, useChromium, VIEWPORTS } from '../support/chromium.ts';
 import { sandboxAccountsOf } from '../support/consents.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { checkAccessible, shoot } from '../support/page-checks.ts';
+import { checkAccessible, checkAxe, shoot } from '../support/page-checks.ts';
 import { onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
 
 /*
@@ -89,6 +89,7 @@ describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
       expect(await card.locator('q.purpose').textContent()).toBe(purpose);
       expect(await card.locator('b').count()).toBe(0);
       await checkAccessible(page);
+      await checkAxe(page);
       await shoot(page, 'bank-app-request');
       // Share the savings account only.
       const [current, savings, euro] = sandboxAccountsOf('alice') as [string, string, string];
@@ -132,6 +133,9 @@ describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
       await page.goto(`${h.issuer}/sandbox/app`);
       expect(await page.locator('html').getAttribute('lang')).toBe('pt-BR');
       await page.getByRole('heading', { name: 'Aplicativo do banco' }).waitFor();
+      // The sign-in page too: outline, labels, contrast and axe (issue 18 point 7).
+      await checkAccessible(page);
+      await checkAxe(page);
       await page.getByLabel('Usuário').fill(alice.username);
       await page.getByLabel('Senha').fill(alice.password);
       await page.getByLabel(/Código de uso único do seu aplicativo/).fill(totpCode(alice.totpSecret, new Date()));
@@ -143,6 +147,7 @@ describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
       await expect(card.innerText()).resolves.toMatch(/Aguardando até \d{1,2} de \w+\.? de \d{4}/);
       await expect(card.innerText()).resolves.toContain('Motivo informado por Test Fintech\nPagar a sua conta de energia de dezembro');
       await checkAccessible(page);
+      await checkAxe(page);
       await shoot(page, 'bank-app-pt-BR');
       await card.getByRole('button', { name: 'Aprovar' }).click();
       await page.getByText('Digite o código de uso único do seu aplicativo autenticador para aprovar.').waitFor();
