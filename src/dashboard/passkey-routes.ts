@@ -6,7 +6,9 @@ import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
 import { readForm } from '../http/read-body.ts';
 import { allowScript } from '../http/security-headers.ts';
-import { errorPage, htmlErrorPages } from '../interactions/render-error.ts';
+import { errorPage, htmlErrorPages, renderErrorPage } from '../interactions/render-error.ts';
+import { htmlErrorResponse } from '../kernel/error-responses.ts';
+import { StrongSignInRequired } from '../kernel/strong-sign-in-required.ts';
 import type { Views } from '../interactions/views.ts';
 import { intlLocale, type Translate } from '../interactions/messages.ts';
 import { passkeyRefusalText } from '../interactions/refusal-text.ts';
@@ -79,23 +81,8 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
     if (session.strength === 'strong') return session.customerId;
     const hasFactor = (await store.listForCustomer(session.customerId)).length > 0 || (await deps.totp?.status(session.customerId)) === 'active';
     if (!hasFactor) return session.customerId;
-    ctx.status = 403;
-    ctx.type = 'html';
-    ctx.body = views.render(
-      'error',
-      errorPage(
-        ctx,
-        {
-          status: 403,
-          error: 'sca_required',
-          description: 'a strong sign-in is needed',
-          kind: 'other',
-          messageKey: 'error.scaRequired.passkeys',
-        },
-        { back: { link: PASSKEYS_PATH, labelKey: 'error.back.passkeys' } },
-      ),
-      localeOf(ctx),
-    );
+    const back = { link: PASSKEYS_PATH, labelKey: 'error.back.passkeys' };
+    renderErrorPage(views, ctx, htmlErrorResponse(new StrongSignInRequired('error.scaRequired.passkeys')), { back }, localeOf(ctx));
     return undefined;
   };
 

@@ -20,7 +20,7 @@ import { SANDBOX_CUSTOMERS } from '../customers/sandbox-customers.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
 import { allowScript } from '../http/security-headers.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
-import { SIGN_IN_REFUSAL_STATUS } from '../kernel/error-responses.ts';
+import { codeRefusalStatus, SIGN_IN_REFUSAL_STATUS } from '../kernel/error-responses.ts';
 import { SignInRefused } from '../kernel/sign-in-refused.ts';
 import { readForm } from '../http/read-body.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -38,7 +38,7 @@ import {
 } from '../sca/authentication.ts';
 import { AuthenticationRequirementsUnmet, shortfall } from '../sca/authentication-policy.ts';
 import { paymentLinkHash } from '../sca/dynamic-linking.ts';
-import { refusalStatus, type TotpFactor } from '../sca/totp-factor.ts';
+import type { TotpFactor } from '../sca/totp-factor.ts';
 import { linkedConsentId, pendingAuthenticationOf, requirementFor, savePendingAuthentication, type PendingAuthentication } from './customer-authentication.ts';
 import type { FederatedLogin } from './federated-login.ts';
 import { passkeyOffer, passkeySignIn } from './passkey-sign-in.ts';
@@ -667,7 +667,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const checked = await sca.totp.verify(pending.customerId, form.get('code'), ctx.ip);
     if (!checked.ok) {
       logger.info({ event: 'sca.code_refused', outcome: `totp_${checked.reason}`, clientId }, 'one-time code refused');
-      const { status, retryAfterSeconds } = refusalStatus(checked);
+      const { status, retryAfterSeconds } = codeRefusalStatus(checked);
       ctx.status = status;
       if (retryAfterSeconds !== undefined) ctx.set('Retry-After', String(retryAfterSeconds));
       await renderSecondStep(ctx, details, request, pending, { error: (t) => codeRefusalText(t, checked) });
