@@ -4,6 +4,7 @@ import { SIGNING_ALGORITHMS, type MoatConfig } from '../config/schema.ts';
 import { AuthorizationDetailsInvalid, parseRequestedDetail, type RequestedDetail } from '../consents/authorization-details.ts';
 import { kindOf, newConsentId } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
+import { checkGrantCustomer } from '../consents/grant-management.ts';
 import { intentIdFromClaims } from '../consents/provider-hooks.ts';
 import { intentProblem } from '../consents/intent-problem.ts';
 import { purposeOf } from '../consents/request-purpose.ts';
@@ -47,6 +48,8 @@ export function createCibaHooks(deps: CibaHookDeps): CibaProviderHooks {
       verifyUserCode: () => undefined,
       async triggerAuthenticationDevice(ctx, request, account, client) {
         const params = ctx.oidc.params ?? {};
+        // The saved request then stays unused and expires; the TPP is answered with the error.
+        await checkGrantCustomer(consents, params, client.clientId, account.accountId);
         const requested = requestedDetail(params.authorization_details);
         const intentId = intentIdFromClaims(params.claims);
         const intent = intentId === undefined ? undefined : await consents.getForClient(intentId, client.clientId);

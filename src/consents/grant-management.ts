@@ -70,6 +70,21 @@ export function grantManagementParams(
   };
 }
 
+/**
+ * CIBA names the customer in the request itself (login_hint and the like), so a `merge` or
+ * `replace` of a grant another customer gave is refused there, with invalid_grant_id, instead of
+ * being shown to a customer who could only fail to approve it. (At PAR the customer is not known
+ * yet: the decision refuses it.)
+ */
+export async function checkGrantCustomer(consents: ConsentService, params: Record<string, unknown>, clientId: string, customerId: string): Promise<void> {
+  const managed = grantManagementOf(params);
+  if (managed?.grantId === undefined || managed.action === 'create') return;
+  const grant = await grantOf(consents, managed.grantId, clientId);
+  if (grant !== undefined && grant.customerId !== customerId) {
+    throw invalidGrantId(`grant ${managed.grantId} was given by another customer than the one this request names`);
+  }
+}
+
 async function grantOf(consents: ConsentService, grantId: string, clientId: string): Promise<Consent | undefined> {
   try {
     return await consents.getForClient(grantId, clientId);

@@ -1,9 +1,12 @@
+import type { CodeRefusalReason } from './code-refusal.ts';
 import { DecoupledRefusal, type DecoupledRefusalCode } from './decoupled-refusal.ts';
 import { DomainError, type DomainErrorKind } from './domain-error.ts';
+import type { PageRefusalCode } from './page-refusal.ts';
 import { FormRefused } from './form-refused.ts';
 import { OAuthError } from './oauth-error.ts';
 import { SignInRefused, type SignInRefusalCode } from './sign-in-refused.ts';
 import { SIGNING_ALGORITHMS } from './signing-algorithms.ts';
+import { StrongSignInRequired } from './strong-sign-in-required.ts';
 import type { TokenRejected } from './token-rejected.ts';
 
 /*
@@ -110,6 +113,43 @@ export const SIGN_IN_REFUSAL_STATUS: Readonly<Record<SignInRefusalCode, number>>
   code_refused: 401,
 };
 
+/**
+ * The status of a page refusing a one-time code: input that is no code, or no factor to check it
+ * against, is the request's fault (400); a wrong or reused code is a failed authentication (401);
+ * paused code entry is 429 (RFC 6585 §4).
+ */
+export const CODE_REFUSAL_STATUS: Readonly<Record<CodeRefusalReason, number>> = {
+  malformed: 400,
+  no_factor: 400,
+  wrong: 401,
+  used: 401,
+  locked: 429,
+};
+
+/** A page's status for a refused code, and when a paused code entry may be tried again (RFC 9110 §10.2.3). */
+export function codeRefusalStatus(refused: { reason: CodeRefusalReason; retryAfterSeconds?: number }): { status: number; retryAfterSeconds?: number } {
+  const status = CODE_REFUSAL_STATUS[refused.reason];
+  return refused.reason === 'locked' && refused.retryAfterSeconds !== undefined ? { status, retryAfterSeconds: refused.retryAfterSeconds } : { status };
+}
+
+/** The status of a customer's page shown again with a refusal in their words (kernel/page-refusal.ts). */
+export const PAGE_REFUSAL_STATUS: Readonly<Record<PageRefusalCode, number>> = {
+  out_of_step: 400,
+  input_refused: 400,
+  authentication_needed: 401,
+  authentication_refused: 403,
+  // RFC 9110 §15.5.10: the request conflicts with the current state of what it names.
+  state_changed: 409,
+  not_found: 404,
+  unavailable: 503,
+};
+
+/**
+ * What makes an error of oidc-provider's an outage it answers itself (a storage backend or the
+ * signing service down): 503 (RFC 9110 §15.6.4), its code and description shown to the client.
+ */
+export const PROVIDER_OUTAGE = { status: 503, statusCode: 503, expose: true } as const;
+
 /** The headers of a domain error's answer: when to retry (RFC 9110 §10.2.3). */
 function retryHeaders(err: DomainError): Record<string, string> | undefined {
   if (err.kind === 'unavailable') return { 'Retry-After': RETRY_AFTER_SECONDS };
@@ -146,6 +186,15 @@ export function oauthErrorResponse(err: unknown, options: OAuthDialectOptions = 
     ...(headers === undefined ? {} : { headers }),
     ...(err.outcome === undefined ? {} : { outcome: err.outcome }),
   };
+}
+
+/**
+ * The readiness probe's answer while a backend Moat needs cannot answer (app.ts): the orchestrator
+ * reads the status, the body names no backend, and Retry-After says when to ask again as on every
+ * outage answer.
+ */
+export function notReadyResponse(): ErrorResponse {
+  return { status: 503, headers: { 'Retry-After': RETRY_AFTER_SECONDS }, body: { status: 'unavailable' } };
 }
 
 /** The generic answer to anything unexpected: nothing of the error, only where to look. */
@@ -302,7 +351,7 @@ export function errorPageKindOf(status: number): ErrorPageKind {
  * interaction) are known by their exposed status; its SessionNotFound (matched by name: the kernel
  * imports no oidc-provider) is an expired sign-in session, and its 5xx the bank's trouble.
  */
-export function htmlErrorResponse(err: FormRefused | OAuthError | DomainError | DecoupledRefusal | SignInRefused): ErrorPageAnswer;
+export function htmlErrorResponse(err: FormRefused | OAuthError | DomainError | DecoupledRefusal | SignInRefused | StrongSignInRequired): ErrorPageAnswer;
 export function htmlErrorResponse(err: unknown): ErrorPageAnswer | undefined;
 export function htmlErrorResponse(err: unknown): ErrorPageAnswer | undefined {
   if (err instanceof FormRefused) return { status: err.status, error: err.code, description: err.description, kind: 'form_expired' };
@@ -315,6 +364,7 @@ export function htmlErrorResponse(err: unknown): ErrorPageAnswer | undefined {
     const status = SIGN_IN_REFUSAL_STATUS[err.code];
     return { status, error: 'access_denied', description: err.message, kind: errorPageKindOf(status) };
   }
+  if (err instanceof StrongSignInRequired) return { status: 403, error: 'sca_required', description: err.message, kind: 'other', messageKey: err.messageKey };
   if (err instanceof OAuthError) return { status: err.status, error: err.code, description: err.description, kind: errorPageKindOf(err.status) };
   if (err instanceof DomainError) {
     if (err.kind === 'unavailable') return { status: 503, error: 'temporarily_unavailable', description: UNAVAILABLE_DESCRIPTION, kind: 'unavailable' };

@@ -1,7 +1,7 @@
 import * as oauth from 'oauth4webapi';
 import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 import { totpCode } from '../../src/sca/totp.ts';
-import { CIBA_GRANT, cibaRegistration, pollOnce, startDecoupled } from '../support/ciba.ts';
+import { backchannelRequest, CIBA_GRANT, cibaRegistration, pollOnce, startDecoupled } from '../support/ciba.ts';
 import { accountAccessBody, clientCredentialsToken, consentApi, intentClaims, introspect, refresh, sandboxAccountsOf } from '../support/consents.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
@@ -156,6 +156,21 @@ describe('CIBA with authorization_details, intents and grant management', () => 
       expect(await introspect(tpp, token)).toEqual({ active: false });
     }
     expect(await refresh(tpp, earlier.refresh_token!)).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
+  });
+
+  it("refuses to merge or replace another customer's grant with invalid_grant_id, before any customer sees it", async () => {
+    const first = await startDecoupled(tpp, { login_hint: 'cust-alice', binding_message: 'Alice', grant_management_action: 'create' });
+    await approve(first.auth_req_id, [current]);
+    const grantId = String((await tokensOf(tpp, first.auth_req_id)).grant_id);
+    for (const action of ['merge', 'replace']) {
+      const res = await backchannelRequest(tpp, { login_hint: 'cust-bob', binding_message: 'Bob', grant_management_action: action, grant_id: grantId });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({
+        error: 'invalid_grant_id',
+        error_description: `grant ${grantId} was given by another customer than the one this request names`,
+      });
+    }
+    expect(await h.moat.ciba!.authorisation.pendingFor('cust-bob')).toEqual([]);
   });
 
   it('issues DPoP-bound tokens to a client registered for DPoP (RFC 9449)', async () => {

@@ -1,6 +1,6 @@
 import type { Page } from 'playwright-core';
 import { chromiumAvailable, useChromium } from '../support/chromium.ts';
-import { checkScrollablesReachable, checkStructure } from '../support/page-checks.ts';
+import { checkAxeWithoutScript, checkScrollablesReachable, checkStructure } from '../support/page-checks.ts';
 
 /*
  * The page checks every customer page goes through can fail (issue 18 point 7): a page with two
@@ -62,5 +62,22 @@ describeInBrowser('the page checks', () => {
     await withPage(html, async (page) => {
       await expect(checkScrollablesReachable(page)).rejects.toThrow(/pre/);
     });
+  });
+
+  it('run axe on a page shown with JavaScript off, and refuse its violations', async () => {
+    const context = await chromium().newContext({ javaScriptEnabled: false });
+    try {
+      const page = await context.newPage();
+      const body = (button: string) => `<!doctype html><html lang="en"><head><title>t</title></head><body><main><h1>A</h1>${button}</main></body></html>`;
+      let html = body('<button>Continue</button>');
+      await context.route('https://checks.example/**', (route) => route.fulfill({ contentType: 'text/html', body: html }));
+      await page.goto('https://checks.example/page');
+      await checkAxeWithoutScript(page);
+      html = body('<button></button>');
+      await page.goto('https://checks.example/page');
+      await expect(checkAxeWithoutScript(page)).rejects.toThrow(/button-name/);
+    } finally {
+      await context.close();
+    }
   });
 });

@@ -50,6 +50,17 @@ function adminWithToken(dir: string): Record<string, unknown> {
     expect(readdirSync(h.dataDir)).not.toContain('sandbox');
   });
 
+  it('offers no decoupled authorisation without the bank app to answer it', async () => {
+    const f = tlsFetch(serverCaPem);
+    try {
+      const metadata = (await (await f(`${h.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+      expect(metadata.backchannel_authentication_endpoint).toBeUndefined();
+      expect(metadata.grant_types_supported).not.toContain('urn:openid:params:grant-type:ciba');
+    } finally {
+      await f.close();
+    }
+  });
+
   it('has no sandbox API', async () => {
     const f = tlsFetch(serverCaPem);
     try {

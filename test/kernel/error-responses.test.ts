@@ -1,22 +1,30 @@
 import { ConsentNotFound, ConsentStateConflict, IdempotencyConflict } from '../../src/consents/consent.ts';
 import { AccountsUnavailable } from '../../src/customers/account-directory.ts';
+import type { CodeRefusalReason } from '../../src/kernel/code-refusal.ts';
 import { DecoupledRefusal, type DecoupledRefusalCode } from '../../src/kernel/decoupled-refusal.ts';
 import { DomainError } from '../../src/kernel/domain-error.ts';
 import {
   bearerErrorResponse,
+  CODE_REFUSAL_STATUS,
+  codeRefusalStatus,
   DECOUPLED_REFUSAL_PAGE_STATUS,
   DECOUPLED_REFUSAL_STATUS,
   htmlErrorResponse,
+  notReadyResponse,
   ObieError,
   obieErrorResponse,
   oauthErrorResponse,
+  PAGE_REFUSAL_STATUS,
+  PROVIDER_OUTAGE,
   serverErrorResponse,
   SIGN_IN_REFUSAL_STATUS,
 } from '../../src/kernel/error-responses.ts';
 import { FormRefused } from '../../src/kernel/form-refused.ts';
 import { OAuthError } from '../../src/kernel/oauth-error.ts';
+import type { PageRefusalCode } from '../../src/kernel/page-refusal.ts';
 import { SignInRefused, type SignInRefusalCode } from '../../src/kernel/sign-in-refused.ts';
 import { StorageUnavailableError } from '../../src/kernel/storage-unavailable.ts';
+import { StrongSignInRequired } from '../../src/kernel/strong-sign-in-required.ts';
 import { TokenRejected } from '../../src/kernel/token-rejected.ts';
 
 /*
@@ -326,5 +334,65 @@ describe('the bank app callback without the bank app certificate', () => {
       status: 401,
       body: { error: 'unauthorized_client', error_description: 'present it' },
     });
+  });
+});
+
+describe('refused one-time codes (RFC 6238) on the sign-in and security pages', () => {
+  const table: [CodeRefusalReason, number][] = [
+    ['malformed', 400],
+    ['no_factor', 400],
+    ['wrong', 401],
+    ['used', 401],
+    ['locked', 429],
+  ];
+  it.each(table)('answers %s with %i', (reason, status) => {
+    expect(codeRefusalStatus({ reason })).toEqual({ status });
+  });
+
+  it('tells a paused code entry when to try again (RFC 9110 §10.2.3)', () => {
+    expect(codeRefusalStatus({ reason: 'locked', retryAfterSeconds: 120 })).toEqual({ status: 429, retryAfterSeconds: 120 });
+  });
+
+  it('has a status for every reason, and no other', () => {
+    expect(CODE_REFUSAL_STATUS).toEqual(Object.fromEntries(table));
+  });
+});
+
+describe('a page that needs a strong sign-in (issue 16 §4)', () => {
+  it('is the 403 error page with the page’s own words', () => {
+    expect(htmlErrorResponse(new StrongSignInRequired('error.scaRequired.dashboard'))).toEqual({
+      status: 403,
+      error: 'sca_required',
+      description: 'a strong sign-in is needed',
+      kind: 'other',
+      messageKey: 'error.scaRequired.dashboard',
+    });
+  });
+});
+
+describe('the readiness probe', () => {
+  it('answers a backend it cannot reach with 503, Retry-After and no backend named', () => {
+    expect(notReadyResponse()).toEqual({ status: 503, headers: { 'Retry-After': '5' }, body: { status: 'unavailable' } });
+  });
+});
+
+describe("a customer's page shown again with a refusal", () => {
+  const table: [PageRefusalCode, number][] = [
+    ['out_of_step', 400],
+    ['input_refused', 400],
+    ['authentication_needed', 401],
+    ['authentication_refused', 403],
+    ['state_changed', 409],
+    ['not_found', 404],
+    ['unavailable', 503],
+  ];
+  it('answers each refusal with its status, and has no other', () => {
+    expect(PAGE_REFUSAL_STATUS).toEqual(Object.fromEntries(table));
+  });
+});
+
+describe('an outage oidc-provider answers itself (storage, signing)', () => {
+  it('is a 503 shown to the client', () => {
+    expect(PROVIDER_OUTAGE).toEqual({ status: 503, statusCode: 503, expose: true });
   });
 });

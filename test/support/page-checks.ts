@@ -225,3 +225,29 @@ export async function checkAxe(page: Page): Promise<void> {
   })) as { id: string; impact: string; help: string; nodes: string[] }[];
   expect(violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')).toEqual([]);
 }
+
+/**
+ * axe-core on a page shown with JavaScript off. axe runs on timers, which such a page does not run,
+ * so it checks the same markup — the page as it stands, at the same address and width, with the
+ * same stylesheets and images — in a page where no script of the page's own is loaded.
+ */
+export async function checkAxeWithoutScript(page: Page): Promise<void> {
+  const url = page.url();
+  const html = await page.content();
+  const browser = page.context().browser();
+  if (browser === null) throw new Error('checkAxeWithoutScript needs a page of a launched browser');
+  const context = await browser.newContext({ viewport: page.viewportSize() ?? VIEWPORTS.desktop, ignoreHTTPSErrors: true });
+  try {
+    await context.route('**/*', (route) => {
+      if (route.request().url() === url) return route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: html });
+      if (route.request().resourceType() === 'script') return route.abort();
+      return route.continue();
+    });
+    const copy = await context.newPage();
+    await copy.goto(url);
+    expect(await copy.evaluate(() => document.documentElement.outerHTML.length)).toBeGreaterThan(0);
+    await checkAxe(copy);
+  } finally {
+    await context.close();
+  }
+}
