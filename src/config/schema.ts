@@ -516,6 +516,8 @@ export const configSchema = z.strictObject({
       par: endpointLimits(60, 600),
       token: endpointLimits(120, 1200),
       registration: endpointLimits(10, 60),
+      /** CIBA's backchannel authentication endpoint: each request may notify a customer's bank app. */
+      backchannel: endpointLimits(30, 300),
     })
     .prefault({}),
   /** TPP threat detection: learned baselines per client, flags with explanations, responses. */
@@ -735,7 +737,11 @@ export const configSchema = z.strictObject({
    */
   ciba: z
     .strictObject({
-      enabled: z.boolean().default(true),
+      /**
+       * Default: on in the sandbox, and in production only with `bankApp` — without the bank's app no
+       * customer could approve a request (cibaEnabled). Production refuses `true` without `bankApp`.
+       */
+      enabled: z.boolean().optional(),
       /** CIBA Core §7.3 `interval`: the seconds a poll must wait after the previous one, else `slow_down`. */
       pollIntervalSeconds: seconds(60).default(5),
       /** How long a request waits for the customer when the TPP asks no `requested_expiry`, and the most it may ask. */

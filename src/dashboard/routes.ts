@@ -12,7 +12,7 @@ import { AccountsUnavailable, maskedIdentification, sameAccount, type AccountDir
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import type { LoginThrottle } from '../customers/login-throttle.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
-import { codeRefusalStatus, htmlErrorResponse } from '../kernel/error-responses.ts';
+import { codeRefusalStatus, htmlErrorResponse, PAGE_REFUSAL_STATUS } from '../kernel/error-responses.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
 import { StrongSignInRequired } from '../kernel/strong-sign-in-required.ts';
 import { readForm } from '../http/read-body.ts';
@@ -246,7 +246,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     const customer = await deps.customers.findById(session.customerId);
     const started = await deps.sca.totp.beginEnrolment(session.customerId, customer?.name ?? session.customerId);
     if ('refused' in started) {
-      ctx.status = 409;
+      ctx.status = PAGE_REFUSAL_STATUS.state_changed;
       await renderSecurity(ctx, session.customerId, session.strength, { error: (t) => t('security.alreadySetUp') });
       return;
     }

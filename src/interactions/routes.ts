@@ -20,7 +20,7 @@ import { SANDBOX_CUSTOMERS } from '../customers/sandbox-customers.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
 import { allowScript } from '../http/security-headers.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
-import { codeRefusalStatus, SIGN_IN_REFUSAL_STATUS } from '../kernel/error-responses.ts';
+import { codeRefusalStatus, PAGE_REFUSAL_STATUS, SIGN_IN_REFUSAL_STATUS } from '../kernel/error-responses.ts';
 import { SignInRefused } from '../kernel/sign-in-refused.ts';
 import { readForm } from '../http/read-body.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -153,7 +153,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
         'consent page without accounts: the account directory is unavailable',
       );
       const details = await provider.interactionDetails(ctx.req, ctx.res);
-      ctx.status = 503;
+      ctx.status = PAGE_REFUSAL_STATUS.unavailable;
       ctx.set('Retry-After', '5');
       ctx.type = 'html';
       ctx.body = views.render(
@@ -428,7 +428,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     );
     // The next visit starts at the bank again (a stronger sign-in there may do).
     await savePendingAuthentication(provider, details.uid, undefined);
-    ctx.status = 403;
+    ctx.status = PAGE_REFUSAL_STATUS.authentication_refused;
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
     const { clientName } = await clientView(request.clientId);
@@ -548,7 +548,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     if (deps.federated !== undefined)
       throw new OAuthError('invalid_request', 'this bank signs customers in at its own sign-in page: return to the application and start again');
     if (details.prompt.name !== 'login') {
-      ctx.status = 400;
+      ctx.status = PAGE_REFUSAL_STATUS.out_of_step;
       await renderLogin(ctx, details, { error: (t) => t('signIn.alreadyComplete') }, 'done');
       return;
     }
@@ -577,7 +577,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     }
     if (requirement.acr === ACR_SCA && (await passkeys.store.listForCustomer(signedIn.customerId)).length > 0) {
       // A password and nothing else, from a customer whose second factor is a passkey: the passkey alone is SCA.
-      ctx.status = 401;
+      ctx.status = PAGE_REFUSAL_STATUS.authentication_needed;
       await renderLogin(ctx, details, { error: (t) => t('signIn.passkeyNeeded'), username });
       return;
     }
@@ -604,7 +604,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     if (deps.federated !== undefined && upstream === undefined)
       throw new OAuthError('invalid_request', 'this bank signs customers in at its own sign-in page: return to the application and start again');
     if (details.prompt.name !== 'login') {
-      ctx.status = 400;
+      ctx.status = PAGE_REFUSAL_STATUS.out_of_step;
       await renderLogin(ctx, details, { error: (t) => t('signIn.alreadyComplete') }, 'done');
       return;
     }
@@ -625,7 +625,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       }
       if (!(err instanceof PasskeyRefused)) throw err;
       logger.info({ event: 'passkey.refused', outcome: err.code, kind: 'authentication', clientId }, 'passkey sign-in refused');
-      ctx.status = err.code === 'payment_changed' ? 409 : 400;
+      ctx.status = PAGE_REFUSAL_STATUS[err.code === 'payment_changed' ? 'state_changed' : 'input_refused'];
       const code = err.code;
       if (pending?.upstream !== undefined) await renderSecondStep(ctx, details, request, pending, { error: (t) => passkeyRefusalText(t, code) });
       else await renderLogin(ctx, details, { error: (t) => passkeyRefusalText(t, code) });
@@ -646,7 +646,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const clientId = String(details.params.client_id);
     const pending = details.prompt.name === 'login' ? pendingAuthenticationOf(details) : undefined;
     if (pending === undefined || sca.totp === undefined) {
-      ctx.status = 400;
+      ctx.status = PAGE_REFUSAL_STATUS.out_of_step;
       await renderLogin(ctx, details, { error: (t) => t(details.prompt.name === 'login' ? 'signIn.passwordFirst' : 'signIn.alreadyComplete') }, 'done');
       return;
     }
@@ -662,7 +662,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const shown = form.get('payment_link') ?? '';
     const link = requirement.link;
     if (link !== undefined && shown !== paymentLinkHash(link)) {
-      ctx.status = 409;
+      ctx.status = PAGE_REFUSAL_STATUS.state_changed;
       await renderSecondStep(ctx, details, request, pending, {
         error: (t) => t('code.paymentChanged'),
       });
@@ -670,7 +670,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     }
     if (pending.upstream !== undefined && !(await moatStepsFor(pending)).totp) {
       // After the bank's sign-in a code is offered only where it makes the sign-in strong (RTS Art. 4).
-      ctx.status = 400;
+      ctx.status = PAGE_REFUSAL_STATUS.out_of_step;
       await renderSecondStep(ctx, details, request, pending, {
         error: (t) => t('code.cannotComplete'),
       });
@@ -736,7 +736,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
             : undefined;
     } catch (err) {
       if (!(err instanceof ChoiceInvalid)) throw err;
-      ctx.status = 400;
+      ctx.status = PAGE_REFUSAL_STATUS.input_refused;
       await renderConsent(ctx, details, request, { error: err.code, chosen, keptGroups: keptGroups(form) });
       return;
     }

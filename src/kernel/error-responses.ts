@@ -1,6 +1,7 @@
 import type { CodeRefusalReason } from './code-refusal.ts';
 import { DecoupledRefusal, type DecoupledRefusalCode } from './decoupled-refusal.ts';
 import { DomainError, type DomainErrorKind } from './domain-error.ts';
+import type { PageRefusalCode } from './page-refusal.ts';
 import { FormRefused } from './form-refused.ts';
 import { OAuthError } from './oauth-error.ts';
 import { SignInRefused, type SignInRefusalCode } from './sign-in-refused.ts';
@@ -130,6 +131,24 @@ export function codeRefusalStatus(refused: { reason: CodeRefusalReason; retryAft
   const status = CODE_REFUSAL_STATUS[refused.reason];
   return refused.reason === 'locked' && refused.retryAfterSeconds !== undefined ? { status, retryAfterSeconds: refused.retryAfterSeconds } : { status };
 }
+
+/** The status of a customer's page shown again with a refusal in their words (kernel/page-refusal.ts). */
+export const PAGE_REFUSAL_STATUS: Readonly<Record<PageRefusalCode, number>> = {
+  out_of_step: 400,
+  input_refused: 400,
+  authentication_needed: 401,
+  authentication_refused: 403,
+  // RFC 9110 §15.5.10: the request conflicts with the current state of what it names.
+  state_changed: 409,
+  not_found: 404,
+  unavailable: 503,
+};
+
+/**
+ * What makes an error of oidc-provider's an outage it answers itself (a storage backend or the
+ * signing service down): 503 (RFC 9110 §15.6.4), its code and description shown to the client.
+ */
+export const PROVIDER_OUTAGE = { status: 503, statusCode: 503, expose: true } as const;
 
 /** The headers of a domain error's answer: when to retry (RFC 9110 §10.2.3). */
 function retryHeaders(err: DomainError): Record<string, string> | undefined {

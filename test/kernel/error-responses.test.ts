@@ -14,11 +14,14 @@ import {
   ObieError,
   obieErrorResponse,
   oauthErrorResponse,
+  PAGE_REFUSAL_STATUS,
+  PROVIDER_OUTAGE,
   serverErrorResponse,
   SIGN_IN_REFUSAL_STATUS,
 } from '../../src/kernel/error-responses.ts';
 import { FormRefused } from '../../src/kernel/form-refused.ts';
 import { OAuthError } from '../../src/kernel/oauth-error.ts';
+import type { PageRefusalCode } from '../../src/kernel/page-refusal.ts';
 import { SignInRefused, type SignInRefusalCode } from '../../src/kernel/sign-in-refused.ts';
 import { StorageUnavailableError } from '../../src/kernel/storage-unavailable.ts';
 import { StrongSignInRequired } from '../../src/kernel/strong-sign-in-required.ts';
@@ -370,5 +373,26 @@ describe('a page that needs a strong sign-in (issue 16 §4)', () => {
 describe('the readiness probe', () => {
   it('answers a backend it cannot reach with 503, Retry-After and no backend named', () => {
     expect(notReadyResponse()).toEqual({ status: 503, headers: { 'Retry-After': '5' }, body: { status: 'unavailable' } });
+  });
+});
+
+describe("a customer's page shown again with a refusal", () => {
+  const table: [PageRefusalCode, number][] = [
+    ['out_of_step', 400],
+    ['input_refused', 400],
+    ['authentication_needed', 401],
+    ['authentication_refused', 403],
+    ['state_changed', 409],
+    ['not_found', 404],
+    ['unavailable', 503],
+  ];
+  it('answers each refusal with its status, and has no other', () => {
+    expect(PAGE_REFUSAL_STATUS).toEqual(Object.fromEntries(table));
+  });
+});
+
+describe('an outage oidc-provider answers itself (storage, signing)', () => {
+  it('is a 503 shown to the client', () => {
+    expect(PROVIDER_OUTAGE).toEqual({ status: 503, statusCode: 503, expose: true });
   });
 });
