@@ -17,13 +17,28 @@ import pg from 'pg';
 export const POSTGRES_ADMIN_URL = process.env.TEST_MOAT_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const REDIS_URL = process.env.TEST_MOAT_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-/** True when the run is the embedded-default pass (or no services were found). */
+/**
+ * True when the run is the embedded-default pass (or no services were found): the harness's
+ * defaultBackend() then starts Moat on the embedded default. To leave cases out of that pass, use
+ * withServices() instead.
+ */
 export function embeddedOnly(): boolean {
   return process.env.TEST_MOAT_EMBEDDED_ONLY === '1';
 }
 
+/**
+ * True unless this is the embedded-only pass: whether cases on the machine's Postgres and Redis run.
+ * Only for leaving such cases out (describeWithServices, sqlBackends, a contract suite's Redis
+ * backend): a suite that reads the pass only this way runs a subset of its services-pass tests on the
+ * embedded pass, so scripts/backend-dependent-tests.mjs leaves it out of that pass. A test that picks
+ * its backend by the pass uses the harness's defaultBackend() (or embeddedOnly()) and is re-run there.
+ */
+export function withServices(): boolean {
+  return !embeddedOnly();
+}
+
 /** `describe` for suites that need the real Postgres and Redis; skipped, visibly, on the embedded pass. */
-export const describeWithServices: jest.Describe = embeddedOnly() ? describe.skip : describe;
+export const describeWithServices: jest.Describe = withServices() ? describe : describe.skip;
 
 export async function createThrowawayPostgres(template?: string): Promise<{ name: string; url: string; drop(): Promise<void> }> {
   const name = `moat_test_${randomBytes(6).toString('hex')}`;
@@ -214,7 +229,7 @@ export function sqlBackends(): [string, () => Promise<{ sql: SqlClient; drop(): 
       },
     ],
   ];
-  if (!embeddedOnly()) {
+  if (withServices()) {
     backends.push([
       'Postgres',
       async () => {
