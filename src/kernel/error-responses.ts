@@ -197,6 +197,15 @@ export function notReadyResponse(): ErrorResponse {
   return { status: 503, headers: { 'Retry-After': RETRY_AFTER_SECONDS }, body: { status: 'unavailable' } };
 }
 
+/**
+ * The gateway check's answer to a gateway that did not authenticate to it: 500, which nginx's
+ * auth_request passes on as 500: a gateway that cannot authenticate is the bank's misconfiguration,
+ * not the TPP's fault, so the TPP is not asked for another token (401) nor told it may not (403).
+ */
+export function gatewayUnauthenticatedResponse(description: string): ErrorResponse {
+  return { status: 500, body: { error: 'gateway_unauthenticated', error_description: description } };
+}
+
 /** The generic answer to anything unexpected: nothing of the error, only where to look. */
 export function serverErrorResponse(description: string, requestId?: string): ErrorResponse {
   return { status: 500, body: { error: 'server_error', error_description: withRequest(description, requestId) }, outcome: 'server_error' };

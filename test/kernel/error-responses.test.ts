@@ -9,6 +9,7 @@ import {
   codeRefusalStatus,
   DECOUPLED_REFUSAL_PAGE_STATUS,
   DECOUPLED_REFUSAL_STATUS,
+  gatewayUnauthenticatedResponse,
   htmlErrorResponse,
   notReadyResponse,
   ObieError,
@@ -413,5 +414,11 @@ describe('refused access tokens (RFC 6750 §3, RFC 9449 §7.1)', () => {
 
   it('has a status for every code, and no other', () => {
     expect(TOKEN_REJECTION_STATUS).toEqual(Object.fromEntries(table));
+  });
+});
+
+describe('the gateway check refusing an unauthenticated gateway', () => {
+  it('is a 500 gateway_unauthenticated: the bank misconfigured it, the TPP did nothing wrong', () => {
+    expect(gatewayUnauthenticatedResponse('no secret')).toEqual({ status: 500, body: { error: 'gateway_unauthenticated', error_description: 'no secret' } });
   });
 });
