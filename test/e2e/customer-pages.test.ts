@@ -597,4 +597,26 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await context.close();
     }
   });
+
+  // After the consent bob shared without JavaScript above.
+  it('lets the customer stop sharing from the dashboard without JavaScript (point 6)', async () => {
+    const journey = await openJourney(tpp, { javaScript: false });
+    const { page } = journey;
+    try {
+      await page.goto(`${h.issuer}/account`);
+      await signIn(page, 'bob');
+      await page.getByRole('heading', { name: 'Active', exact: true }).waitFor();
+      await checkPage(page, 'dashboard-nojs', NO_SCRIPT);
+      await page
+        .getByRole('link', { name: /^Stop sharing with Test Fintech/ })
+        .first()
+        .click();
+      await page.getByRole('heading', { name: 'Stop sharing with Test Fintech?' }).waitFor();
+      await checkPage(page, 'revoke-confirm-nojs', NO_SCRIPT);
+      await page.getByRole('button', { name: 'Yes, stop sharing' }).click();
+      await expect(page.getByRole('status').textContent()).resolves.toBe('Done: Test Fintech can no longer use this consent.');
+    } finally {
+      await journey.context.close();
+    }
+  });
 });
