@@ -1,7 +1,6 @@
-import { pino } from 'pino';
 import { validateConfig } from '../../src/config/load.ts';
 import { newConsentId } from '../../src/consents/consent.ts';
-import { createLogger } from '../../src/observability/logger.ts';
+import { createLogDestination, createLogger } from '../../src/observability/logger.ts';
 import { createMoatServer } from '../../src/server.ts';
 import type { BenchServer } from './bench-server.ts';
 import { createCodeMinter } from './code-minting.ts';
@@ -13,9 +12,9 @@ import { createCodeMinter } from './code-minting.ts';
 export async function startMoat(rawConfig: Record<string, unknown>, baseDir: string): Promise<BenchServer> {
   const config = validateConfig(rawConfig, 'benchmark', baseDir);
   // Moat's own log level (info: one access-log line per request) into /dev/null, written
-  // asynchronously as `moat start` writes standard output: the cost of logging is in the figures, the
-  // cost of a terminal is not. BENCH_SERVER_LOG=1 shows it (debugging).
-  const logger = createLogger(config.logging.level, pino.destination({ dest: process.env.BENCH_SERVER_LOG === '1' ? 2 : '/dev/null', sync: false }));
+  // asynchronously and in batches as `moat start` writes standard output: the cost of logging is in the
+  // figures, the cost of a terminal is not. BENCH_SERVER_LOG=1 shows it (debugging).
+  const logger = createLogger(config.logging.level, createLogDestination(process.env.BENCH_SERVER_LOG === '1' ? 2 : '/dev/null'));
   const moat = await createMoatServer(config, logger);
   const port = await moat.listen();
 
