@@ -5,7 +5,7 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import { createOperatorAuthenticator, AdminAuthenticationError } from '../admin/operator-authentication.ts';
 import type { GatewayCheckConfig } from '../config/gateway-check-schema.ts';
 import { listenOn } from '../http/listen.ts';
-import { serverErrorResponse } from '../kernel/error-responses.ts';
+import { gatewayUnauthenticatedResponse, serverErrorResponse } from '../kernel/error-responses.ts';
 import type { Logger } from '../observability/logger.ts';
 import { loadTrustAnchors } from '../pki/certificate-chain.ts';
 import { parseDistinguishedName } from '../pki/distinguished-name.ts';
@@ -124,9 +124,9 @@ export function createGatewayCheckServer(deps: {
           { event: 'gateway_check.unauthenticated', remoteAddress: req.socket.remoteAddress, reason: refused },
           'gateway check from an unauthenticated caller refused',
         );
-        // 500 through auth_request: a gateway that cannot authenticate is the bank's misconfiguration, not the TPP's fault.
         deps.onOutcome?.('gateway_unauthenticated');
-        send(res, 500, {}, { error: 'gateway_unauthenticated', error_description: refused });
+        const answer = gatewayUnauthenticatedResponse(refused);
+        send(res, answer.status, {}, answer.body);
         return;
       }
       const verdict = await deps.check(req);

@@ -222,6 +222,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       'login',
       {
         uid: details.uid,
+        // A payment is announced as one from the first page (issue 18 defect 2), not as access to the account.
+        paymentRequest: await asksPayment(details),
         ...(await clientView(String(details.params.client_id))),
         ...(extra.username === undefined ? {} : { username: extra.username }),
         ...(extra.error === undefined ? {} : { error: extra.error(t) }),
@@ -445,6 +447,16 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       },
       pageLocale(ctx, details),
     );
+  };
+
+  /** Whether the request is for a payment; false when it cannot go on (its error comes later). */
+  const asksPayment = async (details: InteractionDetails): Promise<boolean> => {
+    try {
+      return (await pendingRequest(details)).detail?.type === 'payment_initiation';
+    } catch (err) {
+      if (err instanceof RequestNotAuthorisable) return false;
+      throw err;
+    }
   };
 
   /**

@@ -7,7 +7,7 @@ import { OAuthError } from './oauth-error.ts';
 import { SignInRefused, type SignInRefusalCode } from './sign-in-refused.ts';
 import { SIGNING_ALGORITHMS } from './signing-algorithms.ts';
 import { StrongSignInRequired } from './strong-sign-in-required.ts';
-import type { TokenRejected } from './token-rejected.ts';
+import type { TokenRejected, TokenRejectionCode } from './token-rejected.ts';
 
 /*
  * The one place typed errors become responses of Moat's JSON APIs, one function per dialect:
@@ -197,6 +197,15 @@ export function notReadyResponse(): ErrorResponse {
   return { status: 503, headers: { 'Retry-After': RETRY_AFTER_SECONDS }, body: { status: 'unavailable' } };
 }
 
+/**
+ * The gateway check's answer to a gateway that did not authenticate to it: 500, which nginx's
+ * auth_request passes on as 500: a gateway that cannot authenticate is the bank's misconfiguration,
+ * not the TPP's fault, so the TPP is not asked for another token (401) nor told it may not (403).
+ */
+export function gatewayUnauthenticatedResponse(description: string): ErrorResponse {
+  return { status: 500, body: { error: 'gateway_unauthenticated', error_description: description } };
+}
+
 /** The generic answer to anything unexpected: nothing of the error, only where to look. */
 export function serverErrorResponse(description: string, requestId?: string): ErrorResponse {
   return { status: 500, body: { error: 'server_error', error_description: withRequest(description, requestId) }, outcome: 'server_error' };
@@ -282,6 +291,19 @@ export interface BearerDialectOptions {
   challengeStatusesOnly?: boolean;
 }
 
+/**
+ * The status of each refusal of an access token: a token missing, not active, not bound to the
+ * presented key or proof, or a proof that needs a fresh nonce, is 401 with the challenge (RFC 6750
+ * §3, RFC 9449 §7.1 and §9); a token without the scope or consent the call needs is 403 (RFC 6750 §3.1).
+ */
+export const TOKEN_REJECTION_STATUS: Readonly<Record<TokenRejectionCode, number>> = {
+  invalid_token: 401,
+  invalid_request: 401,
+  invalid_dpop_proof: 401,
+  use_dpop_nonce: 401,
+  insufficient_scope: 403,
+};
+
 /** Whether a refusal is answered with a DPoP challenge: DPoP's own errors, or a DPoP scheme (RFC 9449 §7.1). */
 function isDpopRefusal(err: TokenRejected, authorization: string): boolean {
   return err.error === 'invalid_dpop_proof' || err.error === 'use_dpop_nonce' || authorization.split(' ')[0]!.toLowerCase() === 'dpop';
@@ -293,7 +315,8 @@ function isDpopRefusal(err: TokenRejected, authorization: string): boolean {
  * `use_dpop_nonce` asks the client to use (§9), and the OAuth JSON body.
  */
 export function bearerErrorResponse(err: TokenRejected, options: BearerDialectOptions): ErrorResponse & { headers: Record<string, string> } {
-  const status = options.challengeStatusesOnly === true ? (err.status === 403 ? 403 : 401) : err.status;
+  const own = err.status ?? TOKEN_REJECTION_STATUS[err.error];
+  const status = options.challengeStatusesOnly === true ? (own === 403 ? 403 : 401) : own;
   return {
     status,
     headers: {

@@ -95,7 +95,6 @@ export function createSandboxApiRouter(deps: Deps): Router {
         throw new TokenRejected(
           'insufficient_scope',
           'this access token carries no consent to any account: ask the customer again, with scope accounts or an account_information consent',
-          403,
         );
       }
       const shared = new Set(granted.accounts.map((a) => a.accountId));
@@ -110,7 +109,7 @@ export function createSandboxApiRouter(deps: Deps): Router {
     handle('payments', async (token) => {
       const granted = grantedDetails(token).find((d) => d.type === 'payment_initiation');
       if (granted?.type !== 'payment_initiation')
-        throw new TokenRejected('insufficient_scope', 'this access token carries no authorised payment_initiation consent', 403);
+        throw new TokenRejected('insufficient_scope', 'this access token carries no authorised payment_initiation consent');
       await deps.consents.consume(granted.consentId, { actor: 'tpp', actorId: token.clientId });
       return {
         data: {

@@ -145,6 +145,8 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
     const { page } = journey;
     try {
       await authorize(journey, tpp, { authorization_details: payment('249.99') }, 'openid payments');
+      // From the sign-in page on, a payment is announced as one, not as access to the account.
+      await expect(page.locator('main p.lead').textContent()).resolves.toBe('Test Fintech asks you to confirm a payment. Sign in to review it.');
       await signIn(page, 'alice');
       await page.getByRole('heading', { name: 'Confirm payment of £249.99 to Green Energy Co' }).waitFor();
       expect(await page.title()).toMatch(/^Confirm payment ·/);
@@ -382,6 +384,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       // The sign-in page speaks it too (labels by the catalogue: Usuário, Senha).
       await page.getByRole('heading', { name: 'Entre para continuar' }).waitFor();
       expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
+      await expect(page.locator('main p.lead').textContent()).resolves.toBe('Test Fintech pede que você confirme um pagamento. Entre para revisá-lo.');
       await checkPage(page, 'login-pt-BR');
       const customer = SANDBOX_CUSTOMERS.find((c) => c.username === 'alice')!;
       await page.getByLabel('Usuário').fill(customer.username);
@@ -592,6 +595,28 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await page.locator('#payments-heading').waitFor();
     } finally {
       await context.close();
+    }
+  });
+
+  // After the consent bob shared without JavaScript above.
+  it('lets the customer stop sharing from the dashboard without JavaScript (point 6)', async () => {
+    const journey = await openJourney(tpp, { javaScript: false });
+    const { page } = journey;
+    try {
+      await page.goto(`${h.issuer}/account`);
+      await signIn(page, 'bob');
+      await page.getByRole('heading', { name: 'Active', exact: true }).waitFor();
+      await checkPage(page, 'dashboard-nojs', NO_SCRIPT);
+      await page
+        .getByRole('link', { name: /^Stop sharing with Test Fintech/ })
+        .first()
+        .click();
+      await page.getByRole('heading', { name: 'Stop sharing with Test Fintech?' }).waitFor();
+      await checkPage(page, 'revoke-confirm-nojs', NO_SCRIPT);
+      await page.getByRole('button', { name: 'Yes, stop sharing' }).click();
+      await expect(page.getByRole('status').textContent()).resolves.toBe('Done: Test Fintech can no longer use this consent.');
+    } finally {
+      await journey.context.close();
     }
   });
 });

@@ -9,6 +9,7 @@ import {
   codeRefusalStatus,
   DECOUPLED_REFUSAL_PAGE_STATUS,
   DECOUPLED_REFUSAL_STATUS,
+  gatewayUnauthenticatedResponse,
   htmlErrorResponse,
   notReadyResponse,
   ObieError,
@@ -18,6 +19,7 @@ import {
   PROVIDER_OUTAGE,
   serverErrorResponse,
   SIGN_IN_REFUSAL_STATUS,
+  TOKEN_REJECTION_STATUS,
 } from '../../src/kernel/error-responses.ts';
 import { FormRefused } from '../../src/kernel/form-refused.ts';
 import { OAuthError } from '../../src/kernel/oauth-error.ts';
@@ -25,7 +27,7 @@ import type { PageRefusalCode } from '../../src/kernel/page-refusal.ts';
 import { SignInRefused, type SignInRefusalCode } from '../../src/kernel/sign-in-refused.ts';
 import { StorageUnavailableError } from '../../src/kernel/storage-unavailable.ts';
 import { StrongSignInRequired } from '../../src/kernel/strong-sign-in-required.ts';
-import { TokenRejected } from '../../src/kernel/token-rejected.ts';
+import { TokenRejected, type TokenRejectionCode } from '../../src/kernel/token-rejected.ts';
 
 /*
  * One mapping per response dialect from Moat's typed errors: every JSON API answers a domain error
@@ -394,5 +396,29 @@ describe("a customer's page shown again with a refusal", () => {
 describe('an outage oidc-provider answers itself (storage, signing)', () => {
   it('is a 503 shown to the client', () => {
     expect(PROVIDER_OUTAGE).toEqual({ status: 503, statusCode: 503, expose: true });
+  });
+});
+
+describe('refused access tokens (RFC 6750 §3, RFC 9449 §7.1)', () => {
+  const table: [TokenRejectionCode, number][] = [
+    ['invalid_token', 401],
+    ['invalid_request', 401],
+    ['invalid_dpop_proof', 401],
+    ['use_dpop_nonce', 401],
+    ['insufficient_scope', 403],
+  ];
+  it.each(table)('answers %s with %i unless the caller names another status', (code, status) => {
+    expect(bearerErrorResponse(new TokenRejected(code, 'no'), { authorization: 'Bearer abc' }).status).toBe(status);
+    expect(bearerErrorResponse(new TokenRejected(code, 'no', 400), { authorization: 'Bearer abc' }).status).toBe(400);
+  });
+
+  it('has a status for every code, and no other', () => {
+    expect(TOKEN_REJECTION_STATUS).toEqual(Object.fromEntries(table));
+  });
+});
+
+describe('the gateway check refusing an unauthenticated gateway', () => {
+  it('is a 500 gateway_unauthenticated: the bank misconfigured it, the TPP did nothing wrong', () => {
+    expect(gatewayUnauthenticatedResponse('no secret')).toEqual({ status: 500, body: { error: 'gateway_unauthenticated', error_description: 'no secret' } });
   });
 });
