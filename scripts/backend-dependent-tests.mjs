@@ -1,11 +1,18 @@
 #!/usr/bin/env node
 /*
  * Prints the test files whose behaviour can depend on the storage backend of the run: those whose
- * imports (followed through test/ and src/, statically and dynamically) reach a module that reads
- * TEST_MOAT_EMBEDDED_ONLY, which is the only thing CI's second pass changes (test/support/databases.ts
- * and moat-harness.ts read it; src/ never does, so a child Moat a test starts gets its backend from the
- * configuration the test wrote). The other suites answer the same on both passes, so .ci/run's
- * embedded pass runs only these and the suite is not run twice for nothing (issue 15 §6).
+ * imports (followed through test/ and src/, statically and dynamically) reach a module that picks a
+ * backend by TEST_MOAT_EMBEDDED_ONLY, which is the only thing CI's second pass changes (the harness's
+ * defaultBackend() in test/support/moat-harness.ts, or any other read of embeddedOnly() or the
+ * variable; src/ never reads it, so a child Moat a test starts gets its backend from the configuration
+ * the test wrote). The other suites answer the same on both passes, so .ci/run's embedded pass runs
+ * only these and the suite is not run twice for nothing (issue 15 §6).
+ *
+ * test/support/databases.ts defines the switch; there it is read only by withServices(), which only
+ * leaves cases on Postgres and Redis out of the embedded pass (describeWithServices, sqlBackends, a
+ * contract suite's Redis backend). A suite that reads the pass only that way runs, on the embedded
+ * pass, a subset of the tests it ran on the services pass (its PGlite and in-process cases ran there
+ * too), so it is not listed. test/ci/backend-dependent-tests.test.ts checks databases.ts keeps to that.
  *
  *   node scripts/backend-dependent-tests.mjs            one path per line
  *   node scripts/backend-dependent-tests.mjs --explain  the suites left out of the embedded pass
@@ -14,7 +21,9 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '..');
-const BACKEND_SWITCH = /TEST_MOAT_EMBEDDED_ONLY|\bembeddedOnly\s*\(|\bdescribeWithServices\b/;
+const BACKEND_SWITCH = /TEST_MOAT_EMBEDDED_ONLY|\bembeddedOnly\s*\(|\bdefaultBackend\s*\(/;
+// Where the switch is defined and read only to leave services cases out (see above).
+const SWITCH_DEFINITION = join(ROOT, 'test', 'support', 'databases.ts');
 const RELATIVE_IMPORT = /(?:\bfrom|\bimport)\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g;
 
 function testFiles(dir) {
@@ -39,7 +48,7 @@ function readsBackendSwitch(testFile) {
     if (seen.has(file)) continue;
     seen.add(file);
     const text = source(file);
-    if (BACKEND_SWITCH.test(text)) return true;
+    if (file !== SWITCH_DEFINITION && BACKEND_SWITCH.test(text)) return true;
     for (const [, specifier] of text.matchAll(RELATIVE_IMPORT)) {
       const target = resolve(dirname(file), specifier);
       if (existsSync(target) && statSync(target).isFile()) pending.push(target);

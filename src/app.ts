@@ -18,6 +18,7 @@ import { answerForwardedHeadersBy, requireHttpsBehindGateway } from './http/forw
 import { requestContextMiddleware } from './http/request-context-middleware.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { createInteractionRouter, type InteractionSca } from './interactions/routes.ts';
+import { notReadyResponse, writeErrorResponse } from './kernel/error-responses.ts';
 import type { FederatedLogin } from './interactions/federated-login.ts';
 import type { Views } from './interactions/views.ts';
 import type { Logger } from './observability/logger.ts';
@@ -89,8 +90,7 @@ export function createApp(deps: AppDependencies): Koa {
       ctx.body = { status: 'ready' };
     } catch (err) {
       deps.logger.warn({ err, event: 'readiness.failed' }, 'not ready');
-      ctx.status = 503;
-      ctx.body = { status: 'unavailable' };
+      writeErrorResponse(ctx, notReadyResponse());
     }
   });
   own.get('/assets/moat.css', (ctx) => {

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { cibaEnabled } from './config/ciba-enabled.ts';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import type { Server as TlsServer } from 'node:tls';
@@ -476,7 +477,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     // The bank's own app (ciba.bankApp): told of each request, completes it at its callback.
     let providerRef: Provider | undefined;
     const bankApp =
-      config.ciba.enabled && config.ciba.bankApp !== undefined
+      cibaEnabled(config) && config.ciba.bankApp !== undefined
         ? {
             config: config.ciba.bankApp,
             issuer: config.issuer,
@@ -486,7 +487,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
             logger,
           }
         : undefined;
-    const cibaHooks = config.ciba.enabled
+    const cibaHooks = cibaEnabled(config)
       ? createCibaHooks({
           config,
           consents,

@@ -107,7 +107,7 @@ export function createApiGuard(options: ApiGuardOptions): ApiGuard {
     try {
       const path = URL.parse(request.url, origin)?.pathname ?? '/';
       const route = routes.find((r) => path === r.prefix || path.startsWith(r.prefix.endsWith('/') ? r.prefix : `${r.prefix}/`));
-      if (route === undefined) throw new TokenRejected('insufficient_scope', `no route covers ${path.slice(0, 200)}`, 403);
+      if (route === undefined) throw new TokenRejected('insufficient_scope', `no route covers ${path.slice(0, 200)}`);
       const [scheme, token, ...rest] = (request.authorization ?? '').split(' ');
       if (token === undefined || token === '' || rest.length > 0 || !/^(Bearer|DPoP)$/i.test(scheme ?? '')) {
         throw new TokenRejected('invalid_request', 'send the access token in the Authorization header (RFC 6750 §2.1 / RFC 9449 §7.1)');
@@ -117,7 +117,7 @@ export function createApiGuard(options: ApiGuardOptions): ApiGuard {
       if (![claims.aud ?? []].flat().includes(options.resource)) throw new TokenRejected('invalid_token', `the access token is not meant for ${options.resource}`);
       const scopes = (claims.scope ?? '').split(' ').filter((s) => s !== '');
       const missing = route.scopes.filter((s) => !scopes.includes(s));
-      if (missing.length > 0) throw new TokenRejected('insufficient_scope', `this call needs the ${missing.join(' ')} scope`, 403);
+      if (missing.length > 0) throw new TokenRejected('insufficient_scope', `this call needs the ${missing.join(' ')} scope`);
       // The binding: never skipped, and a token bound to nothing is not accepted (FAPI 2.0 SP §5.3.2.1).
       const x5t = claims.cnf?.['x5t#S256'];
       const jkt = claims.cnf?.jkt;

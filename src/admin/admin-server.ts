@@ -4,6 +4,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import { listenOn } from '../http/listen.ts';
 import { oauthErrorResponse, serverErrorResponse, writeErrorResponse } from '../kernel/error-responses.ts';
+import { OAuthError } from '../kernel/oauth-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import { tlsServerOptions } from '../tls/https-server.ts';
 import { adminOpenApi } from './admin-openapi.ts';
@@ -72,7 +73,8 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
       }
       writeErrorResponse(ctx, known ?? serverErrorResponse('the admin request failed; see the server log'));
     }
-    if (ctx.status === 404 && ctx.body === undefined) ctx.body = { error: 'not_found', error_description: `no admin endpoint ${ctx.method} ${ctx.path}` };
+    if (ctx.status === 404 && ctx.body === undefined)
+      writeErrorResponse(ctx, oauthErrorResponse(new OAuthError('not_found', `no admin endpoint ${ctx.method} ${ctx.path}`)));
   });
 
   router.get('/openapi.json', (ctx) => {

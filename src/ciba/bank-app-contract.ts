@@ -20,6 +20,8 @@ export const bankAppNotificationSchema = z.strictObject({
   scope: z.string(),
   /** CIBA Core §7.1: to show the customer, who checks it matches what the TPP shows. */
   binding_message: z.string().optional(),
+  /** Why the TPP asks, in its words (OpenID Connect for Identity Assurance 1.0 `purpose`, 3–300 characters): to show the customer, as text. */
+  purpose: z.string().optional(),
   /** The RFC 9396 detail asked (or the lodged intent's), as Moat's consent page shows it. */
   authorization_details: z.array(z.record(z.string(), z.unknown())).optional(),
   /** The accounts the customer may choose from for this request. */

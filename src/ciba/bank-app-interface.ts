@@ -6,14 +6,15 @@ import type Provider from 'oidc-provider';
 import type { MoatConfig } from '../config/schema.ts';
 import { describeAccount } from '../consents/presentation.ts';
 import { postHttps } from '../http/https-post.ts';
+import { jsonRefusals } from '../http/json-refusals.ts';
 import { readJsonObject } from '../http/read-body.ts';
+import { OAuthError } from '../kernel/oauth-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import { distinguishedNamesEqual, parseDistinguishedName } from '../pki/distinguished-name.ts';
 import { passkeyFactor, passwordFactor, totpFactor, type FactorUse } from '../sca/authentication.ts';
 import type { PresentedCertificate } from '../tls/client-certificate.ts';
 import { BANK_APP_CALLBACK_PREFIX, bankAppDecisionSchema, type BankAppDecision, type BankAppNotification } from './bank-app-contract.ts';
 import type { DecoupledAuthorisation } from './decoupled-authorisation.ts';
-import { DecoupledRefusal, REFUSAL_STATUS } from './decoupled-request.ts';
 
 /*
  * The bank notification interface (docs/bank-app.openapi.json): the notification Moat sends the
@@ -60,6 +61,7 @@ export function createBankAppNotifier(deps: BankAppInterfaceDeps): (requestId: s
         client: { client_id: request.clientId, client_name: client?.clientName ?? request.clientId },
         scope: request.scope,
         ...(request.bindingMessage === undefined ? {} : { binding_message: request.bindingMessage }),
+        ...(request.purpose === undefined ? {} : { purpose: request.purpose }),
         ...(request.requested === undefined ? {} : { authorization_details: [request.requested as unknown as Record<string, unknown>] }),
         accounts: accounts.map((a) => ({ account_id: a.id, label: describeAccount(a).label })),
         expires_at: request.expiresAt.toISOString(),
@@ -87,44 +89,32 @@ export function createBankAppNotifier(deps: BankAppInterfaceDeps): (requestId: s
 export function createBankAppCallbackRouter(deps: BankAppInterfaceDeps): Router {
   const router = new Router({ prefix: BANK_APP_CALLBACK_PREFIX });
   const expected = parseDistinguishedName(deps.config.callbackSubjectDn);
+  router.use(jsonRefusals());
 
   router.post('/:id/decision', async (ctx) => {
     ctx.set('Cache-Control', 'no-store');
-    const refuse = (status: number, error: string, description: string) => {
-      ctx.status = status;
-      ctx.body = { error, error_description: description };
-    };
     const presented = deps.clientCertificate(ctx.req);
     if (presented === undefined || !presented.verification.trusted || !distinguishedNamesEqual(presented.subject, expected)) {
       deps.logger.warn({ event: 'ciba.bank_app_refused', outcome: 'unauthorized_client' }, "bank app callback without the bank app's certificate");
-      refuse(401, 'unauthorized_client', "present the bank app's client certificate (ciba.bankApp.callbackSubjectDn) over mutual TLS");
-      return;
+      throw new OAuthError('unauthorized_client', "present the bank app's client certificate (ciba.bankApp.callbackSubjectDn) over mutual TLS");
     }
     const parsed = bankAppDecisionSchema.safeParse(await readJsonObject(ctx.req));
-    if (!parsed.success) {
-      refuse(400, 'invalid_request', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
-      return;
-    }
+    if (!parsed.success) throw new OAuthError('invalid_request', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
     const decision = parsed.data;
     const id = ctx.params.id!;
-    try {
-      if (decision.decision === 'deny') {
-        await deps.authorisation().deny({ id, customerId: decision.customer_id });
-        ctx.body = { request_id: id, decision: 'denied' };
-        return;
-      }
-      const consent = await deps.authorisation().approve({
-        id,
-        customerId: decision.customer_id,
-        factors: factorsOf(decision.authentication?.methods ?? []),
-        ...(decision.accounts === undefined ? {} : { accounts: decision.accounts }),
-        ...(decision.permission_groups === undefined ? {} : { permissionGroups: decision.permission_groups }),
-      });
-      ctx.body = { request_id: id, decision: 'approved', consent_id: consent.id };
-    } catch (err) {
-      if (!(err instanceof DecoupledRefusal)) throw err;
-      refuse(REFUSAL_STATUS[err.code], err.code, err.message);
+    if (decision.decision === 'deny') {
+      await deps.authorisation().deny({ id, customerId: decision.customer_id });
+      ctx.body = { request_id: id, decision: 'denied' };
+      return;
     }
+    const consent = await deps.authorisation().approve({
+      id,
+      customerId: decision.customer_id,
+      factors: factorsOf(decision.authentication?.methods ?? []),
+      ...(decision.accounts === undefined ? {} : { accounts: decision.accounts }),
+      ...(decision.permission_groups === undefined ? {} : { permissionGroups: decision.permission_groups }),
+    });
+    ctx.body = { request_id: id, decision: 'approved', consent_id: consent.id };
   });
   return router;
 }

@@ -4,8 +4,10 @@ import { SIGNING_ALGORITHMS, type MoatConfig } from '../config/schema.ts';
 import { AuthorizationDetailsInvalid, parseRequestedDetail, type RequestedDetail } from '../consents/authorization-details.ts';
 import { kindOf, newConsentId } from '../consents/consent.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
+import { checkGrantCustomer } from '../consents/grant-management.ts';
 import { intentIdFromClaims } from '../consents/provider-hooks.ts';
 import { intentProblem } from '../consents/intent-problem.ts';
+import { purposeOf } from '../consents/request-purpose.ts';
 import type { CibaProviderHooks } from '../provider/create-provider.ts';
 import type { DecoupledAuthorisation } from './decoupled-authorisation.ts';
 
@@ -46,10 +48,14 @@ export function createCibaHooks(deps: CibaHookDeps): CibaProviderHooks {
       verifyUserCode: () => undefined,
       async triggerAuthenticationDevice(ctx, request, account, client) {
         const params = ctx.oidc.params ?? {};
+        // The saved request then stays unused and expires; the TPP is answered with the error.
+        await checkGrantCustomer(consents, params, client.clientId, account.accountId);
         const requested = requestedDetail(params.authorization_details);
         const intentId = intentIdFromClaims(params.claims);
         const intent = intentId === undefined ? undefined : await consents.getForClient(intentId, client.clientId);
         const detail = requested ?? intent?.requested;
+        // Validated by oidc-provider's extraParams (purposeParam) before this hook runs.
+        const purpose = purposeOf(params);
         const recorded = await deps.authorisation().record({
           id: request.jti,
           clientId: client.clientId,
@@ -58,6 +64,7 @@ export function createCibaHooks(deps: CibaHookDeps): CibaProviderHooks {
           consentId: intentId ?? newConsentId(detail === undefined ? 'scope' : kindOf(detail)),
           expiresInSeconds: request.expiration,
           ...(typeof params.binding_message === 'string' ? { bindingMessage: params.binding_message } : {}),
+          ...(purpose === undefined ? {} : { purpose }),
           ...(detail === undefined ? {} : { requested: detail }),
           ...(intentId === undefined ? {} : { intentId }),
         });

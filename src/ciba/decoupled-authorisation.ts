@@ -7,10 +7,11 @@ import { asksAccountsByScope, ChoiceInvalid, grantedDetail, offeredAccounts, sco
 import { managedDecision } from '../consents/grant-management.ts';
 import type { AccountDirectory, CustomerAccount } from '../customers/account-directory.ts';
 import type { Logger } from '../observability/logger.ts';
-import { saveBackchannelResult } from '../provider/internals.ts';
+import { mergeIntoGrant, saveBackchannelResult } from '../provider/internals.ts';
 import { ACR_SCA, completedAuthentication, consentAuthentication, type FactorUse } from '../sca/authentication.ts';
 import { acrRequestOf, requiredAuthentication, shortfall, type AuthenticationRequirement } from '../sca/authentication-policy.ts';
-import { DecoupledRefusal, type DecoupledRequest, type DecoupledRequestStore } from './decoupled-request.ts';
+import { DecoupledRefusal } from '../kernel/decoupled-refusal.ts';
+import type { DecoupledRequest, DecoupledRequestStore } from './decoupled-request.ts';
 import type { PingDelivery } from './ping-delivery.ts';
 
 /*
@@ -194,8 +195,30 @@ export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): 
       if (!(await store.decide(request.id, 'approved', deps.now()))) throw new DecoupledRefusal('already_decided', 'this request was already decided');
 
       const decided = managed.granted;
-      const rar = decided === undefined || request.requested === undefined ? undefined : ({ ...decided, consentId: managed.consentId } as GrantedDetail);
-      const grantId = await saveGrant(provider, request, protocol, rar);
+      const detail = decided === undefined ? undefined : ({ ...decided, consentId: managed.consentId } as GrantedDetail);
+      let rar = request.requested === undefined ? undefined : detail;
+      const owner = { clientId: request.clientId, accountId: request.customerId };
+      let grantId: string;
+      let undo: () => Promise<void>;
+      if (managed.mergeIntoGrant !== undefined) {
+        // A merge extends the grant the earlier tokens belong to: they stay valid, with the merged consent.
+        const merged = await mergeIntoGrant(provider, managed.mergeIntoGrant, owner, {
+          add: (grant) => addAsked(grant, request, protocol),
+          ...(detail === undefined ? {} : { rar: [detail as unknown as GrantDetail] }),
+          asked: request.requested !== undefined,
+        });
+        if (merged === undefined) {
+          const gone = `the grant ${managed.consentId} this request would extend no longer holds`;
+          await settle(protocol, new errors.AccessDenied(gone), {});
+          throw new DecoupledRefusal('already_decided', gone);
+        }
+        grantId = merged.grantId;
+        undo = merged.undo;
+        rar = merged.rar?.[0] as GrantedDetail | undefined;
+      } else {
+        grantId = await saveGrant(provider, request, protocol, rar);
+        undo = () => provider.Grant.find(grantId).then((g) => g?.destroy());
+      }
       let consent: Consent;
       try {
         consent = await consents.authorise({
@@ -211,7 +234,8 @@ export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): 
           ...(managed.grantManagement === undefined ? {} : { grantManagement: managed.grantManagement }),
         });
       } catch (err) {
-        await provider.Grant.find(grantId).then((g) => g?.destroy());
+        // No grant outlives a consent that was not authorised, nor holds more than its consent.
+        await undo().catch(() => undefined);
         if (err instanceof ConsentStateConflict || err instanceof ConsentNotFound) {
           await settle(protocol, new errors.AccessDenied(`the consent cannot be authorised: ${err.message}`), {});
           throw new DecoupledRefusal('already_decided', err.message);
@@ -222,6 +246,7 @@ export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): 
         acr: auth.acr,
         amr: auth.amr,
         authTime: Math.floor(auth.authTime.getTime() / 1000),
+        // The tokens' details are the grant's (provider-hooks.ts): after a merge, the merged consent.
         ...(rar === undefined ? {} : { rar: [rar] as never }),
       });
       logger.info(
@@ -248,7 +273,10 @@ export function createDecoupledAuthorisation(deps: DecoupledAuthorisationDeps): 
   };
 }
 
-/** The grant of a decoupled approval: the requested OpenID scopes and claims, the API's scopes, the granted detail. */
+type Grant = InstanceType<Provider['Grant']>;
+type GrantDetail = NonNullable<Grant['rar']>[number];
+
+/** The grant of a decoupled approval: what it asked (addAsked), the granted detail. */
 async function saveGrant(
   provider: Provider,
   request: DecoupledRequest,
@@ -256,6 +284,13 @@ async function saveGrant(
   rar: GrantedDetail | undefined,
 ): Promise<string> {
   const grant = new provider.Grant({ accountId: request.customerId, clientId: request.clientId });
+  addAsked(grant, request, protocol);
+  if (rar !== undefined) grant.addRar(rar as unknown as GrantDetail);
+  return grant.save();
+}
+
+/** What a decoupled request asks of its grant: the requested OpenID scopes and claims, the API's scopes. */
+function addAsked(grant: Grant, request: DecoupledRequest, protocol: InstanceType<Provider['BackchannelAuthenticationRequest']>): void {
   const scopes = (protocol.scope ?? request.scope).split(' ').filter(Boolean);
   const oidcScopes = scopes.filter((s) => OIDC_SCOPES.has(s));
   if (oidcScopes.length > 0) grant.addOIDCScope(oidcScopes.join(' '));
@@ -265,6 +300,4 @@ async function saveGrant(
   const apiScopes = scopes.filter((s) => !OIDC_SCOPES.has(s)).join(' ');
   const resources = protocol.resource === undefined ? [] : Array.isArray(protocol.resource) ? protocol.resource : [protocol.resource];
   for (const resource of resources) grant.addResourceScope(resource, apiScopes);
-  if (rar !== undefined) grant.addRar(rar as unknown as Parameters<typeof grant.addRar>[0]);
-  return grant.save();
 }

@@ -16,6 +16,8 @@ export interface DecoupledRequest {
   scope: string;
   /** CIBA Core §7.1: shown on the customer's device, so they can tell this request from another. */
   bindingMessage?: string;
+  /** Why the TPP asks, in its words (OpenID Connect for Identity Assurance 1.0 `purpose`): shown as the consent screen shows it. */
+  purpose?: string;
   /** What the TPP asked for: its RFC 9396 detail, or the lodged intent's. */
   requested?: RequestedDetail;
   /** A UK OB intent named in the request's claims, when the TPP lodged one. */
@@ -36,25 +38,4 @@ export interface DecoupledRequestStore {
   listPending(customerId: string, now: Date): Promise<DecoupledRequest[]>;
   /** Moves a pending request to `status`; false when it was no longer pending (decided elsewhere). */
   decide(id: string, status: Exclude<DecoupledStatus, 'pending'>, at: Date): Promise<boolean>;
-}
-
-/** Errors of the bank-app side; the routes map each to a status and a message in one place. */
-export type DecoupledRefusalCode = 'not_found' | 'expired' | 'already_decided' | 'sca_required' | 'choice_invalid';
-
-/** The HTTP status each refusal is answered with, by the bank-app APIs. */
-export const REFUSAL_STATUS: Readonly<Record<DecoupledRefusalCode, number>> = {
-  not_found: 404,
-  expired: 410,
-  already_decided: 409,
-  sca_required: 401,
-  choice_invalid: 400,
-};
-
-export class DecoupledRefusal extends Error {
-  readonly code: DecoupledRefusalCode;
-  constructor(code: DecoupledRefusalCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'DecoupledRefusal';
-    this.code = code;
-  }
 }

@@ -12,6 +12,8 @@ import { EXIT_FAILURE, EXIT_OK, type CliIo } from './io.ts';
 import { configHash } from '../config/config-description.ts';
 import { PRODUCTION_RULES, productionViolations } from '../config/production-rules.ts';
 import { loadConfigOrReport } from './load-config-or-report.ts';
+import { ConfigError } from '../config/load.ts';
+import { bankTextProblems } from '../interactions/views.ts';
 
 export const USAGE = `usage: moat config validate [--config FILE] [--connect] [--production]
   validates the configuration (moat.yaml, or --config / MOAT_CONFIG, plus MOAT_* overrides) and exits:
@@ -120,6 +122,12 @@ export async function configValidateCommand(args: string[], io: CliIo): Promise<
   const result = loadConfigOrReport(args, io, { connect: { type: 'boolean' }, production: { type: 'boolean' } });
   if ('exitCode' in result) return result.exitCode;
   const { config } = result.loaded;
+  // The bank's customer texts in languages the pages are in (interactions/views.ts).
+  const textProblems = bankTextProblems(config);
+  if (textProblems.length > 0) {
+    io.stderr.write(`moat: ${new ConfigError(result.loaded.source, textProblems).message}\n`);
+    return EXIT_FAILURE;
+  }
   io.stdout.write(`configuration valid (${result.loaded.source}): mode ${config.mode}, issuer ${config.issuer}, hash ${configHash(config)}\n`);
   let failed = false;
   if (result.values.production === true) {

@@ -130,6 +130,11 @@ function crossFieldProblems(config: MoatConfig): string[] {
         'keys.encryptionKey or keys.encryptionKeyFile: required in production with keys.source database (private signing keys are encrypted at rest)',
       );
     }
+    if (config.ciba.enabled === true && config.ciba.bankApp === undefined) {
+      problems.push(
+        "ciba.bankApp: required in production when ciba.enabled is true (no customer could approve a backchannel request without the bank's app) — configure ciba.bankApp or leave ciba.enabled unset",
+      );
+    }
     if (config.accounts.source === 'sandbox') {
       problems.push("accounts.source: sandbox serves demo accounts; in production use http (the bank's account service) or database");
     }

@@ -38,6 +38,16 @@ export type FapiProfile = (typeof FAPI_PROFILES)[number];
 export { FORWARDED_CERT_FORMATS, type ForwardedCertFormat } from '../pki/forwarded-certificate.ts';
 
 const HEX_COLOR = /^#[0-9a-fA-F]{6}$/;
+
+/** Whether Intl knows `zone` as a time zone (an IANA name such as Europe/London, or UTC). */
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
 const threatResponse = z.enum(['log', 'step-up', 'quarantine']);
 const hexColor = z.string().regex(HEX_COLOR, 'expected a colour like #0b3d5c');
 
@@ -506,6 +516,8 @@ export const configSchema = z.strictObject({
       par: endpointLimits(60, 600),
       token: endpointLimits(120, 1200),
       registration: endpointLimits(10, 60),
+      /** CIBA's backchannel authentication endpoint: each request may notify a customer's bank app. */
+      backchannel: endpointLimits(30, 300),
     })
     .prefault({}),
   /** TPP threat detection: learned baselines per client, flags with explanations, responses. */
@@ -633,6 +645,12 @@ export const configSchema = z.strictObject({
        * (PSD2 Art. 45(1)(b), OBIE CEG payment screen). Unset: "None", in the page's language.
        */
       paymentCharges: localisedText(200).optional(),
+      /**
+       * The bank's time zone (IANA, such as Europe/London or America/Sao_Paulo): customer pages say
+       * dates and times in it, in the customer's locale — the day a consent ends, when a TPP last used
+       * it, the day a payment is made. UTC by default.
+       */
+      timeZone: z.string().refine(isTimeZone, 'expected an IANA time zone such as Europe/London or America/Sao_Paulo').default('UTC'),
       // (A malformed colour is reported by its own key; the contrast is judged only between valid ones.)
     })
     .refine((b) => !HEX_COLOR.test(b.primaryColor) || !HEX_COLOR.test(b.primaryTextColor) || contrastRatio(b.primaryColor, b.primaryTextColor) >= 4.5, {
@@ -719,7 +737,11 @@ export const configSchema = z.strictObject({
    */
   ciba: z
     .strictObject({
-      enabled: z.boolean().default(true),
+      /**
+       * Default: on in the sandbox, and in production only with `bankApp` — without the bank's app no
+       * customer could approve a request (cibaEnabled). Production refuses `true` without `bankApp`.
+       */
+      enabled: z.boolean().optional(),
       /** CIBA Core §7.3 `interval`: the seconds a poll must wait after the previous one, else `slow_down`. */
       pollIntervalSeconds: seconds(60).default(5),
       /** How long a request waits for the customer when the TPP asks no `requested_expiry`, and the most it may ask. */

@@ -12,7 +12,7 @@ import {
   type SenderConstraintChecks,
 } from '../http/bearer-token.ts';
 import { readJsonObject } from '../http/read-body.ts';
-import { obieErrorResponse, ObieError, type ObieErrorCode } from '../kernel/error-responses.ts';
+import { ObieError, type ObieErrorCode, obieErrorResponse, writeErrorResponse } from '../kernel/error-responses.ts';
 import type { Logger } from '../observability/logger.ts';
 import {
   ACCOUNT_SCHEMES,
@@ -93,8 +93,7 @@ export function createConsentApiRouter(deps: Deps): Router {
       if (err instanceof TokenRejected) return renderTokenRejected(ctx, err);
       const ob = obieErrorResponse(err, (ctx.state.requestContext as { requestId?: string } | undefined)?.requestId);
       if (ob === undefined) throw err;
-      ctx.status = ob.status;
-      ctx.body = ob.body;
+      writeErrorResponse(ctx, ob);
       logger.info({ event: 'consent_api.rejected', outcome: ob.errorCode, status: ob.status }, 'consent API request rejected');
     }
   });

@@ -17,6 +17,13 @@ import { managedDecision } from './grant-management.ts';
 export interface GrantWriter {
   /** Saves the grant of this interaction, carrying the granted details (naming the consent); returns its id. */
   save(granted: GrantedDetail | undefined): Promise<string>;
+  /**
+   * FAPI Grant Management `merge`: writes this interaction's decision into the existing grant — the
+   * scopes asked added, `granted` (the merged detail) in place of the grant's detail when the request
+   * asked by authorization_details or an intent (`asked`) or the grant already carries one. Undefined
+   * when that grant is gone; `undo` puts it back as it was.
+   */
+  merge(grantId: string, granted: GrantedDetail | undefined, asked: boolean): Promise<{ undo(): Promise<void> } | undefined>;
   destroy(grantId: string): Promise<void>;
 }
 
@@ -74,11 +81,21 @@ export async function approveConsent(consents: ConsentService, grants: GrantWrit
     throw err;
   }
   const decided = managed.granted;
-  // Accounts shared by scope are recorded on the consent only: the tokens stay what the TPP asked
-  // for (no authorization_details it did not send), and the APIs read the consent.
-  const grantId = await grants.save(
-    decided === undefined || request.detail === undefined ? undefined : ({ ...decided, consentId: managed.consentId } as GrantedDetail),
-  );
+  const detail = decided === undefined ? undefined : ({ ...decided, consentId: managed.consentId } as GrantedDetail);
+  let grantId: string;
+  let undo: () => Promise<void>;
+  if (managed.mergeIntoGrant !== undefined) {
+    // A merge extends the grant the earlier tokens belong to: they stay valid, with the merged consent.
+    const merged = await grants.merge(managed.mergeIntoGrant, detail, request.detail !== undefined);
+    if (merged === undefined) return { ok: false, description: `the grant ${managed.consentId} no longer holds; start a new grant` };
+    grantId = managed.mergeIntoGrant;
+    undo = merged.undo;
+  } else {
+    // Accounts shared by scope are recorded on the consent only: the tokens stay what the TPP asked
+    // for (no authorization_details it did not send), and the APIs read the consent.
+    grantId = await grants.save(request.detail === undefined ? undefined : detail);
+    undo = () => grants.destroy(grantId);
+  }
   try {
     const consent = await consents.authorise({
       ...(request.intentId === undefined ? { newConsentId: consentId } : { intentId: request.intentId }),
@@ -94,9 +111,10 @@ export async function approveConsent(consents: ConsentService, grants: GrantWrit
     });
     return { ok: true, grantId, consent };
   } catch (err) {
-    // The grant must not outlive a consent that was not authorised. Should the grant store fail
-    // too, the consent's own failure is the one reported; the grant names no Authorised consent.
-    await grants.destroy(grantId).catch(() => undefined);
+    // The grant must not outlive a consent that was not authorised, nor a merged grant hold more
+    // than its consent. Should the grant store fail too, the consent's own failure is the one
+    // reported.
+    await undo().catch(() => undefined);
     if (err instanceof ConsentStateConflict || err instanceof ConsentNotFound) return { ok: false, description: err.message };
     throw err;
   }

@@ -69,8 +69,9 @@ export interface AuthoriseInput {
   newConsentId?: string;
   /**
    * FAPI Grant Management: `merge` amends the named consent (the caller passes the merged decision,
-   * see mergedDecision) instead of authorising a new one; `replace` revokes the named consent once
-   * the new one is authorised. Both only for the same customer's consent.
+   * see mergedDecision, written into the consent's own grant: `grantId` is that grant's) instead of
+   * authorising a new one; its tokens, earlier and new, stay valid. `replace` revokes the named
+   * consent, and its tokens, once the new one is authorised. Both only for the same customer's consent.
    */
   grantManagement?: GrantManagementRequest;
 }
@@ -213,6 +214,9 @@ export function createConsentService(deps: ConsentServiceDeps): ConsentService {
       // Another customer's grant is not this customer's to extend or end.
       if (target !== undefined && target.customerId !== input.customerId) throw new ConsentNotFound(target.id);
       if (managed?.action === 'merge' && target !== undefined) {
+        // The merged decision was written into the grant the consent's tokens belong to: they stay
+        // valid and carry the merged consent. A new grant would leave them on the old one.
+        if (target.grantId !== input.grantId) throw new Error(`a merge into ${target.id} must be written into its grant, not a new one`);
         const merged = await store.amend(
           target.id,
           { actor: 'customer', actorId: input.customerId, reason: 'grant merged: the customer granted more (FAPI Grant Management)' },
@@ -225,8 +229,6 @@ export function createConsentService(deps: ConsentServiceDeps): ConsentService {
           },
         );
         await afterTransition(merged, 'customer', input.customerId);
-        // The tokens of the grant as it was end; the new grant's tokens carry the merged consent.
-        if (target.grantId !== undefined && target.grantId !== input.grantId) await deps.revokeGrant(target.grantId);
         return merged;
       }
       const id = await consentAtDecision(input);

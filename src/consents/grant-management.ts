@@ -7,8 +7,8 @@ import type { ConsentService } from './consent-service.ts';
  * FAPI Grant Management for OAuth 2.0 (Implementer's Draft 1) on Moat's consents: a grant is a
  * consent, its grant_id the consent id. An authorization (PAR or CIBA) may ask to `create` a new
  * grant, to `merge` what the customer grants now into an existing one (the same grant_id, after the
- * customer consents to the difference), or to `replace` one (the old consent ends when the new one
- * is authorised). The client reads a grant with `GET /grants/{grant_id}` and revokes it, with every
+ * customer consents to the difference; the grant's earlier tokens stay valid and carry the merged
+ * consent), or to `replace` one (the old consent and its tokens end when the new one is authorised). The client reads a grant with `GET /grants/{grant_id}` and revokes it, with every
  * token, with `DELETE`.
  */
 
@@ -70,6 +70,21 @@ export function grantManagementParams(
   };
 }
 
+/**
+ * CIBA names the customer in the request itself (login_hint and the like), so a `merge` or
+ * `replace` of a grant another customer gave is refused there, with invalid_grant_id, instead of
+ * being shown to a customer who could only fail to approve it. (At PAR the customer is not known
+ * yet: the decision refuses it.)
+ */
+export async function checkGrantCustomer(consents: ConsentService, params: Record<string, unknown>, clientId: string, customerId: string): Promise<void> {
+  const managed = grantManagementOf(params);
+  if (managed?.grantId === undefined || managed.action === 'create') return;
+  const grant = await grantOf(consents, managed.grantId, clientId);
+  if (grant !== undefined && grant.customerId !== customerId) {
+    throw invalidGrantId(`grant ${managed.grantId} was given by another customer than the one this request names`);
+  }
+}
+
 async function grantOf(consents: ConsentService, grantId: string, clientId: string): Promise<Consent | undefined> {
   try {
     return await consents.getForClient(grantId, clientId);
@@ -99,11 +114,18 @@ export interface ManagedDecision {
   /** The consent the decision's grant names: the merged grant's own id, else the one given. */
   consentId: string;
   grantManagement?: GrantManagementRequest;
+  /**
+   * `merge`: the oidc-provider grant the named consent's tokens belong to. The decision is written
+   * into it — the same grant id — so the earlier access and refresh tokens stay valid and carry the
+   * merged consent.
+   */
+  mergeIntoGrant?: string;
 }
 
 /**
  * What a decision grants once the request's grant management is applied: for `merge`, the union
- * with the named grant (which must be this customer's: else ConsentNotFound) under its id.
+ * with the named grant (which must be this customer's: else ConsentNotFound) under its id, written
+ * into the grant its tokens already belong to.
  */
 export async function managedDecision(
   consents: ConsentService,
@@ -119,6 +141,12 @@ export async function managedDecision(
   };
   if (grantManagement?.action !== 'merge' || grantManagement.grantId === undefined) return base;
   const existing = await consents.getForClient(grantManagement.grantId, decision.clientId);
-  if (existing.customerId !== decision.customerId) throw new ConsentNotFound(existing.id);
-  return { ...base, ...mergedDecision(existing, decision.granted, decision.scope), consentId: existing.id };
+  // Another customer's grant, or one with no grant to write into (never authorised), is not found.
+  if (existing.customerId !== decision.customerId || existing.grantId === undefined) throw new ConsentNotFound(existing.id);
+  return {
+    ...base,
+    ...mergedDecision(existing, decision.granted, decision.scope),
+    consentId: existing.id,
+    mergeIntoGrant: existing.grantId,
+  };
 }

@@ -9,22 +9,25 @@ import { groupsOf, type AccountReference, type Permission, type GrantedDetail, t
 /** The bank's default formatting locale; pages pass the customer's (views/locales, messages.ts intlLocale). */
 const DEFAULT_LOCALE = 'en-GB';
 
-export function formatDate(date: Date | string | undefined, locale = DEFAULT_LOCALE): string | undefined {
+/**
+ * Dates and times are said in the customer's locale and in the bank's time zone (branding.timeZone,
+ * an IANA zone; UTC by default): the day a consent ends or a payment is made is the bank's day, not
+ * the server's.
+ */
+export function formatDate(date: Date | string | undefined, locale = DEFAULT_LOCALE, timeZone = 'UTC'): string | undefined {
   if (date === undefined) return undefined;
-  return new Intl.DateTimeFormat(locale, { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' }).format(
-    typeof date === 'string' ? new Date(date) : date,
-  );
+  return new Intl.DateTimeFormat(locale, { day: 'numeric', month: 'long', year: 'numeric', timeZone }).format(typeof date === 'string' ? new Date(date) : date);
 }
 
-/** A moment with its time, in the locale, naming the time zone (dates elsewhere are UTC days too). */
-export function formatDateTime(date: Date, locale = DEFAULT_LOCALE): string {
+/** A moment with its time, in the locale and the bank's time zone, naming the zone. */
+export function formatDateTime(date: Date, locale = DEFAULT_LOCALE, timeZone = 'UTC'): string {
   return new Intl.DateTimeFormat(locale, {
     day: 'numeric',
     month: 'long',
     year: 'numeric',
     hour: '2-digit',
     minute: '2-digit',
-    timeZone: 'UTC',
+    timeZone,
     timeZoneName: 'short',
   }).format(date);
 }
@@ -65,7 +68,7 @@ export interface DetailView {
   payment?: { amount: string; payee: string; payeeAccount: AccountWords; reference?: string };
 }
 
-export function describeDetail(detail: RequestedDetail | GrantedDetail, locale = DEFAULT_LOCALE): DetailView {
+export function describeDetail(detail: RequestedDetail | GrantedDetail, locale = DEFAULT_LOCALE, timeZone = 'UTC'): DetailView {
   if (detail.type === 'account_information') {
     return {
       kind: 'account_access',
@@ -75,9 +78,9 @@ export function describeDetail(detail: RequestedDetail | GrantedDetail, locale =
         explains,
         includes: permissions.filter((p) => detail.permissions.includes(p)),
       })),
-      ...(detail.expirationDateTime === undefined ? {} : { until: formatDate(detail.expirationDateTime, locale)! }),
-      ...(detail.transactionFromDateTime === undefined ? {} : { transactionsFrom: formatDate(detail.transactionFromDateTime, locale)! }),
-      ...(detail.transactionToDateTime === undefined ? {} : { transactionsTo: formatDate(detail.transactionToDateTime, locale)! }),
+      ...(detail.expirationDateTime === undefined ? {} : { until: formatDate(detail.expirationDateTime, locale, timeZone)! }),
+      ...(detail.transactionFromDateTime === undefined ? {} : { transactionsFrom: formatDate(detail.transactionFromDateTime, locale, timeZone)! }),
+      ...(detail.transactionToDateTime === undefined ? {} : { transactionsTo: formatDate(detail.transactionToDateTime, locale, timeZone)! }),
     };
   }
   const reference = detail.remittanceInformation?.reference ?? detail.remittanceInformation?.unstructured;

@@ -63,8 +63,11 @@ export function richAuthorizationRequestsFeature(): RarFeature {
     types: Object.fromEntries(AUTHORIZATION_DETAILS_TYPES.map((type) => [type, { validate }])),
     // What the code carries is what the customer granted (stored on the grant), not what was asked.
     authorizationDetailsForGrantSource: (ctx) => ctx.oidc.grant?.rar ?? [],
-    authorizationDetailsForAccessToken: (_ctx, _token, source) => source?.rar ?? [],
-    authorizationDetailsForIntrospection: (_ctx, token) => token.rar ?? [],
+    // A token carries what its grant holds now, not what it held when the token was issued: a
+    // Grant Management merge writes the merged consent into the grant, and the earlier refresh
+    // tokens' new access tokens, and the earlier access tokens at introspection, carry it.
+    authorizationDetailsForAccessToken: (ctx, _token, source) => ctx.oidc.entities.Grant?.rar ?? source?.rar ?? [],
+    authorizationDetailsForIntrospection: (ctx, token) => ctx.oidc.entities.Grant?.rar ?? token.rar ?? [],
   };
 }
 

@@ -6,7 +6,9 @@ import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
 import { readForm } from '../http/read-body.ts';
 import { allowScript } from '../http/security-headers.ts';
-import { errorPage, htmlErrorPages } from '../interactions/render-error.ts';
+import { htmlErrorPages, renderErrorPage } from '../interactions/render-error.ts';
+import { htmlErrorResponse, PAGE_REFUSAL_STATUS } from '../kernel/error-responses.ts';
+import { StrongSignInRequired } from '../kernel/strong-sign-in-required.ts';
 import type { Views } from '../interactions/views.ts';
 import { intlLocale, type Translate } from '../interactions/messages.ts';
 import { passkeyRefusalText } from '../interactions/refusal-text.ts';
@@ -79,23 +81,8 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
     if (session.strength === 'strong') return session.customerId;
     const hasFactor = (await store.listForCustomer(session.customerId)).length > 0 || (await deps.totp?.status(session.customerId)) === 'active';
     if (!hasFactor) return session.customerId;
-    ctx.status = 403;
-    ctx.type = 'html';
-    ctx.body = views.render(
-      'error',
-      errorPage(
-        ctx,
-        {
-          status: 403,
-          error: 'sca_required',
-          description: 'a strong sign-in is needed',
-          kind: 'other',
-          messageKey: 'error.scaRequired.passkeys',
-        },
-        { back: { link: PASSKEYS_PATH, labelKey: 'error.back.passkeys' } },
-      ),
-      localeOf(ctx),
-    );
+    const back = { link: PASSKEYS_PATH, labelKey: 'error.back.passkeys' };
+    renderErrorPage(views, ctx, htmlErrorResponse(new StrongSignInRequired('error.scaRequired.passkeys')), { back }, localeOf(ctx));
     return undefined;
   };
 
@@ -117,8 +104,8 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
           id: p.id,
           name: p.name,
           deviceBound: p.deviceType === 'singleDevice',
-          createdOn: formatDate(p.createdAt, intl),
-          ...(p.lastUsedAt === undefined ? {} : { lastUsedOn: formatDate(p.lastUsedAt, intl) }),
+          createdOn: formatDate(p.createdAt, intl, views.timeZone),
+          ...(p.lastUsedAt === undefined ? {} : { lastUsedOn: formatDate(p.lastUsedAt, intl, views.timeZone) }),
         })),
         options: JSON.stringify(options),
         suggestedName: extra.name ?? t('passkeys.suggestedName', { number: passkeys.length + 1 }),
@@ -149,7 +136,7 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
     } catch (err) {
       if (!(err instanceof PasskeyRefused)) throw err;
       logger.info({ event: 'passkey.refused', outcome: err.code, kind: 'registration' }, 'passkey registration refused');
-      ctx.status = 400;
+      ctx.status = PAGE_REFUSAL_STATUS.input_refused;
       const { code } = err;
       await render(ctx, customerId, { error: (t) => passkeyRefusalText(t, code), name });
       return;
@@ -173,7 +160,7 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
     csrf.verify(ctx, 'dashboard-passkeys', form.get(CSRF_FIELD) ?? undefined);
     const credentialId = form.get('credential') ?? '';
     if (!(await store.remove(customerId, credentialId))) {
-      ctx.status = 404;
+      ctx.status = PAGE_REFUSAL_STATUS.not_found;
       await render(ctx, customerId, { error: (t) => t('passkeys.noSuch') });
       return;
     }
@@ -191,17 +178,9 @@ export function createPasskeyDashboardRouter(deps: PasskeyDashboardDeps): Router
     } catch (err) {
       if (!(err instanceof PasskeyRefused)) throw err;
       logger.info({ event: 'passkey.refused', outcome: err.code, kind: 'authentication' }, 'dashboard passkey sign-in refused');
-      ctx.status = 400;
-      ctx.type = 'html';
-      ctx.body = views.render(
-        'error',
-        errorPage(
-          ctx,
-          { status: 400, error: 'passkey_refused', description: err.message, kind: 'other', messageKey: `passkey.refused.${err.code}` },
-          { back: { link: '/account/login', labelKey: 'error.back.signIn' } },
-        ),
-        localeOf(ctx),
-      );
+      const refused = { status: PAGE_REFUSAL_STATUS.input_refused, error: 'passkey_refused', description: err.message, kind: 'other' as const };
+      const back = { link: '/account/login', labelKey: 'error.back.signIn' };
+      renderErrorPage(views, ctx, { ...refused, messageKey: `passkey.refused.${err.code}` }, { back }, localeOf(ctx));
       return;
     }
     // User verification was required: the passkey alone is SCA, so the session is strong.

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import { errorPage, htmlErrorPages } from '../interactions/render-error.ts';
+import { htmlErrorPages, renderErrorPage } from '../interactions/render-error.ts';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import { textIn } from '../config/localised-text.ts';
@@ -12,13 +12,15 @@ import { AccountsUnavailable, maskedIdentification, sameAccount, type AccountDir
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import type { LoginThrottle } from '../customers/login-throttle.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
+import { codeRefusalStatus, htmlErrorResponse, PAGE_REFUSAL_STATUS } from '../kernel/error-responses.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
+import { StrongSignInRequired } from '../kernel/strong-sign-in-required.ts';
 import { readForm } from '../http/read-body.ts';
 import { signIn, type InteractionSca } from '../interactions/routes.ts';
 import type { Views } from '../interactions/views.ts';
 import { intlLocale, type Translate } from '../interactions/messages.ts';
 import { codeRefusalText, signInRefusalText } from '../interactions/refusal-text.ts';
-import { refusalStatus, type CodeCheck } from '../sca/totp-factor.ts';
+import type { CodeCheck } from '../sca/totp-factor.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { CustomerSessions } from './customer-sessions.ts';
 
@@ -58,9 +60,10 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
   router.use(
     htmlErrorPages(views, {
       back: { link: `${DASHBOARD_PATH}/consents`, labelKey: 'error.back.consents' },
+      // The kernel's answer to a missing consent, in the dashboard's words (it is the customer's own list).
       also: (err) =>
         err instanceof ConsentNotFound
-          ? { status: 404, error: 'not_found', description: 'no such consent for this customer', messageKey: 'error.noSuchConsent' }
+          ? { ...htmlErrorResponse(err), description: 'no such consent for this customer', messageKey: 'error.noSuchConsent' }
           : undefined,
     }),
   );
@@ -193,23 +196,8 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     const session = await sessionOrSignIn(ctx);
     if (session === undefined) return undefined;
     if (session.strength === 'strong') return session.customerId;
-    ctx.status = 403;
-    ctx.type = 'html';
-    ctx.body = views.render(
-      'error',
-      errorPage(
-        ctx,
-        {
-          status: 403,
-          error: 'sca_required',
-          description: 'a strong sign-in is needed',
-          kind: 'other',
-          messageKey: 'error.scaRequired.dashboard',
-        },
-        { back: { link: `${DASHBOARD_PATH}/security`, labelKey: 'dashboard.security' } },
-      ),
-      localeOf(ctx),
-    );
+    const back = { link: `${DASHBOARD_PATH}/security`, labelKey: 'dashboard.security' };
+    renderErrorPage(views, ctx, htmlErrorResponse(new StrongSignInRequired('error.scaRequired.dashboard')), { back }, localeOf(ctx));
     return undefined;
   };
 
@@ -258,7 +246,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     const customer = await deps.customers.findById(session.customerId);
     const started = await deps.sca.totp.beginEnrolment(session.customerId, customer?.name ?? session.customerId);
     if ('refused' in started) {
-      ctx.status = 409;
+      ctx.status = PAGE_REFUSAL_STATUS.state_changed;
       await renderSecurity(ctx, session.customerId, session.strength, { error: (t) => t('security.alreadySetUp') });
       return;
     }
@@ -313,7 +301,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
     const own = await accountsOf(customerId);
     const locale = localeOf(ctx);
     const t = views.catalogues.translator(locale);
-    const described = await Promise.all(all.map((c) => describeConsent(deps.provider, c, own, deps.config, t, intlLocale(locale))));
+    const described = await Promise.all(all.map((c) => describeConsent(deps.provider, c, own, deps.config, t, intlLocale(locale), views.timeZone)));
     // A payment is never "active" with a stop button: it is waiting, paid or refused (OBIE CEG).
     const sharing = described.filter((c) => c.kind !== 'domestic_payment');
     const revoked = typeof ctx.query.revoked === 'string' ? described.find((c) => c.id === ctx.query.revoked) : undefined;
@@ -349,6 +337,7 @@ export function createDashboardRouter(deps: DashboardDeps): Router {
       deps.config,
       views.catalogues.translator(locale),
       intlLocale(locale),
+      views.timeZone,
     );
     ctx.body = views.render('revoke-confirm', { consent: described, csrf: csrf.token(ctx, `revoke:${consent.id}`) }, locale);
   });
@@ -410,6 +399,7 @@ async function describeConsent(
   config: MoatConfig,
   t: Translate,
   intl: string,
+  timeZone: string,
 ): Promise<ConsentCard> {
   const client = await provider.Client.find(consent.clientId);
   const metadata = (client?.metadata() ?? {}) as Record<string, unknown>;
@@ -427,7 +417,7 @@ async function describeConsent(
       : consent.granted.type === 'account_information'
         ? consent.granted.accounts.map(named)
         : [named(consent.granted.debtorAccount)];
-  const detail = shown === undefined ? undefined : describeDetail(shown, intl);
+  const detail = shown === undefined ? undefined : describeDetail(shown, intl, timeZone);
   const scopes = consent.scope
     .split(' ')
     .filter((s) => s !== 'openid')
@@ -456,15 +446,15 @@ async function describeConsent(
     ...(detail === undefined ? {} : { detail }),
     scopes,
     accounts,
-    grantedOn: formatDate(consent.status === 'Authorised' ? consent.statusUpdatedAt : consent.createdAt, intl)!,
-    ...(consent.status === 'Authorised' ? {} : { endedOn: formatDate(consent.statusUpdatedAt, intl)! }),
-    ...(consent.expiresAt === undefined ? {} : { expires: formatDate(consent.expiresAt, intl)! }),
-    ...(payment ? {} : { lastUsed: consent.lastUsedAt === undefined ? 'never' : formatDateTime(consent.lastUsedAt, intl) }),
+    grantedOn: formatDate(consent.status === 'Authorised' ? consent.statusUpdatedAt : consent.createdAt, intl, timeZone)!,
+    ...(consent.status === 'Authorised' ? {} : { endedOn: formatDate(consent.statusUpdatedAt, intl, timeZone)! }),
+    ...(consent.expiresAt === undefined ? {} : { expires: formatDate(consent.expiresAt, intl, timeZone)! }),
+    ...(payment ? {} : { lastUsed: consent.lastUsedAt === undefined ? 'never' : formatDateTime(consent.lastUsedAt, intl, timeZone) }),
   };
 }
 
 function answerRefusal(ctx: Ctx, checked: Exclude<CodeCheck, { ok: true }>): void {
-  const { status, retryAfterSeconds } = refusalStatus(checked);
+  const { status, retryAfterSeconds } = codeRefusalStatus(checked);
   ctx.status = status;
   if (retryAfterSeconds !== undefined) ctx.set('Retry-After', String(retryAfterSeconds));
 }

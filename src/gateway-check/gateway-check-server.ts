@@ -5,6 +5,7 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import { createOperatorAuthenticator, AdminAuthenticationError } from '../admin/operator-authentication.ts';
 import type { GatewayCheckConfig } from '../config/gateway-check-schema.ts';
 import { listenOn } from '../http/listen.ts';
+import { gatewayUnauthenticatedResponse, serverErrorResponse } from '../kernel/error-responses.ts';
 import type { Logger } from '../observability/logger.ts';
 import { loadTrustAnchors } from '../pki/certificate-chain.ts';
 import { parseDistinguishedName } from '../pki/distinguished-name.ts';
@@ -123,9 +124,9 @@ export function createGatewayCheckServer(deps: {
           { event: 'gateway_check.unauthenticated', remoteAddress: req.socket.remoteAddress, reason: refused },
           'gateway check from an unauthenticated caller refused',
         );
-        // 500 through auth_request: a gateway that cannot authenticate is the bank's misconfiguration, not the TPP's fault.
         deps.onOutcome?.('gateway_unauthenticated');
-        send(res, 500, {}, { error: 'gateway_unauthenticated', error_description: refused });
+        const answer = gatewayUnauthenticatedResponse(refused);
+        send(res, answer.status, {}, answer.body);
         return;
       }
       const verdict = await deps.check(req);
@@ -148,7 +149,10 @@ export function createGatewayCheckServer(deps: {
       );
     })().catch((err: unknown) => {
       deps.logger.error({ err, event: 'gateway_check.failed' }, 'gateway check failed');
-      if (!res.headersSent) send(res, 500, {}, { error: 'server_error', error_description: 'the gateway check failed; see the Moat log' });
+      if (!res.headersSent) {
+        const failed = serverErrorResponse('the gateway check failed; see the Moat log');
+        send(res, failed.status, {}, failed.body);
+      }
     });
   };
   const server = tls === undefined ? createServer(handler) : createTlsServer({ ...tlsServerOptions({ cert: tls.cert, key: tls.key, ca: tls.ca }) }, handler);

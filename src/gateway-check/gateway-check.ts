@@ -87,6 +87,7 @@ export function createGatewayCheck(deps: GatewayCheckDeps): GatewayCheck {
     const method = (single(req, ORIGINAL_METHOD) ?? req.method ?? '').toUpperCase();
     const uri = single(req, ORIGINAL_URI) ?? req.url ?? '/';
     const url = URL.parse(uri, origin);
+    // 403, not the code's own 401: the gateway's request is at fault, and another token would not help.
     if (url === null || url.origin !== origin)
       throw new TokenRejected('invalid_request', 'the gateway sent no request URI Moat can read (X-Original-URI)', 403);
     return { method, path: url.pathname };
@@ -95,7 +96,7 @@ export function createGatewayCheck(deps: GatewayCheckDeps): GatewayCheck {
   const matchRoute = (path: string): GatewayRoute => {
     const route = routes.find((r) => path === r.prefix || path.startsWith(r.prefix.endsWith('/') ? r.prefix : `${r.prefix}/`));
     // A path nobody configured is refused: Moat does not guess what an API needs.
-    if (route === undefined) throw new TokenRejected('insufficient_scope', `no gatewayCheck route covers ${path.slice(0, 200)}`, 403);
+    if (route === undefined) throw new TokenRejected('insufficient_scope', `no gatewayCheck route covers ${path.slice(0, 200)}`);
     return route;
   };
 
@@ -166,7 +167,7 @@ export function createGatewayCheck(deps: GatewayCheckDeps): GatewayCheck {
 
   const checkScopes = ({ facts, route }: Check) => {
     const missing = route.scopes.filter((s) => !facts.scopes.includes(s));
-    if (missing.length > 0) throw new TokenRejected('insufficient_scope', `this call needs the ${missing.join(' ')} scope`, 403);
+    if (missing.length > 0) throw new TokenRejected('insufficient_scope', `this call needs the ${missing.join(' ')} scope`);
   };
 
   // The same few TPP certificates arrive on every request: the thumbprint of a header value already

@@ -85,7 +85,7 @@ export function requireScope(token: PresentedToken, scope: string): void {
       .split(' ')
       .includes(scope)
   )
-    throw new TokenRejected('insufficient_scope', `this call needs the ${scope} scope`, 403);
+    throw new TokenRejected('insufficient_scope', `this call needs the ${scope} scope`);
 }
 
 /** Writes a TokenRejected as RFC 6750 §3 / RFC 9449 §7.1 say: status, WWW-Authenticate and body. */

@@ -123,7 +123,7 @@ function checkFreshness(payload: JWTPayload & { iat: number }, checks: ProofChec
   const askForNonce = (why: string) =>
     nonces === undefined
       ? new TokenRejected('invalid_dpop_proof', `DPoP proof rejected: ${why}`)
-      : new TokenRejected('use_dpop_nonce', `${why}: make a new proof with the nonce in the DPoP-Nonce header (RFC 9449 §9)`, 401, nonces.next());
+      : new TokenRejected('use_dpop_nonce', `${why}: make a new proof with the nonce in the DPoP-Nonce header (RFC 9449 §9)`, undefined, nonces.next());
   if (payload.nonce !== undefined && nonces !== undefined) {
     if (typeof payload.nonce !== 'string' || !nonces.check(payload.nonce)) throw askForNonce('the DPoP proof nonce is not one this server handed out recently');
     if (offset > DPOP_FUTURE_TOLERANCE_SECONDS || -offset > DPOP_NONCE_IAT_WINDOW_SECONDS) {

@@ -10,15 +10,15 @@ import { DomainError } from '../kernel/domain-error.ts';
 import { oauthErrorResponse, writeErrorResponse } from '../kernel/error-responses.ts';
 
 /*
- * Rate limits on the endpoints a TPP (or someone pretending to be one) can hammer: PAR, token and
- * registration, per client and per source address. The client is its certificate (the transport
+ * Rate limits on the endpoints a TPP (or someone pretending to be one) can hammer: PAR, token,
+ * registration and CIBA's backchannel authentication (each request can reach a customer's phone), per client and per source address. The client is its certificate (the transport
  * certificate is the TPP's identity on these endpoints, and cannot be claimed by anyone else); the
  * address (an IPv6 client's whole /64: addressBucket) catches the unauthenticated. The counters live
  * in Redis when there is one, shared by every instance (src/storage/redis/redis-rate-counter-store.ts,
  * per-instance memory during a Redis outage), in process otherwise.
  */
 
-const ENDPOINTS = { '/par': 'par', '/token': 'token', '/register': 'registration' } as const;
+const ENDPOINTS = { '/par': 'par', '/token': 'token', '/register': 'registration', '/backchannel': 'backchannel' } as const;
 type Endpoint = (typeof ENDPOINTS)[keyof typeof ENDPOINTS];
 type Scope = 'address' | 'client';
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Middleware } from 'koa';
 import type { Logger } from '../observability/logger.ts';
 import { requestContext } from '../observability/request-context.ts';
-import { oauthErrorResponse, serverErrorResponse } from '../kernel/error-responses.ts';
+import { oauthErrorResponse, serverErrorResponse, writeErrorResponse } from '../kernel/error-responses.ts';
 import { outcomeOf } from '../kernel/outcome.ts';
 
 export { outcomeOf };
@@ -66,9 +66,7 @@ function renderUnexpected(ctx: Parameters<Middleware>[0], err: unknown, logger: 
   else if (known.outcome === 'storage_unavailable') logger.error({ err, event: 'storage.unavailable' }, 'storage unavailable');
   else if (known.status >= 500) logger.error({ err, event: 'backend.unavailable' }, 'backend unavailable');
   const response = known ?? serverErrorResponse('an unexpected error occurred', requestId);
-  ctx.status = response.status;
-  ctx.body = response.body;
-  for (const [name, value] of Object.entries(response.headers ?? {})) ctx.set(name, value);
+  writeErrorResponse(ctx, response);
   ctx.state.outcome = response.outcome ?? response.body.error;
 }
 

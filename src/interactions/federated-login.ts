@@ -9,6 +9,7 @@ import type { FederatedOutcome, SignInStates } from '../federation/sign-in-state
 import { FEDERATION_CALLBACK_PATH, type FederatedIdentity, type UpstreamIdp } from '../federation/upstream-idp.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
 import { readForm } from '../http/read-body.ts';
+import { PAGE_REFUSAL_STATUS } from '../kernel/error-responses.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { FactorUse } from '../sca/authentication.ts';
 import { savePendingAuthentication } from './customer-authentication.ts';
@@ -119,7 +120,7 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
 
   const unavailable = (ctx: Ctx, target: string | undefined, failure: FederationFailure) =>
     renderProblem(ctx, target, {
-      status: failure.kind === 'unknown_state' ? 400 : 503,
+      status: PAGE_REFUSAL_STATUS[failure.kind === 'unknown_state' ? 'out_of_step' : 'unavailable'],
       page: failure.kind === 'unknown_state' ? 'usedLink' : 'unavailable',
       tppError: failure.tppError,
     });
@@ -135,7 +136,7 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
       { event: 'federation.not_sca', outcome: 'access_denied', accountId: identity.customerId, detail: { acr: identity.acr, amr: identity.amr } },
       'upstream login is not strong customer authentication',
     );
-    await renderProblem(ctx, target, { status: 403, page: 'notSca', tppError: 'access_denied' });
+    await renderProblem(ctx, target, { status: PAGE_REFUSAL_STATUS.authentication_refused, page: 'notSca', tppError: 'access_denied' });
     return true;
   };
 

@@ -61,6 +61,16 @@ export function errorPage(ctx: ParameterizedContext, shown: ShownError & { kind:
   };
 }
 
+/**
+ * The error page for a typed error a route answers itself, where the page has its own way back
+ * (not its router's boundary's): its status and words are the kernel's (htmlErrorResponse).
+ */
+export function renderErrorPage(views: Views, ctx: ParameterizedContext, shown: ErrorPageAnswer, options: PageOptions, locale: string): void {
+  ctx.status = shown.status;
+  ctx.type = 'html';
+  ctx.body = views.render('error', errorPage(ctx, shown, options), locale);
+}
+
 /** The language of an error page: the authorization's ui_locales when known, else Accept-Language. */
 function errorLocale(views: Views, ctx: ParameterizedContext, uiLocales?: unknown): string {
   return views.catalogues.negotiate(typeof uiLocales === 'string' ? uiLocales : undefined, ctx.get('accept-language'));

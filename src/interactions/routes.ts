@@ -4,13 +4,7 @@ import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import { textIn } from '../config/localised-text.ts';
 import type { MoatConfig } from '../config/schema.ts';
-import {
-  AuthorizationDetailsInvalid,
-  parseRequestedDetail,
-  type GrantDecision,
-  type GrantedDetail,
-  type RequestedDetail,
-} from '../consents/authorization-details.ts';
+import { AuthorizationDetailsInvalid, parseRequestedDetail, type GrantDecision, type RequestedDetail } from '../consents/authorization-details.ts';
 import { approveConsent, consentIdAtDecision, denyConsent, type GrantWriter } from '../consents/consent-decision.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
 import { accountChoice, asksAccountsByScope, scopeAccessRequest, ChoiceInvalid, grantedDetail, offeredAccounts } from '../consents/customer-choice.ts';
@@ -26,6 +20,8 @@ import { SANDBOX_CUSTOMERS } from '../customers/sandbox-customers.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
 import { allowScript } from '../http/security-headers.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
+import { codeRefusalStatus, PAGE_REFUSAL_STATUS, SIGN_IN_REFUSAL_STATUS } from '../kernel/error-responses.ts';
+import { SignInRefused } from '../kernel/sign-in-refused.ts';
 import { readForm } from '../http/read-body.ts';
 import type { Logger } from '../observability/logger.ts';
 import { getAttribute, parseDistinguishedName } from '../pki/distinguished-name.ts';
@@ -42,12 +38,13 @@ import {
 } from '../sca/authentication.ts';
 import { AuthenticationRequirementsUnmet, shortfall } from '../sca/authentication-policy.ts';
 import { paymentLinkHash } from '../sca/dynamic-linking.ts';
-import { refusalStatus, type TotpFactor } from '../sca/totp-factor.ts';
+import type { TotpFactor } from '../sca/totp-factor.ts';
 import { linkedConsentId, pendingAuthenticationOf, requirementFor, savePendingAuthentication, type PendingAuthentication } from './customer-authentication.ts';
 import type { FederatedLogin } from './federated-login.ts';
 import { passkeyOffer, passkeySignIn } from './passkey-sign-in.ts';
 import { PasskeyRefused, type PasskeyCeremonies } from '../passkeys/passkey-ceremonies.ts';
 import type { PasskeyStore } from '../passkeys/passkey-store.ts';
+import { mergeIntoGrant } from '../provider/internals.ts';
 import type { Views } from './views.ts';
 import { intlLocale, type Translate } from './messages.ts';
 import { codeRefusalText, passkeyRefusalText, signInRefusalText, type SignInRefusal } from './refusal-text.ts';
@@ -156,7 +153,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
         'consent page without accounts: the account directory is unavailable',
       );
       const details = await provider.interactionDetails(ctx.req, ctx.res);
-      ctx.status = 503;
+      ctx.status = PAGE_REFUSAL_STATUS.unavailable;
       ctx.set('Retry-After', '5');
       ctx.type = 'html';
       ctx.body = views.render(
@@ -225,6 +222,8 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       'login',
       {
         uid: details.uid,
+        // A payment is announced as one from the first page (issue 18 defect 2), not as access to the account.
+        paymentRequest: await asksPayment(details),
         ...(await clientView(String(details.params.client_id))),
         ...(extra.username === undefined ? {} : { username: extra.username }),
         ...(extra.error === undefined ? {} : { error: extra.error(t) }),
@@ -279,14 +278,14 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const byScope = asksAccountsByScope(request);
     // Asked by scope alone, the page asks the same questions as for authorization_details (issue 18 point 5).
     const asked = request.detail ?? (byScope ? scopeAccessRequest(sca.now(), config.consents.scopeAccessDays) : undefined);
-    const view = asked === undefined ? undefined : describeDetail(asked, intl);
+    const view = asked === undefined ? undefined : describeDetail(asked, intl, views.timeZone);
     const payment =
       view?.payment === undefined
         ? undefined
         : {
             ...view.payment,
             // A single domestic payment is made straight away (Faster Payments): today, in the bank's time.
-            date: formatDate(sca.now(), intl),
+            date: formatDate(sca.now(), intl, views.timeZone),
             charges: textIn(config.branding.paymentCharges, locale) ?? t('payment.chargesNone'),
           };
     const paymentCurrency = request.detail?.type === 'payment_initiation' ? request.detail.instructedAmount.currency : undefined;
@@ -429,7 +428,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     );
     // The next visit starts at the bank again (a stronger sign-in there may do).
     await savePendingAuthentication(provider, details.uid, undefined);
-    ctx.status = 403;
+    ctx.status = PAGE_REFUSAL_STATUS.authentication_refused;
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
     const { clientName } = await clientView(request.clientId);
@@ -448,6 +447,16 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       },
       pageLocale(ctx, details),
     );
+  };
+
+  /** Whether the request is for a payment; false when it cannot go on (its error comes later). */
+  const asksPayment = async (details: InteractionDetails): Promise<boolean> => {
+    try {
+      return (await pendingRequest(details)).detail?.type === 'payment_initiation';
+    } catch (err) {
+      if (err instanceof RequestNotAuthorisable) return false;
+      throw err;
+    }
   };
 
   /**
@@ -539,7 +548,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     if (deps.federated !== undefined)
       throw new OAuthError('invalid_request', 'this bank signs customers in at its own sign-in page: return to the application and start again');
     if (details.prompt.name !== 'login') {
-      ctx.status = 400;
+      ctx.status = PAGE_REFUSAL_STATUS.out_of_step;
       await renderLogin(ctx, details, { error: (t) => t('signIn.alreadyComplete') }, 'done');
       return;
     }
@@ -568,7 +577,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     }
     if (requirement.acr === ACR_SCA && (await passkeys.store.listForCustomer(signedIn.customerId)).length > 0) {
       // A password and nothing else, from a customer whose second factor is a passkey: the passkey alone is SCA.
-      ctx.status = 401;
+      ctx.status = PAGE_REFUSAL_STATUS.authentication_needed;
       await renderLogin(ctx, details, { error: (t) => t('signIn.passkeyNeeded'), username });
       return;
     }
@@ -595,7 +604,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     if (deps.federated !== undefined && upstream === undefined)
       throw new OAuthError('invalid_request', 'this bank signs customers in at its own sign-in page: return to the application and start again');
     if (details.prompt.name !== 'login') {
-      ctx.status = 400;
+      ctx.status = PAGE_REFUSAL_STATUS.out_of_step;
       await renderLogin(ctx, details, { error: (t) => t('signIn.alreadyComplete') }, 'done');
       return;
     }
@@ -616,7 +625,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
       }
       if (!(err instanceof PasskeyRefused)) throw err;
       logger.info({ event: 'passkey.refused', outcome: err.code, kind: 'authentication', clientId }, 'passkey sign-in refused');
-      ctx.status = err.code === 'payment_changed' ? 409 : 400;
+      ctx.status = PAGE_REFUSAL_STATUS[err.code === 'payment_changed' ? 'state_changed' : 'input_refused'];
       const code = err.code;
       if (pending?.upstream !== undefined) await renderSecondStep(ctx, details, request, pending, { error: (t) => passkeyRefusalText(t, code) });
       else await renderLogin(ctx, details, { error: (t) => passkeyRefusalText(t, code) });
@@ -637,7 +646,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const clientId = String(details.params.client_id);
     const pending = details.prompt.name === 'login' ? pendingAuthenticationOf(details) : undefined;
     if (pending === undefined || sca.totp === undefined) {
-      ctx.status = 400;
+      ctx.status = PAGE_REFUSAL_STATUS.out_of_step;
       await renderLogin(ctx, details, { error: (t) => t(details.prompt.name === 'login' ? 'signIn.passwordFirst' : 'signIn.alreadyComplete') }, 'done');
       return;
     }
@@ -653,7 +662,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const shown = form.get('payment_link') ?? '';
     const link = requirement.link;
     if (link !== undefined && shown !== paymentLinkHash(link)) {
-      ctx.status = 409;
+      ctx.status = PAGE_REFUSAL_STATUS.state_changed;
       await renderSecondStep(ctx, details, request, pending, {
         error: (t) => t('code.paymentChanged'),
       });
@@ -661,7 +670,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     }
     if (pending.upstream !== undefined && !(await moatStepsFor(pending)).totp) {
       // After the bank's sign-in a code is offered only where it makes the sign-in strong (RTS Art. 4).
-      ctx.status = 400;
+      ctx.status = PAGE_REFUSAL_STATUS.out_of_step;
       await renderSecondStep(ctx, details, request, pending, {
         error: (t) => t('code.cannotComplete'),
       });
@@ -670,7 +679,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
     const checked = await sca.totp.verify(pending.customerId, form.get('code'), ctx.ip);
     if (!checked.ok) {
       logger.info({ event: 'sca.code_refused', outcome: `totp_${checked.reason}`, clientId }, 'one-time code refused');
-      const { status, retryAfterSeconds } = refusalStatus(checked);
+      const { status, retryAfterSeconds } = codeRefusalStatus(checked);
       ctx.status = status;
       if (retryAfterSeconds !== undefined) ctx.set('Retry-After', String(retryAfterSeconds));
       await renderSecondStep(ctx, details, request, pending, { error: (t) => codeRefusalText(t, checked) });
@@ -727,7 +736,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
             : undefined;
     } catch (err) {
       if (!(err instanceof ChoiceInvalid)) throw err;
-      ctx.status = 400;
+      ctx.status = PAGE_REFUSAL_STATUS.input_refused;
       await renderConsent(ctx, details, request, { error: err.code, chosen, keptGroups: keptGroups(form) });
       return;
     }
@@ -784,6 +793,12 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
 /** A refused sign-in: `message` in English (logs, the JSON APIs), `refusal` for a page to say in its language. */
 type SignInResult = { ok: true; customerId: string } | { ok: false; status: number; message: string; refusal: SignInRefusal };
 
+/** A refused sign-in as the kernel's error, for a JSON API to throw (its status: SIGN_IN_REFUSAL_STATUS). */
+export function signInRefused(refused: Extract<SignInResult, { ok: false }>): SignInRefused {
+  const { refusal } = refused;
+  return new SignInRefused(refusal.kind, refused.message, refusal.kind === 'locked' ? refusal.retryAfterSeconds : undefined);
+}
+
 /** Sign-in with brute-force protection; shared by the interaction and the consent dashboard. */
 export async function signIn(
   ctx: Ctx,
@@ -797,15 +812,15 @@ export async function signIn(
   if (result.outcome === 'refused') {
     deps.logger.warn({ event: 'login.locked', outcome: 'login_locked', by: result.locked.by }, 'customer sign-in locked');
     ctx.set('Retry-After', String(result.locked.retryAfterSeconds));
-    return { ok: false, status: 429, message: lockedMessage(result.locked), refusal: { kind: 'locked', ...result.locked } };
+    return { ok: false, status: SIGN_IN_REFUSAL_STATUS.locked, message: lockedMessage(result.locked), refusal: { kind: 'locked', ...result.locked } };
   }
   if (result.outcome === 'failed') {
     deps.logger.info({ event: 'login.failed', outcome: 'login_failed' }, 'customer login failed');
     if (result.locked !== undefined) {
       ctx.set('Retry-After', String(result.locked.retryAfterSeconds));
-      return { ok: false, status: 429, message: lockedMessage(result.locked), refusal: { kind: 'locked', ...result.locked } };
+      return { ok: false, status: SIGN_IN_REFUSAL_STATUS.locked, message: lockedMessage(result.locked), refusal: { kind: 'locked', ...result.locked } };
     }
-    return { ok: false, status: 401, message: 'The username or password is incorrect.', refusal: { kind: 'incorrect' } };
+    return { ok: false, status: SIGN_IN_REFUSAL_STATUS.incorrect, message: 'The username or password is incorrect.', refusal: { kind: 'incorrect' } };
   }
   const customer = result.value;
   deps.logger.info({ event: 'login.succeeded', accountId: customer.id }, 'customer logged in');
@@ -817,19 +832,36 @@ function keptGroups(form: URLSearchParams): string[] | undefined {
   return form.get('permission_choice') === 'explicit' ? form.getAll('permission_groups') : undefined;
 }
 
-/** The grant for this authorization: what the prompt says is missing, plus the granted details. */
-/** The decision's grant, in oidc-provider: what the prompt found missing, and the granted details. */
+/**
+ * The decision's grant, in oidc-provider: what the prompt found missing, and the granted details —
+ * a new grant, or for a Grant Management merge the existing one (its id is then the interaction's
+ * result, so the code and its tokens belong to the grant the earlier tokens do).
+ */
 function grantWriter(provider: Provider, details: InteractionDetails): GrantWriter {
+  const owner = { accountId: details.session!.accountId, clientId: String(details.params.client_id) };
   return {
-    save: (granted) => saveGrant(provider, details, granted),
+    save: (granted) => {
+      const grant = new provider.Grant(owner);
+      addAsked(grant, details);
+      if (granted !== undefined) grant.addRar(granted as unknown as Parameters<typeof grant.addRar>[0]);
+      return grant.save();
+    },
+    merge: (grantId, granted, asked) =>
+      mergeIntoGrant(provider, grantId, owner, {
+        add: (grant) => addAsked(grant, details),
+        ...(granted === undefined ? {} : { rar: [granted as unknown as NonNullable<Grant['rar']>[number]] }),
+        asked,
+      }),
     destroy: async (grantId) => {
       await (await provider.Grant.find(grantId))?.destroy();
     },
   };
 }
 
-async function saveGrant(provider: Provider, details: InteractionDetails, granted: GrantedDetail | undefined): Promise<string> {
-  const grant = new provider.Grant({ accountId: details.session!.accountId, clientId: String(details.params.client_id) });
+type Grant = InstanceType<Provider['Grant']>;
+
+/** What the consent prompt found missing from the grant: the OpenID scopes and claims, the API's scopes. */
+function addAsked(grant: Grant, details: InteractionDetails): void {
   const missing = details.prompt.details as {
     missingOIDCScope?: string[];
     missingOIDCClaims?: string[];
@@ -840,8 +872,6 @@ async function saveGrant(provider: Provider, details: InteractionDetails, grante
   for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
     grant.addResourceScope(indicator, scopes.join(' '));
   }
-  if (granted !== undefined) grant.addRar(granted as unknown as Parameters<typeof grant.addRar>[0]);
-  return grant.save();
 }
 
 function epochSeconds(at: Date): number {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { Eta } from 'eta';
+import { ConfigError } from '../config/load.ts';
 import { languagesOf, textIn, type LocalisedText } from '../config/localised-text.ts';
 import type { MoatConfig } from '../config/schema.ts';
 import { createPasskeyScript, type PasskeyScript } from '../passkeys/passkey-script.ts';
@@ -32,6 +33,8 @@ export interface Views {
   render(name: ViewName, data: Record<string, unknown>, locale?: string): string;
   /** The message catalogues and the language negotiation (messages.ts). */
   catalogues: Catalogues;
+  /** The bank's time zone (branding.timeZone): pages say dates and times in it, in the page's locale. */
+  timeZone: string;
   /** The stylesheet, served from /assets/moat.css (CSP allows only same-origin styles). */
   stylesheet: string;
   /** The bank's colours as CSS custom properties, served from /assets/brand.css. */
@@ -66,15 +69,8 @@ export function createViews(options: { branding: MoatConfig['branding']; scopes?
     }
   }
   const catalogues = loadCatalogues(join(VIEWS_DIR, 'locales'));
-  checkTextLanguages(
-    {
-      'branding.bankName': branding.bankName,
-      'branding.contact': branding.contact,
-      'branding.paymentCharges': branding.paymentCharges,
-      ...Object.fromEntries(Object.entries(options.scopes ?? {}).map(([scope, s]) => [`scopes.${scope}.description`, s.description])),
-    },
-    catalogues,
-  );
+  const problems = bankTextProblems(options, catalogues);
+  if (problems.length > 0) throw new ConfigError('the languages of views/locales', problems);
   const common = { sandbox: options.sandbox, hasLogo: logo !== undefined };
   return {
     // The bank's own texts in the page's language (config/localised-text.ts).
@@ -88,6 +84,7 @@ export function createViews(options: { branding: MoatConfig['branding']; scopes?
         ...data,
       }),
     catalogues,
+    timeZone: branding.timeZone,
     stylesheet: readFileSync(join(VIEWS_DIR, 'assets', 'moat.css'), 'utf8'),
     passkeyScript: createPasskeyScript(VIEWS_DIR),
     sessionTimerScript: assetScript(SESSION_TIMER_SCRIPT_PATH, join(VIEWS_DIR, 'assets', 'session-timer.js')),
@@ -98,16 +95,24 @@ export function createViews(options: { branding: MoatConfig['branding']; scopes?
 }
 
 /**
- * A bank's text in a language no page is in would never be shown: the start stops and names the
- * entry (`branding.paymentCharges.fr`), so a typo or a missing catalogue is found before customers
- * silently get the default instead.
+ * A bank's text in a language no page is in would never be shown: `moat config validate` and the
+ * start name the entry (`branding.paymentCharges.fr`), so a typo or a missing catalogue is found
+ * before customers silently get the default instead. Empty when every entry can be shown.
  */
-function checkTextLanguages(texts: Record<string, LocalisedText | undefined>, catalogues: Catalogues): void {
-  const problems = Object.entries(texts).flatMap(([key, text]) =>
+export function bankTextProblems(
+  config: { branding: MoatConfig['branding']; scopes?: MoatConfig['scopes'] | undefined },
+  catalogues: Catalogues = loadCatalogues(join(VIEWS_DIR, 'locales')),
+): string[] {
+  const texts: Record<string, LocalisedText | undefined> = {
+    'branding.bankName': config.branding.bankName,
+    'branding.contact': config.branding.contact,
+    'branding.paymentCharges': config.branding.paymentCharges,
+    ...Object.fromEntries(Object.entries(config.scopes ?? {}).map(([scope, s]) => [`scopes.${scope}.description`, s.description])),
+  };
+  return Object.entries(texts).flatMap(([key, text]) =>
     languagesOf(text)
       // Shown on some page: the entry a page in one of the catalogues' languages would pick.
       .filter((tag) => !catalogues.locales.some((locale) => textIn({ default: '', [tag]: tag }, locale) === tag))
       .map((tag) => `${key}.${tag}: no customer page is in this language (views/locales has ${catalogues.locales.join(', ')})`),
   );
-  if (problems.length > 0) throw new Error(problems.join('; '));
 }

@@ -1,8 +1,13 @@
+import type { CodeRefusalReason } from './code-refusal.ts';
+import { DecoupledRefusal, type DecoupledRefusalCode } from './decoupled-refusal.ts';
 import { DomainError, type DomainErrorKind } from './domain-error.ts';
+import type { PageRefusalCode } from './page-refusal.ts';
 import { FormRefused } from './form-refused.ts';
 import { OAuthError } from './oauth-error.ts';
+import { SignInRefused, type SignInRefusalCode } from './sign-in-refused.ts';
 import { SIGNING_ALGORITHMS } from './signing-algorithms.ts';
-import type { TokenRejected } from './token-rejected.ts';
+import { StrongSignInRequired } from './strong-sign-in-required.ts';
+import type { TokenRejected, TokenRejectionCode } from './token-rejected.ts';
 
 /*
  * The one place typed errors become responses of Moat's JSON APIs, one function per dialect:
@@ -72,6 +77,79 @@ const OAUTH_STATUS: Record<Exclude<DomainErrorKind, 'state_conflict'>, { status:
   rate_limited: { status: 429, error: 'temporarily_unavailable' },
 };
 
+/**
+ * The status of a decoupled authorisation's refusal on the bank app's JSON APIs (the sandbox bank
+ * app's API and the bank's own app's callback, docs/bank-app.openapi.json); the body's error is the
+ * refusal's code.
+ */
+export const DECOUPLED_REFUSAL_STATUS: Readonly<Record<DecoupledRefusalCode, number>> = {
+  not_found: 404,
+  // RFC 9110 §15.5.11: the request existed and is gone for good; the TPP must ask again.
+  expired: 410,
+  already_decided: 409,
+  sca_required: 401,
+  choice_invalid: 400,
+};
+
+/**
+ * The status of the same refusals on the sandbox bank app's page, which shows itself again with the
+ * refusal said in the customer's words: a request that ended (expired, decided) is a 400 there.
+ */
+export const DECOUPLED_REFUSAL_PAGE_STATUS: Readonly<Record<DecoupledRefusalCode, number>> = {
+  not_found: 404,
+  expired: 400,
+  already_decided: 400,
+  sca_required: 401,
+  choice_invalid: 400,
+};
+
+/**
+ * The status of a refused sign-in, on the sign-in pages and the JSON APIs alike: wrong credentials
+ * or a refused one-time code are 401; a sign-in locked after too many failures is 429 (RFC 6585 §4).
+ */
+export const SIGN_IN_REFUSAL_STATUS: Readonly<Record<SignInRefusalCode, number>> = {
+  incorrect: 401,
+  locked: 429,
+  code_refused: 401,
+};
+
+/**
+ * The status of a page refusing a one-time code: input that is no code, or no factor to check it
+ * against, is the request's fault (400); a wrong or reused code is a failed authentication (401);
+ * paused code entry is 429 (RFC 6585 §4).
+ */
+export const CODE_REFUSAL_STATUS: Readonly<Record<CodeRefusalReason, number>> = {
+  malformed: 400,
+  no_factor: 400,
+  wrong: 401,
+  used: 401,
+  locked: 429,
+};
+
+/** A page's status for a refused code, and when a paused code entry may be tried again (RFC 9110 §10.2.3). */
+export function codeRefusalStatus(refused: { reason: CodeRefusalReason; retryAfterSeconds?: number }): { status: number; retryAfterSeconds?: number } {
+  const status = CODE_REFUSAL_STATUS[refused.reason];
+  return refused.reason === 'locked' && refused.retryAfterSeconds !== undefined ? { status, retryAfterSeconds: refused.retryAfterSeconds } : { status };
+}
+
+/** The status of a customer's page shown again with a refusal in their words (kernel/page-refusal.ts). */
+export const PAGE_REFUSAL_STATUS: Readonly<Record<PageRefusalCode, number>> = {
+  out_of_step: 400,
+  input_refused: 400,
+  authentication_needed: 401,
+  authentication_refused: 403,
+  // RFC 9110 §15.5.10: the request conflicts with the current state of what it names.
+  state_changed: 409,
+  not_found: 404,
+  unavailable: 503,
+};
+
+/**
+ * What makes an error of oidc-provider's an outage it answers itself (a storage backend or the
+ * signing service down): 503 (RFC 9110 §15.6.4), its code and description shown to the client.
+ */
+export const PROVIDER_OUTAGE = { status: 503, statusCode: 503, expose: true } as const;
+
 /** The headers of a domain error's answer: when to retry (RFC 9110 §10.2.3). */
 function retryHeaders(err: DomainError): Record<string, string> | undefined {
   if (err.kind === 'unavailable') return { 'Retry-After': RETRY_AFTER_SECONDS };
@@ -80,7 +158,7 @@ function retryHeaders(err: DomainError): Record<string, string> | undefined {
 }
 
 /** The OAuth JSON answer to a typed error, or undefined for an error that is not one. */
-export function oauthErrorResponse(err: OAuthError | DomainError, options?: OAuthDialectOptions): ErrorResponse;
+export function oauthErrorResponse(err: OAuthError | DomainError | DecoupledRefusal | SignInRefused, options?: OAuthDialectOptions): ErrorResponse;
 export function oauthErrorResponse(err: unknown, options?: OAuthDialectOptions): ErrorResponse | undefined;
 export function oauthErrorResponse(err: unknown, options: OAuthDialectOptions = {}): ErrorResponse | undefined {
   if (err instanceof OAuthError) {
@@ -88,6 +166,11 @@ export function oauthErrorResponse(err: unknown, options: OAuthDialectOptions = 
     return { status: err.status, ...challenge, body: { error: err.code, error_description: err.description } };
   }
   if (isProviderError(err)) return { status: err.status, body: { error: err.error, error_description: err.error_description ?? err.error } };
+  if (err instanceof DecoupledRefusal) return { status: DECOUPLED_REFUSAL_STATUS[err.code], body: { error: err.code, error_description: err.message } };
+  if (err instanceof SignInRefused) {
+    const retry = err.retryAfterSeconds === undefined ? {} : { headers: { 'Retry-After': String(err.retryAfterSeconds) } };
+    return { status: SIGN_IN_REFUSAL_STATUS[err.code], ...retry, body: { error: 'access_denied', error_description: err.message } };
+  }
   if (!(err instanceof DomainError)) return undefined;
   const { status, error } =
     err.kind === 'state_conflict'
@@ -103,6 +186,24 @@ export function oauthErrorResponse(err: unknown, options: OAuthDialectOptions = 
     ...(headers === undefined ? {} : { headers }),
     ...(err.outcome === undefined ? {} : { outcome: err.outcome }),
   };
+}
+
+/**
+ * The readiness probe's answer while a backend Moat needs cannot answer (app.ts): the orchestrator
+ * reads the status, the body names no backend, and Retry-After says when to ask again as on every
+ * outage answer.
+ */
+export function notReadyResponse(): ErrorResponse {
+  return { status: 503, headers: { 'Retry-After': RETRY_AFTER_SECONDS }, body: { status: 'unavailable' } };
+}
+
+/**
+ * The gateway check's answer to a gateway that did not authenticate to it: 500, which nginx's
+ * auth_request passes on as 500: a gateway that cannot authenticate is the bank's misconfiguration,
+ * not the TPP's fault, so the TPP is not asked for another token (401) nor told it may not (403).
+ */
+export function gatewayUnauthenticatedResponse(description: string): ErrorResponse {
+  return { status: 500, body: { error: 'gateway_unauthenticated', error_description: description } };
 }
 
 /** The generic answer to anything unexpected: nothing of the error, only where to look. */
@@ -190,6 +291,19 @@ export interface BearerDialectOptions {
   challengeStatusesOnly?: boolean;
 }
 
+/**
+ * The status of each refusal of an access token: a token missing, not active, not bound to the
+ * presented key or proof, or a proof that needs a fresh nonce, is 401 with the challenge (RFC 6750
+ * §3, RFC 9449 §7.1 and §9); a token without the scope or consent the call needs is 403 (RFC 6750 §3.1).
+ */
+export const TOKEN_REJECTION_STATUS: Readonly<Record<TokenRejectionCode, number>> = {
+  invalid_token: 401,
+  invalid_request: 401,
+  invalid_dpop_proof: 401,
+  use_dpop_nonce: 401,
+  insufficient_scope: 403,
+};
+
 /** Whether a refusal is answered with a DPoP challenge: DPoP's own errors, or a DPoP scheme (RFC 9449 §7.1). */
 function isDpopRefusal(err: TokenRejected, authorization: string): boolean {
   return err.error === 'invalid_dpop_proof' || err.error === 'use_dpop_nonce' || authorization.split(' ')[0]!.toLowerCase() === 'dpop';
@@ -201,7 +315,8 @@ function isDpopRefusal(err: TokenRejected, authorization: string): boolean {
  * `use_dpop_nonce` asks the client to use (§9), and the OAuth JSON body.
  */
 export function bearerErrorResponse(err: TokenRejected, options: BearerDialectOptions): ErrorResponse & { headers: Record<string, string> } {
-  const status = options.challengeStatusesOnly === true ? (err.status === 403 ? 403 : 401) : err.status;
+  const own = err.status ?? TOKEN_REJECTION_STATUS[err.error];
+  const status = options.challengeStatusesOnly === true ? (own === 403 ? 403 : 401) : own;
   return {
     status,
     headers: {
@@ -259,8 +374,20 @@ export function errorPageKindOf(status: number): ErrorPageKind {
  * interaction) are known by their exposed status; its SessionNotFound (matched by name: the kernel
  * imports no oidc-provider) is an expired sign-in session, and its 5xx the bank's trouble.
  */
+export function htmlErrorResponse(err: FormRefused | OAuthError | DomainError | DecoupledRefusal | SignInRefused | StrongSignInRequired): ErrorPageAnswer;
+export function htmlErrorResponse(err: unknown): ErrorPageAnswer | undefined;
 export function htmlErrorResponse(err: unknown): ErrorPageAnswer | undefined {
   if (err instanceof FormRefused) return { status: err.status, error: err.code, description: err.description, kind: 'form_expired' };
+  if (err instanceof DecoupledRefusal) {
+    // views/locales bankApp.refused.<code>: the English message stays in the log and the JSON APIs.
+    const status = DECOUPLED_REFUSAL_PAGE_STATUS[err.code];
+    return { status, error: err.code, description: err.message, kind: errorPageKindOf(status), messageKey: `bankApp.refused.${err.code}` };
+  }
+  if (err instanceof SignInRefused) {
+    const status = SIGN_IN_REFUSAL_STATUS[err.code];
+    return { status, error: 'access_denied', description: err.message, kind: errorPageKindOf(status) };
+  }
+  if (err instanceof StrongSignInRequired) return { status: 403, error: 'sca_required', description: err.message, kind: 'other', messageKey: err.messageKey };
   if (err instanceof OAuthError) return { status: err.status, error: err.code, description: err.description, kind: errorPageKindOf(err.status) };
   if (err instanceof DomainError) {
     if (err.kind === 'unavailable') return { status: 503, error: 'temporarily_unavailable', description: UNAVAILABLE_DESCRIPTION, kind: 'unavailable' };

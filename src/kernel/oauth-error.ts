@@ -6,6 +6,8 @@
 export type OAuthErrorCode =
   | 'invalid_request'
   | 'invalid_client'
+  /** The bank app's callback called without the bank app's certificate (ciba/bank-app-interface.ts). */
+  | 'unauthorized_client'
   | 'invalid_client_metadata'
   | 'invalid_redirect_uri'
   | 'invalid_software_statement'
@@ -38,6 +40,8 @@ export type OperatorRefusalCode =
 const STATUS: Record<OAuthErrorCode, number> = {
   invalid_request: 400,
   invalid_client: 401,
+  // Answered like invalid_client (RFC 6749 §5.2): the caller did not authenticate as the one client allowed.
+  unauthorized_client: 401,
   invalid_client_metadata: 400,
   invalid_redirect_uri: 400,
   invalid_software_statement: 400,

@@ -10,10 +10,14 @@ export type TokenRejectionCode = 'invalid_token' | 'insufficient_scope' | 'inval
 
 export class TokenRejected extends Error {
   readonly error: TokenRejectionCode;
-  readonly status: number;
+  /**
+   * A status other than the code's own (TOKEN_REJECTION_STATUS in error-responses.ts), for a caller
+   * whose contract asks for one; undefined, the code's own.
+   */
+  readonly status: number | undefined;
   /** A DPoP-Nonce to send with the refusal (RFC 9449 §9 `use_dpop_nonce`). */
   readonly nonce: string | undefined;
-  constructor(error: TokenRejectionCode, description: string, status = 401, nonce?: string) {
+  constructor(error: TokenRejectionCode, description: string, status?: number, nonce?: string) {
     super(description);
     this.name = 'TokenRejected';
     this.error = error;

@@ -9,6 +9,7 @@ import type { CallDiagnostics } from '../diagnostics/call-diagnostics.ts';
 import type { RecentCalls } from '../diagnostics/call-journal.ts';
 import type { CallRecord } from '../diagnostics/call-record.ts';
 import { CSRF_FIELD, type Csrf } from '../http/csrf.ts';
+import { PAGE_REFUSAL_STATUS } from '../kernel/error-responses.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
 import { readForm } from '../http/read-body.ts';
 import type { Views } from '../interactions/views.ts';
@@ -112,7 +113,7 @@ export function createPortalRouter(deps: Deps): Router {
       errors.form = `This browser has made ${MAX_TPPS_PER_SESSION} sandbox TPPs already; use one of them, or \`npm run moat -- sandbox tpp\` on the command line.`;
     }
     if (Object.keys(errors).length > 0) {
-      ctx.status = 400;
+      ctx.status = PAGE_REFUSAL_STATUS.input_refused;
       await renderPortal(ctx, { input, errors });
       return;
     }

@@ -6,6 +6,7 @@ import { destroyHsmKey, generateHsmKey, listHsmKeys, loadOrCreateHsmKeys, signWi
 import type { SharedKey } from '../keys/key-rotation.ts';
 import type { KeyMaterial } from '../keys/shared-signing-keys.ts';
 import { HsmUnavailableError, hsmFailure, openPkcs11Token, type HsmFailureReason, type Pkcs11Token } from '../keys/pkcs11-token.ts';
+import { PROVIDER_OUTAGE } from '../kernel/error-responses.ts';
 import type { Logger } from '../observability/logger.ts';
 
 /*
@@ -26,7 +27,7 @@ export const EXTERNAL_SIGNING_ACK = 'experimental-01';
  */
 export function signingUnavailable(reason: HsmFailureReason, cause: unknown): Error {
   const err = new errors.CustomOIDCProviderError('temporarily_unavailable', 'the signing service is unavailable; retry shortly', { cause });
-  return Object.assign(err, { status: 503, statusCode: 503, expose: true, allow_redirect: false, moatReason: reason });
+  return Object.assign(err, { ...PROVIDER_OUTAGE, allow_redirect: false, moatReason: reason });
 }
 
 export interface SigningFailureReporting {

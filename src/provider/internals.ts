@@ -175,3 +175,66 @@ export async function saveBackchannelResult(
   }
   await request.save();
 }
+
+type Grant = InstanceType<Provider['Grant']>;
+
+/** A merge written into a grant, and how to take it back. */
+export interface GrantMerge {
+  grantId: string;
+  /** The grant's details after the merge. */
+  rar: Grant['rar'];
+  /** Puts the grant back as it was before the merge (the consent could not be amended). */
+  undo(): Promise<void>;
+}
+
+/** What the grant held before a merge: the fields a merge changes. */
+type GrantState = Pick<Grant, 'openid' | 'resources' | 'rejected' | 'rar' | 'exp'>;
+
+/**
+ * FAPI Grant Management `merge`: the customer's new decision written into the grant the earlier
+ * tokens already belong to, so they stay valid and, through the grant, carry the merged consent
+ * (provider-hooks.ts reads a token's authorization_details from its grant). `add` adds what the
+ * authorization asked with the public Grant API (addOIDCScope, addResourceScope: unions). Two
+ * things it has no API for:
+ * - the granted detail is replaced, not added: Grant#addRar (lib/models/grant.js) only pushes onto
+ *   the grant's `rar` array, and a merged consent is one detail, so the array itself is replaced;
+ * - the grant lives on as a new one would: BaseModel#save (lib/models/base_model.js) stores the
+ *   grant with the `exp` it was found with (remainingTTL); with `exp` unset, the opaque format
+ *   (lib/models/formats/opaque.js) takes the lifetime from ttl.Grant again — capped by the merged
+ *   consent's expiry — counted from now.
+ * Undefined when the grant is gone (revoked meanwhile) or is not this client's and customer's.
+ */
+export async function mergeIntoGrant(
+  provider: Provider,
+  grantId: string,
+  owner: { clientId: string; accountId: string },
+  merge: {
+    add: (grant: Grant) => void;
+    /** The merged detail: written when `asked` (the request carried details) or the grant carries one already. */
+    rar?: NonNullable<Grant['rar']>;
+    asked: boolean;
+  },
+): Promise<GrantMerge | undefined> {
+  const grant = await provider.Grant.find(grantId);
+  if (grant === undefined || grant.clientId !== owner.clientId || grant.accountId !== owner.accountId) return undefined;
+  const before: GrantState = structuredClone({ openid: grant.openid, resources: grant.resources, rejected: grant.rejected, rar: grant.rar, exp: grant.exp });
+  merge.add(grant);
+  if (merge.rar !== undefined && (merge.asked || grant.rar !== undefined)) grant.rar = merge.rar;
+  grant.exp = undefined;
+  await grant.save();
+  return {
+    grantId,
+    rar: grant.rar,
+    async undo() {
+      // Revoked meanwhile: nothing to put back (and nothing to bring back to life).
+      const now = await provider.Grant.find(grantId);
+      if (now === undefined) return;
+      if (before.exp !== undefined && before.exp <= Math.floor(Date.now() / 1000)) {
+        await now.destroy();
+        return;
+      }
+      Object.assign(now, before);
+      await now.save();
+    },
+  };
+}

@@ -1,4 +1,5 @@
 import { calculateJwkThumbprint, type JWK } from 'jose';
+import { cibaEnabled } from '../config/ciba-enabled.ts';
 import { AUTHORIZATION_DETAILS_TYPES, ROLE_FOR_TYPE } from '../consents/authorization-details.ts';
 import type { MoatConfig } from '../config/schema.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
@@ -97,7 +98,7 @@ export async function registrationMetadata(
   metadata.authorization_details_types = detailTypes;
 
   const grantTypes = stringArray(request, 'grant_types') ?? ['authorization_code', 'refresh_token', 'client_credentials'];
-  const allowedGrants = config.ciba.enabled ? new Set([...ALLOWED_GRANT_TYPES, ...CIBA_GRANT_TYPES]) : ALLOWED_GRANT_TYPES;
+  const allowedGrants = cibaEnabled(config) ? new Set([...ALLOWED_GRANT_TYPES, ...CIBA_GRANT_TYPES]) : ALLOWED_GRANT_TYPES;
   const badGrant = grantTypes.find((g) => !allowedGrants.has(g));
   if (badGrant !== undefined)
     throw new OAuthError('invalid_client_metadata', `grant_type ${badGrant} is not allowed (allowed: ${[...allowedGrants].join(', ')})`);

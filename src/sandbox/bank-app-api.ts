@@ -1,12 +1,14 @@
 import Router from '@koa/router';
-import type { ParameterizedContext } from 'koa';
 import { z } from 'zod';
-import { DecoupledRefusal, REFUSAL_STATUS } from '../ciba/decoupled-request.ts';
 import type { DecoupledAuthorisation } from '../ciba/decoupled-authorisation.ts';
 import type { CustomerDirectory } from '../customers/customer-directory.ts';
 import type { LoginThrottle } from '../customers/login-throttle.ts';
+import { jsonRefusals } from '../http/json-refusals.ts';
 import { readJsonObject } from '../http/read-body.ts';
-import { signIn, type InteractionSca } from '../interactions/routes.ts';
+import { signIn, signInRefused, type InteractionSca } from '../interactions/routes.ts';
+import { DecoupledRefusal } from '../kernel/decoupled-refusal.ts';
+import { OAuthError } from '../kernel/oauth-error.ts';
+import { SignInRefused } from '../kernel/sign-in-refused.ts';
 import type { Logger } from '../observability/logger.ts';
 import { passwordFactor, totpFactor, type FactorUse } from '../sca/authentication.ts';
 
@@ -41,67 +43,43 @@ export interface BankAppApiDeps {
 
 export function createBankAppApiRouter(deps: BankAppApiDeps): Router {
   const router = new Router({ prefix: BANK_APP_API_PATH });
-  const refuse = (ctx: ParameterizedContext, status: number, error: string, description: string) => {
-    ctx.status = status;
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = { error, error_description: description };
-  };
+  router.use(jsonRefusals());
 
   router.post('/decisions', async (ctx) => {
     const parsed = decisionBody.safeParse(await readJsonObject(ctx.req));
-    if (!parsed.success) {
-      refuse(ctx, 400, 'invalid_request', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
-      return;
-    }
+    if (!parsed.success) throw new OAuthError('invalid_request', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
     const body = parsed.data;
     const signedIn = await signIn(ctx, { customers: deps.customers, throttle: deps.throttle, logger: deps.logger }, body.username, body.password);
-    if (!signedIn.ok) {
-      refuse(ctx, signedIn.status, 'access_denied', signedIn.message);
-      return;
-    }
+    if (!signedIn.ok) throw signInRefused(signedIn);
     const { customerId } = signedIn;
     const factors: FactorUse[] = [passwordFactor()];
     if (body.code !== undefined && deps.sca.totp !== undefined) {
       const checked = await deps.sca.totp.verify(customerId, body.code, ctx.ip);
-      if (!checked.ok) {
-        refuse(ctx, 401, 'access_denied', checked.message);
-        return;
-      }
+      if (!checked.ok) throw new SignInRefused('code_refused', checked.message);
       factors.push(totpFactor());
     }
-    try {
-      const id = body.request ?? (await deps.authorisation.pendingFor(customerId))[0]?.id;
-      if (id === undefined) throw new DecoupledRefusal('not_found', 'no request is waiting for you');
-      if (body.decision === 'deny') {
-        await deps.authorisation.deny({ id, customerId });
-        ctx.body = { request: id, decision: 'denied' };
-        return;
-      }
-      const consent = await deps.authorisation.approve({
-        id,
-        customerId,
-        factors,
-        ...(body.accounts === undefined ? {} : { accounts: body.accounts }),
-        ...(body.permission_groups === undefined ? {} : { permissionGroups: body.permission_groups }),
-      });
-      ctx.body = { request: id, decision: 'approved', consent_id: consent.id };
-    } catch (err) {
-      if (!(err instanceof DecoupledRefusal)) throw err;
-      refuse(ctx, REFUSAL_STATUS[err.code], err.code, err.message);
+    const id = body.request ?? (await deps.authorisation.pendingFor(customerId))[0]?.id;
+    if (id === undefined) throw new DecoupledRefusal('not_found', 'no request is waiting for you');
+    if (body.decision === 'deny') {
+      await deps.authorisation.deny({ id, customerId });
+      ctx.body = { request: id, decision: 'denied' };
+      return;
     }
+    const consent = await deps.authorisation.approve({
+      id,
+      customerId,
+      factors,
+      ...(body.accounts === undefined ? {} : { accounts: body.accounts }),
+      ...(body.permission_groups === undefined ? {} : { permissionGroups: body.permission_groups }),
+    });
+    ctx.body = { request: id, decision: 'approved', consent_id: consent.id };
   });
 
   router.post('/pending', async (ctx) => {
     const parsed = decisionBody.pick({ username: true, password: true }).safeParse(await readJsonObject(ctx.req));
-    if (!parsed.success) {
-      refuse(ctx, 400, 'invalid_request', 'username and password are required');
-      return;
-    }
+    if (!parsed.success) throw new OAuthError('invalid_request', 'username and password are required');
     const signedIn = await signIn(ctx, { customers: deps.customers, throttle: deps.throttle, logger: deps.logger }, parsed.data.username, parsed.data.password);
-    if (!signedIn.ok) {
-      refuse(ctx, signedIn.status, 'access_denied', signedIn.message);
-      return;
-    }
+    if (!signedIn.ok) throw signInRefused(signedIn);
     const pending = await deps.authorisation.pendingFor(signedIn.customerId);
     ctx.set('Cache-Control', 'no-store');
     ctx.body = {
@@ -111,6 +89,7 @@ export function createBankAppApiRouter(deps: BankAppApiDeps): Router {
         scope: r.scope,
         expires_at: r.expiresAt.toISOString(),
         ...(r.bindingMessage === undefined ? {} : { binding_message: r.bindingMessage }),
+        ...(r.purpose === undefined ? {} : { purpose: r.purpose }),
       })),
     };
   });

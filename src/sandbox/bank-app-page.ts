@@ -1,7 +1,6 @@
 import Router from '@koa/router';
 import type { ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
-import { DecoupledRefusal } from '../ciba/decoupled-request.ts';
 import type { DecoupledAuthorisation } from '../ciba/decoupled-authorisation.ts';
 import { ChoiceInvalid } from '../consents/customer-choice.ts';
 import { describeAccount, describeDetail } from '../consents/presentation.ts';
@@ -14,6 +13,8 @@ import { signIn, type InteractionSca } from '../interactions/routes.ts';
 import type { Views } from '../interactions/views.ts';
 import { intlLocale, type Translate } from '../interactions/messages.ts';
 import { codeRefusalText, signInRefusalText } from '../interactions/refusal-text.ts';
+import { DecoupledRefusal } from '../kernel/decoupled-refusal.ts';
+import { DECOUPLED_REFUSAL_PAGE_STATUS, htmlErrorResponse, SIGN_IN_REFUSAL_STATUS } from '../kernel/error-responses.ts';
 import type { Logger } from '../observability/logger.ts';
 import { passwordFactor, totpFactor } from '../sca/authentication.ts';
 
@@ -78,10 +79,11 @@ export function createBankAppPageRouter(deps: BankAppPageDeps): Router {
           id: r.id,
           clientName: client?.clientName ?? r.clientId,
           bindingMessage: r.bindingMessage,
-          expiresAt: new Intl.DateTimeFormat(intl, { dateStyle: 'medium', timeStyle: 'long', timeZone: 'UTC' }).format(r.expiresAt),
+          purpose: r.purpose,
+          expiresAt: new Intl.DateTimeFormat(intl, { dateStyle: 'medium', timeStyle: 'long', timeZone: deps.views.timeZone }).format(r.expiresAt),
           selection: r.requested?.type === 'payment_initiation' ? 'one' : 'many',
           // RTS Art. 5(1)(a): a payment's amount and payee are shown where the customer authenticates for it.
-          detail: r.requested === undefined ? undefined : describeDetail(r.requested, intl),
+          detail: r.requested === undefined ? undefined : describeDetail(r.requested, intl, deps.views.timeZone),
           accounts: accounts.map((a) => describeAccount(a)),
         };
       }),
@@ -113,7 +115,7 @@ export function createBankAppPageRouter(deps: BankAppPageDeps): Router {
     // RTS Art. 4: the app is opened with two factors, as the bank's real app is.
     const checked = deps.sca.totp === undefined ? undefined : await deps.sca.totp.verify(signedIn.customerId, form.get('code'), ctx.ip);
     if (checked === undefined || !checked.ok) {
-      ctx.status = 401;
+      ctx.status = SIGN_IN_REFUSAL_STATUS.code_refused;
       await render(ctx, { error: (t) => (checked === undefined ? t('bankApp.noCode') : codeRefusalText(t, checked)) });
       return;
     }
@@ -127,7 +129,8 @@ export function createBankAppPageRouter(deps: BankAppPageDeps): Router {
     deps.csrf.verify(ctx, CSRF_PURPOSE, form.get(CSRF_FIELD) ?? undefined);
     const customerId = await strongCustomer(ctx);
     if (customerId === undefined) {
-      ctx.status = 401;
+      // A decision needs a strong sign-in first: answered as the service's sca_required refusal.
+      ctx.status = DECOUPLED_REFUSAL_PAGE_STATUS.sca_required;
       await render(ctx, { error: (t) => t('bankApp.signInFirst') });
       return;
     }
@@ -146,11 +149,13 @@ export function createBankAppPageRouter(deps: BankAppPageDeps): Router {
       await render(ctx, { notice: (t) => t('bankApp.approved') });
     } catch (err) {
       if (!(err instanceof DecoupledRefusal)) throw err;
-      ctx.status = err.code === 'sca_required' ? 401 : err.code === 'not_found' ? 404 : 400;
-      // bankApp.refused.<code> in views/locales; the English message stays in the service (and the JSON API).
-      // A refused choice of accounts is said as on the consent page (choice.<code>).
-      const { code, cause } = err;
-      await render(ctx, { error: (t) => (cause instanceof ChoiceInvalid ? t(`choice.${cause.code}`) : t(`bankApp.refused.${code}`)) });
+      // The kernel's page dialect: the status, and bankApp.refused.<code> in views/locales (the
+      // English message stays in the service and the JSON API). A refused choice of accounts is said
+      // as on the consent page (choice.<code>).
+      const answer = htmlErrorResponse(err);
+      ctx.status = answer.status;
+      const { cause } = err;
+      await render(ctx, { error: (t) => (cause instanceof ChoiceInvalid ? t(`choice.${cause.code}`) : t(answer.messageKey!)) });
     }
   });
 

@@ -13,7 +13,7 @@ import {
 } from '../http/bearer-token.ts';
 import type { GrantedDetail } from '../consents/authorization-details.ts';
 import { ConsentStateConflict } from '../consents/consent.ts';
-import { oauthErrorResponse } from '../kernel/error-responses.ts';
+import { oauthErrorResponse, writeErrorResponse } from '../kernel/error-responses.ts';
 import type { ConsentService } from '../consents/consent-service.ts';
 import { AccountsUnavailable, type AccountDirectory, type CustomerAccount } from '../customers/account-directory.ts';
 
@@ -79,13 +79,8 @@ export function createSandboxApiRouter(deps: Deps): Router {
       // The resource API's own refusals; anything else reaches the last line of defence.
       const known =
         err instanceof ConsentStateConflict || err instanceof AccountsUnavailable ? oauthErrorResponse(err, { stateConflictStatus: 400 }) : undefined;
-      if (known !== undefined) {
-        ctx.status = known.status;
-        ctx.body = known.body;
-        for (const [name, value] of Object.entries(known.headers ?? {})) ctx.set(name, value);
-        return;
-      }
-      throw err;
+      if (known === undefined) throw err;
+      writeErrorResponse(ctx, known);
     }
   };
 
@@ -100,7 +95,6 @@ export function createSandboxApiRouter(deps: Deps): Router {
         throw new TokenRejected(
           'insufficient_scope',
           'this access token carries no consent to any account: ask the customer again, with scope accounts or an account_information consent',
-          403,
         );
       }
       const shared = new Set(granted.accounts.map((a) => a.accountId));
@@ -115,7 +109,7 @@ export function createSandboxApiRouter(deps: Deps): Router {
     handle('payments', async (token) => {
       const granted = grantedDetails(token).find((d) => d.type === 'payment_initiation');
       if (granted?.type !== 'payment_initiation')
-        throw new TokenRejected('insufficient_scope', 'this access token carries no authorised payment_initiation consent', 403);
+        throw new TokenRejected('insufficient_scope', 'this access token carries no authorised payment_initiation consent');
       await deps.consents.consume(granted.consentId, { actor: 'tpp', actorId: token.clientId });
       return {
         data: {

@@ -148,12 +148,6 @@ export function createTotpFactor(deps: {
   };
 }
 
-/** The HTTP status a page refusing a code answers with, and its Retry-After when locked. */
-export function refusalStatus(checked: Exclude<CodeCheck, { ok: true }>): { status: number; retryAfterSeconds?: number } {
-  if (checked.reason === 'locked') return { status: 429, retryAfterSeconds: checked.retryAfterSeconds };
-  return { status: checked.reason === 'malformed' || checked.reason === 'no_factor' ? 400 : 401 };
-}
-
 function lockedCheck(locked: AttemptsLocked): CodeCheck {
   const minutes = Math.max(1, Math.ceil(locked.retryAfterSeconds / 60));
   return {

@@ -1,5 +1,6 @@
 import type { Adapter, AdapterPayload, errors as ProviderErrors } from 'oidc-provider';
 import type { ModelStore } from '../kernel/model-store.ts';
+import { PROVIDER_OUTAGE } from '../kernel/error-responses.ts';
 import { StorageUnavailableError } from '../kernel/storage-unavailable.ts';
 
 /*
@@ -57,7 +58,7 @@ export async function revokeGrant(stores: Stores, grantId: string): Promise<void
  */
 function unavailable(errors: Errors, err: StorageUnavailableError): Error {
   const mapped = new errors.CustomOIDCProviderError('temporarily_unavailable', 'a storage backend is unavailable; retry shortly', { cause: err });
-  return Object.assign(mapped, { status: 503, statusCode: 503, expose: true });
+  return Object.assign(mapped, { ...PROVIDER_OUTAGE });
 }
 
 /** Runs a store call, turning an outage into the error oidc-provider renders as a 503. */

@@ -18,8 +18,10 @@ function testFiles(dir: string): string[] {
 }
 
 describe('the suites of the embedded pass', () => {
-  it('include every suite that starts Moat through the harness or takes a throwaway database', () => {
-    const direct = testFiles('test').filter((file) => /support\/(moat-harness|databases)\.ts['"]/.test(readFileSync(file, 'utf8')));
+  it('include every suite that starts Moat through the harness or picks its backend by the pass', () => {
+    const direct = testFiles('test').filter((file) =>
+      /support\/moat-harness\.ts['"]|\bembeddedOnly\s*\(|\bdefaultBackend\s*\(/.test(readFileSync(file, 'utf8')),
+    );
     expect(direct.length).toBeGreaterThan(50);
     expect(direct.filter((file) => !listed.has(file))).toEqual([]);
   });
@@ -35,5 +37,32 @@ describe('the suites of the embedded pass', () => {
     expect(listed.has('test/pki/certificate-chain.test.ts')).toBe(false);
     expect(listed.has('test/config/load.test.ts')).toBe(false);
     expect(listed.has('test/integration/quick-start.test.ts')).toBe(true);
+  });
+
+  it('leave out suites that read the pass only to leave their Postgres and Redis cases out: their other cases ran on the services pass', () => {
+    // sqlBackends() (PGlite always, Postgres on the services pass), a Redis backend added withServices(),
+    // describeWithServices: the embedded pass would run a subset of what the services pass ran.
+    for (const file of [
+      'test/storage/migrations.test.ts',
+      'test/storage/model-store.test.ts',
+      'test/passkeys/passkey-ceremonies.test.ts',
+      'test/storage/sql-transaction.test.ts',
+    ]) {
+      expect(readFileSync(file, 'utf8')).toMatch(/\b(sqlBackends|withServices|describeWithServices)\b/);
+      expect(listed.has(file)).toBe(false);
+    }
+  });
+
+  it('can leave those out because databases.ts reads the switch only in embeddedOnly(), and calls that only to leave services cases out', () => {
+    // The code without its comments (which name these functions).
+    const text = readFileSync('test/support/databases.ts', 'utf8')
+      .replace(/\/\*[\s\S]*?\*\//g, '')
+      .replace(/^\s*\/\/.*$/gm, '');
+    expect(text.match(/TEST_MOAT_EMBEDDED_ONLY/g)).toHaveLength(1);
+    expect(text).toMatch(/export function embeddedOnly\(\): boolean \{\n {2}return process\.env\.TEST_MOAT_EMBEDDED_ONLY === '1';\n\}/);
+    // The one call: withServices(), which the narrowing helpers (describeWithServices, sqlBackends) use.
+    expect(text.match(/\bembeddedOnly\(\)(?!: boolean)/g)).toHaveLength(1);
+    expect(text).toMatch(/export function withServices\(\): boolean \{\n {2}return !embeddedOnly\(\);\n\}/);
+    expect(text).toMatch(/describeWithServices: jest\.Describe = withServices\(\) \? describe : describe\.skip;/);
   });
 });

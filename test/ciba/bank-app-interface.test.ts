@@ -104,13 +104,15 @@ describe('the bank notification interface (docs/bank-app.openapi.json)', () => {
 
   it('tells the bank app of a request over mTLS, in the documented shape; the app approves with SCA and the TPP gets its tokens', async () => {
     const notified = nextNotification();
-    const started = await startDecoupled(tpp, { login_hint: 'cust-alice', binding_message: 'Branch 12' });
+    const started = await startDecoupled(tpp, { login_hint: 'cust-alice', binding_message: 'Branch 12', purpose: 'To show your balance at the till' });
     const notification = bankAppNotificationSchema.parse(await notified);
     expect(notifications.at(-1)!.presentedSubject).toBe('moat');
     expect(notification).toMatchObject({
       request_id: started.auth_req_id,
       customer_id: 'cust-alice',
       binding_message: 'Branch 12',
+      // Why the TPP asks, for the app to show as the consent screen does (issue 18 point 4).
+      purpose: 'To show your balance at the till',
       scope: 'openid accounts',
       client: { client_id: tpp.client.client_id },
       callback: `${h.issuer}/bank-app/requests/${encodeURIComponent(started.auth_req_id)}/decision`,

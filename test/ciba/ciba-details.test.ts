@@ -1,14 +1,14 @@
 import * as oauth from 'oauth4webapi';
 import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 import { totpCode } from '../../src/sca/totp.ts';
-import { CIBA_GRANT, cibaRegistration, pollOnce, startDecoupled } from '../support/ciba.ts';
-import { accountAccessBody, clientCredentialsToken, consentApi, intentClaims, introspect, sandboxAccountsOf } from '../support/consents.ts';
+import { backchannelRequest, CIBA_GRANT, cibaRegistration, pollOnce, startDecoupled } from '../support/ciba.ts';
+import { accountAccessBody, clientCredentialsToken, consentApi, intentClaims, introspect, refresh, sandboxAccountsOf } from '../support/consents.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
 
 /*
  * Decoupled authorisation with what the redirect flow carries: RFC 9396 authorization_details, a
- * UK OB intent, Grant Management's merge, and DPoP-bound tokens (FAPI-CIBA §5.2.2 allows either
+ * UK OB intent, Grant Management's merge (into the same grant: the earlier tokens live on), and DPoP-bound tokens (FAPI-CIBA §5.2.2 allows either
  * sender constraint). The customer decides through the sandbox bank-app API with password and code.
  */
 
@@ -50,6 +50,17 @@ async function approve(id: string, accounts: string[]): Promise<void> {
     }),
   });
   if (res.status !== 200) throw new Error(`approval refused: ${res.status} ${await res.text()}`);
+}
+
+async function grantsCall(method: 'GET' | 'DELETE', grantId: string, token: string) {
+  const res = await tpp.fetch(`${h.issuer}/grants/${encodeURIComponent(grantId)}`, { method, headers: { authorization: `Bearer ${token}` } });
+  const text = await res.text();
+  return { status: res.status, body: text === '' ? {} : (JSON.parse(text) as Record<string, any>) };
+}
+
+/** The accounts of the authorization_details a token response, introspection or grant query carries. */
+function accountsOf(body: { authorization_details?: unknown }): string[] {
+  return ((body.authorization_details as { accounts: { accountId: string }[] }[])[0]!.accounts ?? []).map((a) => a.accountId).sort();
 }
 
 async function tokensOf(client: RegisteredTpp, id: string, options: { DPoP?: oauth.DPoPHandle } = {}) {
@@ -102,16 +113,64 @@ describe('CIBA with authorization_details, intents and grant management', () => 
     );
   });
 
-  it('merges into an existing grant with grant_management_action=merge', async () => {
-    const first = await startDecoupled(tpp, { login_hint: 'cust-alice', binding_message: 'First', grant_management_action: 'create' });
+  it('merges into the same grant with grant_management_action=merge: the earlier tokens stay valid with the merged consent, until the grant is revoked', async () => {
+    const detail = JSON.stringify([{ type: 'account_information', permissions: ['ReadAccountsBasic', 'ReadBalances'] }]);
+    const first = await startDecoupled(tpp, {
+      scope: 'openid',
+      login_hint: 'cust-alice',
+      binding_message: 'First',
+      grant_management_action: 'create',
+      authorization_details: detail,
+    });
     await approve(first.auth_req_id, [current]);
-    const grantId = String((await tokensOf(tpp, first.auth_req_id)).grant_id);
-    const second = await startDecoupled(tpp, { login_hint: 'cust-alice', binding_message: 'More', grant_management_action: 'merge', grant_id: grantId });
+    const earlier = await tokensOf(tpp, first.auth_req_id);
+    const grantId = String(earlier.grant_id);
+    const second = await startDecoupled(tpp, {
+      scope: 'openid',
+      login_hint: 'cust-alice',
+      binding_message: 'More',
+      grant_management_action: 'merge',
+      grant_id: grantId,
+      authorization_details: detail,
+    });
     await approve(second.auth_req_id, [savings]);
     const merged = await tokensOf(tpp, second.auth_req_id);
     expect(merged.grant_id).toBe(grantId);
-    const consent = await h.moat.consents.getForClient(grantId, tpp.client.client_id);
-    expect((consent.granted as { accounts: { accountId: string }[] }).accounts.map((a) => a.accountId).sort()).toEqual([current, savings].sort());
+    const union = [current, savings].sort();
+    expect(accountsOf(merged)).toEqual(union);
+
+    // The grant as the TPP reads it, and the earlier tokens: the union, under the same grant.
+    const query = await grantsCall('GET', grantId, await clientCredentialsToken(tpp, 'grant_management_query'));
+    expect(query.status).toBe(200);
+    expect(accountsOf(query.body)).toEqual(union);
+    expect(await introspect(tpp, earlier.access_token)).toMatchObject({ active: true, consent_id: grantId });
+    expect(accountsOf(await introspect(tpp, earlier.access_token))).toEqual(union);
+    const refreshed = await refresh(tpp, earlier.refresh_token!);
+    expect(refreshed.status).toBe(200);
+    expect(refreshed.body).toMatchObject({ grant_id: grantId });
+    expect(accountsOf(refreshed.body)).toEqual(union);
+
+    // DELETE /grants/{id} ends every token of the grant, earlier and new.
+    expect((await grantsCall('DELETE', grantId, await clientCredentialsToken(tpp, 'grant_management_revoke'))).status).toBe(204);
+    for (const token of [earlier.access_token, earlier.refresh_token!, String(refreshed.body.access_token), merged.access_token, merged.refresh_token!]) {
+      expect(await introspect(tpp, token)).toEqual({ active: false });
+    }
+    expect(await refresh(tpp, earlier.refresh_token!)).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
+  });
+
+  it("refuses to merge or replace another customer's grant with invalid_grant_id, before any customer sees it", async () => {
+    const first = await startDecoupled(tpp, { login_hint: 'cust-alice', binding_message: 'Alice', grant_management_action: 'create' });
+    await approve(first.auth_req_id, [current]);
+    const grantId = String((await tokensOf(tpp, first.auth_req_id)).grant_id);
+    for (const action of ['merge', 'replace']) {
+      const res = await backchannelRequest(tpp, { login_hint: 'cust-bob', binding_message: 'Bob', grant_management_action: action, grant_id: grantId });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({
+        error: 'invalid_grant_id',
+        error_description: `grant ${grantId} was given by another customer than the one this request names`,
+      });
+    }
+    expect(await h.moat.ciba!.authorisation.pendingFor('cust-bob')).toEqual([]);
   });
 
   it('issues DPoP-bound tokens to a client registered for DPoP (RFC 9449)', async () => {

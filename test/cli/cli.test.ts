@@ -29,6 +29,16 @@ describe('moat config validate', () => {
     expect(r.code).toBe(1);
     expect(r.err).toContain('listen.port: ');
   });
+
+  it('exits 1 naming a bank text in a language no customer page is in (issue 18 point 8)', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));
+    writeFileSync(join(cwd, 'moat.yaml'), 'branding: { paymentCharges: { default: No charge, fr: Sans frais, pt-BR: Sem tarifa } }\n');
+    const r = await moat(['config', 'validate'], { cwd });
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('  - branding.paymentCharges.fr: no customer page is in this language (views/locales has en, pt-BR)');
+    expect(r.err).not.toContain('pt-BR: no customer page');
+    expect(r.out).toBe('');
+  });
 });
 
 describe('moat keys', () => {

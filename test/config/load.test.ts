@@ -130,6 +130,14 @@ describe('configuration loading', () => {
     expect(problems).toHaveLength(5);
   });
 
+  it('refuses a bank time zone Intl does not know, naming the key (issue 18 point 6)', () => {
+    expect(loadConfig({ env: {}, cwd: dirWith('branding: { timeZone: America/Sao_Paulo }\n') }).config.branding.timeZone).toBe('America/Sao_Paulo');
+    expect(loadConfig({ env: {}, cwd: dirWith() }).config.branding.timeZone).toBe('UTC');
+    expect(problemsOf(() => loadConfig({ env: {}, cwd: dirWith('branding: { timeZone: Brasilia }\n') }))).toEqual([
+      'branding.timeZone: expected an IANA time zone such as Europe/London or America/Sao_Paulo',
+    ]);
+  });
+
   it('refuses a resource server scope that is not configured', () => {
     const problems = problemsOf(() =>
       loadConfig({

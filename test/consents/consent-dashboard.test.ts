@@ -9,7 +9,9 @@ import { introspect, redeem, refresh } from '../support/consents.ts';
 
 let h: Harness;
 let tpp: RegisteredTpp;
-useMoatWithTpp((started) => ({ h, tpp } = started));
+// A bank in São Paulo (UTC−3): the dashboard says its dates and times in the bank's zone (issue 18 point 6).
+const BANK_ZONE = 'America/Sao_Paulo';
+useMoatWithTpp((started) => ({ h, tpp } = started), { config: { branding: { timeZone: BANK_ZONE } } });
 
 async function signedIn(username = 'alice', password = `${username}-sandbox`): Promise<Browser> {
   const browser = new Browser(h, tpp.creds.serverCaPem);
@@ -69,7 +71,9 @@ describe('the consent dashboard', () => {
       // By nickname, as on the consent screen (issue 18 point 6), and masked.
       expect(html).toContain('Rainy day saver (••••4321)');
       expect(html).not.toContain('40001787654321');
-      expect(html).toContain('29 February 2032');
+      // 2032-02-29T00:00:00Z is 21:00 on the 28th in the bank's zone: the consent ends on the bank's 28 February.
+      expect(html).toContain('28 February 2032');
+      expect(html).not.toContain('29 February 2032');
       expect(html).toContain(`href="/account/consents/${tokens.consent_id}/revoke"`);
     } finally {
       await browser.close();
@@ -86,12 +90,29 @@ describe('the consent dashboard', () => {
       let html = '';
       for (let tries = 0; tries < 20; tries += 1) {
         html = await (await browser.request('/account/consents')).text();
-        if (html.includes('Last used by Test Fintech</dt><dd class="last-used">2')) break;
+        if (/Last used by Test Fintech<\/dt><dd class="last-used">\d/.test(html)) break;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
-      const today = new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' }).format(new Date());
-      expect(html).toMatch(new RegExp(`Last used by Test Fintech</dt><dd class="last-used">${today} at \\d{2}:\\d{2} UTC</dd>`));
+      // The moment recorded, said in the bank's zone and named (not UTC), in the page's locale.
+      const { lastUsedAt } = await h.moat.consents.getForClient(tokens.consent_id, tpp.client.client_id);
+      const inZone = (locale: string) =>
+        new Intl.DateTimeFormat(locale, {
+          day: 'numeric',
+          month: 'long',
+          year: 'numeric',
+          hour: '2-digit',
+          minute: '2-digit',
+          timeZone: BANK_ZONE,
+          timeZoneName: 'short',
+        }).format(lastUsedAt);
+      expect(inZone('en-GB')).toMatch(/ at \d{2}:\d{2} GMT-3$/);
+      expect(html).toContain(`Last used by Test Fintech</dt><dd class="last-used">${inZone('en-GB')}</dd>`);
       expect(html).toContain('Last used by Test Fintech</dt><dd class="last-used">Not used yet</dd>');
+      expect(html).not.toContain(' UTC<');
+      // In Brazilian Portuguese, the zone by its local name.
+      const pt = await (await browser.request('/account/consents', { headers: { 'accept-language': 'pt-BR' } })).text();
+      expect(inZone('pt-BR')).toMatch(/ às \d{2}:\d{2} BRT$/);
+      expect(pt).toContain(`<dd class="last-used">${inZone('pt-BR')}</dd>`);
     } finally {
       await browser.close();
     }

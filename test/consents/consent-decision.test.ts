@@ -1,7 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { GrantDecision, RequestedDetail } from '../../src/consents/authorization-details.ts';
 import { approveConsent, consentIdAtDecision, denyConsent, type GrantWriter } from '../../src/consents/consent-decision.ts';
@@ -9,10 +6,9 @@ import { createConsentService, type ConsentService } from '../../src/consents/co
 import { createSqlConsentStore } from '../../src/storage/sql/consent-store.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import type { ModelStore } from '../../src/kernel/model-store.ts';
-import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import { createPostgresModelStore } from '../../src/storage/sql/postgres-model-store.ts';
-import { createPgliteSqlClient, type SqlClient } from '../../src/storage/sql/sql-client.ts';
-import { sqlBackends } from '../support/databases.ts';
+import type { SqlClient } from '../../src/storage/sql/sql-client.ts';
+import { migratedSqlBackends, openMigratedPglite } from '../support/databases.ts';
 
 /*
  * The customer's decision writes two records in two stores: oidc-provider's grant and Moat's
@@ -39,33 +35,44 @@ function grantsIn(store: ModelStore): GrantWriter {
       await store.upsert('Grant', jti, { jti, kind: 'Grant', ...(granted === undefined ? {} : { rar: [granted] }) } as never);
       return jti;
     },
+    async merge(grantId, granted, asked) {
+      const before = await store.find('Grant', grantId);
+      if (before === undefined) return undefined;
+      const carries = (before as { rar?: unknown }).rar !== undefined;
+      await store.upsert('Grant', grantId, { ...before, ...(granted !== undefined && (asked || carries) ? { rar: [granted] } : {}) } as never);
+      return { undo: () => store.upsert('Grant', grantId, before) };
+    },
     destroy: (grantId) => store.destroy('Grant', grantId),
   };
 }
 
-describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
+describe.each(migratedSqlBackends())('the consent decision on %s', (_name, open) => {
   let consentDb: { sql: SqlClient; drop(): Promise<void> };
-  let grantSql: SqlClient;
-  let grantDir: string;
+  let grantDb: { sql: SqlClient; drop(): Promise<void> };
   let grantStore: ModelStore;
   let consents: ConsentService;
-  let grantsClosed: boolean;
 
-  beforeEach(async () => {
+  // One consent database and grant store per backend, migrated copies of databases.ts's templates
+  // (opening a PGlite database is seconds of CPU; the subject here is the decision, not the schema).
+  // Every test's records have ids of their own; a test that needs a store gone closes one of its own.
+  beforeAll(async () => {
     consentDb = await open();
-    await applyMigrations(consentDb.sql);
-    grantDir = mkdtempSync(join(tmpdir(), 'moat-grants-'));
-    grantSql = await createPgliteSqlClient(grantDir);
-    await applyMigrations(grantSql);
-    grantStore = createPostgresModelStore(grantSql);
-    grantsClosed = false;
+    grantDb = await openMigratedPglite();
+    grantStore = createPostgresModelStore(grantDb.sql);
     consents = createConsentService({ store: createSqlConsentStore(consentDb.sql), revokeGrant: (id) => grantStore.destroy('Grant', id), logger: silent });
   });
-  afterEach(async () => {
-    if (!grantsClosed) await grantSql.close();
-    rmSync(grantDir, { recursive: true, force: true });
-    await consentDb.drop();
+  afterAll(async () => {
+    await grantDb?.drop();
+    await consentDb?.drop();
   });
+
+  /** A grant store whose database is closed, so its next query fails as it would in an outage. */
+  async function unavailableGrantStore(): Promise<ModelStore> {
+    const db = await openMigratedPglite();
+    const store = createPostgresModelStore(db.sql);
+    await db.drop();
+    return store;
+  }
 
   it('authorises an intent under the id the grant names, minted once', async () => {
     const { consent: intent } = await consents.lodgeIntent({ clientId: 'tpp-1', detail: accountAccess, scope: 'openid accounts' });
@@ -89,20 +96,19 @@ describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
   it('leaves an intent AwaitingAuthorisation when the grant store is unavailable', async () => {
     const { consent: intent } = await consents.lodgeIntent({ clientId: 'tpp-1', detail: accountAccess, scope: 'openid accounts' });
     const request = { clientId: 'tpp-1', scope: 'openid accounts', intentId: intent.id, detail: accountAccess };
-    await grantSql.close();
-    grantsClosed = true;
+    const unavailable = await unavailableGrantStore();
     await expect(
-      approveConsent(consents, grantsIn(grantStore), { request, customerId: 'cust-1', consentId: intent.id, granted: chosen, params: {} }),
+      approveConsent(consents, grantsIn(unavailable), { request, customerId: 'cust-1', consentId: intent.id, granted: chosen, params: {} }),
     ).rejects.toThrow();
     expect((await consents.getForClient(intent.id, 'tpp-1')).status).toBe('AwaitingAuthorisation');
   });
 
   it('records no consent for a scope request when the grant store is unavailable', async () => {
-    const request = { clientId: 'tpp-1', scope: 'openid accounts' };
-    await grantSql.close();
-    grantsClosed = true;
+    // A client of its own: the consent database is shared by this file's tests.
+    const request = { clientId: 'tpp-no-grant-store', scope: 'openid accounts' };
+    const unavailable = await unavailableGrantStore();
     await expect(
-      approveConsent(consents, grantsIn(grantStore), {
+      approveConsent(consents, grantsIn(unavailable), {
         request,
         customerId: 'cust-1',
         consentId: consentIdAtDecision(request, undefined),
@@ -110,7 +116,7 @@ describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
         params: {},
       }),
     ).rejects.toThrow();
-    expect(await consents.listForClient('tpp-1')).toEqual([]);
+    expect(await consents.listForClient('tpp-no-grant-store')).toEqual([]);
   });
 
   it('removes the saved grant when the consent store is unavailable', async () => {
@@ -123,15 +129,13 @@ describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
         saved.push(id);
         return id;
       },
+      merge: grants.merge,
       destroy: grants.destroy,
     };
     // A consent store of its own, closed here: the shared fixture's database is dropped after the test.
-    const dir = mkdtempSync(join(tmpdir(), 'moat-consents-'));
-    const sql = await createPgliteSqlClient(dir);
-    await applyMigrations(sql);
-    const failing = createConsentService({ store: createSqlConsentStore(sql), revokeGrant: (id) => grantStore.destroy('Grant', id), logger: silent });
-    await sql.close();
-    rmSync(dir, { recursive: true, force: true });
+    const own = await openMigratedPglite();
+    const failing = createConsentService({ store: createSqlConsentStore(own.sql), revokeGrant: (id) => grantStore.destroy('Grant', id), logger: silent });
+    await own.drop();
     await expect(
       approveConsent(failing, watching, { request, customerId: 'cust-1', consentId: consentIdAtDecision(request, undefined), granted: undefined, params: {} }),
     ).rejects.toThrow();
@@ -154,6 +158,7 @@ describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
           saved.push(id);
           return id;
         },
+        merge: grants.merge,
         destroy: grants.destroy,
       },
       approval,
@@ -162,6 +167,62 @@ describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
     expect(await grantStore.find('Grant', saved[0]!)).toBeUndefined();
     expect(first.ok && (await grantStore.find('Grant', first.grantId))).toEqual(expect.objectContaining({ kind: 'Grant' }));
     expect((await consents.getForClient(intent.id, 'tpp-1')).grantId).toBe(first.ok ? first.grantId : 'none');
+  });
+
+  describe('a Grant Management merge', () => {
+    const more: GrantDecision = {
+      ...chosen,
+      accounts: [{ schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '60161331926820', accountId: 'acc-2' }],
+    } as GrantDecision;
+    const request = { clientId: 'tpp-1', scope: 'openid accounts', detail: accountAccess };
+    const authorised = async (service: ConsentService) => {
+      const first = await approveConsent(service, grantsIn(grantStore), {
+        request,
+        customerId: 'cust-1',
+        consentId: consentIdAtDecision(request, undefined),
+        granted: chosen,
+        params: {},
+      });
+      if (!first.ok) throw new Error(first.description);
+      return first;
+    };
+    const merge = (service: ConsentService, consentId: string) =>
+      approveConsent(service, grantsIn(grantStore), {
+        request,
+        customerId: 'cust-1',
+        consentId: consentIdAtDecision(request, undefined),
+        granted: more,
+        params: { grant_management_action: 'merge', grant_id: consentId },
+      });
+    const accountsOf = async (grantId: string) =>
+      ((await grantStore.find('Grant', grantId)) as unknown as { rar: { accounts: { accountId: string }[] }[] }).rar[0]!.accounts.map((a) => a.accountId);
+
+    it('writes the union into the consent’s own grant: the same grant id, the earlier grant kept', async () => {
+      const first = await authorised(consents);
+      const merged = await merge(consents, first.consent.id);
+      if (!merged.ok) throw new Error(merged.description);
+      expect(merged.grantId).toBe(first.grantId);
+      expect(merged.consent).toMatchObject({ id: first.consent.id, status: 'Authorised', grantId: first.grantId });
+      expect(await accountsOf(first.grantId)).toEqual(['acc-1', 'acc-2']);
+    });
+
+    it('refuses a merge into a grant revoked meanwhile, writing nothing back', async () => {
+      const first = await authorised(consents);
+      await consents.revoke(first.consent.id, { actor: 'customer', actorId: 'cust-1' });
+      const merged = await merge(consents, first.consent.id);
+      expect(merged).toEqual({ ok: false, description: expect.stringMatching(/no longer holds/) });
+      expect(await grantStore.find('Grant', first.grantId)).toBeUndefined();
+    });
+
+    it('puts the grant back as it was when the consent cannot be amended', async () => {
+      // A consent that ended while its grant was still there: the amendment fails after the grant was written.
+      const keepingGrants = createConsentService({ store: createSqlConsentStore(consentDb.sql), revokeGrant: async () => undefined, logger: silent });
+      const first = await authorised(keepingGrants);
+      await keepingGrants.revoke(first.consent.id, { actor: 'customer', actorId: 'cust-1' });
+      const merged = await merge(keepingGrants, first.consent.id);
+      expect(merged.ok).toBe(false);
+      expect(await accountsOf(first.grantId)).toEqual(['acc-1']);
+    });
   });
 
   it('records a denial as Rejected without writing a grant', async () => {

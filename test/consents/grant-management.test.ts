@@ -1,11 +1,12 @@
 import * as oauth from 'oauth4webapi';
-import { clientCredentialsToken, introspect, parError, sandboxAccountsOf } from '../support/consents.ts';
+import { clientCredentialsToken, introspect, parError, refresh, sandboxAccountsOf } from '../support/consents.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { authorizationCodeFlow, Browser, onboardTpp, signInToDashboard, type RegisteredTpp } from '../support/tpp-client.ts';
 
 /*
  * FAPI Grant Management for OAuth 2.0 (Implementer's Draft 1) on Moat's consents: grant_id is the
- * consent id; create, merge and replace at PAR; the query and revoke endpoints with certificate-bound
+ * consent id; create, merge (into the same oidc-provider grant: the earlier tokens live on) and
+ * replace at PAR; the query and revoke endpoints with certificate-bound
  * tokens carrying grant_management_query / grant_management_revoke.
  */
 
@@ -36,6 +37,18 @@ async function grantsCall(client: RegisteredTpp, method: 'GET' | 'DELETE', grant
 /** An authorization with grant management parameters; the customer shares `accounts`. */
 async function grantFlow(accounts: string[], params: Record<string, string> = { grant_management_action: 'create' }) {
   return (await authorizationCodeFlow(h, tpp, { scope: 'openid accounts', accounts, extraParams: params })).tokens;
+}
+
+/** As grantFlow, asking by RFC 9396 authorization_details: the tokens then carry the accounts granted. */
+async function detailFlow(accounts: string[], params: Record<string, string>, more: Record<string, unknown> = {}) {
+  const detail = { type: 'account_information', permissions: ['ReadAccountsBasic', 'ReadBalances'], ...more };
+  const extraParams = { ...params, authorization_details: JSON.stringify([detail]) };
+  return (await authorizationCodeFlow(h, tpp, { scope: 'openid', accounts, extraParams })).tokens;
+}
+
+/** The accounts of the authorization_details a token response or introspection carries. */
+function accountsOf(body: Record<string, any>): string[] {
+  return (body.authorization_details[0].accounts as { accountId: string }[]).map((a) => a.accountId).sort();
 }
 
 async function grantedAccounts(grantId: string): Promise<string[]> {
@@ -80,17 +93,24 @@ describe('grant_management_action at PAR', () => {
     expect(refused).toEqual({ error: 'invalid_grant_id', error_description: 'grant_id is not a grant of this client' });
   });
 
-  it('merge: adds what the customer grants now to the same grant, ends the old tokens, and the dashboard shows one consent', async () => {
-    const first = await grantFlow([current]);
+  it('merge: the customer consents to the difference, and it is written into the same grant; the earlier tokens stay valid and carry the merged consent', async () => {
+    const first = await detailFlow([current], { grant_management_action: 'create' });
     const grantId = String(first.grant_id);
     expect(await grantedAccounts(grantId)).toEqual([current]);
 
-    const merged = await grantFlow([savings], { grant_management_action: 'merge', grant_id: grantId });
+    const merged = await detailFlow([savings], { grant_management_action: 'merge', grant_id: grantId });
     expect(merged.grant_id).toBe(grantId);
-    expect(await grantedAccounts(grantId)).toEqual([current, savings].sort());
-    // The grant as it was is gone with its tokens; the new tokens carry the merged grant.
-    expect(await introspect(tpp, first.access_token)).toEqual({ active: false });
-    expect(await introspect(tpp, merged.access_token)).toMatchObject({ active: true, consent_id: grantId });
+    const union = [current, savings].sort();
+    expect(await grantedAccounts(grantId)).toEqual(union);
+    // The earlier tokens belong to the same grant: the access token introspects active with the
+    // merged accounts, and the refresh token still refreshes, into a token of the merged consent.
+    expect(accountsOf(await introspect(tpp, first.access_token))).toEqual(union);
+    expect(await introspect(tpp, first.access_token)).toMatchObject({ active: true, consent_id: grantId });
+    const refreshed = await refresh(tpp, first.refresh_token!);
+    expect(refreshed.status).toBe(200);
+    expect(refreshed.body).toMatchObject({ grant_id: grantId, consent_id: grantId });
+    expect(accountsOf(refreshed.body)).toEqual(union);
+    expect(accountsOf(await introspect(tpp, merged.access_token))).toEqual(union);
 
     const events = await h.moat.consents.events(grantId);
     expect(events.at(-1)).toMatchObject({ fromStatus: 'Authorised', toStatus: 'Authorised', actor: 'customer', reason: expect.stringMatching(/merged/) });
@@ -102,6 +122,27 @@ describe('grant_management_action at PAR', () => {
     } finally {
       await browser.close();
     }
+
+    // Revoking the merged grant ends every token of it, earlier and new.
+    expect((await grantsCall(tpp, 'DELETE', grantId, await clientCredentialsToken(tpp, 'grant_management_revoke'))).status).toBe(204);
+    for (const token of [first.access_token, first.refresh_token!, String(refreshed.body.access_token), merged.access_token, merged.refresh_token!]) {
+      expect(await introspect(tpp, token)).toEqual({ active: false });
+    }
+    expect(await refresh(tpp, first.refresh_token!)).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
+    expect(await refresh(tpp, merged.refresh_token!)).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
+  });
+
+  it('merge: the grant then lives as long as the merged consent', async () => {
+    const day = 86_400_000;
+    const first = await detailFlow([current], { grant_management_action: 'create' }, { expirationDateTime: new Date(Date.now() + day).toISOString() });
+    const grantId = String(first.grant_id);
+    const later = new Date(Date.now() + 2 * day);
+    await detailFlow([savings], { grant_management_action: 'merge', grant_id: grantId }, { expirationDateTime: later.toISOString() });
+    const consent = await h.moat.consents.getForClient(grantId, tpp.client.client_id);
+    expect(consent.expiresAt?.getTime()).toBe(Date.parse(later.toISOString()));
+    // The grant was capped at the first consent's day; it now runs to the merged consent's expiry.
+    const grant = await h.moat.provider.Grant.find(consent.grantId!);
+    expect(Math.abs(grant!.exp! - later.getTime() / 1000)).toBeLessThan(60);
   });
 
   it('replace: the new grant is authorised and the old one revoked with its tokens', async () => {
@@ -110,6 +151,7 @@ describe('grant_management_action at PAR', () => {
     expect(replaced.grant_id).not.toBe(first.grant_id);
     expect(await h.moat.consents.getForClient(String(first.grant_id), tpp.client.client_id)).toMatchObject({ status: 'Revoked' });
     expect(await introspect(tpp, first.access_token)).toEqual({ active: false });
+    expect(await refresh(tpp, first.refresh_token!)).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
     expect(await grantedAccounts(String(replaced.grant_id))).toEqual([savings]);
   });
 

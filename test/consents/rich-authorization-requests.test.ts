@@ -1,3 +1,4 @@
+import { withClockAhead } from '../support/clock.ts';
 import type { Harness } from '../support/moat-harness.ts';
 import { authorize, Browser, hiddenField, onboardTpp, pushAuthorization, useMoatWithTpp, customerConsents, type RegisteredTpp } from '../support/tpp-client.ts';
 import { introspect, parError, redeem, refresh } from '../support/consents.ts';
@@ -79,7 +80,7 @@ describe('authorization_details at PAR (RFC 9396 §5: invalid_authorization_deta
 
 describe('authorization_details that stop being valid while the customer signs in', () => {
   it('send the TPP invalid_authorization_details (RFC 9396 §5), not a server error', async () => {
-    const expiry = Date.now() + 2_000;
+    const expiry = Date.now() + 60_000;
     const { requestUri } = await pushAuthorization(tpp, {
       extraParams: { authorization_details: accountInformation({ expirationDateTime: new Date(expiry).toISOString() }) },
     });
@@ -89,12 +90,13 @@ describe('authorization_details that stop being valid while the customer signs i
       expect(start.location).toBeUndefined();
       const uid = new URL(start.url, h.issuer).pathname.split('/')[2]!;
       const loginPage = await start.res.text();
-      // The customer takes longer than the TPP's expiry allowed.
-      await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiry - Date.now()) + 50));
-      const login = await browser.follow(`/interaction/${uid}/login`, {
-        method: 'POST',
-        form: { username: 'alice', password: 'alice-sandbox', csrf: hiddenField(loginPage, 'csrf') },
-      });
+      // The customer takes longer than the TPP's expiry allowed: the clock moves past it (test/support/clock.ts).
+      const login = await withClockAhead(Math.max(0, expiry - Date.now()) + 1000, () =>
+        browser.follow(`/interaction/${uid}/login`, {
+          method: 'POST',
+          form: { username: 'alice', password: 'alice-sandbox', csrf: hiddenField(loginPage, 'csrf') },
+        }),
+      );
       expect(login.location).toBeDefined();
       const callback = new URL(login.location!);
       expect(callback.searchParams.get('error')).toBe('invalid_authorization_details');
@@ -201,19 +203,21 @@ describe('the consent screen refuses a choice outside the rules', () => {
 
 describe('consent expiry', () => {
   it("ends a consent's tokens at its expirationDateTime, then records it Expired", async () => {
-    // Ten seconds: long enough for the whole flow on a loaded CI machine, short enough to wait out.
-    const expiresAt = Date.now() + 10_000;
+    // A minute: the whole flow fits in it on a loaded CI machine; the clock then moves past it
+    // instead of waiting it out (test/support/clock.ts).
+    const expiresAt = Date.now() + 60_000;
     const expiry = new Date(expiresAt).toISOString();
     const code = await authorize(h, tpp, { extraParams: { authorization_details: accountInformation({ expirationDateTime: expiry }) } });
     const { body: tokens } = await redeem(tpp, code);
     // No token outlives its consent: the lifetimes are capped by the expiry.
-    expect(tokens.expires_in).toBeLessThanOrEqual(10);
+    expect(tokens.expires_in).toBeLessThanOrEqual(60);
     expect((await introspect(tpp, tokens.access_token as string)).active).toBe(true);
-    await new Promise((r) => setTimeout(r, Math.max(0, expiresAt - Date.now()) + 500));
-    expect((await introspect(tpp, tokens.refresh_token as string)).active).toBe(false);
-    expect((await refresh(tpp, tokens.refresh_token as string)).body.error).toBe('invalid_grant');
-    expect(await h.moat.consents.expireDue()).toBeGreaterThanOrEqual(1);
-    expect((await h.moat.consents.getForClient(tokens.consent_id as string, tpp.client.client_id)).status).toBe('Expired');
+    await withClockAhead(Math.max(0, expiresAt - Date.now()) + 500, async () => {
+      expect((await introspect(tpp, tokens.refresh_token as string)).active).toBe(false);
+      expect((await refresh(tpp, tokens.refresh_token as string)).body.error).toBe('invalid_grant');
+      expect(await h.moat.consents.expireDue()).toBeGreaterThanOrEqual(1);
+      expect((await h.moat.consents.getForClient(tokens.consent_id as string, tpp.client.client_id)).status).toBe('Expired');
+    });
   });
 });
 

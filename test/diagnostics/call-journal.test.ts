@@ -3,7 +3,7 @@ import type { CallJournal } from '../../src/diagnostics/call-journal.ts';
 import { createMemoryCallJournal } from '../../src/storage/embedded/call-journal.ts';
 import { createRedisCallJournal } from '../../src/storage/redis/call-journal.ts';
 import type { CallRecord } from '../../src/diagnostics/call-record.ts';
-import { embeddedOnly, redisTestPrefix } from '../support/databases.ts';
+import { withServices, redisTestPrefix } from '../support/databases.ts';
 
 /*
  * The journal behind /diagnostics/calls, on both its stores. A reader here is a certificate other
@@ -83,7 +83,7 @@ function describeJournal(name: string, open: () => Promise<{ journal: CallJourna
 
 describeJournal('in-process', async () => ({ journal: createMemoryCallJournal({ retentionSeconds: 60, perOwner: PER_OWNER }), close: async () => {} }));
 
-if (embeddedOnly()) {
+if (!withServices()) {
   it.skip('Redis call journal (embedded-only run)', () => {});
 } else {
   describeJournal('Redis', async () => {

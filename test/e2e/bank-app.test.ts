@@ -6,7 +6,7 @@ import { cibaRegistration, startDecoupled } from '../support/ciba.ts';
 import { chromiumAvailable, useChromium, VIEWPORTS } from '../support/chromium.ts';
 import { sandboxAccountsOf } from '../support/consents.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
-import { checkAccessible, shoot } from '../support/page-checks.ts';
+import { checkAccessible, checkAxe, shoot } from '../support/page-checks.ts';
 import { onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
 
 /*
@@ -26,7 +26,8 @@ let offsetMs = 0;
 const chromium = useChromium();
 
 beforeAll(async () => {
-  h = await startMoat({ now: () => new Date(Date.now() + offsetMs) });
+  // A bank in São Paulo: the app says when a request stops waiting in the bank's zone (issue 18 point 6).
+  h = await startMoat({ now: () => new Date(Date.now() + offsetMs), config: { branding: { timeZone: 'America/Sao_Paulo' } } });
   tpp = await onboardTpp(h, { registration: cibaRegistration() });
 });
 
@@ -35,8 +36,8 @@ afterAll(async () => {
   await h?.close();
 });
 
-async function startRequest(bindingMessage: string): Promise<string> {
-  return (await startDecoupled(tpp, { login_hint: 'cust-alice', binding_message: bindingMessage })).auth_req_id;
+async function startRequest(bindingMessage: string, extra: Record<string, string> = {}): Promise<string> {
+  return (await startDecoupled(tpp, { login_hint: 'cust-alice', binding_message: bindingMessage, ...extra })).auth_req_id;
 }
 
 async function signIn(page: Page): Promise<void> {
@@ -73,8 +74,10 @@ describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
     }
   });
 
-  it('shows the waiting request with its binding message; approving with a fresh code gives the TPP its tokens for the accounts chosen', async () => {
-    const id = await startRequest('Till 7 ref 4410');
+  it("shows the waiting request with its binding message and the TPP's purpose; approving with a fresh code gives the TPP its tokens for the accounts chosen", async () => {
+    // OpenID Connect for Identity Assurance 1.0 purpose, at the backchannel endpoint as at PAR: shown as the consent screen shows it.
+    const purpose = 'To check your <b>balance</b> before the till & print it';
+    const id = await startRequest('Till 7 ref 4410', { purpose });
     const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true });
     try {
       const page = await context.newPage();
@@ -82,7 +85,13 @@ describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
       const card = page.locator(`[data-request="${id}"]`);
       await card.waitFor();
       expect(await card.locator('.binding-message').textContent()).toBe('Till 7 ref 4410');
+      await expect(card.innerText()).resolves.toMatch(/Waiting until \d{1,2} \w{3} \d{4}, \d{2}:\d{2}:\d{2} GMT-3/);
+      // Quoted as the TPP's words, and as text: the TPP's markup is not the page's.
+      await expect(card.innerText()).resolves.toContain(`Reason given by Test Fintech\n${purpose}`);
+      expect(await card.locator('q.purpose').textContent()).toBe(purpose);
+      expect(await card.locator('b').count()).toBe(0);
       await checkAccessible(page);
+      await checkAxe(page);
       await shoot(page, 'bank-app-request');
       // Share the savings account only.
       const [current, savings, euro] = sandboxAccountsOf('alice') as [string, string, string];
@@ -117,6 +126,7 @@ describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
       scope: 'openid',
       login_hint: 'cust-alice',
       binding_message: 'Caixa 3',
+      purpose: 'Pagar a sua conta de energia de dezembro',
       authorization_details: JSON.stringify([payment]),
     });
     const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true, locale: 'pt-BR' });
@@ -125,6 +135,9 @@ describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
       await page.goto(`${h.issuer}/sandbox/app`);
       expect(await page.locator('html').getAttribute('lang')).toBe('pt-BR');
       await page.getByRole('heading', { name: 'Aplicativo do banco' }).waitFor();
+      // The sign-in page too: outline, labels, contrast and axe (issue 18 point 7).
+      await checkAccessible(page);
+      await checkAxe(page);
       await page.getByLabel('Usuário').fill(alice.username);
       await page.getByLabel('Senha').fill(alice.password);
       await page.getByLabel(/Código de uso único do seu aplicativo/).fill(totpCode(alice.totpSecret, new Date()));
@@ -133,8 +146,10 @@ describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
       await card.getByRole('heading', { name: 'Test Fintech pede que você confirme um pagamento' }).waitFor();
       expect(await card.locator('.amount').textContent()).toMatch(/£\s?1\.234,50/);
       expect(await card.locator('.payee').textContent()).toBe('ACME Energy Ltd (agência (sort code) 08-08-00, conta 21325698)');
-      await expect(card.innerText()).resolves.toMatch(/Aguardando até \d{1,2} de \w+\.? de \d{4}/);
+      await expect(card.innerText()).resolves.toMatch(/Aguardando até \d{1,2} de \w+\.? de \d{4}, \d{2}:\d{2}:\d{2} BRT/);
+      await expect(card.innerText()).resolves.toContain('Motivo informado por Test Fintech\nPagar a sua conta de energia de dezembro');
       await checkAccessible(page);
+      await checkAxe(page);
       await shoot(page, 'bank-app-pt-BR');
       await card.getByRole('button', { name: 'Aprovar' }).click();
       await page.getByText('Digite o código de uso único do seu aplicativo autenticador para aprovar.').waitFor();

@@ -6,7 +6,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import type { Harness } from '../support/moat-harness.ts';
 import { onboardTpp, pushAuthorization, useMoatWithTpp, type RegisteredTpp } from '../support/tpp-client.ts';
 import { chromiumAvailable, useChromium, VIEWPORTS } from '../support/chromium.ts';
-import { checkAccessible, checkAxe, checkTargetsAndFocus, shoot } from '../support/page-checks.ts';
+import { checkAccessible, checkAxe, checkAxeWithoutScript, checkTargetsAndFocus, shoot } from '../support/page-checks.ts';
 
 /*
  * The customer pages as a bank's UX and conduct teams review them (issue 18), in real Chromium at
@@ -25,7 +25,8 @@ let tpp: RegisteredTpp;
 let eidasTpp: RegisteredTpp;
 useMoatWithTpp((started) => ({ h, tpp } = started), {
   // The bank's charges by language (issue 18 point 8): the default on English pages, its own on pt-BR ones.
-  config: { branding: { paymentCharges: { default: 'No charge from Moat Bank', 'pt-BR': 'Sem tarifa do Moat Bank' } } },
+  // A bank in São Paulo: dates and times in its zone, named (issue 18 point 6).
+  config: { branding: { paymentCharges: { default: 'No charge from Moat Bank', 'pt-BR': 'Sem tarifa do Moat Bank' }, timeZone: 'America/Sao_Paulo' } },
 });
 beforeAll(async () => {
   if (!chromiumAvailable()) return;
@@ -97,12 +98,15 @@ async function authorize(journey: Journey, client: RegisteredTpp, params: Record
   return codeVerifier;
 }
 
-async function checkPage(page: Page, name: string): Promise<void> {
+/** Every check on the page as it stands; a page shown with JavaScript off is checked by axe in a script-free copy. */
+async function checkPage(page: Page, name: string, options: { javaScript?: boolean } = {}): Promise<void> {
   await checkAccessible(page);
-  await checkAxe(page);
+  await (options.javaScript === false ? checkAxeWithoutScript(page) : checkAxe(page));
   await checkTargetsAndFocus(page);
   await shoot(page, `customer-${name}`);
 }
+
+const NO_SCRIPT = { javaScript: false } as const;
 
 describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
   it('keeps a refused data group unticked when the page comes back with an error, and moves focus to the error (defect 1)', async () => {
@@ -141,6 +145,8 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
     const { page } = journey;
     try {
       await authorize(journey, tpp, { authorization_details: payment('249.99') }, 'openid payments');
+      // From the sign-in page on, a payment is announced as one, not as access to the account.
+      await expect(page.locator('main p.lead').textContent()).resolves.toBe('Test Fintech asks you to confirm a payment. Sign in to review it.');
       await signIn(page, 'alice');
       await page.getByRole('heading', { name: 'Confirm payment of £249.99 to Green Energy Co' }).waitFor();
       expect(await page.title()).toMatch(/^Confirm payment ·/);
@@ -337,6 +343,9 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       const active = await page.locator('section[aria-labelledby="active-heading"]').innerText();
       expect(active).toContain('Everyday current account (••••5678)');
       expect(active).not.toMatch(/Access: |openid/);
+      // The last use in the bank's zone, named (America/Sao_Paulo), never the server's UTC.
+      expect(active).toMatch(/Last used by Test Fintech\s+\d{1,2} \w+ \d{4} at \d{2}:\d{2} GMT-3/);
+      expect(active).not.toContain('UTC');
       // WCAG 2.4.6 / 4.1.2: every stop button's accessible name is its own.
       const names = await page
         .getByRole('link', { name: /^Stop sharing with Test Fintech/ })
@@ -375,6 +384,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       // The sign-in page speaks it too (labels by the catalogue: Usuário, Senha).
       await page.getByRole('heading', { name: 'Entre para continuar' }).waitFor();
       expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
+      await expect(page.locator('main p.lead').textContent()).resolves.toBe('Test Fintech pede que você confirme um pagamento. Entre para revisá-lo.');
       await checkPage(page, 'login-pt-BR');
       const customer = SANDBOX_CUSTOMERS.find((c) => c.username === 'alice')!;
       await page.getByLabel('Usuário').fill(customer.username);
@@ -441,7 +451,8 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       expect(text).toMatch(/Pagamento de £\s?249,99 para Green Energy Co\s+Aguardando pagamento/);
       expect(text).toMatch(/\d{1,2} de \w+ de \d{4}/);
       // When the TPP last used a consent, in the page's language (the token issued in the point 6 test), and one never used.
-      expect(text).toMatch(/Último uso por Test Fintech\s+\d{1,2} de \w+ de \d{4}\D{1,6}\d{2}:\d{2} UTC/);
+      expect(text).toMatch(/Último uso por Test Fintech\s+\d{1,2} de \w+ de \d{4}\D{1,6}\d{2}:\d{2} BRT/);
+      expect(text).not.toContain('UTC');
       expect(text).toMatch(/Último uso por Test Fintech\s+Ainda não usado/);
       await checkPage(page, 'dashboard-pt-BR');
       // The dashboard's other pages speak it too.
@@ -469,6 +480,141 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await expect(page.getByText(/this page times out in about (10|9) minutes/).isVisible()).resolves.toBe(true);
       await page.getByRole('button', { name: 'Confirm payment' }).click();
       expect((await journey.callback).searchParams.get('code')).toBeTruthy();
+    } finally {
+      await journey.context.close();
+    }
+  });
+
+  it('completes an account-access consent without JavaScript, keeping what the customer chose when the page comes back with an error (defect 1)', async () => {
+    const journey = await openJourney(tpp, { javaScript: false });
+    const { page } = journey;
+    try {
+      await authorize(journey, tpp, { authorization_details: ACCOUNT_INFORMATION });
+      await signIn(page, 'bob');
+      await page.getByRole('heading', { name: 'Test Fintech is asking for access to your information' }).waitFor();
+      // WCAG 2.2.1: without JavaScript, the time limit is said on the page (interactionTtl: 600 s).
+      await expect(page.getByText(/this page times out in about (10|9) minutes/).isVisible()).resolves.toBe(true);
+      // Each group's permissions open without script (a <details> disclosure).
+      await page.getByText('What this includes: Your contact and party details').click();
+      await expect(page.getByText("The account holder's name, address, phone number and email address").isVisible()).resolves.toBe(true);
+      await checkPage(page, 'consent-nojs', NO_SCRIPT);
+      await page.getByLabel('Your contact and party details').uncheck();
+      await page.getByLabel(/Current account/).uncheck();
+      await page.getByRole('button', { name: 'Share with Test Fintech' }).click();
+      // The server's re-render, not a script, keeps the refusal and says what is missing.
+      await expect(page.getByRole('alert').textContent()).resolves.toContain('Choose at least one account to share.');
+      expect(await page.getByLabel('Your contact and party details').isChecked()).toBe(false);
+      expect(await page.getByLabel('Your account transactions').isChecked()).toBe(true);
+      expect(await page.getByLabel(/Current account/).getAttribute('aria-invalid')).toBe('true');
+      await checkPage(page, 'consent-error-nojs', NO_SCRIPT);
+      await page.getByLabel(/Current account/).check();
+      await page.getByRole('button', { name: 'Share with Test Fintech' }).click();
+      expect((await journey.callback).searchParams.get('code')).toBeTruthy();
+    } finally {
+      await journey.context.close();
+    }
+  });
+
+  it('shows every error page a browser can reach without JavaScript, with its way back and support reference (defect 3)', async () => {
+    const journey = await openJourney(tpp, { javaScript: false });
+    const { page } = journey;
+    try {
+      await page.goto(`${h.issuer}/interaction/no-such-interaction`);
+      await page.getByRole('heading', { name: 'Your session with the bank timed out' }).waitFor();
+      await expect(page.locator('main').innerText()).resolves.toMatch(/Support reference: [0-9a-f-]{36}/);
+      await checkPage(page, 'error-session-expired-nojs', NO_SCRIPT);
+
+      await page.goto(
+        `${h.issuer}/authorize?${new URLSearchParams({ client_id: 'no-such-client', request_uri: 'urn:ietf:params:oauth:request_uri:nothing' })}`,
+      );
+      await page.getByRole('heading', { name: 'We could not start this request' }).waitFor();
+      await checkPage(page, 'error-request-nojs', NO_SCRIPT);
+
+      // A form posted with a token that is not its page's: the page expired. (The field is changed
+      // through the DOM, which needs no page script.)
+      await authorize(journey, tpp, { authorization_details: ACCOUNT_INFORMATION });
+      await page.getByLabel('Username').waitFor();
+      await page.locator('form:has(input[name=username]) input[name=csrf]').evaluate((input: any) => {
+        input.value = 'stale';
+      });
+      await page.getByLabel('Username').fill('bob');
+      await page.getByLabel('Password').fill('bob-sandbox');
+      await page.getByLabel('Password').press('Enter');
+      await page.getByRole('heading', { name: 'This page has expired' }).waitFor();
+      await expect(page.locator('main').innerText()).resolves.toContain('Test Fintech');
+      await checkPage(page, 'error-form-expired-nojs', NO_SCRIPT);
+    } finally {
+      await journey.context.close();
+    }
+  });
+
+  it('says every error page a customer can reach in Brazilian Portuguese, each kind in its own words (point 8)', async () => {
+    const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true, locale: 'pt-BR' });
+    const page = await context.newPage();
+    const shown = async (title: string, name: string) => {
+      await page.getByRole('heading', { name: title }).waitFor();
+      expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
+      const text = await page.locator('main').innerText();
+      expect(text).not.toMatch(/invalid_|not_found|cookie|Support reference|Nothing has been shared/);
+      await checkPage(page, name);
+      return text;
+    };
+    try {
+      // request_problem: a request the bank cannot accept.
+      await page.goto(
+        `${h.issuer}/authorize?${new URLSearchParams({ client_id: 'no-such-client', request_uri: 'urn:ietf:params:oauth:request_uri:nothing' })}`,
+      );
+      expect(await shown('Não foi possível iniciar este pedido', 'error-request-pt-BR')).toMatch(/Referência para o atendimento: [0-9a-f-]{36}/);
+
+      // form_expired: a sign-in posted with a stale token, in the authorization's language.
+      const { requestUri } = await pushAuthorization(tpp, { extraParams: { authorization_details: ACCOUNT_INFORMATION, ui_locales: 'pt-BR' } });
+      await page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
+      await page.getByLabel('Usuário').waitFor();
+      await page.locator('form:has(input[name=username]) input[name=csrf]').evaluate((input: any) => {
+        input.value = 'stale';
+      });
+      await page.getByLabel('Usuário').fill('bob');
+      await page.getByLabel('Senha').fill('bob-sandbox');
+      await page.getByLabel('Senha').press('Enter');
+      expect(await shown('Esta página expirou', 'error-form-expired-pt-BR')).toContain('Test Fintech');
+
+      // not_found: a consent that is not in the customer's account.
+      await page.goto(`${h.issuer}/account`);
+      const bob = SANDBOX_CUSTOMERS.find((c) => c.username === 'bob')!;
+      await page.getByLabel('Usuário').fill(bob.username);
+      await page.getByLabel('Senha').fill(bob.password);
+      await page.getByLabel('Senha').press('Enter');
+      const code = page.getByLabel('Código de 6 dígitos');
+      await code.waitFor();
+      await code.fill(totpCode(bob.totpSecret, new Date()));
+      await code.press('Enter');
+      await page.locator('#payments-heading').waitFor();
+      await page.goto(`${h.issuer}/account/consents/no-such-consent/revoke`);
+      expect(await shown('Não encontramos isso', 'error-not-found-pt-BR')).toContain('Esse consentimento não existe na sua conta.');
+      await page.getByRole('link', { name: 'Voltar aos seus consentimentos' }).click();
+      await page.locator('#payments-heading').waitFor();
+    } finally {
+      await context.close();
+    }
+  });
+
+  // After the consent bob shared without JavaScript above.
+  it('lets the customer stop sharing from the dashboard without JavaScript (point 6)', async () => {
+    const journey = await openJourney(tpp, { javaScript: false });
+    const { page } = journey;
+    try {
+      await page.goto(`${h.issuer}/account`);
+      await signIn(page, 'bob');
+      await page.getByRole('heading', { name: 'Active', exact: true }).waitFor();
+      await checkPage(page, 'dashboard-nojs', NO_SCRIPT);
+      await page
+        .getByRole('link', { name: /^Stop sharing with Test Fintech/ })
+        .first()
+        .click();
+      await page.getByRole('heading', { name: 'Stop sharing with Test Fintech?' }).waitFor();
+      await checkPage(page, 'revoke-confirm-nojs', NO_SCRIPT);
+      await page.getByRole('button', { name: 'Yes, stop sharing' }).click();
+      await expect(page.getByRole('status').textContent()).resolves.toBe('Done: Test Fintech can no longer use this consent.');
     } finally {
       await journey.context.close();
     }

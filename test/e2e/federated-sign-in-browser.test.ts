@@ -3,9 +3,12 @@ import * as oauth from 'oauth4webapi';
 import type { BrowserContext, Page } from 'playwright-core';
 import { useMoatWithBankIdp, type BankIdp } from '../support/bank-idp.ts';
 import { chromiumAvailable, useChromium } from '../support/chromium.ts';
+
+// Runs in the browser (Moat's TypeScript has no DOM library).
+declare const document: any;
 import { redeem } from '../support/consents.ts';
 import type { Harness } from '../support/moat-harness.ts';
-import { checkAccessible, shoot } from '../support/page-checks.ts';
+import { checkAccessible, checkAxe, checkTargetsAndFocus, shoot } from '../support/page-checks.ts';
 import { pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
 import { addVirtualAuthenticator } from '../support/virtual-authenticator.ts';
 
@@ -159,5 +162,54 @@ describeInBrowser('federated sign-in in a real browser', () => {
     } finally {
       await context.close();
     }
+  });
+
+  describe('in Brazilian Portuguese, when the TPP asks with ui_locales (issue 18 point 8)', () => {
+    async function checkPage(page: Page, name: string): Promise<void> {
+      expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
+      await checkAccessible(page);
+      await checkAxe(page);
+      await checkTargetsAndFocus(page);
+      await shoot(page, name);
+    }
+
+    it("says the bank's sign-in is unavailable, retries, and asks for consent in pt-BR after the bank's sign-in", async () => {
+      const { page, context, callback } = await openJourney();
+      try {
+        const { requestUri } = await pushAuthorization(tpp, { extraParams: { ui_locales: 'pt-BR' } });
+        await idp.stop();
+        await page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
+        await page.getByRole('heading', { name: 'O acesso do seu banco está indisponível' }).waitFor();
+        await checkPage(page, 'federated-unavailable-pt-BR');
+        await idp.resume();
+        await page.getByRole('link', { name: 'Tentar entrar de novo' }).click();
+        await signInAtBank(page, 'alice', 'alice-bank');
+        await page.getByRole('heading', { name: 'Test Fintech está pedindo acesso às suas informações' }).waitFor();
+        await expect(page.locator('main').innerText()).resolves.toContain('Alice B. Example');
+        await checkPage(page, 'federated-consent-pt-BR');
+        await page.getByRole('checkbox').first().check();
+        await page.getByRole('button', { name: 'Compartilhar com Test Fintech' }).click();
+        expect((await callback).searchParams.get('code')).toBeTruthy();
+      } finally {
+        await context.close();
+      }
+    });
+
+    it('asks for a stronger sign-in when the bank signed the customer in with one factor, and cancels back to the TPP', async () => {
+      const { page, context, callback } = await openJourney();
+      try {
+        const { requestUri } = await pushAuthorization(tpp, { extraParams: { ui_locales: 'pt-BR' } });
+        await page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
+        // bob's bank sign-in is a password alone (acr urn:bank:loa:low): not SCA.
+        await signInAtBank(page, 'bob', 'bob-bank');
+        await page.getByRole('heading', { name: 'É preciso um acesso mais forte' }).waitFor();
+        await expect(page.getByRole('alert').textContent()).resolves.toContain('autenticação de dois fatores');
+        await checkPage(page, 'federated-stronger-pt-BR');
+        await page.getByRole('button', { name: /^Cancelar/ }).click();
+        expect((await callback).searchParams.get('error')).toBeTruthy();
+      } finally {
+        await context.close();
+      }
+    });
   });
 });

@@ -6,9 +6,9 @@ import { hashPassword } from '../../src/customers/password-hash.ts';
 import { paymentLinkHash, paymentLinkOf } from '../../src/sca/dynamic-linking.ts';
 import { adminRequest } from '../support/admin-api.ts';
 import { adminToken } from '../support/admin-metrics.ts';
-import { chromiumAvailable, launchChromium } from '../support/chromium.ts';
+import { chromiumAvailable, launchChromium, VIEWPORTS } from '../support/chromium.ts';
 import type { Harness } from '../support/moat-harness.ts';
-import { checkAccessible } from '../support/page-checks.ts';
+import { checkAccessible, checkAxe, checkTargetsAndFocus, shoot } from '../support/page-checks.ts';
 import { clientCredentialsToken, consentApi, domesticPaymentBody, intentClaims, redeem } from '../support/consents.ts';
 import { pushAuthorization, useMoatWithTpp, type RegisteredTpp } from '../support/tpp-client.ts';
 import { addVirtualAuthenticator, type AuthenticatorOptions, type VirtualAuthenticator } from '../support/virtual-authenticator.ts';
@@ -379,5 +379,64 @@ describe("operator reset of a customer's passkeys", () => {
       actorId: 'admin-token',
       detail: { factor: 'passkey', removed: 2, reason: 'lost phone, identity checked in branch' },
     });
+  });
+});
+
+describeInBrowser('passkeys in Brazilian Portuguese, with JavaScript on (issue 18 point 8)', () => {
+  async function checkPage(page: Page, name: string): Promise<void> {
+    expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
+    await checkAccessible(page);
+    await checkAxe(page);
+    await checkTargetsAndFocus(page);
+    await shoot(page, name);
+  }
+
+  it('enrols a passkey from the dashboard and approves a payment with it alone at an authorization, every page in pt-BR', async () => {
+    const customer = await createCustomer('pk-pt');
+    const context = await chromium.newContext({ ignoreHTTPSErrors: true, locale: 'pt-BR', viewport: VIEWPORTS.desktop });
+    const device: Device = { ...(await addVirtualAuthenticator(context, await context.newPage())), context };
+    const { page } = device;
+    try {
+      // The dashboard's sign-in page, its passkey form shown (the script ran).
+      await page.goto(`${h.issuer}/account/login`);
+      await expect(page.getByRole('button', { name: 'Entrar com uma chave de acesso' }).isVisible()).resolves.toBe(true);
+      await checkPage(page, 'passkeys-login-pt-BR');
+      await page.getByLabel('Usuário').fill(customer.username);
+      await page.getByLabel('Senha').fill(customer.password);
+      await page.getByLabel('Senha').press('Enter');
+      await page.getByRole('heading', { name: 'Ativos', exact: true }).waitFor();
+      await page.goto(`${h.issuer}/account/passkeys`);
+      await page.getByRole('heading', { name: 'Suas chaves de acesso' }).waitFor();
+      await expect(page.getByText('Adicionar uma chave de acesso precisa de JavaScript').isVisible()).resolves.toBe(false);
+      await checkPage(page, 'passkeys-dashboard-pt-BR');
+      await page.getByLabel('Dê um nome a ela, para reconhecê-la depois').fill('Celular');
+      await page.getByRole('button', { name: 'Adicionar uma chave de acesso' }).click();
+      await page.getByRole('status').filter({ hasText: 'Chave de acesso adicionada.' }).waitFor();
+      await expect(page.locator('main').innerText()).resolves.toMatch(/Adicionada em\s+\d{1,2} de \w+ de \d{4}/);
+      await checkPage(page, 'passkeys-added-pt-BR');
+
+      // At an authorization in pt-BR: the payment beside the passkey button (RTS Art. 5(1)(a)).
+      const consentId = await lodgePayment('12.34');
+      let resolveCallback: (url: URL) => void;
+      const callback = new Promise<URL>((resolve) => {
+        resolveCallback = resolve;
+      });
+      await context.route(`${new URL(tpp.redirectUri).origin}/**`, async (route) => {
+        resolveCallback(new URL(route.request().url()));
+        await route.fulfill({ status: 200, contentType: 'text/html', body: '<title>TPP</title><p>Back at the TPP</p>' });
+      });
+      const { requestUri } = await pushAuthorization(tpp, { scope: 'openid payments', extraParams: { claims: intentClaims(consentId), ui_locales: 'pt-BR' } });
+      await page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
+      await page.getByRole('heading', { name: 'Ou aprove com uma chave de acesso' }).waitFor();
+      await expect(page.getByText('ACME Energy Ltd').isVisible()).resolves.toBe(true);
+      await expect(page.locator('main p.lead').textContent()).resolves.toBe('Test Fintech pede que você confirme um pagamento. Entre para revisá-lo.');
+      await checkPage(page, 'passkey-payment-pt-BR');
+      await page.getByRole('button', { name: /^Aprovar £\s?12,34 com uma chave de acesso$/ }).click();
+      await page.getByRole('heading', { name: /^Confirmar pagamento de £\s?12,34 para ACME Energy Ltd$/ }).waitFor();
+      await page.getByRole('button', { name: 'Confirmar pagamento' }).click();
+      expect((await callback).searchParams.get('code')).toBeTruthy();
+    } finally {
+      await context.close();
+    }
   });
 });

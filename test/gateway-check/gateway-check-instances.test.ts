@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as oauth from 'oauth4webapi';
 import { describeWithServices } from '../support/databases.ts';
+import { sandboxAccountsOf } from '../support/consents.ts';
 import { heard } from '../support/invalidation.ts';
 import { freePort, startMoat, type Harness } from '../support/moat-harness.ts';
 import { authorizationCodeFlow, onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
@@ -71,7 +72,12 @@ describeWithServices('the gateway check on two instances', () => {
         'x-original-method': 'GET',
       },
     });
-    return { status: res.status, challenge: res.headers.get('www-authenticate'), consentId: res.headers.get('x-moat-consent-id') };
+    return {
+      status: res.status,
+      challenge: res.headers.get('www-authenticate'),
+      consentId: res.headers.get('x-moat-consent-id'),
+      accountIds: res.headers.get('x-moat-account-ids'),
+    };
   };
 
   it("a token revoked at /revoke on one instance is refused by the other's warm cache once announced", async () => {
@@ -96,5 +102,21 @@ describeWithServices('the gateway check on two instances', () => {
     await a.moat.consents.revoke(allowed.consentId!, { actor: 'customer', actorId: 'cust-alice' });
     await announced;
     expect((await checkOnB(token)).status).toBe(401);
+  });
+
+  it("a Grant Management merge on one instance gives the earlier token the merged accounts in the other's warm cache once announced", async () => {
+    const [current, savings] = sandboxAccountsOf('alice') as [string, string];
+    const first = (await authorizationCodeFlow(a, tpp, { accounts: [current], extraParams: { resource: ACCOUNTS, grant_management_action: 'create' } })).tokens;
+    expect(await checkOnB(first.access_token)).toMatchObject({ status: 200, accountIds: current });
+    const grantId = (await b.moat.provider.AccessToken.find(first.access_token))!.grantId!;
+    const announced = heard(b.moat.storage.invalidation, 'consent-grant', grantId);
+    await authorizationCodeFlow(a, tpp, {
+      accounts: [savings],
+      extraParams: { resource: ACCOUNTS, grant_management_action: 'merge', grant_id: String(first.grant_id) },
+    });
+    await announced;
+    const after = await checkOnB(first.access_token);
+    expect(after.status).toBe(200);
+    expect(after.accountIds?.split(',').sort()).toEqual([current, savings].sort());
   });
 });

@@ -43,6 +43,12 @@ it('refuses every admin request without the admin token', async () => {
   expect((await admin('GET', '/tpps', undefined, 'guess')).status).toBe(401);
 });
 
+it('answers a path the admin API does not have with 404 not_found naming it', async () => {
+  const missing = await admin('GET', '/no-such-thing');
+  expect(missing.status).toBe(404);
+  expect(missing.body).toEqual({ error: 'not_found', error_description: 'no admin endpoint GET /no-such-thing' });
+});
+
 it('lists TPPs and certificates, and shows one certificate with its history, never its PEM', async () => {
   const tpps = await admin('GET', '/tpps');
   expect(tpps.body).toEqual(expect.arrayContaining([expect.objectContaining({ clients: [expect.objectContaining({ clientId: tpp.client.client_id })] })]));

@@ -5,7 +5,7 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet
 import { listHsmKeys, loadOrCreateHsmKeys, stageHsmKey, type HsmKey } from '../../src/keys/hsm-signing-keys.ts';
 import { openPkcs11Token } from '../../src/keys/pkcs11-token.ts';
 import { runMoat } from '../support/cli.ts';
-import { embeddedOnly } from '../support/databases.ts';
+import { withServices } from '../support/databases.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { softHsmAvailable, useSoftHsm } from '../support/softhsm.ts';
 import { authorizationCodeFlow, onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
@@ -19,7 +19,7 @@ import { authorizationCodeFlow, onboardTpp, type RegisteredTpp } from '../suppor
  * test's.
  */
 
-const describeWithHsmAndServices = !embeddedOnly() && softHsmAvailable() ? describe : describe.skip;
+const describeWithHsmAndServices = withServices() && softHsmAvailable() ? describe : describe.skip;
 type Pkcs11 = { library: string; tokenLabel: string; pin: string };
 
 const DAY = 86_400;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
 import { issueSandboxTpp } from '../../src/sandbox/tpp-credentials.ts';
-import { embeddedOnly } from '../support/databases.ts';
+import { withServices } from '../support/databases.ts';
 import { runMoat } from '../support/cli.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { tlsFetch } from '../support/tpp-client.ts';
@@ -21,7 +21,7 @@ function adminWithToken(dir: string): Record<string, unknown> {
   return { port: 0, tokenFile };
 }
 
-(embeddedOnly() ? describe.skip : describe)('Moat in production mode', () => {
+(withServices() ? describe : describe.skip)('Moat in production mode', () => {
   let h: Harness;
   let serverCaPem: string;
 
@@ -48,6 +48,17 @@ function adminWithToken(dir: string): Record<string, unknown> {
   it('creates no sandbox material in its data directory', async () => {
     const { readdirSync } = await import('node:fs');
     expect(readdirSync(h.dataDir)).not.toContain('sandbox');
+  });
+
+  it('offers no decoupled authorisation without the bank app to answer it', async () => {
+    const f = tlsFetch(serverCaPem);
+    try {
+      const metadata = (await (await f(`${h.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+      expect(metadata.backchannel_authentication_endpoint).toBeUndefined();
+      expect(metadata.grant_types_supported).not.toContain('urn:openid:params:grant-type:ciba');
+    } finally {
+      await f.close();
+    }
   });
 
   it('has no sandbox API', async () => {
@@ -96,7 +107,7 @@ function adminWithToken(dir: string): Record<string, unknown> {
   });
 });
 
-(embeddedOnly() ? describe.skip : describe)('production mode with diagnostics.enabled: true', () => {
+(withServices() ? describe : describe.skip)('production mode with diagnostics.enabled: true', () => {
   it('serves the diagnostics view to a TPP over mutual TLS, still without a portal', async () => {
     const pki = await ensureSandboxMaterial(mkdtempSync(join(tmpdir(), 'moat-bank-pki-')));
     const h = await startMoat({
@@ -130,7 +141,7 @@ function adminWithToken(dir: string): Record<string, unknown> {
   });
 });
 
-if (embeddedOnly()) it.skip('production mode needs Postgres and Redis (embedded-only run)', () => {});
+if (!withServices()) it.skip('production mode needs Postgres and Redis (embedded-only run)', () => {});
 
 describe('moat start in production mode', () => {
   // Everything else production needs is there: only the admin listener's authentication is missing.

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REFUSAL_STATUS } from '../../src/ciba/decoupled-request.ts';
+import { DECOUPLED_REFUSAL_STATUS as REFUSAL_STATUS } from '../../src/kernel/error-responses.ts';
 import { REFERENCE_LOCALE } from '../../src/interactions/messages.ts';
 import { VIEWS_DIR } from '../../src/interactions/views.ts';
 import { PASSKEY_REFUSALS } from '../../src/passkeys/passkey-ceremonies.ts';

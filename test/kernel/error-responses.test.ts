@@ -1,18 +1,33 @@
 import { ConsentNotFound, ConsentStateConflict, IdempotencyConflict } from '../../src/consents/consent.ts';
 import { AccountsUnavailable } from '../../src/customers/account-directory.ts';
+import type { CodeRefusalReason } from '../../src/kernel/code-refusal.ts';
+import { DecoupledRefusal, type DecoupledRefusalCode } from '../../src/kernel/decoupled-refusal.ts';
 import { DomainError } from '../../src/kernel/domain-error.ts';
 import {
   bearerErrorResponse,
+  CODE_REFUSAL_STATUS,
+  codeRefusalStatus,
+  DECOUPLED_REFUSAL_PAGE_STATUS,
+  DECOUPLED_REFUSAL_STATUS,
+  gatewayUnauthenticatedResponse,
   htmlErrorResponse,
+  notReadyResponse,
   ObieError,
   obieErrorResponse,
   oauthErrorResponse,
+  PAGE_REFUSAL_STATUS,
+  PROVIDER_OUTAGE,
   serverErrorResponse,
+  SIGN_IN_REFUSAL_STATUS,
+  TOKEN_REJECTION_STATUS,
 } from '../../src/kernel/error-responses.ts';
 import { FormRefused } from '../../src/kernel/form-refused.ts';
 import { OAuthError } from '../../src/kernel/oauth-error.ts';
+import type { PageRefusalCode } from '../../src/kernel/page-refusal.ts';
+import { SignInRefused, type SignInRefusalCode } from '../../src/kernel/sign-in-refused.ts';
 import { StorageUnavailableError } from '../../src/kernel/storage-unavailable.ts';
-import { TokenRejected } from '../../src/kernel/token-rejected.ts';
+import { StrongSignInRequired } from '../../src/kernel/strong-sign-in-required.ts';
+import { TokenRejected, type TokenRejectionCode } from '../../src/kernel/token-rejected.ts';
 
 /*
  * One mapping per response dialect from Moat's typed errors: every JSON API answers a domain error
@@ -249,5 +264,161 @@ describe("the error page dialect (a customer's browser pages; OBIE Customer Expe
 
   it('leaves anything else to the 500, which shows nothing of it', () => {
     expect(htmlErrorResponse(new Error('password=hunter2'))).toBeUndefined();
+  });
+});
+
+/*
+ * The tables pinned: each refusal the bank app's APIs, its page and the sign-in answer with, so a
+ * code that moves to another status fails here first (the statuses are a contract: the bank-app
+ * interface's OpenAPI document, `moat sandbox approve`, the TPPs' sandbox automation).
+ */
+describe('decoupled authorisation refusals (CIBA Core, the bank app)', () => {
+  const json: [DecoupledRefusalCode, number][] = [
+    ['not_found', 404],
+    ['expired', 410],
+    ['already_decided', 409],
+    ['sca_required', 401],
+    ['choice_invalid', 400],
+  ];
+  it.each(json)('answers %s on the JSON APIs with %i and the code as the error', (code, status) => {
+    expect(oauthErrorResponse(new DecoupledRefusal(code, `refused: ${code}`))).toEqual({
+      status,
+      body: { error: code, error_description: `refused: ${code}` },
+    });
+  });
+
+  const page: [DecoupledRefusalCode, number, string][] = [
+    ['not_found', 404, 'not_found'],
+    ['expired', 400, 'request_problem'],
+    ['already_decided', 400, 'request_problem'],
+    ['sca_required', 401, 'other'],
+    ['choice_invalid', 400, 'request_problem'],
+  ];
+  it.each(page)('answers %s on the bank app page with %i and its catalogue words', (code, status, kind) => {
+    expect(htmlErrorResponse(new DecoupledRefusal(code, 'in English'))).toEqual({
+      status,
+      error: code,
+      description: 'in English',
+      kind,
+      messageKey: `bankApp.refused.${code}`,
+    });
+  });
+
+  it('has a status for every code in both dialects, and no other', () => {
+    expect(DECOUPLED_REFUSAL_STATUS).toEqual(Object.fromEntries(json));
+    expect(DECOUPLED_REFUSAL_PAGE_STATUS).toEqual(Object.fromEntries(page.map(([code, status]) => [code, status])));
+  });
+});
+
+describe('refused sign-ins', () => {
+  const table: [SignInRefusalCode, number][] = [
+    ['incorrect', 401],
+    ['locked', 429],
+    ['code_refused', 401],
+  ];
+  it.each(table)('answers %s with %i access_denied', (code, status) => {
+    expect(oauthErrorResponse(new SignInRefused(code, 'no'))).toEqual({ status, body: { error: 'access_denied', error_description: 'no' } });
+    expect(htmlErrorResponse(new SignInRefused(code, 'no'))).toEqual({ status, error: 'access_denied', description: 'no', kind: 'other' });
+  });
+
+  it('tells a locked sign-in when to try again (RFC 9110 §10.2.3)', () => {
+    expect(oauthErrorResponse(new SignInRefused('locked', 'paused', 300)).headers).toEqual({ 'Retry-After': '300' });
+  });
+
+  it('has a status for every code, and no other', () => {
+    expect(SIGN_IN_REFUSAL_STATUS).toEqual(Object.fromEntries(table));
+  });
+});
+
+describe('the bank app callback without the bank app certificate', () => {
+  it('is answered 401 unauthorized_client', () => {
+    expect(oauthErrorResponse(new OAuthError('unauthorized_client', 'present it'))).toEqual({
+      status: 401,
+      body: { error: 'unauthorized_client', error_description: 'present it' },
+    });
+  });
+});
+
+describe('refused one-time codes (RFC 6238) on the sign-in and security pages', () => {
+  const table: [CodeRefusalReason, number][] = [
+    ['malformed', 400],
+    ['no_factor', 400],
+    ['wrong', 401],
+    ['used', 401],
+    ['locked', 429],
+  ];
+  it.each(table)('answers %s with %i', (reason, status) => {
+    expect(codeRefusalStatus({ reason })).toEqual({ status });
+  });
+
+  it('tells a paused code entry when to try again (RFC 9110 §10.2.3)', () => {
+    expect(codeRefusalStatus({ reason: 'locked', retryAfterSeconds: 120 })).toEqual({ status: 429, retryAfterSeconds: 120 });
+  });
+
+  it('has a status for every reason, and no other', () => {
+    expect(CODE_REFUSAL_STATUS).toEqual(Object.fromEntries(table));
+  });
+});
+
+describe('a page that needs a strong sign-in (issue 16 §4)', () => {
+  it('is the 403 error page with the page’s own words', () => {
+    expect(htmlErrorResponse(new StrongSignInRequired('error.scaRequired.dashboard'))).toEqual({
+      status: 403,
+      error: 'sca_required',
+      description: 'a strong sign-in is needed',
+      kind: 'other',
+      messageKey: 'error.scaRequired.dashboard',
+    });
+  });
+});
+
+describe('the readiness probe', () => {
+  it('answers a backend it cannot reach with 503, Retry-After and no backend named', () => {
+    expect(notReadyResponse()).toEqual({ status: 503, headers: { 'Retry-After': '5' }, body: { status: 'unavailable' } });
+  });
+});
+
+describe("a customer's page shown again with a refusal", () => {
+  const table: [PageRefusalCode, number][] = [
+    ['out_of_step', 400],
+    ['input_refused', 400],
+    ['authentication_needed', 401],
+    ['authentication_refused', 403],
+    ['state_changed', 409],
+    ['not_found', 404],
+    ['unavailable', 503],
+  ];
+  it('answers each refusal with its status, and has no other', () => {
+    expect(PAGE_REFUSAL_STATUS).toEqual(Object.fromEntries(table));
+  });
+});
+
+describe('an outage oidc-provider answers itself (storage, signing)', () => {
+  it('is a 503 shown to the client', () => {
+    expect(PROVIDER_OUTAGE).toEqual({ status: 503, statusCode: 503, expose: true });
+  });
+});
+
+describe('refused access tokens (RFC 6750 §3, RFC 9449 §7.1)', () => {
+  const table: [TokenRejectionCode, number][] = [
+    ['invalid_token', 401],
+    ['invalid_request', 401],
+    ['invalid_dpop_proof', 401],
+    ['use_dpop_nonce', 401],
+    ['insufficient_scope', 403],
+  ];
+  it.each(table)('answers %s with %i unless the caller names another status', (code, status) => {
+    expect(bearerErrorResponse(new TokenRejected(code, 'no'), { authorization: 'Bearer abc' }).status).toBe(status);
+    expect(bearerErrorResponse(new TokenRejected(code, 'no', 400), { authorization: 'Bearer abc' }).status).toBe(400);
+  });
+
+  it('has a status for every code, and no other', () => {
+    expect(TOKEN_REJECTION_STATUS).toEqual(Object.fromEntries(table));
+  });
+});
+
+describe('the gateway check refusing an unauthenticated gateway', () => {
+  it('is a 500 gateway_unauthenticated: the bank misconfigured it, the TPP did nothing wrong', () => {
+    expect(gatewayUnauthenticatedResponse('no secret')).toEqual({ status: 500, body: { error: 'gateway_unauthenticated', error_description: 'no secret' } });
   });
 });

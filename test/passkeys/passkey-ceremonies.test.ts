@@ -11,7 +11,7 @@ import { connectRedis, createRedisModelStore } from '../../src/storage/redis/red
 import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import { createPgliteSqlClient, createPgSqlClient } from '../../src/storage/sql/sql-client.ts';
 import { chromiumAvailable, launchChromium } from '../support/chromium.ts';
-import { copyMigratedEmbeddedDatabase, createThrowawayPostgres, embeddedOnly, redisTestPrefix } from '../support/databases.ts';
+import { copyMigratedEmbeddedDatabase, createThrowawayPostgres, withServices, redisTestPrefix } from '../support/databases.ts';
 import { openCeremonyPage } from '../support/virtual-authenticator.ts';
 
 /*
@@ -48,7 +48,7 @@ const backends: [string, () => Promise<Backends>][] = [
     },
   ],
 ];
-if (!embeddedOnly()) {
+if (withServices()) {
   backends.push([
     'Postgres and Redis',
     async () => {

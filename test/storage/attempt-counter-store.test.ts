@@ -10,7 +10,7 @@ import {
 import { createMemoryAttemptCounterStore } from '../../src/storage/embedded/memory-attempt-counter-store.ts';
 import { createRedisAttemptCounterStore } from '../../src/storage/redis/redis-attempt-counter-store.ts';
 import { connectRedis, createRedisClient } from '../../src/storage/redis/redis-model-store.ts';
-import { embeddedOnly, redisTestPrefix } from '../support/databases.ts';
+import { withServices, redisTestPrefix } from '../support/databases.ts';
 import { freePort } from '../support/ports.ts';
 
 /*
@@ -172,7 +172,7 @@ describeAttemptCounterContract('in-process', async () => {
   };
 });
 
-if (embeddedOnly()) {
+if (!withServices()) {
   it.skip('Redis attempt counters (embedded-only run)', () => {});
 } else {
   describeAttemptCounterContract('Redis', async () => {

@@ -6,7 +6,7 @@ import { connectRedis, createRedisModelStore } from '../../src/storage/redis/red
 import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import { createPostgresModelStore } from '../../src/storage/sql/postgres-model-store.ts';
 import { createPgliteSqlClient, createPgSqlClient } from '../../src/storage/sql/sql-client.ts';
-import { createThrowawayPostgres, embeddedOnly, redisTestPrefix } from '../support/databases.ts';
+import { createThrowawayPostgres, withServices, redisTestPrefix } from '../support/databases.ts';
 import { describeModelStoreContract } from './model-store-contract.ts';
 
 describeModelStoreContract('in-process', async () => {
@@ -28,7 +28,7 @@ describeModelStoreContract('PGlite (embedded Postgres)', async () => {
   };
 });
 
-if (embeddedOnly()) {
+if (!withServices()) {
   it.skip('Postgres and Redis model stores (embedded-only run)', () => {});
 } else {
   describeModelStoreContract('Postgres', async () => {

@@ -3,7 +3,7 @@ import { createMemoryRateCounterStore } from '../../src/storage/embedded/memory-
 import { createRedisRateCounterStore } from '../../src/storage/redis/redis-rate-counter-store.ts';
 import { connectRedis, createRedisClient } from '../../src/storage/redis/redis-model-store.ts';
 import type { RateCounterStore } from '../../src/throttle/rate-counter.ts';
-import { embeddedOnly, redisTestPrefix } from '../support/databases.ts';
+import { withServices, redisTestPrefix } from '../support/databases.ts';
 import { freePort } from '../support/ports.ts';
 
 /*
@@ -75,7 +75,7 @@ describeRateCounterContract('in-process', async () => {
   };
 });
 
-if (embeddedOnly()) {
+if (!withServices()) {
   it.skip('Redis rate counters (embedded-only run)', () => {});
 } else {
   describeRateCounterContract('Redis', async () => {

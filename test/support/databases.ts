@@ -17,13 +17,28 @@ import pg from 'pg';
 export const POSTGRES_ADMIN_URL = process.env.TEST_MOAT_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const REDIS_URL = process.env.TEST_MOAT_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-/** True when the run is the embedded-default pass (or no services were found). */
+/**
+ * True when the run is the embedded-default pass (or no services were found): the harness's
+ * defaultBackend() then starts Moat on the embedded default. To leave cases out of that pass, use
+ * withServices() instead.
+ */
 export function embeddedOnly(): boolean {
   return process.env.TEST_MOAT_EMBEDDED_ONLY === '1';
 }
 
+/**
+ * True unless this is the embedded-only pass: whether cases on the machine's Postgres and Redis run.
+ * Only for leaving such cases out (describeWithServices, sqlBackends, a contract suite's Redis
+ * backend): a suite that reads the pass only this way runs a subset of its services-pass tests on the
+ * embedded pass, so scripts/backend-dependent-tests.mjs leaves it out of that pass. A test that picks
+ * its backend by the pass uses the harness's defaultBackend() (or embeddedOnly()) and is re-run there.
+ */
+export function withServices(): boolean {
+  return !embeddedOnly();
+}
+
 /** `describe` for suites that need the real Postgres and Redis; skipped, visibly, on the embedded pass. */
-export const describeWithServices: jest.Describe = embeddedOnly() ? describe.skip : describe;
+export const describeWithServices: jest.Describe = withServices() ? describe : describe.skip;
 
 export async function createThrowawayPostgres(template?: string): Promise<{ name: string; url: string; drop(): Promise<void> }> {
   const name = `moat_test_${randomBytes(6).toString('hex')}`;
@@ -193,15 +208,46 @@ export function redisTestPrefix(): { url: string; prefix: string; cleanup(): Pro
   };
 }
 
+type SqlBackend = [string, () => Promise<{ sql: SqlClient; drop(): Promise<void> }>];
+
 /**
  * The SQL backends Moat ships, for contract suites: the embedded PGlite always, a throwaway Postgres
- * database unless this is the embedded pass.
+ * database unless this is the embedded pass. Empty databases: for the migration tests, and a suite
+ * whose subject is not the schema takes migratedSqlBackends() instead.
  */
-export function sqlBackends(): [string, () => Promise<{ sql: SqlClient; drop(): Promise<void> }>][] {
-  const backends: [string, () => Promise<{ sql: SqlClient; drop(): Promise<void> }>][] = [
+export function sqlBackends(): SqlBackend[] {
+  return sqlBackendsOf({ migrated: false });
+}
+
+/**
+ * sqlBackends() with every migration applied, each a copy of its backend's migrated template (as the
+ * harness gets): creating a PGlite cluster and migrating it is seconds of CPU each time, most of what a
+ * store suite spent. Migrating an empty database stays covered by test/storage/migrations.test.ts.
+ */
+export function migratedSqlBackends(): SqlBackend[] {
+  return sqlBackendsOf({ migrated: true });
+}
+
+/** A migrated PGlite database of its own (a copy of the template), for a store a suite needs beside its backend's. */
+export async function openMigratedPglite(): Promise<{ sql: SqlClient; drop(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'moat-sql-'));
+  await copyMigratedEmbeddedDatabase(join(dir, 'pglite'));
+  const sql = await createPgliteSqlClient(join(dir, 'pglite'));
+  return {
+    sql,
+    drop: async () => {
+      await sql.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function sqlBackendsOf(options: { migrated: boolean }): SqlBackend[] {
+  const backends: SqlBackend[] = [
     [
       'PGlite',
       async () => {
+        if (options.migrated) return openMigratedPglite();
         const dir = mkdtempSync(join(tmpdir(), 'moat-sql-'));
         const sql = await createPgliteSqlClient(dir);
         return {
@@ -214,11 +260,11 @@ export function sqlBackends(): [string, () => Promise<{ sql: SqlClient; drop(): 
       },
     ],
   ];
-  if (!embeddedOnly()) {
+  if (withServices()) {
     backends.push([
       'Postgres',
       async () => {
-        const db = await createThrowawayPostgres();
+        const db = options.migrated ? await createMigratedThrowawayPostgres() : await createThrowawayPostgres();
         const sql = createPgSqlClient(db.url);
         return {
           sql,

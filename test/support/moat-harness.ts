@@ -132,5 +132,5 @@ function harnessConfig(
 
 function generousRateLimits(): Record<string, unknown> {
   const wide = { requests: 100_000, perSeconds: 60 };
-  return Object.fromEntries(['par', 'token', 'registration'].map((e) => [e, { perClient: wide, perAddress: wide }]));
+  return Object.fromEntries(['par', 'token', 'registration', 'backchannel'].map((e) => [e, { perClient: wide, perAddress: wide }]));
 }

@@ -35,14 +35,102 @@ export async function shoot(page: Page, name: string): Promise<void> {
     await page.evaluate(() => {
       for (const el of document.querySelectorAll('*')) if (el.style.position === 'static') el.style.position = '';
     });
-    // Usable on a phone: nothing wider than the screen.
-    if (label === 'phone') expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+    // Usable on a phone: nothing wider than the screen, and what scrolls inside it reachable by keyboard.
+    if (label === 'phone') {
+      expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+      await checkScrollablesReachable(page);
+    }
   }
   await page.setViewportSize(VIEWPORTS.desktop);
 }
 
-/** Every visible form control has a label; every text the page shows keeps WCAG AA contrast. */
+/**
+ * The page's outline (issue 18 point 7; WCAG 1.3.1, 2.4.1, 2.4.6): one main landmark, one h1,
+ * heading levels that start at 1 and never skip one going down, at most one banner and one
+ * contentinfo, and landmarks of one kind told apart by their names. Headings hidden from everyone
+ * (display none, a closed disclosure) are not in the outline; visually hidden ones are.
+ */
+export async function checkStructure(page: Page): Promise<void> {
+  const problems = await page.evaluate(() => {
+    const found: string[] = [];
+    const shown = (el: any) => el.checkVisibility({ visibilityProperty: true });
+    const nameOf = (el: any): string =>
+      (
+        el.getAttribute('aria-label') ??
+        (el.getAttribute('aria-labelledby') ?? '')
+          .split(/\s+/)
+          .map((id: string) => document.getElementById(id)?.textContent ?? '')
+          .join(' ')
+      ).trim();
+    const mains = [...document.querySelectorAll('main, [role=main]')].filter(shown);
+    if (mains.length !== 1) found.push(`${mains.length} main landmarks`);
+    const headings = [...document.querySelectorAll('h1, h2, h3, h4, h5, h6, [role=heading]')].filter(shown).map((h: any) => ({
+      level: h.getAttribute('role') === 'heading' ? Number(h.getAttribute('aria-level') ?? 2) : Number(h.tagName.slice(1)),
+      text: (h.textContent ?? '').trim().slice(0, 50),
+    }));
+    const h1s = headings.filter((h) => h.level === 1);
+    if (h1s.length !== 1) found.push(`${h1s.length} h1 headings${h1s.length > 1 ? `: ${h1s.map((h) => h.text).join(' | ')}` : ''}`);
+    if (headings[0] !== undefined && headings[0].level !== 1) found.push(`the first heading is h${headings[0].level}: ${headings[0].text}`);
+    headings.forEach((h, i) => {
+      const before = headings[i - 1];
+      if (before !== undefined && h.level > before.level + 1) found.push(`h${before.level} "${before.text}" is followed by h${h.level} "${h.text}"`);
+    });
+    // header and footer are the banner and contentinfo only outside sectioning content and main.
+    const topLevel = (el: any) => el.closest('article, aside, main, nav, section') === null;
+    const banners = [...document.querySelectorAll('header, [role=banner]')].filter(
+      (el: any) => shown(el) && (el.getAttribute('role') === 'banner' || topLevel(el)),
+    );
+    const footers = [...document.querySelectorAll('footer, [role=contentinfo]')].filter(
+      (el: any) => shown(el) && (el.getAttribute('role') === 'contentinfo' || topLevel(el)),
+    );
+    if (banners.length > 1) found.push(`${banners.length} banner landmarks`);
+    if (footers.length > 1) found.push(`${footers.length} contentinfo landmarks`);
+    const kinds: Record<string, string> = { nav: 'navigation', aside: 'complementary', section: 'region', form: 'form' };
+    const named = new Map<string, string[]>();
+    for (const el of document.querySelectorAll('nav, aside, section, form, [role=navigation], [role=complementary], [role=region], [role=search]')) {
+      if (!shown(el)) continue;
+      const role = (el as any).getAttribute('role') ?? kinds[(el as any).tagName.toLowerCase()];
+      const name = nameOf(el);
+      // A section or form without a name is no landmark.
+      if ((role === 'region' || role === 'form') && name === '') continue;
+      named.set(role, [...(named.get(role) ?? []), name]);
+    }
+    for (const [role, names] of named) {
+      if (names.length > 1 && new Set(names).size !== names.length) found.push(`${role} landmarks share a name: ${names.join(' | ')}`);
+    }
+    return found;
+  });
+  expect(problems).toEqual([]);
+}
+
+/**
+ * WCAG 2.1.1: every region that scrolls at this width (a <pre>, a wide table) can be reached by
+ * keyboard to scroll it — it is in the tab order (tabindex 0) — and says what it holds (an
+ * accessible name), so a screen-reader user landing on it knows where they are.
+ */
+export async function checkScrollablesReachable(page: Page): Promise<void> {
+  const unreachable = await page.evaluate(() =>
+    [...document.querySelectorAll('body *')]
+      .filter((el: any) => {
+        const style = getComputedStyle(el);
+        const scrolls =
+          (/(auto|scroll)/.test(style.overflowX) && el.scrollWidth > el.clientWidth + 1) ||
+          (/(auto|scroll)/.test(style.overflowY) && el.scrollHeight > el.clientHeight + 1);
+        return scrolls && el.checkVisibility() && el.clientWidth > 1;
+      })
+      .filter((el: any) => el.tabIndex !== 0 || (el.getAttribute('aria-label') ?? el.getAttribute('aria-labelledby') ?? '').trim() === '')
+      .map((el: any) => el.outerHTML.slice(0, 80)),
+  );
+  expect(unreachable).toEqual([]);
+}
+
+/**
+ * Every visible form control has a label; every text the page shows keeps WCAG AA contrast; the
+ * page's outline and landmarks hold (checkStructure) and what scrolls is reachable by keyboard.
+ */
 export async function checkAccessible(page: Page): Promise<void> {
+  await checkStructure(page);
+  await checkScrollablesReachable(page);
   const unlabelled = await page.evaluate(() =>
     [...document.querySelectorAll('input:not([type=hidden]), textarea, select')]
       .filter((input: any) => !(input.id !== '' && document.querySelector(`label[for="${input.id}"]`)) && !input.getAttribute('aria-label'))
@@ -136,4 +224,30 @@ export async function checkAxe(page: Page): Promise<void> {
     return result.violations.map((v: any) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n: any) => n.target.join(' ')) }));
   })) as { id: string; impact: string; help: string; nodes: string[] }[];
   expect(violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')).toEqual([]);
+}
+
+/**
+ * axe-core on a page shown with JavaScript off. axe runs on timers, which such a page does not run,
+ * so it checks the same markup — the page as it stands, at the same address and width, with the
+ * same stylesheets and images — in a page where no script of the page's own is loaded.
+ */
+export async function checkAxeWithoutScript(page: Page): Promise<void> {
+  const url = page.url();
+  const html = await page.content();
+  const browser = page.context().browser();
+  if (browser === null) throw new Error('checkAxeWithoutScript needs a page of a launched browser');
+  const context = await browser.newContext({ viewport: page.viewportSize() ?? VIEWPORTS.desktop, ignoreHTTPSErrors: true });
+  try {
+    await context.route('**/*', (route) => {
+      if (route.request().url() === url) return route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: html });
+      if (route.request().resourceType() === 'script') return route.abort();
+      return route.continue();
+    });
+    const copy = await context.newPage();
+    await copy.goto(url);
+    expect(await copy.evaluate(() => document.documentElement.outerHTML.length)).toBeGreaterThan(0);
+    await checkAxe(copy);
+  } finally {
+    await context.close();
+  }
 }

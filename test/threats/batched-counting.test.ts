@@ -4,7 +4,7 @@ import { createRedisThreatState } from '../../src/storage/redis/threat-state.ts'
 import { createThreatDetector, DEFAULT_RULES, type DetectorSettings, type ThreatFlag } from '../../src/threats/detector.ts';
 import type { Observation } from '../../src/threats/signals.ts';
 import type { ThreatState } from '../../src/threats/threat-state.ts';
-import { embeddedOnly, redisTestPrefix } from '../support/databases.ts';
+import { withServices, redisTestPrefix } from '../support/databases.ts';
 
 /*
  * The detector counts observations in batches (issue 20: one Redis command per batch instead of a
@@ -35,7 +35,7 @@ const replay = (second: number, clientId: string): Observation => ({
 const backends: [string, () => Promise<{ state: ThreatState; redis?: Redis; prefix?: string; close(): Promise<void> }>][] = [
   ['memory', async () => ({ state: createMemoryThreatState(), close: async () => {} })],
 ];
-if (!embeddedOnly()) {
+if (withServices()) {
   backends.push([
     'Redis',
     async () => {
@@ -80,7 +80,7 @@ describe.each(backends)('batched threat counting on %s', (_name, open) => {
   });
 });
 
-if (!embeddedOnly()) {
+if (withServices()) {
   it('sends Redis one command for an observation that counts under three entities', async () => {
     const { url, prefix, cleanup } = redisTestPrefix();
     const redis = new Redis(url);

@@ -4,7 +4,7 @@ import { sourceRange, type Observation } from '../../src/threats/signals.ts';
 import type { ThreatState } from '../../src/threats/threat-state.ts';
 import { createMemoryThreatState } from '../../src/storage/embedded/threat-state.ts';
 import { createRedisThreatState } from '../../src/storage/redis/threat-state.ts';
-import { embeddedOnly, redisTestPrefix } from '../support/databases.ts';
+import { withServices, redisTestPrefix } from '../support/databases.ts';
 
 /*
  * The detector on its shared state — in memory, and in Redis where two instances count into the
@@ -33,7 +33,7 @@ const backends: [string, () => Promise<{ state: () => ThreatState; close(): Prom
     },
   ],
 ];
-if (!embeddedOnly()) {
+if (withServices()) {
   backends.push([
     'Redis',
     async () => {

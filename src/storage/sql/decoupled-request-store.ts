@@ -9,6 +9,7 @@ interface Row {
   customer_id: string;
   scope: string;
   binding_message: string | null;
+  purpose: string | null;
   requested: RequestedDetail | null;
   intent_id: string | null;
   consent_id: string;
@@ -18,7 +19,7 @@ interface Row {
   decided_at: Date | string | null;
 }
 
-const COLUMNS = 'id, client_id, customer_id, scope, binding_message, requested, intent_id, consent_id, status, created_at, expires_at, decided_at';
+const COLUMNS = 'id, client_id, customer_id, scope, binding_message, purpose, requested, intent_id, consent_id, status, created_at, expires_at, decided_at';
 
 function toRequest(row: Row): DecoupledRequest {
   return {
@@ -27,6 +28,7 @@ function toRequest(row: Row): DecoupledRequest {
     customerId: row.customer_id,
     scope: row.scope,
     ...(row.binding_message === null ? {} : { bindingMessage: row.binding_message }),
+    ...(row.purpose === null ? {} : { purpose: row.purpose }),
     ...(row.requested === null ? {} : { requested: row.requested }),
     ...(row.intent_id === null ? {} : { intentId: row.intent_id }),
     consentId: row.consent_id,
@@ -42,14 +44,15 @@ export function createSqlDecoupledRequestStore(sql: SqlClient): DecoupledRequest
   return {
     async create(r) {
       await sql.query(
-        `INSERT INTO decoupled_request (id, client_id, customer_id, scope, binding_message, requested, intent_id, consent_id, status, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10)`,
+        `INSERT INTO decoupled_request (id, client_id, customer_id, scope, binding_message, purpose, requested, intent_id, consent_id, status, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11)`,
         [
           r.id,
           r.clientId,
           r.customerId,
           r.scope,
           r.bindingMessage ?? null,
+          r.purpose ?? null,
           r.requested === undefined ? null : JSON.stringify(r.requested),
           r.intentId ?? null,
           r.consentId,
