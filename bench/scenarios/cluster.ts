@@ -23,6 +23,8 @@ const ROOT = resolve(import.meta.dirname, '..', '..');
 const TICKS_PER_SECOND = 100;
 /** Two workers' CPU per request at most 10 % over one worker's: 1 / 1.1. */
 export const WORKERS_CPU_TARGET = 0.909;
+/** The idle window measured before the load. */
+const IDLE_MS = 5_000;
 
 function processTree(pid: number): number[] {
   let children: number[] = [];
@@ -126,12 +128,20 @@ export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult>
       const run = loop(connections, async () => {
         await clientCredentials(pool, ctx.moat.client);
       });
+      // What the tree spends with no request at all (timers, pools, subscriptions, each worker's own):
+      // divided over fewer requests per process, it is part of the CPU per request.
+      const idleBefore = await handle.stats();
+      await new Promise((r) => setTimeout(r, IDLE_MS));
+      const idleMsPerSecond = ((await handle.stats()).cpuMicros - idleBefore.cpuMicros) / IDLE_MS;
       if (ctx.options.warmupSeconds > 0) await run(ctx.options.warmupSeconds * 1000);
       const recorder = new MeasurementRecorder();
       const topBefore = processCpuMicros(pid);
       await recorder.round(handle, () => run(ctx.options.durationSeconds * 1000));
       const measurement = recorder.result();
       rows.push({ server: handle.name, measurement });
+      notes.push(
+        `${handle.name}: ${idleMsPerSecond.toFixed(1)} ms of CPU per second idle (${(idleMsPerSecond / measurement.throughput).toFixed(3)} ms per request at the measured rate)`,
+      );
       // With workers: 1 the top process is the worker; with more it is the cluster's primary.
       if (workers > 1) {
         const primaryMs = (processCpuMicros(pid) - topBefore) / 1000;
