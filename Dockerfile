@@ -14,7 +14,7 @@ RUN if [ "$PKCS11" = 1 ]; then \
     && if [ "$PKCS11" = 1 ]; then node -e "require('graphene-pk11')"; else rm -rf node_modules/graphene-pk11 node_modules/pkcs11js; fi
 
 FROM node:24-bookworm-slim
-ENV NODE_ENV=production
+ENV NODE_ENV=production MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY --from=dependencies /app/node_modules ./node_modules
@@ -26,5 +26,6 @@ RUN mkdir -p /app/keys /app/data && chown -R node:node /app/keys /app/data
 USER node
 EXPOSE 8080
 # Configuration comes from /app/moat.yaml (mounted) and MOAT_* variables.
-ENTRYPOINT ["node", "bin/moat.js"]
+# Memory (issue 20; bench/servers/moat-process.ts says why): V8's young generation kept small, two malloc arenas.
+ENTRYPOINT ["node", "--max-semi-space-size=2", "bin/moat.js"]
 CMD ["start"]

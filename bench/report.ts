@@ -112,6 +112,7 @@ export function formatReport(report: BenchReport): string {
         `  ${s.id.padEnd(15)} ${r.label.padEnd(32)} ${r.kind.padEnd(10)} ${percent(r.value).padStart(8)}${r.target === undefined ? '' : `   target ≥ ${percent(r.target)}: ${r.value >= r.target ? 'met' : 'NOT met'}`}`,
       );
   }
+  for (const s of report.scenarios) for (const note of s.notes ?? []) out.push(`  note ${s.id}: ${note}`);
   for (const s of report.scenarios) {
     for (const row of s.rows)
       if (row.measurement.firstError !== undefined)

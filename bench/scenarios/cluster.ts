@@ -6,9 +6,10 @@ import { benchConfig, freePort } from '../fixtures.ts';
 import { clientCredentials } from '../load/fapi-client.ts';
 import { createTlsPool } from '../load/tls-pools.ts';
 import { MeasurementRecorder, type Measurement } from '../measure.ts';
+import { MOAT_ENV, MOAT_NODE_FLAGS } from '../servers/moat-process.ts';
 import type { ServerStats } from '../servers/protocol.ts';
 import type { ServerHandle } from '../servers/server-handle.ts';
-import { loop, ratio, type BenchContext, type ScenarioResult } from './scenario.ts';
+import { costRatio, loop, ratio, type BenchContext, type ScenarioResult } from './scenario.ts';
 
 /*
  * Scale-up on one machine: Moat started exactly as `npm start` starts it (src/main.ts), once with
@@ -20,6 +21,10 @@ import { loop, ratio, type BenchContext, type ScenarioResult } from './scenario.
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const TICKS_PER_SECOND = 100;
+/** Two workers' CPU per request at most 10 % over one worker's: 1 / 1.1. */
+export const WORKERS_CPU_TARGET = 0.909;
+/** The idle window measured before the load. */
+const IDLE_MS = 5_000;
 
 function processTree(pid: number): number[] {
   let children: number[] = [];
@@ -35,17 +40,25 @@ function processTree(pid: number): number[] {
   return [pid, ...children.flatMap(processTree)];
 }
 
+/** utime + stime of one process (µs); 0 once it has exited. */
+function processCpuMicros(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      .replace(/^.*\) /, '')
+      .split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND) * 1e6;
+  } catch {
+    return 0;
+  }
+}
+
 /** utime + stime of every process in the tree (µs), and their RSS. */
 function treeStats(pid: number): ServerStats {
   let cpuMicros = 0;
   let rssBytes = 0;
   for (const p of processTree(pid)) {
     try {
-      const fields = readFileSync(`/proc/${p}/stat`, 'utf8')
-        .replace(/^.*\) /, '')
-        .split(' ');
-      // After the command name: field 14 (utime) and 15 (stime) of proc(5) are at 11 and 12 here.
-      cpuMicros += ((Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND) * 1e6;
+      cpuMicros += processCpuMicros(p);
       rssBytes += Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) * 1024;
     } catch {
       /* exited meanwhile */
@@ -54,15 +67,15 @@ function treeStats(pid: number): ServerStats {
   return { cpuMicros, rssBytes, heapUsedBytes: 0, handshakes: 0, resumedHandshakes: 0 };
 }
 
-async function startCluster(ctx: BenchContext, workers: number): Promise<{ handle: ServerHandle; origin: string }> {
+async function startCluster(ctx: BenchContext, workers: number): Promise<{ handle: ServerHandle; origin: string; pid: number }> {
   const port = await freePort();
   const config = { ...benchConfig(ctx.fixtures, port, { storage: true }), workers };
   const file = join(ctx.fixtures.dir, `cluster-${workers}.yaml`);
   writeFileSync(file, stringify(config));
-  const child = spawn(process.execPath, ['src/main.ts', '--config', file], {
+  const child = spawn(process.execPath, [...MOAT_NODE_FLAGS, 'src/main.ts', '--config', file], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, MOAT_LOGGING__LEVEL: 'warn' },
+    env: { ...process.env, ...MOAT_ENV, MOAT_LOGGING__LEVEL: 'warn' },
   });
   let output = '';
   child.stdout.on('data', (d: Buffer) => {
@@ -88,7 +101,7 @@ async function startCluster(ctx: BenchContext, workers: number): Promise<{ handl
       await exited;
     },
   };
-  return { handle, origin: `https://127.0.0.1:${port}` };
+  return { handle, origin: `https://127.0.0.1:${port}`, pid: child.pid! };
 }
 
 export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult> {
@@ -104,20 +117,38 @@ export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult>
     };
   }
   const rows: { server: string; measurement: Measurement }[] = [];
+  const notes = ['srv CPU % is the whole process tree (primary + workers); the load generator, Postgres and Redis share the same cores'];
   // Twice the keep-alive connections: enough for both workers to be busy.
   const connections = ctx.options.concurrency.keepAlive * 2;
   for (const workers of [1, 2]) {
-    const { handle, origin } = await startCluster(ctx, workers);
+    const { handle, origin, pid } = await startCluster(ctx, workers);
     const pool = createTlsPool({ origin, serverCaPem: ctx.fixtures.sandbox.serverCaPem, identity: ctx.fixtures.tpp, connections });
     try {
       // The TPP registered with the main Moat target lives in the same Postgres: no registration here.
       const run = loop(connections, async () => {
         await clientCredentials(pool, ctx.moat.client);
       });
+      // What the tree spends with no request at all (timers, pools, subscriptions, each worker's own):
+      // divided over fewer requests per process, it is part of the CPU per request.
+      const idleBefore = await handle.stats();
+      await new Promise((r) => setTimeout(r, IDLE_MS));
+      const idleMsPerSecond = ((await handle.stats()).cpuMicros - idleBefore.cpuMicros) / IDLE_MS;
       if (ctx.options.warmupSeconds > 0) await run(ctx.options.warmupSeconds * 1000);
       const recorder = new MeasurementRecorder();
+      const topBefore = processCpuMicros(pid);
       await recorder.round(handle, () => run(ctx.options.durationSeconds * 1000));
-      rows.push({ server: handle.name, measurement: recorder.result() });
+      const measurement = recorder.result();
+      rows.push({ server: handle.name, measurement });
+      notes.push(
+        `${handle.name}: ${idleMsPerSecond.toFixed(1)} ms of CPU per second idle (${(idleMsPerSecond / measurement.throughput).toFixed(3)} ms per request at the measured rate)`,
+      );
+      // With workers: 1 the top process is the worker; with more it is the cluster's primary.
+      if (workers > 1) {
+        const primaryMs = (processCpuMicros(pid) - topBefore) / 1000;
+        notes.push(
+          `${handle.name}: the primary process used ${primaryMs.toFixed(0)} ms of CPU over the measurement (${((100 * primaryMs) / (measurement.serverCpuMsPerOp * measurement.ops)).toFixed(1)} % of the tree's)`,
+        );
+      }
     } finally {
       await pool.close();
       await handle.stop();
@@ -128,7 +159,8 @@ export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult>
     title,
     operation: 'request',
     rows,
-    ratios: [ratio(rows, 'moat ×2', 'moat ×1')],
-    notes: ['srv CPU % is the whole process tree (primary + workers); the load generator shares the same 2 cores'],
+    // Issue 20: the work per request does not grow with the workers (server CPU per request within 10 %).
+    ratios: [ratio(rows, 'moat ×2', 'moat ×1'), costRatio(rows, 'moat ×2', 'moat ×1', WORKERS_CPU_TARGET)],
+    notes,
   };
 }

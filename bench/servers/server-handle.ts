@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { MOAT_ENV, MOAT_NODE_FLAGS } from './moat-process.ts';
 import { WINDOWS_FILE_ENV, type Command, type Reply, type ServerSpec, type ServerStats, type Started, type WindowMark } from './protocol.ts';
 
 /*
@@ -23,14 +24,22 @@ export interface SpawnOptions {
 }
 
 export async function spawnServer(name: string, spec: ServerSpec, options: SpawnOptions = {}): Promise<ServerHandle> {
+  const isMoat = spec.kind === 'moat';
   const execArgv = [
     // The soak reads the heap after a full collection.
     '--expose-gc',
     ...(options.cpuProfileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir, '--cpu-prof-name', `${name}.cpuprofile`]),
+    // Moat as production starts it (moat-process.ts), and experiments with node's and V8's flags
+    // (BENCH_MOAT_NODE_FLAGS, after them: a later flag wins).
+    ...(isMoat ? [...MOAT_NODE_FLAGS, ...(process.env.BENCH_MOAT_NODE_FLAGS ?? '').split(' ').filter(Boolean)] : []),
   ];
   // With a profile, the process also writes when the measurements were, so the summary can leave
   // start-up, registration and code minting out.
-  const env = options.cpuProfileDir === undefined ? process.env : { ...process.env, [WINDOWS_FILE_ENV]: join(options.cpuProfileDir, `${name}.windows.json`) };
+  const env = {
+    ...process.env,
+    ...(isMoat ? MOAT_ENV : {}),
+    ...(options.cpuProfileDir === undefined ? {} : { [WINDOWS_FILE_ENV]: join(options.cpuProfileDir, `${name}.windows.json`) }),
+  };
   const child: ChildProcess = fork(new URL('./server-process.ts', import.meta.url), [], { execArgv, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const exited = new Promise<void>((done) => child.once('exit', () => done()));
   const pending = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>();

@@ -1,9 +1,8 @@
 import { pino } from 'pino';
 import { canonicalJson, createAuditLog, GENESIS_HASH, type AuditLog } from '../../src/audit/audit-log.ts';
 import { createSqlAuditStore } from '../../src/storage/sql/audit-store.ts';
-import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import type { SqlClient } from '../../src/storage/sql/sql-client.ts';
-import { sqlBackends } from '../support/databases.ts';
+import { migratedSqlBackends } from '../support/databases.ts';
 
 /*
  * The audit log on every SQL backend: append-only (the database refuses updates and deletes),
@@ -11,7 +10,7 @@ import { sqlBackends } from '../support/databases.ts';
  * first record that was changed, removed or inserted.
  */
 
-const backends = sqlBackends();
+const backends = migratedSqlBackends();
 
 /** The same client, counting the transactions run through it. */
 function countTransactions(sql: SqlClient): { sql: SqlClient; transactions: () => number } {
@@ -35,7 +34,6 @@ describe.each(backends)('the audit log on %s', (_name, open) => {
   let audit: AuditLog;
   beforeAll(async () => {
     ({ sql, drop } = await open());
-    await applyMigrations(sql);
     audit = createAuditLog(createSqlAuditStore(sql), pino({ level: 'silent' }));
   });
   afterAll(() => drop());

@@ -1,10 +1,9 @@
 import { createInvalidatingCache } from '../../src/caching/invalidating-cache.ts';
 import type { InvalidationBus } from '../../src/caching/invalidation.ts';
-import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import { createPgInvalidationBus, INVALIDATION_APPLICATION_NAME } from '../../src/storage/sql/pg-invalidation-bus.ts';
 import { createPostgresModelStore } from '../../src/storage/sql/postgres-model-store.ts';
 import { createPgSqlClient, type SqlClient } from '../../src/storage/sql/sql-client.ts';
-import { createThrowawayPostgres, describeWithServices } from '../support/databases.ts';
+import { createMigratedThrowawayPostgres, describeWithServices } from '../support/databases.ts';
 import { heard } from '../support/invalidation.ts';
 
 /*
@@ -15,16 +14,15 @@ import { heard } from '../support/invalidation.ts';
  */
 
 describeWithServices('the Postgres invalidation bus', () => {
-  let db: Awaited<ReturnType<typeof createThrowawayPostgres>>;
+  let db: Awaited<ReturnType<typeof createMigratedThrowawayPostgres>>;
   let sql: SqlClient;
   let bus: InvalidationBus;
   const states: boolean[] = [];
   let stateChanged: (() => void) | undefined;
 
   beforeAll(async () => {
-    db = await createThrowawayPostgres();
+    db = await createMigratedThrowawayPostgres();
     sql = createPgSqlClient(db.url);
-    await applyMigrations(sql);
     bus = await createPgInvalidationBus(db.url, {
       onState: (live) => {
         states.push(live);

@@ -10,8 +10,8 @@ import { createSqlCertificateRegistry } from '../../src/storage/sql/certificate-
 import { createLogger } from '../../src/observability/logger.ts';
 import { issueLeaf } from '../../src/sandbox/certificate-issuing.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
-import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import { createPgliteSqlClient, type SqlClient } from '../../src/storage/sql/sql-client.ts';
+import { copyMigratedEmbeddedDatabase } from '../support/databases.ts';
 
 /*
  * Expiry monitoring: a certificate nearing its end is reported once per warning horizon, with the
@@ -22,9 +22,10 @@ let dir: string;
 let sql: SqlClient;
 const logs: Record<string, unknown>[] = [];
 beforeAll(async () => {
+  // A migrated copy of the template (databases.ts); migrating an empty database is migrations.test.ts's.
   dir = mkdtempSync(join(tmpdir(), 'moat-expiry-'));
+  await copyMigratedEmbeddedDatabase(join(dir, 'db'));
   sql = await createPgliteSqlClient(join(dir, 'db'));
-  await applyMigrations(sql);
   await sql.query("INSERT INTO tpp_organisation (org_id, name, directory_issuer, status) VALUES ('org-1', 'Org', 'dir', 'Active')");
 });
 afterAll(async () => {

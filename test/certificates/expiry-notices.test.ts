@@ -14,9 +14,8 @@ import { generateSigningKey, providerJwks } from '../../src/keys/signing-keys.ts
 import { createLogger } from '../../src/observability/logger.ts';
 import { issueLeaf as issueSandboxLeaf } from '../../src/sandbox/certificate-issuing.ts';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
-import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import type { SqlClient } from '../../src/storage/sql/sql-client.ts';
-import { sqlBackends } from '../support/databases.ts';
+import { migratedSqlBackends } from '../support/databases.ts';
 import { createTestCa, issueLeaf } from '../support/pki.ts';
 
 /*
@@ -57,7 +56,7 @@ it('doubles the wait after each failed attempt, up to six hours', () => {
   expect(backoffSeconds(30, 60)).toBe(6 * 3600);
 });
 
-describe.each(sqlBackends())('expiry notices on %s', (_name, open) => {
+describe.each(migratedSqlBackends())('expiry notices on %s', (_name, open) => {
   let sql: SqlClient;
   let drop: () => Promise<void>;
   let dir: string;
@@ -66,7 +65,6 @@ describe.each(sqlBackends())('expiry notices on %s', (_name, open) => {
 
   beforeAll(async () => {
     ({ sql, drop } = await open());
-    await applyMigrations(sql);
     dir = mkdtempSync(join(tmpdir(), 'moat-notices-'));
     await sql.query("INSERT INTO tpp_organisation (org_id, name, directory_issuer, status) VALUES ('org-1', 'Org', 'dir', 'Active')");
   });

@@ -1,7 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { GrantDecision, RequestedDetail } from '../../src/consents/authorization-details.ts';
 import { approveConsent, consentIdAtDecision, denyConsent, type GrantWriter } from '../../src/consents/consent-decision.ts';
@@ -9,10 +6,9 @@ import { createConsentService, type ConsentService } from '../../src/consents/co
 import { createSqlConsentStore } from '../../src/storage/sql/consent-store.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import type { ModelStore } from '../../src/kernel/model-store.ts';
-import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import { createPostgresModelStore } from '../../src/storage/sql/postgres-model-store.ts';
-import { createPgliteSqlClient, type SqlClient } from '../../src/storage/sql/sql-client.ts';
-import { sqlBackends } from '../support/databases.ts';
+import type { SqlClient } from '../../src/storage/sql/sql-client.ts';
+import { migratedSqlBackends, openMigratedPglite } from '../support/databases.ts';
 
 /*
  * The customer's decision writes two records in two stores: oidc-provider's grant and Moat's
@@ -50,29 +46,33 @@ function grantsIn(store: ModelStore): GrantWriter {
   };
 }
 
-describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
+describe.each(migratedSqlBackends())('the consent decision on %s', (_name, open) => {
   let consentDb: { sql: SqlClient; drop(): Promise<void> };
-  let grantSql: SqlClient;
-  let grantDir: string;
+  let grantDb: { sql: SqlClient; drop(): Promise<void> };
   let grantStore: ModelStore;
   let consents: ConsentService;
-  let grantsClosed: boolean;
 
-  beforeEach(async () => {
+  // One consent database and grant store per backend, migrated copies of databases.ts's templates
+  // (opening a PGlite database is seconds of CPU; the subject here is the decision, not the schema).
+  // Every test's records have ids of their own; a test that needs a store gone closes one of its own.
+  beforeAll(async () => {
     consentDb = await open();
-    await applyMigrations(consentDb.sql);
-    grantDir = mkdtempSync(join(tmpdir(), 'moat-grants-'));
-    grantSql = await createPgliteSqlClient(grantDir);
-    await applyMigrations(grantSql);
-    grantStore = createPostgresModelStore(grantSql);
-    grantsClosed = false;
+    grantDb = await openMigratedPglite();
+    grantStore = createPostgresModelStore(grantDb.sql);
     consents = createConsentService({ store: createSqlConsentStore(consentDb.sql), revokeGrant: (id) => grantStore.destroy('Grant', id), logger: silent });
   });
-  afterEach(async () => {
-    if (!grantsClosed) await grantSql.close();
-    rmSync(grantDir, { recursive: true, force: true });
-    await consentDb.drop();
+  afterAll(async () => {
+    await grantDb?.drop();
+    await consentDb?.drop();
   });
+
+  /** A grant store whose database is closed, so its next query fails as it would in an outage. */
+  async function unavailableGrantStore(): Promise<ModelStore> {
+    const db = await openMigratedPglite();
+    const store = createPostgresModelStore(db.sql);
+    await db.drop();
+    return store;
+  }
 
   it('authorises an intent under the id the grant names, minted once', async () => {
     const { consent: intent } = await consents.lodgeIntent({ clientId: 'tpp-1', detail: accountAccess, scope: 'openid accounts' });
@@ -96,20 +96,19 @@ describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
   it('leaves an intent AwaitingAuthorisation when the grant store is unavailable', async () => {
     const { consent: intent } = await consents.lodgeIntent({ clientId: 'tpp-1', detail: accountAccess, scope: 'openid accounts' });
     const request = { clientId: 'tpp-1', scope: 'openid accounts', intentId: intent.id, detail: accountAccess };
-    await grantSql.close();
-    grantsClosed = true;
+    const unavailable = await unavailableGrantStore();
     await expect(
-      approveConsent(consents, grantsIn(grantStore), { request, customerId: 'cust-1', consentId: intent.id, granted: chosen, params: {} }),
+      approveConsent(consents, grantsIn(unavailable), { request, customerId: 'cust-1', consentId: intent.id, granted: chosen, params: {} }),
     ).rejects.toThrow();
     expect((await consents.getForClient(intent.id, 'tpp-1')).status).toBe('AwaitingAuthorisation');
   });
 
   it('records no consent for a scope request when the grant store is unavailable', async () => {
-    const request = { clientId: 'tpp-1', scope: 'openid accounts' };
-    await grantSql.close();
-    grantsClosed = true;
+    // A client of its own: the consent database is shared by this file's tests.
+    const request = { clientId: 'tpp-no-grant-store', scope: 'openid accounts' };
+    const unavailable = await unavailableGrantStore();
     await expect(
-      approveConsent(consents, grantsIn(grantStore), {
+      approveConsent(consents, grantsIn(unavailable), {
         request,
         customerId: 'cust-1',
         consentId: consentIdAtDecision(request, undefined),
@@ -117,7 +116,7 @@ describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
         params: {},
       }),
     ).rejects.toThrow();
-    expect(await consents.listForClient('tpp-1')).toEqual([]);
+    expect(await consents.listForClient('tpp-no-grant-store')).toEqual([]);
   });
 
   it('removes the saved grant when the consent store is unavailable', async () => {
@@ -134,12 +133,9 @@ describe.each(sqlBackends())('the consent decision on %s', (_name, open) => {
       destroy: grants.destroy,
     };
     // A consent store of its own, closed here: the shared fixture's database is dropped after the test.
-    const dir = mkdtempSync(join(tmpdir(), 'moat-consents-'));
-    const sql = await createPgliteSqlClient(dir);
-    await applyMigrations(sql);
-    const failing = createConsentService({ store: createSqlConsentStore(sql), revokeGrant: (id) => grantStore.destroy('Grant', id), logger: silent });
-    await sql.close();
-    rmSync(dir, { recursive: true, force: true });
+    const own = await openMigratedPglite();
+    const failing = createConsentService({ store: createSqlConsentStore(own.sql), revokeGrant: (id) => grantStore.destroy('Grant', id), logger: silent });
+    await own.drop();
     await expect(
       approveConsent(failing, watching, { request, customerId: 'cust-1', consentId: consentIdAtDecision(request, undefined), granted: undefined, params: {} }),
     ).rejects.toThrow();

@@ -3,9 +3,8 @@ import type { AccountInformationDetail } from '../../src/consents/authorization-
 import { ConsentNotFound, ConsentStateConflict, IdempotencyConflict, TRANSITIONS, CONSENT_STATUSES } from '../../src/consents/consent.ts';
 import { createConsentService, type ConsentService } from '../../src/consents/consent-service.ts';
 import { createSqlConsentStore } from '../../src/storage/sql/consent-store.ts';
-import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import type { SqlClient } from '../../src/storage/sql/sql-client.ts';
-import { sqlBackends } from '../support/databases.ts';
+import { migratedSqlBackends } from '../support/databases.ts';
 
 /*
  * The consent lifecycle on every SQL backend Moat ships (Postgres and the embedded PGlite): which
@@ -13,7 +12,7 @@ import { sqlBackends } from '../support/databases.ts';
  * a consent ends, idempotent lodging and the expiry sweep.
  */
 
-const backends = sqlBackends();
+const backends = migratedSqlBackends();
 
 const detail = (extra: Partial<AccountInformationDetail> = {}): AccountInformationDetail => ({
   type: 'account_information',
@@ -38,7 +37,6 @@ describe.each(backends)('consents on %s', (_name, open) => {
 
   beforeAll(async () => {
     ({ sql, drop } = await open());
-    await applyMigrations(sql);
     service = createConsentService({
       store: createSqlConsentStore(sql),
       revokeGrant: async (grantId) => {

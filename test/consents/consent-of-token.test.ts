@@ -5,15 +5,14 @@ import { consentOfTokenOnce, consentTokenClaims } from '../../src/consents/provi
 import { createSqlConsentStore } from '../../src/storage/sql/consent-store.ts';
 import { authenticationTokenClaims } from '../../src/provider/sca-policy.ts';
 import { ACR_SCA, completedAuthentication, consentAuthentication, passwordFactor, totpFactor } from '../../src/sca/authentication.ts';
-import { applyMigrations } from '../../src/storage/sql/migrate.ts';
-import { sqlBackends } from '../support/databases.ts';
+import { migratedSqlBackends } from '../support/databases.ts';
 
 /*
  * extraTokenClaims is made of several hooks that each need the consent of the token being issued
  * (its id, the SCA claims, the RTS Art. 10a re-authentication rule): they share one lookup per token.
  */
 
-describe.each(sqlBackends())('the consent behind an issued token on %s', (_name, open) => {
+describe.each(migratedSqlBackends())('the consent behind an issued token on %s', (_name, open) => {
   let drop: () => Promise<void>;
   let service: ConsentService;
   const lookups: string[] = [];
@@ -21,7 +20,6 @@ describe.each(sqlBackends())('the consent behind an issued token on %s', (_name,
   beforeAll(async () => {
     const opened = await open();
     drop = opened.drop;
-    await applyMigrations(opened.sql);
     const real = createConsentService({ store: createSqlConsentStore(opened.sql), revokeGrant: async () => {}, logger: pino({ level: 'silent' }) });
     service = {
       ...real,

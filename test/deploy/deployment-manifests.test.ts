@@ -9,6 +9,7 @@ import type { ForwardedCertFormat, MoatConfig } from '../../src/config/schema.ts
 import { SECRETS_FILE } from '../../src/keys/secrets.ts';
 import { SIGNING_KEYS_FILE } from '../../src/keys/signing-keys.ts';
 import { FORWARDED_CERT_HEADERS } from '../../src/pki/forwarded-certificate.ts';
+import { MOAT_ENV, MOAT_NODE_FLAGS } from '../../bench/servers/moat-process.ts';
 
 /*
  * The deployment manifests against the code they deploy: probes on the routes Moat serves, a
@@ -355,3 +356,19 @@ function render(set: string[]): { status: number | null; objects: K8sObject[]; s
 if (!helmFound) {
   it.skip(`helm rendering of deploy/helm/moat: no helm binary (${HELM}) on this machine; values and templates were checked statically`, () => {});
 }
+
+describe("Moat's process memory settings (issue 20)", () => {
+  const dockerfile = read(ROOT, 'Dockerfile');
+  const start = (JSON.parse(read(ROOT, 'package.json')) as { scripts: Record<string, string> }).scripts.start!;
+
+  it("starts the image's Moat with the node flags and environment the benchmark's soak measured", () => {
+    const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1] ?? '[]') as string[];
+    expect(entrypoint).toEqual(['node', ...MOAT_NODE_FLAGS, 'bin/moat.js']);
+    for (const [name, value] of Object.entries(MOAT_ENV)) expect(dockerfile).toMatch(new RegExp(`^ENV .*\\b${name}=${value}\\b`, 'm'));
+  });
+
+  it('starts `npm start` with the same flags and environment', () => {
+    const env = Object.entries(MOAT_ENV).map(([name, value]) => `${name}=${value}`);
+    expect(start).toBe([...env, 'sh scripts/with-node.sh', ...MOAT_NODE_FLAGS, 'src/main.ts'].join(' '));
+  });
+});

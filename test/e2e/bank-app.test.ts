@@ -85,7 +85,7 @@ describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
       const card = page.locator(`[data-request="${id}"]`);
       await card.waitFor();
       expect(await card.locator('.binding-message').textContent()).toBe('Till 7 ref 4410');
-      await expect(card.innerText()).resolves.toMatch(/Waiting until \d{1,2} \w{3} \d{4}, \d{2}:\d{2}:\d{2} GMT-3/);
+      await expect(card.innerText()).resolves.toMatch(/Waiting until \d{1,2} \p{L}{3,4} \d{4}, \d{2}:\d{2}:\d{2} GMT-3/u);
       // Quoted as the TPP's words, and as text: the TPP's markup is not the page's.
       await expect(card.innerText()).resolves.toContain(`Reason given by Test Fintech\n${purpose}`);
       expect(await card.locator('q.purpose').textContent()).toBe(purpose);
@@ -146,7 +146,7 @@ describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
       await card.getByRole('heading', { name: 'Test Fintech pede que você confirme um pagamento' }).waitFor();
       expect(await card.locator('.amount').textContent()).toMatch(/£\s?1\.234,50/);
       expect(await card.locator('.payee').textContent()).toBe('ACME Energy Ltd (agência (sort code) 08-08-00, conta 21325698)');
-      await expect(card.innerText()).resolves.toMatch(/Aguardando até \d{1,2} de \w+\.? de \d{4}, \d{2}:\d{2}:\d{2} BRT/);
+      await expect(card.innerText()).resolves.toMatch(/Aguardando até \d{1,2} de \p{L}+\.? de \d{4}, \d{2}:\d{2}:\d{2} BRT/u);
       await expect(card.innerText()).resolves.toContain('Motivo informado por Test Fintech\nPagar a sua conta de energia de dezembro');
       await checkAccessible(page);
       await checkAxe(page);

@@ -412,7 +412,7 @@ describeInBrowser('passkeys in Brazilian Portuguese, with JavaScript on (issue 1
       await page.getByLabel('Dê um nome a ela, para reconhecê-la depois').fill('Celular');
       await page.getByRole('button', { name: 'Adicionar uma chave de acesso' }).click();
       await page.getByRole('status').filter({ hasText: 'Chave de acesso adicionada.' }).waitFor();
-      await expect(page.locator('main').innerText()).resolves.toMatch(/Adicionada em\s+\d{1,2} de \w+ de \d{4}/);
+      await expect(page.locator('main').innerText()).resolves.toMatch(/Adicionada em\s+\d{1,2} de \p{L}+ de \d{4}/u);
       await checkPage(page, 'passkeys-added-pt-BR');
 
       // At an authorization in pt-BR: the payment beside the passkey button (RTS Art. 5(1)(a)).

@@ -2,8 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { createLogger } from '../../src/observability/logger.ts';
-import { applyMigrations } from '../../src/storage/sql/migrate.ts';
-import { sqlBackends } from '../support/databases.ts';
+import { migratedSqlBackends } from '../support/databases.ts';
 import { secretsInLogLine } from '../support/log-secrets.ts';
 
 /*
@@ -29,11 +28,10 @@ function capture(): { logger: ReturnType<typeof createLogger>; lines: string[] }
   return { logger: createLogger('info', sink), lines };
 }
 
-describe.each(sqlBackends())('a refresh token insert that fails on %s', (_name, open) => {
+describe.each(migratedSqlBackends())('a refresh token insert that fails on %s', (_name, open) => {
   let backend: Awaited<ReturnType<typeof open>>;
   beforeAll(async () => {
     backend = await open();
-    await applyMigrations(backend.sql);
   });
   afterAll(async () => {
     await backend?.drop();

@@ -8,10 +8,9 @@ import { createSqlPasskeyStore } from '../../src/storage/sql/passkey-store.ts';
 import { createMemoryModelStore } from '../../src/storage/embedded/memory-model-store.ts';
 import type { ModelStore } from '../../src/kernel/model-store.ts';
 import { connectRedis, createRedisModelStore } from '../../src/storage/redis/redis-model-store.ts';
-import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import { createPgliteSqlClient, createPgSqlClient } from '../../src/storage/sql/sql-client.ts';
 import { chromiumAvailable, launchChromium } from '../support/chromium.ts';
-import { copyMigratedEmbeddedDatabase, createThrowawayPostgres, withServices, redisTestPrefix } from '../support/databases.ts';
+import { copyMigratedEmbeddedDatabase, createMigratedThrowawayPostgres, withServices, redisTestPrefix } from '../support/databases.ts';
 import { openCeremonyPage } from '../support/virtual-authenticator.ts';
 
 /*
@@ -52,9 +51,8 @@ if (withServices()) {
   backends.push([
     'Postgres and Redis',
     async () => {
-      const db = await createThrowawayPostgres();
+      const db = await createMigratedThrowawayPostgres();
       const sql = createPgSqlClient(db.url);
-      await applyMigrations(sql);
       const prefix = redisTestPrefix();
       const challenges = createRedisModelStore(await connectRedis(prefix.url), prefix.prefix);
       return {

@@ -110,12 +110,18 @@ describeInBrowser('the sandbox developer portal in a real browser', () => {
       if (focused.tag === 'PRE') reached.push(focused.name);
     }
     expect(reached).toEqual(blocks.map((b) => b.name));
-    // Focused, a block scrolls with the arrow keys.
-    await page.getByRole('region', { name: blocks[0]!.name! }).focus();
+    // Focused, a block scrolls with the arrow keys (Chromium animates the scroll: wait for it to move).
     await page.setViewportSize({ width: 390, height: 844 });
+    const first = page.getByRole('region', { name: blocks[0]!.name! });
+    await first.focus();
     await page.keyboard.press('ArrowRight');
     await page.keyboard.press('ArrowRight');
-    expect(await page.getByRole('region', { name: blocks[0]!.name! }).evaluate((pre: any) => pre.scrollLeft)).toBeGreaterThan(0);
+    let scrolled = 0;
+    for (let tries = 0; tries < 40 && scrolled === 0; tries += 1) {
+      scrolled = await first.evaluate((pre: any) => pre.scrollLeft);
+      if (scrolled === 0) await page.waitForTimeout(50);
+    }
+    expect(scrolled).toBeGreaterThan(0);
     await page.setViewportSize({ width: 1280, height: 800 });
     await checkAccessible(page);
     await checkAxe(page);

@@ -3,9 +3,8 @@ import { createConsentService, type ConsentService } from '../../src/consents/co
 import { createSqlConsentStore } from '../../src/storage/sql/consent-store.ts';
 import { ACR_SCA, completedAuthentication, consentAuthentication, passwordFactor, totpFactor } from '../../src/sca/authentication.ts';
 import { paymentLinkHash, paymentLinkOf } from '../../src/sca/dynamic-linking.ts';
-import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import type { SqlClient } from '../../src/storage/sql/sql-client.ts';
-import { sqlBackends } from '../support/databases.ts';
+import { migratedSqlBackends } from '../support/databases.ts';
 
 /* The consent records how and when its customer was authenticated (issue 16 §3), on every SQL backend. */
 
@@ -16,14 +15,13 @@ const payment = {
   creditorName: 'ACME Inc',
 };
 
-describe.each(sqlBackends())('the SCA a consent records on %s', (_name, open) => {
+describe.each(migratedSqlBackends())('the SCA a consent records on %s', (_name, open) => {
   let sql: SqlClient;
   let drop: () => Promise<void>;
   let service: ConsentService;
 
   beforeAll(async () => {
     ({ sql, drop } = await open());
-    await applyMigrations(sql);
     service = createConsentService({ store: createSqlConsentStore(sql), revokeGrant: async () => {}, logger: pino({ level: 'silent' }) });
   });
   afterAll(() => drop());

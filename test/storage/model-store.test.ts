@@ -3,10 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMemoryModelStore } from '../../src/storage/embedded/memory-model-store.ts';
 import { connectRedis, createRedisModelStore } from '../../src/storage/redis/redis-model-store.ts';
-import { applyMigrations } from '../../src/storage/sql/migrate.ts';
 import { createPostgresModelStore } from '../../src/storage/sql/postgres-model-store.ts';
 import { createPgliteSqlClient, createPgSqlClient } from '../../src/storage/sql/sql-client.ts';
-import { createThrowawayPostgres, withServices, redisTestPrefix } from '../support/databases.ts';
+import { copyMigratedEmbeddedDatabase, createMigratedThrowawayPostgres, withServices, redisTestPrefix } from '../support/databases.ts';
 import { describeModelStoreContract } from './model-store-contract.ts';
 
 describeModelStoreContract('in-process', async () => {
@@ -15,9 +14,10 @@ describeModelStoreContract('in-process', async () => {
 });
 
 describeModelStoreContract('PGlite (embedded Postgres)', async () => {
+  // A migrated copy of the template (databases.ts); migrating an empty database is migrations.test.ts's.
   const dir = mkdtempSync(join(tmpdir(), 'moat-pglite-'));
-  const sql = await createPgliteSqlClient(dir);
-  await applyMigrations(sql);
+  await copyMigratedEmbeddedDatabase(join(dir, 'pglite'));
+  const sql = await createPgliteSqlClient(join(dir, 'pglite'));
   const store = createPostgresModelStore(sql);
   return {
     store,
@@ -32,9 +32,8 @@ if (!withServices()) {
   it.skip('Postgres and Redis model stores (embedded-only run)', () => {});
 } else {
   describeModelStoreContract('Postgres', async () => {
-    const db = await createThrowawayPostgres();
+    const db = await createMigratedThrowawayPostgres();
     const sql = createPgSqlClient(db.url);
-    await applyMigrations(sql);
     const store = createPostgresModelStore(sql);
     return {
       store,

@@ -208,15 +208,46 @@ export function redisTestPrefix(): { url: string; prefix: string; cleanup(): Pro
   };
 }
 
+type SqlBackend = [string, () => Promise<{ sql: SqlClient; drop(): Promise<void> }>];
+
 /**
  * The SQL backends Moat ships, for contract suites: the embedded PGlite always, a throwaway Postgres
- * database unless this is the embedded pass.
+ * database unless this is the embedded pass. Empty databases: for the migration tests, and a suite
+ * whose subject is not the schema takes migratedSqlBackends() instead.
  */
-export function sqlBackends(): [string, () => Promise<{ sql: SqlClient; drop(): Promise<void> }>][] {
-  const backends: [string, () => Promise<{ sql: SqlClient; drop(): Promise<void> }>][] = [
+export function sqlBackends(): SqlBackend[] {
+  return sqlBackendsOf({ migrated: false });
+}
+
+/**
+ * sqlBackends() with every migration applied, each a copy of its backend's migrated template (as the
+ * harness gets): creating a PGlite cluster and migrating it is seconds of CPU each time, most of what a
+ * store suite spent. Migrating an empty database stays covered by test/storage/migrations.test.ts.
+ */
+export function migratedSqlBackends(): SqlBackend[] {
+  return sqlBackendsOf({ migrated: true });
+}
+
+/** A migrated PGlite database of its own (a copy of the template), for a store a suite needs beside its backend's. */
+export async function openMigratedPglite(): Promise<{ sql: SqlClient; drop(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'moat-sql-'));
+  await copyMigratedEmbeddedDatabase(join(dir, 'pglite'));
+  const sql = await createPgliteSqlClient(join(dir, 'pglite'));
+  return {
+    sql,
+    drop: async () => {
+      await sql.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function sqlBackendsOf(options: { migrated: boolean }): SqlBackend[] {
+  const backends: SqlBackend[] = [
     [
       'PGlite',
       async () => {
+        if (options.migrated) return openMigratedPglite();
         const dir = mkdtempSync(join(tmpdir(), 'moat-sql-'));
         const sql = await createPgliteSqlClient(dir);
         return {
@@ -233,7 +264,7 @@ export function sqlBackends(): [string, () => Promise<{ sql: SqlClient; drop(): 
     backends.push([
       'Postgres',
       async () => {
-        const db = await createThrowawayPostgres();
+        const db = options.migrated ? await createMigratedThrowawayPostgres() : await createThrowawayPostgres();
         const sql = createPgSqlClient(db.url);
         return {
           sql,

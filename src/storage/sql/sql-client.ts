@@ -151,12 +151,20 @@ export function createPgSqlClient(url: string, options: { max?: number; onUnavai
 }
 
 /**
+ * Postgres's buffer cache inside PGlite's WebAssembly memory. Postgres's default (128MB) is sized for
+ * a server; the embedded database holds one sandbox's data, and every buffer touched stays in the
+ * process's RSS (issue 20: the embedded default under 350 MiB). Pages not cached are read through
+ * PGlite's file system, as any Postgres reads past its cache.
+ */
+const PGLITE_SHARED_BUFFERS = '16MB';
+
+/**
  * PGlite persisted under `dataDir`: real Postgres in this process. It has one connection, so
  * transactions are serialised here, and queries outside one wait for it.
  */
 export async function createPgliteSqlClient(dataDir: string): Promise<SqlClient> {
   mkdirSync(dataDir, { recursive: true });
-  const db = await PGlite.create(dataDir);
+  const db = await PGlite.create(dataDir, { startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${PGLITE_SHARED_BUFFERS}`] });
   let tail: Promise<unknown> = Promise.resolve();
   const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = tail.then(fn, fn);
