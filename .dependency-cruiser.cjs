@@ -34,6 +34,24 @@ module.exports = {
       to: { path: ['^src/storage/sql/sql-client\\.ts$', '(^|/)node_modules/(pg|ioredis|@electric-sql/pglite)/'] },
     },
     {
+      name: 'optional-packages-loaded-lazily',
+      comment:
+        'acme-client, undici and @simplewebauthn/server weigh ~8 MiB of heap together and most deployments never use them: ' +
+        'only a dynamic import() where the feature is configured or first used; their types by `import()` type queries (issue 20 §6).',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/acme/acme-issuer\\.ts$' },
+      to: { path: '(^|/)node_modules/(acme-client|undici|@simplewebauthn/server)/', dependencyTypesNot: ['dynamic-import', 'type-only'] },
+    },
+    {
+      name: 'acme-issuer-loaded-lazily',
+      comment:
+        'src/acme/acme-issuer.ts imports acme-client statically, so it is itself imported only by a dynamic import() where acme is enabled. ' +
+        'dependency-cruiser cannot tell `import type` from an import with TypeScript 7.0: types come by `import()` type queries instead.',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { path: '^src/acme/acme-issuer\\.ts$', dependencyTypesNot: ['dynamic-import', 'type-only'] },
+    },
+    {
       name: 'cli-on-top',
       comment: 'The CLI drives the server; nothing the server runs imports the CLI.',
       severity: 'error',

@@ -3,7 +3,12 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import { dirname } from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../observability/logger.ts';
-import type { AcmeIssuer, IssuedCertificate } from './acme-issuer.ts';
+
+// By `import()` type queries, not `import type`: acme-issuer.ts (and acme-client with it) is loaded
+// only by a dynamic import when acme is enabled, which optional-packages-loaded-lazily checks and
+// dependency-cruiser cannot tell from an `import type` with this TypeScript (7.0).
+type AcmeIssuer = import('./acme-issuer.ts').AcmeIssuer;
+type IssuedCertificate = import('./acme-issuer.ts').IssuedCertificate;
 
 /*
  * One of Moat's own certificates kept current: read from its files at start (or ordered when they

@@ -1,10 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import acme from 'acme-client';
 import type { Registry } from 'prom-client';
 import type { MoatConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
-import { createAcmeIssuer } from './acme-issuer.ts';
 import { createCertificateRenewal, ownCertificateMetrics, type CertificateRenewal } from './certificate-renewal.ts';
 import { createChallengeResponder } from './challenge-responder.ts';
 
@@ -46,6 +44,7 @@ async function accountKey(config: MoatConfig, logger: Logger): Promise<string> {
   if (config.acme.accountKeyFile !== undefined) return readKeyed('acme.accountKeyFile', config.acme.accountKeyFile);
   const file = join(config.dataDir, DEFAULT_ACCOUNT_KEY_FILE);
   if (existsSync(file)) return readFileSync(file, 'utf8');
+  const { default: acme } = await import('acme-client');
   const pem = (await acme.crypto.createPrivateEcdsaKey('P-256')).toString();
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, pem, { mode: 0o600, flag: 'wx' });
@@ -66,6 +65,8 @@ export async function createOwnCertificates(deps: {
   const { config, logger } = deps;
   const settings = config.acme;
   if (!settings.enabled) return undefined;
+  // acme-client (~10 MiB of heap) is loaded only when acme is enabled (issue 20 §6).
+  const { createAcmeIssuer } = await import('./acme-issuer.ts');
   const eab = settings.externalAccountBinding;
   const responder = createChallengeResponder();
   const issuer = createAcmeIssuer({

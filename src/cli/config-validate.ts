@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { accountSourceOf, createConfiguredAccountService } from '../accounts/account-source.ts';
-import { readAcmeDirectory } from '../acme/acme-issuer.ts';
 import type { MoatConfig } from '../config/schema.ts';
 import { describeHsmToken } from '../keys/hsm-signing-keys.ts';
 import { AccountsUnavailable } from '../customers/account-directory.ts';
@@ -94,6 +93,8 @@ export const REACHABILITY_CHECKS: readonly ReachabilityCheck[] = [
     applies: (config) => config.acme.enabled,
     async run(config) {
       const { directoryUrl, caFile, timeoutMs, externalAccountBinding } = config.acme;
+      // acme-client is loaded only when acme is enabled (issue 20 §6).
+      const { readAcmeDirectory } = await import('../acme/acme-issuer.ts');
       let directory: Awaited<ReturnType<typeof readAcmeDirectory>>;
       try {
         directory = await readAcmeDirectory({

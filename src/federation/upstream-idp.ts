@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { importJWK, type JWK } from 'jose';
 import * as oauth from 'oauth4webapi';
-import { Agent, fetch as undiciFetch } from 'undici';
 import type { UpstreamIdpConfig } from '../config/schema.ts';
 import { FederationFailure } from './federation-failure.ts';
 
@@ -59,6 +58,8 @@ export async function createUpstreamIdp(config: UpstreamIdpConfig, moatIssuer: s
   const issuer = new URL(config.issuer);
   const redirectUri = new URL(FEDERATION_CALLBACK_PATH, moatIssuer).toString();
   const mtls = config.clientAuth.method === 'tls_client_auth';
+  // undici (~5 MiB of heap) is loaded only when customers.oidc is configured (issue 20 §6).
+  const { Agent, fetch: undiciFetch } = await import('undici');
   const agent = new Agent({
     connect: {
       // A private CA is trusted besides the system's, never instead of them.
@@ -71,7 +72,7 @@ export async function createUpstreamIdp(config: UpstreamIdpConfig, moatIssuer: s
         : {}),
     },
   });
-  const customFetch = timedFetch(agent, config.timeoutMs);
+  const customFetch = timedFetch(undiciFetch, agent, config.timeoutMs);
   // RFC 8705 §5: with mTLS, the token and PAR endpoints may live at their aliases.
   const client: oauth.Client = { client_id: config.clientId, ...(mtls ? { use_mtls_endpoint_aliases: true } : {}) };
   const clientAuth = config.clientAuth.method === 'tls_client_auth' ? oauth.TlsClientAuth() : await privateKeyJwtAuth(config.clientAuth.jwkFile);
@@ -223,7 +224,11 @@ function readConfiguredFile(key: string, file: string): Buffer {
  * fetch through the IdP's agent, bounded by the timeout from the request's start to its body's end.
  * The response is rebuilt in this realm's Response class, which oauth4webapi checks for.
  */
-function timedFetch(agent: Agent, timeoutMs: number): typeof fetch {
+// undici's types by an `import()` type query, not `import type`: see optional-packages-loaded-lazily
+// in .dependency-cruiser.cjs.
+type Undici = typeof import('undici');
+
+function timedFetch(undiciFetch: Undici['fetch'], agent: InstanceType<Undici['Agent']>, timeoutMs: number): typeof fetch {
   return (async (url: string | URL | Request, init?: RequestInit) => {
     const signal = AbortSignal.timeout(timeoutMs);
     const res = await undiciFetch(url as string, { ...(init as object), dispatcher: agent, signal, redirect: 'manual' } as Parameters<typeof undiciFetch>[1]);

@@ -1,18 +1,17 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
-} from '@simplewebauthn/server';
-import { decodeAttestationObject, decodeClientDataJSON, isoBase64URL, parseAuthenticatorData } from '@simplewebauthn/server/helpers';
 import { z } from 'zod';
 import type { ModelStore } from '../kernel/model-store.ts';
 import { PasskeyAlreadyEnrolled, type Passkey, type PasskeyStore } from './passkey-store.ts';
+
+// The types of @simplewebauthn/server by `import()` type queries rather than `import type`: the
+// dependency rule that keeps it loaded lazily (optional-packages-loaded-lazily) sees an `import type`
+// as a static import while dependency-cruiser cannot use this TypeScript (7.0) to tell them apart.
+type WebAuthnServer = typeof import('@simplewebauthn/server');
+type WebAuthnHelpers = typeof import('@simplewebauthn/server/helpers');
+type AuthenticationResponseJSON = import('@simplewebauthn/server').AuthenticationResponseJSON;
+type PublicKeyCredentialCreationOptionsJSON = import('@simplewebauthn/server').PublicKeyCredentialCreationOptionsJSON;
+type PublicKeyCredentialRequestOptionsJSON = import('@simplewebauthn/server').PublicKeyCredentialRequestOptionsJSON;
+type RegistrationResponseJSON = import('@simplewebauthn/server').RegistrationResponseJSON;
 
 /*
  * The WebAuthn Level 2 ceremonies (registration §7.1, authentication §7.2) for passkeys, with
@@ -158,6 +157,19 @@ const authenticationResponse = z
   })
   .loose();
 
+/**
+ * @simplewebauthn/server (~5 MiB of heap) is loaded on the first passkey ceremony, not at start:
+ * most processes never run one (issue 20 §6).
+ */
+let webauthnModules: Promise<WebAuthnServer & WebAuthnHelpers> | undefined;
+function webauthn(): NonNullable<typeof webauthnModules> {
+  webauthnModules ??= Promise.all([import('@simplewebauthn/server'), import('@simplewebauthn/server/helpers')]).then(([server, helpers]) => ({
+    ...server,
+    ...helpers,
+  }));
+  return webauthnModules;
+}
+
 export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): PasskeyCeremonies {
   const { store, challenges } = options;
   const now = options.now ?? (() => new Date());
@@ -166,7 +178,8 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
   const rpIdHash = createHash('sha256').update(rpId).digest();
 
   const issueChallenge = async (record: ChallengeRecord, link?: string): Promise<string> => {
-    const challenge = isoBase64URL.fromBuffer(Buffer.concat([randomBytes(RANDOM_BYTES), ...(link === undefined ? [] : [Buffer.from(link, 'base64url')])]));
+    const w = await webauthn();
+    const challenge = w.isoBase64URL.fromBuffer(Buffer.concat([randomBytes(RANDOM_BYTES), ...(link === undefined ? [] : [Buffer.from(link, 'base64url')])]));
     await challenges.upsert(CHALLENGE_MODEL, challenge, record, CHALLENGE_SECONDS);
     return challenge;
   };
@@ -178,9 +191,10 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
     binding: string,
     authData: Uint8Array,
   ): Promise<{ challenge: string; record: ChallengeRecord }> => {
-    let clientData: ReturnType<typeof decodeClientDataJSON>;
+    const w = await webauthn();
+    let clientData: ReturnType<WebAuthnHelpers['decodeClientDataJSON']>;
     try {
-      clientData = decodeClientDataJSON(clientDataJSON);
+      clientData = w.decodeClientDataJSON(clientDataJSON);
     } catch (err) {
       throw new PasskeyRefused('malformed_response', { cause: err });
     }
@@ -190,9 +204,9 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
     // Spent before the signature is checked: a failed attempt needs a fresh challenge too.
     if ((await challenges.consume(CHALLENGE_MODEL, clientData.challenge)) !== 'consumed') throw new PasskeyRefused('challenge_used');
     if (clientData.origin !== origin) throw new PasskeyRefused('wrong_origin');
-    let parsed: ReturnType<typeof parseAuthenticatorData>;
+    let parsed: ReturnType<WebAuthnHelpers['parseAuthenticatorData']>;
     try {
-      parsed = parseAuthenticatorData(new Uint8Array(authData));
+      parsed = w.parseAuthenticatorData(new Uint8Array(authData));
     } catch (err) {
       throw new PasskeyRefused('malformed_response', { cause: err });
     }
@@ -216,15 +230,16 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
 
   return {
     async registrationOptions({ customerId, customerName, binding }) {
+      const w = await webauthn();
       const existing = await store.listForCustomer(customerId);
       const challenge = await issueChallenge({ purpose: 'registration', binding, customerId });
-      return generateRegistrationOptions({
+      return w.generateRegistrationOptions({
         rpName: options.rpName,
         rpID: rpId,
-        userID: isoBase64URL.toBuffer(await store.userHandle(customerId)),
+        userID: w.isoBase64URL.toBuffer(await store.userHandle(customerId)),
         userName: customerName,
         userDisplayName: customerName,
-        challenge: isoBase64URL.toBuffer(challenge),
+        challenge: w.isoBase64URL.toBuffer(challenge),
         timeout: CHALLENGE_SECONDS * 1000,
         // No attestation asked: Moat trusts the customer's choice of authenticator, not its make.
         attestationType: 'none',
@@ -234,10 +249,11 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
     },
 
     async register({ customerId, binding, response, name }) {
+      const w = await webauthn();
       const parsed = parseJson(registrationResponse, response) as RegistrationResponseJSON;
       let authData: Uint8Array;
       try {
-        const attestation = decodeAttestationObject(isoBase64URL.toBuffer(parsed.response.attestationObject));
+        const attestation = w.decodeAttestationObject(w.isoBase64URL.toBuffer(parsed.response.attestationObject));
         authData = attestation.get('authData');
         if (!(authData instanceof Uint8Array)) throw new Error('no authData');
       } catch (err) {
@@ -245,9 +261,9 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
       }
       const { challenge, record } = await spendChallenge(parsed.response.clientDataJSON, 'registration', binding, authData);
       if (record.customerId !== customerId) throw new PasskeyRefused('challenge_unknown');
-      let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
+      let verified: Awaited<ReturnType<WebAuthnServer['verifyRegistrationResponse']>>;
       try {
-        verified = await verifyRegistrationResponse({
+        verified = await w.verifyRegistrationResponse({
           response: parsed,
           expectedChallenge: challenge,
           expectedOrigin: origin,
@@ -280,6 +296,7 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
     },
 
     async authenticationOptions({ binding, customerId, link, context }) {
+      const w = await webauthn();
       const allowed = customerId === undefined ? [] : await store.listForCustomer(customerId);
       const challenge = await issueChallenge(
         {
@@ -290,9 +307,9 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
         },
         link,
       );
-      return generateAuthenticationOptions({
+      return w.generateAuthenticationOptions({
         rpID: rpId,
-        challenge: isoBase64URL.toBuffer(challenge),
+        challenge: w.isoBase64URL.toBuffer(challenge),
         timeout: CHALLENGE_SECONDS * 1000,
         userVerification: 'required',
         // Empty when the customer is not known yet: the authenticator offers its discoverable passkeys.
@@ -301,10 +318,11 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
     },
 
     async authenticate({ binding, response, customerId }) {
+      const w = await webauthn();
       const parsed = parseJson(authenticationResponse, response) as AuthenticationResponseJSON;
       let authData: Uint8Array;
       try {
-        authData = isoBase64URL.toBuffer(parsed.response.authenticatorData);
+        authData = w.isoBase64URL.toBuffer(parsed.response.authenticatorData);
       } catch (err) {
         throw new PasskeyRefused('malformed_response', { cause: err });
       }
@@ -312,9 +330,9 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
       if (record.customerId !== undefined && record.customerId !== customerId) throw new PasskeyRefused('challenge_unknown');
       const passkey = await store.find(parsed.id);
       if (passkey === undefined || (customerId !== undefined && passkey.customerId !== customerId)) throw new PasskeyRefused('unknown_credential');
-      let verified: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
+      let verified: Awaited<ReturnType<WebAuthnServer['verifyAuthenticationResponse']>>;
       try {
-        verified = await verifyAuthenticationResponse({
+        verified = await w.verifyAuthenticationResponse({
           response: parsed,
           expectedChallenge: challenge,
           expectedOrigin: origin,
@@ -335,13 +353,13 @@ export function createPasskeyCeremonies(options: PasskeyCeremonyOptions): Passke
       const at = now();
       const { newCounter, credentialBackedUp } = verified.authenticationInfo;
       if (!(await store.recordUse(passkey.id, newCounter, credentialBackedUp, at))) throw new PasskeyRefused('counter_regressed');
-      const bytes = isoBase64URL.toBuffer(challenge);
+      const bytes = w.isoBase64URL.toBuffer(challenge);
       return {
         customerId: passkey.customerId,
         credentialId: passkey.id,
         userVerified: true,
         deviceBound: passkey.deviceType === 'singleDevice',
-        ...(bytes.length > RANDOM_BYTES ? { linkedHash: isoBase64URL.fromBuffer(bytes.subarray(RANDOM_BYTES)) } : {}),
+        ...(bytes.length > RANDOM_BYTES ? { linkedHash: w.isoBase64URL.fromBuffer(bytes.subarray(RANDOM_BYTES)) } : {}),
         context: record.context ?? {},
         at,
       };

@@ -55,7 +55,11 @@ export function createBankAppApiRouter(deps: BankAppApiDeps): Router {
     const factors: FactorUse[] = [passwordFactor()];
     if (body.code !== undefined && deps.sca.totp !== undefined) {
       const checked = await deps.sca.totp.verify(customerId, body.code, ctx.ip);
-      if (!checked.ok) throw new SignInRefused('code_refused', checked.message);
+      // Paused code entry is 429 with Retry-After, as on the pages (RFC 6585 §4), not another 401.
+      if (!checked.ok)
+        throw checked.reason === 'locked'
+          ? new SignInRefused('locked', checked.message, checked.retryAfterSeconds)
+          : new SignInRefused('code_refused', checked.message);
       factors.push(totpFactor());
     }
     const id = body.request ?? (await deps.authorisation.pendingFor(customerId))[0]?.id;

@@ -260,6 +260,30 @@ describe('CIBA poll mode (CIBA Core §7, §10.1)', () => {
     expect(approved.err).toMatch(/HTTP 404, not_found/);
   });
 
+  it('pauses code entry after too many wrong codes: 429 with Retry-After, as the pages answer (RFC 6585 §4)', async () => {
+    const { auth_req_id: id } = await startRequest({ login_hint: 'cust-bob', binding_message: 'Bob guesses' });
+    const right = totpCode(SANDBOX_CUSTOMERS.find((c) => c.username === 'bob')!.totpSecret, new Date(Date.now() + offsetMs));
+    const wrong = String((Number(right) + 500_000) % 1_000_000).padStart(6, '0');
+    const attempt = () =>
+      tpp.fetch(`${h.issuer}/sandbox/app/api/decisions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'bob', password: 'bob-sandbox', request: id, decision: 'approve', code: wrong }),
+      });
+    const statuses: number[] = [];
+    let last: Response | undefined;
+    for (let i = 0; i < 7 && statuses.at(-1) !== 429; i += 1) {
+      last = (await attempt()) as unknown as Response;
+      statuses.push(last.status);
+    }
+    expect(statuses.slice(0, -1).every((s) => s === 401)).toBe(true);
+    expect(statuses.at(-1)).toBe(429);
+    expect(Number(last!.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await last!.json()).toMatchObject({ error: 'access_denied', error_description: expect.stringMatching(/code entry is paused/) });
+    waitOutInterval();
+    expect(await pollError(id)).toMatchObject({ error: 'authorization_pending' });
+  });
+
   it('refuses to approve a request past its expiry (requested_expiry)', async () => {
     const { auth_req_id: id } = await startRequest({ login_hint: 'cust-alice', binding_message: 'Expiring', requested_expiry: '30' });
     offsetMs += 31_000;
