@@ -16,4 +16,6 @@ export default {
   forceExit: true,
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+  // Longest suites first, also on a fresh clone with no Jest cache (issue 15 §6).
+  testSequencer: '<rootDir>/test/support/test-sequencer.ts',
 };
