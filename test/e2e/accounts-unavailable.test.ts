@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import type { Browser as Chromium } from 'playwright-core';
 import { bankAccounts, startAccountService, type TestAccountService } from '../support/account-service.ts';
-import { chromiumAvailable, launchChromium, SCREENSHOT_DIR, VIEWPORTS } from '../support/chromium.ts';
+import { chromiumAvailable, launchChromium, SCREENSHOT_DIR, VIEWPORTS, catchTppRedirect } from '../support/chromium.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { checkAccessible, shoot } from '../support/page-checks.ts';
 import { totpCode } from '../../src/sca/totp.ts';
@@ -42,14 +42,7 @@ afterAll(async () => {
 describeInBrowser('accounts that cannot be shown, in a real browser', () => {
   it('tells the customer, lets them try again once the service is back, and the consent goes through', async () => {
     const context = await chromium.newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true });
-    let resolveCallback: (url: URL) => void;
-    const callback = new Promise<URL>((resolve) => {
-      resolveCallback = resolve;
-    });
-    await context.route(`${new URL(tpp.redirectUri).origin}/**`, async (route) => {
-      resolveCallback(new URL(route.request().url()));
-      await route.fulfill({ status: 200, contentType: 'text/html', body: '<title>TPP</title><p>Back at the TPP</p>' });
-    });
+    const { callback } = await catchTppRedirect(context, tpp.redirectUri);
     const page = await context.newPage();
     try {
       const { requestUri } = await pushAuthorization(tpp, { scope: 'openid accounts' });

@@ -5,7 +5,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import type { Harness } from '../support/moat-harness.ts';
 import { pushAuthorization, useMoatWithTpp, type RegisteredTpp } from '../support/tpp-client.ts';
 import { introspect, redeem } from '../support/consents.ts';
-import { chromiumAvailable, useChromium, VIEWPORTS } from '../support/chromium.ts';
+import { chromiumAvailable, useChromium, VIEWPORTS, catchTppRedirect } from '../support/chromium.ts';
 import { checkAccessible, shoot } from '../support/page-checks.ts';
 
 /*
@@ -47,14 +47,7 @@ async function openJourney(viewport: keyof typeof VIEWPORTS = 'desktop'): Promis
   const page = await context.newPage();
   const visited: string[] = [];
   page.on('request', (req) => visited.push(req.url()));
-  let resolveCallback: (url: URL) => void;
-  const callback = new Promise<URL>((resolve) => {
-    resolveCallback = resolve;
-  });
-  await context.route(`${new URL(tpp.redirectUri).origin}/**`, async (route) => {
-    resolveCallback(new URL(route.request().url()));
-    await route.fulfill({ status: 200, contentType: 'text/html', body: '<title>TPP</title><p>Back at the TPP</p>' });
-  });
+  const { callback } = await catchTppRedirect(context, tpp.redirectUri);
   return { context, page, visited, callback };
 }
 

@@ -5,7 +5,7 @@ import { redeem } from '../support/consents.ts';
 import type { BrowserContext, Page } from 'playwright-core';
 import type { Harness } from '../support/moat-harness.ts';
 import { onboardTpp, pushAuthorization, useMoatWithTpp, type RegisteredTpp } from '../support/tpp-client.ts';
-import { chromiumAvailable, useChromium, VIEWPORTS } from '../support/chromium.ts';
+import { chromiumAvailable, useChromium, VIEWPORTS, catchTppRedirect } from '../support/chromium.ts';
 import { checkAccessible, checkAxe, checkAxeWithoutScript, checkTargetsAndFocus, shoot } from '../support/page-checks.ts';
 
 /*
@@ -68,14 +68,7 @@ interface Journey {
 async function openJourney(client: RegisteredTpp, options: { javaScript?: boolean } = {}): Promise<Journey> {
   const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true, javaScriptEnabled: options.javaScript ?? true });
   const page = await context.newPage();
-  let resolveCallback: (url: URL) => void;
-  const callback = new Promise<URL>((resolve) => {
-    resolveCallback = resolve;
-  });
-  await context.route(`${new URL(client.redirectUri).origin}/**`, async (route) => {
-    resolveCallback(new URL(route.request().url()));
-    await route.fulfill({ status: 200, contentType: 'text/html', body: '<title>TPP</title><p>Back at the TPP</p>' });
-  });
+  const { callback } = await catchTppRedirect(context, client.redirectUri);
   return { context, page, callback };
 }
 

@@ -2,13 +2,13 @@ import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
 import type { BrowserContext, Page } from 'playwright-core';
 import { useMoatWithBankIdp, type BankIdp } from '../support/bank-idp.ts';
-import { chromiumAvailable, useChromium } from '../support/chromium.ts';
+import { chromiumAvailable, useChromium, catchTppRedirect } from '../support/chromium.ts';
 
 // Runs in the browser (Moat's TypeScript has no DOM library).
 declare const document: any;
 import { redeem } from '../support/consents.ts';
 import type { Harness } from '../support/moat-harness.ts';
-import { checkAccessible, checkAxe, checkTargetsAndFocus, shoot } from '../support/page-checks.ts';
+import { checkAccessible, shoot, checkPageInLanguage } from '../support/page-checks.ts';
 import { pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
 import { addVirtualAuthenticator } from '../support/virtual-authenticator.ts';
 
@@ -38,14 +38,7 @@ interface Journey {
 async function openJourney(): Promise<Journey> {
   const context = await chromium().newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();
-  let resolveCallback: (url: URL) => void;
-  const callback = new Promise<URL>((resolve) => {
-    resolveCallback = resolve;
-  });
-  await context.route(`${new URL(tpp.redirectUri).origin}/**`, async (route) => {
-    resolveCallback(new URL(route.request().url()));
-    await route.fulfill({ status: 200, contentType: 'text/html', body: '<title>TPP</title><p>Back at the TPP</p>' });
-  });
+  const { callback } = await catchTppRedirect(context, tpp.redirectUri);
   return { context, page, callback };
 }
 
@@ -165,13 +158,7 @@ describeInBrowser('federated sign-in in a real browser', () => {
   });
 
   describe('in Brazilian Portuguese, when the TPP asks with ui_locales (issue 18 point 8)', () => {
-    async function checkPage(page: Page, name: string): Promise<void> {
-      expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
-      await checkAccessible(page);
-      await checkAxe(page);
-      await checkTargetsAndFocus(page);
-      await shoot(page, name);
-    }
+    const checkPage = (page: Page, name: string) => checkPageInLanguage(page, name, 'pt-BR');
 
     it("says the bank's sign-in is unavailable, retries, and asks for consent in pt-BR after the bank's sign-in", async () => {
       const { page, context, callback } = await openJourney();

@@ -6,9 +6,9 @@ import { hashPassword } from '../../src/customers/password-hash.ts';
 import { paymentLinkHash, paymentLinkOf } from '../../src/sca/dynamic-linking.ts';
 import { adminRequest } from '../support/admin-api.ts';
 import { adminToken } from '../support/admin-metrics.ts';
-import { chromiumAvailable, launchChromium, VIEWPORTS } from '../support/chromium.ts';
+import { chromiumAvailable, launchChromium, VIEWPORTS, catchTppRedirect } from '../support/chromium.ts';
 import type { Harness } from '../support/moat-harness.ts';
-import { checkAccessible, checkAxe, checkTargetsAndFocus, shoot } from '../support/page-checks.ts';
+import { checkAccessible, checkPageInLanguage } from '../support/page-checks.ts';
 import { clientCredentialsToken, consentApi, domesticPaymentBody, intentClaims, redeem } from '../support/consents.ts';
 import { pushAuthorization, useMoatWithTpp, type RegisteredTpp } from '../support/tpp-client.ts';
 import { addVirtualAuthenticator, type AuthenticatorOptions, type VirtualAuthenticator } from '../support/virtual-authenticator.ts';
@@ -98,14 +98,7 @@ async function lodgePayment(amount: string): Promise<string> {
 
 /** Starts the authorization in the device's browser; resolves with where Moat sends the browser back to the TPP. */
 async function startAuthorization(device: Device, consentId: string): Promise<{ callback: Promise<URL>; codeVerifier: string }> {
-  let resolveCallback: (url: URL) => void;
-  const callback = new Promise<URL>((resolve) => {
-    resolveCallback = resolve;
-  });
-  await device.context.route(`${new URL(tpp.redirectUri).origin}/**`, async (route) => {
-    resolveCallback(new URL(route.request().url()));
-    await route.fulfill({ status: 200, contentType: 'text/html', body: '<title>TPP</title><p>Back at the TPP</p>' });
-  });
+  const { callback } = await catchTppRedirect(device.context, tpp.redirectUri);
   const { requestUri, codeVerifier } = await pushAuthorization(tpp, { scope: 'openid payments', extraParams: { claims: intentClaims(consentId) } });
   await device.page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
   return { callback, codeVerifier };
@@ -383,13 +376,7 @@ describe("operator reset of a customer's passkeys", () => {
 });
 
 describeInBrowser('passkeys in Brazilian Portuguese, with JavaScript on (issue 18 point 8)', () => {
-  async function checkPage(page: Page, name: string): Promise<void> {
-    expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
-    await checkAccessible(page);
-    await checkAxe(page);
-    await checkTargetsAndFocus(page);
-    await shoot(page, name);
-  }
+  const checkPage = (page: Page, name: string) => checkPageInLanguage(page, name, 'pt-BR');
 
   it('enrols a passkey from the dashboard and approves a payment with it alone at an authorization, every page in pt-BR', async () => {
     const customer = await createCustomer('pk-pt');
@@ -417,14 +404,7 @@ describeInBrowser('passkeys in Brazilian Portuguese, with JavaScript on (issue 1
 
       // At an authorization in pt-BR: the payment beside the passkey button (RTS Art. 5(1)(a)).
       const consentId = await lodgePayment('12.34');
-      let resolveCallback: (url: URL) => void;
-      const callback = new Promise<URL>((resolve) => {
-        resolveCallback = resolve;
-      });
-      await context.route(`${new URL(tpp.redirectUri).origin}/**`, async (route) => {
-        resolveCallback(new URL(route.request().url()));
-        await route.fulfill({ status: 200, contentType: 'text/html', body: '<title>TPP</title><p>Back at the TPP</p>' });
-      });
+      const { callback } = await catchTppRedirect(context, tpp.redirectUri);
       const { requestUri } = await pushAuthorization(tpp, { scope: 'openid payments', extraParams: { claims: intentClaims(consentId), ui_locales: 'pt-BR' } });
       await page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
       await page.getByRole('heading', { name: 'Ou aprove com uma chave de acesso' }).waitFor();

@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 
 /*
  * A real browser for the end-to-end tests: Debian's Chromium driven by playwright-core. Where it is
@@ -52,4 +52,20 @@ export function useChromium(): () => Browser {
     if (browser === undefined) throw new Error('Chromium is not running (not installed, or asked for outside a test)');
     return browser;
   };
+}
+
+/**
+ * The TPP's side of a browser journey: every navigation to the TPP's redirect URI's origin is answered
+ * with a stand-in page, and `callback` resolves with the first URL the browser was sent back with.
+ */
+export async function catchTppRedirect(context: BrowserContext, redirectUri: string): Promise<{ callback: Promise<URL> }> {
+  let resolveCallback: (url: URL) => void;
+  const callback = new Promise<URL>((resolve) => {
+    resolveCallback = resolve;
+  });
+  await context.route(`${new URL(redirectUri).origin}/**`, async (route) => {
+    resolveCallback(new URL(route.request().url()));
+    await route.fulfill({ status: 200, contentType: 'text/html', body: '<title>TPP</title><p>Back at the TPP</p>' });
+  });
+  return { callback };
 }

@@ -251,3 +251,12 @@ export async function checkAxeWithoutScript(page: Page): Promise<void> {
     await context.close();
   }
 }
+
+/** Every check on a page a customer sees in `lang`, then its screenshots. */
+export async function checkPageInLanguage(page: Page, name: string, lang: string): Promise<void> {
+  expect(await page.evaluate(() => document.documentElement.lang)).toBe(lang);
+  await checkAccessible(page);
+  await checkAxe(page);
+  await checkTargetsAndFocus(page);
+  await shoot(page, name);
+}
