@@ -70,10 +70,22 @@ export function extensionValue(cert: X509Certificate, oid: string): ArrayBuffer 
   return extensionsOf(cert).find((e) => e.extnID === oid)?.extnValue.buffer;
 }
 
-/** The extension `oid` decoded as `type`, from the certificate's one shared decode; undefined when absent. */
+/**
+ * Each certificate's extensions as decoded so far, by OID (with the type each was decoded as): path
+ * validation reads the same few on every verification, and a certificate forwarded by a gateway is
+ * verified on every request. Shared: callers read them and never change them.
+ */
+const decodedExtensionsOf = perCertificate(() => new Map<string, { type: unknown; decoded: unknown }>());
+
+/** The extension `oid` decoded as `type`, decoded once per certificate; undefined when absent. */
 export function decodedExtension<T>(cert: X509Certificate, oid: string, type: new () => T): T | undefined {
+  const decoded = decodedExtensionsOf(cert);
+  const known = decoded.get(oid);
+  if (known?.type === type) return known.decoded as T | undefined;
   const value = extensionValue(cert, oid);
-  return value === undefined ? undefined : AsnConvert.parse(value, type);
+  const result = value === undefined ? undefined : AsnConvert.parse(value, type);
+  decoded.set(oid, { type, decoded: result });
+  return result;
 }
 
 /** RFC 5280 §4.2.1.9 pathLenConstraint of a CA; undefined when unlimited. */
@@ -244,11 +256,15 @@ function skipCerts(value: ArrayBuffer): number {
   return new Uint8Array(value).reduce((n, byte) => Math.min(n * 256 + byte, Number.MAX_SAFE_INTEGER), 0);
 }
 
-/** RFC 5280 §6.1: subject and issuer are the same name (a CA's key rollover certificate, say). */
-export function isSelfIssued(cert: X509Certificate): boolean {
+/**
+ * RFC 5280 §6.1: subject and issuer are the same name (a CA's key rollover certificate, say).
+ * Answered once per certificate: path building asks it of every candidate on every verification,
+ * and re-encoding both names was most of a forwarded certificate's per-request ASN.1 cost.
+ */
+export const isSelfIssued: (cert: X509Certificate) => boolean = perCertificate((cert) => {
   const tbs = asnCertificateOf(cert).tbsCertificate;
   return Buffer.from(AsnConvert.serialize(tbs.subject)).equals(Buffer.from(AsnConvert.serialize(tbs.issuer)));
-}
+});
 
 /**
  * Moat asks for no particular certificate policy (user-initial-policy-set any-policy, initial

@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { certificateProfile } from '../../src/certificates/certificate-profile.ts';
-import { asnCertificateOf } from '../../src/pki/certificate-extensions.ts';
+import { BasicConstraints, ExtendedKeyUsage } from '@peculiar/asn1-x509';
+import { asnCertificateOf, decodedExtension, isSelfIssued } from '../../src/pki/certificate-extensions.ts';
 import { perCertificate } from '../../src/pki/per-certificate.ts';
 import { createTestCa, issueLeaf, type TestCa, type TestCertificate } from '../support/pki.ts';
 
@@ -64,6 +65,17 @@ describe('derivations kept per certificate', () => {
     const decoded = asnCertificateOf(leaves[0]!.certificate);
     expect(asnCertificateOf(again(leaves[0]!))).toBe(decoded);
     expect(asnCertificateOf(leaves[1]!.certificate)).not.toBe(decoded);
+  });
+
+  it('decodes an extension once per certificate, and answers whether it is self-issued from its own names', () => {
+    const constraints = decodedExtension(ca.certificate, '2.5.29.19', BasicConstraints);
+    expect(constraints?.cA).toBe(true);
+    expect(decodedExtension(again(ca), '2.5.29.19', BasicConstraints)).toBe(constraints);
+    expect(decodedExtension(leaves[0]!.certificate, '2.5.29.19', BasicConstraints)).not.toBe(constraints);
+    expect([...(decodedExtension(leaves[0]!.certificate, '2.5.29.37', ExtendedKeyUsage) ?? [])]).toEqual(['1.3.6.1.5.5.7.3.2']);
+    expect(isSelfIssued(ca.certificate)).toBe(true);
+    expect(isSelfIssued(again(ca))).toBe(true);
+    expect(isSelfIssued(leaves[0]!.certificate)).toBe(false);
   });
 
   it('reads the profile once per certificate, frozen, and a different profile for a different certificate', () => {
