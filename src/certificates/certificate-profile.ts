@@ -1,12 +1,23 @@
 import type { X509Certificate as NodeX509 } from 'node:crypto';
-import * as x509 from '../pki/x509.ts';
+import {
+  AuthorityInfoAccessSyntax,
+  CRLDistributionPoints,
+  id_ad_ocsp,
+  id_ce_cRLDistributionPoints,
+  id_pe_authorityInfoAccess,
+  type GeneralName,
+} from '@peculiar/asn1-x509';
+import { deepFrozen } from '../caching/copies.ts';
 import { certificateThumbprint } from '../pki/certificate-chain.ts';
+import { decodedExtension, extensionValue } from '../pki/certificate-extensions.ts';
 import { formatDistinguishedName, getAttribute, issuerOf, subjectOf } from '../pki/distinguished-name.ts';
+import { perCertificate } from '../pki/per-certificate.ts';
 import { parsePsd2QcStatement, QC_STATEMENTS_EXTENSION, type Psd2Attributes } from './psd2-qc-statement.ts';
 
 /*
  * What the registry records of a certificate, read with real X.509 / ASN.1 parsers (node:crypto,
- * @peculiar/x509, @peculiar/asn1-*): never by string matching on a PEM.
+ * @peculiar/asn1-*): never by string matching on a PEM. The extensions come from the certificate's
+ * one shared ASN.1 decode (pki/certificate-extensions.ts), not from a second parse of the DER.
  */
 
 export interface CertificateProfile {
@@ -31,8 +42,15 @@ export interface CertificateProfile {
   pem: string;
 }
 
-export function certificateProfile(cert: NodeX509): CertificateProfile {
-  const parsed = new x509.X509Certificate(cert.raw);
+/**
+ * The profile of a certificate, read once per distinct certificate: every registration reads it
+ * several times (roles, the revocation pointers, the registry row), and the revocation monitor on
+ * every run. It follows from the DER alone (notBefore/notAfter are compared to the clock by whoever
+ * reads them); the one copy is frozen, since every caller shares it.
+ */
+export const certificateProfile: (cert: NodeX509) => Readonly<CertificateProfile> = perCertificate((cert) => deepFrozen(readProfile(cert)));
+
+function readProfile(cert: NodeX509): CertificateProfile {
   const key = cert.publicKey;
   const details = key.asymmetricKeyDetails ?? {};
   const curveBits: Record<string, number> = { prime256v1: 256, secp384r1: 384, secp521r1: 521 };
@@ -45,20 +63,20 @@ export function certificateProfile(cert: NodeX509): CertificateProfile {
           ? 256
           : 0;
 
-  const qc = parsed.getExtension(QC_STATEMENTS_EXTENSION);
+  const qc = extensionValue(cert, QC_STATEMENTS_EXTENSION);
   let psd2: Psd2Attributes | undefined;
-  if (qc !== null) {
+  if (qc !== undefined) {
     try {
-      psd2 = parsePsd2QcStatement(qc.value);
+      psd2 = parsePsd2QcStatement(qc);
     } catch {
       // A malformed QCStatement grants nothing; the certificate is recorded without PSD2 roles.
       psd2 = undefined;
     }
   }
-  const aia = parsed.getExtension(x509.AuthorityInfoAccessExtension);
-  const cdp = parsed.getExtension(x509.CRLDistributionPointsExtension);
-  const urlsOf = (names: readonly { type: string; value: string }[] | undefined) =>
-    (names ?? []).filter((n) => n.type === 'url' && /^https?:\/\//i.test(n.value)).map((n) => n.value);
+  const aia = decodedExtension(cert, id_pe_authorityInfoAccess, AuthorityInfoAccessSyntax);
+  const cdp = decodedExtension(cert, id_ce_cRLDistributionPoints, CRLDistributionPoints);
+  const urlsOf = (names: readonly GeneralName[]) =>
+    names.map((n) => n.uniformResourceIdentifier).filter((url): url is string => url !== undefined && /^https?:\/\//i.test(url));
   const organizationIdentifier = getAttribute(subjectOf(cert), '2.5.4.97');
 
   return {
@@ -73,8 +91,8 @@ export function certificateProfile(cert: NodeX509): CertificateProfile {
     keySize,
     ...(organizationIdentifier === undefined ? {} : { organizationIdentifier }),
     ...(psd2 === undefined ? {} : { psd2 }),
-    ocspUrls: urlsOf(aia?.ocsp.map((n) => n.toJSON())),
-    crlUrls: urlsOf(cdp?.distributionPoints.flatMap((dp) => (dp.distributionPoint?.fullName ?? []).map((n) => new x509.GeneralName(n).toJSON()))),
+    ocspUrls: urlsOf([...(aia ?? [])].filter((d) => d.accessMethod === id_ad_ocsp).map((d) => d.accessLocation)),
+    crlUrls: urlsOf([...(cdp ?? [])].flatMap((dp) => dp.distributionPoint?.fullName ?? [])),
     pem: cert.toString(),
   };
 }

@@ -5,6 +5,7 @@ import { rootCertificates } from 'node:tls';
 import * as pkijs from 'pkijs';
 import * as x509 from '../pki/x509.ts';
 import { certificateThumbprint } from '../pki/certificate-chain.ts';
+import { perCertificate } from '../pki/per-certificate.ts';
 
 /*
  * Is this certificate revoked? Asked of the CA itself: OCSP (RFC 6960) at the responder named in the
@@ -70,6 +71,11 @@ export function createRevocationChecker(options: RevocationCheckerOptions = {}):
   const verdicts = new Map<string, { verdict: RevocationVerdict; until: number }>();
   const crls = new Map<string, { crl: x509.X509Crl; until: number }>();
   const crypto = new pkijs.CryptoEngine({ name: 'node', crypto: globalThis.crypto });
+  // The certificate and its issuer as pkijs and @peculiar/x509 read them, decoded once per distinct
+  // certificate: the issuer is the same CA for most checks, and an unknown verdict is asked again on
+  // the next check. Only the parse is kept; the verdict's own cache (above) has its own lifetime.
+  const pkijsOf = perCertificate((c) => pkijs.Certificate.fromBER(c.raw));
+  const x509Of = perCertificate((c) => new x509.X509Certificate(c.raw));
 
   /** One HTTP(S) exchange with a deadline and a size cap; no redirects (RFC 5019 §5 responders do not need them). */
   const download = (url: string, init: { method: 'GET' | 'POST'; headers?: Record<string, string>; body?: Uint8Array }): Promise<Buffer> =>
@@ -164,22 +170,18 @@ export function createRevocationChecker(options: RevocationCheckerOptions = {}):
       const cached = verdicts.get(key);
       if (cached !== undefined && cached.until > now().getTime()) return cached.verdict;
       const problems: string[] = [];
-      const pkCert = pkijs.Certificate.fromBER(certificate.raw);
-      const pkIssuer = pkijs.Certificate.fromBER(issuer.raw);
       for (const url of pointers.ocspUrls) {
         try {
-          const answer = await askOcsp(url, pkCert, pkIssuer);
+          const answer = await askOcsp(url, pkijsOf(certificate), pkijsOf(issuer));
           verdicts.set(key, answer);
           return answer.verdict;
         } catch (err) {
           problems.push(`OCSP ${url}: ${(err as Error).message}`);
         }
       }
-      const leaf = new x509.X509Certificate(certificate.raw);
-      const ca = new x509.X509Certificate(issuer.raw);
       for (const url of pointers.crlUrls) {
         try {
-          const verdict = await askCrl(url, leaf, ca);
+          const verdict = await askCrl(url, x509Of(certificate), x509Of(issuer));
           verdicts.set(key, {
             verdict,
             until: verdict.status === 'revoked' ? Number.POSITIVE_INFINITY : (crls.get(url)?.until ?? now().getTime() + defaultCacheMs),

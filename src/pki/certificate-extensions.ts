@@ -14,6 +14,7 @@ import {
   type Extension,
   type Name,
 } from '@peculiar/asn1-x509';
+import { perCertificate } from './per-certificate.ts';
 
 /*
  * The parts of RFC 5280 path validation that need a certificate's extensions decoded (all ASN.1 is
@@ -53,30 +54,43 @@ const OID = {
  */
 const UNDERSTOOD = new Set<string>(Object.values(OID));
 
-const parsed = new WeakMap<X509Certificate, Certificate>();
-
-/** The certificate as @peculiar/asn1-x509 decodes it, decoded once per certificate object. */
-export function asnCertificateOf(cert: X509Certificate): Certificate {
-  let found = parsed.get(cert);
-  if (found === undefined) {
-    found = AsnConvert.parse(cert.raw, Certificate);
-    parsed.set(cert, found);
-  }
-  return found;
-}
+/**
+ * The certificate as @peculiar/asn1-x509 decodes it, decoded once per distinct certificate (by DER,
+ * not per X509Certificate object: a forwarded header or a registry row makes a new object for the
+ * same certificate on every request). Shared: callers read it and never change it.
+ */
+export const asnCertificateOf: (cert: X509Certificate) => Certificate = perCertificate((cert) => AsnConvert.parse(cert.raw, Certificate));
 
 function extensionsOf(cert: X509Certificate): Extension[] {
   return asnCertificateOf(cert).tbsCertificate.extensions ?? [];
 }
 
-function extension<T>(cert: X509Certificate, oid: string, type: new () => T): T | undefined {
-  const found = extensionsOf(cert).find((e) => e.extnID === oid);
-  return found === undefined ? undefined : AsnConvert.parse(found.extnValue, type);
+/** The value of the extension `oid` (the content of its extnValue), undecoded; undefined when absent. */
+export function extensionValue(cert: X509Certificate, oid: string): ArrayBuffer | undefined {
+  return extensionsOf(cert).find((e) => e.extnID === oid)?.extnValue.buffer;
+}
+
+/**
+ * Each certificate's extensions as decoded so far, by OID (with the type each was decoded as): path
+ * validation reads the same few on every verification, and a certificate forwarded by a gateway is
+ * verified on every request. Shared: callers read them and never change them.
+ */
+const decodedExtensionsOf = perCertificate(() => new Map<string, { type: unknown; decoded: unknown }>());
+
+/** The extension `oid` decoded as `type`, decoded once per certificate; undefined when absent. */
+export function decodedExtension<T>(cert: X509Certificate, oid: string, type: new () => T): T | undefined {
+  const decoded = decodedExtensionsOf(cert);
+  const known = decoded.get(oid);
+  if (known?.type === type) return known.decoded as T | undefined;
+  const value = extensionValue(cert, oid);
+  const result = value === undefined ? undefined : AsnConvert.parse(value, type);
+  decoded.set(oid, { type, decoded: result });
+  return result;
 }
 
 /** RFC 5280 §4.2.1.9 pathLenConstraint of a CA; undefined when unlimited. */
 export function pathLengthConstraint(cert: X509Certificate): number | undefined {
-  const length = extension(cert, OID.basicConstraints, BasicConstraints)?.pathLenConstraint;
+  const length = decodedExtension(cert, OID.basicConstraints, BasicConstraints)?.pathLenConstraint;
   return length === undefined ? undefined : Number(length);
 }
 
@@ -107,7 +121,7 @@ function namesOf(cert: X509Certificate): CertificateNames {
   if (subject.length > 0) names.directoryName = subject;
   // §4.2.1.10: legacy emailAddress attributes in the subject are constrained as rfc822Names.
   for (const rdn of subject) for (const atv of rdn) if (atv.type === EMAIL_ADDRESS) names.rfc822Name.push(atv.value.toString());
-  for (const name of extension(cert, OID.subjectAltName, SubjectAlternativeName) ?? []) {
+  for (const name of decodedExtension(cert, OID.subjectAltName, SubjectAlternativeName) ?? []) {
     const form = formOf(name);
     if (form === 'directoryName') continue;
     if (form === 'other') names.other.push(describeForm(name));
@@ -209,7 +223,7 @@ function display(form: Exclude<Form, 'other'>, value: string | Name): string {
  * evaluate, under a constraint on that form, is refused (§4.2.1.10: process it or reject).
  */
 export function nameConstraintViolation(cert: X509Certificate, ca: X509Certificate): string | undefined {
-  const constraints = extension(ca, OID.nameConstraints, NameConstraints);
+  const constraints = decodedExtension(ca, OID.nameConstraints, NameConstraints);
   if (constraints === undefined) return undefined;
   const permitted = [...(constraints.permittedSubtrees ?? [])].map((s) => s.base);
   const excluded = [...(constraints.excludedSubtrees ?? [])].map((s) => s.base);
@@ -242,11 +256,15 @@ function skipCerts(value: ArrayBuffer): number {
   return new Uint8Array(value).reduce((n, byte) => Math.min(n * 256 + byte, Number.MAX_SAFE_INTEGER), 0);
 }
 
-/** RFC 5280 §6.1: subject and issuer are the same name (a CA's key rollover certificate, say). */
-export function isSelfIssued(cert: X509Certificate): boolean {
+/**
+ * RFC 5280 §6.1: subject and issuer are the same name (a CA's key rollover certificate, say).
+ * Answered once per certificate: path building asks it of every candidate on every verification,
+ * and re-encoding both names was most of a forwarded certificate's per-request ASN.1 cost.
+ */
+export const isSelfIssued: (cert: X509Certificate) => boolean = perCertificate((cert) => {
   const tbs = asnCertificateOf(cert).tbsCertificate;
   return Buffer.from(AsnConvert.serialize(tbs.subject)).equals(Buffer.from(AsnConvert.serialize(tbs.issuer)));
-}
+});
 
 /**
  * Moat asks for no particular certificate policy (user-initial-policy-set any-policy, initial
@@ -269,12 +287,12 @@ export function explicitPolicyViolation(path: readonly X509Certificate[]): numbe
   let treeLostAt: number | undefined;
   for (const [k, cert] of below.entries()) {
     const leaf = k === n - 1;
-    const policies = [...(extension(cert, OID.certificatePolicies, CertificatePolicies) ?? [])].map((p) => p.policyIdentifier);
+    const policies = [...(decodedExtension(cert, OID.certificatePolicies, CertificatePolicies) ?? [])].map((p) => p.policyIdentifier);
     const anyHonoured = inhibitAnyPolicy > 0 || (!leaf && isSelfIssued(cert));
     if (treeLostAt === undefined && !policies.some((p) => p !== id_ce_certificatePolicies_anyPolicy || anyHonoured)) treeLostAt = n - 1 - k;
     // §6.1.3 (f)
     if (treeLostAt !== undefined && explicitPolicy === 0) return treeLostAt;
-    const constraints = extension(cert, OID.policyConstraints, PolicyConstraints);
+    const constraints = decodedExtension(cert, OID.policyConstraints, PolicyConstraints);
     if (leaf) {
       // §6.1.5 (a), (b), (g)
       if (explicitPolicy !== 0) explicitPolicy -= 1;
@@ -287,7 +305,7 @@ export function explicitPolicyViolation(path: readonly X509Certificate[]): numbe
       if (inhibitAnyPolicy !== 0) inhibitAnyPolicy -= 1;
     }
     if (constraints?.requireExplicitPolicy !== undefined) explicitPolicy = Math.min(explicitPolicy, skipCerts(constraints.requireExplicitPolicy));
-    const inhibit = extension(cert, OID.inhibitAnyPolicy, InhibitAnyPolicy);
+    const inhibit = decodedExtension(cert, OID.inhibitAnyPolicy, InhibitAnyPolicy);
     if (inhibit !== undefined) inhibitAnyPolicy = Math.min(inhibitAnyPolicy, skipCerts(inhibit.value));
   }
   return undefined;

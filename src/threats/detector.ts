@@ -83,7 +83,8 @@ export function createThreatDetector(deps: {
 }): ThreatDetector {
   const { state, settings } = deps;
   const bucketOf = (at: Date) => Math.floor(at.getTime() / 1000 / settings.bucketSeconds);
-  const hourOf = (bucket: number) => new Date(bucket * settings.bucketSeconds * 1000).getUTCHours();
+  // The UTC hour by arithmetic (JavaScript time has no leap seconds): no Date per call on the hot path.
+  const hourOf = (bucket: number) => ((Math.floor((bucket * settings.bucketSeconds) / 3600) % 24) + 24) % 24;
   /** Models read once per bucket per entity (with that bucket's first count: no extra round trip). */
   const cached = new Map<string, { bucket: number; model: EntityModel | undefined }>();
   /** Folds per entity, so that a model read before a fold is not cached after it. */

@@ -36,7 +36,8 @@ describe('the suites of the embedded pass', () => {
   it('leave out suites that never read the backend switch, so they run once', () => {
     expect(listed.has('test/pki/certificate-chain.test.ts')).toBe(false);
     expect(listed.has('test/config/load.test.ts')).toBe(false);
-    expect(listed.has('test/integration/quick-start.test.ts')).toBe(true);
+    // quick-start starts Moat as a child on the embedded default its MOAT_* settings name, whichever the pass.
+    expect(listed.has('test/integration/quick-start.test.ts')).toBe(false);
   });
 
   it('leave out suites that read the pass only to leave their Postgres and Redis cases out: their other cases ran on the services pass', () => {

@@ -144,10 +144,15 @@ describe('moat sandbox tpp', () => {
 describe('moat start', () => {
   let taken: Server;
   let takenPort: number;
+  // One working directory with its migrated embedded database for both cases: each start fails
+  // before it serves, so the second finds the directory as a stopped Moat leaves it.
+  let cwd: string;
   beforeAll(async () => {
     takenPort = await freePort();
     taken = createServer();
     await new Promise<void>((resolve) => taken.listen(takenPort, '127.0.0.1', resolve));
+    cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));
+    await copyMigratedEmbeddedDatabase(join(cwd, 'data', 'pglite'));
   });
   afterAll(async () => {
     await new Promise((resolve) => taken.close(resolve));
@@ -157,8 +162,6 @@ describe('moat start', () => {
     ['public', { MOAT_LISTEN__HOST: '127.0.0.1', MOAT_ADMIN__PORT: '0' }, 'listen.port', 'MOAT_LISTEN__PORT'],
     ['admin', {}, 'admin.port', 'MOAT_ADMIN__PORT'],
   ] as const)("exits 1 naming the key when the %s listener's port is taken, without a stack trace", async (_listener, env, key, variable) => {
-    const cwd = mkdtempSync(join(tmpdir(), 'moat-cli-'));
-    await copyMigratedEmbeddedDatabase(join(cwd, 'data', 'pglite'));
     const port = String(takenPort);
     const ports = key === 'listen.port' ? { MOAT_LISTEN__PORT: port } : { MOAT_LISTEN__PORT: String(await freePort()), MOAT_ADMIN__PORT: port };
     const r = await moat(['start'], { cwd, env: { ...env, ...ports } });

@@ -46,6 +46,20 @@ function grantsIn(store: ModelStore): GrantWriter {
   };
 }
 
+/**
+ * A migrated PGlite database, closed: its next query fails as it would in an outage. One per file
+ * (opening a PGlite copy is seconds of CPU): a closed database stays closed and holds nothing, so the
+ * tests that need a grant or consent store gone share it, each through a store of its own.
+ */
+let closed: Promise<SqlClient> | undefined;
+function closedDatabase(): Promise<SqlClient> {
+  closed ??= openMigratedPglite().then(async (db) => {
+    await db.drop();
+    return db.sql;
+  });
+  return closed;
+}
+
 describe.each(migratedSqlBackends())('the consent decision on %s', (_name, open) => {
   let consentDb: { sql: SqlClient; drop(): Promise<void> };
   let grantDb: { sql: SqlClient; drop(): Promise<void> };
@@ -68,10 +82,7 @@ describe.each(migratedSqlBackends())('the consent decision on %s', (_name, open)
 
   /** A grant store whose database is closed, so its next query fails as it would in an outage. */
   async function unavailableGrantStore(): Promise<ModelStore> {
-    const db = await openMigratedPglite();
-    const store = createPostgresModelStore(db.sql);
-    await db.drop();
-    return store;
+    return createPostgresModelStore(await closedDatabase());
   }
 
   it('authorises an intent under the id the grant names, minted once', async () => {
@@ -132,10 +143,12 @@ describe.each(migratedSqlBackends())('the consent decision on %s', (_name, open)
       merge: grants.merge,
       destroy: grants.destroy,
     };
-    // A consent store of its own, closed here: the shared fixture's database is dropped after the test.
-    const own = await openMigratedPglite();
-    const failing = createConsentService({ store: createSqlConsentStore(own.sql), revokeGrant: (id) => grantStore.destroy('Grant', id), logger: silent });
-    await own.drop();
+    // A consent store of its own on a closed database: the shared fixture's database is dropped after the test.
+    const failing = createConsentService({
+      store: createSqlConsentStore(await closedDatabase()),
+      revokeGrant: (id) => grantStore.destroy('Grant', id),
+      logger: silent,
+    });
     await expect(
       approveConsent(failing, watching, { request, customerId: 'cust-1', consentId: consentIdAtDecision(request, undefined), granted: undefined, params: {} }),
     ).rejects.toThrow();

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from '../support/moat-harness.ts';
+import { freePort } from '../support/ports.ts';
 
 /*
  * The README, literally: `npm start` (here: the same `node src/main.ts`, with MOAT_* overrides for a

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { resolve } from 'node:path';
 import { firstCallCommands, type FirstCallCommand } from '../../scripts/first-call-commands.ts';
-import { freePort } from '../support/moat-harness.ts';
+import { freePort } from '../support/ports.ts';
 
 /*
  * Issue 7, the part CI can check cheaply: the README's first-call block — what

@@ -1,7 +1,47 @@
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { applyMigrations, migrationFiles, pendingMigrations } from '../../src/storage/sql/migrate.ts';
-import { sqlBackends } from '../support/databases.ts';
+import { createPgliteSqlClient } from '../../src/storage/sql/sql-client.ts';
+import { type SqlBackend, sqlBackends } from '../support/databases.ts';
 
-const backends = sqlBackends();
+/*
+ * On PGlite, one cluster is created from nothing here (initdb inside WebAssembly, seconds of CPU)
+ * and closed, and each test opens a copy of its files: the same empty database for each test,
+ * without a second initdb. Creating a cluster from nothing stays covered (the first copy's source).
+ */
+let emptyCluster: Promise<string> | undefined;
+function emptyPgliteCluster(): Promise<string> {
+  emptyCluster ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moat-sql-empty-'));
+    const sql = await createPgliteSqlClient(join(dir, 'pglite'));
+    await sql.close();
+    return dir;
+  })();
+  return emptyCluster;
+}
+afterAll(async () => {
+  if (emptyCluster !== undefined) rmSync(await emptyCluster, { recursive: true, force: true });
+});
+
+const backends: SqlBackend[] = sqlBackends().map(([name, open]): SqlBackend => {
+  if (name !== 'PGlite') return [name, open];
+  return [
+    name,
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'moat-sql-'));
+      cpSync(join(await emptyPgliteCluster(), 'pglite'), join(dir, 'pglite'), { recursive: true });
+      const sql = await createPgliteSqlClient(join(dir, 'pglite'));
+      return {
+        sql,
+        drop: async () => {
+          await sql.close();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  ];
+});
 
 describe.each(backends)('migrations on %s', (_name, open) => {
   it('apply to an empty database, then find nothing to do on the migrated one', async () => {

@@ -208,7 +208,7 @@ export function redisTestPrefix(): { url: string; prefix: string; cleanup(): Pro
   };
 }
 
-type SqlBackend = [string, () => Promise<{ sql: SqlClient; drop(): Promise<void> }>];
+export type SqlBackend = [string, () => Promise<{ sql: SqlClient; drop(): Promise<void> }>];
 
 /**
  * The SQL backends Moat ships, for contract suites: the embedded PGlite always, a throwaway Postgres

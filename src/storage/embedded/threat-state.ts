@@ -5,9 +5,15 @@ export function createMemoryThreatState(): ThreatState {
   const claims = new Map<string, number>();
   const models = new Map<string, string>();
   const ranges = new Map<string, Set<string>>();
+  // Expired claims are swept at most once a second of wall time: claim() checks expiry itself, and
+  // a sweep on every new bucket walked all claims each time when buckets come faster than real time
+  // (the threat simulator replays days in seconds: quadratic in the claims held).
+  let sweptAt = 0;
   const forget = (current: number) => {
     for (const b of buckets.keys()) if (b < current - BUCKET_KEEP) buckets.delete(b);
     const now = Date.now();
+    if (now - sweptAt < 1000) return;
+    sweptAt = now;
     for (const [k, until] of claims) if (until < now) claims.delete(k);
   };
   const entry = (bucket: number, entity: string) => {
