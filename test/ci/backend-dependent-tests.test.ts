@@ -66,26 +66,4 @@ describe('the suites of the embedded pass', () => {
     expect(text).toMatch(/export function withServices\(\): boolean \{\n {2}return !embeddedOnly\(\);\n\}/);
     expect(text).toMatch(/describeWithServices: jest\.Describe = withServices\(\) \? describe : describe\.skip;/);
   });
-
-  it("are the embedded project of CI's one Jest run, whose setup file puts each suite on the embedded default", () => {
-    // .ci/run: TEST_MOAT_REQUIRE_SERVICES=1 TEST_MOAT_PASSES=services,embedded npm test
-    const read = (env: NodeJS.ProcessEnv) =>
-      JSON.parse(
-        execFileSync(
-          process.execPath,
-          ['--input-type=module', '-e', "const { default: c } = await import('./jest.config.js'); console.log(JSON.stringify(c.projects ?? null))"],
-          { encoding: 'utf8', env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
-        ),
-      ) as { displayName: string; testMatch: string[]; setupFiles?: string[] }[] | null;
-    const projects = read({ TEST_MOAT_REQUIRE_SERVICES: '1', TEST_MOAT_PASSES: 'services,embedded' })!;
-    expect(projects.map((p) => p.displayName)).toEqual(['services', 'embedded']);
-    expect(projects[0]!.testMatch).toEqual(['<rootDir>/test/**/*.test.ts']);
-    expect(projects[0]!.setupFiles).toBeUndefined();
-    expect(projects[1]!.testMatch).toEqual([...listed].map((path) => `<rootDir>/${path}`));
-    expect(projects[1]!.setupFiles).toEqual(['<rootDir>/test/support/embedded-pass.ts']);
-    expect(readFileSync('test/support/embedded-pass.ts', 'utf8')).toMatch(/^process\.env\.TEST_MOAT_EMBEDDED_ONLY = '1';$/m);
-    // Without it, `npm test` is the one project it always was; without the services required, no two projects.
-    expect(read({ TEST_MOAT_PASSES: undefined })).toBeNull();
-    expect(() => read({ TEST_MOAT_REQUIRE_SERVICES: '0', TEST_MOAT_PASSES: 'services,embedded' })).toThrow(/needs TEST_MOAT_REQUIRE_SERVICES=1/);
-  });
 });

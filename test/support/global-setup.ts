@@ -41,11 +41,7 @@ export default async function globalSetup(): Promise<void> {
   const redis = process.env.TEST_MOAT_REDIS_URL ?? 'redis://127.0.0.1:6379';
   const [pgUp, redisUp] = await Promise.all([reachable(pg), reachable(redis)]);
   if (pgUp && redisUp) {
-    process.stdout.write(
-      process.env.TEST_MOAT_PASSES === undefined
-        ? '\nmoat tests: real Postgres and Redis, plus the embedded default where a test names it\n'
-        : '\nmoat tests: project services on real Postgres and Redis; project embedded on the embedded default (PGlite + in-process store)\n',
-    );
+    process.stdout.write('\nmoat tests: real Postgres and Redis, plus the embedded default where a test names it\n');
     return;
   }
   const missing = [pgUp ? undefined : `Postgres (${new URL(pg).host})`, redisUp ? undefined : `Redis (${new URL(redis).host})`].filter(Boolean).join(' and ');
