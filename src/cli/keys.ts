@@ -29,6 +29,8 @@ export const USAGE = `usage: moat keys list | rotate [--stage | --immediately] |
 `;
 
 const SUBCOMMANDS = ['list', 'rotate', 'generate', 'activate', 'retire'] as const;
+/** What `moat keys activate|retire` may be given where the kid belongs: then the kid is missing. */
+const KID_LOOKALIKE_OPTIONS: ReadonlySet<string> = new Set(['--config', '--data-dir', '--help', '-h', '--']);
 type Subcommand = (typeof SUBCOMMANDS)[number];
 
 /** The same commands over either key source. */
@@ -70,7 +72,8 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
     return 2;
   }
   const kid = sub === 'activate' || sub === 'retire' ? rest.shift() : undefined;
-  if ((sub === 'activate' || sub === 'retire') && (kid === undefined || kid.startsWith('-'))) {
+  // A kid may start with "-" (base64url); only a missing one, or an option where it should be, is refused.
+  if ((sub === 'activate' || sub === 'retire') && (kid === undefined || KID_LOOKALIKE_OPTIONS.has(kid))) {
     io.stderr.write(`moat keys ${sub}: which key? give its kid (moat keys list shows them)\n`);
     return 2;
   }

@@ -64,6 +64,12 @@ interface Command {
   subcommandUsage?: Record<string, string>;
   /** Every option it (any subcommand) takes, as parseArgs reads them: which ones take a value. */
   options: ParseArgsOptionsConfig;
+  /**
+   * Where an operand sits that may look like an option (a kid is base64url: it can start with "-",
+   * and "-hX…" would read as -h): the index in the arguments after the command's name, never parsed
+   * for options.
+   */
+  operandAt?: (args: string[]) => number | undefined;
 }
 
 /** A command made of subcommands, each with its own function; an unknown one gets the usage, exit 2. */
@@ -87,7 +93,12 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     subcommandUsage: { validate: CONFIG_USAGE, plan: CONFIG_PLAN_USAGE },
     options: { ...CONFIG_OPTIONS, connect: { type: 'boolean' }, production: { type: 'boolean' }, ...CONFIG_PLAN_OPTIONS },
   },
-  keys: { usage: KEYS_USAGE, run: keysCommand, options: { ...CONFIG_OPTIONS, stage: { type: 'boolean' } } },
+  keys: {
+    usage: KEYS_USAGE,
+    run: keysCommand,
+    options: { ...CONFIG_OPTIONS, stage: { type: 'boolean' } },
+    operandAt: (args) => (args[0] === 'activate' || args[0] === 'retire' ? 1 : undefined),
+  },
   sandbox: {
     usage: `${SANDBOX_TPP_USAGE}\n${SANDBOX_REVOKE_USAGE}\n${SANDBOX_RENEW_USAGE}\n${SANDBOX_DECIDE_USAGE}`,
     run: group(`${SANDBOX_TPP_USAGE}\n${SANDBOX_REVOKE_USAGE}\n${SANDBOX_RENEW_USAGE}\n${SANDBOX_DECIDE_USAGE}`, {
@@ -138,7 +149,8 @@ export async function runCli(argv: string[], given: CliIo): Promise<number> {
     return EXIT_USAGE;
   }
   // Help before anything runs: `moat start --help` must not start a server.
-  if (asksForHelp(rest, command.options)) {
+  const operand = command.operandAt?.(rest);
+  if (asksForHelp(operand === undefined ? rest : rest.filter((_, i) => i !== operand), command.options)) {
     const sub = rest[0];
     io.stdout.write(
       sub !== undefined && command.subcommandUsage !== undefined && Object.hasOwn(command.subcommandUsage, sub) ? command.subcommandUsage[sub]! : command.usage,

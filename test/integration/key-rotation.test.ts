@@ -245,6 +245,20 @@ describeWithServices('a change to the keys in the database, heard at once (LISTE
     expect((await jwksOf(tpp, h)).keys.find((k) => k.kid === current)!.key_ops).toEqual(['verify']);
   }, 120_000);
 
+  it('takes a kid that starts with "-" as the kid, not as an option (base64url kids do, 1 in 64)', async () => {
+    // "-h…" once read as --help: the usage, exit 0, nothing activated (seen in hsm-signing.test.ts).
+    for (const sub of ['activate', 'retire']) {
+      const run = await runMoat(['keys', sub, '-hq2Zb_x', '--config', file]);
+      expect(run.out).not.toContain('usage:');
+      expect(run.err).not.toContain('which key?');
+      expect(run.code).toBe(2);
+      expect(run.err).toContain('not with keys.source database — moat keys rotate');
+    }
+    const missing = await runMoat(['keys', 'activate', '--config', file]);
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain('which key?');
+  });
+
   it('refuses generate, activate and retire for keys in the database, naming the command to use', async () => {
     const refused = await runMoat(['keys', 'activate', 'some-kid', '--config', file]);
     expect(refused.code).toBe(2);
