@@ -88,7 +88,7 @@ describe('the consent dashboard', () => {
     const browser = await signedIn();
     try {
       // The moment recorded, said in the bank's zone and named (not UTC), in the page's locale.
-      const inZone = (locale: string) =>
+      const inZone = (locale: string, at: Date) =>
         new Intl.DateTimeFormat(locale, {
           day: 'numeric',
           month: 'long',
@@ -97,26 +97,31 @@ describe('the consent dashboard', () => {
           minute: '2-digit',
           timeZone: BANK_ZONE,
           timeZoneName: 'short',
-        }).format(lastUsedAt);
+        }).format(at);
       // Until the page shows the use the store holds now: the redemption's use may show first, and the
       // introspection's lands a moment later (off the request's path), in the next minute when the two
-      // straddle one (this test once failed on 03:16 against 03:17).
+      // straddle one. The expected moment is the one recorded (what the dashboard lists), never the
+      // clock's: a use recorded at hh:mm:59 is shown as hh:mm after the minute has turned.
+      const { customerId } = await h.moat.consents.getForClient(tokens.consent_id, tpp.client.client_id);
       let html = '';
       let lastUsedAt: Date | undefined;
-      for (let tries = 0; tries < 20; tries += 1) {
-        ({ lastUsedAt } = await h.moat.consents.getForClient(tokens.consent_id, tpp.client.client_id));
+      for (let tries = 0; tries < 40; tries += 1) {
+        lastUsedAt = (await h.moat.consents.listForCustomer(customerId!)).find((c) => c.id === tokens.consent_id)?.lastUsedAt;
         html = await (await browser.request('/account/consents')).text();
-        if (lastUsedAt !== undefined && html.includes(`<dd class="last-used">${inZone('en-GB')}</dd>`)) break;
+        if (lastUsedAt !== undefined && html.includes(`<dd class="last-used">${inZone('en-GB', lastUsedAt)}</dd>`)) break;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
-      expect(inZone('en-GB')).toMatch(/ at \d{2}:\d{2} GMT-3$/);
-      expect(html).toContain(`Last used by Test Fintech</dt><dd class="last-used">${inZone('en-GB')}</dd>`);
+      if (lastUsedAt === undefined) throw new Error('no use of the consent was recorded');
+      // The use recorded is this test's (the redemption or the introspection above), not a stale one.
+      expect(Date.now() - lastUsedAt.getTime()).toBeLessThan(5 * 60_000);
+      expect(inZone('en-GB', lastUsedAt)).toMatch(/ at \d{2}:\d{2} GMT-3$/);
+      expect(html).toContain(`Last used by Test Fintech</dt><dd class="last-used">${inZone('en-GB', lastUsedAt)}</dd>`);
       expect(html).toContain('Last used by Test Fintech</dt><dd class="last-used">Not used yet</dd>');
       expect(html).not.toContain(' UTC<');
       // In Brazilian Portuguese, the zone by its local name.
       const pt = await (await browser.request('/account/consents', { headers: { 'accept-language': 'pt-BR' } })).text();
-      expect(inZone('pt-BR')).toMatch(/ às \d{2}:\d{2} BRT$/);
-      expect(pt).toContain(`<dd class="last-used">${inZone('pt-BR')}</dd>`);
+      expect(inZone('pt-BR', lastUsedAt)).toMatch(/ às \d{2}:\d{2} BRT$/);
+      expect(pt).toContain(`<dd class="last-used">${inZone('pt-BR', lastUsedAt)}</dd>`);
     } finally {
       await browser.close();
     }

@@ -84,7 +84,14 @@ if (withServices()) {
   it('sends Redis one command for an observation that counts under three entities', async () => {
     const { url, prefix, cleanup } = redisTestPrefix();
     const redis = new Redis(url);
-    const monitor = await new Redis(url).monitor();
+    // ioredis marks a connection as monitoring only once MONITOR's OK has been handled (a promise
+    // later), so another test's command that Redis reports in the same read as the OK reaches it as
+    // a reply to nothing and is emitted as a "Command queue state error". Those lines come before
+    // the monitoring event and are other clients' commands, not the ones counted below.
+    const monitor = new Redis(url, { monitor: true });
+    const monitorErrors: Error[] = [];
+    monitor.on('error', (error: Error) => monitorErrors.push(error));
+    await new Promise<void>((resolve) => monitor.once('monitoring', () => resolve()));
     try {
       const detector = createThreatDetector({ state: createRedisThreatState(redis, prefix, settings.bucketSeconds), settings, onFlag: () => {} });
       // The script is loaded once (EVAL after a NOSCRIPT); what is measured is every later observation.
@@ -98,6 +105,7 @@ if (withServices()) {
       await detector.observe({ at: new Date(T0 + 1000), clientId: 'tpp-1', address: '198.51.100.7', endpoint: 'login', outcome: 'login_failed' });
       await redis.ping();
       await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(monitorErrors.filter((e) => !e.message.startsWith('Command queue state error'))).toEqual([]);
       expect(sent).toHaveLength(1);
       expect(sent[0]![0]!.toLowerCase()).toBe('evalsha');
       expect(await redis.hgetall(`${prefix}threat:c:${Math.floor((T0 + 1000) / 60_000)}:range:198.51.100.0/24`)).toEqual({ login_failures: '1' });
