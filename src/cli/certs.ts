@@ -56,12 +56,14 @@ interface RegistryView {
 /** `moat certs …`: the operator's view of the TPP certificate registry. */
 export async function certsCommand(args: string[], io: CliIo): Promise<number> {
   const [sub, ...rest] = args;
-  const thumbprint = rest[0] !== undefined && !rest[0].startsWith('--') ? rest.shift() : undefined;
   const options = {
     json: { type: 'boolean' as const },
     ...SOURCE_OPTIONS,
     ...(Object.hasOwn(SUBCOMMAND_OPTIONS, sub ?? '') ? SUBCOMMAND_OPTIONS[sub as keyof typeof SUBCOMMAND_OPTIONS] : {}),
   };
+  // The thumbprint comes right after show|revoke, and may start with "-" (base64url: "-hX…" is a
+  // thumbprint, not -h); only an option of the command's own where it belongs means it is missing.
+  const thumbprint = (sub === 'show' || sub === 'revoke') && rest[0] !== undefined && !isOwnOption(rest[0], options) ? rest.shift() : undefined;
   if (!['list', 'show', 'revoke', 'expiring', 'unrenewed'].includes(sub ?? '') || (sub === 'show' || sub === 'revoke') !== (thumbprint !== undefined)) {
     io.stderr.write(USAGE);
     return EXIT_USAGE;
@@ -144,6 +146,10 @@ export async function certsCommand(args: string[], io: CliIo): Promise<number> {
     );
     return EXIT_OK;
   });
+}
+
+function isOwnOption(arg: string, options: Record<string, unknown>): boolean {
+  return arg === '--' || arg === '-h' || arg === '--help' || (arg.startsWith('--') && Object.hasOwn(options, arg.slice(2).split('=')[0]!));
 }
 
 /** `moat tpps list`: organisations, their clients and certificates. */

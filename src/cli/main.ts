@@ -117,7 +117,13 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     },
     options: { ...SANDBOX_TPP_OPTIONS, ...SANDBOX_REVOKE_OPTIONS, ...SANDBOX_RENEW_OPTIONS, ...SANDBOX_DECIDE_OPTIONS },
   },
-  certs: { usage: CERTS_USAGE, run: certsCommand, options: CERTS_OPTIONS },
+  certs: {
+    usage: CERTS_USAGE,
+    run: certsCommand,
+    options: CERTS_OPTIONS,
+    // A thumbprint is 43 characters: a bare -h or --help there asks for help.
+    operandAt: (args) => ((args[0] === 'show' || args[0] === 'revoke') && args[1] !== '-h' && args[1] !== '--help' ? 1 : undefined),
+  },
   tpps: { usage: CERTS_USAGE, run: tppsCommand, options: CERTS_OPTIONS },
   audit: { usage: AUDIT_USAGE, run: auditCommand, options: AUDIT_OPTIONS },
   threats: { usage: THREATS_USAGE, run: threatsCommand, options: THREATS_OPTIONS },

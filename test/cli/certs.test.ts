@@ -72,6 +72,26 @@ describe('moat certs and moat tpps on a running deployment', () => {
     expect(unknown.code).toBe(1);
   });
 
+  it('takes a thumbprint that starts with "-" as the thumbprint, not as an option (base64url: "-h…" once printed the usage)', async () => {
+    for (const args of [
+      ['certs', 'show', '-hNoSuchThumbprint'],
+      ['certs', 'show', '--NoSuchThumbprint', '--json'],
+      ['certs', 'revoke', '-hNoSuchThumbprint', '--reason', 'test'],
+    ]) {
+      const r = await moat(args, cwd);
+      expect({ args, code: r.code, err: r.err }).toEqual({ args, code: 1, err: `moat: no certificate with thumbprint ${args[2]}\n` });
+    }
+    // An option of its own where the thumbprint belongs: the thumbprint is missing.
+    for (const args of [
+      ['certs', 'show', '--json'],
+      ['certs', 'revoke', '--reason', 'test'],
+      ['certs', 'show', '-h'],
+    ]) {
+      const r = await moat(args, cwd);
+      expect({ args, code: r.code }).toEqual({ args, code: args[2] === '-h' ? 0 : 2 });
+    }
+  });
+
   it('reports certificates expiring within a window', async () => {
     expect((await moat(['certs', 'expiring', '--within', '400d'], cwd)).out).toContain(thumbprint);
     expect((await moat(['certs', 'expiring', '--within', '1d'], cwd)).out).toBe('no active certificate expires in that window\n');
