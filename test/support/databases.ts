@@ -7,6 +7,7 @@ import { seedSandboxCustomers } from '../../src/storage/sql/customer-directory.t
 import { applyMigrations, MIGRATIONS_DIR } from '../../src/storage/sql/migrate.ts';
 import { createPgliteSqlClient, createPgSqlClient, type SqlClient } from '../../src/storage/sql/sql-client.ts';
 import { Redis } from 'ioredis';
+import { scratchRoot } from './scratch.ts';
 import pg from 'pg';
 
 /*
@@ -154,13 +155,13 @@ const SANDBOX_SEED_SOURCES = [
 /**
  * Puts a migrated embedded database at `dir` (where Moat keeps it: `<dataDir>/pglite`). Creating a
  * PGlite cluster runs initdb inside WebAssembly — seconds of CPU per test harness, most of what an
- * embedded-pass suite spent — so one migrated cluster is made per migration set, kept in the temp
- * directory and shared by every worker and run, and each harness gets a copy of its files. Moat then
- * opens that copy and applies migrations as on any start (none pending); creating a cluster from
+ * embedded-pass suite spent — so one migrated cluster is made per migration set, kept under the
+ * scratch root (scratch.ts) and shared by every worker and run, and each harness gets a copy of its
+ * files. Moat then opens that copy and applies migrations as on any start (none pending); creating a cluster from
  * nothing stays covered by the quick-start and migration tests.
  */
 export async function copyMigratedEmbeddedDatabase(dir: string, options: TemplateOptions = {}): Promise<void> {
-  const template = join(tmpdir(), `moat-pglite-template-${templateKey(options)}`);
+  const template = join(scratchRoot(), `moat-pglite-template-${templateKey(options)}`);
   // Complete templates only: `ready` is written last, and the directory appears by an atomic rename.
   if (existsSync(join(template, 'ready'))) {
     cpSync(join(template, 'pglite'), dir, { recursive: true });

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
+import { startRunScratch } from './scratch.ts';
 import { privateSoftHsmConfig } from './softhsm.ts';
 
 /*
@@ -25,6 +26,12 @@ function reachable(url: string): Promise<boolean> {
 }
 
 export default async function globalSetup(): Promise<void> {
+  // Throwaway files in RAM where the machine has a tmpfs (scratch.ts says why); the workers, and
+  // everything they start, inherit TMPDIR.
+  const scratch = startRunScratch();
+  process.env.TEST_MOAT_SCRATCH_ROOT = scratch.root;
+  process.env.TEST_MOAT_RUN_DIR = scratch.runDir;
+  process.env.TMPDIR = scratch.runDir;
   // Every Moat a test starts writes its log lines here too; global-teardown.ts searches them.
   const logDir = join(process.cwd(), 'test-output', 'logs', new Date().toISOString().replace(/[:.]/g, '-'));
   mkdirSync(logDir, { recursive: true });

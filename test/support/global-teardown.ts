@@ -11,6 +11,9 @@ import { secretsInLogLine } from './log-secrets.ts';
 export default async function globalTeardown(): Promise<void> {
   const softHsmRoot = process.env.TEST_MOAT_SOFTHSM_ROOT;
   if (softHsmRoot !== undefined) rmSync(softHsmRoot, { recursive: true, force: true });
+  // The run's scratch (scratch.ts), with whatever a failed test did not clean up.
+  const runDir = process.env.TEST_MOAT_RUN_DIR;
+  if (runDir !== undefined) rmSync(runDir, { recursive: true, force: true });
   const dir = process.env.TEST_MOAT_LOG_DIR;
   if (dir === undefined || !existsSync(dir)) return;
   let lines = 0;
