@@ -54,6 +54,18 @@ describe('the suites of the embedded pass', () => {
     }
   });
 
+  it('leave the page checks to the services pass, which runs every suite with them, and never the suite that shows they can fail', () => {
+    const passes = readFileSync('.ci/run', 'utf8')
+      .split('\n')
+      .filter((line) => /^\S.*\bnpm test\b/.test(line));
+    expect(passes).toHaveLength(2);
+    expect(passes[0]).not.toContain('TEST_MOAT_PAGE_CHECKS');
+    expect(passes[0]).not.toContain('--runTestsByPath');
+    expect(passes[1]).toMatch(/^TEST_MOAT_EMBEDDED_ONLY=1 TEST_MOAT_PAGE_CHECKS=first-pass npm test /);
+    // test/e2e/page-checks.test.ts shows each check failing on a bad page: with the checks off it would fail.
+    expect(listed.has('test/e2e/page-checks.test.ts')).toBe(false);
+  });
+
   it('can leave those out because databases.ts reads the switch only in embeddedOnly(), and calls that only to leave services cases out', () => {
     // The code without its comments (which name these functions).
     const text = readFileSync('test/support/databases.ts', 'utf8')

@@ -9,6 +9,17 @@ import { SCREENSHOT_DIR, VIEWPORTS } from './chromium.ts';
  * labelled, every text at WCAG 2.1 AA contrast. Shared by the customer journey and the portal.
  */
 
+/*
+ * CI runs the browser suites twice (.ci/run): on Postgres and Redis, then on the embedded default.
+ * The checks here judge a page's markup, styles and layout, which both passes render from the same
+ * templates, stylesheets and sandbox data; storage, the one thing the second pass changes, is not
+ * what they look at. So the second pass sets TEST_MOAT_PAGE_CHECKS=first-pass and leaves them
+ * (axe, contrast, labels, outline, targets and focus ring, phone width, screenshots) to the first,
+ * where every page is checked; every assertion a test makes about what a page says and does still
+ * runs in both (issue 15 §6: the passes' independent parts not repeated).
+ */
+const CHECKED_IN_FIRST_PASS = process.env.TEST_MOAT_PAGE_CHECKS === 'first-pass';
+
 // The page functions below run in the browser; Moat's TypeScript has no DOM library, so the few
 // browser globals they use are declared here.
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -23,6 +34,7 @@ declare function getComputedStyle(element: any): any;
  * as the customer sees it, sticky bar and all.
  */
 export async function shoot(page: Page, name: string): Promise<void> {
+  if (CHECKED_IN_FIRST_PASS) return;
   for (const [label, size] of Object.entries(VIEWPORTS)) {
     await page.setViewportSize(size);
     await page.evaluate(() => window.scrollTo(0, 0));
@@ -51,6 +63,7 @@ export async function shoot(page: Page, name: string): Promise<void> {
  * (display none, a closed disclosure) are not in the outline; visually hidden ones are.
  */
 export async function checkStructure(page: Page): Promise<void> {
+  if (CHECKED_IN_FIRST_PASS) return;
   const problems = await page.evaluate(() => {
     const found: string[] = [];
     const shown = (el: any) => el.checkVisibility({ visibilityProperty: true });
@@ -109,6 +122,7 @@ export async function checkStructure(page: Page): Promise<void> {
  * accessible name), so a screen-reader user landing on it knows where they are.
  */
 export async function checkScrollablesReachable(page: Page): Promise<void> {
+  if (CHECKED_IN_FIRST_PASS) return;
   const unreachable = await page.evaluate(() =>
     [...document.querySelectorAll('body *')]
       .filter((el: any) => {
@@ -129,6 +143,7 @@ export async function checkScrollablesReachable(page: Page): Promise<void> {
  * page's outline and landmarks hold (checkStructure) and what scrolls is reachable by keyboard.
  */
 export async function checkAccessible(page: Page): Promise<void> {
+  if (CHECKED_IN_FIRST_PASS) return;
   await checkStructure(page);
   await checkScrollablesReachable(page);
   const unlabelled = await page.evaluate(() =>
@@ -176,6 +191,7 @@ const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core
  * against the card it is drawn on.
  */
 export async function checkTargetsAndFocus(page: Page): Promise<void> {
+  if (CHECKED_IN_FIRST_PASS) return;
   const small = await page.evaluate(() =>
     [...document.querySelectorAll('main button, main a.button, main .choice > label, main .choice > div > label, main details > summary')]
       .filter((el: any) => el.offsetParent !== null)
@@ -216,6 +232,7 @@ export async function checkTargetsAndFocus(page: Page): Promise<void> {
 }
 
 export async function checkAxe(page: Page): Promise<void> {
+  if (CHECKED_IN_FIRST_PASS) return;
   if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE_SOURCE);
   const violations = (await page.evaluate(async () => {
     const result = await (window as any).axe.run(document, {
@@ -232,6 +249,7 @@ export async function checkAxe(page: Page): Promise<void> {
  * same stylesheets and images — in a page where no script of the page's own is loaded.
  */
 export async function checkAxeWithoutScript(page: Page): Promise<void> {
+  if (CHECKED_IN_FIRST_PASS) return;
   const url = page.url();
   const html = await page.content();
   const browser = page.context().browser();
