@@ -29,6 +29,9 @@ export async function createPgInvalidationBus(url: string, options: PgInvalidati
   let client: pg.Client | undefined;
   let attempt = 0;
   let timer: NodeJS.Timeout | undefined;
+  // One query at a time on the listening connection: pg queues a query sent while another runs, but
+  // says that is deprecated and pg 9 removes it, and revocations on many requests publish at once.
+  let publishing: Promise<unknown> = Promise.resolve();
 
   const lost = (err?: unknown) => {
     if (live) {
@@ -88,7 +91,9 @@ export async function createPgInvalidationBus(url: string, options: PgInvalidati
       listeners.invalidate(topic, key);
       const notifier = client;
       if (notifier === undefined || !live) return;
-      await notifier.query('SELECT pg_notify($1, $2)', [INVALIDATION_CHANNEL, `${topic}:${key}`]);
+      const sent = publishing.then(() => notifier.query('SELECT pg_notify($1, $2)', [INVALIDATION_CHANNEL, `${topic}:${key}`]));
+      publishing = sent.catch(() => {});
+      await sent;
     },
     subscribe: (listener) => listeners.add(listener),
     get live() {
