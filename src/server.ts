@@ -50,6 +50,7 @@ import { createSqlCertificateRegistry } from './storage/sql/certificate-registry
 import { cachedCertificateRegistry } from './certificates/cached-certificate-registry.ts';
 import { cachedConsentStore } from './consents/cached-consent-store.ts';
 import { cachedClientStore } from './storage/cached-client-store.ts';
+import { cachedIntrospectionGrants } from './storage/introspection-grant-cache.ts';
 import { createInvalidatingCache, DEFAULT_MAX_AGE_MS } from './caching/invalidating-cache.ts';
 import type { InvalidationTopic } from './caching/invalidation.ts';
 import { deepFrozen } from './caching/copies.ts';
@@ -69,7 +70,8 @@ import { loadOrCreateSecrets } from './keys/secrets.ts';
 import { loadOrCreateSigningKeys, providerJwks } from './keys/signing-keys.ts';
 import type { Logger } from './observability/logger.ts';
 import { attachProviderEventLogging } from './observability/provider-events.ts';
-import { createProvider, guardQuarantinedClients } from './provider/create-provider.ts';
+import { createProvider, guardQuarantinedClients, PROVIDER_ROUTES } from './provider/create-provider.ts';
+import { createIntrospectionScope } from './provider/introspection-scope.ts';
 import { actionableErrors } from './provider/actionable-errors.ts';
 import { createDpopNonces, PROVIDER_BODY, replaceProviderKeys } from './provider/internals.ts';
 import { giveBackCodeOnFailure } from './provider/token-failure.ts';
@@ -314,14 +316,17 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const signingJwks = () => hsm?.jwks ?? sharedKeys?.jwks() ?? providerJwks(fileKeys!.keys);
     // What the request path reads on every call, in memory, forgotten when Postgres announces a
     // change (src/caching/): at once on this instance, within DEFAULT_MAX_AGE_MS on every other.
-    const cacheOf = <V>(topic: InvalidationTopic, maxEntries: number, copy?: (value: V) => V) =>
-      createInvalidatingCache<V>({
+    const cacheOf = <V>(topic: InvalidationTopic, maxEntries: number, copy?: (value: V) => V) => {
+      const reads = { hit: metrics.cacheReads.labels({ cache: topic, result: 'hit' }), miss: metrics.cacheReads.labels({ cache: topic, result: 'miss' }) };
+      return createInvalidatingCache<V>({
         bus: storage.invalidation,
         topic,
         maxEntries,
         maxAgeMs: DEFAULT_MAX_AGE_MS,
+        onRead: (result) => reads[result].inc(),
         ...(copy === undefined ? {} : { copy }),
       });
+    };
     const registry = cachedCertificateRegistry(
       createSqlCertificateRegistry(storage.sql, audit),
       cacheOf('certificate', 10_000, (s) => (s === undefined ? s : { ...s })),
@@ -397,8 +402,13 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       live: () => storage.invalidation.live,
     });
     const announceRevoked = connectTokenFacts(tokenFacts, storage.invalidation, logger);
+    // Introspection's Grant reads, and only those, from memory (introspection-grant-cache.ts says why).
+    const introspection = createIntrospectionScope(PROVIDER_ROUTES.introspection);
     const tokenStores = {
-      durable: revocationAnnouncingStore(cachedClientStore(storage.durable, cacheOf('client', 2_000)), announceRevoked),
+      durable: revocationAnnouncingStore(
+        cachedIntrospectionGrants(cachedClientStore(storage.durable, cacheOf('client', 2_000)), cacheOf('grant', 20_000), introspection.active),
+        announceRevoked,
+      ),
       shortLived: revocationAnnouncingStore(storage.shortLived, announceRevoked),
     };
     const consents = createConsentService({
@@ -751,7 +761,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
           ? []
           : [createExpiryNoticeDiagnosticsRouter({ clientCertificate, refusal: certificateGate.refusal, registry, notices: expiryNotices })]),
       ],
-      beforeProvider: [registration, storableProviderInput(PROVIDER_BODY)],
+      beforeProvider: [registration, storableProviderInput(PROVIDER_BODY), introspection.middleware],
       ready,
     });
 

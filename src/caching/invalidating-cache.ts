@@ -34,6 +34,8 @@ export interface InvalidatingCacheOptions<V> {
   maxAgeMs: number;
   /** A private copy for each caller, so no caller can change what the next one gets. */
   copy?: (value: V) => V;
+  /** Told of every read: answered from memory (`hit`) or by `load()` (`miss`), for the hit-rate metric. */
+  onRead?: (result: 'hit' | 'miss') => void;
   now?: () => number;
 }
 
@@ -48,6 +50,7 @@ export function createInvalidatingCache<V>(options: InvalidatingCacheOptions<V>)
   const { bus, topic, maxEntries, maxAgeMs } = options;
   const now = options.now ?? Date.now;
   const copy = options.copy ?? ((v: V) => v);
+  const onRead = options.onRead ?? (() => undefined);
   const entries = new Map<string, { value: V; readAt: number }>();
   // Bumped by every announcement and invalidation: a read that saw another generation is not kept.
   let generation = 0;
@@ -75,10 +78,12 @@ export function createInvalidatingCache<V>(options: InvalidatingCacheOptions<V>)
           // Most recently used last: Map keeps insertion order, so the first key is the eviction candidate.
           entries.delete(key);
           entries.set(key, hit);
+          onRead('hit');
           return copy(hit.value);
         }
         entries.delete(key);
       }
+      onRead('miss');
       const seen = generation;
       const readAt = now();
       const value = await load();

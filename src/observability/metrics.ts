@@ -28,6 +28,8 @@ export interface Metrics {
   upstreamIdpFailures: Counter<'kind'>;
   /** The gateway check's answers by outcome (`allowed`, an RFC 6750 / RFC 9449 error code, `gateway_unauthenticated`). */
   gatewayChecks: Counter<'outcome'>;
+  /** Reads of the in-process caches (src/caching/) by cache (its invalidation topic) and result (`hit`, `miss`). */
+  cacheReads: Counter<'cache' | 'result'>;
 }
 
 export interface MetricSources {
@@ -137,10 +139,18 @@ export function createMetrics(): Metrics {
     registers: [registry],
   });
 
+  const cacheReads = new Counter({
+    name: 'moat_cache_reads_total',
+    help: 'Reads of the in-process caches by cache and result (hit: answered from memory; miss: read from storage)',
+    labelNames: ['cache', 'result'],
+    registers: [registry],
+  });
+
   return {
     registry,
     upstreamIdpFailures,
     gatewayChecks,
+    cacheReads,
     storageErrors: (backend, operation) => storageErrors.inc({ backend, operation }),
     attachSources(sources) {
       // Gauges read from the database say the same in every worker: a cluster reports one (max), not the sum.

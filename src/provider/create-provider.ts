@@ -81,6 +81,20 @@ export const EXTRA_CLIENT_METADATA = [
   NOTIFICATION_URI_METADATA,
 ] as const;
 
+/** Where oidc-provider serves each endpoint (its `routes`), for the middleware in front of one. */
+export const PROVIDER_ROUTES = {
+  authorization: '/authorize',
+  pushed_authorization_request: '/par',
+  token: '/token',
+  introspection: '/introspect',
+  revocation: '/revoke',
+  registration: '/register',
+  userinfo: '/userinfo',
+  jwks: '/jwks',
+  end_session: '/logout',
+  backchannel_authentication: '/backchannel',
+} as const;
+
 /**
  * oidc-provider configured for the FAPI profiles. This is the protocol policy in one place: which
  * features are on, which algorithms, lifetimes, client authentication, sender constraining.
@@ -214,18 +228,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       BackchannelAuthenticationRequest: (ctx) => deps.ciba?.expiresIn(requestedExpiry(ctx?.oidc?.params?.requested_expiry)) ?? 600,
       RefreshToken: (_ctx, token) => cappedByConsent(config.tokens.refreshTokenTtl, token),
     },
-    routes: {
-      authorization: '/authorize',
-      pushed_authorization_request: '/par',
-      token: '/token',
-      introspection: '/introspect',
-      revocation: '/revoke',
-      registration: '/register',
-      userinfo: '/userinfo',
-      jwks: '/jwks',
-      end_session: '/logout',
-      backchannel_authentication: '/backchannel',
-    },
+    routes: { ...PROVIDER_ROUTES },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: scaInteractionPolicy(deps.clientStanding) },
     renderError: deps.renderError,
     discovery: { ...discoveryExtras(config), ...(deps.uiLocales === undefined ? {} : { ui_locales_supported: deps.uiLocales }) },

@@ -43,6 +43,27 @@ describe('the invalidating cache', () => {
     clock = 1_000_000;
   });
 
+  it('tells of every read whether memory or the source answered it (moat_cache_reads_total)', async () => {
+    const reads: string[] = [];
+    const cache = createInvalidatingCache<string>({
+      bus: createLocalInvalidationBus(),
+      topic: 'grant',
+      maxEntries: 10,
+      maxAgeMs: 1000,
+      now,
+      onRead: (result) => reads.push(result),
+    });
+    const source = counted(() => 'v1');
+    await cache.get('a', source.load('a'));
+    await cache.get('a', source.load('a'));
+    cache.invalidate('a');
+    await cache.get('a', source.load('a'));
+    clock += 1000;
+    await cache.get('a', source.load('a'));
+    expect(reads).toEqual(['miss', 'hit', 'miss', 'miss']);
+    expect(source.calls).toHaveLength(3);
+  });
+
   it('reads once, then answers from memory', async () => {
     const cache = createInvalidatingCache<string>({ bus: createLocalInvalidationBus(), topic: 'client', maxEntries: 10, maxAgeMs: 1000, now });
     const source = counted(() => 'v1');

@@ -5,10 +5,11 @@ import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { authorizationCodeFlow, onboardTpp, type RegisteredTpp } from '../support/tpp-client.ts';
 import { introspect, refresh } from '../support/consents.ts';
 import { heard } from '../support/invalidation.ts';
+import { sampleSum, scrapeMetrics } from '../support/admin-metrics.ts';
 
 /*
- * Two instances on one Postgres and Redis each keep clients, certificate statuses and consents in
- * memory (src/caching/). A certificate revoked, a client deleted or a consent revoked through one
+ * Two instances on one Postgres and Redis each keep clients, certificate statuses, consents and, for
+ * introspection, grants in memory (src/caching/). A certificate revoked, a client deleted or a consent revoked through one
  * instance is refused by that instance at once, and by the other as soon as Postgres's announcement
  * reaches it (RFC 8705 §2.1: a revoked certificate authenticates nobody). The test waits for the
  * announcement itself, never for a time.
@@ -147,6 +148,59 @@ describeWithServices('caches on two instances', () => {
       await released;
       await b.moat.threats.restrictions.refreshed();
       expect((await clientCredentials(via(b, tpp))).status).toBe(200);
+    } finally {
+      await tpp.close();
+    }
+  });
+  /** Introspects `token` on `h` until one answer came from `h`'s grant cache (two reads within its 1 s bound). */
+  const introspectUntilGrantCached = async (h: Harness, tpp: RegisteredTpp, token: string) => {
+    const hits = async () => sampleSum(await scrapeMetrics(h), 'moat_cache_reads_total', { cache: 'grant', result: 'hit' });
+    const before = await hits();
+    for (let attempt = 0; attempt < 5 && (await hits()) === before; attempt += 1) {
+      expect((await introspect(via(h, tpp), token)).active).toBe(true);
+    }
+    expect(await hits()).toBeGreaterThan(before);
+  };
+
+  /** An access token of a new grant, its grant kept by introspection on both instances. */
+  const tokenIntrospectedOnBoth = async (tpp: RegisteredTpp) => {
+    const { tokens } = await authorizationCodeFlow(a, tpp);
+    const { grantId } = await a.moat.consents.getForClient(tokens.consent_id as string, tpp.client.client_id);
+    await introspectUntilGrantCached(a, tpp, tokens.access_token);
+    await introspectUntilGrantCached(b, tpp, tokens.access_token);
+    return { accessToken: tokens.access_token, grantId: grantId! };
+  };
+
+  it('a grant changed on one instance is seen by introspection there at once, and on the other once announced', async () => {
+    const tpp = await onboardTpp(a);
+    try {
+      const { accessToken, grantId } = await tokenIntrospectedOnBoth(tpp);
+
+      // A change no real flow makes, to a field introspection checks (a token whose grant names
+      // another customer is not active); saved through A's provider, as a flow saves a grant.
+      const announced = heardOn(b, 'grant', grantId);
+      const grant = await a.moat.provider.Grant.find(grantId);
+      grant!.accountId = 'cust-bob';
+      await grant!.save();
+      expect((await introspect(via(a, tpp), accessToken)).active).toBe(false);
+      await announced;
+      expect((await introspect(via(b, tpp), accessToken)).active).toBe(false);
+    } finally {
+      await tpp.close();
+    }
+  });
+
+  it('a grant deleted in the database (the CLI, an operator) is announced by Postgres to introspection on every instance', async () => {
+    const tpp = await onboardTpp(a);
+    try {
+      const { accessToken, grantId } = await tokenIntrospectedOnBoth(tpp);
+
+      const announced = [heardOn(a, 'grant', grantId), heardOn(b, 'grant', grantId)];
+      // Straight to the store under Moat's wrappers: only the database's trigger announces it.
+      await a.moat.storage.durable.destroy('Grant', grantId);
+      await Promise.all(announced);
+      expect((await introspect(via(a, tpp), accessToken)).active).toBe(false);
+      expect((await introspect(via(b, tpp), accessToken)).active).toBe(false);
     } finally {
       await tpp.close();
     }
