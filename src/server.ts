@@ -51,6 +51,7 @@ import { cachedCertificateRegistry } from './certificates/cached-certificate-reg
 import { cachedConsentStore } from './consents/cached-consent-store.ts';
 import { cachedClientStore } from './storage/cached-client-store.ts';
 import { cachedIntrospectionGrants } from './storage/introspection-grant-cache.ts';
+import { recordingTokenLookups, refreshTokenReadsAfterShortLived } from './storage/introspection-token-lookups.ts';
 import { createInvalidatingCache, DEFAULT_MAX_AGE_MS } from './caching/invalidating-cache.ts';
 import type { InvalidationTopic } from './caching/invalidation.ts';
 import { deepFrozen } from './caching/copies.ts';
@@ -402,14 +403,19 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       live: () => storage.invalidation.live,
     });
     const announceRevoked = connectTokenFacts(tokenFacts, storage.invalidation, logger);
-    // Introspection's Grant reads, and only those, from memory (introspection-grant-cache.ts says why).
+    // Introspection's Grant reads, and only those, from memory (introspection-grant-cache.ts says why);
+    // its refresh-token read skipped when the value was an access token (introspection-token-lookups.ts).
     const introspection = createIntrospectionScope(PROVIDER_ROUTES.introspection);
+    const lookups = () => introspection.current()?.tokenLookups;
     const tokenStores = {
       durable: revocationAnnouncingStore(
-        cachedIntrospectionGrants(cachedClientStore(storage.durable, cacheOf('client', 2_000)), cacheOf('grant', 20_000), introspection.active),
+        refreshTokenReadsAfterShortLived(
+          cachedIntrospectionGrants(cachedClientStore(storage.durable, cacheOf('client', 2_000)), cacheOf('grant', 20_000), introspection.active),
+          lookups,
+        ),
         announceRevoked,
       ),
-      shortLived: revocationAnnouncingStore(storage.shortLived, announceRevoked),
+      shortLived: revocationAnnouncingStore(recordingTokenLookups(storage.shortLived, lookups), announceRevoked),
     };
     const consents = createConsentService({
       store: cachedConsentStore(createSqlConsentStore(storage.sql), cacheOf('consent-grant', 5_000, deepFrozen)),

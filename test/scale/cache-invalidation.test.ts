@@ -205,4 +205,19 @@ describeWithServices('caches on two instances', () => {
       await tpp.close();
     }
   });
+  it('introspection without a hint still finds a refresh token, and an access token', async () => {
+    const tpp = await onboardTpp(a);
+    try {
+      const { tokens } = await authorizationCodeFlow(a, tpp);
+      for (const h of [a, b]) {
+        const refreshToken = await introspect(via(h, tpp), tokens.refresh_token!);
+        expect(refreshToken).toMatchObject({ active: true, client_id: tpp.client.client_id });
+        // Only an access token is sender-constrained (RFC 8705 §3.2): the refresh token's answer has no cnf.
+        expect(refreshToken.cnf).toBeUndefined();
+        expect(await introspect(via(h, tpp), tokens.access_token)).toMatchObject({ active: true, cnf: { 'x5t#S256': expect.any(String) } });
+      }
+    } finally {
+      await tpp.close();
+    }
+  });
 });
