@@ -49,8 +49,7 @@ import { createRevocationMonitor, type RevocationMonitor } from './certificates/
 import { createSqlCertificateRegistry } from './storage/sql/certificate-registry.ts';
 import { cachedCertificateRegistry } from './certificates/cached-certificate-registry.ts';
 import { cachedConsentStore } from './consents/cached-consent-store.ts';
-import { cachedClientStore } from './storage/cached-client-store.ts';
-import { cachedIntrospectionGrants } from './storage/introspection-grant-cache.ts';
+import { cachedModelStore } from './storage/cached-model-store.ts';
 import { recordingTokenLookups, refreshTokenReadsAfterShortLived } from './storage/introspection-token-lookups.ts';
 import { createInvalidatingCache, DEFAULT_MAX_AGE_MS } from './caching/invalidating-cache.ts';
 import type { InvalidationTopic } from './caching/invalidation.ts';
@@ -403,14 +402,18 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       live: () => storage.invalidation.live,
     });
     const announceRevoked = connectTokenFacts(tokenFacts, storage.invalidation, logger);
-    // Introspection's Grant reads, and only those, from memory (introspection-grant-cache.ts says why);
+    // Clients from memory; introspection's Grant reads, and only those, too (cached-model-store.ts says why);
     // its refresh-token read skipped when the value was an access token (introspection-token-lookups.ts).
     const introspection = createIntrospectionScope(PROVIDER_ROUTES.introspection);
     const lookups = () => introspection.current()?.tokenLookups;
     const tokenStores = {
       durable: revocationAnnouncingStore(
         refreshTokenReadsAfterShortLived(
-          cachedIntrospectionGrants(cachedClientStore(storage.durable, cacheOf('client', 2_000)), cacheOf('grant', 20_000), introspection.active),
+          cachedModelStore(cachedModelStore(storage.durable, { model: 'Client', cache: cacheOf('client', 2_000) }), {
+            model: 'Grant',
+            cache: cacheOf('grant', 20_000),
+            servesReadsWhen: introspection.active,
+          }),
           lookups,
         ),
         announceRevoked,

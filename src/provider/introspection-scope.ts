@@ -3,7 +3,7 @@ import type { Middleware } from 'koa';
 
 /*
  * Which requests are introspections, for storage that may answer them differently
- * (src/storage/introspection-grant-cache.ts, src/storage/introspection-token-lookups.ts) but must
+ * (src/storage/cached-model-store.ts, src/storage/introspection-token-lookups.ts) but must
  * not answer anything else that way. The scope is the request's async context, so a read deep in
  * the adapter knows it without oidc-provider passing anything down.
  */

@@ -3,10 +3,10 @@ import { createLocalInvalidationBus } from '../../src/caching/invalidation.ts';
 import type { ModelStore } from '../../src/kernel/model-store.ts';
 import { createIntrospectionScope } from '../../src/provider/introspection-scope.ts';
 import { createMemoryModelStore } from '../../src/storage/embedded/memory-model-store.ts';
-import { cachedIntrospectionGrants } from '../../src/storage/introspection-grant-cache.ts';
+import { cachedModelStore } from '../../src/storage/cached-model-store.ts';
 
 /*
- * Introspection's Grant reads from memory, and no other read (src/storage/introspection-grant-cache.ts):
+ * Introspection's Grant reads from memory, and no other read (src/storage/cached-model-store.ts):
  * the in-process model store underneath, the reads that reach it counted; the introspection scope
  * is the one Moat's app runs POST /introspect in. The clock is injected; nothing here waits.
  */
@@ -43,7 +43,7 @@ describe('the introspection Grant cache', () => {
   const setUp = () => {
     const { store, grantReads } = storeCountingGrantReads();
     const cache = createInvalidatingCache<string | undefined>({ bus, topic: 'grant', maxEntries: 100, maxAgeMs: 1000, now: () => clock });
-    return { cached: cachedIntrospectionGrants(store, cache, scope.active), grantReads };
+    return { cached: cachedModelStore(store, { model: 'Grant', cache, servesReadsWhen: scope.active }), grantReads };
   };
   beforeEach(() => {
     clock = 1_000_000;
@@ -92,7 +92,7 @@ describe('the introspection Grant cache', () => {
       },
     };
     const cache = createInvalidatingCache<string | undefined>({ bus, topic: 'grant', maxEntries: 100, maxAgeMs: 1000, now: () => clock });
-    const cached = cachedIntrospectionGrants(counting, cache, scope.active);
+    const cached = cachedModelStore(counting, { model: 'Grant', cache, servesReadsWhen: scope.active });
     await cached.upsert('Client', 'tpp-1', { client_id: 'tpp-1' });
     await during('POST', '/introspect', () => cached.find('Client', 'tpp-1'));
     await during('POST', '/introspect', () => cached.find('Client', 'tpp-1'));
@@ -130,5 +130,61 @@ describe('the introspection Grant cache', () => {
     await bus.publish('consent-grant', 'g1');
     await introspectRead();
     expect(grantReads()).toBe(2);
+  });
+});
+
+describe('the client metadata cache', () => {
+  let clock = 0;
+  const bus = createLocalInvalidationBus();
+  const setUp = () => {
+    const store = createMemoryModelStore();
+    let clientReads = 0;
+    const counting: ModelStore = {
+      ...store,
+      find: (model, id) => {
+        if (model === 'Client') clientReads += 1;
+        return store.find(model, id);
+      },
+    };
+    const cache = createInvalidatingCache<string | undefined>({ bus, topic: 'client', maxEntries: 100, maxAgeMs: 1000, now: () => clock });
+    return { cached: cachedModelStore(counting, { model: 'Client', cache }), clientReads: () => clientReads };
+  };
+  beforeEach(() => {
+    clock = 1_000_000;
+  });
+
+  it('answers every read from memory, outside any request scope, each caller with its own copy', async () => {
+    const { cached, clientReads } = setUp();
+    await cached.upsert('Client', 'tpp-1', { client_id: 'tpp-1', redirect_uris: ['https://tpp.example/cb'] });
+    const first = await cached.find('Client', 'tpp-1');
+    const second = await cached.find('Client', 'tpp-1');
+    expect(second).toEqual(first);
+    expect(second).not.toBe(first);
+    expect(clientReads()).toBe(1);
+    clock += 1000;
+    await cached.find('Client', 'tpp-1');
+    expect(clientReads()).toBe(2);
+  });
+
+  it('forgets a client updated or deleted through it, or announced by another instance', async () => {
+    const { cached, clientReads } = setUp();
+    await cached.upsert('Client', 'tpp-1', { client_id: 'tpp-1', client_name: 'Old' });
+    await cached.find('Client', 'tpp-1');
+    await cached.upsert('Client', 'tpp-1', { client_id: 'tpp-1', client_name: 'New' });
+    expect(await cached.find('Client', 'tpp-1')).toMatchObject({ client_name: 'New' });
+    await bus.publish('client', 'tpp-1');
+    await cached.find('Client', 'tpp-1');
+    await cached.destroy('Client', 'tpp-1');
+    expect(await cached.find('Client', 'tpp-1')).toBeUndefined();
+    expect(clientReads()).toBe(4);
+  });
+
+  it('does not take a grant revocation for a client’s change', async () => {
+    const { cached, clientReads } = setUp();
+    await cached.upsert('Client', 'tpp-1', { client_id: 'tpp-1' });
+    await cached.find('Client', 'tpp-1');
+    await cached.revokeByGrantId('AccessToken', 'tpp-1');
+    await cached.find('Client', 'tpp-1');
+    expect(clientReads()).toBe(1);
   });
 });
