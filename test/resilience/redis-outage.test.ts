@@ -1,6 +1,7 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { sampleSum, scrapeMetrics } from '../support/admin-metrics.ts';
 import { freePort, startMoat, type Harness } from '../support/moat-harness.ts';
+import { REDIS_SERVER, startRedisServer, stopRedisServer } from '../support/private-redis.ts';
 import { onboardTpp, pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
 
 /*
@@ -10,31 +11,7 @@ import { onboardTpp, pushAuthorization, type RegisteredTpp } from '../support/tp
  * never the shared one.
  */
 
-const redisServer = spawnSync('redis-server', ['--version']).error === undefined ? 'redis-server' : undefined;
-
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn(redisServer!, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('Ready to accept connections')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`redis-server exited with ${String(code)}: ${out}`)));
-  });
-  return child;
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGKILL');
-  await exited;
-}
-
-(redisServer === undefined ? describe.skip : describe)('a Redis outage', () => {
+(REDIS_SERVER === undefined ? describe.skip : describe)('a Redis outage', () => {
   let port: number;
   let redis: ChildProcess;
   let h: Harness;
@@ -42,7 +19,7 @@ async function stop(child: ChildProcess): Promise<void> {
 
   beforeAll(async () => {
     port = await freePort();
-    redis = await startRedis(port);
+    redis = await startRedisServer(port);
     h = await startMoat({ config: { storage: { redisUrl: `redis://127.0.0.1:${port}`, redisKeyPrefix: 'outage:' } } });
     tpp = await onboardTpp(h);
   });
@@ -50,14 +27,14 @@ async function stop(child: ChildProcess): Promise<void> {
   afterAll(async () => {
     await tpp?.close();
     await h?.close();
-    if (redis !== undefined) await stop(redis);
+    if (redis !== undefined) await stopRedisServer(redis);
   });
 
   let before: string;
   it('answers PAR with 503 temporarily_unavailable and Retry-After while Redis is down, within seconds', async () => {
     await pushAuthorization(tpp);
     before = await scrapeMetrics(h);
-    await stop(redis);
+    await stopRedisServer(redis);
     const started = Date.now();
     const res = await tpp.fetch(`${h.issuer}/par`, {
       method: 'POST',
@@ -90,7 +67,7 @@ async function stop(child: ChildProcess): Promise<void> {
   });
 
   it('serves again within 5 s of Redis coming back, without a restart', async () => {
-    redis = await startRedis(port);
+    redis = await startRedisServer(port);
     const deadline = Date.now() + 5000;
     let ok = false;
     while (!ok && Date.now() < deadline) {
@@ -105,6 +82,6 @@ async function stop(child: ChildProcess): Promise<void> {
   });
 });
 
-if (redisServer === undefined) {
+if (REDIS_SERVER === undefined) {
   it.skip('Redis outage test: no redis-server binary on this machine', () => {});
 }
