@@ -1,5 +1,5 @@
 import { spawn, execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { benchConfig, freePort } from '../fixtures.ts';
@@ -67,12 +67,39 @@ function treeStats(pid: number): ServerStats {
   return { cpuMicros, rssBytes, heapUsedBytes: 0, handshakes: 0, resumedHandshakes: 0 };
 }
 
+/**
+ * With --cpu-prof, every process of the tree (node:cluster's workers inherit the flags) writes its
+ * profile on exit into a folder of its own, `cluster-<workers>/`.
+ */
+function profileFlags(ctx: BenchContext, workers: number): string[] {
+  if (ctx.cpuProfileDir === undefined) return [];
+  const dir = join(ctx.cpuProfileDir, `cluster-${workers}`);
+  mkdirSync(dir, { recursive: true });
+  return ['--cpu-prof', '--cpu-prof-dir', dir];
+}
+
+/** The monotonic clock in µs, the clock of V8's profiles in every process of the machine. */
+const profileClockMicros = () => Number(process.hrtime.bigint() / 1000n);
+
+/**
+ * Beside each process's profile, the measured window (profile-causes.ts reads `<name>.windows.json`):
+ * `node bench/profile-causes.ts <run>-profiles/cluster-2/<worker>.cpuprofile` then compares one
+ * worker's CPU by cause with two workers'.
+ */
+function writeProfileWindows(ctx: BenchContext, workers: number, window: [number, number]): void {
+  if (ctx.cpuProfileDir === undefined) return;
+  const dir = join(ctx.cpuProfileDir, `cluster-${workers}`);
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))) {
+    writeFileSync(join(dir, file.replace(/\.cpuprofile$/, '.windows.json')), JSON.stringify([window]));
+  }
+}
+
 async function startCluster(ctx: BenchContext, workers: number): Promise<{ handle: ServerHandle; origin: string; pid: number }> {
   const port = await freePort();
   const config = { ...benchConfig(ctx.fixtures, port, { storage: true }), workers };
   const file = join(ctx.fixtures.dir, `cluster-${workers}.yaml`);
   writeFileSync(file, stringify(config));
-  const child = spawn(process.execPath, [...MOAT_NODE_FLAGS, 'src/main.ts', '--config', file], {
+  const child = spawn(process.execPath, [...MOAT_NODE_FLAGS, ...profileFlags(ctx, workers), 'src/main.ts', '--config', file], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...MOAT_ENV, MOAT_LOGGING__LEVEL: 'warn' },
@@ -122,6 +149,7 @@ export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult>
   const connections = ctx.options.concurrency.keepAlive * 2;
   for (const workers of [1, 2]) {
     const { handle, origin, pid } = await startCluster(ctx, workers);
+    let measuredWindow: [number, number] | undefined;
     const pool = createTlsPool({ origin, serverCaPem: ctx.fixtures.sandbox.serverCaPem, identity: ctx.fixtures.tpp, connections });
     try {
       // The TPP registered with the main Moat target lives in the same Postgres: no registration here.
@@ -136,7 +164,9 @@ export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult>
       if (ctx.options.warmupSeconds > 0) await run(ctx.options.warmupSeconds * 1000);
       const recorder = new MeasurementRecorder();
       const topBefore = processCpuMicros(pid);
+      const windowStart = profileClockMicros();
       await recorder.round(handle, () => run(ctx.options.durationSeconds * 1000));
+      measuredWindow = [windowStart, profileClockMicros()];
       const measurement = recorder.result();
       rows.push({ server: handle.name, measurement });
       notes.push(
@@ -153,6 +183,7 @@ export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult>
       await pool.close();
       await handle.stop();
     }
+    if (measuredWindow !== undefined) writeProfileWindows(ctx, workers, measuredWindow);
   }
   return {
     id: 'cluster',
