@@ -12,6 +12,12 @@ import type { InvalidationBus, InvalidationTopic } from './invalidation.ts';
  *
  * A read racing a change: a read that started before an announcement (or an `invalidate`) is
  * answered but not kept, since it may have read the value from before the change.
+ *
+ * Entries are kept in the order they were read, not the order they were last used: each is served
+ * for at most `maxAgeMs`, so the one read longest ago is both the first to expire and the one with
+ * the least left to give when the bound is full. Every insert first drops the expired entries at
+ * the old end, so a cache holds what it can still serve, not up to `maxEntries` dead ones (the
+ * consent cache filled with a soak's 1 s-old consents: bench/README.md, 2026-12-07).
  */
 
 export interface InvalidatingCache<V> {
@@ -28,7 +34,7 @@ export interface InvalidatingCache<V> {
 export interface InvalidatingCacheOptions<V> {
   bus: InvalidationBus;
   topic: InvalidationTopic;
-  /** The most entries kept; the least recently used goes first. Every cache is bounded. */
+  /** The most entries kept; the one read longest ago goes first. Every cache is bounded. */
   maxEntries: number;
   /** The longest an entry is served after it was read, announcements or not. */
   maxAgeMs: number;
@@ -63,6 +69,14 @@ export function createInvalidatingCache<V>(options: InvalidatingCacheOptions<V>)
     generation += 1;
     entries.clear();
   };
+  // Map keeps insertion order, which here is the order of reads: the expired ones are at the front.
+  const dropExpired = () => {
+    const at = now();
+    for (const [key, entry] of entries) {
+      if (at - entry.readAt < maxAgeMs) return;
+      entries.delete(key);
+    }
+  };
   const unsubscribe = bus.subscribe({
     invalidate: (announced, key) => {
       if (announced === topic) forget(key);
@@ -75,9 +89,6 @@ export function createInvalidatingCache<V>(options: InvalidatingCacheOptions<V>)
       const hit = entries.get(key);
       if (hit !== undefined) {
         if (bus.live && now() - hit.readAt < maxAgeMs) {
-          // Most recently used last: Map keeps insertion order, so the first key is the eviction candidate.
-          entries.delete(key);
-          entries.set(key, hit);
           onRead('hit');
           return copy(hit.value);
         }
@@ -88,6 +99,7 @@ export function createInvalidatingCache<V>(options: InvalidatingCacheOptions<V>)
       const readAt = now();
       const value = await load();
       if (seen === generation && bus.live) {
+        dropExpired();
         entries.set(key, { value, readAt });
         if (entries.size > maxEntries) entries.delete(entries.keys().next().value!);
         return copy(value);

@@ -141,17 +141,34 @@ describe('the invalidating cache', () => {
     expect(source.calls).toEqual(['a', 'a', 'a', 'a']);
   });
 
-  it('keeps at most maxEntries, dropping the least recently used', async () => {
+  it('keeps at most maxEntries, dropping the one read longest ago', async () => {
     const cache = createInvalidatingCache<string>({ bus: createLocalInvalidationBus(), topic: 'client', maxEntries: 2, maxAgeMs: 1000, now });
     const source = counted(() => 'v');
     await cache.get('a', source.load('a'));
+    clock += 1;
     await cache.get('b', source.load('b'));
+    clock += 1;
+    // A hit does not make 'a' younger: it expires 1000 ms after it was read, whatever uses it since.
     await cache.get('a', source.load('a'));
     await cache.get('c', source.load('c'));
     expect(cache.size).toBe(2);
-    await cache.get('a', source.load('a'));
     await cache.get('b', source.load('b'));
-    expect(source.calls).toEqual(['a', 'b', 'c', 'b']);
+    await cache.get('a', source.load('a'));
+    expect(source.calls).toEqual(['a', 'b', 'c', 'a']);
+  });
+
+  it('holds no entry past maxAgeMs once another is read: a stream of reads keeps only the last second of them', async () => {
+    const cache = createInvalidatingCache<string>({ bus: createLocalInvalidationBus(), topic: 'consent-grant', maxEntries: 5000, maxAgeMs: 1000, now });
+    const source = counted(() => 'Authorised');
+    // One consent per flow, a flow every 10 ms: 100 reads live within any second.
+    for (let flow = 0; flow < 3000; flow += 1) {
+      await cache.get(`g${flow}`, source.load(`g${flow}`));
+      clock += 10;
+    }
+    expect(cache.size).toBe(100);
+    // The newest are still served from memory.
+    await cache.get('g2999', source.load('g2999'));
+    expect(source.calls).toHaveLength(3000);
   });
 
   it('gives each caller its own copy when asked to', async () => {
