@@ -151,6 +151,11 @@ export function benchConfig(
     // What production runs on the request path: no call journal (sandbox mode's default is on).
     diagnostics: { enabled: options.callJournal ?? f.callJournal },
     rateLimits: Object.fromEntries(['par', 'token', 'registration'].map((e) => [e, { perClient: wide, perAddress: wide }])),
+    // The sign-in throttles reserve a slot per password or code in evaluation, as many as failures
+    // are allowed: the flow scenario's concurrent flows share the two sandbox customers, which at
+    // the defaults (5) reads as a password spray and is refused 429. Wide, like the rate limits.
+    customers: { loginThrottle: { perAccount: { failures: 100 } } },
+    sca: { totp: { failures: 20 } },
     admin: { port: 0 },
     resourceServers: [
       {
