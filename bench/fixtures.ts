@@ -124,8 +124,8 @@ export interface ConfigTuning {
 
 /**
  * The configuration both servers are built from (Moat validates it; the baseline hands it to
- * createProvider): sandbox mode on loopback, Moat's defaults but for the rate limits (wide, so the
- * benchmark measures throughput rather than the limiter's refusals — the limiter still runs), and
+ * createProvider): sandbox mode on loopback, Moat's defaults but for the rate limits and sign-in
+ * throttles (wide, so the benchmark measures throughput rather than refusals — they still run), and
  * one resource server, the sandbox API, with a client that introspects by mTLS.
  */
 export function benchConfig(
@@ -152,8 +152,8 @@ export function benchConfig(
     diagnostics: { enabled: options.callJournal ?? f.callJournal },
     rateLimits: Object.fromEntries(['par', 'token', 'registration'].map((e) => [e, { perClient: wide, perAddress: wide }])),
     // The sign-in throttles reserve a slot per password or code in evaluation, as many as failures
-    // are allowed: the flow scenario's concurrent flows share the two sandbox customers, which at
-    // the defaults (5) reads as a password spray and is refused 429. Wide, like the rate limits.
+    // are allowed: the flow scenario's concurrent flows all sign in as alice, which at the defaults
+    // (5) reads as a password spray and is refused 429. Wide, like the rate limits (they still run).
     customers: { loginThrottle: { perAccount: { failures: 100 } } },
     sca: { totp: { failures: 20 } },
     admin: { port: 0 },

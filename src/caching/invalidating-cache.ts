@@ -13,11 +13,14 @@ import type { InvalidationBus, InvalidationTopic } from './invalidation.ts';
  * A read racing a change: a read that started before an announcement (or an `invalidate`) is
  * answered but not kept, since it may have read the value from before the change.
  *
- * Entries are kept in the order they were read, not the order they were last used: each is served
- * for at most `maxAgeMs`, so the one read longest ago is both the first to expire and the one with
- * the least left to give when the bound is full. Every insert first drops the expired entries at
- * the old end, so a cache holds what it can still serve, not up to `maxEntries` dead ones (the
- * consent cache filled with a soak's 1 s-old consents: bench/README.md, 2026-12-07).
+ * Entries are kept in the order they were stored, not the order they were last used: each is served
+ * for at most `maxAgeMs`, so the one stored longest ago is about the first to expire and the one
+ * with the least left to give when the bound is full. An insert first drops the expired entries at
+ * that end (at most four times per `maxAgeMs`, since a Map's deleted slots are skipped again by each
+ * new walk until V8 compacts it), so a cache holds about what it can still serve, not up to
+ * `maxEntries` dead ones (the consent cache filled with a soak's 1 s-old consents: bench/README.md,
+ * 2026-12-07). A load that finishes late stores its entry behind younger ones; it is still never
+ * served past `maxAgeMs`, and one already past it is not stored at all.
  */
 
 export interface InvalidatingCache<V> {
@@ -34,7 +37,7 @@ export interface InvalidatingCache<V> {
 export interface InvalidatingCacheOptions<V> {
   bus: InvalidationBus;
   topic: InvalidationTopic;
-  /** The most entries kept; the one read longest ago goes first. Every cache is bounded. */
+  /** The most entries kept; the one stored longest ago goes first. Every cache is bounded. */
   maxEntries: number;
   /** The longest an entry is served after it was read, announcements or not. */
   maxAgeMs: number;
@@ -42,6 +45,7 @@ export interface InvalidatingCacheOptions<V> {
   copy?: (value: V) => V;
   /** Told of every read: answered from memory (`hit`) or by `load()` (`miss`), for the hit-rate metric. */
   onRead?: (result: 'hit' | 'miss') => void;
+  /** Milliseconds on a clock that never steps back (the default is the monotonic performance.now()). */
   now?: () => number;
 }
 
@@ -54,7 +58,8 @@ export const DEFAULT_MAX_AGE_MS = 1000;
 
 export function createInvalidatingCache<V>(options: InvalidatingCacheOptions<V>): InvalidatingCache<V> {
   const { bus, topic, maxEntries, maxAgeMs } = options;
-  const now = options.now ?? Date.now;
+  // Monotonic: a wall clock set back would serve entries past maxAgeMs and stall the expiry walk.
+  const now = options.now ?? (() => performance.now());
   const copy = options.copy ?? ((v: V) => v);
   const onRead = options.onRead ?? (() => undefined);
   const entries = new Map<string, { value: V; readAt: number }>();
@@ -69,9 +74,11 @@ export function createInvalidatingCache<V>(options: InvalidatingCacheOptions<V>)
     generation += 1;
     entries.clear();
   };
-  // Map keeps insertion order, which here is the order of reads: the expired ones are at the front.
-  const dropExpired = () => {
-    const at = now();
+  // Map keeps insertion order, which here is about the order of reads: the expired ones are at the front.
+  let walkedAt = Number.NEGATIVE_INFINITY;
+  const dropExpired = (at: number) => {
+    if (at - walkedAt < maxAgeMs / 4) return;
+    walkedAt = at;
     for (const [key, entry] of entries) {
       if (at - entry.readAt < maxAgeMs) return;
       entries.delete(key);
@@ -98,8 +105,11 @@ export function createInvalidatingCache<V>(options: InvalidatingCacheOptions<V>)
       const seen = generation;
       const readAt = now();
       const value = await load();
-      if (seen === generation && bus.live) {
-        dropExpired();
+      const storedAt = now();
+      if (seen === generation && bus.live && storedAt - readAt < maxAgeMs) {
+        dropExpired(storedAt);
+        // Two misses of one key at once: the later load's entry goes to the young end.
+        entries.delete(key);
         entries.set(key, { value, readAt });
         if (entries.size > maxEntries) entries.delete(entries.keys().next().value!);
         return copy(value);

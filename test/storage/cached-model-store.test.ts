@@ -13,18 +13,19 @@ import { cachedModelStore } from '../../src/storage/cached-model-store.ts';
 
 const GRANT = { accountId: 'cust-alice', clientId: 'tpp-1', kind: 'Grant', openid: { scope: 'openid accounts' } };
 
-function storeCountingGrantReads(): { store: ModelStore; grantReads: () => number } {
+/** The in-process model store, with the reads of one model that reach it counted. */
+function storeCountingReads(counted: string): { store: ModelStore; reads: () => number } {
   const store = createMemoryModelStore();
   let reads = 0;
   return {
     store: {
       ...store,
       find: (model, id) => {
-        if (model === 'Grant') reads += 1;
+        if (model === counted) reads += 1;
         return store.find(model, id);
       },
     },
-    grantReads: () => reads,
+    reads: () => reads,
   };
 }
 
@@ -41,9 +42,9 @@ describe('the introspection Grant cache', () => {
     return result as T;
   };
   const setUp = () => {
-    const { store, grantReads } = storeCountingGrantReads();
+    const { store, reads } = storeCountingReads('Grant');
     const cache = createInvalidatingCache<string | undefined>({ bus, topic: 'grant', maxEntries: 100, maxAgeMs: 1000, now: () => clock });
-    return { cached: cachedModelStore(store, { model: 'Grant', cache, servesReadsWhen: scope.active }), grantReads };
+    return { cached: cachedModelStore(store, { model: 'Grant', cache, servesReadsWhen: scope.active }), grantReads: reads };
   };
   beforeEach(() => {
     clock = 1_000_000;
@@ -82,21 +83,13 @@ describe('the introspection Grant cache', () => {
   });
 
   it('keeps no other model, even for an introspection', async () => {
-    const { store } = storeCountingGrantReads();
-    let clientReads = 0;
-    const counting: ModelStore = {
-      ...store,
-      find: (model, id) => {
-        if (model === 'Client') clientReads += 1;
-        return store.find(model, id);
-      },
-    };
+    const { store, reads: clientReads } = storeCountingReads('Client');
     const cache = createInvalidatingCache<string | undefined>({ bus, topic: 'grant', maxEntries: 100, maxAgeMs: 1000, now: () => clock });
-    const cached = cachedModelStore(counting, { model: 'Grant', cache, servesReadsWhen: scope.active });
+    const cached = cachedModelStore(store, { model: 'Grant', cache, servesReadsWhen: scope.active });
     await cached.upsert('Client', 'tpp-1', { client_id: 'tpp-1' });
     await during('POST', '/introspect', () => cached.find('Client', 'tpp-1'));
     await during('POST', '/introspect', () => cached.find('Client', 'tpp-1'));
-    expect(clientReads).toBe(2);
+    expect(clientReads()).toBe(2);
   });
 
   it('forgets a grant saved, destroyed or revoked through it before the call returns', async () => {
@@ -137,17 +130,9 @@ describe('the client metadata cache', () => {
   let clock = 0;
   const bus = createLocalInvalidationBus();
   const setUp = () => {
-    const store = createMemoryModelStore();
-    let clientReads = 0;
-    const counting: ModelStore = {
-      ...store,
-      find: (model, id) => {
-        if (model === 'Client') clientReads += 1;
-        return store.find(model, id);
-      },
-    };
+    const { store, reads } = storeCountingReads('Client');
     const cache = createInvalidatingCache<string | undefined>({ bus, topic: 'client', maxEntries: 100, maxAgeMs: 1000, now: () => clock });
-    return { cached: cachedModelStore(counting, { model: 'Client', cache }), clientReads: () => clientReads };
+    return { cached: cachedModelStore(store, { model: 'Client', cache }), clientReads: reads };
   };
   beforeEach(() => {
     clock = 1_000_000;
