@@ -8,6 +8,8 @@ import type Provider from 'oidc-provider';
 import { createApp } from './app.ts';
 import { defaultText } from './config/localised-text.ts';
 import type { MoatConfig } from './config/schema.ts';
+import { cachedCustomerDirectory, copyCustomer } from './customers/cached-customer-directory.ts';
+import type { Customer, CustomerDirectory } from './customers/customer-directory.ts';
 import { SANDBOX_CUSTOMERS } from './customers/sandbox-customers.ts';
 import { createSqlCustomerDirectory, seedSandboxCustomers } from './storage/sql/customer-directory.ts';
 import { seedSandboxTotp } from './sca/sandbox-factors.ts';
@@ -144,6 +146,8 @@ export interface MoatServer {
   config: MoatConfig;
   storage: Awaited<ReturnType<typeof createStorage>>;
   consents: ConsentService;
+  /** The customers tokens are issued for, as the request path reads them (in memory, src/customers/cached-customer-directory.ts). */
+  customers: CustomerDirectory;
   certificates: { registry: CertificateRegistry; monitor: RevocationMonitor; notices?: ExpiryNotices };
   /** Moat's own certificates renewed by ACME, when `acme.enabled`. */
   ownCertificates?: OwnCertificates;
@@ -379,8 +383,10 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const idpConfig = config.customers.oidc;
     const upstreamIdp = config.customers.source === 'oidc' && idpConfig !== undefined ? await createUpstreamIdp(idpConfig, config.issuer) : undefined;
     if (upstreamIdp !== undefined) closeOnFailure.push(() => void upstreamIdp.close());
-    const federatedCustomers = upstreamIdp === undefined ? undefined : createSqlFederatedCustomerDirectory(storage.sql);
-    const customers = federatedCustomers ?? createSqlCustomerDirectory(storage.sql);
+    // The customer behind every token issued is read from memory, forgotten when Postgres announces a change.
+    const customerCache = cacheOf<Customer | undefined>('customer', 10_000, copyCustomer);
+    const federatedCustomers = upstreamIdp === undefined ? undefined : cachedCustomerDirectory(createSqlFederatedCustomerDirectory(storage.sql), customerCache);
+    const customers = federatedCustomers ?? cachedCustomerDirectory(createSqlCustomerDirectory(storage.sql), customerCache);
     // accounts.source: the customer_account table, the bank's account service, or the sandbox's own.
     // Moat's own certificates by ACME: in hand (from their files, or ordered) before anything presents them.
     ownCertificates = await createOwnCertificates({ config, logger, registry: metrics.registry, now });
@@ -846,6 +852,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
       config,
       storage,
       consents,
+      customers,
       audit,
       threats,
       tokenFacts,

@@ -1,7 +1,7 @@
 /*
  * Cross-instance cache invalidation. Every Moat instance keeps a few things in memory that the
  * request path would otherwise read from Postgres on every call (a client's metadata, the registry's
- * status of a certificate, the consent behind a grant). A change made anywhere — on this instance,
+ * status of a certificate, the consent behind a grant, the customer a token is issued for). A change made anywhere — on this instance,
  * on another one, by the `moat` CLI against the database — must reach every instance's memory:
  * Postgres triggers announce each change (migrations/20261206500000_cache_invalidation.sql) and
  * every instance listens. While an instance cannot hear those announcements (the listening
@@ -9,11 +9,12 @@
  */
 
 /**
- * What an announcement is about. The key is the client id, the certificate thumbprint, the grant id;
- * for `access-token`, the id (jti) of a destroyed access token (src/gateway-check/token-facts.ts);
- * `signing-keys` (any change to the shared signing keys) has none that matters.
+ * What an announcement is about. The key is the client id, the certificate thumbprint, the grant id,
+ * the customer id; for `access-token`, the id (jti) of a destroyed access token
+ * (src/gateway-check/token-facts.ts); `signing-keys` (any change to the shared signing keys) has none
+ * that matters.
  */
-export const INVALIDATION_TOPICS = ['client', 'certificate', 'consent-grant', 'grant', 'access-token', 'signing-keys'] as const;
+export const INVALIDATION_TOPICS = ['client', 'certificate', 'consent-grant', 'grant', 'customer', 'access-token', 'signing-keys'] as const;
 export type InvalidationTopic = (typeof INVALIDATION_TOPICS)[number];
 
 /** The Postgres channel the triggers and `publish` notify; the payload is `<topic>:<key>`. */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import type { InvalidationTopic } from '../../src/caching/invalidation.ts';
 import { describeWithServices } from '../support/databases.ts';
@@ -8,8 +9,8 @@ import { heard } from '../support/invalidation.ts';
 import { sampleSum, scrapeMetrics } from '../support/admin-metrics.ts';
 
 /*
- * Two instances on one Postgres and Redis each keep clients, certificate statuses, consents and, for
- * introspection, grants in memory (src/caching/). A certificate revoked, a client deleted or a consent revoked through one
+ * Two instances on one Postgres and Redis each keep clients, certificate statuses, consents, customers
+ * and, for introspection, grants in memory (src/caching/). A certificate revoked, a client deleted or a consent revoked through one
  * instance is refused by that instance at once, and by the other as soon as Postgres's announcement
  * reaches it (RFC 8705 §2.1: a revoked certificate authenticates nobody). The test waits for the
  * announcement itself, never for a time.
@@ -205,6 +206,26 @@ describeWithServices('caches on two instances', () => {
       await tpp.close();
     }
   });
+  it('a customer removed by an operator’s SQL is announced by Postgres to every instance, whose token path then finds no such customer', async () => {
+    const id = `cust-${randomUUID()}`;
+    await a.moat.storage.sql.query('INSERT INTO customer (id, username, password_hash, name) VALUES ($1, $2, $3, $4)', [id, id, 'not-a-hash', 'Dora Example']);
+    // Each instance looks the customer up as every token issued does (findAccount), until one answer came from its memory.
+    for (const h of [a, b]) {
+      const hits = async () => sampleSum(await scrapeMetrics(h), 'moat_cache_reads_total', { cache: 'customer', result: 'hit' });
+      const before = await hits();
+      for (let attempt = 0; attempt < 5 && (await hits()) === before; attempt += 1) {
+        expect(await h.moat.customers.findById(id)).toEqual({ id, name: 'Dora Example' });
+      }
+      expect(await hits()).toBeGreaterThan(before);
+    }
+
+    const announced = [heardOn(a, 'customer', id), heardOn(b, 'customer', id)];
+    await a.moat.storage.sql.query('DELETE FROM customer WHERE id = $1', [id]);
+    await Promise.all(announced);
+    expect(await a.moat.customers.findById(id)).toBeUndefined();
+    expect(await b.moat.customers.findById(id)).toBeUndefined();
+  });
+
   it('introspection without a hint still finds a refresh token, and an access token', async () => {
     const tpp = await onboardTpp(a);
     try {
