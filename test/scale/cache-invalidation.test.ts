@@ -206,24 +206,41 @@ describeWithServices('caches on two instances', () => {
       await tpp.close();
     }
   });
-  it('a customer removed by an operator’s SQL is announced by Postgres to every instance, whose token path then finds no such customer', async () => {
-    const id = `cust-${randomUUID()}`;
-    await a.moat.storage.sql.query('INSERT INTO customer (id, username, password_hash, name) VALUES ($1, $2, $3, $4)', [id, id, 'not-a-hash', 'Dora Example']);
-    // Each instance looks the customer up as every token issued does (findAccount), until one answer came from its memory.
-    for (const h of [a, b]) {
-      const hits = async () => sampleSum(await scrapeMetrics(h), 'moat_cache_reads_total', { cache: 'customer', result: 'hit' });
-      const before = await hits();
-      for (let attempt = 0; attempt < 5 && (await hits()) === before; attempt += 1) {
-        expect(await h.moat.customers.findById(id)).toEqual({ id, name: 'Dora Example' });
-      }
-      expect(await hits()).toBeGreaterThan(before);
+  /** Looks `id` up on `h` as every token issued does (findAccount), until one answer came from `h`'s memory. */
+  const customerCachedOn = async (h: Harness, id: string, expected: unknown) => {
+    const hits = async () => sampleSum(await scrapeMetrics(h), 'moat_cache_reads_total', { cache: 'customer', result: 'hit' });
+    const before = await hits();
+    for (let attempt = 0; attempt < 5 && (await hits()) === before; attempt += 1) {
+      expect(await h.moat.customers.findById(id)).toEqual(expected);
     }
-
+    expect(await hits()).toBeGreaterThan(before);
+  };
+  /** Runs `sql` on the shared Postgres and waits until both instances heard `customer:<id>`. */
+  const customerChangedBySql = async (id: string, sql: string, params: unknown[]) => {
     const announced = [heardOn(a, 'customer', id), heardOn(b, 'customer', id)];
-    await a.moat.storage.sql.query('DELETE FROM customer WHERE id = $1', [id]);
+    await a.moat.storage.sql.query(sql, params);
     await Promise.all(announced);
-    expect(await a.moat.customers.findById(id)).toBeUndefined();
-    expect(await b.moat.customers.findById(id)).toBeUndefined();
+  };
+
+  it('a customer changed or removed by an operator’s SQL is announced by Postgres to every instance, which then finds the change', async () => {
+    const id = `cust-${randomUUID()}`;
+    await customerChangedBySql(id, 'INSERT INTO customer (id, username, password_hash, name) VALUES ($1, $2, $3, $4)', [id, id, 'not-a-hash', 'Dora Example']);
+    for (const h of [a, b]) await customerCachedOn(h, id, { id, name: 'Dora Example' });
+
+    await customerChangedBySql(id, 'UPDATE customer SET name = $2 WHERE id = $1', [id, 'Dora Renamed']);
+    for (const h of [a, b]) expect(await h.moat.customers.findById(id)).toEqual({ id, name: 'Dora Renamed' });
+
+    for (const h of [a, b]) await customerCachedOn(h, id, { id, name: 'Dora Renamed' });
+    await customerChangedBySql(id, 'DELETE FROM customer WHERE id = $1', [id]);
+    for (const h of [a, b]) expect(await h.moat.customers.findById(id)).toBeUndefined();
+  });
+
+  it('a bank IdP’s customer (federated_customer) is announced by its table’s trigger too', async () => {
+    // These instances sign customers in locally; what matters here is that every change is heard.
+    const id = `idp-${randomUUID()}`;
+    await customerChangedBySql(id, 'INSERT INTO federated_customer (id, issuer, name) VALUES ($1, $2, $3)', [id, 'https://idp.bank.example', 'Erin Example']);
+    await customerChangedBySql(id, 'UPDATE federated_customer SET last_seen_at = now() WHERE id = $1', [id]);
+    await customerChangedBySql(id, 'DELETE FROM federated_customer WHERE id = $1', [id]);
   });
 
   it('introspection without a hint still finds a refresh token, and an access token', async () => {
