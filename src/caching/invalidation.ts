@@ -1,8 +1,9 @@
 /*
  * Cross-instance cache invalidation. Every Moat instance keeps a few things in memory that the
  * request path would otherwise read from Postgres on every call (a client's metadata, the registry's
- * status of a certificate, the consent behind a grant, the customer a token is issued for). A change made anywhere — on this instance,
- * on another one, by the `moat` CLI against the database — must reach every instance's memory:
+ * status of a certificate, the consent behind a grant, the customer a token is issued for). A change
+ * made anywhere — on this instance, on another one, by the `moat` CLI against the database — must
+ * reach every instance's memory:
  * Postgres triggers announce each change (migrations/20261206500000_cache_invalidation.sql) and
  * every instance listens. While an instance cannot hear those announcements (the listening
  * connection is down), its caches hold nothing and every read goes to the database.
