@@ -1,0 +1,24 @@
+import { availableParallelism } from 'node:os';
+import { hashPassword, passwordHashing, verifyPassword } from '../../src/customers/password-hash.ts';
+
+describe('password hashing', () => {
+  it('verifies the password it hashed and no other', async () => {
+    const encoded = await hashPassword('correct horse');
+    expect(encoded).toMatch(/^scrypt\$32768\$8\$1\$[\w-]{22}\$[\w-]{43}$/);
+    expect(await verifyPassword('correct horse', encoded)).toBe(true);
+    expect(await verifyPassword('correct horse.', encoded)).toBe(false);
+    expect(await verifyPassword('correct horse', encoded.replace(/^scrypt/, 'bcrypt'))).toBe(false);
+  });
+
+  // Each scrypt holds 32 MiB while it runs: a burst of sign-ins runs one per core and queues the
+  // rest, rather than all at once in libuv's pool (issue 20, memory).
+  it('runs one scrypt per core at a time, whatever arrives at once', async () => {
+    const encoded = await hashPassword('pw');
+    const cores = availableParallelism();
+    const checks = Array.from({ length: cores * 3 }, (_, i) => verifyPassword(i % 2 === 0 ? 'pw' : 'guess', encoded));
+    expect(passwordHashing.slots).toBe(cores);
+    expect([passwordHashing.running, passwordHashing.waiting]).toEqual([cores, cores * 2]);
+    expect(await Promise.all(checks)).toEqual(Array.from({ length: cores * 3 }, (_, i) => i % 2 === 0));
+    expect([passwordHashing.running, passwordHashing.waiting]).toEqual([0, 0]);
+  });
+});
