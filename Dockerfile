@@ -14,7 +14,7 @@ RUN if [ "$PKCS11" = 1 ]; then \
     && if [ "$PKCS11" = 1 ]; then node -e "require('graphene-pk11')"; else rm -rf node_modules/graphene-pk11 node_modules/pkcs11js; fi
 
 FROM node:24-bookworm-slim
-ENV NODE_ENV=production MALLOC_ARENA_MAX=2
+ENV NODE_ENV=production MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY --from=dependencies /app/node_modules ./node_modules

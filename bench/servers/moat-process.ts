@@ -13,6 +13,11 @@
  * - `MALLOC_ARENA_MAX=2`: glibc gives each thread that allocates (libuv's pool running scrypt and
  *   WebCrypto, V8's compiler threads, PGlite's compilation) its own 64 MiB arena, whose freed pages
  *   stay in RSS; two arenas are enough for a process with one JavaScript thread.
+ * - `MALLOC_MMAP_THRESHOLD_=131072`: glibc's own default, fixed. Left alone, glibc raises the
+ *   threshold to the size of each mmapped block freed (up to 32 MiB), so after the first large
+ *   allocation is freed the next ones come from the arenas and their pages stay in RSS when freed;
+ *   setting it turns that adjustment off (mallopt(3), M_MMAP_THRESHOLD). A 2-minute embedded soak:
+ *   highest RSS 513 → 397–415 MiB, end 452 → 351–358 MiB (bench/README.md, 2026-12-07).
  */
 export const MOAT_NODE_FLAGS = ['--max-semi-space-size=16', '--heap-growing-percent=30'] as const;
-export const MOAT_ENV = { MALLOC_ARENA_MAX: '2' } as const;
+export const MOAT_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' } as const;
