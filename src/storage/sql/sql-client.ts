@@ -3,6 +3,7 @@ import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import type { StorageErrorListener, StorageOperation } from '../../kernel/model-store.ts';
 import { StorageUnavailableError } from '../../kernel/storage-unavailable.ts';
+import { createPgliteCluster, holdsPgliteCluster } from './pglite-cluster.ts';
 
 /**
  * The SQL surface Moat's Postgres code needs, implemented over a `pg` pool and over PGlite (the
@@ -160,10 +161,12 @@ const PGLITE_SHARED_BUFFERS = '16MB';
 
 /**
  * PGlite persisted under `dataDir`: real Postgres in this process. It has one connection, so
- * transactions are serialised here, and queries outside one wait for it.
+ * transactions are serialised here, and queries outside one wait for it. A directory without a
+ * cluster gets one first, made in a child process (pglite-cluster.ts says why).
  */
 export async function createPgliteSqlClient(dataDir: string): Promise<SqlClient> {
   mkdirSync(dataDir, { recursive: true });
+  if (!holdsPgliteCluster(dataDir)) await createPgliteCluster(dataDir);
   const db = await PGlite.create(dataDir, { startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${PGLITE_SHARED_BUFFERS}`] });
   let tail: Promise<unknown> = Promise.resolve();
   const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
