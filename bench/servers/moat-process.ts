@@ -17,7 +17,7 @@
  *   threshold to the size of each mmapped block freed (up to 32 MiB), so after the first large
  *   allocation is freed the next ones come from the arenas and their pages stay in RSS when freed;
  *   setting it turns that adjustment off (mallopt(3), M_MMAP_THRESHOLD). A 2-minute embedded soak:
- *   highest RSS 513 → 397–415 MiB, end 452 → 351–358 MiB (bench/README.md, 2026-12-07).
+ *   highest RSS 513 → 415 MiB, end 452 → 351 MiB (bench/README.md, 2026-12-07).
  */
 export const MOAT_NODE_FLAGS = ['--max-semi-space-size=16', '--heap-growing-percent=30'] as const;
 export const MOAT_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' } as const;

@@ -19,7 +19,9 @@ const MAX_MEMORY = 64 * 1024 * 1024;
  * One scrypt per core at a time. Each holds 128·N·r bytes (32 MiB here) while it runs, and is pure
  * CPU: libuv's four pool threads would run four at once on a two-core machine for no more
  * throughput, 128 MiB of RSS during a burst of sign-ins (issue 20), and the pool's other work (file
- * reads, WebCrypto) queued behind them.
+ * reads, WebCrypto) queued behind them. On four cores or more the pool's own four threads are the
+ * tighter bound. One for the process, not one per caller: the pool and the cores it guards are
+ * the process's.
  */
 export const passwordHashing = new ConcurrencyLimit(availableParallelism());
 

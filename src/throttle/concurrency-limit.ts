@@ -1,4 +1,4 @@
-/*
+/**
  * At most `slots` tasks running at once; the rest wait in arrival order. A finishing task hands its
  * slot straight to the next waiter, so a late arrival cannot overtake the queue.
  */
@@ -22,6 +22,7 @@ export class ConcurrencyLimit {
     return this.#waiting.length;
   }
 
+  /** Runs `task` once a slot is free and settles as it does; the slot is freed however it ends. */
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.#running < this.slots) this.#running++;
     else await new Promise<void>((takeSlot) => this.#waiting.push(takeSlot));

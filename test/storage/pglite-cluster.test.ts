@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPgliteCluster, EmbeddedDatabaseCreationError, holdsPgliteCluster } from '../../src/storage/sql/pglite-cluster.ts';
@@ -44,15 +45,76 @@ test('a directory without a cluster gets one from a child process, and the next 
   }
 });
 
-test('an initdb that fails is reported with the directory and the cause, not a cluster half made', async () => {
-  const dir = scratch();
-  // initdb makes base/ as a directory; a file in its place stops it.
-  writeFileSync(join(dir, 'base'), 'not a directory');
-  const failure = await createPgliteCluster(dir).then(
+test('an initdb that does not finish is stopped and reported, and leaves nothing; the next start builds the cluster', async () => {
+  const parent = scratch();
+  const dir = join(parent, 'pglite');
+  mkdirSync(dir);
+  const failure = await createPgliteCluster(dir, { timeoutMs: 1 }).then(
     () => undefined,
     (err: unknown) => err,
   );
   expect(failure).toBeInstanceOf(EmbeddedDatabaseCreationError);
-  expect((failure as Error).message).toContain(`could not create the embedded database in ${dir}: initdb exited with 1: `);
-  expect(holdsPgliteCluster(dir)).toBe(false);
+  expect((failure as Error).message).toContain(`could not create the embedded database in ${dir}: initdb was stopped by SIGKILL (killed after 1 ms`);
+  expect(readdirSync(parent)).toEqual(['pglite']);
+  expect(readdirSync(dir)).toEqual([]);
+
+  await createPgliteCluster(dir);
+  expect(holdsPgliteCluster(dir)).toBe(true);
+});
+
+/** The pid of a running initdb child building beside `dataDir`, from its command line. */
+function initdbChildOf(dataDir: string): number | undefined {
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (args.some((arg) => arg.endsWith('pglite-cluster.ts')) && args.some((arg) => arg.startsWith(`${dataDir.replace(/pglite$/, '.pglite.initdb-')}`)))
+        return Number(pid);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return undefined;
+}
+const running = (pid: number) => existsSync(`/proc/${pid}`) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+
+test('a start killed while initdb runs takes initdb with it, and the next start clears what it left', async () => {
+  const parent = scratch();
+  const dir = join(parent, 'pglite');
+  const script = `import { createPgliteCluster } from ${JSON.stringify(join(process.cwd(), 'src/storage/sql/pglite-cluster.ts'))}; await createPgliteCluster(${JSON.stringify(dir)});`;
+  const start = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' });
+  let child: number | undefined;
+  for (let i = 0; i < 400 && child === undefined; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    child = initdbChildOf(dir);
+  }
+  expect(child).toBeDefined();
+  start.kill('SIGKILL');
+  for (let i = 0; i < 400 && running(child!); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+  expect(running(child!)).toBe(false);
+  // It stopped before finishing: initdb takes seconds, and an orphan would have written PG_VERSION.
+  const [leftBehind, ...others] = readdirSync(parent);
+  expect(others).toEqual([]);
+  expect(leftBehind).toMatch(/^\.pglite\.initdb-/);
+  expect(holdsPgliteCluster(join(parent, leftBehind!))).toBe(false);
+
+  mkdirSync(dir);
+  await createPgliteCluster(dir);
+  expect(readdirSync(parent)).toEqual(['pglite']);
+  expect(holdsPgliteCluster(dir)).toBe(true);
+});
+
+test('what an interrupted creation left is replaced, and the lock file kept', async () => {
+  const dir = join(scratch(), 'pglite');
+  // As create-storage.ts leaves it: its lock taken, and a creation cut off before PG_VERSION.
+  mkdirSync(join(dir, 'base', '1'), { recursive: true });
+  writeFileSync(join(dir, 'base', '1', 'left-over'), 'half a cluster');
+  writeFileSync(join(dir, 'moat.lock'), '12345');
+  const sql = await createPgliteSqlClient(dir);
+  try {
+    expect((await sql.query<{ ok: number }>('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+  } finally {
+    await sql.close();
+  }
+  expect(readFileSync(join(dir, 'moat.lock'), 'utf8')).toBe('12345');
+  expect(existsSync(join(dir, 'base', '1', 'left-over'))).toBe(false);
 });

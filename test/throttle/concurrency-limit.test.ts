@@ -1,15 +1,17 @@
 import { ConcurrencyLimit } from '../../src/throttle/concurrency-limit.ts';
 
-/* A task that runs until the test settles it. */
+/* A task that runs until the test settles it; `held` is the promise it returned. */
 function heldTask(started: string[], name: string) {
   let settle!: { resolve(value: string): void; reject(err: Error): void };
+  let held!: Promise<string>;
   const task = () => {
     started.push(name);
-    return new Promise<string>((resolve, reject) => {
+    held = new Promise<string>((resolve, reject) => {
       settle = { resolve, reject };
     });
+    return held;
   };
-  return { task, settle: () => settle };
+  return { task, settle: () => settle, held: () => held };
 }
 
 const turn = () => new Promise((resume) => setImmediate(resume));
@@ -29,10 +31,15 @@ describe('ConcurrencyLimit', () => {
     expect(started).toEqual(['a', 'b', 'c']);
     expect([limit.running, limit.waiting]).toEqual([2, 1]);
 
-    // A task arriving now queues behind d, though a slot is about to free.
+    // A task arriving as a's slot frees (a's own promise settled, d not yet resumed) queues behind d:
+    // a limit that let the slot go and had d take it again would start e here.
     const late = heldTask(started, 'e');
-    const lateResult = limit.run(late.task);
+    let lateResult!: Promise<string>;
+    const arrived = tasks[0]!.held().then(() => {
+      lateResult = limit.run(late.task);
+    });
     tasks[0]!.settle().resolve('A');
+    await arrived;
     await turn();
     expect(started).toEqual(['a', 'b', 'c', 'd']);
 
