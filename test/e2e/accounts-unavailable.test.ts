@@ -42,7 +42,7 @@ afterAll(async () => {
 describeInBrowser('accounts that cannot be shown, in a real browser', () => {
   it('tells the customer, lets them try again once the service is back, and the consent goes through', async () => {
     const context = await chromium.newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true });
-    const { callback } = await catchTppRedirect(context, tpp.redirectUri);
+    const { callback } = catchTppRedirect(context, tpp.redirectUri);
     const page = await context.newPage();
     try {
       const { requestUri } = await pushAuthorization(tpp, { scope: 'openid accounts' });

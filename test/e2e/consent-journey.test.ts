@@ -47,7 +47,7 @@ async function openJourney(viewport: keyof typeof VIEWPORTS = 'desktop'): Promis
   const page = await context.newPage();
   const visited: string[] = [];
   page.on('request', (req) => visited.push(req.url()));
-  const { callback } = await catchTppRedirect(context, tpp.redirectUri);
+  const { callback } = catchTppRedirect(context, tpp.redirectUri);
   return { context, page, visited, callback };
 }
 

@@ -68,7 +68,7 @@ interface Journey {
 async function openJourney(client: RegisteredTpp, options: { javaScript?: boolean } = {}): Promise<Journey> {
   const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true, javaScriptEnabled: options.javaScript ?? true });
   const page = await context.newPage();
-  const { callback } = await catchTppRedirect(context, client.redirectUri);
+  const { callback } = catchTppRedirect(context, client.redirectUri);
   return { context, page, callback };
 }
 

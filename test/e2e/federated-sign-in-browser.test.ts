@@ -38,7 +38,7 @@ interface Journey {
 async function openJourney(): Promise<Journey> {
   const context = await chromium().newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();
-  const { callback } = await catchTppRedirect(context, tpp.redirectUri);
+  const { callback } = catchTppRedirect(context, tpp.redirectUri);
   return { context, page, callback };
 }
 

@@ -98,7 +98,7 @@ async function lodgePayment(amount: string): Promise<string> {
 
 /** Starts the authorization in the device's browser; resolves with where Moat sends the browser back to the TPP. */
 async function startAuthorization(device: Device, consentId: string): Promise<{ callback: Promise<URL>; codeVerifier: string }> {
-  const { callback } = await catchTppRedirect(device.context, tpp.redirectUri);
+  const { callback } = catchTppRedirect(device.context, tpp.redirectUri);
   const { requestUri, codeVerifier } = await pushAuthorization(tpp, { scope: 'openid payments', extraParams: { claims: intentClaims(consentId) } });
   await device.page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
   return { callback, codeVerifier };
@@ -404,7 +404,7 @@ describeInBrowser('passkeys in Brazilian Portuguese, with JavaScript on (issue 1
 
       // At an authorization in pt-BR: the payment beside the passkey button (RTS Art. 5(1)(a)).
       const consentId = await lodgePayment('12.34');
-      const { callback } = await catchTppRedirect(context, tpp.redirectUri);
+      const { callback } = catchTppRedirect(context, tpp.redirectUri);
       const { requestUri } = await pushAuthorization(tpp, { scope: 'openid payments', extraParams: { claims: intentClaims(consentId), ui_locales: 'pt-BR' } });
       await page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
       await page.getByRole('heading', { name: 'Ou aprove com uma chave de acesso' }).waitFor();

@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync } from 'node:fs';
-import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Request } from 'playwright-core';
 
 /*
  * A real browser for the end-to-end tests: Debian's Chromium driven by playwright-core. Where it is
@@ -55,17 +55,22 @@ export function useChromium(): () => Browser {
 }
 
 /**
- * The TPP's side of a browser journey: every navigation to the TPP's redirect URI's origin is answered
- * with a stand-in page, and `callback` resolves with the first URL the browser was sent back with.
+ * The TPP's side of a browser journey: `callback` resolves with the first URL the browser was sent
+ * to on the redirect URI's origin. Nothing answers there (the browser shows its error page); no
+ * route stands in for the TPP, because any route makes Playwright intercept every request of the
+ * context and turns its HTTP cache off: four browser suites took a quarter longer that way, and
+ * 10 % more CPU.
  */
-export async function catchTppRedirect(context: BrowserContext, redirectUri: string): Promise<{ callback: Promise<URL> }> {
-  let resolveCallback: (url: URL) => void;
+export function catchTppRedirect(context: BrowserContext, redirectUri: string): { callback: Promise<URL> } {
+  const origin = new URL(redirectUri).origin;
   const callback = new Promise<URL>((resolve) => {
-    resolveCallback = resolve;
-  });
-  await context.route(`${new URL(redirectUri).origin}/**`, async (route) => {
-    resolveCallback(new URL(route.request().url()));
-    await route.fulfill({ status: 200, contentType: 'text/html', body: '<title>TPP</title><p>Back at the TPP</p>' });
+    const sentBack = (request: Request) => {
+      const url = new URL(request.url());
+      if (url.origin !== origin) return;
+      context.off('request', sentBack);
+      resolve(url);
+    };
+    context.on('request', sentBack);
   });
   return { callback };
 }
