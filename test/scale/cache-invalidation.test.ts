@@ -235,11 +235,30 @@ describeWithServices('caches on two instances', () => {
     for (const h of [a, b]) expect(await h.moat.customers.findById(id)).toBeUndefined();
   });
 
-  it('a bank IdP’s customer (federated_customer) is announced by its table’s trigger too', async () => {
+  it('a bank IdP’s customer (federated_customer) is announced by its table’s triggers too, but not a sign-in that only moves last_seen_at', async () => {
     // These instances sign customers in locally; what matters here is that every change is heard.
     const id = `idp-${randomUUID()}`;
     await customerChangedBySql(id, 'INSERT INTO federated_customer (id, issuer, name) VALUES ($1, $2, $3)', [id, 'https://idp.bank.example', 'Erin Example']);
-    await customerChangedBySql(id, 'UPDATE federated_customer SET last_seen_at = now() WHERE id = $1', [id]);
+
+    // A sign-in's `record` moves last_seen_at alone: nothing an instance keeps changed, so nothing is
+    // announced. Postgres delivers notifications in commit order, so once the rename that follows is
+    // heard, an announcement of the sign-in would have been heard before it.
+    let announcements = 0;
+    const stop = b.moat.storage.invalidation.subscribe({
+      invalidate: (topic, key) => {
+        if (topic === 'customer' && key === id) announcements += 1;
+      },
+      reset: () => {},
+    });
+    try {
+      await a.moat.storage.sql.query('UPDATE federated_customer SET last_seen_at = now() WHERE id = $1', [id]);
+      await customerChangedBySql(id, 'UPDATE federated_customer SET name = $2 WHERE id = $1', [id, 'Erin Renamed']);
+    } finally {
+      stop();
+    }
+    expect(announcements).toBe(1);
+
+    await customerChangedBySql(id, 'UPDATE federated_customer SET issuer = $2 WHERE id = $1', [id, 'https://other-idp.bank.example']);
     await customerChangedBySql(id, 'DELETE FROM federated_customer WHERE id = $1', [id]);
   });
 
