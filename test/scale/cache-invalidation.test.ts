@@ -19,6 +19,14 @@ import { sampleSum, scrapeMetrics } from '../support/admin-metrics.ts';
 /** Resolves when instance `h` has heard that `topic:key` changed. Subscribe before making the change. */
 const heardOn = (h: Harness, topic: InvalidationTopic, key: string) => heard(h.moat.storage.invalidation, topic, key);
 
+/** Repeats `read` on `h` (five times at most) until one answer came from its `cache` in memory. */
+async function readUntilCachedOn(h: Harness, cache: string, read: () => Promise<void>): Promise<void> {
+  const hits = async () => sampleSum(await scrapeMetrics(h), 'moat_cache_reads_total', { cache, result: 'hit' });
+  const before = await hits();
+  for (let attempt = 0; attempt < 5 && (await hits()) === before; attempt += 1) await read();
+  expect(await hits()).toBeGreaterThan(before);
+}
+
 describeWithServices('caches on two instances', () => {
   let a: Harness;
   let b: Harness;
@@ -154,14 +162,10 @@ describeWithServices('caches on two instances', () => {
     }
   });
   /** Introspects `token` on `h` until one answer came from `h`'s grant cache (two reads within its 1 s bound). */
-  const introspectUntilGrantCached = async (h: Harness, tpp: RegisteredTpp, token: string) => {
-    const hits = async () => sampleSum(await scrapeMetrics(h), 'moat_cache_reads_total', { cache: 'grant', result: 'hit' });
-    const before = await hits();
-    for (let attempt = 0; attempt < 5 && (await hits()) === before; attempt += 1) {
+  const introspectUntilGrantCached = (h: Harness, tpp: RegisteredTpp, token: string) =>
+    readUntilCachedOn(h, 'grant', async () => {
       expect((await introspect(via(h, tpp), token)).active).toBe(true);
-    }
-    expect(await hits()).toBeGreaterThan(before);
-  };
+    });
 
   /** An access token of a new grant, its grant kept by introspection on both instances. */
   const tokenIntrospectedOnBoth = async (tpp: RegisteredTpp) => {
@@ -207,14 +211,10 @@ describeWithServices('caches on two instances', () => {
     }
   });
   /** Looks `id` up on `h` as every token issued does (findAccount), until one answer came from `h`'s memory. */
-  const customerCachedOn = async (h: Harness, id: string, expected: unknown) => {
-    const hits = async () => sampleSum(await scrapeMetrics(h), 'moat_cache_reads_total', { cache: 'customer', result: 'hit' });
-    const before = await hits();
-    for (let attempt = 0; attempt < 5 && (await hits()) === before; attempt += 1) {
+  const customerCachedOn = (h: Harness, id: string, expected: unknown) =>
+    readUntilCachedOn(h, 'customer', async () => {
       expect(await h.moat.customers.findById(id)).toEqual(expected);
-    }
-    expect(await hits()).toBeGreaterThan(before);
-  };
+    });
   /** Runs `sql` on the shared Postgres and waits until both instances heard `customer:<id>`. */
   const customerChangedBySql = async (id: string, sql: string, params: unknown[]) => {
     const announced = [heardOn(a, 'customer', id), heardOn(b, 'customer', id)];
