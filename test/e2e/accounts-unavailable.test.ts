@@ -42,8 +42,8 @@ afterAll(async () => {
 describeInBrowser('accounts that cannot be shown, in a real browser', () => {
   it('tells the customer, lets them try again once the service is back, and the consent goes through', async () => {
     const context = await chromium.newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true });
-    const { callback } = catchTppRedirect(context, tpp.redirectUri);
     const page = await context.newPage();
+    const { callback } = await catchTppRedirect(page, tpp.redirectUri);
     try {
       const { requestUri } = await pushAuthorization(tpp, { scope: 'openid accounts' });
       await page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);

@@ -3,7 +3,7 @@ import type { Page } from 'playwright-core';
 import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 import { totpCode } from '../../src/sca/totp.ts';
 import { cibaRegistration, startDecoupled } from '../support/ciba.ts';
-import { chromiumAvailable, useChromium, VIEWPORTS } from '../support/chromium.ts';
+import { chromiumAvailable, useChromium, useTabs, VIEWPORTS } from '../support/chromium.ts';
 import { sandboxAccountsOf } from '../support/consents.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { checkAccessible, checkAxe, shoot } from '../support/page-checks.ts';
@@ -24,6 +24,7 @@ let tpp: RegisteredTpp;
 /** The server's clock runs this far ahead: the TPP waits out the poll interval without the test sleeping. */
 let offsetMs = 0;
 const chromium = useChromium();
+const tabs = useTabs(chromium);
 
 beforeAll(async () => {
   // A bank in São Paulo: the app says when a request stops waiting in the bank's zone (issue 18 point 6).
@@ -58,9 +59,9 @@ describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
       creditorAccount: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '08080021325698' },
     };
     const { auth_req_id: id } = await startDecoupled(tpp, { scope: 'openid', login_hint: 'cust-alice', authorization_details: JSON.stringify([payment]) });
-    const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true });
+    const tab = await tabs({ viewport: VIEWPORTS.desktop });
     try {
-      const page = await context.newPage();
+      const { page } = tab;
       await signIn(page);
       const card = page.locator(`[data-request="${id}"]`);
       expect(await card.locator('.amount').textContent()).toMatch(/42\.50/);
@@ -70,7 +71,7 @@ describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
       await card.getByRole('button', { name: 'Deny' }).click();
       await page.getByText('Request denied.').waitFor();
     } finally {
-      await context.close();
+      await tab.close();
     }
   });
 
@@ -78,9 +79,9 @@ describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
     // OpenID Connect for Identity Assurance 1.0 purpose, at the backchannel endpoint as at PAR: shown as the consent screen shows it.
     const purpose = 'To check your <b>balance</b> before the till & print it';
     const id = await startRequest('Till 7 ref 4410', { purpose });
-    const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true });
+    const tab = await tabs({ viewport: VIEWPORTS.desktop });
     try {
-      const page = await context.newPage();
+      const { page } = tab;
       await signIn(page);
       const card = page.locator(`[data-request="${id}"]`);
       await card.waitFor();
@@ -111,7 +112,7 @@ describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
       const consent = await h.moat.consents.getForClient(String(tokens.consent_id), tpp.client.client_id);
       expect(consent.granted).toMatchObject({ accounts: [expect.objectContaining({ accountId: savings })] });
     } finally {
-      await context.close();
+      await tab.close();
     }
   });
 
@@ -129,9 +130,9 @@ describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
       purpose: 'Pagar a sua conta de energia de dezembro',
       authorization_details: JSON.stringify([payment]),
     });
-    const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true, locale: 'pt-BR' });
+    const tab = await tabs({ viewport: VIEWPORTS.desktop, locale: 'pt-BR' });
     try {
-      const page = await context.newPage();
+      const { page } = tab;
       await page.goto(`${h.issuer}/sandbox/app`);
       expect(await page.locator('html').getAttribute('lang')).toBe('pt-BR');
       await page.getByRole('heading', { name: 'Aplicativo do banco' }).waitFor();
@@ -156,15 +157,15 @@ describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
       await page.locator(`[data-request="${id}"]`).getByRole('button', { name: 'Recusar' }).click();
       await page.getByText('Pedido recusado.').waitFor();
     } finally {
-      await context.close();
+      await tab.close();
     }
   });
 
   it('refuses an approval without the one-time code, and the request stays pending; deny ends it', async () => {
     const id = await startRequest('Call ref 9');
-    const context = await chromium().newContext({ viewport: VIEWPORTS.phone, ignoreHTTPSErrors: true });
+    const tab = await tabs({ viewport: VIEWPORTS.phone });
     try {
-      const page = await context.newPage();
+      const { page } = tab;
       await signIn(page);
       const card = page.locator(`[data-request="${id}"]`);
       await card.getByRole('button', { name: 'Approve' }).click();
@@ -180,7 +181,7 @@ describeInBrowser('the sandbox bank app (/sandbox/app) in Chromium', () => {
       const denied = await oauth.backchannelAuthenticationGrantRequest(tpp.as, tpp.client, oauth.TlsClientAuth(), id, { [oauth.customFetch]: tpp.fetch });
       expect(await denied.json()).toMatchObject({ error: 'access_denied' });
     } finally {
-      await context.close();
+      await tab.close();
     }
   });
 });

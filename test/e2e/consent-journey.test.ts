@@ -1,11 +1,11 @@
 import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 import { totpCode } from '../../src/sca/totp.ts';
 import * as oauth from 'oauth4webapi';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page, Request } from 'playwright-core';
 import type { Harness } from '../support/moat-harness.ts';
 import { pushAuthorization, useMoatWithTpp, type RegisteredTpp } from '../support/tpp-client.ts';
 import { introspect, redeem } from '../support/consents.ts';
-import { chromiumAvailable, useChromium, VIEWPORTS, catchTppRedirect } from '../support/chromium.ts';
+import { chromiumAvailable, useChromium, useTabs, VIEWPORTS, catchTppRedirect, type Tab } from '../support/chromium.ts';
 import { checkAccessible, shoot } from '../support/page-checks.ts';
 
 /*
@@ -25,6 +25,7 @@ let tpp: RegisteredTpp;
 useMoatWithTpp((started) => ({ h, tpp } = started));
 
 const chromium = useChromium();
+const tabs = useTabs(chromium);
 
 const ACCOUNT_INFORMATION = JSON.stringify([
   {
@@ -34,21 +35,23 @@ const ACCOUNT_INFORMATION = JSON.stringify([
   },
 ]);
 
-interface Journey {
-  context: BrowserContext;
-  page: Page;
+interface Journey extends Tab {
   visited: string[];
   callback: Promise<URL>;
 }
 
-/** A fresh browser profile; the TPP's redirect_uri is answered in the browser, where the code lands. */
+/** A cleared browser tab; the code is read from the request to the TPP's redirect_uri. */
 async function openJourney(viewport: keyof typeof VIEWPORTS = 'desktop'): Promise<Journey> {
-  const context = await chromium().newContext({ viewport: VIEWPORTS[viewport], ignoreHTTPSErrors: true });
-  const page = await context.newPage();
+  const tab = await tabs({ viewport: VIEWPORTS[viewport] });
   const visited: string[] = [];
-  page.on('request', (req) => visited.push(req.url()));
-  const { callback } = catchTppRedirect(context, tpp.redirectUri);
-  return { context, page, visited, callback };
+  const record = (req: Request) => visited.push(req.url());
+  tab.page.on('request', record);
+  const { callback } = await catchTppRedirect(tab.page, tpp.redirectUri);
+  const close = async () => {
+    tab.page.off('request', record);
+    await tab.close();
+  };
+  return { ...tab, visited, callback, close };
 }
 
 async function signIn(page: Page, username: string, password: string): Promise<void> {
@@ -111,7 +114,7 @@ describeInBrowser('the customer in a real browser', () => {
       const moatUrls = journey.visited.filter((u) => u.startsWith(h.issuer));
       expect(moatUrls.filter((u) => /alice|password|acc-alice|4000/i.test(u))).toEqual([]);
     } finally {
-      await journey.context.close();
+      await journey.close();
     }
   });
 
@@ -145,7 +148,7 @@ describeInBrowser('the customer in a real browser', () => {
       const callback = await journey.callback;
       expect(callback.searchParams.get('error')).toBe('access_denied');
     } finally {
-      await journey.context.close();
+      await journey.close();
     }
   });
 
@@ -161,7 +164,7 @@ describeInBrowser('the customer in a real browser', () => {
       accessToken = (await redeem(tpp, { params: oauth.validateAuthResponse(tpp.as, tpp.client, callback, oauth.skipStateCheck), codeVerifier })).body
         .access_token as string;
     } finally {
-      await approve.context.close();
+      await approve.close();
     }
     expect((await introspect(tpp, accessToken)).active).toBe(true);
 
@@ -184,7 +187,7 @@ describeInBrowser('the customer in a real browser', () => {
       await shoot(page, '09-dashboard-after-revoke');
       expect((await introspect(tpp, accessToken)).active).toBe(false);
     } finally {
-      await journey.context.close();
+      await journey.close();
     }
   });
 });

@@ -2,10 +2,10 @@ import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 import { totpCode } from '../../src/sca/totp.ts';
 import * as oauth from 'oauth4webapi';
 import { redeem } from '../support/consents.ts';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { Harness } from '../support/moat-harness.ts';
 import { onboardTpp, pushAuthorization, useMoatWithTpp, type RegisteredTpp } from '../support/tpp-client.ts';
-import { chromiumAvailable, useChromium, VIEWPORTS, catchTppRedirect } from '../support/chromium.ts';
+import { chromiumAvailable, useChromium, useTabs, VIEWPORTS, catchTppRedirect, type Tab } from '../support/chromium.ts';
 import { checkAccessible, checkAxe, checkAxeWithoutScript, checkTargetsAndFocus, shoot } from '../support/page-checks.ts';
 
 /*
@@ -38,6 +38,7 @@ afterAll(async () => {
 });
 
 const chromium = useChromium();
+const tabs = useTabs(chromium);
 
 const ACCOUNT_INFORMATION = JSON.stringify([
   {
@@ -59,17 +60,14 @@ function payment(amount: string, currency = 'GBP'): string {
   ]);
 }
 
-interface Journey {
-  context: BrowserContext;
-  page: Page;
+interface Journey extends Tab {
   callback: Promise<URL>;
 }
 
 async function openJourney(client: RegisteredTpp, options: { javaScript?: boolean } = {}): Promise<Journey> {
-  const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true, javaScriptEnabled: options.javaScript ?? true });
-  const page = await context.newPage();
-  const { callback } = catchTppRedirect(context, client.redirectUri);
-  return { context, page, callback };
+  const tab = await tabs({ javaScriptEnabled: options.javaScript ?? true });
+  const { callback } = await catchTppRedirect(tab.page, client.redirectUri);
+  return { ...tab, callback };
 }
 
 /** Sign in with password and one-time code, by keyboard alone. */
@@ -129,7 +127,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await page.getByRole('button', { name: 'Share with Test Fintech' }).click();
       expect((await journey.callback).searchParams.get('code')).toBeTruthy();
     } finally {
-      await journey.context.close();
+      await journey.close();
     }
   });
 
@@ -157,7 +155,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await page.getByRole('button', { name: 'Confirm payment' }).click();
       expect((await journey.callback).searchParams.get('code')).toBeTruthy();
     } finally {
-      await journey.context.close();
+      await journey.close();
     }
   });
 
@@ -179,7 +177,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await page.getByRole('button', { name: 'Cancel and return to Test Fintech' }).click();
       expect((await journey.callback).searchParams.get('error')).toBe('access_denied');
     } finally {
-      await journey.context.close();
+      await journey.close();
     }
   });
 
@@ -216,7 +214,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await page.keyboard.press('Enter');
       expect((await journey.callback).searchParams.get('error')).toBe('access_denied');
     } finally {
-      await journey.context.close();
+      await journey.close();
     }
   });
 
@@ -237,7 +235,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await page.getByRole('button', { name: "Don't share" }).click();
       expect((await journey.callback).searchParams.get('error')).toBe('access_denied');
     } finally {
-      await journey.context.close();
+      await journey.close();
     }
   });
 
@@ -260,7 +258,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await page.clock.fastForward('02:00');
       await expect(warning.textContent()).resolves.toContain('This page has timed out. Nothing has been shared.');
     } finally {
-      await journey.context.close();
+      await journey.close();
     }
   });
 
@@ -302,7 +300,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await expect(page.locator('main').innerText()).resolves.toContain('Test Fintech');
       await checkPage(page, 'error-form-expired');
     } finally {
-      await journey.context.close();
+      await journey.close();
     }
   });
 
@@ -319,7 +317,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       const params = oauth.validateAuthResponse(tpp.as, tpp.client, await approve.callback, oauth.skipStateCheck);
       expect((await redeem(tpp, { params, codeVerifier: verifier })).status).toBe(200);
     } finally {
-      await approve.context.close();
+      await approve.close();
     }
     const journey = await openJourney(tpp);
     const { page } = journey;
@@ -361,7 +359,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await expect(page.getByRole('status').textContent()).resolves.toBe('Done: Test Fintech can no longer use this consent.');
       await checkPage(page, 'dashboard-after-revoke');
     } finally {
-      await journey.context.close();
+      await journey.close();
     }
   });
 
@@ -405,13 +403,13 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await page.getByRole('button', { name: 'Cancelar pagamento' }).click();
       expect((await journey.callback).searchParams.get('error')).toBe('access_denied');
     } finally {
-      await journey.context.close();
+      await journey.close();
     }
   });
 
   it('speaks Brazilian Portuguese on an error page when the browser asks with Accept-Language (point 8)', async () => {
-    const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true, locale: 'pt-BR' });
-    const page = await context.newPage();
+    const tab = await tabs({ locale: 'pt-BR' });
+    const { page } = tab;
     try {
       await page.goto(`${h.issuer}/interaction/no-such-interaction`);
       await page.getByRole('heading', { name: 'Sua sessão com o banco expirou' }).waitFor();
@@ -459,7 +457,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
       await checkPage(page, 'dashboard-passkeys-pt-BR');
     } finally {
-      await context.close();
+      await tab.close();
     }
   });
 
@@ -475,7 +473,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await page.getByRole('button', { name: 'Confirm payment' }).click();
       expect((await journey.callback).searchParams.get('code')).toBeTruthy();
     } finally {
-      await journey.context.close();
+      await journey.close();
     }
   });
 
@@ -505,7 +503,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await page.getByRole('button', { name: 'Share with Test Fintech' }).click();
       expect((await journey.callback).searchParams.get('code')).toBeTruthy();
     } finally {
-      await journey.context.close();
+      await journey.close();
     }
   });
 
@@ -538,13 +536,13 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await expect(page.locator('main').innerText()).resolves.toContain('Test Fintech');
       await checkPage(page, 'error-form-expired-nojs', NO_SCRIPT);
     } finally {
-      await journey.context.close();
+      await journey.close();
     }
   });
 
   it('says every error page a customer can reach in Brazilian Portuguese, each kind in its own words (point 8)', async () => {
-    const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true, locale: 'pt-BR' });
-    const page = await context.newPage();
+    const tab = await tabs({ locale: 'pt-BR' });
+    const { page } = tab;
     const shown = async (title: string, name: string) => {
       await page.getByRole('heading', { name: title }).waitFor();
       expect(await page.evaluate(() => document.documentElement.lang)).toBe('pt-BR');
@@ -588,7 +586,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await page.getByRole('link', { name: 'Voltar aos seus consentimentos' }).click();
       await page.locator('#payments-heading').waitFor();
     } finally {
-      await context.close();
+      await tab.close();
     }
   });
 
@@ -610,7 +608,7 @@ describeInBrowser('customer pages a bank would sign off (issue 18)', () => {
       await page.getByRole('button', { name: 'Yes, stop sharing' }).click();
       await expect(page.getByRole('status').textContent()).resolves.toBe('Done: Test Fintech can no longer use this consent.');
     } finally {
-      await journey.context.close();
+      await journey.close();
     }
   });
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createViews } from '../../src/interactions/views.ts';
-import { chromiumAvailable, useChromium, VIEWPORTS } from '../support/chromium.ts';
+import { chromiumAvailable, useChromium, useTabs } from '../support/chromium.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
 import { checkAccessible, checkAxe, checkTargetsAndFocus, shoot } from '../support/page-checks.ts';
 
@@ -17,6 +17,7 @@ declare const document: any;
 
 const describeInBrowser = chromiumAvailable() ? describe : describe.skip;
 const chromium = useChromium();
+const tabs = useTabs(chromium);
 
 let h: Harness;
 beforeAll(async () => {
@@ -35,13 +36,11 @@ describeInBrowser('the error pages no browser journey reaches, in both languages
   ])('the %s page in %s', async (kind, locale, title, says, reference) => {
     const views = createViews({ branding: h.config.branding, scopes: h.config.scopes, sandbox: true });
     const html = views.render('error', { kind, interactionId: randomUUID() }, locale);
-    const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true });
+    const tab = await tabs();
+    const { page } = tab;
     try {
       const address = `${h.issuer}/error-page-preview/${kind}`;
-      await context.route(address, (route) =>
-        route.fulfill({ status: kind === 'unavailable' ? 503 : 500, contentType: 'text/html; charset=utf-8', body: html }),
-      );
-      const page = await context.newPage();
+      await page.route(address, (route) => route.fulfill({ status: kind === 'unavailable' ? 503 : 500, contentType: 'text/html; charset=utf-8', body: html }));
       await page.goto(address);
       await page.getByRole('heading', { name: title, level: 1 }).waitFor();
       expect(await page.evaluate(() => document.documentElement.lang)).toBe(locale);
@@ -55,7 +54,7 @@ describeInBrowser('the error pages no browser journey reaches, in both languages
       await checkTargetsAndFocus(page);
       await shoot(page, `customer-error-${kind}-${locale}`);
     } finally {
-      await context.close();
+      await tab.close();
     }
   });
 });

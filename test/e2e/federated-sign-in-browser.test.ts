@@ -1,8 +1,8 @@
 import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { useMoatWithBankIdp, type BankIdp } from '../support/bank-idp.ts';
-import { chromiumAvailable, useChromium, catchTppRedirect } from '../support/chromium.ts';
+import { chromiumAvailable, useChromium, useTabs, catchTppRedirect, type Tab } from '../support/chromium.ts';
 
 // Runs in the browser (Moat's TypeScript has no DOM library).
 declare const document: any;
@@ -26,20 +26,18 @@ let idp: BankIdp;
 let h: Harness;
 let tpp: RegisteredTpp;
 const chromium = useChromium();
+const tabs = useTabs(chromium);
 
 useMoatWithBankIdp((started) => ({ idp, h, tpp } = started), { when: chromiumAvailable });
 
-interface Journey {
-  context: BrowserContext;
-  page: Page;
+interface Journey extends Tab {
   callback: Promise<URL>;
 }
 
 async function openJourney(): Promise<Journey> {
-  const context = await chromium().newContext({ ignoreHTTPSErrors: true });
-  const page = await context.newPage();
-  const { callback } = catchTppRedirect(context, tpp.redirectUri);
-  return { context, page, callback };
+  const tab = await tabs();
+  const { callback } = await catchTppRedirect(tab.page, tpp.redirectUri);
+  return { ...tab, callback };
 }
 
 async function signInAtBank(page: Page, username: string, password: string): Promise<void> {
@@ -52,7 +50,7 @@ async function signInAtBank(page: Page, username: string, password: string): Pro
 
 describeInBrowser('federated sign-in in a real browser', () => {
   it("goes to the bank's sign-in page, comes back to consent under the bank's name for the customer, and reaches the TPP with a code", async () => {
-    const { page, context, callback } = await openJourney();
+    const { page, callback, close } = await openJourney();
     try {
       const { requestUri, codeVerifier } = await pushAuthorization(tpp);
       await page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
@@ -69,12 +67,12 @@ describeInBrowser('federated sign-in in a real browser', () => {
       expect(tokens.status).toBe(200);
       expect(decodeJwt(String(tokens.body.id_token)).sub).toBe('cust-alice');
     } finally {
-      await context.close();
+      await close();
     }
   });
 
   it("shows the bank's sign-in as unavailable when it is down, and the retry link finishes the journey once it is back", async () => {
-    const { page, context, callback } = await openJourney();
+    const { page, callback, close } = await openJourney();
     try {
       const { requestUri } = await pushAuthorization(tpp);
       await idp.stop();
@@ -89,12 +87,12 @@ describeInBrowser('federated sign-in in a real browser', () => {
       await page.getByRole('button', { name: /^Share with / }).click();
       expect((await callback).searchParams.get('code')).toBeTruthy();
     } finally {
-      await context.close();
+      await close();
     }
   });
 
   it('confirms a payment with a passkey set up in the dashboard after the bank sign-in, its challenge linked to the amount and payee (RTS Art. 5)', async () => {
-    const { page, context, callback } = await openJourney();
+    const { page, context, callback, close } = await openJourney();
     try {
       await addVirtualAuthenticator(context, page);
       // Set up under the id the bank's IdP gives the customer, after a strong sign-in there.
@@ -139,12 +137,12 @@ describeInBrowser('federated sign-in in a real browser', () => {
       );
       expect(rows.map((r) => r.sca_link)).toEqual([expect.objectContaining({ amount: '12.34', creditorName: 'Corner Shop Ltd' })]);
     } finally {
-      await context.close();
+      await close();
     }
   });
 
   it('signs the customer in to the consent dashboard at the bank, and the dashboard keeps them signed in', async () => {
-    const { page, context } = await openJourney();
+    const { page, close } = await openJourney();
     try {
       await page.goto(`${h.issuer}/account/login`);
       await signInAtBank(page, 'alice', 'alice-bank');
@@ -153,7 +151,7 @@ describeInBrowser('federated sign-in in a real browser', () => {
       await page.getByText('Alice B. Example').first().waitFor();
       await shoot(page, 'federated-03-dashboard');
     } finally {
-      await context.close();
+      await close();
     }
   });
 
@@ -161,7 +159,7 @@ describeInBrowser('federated sign-in in a real browser', () => {
     const checkPage = (page: Page, name: string) => checkPageInLanguage(page, name, 'pt-BR');
 
     it("says the bank's sign-in is unavailable, retries, and asks for consent in pt-BR after the bank's sign-in", async () => {
-      const { page, context, callback } = await openJourney();
+      const { page, callback, close } = await openJourney();
       try {
         const { requestUri } = await pushAuthorization(tpp, { extraParams: { ui_locales: 'pt-BR' } });
         await idp.stop();
@@ -178,12 +176,12 @@ describeInBrowser('federated sign-in in a real browser', () => {
         await page.getByRole('button', { name: 'Compartilhar com Test Fintech' }).click();
         expect((await callback).searchParams.get('code')).toBeTruthy();
       } finally {
-        await context.close();
+        await close();
       }
     });
 
     it('asks for a stronger sign-in when the bank signed the customer in with one factor, and cancels back to the TPP', async () => {
-      const { page, context, callback } = await openJourney();
+      const { page, callback, close } = await openJourney();
       try {
         const { requestUri } = await pushAuthorization(tpp, { extraParams: { ui_locales: 'pt-BR' } });
         await page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
@@ -195,7 +193,7 @@ describeInBrowser('federated sign-in in a real browser', () => {
         await page.getByRole('button', { name: /^Cancelar/ }).click();
         expect((await callback).searchParams.get('error')).toBeTruthy();
       } finally {
-        await context.close();
+        await close();
       }
     });
   });

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { hashPassword } from '../../src/customers/password-hash.ts';
 import { paymentLinkHash, paymentLinkOf } from '../../src/sca/dynamic-linking.ts';
 import { adminRequest } from '../support/admin-api.ts';
 import { adminToken } from '../support/admin-metrics.ts';
-import { chromiumAvailable, launchChromium, VIEWPORTS, catchTppRedirect } from '../support/chromium.ts';
+import { chromiumAvailable, useChromium, useTabs, VIEWPORTS, catchTppRedirect, type TabOptions } from '../support/chromium.ts';
 import type { Harness } from '../support/moat-harness.ts';
 import { checkAccessible, checkPageInLanguage } from '../support/page-checks.ts';
 import { clientCredentialsToken, consentApi, domesticPaymentBody, intentClaims, redeem } from '../support/consents.ts';
@@ -29,23 +29,24 @@ let h: Harness;
 let tpp: RegisteredTpp;
 useMoatWithTpp((started) => ({ h, tpp } = started));
 
-let chromium: Browser;
-beforeAll(async () => {
-  if (chromiumAvailable()) chromium = await launchChromium();
-});
-afterAll(async () => {
-  await chromium?.close();
-});
+const chromium = useChromium();
+const tabs = useTabs(chromium);
 
 interface Device extends VirtualAuthenticator {
-  context: BrowserContext;
-  page: Page;
+  /** Gives the device's tab back, its authenticator removed. */
+  close(): Promise<void>;
 }
 
-async function openDevice(options: AuthenticatorOptions = {}): Promise<Device> {
-  const context = await chromium.newContext({ ignoreHTTPSErrors: true });
-  const page = await context.newPage();
-  return addVirtualAuthenticator(context, page, options);
+/** A cleared tab with a new authenticator of its own. */
+async function openDevice(options: AuthenticatorOptions & TabOptions = {}): Promise<Device> {
+  const { hasUserVerification, isUserVerified, backupEligible, ...tabOptions } = options;
+  const tab = await tabs(tabOptions);
+  const authenticator = await addVirtualAuthenticator(tab.context, tab.page, {
+    ...(hasUserVerification === undefined ? {} : { hasUserVerification }),
+    ...(isUserVerified === undefined ? {} : { isUserVerified }),
+    ...(backupEligible === undefined ? {} : { backupEligible }),
+  });
+  return { ...authenticator, close: tab.close };
 }
 
 /** Password sign-in to /account, for a customer without an authenticator app. */
@@ -98,7 +99,7 @@ async function lodgePayment(amount: string): Promise<string> {
 
 /** Starts the authorization in the device's browser; resolves with where Moat sends the browser back to the TPP. */
 async function startAuthorization(device: Device, consentId: string): Promise<{ callback: Promise<URL>; codeVerifier: string }> {
-  const { callback } = catchTppRedirect(device.context, tpp.redirectUri);
+  const { callback } = await catchTppRedirect(device.page, tpp.redirectUri);
   const { requestUri, codeVerifier } = await pushAuthorization(tpp, { scope: 'openid payments', extraParams: { claims: intentClaims(consentId) } });
   await device.page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
   return { callback, codeVerifier };
@@ -179,14 +180,14 @@ describeInBrowser('passkeys on the customer dashboard', () => {
       const audited = await h.moat.audit.query({ customerId: customer.id });
       expect(audited.map((e) => e.type)).toEqual(expect.arrayContaining(['factor.enrolled', 'factor.removed']));
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 
   it('hides the passkey forms from a browser without JavaScript, where the password path still works', async () => {
     const customer = await createCustomer('pk-no-js');
-    const context = await chromium.newContext({ ignoreHTTPSErrors: true, javaScriptEnabled: false });
-    const page = await context.newPage();
+    const tab = await tabs({ javaScriptEnabled: false });
+    const { page } = tab;
     try {
       await page.goto(`${h.issuer}/account/login`);
       await expect(page.getByRole('button', { name: 'Sign in with a passkey' }).isVisible()).resolves.toBe(false);
@@ -196,7 +197,7 @@ describeInBrowser('passkeys on the customer dashboard', () => {
       await expect(page.getByRole('button', { name: 'Add a passkey' }).isVisible()).resolves.toBe(false);
       await checkAccessible(page);
     } finally {
-      await context.close();
+      await tab.close();
     }
   });
 
@@ -212,7 +213,7 @@ describeInBrowser('passkeys on the customer dashboard', () => {
       expect(await device.credentialCount()).toBe(0);
       expect(await passkeysOf(customer.id)).toHaveLength(0);
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 
@@ -253,7 +254,7 @@ describeInBrowser('passkeys on the customer dashboard', () => {
       expect(replay.status()).toBe(400);
       expect(await replay.text()).toContain('This passkey response was used already.');
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 });
@@ -292,7 +293,7 @@ describeInBrowser('a passkey at an authorization', () => {
       expect(row!.status).toBe('Authorised');
       expect(row!.sca_link_hash).toBe(paymentLinkHash(paymentLinkOf(consentId, row!.requested)));
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 
@@ -316,7 +317,7 @@ describeInBrowser('a passkey at an authorization', () => {
       } = await h.moat.storage.sql.query<{ status: string }>('SELECT status FROM consent WHERE id = $1', [consentId]);
       expect(row!.status).toBe('AwaitingAuthorisation');
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 
@@ -339,7 +340,7 @@ describeInBrowser('a passkey at an authorization', () => {
       await page.getByRole('button', { name: 'Confirm payment' }).click();
       expect((await callback).searchParams.get('error')).toBeNull();
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 });
@@ -380,8 +381,7 @@ describeInBrowser('passkeys in Brazilian Portuguese, with JavaScript on (issue 1
 
   it('enrols a passkey from the dashboard and approves a payment with it alone at an authorization, every page in pt-BR', async () => {
     const customer = await createCustomer('pk-pt');
-    const context = await chromium.newContext({ ignoreHTTPSErrors: true, locale: 'pt-BR', viewport: VIEWPORTS.desktop });
-    const device: Device = { ...(await addVirtualAuthenticator(context, await context.newPage())), context };
+    const device = await openDevice({ locale: 'pt-BR', viewport: VIEWPORTS.desktop });
     const { page } = device;
     try {
       // The dashboard's sign-in page, its passkey form shown (the script ran).
@@ -404,7 +404,7 @@ describeInBrowser('passkeys in Brazilian Portuguese, with JavaScript on (issue 1
 
       // At an authorization in pt-BR: the payment beside the passkey button (RTS Art. 5(1)(a)).
       const consentId = await lodgePayment('12.34');
-      const { callback } = catchTppRedirect(context, tpp.redirectUri);
+      const { callback } = await catchTppRedirect(page, tpp.redirectUri);
       const { requestUri } = await pushAuthorization(tpp, { scope: 'openid payments', extraParams: { claims: intentClaims(consentId), ui_locales: 'pt-BR' } });
       await page.goto(`${h.issuer}/authorize?${new URLSearchParams({ client_id: tpp.client.client_id, request_uri: requestUri })}`);
       await page.getByRole('heading', { name: 'Ou aprove com uma chave de acesso' }).waitFor();
@@ -416,7 +416,7 @@ describeInBrowser('passkeys in Brazilian Portuguese, with JavaScript on (issue 1
       await page.getByRole('button', { name: 'Confirmar pagamento' }).click();
       expect((await callback).searchParams.get('code')).toBeTruthy();
     } finally {
-      await context.close();
+      await device.close();
     }
   });
 });

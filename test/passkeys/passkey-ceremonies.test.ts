@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser } from 'playwright-core';
 import { createPasskeyCeremonies, PasskeyRefused, type PasskeyCeremonies, type PasskeyRefusal } from '../../src/passkeys/passkey-ceremonies.ts';
 import type { PasskeyStore } from '../../src/passkeys/passkey-store.ts';
 import { createSqlPasskeyStore } from '../../src/storage/sql/passkey-store.ts';
@@ -9,7 +8,7 @@ import { createMemoryModelStore } from '../../src/storage/embedded/memory-model-
 import type { ModelStore } from '../../src/kernel/model-store.ts';
 import { connectRedis, createRedisModelStore } from '../../src/storage/redis/redis-model-store.ts';
 import { createPgliteSqlClient, createPgSqlClient } from '../../src/storage/sql/sql-client.ts';
-import { chromiumAvailable, launchChromium } from '../support/chromium.ts';
+import { chromiumAvailable, useChromium, useTabs } from '../support/chromium.ts';
 import { copyMigratedEmbeddedDatabase, createMigratedThrowawayPostgres, withServices, redisTestPrefix } from '../support/databases.ts';
 import { openCeremonyPage } from '../support/virtual-authenticator.ts';
 
@@ -71,13 +70,7 @@ if (withServices()) {
 
 const describeInBrowser = chromiumAvailable() ? describe : describe.skip;
 
-let browser: Browser;
-beforeAll(async () => {
-  if (chromiumAvailable()) browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-});
+const tabs = useTabs(useChromium());
 
 async function refusal(promise: Promise<unknown>): Promise<PasskeyRefusal> {
   try {
@@ -102,7 +95,7 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
 
   /** A customer with a fresh authenticator and one passkey enrolled on it. */
   async function enrolled(customerId: string, options: Parameters<typeof openCeremonyPage>[2] = {}) {
-    const device = await openCeremonyPage(browser, ISSUER, options);
+    const device = await openCeremonyPage(tabs, ISSUER, options);
     const binding = `dashboard:${customerId}`;
     const response = await device.register(await ceremonies.registrationOptions({ customerId, customerName: customerId, binding }));
     const passkey = await ceremonies.register({ customerId, binding, response, name: 'Laptop' });
@@ -124,7 +117,7 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
       expect(stored!.publicKey.length).toBeGreaterThan(60);
       expect(await device.credentialCount()).toBe(1);
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 
@@ -143,7 +136,7 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
       expect(stored!.signCount).toBeGreaterThan(passkey.signCount);
       expect(stored!.lastUsedAt).toBeInstanceOf(Date);
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 
@@ -162,7 +155,7 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
       const [afterRefusal] = await b.store.listForCustomer('cust-counter');
       expect(afterRefusal!.signCount).toBe(afterLater!.signCount);
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 
@@ -174,7 +167,7 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
       expect(result.deviceBound).toBe(false);
       expect((await b.store.listForCustomer('cust-synced'))[0]).toMatchObject({ deviceType: 'multiDevice', backedUp: true });
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 
@@ -190,7 +183,7 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
       expect(result.linkedHash).toBe(link);
       expect(result.context).toEqual({ consentId: 'pay-1' });
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 
@@ -202,7 +195,7 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
       await ceremonies.authenticate({ binding: 'interaction:replay', response });
       expect(await refusal(ceremonies.authenticate({ binding: 'interaction:replay', response }))).toBe('challenge_used');
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 
@@ -220,7 +213,7 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
         'challenge_used',
       ]);
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 
@@ -231,7 +224,7 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
       const response = await device.authenticate(options);
       expect(await refusal(ceremonies.authenticate({ binding: 'interaction:two', response }))).toBe('challenge_unknown');
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 
@@ -249,7 +242,7 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
       expect(await refusal(ceremonies.authenticate({ binding: 'interaction:origin', response: await device.authenticate(options) }))).toBe('wrong_origin');
       expect(await b.store.listForCustomer('cust-origin')).toHaveLength(1);
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 
@@ -258,19 +251,19 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
     // L2 §5.1.3 step 8), which Moat refuses.
     const issuer = 'https://login.moat-bank.example:7443';
     const sub = createPasskeyCeremonies({ issuer, rpName: 'Moat Bank', store: b.store, challenges: b.challenges });
-    const device = await openCeremonyPage(browser, issuer);
+    const device = await openCeremonyPage(tabs, issuer);
     try {
       const options = await sub.registrationOptions({ customerId: 'cust-rp', customerName: 'x', binding: 'dashboard:rp' });
       const response = await device.register(options, 'moat-bank.example');
       expect(await refusal(sub.register({ customerId: 'cust-rp', binding: 'dashboard:rp', response, name: 'x' }))).toBe('wrong_relying_party');
       expect(await b.store.listForCustomer('cust-rp')).toEqual([]);
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 
   it('refuses a registration without user verification, and enrols nothing', async () => {
-    const device = await openCeremonyPage(browser, ISSUER, { hasUserVerification: false, isUserVerified: false });
+    const device = await openCeremonyPage(tabs, ISSUER, { hasUserVerification: false, isUserVerified: false });
     try {
       const options = await ceremonies.registrationOptions({ customerId: 'cust-no-uv', customerName: 'x', binding: 'dashboard:no-uv' });
       // A client that asks an authenticator without user verification to go ahead anyway, whatever the options said.
@@ -279,7 +272,7 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
       expect(await refusal(ceremonies.register({ customerId: 'cust-no-uv', binding: 'dashboard:no-uv', response, name: 'x' }))).toBe('user_not_verified');
       expect(await b.store.listForCustomer('cust-no-uv')).toEqual([]);
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 
@@ -291,7 +284,7 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
       const response = await device.authenticate({ ...options, userVerification: 'discouraged' });
       expect(await refusal(ceremonies.authenticate({ binding: 'interaction:no-uv', response }))).toBe('user_not_verified');
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 
@@ -304,7 +297,7 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
         'unknown_credential',
       );
     } finally {
-      await device.context.close();
+      await device.close();
     }
     const other = await enrolled('cust-other');
     try {
@@ -312,7 +305,7 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
       const response = await other.device.authenticate(options);
       expect(await refusal(ceremonies.authenticate({ binding: 'interaction:someone-else', customerId: ALICE, response }))).toBe('unknown_credential');
     } finally {
-      await other.device.context.close();
+      await other.device.close();
     }
   });
 
@@ -326,7 +319,7 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
       await expect(b.store.add({ ...passkey })).rejects.toThrow('enrolled already');
       expect(await b.store.listForCustomer('cust-twice')).toHaveLength(1);
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 
@@ -372,7 +365,7 @@ describeInBrowser.each(backends)('passkey ceremonies on %s', (_name, open) => {
       );
       expect(await b.store.listForCustomer('cust-malformed')).toHaveLength(1);
     } finally {
-      await device.context.close();
+      await device.close();
     }
   });
 });

@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync } from 'node:fs';
-import { chromium, type Browser, type BrowserContext, type Request } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page, type Request } from 'playwright-core';
 
 /*
  * A real browser for the end-to-end tests: Debian's Chromium driven by playwright-core. Where it is
@@ -54,17 +54,107 @@ export function useChromium(): () => Browser {
   };
 }
 
+/** A tab a test has taken from `useTabs`: give it back with `close()`, in a `finally`. */
+export interface Tab {
+  context: BrowserContext;
+  page: Page;
+  close(): Promise<void>;
+}
+
+export type TabOptions = Pick<BrowserContextOptions, 'viewport' | 'javaScriptEnabled' | 'locale'>;
+
+/**
+ * Browser tabs for a file's tests, one test at a time: a tab given back is cleared (cookies, routes,
+ * the page on about:blank, every hook a helper put on it) and handed to the next test that asks for the
+ * same options, as a fresh one would be. Why not a fresh context each time: each costs Chromium a
+ * new renderer process, and on this kind of 2-core VM 20 journeys (a page, a form, the redirect to
+ * the TPP) took 40 CPU-s with a context each and 12 in one reused tab (2026-12-07, a probe counting
+ * every Chromium process's CPU). A tab that cannot be cleared is closed, and the next test gets a
+ * new one.
+ */
+export function useTabs(chromium: () => Browser): (options?: TabOptions) => Promise<Tab> {
+  const idle = new Map<string, { context: BrowserContext; page: Page }[]>();
+  const every = new Set<BrowserContext>();
+  afterAll(async () => {
+    for (const context of every) await context.close().catch(() => {});
+  });
+  return async (options = {}) => {
+    const key = JSON.stringify([options.viewport ?? VIEWPORTS.desktop, options.javaScriptEnabled ?? true, options.locale ?? null]);
+    let tab = idle.get(key)?.pop();
+    if (tab === undefined) {
+      const context = await chromium().newContext({ viewport: VIEWPORTS.desktop, ...options, ignoreHTTPSErrors: true });
+      every.add(context);
+      tab = { context, page: await context.newPage() };
+    }
+    const { context, page } = tab;
+    let given = false;
+    return {
+      context,
+      page,
+      async close() {
+        if (given) return;
+        given = true;
+        try {
+          await clearHooks(page);
+          await page.unrouteAll({ behavior: 'ignoreErrors' });
+          await context.unrouteAll({ behavior: 'ignoreErrors' });
+          await page.goto('about:blank');
+          await context.clearCookies();
+          await page.setViewportSize(options.viewport ?? VIEWPORTS.desktop);
+          if (context.pages().length !== 1) throw new Error('the test left a second page open');
+        } catch {
+          every.delete(context);
+          await context.close().catch(() => {});
+          return;
+        }
+        idle.set(key, [...(idle.get(key) ?? []), { context, page }]);
+      },
+    };
+  };
+}
+
+/** What helpers hooked on a page (CDP sessions, virtual authenticators), undone when its tab is given back. */
+const hooks = new WeakMap<Page, Set<() => Promise<void>>>();
+
+/** Has `undo` run when the page's tab is given back (a page of a context of its own just closes). */
+export function undoOnReturn(page: Page, undo: () => Promise<void>): void {
+  const set = hooks.get(page) ?? new Set();
+  hooks.set(page, set);
+  set.add(undo);
+}
+
+async function clearHooks(page: Page): Promise<void> {
+  const set = hooks.get(page);
+  if (set === undefined) return;
+  hooks.delete(page);
+  for (const undo of set) await undo();
+}
+
 /**
  * The TPP's side of a browser journey: `callback` resolves with the first URL the browser was sent
- * to on the redirect URI's origin, read from the request as it leaves; the browser then goes on to
- * that address, where no test serves anything. No route stands in for the TPP, because any route
- * makes Playwright intercept every request of the context and turns its HTTP cache off: four browser
- * suites on one worker took 103 s and 134 CPU-s with one, 79 s and 121 CPU-s without (2026-12-07).
+ * to on the redirect URI's origin, read from the request as it leaves. The browser does not go on to
+ * that address (no test serves anything there): the request is cancelled through the DevTools
+ * protocol, for that origin alone, so the page stays where it was. Not a Playwright route: any route
+ * makes Playwright intercept every request of the context and turns its HTTP cache off (four browser
+ * suites on one worker took 103 s and 134 CPU-s with one, 79 s and 121 CPU-s without, 2026-12-07).
+ * Not left to fail either: Chromium puts the error page of a refused connection in a renderer process
+ * of its own, about 0.4 CPU-s a journey.
  */
-export function catchTppRedirect(context: BrowserContext, redirectUri: string): { callback: Promise<URL> } {
+export async function catchTppRedirect(page: Page, redirectUri: string): Promise<{ callback: Promise<URL> }> {
   const origin = new URL(redirectUri).origin;
+  const context = page.context();
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Fetch.enable', { patterns: [{ urlPattern: `${origin}/*` }] });
+  cdp.on('Fetch.requestPaused', ({ requestId }) => {
+    cdp.send('Fetch.failRequest', { requestId, errorReason: 'Aborted' }).catch(() => {});
+  });
+  let sentBack: (request: Request) => void = () => {};
+  undoOnReturn(page, async () => {
+    context.off('request', sentBack);
+    await cdp.detach().catch(() => {});
+  });
   const callback = new Promise<URL>((resolve) => {
-    const sentBack = (request: Request) => {
+    sentBack = (request: Request) => {
       const url = new URL(request.url());
       if (url.origin !== origin) return;
       context.off('request', sentBack);

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
+import type { BrowserContext, CDPSession, Page } from 'playwright-core';
+import { undoOnReturn, type Tab, type TabOptions } from './chromium.ts';
 
 /*
  * A real WebAuthn authenticator for tests: Chromium's virtual authenticator, added through the
@@ -46,6 +47,11 @@ export async function addVirtualAuthenticator(context: BrowserContext, page: Pag
       ...(options.backupEligible === undefined ? {} : { defaultBackupEligibility: options.backupEligible, defaultBackupState: options.backupEligible }),
     },
   });
+  // A reused tab (useTabs) goes to the next test without this authenticator or its credentials.
+  undoOnReturn(page, async () => {
+    await cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId }).catch(() => {});
+    await cdp.detach().catch(() => {});
+  });
   return {
     context,
     page,
@@ -67,11 +73,12 @@ const browserBundle = (() => {
 })();
 
 /**
- * A page at `origin` answered by the browser itself (no server), with @simplewebauthn/browser loaded:
- * the real browser makes real responses for whatever options a test passes.
+ * A page at `origin` answered by the browser itself (no server), with @simplewebauthn/browser loaded,
+ * in a tab of `tabs` with an authenticator of its own: the real browser makes real responses for
+ * whatever options a test passes. `close()` gives the tab back, its authenticator removed.
  */
 export async function openCeremonyPage(
-  browser: Browser,
+  tabs: (options?: TabOptions) => Promise<Tab>,
   origin: string,
   options: AuthenticatorOptions = {},
 ): Promise<
@@ -80,11 +87,11 @@ export async function openCeremonyPage(
     authenticate(optionsJSON: unknown, rpId?: string): Promise<string>;
     /** Moves the page, with the same authenticator, to another origin. */
     goto(origin: string): Promise<void>;
+    close(): Promise<void>;
   }
 > {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true });
-  await context.route('https://**/*', (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>ceremony</title>' }));
-  const page = await context.newPage();
+  const { page, context, close } = await tabs();
+  await page.route('https://**/*', (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>ceremony</title>' }));
   const authenticator = await addVirtualAuthenticator(context, page, options);
   const goto = async (at: string) => {
     await page.goto(`${at}/ceremony`);
@@ -114,5 +121,6 @@ export async function openCeremonyPage(
     goto,
     register: (optionsJSON, rpId) => run('register', optionsJSON, rpId),
     authenticate: (optionsJSON, rpId) => run('authenticate', optionsJSON, rpId),
+    close,
   };
 }
