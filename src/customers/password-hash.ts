@@ -25,6 +25,16 @@ const MAX_MEMORY = 64 * 1024 * 1024;
  */
 export const passwordHashing = new ConcurrencyLimit(availableParallelism());
 
+/**
+ * What an unknown username's sign-in is checked against, so that it takes as long as a known one's
+ * (the same parameters, a digest of the same length) and the timing does not tell them apart. Its
+ * digest is zeros, which no password is known to hash to; and a match would still find no customer.
+ * A constant rather than the hash of a random password: that cost a scrypt at every start.
+ */
+export const DECOY_HASH = ['scrypt', PARAMS.N, PARAMS.r, PARAMS.p, Buffer.alloc(16).toString('base64url'), Buffer.alloc(KEY_LENGTH).toString('base64url')].join(
+  '$',
+);
+
 /** `scrypt$N$r$p$salt$hash`, salt and hash base64url. */
 export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(16);

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
-import { hashPassword, passwordHashing, verifyPassword } from '../../src/customers/password-hash.ts';
+import { DECOY_HASH, hashPassword, passwordHashing, verifyPassword } from '../../src/customers/password-hash.ts';
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 
 describe('password hashing', () => {
   it('verifies the password it hashed and no other', async () => {
@@ -20,5 +21,26 @@ describe('password hashing', () => {
     expect([passwordHashing.running, passwordHashing.waiting]).toEqual([cores, cores * 2]);
     expect(await Promise.all(checks)).toEqual(Array.from({ length: cores * 3 }, (_, i) => i % 2 === 0));
     expect([passwordHashing.running, passwordHashing.waiting]).toEqual([0, 0]);
+  });
+
+  /** `scrypt$N$r$p`: the parameters a hash was made with. */
+  const parametersOf = (encoded: string) => encoded.split('$').slice(0, 4).join('$');
+
+  it("checks an unknown username's sign-in against a decoy with the parameters in use, which matches no password", async () => {
+    const current = parametersOf(await hashPassword('x'));
+    expect(parametersOf(DECOY_HASH)).toBe(current);
+    // A digest as long as a real one's: the check does the same work.
+    expect(DECOY_HASH).toMatch(/^scrypt\$32768\$8\$1\$[\w-]{22}\$[\w-]{43}$/);
+    expect(await verifyPassword('', DECOY_HASH)).toBe(false);
+    expect(await verifyPassword('alice-sandbox', DECOY_HASH)).toBe(false);
+  });
+
+  it("keeps each sandbox customer's hash made from its password, with the parameters in use", async () => {
+    const current = parametersOf(await hashPassword('x'));
+    for (const customer of SANDBOX_CUSTOMERS) {
+      expect(parametersOf(customer.passwordHash)).toBe(current);
+      expect(await verifyPassword(customer.password, customer.passwordHash)).toBe(true);
+      expect(await verifyPassword(`${customer.password}.`, customer.passwordHash)).toBe(false);
+    }
   });
 });

@@ -1,7 +1,7 @@
 import { containsNul } from './postgres-model-store.ts';
 import type { SqlClient } from './sql-client.ts';
 import type { Customer, CustomerDirectory } from '../../customers/customer-directory.ts';
-import { hashPassword, verifyPassword } from '../../customers/password-hash.ts';
+import { DECOY_HASH, verifyPassword } from '../../customers/password-hash.ts';
 import { SANDBOX_CUSTOMERS } from '../../customers/sandbox-customers.ts';
 
 interface CustomerRow {
@@ -11,17 +11,15 @@ interface CustomerRow {
 }
 
 export function createSqlCustomerDirectory(sql: SqlClient): CustomerDirectory {
-  // Verified when the username is unknown, so the response time does not tell which part was wrong.
-  const dummyHash = hashPassword(crypto.randomUUID());
   return {
     async authenticate(username, password) {
       if (containsNul(username)) {
-        await verifyPassword(password, await dummyHash);
+        await verifyPassword(password, DECOY_HASH);
         return undefined;
       }
       const { rows } = await sql.query<CustomerRow>('SELECT id, name, password_hash FROM customer WHERE username = $1', [username]);
       const row = rows[0];
-      const ok = await verifyPassword(password, row?.password_hash ?? (await dummyHash));
+      const ok = await verifyPassword(password, row?.password_hash ?? DECOY_HASH);
       return ok && row !== undefined ? { id: row.id, name: row.name } : undefined;
     },
     async findById(id) {
@@ -40,7 +38,7 @@ export async function seedSandboxCustomers(sql: SqlClient): Promise<void> {
     await sql.query('INSERT INTO customer (id, username, password_hash, name) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [
       c.id,
       c.username,
-      await hashPassword(c.password),
+      c.passwordHash,
       c.name,
     ]);
   }
