@@ -23,6 +23,11 @@ const describeInBrowser = chromiumAvailable() ? describe : describe.skip;
 let h: Harness;
 let tpp: RegisteredTpp;
 let eidasTpp: RegisteredTpp;
+// Before the Moat: Jest runs afterAll hooks in the order they were declared, and the browser's
+// connections must be gone before the Moat closes (useTabs).
+const chromium = useChromium();
+const tabs = useTabs(chromium);
+
 useMoatWithTpp((started) => ({ h, tpp } = started), {
   // The bank's charges by language (issue 18 point 8): the default on English pages, its own on pt-BR ones.
   // A bank in São Paulo: dates and times in its zone, named (issue 18 point 6).
@@ -36,9 +41,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await eidasTpp?.close();
 });
-
-const chromium = useChromium();
-const tabs = useTabs(chromium);
 
 const ACCOUNT_INFORMATION = JSON.stringify([
   {

@@ -27,10 +27,12 @@ const describeInBrowser = chromiumAvailable() ? describe : describe.skip;
 
 let h: Harness;
 let tpp: RegisteredTpp;
-useMoatWithTpp((started) => ({ h, tpp } = started));
-
+// Before the Moat: Jest runs afterAll hooks in the order they were declared, and the browser's
+// connections must be gone before the Moat closes (useTabs).
 const chromium = useChromium();
 const tabs = useTabs(chromium);
+
+useMoatWithTpp((started) => ({ h, tpp } = started));
 
 interface Device extends VirtualAuthenticator {
   /** Gives the device's tab back, its authenticator removed. */

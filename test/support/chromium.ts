@@ -71,6 +71,10 @@ export type TabOptions = Pick<BrowserContextOptions, 'viewport' | 'javaScriptEna
  * the TPP) took 40 CPU-s with a context each and 12 in one reused tab (2026-12-07, a probe counting
  * every Chromium process's CPU). A tab that cannot be cleared is closed, and the next test gets a
  * new one.
+ *
+ * Declare it (and `useChromium`) before the file's Moat harness: Jest runs afterAll hooks in the
+ * order they were declared, and a Moat closed while a kept tab still holds a connection to it waited
+ * up to a minute for that connection (seen in CI: passkeys.test.ts's harness took 58.8 s to close).
  */
 export function useTabs(chromium: () => Browser): (options?: TabOptions) => Promise<Tab> {
   const idle = new Map<string, { context: BrowserContext; page: Page }[]>();
