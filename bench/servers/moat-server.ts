@@ -1,5 +1,7 @@
 import { validateConfig } from '../../src/config/load.ts';
 import { newConsentId } from '../../src/consents/consent.ts';
+import { hashPassword } from '../../src/customers/password-hash.ts';
+import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 import { createLogDestination, createLogger } from '../../src/observability/logger.ts';
 import { createMoatServer } from '../../src/server.ts';
 import type { BenchServer } from './bench-server.ts';
@@ -16,6 +18,11 @@ export async function startMoat(rawConfig: Record<string, unknown>, baseDir: str
   // figures, the cost of a terminal is not. BENCH_SERVER_LOG=1 shows it (debugging).
   const logger = createLogger(config.logging.level, createLogDestination(process.env.BENCH_SERVER_LOG === '1' ? 2 : '/dev/null'));
   const moat = await createMoatServer(config, logger);
+  // The flows sign in as the sandbox's alice, whose public password is hashed cheaply
+  // (src/customers/sandbox-customers.ts): here she gets a real customer's parameters, so each
+  // sign-in costs what a bank customer's does, in CPU and in memory.
+  const alice = SANDBOX_CUSTOMERS[0];
+  await moat.storage.sql.query('UPDATE customer SET password_hash = $1 WHERE id = $2', [await hashPassword(alice.password), alice.id]);
   const port = await moat.listen();
 
   // A code's consent is what makes Moat's token response carry consent_id: each clone gets one,

@@ -2,15 +2,16 @@
 export const SANDBOX_CUSTOMERS = [
   // totpSecret: each has an authenticator app (RFC 6238, base32) set up, so a TPP's CI computes the
   // second factor with any TOTP library (src/sca/sandbox-factors.ts enrols it).
-  // passwordHash: the password's scrypt hash (src/customers/password-hash.ts), made once and kept
-  // here: the passwords are public, and hashing them at every sandbox start cost two scrypts
-  // (~0.33 s of a core). test/customers/password-hash.test.ts checks each against its password and
-  // the parameters in use.
+  // passwordHash: the password's scrypt hash at PUBLIC_PASSWORD_PARAMS (src/customers/password-hash.ts),
+  // made once and kept here. The passwords are public, so a costly hash protects nothing: hashing
+  // them at every sandbox start cost two scrypts, and checking them at the customers' parameters
+  // cost each sandbox sign-in 160-170 ms of a core. test/customers/password-hash.test.ts checks each
+  // against its password; the benchmark gives alice a customer's parameters (bench/servers/moat-server.ts).
   {
     id: 'cust-alice',
     username: 'alice',
     password: 'alice-sandbox',
-    passwordHash: 'scrypt$32768$8$1$u_Z0WzAA6zLKrFIN2hlNyg$7POQl8Qzwxr97bNGO_mzU7tDXuPxN6Wj2aLs1_jf4u4',
+    passwordHash: 'scrypt$1024$8$1$7LOIjJf-5fAgG6vV4XKGCg$wn_-uplnWAkywATytKWfe4_S7v6-eqiWBAniA9lKLi8',
     name: 'Alice Example',
     totpSecret: 'MOATSANDBOXALICETOTPSECRET234567',
   },
@@ -18,7 +19,7 @@ export const SANDBOX_CUSTOMERS = [
     id: 'cust-bob',
     username: 'bob',
     password: 'bob-sandbox',
-    passwordHash: 'scrypt$32768$8$1$RHMWOIrWCDmX26W1E79r6w$vfHzEbFMIogMZttqd55DiAtsYS537PqTY9P4JBBun9Y',
+    passwordHash: 'scrypt$1024$8$1$l5cIi_bw6e3JCfefLSCLdQ$4GbwEnYC05HfO5E911koH3QW3IYjg6JMKtC0m9xF7PI',
     name: 'Bob Example',
     totpSecret: 'MOATSANDBOXBOBTOTPSECRET23456722',
   },

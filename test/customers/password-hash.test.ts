@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { DECOY_HASH, hashPassword, passwordHashing, verifyPassword } from '../../src/customers/password-hash.ts';
+import { DECOY_HASH, hashPassword, passwordHashing, PUBLIC_PASSWORD_PARAMS, verifyPassword } from '../../src/customers/password-hash.ts';
 import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 
 describe('password hashing', () => {
@@ -35,12 +35,15 @@ describe('password hashing', () => {
     expect(await verifyPassword('alice-sandbox', DECOY_HASH)).toBe(false);
   });
 
-  it("keeps each sandbox customer's hash made from its password, with the parameters in use", async () => {
-    const current = parametersOf(await hashPassword('x'));
+  it("keeps each sandbox customer's hash made from its public password at the public passwords' parameters, and only theirs", async () => {
+    const { N, r, p } = PUBLIC_PASSWORD_PARAMS;
     for (const customer of SANDBOX_CUSTOMERS) {
-      expect(parametersOf(customer.passwordHash)).toBe(current);
+      expect(parametersOf(customer.passwordHash)).toBe(`scrypt$${N}$${r}$${p}`);
       expect(await verifyPassword(customer.password, customer.passwordHash)).toBe(true);
       expect(await verifyPassword(`${customer.password}.`, customer.passwordHash)).toBe(false);
     }
+    // A customer's password, by default, is hashed at the full cost.
+    expect(parametersOf(await hashPassword('not public'))).toBe('scrypt$32768$8$1');
+    expect(parametersOf(await hashPassword('alice-sandbox', PUBLIC_PASSWORD_PARAMS))).toBe(`scrypt$${N}$${r}$${p}`);
   });
 });
