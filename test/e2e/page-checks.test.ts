@@ -1,5 +1,5 @@
 import type { Page } from 'playwright-core';
-import { chromiumAvailable, useChromium } from '../support/chromium.ts';
+import { chromiumAvailable, useChromium, useTabs, VIEWPORTS } from '../support/chromium.ts';
 import { checkAxeWithoutScript, checkScrollablesReachable, checkStructure } from '../support/page-checks.ts';
 
 /*
@@ -10,15 +10,15 @@ import { checkAxeWithoutScript, checkScrollablesReachable, checkStructure } from
 
 const describeInBrowser = chromiumAvailable() ? describe : describe.skip;
 const chromium = useChromium();
+const tabs = useTabs(chromium);
 
 async function withPage(html: string, check: (page: Page) => Promise<void>): Promise<void> {
-  const context = await chromium().newContext({ viewport: { width: 390, height: 844 } });
+  const tab = await tabs({ viewport: VIEWPORTS.phone });
   try {
-    const page = await context.newPage();
-    await page.setContent(`<!doctype html><html lang="en"><head><title>t</title></head><body>${html}</body></html>`);
-    await check(page);
+    await tab.page.setContent(`<!doctype html><html lang="en"><head><title>t</title></head><body>${html}</body></html>`);
+    await check(tab.page);
   } finally {
-    await context.close();
+    await tab.close();
   }
 }
 

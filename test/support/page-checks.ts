@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import type { Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { SCREENSHOT_DIR, VIEWPORTS } from './chromium.ts';
 
 /*
@@ -254,20 +254,35 @@ export async function checkAxeWithoutScript(page: Page): Promise<void> {
   const html = await page.content();
   const browser = page.context().browser();
   if (browser === null) throw new Error('checkAxeWithoutScript needs a page of a launched browser');
-  const context = await browser.newContext({ viewport: page.viewportSize() ?? VIEWPORTS.desktop, ignoreHTTPSErrors: true });
+  const { context, page: copy } = await scriptFreeTab(browser);
   try {
+    await copy.setViewportSize(page.viewportSize() ?? VIEWPORTS.desktop);
     await context.route('**/*', (route) => {
       if (route.request().url() === url) return route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: html });
       if (route.request().resourceType() === 'script') return route.abort();
       return route.continue();
     });
-    const copy = await context.newPage();
     await copy.goto(url);
     expect(await copy.evaluate(() => document.documentElement.outerHTML.length)).toBeGreaterThan(0);
     await checkAxe(copy);
   } finally {
-    await context.close();
+    await context.unrouteAll({ behavior: 'ignoreErrors' });
   }
+}
+
+/**
+ * The tab checkAxeWithoutScript shows its copies in, one per browser and kept until the browser
+ * closes: a context each time cost Chromium a renderer process (see useTabs in ./chromium.ts).
+ */
+const scriptFreeTabs = new WeakMap<Browser, Promise<{ context: BrowserContext; page: Page }>>();
+
+function scriptFreeTab(browser: Browser): Promise<{ context: BrowserContext; page: Page }> {
+  let tab = scriptFreeTabs.get(browser);
+  if (tab === undefined) {
+    tab = browser.newContext({ viewport: VIEWPORTS.desktop, ignoreHTTPSErrors: true }).then(async (context) => ({ context, page: await context.newPage() }));
+    scriptFreeTabs.set(browser, tab);
+  }
+  return tab;
 }
 
 /** Every check on a page a customer sees in `lang`, then its screenshots. */
