@@ -272,7 +272,9 @@ export async function checkAxeWithoutScript(page: Page): Promise<void> {
 
 /**
  * The tab checkAxeWithoutScript shows its copies in, one per browser and kept until the browser
- * closes: a context each time cost Chromium a renderer process (see useTabs in ./chromium.ts).
+ * closes: a context each time cost Chromium a renderer process (see useTabs in ./chromium.ts). It
+ * fetches the page's stylesheets from the Moat, so, as for useTabs, the file's browser must be
+ * declared before its Moat harness.
  */
 const scriptFreeTabs = new WeakMap<Browser, Promise<{ context: BrowserContext; page: Page }>>();
 
