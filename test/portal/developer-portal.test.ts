@@ -113,15 +113,17 @@ describeInBrowser('the sandbox developer portal in a real browser', () => {
     // Focused, a block scrolls with the arrow keys (Chromium animates the scroll: wait for it to move).
     await page.setViewportSize({ width: 390, height: 844 });
     const first = page.getByRole('region', { name: blocks[0]!.name! });
+    // Under load the resize and the focus reach the renderer late, and Chromium animates the scroll:
+    // the key is pressed only once the block overflows at phone width and holds the focus, and its
+    // scrollLeft is then waited for up to 10 s (a 2 s poll after unchecked presses failed in CI).
+    const block = await first.elementHandle();
+    await page.waitForFunction((pre: any) => pre.scrollWidth > pre.clientWidth, block, { timeout: 10_000 });
     await first.focus();
+    await page.waitForFunction((pre: any) => document.activeElement === pre, block, { timeout: 10_000 });
     await page.keyboard.press('ArrowRight');
     await page.keyboard.press('ArrowRight');
-    let scrolled = 0;
-    for (let tries = 0; tries < 40 && scrolled === 0; tries += 1) {
-      scrolled = await first.evaluate((pre: any) => pre.scrollLeft);
-      if (scrolled === 0) await page.waitForTimeout(50);
-    }
-    expect(scrolled).toBeGreaterThan(0);
+    await page.waitForFunction((pre: any) => pre.scrollLeft > 0, block, { timeout: 10_000, polling: 50 });
+    expect(await first.evaluate((pre: any) => pre.scrollLeft)).toBeGreaterThan(0);
     await page.setViewportSize({ width: 1280, height: 800 });
     await checkAccessible(page);
     await checkAxe(page);
