@@ -34,6 +34,7 @@ import { countAuthorisedConsents, createSqlConsentStore } from './storage/sql/co
 import { createCustomerSessions } from './dashboard/customer-sessions.ts';
 import { createCsrf } from './http/csrf.ts';
 import { listenOn } from './http/listen.ts';
+import { trackConnections } from './http/listener-connections.ts';
 import { createRateLimitMiddleware } from './http/rate-limits.ts';
 import { storableProviderInput } from './http/storable-input.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
@@ -169,6 +170,8 @@ export interface MoatServer {
   listen(): Promise<number>;
   /** Stops accepting connections, drains in-flight requests and closes storage. */
   close(): Promise<void>;
+  /** Ends every public connection at once, requests in flight or not: a drain's deadline (`moat start`). */
+  closeConnections(): void;
 }
 
 /**
@@ -805,6 +808,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     const server =
       serverIdentity !== undefined ? createHttpsServer({ ...serverIdentity, ca: anchors.pem, ...sessionLifetime, handler }) : createHttpServer(handler);
     if (serverIdentity !== undefined) sessionChains?.attach(server as unknown as TlsServer);
+    const connections = trackConnections(server);
     // A new TLS context (renewed certificate, reloaded anchors) comes with new ticket keys: the
     // listener's own are put back, so sessions keep resuming and never on another worker.
     const replaceSecureContext = (identity: { cert: string | Buffer; key: string | Buffer }) => {
@@ -866,6 +870,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         if (gatewayCheck !== undefined) moat.gatewayCheckPort = await gatewayCheck.listen();
         return listenPublic();
       },
+      closeConnections: () => connections.closeAll(),
       close: async () => {
         clearInterval(expirySweep);
         sessionChains?.detach();
@@ -881,6 +886,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         await new Promise<void>((done) => {
           server.close(() => done());
           server.closeIdleConnections();
+          connections.drain();
         });
         // The last requests' observations, and the tokens they issued, may still be on their way.
         await threats.settled();

@@ -3,6 +3,7 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import Router from '@koa/router';
 import Koa from 'koa';
 import { listenOn } from '../http/listen.ts';
+import { trackConnections } from '../http/listener-connections.ts';
 import { oauthErrorResponse, serverErrorResponse, writeErrorResponse } from '../kernel/error-responses.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -88,6 +89,7 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
   // the CA list; the handshake never decides, the authenticator above does (and says why).
   const server =
     tls === undefined ? createServer(app.callback()) : createTlsServer(tlsServerOptions({ cert: tls.cert, key: tls.key, ca: tls.anchors.pem }), app.callback());
+  const connections = trackConnections(server);
   return {
     server,
     listen: (host, port) => listenOn(server, 'admin', host, port),
@@ -95,6 +97,7 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
       new Promise((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
+        connections.closeAll();
       }),
   };
 }

@@ -112,7 +112,7 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
       if (stopping) return;
       stopping = true;
       logger.info({ event: 'stop', signal }, 'draining and stopping');
-      const timer = setTimeout(() => moat.server.closeAllConnections(), DRAIN_TIMEOUT_MS);
+      const timer = setTimeout(() => moat.closeConnections(), DRAIN_TIMEOUT_MS);
       timer.unref();
       moat.close().then(
         () => {

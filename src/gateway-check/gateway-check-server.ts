@@ -5,6 +5,7 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import { createOperatorAuthenticator, AdminAuthenticationError } from '../admin/operator-authentication.ts';
 import type { GatewayCheckConfig } from '../config/gateway-check-schema.ts';
 import { listenOn } from '../http/listen.ts';
+import { trackConnections } from '../http/listener-connections.ts';
 import { gatewayUnauthenticatedResponse, serverErrorResponse } from '../kernel/error-responses.ts';
 import type { Logger } from '../observability/logger.ts';
 import { loadTrustAnchors } from '../pki/certificate-chain.ts';
@@ -156,6 +157,7 @@ export function createGatewayCheckServer(deps: {
     });
   };
   const server = tls === undefined ? createServer(handler) : createTlsServer({ ...tlsServerOptions({ cert: tls.cert, key: tls.key, ca: tls.ca }) }, handler);
+  const connections = trackConnections(server);
   return {
     server,
     listen: () => listenOn(server, 'gatewayCheck', deps.config.host, deps.config.port),
@@ -163,6 +165,7 @@ export function createGatewayCheckServer(deps: {
       new Promise<void>((done) => {
         server.close(() => done());
         server.closeIdleConnections();
+        connections.drain();
       }),
   };
 }

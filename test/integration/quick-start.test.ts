@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import { freePort } from '../support/ports.ts';
 
@@ -94,9 +95,15 @@ describe('npm start on a fresh checkout', () => {
     expect(migrate.stderr).toContain(`the embedded database is in use by process ${server.pid}`);
   });
 
-  it('drains and exits 0 on SIGTERM', async () => {
+  it('drains and exits 0 on SIGTERM, with a TLS connection its client left unused still open', async () => {
+    // Node's own connection closing does not reach it: the stop waited on it for good (src/http/listener-connections.ts).
+    const unused = tlsConnect({ port: Number(new URL(issuer).port), host: '127.0.0.1', rejectUnauthorized: false });
+    unused.on('error', () => undefined);
+    await new Promise((r) => unused.once('secureConnect', r));
+    const unusedClosed = new Promise((r) => unused.once('close', r));
     const exited = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
     server.kill('SIGTERM');
     expect(await exited).toBe(0);
+    await unusedClosed;
   });
 });
