@@ -10,8 +10,8 @@ import { defaultText } from './config/localised-text.ts';
 import type { MoatConfig } from './config/schema.ts';
 import { cachedCustomerDirectory, copyCustomer } from './customers/cached-customer-directory.ts';
 import type { Customer, CustomerDirectory } from './customers/customer-directory.ts';
-import { SANDBOX_CUSTOMERS } from './customers/sandbox-customers.ts';
-import { createSqlCustomerDirectory, seedSandboxCustomers } from './storage/sql/customer-directory.ts';
+import { SANDBOX_CUSTOMERS, SandboxCustomersInProduction } from './customers/sandbox-customers.ts';
+import { createSqlCustomerDirectory, sandboxCustomersPresent, seedSandboxCustomers } from './storage/sql/customer-directory.ts';
 import { seedSandboxTotp } from './sca/sandbox-factors.ts';
 import { createSecretBox, loadEncryptionKey, TOTP_KEY_FILE } from './sca/secret-box.ts';
 import { createSqlTotpStore } from './storage/sql/totp-store.ts';
@@ -246,6 +246,9 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
     if (sandbox !== undefined) {
       await seedSandboxCustomers(storage.sql);
       await seedSandboxAccounts(storage.sql);
+    } else if (config.customers.source === 'local') {
+      const demo = await sandboxCustomersPresent(storage.sql);
+      if (demo.length > 0) throw new SandboxCustomersInProduction(demo);
     }
     // Signing keys from a JWKS file, or from the HSM opened above (the database's come after the audit log).
     const fileKeys = config.keys.source === 'file' ? await loadOrCreateSigningKeys(config.keys.dir, config.keys.algorithms) : undefined;

@@ -24,3 +24,21 @@ export const SANDBOX_CUSTOMERS = [
     totpSecret: 'MOATSANDBOXBOBTOTPSECRET23456722',
   },
 ] as const;
+
+/**
+ * A production Moat on a database the sandbox seeded: the demo customers' passwords and one-time code
+ * secrets are public (the README, the sign-in page and `moat start` print them), so anyone could
+ * sign in as them and consent on their behalf. Production refuses to start rather than serve them.
+ */
+export class SandboxCustomersInProduction extends Error {
+  readonly usernames: readonly string[];
+  constructor(usernames: readonly string[]) {
+    super(
+      `the database holds the sandbox's demo customers (${usernames.join(', ')}), whose passwords are public; ` +
+        `production refuses to start on it: delete them (DELETE FROM customer WHERE id IN (${SANDBOX_CUSTOMERS.map((c) => `'${c.id}'`).join(', ')})) ` +
+        'or use a database the sandbox never ran on',
+    );
+    this.name = 'SandboxCustomersInProduction';
+    this.usernames = usernames;
+  }
+}

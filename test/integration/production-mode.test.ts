@@ -4,6 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureSandboxMaterial } from '../../src/sandbox/sandbox-material.ts';
 import { issueSandboxTpp } from '../../src/sandbox/tpp-credentials.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { createMoatServer } from '../../src/server.ts';
+import { seedSandboxCustomers } from '../../src/storage/sql/customer-directory.ts';
 import { withServices } from '../support/databases.ts';
 import { runMoat } from '../support/cli.ts';
 import { startMoat, type Harness } from '../support/moat-harness.ts';
@@ -104,6 +107,17 @@ function adminWithToken(dir: string): Record<string, unknown> {
   it('has no demo customers', async () => {
     const { rows } = await h.moat.storage.sql.query('SELECT id FROM customer');
     expect(rows).toEqual([]);
+  });
+
+  it('refuses to start on a database the sandbox seeded: its demo customers have public passwords', async () => {
+    await seedSandboxCustomers(h.moat.storage.sql);
+    try {
+      await expect(createMoatServer(h.config, createLogger('silent'))).rejects.toThrow(
+        /^the database holds the sandbox's demo customers \(alice, bob\), whose passwords are public; production refuses to start on it: delete them \(DELETE FROM customer WHERE id IN \('cust-alice', 'cust-bob'\)\)/,
+      );
+    } finally {
+      await h.moat.storage.sql.query("DELETE FROM customer WHERE id IN ('cust-alice', 'cust-bob')");
+    }
   });
 });
 

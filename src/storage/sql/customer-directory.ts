@@ -43,3 +43,13 @@ export async function seedSandboxCustomers(sql: SqlClient): Promise<void> {
     ]);
   }
 }
+
+/** The usernames of the sandbox demo customers the `customer` table holds (a production start refuses them). */
+export async function sandboxCustomersPresent(sql: SqlClient): Promise<string[]> {
+  const ids = SANDBOX_CUSTOMERS.map((c) => c.id);
+  const { rows } = await sql.query<{ username: string }>(
+    `SELECT username FROM customer WHERE id IN (${ids.map((_, i) => `$${i + 1}`).join(', ')}) ORDER BY username`,
+    ids,
+  );
+  return rows.map((row) => row.username);
+}
