@@ -170,7 +170,7 @@ export interface MoatServer {
   listen(): Promise<number>;
   /** Stops accepting connections, drains in-flight requests and closes storage. */
   close(): Promise<void>;
-  /** Ends every public connection at once, requests in flight or not: a drain's deadline (`moat start`). */
+  /** Ends every connection of the public and gateway-check listeners at once, requests in flight or not: a drain's deadline (`moat start`; the admin listener's close ends its own at once). */
   closeConnections(): void;
 }
 
@@ -873,7 +873,10 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         if (gatewayCheck !== undefined) moat.gatewayCheckPort = await gatewayCheck.listen();
         return listenPublic();
       },
-      closeConnections: () => connections.closeAll(),
+      closeConnections: () => {
+        connections.closeAll();
+        gatewayCheck?.closeConnections();
+      },
       close: async () => {
         clearInterval(expirySweep);
         sessionChains?.detach();
@@ -884,13 +887,16 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         await expiryNotices?.stop();
         threats.stop();
         ping.stop();
-        await admin?.close();
-        await gatewayCheck?.close();
-        await new Promise<void>((done) => {
-          server.close(() => done());
-          server.closeIdleConnections();
-          connections.drain();
-        });
+        // The listeners stop together: none waits for another's drain before it stops accepting.
+        await Promise.all([
+          admin?.close(),
+          gatewayCheck?.close(),
+          new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeIdleConnections();
+            connections.drain();
+          }),
+        ]);
         // The last requests' observations, and the tokens they issued, may still be on their way.
         await threats.settled();
         await sharedKeys?.close();

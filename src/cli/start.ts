@@ -112,7 +112,10 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
       if (stopping) return;
       stopping = true;
       logger.info({ event: 'stop', signal }, 'draining and stopping');
-      const timer = setTimeout(() => moat.closeConnections(), DRAIN_TIMEOUT_MS);
+      const timer = setTimeout(() => {
+        logger.warn({ event: 'stop.deadline' }, `requests still in flight after ${DRAIN_TIMEOUT_MS / 1000} s of draining: their connections are closed`);
+        moat.closeConnections();
+      }, DRAIN_TIMEOUT_MS);
       timer.unref();
       moat.close().then(
         () => {

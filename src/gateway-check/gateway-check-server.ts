@@ -29,7 +29,10 @@ export const GATEWAY_SECRET_HEADER = 'x-moat-gateway-secret';
 export interface GatewayCheckServer {
   server: Server | TlsServer;
   listen(): Promise<number>;
+  /** Stops accepting, ends the connections that carried no request, and waits for the checks in flight. */
   close(): Promise<void>;
+  /** Ends every connection at once: a drain's deadline. */
+  closeConnections(): void;
 }
 
 function readFile(key: string, file: string): Buffer {
@@ -167,6 +170,7 @@ export function createGatewayCheckServer(deps: {
         server.closeIdleConnections();
         connections.drain();
       }),
+    closeConnections: () => connections.closeAll(),
   };
 }
 

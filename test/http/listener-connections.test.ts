@@ -85,8 +85,10 @@ describe('a stopping Moat and the connections it holds', () => {
 describe('connections that never ask anything', () => {
   it("are ended once the listener's headersTimeout has passed, as a request's headers would be", async () => {
     h = await startMoat({ backend: 'embedded' });
-    // Node's own setting for how long a request's headers may take, shortened on this real server.
-    h.moat.server.headersTimeout = 1_500;
+    // Node's own settings, on this real server: how long a request's headers may take, shortened;
+    // how long a used connection is kept between requests, lengthened past this test.
+    h.moat.server.headersTimeout = 3_000;
+    h.moat.server.keepAliveTimeout = 60_000;
     const idleTls = await openTls(h.port);
     const stalled = await openTcp(h.port);
     stalled.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0xff, 0x01]));

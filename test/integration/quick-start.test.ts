@@ -105,5 +105,8 @@ describe('npm start on a fresh checkout', () => {
     server.kill('SIGTERM');
     expect(await exited).toBe(0);
     await unusedClosed;
+    // Drained, not cut off: the drain's deadline (10 s), which closes whatever is left, was not reached.
+    expect(output).toContain('"event":"stop"');
+    expect(output).not.toContain('"event":"stop.deadline"');
   });
 });
