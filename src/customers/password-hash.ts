@@ -26,7 +26,14 @@ export interface ScryptParameters {
  */
 export const PUBLIC_PASSWORD_PARAMS: ScryptParameters = { N: 2 ** 10, r: 8, p: 1 };
 const KEY_LENGTH = 32;
-const MAX_MEMORY = 64 * 1024 * 1024;
+/**
+ * The most one check may hold: 128·N·r bytes. Room for OWASP's N = 2^17 with r = 8 (128 MiB), which
+ * a bank may bring with its customers' hashes; a stored hash asking for more is unreadable.
+ */
+const MAX_MEMORY = 256 * 1024 * 1024;
+/** The shortest salt and digest a stored hash may have: a digest of 0 bytes matched every password. */
+const MIN_SALT_BYTES = 8;
+const MIN_DIGEST_BYTES = 16;
 
 /**
  * One scrypt per core at a time. Each holds 128·N·r bytes (32 MiB here) while it runs, and is pure
@@ -55,11 +62,36 @@ export async function hashPassword(password: string, params: ScryptParameters = 
   return ['scrypt', params.N, params.r, params.p, salt.toString('base64url'), hash.toString('base64url')].join('$');
 }
 
+/**
+ * Whether `password` is the one `encoded` was made from. A stored hash this module could not have
+ * written (another scheme, parameters out of range, a salt or digest cut short) matches no password,
+ * and is checked for as long as a readable one, against the decoy.
+ */
 export async function verifyPassword(password: string, encoded: string): Promise<boolean> {
-  const [scheme, n, r, p, salt, hash] = encoded.split('$');
-  if (scheme !== 'scrypt' || salt === undefined || hash === undefined) return false;
-  const expected = Buffer.from(hash, 'base64url');
-  const options = { N: Number(n), r: Number(r), p: Number(p), maxmem: MAX_MEMORY } as ScryptParameters;
-  const actual = await passwordHashing.run(() => scryptAsync(password, Buffer.from(salt, 'base64url'), expected.length, options));
-  return timingSafeEqual(expected, actual);
+  const stored = readHash(encoded);
+  const { params, salt, digest } = stored ?? DECOY;
+  const options = { ...params, maxmem: MAX_MEMORY } as ScryptParameters;
+  const actual = await passwordHashing.run(() => scryptAsync(password, salt, digest.length, options));
+  return stored !== undefined && timingSafeEqual(digest, actual);
 }
+
+interface StoredHash {
+  params: ScryptParameters;
+  salt: Buffer;
+  digest: Buffer;
+}
+
+/** `scrypt$N$r$p$salt$hash` read strictly, or undefined: N a power of two, r and p small positive integers, within MAX_MEMORY. */
+function readHash(encoded: string): StoredHash | undefined {
+  const parts = encoded.split('$');
+  if (parts.length !== 6 || parts[0] !== 'scrypt') return undefined;
+  const [N, r, p] = parts.slice(1, 4).map((part) => (/^[1-9]\d{0,9}$/.test(part) ? Number(part) : Number.NaN)) as [number, number, number];
+  if (!(N >= 2 && Number.isInteger(Math.log2(N)) && r >= 1 && r <= 64 && p >= 1 && p <= 16)) return undefined;
+  if (128 * N * r > MAX_MEMORY) return undefined;
+  const salt = Buffer.from(parts[4]!, 'base64url');
+  const digest = Buffer.from(parts[5]!, 'base64url');
+  if (salt.length < MIN_SALT_BYTES || digest.length < MIN_DIGEST_BYTES || digest.length > 64) return undefined;
+  return { params: { N, r, p }, salt, digest };
+}
+
+const DECOY: StoredHash = readHash(DECOY_HASH)!;

@@ -1,6 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { DECOY_HASH, hashPassword, passwordHashing, PUBLIC_PASSWORD_PARAMS, verifyPassword } from '../../src/customers/password-hash.ts';
 import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
+import { createSqlCustomerDirectory } from '../../src/storage/sql/customer-directory.ts';
+import { openMigratedPglite } from '../support/databases.ts';
 
 describe('password hashing', () => {
   it('verifies the password it hashed and no other', async () => {
@@ -45,5 +47,64 @@ describe('password hashing', () => {
     // A customer's password, by default, is hashed at the full cost.
     expect(parametersOf(await hashPassword('not public'))).toBe('scrypt$32768$8$1');
     expect(parametersOf(await hashPassword('alice-sandbox', PUBLIC_PASSWORD_PARAMS))).toBe(`scrypt$${N}$${r}$${p}`);
+  });
+});
+
+describe('a stored hash it could not have written', () => {
+  const real = hashPassword('correct horse', PUBLIC_PASSWORD_PARAMS);
+  const withPart = async (index: number, value: string) => {
+    const parts = (await real).split('$');
+    parts[index] = value;
+    return parts.join('$');
+  };
+
+  it('matches no password when its digest is empty or cut short (an empty one matched every password)', async () => {
+    expect(await verifyPassword('anything', await withPart(5, ''))).toBe(false);
+    expect(await verifyPassword('', await withPart(5, ''))).toBe(false);
+    const digest = (await real).split('$')[5]!;
+    // The first 15 bytes of the real digest: the right password's prefix, refused as too short.
+    const cut = Buffer.from(digest, 'base64url').subarray(0, 15).toString('base64url');
+    expect(await verifyPassword('correct horse', await withPart(5, cut))).toBe(false);
+    expect(await verifyPassword('correct horse', await withPart(4, ''))).toBe(false);
+  });
+
+  it('answers false, never throws, for parameters out of range or not numbers', async () => {
+    for (const [index, value] of [
+      [1, 'x'],
+      [1, '1000'], // not a power of two
+      [1, '1'],
+      [1, String(2 ** 22)], // 128·N·r beyond what one check may hold
+      [1, '01024'],
+      [2, '0'],
+      [3, '-1'],
+      [3, '1e3'],
+    ] as const) {
+      await expect(verifyPassword('correct horse', await withPart(index, value))).resolves.toBe(false);
+    }
+    await expect(verifyPassword('correct horse', `${await real}$extra`)).resolves.toBe(false);
+    await expect(verifyPassword('correct horse', 'scrypt$1024$8$1')).resolves.toBe(false);
+    // And the hash as written still verifies.
+    expect(await verifyPassword('correct horse', await real)).toBe(true);
+  });
+
+  it("reads OWASP's N = 2^17, which a bank may bring with its customers' hashes", async () => {
+    const strong = await hashPassword('correct horse', { N: 2 ** 17, r: 8, p: 1 });
+    expect(await verifyPassword('correct horse', strong)).toBe(true);
+    expect(await verifyPassword('correct horse!', strong)).toBe(false);
+  });
+});
+
+describe('a sign-in against a customer row whose hash has no digest', () => {
+  it('is refused by the customer directory, whatever the password', async () => {
+    const db = await openMigratedPglite();
+    try {
+      const salt = Buffer.alloc(16, 7).toString('base64url');
+      await db.sql.query("INSERT INTO customer (id, username, password_hash, name) VALUES ('cust-eve', 'eve', $1, 'Eve')", [`scrypt$1024$8$1$${salt}$`]);
+      const customers = createSqlCustomerDirectory(db.sql);
+      expect(await customers.authenticate('eve', 'anything at all')).toBeUndefined();
+      expect(await customers.authenticate('eve', '')).toBeUndefined();
+    } finally {
+      await db.drop();
+    }
   });
 });
