@@ -170,8 +170,8 @@ export interface MoatServer {
   listen(): Promise<number>;
   /** Stops accepting connections, drains in-flight requests and closes storage. */
   close(): Promise<void>;
-  /** Ends every connection of the public and gateway-check listeners at once, requests in flight or not: a drain's deadline (`moat start`; the admin listener's close ends its own at once). */
-  closeConnections(): void;
+  /** Ends every connection of the public and gateway-check listeners at once, requests in flight or not: a drain's deadline (`moat start`; the admin listener's close ends its own at once). Returns how many it ended. */
+  closeConnections(): number;
 }
 
 /**
@@ -873,10 +873,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         if (gatewayCheck !== undefined) moat.gatewayCheckPort = await gatewayCheck.listen();
         return listenPublic();
       },
-      closeConnections: () => {
-        connections.closeAll();
-        gatewayCheck?.closeConnections();
-      },
+      closeConnections: () => connections.closeAll() + (gatewayCheck?.closeConnections() ?? 0),
       close: async () => {
         clearInterval(expirySweep);
         sessionChains?.detach();

@@ -113,8 +113,13 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
       stopping = true;
       logger.info({ event: 'stop', signal }, 'draining and stopping');
       const timer = setTimeout(() => {
-        logger.warn({ event: 'stop.deadline' }, `requests still in flight after ${DRAIN_TIMEOUT_MS / 1000} s of draining: their connections are closed`);
-        moat.closeConnections();
+        const ended = moat.closeConnections();
+        // Said only when connections were left: a stop slowed by storage or the audit log closes none.
+        if (ended > 0)
+          logger.warn(
+            { event: 'stop.deadline', connections: ended },
+            `${ended} connection(s) still open after ${DRAIN_TIMEOUT_MS / 1000} s of draining: closed`,
+          );
       }, DRAIN_TIMEOUT_MS);
       timer.unref();
       moat.close().then(

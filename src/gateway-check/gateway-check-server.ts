@@ -31,8 +31,8 @@ export interface GatewayCheckServer {
   listen(): Promise<number>;
   /** Stops accepting, ends the connections that carried no request, and waits for the checks in flight. */
   close(): Promise<void>;
-  /** Ends every connection at once: a drain's deadline. */
-  closeConnections(): void;
+  /** Ends every connection at once: a drain's deadline. Returns how many it ended. */
+  closeConnections(): number;
 }
 
 function readFile(key: string, file: string): Buffer {

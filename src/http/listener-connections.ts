@@ -23,8 +23,8 @@ export interface ListenerConnections {
    * flight close once they are answered (`Connection: close`, and the connection ended after the last).
    */
   drain(): void;
-  /** Ends every connection at once, requests in flight or not: a drain's deadline. */
-  closeAll(): void;
+  /** Ends every connection at once, requests in flight or not: a drain's deadline. Returns how many it ended. */
+  closeAll(): number;
 }
 
 /**
@@ -89,7 +89,9 @@ export function trackConnections(server: Server & { headersTimeout?: number }): 
       for (const responses of inFlight.values()) for (const res of responses) askToClose(res);
     },
     closeAll() {
+      const ended = open.size;
       for (const socket of open) socket.destroy();
+      return ended;
     },
   };
 }

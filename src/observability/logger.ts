@@ -78,6 +78,8 @@ export const LOGGED_FIELDS: ReadonlySet<string> = new Set([
   'storage',
   'pid',
   'exitCode',
+  // a stop's drain deadline: how many connections it had to close
+  'connections',
   'workers',
   'crashes',
   // lifecycle automation: trust files reloaded, notices delivered, the configuration's hash

@@ -87,7 +87,7 @@ describe('connections that never ask anything', () => {
     h = await startMoat({ backend: 'embedded' });
     // Node's own settings, on this real server: how long a request's headers may take, shortened;
     // how long a used connection is kept between requests, lengthened past this test.
-    h.moat.server.headersTimeout = 3_000;
+    h.moat.server.headersTimeout = 5_000;
     h.moat.server.keepAliveTimeout = 60_000;
     const idleTls = await openTls(h.port);
     const stalled = await openTcp(h.port);

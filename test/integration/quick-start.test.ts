@@ -105,7 +105,7 @@ describe('npm start on a fresh checkout', () => {
     server.kill('SIGTERM');
     expect(await exited).toBe(0);
     await unusedClosed;
-    // Drained, not cut off: the drain's deadline (10 s), which closes whatever is left, was not reached.
+    // Drained, not cut off: at the drain's deadline (10 s) no connection was left for it to close.
     expect(output).toContain('"event":"stop"');
     expect(output).not.toContain('"event":"stop.deadline"');
   });
