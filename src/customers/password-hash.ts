@@ -95,3 +95,16 @@ function readHash(encoded: string): StoredHash | undefined {
 }
 
 const DECOY: StoredHash = readHash(DECOY_HASH)!;
+
+/**
+ * Whether a stored hash costs less than one made now (less memory, or less work): such a hash is
+ * made again at the current parameters at the customer's next sign-in, when the password is known
+ * (a bank's imported hashes, or ones made before the parameters were raised). An unreadable one is
+ * not: it matches no password, so no sign-in reaches the point of making it again.
+ */
+export function isBelowCurrentCost(encoded: string): boolean {
+  const stored = readHash(encoded);
+  if (stored === undefined) return false;
+  const { N, r, p } = stored.params;
+  return N * r < PARAMS.N * PARAMS.r || N * r * p < PARAMS.N * PARAMS.r * PARAMS.p;
+}

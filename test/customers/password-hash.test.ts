@@ -1,7 +1,8 @@
 import { availableParallelism } from 'node:os';
-import { DECOY_HASH, hashPassword, passwordHashing, PUBLIC_PASSWORD_PARAMS, verifyPassword } from '../../src/customers/password-hash.ts';
+import { DECOY_HASH, hashPassword, isBelowCurrentCost, passwordHashing, PUBLIC_PASSWORD_PARAMS, verifyPassword } from '../../src/customers/password-hash.ts';
 import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
 import { createSqlCustomerDirectory } from '../../src/storage/sql/customer-directory.ts';
+import type { SqlClient } from '../../src/storage/sql/sql-client.ts';
 import { openMigratedPglite } from '../support/databases.ts';
 
 describe('password hashing', () => {
@@ -106,5 +107,54 @@ describe('a sign-in against a customer row whose hash has no digest', () => {
     } finally {
       await db.drop();
     }
+  });
+});
+
+describe("a customer's hash cheaper than one made now", () => {
+  const parametersOf = (encoded: string) => encoded.split('$').slice(0, 4).join('$');
+  const storedHash = async (sql: SqlClient, id: string) =>
+    (await sql.query<{ password_hash: string }>('SELECT password_hash FROM customer WHERE id = $1', [id])).rows[0]!.password_hash;
+
+  it('is made again at the current cost at the next sign-in, never on a wrong password, and never for the demo customers', async () => {
+    const db = await openMigratedPglite();
+    try {
+      const cheap = await hashPassword('legacy pass', PUBLIC_PASSWORD_PARAMS);
+      await db.sql.query("INSERT INTO customer (id, username, password_hash, name) VALUES ('cust-leg', 'leg', $1, 'Legacy')", [cheap]);
+      const demo = SANDBOX_CUSTOMERS[0];
+      await db.sql.query('INSERT INTO customer (id, username, password_hash, name) VALUES ($1, $2, $3, $4)', [
+        demo.id,
+        demo.username,
+        demo.passwordHash,
+        demo.name,
+      ]);
+      const customers = createSqlCustomerDirectory(db.sql);
+
+      expect(await customers.authenticate('leg', 'wrong')).toBeUndefined();
+      expect(await storedHash(db.sql, 'cust-leg')).toBe(cheap);
+
+      expect(await customers.authenticate('leg', 'legacy pass')).toEqual({ id: 'cust-leg', name: 'Legacy' });
+      const remade = await storedHash(db.sql, 'cust-leg');
+      expect(parametersOf(remade)).toBe('scrypt$32768$8$1');
+      expect(await verifyPassword('legacy pass', remade)).toBe(true);
+      expect(await customers.authenticate('leg', 'legacy pass')).toEqual({ id: 'cust-leg', name: 'Legacy' });
+      expect(await storedHash(db.sql, 'cust-leg')).toBe(remade);
+
+      expect(await customers.authenticate(demo.username, demo.password)).toEqual({ id: demo.id, name: demo.name });
+      expect(await storedHash(db.sql, demo.id)).toBe(demo.passwordHash);
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it('is told apart by memory and work, not by each parameter', () => {
+    expect(isBelowCurrentCost('scrypt$1024$8$1$AAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA')).toBe(true);
+    expect(isBelowCurrentCost('scrypt$32768$8$1$AAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA')).toBe(false);
+    expect(isBelowCurrentCost('scrypt$131072$8$1$AAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA')).toBe(false);
+    // As much memory (128·N·r) and work with a smaller N and a larger r: not remade.
+    expect(isBelowCurrentCost('scrypt$16384$16$1$AAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA')).toBe(false);
+    // Less memory made up by parallel work is still less memory: remade.
+    expect(isBelowCurrentCost('scrypt$16384$8$4$AAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA')).toBe(true);
+    // An unreadable hash matches nothing, so it is never remade.
+    expect(isBelowCurrentCost('scrypt$1024$8$1$AAAA$')).toBe(false);
   });
 });

@@ -1,7 +1,7 @@
 import { containsNul } from './postgres-model-store.ts';
 import type { SqlClient } from './sql-client.ts';
 import type { Customer, CustomerDirectory } from '../../customers/customer-directory.ts';
-import { DECOY_HASH, verifyPassword } from '../../customers/password-hash.ts';
+import { DECOY_HASH, hashPassword, isBelowCurrentCost, verifyPassword } from '../../customers/password-hash.ts';
 import { SANDBOX_CUSTOMERS } from '../../customers/sandbox-customers.ts';
 
 interface CustomerRow {
@@ -9,6 +9,8 @@ interface CustomerRow {
   name: string;
   password_hash: string;
 }
+
+const SANDBOX_CUSTOMER_IDS: ReadonlySet<string> = new Set(SANDBOX_CUSTOMERS.map((c) => c.id));
 
 export function createSqlCustomerDirectory(sql: SqlClient): CustomerDirectory {
   return {
@@ -20,7 +22,18 @@ export function createSqlCustomerDirectory(sql: SqlClient): CustomerDirectory {
       const { rows } = await sql.query<CustomerRow>('SELECT id, name, password_hash FROM customer WHERE username = $1', [username]);
       const row = rows[0];
       const ok = await verifyPassword(password, row?.password_hash ?? DECOY_HASH);
-      return ok && row !== undefined ? { id: row.id, name: row.name } : undefined;
+      if (!ok || row === undefined) return undefined;
+      // A hash cheaper than one made now is made again while the password is at hand; only if the
+      // row still holds the one just checked (a password changed meanwhile wins). The sandbox's demo
+      // customers keep their cheap hashes: their passwords are public (password-hash.ts).
+      if (isBelowCurrentCost(row.password_hash) && !SANDBOX_CUSTOMER_IDS.has(row.id)) {
+        await sql.query('UPDATE customer SET password_hash = $1 WHERE id = $2 AND password_hash = $3', [
+          await hashPassword(password),
+          row.id,
+          row.password_hash,
+        ]);
+      }
+      return { id: row.id, name: row.name };
     },
     async findById(id) {
       if (containsNul(id)) return undefined;
