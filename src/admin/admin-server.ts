@@ -96,7 +96,7 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());
-        server.closeAllConnections();
+        // Every connection, those Node's closeAllConnections cannot reach included (listener-connections.ts).
         connections.closeAll();
       }),
   };
