@@ -1,9 +1,10 @@
-# Sourced by .ci/run and scripts/with-node.sh: puts Node 22.19+ on PATH.
-# oidc-provider 9 and undici 8 need a current Node LTS; machines that ship an older one get Node 24
-# from the npm registry's `node` package (a prebuilt binary inside a registry package).
+# Sourced by .ci/run and scripts/with-node.sh: puts Node 24.7+ on PATH.
+# oidc-provider 9 and undici 8 need a current Node LTS, and customers' passwords are hashed with
+# node:crypto's Argon2id (Node 24.7); machines that ship an older Node get Node 24 from the npm
+# registry's `node` package (a prebuilt binary inside a registry package).
 node_ok() {
   command -v node >/dev/null 2>&1 || return 1
-  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>22||(a===22&&b>=19)?0:1)'
+  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>24||(a===24&&b>=7)?0:1)'
 }
 if ! node_ok; then
   NODE_FOR_MOAT="${NODE_FOR_MOAT:-$HOME/.cache/moat/node24}"

@@ -4,7 +4,7 @@ import type { Target } from '../targets.ts';
 import { costRatio, loop, ratio, warmThenMeasure, type BenchContext, type ScenarioResult, type ScenarioRow } from './scenario.ts';
 
 /*
- * The whole FAPI 2.0 flow per second: PAR (mTLS) → authorize → login (scrypt password check) →
+ * The whole FAPI 2.0 flow per second: PAR (mTLS) → authorize → login (Argon2id password check) →
  * consent → token (mTLS), as one operation. TPPs share a keep-alive mTLS pool; customers' browsers
  * a keep-alive pool without a certificate, each flow with its own cookie jar.
  */

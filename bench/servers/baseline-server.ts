@@ -28,7 +28,7 @@ import { createCodeMinter } from './code-minting.ts';
  * log, metrics, tracing, rate limits, certificate registry, consent records, audit log or SQL.
  *
  * oidc-provider needs someone to log the customer in and record consent; the few lines below are
- * the least that does it: the same scrypt password check as Moat (it is the flow's dominant cost,
+ * the least that does it: the same Argon2id password check as Moat (it is the flow's dominant cost,
  * and leaving it out would make the comparison meaningless), and a grant of what the prompt asks.
  */
 

@@ -10,7 +10,7 @@
  *   instead of V8's multiple, which is what held RSS up under load. Against the earlier
  *   `--max-semi-space-size=2` alone, in a 5-minute soak on Postgres + Redis: highest RSS 289 → 261 MiB,
  *   end 242 → 199 MiB, and the benchmark's CPU per request no worse (bench/README.md, 2026-12-07).
- * - `MALLOC_ARENA_MAX=2`: glibc gives each thread that allocates (libuv's pool running scrypt and
+ * - `MALLOC_ARENA_MAX=2`: glibc gives each thread that allocates (libuv's pool hashing passwords and
  *   WebCrypto, V8's compiler threads, PGlite's compilation) its own 64 MiB arena, whose freed pages
  *   stay in RSS; two arenas are enough for a process with one JavaScript thread.
  * - `MALLOC_MMAP_THRESHOLD_=131072`: glibc's own default, fixed. Left alone, glibc raises the

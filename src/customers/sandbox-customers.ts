@@ -2,16 +2,16 @@
 export const SANDBOX_CUSTOMERS = [
   // totpSecret: each has an authenticator app (RFC 6238, base32) set up, so a TPP's CI computes the
   // second factor with any TOTP library (src/sca/sandbox-factors.ts enrols it).
-  // passwordHash: the password's scrypt hash at PUBLIC_PASSWORD_PARAMS (src/customers/password-hash.ts),
+  // passwordHash: the password's Argon2id hash at PUBLIC_PASSWORD_PARAMS (src/customers/password-hash.ts),
   // made once and kept here. The passwords are public, so a costly hash protects nothing: hashing
-  // them at every sandbox start cost two scrypts, and checking them at the customers' parameters
-  // cost each sandbox sign-in 160-170 ms of a core. test/customers/password-hash.test.ts checks each
+  // them at every sandbox start cost two full-cost hashes, and checking them at the customers'
+  // parameters cost each sandbox sign-in a full one. test/customers/password-hash.test.ts checks each
   // against its password; the benchmark gives alice a customer's parameters (bench/servers/moat-server.ts).
   {
     id: 'cust-alice',
     username: 'alice',
     password: 'alice-sandbox',
-    passwordHash: 'scrypt$1024$8$1$7LOIjJf-5fAgG6vV4XKGCg$wn_-uplnWAkywATytKWfe4_S7v6-eqiWBAniA9lKLi8',
+    passwordHash: '$argon2id$v=19$m=1024,t=1,p=1$pqnOWWS5sjVlOk7nc8M3aw$18ahQPbgYQ2/3TLUQoBsHBkk8epKSvFQdetUdG5dzn0',
     name: 'Alice Example',
     totpSecret: 'MOATSANDBOXALICETOTPSECRET234567',
   },
@@ -19,7 +19,7 @@ export const SANDBOX_CUSTOMERS = [
     id: 'cust-bob',
     username: 'bob',
     password: 'bob-sandbox',
-    passwordHash: 'scrypt$1024$8$1$l5cIi_bw6e3JCfefLSCLdQ$4GbwEnYC05HfO5E911koH3QW3IYjg6JMKtC0m9xF7PI',
+    passwordHash: '$argon2id$v=19$m=1024,t=1,p=1$OQUL8BX1m/8APzKnarwgjg$0s+E8gPtrsd/8n+7wTqz6OWKVnkSaXEYpqft/UnB6Io',
     name: 'Bob Example',
     totpSecret: 'MOATSANDBOXBOBTOTPSECRET23456722',
   },

@@ -69,7 +69,7 @@ export async function createMigratedThrowawayPostgres(options: TemplateOptions =
 
 /**
  * sandboxSeeded: the template holds the sandbox's demo customers and accounts too, as a sandbox Moat
- * leaves its database after its first start. Seeding hashes every demo password with scrypt — over a
+ * leaves its database after its first start. Seeding once hashed every demo password at full cost — over a
  * second of CPU per harness — and a sandbox Moat started on a seeded database skips what is there, as
  * on any restart. Building the template runs that seeding on an empty database of each backend, and
  * test/integration/quick-start.test.ts starts a sandbox on an empty one.

@@ -1,7 +1,7 @@
 import { containsNul } from './postgres-model-store.ts';
 import type { SqlClient } from './sql-client.ts';
 import type { Customer, CustomerDirectory } from '../../customers/customer-directory.ts';
-import { DECOY_HASH, hashPassword, isBelowCurrentCost, verifyPassword } from '../../customers/password-hash.ts';
+import { DECOY_HASH, hashPassword, needsRehash, verifyPassword } from '../../customers/password-hash.ts';
 import { SANDBOX_CUSTOMERS } from '../../customers/sandbox-customers.ts';
 
 interface CustomerRow {
@@ -23,10 +23,10 @@ export function createSqlCustomerDirectory(sql: SqlClient): CustomerDirectory {
       const row = rows[0];
       const ok = await verifyPassword(password, row?.password_hash ?? DECOY_HASH);
       if (!ok || row === undefined) return undefined;
-      // A hash cheaper than one made now is made again while the password is at hand; only if the
-      // row still holds the one just checked (a password changed meanwhile wins). The sandbox's demo
-      // customers keep their cheap hashes: their passwords are public (password-hash.ts).
-      if (isBelowCurrentCost(row.password_hash) && !SANDBOX_CUSTOMER_IDS.has(row.id)) {
+      // A hash of another scheme or cheaper than one made now is made again while the password is at
+      // hand; only if the row still holds the one just checked (a password changed meanwhile wins).
+      // The sandbox's demo customers keep their cheap hashes: their passwords are public (password-hash.ts).
+      if (needsRehash(row.password_hash) && !SANDBOX_CUSTOMER_IDS.has(row.id)) {
         await sql.query('UPDATE customer SET password_hash = $1 WHERE id = $2 AND password_hash = $3', [
           await hashPassword(password),
           row.id,
