@@ -142,7 +142,7 @@ export function formatReport(report: BenchReport): string {
       `  RSS start ${s.startRssMiB}, end ${s.endRssMiB}, max ${s.maxRssMiB} MiB (target < ${s.rssTargetMiB}); at the end heap ${s.end.heapUsedMiB} used of ${s.end.heapTotalMiB}, external ${s.end.externalMiB} (ArrayBuffers ${s.end.arrayBuffersMiB}) MiB`,
     );
     out.push(
-      `  last half (from ${s.lastHalfFromSeconds} s): RSS ${s.rssSlopeMiBPerMinute} MiB/min, heap after GC ${s.heapAfterGcSlopeMiBPerMinute} MiB/min: ${s.flat ? 'flat' : 'GROWING'}`,
+      `  last half (from ${s.lastHalfFromSeconds} s): RSS ${s.rssSlopeMiBPerMinute} MiB/min (Theil–Sen; least squares ${s.rssLeastSquaresSlopeMiBPerMinute}), heap after GC ${s.heapAfterGcSlopeMiBPerMinute} MiB/min: ${s.flat ? 'flat' : 'GROWING'}`,
     );
   }
   if (report.targets.length > 0) {
