@@ -7,7 +7,7 @@ import { trackConnections } from '../http/listener-connections.ts';
 import { oauthErrorResponse, serverErrorResponse, writeErrorResponse } from '../kernel/error-responses.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
 import type { Logger } from '../observability/logger.ts';
-import { tlsServerOptions } from '../tls/https-server.ts';
+import { refuseRenegotiation, tlsServerOptions } from '../tls/https-server.ts';
 import { adminOpenApi } from './admin-openapi.ts';
 import { createAdminRequestGuard, type AdminHosts } from './admin-request-guard.ts';
 import { AnswerOutOfContract, mountAdminRoutes } from './admin-route.ts';
@@ -89,6 +89,7 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
   // the CA list; the handshake never decides, the authenticator above does (and says why).
   const server =
     tls === undefined ? createServer(app.callback()) : createTlsServer(tlsServerOptions({ cert: tls.cert, key: tls.key, ca: tls.anchors.pem }), app.callback());
+  if (tls !== undefined) refuseRenegotiation(server as TlsServer);
   const connections = trackConnections(server);
   return {
     server,

@@ -10,7 +10,7 @@ import { gatewayUnauthenticatedResponse, serverErrorResponse } from '../kernel/e
 import type { Logger } from '../observability/logger.ts';
 import { loadTrustAnchors } from '../pki/certificate-chain.ts';
 import { parseDistinguishedName } from '../pki/distinguished-name.ts';
-import { tlsServerOptions } from '../tls/https-server.ts';
+import { refuseRenegotiation, tlsServerOptions } from '../tls/https-server.ts';
 import type { GatewayCheck } from './gateway-check.ts';
 
 /*
@@ -160,6 +160,7 @@ export function createGatewayCheckServer(deps: {
     });
   };
   const server = tls === undefined ? createServer(handler) : createTlsServer({ ...tlsServerOptions({ cert: tls.cert, key: tls.key, ca: tls.ca }) }, handler);
+  if (tls !== undefined) refuseRenegotiation(server as TlsServer);
   const connections = trackConnections(server);
   return {
     server,

@@ -5,6 +5,7 @@ import type { ForwardedCertFormat } from '../pki/forwarded-certificate.ts';
 import { certificateThumbprint, verifyCertificateChain, type ChainVerification, type TrustAnchors } from '../pki/certificate-chain.ts';
 import { subjectOf, type DistinguishedName } from '../pki/distinguished-name.ts';
 import { ALL_FORWARDED_CERT_HEADERS, FORWARDED_CERT_HEADERS, readForwardedCertificate } from '../pki/forwarded-certificate.ts';
+import { peerCertificateIsFixed } from './https-server.ts';
 import { createHandshakeIntermediates, type SessionChains } from './session-chains.ts';
 import { createTrustedProxies } from './trusted-proxies.ts';
 
@@ -131,14 +132,17 @@ export function createClientCertificateResolver(options: ClientCertificateOption
     }
     const socket = req.socket as Partial<TLSSocket>;
     if (typeof socket.getPeerX509Certificate !== 'function') return undefined;
-    const peer = socket.getPeerX509Certificate();
-    if (peer === undefined) return undefined;
     // A keep-alive connection presents the same certificate on every request: parse and verify it
-    // once. The DER is compared because a TLS 1.2 renegotiation could swap the certificate.
+    // once. On a listener that refuses renegotiation (all of Moat's, https-server.ts) the connection
+    // is all it takes, not even reading the certificate again; elsewhere the DER is compared, since
+    // a TLS 1.2 renegotiation could swap the certificate.
     const tlsSocket = socket as TLSSocket;
     const earlier = perConnection.get(tlsSocket);
-    if (earlier !== undefined && earlier.raw.equals(peer.raw) && now().getTime() <= earlier.validUntil && earlier.anchors === options.anchors.certificates)
-      return earlier.presented;
+    const stillValid = earlier !== undefined && now().getTime() <= earlier.validUntil && earlier.anchors === options.anchors.certificates;
+    if (stillValid && peerCertificateIsFixed(tlsSocket)) return earlier.presented;
+    const peer = tlsSocket.getPeerX509Certificate();
+    if (peer === undefined) return undefined;
+    if (stillValid && earlier.raw.equals(peer.raw)) return earlier.presented;
     // A resumed session holds the leaf alone: its intermediates are those of the full handshake
     // that established it (session-chains.ts); unknown ones verify as none, which fails closed.
     const intermediates =

@@ -1,6 +1,7 @@
 import { constants } from 'node:crypto';
 import { createServer as createPlainServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createTlsServer, type ServerOptions } from 'node:https';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
 
 /*
  * Moat's listeners. By default Moat terminates TLS itself and asks for the client certificate in
@@ -95,7 +96,32 @@ export interface HttpsServerOptions extends TlsServerMaterial {
 
 /** The HTTPS server Moat listens with when it terminates TLS; the caller calls `listen`. */
 export function createHttpsServer(options: HttpsServerOptions): Server {
-  return createTlsServer(tlsServerOptions(options), options.handler);
+  const server = createTlsServer(tlsServerOptions(options), options.handler);
+  refuseRenegotiation(server);
+  return server;
+}
+
+const peerFixed = new WeakSet<TLSSocket>();
+
+/**
+ * Every connection of `server` refuses TLS 1.2 renegotiation (TLS 1.3 has none): node ends a
+ * connection whose client starts one. So a connection's client certificate is the one of its
+ * handshake for as long as it lasts, and client-certificate.ts reads and verifies it once per
+ * connection instead of on every request; nor can a client make the server redo a handshake's
+ * work at will (node otherwise allows three renegotiations every ten minutes). Per connection,
+ * not OpenSSL's SSL_OP_NO_RENEGOTIATION, so the handshake still carries RFC 5746's
+ * renegotiation_info, which RFC 9325 §3.5 requires of TLS 1.2.
+ */
+export function refuseRenegotiation(server: TlsServer): void {
+  server.on('secureConnection', (socket: TLSSocket) => {
+    socket.disableRenegotiation();
+    peerFixed.add(socket);
+  });
+}
+
+/** Whether `socket`'s client certificate cannot change: its listener refuses renegotiation. */
+export function peerCertificateIsFixed(socket: TLSSocket): boolean {
+  return peerFixed.has(socket);
 }
 
 /**

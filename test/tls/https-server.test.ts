@@ -58,6 +58,22 @@ function handshake(port: number, options: ConnectionOptions): Promise<string> {
   });
 }
 
+/** `renegotiated` when a TLS 1.2 client's renegotiation completes; `refused` when the server ends the connection instead. */
+function renegotiation(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ca: serverCa.certPem, maxVersion: 'TLSv1.2' }, () => {
+      socket.resume();
+      const renegotiating = socket.renegotiate({ rejectUnauthorized: true }, (err) => {
+        resolve(err === null ? 'renegotiated' : 'refused');
+        socket.destroy();
+      });
+      if (!renegotiating) resolve('not started');
+    });
+    socket.on('error', () => resolve('refused'));
+    socket.on('close', () => resolve('refused'));
+  });
+}
+
 const TLS11 = { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'ALL@SECLEVEL=0' } as const;
 
 describe('the TLS listener (FAPI 2.0 SP §5.2.1, BCP 195)', () => {
@@ -148,6 +164,21 @@ describe('the TLS listener (FAPI 2.0 SP §5.2.1, BCP 195)', () => {
     expect(resuming).toEqual(expect.objectContaining({ sessionTimeout: 300, requestCert: true, rejectUnauthorized: false }));
     expect(resuming.secureOptions ?? 0).toBe(0);
     expect(tlsServerOptions({ cert: 'c', key: 'k' }).secureOptions).toBe(constants.SSL_OP_NO_TICKET);
+  });
+
+  // RFC 9325 §3.5 leaves renegotiation allowed but asks for care; refusing it means a connection's
+  // client certificate is its handshake's for good (client-certificate.ts reads it once), and no
+  // client can make the server redo a handshake's work at will.
+  it("refuses a client's TLS 1.2 renegotiation, which a permissive server allows", async () => {
+    const control = await listen(createPlainTlsServer({ cert: rsaServer.certPem, key: rsaServer.keyPem }, (socket) => socket.resume()));
+    const server = await moat(rsaServer);
+    try {
+      expect(await renegotiation(control.port)).toBe('renegotiated');
+      expect(await renegotiation(server.port)).toBe('refused');
+    } finally {
+      await control.close();
+      await server.close();
+    }
   });
 
   it('completes the handshake for a client without a certificate (a browser reaching the login page)', async () => {
