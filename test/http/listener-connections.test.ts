@@ -38,7 +38,7 @@ async function openTls(port: number): Promise<TLSSocket> {
 
 describe('a stopping Moat and the connections it holds', () => {
   it('ends a connection that sent nothing, one stalled mid-ClientHello and an idle TLS one, and closes', async () => {
-    h = await startMoat({ backend: 'embedded' });
+    h = await startMoat();
     const silent = await openTcp(h.port);
     const stalled = await openTcp(h.port);
     // A TLS record header announcing a 255-byte handshake message, and one byte of it.
@@ -54,7 +54,7 @@ describe('a stopping Moat and the connections it holds', () => {
   }, 20_000);
 
   it('still answers a request that is in flight when it starts to stop, then closes that connection', async () => {
-    h = await startMoat({ backend: 'embedded' });
+    h = await startMoat();
     const harness = h;
     const socket = await openTls(harness.port);
     let response = '';
@@ -84,7 +84,7 @@ describe('a stopping Moat and the connections it holds', () => {
 
 describe('connections that never ask anything', () => {
   it("are ended once the listener's headersTimeout has passed, as a request's headers would be", async () => {
-    h = await startMoat({ backend: 'embedded' });
+    h = await startMoat();
     // Node's own settings, on this real server: how long a request's headers may take, shortened;
     // how long a used connection is kept between requests, lengthened past this test.
     h.moat.server.headersTimeout = 5_000;

@@ -14,7 +14,7 @@ let jwks: { keys: Record<string, unknown>[] };
 const FAPI_ALGS = ['PS256', 'ES256', 'EdDSA'];
 
 beforeAll(async () => {
-  h = await startMoat({ backend: 'embedded' });
+  h = await startMoat();
   const { serverCaPem } = await issueTpp(h);
   const f = tlsFetch(serverCaPem);
   try {

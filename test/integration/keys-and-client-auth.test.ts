@@ -168,7 +168,7 @@ describe('refresh token rotation, when a bank turns it on', () => {
 
 describe('mTLS endpoint aliases (RFC 8705 §5)', () => {
   it('are published when the mTLS endpoints live on another host', async () => {
-    const h = await startMoat({ backend: 'embedded', config: { tls: { mtlsEndpointAliasOrigin: 'https://mtls.bank.example' } } });
+    const h = await startMoat({ config: { tls: { mtlsEndpointAliasOrigin: 'https://mtls.bank.example' } } });
     try {
       const tpp = await onboardTpp(h);
       expect(tpp.as.mtls_endpoint_aliases).toEqual(

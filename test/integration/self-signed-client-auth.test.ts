@@ -14,7 +14,7 @@ import { authorize, discover, issueTpp, registerTpp, tlsFetch, type RegisteredTp
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startMoat({ backend: 'embedded' });
+  h = await startMoat();
 });
 
 afterAll(async () => {
