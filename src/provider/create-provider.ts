@@ -390,7 +390,7 @@ const MAX_COMPARISONS_PER_CERTIFICATE = 16;
 function subjectMatches(presented: PresentedCertificate | undefined, property: string, expected: string): boolean {
   if (presented === undefined) return false;
   if (property === 'tls_client_auth_subject_dn') {
-    let known = subjectComparisons.get(presented);
+    const known = subjectComparisons.get(presented);
     const earlier = known?.get(expected);
     if (earlier !== undefined) return earlier;
     let equal: boolean;
@@ -399,8 +399,9 @@ function subjectMatches(presented: PresentedCertificate | undefined, property: s
     } catch {
       equal = false;
     }
-    if (known === undefined || known.size >= MAX_COMPARISONS_PER_CERTIFICATE) subjectComparisons.set(presented, (known = new Map()));
-    known.set(expected, equal);
+    const comparisons = known === undefined || known.size >= MAX_COMPARISONS_PER_CERTIFICATE ? new Map<string, boolean>() : known;
+    comparisons.set(expected, equal);
+    subjectComparisons.set(presented, comparisons);
     return equal;
   }
   const sanType = { tls_client_auth_san_dns: 'DNS', tls_client_auth_san_uri: 'URI', tls_client_auth_san_ip: 'IP Address', tls_client_auth_san_email: 'email' }[

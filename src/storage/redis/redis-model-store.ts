@@ -66,10 +66,10 @@ export function createRedisClient(url: string, onUnavailable?: StorageErrorListe
     connectTimeout: 2000,
     commandTimeout: 5000,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-    // The commands of one turn of the event loop (every request in flight asks for its token, its
-    // rate limits and its threat counters) go out in one write: each command's own write(2) was
-    // ~10 % of Moat's CPU on client_credentials (issue 20). Order, replies and errors stay per command.
-    enableAutoPipelining: true,
+    // Not ioredis's enableAutoPipelining, though each command's own write(2) is ~10 % of Moat's CPU
+    // on client_credentials (issue 20; auto-pipelining took 3–4 points off): it keeps one batch in
+    // flight per client, and commands queued behind a stalled one have no timeout running, so a
+    // Redis that stops answering would fail requests after twice commandTimeout instead of once.
   });
   // Connection errors surface on commands (as StorageUnavailableError); an unhandled 'error' event
   // would crash the process. Counted, so an outage shows even when nothing calls Redis (every
