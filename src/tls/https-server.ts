@@ -75,17 +75,20 @@ export function tlsServerOptions(options: TlsServerMaterial): ServerOptions {
     requestCert: true,
     rejectUnauthorized: false,
     crl: PLACEHOLDER_CRL,
+    // SSL_OP_NO_RENEGOTIATION: no TLS 1.2 renegotiation (TLS 1.3 has none); see refuseRenegotiation.
+    // OpenSSL still sends RFC 5746's renegotiation_info with it, as RFC 9325 §3.5 asks of TLS 1.2
+    // (`openssl s_client -tls1_2`: "Secure Renegotiation IS supported").
     ...(options.sessionLifetimeSeconds === undefined
       ? {
           // No session resumption: a resumed session carries the client's leaf certificate but not
           // the intermediates it sent, so without session-chains.ts its chain could not be verified
           // again. Every connection is a full handshake (no tickets, no session cache).
-          secureOptions: constants.SSL_OP_NO_TICKET,
+          secureOptions: constants.SSL_OP_NO_RENEGOTIATION | constants.SSL_OP_NO_TICKET,
           sessionTimeout: 0,
         }
       : // Stateless tickets only (RFC 8446 §4.6.1, RFC 5077): the session state travels with the client
         // and the ticket keys are set by session-chains.ts; node keeps no server-side session cache.
-        { sessionTimeout: options.sessionLifetimeSeconds }),
+        { secureOptions: constants.SSL_OP_NO_RENEGOTIATION, sessionTimeout: options.sessionLifetimeSeconds }),
   };
 }
 
@@ -104,17 +107,20 @@ export function createHttpsServer(options: HttpsServerOptions): Server {
 const peerFixed = new WeakSet<TLSSocket>();
 
 /**
- * Every connection of `server` refuses TLS 1.2 renegotiation (TLS 1.3 has none): node ends a
- * connection whose client starts one. So a connection's client certificate is the one of its
- * handshake for as long as it lasts, and client-certificate.ts reads and verifies it once per
- * connection instead of on every request; nor can a client make the server redo a handshake's
- * work at will (node otherwise allows three renegotiations every ten minutes). Per connection,
- * not OpenSSL's SSL_OP_NO_RENEGOTIATION, so the handshake still carries RFC 5746's
- * renegotiation_info, which RFC 9325 §3.5 requires of TLS 1.2.
+ * Every connection of `server` refuses TLS 1.2 renegotiation (TLS 1.3 has none). So a connection's
+ * client certificate is the one of its handshake for as long as it lasts, and client-certificate.ts
+ * reads and verifies it once per connection instead of on every request; nor can a client make the
+ * server redo a handshake's work at will (node otherwise allows three renegotiations every ten
+ * minutes). OpenSSL refuses it first (SSL_OP_NO_RENEGOTIATION in tlsServerOptions); should one
+ * start anyway (a listener built with other options), node stops it and the connection is ended
+ * here, not left to whether the HTTP server has a 'clientError' listener.
  */
 export function refuseRenegotiation(server: TlsServer): void {
   server.on('secureConnection', (socket: TLSSocket) => {
     socket.disableRenegotiation();
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ERR_TLS_RENEGOTIATION_DISABLED') socket.destroy();
+    });
     peerFixed.add(socket);
   });
 }

@@ -3,7 +3,8 @@ import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect, createServer as createPlainTlsServer, type ConnectionOptions, type Server as TlsServer } from 'node:tls';
 import type { Server } from 'node:http';
-import { createHttpServer, createHttpsServer, tlsServerOptions } from '../../src/tls/https-server.ts';
+import { createServer as createHttpsTlsServer } from 'node:https';
+import { createHttpServer, createHttpsServer, refuseRenegotiation, tlsServerOptions } from '../../src/tls/https-server.ts';
 import { createTestCa, issueLeaf, type TestCa, type TestCertificate } from '../support/pki.ts';
 
 /*
@@ -162,8 +163,8 @@ describe('the TLS listener (FAPI 2.0 SP §5.2.1, BCP 195)', () => {
   it('resumes sessions by tickets only when given a session lifetime (the public listener, tls/session-chains.ts)', () => {
     const resuming = tlsServerOptions({ cert: 'c', key: 'k', ca: 'anchors', sessionLifetimeSeconds: 300 });
     expect(resuming).toEqual(expect.objectContaining({ sessionTimeout: 300, requestCert: true, rejectUnauthorized: false }));
-    expect(resuming.secureOptions ?? 0).toBe(0);
-    expect(tlsServerOptions({ cert: 'c', key: 'k' }).secureOptions).toBe(constants.SSL_OP_NO_TICKET);
+    expect(resuming.secureOptions).toBe(constants.SSL_OP_NO_RENEGOTIATION);
+    expect(tlsServerOptions({ cert: 'c', key: 'k' }).secureOptions).toBe(constants.SSL_OP_NO_RENEGOTIATION | constants.SSL_OP_NO_TICKET);
   });
 
   // RFC 9325 §3.5 leaves renegotiation allowed but asks for care; refusing it means a connection's
@@ -177,6 +178,22 @@ describe('the TLS listener (FAPI 2.0 SP §5.2.1, BCP 195)', () => {
       expect(await renegotiation(server.port)).toBe('refused');
     } finally {
       await control.close();
+      await server.close();
+    }
+  });
+
+  it('ends a renegotiating connection itself where OpenSSL lets one start, whatever else listens for client errors', async () => {
+    const withoutOpenSslRefusal = createHttpsTlsServer(
+      { ...tlsServerOptions({ cert: rsaServer.certPem, key: rsaServer.keyPem }), secureOptions: 0 },
+      (_req, res) => res.end('ok'),
+    );
+    // A 'clientError' listener that only logs: node's HTTP server no longer destroys the socket itself.
+    withoutOpenSslRefusal.on('clientError', () => {});
+    refuseRenegotiation(withoutOpenSslRefusal);
+    const server = await listen(withoutOpenSslRefusal);
+    try {
+      expect(await renegotiation(server.port)).toBe('refused');
+    } finally {
       await server.close();
     }
   });
