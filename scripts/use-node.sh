@@ -8,10 +8,12 @@ node_ok() {
 }
 if ! node_ok; then
   NODE_FOR_MOAT="${NODE_FOR_MOAT:-$HOME/.cache/moat/node24}"
-  if [ ! -x "$NODE_FOR_MOAT/node_modules/.bin/node" ]; then
-    echo "moat: installing Node 24 from the npm registry into $NODE_FOR_MOAT" >&2
-    npm install --silent --no-save --no-audit --no-fund --prefix "$NODE_FOR_MOAT" node@24 >&2
-  fi
   export PATH="$NODE_FOR_MOAT/node_modules/.bin:$PATH"
+  # Installed when missing, and again when the one fetched earlier is older than Moat now needs
+  # (a cache filled when the floor was 22.19 may hold a 24.0–24.6).
+  if ! node_ok; then
+    echo "moat: installing Node 24 from the npm registry into $NODE_FOR_MOAT" >&2
+    npm install --silent --no-save --no-audit --no-fund --prefix "$NODE_FOR_MOAT" "node@>=24.7 <25" >&2
+  fi
 fi
 [ -n "${QUIET_NODE_FOR_MOAT:-}" ] || echo "moat: node $(node --version), npm $(npm --version)" >&2

@@ -87,6 +87,20 @@ function phcString(params: Argon2Parameters, salt: Buffer, digest: Buffer): stri
  */
 export const DECOY_HASH = phcString(PARAMS, Buffer.alloc(16), Buffer.alloc(KEY_LENGTH));
 
+/** The same for the scrypt hashes Moat made before Argon2id (N = 2^15, r = 8, p = 1). */
+export const LEGACY_DECOY_HASH = ['scrypt', 2 ** 15, 8, 1, Buffer.alloc(16).toString('base64url'), Buffer.alloc(KEY_LENGTH).toString('base64url')].join('$');
+
+/**
+ * While customers still hold scrypt hashes (each made again as Argon2id at its next sign-in), a
+ * failed check costs what the stored hash costs: 160–170 ms for scrypt, 45–50 ms for Argon2id and
+ * the decoy. That would tell a dormant customer's username from an unknown one. So every failed
+ * check also runs the other scheme's decoy: one scrypt and one Argon2id per failure, whoever the
+ * username names. `stored` is the hash just checked (undefined: the username is unknown).
+ */
+export function decoyBesideFailedCheck(stored: string | undefined): string {
+  return stored !== undefined && readHash(stored)?.scheme === 'scrypt' ? DECOY_HASH : LEGACY_DECOY_HASH;
+}
+
 /** `$argon2id$v=19$m=…,t=…,p=…$salt$digest` (PHC string format). */
 export async function hashPassword(password: string, params: Argon2Parameters = PARAMS): Promise<string> {
   const salt = randomBytes(16);

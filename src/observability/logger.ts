@@ -250,8 +250,9 @@ function censorValue(value: unknown, depth: number): unknown {
   if (value instanceof Error) return serializeError(value);
   if (depth >= MAX_FIELD_DEPTH) return '[deeper fields omitted]';
   if (Array.isArray(value)) return value.map((item) => censorValue(item, depth + 1));
-  // Dates, buffers and other classes serialize themselves (toJSON); their contents are not fields.
-  if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null) return value;
+  // Dates, buffers and URLs serialize themselves (toJSON), as strings or bytes; any other object,
+  // a class's instance too, is written as its own keys, so those are censored like a plain object's.
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value;
   const copy: Record<string, unknown> = {};
   for (const [key, inner] of Object.entries(value)) copy[key] = CENSORED_KEYS.has(key) ? CENSORED : censorValue(inner, depth + 1);
   return copy;

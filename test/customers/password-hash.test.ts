@@ -1,8 +1,17 @@
 import { randomBytes, scryptSync } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { DECOY_HASH, hashPassword, needsRehash, passwordHashing, PUBLIC_PASSWORD_PARAMS, verifyPassword } from '../../src/customers/password-hash.ts';
+import {
+  DECOY_HASH,
+  decoyBesideFailedCheck,
+  hashPassword,
+  LEGACY_DECOY_HASH,
+  needsRehash,
+  passwordHashing,
+  PUBLIC_PASSWORD_PARAMS,
+  verifyPassword,
+} from '../../src/customers/password-hash.ts';
 import { SANDBOX_CUSTOMERS } from '../../src/customers/sandbox-customers.ts';
-import { createSqlCustomerDirectory } from '../../src/storage/sql/customer-directory.ts';
+import { createSqlCustomerDirectory, legacyHashesRemain } from '../../src/storage/sql/customer-directory.ts';
 import type { SqlClient } from '../../src/storage/sql/sql-client.ts';
 import { openMigratedPglite } from '../support/databases.ts';
 
@@ -249,5 +258,52 @@ describe("a customer's hash of another scheme, or cheaper than one made now", ()
     expect(needsRehash('scrypt$1024$8$1$AAAA$')).toBe(false);
     expect(needsRehash(argon2('argon2d', 1024, 1, 1))).toBe(false);
     expect(needsRehash(`$argon2id$v=19$m=1024,t=1,p=1$${salt}$`)).toBe(false);
+  });
+});
+
+// While scrypt hashes remain, a failed check must not cost what the stored hash costs: scrypt at
+// N = 2^15 takes about three times an Argon2id check, which would tell a dormant customer's
+// username from an unknown one.
+describe('a failed sign-in while customers still hold scrypt hashes', () => {
+  const schemeOf = (encoded: string) => (encoded.startsWith('$argon2id$') ? 'argon2id' : encoded.split('$')[0]);
+
+  it('runs one scrypt and one Argon2id at full cost, whoever the username names', async () => {
+    const current = await hashPassword('x');
+    const legacy = 'scrypt$32768$8$1$7LOIjJf-5fAgG6vV4XKGCg$wn_-uplnWAkywATytKWfe4_S7v6-eqiWBAniA9lKLi8';
+    // What a failure computes: the stored hash (or the decoy for an unknown username), then the one beside it.
+    const work = (stored: string | undefined) => [schemeOf(stored ?? DECOY_HASH), schemeOf(decoyBesideFailedCheck(stored))].sort();
+    for (const stored of [undefined, current, legacy]) expect(work(stored)).toEqual(['argon2id', 'scrypt']);
+    // Each decoy at the parameters of the hashes it stands beside, and matching no password.
+    expect(LEGACY_DECOY_HASH).toMatch(/^scrypt\$32768\$8\$1\$[\w-]{22}\$[\w-]{43}$/);
+    expect(await verifyPassword('', LEGACY_DECOY_HASH)).toBe(false);
+  });
+
+  it('is told by the customer table, not counting the demo customers, and sign-ins still answer right', async () => {
+    const db = await openMigratedPglite();
+    try {
+      const demo = SANDBOX_CUSTOMERS[0];
+      await db.sql.query('INSERT INTO customer (id, username, password_hash, name) VALUES ($1, $2, $3, $4)', [
+        demo.id,
+        demo.username,
+        LEGACY_DECOY_HASH,
+        demo.name,
+      ]);
+      await db.sql.query("INSERT INTO customer (id, username, password_hash, name) VALUES ('cust-new', 'new', $1, 'New')", [await hashPassword('new pass')]);
+      expect(await legacyHashesRemain(db.sql)).toBe(false);
+      const legacy = 'scrypt$1024$8$1$7LOIjJf-5fAgG6vV4XKGCg$wn_-uplnWAkywATytKWfe4_S7v6-eqiWBAniA9lKLi8';
+      await db.sql.query("INSERT INTO customer (id, username, password_hash, name) VALUES ('cust-old', 'old', $1, 'Old')", [legacy]);
+      expect(await legacyHashesRemain(db.sql)).toBe(true);
+
+      const customers = createSqlCustomerDirectory(db.sql);
+      expect(await customers.authenticate('nobody', 'x')).toBeUndefined();
+      expect(await customers.authenticate('new', 'wrong')).toBeUndefined();
+      expect(await customers.authenticate('old', 'wrong')).toBeUndefined();
+      expect(await customers.authenticate('new', 'new pass')).toMatchObject({ id: 'cust-new' });
+      expect(await customers.authenticate('old', 'alice-sandbox')).toMatchObject({ id: 'cust-old' });
+      // Made again as Argon2id at that sign-in: none remain.
+      expect(await legacyHashesRemain(db.sql)).toBe(false);
+    } finally {
+      await db.drop();
+    }
   });
 });

@@ -49,6 +49,21 @@ describe('a log line', () => {
     expect(detail).toEqual(before);
   });
 
+  it("censors a class instance's own keys too, and leaves what serializes itself (a date) as it is", () => {
+    const { logger, lines } = capture();
+    class Credentials {
+      readonly username: string;
+      readonly password: string;
+      constructor(username: string, password: string) {
+        this.username = username;
+        this.password = password;
+      }
+    }
+    const at = new Date('2026-12-07T00:00:00Z');
+    logger.info({ event: 'x', detail: { login: new Credentials('alice', 'hunter2'), at } }, 'x');
+    expect(lines()[0]!.detail).toEqual({ login: { username: 'alice', password: '[redacted]' }, at: '2026-12-07T00:00:00.000Z' });
+  });
+
   it('reads an error inside an allowed field through the error allowlist, not as a plain object', () => {
     const { logger, lines } = capture();
     const failure = Object.assign(new Error('insert failed'), { code: '23505', query: 'INSERT INTO oidc_model …', params: ['the-refresh-token'] });
