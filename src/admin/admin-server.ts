@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
+import type { Server as TlsServer } from 'node:https';
 import Router from '@koa/router';
 import Koa from 'koa';
 import { listenOn } from '../http/listen.ts';
@@ -7,7 +7,7 @@ import { trackConnections } from '../http/listener-connections.ts';
 import { oauthErrorResponse, serverErrorResponse, writeErrorResponse } from '../kernel/error-responses.ts';
 import { OAuthError } from '../kernel/oauth-error.ts';
 import type { Logger } from '../observability/logger.ts';
-import { refuseRenegotiation, tlsServerOptions } from '../tls/https-server.ts';
+import { createHttpsServer } from '../tls/https-server.ts';
 import { adminOpenApi } from './admin-openapi.ts';
 import { createAdminRequestGuard, type AdminHosts } from './admin-request-guard.ts';
 import { AnswerOutOfContract, mountAdminRoutes } from './admin-route.ts';
@@ -88,8 +88,7 @@ export function createAdminServer(deps: AdminDependencies): AdminServer {
   // With operator mTLS: Moat's TLS policy, asking for a client certificate with the operator CAs as
   // the CA list; the handshake never decides, the authenticator above does (and says why).
   const server =
-    tls === undefined ? createServer(app.callback()) : createTlsServer(tlsServerOptions({ cert: tls.cert, key: tls.key, ca: tls.anchors.pem }), app.callback());
-  if (tls !== undefined) refuseRenegotiation(server as TlsServer);
+    tls === undefined ? createServer(app.callback()) : createHttpsServer({ cert: tls.cert, key: tls.key, ca: tls.anchors.pem, handler: app.callback() });
   const connections = trackConnections(server);
   return {
     server,

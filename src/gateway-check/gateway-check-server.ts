@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
+import type { Server as TlsServer } from 'node:https';
 import { createOperatorAuthenticator, AdminAuthenticationError } from '../admin/operator-authentication.ts';
 import type { GatewayCheckConfig } from '../config/gateway-check-schema.ts';
 import { listenOn } from '../http/listen.ts';
@@ -10,7 +10,7 @@ import { gatewayUnauthenticatedResponse, serverErrorResponse } from '../kernel/e
 import type { Logger } from '../observability/logger.ts';
 import { loadTrustAnchors } from '../pki/certificate-chain.ts';
 import { parseDistinguishedName } from '../pki/distinguished-name.ts';
-import { refuseRenegotiation, tlsServerOptions } from '../tls/https-server.ts';
+import { createHttpsServer } from '../tls/https-server.ts';
 import type { GatewayCheck } from './gateway-check.ts';
 
 /*
@@ -159,8 +159,7 @@ export function createGatewayCheckServer(deps: {
       }
     });
   };
-  const server = tls === undefined ? createServer(handler) : createTlsServer({ ...tlsServerOptions({ cert: tls.cert, key: tls.key, ca: tls.ca }) }, handler);
-  if (tls !== undefined) refuseRenegotiation(server as TlsServer);
+  const server = tls === undefined ? createServer(handler) : createHttpsServer({ cert: tls.cert, key: tls.key, ca: tls.ca, handler });
   const connections = trackConnections(server);
   return {
     server,
