@@ -14,6 +14,13 @@ if ! node_ok; then
   if ! node_ok; then
     echo "moat: installing Node 24 from the npm registry into $NODE_FOR_MOAT" >&2
     npm install --silent --no-save --no-audit --no-fund --prefix "$NODE_FOR_MOAT" "node@>=24.7 <25" >&2
+    # node_ok ran the old `node` above, so bash remembers its path; forget it, or this shell (and
+    # all of .ci/run) would go on with the machine's old Node on a machine without the cache.
+    hash -r
+  fi
+  if ! node_ok; then
+    echo "moat: Node 24.7 or later is needed and could not be put on PATH (found $(node --version 2>/dev/null || echo none))" >&2
+    return 1 2>/dev/null || exit 1
   fi
 fi
 [ -n "${QUIET_NODE_FOR_MOAT:-}" ] || echo "moat: node $(node --version), npm $(npm --version)" >&2
