@@ -8,7 +8,8 @@ import type { ModelStore, StorageErrorListener } from '../kernel/model-store.ts'
 import type { Redis } from 'ioredis';
 import { createLocalInvalidationBus, type InvalidationBus } from '../caching/invalidation.ts';
 import { createPgInvalidationBus } from './sql/pg-invalidation-bus.ts';
-import { connectRedis, createRedisModelStore } from './redis/redis-model-store.ts';
+import { connectRedis } from './redis/redis-client.ts';
+import { createRedisModelStore } from './redis/redis-model-store.ts';
 import { applyMigrations } from './sql/migrate.ts';
 import { createPostgresModelStore } from './sql/postgres-model-store.ts';
 import { createPgliteSqlClient, createPgSqlClient, type SqlClient } from './sql/sql-client.ts';

@@ -1,4 +1,4 @@
-import { connectRedis } from '../../src/storage/redis/redis-model-store.ts';
+import { connectRedis } from '../../src/storage/redis/redis-client.ts';
 import type { CallJournal } from '../../src/diagnostics/call-journal.ts';
 import { createMemoryCallJournal } from '../../src/storage/embedded/call-journal.ts';
 import { createRedisCallJournal } from '../../src/storage/redis/call-journal.ts';

@@ -11,7 +11,39 @@ import { onboardTpp, pushAuthorization, type RegisteredTpp } from '../support/tp
  * never the shared one.
  */
 
-(REDIS_SERVER === undefined ? describe.skip : describe)('a Redis outage', () => {
+/** A PAR request as a TPP sends it, timed from the client's side. */
+async function timedPar(tpp: RegisteredTpp, issuer: string) {
+  const started = Date.now();
+  const res = await tpp.fetch(`${issuer}/par`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      client_id: tpp.client.client_id,
+      response_type: 'code',
+      redirect_uri: tpp.redirectUri,
+      scope: 'openid',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+    }).toString(),
+  });
+  return { ms: Date.now() - started, status: res.status, headers: res.headers, body: (await res.json()) as Record<string, unknown> };
+}
+
+/** Whether a whole PAR succeeds again within `ms`, tried every 200 ms. */
+async function servesAgainWithin(tpp: RegisteredTpp, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const ok = await pushAuthorization(tpp).then(
+      () => true,
+      () => false,
+    );
+    if (ok) return true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
+}
+
+(REDIS_SERVER === undefined ? describe.skip : describe)('Redis failing under Moat', () => {
   let port: number;
   let redis: ChildProcess;
   let h: Harness;
@@ -25,60 +57,75 @@ import { onboardTpp, pushAuthorization, type RegisteredTpp } from '../support/tp
   });
 
   afterAll(async () => {
+    redis?.kill('SIGCONT');
     await tpp?.close();
     await h?.close();
     if (redis !== undefined) await stopRedisServer(redis);
   });
 
-  let before: string;
-  it('answers PAR with 503 temporarily_unavailable and Retry-After while Redis is down, within seconds', async () => {
-    await pushAuthorization(tpp);
-    before = await scrapeMetrics(h);
-    await stopRedisServer(redis);
-    const started = Date.now();
-    const res = await tpp.fetch(`${h.issuer}/par`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({
-        client_id: tpp.client.client_id,
-        response_type: 'code',
-        redirect_uri: tpp.redirectUri,
-        scope: 'openid',
-        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-        code_challenge_method: 'S256',
-      }).toString(),
+  describe('gone', () => {
+    let before: string;
+    it('answers PAR with 503 temporarily_unavailable and Retry-After while Redis is down, within seconds', async () => {
+      await pushAuthorization(tpp);
+      before = await scrapeMetrics(h);
+      await stopRedisServer(redis);
+      const answer = await timedPar(tpp, h.issuer);
+      expect(answer.ms).toBeLessThan(5000);
+      expect(answer.status).toBe(503);
+      expect(answer.headers.get('retry-after')).toBe('5');
+      expect(answer.body).toEqual({ error: 'temporarily_unavailable', error_description: 'a storage backend is unavailable; retry shortly' });
     });
-    expect(Date.now() - started).toBeLessThan(5000);
-    expect(res.status).toBe(503);
-    expect(res.headers.get('retry-after')).toBe('5');
-    expect(await res.json()).toEqual({ error: 'temporarily_unavailable', error_description: 'a storage backend is unavailable; retry shortly' });
-  });
 
-  it('shows the outage on the admin listener\'s /metrics: moat_storage_errors_total{backend="redis"} rises and moat_ready is 0', async () => {
-    expect(sampleSum(before, 'moat_ready')).toBe(1);
-    const during = await scrapeMetrics(h);
-    expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'redis' })).toBeGreaterThan(
-      sampleSum(before, 'moat_storage_errors_total', { backend: 'redis' }),
-    );
-    // The refused PAR was stored through the Redis model store, where its failure is counted.
-    expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'redis', operation: 'upsert' })).toBeGreaterThan(0);
-    expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'postgres' })).toBe(0);
-    expect(sampleSum(during, 'moat_ready')).toBe(0);
-  });
-
-  it('serves again within 5 s of Redis coming back, without a restart', async () => {
-    redis = await startRedisServer(port);
-    const deadline = Date.now() + 5000;
-    let ok = false;
-    while (!ok && Date.now() < deadline) {
-      ok = await pushAuthorization(tpp).then(
-        () => true,
-        () => false,
+    it('shows the outage on the admin listener\'s /metrics: moat_storage_errors_total{backend="redis"} rises and moat_ready is 0', async () => {
+      expect(sampleSum(before, 'moat_ready')).toBe(1);
+      const during = await scrapeMetrics(h);
+      expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'redis' })).toBeGreaterThan(
+        sampleSum(before, 'moat_storage_errors_total', { backend: 'redis' }),
       );
-      if (!ok) await new Promise((r) => setTimeout(r, 200));
-    }
-    expect(ok).toBe(true);
-    expect(sampleSum(await scrapeMetrics(h), 'moat_ready')).toBe(1);
+      // The refused PAR was stored through the Redis model store, where its failure is counted.
+      expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'redis', operation: 'upsert' })).toBeGreaterThan(0);
+      expect(sampleSum(during, 'moat_storage_errors_total', { backend: 'postgres' })).toBe(0);
+      expect(sampleSum(during, 'moat_ready')).toBe(0);
+    });
+
+    it('serves again within 5 s of Redis coming back, without a restart', async () => {
+      redis = await startRedisServer(port);
+      expect(await servesAgainWithin(tpp, 5000)).toBe(true);
+      expect(sampleSum(await scrapeMetrics(h), 'moat_ready')).toBe(1);
+    });
+  });
+
+  /*
+   * Redis that stops answering without closing its connections (a stalled host, a long fork, a paused
+   * VM): no error comes back, so only Moat's own deadline on each command ends the wait. Every request
+   * then fails with the same 503 within that deadline of its start, including those sent while earlier
+   * ones already wait (they must not queue behind them), and Moat serves again once Redis answers.
+   */
+  describe('silent', () => {
+    it('answers every PAR with 503 temporarily_unavailable within 5 s of its start, those sent while others wait too', async () => {
+      await pushAuthorization(tpp);
+      redis.kill('SIGSTOP');
+      const first = Array.from({ length: 6 }, () => timedPar(tpp, h.issuer));
+      await new Promise((r) => setTimeout(r, 1500));
+      const second = Array.from({ length: 6 }, () => timedPar(tpp, h.issuer));
+      const answers = await Promise.all([...first, ...second]);
+      for (const answer of answers) {
+        expect(answer.status).toBe(503);
+        expect(answer.body.error).toBe('temporarily_unavailable');
+      }
+      // The deadline is 5 s of silence per request, whatever else waits; 1 s more for TLS and the loaded machine.
+      expect(Math.max(...answers.map((a) => a.ms))).toBeLessThan(6000);
+      // Once one command has timed out, the connection is dropped: while Redis stays silent, the next
+      // request does not wait out a timeout of its own.
+      const later = await timedPar(tpp, h.issuer);
+      expect(later.status).toBe(503);
+      expect(later.ms).toBeLessThan(1000);
+    }, 30_000);
+
+    it('serves again once Redis answers, without a restart', async () => {
+      redis.kill('SIGCONT');
+      expect(await servesAgainWithin(tpp, 5000)).toBe(true);
+    });
   });
 });
 

@@ -9,7 +9,7 @@ import {
 } from '../../src/throttle/attempt-throttle.ts';
 import { createMemoryAttemptCounterStore } from '../../src/storage/embedded/memory-attempt-counter-store.ts';
 import { createRedisAttemptCounterStore } from '../../src/storage/redis/redis-attempt-counter-store.ts';
-import { connectRedis, createRedisClient } from '../../src/storage/redis/redis-model-store.ts';
+import { connectRedis, createRedisClient } from '../../src/storage/redis/redis-client.ts';
 import { withServices, redisTestPrefix } from '../support/databases.ts';
 import { freePort } from '../support/ports.ts';
 

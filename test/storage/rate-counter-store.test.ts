@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { createMemoryRateCounterStore } from '../../src/storage/embedded/memory-rate-counter-store.ts';
 import { createRedisRateCounterStore } from '../../src/storage/redis/redis-rate-counter-store.ts';
-import { connectRedis, createRedisClient } from '../../src/storage/redis/redis-model-store.ts';
+import { connectRedis, createRedisClient } from '../../src/storage/redis/redis-client.ts';
 import type { RateCounterStore } from '../../src/throttle/rate-counter.ts';
 import { withServices, redisTestPrefix } from '../support/databases.ts';
 import { freePort } from '../support/ports.ts';

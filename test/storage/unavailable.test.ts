@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { StorageUnavailableError } from '../../src/kernel/storage-unavailable.ts';
-import { connectRedis } from '../../src/storage/redis/redis-model-store.ts';
+import { connectRedis } from '../../src/storage/redis/redis-client.ts';
 import { createPostgresModelStore } from '../../src/storage/sql/postgres-model-store.ts';
 import { createPgSqlClient } from '../../src/storage/sql/sql-client.ts';
 import { createThrowawayPostgres, describeWithServices } from '../support/databases.ts';

@@ -1,4 +1,4 @@
-import { Redis, ReplyError } from 'ioredis';
+import { type Redis, ReplyError } from 'ioredis';
 import type { AdapterPayload } from 'oidc-provider';
 import type { ConsumeResult, ModelStore, StorageErrorListener, StorageOperation } from '../../kernel/model-store.ts';
 import { StorageUnavailableError } from '../../kernel/storage-unavailable.ts';
@@ -56,50 +56,6 @@ type ScriptedRedis = Redis & {
   moatConsume(...args: (string | number)[]): Promise<number>;
   moatRevokeGrant(...args: (string | number)[]): Promise<number>;
 };
-
-/** A Redis client for the request path: commands fail fast during an outage; it reconnects in the background. */
-export function createRedisClient(url: string, onUnavailable?: StorageErrorListener): Redis {
-  const redis = new Redis(url, {
-    lazyConnect: false,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2000,
-    commandTimeout: 5000,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-    // Not ioredis's enableAutoPipelining, though each command's own write(2) is ~10 % of Moat's CPU
-    // on client_credentials (issue 20; auto-pipelining took 3–4 points off): it keeps one batch in
-    // flight per client, and commands queued behind a stalled one have no timeout running, so a
-    // Redis that stops answering would fail requests after twice commandTimeout instead of once.
-  });
-  // Connection errors surface on commands (as StorageUnavailableError); an unhandled 'error' event
-  // would crash the process. Counted, so an outage shows even when nothing calls Redis (every
-  // user of this client, rate limits and threat state too, shares the connection).
-  redis.on('error', () => onUnavailable?.('redis', 'connection'));
-  return redis;
-}
-
-/** A client that is connected: start-up fails clearly when Redis is not there at all. */
-export async function connectRedis(url: string, timeoutMs = 5000, onUnavailable?: StorageErrorListener): Promise<Redis> {
-  const redis = createRedisClient(url, onUnavailable);
-  if (redis.status === 'ready') return redis;
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      cleanup();
-      redis.disconnect();
-      reject(new StorageUnavailableError(`redis at ${new URL(url).host}`));
-    }, timeoutMs);
-    const onReady = () => {
-      cleanup();
-      resolve();
-    };
-    const cleanup = () => {
-      clearTimeout(timer);
-      redis.off('ready', onReady);
-    };
-    redis.on('ready', onReady);
-  });
-  return redis;
-}
 
 /**
  * The model store on a connected client. Every call that fails on an unavailable Redis is told to

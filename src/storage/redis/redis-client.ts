@@ -1,0 +1,79 @@
+import { type Command, Redis, type RedisOptions } from 'ioredis';
+import type { StorageErrorListener } from '../../kernel/model-store.ts';
+import { StorageUnavailableError } from '../../kernel/storage-unavailable.ts';
+
+/*
+ * The one Redis connection of an instance, shared by the model store, the rate and attempt counters,
+ * the threat state and the call journal. It is on the request path, so a Redis that is gone or has
+ * stopped answering must cost a request seconds, once, and never add up along the request.
+ */
+
+/** How long one command may go unanswered before the connection counts as dead. */
+const COMMAND_TIMEOUT_MS = 5000;
+
+const OPTIONS: RedisOptions = {
+  lazyConnect: false,
+  // Commands fail at once while the connection is down, instead of waiting in a queue for it.
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  connectTimeout: 2000,
+  commandTimeout: COMMAND_TIMEOUT_MS,
+  // A command the request path gave up on (it timed out, the request was answered 503) is not sent
+  // again after a reconnect: a late `consume` would use up a code the TPP was told to retry with.
+  autoResendUnfulfilledCommands: false,
+  retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+  // Not ioredis's enableAutoPipelining, though each command's own write(2) is ~10 % of Moat's CPU
+  // on client_credentials (issue 20; auto-pipelining took 3–4 points off): it keeps one batch in
+  // flight per client, and commands queued behind a stalled one have no timeout running.
+};
+
+/**
+ * A Redis that stops answering without closing the connection (a stalled host, a paused VM, a long
+ * fork) returns no error, only silence. Left alone, every command of every request then waits out its
+ * own timeout, one after another: the rate counters' (which fall back to this instance's count), then
+ * the model store's, then the call journal's, 15 s for one request. So the first command that times
+ * out drops the connection: the commands sent after it fail at once (the offline queue is off) until
+ * the reconnect finds Redis answering again, and those already sent end within their own timeout.
+ */
+class RequestPathRedis extends Redis {
+  override sendCommand(command: Command, stream?: Parameters<Redis['sendCommand']>[1]): unknown {
+    const sent = super.sendCommand(command, stream);
+    command.promise.catch((err: unknown) => {
+      if (err instanceof Error && err.message === 'Command timed out' && this.status === 'ready') this.disconnect(true);
+    });
+    return sent;
+  }
+}
+
+/** A Redis client for the request path: commands fail fast during an outage; it reconnects in the background. */
+export function createRedisClient(url: string, onUnavailable?: StorageErrorListener): Redis {
+  const redis = new RequestPathRedis(url, OPTIONS);
+  // Connection errors surface on commands (as StorageUnavailableError); an unhandled 'error' event
+  // would crash the process. Counted, so an outage shows even when nothing calls Redis (every
+  // user of this client, rate limits and threat state too, shares the connection).
+  redis.on('error', () => onUnavailable?.('redis', 'connection'));
+  return redis;
+}
+
+/** A client that is connected: start-up fails clearly when Redis is not there at all. */
+export async function connectRedis(url: string, timeoutMs = 5000, onUnavailable?: StorageErrorListener): Promise<Redis> {
+  const redis = createRedisClient(url, onUnavailable);
+  if (redis.status === 'ready') return redis;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      redis.disconnect();
+      reject(new StorageUnavailableError(`redis at ${new URL(url).host}`));
+    }, timeoutMs);
+    const onReady = () => {
+      cleanup();
+      resolve();
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+    };
+    redis.on('ready', onReady);
+  });
+  return redis;
+}
