@@ -22,9 +22,10 @@ const OPTIONS: RedisOptions = {
   // again after a reconnect: a late `consume` would use up a code the TPP was told to retry with.
   autoResendUnfulfilledCommands: false,
   retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-  // Not ioredis's enableAutoPipelining, though each command's own write(2) is ~10 % of Moat's CPU
-  // on client_credentials (issue 20; auto-pipelining took 3–4 points off): it keeps one batch in
-  // flight per client, and commands queued behind a stalled one have no timeout running.
+  // Not ioredis's enableAutoPipelining. With the connection dropped at the first timeout (below), a
+  // batch waiting behind a stalled one no longer adds a timeout of its own, but on 2026-12-07 it made
+  // client_credentials dearer, not cheaper: 0.604, 0.606, 0.755 ms of CPU per request without it and
+  // 0.742, 0.726, 0.814 with it, interleaved (`npm run bench -- --only token-cc,introspect`).
 };
 
 /**
