@@ -21,6 +21,13 @@ import { buildCallRecord, isTppCall, type CallRecord } from './call-record.ts';
 export const DIAGNOSTICS_PATH = '/diagnostics';
 const CLIENT_ID = /^[\x21-\x7E]{1,200}$/;
 const MAX_LIMIT = 100;
+/**
+ * How long a response waits for its call record. The record is kept before the response is sent, so a
+ * TPP that reads its calls right after an answer finds it; that takes milliseconds. When storage is
+ * slow or silent the record goes on after the response instead: a call is never held longer for its
+ * own diagnostics (a stalled Postgres would otherwise add a query timeout to every failing call).
+ */
+const RECORD_WAIT_MS = 500;
 
 export interface CallDiagnostics {
   /** Records the request just served, when it is a TPP call (called by the request-context middleware). */
@@ -48,8 +55,18 @@ export function createCallDiagnostics(deps: Deps): CallDiagnostics {
   /** Trusted and not refused (revoked, retired…): only such a certificate speaks for the clients it is registered for. */
   const inGoodStanding = (ctx: ParameterizedContext, presented: PresentedCertificate) => presented.verification.trusted && deps.refusal(ctx.req) === undefined;
 
-  const recordCall = async (ctx: ParameterizedContext, outcome: string) => {
-    if (!isTppCall(ctx.path)) return;
+  const recordCall = (ctx: ParameterizedContext, outcome: string): Promise<void> => {
+    if (!isTppCall(ctx.path)) return Promise.resolve();
+    const recording = keepRecord(ctx, outcome);
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, RECORD_WAIT_MS);
+    });
+    return Promise.race([recording.finally(() => clearTimeout(timer)), waited]);
+  };
+
+  /** Never rejects: a lost record is logged. */
+  const keepRecord = async (ctx: ParameterizedContext, outcome: string) => {
     const presented = deps.clientCertificate(ctx.req);
     const clientId = clientOf(ctx);
     if (presented === undefined && clientId === undefined) return;

@@ -19,7 +19,7 @@ export const INTERACTION_ID_HEADER = 'x-fapi-interaction-id';
  */
 export function requestContextMiddleware(
   logger: Logger,
-  /** Runs once the response is settled, before it is sent (the call record of src/diagnostics). */
+  /** Runs once the response is settled, before it is sent (the call record of src/diagnostics, which bounds its own wait). */
   afterRequest?: (ctx: Parameters<Middleware>[0], outcome: string) => Promise<void>,
 ): Middleware {
   return async (ctx, next) => {

@@ -16,7 +16,7 @@ const bin = postgresBinaries();
 if (bin === undefined && process.env.TEST_MOAT_REQUIRE_SERVICES === '1') throw new Error('the Postgres server binaries (initdb, pg_ctl) are required in CI');
 if (bin === undefined) process.stderr.write('moat tests: no Postgres server binaries; the Postgres outage test is skipped\n');
 
-(bin === undefined ? describe.skip : describe)('a Postgres outage', () => {
+(bin === undefined ? describe.skip : describe)('Postgres failing under Moat', () => {
   let pg: PrivatePostgres;
   let h: Harness;
   let tpp: RegisteredTpp;
@@ -27,6 +27,7 @@ if (bin === undefined) process.stderr.write('moat tests: no Postgres server bina
     tpp = await onboardTpp(h);
   });
   afterAll(async () => {
+    await pg?.resume().catch(() => undefined);
     await tpp?.close();
     await h?.close();
     await pg?.destroy();
@@ -92,5 +93,42 @@ if (bin === undefined) process.stderr.write('moat tests: no Postgres server bina
       if (ready !== 1) await new Promise((r) => setTimeout(r, 200));
     }
     expect(ready).toBe(1);
+  });
+
+  /*
+   * Postgres that stops answering without closing its connections (a stalled host, a paused VM, a
+   * saturated disk): no error comes back, only pg's query_timeout (10 s) ends the wait. A request that
+   * needs Postgres then gets the same 503 as in a crash, never a 500, within that timeout and the
+   * half second the call record may add (the sandbox keeps one per call), and serves again once Postgres
+   * answers.
+   */
+  describe('silent', () => {
+    const timed = async <T extends { status: number }>(call: () => Promise<T>): Promise<T & { ms: number }> => {
+      const started = Date.now();
+      const answer = await call();
+      return Object.assign(answer, { ms: Date.now() - started });
+    };
+
+    it('answers 503 temporarily_unavailable, not 500, to what needs Postgres, and serves again once it answers', async () => {
+      const { body: tokens } = await redeem(tpp, await authorize(h, tpp));
+      const ccToken = await clientCredentialsToken(tpp, 'accounts');
+      const lodged = await consentApi(tpp, 'POST', '/aisp/account-access-consents', { token: ccToken, body: accountAccessBody() });
+      expect(lodged.status).toBe(201);
+
+      await pg.pause();
+      const [refreshed, read] = await Promise.all([
+        timed(() => refresh(tpp, tokens.refresh_token as string)),
+        timed(() => consentApi(tpp, 'GET', `/aisp/account-access-consents/${lodged.body.Data.ConsentId}`, { token: ccToken })),
+      ]);
+      expect(refreshed.status).toBe(503);
+      expect(refreshed.body.error).toBe('temporarily_unavailable');
+      expect(read.status).toBe(503);
+      // query_timeout (10 s) and at most half a second's wait for the call record, with room for a loaded machine.
+      expect(Math.max(refreshed.ms, read.ms)).toBeLessThan(12_000);
+
+      await pg.resume();
+      const back = await refresh(tpp, tokens.refresh_token as string);
+      expect(back.status).toBe(200);
+    }, 60_000);
   });
 });

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -18,6 +18,10 @@ export interface PrivatePostgres {
   /** `immediate`: a crash — no checkpoint, recovery from the WAL at the next start. */
   stop(mode?: 'immediate' | 'fast'): Promise<void>;
   start(): Promise<void>;
+  /** SIGSTOP to the server and its backends: connections stay open and nothing answers (a stalled host). */
+  pause(): Promise<void>;
+  /** SIGCONT: the paused server answers again. */
+  resume(): Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -49,12 +53,24 @@ export async function startPrivatePostgres(bin: string): Promise<PrivatePostgres
   const stop = async (mode: 'immediate' | 'fast' = 'immediate') => {
     await as('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']).catch(() => undefined);
   };
+  /** The postmaster and every process it started. */
+  const processes = async () => {
+    const postmaster = readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]!.trim();
+    const { stdout } = await run('pgrep', ['-P', postmaster]).catch(() => ({ stdout: '' }));
+    return [postmaster, ...stdout.split('\n').filter(Boolean)];
+  };
+  const signal = async (name: 'STOP' | 'CONT') => {
+    await run('kill', [`-${name}`, ...(await processes())]);
+  };
   await start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     start,
     stop,
+    pause: () => signal('STOP'),
+    resume: () => signal('CONT'),
     destroy: async () => {
+      await signal('CONT').catch(() => undefined);
       await stop('immediate');
       rmSync(dir, { recursive: true, force: true });
     },

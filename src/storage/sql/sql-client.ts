@@ -40,7 +40,8 @@ export function isUnavailable(err: unknown): boolean {
   const e = err as { code?: string; message?: string } | undefined;
   if (e?.code !== undefined && UNAVAILABLE_CODES.has(e.code)) return true;
   const message = e?.message ?? '';
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i.test(
+  // `Query read timeout` is pg's query_timeout (below): the server took the query and has not answered.
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end|Query read timeout/i.test(
     message,
   );
 }
