@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { Redis } from 'ioredis';
 import { sampleSum, scrapeMetrics } from '../support/admin-metrics.ts';
 import { freePort, startMoat, type Harness } from '../support/moat-harness.ts';
 import { REDIS_SERVER, startRedisServer, stopRedisServer } from '../support/private-redis.ts';
@@ -41,6 +42,18 @@ async function servesAgainWithin(tpp: RegisteredTpp, ms: number): Promise<boolea
     await new Promise((r) => setTimeout(r, 200));
   }
   return false;
+}
+
+/** The statuses of the PARs that did not succeed, sent one after another every 250 ms for `ms`. */
+async function failedParsOver(tpp: RegisteredTpp, issuer: string, ms: number): Promise<number[]> {
+  const until = Date.now() + ms;
+  const failures: number[] = [];
+  while (Date.now() < until) {
+    const answer = await timedPar(tpp, issuer);
+    if (answer.status !== 201) failures.push(answer.status);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return failures;
 }
 
 (REDIS_SERVER === undefined ? describe.skip : describe)('Redis failing under Moat', () => {
@@ -102,30 +115,66 @@ async function servesAgainWithin(tpp: RegisteredTpp, ms: number): Promise<boolea
    * ones already wait (they must not queue behind them), and Moat serves again once Redis answers.
    */
   describe('silent', () => {
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
     it('answers every PAR with 503 temporarily_unavailable within 5 s of its start, those sent while others wait too', async () => {
       await pushAuthorization(tpp);
       redis.kill('SIGSTOP');
-      const first = Array.from({ length: 6 }, () => timedPar(tpp, h.issuer));
-      await new Promise((r) => setTimeout(r, 1500));
-      const second = Array.from({ length: 6 }, () => timedPar(tpp, h.issuer));
-      const answers = await Promise.all([...first, ...second]);
+      const stoppedAt = Date.now();
+      // Six at once, then one every 250 ms for 8.5 s: past the first timeout (5 s) and past the end of
+      // the dropped connection (2 s later), so some commands are pending on it when it closes.
+      const sent: { at: number; answer: ReturnType<typeof timedPar> }[] = Array.from({ length: 6 }, () => ({ at: 0, answer: timedPar(tpp, h.issuer) }));
+      while (Date.now() - stoppedAt < 8500) {
+        await sleep(250);
+        sent.push({ at: Date.now() - stoppedAt, answer: timedPar(tpp, h.issuer) });
+      }
+      const answers = await Promise.all(sent.map(async ({ at, answer }) => ({ at, ...(await answer) })));
       for (const answer of answers) {
         expect(answer.status).toBe(503);
         expect(answer.body.error).toBe('temporarily_unavailable');
       }
       // The deadline is 5 s of silence per request, whatever else waits; 1 s more for TLS and the loaded machine.
       expect(Math.max(...answers.map((a) => a.ms))).toBeLessThan(6000);
-      // Once one command has timed out, the connection is dropped: while Redis stays silent, the next
-      // request does not wait out a timeout of its own.
-      const later = await timedPar(tpp, h.issuer);
-      expect(later.status).toBe(503);
-      expect(later.ms).toBeLessThan(1000);
+      // Once the dropped connection has closed, a request does not wait out a timeout of its own.
+      const late = answers.filter((a) => a.at > 7500);
+      expect(late.length).toBeGreaterThan(0);
+      expect(Math.max(...late.map((a) => a.ms))).toBeLessThan(1000);
     }, 30_000);
 
-    it('serves again once Redis answers, without a restart', async () => {
+    it('serves again once Redis answers, and keeps serving: nothing left from the stall ends the new connection', async () => {
       redis.kill('SIGCONT');
       expect(await servesAgainWithin(tpp, 5000)).toBe(true);
-    });
+      // Commands sent on the old connection time out up to 5 s after they were sent; none of those
+      // timers may drop the connection made since.
+      expect(await failedParsOver(tpp, h.issuer, 5500)).toEqual([]);
+    }, 30_000);
+  });
+
+  /*
+   * The connection lost with a command in flight (a Redis restart, a failover, a reset by the network):
+   * that command is failed when its connection closes, not left to time out 5 s later, and its late
+   * timeout must not drop the connection made in the meantime.
+   */
+  describe('connection lost mid-command', () => {
+    it('answers the request in flight at once, and the next connection keeps serving', async () => {
+      const admin = new Redis(port, { lazyConnect: true });
+      await admin.connect();
+      try {
+        // Writes (the rate counters' script first) wait; CLIENT KILL still runs.
+        await admin.client('PAUSE', 10_000, 'WRITE');
+        const inFlight = timedPar(tpp, h.issuer);
+        await new Promise((r) => setTimeout(r, 300));
+        await admin.client('KILL', 'TYPE', 'normal');
+        await admin.client('UNPAUSE');
+        const answer = await inFlight;
+        expect(answer.status).toBe(503);
+        expect(answer.ms).toBeLessThan(2000);
+      } finally {
+        admin.disconnect();
+      }
+      expect(await servesAgainWithin(tpp, 5000)).toBe(true);
+      expect(await failedParsOver(tpp, h.issuer, 5500)).toEqual([]);
+    }, 30_000);
   });
 });
 

@@ -18,8 +18,9 @@ const OPTIONS: RedisOptions = {
   maxRetriesPerRequest: 1,
   connectTimeout: 2000,
   commandTimeout: COMMAND_TIMEOUT_MS,
-  // A command the request path gave up on (it timed out, the request was answered 503) is not sent
-  // again after a reconnect: a late `consume` would use up a code the TPP was told to retry with.
+  // What was pending on a connection that closed is failed at once (below), not sent again on the
+  // next one: its request was, or is being, answered 503, and a second send would run it twice. (The
+  // first may still run: a stopped Redis executes what was written to it when it resumes.)
   autoResendUnfulfilledCommands: false,
   retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
   // Not ioredis's enableAutoPipelining. With the connection dropped at the first timeout (below), a
@@ -33,14 +34,33 @@ const OPTIONS: RedisOptions = {
  * fork) returns no error, only silence. Left alone, every command of every request then waits out its
  * own timeout, one after another: the rate counters' (which fall back to this instance's count), then
  * the model store's, then the call journal's, 15 s for one request. So the first command that times
- * out drops the connection: the commands sent after it fail at once (the offline queue is off) until
- * the reconnect finds Redis answering again, and those already sent end within their own timeout.
+ * out drops its connection, once; the commands sent after that fail at once (the offline queue is
+ * off) until the reconnect finds Redis answering again.
+ *
+ * Two things keep that from hurting a healthy connection: a timeout drops only the connection its
+ * command went out on (a late timer of the old one must not end the new one), and when a connection
+ * closes, the commands still pending on it are failed then, instead of keeping their timers running
+ * into the next connection's life (ioredis drops them unanswered when it does not send them again).
  */
 class RequestPathRedis extends Redis {
+  readonly #dropped = new WeakSet<object>();
+
+  constructor(url: string, options: RedisOptions) {
+    super(url, options);
+    this.on('close', () => {
+      const closed = new Error('Connection is closed.');
+      for (const item of this.commandQueue.toArray()) item.command.reject(closed);
+    });
+  }
+
   override sendCommand(command: Command, stream?: Parameters<Redis['sendCommand']>[1]): unknown {
     const sent = super.sendCommand(command, stream);
+    const connection = this.stream;
     command.promise.catch((err: unknown) => {
-      if (err instanceof Error && err.message === 'Command timed out' && this.status === 'ready') this.disconnect(true);
+      if (!(err instanceof Error) || err.message !== 'Command timed out') return;
+      if (this.status !== 'ready' || this.stream !== connection || this.#dropped.has(connection)) return;
+      this.#dropped.add(connection);
+      this.disconnect(true);
     });
     return sent;
   }
