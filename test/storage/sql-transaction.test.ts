@@ -65,4 +65,25 @@ describeWithServices('queries started together inside a transaction', () => {
       await sql.close();
     }
   });
+
+  it('run none of those still queued once the first has failed: nothing is written after the rollback', async () => {
+    const sql = createPgSqlClient(db.url);
+    try {
+      await sql.query('CREATE TABLE after_rollback (id int PRIMARY KEY)');
+      await sql.query('INSERT INTO after_rollback VALUES (1)');
+      await expect(
+        sql.transaction(async (tx) => {
+          // The first fails at once; the rest wait their turn behind it, and the transaction is over
+          // (rolled back, its connection back in the pool) before their turn would come.
+          await Promise.all([1, 2, 3, 4, 5].map((id) => tx.query('INSERT INTO after_rollback VALUES ($1)', [id])));
+        }),
+      ).rejects.toMatchObject({ code: '23505' });
+      // Give any query still queued the time to run, had it been allowed to.
+      await new Promise((r) => setTimeout(r, 200));
+      const { rows } = await sql.query<{ id: number }>('SELECT id FROM after_rollback ORDER BY id');
+      expect(rows.map((r) => r.id)).toEqual([1]);
+    } finally {
+      await sql.close();
+    }
+  });
 });

@@ -36,6 +36,14 @@ const UNAVAILABLE_CODES = new Set([
   '53300',
 ]);
 
+/** A query started inside a transaction and still waiting its turn when the transaction ended: a bug in the caller, never run. */
+export class TransactionEndedError extends Error {
+  constructor() {
+    super('the transaction this query belongs to has ended (committed or rolled back) before its turn came');
+    this.name = 'TransactionEndedError';
+  }
+}
+
 export function isUnavailable(err: unknown): boolean {
   const e = err as { code?: string; message?: string } | undefined;
   if (e?.code !== undefined && UNAVAILABLE_CODES.has(e.code)) return true;
@@ -66,17 +74,22 @@ export function createPgSqlClient(url: string, options: { max?: number; onUnavai
   });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', () => options.onUnavailable?.('postgres', 'connection'));
-  const over = (client: pg.PoolClient): SqlClient => {
+  /** A transaction's queries on its one connection, and `end`, which closes them before COMMIT or ROLLBACK. */
+  const over = (client: pg.PoolClient): { tx: SqlClient; end(): Promise<void> } => {
     // One connection runs one query at a time. A transaction's code may start several at once
     // (Promise.all over its writes); pg queues them itself but deprecates that, and pg 9 refuses
     // it, so they are queued here, in the order they were started.
     let previous: Promise<unknown> = Promise.resolve();
+    // Once the transaction is over, a query still waiting its turn is refused: run after the ROLLBACK
+    // it would be written outside the transaction, or on a connection another request holds by then.
+    let ended = false;
     const inTurn = <R>(run: () => Promise<R>): Promise<R> => {
-      const turn = previous.then(run, run);
+      const runIfOpen = () => (ended ? Promise.reject(new TransactionEndedError()) : run());
+      const turn = previous.then(runIfOpen, runIfOpen);
       previous = turn.catch(() => undefined);
       return turn;
     };
-    return {
+    const tx: SqlClient = {
       query: async <T>(text: string, params?: unknown[]) => {
         try {
           const r = await inTurn(() => client.query(text, params));
@@ -92,8 +105,16 @@ export function createPgSqlClient(url: string, options: { max?: number; onUnavai
           mapError(err, 'script');
         }
       },
-      transaction: (fn) => fn(over(client)),
+      transaction: (fn) => fn(tx),
       close: async () => {},
+    };
+    return {
+      tx,
+      end: async () => {
+        ended = true;
+        // The query on the connection now, if any, finishes first; the ones behind it are refused.
+        await previous;
+      },
     };
   };
   return {
@@ -129,12 +150,15 @@ export function createPgSqlClient(url: string, options: { max?: number; onUnavai
         options.onUnavailable?.('postgres', 'connection');
       };
       client.on('error', lost);
+      const queries = over(client);
       try {
         await client.query('BEGIN');
-        const result = await fn(over(client));
+        const result = await fn(queries.tx);
+        await queries.end();
         await client.query('COMMIT');
         return result;
       } catch (err) {
+        await queries.end();
         broken ||= isUnavailable(err) || isUnavailable((err as { cause?: unknown }).cause);
         if (!broken)
           await client.query('ROLLBACK').catch(() => {
