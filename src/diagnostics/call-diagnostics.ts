@@ -28,6 +28,8 @@ const MAX_LIMIT = 100;
  * own diagnostics (a stalled Postgres would otherwise add a query timeout to every failing call).
  */
 const RECORD_WAIT_MS = 500;
+/** Records still being kept at once, most of them after their responses; beyond it calls go unrecorded. */
+const RECORDS_IN_FLIGHT_MAX = 1000;
 
 export interface CallDiagnostics {
   /** Records the request just served, when it is a TPP call (called by the request-context middleware). */
@@ -55,9 +57,23 @@ export function createCallDiagnostics(deps: Deps): CallDiagnostics {
   /** Trusted and not refused (revoked, retired…): only such a certificate speaks for the clients it is registered for. */
   const inGoodStanding = (ctx: ParameterizedContext, presented: PresentedCertificate) => presented.verification.trusted && deps.refusal(ctx.req) === undefined;
 
+  let recordsInFlight = 0;
+  let dropping = false;
+
   const recordCall = (ctx: ParameterizedContext, outcome: string): Promise<void> => {
     if (!isTppCall(ctx.path)) return Promise.resolve();
-    const recording = keepRecord(ctx, outcome);
+    // Records that outlive their responses (storage slow or silent) are bounded: past the cap a call
+    // goes unrecorded rather than piling up work and pool connections behind an outage.
+    if (recordsInFlight >= RECORDS_IN_FLIGHT_MAX) {
+      if (!dropping) deps.logger.warn({ event: 'diagnostics.records_dropped' }, 'call records are not kept while storage is slow');
+      dropping = true;
+      return Promise.resolve();
+    }
+    dropping = false;
+    recordsInFlight += 1;
+    const recording = keepRecord(ctx, outcome).finally(() => {
+      recordsInFlight -= 1;
+    });
     let timer: NodeJS.Timeout | undefined;
     const waited = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, RECORD_WAIT_MS);
@@ -70,22 +86,13 @@ export function createCallDiagnostics(deps: Deps): CallDiagnostics {
     const presented = deps.clientCertificate(ctx.req);
     const clientId = clientOf(ctx);
     if (presented === undefined && clientId === undefined) return;
+    // All the record takes from the request is read before the first wait: it may be finished after
+    // the response, and must not keep the request's context alive until then.
+    const record = buildCallRecord({ ctx, outcome, presented, anchors: deps.anchors, now: now(), ...(clientId === undefined ? {} : { clientId }) });
+    const thumbprint = clientId !== undefined && presented !== undefined && inGoodStanding(ctx, presented) ? presented.thumbprint : undefined;
     try {
-      const madeByClient =
-        clientId !== undefined &&
-        presented !== undefined &&
-        inGoodStanding(ctx, presented) &&
-        ((await deps.registry.find(presented.thumbprint))?.clients.includes(clientId) ?? false);
-      await deps.journal.record(
-        buildCallRecord({
-          ctx,
-          outcome,
-          presented,
-          anchors: deps.anchors,
-          now: now(),
-          ...(clientId === undefined ? {} : { clientId, madeByClient }),
-        }),
-      );
+      const madeByClient = thumbprint !== undefined && ((await deps.registry.find(thumbprint))?.clients.includes(clientId!) ?? false);
+      await deps.journal.record(clientId === undefined ? record : { ...record, madeByClient });
     } catch (err) {
       // A lost diagnostic record must never fail the call it describes.
       deps.logger.warn({ err, event: 'diagnostics.record_failed' }, 'call record not kept');
