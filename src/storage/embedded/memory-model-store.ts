@@ -21,8 +21,12 @@ interface Entry {
  * bench/store-entry.ts`).
  */
 
-/** The payload fields whose values repeat across many entries (a client's, a grant's). */
-const SHARED_FIELDS = ['kind', 'clientId', 'aud', 'scope', 'x5t#S256', 'accountId', 'grantId', 'sessionUid', 'sid', 'acr', 'resource'] as const;
+/**
+ * The payload fields whose values repeat across many entries and have few distinct values (a client's,
+ * a resource's). Per-grant or per-session ones (grantId, sid) repeat over a handful of entries only and
+ * would fill the table with values shared by no one.
+ */
+const SHARED_FIELDS = ['kind', 'clientId', 'aud', 'scope', 'x5t#S256', 'acr', 'resource'] as const;
 /** Distinct shared values kept before the table starts again: sharing saves memory, it is never needed. */
 const SHARED_VALUES_MAX = 10_000;
 
