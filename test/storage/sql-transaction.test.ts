@@ -1,6 +1,26 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
-import { createPgSqlClient } from '../../src/storage/sql/sql-client.ts';
-import { createThrowawayPostgres, describeWithServices } from '../support/databases.ts';
+import { createPgliteSqlClient, createPgSqlClient, type SqlClient } from '../../src/storage/sql/sql-client.ts';
+import { copyMigratedEmbeddedDatabase, createThrowawayPostgres, describeWithServices } from '../support/databases.ts';
+
+/** Five inserts started together in a transaction, the first of which fails: none may be written. */
+async function expectNothingWrittenAfterRollback(sql: SqlClient): Promise<void> {
+  await sql.query('CREATE TABLE after_rollback (id int PRIMARY KEY)');
+  await sql.query('INSERT INTO after_rollback VALUES (1)');
+  await expect(
+    sql.transaction(async (tx) => {
+      // The first fails at once; the rest wait their turn behind it, and the transaction is over
+      // (rolled back, its connection back in the pool) before their turn would come.
+      await Promise.all([1, 2, 3, 4, 5].map((id) => tx.query('INSERT INTO after_rollback VALUES ($1)', [id])));
+    }),
+  ).rejects.toMatchObject({ code: '23505' });
+  // Give any query still queued the time to run, had it been allowed to.
+  await new Promise((r) => setTimeout(r, 200));
+  const { rows } = await sql.query<{ id: number }>('SELECT id FROM after_rollback ORDER BY id');
+  expect(rows.map((r) => r.id)).toEqual([1]);
+}
 
 /*
  * A transaction holds one Postgres connection, and a connection runs one query at a time. Store code
@@ -69,21 +89,25 @@ describeWithServices('queries started together inside a transaction', () => {
   it('run none of those still queued once the first has failed: nothing is written after the rollback', async () => {
     const sql = createPgSqlClient(db.url);
     try {
-      await sql.query('CREATE TABLE after_rollback (id int PRIMARY KEY)');
-      await sql.query('INSERT INTO after_rollback VALUES (1)');
-      await expect(
-        sql.transaction(async (tx) => {
-          // The first fails at once; the rest wait their turn behind it, and the transaction is over
-          // (rolled back, its connection back in the pool) before their turn would come.
-          await Promise.all([1, 2, 3, 4, 5].map((id) => tx.query('INSERT INTO after_rollback VALUES ($1)', [id])));
-        }),
-      ).rejects.toMatchObject({ code: '23505' });
-      // Give any query still queued the time to run, had it been allowed to.
-      await new Promise((r) => setTimeout(r, 200));
-      const { rows } = await sql.query<{ id: number }>('SELECT id FROM after_rollback ORDER BY id');
-      expect(rows.map((r) => r.id)).toEqual([1]);
+      await expectNothingWrittenAfterRollback(sql);
     } finally {
       await sql.close();
+    }
+  });
+});
+
+// The embedded default's transactions are PGlite's own (src/storage/sql/sql-client.ts hands them to
+// PGlite's transaction()): the same guarantee, checked there too.
+describe('queries started together inside a PGlite transaction', () => {
+  it('run none of those still queued once the first has failed: nothing is written after the rollback', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moat-pglite-tx-'));
+    await copyMigratedEmbeddedDatabase(join(dir, 'pglite'));
+    const sql = await createPgliteSqlClient(join(dir, 'pglite'));
+    try {
+      await expectNothingWrittenAfterRollback(sql);
+    } finally {
+      await sql.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
