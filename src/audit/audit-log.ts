@@ -160,9 +160,9 @@ interface Pending {
 
 /**
  * Appends are batched (group commit): events recorded while an append runs, or in the same turn of
- * the event loop, go in together — one multi-row INSERT with the hashes chained in queue order (the
- * store's append; src/storage/sql/audit-store.ts says how instances keep one chain). A token endpoint
- * under load records an event per token; a statement each would be a round trip per token.
+ * the event loop, go in together — one advisory lock, one read of the chain head, one multi-row
+ * INSERT with the hashes chained in queue order. A token endpoint under load records an event per
+ * token; one lock and five round trips each would serialise the whole deployment on the lock.
  */
 export function createAuditLog(store: AuditStore, logger: Logger): AuditLog {
   let queue: Pending[] = [];

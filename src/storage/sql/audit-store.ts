@@ -2,12 +2,8 @@ import { chainHash, GENESIS_HASH, type AuditEvent, type AuditEventType, type Aud
 import { containsNul } from './postgres-model-store.ts';
 import type { SqlClient } from './sql-client.ts';
 
-/**
- * How many times one append reads the head again after another instance appended first. Each retry
- * follows a committed append of another instance, so running out means instances out-appending this
- * one for that long; the error then goes to the audit log's own handling (it keeps the batch).
- */
-const HEAD_MOVED_RETRIES = 20;
+/** Serialises appends across every instance: the chain has one order. */
+const APPEND_LOCK = 0x6d6f6174_61756474n; // "moataudt"
 
 interface Row {
   seq: string | number;
@@ -41,21 +37,14 @@ function toRecord(r: Row): AuditRecord {
   };
 }
 
-/**
- * The audit chain in the `audit_event` table. An append is one multi-row INSERT whose first record
- * names the head this instance last wrote or read. The unique index on prev_hash (migration
- * 20261208000000) refuses it if that is no longer the head — another instance appended meanwhile, or
- * is appending now (the INSERT then waits for that one's commit) — and the head is read again. seq
- * follows the chain: a retry's rows are numbered after the rows it waited for.
- */
+/** The audit chain in the `audit_event` table: one advisory lock, one read of the head, one multi-row INSERT per append. */
 export function createSqlAuditStore(sql: SqlClient): AuditStore {
-  let head: string | undefined;
-  const readHead = async () => (await sql.query<{ hash: string }>('SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1')).rows[0]?.hash ?? GENESIS_HASH;
   return {
     async append(records: AuditFields[]) {
-      for (let retry = 0; ; retry += 1) {
-        const first = head ?? (await readHead());
-        let prevHash = first;
+      await sql.transaction(async (tx) => {
+        await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [APPEND_LOCK.toString()]);
+        const { rows } = await tx.query<{ hash: string }>('SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1');
+        let prevHash = rows[0]?.hash ?? GENESIS_HASH;
         const values: string[] = [];
         const params: unknown[] = [];
         for (const fields of records) {
@@ -77,20 +66,13 @@ export function createSqlAuditStore(sql: SqlClient): AuditStore {
           );
           prevHash = hash;
         }
-        try {
-          // One statement keeps the batch's order: seq is assigned row by row as listed.
-          await sql.query(
-            `INSERT INTO audit_event (at, type, actor, actor_id, client_id, org_id, customer_id, subject, detail, prev_hash, hash)
-             VALUES ${values.join(', ')}`,
-            params,
-          );
-          head = prevHash;
-          return;
-        } catch (err) {
-          head = undefined;
-          if ((err as { code?: string }).code !== '23505' || retry >= HEAD_MOVED_RETRIES) throw err;
-        }
-      }
+        // One statement keeps the batch's order: seq is assigned row by row as listed.
+        await tx.query(
+          `INSERT INTO audit_event (at, type, actor, actor_id, client_id, org_id, customer_id, subject, detail, prev_hash, hash)
+           VALUES ${values.join(', ')}`,
+          params,
+        );
+      });
     },
 
     async query(filter) {
