@@ -49,6 +49,8 @@ interface Deps {
   anchors: TrustAnchors;
   logger: Logger;
   now?: () => Date;
+  /** RECORDS_IN_FLIGHT_MAX unless given (a test's smaller bound). */
+  recordsInFlightMax?: number;
 }
 
 export function createCallDiagnostics(deps: Deps): CallDiagnostics {
@@ -64,7 +66,7 @@ export function createCallDiagnostics(deps: Deps): CallDiagnostics {
     if (!isTppCall(ctx.path)) return Promise.resolve();
     // Records that outlive their responses (storage slow or silent) are bounded: past the cap a call
     // goes unrecorded rather than piling up work and pool connections behind an outage.
-    if (recordsInFlight >= RECORDS_IN_FLIGHT_MAX) {
+    if (recordsInFlight >= (deps.recordsInFlightMax ?? RECORDS_IN_FLIGHT_MAX)) {
       if (!dropping) deps.logger.warn({ event: 'diagnostics.records_dropped' }, 'call records are not kept while storage is slow');
       dropping = true;
       return Promise.resolve();
