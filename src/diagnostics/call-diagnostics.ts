@@ -64,16 +64,20 @@ export function createCallDiagnostics(deps: Deps): CallDiagnostics {
 
   const recordCall = (ctx: ParameterizedContext, outcome: string): Promise<void> => {
     if (!isTppCall(ctx.path)) return Promise.resolve();
-    // Records that outlive their responses (storage slow or silent) are bounded: past the cap a call
-    // goes unrecorded rather than piling up work and pool connections behind an outage.
-    if (recordsInFlight >= (deps.recordsInFlightMax ?? RECORDS_IN_FLIGHT_MAX)) {
+    const bound = deps.recordsInFlightMax ?? RECORDS_IN_FLIGHT_MAX;
+    // Records that outlive their responses (storage slow or silent) are bounded: past the bound a call
+    // goes unrecorded rather than piling up work and pool connections behind an outage. Said once per
+    // episode: the episode ends when half the bound is free again.
+    if (recordsInFlight >= bound) {
       if (!dropping) deps.logger.warn({ event: 'diagnostics.records_dropped' }, 'call records are not kept while storage is slow');
       dropping = true;
       return Promise.resolve();
     }
-    dropping = false;
+    if (recordsInFlight < bound / 2) dropping = false;
+    const kept = recordOf(ctx, outcome);
+    if (kept === undefined) return Promise.resolve();
     recordsInFlight += 1;
-    const recording = keepRecord(ctx, outcome).finally(() => {
+    const recording = storeRecord(kept).finally(() => {
       recordsInFlight -= 1;
     });
     let timer: NodeJS.Timeout | undefined;
@@ -83,15 +87,35 @@ export function createCallDiagnostics(deps: Deps): CallDiagnostics {
     return Promise.race([recording.finally(() => clearTimeout(timer)), waited]);
   };
 
+  interface RecordToKeep {
+    record: CallRecord;
+    clientId: string | undefined;
+    /** The certificate whose registration says whether the client made the call (trusted, not refused). */
+    thumbprint: string | undefined;
+  }
+
+  /**
+   * All a record takes from the request, read now: the record may be finished after the response,
+   * and the request's context must not stay alive until then (a suspended async function keeps its
+   * parameters, so storeRecord is not given it). Undefined when there is nothing to record, or the
+   * record cannot be made (logged: it must never fail the call it describes).
+   */
+  const recordOf = (ctx: ParameterizedContext, outcome: string): RecordToKeep | undefined => {
+    try {
+      const presented = deps.clientCertificate(ctx.req);
+      const clientId = clientOf(ctx);
+      if (presented === undefined && clientId === undefined) return undefined;
+      const record = buildCallRecord({ ctx, outcome, presented, anchors: deps.anchors, now: now(), ...(clientId === undefined ? {} : { clientId }) });
+      const thumbprint = clientId !== undefined && presented !== undefined && inGoodStanding(ctx, presented) ? presented.thumbprint : undefined;
+      return { record, clientId, thumbprint };
+    } catch (err) {
+      deps.logger.warn({ err, event: 'diagnostics.record_failed' }, 'call record not kept');
+      return undefined;
+    }
+  };
+
   /** Never rejects: a lost record is logged. */
-  const keepRecord = async (ctx: ParameterizedContext, outcome: string) => {
-    const presented = deps.clientCertificate(ctx.req);
-    const clientId = clientOf(ctx);
-    if (presented === undefined && clientId === undefined) return;
-    // All the record takes from the request is read before the first wait: it may be finished after
-    // the response, and must not keep the request's context alive until then.
-    const record = buildCallRecord({ ctx, outcome, presented, anchors: deps.anchors, now: now(), ...(clientId === undefined ? {} : { clientId }) });
-    const thumbprint = clientId !== undefined && presented !== undefined && inGoodStanding(ctx, presented) ? presented.thumbprint : undefined;
+  const storeRecord = async ({ record, clientId, thumbprint }: RecordToKeep): Promise<void> => {
     try {
       const madeByClient = thumbprint !== undefined && ((await deps.registry.find(thumbprint))?.clients.includes(clientId!) ?? false);
       await deps.journal.record(clientId === undefined ? record : { ...record, madeByClient });
