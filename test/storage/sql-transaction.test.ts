@@ -86,6 +86,39 @@ describeWithServices('queries started together inside a transaction', () => {
     }
   });
 
+  it('commit a query the code started without waiting for it, with the rest of the transaction', async () => {
+    const sql = createPgSqlClient(db.url);
+    try {
+      await sql.query('CREATE TABLE unawaited (id int PRIMARY KEY)');
+      await sql.transaction(async (tx) => {
+        await tx.query('INSERT INTO unawaited VALUES (1)');
+        void tx.query('INSERT INTO unawaited VALUES (2)');
+      });
+      const { rows } = await sql.query<{ id: number }>('SELECT id FROM unawaited ORDER BY id');
+      expect(rows.map((r) => r.id)).toEqual([1, 2]);
+    } finally {
+      await sql.close();
+    }
+  });
+
+  it('fail, not report success, when the code caught a failed query and COMMIT rolled everything back', async () => {
+    const sql = createPgSqlClient(db.url);
+    try {
+      await sql.query('CREATE TABLE swallowed (id int PRIMARY KEY)');
+      await sql.query('INSERT INTO swallowed VALUES (1)');
+      await expect(
+        sql.transaction(async (tx) => {
+          await tx.query('INSERT INTO swallowed VALUES (2)');
+          await tx.query('INSERT INTO swallowed VALUES (1)').catch(() => undefined);
+        }),
+      ).rejects.toThrow(/rolled it back/);
+      const { rows } = await sql.query<{ id: number }>('SELECT id FROM swallowed ORDER BY id');
+      expect(rows.map((r) => r.id)).toEqual([1]);
+    } finally {
+      await sql.close();
+    }
+  });
+
   it('run none of those still queued once the first has failed: nothing is written after the rollback', async () => {
     const sql = createPgSqlClient(db.url);
     try {

@@ -36,10 +36,10 @@ const UNAVAILABLE_CODES = new Set([
   '53300',
 ]);
 
-/** A query started inside a transaction and still waiting its turn when the transaction ended: a bug in the caller, never run. */
+/** A query of a transaction that had already failed or ended, never run; or a COMMIT that rolled back. */
 export class TransactionEndedError extends Error {
-  constructor() {
-    super('the transaction this query belongs to has ended (committed or rolled back) before its turn came');
+  constructor(message = 'the transaction this query belongs to has failed or ended before its turn came') {
+    super(message);
     this.name = 'TransactionEndedError';
   }
 }
@@ -74,19 +74,26 @@ export function createPgSqlClient(url: string, options: { max?: number; onUnavai
   });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', () => options.onUnavailable?.('postgres', 'connection'));
-  /** A transaction's queries on its one connection, and `end`, which closes them before COMMIT or ROLLBACK. */
-  const over = (client: pg.PoolClient): { tx: SqlClient; end(): Promise<void> } => {
+  /**
+   * A transaction's queries on its one connection. `settle` (before COMMIT) lets every query started
+   * so far run; `abandon` (before ROLLBACK) refuses those still waiting and lets the one on the
+   * connection finish.
+   */
+  const over = (client: pg.PoolClient): { tx: SqlClient; settle(): Promise<void>; abandon(options: { wait: boolean }): Promise<void> } => {
     // One connection runs one query at a time. A transaction's code may start several at once
     // (Promise.all over its writes); pg queues them itself but deprecates that, and pg 9 refuses
     // it, so they are queued here, in the order they were started.
     let previous: Promise<unknown> = Promise.resolve();
-    // Once the transaction is over, a query still waiting its turn is refused: run after the ROLLBACK
-    // it would be written outside the transaction, or on a connection another request holds by then.
+    // Once a query has failed, Postgres has aborted the transaction, and once it is over a query
+    // still waiting its turn must not run at all: after the ROLLBACK it would be written outside the
+    // transaction, or on a connection another request holds by then. Such queries are refused.
     let ended = false;
     const inTurn = <R>(run: () => Promise<R>): Promise<R> => {
       const runIfOpen = () => (ended ? Promise.reject(new TransactionEndedError()) : run());
       const turn = previous.then(runIfOpen, runIfOpen);
-      previous = turn.catch(() => undefined);
+      previous = turn.catch(() => {
+        ended = true;
+      });
       return turn;
     };
     const tx: SqlClient = {
@@ -110,10 +117,19 @@ export function createPgSqlClient(url: string, options: { max?: number; onUnavai
     };
     return {
       tx,
-      end: async () => {
+      settle: async () => {
+        // Queries the code started and did not wait for still belong to the transaction.
+        for (let last = previous; ; last = previous) {
+          await last;
+          if (last === previous) break;
+        }
         ended = true;
-        // The query on the connection now, if any, finishes first; the ones behind it are refused.
-        await previous;
+      },
+      abandon: async ({ wait }) => {
+        ended = true;
+        // Unless the connection is to be destroyed (which fails what is on it), the query on it
+        // finishes before the ROLLBACK.
+        if (wait) await previous;
       },
     };
   };
@@ -154,12 +170,14 @@ export function createPgSqlClient(url: string, options: { max?: number; onUnavai
       try {
         await client.query('BEGIN');
         const result = await fn(queries.tx);
-        await queries.end();
-        await client.query('COMMIT');
+        await queries.settle();
+        // A transaction whose query failed (and whose code caught that) is rolled back by COMMIT.
+        if ((await client.query('COMMIT')).command === 'ROLLBACK')
+          throw new TransactionEndedError('a query of the transaction failed, so COMMIT rolled it back');
         return result;
       } catch (err) {
-        await queries.end();
         broken ||= isUnavailable(err) || isUnavailable((err as { cause?: unknown }).cause);
+        await queries.abandon({ wait: !broken });
         if (!broken)
           await client.query('ROLLBACK').catch(() => {
             broken = true;
