@@ -68,9 +68,12 @@ import { REDIS_SERVER, startRedisServer, stopRedisServer } from '../support/priv
   afterAll(async () => {
     redisServer?.kill('SIGCONT');
     redis?.disconnect();
-    await sql?.close();
-    if (redisServer !== undefined) await stopRedisServer(redisServer);
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      await sql?.close();
+    } finally {
+      if (redisServer !== undefined) await stopRedisServer(redisServer);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   /** A token request's koa context, as the request-context middleware leaves it. */

@@ -71,9 +71,12 @@ async function failedParsOver(tpp: RegisteredTpp, issuer: string, ms: number): P
 
   afterAll(async () => {
     redis?.kill('SIGCONT');
-    await tpp?.close();
-    await h?.close();
-    if (redis !== undefined) await stopRedisServer(redis);
+    try {
+      await tpp?.close();
+      await h?.close();
+    } finally {
+      if (redis !== undefined) await stopRedisServer(redis);
+    }
   });
 
   describe('gone', () => {
@@ -123,10 +126,14 @@ async function failedParsOver(tpp: RegisteredTpp, issuer: string, ms: number): P
       const stoppedAt = Date.now();
       // Six at once, then one every 250 ms for 8.5 s: past the first timeout (5 s) and past the end of
       // the dropped connection (2 s later), so some commands are pending on it when it closes.
-      const sent: { at: number; answer: ReturnType<typeof timedPar> }[] = Array.from({ length: 6 }, () => ({ at: 0, answer: timedPar(tpp, h.issuer) }));
+      // Each answer is settled as it comes (a failed fetch is an answer with status 0), so none of the
+      // promises waiting here can reject unheard.
+      const answered = () =>
+        timedPar(tpp, h.issuer).catch((err: unknown) => ({ ms: Number.NaN, status: 0, headers: new Headers(), body: { error: String(err) } }));
+      const sent: { at: number; answer: ReturnType<typeof answered> }[] = Array.from({ length: 6 }, () => ({ at: 0, answer: answered() }));
       while (Date.now() - stoppedAt < 8500) {
         await sleep(250);
-        sent.push({ at: Date.now() - stoppedAt, answer: timedPar(tpp, h.issuer) });
+        sent.push({ at: Date.now() - stoppedAt, answer: answered() });
       }
       const answers = await Promise.all(sent.map(async ({ at, answer }) => ({ at, ...(await answer) })));
       for (const answer of answers) {
@@ -167,7 +174,9 @@ async function failedParsOver(tpp: RegisteredTpp, issuer: string, ms: number): P
         await admin.client('KILL', 'TYPE', 'normal');
         await admin.client('UNPAUSE');
         const answer = await inFlight;
-        expect(answer.status).toBe(503);
+        // 503 when its next write found the connection still down, 201 when it went out on the new
+        // one; either way within the reconnect, not after a 5 s timeout.
+        expect([201, 503]).toContain(answer.status);
         expect(answer.ms).toBeLessThan(2000);
       } finally {
         admin.disconnect();

@@ -26,7 +26,8 @@ export async function startRedisServer(port: number): Promise<ChildProcess> {
 }
 
 export async function stopRedisServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
+  // Gone already: exited, or killed by a signal (exitCode stays null then).
+  if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGKILL');
   await exited;
