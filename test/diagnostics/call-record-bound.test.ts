@@ -6,6 +6,8 @@ import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { Redis } from 'ioredis';
 import Koa from 'koa';
 import { createCallDiagnostics, type CallDiagnostics } from '../../src/diagnostics/call-diagnostics.ts';
@@ -21,6 +23,12 @@ import { freePort } from '../support/moat-harness.ts';
 import { createTestCa } from '../support/pki.ts';
 import { REDIS_SERVER, startRedisServer, stopRedisServer } from '../support/private-redis.ts';
 
+/** A full garbage collection, here where jest runs without --expose-gc (V8 installs `gc` in a new context once the flag is set). */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
 /*
  * A call record is kept before its response is sent, but a response waits for it at most half a
  * second; past that it is finished after the response. While storage is slow those records pile up,
@@ -35,6 +43,7 @@ import { REDIS_SERVER, startRedisServer, stopRedisServer } from '../support/priv
   let sql: SqlClient;
   let journal: CallJournal;
   let diagnostics: CallDiagnostics;
+  let deps: Parameters<typeof createCallDiagnostics>[0];
   const logged: { event?: string }[] = [];
 
   beforeAll(async () => {
@@ -53,7 +62,7 @@ import { REDIS_SERVER, startRedisServer, stopRedisServer } from '../support/priv
         done();
       },
     });
-    diagnostics = createCallDiagnostics({
+    deps = {
       journal,
       // Calls without a client certificate: the record needs no registry lookup, only the journal.
       clientCertificate: () => undefined,
@@ -62,7 +71,8 @@ import { REDIS_SERVER, startRedisServer, stopRedisServer } from '../support/priv
       anchors: loadTrustAnchors([join(dir, 'ca.pem')]),
       logger: createLogger('warn', lines as never),
       recordsInFlightMax: 2,
-    });
+    };
+    diagnostics = createCallDiagnostics(deps);
   });
 
   afterAll(async () => {
@@ -97,13 +107,21 @@ import { REDIS_SERVER, startRedisServer, stopRedisServer } from '../support/priv
   it('waits for a slow record at most half a second, and past the bound records nothing', async () => {
     const ids = [randomUUID(), randomUUID(), randomUUID()];
     redisServer.kill('SIGSTOP');
-    const [first, second, third] = await Promise.all(ids.map((id) => timed(diagnostics.recordCall(tokenCall(id), 'ok'))));
+    const calls = ids.map((id) => {
+      const ctx = tokenCall(id);
+      return { context: new WeakRef(ctx), recorded: timed(diagnostics.recordCall(ctx, 'ok')) };
+    });
+    const [first, second, third] = await Promise.all(calls.map((call) => call.recorded));
     // The first two wait out the half second; the third finds two in flight and is not recorded.
     expect(first).toBeGreaterThanOrEqual(450);
     expect(first).toBeLessThan(2000);
     expect(second).toBeGreaterThanOrEqual(450);
     expect(third).toBeLessThan(100);
     expect(logged.filter((line) => line.event === 'diagnostics.records_dropped')).toHaveLength(1);
+    // The two records still wait for Redis, and hold nothing of their requests' contexts (request,
+    // response, socket, body): those are collected.
+    collectGarbage();
+    expect(calls.map((call) => call.context.deref() === undefined)).toEqual([true, true, true]);
 
     // Redis answers again: the two records finish after their "responses", and the bound is free.
     redisServer.kill('SIGCONT');
@@ -115,6 +133,18 @@ import { REDIS_SERVER, startRedisServer, stopRedisServer } from '../support/priv
     const later = randomUUID();
     expect(await timed(diagnostics.recordCall(tokenCall(later), 'ok'))).toBeLessThan(450);
     expect(await journal.byInteractionId(later)).toHaveLength(1);
+  });
+
+  it('logs a record it cannot make, and never fails the finished call with it', async () => {
+    const failing = createCallDiagnostics({
+      ...deps,
+      clientCertificate: () => {
+        throw new Error('the connection is gone');
+      },
+    });
+    const before = logged.filter((line) => line.event === 'diagnostics.record_failed').length;
+    await expect(failing.recordCall(tokenCall(randomUUID()), 'ok')).resolves.toBeUndefined();
+    expect(logged.filter((line) => line.event === 'diagnostics.record_failed')).toHaveLength(before + 1);
   });
 });
 
