@@ -1,6 +1,7 @@
 import { cpus, release, totalmem } from 'node:os';
 import type { Ratio, ScenarioResult } from './scenarios/scenario.ts';
 import type { JwsRate } from './scenarios/jws.ts';
+import type { ResidentBreakdown } from './servers/resident-memory.ts';
 import { FLAT_HEAP_SLOPE_MIB_PER_MIN, FLAT_RSS_SLOPE_MIB_PER_MIN, type SoakResult } from './scenarios/soak.ts';
 import type { ProfileSummary } from './profile-summary.ts';
 import type { BenchOptions } from './options.ts';
@@ -141,6 +142,13 @@ export function formatReport(report: BenchReport): string {
     out.push(
       `  RSS start ${s.startRssMiB}, end ${s.endRssMiB}, max ${s.maxRssMiB} MiB (target < ${s.rssTargetMiB}); at the end heap ${s.end.heapUsedMiB} used of ${s.end.heapTotalMiB}, external ${s.end.externalMiB} (ArrayBuffers ${s.end.arrayBuffersMiB}) MiB`,
     );
+    const made = (r: ResidentBreakdown) =>
+      `WebAssembly memory ${r.webAssemblyMemoryMiB}, JIT code ${r.jitCodeMiB}, files ${r.filesMiB}, malloc brk ${r.mallocBrkMiB}, other anonymous (V8 heap, malloc arenas, stacks) ${r.otherAnonymousMiB}`;
+    if (s.atHighest !== undefined)
+      out.push(
+        `  resident at the highest (${s.atHighest.seconds} s, ${s.atHighest.rssMiB} MiB; V8 heap committed ${s.atHighest.heapTotalMiB}): ${made(s.atHighest.resident)}`,
+      );
+    if (s.end.resident !== undefined) out.push(`  resident at the end: ${made(s.end.resident)}`);
     out.push(
       `  last half (from ${s.lastHalfFromSeconds} s): RSS ${s.rssSlopeMiBPerMinute} MiB/min (Theil–Sen; least squares ${s.rssLeastSquaresSlopeMiBPerMinute}), heap after GC ${s.heapAfterGcSlopeMiBPerMinute} MiB/min: ${s.flat ? 'flat' : 'GROWING'}`,
     );

@@ -6,6 +6,7 @@ import type { BenchFixtures } from '../fixtures.ts';
 import { authorizationCode, clientCredentials, introspect, redeemCode } from '../load/fapi-client.ts';
 import { runClosedLoop, type LoadResult } from '../load/load-generator.ts';
 import type { ServerStats } from '../servers/protocol.ts';
+import type { ResidentBreakdown } from '../servers/resident-memory.ts';
 import { startMoatTarget } from '../targets.ts';
 import type { BenchContext } from './scenario.ts';
 
@@ -48,7 +49,9 @@ export interface SoakResult {
   endRssMiB: number;
   maxRssMiB: number;
   /** Where the memory is at the end: V8's heap reserved and used, and outside it (Buffers, WebAssembly). */
-  end: { heapTotalMiB: number; heapUsedMiB: number; externalMiB: number; arrayBuffersMiB: number };
+  end: { heapTotalMiB: number; heapUsedMiB: number; externalMiB: number; arrayBuffersMiB: number; resident?: ResidentBreakdown };
+  /** What the RSS was made of at the highest sample, with V8's committed heap then (inside "other anonymous"). */
+  atHighest?: { seconds: number; rssMiB: number; heapTotalMiB: number; resident: ResidentBreakdown };
   /** The verdict's window: the last half of the soak. */
   lastHalfFromSeconds: number;
   /** RSS's trend over the last half by Theil–Sen (the verdict's), and by least squares (shown beside it). */
@@ -141,13 +144,18 @@ async function soakOne(ctx: BenchContext, embedded: boolean): Promise<SoakResult
   const started = performance.now();
   let running = true;
   let last: ServerStats = before;
+  let atHighest: SoakResult['atHighest'];
   const sample = async (collectGarbage: boolean) => {
-    const stats = await target.server.stats();
+    // Every sample reads the process's smaps as well, to say what the highest RSS was made of.
+    const stats = await target.server.stats({ residentBreakdown: true });
     const sampled: SoakSample = {
       seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
       rssMiB: mib(stats.rssBytes),
       heapUsedMiB: mib(stats.heapUsedBytes),
     };
+    if (stats.resident !== undefined && sampled.rssMiB > (atHighest?.rssMiB ?? 0)) {
+      atHighest = { seconds: sampled.seconds, rssMiB: sampled.rssMiB, heapTotalMiB: mib(stats.heapTotalBytes), resident: stats.resident };
+    }
     if (collectGarbage) sampled.heapAfterGcMiB = mib((await target.server.stats({ collectGarbage: true })).heapUsedBytes);
     samples.push(sampled);
     last = stats;
@@ -213,7 +221,9 @@ async function soakOne(ctx: BenchContext, embedded: boolean): Promise<SoakResult
         heapUsedMiB: mib(last.heapUsedBytes),
         externalMiB: mib(last.externalBytes),
         arrayBuffersMiB: mib(last.arrayBuffersBytes),
+        ...(last.resident === undefined ? {} : { resident: last.resident }),
       },
+      ...(atHighest === undefined ? {} : { atHighest }),
       lastHalfFromSeconds: lastHalfFrom,
       rssSlopeMiBPerMinute: Number(rssSlope.toFixed(2)),
       rssLeastSquaresSlopeMiBPerMinute: Number((slope(rssPoints) * 60).toFixed(2)),

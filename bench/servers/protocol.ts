@@ -4,6 +4,8 @@
  * measured apart from the load generator's.
  */
 
+import type { ResidentBreakdown } from './resident-memory.ts';
+
 /** What a server process starts: Moat, the bare oidc-provider baseline, or the raw TLS floors. */
 export type ServerSpec =
   | { kind: 'moat'; rawConfig: Record<string, unknown>; baseDir: string }
@@ -12,7 +14,7 @@ export type ServerSpec =
 
 export type Command =
   | { command: 'start'; spec: ServerSpec }
-  | { command: 'stats'; collectGarbage?: boolean; mark?: WindowMark }
+  | { command: 'stats'; collectGarbage?: boolean; mark?: WindowMark; residentBreakdown?: boolean }
   | { command: 'register-client'; metadata: Record<string, unknown> }
   | { command: 'mint-codes'; templateCode: string; count: number }
   | { command: 'stop' };
@@ -42,6 +44,8 @@ export interface ServerStats {
   heapTotalBytes?: number;
   externalBytes?: number;
   arrayBuffersBytes?: number;
+  /** What the RSS is made of (resident-memory.ts), when asked for and readable. */
+  resident?: ResidentBreakdown;
   /** TLS handshakes completed, and how many of them resumed a session. */
   handshakes: number;
   resumedHandshakes: number;

@@ -11,7 +11,7 @@ import { WINDOWS_FILE_ENV, type Command, type Reply, type ServerSpec, type Serve
 export interface ServerHandle {
   name: string;
   ports: Record<string, number>;
-  stats(options?: { collectGarbage?: boolean; mark?: WindowMark }): Promise<ServerStats>;
+  stats(options?: { collectGarbage?: boolean; mark?: WindowMark; residentBreakdown?: boolean }): Promise<ServerStats>;
   registerClient(metadata: Record<string, unknown>): Promise<void>;
   mintCodes(templateCode: string, count: number): Promise<string[]>;
   /** Stops the server and waits for the process to exit (which writes its CPU profile, if any). */
@@ -72,6 +72,7 @@ export async function spawnServer(name: string, spec: ServerSpec, options: Spawn
         command: 'stats',
         ...(opts.collectGarbage === true ? { collectGarbage: true } : {}),
         ...(opts.mark === undefined ? {} : { mark: opts.mark }),
+        ...(opts.residentBreakdown === true ? { residentBreakdown: true } : {}),
       }),
     registerClient: (metadata) => call<void>({ command: 'register-client', metadata }),
     mintCodes: (templateCode, count) => call<string[]>({ command: 'mint-codes', templateCode, count }),

@@ -4,6 +4,7 @@ import type { BenchServer } from './bench-server.ts';
 import { startBaseline } from './baseline-server.ts';
 import { startFloors } from './floor-servers.ts';
 import { startMoat } from './moat-server.ts';
+import { residentBreakdown } from './resident-memory.ts';
 import { WINDOWS_FILE_ENV, type Command, type Reply, type Request, type ServerSpec, type ServerStats, type Started, type WindowMark } from './protocol.ts';
 
 /*
@@ -48,7 +49,7 @@ async function start(spec: ServerSpec): Promise<Started> {
   return { ports: running.ports };
 }
 
-function stats(collectGarbage: boolean, mark: WindowMark | undefined): ServerStats {
+function stats(collectGarbage: boolean, mark: WindowMark | undefined, breakdown: boolean): ServerStats {
   // Only with --expose-gc (the parent always passes it): the soak reads the heap after a full GC.
   if (collectGarbage) globalThis.gc?.();
   if (mark !== undefined) markWindow(mark);
@@ -61,6 +62,8 @@ function stats(collectGarbage: boolean, mark: WindowMark | undefined): ServerSta
     heapTotalBytes: memory.heapTotal,
     externalBytes: memory.external,
     arrayBuffersBytes: memory.arrayBuffers,
+    // Read only when asked: /proc/self/smaps of a process with a WebAssembly runtime is long to read.
+    ...(breakdown ? { resident: residentBreakdown() } : {}),
     handshakes: handshakes.total,
     resumedHandshakes: handshakes.resumed,
   };
@@ -76,7 +79,7 @@ async function handle(command: Command): Promise<unknown> {
     case 'start':
       return start(command.spec);
     case 'stats':
-      return stats(command.collectGarbage === true, command.mark);
+      return stats(command.collectGarbage === true, command.mark, command.residentBreakdown === true);
     case 'register-client': {
       const { registerClient } = server();
       if (registerClient === undefined) throw new Error('this server registers clients through its own endpoint');
