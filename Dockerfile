@@ -26,6 +26,6 @@ RUN mkdir -p /app/keys /app/data && chown -R node:node /app/keys /app/data
 USER node
 EXPOSE 8080
 # Configuration comes from /app/moat.yaml (mounted) and MOAT_* variables.
-# Memory and GC (issue 20; bench/servers/moat-process.ts says why): V8's generations sized for short-lived requests, two malloc arenas, a fixed mmap threshold.
-ENTRYPOINT ["node", "--max-semi-space-size=16", "--heap-growing-percent=30", "bin/moat.js"]
+# Memory and GC (issue 20; bench/servers/moat-process.ts says why): V8's generations sized for short-lived requests, WebAssembly (the embedded database) left in the baseline compiler, two malloc arenas, a fixed mmap threshold.
+ENTRYPOINT ["node", "--max-semi-space-size=16", "--heap-growing-percent=30", "--liftoff-only", "bin/moat.js"]
 CMD ["start"]

@@ -53,7 +53,7 @@ describe("the README's first-call block (issue 7: ≤ 4 commands, no hand-made c
   it('downloads the packages, starts the sandbox, then issues the TPP credentials with the CLI', () => {
     expect(commands.map((c) => c.kind)).toEqual(['download', 'server', 'command', 'command']);
     expect(npmScript(commands[1]!.command)).toBe(
-      'MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 sh scripts/with-node.sh --max-semi-space-size=16 --heap-growing-percent=30 src/main.ts',
+      'MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 sh scripts/with-node.sh --max-semi-space-size=16 --heap-growing-percent=30 --liftoff-only src/main.ts',
     );
     expect(commands[2]!.command).toMatch(/^npm run moat -- sandbox tpp /);
     expect(npmScript(commands[2]!.command)).toBe('sh scripts/with-node.sh src/cli/main.ts');

@@ -7,8 +7,11 @@
  * collection, a bare PGlite with Moat's flags). A worker thread does not help (245 MiB: its
  * allocations stay in this process's malloc arenas); a child process returns all of it to the
  * system when it exits, at the cost of one more Node start and WebAssembly compilation (~0.6 s, once).
- * Issue 20: the embedded default under 350 MiB. While it runs, the child itself peaks near 1 GiB of
- * RSS (as initdb did in this process before), so a first start needs that much memory to spare.
+ * Issue 20: the embedded default under 350 MiB. While it runs, the child itself peaks near 700 MiB
+ * of RSS, so a first start needs that much memory to spare: it keeps PGlite's WebAssembly in V8's
+ * baseline compiler (`--liftoff-only`, as Moat's own process is started: bench/servers/moat-process.ts),
+ * since TurboFan's compilation of Postgres's hottest functions took it to 1.1 GiB and 7.8 s of CPU
+ * (4.9 s without it; `/usr/bin/time -f %M node [--liftoff-only] src/storage/sql/pglite-cluster.ts <dir>`).
  *
  * The child builds the cluster in a sibling directory; only a finished one is moved in, PG_VERSION
  * last, since PGlite (and `holdsPgliteCluster`) take PG_VERSION to mean a cluster is there.
@@ -72,7 +75,12 @@ async function runInitdbChild(dataDir: string, building: string, timeoutMs: numb
   let child: ChildProcess;
   try {
     // The IPC channel tells the child when this process is gone, so an interrupted start leaves no initdb running.
-    child = spawn(process.execPath, [THIS_MODULE, building], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env, timeout: timeoutMs, killSignal: 'SIGKILL' });
+    child = spawn(process.execPath, ['--liftoff-only', THIS_MODULE, building], {
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      env,
+      timeout: timeoutMs,
+      killSignal: 'SIGKILL',
+    });
   } catch (err) {
     throw new EmbeddedDatabaseCreationError(dataDir, `could not start ${process.execPath}: ${(err as Error).message}`, { cause: err });
   }
