@@ -371,4 +371,10 @@ describe("Moat's process memory settings (issue 20)", () => {
     const env = Object.entries(MOAT_ENV).map(([name, value]) => `${name}=${value}`);
     expect(start).toBe([...env, 'sh scripts/with-node.sh', ...MOAT_NODE_FLAGS, 'src/main.ts'].join(' '));
   });
+
+  it("runs `npm test`'s Jest (and so its workers, which inherit its flags) with Moat's WebAssembly compiler setting", () => {
+    const test = (JSON.parse(read(ROOT, 'package.json')) as { scripts: Record<string, string> }).scripts.test!;
+    expect(MOAT_NODE_FLAGS).toContain('--liftoff-only');
+    expect(test.split(' ')).toContain('--liftoff-only');
+  });
 });

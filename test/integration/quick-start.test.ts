@@ -5,11 +5,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
+import { MOAT_ENV, MOAT_NODE_FLAGS } from '../../bench/servers/moat-process.ts';
 import { freePort } from '../support/ports.ts';
 
 /*
- * The README, literally: `npm start` (here: the same `node src/main.ts`, with MOAT_* overrides for a
- * free port and a private data directory) runs the sandbox on the embedded default, and the TPP
+ * The README, literally: `npm start` (here: the same `node src/main.ts` with npm start's node flags and
+ * environment, and MOAT_* overrides for a free port and a private data directory) runs the sandbox on the embedded default, and the TPP
  * quick start script gets a certificate-bound token from it with the CLI and curl.
  */
 
@@ -28,6 +29,7 @@ beforeAll(async () => {
   issuer = `https://localhost:${port}`;
   env = {
     ...process.env,
+    ...MOAT_ENV,
     MOAT_ISSUER: issuer,
     MOAT_LISTEN__PORT: String(port),
     MOAT_LISTEN__HOST: '127.0.0.1',
@@ -35,7 +37,7 @@ beforeAll(async () => {
     MOAT_DATA_DIR: join(dir, 'data'),
     MOAT_KEYS__DIR: join(dir, 'keys'),
   };
-  server = spawn(process.execPath, ['src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  server = spawn(process.execPath, [...MOAT_NODE_FLAGS, 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   server.stdout!.on('data', (d: Buffer) => {
     output += d.toString();
   });
