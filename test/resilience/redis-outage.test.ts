@@ -140,12 +140,14 @@ async function failedParsOver(tpp: RegisteredTpp, issuer: string, ms: number): P
         expect(answer.status).toBe(503);
         expect(answer.body.error).toBe('temporarily_unavailable');
       }
-      // The deadline is 5 s of silence per request, whatever else waits; 1 s more for TLS and the loaded machine.
-      expect(Math.max(...answers.map((a) => a.ms))).toBeLessThan(6000);
+      // The deadline is 5 s of silence per request, whatever else waits: a request queued behind
+      // another's timeout would take 10 s. Alone on the VM the slowest took 5.15 s; under CI's three
+      // workers on two cores one took 6.86 s (2026-12-08), so the margin over 5 s is 3 s, not 1.
+      expect(Math.max(...answers.map((a) => a.ms))).toBeLessThan(8000);
       // Once the dropped connection has closed, a request does not wait out a timeout of its own.
       const late = answers.filter((a) => a.at > 7500);
       expect(late.length).toBeGreaterThan(0);
-      expect(Math.max(...late.map((a) => a.ms))).toBeLessThan(1000);
+      expect(Math.max(...late.map((a) => a.ms))).toBeLessThan(2000);
     }, 30_000);
 
     it('serves again once Redis answers, and keeps serving: nothing left from the stall ends the new connection', async () => {
@@ -175,9 +177,10 @@ async function failedParsOver(tpp: RegisteredTpp, issuer: string, ms: number): P
         await admin.client('UNPAUSE');
         const answer = await inFlight;
         // 503 when its next write found the connection still down, 201 when it went out on the new
-        // one; either way within the reconnect, not after a 5 s timeout.
+        // one; either way within the reconnect, not after a 5 s timeout (a loaded CI machine may take a
+        // second or two more than the reconnect's 200 ms).
         expect([201, 503]).toContain(answer.status);
-        expect(answer.ms).toBeLessThan(2000);
+        expect(answer.ms).toBeLessThan(3500);
       } finally {
         admin.disconnect();
       }
