@@ -21,11 +21,13 @@
  * - `--liftoff-only`: WebAssembly stays in V8's baseline compiler. The embedded database (PGlite) is
  *   Postgres compiled to WebAssembly, and one of its functions, once hot, took TurboFan 2.7 s of CPU
  *   and 600 MB of compiler memory on a background thread (`--trace-wasm-compilation-times`), a few
- *   seconds after start: the embedded default peaked at 445 MiB, 305 MiB without it (a 5-minute
- *   soak), and its queries cost about the same in baseline code (authorization_code redemption, which
+ *   seconds after start: in a 5-minute soak the embedded default peaked at 445 MiB without the flag
+ *   and at 305 and 319 MiB with it (two runs), and its queries cost about the same in baseline code (authorization_code redemption, which
  *   writes to PGlite, ~7 % more CPU; client_credentials the same). `--no-wasm-tier-up` does not stop
  *   that tier-up in this V8. On Postgres + Redis no WebAssembly is on the request path (undici's
- *   HTTP parser for outgoing calls is the only other module).
+ *   HTTP parser for outgoing calls is the only other module). The flag makes V8 abort where Liftoff
+ *   cannot compile, which on x86-64 happens without SSE4.1 (before ~2011, QEMU's qemu64 model):
+ *   scripts/with-node.sh leaves it out on such a CPU, and the Dockerfile says to.
  */
 export const MOAT_NODE_FLAGS = ['--max-semi-space-size=16', '--heap-growing-percent=30', '--liftoff-only'] as const;
 export const MOAT_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' } as const;

@@ -17,7 +17,7 @@
  * last, since PGlite (and `holdsPgliteCluster`) take PG_VERSION to mean a cluster is there.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
@@ -69,13 +69,28 @@ export async function createPgliteCluster(dataDir: string, options: { timeoutMs?
   }
 }
 
+/**
+ * `--liftoff-only` makes V8 abort where its baseline compiler gives up, which on x86-64 it does for
+ * some instructions without SSE4.1 (CPUs before ~2011, QEMU's qemu64 model); there initdb runs as V8
+ * likes (scripts/with-node.sh drops the flag for Moat itself on such a CPU).
+ */
+function baselineCompilerSuffices(): boolean {
+  if (process.arch !== 'x64' || process.platform !== 'linux') return true;
+  try {
+    return /\bsse4_1\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
 async function runInitdbChild(dataDir: string, building: string, timeoutMs: number): Promise<void> {
   // NODE_OPTIONS is the operator's for Moat (an inspector port, a tracing agent), not for initdb.
   const { NODE_OPTIONS: _notForInitdb, ...env } = process.env;
   let child: ChildProcess;
   try {
     // The IPC channel tells the child when this process is gone, so an interrupted start leaves no initdb running.
-    child = spawn(process.execPath, ['--liftoff-only', THIS_MODULE, building], {
+    const flags = baselineCompilerSuffices() ? ['--liftoff-only'] : [];
+    child = spawn(process.execPath, [...flags, THIS_MODULE, building], {
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       env,
       timeout: timeoutMs,
