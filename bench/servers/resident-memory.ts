@@ -32,6 +32,16 @@ export function residentBreakdown(): ResidentBreakdown | undefined {
   } catch {
     return undefined;
   }
+  return classifySmaps(text);
+}
+
+/**
+ * The RSS of an smaps listing by kind. A WebAssembly memory is told by its layout as V8 makes it on
+ * 64-bit Linux: the accessible part (rw-p) followed at once by the rest of its reservation, gigabytes
+ * kept inaccessible (---p) until the memory grows into it. Where V8 could not reserve that much (a
+ * low `ulimit -v`), a WebAssembly memory has no such neighbour and counts as other anonymous memory.
+ */
+export function classifySmaps(text: string): ResidentBreakdown {
   const mappings: { from: number; to: number; perms: string; path: string; rssKib: number }[] = [];
   for (const line of text.split('\n')) {
     const header = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s*(.*)$/.exec(line);
@@ -45,11 +55,9 @@ export function residentBreakdown(): ResidentBreakdown | undefined {
   const kib = { webAssemblyMemoryMiB: 0, jitCodeMiB: 0, mallocBrkMiB: 0, filesMiB: 0, otherAnonymousMiB: 0 };
   mappings.forEach((m, i) => {
     const next = mappings[i + 1];
-    // The accessible part of a WebAssembly memory, followed at once by the rest of its reservation,
-    // which stays inaccessible (gigabytes, ---p) until the memory grows into it.
     const wasmMemory =
       m.path === '' &&
-      m.perms.startsWith('rw') &&
+      m.perms === 'rw-p' &&
       next !== undefined &&
       next.from === m.to &&
       next.path === '' &&
