@@ -372,6 +372,12 @@ describe("Moat's process memory settings (issue 20)", () => {
     expect(start).toBe([...env, 'sh scripts/with-node.sh', ...MOAT_NODE_FLAGS, 'src/main.ts'].join(' '));
   });
 
+  it('runs the CLI as `npm run moat` with them too (its `moat start` is the server, as in the image)', () => {
+    const moat = (JSON.parse(read(ROOT, 'package.json')) as { scripts: Record<string, string> }).scripts.moat!;
+    const env = Object.entries(MOAT_ENV).map(([name, value]) => `${name}=${value}`);
+    expect(moat).toBe([...env, 'sh scripts/with-node.sh', ...MOAT_NODE_FLAGS, 'src/cli/main.ts'].join(' '));
+  });
+
   it("runs `npm test`'s Jest (and so its workers, which inherit its flags) with Moat's WebAssembly compiler setting", () => {
     const test = (JSON.parse(read(ROOT, 'package.json')) as { scripts: Record<string, string> }).scripts.test!;
     expect(MOAT_NODE_FLAGS).toContain('--liftoff-only');

@@ -56,7 +56,9 @@ describe("the README's first-call block (issue 7: ≤ 4 commands, no hand-made c
       'MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 sh scripts/with-node.sh --max-semi-space-size=16 --heap-growing-percent=30 --liftoff-only src/main.ts',
     );
     expect(commands[2]!.command).toMatch(/^npm run moat -- sandbox tpp /);
-    expect(npmScript(commands[2]!.command)).toBe('sh scripts/with-node.sh src/cli/main.ts');
+    expect(npmScript(commands[2]!.command)).toBe(
+      'MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 sh scripts/with-node.sh --max-semi-space-size=16 --heap-growing-percent=30 --liftoff-only src/cli/main.ts',
+    );
   });
 
   it('ends with the example TPP client that test/examples/tpp-client.test.ts runs, on the credentials just issued', () => {
