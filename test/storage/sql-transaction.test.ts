@@ -36,6 +36,15 @@ describeWithServices('queries started together inside a transaction', () => {
   afterAll(async () => {
     await db.drop();
   });
+  /** A client of its own for one test, closed after it. */
+  const withClient = async (use: (sql: SqlClient) => Promise<void>): Promise<void> => {
+    const sql = createPgSqlClient(db.url);
+    try {
+      await use(sql);
+    } finally {
+      await sql.close();
+    }
+  };
 
   it('run one after the other in the order they were started, never two at once on the connection', async () => {
     // Instrumentation, not a stand-in: every query still goes to the real server; this only counts
@@ -70,9 +79,8 @@ describeWithServices('queries started together inside a transaction', () => {
     }
   });
 
-  it('still roll back as a whole when one of them fails', async () => {
-    const sql = createPgSqlClient(db.url);
-    try {
+  it('still roll back as a whole when one of them fails', () =>
+    withClient(async (sql) => {
       await sql.query('CREATE TABLE kept (id int PRIMARY KEY)');
       await expect(
         sql.transaction(async (tx) => {
@@ -81,14 +89,10 @@ describeWithServices('queries started together inside a transaction', () => {
       ).rejects.toMatchObject({ code: '23505' });
       const { rows } = await sql.query('SELECT id FROM kept');
       expect(rows).toEqual([]);
-    } finally {
-      await sql.close();
-    }
-  });
+    }));
 
-  it('commit a query the code started without waiting for it, with the rest of the transaction', async () => {
-    const sql = createPgSqlClient(db.url);
-    try {
+  it('commit a query the code started without waiting for it, with the rest of the transaction', () =>
+    withClient(async (sql) => {
       await sql.query('CREATE TABLE unawaited (id int PRIMARY KEY)');
       await sql.transaction(async (tx) => {
         await tx.query('INSERT INTO unawaited VALUES (1)');
@@ -96,14 +100,10 @@ describeWithServices('queries started together inside a transaction', () => {
       });
       const { rows } = await sql.query<{ id: number }>('SELECT id FROM unawaited ORDER BY id');
       expect(rows.map((r) => r.id)).toEqual([1, 2]);
-    } finally {
-      await sql.close();
-    }
-  });
+    }));
 
-  it('fail, not report success, when the code caught a failed query and COMMIT rolled everything back', async () => {
-    const sql = createPgSqlClient(db.url);
-    try {
+  it('fail, not report success, when the code caught a failed query and COMMIT rolled everything back', () =>
+    withClient(async (sql) => {
       await sql.query('CREATE TABLE swallowed (id int PRIMARY KEY)');
       await sql.query('INSERT INTO swallowed VALUES (1)');
       await expect(
@@ -114,19 +114,12 @@ describeWithServices('queries started together inside a transaction', () => {
       ).rejects.toThrow(/rolled it back/);
       const { rows } = await sql.query<{ id: number }>('SELECT id FROM swallowed ORDER BY id');
       expect(rows.map((r) => r.id)).toEqual([1]);
-    } finally {
-      await sql.close();
-    }
-  });
+    }));
 
-  it('run none of those still queued once the first has failed: nothing is written after the rollback', async () => {
-    const sql = createPgSqlClient(db.url);
-    try {
+  it('run none of those still queued once the first has failed: nothing is written after the rollback', () =>
+    withClient(async (sql) => {
       await expectNothingWrittenAfterRollback(sql);
-    } finally {
-      await sql.close();
-    }
-  });
+    }));
 });
 
 // The embedded default's transactions are PGlite's own (src/storage/sql/sql-client.ts hands them to
