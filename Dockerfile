@@ -22,11 +22,13 @@ COPY src ./src
 COPY migrations ./migrations
 COPY views ./views
 COPY bin ./bin
+COPY scripts/with-node.sh scripts/use-node.sh ./scripts/
 RUN mkdir -p /app/keys /app/data && chown -R node:node /app/keys /app/data
 USER node
 EXPOSE 8080
 # Configuration comes from /app/moat.yaml (mounted) and MOAT_* variables.
 # Memory and GC (issue 20; bench/servers/moat-process.ts says why): V8's generations sized for short-lived requests, WebAssembly (the embedded database) left in the baseline compiler, two malloc arenas, a fixed mmap threshold.
-# On an x86-64 CPU without SSE4.1 (before ~2011, QEMU's qemu64 model) V8 aborts with --liftoff-only: drop it there.
-ENTRYPOINT ["node", "--max-semi-space-size=16", "--heap-growing-percent=30", "--liftoff-only", "bin/moat.js"]
+# scripts/with-node.sh execs node with these flags (node is PID 1 and gets the signals), except
+# --liftoff-only on an x86-64 CPU without SSE4.1 (before ~2011, QEMU's qemu64 model), where V8 would abort.
+ENTRYPOINT ["sh", "scripts/with-node.sh", "--max-semi-space-size=16", "--heap-growing-percent=30", "--liftoff-only", "bin/moat.js"]
 CMD ["start"]

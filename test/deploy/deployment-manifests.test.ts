@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
@@ -68,6 +68,29 @@ function block(text: string, key: string): string {
 }
 
 const field = (text: string, name: string) => new RegExp(`^\\s*-?\\s*${name}: (.+)$`, 'm').exec(text)?.[1]?.trim();
+
+/**
+ * The image's /app as the Dockerfile's last stage lays it out: each `COPY` from the build context
+ * copied, the dependencies stage's node_modules linked to the checkout's.
+ */
+function imageFiles(dockerfile: string): string {
+  const app = mkdtempSync(join(tmpdir(), 'moat-image-'));
+  const finalStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+  for (const [, args] of finalStage.matchAll(/^COPY (.+)$/gm)) {
+    const words = args!.trim().split(/\s+/);
+    const destination = words.pop()!;
+    if (words[0]?.startsWith('--from=')) {
+      if (destination !== './node_modules') throw new Error(`unexpected COPY ${args}`);
+      symlinkSync(join(ROOT, 'node_modules'), join(app, 'node_modules'));
+      continue;
+    }
+    for (const source of words) {
+      const target = destination.endsWith('/') ? join(app, destination, basename(source)) : join(app, destination);
+      cpSync(join(ROOT, source), target, { recursive: true });
+    }
+  }
+  return app;
+}
 
 /** Directives of an nginx configuration as `name args` strings, comments dropped. */
 function directives(conf: string): string[] {
@@ -363,8 +386,35 @@ describe("Moat's process memory settings (issue 20)", () => {
 
   it("starts the image's Moat with the node flags and environment the benchmark's soak measured", () => {
     const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1] ?? '[]') as string[];
-    expect(entrypoint).toEqual(['node', ...MOAT_NODE_FLAGS, 'bin/moat.js']);
+    expect(entrypoint).toEqual(['sh', 'scripts/with-node.sh', ...MOAT_NODE_FLAGS, 'bin/moat.js']);
     for (const [name, value] of Object.entries(MOAT_ENV)) expect(dockerfile).toMatch(new RegExp(`^ENV .*\\b${name}=${value}\\b`, 'm'));
+  });
+
+  it('runs its ENTRYPOINT from the files the image copies, and leaves --liftoff-only out on a CPU without SSE4.1', () => {
+    const app = imageFiles(dockerfile);
+    const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1] ?? '[]') as string[];
+    const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)?.[1] ?? '[]') as string[];
+    expect(cmd).toEqual(['start']);
+    const run = (cpuFlags: string) => {
+      const cpuinfo = join(app, `cpuinfo-${cpuFlags.length}`);
+      writeFileSync(cpuinfo, `processor\t: 0\nflags\t\t: ${cpuFlags}\n`);
+      // `help` in place of CMD's `start`: the same node, flags and CLI, without a server to stop.
+      return spawnSync(entrypoint[0]!, [...entrypoint.slice(1), 'help'], {
+        cwd: app,
+        env: { PATH: process.env.PATH, NODE_ENV: 'production', ...MOAT_ENV, MOAT_CPUINFO: cpuinfo },
+        encoding: 'utf8',
+      });
+    };
+    const withSse41 = run('fpu sse sse2 ssse3 sse4_1 sse4_2');
+    expect({ status: withSse41.status, stderr: withSse41.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(withSse41.stdout).toMatch(/^usage: moat <command>/);
+    expect(withSse41.stdout).toMatch(/^  start .*run the server/m);
+    if (process.arch === 'x64') {
+      const without = run('fpu sse sse2 ssse3');
+      expect(without.status).toBe(0);
+      expect(without.stderr).toContain('this CPU has no SSE4.1; running without --liftoff-only');
+      expect(without.stdout).toBe(withSse41.stdout);
+    }
   });
 
   it('starts `npm start` with the same flags and environment', () => {
