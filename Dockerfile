@@ -23,6 +23,8 @@ COPY migrations ./migrations
 COPY views ./views
 COPY bin ./bin
 COPY scripts/with-node.sh scripts/use-node.sh ./scripts/
+# The base image's Node must be one Moat runs on, or with-node.sh would try to fetch one at start.
+RUN node -e "const [major, minor] = process.versions.node.split('.').map(Number); if (major < 24 || (major === 24 && minor < 7)) { console.error('moat: the image needs Node 24.7 or later; the base image has ' + process.version); process.exit(1); }"
 RUN mkdir -p /app/keys /app/data && chown -R node:node /app/keys /app/data
 USER node
 EXPOSE 8080

@@ -5,8 +5,9 @@ import { Redis } from 'ioredis';
  * Moat's client_credentials CPU under Redis, for about two scripts per token). A SET of a 200-byte
  * value, awaited, from N concurrent callers, with and without ioredis's auto-pipelining; CPU time of
  * this process per command (user and system: on loopback the send's system time includes the
- * receiving side's TCP work). Moat's requests send their commands one at a time and rarely at the
- * same moment as another request's, so concurrency 1 is the row that prices them.
+ * receiving side's TCP work). The two rows bound what a command costs Moat: one caller at a time,
+ * where every reply wakes the event loop on its own, and 16 at once, where replies are read
+ * together; a loaded Moat, its requests each sending their commands one after another, is between.
  *
  *   BENCH_REDIS_URL=redis://127.0.0.1:6379 node bench/redis-command-cost.ts
  */

@@ -15,9 +15,13 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function runWith(cpuFlags: string): { execArgv: string[]; argv: string[]; stderr: string } {
-  const cpuinfo = join(dir, `cpuinfo-${cpuFlags.length}`);
-  writeFileSync(cpuinfo, `processor\t: 0\nflags\t\t: ${cpuFlags}\n`);
+/** Runs with-node.sh on a /proc/cpuinfo that lists `cpuFlags`, or (null) has no flags line at all. */
+function runWith(cpuFlags: string | null): { execArgv: string[]; argv: string[]; stderr: string } {
+  const cpuinfo = join(dir, `cpuinfo-${cpuFlags?.length ?? 'none'}`);
+  writeFileSync(
+    cpuinfo,
+    cpuFlags === null ? 'processor\t: 0\nBogoMIPS\t: 48.00\nFeatures\t: fp asimd evtstrm aes\n' : `processor\t: 0\nflags\t\t: ${cpuFlags}\n`,
+  );
   const script = join(dir, 'print.cjs');
   writeFileSync(script, 'console.log(JSON.stringify({ execArgv: process.execArgv, argv: process.argv.slice(2) }))');
   const stderrFile = join(dir, 'stderr');
@@ -44,4 +48,10 @@ it('passes --liftoff-only on where the CPU has SSE4.1', () => {
   expect(ran.execArgv).toEqual(['--max-semi-space-size=16']);
   expect(ran.argv).toEqual(['one', 'two words']);
   expect(ran.stderr).toContain('this CPU has no SSE4.1; running without --liftoff-only');
+});
+
+it("keeps it where /proc/cpuinfo lists no x86 flags at all (an x86-64 image emulated on an ARM host sees the host's)", () => {
+  const ran = runWith(null);
+  expect(ran.execArgv).toEqual(['--liftoff-only', '--max-semi-space-size=16']);
+  expect(ran.stderr).not.toContain('SSE4.1');
 });

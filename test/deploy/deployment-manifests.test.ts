@@ -390,30 +390,42 @@ describe("Moat's process memory settings (issue 20)", () => {
     for (const [name, value] of Object.entries(MOAT_ENV)) expect(dockerfile).toMatch(new RegExp(`^ENV .*\\b${name}=${value}\\b`, 'm'));
   });
 
-  it('runs its ENTRYPOINT from the files the image copies, and leaves --liftoff-only out on a CPU without SSE4.1', () => {
+  it('runs its ENTRYPOINT from the files the image copies: node itself, with the flags, --liftoff-only left out on a CPU without SSE4.1', () => {
     const app = imageFiles(dockerfile);
     const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1] ?? '[]') as string[];
     const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)?.[1] ?? '[]') as string[];
     expect(cmd).toEqual(['start']);
-    const run = (cpuFlags: string) => {
+    const run = (cpuFlags: string, args: string[]) => {
       const cpuinfo = join(app, `cpuinfo-${cpuFlags.length}`);
       writeFileSync(cpuinfo, `processor\t: 0\nflags\t\t: ${cpuFlags}\n`);
-      // `help` in place of CMD's `start`: the same node, flags and CLI, without a server to stop.
-      return spawnSync(entrypoint[0]!, [...entrypoint.slice(1), 'help'], {
+      return spawnSync(entrypoint[0]!, [...entrypoint.slice(1), ...args], {
         cwd: app,
         env: { PATH: process.env.PATH, NODE_ENV: 'production', ...MOAT_ENV, MOAT_CPUINFO: cpuinfo },
         encoding: 'utf8',
       });
     };
-    const withSse41 = run('fpu sse sse2 ssse3 sse4_1 sse4_2');
-    expect({ status: withSse41.status, stderr: withSse41.stderr }).toEqual({ status: 0, stderr: '' });
-    expect(withSse41.stdout).toMatch(/^usage: moat <command>/);
-    expect(withSse41.stdout).toMatch(/^  start .*run the server/m);
+    const withSse41 = 'fpu sse sse2 ssse3 sse4_1 sse4_2';
+    // The CLI as copied, `help` in place of CMD's `start` (no server to stop).
+    const help = run(withSse41, ['help']);
+    expect({ status: help.status, stderr: help.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(help.stdout).toMatch(/^usage: moat <command>/);
+    expect(help.stdout).toMatch(/^ {2}start .*run the server/m);
+
+    // Then bin/moat.js replaced by one that reports how it was run: node must be the process the
+    // ENTRYPOINT started (PID 1 in the container, so it gets the signals), with the flags.
+    writeFileSync(join(app, 'bin', 'moat.js'), 'console.log(JSON.stringify({ pid: process.pid, execArgv: process.execArgv, argv: process.argv.slice(2) }))');
+    const reported = (cpuFlags: string) => {
+      const ran = run(cpuFlags, cmd);
+      expect(ran.status).toBe(0);
+      return { ...(JSON.parse(ran.stdout) as { pid: number; execArgv: string[]; argv: string[] }), spawnedPid: ran.pid, stderr: ran.stderr };
+    };
+    const fast = reported(withSse41);
+    expect(fast).toEqual({ pid: fast.spawnedPid, execArgv: [...MOAT_NODE_FLAGS], argv: ['start'], spawnedPid: fast.spawnedPid, stderr: '' });
     if (process.arch === 'x64') {
-      const without = run('fpu sse sse2 ssse3');
-      expect(without.status).toBe(0);
-      expect(without.stderr).toContain('this CPU has no SSE4.1; running without --liftoff-only');
-      expect(without.stdout).toBe(withSse41.stdout);
+      const old = reported('fpu sse sse2 ssse3');
+      expect(old.pid).toBe(old.spawnedPid);
+      expect(old.execArgv).toEqual(MOAT_NODE_FLAGS.filter((flag) => flag !== '--liftoff-only'));
+      expect(old.stderr).toContain('this CPU has no SSE4.1; running without --liftoff-only');
     }
   });
 
