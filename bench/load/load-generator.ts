@@ -1,9 +1,11 @@
 import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
 
 /*
- * A closed-loop load generator: `concurrency` workers each run one operation after another until the
+ * Load generators. Closed loop: `concurrency` workers each run one operation after another until the
  * time is up (or the supply of work runs out), so there are always exactly that many requests (or
- * flows) in flight. Latency is recorded per operation in an HDR histogram (node:perf_hooks).
+ * flows) in flight. Fixed rate: operations started on a schedule, whatever the server's pace, up to a
+ * bound of operations in flight. Latency is recorded per operation in an HDR histogram
+ * (node:perf_hooks).
  */
 
 /** Thrown by an operation when there is no more work (the minted codes are all used). */
@@ -58,6 +60,66 @@ export async function runClosedLoop(options: LoadOptions): Promise<LoadResult> {
   };
   await Promise.all(Array.from({ length: options.concurrency }, worker));
   return { ops, errors, ...(firstError === undefined ? {} : { firstError }), elapsedMs: performance.now() - started, histogram };
+}
+
+export interface FixedRateOptions {
+  perSecond: number;
+  durationMs: number;
+  /** Operations in flight at most; a start that would exceed it is skipped and counted. */
+  maxInFlight: number;
+  operation: () => Promise<void>;
+}
+
+/** A fixed-rate result: how many scheduled starts were skipped because `maxInFlight` were in flight. */
+export interface FixedRateResult extends LoadResult {
+  skipped: number;
+}
+
+/**
+ * Starts operations at `perSecond`, evenly spread: every millisecond tick starts those that are due
+ * by the clock, so a late tick catches up instead of lowering the rate. Below the server's capacity
+ * the server then works at a rate both sides of a comparison share (the cluster scenario's CPU per
+ * request, with one worker and with two, on the same load), not at what each could sustain.
+ */
+export async function runFixedRate(options: FixedRateOptions): Promise<FixedRateResult> {
+  const histogram = createHistogram();
+  const started = performance.now();
+  let due = 0;
+  let ops = 0;
+  let errors = 0;
+  let skipped = 0;
+  let inFlight = 0;
+  let firstError: string | undefined;
+  const running = new Set<Promise<void>>();
+  const start = () => {
+    const begun = process.hrtime.bigint();
+    inFlight += 1;
+    const op = options.operation().then(
+      () => {
+        histogram.record(process.hrtime.bigint() - begun);
+        ops += 1;
+      },
+      (err: unknown) => {
+        errors += 1;
+        firstError ??= err instanceof Error ? err.message : String(err);
+      },
+    );
+    const tracked = op.finally(() => {
+      inFlight -= 1;
+      running.delete(tracked);
+    });
+    running.add(tracked);
+  };
+  while (performance.now() - started < options.durationMs) {
+    const shouldHaveStarted = Math.floor(((performance.now() - started) / 1000) * options.perSecond);
+    for (; due < shouldHaveStarted; due += 1) {
+      if (inFlight >= options.maxInFlight) skipped += 1;
+      else start();
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  await Promise.all(running);
+  return { ops, errors, skipped, ...(firstError === undefined ? {} : { firstError }), elapsedMs: performance.now() - started, histogram };
 }
 
 /** Hands out items once each, then throws SupplyExhausted. */

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { benchConfig, freePort } from '../fixtures.ts';
 import { clientCredentials } from '../load/fapi-client.ts';
+import { runFixedRate } from '../load/load-generator.ts';
 import { createTlsPool } from '../load/tls-pools.ts';
 import { MeasurementRecorder, type Measurement } from '../measure.ts';
 import { MOAT_ENV, MOAT_NODE_FLAGS } from '../servers/moat-process.ts';
@@ -17,6 +18,13 @@ import { costRatio, loop, ratio, type BenchContext, type ScenarioResult } from '
  * same client_credentials load over mTLS keep-alive connections (the kernel spreads connections over
  * the workers). CPU and RSS are the whole process tree's, read from /proc. Needs --postgres and
  * --redis: more than one worker refuses the embedded database.
+ *
+ * Each tree is measured closed loop (as many requests as it can take: issue 20's target row), then
+ * at fixed rates below that: one worker at 40 % of what it took closed loop, two workers at the same
+ * rate and at twice it. A Node process's CPU per request falls as its load rises (each wake-up of
+ * the event loop, each socket read, each group commit serves more requests), so two workers sharing
+ * one load each work less efficiently than one; the second fixed rate gives each of the two workers
+ * the one worker's load, and so compares the work per request itself.
  */
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -25,6 +33,8 @@ const TICKS_PER_SECOND = 100;
 export const WORKERS_CPU_TARGET = 0.909;
 /** The idle window measured before the load. */
 const IDLE_MS = 5_000;
+/** The fixed rate, as a share of what one worker served closed loop. */
+const FIXED_RATE_SHARE = 0.4;
 
 function processTree(pid: number): number[] {
   let children: number[] = [];
@@ -147,6 +157,7 @@ export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult>
   const notes = ['srv CPU % is the whole process tree (primary + workers); the load generator, Postgres and Redis share the same cores'];
   // Twice the keep-alive connections: enough for both workers to be busy.
   const connections = ctx.options.concurrency.keepAlive * 2;
+  let fixedRate: number | undefined;
   for (const workers of [1, 2]) {
     const { handle, origin, pid } = await startCluster(ctx, workers);
     let measuredWindow: [number, number] | undefined;
@@ -179,6 +190,27 @@ export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult>
           `${handle.name}: the primary process used ${primaryMs.toFixed(0)} ms of CPU over the measurement (${((100 * primaryMs) / (measurement.serverCpuMsPerOp * measurement.ops)).toFixed(1)} % of the tree's)`,
         );
       }
+      fixedRate ??= Math.max(1, Math.round(measurement.throughput * FIXED_RATE_SHARE));
+      // One worker at the rate; two at the same rate (each worker half of it) and at twice it (each
+      // worker as busy as the one was).
+      for (const perSecond of workers === 1 ? [fixedRate] : [fixedRate, 2 * fixedRate]) {
+        const atRate = new MeasurementRecorder();
+        let skipped = 0;
+        await atRate.round(handle, async () => {
+          const result = await runFixedRate({
+            perSecond,
+            durationMs: ctx.options.durationSeconds * 1000,
+            maxInFlight: connections,
+            operation: async () => {
+              await clientCredentials(pool, ctx.moat.client);
+            },
+          });
+          skipped = result.skipped;
+          return result;
+        });
+        rows.push({ server: `${handle.name} at ${perSecond}/s`, measurement: atRate.result() });
+        if (skipped > 0) notes.push(`${handle.name} at ${perSecond}/s: ${skipped} starts skipped, ${connections} requests being in flight`);
+      }
     } finally {
       await pool.close();
       await handle.stop();
@@ -191,7 +223,16 @@ export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult>
     operation: 'request',
     rows,
     // Issue 20: the work per request does not grow with the workers (server CPU per request within 10 %).
-    ratios: [ratio(rows, 'moat ×2', 'moat ×1'), costRatio(rows, 'moat ×2', 'moat ×1', WORKERS_CPU_TARGET)],
+    ratios: [
+      ratio(rows, 'moat ×2', 'moat ×1'),
+      costRatio(rows, 'moat ×2', 'moat ×1', WORKERS_CPU_TARGET),
+      ...(fixedRate === undefined
+        ? []
+        : [
+            costRatio(rows, `moat ×2 at ${fixedRate}/s`, `moat ×1 at ${fixedRate}/s`),
+            costRatio(rows, `moat ×2 at ${2 * fixedRate}/s`, `moat ×1 at ${fixedRate}/s`),
+          ]),
+    ],
     notes,
   };
 }
