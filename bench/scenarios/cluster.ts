@@ -96,11 +96,11 @@ const profileClockMicros = () => Number(process.hrtime.bigint() / 1000n);
  * `node bench/profile-causes.ts <run>-profiles/cluster-2/<worker>.cpuprofile` then compares one
  * worker's CPU by cause with two workers'.
  */
-function writeProfileWindows(ctx: BenchContext, workers: number, window: [number, number]): void {
+function writeProfileWindows(ctx: BenchContext, workers: number, windows: [number, number][]): void {
   if (ctx.cpuProfileDir === undefined) return;
   const dir = join(ctx.cpuProfileDir, `cluster-${workers}`);
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))) {
-    writeFileSync(join(dir, file.replace(/\.cpuprofile$/, '.windows.json')), JSON.stringify([window]));
+    writeFileSync(join(dir, file.replace(/\.cpuprofile$/, '.windows.json')), JSON.stringify(windows));
   }
 }
 
@@ -160,7 +160,8 @@ export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult>
   let fixedRate: number | undefined;
   for (const workers of [1, 2]) {
     const { handle, origin, pid } = await startCluster(ctx, workers);
-    let measuredWindow: [number, number] | undefined;
+    // Closed loop first, then each fixed rate: profile-causes.ts's window indexes.
+    const measuredWindows: [number, number][] = [];
     const pool = createTlsPool({ origin, serverCaPem: ctx.fixtures.sandbox.serverCaPem, identity: ctx.fixtures.tpp, connections });
     try {
       // The TPP registered with the main Moat target lives in the same Postgres: no registration here.
@@ -177,7 +178,7 @@ export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult>
       const topBefore = processCpuMicros(pid);
       const windowStart = profileClockMicros();
       await recorder.round(handle, () => run(ctx.options.durationSeconds * 1000));
-      measuredWindow = [windowStart, profileClockMicros()];
+      measuredWindows.push([windowStart, profileClockMicros()]);
       const measurement = recorder.result();
       rows.push({ server: handle.name, measurement });
       notes.push(
@@ -196,6 +197,7 @@ export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult>
       for (const perSecond of workers === 1 ? [fixedRate] : [fixedRate, 2 * fixedRate]) {
         const atRate = new MeasurementRecorder();
         let skipped = 0;
+        const rateWindowStart = profileClockMicros();
         await atRate.round(handle, async () => {
           const result = await runFixedRate({
             perSecond,
@@ -208,6 +210,7 @@ export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult>
           skipped = result.skipped;
           return result;
         });
+        measuredWindows.push([rateWindowStart, profileClockMicros()]);
         rows.push({ server: `${handle.name} at ${perSecond}/s`, measurement: atRate.result() });
         if (skipped > 0) notes.push(`${handle.name} at ${perSecond}/s: ${skipped} starts skipped, ${connections} requests being in flight`);
       }
@@ -215,7 +218,7 @@ export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult>
       await pool.close();
       await handle.stop();
     }
-    if (measuredWindow !== undefined) writeProfileWindows(ctx, workers, measuredWindow);
+    if (measuredWindows.length > 0) writeProfileWindows(ctx, workers, measuredWindows);
   }
   return {
     id: 'cluster',
