@@ -76,7 +76,7 @@ import { attachProviderEventLogging } from './observability/provider-events.ts';
 import { createProvider, guardQuarantinedClients, PROVIDER_ROUTES } from './provider/create-provider.ts';
 import { createIntrospectionScope } from './provider/introspection-scope.ts';
 import { actionableErrors } from './provider/actionable-errors.ts';
-import { createDpopNonces, PROVIDER_BODY, replaceProviderKeys } from './provider/internals.ts';
+import { createDpopNonces, PROVIDER_BODY, replaceProviderKeys, routeProviderNotices } from './provider/internals.ts';
 import { giveBackCodeOnFailure } from './provider/token-failure.ts';
 import { hsmKeyMaterial, openHsmSigning, signingFailuresCounter } from './provider/external-signing-keys.ts';
 import { openPkcs11Token } from './keys/pkcs11-token.ts';
@@ -526,6 +526,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
           ...(bankApp === undefined ? {} : { notifyBankApp: createBankAppNotifier(bankApp) }),
         })
       : undefined;
+    routeProviderNotices(logger);
     const provider = createProvider({
       ...(cibaHooks === undefined ? {} : { ciba: cibaHooks }),
       config,

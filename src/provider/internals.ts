@@ -5,6 +5,7 @@ import ServerChallenge from 'oidc-provider/lib/helpers/challenge.js';
 // @ts-expect-error -- as above; replaceProviderKeys says why.
 import initializeKeyStore from 'oidc-provider/lib/helpers/initialize_keystore.js';
 import type { DpopNonces } from '../http/bearer-token.ts';
+import type { Logger } from '../observability/logger.ts';
 
 /*
  * Every place Moat reaches into oidc-provider's insides, or relies on how they work, each with the
@@ -237,4 +238,42 @@ export async function mergeIntoGrant(
       await now.save();
     },
   };
+}
+
+/**
+ * oidc-provider's notices (lib/helpers/attention.js) are written with console.warn and console.info
+ * as one plain line each ("oidc-provider WARNING: …", coloured on a terminal), outside Moat's JSON
+ * log, and there is no option to route them. So those lines, and only those, go to the logger of
+ * the last Moat started in this process: a notice Moat causes by design at debug with the reason,
+ * any other as the warning or notice it is (event `provider.notice`). Any other console output is
+ * left as it was.
+ */
+export const EXPECTED_PROVIDER_NOTICES: readonly { startsWith: string; why: string }[] = [
+  {
+    // lib/shared/selective_body.js, once per process, at the first form or JSON body.
+    startsWith: 'already parsed request body detected',
+    why: 'Moat reads and checks every request body before oidc-provider does and hands it on (PROVIDER_BODY)',
+  },
+];
+const PROVIDER_NOTICE = /^(?:\x1b\[[0-9;]*m)?oidc-provider (WARNING|NOTICE): ([\s\S]*?)(?:\x1b\[0m)?$/;
+let noticeLogger: Logger | undefined;
+
+export function routeProviderNotices(logger: Logger): void {
+  const alreadyRouted = noticeLogger !== undefined;
+  noticeLogger = logger;
+  if (alreadyRouted) return;
+  for (const level of ['warn', 'info'] as const) {
+    const original = console[level];
+    console[level] = (...args: unknown[]) => {
+      const notice = args.length === 1 && typeof args[0] === 'string' ? PROVIDER_NOTICE.exec(args[0]) : null;
+      if (notice === null || noticeLogger === undefined) {
+        original.apply(console, args);
+        return;
+      }
+      const [, kind, text] = notice as unknown as [string, 'WARNING' | 'NOTICE', string];
+      const expected = EXPECTED_PROVIDER_NOTICES.find((n) => text.startsWith(n.startsWith));
+      if (expected !== undefined) noticeLogger.debug({ event: 'provider.notice', reason: expected.why }, `oidc-provider: ${text}`);
+      else noticeLogger[kind === 'WARNING' ? 'warn' : 'info']({ event: 'provider.notice' }, `oidc-provider: ${text}`);
+    };
+  }
 }

@@ -1,0 +1,49 @@
+import { startMoat, type Harness } from '../support/moat-harness.ts';
+import { onboardTpp, pushAuthorization, type RegisteredTpp } from '../support/tpp-client.ts';
+
+/*
+ * oidc-provider writes its notices to the console as plain lines; Moat's log is JSON. A running Moat
+ * routes them to its logger (src/provider/internals.ts, routeProviderNotices): the one Moat causes
+ * by design (the request body read before oidc-provider) at debug with the reason, any other as the
+ * warning it is, and leaves the rest of the console alone.
+ */
+
+let h: Harness;
+let tpp: RegisteredTpp;
+const consoleWarnings: unknown[][] = [];
+const originalWarn = console.warn;
+
+beforeAll(async () => {
+  console.warn = (...args: unknown[]) => {
+    consoleWarnings.push(args);
+  };
+  h = await startMoat({ config: { logging: { level: 'debug' } } });
+  tpp = await onboardTpp(h);
+});
+
+afterAll(async () => {
+  await tpp?.close();
+  await h?.close();
+  console.warn = originalWarn;
+});
+
+const notices = () => h.logs.filter((line) => line.event === 'provider.notice');
+
+it("logs oidc-provider's notice of the body Moat read first at debug, with the reason, and not on the console", async () => {
+  await pushAuthorization(tpp);
+  const bodyNotice = notices().find((line) => String(line.msg).includes('already parsed request body detected'));
+  expect(bodyNotice).toMatchObject({ level: 20, reason: expect.stringContaining('Moat reads and checks every request body') });
+  expect(consoleWarnings.flat().join('\n')).not.toContain('oidc-provider');
+});
+
+it('logs any other notice as a warning (plain or coloured as on a terminal), and passes other console output through', () => {
+  console.warn('oidc-provider WARNING: a notice Moat does not expect');
+  console.warn('\x1b[31;1moidc-provider WARNING: another, coloured\x1b[0m');
+  console.warn('not from oidc-provider');
+  expect(
+    notices()
+      .filter((line) => line.level === 40)
+      .map((line) => line.msg),
+  ).toEqual(['oidc-provider: a notice Moat does not expect', 'oidc-provider: another, coloured']);
+  expect(consoleWarnings).toEqual([['not from oidc-provider']]);
+});
