@@ -526,7 +526,8 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
           ...(bankApp === undefined ? {} : { notifyBankApp: createBankAppNotifier(bankApp) }),
         })
       : undefined;
-    routeProviderNotices(logger);
+    const unrouteProviderNotices = routeProviderNotices(logger);
+    closeOnFailure.push(unrouteProviderNotices);
     const provider = createProvider({
       ...(cibaHooks === undefined ? {} : { ciba: cibaHooks }),
       config,
@@ -903,6 +904,7 @@ export async function createMoatServer(configured: MoatConfig, logger: Logger, o
         await upstreamIdp?.close();
         await accountSource?.close();
         await storage.close();
+        unrouteProviderNotices();
       },
     };
     return moat;

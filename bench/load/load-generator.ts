@@ -70,14 +70,17 @@ export interface FixedRateOptions {
   operation: () => Promise<void>;
 }
 
-/** A fixed-rate result: how many scheduled starts were skipped because `maxInFlight` were in flight. */
+/**
+ * A fixed-rate result: how many scheduled starts were skipped because `maxInFlight` were in flight.
+ * ops + errors + skipped is exactly the starts due in the window, floor(durationMs / 1000 × perSecond).
+ */
 export interface FixedRateResult extends LoadResult {
   skipped: number;
 }
 
 /**
- * Starts operations at `perSecond`, evenly spread: every millisecond tick starts those that are due
- * by the clock, so a late tick catches up instead of lowering the rate. Below the server's capacity
+ * Starts operations at `perSecond`, evenly spread: each tick (timed for the next start) starts all
+ * that are due by the clock, so a late tick catches up instead of lowering the rate. Below the server's capacity
  * the server then works at a rate both sides of a comparison share (the cluster scenario's CPU per
  * request, with one worker and with two, on the same load), not at what each could sustain.
  */
@@ -110,14 +113,22 @@ export async function runFixedRate(options: FixedRateOptions): Promise<FixedRate
     });
     running.add(tracked);
   };
-  while (performance.now() - started < options.durationMs) {
-    const shouldHaveStarted = Math.floor(((performance.now() - started) / 1000) * options.perSecond);
+  // Every start due in the window is made or skipped, however late the last tick runs.
+  const scheduled = Math.floor((options.durationMs / 1000) * options.perSecond);
+  const startDue = (elapsedMs: number) => {
+    const shouldHaveStarted = Math.min(scheduled, Math.floor((elapsedMs / 1000) * options.perSecond));
     for (; due < shouldHaveStarted; due += 1) {
       if (inFlight >= options.maxInFlight) skipped += 1;
       else start();
     }
-    await new Promise((r) => setTimeout(r, 1));
+  };
+  for (let elapsed = 0; elapsed < options.durationMs; elapsed = performance.now() - started) {
+    startDue(elapsed);
+    // Asleep until the next start is due (at least a millisecond: timers do not go finer).
+    const nextDueMs = ((due + 1) / options.perSecond) * 1000;
+    await new Promise((r) => setTimeout(r, Math.max(1, Math.min(nextDueMs, options.durationMs) - (performance.now() - started))));
   }
+  startDue(options.durationMs);
   await Promise.all(running);
   return { ops, errors, skipped, ...(firstError === undefined ? {} : { firstError }), elapsedMs: performance.now() - started, histogram };
 }

@@ -244,9 +244,10 @@ export async function mergeIntoGrant(
  * oidc-provider's notices (lib/helpers/attention.js) are written with console.warn and console.info
  * as one plain line each ("oidc-provider WARNING: …", coloured on a terminal), outside Moat's JSON
  * log, and there is no option to route them. So those lines, and only those, go to the logger of
- * the last Moat started in this process: a notice Moat causes by design at debug with the reason,
- * any other as the warning or notice it is (event `provider.notice`). Any other console output is
- * left as it was.
+ * the most recently started Moat of this process that is still running (a process runs one; tests
+ * start many): a notice Moat causes by design at debug with the reason, any other as the warning or
+ * notice it is (event `provider.notice`), or to the console as before where that logger's level
+ * would drop it, or where no Moat runs. Any other console output is left as it was.
  */
 export const EXPECTED_PROVIDER_NOTICES: readonly { startsWith: string; why: string }[] = [
   {
@@ -256,24 +257,38 @@ export const EXPECTED_PROVIDER_NOTICES: readonly { startsWith: string; why: stri
   },
 ];
 const PROVIDER_NOTICE = /^(?:\x1b\[[0-9;]*m)?oidc-provider (WARNING|NOTICE): ([\s\S]*?)(?:\x1b\[0m)?$/;
-let noticeLogger: Logger | undefined;
+const noticeLoggers: Logger[] = [];
+let consoleWrapped = false;
 
-export function routeProviderNotices(logger: Logger): void {
-  const alreadyRouted = noticeLogger !== undefined;
-  noticeLogger = logger;
-  if (alreadyRouted) return;
-  for (const level of ['warn', 'info'] as const) {
-    const original = console[level];
-    console[level] = (...args: unknown[]) => {
-      const notice = args.length === 1 && typeof args[0] === 'string' ? PROVIDER_NOTICE.exec(args[0]) : null;
-      if (notice === null || noticeLogger === undefined) {
+/** Routes oidc-provider's notices to `logger` until the returned function is called (at the Moat's close). */
+export function routeProviderNotices(logger: Logger): () => void {
+  noticeLoggers.push(logger);
+  if (!consoleWrapped) {
+    consoleWrapped = true;
+    for (const method of ['warn', 'info'] as const) {
+      const original = console[method];
+      console[method] = (...args: unknown[]) => {
+        const notice = args.length === 1 && typeof args[0] === 'string' ? PROVIDER_NOTICE.exec(args[0]) : null;
+        const logger = noticeLoggers.at(-1);
+        if (notice !== null && logger !== undefined) {
+          const [, kind, text] = notice as unknown as [string, 'WARNING' | 'NOTICE', string];
+          const expected = EXPECTED_PROVIDER_NOTICES.find((n) => text.startsWith(n.startsWith));
+          if (expected !== undefined) {
+            logger.debug({ event: 'provider.notice', reason: expected.why }, `oidc-provider: ${text}`);
+            return;
+          }
+          const level = kind === 'WARNING' ? 'warn' : 'info';
+          if (logger.isLevelEnabled(level)) {
+            logger[level]({ event: 'provider.notice' }, `oidc-provider: ${text}`);
+            return;
+          }
+        }
         original.apply(console, args);
-        return;
-      }
-      const [, kind, text] = notice as unknown as [string, 'WARNING' | 'NOTICE', string];
-      const expected = EXPECTED_PROVIDER_NOTICES.find((n) => text.startsWith(n.startsWith));
-      if (expected !== undefined) noticeLogger.debug({ event: 'provider.notice', reason: expected.why }, `oidc-provider: ${text}`);
-      else noticeLogger[kind === 'WARNING' ? 'warn' : 'info']({ event: 'provider.notice' }, `oidc-provider: ${text}`);
-    };
+      };
+    }
   }
+  return () => {
+    const at = noticeLoggers.lastIndexOf(logger);
+    if (at >= 0) noticeLoggers.splice(at, 1);
+  };
 }
