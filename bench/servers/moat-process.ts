@@ -27,7 +27,7 @@
  *   that tier-up in this V8. On Postgres + Redis no WebAssembly is on the request path (undici's
  *   HTTP parser for outgoing calls is the only other module). The flag makes V8 abort where Liftoff
  *   cannot compile, which on x86-64 happens without SSE4.1 (before ~2011, QEMU's qemu64 model):
- *   scripts/with-node.sh leaves it out on such a CPU, and the Dockerfile says to.
+ *   scripts/with-node.sh, which `npm start` and the image's ENTRYPOINT run, leaves it out on such a CPU.
  */
 export const MOAT_NODE_FLAGS = ['--max-semi-space-size=16', '--heap-growing-percent=30', '--liftoff-only'] as const;
 export const MOAT_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' } as const;
