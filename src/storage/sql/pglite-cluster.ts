@@ -9,7 +9,7 @@
  * system when it exits, at the cost of one more Node start and WebAssembly compilation (~0.6 s, once).
  * Issue 20: the embedded default under 350 MiB. While it runs, the child itself peaks near 700 MiB
  * of RSS, so a first start needs that much memory to spare: it keeps PGlite's WebAssembly in V8's
- * baseline compiler (`--liftoff-only`, as Moat's own process is started: bench/servers/moat-process.ts),
+ * baseline compiler when Moat's own process does (`--liftoff-only`: bench/servers/moat-process.ts),
  * since TurboFan's compilation of Postgres's hottest functions took it to 1.1 GiB and 7.8 s of CPU
  * (4.9 s without it; `/usr/bin/time -f %M node [--liftoff-only] src/storage/sql/pglite-cluster.ts <dir>`).
  *
@@ -17,7 +17,7 @@
  * last, since PGlite (and `holdsPgliteCluster`) take PG_VERSION to mean a cluster is there.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
@@ -70,18 +70,11 @@ export async function createPgliteCluster(dataDir: string, options: { timeoutMs?
 }
 
 /**
- * `--liftoff-only` makes V8 abort where its baseline compiler gives up, which on x86-64 it does for
- * some instructions without SSE4.1 (CPUs before ~2011, QEMU's qemu64 model); there initdb runs as V8
- * likes (scripts/with-node.sh drops the flag for Moat itself on such a CPU).
+ * The child compiles WebAssembly as this process does: with `--liftoff-only` where Moat was started
+ * with it (npm start, the image), which scripts/with-node.sh decides, once, for the CPU it runs on
+ * (V8 aborts with it on an x86-64 CPU without SSE4.1).
  */
-function baselineCompilerSuffices(): boolean {
-  if (process.arch !== 'x64' || process.platform !== 'linux') return true;
-  try {
-    return /\bsse4_1\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
-  } catch {
-    return true;
-  }
-}
+const WASM_COMPILER_FLAGS = process.execArgv.filter((flag) => flag === '--liftoff-only');
 
 async function runInitdbChild(dataDir: string, building: string, timeoutMs: number): Promise<void> {
   // NODE_OPTIONS is the operator's for Moat (an inspector port, a tracing agent), not for initdb.
@@ -89,8 +82,7 @@ async function runInitdbChild(dataDir: string, building: string, timeoutMs: numb
   let child: ChildProcess;
   try {
     // The IPC channel tells the child when this process is gone, so an interrupted start leaves no initdb running.
-    const flags = baselineCompilerSuffices() ? ['--liftoff-only'] : [];
-    child = spawn(process.execPath, [...flags, THIS_MODULE, building], {
+    child = spawn(process.execPath, [...WASM_COMPILER_FLAGS, THIS_MODULE, building], {
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       env,
       timeout: timeoutMs,
