@@ -165,9 +165,10 @@ export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult>
     const pool = createTlsPool({ origin, serverCaPem: ctx.fixtures.sandbox.serverCaPem, identity: ctx.fixtures.tpp, connections });
     try {
       // The TPP registered with the main Moat target lives in the same Postgres: no registration here.
-      const run = loop(connections, async () => {
+      const request = async () => {
         await clientCredentials(pool, ctx.moat.client);
-      });
+      };
+      const run = loop(connections, request);
       // What the tree spends with no request at all (timers, pools, subscriptions, each worker's own):
       // divided over fewer requests per process, it is part of the CPU per request.
       const idleBefore = await handle.stats();
@@ -203,9 +204,7 @@ export async function clusterScaling(ctx: BenchContext): Promise<ScenarioResult>
             perSecond,
             durationMs: ctx.options.durationSeconds * 1000,
             maxInFlight: connections,
-            operation: async () => {
-              await clientCredentials(pool, ctx.moat.client);
-            },
+            operation: request,
           });
           skipped = result.skipped;
           return result;
